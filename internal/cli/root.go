@@ -1,0 +1,134 @@
+// Package cli implements the agentcloud command line: one file per
+// subcommand, each a constructor returning a *cobra.Command. It talks to the
+// daemon through client/ only, except `serve`, which starts internal/daemon.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/auth"
+	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	server string
+	token  string
+	data   string
+	output string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Main runs the CLI with args (without the program name) and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		return int(ec)
+	}
+	fmt.Fprintf(stderr, "agentcloud: %s\n", describe(err))
+	return 1
+}
+
+// exitCode is returned by commands that exit with a specific status.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func describe(err error) string {
+	var p *api.Problem
+	if errors.As(err, &p) {
+		s := fmt.Sprintf("%s (%d %s)", p.Detail, p.Status, p.Kind())
+		if p.Field != "" {
+			s += " [field: " + p.Field + "]"
+		}
+		if p.Status == 401 {
+			s += "\nhint: pass --token or set AGENTCLOUD_TOKEN (a local daemon's admin token is in <data>/admin.token)"
+		}
+		return s
+	}
+	return err.Error()
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "agentcloud",
+		Short: "A self-hostable cloud for AI agents",
+		Long: `agentcloud runs durable agent sessions, sandboxes for agent-written code,
+and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			switch g.output {
+			case "text", "json":
+				return nil
+			}
+			return fmt.Errorf("invalid --output %q: want text or json", g.output)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", os.Getenv("AGENTCLOUD_SERVER"), "daemon URL (env AGENTCLOUD_SERVER; default: <data>/api.addr, else "+client.DefaultServer+")")
+	pf.StringVar(&g.token, "token", os.Getenv("AGENTCLOUD_TOKEN"), "bearer token (env AGENTCLOUD_TOKEN; default: <data>/admin.token)")
+	pf.StringVar(&g.data, "data", envOr("AGENTCLOUD_DATA", "./agentcloud-data"), "data directory (env AGENTCLOUD_DATA)")
+	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.AddCommand(newVersionCmd(g), newServeCmd(g), newStatusCmd(g))
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// client builds an API client from the global flags, finding a local
+// daemon's address and admin token in the data dir when not given.
+func (g *globals) client() (*client.Client, error) {
+	server, token := g.server, g.token
+	if server == "" {
+		if b, err := os.ReadFile(filepath.Join(g.data, daemon.AddrFile)); err == nil {
+			server = "http://" + strings.TrimSpace(string(b))
+		}
+	}
+	if token == "" {
+		if b, err := os.ReadFile(filepath.Join(g.data, auth.TokenFile)); err == nil {
+			token = strings.TrimSpace(string(b))
+		}
+	}
+	c, err := client.New(server, token)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --server: %w", err)
+	}
+	return c, nil
+}
+
+// print writes v as JSON with --output json, or calls text otherwise.
+func (g *globals) print(v any, text func(w io.Writer)) error {
+	if g.output == "json" {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(g.stdout)
+	return nil
+}

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	cfg := config.Default()
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run an agentcloud node (embedded NATS storage by default)",
+		Long: `Run an agentcloud node. Settings come from defaults, then --config FILE (JSON),
+then AGENTCLOUD_* environment variables, then flags. On first start the
+daemon writes an admin token to <data>/admin.token (mode 0600).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			final := config.Default()
+			if configFile != "" {
+				if err := final.LoadFile(configFile); err != nil {
+					return err
+				}
+			}
+			if err := final.LoadEnv(os.LookupEnv); err != nil {
+				return fmt.Errorf("environment: %w", err)
+			}
+			// Flags the user set win over file and environment.
+			cmd.Flags().Visit(func(f *pflag.Flag) { applyFlag(&final, &cfg, f.Name) })
+			if cmd.Flags().Changed("data") {
+				final.Data = g.data
+			}
+			if err := final.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration: %w", err)
+			}
+			log := newLogger(final, g.stderr)
+			return serve(cmd.Context(), final, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "JSON config file")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP API address")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "expose the embedded NATS server on this address")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use an existing NATS server or cluster instead of the embedded one")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto, text or json")
+	f.Var(&cfg.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish on shutdown")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body limit")
+	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name")
+	return cmd
+}
+
+func applyFlag(dst, src *config.Config, name string) {
+	switch name {
+	case "listen":
+		dst.Listen = src.Listen
+	case "nats-listen":
+		dst.NATSListen = src.NATSListen
+	case "nats-url":
+		dst.NATSURL = src.NATSURL
+	case "log-level":
+		dst.LogLevel = src.LogLevel
+	case "log-format":
+		dst.LogFormat = src.LogFormat
+	case "shutdown-timeout":
+		dst.ShutdownTimeout = src.ShutdownTimeout
+	case "max-body-bytes":
+		dst.MaxBodyBytes = src.MaxBodyBytes
+	case "node-id":
+		dst.NodeID = src.NodeID
+	}
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	level, _ := config.ParseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// serve runs the daemon until SIGINT or SIGTERM, then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "reason", context.Cause(ctx))
+	stop()
+	return d.Shutdown(context.Background())
+}

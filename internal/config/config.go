@@ -1,0 +1,292 @@
+// Package config defines the daemon's configuration: defaults, an optional
+// JSON config file, AGENTCLOUD_* environment variables and command-line flags,
+// merged in that order (later wins) and validated in one step. Errors name the
+// field and what is allowed. It does not start anything.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the daemon's configuration. JSON names are the config file keys;
+// the env var for a field is AGENTCLOUD_ plus the upper-cased JSON name.
+type Config struct {
+	// Data is the data directory.
+	Data string `json:"data"`
+	// Listen is the HTTP API address.
+	Listen string `json:"listen"`
+	// NATSListen exposes the embedded NATS server on this address ("" = none).
+	NATSListen string `json:"nats_listen"`
+	// NATSURL uses an external NATS server instead of the embedded one.
+	NATSURL string `json:"nats_url"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+	// LogFormat is auto (text on a terminal, JSON otherwise), text or json.
+	LogFormat string `json:"log_format"`
+	// ShutdownTimeout bounds how long in-flight requests may finish.
+	ShutdownTimeout Duration `json:"shutdown_timeout"`
+	// MaxBodyBytes caps request bodies.
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// ReadTimeout and WriteTimeout bound one request.
+	ReadTimeout  Duration `json:"read_timeout"`
+	WriteTimeout Duration `json:"write_timeout"`
+	// NodeID names this node (default: hostname).
+	NodeID string `json:"node_id"`
+}
+
+// Default returns the embedded single-node defaults.
+func Default() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node"
+	}
+	return Config{
+		Data:            "./agentcloud-data",
+		Listen:          "127.0.0.1:7070",
+		LogLevel:        "info",
+		LogFormat:       "auto",
+		ShutdownTimeout: Duration(10 * time.Second),
+		MaxBodyBytes:    16 << 20,
+		ReadTimeout:     Duration(60 * time.Second),
+		WriteTimeout:    Duration(5 * time.Minute),
+		NodeID:          host,
+	}
+}
+
+// Duration is a time.Duration that reads and writes as "10s".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String implements fmt.Stringer and pflag.Value.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Set implements pflag.Value.
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration like 10s or 1m30s: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Type implements pflag.Value.
+func (d *Duration) Type() string { return "duration" }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads "10s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`want a string duration like "10s"`)
+	}
+	return d.Set(s)
+}
+
+// FieldError is one invalid setting.
+type FieldError struct {
+	Field  string // JSON/flag name, e.g. "listen"
+	Value  string
+	Detail string // what is allowed
+}
+
+func (e FieldError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Detail)
+}
+
+// Errors is every invalid setting found in one pass.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// LoadFile merges a JSON config file into c. Unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	return c.decode(f, path)
+}
+
+func (c *Config) decode(r io.Reader, name string) error {
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", name, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config file %s: %w", name, describeJSONError(data, err))
+	}
+	if dec.More() {
+		return fmt.Errorf("config file %s: trailing data after the JSON object", name)
+	}
+	return nil
+}
+
+func describeJSONError(data []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line, col := lineCol(data, se.Offset)
+		return fmt.Errorf("line %d column %d: %w", line, col, err)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("field %q: want %s, got JSON %s", te.Field, te.Type, te.Value)
+	}
+	return err
+}
+
+func lineCol(data []byte, off int64) (int, int) {
+	line, col := 1, 1
+	for i := int64(0); i < off && i < int64(len(data)); i++ {
+		if data[i] == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// LoadEnv merges AGENTCLOUD_* variables from lookup (os.LookupEnv).
+func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
+	var errs Errors
+	str := func(name string, dst *string) {
+		if v, ok := lookup("AGENTCLOUD_" + name); ok {
+			*dst = v
+		}
+	}
+	dur := func(name string, dst *Duration) {
+		if v, ok := lookup("AGENTCLOUD_" + name); ok {
+			if err := dst.Set(v); err != nil {
+				errs = append(errs, FieldError{"AGENTCLOUD_" + name, v, err.Error()})
+			}
+		}
+	}
+	str("DATA", &c.Data)
+	str("LISTEN", &c.Listen)
+	str("NATS_LISTEN", &c.NATSListen)
+	str("NATS_URL", &c.NATSURL)
+	str("LOG_LEVEL", &c.LogLevel)
+	str("LOG_FORMAT", &c.LogFormat)
+	str("NODE_ID", &c.NodeID)
+	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	dur("READ_TIMEOUT", &c.ReadTimeout)
+	dur("WRITE_TIMEOUT", &c.WriteTimeout)
+	if v, ok := lookup("AGENTCLOUD_MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, FieldError{"AGENTCLOUD_MAX_BODY_BYTES", v, "want a whole number of bytes"})
+		}
+		c.MaxBodyBytes = n
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Validate checks every field and reports all problems at once.
+func (c Config) Validate() error {
+	var errs Errors
+	add := func(field, value, detail string) { errs = append(errs, FieldError{field, value, detail}) }
+	if strings.TrimSpace(c.Data) == "" {
+		add("data", c.Data, "must name a directory")
+	}
+	if err := checkAddr(c.Listen); err != nil {
+		add("listen", c.Listen, err.Error())
+	}
+	if c.NATSListen != "" {
+		if err := checkAddr(c.NATSListen); err != nil {
+			add("nats_listen", c.NATSListen, err.Error())
+		}
+	}
+	if c.NATSURL != "" {
+		if c.NATSListen != "" {
+			add("nats_listen", c.NATSListen, "cannot be combined with nats_url (no embedded server runs then)")
+		}
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			pu, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Host == "" {
+				add("nats_url", c.NATSURL, "want nats://host:port (comma-separated for a cluster)")
+				break
+			}
+		}
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		add("log_level", c.LogLevel, "want one of debug, info, warn, error")
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		add("log_format", c.LogFormat, "want one of auto, text, json")
+	}
+	if c.ShutdownTimeout.D() <= 0 || c.ShutdownTimeout.D() > 10*time.Minute {
+		add("shutdown_timeout", c.ShutdownTimeout.String(), "want a duration between 1ms and 10m")
+	}
+	if c.ReadTimeout.D() <= 0 {
+		add("read_timeout", c.ReadTimeout.String(), "want a positive duration")
+	}
+	if c.WriteTimeout.D() <= 0 {
+		add("write_timeout", c.WriteTimeout.String(), "want a positive duration")
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 1<<30 {
+		add("max_body_bytes", strconv.FormatInt(c.MaxBodyBytes, 10), "want between 1024 and 1073741824")
+	}
+	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " /\t\n.*>") {
+		add("node_id", c.NodeID, "want a non-empty name without spaces, dots, slashes or wildcards")
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. 127.0.0.1:7070")
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return errors.New("host must be an IP address or localhost")
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return errors.New("port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+// ParseLevel reads a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	if err != nil || !strings.Contains("debug info warn error", strings.ToLower(s)) || s == "" {
+		return 0, fmt.Errorf("unknown log level %q", s)
+	}
+	return l, nil
+}

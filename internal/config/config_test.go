@@ -1,0 +1,110 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateNamesFields(t *testing.T) {
+	cases := []struct {
+		name  string
+		mod   func(*Config)
+		field string
+	}{
+		{"listen no port", func(c *Config) { c.Listen = "localhost" }, "listen"},
+		{"listen bad host", func(c *Config) { c.Listen = "exa mple:80" }, "listen"},
+		{"listen big port", func(c *Config) { c.Listen = "127.0.0.1:70000" }, "listen"},
+		{"empty data", func(c *Config) { c.Data = " " }, "data"},
+		{"level", func(c *Config) { c.LogLevel = "loud" }, "log_level"},
+		{"format", func(c *Config) { c.LogFormat = "xml" }, "log_format"},
+		{"nats url", func(c *Config) { c.NATSURL = "http://x" }, "nats_url"},
+		{"nats both", func(c *Config) { c.NATSURL = "nats://127.0.0.1:4222"; c.NATSListen = "127.0.0.1:4222" }, "nats_listen"},
+		{"body", func(c *Config) { c.MaxBodyBytes = 1 }, "max_body_bytes"},
+		{"shutdown", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout"},
+		{"node", func(c *Config) { c.NodeID = "a.b" }, "node_id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mod(&c)
+			err := c.Validate()
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != tc.field {
+				t.Fatalf("want one error on %s, got %v", tc.field, err)
+			}
+			if errs[0].Detail == "" {
+				t.Fatal("error does not say what is allowed")
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "c.json")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c := Default()
+	if err := c.LoadFile(write(`{"listen":"127.0.0.1:9999","shutdown_timeout":"3s"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9999" || c.ShutdownTimeout.D() != 3*time.Second {
+		t.Fatalf("not applied: %+v", c)
+	}
+	for in, want := range map[string]string{
+		`{"lisen":"x"}`:              `unknown field "lisen"`,
+		"{\n\"listen\": ,}":          "line 2",
+		`{"max_body_bytes":"big"}`:   `field "max_body_bytes"`,
+		`{"shutdown_timeout":"ten"}`: "duration",
+		`{} {}`:                      "trailing data",
+	} {
+		c := Default()
+		err := c.LoadFile(write(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want error containing %q, got %v", in, want, err)
+		}
+	}
+}
+
+func TestLoadEnv(t *testing.T) {
+	env := map[string]string{"AGENTCLOUD_LISTEN": "127.0.0.1:1", "AGENTCLOUD_SHUTDOWN_TIMEOUT": "2s", "AGENTCLOUD_MAX_BODY_BYTES": "2048"}
+	c := Default()
+	if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:1" || c.ShutdownTimeout.D() != 2*time.Second || c.MaxBodyBytes != 2048 {
+		t.Fatalf("not applied: %+v", c)
+	}
+	env = map[string]string{"AGENTCLOUD_READ_TIMEOUT": "soon"}
+	err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err == nil || !strings.Contains(err.Error(), "AGENTCLOUD_READ_TIMEOUT") {
+		t.Fatalf("want error naming the variable, got %v", err)
+	}
+}
+
+func FuzzConfigFile(f *testing.F) {
+	f.Add(`{"listen":"127.0.0.1:1"}`)
+	f.Add(`{"shutdown_timeout":"1s","max_body_bytes":5}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, s string) {
+		c := Default()
+		if err := c.decode(strings.NewReader(s), "fuzz"); err != nil {
+			return
+		}
+		_ = c.Validate() // must not panic
+	})
+}

@@ -1,0 +1,191 @@
+// Package daemon is agentcloud's composition root: the one package that
+// constructs every part (store, HTTP API, and the product packages as they
+// land) and wires them together. It owns process lifecycle: start, readiness,
+// graceful shutdown. It holds no product logic of its own.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/auth"
+	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// AddrFile is written in the data dir with the API's actual listen address,
+// so clients and tests can find a daemon started on port 0.
+const AddrFile = "api.addr"
+
+// Daemon is one running agentcloud node.
+type Daemon struct {
+	cfg     config.Config
+	log     *slog.Logger
+	started time.Time
+
+	lock    *os.File
+	store   *store.Store
+	reg     *prometheus.Registry
+	router  *httpapi.Router
+	srv     *http.Server
+	ln      net.Listener
+	ready   atomic.Bool
+	stopped chan struct{}
+}
+
+// New validates cfg and prepares a daemon; Start brings it up.
+func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Daemon{cfg: cfg, log: log, stopped: make(chan struct{})}, nil
+}
+
+// Start opens the store, builds the API and starts listening. It returns
+// once the daemon is ready to serve.
+func (d *Daemon) Start(ctx context.Context) (err error) {
+	d.started = time.Now()
+	defer func() {
+		if err != nil {
+			d.closeParts()
+		}
+	}()
+	if err := os.MkdirAll(d.cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", d.cfg.Data, err)
+	}
+	if err := d.lockDataDir(); err != nil {
+		return err
+	}
+	bootstrap, err := auth.LoadOrCreate(d.cfg.Data)
+	if err != nil {
+		return err
+	}
+	d.store, err = store.Open(ctx, store.Options{
+		Dir: d.cfg.Data, Listen: d.cfg.NATSListen, URL: d.cfg.NATSURL,
+		Logger: d.log.With("component", "store"),
+	})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.router = httpapi.NewRouter(httpapi.Options{
+		Logger:       d.log.With("component", "http"),
+		Auth:         bootstrap,
+		Metrics:      httpapi.NewMetrics(d.reg),
+		MaxBodyBytes: d.cfg.MaxBodyBytes,
+	})
+	d.routes()
+
+	d.ln, err = net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", d.cfg.Listen, err)
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	d.srv = &http.Server{
+		Handler:           d.router,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       d.cfg.ReadTimeout.D(),
+		WriteTimeout:      d.cfg.WriteTimeout.D(),
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	if err := writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.ln.Addr().String()+"\n")); err != nil {
+		return err
+	}
+	go func() {
+		if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http server stopped", "err", err)
+		}
+	}()
+	d.ready.Store(true)
+	d.log.Info("agentcloud ready", "listen", d.ln.Addr().String(), "data", d.cfg.Data,
+		"store", d.store.Mode(), "sync", d.store.SyncMode(), "startup", time.Since(d.started).Round(time.Microsecond))
+	return nil
+}
+
+// Addr is the API's listen address (valid after Start).
+func (d *Daemon) Addr() string { return d.ln.Addr().String() }
+
+// DataDir is the daemon's data directory.
+func (d *Daemon) DataDir() string { return d.cfg.Data }
+
+// Handler is the daemon's HTTP handler (for in-process tests).
+func (d *Daemon) Handler() http.Handler { return d.router }
+
+// Shutdown stops accepting, lets in-flight requests finish within the
+// configured timeout, then flushes and closes the store.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.ready.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.ShutdownTimeout.D())
+	defer cancel()
+	var errs []error
+	if d.srv != nil {
+		if err := d.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			_ = d.srv.Close()
+		}
+	}
+	d.closeParts()
+	close(d.stopped)
+	d.log.Info("agentcloud stopped")
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) closeParts() {
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.log.Warn("close store", "err", err)
+		}
+		d.store = nil
+	}
+	if d.lock != nil {
+		_ = syscall.Flock(int(d.lock.Fd()), syscall.LOCK_UN)
+		_ = d.lock.Close()
+		d.lock = nil
+	}
+}
+
+// lockDataDir makes sure one daemon at a time uses a data dir.
+func (d *Daemon) lockDataDir() error {
+	f, err := os.OpenFile(filepath.Join(d.cfg.Data, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("data dir %s is in use by another agentcloud daemon (lock held): %w", d.cfg.Data, err)
+	}
+	d.lock = f
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	principalKey
+)
+
+// RequestID returns the request's ID ("" outside a request).
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}
+
+// Principal is who made a request, as established by an Authenticator.
+type Principal struct {
+	// ID is a stable name such as "admin" or a SPIFFE ID.
+	ID string
+	// Kind is admin, user, agent, session, sandbox or node.
+	Kind string
+}
+
+// PrincipalFrom returns the authenticated principal of a request.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey).(Principal)
+	return p, ok
+}
+
+// WithPrincipal returns ctx carrying p (for tests and internal calls).
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey, p)
+}
+
+// Authenticator establishes who sent a request. It returns an
+// api.KindUnauthenticated problem when the credentials are missing or bad.
+type Authenticator interface {
+	Authenticate(r *http.Request) (Principal, error)
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush forwards to the underlying writer so streaming works.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}
+
+// Metrics are the HTTP layer's Prometheus collectors.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+// NewMetrics registers the HTTP collectors on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agentcloud_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "agentcloud_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"route"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agentcloud_http_requests_in_flight", Help: "HTTP requests being served.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.inflight)
+	return m
+}
+
+// wrap applies the common chain around one route's handler.
+func (rt *Router) wrap(route string, public bool, h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(ctx)
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set("X-Request-Id", id)
+		if rt.metrics != nil {
+			rt.metrics.inflight.Inc()
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				rt.log.ErrorContext(ctx, "panic in handler", "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					WriteProblem(sw, r, nil, api.Errorf(api.KindInternal, "internal error (request %s)", id))
+				}
+			}
+			el := time.Since(start)
+			if rt.metrics != nil {
+				rt.metrics.inflight.Dec()
+				rt.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+				rt.metrics.duration.WithLabelValues(route).Observe(el.Seconds())
+			}
+			lvl := slog.LevelDebug
+			if sw.status >= 500 {
+				lvl = slog.LevelWarn
+			}
+			rt.log.Log(ctx, lvl, "http", "method", r.Method, "path", r.URL.Path, "route", route,
+				"status", sw.status, "bytes", sw.bytes, "dur", el, "req_id", id)
+		}()
+		if r.Body != nil && rt.maxBody > 0 {
+			r.Body = http.MaxBytesReader(sw, r.Body, rt.maxBody)
+			if r.ContentLength > rt.maxBody {
+				WriteProblem(sw, r, rt.log, api.Errorf(api.KindTooLarge, "request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, rt.maxBody))
+				return
+			}
+		}
+		if !public {
+			if rt.auth == nil {
+				WriteProblem(sw, r, rt.log, api.Errorf(api.KindUnauthenticated, "no authenticator configured"))
+				return
+			}
+			p, err := rt.auth.Authenticate(r)
+			if err != nil {
+				WriteProblem(sw, r, rt.log, err)
+				return
+			}
+			r = r.WithContext(WithPrincipal(r.Context(), p))
+		}
+		if err := h(sw, r); err != nil {
+			if sw.status != 0 {
+				// Headers are gone; the best we can do is log.
+				rt.log.WarnContext(ctx, "error after response started", "route", route, "err", err)
+				return
+			}
+			WriteProblem(sw, r, rt.log, err)
+		}
+	})
+}

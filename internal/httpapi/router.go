@@ -1,0 +1,111 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// HandlerFunc serves a request; a returned error becomes a problem+json
+// answer (if nothing was written yet).
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Route describes one endpoint: how it is served and how it is documented.
+type Route struct {
+	Method  string // GET, POST, ...; "" for any method
+	Path    string // ServeMux pattern path, e.g. /v1/sandboxes/{id}
+	Summary string
+	Tag     string
+	// Request and Response are zero values of the wire types (nil if none);
+	// the OpenAPI document is derived from them.
+	Request  any
+	Response any
+	// Status is the success status (default 200).
+	Status int
+	// Public routes skip authentication.
+	Public bool
+	// Raw marks routes whose bodies are not JSON (e.g. /metrics).
+	RawContentType string
+	Handler        HandlerFunc
+}
+
+// Router is an http.Handler made of documented routes.
+type Router struct {
+	mux     *http.ServeMux
+	routes  []Route
+	log     *slog.Logger
+	auth    Authenticator
+	metrics *Metrics
+	maxBody int64
+}
+
+// Options configures a Router.
+type Options struct {
+	Logger       *slog.Logger
+	Auth         Authenticator
+	Metrics      *Metrics
+	MaxBodyBytes int64
+}
+
+// NewRouter returns an empty router.
+func NewRouter(o Options) *Router {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Router{mux: http.NewServeMux(), log: o.Logger, auth: o.Auth, metrics: o.Metrics, maxBody: o.MaxBodyBytes}
+}
+
+// Handle registers a route. Every endpoint goes through here, so every
+// endpoint is in the OpenAPI document and behind the middleware chain.
+func (rt *Router) Handle(r Route) {
+	pattern := r.Path
+	if r.Method != "" {
+		pattern = r.Method + " " + r.Path
+	}
+	rt.mux.Handle(pattern, rt.wrap(pattern, r.Public, r.Handler))
+	rt.routes = append(rt.routes, r)
+}
+
+// Routes lists the registered routes sorted by path then method.
+func (rt *Router) Routes() []Route {
+	out := append([]Route(nil), rt.routes...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+// ServeHTTP dispatches to a route, or answers 404/405 as problem+json.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := rt.mux.Handler(r)
+	if pattern != "" {
+		rt.mux.ServeHTTP(w, r) // sets r.Pattern and path values
+		return
+	}
+	// Let the mux decide between 404, 405 and redirects, then speak problem+json.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	fallback := rt.wrap("unmatched", true, func(w http.ResponseWriter, r *http.Request) error {
+		switch rec.Code {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.Header().Get("Allow"))
+			return api.Errorf(api.KindMethodNotAllowed, "method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, rec.Header().Get("Allow"))
+		case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			return nil
+		default:
+			return api.Errorf(api.KindNotFound, "no route for %s %s; see /openapi.json", r.Method, strings.ReplaceAll(r.URL.Path, "\n", ""))
+		}
+	})
+	fallback.ServeHTTP(w, r)
+}

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+)
+
+func openTest(t testing.TB, noSync bool) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{Dir: t.TempDir(), NoSync: noSync})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestKV(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, false)
+	kv, err := s.KV(ctx, "test", KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get missing: want ErrNotFound, got %v", err)
+	}
+	rev, err := kv.Create(ctx, "a.b", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, "a.b", []byte("2")); !errors.Is(err, ErrExists) {
+		t.Fatalf("create twice: want ErrExists, got %v", err)
+	}
+	if _, err := kv.Update(ctx, "a.b", []byte("3"), rev+10); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale update: want ErrConflict, got %v", err)
+	}
+	if _, err := kv.Update(ctx, "a.b", []byte("4"), rev); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	e, err := kv.Get(ctx, "a.b")
+	if err != nil || string(e.Value) != "4" {
+		t.Fatalf("get: %q %v", e.Value, err)
+	}
+	for _, k := range []string{"a.c", "b.a", "a.d.e"} {
+		if _, err := kv.Put(ctx, k, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := kv.Keys(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a.b", "a.c", "a.d.e"}; !slices.Equal(keys, want) {
+		t.Fatalf("keys: got %v want %v", keys, want)
+	}
+	if err := kv.Delete(ctx, "a.b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "never"); err != nil {
+		t.Fatalf("delete absent: %v", err)
+	}
+	if _, err := kv.Get(ctx, "a.b"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get deleted: %v", err)
+	}
+	if _, err := kv.Put(ctx, "bad key", nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid key: want ErrInvalid, got %v", err)
+	}
+}
+
+func TestLog(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, false)
+	l, err := s.Log(ctx, "EVENTS", LogOptions{Subjects: []string{"ev.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		subj := "ev.a"
+		if i%2 == 1 {
+			subj = "ev.b"
+		}
+		if _, err := l.Append(ctx, subj, fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := l.Read(ctx, 1, 100, "")
+	if err != nil || len(all) != 5 {
+		t.Fatalf("read all: %d %v", len(all), err)
+	}
+	bs, err := l.Read(ctx, 1, 100, "ev.b")
+	if err != nil || len(bs) != 2 || string(bs[1].Data) != "3" {
+		t.Fatalf("read filtered: %+v %v", bs, err)
+	}
+	page, err := l.Read(ctx, 2, 2, "")
+	if err != nil || len(page) != 2 || page[0].Seq != 2 {
+		t.Fatalf("page: %+v %v", page, err)
+	}
+}
+
+func TestBlobs(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, false)
+	b, err := s.Blobs(ctx, "blobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 300_000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	if err := b.Put(ctx, "x", big); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Get(ctx, "x")
+	if err != nil || !slices.Equal(got, big) {
+		t.Fatalf("get: len %d %v", len(got), err)
+	}
+	if err := b.Delete(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get deleted: %v", err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := s.KV(ctx, "k", KVOptions{})
+	if _, err := kv.Put(ctx, "x", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kv, _ = s.KV(ctx, "k", KVOptions{})
+	e, err := kv.Get(ctx, "x")
+	if err != nil || string(e.Value) != "kept" {
+		t.Fatalf("after reopen: %q %v", e.Value, err)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil || st.Streams != 1 || st.Messages != 1 {
+		t.Fatalf("stats: %+v %v", st, err)
+	}
+}
+
+func TestConcurrentPuts(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, true)
+	kv, _ := s.KV(ctx, "c", KVOptions{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				if _, err := kv.Put(ctx, Key("w", fmt.Sprint(w), fmt.Sprint(i)), []byte("v")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	keys, err := kv.Keys(ctx, "w")
+	if err != nil || len(keys) != 400 {
+		t.Fatalf("keys: %d %v", len(keys), err)
+	}
+}
+
+var keyCases = []string{"", "a", "hello world", "a.b", "=", "ünïcödé", "x/y:z", "*", ">"}
+
+func TestKeyRoundTrip(t *testing.T) {
+	for _, c := range keyCases {
+		k := Key("p", c)
+		parts, err := KeyParts(k)
+		if err != nil || len(parts) != 2 || parts[1] != c {
+			t.Errorf("Key(%q) = %q -> %q %v", c, k, parts, err)
+		}
+	}
+}
+
+func FuzzKey(f *testing.F) {
+	for _, c := range keyCases {
+		f.Add(c)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k := Key(s)
+		for _, c := range []byte(k) {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '='
+			if !ok {
+				t.Fatalf("Key(%q) = %q has invalid byte %q", s, k, c)
+			}
+		}
+		parts, err := KeyParts(k)
+		if err != nil || len(parts) != 1 || parts[0] != s {
+			t.Fatalf("round trip %q -> %q -> %q %v", s, k, parts, err)
+		}
+		_, _ = KeyParts(s) // must not panic on arbitrary input
+	})
+}
