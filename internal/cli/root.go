@@ -90,7 +90,8 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 	pf.StringVar(&g.token, "token", os.Getenv("AGENTCLOUD_TOKEN"), "bearer token (env AGENTCLOUD_TOKEN; default: <data>/admin.token)")
 	pf.StringVar(&g.data, "data", envOr("AGENTCLOUD_DATA", "./agentcloud-data"), "data directory (env AGENTCLOUD_DATA)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.AddCommand(newVersionCmd(g), newServeCmd(g), newStatusCmd(g))
+	root.AddCommand(newVersionCmd(g), newServeCmd(g), newStatusCmd(g), newDeployCmd(g), newDevCmd(g),
+		newAgentsCmd(g), newSessionsCmd(g), newCallCmd(g))
 	return root
 }
 

@@ -58,6 +58,7 @@ daemon writes an admin token to <data>/admin.token (mode 0600).`,
 	f.Var(&cfg.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish on shutdown")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body limit")
 	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name")
+	f.IntVar(&cfg.SessionMemoryMiB, "session-memory-mib", cfg.SessionMemoryMiB, "memory budget for live session isolates (MiB)")
 	return cmd
 }
 
@@ -79,6 +80,8 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.MaxBodyBytes = src.MaxBodyBytes
 	case "node-id":
 		dst.NodeID = src.NodeID
+	case "session-memory-mib":
+		dst.SessionMemoryMiB = src.SessionMemoryMiB
 	}
 }
 

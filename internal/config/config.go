@@ -43,6 +43,9 @@ type Config struct {
 	WriteTimeout Duration `json:"write_timeout"`
 	// NodeID names this node (default: hostname).
 	NodeID string `json:"node_id"`
+	// SessionMemoryMiB is the budget for live session isolates; least
+	// recently used sessions hibernate past it.
+	SessionMemoryMiB int `json:"session_memory_mib"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -52,15 +55,16 @@ func Default() Config {
 		host = "node"
 	}
 	return Config{
-		Data:            "./agentcloud-data",
-		Listen:          "127.0.0.1:7070",
-		LogLevel:        "info",
-		LogFormat:       "auto",
-		ShutdownTimeout: Duration(10 * time.Second),
-		MaxBodyBytes:    16 << 20,
-		ReadTimeout:     Duration(60 * time.Second),
-		WriteTimeout:    Duration(5 * time.Minute),
-		NodeID:          host,
+		Data:             "./agentcloud-data",
+		Listen:           "127.0.0.1:7070",
+		LogLevel:         "info",
+		LogFormat:        "auto",
+		ShutdownTimeout:  Duration(10 * time.Second),
+		MaxBodyBytes:     16 << 20,
+		ReadTimeout:      Duration(60 * time.Second),
+		WriteTimeout:     Duration(5 * time.Minute),
+		NodeID:           host,
+		SessionMemoryMiB: 4096,
 	}
 }
 
@@ -197,6 +201,13 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("READ_TIMEOUT", &c.ReadTimeout)
 	dur("WRITE_TIMEOUT", &c.WriteTimeout)
+	if v, ok := lookup("AGENTCLOUD_SESSION_MEMORY_MIB"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, FieldError{"AGENTCLOUD_SESSION_MEMORY_MIB", v, "want a whole number of MiB"})
+		}
+		c.SessionMemoryMiB = n
+	}
 	if v, ok := lookup("AGENTCLOUD_MAX_BODY_BYTES"); ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -256,6 +267,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 1<<30 {
 		add("max_body_bytes", strconv.FormatInt(c.MaxBodyBytes, 10), "want between 1024 and 1073741824")
+	}
+	if c.SessionMemoryMiB < 16 || c.SessionMemoryMiB > 1<<20 {
+		add("session_memory_mib", strconv.Itoa(c.SessionMemoryMiB), "want between 16 and 1048576")
 	}
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " /\t\n.*>") {
 		add("node_id", c.NodeID, "want a non-empty name without spaces, dots, slashes or wildcards")

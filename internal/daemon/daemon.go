@@ -19,7 +19,10 @@ import (
 
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,14 +38,17 @@ type Daemon struct {
 	log     *slog.Logger
 	started time.Time
 
-	lock    *os.File
-	store   *store.Store
-	reg     *prometheus.Registry
-	router  *httpapi.Router
-	srv     *http.Server
-	ln      net.Listener
-	ready   atomic.Bool
-	stopped chan struct{}
+	lock     *os.File
+	store    *store.Store
+	runtime  *isolate.Runtime
+	proxy    *egress.Proxy
+	sessions *session.Manager
+	reg      *prometheus.Registry
+	router   *httpapi.Router
+	srv      *http.Server
+	ln       net.Listener
+	ready    atomic.Bool
+	stopped  chan struct{}
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.
@@ -82,6 +88,26 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
+		CacheDir: filepath.Join(d.cfg.Data, "wasm-cache"), Logger: d.log.With("component", "isolate"),
+	})
+	if err != nil {
+		return fmt.Errorf("isolate runtime: %w", err)
+	}
+	d.proxy, err = egress.New(egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress")})
+	if err != nil {
+		return fmt.Errorf("egress proxy: %w", err)
+	}
+	d.sessions, err = session.New(ctx, session.Config{
+		Store: d.store, Runtime: d.runtime, Fetcher: sessionFetcher{d.proxy},
+		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, Logger: d.log.With("component", "session"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.sessions.Start(ctx); err != nil {
+		return fmt.Errorf("start sessions: %w", err)
+	}
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.router = httpapi.NewRouter(httpapi.Options{
@@ -91,6 +117,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		MaxBodyBytes: d.cfg.MaxBodyBytes,
 	})
 	d.routes()
+	d.sessions.Routes(d.router)
 
 	d.ln, err = net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
@@ -152,6 +179,22 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 }
 
 func (d *Daemon) closeParts() {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout.D())
+	defer cancel()
+	if d.sessions != nil {
+		if err := d.sessions.Close(ctx); err != nil {
+			d.log.Warn("close sessions", "err", err)
+		}
+		d.sessions = nil
+	}
+	if d.proxy != nil {
+		_ = d.proxy.Close()
+		d.proxy = nil
+	}
+	if d.runtime != nil {
+		_ = d.runtime.Close(ctx)
+		d.runtime = nil
+	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {
 			d.log.Warn("close store", "err", err)

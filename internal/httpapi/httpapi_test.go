@@ -55,7 +55,10 @@ func testRouter(t testing.TB) *Router {
 			return api.Errorf(api.KindNotFound, "widget %q not found", r.PathValue("id"))
 		}})
 	rt.Handle(Route{Method: "GET", Path: "/open", Summary: "public", Public: true,
-		Handler: func(w http.ResponseWriter, r *http.Request) error { WriteJSON(w, 200, map[string]string{"ok": "yes"}); return nil }})
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			WriteJSON(w, 200, map[string]string{"ok": "yes"})
+			return nil
+		}})
 	return rt
 }
 

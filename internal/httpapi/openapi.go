@@ -44,6 +44,12 @@ func (rt *Router) OpenAPI(title, version string) map[string]any {
 		if params != nil {
 			op["parameters"] = params
 		}
+		if r.RequestContentType != "" {
+			op["requestBody"] = map[string]any{
+				"required": true,
+				"content":  map[string]any{r.RequestContentType: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}},
+			}
+		}
 		if r.Request != nil {
 			op["requestBody"] = map[string]any{
 				"required": true,

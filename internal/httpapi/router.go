@@ -28,9 +28,11 @@ type Route struct {
 	Status int
 	// Public routes skip authentication.
 	Public bool
-	// Raw marks routes whose bodies are not JSON (e.g. /metrics).
+	// RawContentType marks routes whose response is not JSON (e.g. /metrics).
 	RawContentType string
-	Handler        HandlerFunc
+	// RequestContentType marks routes whose request body is not JSON.
+	RequestContentType string
+	Handler            HandlerFunc
 }
 
 // Router is an http.Handler made of documented routes.

@@ -1,0 +1,226 @@
+package bundle
+
+import (
+	"fmt"
+	"maps"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	secretRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	toolRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$`)
+	labelRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// maxEnvValue is the largest plain env value, in bytes.
+const maxEnvValue = 4 << 10
+
+// reservedEnv are env keys the runtime sets itself.
+var reservedEnv = map[string]bool{"state": true, "session": true, "tools": true, "secrets": true}
+
+// validate checks the decoded values. Fields that failed to decode hold
+// their zero value and already have a problem, so zero values are skipped
+// where they would only repeat it.
+func (p *parser) validate(m *Manifest) {
+	if m.Name != "" && !nameRE.MatchString(m.Name) {
+		fix := "use 1 to 63 lowercase letters, digits and '-', starting with a letter"
+		if s := slug(m.Name); s != "" {
+			fix += fmt.Sprintf(", such as %q", s)
+		}
+		p.add("name", fmt.Sprintf("%q is not a valid agent name", m.Name), fix)
+	}
+	switch m.Runtime {
+	case RuntimeJS, RuntimeWASM:
+	default:
+		p.add("runtime", fmt.Sprintf("%q is not a runtime", m.Runtime), `use "js" (the default) or "wasm"`)
+	}
+	if m.Entry != "" {
+		p.validateEntry(m.Entry, m.Runtime)
+	}
+	p.eachUnique("egress", m.Egress, func(field, s string) {
+		if problem, fix := checkHostPattern(s); problem != "" {
+			p.add(field, problem, fix)
+		}
+	})
+	p.eachUnique("tools", m.Tools, func(field, s string) {
+		if !toolRE.MatchString(s) {
+			p.add(field, fmt.Sprintf("%q is not a valid tool name", s), "use 1 to 128 letters, digits, '_', '-', '.' or '/', starting with a letter, digit or '_'")
+		}
+	})
+	p.eachUnique("secrets", m.Secrets, func(field, s string) {
+		if !secretRE.MatchString(s) {
+			p.add(field, fmt.Sprintf("%q is not a valid secret name", s), "use 1 to 128 letters, digits and '_', not starting with a digit, such as \"API_KEY\"")
+		}
+	})
+	p.validateEnv(m)
+}
+
+// eachUnique calls check for each element and reports repeats.
+func (p *parser) eachUnique(field string, list []string, check func(field, s string)) {
+	first := map[string]int{}
+	for i, s := range list {
+		f := field + "[" + strconv.Itoa(i) + "]"
+		if j, dup := first[s]; dup {
+			p.add(f, fmt.Sprintf("%q repeats %s[%d]", s, field, j), "remove it")
+			continue
+		}
+		first[s] = i
+		check(f, s)
+	}
+}
+
+func (p *parser) validateEntry(entry string, rt Runtime) {
+	if why := pathProblem(entry); why != "" {
+		fix := "give a path relative to the bundle root, such as \"index.js\""
+		if c := strings.TrimLeft(path.Clean("/"+strings.ReplaceAll(entry, `\`, "/")), "/"); c != "" && c != entry && pathProblem(c) == "" && !strings.Contains(entry, "..") {
+			fix = fmt.Sprintf("write it as %q", c)
+		}
+		p.add("entry", fmt.Sprintf("%q is not a valid path: %s", entry, why), fix)
+		return
+	}
+	ext := path.Ext(entry)
+	switch {
+	case rt == RuntimeJS && ext != ".js" && ext != ".mjs":
+		fix := "point entry at a .js or .mjs module"
+		if ext == ".wasm" {
+			fix = `set "runtime": "wasm", or point entry at a .js module`
+		}
+		p.add("entry", fmt.Sprintf("%q is not a JavaScript module (.js or .mjs) for runtime \"js\"", entry), fix)
+	case rt == RuntimeWASM && ext != ".wasm":
+		p.add("entry", fmt.Sprintf("%q is not a .wasm module for runtime \"wasm\"", entry), `point entry at a .wasm file, or set "runtime": "js"`)
+	}
+}
+
+func (p *parser) validateEnv(m *Manifest) {
+	for _, k := range slices.Sorted(maps.Keys(m.Env)) {
+		field := childPath("env", k)
+		v := m.Env[k]
+		switch {
+		case !identRE.MatchString(k):
+			p.add(field, fmt.Sprintf("%q is not a valid variable name", k), "use letters, digits and '_', not starting with a digit")
+		case reservedEnv[k]:
+			p.add(field, fmt.Sprintf("%q is reserved: the runtime sets env.%s", k, k), "choose another name")
+		case slices.Contains(m.Secrets, k):
+			p.add(field, fmt.Sprintf("%q is also listed in secrets", k), "remove one of them; secrets never go in env")
+		case len(v) > maxEnvValue:
+			p.add(field, fmt.Sprintf("value is %d bytes, above the maximum %d", len(v), maxEnvValue), "shorten it, or put the data in a bundle file")
+		}
+	}
+}
+
+// checkHostPattern validates an egress pattern: a DNS name, or "*." and a
+// name of at least two labels, each optionally followed by ":port". It
+// returns a problem and a fix, or two empty strings.
+func checkHostPattern(s string) (problem, fix string) {
+	if s == "" {
+		return "is empty", "remove it, or write a host such as \"api.example.com\""
+	}
+	if strings.Contains(s, "://") {
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			return fmt.Sprintf("%q is a URL, not a host pattern", s), fmt.Sprintf("write the host only: %q", u.Host)
+		}
+		return fmt.Sprintf("%q is a URL, not a host pattern", s), "write the host only, such as \"api.example.com\""
+	}
+	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+		return fmt.Sprintf("%q has a path; egress is allowed per host", s), fmt.Sprintf("write %q", s[:i])
+	}
+	if strings.ContainsAny(s, "[]") || strings.Count(s, ":") > 1 {
+		return fmt.Sprintf("%q: IP literals other than IPv4 are not supported", s), "use a host name"
+	}
+	host, port, hasPort := strings.Cut(s, ":")
+	if hasPort {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || port[0] == '0' || port[0] == '+' {
+			return fmt.Sprintf("%q has an invalid port %q", s, port), "use a port from 1 to 65535, or leave it out to allow any port"
+		}
+	}
+	if l := strings.ToLower(host); l != host {
+		return fmt.Sprintf("%q has upper-case letters", s), fmt.Sprintf("write %q", strings.ToLower(s))
+	}
+	if host == "*" {
+		return "\"*\" would allow every host", "list the hosts the agent needs, such as \"*.example.com\""
+	}
+	name, wild := strings.CutPrefix(host, "*.")
+	if strings.HasSuffix(name, ".") {
+		return fmt.Sprintf("%q ends with a dot", s), fmt.Sprintf("write %q", strings.Replace(s, host, strings.TrimSuffix(host, "."), 1))
+	}
+	if strings.Contains(name, "*") {
+		return fmt.Sprintf("%q: '*' may only be the whole first label", s), "write a pattern such as \"*.example.com\""
+	}
+	if len(name) > 253 {
+		return fmt.Sprintf("host is %d characters, above the maximum 253", len(name)), "use a valid DNS name"
+	}
+	labels := strings.Split(name, ".")
+	if wild && len(labels) < 2 {
+		return fmt.Sprintf("%q would allow a whole top-level domain", s), "name the domain, such as \"*.example.com\""
+	}
+	for _, l := range labels {
+		if !labelRE.MatchString(l) {
+			return fmt.Sprintf("%q is not a valid host name", s), "use labels of 1 to 63 letters, digits and '-' separated by dots, such as \"api.example.com\""
+		}
+	}
+	return "", ""
+}
+
+// pathProblem says why p is not a clean, safe, slash-separated path
+// relative to the bundle root, or returns "".
+func pathProblem(p string) string {
+	switch {
+	case p == "":
+		return "empty path"
+	case len(p) > MaxPathLen:
+		return fmt.Sprintf("longer than %d bytes", MaxPathLen)
+	case !utf8.ValidString(p):
+		return "not valid UTF-8"
+	case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "contains a control character"
+	case strings.Contains(p, `\`):
+		return "contains a backslash; use '/'"
+	case strings.HasPrefix(p, "/") || (len(p) >= 2 && p[1] == ':'):
+		return "absolute path"
+	}
+	for _, el := range strings.Split(p, "/") {
+		switch el {
+		case "..":
+			return `".." would escape the bundle`
+		case ".":
+			return `contains a "." element`
+		case "":
+			return "contains an empty element"
+		}
+	}
+	return ""
+}
+
+// slug turns s into a valid agent name, or "" if nothing is left.
+func slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	out := strings.TrimRight(b.String(), "-")
+	if out != "" && (out[0] < 'a' || out[0] > 'z') {
+		out = "agent-" + out
+	}
+	if len(out) > 63 {
+		out = strings.TrimRight(out[:63], "-")
+	}
+	if !nameRE.MatchString(out) {
+		return ""
+	}
+	return out
+}

@@ -1,0 +1,218 @@
+// Package egress owns the one way out of agentcloud: an HTTP forward proxy
+// (absolute-URI requests and CONNECT, with optional TLS interception) and a
+// Go API, Proxy.Do, used by isolates. It is default deny: every request is
+// put to a Decider (host, port, method, caller), destinations are resolved
+// by the proxy itself and refused if they land in loopback, private,
+// link-local, CGNAT, multicast, metadata or otherwise reserved ranges, and
+// every decision goes to an Auditor. Secret placeholders are filled in by a
+// hook just before a request leaves. The package does not hold policy or
+// secrets itself; the daemon plugs internal/policy and internal/secrets in.
+package egress
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// Caller identifies who is making an outbound request, normally a session
+// or sandbox SPIFFE ID.
+type Caller struct {
+	ID string
+}
+
+// Request is what a Decider is asked about.
+type Request struct {
+	Caller Caller
+	Scheme string // "http", "https", or "tunnel" for a CONNECT without interception
+	Method string
+	Host   string // lowercased, no port, no brackets
+	Port   int
+	Path   string // empty for a tunnel
+}
+
+// Verdict is a Decider's answer.
+type Verdict int
+
+// Verdicts. The zero value denies.
+const (
+	Deny Verdict = iota
+	Allow
+	Pending // denied now; an approval has been requested
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allowed"
+	case Pending:
+		return "pending_approval"
+	default:
+		return "denied"
+	}
+}
+
+// Decision is a verdict and a short reason for the audit trail.
+type Decision struct {
+	Verdict Verdict
+	Reason  string
+}
+
+// Decider decides each outbound request.
+type Decider interface {
+	DecideEgress(ctx context.Context, req Request) (Decision, error)
+}
+
+// DeciderFunc adapts a function to Decider.
+type DeciderFunc func(ctx context.Context, req Request) (Decision, error)
+
+// DecideEgress calls f.
+func (f DeciderFunc) DecideEgress(ctx context.Context, req Request) (Decision, error) {
+	return f(ctx, req)
+}
+
+// Event is one audited egress decision.
+type Event struct {
+	Time     time.Time
+	Request  Request
+	Outcome  string // Verdict.String(), or "error"
+	Reason   string
+	Secrets  []string // secrets substituted into the request
+	Status   int      // upstream status, when allowed and answered
+	Duration time.Duration
+}
+
+// Auditor receives every decision. Audit must not block for long.
+type Auditor interface {
+	Audit(ctx context.Context, ev Event)
+}
+
+// AuditorFunc adapts a function to Auditor.
+type AuditorFunc func(ctx context.Context, ev Event)
+
+// Audit calls f.
+func (f AuditorFunc) Audit(ctx context.Context, ev Event) { f(ctx, ev) }
+
+// SecretHook substitutes secret placeholders in h for a request to host and
+// returns the names used. An error refuses the request.
+type SecretHook func(ctx context.Context, caller Caller, host string, h http.Header) ([]string, error)
+
+// Resolver resolves names; *net.Resolver implements it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Errors returned by Do (wrapped; test with errors.Is).
+var (
+	ErrDenied          = errors.New("egress denied")
+	ErrPendingApproval = errors.New("egress pending approval")
+	ErrTooLarge        = errors.New("egress size limit exceeded")
+	ErrBadRequest      = errors.New("bad egress request")
+)
+
+// Config configures a Proxy. Only the zero-value defaults noted are applied.
+type Config struct {
+	Decider Decider    // nil denies everything
+	Auditor Auditor    // nil discards
+	Secrets SecretHook // nil leaves headers untouched
+	// Resolver defaults to net.DefaultResolver.
+	Resolver Resolver
+
+	// InterceptCA and InterceptKey enable TLS interception of CONNECT: the
+	// proxy presents a short-lived leaf for the target host, signed by this
+	// CA, so it can apply per-request decisions and substitute secrets.
+	// Without them CONNECT is a plain tunnel decided once per connection.
+	InterceptCA  *x509.Certificate
+	InterceptKey crypto.Signer
+	LeafTTL      time.Duration // default 1h
+
+	// UpstreamRoots verifies upstream servers; nil means the system pool.
+	UpstreamRoots *x509.CertPool
+	// ClientCert, if set, returns the certificate to present upstream for a
+	// caller (for example its X.509-SVID); nil result presents none.
+	ClientCert func(ctx context.Context, caller Caller) (*tls.Certificate, error)
+
+	// Identify names the caller of a proxied request (for example from
+	// Proxy-Authorization). Default: every request is Caller{ID: "anonymous"}.
+	Identify func(r *http.Request) (Caller, error)
+
+	MaxRequestBytes  int64         // default 10 MiB
+	MaxResponseBytes int64         // default 100 MiB
+	Timeout          time.Duration // whole request incl. body; default 60s
+	DialTimeout      time.Duration // default 10s
+
+	// DenyPrefixes are refused in addition to the built-in ranges (for
+	// example the daemon's own public address).
+	DenyPrefixes []netip.Prefix
+
+	// UnsafeAllowLoopback permits loopback upstreams. For tests only.
+	UnsafeAllowLoopback bool
+
+	Logger *slog.Logger     // default discards
+	Now    func() time.Time // default time.Now
+}
+
+func (c Config) withDefaults() Config {
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	if c.LeafTTL <= 0 {
+		c.LeafTTL = time.Hour
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = 10 << 20
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = 100 << 20
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 60 * time.Second
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.Identify == nil {
+		c.Identify = func(*http.Request) (Caller, error) { return Caller{ID: "anonymous"}, nil }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// DeniedError is returned (wrapping ErrDenied or ErrPendingApproval) when a
+// request is refused by policy or by the address rules.
+type DeniedError struct {
+	Request Request
+	Verdict Verdict
+	Reason  string
+	Err     error // the underlying cause, if any (e.g. ErrForbiddenAddress)
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("egress %s %s:%d for %s: %s: %s", e.Request.Method, e.Request.Host, e.Request.Port, e.Request.Caller.ID, e.Verdict, e.Reason)
+}
+
+// Unwrap maps the verdict onto ErrDenied or ErrPendingApproval, plus the
+// cause if there is one.
+func (e *DeniedError) Unwrap() []error {
+	kind := ErrDenied
+	if e.Verdict == Pending {
+		kind = ErrPendingApproval
+	}
+	if e.Err != nil {
+		return []error{kind, e.Err}
+	}
+	return []error{kind}
+}

@@ -1,0 +1,145 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// revokedPrefix is the first key token of every KVRevoker entry, so the
+// revoker can share a bucket with other data.
+const revokedPrefix = "revoked-jti"
+
+// KVRevoker is a Revoker persisted in a store.KV bucket, so revocations
+// survive restarts and are shared by every node using the bucket. Each
+// revoked jti is one key holding the time until which it must stay revoked
+// (the token's expiry plus clock skew); entries past that time are treated
+// as absent and removed by Prune. Lookups read the bucket every time (no
+// cache), so a revocation takes effect on every node at once.
+type KVRevoker struct {
+	kv  store.KV
+	now func() time.Time
+}
+
+var _ Revoker = (*KVRevoker)(nil)
+
+// NewKVRevoker returns a Revoker stored in kv using now as its clock (nil
+// means time.Now).
+func NewKVRevoker(kv store.KV, now func() time.Time) *KVRevoker {
+	if now == nil {
+		now = time.Now
+	}
+	return &KVRevoker{kv: kv, now: now}
+}
+
+type revokedEntry struct {
+	// Until is when the entry may be forgotten: the token's expiry plus
+	// clock skew, after which VerifyJWT rejects the token anyway.
+	Until time.Time `json:"until"`
+}
+
+func revokedKey(jti string) string { return store.Key(revokedPrefix, jti) }
+
+// Revoke marks jti revoked until expiry (plus clock skew). Revoking an
+// already revoked jti keeps the later of the two times.
+func (r *KVRevoker) Revoke(ctx context.Context, jti string, expiry time.Time) error {
+	if jti == "" {
+		return errors.New("revoke: empty token id")
+	}
+	until := expiry.Add(clockSkew).UTC()
+	val, err := json.Marshal(revokedEntry{Until: until})
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", jti, err)
+	}
+	key := revokedKey(jti)
+	for range 10 {
+		_, err := r.kv.Create(ctx, key, val)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("revoke %s: %w", jti, err)
+		}
+		e, err := r.kv.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted (pruned) in between: create again
+		}
+		if err != nil {
+			return fmt.Errorf("revoke %s: %w", jti, err)
+		}
+		if old, err := decodeRevoked(e.Value); err == nil && !old.Until.Before(until) {
+			return nil // already revoked at least as long
+		}
+		_, err = r.kv.Update(ctx, key, val, e.Revision)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("revoke %s: %w", jti, err)
+		}
+	}
+	return fmt.Errorf("revoke %s: too much contention", jti)
+}
+
+// IsRevoked reports whether jti is revoked and its entry has not expired.
+func (r *KVRevoker) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	if jti == "" {
+		return false, nil
+	}
+	e, err := r.kv.Get(ctx, revokedKey(jti))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("is revoked %s: %w", jti, err)
+	}
+	ent, err := decodeRevoked(e.Value)
+	if err != nil {
+		// Fail closed: an unreadable entry still names a revoked token.
+		return true, nil
+	}
+	return !r.now().After(ent.Until), nil
+}
+
+// Prune deletes entries whose tokens have expired (and unreadable ones) and
+// returns how many it deleted. The daemon calls it periodically.
+func (r *KVRevoker) Prune(ctx context.Context) (int, error) {
+	keys, err := r.kv.Keys(ctx, revokedPrefix)
+	if err != nil {
+		return 0, fmt.Errorf("prune revocations: %w", err)
+	}
+	now := r.now()
+	n := 0
+	for _, k := range keys {
+		e, err := r.kv.Get(ctx, k)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("prune revocations: %w", err)
+		}
+		if ent, err := decodeRevoked(e.Value); err == nil && !now.After(ent.Until) {
+			continue
+		}
+		if err := r.kv.Delete(ctx, k); err != nil {
+			return n, fmt.Errorf("prune revocations: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+func decodeRevoked(b []byte) (revokedEntry, error) {
+	var e revokedEntry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return revokedEntry{}, err
+	}
+	if e.Until.IsZero() {
+		return revokedEntry{}, errors.New("revocation entry without time")
+	}
+	return e, nil
+}

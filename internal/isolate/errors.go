@@ -1,0 +1,38 @@
+package isolate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error kinds. Test with errors.Is.
+var (
+	// ErrTimeout: the call's context deadline passed (CPU or wall time).
+	ErrTimeout = errors.New("isolate: time limit exceeded")
+	// ErrMemoryExceeded: the isolate hit its memory limit.
+	ErrMemoryExceeded = errors.New("isolate: memory limit exceeded")
+	// ErrCrashed: the guest trapped or broke the host ABI.
+	ErrCrashed = errors.New("isolate: crashed")
+	// ErrDead: the isolate failed or was closed earlier and cannot be reused.
+	ErrDead = errors.New("isolate: dead")
+	// ErrNoHandler: the module does not export the requested handler
+	// (default.fetch or default.alarm).
+	ErrNoHandler = errors.New("isolate: handler not exported")
+	// ErrBadSnapshot: a snapshot is corrupt, from another format version, or a
+	// delta applied to the wrong template.
+	ErrBadSnapshot = errors.New("isolate: bad snapshot")
+)
+
+// JSError is an exception thrown by agent JavaScript and not caught by it.
+type JSError struct {
+	Name    string // constructor name, e.g. "TypeError"
+	Message string
+	Stack   string // QuickJS backtrace, may be empty
+}
+
+func (e *JSError) Error() string {
+	if e.Name == "" {
+		return "js: " + e.Message
+	}
+	return fmt.Sprintf("js: %s: %s", e.Name, e.Message)
+}

@@ -1,0 +1,418 @@
+package isolate
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// hostFnName is the one host function the prelude calls; the name is baked
+// into the heap (and so into snapshots), which is how QuickJS finds the host
+// callback again after a restore.
+const hostFnName = "__ac_host"
+
+type callKey struct{}
+
+// callCtx is the state of the Go call currently running in an isolate. It
+// travels in the context passed to wazero so host callbacks can find it.
+type callCtx struct {
+	iso  *Isolate
+	host Host
+	ctx  context.Context // the caller's context, for deadline checks
+}
+
+func currentCall(ctx context.Context) *callCtx {
+	c, _ := ctx.Value(callKey{}).(*callCtx)
+	return c
+}
+
+// hostCall implements env.host_call(name, name_len, this, argc, argv) -> JSValue*.
+// A zero result means an exception was thrown into the guest.
+func hostCall(ctx context.Context, m api.Module, s []uint64) {
+	c := currentCall(ctx)
+	if c == nil {
+		panic("isolate: host_call outside an isolate call")
+	}
+	name, ok := m.Memory().Read(uint32(s[0]), uint32(s[1]))
+	argc, argv := uint32(s[3]), uint32(s[4])
+	var res any
+	var err error
+	if !ok || string(name) != hostFnName {
+		err = fmt.Errorf("unknown host function %q", name)
+	} else {
+		res, err = c.dispatch(ctx, argc, argv)
+	}
+	var box uint32
+	if err == nil {
+		box, err = c.toJS(ctx, res)
+	}
+	if err != nil {
+		if isFatal(err) {
+			panic(err) // unwinds the guest; surfaces from the outer call
+		}
+		box = 0
+		if terr := c.throw(ctx, err.Error()); terr != nil {
+			panic(terr)
+		}
+	}
+	s[0] = uint64(box)
+}
+
+func isFatal(err error) bool {
+	return errors.Is(err, ErrCrashed) || errors.Is(err, ErrMemoryExceeded) || errors.Is(err, ErrTimeout)
+}
+
+// throw raises an Error with msg in the guest.
+func (c *callCtx) throw(ctx context.Context, msg string) error {
+	v := c.iso.vm
+	e, err := v.hcall(ctx, v.h.newError)
+	if err != nil {
+		return err
+	}
+	ms, err := v.newString(ctx, true, msg)
+	if err != nil {
+		return err
+	}
+	key, err := v.writeBytes(ctx, true, []byte("message"))
+	if err != nil {
+		return err
+	}
+	if _, err := v.hcall(ctx, v.h.setPropString, uint64(e), uint64(key), uint64(ms)); err != nil {
+		return err
+	}
+	if _, err := v.hcall(ctx, v.h.throw, uint64(e)); err != nil {
+		return err
+	}
+	_, _ = v.hcall(ctx, v.h.free, uint64(key))
+	_, _ = v.hcall(ctx, v.h.freeValue, uint64(ms))
+	_, err = v.hcall(ctx, v.h.freeValue, uint64(e))
+	return err
+}
+
+// args reads the guest arguments after the op name.
+func (c *callCtx) args(ctx context.Context, argc, argv uint32) ([]any, error) {
+	v := c.iso.vm
+	out := make([]any, argc)
+	for i := uint32(0); i < argc; i++ {
+		box := v.u32(argv + 4*i)
+		if ok, err := v.hcall(ctx, v.h.isString, uint64(box)); err != nil {
+			return nil, err
+		} else if ok != 0 {
+			if out[i], err = v.str(ctx, true, box); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if ok, err := v.hcall(ctx, v.h.isArrayBuffer, uint64(box)); err != nil {
+			return nil, err
+		} else if ok != 0 {
+			if out[i], err = v.arrayBuffer(ctx, true, box); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if ok, err := v.hcall(ctx, v.h.isNumber, uint64(box)); err != nil {
+			return nil, err
+		} else if ok != 0 {
+			if out[i], err = v.float(ctx, true, box); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out[i] = nil // undefined, null and anything else
+	}
+	return out, nil
+}
+
+// toJS converts a host result to a new box owned by the caller.
+func (c *callCtx) toJS(ctx context.Context, res any) (uint32, error) {
+	v := c.iso.vm
+	switch x := res.(type) {
+	case nil:
+		return v.hcall(ctx, v.h.dupValue, uint64(v.st.Undefined))
+	case string:
+		return v.newString(ctx, true, x)
+	case []byte:
+		return v.newArrayBuffer(ctx, true, x)
+	case float64:
+		return v.hcall(ctx, v.h.newNumber, math.Float64bits(x))
+	case []any:
+		arr, err := v.hcall(ctx, v.h.newArray)
+		if err != nil {
+			return 0, err
+		}
+		for i, el := range x {
+			b, err := c.toJS(ctx, el)
+			if err != nil {
+				return 0, err
+			}
+			if _, err := v.hcall(ctx, v.h.setPropUint32, uint64(arr), uint64(i), uint64(b)); err != nil {
+				return 0, err
+			}
+			if _, err := v.hcall(ctx, v.h.freeValue, uint64(b)); err != nil {
+				return 0, err
+			}
+		}
+		return arr, nil
+	}
+	return 0, fmt.Errorf("%w: host result of type %T", ErrCrashed, res)
+}
+
+func argString(a []any, i int) string {
+	if i < len(a) {
+		if s, ok := a[i].(string); ok {
+			return s
+		}
+	}
+	return ""
+}
+
+func argBytes(a []any, i int) []byte {
+	if i < len(a) {
+		if b, ok := a[i].([]byte); ok {
+			return b
+		}
+	}
+	return nil
+}
+
+func argNumber(a []any, i int) (float64, bool) {
+	if i < len(a) {
+		if f, ok := a[i].(float64); ok {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// wireRequest / wireResponse are the JSON shapes the prelude exchanges with
+// Go for request and response metadata (bodies travel as ArrayBuffers).
+type wireRequest struct {
+	Method  string      `json:"method"`
+	URL     string      `json:"url"`
+	Headers [][2]string `json:"headers"`
+}
+
+type wireResponse struct {
+	Status     int         `json:"status"`
+	StatusText string      `json:"statusText"`
+	Headers    [][2]string `json:"headers"`
+}
+
+// maxRandom bounds one crypto.getRandomValues call, as in browsers.
+const maxRandom = 65536
+
+func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) {
+	if argc == 0 {
+		return nil, errors.New("host call without op")
+	}
+	a, err := c.args(ctx, argc, argv)
+	if err != nil {
+		return nil, err
+	}
+	op, a := argString(a, 0), a[1:]
+	h := c.host
+	switch op {
+	case "log":
+		h.Log(argString(a, 0), argString(a, 1))
+		return nil, nil
+	case "utf8.encode":
+		return []byte(argString(a, 0)), nil
+	case "utf8.decode":
+		b := argBytes(a, 0)
+		if fatal, _ := argNumber(a, 1); fatal != 0 && !utf8.Valid(b) {
+			return nil, errors.New("TypeError: The encoded data was not valid for encoding utf-8")
+		}
+		return strings.ToValidUTF8(string(b), "\uFFFD"), nil
+	case "random":
+		n, _ := argNumber(a, 0)
+		if n < 0 || n > maxRandom {
+			return nil, fmt.Errorf("QuotaExceededError: getRandomValues: %v bytes requested, max %d", n, maxRandom)
+		}
+		b := make([]byte, int(n))
+		_, _ = rand.Read(b)
+		return b, nil
+	case "digest":
+		data := argBytes(a, 1)
+		switch strings.ToUpper(argString(a, 0)) {
+		case "SHA-1":
+			s := sha1.Sum(data)
+			return s[:], nil
+		case "SHA-256":
+			s := sha256.Sum256(data)
+			return s[:], nil
+		case "SHA-384":
+			s := sha512.Sum384(data)
+			return s[:], nil
+		case "SHA-512":
+			s := sha512.Sum512(data)
+			return s[:], nil
+		}
+		return nil, fmt.Errorf("NotSupportedError: digest algorithm %q", argString(a, 0))
+	case "state.get":
+		val, ok, err := h.StateGet(argString(a, 0))
+		if err != nil || !ok {
+			return nil, err
+		}
+		return string(val), nil
+	case "state.put":
+		val := argString(a, 1)
+		if !json.Valid([]byte(val)) {
+			return nil, errors.New("state.put: value is not JSON-serializable")
+		}
+		return nil, h.StatePut(argString(a, 0), []byte(val))
+	case "state.delete":
+		return nil, h.StateDelete(argString(a, 0))
+	case "state.list":
+		limit, _ := argNumber(a, 1)
+		kvs, err := h.StateList(argString(a, 0), int(limit))
+		if err != nil {
+			return nil, err
+		}
+		var sb strings.Builder
+		sb.WriteByte('[')
+		for i, kv := range kvs {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			k, _ := json.Marshal(kv.Key)
+			sb.WriteByte('[')
+			sb.Write(k)
+			sb.WriteByte(',')
+			if json.Valid(kv.Value) {
+				sb.Write(kv.Value)
+			} else {
+				sb.WriteString("null")
+			}
+			sb.WriteByte(']')
+		}
+		sb.WriteByte(']')
+		return sb.String(), nil
+	case "alarm.set":
+		ms, ok := argNumber(a, 0)
+		if !ok || math.IsNaN(ms) {
+			return nil, errors.New("TypeError: setAlarm needs a Date or a number of milliseconds")
+		}
+		return nil, h.SetAlarm(time.UnixMilli(int64(ms)))
+	case "alarm.get":
+		t, ok, err := h.GetAlarm()
+		if err != nil || !ok {
+			return nil, err
+		}
+		return float64(t.UnixMilli()), nil
+	case "alarm.delete":
+		return nil, h.DeleteAlarm()
+	case "fetch":
+		var wr wireRequest
+		if err := json.Unmarshal([]byte(argString(a, 0)), &wr); err != nil {
+			return nil, fmt.Errorf("fetch: bad request: %w", err)
+		}
+		resp, err := h.Fetch(ctx, Request{Method: wr.Method, URL: wr.URL, Headers: wr.Headers, Body: argBytes(a, 1)})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+			}
+			return nil, fmt.Errorf("TypeError: fetch failed: %w", err)
+		}
+		meta, _ := json.Marshal(wireResponse{Status: resp.Status, StatusText: resp.StatusText, Headers: resp.Headers})
+		body := resp.Body
+		if body == nil {
+			body = []byte{}
+		}
+		return []any{string(meta), body}, nil
+	}
+	return nil, fmt.Errorf("unknown host op %q", op)
+}
+
+// hostPromiseRejection implements env.host_promise_rejection; isolates do not
+// enable the tracker, but if called it releases the values it was handed.
+func hostPromiseRejection(ctx context.Context, m api.Module, s []uint64) {
+	c := currentCall(ctx)
+	if c == nil {
+		return
+	}
+	v := c.iso.vm
+	_, _ = v.hcall(ctx, v.h.freeValue, s[0])
+	_, _ = v.hcall(ctx, v.h.freeValue, s[1])
+}
+
+// hostModuleNormalize implements env.host_module_normalize(base, name): it
+// returns a malloc'd copy of name with any "./" prefix removed.
+func hostModuleNormalize(ctx context.Context, m api.Module, s []uint64) {
+	c := currentCall(ctx)
+	if c == nil {
+		s[0] = 0
+		return
+	}
+	name := strings.TrimPrefix(readCString(m.Memory(), uint32(s[1])), "./")
+	p, err := c.iso.vm.writeBytes(ctx, true, []byte(name))
+	if err != nil {
+		panic(err)
+	}
+	s[0] = uint64(p)
+}
+
+// hostModuleLoad implements env.host_module_load(name, *len): the source of
+// one of Spec.Modules, malloc'd, or 0 when there is no such module.
+func hostModuleLoad(ctx context.Context, m api.Module, s []uint64) {
+	c := currentCall(ctx)
+	if c == nil {
+		s[0] = 0
+		return
+	}
+	src, ok := c.iso.spec.Modules[readCString(m.Memory(), uint32(s[0]))]
+	if !ok {
+		s[0] = 0
+		return
+	}
+	p, err := c.iso.vm.writeBytes(ctx, true, []byte(src))
+	if err != nil {
+		panic(err)
+	}
+	c.iso.vm.putU32(uint32(s[1]), uint32(len(src)))
+	s[0] = uint64(p)
+}
+
+func readCString(mem api.Memory, p uint32) string {
+	var out []byte
+	for {
+		chunk, ok := mem.Read(p, 256)
+		if !ok {
+			chunk, _ = mem.Read(p, mem.Size()-p)
+			if len(chunk) == 0 {
+				return string(out)
+			}
+		}
+		for i, b := range chunk {
+			if b == 0 {
+				return string(append(out, chunk[:i]...))
+			}
+		}
+		out = append(out, chunk...)
+		p += uint32(len(chunk))
+		if len(out) > 1<<20 {
+			return string(out)
+		}
+	}
+}
+
+// hostInterrupt implements env.host_interrupt, which QuickJS polls during
+// execution: a done call context interrupts the guest with an uncatchable
+// "interrupted" error, mapped to ErrTimeout.
+func hostInterrupt(ctx context.Context, m api.Module, s []uint64) {
+	s[0] = 0
+	if c := currentCall(ctx); c != nil && c.ctx.Err() != nil {
+		s[0] = 1
+	}
+}

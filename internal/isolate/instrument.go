@@ -1,0 +1,346 @@
+package isolate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// Preemption.
+//
+// wazero can stop a running guest when its context is done
+// (WithCloseOnContextDone), but it does so by calling a trampoline at every
+// loop header, which makes QuickJS's interpreter loop about three times
+// slower. Instead, isolates run a rewritten copy of the module: a new
+// mutable i32 global, exported as stopGlobalName, is tested at the top of
+// every loop body, and a set global traps with `unreachable`. Setting it
+// from a context.AfterFunc preempts JS and native loops alike (a tight
+// `Array.prototype.join` over 1e8 holes, say) at the cost of one load and a
+// predictable branch per iteration. QuickJS's own interrupt handler still
+// runs too and usually fires first in JS code, with a cleaner error.
+
+const stopGlobalName = "__ac_stop"
+
+var errInstrument = errors.New("isolate: cannot instrument wasm")
+
+// instrumentLoops returns a copy of the wasm binary src with a stop global
+// and a check at every loop header. It understands the MVP instruction set
+// plus sign-extension, non-trapping conversions, bulk memory, reference
+// types and multi-value block types; anything else is an error and the
+// caller falls back to wazero's own termination checks.
+func instrumentLoops(src []byte) ([]byte, error) {
+	if len(src) < 8 || !bytes.Equal(src[:8], []byte("\x00asm\x01\x00\x00\x00")) {
+		return nil, fmt.Errorf("%w: not a wasm v1 binary", errInstrument)
+	}
+	var importedGlobals, definedGlobals uint32
+	out := append([]byte(nil), src[:8]...)
+	sawGlobal, sawExport := false, false
+	r := &wasmReader{b: src, p: 8}
+	for r.p < len(r.b) {
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil || r.p+int(size) > len(r.b) {
+			return nil, fmt.Errorf("%w: truncated section", errInstrument)
+		}
+		body := r.b[r.p : r.p+int(size)]
+		r.p += int(size)
+		// Sections 6 (global) and 7 (export) may be absent; insert them at
+		// their place in the section order.
+		if !sawGlobal && id != 0 && sectionOrder(id) > sectionOrder(6) {
+			out = appendSection(out, 6, appendGlobals(nil, 0))
+			sawGlobal = true
+		}
+		if !sawExport && id != 0 && sectionOrder(id) > sectionOrder(7) {
+			out = appendSection(out, 7, appendExport(nil, 0, importedGlobals+definedGlobals))
+			sawExport = true
+		}
+		switch id {
+		case 2: // import: count imported globals
+			n, err := countImportedGlobals(body)
+			if err != nil {
+				return nil, err
+			}
+			importedGlobals = n
+			out = appendSection(out, id, body)
+		case 6:
+			br := &wasmReader{b: body}
+			definedGlobals = br.u32()
+			if br.err != nil {
+				return nil, fmt.Errorf("%w: bad global section", errInstrument)
+			}
+			out = appendSection(out, id, appendGlobals(body[br.p:], definedGlobals))
+			sawGlobal = true
+		case 7:
+			br := &wasmReader{b: body}
+			n := br.u32()
+			if br.err != nil {
+				return nil, fmt.Errorf("%w: bad export section", errInstrument)
+			}
+			out = appendSection(out, id, appendExport(body[br.p:], n, importedGlobals+definedGlobals))
+			sawExport = true
+		case 10:
+			code, err := instrumentCode(body, importedGlobals+definedGlobals)
+			if err != nil {
+				return nil, err
+			}
+			out = appendSection(out, id, code)
+		default:
+			out = appendSection(out, id, body)
+		}
+	}
+	if !sawGlobal || !sawExport {
+		return nil, fmt.Errorf("%w: no code section", errInstrument)
+	}
+	return out, nil
+}
+
+// sectionOrder is the required position of a known section id.
+func sectionOrder(id byte) int {
+	switch id {
+	case 12: // data count sits between element and code
+		return 95
+	case 13: // tag sits between memory and global
+		return 55
+	}
+	return int(id) * 10
+}
+
+// appendGlobals encodes a global section: the existing n entries followed by
+// the stop global (mutable i32 = 0).
+func appendGlobals(entries []byte, n uint32) []byte {
+	b := appendU32(nil, n+1)
+	b = append(b, entries...)
+	return append(b, 0x7f, 0x01, 0x41, 0x00, 0x0b)
+}
+
+func appendExport(entries []byte, n, global uint32) []byte {
+	b := appendU32(nil, n+1)
+	b = append(b, entries...)
+	b = appendU32(b, uint32(len(stopGlobalName)))
+	b = append(b, stopGlobalName...)
+	b = append(b, 0x03)
+	return appendU32(b, global)
+}
+
+func appendSection(out []byte, id byte, body []byte) []byte {
+	out = append(out, id)
+	out = appendU32(out, uint32(len(body)))
+	return append(out, body...)
+}
+
+func appendU32(b []byte, x uint32) []byte {
+	for {
+		c := byte(x & 0x7f)
+		x >>= 7
+		if x != 0 {
+			b = append(b, c|0x80)
+			continue
+		}
+		return append(b, c)
+	}
+}
+
+func countImportedGlobals(body []byte) (uint32, error) {
+	r := &wasmReader{b: body}
+	n := r.u32()
+	var globals uint32
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		r.skip(int(r.u32())) // module
+		r.skip(int(r.u32())) // name
+		switch r.byte() {
+		case 0x00: // func
+			r.u32()
+		case 0x01: // table: reftype, limits
+			r.byte()
+			r.limits()
+		case 0x02: // memory
+			r.limits()
+		case 0x03: // global: valtype, mut
+			r.byte()
+			r.byte()
+			globals++
+		case 0x04: // tag
+			r.byte()
+			r.u32()
+		default:
+			return 0, fmt.Errorf("%w: unknown import kind", errInstrument)
+		}
+	}
+	if r.err != nil {
+		return 0, fmt.Errorf("%w: bad import section: %w", errInstrument, r.err)
+	}
+	return globals, nil
+}
+
+// instrumentCode rewrites every function body of a code section.
+func instrumentCode(body []byte, stop uint32) ([]byte, error) {
+	check := []byte{0x23}
+	check = appendU32(check, stop)
+	check = append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
+	r := &wasmReader{b: body}
+	n := r.u32()
+	out := appendU32(nil, n)
+	var fn []byte
+	for i := uint32(0); i < n; i++ {
+		size := int(r.u32())
+		if r.err != nil || r.p+size > len(r.b) {
+			return nil, fmt.Errorf("%w: truncated function %d", errInstrument, i)
+		}
+		f, err := instrumentFunc(fn[:0], r.b[r.p:r.p+size], check)
+		if err != nil {
+			return nil, fmt.Errorf("%w (function %d)", err, i)
+		}
+		fn = f
+		r.p += size
+		out = appendU32(out, uint32(len(fn)))
+		out = append(out, fn...)
+	}
+	if r.err != nil || r.p != len(r.b) {
+		return nil, fmt.Errorf("%w: bad code section", errInstrument)
+	}
+	return out, nil
+}
+
+func instrumentFunc(out, body, check []byte) ([]byte, error) {
+	r := &wasmReader{b: body}
+	groups := r.u32()
+	for i := uint32(0); i < groups; i++ {
+		r.u32()
+		r.byte()
+	}
+	out = append(out, body[:r.p]...)
+	start := r.p
+	for r.p < len(r.b) && r.err == nil {
+		op := r.byte()
+		switch {
+		case op == 0x03: // loop
+			r.blockType()
+			out = append(out, body[start:r.p]...)
+			out = append(out, check...)
+			start = r.p
+		case op == 0x02 || op == 0x04: // block, if
+			r.blockType()
+		case op <= 0x01, op == 0x05, op == 0x0b, op == 0x0f, op == 0x1a, op == 0x1b,
+			op >= 0x45 && op <= 0xc4, op == 0xd1:
+			// no immediates
+		case op == 0x0c, op == 0x0d, op == 0x10, op >= 0x20 && op <= 0x26, op == 0xd2:
+			r.u32()
+		case op == 0x0e: // br_table
+			n := r.u32()
+			for j := uint32(0); j <= n && r.err == nil; j++ {
+				r.u32()
+			}
+		case op == 0x11: // call_indirect type table
+			r.u32()
+			r.u32()
+		case op == 0x1c: // select t*
+			r.skip(int(r.u32()))
+		case op >= 0x28 && op <= 0x3e: // memarg
+			if align := r.u32(); align&0x40 != 0 {
+				r.u32() // memory index (multi-memory)
+			}
+			r.u32()
+		case op == 0x3f, op == 0x40:
+			r.u32()
+		case op == 0x41:
+			r.sleb()
+		case op == 0x42:
+			r.sleb()
+		case op == 0x43:
+			r.skip(4)
+		case op == 0x44:
+			r.skip(8)
+		case op == 0xd0:
+			r.byte()
+		case op == 0xfc:
+			switch sub := r.u32(); {
+			case sub <= 7:
+			case sub == 8, sub == 10, sub == 12, sub == 14:
+				r.u32()
+				r.u32()
+			case sub == 9, sub == 11, sub == 13, sub >= 15 && sub <= 17:
+				r.u32()
+			default:
+				return nil, fmt.Errorf("%w: unsupported opcode 0xfc %d", errInstrument, sub)
+			}
+		default:
+			return nil, fmt.Errorf("%w: unsupported opcode %#x", errInstrument, op)
+		}
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %w", errInstrument, r.err)
+	}
+	return append(out, body[start:]...), nil
+}
+
+// wasmReader decodes the binary format; the first error sticks.
+type wasmReader struct {
+	b   []byte
+	p   int
+	err error
+}
+
+var errTruncated = errors.New("truncated")
+
+func (r *wasmReader) byte() byte {
+	if r.p >= len(r.b) {
+		r.err = errTruncated
+		return 0
+	}
+	c := r.b[r.p]
+	r.p++
+	return c
+}
+
+func (r *wasmReader) skip(n int) {
+	if n < 0 || r.p+n > len(r.b) {
+		r.err = errTruncated
+		r.p = len(r.b)
+		return
+	}
+	r.p += n
+}
+
+func (r *wasmReader) u32() uint32 {
+	var x uint32
+	for shift := 0; shift < 35; shift += 7 {
+		c := r.byte()
+		x |= uint32(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return x
+		}
+	}
+	r.err = errTruncated
+	return 0
+}
+
+func (r *wasmReader) sleb() {
+	for i := 0; i < 10; i++ {
+		if r.byte()&0x80 == 0 {
+			return
+		}
+	}
+	r.err = errTruncated
+}
+
+func (r *wasmReader) limits() {
+	flags := r.byte()
+	r.u32()
+	if flags&1 != 0 {
+		r.u32()
+	}
+}
+
+// blockType skips an empty, value-type or s33 type-index block type.
+func (r *wasmReader) blockType() {
+	if r.p >= len(r.b) {
+		r.err = errTruncated
+		return
+	}
+	switch c := r.b[r.p]; c {
+	case 0x40, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f:
+		r.p++
+	default:
+		r.sleb()
+	}
+}

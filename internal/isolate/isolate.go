@@ -1,0 +1,542 @@
+package isolate
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+//go:embed prelude.js
+var prelude string
+
+// Spec describes the code and limits of one isolate.
+type Spec struct {
+	// SessionID and Agent are exposed to JS as env.session.{id,agent}. They
+	// are applied on every New and Restore, so one template serves many
+	// sessions.
+	SessionID string
+	Agent     string
+
+	// Module is the agent's ES module source. Its default export is an
+	// object with async fetch(request, env, ctx) and optionally alarm(env, ctx).
+	Module string
+	// ModuleName names Module in stack traces and resolves relative imports
+	// (default "agent.js").
+	ModuleName string
+	// Modules are further sources Module may import, by specifier.
+	Modules map[string]string
+	// Env holds string variables set on the env object.
+	Env map[string]string
+
+	// MemoryMiB caps the isolate's linear memory (0: Config.DefaultMemoryMiB).
+	// The JS heap gets this minus ~2 MiB for the C stack and static data.
+	MemoryMiB int
+	// StackKiB is the QuickJS stack limit; deeper recursion throws a
+	// RangeError (0: 256; at most 512).
+	StackKiB int
+}
+
+const moduleNameDefault = "agent.js"
+
+// Isolate is one QuickJS instance running one agent module. Its methods are
+// safe for concurrent use but run one at a time.
+type Isolate struct {
+	rt   *Runtime
+	spec Spec
+
+	mu   sync.Mutex // serializes calls; guards vm and dead
+	vm   *vm
+	dead error
+}
+
+func (r *Runtime) normalize(spec Spec) (Spec, error) {
+	if spec.ModuleName == "" {
+		spec.ModuleName = moduleNameDefault
+	}
+	if spec.MemoryMiB == 0 {
+		spec.MemoryMiB = r.cfg.DefaultMemoryMiB
+	}
+	if spec.MemoryMiB < 4 || spec.MemoryMiB > r.cfg.MaxMemoryMiB {
+		return spec, fmt.Errorf("isolate: spec.MemoryMiB %d out of range [4, %d]", spec.MemoryMiB, r.cfg.MaxMemoryMiB)
+	}
+	if spec.StackKiB == 0 {
+		spec.StackKiB = defaultStackKiB
+	}
+	if spec.StackKiB < 16 || spec.StackKiB > maxStackKiB {
+		return spec, fmt.Errorf("isolate: spec.StackKiB %d out of range [16, %d]", spec.StackKiB, maxStackKiB)
+	}
+	return spec, nil
+}
+
+// instantiate makes an uninitialized QuickJS instance with spec's memory cap.
+func (r *Runtime) instantiate(ctx context.Context, spec Spec) (*Isolate, error) {
+	var lin *linearMemory
+	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(spec.MemoryMiB)<<20, &lin))
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
+	mod, err := r.wr.InstantiateModule(ictx, r.qjs, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("isolate: instantiate quickjs: %w", err)
+	}
+	v, err := newVM(mod, lin, r.preempt)
+	if err != nil {
+		_ = mod.Close(ctx)
+		return nil, err
+	}
+	return &Isolate{rt: r, spec: spec, vm: v}, nil
+}
+
+// New makes an isolate and evaluates spec.Module in it. Module-level code
+// runs with a Host that only logs; state and fetch are unavailable until the
+// first Fetch or Alarm.
+func (r *Runtime) New(ctx context.Context, spec Spec) (*Isolate, error) {
+	spec, err := r.normalize(spec)
+	if err != nil {
+		return nil, err
+	}
+	iso, err := r.instantiate(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	bctx, done := iso.enter(ctx, nil)
+	err = iso.boot(bctx)
+	done()
+	if err != nil {
+		_ = iso.vm.mod.Close(ctx)
+		return nil, fmt.Errorf("isolate: new %s: %w", spec.ModuleName, err)
+	}
+	return iso, nil
+}
+
+// enter prepares ctx for calls into the guest on behalf of h and arms
+// preemption; the caller runs done when it stops calling into the guest.
+func (i *Isolate) enter(ctx context.Context, h Host) (cctx context.Context, done func()) {
+	if h == nil {
+		h = initHost{log: i.rt.log}
+	}
+	return context.WithValue(ctx, callKey{}, &callCtx{iso: i, host: h, ctx: ctx}), i.vm.arm(ctx)
+}
+
+// boot initializes QuickJS, the prelude and the agent module.
+func (i *Isolate) boot(ctx context.Context) error {
+	v := i.vm
+	if _, err := v.call(ctx, v.f.initialize); err != nil {
+		return fmt.Errorf("_initialize: %w", err)
+	}
+	if rc, err := v.call(ctx, v.f.init); err != nil || rc != 0 {
+		return fmt.Errorf("qjs_init = %d: %w", rc, err)
+	}
+	if err := i.applyLimits(ctx); err != nil {
+		return err
+	}
+	if _, err := v.call(ctx, v.f.setModuleLoader, 1); err != nil {
+		return err
+	}
+	var err error
+	if v.st.Scratch, err = v.call(ctx, v.f.malloc, scratchSize); err != nil || v.st.Scratch == 0 {
+		return fmt.Errorf("scratch alloc: %w", errors.Join(err, ErrMemoryExceeded))
+	}
+	if v.st.Undefined, err = v.call(ctx, v.f.getUndefined); err != nil {
+		return err
+	}
+	// Install the host function where the prelude finds (and removes) it.
+	name, err := v.writeBytes(ctx, false, []byte(hostFnName))
+	if err != nil {
+		return err
+	}
+	fn, err := v.call(ctx, v.f.newHostFunction, uint64(name), uint64(len(hostFnName)), 0)
+	if err != nil {
+		return err
+	}
+	global, err := v.call(ctx, v.f.getGlobal)
+	if err != nil {
+		return err
+	}
+	if _, err := v.call(ctx, v.f.setPropString, uint64(global), uint64(name), uint64(fn)); err != nil {
+		return err
+	}
+	if err := v.free(ctx, fn, global); err != nil {
+		return err
+	}
+	if _, err := v.call(ctx, v.f.free, uint64(name)); err != nil {
+		return err
+	}
+	driver, err := v.eval(ctx, prelude, "agentcloud:prelude", 0)
+	if err != nil {
+		return fmt.Errorf("prelude: %w", err)
+	}
+	for k, n := range driverFnNames {
+		p, err := v.writeBytes(ctx, false, []byte(n))
+		if err != nil {
+			return err
+		}
+		if v.st.Fns[k], err = v.call(ctx, v.f.getPropString, uint64(driver), uint64(p)); err != nil {
+			return err
+		}
+		if _, err := v.call(ctx, v.f.free, uint64(p)); err != nil {
+			return err
+		}
+	}
+	if err := v.free(ctx, driver); err != nil {
+		return err
+	}
+	if err := i.configure(ctx); err != nil {
+		return err
+	}
+	p, err := v.eval(ctx, i.spec.Module, i.spec.ModuleName, evalModule)
+	if err != nil {
+		return err
+	}
+	ns, err := i.settle(ctx, p)
+	_ = v.free(ctx, p)
+	if err != nil {
+		return err
+	}
+	r, err := v.callFn(ctx, v.st.Fns[fnSetModule], ns)
+	if err != nil {
+		return err
+	}
+	if err := v.free(ctx, r, ns); err != nil {
+		return err
+	}
+	return v.captureState(ctx)
+}
+
+const evalModule = 1 // JS_EVAL_TYPE_MODULE
+
+// eval evaluates code and returns the result box.
+func (v *vm) eval(ctx context.Context, code, filename string, flags uint32) (uint32, error) {
+	cp, err := v.writeBytes(ctx, false, []byte(code))
+	if err != nil {
+		return 0, err
+	}
+	fp, err := v.writeBytes(ctx, false, []byte(filename))
+	if err != nil {
+		return 0, err
+	}
+	r, err := v.call(ctx, v.f.eval, uint64(cp), uint64(len(code)), uint64(fp), uint64(flags))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := v.call(ctx, v.f.free, uint64(cp)); err != nil {
+		return 0, err
+	}
+	if _, err := v.call(ctx, v.f.free, uint64(fp)); err != nil {
+		return 0, err
+	}
+	return v.checkException(ctx, r)
+}
+
+func (i *Isolate) applyLimits(ctx context.Context) error {
+	v := i.vm
+	heap := uint64(i.spec.MemoryMiB)<<20 - 2<<20
+	if _, err := v.call(ctx, v.f.setMemoryLimit, heap); err != nil {
+		return err
+	}
+	if _, err := v.call(ctx, v.f.setMaxStackSize, uint64(i.spec.StackKiB)<<10); err != nil {
+		return err
+	}
+	_, err := v.call(ctx, v.f.setInterruptHandler, 1)
+	return err
+}
+
+// configure hands session identity and env vars to the prelude.
+func (i *Isolate) configure(ctx context.Context) error {
+	vars := i.spec.Env
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	cfg, _ := json.Marshal(map[string]any{
+		"session": map[string]string{"id": i.spec.SessionID, "agent": i.spec.Agent},
+		"vars":    vars,
+	})
+	v := i.vm
+	s, err := v.newString(ctx, false, string(cfg))
+	if err != nil {
+		return err
+	}
+	r, err := v.callFn(ctx, v.st.Fns[fnConfigure], s)
+	if err != nil {
+		return err
+	}
+	return v.free(ctx, r, s)
+}
+
+// settle runs microtasks and timers until promise p settles and returns its
+// value (a new box). Timers fire in real time; the context bounds the wait.
+func (i *Isolate) settle(ctx context.Context, p uint32) (uint32, error) {
+	v := i.vm
+	for {
+		if err := v.drainJobs(ctx); err != nil {
+			return 0, err
+		}
+		st, err := v.call(ctx, v.f.promiseState, uint64(p))
+		if err != nil {
+			return 0, err
+		}
+		switch st {
+		case 1:
+			return v.call(ctx, v.f.promiseResult, uint64(p))
+		case 2:
+			e, err := v.call(ctx, v.f.promiseResult, uint64(p))
+			if err != nil {
+				return 0, err
+			}
+			jerr := v.jsError(ctx, e)
+			_ = v.free(ctx, e)
+			return 0, jerr
+		}
+		// Pending: the only thing that can make progress is a timer.
+		nb, err := v.callFn(ctx, v.st.Fns[fnNextTimer])
+		if err != nil {
+			return 0, err
+		}
+		next, err := v.float(ctx, false, nb)
+		_ = v.free(ctx, nb)
+		if err != nil {
+			return 0, err
+		}
+		if next < 0 {
+			return 0, &JSError{Name: "Error", Message: "handler did not settle: it awaits a promise nothing will resolve"}
+		}
+		if wait := time.Until(time.UnixMilli(int64(next))); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return 0, fmt.Errorf("%w: waiting for a timer: %w", ErrTimeout, ctx.Err())
+				}
+				return 0, fmt.Errorf("isolate: call canceled: %w", ctx.Err())
+			case <-t.C:
+			}
+		}
+		r, err := v.callFn(ctx, v.st.Fns[fnRunTimers])
+		if err != nil {
+			return 0, err
+		}
+		_ = v.free(ctx, r)
+	}
+}
+
+// begin locks the isolate for one call.
+func (i *Isolate) begin() error {
+	i.mu.Lock()
+	if i.dead != nil {
+		err := i.dead
+		i.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrDead, err)
+	}
+	return nil
+}
+
+// end unlocks after a call, killing the isolate if err is fatal.
+func (i *Isolate) end(ctx context.Context, err error) {
+	if err != nil && (isFatal(err) || errors.Is(err, context.Canceled)) {
+		i.dead = err
+		_ = i.vm.mod.Close(context.WithoutCancel(ctx))
+		i.vm.lin = nil
+	}
+	i.mu.Unlock()
+}
+
+// Fetch runs the module's fetch handler for req.
+func (i *Isolate) Fetch(ctx context.Context, req Request, h Host) (resp Response, err error) {
+	if err := i.begin(); err != nil {
+		return Response{}, err
+	}
+	defer func() { i.end(ctx, err) }()
+	ctx, done := i.enter(ctx, h)
+	defer done()
+	v := i.vm
+	meta, err := requestWire(req)
+	if err != nil {
+		return Response{}, err
+	}
+	mb, err := v.newString(ctx, false, meta)
+	if err != nil {
+		return Response{}, err
+	}
+	bb := v.st.Undefined
+	if len(req.Body) > 0 {
+		if bb, err = v.newArrayBuffer(ctx, false, req.Body); err != nil {
+			return Response{}, err
+		}
+		defer func() { _ = v.free(ctx, bb) }()
+	}
+	res, err := v.callFn(ctx, v.st.Fns[fnFetch], mb, bb)
+	_ = v.free(ctx, mb)
+	if err != nil {
+		return Response{}, i.finishCall(ctx, handlerErr(err, "fetch"))
+	}
+	// A synchronous handler yields the response itself; an async one a
+	// promise of it.
+	if st, err := v.call(ctx, v.f.promiseState, uint64(res)); err != nil {
+		return Response{}, err
+	} else if st <= 2 {
+		p := res
+		res, err = i.settle(ctx, p)
+		_ = v.free(ctx, p)
+		if err != nil {
+			return Response{}, i.finishCall(ctx, handlerErr(err, "fetch"))
+		}
+	}
+	resp, err = i.readResponse(ctx, res)
+	_ = v.free(ctx, res)
+	if err != nil {
+		return resp, i.finishCall(ctx, err)
+	}
+	// The driver already ended the call; run what the handler left queued.
+	return resp, v.drainJobs(ctx)
+}
+
+// Alarm runs the module's alarm handler.
+func (i *Isolate) Alarm(ctx context.Context, h Host) (err error) {
+	if err := i.begin(); err != nil {
+		return err
+	}
+	defer func() { i.end(ctx, err) }()
+	ctx, done := i.enter(ctx, h)
+	defer done()
+	v := i.vm
+	p, err := v.callFn(ctx, v.st.Fns[fnAlarm])
+	if err != nil {
+		return err
+	}
+	res, err := i.settle(ctx, p)
+	_ = v.free(ctx, p)
+	if err != nil {
+		return i.finishCall(ctx, handlerErr(err, "alarm"))
+	}
+	_ = v.free(ctx, res)
+	return i.finishCall(ctx, nil)
+}
+
+func handlerErr(err error, name string) error {
+	var je *JSError
+	if errors.As(err, &je) && je.Message == "__no_"+name+"_handler" {
+		return fmt.Errorf("%w: default.%s", ErrNoHandler, name)
+	}
+	return err
+}
+
+// finishCall clears per-call JS state (timers, waitUntil) unless the
+// isolate is about to die anyway.
+func (i *Isolate) finishCall(ctx context.Context, err error) error {
+	if err != nil && isFatal(err) {
+		return err
+	}
+	v := i.vm
+	r, cerr := v.callFn(ctx, v.st.Fns[fnEndCall])
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	_ = v.free(ctx, r)
+	if derr := v.drainJobs(ctx); derr != nil && err == nil && isFatal(derr) {
+		return derr
+	}
+	return err
+}
+
+// readResponse decodes the driver's result (see respond in prelude.js).
+func (i *Isolate) readResponse(ctx context.Context, res uint32) (Response, error) {
+	v := i.vm
+	isStr, err := v.call(ctx, v.f.isString, uint64(res))
+	if err != nil {
+		return Response{}, err
+	}
+	if isStr != 0 {
+		s, err := v.str(ctx, false, res)
+		if err != nil {
+			return Response{}, err
+		}
+		return parseResponseWire(s, nil, true)
+	}
+	mb, err := v.call(ctx, v.f.getPropUint32, uint64(res), 0)
+	if err != nil {
+		return Response{}, err
+	}
+	meta, err := v.str(ctx, false, mb)
+	_ = v.free(ctx, mb)
+	if err != nil {
+		return Response{}, err
+	}
+	bb, err := v.call(ctx, v.f.getPropUint32, uint64(res), 1)
+	if err != nil {
+		return Response{}, err
+	}
+	body, err := v.arrayBuffer(ctx, false, bb)
+	_ = v.free(ctx, bb)
+	if err != nil {
+		return Response{}, err
+	}
+	return parseResponseWire(meta, body, false)
+}
+
+// Close releases the isolate. Later calls return ErrDead.
+func (i *Isolate) Close(ctx context.Context) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.dead != nil {
+		return nil
+	}
+	i.dead = errors.New("closed")
+	i.vm.lin = nil
+	return i.vm.mod.Close(ctx)
+}
+
+// Err returns nil while the isolate is usable, else why it is not.
+func (i *Isolate) Err() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.dead
+}
+
+// MemoryBytes is the current size of the isolate's linear memory.
+func (i *Isolate) MemoryBytes() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.dead != nil {
+		return 0
+	}
+	return int(i.vm.mem.Size())
+}
+
+// ResidentBytes is how much of the linear memory is resident in RAM.
+func (i *Isolate) ResidentBytes() (int, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.dead != nil || i.vm.lin == nil {
+		return 0, nil
+	}
+	return i.vm.lin.resident()
+}
+
+// initHost is the Host during module evaluation: console works, nothing else.
+type initHost struct {
+	log interface{ Info(string, ...any) }
+}
+
+var errNoHost = errors.New("not available during module initialization")
+
+func (h initHost) StateGet(string) ([]byte, bool, error) { return nil, false, errNoHost }
+func (h initHost) StatePut(string, []byte) error         { return errNoHost }
+func (h initHost) StateDelete(string) error              { return errNoHost }
+func (h initHost) StateList(string, int) ([]KV, error)   { return nil, errNoHost }
+func (h initHost) SetAlarm(time.Time) error              { return errNoHost }
+func (h initHost) GetAlarm() (time.Time, bool, error)    { return time.Time{}, false, errNoHost }
+func (h initHost) DeleteAlarm() error                    { return errNoHost }
+func (h initHost) Fetch(context.Context, Request) (Response, error) {
+	return Response{}, errNoHost
+}
+func (h initHost) Log(level, msg string) {
+	h.log.Info("isolate init console", "level", level, "msg", msg)
+}

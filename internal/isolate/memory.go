@@ -1,0 +1,81 @@
+package isolate
+
+import (
+	"fmt"
+	"syscall"
+
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+const wasmPage = 64 << 10
+
+// linearMemory backs one isolate's wasm memory with a private anonymous
+// mapping reserved at the isolate's limit. Growing never copies, pages the
+// guest never touches cost no RSS, and growing past the limit fails the
+// guest's memory.grow (QuickJS then throws "out of memory").
+type linearMemory struct {
+	buf   []byte // the whole reservation
+	limit uint64 // bytes
+	size  uint64 // current length handed to wazero
+	hit   bool   // a grow was refused because of limit
+}
+
+// allocator returns a wazero MemoryAllocator that records the memory it makes
+// in *out. limit is in bytes.
+func allocator(limit uint64, out **linearMemory) experimental.MemoryAllocator {
+	return experimental.MemoryAllocatorFunc(func(capacity, max uint64) experimental.LinearMemory {
+		lim := limit
+		if max < lim {
+			lim = max
+		}
+		m := &linearMemory{limit: lim}
+		*out = m
+		return m
+	})
+}
+
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.hit = true
+		return nil
+	}
+	if m.buf == nil {
+		b, err := syscall.Mmap(-1, 0, int(m.limit), syscall.PROT_READ|syscall.PROT_WRITE,
+			syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+		if err != nil {
+			return nil
+		}
+		m.buf = b
+	}
+	m.size = size
+	return m.buf[:size:size]
+}
+
+func (m *linearMemory) Free() {
+	if m.buf != nil {
+		_ = syscall.Munmap(m.buf)
+		m.buf = nil
+	}
+}
+
+// resident reports how many bytes of the reservation are resident (RSS), via
+// mincore. It is for measurement only.
+func (m *linearMemory) resident() (int, error) {
+	if m.buf == nil || m.size == 0 {
+		return 0, nil
+	}
+	pg := syscall.Getpagesize()
+	n := (int(m.size) + pg - 1) / pg
+	vec := make([]byte, n)
+	_, _, e := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafePointer(m.buf)), uintptr(m.size), uintptr(unsafePointer(vec)))
+	if e != 0 {
+		return 0, fmt.Errorf("mincore: %w", e)
+	}
+	r := 0
+	for _, v := range vec {
+		if v&1 != 0 {
+			r += pg
+		}
+	}
+	return r, nil
+}

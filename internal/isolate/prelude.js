@@ -1,0 +1,729 @@
+// prelude.js: web-standard APIs for agent modules on QuickJS, backed by the
+// single host function __ac_host(op, ...args) (see hostcall.go). Evaluated
+// once per isolate before the agent module; its completion value is the
+// driver object Go calls (see driverFnNames in vm.go). Everything here lives
+// in the JS heap, so it survives snapshots like agent globals do.
+(function (host) {
+  "use strict";
+  delete globalThis.__ac_host;
+  // Host errors arrive as Error("Name: message"); rebuild the named class.
+  const rawHost = host;
+  const ctors = { TypeError, RangeError, SyntaxError };
+  host = (...a) => {
+    try { return rawHost(...a); } catch (e) {
+      const m = e instanceof Error && /^(\w+Error): ([\s\S]*)$/.exec(e.message);
+      if (!m) throw e;
+      if (ctors[m[1]]) throw new ctors[m[1]](m[2]);
+      e.name = m[1]; e.message = m[2];
+      throw e;
+    }
+  };
+
+  const def = (obj, name, value) =>
+    Object.defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
+
+  // ---- console ----
+  function fmt(v, depth) {
+    if (typeof v === "string") return v;
+    if (v instanceof Error) return v.stack ? `${v.name}: ${v.message}\n${v.stack}` : `${v.name}: ${v.message}`;
+    if (v === undefined || typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") return String(v);
+    if (depth > 0 && typeof v === "object" && v !== null) {
+      try { return JSON.stringify(v); } catch (_) { return Object.prototype.toString.call(v); }
+    }
+    return String(v);
+  }
+  const console = {};
+  for (const level of ["log", "info", "warn", "error", "debug"]) {
+    console[level] = (...args) => { host("log", level, args.map((a) => fmt(a, 1)).join(" ")); };
+  }
+  console.trace = console.debug;
+  def(globalThis, "console", console);
+
+  // ---- encoding ----
+  function toU8(data) {
+    if (data instanceof Uint8Array) return data;
+    if (data instanceof ArrayBuffer) return new Uint8Array(data);
+    if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    throw new TypeError("expected an ArrayBuffer or ArrayBufferView");
+  }
+  // toAB returns an ArrayBuffer holding exactly the view's bytes.
+  function toAB(data) {
+    if (data instanceof ArrayBuffer) return data;
+    const u = toU8(data);
+    if (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength) return u.buffer;
+    return u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength);
+  }
+  class TextEncoder {
+    get encoding() { return "utf-8"; }
+    encode(s = "") { return new Uint8Array(host("utf8.encode", String(s))); }
+    encodeInto(s, dest) {
+      const b = this.encode(s);
+      const n = Math.min(b.length, dest.length);
+      dest.set(b.subarray(0, n));
+      return { read: String(s).length, written: n };
+    }
+  }
+  class TextDecoder {
+    constructor(label = "utf-8", opts = {}) {
+      const l = String(label).toLowerCase();
+      if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") throw new RangeError(`TextDecoder: unsupported encoding ${label}`);
+      this.fatal = !!opts.fatal;
+      this.ignoreBOM = !!opts.ignoreBOM;
+    }
+    get encoding() { return "utf-8"; }
+    decode(data) {
+      if (data === undefined) return "";
+      let s = host("utf8.decode", toAB(data), this.fatal ? 1 : 0);
+      if (!this.ignoreBOM && s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+      return s;
+    }
+  }
+  def(globalThis, "TextEncoder", TextEncoder);
+  def(globalThis, "TextDecoder", TextDecoder);
+  const enc = (s) => host("utf8.encode", s);
+  const dec = (ab) => host("utf8.decode", ab, 0);
+
+  // ---- crypto ----
+  const crypto = {
+    getRandomValues(arr) {
+      if (!ArrayBuffer.isView(arr) || arr instanceof Float32Array || arr instanceof Float64Array) {
+        throw new TypeError("getRandomValues: expected an integer TypedArray");
+      }
+      const r = new Uint8Array(host("random", arr.byteLength));
+      new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength).set(r);
+      return arr;
+    },
+    randomUUID() {
+      const b = new Uint8Array(host("random", 16));
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    },
+    subtle: {
+      async digest(alg, data) {
+        const name = typeof alg === "string" ? alg : alg && alg.name;
+        return host("digest", String(name), toAB(typeof data === "string" ? enc(data) : data));
+      },
+    },
+  };
+  def(globalThis, "crypto", crypto);
+
+  // Math.random reseeded from the host: QuickJS seeds its PRNG once at
+  // context creation, which every isolate restored from one template shares.
+  let pool = new Uint32Array(0), poolAt = 0;
+  def(Math, "random", function random() {
+    if (poolAt + 2 > pool.length) { pool = new Uint32Array(host("random", 4096)); poolAt = 0; }
+    const hi = pool[poolAt++] >>> 5, lo = pool[poolAt++] >>> 6;
+    return (hi * 67108864 + lo) / 9007199254740992;
+  });
+
+  if (typeof globalThis.queueMicrotask !== "function") {
+    def(globalThis, "queueMicrotask", (fn) => { Promise.resolve().then(fn); });
+  }
+  if (typeof globalThis.structuredClone !== "function") {
+    def(globalThis, "structuredClone", (v) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v))));
+  }
+
+  // ---- timers: real time, within one call ----
+  let timers = new Map(), nextTimerId = 1;
+  function addTimer(fn, ms, args, repeat) {
+    if (typeof fn !== "function") throw new TypeError("timer callback must be a function");
+    const id = nextTimerId++;
+    const delay = Math.max(0, Number(ms) || 0);
+    timers.set(id, { fn, args, due: Date.now() + delay, delay, repeat, seq: id });
+    return id;
+  }
+  def(globalThis, "setTimeout", (fn, ms, ...args) => addTimer(fn, ms, args, false));
+  def(globalThis, "setInterval", (fn, ms, ...args) => addTimer(fn, ms, args, true));
+  def(globalThis, "clearTimeout", (id) => { timers.delete(id); });
+  def(globalThis, "clearInterval", (id) => { timers.delete(id); });
+
+  // ---- URLSearchParams ----
+  const formEncode = (s) =>
+    encodeURIComponent(s).replace(/%20/g, "+").replace(/[!'()~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+  const formDecode = (s) => {
+    s = s.replace(/\+/g, " ");
+    try { return decodeURIComponent(s); } catch (_) {
+      return s.replace(/%([0-9a-fA-F]{2})/g, (m, h) => String.fromCharCode(parseInt(h, 16)));
+    }
+  };
+  class URLSearchParams {
+    constructor(init) {
+      this._list = [];
+      this._url = null;
+      if (init === undefined || init === null) return;
+      if (typeof init === "object" && typeof init[Symbol.iterator] === "function") {
+        for (const pair of init) {
+          const p = Array.from(pair);
+          if (p.length !== 2) throw new TypeError("URLSearchParams: each pair must have two elements");
+          this._list.push([String(p[0]), String(p[1])]);
+        }
+      } else if (typeof init === "object") {
+        for (const k of Object.keys(init)) this._list.push([k, String(init[k])]);
+      } else {
+        this._parse(String(init));
+      }
+    }
+    _parse(s) {
+      this._list = [];
+      if (s.startsWith("?")) s = s.slice(1);
+      for (const part of s.split("&")) {
+        if (part === "") continue;
+        const i = part.indexOf("=");
+        this._list.push(i < 0 ? [formDecode(part), ""] : [formDecode(part.slice(0, i)), formDecode(part.slice(i + 1))]);
+      }
+    }
+    _update() {
+      if (this._url) { const q = this.toString(); this._url._query = q === "" ? null : q; }
+    }
+    get size() { return this._list.length; }
+    append(k, v) { this._list.push([String(k), String(v)]); this._update(); }
+    delete(k, v) {
+      k = String(k);
+      this._list = this._list.filter(([a, b]) => !(a === k && (v === undefined || b === String(v))));
+      this._update();
+    }
+    get(k) { k = String(k); const e = this._list.find(([a]) => a === k); return e ? e[1] : null; }
+    getAll(k) { k = String(k); return this._list.filter(([a]) => a === k).map(([, b]) => b); }
+    has(k, v) { k = String(k); return this._list.some(([a, b]) => a === k && (v === undefined || b === String(v))); }
+    set(k, v) {
+      k = String(k); v = String(v);
+      const i = this._list.findIndex(([a]) => a === k);
+      if (i < 0) this._list.push([k, v]);
+      else { this._list[i][1] = v; this._list = this._list.filter(([a], j) => a !== k || j === i); }
+      this._update();
+    }
+    sort() {
+      this._list = this._list.map((e, i) => [e, i]).sort((x, y) => (x[0][0] < y[0][0] ? -1 : x[0][0] > y[0][0] ? 1 : x[1] - y[1])).map(([e]) => e);
+      this._update();
+    }
+    forEach(cb, thisArg) { for (const [k, v] of this._list) cb.call(thisArg, v, k, this); }
+    *entries() { for (const [k, v] of this._list) yield [k, v]; }
+    *keys() { for (const [k] of this._list) yield k; }
+    *values() { for (const [, v] of this._list) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() { return this._list.map(([k, v]) => formEncode(k) + "=" + formEncode(v)).join("&"); }
+    get [Symbol.toStringTag]() { return "URLSearchParams"; }
+  }
+  def(globalThis, "URLSearchParams", URLSearchParams);
+
+  // ---- URL (WHATWG-style parser for hierarchical and opaque URLs) ----
+  const special = { "http:": "80", "https:": "443", "ws:": "80", "wss:": "443", "ftp:": "21", "file:": "" };
+  const pctEncode = (s, re) => s.replace(re, (c) => Array.from(new Uint8Array(enc(c)), (b) => "%" + b.toString(16).toUpperCase().padStart(2, "0")).join(""));
+  const PATH_RE = /[\u0000-\u0020"#<>?`{}\u{7f}-\u{10ffff}]/gu;
+  const QUERY_RE = /[\u0000-\u0020"#<>'\u{7f}-\u{10ffff}]/gu;
+  const FRAG_RE = /[\u0000-\u0020"<>`\u{7f}-\u{10ffff}]/gu;
+  const USER_RE = /[\u0000-\u0020"#<>?`{}\/:;=@\[\\\]^|\u{7f}-\u{10ffff}]/gu;
+  function normPath(segs) {
+    const out = [];
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i], last = i === segs.length - 1;
+      if (s === "." || s.toLowerCase() === "%2e") { if (last) out.push(""); continue; }
+      if (s === ".." || /^(\.|%2e)(\.|%2e)$/i.test(s)) { if (out.length) out.pop(); if (last) out.push(""); continue; }
+      out.push(s);
+    }
+    return "/" + out.join("/");
+  }
+  function parseURL(input, base) {
+    let s = String(input).replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "").replace(/[\t\n\r]/g, "");
+    const u = { protocol: "", username: "", password: "", hostname: "", port: "", pathname: "", _query: null, _fragment: null, _opaque: false };
+    let hi = s.indexOf("#");
+    if (hi >= 0) { u._fragment = s.slice(hi + 1); s = s.slice(0, hi); }
+    const m = /^([a-zA-Z][a-zA-Z0-9+.\-]*):/.exec(s);
+    let rest;
+    if (m) {
+      u.protocol = m[1].toLowerCase() + ":";
+      rest = s.slice(m[0].length);
+      if (base && u.protocol === base.protocol && u.protocol in special && !rest.startsWith("/")) {
+        return resolveRelative(rest, base, u);
+      }
+    } else {
+      if (!base) throw new TypeError(`Invalid URL: ${input}`);
+      return resolveRelative(s, base, u);
+    }
+    const isSpecial = u.protocol in special;
+    if (isSpecial) rest = rest.replace(/\\/g, "/");
+    if (rest.startsWith("//") || (isSpecial && u.protocol !== "file:")) {
+      rest = rest.replace(/^\/*/, "");
+      parseAuthority(u, rest, isSpecial);
+    } else {
+      parsePathQuery(u, rest, false);
+    }
+    return u;
+  }
+  function parsePathQuery(u, rest, isSpecial) {
+    const qi = rest.indexOf("?");
+    if (qi >= 0) { u._query = rest.slice(qi + 1); rest = rest.slice(0, qi); }
+    if (!isSpecial && !rest.startsWith("/") && u.hostname === "") { u._opaque = true; u.pathname = rest; return; }
+    u.pathname = rest === "" ? (isSpecial ? "/" : "") : normPath(rest.split("/").slice(1));
+  }
+  function parseAuthority(u, rest, isSpecial) {
+    let end = rest.search(/[\/?]/);
+    if (end < 0) end = rest.length;
+    let auth = rest.slice(0, end);
+    rest = rest.slice(end);
+    const at = auth.lastIndexOf("@");
+    if (at >= 0) {
+      const cred = auth.slice(0, at);
+      auth = auth.slice(at + 1);
+      const ci = cred.indexOf(":");
+      u.username = pctEncode(ci < 0 ? cred : cred.slice(0, ci), USER_RE);
+      u.password = ci < 0 ? "" : pctEncode(cred.slice(ci + 1), USER_RE);
+    }
+    if (auth.startsWith("[")) {
+      const close = auth.indexOf("]");
+      if (close < 0) throw new TypeError("Invalid URL: bad IPv6 host");
+      const after = auth.slice(close + 1);
+      if (after.startsWith(":")) u.port = after.slice(1); else if (after !== "") throw new TypeError("Invalid URL: bad host");
+      auth = auth.slice(0, close + 1);
+    } else {
+      const ci = auth.lastIndexOf(":");
+      if (ci >= 0) { u.port = auth.slice(ci + 1); auth = auth.slice(0, ci); }
+    }
+    if (u.port !== "" && !/^\d+$/.test(u.port)) throw new TypeError("Invalid URL: bad port");
+    if (u.port !== "") {
+      const n = Number(u.port);
+      if (n > 65535) throw new TypeError("Invalid URL: port out of range");
+      u.port = String(n);
+      if (special[u.protocol] === u.port) u.port = "";
+    }
+    if (isSpecial && auth === "" && u.protocol !== "file:") throw new TypeError("Invalid URL: empty host");
+    if (/[\u0000-\u0020#%\/:<>?@\[\\\]^|]/.test(auth.replace(/^\[.*\]$/, ""))) {
+      try { auth = decodeURIComponent(auth); } catch (_) { throw new TypeError("Invalid URL: bad host"); }
+      if (/[\u0000-\u0020#%\/:<>?@\[\\\]^|]/.test(auth)) throw new TypeError("Invalid URL: bad host");
+    }
+    u.hostname = isSpecial ? auth.toLowerCase() : auth;
+    parsePathQuery(u, rest, isSpecial);
+  }
+  function resolveRelative(s, base, u) {
+    u.protocol = base.protocol;
+    const isSpecial = u.protocol in special;
+    if (isSpecial) s = s.replace(/\\/g, "/");
+    if (s.startsWith("//")) { parseAuthority(u, s.slice(2), isSpecial); return u; }
+    if (base._opaque) {
+      if (s === "" ) { Object.assign(u, { pathname: base.pathname, _opaque: true, _query: base._query }); return u; }
+      throw new TypeError(`Invalid URL: ${s}`);
+    }
+    u.username = base.username; u.password = base.password; u.hostname = base.hostname; u.port = base.port;
+    if (s === "") { u.pathname = base.pathname; u._query = base._query; return u; }
+    if (s.startsWith("?")) { u.pathname = base.pathname; u._query = s.slice(1); return u; }
+    const qi = s.indexOf("?");
+    let path = qi >= 0 ? s.slice(0, qi) : s;
+    if (qi >= 0) u._query = s.slice(qi + 1);
+    if (!path.startsWith("/")) {
+      const dir = base.pathname.slice(0, base.pathname.lastIndexOf("/") + 1);
+      path = (dir || "/") + path;
+    }
+    u.pathname = normPath(path.split("/").slice(1));
+    return u;
+  }
+  class URL {
+    constructor(url, base) {
+      const b = base === undefined ? undefined : (base instanceof URL ? base._u : parseURL(base));
+      this._u = parseURL(url instanceof URL ? url.href : url, b);
+      this._sp = null;
+    }
+    static canParse(url, base) { try { new URL(url, base); return true; } catch (_) { return false; } }
+    static parse(url, base) { try { return new URL(url, base); } catch (_) { return null; } }
+    get protocol() { return this._u.protocol; }
+    set protocol(v) { const p = String(v).replace(/:.*$/, "").toLowerCase(); if (/^[a-z][a-z0-9+.\-]*$/.test(p)) this._u.protocol = p + ":"; }
+    get username() { return this._u.username; }
+    set username(v) { this._u.username = pctEncode(String(v), USER_RE); }
+    get password() { return this._u.password; }
+    set password(v) { this._u.password = pctEncode(String(v), USER_RE); }
+    get hostname() { return this._u.hostname; }
+    set hostname(v) { if (!this._u._opaque) this._u.hostname = String(v).toLowerCase(); }
+    get port() { return this._u.port; }
+    set port(v) { v = String(v); if (v === "" || /^\d+$/.test(v)) this._u.port = special[this._u.protocol] === v ? "" : (v === "" ? "" : String(Number(v))); }
+    get host() { return this._u.port ? `${this._u.hostname}:${this._u.port}` : this._u.hostname; }
+    set host(v) { const m = /^([^:]*)(?::(\d*))?$/.exec(String(v)); if (m) { this.hostname = m[1]; if (m[2] !== undefined) this.port = m[2]; } }
+    get origin() {
+      const p = this._u.protocol;
+      return p in special && p !== "file:" ? `${p}//${this.host}` : "null";
+    }
+    get pathname() { return this._u._opaque ? this._u.pathname : pctEncode(this._u.pathname, PATH_RE); }
+    set pathname(v) {
+      if (this._u._opaque) return;
+      v = String(v);
+      this._u.pathname = normPath((v.startsWith("/") ? v : "/" + v).split("/").slice(1));
+    }
+    get search() { const q = this._u._query; return q === null || q === "" ? "" : "?" + pctEncode(q, QUERY_RE); }
+    set search(v) {
+      v = String(v);
+      if (v.startsWith("?")) v = v.slice(1);
+      this._u._query = v === "" ? null : v;
+      if (this._sp) this._sp._parse(v);
+    }
+    get searchParams() {
+      if (!this._sp) { this._sp = new URLSearchParams(this._u._query || ""); this._sp._url = this._u; }
+      return this._sp;
+    }
+    get hash() { const f = this._u._fragment; return f === null || f === "" ? "" : "#" + pctEncode(f, FRAG_RE); }
+    set hash(v) { v = String(v); if (v.startsWith("#")) v = v.slice(1); this._u._fragment = v === "" ? null : v; }
+    get href() {
+      const u = this._u;
+      let s = u.protocol;
+      if (!u._opaque && (u.hostname !== "" || u.protocol in special)) {
+        s += "//";
+        if (u.username || u.password) s += u.username + (u.password ? ":" + u.password : "") + "@";
+        s += this.host;
+      }
+      s += this.pathname;
+      if (u._query !== null) s += "?" + pctEncode(u._query, QUERY_RE);
+      if (u._fragment !== null) s += "#" + pctEncode(u._fragment, FRAG_RE);
+      return s;
+    }
+    set href(v) { this._u = parseURL(v); if (this._sp) this._sp._parse(this._u._query || ""); }
+    toString() { return this.href; }
+    toJSON() { return this.href; }
+    get [Symbol.toStringTag]() { return "URL"; }
+  }
+  def(globalThis, "URL", URL);
+
+  // ---- Headers ----
+  const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  // Validated, lower-cased header names: the regex test is the costly part
+  // of Headers and the same few names recur on every request.
+  const nameCache = new Map();
+  function hname(n) {
+    n = String(n);
+    let l = nameCache.get(n);
+    if (l !== undefined) return l;
+    if (!TOKEN_RE.test(n)) throw new TypeError(`Invalid header name: ${n}`);
+    l = n.toLowerCase();
+    if (nameCache.size < 256) nameCache.set(n, l);
+    return l;
+  }
+  function normValue(v) {
+    v = String(v);
+    const n = v.length;
+    if (n > 0 && (v.charCodeAt(0) <= 32 || v.charCodeAt(n - 1) <= 32)) v = v.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+    if (v.includes("\0") || v.includes("\r") || v.includes("\n")) throw new TypeError("Invalid header value");
+    return v;
+  }
+  class Headers {
+    constructor(init) {
+      this._m = new Map(); // lower-case name -> [values]
+      if (init === undefined || init === null) return;
+      if (init instanceof Headers) { for (const [k, v] of init._m) this._m.set(k, v.slice()); return; }
+      if (typeof init[Symbol.iterator] === "function") {
+        for (const pair of init) {
+          const p = Array.from(pair);
+          if (p.length !== 2) throw new TypeError("Headers: each pair must have two elements");
+          this.append(p[0], p[1]);
+        }
+      } else if (typeof init === "object") {
+        for (const k of Object.keys(init)) this.append(k, init[k]);
+      } else {
+        throw new TypeError("Headers: invalid init");
+      }
+    }
+    _name(n) { return hname(n); }
+    append(n, v) { n = this._name(n); const l = this._m.get(n); if (l) l.push(normValue(v)); else this._m.set(n, [normValue(v)]); }
+    set(n, v) { this._m.set(this._name(n), [normValue(v)]); }
+    get(n) { const l = this._m.get(hname(n)); return l ? (l.length === 1 ? l[0] : l.join(", ")) : null; }
+    getSetCookie() { return (this._m.get("set-cookie") || []).slice(); }
+    has(n) { return this._m.has(this._name(n)); }
+    delete(n) { this._m.delete(this._name(n)); }
+    forEach(cb, thisArg) { for (const [k, v] of this.entries()) cb.call(thisArg, v, k, this); }
+    *entries() {
+      for (const k of Array.from(this._m.keys()).sort()) {
+        if (k === "set-cookie") { for (const v of this._m.get(k)) yield [k, v]; } else yield [k, this._m.get(k).join(", ")];
+      }
+    }
+    *keys() { for (const [k] of this.entries()) yield k; }
+    *values() { for (const [, v] of this.entries()) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+    get [Symbol.toStringTag]() { return "Headers"; }
+  }
+  def(globalThis, "Headers", Headers);
+
+  // ---- Body, Request, Response ----
+  // A body is held as a string (_text) or bytes (_bytes, an ArrayBuffer) and
+  // converted lazily, so text in and text out never crosses to the host.
+  function initBody(target, body, headers) {
+    target._text = null; target._bytes = null; target._used = false; target._hasBody = body !== undefined && body !== null;
+    if (!target._hasBody) return;
+    let type = null;
+    if (typeof body === "string") { target._text = body; type = "text/plain;charset=UTF-8"; }
+    else if (body instanceof URLSearchParams) { target._text = body.toString(); type = "application/x-www-form-urlencoded;charset=UTF-8"; }
+    else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) { target._bytes = toAB(body).slice(0); }
+    else if (body && typeof body === "object" && "_text" in body && "_bytes" in body) { target._text = body._text; target._bytes = body._bytes; }
+    else { target._text = String(body); type = "text/plain;charset=UTF-8"; }
+    if (type && !headers.has("content-type")) headers.set("content-type", type);
+  }
+  const bodyMixin = {
+    get bodyUsed() { return this._used; },
+    get body() { return this._hasBody ? { locked: this._used } : null; },
+    _consume() {
+      if (this._used) return Promise.reject(new TypeError("Body has already been used"));
+      this._used = true;
+      return null;
+    },
+    text() { const e = this._consume(); if (e) return e; return Promise.resolve(bodyText(this)); },
+    arrayBuffer() { const e = this._consume(); if (e) return e; return Promise.resolve(bodyBytes(this).slice(0)); },
+    bytes() { const e = this._consume(); if (e) return e; return Promise.resolve(new Uint8Array(bodyBytes(this).slice(0))); },
+    json() { const e = this._consume(); if (e) return e; try { return Promise.resolve(JSON.parse(bodyText(this))); } catch (err) { return Promise.reject(err); } },
+    formData() { return Promise.reject(new TypeError("formData() is not supported")); },
+    blob() { return Promise.reject(new TypeError("blob() is not supported")); },
+  };
+  function bodyText(b) { if (b._text !== null) return b._text; if (b._bytes !== null) return dec(b._bytes); return ""; }
+  function bodyBytes(b) { if (b._bytes !== null) return b._bytes; if (b._text !== null) return (b._bytes = enc(b._text)); return new ArrayBuffer(0); }
+  function mixBody(cls) {
+    for (const k of Object.getOwnPropertyNames(bodyMixin)) Object.defineProperty(cls.prototype, k, Object.getOwnPropertyDescriptor(bodyMixin, k));
+  }
+
+  class AbortSignal {
+    constructor() { this.aborted = false; this.reason = undefined; this._l = []; this.onabort = null; }
+    addEventListener(t, fn) { if (t === "abort") this._l.push(fn); }
+    removeEventListener(t, fn) { this._l = this._l.filter((f) => f !== fn); }
+    throwIfAborted() { if (this.aborted) throw this.reason; }
+    _abort(reason) {
+      if (this.aborted) return;
+      this.aborted = true;
+      this.reason = reason === undefined ? new Error("The operation was aborted") : reason;
+      const ev = { type: "abort", target: this };
+      if (this.onabort) this.onabort(ev);
+      for (const f of this._l) f(ev);
+    }
+    static abort(reason) { const s = new AbortSignal(); s._abort(reason); return s; }
+    static timeout(ms) { const s = new AbortSignal(); setTimeout(() => s._abort(new Error("TimeoutError")), ms); return s; }
+  }
+  class AbortController {
+    constructor() { this.signal = new AbortSignal(); }
+    abort(reason) { this.signal._abort(reason); }
+  }
+  def(globalThis, "AbortSignal", AbortSignal);
+  def(globalThis, "AbortController", AbortController);
+
+  class Request {
+    constructor(input, init = {}) {
+      init = init || {};
+      let src = null;
+      if (input instanceof Request) src = input;
+      const url = src ? src.url : new URL(String(input)).href;
+      this.url = url;
+      this.method = String(init.method || (src ? src.method : "GET")).toUpperCase();
+      this._h = new Headers(init.headers !== undefined ? init.headers : src ? src.headers : undefined);
+      this.redirect = init.redirect || (src ? src.redirect : "follow");
+      this._sig = init.signal || (src ? src.signal : null);
+      this.cf = init.cf || (src ? src.cf : undefined);
+      let body = init.body !== undefined ? init.body : src ? src : null;
+      if ((this.method === "GET" || this.method === "HEAD") && init.body != null) throw new TypeError("Request with GET/HEAD method cannot have body");
+      if (body === src && src) { this._text = src._text; this._bytes = src._bytes; this._used = false; this._hasBody = src._hasBody; }
+      else initBody(this, body, this.headers);
+    }
+    // headers and signal are built on first use: most handlers never touch
+    // them, and incoming requests carry their headers as one raw string.
+    get headers() { if (this._h === null) this._h = rawHeaders(this._raw, this._rawAt); return this._h; }
+    get signal() { if (this._sig === null) this._sig = new AbortSignal(); return this._sig; }
+    clone() { if (this._used) throw new TypeError("Body has already been used"); return new Request(this); }
+    get [Symbol.toStringTag]() { return "Request"; }
+  }
+  mixBody(Request);
+  def(globalThis, "Request", Request);
+
+  // incoming builds the Request for a call from Go's wire string
+  // "method\0url\0(name\0value\0)*" (names lower-case) and body.
+  function incoming(meta, body) {
+    const i = meta.indexOf("\0"), j = meta.indexOf("\0", i + 1);
+    const r = Object.create(Request.prototype);
+    r.url = meta.slice(i + 1, j);
+    r.method = meta.slice(0, i);
+    r._h = null; r._raw = meta; r._rawAt = j + 1; r._sig = null;
+    r.redirect = "follow"; r.cf = undefined;
+    r._text = null; r._bytes = null; r._used = false; r._hasBody = false;
+    if (body !== undefined && body.byteLength > 0) { r._bytes = body; r._hasBody = true; }
+    return r;
+  }
+  function rawHeaders(meta, at) {
+    const h = new Headers();
+    if (meta === undefined || at >= meta.length) return h;
+    const p = meta.slice(at).split("\0");
+    for (let k = 0; k + 1 < p.length; k += 2) {
+      const l = h._m.get(p[k]);
+      if (l) l.push(p[k + 1]); else h._m.set(p[k], [p[k + 1]]);
+    }
+    return h;
+  }
+
+  const STATUS_TEXT = { 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently", 302: "Found",
+    303: "See Other", 304: "Not Modified", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 422: "Unprocessable Entity",
+    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
+  class Response {
+    constructor(body = null, init = {}) {
+      init = init || {};
+      const status = init.status === undefined ? 200 : Number(init.status);
+      if (!(status >= 200 && status <= 599) || !Number.isInteger(status)) throw new RangeError(`Invalid status ${init.status}`);
+      this.status = status;
+      this.statusText = init.statusText !== undefined ? String(init.statusText) : "";
+      this.headers = new Headers(init.headers);
+      this.type = "default";
+      this.url = "";
+      this.redirected = false;
+      this.webSocket = null;
+      if (body !== null && body !== undefined && (status === 204 || status === 304)) throw new TypeError("Response with null body status cannot have body");
+      initBody(this, body, this.headers);
+    }
+    get ok() { return this.status >= 200 && this.status < 300; }
+    clone() { if (this._used) throw new TypeError("Body has already been used"); const r = new Response(null, this); initBody(r, this, r.headers); r.statusText = this.statusText; r.url = this.url; return r; }
+    static json(data, init = {}) {
+      const s = JSON.stringify(data);
+      const r = new Response(null, init);
+      if (s === undefined) return r;
+      if (r.status === 204 || r.status === 304) throw new TypeError("Response with null body status cannot have body");
+      r._text = s; r._hasBody = true;
+      if (!r.headers.has("content-type")) r.headers.set("content-type", "application/json");
+      return r;
+    }
+    static redirect(url, status = 302) {
+      if (![301, 302, 303, 307, 308].includes(status)) throw new RangeError(`Invalid redirect status ${status}`);
+      return new Response(null, { status, headers: { location: new URL(String(url)).href } });
+    }
+    static error() { const r = new Response(null, { status: 200 }); r.status = 0; r.type = "error"; return r; }
+    get [Symbol.toStringTag]() { return "Response"; }
+  }
+  mixBody(Response);
+  def(globalThis, "Response", Response);
+
+  const headerPairs = (h) => Array.from(h.entries());
+
+  async function fetch(input, init) {
+    const req = new Request(input, init);
+    if (req.signal && req.signal.aborted) throw req.signal.reason;
+    const meta = JSON.stringify({ method: req.method, url: req.url, headers: headerPairs(req.headers) });
+    const out = req._hasBody ? host("fetch", meta, bodyBytes(req)) : host("fetch", meta);
+    const m = JSON.parse(out[0]);
+    const r = new Response(null, { status: m.status >= 200 && m.status <= 599 ? m.status : 200, statusText: m.statusText || STATUS_TEXT[m.status] || "", headers: m.headers || [] });
+    r.status = m.status;
+    r._bytes = out[1]; r._hasBody = true;
+    r.url = req.url;
+    return r;
+  }
+  def(globalThis, "fetch", fetch);
+
+  // ---- env and the driver ----
+  const json = (v) => { const s = JSON.stringify(v); if (s === undefined) throw new TypeError("value is not JSON-serializable"); return s; };
+  const state = {
+    async get(key) {
+      if (Array.isArray(key)) { const m = new Map(); for (const k of key) { const v = await state.get(k); if (v !== undefined) m.set(k, v); } return m; }
+      const s = host("state.get", String(key));
+      return s === undefined ? undefined : JSON.parse(s);
+    },
+    async put(key, value) {
+      if (key !== null && typeof key === "object") { for (const k of Object.keys(key)) host("state.put", k, json(key[k])); return; }
+      host("state.put", String(key), json(value));
+    },
+    async delete(key) {
+      if (Array.isArray(key)) { let n = 0; for (const k of key) { host("state.delete", String(k)); n++; } return n; }
+      host("state.delete", String(key));
+      return true;
+    },
+    async list(opts = {}) {
+      opts = opts || {};
+      const rows = JSON.parse(host("state.list", String(opts.prefix || ""), Number(opts.limit || 0)));
+      const m = new Map();
+      for (const [k, v] of rows) m.set(k, v);
+      return m;
+    },
+    async setAlarm(when) {
+      const ms = when instanceof Date ? when.getTime() : Number(when);
+      host("alarm.set", ms);
+    },
+    async getAlarm() { const ms = host("alarm.get"); return ms === undefined ? null : ms; },
+    async deleteAlarm() { host("alarm.delete"); },
+  };
+  state.storage = state;
+
+  const env = { state, session: { id: "", agent: "" } };
+  let handler = null;
+  let waitUntil = [];
+  const execCtx = {
+    waitUntil(p) { waitUntil.push(Promise.resolve(p).catch((e) => console.error("waitUntil:", e))); },
+    passThroughOnException() {},
+  };
+
+  function errorInfo(e) {
+    if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack || "" };
+    return { name: "Error", message: fmt(e, 1), stack: "" };
+  }
+  async function finish(p) {
+    const r = await p;
+    while (waitUntil.length) { const w = waitUntil; waitUntil = []; await Promise.all(w); }
+    return r;
+  }
+  // respond turns the handler's result into what Go reads: the string
+  // "status\0statusText\0n\0(name\0value\0)*n" followed by a text body, or
+  // [that string, ArrayBuffer] for a binary body. It ends the call: timers
+  // do not outlive it.
+  function respond(res) {
+    if (waitUntil.length) return finish(res).then(respond);
+    if (!(res instanceof Response)) {
+      throw new TypeError(`fetch handler returned ${res === undefined ? "undefined" : Object.prototype.toString.call(res)}, not a Response`);
+    }
+    let st = res.statusText || STATUS_TEXT[res.status] || "";
+    if (st.includes("\0")) st = st.replace(/\0/g, "");
+    let hs = "", n = 0;
+    for (const [k, l] of res.headers._m) {
+      if (k === "set-cookie" && l.length > 1) { for (const v of l) { hs += k + "\0" + v + "\0"; n++; } }
+      else { hs += k + "\0" + (l.length === 1 ? l[0] : l.join(", ")) + "\0"; n++; }
+    }
+    const meta = res.status + "\0" + st + "\0" + n + "\0" + hs;
+    timers.clear();
+    if (!res._hasBody) return meta;
+    if (res._text !== null) return meta + res._text;
+    return [meta, res._bytes];
+  }
+
+  return {
+    configure(cfg) {
+      const c = JSON.parse(cfg);
+      for (const k of Object.keys(c.vars || {})) env[k] = c.vars[k];
+      env.session.id = c.session.id;
+      env.session.agent = c.session.agent;
+    },
+    setModule(ns) {
+      handler = ns && ns.default;
+    },
+    // fetch returns respond's result, or a promise of it when the handler
+    // is asynchronous.
+    fetch(meta, body) {
+      if (!handler || typeof handler.fetch !== "function") throw new Error("__no_fetch_handler");
+      const res = handler.fetch(incoming(meta, body), env, execCtx);
+      if (res !== null && typeof res === "object" && typeof res.then === "function") return Promise.resolve(res).then(respond);
+      return respond(res);
+    },
+    alarm() {
+      return finish((async () => {
+        if (!handler || typeof handler.alarm !== "function") throw new Error("__no_alarm_handler");
+        await handler.alarm(env, execCtx);
+      })());
+    },
+    // nextTimer returns the due time (ms since the epoch) of the earliest
+    // timer, or -1 when none is pending.
+    nextTimer() {
+      let min = -1;
+      for (const t of timers.values()) if (min < 0 || t.due < min) min = t.due;
+      return min;
+    },
+    // runTimers fires every timer that is due, in due order.
+    runTimers() {
+      const now = Date.now();
+      const due = Array.from(timers.entries()).filter(([, t]) => t.due <= now).sort((a, b) => a[1].due - b[1].due || a[1].seq - b[1].seq);
+      for (const [id, t] of due) {
+        if (!timers.has(id)) continue;
+        if (t.repeat) t.due = Date.now() + Math.max(1, t.delay); else timers.delete(id);
+        try { t.fn(...t.args); } catch (e) { console.error("Uncaught (in timer)", e); }
+      }
+    },
+    // endCall drops what must not outlive a call: pending timers and
+    // waitUntil promises nobody awaited.
+    endCall() {
+      timers.clear();
+      waitUntil = [];
+    },
+    errorInfo,
+  };
+})(globalThis.__ac_host);

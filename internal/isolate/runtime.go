@@ -1,0 +1,172 @@
+package isolate
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/agentcloud/agentcloud/internal/isolate/quickjs"
+)
+
+// Config configures a Runtime. The zero value works: no on-disk cache, a
+// discarding logger and the default limits.
+type Config struct {
+	// CacheDir holds wazero's compiled-code cache; empty keeps it in memory.
+	// With a warm cache NewRuntime skips most of the ~0.5 s compile.
+	CacheDir string
+	// Logger receives runtime-level events; nil discards.
+	Logger *slog.Logger
+	// DefaultMemoryMiB applies when Spec.MemoryMiB is 0 (default 64).
+	DefaultMemoryMiB int
+	// MaxMemoryMiB caps every Spec.MemoryMiB (default 1024).
+	MaxMemoryMiB int
+	// CooperativeTimeouts enforces call deadlines only through QuickJS's
+	// interrupt handler (polled every ~10k bytecodes). A long native
+	// operation inside QuickJS (e.g. `new Array(1e9).join("")`) can then
+	// overrun its deadline by seconds. Default false: the module is also
+	// rewritten to test a stop flag at every loop header (see
+	// instrument.go), which costs a few percent rather than the ~3x of
+	// wazero's WithCloseOnContextDone, and the first mechanism to fire wins.
+	CooperativeTimeouts bool
+}
+
+// Defaults.
+const (
+	defaultMemoryMiB = 64
+	maxMemoryMiB     = 1024
+	defaultStackKiB  = 256
+	maxStackKiB      = 512 // half of the binary's 1 MiB C stack
+)
+
+// Runtime owns one wazero runtime with QuickJS compiled into it. Create one
+// per process; it is safe for concurrent use by many isolates.
+type Runtime struct {
+	cfg      Config
+	log      *slog.Logger
+	wr       wazero.Runtime
+	cache    wazero.CompilationCache
+	qjs      wazero.CompiledModule
+	wasmHash [32]byte
+	// preempt: isolates have the stop global of instrument.go.
+	preempt bool
+	enc     *zstd.Encoder
+	dec     *zstd.Decoder
+}
+
+// NewRuntime compiles QuickJS (or loads it from cfg.CacheDir) and registers
+// the host modules isolates import.
+func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.DefaultMemoryMiB <= 0 {
+		cfg.DefaultMemoryMiB = defaultMemoryMiB
+	}
+	if cfg.MaxMemoryMiB <= 0 {
+		cfg.MaxMemoryMiB = maxMemoryMiB
+	}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, wasmHash: sha256.Sum256(engineWasm)}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	code := engineWasm
+	closeOnDone := false
+	if !cfg.CooperativeTimeouts {
+		inst, err := instrumentLoops(engineWasm)
+		if err != nil {
+			// Fall back to wazero's (slower) termination checks.
+			r.log.Warn("isolate: wasm not instrumented; using WithCloseOnContextDone", "err", err)
+			closeOnDone = true
+		} else {
+			code, r.preempt = inst, true
+		}
+	}
+	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(closeOnDone)
+	if cfg.CacheDir != "" {
+		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("isolate: cache dir: %w", err)
+		}
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("isolate: compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		r.cache = c
+		rc = rc.WithCompilationCache(c)
+	}
+	r.wr = wazero.NewRuntimeWithConfig(ctx, rc)
+	ok := false
+	defer func() {
+		if !ok {
+			_ = r.Close(ctx)
+		}
+	}()
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.wr); err != nil {
+		return nil, fmt.Errorf("isolate: instantiate wasi: %w", err)
+	}
+	if err := r.instantiateEnv(ctx); err != nil {
+		return nil, err
+	}
+	m, err := r.wr.CompileModule(ctx, code)
+	if err != nil {
+		return nil, fmt.Errorf("isolate: compile quickjs: %w", err)
+	}
+	r.qjs = m
+	if r.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1)); err != nil {
+		return nil, fmt.Errorf("isolate: zstd: %w", err)
+	}
+	if r.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0)); err != nil {
+		return nil, fmt.Errorf("isolate: zstd: %w", err)
+	}
+	ok = true
+	return r, nil
+}
+
+// Close releases the wazero runtime and every isolate still open on it.
+func (r *Runtime) Close(ctx context.Context) error {
+	var err error
+	if r.wr != nil {
+		err = r.wr.Close(ctx)
+	}
+	if r.cache != nil {
+		if cerr := r.cache.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
+	if r.enc != nil {
+		_ = r.enc.Close()
+	}
+	if r.dec != nil {
+		r.dec.Close()
+	}
+	return err
+}
+
+// instantiateEnv registers the "env" module QuickJS imports.
+func (r *Runtime) instantiateEnv(ctx context.Context) error {
+	b := r.wr.NewHostModuleBuilder("env")
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostCall),
+		[]api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}).Export("host_call")
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostInterrupt), nil, []api.ValueType{i32}).Export("host_interrupt")
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostPromiseRejection),
+		[]api.ValueType{i32, i32, i32}, nil).Export("host_promise_rejection")
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostModuleNormalize),
+		[]api.ValueType{i32, i32}, []api.ValueType{i32}).Export("host_module_normalize")
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(hostModuleLoad),
+		[]api.ValueType{i32, i32}, []api.ValueType{i32}).Export("host_module_load")
+	b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = 0 // isolates run in UTC
+	}), []api.ValueType{i32, i32}, []api.ValueType{i32}).Export("host_get_timezone_offset")
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("isolate: instantiate env: %w", err)
+	}
+	return nil
+}
+
+const i32 = api.ValueTypeI32
+
+// engineWasm is the QuickJS build isolates run (a variable for tests).
+var engineWasm = quickjs.Wasm

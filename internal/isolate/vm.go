@@ -1,0 +1,549 @@
+package isolate
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// vm is the Go side of one QuickJS wasm instance: bound exports and memory
+// helpers. Values cross the boundary as JSValue* "boxes" malloc'd in linear
+// memory by the C interface; every box returned to Go is owned by Go and must
+// be released with freeValue.
+type vm struct {
+	mod api.Module
+	mem api.Memory
+	lin *linearMemory
+	st  vmState
+
+	// stop is the instrumented module's stop global (nil when the runtime
+	// does not preempt); fired is set once a call's context is done and
+	// stop has been raised, so a trap can be reported as a timeout.
+	stop  api.MutableGlobal
+	fired atomic.Bool
+
+	f     exports  // for calls made by Go
+	h     exports  // for calls made from inside host callbacks (re-entrant)
+	stack []uint64 // CallWithStack buffer for f
+	hs    []uint64 // CallWithStack buffer for h
+}
+
+// vmState is what, besides linear memory, a restored instance needs. All of
+// it is addresses inside linear memory, so it is valid in any instance whose
+// memory is a copy of this one.
+type vmState struct {
+	StackPointer uint32
+	Runtime      uint32 // JSRuntime*
+	Context      uint32 // JSContext*
+	Scratch      uint32 // scratchSize bytes for out-parameters and argv
+	Undefined    uint32 // box holding undefined
+	Fns          [numFns]uint32
+}
+
+// Driver functions defined by prelude.js, in the order of driverFnNames.
+const (
+	fnConfigure = iota
+	fnSetModule
+	fnFetch
+	fnAlarm
+	fnNextTimer
+	fnRunTimers
+	fnEndCall
+	numFns
+)
+
+var driverFnNames = [numFns]string{"configure", "setModule", "fetch", "alarm", "nextTimer", "runTimers", "endCall"}
+
+const scratchSize = 64
+
+const vmStateSize = 4 * (5 + numFns)
+
+func (s *vmState) marshal(b []byte) {
+	le := binary.LittleEndian
+	le.PutUint32(b[0:], s.StackPointer)
+	le.PutUint32(b[4:], s.Runtime)
+	le.PutUint32(b[8:], s.Context)
+	le.PutUint32(b[12:], s.Scratch)
+	le.PutUint32(b[16:], s.Undefined)
+	for i, f := range s.Fns {
+		le.PutUint32(b[20+4*i:], f)
+	}
+}
+
+func (s *vmState) unmarshal(b []byte) {
+	le := binary.LittleEndian
+	s.StackPointer = le.Uint32(b[0:])
+	s.Runtime = le.Uint32(b[4:])
+	s.Context = le.Uint32(b[8:])
+	s.Scratch = le.Uint32(b[12:])
+	s.Undefined = le.Uint32(b[16:])
+	for i := range s.Fns {
+		s.Fns[i] = le.Uint32(b[20+4*i:])
+	}
+}
+
+type exports struct {
+	initialize, init, malloc, free                               *lazyFn
+	eval, call, freeValue, dupValue                              *lazyFn
+	newString, newArrayBuffer, newNumber, newArray, newError     *lazyFn
+	newHostFunction, getGlobal, getUndefined                     *lazyFn
+	getStringLen, freeCString, getArrayBuffer, getFloat64        *lazyFn
+	isException, getException, isString, isArrayBuffer, isNumber *lazyFn
+	isUndefined, isNull                                          *lazyFn
+	isJobPending, executePendingJob                              *lazyFn
+	promiseState, promiseResult                                  *lazyFn
+	getPropString, getPropUint32, setPropString, setPropUint32   *lazyFn
+	throw, setMaxStackSize, setMemoryLimit, setModuleLoader      *lazyFn
+	setInterruptHandler                                          *lazyFn
+	runGC, getRuntimePtr, getContextPtr, setRuntimeAndContext    *lazyFn
+}
+
+// lazyFn binds an export on first use: every bound api.Function carries its
+// own wazero call engine with a 10 KiB stack, so binding only what an
+// isolate actually calls keeps idle isolates small.
+type lazyFn struct {
+	name string
+	m    api.Module
+	f    api.Function
+}
+
+func (l *lazyFn) fn() api.Function {
+	if l.f == nil {
+		l.f = l.m.ExportedFunction(l.name)
+	}
+	return l.f
+}
+
+func bindExports(m api.Module) (exports, error) {
+	var e exports
+	var missing []string
+	defs := m.ExportedFunctionDefinitions()
+	get := func(name string) *lazyFn {
+		if _, ok := defs[name]; !ok {
+			missing = append(missing, name)
+		}
+		return &lazyFn{name: name, m: m}
+	}
+	e.initialize = get("_initialize")
+	e.init = get("qjs_init")
+	e.malloc = get("wasm_malloc")
+	e.free = get("wasm_free")
+	e.eval = get("qjs_eval")
+	e.call = get("qjs_call")
+	e.freeValue = get("qjs_free_value")
+	e.dupValue = get("qjs_dup_value")
+	e.newString = get("qjs_new_string")
+	e.newArrayBuffer = get("qjs_new_array_buffer")
+	e.newNumber = get("qjs_new_number")
+	e.newArray = get("qjs_new_array")
+	e.newError = get("qjs_new_error")
+	e.newHostFunction = get("qjs_new_host_function")
+	e.getGlobal = get("qjs_get_global")
+	e.getUndefined = get("qjs_get_undefined")
+	e.getStringLen = get("qjs_get_string_len")
+	e.freeCString = get("qjs_free_cstring")
+	e.getArrayBuffer = get("qjs_get_array_buffer")
+	e.getFloat64 = get("qjs_get_float64")
+	e.isException = get("qjs_is_exception")
+	e.getException = get("qjs_get_exception")
+	e.isString = get("qjs_is_string")
+	e.isArrayBuffer = get("qjs_is_array_buffer")
+	e.isNumber = get("qjs_is_number")
+	e.isUndefined = get("qjs_is_undefined")
+	e.isNull = get("qjs_is_null")
+	e.isJobPending = get("qjs_is_job_pending")
+	e.executePendingJob = get("qjs_execute_pending_job")
+	e.promiseState = get("qjs_promise_state")
+	e.promiseResult = get("qjs_promise_result")
+	e.getPropString = get("qjs_get_prop_string")
+	e.getPropUint32 = get("qjs_get_prop_uint32")
+	e.setPropString = get("qjs_set_prop_string")
+	e.setPropUint32 = get("qjs_set_prop_uint32")
+	e.throw = get("qjs_throw")
+	e.setMaxStackSize = get("qjs_set_max_stack_size")
+	e.setMemoryLimit = get("qjs_set_memory_limit")
+	e.setModuleLoader = get("qjs_set_module_loader")
+	e.setInterruptHandler = get("qjs_set_interrupt_handler")
+	e.runGC = get("qjs_run_gc")
+	e.getRuntimePtr = get("qjs_get_runtime_ptr")
+	e.getContextPtr = get("qjs_get_context_ptr")
+	e.setRuntimeAndContext = get("qjs_set_runtime_and_context")
+	if len(missing) > 0 {
+		return e, fmt.Errorf("isolate: quickjs.wasm lacks exports %v", missing)
+	}
+	return e, nil
+}
+
+func newVM(m api.Module, lin *linearMemory, preempt bool) (*vm, error) {
+	v := &vm{mod: m, mem: m.Memory(), lin: lin, stack: make([]uint64, 8), hs: make([]uint64, 8)}
+	if preempt {
+		g, ok := m.ExportedGlobal(stopGlobalName).(api.MutableGlobal)
+		if !ok {
+			return nil, fmt.Errorf("isolate: instrumented module lacks %s", stopGlobalName)
+		}
+		v.stop = g
+	}
+	var err error
+	if v.f, err = bindExports(m); err != nil {
+		return nil, err
+	}
+	// Host callbacks run while an outer export is on the stack; a wazero
+	// function must not be re-entered, so the exports that can be both outer
+	// (running JS) and inner get their own binding. The rest are leaves.
+	v.h = v.f
+	v.h.setPropString = &lazyFn{name: "qjs_set_prop_string", m: m}
+	v.h.setPropUint32 = &lazyFn{name: "qjs_set_prop_uint32", m: m}
+	v.h.getPropString = &lazyFn{name: "qjs_get_prop_string", m: m}
+	if v.mem == nil {
+		return nil, errors.New("isolate: quickjs.wasm exports no memory")
+	}
+	return v, nil
+}
+
+// call invokes f with Go's stack buffer; use only outside host callbacks.
+func (v *vm) call(ctx context.Context, f *lazyFn, args ...uint64) (uint32, error) {
+	return v.callOn(ctx, v.stack, f, args)
+}
+
+// hcall is call for use inside host callbacks.
+func (v *vm) hcall(ctx context.Context, f *lazyFn, args ...uint64) (uint32, error) {
+	return v.callOn(ctx, v.hs, f, args)
+}
+
+func (v *vm) callOn(ctx context.Context, stack []uint64, f *lazyFn, args []uint64) (uint32, error) {
+	copy(stack, args)
+	if err := f.fn().CallWithStack(ctx, stack); err != nil {
+		return 0, v.classify(err)
+	}
+	return uint32(stack[0]), nil
+}
+
+// arm makes ctx's end preempt the guest until the returned disarm runs.
+// Calls without a Done channel are never preempted.
+func (v *vm) arm(ctx context.Context) (disarm func()) {
+	if v.stop == nil || ctx.Done() == nil {
+		return func() {}
+	}
+	ran := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		v.fired.Store(true)
+		v.stop.Set(1)
+		close(ran)
+	})
+	return func() {
+		if !stop() {
+			<-ran
+			v.stop.Set(0)
+			v.fired.Store(false)
+		}
+	}
+}
+
+// classify maps a wazero call error to the package's error kinds.
+func (v *vm) classify(err error) error {
+	if v.fired.Load() {
+		return fmt.Errorf("%w: preempted: %w", ErrTimeout, context.DeadlineExceeded)
+	}
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)
+		case sys.ExitCodeContextCanceled:
+			return fmt.Errorf("isolate: call canceled: %w", context.Canceled)
+		}
+	}
+	if errors.Is(err, errHostAbort) {
+		return err
+	}
+	if v.lin != nil && v.lin.hit {
+		return fmt.Errorf("%w: %w", ErrMemoryExceeded, err)
+	}
+	return fmt.Errorf("%w: %w", ErrCrashed, err)
+}
+
+var errHostAbort = errors.New("isolate: host aborted call")
+
+func (v *vm) u32(addr uint32) uint32 {
+	x, ok := v.mem.ReadUint32Le(addr)
+	if !ok {
+		panic(fmt.Sprintf("isolate: read out of range at %#x", addr))
+	}
+	return x
+}
+
+func (v *vm) putU32(addr, x uint32) {
+	if !v.mem.WriteUint32Le(addr, x) {
+		panic(fmt.Sprintf("isolate: write out of range at %#x", addr))
+	}
+}
+
+// writeBytes mallocs len(b)+1 bytes, copies b there NUL-terminated and
+// returns the address. The caller frees it.
+func (v *vm) writeBytes(ctx context.Context, inHost bool, b []byte) (uint32, error) {
+	f, c := v.f.malloc, v.call
+	if inHost {
+		f, c = v.h.malloc, v.hcall
+	}
+	p, err := c(ctx, f, uint64(len(b)+1))
+	if err != nil {
+		return 0, err
+	}
+	if p == 0 {
+		return 0, fmt.Errorf("%w: wasm_malloc(%d) failed", ErrMemoryExceeded, len(b)+1)
+	}
+	buf, ok := v.mem.Read(p, uint32(len(b)+1))
+	if !ok {
+		return 0, fmt.Errorf("%w: malloc returned out-of-range %#x", ErrCrashed, p)
+	}
+	copy(buf, b)
+	buf[len(b)] = 0
+	return p, nil
+}
+
+// bytesAt copies n bytes at addr.
+func (v *vm) bytesAt(addr, n uint32) ([]byte, error) {
+	b, ok := v.mem.Read(addr, n)
+	if !ok {
+		return nil, fmt.Errorf("%w: read %d bytes at %#x out of range", ErrCrashed, n, addr)
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// str reads a JS string box as UTF-8 (WTF-8 for lone surrogates).
+func (v *vm) str(ctx context.Context, inHost bool, box uint32) (string, error) {
+	e, c := &v.f, v.call
+	if inHost {
+		e, c = &v.h, v.hcall
+	}
+	lenp := v.st.Scratch + 60
+	if inHost {
+		lenp = v.st.Scratch + 56
+	}
+	p, err := c(ctx, e.getStringLen, uint64(box), uint64(lenp))
+	if err != nil {
+		return "", err
+	}
+	if p == 0 {
+		return "", nil
+	}
+	n := v.u32(lenp)
+	b, ok := v.mem.Read(p, n)
+	if !ok {
+		return "", fmt.Errorf("%w: string out of range", ErrCrashed)
+	}
+	s := string(b)
+	_, err = c(ctx, e.freeCString, uint64(p))
+	return s, err
+}
+
+// newString makes a string box.
+func (v *vm) newString(ctx context.Context, inHost bool, s string) (uint32, error) {
+	e, c := &v.f, v.call
+	if inHost {
+		e, c = &v.h, v.hcall
+	}
+	p, err := v.writeBytes(ctx, inHost, []byte(s))
+	if err != nil {
+		return 0, err
+	}
+	box, err := c(ctx, e.newString, uint64(p), uint64(len(s)))
+	if err != nil {
+		return 0, err
+	}
+	_, err = c(ctx, e.free, uint64(p))
+	return box, err
+}
+
+// newArrayBuffer makes an ArrayBuffer box holding a copy of b.
+func (v *vm) newArrayBuffer(ctx context.Context, inHost bool, b []byte) (uint32, error) {
+	e, c := &v.f, v.call
+	if inHost {
+		e, c = &v.h, v.hcall
+	}
+	p, err := v.writeBytes(ctx, inHost, b)
+	if err != nil {
+		return 0, err
+	}
+	box, err := c(ctx, e.newArrayBuffer, uint64(p), uint64(len(b)))
+	if err != nil {
+		return 0, err
+	}
+	_, err = c(ctx, e.free, uint64(p))
+	return box, err
+}
+
+// arrayBuffer copies the bytes of an ArrayBuffer box.
+func (v *vm) arrayBuffer(ctx context.Context, inHost bool, box uint32) ([]byte, error) {
+	e, c := &v.f, v.call
+	lenp := v.st.Scratch + 52
+	if inHost {
+		e, c = &v.h, v.hcall
+		lenp = v.st.Scratch + 48
+	}
+	p, err := c(ctx, e.getArrayBuffer, uint64(box), uint64(lenp))
+	if err != nil {
+		return nil, err
+	}
+	n := v.u32(lenp)
+	if p == 0 || n == 0 {
+		return []byte{}, nil
+	}
+	return v.bytesAt(p, n)
+}
+
+func (v *vm) float(ctx context.Context, inHost bool, box uint32) (float64, error) {
+	e := &v.f
+	stack := v.stack
+	if inHost {
+		e, stack = &v.h, v.hs
+	}
+	stack[0] = uint64(box)
+	if err := e.getFloat64.fn().CallWithStack(ctx, stack); err != nil {
+		return 0, v.classify(err)
+	}
+	return math.Float64frombits(stack[0]), nil
+}
+
+func (v *vm) free(ctx context.Context, boxes ...uint32) error {
+	for _, b := range boxes {
+		if b == 0 {
+			continue
+		}
+		if _, err := v.call(ctx, v.f.freeValue, uint64(b)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callFn calls the function box fn with this=undefined and the given
+// argument boxes. It returns the result box or a *JSError.
+func (v *vm) callFn(ctx context.Context, fn uint32, args ...uint32) (uint32, error) {
+	argv := v.st.Scratch
+	if len(args) > 8 {
+		return 0, errors.New("isolate: too many arguments")
+	}
+	for i, a := range args {
+		v.putU32(argv+uint32(4*i), a)
+	}
+	r, err := v.call(ctx, v.f.call, uint64(fn), uint64(v.st.Undefined), uint64(len(args)), uint64(argv))
+	if err != nil {
+		return 0, err
+	}
+	return v.checkException(ctx, r)
+}
+
+// checkException turns an exception result into a *JSError (freeing r).
+func (v *vm) checkException(ctx context.Context, r uint32) (uint32, error) {
+	exc, err := v.call(ctx, v.f.isException, uint64(r))
+	if err != nil {
+		return 0, err
+	}
+	if exc == 0 {
+		return r, nil
+	}
+	if err := v.free(ctx, r); err != nil {
+		return 0, err
+	}
+	e, err := v.call(ctx, v.f.getException)
+	if err != nil {
+		return 0, err
+	}
+	defer v.free(ctx, e) //nolint:errcheck // best effort
+	return 0, v.jsError(ctx, e)
+}
+
+// jsError describes the thrown value in box e. Out-of-memory exceptions map
+// to ErrMemoryExceeded.
+func (v *vm) jsError(ctx context.Context, e uint32) error {
+	je := &JSError{}
+	get := func(name string) string {
+		p, err := v.writeBytes(ctx, false, []byte(name))
+		if err != nil {
+			return ""
+		}
+		defer v.call(ctx, v.f.free, uint64(p)) //nolint:errcheck
+		b, err := v.call(ctx, v.f.getPropString, uint64(e), uint64(p))
+		if err != nil || b == 0 {
+			return ""
+		}
+		defer v.free(ctx, b) //nolint:errcheck
+		if s, _ := v.call(ctx, v.f.isString, uint64(b)); s == 0 {
+			return ""
+		}
+		s, _ := v.str(ctx, false, b)
+		return s
+	}
+	if s, _ := v.call(ctx, v.f.isString, uint64(e)); s != 0 {
+		je.Message, _ = v.str(ctx, false, e)
+	} else {
+		je.Message = get("message")
+		je.Name = get("name")
+		je.Stack = get("stack")
+	}
+	if je.Message == "out of memory" && (je.Name == "InternalError" || je.Name == "") {
+		return fmt.Errorf("%w: %w", ErrMemoryExceeded, je)
+	}
+	if je.Name == "InternalError" && je.Message == "interrupted" {
+		return fmt.Errorf("%w: %w", ErrTimeout, je)
+	}
+	return je
+}
+
+// drainJobs runs the microtask queue to empty.
+func (v *vm) drainJobs(ctx context.Context) error {
+	for {
+		p, err := v.call(ctx, v.f.isJobPending)
+		if err != nil {
+			return err
+		}
+		if p == 0 {
+			return nil
+		}
+		r, err := v.call(ctx, v.f.executePendingJob)
+		if err != nil {
+			return err
+		}
+		if int32(r) < 0 {
+			e, err := v.call(ctx, v.f.getException)
+			if err != nil {
+				return err
+			}
+			jerr := v.jsError(ctx, e)
+			_ = v.free(ctx, e)
+			return jerr
+		}
+	}
+}
+
+func (v *vm) captureState(ctx context.Context) error {
+	sp := v.mod.ExportedGlobal("__stack_pointer")
+	if sp == nil {
+		return errors.New("isolate: quickjs.wasm does not export __stack_pointer")
+	}
+	v.st.StackPointer = uint32(sp.Get())
+	var err error
+	if v.st.Runtime, err = v.call(ctx, v.f.getRuntimePtr); err != nil {
+		return err
+	}
+	v.st.Context, err = v.call(ctx, v.f.getContextPtr)
+	return err
+}
+
+func (v *vm) restoreState(ctx context.Context, st vmState) error {
+	v.st = st
+	sp, ok := v.mod.ExportedGlobal("__stack_pointer").(api.MutableGlobal)
+	if !ok {
+		return errors.New("isolate: __stack_pointer is not a mutable export")
+	}
+	sp.Set(uint64(st.StackPointer))
+	_, err := v.call(ctx, v.f.setRuntimeAndContext, uint64(st.Runtime), uint64(st.Context))
+	return err
+}

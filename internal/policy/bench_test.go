@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cedar-policy/cedar-go/types"
+)
+
+// latencies records per-call durations and reports percentiles as benchmark
+// metrics, since ns/op alone hides the tail.
+type latencies struct{ d []time.Duration }
+
+func (l *latencies) add(d time.Duration) { l.d = append(l.d, d) }
+
+func (l *latencies) pct(p float64) time.Duration {
+	if len(l.d) == 0 {
+		return 0
+	}
+	s := slices.Clone(l.d)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func (l *latencies) report(b *testing.B, prefix string) {
+	b.ReportMetric(float64(l.pct(0.50).Nanoseconds()), prefix+"p50-ns")
+	b.ReportMetric(float64(l.pct(0.99).Nanoseconds()), prefix+"p99-ns")
+}
+
+// benchEntities builds 10,000 entities: 1,000 tools all granted to one
+// agent, 20 hosts, 8,000 sessions of that agent and users for the rest.
+func benchEntities() (types.EntityMap, []UID, []UID) {
+	ents := types.EntityMap{}
+	add := func(uid UID, attrs types.RecordMap) {
+		ents[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(attrs)}
+	}
+	tools := make([]UID, 1000)
+	for i := range tools {
+		tools[i] = NewUID("Tool", fmt.Sprintf("tool-%d", i))
+		add(tools[i], nil)
+	}
+	hosts := make([]UID, 20)
+	for i := range hosts {
+		hosts[i] = NewUID("Host", fmt.Sprintf("h%d.example.com", i))
+		add(hosts[i], nil)
+	}
+	agent := NewUID("Agent", "bot")
+	add(agent, types.RecordMap{"owner": NewUID("User", "u0"), "tools": uidSet(tools...), "hosts": uidSet(hosts...)})
+	sessions := make([]UID, 8000)
+	for i := range sessions {
+		sessions[i] = NewUID("Session", fmt.Sprintf("bot/s%d", i))
+		add(sessions[i], types.RecordMap{"agent": agent, "allowHosts": uidSet(hosts[:5]...)})
+	}
+	for i := 0; len(ents) < 10000; i++ {
+		add(NewUID("User", fmt.Sprintf("u%d", i)), nil)
+	}
+	return ents, tools, sessions
+}
+
+func BenchmarkDecide(b *testing.B) {
+	e, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ents, tools, sessions := benchEntities()
+	if len(ents) != 10000 {
+		b.Fatalf("%d entities", len(ents))
+	}
+	ctx := context.Background()
+	risky := Labels{Integrity: Untrusted, Confidentiality: Private}
+	b.Run("tool.call", func(b *testing.B) {
+		var lat latencies
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			req := Request{Principal: sessions[i%len(sessions)], Action: "tool.call", Resource: tools[(i*7)%len(tools)]}
+			t0 := time.Now()
+			d, err := e.Decide(ctx, ents, req)
+			lat.add(time.Since(t0))
+			if err != nil || !d.Allowed {
+				b.Fatalf("%+v %v", d, err)
+			}
+			i++
+		}
+		lat.report(b, "")
+	})
+	b.Run("egress.trifecta", func(b *testing.B) {
+		var lat latencies
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			req := Request{Principal: sessions[i%len(sessions)], Action: "egress.fetch", Resource: NewUID("Host", fmt.Sprintf("h%d.example.com", 5+i%15)), Labels: risky}
+			t0 := time.Now()
+			d, err := e.Decide(ctx, ents, req)
+			lat.add(time.Since(t0))
+			if err != nil || d.Allowed || !d.Approvable {
+				b.Fatalf("%+v %v", d, err)
+			}
+			i++
+		}
+		lat.report(b, "")
+	})
+}

@@ -1,0 +1,103 @@
+package secrets
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// placeholderRE matches {{secret:NAME}}.
+var placeholderRE = regexp.MustCompile(`\{\{secret:([A-Za-z0-9_.-]{1,128})\}\}`)
+
+// ValidatePattern checks a host pattern: a DNS name, optionally with a
+// leading "*." wildcard label.
+func ValidatePattern(p string) error {
+	rest := strings.TrimPrefix(p, "*.")
+	if rest == "" || strings.ContainsAny(rest, "*/:@ ") || strings.HasPrefix(rest, ".") || strings.HasSuffix(rest, ".") {
+		return fmt.Errorf("host pattern %q: want name or *.name", p)
+	}
+	return nil
+}
+
+// HostMatch reports whether host matches pattern. Matching is
+// case-insensitive and ignores a port and a trailing dot. "*.example.com"
+// matches "a.example.com" and "a.b.example.com" but not "example.com".
+func HostMatch(pattern, host string) bool {
+	host = normHost(host)
+	pattern = strings.ToLower(pattern)
+	if host == "" {
+		return false
+	}
+	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
+		return strings.HasSuffix(host, "."+suffix) && len(host) > len(suffix)+1
+	}
+	return host == pattern
+}
+
+// HostAllowed reports whether host matches any of patterns.
+func HostAllowed(patterns []string, host string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool { return HostMatch(p, host) })
+}
+
+// Placeholders returns the distinct secret names referenced in s.
+func Placeholders(s string) []string {
+	var names []string
+	for _, m := range placeholderRE.FindAllStringSubmatch(s, -1) {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
+// Substitute replaces {{secret:NAME}} placeholders in the values of h, in
+// place, for a request to host. It returns the names of the secrets used,
+// sorted, for the audit trail and session labels. If any referenced secret
+// is missing or not allowed for host, h is left unchanged and an error
+// wrapping ErrNotFound or ErrHostNotAllowed is returned: a request must not
+// go out with a placeholder or a secret it may not carry.
+func (m *Manager) Substitute(ctx context.Context, host string, h http.Header) ([]string, error) {
+	values := map[string][]byte{}
+	for _, vs := range h {
+		for _, v := range vs {
+			if !strings.Contains(v, "{{secret:") {
+				continue
+			}
+			for _, name := range Placeholders(v) {
+				if _, ok := values[name]; ok {
+					continue
+				}
+				val, err := m.value(ctx, name, host)
+				if err != nil {
+					return nil, fmt.Errorf("substitute: %w", err)
+				}
+				if strings.ContainsAny(string(val), "\r\n\x00") {
+					return nil, fmt.Errorf("substitute: secret %s holds a control character and cannot go in a header", name)
+				}
+				values[name] = val
+			}
+		}
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	for k, vs := range h {
+		for i, v := range vs {
+			if strings.Contains(v, "{{secret:") {
+				vs[i] = placeholderRE.ReplaceAllStringFunc(v, func(ph string) string {
+					return string(values[placeholderRE.FindStringSubmatch(ph)[1]])
+				})
+			}
+		}
+		h[k] = vs
+	}
+	used := make([]string, 0, len(values))
+	for n := range values {
+		used = append(used, n)
+	}
+	slices.Sort(used)
+	return used, nil
+}

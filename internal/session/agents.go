@@ -1,0 +1,319 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// agentRecord is the stored pointer from an agent to its current version.
+type agentRecord struct {
+	Name    string    `json:"name"`
+	Current string    `json:"current"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// versionRecord is one immutable, content-addressed version.
+type versionRecord struct {
+	Agent    string          `json:"agent"`
+	Digest   string          `json:"digest"`
+	Created  time.Time       `json:"created"`
+	Size     int             `json:"size"`
+	Files    int             `json:"files"`
+	Manifest bundle.Manifest `json:"manifest"`
+}
+
+// version is a loaded agent version: its isolate spec and, once built, the
+// post-init template every session of it starts from.
+type version struct {
+	rec             versionRecord
+	spec            isolate.Spec
+	idle, cpu, wall time.Duration
+	once            sync.Once
+	tmpl            *isolate.Template
+	tmplErr         error
+}
+
+// template returns the version's post-init image. Snapshots are deltas
+// against it, so it must be the same image on every start and every node: it
+// is built once, stored, and loaded from the store afterwards.
+func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, error) {
+	v.once.Do(func() {
+		name := "template-" + v.rec.Digest
+		if b, err := m.bundles.Get(ctx, name); err == nil {
+			if v.tmpl, err = m.cfg.Runtime.LoadTemplate(b); err == nil {
+				return
+			}
+			m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
+		}
+		v.tmpl, v.tmplErr = m.cfg.Runtime.Template(ctx, v.spec)
+		if v.tmplErr != nil {
+			v.tmplErr = fmt.Errorf("initialise agent %s version %s: %w", v.rec.Agent, short(v.rec.Digest), v.tmplErr)
+			return
+		}
+		if err := m.bundles.Put(ctx, name, v.tmpl.Marshal(m.cfg.Runtime)); err != nil {
+			v.tmpl, v.tmplErr = nil, fmt.Errorf("store template: %w", err)
+		}
+	})
+	return v.tmpl, v.tmplErr
+}
+
+func short(digest string) string {
+	d := strings.TrimPrefix(digest, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
+
+// Deploy stores b as an immutable version of its agent and makes it current.
+// Live sessions of the agent are retired so their next request runs the new
+// version (durable state is kept; in-memory globals start fresh).
+func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersion, error) {
+	name := b.Manifest.Name
+	if b.Manifest.Runtime == "wasm" {
+		return api.AgentVersion{}, api.FieldErrorf(api.KindValidation, "runtime", "runtime \"wasm\" agents are not supported by this daemon yet: use runtime \"js\"")
+	}
+	tgz, err := b.TarGz()
+	if err != nil {
+		return api.AgentVersion{}, fmt.Errorf("pack bundle: %w", err)
+	}
+	// Check the code initialises before making it current.
+	v, err := m.newVersion(versionRecord{Agent: name, Digest: b.Digest, Created: m.now().UTC(),
+		Size: len(tgz), Files: len(b.Files), Manifest: b.Manifest}, b)
+	if err != nil {
+		return api.AgentVersion{}, err
+	}
+	if _, err := v.template(ctx, m); err != nil {
+		return api.AgentVersion{}, api.Errorf(api.KindValidation, "agent code failed to initialise: %v", err)
+	}
+	vkey := store.Key(name, b.Digest)
+	if _, err := m.versions.Get(ctx, vkey); errors.Is(err, store.ErrNotFound) {
+		if err := m.bundles.Put(ctx, b.Digest, tgz); err != nil {
+			return api.AgentVersion{}, err
+		}
+		rec, _ := json.Marshal(v.rec)
+		if _, err := m.versions.Create(ctx, vkey, rec); err != nil && !errors.Is(err, store.ErrExists) {
+			return api.AgentVersion{}, err
+		}
+	} else if err != nil {
+		return api.AgentVersion{}, err
+	} else {
+		old, err := m.loadVersion(ctx, name, b.Digest)
+		if err == nil {
+			v = old
+		}
+	}
+	m.vmu.Lock()
+	if _, ok := m.vcache[b.Digest]; !ok {
+		m.vcache[b.Digest] = v
+	}
+	m.vmu.Unlock()
+
+	ar := agentRecord{Name: name, Current: b.Digest, Created: m.now().UTC(), Updated: m.now().UTC()}
+	if e, err := m.agents.Get(ctx, store.Key(name)); err == nil {
+		var old agentRecord
+		if json.Unmarshal(e.Value, &old) == nil {
+			ar.Created = old.Created
+		}
+	}
+	rec, _ := json.Marshal(ar)
+	if _, err := m.agents.Put(ctx, store.Key(name), rec); err != nil {
+		return api.AgentVersion{}, err
+	}
+	m.retireAgent(name, b.Digest)
+	return v.info(), nil
+}
+
+func (v *version) info() api.AgentVersion {
+	return api.AgentVersion{Agent: v.rec.Agent, Digest: v.rec.Digest, Created: v.rec.Created,
+		Size: v.rec.Size, Files: v.rec.Files, Runtime: string(v.rec.Manifest.Runtime), Entry: v.rec.Manifest.Entry}
+}
+
+// newVersion builds the isolate spec of a bundle.
+func (m *Manager) newVersion(rec versionRecord, b *bundle.Bundle) (*version, error) {
+	man := b.Manifest
+	entry, ok := b.Files[man.Entry]
+	if !ok {
+		return nil, api.FieldErrorf(api.KindValidation, "entry", "entry file %q is not in the bundle", man.Entry)
+	}
+	mods := map[string]string{}
+	for p, data := range b.Files {
+		if p != man.Entry && (strings.HasSuffix(p, ".js") || strings.HasSuffix(p, ".mjs")) {
+			mods[p] = string(data)
+			mods["./"+p] = string(data)
+			if rel := relTo(man.Entry, p); rel != "" {
+				mods[rel] = string(data)
+			}
+		}
+	}
+	return &version{
+		rec: rec,
+		spec: isolate.Spec{Agent: man.Name, Module: string(entry), ModuleName: man.Entry,
+			Modules: mods, Env: man.Env, MemoryMiB: man.Limits.MemoryMiB},
+		idle: time.Duration(man.Limits.IdleSeconds) * time.Second,
+		cpu:  time.Duration(man.Limits.CPUMs) * time.Millisecond,
+		wall: time.Duration(man.Limits.WallMs) * time.Millisecond,
+	}, nil
+}
+
+func relTo(entry, p string) string {
+	dir := path.Dir(entry)
+	if dir == "." {
+		return "./" + p
+	}
+	if strings.HasPrefix(p, dir+"/") {
+		return "./" + strings.TrimPrefix(p, dir+"/")
+	}
+	return ""
+}
+
+// loadVersion returns a version from the cache or the store.
+func (m *Manager) loadVersion(ctx context.Context, agent, digest string) (*version, error) {
+	m.vmu.Lock()
+	v := m.vcache[digest]
+	m.vmu.Unlock()
+	if v != nil {
+		return v, nil
+	}
+	e, err := m.versions.Get(ctx, store.Key(agent, digest))
+	if err != nil {
+		return nil, fmt.Errorf("agent %s version %s: %w", agent, short(digest), err)
+	}
+	var rec versionRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return nil, fmt.Errorf("agent %s version record: %w", agent, err)
+	}
+	tgz, err := m.bundles.Get(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	b, err := bundle.LoadTarGz(bytes.NewReader(tgz))
+	if err != nil {
+		return nil, fmt.Errorf("stored bundle %s: %w", short(digest), err)
+	}
+	if v, err = m.newVersion(rec, b); err != nil {
+		return nil, err
+	}
+	m.vmu.Lock()
+	if old := m.vcache[digest]; old != nil {
+		v = old
+	} else {
+		m.vcache[digest] = v
+	}
+	m.vmu.Unlock()
+	return v, nil
+}
+
+// currentVersion returns the agent's current version.
+func (m *Manager) currentVersion(ctx context.Context, agent string) (*version, error) {
+	e, err := m.agents.Get(ctx, store.Key(agent))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, api.Errorf(api.KindNotFound, "agent %q is not deployed: run agentcloud deploy DIR", agent)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ar agentRecord
+	if err := json.Unmarshal(e.Value, &ar); err != nil {
+		return nil, fmt.Errorf("agent record %s: %w", agent, err)
+	}
+	return m.loadVersion(ctx, agent, ar.Current)
+}
+
+// retireAgent closes live sessions of agent not on version digest.
+func (m *Manager) retireAgent(agent, digest string) {
+	m.mu.Lock()
+	var old []*session
+	for k, s := range m.sessions {
+		if k.agent == agent {
+			old = append(old, s)
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range old {
+		s.mu.Lock()
+		if !s.gone && s.ver != nil && s.ver.rec.Digest != digest {
+			if s.iso != nil {
+				_ = s.iso.Close(context.Background())
+				s.iso = nil
+			}
+			m.forget(s)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Agents lists deployed agents.
+func (m *Manager) Agents(ctx context.Context) ([]api.Agent, error) {
+	keys, err := m.agents.Keys(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Agent, 0, len(keys))
+	for _, k := range keys {
+		e, err := m.agents.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var ar agentRecord
+		if json.Unmarshal(e.Value, &ar) != nil {
+			continue
+		}
+		out = append(out, api.Agent{Name: ar.Name, Current: ar.Current, Created: ar.Created, Updated: ar.Updated})
+	}
+	return out, nil
+}
+
+// Agent returns one agent.
+func (m *Manager) Agent(ctx context.Context, name string) (api.Agent, error) {
+	v, err := m.currentVersion(ctx, name)
+	if err != nil {
+		return api.Agent{}, err
+	}
+	e, err := m.agents.Get(ctx, store.Key(name))
+	if err != nil {
+		return api.Agent{}, err
+	}
+	var ar agentRecord
+	_ = json.Unmarshal(e.Value, &ar)
+	man, _ := json.Marshal(v.rec.Manifest)
+	return api.Agent{Name: ar.Name, Current: ar.Current, Created: ar.Created, Updated: ar.Updated, Manifest: man}, nil
+}
+
+// Versions lists an agent's versions, oldest first.
+func (m *Manager) Versions(ctx context.Context, agent string) ([]api.AgentVersion, error) {
+	keys, err := m.versions.Keys(ctx, store.Key(agent))
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, api.Errorf(api.KindNotFound, "agent %q is not deployed", agent)
+	}
+	out := make([]api.AgentVersion, 0, len(keys))
+	for _, k := range keys {
+		e, err := m.versions.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var rec versionRecord
+		if json.Unmarshal(e.Value, &rec) != nil {
+			continue
+		}
+		out = append(out, (&version{rec: rec}).info())
+	}
+	sortVersions(out)
+	return out, nil
+}

@@ -1,0 +1,254 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// Meta is a session's stored record.
+type Meta struct {
+	Agent         string     `json:"agent"`
+	ID            string     `json:"id"`
+	Version       string     `json:"version"`
+	Created       time.Time  `json:"created"`
+	LastActive    time.Time  `json:"last_active"`
+	Hibernated    bool       `json:"hibernated"`
+	SnapshotBytes int64      `json:"snapshot_bytes,omitempty"`
+	Alarm         *time.Time `json:"alarm,omitempty"`
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// ValidID reports whether s is usable as an agent name or session id.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// activate loads or creates the session's record and starts its isolate
+// from its snapshot, or from its version's template. s.mu must be held.
+func (m *Manager) activate(ctx context.Context, s *session) error {
+	k := s.key
+	cur, err := m.currentVersion(ctx, k.agent)
+	if err != nil {
+		return err
+	}
+	mkey := store.Key(k.agent, k.id)
+	e, err := m.meta.Get(ctx, mkey)
+	switch {
+	case isNotFound(err):
+		now := m.now().UTC()
+		s.meta = Meta{Agent: k.agent, ID: k.id, Version: cur.rec.Digest, Created: now, LastActive: now}
+		b, _ := json.Marshal(s.meta)
+		if _, err := m.meta.Create(ctx, mkey, b); err != nil && !errors.Is(err, store.ErrExists) {
+			return fmt.Errorf("create session: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("load session: %w", err)
+	default:
+		if err := json.Unmarshal(e.Value, &s.meta); err != nil {
+			return fmt.Errorf("session record %s/%s: %w", k.agent, k.id, err)
+		}
+		if err := m.recoverTxn(ctx, k); err != nil {
+			return err
+		}
+	}
+	tmpl, err := cur.template(ctx, m)
+	if err != nil {
+		return api.Errorf(api.KindSessionCrashed, "%v", err)
+	}
+	spec := cur.spec
+	spec.SessionID = k.id
+	var snap []byte
+	if s.meta.Hibernated && s.meta.Version == cur.rec.Digest {
+		if se, err := m.snapshots.Get(ctx, mkey); err == nil {
+			snap = se.Value
+		} else if !isNotFound(err) {
+			return fmt.Errorf("load snapshot: %w", err)
+		}
+	}
+	iso, err := m.cfg.Runtime.Restore(ctx, spec, snap, tmpl)
+	if err != nil && snap != nil {
+		m.log.Warn("snapshot unusable; starting from the template", "agent", k.agent, "session", k.id, "err", err)
+		iso, err = m.cfg.Runtime.Restore(ctx, spec, nil, tmpl)
+	}
+	if err != nil {
+		return api.Errorf(api.KindSessionCrashed, "start session %s/%s: %v", k.agent, k.id, err)
+	}
+	s.iso, s.ver = iso, cur
+	s.meta.Version = cur.rec.Digest
+	return nil
+}
+
+// Call runs one request in the session, creating and activating it as
+// needed. The response is returned only after the request's state writes are
+// durable; a failed request commits nothing.
+func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
+	s, err := m.acquire(ctx, agent, id)
+	if err != nil {
+		return isolate.Response{}, err
+	}
+	defer s.mu.Unlock()
+	h := &callHost{m: m, s: s, ctx: ctx}
+	cctx, cancel := m.limitCtx(ctx, s.ver, h)
+	resp, err := s.iso.Fetch(cctx, req, h)
+	cause := context.Cause(cctx)
+	cancel()
+	if err != nil {
+		return isolate.Response{}, m.callFailed(s, err, cause)
+	}
+	if err := h.commit(ctx); err != nil {
+		return isolate.Response{}, err
+	}
+	m.touch(s)
+	m.maybeEvict()
+	return resp, nil
+}
+
+// errCPU and errWall are the causes recorded when a call hits a limit.
+var (
+	errCPU  = errors.New("cpu time limit exceeded")
+	errWall = errors.New("wall time limit exceeded")
+)
+
+// limitCtx bounds a call by the version's wall time and by CPU time, where
+// CPU time is wall time minus time spent in host calls (state, fetch).
+func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (context.Context, context.CancelFunc) {
+	wall, cpu := v.wall, v.cpu
+	if wall <= 0 {
+		wall = 30 * time.Second
+	}
+	cctx, cancelWall := context.WithTimeoutCause(ctx, wall, errWall)
+	if cpu <= 0 || cpu >= wall {
+		return cctx, cancelWall
+	}
+	cctx, cancelCause := context.WithCancelCause(cctx)
+	start := time.Now()
+	var timer *time.Timer
+	check := func() {}
+	check = func() {
+		used := time.Since(start) - time.Duration(h.hostNanos.Load())
+		if used >= cpu {
+			cancelCause(errCPU)
+			return
+		}
+		timer = time.AfterFunc(cpu-used, check)
+	}
+	timer = time.AfterFunc(cpu, check)
+	return cctx, func() {
+		timer.Stop()
+		cancelCause(nil)
+		cancelWall()
+	}
+}
+
+// callFailed maps an isolate error to a problem and drops a dead isolate
+// (the next request restores the last snapshot). s.mu must be held.
+func (m *Manager) callFailed(s *session, err, cause error) error {
+	var jsErr *isolate.JSError
+	if errors.As(err, &jsErr) {
+		if jsErr.Name == "InternalError" && strings.Contains(jsErr.Message, "out of memory") {
+			// The heap is exhausted: drop the isolate rather than keep
+			// serving from a heap that may be full of live garbage.
+			_ = s.iso.Close(context.Background())
+			s.iso = nil
+			m.forget(s)
+			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.spec.MemoryMiB)
+		}
+		return api.Errorf(api.KindAgentError, "agent threw %s", jsErr.Error())
+	}
+	if s.iso.Err() != nil {
+		_ = s.iso.Close(context.Background())
+		s.iso = nil
+		m.forget(s)
+	}
+	switch {
+	case errors.Is(err, isolate.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		if cause != nil && !errors.Is(cause, context.Canceled) {
+			return api.Errorf(api.KindSessionTimeout, "request stopped: %v", cause)
+		}
+		return api.Errorf(api.KindSessionTimeout, "request stopped: %v", err)
+	case errors.Is(err, isolate.ErrMemoryExceeded):
+		return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit exceeded: %v", err)
+	case errors.Is(err, isolate.ErrNoHandler):
+		return api.Errorf(api.KindAgentError, "%v", err)
+	default:
+		return api.Errorf(api.KindSessionCrashed, "session crashed: %v", err)
+	}
+}
+
+// maybeEvict hibernates LRU sessions when over the memory budget.
+func (m *Manager) maybeEvict() {
+	m.mu.Lock()
+	over := m.liveMem > m.cfg.MemoryBudget
+	m.mu.Unlock()
+	if over {
+		go m.sweep(context.Background())
+	}
+}
+
+// hibernate snapshots s's heap, stores it and frees the isolate. s.mu must
+// be held. With closing, failures still free the isolate.
+func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error {
+	if s.iso == nil {
+		m.forget(s)
+		return nil
+	}
+	tmpl, err := s.ver.template(ctx, m)
+	if err != nil {
+		return err
+	}
+	snap, err := s.iso.Snapshot(tmpl)
+	if err != nil {
+		return fmt.Errorf("snapshot %s/%s: %w", s.key.agent, s.key.id, err)
+	}
+	mkey := store.Key(s.key.agent, s.key.id)
+	if _, err := m.snapshots.Put(ctx, mkey, snap); err != nil {
+		return fmt.Errorf("store snapshot: %w", err)
+	}
+	m.mu.Lock()
+	s.meta.LastActive = s.lastActive.UTC()
+	m.mu.Unlock()
+	s.meta.Hibernated = true
+	s.meta.SnapshotBytes = int64(len(snap))
+	b, _ := json.Marshal(s.meta)
+	if _, err := m.meta.Put(ctx, mkey, b); err != nil {
+		return fmt.Errorf("store session record: %w", err)
+	}
+	_ = s.iso.Close(ctx)
+	s.iso = nil
+	m.forget(s)
+	return nil
+}
+
+// Hibernate forces a session to hibernate now.
+func (m *Manager) Hibernate(ctx context.Context, agent, id string) error {
+	m.mu.Lock()
+	s := m.sessions[sessKey{agent, id}]
+	m.mu.Unlock()
+	if s == nil {
+		_, err := m.Session(ctx, agent, id)
+		return err // hibernated already, or not found
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return nil
+	}
+	return m.hibernate(ctx, s, false)
+}

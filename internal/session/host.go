@@ -1,0 +1,279 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// maxStateValue caps one state value (JSON bytes).
+const maxStateValue = 1 << 20
+
+// callHost is the isolate.Host of one request (or alarm). State writes are
+// buffered here and committed atomically by commit after the call succeeds;
+// reads see the buffer first.
+type callHost struct {
+	m   *Manager
+	s   *session
+	ctx context.Context
+	// writes maps user key -> value (nil value: delete).
+	writes map[string][]byte
+	order  []string
+	alarm  *alarmChange
+	// hostNanos is time spent in host calls, excluded from the CPU limit.
+	hostNanos atomic.Int64
+}
+
+type alarmChange struct {
+	at     time.Time // zero: delete
+	delete bool
+}
+
+var _ isolate.Host = (*callHost)(nil)
+
+func (h *callHost) timed(start time.Time) { h.hostNanos.Add(int64(time.Since(start))) }
+
+func (h *callHost) stateKey(key string) string {
+	return store.Key(h.s.key.agent, h.s.key.id, key)
+}
+
+func (h *callHost) StateGet(key string) ([]byte, bool, error) {
+	defer h.timed(time.Now())
+	if v, ok := h.writes[key]; ok {
+		return v, v != nil, nil
+	}
+	e, err := h.m.state.Get(h.ctx, h.stateKey(key))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("state get: %w", err)
+	}
+	return e.Value, true, nil
+}
+
+func (h *callHost) StatePut(key string, value []byte) error {
+	if len(value) > maxStateValue {
+		return fmt.Errorf("state value for %q is %d bytes; the limit is %d", key, len(value), maxStateValue)
+	}
+	if len(key) == 0 || len(key) > 512 {
+		return fmt.Errorf("state key must be 1 to 512 bytes")
+	}
+	h.buffer(key, append([]byte(nil), value...))
+	return nil
+}
+
+func (h *callHost) StateDelete(key string) error {
+	h.buffer(key, nil)
+	return nil
+}
+
+func (h *callHost) buffer(key string, v []byte) {
+	if h.writes == nil {
+		h.writes = map[string][]byte{}
+	}
+	if _, seen := h.writes[key]; !seen {
+		h.order = append(h.order, key)
+	}
+	h.writes[key] = v
+}
+
+func (h *callHost) StateList(prefix string, limit int) ([]isolate.KV, error) {
+	defer h.timed(time.Now())
+	base := store.Key(h.s.key.agent, h.s.key.id)
+	keys, err := h.m.state.Keys(h.ctx, base)
+	if err != nil {
+		return nil, fmt.Errorf("state list: %w", err)
+	}
+	merged := map[string][]byte{}
+	var names []string
+	for _, k := range keys {
+		parts, err := store.KeyParts(k)
+		if err != nil || len(parts) != 3 || !strings.HasPrefix(parts[2], prefix) {
+			continue
+		}
+		if _, buffered := h.writes[parts[2]]; buffered {
+			continue
+		}
+		merged[parts[2]] = nil // fetched below
+		names = append(names, parts[2])
+	}
+	for k, v := range h.writes {
+		if v != nil && strings.HasPrefix(k, prefix) {
+			merged[k] = v
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	if limit > 0 && len(names) > limit {
+		names = names[:limit]
+	}
+	out := make([]isolate.KV, 0, len(names))
+	for _, k := range names {
+		v := merged[k]
+		if v == nil {
+			e, err := h.m.state.Get(h.ctx, h.stateKey(k))
+			if err != nil {
+				continue // deleted concurrently: impossible under the input gate, but harmless
+			}
+			v = e.Value
+		}
+		out = append(out, isolate.KV{Key: k, Value: v})
+	}
+	return out, nil
+}
+
+func (h *callHost) SetAlarm(at time.Time) error {
+	h.alarm = &alarmChange{at: at.UTC()}
+	return nil
+}
+
+func (h *callHost) GetAlarm() (time.Time, bool, error) {
+	if h.alarm != nil {
+		return h.alarm.at, !h.alarm.delete, nil
+	}
+	if h.s.meta.Alarm != nil {
+		return *h.s.meta.Alarm, true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+func (h *callHost) DeleteAlarm() error {
+	h.alarm = &alarmChange{delete: true}
+	return nil
+}
+
+func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Response, error) {
+	defer h.timed(time.Now())
+	if h.m.cfg.Fetcher == nil {
+		return isolate.Response{}, fmt.Errorf("fetch %s: outbound requests are disabled on this node", req.URL)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return isolate.Response{}, fmt.Errorf("fetch: %w", err)
+	}
+	for _, kv := range req.Headers {
+		hr.Header.Add(kv[0], kv[1])
+	}
+	var egress []string
+	if h.s.ver != nil {
+		egress = h.s.ver.rec.Manifest.Egress
+	}
+	resp, err := h.m.cfg.Fetcher.Fetch(ctx, Caller{Agent: h.s.key.agent, Session: h.s.key.id, Egress: egress}, hr)
+	if err != nil {
+		return isolate.Response{}, fmt.Errorf("fetch %s: %w", req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return isolate.Response{}, fmt.Errorf("fetch %s: read body: %w", req.URL, err)
+	}
+	out := isolate.Response{Status: resp.StatusCode, Body: body}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			out.Headers = append(out.Headers, [2]string{k, v})
+		}
+	}
+	return out, nil
+}
+
+func (h *callHost) Log(level, msg string) {
+	h.m.log.Info("agent log", "agent", h.s.key.agent, "session", h.s.key.id, "level", level, "msg", msg)
+}
+
+// txnRecord is the write-ahead record of a multi-key commit.
+type txnRecord struct {
+	Puts    map[string]json.RawMessage `json:"puts,omitempty"`
+	Deletes []string                   `json:"deletes,omitempty"`
+}
+
+// commit makes the call's buffered writes durable, atomically: a single
+// write goes straight to the state bucket; several are first recorded as one
+// write-ahead record (the commit point), then applied, then the record is
+// removed. A crash between the two is repaired by recoverTxn on activation.
+func (h *callHost) commit(ctx context.Context) error {
+	switch {
+	case len(h.order) == 1:
+		k := h.order[0]
+		var err error
+		if v := h.writes[k]; v != nil {
+			_, err = h.m.state.Put(ctx, h.stateKey(k), v)
+		} else {
+			err = h.m.state.Delete(ctx, h.stateKey(k))
+		}
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	case len(h.order) > 1:
+		rec := txnRecord{Puts: map[string]json.RawMessage{}}
+		for _, k := range h.order {
+			if v := h.writes[k]; v != nil {
+				rec.Puts[k] = v
+			} else {
+				rec.Deletes = append(rec.Deletes, k)
+			}
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode commit: %w", err)
+		}
+		tkey := store.Key(h.s.key.agent, h.s.key.id)
+		if _, err := h.m.txns.Put(ctx, tkey, b); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if err := h.m.applyTxn(ctx, h.s.key, rec); err != nil {
+			return err
+		}
+		if err := h.m.txns.Delete(ctx, tkey); err != nil {
+			return fmt.Errorf("commit cleanup: %w", err)
+		}
+	}
+	if h.alarm != nil {
+		return h.m.saveAlarm(ctx, h.s, h.alarm)
+	}
+	return nil
+}
+
+func (m *Manager) applyTxn(ctx context.Context, k sessKey, rec txnRecord) error {
+	for key, v := range rec.Puts {
+		if _, err := m.state.Put(ctx, store.Key(k.agent, k.id, key), v); err != nil {
+			return fmt.Errorf("apply commit: %w", err)
+		}
+	}
+	for _, key := range rec.Deletes {
+		if err := m.state.Delete(ctx, store.Key(k.agent, k.id, key)); err != nil {
+			return fmt.Errorf("apply commit: %w", err)
+		}
+	}
+	return nil
+}
+
+// recoverTxn finishes a commit interrupted by a crash.
+func (m *Manager) recoverTxn(ctx context.Context, k sessKey) error {
+	tkey := store.Key(k.agent, k.id)
+	e, err := m.txns.Get(ctx, tkey)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var rec txnRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
+		return fmt.Errorf("pending commit of %s/%s: %w", k.agent, k.id, err)
+	}
+	if err := m.applyTxn(ctx, k, rec); err != nil {
+		return err
+	}
+	return m.txns.Delete(ctx, tkey)
+}

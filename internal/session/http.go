@@ -1,0 +1,180 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/isolate"
+)
+
+// Routes registers the agent, session and session-traffic endpoints.
+func (m *Manager) Routes(r *httpapi.Router) {
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents", Tag: "agents",
+		Summary:            "Deploy a bundle (tar.gz of a directory with agent.json) as a new immutable version and make it current.",
+		RequestContentType: "application/gzip", Response: api.AgentVersion{}, Status: http.StatusCreated,
+		Handler: m.handleDeploy})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents", Tag: "agents", Summary: "List deployed agents.",
+		Response: api.AgentList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			list, err := m.Agents(r.Context())
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.AgentList{Agents: list})
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}", Tag: "agents", Summary: "Show an agent and its current manifest.",
+		Response: api.Agent{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			a, err := m.Agent(r.Context(), r.PathValue("agent"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, a)
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/versions", Tag: "agents", Summary: "List an agent's versions, oldest first.",
+		Response: api.VersionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			vs, err := m.Versions(r.Context(), r.PathValue("agent"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.VersionList{Versions: vs})
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions", Tag: "sessions", Summary: "List an agent's sessions.",
+		Response: api.SessionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			ss, err := m.Sessions(r.Context(), r.PathValue("agent"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.SessionList{Sessions: ss})
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions/{id}", Tag: "sessions", Summary: "Show one session.",
+		Response: api.Session{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			s, err := m.Session(r.Context(), r.PathValue("agent"), r.PathValue("id"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, s)
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}/sessions/{id}", Tag: "sessions",
+		Summary: "Delete a session with its state, snapshot and alarm.", Status: http.StatusNoContent,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			if err := m.Delete(r.Context(), r.PathValue("agent"), r.PathValue("id")); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents/{agent}/sessions/{id}/hibernate", Tag: "sessions",
+		Summary: "Hibernate a live session now (snapshot its heap and free the isolate).", Response: api.Session{},
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			a, id := r.PathValue("agent"), r.PathValue("id")
+			if err := m.Hibernate(r.Context(), a, id); err != nil {
+				return err
+			}
+			s, err := m.Session(r.Context(), a, id)
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, s)
+			return nil
+		}})
+	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: m.handleTraffic,
+		Summary: "Send a request (any method, headers, body) to the session's fetch handler; the session is created on first use."}
+	for _, p := range []string{"/agents/{agent}/sessions/{id}", "/agents/{agent}/sessions/{id}/{path...}"} {
+		traffic.Path = p
+		r.Handle(traffic)
+	}
+}
+
+func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request) error {
+	b, err := bundle.LoadTarGz(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return api.Errorf(api.KindTooLarge, "bundle is larger than the request limit of %d bytes", mbe.Limit)
+		}
+		return bundleProblem(err)
+	}
+	v, err := m.Deploy(r.Context(), b)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// bundleProblem turns a bundle error into a 4xx problem naming the field.
+func bundleProblem(err error) error {
+	var me *bundle.ManifestError
+	if errors.As(err, &me) {
+		p := api.Errorf(api.KindValidation, "%v", err)
+		for _, fe := range me.Problems {
+			p.Errors = append(p.Errors, api.FieldError{Field: fe.Field, Detail: fe.Problem + "; " + fe.Fix})
+		}
+		return p
+	}
+	return api.Errorf(api.KindBadRequest, "invalid bundle: %v", err)
+}
+
+// hopHeaders are not passed to or from agent code.
+var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true,
+	"Upgrade": true, "Proxy-Authorization": true, "Te": true, "Trailer": true, "Authorization": true}
+
+func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
+	agent, id := r.PathValue("agent"), r.PathValue("id")
+	if !ValidID(agent) || !ValidID(id) {
+		return api.Errorf(api.KindBadRequest, "agent name and session id must be 1-128 characters of A-Z a-z 0-9 . _ -")
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
+		}
+		return api.Errorf(api.KindBadRequest, "read request body: %v", err)
+	}
+	var u strings.Builder
+	u.WriteString("http://")
+	u.WriteString(r.Host)
+	u.WriteString("/")
+	u.WriteString(r.PathValue("path"))
+	if r.URL.RawQuery != "" {
+		u.WriteString("?")
+		u.WriteString(r.URL.RawQuery)
+	}
+	req := isolate.Request{Method: r.Method, URL: u.String(), Body: body}
+	for k, vs := range r.Header {
+		if hopHeaders[k] {
+			continue
+		}
+		for _, v := range vs {
+			req.Headers = append(req.Headers, [2]string{k, v})
+		}
+	}
+	resp, err := m.Call(r.Context(), agent, id, req)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	for _, kv := range resp.Headers {
+		if !hopHeaders[http.CanonicalHeaderKey(kv[0])] {
+			h.Add(kv[0], kv[1])
+		}
+	}
+	status := resp.Status
+	if status < 100 || status > 999 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
+	return nil
+}

@@ -1,0 +1,314 @@
+// Package session runs durable agent sessions: actors addressed as
+// /agents/{agent}/sessions/{id}, each backed by an isolate. It owns agent
+// deployment records (immutable, content-addressed versions), the session
+// lifecycle (create on first use, one request at a time, hibernate to a heap
+// snapshot when idle or when the memory budget is reached, restore on the
+// next request), durable per-session state with atomic per-request commits
+// released only once durable (the output gate), and alarms.
+//
+// It does not own the JavaScript engine (internal/isolate), storage
+// (internal/store), bundle parsing (internal/bundle) or egress policy (the
+// Fetcher it is given).
+package session
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// Fetcher sends an agent's outbound request (the egress proxy).
+type Fetcher interface {
+	Fetch(ctx context.Context, caller Caller, req *http.Request) (*http.Response, error)
+}
+
+// Caller names the session making an outbound request.
+type Caller struct {
+	Agent   string
+	Session string
+	// Egress is the agent manifest's host allowlist.
+	Egress []string
+}
+
+// Config configures a Manager.
+type Config struct {
+	Store   *store.Store
+	Runtime *isolate.Runtime
+	// Fetcher carries outbound fetch(); nil refuses every fetch.
+	Fetcher Fetcher
+	// MemoryBudget caps the linear memory of all live isolates together;
+	// least recently used sessions are hibernated past it (default 4 GiB).
+	MemoryBudget int64
+	// JanitorInterval is how often idle sessions are looked for (default 1s).
+	JanitorInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+type sessKey struct{ agent, id string }
+
+// Manager owns every live session of this node.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+
+	agents    store.KV // agent name -> agentRecord
+	versions  store.KV // agent.digest -> versionRecord
+	bundles   store.Blobs
+	meta      store.KV // agent.session -> Meta
+	state     store.KV // agent.session.key -> JSON value
+	txns      store.KV // agent.session -> pending multi-key commit
+	snapshots store.KV // agent.session -> heap snapshot
+	alarmKV   store.KV // agent.session -> alarm time
+
+	mu       sync.Mutex // guards sessions, lru and liveMem
+	sessions map[sessKey]*session
+	lru      *list.List // of *session, most recent at front
+	liveMem  int64
+
+	vmu      sync.Mutex          // guards versionCache
+	vcache   map[string]*version // digest -> loaded version (template built lazily)
+	alarms   *alarmScheduler
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closeErr error
+}
+
+// session is one addressable actor. mu is the input gate: it is held for a
+// whole request, so a session runs one request at a time. Lock order:
+// session.mu before Manager.mu.
+type session struct {
+	key  sessKey
+	mu   sync.Mutex
+	iso  *isolate.Isolate // nil when not activated
+	ver  *version
+	meta Meta
+	// gone is set (under mu) when the session left the live map; a request
+	// that finds it set looks the session up again.
+	gone       bool
+	lastActive time.Time // guarded by Manager.mu
+	elem       *list.Element
+	mem        int64
+}
+
+// New opens the session buckets. Start begins background work.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	if cfg.Store == nil || cfg.Runtime == nil {
+		return nil, errors.New("session: Store and Runtime are required")
+	}
+	if cfg.MemoryBudget <= 0 {
+		cfg.MemoryBudget = 4 << 30
+	}
+	if cfg.JanitorInterval <= 0 {
+		cfg.JanitorInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
+	var err error
+	kv := func(name, desc string, maxValue int32) store.KV {
+		if err != nil {
+			return nil
+		}
+		var b store.KV
+		b, err = cfg.Store.KV(ctx, name, store.KVOptions{Description: desc, MaxValueSize: maxValue})
+		return b
+	}
+	m.agents = kv("agents", "agent name -> current version", 0)
+	m.versions = kv("agent_versions", "immutable agent versions", 0)
+	m.meta = kv("sessions", "session metadata", 0)
+	m.state = kv("session_state", "durable session key-value state", 0)
+	m.txns = kv("session_txns", "multi-key commits in flight", 0)
+	m.snapshots = kv("session_snapshots", "hibernated session heaps", 0)
+	m.alarmKV = kv("session_alarms", "scheduled session alarms", 0)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	if m.bundles, err = cfg.Store.Blobs(ctx, "agent_bundles"); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	m.alarms = newAlarmScheduler(m)
+	return m, nil
+}
+
+// Start loads scheduled alarms and starts the janitor.
+func (m *Manager) Start(ctx context.Context) error {
+	if err := m.alarms.load(ctx); err != nil {
+		return err
+	}
+	m.wg.Add(2)
+	go m.janitor()
+	go m.alarms.run(m.stop, &m.wg)
+	return nil
+}
+
+// Close hibernates every live session (so globals survive a restart) and
+// stops background work.
+func (m *Manager) Close(ctx context.Context) error {
+	select {
+	case <-m.stop:
+		return m.closeErr
+	default:
+	}
+	close(m.stop)
+	m.wg.Wait()
+	m.mu.Lock()
+	live := make([]*session, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		live = append(live, s)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range live {
+		if err := m.hibernate(ctx, s, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.closeErr = errors.Join(errs...)
+	return m.closeErr
+}
+
+// lookup returns the live-map entry for a session, creating an empty one.
+func (m *Manager) lookup(k sessKey) *session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[k]
+	if s == nil {
+		s = &session{key: k}
+		m.sessions[k] = s
+	}
+	return s
+}
+
+// acquire returns the session with its input gate held and its isolate active.
+func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, error) {
+	k := sessKey{agent, id}
+	for {
+		s := m.lookup(k)
+		s.mu.Lock()
+		if s.gone {
+			s.mu.Unlock()
+			continue
+		}
+		if s.iso == nil {
+			if err := m.activate(ctx, s); err != nil {
+				m.forget(s)
+				s.mu.Unlock()
+				return nil, err
+			}
+		}
+		return s, nil
+	}
+}
+
+// forget removes s from the live map; s.mu must be held.
+func (m *Manager) forget(s *session) {
+	s.gone = true
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sessions[s.key] == s {
+		delete(m.sessions, s.key)
+	}
+	if s.elem != nil {
+		m.lru.Remove(s.elem)
+		s.elem = nil
+	}
+	m.liveMem -= s.mem
+	s.mem = 0
+}
+
+// touch marks s used now and accounts its memory; s.mu must be held.
+func (m *Manager) touch(s *session) {
+	mem := int64(0)
+	if s.iso != nil {
+		mem = int64(s.iso.MemoryBytes())
+	}
+	m.mu.Lock()
+	s.lastActive = m.now()
+	if s.elem == nil {
+		s.elem = m.lru.PushFront(s)
+	} else {
+		m.lru.MoveToFront(s.elem)
+	}
+	m.liveMem += mem - s.mem
+	s.mem = mem
+	m.mu.Unlock()
+}
+
+// janitor hibernates idle sessions and enforces the memory budget.
+func (m *Manager) janitor() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.JanitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.sweep(context.Background())
+		}
+	}
+}
+
+// sweep hibernates sessions idle past their agent's idle time, then least
+// recently used ones while live memory is over budget.
+func (m *Manager) sweep(ctx context.Context) {
+	now := m.now()
+	var victims []*session
+	m.mu.Lock()
+	over := m.liveMem - m.cfg.MemoryBudget
+	for e := m.lru.Back(); e != nil; e = e.Prev() {
+		s := e.Value.(*session)
+		idle := time.Duration(0)
+		if s.ver != nil {
+			idle = s.ver.idle
+		}
+		switch {
+		case over > 0:
+			victims = append(victims, s)
+			over -= s.mem
+		case idle > 0 && now.Sub(s.lastActive) >= idle:
+			victims = append(victims, s)
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range victims {
+		if !s.mu.TryLock() {
+			continue // busy: not idle after all
+		}
+		if !s.gone && s.iso != nil {
+			if err := m.hibernate(ctx, s, false); err != nil {
+				m.log.Warn("hibernate", "agent", s.key.agent, "session", s.key.id, "err", err)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Stats are the manager's counters.
+type Stats struct {
+	Live       int
+	LiveMemory int64
+}
+
+// Stats returns live session counts.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Stats{Live: m.lru.Len(), LiveMemory: m.liveMem}
+}
