@@ -15,8 +15,9 @@ import (
 // Bundle is a validated agent bundle. Treat it as immutable: Digest is
 // computed once, over Files as they were loaded.
 type Bundle struct {
-	// Manifest is the parsed agent.json, with defaults filled in.
-	Manifest Manifest
+	// Manifest is the parsed agent.json, with defaults filled in; its
+	// fields are promoted (b.Name is b.Manifest.Name).
+	Manifest
 	// Files maps slash-separated paths relative to the bundle root to
 	// contents; agent.json is among them. Use Paths or All to iterate in
 	// sorted order.
@@ -68,8 +69,8 @@ func (b *Bundle) Size() int64 {
 	return n
 }
 
-// Entry returns the contents of the manifest's entry file.
-func (b *Bundle) Entry() []byte { return b.Files[b.Manifest.Entry] }
+// EntryFile returns the contents of the manifest's entry file.
+func (b *Bundle) EntryFile() []byte { return b.Files[b.Entry] }
 
 // newBundle validates files, which it takes ownership of, and builds the
 // bundle.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -27,12 +28,12 @@ type jsonIndex struct {
 	dec  *json.Decoder
 	pos  map[string]int // JSON path -> byte offset of the value
 	dups []dupKey
-	keys []string // top-level keys in document order
+	keys map[string][]string // object path -> its keys in document order, for the top two levels
 }
 
 // indexJSON walks data, which must be valid JSON.
 func indexJSON(data []byte) *jsonIndex {
-	ix := &jsonIndex{data: data, pos: map[string]int{}}
+	ix := &jsonIndex{data: data, pos: map[string]int{}, keys: map[string][]string{}}
 	ix.dec = json.NewDecoder(bytes.NewReader(data))
 	ix.dec.UseNumber()
 	_ = ix.value("", 0) // data is valid JSON, so this cannot fail
@@ -61,12 +62,10 @@ func (ix *jsonIndex) value(path string, depth int) error {
 			child := childPath(path, key)
 			if seen[key] {
 				ix.dups = append(ix.dups, dupKey{child, at})
+			} else if depth < posDepth {
+				ix.keys[path] = append(ix.keys[path], key)
 			}
 			seen[key] = true
-			if depth == 0 && !seen[key+"\x00"] {
-				seen[key+"\x00"] = true
-				ix.keys = append(ix.keys, key)
-			}
 			if err := ix.value(child, depth+1); err != nil {
 				return err
 			}
@@ -137,7 +136,7 @@ func lineCol(data []byte, off int) (line, col int) {
 // up to and including the offending one.
 func syntaxPos(data []byte, e *json.SyntaxError) (line, col int) {
 	off := int(e.Offset)
-	if off > 0 && off <= len(data) && !bytes.HasPrefix([]byte(e.Error()), []byte("unexpected end")) {
+	if off > 0 && off <= len(data) && !strings.HasPrefix(e.Error(), "json: unexpected end") {
 		off--
 	}
 	return lineCol(data, off)

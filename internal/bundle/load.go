@@ -19,10 +19,11 @@ import (
 var skipDirs = map[string]bool{".git": true, "node_modules": true}
 
 // Archive limits beyond the bundle's own: skipped entries and tar framing
-// still have to be read, but not without end.
-const (
-	maxArchiveEntries = 4 * MaxFiles
-	maxArchiveBytes   = 2*MaxTotalSize + 16<<20
+// still have to be read, but not without end. Variables so tests can lower
+// them.
+var (
+	maxArchiveEntries       = 4 * MaxFiles
+	maxArchiveBytes   int64 = 2*MaxTotalSize + 16<<20
 )
 
 // LoadDir loads the bundle rooted at dir. Directories named .git and
@@ -97,9 +98,11 @@ func loadTarGz(r io.Reader) (*Bundle, error) {
 		return nil, fmt.Errorf("%w: not gzip-compressed: %w", ErrInvalidArchive, err)
 	}
 	defer zr.Close()
+	zr.Multistream(false) // a bundle is one gzip member; ignore trailing bytes
 	lr := &limitedReader{r: zr, n: maxArchiveBytes}
 	tr := tar.NewReader(lr)
 	c := newCollector()
+	c.readErr = ErrInvalidArchive
 	for entries := 0; ; entries++ {
 		hdr, err := tr.Next()
 		if errors.Is(err, tar.ErrInsecurePath) {
@@ -107,6 +110,13 @@ func loadTarGz(r io.Reader) (*Bundle, error) {
 		}
 		switch {
 		case err == io.EOF:
+			// Read to the end of the gzip member so its checksum is verified.
+			if _, err := io.Copy(io.Discard, lr); err != nil {
+				if lr.exceeded {
+					return nil, fmt.Errorf("%w: archive expands to more than %d bytes", ErrTooLarge, maxArchiveBytes)
+				}
+				return nil, fmt.Errorf("%w: %w", ErrInvalidArchive, err)
+			}
 			return newBundle(c.files)
 		case lr.exceeded:
 			return nil, fmt.Errorf("%w: archive expands to more than %d bytes", ErrTooLarge, maxArchiveBytes)
@@ -216,6 +226,9 @@ func (b *Bundle) WriteTarGz(w io.Writer) error {
 type collector struct {
 	files map[string][]byte
 	total int64
+	// readErr, if set, is wrapped around read errors (ErrInvalidArchive
+	// for a truncated archive).
+	readErr error
 }
 
 func newCollector() *collector { return &collector{files: map[string][]byte{}} }
@@ -235,6 +248,9 @@ func (c *collector) add(p string, r io.Reader, size int64) error {
 		return fmt.Errorf("%w: more than %d bytes (at %s)", ErrTooLarge, MaxTotalSize, p)
 	}
 	data, err := io.ReadAll(io.LimitReader(r, left+1))
+	if err != nil && c.readErr != nil {
+		return fmt.Errorf("file %q: %w: %w", p, c.readErr, err)
+	}
 	if err != nil {
 		return fmt.Errorf("file %q: %w", p, err)
 	}

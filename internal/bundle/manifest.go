@@ -158,7 +158,7 @@ func (p *parser) manifest() (Manifest, bool) {
 		line, col := lineCol(p.data, d.at)
 		p.probs = append(p.probs, FieldError{Field: d.path, Problem: "appears more than once", Fix: "keep one of them", Line: line, Column: col})
 	}
-	for _, k := range p.ix.keys {
+	for _, k := range p.ix.keys[""] {
 		if !slices.Contains(topFields, k) {
 			p.unknown(childPath("", k), k, topFields)
 		}
@@ -315,12 +315,9 @@ func (p *parser) limits(raw json.RawMessage) Limits {
 			obj = nil
 		}
 	}
-	if raw != nil {
-		ix := indexJSON(raw)
-		for _, k := range ix.keys {
-			if !slices.Contains(limitsFields, k) {
-				p.unknown(childPath("limits", k), k, limitsFields)
-			}
+	for _, k := range p.ix.keys["limits"] {
+		if !slices.Contains(limitsFields, k) {
+			p.unknown(childPath("limits", k), k, limitsFields)
 		}
 	}
 	l := Limits{

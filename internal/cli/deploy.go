@@ -28,7 +28,7 @@ func loadBundle(path string) (*bundle.Bundle, []byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", path, err)
+		return nil, nil, err // bundle errors name the path and the field
 	}
 	tgz, err := b.TarGz()
 	if err != nil {
