@@ -1,0 +1,221 @@
+//go:build linux
+
+// Package gvisor is the gVisor sandbox tier: each sandbox is a runsc
+// container whose system calls are served by gVisor's user-space kernel (the
+// sentry) instead of the host kernel. It generates OCI bundles from the
+// tier-neutral sandbox.Spec (same template view, limits and writable paths
+// as the process tier), runs them with --network=none (loopback only), and
+// drives them with runsc exec/ps/kill/pause/resume/delete. The systrap
+// platform is used when the installed runsc has it, else ptrace.
+//
+// Files under /workspace and /tmp live on per-sandbox host tmpfs mounts
+// bind-mounted into the container, so file operations are done from the host
+// (internal/sandbox/hostfs) without a round trip through runsc.
+package gvisor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+)
+
+// Config configures the gVisor tier. The zero value is usable.
+type Config struct {
+	// Runsc is the runsc binary; default "runsc" from PATH.
+	Runsc string
+	// Platform forces a runsc platform ("systrap", "ptrace"); "" picks
+	// systrap when available.
+	Platform string
+	// DataDir holds bundles and runsc state; default os.TempDir()/agentcloud-sandbox.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Tier implements sandbox.Tier with runsc.
+type Tier struct {
+	log          *slog.Logger
+	runsc        string
+	platform     string
+	ociSeccomp   bool
+	stateDir     string // runsc --root
+	bundlesDir   string
+	templateRoot string
+
+	mu     sync.Mutex // guards closed
+	closed bool
+}
+
+var _ sandbox.Tier = (*Tier)(nil)
+
+// Available reports why the tier cannot run here, or nil.
+func Available(runsc string) error {
+	if runsc == "" {
+		runsc = "runsc"
+	}
+	if _, err := exec.LookPath(runsc); err != nil {
+		return fmt.Errorf("runsc not installed: %w", sandbox.ErrUnavailable)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("gvisor tier runs runsc as root: %w", sandbox.ErrUnavailable)
+	}
+	return nil
+}
+
+// New detects runsc's features and prepares the data directories.
+func New(cfg Config) (*Tier, error) {
+	if err := Available(cfg.Runsc); err != nil {
+		return nil, err
+	}
+	if cfg.Runsc == "" {
+		cfg.Runsc = "runsc"
+	}
+	path, _ := exec.LookPath(cfg.Runsc)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = filepath.Join(os.TempDir(), "agentcloud-sandbox")
+	}
+	base := filepath.Join(cfg.DataDir, "gvisor")
+	t := &Tier{
+		log:          cfg.Logger,
+		runsc:        path,
+		platform:     cfg.Platform,
+		stateDir:     filepath.Join(base, "state"),
+		bundlesDir:   filepath.Join(base, "bundles"),
+		templateRoot: filepath.Join(base, "template-host"),
+	}
+	for _, d := range []string{t.stateDir, t.bundlesDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("gvisor data dir: %w", err)
+		}
+	}
+	if err := buildTemplateRoot(t.templateRoot); err != nil {
+		return nil, fmt.Errorf("gvisor template root: %w", err)
+	}
+	platforms, _ := exec.Command(path, "help", "platforms").CombinedOutput()
+	if t.platform == "" {
+		t.platform = "ptrace"
+		if bytes.Contains(platforms, []byte("systrap")) {
+			t.platform = "systrap"
+		}
+	}
+	flags, _ := exec.Command(path, "flags").CombinedOutput()
+	t.ociSeccomp = bytes.Contains(flags, []byte("-oci-seccomp"))
+	t.log.Info("gvisor tier", "runsc", path, "platform", t.platform, "oci_seccomp", t.ociSeccomp)
+	return t, nil
+}
+
+// Platform reports the runsc platform in use.
+func (t *Tier) Platform() string { return t.platform }
+
+// Name returns sandbox.TierGVisor.
+func (t *Tier) Name() string { return sandbox.TierGVisor }
+
+// Templates lists the supported templates.
+func (t *Tier) Templates() []string { return []string{sandbox.TemplateHost} }
+
+// Close marks the tier closed; sandboxes must be closed by their owners.
+func (t *Tier) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	return nil
+}
+
+// runscArgs prefixes the global flags every runsc call needs.
+func (t *Tier) runscArgs(args ...string) []string {
+	g := []string{"--root", t.stateDir, "--network=none", "--platform=" + t.platform}
+	if t.ociSeccomp {
+		g = append(g, "--oci-seccomp")
+	}
+	return append(g, args...)
+}
+
+// runDetached runs a runsc subcommand that leaves processes behind (run
+// --detach, exec --detach): they would inherit and hold any stdio pipe, so
+// output goes to a log file instead.
+func (t *Tier) runDetached(ctx context.Context, logPath string, args ...string) error {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, t.runsc, t.runscArgs(args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(logPath)
+		return fmt.Errorf("runsc %s: %w: %s", args[0], err, lastLines(string(b), 3))
+	}
+	return nil
+}
+
+// runsc runs a runsc subcommand to completion.
+func (t *Tier) run(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, t.runsc, t.runscArgs(args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("runsc %s: %w: %s", args[0], err, strings.TrimSpace(lastLines(stderr.String(), 3)))
+	}
+	return out, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "ac-" + hex.EncodeToString(b[:])
+}
+
+// Prepare creates a bundle and starts the container with default limits.
+func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, error) {
+	if template == "" {
+		template = sandbox.TemplateHost
+	}
+	if template != sandbox.TemplateHost {
+		return nil, fmt.Errorf("gvisor template %q: %w", template, sandbox.ErrUnknownTemplate)
+	}
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("gvisor tier: %w", sandbox.ErrClosed)
+	}
+	c := &container{tier: t, cid: randomID(), template: template}
+	c.bundle = filepath.Join(t.bundlesDir, c.cid)
+	c.rwDir = filepath.Join(c.bundle, "rw")
+	if err := c.prepareDirs(sandbox.DefaultLimits.DiskMB); err != nil {
+		c.cleanupHost()
+		return nil, err
+	}
+	spec := ociSpec(t.templateRoot, c.rwDir, sandbox.DefaultLimits, t.ociSeccomp)
+	spec.Linux.CgroupsPath = "/agentcloud-gvisor/" + c.cid
+	if err := writeSpec(c.bundle, spec); err != nil {
+		c.cleanupHost()
+		return nil, err
+	}
+	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "run", "--detach", "--bundle", c.bundle, c.cid); err != nil {
+		c.cleanupHost()
+		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,57 @@
+//go:build linux
+
+package gvisor
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
+)
+
+func newTestTier(t testing.TB) *Tier {
+	t.Helper()
+	if err := Available(""); err != nil {
+		t.Skipf("gvisor tier unavailable: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("gvisor tests start runsc sandboxes (slow); skipped with -short")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tier, err := New(Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("runsc platform %s, oci seccomp %v", tier.Platform(), tier.ociSeccomp)
+	t.Cleanup(func() { tier.Close() })
+	return tier
+}
+
+func TestConformance(t *testing.T) {
+	sandboxtest.Conformance(t, newTestTier(t), sandboxtest.Options{})
+}
+
+func TestHostile(t *testing.T) {
+	// runsc applies the OCI seccomp filter to the container's first process
+	// but not to `runsc exec` processes in this runsc build, so namespace
+	// and ptrace calls reach the sentry, which emulates them in its own
+	// kernel; exhaustion stops the whole sentry. Both stay contained.
+	sandboxtest.Hostile(t, newTestTier(t), sandboxtest.Options{
+		SandboxMayStop: true,
+		SentryEmulated: map[string]bool{"unshare_user": true, "unshare_mount": true, "unshare_net": true,
+			"ptrace_traceme": true, "clone_newuser": true},
+	})
+}
+
+func BenchmarkCreate(b *testing.B)     { sandboxtest.BenchCreate(b, newTestTier(b)) }
+func BenchmarkExecPython(b *testing.B) { sandboxtest.BenchExec(b, newTestTier(b)) }
+func BenchmarkPoolClaim(b *testing.B)  { sandboxtest.BenchPoolClaim(b, newTestTier(b), 2) }
+func BenchmarkPoolCreateExecPython(b *testing.B) {
+	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 2)
+}

@@ -1,0 +1,419 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Clock is the time source for sandbox timeouts; tests inject a fake.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// PoolConfig asks for a warm pool of prepared sandboxes.
+type PoolConfig struct {
+	Tier     string
+	Template string // "" means TemplateHost
+	Size     int    // prepared sandboxes kept ready
+}
+
+// NetworkHook is called by the Manager for every sandbox it creates, after
+// activation and before Create returns, with the path of the sandbox's
+// network namespace (Sandbox.NetNSPath). The sandbox has only loopback. The
+// intended use is the egress proxy: the daemon enters that namespace on a
+// locked OS thread (ListenInNetNS does this), listens on 127.0.0.1 there,
+// keeps the listener, serves it from the host side, and returns the
+// environment (HTTP_PROXY, HTTPS_PROXY, ...) that the Manager then adds to
+// the sandbox's Spec.Env for every later exec. An error fails the Create.
+// Tiers without a host network namespace (gVisor with --network=none) make
+// NetNSPath fail with ErrUnsupported; the hook is then called with "".
+type NetworkHook func(ctx context.Context, sb Sandbox, netnsPath string) (env map[string]string, err error)
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	Tiers          []Tier
+	Pools          []PoolConfig
+	DefaultTimeout time.Duration // default 30m
+	MaxTimeout     time.Duration // cap for Extend; default 24h
+	Clock          Clock         // default: time.Now
+	Logger         *slog.Logger  // default: slog.Default()
+	NetworkHook    NetworkHook   // optional
+	// ReapInterval is how often expired sandboxes are removed; default 1s.
+	ReapInterval time.Duration
+}
+
+// Info describes a live sandbox.
+type Info struct {
+	ID       string            `json:"id"`
+	Tier     string            `json:"tier"`
+	Template string            `json:"template"`
+	Created  time.Time         `json:"created"`
+	Deadline time.Time         `json:"deadline"`
+	Labels   map[string]string `json:"labels,omitempty"`
+}
+
+type entry struct {
+	sb       Sandbox
+	created  time.Time
+	deadline time.Time
+}
+
+type poolKey struct{ tier, template string }
+
+type pool struct {
+	key   poolKey
+	size  int
+	ready chan Prepared
+	wake  chan struct{}
+}
+
+// Manager owns the live sandboxes of a node: creation (from warm pools when
+// one matches), lookup by id, timeouts and deletion.
+type Manager struct {
+	cfg   ManagerConfig
+	log   *slog.Logger
+	clock Clock
+	tiers map[string]Tier
+	pools map[poolKey]*pool
+
+	mu        sync.Mutex // guards sandboxes
+	sandboxes map[string]*entry
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Logging keys.
+const (
+	logKeySandbox = "sandbox"
+	logKeyTier    = "tier"
+	logKeyErr     = "err"
+)
+
+// NewManager validates cfg. Call Start to fill pools and run the reaper.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = 30 * time.Minute
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = 24 * time.Hour
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = time.Second
+	}
+	m := &Manager{
+		cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
+		tiers: map[string]Tier{}, pools: map[poolKey]*pool{},
+		sandboxes: map[string]*entry{}, stop: make(chan struct{}),
+	}
+	for _, t := range cfg.Tiers {
+		m.tiers[t.Name()] = t
+	}
+	for i, pc := range cfg.Pools {
+		if pc.Template == "" {
+			pc.Template = TemplateHost
+		}
+		if _, ok := m.tiers[pc.Tier]; !ok {
+			return nil, fmt.Errorf("pools[%d].tier %q: %w", i, pc.Tier, ErrUnknownTier)
+		}
+		if pc.Size <= 0 {
+			return nil, fmt.Errorf("pools[%d].size must be positive", i)
+		}
+		k := poolKey{pc.Tier, pc.Template}
+		m.pools[k] = &pool{key: k, size: pc.Size, ready: make(chan Prepared, pc.Size), wake: make(chan struct{}, 1)}
+	}
+	return m, nil
+}
+
+// Start fills the pools in the background and starts the timeout reaper.
+// ctx bounds nothing but this call; background work stops at Close.
+func (m *Manager) Start(ctx context.Context) error {
+	for _, p := range m.pools {
+		m.wg.Add(1)
+		go m.fill(p)
+	}
+	m.wg.Add(1)
+	go m.reapLoop()
+	return nil
+}
+
+func (m *Manager) fill(p *pool) {
+	defer m.wg.Done()
+	t := m.tiers[p.key.tier]
+	backoff := 100 * time.Millisecond
+	for {
+		for len(p.ready) < p.size {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			pr, err := t.Prepare(ctx, p.key.template)
+			cancel()
+			if err != nil {
+				m.log.Warn("prepare pooled sandbox", logKeyTier, p.key.tier, logKeyErr, err)
+				select {
+				case <-time.After(backoff):
+					backoff = min(backoff*2, 30*time.Second)
+					continue
+				case <-m.stop:
+					return
+				}
+			}
+			backoff = 100 * time.Millisecond
+			select {
+			case p.ready <- pr:
+			case <-m.stop:
+				_ = pr.Discard()
+				return
+			}
+		}
+		select {
+		case <-p.wake:
+		case <-m.stop:
+			return
+		}
+	}
+}
+
+func (m *Manager) reapLoop() {
+	defer m.wg.Done()
+	tk := time.NewTicker(m.cfg.ReapInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-tk.C:
+			m.ReapExpired(context.Background())
+		case <-m.stop:
+			return
+		}
+	}
+}
+
+// ReapExpired deletes every sandbox whose deadline has passed according to
+// the Manager's clock, and returns their ids. The reaper calls it
+// periodically; tests call it after advancing a fake clock.
+func (m *Manager) ReapExpired(ctx context.Context) []string {
+	now := m.clock.Now()
+	var expired []string
+	m.mu.Lock()
+	for id, e := range m.sandboxes {
+		if !now.Before(e.deadline) {
+			expired = append(expired, id)
+		}
+	}
+	m.mu.Unlock()
+	sort.Strings(expired)
+	for _, id := range expired {
+		m.log.Info("sandbox timed out", logKeySandbox, id)
+		if err := m.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+			m.log.Warn("delete expired sandbox", logKeySandbox, id, logKeyErr, err)
+		}
+	}
+	return expired
+}
+
+// NewID returns a fresh random sandbox id.
+func NewID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "sb-" + hex.EncodeToString(b[:])
+}
+
+// Create makes a sandbox, from a warm pool when one exists for the spec's
+// tier and template. An empty id gets a random one.
+func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, error) {
+	if spec.Tier == "" {
+		spec.Tier = TierProcess
+	}
+	t, ok := m.tiers[spec.Tier]
+	if !ok {
+		return nil, fmt.Errorf("create sandbox: tier %q: %w", spec.Tier, ErrUnknownTier)
+	}
+	spec = spec.normalize(spec.Tier)
+	if id == "" {
+		id = NewID()
+	}
+	m.mu.Lock()
+	_, dup := m.sandboxes[id]
+	m.mu.Unlock()
+	if dup {
+		return nil, fmt.Errorf("create sandbox %s: id in use", id)
+	}
+	var pr Prepared
+	if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
+		select {
+		case pr = <-p.ready:
+		default:
+		}
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	if pr == nil {
+		var err error
+		pr, err = t.Prepare(ctx, spec.Template)
+		if err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+		}
+	}
+	sb, err := pr.Activate(ctx, id, spec)
+	if err != nil {
+		_ = pr.Discard()
+		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+	}
+	if m.cfg.NetworkHook != nil {
+		if err := m.runNetworkHook(ctx, sb); err != nil {
+			_ = sb.Close()
+			return nil, fmt.Errorf("create sandbox %s: network: %w", id, err)
+		}
+	}
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = m.cfg.DefaultTimeout
+	}
+	timeout = min(timeout, m.cfg.MaxTimeout)
+	now := m.clock.Now()
+	m.mu.Lock()
+	if _, dup := m.sandboxes[id]; dup {
+		m.mu.Unlock()
+		_ = sb.Close()
+		return nil, fmt.Errorf("create sandbox %s: id in use", id)
+	}
+	m.sandboxes[id] = &entry{sb: sb, created: now, deadline: now.Add(timeout)}
+	m.mu.Unlock()
+	return sb, nil
+}
+
+// envSetter is implemented by tiers whose sandboxes can take environment
+// added after activation (the network hook's proxy settings).
+type envSetter interface {
+	AddEnv(env map[string]string)
+}
+
+func (m *Manager) runNetworkHook(ctx context.Context, sb Sandbox) error {
+	ns, err := sb.NetNSPath()
+	if err != nil && !errors.Is(err, ErrUnsupported) {
+		return err
+	}
+	env, err := m.cfg.NetworkHook(ctx, sb, ns)
+	if err != nil {
+		return err
+	}
+	if len(env) > 0 {
+		es, ok := sb.(envSetter)
+		if !ok {
+			return fmt.Errorf("tier %s cannot add environment: %w", sb.Tier(), ErrUnsupported)
+		}
+		es.AddEnv(env)
+	}
+	return nil
+}
+
+// Get returns a live sandbox by id.
+func (m *Manager) Get(id string) (Sandbox, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.sandboxes[id]
+	if !ok {
+		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	return e.sb, nil
+}
+
+// Info describes a live sandbox.
+func (m *Manager) Info(id string) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.sandboxes[id]
+	if !ok {
+		return Info{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	return e.info(), nil
+}
+
+func (e *entry) info() Info {
+	s := e.sb.Spec()
+	return Info{ID: e.sb.ID(), Tier: s.Tier, Template: s.Template, Created: e.created, Deadline: e.deadline, Labels: s.Labels}
+}
+
+// List describes every live sandbox, ordered by id.
+func (m *Manager) List() []Info {
+	m.mu.Lock()
+	out := make([]Info, 0, len(m.sandboxes))
+	for _, e := range m.sandboxes {
+		out = append(out, e.info())
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Extend sets the sandbox's deadline to now+d (capped by MaxTimeout) and
+// returns it.
+func (m *Manager) Extend(id string, d time.Duration) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.sandboxes[id]
+	if !ok {
+		return time.Time{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	e.deadline = m.clock.Now().Add(min(d, m.cfg.MaxTimeout))
+	return e.deadline, nil
+}
+
+// Delete closes a sandbox and forgets it.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	m.mu.Lock()
+	e, ok := m.sandboxes[id]
+	delete(m.sandboxes, id)
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	if err := e.sb.Close(); err != nil {
+		return fmt.Errorf("delete sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// Close deletes every sandbox and discards the pools. It does not close the
+// tiers: their owner does, after the Manager.
+func (m *Manager) Close() error {
+	close(m.stop)
+	m.wg.Wait()
+	var errs []error
+	for _, p := range m.pools {
+		for {
+			select {
+			case pr := <-p.ready:
+				errs = append(errs, pr.Discard())
+				continue
+			default:
+			}
+			break
+		}
+	}
+	m.mu.Lock()
+	all := m.sandboxes
+	m.sandboxes = map[string]*entry{}
+	m.mu.Unlock()
+	for _, e := range all {
+		errs = append(errs, e.sb.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,51 @@
+//go:build linux
+
+package process
+
+import (
+	"testing"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
+)
+
+func TestConformance(t *testing.T) {
+	sandboxtest.Conformance(t, newTestTier(t), sandboxtest.Options{StrictErrno: true})
+}
+
+func TestHostile(t *testing.T) {
+	sandboxtest.Hostile(t, newTestTier(t), sandboxtest.Options{StrictErrno: true})
+}
+
+func TestSeccompFilterSize(t *testing.T) {
+	if n := len(buildFilter()); n > 4096 || n < 20 {
+		t.Fatalf("filter has %d instructions", n)
+	}
+}
+
+func TestCgroupsCleanedUp(t *testing.T) {
+	tier := newTestTier(t)
+	sb, err := sandbox.Create(t.Context(), tier, "cg", sandbox.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := sb.(*box).cg
+	sb.Close()
+	tier.Close()
+	for _, d := range cg.v1 {
+		if exists(d) {
+			t.Errorf("cgroup %s left behind", d)
+		}
+	}
+	if cg.v2 != "" && exists(cg.v2) {
+		t.Errorf("cgroup %s left behind", cg.v2)
+	}
+}
+
+func BenchmarkHostExecPython(b *testing.B) { sandboxtest.BenchHostExec(b) }
+func BenchmarkCreate(b *testing.B)         { sandboxtest.BenchCreate(b, newTestTier(b)) }
+func BenchmarkExecPython(b *testing.B)     { sandboxtest.BenchExec(b, newTestTier(b)) }
+func BenchmarkPoolClaim(b *testing.B)      { sandboxtest.BenchPoolClaim(b, newTestTier(b), 4) }
+func BenchmarkPoolCreateExecPython(b *testing.B) {
+	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 4)
+}
