@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# A short tour against a running local daemon: health, identity, status.
+# A short tour against a running local daemon: deploy two example agents,
+# call their sessions, hibernate one and watch its global counter survive.
 set -euo pipefail
 BIN=${1:-bin/agentcloud}
-echo "\$ agentcloud version"; "$BIN" version
-echo "\$ agentcloud status -o json"; "$BIN" status -o json
+run() { echo "\$ agentcloud $*"; "$BIN" "$@"; echo; }
+run version
+run deploy examples/hello
+run deploy examples/counter
+run call hello/demo /
+run call counter/demo /
+run call counter/demo /
+run sessions hibernate counter/demo
+run call counter/demo /
+run sessions list --agent counter

@@ -133,7 +133,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // wrap applies the common chain around one route's handler.
-func (rt *Router) wrap(route string, public bool, h HandlerFunc) http.Handler {
+func (rt *Router) wrap(route string, spec Route) http.Handler {
+	public, h := spec.Public, spec.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -188,6 +189,10 @@ func (rt *Router) wrap(route string, public bool, h HandlerFunc) http.Handler {
 				return
 			}
 			r = r.WithContext(WithPrincipal(r.Context(), p))
+			if err := rt.authorize(r, p, spec); err != nil {
+				WriteProblem(sw, r, rt.log, err)
+				return
+			}
 		}
 		if err := h(sw, r); err != nil {
 			if sw.status != 0 {
@@ -198,4 +203,22 @@ func (rt *Router) wrap(route string, public bool, h HandlerFunc) http.Handler {
 			WriteProblem(sw, r, rt.log, err)
 		}
 	})
+}
+
+// authorize applies the route's action to the authenticated principal.
+func (rt *Router) authorize(r *http.Request, p Principal, spec Route) error {
+	var res Resource
+	if spec.Resource != nil {
+		res = spec.Resource(r)
+	}
+	if rt.authz != nil && spec.Action != "" {
+		return rt.authz.Authorize(r.Context(), p, spec.Action, res)
+	}
+	if p.Kind == "admin" {
+		return nil
+	}
+	if spec.Action == "" {
+		return api.Errorf(api.KindForbidden, "%s %s is for administrators", r.Method, r.URL.Path)
+	}
+	return api.Errorf(api.KindForbidden, "no authorizer configured for %s", spec.Action)
 }

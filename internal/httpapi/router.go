@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -32,7 +33,26 @@ type Route struct {
 	RawContentType string
 	// RequestContentType marks routes whose request body is not JSON.
 	RequestContentType string
-	Handler            HandlerFunc
+	// Action names the operation for authorization (e.g. "session.call").
+	// A protected route without one is allowed to admins only.
+	Action string
+	// Resource extracts what the request acts on (nil: the platform).
+	Resource func(r *http.Request) Resource
+	Handler  HandlerFunc
+}
+
+// Resource is what a request acts on, for authorization.
+type Resource struct {
+	Type string // e.g. "Agent", "Session", "Sandbox", "Secret"; "" = the platform
+	ID   string
+	// Parent scopes the ID (a session's agent).
+	Parent string
+}
+
+// Authorizer decides whether p may perform action on res. It returns an
+// api.KindForbidden problem (with a reason the caller can act on) to deny.
+type Authorizer interface {
+	Authorize(ctx context.Context, p Principal, action string, res Resource) error
 }
 
 // Router is an http.Handler made of documented routes.
@@ -41,6 +61,7 @@ type Router struct {
 	routes  []Route
 	log     *slog.Logger
 	auth    Authenticator
+	authz   Authorizer
 	metrics *Metrics
 	maxBody int64
 }
@@ -49,6 +70,7 @@ type Router struct {
 type Options struct {
 	Logger       *slog.Logger
 	Auth         Authenticator
+	Authz        Authorizer
 	Metrics      *Metrics
 	MaxBodyBytes int64
 }
@@ -58,7 +80,7 @@ func NewRouter(o Options) *Router {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Router{mux: http.NewServeMux(), log: o.Logger, auth: o.Auth, metrics: o.Metrics, maxBody: o.MaxBodyBytes}
+	return &Router{mux: http.NewServeMux(), log: o.Logger, auth: o.Auth, authz: o.Authz, metrics: o.Metrics, maxBody: o.MaxBodyBytes}
 }
 
 // Handle registers a route. Every endpoint goes through here, so every
@@ -68,7 +90,7 @@ func (rt *Router) Handle(r Route) {
 	if r.Method != "" {
 		pattern = r.Method + " " + r.Path
 	}
-	rt.mux.Handle(pattern, rt.wrap(pattern, r.Public, r.Handler))
+	rt.mux.Handle(pattern, rt.wrap(pattern, r))
 	rt.routes = append(rt.routes, r)
 }
 
@@ -94,7 +116,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Let the mux decide between 404, 405 and redirects, then speak problem+json.
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
-	fallback := rt.wrap("unmatched", true, func(w http.ResponseWriter, r *http.Request) error {
+	fallback := rt.wrap("unmatched", Route{Public: true, Handler: func(w http.ResponseWriter, r *http.Request) error {
 		switch rec.Code {
 		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", rec.Header().Get("Allow"))
@@ -108,6 +130,6 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			return api.Errorf(api.KindNotFound, "no route for %s %s; see /openapi.json", r.Method, strings.ReplaceAll(r.URL.Path, "\n", ""))
 		}
-	})
+	}})
 	fallback.ServeHTTP(w, r)
 }
