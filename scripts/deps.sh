@@ -7,6 +7,8 @@ need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v runsc >/dev/null || need_apt+=(runsc)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v wat2wasm >/dev/null || need_apt+=(wabt)
+command -v node >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "deps: installing ${need_apt[*]}"

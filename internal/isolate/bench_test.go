@@ -2,10 +2,15 @@ package isolate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 const benchModule = `
@@ -110,6 +115,20 @@ func BenchmarkFetchWarm(b *testing.B) {
 	}
 }
 
+// BenchmarkFetchHello: the smallest round trip, a synchronous handler
+// returning a constant text response.
+func BenchmarkFetchHello(b *testing.B) {
+	iso := newIsolate(b, `export default { fetch() { return new Response("hello") } }`)
+	h := newMemHost()
+	ctx := context.Background()
+	req := Request{Method: "GET", URL: "http://agent/"}
+	for b.Loop() {
+		if _, err := iso.Fetch(ctx, req, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkSnapshot reports full and delta snapshot sizes after 10 requests
 // and times taking a delta.
 func BenchmarkSnapshot(b *testing.B) {
@@ -140,9 +159,23 @@ func BenchmarkSnapshot(b *testing.B) {
 }
 
 // BenchmarkLiveIsolateMemory keeps 200 isolates (restored from a template,
-// one request each) alive and reports the cost per isolate: resident linear
-// memory (mincore), Go heap, and process RSS growth.
+// one request each) alive and reports the cost per isolate: Go heap, and
+// from /proc/self/smaps_rollup the private dirty memory (the isolate's own
+// RAM), PSS (that plus its share of the template's pages) and RSS growth.
+// "trimmed" calls Isolate.Trim on each, as a session layer would for idle
+// sessions. Memory the Go heap freed is returned to the OS before each
+// reading, so the numbers are what the isolates hold.
 func BenchmarkLiveIsolateMemory(b *testing.B) {
+	for _, trim := range []bool{false, true} {
+		name := "live"
+		if trim {
+			name = "trimmed"
+		}
+		b.Run(name, func(b *testing.B) { benchLiveMemory(b, trim) })
+	}
+}
+
+func benchLiveMemory(b *testing.B, trim bool) {
 	rt := testRuntime(b)
 	ctx := context.Background()
 	spec := Spec{Module: benchModule}
@@ -152,52 +185,54 @@ func BenchmarkLiveIsolateMemory(b *testing.B) {
 	}
 	const n = 200
 	for b.Loop() {
-		runtime.GC()
+		debug.FreeOSMemory() // GC and return freed heap, so RSS reads are stable
 		var ms0 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
-		rss0 := rssBytes()
+		s0 := smapsRollup()
 		isos := make([]*Isolate, 0, n)
-		resident := 0
 		for range n {
 			iso, err := rt.Restore(ctx, spec, nil, tmpl)
 			if err != nil {
 				b.Fatal(err)
 			}
 			get(b, iso, newMemHost(), "http://x/p?q=1")
-			r, _ := iso.ResidentBytes()
-			resident += r
+			if trim {
+				if err := iso.Trim(); err != nil {
+					b.Fatal(err)
+				}
+			}
 			isos = append(isos, iso)
 		}
-		runtime.GC()
+		debug.FreeOSMemory() // GC and return freed heap, so RSS reads are stable
 		var ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms1)
-		rss1 := rssBytes()
-		b.ReportMetric(float64(resident)/n, "linear-resident-B/isolate")
+		s1 := smapsRollup()
 		b.ReportMetric(float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc))/n, "go-heap-B/isolate")
-		b.ReportMetric(float64(rss1-rss0)/n, "rss-B/isolate")
+		b.ReportMetric(float64(s1["Private_Dirty"]-s0["Private_Dirty"])/n, "private-dirty-B/isolate")
+		b.ReportMetric(float64(s1["Pss"]-s0["Pss"])/n, "pss-B/isolate")
+		b.ReportMetric(float64(s1["Rss"]-s0["Rss"])/n, "rss-B/isolate")
 		for _, iso := range isos {
 			_ = iso.Close(ctx)
 		}
 	}
 }
 
-// rssBytes reads VmRSS from /proc/self/status (0 if unavailable).
-func rssBytes() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+// smapsRollup reads /proc/self/smaps_rollup as bytes per field (empty if
+// unavailable).
+func smapsRollup() map[string]int64 {
+	out := map[string]int64{}
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
 	if err != nil {
-		return 0
+		return out
 	}
-	var kb int64
 	for _, line := range splitLines(string(b)) {
-		if len(line) > 6 && line[:6] == "VmRSS:" {
-			for _, c := range line[6:] {
-				if c >= '0' && c <= '9' {
-					kb = kb*10 + int64(c-'0')
-				}
-			}
+		var name string
+		var kb int64
+		if n, _ := fmt.Sscanf(line, "%s %d kB", &name, &kb); n == 2 {
+			out[strings.TrimSuffix(name, ":")] = kb << 10
 		}
 	}
-	return kb << 10
+	return out
 }
 
 func splitLines(s string) []string {
@@ -214,4 +249,68 @@ func splitLines(s string) []string {
 		s = s[i:]
 	}
 	return out
+}
+
+// counterStateModule keeps its count in state, like a typical agent.
+const counterStateModule = `
+export default { async fetch(req, env) {
+	const n = ((await env.state.get("n")) || 0) + 1;
+	await env.state.put("n", n);
+	return new Response(String(n));
+} }`
+
+// BenchmarkActivate measures waking a hibernated session: restore from a
+// delta snapshot (or from the template alone) plus its first response, and
+// reports p50/p99 latency and the hibernated size.
+func BenchmarkActivate(b *testing.B) {
+	for _, c := range []struct {
+		name, mod string
+		warm      int // requests before hibernating; 0: template only
+	}{
+		{"hello-template", `export default { fetch() { return new Response("hello") } }`, 0},
+		{"hello-delta", `export default { fetch() { return new Response("hello") } }`, 1},
+		{"counter-delta", counterStateModule, 5},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			rt := testRuntime(b)
+			ctx := context.Background()
+			spec := Spec{Module: c.mod}
+			tmpl, err := rt.Template(ctx, spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := newMemHost()
+			var snap []byte
+			if c.warm > 0 {
+				iso, err := rt.Restore(ctx, spec, nil, tmpl)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for range c.warm {
+					get(b, iso, h, "http://x/")
+				}
+				if snap, err = iso.Snapshot(tmpl); err != nil {
+					b.Fatal(err)
+				}
+				_ = iso.Close(ctx)
+			}
+			var lat []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				iso, err := rt.Restore(ctx, spec, snap, tmpl)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := iso.Fetch(ctx, Request{URL: "http://x/"}, h); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				_ = iso.Close(ctx)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(len(snap)), "hibernated-bytes")
+		})
+	}
 }

@@ -6,7 +6,20 @@
 // Response, Headers, URL, TextEncoder, crypto, timers, fetch, console), the
 // bridge from those APIs to a [Host], per-isolate limits (memory, stack,
 // CPU/wall time via context), heap snapshots with template deltas, and the
-// raw-wasm path for any WASI module speaking the ABI in ABI.md.
+// raw-wasm path ([Runtime.NewWasm]) for any WASI module speaking the ABI in
+// ABI.md.
+//
+// Performance notes. The QuickJS module is rewritten before compilation
+// (instrument.go, dispatch.go): a stop flag tested at every loop header
+// preempts the guest when a call's context ends, much cheaper than
+// wazero's own termination checks, and one dispatcher export stands in for
+// the ~40 exports the Go glue calls, so an isolate holds two wazero call
+// stacks rather than dozens. Templates live in sealed memfds and are mapped
+// copy-on-write into each restored isolate (image.go), so a restore costs
+// what the session touches, not a copy of the heap, and untouched pages are
+// shared by every session of an agent version. Snapshots store the bytes
+// that differ from the template (snapdiff.go), typically 2-4 KB compressed.
+// [Isolate.Trim] gives back what an idle isolate can rebuild.
 //
 // It does not own sessions, storage, alarm scheduling, egress policy or
 // hibernation decisions: those belong to the session layer, which implements

@@ -196,8 +196,9 @@ func argNumber(a []any, i int) (float64, bool) {
 	return 0, false
 }
 
-// wireRequest / wireResponse are the JSON shapes the prelude exchanges with
-// Go for request and response metadata (bodies travel as ArrayBuffers).
+// wireRequest / wireResponse are the JSON shapes of outbound fetch metadata
+// (prelude fetch() and the raw wasm ABI's fetch import; bodies travel
+// separately). Calls into the isolate use wire.go's format instead.
 type wireRequest struct {
 	Method  string      `json:"method"`
 	URL     string      `json:"url"`

@@ -23,18 +23,38 @@ const stopGlobalName = "__ac_stop"
 
 var errInstrument = errors.New("isolate: cannot instrument wasm")
 
-// instrumentLoops returns a copy of the wasm binary src with a stop global
-// and a check at every loop header. It understands the MVP instruction set
-// plus sign-extension, non-trapping conversions, bulk memory, reference
-// types and multi-value block types; anything else is an error and the
-// caller falls back to wazero's own termination checks.
+// rewriteOpts selects the changes rewriteWasm makes.
+type rewriteOpts struct {
+	// stopLoops adds the stop global (exported as stopGlobalName) and a
+	// check of it at every loop header.
+	stopLoops bool
+	// dispatch lists exports to make reachable through one added export,
+	// dispatchName (see addDispatch).
+	dispatch []string
+	// stripData empties every data segment, for instances whose memory is
+	// replaced by a snapshot right after instantiation.
+	stripData bool
+}
+
+// instrumentLoops is rewriteWasm with only stopLoops.
 func instrumentLoops(src []byte) ([]byte, error) {
+	return rewriteWasm(src, rewriteOpts{stopLoops: true})
+}
+
+type wasmSection struct {
+	id   byte
+	body []byte
+}
+
+// rewriteWasm returns a rewritten copy of the wasm binary src. It
+// understands the MVP instruction set plus sign-extension, non-trapping
+// conversions, bulk memory, reference types and multi-value block types;
+// anything else is an error and the caller falls back to the original.
+func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 	if len(src) < 8 || !bytes.Equal(src[:8], []byte("\x00asm\x01\x00\x00\x00")) {
 		return nil, fmt.Errorf("%w: not a wasm v1 binary", errInstrument)
 	}
-	var importedGlobals, definedGlobals uint32
-	out := append([]byte(nil), src[:8]...)
-	sawGlobal, sawExport := false, false
+	var secs []wasmSection
 	r := &wasmReader{b: src, p: 8}
 	for r.p < len(r.b) {
 		id := r.byte()
@@ -42,67 +62,95 @@ func instrumentLoops(src []byte) ([]byte, error) {
 		if r.err != nil || r.p+int(size) > len(r.b) {
 			return nil, fmt.Errorf("%w: truncated section", errInstrument)
 		}
-		body := r.b[r.p : r.p+int(size)]
+		secs = append(secs, wasmSection{id, r.b[r.p : r.p+int(size)]})
 		r.p += int(size)
-		// Sections 6 (global) and 7 (export) may be absent; insert them at
-		// their place in the section order.
-		if !sawGlobal && id != 0 && sectionOrder(id) > sectionOrder(6) {
-			out = appendSection(out, 6, appendGlobals(nil, 0))
-			sawGlobal = true
+	}
+	find := func(id byte) *wasmSection {
+		for i := range secs {
+			if secs[i].id == id {
+				return &secs[i]
+			}
 		}
-		if !sawExport && id != 0 && sectionOrder(id) > sectionOrder(7) {
-			out = appendSection(out, 7, appendExport(nil, 0, importedGlobals+definedGlobals))
-			sawExport = true
+		return nil
+	}
+	// ensure returns section id, inserting an empty one (count 0) in order.
+	// Inserting moves sections: pointers from earlier calls are stale, so
+	// callers ensure every section they need before holding any.
+	ensure := func(id byte) *wasmSection {
+		if s := find(id); s != nil {
+			return s
 		}
-		switch id {
-		case 2: // import: count imported globals
-			n, err := countImportedGlobals(body)
-			if err != nil {
-				return nil, err
+		at := len(secs)
+		for i, s := range secs {
+			if s.id != 0 && sectionOrder(s.id) > sectionOrder(id) {
+				at = i
+				break
 			}
-			importedGlobals = n
-			out = appendSection(out, id, body)
-		case 6:
-			br := &wasmReader{b: body}
-			definedGlobals = br.u32()
-			if br.err != nil {
-				return nil, fmt.Errorf("%w: bad global section", errInstrument)
-			}
-			out = appendSection(out, id, appendGlobals(body[br.p:], definedGlobals))
-			sawGlobal = true
-		case 7:
-			br := &wasmReader{b: body}
-			n := br.u32()
-			if br.err != nil {
-				return nil, fmt.Errorf("%w: bad export section", errInstrument)
-			}
-			out = appendSection(out, id, appendExport(body[br.p:], n, importedGlobals+definedGlobals))
-			sawExport = true
-		case 10:
-			code, err := instrumentCode(body, importedGlobals+definedGlobals)
-			if err != nil {
-				return nil, err
-			}
-			out = appendSection(out, id, code)
-		default:
-			out = appendSection(out, id, body)
+		}
+		secs = append(secs[:at], append([]wasmSection{{id, []byte{0}}}, secs[at:]...)...)
+		return &secs[at]
+	}
+	var importedGlobals, importedFuncs uint32
+	if s := find(2); s != nil {
+		var err error
+		if importedFuncs, importedGlobals, err = countImports(s.body); err != nil {
+			return nil, err
 		}
 	}
-	if !sawGlobal || !sawExport {
-		return nil, fmt.Errorf("%w: no code section", errInstrument)
+	if o.stopLoops {
+		ensure(6)
+		ensure(7)
+		g := find(6)
+		n, rest, err := vecHead(g.body)
+		if err != nil {
+			return nil, err
+		}
+		stop := importedGlobals + n
+		g.body = appendGlobals(rest, n)
+		e := find(7)
+		n, rest, err = vecHead(e.body)
+		if err != nil {
+			return nil, err
+		}
+		e.body = appendExport(rest, n, stopGlobalName, 0x03, stop)
+		if code := find(10); code != nil {
+			if code.body, err = instrumentCode(code.body, stop); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(o.dispatch) > 0 {
+		for _, id := range []byte{1, 3, 7, 10} {
+			ensure(id)
+		}
+		if err := addDispatch(find, importedFuncs, o.dispatch); err != nil {
+			return nil, err
+		}
+	}
+	if o.stripData {
+		if d := find(11); d != nil {
+			body, err := stripDataSegments(d.body)
+			if err != nil {
+				return nil, err
+			}
+			d.body = body
+		}
+	}
+	out := append([]byte(nil), src[:8]...)
+	for _, s := range secs {
+		out = appendSection(out, s.id, s.body)
 	}
 	return out, nil
 }
 
-// sectionOrder is the required position of a known section id.
-func sectionOrder(id byte) int {
-	switch id {
-	case 12: // data count sits between element and code
-		return 95
-	case 13: // tag sits between memory and global
-		return 55
+// vecHead splits a vector section body into its count and entries.
+func vecHead(body []byte) (uint32, []byte, error) {
+	r := &wasmReader{b: body}
+	n := r.u32()
+	if r.err != nil {
+		return 0, nil, fmt.Errorf("%w: bad section", errInstrument)
 	}
-	return int(id) * 10
+	return n, body[r.p:], nil
 }
 
 // appendGlobals encodes a global section: the existing n entries followed by
@@ -113,13 +161,13 @@ func appendGlobals(entries []byte, n uint32) []byte {
 	return append(b, 0x7f, 0x01, 0x41, 0x00, 0x0b)
 }
 
-func appendExport(entries []byte, n, global uint32) []byte {
+func appendExport(entries []byte, n uint32, name string, kind byte, idx uint32) []byte {
 	b := appendU32(nil, n+1)
 	b = append(b, entries...)
-	b = appendU32(b, uint32(len(stopGlobalName)))
-	b = append(b, stopGlobalName...)
-	b = append(b, 0x03)
-	return appendU32(b, global)
+	b = appendU32(b, uint32(len(name)))
+	b = append(b, name...)
+	b = append(b, kind)
+	return appendU32(b, idx)
 }
 
 func appendSection(out []byte, id byte, body []byte) []byte {
@@ -140,16 +188,16 @@ func appendU32(b []byte, x uint32) []byte {
 	}
 }
 
-func countImportedGlobals(body []byte) (uint32, error) {
+func countImports(body []byte) (funcs, globals uint32, err error) {
 	r := &wasmReader{b: body}
 	n := r.u32()
-	var globals uint32
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		r.skip(int(r.u32())) // module
 		r.skip(int(r.u32())) // name
 		switch r.byte() {
 		case 0x00: // func
 			r.u32()
+			funcs++
 		case 0x01: // table: reftype, limits
 			r.byte()
 			r.limits()
@@ -163,13 +211,13 @@ func countImportedGlobals(body []byte) (uint32, error) {
 			r.byte()
 			r.u32()
 		default:
-			return 0, fmt.Errorf("%w: unknown import kind", errInstrument)
+			return 0, 0, fmt.Errorf("%w: unknown import kind", errInstrument)
 		}
 	}
 	if r.err != nil {
-		return 0, fmt.Errorf("%w: bad import section: %w", errInstrument, r.err)
+		return 0, 0, fmt.Errorf("%w: bad import section: %w", errInstrument, r.err)
 	}
-	return globals, nil
+	return funcs, globals, nil
 }
 
 // instrumentCode rewrites every function body of a code section.
@@ -343,4 +391,15 @@ func (r *wasmReader) blockType() {
 	default:
 		r.sleb()
 	}
+}
+
+// sectionOrder is the required position of a known section id.
+func sectionOrder(id byte) int {
+	switch id {
+	case 12: // data count sits between element and code
+		return 95
+	case 13: // tag sits between memory and global
+		return 55
+	}
+	return int(id) * 10
 }

@@ -79,3 +79,36 @@ func (m *linearMemory) resident() (int, error) {
 	}
 	return r, nil
 }
+
+// mapImage maps the first n bytes of the file fd copy-on-write over the
+// start of the reservation: pages the guest only reads stay shared with the
+// file (and with every other isolate mapping it); a write copies one page.
+// Whatever the reservation held in that range before is discarded.
+func (m *linearMemory) mapImage(fd, n int) error {
+	if m.buf == nil || n > len(m.buf) || n%syscall.Getpagesize() != 0 {
+		return fmt.Errorf("isolate: map image of %d bytes into %d", n, len(m.buf))
+	}
+	_, _, e := syscall.Syscall6(syscall.SYS_MMAP, uintptr(unsafePointer(m.buf)), uintptr(n),
+		syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_FIXED, uintptr(fd), 0)
+	if e != 0 {
+		return fmt.Errorf("isolate: mmap template: %w", e)
+	}
+	return nil
+}
+
+// zero makes [lo, hi) of an anonymous part of the reservation read as zero
+// again, dropping its pages instead of writing them.
+func (m *linearMemory) zero(lo, hi int) error {
+	pg := syscall.Getpagesize()
+	a := (lo + pg - 1) / pg * pg
+	if a > hi {
+		a = hi
+	}
+	clear(m.buf[lo:a])
+	if a < hi {
+		if err := syscall.Madvise(m.buf[a:hi], syscall.MADV_DONTNEED); err != nil {
+			return fmt.Errorf("isolate: madvise: %w", err)
+		}
+	}
+	return nil
+}

@@ -113,7 +113,7 @@
   // context creation, which every isolate restored from one template shares.
   let pool = new Uint32Array(0), poolAt = 0;
   def(Math, "random", function random() {
-    if (poolAt + 2 > pool.length) { pool = new Uint32Array(host("random", 4096)); poolAt = 0; }
+    if (poolAt + 2 > pool.length) { pool = new Uint32Array(host("random", 512)); poolAt = 0; }
     const hi = pool[poolAt++] >>> 5, lo = pool[poolAt++] >>> 6;
     return (hi * 67108864 + lo) / 9007199254740992;
   });
@@ -143,6 +143,7 @@
   const formEncode = (s) =>
     encodeURIComponent(s).replace(/%20/g, "+").replace(/[!'()~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
   const formDecode = (s) => {
+    if (s.indexOf("+") < 0 && s.indexOf("%") < 0) return s;
     s = s.replace(/\+/g, " ");
     try { return decodeURIComponent(s); } catch (_) {
       return s.replace(/%([0-9a-fA-F]{2})/g, (m, h) => String.fromCharCode(parseInt(h, 16)));
@@ -225,7 +226,26 @@
     }
     return "/" + out.join("/");
   }
+  // Absolute http(s)/ws(s) URLs with a lower-case host and nothing to
+  // normalize or encode (the usual request URL) take one regex match
+  // instead of the general parser's dozen passes; anything else falls
+  // through to it.
+  const SIMPLE_URL_RE = /^(https?|wss?):\/\/([a-z0-9][a-z0-9.\-]*)(?::([0-9]{1,5}))?((?:\/[A-Za-z0-9\-._~!$&()*+,;=:@]*)*)(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@\/?%]*))?$/;
+  function parseSimpleURL(s) {
+    const f = SIMPLE_URL_RE.exec(s);
+    if (f === null || f[4].includes("/.")) return null;
+    const protocol = f[1] + ":";
+    let port = f[3] === undefined ? "" : String(Number(f[3]));
+    if (Number(port) > 65535) return null;
+    if (special[protocol] === port) port = "";
+    return { protocol, username: "", password: "", hostname: f[2], port, pathname: f[4] || "/",
+      _query: f[5] === undefined ? null : f[5], _fragment: null, _opaque: false };
+  }
   function parseURL(input, base) {
+    if (base === undefined && typeof input === "string") {
+      const u = parseSimpleURL(input);
+      if (u !== null) return u;
+    }
     let s = String(input).replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, "").replace(/[\t\n\r]/g, "");
     const u = { protocol: "", username: "", password: "", hostname: "", port: "", pathname: "", _query: null, _fragment: null, _opaque: false };
     let hi = s.indexOf("#");
@@ -679,10 +699,10 @@
 
   return {
     configure(cfg) {
-      const c = JSON.parse(cfg);
-      for (const k of Object.keys(c.vars || {})) env[k] = c.vars[k];
-      env.session.id = c.session.id;
-      env.session.agent = c.session.agent;
+      const p = cfg.split("\0");
+      env.session.id = p[0];
+      env.session.agent = p[1];
+      for (let k = 2; k + 1 < p.length; k += 2) env[p[k]] = p[k + 1];
     },
     setModule(ns) {
       handler = ns && ns.default;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/tetratelabs/wazero"
@@ -48,16 +49,26 @@ const (
 // Runtime owns one wazero runtime with QuickJS compiled into it. Create one
 // per process; it is safe for concurrent use by many isolates.
 type Runtime struct {
-	cfg      Config
-	log      *slog.Logger
-	wr       wazero.Runtime
-	cache    wazero.CompilationCache
-	qjs      wazero.CompiledModule
-	wasmHash [32]byte
+	cfg   Config
+	log   *slog.Logger
+	wr    wazero.Runtime
+	cache wazero.CompilationCache
+	qjs   wazero.CompiledModule
+	// qjsExports are qjs's exported functions.
+	qjsExports map[string]api.FunctionDefinition
+	wasmHash   [32]byte
 	// preempt: isolates have the stop global of instrument.go.
 	preempt bool
-	enc     *zstd.Encoder
-	dec     *zstd.Decoder
+	// dispatch: isolates have the export dispatcher of dispatch.go.
+	dispatch bool
+	enc      *zstd.Encoder
+	dec      *zstd.Decoder
+
+	// Raw wasm agents (wasm.go): compiled modules by sha256, and whether
+	// the "agentcloud" host module is registered. Guarded by wasmMu.
+	wasmMu   sync.Mutex
+	wasmMods map[[32]byte]*wasmModule
+	abiReady bool
 }
 
 // NewRuntime compiles QuickJS (or loads it from cfg.CacheDir) and registers
@@ -73,18 +84,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	code := engineWasm
-	closeOnDone := false
-	if !cfg.CooperativeTimeouts {
-		inst, err := instrumentLoops(engineWasm)
-		if err != nil {
-			// Fall back to wazero's (slower) termination checks.
-			r.log.Warn("isolate: wasm not instrumented; using WithCloseOnContextDone", "err", err)
-			closeOnDone = true
-		} else {
-			code, r.preempt = inst, true
-		}
-	}
+	code, closeOnDone := r.engineCode()
 	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(closeOnDone)
 	if cfg.CacheDir != "" {
 		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
@@ -115,7 +115,8 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("isolate: compile quickjs: %w", err)
 	}
 	r.qjs = m
-	if r.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1)); err != nil {
+	r.qjsExports = m.ExportedFunctions()
+	if r.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1)); err != nil {
 		return nil, fmt.Errorf("isolate: zstd: %w", err)
 	}
 	if r.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0)); err != nil {
@@ -167,6 +168,28 @@ func (r *Runtime) instantiateEnv(ctx context.Context) error {
 }
 
 const i32 = api.ValueTypeI32
+
+// engineCode rewrites engineWasm for isolates (see instrument.go and
+// dispatch.go), falling back to less when a rewrite fails. closeOnDone
+// reports that wazero must enforce deadlines itself.
+func (r *Runtime) engineCode() (code []byte, closeOnDone bool) {
+	o := rewriteOpts{stopLoops: !r.cfg.CooperativeTimeouts, dispatch: dispatchExports}
+	if c, err := rewriteWasm(engineWasm, o); err == nil {
+		r.preempt, r.dispatch = o.stopLoops, true
+		return c, false
+	} else {
+		r.log.Warn("isolate: cannot add export dispatcher", "err", err)
+	}
+	if o.stopLoops {
+		if c, err := instrumentLoops(engineWasm); err == nil {
+			r.preempt = true
+			return c, false
+		} else {
+			r.log.Warn("isolate: wasm not instrumented; using WithCloseOnContextDone", "err", err)
+		}
+	}
+	return engineWasm, !r.cfg.CooperativeTimeouts
+}
 
 // engineWasm is the QuickJS build isolates run (a variable for tests).
 var engineWasm = quickjs.Wasm

@@ -7,30 +7,32 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 )
 
 // Snapshot format (before zstd):
 //
 //	off  size  field
 //	0    4     magic "ACQS"
-//	4    1     version (1)
+//	4    1     version (2; 1 is still read)
 //	5    1     flags: bit 0 = delta against a template
 //	6    2     reserved
 //	8    4     memory size in bytes (LE)
-//	12   4     page size (snapPage)
+//	12   4     v1: page size (snapPage); v2: 0
 //	16   S     vmState (vmStateSize bytes, LE u32s)
 //	..   32    sha256 of quickjs.wasm (restore refuses another engine build)
 //	..   32    sha256 of the template image (zero unless delta)
-//	..   B     page bitmap, one bit per page, LSB first: page is stored
-//	..         stored pages in order
+//	..         v2: byte runs that differ from the reference (see snapdiff.go)
+//	..         v1: page bitmap, one bit per page, LSB first, then the
+//	..             stored pages in order
 //
-// A page that is not stored equals the template's page (delta) or is zero
-// (full; also delta pages past the template's end). Images are canonical:
-// the dead C stack below the resting stack pointer reads as zero, so stack
-// garbage never makes a page differ.
+// The reference is the template's image (delta) or zeros (full; also past
+// the template's end). Images are canonical: the dead C stack below the
+// resting stack pointer reads as zero, so stack garbage never differs.
 const (
 	snapMagic   = "ACQS"
-	snapVersion = 1
+	snapVersion = 2
+	snapV1      = 1
 	snapPage    = 4096
 	flagDelta   = 1
 	// stackTop is where the binary's stack-first layout puts the initial
@@ -42,10 +44,17 @@ const (
 // base that sessions start from and that delta snapshots are relative to.
 // It is immutable and safe to share.
 type Template struct {
-	image []byte // canonical memory image
+	image []byte // canonical memory image (file's mapping when file != nil)
+	file  *imageFile
 	st    vmState
 	hash  [32]byte
 	spec  Spec
+}
+
+func newTemplate(img []byte, st vmState, spec Spec) *Template {
+	t := &Template{st: st, hash: sha256.Sum256(img), spec: spec}
+	t.attachImage(img)
+	return t
 }
 
 // ID identifies the template's image (hex sha256).
@@ -65,23 +74,26 @@ func (r *Runtime) Template(ctx context.Context, spec Spec) (*Template, error) {
 	defer iso.Close(ctx) //nolint:errcheck
 	iso.mu.Lock()
 	defer iso.mu.Unlock()
-	img := iso.canonicalImage()
-	return &Template{image: img, st: iso.vm.st, hash: sha256.Sum256(img), spec: iso.spec}, nil
+	return newTemplate(iso.canonicalImage(), iso.vm.st, iso.spec), nil
 }
 
 // Marshal encodes the template as a full snapshot.
 func (t *Template) Marshal(r *Runtime) []byte {
-	return r.encode(t.image, t.st, nil)
+	b := r.encode(t.image, t.st, nil)
+	runtime.KeepAlive(t) // t.image may be a mapping its cleanup unmaps
+	return b
 }
 
 // LoadTemplate decodes a template from Template.Marshal output (or any full
 // snapshot).
 func (r *Runtime) LoadTemplate(b []byte) (*Template, error) {
-	img, st, err := r.decode(b, nil)
+	im, err := r.decode(b, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &Template{image: img, st: st, hash: sha256.Sum256(img)}, nil
+	img := make([]byte, im.size)
+	im.apply(img)
+	return newTemplate(img, im.st, Spec{}), nil
 }
 
 // canonicalImage copies linear memory with the dead stack zeroed. Caller
@@ -115,21 +127,24 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 	if base != nil {
 		baseImg, baseHash = base.image, &base.hash
 	}
-	return i.rt.encodeLive(mem, i.vm.st, baseImg, baseHash), nil
+	snap := i.rt.encodeLive(mem, i.vm.st, baseImg, baseHash)
+	runtime.KeepAlive(base) // base.image may be a mapping its cleanup unmaps
+	return snap, nil
 }
 
 func (r *Runtime) encode(img []byte, st vmState, base *Template) []byte {
 	if base == nil {
 		return r.encodeLive(img, st, nil, nil)
 	}
-	return r.encodeLive(img, st, base.image, &base.hash)
+	snap := r.encodeLive(img, st, base.image, &base.hash)
+	runtime.KeepAlive(base)
+	return snap
 }
 
 // encodeLive encodes mem (live or canonical) as a snapshot, treating the
 // dead stack as zero.
 func (r *Runtime) encodeLive(mem []byte, st vmState, base []byte, baseHash *[32]byte) []byte {
-	npages := (len(mem) + snapPage - 1) / snapPage
-	hdr := make([]byte, 16+vmStateSize+64+(npages+7)/8)
+	hdr := make([]byte, 16+vmStateSize+64, 16+vmStateSize+64+4096)
 	copy(hdr, snapMagic)
 	hdr[4] = snapVersion
 	if baseHash != nil {
@@ -137,76 +152,88 @@ func (r *Runtime) encodeLive(mem []byte, st vmState, base []byte, baseHash *[32]
 		copy(hdr[16+vmStateSize+32:], baseHash[:])
 	}
 	binary.LittleEndian.PutUint32(hdr[8:], uint32(len(mem)))
-	binary.LittleEndian.PutUint32(hdr[12:], snapPage)
 	st.marshal(hdr[16:])
 	copy(hdr[16+vmStateSize:], r.wasmHash[:])
-	bitmap := hdr[16+vmStateSize+64:]
 	dead := 0
 	if st.StackPointer <= stackTop {
 		dead = int(st.StackPointer)
 	}
-	var zero [snapPage]byte
-	var page [snapPage]byte
-	var pages bytes.Buffer
-	for p := 0; p < npages; p++ {
-		lo, hi := p*snapPage, min((p+1)*snapPage, len(mem))
-		pg := page[:hi-lo]
-		copy(pg, mem[lo:hi])
-		if lo < dead {
-			clear(pg[:min(dead, hi)-lo])
-		}
-		var ref []byte
-		if lo < len(base) {
-			ref = base[lo:min(hi, len(base))]
-		} else {
-			ref = zero[:hi-lo]
-		}
-		if bytes.Equal(pg, ref) {
-			continue
-		}
-		bitmap[p/8] |= 1 << (p % 8)
-		pages.Write(pg)
-	}
-	return r.enc.EncodeAll(append(hdr, pages.Bytes()...), nil)
+	raw := diffImage(hdr, mem, base, dead)
+	return r.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 }
 
-// decode returns the canonical image and vm state of snapshot b; base is
-// required for delta snapshots.
-func (r *Runtime) decode(b []byte, base *Template) ([]byte, vmState, error) {
-	var st vmState
+// image is a decoded snapshot: base's image (or zeros) of size bytes with
+// patches applied, plus the vm state.
+type image struct {
+	base    *Template
+	size    int
+	patches []patch
+	st      vmState
+}
+
+type patch struct {
+	off  int
+	data []byte
+}
+
+// apply writes im's patches into mem, which already holds the base (or
+// zeros).
+func (im *image) apply(mem []byte) {
+	for _, p := range im.patches {
+		copy(mem[p.off:], p.data)
+	}
+}
+
+// decode parses snapshot b; base is required for delta snapshots.
+func (r *Runtime) decode(b []byte, base *Template) (*image, error) {
+	im := &image{}
 	raw, err := r.dec.DecodeAll(b, nil)
 	if err != nil {
-		return nil, st, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	if len(raw) < 16+vmStateSize+64 || string(raw[:4]) != snapMagic {
-		return nil, st, fmt.Errorf("%w: bad header", ErrBadSnapshot)
+		return nil, fmt.Errorf("%w: bad header", ErrBadSnapshot)
 	}
-	if raw[4] != snapVersion {
-		return nil, st, fmt.Errorf("%w: version %d", ErrBadSnapshot, raw[4])
+	version := raw[4]
+	if version != snapVersion && version != snapV1 {
+		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, raw[4])
 	}
 	size := int(binary.LittleEndian.Uint32(raw[8:]))
-	if binary.LittleEndian.Uint32(raw[12:]) != snapPage || size%wasmPage != 0 {
-		return nil, st, fmt.Errorf("%w: bad geometry", ErrBadSnapshot)
+	geom := uint32(0)
+	if version == snapV1 {
+		geom = snapPage
 	}
-	st.unmarshal(raw[16:])
+	if binary.LittleEndian.Uint32(raw[12:]) != geom || size%wasmPage != 0 {
+		return nil, fmt.Errorf("%w: bad geometry", ErrBadSnapshot)
+	}
+	im.size = size
+	im.st.unmarshal(raw[16:])
 	off := 16 + vmStateSize
 	if !bytes.Equal(raw[off:off+32], r.wasmHash[:]) {
-		return nil, st, fmt.Errorf("%w: made by a different quickjs.wasm", ErrBadSnapshot)
+		return nil, fmt.Errorf("%w: made by a different quickjs.wasm", ErrBadSnapshot)
 	}
-	img := make([]byte, size)
 	if raw[5]&flagDelta != 0 {
 		if base == nil {
-			return nil, st, fmt.Errorf("%w: delta snapshot needs its template", ErrBadSnapshot)
+			return nil, fmt.Errorf("%w: delta snapshot needs its template", ErrBadSnapshot)
 		}
 		if !bytes.Equal(raw[off+32:off+64], base.hash[:]) {
-			return nil, st, fmt.Errorf("%w: delta made against template %x, not %s", ErrBadSnapshot, raw[off+32:off+40], base.ID()[:16])
+			return nil, fmt.Errorf("%w: delta made against template %x, not %s", ErrBadSnapshot, raw[off+32:off+40], base.ID()[:16])
 		}
-		copy(img, base.image)
+		if len(base.image) > size {
+			return nil, fmt.Errorf("%w: delta smaller than its template", ErrBadSnapshot)
+		}
+		im.base = base
+	}
+	if version == snapVersion {
+		if im.patches, err = parseRuns(raw[off+64:], size); err != nil {
+			return nil, err
+		}
+		return im, nil
 	}
 	npages := (size + snapPage - 1) / snapPage
 	bitmap := raw[off+64:]
 	if len(bitmap) < (npages+7)/8 {
-		return nil, st, fmt.Errorf("%w: truncated", ErrBadSnapshot)
+		return nil, fmt.Errorf("%w: truncated", ErrBadSnapshot)
 	}
 	data := bitmap[(npages+7)/8:]
 	for p := 0; p < npages; p++ {
@@ -215,12 +242,12 @@ func (r *Runtime) decode(b []byte, base *Template) ([]byte, vmState, error) {
 		}
 		lo, hi := p*snapPage, min((p+1)*snapPage, size)
 		if len(data) < hi-lo {
-			return nil, st, fmt.Errorf("%w: truncated page data", ErrBadSnapshot)
+			return nil, fmt.Errorf("%w: truncated page data", ErrBadSnapshot)
 		}
-		copy(img[lo:hi], data[:hi-lo])
+		im.patches = append(im.patches, patch{off: lo, data: data[:hi-lo]})
 		data = data[hi-lo:]
 	}
-	return img, st, nil
+	return im, nil
 }
 
 // Restore makes an isolate from a snapshot. snapshot may be nil to start
@@ -234,27 +261,26 @@ func (r *Runtime) Restore(ctx context.Context, spec Spec, snapshot []byte, base 
 	if err != nil {
 		return nil, err
 	}
-	var img []byte
-	var st vmState
+	var im *image
 	switch {
 	case snapshot != nil:
-		if img, st, err = r.decode(snapshot, base); err != nil {
+		if im, err = r.decode(snapshot, base); err != nil {
 			return nil, err
 		}
 	case base != nil:
-		img, st = base.image, base.st
+		im = &image{base: base, size: len(base.image), st: base.st}
 	default:
 		return nil, fmt.Errorf("isolate: restore needs a snapshot or a template")
 	}
-	if uint64(len(img)) > uint64(spec.MemoryMiB)<<20 {
-		return nil, fmt.Errorf("%w: snapshot needs %d MiB, spec allows %d", ErrMemoryExceeded, len(img)>>20, spec.MemoryMiB)
+	if uint64(im.size) > uint64(spec.MemoryMiB)<<20 {
+		return nil, fmt.Errorf("%w: snapshot needs %d MiB, spec allows %d", ErrMemoryExceeded, im.size>>20, spec.MemoryMiB)
 	}
 	iso, err := r.instantiate(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
 	lctx, done := iso.enter(ctx, nil)
-	err = iso.load(lctx, img, st)
+	err = iso.load(lctx, im)
 	done()
 	if err != nil {
 		_ = iso.vm.mod.Close(ctx)
@@ -263,12 +289,13 @@ func (r *Runtime) Restore(ctx context.Context, spec Spec, snapshot []byte, base 
 	return iso, nil
 }
 
-// load overwrites a fresh instance's memory with img and re-applies limits
-// and session configuration.
-func (i *Isolate) load(ctx context.Context, img []byte, st vmState) error {
+// load replaces a fresh instance's memory with im and re-applies limits
+// and session configuration. A template with an image file is mapped
+// copy-on-write; otherwise its image is copied.
+func (i *Isolate) load(ctx context.Context, im *image) error {
 	v := i.vm
 	cur := v.mem.Size()
-	if need := uint32(len(img)); need > cur {
+	if need := uint32(im.size); need > cur {
 		if _, ok := v.mem.Grow((need - cur) / wasmPage); !ok {
 			return fmt.Errorf("%w: grow to %d bytes", ErrMemoryExceeded, need)
 		}
@@ -277,9 +304,29 @@ func (i *Isolate) load(ctx context.Context, img []byte, st vmState) error {
 	if !ok {
 		return fmt.Errorf("%w: memory unreadable", ErrCrashed)
 	}
-	copy(mem, img)
-	clear(mem[len(img):])
-	if err := v.restoreState(ctx, st); err != nil {
+	baseLen := 0
+	if b := im.base; b != nil {
+		baseLen = len(b.image)
+		mapped := false
+		if b.file != nil && v.lin != nil {
+			mapped = v.lin.mapImage(b.file.fd, baseLen) == nil
+		}
+		if mapped {
+			i.base = b
+		} else {
+			copy(mem, b.image)
+		}
+		runtime.KeepAlive(b) // its cleanup closes the file and unmaps image
+	}
+	if v.lin != nil {
+		if err := v.lin.zero(baseLen, len(mem)); err != nil {
+			return err
+		}
+	} else {
+		clear(mem[baseLen:])
+	}
+	im.apply(mem)
+	if err := v.restoreState(ctx, im.st); err != nil {
 		return err
 	}
 	if err := i.applyLimits(ctx); err != nil {

@@ -22,11 +22,12 @@ type vm struct {
 	lin *linearMemory
 	st  vmState
 
-	// stop is the instrumented module's stop global (nil when the runtime
-	// does not preempt); fired is set once a call's context is done and
-	// stop has been raised, so a trap can be reported as a timeout.
-	stop  api.MutableGlobal
-	fired atomic.Bool
+	preempter
+
+	// disp are the dispatcher bound twice, for calls from Go and for calls
+	// from inside host callbacks; nil without a dispatcher.
+	disp     [2]api.Function
+	dispatch bool
 
 	f     exports  // for calls made by Go
 	h     exports  // for calls made from inside host callbacks (re-entrant)
@@ -104,11 +105,12 @@ type exports struct {
 	runGC, getRuntimePtr, getContextPtr, setRuntimeAndContext    *lazyFn
 }
 
-// lazyFn binds an export on first use: every bound api.Function carries its
-// own wazero call engine with a 10 KiB stack, so binding only what an
-// isolate actually calls keeps idle isolates small.
+// lazyFn is one QuickJS export. With a dispatcher (see dispatch.go) it is
+// called through it by index; otherwise it is bound on first use, since
+// every bound api.Function carries its own call engine and stack.
 type lazyFn struct {
 	name string
+	idx  uint64 // position in dispatchExports
 	m    api.Module
 	f    api.Function
 }
@@ -120,15 +122,44 @@ func (l *lazyFn) fn() api.Function {
 	return l.f
 }
 
-func bindExports(m api.Module) (exports, error) {
+// dispatchExports are the exports bindExports binds, in dispatcher order.
+var dispatchExports = []string{
+	"_initialize", "qjs_init", "wasm_malloc", "wasm_free", "qjs_eval", "qjs_call",
+	"qjs_free_value", "qjs_dup_value", "qjs_new_string", "qjs_new_array_buffer",
+	"qjs_new_number", "qjs_new_array", "qjs_new_error", "qjs_new_host_function",
+	"qjs_get_global", "qjs_get_undefined", "qjs_get_string_len", "qjs_free_cstring",
+	"qjs_get_array_buffer", "qjs_get_float64", "qjs_is_exception", "qjs_get_exception",
+	"qjs_is_string", "qjs_is_array_buffer", "qjs_is_number", "qjs_is_undefined",
+	"qjs_is_null", "qjs_is_job_pending", "qjs_execute_pending_job", "qjs_promise_state",
+	"qjs_promise_result", "qjs_get_prop_string", "qjs_get_prop_uint32",
+	"qjs_set_prop_string", "qjs_set_prop_uint32", "qjs_throw", "qjs_set_max_stack_size",
+	"qjs_set_memory_limit", "qjs_set_module_loader", "qjs_set_interrupt_handler",
+	"qjs_run_gc", "qjs_get_runtime_ptr", "qjs_get_context_ptr", "qjs_set_runtime_and_context",
+}
+
+var dispatchIndex = func() map[string]uint64 {
+	m := make(map[string]uint64, len(dispatchExports))
+	for i, n := range dispatchExports {
+		m[n] = uint64(i)
+	}
+	return m
+}()
+
+// bindExports binds m's exports lazily; defs are the compiled module's
+// exported functions (computed once per Runtime: asking the instance builds
+// a 450-entry map each time).
+func bindExports(m api.Module, defs map[string]api.FunctionDefinition) (exports, error) {
 	var e exports
 	var missing []string
-	defs := m.ExportedFunctionDefinitions()
 	get := func(name string) *lazyFn {
 		if _, ok := defs[name]; !ok {
 			missing = append(missing, name)
 		}
-		return &lazyFn{name: name, m: m}
+		idx, ok := dispatchIndex[name]
+		if !ok {
+			panic("isolate: export " + name + " missing from dispatchExports")
+		}
+		return &lazyFn{name: name, idx: idx, m: m}
 	}
 	e.initialize = get("_initialize")
 	e.init = get("qjs_init")
@@ -180,8 +211,8 @@ func bindExports(m api.Module) (exports, error) {
 	return e, nil
 }
 
-func newVM(m api.Module, lin *linearMemory, preempt bool) (*vm, error) {
-	v := &vm{mod: m, mem: m.Memory(), lin: lin, stack: make([]uint64, 8), hs: make([]uint64, 8)}
+func newVM(m api.Module, defs map[string]api.FunctionDefinition, lin *linearMemory, preempt, dispatch bool) (*vm, error) {
+	v := &vm{mod: m, mem: m.Memory(), lin: lin, stack: make([]uint64, 8), hs: make([]uint64, 8), dispatch: dispatch}
 	if preempt {
 		g, ok := m.ExportedGlobal(stopGlobalName).(api.MutableGlobal)
 		if !ok {
@@ -190,16 +221,16 @@ func newVM(m api.Module, lin *linearMemory, preempt bool) (*vm, error) {
 		v.stop = g
 	}
 	var err error
-	if v.f, err = bindExports(m); err != nil {
+	if v.f, err = bindExports(m, defs); err != nil {
 		return nil, err
 	}
 	// Host callbacks run while an outer export is on the stack; a wazero
 	// function must not be re-entered, so the exports that can be both outer
 	// (running JS) and inner get their own binding. The rest are leaves.
 	v.h = v.f
-	v.h.setPropString = &lazyFn{name: "qjs_set_prop_string", m: m}
-	v.h.setPropUint32 = &lazyFn{name: "qjs_set_prop_uint32", m: m}
-	v.h.getPropString = &lazyFn{name: "qjs_get_prop_string", m: m}
+	v.h.setPropString = &lazyFn{name: "qjs_set_prop_string", idx: dispatchIndex["qjs_set_prop_string"], m: m}
+	v.h.setPropUint32 = &lazyFn{name: "qjs_set_prop_uint32", idx: dispatchIndex["qjs_set_prop_uint32"], m: m}
+	v.h.getPropString = &lazyFn{name: "qjs_get_prop_string", idx: dispatchIndex["qjs_get_prop_string"], m: m}
 	if v.mem == nil {
 		return nil, errors.New("isolate: quickjs.wasm exports no memory")
 	}
@@ -208,25 +239,56 @@ func newVM(m api.Module, lin *linearMemory, preempt bool) (*vm, error) {
 
 // call invokes f with Go's stack buffer; use only outside host callbacks.
 func (v *vm) call(ctx context.Context, f *lazyFn, args ...uint64) (uint32, error) {
-	return v.callOn(ctx, v.stack, f, args)
+	r, err := v.rawCall(ctx, false, f, args)
+	return uint32(r), err
 }
 
 // hcall is call for use inside host callbacks.
 func (v *vm) hcall(ctx context.Context, f *lazyFn, args ...uint64) (uint32, error) {
-	return v.callOn(ctx, v.hs, f, args)
+	r, err := v.rawCall(ctx, true, f, args)
+	return uint32(r), err
 }
 
-func (v *vm) callOn(ctx context.Context, stack []uint64, f *lazyFn, args []uint64) (uint32, error) {
-	copy(stack, args)
-	if err := f.fn().CallWithStack(ctx, stack); err != nil {
+// rawCall invokes f and returns its result's raw bits.
+func (v *vm) rawCall(ctx context.Context, inner bool, f *lazyFn, args []uint64) (uint64, error) {
+	stack, fn := v.stack, (api.Function)(nil)
+	if inner {
+		stack = v.hs
+	}
+	if v.dispatch {
+		d := &v.disp[0]
+		if inner {
+			d = &v.disp[1]
+		}
+		if *d == nil {
+			*d = v.mod.ExportedFunction(dispatchName)
+		}
+		fn = *d
+		stack[0] = f.idx
+		copy(stack[1:], args)
+	} else {
+		fn = f.fn()
+		copy(stack, args)
+	}
+	if err := fn.CallWithStack(ctx, stack); err != nil {
 		return 0, v.classify(err)
 	}
-	return uint32(stack[0]), nil
+	return stack[0], nil
+}
+
+// preempter raises an instrumented module's stop global (see
+// instrument.go) when a call's context ends.
+type preempter struct {
+	// stop is the stop global (nil when the module is not instrumented);
+	// fired is set once a call's context is done and stop has been
+	// raised, so a trap can be reported as a timeout.
+	stop  api.MutableGlobal
+	fired atomic.Bool
 }
 
 // arm makes ctx's end preempt the guest until the returned disarm runs.
 // Calls without a Done channel are never preempted.
-func (v *vm) arm(ctx context.Context) (disarm func()) {
+func (v *preempter) arm(ctx context.Context) (disarm func()) {
 	if v.stop == nil || ctx.Done() == nil {
 		return func() {}
 	}
@@ -399,16 +461,8 @@ func (v *vm) arrayBuffer(ctx context.Context, inHost bool, box uint32) ([]byte, 
 }
 
 func (v *vm) float(ctx context.Context, inHost bool, box uint32) (float64, error) {
-	e := &v.f
-	stack := v.stack
-	if inHost {
-		e, stack = &v.h, v.hs
-	}
-	stack[0] = uint64(box)
-	if err := e.getFloat64.fn().CallWithStack(ctx, stack); err != nil {
-		return 0, v.classify(err)
-	}
-	return math.Float64frombits(stack[0]), nil
+	r, err := v.rawCall(ctx, inHost, v.f.getFloat64, []uint64{uint64(box)})
+	return math.Float64frombits(r), err
 }
 
 func (v *vm) free(ctx context.Context, boxes ...uint32) error {
