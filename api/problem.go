@@ -44,6 +44,9 @@ const (
 	KindSessionTimeout        Kind = "session-timeout"
 	KindSessionCrashed        Kind = "session-crashed"
 	KindAgentError            Kind = "agent-error"
+
+	// KindSandboxLimit: a sandbox's memory, process or disk limit was hit.
+	KindSandboxLimit Kind = "sandbox-limit-exceeded"
 )
 
 var kindStatus = map[Kind]int{
@@ -65,6 +68,7 @@ var kindStatus = map[Kind]int{
 	KindSessionTimeout:        http.StatusGatewayTimeout,
 	KindSessionCrashed:        http.StatusBadGateway,
 	KindAgentError:            http.StatusBadGateway,
+	KindSandboxLimit:          http.StatusInsufficientStorage,
 }
 
 // Kinds returns every known kind, for documentation and tests.

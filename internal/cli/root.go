@@ -91,7 +91,9 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 	pf.StringVar(&g.data, "data", envOr("AGENTCLOUD_DATA", "./agentcloud-data"), "data directory (env AGENTCLOUD_DATA)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(newVersionCmd(g), newServeCmd(g), newStatusCmd(g), newDeployCmd(g), newDevCmd(g),
-		newAgentsCmd(g), newSessionsCmd(g), newCallCmd(g), newBenchCmd(g))
+		newAgentsCmd(g), newSessionsCmd(g), newCallCmd(g), newBenchCmd(g),
+		newSandboxCmd(g), newRunCmd(g),
+		newTokenCmd(g), newIdentityCmd(g), newPolicyCmd(g), newSecretCmd(g), newApprovalsCmd(g), newAuditCmd(g))
 	return root
 }
 

@@ -59,6 +59,10 @@ daemon writes an admin token to <data>/admin.token (mode 0600).`,
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body limit")
 	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name")
 	f.IntVar(&cfg.SessionMemoryMiB, "session-memory-mib", cfg.SessionMemoryMiB, "memory budget for live session isolates (MiB)")
+	f.BoolVar(&cfg.TLS, "tls", false, "serve the API over TLS with a node certificate from the platform CA (enables mTLS)")
+	f.BoolVar(&cfg.RequireClientCert, "require-client-cert", false, "with --tls, refuse clients without a client SVID")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", cfg.TrustDomain, "SPIFFE trust domain")
+	f.StringVar(&cfg.CADir, "ca-dir", "", "CA directory (default <data>/ca); put ca.crt and ca.key there to supply your own root")
 	return cmd
 }
 
@@ -82,6 +86,14 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.NodeID = src.NodeID
 	case "session-memory-mib":
 		dst.SessionMemoryMiB = src.SessionMemoryMiB
+	case "tls":
+		dst.TLS = src.TLS
+	case "require-client-cert":
+		dst.RequireClientCert = src.RequireClientCert
+	case "trust-domain":
+		dst.TrustDomain = src.TrustDomain
+	case "ca-dir":
+		dst.CADir = src.CADir
 	}
 }
 

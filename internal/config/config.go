@@ -46,6 +46,20 @@ type Config struct {
 	// SessionMemoryMiB is the budget for live session isolates; least
 	// recently used sessions hibernate past it.
 	SessionMemoryMiB int `json:"session_memory_mib"`
+	// SandboxPoolProcess and SandboxPoolGVisor are warm sandboxes kept
+	// ready per tier (host template); 0 = no pool.
+	SandboxPoolProcess int `json:"sandbox_pool_process"`
+	SandboxPoolGVisor  int `json:"sandbox_pool_gvisor"`
+	// TLS serves the API over TLS with a node SVID from the platform CA;
+	// clients may then authenticate with their own SVID (mTLS).
+	TLS bool `json:"tls"`
+	// RequireClientCert refuses TLS clients without a client SVID (needs TLS).
+	RequireClientCert bool `json:"require_client_cert"`
+	// TrustDomain is the SPIFFE trust domain of this platform.
+	TrustDomain string `json:"trust_domain"`
+	// CADir holds the CA's root and keys (default <data>/ca). A root
+	// supplied there (ca.crt and ca.key) is used instead of a generated one.
+	CADir string `json:"ca_dir"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -55,16 +69,18 @@ func Default() Config {
 		host = "node"
 	}
 	return Config{
-		Data:             "./agentcloud-data",
-		Listen:           "127.0.0.1:7070",
-		LogLevel:         "info",
-		LogFormat:        "auto",
-		ShutdownTimeout:  Duration(10 * time.Second),
-		MaxBodyBytes:     16 << 20,
-		ReadTimeout:      Duration(60 * time.Second),
-		WriteTimeout:     Duration(5 * time.Minute),
-		NodeID:           host,
-		SessionMemoryMiB: 4096,
+		Data:               "./agentcloud-data",
+		Listen:             "127.0.0.1:7070",
+		LogLevel:           "info",
+		LogFormat:          "auto",
+		ShutdownTimeout:    Duration(10 * time.Second),
+		MaxBodyBytes:       16 << 20,
+		ReadTimeout:        Duration(60 * time.Second),
+		WriteTimeout:       Duration(5 * time.Minute),
+		NodeID:             host,
+		SessionMemoryMiB:   4096,
+		SandboxPoolProcess: 2,
+		TrustDomain:        "agentcloud.local",
 	}
 }
 
@@ -198,6 +214,19 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
 	str("NODE_ID", &c.NodeID)
+	str("TRUST_DOMAIN", &c.TrustDomain)
+	str("CA_DIR", &c.CADir)
+	boolean := func(name string, dst *bool) {
+		if v, ok := lookup("AGENTCLOUD_" + name); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, FieldError{"AGENTCLOUD_" + name, v, "want true or false"})
+			}
+			*dst = b
+		}
+	}
+	boolean("TLS", &c.TLS)
+	boolean("REQUIRE_CLIENT_CERT", &c.RequireClientCert)
 	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("READ_TIMEOUT", &c.ReadTimeout)
 	dur("WRITE_TIMEOUT", &c.WriteTimeout)
@@ -271,13 +300,38 @@ func (c Config) Validate() error {
 	if c.SessionMemoryMiB < 16 || c.SessionMemoryMiB > 1<<20 {
 		add("session_memory_mib", strconv.Itoa(c.SessionMemoryMiB), "want between 16 and 1048576")
 	}
+	if c.SandboxPoolProcess < 0 || c.SandboxPoolProcess > 64 {
+		add("sandbox_pool_process", strconv.Itoa(c.SandboxPoolProcess), "want between 0 and 64")
+	}
+	if c.SandboxPoolGVisor < 0 || c.SandboxPoolGVisor > 64 {
+		add("sandbox_pool_gvisor", strconv.Itoa(c.SandboxPoolGVisor), "want between 0 and 64")
+	}
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " /\t\n.*>") {
 		add("node_id", c.NodeID, "want a non-empty name without spaces, dots, slashes or wildcards")
+	}
+	if c.RequireClientCert && !c.TLS {
+		add("require_client_cert", "true", "needs tls: client certificates are only seen over TLS")
+	}
+	if !validTrustDomain(c.TrustDomain) {
+		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")
 	}
 	if len(errs) > 0 {
 		return errs
 	}
 	return nil
+}
+
+// validTrustDomain applies the SPIFFE trust domain character rules.
+func validTrustDomain(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func checkAddr(addr string) error {

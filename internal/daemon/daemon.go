@@ -42,13 +42,18 @@ type Daemon struct {
 	store    *store.Store
 	runtime  *isolate.Runtime
 	proxy    *egress.Proxy
+	sec      *security // identity, authorization, secrets, audit, approvals
 	sessions *session.Manager
-	reg      *prometheus.Registry
-	router   *httpapi.Router
-	srv      *http.Server
-	ln       net.Listener
-	ready    atomic.Bool
-	stopped  chan struct{}
+	// sandboxes is set by startSandboxes (sandbox.go).
+	sandboxes *sandboxParts
+	reg       *prometheus.Registry
+	router    *httpapi.Router
+	srv       *http.Server
+	ln        net.Listener
+	ready     atomic.Bool
+	stopped   chan struct{}
+
+	egressHooks EgressTestHooks
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.
@@ -94,17 +99,23 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("isolate runtime: %w", err)
 	}
-	d.proxy, err = egress.New(egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress")})
+	d.sec, err = newSecurity(ctx, securityConfig{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
+		Store: d.store, Bootstrap: bootstrap, Log: d.log.With("component", "security")})
+	if err != nil {
+		return err
+	}
+	d.proxy, err = d.newEgressProxy()
 	if err != nil {
 		return fmt.Errorf("egress proxy: %w", err)
 	}
 	d.sessions, err = session.New(ctx, session.Config{
-		Store: d.store, Runtime: d.runtime, Fetcher: sessionFetcher{d.proxy},
+		Store: d.store, Runtime: d.runtime, Fetcher: sessionFetcher{d.proxy, d.sec},
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, Logger: d.log.With("component", "session"),
 	})
 	if err != nil {
 		return err
 	}
+	d.sec.attach(d.sessions)
 	if err := d.sessions.Start(ctx); err != nil {
 		return fmt.Errorf("start sessions: %w", err)
 	}
@@ -112,20 +123,30 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.router = httpapi.NewRouter(httpapi.Options{
 		Logger:       d.log.With("component", "http"),
-		Auth:         bootstrap,
+		Auth:         d.sec,
+		Authz:        d.sec,
 		Metrics:      httpapi.NewMetrics(d.reg),
 		MaxBodyBytes: d.cfg.MaxBodyBytes,
 	})
 	d.routes()
-	d.sessions.Routes(d.router)
+	d.securityRoutes()
+	d.sessions.SecureRoutes(d.router, d.sec)
+	if err := d.startSandboxes(ctx); err != nil {
+		return err
+	}
 
 	d.ln, err = net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", d.cfg.Listen, err)
 	}
+	tlsCfg, err := d.serverTLS()
+	if err != nil {
+		return err
+	}
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(tlsCfg != nil)
 	d.srv = &http.Server{
 		Handler:           d.router,
 		Protocols:         protocols,
@@ -135,12 +156,17 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsCfg,
 	}
 	if err := writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.ln.Addr().String()+"\n")); err != nil {
 		return err
 	}
 	go func() {
-		if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := d.srv.Serve
+		if tlsCfg != nil {
+			serve = func(ln net.Listener) error { return d.srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -181,6 +207,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 func (d *Daemon) closeParts() {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout.D())
 	defer cancel()
+	d.closeSandboxes()
 	if d.sessions != nil {
 		if err := d.sessions.Close(ctx); err != nil {
 			d.log.Warn("close sessions", "err", err)
@@ -190,6 +217,10 @@ func (d *Daemon) closeParts() {
 	if d.proxy != nil {
 		_ = d.proxy.Close()
 		d.proxy = nil
+	}
+	if d.sec != nil {
+		d.sec.close()
+		d.sec = nil
 	}
 	if d.runtime != nil {
 		_ = d.runtime.Close(ctx)

@@ -18,11 +18,13 @@ import (
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
 
 // TestMain lets tests re-run this binary as the real agentcloud CLI, so
 // crash and signal tests exercise a separate daemon process.
 func TestMain(m *testing.M) {
+	process.MaybeRunInit() // the daemon's process-tier sandboxes re-execute this binary
 	if os.Getenv("AGENTCLOUD_TEST_MAIN") == "1" {
 		os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}

@@ -2,35 +2,322 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/policy"
+	"github.com/agentcloud/agentcloud/internal/policy/egresspolicy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// allowlistKey carries a session's manifest egress list to the decider.
-type allowlistKey struct{}
+// egressCallKey carries what the decider and the secret hook need to know
+// about the session making an outbound request.
+type egressCallKey struct{}
+
+// egressCall describes one session fetch.
+type egressCall struct {
+	agent, session string
+	allow          []string // manifest egress patterns
+	owner          string   // agent owner (SPIFFE ID)
+	secrets        []string // secrets the manifest declares
+}
+
+// EgressTestHooks loosen the egress proxy for tests and benchmarks that
+// need loopback upstreams under made-up names. Never for production.
+type EgressTestHooks struct {
+	Resolver      egress.Resolver
+	AllowLoopback bool
+}
+
+// SetEgressTestHooks installs h; call before Start. Tests and benchmarks only.
+func (d *Daemon) SetEgressTestHooks(h EgressTestHooks) { d.egressHooks = h }
 
 // manifestDecider allows a request only to hosts the calling agent's
 // manifest lists. The egress proxy has already refused private, loopback and
-// metadata destinations by then.
+// metadata destinations by then. It is used when no security parts exist.
 var manifestDecider = egress.DeciderFunc(func(ctx context.Context, r egress.Request) (egress.Decision, error) {
-	allow, _ := ctx.Value(allowlistKey{}).([]string)
-	if secrets.HostAllowed(allow, r.Host) {
+	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
+	if ec != nil && secrets.HostAllowed(ec.allow, r.Host) {
 		return egress.Decision{Verdict: egress.Allow, Reason: "host is in the agent manifest's egress list"}, nil
 	}
 	return egress.Decision{Verdict: egress.Deny,
 		Reason: fmt.Sprintf("host %s is not in the agent manifest's egress list", r.Host)}, nil
 })
 
-// sessionFetcher sends session fetch() calls through the egress proxy.
-type sessionFetcher struct{ proxy *egress.Proxy }
+// newEgressProxy builds the one outbound proxy: decided by the manifest
+// allowlist and the policy engine, secrets substituted by the hook, every
+// decision audited.
+func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
+	cfg := egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress"),
+		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback}
+	if s := d.sec; s != nil {
+		cfg.Decider = s
+		cfg.Secrets = s.substituteSecrets
+		cfg.Auditor = egress.AuditorFunc(s.auditEgress)
+		cfg.ClientCert = s.clientCert
+	}
+	return egress.New(cfg)
+}
+
+// sessionFetcher sends session fetch() calls through the egress proxy and
+// lowers the session's integrity after it reads from an untrusted host.
+type sessionFetcher struct {
+	proxy *egress.Proxy
+	sec   *security
+}
 
 var _ session.Fetcher = sessionFetcher{}
 
 func (f sessionFetcher) Fetch(ctx context.Context, c session.Caller, req *http.Request) (*http.Response, error) {
-	ctx = context.WithValue(ctx, allowlistKey{}, c.Egress)
-	return f.proxy.Do(ctx, egress.Caller{ID: "agent/" + c.Agent + "/session/" + c.Session}, req)
+	ec := &egressCall{agent: c.Agent, session: c.Session, allow: c.Egress}
+	ctx = context.WithValue(ctx, egressCallKey{}, ec)
+	if f.sec == nil {
+		return f.proxy.Do(ctx, egress.Caller{ID: "agent/" + c.Agent + "/session/" + c.Session}, req)
+	}
+	id, err := identity.NewID(f.sec.td, identity.KindSession, c.Agent+"/"+c.Session)
+	if err != nil {
+		return nil, fmt.Errorf("session identity: %w", err)
+	}
+	if f.sec.sessions != nil {
+		if info, ok, err := f.sec.sessions.AgentInfo(ctx, c.Agent); ok && err == nil {
+			ec.owner, ec.secrets = info.Owner, info.Manifest.Secrets
+		}
+	}
+	resp, err := f.proxy.Do(ctx, egress.Caller{ID: id.String()}, req)
+	if err != nil {
+		return nil, err
+	}
+	host := strings.ToLower(req.URL.Hostname())
+	trusted, terr := f.sec.trustedHosts(ctx)
+	if terr != nil || !secrets.HostAllowed(trusted, host) {
+		if _, err := f.sec.labels.join(ctx, c.Agent, c.Session, policy.Labels{Integrity: policy.Untrusted},
+			"read a response from "+host+", which is not a trusted host"); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// DecideEgress implements egress.Decider: the manifest allowlist AND the
+// Cedar decision on (caller, egress.fetch, Host) with the session's labels.
+// An approvable denial consumes an approved approval for the same request,
+// or records a pending one whose id the caller sees.
+func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.Decision, error) {
+	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
+	if ec != nil && !secrets.HostAllowed(ec.allow, r.Host) {
+		return egress.Decision{Verdict: egress.Deny,
+			Reason: fmt.Sprintf("host %s is not in the agent manifest's egress list", r.Host)}, nil
+	}
+	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
+	if err != nil {
+		return egress.Decision{}, fmt.Errorf("egress caller: %w", err)
+	}
+	host := egresspolicy.HostUID(r.Host)
+	puid := policy.PrincipalUID(p)
+	ents := types.EntityMap{host: types.Entity{UID: host}}
+	var labels policy.Labels
+	if p.Kind == identity.KindSession {
+		if labels, err = s.labels.get(ctx, p.Agent, p.Name); err != nil {
+			return egress.Decision{}, err
+		}
+		trusted, err := s.trustedHosts(ctx)
+		if err != nil {
+			return egress.Decision{}, err
+		}
+		agent := policy.NewUID(policy.TypeAgent, p.Agent)
+		sattrs := types.RecordMap{"agent": agent}
+		if secrets.HostAllowed(trusted, r.Host) {
+			sattrs["allowHosts"] = types.NewSet(host) // the declared allowlist: trusted hosts
+		}
+		aattrs := types.RecordMap{}
+		if ec != nil {
+			aattrs["hosts"] = types.NewSet(host) // granted by the manifest (checked above)
+			if o, ok := s.userUID(ec.owner); ok {
+				sattrs["owner"], aattrs["owner"] = o, o
+			}
+		}
+		ents[puid] = types.Entity{UID: puid, Attributes: types.NewRecord(sattrs)}
+		ents[agent] = types.Entity{UID: agent, Attributes: types.NewRecord(aattrs)}
+	} else {
+		ents[puid] = types.Entity{UID: puid}
+	}
+	d, err := s.engine.Decide(ctx, ents, policy.Request{Principal: puid, Action: egresspolicy.Action, Resource: host, Labels: labels})
+	if err != nil {
+		return egress.Decision{}, err
+	}
+	why := fmt.Sprintf("%s (labels %s)", strings.Join(d.Reasons, ", "), labels)
+	switch {
+	case d.Allowed:
+		return egress.Decision{Verdict: egress.Allow, Reason: "policy: allowed by " + why}, nil
+	case d.Approvable:
+		return s.approvableEgress(ctx, p, ec, uidString(host), why)
+	case len(d.Reasons) == 0:
+		return egress.Decision{Verdict: egress.Deny, Reason: "policy: no policy permits it " + why}, nil
+	}
+	return egress.Decision{Verdict: egress.Deny, Reason: "policy: denied by " + why}, nil
+}
+
+func (s *security) approvableEgress(ctx context.Context, p identity.Principal, ec *egressCall, res, why string) (egress.Decision, error) {
+	caller := p.ID.String()
+	if a, ok, err := s.approvals.Consume(ctx, caller, egresspolicy.Action, res); err != nil {
+		return egress.Decision{}, err
+	} else if ok {
+		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeApproval, Principal: caller, Session: sessionName(p),
+			Action: egresspolicy.Action, Resource: res, Outcome: "used", Reason: "approval " + a.ID + " by " + a.ResolvedBy})
+		return egress.Decision{Verdict: egress.Allow, Reason: "approval " + a.ID + " by " + a.ResolvedBy + " overrides " + why}, nil
+	}
+	req := api.Approval{Principal: caller, Action: egresspolicy.Action, Resource: res, Reason: "denied by " + why}
+	if ec != nil {
+		req.Owner = ec.owner
+	}
+	a, created, err := s.approvals.Request(ctx, req)
+	if err != nil {
+		return egress.Decision{}, err
+	}
+	if created {
+		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeApproval, Principal: caller, Session: sessionName(p),
+			Action: egresspolicy.Action, Resource: res, Outcome: "requested", Reason: req.Reason, Detail: map[string]any{"approval": a.ID}})
+	}
+	return egress.Decision{Verdict: egress.Pending, Reason: fmt.Sprintf("approval %s required (%s): run agentcloud approvals approve %s, then retry", a.ID, why, a.ID)}, nil
+}
+
+func sessionName(p identity.Principal) string {
+	if p.Kind != identity.KindSession {
+		return ""
+	}
+	return p.Agent + "/" + p.Name
+}
+
+// substituteSecrets is the egress secret hook: a session may use a secret
+// its manifest declares and its agent's owner owns, for the hosts the
+// secret allows, unless a policy forbids it. Using one raises the session's
+// confidentiality to secret.
+func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, host string, h http.Header) ([]string, error) {
+	var names []string
+	for _, vs := range h {
+		for _, v := range vs {
+			for _, n := range secrets.Placeholders(v) {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
+	p, err := identity.ParsePrincipal(s.td, caller.ID)
+	if err != nil || ec == nil || p.Kind != identity.KindSession {
+		return nil, fmt.Errorf("only sessions may use secrets")
+	}
+	deny := func(name, reason string) ([]string, error) {
+		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
+			Action: "secret.use", Resource: "Secret::" + name, Outcome: "deny", Reason: reason, Detail: map[string]any{"host": host}})
+		return nil, fmt.Errorf("secret %s: %s", name, reason)
+	}
+	for _, n := range names {
+		if !slices.Contains(ec.secrets, n) {
+			return deny(n, "not declared in the agent manifest's secrets")
+		}
+		owner, _, exists, err := s.secretOwner(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return deny(n, "no such secret")
+		}
+		if owner != ec.owner {
+			return deny(n, "owned by someone other than the agent's owner")
+		}
+		d, _, err := s.decide(ctx, p, "secret.use", httpapiSecret(n), nil)
+		if err != nil {
+			return nil, err
+		}
+		if !d.Allowed && len(d.Reasons) > 0 {
+			return deny(n, "denied by policy "+strings.Join(d.Reasons, ", "))
+		}
+	}
+	used, err := s.secrets.Substitute(ctx, host, h)
+	if err != nil {
+		return deny(strings.Join(names, ","), err.Error())
+	}
+	if _, err := s.labels.join(ctx, p.Agent, p.Name, policy.Labels{Confidentiality: policy.SecretData},
+		"used secret "+strings.Join(used, ",")); err != nil {
+		return nil, err
+	}
+	for _, n := range used {
+		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
+			Action: "secret.use", Resource: "Secret::" + n, Outcome: "allow", Detail: map[string]any{"host": host}})
+	}
+	return used, nil
+}
+
+// auditEgress records every egress decision.
+func (s *security) auditEgress(ctx context.Context, ev egress.Event) {
+	r := ev.Request
+	e := api.AuditEvent{Time: ev.Time.UTC(), Type: audit.TypeEgress, Principal: r.Caller.ID, Action: egresspolicy.Action,
+		Resource: uidString(egresspolicy.HostUID(r.Host)), Outcome: ev.Outcome, Reason: ev.Reason,
+		Detail: map[string]any{"method": r.Method, "scheme": r.Scheme, "port": r.Port, "path": r.Path}}
+	if ec, _ := ctx.Value(egressCallKey{}).(*egressCall); ec != nil {
+		e.Session = ec.agent + "/" + ec.session
+	}
+	if ev.Status != 0 {
+		e.Detail["status"] = ev.Status
+		e.Detail["duration_ms"] = float64(ev.Duration.Microseconds()) / 1000
+	}
+	if len(ev.Secrets) > 0 {
+		e.Detail["secrets"] = ev.Secrets
+	}
+	_ = s.audit.Record(ctx, e)
+}
+
+// clientCert presents a session's X.509-SVID to upstream servers.
+func (s *security) clientCert(_ context.Context, caller egress.Caller) (*tls.Certificate, error) {
+	id, err := spiffeid.FromString(caller.ID)
+	if err != nil {
+		return nil, nil
+	}
+	if p, err := identity.PrincipalFromID(s.td, id); err != nil || p.Kind != identity.KindSession {
+		return nil, nil
+	}
+	r, err := s.sessionSVID(id)
+	if err != nil {
+		return nil, err
+	}
+	svid, err := r.GetX509SVID()
+	if err != nil {
+		return nil, err
+	}
+	raw := make([][]byte, len(svid.Certificates))
+	for i, c := range svid.Certificates {
+		raw[i] = c.Raw
+	}
+	return &tls.Certificate{Certificate: raw, PrivateKey: svid.PrivateKey, Leaf: svid.Certificates[0]}, nil
+}
+
+// FetchAsSession sends req through the egress path of a session of agent
+// (manifest allowlist, policy, labels, secrets, audit), as agent code's
+// fetch() would. For benchmarks and tests; the agent must be deployed.
+func (d *Daemon) FetchAsSession(ctx context.Context, agent, sess string, req *http.Request) (*http.Response, error) {
+	var allow []string
+	if d.sec != nil {
+		info, ok, err := d.sessions.AgentInfo(ctx, agent)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("agent %s: not deployed (%v)", agent, err)
+		}
+		allow = info.Manifest.Egress
+	}
+	return sessionFetcher{d.proxy, d.sec}.Fetch(ctx, session.Caller{Agent: agent, Session: sess, Egress: allow}, req)
 }

@@ -36,14 +36,14 @@ func (d *Daemon) routes() {
 			metrics.ServeHTTP(w, r)
 			return nil
 		}})
-	r.Handle(httpapi.Route{Method: "GET", Path: "/openapi.json", Summary: "OpenAPI 3.1 document of every route.", Tag: "system",
+	r.Handle(httpapi.Route{Method: "GET", Path: "/openapi.json", Summary: "OpenAPI 3.1 document of every route.", Tag: "system", Action: "api.read",
 		Response: map[string]any{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			httpapi.WriteJSON(w, http.StatusOK, d.router.OpenAPI("agentcloud", version.Get().Version))
 			return nil
 		}})
-	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/status", Summary: "Daemon health, version, uptime and store statistics.", Tag: "system",
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/status", Summary: "Daemon health, version, uptime and store statistics.", Tag: "system", Action: "status.read",
 		Response: api.Status{}, Handler: d.handleStatus})
-	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/whoami", Summary: "The authenticated principal of this request.", Tag: "system",
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/whoami", Summary: "The authenticated principal of this request.", Tag: "system", Action: "whoami",
 		Response: api.WhoAmI{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			p, _ := httpapi.PrincipalFrom(r.Context())
 			httpapi.WriteJSON(w, http.StatusOK, api.WhoAmI{Principal: p.ID, Kind: p.Kind})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -23,6 +24,8 @@ type agentRecord struct {
 	Current string    `json:"current"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// Owner is the SPIFFE ID of the principal that first deployed the agent.
+	Owner string `json:"owner,omitempty"`
 }
 
 // versionRecord is one immutable, content-addressed version.
@@ -123,10 +126,16 @@ func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersio
 	m.vmu.Unlock()
 
 	ar := agentRecord{Name: name, Current: b.Digest, Created: m.now().UTC(), Updated: m.now().UTC()}
+	if p, ok := httpapi.PrincipalFrom(ctx); ok {
+		ar.Owner = p.ID
+	}
 	if e, err := m.agents.Get(ctx, store.Key(name)); err == nil {
 		var old agentRecord
 		if json.Unmarshal(e.Value, &old) == nil {
 			ar.Created = old.Created
+			if old.Owner != "" {
+				ar.Owner = old.Owner // the first deployer keeps the agent
+			}
 		}
 	}
 	rec, _ := json.Marshal(ar)
@@ -291,6 +300,33 @@ func (m *Manager) Agent(ctx context.Context, name string) (api.Agent, error) {
 	_ = json.Unmarshal(e.Value, &ar)
 	man, _ := json.Marshal(v.rec.Manifest)
 	return api.Agent{Name: ar.Name, Current: ar.Current, Created: ar.Created, Updated: ar.Updated, Manifest: man}, nil
+}
+
+// AgentInfo is what authorization and egress need to know about an agent.
+type AgentInfo struct {
+	Owner    string // SPIFFE ID of the deployer ("" if unknown)
+	Manifest bundle.Manifest
+}
+
+// AgentInfo returns an agent's owner and current manifest; ok is false when
+// the agent is not deployed.
+func (m *Manager) AgentInfo(ctx context.Context, name string) (info AgentInfo, ok bool, err error) {
+	e, err := m.agents.Get(ctx, store.Key(name))
+	if errors.Is(err, store.ErrNotFound) {
+		return AgentInfo{}, false, nil
+	}
+	if err != nil {
+		return AgentInfo{}, false, fmt.Errorf("agent %s: %w", name, err)
+	}
+	var ar agentRecord
+	if err := json.Unmarshal(e.Value, &ar); err != nil {
+		return AgentInfo{}, false, fmt.Errorf("agent record %s: %w", name, err)
+	}
+	v, err := m.loadVersion(ctx, name, ar.Current)
+	if err != nil {
+		return AgentInfo{Owner: ar.Owner}, true, err
+	}
+	return AgentInfo{Owner: ar.Owner, Manifest: v.rec.Manifest}, true, nil
 }
 
 // Versions lists an agent's versions, oldest first.

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -13,22 +14,74 @@ import (
 	"github.com/agentcloud/agentcloud/internal/isolate"
 )
 
-// Routes registers the agent, session and session-traffic endpoints.
-func (m *Manager) Routes(r *httpapi.Router) {
+// Authorization actions of the session routes (Cedar action names, except
+// ActionAgentList, which any principal may ask: the answer is filtered).
+const (
+	ActionAgentDeploy   = "agent.deploy"
+	ActionAgentRead     = "agent.read"
+	ActionAgentList     = "agent.list"
+	ActionSessionCall   = "session.call"
+	ActionSessionRead   = "session.read"
+	ActionSessionDelete = "session.delete"
+)
+
+// AgentResource is the authorization resource of /…/agents/{agent}/….
+func AgentResource(r *http.Request) httpapi.Resource {
+	return httpapi.Resource{Type: "Agent", ID: r.PathValue("agent")}
+}
+
+// SessionResource is the authorization resource of /…/sessions/{id}/….
+func SessionResource(r *http.Request) httpapi.Resource {
+	return httpapi.Resource{Type: "Session", ID: r.PathValue("id"), Parent: r.PathValue("agent")}
+}
+
+type filteringKey struct{}
+
+// Filtering marks ctx as filtering a listing: an authorizer asked under it
+// is checking items one by one for the caller, and need not audit each
+// denial as an attempt.
+func Filtering(ctx context.Context) context.Context {
+	return context.WithValue(ctx, filteringKey{}, true)
+}
+
+// IsFiltering reports whether ctx was marked by Filtering.
+func IsFiltering(ctx context.Context) bool { return ctx.Value(filteringKey{}) != nil }
+
+// Routes registers the agent, session and session-traffic endpoints without
+// per-item authorization checks (the router still authorizes each route).
+func (m *Manager) Routes(r *httpapi.Router) { m.SecureRoutes(r, nil) }
+
+// SecureRoutes registers the routes; authz, if not nil, is also asked inside
+// handlers where the route alone cannot name the resource (the agent a
+// bundle deploys) and filters lists to what the caller may read.
+func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents", Tag: "agents",
 		Summary:            "Deploy a bundle (tar.gz of a directory with agent.json) as a new immutable version and make it current.",
 		RequestContentType: "application/gzip", Response: api.AgentVersion{}, Status: http.StatusCreated,
-		Handler: m.handleDeploy})
-	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents", Tag: "agents", Summary: "List deployed agents.",
-		Response: api.AgentList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+		Action: ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
+		Handler: func(w http.ResponseWriter, r *http.Request) error { return m.handleDeploy(w, r, authz) }})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents", Tag: "agents", Summary: "List deployed agents (those the caller may read).",
+		Action: ActionAgentList, Response: api.AgentList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			list, err := m.Agents(r.Context())
 			if err != nil {
 				return err
+			}
+			if authz != nil {
+				p, _ := httpapi.PrincipalFrom(r.Context())
+				fctx := Filtering(r.Context())
+				kept := list[:0]
+				for _, a := range list {
+					if authz.Authorize(fctx, p, ActionAgentRead, httpapi.Resource{Type: "Agent", ID: a.Name}) == nil {
+						kept = append(kept, a)
+					}
+				}
+				list = kept
 			}
 			httpapi.WriteJSON(w, http.StatusOK, api.AgentList{Agents: list})
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}", Tag: "agents", Summary: "Show an agent and its current manifest.",
+		Action: ActionAgentRead, Resource: AgentResource,
 		Response: api.Agent{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			a, err := m.Agent(r.Context(), r.PathValue("agent"))
 			if err != nil {
@@ -38,6 +91,7 @@ func (m *Manager) Routes(r *httpapi.Router) {
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/versions", Tag: "agents", Summary: "List an agent's versions, oldest first.",
+		Action: ActionAgentRead, Resource: AgentResource,
 		Response: api.VersionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			vs, err := m.Versions(r.Context(), r.PathValue("agent"))
 			if err != nil {
@@ -47,6 +101,7 @@ func (m *Manager) Routes(r *httpapi.Router) {
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions", Tag: "sessions", Summary: "List an agent's sessions.",
+		Action: ActionSessionRead, Resource: AgentResource,
 		Response: api.SessionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			ss, err := m.Sessions(r.Context(), r.PathValue("agent"))
 			if err != nil {
@@ -56,6 +111,7 @@ func (m *Manager) Routes(r *httpapi.Router) {
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions/{id}", Tag: "sessions", Summary: "Show one session.",
+		Action: ActionSessionRead, Resource: SessionResource,
 		Response: api.Session{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			s, err := m.Session(r.Context(), r.PathValue("agent"), r.PathValue("id"))
 			if err != nil {
@@ -66,6 +122,7 @@ func (m *Manager) Routes(r *httpapi.Router) {
 		}})
 	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}/sessions/{id}", Tag: "sessions",
 		Summary: "Delete a session with its state, snapshot and alarm.", Status: http.StatusNoContent,
+		Action: ActionSessionDelete, Resource: SessionResource,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			if err := m.Delete(r.Context(), r.PathValue("agent"), r.PathValue("id")); err != nil {
 				return err
@@ -75,6 +132,7 @@ func (m *Manager) Routes(r *httpapi.Router) {
 		}})
 	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents/{agent}/sessions/{id}/hibernate", Tag: "sessions",
 		Summary: "Hibernate a live session now (snapshot its heap and free the isolate).", Response: api.Session{},
+		Action: ActionSessionCall, Resource: SessionResource,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			a, id := r.PathValue("agent"), r.PathValue("id")
 			if err := m.Hibernate(r.Context(), a, id); err != nil {
@@ -88,6 +146,7 @@ func (m *Manager) Routes(r *httpapi.Router) {
 			return nil
 		}})
 	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: m.handleTraffic,
+		Action: ActionSessionCall, Resource: SessionResource,
 		Summary: "Send a request (any method, headers, body) to the session's fetch handler; the session is created on first use."}
 	for _, p := range []string{"/agents/{agent}/sessions/{id}", "/agents/{agent}/sessions/{id}/{path...}"} {
 		traffic.Path = p
@@ -95,7 +154,7 @@ func (m *Manager) Routes(r *httpapi.Router) {
 	}
 }
 
-func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request) error {
+func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request, authz httpapi.Authorizer) error {
 	b, err := bundle.LoadTarGz(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -103,6 +162,13 @@ func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request) error {
 			return api.Errorf(api.KindTooLarge, "bundle is larger than the request limit of %d bytes", mbe.Limit)
 		}
 		return bundleProblem(err)
+	}
+	if authz != nil {
+		// The route could not name the agent; now the manifest does.
+		p, _ := httpapi.PrincipalFrom(r.Context())
+		if err := authz.Authorize(r.Context(), p, ActionAgentDeploy, httpapi.Resource{Type: "Agent", ID: b.Manifest.Name}); err != nil {
+			return err
+		}
 	}
 	v, err := m.Deploy(r.Context(), b)
 	if err != nil {

@@ -1,0 +1,134 @@
+package api
+
+import "time"
+
+// Sandbox tiers and the default template, as accepted by CreateSandboxRequest.
+const (
+	SandboxTierProcess  = "process"
+	SandboxTierGVisor   = "gvisor"
+	SandboxTemplateHost = "host"
+)
+
+// Exec event types, in the order a stream can carry them: any number of
+// stdout and stderr events, then exactly one exit or error event.
+const (
+	ExecEventStdout = "stdout"
+	ExecEventStderr = "stderr"
+	ExecEventExit   = "exit"
+	ExecEventError  = "error"
+)
+
+// ExecStreamContentType is the media type of an exec stream: one ExecEvent
+// JSON object per line. Send "Accept: text/event-stream" for Server-Sent
+// Events instead (event: TYPE, data: the ExecEvent JSON).
+const ExecStreamContentType = "application/x-ndjson"
+
+// SandboxLimits bound one sandbox's resources. Zero means the server default.
+type SandboxLimits struct {
+	CPUs     float64 `json:"cpus,omitempty"`      // CPU bandwidth in cores, e.g. 0.5
+	MemoryMB int     `json:"memory_mb,omitempty"` // memory including tmpfs pages
+	Pids     int     `json:"pids,omitempty"`      // processes and threads
+	DiskMB   int     `json:"disk_mb,omitempty"`   // size of /workspace and of /tmp
+}
+
+// CreateSandboxRequest is the body of POST /v1/sandboxes.
+type CreateSandboxRequest struct {
+	Tier     string        `json:"tier,omitempty"`     // "process" (default) or "gvisor"
+	Template string        `json:"template,omitempty"` // default "host"
+	Limits   SandboxLimits `json:"limits,omitzero"`
+	// TimeoutS is how long the sandbox lives before it is deleted, in
+	// seconds; 0 means the server default. Extend it with /extend.
+	TimeoutS float64           `json:"timeout_s,omitempty"`
+	Env      map[string]string `json:"env,omitempty"`      // added to every process
+	Metadata map[string]string `json:"metadata,omitempty"` // opaque to the server
+}
+
+// Sandbox describes a live sandbox.
+type Sandbox struct {
+	ID       string            `json:"id"`
+	Tier     string            `json:"tier"`
+	Template string            `json:"template"`
+	Created  time.Time         `json:"created"`
+	Expires  time.Time         `json:"expires"`
+	Limits   SandboxLimits     `json:"limits"`
+	Paused   bool              `json:"paused"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// SandboxList is the body of GET /v1/sandboxes.
+type SandboxList struct {
+	Sandboxes []Sandbox `json:"sandboxes"`
+}
+
+// ExtendSandboxRequest is the body of POST /v1/sandboxes/{id}/extend: the
+// sandbox then expires TimeoutS seconds from now (capped by the server).
+type ExtendSandboxRequest struct {
+	TimeoutS float64 `json:"timeout_s"`
+}
+
+// ExecRequest is the body of POST /v1/sandboxes/{id}/exec.
+type ExecRequest struct {
+	Cmd   string            `json:"cmd"` // looked up in PATH inside the sandbox if not absolute
+	Args  []string          `json:"args,omitempty"`
+	Env   map[string]string `json:"env,omitempty"`
+	Cwd   string            `json:"cwd,omitempty"`   // default /workspace
+	Stdin string            `json:"stdin,omitempty"` // fed to the process, then closed
+	// TimeoutS kills the process after this many seconds; 0 means no limit
+	// beyond the sandbox's own lifetime and the request's.
+	TimeoutS float64 `json:"timeout_s,omitempty"`
+	// Background starts the process and answers 202 with its pid at once.
+	Background bool `json:"background,omitempty"`
+	// OutputFile, with Background, is a path under /workspace or /tmp that
+	// receives the process's stdout and stderr.
+	OutputFile string `json:"output_file,omitempty"`
+}
+
+// ExecEvent is one element of an exec stream.
+type ExecEvent struct {
+	Type string `json:"type"`           // stdout, stderr, exit or error
+	Data string `json:"data,omitempty"` // stdout/stderr bytes (invalid UTF-8 is replaced)
+	// ExitCode is set on the exit event: the process's status, or
+	// 128+signal when it was killed.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Problem is set on the error event, and on an exit event when a
+	// resource limit was hit (kind sandbox-limit-exceeded).
+	Problem *Problem `json:"problem,omitempty"`
+}
+
+// ExecStarted is the 202 body of a background exec.
+type ExecStarted struct {
+	PID int `json:"pid"`
+}
+
+// SandboxProcess is one process inside a sandbox, as seen from inside.
+type SandboxProcess struct {
+	PID     int      `json:"pid"`
+	PPID    int      `json:"ppid"`
+	Cmdline []string `json:"cmdline"`
+	State   string   `json:"state"` // R, S, Z, ... as in /proc/PID/stat
+}
+
+// ProcessList is the body of GET /v1/sandboxes/{id}/processes.
+type ProcessList struct {
+	Processes []SandboxProcess `json:"processes"`
+}
+
+// SignalRequest is the body of POST /v1/sandboxes/{id}/processes/{pid}/signal.
+type SignalRequest struct {
+	Signal string `json:"signal"` // TERM, KILL, INT, HUP, QUIT, USR1, USR2, STOP, CONT
+}
+
+// SandboxFile describes a file under a sandbox's writable paths.
+type SandboxFile struct {
+	Name    string    `json:"name"`
+	Path    string    `json:"path"`
+	Size    int64     `json:"size"`
+	Mode    string    `json:"mode"` // e.g. "-rw-r--r--"
+	ModTime time.Time `json:"mod_time"`
+	IsDir   bool      `json:"is_dir"`
+}
+
+// FileList is the body of GET /v1/sandboxes/{id}/files/list.
+type FileList struct {
+	Files []SandboxFile `json:"files"`
+}

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/spf13/cobra"
+)
+
+func newTokenCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create and revoke bearer tokens (JWT-SVIDs)"}
+	var (
+		subject  string
+		ttl      time.Duration
+		audience []string
+	)
+	create := &cobra.Command{
+		Use:   "create --subject user:alice [--ttl 24h] [--audience AUD]...",
+		Short: "Issue a token for a subject (user:NAME, agent:NAME, session:AGENT/ID, sandbox:ID, node:NAME or a SPIFFE ID)",
+		Long: `Issue a JWT-SVID for a subject. Only administrators may. The token is
+printed alone on stdout, so it can be captured: TOKEN=$(agentcloud token create ...).
+Its audience defaults to "agentcloud" (this API); a token for another audience is
+refused by the API.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if subject == "" {
+				return fmt.Errorf("missing --subject: e.g. --subject user:alice")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			req := api.TokenRequest{Subject: subject, Audience: audience}
+			if ttl > 0 {
+				req.TTL = ttl.String()
+			}
+			t, err := c.CreateToken(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return g.print(t, func(w io.Writer) { fmt.Fprintln(w, t.Token) })
+		},
+	}
+	create.Flags().StringVar(&subject, "subject", "", "who the token is for, e.g. user:alice")
+	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "lifetime (at most 24h)")
+	create.Flags().StringSliceVar(&audience, "audience", nil, "audience (repeatable; default agentcloud)")
+
+	var id string
+	revoke := &cobra.Command{
+		Use:   "revoke [TOKEN | --id JTI]",
+		Short: "Revoke a token on every node (give the token, or its id)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := api.RevokeRequest{ID: id}
+			if len(args) == 1 {
+				req.Token = args[0]
+			}
+			if req.Token == "" && req.ID == "" {
+				return fmt.Errorf("give the token to revoke, or --id with its id (jti)")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.RevokeToken(cmd.Context(), req); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stderr, "revoked")
+			return nil
+		},
+	}
+	revoke.Flags().StringVar(&id, "id", "", "token id (jti) to revoke")
+	cmd.AddCommand(create, revoke)
+	return cmd
+}

@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+)
+
+// sandboxParts are the sandbox tiers and Manager of one daemon.
+type sandboxParts struct {
+	dir     string // tier state, removed at close
+	tiers   []sandbox.Tier
+	manager *sandbox.Manager
+}
+
+// startSandboxes builds the sandbox tiers that this host supports, the
+// Manager with its warm pools, and registers the /v1/sandboxes routes. A
+// host that cannot run sandboxes (not root, no user namespaces) keeps the
+// routes, answering 503 with the reason; the rest of the daemon runs on.
+// Without runsc, only the gVisor tier is left out.
+// Must be called after d.router is built.
+func (d *Daemon) startSandboxes(ctx context.Context) error {
+	log := d.log.With("component", "sandbox")
+	off := func(reason error) {
+		log.Warn("sandboxes disabled", "reason", reason)
+		sandboxhttp.New(sandboxhttp.Config{Unavailable: reason, Logger: log}).Routes(d.router)
+	}
+	if err := process.Available(); err != nil {
+		off(err)
+		return nil
+	}
+	// Not under the data dir: it is 0700, and the uid-mapped sandbox init
+	// must be able to search the path to its root.
+	dir, err := os.MkdirTemp("", "agentcloud-sandbox-")
+	if err != nil {
+		return fmt.Errorf("sandbox state dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("sandbox state dir: %w", err)
+	}
+	pt, err := process.New(process.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierProcess)})
+	if err != nil { // e.g. no usable cgroup hierarchy in this container
+		_ = os.RemoveAll(dir)
+		off(fmt.Errorf("process sandbox tier: %w", err))
+		return nil
+	}
+	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}}
+	d.sandboxes = parts
+	var pools []sandbox.PoolConfig
+	if d.cfg.SandboxPoolProcess > 0 {
+		pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierProcess, Size: d.cfg.SandboxPoolProcess})
+	}
+	if err := gvisor.Available(""); err != nil {
+		log.Warn("gvisor sandbox tier disabled", "reason", err)
+	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor)}); err != nil {
+		log.Warn("gvisor sandbox tier disabled", "reason", err)
+	} else {
+		parts.tiers = append(parts.tiers, gt)
+		if d.cfg.SandboxPoolGVisor > 0 {
+			pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierGVisor, Size: d.cfg.SandboxPoolGVisor})
+		}
+	}
+	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log})
+	if err != nil {
+		return fmt.Errorf("sandbox manager: %w", err)
+	}
+	if err := parts.manager.Start(ctx); err != nil {
+		return fmt.Errorf("start sandbox manager: %w", err)
+	}
+	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log}).Routes(d.router)
+	names := make([]string, len(parts.tiers))
+	for i, t := range parts.tiers {
+		names[i] = t.Name()
+	}
+	log.Info("sandboxes ready", "tiers", names, "dir", dir)
+	return nil
+}
+
+// closeSandboxes deletes every sandbox, then closes the tiers and removes
+// their state. It is safe to call when startSandboxes did not run or failed.
+func (d *Daemon) closeSandboxes() {
+	parts := d.sandboxes
+	if parts == nil {
+		return
+	}
+	d.sandboxes = nil
+	var errs []error
+	if parts.manager != nil {
+		errs = append(errs, parts.manager.Close())
+	}
+	for _, t := range parts.tiers {
+		errs = append(errs, t.Close())
+	}
+	errs = append(errs, os.RemoveAll(parts.dir))
+	if err := errors.Join(errs...); err != nil {
+		d.log.Warn("close sandboxes", "err", err)
+	}
+}

@@ -1,0 +1,21 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// SessionSnapshotForTest returns the stored heap snapshot of a hibernated
+// session, so tests can search isolate memory.
+func SessionSnapshotForTest(ctx context.Context, d *Daemon, agent, id string) ([]byte, error) {
+	kv, err := d.store.KV(ctx, "session_snapshots", store.KVOptions{Description: "hibernated session heaps"})
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, store.Key(agent, id))
+	if err != nil {
+		return nil, err
+	}
+	return e.Value, nil
+}

@@ -1,0 +1,425 @@
+// Package sandboxhttp serves the sandbox API (/v1/sandboxes/...) over a
+// *sandbox.Manager: create, list, show, extend, delete, pause and resume
+// sandboxes; exec with streamed output (newline-delimited JSON or
+// Server-Sent Events) or in the background; processes and signals; and
+// files under the writable paths. It turns sandbox errors into problem+json
+// answers with the right kind.
+//
+// It owns no sandboxes and no isolation: the Manager and its tiers do. It
+// does not authenticate; the Router's middleware has done that before a
+// handler runs.
+package sandboxhttp
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+)
+
+// Config configures a Handler.
+type Config struct {
+	// Manager serves the requests. When nil, every route answers 503 with
+	// Unavailable as the reason (the daemon runs without sandboxes).
+	Manager *sandbox.Manager
+	// Tiers are the tiers the Manager was built with, for validating
+	// requests and naming the alternatives in errors.
+	Tiers []sandbox.Tier
+	// Unavailable says why sandboxes are off when Manager is nil.
+	Unavailable error
+	// MaxTimeout caps timeout_s in requests; default 24h.
+	MaxTimeout time.Duration
+	Logger     *slog.Logger
+}
+
+// Handler serves the sandbox API.
+type Handler struct {
+	m           *sandbox.Manager
+	templates   map[string][]string // tier name -> templates
+	unavailable error
+	maxTimeout  time.Duration
+	log         *slog.Logger
+
+	mu     sync.Mutex      // guards paused
+	paused map[string]bool // sandbox id -> paused through this API
+}
+
+// New returns a Handler; register it with Routes.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = 24 * time.Hour
+	}
+	if cfg.Manager == nil && cfg.Unavailable == nil {
+		cfg.Unavailable = fmt.Errorf("sandboxes are not enabled on this node")
+	}
+	h := &Handler{m: cfg.Manager, templates: map[string][]string{}, unavailable: cfg.Unavailable,
+		maxTimeout: cfg.MaxTimeout, log: cfg.Logger, paused: map[string]bool{}}
+	for _, t := range cfg.Tiers {
+		h.templates[t.Name()] = t.Templates()
+	}
+	return h
+}
+
+const tag = "sandboxes"
+
+// Authorization actions of the sandbox routes; the resource is
+// Sandbox::"<id>" (the platform for create and list).
+const (
+	ActionCreate = "sandbox.create"
+	ActionList   = "sandbox.list"
+	ActionRead   = "sandbox.read"   // show, processes, download, list, stat
+	ActionWrite  = "sandbox.write"  // upload, mkdir, remove files
+	ActionExec   = "sandbox.exec"   // exec, signal
+	ActionManage = "sandbox.manage" // extend, pause, resume
+	ActionDelete = "sandbox.delete"
+)
+
+func sandboxResource(r *http.Request) httpapi.Resource {
+	return httpapi.Resource{Type: "Sandbox", ID: r.PathValue("id")}
+}
+
+// Routes registers every sandbox endpoint.
+func (h *Handler) Routes(r *httpapi.Router) {
+	add := func(rt httpapi.Route) {
+		rt.Tag, rt.Handler = tag, h.guard(rt.Handler)
+		if strings.Contains(rt.Path, "{id}") {
+			rt.Resource = sandboxResource
+		}
+		r.Handle(rt)
+	}
+	const sb = "/v1/sandboxes/{id}"
+	add(httpapi.Route{Method: "POST", Path: "/v1/sandboxes", Action: ActionCreate, Status: http.StatusCreated,
+		Summary: "Create a sandbox (from a warm pool when one matches) and answer its description.",
+		Request: api.CreateSandboxRequest{}, Response: api.Sandbox{}, Handler: h.handleCreate})
+	add(httpapi.Route{Method: "GET", Path: "/v1/sandboxes", Action: ActionList, Summary: "List live sandboxes.",
+		Response: api.SandboxList{}, Handler: h.handleList})
+	add(httpapi.Route{Method: "GET", Path: sb, Action: ActionRead, Summary: "Show one sandbox.",
+		Response: api.Sandbox{}, Handler: h.handleGet})
+	add(httpapi.Route{Method: "DELETE", Path: sb, Action: ActionDelete, Status: http.StatusNoContent,
+		Summary: "Delete a sandbox: kill its processes and free everything it holds.", Handler: h.handleDelete})
+	add(httpapi.Route{Method: "POST", Path: sb + "/extend", Action: ActionManage,
+		Summary: "Set the sandbox to expire timeout_s seconds from now.",
+		Request: api.ExtendSandboxRequest{}, Response: api.Sandbox{}, Handler: h.handleExtend})
+	add(httpapi.Route{Method: "POST", Path: sb + "/pause", Action: ActionManage, Summary: "Freeze every process of the sandbox.",
+		Response: api.Sandbox{}, Handler: h.handlePause})
+	add(httpapi.Route{Method: "POST", Path: sb + "/resume", Action: ActionManage, Summary: "Thaw a paused sandbox.",
+		Response: api.Sandbox{}, Handler: h.handleResume})
+
+	add(httpapi.Route{Method: "POST", Path: sb + "/exec", Action: ActionExec, Request: api.ExecRequest{}, Response: api.ExecEvent{},
+		RawContentType: api.ExecStreamContentType, Handler: h.handleExec,
+		Summary: "Run a command; stream its output as newline-delimited JSON events (SSE with Accept: text/event-stream) ending with exit or error, or answer 202 {pid} with background: true."})
+	add(httpapi.Route{Method: "GET", Path: sb + "/processes", Action: ActionRead, Summary: "List the processes running in the sandbox.",
+		Response: api.ProcessList{}, Handler: h.handleProcesses})
+	add(httpapi.Route{Method: "POST", Path: sb + "/processes/{pid}/signal", Action: ActionExec, Status: http.StatusNoContent,
+		Summary: "Send a signal (TERM, KILL, INT, ...) to a process in the sandbox.",
+		Request: api.SignalRequest{}, Handler: h.handleSignal})
+
+	add(httpapi.Route{Method: "PUT", Path: sb + "/files", Action: ActionWrite, RequestContentType: "application/octet-stream",
+		Summary:  "Upload the raw request body to ?path= (under /workspace or /tmp; &mode=0644 optional), replacing any file there.",
+		Response: api.SandboxFile{}, Handler: h.handlePutFile})
+	add(httpapi.Route{Method: "GET", Path: sb + "/files", Action: ActionRead, RawContentType: "application/octet-stream",
+		Summary: "Download the file at ?path= as raw bytes.", Handler: h.handleGetFile})
+	add(httpapi.Route{Method: "DELETE", Path: sb + "/files", Action: ActionWrite, Status: http.StatusNoContent,
+		Summary: "Remove the file or directory tree at ?path=.", Handler: h.handleRemoveFile})
+	add(httpapi.Route{Method: "GET", Path: sb + "/files/list", Action: ActionRead,
+		Summary: "List the directory at ?path= (default /workspace).", Response: api.FileList{}, Handler: h.handleListFiles})
+	add(httpapi.Route{Method: "GET", Path: sb + "/files/stat", Action: ActionRead,
+		Summary: "Describe the file at ?path=.", Response: api.SandboxFile{}, Handler: h.handleStatFile})
+	add(httpapi.Route{Method: "POST", Path: sb + "/files/mkdir", Action: ActionWrite, Status: http.StatusCreated,
+		Summary: "Create the directory at ?path= with its parents.", Response: api.SandboxFile{}, Handler: h.handleMkdir})
+}
+
+// guard answers 503 when sandboxes are off.
+func (h *Handler) guard(fn httpapi.HandlerFunc) httpapi.HandlerFunc {
+	if h.m != nil {
+		return fn
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		return api.Errorf(api.KindUnavailable, "sandboxes are unavailable on this node: %v", h.unavailable)
+	}
+}
+
+func (h *Handler) handleCreate(w http.ResponseWriter, r *http.Request) error {
+	var req api.CreateSandboxRequest
+	if err := httpapi.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	spec, err := h.specFor(req)
+	if err != nil {
+		return err
+	}
+	sb, err := h.m.Create(r.Context(), "", spec)
+	if err != nil {
+		return problemFor(err)
+	}
+	out, err := h.describe(sb.ID())
+	if err != nil {
+		return problemFor(err)
+	}
+	w.Header().Set("Location", "/v1/sandboxes/"+out.ID)
+	httpapi.WriteJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// specFor validates a create request and turns it into a Spec.
+func (h *Handler) specFor(req api.CreateSandboxRequest) (sandbox.Spec, error) {
+	tier := req.Tier
+	if tier == "" {
+		tier = sandbox.TierProcess
+	}
+	templates, ok := h.templates[tier]
+	if !ok {
+		if tier == sandbox.TierProcess || tier == sandbox.TierGVisor {
+			return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "tier",
+				"tier %q is not enabled on this node; enabled tiers: %s", tier, h.tierNames())
+		}
+		return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "tier",
+			"unknown tier %q: want one of %s", tier, h.tierNames())
+	}
+	template := req.Template
+	if template == "" {
+		template = sandbox.TemplateHost
+	}
+	if !slices.Contains(templates, template) {
+		return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "template",
+			"unknown template %q for tier %s: want one of %s", template, tier, strings.Join(templates, ", "))
+	}
+	var errs []api.FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, api.FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
+	}
+	l := req.Limits
+	if math.IsNaN(l.CPUs) || l.CPUs < 0 || l.CPUs > 256 {
+		bad("limits.cpus", "must be between 0 (default) and 256 cores")
+	}
+	if l.MemoryMB < 0 || (l.MemoryMB > 0 && l.MemoryMB < 32) || l.MemoryMB > 1<<20 {
+		bad("limits.memory_mb", "must be 0 (default) or between 32 and 1048576")
+	}
+	if l.Pids < 0 || (l.Pids > 0 && l.Pids < 8) || l.Pids > 1<<20 {
+		bad("limits.pids", "must be 0 (default) or between 8 and 1048576")
+	}
+	if l.DiskMB < 0 || l.DiskMB > 1<<20 {
+		bad("limits.disk_mb", "must be between 0 (default) and 1048576")
+	}
+	timeout, terr := h.timeout(req.TimeoutS, "timeout_s")
+	if terr != nil {
+		errs = append(errs, *terr)
+	}
+	errs = append(errs, checkEnv("env", req.Env)...)
+	for k, v := range req.Metadata {
+		if k == "" || len(k) > 128 || len(v) > 1024 {
+			bad("metadata", "keys must be 1-128 bytes and values at most 1024 bytes")
+			break
+		}
+	}
+	if len(req.Metadata) > 64 {
+		bad("metadata", "at most 64 entries")
+	}
+	if err := validation(errs); err != nil {
+		return sandbox.Spec{}, err
+	}
+	return sandbox.Spec{
+		Tier: tier, Template: template,
+		Limits:  sandbox.Limits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
+		Env:     req.Env,
+		Timeout: timeout,
+		Labels:  req.Metadata,
+	}, nil
+}
+
+// timeout validates a timeout in seconds (0 = default).
+func (h *Handler) timeout(s float64, field string) (time.Duration, *api.FieldError) {
+	if math.IsNaN(s) || s < 0 || s > h.maxTimeout.Seconds() {
+		return 0, &api.FieldError{Field: field,
+			Detail: fmt.Sprintf("must be between 0 (default) and %.0f seconds", h.maxTimeout.Seconds())}
+	}
+	return time.Duration(s * float64(time.Second)), nil
+}
+
+func (h *Handler) tierNames() string {
+	var names []string
+	for n := range h.templates {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return "(none)"
+	}
+	return strings.Join(names, ", ")
+}
+
+// validation turns field errors into one 422 problem, or nil.
+func validation(errs []api.FieldError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	p := api.Errorf(api.KindValidation, "invalid %s: %s", errs[0].Field, errs[0].Detail)
+	if len(errs) == 1 {
+		p.Field = errs[0].Field
+	}
+	p.Errors = errs
+	return p
+}
+
+// checkEnv validates environment variable names and values.
+func checkEnv(field string, env map[string]string) []api.FieldError {
+	var errs []api.FieldError
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(env[k], 0) {
+			errs = append(errs, api.FieldError{Field: field + "." + k,
+				Detail: "variable names must be non-empty without '=' or NUL, values without NUL"})
+		}
+	}
+	return errs
+}
+
+func (h *Handler) handleList(w http.ResponseWriter, r *http.Request) error {
+	infos := h.m.List()
+	out := api.SandboxList{Sandboxes: make([]api.Sandbox, 0, len(infos))}
+	live := make(map[string]bool, len(infos))
+	for _, info := range infos {
+		live[info.ID] = true
+		sb, err := h.m.Get(info.ID)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out.Sandboxes = append(out.Sandboxes, h.wire(info, sb))
+	}
+	h.mu.Lock()
+	for id := range h.paused {
+		if !live[id] {
+			delete(h.paused, id) // expired while paused
+		}
+	}
+	h.mu.Unlock()
+	httpapi.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request) error {
+	out, err := h.describe(r.PathValue("id"))
+	if err != nil {
+		return problemFor(err)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := h.m.Delete(r.Context(), id); err != nil {
+		return problemFor(err)
+	}
+	h.setPaused(id, false)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) handleExtend(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if _, err := h.m.Get(id); err != nil {
+		return problemFor(err)
+	}
+	var req api.ExtendSandboxRequest
+	if err := httpapi.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	d, fe := h.timeout(req.TimeoutS, "timeout_s")
+	if fe == nil && d <= 0 {
+		fe = &api.FieldError{Field: "timeout_s", Detail: "must be positive"}
+	}
+	if fe != nil {
+		return validation([]api.FieldError{*fe})
+	}
+	if _, err := h.m.Extend(id, d); err != nil {
+		return problemFor(err)
+	}
+	return h.answer(w, id)
+}
+
+func (h *Handler) handlePause(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	sb, err := h.m.Get(id)
+	if err != nil {
+		return problemFor(err)
+	}
+	if err := sb.Pause(r.Context()); err != nil {
+		return problemFor(err)
+	}
+	h.setPaused(id, true)
+	return h.answer(w, id)
+}
+
+func (h *Handler) handleResume(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	sb, err := h.m.Get(id)
+	if err != nil {
+		return problemFor(err)
+	}
+	if err := sb.Resume(r.Context()); err != nil {
+		return problemFor(err)
+	}
+	h.setPaused(id, false)
+	return h.answer(w, id)
+}
+
+func (h *Handler) answer(w http.ResponseWriter, id string) error {
+	out, err := h.describe(id)
+	if err != nil {
+		return problemFor(err)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) setPaused(id string, p bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p {
+		h.paused[id] = true
+	} else {
+		delete(h.paused, id)
+	}
+}
+
+func (h *Handler) describe(id string) (api.Sandbox, error) {
+	info, err := h.m.Info(id)
+	if err != nil {
+		return api.Sandbox{}, err
+	}
+	sb, err := h.m.Get(id)
+	if err != nil {
+		return api.Sandbox{}, err
+	}
+	return h.wire(info, sb), nil
+}
+
+func (h *Handler) wire(info sandbox.Info, sb sandbox.Sandbox) api.Sandbox {
+	l := sb.Spec().Limits
+	h.mu.Lock()
+	paused := h.paused[info.ID]
+	h.mu.Unlock()
+	return api.Sandbox{
+		ID: info.ID, Tier: info.Tier, Template: info.Template,
+		Created: info.Created.UTC(), Expires: info.Deadline.UTC(),
+		Limits:   api.SandboxLimits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
+		Paused:   paused,
+		Metadata: info.Labels,
+	}
+}
