@@ -41,6 +41,8 @@ type memHost struct {
 	alarm   time.Time
 	logs    []string
 	fetchFn func(context.Context, Request) (Response, error)
+	// invokeFn answers env.<service> calls; nil refuses them.
+	invokeFn func(ctx context.Context, service, method string, args []byte) ([]byte, error)
 }
 
 func newMemHost() *memHost { return &memHost{state: map[string][]byte{}} }
@@ -97,6 +99,13 @@ func (h *memHost) Fetch(ctx context.Context, req Request) (Response, error) {
 		return Response{}, errors.New("egress denied")
 	}
 	return h.fetchFn(ctx, req)
+}
+
+func (h *memHost) Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error) {
+	if h.invokeFn == nil {
+		return nil, errors.New("NotSupportedError: env." + service + " is not available")
+	}
+	return h.invokeFn(ctx, service, method, args)
 }
 
 func (h *memHost) Log(level, msg string) {

@@ -30,6 +30,12 @@ type Host interface {
 	// Fetch performs an outbound request. The host enforces egress policy.
 	Fetch(ctx context.Context, req Request) (Response, error)
 
+	// Invoke calls a platform service agent code reaches as env.<service>
+	// (tools, ai, sandbox): args and the result are JSON. An error whose
+	// text starts with "SomeError: " surfaces in JavaScript as an Error
+	// with that name.
+	Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error)
+
 	// Log receives console output; level is one of debug, info, log, warn,
 	// error.
 	Log(level, msg string)

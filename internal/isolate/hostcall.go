@@ -314,6 +314,22 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 		return float64(t.UnixMilli()), nil
 	case "alarm.delete":
 		return nil, h.DeleteAlarm()
+	case "invoke":
+		args := argString(a, 2)
+		if !json.Valid([]byte(args)) {
+			return nil, errors.New("TypeError: arguments are not JSON-serializable")
+		}
+		out, err := h.Invoke(ctx, argString(a, 0), argString(a, 1), []byte(args))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+			}
+			return nil, err
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return string(out), nil
 	case "fetch":
 		var wr wireRequest
 		if err := json.Unmarshal([]byte(argString(a, 0)), &wr); err != nil {

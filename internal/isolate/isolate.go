@@ -567,6 +567,9 @@ func (h initHost) DeleteAlarm() error                    { return errNoHost }
 func (h initHost) Fetch(context.Context, Request) (Response, error) {
 	return Response{}, errNoHost
 }
+func (h initHost) Invoke(context.Context, string, string, []byte) ([]byte, error) {
+	return nil, errNoHost
+}
 func (h initHost) Log(level, msg string) {
 	h.log.Info("isolate init console", "level", level, "msg", msg)
 }

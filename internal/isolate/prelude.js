@@ -657,7 +657,26 @@
   };
   state.storage = state;
 
-  const env = { state, session: { id: "", agent: "" } };
+  // Platform services: each method is one "invoke" host call with JSON in
+  // and out (see Host.Invoke).
+  const invoke = (svc, method, args) => {
+    const s = host("invoke", svc, method, args === undefined ? "null" : json(args));
+    return s === undefined ? undefined : JSON.parse(s);
+  };
+  const tools = {
+    async call(name, args) { return invoke("tools", "call", { name: String(name), arguments: args === undefined ? {} : args }); },
+    async search(words, opts) { return invoke("tools", "search", Object.assign({ query: String(words) }, opts || {})); },
+    async list() { return invoke("tools", "list", {}); },
+  };
+  const ai = {
+    async chat(req) { return invoke("ai", "chat", req); },
+    async embed(req) { return invoke("ai", "embed", req); },
+    async run(model, inputs) { return invoke("ai", "chat", Object.assign({ model: String(model) }, inputs || {})); },
+  };
+  const sandbox = {
+    async run(req) { return invoke("sandbox", "run", req); },
+  };
+  const env = { state, session: { id: "", agent: "" }, tools, ai, sandbox };
   let handler = null;
   let waitUntil = [];
   const execCtx = {

@@ -165,11 +165,7 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 	for _, kv := range req.Headers {
 		hr.Header.Add(kv[0], kv[1])
 	}
-	var egress []string
-	if h.s.ver != nil {
-		egress = h.s.ver.rec.Manifest.Egress
-	}
-	resp, err := h.m.cfg.Fetcher.Fetch(ctx, Caller{Agent: h.s.key.agent, Session: h.s.key.id, Egress: egress}, hr)
+	resp, err := h.m.cfg.Fetcher.Fetch(ctx, h.caller(), hr)
 	if err != nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: %w", req.URL, err)
 	}
@@ -185,6 +181,26 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 		}
 	}
 	return out, nil
+}
+
+// caller names this call's session and carries its manifest's allowlists.
+func (h *callHost) caller() Caller {
+	c := Caller{Agent: h.s.key.agent, Session: h.s.key.id}
+	if h.s.ver != nil {
+		c.Egress = h.s.ver.rec.Manifest.Egress
+		c.Tools = h.s.ver.rec.Manifest.Tools
+	}
+	return c
+}
+
+// Invoke dispatches env.<service>.<method>(args) to the configured Service.
+func (h *callHost) Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error) {
+	defer h.timed(time.Now())
+	svc := h.m.service(service)
+	if svc == nil {
+		return nil, fmt.Errorf("NotSupportedError: env.%s is not available on this node", service)
+	}
+	return svc.Invoke(ctx, h.caller(), method, args)
 }
 
 func (h *callHost) Log(level, msg string) {

@@ -30,12 +30,21 @@ type Fetcher interface {
 	Fetch(ctx context.Context, caller Caller, req *http.Request) (*http.Response, error)
 }
 
-// Caller names the session making an outbound request.
+// Caller names the session making an outbound request or a service call.
 type Caller struct {
 	Agent   string
 	Session string
 	// Egress is the agent manifest's host allowlist.
 	Egress []string
+	// Tools is the agent manifest's tool list (what it asks to call).
+	Tools []string
+}
+
+// Service is a platform capability agent code reaches as env.<name> (tools,
+// ai, sandbox). Args and the result are JSON. An error whose text starts
+// with "SomeError: " surfaces in JavaScript as an Error with that name.
+type Service interface {
+	Invoke(ctx context.Context, caller Caller, method string, args []byte) ([]byte, error)
 }
 
 // Config configures a Manager.
@@ -44,6 +53,9 @@ type Config struct {
 	Runtime *isolate.Runtime
 	// Fetcher carries outbound fetch(); nil refuses every fetch.
 	Fetcher Fetcher
+	// Services are the env.<name> services by name; a missing one answers
+	// a NotSupportedError. Set them before Start or with SetService.
+	Services map[string]Service
 	// MemoryBudget caps the linear memory of all live isolates together;
 	// least recently used sessions are hibernated past it (default 4 GiB).
 	MemoryBudget int64
@@ -58,9 +70,10 @@ type sessKey struct{ agent, id string }
 
 // Manager owns every live session of this node.
 type Manager struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg      Config
+	services sync.Map // name -> Service
+	log      *slog.Logger
+	now      func() time.Time
 
 	agents    store.KV // agent name -> agentRecord
 	versions  store.KV // agent.digest -> versionRecord
@@ -120,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
+	for name, svc := range cfg.Services {
+		m.SetService(name, svc)
+	}
 	var err error
 	kv := func(name, desc string, maxValue int32) store.KV {
 		if err != nil {
@@ -311,4 +327,22 @@ func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return Stats{Live: m.lru.Len(), LiveMemory: m.liveMem}
+}
+
+// SetService makes svc reachable from agent code as env.<name>; nil removes
+// it. Safe to call while sessions run.
+func (m *Manager) SetService(name string, svc Service) {
+	if svc == nil {
+		m.services.Delete(name)
+		return
+	}
+	m.services.Store(name, svc)
+}
+
+func (m *Manager) service(name string) Service {
+	v, ok := m.services.Load(name)
+	if !ok {
+		return nil
+	}
+	return v.(Service)
 }
