@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ func newCgroupPool(size int, log *slog.Logger) (*cgroupPool, error) {
 		log:     log,
 		parents: map[string]string{},
 		ready:   make(chan *cgroupSet, size),
-		prefix:  fmt.Sprintf("sb-%d-", os.Getpid()),
+		prefix:  fmt.Sprintf("sb-%d-%d-", os.Getpid(), poolSeq.Add(1)),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
@@ -146,7 +147,23 @@ func (p *cgroupPool) get() (*cgroupSet, error) {
 	}
 }
 
+// poolSeq tells apart the pools of one process (several daemons in a test
+// binary), so their cgroup names never collide.
+var poolSeq atomic.Uint64
+
 func (p *cgroupPool) create() (*cgroupSet, error) {
+	for range 8 {
+		s, err := p.createOnce()
+		if errors.Is(err, fs.ErrExist) {
+			// A stale set from an earlier process with our pid; skip it.
+			continue
+		}
+		return s, err
+	}
+	return nil, errors.New("create cgroup: names keep colliding with existing cgroups")
+}
+
+func (p *cgroupPool) createOnce() (*cgroupSet, error) {
 	s := &cgroupSet{name: p.prefix + strconv.FormatUint(p.seq.Add(1), 10), v1: map[string]string{}}
 	for c, parent := range p.parents {
 		d := filepath.Join(parent, s.name)
