@@ -46,6 +46,7 @@ type Daemon struct {
 	sessions *session.Manager
 	// sandboxes is set by startSandboxes (sandbox.go).
 	sandboxes *sandboxParts
+	tools     toolParts // set by startTools (tools.go)
 	reg       *prometheus.Registry
 	router    *httpapi.Router
 	srv       *http.Server
@@ -132,6 +133,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.securityRoutes()
 	d.sessions.SecureRoutes(d.router, d.sec)
 	if err := d.startSandboxes(ctx); err != nil {
+		return err
+	}
+	if err := d.startTools(ctx); err != nil {
 		return err
 	}
 

@@ -127,16 +127,23 @@ func (s *security) principalEntity(ctx context.Context, ents types.EntityMap, ip
 	}
 	agent := policy.NewUID(policy.TypeAgent, ip.Agent)
 	attrs := types.RecordMap{"agent": agent}
+	agentAttrs := types.RecordMap{}
 	if s.sessions != nil {
 		info, ok, err := s.sessions.AgentInfo(ctx, ip.Agent)
 		if err == nil && ok {
 			if o, ok := s.userUID(info.Owner); ok {
 				attrs["owner"] = o
 			}
+			// The manifest's tools are the agent's tool grant.
+			tools := make([]types.Value, 0, len(info.Manifest.Tools))
+			for _, t := range info.Manifest.Tools {
+				tools = append(tools, policy.NewUID(policy.TypeTool, t))
+			}
+			agentAttrs["tools"] = types.NewSet(tools...)
 		}
 	}
 	ents[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(attrs)}
-	ents[agent] = types.Entity{UID: agent}
+	ents[agent] = types.Entity{UID: agent, Attributes: types.NewRecord(agentAttrs)}
 	l, err := s.labels.get(ctx, ip.Agent, ip.Name)
 	if err != nil {
 		return policy.Labels{}, fmt.Errorf("labels of session %s/%s: %w", ip.Agent, ip.Name, err)
@@ -192,6 +199,13 @@ func (s *security) resourceEntity(ctx context.Context, ents types.EntityMap, res
 				hosts = append(hosts, types.String(h))
 			}
 			attrs["allowHosts"] = types.NewSet(hosts...)
+		}
+	case policy.TypeTool:
+		// Parent carries the tool's source; built-ins are marked so policy
+		// can tell them from upstream tools.
+		uid = policy.NewUID(policy.TypeTool, res.ID)
+		if res.Parent == "builtin" {
+			attrs["builtin"] = types.True
 		}
 	case policy.TypeApproval:
 		uid = policy.NewUID(policy.TypeApproval, res.ID)

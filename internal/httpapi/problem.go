@@ -32,7 +32,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	}
 	w.Header().Set("Content-Type", api.ProblemContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if cp.Status == http.StatusUnauthorized {
+	if cp.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" { // a handler's own challenge wins
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentcloud"`)
 	}
 	w.WriteHeader(cp.Status)

@@ -1,0 +1,388 @@
+package daemon
+
+// Toolbox wiring: the built-in tools over the daemon's parts, the Cedar
+// authorizer, auditor and labeler over d.sec, the /mcp endpoint with its
+// RFC 9728 metadata, the /v1/tools REST routes and env.tools.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/policy"
+	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/toolbox"
+	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
+	"github.com/agentcloud/agentcloud/internal/toolbox/mcpserver"
+	"github.com/agentcloud/agentcloud/internal/version"
+)
+
+// Default rate limits of tool calls: per caller (agent, or principal for
+// callers that are not agent code) across tools. Per-tool limits are for
+// upstream tools and are set by the registry.
+var defaultCallerRate = toolbox.Rate{PerSecond: 200, Burst: 400}
+
+// auditTypeTool is the audit type of tool calls.
+const auditTypeTool = "tool"
+
+// Route actions of the tools API outside the Cedar schema: any
+// authenticated caller may list tools or ask to call one; the toolbox then
+// authorizes tool.call on the Tool itself.
+const (
+	actionToolList   = "tool.list"
+	actionToolInvoke = "tool.invoke"
+)
+
+// toolParts are the toolbox and its MCP endpoint of one daemon.
+type toolParts struct {
+	box *toolbox.Toolbox
+	mcp *mcpserver.Handler
+}
+
+// Tools is the daemon's toolbox (valid after Start); registries add their
+// providers to it with AddProvider.
+func (d *Daemon) Tools() *toolbox.Toolbox { return d.tools.box }
+
+// startTools builds the toolbox and serves it. Must be called after
+// startSandboxes.
+func (d *Daemon) startTools(ctx context.Context) error {
+	log := d.log.With("component", "toolbox")
+	deps := builtin.Deps{
+		State:     d.sessions,
+		Agents:    d.sessions,
+		Fetch:     toolFetcher{d},
+		Authorize: d.authorizeForTool,
+		Principal: d.httpPrincipal,
+	}
+	if d.sandboxes != nil && d.sandboxes.manager != nil {
+		deps.Sandboxes = d.sandboxes.manager
+	} else {
+		deps.SandboxesOff = errors.New("this host cannot run sandboxes (see the daemon log at start)")
+	}
+	var tb *toolbox.Toolbox
+	deps.Search = func(ctx context.Context, words string, limit int) ([]toolbox.Tool, error) {
+		return tb.Search(ctx, words, limit)
+	}
+	tb = toolbox.New(toolbox.Config{
+		Builtins:   builtin.New(deps),
+		Authorizer: toolAuthz{d.sec},
+		Auditor:    toolAudit{d.sec},
+		Labeler:    toolLabeler{d.sec},
+		CallerRate: defaultCallerRate,
+		Logger:     log,
+	})
+	d.tools.box = tb
+	d.tools.mcp = mcpserver.New(mcpserver.Config{Toolbox: tb, Version: version.Get().Version, Logger: log,
+		Authenticate: d.toolCallerOf})
+	d.sessions.SetService("tools", toolService{tb: tb, sec: d.sec})
+	d.toolRoutes()
+	return nil
+}
+
+// httpPrincipal is the request principal of a tool caller.
+func (d *Daemon) httpPrincipal(c toolbox.Caller) httpapi.Principal {
+	p := httpapi.Principal{ID: c.Principal}
+	if ip, err := identity.ParsePrincipal(d.sec.td, c.Principal); err == nil {
+		p.Kind = string(ip.Kind)
+	}
+	return p
+}
+
+// authorizeForTool authorizes what a built-in tool does for its caller
+// (state, agents) exactly as the REST API would.
+func (d *Daemon) authorizeForTool(ctx context.Context, c toolbox.Caller, action string, res httpapi.Resource) error {
+	return d.sec.Authorize(ctx, d.httpPrincipal(c), action, res)
+}
+
+// toolCaller turns an authenticated principal into a tool caller; a
+// session's manifest tools list becomes Allowed.
+func (d *Daemon) toolCaller(ctx context.Context, p httpapi.Principal) (toolbox.Caller, error) {
+	c := toolbox.Caller{Principal: p.ID}
+	ip, err := identity.ParsePrincipal(d.sec.td, p.ID)
+	if err != nil {
+		return c, nil // the bootstrap admin and other non-SPIFFE principals
+	}
+	switch ip.Kind {
+	case identity.KindSession:
+		c.Agent, c.Session = ip.Agent, ip.Name
+		c.Allowed = []string{}
+		if info, ok, err := d.sessions.AgentInfo(ctx, ip.Agent); err != nil {
+			return c, err
+		} else if ok && info.Manifest.Tools != nil {
+			c.Allowed = info.Manifest.Tools
+		}
+	case identity.KindSandbox:
+		c.Sandbox = ip.Name
+	case identity.KindAgent:
+		c.Agent = ip.Name
+	}
+	return c, nil
+}
+
+// toolCallerOf authenticates an /mcp request.
+func (d *Daemon) toolCallerOf(r *http.Request) (toolbox.Caller, error) {
+	p, err := d.sec.Authenticate(r)
+	if err != nil {
+		return toolbox.Caller{}, err
+	}
+	return d.toolCaller(r.Context(), p)
+}
+
+// toolRoutes registers /mcp, the protected-resource metadata and /v1/tools.
+func (d *Daemon) toolRoutes() {
+	r := d.router
+	serveMCP := func(w http.ResponseWriter, r *http.Request) error {
+		c, err := d.toolCallerOf(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", mcpserver.Challenge(mcpserver.BaseURL(r)))
+			return err
+		}
+		d.tools.mcp.ServeHTTP(w, r, c)
+		return nil
+	}
+	for _, m := range []string{"POST", "GET", "DELETE"} {
+		r.Handle(httpapi.Route{Method: m, Path: "/mcp", Tag: "tools", Public: true, RawContentType: "application/json",
+			Summary: "Model Context Protocol endpoint (Streamable HTTP, stateless): tools/list and tools/call over the toolbox. " +
+				"Authenticate with a bearer token or a client certificate; GET and DELETE answer 405 (no sessions).",
+			Handler: serveMCP})
+	}
+	meta := func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		httpapi.WriteJSON(w, http.StatusOK, mcpserver.Metadata(mcpserver.BaseURL(r)))
+		return nil
+	}
+	for _, p := range []string{mcpserver.MetadataPath, mcpserver.MetadataPath + "/mcp"} {
+		r.Handle(httpapi.Route{Method: "GET", Path: p, Tag: "tools", Public: true, Response: map[string]any{},
+			Summary: "OAuth 2.0 protected-resource metadata (RFC 9728) of the /mcp endpoint.", Handler: meta})
+	}
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/tools", Tag: "tools", Action: actionToolList, Response: api.ToolList{},
+		Summary: "List the toolbox's tools sorted by name, or with ?q=words the best matches first (?limit=N).",
+		Handler: d.handleListTools})
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/tools/{name}/call", Tag: "tools", Action: actionToolInvoke,
+		Request: map[string]any{}, Response: api.ToolResult{},
+		Summary: "Call a tool with a JSON object of arguments; refusals are problems, a tool's own failure is a result with isError.",
+		Handler: d.handleCallTool})
+}
+
+func toAPITool(t toolbox.Tool) api.Tool {
+	return api.Tool{Name: t.Name, Title: t.Title, Description: t.Description, InputSchema: t.InputSchema,
+		OutputSchema: t.OutputSchema, Source: t.Source, Untrusted: t.Untrusted, Quarantined: t.Quarantined,
+		QuarantineReason: t.QuarantineReason, Hash: t.Hash}
+}
+
+func (d *Daemon) handleListTools(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := 0
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return api.FieldErrorf(api.KindValidation, "limit", "limit must be a number from 1 to 1000")
+		}
+		limit = n
+	}
+	var (
+		ts  []toolbox.Tool
+		err error
+	)
+	if q.Has("q") {
+		ts, err = d.tools.box.Search(r.Context(), q.Get("q"), limit)
+	} else {
+		ts, err = d.tools.box.List(r.Context())
+		if limit > 0 && len(ts) > limit {
+			ts = ts[:limit]
+		}
+	}
+	if err != nil {
+		return err
+	}
+	out := api.ToolList{Tools: make([]api.Tool, 0, len(ts))}
+	for _, t := range ts {
+		out.Tools = append(out.Tools, toAPITool(t))
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (d *Daemon) handleCallTool(w http.ResponseWriter, r *http.Request) error {
+	p, _ := httpapi.PrincipalFrom(r.Context())
+	c, err := d.toolCaller(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	var args json.RawMessage
+	if err := httpapi.DecodeJSON(r, &args); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	res, err := d.tools.box.Call(r.Context(), c, name, args)
+	if err != nil {
+		e := toolbox.AsError(name, err)
+		if toolbox.IsRefusal(e) || e.Code == toolbox.CodeUnavailable {
+			if e.Code == toolbox.CodeRateLimited {
+				w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfterS+0.999)))
+			}
+			return toolProblem(e)
+		}
+		if e.Code == toolbox.CodeInternal {
+			return err
+		}
+		httpapi.WriteJSON(w, http.StatusOK, api.ToolResult{IsError: true, Text: e.Message, Error: toAPIToolError(e)})
+		return nil
+	}
+	httpapi.WriteJSON(w, http.StatusOK, toAPIResult(res))
+	return nil
+}
+
+func toAPIResult(res toolbox.Result) api.ToolResult {
+	out := api.ToolResult{Text: res.Text, IsError: res.IsError, Untrusted: res.Untrusted}
+	if res.Structured != nil {
+		if raw, ok := res.Structured.(json.RawMessage); ok {
+			out.Structured = raw
+		} else if b, err := json.Marshal(res.Structured); err == nil {
+			out.Structured = b
+		}
+	}
+	return out
+}
+
+func toAPIToolError(e *toolbox.Error) *api.ToolError {
+	out := &api.ToolError{Code: string(e.Code), Message: e.Message}
+	for _, f := range e.Fields {
+		out.Fields = append(out.Fields, api.FieldError{Field: f.Field, Detail: f.Detail})
+	}
+	return out
+}
+
+// toolKinds maps refusals to problem kinds.
+var toolKinds = map[toolbox.Code]api.Kind{
+	toolbox.CodeUnknownTool: api.KindNotFound,
+	toolbox.CodeQuarantined: api.KindConflict,
+	toolbox.CodeInvalidArgs: api.KindValidation,
+	toolbox.CodeTooLarge:    api.KindTooLarge,
+	toolbox.CodeNotInList:   api.KindForbidden,
+	toolbox.CodeForbidden:   api.KindForbidden,
+	toolbox.CodeRateLimited: api.KindRateLimited,
+	toolbox.CodeUnavailable: api.KindUnavailable,
+}
+
+func toolProblem(e *toolbox.Error) error {
+	k, ok := toolKinds[e.Code]
+	if !ok {
+		k = api.KindBadRequest
+	}
+	p := api.Errorf(k, "%s", e.Message)
+	for _, f := range e.Fields {
+		p.Errors = append(p.Errors, api.FieldError{Field: f.Field, Detail: f.Detail})
+	}
+	return p
+}
+
+// toolAuthz is the Cedar authorizer of tool calls: principal, action
+// "tool.call", resource Tool::"name" (builtin marked), with the caller's
+// session labels in the context.
+type toolAuthz struct{ s *security }
+
+func (a toolAuthz) AuthorizeTool(ctx context.Context, c toolbox.Caller, t toolbox.Tool) error {
+	s := a.s
+	ip, err := identity.ParsePrincipal(s.td, c.Principal)
+	if err != nil {
+		return toolbox.Wrap(toolbox.CodeForbidden, t.Name, err, "caller %q is not a principal of this platform", c.Principal)
+	}
+	d, ruid, err := s.decide(ctx, ip, "tool.call", httpapi.Resource{Type: policy.TypeTool, ID: t.Name, Parent: t.Source}, nil)
+	if err != nil {
+		return fmt.Errorf("authorize tool %s: %w", t.Name, err)
+	}
+	if !d.Allowed {
+		return toolbox.Errorf(toolbox.CodeForbidden, t.Name, "%s", denialText(ip, "tool.call", ruid, d))
+	}
+	return nil
+}
+
+// toolAudit writes one audit record per tool call.
+type toolAudit struct{ s *security }
+
+func (a toolAudit) AuditTool(ctx context.Context, rec toolbox.CallRecord) {
+	outcome := rec.Decision
+	if rec.Decision == "allow" && rec.Code != "" {
+		outcome = "error"
+	}
+	detail := map[string]any{"args_sha256": rec.ArgsSHA256, "duration_us": rec.Duration.Microseconds()}
+	if rec.ResultSHA256 != "" {
+		detail["result_sha256"] = rec.ResultSHA256
+	}
+	if rec.Error != "" {
+		detail["error"] = rec.Error
+	}
+	if rec.Untrusted {
+		detail["untrusted"] = true
+	}
+	if rec.Caller.Sandbox != "" {
+		detail["sandbox"] = rec.Caller.Sandbox
+	}
+	ev := api.AuditEvent{Type: auditTypeTool, Principal: rec.Caller.Principal, Action: "tool.call",
+		Resource: `Tool::"` + rec.Tool + `"`, Outcome: outcome, Reason: string(rec.Code), Detail: detail}
+	if rec.Caller.Session != "" {
+		ev.Session = rec.Caller.Agent + "/" + rec.Caller.Session
+	}
+	_ = a.s.audit.Record(context.WithoutCancel(ctx), ev)
+}
+
+// toolLabeler lowers a session's integrity when it reads untrusted output.
+type toolLabeler struct{ s *security }
+
+func (l toolLabeler) ReadUntrusted(ctx context.Context, c toolbox.Caller, tool string) error {
+	if c.Session == "" {
+		return nil
+	}
+	_, err := l.s.labels.join(ctx, c.Agent, c.Session, policy.Labels{Integrity: policy.Untrusted},
+		"read the untrusted output of tool "+tool)
+	return err
+}
+
+// toolFetcher sends http_fetch through the egress proxy: a session's call
+// as the session (manifest allowlist, policy, labels), anyone else's under
+// their own identity and policy.
+type toolFetcher struct{ d *Daemon }
+
+func (f toolFetcher) Fetch(ctx context.Context, c toolbox.Caller, req *http.Request) (*http.Response, error) {
+	d := f.d
+	if c.Session != "" {
+		sc := session.Caller{Agent: c.Agent, Session: c.Session}
+		if info, ok, err := d.sessions.AgentInfo(ctx, c.Agent); err == nil && ok {
+			sc.Egress, sc.Tools = info.Manifest.Egress, info.Manifest.Tools
+		}
+		return sessionFetcher{d.proxy, d.sec}.Fetch(ctx, sc, req)
+	}
+	id := c.Principal
+	if !strings.HasPrefix(id, "spiffe://") {
+		return nil, toolbox.Errorf(toolbox.CodeForbidden, "http_fetch", "caller %q has no platform identity to fetch with", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	resp, err := d.proxy.Do(ctx, egress.Caller{ID: id}, req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelBody{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelBody struct {
+	rc interface {
+		Read([]byte) (int, error)
+		Close() error
+	}
+	cancel context.CancelFunc
+}
+
+func (b cancelBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+func (b cancelBody) Close() error               { err := b.rc.Close(); b.cancel(); return err }

@@ -1,0 +1,75 @@
+package toolbox
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxBuckets bounds the per-caller buckets; past it they start over (a
+// fresh bucket is full, so this can only ever be lenient).
+const maxBuckets = 65536
+
+// limiter holds the token buckets: one per tool, one per caller.
+type limiter struct {
+	tool      Rate
+	overrides map[string]Rate
+	caller    Rate
+
+	mu      sync.Mutex // protects tools and callers
+	tools   map[string]*rate.Limiter
+	callers map[string]*rate.Limiter
+}
+
+func newLimiter(tool Rate, overrides map[string]Rate, caller Rate) *limiter {
+	return &limiter{tool: tool, overrides: overrides, caller: caller,
+		tools: map[string]*rate.Limiter{}, callers: map[string]*rate.Limiter{}}
+}
+
+func bucket(m map[string]*rate.Limiter, key string, r Rate) *rate.Limiter {
+	l, ok := m[key]
+	if !ok {
+		if len(m) >= maxBuckets {
+			clear(m)
+		}
+		burst := max(r.Burst, 1)
+		l = rate.NewLimiter(rate.Limit(r.PerSecond), burst)
+		m[key] = l
+	}
+	return l
+}
+
+// allow takes one token from the tool's bucket and the caller's; when
+// either is empty nothing is taken and wait says when to retry.
+func (l *limiter) allow(now time.Time, tool, caller string) (wait time.Duration, ok bool) {
+	tr, has := l.overrides[tool]
+	if !has {
+		tr = l.tool
+	}
+	if tr.PerSecond <= 0 && l.caller.PerSecond <= 0 {
+		return 0, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var rs []*rate.Reservation
+	for _, b := range []struct {
+		m   map[string]*rate.Limiter
+		key string
+		r   Rate
+	}{{l.tools, tool, tr}, {l.callers, caller, l.caller}} {
+		if b.r.PerSecond <= 0 {
+			continue
+		}
+		res := bucket(b.m, b.key, b.r).ReserveN(now, 1)
+		if d := res.DelayFrom(now); d > 0 || !res.OK() {
+			for _, r := range rs {
+				r.CancelAt(now)
+			}
+			res.CancelAt(now)
+			return max(d, time.Second/time.Duration(max(int(b.r.PerSecond), 1))), false
+		}
+		rs = append(rs, res)
+	}
+	return 0, true
+}
