@@ -108,7 +108,9 @@ func checkJSONRPC(body []byte) (int64, string) {
 	}
 	msgs := []json.RawMessage{trimmed}
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		if err := json.Unmarshal(trimmed, &msgs); err != nil || len(msgs) == 0 {
+		var batch []json.RawMessage // fresh: unmarshalling into msgs would overwrite body
+		err := json.Unmarshal(trimmed, &batch)
+		if msgs = batch; err != nil || len(msgs) == 0 {
 			return jsonrpc.CodeInvalidRequest, "invalid request: a batch must be a non-empty array of JSON-RPC messages"
 		}
 	}
