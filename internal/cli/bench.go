@@ -7,6 +7,6 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a daemon: starts its own in a temporary data dir unless --server is given",
 	}
-	cmd.AddCommand(newBenchSandboxCmd(g), newBenchSessionsCmd(g), newBenchAuthzCmd(g))
+	cmd.AddCommand(newBenchSandboxCmd(g), newBenchSessionsCmd(g), newBenchAuthzCmd(g), newBenchToolsCmd(g))
 	return cmd
 }

@@ -263,7 +263,7 @@ func ms(us float64) float64 { return float64(int64(us)) / 1000 }
 
 // benchDaemon returns a client for --server, or for a daemon started here in
 // a temporary data dir; stop shuts it down.
-func benchDaemon(ctx context.Context, g *globals, conc int) (c *client.Client, stop func(), inProcess bool, err error) {
+func benchDaemon(ctx context.Context, g *globals, conc int, tune ...func(*config.Config)) (c *client.Client, stop func(), inProcess bool, err error) {
 	if g.server != "" {
 		c, err := g.client()
 		return c, func() {}, false, err
@@ -274,6 +274,9 @@ func benchDaemon(ctx context.Context, g *globals, conc int) (c *client.Client, s
 	}
 	cfg := config.Default()
 	cfg.Data, cfg.Listen = dir, "127.0.0.1:0"
+	for _, f := range tune {
+		f(&cfg)
+	}
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		os.RemoveAll(dir)

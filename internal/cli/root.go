@@ -93,7 +93,8 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 	root.AddCommand(newVersionCmd(g), newServeCmd(g), newStatusCmd(g), newDeployCmd(g), newDevCmd(g),
 		newAgentsCmd(g), newSessionsCmd(g), newCallCmd(g), newBenchCmd(g),
 		newSandboxCmd(g), newRunCmd(g),
-		newTokenCmd(g), newIdentityCmd(g), newPolicyCmd(g), newSecretCmd(g), newApprovalsCmd(g), newAuditCmd(g))
+		newTokenCmd(g), newIdentityCmd(g), newPolicyCmd(g), newSecretCmd(g), newApprovalsCmd(g), newAuditCmd(g),
+		newToolsCmd(g), newMCPCmd(g))
 	return root
 }
 
@@ -107,7 +108,18 @@ func envOr(k, def string) string {
 // client builds an API client from the global flags, finding a local
 // daemon's address and admin token in the data dir when not given.
 func (g *globals) client() (*client.Client, error) {
-	server, token := g.server, g.token
+	server, token := g.credentials()
+	c, err := client.New(server, token)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --server: %w", err)
+	}
+	return c, nil
+}
+
+// credentials are the daemon URL and bearer token from the global flags,
+// found in the data dir when not given ("" when not found).
+func (g *globals) credentials() (server, token string) {
+	server, token = g.server, g.token
 	if server == "" {
 		if b, err := os.ReadFile(filepath.Join(g.data, daemon.AddrFile)); err == nil {
 			server = "http://" + strings.TrimSpace(string(b))
@@ -118,11 +130,7 @@ func (g *globals) client() (*client.Client, error) {
 			token = strings.TrimSpace(string(b))
 		}
 	}
-	c, err := client.New(server, token)
-	if err != nil {
-		return nil, fmt.Errorf("invalid --server: %w", err)
-	}
-	return c, nil
+	return server, token
 }
 
 // print writes v as JSON with --output json, or calls text otherwise.

@@ -50,6 +50,11 @@ type Config struct {
 	// ready per tier (host template); 0 = no pool.
 	SandboxPoolProcess int `json:"sandbox_pool_process"`
 	SandboxPoolGVisor  int `json:"sandbox_pool_gvisor"`
+	// ToolCallsPerSecond and ToolCallBurst are the token bucket of tool
+	// calls per agent (or per principal for callers that are not agent
+	// code); 0 calls per second means no limit.
+	ToolCallsPerSecond float64 `json:"tool_calls_per_second"`
+	ToolCallBurst      int     `json:"tool_call_burst"`
 	// TLS serves the API over TLS with a node SVID from the platform CA;
 	// clients may then authenticate with their own SVID (mTLS).
 	TLS bool `json:"tls"`
@@ -80,6 +85,8 @@ func Default() Config {
 		NodeID:             host,
 		SessionMemoryMiB:   4096,
 		SandboxPoolProcess: 2,
+		ToolCallsPerSecond: 200,
+		ToolCallBurst:      400,
 		TrustDomain:        "agentcloud.local",
 	}
 }
@@ -299,6 +306,12 @@ func (c Config) Validate() error {
 	}
 	if c.SessionMemoryMiB < 16 || c.SessionMemoryMiB > 1<<20 {
 		add("session_memory_mib", strconv.Itoa(c.SessionMemoryMiB), "want between 16 and 1048576")
+	}
+	if c.ToolCallsPerSecond < 0 || c.ToolCallsPerSecond != c.ToolCallsPerSecond {
+		add("tool_calls_per_second", strconv.FormatFloat(c.ToolCallsPerSecond, 'g', -1, 64), "want 0 (no limit) or more")
+	}
+	if c.ToolCallBurst < 0 || c.ToolCallsPerSecond > 0 && c.ToolCallBurst < 1 {
+		add("tool_call_burst", strconv.Itoa(c.ToolCallBurst), "want at least 1 when tool_calls_per_second is set")
 	}
 	if c.SandboxPoolProcess < 0 || c.SandboxPoolProcess > 64 {
 		add("sandbox_pool_process", strconv.Itoa(c.SandboxPoolProcess), "want between 0 and 64")

@@ -26,11 +26,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/version"
 )
 
-// Default rate limits of tool calls: per caller (agent, or principal for
-// callers that are not agent code) across tools. Per-tool limits are for
-// upstream tools and are set by the registry.
-var defaultCallerRate = toolbox.Rate{PerSecond: 200, Burst: 400}
-
 // auditTypeTool is the audit type of tool calls.
 const auditTypeTool = "tool"
 
@@ -77,7 +72,8 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Authorizer: toolAuthz{d.sec},
 		Auditor:    toolAudit{d.sec},
 		Labeler:    toolLabeler{d.sec},
-		CallerRate: defaultCallerRate,
+		// Per caller across tools; per-tool limits are the registry's.
+		CallerRate: toolbox.Rate{PerSecond: d.cfg.ToolCallsPerSecond, Burst: d.cfg.ToolCallBurst},
 		Logger:     log,
 	})
 	d.tools.box = tb

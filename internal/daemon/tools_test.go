@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/internal/auth"
+	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -252,4 +254,36 @@ func rawPost(t *testing.T, url, token, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// BenchmarkMCPPing is one tools/call of the no-op tool through /mcp over
+// loopback (agentcloud bench tools reports its percentiles).
+func BenchmarkMCPPing(b *testing.B) {
+	cfg := config.Default()
+	cfg.Data, cfg.Listen = b.TempDir(), "127.0.0.1:0"
+	cfg.ToolCallsPerSecond, cfg.ToolCallBurst = 1e6, 1e6
+	d, err := daemon.New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	cl := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	tok, err := os.ReadFile(filepath.Join(d.DataDir(), auth.TokenFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cs, err := cl.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: "http://" + d.Addr() + "/mcp",
+		HTTPClient: &http.Client{Transport: bearerTransport{strings.TrimSpace(string(tok))}}, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cs.Close()
+	for b.Loop() {
+		if r, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "ping"}); err != nil || r.IsError {
+			b.Fatal(err, r)
+		}
+	}
 }

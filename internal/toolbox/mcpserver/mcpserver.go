@@ -100,7 +100,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, c toolbox.Ca
 }
 
 // checkJSONRPC returns a JSON-RPC error code and message when body is not
-// one JSON-RPC message or a batch of them.
+// one JSON-RPC 2.0 message or a batch of them. It is a cheap shape check
+// (the SDK decodes for real); its point is a JSON-RPC answer where the SDK
+// would answer plain text.
 func checkJSONRPC(body []byte) (int64, string) {
 	trimmed := bytes.TrimSpace(body)
 	if !json.Valid(trimmed) {
@@ -115,8 +117,14 @@ func checkJSONRPC(body []byte) (int64, string) {
 		}
 	}
 	for _, m := range msgs {
-		if _, err := jsonrpc.DecodeMessage(m); err != nil {
-			return jsonrpc.CodeInvalidRequest, "invalid request: not a JSON-RPC 2.0 message (" + err.Error() + "); send {\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}"
+		var h struct {
+			JSONRPC string          `json:"jsonrpc"`
+			Method  *string         `json:"method"`
+			Result  json.RawMessage `json:"result"`
+			Error   json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(m, &h); err != nil || h.JSONRPC != "2.0" || (h.Method == nil && h.Result == nil && h.Error == nil) {
+			return jsonrpc.CodeInvalidRequest, `invalid request: not a JSON-RPC 2.0 message; send e.g. {"jsonrpc":"2.0","id":1,"method":"tools/list"}`
 		}
 	}
 	return 0, ""
