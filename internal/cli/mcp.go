@@ -56,10 +56,10 @@ type stdioBridge struct {
 	hc              *http.Client
 	log             io.Writer
 
-	mu       sync.Mutex // protects out and version
-	out      io.Writer
-	version  string // negotiated protocol version, sent as MCP-Protocol-Version
-	wg       sync.WaitGroup
+	mu      sync.Mutex // protects out and version
+	out     io.Writer
+	version string // negotiated protocol version, sent as MCP-Protocol-Version
+	wg      sync.WaitGroup
 }
 
 func (b *stdioBridge) run(ctx context.Context, in io.Reader) error {

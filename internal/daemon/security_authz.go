@@ -22,6 +22,8 @@ import (
 var openActions = map[string]bool{
 	"status.read": true, "whoami": true, "api.read": true, "policy.read": true,
 	"agent.list": true, "secret.list": true, "approval.list": true,
+	// The toolbox authorizes tool.call per tool itself (tools.go).
+	actionToolList: true, actionToolInvoke: true,
 }
 
 // createActions make the resource they name; for them a resource that does
