@@ -20,3 +20,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 ./scripts/fetch-quickjs.sh
 go mod download
+# The official MCP TypeScript SDK for internal/daemon/tools_ts_test.go (pinned by its lockfile).
+if command -v npm >/dev/null; then
+  (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
+fi

@@ -13,9 +13,9 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
-	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
