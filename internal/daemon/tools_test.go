@@ -140,6 +140,36 @@ func TestMCPWithGoSDK(t *testing.T) {
 		t.Fatalf("state_list: %v %+v", err, r)
 	}
 
+	// deploy_agent, list_agents and call_agent: an agent deployed by a tool
+	// answers another tool call.
+	r, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "deploy_agent", Arguments: map[string]any{"files": map[string]string{
+		"agent.json": `{"name":"hello","entry":"agent.js"}`,
+		"agent.js":   `export default { async fetch(req) { return new Response("hi " + (await req.text()) + " " + new URL(req.url).pathname); } };`,
+	}}})
+	if err != nil || r.IsError {
+		t.Fatalf("deploy_agent: %v %s", err, mustText(r))
+	}
+	r, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_agents"})
+	if err != nil || r.IsError || !strings.Contains(mustText(r), `"name":"hello"`) || !strings.Contains(mustText(r), `"name":"counter"`) {
+		t.Fatalf("list_agents: %v %s", err, mustText(r))
+	}
+	r, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "call_agent", Arguments: map[string]any{"agent": "hello", "session": "x", "method": "POST", "path": "/p", "body": "there"}})
+	var ca struct {
+		Status int
+		Body   string
+	}
+	if err != nil || r.IsError {
+		t.Fatalf("call_agent: %v %s", err, mustText(r))
+	}
+	if structuredOf(t, r, &ca); ca.Status != 200 || ca.Body != "hi there /p" {
+		t.Fatalf("call_agent: %+v", ca)
+	}
+	r, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "deploy_agent", Arguments: map[string]any{"files": map[string]string{
+		"agent.json": `{"name":"bad name!","entry":"agent.js"}`, "agent.js": "export default {}"}}})
+	if te := wantToolError(t, "deploy_agent with a bad manifest", r, err, "invalid_arguments"); len(te.Error.Fields) == 0 {
+		t.Errorf("deploy_agent with a bad manifest: no fields in %+v", te)
+	}
+
 	// Bad calls: each a structured tool error; the server stays up.
 	r, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "run_code", Arguments: map[string]any{"language": "ruby", "code": "puts 1"}})
 	te := wantToolError(t, "run_code ruby", r, err, "invalid_arguments")
