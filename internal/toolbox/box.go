@@ -138,6 +138,10 @@ func (tb *Toolbox) AddProvider(name string, p Provider) error {
 	return nil
 }
 
+// SetToolRate sets the rate limit of one tool across callers (e.g. an
+// upstream's quota); a zero Rate restores Config.ToolRate.
+func (tb *Toolbox) SetToolRate(name string, r Rate) { tb.limits.set(name, r) }
+
 // RemoveProvider unregisters the provider called name; it reports whether
 // one was there.
 func (tb *Toolbox) RemoveProvider(name string) bool {

@@ -223,6 +223,11 @@ func TestRateLimits(t *testing.T) {
 	if _, err := tb.Call(ctx, a, "alpha", args); err != nil {
 		t.Fatalf("after refill: %v", err)
 	}
+	tb.SetToolRate("fail", Rate{PerSecond: 0.001, Burst: 1})
+	_, _ = tb.Call(ctx, b, "fail", args)
+	if _, err := tb.Call(ctx, b, "fail", args); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("after SetToolRate: %v", err)
+	}
 }
 
 // FuzzValidateArgs feeds arbitrary arguments through validation: it must

@@ -13,17 +13,21 @@ const maxBuckets = 65536
 
 // limiter holds the token buckets: one per tool, one per caller.
 type limiter struct {
-	tool      Rate
-	overrides map[string]Rate
-	caller    Rate
+	tool   Rate
+	caller Rate
 
-	mu      sync.Mutex // protects tools and callers
-	tools   map[string]*rate.Limiter
-	callers map[string]*rate.Limiter
+	mu        sync.Mutex // protects overrides, tools and callers
+	overrides map[string]Rate
+	tools     map[string]*rate.Limiter
+	callers   map[string]*rate.Limiter
 }
 
 func newLimiter(tool Rate, overrides map[string]Rate, caller Rate) *limiter {
-	return &limiter{tool: tool, overrides: overrides, caller: caller,
+	o := make(map[string]Rate, len(overrides))
+	for k, v := range overrides {
+		o[k] = v
+	}
+	return &limiter{tool: tool, overrides: o, caller: caller,
 		tools: map[string]*rate.Limiter{}, callers: map[string]*rate.Limiter{}}
 }
 
@@ -42,7 +46,21 @@ func bucket(m map[string]*rate.Limiter, key string, r Rate) *rate.Limiter {
 
 // allow takes one token from the tool's bucket and the caller's; when
 // either is empty nothing is taken and wait says when to retry.
+// set changes one tool's rate (a zero Rate: back to the default).
+func (l *limiter) set(tool string, r Rate) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r == (Rate{}) {
+		delete(l.overrides, tool)
+	} else {
+		l.overrides[tool] = r
+	}
+	delete(l.tools, tool) // a fresh bucket at the new rate
+}
+
 func (l *limiter) allow(now time.Time, tool, caller string) (wait time.Duration, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	tr, has := l.overrides[tool]
 	if !has {
 		tr = l.tool
@@ -50,8 +68,6 @@ func (l *limiter) allow(now time.Time, tool, caller string) (wait time.Duration,
 	if tr.PerSecond <= 0 && l.caller.PerSecond <= 0 {
 		return 0, true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var rs []*rate.Reservation
 	for _, b := range []struct {
 		m   map[string]*rate.Limiter
