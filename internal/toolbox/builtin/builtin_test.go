@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -94,4 +95,21 @@ func TestCappedAndSummary(t *testing.T) {
 	if s := summary(RunCodeOutput{TimedOut: true}); !strings.HasPrefix(s, "timed out") {
 		t.Errorf("timeout summary %q", s)
 	}
+}
+
+// FuzzWorkspacePath: whatever a files key is, an accepted path is clean
+// and strictly under /workspace.
+func FuzzWorkspacePath(f *testing.F) {
+	for _, s := range []string{"a.txt", "../x", "/workspace/../../etc", "d//e/./f", "/workspace/", "..", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, err := workspacePath(p)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(got, "/workspace/") || path.Clean(got) != got || strings.Contains(got, "/../") {
+			t.Fatalf("workspacePath(%q) = %q", p, got)
+		}
+	})
 }
