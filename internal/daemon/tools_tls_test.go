@@ -88,3 +88,29 @@ func (b bearerTransport2) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return b.rt.RoundTrip(r)
 }
+
+// TestToolRateLimitsAndBodyCap: the configured per-caller bucket refuses
+// the call after the burst (REST: 429 with Retry-After; MCP: a tool error),
+// and an /mcp body far over the arguments cap is a JSON-RPC error.
+func TestToolRateLimitsAndBodyCap(t *testing.T) {
+	cfg := config.Default()
+	cfg.ToolCallsPerSecond, cfg.ToolCallBurst = 0.01, 2
+	d, c := startDaemonWith(t, cfg, nil)
+	ctx := context.Background()
+	for i := range 2 {
+		if _, err := c.CallTool(ctx, "ping", nil); err != nil {
+			t.Fatalf("call %d within the burst: %v", i, err)
+		}
+	}
+	_, err := c.CallTool(ctx, "ping", nil)
+	wantKind(t, "REST call past the burst", err, api.KindRateLimited, "retry in")
+	cs := mcpConnect(t, d.Addr(), adminToken(t, d.DataDir()))
+	r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "ping"})
+	wantToolError(t, "MCP call past the burst", r, err, "rate_limited")
+
+	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping","arguments":{"x":"` + strings.Repeat("a", 400<<10) + `"}}}`
+	code, body := rawPost(t, "http://"+d.Addr()+"/mcp", adminToken(t, d.DataDir()), big)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, `"code":-32600`) {
+		t.Fatalf("oversized body: %d %.200s", code, body)
+	}
+}

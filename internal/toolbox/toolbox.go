@@ -62,7 +62,9 @@ type Result struct {
 
 // Provider supplies tools: the built-ins, or one registered upstream.
 type Provider interface {
-	// Tools lists the provider's tools in a deterministic order.
+	// Tools lists the provider's tools in a deterministic order. The
+	// toolbox calls it on every List, Search and Call, so it must answer
+	// from memory (a registry refreshes its upstreams in the background).
 	Tools(ctx context.Context) ([]Tool, error)
 	// Call runs one of the provider's tools; name is the full toolbox name.
 	// Args have already been validated against the tool's InputSchema.
