@@ -252,3 +252,19 @@ func FuzzValidateArgs(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCall is the toolbox's own cost of one call (lookup, manifest
+// list, limits, schema validation, audit hook) around a provider that does
+// nothing, without policy.
+func BenchmarkCall(b *testing.B) {
+	tb := New(Config{Builtins: &staticProvider{tools: []Tool{tool("alpha", "a")}}, Auditor: &recAudit{},
+		CallerRate: Rate{PerSecond: 1e9, Burst: 1 << 30}})
+	c := Caller{Principal: "p", Agent: "a", Session: "s", Allowed: []string{"alpha"}}
+	args := json.RawMessage(`{"n":1,"s":"a"}`)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := tb.Call(ctx, c, "alpha", args); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -189,9 +189,6 @@ func (p *Provider) callAgent(ctx context.Context, c toolbox.Caller, args json.Ra
 	for _, k := range keys {
 		req.Headers = append(req.Headers, [2]string{k, a.Headers[k]})
 	}
-	if c.Principal != "" {
-		req.Headers = append(req.Headers, [2]string{"X-Agentcloud-Caller", c.Principal})
-	}
 	resp, err := p.d.Agents.Call(ctx, a.Agent, a.Session, req)
 	if err != nil {
 		return toolbox.Result{}, platformErr(name, err)
