@@ -1,18 +1,22 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
@@ -326,5 +330,51 @@ func TestToolRegistryOpenAPI(t *testing.T) {
 	_, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "broken", OpenAPIDocument: "swagger: '2.0'\ninfo: {title: x, version: '1'}\npaths: {}\n"})
 	if !api.IsKind(err, api.KindValidation) {
 		t.Fatalf("swagger 2: want validation problem, got %v", err)
+	}
+}
+
+// TestToolRegistryCLI drives the registry through the agentcloud CLI: add
+// an MCP upstream and an OpenAPI file, list, refresh, approve, remove.
+func TestToolRegistryCLI(t *testing.T) {
+	d, _ := startRegistryDaemon(t)
+	ctx := context.Background()
+	run := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := cli.Main(ctx, append([]string{"--data", d.DataDir()}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	srv := mcp.NewServer(&mcp.Implementation{Name: "upstream", Version: "1"}, nil)
+	echoTool(srv, "Echo text back.")
+	up := upstreamMCP(t, srv, nil)
+	if code, out, errs := run("tools", "add", "up", "--mcp", up.URL); code != 0 || !strings.Contains(out, "up.echo") || !strings.Contains(out, "with 1 tools pinned") {
+		t.Fatalf("tools add: %d %q %q", code, out, errs)
+	}
+	spec := filepath.Join(t.TempDir(), "pets.yaml")
+	if err := os.WriteFile(spec, fmt.Appendf(nil, petsSpec, "http://127.0.0.1:9"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := run("tools", "add", "pets", "--openapi", spec); code != 0 || !strings.Contains(out, "pets.getPet") {
+		t.Fatalf("tools add --openapi: %d %q %q", code, out, errs)
+	}
+	code, out, errs := run("-o", "json", "tools", "registry")
+	var l api.ToolRegistryList
+	if code != 0 || json.Unmarshal([]byte(out), &l) != nil || len(l.Upstreams) != 2 {
+		t.Fatalf("tools registry: %d %q %q", code, out, errs)
+	}
+	echoTool(srv, "Echo text back, louder.")
+	if code, out, errs := run("tools", "refresh", "up"); code != 0 || !strings.Contains(out, "quarantined") || !strings.Contains(out, "description") {
+		t.Fatalf("tools refresh: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := run("tools", "approve", "up"); code != 0 || !strings.Contains(out, "approved echo") {
+		t.Fatalf("tools approve: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := run("tools", "remove", "pets"); code != 0 || !strings.Contains(out, "removed pets") {
+		t.Fatalf("tools remove: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := run("tools", "add", "x"); code == 0 || !strings.Contains(errs, "--mcp URL") {
+		t.Fatalf("tools add without a source: %d %q", code, errs)
+	}
+	if code, _, errs := run("tools", "add", "x", "--openapi", filepath.Join(t.TempDir(), "missing.yaml")); code == 0 || !strings.Contains(errs, "missing.yaml") {
+		t.Fatalf("tools add missing file: %d %q", code, errs)
 	}
 }
