@@ -229,16 +229,21 @@ func serverURL(doc *openapi3.T, docURL, baseURL string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-var nonName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+var (
+	nonName     = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+	underscores = regexp.MustCompile(`__+`)
+)
 
 // toolName is the operationId, or method_path with the path's
 // non-name characters turned into underscores.
 func toolName(method, path string, op *openapi3.Operation) string {
-	n := op.OperationID
-	if n == "" {
-		n = strings.ToLower(method) + "_" + path
+	clean := func(s string) string {
+		return strings.Trim(underscores.ReplaceAllString(nonName.ReplaceAllString(s, "_"), "_"), "_")
 	}
-	n = strings.Trim(nonName.ReplaceAllString(n, "_"), "_")
+	n := clean(op.OperationID)
+	if n == "" {
+		n = clean(strings.ToLower(method) + "_" + path)
+	}
 	if len(n) > 120 {
 		n = n[:120]
 	}
