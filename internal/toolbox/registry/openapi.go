@@ -376,7 +376,7 @@ func schemaJSON(s *openapi3.SchemaRef) (map[string]any, error) {
 	b = bytes.ReplaceAll(b, []byte(`"`+componentRef), []byte(`"#/$defs/`))
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		return map[string]any{}, nil //nolint:nilerr // a boolean or null schema accepts anything
+		return map[string]any{}, nil // a boolean or null schema accepts anything
 	}
 	return m, nil
 }

@@ -204,12 +204,14 @@ func (r *Registry) refreshLocked(ctx context.Context, name string, u *upstream) 
 }
 
 // maybeRefresh refreshes name when its definitions are older than the TTL.
-func (r *Registry) maybeRefresh(ctx context.Context, name string, u *upstream) {
+// It fails only when the upstream is no longer registered (api.KindNotFound);
+// an unreachable upstream keeps its pins.
+func (r *Registry) maybeRefresh(ctx context.Context, name string, u *upstream) error {
 	u.mu.Lock()
 	fresh := r.cfg.Now().Sub(u.checked) < r.cfg.TTL
 	u.mu.Unlock()
 	if fresh {
-		return
+		return nil
 	}
 	u.refresh.Lock()
 	defer u.refresh.Unlock()
@@ -217,14 +219,22 @@ func (r *Registry) maybeRefresh(ctx context.Context, name string, u *upstream) {
 	fresh = r.cfg.Now().Sub(u.checked) < r.cfg.TTL
 	u.mu.Unlock()
 	if fresh { // another caller refreshed while we waited
-		return
+		return nil
 	}
 	if _, err := r.load(ctx, name); err != nil {
-		return
+		if api.IsKind(err, api.KindNotFound) {
+			return err
+		}
+		r.log.Warn("upstream load failed", "upstream", name, "err", err)
+		return nil
 	}
 	if _, err := r.refreshLocked(ctx, name, u); err != nil {
+		if api.IsKind(err, api.KindNotFound) {
+			return err
+		}
 		r.log.Warn("upstream refresh failed", "upstream", name, "err", err)
 	}
+	return nil
 }
 
 // Approve re-pins the quarantined tools named (all quarantined tools when

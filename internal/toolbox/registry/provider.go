@@ -39,7 +39,9 @@ func (p *Provider) Tools(ctx context.Context) ([]toolbox.Tool, error) {
 		}
 		return nil, err
 	}
-	p.r.maybeRefresh(ctx, p.name, u)
+	if err := p.r.maybeRefresh(ctx, p.name, u); err != nil {
+		return nil, nil // removed meanwhile: no tools
+	}
 	u.mu.Lock()
 	e := u.entry
 	u.mu.Unlock()
@@ -69,7 +71,9 @@ func (p *Provider) Call(ctx context.Context, _ toolbox.Caller, name string, args
 	if err != nil {
 		return toolbox.Result{}, err
 	}
-	p.r.maybeRefresh(ctx, p.name, u)
+	if err := p.r.maybeRefresh(ctx, p.name, u); err != nil {
+		return toolbox.Result{}, err
+	}
 	u.mu.Lock()
 	e := u.entry
 	u.mu.Unlock()
