@@ -16,11 +16,13 @@ const (
 
 // ToolCredential names the secret that authenticates calls to an upstream
 // and how the platform puts it in each request: header Header with the
-// secret in place of "{}" in Format. The value never reaches callers.
+// secret in place of "{}" in Format, or query parameter Query. The value
+// never reaches callers.
 type ToolCredential struct {
 	Secret string `json:"secret"`
-	Header string `json:"header,omitempty"` // default "Authorization"
-	Format string `json:"format,omitempty"` // default "Bearer {}"
+	Header string `json:"header,omitempty"` // default "Authorization" (unless Query is set)
+	Format string `json:"format,omitempty"` // default "Bearer {}" for a header, "{}" for a query parameter
+	Query  string `json:"query,omitempty"`  // send the secret as this query parameter instead of a header
 }
 
 // ToolRegistryAddRequest is the body of POST /v1/tool-registry: a name

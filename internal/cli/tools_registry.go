@@ -18,9 +18,9 @@ func init() {
 }
 
 func newToolsAddCmd(g *globals) *cobra.Command {
-	var mcpURL, openapi, baseURL, secret, header, format string
+	var mcpURL, openapi, baseURL, secret, header, format, query string
 	cmd := &cobra.Command{
-		Use:   "add NAME (--mcp URL | --openapi FILE|URL) [--secret NAME [--secret-header H] [--secret-format F]]",
+		Use:   "add NAME (--mcp URL | --openapi FILE|URL) [--secret NAME [--secret-header H] [--secret-format F] | [--secret-query P]]",
 		Short: "Register an upstream MCP server or OpenAPI API; its tools become NAME.<tool>",
 		Long: `Register an upstream whose tools join the toolbox as NAME.<tool>:
   --mcp URL           an MCP server over Streamable HTTP
@@ -31,7 +31,8 @@ upstream later serves something different, that tool is quarantined until
 
 --secret names a secret (see "agentcloud secret set") the platform puts in every
 upstream request, in --secret-header (default Authorization) formatted by
---secret-format ("{}" is the value; default "Bearer {}"). Callers never see it.`,
+--secret-format ("{}" is the value; default "Bearer {}"), or with --secret-query P
+as query parameter P. Callers never see it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.ToolRegistryAddRequest{Name: args[0], MCPURL: mcpURL, BaseURL: baseURL}
@@ -47,10 +48,20 @@ upstream request, in --secret-header (default Authorization) formatted by
 				}
 				req.OpenAPIDocument = string(b)
 			}
-			if secret != "" {
+			changed := cmd.Flags().Changed
+			switch {
+			case secret == "" && (changed("secret-header") || changed("secret-format") || changed("secret-query")):
+				return fmt.Errorf("--secret-header, --secret-format and --secret-query need --secret NAME")
+			case query != "" && changed("secret-header"):
+				return fmt.Errorf("give --secret-header or --secret-query, not both")
+			case query != "":
+				f := "{}"
+				if changed("secret-format") {
+					f = format
+				}
+				req.Credential = &api.ToolCredential{Secret: secret, Query: query, Format: f}
+			case secret != "":
 				req.Credential = &api.ToolCredential{Secret: secret, Header: header, Format: format}
-			} else if cmd.Flags().Changed("secret-header") || cmd.Flags().Changed("secret-format") {
-				return fmt.Errorf("--secret-header and --secret-format need --secret NAME")
 			}
 			c, err := g.client()
 			if err != nil {
@@ -73,6 +84,7 @@ upstream request, in --secret-header (default Authorization) formatted by
 	f.StringVar(&secret, "secret", "", "name of the secret that authenticates upstream requests")
 	f.StringVar(&header, "secret-header", "Authorization", "header the secret goes in")
 	f.StringVar(&format, "secret-format", "Bearer {}", `header value; "{}" is replaced by the secret`)
+	f.StringVar(&query, "secret-query", "", "send the secret as this query parameter instead of a header")
 	return cmd
 }
 
@@ -186,6 +198,9 @@ func newToolsRegistryCmd(g *globals) *cobra.Command {
 					cred := "-"
 					if e.Credential != nil {
 						cred = "secret " + e.Credential.Secret + " in " + e.Credential.Header
+						if e.Credential.Query != "" {
+							cred = "secret " + e.Credential.Secret + " in ?" + e.Credential.Query
+						}
 					}
 					u := e.URL
 					if u == "" {

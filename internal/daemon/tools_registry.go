@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -124,7 +125,13 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 		}
 		caller.ID = id.String()
 	}
-	resp, err := d.proxy.Do(ctx, caller, req.WithContext(ctx))
+	req = req.WithContext(ctx)
+	if strings.Contains(req.URL.RawQuery, "secret") {
+		if err := d.substituteRegistryQuery(ctx, rc, caller, req); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := d.proxy.Do(ctx, caller, req)
 	if err != nil {
 		return nil, errors.New(rc.redact(err.Error()))
 	}
@@ -151,17 +158,54 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 	return resp, nil
 }
 
-// redact replaces every substituted secret value (raw and JSON-escaped) in s.
+// substituteRegistryQuery fills in a credential placeholder sent as a
+// query parameter. The egress secret hook sees only headers, so the same
+// checks run here, before the request is handed to the proxy: the host
+// must be one of the upstream's, the secret the upstream's own and allowed
+// for the host. Errors and responses are redacted as for headers.
+func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, caller egress.Caller, req *http.Request) error {
+	q := req.URL.Query()
+	h := http.Header{}
+	var names []string
+	for k, vs := range q {
+		for _, v := range vs {
+			if ns := secrets.Placeholders(v); len(ns) > 0 {
+				h[k] = vs
+				names = append(names, ns...)
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	host := strings.ToLower(req.URL.Hostname())
+	if d.sec == nil || !slices.Contains(rc.hosts, host) {
+		return fmt.Errorf("secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
+	}
+	if _, err := d.sec.substituteRegistrySecret(ctx, rc, caller, names, host, h); err != nil {
+		return err
+	}
+	for k, vs := range h {
+		q[k] = vs
+	}
+	req.URL.RawQuery = q.Encode()
+	return nil
+}
+
+// redact replaces every substituted secret value (raw, JSON-escaped and
+// URL-escaped) in s.
 func (rc *registryCall) redact(s string) string {
 	for _, v := range rc.values {
 		if v == "" {
 			continue
 		}
-		s = strings.ReplaceAll(s, v, "[secret "+rc.secret+"]")
+		forms := []string{v, url.QueryEscape(v), url.PathEscape(v)}
 		if q, err := json.Marshal(v); err == nil {
-			if esc := string(q[1 : len(q)-1]); esc != v {
-				s = strings.ReplaceAll(s, esc, "[secret "+rc.secret+"]")
-			}
+			forms = append(forms, string(q[1:len(q)-1]))
+		}
+		for _, f := range forms {
+			s = strings.ReplaceAll(s, f, "[secret "+rc.secret+"]")
 		}
 	}
 	return s
@@ -259,7 +303,7 @@ func (d *Daemon) toolRegistryRoutes() {
 			add := registry.AddRequest{Name: in.Name, MCPURL: in.MCPURL, OpenAPIURL: in.OpenAPIURL,
 				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, By: caller(r).ID}
 			if c := in.Credential; c != nil {
-				add.Credential = &registry.Credential{Secret: c.Secret, Header: c.Header, Format: c.Format}
+				add.Credential = &registry.Credential{Secret: c.Secret, Header: c.Header, Format: c.Format, Query: c.Query}
 			}
 			e, err := reg.Add(r.Context(), add)
 			if err != nil {
@@ -377,7 +421,7 @@ func entryWire(e registry.Entry) api.ToolRegistryEntry {
 		RefreshError: e.RefreshError, CreatedBy: e.CreatedBy, Created: e.Created, Approved: e.Approved, Refreshed: e.Refreshed,
 		Tools: make([]api.RegistryTool, 0, len(e.Tools))}
 	if c := e.Credential; c != nil {
-		out.Credential = &api.ToolCredential{Secret: c.Secret, Header: c.Header, Format: c.Format}
+		out.Credential = &api.ToolCredential{Secret: c.Secret, Header: c.Header, Format: c.Format, Query: c.Query}
 	}
 	for _, t := range e.Tools {
 		rt := api.RegistryTool{Name: e.Name + "." + t.Name, Tool: t.Name, Description: t.Description, InputSchema: t.InputSchema,

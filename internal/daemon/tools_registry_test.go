@@ -264,13 +264,18 @@ func TestToolRegistryOpenAPI(t *testing.T) {
 	d, admin := startRegistryDaemon(t)
 	ctx := context.Background()
 	const secret = "k3y-openapi-value"
-	keys := &headerLog{name: "X-Api-Key"}
+	keys, qkeys := &headerLog{name: "X-Api-Key"}, &headerLog{}
 	var api2 *httptest.Server
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /pets/{id}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		// A careless API echoes the key back.
-		fmt.Fprintf(w, `{"id":%s,"verbose":%q,"key":%q}`, r.PathValue("id"), r.URL.Query().Get("verbose"), r.Header.Get("X-Api-Key"))
+		if k := r.URL.Query().Get("api_key"); k != "" {
+			qkeys.mu.Lock()
+			qkeys.seen = append(qkeys.seen, k)
+			qkeys.mu.Unlock()
+		}
+		fmt.Fprintf(w, `{"id":%s,"verbose":%q,"key":%q,"url":%q}`, r.PathValue("id"), r.URL.Query().Get("verbose"), r.Header.Get("X-Api-Key"), r.URL.String())
 	})
 	mux.HandleFunc("POST /pets", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -315,6 +320,22 @@ func TestToolRegistryOpenAPI(t *testing.T) {
 	if err != nil || res.Text != `{"name":"rex"}` {
 		t.Fatalf("createPet: %+v %v", res, err)
 	}
+
+	// The secret as a query parameter.
+	if _, err := admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "petsq", OpenAPIDocument: fmt.Sprintf(petsSpec, api2.URL),
+		Credential: &api.ToolCredential{Secret: "petkey", Query: "api_key"}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = d.ToolRegistryProvider("petsq").Call(ctx, toolbox.Caller{}, "petsq.getPet", json.RawMessage(`{"id":8}`))
+	if err != nil || !strings.Contains(res.Text, `"id":8`) || strings.Contains(res.Text, secret) || !strings.Contains(res.Text, "api_key=[secret petkey]") {
+		t.Fatalf("query credential: %+v %v", res, err)
+	}
+	if got := qkeys.all(); len(got) != 1 || got[0] != secret {
+		t.Fatalf("the API saw api_key %v", got)
+	}
+	_, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "petsx", OpenAPIDocument: fmt.Sprintf(petsSpec, api2.URL),
+		Credential: &api.ToolCredential{Secret: "petkey", Query: "api_key", Header: "X-Api-Key"}})
+	wantKind(t, "header and query", err, api.KindValidation, "not both")
 
 	// The same document fetched from a URL (through the egress proxy).
 	e, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "pets2", OpenAPIURL: api2.URL + "/openapi.yaml"})

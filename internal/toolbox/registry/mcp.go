@@ -39,9 +39,7 @@ type upstreamTransport struct {
 
 func (t upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
-	if c := t.up.Credential; c != nil {
-		req.Header.Set(c.Header, c.Placeholder())
-	}
+	t.up.Credential.Apply(req)
 	return t.doer(req.Context(), t.up, req)
 }
 

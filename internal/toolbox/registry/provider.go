@@ -156,9 +156,7 @@ func (r *Registry) openAPICall(ctx context.Context, e *Entry, op *Operation, raw
 		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json, */*;q=0.5")
-	if c := e.Credential; c != nil {
-		req.Header.Set(c.Header, c.Placeholder())
-	}
+	e.Credential.Apply(req)
 	resp, err := r.cfg.Doer(ctx, r.upstreamOf(e), req)
 	if err != nil {
 		return toolbox.Result{}, api.Errorf(api.KindBadRequest, "upstream %s: %s %s failed: %v", e.Name, op.Method, op.Server+op.Path, err)

@@ -43,18 +43,34 @@ const (
 
 // Credential says which secret authenticates calls to an upstream and how
 // it goes into the request: in Header, with Format's "{}" replaced by the
-// secret (default "Authorization: Bearer {}").
+// secret (default "Authorization: Bearer {}"), or, when Query is set, as
+// that query parameter.
 type Credential struct {
 	Secret string `json:"secret"`
-	Header string `json:"header"`
-	Format string `json:"format"`
+	Header string `json:"header,omitempty"`
+	Format string `json:"format,omitempty"`
+	Query  string `json:"query,omitempty"`
 }
 
-// Placeholder is the header value the registry sends: the platform's
-// egress path replaces {{secret:NAME}} with the value just before the
-// request leaves, so the value never passes through the registry.
+// Placeholder is the value the registry sends: the platform's egress path
+// replaces {{secret:NAME}} with the secret just before the request leaves,
+// so the value never passes through the registry.
 func (c *Credential) Placeholder() string {
 	return strings.ReplaceAll(c.Format, "{}", "{{secret:"+c.Secret+"}}")
+}
+
+// Apply puts the credential's placeholder into req.
+func (c *Credential) Apply(req *http.Request) {
+	if c == nil {
+		return
+	}
+	if c.Query != "" {
+		q := req.URL.Query()
+		q.Set(c.Query, c.Placeholder())
+		req.URL.RawQuery = q.Encode()
+		return
+	}
+	req.Header.Set(c.Header, c.Placeholder())
 }
 
 // Entry is one registered upstream.
@@ -207,13 +223,24 @@ func (r *Registry) checkCredential(c *Credential) error {
 	if !regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`).MatchString(c.Secret) {
 		return api.FieldErrorf(api.KindValidation, "credential.secret", "secret name %q: want 1-128 of A-Z a-z 0-9 _ . -", c.Secret)
 	}
-	if c.Header == "" {
+	if c.Query != "" {
+		if c.Header != "" {
+			return api.FieldErrorf(api.KindValidation, "credential.query", "give either a header or a query parameter for the secret, not both")
+		}
+		if !regexp.MustCompile(`^[A-Za-z0-9_.~-]{1,64}$`).MatchString(c.Query) {
+			return api.FieldErrorf(api.KindValidation, "credential.query", "query parameter name %q: want 1-64 of A-Z a-z 0-9 _ . ~ -", c.Query)
+		}
+		if c.Format == "" {
+			c.Format = "{}"
+		}
+	}
+	if c.Header == "" && c.Query == "" {
 		c.Header = "Authorization"
 	}
 	if c.Format == "" {
 		c.Format = "Bearer {}"
 	}
-	if !regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`).MatchString(c.Header) {
+	if c.Query == "" && !regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`).MatchString(c.Header) {
 		return api.FieldErrorf(api.KindValidation, "credential.header", "header name %q is not a valid HTTP header name", c.Header)
 	}
 	if strings.Count(c.Format, "{}") != 1 || strings.ContainsAny(c.Format, "\r\n\x00") || strings.Contains(c.Format, "{{") {
