@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -79,6 +80,9 @@ func FindHidden(s string) (r rune, pos int, found bool) {
 // enum values): the first hidden character found is returned as a
 // *HiddenError.
 func CheckDefinition(d Definition) error {
+	if d.Name == "" || len(d.Name) > 128 || strings.ContainsAny(d.Name, " /") {
+		return fmt.Errorf("tool %q: a tool name must be 1-128 characters without spaces or '/'", d.Name)
+	}
 	if r, pos, ok := FindHidden(d.Name); ok {
 		return &HiddenError{Tool: d.Name, Field: "name", Rune: r, Pos: pos}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/jsonschema-go/jsonschema"
 	yaml "go.yaml.in/yaml/v4"
 )
 
@@ -158,7 +159,8 @@ func ParseOpenAPI(ctx context.Context, source string, data []byte, docURL, baseU
 	if err != nil {
 		return nil, &DocumentError{Source: source, Location: "field servers", Err: err}
 	}
-	defs := ref2defs(doc)
+	conv := &converter{v30: !doc.IsOpenAPI31OrLater()}
+	defs := conv.ref2defs(doc)
 	var out []Definition
 	seen := map[string]string{}
 	for _, path := range doc.Paths.InMatchingOrder() {
@@ -171,7 +173,7 @@ func ParseOpenAPI(ctx context.Context, source string, data []byte, docURL, baseU
 		sort.Strings(methods)
 		for _, method := range methods {
 			op := ops[method]
-			d, err := operationTool(method, path, server, item, op, defs)
+			d, err := conv.operationTool(method, path, server, item, op, defs)
 			if err != nil {
 				return nil, &DocumentError{Source: source, Location: "paths." + path + "." + strings.ToLower(method), Err: err}
 			}
@@ -253,7 +255,7 @@ func toolName(method, path string, op *openapi3.Operation) string {
 // operationTool builds one tool: path, query and header parameters become
 // properties of an object schema, and the JSON request body the "body"
 // property.
-func operationTool(method, path, server string, item *openapi3.PathItem, op *openapi3.Operation, defs map[string]any) (Definition, error) {
+func (c *converter) operationTool(method, path, server string, item *openapi3.PathItem, op *openapi3.Operation, defs map[string]any) (Definition, error) {
 	props := map[string]any{}
 	var required []string
 	o := &Operation{Method: method, Server: server, Path: path}
@@ -286,7 +288,7 @@ func operationTool(method, path, server string, item *openapi3.PathItem, op *ope
 		}
 		var schema map[string]any
 		if p.Schema != nil {
-			s, err := schemaJSON(p.Schema)
+			s, err := c.schemaJSON(p.Schema)
 			if err != nil {
 				return Definition{}, fmt.Errorf("parameter %q: %w", p.Name, err)
 			}
@@ -314,7 +316,7 @@ func operationTool(method, path, server string, item *openapi3.PathItem, op *ope
 		} else {
 			schema := map[string]any{}
 			if mt.Schema != nil {
-				s, err := schemaJSON(mt.Schema)
+				s, err := c.schemaJSON(mt.Schema)
 				if err != nil {
 					return Definition{}, fmt.Errorf("request body: %w", err)
 				}
@@ -344,6 +346,13 @@ func operationTool(method, path, server string, item *openapi3.PathItem, op *ope
 	if err != nil {
 		return Definition{}, err
 	}
+	var js jsonschema.Schema
+	if err := json.Unmarshal(schema, &js); err != nil {
+		return Definition{}, fmt.Errorf("the operation's parameters and body do not make a valid JSON Schema: %w", err)
+	}
+	if _, err := js.Resolve(nil); err != nil {
+		return Definition{}, fmt.Errorf("the operation's parameters and body do not make a valid JSON Schema: %w", err)
+	}
 	desc := strings.TrimSpace(strings.TrimSpace(op.Summary) + "\n\n" + strings.TrimSpace(op.Description))
 	if desc == "" {
 		desc = method + " " + path
@@ -366,9 +375,14 @@ func jsonMedia(c openapi3.Content) *openapi3.MediaType {
 
 const componentRef = "#/components/schemas/"
 
+// converter renders OpenAPI schemas as JSON Schema (2020-12).
+type converter struct {
+	v30 bool // an OpenAPI 3.0 document: rewrite its schema dialect
+}
+
 // schemaJSON renders a schema as JSON Schema, with references to component
 // schemas pointing into the tool schema's own $defs.
-func schemaJSON(s *openapi3.SchemaRef) (map[string]any, error) {
+func (c *converter) schemaJSON(s *openapi3.SchemaRef) (map[string]any, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -378,17 +392,50 @@ func schemaJSON(s *openapi3.SchemaRef) (map[string]any, error) {
 	if err := json.Unmarshal(b, &m); err != nil || m == nil {
 		return map[string]any{}, nil // a boolean or null schema accepts anything
 	}
+	if c.v30 {
+		from30(m)
+	}
 	return m, nil
 }
 
+// from30 rewrites OpenAPI 3.0 schema keywords that mean something else in
+// JSON Schema: boolean exclusiveMinimum/exclusiveMaximum, and nullable.
+func from30(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, k := range [][2]string{{"exclusiveMaximum", "maximum"}, {"exclusiveMinimum", "minimum"}} {
+			if ex, ok := x[k[0]].(bool); ok {
+				delete(x, k[0])
+				if bound, has := x[k[1]]; ex && has {
+					x[k[0]] = bound
+					delete(x, k[1])
+				}
+			}
+		}
+		if n, ok := x["nullable"].(bool); ok {
+			delete(x, "nullable")
+			if t, isStr := x["type"].(string); n && isStr {
+				x["type"] = []any{t, "null"}
+			}
+		}
+		for _, e := range x {
+			from30(e)
+		}
+	case []any:
+		for _, e := range x {
+			from30(e)
+		}
+	}
+}
+
 // ref2defs renders every component schema once, for $defs.
-func ref2defs(doc *openapi3.T) map[string]any {
+func (c *converter) ref2defs(doc *openapi3.T) map[string]any {
 	out := map[string]any{}
 	if doc.Components == nil {
 		return out
 	}
 	for name, s := range doc.Components.Schemas {
-		if m, err := schemaJSON(s); err == nil {
+		if m, err := c.schemaJSON(s); err == nil {
 			out[name] = m
 		}
 	}

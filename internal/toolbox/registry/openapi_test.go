@@ -92,6 +92,13 @@ func TestParseOpenAPI(t *testing.T) {
 		t.Fatalf("post schema %s", post.InputSchema)
 	}
 
+	// OpenAPI 3.0 schema keywords become JSON Schema.
+	doc := "openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths: {/a: {get: {parameters: [{name: n, in: query, schema: {type: integer, maximum: 5, exclusiveMaximum: true, minimum: 1, exclusiveMinimum: false, nullable: true}}], responses: {'200': {description: ok}}}}}\n"
+	defs, err = ParseOpenAPI(ctx, "spec", []byte(doc), "", "http://x")
+	if err != nil || !strings.Contains(string(defs[0].InputSchema), `"n":{"exclusiveMaximum":5,"minimum":1,"type":["integer","null"]}`) {
+		t.Fatalf("3.0 keywords: %s %v", defs[0].InputSchema, err)
+	}
+
 	// A relative server resolves against where the document came from.
 	defs, err = ParseOpenAPI(ctx, "spec", []byte(spec30), "http://h.example/specs/openapi.json", "")
 	if err != nil || defs[0].Name != "list_items" || defs[0].Op.Server != "http://h.example/api" {

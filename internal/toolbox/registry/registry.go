@@ -302,11 +302,7 @@ func (r *Registry) Add(ctx context.Context, in AddRequest) (Entry, error) {
 	pins, err := pinAll(defs)
 	if err != nil {
 		u.close()
-		var he *HiddenError
-		if errors.As(err, &he) {
-			return Entry{}, api.FieldErrorf(api.KindValidation, "tools", "registration refused: %s", he.Error())
-		}
-		return Entry{}, err
+		return Entry{}, api.FieldErrorf(api.KindValidation, "tools", "registration refused: %v", err)
 	}
 	e.Tools = pins
 	u.entry = e

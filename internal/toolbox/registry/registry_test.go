@@ -34,7 +34,7 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func openKV(t *testing.T) store.KV {
+func openKV(t testing.TB) store.KV {
 	t.Helper()
 	s, err := store.Open(context.Background(), store.Options{Dir: t.TempDir(), NoSync: true})
 	if err != nil {
