@@ -35,6 +35,8 @@ type ToolRegistryAddRequest struct {
 	// BaseURL overrides the OpenAPI document's servers.
 	BaseURL    string          `json:"base_url,omitempty"`
 	Credential *ToolCredential `json:"credential,omitempty"`
+	// RatePerMinute caps calls to the upstream per node (0: no cap).
+	RatePerMinute int `json:"rate_per_minute,omitempty"`
 }
 
 // RegistryTool is one tool of a registered upstream with its pin.
@@ -57,18 +59,19 @@ type RegistryTool struct {
 
 // ToolRegistryEntry is one registered upstream.
 type ToolRegistryEntry struct {
-	Name         string          `json:"name"`
-	Kind         string          `json:"kind"` // mcp | openapi
-	URL          string          `json:"url,omitempty"`
-	BaseURL      string          `json:"base_url,omitempty"`
-	Credential   *ToolCredential `json:"credential,omitempty"`
-	Tools        []RegistryTool  `json:"tools"`
-	Notes        []string        `json:"notes,omitempty"`
-	RefreshError string          `json:"refresh_error,omitempty"`
-	CreatedBy    string          `json:"created_by,omitempty"`
-	Created      time.Time       `json:"created"`
-	Approved     time.Time       `json:"approved"`
-	Refreshed    time.Time       `json:"refreshed"`
+	Name          string          `json:"name"`
+	Kind          string          `json:"kind"` // mcp | openapi
+	URL           string          `json:"url,omitempty"`
+	BaseURL       string          `json:"base_url,omitempty"`
+	Credential    *ToolCredential `json:"credential,omitempty"`
+	RatePerMinute int             `json:"rate_per_minute,omitempty"`
+	Tools         []RegistryTool  `json:"tools"`
+	Notes         []string        `json:"notes,omitempty"`
+	RefreshError  string          `json:"refresh_error,omitempty"`
+	CreatedBy     string          `json:"created_by,omitempty"`
+	Created       time.Time       `json:"created"`
+	Approved      time.Time       `json:"approved"`
+	Refreshed     time.Time       `json:"refreshed"`
 }
 
 // ToolRegistryList is the body of GET /v1/tool-registry.

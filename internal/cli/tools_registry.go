@@ -19,6 +19,7 @@ func init() {
 
 func newToolsAddCmd(g *globals) *cobra.Command {
 	var mcpURL, openapi, baseURL, secret, header, format, query string
+	var perMinute int
 	cmd := &cobra.Command{
 		Use:   "add NAME (--mcp URL | --openapi FILE|URL) [--secret NAME [--secret-header H] [--secret-format F] | [--secret-query P]]",
 		Short: "Register an upstream MCP server or OpenAPI API; its tools become NAME.<tool>",
@@ -35,7 +36,7 @@ upstream request, in --secret-header (default Authorization) formatted by
 as query parameter P. Callers never see it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.ToolRegistryAddRequest{Name: args[0], MCPURL: mcpURL, BaseURL: baseURL}
+			req := api.ToolRegistryAddRequest{Name: args[0], MCPURL: mcpURL, BaseURL: baseURL, RatePerMinute: perMinute}
 			switch {
 			case (mcpURL == "") == (openapi == ""):
 				return fmt.Errorf("give exactly one of --mcp URL and --openapi FILE|URL")
@@ -85,6 +86,7 @@ as query parameter P. Callers never see it.`,
 	f.StringVar(&header, "secret-header", "Authorization", "header the secret goes in")
 	f.StringVar(&format, "secret-format", "Bearer {}", `header value; "{}" is replaced by the secret`)
 	f.StringVar(&query, "secret-query", "", "send the secret as this query parameter instead of a header")
+	f.IntVar(&perMinute, "rate", 0, "cap calls to this upstream at N a minute per node (0: no cap)")
 	return cmd
 }
 

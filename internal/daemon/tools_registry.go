@@ -132,6 +132,9 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 		}
 	}
 	resp, err := d.proxy.Do(ctx, caller, req)
+	if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
+		return nil, api.Errorf(api.KindForbidden, "%s", rc.redact(err.Error()))
+	}
 	if err != nil {
 		return nil, errors.New(rc.redact(err.Error()))
 	}
@@ -181,10 +184,10 @@ func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, 
 	}
 	host := strings.ToLower(req.URL.Hostname())
 	if d.sec == nil || !slices.Contains(rc.hosts, host) {
-		return fmt.Errorf("secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
+		return api.Errorf(api.KindForbidden, "secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
 	}
 	if _, err := d.sec.substituteRegistrySecret(ctx, rc, caller, names, host, h); err != nil {
-		return err
+		return api.Errorf(api.KindForbidden, "%v", err)
 	}
 	for k, vs := range h {
 		q[k] = vs
@@ -301,7 +304,7 @@ func (d *Daemon) toolRegistryRoutes() {
 				return err
 			}
 			add := registry.AddRequest{Name: in.Name, MCPURL: in.MCPURL, OpenAPIURL: in.OpenAPIURL,
-				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, By: caller(r).ID}
+				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute, By: caller(r).ID}
 			if c := in.Credential; c != nil {
 				add.Credential = &registry.Credential{Secret: c.Secret, Header: c.Header, Format: c.Format, Query: c.Query}
 			}
@@ -417,7 +420,7 @@ func quarantined(e registry.Entry) []string {
 // entryWire renders an entry for the API: never a secret value (the
 // registry holds none), and the inline document left out.
 func entryWire(e registry.Entry) api.ToolRegistryEntry {
-	out := api.ToolRegistryEntry{Name: e.Name, Kind: e.Kind, URL: e.URL, BaseURL: e.BaseURL, Notes: e.Notes,
+	out := api.ToolRegistryEntry{Name: e.Name, Kind: e.Kind, URL: e.URL, BaseURL: e.BaseURL, Notes: e.Notes, RatePerMinute: e.RatePerMinute,
 		RefreshError: e.RefreshError, CreatedBy: e.CreatedBy, Created: e.Created, Approved: e.Approved, Refreshed: e.Refreshed,
 		Tools: make([]api.RegistryTool, 0, len(e.Tools))}
 	if c := e.Credential; c != nil {

@@ -337,6 +337,17 @@ func TestToolRegistryOpenAPI(t *testing.T) {
 		Credential: &api.ToolCredential{Secret: "petkey", Query: "api_key", Header: "X-Api-Key"}})
 	wantKind(t, "header and query", err, api.KindValidation, "not both")
 
+	// A policy forbidding the host still wins over the registration.
+	if _, err := admin.ApplyPolicies(ctx, `@id("no-registry-egress")
+forbid (principal is Node, action == Action::"egress.fetch", resource == Host::"127.0.0.1");`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Call(ctx, toolbox.Caller{}, "pets.getPet", json.RawMessage(`{"id":9}`))
+	wantKind(t, "forbidden by policy", err, api.KindForbidden, "no-registry-egress")
+	if _, err := admin.ApplyPolicies(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+
 	// The same document fetched from a URL (through the egress proxy).
 	e, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "pets2", OpenAPIURL: api2.URL + "/openapi.yaml"})
 	if err != nil || len(e.Tools) != 2 {

@@ -64,6 +64,9 @@ func (r *Registry) session(ctx context.Context, u *upstream) (*mcp.ClientSession
 		DisableStandaloneSSE: true,
 	}
 	s, err := client.Connect(ctx, tr, nil)
+	if p, ok := forbidden(err); ok {
+		return nil, api.Errorf(api.KindForbidden, "connecting to %s refused: %s", e.URL, p.Detail)
+	}
 	if err != nil {
 		return nil, api.FieldErrorf(api.KindBadRequest, "mcp_url",
 			"%s is not a reachable MCP server over Streamable HTTP (the initialize request failed): %v", e.URL, err)
@@ -132,7 +135,7 @@ func (r *Registry) mcpCall(ctx context.Context, u *upstream, tool string, args j
 		if ctx.Err() == nil {
 			u.dropSession(s)
 		}
-		return toolbox.Result{}, api.Errorf(api.KindBadRequest, "upstream %s: calling %s failed: %v", u.url(), tool, err)
+		return callFailure(u.url(), "calling "+tool, err)
 	}
 	var text []string
 	for _, c := range res.Content {

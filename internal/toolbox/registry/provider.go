@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -90,6 +91,9 @@ func (p *Provider) Call(ctx context.Context, _ toolbox.Caller, name string, args
 		return toolbox.Result{}, api.Errorf(api.KindConflict, "tool %s is quarantined: %s (an administrator can run: agentcloud tools approve %s %s)",
 			name, pin.Reason, p.name, tool)
 	}
+	if err := u.allow(); err != nil {
+		return toolbox.Result{}, err
+	}
 	switch e.Kind {
 	case KindMCP:
 		return p.r.mcpCall(ctx, u, tool, args)
@@ -159,12 +163,12 @@ func (r *Registry) openAPICall(ctx context.Context, e *Entry, op *Operation, raw
 	e.Credential.Apply(req)
 	resp, err := r.cfg.Doer(ctx, r.upstreamOf(e), req)
 	if err != nil {
-		return toolbox.Result{}, api.Errorf(api.KindBadRequest, "upstream %s: %s %s failed: %v", e.Name, op.Method, op.Server+op.Path, err)
+		return callFailure(e.Name, op.Method+" "+op.Server+op.Path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, r.cfg.MaxResultBytes+1))
 	if err != nil {
-		return toolbox.Result{}, api.Errorf(api.KindBadRequest, "upstream %s: reading the response: %v", e.Name, err)
+		return callFailure(e.Name, "reading the response", err)
 	}
 	if int64(len(b)) > r.cfg.MaxResultBytes {
 		return toolbox.Result{}, api.Errorf(api.KindTooLarge, "upstream %s: response over %d bytes", e.Name, r.cfg.MaxResultBytes)
@@ -224,4 +228,20 @@ func paramValues(raw json.RawMessage) ([]string, error) {
 		return nil, err
 	}
 	return []string{s}, nil
+}
+
+// callFailure reports an upstream call that did not complete: refused by
+// the platform (policy, approval) as a forbidden error, anything else
+// (unreachable, broken stream) as a tool error the caller can read.
+func callFailure(upstream, what string, err error) (toolbox.Result, error) {
+	if p, ok := errors.AsType[*api.Problem](err); ok && p.Kind() == api.KindForbidden {
+		return toolbox.Result{}, api.Errorf(api.KindForbidden, "upstream %s: %s refused: %s", upstream, what, p.Detail)
+	}
+	return toolbox.Result{Text: fmt.Sprintf("upstream %s: %s failed: %v", upstream, what, err), IsError: true, Untrusted: true}, nil
+}
+
+// forbidden returns the platform's refusal inside err, if there is one.
+func forbidden(err error) (*api.Problem, bool) {
+	p, ok := errors.AsType[*api.Problem](err)
+	return p, ok && p.Kind() == api.KindForbidden
 }

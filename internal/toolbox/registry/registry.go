@@ -30,6 +30,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"golang.org/x/time/rate"
 )
 
 // Bucket is the KV bucket entries live in.
@@ -86,7 +87,11 @@ type Entry struct {
 	// BaseURL overrides the OpenAPI document's server.
 	BaseURL    string      `json:"baseUrl,omitempty"`
 	Credential *Credential `json:"credential,omitempty"`
-	Tools      []Pinned    `json:"tools"`
+	// RatePerMinute caps calls to this upstream from each node, across all
+	// callers and tools (0: no cap). It protects the upstream and its quota;
+	// per-tool and per-agent limits belong to the toolbox.
+	RatePerMinute int      `json:"ratePerMinute,omitempty"`
+	Tools         []Pinned `json:"tools"`
 	// Notes record what refreshes found (tools removed upstream), newest last.
 	Notes        []string  `json:"notes,omitempty"`
 	RefreshError string    `json:"refreshError,omitempty"`
@@ -162,6 +167,27 @@ type upstream struct {
 	rev     uint64
 	checked time.Time
 	conn    *mcpConn
+	limiter *rate.Limiter // nil: no cap
+}
+
+// allow takes one call from the upstream's rate budget.
+func (u *upstream) allow() error {
+	u.mu.Lock()
+	per := u.entry.RatePerMinute
+	if per <= 0 {
+		u.limiter = nil
+		u.mu.Unlock()
+		return nil
+	}
+	if u.limiter == nil || u.limiter.Burst() != per {
+		u.limiter = rate.NewLimiter(rate.Limit(float64(per)/60), per)
+	}
+	l, name := u.limiter, u.entry.Name
+	u.mu.Unlock()
+	if !l.Allow() {
+		return api.Errorf(api.KindRateLimited, "upstream %s allows %d calls a minute; retry later", name, per)
+	}
+	return nil
 }
 
 // New returns a Registry over cfg.KV.
@@ -198,6 +224,7 @@ type AddRequest struct {
 	OpenAPIDocument string
 	BaseURL         string
 	Credential      *Credential
+	RatePerMinute   int
 	By              string // who registers it
 }
 
@@ -268,7 +295,11 @@ func (r *Registry) Add(ctx context.Context, in AddRequest) (Entry, error) {
 		return Entry{}, err
 	}
 	now := r.cfg.Now().UTC()
-	e := Entry{Name: in.Name, Credential: in.Credential, BaseURL: in.BaseURL, CreatedBy: in.By, Created: now, Approved: now, Refreshed: now}
+	if in.RatePerMinute < 0 || in.RatePerMinute > 1_000_000 {
+		return Entry{}, api.FieldErrorf(api.KindValidation, "rate_per_minute", "rate_per_minute %d: want 0 (no cap) to 1000000", in.RatePerMinute)
+	}
+	e := Entry{Name: in.Name, Credential: in.Credential, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute,
+		CreatedBy: in.By, Created: now, Approved: now, Refreshed: now}
 	switch {
 	case in.MCPURL != "":
 		e.Kind, e.URL = KindMCP, in.MCPURL
@@ -382,6 +413,9 @@ func (r *Registry) fetchDocument(ctx context.Context, e *Entry) ([]byte, error) 
 	}
 	req.Header.Set("Accept", "application/json, application/yaml, text/yaml, */*")
 	resp, err := r.cfg.Doer(ctx, r.upstreamOf(e), req)
+	if p, ok := forbidden(err); ok {
+		return nil, api.Errorf(api.KindForbidden, "fetching the OpenAPI document at %s refused: %s", e.URL, p.Detail)
+	}
 	if err != nil {
 		return nil, api.FieldErrorf(api.KindBadRequest, "openapi_url", "could not fetch the OpenAPI document at %s: %v", e.URL, err)
 	}

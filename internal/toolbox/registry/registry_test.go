@@ -132,3 +132,59 @@ func TestLazyRefreshAndPersistence(t *testing.T) {
 		t.Fatalf("node 1 after removal on node 2: %+v %v", tools, err)
 	}
 }
+
+// TestRateLimit: an upstream's per-node cap refuses calls beyond its burst.
+func TestRateLimit(t *testing.T) {
+	ctx := context.Background()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "calc", Version: "1"}, nil)
+	addTool(srv, "Add two numbers.")
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(ts.Close)
+	r, err := New(Config{KV: openKV(t), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	if _, err := r.Add(ctx, AddRequest{Name: "calc", MCPURL: ts.URL, RatePerMinute: -1}); !api.IsKind(err, api.KindValidation) {
+		t.Fatalf("negative rate: %v", err)
+	}
+	if _, err := r.Add(ctx, AddRequest{Name: "calc", MCPURL: ts.URL, RatePerMinute: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p := r.Provider("calc")
+	for i := range 2 {
+		if _, err := p.Call(ctx, toolbox.Caller{}, "calc.add", json.RawMessage(`{"a":1,"b":1}`)); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	_, err = p.Call(ctx, toolbox.Caller{}, "calc.add", json.RawMessage(`{"a":1,"b":1}`))
+	if !api.IsKind(err, api.KindRateLimited) || !strings.Contains(err.Error(), "2 calls a minute") {
+		t.Fatalf("third call: %v", err)
+	}
+}
+
+// TestUpstreamDown: a call to an upstream that went away is a tool error
+// the caller can read, and the pins stay when a refresh cannot reach it.
+func TestUpstreamDown(t *testing.T) {
+	ctx := context.Background()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "calc", Version: "1"}, nil)
+	addTool(srv, "Add two numbers.")
+	ts := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	r, err := New(Config{KV: openKV(t), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	if _, err := r.Add(ctx, AddRequest{Name: "calc", MCPURL: ts.URL}); err != nil {
+		t.Fatal(err)
+	}
+	ts.Close()
+	res, err := r.Provider("calc").Call(ctx, toolbox.Caller{}, "calc.add", json.RawMessage(`{"a":1,"b":1}`))
+	if err != nil || !res.IsError || !strings.Contains(res.Text, "calling add failed") {
+		t.Fatalf("call to a closed upstream: %+v %v", res, err)
+	}
+	e, err := r.Refresh(ctx, "calc")
+	if err != nil || e.RefreshError == "" || len(e.Tools) != 1 || e.Tools[0].Status != StatusOK {
+		t.Fatalf("refresh of a closed upstream: %+v %v", e, err)
+	}
+}
