@@ -228,7 +228,12 @@ type AddRequest struct {
 	By              string // who registers it
 }
 
-var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+var (
+	nameRE       = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	secretNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	queryNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.~-]{1,64}$`)
+	headerNameRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+)
 
 // ValidName checks a registry name: lowercase letters, digits, '_' and
 // '-', starting with a letter, at most 63 (no '.': it separates the
@@ -247,14 +252,14 @@ func (r *Registry) checkCredential(c *Credential) error {
 	if c.Secret == "" {
 		return api.FieldErrorf(api.KindValidation, "credential.secret", "credential needs the name of a secret (agentcloud secret set NAME first)")
 	}
-	if !regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`).MatchString(c.Secret) {
+	if !secretNameRE.MatchString(c.Secret) {
 		return api.FieldErrorf(api.KindValidation, "credential.secret", "secret name %q: want 1-128 of A-Z a-z 0-9 _ . -", c.Secret)
 	}
 	if c.Query != "" {
 		if c.Header != "" {
 			return api.FieldErrorf(api.KindValidation, "credential.query", "give either a header or a query parameter for the secret, not both")
 		}
-		if !regexp.MustCompile(`^[A-Za-z0-9_.~-]{1,64}$`).MatchString(c.Query) {
+		if !queryNameRE.MatchString(c.Query) {
 			return api.FieldErrorf(api.KindValidation, "credential.query", "query parameter name %q: want 1-64 of A-Z a-z 0-9 _ . ~ -", c.Query)
 		}
 		if c.Format == "" {
@@ -267,7 +272,7 @@ func (r *Registry) checkCredential(c *Credential) error {
 	if c.Format == "" {
 		c.Format = "Bearer {}"
 	}
-	if c.Query == "" && !regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`).MatchString(c.Header) {
+	if c.Query == "" && !headerNameRE.MatchString(c.Header) {
 		return api.FieldErrorf(api.KindValidation, "credential.header", "header name %q is not a valid HTTP header name", c.Header)
 	}
 	if strings.Count(c.Format, "{}") != 1 || strings.ContainsAny(c.Format, "\r\n\x00") || strings.Contains(c.Format, "{{") {
