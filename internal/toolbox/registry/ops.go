@@ -129,7 +129,7 @@ func (r *Registry) update(ctx context.Context, name string, change func(e *Entry
 		if err := change(&e); err != nil {
 			return Entry{}, err
 		}
-		b, err := json.Marshal(e)
+		b, err := marshalEntry(e)
 		if err != nil {
 			return Entry{}, err
 		}

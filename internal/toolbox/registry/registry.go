@@ -342,7 +342,7 @@ func (r *Registry) Add(ctx context.Context, in AddRequest) (Entry, error) {
 	}
 	e.Tools = pins
 	u.entry = e
-	b, err := json.Marshal(e)
+	b, err := marshalEntry(e)
 	if err != nil {
 		u.close()
 		return Entry{}, err
@@ -364,6 +364,26 @@ func (r *Registry) Add(ctx context.Context, in AddRequest) (Entry, error) {
 	r.mu.Unlock()
 	r.log.Info("tool upstream registered", "name", e.Name, "kind", e.Kind, "tools", len(e.Tools), "by", in.By)
 	return e, nil
+}
+
+// MaxEntryBytes bounds a stored entry (one KV value, under the store's
+// message size limit): an inline document plus every pinned definition.
+const MaxEntryBytes = 960 << 10
+
+func marshalEntry(e Entry) ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxEntryBytes {
+		hint := "register fewer tools"
+		if e.Document != "" {
+			hint = "serve the document from a URL (openapi_url) instead of sending it inline, or trim it"
+		}
+		return nil, api.Errorf(api.KindTooLarge, "upstream %s: its registry entry would be %d bytes, over the %d-byte limit; %s",
+			e.Name, len(b), MaxEntryBytes, hint)
+	}
+	return b, nil
 }
 
 func checkURL(field, raw string) error {

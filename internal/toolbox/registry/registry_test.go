@@ -188,3 +188,18 @@ func TestUpstreamDown(t *testing.T) {
 		t.Fatalf("refresh of a closed upstream: %+v %v", e, err)
 	}
 }
+
+// TestEntryTooLarge: an entry that would not fit one KV value is refused
+// with a 413 that says what to do.
+func TestEntryTooLarge(t *testing.T) {
+	r, err := New(Config{KV: openKV(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := "openapi: 3.0.0\ninfo: {title: x, version: '1', description: '" + strings.Repeat("x", MaxEntryBytes) + "'}\n" +
+		"paths: {/a: {get: {operationId: a, responses: {'200': {description: ok}}}}}\n"
+	_, err = r.Add(context.Background(), AddRequest{Name: "big", OpenAPIDocument: doc, BaseURL: "http://x.example"})
+	if !api.IsKind(err, api.KindTooLarge) || !strings.Contains(err.Error(), "openapi_url") {
+		t.Fatalf("oversized entry: %v", err)
+	}
+}
