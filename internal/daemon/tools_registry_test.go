@@ -199,6 +199,15 @@ func TestToolRegistryMCP(t *testing.T) {
 	_, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "web", MCPURL: html.URL})
 	wantKind(t, "not MCP", err, api.KindBadRequest, html.URL+" is not a reachable MCP server")
 
+	// An upstream cannot send the registry elsewhere: a redirect to another
+	// host is refused by the egress proxy.
+	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(up.URL, "127.0.0.1", "localhost", 1), http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redir.Close)
+	_, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "redir", MCPURL: redir.URL})
+	wantKind(t, "redirect elsewhere", err, api.KindForbidden, "host localhost is not a host of registered tool upstream redir")
+
 	// Duplicates, bad names and unknown upstreams are clear 4xx.
 	_, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "up", MCPURL: up.URL})
 	wantKind(t, "duplicate", err, api.KindConflict, "already registered")
@@ -218,6 +227,13 @@ func TestToolRegistryMCP(t *testing.T) {
 	}
 	if tools, err := p.Tools(ctx); err != nil || len(tools) != 0 {
 		t.Fatalf("removed upstream still lists %+v %v", tools, err)
+	}
+	eg, err := admin.Audit(ctx, client.AuditQuery{Type: "egress"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := json.Marshal(eg); !strings.Contains(string(raw), "/node/tool-registry") || strings.Contains(string(raw), secret) {
+		t.Fatalf("registry egress audit: %.400s", raw)
 	}
 	evs, err := admin.Audit(ctx, client.AuditQuery{Type: "secret"})
 	if err != nil {
