@@ -24,6 +24,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -55,6 +56,11 @@ type Daemon struct {
 	stopped   chan struct{}
 
 	egressHooks EgressTestHooks
+
+	// toolRegistry and toolSink are set by startToolRegistry and
+	// attachToolRegistry (tools_registry.go).
+	toolRegistry *registry.Registry
+	toolSink     providerSink
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.
@@ -138,6 +144,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err := d.startTools(ctx); err != nil {
 		return err
 	}
+	if err := d.startToolRegistry(ctx); err != nil {
+		return err
+	}
+	if d.tools.box != nil {
+		if err := d.attachToolRegistry(ctx, d.tools.box); err != nil {
+			return err
+		}
+	}
 
 	d.ln, err = net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
@@ -212,6 +226,7 @@ func (d *Daemon) closeParts() {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout.D())
 	defer cancel()
 	d.closeSandboxes()
+	d.closeToolRegistry()
 	if d.sessions != nil {
 		if err := d.sessions.Close(ctx); err != nil {
 			d.log.Warn("close sessions", "err", err)

@@ -114,6 +114,9 @@ func (f sessionFetcher) Fetch(ctx context.Context, c session.Caller, req *http.R
 // An approvable denial consumes an approved approval for the same request,
 // or records a pending one whose id the caller sees.
 func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.Decision, error) {
+	if rc, _ := ctx.Value(registryCallKey{}).(*registryCall); rc != nil {
+		return s.decideRegistryEgress(ctx, rc, r) // tools_registry.go
+	}
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
 	if ec != nil && !secrets.HostAllowed(ec.allow, r.Host) {
 		return egress.Decision{Verdict: egress.Deny,
@@ -216,6 +219,9 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 	}
 	if len(names) == 0 {
 		return nil, nil
+	}
+	if rc, _ := ctx.Value(registryCallKey{}).(*registryCall); rc != nil {
+		return s.substituteRegistrySecret(ctx, rc, caller, names, host, h) // tools_registry.go
 	}
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
 	p, err := identity.ParsePrincipal(s.td, caller.ID)

@@ -1,0 +1,445 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/audit"
+	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/policy"
+	"github.com/agentcloud/agentcloud/internal/policy/egresspolicy"
+	"github.com/agentcloud/agentcloud/internal/secrets"
+	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/toolbox"
+	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
+	"github.com/cedar-policy/cedar-go/types"
+)
+
+// providerSink is where registered upstreams are plugged in as toolbox
+// providers: the *toolbox.Toolbox, once wired (see attachToolRegistry).
+type providerSink interface {
+	AddProvider(name string, p toolbox.Provider) error
+	RemoveProvider(name string) bool
+}
+
+// registryNode is the SPIFFE node name the registry's upstream requests
+// go out under (spiffe://TD/node/tool-registry).
+const registryNode = "tool-registry"
+
+// auditToolRegistry is the audit event type of registry changes.
+const auditToolRegistry = "toolregistry"
+
+// maxRedactBody bounds a response buffered to strip a secret echoed back.
+const maxRedactBody = 16 << 20
+
+// registryCallKey carries a *registryCall on an upstream request's context.
+type registryCallKey struct{}
+
+// registryCall describes one outbound request for a registered upstream:
+// the hosts it may go to, the one secret it may carry, and (filled in by
+// the secret hook) the substituted values, so they can be stripped from
+// whatever comes back.
+type registryCall struct {
+	upstream string
+	hosts    []string
+	secret   string
+	values   []string
+}
+
+// startToolRegistry opens the registry of upstream tools and its routes,
+// and plugs every registered upstream into the toolbox if one is attached.
+// Must be called after d.router and d.proxy exist.
+func (d *Daemon) startToolRegistry(ctx context.Context) error {
+	kv, err := d.store.KV(ctx, registry.Bucket, store.KVOptions{Description: "registered tool upstreams and their pinned definitions"})
+	if err != nil {
+		return err
+	}
+	d.toolRegistry, err = registry.New(registry.Config{KV: kv, Doer: d.registryDo, Logger: d.log.With("component", "toolregistry")})
+	if err != nil {
+		return err
+	}
+	d.toolRegistryRoutes()
+	return d.attachToolRegistry(ctx, d.toolSink)
+}
+
+// attachToolRegistry plugs the registry into the toolbox: every upstream
+// registered now, and those added or removed later through the API.
+func (d *Daemon) attachToolRegistry(ctx context.Context, sink providerSink) error {
+	d.toolSink = sink
+	if d.toolRegistry == nil || sink == nil {
+		return nil
+	}
+	return d.plugUpstreams(ctx)
+}
+
+func (d *Daemon) plugUpstreams(ctx context.Context) error {
+	names, err := d.toolRegistry.Names(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := d.toolSink.AddProvider(n, d.toolRegistry.Provider(n)); err != nil {
+			return fmt.Errorf("tool registry %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) closeToolRegistry() {
+	if d.toolRegistry != nil {
+		d.toolRegistry.Close()
+		d.toolRegistry = nil
+	}
+}
+
+// ToolRegistryProvider returns the toolbox provider of a registered
+// upstream, for tests that call upstream tools without the toolbox.
+func (d *Daemon) ToolRegistryProvider(name string) toolbox.Provider {
+	return d.toolRegistry.Provider(name)
+}
+
+// registryDo sends an upstream request through the egress proxy as
+// spiffe://TD/node/tool-registry: only to the upstream's hosts, with its
+// credential's placeholder filled in by the secret hook, audited. A secret
+// value the upstream echoes back is replaced before anyone reads it.
+func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http.Request) (*http.Response, error) {
+	rc := &registryCall{upstream: up.Name, hosts: up.Hosts}
+	if up.Credential != nil {
+		rc.secret = up.Credential.Secret
+	}
+	ctx = context.WithValue(ctx, registryCallKey{}, rc)
+	caller := egress.Caller{ID: "tool-registry"}
+	if d.sec != nil {
+		id, err := identity.NewID(d.sec.td, identity.KindNode, registryNode)
+		if err != nil {
+			return nil, err
+		}
+		caller.ID = id.String()
+	}
+	req = req.WithContext(ctx)
+	if strings.Contains(req.URL.RawQuery, "secret") {
+		if err := d.substituteRegistryQuery(ctx, rc, caller, req); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := d.proxy.Do(ctx, caller, req)
+	if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
+		return nil, api.Errorf(api.KindForbidden, "%s", rc.redact(err.Error()))
+	}
+	if err != nil {
+		return nil, errors.New(rc.redact(err.Error()))
+	}
+	if len(rc.values) == 0 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRedactBody+1))
+	if err != nil {
+		return nil, errors.New(rc.redact(err.Error()))
+	}
+	if len(b) > maxRedactBody {
+		return nil, fmt.Errorf("upstream %s: response over %d bytes", up.Name, maxRedactBody)
+	}
+	b = []byte(rc.redact(string(b)))
+	for k, vs := range resp.Header {
+		for i, v := range vs {
+			resp.Header[k][i] = rc.redact(v)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// substituteRegistryQuery fills in a credential placeholder sent as a
+// query parameter. The egress secret hook sees only headers, so the same
+// checks run here, before the request is handed to the proxy: the host
+// must be one of the upstream's, the secret the upstream's own and allowed
+// for the host. Errors and responses are redacted as for headers.
+func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, caller egress.Caller, req *http.Request) error {
+	q := req.URL.Query()
+	h := http.Header{}
+	var names []string
+	for k, vs := range q {
+		for _, v := range vs {
+			if ns := secrets.Placeholders(v); len(ns) > 0 {
+				h[k] = vs
+				names = append(names, ns...)
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	host := strings.ToLower(req.URL.Hostname())
+	if d.sec == nil || !slices.Contains(rc.hosts, host) {
+		return api.Errorf(api.KindForbidden, "secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
+	}
+	if _, err := d.sec.substituteRegistrySecret(ctx, rc, caller, names, host, h); err != nil {
+		return api.Errorf(api.KindForbidden, "%v", err)
+	}
+	for k, vs := range h {
+		q[k] = vs
+	}
+	req.URL.RawQuery = q.Encode()
+	return nil
+}
+
+// redact replaces every substituted secret value (raw, JSON-escaped and
+// URL-escaped) in s.
+func (rc *registryCall) redact(s string) string {
+	for _, v := range rc.values {
+		if v == "" {
+			continue
+		}
+		forms := []string{v, url.QueryEscape(v), url.PathEscape(v)}
+		if q, err := json.Marshal(v); err == nil {
+			forms = append(forms, string(q[1:len(q)-1]))
+		}
+		for _, f := range forms {
+			s = strings.ReplaceAll(s, f, "[secret "+rc.secret+"]")
+		}
+	}
+	return s
+}
+
+// decideRegistryEgress allows a registry request to the hosts of the
+// upstream an administrator registered, unless a policy forbids it.
+func (s *security) decideRegistryEgress(ctx context.Context, rc *registryCall, r egress.Request) (egress.Decision, error) {
+	if !slices.Contains(rc.hosts, r.Host) {
+		return egress.Decision{Verdict: egress.Deny,
+			Reason: fmt.Sprintf("host %s is not a host of registered tool upstream %s", r.Host, rc.upstream)}, nil
+	}
+	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
+	if err != nil || p.Kind != identity.KindNode || p.Name != registryNode {
+		return egress.Decision{Verdict: egress.Deny, Reason: "tool upstream requests must come from the registry"}, nil
+	}
+	host, puid := egresspolicy.HostUID(r.Host), policy.PrincipalUID(p)
+	ents := types.EntityMap{host: types.Entity{UID: host}, puid: types.Entity{UID: puid}}
+	dec, err := s.engine.Decide(ctx, ents, policy.Request{Principal: puid, Action: egresspolicy.Action, Resource: host})
+	if err != nil {
+		return egress.Decision{}, err
+	}
+	if !dec.Allowed && len(dec.Reasons) > 0 {
+		return egress.Decision{Verdict: egress.Deny, Reason: "policy: denied by " + strings.Join(dec.Reasons, ", ")}, nil
+	}
+	return egress.Decision{Verdict: egress.Allow, Reason: "host of tool upstream " + rc.upstream + ", registered by an administrator"}, nil
+}
+
+// substituteRegistrySecret fills in the credential of a registry request:
+// only the secret the upstream was registered with, only for the hosts the
+// secret allows. The substituted values are remembered for redaction.
+func (s *security) substituteRegistrySecret(ctx context.Context, rc *registryCall, caller egress.Caller, names []string, host string, h http.Header) ([]string, error) {
+	deny := func(name, reason string) ([]string, error) {
+		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
+			Resource: "Secret::" + name, Outcome: "deny", Reason: reason, Detail: map[string]any{"host": host, "upstream": rc.upstream}})
+		return nil, fmt.Errorf("secret %s: %s", name, reason)
+	}
+	for _, n := range names {
+		if n != rc.secret {
+			return deny(n, "not the credential of tool upstream "+rc.upstream)
+		}
+	}
+	before := map[string][]string{}
+	for k, vs := range h {
+		before[k] = slices.Clone(vs)
+	}
+	used, err := s.secrets.Substitute(ctx, host, h)
+	if err != nil {
+		return deny(strings.Join(names, ","), err.Error())
+	}
+	for k, vs := range h {
+		for i, v := range vs {
+			if i < len(before[k]) && before[k][i] != v {
+				rc.values = append(rc.values, v, secretPart(before[k][i], v))
+			}
+		}
+	}
+	for _, n := range used {
+		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
+			Resource: "Secret::" + n, Outcome: "allow", Detail: map[string]any{"host": host, "upstream": rc.upstream}})
+	}
+	return used, nil
+}
+
+// secretPart is what replaced the one placeholder in tmpl to give v: the
+// bare secret value.
+func secretPart(tmpl, v string) string {
+	i := strings.Index(tmpl, "{{secret:")
+	j := strings.Index(tmpl, "}}")
+	if i < 0 || j < i || strings.Count(tmpl, "{{secret:") != 1 {
+		return v
+	}
+	prefix, suffix := tmpl[:i], tmpl[j+2:]
+	if len(v) < len(prefix)+len(suffix) || !strings.HasPrefix(v, prefix) || !strings.HasSuffix(v, suffix) {
+		return v
+	}
+	return v[len(prefix) : len(v)-len(suffix)]
+}
+
+func (d *Daemon) toolRegistryRoutes() {
+	const tag = "tools"
+	rt, reg := d.router, d.toolRegistry
+	name := func(r *http.Request) string { return r.PathValue("name") }
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry", Tag: tag,
+		Summary: "Register an upstream MCP server or OpenAPI document; its tools are pinned by hash (administrators only).",
+		Request: api.ToolRegistryAddRequest{}, Response: api.ToolRegistryEntry{}, Status: http.StatusCreated,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			var in api.ToolRegistryAddRequest
+			if err := httpapi.DecodeJSON(r, &in); err != nil {
+				return err
+			}
+			if err := d.checkCredentialSecret(r.Context(), in.Credential); err != nil {
+				return err
+			}
+			add := registry.AddRequest{Name: in.Name, MCPURL: in.MCPURL, OpenAPIURL: in.OpenAPIURL,
+				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute, By: caller(r).ID}
+			if c := in.Credential; c != nil {
+				add.Credential = &registry.Credential{Secret: c.Secret, Header: c.Header, Format: c.Format, Query: c.Query}
+			}
+			e, err := reg.Add(r.Context(), add)
+			if err != nil {
+				return err
+			}
+			if d.toolSink != nil {
+				if err := d.toolSink.AddProvider(e.Name, reg.Provider(e.Name)); err != nil {
+					return fmt.Errorf("plug in tool registry %s: %w", e.Name, err)
+				}
+			}
+			d.auditRegistry(r, "toolregistry.add", e.Name, map[string]any{"kind": e.Kind, "url": e.URL, "tools": len(e.Tools)})
+			httpapi.WriteJSON(w, http.StatusCreated, entryWire(e))
+			return nil
+		}})
+	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/tool-registry", Tag: tag,
+		Summary:  "List registered tool upstreams with each tool's pin and status (administrators only).",
+		Response: api.ToolRegistryList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			es, err := reg.List(r.Context())
+			if err != nil {
+				return err
+			}
+			out := api.ToolRegistryList{Upstreams: make([]api.ToolRegistryEntry, 0, len(es))}
+			for _, e := range es {
+				out.Upstreams = append(out.Upstreams, entryWire(e))
+			}
+			httpapi.WriteJSON(w, http.StatusOK, out)
+			return nil
+		}})
+	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/tool-registry/{name}", Tag: tag,
+		Summary:  "Show one registered tool upstream (administrators only).",
+		Response: api.ToolRegistryEntry{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			e, err := reg.Get(r.Context(), name(r))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, entryWire(e))
+			return nil
+		}})
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry/{name}/refresh", Tag: tag,
+		Summary:  "Fetch the upstream's tool definitions now; changed and new tools are quarantined (administrators only).",
+		Response: api.ToolRegistryEntry{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			e, err := reg.Refresh(r.Context(), name(r))
+			if err != nil {
+				return err
+			}
+			d.auditRegistry(r, "toolregistry.refresh", e.Name, map[string]any{"quarantined": quarantined(e), "error": e.RefreshError})
+			httpapi.WriteJSON(w, http.StatusOK, entryWire(e))
+			return nil
+		}})
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry/{name}/approve", Tag: tag,
+		Summary: "Re-pin quarantined tools (all, or those named) to what the upstream serves now (administrators only).",
+		Request: api.ToolApproveRequest{}, Response: api.ToolApproveResult{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			var in api.ToolApproveRequest
+			if r.ContentLength != 0 {
+				if err := httpapi.DecodeJSON(r, &in); err != nil {
+					return err
+				}
+			}
+			e, done, err := reg.Approve(r.Context(), name(r), in.Tools)
+			if err != nil {
+				return err
+			}
+			d.auditRegistry(r, "toolregistry.approve", e.Name, map[string]any{"tools": done})
+			httpapi.WriteJSON(w, http.StatusOK, api.ToolApproveResult{Approved: append([]string{}, done...), Upstream: entryWire(e)})
+			return nil
+		}})
+	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/tool-registry/{name}", Tag: tag,
+		Summary: "Unregister a tool upstream; its tools leave the toolbox (administrators only).",
+		Status:  http.StatusNoContent, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			if err := reg.Remove(r.Context(), name(r)); err != nil {
+				return err
+			}
+			if d.toolSink != nil {
+				_ = d.toolSink.RemoveProvider(name(r))
+			}
+			d.auditRegistry(r, "toolregistry.remove", name(r), nil)
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}})
+}
+
+// checkCredentialSecret refuses a credential naming a secret that does not exist.
+func (d *Daemon) checkCredentialSecret(ctx context.Context, c *api.ToolCredential) error {
+	if c == nil || c.Secret == "" || d.sec == nil {
+		return nil
+	}
+	if _, err := d.sec.secrets.Describe(ctx, c.Secret); errors.Is(err, secrets.ErrNotFound) {
+		return api.FieldErrorf(api.KindValidation, "credential.secret", "no secret named %q: create it first (agentcloud secret set %s --allow-host HOST)", c.Secret, c.Secret)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+func (d *Daemon) auditRegistry(r *http.Request, action, name string, detail map[string]any) {
+	if d.sec == nil {
+		return
+	}
+	_ = d.sec.audit.Record(r.Context(), api.AuditEvent{Type: auditToolRegistry, Principal: caller(r).ID, Action: action,
+		Resource: "ToolUpstream::" + name, Outcome: "allow", Detail: detail})
+}
+
+func quarantined(e registry.Entry) []string {
+	var out []string
+	for _, t := range e.Tools {
+		if t.Status == registry.StatusQuarantined {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
+// entryWire renders an entry for the API: never a secret value (the
+// registry holds none), and the inline document left out.
+func entryWire(e registry.Entry) api.ToolRegistryEntry {
+	out := api.ToolRegistryEntry{Name: e.Name, Kind: e.Kind, URL: e.URL, BaseURL: e.BaseURL, Notes: e.Notes, RatePerMinute: e.RatePerMinute,
+		RefreshError: e.RefreshError, CreatedBy: e.CreatedBy, Created: e.Created, Approved: e.Approved, Refreshed: e.Refreshed,
+		Tools: make([]api.RegistryTool, 0, len(e.Tools))}
+	if c := e.Credential; c != nil {
+		out.Credential = &api.ToolCredential{Secret: c.Secret, Header: c.Header, Format: c.Format, Query: c.Query}
+	}
+	for _, t := range e.Tools {
+		rt := api.RegistryTool{Name: e.Name + "." + t.Name, Tool: t.Name, Description: t.Description, InputSchema: t.InputSchema,
+			Hash: t.Hash, Status: t.Status, Reason: t.Reason, PendingHash: t.PendingSum}
+		if t.Op != nil {
+			rt.Endpoint = t.Op.Method + " " + t.Op.Server + t.Op.Path
+		}
+		if len(rt.InputSchema) == 0 {
+			rt.InputSchema = json.RawMessage("{}")
+		}
+		out.Tools = append(out.Tools, rt)
+	}
+	return out
+}
