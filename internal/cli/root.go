@@ -93,7 +93,8 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 	root.AddCommand(newVersionCmd(g), newServeCmd(g), newStatusCmd(g), newDeployCmd(g), newDevCmd(g),
 		newAgentsCmd(g), newSessionsCmd(g), newCallCmd(g), newBenchCmd(g),
 		newSandboxCmd(g), newRunCmd(g),
-		newTokenCmd(g), newIdentityCmd(g), newPolicyCmd(g), newSecretCmd(g), newApprovalsCmd(g), newAuditCmd(g))
+		newTokenCmd(g), newIdentityCmd(g), newPolicyCmd(g), newSecretCmd(g), newApprovalsCmd(g), newAuditCmd(g),
+		newModelsCmd(g), newUsageCmd(g))
 	return root
 }
 

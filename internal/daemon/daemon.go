@@ -22,6 +22,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,7 @@ type Daemon struct {
 	sessions *session.Manager
 	// sandboxes is set by startSandboxes (sandbox.go).
 	sandboxes *sandboxParts
+	models    *modelgw.Gateway // set by startModels (models.go)
 	reg       *prometheus.Registry
 	router    *httpapi.Router
 	srv       *http.Server
@@ -132,6 +134,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.securityRoutes()
 	d.sessions.SecureRoutes(d.router, d.sec)
 	if err := d.startSandboxes(ctx); err != nil {
+		return err
+	}
+	if err := d.startModels(ctx); err != nil {
 		return err
 	}
 
