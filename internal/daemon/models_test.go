@@ -121,6 +121,23 @@ func TestModelGateway(t *testing.T) {
 	if code, _ := callAgent(t, alice, "bot", "s1", ""); code != 200 {
 		t.Fatal("a budget of session s2 stopped session s1")
 	}
+	// A session's SVID over HTTP is attributed to that session, and its
+	// stream passes through the egress proxy with the usage chunk.
+	sess := userClient(t, d, admin, "session:bot/s9")
+	resp, err := sess.Raw(ctx, "POST", "/v1/chat/completions", strings.NewReader(
+		`{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`), "application/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || !bytes.Contains(stream, []byte(`"usage":{`)) || !bytes.HasSuffix(stream, []byte("data: [DONE]\n\n")) {
+		t.Fatalf("stream %q: %s", resp.Header.Get("Content-Type"), stream)
+	}
+	rep, err = admin.Usage(ctx, "bot", "s9", "")
+	if err != nil || rep.Total.Requests != 1 || rep.Total.CompletionTokens != 4 {
+		t.Fatalf("s9 usage %+v %v", rep, err)
+	}
 	for _, r := range llm.Requests() {
 		if r.Authorization != "Bearer "+key {
 			t.Fatalf("provider saw Authorization %q", r.Authorization)

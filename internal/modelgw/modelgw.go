@@ -140,6 +140,7 @@ type Gateway struct {
 	kv    store.KV
 	cache *cache
 	locks keyLocks
+	known sync.Map // KV key -> known
 
 	pmu      sync.Mutex // protects provs and provsAt
 	provs    []api.ModelProvider
@@ -374,35 +375,53 @@ func (l *keyLocks) lock(key string) func() {
 	return mu.Unlock
 }
 
+// known is the last value and revision this node wrote or read for a key,
+// so an update can go straight to compare-and-set (one round trip); a
+// conflict means another node wrote, and the key is read again.
+type known struct {
+	rev uint64
+	val []byte
+}
+
 // update applies fn to the JSON value at key under compare-and-set,
-// retrying on conflicts. A missing key is passed as nil; fn returning
-// errSkip writes nothing.
+// retrying on conflicts. A missing key is passed as nil; an error from fn
+// (such as errSkip) writes nothing.
 func (g *Gateway) update(ctx context.Context, key string, fn func(old []byte) ([]byte, error)) error {
 	defer g.locks.lock(key)()
 	for range 100 {
-		e, err := g.kv.Get(ctx, key)
-		var old []byte
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			e.Revision = 0
-		case err != nil:
-			return err
-		default:
-			old = e.Value
+		var cur known
+		if v, ok := g.known.Load(key); ok {
+			cur = v.(known)
+		} else {
+			e, err := g.kv.Get(ctx, key)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return err
+			default:
+				cur = known{rev: e.Revision, val: e.Value}
+			}
 		}
-		nv, err := fn(old)
+		nv, err := fn(cur.val)
 		if err != nil {
 			return err
 		}
-		if e.Revision == 0 {
-			_, err = g.kv.Create(ctx, key, nv)
+		var rev uint64
+		if cur.rev == 0 {
+			rev, err = g.kv.Create(ctx, key, nv)
 		} else {
-			_, err = g.kv.Update(ctx, key, nv, e.Revision)
+			rev, err = g.kv.Update(ctx, key, nv, cur.rev)
 		}
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) {
+			g.known.Delete(key)
 			continue
 		}
-		return err
+		if err != nil {
+			g.known.Delete(key)
+			return err
+		}
+		g.known.Store(key, known{rev: rev, val: nv})
+		return nil
 	}
 	return fmt.Errorf("update %s: too many concurrent writers", key)
 }
