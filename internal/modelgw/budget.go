@@ -27,7 +27,7 @@ func (g *Gateway) SetBudget(ctx context.Context, req api.ModelBudgetRequest) (ap
 	out := api.ModelBudget{Agent: req.Agent, Session: req.Session, Tokens: req.Tokens}
 	if req.Tokens == 0 {
 		defer g.locks.lock(key)()
-		g.known.Delete(key)
+		g.known.Remove(key)
 		if err := g.kv.Delete(ctx, key); err != nil {
 			return out, fmt.Errorf("remove budget: %w", err)
 		}

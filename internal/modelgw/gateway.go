@@ -70,7 +70,7 @@ func (g *Gateway) complete(ctx context.Context, c Caller, kind endpoint, body []
 func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 	var key string
 	if g.cache != nil && cl.req.cacheable() {
-		k, err := cl.req.cacheKey(cl.routes)
+		k, err := cl.req.cacheKey(cacheScope(cl.caller), cl.routes)
 		if err == nil {
 			key = k
 			if hit, ok := g.cache.get(key); ok {
@@ -104,6 +104,16 @@ func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 		g.cache.put(key, ans.data, ans.route.provider.Name)
 	}
 	return &Result{Body: ans.data, Provider: ans.route.provider.Name}, nil
+}
+
+// cacheScope is who may share cached answers: the sessions of one agent,
+// or one API user. Another tenant's identical prompt is not answered from
+// (and cannot probe) this one's entries.
+func cacheScope(c Caller) string {
+	if c.Agent != "" {
+		return "agent:" + c.Agent
+	}
+	return c.User
 }
 
 // usageOf reads the usage member of an answer (nil if absent).

@@ -312,6 +312,10 @@ func TestCacheTemperatureZero(t *testing.T) {
 	if n := len(a.Requests()); n != 4 {
 		t.Fatalf("provider saw %d requests, want 4", n)
 	}
+	// Another tenant's identical request is not answered from this cache.
+	if res, err := e.gw.Chat(context.Background(), Caller{User: "user:other"}, []byte(req)); err != nil || res.CacheHit {
+		t.Fatalf("other tenant: %+v %v", res, err)
+	}
 	rep, err := e.gw.Usage(context.Background(), UsageFilter{User: "admin"})
 	if err != nil || rep.Total.Requests != 5 || rep.Total.CacheHits != 1 {
 		t.Fatalf("usage %+v %v", rep, err)
@@ -584,7 +588,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil || !json.Valid(out) {
 			t.Fatalf("body: %v", err)
 		}
-		if _, err := r.cacheKey([]route{rt}); err != nil {
+		if _, err := r.cacheKey("agent:a", []route{rt}); err != nil {
 			t.Fatalf("cache key: %v", err)
 		}
 	})

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/store"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Caller is who a model call is made for: the session of an agent, an
@@ -140,7 +142,7 @@ type Gateway struct {
 	kv    store.KV
 	cache *cache
 	locks keyLocks
-	known sync.Map // KV key -> known
+	known *lru.Cache[string, known] // recently written KV keys
 
 	pmu      sync.Mutex // protects provs and provsAt
 	provs    []api.ModelProvider
@@ -155,6 +157,10 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	cfg = cfg.withDefaults()
 	g := &Gateway{cfg: cfg, kv: cfg.KV}
+	var err error
+	if g.known, err = lru.New[string, known](16384); err != nil {
+		return nil, err
+	}
 	if cfg.CacheEntries > 0 {
 		c, err := newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Now)
 		if err != nil {
@@ -365,12 +371,14 @@ func (r route) cost(prompt, completion int64) float64 {
 }
 
 // keyLocks serialises read-modify-write of one KV key on this node, so
-// compare-and-set conflicts happen only between nodes.
-type keyLocks struct{ m sync.Map } // key -> *sync.Mutex
+// compare-and-set conflicts happen only between nodes. Keys share a fixed
+// set of stripes, so the locks do not grow with the number of sessions.
+type keyLocks struct{ stripes [256]sync.Mutex }
 
 func (l *keyLocks) lock(key string) func() {
-	v, _ := l.m.LoadOrStore(key, &sync.Mutex{})
-	mu := v.(*sync.Mutex)
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	mu := &l.stripes[h.Sum32()%uint32(len(l.stripes))]
 	mu.Lock()
 	return mu.Unlock
 }
@@ -390,8 +398,8 @@ func (g *Gateway) update(ctx context.Context, key string, fn func(old []byte) ([
 	defer g.locks.lock(key)()
 	for range 100 {
 		var cur known
-		if v, ok := g.known.Load(key); ok {
-			cur = v.(known)
+		if v, ok := g.known.Get(key); ok {
+			cur = v
 		} else {
 			e, err := g.kv.Get(ctx, key)
 			switch {
@@ -413,14 +421,14 @@ func (g *Gateway) update(ctx context.Context, key string, fn func(old []byte) ([
 			rev, err = g.kv.Update(ctx, key, nv, cur.rev)
 		}
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists) {
-			g.known.Delete(key)
+			g.known.Remove(key)
 			continue
 		}
 		if err != nil {
-			g.known.Delete(key)
+			g.known.Remove(key)
 			return err
 		}
-		g.known.Store(key, known{rev: rev, val: nv})
+		g.known.Add(key, known{rev: rev, val: nv})
 		return nil
 	}
 	return fmt.Errorf("update %s: too many concurrent writers", key)

@@ -244,9 +244,10 @@ func canonNumbers(v any) any {
 	return v
 }
 
-// cacheKey is the sha256 of the canonical request (keys sorted at every
-// level, numbers as written) and the routes it resolved to.
-func (r *request) cacheKey(routes []route) (string, error) {
+// cacheKey is the sha256 of the scope (who may share the answer), the
+// canonical request (keys sorted at every level, numbers in one form) and
+// the routes it resolved to.
+func (r *request) cacheKey(scope string, routes []route) (string, error) {
 	var v any
 	b, err := json.Marshal(r.fields)
 	if err != nil {
@@ -262,6 +263,8 @@ func (r *request) cacheKey(routes []route) (string, error) {
 		return "", err
 	}
 	h := sha256.New()
+	h.Write([]byte(scope))
+	h.Write([]byte{0})
 	h.Write([]byte(r.kind))
 	h.Write([]byte{0})
 	h.Write(canon)
