@@ -176,6 +176,12 @@ func TestFallbackOrderAndKeyInjection(t *testing.T) {
 	if len(c.Requests()) != 0 {
 		t.Fatal("provider c was called although b answered")
 	}
+	// A model name may hold a colon without naming a provider.
+	e.provider(openaitest.New(t, "d"), 4, "", "llama3:8b")
+	resp = e.post("/v1/chat/completions", `{"model":"llama3:8b","messages":[{"role":"user","content":"x"}]}`, nil)
+	if body := readAll(t, resp); resp.StatusCode != 200 || content(t, []byte(body)) != "hello from d" {
+		t.Fatalf("colon model: %d %s", resp.StatusCode, body)
+	}
 	// "provider:model" pins one provider.
 	resp = e.post("/v1/chat/completions", `{"model":"c:model-c","messages":[{"role":"user","content":"x"}]}`, nil)
 	if body := readAll(t, resp); resp.StatusCode != 200 || content(t, []byte(body)) != "hello from c" {

@@ -173,9 +173,12 @@ func New(cfg Config) (*Gateway, error) {
 
 var providerNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-// validModelName accepts what providers use: letters, digits and . _ - / @
+// modelNameRE accepts what providers use: letters, digits and . _ - / @ + :
 // (no spaces or control characters), up to 256 bytes.
-var modelNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/@+-]{0,255}$`)
+var (
+	modelNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/@+:-]{0,255}$`)
+	secretNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+)
 
 // ValidateProvider checks p and fills defaults; errors name the field.
 func ValidateProvider(p *api.ModelProvider) error {
@@ -187,7 +190,7 @@ func ValidateProvider(p *api.ModelProvider) error {
 		return api.FieldErrorf(api.KindValidation, "base_url", "base URL %q: want http(s)://host[:port]/path, without credentials, query or fragment", p.BaseURL)
 	}
 	p.BaseURL = strings.TrimRight(p.BaseURL, "/")
-	if p.Secret != "" && !regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`).MatchString(p.Secret) {
+	if p.Secret != "" && !secretNameRE.MatchString(p.Secret) {
 		return api.FieldErrorf(api.KindValidation, "secret", "secret name %q is not valid (letters, digits, _ . -)", p.Secret)
 	}
 	if len(p.Models) == 0 {
@@ -200,7 +203,7 @@ func ValidateProvider(p *api.ModelProvider) error {
 			up = pub
 		}
 		if !modelNameRE.MatchString(pub) || !modelNameRE.MatchString(up) {
-			return api.FieldErrorf(api.KindValidation, "models", "model %q: want name or alias=upstream-name (letters, digits, . _ / @ + -)", m)
+			return api.FieldErrorf(api.KindValidation, "models", "model %q: want name or alias=upstream-name (letters, digits, . _ / @ + : -)", m)
 		}
 		if seen[pub] {
 			return api.FieldErrorf(api.KindValidation, "models", "model %q is listed twice", pub)
@@ -315,14 +318,16 @@ type route struct {
 }
 
 // resolve lists the routes for model in fallback order: "provider:model"
-// pins one provider; otherwise every provider listing model (as a name or
-// an alias), by priority.
+// pins one provider (when a provider has that name; model names such as
+// "llama3:8b" may hold a colon too); otherwise every provider listing
+// model (as a name or an alias), by priority.
 func (g *Gateway) resolve(ctx context.Context, model string) ([]route, error) {
 	ps, err := g.Providers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	pin, rest, pinned := strings.Cut(model, ":")
+	pinned = pinned && slices.ContainsFunc(ps, func(p api.ModelProvider) bool { return p.Name == pin })
 	var out []route
 	for _, p := range ps {
 		name := model

@@ -51,7 +51,8 @@ func (e *attemptErr) Error() string {
 
 // send tries the routes in order, each up to 1+Retries times, and returns
 // the first success. A caller error (4xx other than 401, 403, 408, 429)
-// ends it at once as a problem with the provider's message.
+// ends it at once as a problem with the provider's message; 3xx, 401 and
+// 403 move on to the next provider without retrying.
 func (g *Gateway) send(ctx context.Context, c Caller, req *request, routes []route, capTokens int64) (*answer, error) {
 	var errs []string
 	allTimeouts := true
@@ -152,8 +153,8 @@ func (g *Gateway) attempt(ctx context.Context, c Caller, req *request, rt route,
 		e.retryAfter = retryAfter(resp.Header.Get("Retry-After"), g.cfg.Now())
 		switch {
 		case resp.StatusCode == 429 || resp.StatusCode >= 500 || resp.StatusCode == 408:
-		case resp.StatusCode == 401 || resp.StatusCode == 403:
-			e.next = true // the platform's key, not the caller's fault
+		case resp.StatusCode < 400 || resp.StatusCode == 401 || resp.StatusCode == 403:
+			e.next = true // a redirect or the platform's key: not the caller's fault
 		default:
 			e.final = true
 		}
