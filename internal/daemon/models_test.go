@@ -5,11 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
@@ -195,5 +200,62 @@ func TestModelsCLI(t *testing.T) {
 	}
 	if code, _, errs := run("models", "remove", "p1"); code != 0 {
 		t.Fatalf("models remove: %s", errs)
+	}
+}
+
+// BenchmarkModelGatewayDaemon measures a chat completion through a whole
+// daemon over loopback: bearer authentication, Cedar, the gateway, the
+// usage record (fsync per write), and for uncached calls the egress proxy
+// and a fake provider. Reports p50/p99 in microseconds.
+func BenchmarkModelGatewayDaemon(b *testing.B) {
+	cfg := config.Default()
+	cfg.Data = b.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	d, err := daemon.New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.SetEgressTestHooks(daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
+	if err := d.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = d.Shutdown(context.Background()) })
+	tok, err := os.ReadFile(filepath.Join(cfg.Data, auth.TokenFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	admin, err := client.New("http://"+d.Addr(), strings.TrimSpace(string(tok)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	llm := openaitest.New(b, "llm")
+	if _, err := admin.SetSecret(ctx, "K", api.SecretRequest{Value: "k", AllowHosts: []string{"llm.test"}}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := admin.AddModelProvider(ctx, api.ModelProvider{Name: "llm", Secret: "K", Models: []string{"default"},
+		BaseURL: strings.Replace(llm.BaseURL(), "127.0.0.1", "llm.test", 1)}); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		req  map[string]any
+	}{
+		{"uncached", map[string]any{"model": "default", "messages": []map[string]string{{"role": "user", "content": "hi"}}}},
+		{"cached", map[string]any{"model": "default", "temperature": 0, "messages": []map[string]string{{"role": "user", "content": "hi"}}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				start := time.Now()
+				if _, _, err := admin.ChatCompletion(ctx, tc.req); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50_us")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99_us")
+		})
 	}
 }
