@@ -52,8 +52,9 @@ func (d *Daemon) startModels(ctx context.Context) error {
 			}
 			return proxy.Do(ctx, egress.Caller{ID: nodeID}, req)
 		},
-		Authorize: d.sec.authorizeModel,
-		Logger:    d.log.With("component", "models"),
+		Authorize:   d.sec.authorizeModel,
+		CheckSecret: d.sec.checkModelSecret,
+		Logger:      d.log.With("component", "models"),
 	})
 	if err != nil {
 		return err
@@ -105,6 +106,22 @@ func (s *security) authorizeModel(ctx context.Context, c modelgw.Caller, model s
 	_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeDecision, Principal: c.Principal, Session: sessionName(ip),
 		Action: modelgw.InvokeAction, Resource: uidString(ruid), Outcome: "deny", Reason: strings.Join(d.Reasons, ",")})
 	return api.Errorf(api.KindForbidden, "%s", denialText(ip, modelgw.InvokeAction, ruid, d))
+}
+
+// checkModelSecret makes sure a provider's key exists and may go to its host.
+func (s *security) checkModelSecret(ctx context.Context, name, host string) error {
+	meta, err := s.secrets.Describe(ctx, name)
+	if errors.Is(err, secrets.ErrNotFound) {
+		return api.FieldErrorf(api.KindValidation, "secret", "secret %s does not exist: create it with agentcloud secret set %s --allow-host %s", name, name, host)
+	}
+	if err != nil {
+		return err
+	}
+	if !secrets.HostAllowed(meta.AllowHosts, host) {
+		return api.FieldErrorf(api.KindValidation, "secret", "secret %s may not be sent to %s (it allows %s): set it again with --allow-host %s",
+			name, host, strings.Join(meta.AllowHosts, ", "), host)
+	}
+	return nil
 }
 
 // modelDecider lets a model gateway call reach exactly its provider's

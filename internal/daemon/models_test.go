@@ -92,6 +92,10 @@ func TestModelGateway(t *testing.T) {
 	}
 	_, err = alice.AddModelProvider(ctx, api.ModelProvider{Name: "evil", BaseURL: "http://evil.test", Models: []string{"default"}})
 	wantKind(t, "user adding a provider", err, api.KindForbidden, "administrators")
+	_, err = admin.AddModelProvider(ctx, api.ModelProvider{Name: "p2", BaseURL: "http://other.test/v1", Secret: "LLM_KEY", Models: []string{"m"}})
+	wantKind(t, "provider on a host its secret does not allow", err, api.KindValidation, "--allow-host other.test")
+	_, err = admin.AddModelProvider(ctx, api.ModelProvider{Name: "p2", BaseURL: "http://other.test/v1", Secret: "NOPE", Models: []string{"m"}})
+	wantKind(t, "provider with a missing secret", err, api.KindValidation, "does not exist")
 	_, _, err = alice.ChatCompletion(ctx, map[string]any{"model": "nope", "messages": []map[string]string{{"role": "user", "content": "x"}}})
 	wantKind(t, "unknown model", err, api.KindNotFound, "nope")
 	rep, err := admin.Usage(ctx, "", "", "user:alice")
@@ -158,6 +162,9 @@ func TestModelsCLI(t *testing.T) {
 		var out, errb bytes.Buffer
 		code := cli.Main(ctx, append([]string{"--data", d.DataDir()}, args...), &out, &errb)
 		return code, out.String(), errb.String()
+	}
+	if _, err := admin.SetSecret(ctx, "K", api.SecretRequest{Value: "k", AllowHosts: []string{"llm.example"}}); err != nil {
+		t.Fatal(err)
 	}
 	if code, _, errs := run("models", "add", "p1", "--base-url", "https://llm.example/v1", "--secret", "K",
 		"--models", "default=gpt-x,emb", "--priority", "2", "--timeout", "5s", "--price", "default=0.15/0.60"); code != 0 {

@@ -67,6 +67,9 @@ type Config struct {
 	Do Doer     // required: the way out
 	// Authorize decides whether c may use model; nil allows.
 	Authorize func(ctx context.Context, c Caller, model string) error
+	// CheckSecret, if set, vets a provider's secret when it is added: it
+	// must exist and allow host. Its error is shown to the administrator.
+	CheckSecret func(ctx context.Context, name, host string) error
 
 	Retries       int           // per provider after the first attempt (default 2; -1 for none)
 	BackoffBase   time.Duration // default 200ms, doubled per retry, with jitter
@@ -233,6 +236,12 @@ func providerKey(name string) string { return store.Key("provider", name) }
 func (g *Gateway) PutProvider(ctx context.Context, p api.ModelProvider) (api.ModelProvider, error) {
 	if err := ValidateProvider(&p); err != nil {
 		return p, err
+	}
+	if p.Secret != "" && g.cfg.CheckSecret != nil {
+		u, _ := url.Parse(p.BaseURL)
+		if err := g.cfg.CheckSecret(ctx, p.Secret, strings.ToLower(u.Hostname())); err != nil {
+			return p, err
+		}
 	}
 	p.Created = g.cfg.Now().UTC()
 	b, err := json.Marshal(p)
