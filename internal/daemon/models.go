@@ -54,6 +54,7 @@ func (d *Daemon) startModels(ctx context.Context) error {
 		},
 		Authorize:   d.sec.authorizeModel,
 		CheckSecret: d.sec.checkModelSecret,
+		Metrics:     d.reg,
 		Logger:      d.log.With("component", "models"),
 	})
 	if err != nil {

@@ -74,6 +74,7 @@ func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 		if err == nil {
 			key = k
 			if hit, ok := g.cache.get(key); ok {
+				g.m.calls.WithLabelValues("cache_hit").Inc()
 				g.record(cl.caller, spend{provider: hit.provider, cacheHit: true})
 				return &Result{Body: hit.body, Provider: hit.provider, CacheHit: true}, nil
 			}
@@ -82,6 +83,7 @@ func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 	completion := cl.req.completionBound(g.cfg.DefaultMaxTokens)
 	res, err := g.reserve(ctx, cl.caller, cl.req.promptBound+completion)
 	if err != nil {
+		g.outcome(err)
 		return nil, err
 	}
 	capTokens := int64(0)
@@ -91,6 +93,7 @@ func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 	ans, err := g.send(ctx, cl.caller, cl.req, cl.routes, capTokens)
 	if err != nil {
 		res.settle(0)
+		g.outcome(err)
 		return nil, err
 	}
 	u := usageOf(ans.data)
@@ -99,11 +102,28 @@ func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 		prompt, comp = u.PromptTokens, u.CompletionTokens
 	}
 	res.settle(prompt + comp)
-	g.record(cl.caller, spend{provider: ans.route.provider.Name, prompt: prompt, completion: comp, cost: ans.route.cost(prompt, comp)})
+	g.spent(cl.caller, ans.route, prompt, comp)
 	if key != "" {
 		g.cache.put(key, ans.data, ans.route.provider.Name)
 	}
 	return &Result{Body: ans.data, Provider: ans.route.provider.Name}, nil
+}
+
+// spent settles the books of a call that a provider answered.
+func (g *Gateway) spent(c Caller, rt route, prompt, completion int64) {
+	g.m.calls.WithLabelValues("ok").Inc()
+	g.m.tokens.WithLabelValues(rt.provider.Name, "prompt").Add(float64(prompt))
+	g.m.tokens.WithLabelValues(rt.provider.Name, "completion").Add(float64(completion))
+	g.record(c, spend{provider: rt.provider.Name, prompt: prompt, completion: completion, cost: rt.cost(prompt, completion)})
+}
+
+// outcome counts a failed call.
+func (g *Gateway) outcome(err error) {
+	if api.IsKind(err, api.KindBudgetExceeded) {
+		g.m.calls.WithLabelValues("budget_exceeded").Inc()
+		return
+	}
+	g.m.calls.WithLabelValues("error").Inc()
 }
 
 // cacheScope is who may share cached answers: the sessions of one agent,
@@ -134,6 +154,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, cl *call) e
 	completion := cl.req.completionBound(g.cfg.DefaultMaxTokens)
 	res, err := g.reserve(ctx, cl.caller, cl.req.promptBound+completion)
 	if err != nil {
+		g.outcome(err)
 		return err
 	}
 	capTokens := int64(0)
@@ -143,6 +164,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, cl *call) e
 	ans, err := g.send(ctx, cl.caller, cl.req, cl.routes, capTokens)
 	if err != nil {
 		res.settle(0)
+		g.outcome(err)
 		return err
 	}
 	defer ans.body.Close()
@@ -164,7 +186,7 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, cl *call) e
 		prompt, comp = u.PromptTokens, u.CompletionTokens
 	}
 	res.settle(prompt + comp)
-	g.record(cl.caller, spend{provider: ans.route.provider.Name, prompt: prompt, completion: comp, cost: ans.route.cost(prompt, comp)})
+	g.spent(cl.caller, ans.route, prompt, comp)
 	if perr != nil && !errors.Is(perr, io.EOF) {
 		g.cfg.Logger.WarnContext(ctx, "model stream ended early", "provider", ans.route.provider.Name, "err", perr)
 	}

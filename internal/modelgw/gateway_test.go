@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // env is a gateway on a real store, with a real secrets manager filling in
@@ -175,6 +177,18 @@ func TestFallbackOrderAndKeyInjection(t *testing.T) {
 	}
 	if len(c.Requests()) != 0 {
 		t.Fatal("provider c was called although b answered")
+	}
+	for _, m := range []struct {
+		provider, result string
+		want             float64
+	}{{"a", "500", 1}, {"a", "503", 1}, {"b", "ok", 1}, {"c", "ok", 0}} {
+		var d dto.Metric
+		if err := e.gw.m.attempts.WithLabelValues(m.provider, m.result).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.GetCounter().GetValue(); got != m.want {
+			t.Errorf("attempts{%s,%s} = %v, want %v", m.provider, m.result, got, m.want)
+		}
 	}
 	// A model name may hold a colon without naming a provider.
 	e.provider(openaitest.New(t, "d"), 4, "", "llama3:8b")
@@ -596,6 +610,43 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if _, err := r.cacheKey("agent:a", []route{rt}); err != nil {
 			t.Fatalf("cache key: %v", err)
+		}
+	})
+}
+
+// FuzzPipeSSE: whatever a provider streams is passed through byte for byte,
+// and a usage member is found only in data lines.
+func FuzzPipeSSE(f *testing.F) {
+	f.Add([]byte("data: {\"choices\":[]}\n\ndata: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("event: x\r\ndata: {\"usage\":null}\r\n\r\n"))
+	f.Add([]byte("no newline at the end"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rec := httptest.NewRecorder()
+		u, err := pipeSSE(rec, http.NewResponseController(rec), strings.NewReader(string(in)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Body.String() != string(in) {
+			t.Fatalf("output differs from input")
+		}
+		if u != nil && !strings.Contains(string(in), "data:") {
+			t.Fatalf("usage %+v found outside a data line", u)
+		}
+	})
+}
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"120", "Wed, 21 Oct 2015 07:28:00 GMT", "-1", "1e9", ""} {
+		f.Add(s)
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, v string) {
+		d := retryAfter(v, now)
+		if d < 0 {
+			t.Fatalf("retryAfter(%q) = %v", v, d)
+		}
+		if _, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && d > 24*time.Hour {
+			t.Fatalf("retryAfter(%q) = %v: seconds are capped at a day", v, d)
 		}
 	})
 }

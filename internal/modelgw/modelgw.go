@@ -32,6 +32,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/store"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Caller is who a model call is made for: the session of an agent, an
@@ -90,6 +91,9 @@ type Config struct {
 	// writes on this node refresh it at once).
 	ProviderTTL time.Duration
 
+	// Metrics registers the gateway's collectors (nil: not exported).
+	Metrics prometheus.Registerer
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -146,6 +150,7 @@ type Gateway struct {
 	cache *cache
 	locks keyLocks
 	known *lru.Cache[string, known] // recently written KV keys
+	m     *metrics
 
 	pmu      sync.Mutex // protects provs and provsAt
 	provs    []api.ModelProvider
@@ -163,6 +168,9 @@ func New(cfg Config) (*Gateway, error) {
 	var err error
 	if g.known, err = lru.New[string, known](16384); err != nil {
 		return nil, err
+	}
+	if g.m, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("modelgw metrics: %w", err)
 	}
 	if cfg.CacheEntries > 0 {
 		c, err := newCache(cfg.CacheEntries, cfg.CacheTTL, cfg.Now)

@@ -42,6 +42,17 @@ type attemptErr struct {
 	timeout bool
 }
 
+// result labels the attempt in metrics.
+func (e *attemptErr) result() string {
+	switch {
+	case e.status != 0:
+		return strconv.Itoa(e.status)
+	case e.timeout:
+		return "timeout"
+	}
+	return "error"
+}
+
 func (e *attemptErr) Error() string {
 	if e.status != 0 {
 		return fmt.Sprintf("%s: HTTP %d: %s", e.provider, e.status, e.msg)
@@ -64,8 +75,10 @@ func (g *Gateway) send(ctx context.Context, c Caller, req *request, routes []rou
 		for attempt := 0; attempt <= g.cfg.Retries; attempt++ {
 			ans, aerr := g.attempt(ctx, c, req, rt, body)
 			if aerr == nil {
+				g.m.attempts.WithLabelValues(rt.provider.Name, "ok").Inc()
 				return ans, nil
 			}
+			g.m.attempts.WithLabelValues(rt.provider.Name, aerr.result()).Inc()
 			if ctx.Err() != nil {
 				return nil, api.Errorf(api.KindTimeout, "model call abandoned: %v", context.Cause(ctx))
 			}
