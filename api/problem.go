@@ -47,6 +47,10 @@ const (
 
 	// KindSandboxLimit: a sandbox's memory, process or disk limit was hit.
 	KindSandboxLimit Kind = "sandbox-limit-exceeded"
+
+	// KindBudgetExceeded: a model call would exceed the caller's token
+	// budget (402: not worth retrying until the budget is raised).
+	KindBudgetExceeded Kind = "budget-exceeded"
 )
 
 var kindStatus = map[Kind]int{
@@ -69,6 +73,7 @@ var kindStatus = map[Kind]int{
 	KindSessionCrashed:        http.StatusBadGateway,
 	KindAgentError:            http.StatusBadGateway,
 	KindSandboxLimit:          http.StatusInsufficientStorage,
+	KindBudgetExceeded:        http.StatusPaymentRequired,
 }
 
 // Kinds returns every known kind, for documentation and tests.

@@ -22,6 +22,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
@@ -47,7 +48,8 @@ type Daemon struct {
 	sessions *session.Manager
 	// sandboxes is set by startSandboxes (sandbox.go).
 	sandboxes *sandboxParts
-	tools     toolParts // set by startTools (tools.go)
+	tools     toolParts        // set by startTools (tools.go)
+	models    *modelgw.Gateway // set by startModels (models.go)
 	reg       *prometheus.Registry
 	router    *httpapi.Router
 	srv       *http.Server
@@ -151,6 +153,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		if err := d.attachToolRegistry(ctx, d.tools.box); err != nil {
 			return err
 		}
+	}
+	if err := d.startModels(ctx); err != nil {
+		return err
 	}
 
 	d.ln, err = net.Listen("tcp", d.cfg.Listen)

@@ -61,8 +61,8 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	cfg := egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress"),
 		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback}
 	if s := d.sec; s != nil {
-		cfg.Decider = s
-		cfg.Secrets = s.substituteSecrets
+		cfg.Decider = modelDecider{next: s} // model gateway calls: models.go
+		cfg.Secrets = s.modelSecrets(s.substituteSecrets)
 		cfg.Auditor = egress.AuditorFunc(s.auditEgress)
 		cfg.ClientCert = s.clientCert
 	}

@@ -14,6 +14,7 @@ const (
 	TypeSecret   = "Secret"
 	TypeHost     = "Host"
 	TypeApproval = "Approval"
+	TypeModel    = "Model"
 	TypePlatform = "Platform"
 )
 
