@@ -68,12 +68,6 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 			return err
 		}
 	}
-	tmpl, err := cur.template(ctx, m)
-	if err != nil {
-		return api.Errorf(api.KindSessionCrashed, "%v", err)
-	}
-	spec := cur.spec
-	spec.SessionID = k.id
 	var snap []byte
 	if s.meta.Hibernated && s.meta.Version == cur.rec.Digest {
 		if se, err := m.snapshots.Get(ctx, mkey); err == nil {
@@ -82,13 +76,9 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 			return fmt.Errorf("load snapshot: %w", err)
 		}
 	}
-	iso, err := m.cfg.Runtime.Restore(ctx, spec, snap, tmpl)
-	if err != nil && snap != nil {
-		m.log.Warn("snapshot unusable; starting from the template", "agent", k.agent, "session", k.id, "err", err)
-		iso, err = m.cfg.Runtime.Restore(ctx, spec, nil, tmpl)
-	}
+	iso, err := m.start(ctx, cur, k, snap)
 	if err != nil {
-		return api.Errorf(api.KindSessionCrashed, "start session %s/%s: %v", k.agent, k.id, err)
+		return err
 	}
 	s.iso, s.ver = iso, cur
 	s.meta.Version = cur.rec.Digest
@@ -168,7 +158,7 @@ func (m *Manager) callFailed(s *session, err, cause error) error {
 			_ = s.iso.Close(context.Background())
 			s.iso = nil
 			m.forget(s)
-			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.spec.MemoryMiB)
+			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB())
 		}
 		return api.Errorf(api.KindAgentError, "agent threw %s", jsErr.Error())
 	}
@@ -209,11 +199,7 @@ func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error
 		m.forget(s)
 		return nil
 	}
-	tmpl, err := s.ver.template(ctx, m)
-	if err != nil {
-		return err
-	}
-	snap, err := s.iso.Snapshot(tmpl)
+	snap, err := s.iso.Snapshot()
 	if err != nil {
 		return fmt.Errorf("snapshot %s/%s: %w", s.key.agent, s.key.id, err)
 	}

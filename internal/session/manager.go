@@ -103,7 +103,7 @@ type Manager struct {
 type session struct {
 	key  sessKey
 	mu   sync.Mutex
-	iso  *isolate.Isolate // nil when not activated
+	iso  instance // nil when not activated
 	ver  *version
 	meta Meta
 	// gone is set (under mu) when the session left the live map; a request
