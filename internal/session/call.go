@@ -80,7 +80,7 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
-	s.iso, s.ver = iso, cur
+	s.iso, s.ver, s.fresh = iso, cur, true
 	s.meta.Version = cur.rec.Digest
 	return nil
 }
@@ -106,6 +106,7 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, err
 	}
 	m.touch(s)
+	m.requestDone(s)
 	m.maybeEvict()
 	return resp, nil
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/isolate"
@@ -61,6 +62,11 @@ type Config struct {
 	MemoryBudget int64
 	// JanitorInterval is how often idle sessions are looked for (default 1s).
 	JanitorInterval time.Duration
+	// TrimAfter is how long a live session stays quiet before its isolate
+	// gives back memory it can do without (isolate.Isolate.Trim; default
+	// 1s). A session is also trimmed right after the request that
+	// activated it.
+	TrimAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -94,6 +100,7 @@ type Manager struct {
 	alarms   *alarmScheduler
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	trims    atomic.Int64
 	closeErr error
 }
 
@@ -112,6 +119,10 @@ type session struct {
 	lastActive time.Time // guarded by Manager.mu
 	elem       *list.Element
 	mem        int64
+	// fresh is set (under mu) on activation and cleared by the first
+	// request; trimmed says the isolate was trimmed since its last request.
+	fresh   bool
+	trimmed atomic.Bool
 }
 
 // New opens the session buckets. Start begins background work.
@@ -124,6 +135,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = time.Second
+	}
+	if cfg.TrimAfter <= 0 {
+		cfg.TrimAfter = time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -191,9 +205,13 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	var errs []error
 	for _, s := range live {
-		if err := m.hibernate(ctx, s, true); err != nil {
-			errs = append(errs, err)
+		s.mu.Lock() // waits for a request or background trim in flight
+		if !s.gone {
+			if err := m.hibernate(ctx, s, true); err != nil {
+				errs = append(errs, err)
+			}
 		}
+		s.mu.Unlock()
 	}
 	m.closeErr = errors.Join(errs...)
 	return m.closeErr
@@ -285,7 +303,7 @@ func (m *Manager) janitor() {
 // recently used ones while live memory is over budget.
 func (m *Manager) sweep(ctx context.Context) {
 	now := m.now()
-	var victims []*session
+	var victims, quiet []*session
 	m.mu.Lock()
 	over := m.liveMem - m.cfg.MemoryBudget
 	for e := m.lru.Back(); e != nil; e = e.Prev() {
@@ -300,9 +318,17 @@ func (m *Manager) sweep(ctx context.Context) {
 			over -= s.mem
 		case idle > 0 && now.Sub(s.lastActive) >= idle:
 			victims = append(victims, s)
+		case now.Sub(s.lastActive) >= m.cfg.TrimAfter && !s.trimmed.Load():
+			quiet = append(quiet, s)
 		}
 	}
 	m.mu.Unlock()
+	for _, s := range quiet {
+		if s.mu.TryLock() { // busy: not quiet after all
+			m.trimLocked(s)
+			s.mu.Unlock()
+		}
+	}
 	for _, s := range victims {
 		if !s.mu.TryLock() {
 			continue // busy: not idle after all
@@ -320,13 +346,48 @@ func (m *Manager) sweep(ctx context.Context) {
 type Stats struct {
 	Live       int
 	LiveMemory int64
+	// Trims counts isolates trimmed while their sessions were quiet.
+	Trims int64
 }
 
 // Stats returns live session counts.
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Live: m.lru.Len(), LiveMemory: m.liveMem}
+	return Stats{Live: m.lru.Len(), LiveMemory: m.liveMem, Trims: m.trims.Load()}
+}
+
+// requestDone runs after each request (s.mu held): the session is no longer
+// trimmed, and a session just activated is trimmed in the background, since
+// activation leaves the most to give back (restore buffers, grown stacks)
+// and most sessions go quiet after a request or two.
+func (m *Manager) requestDone(s *session) {
+	s.trimmed.Store(false)
+	if !s.fresh {
+		return
+	}
+	s.fresh = false
+	s.trimmed.Store(true) // the janitor need not pick it too
+	iso := s.iso
+	go func() { // short-lived: waits for the input gate, trims, returns
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.iso == iso {
+			m.trimLocked(s)
+		}
+	}()
+}
+
+// trimLocked trims s's isolate; s.mu must be held.
+func (m *Manager) trimLocked(s *session) {
+	if s.gone || s.iso == nil {
+		return
+	}
+	if err := s.iso.Trim(); err != nil {
+		m.log.Debug("trim", "agent", s.key.agent, "session", s.key.id, "err", err)
+	}
+	s.trimmed.Store(true)
+	m.trims.Add(1)
 }
 
 // SetService makes svc reachable from agent code as env.<name>; nil removes

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
@@ -164,5 +165,40 @@ func TestWasmDeployErrors(t *testing.T) {
 	}
 	if _, err := m.Agent(context.Background(), "w"); !api.IsKind(err, api.KindNotFound) {
 		t.Fatalf("a failed deploy left the agent deployed: %v", err)
+	}
+}
+
+// TestIdleSessionsTrimmed checks that a session is trimmed after the request
+// that activated it and again once quiet after later requests, and that
+// a trimmed session keeps its globals, also through hibernation.
+func TestIdleSessionsTrimmed(t *testing.T) {
+	m := openManager(t, t.TempDir(), func(c *Config) { c.TrimAfter = 100 * time.Millisecond })
+	deploy(t, m, counterManifest, counterJS)
+	waitTrims := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for m.Stats().Trims < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("trims = %d, want %d", m.Stats().Trims, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	var got struct{ Global, Stored int }
+	_ = json.Unmarshal([]byte(mustCall(t, m, "counter", "t", "/")), &got)
+	waitTrims(1) // after activation
+	for i := 2; i <= 3; i++ {
+		_ = json.Unmarshal([]byte(mustCall(t, m, "counter", "t", "/")), &got)
+		if got.Global != i {
+			t.Fatalf("call %d after trim: %+v", i, got)
+		}
+	}
+	waitTrims(2) // quiet again
+	if err := m.Hibernate(context.Background(), "counter", "t"); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal([]byte(mustCall(t, m, "counter", "t", "/")), &got)
+	if got.Global != 4 || got.Stored != 4 {
+		t.Fatalf("after trim and hibernation: %+v", got)
 	}
 }
