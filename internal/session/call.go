@@ -82,6 +82,11 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 	}
 	s.iso, s.ver, s.fresh = iso, cur, true
 	s.meta.Version = cur.rec.Digest
+	if err := m.attachIdentity(ctx, s); err != nil {
+		_ = iso.Close(context.WithoutCancel(ctx))
+		s.iso = nil
+		return err
+	}
 	return nil
 }
 

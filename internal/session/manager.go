@@ -35,6 +35,8 @@ type Fetcher interface {
 type Caller struct {
 	Agent   string
 	Session string
+	// ID is the session's SPIFFE ID from the Identity provider ("" without one).
+	ID string
 	// Egress is the agent manifest's host allowlist.
 	Egress []string
 	// Tools is the agent manifest's tool list (what it asks to call).
@@ -101,6 +103,7 @@ type Manager struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	trims    atomic.Int64
+	identity Identity // nil: sessions have no workload identity
 	closeErr error
 }
 
@@ -123,6 +126,8 @@ type session struct {
 	// request; trimmed says the isolate was trimmed since its last request.
 	fresh   bool
 	trimmed atomic.Bool
+	// spiffeID is the identity attached at activation (under mu).
+	spiffeID string
 }
 
 // New opens the session buckets. Start begins background work.
@@ -253,6 +258,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 // forget removes s from the live map; s.mu must be held.
 func (m *Manager) forget(s *session) {
 	s.gone = true
+	m.releaseIdentity(s)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.sessions[s.key] == s {
