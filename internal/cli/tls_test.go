@@ -117,3 +117,28 @@ func TestCLIAgainstTLSDaemon(t *testing.T) {
 		t.Fatalf("http to a TLS daemon: %d %s", code, errs)
 	}
 }
+
+// FuzzLoadCA: any --ca-cert file content gives certificates or an error
+// naming the flag, never a panic.
+func FuzzLoadCA(f *testing.F) {
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("not pem"))
+	f.Add([]byte{})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "ca.crt")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		certs, _, err := loadCA(p)
+		if err != nil {
+			if !strings.Contains(err.Error(), "--ca-cert") {
+				t.Fatalf("error does not name the flag: %v", err)
+			}
+			return
+		}
+		if len(certs) == 0 {
+			t.Fatal("no error and no certificates")
+		}
+	})
+}
