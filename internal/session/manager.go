@@ -363,25 +363,38 @@ func (m *Manager) Stats() Stats {
 	return Stats{Live: m.lru.Len(), LiveMemory: m.liveMem, Trims: m.trims.Load()}
 }
 
+// freshTrimDelay is how long after the request that activated a session
+// its isolate is trimmed, if it has been quiet since.
+const freshTrimDelay = 50 * time.Millisecond
+
 // requestDone runs after each request (s.mu held): the session is no longer
-// trimmed, and a session just activated is trimmed in the background, since
-// activation leaves the most to give back (restore buffers, grown stacks)
-// and most sessions go quiet after a request or two.
+// trimmed, and a session just activated is trimmed shortly after if it
+// stays quiet, since activation leaves the most to give back (restore
+// buffers, grown stacks) and most sessions go quiet after a request or two.
+// The delay keeps the trim off the CPU while activations come in bursts, and
+// skips sessions hibernated meanwhile.
 func (m *Manager) requestDone(s *session) {
 	s.trimmed.Store(false)
 	if !s.fresh {
 		return
 	}
 	s.fresh = false
-	s.trimmed.Store(true) // the janitor need not pick it too
 	iso := s.iso
-	go func() { // short-lived: waits for the input gate, trims, returns
-		s.mu.Lock()
+	time.AfterFunc(freshTrimDelay, func() {
+		if !s.mu.TryLock() {
+			return // busy: the janitor trims it once quiet
+		}
 		defer s.mu.Unlock()
-		if s.iso == iso {
+		if s.iso != iso || s.trimmed.Load() {
+			return
+		}
+		m.mu.Lock()
+		quiet := m.now().Sub(s.lastActive) >= freshTrimDelay/2
+		m.mu.Unlock()
+		if quiet {
 			m.trimLocked(s)
 		}
-	}()
+	})
 }
 
 // trimLocked trims s's isolate; s.mu must be held.
