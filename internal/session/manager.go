@@ -97,14 +97,16 @@ type Manager struct {
 	lru      *list.List // of *session, most recent at front
 	liveMem  int64
 
-	vmu      sync.Mutex          // guards versionCache
-	vcache   map[string]*version // digest -> loaded version (template built lazily)
-	alarms   *alarmScheduler
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	trims    atomic.Int64
-	identity Identity // nil: sessions have no workload identity
-	closeErr error
+	vmu    sync.Mutex          // guards versionCache
+	vcache map[string]*version // digest -> loaded version (template built lazily)
+	alarms *alarmScheduler
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	trims  atomic.Int64
+	// lastActivation is when the latest activation started (UnixNano).
+	lastActivation atomic.Int64
+	identity       Identity // nil: sessions have no workload identity
+	closeErr       error
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
@@ -245,6 +247,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 			continue
 		}
 		if s.iso == nil {
+			m.lastActivation.Store(time.Now().UnixNano())
 			if err := m.activate(ctx, s); err != nil {
 				m.forget(s)
 				s.mu.Unlock()
@@ -364,15 +367,21 @@ func (m *Manager) Stats() Stats {
 }
 
 // freshTrimDelay is how long after the request that activated a session
-// its isolate is trimmed, if it has been quiet since.
-const freshTrimDelay = 50 * time.Millisecond
+// its isolate is trimmed, if it has been quiet since. The trim also waits
+// for a lull of trimLull in activations (at most trimMaxWaits more delays),
+// so it does not compete with a burst of them for the CPU.
+const (
+	freshTrimDelay = 50 * time.Millisecond
+	trimLull       = 10 * time.Millisecond
+	trimMaxWaits   = 10
+)
 
 // requestDone runs after each request (s.mu held): the session is no longer
 // trimmed, and a session just activated is trimmed shortly after if it
 // stays quiet, since activation leaves the most to give back (restore
 // buffers, grown stacks) and most sessions go quiet after a request or two.
-// The delay keeps the trim off the CPU while activations come in bursts, and
-// skips sessions hibernated meanwhile.
+// Sessions hibernated or busy by then are skipped (the janitor trims busy
+// ones once quiet).
 func (m *Manager) requestDone(s *session) {
 	s.trimmed.Store(false)
 	if !s.fresh {
@@ -380,9 +389,16 @@ func (m *Manager) requestDone(s *session) {
 	}
 	s.fresh = false
 	iso := s.iso
-	time.AfterFunc(freshTrimDelay, func() {
+	waits := 0
+	var fire func()
+	fire = func() {
+		if waits < trimMaxWaits && time.Duration(time.Now().UnixNano()-m.lastActivation.Load()) < trimLull {
+			waits++
+			time.AfterFunc(freshTrimDelay, fire)
+			return
+		}
 		if !s.mu.TryLock() {
-			return // busy: the janitor trims it once quiet
+			return
 		}
 		defer s.mu.Unlock()
 		if s.iso != iso || s.trimmed.Load() {
@@ -394,7 +410,8 @@ func (m *Manager) requestDone(s *session) {
 		if quiet {
 			m.trimLocked(s)
 		}
-	})
+	}
+	time.AfterFunc(freshTrimDelay, fire)
 }
 
 // trimLocked trims s's isolate; s.mu must be held.
