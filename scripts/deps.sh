@@ -9,6 +9,11 @@ command -v runsc >/dev/null || need_apt+=(runsc)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v wat2wasm >/dev/null || need_apt+=(wabt)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+# clang for wasm32-wasi builds examples/wasm-counter (C against the host ABI).
+command -v clang >/dev/null || need_apt+=(clang)
+command -v wasm-ld >/dev/null || need_apt+=(lld)
+[ -f /usr/lib/wasm32-wasi/libc.a ] || need_apt+=(wasi-libc)
+compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null || need_apt+=(libclang-rt-dev-wasm32)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "deps: installing ${need_apt[*]}"

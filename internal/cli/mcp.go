@@ -39,8 +39,18 @@ Client configuration, e.g.:
 			if server == "" {
 				return fmt.Errorf("no daemon to talk to: pass --server URL (or run one locally with agentcloud serve)")
 			}
+			if !strings.Contains(server, "://") {
+				server = "http://" + server
+			}
+			hc, err := g.httpClient(server)
+			if err != nil {
+				return err
+			}
+			if hc == nil {
+				hc = &http.Client{}
+			}
 			b := &stdioBridge{endpoint: strings.TrimSuffix(server, "/") + "/mcp", token: token,
-				hc: &http.Client{}, out: g.stdout, log: g.stderr}
+				hc: hc, out: g.stdout, log: g.stderr}
 			return b.run(cmd.Context(), cmd.InOrStdin())
 		},
 	})

@@ -26,8 +26,10 @@ type globals struct {
 	token  string
 	data   string
 	output string
-	stdout io.Writer
-	stderr io.Writer
+	// TLS client settings (tls.go).
+	caCert, clientCert, clientKey string
+	stdout                        io.Writer
+	stderr                        io.Writer
 }
 
 // Main runs the CLI with args (without the program name) and returns the exit code.
@@ -64,7 +66,13 @@ func describe(err error) string {
 		if p.Status == 401 {
 			s += "\nhint: pass --token or set AGENTCLOUD_TOKEN (a local daemon's admin token is in <data>/admin.token)"
 		}
+		if h := tlsHint(err); h != "" {
+			s += "\nhint: " + h
+		}
 		return s
+	}
+	if h := tlsHint(err); h != "" {
+		return err.Error() + "\nhint: " + h
 	}
 	return err.Error()
 }
@@ -89,6 +97,9 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 	pf.StringVar(&g.server, "server", os.Getenv("AGENTCLOUD_SERVER"), "daemon URL (env AGENTCLOUD_SERVER; default: <data>/api.addr, else "+client.DefaultServer+")")
 	pf.StringVar(&g.token, "token", os.Getenv("AGENTCLOUD_TOKEN"), "bearer token (env AGENTCLOUD_TOKEN; default: <data>/admin.token)")
 	pf.StringVar(&g.data, "data", envOr("AGENTCLOUD_DATA", "./agentcloud-data"), "data directory (env AGENTCLOUD_DATA)")
+	pf.StringVar(&g.caCert, "ca-cert", os.Getenv("AGENTCLOUD_CA_CERT"), "CA to verify an https:// daemon (env AGENTCLOUD_CA_CERT; default: <data>/ca/ca.crt)")
+	pf.StringVar(&g.clientCert, "client-cert", os.Getenv("AGENTCLOUD_CLIENT_CERT"), "client certificate for mTLS (env AGENTCLOUD_CLIENT_CERT; default: <data>/admin.crt)")
+	pf.StringVar(&g.clientKey, "client-key", os.Getenv("AGENTCLOUD_CLIENT_KEY"), "client certificate's key (env AGENTCLOUD_CLIENT_KEY; default: <data>/admin.key)")
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(newVersionCmd(g), newServeCmd(g), newStatusCmd(g), newDeployCmd(g), newDevCmd(g),
 		newAgentsCmd(g), newSessionsCmd(g), newCallCmd(g), newBenchCmd(g),
@@ -109,7 +120,21 @@ func envOr(k, def string) string {
 // daemon's address and admin token in the data dir when not given.
 func (g *globals) client() (*client.Client, error) {
 	server, token := g.credentials()
-	c, err := client.New(server, token)
+	var opts []client.Option
+	if server == "" {
+		server = client.DefaultServer
+	}
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	hc, err := g.httpClient(server)
+	if err != nil {
+		return nil, err
+	}
+	if hc != nil {
+		opts = append(opts, client.WithHTTPClient(hc))
+	}
+	c, err := client.New(server, token, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --server: %w", err)
 	}
@@ -121,7 +146,9 @@ func (g *globals) client() (*client.Client, error) {
 func (g *globals) credentials() (server, token string) {
 	server, token = g.server, g.token
 	if server == "" {
-		if b, err := os.ReadFile(filepath.Join(g.data, daemon.AddrFile)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(g.data, daemon.URLFile)); err == nil {
+			server = strings.TrimSpace(string(b)) // a --tls daemon: https://
+		} else if b, err := os.ReadFile(filepath.Join(g.data, daemon.AddrFile)); err == nil {
 			server = "http://" + strings.TrimSpace(string(b))
 		}
 	}

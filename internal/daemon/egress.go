@@ -84,7 +84,7 @@ func (f sessionFetcher) Fetch(ctx context.Context, c session.Caller, req *http.R
 	if f.sec == nil {
 		return f.proxy.Do(ctx, egress.Caller{ID: "agent/" + c.Agent + "/session/" + c.Session}, req)
 	}
-	id, err := identity.NewID(f.sec.td, identity.KindSession, c.Agent+"/"+c.Session)
+	id, err := sessionID(f.sec.td, c)
 	if err != nil {
 		return nil, fmt.Errorf("session identity: %w", err)
 	}

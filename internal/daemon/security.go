@@ -98,8 +98,7 @@ type security struct {
 	omu    sync.RWMutex // protects owners
 	owners map[string]OwnerFunc
 
-	rmu      sync.Mutex // protects rotators
-	rotators map[string]*identity.Rotator
+	svids *sessionSVIDs // session identities (session_identity.go)
 
 	stop chan struct{} // closed by close; stops the revocation pruner
 	wg   sync.WaitGroup
@@ -122,7 +121,7 @@ func newSecurity(ctx context.Context, cfg securityConfig) (*security, error) {
 		return nil, fmt.Errorf("trust domain %q: %w", cfg.TrustDomain, err)
 	}
 	s := &security{log: cfg.Log, td: td, bootstrap: cfg.Bootstrap, now: time.Now,
-		owners: map[string]OwnerFunc{}, rotators: map[string]*identity.Rotator{}}
+		owners: map[string]OwnerFunc{}}
 	s.admin = httpapi.Principal{ID: spiffeid.RequireFromSegments(td, "admin", "admin").String(), Kind: string(identity.KindAdmin)}
 	if s.kv, err = cfg.Store.KV(ctx, "security", store.KVOptions{Description: "policies, trusted hosts, secret owners, session labels"}); err != nil {
 		return nil, fmt.Errorf("security: %w", err)
@@ -227,8 +226,12 @@ func ensureJWTKey(dir string) error {
 	return nil
 }
 
-// attach connects the session manager (for owners and manifests).
-func (s *security) attach(m *session.Manager) { s.sessions = m }
+// attach connects the session manager (for owners and manifests) and gives
+// its sessions their identities.
+func (s *security) attach(m *session.Manager) {
+	s.sessions = m
+	s.startSessionIdentities(m)
+}
 
 // RegisterResourceOwner makes resources of typ (e.g. "Sandbox") subject to
 // ownership in authorization: fn reports each one's owner (the SPIFFE ID of
@@ -334,21 +337,11 @@ func (s *security) parseSubject(sub string) (identity.Principal, error) {
 	return identity.PrincipalFromID(s.td, id)
 }
 
-// sessionSVID returns the X.509-SVID of a session (for its upstream client
-// certificate), issuing it on first use and rotating it at half-life. The
+// sessionSVID returns the X.509-SVID source of a session (for its upstream
+// client certificate), minted at the session's activation or now. The
 // private key stays in the daemon; agent code never sees it.
 func (s *security) sessionSVID(id spiffeid.ID) (*identity.Rotator, error) {
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	if r, ok := s.rotators[id.String()]; ok {
-		return r, nil
-	}
-	r, err := s.ca.NewRotator(id)
-	if err != nil {
-		return nil, err
-	}
-	s.rotators[id.String()] = r
-	return r, nil
+	return s.svids.rotator(id)
 }
 
 // rateCounter counts requests per principal in the current minute, for the

@@ -343,6 +343,16 @@ func (w *WasmIsolate) Err() error {
 	return w.dead
 }
 
+// MemoryBytes is the current size of the module's linear memory.
+func (w *WasmIsolate) MemoryBytes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dead != nil {
+		return 0
+	}
+	return int(w.mod.Memory().Size())
+}
+
 // mutableGlobals lists the module's exported mutable globals, sorted.
 func (w *WasmIsolate) mutableGlobals() []string {
 	var names []string

@@ -39,10 +39,12 @@ type versionRecord struct {
 }
 
 // version is a loaded agent version: its isolate spec and, once built, the
-// post-init template every session of it starts from.
+// post-init template every session of it starts from (for runtime "wasm",
+// the module; once records that it was checked to start).
 type version struct {
 	rec             versionRecord
 	spec            isolate.Spec
+	wasm            *isolate.WasmSpec // runtime "wasm": the module (spec unused)
 	idle, cpu, wall time.Duration
 	once            sync.Once
 	tmpl            *isolate.Template
@@ -86,9 +88,6 @@ func short(digest string) string {
 // version (durable state is kept; in-memory globals start fresh).
 func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersion, error) {
 	name := b.Manifest.Name
-	if b.Manifest.Runtime == "wasm" {
-		return api.AgentVersion{}, api.FieldErrorf(api.KindValidation, "runtime", "runtime \"wasm\" agents are not supported by this daemon yet: use runtime \"js\"")
-	}
 	tgz, err := b.TarGz()
 	if err != nil {
 		return api.AgentVersion{}, fmt.Errorf("pack bundle: %w", err)
@@ -99,7 +98,11 @@ func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersio
 	if err != nil {
 		return api.AgentVersion{}, err
 	}
-	if _, err := v.template(ctx, m); err != nil {
+	if err := v.check(ctx, m); err != nil {
+		if v.isWasm() {
+			return api.AgentVersion{}, api.FieldErrorf(api.KindValidation, "entry",
+				"wasm module %q does not load: %v (see the host ABI in internal/isolate/ABI.md)", b.Manifest.Entry, err)
+		}
 		return api.AgentVersion{}, api.Errorf(api.KindValidation, "agent code failed to initialise: %v", err)
 	}
 	vkey := store.Key(name, b.Digest)
@@ -158,6 +161,19 @@ func (m *Manager) newVersion(rec versionRecord, b *bundle.Bundle) (*version, err
 	if !ok {
 		return nil, api.FieldErrorf(api.KindValidation, "entry", "entry file %q is not in the bundle", man.Entry)
 	}
+	v := &version{
+		rec:  rec,
+		idle: time.Duration(man.Limits.IdleSeconds) * time.Second,
+		cpu:  time.Duration(man.Limits.CPUMs) * time.Millisecond,
+		wall: time.Duration(man.Limits.WallMs) * time.Millisecond,
+	}
+	if man.Runtime == bundle.RuntimeWASM {
+		if err := checkWasmMagic(entry); err != nil {
+			return nil, api.FieldErrorf(api.KindValidation, "entry", "entry %q: %v", man.Entry, err)
+		}
+		v.wasm = &isolate.WasmSpec{Agent: man.Name, Module: entry, Env: man.Env, MemoryMiB: man.Limits.MemoryMiB}
+		return v, nil
+	}
 	mods := map[string]string{}
 	for p, data := range b.Files {
 		if p != man.Entry && (strings.HasSuffix(p, ".js") || strings.HasSuffix(p, ".mjs")) {
@@ -168,14 +184,9 @@ func (m *Manager) newVersion(rec versionRecord, b *bundle.Bundle) (*version, err
 			}
 		}
 	}
-	return &version{
-		rec: rec,
-		spec: isolate.Spec{Agent: man.Name, Module: string(entry), ModuleName: man.Entry,
-			Modules: mods, Env: man.Env, MemoryMiB: man.Limits.MemoryMiB},
-		idle: time.Duration(man.Limits.IdleSeconds) * time.Second,
-		cpu:  time.Duration(man.Limits.CPUMs) * time.Millisecond,
-		wall: time.Duration(man.Limits.WallMs) * time.Millisecond,
-	}, nil
+	v.spec = isolate.Spec{Agent: man.Name, Module: string(entry), ModuleName: man.Entry,
+		Modules: mods, Env: man.Env, MemoryMiB: man.Limits.MemoryMiB}
+	return v, nil
 }
 
 func relTo(entry, p string) string {

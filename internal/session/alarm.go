@@ -206,5 +206,6 @@ func (m *Manager) runAlarm(ctx context.Context, k sessKey, at time.Time) error {
 		return err
 	}
 	m.touch(s)
+	m.requestDone(s)
 	return nil
 }

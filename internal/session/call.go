@@ -68,12 +68,6 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 			return err
 		}
 	}
-	tmpl, err := cur.template(ctx, m)
-	if err != nil {
-		return api.Errorf(api.KindSessionCrashed, "%v", err)
-	}
-	spec := cur.spec
-	spec.SessionID = k.id
 	var snap []byte
 	if s.meta.Hibernated && s.meta.Version == cur.rec.Digest {
 		if se, err := m.snapshots.Get(ctx, mkey); err == nil {
@@ -82,16 +76,17 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 			return fmt.Errorf("load snapshot: %w", err)
 		}
 	}
-	iso, err := m.cfg.Runtime.Restore(ctx, spec, snap, tmpl)
-	if err != nil && snap != nil {
-		m.log.Warn("snapshot unusable; starting from the template", "agent", k.agent, "session", k.id, "err", err)
-		iso, err = m.cfg.Runtime.Restore(ctx, spec, nil, tmpl)
-	}
+	iso, err := m.start(ctx, cur, k, snap)
 	if err != nil {
-		return api.Errorf(api.KindSessionCrashed, "start session %s/%s: %v", k.agent, k.id, err)
+		return err
 	}
-	s.iso, s.ver = iso, cur
+	s.iso, s.ver, s.fresh = iso, cur, true
 	s.meta.Version = cur.rec.Digest
+	if err := m.attachIdentity(ctx, s); err != nil {
+		_ = iso.Close(context.WithoutCancel(ctx))
+		s.iso = nil
+		return err
+	}
 	return nil
 }
 
@@ -116,6 +111,7 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, err
 	}
 	m.touch(s)
+	m.requestDone(s)
 	m.maybeEvict()
 	return resp, nil
 }
@@ -168,7 +164,7 @@ func (m *Manager) callFailed(s *session, err, cause error) error {
 			_ = s.iso.Close(context.Background())
 			s.iso = nil
 			m.forget(s)
-			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.spec.MemoryMiB)
+			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB())
 		}
 		return api.Errorf(api.KindAgentError, "agent threw %s", jsErr.Error())
 	}
@@ -209,11 +205,7 @@ func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error
 		m.forget(s)
 		return nil
 	}
-	tmpl, err := s.ver.template(ctx, m)
-	if err != nil {
-		return err
-	}
-	snap, err := s.iso.Snapshot(tmpl)
+	snap, err := s.iso.Snapshot()
 	if err != nil {
 		return fmt.Errorf("snapshot %s/%s: %w", s.key.agent, s.key.id, err)
 	}

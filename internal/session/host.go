@@ -185,12 +185,7 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 
 // caller names this call's session and carries its manifest's allowlists.
 func (h *callHost) caller() Caller {
-	c := Caller{Agent: h.s.key.agent, Session: h.s.key.id}
-	if h.s.ver != nil {
-		c.Egress = h.s.ver.rec.Manifest.Egress
-		c.Tools = h.s.ver.rec.Manifest.Tools
-	}
-	return c
+	return h.s.callerBase()
 }
 
 // Invoke dispatches env.<service>.<method>(args) to the configured Service.

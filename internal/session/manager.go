@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/isolate"
@@ -34,6 +35,8 @@ type Fetcher interface {
 type Caller struct {
 	Agent   string
 	Session string
+	// ID is the session's SPIFFE ID from the Identity provider ("" without one).
+	ID string
 	// Egress is the agent manifest's host allowlist.
 	Egress []string
 	// Tools is the agent manifest's tool list (what it asks to call).
@@ -61,6 +64,11 @@ type Config struct {
 	MemoryBudget int64
 	// JanitorInterval is how often idle sessions are looked for (default 1s).
 	JanitorInterval time.Duration
+	// TrimAfter is how long a live session stays quiet before its isolate
+	// gives back memory it can do without (isolate.Isolate.Trim; default
+	// 1s). A session is also trimmed right after the request that
+	// activated it.
+	TrimAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -89,12 +97,16 @@ type Manager struct {
 	lru      *list.List // of *session, most recent at front
 	liveMem  int64
 
-	vmu      sync.Mutex          // guards versionCache
-	vcache   map[string]*version // digest -> loaded version (template built lazily)
-	alarms   *alarmScheduler
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	closeErr error
+	vmu    sync.Mutex          // guards versionCache
+	vcache map[string]*version // digest -> loaded version (template built lazily)
+	alarms *alarmScheduler
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	trims  atomic.Int64
+	// lastActivation is when the latest activation started (UnixNano).
+	lastActivation atomic.Int64
+	identity       Identity // nil: sessions have no workload identity
+	closeErr       error
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
@@ -103,7 +115,7 @@ type Manager struct {
 type session struct {
 	key  sessKey
 	mu   sync.Mutex
-	iso  *isolate.Isolate // nil when not activated
+	iso  instance // nil when not activated
 	ver  *version
 	meta Meta
 	// gone is set (under mu) when the session left the live map; a request
@@ -112,6 +124,12 @@ type session struct {
 	lastActive time.Time // guarded by Manager.mu
 	elem       *list.Element
 	mem        int64
+	// fresh is set (under mu) on activation and cleared by the first
+	// request; trimmed says the isolate was trimmed since its last request.
+	fresh   bool
+	trimmed atomic.Bool
+	// spiffeID is the identity attached at activation (under mu).
+	spiffeID string
 }
 
 // New opens the session buckets. Start begins background work.
@@ -124,6 +142,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if cfg.JanitorInterval <= 0 {
 		cfg.JanitorInterval = time.Second
+	}
+	if cfg.TrimAfter <= 0 {
+		cfg.TrimAfter = time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -191,9 +212,13 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	var errs []error
 	for _, s := range live {
-		if err := m.hibernate(ctx, s, true); err != nil {
-			errs = append(errs, err)
+		s.mu.Lock() // waits for a request or background trim in flight
+		if !s.gone {
+			if err := m.hibernate(ctx, s, true); err != nil {
+				errs = append(errs, err)
+			}
 		}
+		s.mu.Unlock()
 	}
 	m.closeErr = errors.Join(errs...)
 	return m.closeErr
@@ -222,6 +247,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 			continue
 		}
 		if s.iso == nil {
+			m.lastActivation.Store(time.Now().UnixNano())
 			if err := m.activate(ctx, s); err != nil {
 				m.forget(s)
 				s.mu.Unlock()
@@ -235,6 +261,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 // forget removes s from the live map; s.mu must be held.
 func (m *Manager) forget(s *session) {
 	s.gone = true
+	m.releaseIdentity(s)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.sessions[s.key] == s {
@@ -285,7 +312,7 @@ func (m *Manager) janitor() {
 // recently used ones while live memory is over budget.
 func (m *Manager) sweep(ctx context.Context) {
 	now := m.now()
-	var victims []*session
+	var victims, quiet []*session
 	m.mu.Lock()
 	over := m.liveMem - m.cfg.MemoryBudget
 	for e := m.lru.Back(); e != nil; e = e.Prev() {
@@ -300,9 +327,17 @@ func (m *Manager) sweep(ctx context.Context) {
 			over -= s.mem
 		case idle > 0 && now.Sub(s.lastActive) >= idle:
 			victims = append(victims, s)
+		case now.Sub(s.lastActive) >= m.cfg.TrimAfter && !s.trimmed.Load():
+			quiet = append(quiet, s)
 		}
 	}
 	m.mu.Unlock()
+	for _, s := range quiet {
+		if s.mu.TryLock() { // busy: not quiet after all
+			m.trimLocked(s)
+			s.mu.Unlock()
+		}
+	}
 	for _, s := range victims {
 		if !s.mu.TryLock() {
 			continue // busy: not idle after all
@@ -320,13 +355,75 @@ func (m *Manager) sweep(ctx context.Context) {
 type Stats struct {
 	Live       int
 	LiveMemory int64
+	// Trims counts isolates trimmed while their sessions were quiet.
+	Trims int64
 }
 
 // Stats returns live session counts.
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Live: m.lru.Len(), LiveMemory: m.liveMem}
+	return Stats{Live: m.lru.Len(), LiveMemory: m.liveMem, Trims: m.trims.Load()}
+}
+
+// freshTrimDelay is how long after the request that activated a session
+// its isolate is trimmed, if it has been quiet since. The trim also waits
+// for a lull of trimLull in activations (at most trimMaxWaits more delays),
+// so it does not compete with a burst of them for the CPU.
+const (
+	freshTrimDelay = 50 * time.Millisecond
+	trimLull       = 10 * time.Millisecond
+	trimMaxWaits   = 10
+)
+
+// requestDone runs after each request (s.mu held): the session is no longer
+// trimmed, and a session just activated is trimmed shortly after if it
+// stays quiet, since activation leaves the most to give back (restore
+// buffers, grown stacks) and most sessions go quiet after a request or two.
+// Sessions hibernated or busy by then are skipped (the janitor trims busy
+// ones once quiet).
+func (m *Manager) requestDone(s *session) {
+	s.trimmed.Store(false)
+	if !s.fresh {
+		return
+	}
+	s.fresh = false
+	iso := s.iso
+	waits := 0
+	var fire func()
+	fire = func() {
+		if waits < trimMaxWaits && time.Duration(time.Now().UnixNano()-m.lastActivation.Load()) < trimLull {
+			waits++
+			time.AfterFunc(freshTrimDelay, fire)
+			return
+		}
+		if !s.mu.TryLock() {
+			return
+		}
+		defer s.mu.Unlock()
+		if s.iso != iso || s.trimmed.Load() {
+			return
+		}
+		m.mu.Lock()
+		quiet := m.now().Sub(s.lastActive) >= freshTrimDelay/2
+		m.mu.Unlock()
+		if quiet {
+			m.trimLocked(s)
+		}
+	}
+	time.AfterFunc(freshTrimDelay, fire)
+}
+
+// trimLocked trims s's isolate; s.mu must be held.
+func (m *Manager) trimLocked(s *session) {
+	if s.gone || s.iso == nil {
+		return
+	}
+	if err := s.iso.Trim(); err != nil {
+		m.log.Debug("trim", "agent", s.key.agent, "session", s.key.id, "err", err)
+	}
+	s.trimmed.Store(true)
+	m.trims.Add(1)
 }
 
 // SetService makes svc reachable from agent code as env.<name>; nil removes

@@ -64,13 +64,17 @@ func newFetcher(t testing.TB) Fetcher {
 	return loopbackFetcher{p}
 }
 
-func openManager(t testing.TB, dir string) *Manager {
+func openManager(t testing.TB, dir string, opts ...func(*Config)) *Manager {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{Dir: dir, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(context.Background(), Config{Store: st, Runtime: testRuntime, Fetcher: newFetcher(t), JanitorInterval: 50 * time.Millisecond})
+	cfg := Config{Store: st, Runtime: testRuntime, Fetcher: newFetcher(t), JanitorInterval: 50 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,115 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/isolate"
+)
+
+// instance is a live session's running agent code: a JavaScript isolate
+// (runtime "js") or a raw WASI module (runtime "wasm", the host ABI in
+// internal/isolate/ABI.md). The session layer treats both alike.
+type instance interface {
+	Fetch(ctx context.Context, req isolate.Request, h isolate.Host) (isolate.Response, error)
+	Alarm(ctx context.Context, h isolate.Host) error
+	// Snapshot captures the heap for hibernation.
+	Snapshot() ([]byte, error)
+	// Trim gives back memory an idle instance can do without.
+	Trim() error
+	MemoryBytes() int
+	Err() error
+	Close(ctx context.Context) error
+}
+
+// jsInstance snapshots as a delta against its version's template.
+type jsInstance struct {
+	*isolate.Isolate
+	tmpl *isolate.Template
+}
+
+func (j jsInstance) Snapshot() ([]byte, error) { return j.Isolate.Snapshot(j.tmpl) }
+
+// wasmInstance is a raw wasm module. Its memory is the module's own data
+// and heap, with nothing shared to give back, so Trim has nothing to do.
+type wasmInstance struct{ *isolate.WasmIsolate }
+
+func (wasmInstance) Trim() error { return nil }
+
+// isWasm reports whether v runs a raw wasm module.
+func (v *version) isWasm() bool { return v.wasm != nil }
+
+// check makes sure v's code starts: for JS it builds (or loads) the
+// template, for wasm it compiles the module and runs its _initialize once.
+func (v *version) check(ctx context.Context, m *Manager) error {
+	if !v.isWasm() {
+		_, err := v.template(ctx, m)
+		return err
+	}
+	v.once.Do(func() {
+		w, err := m.cfg.Runtime.NewWasm(ctx, *v.wasm)
+		if err != nil {
+			v.tmplErr = fmt.Errorf("agent %s version %s: %w", v.rec.Agent, short(v.rec.Digest), err)
+			return
+		}
+		_ = w.Close(ctx)
+	})
+	return v.tmplErr
+}
+
+// start creates the session's instance from snap, or fresh when snap is nil
+// or unusable (a bad snapshot is logged and the session starts over).
+func (m *Manager) start(ctx context.Context, v *version, k sessKey, snap []byte) (instance, error) {
+	if v.isWasm() {
+		spec := *v.wasm
+		spec.SessionID = k.id
+		if snap != nil {
+			w, err := m.cfg.Runtime.RestoreWasm(ctx, spec, snap)
+			if err == nil {
+				return wasmInstance{w}, nil
+			}
+			m.log.Warn("snapshot unusable; starting the module afresh", "agent", k.agent, "session", k.id, "err", err)
+		}
+		w, err := m.cfg.Runtime.NewWasm(ctx, spec)
+		if err != nil {
+			return nil, api.Errorf(api.KindSessionCrashed, "start session %s/%s: %v", k.agent, k.id, err)
+		}
+		return wasmInstance{w}, nil
+	}
+	tmpl, err := v.template(ctx, m)
+	if err != nil {
+		return nil, api.Errorf(api.KindSessionCrashed, "%v", err)
+	}
+	spec := v.spec
+	spec.SessionID = k.id
+	iso, err := m.cfg.Runtime.Restore(ctx, spec, snap, tmpl)
+	if err != nil && snap != nil {
+		m.log.Warn("snapshot unusable; starting from the template", "agent", k.agent, "session", k.id, "err", err)
+		iso, err = m.cfg.Runtime.Restore(ctx, spec, nil, tmpl)
+	}
+	if err != nil {
+		return nil, api.Errorf(api.KindSessionCrashed, "start session %s/%s: %v", k.agent, k.id, err)
+	}
+	return jsInstance{iso, tmpl}, nil
+}
+
+// memoryMiB is the version's memory limit, for error messages.
+func (v *version) memoryMiB() int {
+	if v.isWasm() {
+		return v.wasm.MemoryMiB
+	}
+	return v.spec.MemoryMiB
+}
+
+var errNotWasm = errors.New("not a wasm module")
+
+// checkWasmMagic rejects an entry that is not a wasm binary before any
+// compilation, with a message that names the fix.
+func checkWasmMagic(b []byte) error {
+	if len(b) < 8 || string(b[:4]) != "\x00asm" {
+		return fmt.Errorf("%w: the entry file does not start with the wasm magic bytes (build it for wasm32-wasi, e.g. clang --target=wasm32-wasi -mexec-model=reactor)", errNotWasm)
+	}
+	return nil
+}
