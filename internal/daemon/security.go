@@ -167,6 +167,19 @@ func newSecurity(ctx context.Context, cfg securityConfig) (*security, error) {
 		return nil, err
 	}
 	s.stop = make(chan struct{})
+	// Token checks read revocations from memory, kept current by a watch
+	// that ends with the daemon (then they read the store).
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	if err := s.revoker.Watch(watchCtx); err != nil {
+		stopWatch()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-s.stop
+		stopWatch()
+	}()
 	s.wg.Add(1)
 	go s.pruneRevocations()
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -18,11 +19,18 @@ const revokedPrefix = "revoked-jti"
 // survive restarts and are shared by every node using the bucket. Each
 // revoked jti is one key holding the time until which it must stay revoked
 // (the token's expiry plus clock skew); entries past that time are treated
-// as absent and removed by Prune. Lookups read the bucket every time (no
-// cache), so a revocation takes effect on every node at once.
+// as absent and removed by Prune. Until Watch is called, lookups read the
+// bucket every time; after it, they read an in-memory copy that the bucket's
+// watch keeps current (a revocation reaches every node within the watch's
+// delivery delay, and this node at once), and fall back to the bucket if the
+// watch ends.
 type KVRevoker struct {
 	kv  store.KV
 	now func() time.Time
+
+	mu      sync.RWMutex
+	live    bool                 // the watch is running and caught up
+	revoked map[string]time.Time // key -> until, while live
 }
 
 var _ Revoker = (*KVRevoker)(nil)
@@ -59,6 +67,7 @@ func (r *KVRevoker) Revoke(ctx context.Context, jti string, expiry time.Time) er
 	for range 10 {
 		_, err := r.kv.Create(ctx, key, val)
 		if err == nil {
+			r.remember(key, until)
 			return nil
 		}
 		if !errors.Is(err, store.ErrExists) {
@@ -72,10 +81,12 @@ func (r *KVRevoker) Revoke(ctx context.Context, jti string, expiry time.Time) er
 			return fmt.Errorf("revoke %s: %w", jti, err)
 		}
 		if old, err := decodeRevoked(e.Value); err == nil && !old.Until.Before(until) {
+			r.remember(key, old.Until)
 			return nil // already revoked at least as long
 		}
 		_, err = r.kv.Update(ctx, key, val, e.Revision)
 		if err == nil {
+			r.remember(key, until)
 			return nil
 		}
 		if !errors.Is(err, store.ErrConflict) {
@@ -90,6 +101,13 @@ func (r *KVRevoker) IsRevoked(ctx context.Context, jti string) (bool, error) {
 	if jti == "" {
 		return false, nil
 	}
+	r.mu.RLock()
+	if r.live {
+		until, ok := r.revoked[revokedKey(jti)]
+		r.mu.RUnlock()
+		return ok && !r.now().After(until), nil
+	}
+	r.mu.RUnlock()
 	e, err := r.kv.Get(ctx, revokedKey(jti))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -103,6 +121,58 @@ func (r *KVRevoker) IsRevoked(ctx context.Context, jti string) (bool, error) {
 		return true, nil
 	}
 	return !r.now().After(ent.Until), nil
+}
+
+// Watch starts keeping an in-memory copy of the revocations, so IsRevoked
+// costs a map lookup instead of a store read. It returns once the copy holds
+// every current revocation; the copy is dropped (and lookups read the bucket
+// again) when ctx ends or the watch fails.
+func (r *KVRevoker) Watch(ctx context.Context) error {
+	r.mu.Lock()
+	r.revoked = map[string]time.Time{}
+	r.mu.Unlock()
+	done, err := r.kv.Watch(ctx, revokedPrefix, func(ev store.WatchEvent) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.revoked == nil {
+			return
+		}
+		if ev.Deleted {
+			delete(r.revoked, ev.Key)
+			return
+		}
+		until := time.Unix(1<<40, 0) // fail closed: unreadable still names a revoked token
+		if ent, err := decodeRevoked(ev.Value); err == nil {
+			until = ent.Until
+		}
+		if old, ok := r.revoked[ev.Key]; !ok || until.After(old) {
+			r.revoked[ev.Key] = until
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("watch revocations: %w", err)
+	}
+	r.mu.Lock()
+	r.live = true
+	r.mu.Unlock()
+	go func() {
+		<-done
+		r.mu.Lock()
+		r.live, r.revoked = false, nil
+		r.mu.Unlock()
+	}()
+	return nil
+}
+
+// remember records a revocation this node made, before the watch echoes it.
+func (r *KVRevoker) remember(key string, until time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.revoked != nil {
+		if old, ok := r.revoked[key]; !ok || until.After(old) {
+			r.revoked[key] = until
+		}
+	}
 }
 
 // Prune deletes entries whose tokens have expired (and unreadable ones) and

@@ -121,3 +121,70 @@ func TestKVRevokerWithCA(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestKVRevokerWatch checks the in-memory copy: it starts with the existing
+// revocations, learns another node's revocation and pruning through the
+// watch, sees its own at once, and falls back to the store when it ends.
+func TestKVRevokerWatch(t *testing.T) {
+	ctx := context.Background()
+	kv := openKV(t)
+	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	other := NewKVRevoker(kv, clk.Now) // another node, not watching
+	exp := clk.Now().Add(time.Minute)
+	if err := other.Revoke(ctx, "before", exp); err != nil {
+		t.Fatal(err)
+	}
+	r := NewKVRevoker(kv, clk.Now)
+	wctx, stop := context.WithCancel(ctx)
+	if err := r.Watch(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.IsRevoked(ctx, "before"); err != nil || !ok {
+		t.Fatalf("existing revocation after Watch: %v %v", ok, err)
+	}
+	if err := r.Revoke(ctx, "mine", exp); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := r.IsRevoked(ctx, "mine"); !ok {
+		t.Fatal("own revocation not seen at once")
+	}
+	if err := other.Revoke(ctx, "theirs", exp); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "another node's revocation", func() bool { ok, _ := r.IsRevoked(ctx, "theirs"); return ok })
+	clk.t = clk.t.Add(time.Hour)
+	if ok, _ := r.IsRevoked(ctx, "theirs"); ok {
+		t.Fatal("expired revocation still counts")
+	}
+	if n, err := other.Prune(ctx); err != nil || n != 3 {
+		t.Fatalf("prune: %d %v", n, err)
+	}
+	waitFor(t, "pruned entries to leave memory", func() bool {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		return len(r.revoked) == 0
+	})
+	stop()
+	waitFor(t, "the copy to be dropped when the watch ends", func() bool {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		return !r.live
+	})
+	if err := other.Revoke(ctx, "later", clk.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.IsRevoked(ctx, "later"); err != nil || !ok {
+		t.Fatalf("after the watch ended lookups must read the store: %v %v", ok, err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -32,6 +32,19 @@ type KV interface {
 	Delete(ctx context.Context, key string) error
 	// Keys lists keys under the dot-separated prefix (all keys when empty), sorted.
 	Keys(ctx context.Context, prefix string) ([]string, error)
+	// Watch delivers every current entry under prefix (all keys when empty)
+	// to fn, returns once they have been delivered, then keeps delivering
+	// changes (from this node and every other) in order until ctx ends or
+	// the watch fails; done is closed then. fn runs on one goroutine.
+	Watch(ctx context.Context, prefix string, fn func(WatchEvent)) (done <-chan struct{}, err error)
+}
+
+// WatchEvent is one entry seen by Watch; Deleted entries have no Value.
+type WatchEvent struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+	Deleted  bool
 }
 
 // KVOptions configures a bucket.
@@ -113,6 +126,52 @@ func (k *natsKV) Keys(ctx context.Context, prefix string) ([]string, error) {
 	}
 	sortStrings(keys)
 	return keys, nil
+}
+
+func (k *natsKV) Watch(ctx context.Context, prefix string, fn func(WatchEvent)) (<-chan struct{}, error) {
+	filter := ">"
+	if prefix != "" {
+		filter = prefix + ".>"
+	}
+	w, err := k.kv.Watch(ctx, filter)
+	if err != nil {
+		return nil, mapKVErr("watch", prefix, err)
+	}
+	initial, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = w.Stop() }()
+		caughtUp := false
+		catchUp := func() {
+			if !caughtUp {
+				caughtUp = true
+				close(initial)
+			}
+		}
+		defer catchUp()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil { // the end of the current entries
+					catchUp()
+					continue
+				}
+				fn(WatchEvent{Key: e.Key(), Value: e.Value(), Revision: e.Revision(),
+					Deleted: e.Operation() != jetstream.KeyValuePut})
+			}
+		}
+	}()
+	select {
+	case <-initial:
+		return done, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func mapKVErr(op, key string, err error) error {

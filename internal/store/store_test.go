@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openTest(t testing.TB, noSync bool) *Store {
@@ -210,4 +211,55 @@ func FuzzKey(f *testing.F) {
 		}
 		_, _ = KeyParts(s) // must not panic on arbitrary input
 	})
+}
+
+// TestKVWatch checks that Watch delivers current entries before it returns,
+// then puts and deletes in order, and closes done when its context ends.
+func TestKVWatch(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, true)
+	kv, err := s.KV(ctx, "watched", KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, Key("a", "1"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, Key("b", "1"), []byte("other prefix")); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan WatchEvent, 16)
+	wctx, stop := context.WithCancel(ctx)
+	done, err := kv.Watch(wctx, "a", func(ev WatchEvent) { events <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 {
+		t.Fatalf("Watch returned with %d current entries delivered, want 1", len(events))
+	}
+	if ev := <-events; ev.Key != Key("a", "1") || string(ev.Value) != "x" || ev.Deleted {
+		t.Fatalf("initial event %+v", ev)
+	}
+	if _, err := kv.Put(ctx, Key("a", "2"), []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, Key("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []WatchEvent{{Key: Key("a", "2"), Value: []byte("y")}, {Key: Key("a", "1"), Deleted: true}} {
+		select {
+		case ev := <-events:
+			if ev.Key != want.Key || ev.Deleted != want.Deleted || string(ev.Value) != string(want.Value) {
+				t.Fatalf("event %+v, want %+v", ev, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no event for %s", want.Key)
+		}
+	}
+	stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("done not closed after the context ended")
+	}
 }
