@@ -30,6 +30,7 @@ type egressCall struct {
 	allow          []string // manifest egress patterns
 	owner          string   // agent owner (SPIFFE ID)
 	secrets        []string // secrets the manifest declares
+	sandbox        string   // sandbox id, when a sandbox makes the request
 }
 
 // EgressTestHooks loosen the egress proxy for tests and benchmarks that
@@ -149,6 +150,21 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		}
 		ents[puid] = types.Entity{UID: puid, Attributes: types.NewRecord(sattrs)}
 		ents[agent] = types.Entity{UID: agent, Attributes: types.NewRecord(aattrs)}
+	} else if p.Kind == identity.KindSandbox {
+		extra := types.RecordMap{}
+		if ec != nil { // ec.allow was checked above
+			extra["hosts"] = types.NewSet(host)
+			trusted, err := s.trustedHosts(ctx)
+			if err != nil {
+				return egress.Decision{}, err
+			}
+			if secrets.HostAllowed(trusted, r.Host) {
+				extra["allowHosts"] = types.NewSet(host)
+			}
+		}
+		if labels, err = s.sandboxPrincipal(ctx, ents, p, extra); err != nil {
+			return egress.Decision{}, err
+		}
 	} else {
 		ents[puid] = types.Entity{UID: puid}
 	}
@@ -219,8 +235,12 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 	}
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
 	p, err := identity.ParsePrincipal(s.td, caller.ID)
-	if err != nil || ec == nil || p.Kind != identity.KindSession {
-		return nil, fmt.Errorf("only sessions may use secrets")
+	if err != nil || ec == nil || (p.Kind != identity.KindSession && p.Kind != identity.KindSandbox) {
+		return nil, fmt.Errorf("only sessions and sandboxes may use secrets")
+	}
+	declared := "not declared in the agent manifest's secrets"
+	if p.Kind == identity.KindSandbox {
+		declared = "not among the secrets the sandbox was created with"
 	}
 	deny := func(name, reason string) ([]string, error) {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
@@ -229,7 +249,7 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 	}
 	for _, n := range names {
 		if !slices.Contains(ec.secrets, n) {
-			return deny(n, "not declared in the agent manifest's secrets")
+			return deny(n, declared)
 		}
 		owner, _, exists, err := s.secretOwner(ctx, n)
 		if err != nil {
@@ -239,7 +259,7 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 			return deny(n, "no such secret")
 		}
 		if owner != ec.owner {
-			return deny(n, "owned by someone other than the agent's owner")
+			return deny(n, "owned by someone other than the caller's owner")
 		}
 		d, _, err := s.decide(ctx, p, "secret.use", httpapiSecret(n), nil)
 		if err != nil {
@@ -253,9 +273,11 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 	if err != nil {
 		return deny(strings.Join(names, ","), err.Error())
 	}
-	if _, err := s.labels.join(ctx, p.Agent, p.Name, policy.Labels{Confidentiality: policy.SecretData},
-		"used secret "+strings.Join(used, ",")); err != nil {
-		return nil, err
+	if ec.session != "" {
+		if _, err := s.labels.join(ctx, ec.agent, ec.session, policy.Labels{Confidentiality: policy.SecretData},
+			"used secret "+strings.Join(used, ",")); err != nil {
+			return nil, err
+		}
 	}
 	for _, n := range used {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
@@ -271,7 +293,12 @@ func (s *security) auditEgress(ctx context.Context, ev egress.Event) {
 		Resource: uidString(egresspolicy.HostUID(r.Host)), Outcome: ev.Outcome, Reason: ev.Reason,
 		Detail: map[string]any{"method": r.Method, "scheme": r.Scheme, "port": r.Port, "path": r.Path}}
 	if ec, _ := ctx.Value(egressCallKey{}).(*egressCall); ec != nil {
-		e.Session = ec.agent + "/" + ec.session
+		if ec.session != "" {
+			e.Session = ec.agent + "/" + ec.session
+		}
+		if ec.sandbox != "" {
+			e.Detail["sandbox"] = ec.sandbox
+		}
 	}
 	if ev.Status != 0 {
 		e.Detail["status"] = ev.Status

@@ -21,7 +21,7 @@ import (
 // and listings whose handlers filter each item through Cedar.
 var openActions = map[string]bool{
 	"status.read": true, "whoami": true, "api.read": true, "policy.read": true,
-	"agent.list": true, "secret.list": true, "approval.list": true,
+	"agent.list": true, "secret.list": true, "approval.list": true, "sandbox.list": true,
 }
 
 // createActions make the resource they name; for them a resource that does
@@ -121,6 +121,9 @@ func denialText(ip identity.Principal, action string, res policy.UID, d policy.D
 // principalEntity adds the caller's entity and returns its session labels.
 func (s *security) principalEntity(ctx context.Context, ents types.EntityMap, ip identity.Principal) (policy.Labels, error) {
 	uid := policy.PrincipalUID(ip)
+	if ip.Kind == identity.KindSandbox {
+		return s.sandboxPrincipal(ctx, ents, ip, nil)
+	}
 	if ip.Kind != identity.KindSession {
 		ents[uid] = types.Entity{UID: uid}
 		return policy.Labels{}, nil
@@ -193,6 +196,11 @@ func (s *security) resourceEntity(ctx context.Context, ents types.EntityMap, res
 			}
 			attrs["allowHosts"] = types.NewSet(hosts...)
 		}
+	case policy.TypeSandbox:
+		uid = policy.NewUID(policy.TypeSandbox, res.ID)
+		s.sandboxEntity(ctx, ents, attrs, res.ID, caller, creating)
+		ents[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(attrs)}
+		return uid, nil
 	case policy.TypeApproval:
 		uid = policy.NewUID(policy.TypeApproval, res.ID)
 		a, gerr := s.approvals.Get(ctx, res.ID)

@@ -35,6 +35,18 @@ const (
 	TemplateHost = "host"
 )
 
+// Reserved Spec.Labels keys, set by the daemon and never by a caller's
+// metadata: who owns a sandbox (a SPIFFE ID), the session that created it
+// ("agent/session"), and its egress host patterns and usable secrets
+// (comma-separated).
+const (
+	LabelPrefix  = "agentcloud/"
+	LabelOwner   = LabelPrefix + "owner"
+	LabelSession = LabelPrefix + "session"
+	LabelEgress  = LabelPrefix + "egress"
+	LabelSecrets = LabelPrefix + "secrets"
+)
+
 // Writable paths inside every sandbox. File operations are confined to them.
 const (
 	WorkspaceDir = "/workspace"

@@ -1,0 +1,240 @@
+package daemon
+
+// Sandbox networking (sandbox_net.go).
+//
+// A process-tier sandbox has its own network namespace with loopback only:
+// no interface, no route, nothing listening. At creation the daemon opens
+// a listener on 127.0.0.1:3128 inside that namespace (sandbox.ListenInNetNS)
+// and serves it from the host with the one egress proxy, bound to the
+// sandbox's identity and grants. HTTP_PROXY and HTTPS_PROXY point there, so
+// ordinary clients (curl, pip, urllib, requests, node) use it; a client
+// that ignores them reaches nothing, since the namespace has no way out.
+//
+// Requests for http://agentcloud.internal/... do not leave the host: the
+// proxy hands them to the daemon's own API, authenticated as the sandbox
+// (a short-lived JWT-SVID the proxy adds; the sandbox never holds one).
+//
+// gVisor sandboxes run with runsc --network=none: loopback only, no egress.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/policy"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/secrets"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+const (
+	// PlatformHost is the name under which sandboxes reach the platform API.
+	PlatformHost = "agentcloud.internal"
+	// sandboxProxyAddr is where the egress proxy listens inside a sandbox.
+	sandboxProxyAddr = "127.0.0.1:3128"
+	// sandboxTokenTTL bounds the JWT-SVID the proxy adds to platform calls.
+	sandboxTokenTTL = 15 * time.Minute
+)
+
+// sandboxNet is the proxy listener of one sandbox.
+type sandboxNet struct {
+	rec sandboxRecord
+	id  spiffeid.ID
+	srv *http.Server
+
+	mu    sync.Mutex // guards token and exp
+	token string
+	exp   time.Time
+}
+
+// sandboxNets tracks the proxy listeners by sandbox id.
+type sandboxNets struct {
+	mu   sync.Mutex
+	byID map[string]*sandboxNet
+}
+
+// sandboxNetworkHook is the Manager's NetworkHook: it serves the egress
+// proxy inside the sandbox's network namespace and returns the proxy
+// environment.
+func (d *Daemon) sandboxNetworkHook(ctx context.Context, parts *sandboxParts, sb sandbox.Sandbox, ns string) (map[string]string, error) {
+	if ns == "" {
+		return nil, nil // no host network namespace (gVisor): loopback only
+	}
+	sid, err := d.sandboxID(sb.ID())
+	if err != nil {
+		return nil, err
+	}
+	id, err := spiffeid.FromString(sid)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox identity: %w", err)
+	}
+	ln, err := sandbox.ListenInNetNS(ctx, ns, "tcp", sandboxProxyAddr)
+	if err != nil {
+		return nil, err
+	}
+	n := &sandboxNet{rec: recordOf(sb.ID(), sb.Spec().Labels), id: id}
+	n.srv = &http.Server{
+		Handler:           d.sandboxProxy(n),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+	}
+	nets := &parts.nets
+	nets.mu.Lock()
+	if nets.byID == nil {
+		nets.byID = map[string]*sandboxNet{}
+	}
+	nets.byID[sb.ID()] = n
+	nets.mu.Unlock()
+	go func() {
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Warn("sandbox proxy stopped", "sandbox", sb.ID(), "err", err)
+		}
+	}()
+	proxy := "http://" + sandboxProxyAddr
+	return map[string]string{
+		"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy, "https_proxy": proxy,
+		"NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1,::1",
+		"AGENTCLOUD_URL": "http://" + PlatformHost,
+	}, nil
+}
+
+// closeSandboxNet stops a sandbox's proxy listener (Manager OnClose).
+func (d *Daemon) closeSandboxNet(parts *sandboxParts, id string) {
+	nets := &parts.nets
+	nets.mu.Lock()
+	n := nets.byID[id]
+	delete(nets.byID, id)
+	nets.mu.Unlock()
+	if n != nil {
+		_ = n.srv.Close()
+	}
+}
+
+// sandboxProxy serves one sandbox's proxy listener: platform calls go to
+// the daemon's API, everything else through the egress proxy as the
+// sandbox, with its grants in the context the decider reads.
+func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
+	caller := egress.Caller{ID: n.id.String()}
+	rec := n.rec
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.URL.Hostname()
+		if host == "" {
+			host, _, _ = strings.Cut(r.Host, ":")
+		}
+		if strings.EqualFold(strings.TrimSuffix(host, "."), PlatformHost) {
+			if r.Method == http.MethodConnect {
+				http.Error(w, "use http://"+PlatformHost+": platform calls do not leave the host", http.StatusBadRequest)
+				return
+			}
+			d.servePlatform(w, r, n)
+			return
+		}
+		// d.proxy and d.sec are read per request: both outlive every sandbox.
+		ec := &egressCall{agent: rec.agent, session: rec.session, allow: rec.egress, owner: rec.owner,
+			secrets: rec.secrets, sandbox: rec.id}
+		ctx := context.WithValue(r.Context(), egressCallKey{}, ec)
+		if rec.session != "" {
+			w = &taintWriter{ResponseWriter: w, taint: func() { d.taintSession(ctx, rec, host) }}
+		}
+		d.proxy.Handler(caller).ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// taintSession lowers the integrity of the session that made a sandbox
+// once the sandbox receives a response from a host that is not trusted.
+func (d *Daemon) taintSession(ctx context.Context, rec sandboxRecord, host string) {
+	s := d.sec
+	trusted, err := s.trustedHosts(ctx)
+	if err == nil && secrets.HostAllowed(trusted, host) {
+		return
+	}
+	if _, err := s.labels.join(ctx, rec.agent, rec.session, policy.Labels{Integrity: policy.Untrusted},
+		"sandbox "+rec.id+" read a response from "+host+", which is not a trusted host"); err != nil {
+		d.log.Warn("lower session integrity", "sandbox", rec.id, "err", err)
+	}
+}
+
+// taintWriter calls taint before the first upstream byte reaches the
+// sandbox: at the response header of an answer that came from upstream
+// (proxy refusals carry egress.StatusHeader), or when a CONNECT tunnel is
+// established.
+type taintWriter struct {
+	http.ResponseWriter
+	taint func()
+	once  sync.Once
+}
+
+func (t *taintWriter) WriteHeader(code int) {
+	if t.Header().Get(egress.StatusHeader) == "" {
+		t.once.Do(t.taint)
+	}
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *taintWriter) Write(b []byte) (int, error) {
+	t.once.Do(func() {
+		if t.Header().Get(egress.StatusHeader) == "" {
+			t.taint()
+		}
+	})
+	return t.ResponseWriter.Write(b)
+}
+
+// Hijack is used by the proxy for CONNECT tunnels, after it allowed one.
+func (t *taintWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := t.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("response writer cannot hijack")
+	}
+	t.once.Do(t.taint)
+	return hj.Hijack()
+}
+
+func (t *taintWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// servePlatform hands a sandbox's request for http://agentcloud.internal to
+// the daemon's API, authenticated as the sandbox. Whatever credentials the
+// sandbox sent are replaced: it acts only as itself.
+func (d *Daemon) servePlatform(w http.ResponseWriter, r *http.Request, n *sandboxNet) {
+	tok, err := n.bearer(d.sec)
+	if err != nil {
+		d.log.Warn("sandbox platform token", "sandbox", n.rec.id, "err", err)
+		http.Error(w, "platform credentials unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	r2.RequestURI = r2.URL.RequestURI()
+	r2.Host = PlatformHost
+	r2.Header.Del("Proxy-Authorization")
+	r2.Header.Del("Proxy-Connection")
+	r2.Header.Set("Authorization", "Bearer "+tok)
+	d.router.ServeHTTP(w, r2)
+}
+
+// bearer returns a JWT-SVID of the sandbox for the API audience, reissued
+// when less than a third of its life is left.
+func (n *sandboxNet) bearer(s *security) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.token != "" && time.Until(n.exp) > sandboxTokenTTL/3 {
+		return n.token, nil
+	}
+	tok, _, err := s.ca.IssueJWT(n.id, []string{APIAudience}, sandboxTokenTTL)
+	if err != nil {
+		return "", fmt.Errorf("issue sandbox token: %w", err)
+	}
+	n.token, n.exp = tok, time.Now().Add(sandboxTokenTTL)
+	return tok, nil
+}
