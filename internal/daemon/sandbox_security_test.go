@@ -239,3 +239,150 @@ func TestSandboxRunFromJS(t *testing.T) {
 }
 
 var _ = daemon.PlatformHost
+
+// TestSandboxEgress: a sandbox's only way out is the egress proxy in its
+// network namespace, which applies its egress list, policy and secrets
+// and reaches the platform API as the sandbox.
+func TestSandboxEgress(t *testing.T) {
+	needSandboxes(t)
+	d, admin := startDaemonWith(t, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
+	ctx := context.Background()
+	apiSrv, evil := newRecorder(t, "api-ok"), newRecorder(t, "evil-ok")
+	alice := userClient(t, d, admin, "user:alice")
+	const value = "sk-sandbox-5e4f3a2b1c0d9e8f"
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Egress: []string{"api.test"}, Secrets: []string{"API_KEY"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sb.Egress) != 1 || sb.Egress[0] != "api.test" || len(sb.Secrets) != 1 {
+		t.Fatalf("sandbox: %+v", sb)
+	}
+	// Allowed host, with a secret placeholder the proxy fills in.
+	py := `import urllib.request as u
+r = u.Request("` + apiSrv.url("api.test") + `", headers={"Authorization": "Bearer {{secret:API_KEY}}"})
+print(u.urlopen(r, timeout=10).read().decode())`
+	if code, out := run(t, alice, sb.ID, "python3 -c '"+py+"'"); code != 0 || out != "api-ok\n" {
+		t.Fatalf("python through the proxy: %d %q", code, out)
+	}
+	if h := apiSrv.hits(); len(h) != 1 || h[0] != "Bearer "+value {
+		t.Fatalf("upstream saw %q", h)
+	}
+	if code, out := run(t, alice, sb.ID, "curl -sS "+apiSrv.url("api.test")); code != 0 || out != "api-ok" {
+		t.Fatalf("curl through the proxy: %d %q", code, out)
+	}
+	// A host not in the sandbox's egress list is refused by the proxy.
+	if code, out := run(t, alice, sb.ID, "curl -sS -o /dev/null -w '%{http_code}' "+evil.url("evil.test")); out != "403" {
+		t.Fatalf("disallowed host: %d %q", code, out)
+	}
+	// The secret may not go to a host it does not allow, even one the
+	// sandbox may reach... and going around the proxy reaches nothing.
+	port := strings.Split(apiSrv.srv.Listener.Addr().String(), ":")[1]
+	if code, out := run(t, alice, sb.ID, "curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:"+port+"/"); code == 0 || strings.Contains(out, "api-ok") {
+		t.Fatalf("direct connection bypassing the proxy: %d %q", code, out)
+	}
+	if len(evil.hits()) != 0 || len(apiSrv.hits()) != 2 {
+		t.Fatalf("hits: evil %d api %d", len(evil.hits()), len(apiSrv.hits()))
+	}
+	// The secret never entered the sandbox: not in its environment or files.
+	if code, out := run(t, alice, sb.ID, "env; cat /proc/self/environ; grep -rs "+value+" /workspace /tmp /proc/self/environ; true"); code != 0 || strings.Contains(out, value) || !strings.Contains(out, "HTTP_PROXY=") {
+		t.Fatalf("sandbox environment: %d %q", code, out)
+	}
+	// The platform API, as the sandbox itself.
+	var who api.WhoAmI
+	code, out := run(t, alice, sb.ID, "curl -sS -H 'Authorization: Bearer forged' $AGENTCLOUD_URL/v1/whoami")
+	if err := json.Unmarshal([]byte(out), &who); err != nil || code != 0 || who.Principal != sb.Identity || who.Kind != "sandbox" {
+		t.Fatalf("whoami from the sandbox: %d %q (%+v)", code, out, who)
+	}
+	if code, out := run(t, alice, sb.ID, "curl -sS -o /dev/null -w '%{http_code}' http://agentcloud.internal/v1/agents"); code != 0 || out != "200" {
+		t.Fatalf("GET /v1/agents from the sandbox: %d %q", code, out)
+	}
+	// It is no administrator.
+	if code, out := run(t, alice, sb.ID, "curl -sS -o /dev/null -w '%{http_code}' http://agentcloud.internal/v1/audit"); code != 0 || out != "403" {
+		t.Fatalf("GET /v1/audit from the sandbox: %d %q", code, out)
+	}
+	// Every egress decision is audited with the sandbox's identity.
+	evs, err := admin.Audit(ctx, client.AuditQuery{Type: "egress"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allowed, denied int
+	for _, e := range evs.Events {
+		if e.Principal != sb.Identity {
+			continue
+		}
+		switch e.Outcome {
+		case "allowed":
+			allowed++
+		case "denied":
+			denied++
+		}
+	}
+	if allowed != 2 || denied != 1 {
+		t.Fatalf("egress audit for %s: %d allowed, %d denied (%+v)", sb.Identity, allowed, denied, evs.Events)
+	}
+	// Cedar policy has the last word over the sandbox's egress list.
+	if _, err := admin.ApplyPolicies(ctx, `@id("no-sandbox-api") forbid (principal is Sandbox, action == Action::"egress.fetch", resource == Host::"api.test");`); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := run(t, alice, sb.ID, "curl -sS "+apiSrv.url("api.test")); code != 0 || !strings.Contains(out, "no-sandbox-api") {
+		t.Fatalf("host forbidden by policy: %d %q", code, out)
+	}
+	if n := len(apiSrv.hits()); n != 2 {
+		t.Fatalf("api.test reached despite the policy: %d hits", n)
+	}
+	// Deleting the sandbox closes its proxy listener.
+	if err := alice.DeleteSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const sandboxFetchAgent = `export default {
+  async fetch(request, env) {
+    const u = new URL(request.url);
+    const py = "import urllib.request as u, sys\n" +
+      "r = u.Request(sys.argv[1], headers={'Authorization': 'Bearer {{secret:API_KEY}}'})\n" +
+      "try:\n  print(u.urlopen(r, timeout=10).read().decode())\n" +
+      "except Exception as e:\n  print('refused', e)\n";
+    const r = await env.sandbox.run({cmd: "python3", args: ["-c", py, u.searchParams.get("url")]});
+    return new Response(r.stdout);
+  }
+};`
+
+// TestSessionSandboxEgress: code an agent runs in a sandbox reaches what
+// the agent's manifest allows, with its secrets filled in by the proxy,
+// and what it reads moves the session's labels as the agent's own fetch
+// would.
+func TestSessionSandboxEgress(t *testing.T) {
+	needSandboxes(t)
+	d, admin := startDaemonWith(t, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
+	ctx := context.Background()
+	apiSrv, evil := newRecorder(t, "api-ok"), newRecorder(t, "evil-ok")
+	alice := userClient(t, d, admin, "user:alice")
+	const value = "sk-session-0a1b2c3d4e5f"
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	man := `{"name":"sbx","entry":"agent.js","egress":["api.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
+	if err := deployJS(alice, man, sandboxFetchAgent); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := call(t, alice, "sbx", "s1", "/?url="+url.QueryEscape(apiSrv.url("api.test"))); status != 200 || body != "api-ok\n" {
+		t.Fatalf("allowed host from the session's sandbox: %d %q", status, body)
+	}
+	if h := apiSrv.hits(); len(h) != 1 || h[0] != "Bearer "+value {
+		t.Fatalf("upstream saw %q", h)
+	}
+	l, err := alice.Labels(ctx, "sbx", "s1")
+	if err != nil || l.Integrity != "untrusted" || l.Confidentiality != "secret" {
+		t.Fatalf("session labels after its sandbox used a secret and read an untrusted host: %+v %v", l, err)
+	}
+	if status, body := call(t, alice, "sbx", "s1", "/?url="+url.QueryEscape(evil.url("evil.test"))); status != 200 || !strings.HasPrefix(body, "refused") {
+		t.Fatalf("host outside the manifest: %d %q", status, body)
+	}
+	if len(evil.hits()) != 0 {
+		t.Fatal("evil.test was reached")
+	}
+}
