@@ -17,7 +17,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
 
-func needSandboxes(t *testing.T) {
+func needSandboxes(t testing.TB) {
 	t.Helper()
 	if err := process.Available(); err != nil {
 		t.Skipf("process sandbox tier unavailable (needs root and user namespaces): %v", err)
