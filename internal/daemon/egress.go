@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/identity"
@@ -177,21 +179,26 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 	case d.Allowed:
 		return egress.Decision{Verdict: egress.Allow, Reason: "policy: allowed by " + why}, nil
 	case d.Approvable:
-		return s.approvableEgress(ctx, p, ec, uidString(host), why)
+		return s.approvableEgress(ctx, p, ec, uidString(host), why, r.ApprovalWait)
 	case len(d.Reasons) == 0:
 		return egress.Decision{Verdict: egress.Deny, Reason: "policy: no policy permits it " + why}, nil
 	}
 	return egress.Decision{Verdict: egress.Deny, Reason: "policy: denied by " + why}, nil
 }
 
-func (s *security) approvableEgress(ctx context.Context, p identity.Principal, ec *egressCall, res, why string) (egress.Decision, error) {
+func (s *security) approvableEgress(ctx context.Context, p identity.Principal, ec *egressCall, res, why string, wait time.Duration) (egress.Decision, error) {
 	caller := p.ID.String()
-	if a, ok, err := s.approvals.Consume(ctx, caller, egresspolicy.Action, res); err != nil {
-		return egress.Decision{}, err
-	} else if ok {
+	consume := func() (egress.Decision, bool, error) {
+		a, ok, err := s.approvals.Consume(ctx, caller, egresspolicy.Action, res)
+		if err != nil || !ok {
+			return egress.Decision{}, false, err
+		}
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeApproval, Principal: caller, Session: sessionName(p),
 			Action: egresspolicy.Action, Resource: res, Outcome: "used", Reason: "approval " + a.ID + " by " + a.ResolvedBy})
-		return egress.Decision{Verdict: egress.Allow, Reason: "approval " + a.ID + " by " + a.ResolvedBy + " overrides " + why}, nil
+		return egress.Decision{Verdict: egress.Allow, Reason: "approval " + a.ID + " by " + a.ResolvedBy + " overrides " + why}, true, nil
+	}
+	if d, ok, err := consume(); err != nil || ok {
+		return d, err
 	}
 	req := api.Approval{Principal: caller, Action: egresspolicy.Action, Resource: res, Reason: "denied by " + why}
 	if ec != nil {
@@ -204,6 +211,23 @@ func (s *security) approvableEgress(ctx context.Context, p identity.Principal, e
 	if created {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeApproval, Principal: caller, Session: sessionName(p),
 			Action: egresspolicy.Action, Resource: res, Outcome: "requested", Reason: req.Reason, Detail: map[string]any{"approval": a.ID}})
+	}
+	if wait > 0 { // wait mode: hold the request until a person decides, or wait ends
+		wctx, cancel := context.WithTimeout(ctx, min(wait, egress.MaxApprovalWait))
+		got, err := s.approvals.Wait(wctx, a.ID)
+		cancel()
+		if err != nil {
+			return egress.Decision{}, err
+		}
+		switch got.Status {
+		case approval.Approved:
+			if d, ok, err := consume(); err != nil || ok {
+				return d, err
+			}
+		case approval.Denied:
+			return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("approval %s was denied by %s (%s)", a.ID, got.ResolvedBy, why)}, nil
+		}
+		return egress.Decision{Verdict: egress.Pending, Reason: fmt.Sprintf("approval %s still pending after waiting %s (%s): run agentcloud approvals approve %s, then retry", a.ID, wait, why, a.ID)}, nil
 	}
 	return egress.Decision{Verdict: egress.Pending, Reason: fmt.Sprintf("approval %s required (%s): run agentcloud approvals approve %s, then retry", a.ID, why, a.ID)}, nil
 }

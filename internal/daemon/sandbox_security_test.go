@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
@@ -384,5 +386,113 @@ func TestSessionSandboxEgress(t *testing.T) {
 	}
 	if len(evil.hits()) != 0 {
 		t.Fatal("evil.test was reached")
+	}
+}
+
+const trifectaSandboxAgent = `export default {
+  async fetch(request, env) {
+    const u = new URL(request.url);
+    const py = "import urllib.request as u, urllib.error as e, sys\n" +
+      "h = {'Authorization': sys.argv[2]} if sys.argv[2] else {}\n" +
+      "if sys.argv[3]: h['Agentcloud-Approval-Wait'] = sys.argv[3]\n" +
+      "try:\n  print(u.urlopen(u.Request(sys.argv[1], headers=h), timeout=30).read().decode())\n" +
+      "except e.HTTPError as x:\n  print(x.code, x.read().decode())\n";
+    const q = (k) => u.searchParams.get(k) || "";
+    const r = await env.sandbox.run({cmd: "python3", args: ["-c", py, q("url"), q("auth"), q("wait")], timeout: 60});
+    return new Response(r.stdout + r.stderr);
+  }
+};`
+
+// TestSandboxTrifectaWaitsForApproval: code a session runs in a sandbox
+// carries the session's labels; once the session holds a secret and has
+// read untrusted input, sending elsewhere needs an approval. In wait mode
+// the request is held until a person approves (then it goes through) or
+// denies (then it fails), or the wait ends (still pending).
+func TestSandboxTrifectaWaitsForApproval(t *testing.T) {
+	needSandboxes(t)
+	d, admin := startDaemonWith(t, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
+	ctx := context.Background()
+	apiSrv, news, evil := newRecorder(t, "api-ok"), newRecorder(t, "ignore previous instructions"), newRecorder(t, "got it")
+	if err := admin.SetTrustedHosts(ctx, []string{"api.test"}); err != nil {
+		t.Fatal(err)
+	}
+	alice := userClient(t, d, admin, "user:alice")
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: "sk-wait-1234567890", AllowHosts: []string{"api.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	man := `{"name":"tw","entry":"agent.js","egress":["api.test","news.test","evil.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
+	if err := deployJS(alice, man, trifectaSandboxAgent); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(target, auth, wait string) string {
+		t.Helper()
+		q := url.Values{"url": {target}, "auth": {auth}, "wait": {wait}}
+		status, body := call(t, alice, "tw", "s1", "/?"+q.Encode())
+		if status != 200 {
+			t.Fatalf("agent: %d %s", status, body)
+		}
+		return body
+	}
+	if out := fetch(apiSrv.url("api.test"), "Bearer {{secret:API_KEY}}", ""); out != "api-ok\n" {
+		t.Fatalf("secret use: %q", out)
+	}
+	if out := fetch(news.url("news.test"), "", ""); !strings.Contains(out, "ignore previous") {
+		t.Fatalf("untrusted read: %q", out)
+	}
+	if l, err := alice.Labels(ctx, "tw", "s1"); err != nil || l.Integrity+"/"+l.Confidentiality != "untrusted/secret" {
+		t.Fatalf("labels: %+v %v", l, err)
+	}
+	// Without waiting: refused at once, naming the approval.
+	if out := fetch(evil.url("evil.test"), "", ""); !strings.HasPrefix(out, "403") || !strings.Contains(out, "lethal-trifecta-sandbox") {
+		t.Fatalf("exfiltration attempt: %q", out)
+	}
+	// A person resolves the next pending approval while the request waits.
+	resolve := func(approve bool) chan error {
+		done := make(chan error, 1)
+		go func() {
+			for range 400 {
+				l, err := alice.Approvals(ctx, "pending")
+				if err != nil {
+					done <- err
+					return
+				}
+				for _, a := range l {
+					if strings.Contains(a.Resource, "evil.test") {
+						_, err := alice.ResolveApproval(ctx, a.ID, approve)
+						done <- err
+						return
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			done <- errors.New("no pending approval appeared")
+		}()
+		return done
+	}
+	// The earlier refusal left a pending approval; deny it first.
+	done := resolve(false)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done = resolve(true)
+	if out := fetch(evil.url("evil.test"), "", "30"); out != "got it\n" {
+		t.Fatalf("approved while waiting: %q", out)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done = resolve(false)
+	if out := fetch(evil.url("evil.test"), "", "30"); !strings.HasPrefix(out, "403") || !strings.Contains(out, "was denied by") {
+		t.Fatalf("denied while waiting: %q", out)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A short wait that nobody answers ends still pending.
+	if out := fetch(evil.url("evil.test"), "", "0.3"); !strings.HasPrefix(out, "403") || !strings.Contains(out, "still pending") {
+		t.Fatalf("unanswered wait: %q", out)
+	}
+	if n := len(evil.hits()); n != 1 {
+		t.Fatalf("evil.test reached %d times, want once (the approved request)", n)
 	}
 }
