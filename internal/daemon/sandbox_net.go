@@ -14,7 +14,9 @@ package daemon
 // proxy hands them to the daemon's own API, authenticated as the sandbox
 // (a short-lived JWT-SVID the proxy adds; the sandbox never holds one).
 //
-// gVisor sandboxes run with runsc --network=none: loopback only, no egress.
+// gVisor sandboxes (runsc --network=none) have no host network namespace:
+// their pid 1 relays 127.0.0.1:3128 inside to a host Unix socket (see
+// internal/sandbox/gvisor/egress.go), where the same proxy is served.
 
 import (
 	"bufio"
@@ -25,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -66,9 +69,6 @@ type sandboxNets struct {
 // proxy inside the sandbox's network namespace and returns the proxy
 // environment.
 func (d *Daemon) sandboxNetworkHook(ctx context.Context, parts *sandboxParts, sb sandbox.Sandbox, ns string) (map[string]string, error) {
-	if ns == "" {
-		return nil, nil // no host network namespace (gVisor): loopback only
-	}
 	sid, err := d.sandboxID(sb.ID())
 	if err != nil {
 		return nil, err
@@ -77,9 +77,26 @@ func (d *Daemon) sandboxNetworkHook(ctx context.Context, parts *sandboxParts, sb
 	if err != nil {
 		return nil, fmt.Errorf("sandbox identity: %w", err)
 	}
-	ln, err := sandbox.ListenInNetNS(ctx, ns, "tcp", sandboxProxyAddr)
-	if err != nil {
-		return nil, err
+	var ln net.Listener
+	if ns != "" {
+		if ln, err = sandbox.ListenInNetNS(ctx, ns, "tcp", sandboxProxyAddr); err != nil {
+			return nil, err
+		}
+	} else {
+		es, ok := sb.(sandbox.EgressSocketer)
+		if !ok {
+			return nil, nil // no way to reach the sandbox's loopback: it keeps loopback only
+		}
+		path, err := es.EgressSocket()
+		if errors.Is(err, sandbox.ErrUnsupported) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ln, err = listenUnix(path); err != nil {
+			return nil, err
+		}
 	}
 	n := &sandboxNet{rec: recordOf(sb.ID(), sb.Spec().Labels), id: id}
 	n.srv = &http.Server{
@@ -237,4 +254,20 @@ func (n *sandboxNet) bearer(s *security) (string, error) {
 	}
 	n.token, n.exp = tok, time.Now().Add(sandboxTokenTTL)
 	return tok, nil
+}
+
+// listenUnix listens on a host Unix socket that a gVisor sandbox's relay
+// connects to; the sandbox user must be able to connect (0666; its
+// directory is root-owned and read-only to that user).
+func listenUnix(path string) (net.Listener, error) {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox egress socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("sandbox egress socket: %w", err)
+	}
+	return ln, nil
 }

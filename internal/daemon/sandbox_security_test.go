@@ -14,8 +14,10 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
 
@@ -247,7 +249,19 @@ var _ = daemon.PlatformHost
 // and reaches the platform API as the sandbox.
 func TestSandboxEgress(t *testing.T) {
 	needSandboxes(t)
-	d, admin := startDaemonWith(t, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
+	t.Run("process", func(t *testing.T) { testSandboxEgress(t, api.SandboxTierProcess) })
+	t.Run("gvisor", func(t *testing.T) {
+		if err := gvisor.Available(""); err != nil {
+			t.Skip(err)
+		}
+		testSandboxEgress(t, api.SandboxTierGVisor)
+	})
+}
+
+func testSandboxEgress(t *testing.T, tier string) {
+	cfg := config.Default()
+	cfg.SandboxPoolProcess = 0
+	d, admin := startDaemonWith(t, cfg, &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
 	ctx := context.Background()
 	apiSrv, evil := newRecorder(t, "api-ok"), newRecorder(t, "evil-ok")
 	alice := userClient(t, d, admin, "user:alice")
@@ -255,7 +269,7 @@ func TestSandboxEgress(t *testing.T) {
 	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test"}}); err != nil {
 		t.Fatal(err)
 	}
-	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Egress: []string{"api.test"}, Secrets: []string{"API_KEY"}})
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{"api.test"}, Secrets: []string{"API_KEY"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,5 +508,43 @@ func TestSandboxTrifectaWaitsForApproval(t *testing.T) {
 	}
 	if n := len(evil.hits()); n != 1 {
 		t.Fatalf("evil.test reached %d times, want once (the approved request)", n)
+	}
+}
+
+// TestUserMintsOwnToken: a user issues tokens for itself only (API and
+// CLI), never outliving the token it called with.
+func TestUserMintsOwnToken(t *testing.T) {
+	d, admin := startDaemonWith(t, config.Default(), nil)
+	ctx := context.Background()
+	alice := userClient(t, d, admin, "user:alice") // a 1h token
+	tok, err := alice.CreateToken(ctx, api.TokenRequest{Subject: "user:alice", TTL: "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Subject != "spiffe://agentcloud.local/user/alice" || time.Until(tok.Expires) > time.Hour+time.Minute {
+		t.Fatalf("alice's own token: %+v", tok)
+	}
+	c, err := client.New("http://"+d.Addr(), tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if who, err := c.WhoAmI(ctx); err != nil || who.Principal != tok.Subject {
+		t.Fatalf("new token authenticates as %+v %v", who, err)
+	}
+	_, err = alice.CreateToken(ctx, api.TokenRequest{Subject: "user:bob"})
+	wantKind(t, "alice minting bob's token", err, api.KindForbidden, "only for itself")
+	_, err = alice.CreateToken(ctx, api.TokenRequest{Subject: "agent:bot"})
+	wantKind(t, "alice minting an agent token", err, api.KindForbidden, "only for itself")
+
+	// The CLI defaults the subject to the caller.
+	at, err := admin.CreateToken(ctx, api.TokenRequest{Subject: "user:alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(ctx, []string{"--data", d.DataDir(), "--token", at.Token, "token", "create", "--output", "json"}, &stdout, &stderr)
+	var out api.Token
+	if code != 0 || json.Unmarshal(stdout.Bytes(), &out) != nil || out.Subject != tok.Subject {
+		t.Fatalf("agentcloud token create as alice: exit %d, %s %s", code, stdout.String(), stderr.String())
 	}
 }

@@ -209,6 +209,15 @@ type Sandbox interface {
 	Close() error
 }
 
+// EgressSocketer is implemented by sandboxes whose network is not a host
+// network namespace but which relay 127.0.0.1:3128 inside to a host Unix
+// socket (the gVisor tier). The network hook listens on that path and
+// serves the egress proxy there, as it would inside a network namespace.
+// An error wrapping ErrUnsupported means this sandbox has no relay.
+type EgressSocketer interface {
+	EgressSocket() (string, error)
+}
+
 // Tier is one isolation technology.
 type Tier interface {
 	// Name is TierProcess, TierGVisor, ...

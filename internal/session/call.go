@@ -142,7 +142,7 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 	var timer *time.Timer
 	check := func() {}
 	check = func() {
-		used := time.Since(start) - time.Duration(h.hostNanos.Load())
+		used := time.Since(start) - h.hostTime()
 		if used >= cpu {
 			cancelCause(errCPU)
 			return

@@ -50,6 +50,11 @@ var (
 
 // prepareDirs creates the bundle and mounts the writable tmpfs dirs.
 func (c *container) prepareDirs(diskMB int) error {
+	// root-owned 0755: the sandbox user may connect to the socket the daemon
+	// puts there, but not create or remove anything.
+	if err := os.MkdirAll(c.egressDir(), 0o755); err != nil {
+		return err
+	}
 	for _, d := range []string{"workspace", "tmp"} {
 		p := filepath.Join(c.rwDir, d)
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -89,6 +94,10 @@ func (c *container) Activate(ctx context.Context, id string, spec sandbox.Spec) 
 		}
 	}
 	c.setCgroupLimits(spec.Limits)
+	if err := c.waitForwarder(ctx); err != nil {
+		c.destroy()
+		return nil, fmt.Errorf("activate %s: %w", id, err)
+	}
 	var err error
 	c.fs, err = hostfs.Open(c.rwDir, sandbox.SandboxUID, sandbox.SandboxGID)
 	if err != nil {
