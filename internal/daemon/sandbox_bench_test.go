@@ -11,6 +11,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 )
 
 // latencyPy times n GETs of argv[1] with one client and prints the p50 and
@@ -33,14 +34,23 @@ print("%.4f %.4f" % (ts[len(ts) // 2] * 1000, ts[min(len(ts) - 1, int(len(ts) * 
 // of each kind and reports the medians.
 func BenchmarkSandboxEgress(b *testing.B) {
 	needSandboxes(b)
-	d, admin := startDaemonWith(b, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
+	b.Run("process", func(b *testing.B) { benchSandboxEgress(b, api.SandboxTierProcess) })
+	b.Run("gvisor", func(b *testing.B) {
+		if err := gvisor.Available(""); err != nil {
+			b.Skip(err)
+		}
+		benchSandboxEgress(b, api.SandboxTierGVisor)
+	})
+}
+
+func benchSandboxEgress(b *testing.B, tier string) {
+	_, admin := startDaemonWith(b, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
 	ctx := context.Background()
 	up := newRecorder(b, "ok")
-	sb, err := admin.CreateSandbox(ctx, api.CreateSandboxRequest{Egress: []string{"api.test"}})
+	sb, err := admin.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{"api.test"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	_ = d
 	const n = "200"
 	parse := func(out string) (p50, p99 float64) {
 		if _, err := fmt.Sscanf(strings.TrimSpace(out), "%f %f", &p50, &p99); err != nil {

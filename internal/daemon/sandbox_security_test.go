@@ -61,6 +61,15 @@ func TestSandboxOwnership(t *testing.T) {
 	if code, out := run(t, alice, sb.ID, "echo mine"); code != 0 || out != "mine\n" {
 		t.Fatalf("alice exec: %d %q", code, out)
 	}
+	if _, err := alice.WriteFile(ctx, sb.ID, "/workspace/f", strings.NewReader("x"), 0o644); err != nil {
+		t.Fatalf("alice writing her files: %v", err)
+	}
+	if _, err := alice.PauseSandbox(ctx, sb.ID); err != nil {
+		t.Fatalf("alice pausing her sandbox: %v", err)
+	}
+	if _, err := alice.ResumeSandbox(ctx, sb.ID); err != nil {
+		t.Fatalf("alice resuming her sandbox: %v", err)
+	}
 	_, err = bob.Sandbox(ctx, sb.ID)
 	wantKind(t, "bob reading alice's sandbox", err, api.KindForbidden, "owner")
 	_, err = bob.Exec(ctx, sb.ID, api.ExecRequest{Cmd: "true"}, io.Discard, io.Discard)
@@ -154,7 +163,8 @@ const sandboxAgent = `export default {
       if (u.pathname === "/delete") {
         return Response.json(await env.sandbox.delete(u.searchParams.get("id")));
       }
-      const r = await env.sandbox.run({language: "python", code,
+      const tier = u.searchParams.get("tier") || undefined;
+      const r = await env.sandbox.run({language: "python", code, tier,
         files: {"data/in.txt": "21"}, stdin: "from stdin"});
       return Response.json(r);
     } catch (e) {
@@ -208,6 +218,17 @@ func TestSandboxRunFromJS(t *testing.T) {
 	}
 	if l, err := admin.Sandboxes(ctx); err != nil || len(l) != 0 {
 		t.Fatalf("the run's sandbox must be gone: %+v %v", l, err)
+	}
+	if gvisor.Available("") == nil { // the same run on the gVisor tier
+		status, body := call(t, alice, "py", "s1", "/?tier=gvisor&code="+url.QueryEscape(code))
+		var g struct {
+			Stdout   string            `json:"stdout"`
+			ExitCode int               `json:"exit_code"`
+			Files    map[string]string `json:"files"`
+		}
+		if err := json.Unmarshal([]byte(body), &g); err != nil || status != 200 || g.Stdout != "42\n" || g.ExitCode != 3 || g.Files["/workspace/out.txt"] != "result" {
+			t.Fatalf("gvisor run: %d %s", status, body)
+		}
 	}
 	// Bad input is a TypeError naming the field.
 	if status, body := call(t, alice, "py", "s1", "/bad"); status != 599 || !strings.HasPrefix(body, "TypeError") || !strings.Contains(body, "language") {

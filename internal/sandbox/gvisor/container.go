@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,8 @@ type container struct {
 	env    []string
 	closed bool
 	paused bool
+
+	relayReady atomic.Bool // the egress relay listens (egress.go)
 }
 
 var (
@@ -94,10 +97,6 @@ func (c *container) Activate(ctx context.Context, id string, spec sandbox.Spec) 
 		}
 	}
 	c.setCgroupLimits(spec.Limits)
-	if err := c.waitForwarder(ctx); err != nil {
-		c.destroy()
-		return nil, fmt.Errorf("activate %s: %w", id, err)
-	}
 	var err error
 	c.fs, err = hostfs.Open(c.rwDir, sandbox.SandboxUID, sandbox.SandboxGID)
 	if err != nil {
@@ -193,6 +192,9 @@ func mergeEnv(base []string, extra map[string]string) []string {
 // Exec runs a process via runsc exec, streaming its output.
 func (c *container) Exec(ctx context.Context, es sandbox.ExecSpec, stdout, stderr io.Writer) (int, error) {
 	if err := c.usable(); err != nil {
+		return -1, err
+	}
+	if err := c.waitForwarder(ctx); err != nil {
 		return -1, err
 	}
 	pidFile := filepath.Join(c.bundle, "exec-"+randomID()+".pid")
@@ -331,6 +333,9 @@ func orDiscard(w io.Writer) io.Writer {
 // Start runs a background process with runsc exec --detach.
 func (c *container) Start(ctx context.Context, es sandbox.ExecSpec) (int, error) {
 	if err := c.usable(); err != nil {
+		return -1, err
+	}
+	if err := c.waitForwarder(ctx); err != nil {
 		return -1, err
 	}
 	if es.OutputFile != "" {

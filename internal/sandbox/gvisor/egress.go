@@ -100,11 +100,12 @@ func (c *container) EgressSocket() (string, error) {
 	return filepath.Join(c.egressDir(), egressSocketName), nil
 }
 
-// waitForwarder waits until the container's forwarder listens, so the
-// first exec after activation can use the proxy. A pooled container is long
-// ready; a fresh one needs python's start-up.
+// waitForwarder waits until the container's relay listens, so that what
+// runs in it can use the proxy. Exec and Start call it, not Activate: a
+// fresh container's relay starts while the caller is busy between create
+// and its first exec; a pooled one is long ready.
 func (c *container) waitForwarder(ctx context.Context) error {
-	if !c.tier.egress {
+	if !c.tier.egress || c.relayReady.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -112,6 +113,7 @@ func (c *container) waitForwarder(ctx context.Context) error {
 	log := filepath.Join(c.bundle, "run.log")
 	for {
 		if b, err := os.ReadFile(log); err == nil && bytes.Contains(b, []byte(forwarderReady)) {
+			c.relayReady.Store(true)
 			return nil
 		}
 		select {

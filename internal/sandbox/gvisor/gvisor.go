@@ -216,7 +216,7 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	}
 	spec := ociSpec(t.templateRoot, c.rwDir, sandbox.DefaultLimits, t.ociSeccomp)
 	if t.egress {
-		spec.Process.Args = []string{forwarderPython, "-I", "-c", forwarderPy}
+		spec.Process.Args = []string{forwarderPython, "-I", "-S", "-c", forwarderPy}
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: egressMount, Type: "bind", Source: c.egressDir(),
 			Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}})
 	}
