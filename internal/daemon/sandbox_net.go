@@ -144,6 +144,9 @@ func (d *Daemon) closeSandboxNet(parts *sandboxParts, id string) {
 func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
 	caller := egress.Caller{ID: n.id.String()}
 	rec := n.rec
+	// Captured now: closeParts clears the daemon's fields while a handler
+	// may still be finishing.
+	proxy, sec := d.proxy.Handler(caller), d.sec
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.URL.Hostname()
 		if host == "" {
@@ -154,31 +157,29 @@ func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
 				http.Error(w, "use http://"+PlatformHost+": platform calls do not leave the host", http.StatusBadRequest)
 				return
 			}
-			d.servePlatform(w, r, n)
+			d.servePlatform(w, r, n, sec)
 			return
 		}
-		// d.proxy and d.sec are read per request: both outlive every sandbox.
 		ec := &egressCall{agent: rec.agent, session: rec.session, allow: rec.egress, owner: rec.owner,
 			secrets: rec.secrets, sandbox: rec.id}
 		ctx := context.WithValue(r.Context(), egressCallKey{}, ec)
 		if rec.session != "" {
-			w = &taintWriter{ResponseWriter: w, taint: func() { d.taintSession(ctx, rec, host) }}
+			w = &taintWriter{ResponseWriter: w, taint: func() { taintSession(ctx, sec, d.log, rec, host) }}
 		}
-		d.proxy.Handler(caller).ServeHTTP(w, r.WithContext(ctx))
+		proxy.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // taintSession lowers the integrity of the session that made a sandbox
 // once the sandbox receives a response from a host that is not trusted.
-func (d *Daemon) taintSession(ctx context.Context, rec sandboxRecord, host string) {
-	s := d.sec
+func taintSession(ctx context.Context, s *security, log *slog.Logger, rec sandboxRecord, host string) {
 	trusted, err := s.trustedHosts(ctx)
 	if err == nil && secrets.HostAllowed(trusted, host) {
 		return
 	}
 	if _, err := s.labels.join(ctx, rec.agent, rec.session, policy.Labels{Integrity: policy.Untrusted},
 		"sandbox "+rec.id+" read a response from "+host+", which is not a trusted host"); err != nil {
-		d.log.Warn("lower session integrity", "sandbox", rec.id, "err", err)
+		log.Warn("lower session integrity", "sandbox", rec.id, "err", err)
 	}
 }
 
@@ -223,8 +224,8 @@ func (t *taintWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 // servePlatform hands a sandbox's request for http://agentcloud.internal to
 // the daemon's API, authenticated as the sandbox. Whatever credentials the
 // sandbox sent are replaced: it acts only as itself.
-func (d *Daemon) servePlatform(w http.ResponseWriter, r *http.Request, n *sandboxNet) {
-	tok, err := n.bearer(d.sec)
+func (d *Daemon) servePlatform(w http.ResponseWriter, r *http.Request, n *sandboxNet, sec *security) {
+	tok, err := n.bearer(sec)
 	if err != nil {
 		d.log.Warn("sandbox platform token", "sandbox", n.rec.id, "err", err)
 		http.Error(w, "platform credentials unavailable", http.StatusServiceUnavailable)
