@@ -360,6 +360,15 @@ print(u.urlopen(r, timeout=10).read().decode())`
 	if allowed != 2 || denied != 1 {
 		t.Fatalf("egress audit for %s: %d allowed, %d denied (%+v)", sb.Identity, allowed, denied, evs.Events)
 	}
+	// The CLI: agentcloud run --egress HOST.
+	hits := len(apiSrv.hits())
+	var stdout, stderr bytes.Buffer
+	if code := cli.Main(ctx, []string{"--data", d.DataDir(), "run", "--tier", tier, "--egress", "api.test", "--", "curl", "-sS", apiSrv.url("api.test")}, &stdout, &stderr); code != 0 || stdout.String() != "api-ok" {
+		t.Fatalf("agentcloud run --egress: exit %d, %q %q", code, stdout.String(), stderr.String())
+	}
+	if n := len(apiSrv.hits()); n != hits+1 {
+		t.Fatalf("api.test hits %d, want %d", n, hits+1)
+	}
 	// Cedar policy has the last word over the sandbox's egress list.
 	if _, err := admin.ApplyPolicies(ctx, `@id("no-sandbox-api") forbid (principal is Sandbox, action == Action::"egress.fetch", resource == Host::"api.test");`); err != nil {
 		t.Fatal(err)
@@ -367,7 +376,7 @@ print(u.urlopen(r, timeout=10).read().decode())`
 	if code, out := run(t, alice, sb.ID, "curl -sS "+apiSrv.url("api.test")); code != 0 || !strings.Contains(out, "no-sandbox-api") {
 		t.Fatalf("host forbidden by policy: %d %q", code, out)
 	}
-	if n := len(apiSrv.hits()); n != 2 {
+	if n := len(apiSrv.hits()); n != hits+1 {
 		t.Fatalf("api.test reached despite the policy: %d hits", n)
 	}
 	// Deleting the sandbox closes its proxy listener.
