@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,6 +41,8 @@ type egressCall struct {
 type EgressTestHooks struct {
 	Resolver      egress.Resolver
 	AllowLoopback bool
+	// UpstreamRoots replaces the system roots for verifying upstreams.
+	UpstreamRoots *x509.CertPool
 }
 
 // SetEgressTestHooks installs h; call before Start. Tests and benchmarks only.
@@ -62,12 +65,17 @@ var manifestDecider = egress.DeciderFunc(func(ctx context.Context, r egress.Requ
 // decision audited.
 func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	cfg := egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress"),
-		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback}
+		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
+		UpstreamRoots: d.egressHooks.UpstreamRoots}
 	if s := d.sec; s != nil {
 		cfg.Decider = s
 		cfg.Secrets = s.substituteSecrets
 		cfg.Auditor = egress.AuditorFunc(s.auditEgress)
 		cfg.ClientCert = s.clientCert
+		// CONNECT from sandboxes is intercepted with leaves from the
+		// platform CA, which sandboxes trust (sandboxCABundle), so each
+		// HTTPS request is decided, audited and gets its secrets.
+		cfg.InterceptCA, cfg.InterceptKey = s.ca.Certificate(), s.ca.Signer()
 	}
 	return egress.New(cfg)
 }

@@ -18,6 +18,9 @@ type sandboxParts struct {
 	tiers   []sandbox.Tier
 	manager *sandbox.Manager
 	nets    sandboxNets // egress proxy listeners inside sandboxes
+	// caBundle is written into each sandbox: system roots plus the
+	// platform CA the egress proxy intercepts HTTPS with.
+	caBundle []byte
 }
 
 // startSandboxes builds the sandbox tiers that this host supports, the
@@ -52,7 +55,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		off(fmt.Errorf("process sandbox tier: %w", err))
 		return nil
 	}
-	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}}
+	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}, caBundle: sandboxCABundle(d.sec.ca.Certificate())}
 	d.sandboxes = parts
 	var pools []sandbox.PoolConfig
 	if d.cfg.SandboxPoolProcess > 0 {

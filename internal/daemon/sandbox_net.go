@@ -20,7 +20,10 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,11 +122,43 @@ func (d *Daemon) sandboxNetworkHook(ctx context.Context, parts *sandboxParts, sb
 		}
 	}()
 	proxy := "http://" + sandboxProxyAddr
-	return map[string]string{
+	env := map[string]string{
 		"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy, "https_proxy": proxy,
 		"NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1,::1",
 		"AGENTCLOUD_URL": "http://" + PlatformHost,
-	}, nil
+	}
+	if len(parts.caBundle) > 0 {
+		// The proxy intercepts HTTPS with leaves from the platform CA: put
+		// the system roots plus that CA where TLS clients look.
+		if err := sb.WriteFile(ctx, sandboxCAFile, bytes.NewReader(parts.caBundle), 0o444); err != nil {
+			d.closeSandboxNet(parts, sb.ID())
+			return nil, fmt.Errorf("sandbox CA bundle: %w", err)
+		}
+		for _, k := range []string{"SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"} {
+			env[k] = sandboxCAFile
+		}
+	}
+	return env, nil
+}
+
+// sandboxCAFile is where a sandbox finds the roots it trusts.
+const sandboxCAFile = sandbox.TmpDir + "/agentcloud-ca.pem"
+
+// systemRoots are the host's trusted roots, for the sandbox CA bundle.
+var systemRoots = []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"}
+
+// sandboxCABundle is the host's roots plus the platform CA, PEM.
+func sandboxCABundle(ca *x509.Certificate) []byte {
+	var b bytes.Buffer
+	for _, p := range systemRoots {
+		if data, err := os.ReadFile(p); err == nil {
+			b.Write(data)
+			b.WriteByte('\n')
+			break
+		}
+	}
+	_ = pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
+	return b.Bytes()
 }
 
 // closeSandboxNet stops a sandbox's proxy listener (Manager OnClose).

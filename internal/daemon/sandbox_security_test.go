@@ -3,12 +3,15 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,23 +283,51 @@ func TestSandboxEgress(t *testing.T) {
 }
 
 func testSandboxEgress(t *testing.T, tier string) {
+	// An HTTPS upstream; its certificate is for example.com.
+	var tlsAuth []string
+	var tlsMu sync.Mutex
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tlsMu.Lock()
+		tlsAuth = append(tlsAuth, r.Header.Get("Authorization"))
+		tlsMu.Unlock()
+		io.WriteString(w, "tls-ok")
+	}))
+	t.Cleanup(tlsSrv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(tlsSrv.Certificate())
 	cfg := config.Default()
 	cfg.SandboxPoolProcess = 0
-	d, admin := startDaemonWith(t, cfg, &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
+	d, admin := startDaemonWith(t, cfg, &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true, UpstreamRoots: roots})
 	ctx := context.Background()
 	apiSrv, evil := newRecorder(t, "api-ok"), newRecorder(t, "evil-ok")
 	alice := userClient(t, d, admin, "user:alice")
 	const value = "sk-sandbox-5e4f3a2b1c0d9e8f"
-	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test"}}); err != nil {
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test", "example.com"}}); err != nil {
 		t.Fatal(err)
 	}
-	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{"api.test"}, Secrets: []string{"API_KEY"}})
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{"api.test", "example.com"}, Secrets: []string{"API_KEY"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sb.Egress) != 1 || sb.Egress[0] != "api.test" || len(sb.Secrets) != 1 {
+	if len(sb.Egress) != 2 || sb.Egress[0] != "api.test" || len(sb.Secrets) != 1 {
 		t.Fatalf("sandbox: %+v", sb)
 	}
+	// HTTPS: the proxy intercepts with a leaf from the platform CA, which
+	// the sandbox trusts, verifies the upstream itself, and fills in the
+	// secret inside the TLS stream.
+	tlsURL := "https://example.com:" + strings.Split(tlsSrv.Listener.Addr().String(), ":")[1] + "/"
+	if code, out := run(t, alice, sb.ID, "curl -sS -H 'Authorization: Bearer {{secret:API_KEY}}' "+tlsURL); code != 0 || out != "tls-ok" {
+		t.Fatalf("curl https through the proxy: %d %q", code, out)
+	}
+	pyTLS := `import urllib.request as u; print(u.urlopen("` + tlsURL + `", timeout=10).read().decode())`
+	if code, out := run(t, alice, sb.ID, "python3 -c '"+pyTLS+"'"); code != 0 || out != "tls-ok\n" {
+		t.Fatalf("python https through the proxy: %d %q", code, out)
+	}
+	tlsMu.Lock()
+	if len(tlsAuth) != 2 || tlsAuth[0] != "Bearer "+value {
+		t.Fatalf("https upstream saw %q", tlsAuth)
+	}
+	tlsMu.Unlock()
 	// Allowed host, with a secret placeholder the proxy fills in.
 	py := `import urllib.request as u
 r = u.Request("` + apiSrv.url("api.test") + `", headers={"Authorization": "Bearer {{secret:API_KEY}}"})
@@ -357,7 +388,7 @@ print(u.urlopen(r, timeout=10).read().decode())`
 			denied++
 		}
 	}
-	if allowed != 2 || denied != 1 {
+	if allowed != 4 || denied != 1 {
 		t.Fatalf("egress audit for %s: %d allowed, %d denied (%+v)", sb.Identity, allowed, denied, evs.Events)
 	}
 	// The CLI: agentcloud run --egress HOST.
