@@ -331,6 +331,9 @@ func (s *security) auditEgress(ctx context.Context, ev egress.Event) {
 		if ec.sandbox != "" {
 			e.Detail["sandbox"] = ec.sandbox
 		}
+		if ec.sandbox != "" && ec.session != "" && ev.Status != 0 {
+			s.taintSession(ctx, ec, r.Host)
+		}
 	}
 	if ev.Status != 0 {
 		e.Detail["status"] = ev.Status
@@ -379,4 +382,18 @@ func (d *Daemon) FetchAsSession(ctx context.Context, agent, sess string, req *ht
 		allow = info.Manifest.Egress
 	}
 	return sessionFetcher{d.proxy, d.sec}.Fetch(ctx, session.Caller{Agent: agent, Session: sess, Egress: allow}, req)
+}
+
+// taintSession lowers the integrity of the session that made a sandbox when
+// an answer from a host that is not trusted is about to reach the sandbox
+// (the audit of an answered request comes before its body is relayed).
+func (s *security) taintSession(ctx context.Context, ec *egressCall, host string) {
+	trusted, err := s.trustedHosts(ctx)
+	if err == nil && secrets.HostAllowed(trusted, host) {
+		return
+	}
+	if _, err := s.labels.join(ctx, ec.agent, ec.session, policy.Labels{Integrity: policy.Untrusted},
+		"sandbox "+ec.sandbox+" read a response from "+host+", which is not a trusted host"); err != nil {
+		s.log.Warn("lower session integrity", "sandbox", ec.sandbox, "err", err)
+	}
 }

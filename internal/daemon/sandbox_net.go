@@ -19,7 +19,6 @@ package daemon
 // internal/sandbox/gvisor/egress.go), where the same proxy is served.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
@@ -36,9 +35,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/egress"
-	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
-	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -197,64 +194,11 @@ func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
 		}
 		ec := &egressCall{agent: rec.agent, session: rec.session, allow: rec.egress, owner: rec.owner,
 			secrets: rec.secrets, sandbox: rec.id}
-		ctx := context.WithValue(r.Context(), egressCallKey{}, ec)
-		if rec.session != "" {
-			w = &taintWriter{ResponseWriter: w, taint: func() { taintSession(ctx, sec, d.log, rec, host) }}
-		}
-		proxy.ServeHTTP(w, r.WithContext(ctx))
+		// A session's sandbox reading an untrusted host lowers the session's
+		// integrity: security.auditEgress does it as each answer arrives.
+		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), egressCallKey{}, ec)))
 	})
 }
-
-// taintSession lowers the integrity of the session that made a sandbox
-// once the sandbox receives a response from a host that is not trusted.
-func taintSession(ctx context.Context, s *security, log *slog.Logger, rec sandboxRecord, host string) {
-	trusted, err := s.trustedHosts(ctx)
-	if err == nil && secrets.HostAllowed(trusted, host) {
-		return
-	}
-	if _, err := s.labels.join(ctx, rec.agent, rec.session, policy.Labels{Integrity: policy.Untrusted},
-		"sandbox "+rec.id+" read a response from "+host+", which is not a trusted host"); err != nil {
-		log.Warn("lower session integrity", "sandbox", rec.id, "err", err)
-	}
-}
-
-// taintWriter calls taint before the first upstream byte reaches the
-// sandbox: at the response header of an answer that came from upstream
-// (proxy refusals carry egress.StatusHeader), or when a CONNECT tunnel is
-// established.
-type taintWriter struct {
-	http.ResponseWriter
-	taint func()
-	once  sync.Once
-}
-
-func (t *taintWriter) WriteHeader(code int) {
-	if t.Header().Get(egress.StatusHeader) == "" {
-		t.once.Do(t.taint)
-	}
-	t.ResponseWriter.WriteHeader(code)
-}
-
-func (t *taintWriter) Write(b []byte) (int, error) {
-	t.once.Do(func() {
-		if t.Header().Get(egress.StatusHeader) == "" {
-			t.taint()
-		}
-	})
-	return t.ResponseWriter.Write(b)
-}
-
-// Hijack is used by the proxy for CONNECT tunnels, after it allowed one.
-func (t *taintWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := t.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("response writer cannot hijack")
-	}
-	t.once.Do(t.taint)
-	return hj.Hijack()
-}
-
-func (t *taintWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // servePlatform hands a sandbox's request for http://agentcloud.internal to
 // the daemon's API, authenticated as the sandbox. Whatever credentials the
