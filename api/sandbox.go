@@ -40,7 +40,15 @@ type CreateSandboxRequest struct {
 	// seconds; 0 means the server default. Extend it with /extend.
 	TimeoutS float64           `json:"timeout_s,omitempty"`
 	Env      map[string]string `json:"env,omitempty"`      // added to every process
-	Metadata map[string]string `json:"metadata,omitempty"` // opaque to the server
+	Metadata map[string]string `json:"metadata,omitempty"` // opaque to the server; keys may not start with "agentcloud/"
+	// Egress lists the host patterns ("api.example.com", "*.example.com")
+	// the sandbox may reach through the platform's egress proxy; empty means
+	// none. Policy can still deny a listed host.
+	Egress []string `json:"egress,omitempty"`
+	// Secrets names the caller's secrets the egress proxy may substitute
+	// into requests from this sandbox ({{secret:NAME}} in a header), for
+	// the hosts each secret allows. Their values never enter the sandbox.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Sandbox describes a live sandbox.
@@ -53,6 +61,15 @@ type Sandbox struct {
 	Limits   SandboxLimits     `json:"limits"`
 	Paused   bool              `json:"paused"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Owner is the SPIFFE ID of the principal that owns the sandbox (for a
+	// session's sandbox, the agent's owner); Session is "agent/session"
+	// when a session created it; Identity is the sandbox's own SPIFFE ID,
+	// which its egress and platform API calls carry.
+	Owner    string   `json:"owner,omitempty"`
+	Session  string   `json:"session,omitempty"`
+	Identity string   `json:"identity,omitempty"`
+	Egress   []string `json:"egress,omitempty"`
+	Secrets  []string `json:"secrets,omitempty"`
 }
 
 // SandboxList is the body of GET /v1/sandboxes.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -48,6 +49,9 @@ type record struct {
 type Store struct {
 	kv  store.KV
 	now func() time.Time
+
+	mu      sync.Mutex               // guards waiters
+	waiters map[string]chan struct{} // closed when the approval is resolved here
 }
 
 // New returns a Store over kv; now is the clock (nil: time.Now).
@@ -55,7 +59,48 @@ func New(kv store.KV, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{kv: kv, now: now}
+	return &Store{kv: kv, now: now, waiters: map[string]chan struct{}{}}
+}
+
+// waitPoll is how often Wait rereads an approval, for resolutions made on
+// another node; resolutions on this node wake it at once.
+const waitPoll = 250 * time.Millisecond
+
+// Wait blocks until approval id is no longer pending or ctx ends, and
+// returns it as last read (still pending when ctx ended first).
+func (s *Store) Wait(ctx context.Context, id string) (api.Approval, error) {
+	for {
+		s.mu.Lock()
+		ch, ok := s.waiters[id]
+		if !ok {
+			ch = make(chan struct{})
+			s.waiters[id] = ch
+		}
+		s.mu.Unlock()
+		a, err := s.Get(ctx, id)
+		if err != nil || a.Status != Pending {
+			return a, err
+		}
+		t := time.NewTimer(waitPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return a, nil
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// wake releases the waiters of id.
+func (s *Store) wake(id string) {
+	s.mu.Lock()
+	if ch, ok := s.waiters[id]; ok {
+		close(ch)
+		delete(s.waiters, id)
+	}
+	s.mu.Unlock()
 }
 
 // MatchKey identifies "the same request" for approval purposes.
@@ -144,6 +189,7 @@ func (s *Store) Resolve(ctx context.Context, id string, approve bool, by string)
 		}
 		return api.Approval{}, fmt.Errorf("resolve approval %s: %w", id, err)
 	}
+	s.wake(id)
 	return r.Approval, nil
 }
 

@@ -25,6 +25,8 @@ type sandboxFlags struct {
 	memoryMB, pids int
 	diskMB         int
 	env, labels    []string
+	egress         []string
+	secrets        []string
 }
 
 func (f *sandboxFlags) register(fs *pflag.FlagSet, defaultTimeout time.Duration) {
@@ -37,6 +39,8 @@ func (f *sandboxFlags) register(fs *pflag.FlagSet, defaultTimeout time.Duration)
 	fs.IntVar(&f.diskMB, "disk-mb", 0, "size of /workspace and /tmp in MiB (0 = server default)")
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	fs.StringArrayVar(&f.labels, "label", nil, "metadata KEY=VALUE (repeatable)")
+	fs.StringArrayVar(&f.egress, "egress", nil, "host the sandbox may reach through the egress proxy, e.g. api.example.com or *.example.com (repeatable)")
+	fs.StringArrayVar(&f.secrets, "secret", nil, "secret the proxy may fill in for {{secret:NAME}} headers to its allowed hosts (repeatable)")
 }
 
 func (f *sandboxFlags) request() (api.CreateSandboxRequest, error) {
@@ -54,7 +58,7 @@ func (f *sandboxFlags) request() (api.CreateSandboxRequest, error) {
 	return api.CreateSandboxRequest{
 		Tier: f.tier, Template: f.template, TimeoutS: f.timeout.Seconds(),
 		Limits: api.SandboxLimits{CPUs: f.cpus, MemoryMB: f.memoryMB, Pids: f.pids, DiskMB: f.diskMB},
-		Env:    env, Metadata: labels,
+		Env:    env, Metadata: labels, Egress: f.egress, Secrets: f.secrets,
 	}, nil
 }
 

@@ -17,20 +17,26 @@ func newTokenCmd(g *globals) *cobra.Command {
 		audience []string
 	)
 	create := &cobra.Command{
-		Use:   "create --subject user:alice [--ttl 24h] [--audience AUD]...",
+		Use:   "create [--subject user:alice] [--ttl 24h] [--audience AUD]...",
 		Short: "Issue a token for a subject (user:NAME, agent:NAME, session:AGENT/ID, sandbox:ID, node:NAME or a SPIFFE ID)",
-		Long: `Issue a JWT-SVID for a subject. Only administrators may. The token is
+		Long: `Issue a JWT-SVID for a subject. Administrators may issue one for anyone;
+a user may issue one for itself only (the default subject: the caller), and
+it expires no later than the credential the user called with. The token is
 printed alone on stdout, so it can be captured: TOKEN=$(agentcloud token create ...).
 Its audience defaults to "agentcloud" (this API); a token for another audience is
 refused by the API.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if subject == "" {
-				return fmt.Errorf("missing --subject: e.g. --subject user:alice")
-			}
 			c, err := g.client()
 			if err != nil {
 				return err
+			}
+			if subject == "" {
+				who, err := c.WhoAmI(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("no --subject given and cannot tell who you are: %w", err)
+				}
+				subject = who.Principal
 			}
 			req := api.TokenRequest{Subject: subject, Audience: audience}
 			if ttl > 0 {
@@ -43,7 +49,7 @@ refused by the API.`,
 			return g.print(t, func(w io.Writer) { fmt.Fprintln(w, t.Token) })
 		},
 	}
-	create.Flags().StringVar(&subject, "subject", "", "who the token is for, e.g. user:alice")
+	create.Flags().StringVar(&subject, "subject", "", "who the token is for, e.g. user:alice (default: yourself)")
 	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "lifetime (at most 24h)")
 	create.Flags().StringSliceVar(&audience, "audience", nil, "audience (repeatable; default agentcloud)")
 

@@ -55,6 +55,10 @@ type Config struct {
 	// code); 0 calls per second means no limit.
 	ToolCallsPerSecond float64 `json:"tool_calls_per_second"`
 	ToolCallBurst      int     `json:"tool_call_burst"`
+	// SandboxMaxPerOwner caps the live sandboxes of one owner (a user, or
+	// an agent's owner for its sessions' sandboxes); administrators are
+	// exempt. 0 = no cap.
+	SandboxMaxPerOwner int `json:"sandbox_max_per_owner"`
 	// TLS serves the API over TLS with a node SVID from the platform CA;
 	// clients may then authenticate with their own SVID (mTLS).
 	TLS bool `json:"tls"`
@@ -87,6 +91,7 @@ func Default() Config {
 		SandboxPoolProcess: 2,
 		ToolCallsPerSecond: 200,
 		ToolCallBurst:      400,
+		SandboxMaxPerOwner: 32,
 		TrustDomain:        "agentcloud.local",
 	}
 }
@@ -318,6 +323,9 @@ func (c Config) Validate() error {
 	}
 	if c.SandboxPoolGVisor < 0 || c.SandboxPoolGVisor > 64 {
 		add("sandbox_pool_gvisor", strconv.Itoa(c.SandboxPoolGVisor), "want between 0 and 64")
+	}
+	if c.SandboxMaxPerOwner < 0 || c.SandboxMaxPerOwner > 100000 {
+		add("sandbox_max_per_owner", strconv.Itoa(c.SandboxMaxPerOwner), "want between 0 (no cap) and 100000")
 	}
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " /\t\n.*>") {
 		add("node_id", c.NodeID, "want a non-empty name without spaces, dots, slashes or wildcards")

@@ -3,12 +3,15 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/identity"
@@ -30,6 +33,7 @@ type egressCall struct {
 	allow          []string // manifest egress patterns
 	owner          string   // agent owner (SPIFFE ID)
 	secrets        []string // secrets the manifest declares
+	sandbox        string   // sandbox id, when a sandbox makes the request
 }
 
 // EgressTestHooks loosen the egress proxy for tests and benchmarks that
@@ -37,6 +41,8 @@ type egressCall struct {
 type EgressTestHooks struct {
 	Resolver      egress.Resolver
 	AllowLoopback bool
+	// UpstreamRoots replaces the system roots for verifying upstreams.
+	UpstreamRoots *x509.CertPool
 }
 
 // SetEgressTestHooks installs h; call before Start. Tests and benchmarks only.
@@ -59,12 +65,17 @@ var manifestDecider = egress.DeciderFunc(func(ctx context.Context, r egress.Requ
 // decision audited.
 func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	cfg := egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress"),
-		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback}
+		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
+		UpstreamRoots: d.egressHooks.UpstreamRoots}
 	if s := d.sec; s != nil {
 		cfg.Decider = modelDecider{next: s} // model gateway calls: models.go
 		cfg.Secrets = s.modelSecrets(s.substituteSecrets)
 		cfg.Auditor = egress.AuditorFunc(s.auditEgress)
 		cfg.ClientCert = s.clientCert
+		// CONNECT from sandboxes is intercepted with leaves from the
+		// platform CA, which sandboxes trust (sandboxCABundle), so each
+		// HTTPS request is decided, audited and gets its secrets.
+		cfg.InterceptCA, cfg.InterceptKey = s.ca.Certificate(), s.ca.Signer()
 	}
 	return egress.New(cfg)
 }
@@ -152,6 +163,21 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		}
 		ents[puid] = types.Entity{UID: puid, Attributes: types.NewRecord(sattrs)}
 		ents[agent] = types.Entity{UID: agent, Attributes: types.NewRecord(aattrs)}
+	} else if p.Kind == identity.KindSandbox {
+		extra := types.RecordMap{}
+		if ec != nil { // ec.allow was checked above
+			extra["hosts"] = types.NewSet(host)
+			trusted, err := s.trustedHosts(ctx)
+			if err != nil {
+				return egress.Decision{}, err
+			}
+			if secrets.HostAllowed(trusted, r.Host) {
+				extra["allowHosts"] = types.NewSet(host)
+			}
+		}
+		if labels, err = s.sandboxPrincipal(ctx, ents, p, extra); err != nil {
+			return egress.Decision{}, err
+		}
 	} else {
 		ents[puid] = types.Entity{UID: puid}
 	}
@@ -164,21 +190,26 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 	case d.Allowed:
 		return egress.Decision{Verdict: egress.Allow, Reason: "policy: allowed by " + why}, nil
 	case d.Approvable:
-		return s.approvableEgress(ctx, p, ec, uidString(host), why)
+		return s.approvableEgress(ctx, p, ec, uidString(host), why, r.ApprovalWait)
 	case len(d.Reasons) == 0:
 		return egress.Decision{Verdict: egress.Deny, Reason: "policy: no policy permits it " + why}, nil
 	}
 	return egress.Decision{Verdict: egress.Deny, Reason: "policy: denied by " + why}, nil
 }
 
-func (s *security) approvableEgress(ctx context.Context, p identity.Principal, ec *egressCall, res, why string) (egress.Decision, error) {
+func (s *security) approvableEgress(ctx context.Context, p identity.Principal, ec *egressCall, res, why string, wait time.Duration) (egress.Decision, error) {
 	caller := p.ID.String()
-	if a, ok, err := s.approvals.Consume(ctx, caller, egresspolicy.Action, res); err != nil {
-		return egress.Decision{}, err
-	} else if ok {
+	consume := func() (egress.Decision, bool, error) {
+		a, ok, err := s.approvals.Consume(ctx, caller, egresspolicy.Action, res)
+		if err != nil || !ok {
+			return egress.Decision{}, false, err
+		}
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeApproval, Principal: caller, Session: sessionName(p),
 			Action: egresspolicy.Action, Resource: res, Outcome: "used", Reason: "approval " + a.ID + " by " + a.ResolvedBy})
-		return egress.Decision{Verdict: egress.Allow, Reason: "approval " + a.ID + " by " + a.ResolvedBy + " overrides " + why}, nil
+		return egress.Decision{Verdict: egress.Allow, Reason: "approval " + a.ID + " by " + a.ResolvedBy + " overrides " + why}, true, nil
+	}
+	if d, ok, err := consume(); err != nil || ok {
+		return d, err
 	}
 	req := api.Approval{Principal: caller, Action: egresspolicy.Action, Resource: res, Reason: "denied by " + why}
 	if ec != nil {
@@ -191,6 +222,23 @@ func (s *security) approvableEgress(ctx context.Context, p identity.Principal, e
 	if created {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeApproval, Principal: caller, Session: sessionName(p),
 			Action: egresspolicy.Action, Resource: res, Outcome: "requested", Reason: req.Reason, Detail: map[string]any{"approval": a.ID}})
+	}
+	if wait > 0 { // wait mode: hold the request until a person decides, or wait ends
+		wctx, cancel := context.WithTimeout(ctx, min(wait, egress.MaxApprovalWait))
+		got, err := s.approvals.Wait(wctx, a.ID)
+		cancel()
+		if err != nil {
+			return egress.Decision{}, err
+		}
+		switch got.Status {
+		case approval.Approved:
+			if d, ok, err := consume(); err != nil || ok {
+				return d, err
+			}
+		case approval.Denied:
+			return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("approval %s was denied by %s (%s)", a.ID, got.ResolvedBy, why)}, nil
+		}
+		return egress.Decision{Verdict: egress.Pending, Reason: fmt.Sprintf("approval %s still pending after waiting %s (%s): run agentcloud approvals approve %s, then retry", a.ID, wait, why, a.ID)}, nil
 	}
 	return egress.Decision{Verdict: egress.Pending, Reason: fmt.Sprintf("approval %s required (%s): run agentcloud approvals approve %s, then retry", a.ID, why, a.ID)}, nil
 }
@@ -225,8 +273,12 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 	}
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
 	p, err := identity.ParsePrincipal(s.td, caller.ID)
-	if err != nil || ec == nil || p.Kind != identity.KindSession {
-		return nil, fmt.Errorf("only sessions may use secrets")
+	if err != nil || ec == nil || (p.Kind != identity.KindSession && p.Kind != identity.KindSandbox) {
+		return nil, fmt.Errorf("only sessions and sandboxes may use secrets")
+	}
+	declared := "not declared in the agent manifest's secrets"
+	if p.Kind == identity.KindSandbox {
+		declared = "not among the secrets the sandbox was created with"
 	}
 	deny := func(name, reason string) ([]string, error) {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
@@ -235,7 +287,7 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 	}
 	for _, n := range names {
 		if !slices.Contains(ec.secrets, n) {
-			return deny(n, "not declared in the agent manifest's secrets")
+			return deny(n, declared)
 		}
 		owner, _, exists, err := s.secretOwner(ctx, n)
 		if err != nil {
@@ -245,7 +297,7 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 			return deny(n, "no such secret")
 		}
 		if owner != ec.owner {
-			return deny(n, "owned by someone other than the agent's owner")
+			return deny(n, "owned by someone other than the caller's owner")
 		}
 		d, _, err := s.decide(ctx, p, "secret.use", httpapiSecret(n), nil)
 		if err != nil {
@@ -259,9 +311,11 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 	if err != nil {
 		return deny(strings.Join(names, ","), err.Error())
 	}
-	if _, err := s.labels.join(ctx, p.Agent, p.Name, policy.Labels{Confidentiality: policy.SecretData},
-		"used secret "+strings.Join(used, ",")); err != nil {
-		return nil, err
+	if ec.session != "" {
+		if _, err := s.labels.join(ctx, ec.agent, ec.session, policy.Labels{Confidentiality: policy.SecretData},
+			"used secret "+strings.Join(used, ",")); err != nil {
+			return nil, err
+		}
 	}
 	for _, n := range used {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
@@ -277,7 +331,15 @@ func (s *security) auditEgress(ctx context.Context, ev egress.Event) {
 		Resource: uidString(egresspolicy.HostUID(r.Host)), Outcome: ev.Outcome, Reason: ev.Reason,
 		Detail: map[string]any{"method": r.Method, "scheme": r.Scheme, "port": r.Port, "path": r.Path}}
 	if ec, _ := ctx.Value(egressCallKey{}).(*egressCall); ec != nil {
-		e.Session = ec.agent + "/" + ec.session
+		if ec.session != "" {
+			e.Session = ec.agent + "/" + ec.session
+		}
+		if ec.sandbox != "" {
+			e.Detail["sandbox"] = ec.sandbox
+		}
+		if ec.sandbox != "" && ec.session != "" && ev.Status != 0 {
+			s.taintSession(ctx, ec, r.Host)
+		}
 	}
 	if ev.Status != 0 {
 		e.Detail["status"] = ev.Status
@@ -326,4 +388,18 @@ func (d *Daemon) FetchAsSession(ctx context.Context, agent, sess string, req *ht
 		allow = info.Manifest.Egress
 	}
 	return sessionFetcher{d.proxy, d.sec}.Fetch(ctx, session.Caller{Agent: agent, Session: sess, Egress: allow}, req)
+}
+
+// taintSession lowers the integrity of the session that made a sandbox when
+// an answer from a host that is not trusted is about to reach the sandbox
+// (the audit of an answered request comes before its body is relayed).
+func (s *security) taintSession(ctx context.Context, ec *egressCall, host string) {
+	trusted, err := s.trustedHosts(ctx)
+	if err == nil && secrets.HostAllowed(trusted, host) {
+		return
+	}
+	if _, err := s.labels.join(ctx, ec.agent, ec.session, policy.Labels{Integrity: policy.Untrusted},
+		"sandbox "+ec.sandbox+" read a response from "+host+", which is not a trusted host"); err != nil {
+		s.log.Warn("lower session integrity", "sandbox", ec.sandbox, "err", err)
+	}
 }

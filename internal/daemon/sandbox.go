@@ -17,6 +17,10 @@ type sandboxParts struct {
 	dir     string // tier state, removed at close
 	tiers   []sandbox.Tier
 	manager *sandbox.Manager
+	nets    sandboxNets // egress proxy listeners inside sandboxes
+	// caBundle is written into each sandbox: system roots plus the
+	// platform CA the egress proxy intercepts HTTPS with.
+	caBundle []byte
 }
 
 // startSandboxes builds the sandbox tiers that this host supports, the
@@ -30,6 +34,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	off := func(reason error) {
 		log.Warn("sandboxes disabled", "reason", reason)
 		sandboxhttp.New(sandboxhttp.Config{Unavailable: reason, Logger: log}).Routes(d.router)
+		d.sessions.SetService("sandbox", sandboxService{d: d, unavailable: reason})
 	}
 	if err := process.Available(); err != nil {
 		off(err)
@@ -50,7 +55,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		off(fmt.Errorf("process sandbox tier: %w", err))
 		return nil
 	}
-	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}}
+	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}, caBundle: sandboxCABundle(d.sec.ca.Certificate())}
 	d.sandboxes = parts
 	var pools []sandbox.PoolConfig
 	if d.cfg.SandboxPoolProcess > 0 {
@@ -66,14 +71,24 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 			pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierGVisor, Size: d.cfg.SandboxPoolGVisor})
 		}
 	}
-	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log})
+	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log,
+		NetworkHook: func(ctx context.Context, sb sandbox.Sandbox, ns string) (map[string]string, error) {
+			return d.sandboxNetworkHook(ctx, parts, sb, ns)
+		}, OnClose: func(id string) { d.closeSandboxNet(parts, id) }})
 	if err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}
 	if err := parts.manager.Start(ctx); err != nil {
 		return fmt.Errorf("start sandbox manager: %w", err)
 	}
-	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log}).Routes(d.router)
+	d.sec.sandboxLookup = parts.record
+	create, visible := d.sandboxAccess(parts)
+	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log,
+		BeforeCreate: create, Visible: visible, Identity: func(id string) string {
+			sid, _ := d.sandboxID(id)
+			return sid
+		}}).Routes(d.router)
+	d.sessions.SetService("sandbox", sandboxService{d: d, parts: parts})
 	names := make([]string, len(parts.tiers))
 	for i, t := range parts.tiers {
 		names[i] = t.Name()

@@ -97,6 +97,8 @@ type security struct {
 	// ones (e.g. "Sandbox"); see Daemon.RegisterResourceOwner.
 	omu    sync.RWMutex // protects owners
 	owners map[string]OwnerFunc
+	// sandboxLookup finds a live sandbox's record; set by startSandboxes.
+	sandboxLookup func(id string) (sandboxRecord, bool)
 
 	svids *sessionSVIDs // session identities (session_identity.go)
 

@@ -21,7 +21,8 @@ import (
 // and listings whose handlers filter each item through Cedar.
 var openActions = map[string]bool{
 	"status.read": true, "whoami": true, "api.read": true, "policy.read": true,
-	"agent.list": true, "secret.list": true, "approval.list": true,
+	"agent.list": true, "secret.list": true, "approval.list": true, "sandbox.list": true,
+	"token.request": true, // the handler asks Cedar token.create for the subject
 	// The toolbox authorizes tool.call per tool itself (tools.go).
 	actionToolList: true, actionToolInvoke: true,
 }
@@ -123,6 +124,9 @@ func denialText(ip identity.Principal, action string, res policy.UID, d policy.D
 // principalEntity adds the caller's entity and returns its session labels.
 func (s *security) principalEntity(ctx context.Context, ents types.EntityMap, ip identity.Principal) (policy.Labels, error) {
 	uid := policy.PrincipalUID(ip)
+	if ip.Kind == identity.KindSandbox {
+		return s.sandboxPrincipal(ctx, ents, ip, nil)
+	}
 	if ip.Kind != identity.KindSession {
 		ents[uid] = types.Entity{UID: uid}
 		return policy.Labels{}, nil
@@ -209,6 +213,11 @@ func (s *security) resourceEntity(ctx context.Context, ents types.EntityMap, res
 		if res.Parent == "builtin" {
 			attrs["builtin"] = types.True
 		}
+	case policy.TypeSandbox:
+		uid = policy.NewUID(policy.TypeSandbox, res.ID)
+		s.sandboxEntity(ctx, ents, attrs, res.ID, caller, creating)
+		ents[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(attrs)}
+		return uid, nil
 	case policy.TypeApproval:
 		uid = policy.NewUID(policy.TypeApproval, res.ID)
 		a, gerr := s.approvals.Get(ctx, res.ID)

@@ -44,8 +44,8 @@ func caller(r *http.Request) httpapi.Principal {
 func (d *Daemon) securityRoutes() {
 	s, rt := d.sec, d.router
 	const tag = "security"
-	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tokens", Tag: tag, Summary: "Issue a JWT-SVID bearer token for a subject (user:alice, agent:bot, ...).",
-		Action: "token.create", Request: api.TokenRequest{}, Response: api.Token{}, Status: http.StatusCreated, Handler: s.handleTokenCreate})
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tokens", Tag: tag, Summary: "Issue a JWT-SVID bearer token for a subject (user:alice, agent:bot, ...); users may issue tokens for themselves only, no longer-lived than their own.",
+		Action: "token.request", Request: api.TokenRequest{}, Response: api.Token{}, Status: http.StatusCreated, Handler: s.handleTokenCreate})
 	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tokens/revoke", Tag: tag, Summary: "Revoke a token (by value, or by id and expiry) on every node.",
 		Action: "token.create", Request: api.RevokeRequest{}, Status: http.StatusNoContent, Handler: s.handleTokenRevoke})
 	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/identities", Tag: tag, Summary: "Certify a client's public key (CSR) as an X.509-SVID for a SPIFFE ID.",
@@ -147,6 +147,9 @@ func (s *security) handleTokenCreate(w http.ResponseWriter, r *http.Request) err
 			return api.FieldErrorf(api.KindValidation, "ttl", "ttl %q: want a duration from 1s to %s", in.TTL, maxTokenTTL)
 		}
 	}
+	if ttl, err = s.mayIssue(r, p, ttl); err != nil {
+		return err
+	}
 	aud := in.Audience
 	if len(aud) == 0 {
 		aud = []string{APIAudience}
@@ -160,6 +163,36 @@ func (s *security) handleTokenCreate(w http.ResponseWriter, r *http.Request) err
 		Resource: out.Subject, Outcome: "issued", Detail: map[string]any{"jti": jti, "audience": aud, "expires": out.Expires}})
 	httpapi.WriteJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// mayIssue lets administrators issue any token; anyone else a token for
+// themselves (Cedar token.create on their own entity, policy
+// user-self-token) that expires no later than the credential they called
+// with, so a token cannot be renewed past its own life by minting another.
+// It returns the ttl to use.
+func (s *security) mayIssue(r *http.Request, subject identity.Principal, ttl time.Duration) (time.Duration, error) {
+	c := caller(r)
+	if c.Kind == string(identity.KindAdmin) {
+		return ttl, nil
+	}
+	uid := policy.PrincipalUID(subject)
+	res := httpapi.Resource{Type: string(uid.Type), ID: string(uid.ID)}
+	if err := s.Authorize(r.Context(), c, "token.create", res); err != nil {
+		return 0, api.Errorf(api.KindForbidden, "%s may create tokens only for itself (subject %s); administrators may create any", c.ID, c.ID)
+	}
+	var until time.Time
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		until = r.TLS.PeerCertificates[0].NotAfter
+	} else if _, exp, err := s.tokenClaims(bearer(r)); err == nil {
+		until = exp
+	}
+	if left := until.Sub(s.now()); !until.IsZero() && left < ttl {
+		if left < time.Second {
+			return 0, api.Errorf(api.KindUnauthenticated, "the credential you called with is about to expire: ask an administrator for a new one")
+		}
+		ttl = left.Truncate(time.Second)
+	}
+	return ttl, nil
 }
 
 func (s *security) handleTokenRevoke(w http.ResponseWriter, r *http.Request) error {

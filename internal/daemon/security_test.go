@@ -56,7 +56,7 @@ func stopDaemon(t *testing.T, d *daemon.Daemon) {
 
 // startDaemonWith starts a daemon on cfg (Data and Listen set by the
 // caller or defaulted) and returns it with an admin client.
-func startDaemonWith(t *testing.T, cfg config.Config, hooks *daemon.EgressTestHooks) (*daemon.Daemon, *client.Client) {
+func startDaemonWith(t testing.TB, cfg config.Config, hooks *daemon.EgressTestHooks) (*daemon.Daemon, *client.Client) {
 	t.Helper()
 	if cfg.Data == "" || cfg.Data == config.Default().Data {
 		cfg.Data = t.TempDir()
@@ -86,7 +86,7 @@ func startDaemonWith(t *testing.T, cfg config.Config, hooks *daemon.EgressTestHo
 	return d, c
 }
 
-func userClient(t *testing.T, d *daemon.Daemon, admin *client.Client, subject string) *client.Client {
+func userClient(t testing.TB, d *daemon.Daemon, admin *client.Client, subject string) *client.Client {
 	t.Helper()
 	tok, err := admin.CreateToken(context.Background(), api.TokenRequest{Subject: subject, TTL: "1h"})
 	if err != nil {
@@ -392,7 +392,7 @@ type recorder struct {
 	srv   *httptest.Server
 }
 
-func newRecorder(t *testing.T, body string) *recorder {
+func newRecorder(t testing.TB, body string) *recorder {
 	r := &recorder{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
 		r.mu.Lock()

@@ -37,7 +37,19 @@ type Request struct {
 	Host   string // lowercased, no port, no brackets
 	Port   int
 	Path   string // empty for a tunnel
+	// ApprovalWait is how long the caller is willing to wait for a person
+	// to resolve an approval this request needs (ApprovalWaitHeader); zero
+	// means fail at once with the approval id.
+	ApprovalWait time.Duration
 }
+
+// ApprovalWaitHeader, on an outbound request, asks the proxy to hold the
+// request up to that many seconds while an approval it needs is pending,
+// instead of refusing it at once. The proxy removes it before sending.
+const ApprovalWaitHeader = "Agentcloud-Approval-Wait"
+
+// MaxApprovalWait caps ApprovalWaitHeader.
+const MaxApprovalWait = 5 * time.Minute
 
 // Verdict is a Decider's answer.
 type Verdict int

@@ -513,3 +513,31 @@ func FuzzParseHost(f *testing.F) {
 		}
 	})
 }
+
+func TestParseApprovalWait(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 0, "0": 0, "30": 30 * time.Second, " 1.5 ": 1500 * time.Millisecond, "300": MaxApprovalWait} {
+		if got, err := parseApprovalWait(in); err != nil || got != want {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "301", "NaN", "Inf", "1s", "x"} {
+		if _, err := parseApprovalWait(in); !errors.Is(err, ErrBadRequest) {
+			t.Errorf("%q: want ErrBadRequest, got %v", in, err)
+		}
+	}
+}
+
+func FuzzParseApprovalWait(f *testing.F) {
+	for _, s := range []string{"", "0", "30", "1.5", "-1", "301", "NaN", "1e2", "0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseApprovalWait(s)
+		if err == nil && (d < 0 || d > MaxApprovalWait) {
+			t.Fatalf("%q: %v accepted", s, d)
+		}
+		if err != nil && !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("%q: %v", s, err)
+		}
+	})
+}

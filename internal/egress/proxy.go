@@ -217,7 +217,25 @@ func describe(caller Caller, req *http.Request) (Request, error) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	return Request{Caller: caller, Scheme: scheme, Method: method, Host: host, Port: port, Path: u.EscapedPath()}, nil
+	wait, err := parseApprovalWait(req.Header.Get(ApprovalWaitHeader))
+	if err != nil {
+		return Request{}, err
+	}
+	return Request{Caller: caller, Scheme: scheme, Method: method, Host: host, Port: port, Path: u.EscapedPath(),
+		ApprovalWait: wait}, nil
+}
+
+// parseApprovalWait reads ApprovalWaitHeader: seconds, at most
+// MaxApprovalWait; empty means zero.
+func parseApprovalWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || f < 0 || f > MaxApprovalWait.Seconds() || f != f {
+		return 0, fmt.Errorf("%s: %q: want seconds between 0 and %.0f: %w", ApprovalWaitHeader, v, MaxApprovalWait.Seconds(), ErrBadRequest)
+	}
+	return time.Duration(f * float64(time.Second)), nil
 }
 
 // decide applies the address rules that need no DNS, then the Decider, and
@@ -284,6 +302,7 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 	out.RequestURI = ""
 	out.Host = "" // the URL's host decides; a Host header cannot redirect the request
 	removeHopHeaders(out.Header)
+	out.Header.Del(ApprovalWaitHeader)
 	if req.Body != nil && req.Body != http.NoBody {
 		out.Body = &limitedBody{rc: req.Body, n: p.cfg.MaxRequestBytes}
 	}

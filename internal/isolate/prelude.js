@@ -675,6 +675,8 @@
   };
   const sandbox = {
     async run(req) { return invoke("sandbox", "run", req); },
+    async exec(id, req) { return invoke("sandbox", "exec", Object.assign({}, req || {}, { id: String(id) })); },
+    async delete(id) { return invoke("sandbox", "delete", { id: String(id) }); },
   };
   const env = { state, session: { id: "", agent: "" }, tools, ai, sandbox };
   let handler = null;

@@ -217,7 +217,7 @@ func TestParse(t *testing.T) {
 			approvable = append(approvable, p.ID)
 		}
 	}
-	if len(ps) < 7 || !slices.Equal(approvable, []string{"lethal-trifecta"}) {
+	if len(ps) < 7 || !slices.Equal(approvable, []string{"lethal-trifecta", "lethal-trifecta-sandbox"}) {
 		t.Fatalf("parsed %+v", ps)
 	}
 	if err := Validate(DefaultPolicies()); err != nil {

@@ -49,6 +49,10 @@ type ManagerConfig struct {
 	Clock          Clock         // default: time.Now
 	Logger         *slog.Logger  // default: slog.Default()
 	NetworkHook    NetworkHook   // optional
+	// OnClose, if set, is called with a sandbox's id after the Manager has
+	// closed it (delete, timeout or Close), to free what the network hook
+	// set up for it. A hook that fails frees its own work.
+	OnClose func(id string)
 	// ReapInterval is how often expired sandboxes are removed; default 1s.
 	ReapInterval time.Duration
 }
@@ -385,10 +389,18 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
 	}
-	if err := e.sb.Close(); err != nil {
+	err := e.sb.Close()
+	m.closed(id)
+	if err != nil {
 		return fmt.Errorf("delete sandbox %s: %w", id, err)
 	}
 	return nil
+}
+
+func (m *Manager) closed(id string) {
+	if m.cfg.OnClose != nil {
+		m.cfg.OnClose(id)
+	}
 }
 
 // Close deletes every sandbox and discards the pools. It does not close the
@@ -412,8 +424,9 @@ func (m *Manager) Close() error {
 	all := m.sandboxes
 	m.sandboxes = map[string]*entry{}
 	m.mu.Unlock()
-	for _, e := range all {
+	for id, e := range all {
 		errs = append(errs, e.sb.Close())
+		m.closed(id)
 	}
 	return errors.Join(errs...)
 }

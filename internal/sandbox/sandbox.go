@@ -35,6 +35,18 @@ const (
 	TemplateHost = "host"
 )
 
+// Reserved Spec.Labels keys, set by the daemon and never by a caller's
+// metadata: who owns a sandbox (a SPIFFE ID), the session that created it
+// ("agent/session"), and its egress host patterns and usable secrets
+// (comma-separated).
+const (
+	LabelPrefix  = "agentcloud/"
+	LabelOwner   = LabelPrefix + "owner"
+	LabelSession = LabelPrefix + "session"
+	LabelEgress  = LabelPrefix + "egress"
+	LabelSecrets = LabelPrefix + "secrets"
+)
+
 // Writable paths inside every sandbox. File operations are confined to them.
 const (
 	WorkspaceDir = "/workspace"
@@ -195,6 +207,15 @@ type Sandbox interface {
 	// Close kills every process in the sandbox and frees everything it holds
 	// (cgroups, mounts, namespaces, state directories). It is idempotent.
 	Close() error
+}
+
+// EgressSocketer is implemented by sandboxes whose network is not a host
+// network namespace but which relay 127.0.0.1:3128 inside to a host Unix
+// socket (the gVisor tier). The network hook listens on that path and
+// serves the egress proxy there, as it would inside a network namespace.
+// An error wrapping ErrUnsupported means this sandbox has no relay.
+type EgressSocketer interface {
+	EgressSocket() (string, error)
 }
 
 // Tier is one isolation technology.

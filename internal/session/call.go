@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -135,19 +136,32 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 	}
 	cctx, cancelCause := context.WithCancelCause(cctx)
 	start := time.Now()
-	var timer *time.Timer
+	var (
+		mu      sync.Mutex // guards timer and stopped: checks re-arm it
+		timer   *time.Timer
+		stopped bool
+	)
 	check := func() {}
 	check = func() {
-		used := time.Since(start) - time.Duration(h.hostNanos.Load())
+		used := time.Since(start) - h.hostTime()
 		if used >= cpu {
 			cancelCause(errCPU)
 			return
 		}
-		timer = time.AfterFunc(cpu-used, check)
+		mu.Lock()
+		if !stopped {
+			timer = time.AfterFunc(cpu-used, check)
+		}
+		mu.Unlock()
 	}
+	mu.Lock()
 	timer = time.AfterFunc(cpu, check)
+	mu.Unlock()
 	return cctx, func() {
+		mu.Lock()
+		stopped = true
 		timer.Stop()
+		mu.Unlock()
 		cancelCause(nil)
 		cancelWall()
 	}

@@ -30,8 +30,12 @@ type callHost struct {
 	writes map[string][]byte
 	order  []string
 	alarm  *alarmChange
-	// hostNanos is time spent in host calls, excluded from the CPU limit.
+	// hostNanos is time spent in finished host calls, excluded from the
+	// CPU limit; hostSince is when the host call in progress began (unix
+	// nanoseconds, 0 when none), so a long one (env.sandbox.run, a fetch
+	// waiting for an approval) does not count as CPU while it lasts.
 	hostNanos atomic.Int64
+	hostSince atomic.Int64
 }
 
 type alarmChange struct {
@@ -41,14 +45,37 @@ type alarmChange struct {
 
 var _ isolate.Host = (*callHost)(nil)
 
-func (h *callHost) timed(start time.Time) { h.hostNanos.Add(int64(time.Since(start))) }
+// enter marks the start of a host call; pass its result to timed.
+func (h *callHost) enter() time.Time {
+	now := time.Now()
+	h.hostSince.Store(now.UnixNano())
+	return now
+}
+
+func (h *callHost) timed(start time.Time) {
+	h.hostNanos.Add(int64(time.Since(start)))
+	h.hostSince.Store(0)
+}
+
+// hostTime is the time spent in host calls so far, including the one in
+// progress.
+// hostSince is read first: a call ending in between is then counted twice
+// (erring towards less CPU), never missed.
+func (h *callHost) hostTime() time.Duration {
+	since := h.hostSince.Load()
+	d := time.Duration(h.hostNanos.Load())
+	if since != 0 {
+		d += time.Since(time.Unix(0, since))
+	}
+	return d
+}
 
 func (h *callHost) stateKey(key string) string {
 	return store.Key(h.s.key.agent, h.s.key.id, key)
 }
 
 func (h *callHost) StateGet(key string) ([]byte, bool, error) {
-	defer h.timed(time.Now())
+	defer h.timed(h.enter())
 	if v, ok := h.writes[key]; ok {
 		return v, v != nil, nil
 	}
@@ -89,7 +116,7 @@ func (h *callHost) buffer(key string, v []byte) {
 }
 
 func (h *callHost) StateList(prefix string, limit int) ([]isolate.KV, error) {
-	defer h.timed(time.Now())
+	defer h.timed(h.enter())
 	base := store.Key(h.s.key.agent, h.s.key.id)
 	keys, err := h.m.state.Keys(h.ctx, base)
 	if err != nil {
@@ -154,7 +181,7 @@ func (h *callHost) DeleteAlarm() error {
 }
 
 func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Response, error) {
-	defer h.timed(time.Now())
+	defer h.timed(h.enter())
 	if h.m.cfg.Fetcher == nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: outbound requests are disabled on this node", req.URL)
 	}
@@ -190,7 +217,7 @@ func (h *callHost) caller() Caller {
 
 // Invoke dispatches env.<service>.<method>(args) to the configured Service.
 func (h *callHost) Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error) {
-	defer h.timed(time.Now())
+	defer h.timed(h.enter())
 	svc := h.m.service(service)
 	if svc == nil {
 		return nil, fmt.Errorf("NotSupportedError: env.%s is not available on this node", service)

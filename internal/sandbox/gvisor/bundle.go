@@ -33,7 +33,7 @@ func buildTemplateRoot(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, d := range []string{"proc", "dev", "workspace", "tmp", "sys"} {
+	for _, d := range []string{"proc", "dev", "workspace", "tmp", "sys", "run/agentcloud"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,8 @@ type container struct {
 	env    []string
 	closed bool
 	paused bool
+
+	relayReady atomic.Bool // the egress relay listens (egress.go)
 }
 
 var (
@@ -50,6 +53,11 @@ var (
 
 // prepareDirs creates the bundle and mounts the writable tmpfs dirs.
 func (c *container) prepareDirs(diskMB int) error {
+	// root-owned 0755: the sandbox user may connect to the socket the daemon
+	// puts there, but not create or remove anything.
+	if err := os.MkdirAll(c.egressDir(), 0o755); err != nil {
+		return err
+	}
 	for _, d := range []string{"workspace", "tmp"} {
 		p := filepath.Join(c.rwDir, d)
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -184,6 +192,9 @@ func mergeEnv(base []string, extra map[string]string) []string {
 // Exec runs a process via runsc exec, streaming its output.
 func (c *container) Exec(ctx context.Context, es sandbox.ExecSpec, stdout, stderr io.Writer) (int, error) {
 	if err := c.usable(); err != nil {
+		return -1, err
+	}
+	if err := c.waitForwarder(ctx); err != nil {
 		return -1, err
 	}
 	pidFile := filepath.Join(c.bundle, "exec-"+randomID()+".pid")
@@ -322,6 +333,9 @@ func orDiscard(w io.Writer) io.Writer {
 // Start runs a background process with runsc exec --detach.
 func (c *container) Start(ctx context.Context, es sandbox.ExecSpec) (int, error) {
 	if err := c.usable(); err != nil {
+		return -1, err
+	}
+	if err := c.waitForwarder(ctx); err != nil {
 		return -1, err
 	}
 	if es.OutputFile != "" {

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
@@ -47,6 +49,7 @@ type Tier struct {
 	runsc        string
 	platform     string
 	ociSeccomp   bool
+	egress       bool   // pid 1 forwards 127.0.0.1:3128 to a host socket (egress.go)
 	stateDir     string // runsc --root
 	bundlesDir   string
 	templateRoot string
@@ -112,7 +115,8 @@ func New(cfg Config) (*Tier, error) {
 	}
 	flags, _ := exec.Command(path, "flags").CombinedOutput()
 	t.ociSeccomp = bytes.Contains(flags, []byte("-oci-seccomp"))
-	t.log.Info("gvisor tier", "runsc", path, "platform", t.platform, "oci_seccomp", t.ociSeccomp)
+	t.egress = bytes.Contains(flags, []byte("-host-uds")) && forwarderAvailable()
+	t.log.Info("gvisor tier", "runsc", path, "platform", t.platform, "oci_seccomp", t.ociSeccomp, "egress", t.egress)
 	return t, nil
 }
 
@@ -136,6 +140,9 @@ func (t *Tier) Close() error {
 // runscArgs prefixes the global flags every runsc call needs.
 func (t *Tier) runscArgs(args ...string) []string {
 	g := []string{"--root", t.stateDir, "--network=none", "--platform=" + t.platform}
+	if t.egress {
+		g = append(g, "--host-uds=open")
+	}
 	if t.ociSeccomp {
 		g = append(g, "--oci-seccomp")
 	}
@@ -208,6 +215,11 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 		return nil, err
 	}
 	spec := ociSpec(t.templateRoot, c.rwDir, sandbox.DefaultLimits, t.ociSeccomp)
+	if t.egress {
+		spec.Process.Args = []string{forwarderPython, "-I", "-S", "-c", forwarderPy}
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: egressMount, Type: "bind", Source: c.egressDir(),
+			Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}})
+	}
 	spec.Linux.CgroupsPath = "/agentcloud-gvisor/" + c.cid
 	if err := writeSpec(c.bundle, spec); err != nil {
 		c.cleanupHost()

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/secrets"
 )
 
 // Config configures a Handler.
@@ -38,6 +40,15 @@ type Config struct {
 	// MaxTimeout caps timeout_s in requests; default 24h.
 	MaxTimeout time.Duration
 	Logger     *slog.Logger
+
+	// BeforeCreate, if set, runs after a create request is validated and
+	// before the sandbox is made: it may refuse (an api.Problem) or add
+	// reserved labels (owner) to spec. The daemon checks quotas here.
+	BeforeCreate func(r *http.Request, spec *sandbox.Spec) error
+	// Visible, if set, filters GET /v1/sandboxes to what the caller may read.
+	Visible func(r *http.Request, info sandbox.Info) bool
+	// Identity, if set, names a sandbox's SPIFFE ID in descriptions.
+	Identity func(id string) string
 }
 
 // Handler serves the sandbox API.
@@ -47,6 +58,7 @@ type Handler struct {
 	unavailable error
 	maxTimeout  time.Duration
 	log         *slog.Logger
+	cfg         Config
 
 	mu     sync.Mutex      // guards paused
 	paused map[string]bool // sandbox id -> paused through this API
@@ -64,7 +76,7 @@ func New(cfg Config) *Handler {
 		cfg.Unavailable = fmt.Errorf("sandboxes are not enabled on this node")
 	}
 	h := &Handler{m: cfg.Manager, templates: map[string][]string{}, unavailable: cfg.Unavailable,
-		maxTimeout: cfg.MaxTimeout, log: cfg.Logger, paused: map[string]bool{}}
+		maxTimeout: cfg.MaxTimeout, log: cfg.Logger, paused: map[string]bool{}, cfg: cfg}
 	for _, t := range cfg.Tiers {
 		h.templates[t.Name()] = t.Templates()
 	}
@@ -100,8 +112,9 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	}
 	const sb = "/v1/sandboxes/{id}"
 	add(httpapi.Route{Method: "POST", Path: "/v1/sandboxes", Action: ActionCreate, Status: http.StatusCreated,
-		Summary: "Create a sandbox (from a warm pool when one matches) and answer its description.",
-		Request: api.CreateSandboxRequest{}, Response: api.Sandbox{}, Handler: h.handleCreate})
+		Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Sandbox"} }, // a new one
+		Summary:  "Create a sandbox (from a warm pool when one matches) and answer its description.",
+		Request:  api.CreateSandboxRequest{}, Response: api.Sandbox{}, Handler: h.handleCreate})
 	add(httpapi.Route{Method: "GET", Path: "/v1/sandboxes", Action: ActionList, Summary: "List live sandboxes.",
 		Response: api.SandboxList{}, Handler: h.handleList})
 	add(httpapi.Route{Method: "GET", Path: sb, Action: ActionRead, Summary: "Show one sandbox.",
@@ -158,6 +171,11 @@ func (h *Handler) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	spec, err := h.specFor(req)
 	if err != nil {
 		return err
+	}
+	if h.cfg.BeforeCreate != nil {
+		if err := h.cfg.BeforeCreate(r, &spec); err != nil {
+			return err
+		}
 	}
 	sb, err := h.m.Create(r.Context(), "", spec)
 	if err != nil {
@@ -217,25 +235,69 @@ func (h *Handler) specFor(req api.CreateSandboxRequest) (sandbox.Spec, error) {
 		errs = append(errs, *terr)
 	}
 	errs = append(errs, checkEnv("env", req.Env)...)
+	labels := make(map[string]string, len(req.Metadata)+2)
 	for k, v := range req.Metadata {
 		if k == "" || len(k) > 128 || len(v) > 1024 {
 			bad("metadata", "keys must be 1-128 bytes and values at most 1024 bytes")
 			break
 		}
+		if strings.HasPrefix(k, sandbox.LabelPrefix) {
+			bad("metadata."+k, "keys starting with %q are reserved for the platform", sandbox.LabelPrefix)
+			break
+		}
+		labels[k] = v
 	}
 	if len(req.Metadata) > 64 {
 		bad("metadata", "at most 64 entries")
 	}
+	errs = append(errs, checkEgress(req.Egress, req.Secrets)...)
 	if err := validation(errs); err != nil {
 		return sandbox.Spec{}, err
+	}
+	if len(req.Egress) > 0 {
+		labels[sandbox.LabelEgress] = strings.Join(req.Egress, ",")
+	}
+	if len(req.Secrets) > 0 {
+		labels[sandbox.LabelSecrets] = strings.Join(req.Secrets, ",")
+	}
+	if len(labels) == 0 {
+		labels = nil
 	}
 	return sandbox.Spec{
 		Tier: tier, Template: template,
 		Limits:  sandbox.Limits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
 		Env:     req.Env,
 		Timeout: timeout,
-		Labels:  req.Metadata,
+		Labels:  labels,
 	}, nil
+}
+
+// secretNameRE is the secret name syntax of {{secret:NAME}} placeholders.
+var secretNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// checkEgress validates the egress host patterns and secret names of a
+// create request.
+func checkEgress(egress, secretNames []string) []api.FieldError {
+	var errs []api.FieldError
+	if len(egress) > 64 {
+		errs = append(errs, api.FieldError{Field: "egress", Detail: "at most 64 host patterns"})
+	}
+	for i, p := range egress {
+		if err := secrets.ValidatePattern(p); err != nil || strings.Contains(p, ",") {
+			errs = append(errs, api.FieldError{Field: fmt.Sprintf("egress[%d]", i),
+				Detail: fmt.Sprintf("host pattern %q: want a host name such as api.example.com or *.example.com", p)})
+		}
+	}
+	if len(secretNames) > 64 {
+		errs = append(errs, api.FieldError{Field: "secrets", Detail: "at most 64 secret names"})
+	}
+	for i, n := range secretNames {
+		if !secretNameRE.MatchString(n) {
+			errs = append(errs, api.FieldError{Field: fmt.Sprintf("secrets[%d]", i),
+				Detail: fmt.Sprintf("secret name %q: want 1-128 of A-Z a-z 0-9 _ . -", n)})
+		}
+	}
+	return errs
 }
 
 // timeout validates a timeout in seconds (0 = default).
@@ -295,6 +357,9 @@ func (h *Handler) handleList(w http.ResponseWriter, r *http.Request) error {
 	live := make(map[string]bool, len(infos))
 	for _, info := range infos {
 		live[info.ID] = true
+		if h.cfg.Visible != nil && !h.cfg.Visible(r, info) {
+			continue
+		}
 		sb, err := h.m.Get(info.ID)
 		if err != nil {
 			continue // deleted meanwhile
@@ -415,11 +480,31 @@ func (h *Handler) wire(info sandbox.Info, sb sandbox.Sandbox) api.Sandbox {
 	h.mu.Lock()
 	paused := h.paused[info.ID]
 	h.mu.Unlock()
-	return api.Sandbox{
+	out := api.Sandbox{
 		ID: info.ID, Tier: info.Tier, Template: info.Template,
 		Created: info.Created.UTC(), Expires: info.Deadline.UTC(),
-		Limits:   api.SandboxLimits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
-		Paused:   paused,
-		Metadata: info.Labels,
+		Limits: api.SandboxLimits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
+		Paused: paused,
 	}
+	for k, v := range info.Labels {
+		switch k {
+		case sandbox.LabelOwner:
+			out.Owner = v
+		case sandbox.LabelSession:
+			out.Session = v
+		case sandbox.LabelEgress:
+			out.Egress = strings.Split(v, ",")
+		case sandbox.LabelSecrets:
+			out.Secrets = strings.Split(v, ",")
+		default:
+			if out.Metadata == nil {
+				out.Metadata = map[string]string{}
+			}
+			out.Metadata[k] = v
+		}
+	}
+	if h.cfg.Identity != nil {
+		out.Identity = h.cfg.Identity(info.ID)
+	}
+	return out
 }
