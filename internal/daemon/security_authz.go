@@ -32,9 +32,13 @@ var openActions = map[string]bool{
 var createActions = map[string]bool{"agent.deploy": true, "secret.set": true, "sandbox.create": true}
 
 // readActions are not audited when allowed (denials always are), so reads
-// do not pay for a durable write.
+// do not pay for a durable write. Nor is a call into an agent session: it
+// is the data plane, at request rates, and what a session then does that
+// matters (egress, secrets, tools, sandboxes, label changes) is audited
+// where it happens.
 func readAction(a string) bool {
-	return strings.HasSuffix(a, ".read") || strings.HasSuffix(a, ".list") || openActions[a]
+	return strings.HasSuffix(a, ".read") || strings.HasSuffix(a, ".list") || openActions[a] ||
+		a == session.ActionSessionCall
 }
 
 // Authorize implements httpapi.Authorizer: it builds the Cedar request and

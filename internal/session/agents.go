@@ -145,6 +145,7 @@ func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersio
 	if _, err := m.agents.Put(ctx, store.Key(name), rec); err != nil {
 		return api.AgentVersion{}, err
 	}
+	m.agentCache.put(store.Key(name), ar)
 	m.retireAgent(name, b.Digest)
 	return v.info(), nil
 }
@@ -239,16 +240,12 @@ func (m *Manager) loadVersion(ctx context.Context, agent, digest string) (*versi
 
 // currentVersion returns the agent's current version.
 func (m *Manager) currentVersion(ctx context.Context, agent string) (*version, error) {
-	e, err := m.agents.Get(ctx, store.Key(agent))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, api.Errorf(api.KindNotFound, "agent %q is not deployed: run agentcloud deploy DIR", agent)
-	}
+	ar, ok, err := m.agentRecord(ctx, agent)
 	if err != nil {
 		return nil, err
 	}
-	var ar agentRecord
-	if err := json.Unmarshal(e.Value, &ar); err != nil {
-		return nil, fmt.Errorf("agent record %s: %w", agent, err)
+	if !ok {
+		return nil, api.Errorf(api.KindNotFound, "agent %q is not deployed: run agentcloud deploy DIR", agent)
 	}
 	return m.loadVersion(ctx, agent, ar.Current)
 }
@@ -322,16 +319,9 @@ type AgentInfo struct {
 // AgentInfo returns an agent's owner and current manifest; ok is false when
 // the agent is not deployed.
 func (m *Manager) AgentInfo(ctx context.Context, name string) (info AgentInfo, ok bool, err error) {
-	e, err := m.agents.Get(ctx, store.Key(name))
-	if errors.Is(err, store.ErrNotFound) {
-		return AgentInfo{}, false, nil
-	}
-	if err != nil {
-		return AgentInfo{}, false, fmt.Errorf("agent %s: %w", name, err)
-	}
-	var ar agentRecord
-	if err := json.Unmarshal(e.Value, &ar); err != nil {
-		return AgentInfo{}, false, fmt.Errorf("agent record %s: %w", name, err)
+	ar, ok, err := m.agentRecord(ctx, name)
+	if err != nil || !ok {
+		return AgentInfo{}, false, err
 	}
 	v, err := m.loadVersion(ctx, name, ar.Current)
 	if err != nil {

@@ -80,6 +80,8 @@ type sessKey struct{ agent, id string }
 type Manager struct {
 	cfg      Config
 	services sync.Map // name -> Service
+	// agentCache mirrors the agents bucket (agentcache.go).
+	agentCache agentCache
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -188,6 +190,17 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err := m.alarms.load(ctx); err != nil {
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	if err := m.agentCache.watch(watchCtx, m.agents); err != nil {
+		stopWatch()
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		<-m.stop
+		stopWatch()
+	}()
 	m.wg.Add(2)
 	go m.janitor()
 	go m.alarms.run(m.stop, &m.wg)
