@@ -82,8 +82,8 @@ type Manager struct {
 	services sync.Map // name -> Service
 	// agentCache mirrors the agents bucket (agentcache.go).
 	agentCache agentCache
-	log      *slog.Logger
-	now      func() time.Time
+	log        *slog.Logger
+	now        func() time.Time
 
 	agents    store.KV // agent name -> agentRecord
 	versions  store.KV // agent.digest -> versionRecord
