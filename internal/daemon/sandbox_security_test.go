@@ -619,3 +619,53 @@ func TestUserMintsOwnToken(t *testing.T) {
 		t.Fatalf("agentcloud token create as alice: exit %d, %s %s", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestSSRFFromSandboxRefused: a sandbox whose egress list names loopback,
+// metadata and private destinations still cannot reach them through the
+// proxy (checked after resolution), and cannot go around it.
+func TestSSRFFromSandboxRefused(t *testing.T) {
+	needSandboxes(t)
+	cfg := config.Default()
+	cfg.SandboxPoolProcess = 0
+	d, admin := startDaemonWith(t, cfg, nil)
+	ctx := context.Background()
+	alice := userClient(t, d, admin, "user:alice")
+	port := strings.Split(d.Addr(), ":")[1]
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: api.SandboxTierProcess,
+		Egress: []string{"localhost", "127.0.0.1", "169.254.169.254", "10.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{
+		"http://localhost:" + port + "/v1/status",
+		"http://127.0.0.1:" + port + "/v1/status",
+		"http://169.254.169.254/latest/meta-data/",
+		"http://10.0.0.1/",
+		"http://not-in-egress.example/",
+	} {
+		// --proxy: NO_PROXY keeps loopback inside the sandbox's own network
+		// namespace; force even those through the proxy to test it.
+		code, out := run(t, alice, sb.ID, "curl -sS --noproxy '' --proxy \"$HTTP_PROXY\" -o /dev/null -w '%{http_code}' --max-time 10 "+target)
+		if out != "403" {
+			t.Errorf("curl %s from the sandbox: exit %d, %q; want the proxy's 403", target, code, out)
+		}
+	}
+	// Around the proxy there is no route to the host: loopback is the
+	// sandbox's own network namespace.
+	if code, out := run(t, alice, sb.ID, "curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:"+port+"/healthz"); code == 0 {
+		t.Fatalf("direct connection to the host's loopback from the sandbox: %q", out)
+	}
+	evs, err := admin.Audit(ctx, client.AuditQuery{Type: "egress"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := 0
+	for _, e := range evs.Events {
+		if e.Principal == sb.Identity && e.Outcome == "denied" {
+			denied++
+		}
+	}
+	if denied < 5 {
+		t.Fatalf("egress denials audited for %s: %d, want 5", sb.Identity, denied)
+	}
+}
