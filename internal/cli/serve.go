@@ -63,6 +63,7 @@ daemon writes an admin token to <data>/admin.token (mode 0600).`,
 	f.BoolVar(&cfg.RequireClientCert, "require-client-cert", false, "with --tls, refuse clients without a client SVID")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", cfg.TrustDomain, "SPIFFE trust domain")
 	f.StringVar(&cfg.CADir, "ca-dir", "", "CA directory (default <data>/ca); put ca.crt and ca.key there to supply your own root")
+	f.StringVar(&cfg.WasmCacheDir, "wasm-cache-dir", "", "compiled WebAssembly cache, shareable between nodes on one machine (default: user cache dir)")
 	return cmd
 }
 
@@ -94,6 +95,8 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.TrustDomain = src.TrustDomain
 	case "ca-dir":
 		dst.CADir = src.CADir
+	case "wasm-cache-dir":
+		dst.WasmCacheDir = src.WasmCacheDir
 	}
 }
 

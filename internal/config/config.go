@@ -69,6 +69,11 @@ type Config struct {
 	// CADir holds the CA's root and keys (default <data>/ca). A root
 	// supplied there (ca.crt and ca.key) is used instead of a generated one.
 	CADir string `json:"ca_dir"`
+	// WasmCacheDir holds compiled WebAssembly (QuickJS and wasm agents),
+	// keyed by module hash and runtime version, so it is safe to share
+	// between data dirs and daemons (default: the user cache dir, else
+	// <data>/wasm-cache).
+	WasmCacheDir string `json:"wasm_cache_dir"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -228,6 +233,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	str("NODE_ID", &c.NodeID)
 	str("TRUST_DOMAIN", &c.TrustDomain)
 	str("CA_DIR", &c.CADir)
+	str("WASM_CACHE_DIR", &c.WasmCacheDir)
 	boolean := func(name string, dst *bool) {
 		if v, ok := lookup("AGENTCLOUD_" + name); ok {
 			b, err := strconv.ParseBool(v)

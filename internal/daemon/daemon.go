@@ -103,7 +103,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("open store: %w", err)
 	}
 	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
-		CacheDir: filepath.Join(d.cfg.Data, "wasm-cache"), Logger: d.log.With("component", "isolate"),
+		CacheDir: d.wasmCacheDir(), Logger: d.log.With("component", "isolate"),
 	})
 	if err != nil {
 		return fmt.Errorf("isolate runtime: %w", err)
@@ -286,4 +286,21 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("rename %s: %w", path, err)
 	}
 	return nil
+}
+
+// wasmCacheDir is where compiled WebAssembly is kept: the configured
+// directory, else the user cache dir (compiled code is keyed by module hash
+// and runtime version, so every data dir on the machine shares it and a new
+// node starts without compiling QuickJS), else the data dir.
+func (d *Daemon) wasmCacheDir() string {
+	if d.cfg.WasmCacheDir != "" {
+		return d.cfg.WasmCacheDir
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		dir = filepath.Join(dir, "agentcloud", "wasm")
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			return dir
+		}
+	}
+	return filepath.Join(d.cfg.Data, "wasm-cache")
 }
