@@ -401,3 +401,40 @@ func FuzzParsePrincipal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerifyJWT feeds VerifyJWT arbitrary tokens, and mutations of a valid
+// one: it never panics, and accepts only the exact token the CA issued.
+func FuzzVerifyJWT(f *testing.F) {
+	ca := newFuzzCA(f)
+	id := spiffeid.RequireFromString("spiffe://agentcloud.local/user/alice")
+	valid, _, err := ca.IssueJWT(id, []string{"agentcloud"}, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add(valid[:len(valid)-2])
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJzcGlmZmU6Ly9hZ2VudGNsb3VkLmxvY2FsL2FkbWluL2FkbWluIn0.")
+	f.Add("a.b.c")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, tok string) {
+		got, err := ca.VerifyJWT(context.Background(), tok, "agentcloud")
+		if err != nil {
+			return
+		}
+		if tok != valid {
+			t.Fatalf("accepted a token the CA did not issue: %q as %+v", tok, got)
+		}
+		if got.Principal.ID != id {
+			t.Fatalf("valid token verified as %+v", got)
+		}
+	})
+}
+
+func newFuzzCA(f *testing.F) *CA {
+	f.Helper()
+	ca, err := LoadOrCreateCA(Config{TrustDomain: DefaultTrustDomain}, f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	return ca
+}
