@@ -269,3 +269,33 @@ func TestPrincipalUID(t *testing.T) {
 		}
 	}
 }
+
+// TestRateAndHourContext: a policy on the request rate and the hour
+// validates against the schema and decides on what the caller supplies.
+func TestRateAndHourContext(t *testing.T) {
+	ctx := context.Background()
+	e, _ := New(Config{})
+	src := []byte(`@id("bob-shell-calm")
+permit (principal == User::"bob", action == Action::"tool.call", resource == Tool::"shell")
+when { context has rate && context.rate <= 100 && context has hour && context.hour >= 8 && context.hour < 18 };`)
+	if err := e.Apply(ctx, 1, src); err != nil {
+		t.Fatalf("rate/hour policy refused by the schema: %v", err)
+	}
+	req := func(rate, hour int64) Request {
+		return Request{Principal: NewUID("User", "bob"), Action: "tool.call", Resource: NewUID("Tool", "shell"),
+			Context: types.RecordMap{"rate": types.Long(rate), "hour": types.Long(hour)}}
+	}
+	for _, c := range []struct {
+		rate, hour int64
+		want       bool
+	}{{5, 9, true}, {500, 9, false}, {5, 3, false}} {
+		if d, err := e.Decide(ctx, testEntities(), req(c.rate, c.hour)); err != nil || d.Allowed != c.want {
+			t.Errorf("rate %d hour %d: %+v %v, want allowed=%v", c.rate, c.hour, d, err, c.want)
+		}
+	}
+	// Without the keys (a caller outside the daemon) the permit does not match.
+	plain := Request{Principal: NewUID("User", "bob"), Action: "tool.call", Resource: NewUID("Tool", "shell")}
+	if d, _ := e.Decide(ctx, testEntities(), plain); d.Allowed {
+		t.Fatalf("allowed without rate/hour: %+v", d)
+	}
+}
