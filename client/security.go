@@ -68,6 +68,20 @@ func (c *Client) TrustedHosts(ctx context.Context) ([]string, error) {
 	return th.Hosts, nil
 }
 
+// PrivateHosts lists the hosts whose data is private.
+func (c *Client) PrivateHosts(ctx context.Context) ([]string, error) {
+	var th api.TrustedHosts
+	if err := c.Do(ctx, http.MethodGet, "/v1/private-hosts", nil, &th); err != nil {
+		return nil, err
+	}
+	return th.Hosts, nil
+}
+
+// SetPrivateHosts replaces the private-data host patterns.
+func (c *Client) SetPrivateHosts(ctx context.Context, hosts []string) error {
+	return c.Do(ctx, http.MethodPut, "/v1/private-hosts", api.TrustedHosts{Hosts: hosts}, nil)
+}
+
 // SetTrustedHosts replaces the trusted host patterns.
 func (c *Client) SetTrustedHosts(ctx context.Context, hosts []string) error {
 	return c.Do(ctx, http.MethodPut, "/v1/trusted-hosts", api.TrustedHosts{Hosts: hosts}, nil)

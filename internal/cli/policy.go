@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
 	"github.com/spf13/cobra"
 )
 
@@ -99,9 +101,21 @@ func newPolicyCmd(g *globals) *cobra.Command {
 	f.StringVar(&t.Resource, "resource", "", "Type::id, e.g. Agent::bot, Session::bot/s1, Host::example.com (default: the platform)")
 	f.StringVar(&t.Integrity, "integrity", "", "session label: trusted or untrusted")
 	f.StringVar(&t.Confidentiality, "confidentiality", "", "session label: public, private or secret")
-	trusted := &cobra.Command{
-		Use:   "trusted-hosts [HOST...]",
-		Short: "Show, or with arguments replace, the hosts marked trusted (use --clear to empty)",
+	trusted := hostListCmd(g, "trusted-hosts", "Show, or with arguments replace, the hosts marked trusted (use --clear to empty)",
+		(*client.Client).TrustedHosts, (*client.Client).SetTrustedHosts)
+	private := hostListCmd(g, "private-hosts", "Show, or with arguments replace, the hosts whose data is private (use --clear to empty)",
+		(*client.Client).PrivateHosts, (*client.Client).SetPrivateHosts)
+	cmd.AddCommand(apply, show, test, trusted, private)
+	return cmd
+}
+
+// hostListCmd shows or replaces one of the platform's host-pattern lists.
+func hostListCmd(g *globals, use, short string,
+	get func(*client.Client, context.Context) ([]string, error),
+	set func(*client.Client, context.Context, []string) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use + " [HOST...]",
+		Short: short,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -109,11 +123,11 @@ func newPolicyCmd(g *globals) *cobra.Command {
 			}
 			clear, _ := cmd.Flags().GetBool("clear")
 			if len(args) > 0 || clear {
-				if err := c.SetTrustedHosts(cmd.Context(), args); err != nil {
+				if err := set(c, cmd.Context(), args); err != nil {
 					return err
 				}
 			}
-			hosts, err := c.TrustedHosts(cmd.Context())
+			hosts, err := get(c, cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -124,7 +138,6 @@ func newPolicyCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	trusted.Flags().Bool("clear", false, "remove every trusted host")
-	cmd.AddCommand(apply, show, test, trusted)
+	cmd.Flags().Bool("clear", false, "remove every host from the list")
 	return cmd
 }

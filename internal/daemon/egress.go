@@ -108,14 +108,9 @@ func (f sessionFetcher) Fetch(ctx context.Context, c session.Caller, req *http.R
 	if err != nil {
 		return nil, err
 	}
-	host := strings.ToLower(req.URL.Hostname())
-	trusted, terr := f.sec.trustedHosts(ctx)
-	if terr != nil || !secrets.HostAllowed(trusted, host) {
-		if _, err := f.sec.labels.join(ctx, c.Agent, c.Session, policy.Labels{Integrity: policy.Untrusted},
-			"read a response from "+host+", which is not a trusted host"); err != nil {
-			resp.Body.Close()
-			return nil, err
-		}
+	if err := f.sec.labelRead(ctx, c.Agent, c.Session, strings.ToLower(req.URL.Hostname()), ""); err != nil {
+		resp.Body.Close()
+		return nil, err
 	}
 	return resp, nil
 }
@@ -394,12 +389,31 @@ func (d *Daemon) FetchAsSession(ctx context.Context, agent, sess string, req *ht
 // an answer from a host that is not trusted is about to reach the sandbox
 // (the audit of an answered request comes before its body is relayed).
 func (s *security) taintSession(ctx context.Context, ec *egressCall, host string) {
+	if err := s.labelRead(ctx, ec.agent, ec.session, host, "sandbox "+ec.sandbox+" "); err != nil {
+		s.log.Warn("label session", "sandbox", ec.sandbox, "err", err)
+	}
+}
+
+// labelRead moves a session's labels for a response it (or its sandbox,
+// named in who) read from host: a host not marked trusted lowers its
+// integrity; a host marked private raises its confidentiality to private.
+// A list that cannot be read counts against the session (fail closed).
+func (s *security) labelRead(ctx context.Context, agent, sess, host, who string) error {
+	var l policy.Labels
+	var why []string
 	trusted, err := s.trustedHosts(ctx)
-	if err == nil && secrets.HostAllowed(trusted, host) {
-		return
+	if err != nil || !secrets.HostAllowed(trusted, host) {
+		l.Integrity = policy.Untrusted
+		why = append(why, "which is not a trusted host")
 	}
-	if _, err := s.labels.join(ctx, ec.agent, ec.session, policy.Labels{Integrity: policy.Untrusted},
-		"sandbox "+ec.sandbox+" read a response from "+host+", which is not a trusted host"); err != nil {
-		s.log.Warn("lower session integrity", "sandbox", ec.sandbox, "err", err)
+	private, err := s.privateHosts(ctx)
+	if err != nil || secrets.HostAllowed(private, host) {
+		l.Confidentiality = policy.Private
+		why = append(why, "whose data is private")
 	}
+	if len(why) == 0 {
+		return nil
+	}
+	_, err = s.labels.join(ctx, agent, sess, l, who+"read a response from "+host+", "+strings.Join(why, " and "))
+	return err
 }

@@ -89,6 +89,7 @@ type security struct {
 	labels    *labelStore
 	rate      rateCounter
 	trusted   atomic.Pointer[trustedCache]
+	private   atomic.Pointer[trustedCache] // private-host patterns
 	now       func() time.Time
 
 	// sessions is set by attach; nil until the session manager exists.

@@ -97,6 +97,29 @@ func (d *Daemon) securityRoutes() {
 			httpapi.WriteJSON(w, http.StatusOK, in)
 			return nil
 		}})
+	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/private-hosts", Tag: tag, Summary: "List hosts whose data is private (reading them raises a session's confidentiality).",
+		Action: "policy.read", Response: api.TrustedHosts{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			h, err := s.privateHosts(r.Context())
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.TrustedHosts{Hosts: h})
+			return nil
+		}})
+	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/private-hosts", Tag: tag, Summary: "Replace the list of private-data host patterns.",
+		Action: "policy.apply", Request: api.TrustedHosts{}, Response: api.TrustedHosts{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			var in api.TrustedHosts
+			if err := httpapi.DecodeJSON(r, &in); err != nil {
+				return err
+			}
+			if err := s.setPrivateHosts(r.Context(), in.Hosts); err != nil {
+				return err
+			}
+			_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypePolicy, Principal: caller(r).ID, Action: "private-hosts.set",
+				Outcome: "applied", Detail: map[string]any{"hosts": in.Hosts}})
+			httpapi.WriteJSON(w, http.StatusOK, in)
+			return nil
+		}})
 	s.secretRoutes(rt)
 	s.approvalRoutes(rt)
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/audit", Tag: tag, Summary: "Read the audit stream (administrators); filter with ?session=A/S&type=&from=&limit=.",

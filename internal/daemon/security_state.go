@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -19,6 +20,7 @@ import (
 var (
 	policyCurrentKey = store.Key("policy", "current")
 	trustedHostsKey  = store.Key("trusted-hosts")
+	privateHostsKey  = store.Key("private-hosts")
 )
 
 func policyVersionKey(v uint64) string  { return store.Key("policy-version", strconv.FormatUint(v, 10)) }
@@ -115,26 +117,45 @@ type trustedCache struct {
 // trustedHosts returns the host patterns marked trusted (cached for
 // trustedTTL; changes made on this node apply at once).
 func (s *security) trustedHosts(ctx context.Context) ([]string, error) {
-	if c := s.trusted.Load(); c != nil && s.now().Sub(c.at) < trustedTTL {
-		return c.hosts, nil
-	}
-	e, err := s.kv.Get(ctx, trustedHostsKey)
-	if errors.Is(err, store.ErrNotFound) {
-		s.trusted.Store(&trustedCache{hosts: []string{}, at: s.now()})
-		return []string{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("trusted hosts: %w", err)
-	}
-	var th api.TrustedHosts
-	if err := json.Unmarshal(e.Value, &th); err != nil {
-		return nil, fmt.Errorf("trusted hosts: %w", err)
-	}
-	s.trusted.Store(&trustedCache{hosts: th.Hosts, at: s.now()})
-	return th.Hosts, nil
+	return s.hostList(ctx, trustedHostsKey, &s.trusted)
 }
 
 func (s *security) setTrustedHosts(ctx context.Context, hosts []string) error {
+	return s.setHostList(ctx, trustedHostsKey, &s.trusted, hosts)
+}
+
+// privateHosts returns the host patterns whose data is private: reading a
+// response from one raises a session's confidentiality to private.
+func (s *security) privateHosts(ctx context.Context) ([]string, error) {
+	return s.hostList(ctx, privateHostsKey, &s.private)
+}
+
+func (s *security) setPrivateHosts(ctx context.Context, hosts []string) error {
+	return s.setHostList(ctx, privateHostsKey, &s.private, hosts)
+}
+
+// hostList reads one stored host-pattern list through its cache.
+func (s *security) hostList(ctx context.Context, key string, cache *atomic.Pointer[trustedCache]) ([]string, error) {
+	if c := cache.Load(); c != nil && s.now().Sub(c.at) < trustedTTL {
+		return c.hosts, nil
+	}
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		cache.Store(&trustedCache{hosts: []string{}, at: s.now()})
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	var th api.TrustedHosts
+	if err := json.Unmarshal(e.Value, &th); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	cache.Store(&trustedCache{hosts: th.Hosts, at: s.now()})
+	return th.Hosts, nil
+}
+
+func (s *security) setHostList(ctx context.Context, key string, cache *atomic.Pointer[trustedCache], hosts []string) error {
 	for i, h := range hosts {
 		if err := secrets.ValidatePattern(h); err != nil {
 			return api.FieldErrorf(api.KindValidation, "hosts["+strconv.Itoa(i)+"]", "%v", err)
@@ -144,10 +165,10 @@ func (s *security) setTrustedHosts(ctx context.Context, hosts []string) error {
 		hosts = []string{}
 	}
 	b, _ := json.Marshal(api.TrustedHosts{Hosts: hosts})
-	if _, err := s.kv.Put(ctx, trustedHostsKey, b); err != nil {
-		return fmt.Errorf("store trusted hosts: %w", err)
+	if _, err := s.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("store %s: %w", key, err)
 	}
-	s.trusted.Store(&trustedCache{hosts: hosts, at: s.now()})
+	cache.Store(&trustedCache{hosts: hosts, at: s.now()})
 	return nil
 }
 
