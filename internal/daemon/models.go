@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
@@ -32,6 +33,10 @@ type modelCallKey struct{}
 
 // startModels builds the model gateway and registers its routes and
 // env.ai. Must be called after the router, the proxy and sessions exist.
+// maxModelExchange bounds one provider exchange through the egress proxy,
+// a streamed completion included.
+const maxModelExchange = 30 * time.Minute
+
 func (d *Daemon) startModels(ctx context.Context) error {
 	kv, err := d.store.KV(ctx, "models", store.KVOptions{Description: "model providers, token budgets, usage"})
 	if err != nil {
@@ -50,6 +55,10 @@ func (d *Daemon) startModels(ctx context.Context) error {
 			if out.Caller.Agent != "" { // attributes the egress audit record to the session
 				ctx = context.WithValue(ctx, egressCallKey{}, &egressCall{agent: out.Caller.Agent, session: out.Caller.Session})
 			}
+			// The gateway bounds each attempt and a stream lives as long as
+			// its client; the proxy's whole-exchange limit would cut long
+			// streams, so it is raised to a generous ceiling here.
+			ctx = egress.WithTimeout(ctx, maxModelExchange)
 			return proxy.Do(ctx, egress.Caller{ID: nodeID}, req)
 		},
 		Authorize:   d.sec.authorizeModel,

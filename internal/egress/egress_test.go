@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -540,4 +541,37 @@ func FuzzParseApprovalWait(f *testing.F) {
 			t.Fatalf("%q: %v", s, err)
 		}
 	})
+}
+
+// TestWithTimeoutLetsAStreamRun: a response that keeps streaming past
+// Config.Timeout is cut, unless the caller raised the bound for its
+// exchange with WithTimeout.
+func TestWithTimeoutLetsAStreamRun(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 4 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(60 * time.Millisecond)
+		}
+	}))
+	defer up.Close()
+	p, _ := New(Config{Decider: allowAll(), UnsafeAllowLoopback: true, Timeout: 100 * time.Millisecond})
+	read := func(ctx context.Context) (string, error) {
+		req, _ := http.NewRequest("GET", up.URL, nil)
+		resp, err := p.Do(ctx, Caller{}, req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	if _, err := read(context.Background()); err == nil {
+		t.Fatal("a stream longer than Config.Timeout was not cut")
+	}
+	body, err := read(WithTimeout(context.Background(), 5*time.Second))
+	if err != nil || strings.Count(body, "data:") != 4 {
+		t.Fatalf("with WithTimeout: %q %v", body, err)
+	}
 }

@@ -297,7 +297,11 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 	if req.ContentLength > p.cfg.MaxRequestBytes {
 		return fail(fmt.Errorf("request body %d bytes > %d: %w", req.ContentLength, p.cfg.MaxRequestBytes, ErrTooLarge))
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	timeout := p.cfg.Timeout
+	if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok && d > 0 {
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	out := req.Clone(ctx)
 	out.RequestURI = ""
 	out.Host = "" // the URL's host decides; a Host header cannot redirect the request
@@ -387,4 +391,14 @@ func removeHopHeaders(h http.Header) {
 	for _, k := range hopHeaders {
 		h.Del(k)
 	}
+}
+
+type timeoutKey struct{}
+
+// WithTimeout lets the exchanges Do sends with ctx run for up to d instead
+// of Config.Timeout: for callers that bound the exchange themselves and
+// legitimately stream for long (model completions). The response headers
+// must still arrive within Config.Timeout.
+func WithTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, timeoutKey{}, d)
 }
