@@ -68,9 +68,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Replicas = 1
 	}
 	s := &Store{opts: opts, log: opts.Logger}
+	// Asynchronous client errors (a watch's consumer gone at shutdown, a
+	// slow consumer) go to the log, not to stderr.
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		s.log.Debug("nats async error", "subject", subject, "err", err)
+	})
 	var err error
 	if opts.URL != "" {
-		s.nc, err = nats.Connect(opts.URL, nats.Name("agentcloud"), nats.MaxReconnects(-1))
+		s.nc, err = nats.Connect(opts.URL, nats.Name("agentcloud"), nats.MaxReconnects(-1), onErr)
 		if err != nil {
 			return nil, fmt.Errorf("connect to nats %s: %w", opts.URL, err)
 		}
@@ -78,7 +87,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if err := s.startEmbedded(); err != nil {
 			return nil, err
 		}
-		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("agentcloud"))
+		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("agentcloud"), onErr)
 		if err != nil {
 			s.ns.Shutdown()
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
