@@ -164,7 +164,7 @@ func (m *Manager) fill(p *pool) {
 	backoff := 100 * time.Millisecond
 	for {
 		for len(p.ready) < p.size {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(ForPool(context.Background()), time.Minute)
 			pr, err := t.Prepare(ctx, p.key.template)
 			cancel()
 			if err != nil {
