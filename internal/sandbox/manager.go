@@ -164,7 +164,7 @@ func (m *Manager) fill(p *pool) {
 	backoff := 100 * time.Millisecond
 	for {
 		for len(p.ready) < p.size {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(ForPool(context.Background()), time.Minute)
 			pr, err := t.Prepare(ctx, p.key.template)
 			cancel()
 			if err != nil {
@@ -263,10 +263,16 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 		case pr = <-p.ready:
 		default:
 		}
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+		// Refill after this create: preparing a sandbox may fork this
+		// process, and a fork of a large process stalls its other threads
+		// while the page tables are copied (activation took twice as long
+		// with the refill started first).
+		defer func() {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}()
 	}
 	if pr == nil {
 		var err error

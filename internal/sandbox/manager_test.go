@@ -27,13 +27,16 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // fakeTier is an in-memory tier for Manager tests.
-type fakeTier struct{ prepared, activated atomic.Int32 }
+type fakeTier struct{ prepared, activated, forPool atomic.Int32 }
 
 func (t *fakeTier) Name() string        { return "fake" }
 func (t *fakeTier) Templates() []string { return []string{sandbox.TemplateHost} }
 func (t *fakeTier) Close() error        { return nil }
 func (t *fakeTier) Prepare(ctx context.Context, tmpl string) (sandbox.Prepared, error) {
 	t.prepared.Add(1)
+	if sandbox.IsForPool(ctx) {
+		t.forPool.Add(1)
+	}
 	return &fakeBox{tier: t, tmpl: tmpl}, nil
 }
 
@@ -103,6 +106,9 @@ func TestManagerPoolTimeoutLookup(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for tier.prepared.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
+	}
+	if n := tier.forPool.Load(); n < 2 {
+		t.Fatalf("%d pool refills marked ForPool, want 2", n)
 	}
 	sb, err := m.Create(t.Context(), "a", sandbox.Spec{Tier: "fake"})
 	if err != nil {

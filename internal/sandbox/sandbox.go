@@ -228,6 +228,9 @@ type Tier interface {
 	// for template (namespaces, root file system, a running sandbox kernel)
 	// so that Activate is fast. The Manager keeps Prepared values in its warm
 	// pools.
+	// A ctx marked with ForPool comes from a pool refill that no caller
+	// waits for; a tier may then run the work at a low CPU priority until
+	// Activate.
 	Prepare(ctx context.Context, template string) (Prepared, error)
 	// Close releases tier-wide resources (cgroup pools, state dirs). Sandboxes
 	// must be closed first.
@@ -322,4 +325,19 @@ func ResolvePath(p string) (root, rel string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("resolve %q: %w", p, ErrPathNotAllowed)
+}
+
+type forPoolKey struct{}
+
+// ForPool marks ctx as the preparation of a sandbox for a warm pool: work
+// that nobody waits for, which should yield the CPU to running sandboxes and
+// to requests (see Tier.Prepare).
+func ForPool(ctx context.Context) context.Context {
+	return context.WithValue(ctx, forPoolKey{}, true)
+}
+
+// IsForPool reports whether ctx was marked with ForPool.
+func IsForPool(ctx context.Context) bool {
+	v, _ := ctx.Value(forPoolKey{}).(bool)
+	return v
 }

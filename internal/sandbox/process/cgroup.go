@@ -35,6 +35,8 @@ type cgroupSet struct {
 	name string
 	v1   map[string]string // controller -> directory
 	v2   string            // directory in the unified hierarchy, "" if none
+	// background: the CPU weight is the minimum (see setBackground).
+	background bool
 }
 
 type cgroupPool struct {
@@ -226,8 +228,44 @@ func (s *cgroupSet) attach(pid int) error {
 	return nil
 }
 
-// setLimits writes memory, CPU and pids limits, preferring v1 where mounted.
+// CPU weights of a set: the minimum while its sandbox is prepared for a
+// pool, the kernel's default once the sandbox is activated.
+const (
+	cpuSharesBackground, cpuSharesDefault = "2", "1024" // v1 cpu.shares
+	cpuWeightBackground, cpuWeightDefault = "1", "100"  // v2 cpu.weight
+)
+
+// setBackground gives the set the lowest CPU weight (on) or the default
+// one. A pool refill starts a Go runtime and builds a root, tens of
+// milliseconds of CPU; at the lowest weight that work only takes CPU time
+// that running sandboxes and the daemon leave idle, instead of halving the
+// speed of the command a just-claimed sandbox runs next to it.
+func (s *cgroupSet) setBackground(on bool) error {
+	v1, v2 := cpuSharesDefault, cpuWeightDefault
+	if on {
+		v1, v2 = cpuSharesBackground, cpuWeightBackground
+	}
+	if d, ok := s.v1["cpu"]; ok && exists(filepath.Join(d, "cpu.shares")) {
+		if err := writeFile(filepath.Join(d, "cpu.shares"), v1); err != nil {
+			return err
+		}
+	} else if s.v2 != "" && exists(filepath.Join(s.v2, "cpu.weight")) {
+		if err := writeFile(filepath.Join(s.v2, "cpu.weight"), v2); err != nil {
+			return err
+		}
+	}
+	s.background = on
+	return nil
+}
+
+// setLimits writes memory, CPU and pids limits, preferring v1 where mounted,
+// and restores the default CPU weight of a set prepared in the background.
 func (s *cgroupSet) setLimits(l sandbox.Limits) error {
+	if s.background {
+		if err := s.setBackground(false); err != nil {
+			return err
+		}
+	}
 	mem := strconv.FormatInt(int64(l.MemoryMB)<<20, 10)
 	period := 100000
 	quota := strconv.Itoa(int(l.CPUs * float64(period)))

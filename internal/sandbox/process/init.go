@@ -28,6 +28,14 @@ const initEnv = "_AGENTCLOUD_SANDBOX_INIT"
 // fresh namespaces with a marker in the environment; in that process
 // MaybeRunInit runs the sandbox init and never returns. In every other
 // process it returns at once.
+//
+// This package's init function calls it too, and that is where a sandbox
+// init normally starts: Go initializes packages in import-path order, each
+// after its own imports, so this package comes before most of a large
+// binary's other packages (JSON Schema compilers, metrics registries, ...).
+// A sandbox init then skips their initialization, which otherwise costs more
+// CPU and page faults than everything else a sandbox start does; see
+// docs/RATIONALE.md.
 func MaybeRunInit() {
 	if os.Getenv(initEnv) != "1" {
 		return
@@ -41,6 +49,8 @@ func MaybeRunInit() {
 	}
 	os.Exit(0)
 }
+
+func init() { MaybeRunInit() }
 
 // prestartThreads makes the Go runtime create n OS threads now, while the
 // sandbox's pids budget allows it. A fork bomb inside the sandbox later

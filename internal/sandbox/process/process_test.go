@@ -3,6 +3,8 @@
 package process
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
@@ -48,4 +50,42 @@ func BenchmarkExecPython(b *testing.B)     { sandboxtest.BenchExec(b, newTestTie
 func BenchmarkPoolClaim(b *testing.B)      { sandboxtest.BenchPoolClaim(b, newTestTier(b), 4) }
 func BenchmarkPoolCreateExecPython(b *testing.B) {
 	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 4)
+}
+
+// A sandbox prepared for a pool runs at the lowest CPU weight until it is
+// activated, then at the default weight.
+func TestPoolPrepareCPUWeight(t *testing.T) {
+	tier := newTestTier(t)
+	pr, err := tier.Prepare(sandbox.ForPool(t.Context()), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := pr.(*box).cg
+	file, low, def := "", "", ""
+	if d, ok := cg.v1["cpu"]; ok && exists(d+"/cpu.shares") {
+		file, low, def = d+"/cpu.shares", cpuSharesBackground, cpuSharesDefault
+	} else if cg.v2 != "" && exists(cg.v2+"/cpu.weight") {
+		file, low, def = cg.v2+"/cpu.weight", cpuWeightBackground, cpuWeightDefault
+	} else {
+		pr.Discard()
+		t.Skip("no CPU weight control on this host")
+	}
+	weight := func() string {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := weight(); got != low {
+		t.Errorf("pooled sandbox: %s = %s, want %s", file, got, low)
+	}
+	sb, err := pr.Activate(t.Context(), "w", sandbox.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	if got := weight(); got != def {
+		t.Errorf("activated sandbox: %s = %s, want %s", file, got, def)
+	}
 }

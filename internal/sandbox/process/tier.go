@@ -180,6 +180,13 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	if err != nil {
 		return nil, err
 	}
+	if sandbox.IsForPool(ctx) {
+		// Before init joins the set, so its start-up runs at this weight.
+		if err := cg.setBackground(true); err != nil {
+			t.release(cg)
+			return nil, fmt.Errorf("prepare sandbox: %w", err)
+		}
+	}
 	b, err := t.startInit(ctx, cg)
 	if err != nil {
 		t.release(cg)
