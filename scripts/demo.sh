@@ -13,3 +13,6 @@ run call counter/demo /
 run sessions hibernate counter/demo
 run call counter/demo /
 run sessions list --agent counter
+run run -- python3 -c 'print("hello from a sandbox:", 6*7)'
+run tools list
+run tools call run_code '{"language":"python","code":"print(sum(range(10)))"}'
