@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -59,13 +58,7 @@ func newBenchAuthzCmd(g *globals) *cobra.Command {
 			if err := benchEgress(cmd.Context(), res); err != nil {
 				return err
 			}
-			if asJSON {
-				g.output = "json"
-			}
-			return g.print(res, func(w io.Writer) {
-				b, _ := json.MarshalIndent(res, "", "  ")
-				fmt.Fprintln(w, string(b))
-			})
+			return g.printBench(res, asJSON)
 		},
 	}
 	f := cmd.Flags()

@@ -3,9 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,13 +84,7 @@ func newBenchSandboxCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				g.output = "json"
-			}
-			return g.print(res, func(w io.Writer) {
-				b, _ := json.MarshalIndent(res, "", "  ")
-				fmt.Fprintln(w, string(b))
-			})
+			return g.printBench(res, asJSON)
 		},
 	}
 	f := cmd.Flags()

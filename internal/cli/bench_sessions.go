@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -69,13 +68,7 @@ func newBenchSessionsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				g.output = "json"
-			}
-			return g.print(res, func(w io.Writer) {
-				b, _ := json.MarshalIndent(res, "", "  ")
-				fmt.Fprintln(w, string(b))
-			})
+			return g.printBench(res, asJSON)
 		},
 	}
 	f := cmd.Flags()

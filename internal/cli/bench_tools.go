@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -67,13 +66,7 @@ func newBenchToolsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				g.output = "json"
-			}
-			return g.print(res, func(w io.Writer) {
-				b, _ := json.MarshalIndent(res, "", "  ")
-				fmt.Fprintln(w, string(b))
-			})
+			return g.printBench(res, asJSON)
 		},
 	}
 	f := cmd.Flags()

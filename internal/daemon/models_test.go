@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
-	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
@@ -215,26 +212,7 @@ func TestModelsCLI(t *testing.T) {
 // usage record (fsync per write), and for uncached calls the egress proxy
 // and a fake provider. Reports p50/p99 in microseconds.
 func BenchmarkModelGatewayDaemon(b *testing.B) {
-	cfg := config.Default()
-	cfg.Data = b.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	d, err := daemon.New(cfg, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d.SetEgressTestHooks(daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
-	if err := d.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = d.Shutdown(context.Background()) })
-	tok, err := os.ReadFile(filepath.Join(cfg.Data, auth.TokenFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	admin, err := client.New("http://"+d.Addr(), strings.TrimSpace(string(tok)))
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, admin := startDaemonWith(b, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
 	ctx := context.Background()
 	llm := openaitest.New(b, "llm")
 	if _, err := admin.SetSecret(ctx, "K", api.SecretRequest{Value: "k", AllowHosts: []string{"llm.test"}}); err != nil {

@@ -281,25 +281,7 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 		if err != nil {
 			return nil, err
 		}
-		var sb strings.Builder
-		sb.WriteByte('[')
-		for i, kv := range kvs {
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			k, _ := json.Marshal(kv.Key)
-			sb.WriteByte('[')
-			sb.Write(k)
-			sb.WriteByte(',')
-			if json.Valid(kv.Value) {
-				sb.Write(kv.Value)
-			} else {
-				sb.WriteString("null")
-			}
-			sb.WriteByte(']')
-		}
-		sb.WriteByte(']')
-		return sb.String(), nil
+		return encodeStateList(kvs), nil
 	case "alarm.set":
 		ms, ok := argNumber(a, 0)
 		if !ok || math.IsNaN(ms) {
@@ -432,4 +414,29 @@ func hostInterrupt(ctx context.Context, m api.Module, s []uint64) {
 	if c := currentCall(ctx); c != nil && c.ctx.Err() != nil {
 		s[0] = 1
 	}
+}
+
+// encodeStateList renders state entries as the JSON array of [key, value]
+// pairs that env.state.list and the wasm ABI's state_list return; a value
+// that is not valid JSON reads as null.
+func encodeStateList(kvs []KV) string {
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for i, kv := range kvs {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		k, _ := json.Marshal(kv.Key)
+		sb.WriteByte('[')
+		sb.Write(k)
+		sb.WriteByte(',')
+		if json.Valid(kv.Value) {
+			sb.Write(kv.Value)
+		} else {
+			sb.WriteString("null")
+		}
+		sb.WriteByte(']')
+	}
+	sb.WriteByte(']')
+	return sb.String()
 }

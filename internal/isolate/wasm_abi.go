@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
@@ -142,25 +141,7 @@ func abiStateList(ctx context.Context, m api.Module, s []uint64) {
 		setStatus(s, c.logErr("state_list", err))
 		return
 	}
-	var sb strings.Builder
-	sb.WriteByte('[')
-	for i, kv := range kvs {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		k, _ := json.Marshal(kv.Key)
-		sb.WriteByte('[')
-		sb.Write(k)
-		sb.WriteByte(',')
-		if json.Valid(kv.Value) {
-			sb.Write(kv.Value)
-		} else {
-			sb.WriteString("null")
-		}
-		sb.WriteByte(']')
-	}
-	sb.WriteByte(']')
-	setStatus(s, c.reply(ctx, m, []byte(sb.String()), s[3], s[4]))
+	setStatus(s, c.reply(ctx, m, []byte(encodeStateList(kvs)), s[3], s[4]))
 }
 
 func abiAlarmSet(ctx context.Context, m api.Module, s []uint64) {
