@@ -25,9 +25,12 @@ type Kind string
 
 // The error kinds. Add a kind here, with its status in kindStatus, before using it.
 const (
-	KindBadRequest       Kind = "bad-request"
-	KindInvalidJSON      Kind = "invalid-json"
-	KindValidation       Kind = "validation-failed"
+	KindBadRequest  Kind = "bad-request"
+	KindInvalidJSON Kind = "invalid-json"
+	KindValidation  Kind = "validation-failed"
+	// KindInvalidID: an identifier (in the path, a body or a store key)
+	// breaks its documented length or character rule (api.IDRules).
+	KindInvalidID        Kind = "invalid-identifier"
 	KindUnauthenticated  Kind = "unauthenticated"
 	KindForbidden        Kind = "forbidden"
 	KindNotFound         Kind = "not-found"
@@ -57,6 +60,7 @@ var kindStatus = map[Kind]int{
 	KindBadRequest:            http.StatusBadRequest,
 	KindInvalidJSON:           http.StatusBadRequest,
 	KindValidation:            http.StatusUnprocessableEntity,
+	KindInvalidID:             http.StatusBadRequest,
 	KindUnauthenticated:       http.StatusUnauthorized,
 	KindForbidden:             http.StatusForbidden,
 	KindNotFound:              http.StatusNotFound,

@@ -19,3 +19,10 @@ func SessionSnapshotForTest(ctx context.Context, d *Daemon, agent, id string) ([
 	}
 	return e.Value, nil
 }
+
+// BreakStoreConnectionForTest makes the NATS server close the daemon's
+// store connection for good, as the long-key attack once did.
+func BreakStoreConnectionForTest(d *Daemon) { d.store.InjectConnectionFault() }
+
+// StoreRedialsForTest counts the store's connection replacements.
+func StoreRedialsForTest(d *Daemon) uint64 { return d.store.Redials() }

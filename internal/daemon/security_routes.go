@@ -28,10 +28,10 @@ func httpapiSecret(name string) httpapi.Resource {
 	return httpapi.Resource{Type: policy.TypeSecret, ID: name}
 }
 
-func secretRes(r *http.Request) httpapi.Resource { return httpapiSecret(r.PathValue("name")) }
+func secretRes(r *http.Request) httpapi.Resource { return httpapiSecret(r.PathValue("secret")) }
 
 func approvalRes(r *http.Request) httpapi.Resource {
-	return httpapi.Resource{Type: policy.TypeApproval, ID: r.PathValue("id")}
+	return httpapi.Resource{Type: policy.TypeApproval, ID: r.PathValue("approval")}
 }
 
 func caller(r *http.Request) httpapi.Principal {
@@ -134,11 +134,11 @@ func (d *Daemon) securityRoutes() {
 			httpapi.WriteJSON(w, http.StatusOK, api.AuditList{Events: evs, Next: next})
 			return nil
 		}})
-	labels := "/v1/agents/{agent}/sessions/{id}/labels"
+	labels := "/v1/agents/{agent}/sessions/{session}/labels"
 	rt.Handle(httpapi.Route{Method: "GET", Path: labels, Tag: tag, Summary: "Show a session's integrity and confidentiality labels.",
 		Action: session.ActionSessionRead, Resource: session.SessionResource, Response: api.Labels{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			l, err := s.labels.get(r.Context(), r.PathValue("agent"), r.PathValue("id"))
+			l, err := s.labels.get(r.Context(), r.PathValue("agent"), r.PathValue("session"))
 			if err != nil {
 				return err
 			}
@@ -147,7 +147,7 @@ func (d *Daemon) securityRoutes() {
 		}})
 	rt.Handle(httpapi.Route{Method: "DELETE", Path: labels, Tag: tag, Summary: "Reset a session's labels to trusted/public (administrators).",
 		Status: http.StatusNoContent, Handler: func(w http.ResponseWriter, r *http.Request) error {
-			if err := s.labels.reset(r.Context(), r.PathValue("agent"), r.PathValue("id"), caller(r).ID); err != nil {
+			if err := s.labels.reset(r.Context(), r.PathValue("agent"), r.PathValue("session"), caller(r).ID); err != nil {
 				return err
 			}
 			w.WriteHeader(http.StatusNoContent)
@@ -352,23 +352,23 @@ func (s *security) secretRoutes(rt *httpapi.Router) {
 			httpapi.WriteJSON(w, http.StatusOK, out)
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/secrets/{name}", Tag: tag, Summary: "Show a secret's metadata (never its value).",
+	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/secrets/{secret}", Tag: tag, Summary: "Show a secret's metadata (never its value).",
 		Action: "secret.read", Resource: secretRes, Response: api.Secret{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
-			sec, err := s.describeSecret(r, r.PathValue("name"))
+			sec, err := s.describeSecret(r, r.PathValue("secret"))
 			if err != nil {
 				return err
 			}
 			httpapi.WriteJSON(w, http.StatusOK, sec)
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/secrets/{name}", Tag: tag, Summary: "Create or replace a secret (AES-256-GCM at rest) and the hosts it may be sent to.",
+	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/secrets/{secret}", Tag: tag, Summary: "Create or replace a secret (AES-256-GCM at rest) and the hosts it may be sent to.",
 		Action: "secret.set", Resource: secretRes, Request: api.SecretRequest{}, Response: api.Secret{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			var in api.SecretRequest
 			if err := httpapi.DecodeJSON(r, &in); err != nil {
 				return err
 			}
-			name := r.PathValue("name")
+			name := r.PathValue("secret")
 			if len(in.AllowHosts) == 0 {
 				return api.FieldErrorf(api.KindValidation, "allow_hosts", "name at least one host the secret may be sent to (--allow-host)")
 			}
@@ -394,9 +394,9 @@ func (s *security) secretRoutes(rt *httpapi.Router) {
 			httpapi.WriteJSON(w, http.StatusOK, sec)
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/secrets/{name}", Tag: tag, Summary: "Delete a secret.",
+	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/secrets/{secret}", Tag: tag, Summary: "Delete a secret.",
 		Action: "secret.set", Resource: secretRes, Status: http.StatusNoContent, Handler: func(w http.ResponseWriter, r *http.Request) error {
-			name := r.PathValue("name")
+			name := r.PathValue("secret")
 			if err := s.secrets.Delete(r.Context(), name); err != nil {
 				return err
 			}
@@ -457,14 +457,14 @@ func (s *security) approvalRoutes(rt *httpapi.Router) {
 		}})
 	for _, verb := range []string{"approve", "deny"} {
 		approve := verb == "approve"
-		rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/approvals/{id}/" + verb, Tag: tag,
+		rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/approvals/{approval}/" + verb, Tag: tag,
 			Summary: map[bool]string{true: "Approve a pending request: its next retry goes through once.", false: "Deny a pending request."}[approve],
 			Action:  "approval.resolve", Resource: approvalRes, Response: api.Approval{},
 			Handler: func(w http.ResponseWriter, r *http.Request) error {
-				a, err := s.approvals.Resolve(r.Context(), r.PathValue("id"), approve, caller(r).ID)
+				a, err := s.approvals.Resolve(r.Context(), r.PathValue("approval"), approve, caller(r).ID)
 				switch {
 				case errors.Is(err, approval.ErrNotFound):
-					return api.Errorf(api.KindNotFound, "approval %s does not exist", r.PathValue("id"))
+					return api.Errorf(api.KindNotFound, "approval %s does not exist", r.PathValue("approval"))
 				case errors.Is(err, approval.ErrResolved):
 					return api.Errorf(api.KindConflict, "%v", err)
 				case err != nil:

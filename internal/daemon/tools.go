@@ -163,7 +163,7 @@ func (d *Daemon) toolRoutes() {
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/tools", Tag: "tools", Action: actionToolList, Response: api.ToolList{},
 		Summary: "List the toolbox's tools sorted by name, or with ?q=words the best matches first (?limit=N).",
 		Handler: d.handleListTools})
-	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/tools/{name}/call", Tag: "tools", Action: actionToolInvoke,
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/tools/{tool}/call", Tag: "tools", Action: actionToolInvoke,
 		Request: map[string]any{}, Response: api.ToolResult{},
 		Summary: "Call a tool with a JSON object of arguments; refusals are problems, a tool's own failure is a result with isError.",
 		Handler: d.handleCallTool})
@@ -218,7 +218,7 @@ func (d *Daemon) handleCallTool(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(r, &args); err != nil {
 		return err
 	}
-	name := r.PathValue("name")
+	name := r.PathValue("tool")
 	res, err := d.tools.box.Call(r.Context(), c, name, args)
 	if err != nil {
 		e := toolbox.AsError(name, err)

@@ -293,7 +293,7 @@ func secretPart(tmpl, v string) string {
 func (d *Daemon) toolRegistryRoutes() {
 	const tag = "tools"
 	rt, reg := d.router, d.toolRegistry
-	name := func(r *http.Request) string { return r.PathValue("name") }
+	name := func(r *http.Request) string { return r.PathValue("upstream") }
 	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry", Tag: tag,
 		Summary: "Register an upstream MCP server or OpenAPI document; its tools are pinned by hash (administrators only).",
 		Request: api.ToolRegistryAddRequest{}, Response: api.ToolRegistryEntry{}, Status: http.StatusCreated,
@@ -337,7 +337,7 @@ func (d *Daemon) toolRegistryRoutes() {
 			httpapi.WriteJSON(w, http.StatusOK, out)
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/tool-registry/{name}", Tag: tag,
+	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/tool-registry/{upstream}", Tag: tag,
 		Summary:  "Show one registered tool upstream (administrators only).",
 		Response: api.ToolRegistryEntry{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			e, err := reg.Get(r.Context(), name(r))
@@ -347,7 +347,7 @@ func (d *Daemon) toolRegistryRoutes() {
 			httpapi.WriteJSON(w, http.StatusOK, entryWire(e))
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry/{name}/refresh", Tag: tag,
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry/{upstream}/refresh", Tag: tag,
 		Summary:  "Fetch the upstream's tool definitions now; changed and new tools are quarantined (administrators only).",
 		Response: api.ToolRegistryEntry{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			e, err := reg.Refresh(r.Context(), name(r))
@@ -358,7 +358,7 @@ func (d *Daemon) toolRegistryRoutes() {
 			httpapi.WriteJSON(w, http.StatusOK, entryWire(e))
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry/{name}/approve", Tag: tag,
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry/{upstream}/approve", Tag: tag,
 		Summary: "Re-pin quarantined tools (all, or those named) to what the upstream serves now (administrators only).",
 		Request: api.ToolApproveRequest{}, Response: api.ToolApproveResult{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			var in api.ToolApproveRequest
@@ -375,7 +375,7 @@ func (d *Daemon) toolRegistryRoutes() {
 			httpapi.WriteJSON(w, http.StatusOK, api.ToolApproveResult{Approved: append([]string{}, done...), Upstream: entryWire(e)})
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/tool-registry/{name}", Tag: tag,
+	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/tool-registry/{upstream}", Tag: tag,
 		Summary: "Unregister a tool upstream; its tools leave the toolbox (administrators only).",
 		Status:  http.StatusNoContent, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			if err := reg.Remove(r.Context(), name(r)); err != nil {

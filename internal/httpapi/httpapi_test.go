@@ -44,15 +44,15 @@ func testRouter(t testing.TB) *Router {
 			WriteJSON(w, 201, in)
 			return nil
 		}})
-	rt.Handle(Route{Method: "GET", Path: "/v1/widgets/{id}", Summary: "get", Response: widget{},
+	rt.Handle(Route{Method: "GET", Path: "/v1/widgets/{tool}", Summary: "get", Response: widget{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			switch r.PathValue("id") {
+			switch r.PathValue("tool") {
 			case "panic":
 				panic("boom")
 			case "oops":
 				return errors.New("secret internal detail")
 			}
-			return api.Errorf(api.KindNotFound, "widget %q not found", r.PathValue("id"))
+			return api.Errorf(api.KindNotFound, "widget %q not found", r.PathValue("tool"))
 		}})
 	rt.Handle(Route{Method: "GET", Path: "/open", Summary: "public", Public: true,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
@@ -186,4 +186,43 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
 		}
 	})
+}
+
+// TestPathParamClass: a route with an unknown wildcard does not register,
+// and every known wildcard is checked before the handler runs.
+func TestPathParamClass(t *testing.T) {
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a route with wildcard {thing} registered without an identifier rule")
+			}
+		}()
+		NewRouter(Options{}).Handle(Route{Method: "GET", Path: "/v1/things/{thing}", Summary: "x", Public: true,
+			Handler: func(http.ResponseWriter, *http.Request) error { return nil }})
+	}()
+	rt := NewRouter(Options{})
+	ran := 0
+	rt.Handle(Route{Method: "GET", Path: "/a/{agent}/s/{session}/{path...}", Summary: "x", Public: true,
+		Handler: func(w http.ResponseWriter, r *http.Request) error { ran++; return nil }})
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"/a/bot/s/alice/anything/at/all", 200},
+		{"/a/bot/s/" + strings.Repeat("x", 5000) + "/p", 400},
+		{"/a/Bot/s/alice/p", 400},
+		{"/a/bot/s/a%2Fb/p", 400},
+	} {
+		rec := httptest.NewRecorder()
+		rt.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
+		if rec.Code != c.code {
+			t.Errorf("%.40s: %d, want %d", c.path, rec.Code, c.code)
+		}
+		if c.code == 400 && !strings.Contains(rec.Body.String(), string(api.KindInvalidID)) {
+			t.Errorf("%.40s: body %s", c.path, rec.Body.String())
+		}
+	}
+	if ran != 1 {
+		t.Errorf("handler ran %d times, want 1", ran)
+	}
 }

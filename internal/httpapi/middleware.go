@@ -189,7 +189,17 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				return
 			}
 			r = r.WithContext(WithPrincipal(r.Context(), p))
+			if err := checkParams(r, spec.params); err != nil {
+				WriteProblem(sw, r, rt.log, err)
+				return
+			}
 			if err := rt.authorize(r, p, spec); err != nil {
+				WriteProblem(sw, r, rt.log, err)
+				return
+			}
+		}
+		if public {
+			if err := checkParams(r, spec.params); err != nil {
 				WriteProblem(sw, r, rt.log, err)
 				return
 			}

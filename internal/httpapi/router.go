@@ -39,6 +39,8 @@ type Route struct {
 	// Resource extracts what the request acts on (nil: the platform).
 	Resource func(r *http.Request) Resource
 	Handler  HandlerFunc
+
+	params []string // path wildcards, checked against their identifier rules
 }
 
 // Resource is what a request acts on, for authorization.
@@ -90,6 +92,7 @@ func (rt *Router) Handle(r Route) {
 	if r.Method != "" {
 		pattern = r.Method + " " + r.Path
 	}
+	r.params = routeParams(r.Path)
 	rt.mux.Handle(pattern, rt.wrap(pattern, r))
 	rt.routes = append(rt.routes, r)
 }

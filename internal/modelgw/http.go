@@ -66,10 +66,10 @@ func (g *Gateway) Routes(rt *httpapi.Router, callerOf CallerFunc) {
 			httpapi.WriteJSON(w, http.StatusOK, api.ModelProviderList{Providers: ps})
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/model-providers/{name}", Tag: "models", Status: http.StatusNoContent,
+	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/model-providers/{provider}", Tag: "models", Status: http.StatusNoContent,
 		Summary: "Remove a model provider.",
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			if err := g.DeleteProvider(r.Context(), r.PathValue("name")); err != nil {
+			if err := g.DeleteProvider(r.Context(), r.PathValue("provider")); err != nil {
 				return err
 			}
 			w.WriteHeader(http.StatusNoContent)

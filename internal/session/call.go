@@ -29,17 +29,7 @@ type Meta struct {
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 // ValidID reports whether s is usable as an agent name or session id.
-func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+func ValidID(s string) bool { return api.ValidID(api.IDSession, s) }
 
 // activate loads or creates the session's record and starts its isolate
 // from its snapshot, or from its version's template. s.mu must be held.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -75,6 +76,9 @@ func (h *callHost) stateKey(key string) string {
 }
 
 func (h *callHost) StateGet(key string) ([]byte, bool, error) {
+	if p := api.CheckID("key", api.IDStateKey, key); p != nil {
+		return nil, false, p
+	}
 	defer h.timed(h.enter())
 	if v, ok := h.writes[key]; ok {
 		return v, v != nil, nil
@@ -93,14 +97,17 @@ func (h *callHost) StatePut(key string, value []byte) error {
 	if len(value) > maxStateValue {
 		return fmt.Errorf("state value for %q is %d bytes; the limit is %d", key, len(value), maxStateValue)
 	}
-	if len(key) == 0 || len(key) > 512 {
-		return fmt.Errorf("state key must be 1 to 512 bytes")
+	if p := api.CheckID("key", api.IDStateKey, key); p != nil {
+		return p
 	}
 	h.buffer(key, append([]byte(nil), value...))
 	return nil
 }
 
 func (h *callHost) StateDelete(key string) error {
+	if p := api.CheckID("key", api.IDStateKey, key); p != nil {
+		return p
+	}
 	h.buffer(key, nil)
 	return nil
 }
@@ -116,6 +123,9 @@ func (h *callHost) buffer(key string, v []byte) {
 }
 
 func (h *callHost) StateList(prefix string, limit int) ([]isolate.KV, error) {
+	if len(prefix) > api.IDRules[api.IDStateKey].Max {
+		return nil, api.FieldErrorf(api.KindInvalidID, "prefix", "state list prefix is %d bytes; the limit is %d", len(prefix), api.IDRules[api.IDStateKey].Max)
+	}
 	defer h.timed(h.enter())
 	base := store.Key(h.s.key.agent, h.s.key.id)
 	keys, err := h.m.state.Keys(h.ctx, base)

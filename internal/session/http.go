@@ -30,9 +30,9 @@ func AgentResource(r *http.Request) httpapi.Resource {
 	return httpapi.Resource{Type: "Agent", ID: r.PathValue("agent")}
 }
 
-// SessionResource is the authorization resource of /…/sessions/{id}/….
+// SessionResource is the authorization resource of /…/sessions/{session}/….
 func SessionResource(r *http.Request) httpapi.Resource {
-	return httpapi.Resource{Type: "Session", ID: r.PathValue("id"), Parent: r.PathValue("agent")}
+	return httpapi.Resource{Type: "Session", ID: r.PathValue("session"), Parent: r.PathValue("agent")}
 }
 
 type filteringKey struct{}
@@ -110,31 +110,31 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 			httpapi.WriteJSON(w, http.StatusOK, api.SessionList{Sessions: ss})
 			return nil
 		}})
-	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions/{id}", Tag: "sessions", Summary: "Show one session.",
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions/{session}", Tag: "sessions", Summary: "Show one session.",
 		Action: ActionSessionRead, Resource: SessionResource,
 		Response: api.Session{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
-			s, err := m.Session(r.Context(), r.PathValue("agent"), r.PathValue("id"))
+			s, err := m.Session(r.Context(), r.PathValue("agent"), r.PathValue("session"))
 			if err != nil {
 				return err
 			}
 			httpapi.WriteJSON(w, http.StatusOK, s)
 			return nil
 		}})
-	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}/sessions/{id}", Tag: "sessions",
+	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}/sessions/{session}", Tag: "sessions",
 		Summary: "Delete a session with its state, snapshot and alarm.", Status: http.StatusNoContent,
 		Action: ActionSessionDelete, Resource: SessionResource,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			if err := m.Delete(r.Context(), r.PathValue("agent"), r.PathValue("id")); err != nil {
+			if err := m.Delete(r.Context(), r.PathValue("agent"), r.PathValue("session")); err != nil {
 				return err
 			}
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}})
-	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents/{agent}/sessions/{id}/hibernate", Tag: "sessions",
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents/{agent}/sessions/{session}/hibernate", Tag: "sessions",
 		Summary: "Hibernate a live session now (snapshot its heap and free the isolate).", Response: api.Session{},
 		Action: ActionSessionCall, Resource: SessionResource,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			a, id := r.PathValue("agent"), r.PathValue("id")
+			a, id := r.PathValue("agent"), r.PathValue("session")
 			if err := m.Hibernate(r.Context(), a, id); err != nil {
 				return err
 			}
@@ -148,7 +148,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: m.handleTraffic,
 		Action: ActionSessionCall, Resource: SessionResource,
 		Summary: "Send a request (any method, headers, body) to the session's fetch handler; the session is created on first use."}
-	for _, p := range []string{"/agents/{agent}/sessions/{id}", "/agents/{agent}/sessions/{id}/{path...}"} {
+	for _, p := range []string{"/agents/{agent}/sessions/{session}", "/agents/{agent}/sessions/{session}/{path...}"} {
 		traffic.Path = p
 		r.Handle(traffic)
 	}
@@ -196,10 +196,8 @@ var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transf
 	"Upgrade": true, "Proxy-Authorization": true, "Te": true, "Trailer": true, "Authorization": true}
 
 func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
-	agent, id := r.PathValue("agent"), r.PathValue("id")
-	if !ValidID(agent) || !ValidID(id) {
-		return api.Errorf(api.KindBadRequest, "agent name and session id must be 1-128 characters of A-Z a-z 0-9 . _ -")
-	}
+	agent, id := r.PathValue("agent"), r.PathValue("session")
+	// The router checked agent and session against api.IDRules.
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -20,14 +20,16 @@ type StateEntry struct {
 // checkStateAddr validates an agent, session id and (if not "-") key given
 // from outside a session.
 func checkStateAddr(agent, id, key string) error {
-	if !ValidID(agent) {
-		return api.FieldErrorf(api.KindValidation, "agent", "agent name must be 1-128 characters of A-Z a-z 0-9 . _ -")
+	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+		return p
 	}
-	if !ValidID(id) {
-		return api.FieldErrorf(api.KindValidation, "session", "session id must be 1-128 characters of A-Z a-z 0-9 . _ -")
+	if p := api.CheckID("session", api.IDSession, id); p != nil {
+		return p
 	}
-	if key != "-" && (len(key) == 0 || len(key) > 512) {
-		return api.FieldErrorf(api.KindValidation, "key", "state key must be 1 to 512 bytes")
+	if key != "-" {
+		if p := api.CheckID("key", api.IDStateKey, key); p != nil {
+			return p
+		}
 	}
 	return nil
 }

@@ -19,41 +19,70 @@ type Blobs interface {
 
 // Blobs opens the named object store bucket, creating it if needed.
 func (s *Store) Blobs(ctx context.Context, bucket string) (Blobs, error) {
-	os, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	cfg := jetstream.ObjectStoreConfig{
 		Bucket:   bucket,
 		Storage:  jetstream.FileStorage,
 		Replicas: s.opts.Replicas,
-	})
-	if err != nil {
+	}
+	b := &natsBlobs{}
+	b.b = binding[jetstream.ObjectStore]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.ObjectStore, error) {
+		return js.CreateOrUpdateObjectStore(ctx, cfg)
+	}}
+	if _, err := b.b.get(ctx); err != nil {
 		return nil, fmt.Errorf("open blobs %s: %w", bucket, err)
 	}
-	return &natsBlobs{os: os}, nil
+	return b, nil
 }
 
-type natsBlobs struct{ os jetstream.ObjectStore }
+type natsBlobs struct {
+	b binding[jetstream.ObjectStore]
+}
+
+func (b *natsBlobs) handle(ctx context.Context, op, name string) (jetstream.ObjectStore, error) {
+	if err := checkName("blob name", name); err != nil {
+		return nil, fmt.Errorf("%s blob: %w", op, err)
+	}
+	os, err := b.b.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s blob %s: %w", op, short(name), err)
+	}
+	return os, nil
+}
 
 func (b *natsBlobs) Put(ctx context.Context, name string, data []byte) error {
-	if _, err := b.os.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("put blob %s: %w", name, err)
+	os, err := b.handle(ctx, "put", name)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("put blob %s: %w", short(name), mapConnErr(err))
 	}
 	return nil
 }
 
 func (b *natsBlobs) Get(ctx context.Context, name string) ([]byte, error) {
-	data, err := b.os.GetBytes(ctx, name)
+	os, err := b.handle(ctx, "get", name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.GetBytes(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, fmt.Errorf("get blob %s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("get blob %s: %w", short(name), ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get blob %s: %w", name, err)
+		return nil, fmt.Errorf("get blob %s: %w", short(name), mapConnErr(err))
 	}
 	return data, nil
 }
 
 func (b *natsBlobs) Delete(ctx context.Context, name string) error {
-	err := b.os.Delete(ctx, name)
+	os, err := b.handle(ctx, "delete", name)
+	if err != nil {
+		return err
+	}
+	err = os.Delete(ctx, name)
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("delete blob %s: %w", name, err)
+		return fmt.Errorf("delete blob %s: %w", short(name), mapConnErr(err))
 	}
 	return nil
 }

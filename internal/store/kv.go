@@ -69,19 +69,41 @@ func (s *Store) KV(ctx context.Context, bucket string, o KVOptions) (KV, error) 
 		Storage:      jetstream.FileStorage,
 		Replicas:     s.opts.Replicas,
 	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil {
+	k := &natsKV{s: s}
+	k.b = binding[jetstream.KeyValue]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+		return js.CreateOrUpdateKeyValue(ctx, cfg)
+	}}
+	if _, err := k.b.get(ctx); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
-	return &natsKV{kv: kv}, nil
+	return k, nil
 }
 
-type natsKV struct{ kv jetstream.KeyValue }
+type natsKV struct {
+	s *Store
+	b binding[jetstream.KeyValue]
+}
 
 var _ KV = (*natsKV)(nil)
 
+// handle checks key and returns the bucket on the current connection.
+func (k *natsKV) handle(ctx context.Context, op, key string) (jetstream.KeyValue, error) {
+	if err := checkKey("key", key, op == "list"); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	kv, err := k.b.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", op, short(key), err)
+	}
+	return kv, nil
+}
+
 func (k *natsKV) Get(ctx context.Context, key string) (Entry, error) {
-	e, err := k.kv.Get(ctx, key)
+	kv, err := k.handle(ctx, "get", key)
+	if err != nil {
+		return Entry{}, err
+	}
+	e, err := kv.Get(ctx, key)
 	if err != nil {
 		return Entry{}, mapKVErr("get", key, err)
 	}
@@ -89,34 +111,58 @@ func (k *natsKV) Get(ctx context.Context, key string) (Entry, error) {
 }
 
 func (k *natsKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	rev, err := k.kv.Put(ctx, key, value)
-	return rev, mapKVErr("put", key, err)
+	kv, err := k.handle(ctx, "put", key)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := kv.Put(ctx, key, value)
+	return rev, mapKVErr("put", key, tooLarge("value", len(value), err))
 }
 
 func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, error) {
-	rev, err := k.kv.Create(ctx, key, value)
-	return rev, mapKVErr("create", key, err)
+	kv, err := k.handle(ctx, "create", key)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := kv.Create(ctx, key, value)
+	return rev, mapKVErr("create", key, tooLarge("value", len(value), err))
 }
 
 func (k *natsKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	n, err := k.kv.Update(ctx, key, value, rev)
-	return n, mapKVErr("update", key, err)
+	kv, err := k.handle(ctx, "update", key)
+	if err != nil {
+		return 0, err
+	}
+	n, err := kv.Update(ctx, key, value, rev)
+	return n, mapKVErr("update", key, tooLarge("value", len(value), err))
 }
 
 func (k *natsKV) Delete(ctx context.Context, key string) error {
-	err := k.kv.Delete(ctx, key)
+	kv, err := k.handle(ctx, "delete", key)
+	if err != nil {
+		return err
+	}
+	err = kv.Delete(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
 	return mapKVErr("delete", key, err)
 }
 
-func (k *natsKV) Keys(ctx context.Context, prefix string) ([]string, error) {
-	filter := ">"
-	if prefix != "" {
-		filter = prefix + ".>"
+// filter turns a key prefix into a subject filter.
+func filter(prefix string) string {
+	if prefix == "" {
+		return ">"
 	}
-	l, err := k.kv.ListKeysFiltered(ctx, filter)
+	return prefix + ".>"
+}
+
+func (k *natsKV) Keys(ctx context.Context, prefix string) ([]string, error) {
+	kv, err := k.handle(ctx, "list", filter(prefix))
+	if err != nil {
+		return nil, err
+	}
+	l, err := kv.ListKeysFiltered(ctx, filter(prefix))
 	if err != nil {
 		return nil, mapKVErr("list", prefix, err)
 	}
@@ -128,47 +174,24 @@ func (k *natsKV) Keys(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
+// Watch follows the bucket across connection replacements: when the
+// connection is replaced it watches again on the new one, delivers the
+// entries again and reports keys deleted in the gap as deletions, so the
+// caller's copy converges without knowing a gap happened.
 func (k *natsKV) Watch(ctx context.Context, prefix string, fn func(WatchEvent)) (<-chan struct{}, error) {
-	filter := ">"
-	if prefix != "" {
-		filter = prefix + ".>"
+	f := filter(prefix)
+	if err := checkKey("prefix", f, true); err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
 	}
-	w, err := k.kv.Watch(ctx, filter)
-	if err != nil {
-		return nil, mapKVErr("watch", prefix, err)
-	}
-	initial, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() { _ = w.Stop() }()
-		caughtUp := false
-		catchUp := func() {
-			if !caughtUp {
-				caughtUp = true
-				close(initial)
-			}
-		}
-		defer catchUp()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil { // the end of the current entries
-					catchUp()
-					continue
-				}
-				fn(WatchEvent{Key: e.Key(), Value: e.Value(), Revision: e.Revision(),
-					Deleted: e.Operation() != jetstream.KeyValuePut})
-			}
-		}
-	}()
+	w := &kvWatch{k: k, filter: f, fn: fn, known: map[string]struct{}{},
+		initial: make(chan struct{}), done: make(chan struct{})}
+	go w.run(ctx)
 	select {
-	case <-initial:
-		return done, nil
+	case <-w.initial:
+		if w.err != nil {
+			return nil, w.err
+		}
+		return w.done, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -179,18 +202,18 @@ func mapKVErr(op, key string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
-		return fmt.Errorf("%s %q: %w", op, key, ErrNotFound)
+		return fmt.Errorf("%s %q: %w", op, short(key), ErrNotFound)
 	case errors.Is(err, jetstream.ErrKeyExists):
 		// Create on an existing key and Update at a stale revision both
 		// surface as ErrKeyExists ("wrong last sequence").
 		if op == "update" {
-			return fmt.Errorf("%s %q: %w", op, key, ErrConflict)
+			return fmt.Errorf("%s %q: %w", op, short(key), ErrConflict)
 		}
-		return fmt.Errorf("%s %q: %w", op, key, ErrExists)
+		return fmt.Errorf("%s %q: %w", op, short(key), ErrExists)
 	case errors.Is(err, jetstream.ErrInvalidKey):
-		return fmt.Errorf("%s %q: %w", op, key, ErrInvalid)
+		return fmt.Errorf("%s %q: %w", op, short(key), ErrInvalid)
 	default:
-		return fmt.Errorf("%s %q: %w", op, key, err)
+		return fmt.Errorf("%s %q: %w", op, short(key), mapConnErr(err))
 	}
 }
 

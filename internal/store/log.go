@@ -41,7 +41,7 @@ type LogOptions struct {
 
 // Log opens the named log, creating or updating its stream.
 func (s *Store) Log(ctx context.Context, name string, o LogOptions) (Log, error) {
-	st, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        name,
 		Description: o.Description,
 		Subjects:    o.Subjects,
@@ -50,27 +50,46 @@ func (s *Store) Log(ctx context.Context, name string, o LogOptions) (Log, error)
 		Replicas:    s.opts.Replicas,
 		DenyDelete:  true,
 		DenyPurge:   true,
-	})
-	if err != nil {
+	}
+	l := &natsLog{s: s}
+	l.b = binding[jetstream.Stream]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, cfg)
+	}}
+	if _, err := l.b.get(ctx); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", name, err)
 	}
-	return &natsLog{js: s.js, st: st}, nil
+	return l, nil
 }
 
 type natsLog struct {
-	js jetstream.JetStream
-	st jetstream.Stream
+	s *Store
+	b binding[jetstream.Stream]
 }
 
 func (l *natsLog) Append(ctx context.Context, subject string, data []byte) (uint64, error) {
-	ack, err := l.js.Publish(ctx, subject, data)
+	if err := checkName("subject", subject); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	if _, err := l.b.get(ctx); err != nil {
+		return 0, fmt.Errorf("append %s: %w", short(subject), err)
+	}
+	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data)
 	if err != nil {
-		return 0, fmt.Errorf("append %s: %w", subject, err)
+		return 0, fmt.Errorf("append %s: %w", short(subject), mapConnErr(tooLarge("record", len(data), err)))
 	}
 	return ack.Sequence, nil
 }
 
 func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter string) ([]Record, error) {
+	if filter != "" {
+		if err := checkName("filter", filter); err != nil {
+			return nil, fmt.Errorf("read log: %w", err)
+		}
+	}
+	st, err := l.b.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read log: %w", err)
+	}
 	if from == 0 {
 		from = 1
 	}
@@ -81,11 +100,11 @@ func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter strin
 			err error
 		)
 		if filter == "" {
-			m, err = l.st.GetMsg(ctx, seq)
+			m, err = st.GetMsg(ctx, seq)
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				info, ierr := l.st.Info(ctx)
+				info, ierr := st.Info(ctx)
 				if ierr != nil {
-					return out, fmt.Errorf("read log: %w", ierr)
+					return out, fmt.Errorf("read log: %w", mapConnErr(ierr))
 				}
 				if seq >= info.State.LastSeq {
 					break
@@ -94,13 +113,13 @@ func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter strin
 				continue
 			}
 		} else {
-			m, err = l.st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+			m, err = st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				break
 			}
 		}
 		if err != nil {
-			return out, fmt.Errorf("read log at %d: %w", seq, err)
+			return out, fmt.Errorf("read log at %d: %w", seq, mapConnErr(err))
 		}
 		out = append(out, Record{Seq: m.Sequence, Subject: m.Subject, Data: m.Data, Time: m.Time})
 		seq = m.Sequence + 1

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -32,6 +34,9 @@ var (
 	ErrExists   = errors.New("store: already exists")
 	ErrConflict = errors.New("store: revision conflict")
 	ErrInvalid  = errors.New("store: invalid name or key")
+	// ErrUnavailable: the store cannot be reached right now (its
+	// connection is being re-established); the operation may be retried.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Options configures Open. The zero value plus Dir is a durable single node.
@@ -50,13 +55,28 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is an open connection to JetStream.
+// Store is an open connection to JetStream. The connection is replaced when
+// it fails for good (the server closed it after a protocol error, say):
+// every KV, Log and Blobs handle binds to the current connection on its next
+// call, and watches resume on the new one, so a broken connection costs the
+// operations in flight at that moment and nothing after.
 type Store struct {
 	opts Options
 	log  *slog.Logger
 	ns   *server.Server // nil in external mode
-	nc   *nats.Conn
-	js   jetstream.JetStream
+
+	cur     atomic.Pointer[conn]
+	mu      sync.Mutex    // guards changed and closing; serialises redials
+	changed chan struct{} // closed (and replaced) when cur changes
+	closing bool
+	redials atomic.Uint64
+}
+
+// conn is one generation of the client connection.
+type conn struct {
+	gen uint64
+	nc  *nats.Conn
+	js  jetstream.JetStream
 }
 
 // Open starts (or connects to) NATS and JetStream.
@@ -67,7 +87,27 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
-	s := &Store{opts: opts, log: opts.Logger}
+	s := &Store{opts: opts, log: opts.Logger, changed: make(chan struct{})}
+	if opts.URL == "" {
+		if err := s.startEmbedded(); err != nil {
+			return nil, err
+		}
+	}
+	c, err := s.dial(1)
+	if err != nil {
+		s.shutdownServer()
+		return nil, err
+	}
+	s.cur.Store(c)
+	if _, err := c.js.AccountInfo(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("jetstream account: %w", err)
+	}
+	return s, nil
+}
+
+// dial opens generation gen of the client connection.
+func (s *Store) dial(gen uint64) (*conn, error) {
 	// Asynchronous client errors (a watch's consumer gone at shutdown, a
 	// slow consumer) go to the log, not to stderr.
 	onErr := nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -77,33 +117,86 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		s.log.Debug("nats async error", "subject", subject, "err", err)
 	})
-	var err error
-	if opts.URL != "" {
-		s.nc, err = nats.Connect(opts.URL, nats.Name("agentcloud"), nats.MaxReconnects(-1), onErr)
+	// A connection closed for good (the client library gives up after
+	// some server errors, "maximum control line exceeded" among them, and
+	// does not reconnect) is replaced by a new one.
+	onClosed := nats.ClosedHandler(func(nc *nats.Conn) { go s.replace(gen, nc.LastError()) })
+	onDisc := nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 		if err != nil {
-			return nil, fmt.Errorf("connect to nats %s: %w", opts.URL, err)
+			s.log.Warn("store connection lost; reconnecting", "err", err)
+		}
+	})
+	o := []nats.Option{nats.Name("agentcloud"), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond), onErr, onClosed, onDisc}
+	var (
+		nc  *nats.Conn
+		err error
+	)
+	if s.opts.URL != "" {
+		nc, err = nats.Connect(s.opts.URL, o...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to nats %s: %w", s.opts.URL, err)
 		}
 	} else {
-		if err := s.startEmbedded(); err != nil {
-			return nil, err
-		}
-		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("agentcloud"), onErr)
+		nc, err = nats.Connect("", append(o, nats.InProcessServer(s.ns))...)
 		if err != nil {
-			s.ns.Shutdown()
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
 	}
-	s.js, err = jetstream.New(s.nc)
+	js, err := jetstream.New(nc)
 	if err != nil {
-		s.Close()
+		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := s.js.AccountInfo(ctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("jetstream account: %w", err)
-	}
-	return s, nil
+	return &conn{gen: gen, nc: nc, js: js}, nil
 }
+
+// replace dials a new connection after generation gen closed, retrying
+// with backoff until it succeeds or the store is closed.
+func (s *Store) replace(gen uint64, cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.cur.Load().gen != gen {
+		return
+	}
+	s.log.Error("store connection closed; dialling a new one", "err", cause)
+	wait := 20 * time.Millisecond
+	for {
+		c, err := s.dial(gen + 1)
+		if err == nil {
+			s.cur.Store(c)
+			s.redials.Add(1)
+			close(s.changed)
+			s.changed = make(chan struct{})
+			s.log.Info("store connection re-established", "generation", c.gen)
+			return
+		}
+		s.log.Warn("store redial failed", "err", err, "retry_in", wait)
+		s.mu.Unlock()
+		time.Sleep(wait)
+		s.mu.Lock()
+		if s.closing {
+			return
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// current returns the live connection and a channel closed when it is
+// replaced.
+func (s *Store) current() (*conn, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.Load(), s.changed
+}
+
+func (s *Store) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Redials counts how often the connection was replaced since Open.
+func (s *Store) Redials() uint64 { return s.redials.Load() }
 
 func (s *Store) startEmbedded() error {
 	dir := filepath.Join(s.opts.Dir, "jetstream")
@@ -175,48 +268,73 @@ type Stats struct {
 // Stats reads JetStream account statistics.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	lister := s.js.ListStreams(ctx)
+	lister := s.cur.Load().js.ListStreams(ctx)
 	for info := range lister.Info() {
 		st.Streams++
 		st.Messages += info.State.Msgs
 		st.Bytes += info.State.Bytes
 	}
 	if err := lister.Err(); err != nil {
-		return st, fmt.Errorf("list streams: %w", err)
+		return st, fmt.Errorf("list streams: %w", mapConnErr(err))
 	}
 	return st, nil
 }
 
-// Ping checks the connection end to end.
+// Ping checks the connection end to end: it fails while the connection is
+// down or being replaced, and succeeds again once it is back.
 func (s *Store) Ping(ctx context.Context) error {
-	if !s.nc.IsConnected() {
-		return errors.New("store: not connected")
+	c := s.cur.Load()
+	if !c.nc.IsConnected() {
+		return fmt.Errorf("store ping: not connected (%s): %w", c.nc.Status(), ErrUnavailable)
 	}
-	if _, err := s.js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("store ping: %w", err)
+	if _, err := c.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("store ping: %w", mapConnErr(err))
 	}
 	return nil
 }
 
 // Close flushes and disconnects, then stops the embedded server.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	c := s.cur.Load()
+	s.mu.Unlock()
 	var err error
-	if s.nc != nil {
-		err = s.nc.Drain()
+	if c != nil {
+		err = c.nc.Drain()
 		// Drain is asynchronous; wait for it so pending acks are not lost.
-		for i := 0; i < 200 && !s.nc.IsClosed(); i++ {
+		for i := 0; i < 200 && !c.nc.IsClosed(); i++ {
 			time.Sleep(5 * time.Millisecond)
 		}
-		s.nc.Close()
+		c.nc.Close()
 	}
-	if s.ns != nil {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
-	}
+	s.shutdownServer()
 	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+func (s *Store) shutdownServer() {
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+}
+
+// mapConnErr marks errors of a connection that is down or being replaced
+// as ErrUnavailable, keeping the cause.
+func mapConnErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining),
+		errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
 }
 
 // natsLogger forwards the embedded server's logs to slog.

@@ -68,7 +68,7 @@ func validateExec(req api.ExecRequest, maxTimeout time.Duration) error {
 }
 
 func (h *Handler) handleExec(w http.ResponseWriter, r *http.Request) error {
-	sb, err := h.m.Get(r.PathValue("id"))
+	sb, err := h.m.Get(r.PathValue("sandbox"))
 	if err != nil {
 		return problemFor(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 // fileTarget resolves the sandbox and the ?path= of a file request.
 func (h *Handler) fileTarget(r *http.Request, required bool) (sandbox.Sandbox, string, error) {
-	sb, err := h.m.Get(r.PathValue("id"))
+	sb, err := h.m.Get(r.PathValue("sandbox"))
 	if err != nil {
 		return nil, "", problemFor(err)
 	}
@@ -177,7 +177,7 @@ func wireFile(fi sandbox.FileInfo) api.SandboxFile {
 }
 
 func (h *Handler) handleProcesses(w http.ResponseWriter, r *http.Request) error {
-	sb, err := h.m.Get(r.PathValue("id"))
+	sb, err := h.m.Get(r.PathValue("sandbox"))
 	if err != nil {
 		return problemFor(err)
 	}
@@ -210,7 +210,7 @@ func ParseSignal(name string) (os.Signal, error) {
 }
 
 func (h *Handler) handleSignal(w http.ResponseWriter, r *http.Request) error {
-	sb, err := h.m.Get(r.PathValue("id"))
+	sb, err := h.m.Get(r.PathValue("sandbox"))
 	if err != nil {
 		return problemFor(err)
 	}

@@ -98,19 +98,19 @@ const (
 )
 
 func sandboxResource(r *http.Request) httpapi.Resource {
-	return httpapi.Resource{Type: "Sandbox", ID: r.PathValue("id")}
+	return httpapi.Resource{Type: "Sandbox", ID: r.PathValue("sandbox")}
 }
 
 // Routes registers every sandbox endpoint.
 func (h *Handler) Routes(r *httpapi.Router) {
 	add := func(rt httpapi.Route) {
 		rt.Tag, rt.Handler = tag, h.guard(rt.Handler)
-		if strings.Contains(rt.Path, "{id}") {
+		if strings.Contains(rt.Path, "{sandbox}") {
 			rt.Resource = sandboxResource
 		}
 		r.Handle(rt)
 	}
-	const sb = "/v1/sandboxes/{id}"
+	const sb = "/v1/sandboxes/{sandbox}"
 	add(httpapi.Route{Method: "POST", Path: "/v1/sandboxes", Action: ActionCreate, Status: http.StatusCreated,
 		Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Sandbox"} }, // a new one
 		Summary:  "Create a sandbox (from a warm pool when one matches) and answer its description.",
@@ -378,7 +378,7 @@ func (h *Handler) handleList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request) error {
-	out, err := h.describe(r.PathValue("id"))
+	out, err := h.describe(r.PathValue("sandbox"))
 	if err != nil {
 		return problemFor(err)
 	}
@@ -387,7 +387,7 @@ func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := r.PathValue("sandbox")
 	if err := h.m.Delete(r.Context(), id); err != nil {
 		return problemFor(err)
 	}
@@ -397,7 +397,7 @@ func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) handleExtend(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := r.PathValue("sandbox")
 	if _, err := h.m.Get(id); err != nil {
 		return problemFor(err)
 	}
@@ -419,7 +419,7 @@ func (h *Handler) handleExtend(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) handlePause(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := r.PathValue("sandbox")
 	sb, err := h.m.Get(id)
 	if err != nil {
 		return problemFor(err)
@@ -432,7 +432,7 @@ func (h *Handler) handlePause(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) handleResume(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := r.PathValue("sandbox")
 	sb, err := h.m.Get(id)
 	if err != nil {
 		return problemFor(err)

@@ -239,7 +239,7 @@ func TestBadInput(t *testing.T) {
 		{"exec bad json", "POST", id + "/exec", `[1]`, api.KindInvalidJSON},
 		{"extend zero", "POST", id + "/extend", `{"timeout_s":0}`, api.KindValidation},
 		{"signal bad name", "POST", id + "/processes/2/signal", `{"signal":"BOOM"}`, api.KindValidation},
-		{"signal bad pid", "POST", id + "/processes/x/signal", `{"signal":"TERM"}`, api.KindBadRequest},
+		{"signal bad pid", "POST", id + "/processes/x/signal", `{"signal":"TERM"}`, api.KindInvalidID},
 		{"signal init", "POST", id + "/processes/1/signal", `{"signal":"KILL"}`, api.KindForbidden},
 		{"signal no such pid", "POST", id + "/processes/4000/signal", `{"signal":"TERM"}`, api.KindNotFound},
 		{"file outside writable paths", "PUT", id + "/files?path=/etc/passwd", "x", api.KindForbidden},

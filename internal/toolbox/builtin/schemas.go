@@ -18,8 +18,15 @@ const runCodeSchema = `{
 }`
 
 const scopeProps = `
-    "agent": {"type": "string", "description": "the agent (only for callers that are not a session; a session addresses its own state)"},
-    "session": {"type": "string", "description": "the session id (with agent)"}`
+    "agent": {"type": "string", ` + agentPattern + `, "description": "the agent (only for callers that are not a session; a session addresses its own state)"},
+    "session": {"type": "string", ` + sessionPattern + `, "description": "the session id (with agent)"}`
+
+// The identifier rules of api.IDRules as JSON Schema, so an over-long or
+// malformed id is refused before the tool runs.
+const (
+	agentPattern   = `"pattern": "^[a-z][a-z0-9-]{0,62}$"`
+	sessionPattern = `"pattern": "^[A-Za-z0-9._-]{1,128}$", "not": {"enum": [".", ".."]}`
+)
 
 const stateGetSchema = `{
   "type": "object",
@@ -73,8 +80,8 @@ const deployAgentSchema = `{
 const callAgentSchema = `{
   "type": "object",
   "properties": {
-    "agent": {"type": "string", "minLength": 1, "maxLength": 128},
-    "session": {"type": "string", "minLength": 1, "maxLength": 128, "description": "the session id; created on first use"},
+    "agent": {"type": "string", ` + agentPattern + `},
+    "session": {"type": "string", ` + sessionPattern + `, "description": "the session id; created on first use"},
     "method": {"type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], "default": "GET"},
     "path": {"type": "string", "maxLength": 4096, "default": "/", "description": "path and query inside the session, e.g. /items?limit=2"},
     "headers": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 50},

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// IDKind names one kind of identifier that becomes part of a store key, a
+// SPIFFE ID or a URL path. Each kind has one length and character rule,
+// listed in IDRules; the router checks every path parameter against its
+// kind before a handler runs, and the store refuses over-long keys as a
+// backstop, so no route can forget the check.
+type IDKind string
+
+// The identifier kinds.
+const (
+	IDAgent    IDKind = "agent"    // agent name: a DNS label
+	IDSession  IDKind = "session"  // session id: a SPIFFE path segment
+	IDSandbox  IDKind = "sandbox"  // sandbox id
+	IDSecret   IDKind = "secret"   // secret name
+	IDApproval IDKind = "approval" // approval id
+	IDTool     IDKind = "tool"     // tool name (upstream.tool for registered tools)
+	IDUpstream IDKind = "upstream" // registered tool upstream name
+	IDProvider IDKind = "provider" // model provider name
+	IDPolicy   IDKind = "policy"   // policy id
+	IDToken    IDKind = "token"    // token id (jti)
+	IDVersion  IDKind = "version"  // agent version
+	IDStateKey IDKind = "state-key"
+)
+
+// IDRule is the documented limit of one identifier kind.
+type IDRule struct {
+	Kind IDKind
+	// Max is the longest value in bytes.
+	Max int
+	// Chars describes the allowed characters for error messages; Allowed
+	// decides. A nil Allowed admits any bytes (the store escapes them).
+	Chars   string
+	Allowed func(c byte, i int) bool
+	// NoDots refuses the values "." and "..", which cannot form a path
+	// segment.
+	NoDots bool
+}
+
+func lowerDigitDash(c byte, i int) bool {
+	return c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-')
+}
+
+func segment(c byte, _ int) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+func toolChar(c byte, i int) bool {
+	return segment(c, i) || i > 0 && c == '/'
+}
+
+// IDRules is the one table of identifier limits.
+var IDRules = map[IDKind]IDRule{
+	IDAgent:    {IDAgent, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
+	IDSession:  {IDSession, 128, "A-Z a-z 0-9 . _ -, not . or ..", segment, true},
+	IDSandbox:  {IDSandbox, 64, "A-Z a-z 0-9 . _ -", segment, true},
+	IDSecret:   {IDSecret, 128, "A-Z a-z 0-9 . _ -", segment, true},
+	IDApproval: {IDApproval, 64, "A-Z a-z 0-9 . _ -", segment, true},
+	IDTool:     {IDTool, 192, "A-Z a-z 0-9 . _ - /", toolChar, true},
+	IDUpstream: {IDUpstream, 63, "A-Z a-z 0-9 . _ -", segment, true},
+	IDProvider: {IDProvider, 63, "A-Z a-z 0-9 . _ -", segment, true},
+	IDPolicy:   {IDPolicy, 128, "A-Z a-z 0-9 . _ -", segment, true},
+	IDToken:    {IDToken, 128, "A-Z a-z 0-9 . _ -", segment, true},
+	IDVersion:  {IDVersion, 64, "A-Z a-z 0-9 . _ -", segment, true},
+	IDStateKey: {IDStateKey, 512, "any bytes", nil, false},
+}
+
+// CheckID checks value against the rule of kind and returns nil or a
+// KindInvalidID problem naming field.
+func CheckID(field string, kind IDKind, value string) *Problem {
+	rule, ok := IDRules[kind]
+	if !ok {
+		return Errorf(KindInternal, "no identifier rule for %q", kind)
+	}
+	if value == "" {
+		return FieldErrorf(KindInvalidID, field, "%s is empty: give 1 to %d characters (%s)", field, rule.Max, rule.Chars)
+	}
+	if len(value) > rule.Max {
+		return FieldErrorf(KindInvalidID, field, "%s is %d bytes long; the limit is %d (%s)", field, len(value), rule.Max, rule.Chars)
+	}
+	if rule.NoDots && (value == "." || value == "..") {
+		return FieldErrorf(KindInvalidID, field, "%s %q cannot be . or ..", field, value)
+	}
+	if rule.Allowed == nil {
+		return nil
+	}
+	for i := 0; i < len(value); i++ {
+		if !rule.Allowed(value[i], i) {
+			return FieldErrorf(KindInvalidID, field, "%s has %s at byte %d; allowed: %s (at most %d)",
+				field, quoteByte(value[i]), i, rule.Chars, rule.Max)
+		}
+	}
+	return nil
+}
+
+// ValidID reports whether value satisfies the rule of kind.
+func ValidID(kind IDKind, value string) bool { return CheckID("id", kind, value) == nil }
+
+func quoteByte(c byte) string {
+	if c < 0x20 || c >= 0x7f {
+		return fmt.Sprintf("byte 0x%02X", c)
+	}
+	return strconv.QuoteRune(rune(c))
+}

@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// pathParams names the identifier kind of every path wildcard a route may
+// use. A route with a wildcard not listed here does not register (Handle
+// panics), and every listed wildcard is checked against its rule in
+// api.IDRules after authentication and before authorization, so a handler
+// and the store behind it only ever see identifiers within their limits.
+var pathParams = map[string]api.IDKind{
+	"agent":    api.IDAgent,
+	"session":  api.IDSession,
+	"sandbox":  api.IDSandbox,
+	"secret":   api.IDSecret,
+	"approval": api.IDApproval,
+	"tool":     api.IDTool,
+	"upstream": api.IDUpstream,
+	"provider": api.IDProvider,
+	"policy":   api.IDPolicy,
+	"token":    api.IDToken,
+	"version":  api.IDVersion,
+}
+
+// Wildcards that are not identifiers: a process id, and the rest of a
+// session's URL (the agent's own path, bounded by the server's URL limit).
+const (
+	paramPID  = "pid"
+	paramPath = "path"
+)
+
+// routeParams lists the wildcards of a ServeMux pattern path and panics on
+// one that has no rule: a new route cannot skip the identifier check.
+func routeParams(path string) []string {
+	var names []string
+	for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
+		name := m[1]
+		if _, ok := pathParams[name]; !ok && name != paramPID && name != paramPath {
+			panic(fmt.Sprintf("httpapi: route %s: path wildcard {%s} has no identifier rule; name it after its kind (see pathParams)", path, name))
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// checkParams validates the request's path values against their rules.
+func checkParams(r *http.Request, names []string) error {
+	for _, name := range names {
+		v := r.PathValue(name)
+		switch name {
+		case paramPath:
+			continue
+		case paramPID:
+			if n, err := strconv.Atoi(v); err != nil || n <= 0 || len(v) > 10 {
+				short := v
+				if len(short) > 32 {
+					short = short[:32] + "…"
+				}
+				return api.FieldErrorf(api.KindInvalidID, name, "pid %q: want a positive process id as listed by .../processes", short)
+			}
+			continue
+		}
+		if p := api.CheckID(name, pathParams[name], v); p != nil {
+			return p
+		}
+	}
+	return nil
+}
