@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentcloud/agentcloud/internal/strictjson"
 )
 
 // Config is the daemon's configuration. JSON names are the config file keys;
@@ -179,6 +181,9 @@ func (c *Config) decode(r io.Reader, name string) error {
 	}
 	if dec.More() {
 		return fmt.Errorf("config file %s: trailing data after the JSON object", name)
+	}
+	if err := strictjson.Check(data); err != nil { // duplicate keys
+		return fmt.Errorf("config file %s: %w", name, err)
 	}
 	return nil
 }

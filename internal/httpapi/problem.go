@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/strictjson"
 )
 
 // WriteProblem answers with err as problem+json. Errors that are not
@@ -51,9 +52,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// DecodeJSON reads the request body into v strictly: the content type must be
-// JSON (or absent), unknown fields, trailing data and wrong types are 4xx
-// problems that name the field.
+// DecodeJSON reads the request body into v with the one strict decoder
+// (internal/strictjson): the content type must be JSON (or absent);
+// duplicate keys, a null body, unknown fields, trailing data and wrong types
+// are 4xx problems that name the field; a body over the router's limit is 413.
 func DecodeJSON(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -61,18 +63,14 @@ func DecodeJSON(r *http.Request, v any) error {
 			return api.Errorf(api.KindUnsupportedMedia, "content type %q is not supported: send application/json", ct)
 		}
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonProblem(err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
 		if p := tooLarge(err); p != nil {
 			return p
 		}
-		return api.Errorf(api.KindInvalidJSON, "request body has data after the JSON value")
+		return api.Errorf(api.KindBadRequest, "read request body: %v", err)
 	}
-	return nil
+	return strictjson.Decode(data, v)
 }
 
 func tooLarge(err error) *api.Problem {
@@ -81,49 +79,4 @@ func tooLarge(err error) *api.Problem {
 		return api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
 	}
 	return nil
-}
-
-func jsonProblem(err error) error {
-	if p := tooLarge(err); p != nil {
-		return p
-	}
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF):
-		return api.Errorf(api.KindInvalidJSON, "request body is empty: send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return api.Errorf(api.KindInvalidJSON, "request body ends in the middle of the JSON value")
-	case errors.As(err, &se):
-		return api.Errorf(api.KindInvalidJSON, "malformed JSON at byte %d: %s", se.Offset, se.Error())
-	case errors.As(err, &te):
-		field := te.Field
-		if field == "" {
-			return api.Errorf(api.KindInvalidJSON, "request body must be %s, not JSON %s", jsonTypeName(te.Type.Kind().String()), te.Value)
-		}
-		return api.FieldErrorf(api.KindInvalidJSON, field, "field %q must be %s, not JSON %s", field, jsonTypeName(te.Type.Kind().String()), te.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return api.FieldErrorf(api.KindInvalidJSON, name, "unknown field %q: check the field name against /openapi.json", name)
-	default:
-		return api.Errorf(api.KindInvalidJSON, "invalid JSON body: %s", err.Error())
-	}
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "bool":
-		return "a boolean"
-	case "struct", "map":
-		return "an object"
-	case "slice", "array":
-		return "an array"
-	default:
-		if strings.HasPrefix(kind, "int") || strings.HasPrefix(kind, "uint") || strings.HasPrefix(kind, "float") {
-			return "a number"
-		}
-		return kind
-	}
 }

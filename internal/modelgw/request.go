@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/strictjson"
 )
 
 // endpoint is an OpenAI-compatible operation.
@@ -42,6 +43,11 @@ const maxTokensLimit = 1 << 30
 // parseRequest validates body as an OpenAI request of kind. Errors are
 // 400/422 problems naming the field.
 func parseRequest(kind endpoint, body []byte, imageTokens int64) (*request, error) {
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := strictjson.Check(body); err != nil {
+			return nil, err
+		}
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		if len(bytes.TrimSpace(body)) == 0 {

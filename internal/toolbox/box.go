@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/strictjson"
 )
 
 // DefaultMaxArgBytes caps the JSON arguments of one call.
@@ -275,6 +278,14 @@ func (tb *Toolbox) Call(ctx context.Context, c Caller, name string, args json.Ra
 	}
 	if len(bytes.TrimSpace(args)) == 0 || bytes.Equal(bytes.TrimSpace(args), []byte("null")) {
 		args = json.RawMessage("{}")
+	}
+	if err := strictjson.Check(args); err != nil {
+		p := api.AsProblem(err)
+		e := Errorf(CodeInvalidArgs, name, "arguments: %s", p.Detail)
+		if p.Field != "" {
+			e.Fields = []FieldError{{Field: p.Field, Detail: p.Detail}}
+		}
+		return Result{}, e
 	}
 	t, p, err := tb.Lookup(ctx, name)
 	if err != nil {

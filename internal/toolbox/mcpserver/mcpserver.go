@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/strictjson"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -105,8 +107,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, c toolbox.Ca
 // would answer plain text.
 func checkJSONRPC(body []byte) (int64, string) {
 	trimmed := bytes.TrimSpace(body)
-	if !json.Valid(trimmed) {
-		return jsonrpc.CodeParseError, "parse error: the body is not valid JSON"
+	if err := strictjson.Check(trimmed); err != nil {
+		return jsonrpc.CodeParseError, "parse error: " + api.AsProblem(err).Detail
 	}
 	msgs := []json.RawMessage{trimmed}
 	if len(trimmed) > 0 && trimmed[0] == '[' {
