@@ -53,6 +53,7 @@ daemon writes an admin token to <data>/admin.token (mode 0600).`,
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP API address")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "expose the embedded NATS server on this address")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "use an existing NATS server or cluster instead of the embedded one")
+	f.StringVar(&cfg.NATSNKeyFile, "nats-nkey-file", "", "nkey user seed: the one user --nats-listen admits (default <data>/nats/user.nk), or the credentials for --nats-url")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto, text or json")
 	f.Var(&cfg.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests may finish on shutdown")
@@ -75,6 +76,8 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.NATSListen = src.NATSListen
 	case "nats-url":
 		dst.NATSURL = src.NATSURL
+	case "nats-nkey-file":
+		dst.NATSNKeyFile = src.NATSNKeyFile
 	case "log-level":
 		dst.LogLevel = src.LogLevel
 	case "log-format":

@@ -30,6 +30,10 @@ type Config struct {
 	Listen string `json:"listen"`
 	// NATSListen exposes the embedded NATS server on this address ("" = none).
 	NATSListen string `json:"nats_listen"`
+	// NATSNKeyFile is the nkey user seed: with nats_listen, the one user
+	// the listener admits (default <data>/nats/user.nk, created if
+	// absent); with nats_url, the credentials the node connects with.
+	NATSNKeyFile string `json:"nats_nkey_file"`
 	// NATSURL uses an external NATS server instead of the embedded one.
 	NATSURL string `json:"nats_url"`
 	// LogLevel is debug, info, warn or error.
@@ -232,6 +236,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	str("DATA", &c.Data)
 	str("LISTEN", &c.Listen)
 	str("NATS_LISTEN", &c.NATSListen)
+	str("NATS_NKEY_FILE", &c.NATSNKeyFile)
 	str("NATS_URL", &c.NATSURL)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)

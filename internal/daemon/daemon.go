@@ -95,10 +95,11 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	d.store, err = store.Open(ctx, store.Options{
-		Dir: d.cfg.Data, Listen: d.cfg.NATSListen, URL: d.cfg.NATSURL,
-		Logger: d.log.With("component", "store"),
-	})
+	sopts, err := d.storeOptions()
+	if err != nil {
+		return err
+	}
+	d.store, err = store.Open(ctx, sopts)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

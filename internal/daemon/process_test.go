@@ -113,7 +113,8 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	natsAddr := freePort(t)
 	p := spawnDaemon(t, data, "--nats-listen", natsAddr)
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{URL: "nats://" + natsAddr})
+	seed := filepath.Join(data, daemon.NATSUserSeedFile)
+	st, err := store.Open(ctx, store.Options{URL: "nats://" + natsAddr, NKeySeedFile: seed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	t.Logf("acknowledged %d writes before SIGKILL", len(acked))
 
 	spawnDaemon(t, data, "--nats-listen", natsAddr)
-	st, err = store.Open(ctx, store.Options{URL: "nats://" + natsAddr})
+	st, err = store.Open(ctx, store.Options{URL: "nats://" + natsAddr, NKeySeedFile: seed})
 	if err != nil {
 		t.Fatal(err)
 	}

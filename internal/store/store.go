@@ -12,6 +12,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,8 +44,18 @@ var (
 type Options struct {
 	// Dir is where the embedded server keeps JetStream data.
 	Dir string
-	// Listen exposes the embedded server on host:port; empty means no listener.
+	// Listen exposes the embedded server on host:port; empty means no
+	// listener. A listener always requires authentication (the nkey user of
+	// NKeySeedFile) and, off loopback, TLS (ListenTLS).
 	Listen string
+	// NKeySeedFile holds the nkey user seed the store connects with; with
+	// Listen it is created if absent and is the one user the listener
+	// admits.
+	NKeySeedFile string
+	// ListenTLS is the listener's server TLS configuration.
+	ListenTLS *tls.Config
+	// ClientTLS configures TLS to an external server (URL mode).
+	ClientTLS *tls.Config
 	// URL connects to an existing NATS server or cluster instead of embedding one.
 	URL string
 	// NoSync turns off fsync per write (tests and benchmarks only).
@@ -127,10 +138,12 @@ func (s *Store) dial(gen uint64) (*conn, error) {
 		}
 	})
 	o := []nats.Option{nats.Name("agentcloud"), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond), onErr, onClosed, onDisc}
-	var (
-		nc  *nats.Conn
-		err error
-	)
+	auth, err := s.clientAuth()
+	if err != nil {
+		return nil, err
+	}
+	o = append(o, auth...)
+	var nc *nats.Conn
 	if s.opts.URL != "" {
 		nc, err = nats.Connect(s.opts.URL, o...)
 		if err != nil {
@@ -222,6 +235,9 @@ func (s *Store) startEmbedded() error {
 		sopts.Port, err = strconv.Atoi(port)
 		if err != nil {
 			return fmt.Errorf("nats listen port %q: %w", port, err)
+		}
+		if err := s.listenAuth(sopts); err != nil {
+			return err
 		}
 	}
 	ns, err := server.NewServer(sopts)
