@@ -75,14 +75,21 @@ type PolicyDecision struct {
 
 // SecretRequest is the body of PUT /v1/secrets/{name}.
 type SecretRequest struct {
-	Value      string   `json:"value"`
+	Value string `json:"value"`
+	// AllowHosts are where the secret may be sent: "api.example.com",
+	// "*.example.com", or with a port, "api.example.com:8443". An entry
+	// without a port allows the default port only (443; 80 for http).
 	AllowHosts []string `json:"allow_hosts"`
+	// AllowHTTP lets the secret go over plain http too (default: https
+	// only).
+	AllowHTTP bool `json:"allow_http,omitempty"`
 }
 
 // Secret is a secret's metadata; values are never returned.
 type Secret struct {
 	Name       string   `json:"name"`
 	AllowHosts []string `json:"allow_hosts"`
+	AllowHTTP  bool     `json:"allow_http,omitempty"`
 	Owner      string   `json:"owner,omitempty"`
 }
 

@@ -332,6 +332,9 @@ func (s *security) handlePolicyTest(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// maxSecretHosts bounds a secret's allow_hosts list.
+const maxSecretHosts = 64
+
 func (s *security) secretRoutes(rt *httpapi.Router) {
 	const tag = "security"
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/secrets", Tag: tag, Summary: "List secrets the caller may read (names and allowed hosts, never values).",
@@ -372,21 +375,27 @@ func (s *security) secretRoutes(rt *httpapi.Router) {
 			if len(in.AllowHosts) == 0 {
 				return api.FieldErrorf(api.KindValidation, "allow_hosts", "name at least one host the secret may be sent to (--allow-host)")
 			}
-			err := s.secrets.Set(r.Context(), secrets.Secret{Name: name, AllowHosts: in.AllowHosts}, []byte(in.Value))
+			if len(in.AllowHosts) > maxSecretHosts {
+				return api.FieldErrorf(api.KindValidation, "allow_hosts", "%d entries: at most %d", len(in.AllowHosts), maxSecretHosts)
+			}
+			for i, h := range in.AllowHosts {
+				if _, err := secrets.ParseAllowHost(h); err != nil {
+					return api.FieldErrorf(api.KindValidation, fmt.Sprintf("allow_hosts[%d]", i), "%v", err)
+				}
+			}
+			def := secrets.Secret{Name: name, AllowHosts: in.AllowHosts, AllowHTTP: in.AllowHTTP}
+			err := s.secrets.Set(r.Context(), def, []byte(in.Value))
 			if errors.Is(err, secrets.ErrInvalidName) {
 				return api.FieldErrorf(api.KindValidation, "name", "secret names are 1-128 characters of A-Z a-z 0-9 _ . -")
 			}
 			if err != nil {
-				if strings.Contains(err.Error(), "host pattern") {
-					return api.FieldErrorf(api.KindValidation, "allow_hosts", "%v", err)
-				}
 				return err
 			}
 			if _, err := s.kv.Create(r.Context(), secretOwnerKey(name), []byte(caller(r).ID)); err != nil && !errors.Is(err, store.ErrExists) {
 				return err
 			}
 			_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypeSecret, Principal: caller(r).ID, Action: "secret.set",
-				Resource: "Secret::" + name, Outcome: "set", Detail: map[string]any{"allow_hosts": in.AllowHosts}})
+				Resource: "Secret::" + name, Outcome: "set", Detail: map[string]any{"allow_hosts": in.AllowHosts, "allow_http": in.AllowHTTP}})
 			sec, err := s.describeSecret(r, name)
 			if err != nil {
 				return err
@@ -435,7 +444,7 @@ func (s *security) describeSecret(r *http.Request, name string) (api.Secret, err
 	if !ok {
 		return api.Secret{}, api.Errorf(api.KindNotFound, "secret %q does not exist: create it with agentcloud secret set", name)
 	}
-	return api.Secret{Name: meta.Name, AllowHosts: meta.AllowHosts, Owner: owner}, nil
+	return api.Secret{Name: meta.Name, AllowHosts: meta.AllowHosts, AllowHTTP: meta.AllowHTTP, Owner: owner}, nil
 }
 
 func (s *security) approvalRoutes(rt *httpapi.Router) {
