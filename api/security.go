@@ -20,10 +20,15 @@ type Token struct {
 	Subject  string    `json:"subject"`
 	Audience []string  `json:"audience"`
 	Expires  time.Time `json:"expires"`
+	// Chain lists the ids of the tokens this one was minted with (the
+	// caller's token first); revoking any of them revokes this one.
+	Chain []string `json:"chain,omitempty"`
 }
 
 // RevokeRequest is the body of POST /v1/tokens/revoke: either the token
-// itself, or its id with its expiry.
+// itself, or its id (Expires is needed only for a token the platform has
+// no record of, e.g. one issued before records were kept). Tokens minted
+// with the revoked one are refused too.
 type RevokeRequest struct {
 	Token   string    `json:"token,omitempty"`
 	ID      string    `json:"id,omitempty"`
