@@ -139,8 +139,10 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 	}
 	if sc := rc.query.Scrubber(); sc != nil {
 		sc.Header(resp.Header)
-		resp.Header.Del("Content-Length")
-		resp.ContentLength = -1
+		if resp.ContentLength != 0 {
+			resp.Header.Del("Content-Length")
+			resp.ContentLength = -1
+		}
 		resp.Body = sc.Reader(resp.Body, func() { sc.Header(resp.Trailer) })
 	}
 	return resp, nil

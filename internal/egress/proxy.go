@@ -351,9 +351,12 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 			return fail(fmt.Errorf("the response to a request carrying secrets is encoded (%s) and cannot be scrubbed of them", ce))
 		}
 		sc.Header(resp.Header)
-		// Scrubbing changes lengths; the body goes out chunked.
-		resp.Header.Del("Content-Length")
-		resp.ContentLength = -1
+		if resp.ContentLength != 0 {
+			// Scrubbing changes lengths; the body goes out chunked. (A
+			// known-empty body, as in a 204, stays as it is.)
+			resp.Header.Del("Content-Length")
+			resp.ContentLength = -1
+		}
 	}
 	resp.Body = &limitedBody{rc: resp.Body, n: p.cfg.MaxResponseBytes, done: cancel}
 	if sc := sub.Scrubber; sc != nil {

@@ -42,6 +42,9 @@ func leakyUpstream() http.Handler {
 			return
 		case "/forced-encoding":
 			w.Header().Set("Content-Encoding", "br")
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+			return
 		case "/stream":
 			// The value split across writes, flushed in between.
 			half := len(body) / 2
@@ -184,6 +187,16 @@ func TestResponseScrubClass(t *testing.T) {
 			}
 		} else if r.status != http.StatusBadGateway || carries(r.body) {
 			t.Errorf("%s forced encoding: %d %q", tc.way, r.status, r.body)
+		}
+	}
+	// A 204 stays a 204 without a body (scrubbing does not make it chunked),
+	// also inside an intercepted tunnel, which keeps working after it.
+	for _, tc := range []struct{ way, base string }{{"do", plain.URL}, {"forward", plain.URL}, {"connect", up.URL}} {
+		for range 2 {
+			r := send(tc.way, tc.base+"/empty", false)
+			if r.err != nil || r.status != http.StatusNoContent || r.body != "" || carries(strings.Join(r.header.Values("X-Echo"), "")) {
+				t.Errorf("%s 204: %d %q %v", tc.way, r.status, r.body, r.err)
+			}
 		}
 	}
 	// Without a secret nothing is scrubbed or refused.
