@@ -170,3 +170,16 @@ func FuzzParseChain(f *testing.F) {
 		}
 	})
 }
+
+func FuzzUnverifiedSubject(f *testing.F) {
+	f.Add("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmU6Ly9hL3VzZXIvYiJ9.c2ln")
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("x.eyJzdWIiOjF9.y")
+	f.Fuzz(func(t *testing.T, tok string) {
+		sub := UnverifiedSubject(tok)
+		if len(sub) > len(tok) {
+			t.Fatalf("subject %d bytes from a %d-byte token", len(sub), len(tok))
+		}
+	})
+}

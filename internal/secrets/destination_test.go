@@ -191,3 +191,22 @@ func FuzzParseAllowHost(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDestinationOf(f *testing.F) {
+	for _, s := range []string{"https://a.example", "http://a.example:8080/x", "https://[::1]:0/", "ftp://x", "https://a:99999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		d, err := DestinationOf(u)
+		if err != nil {
+			return
+		}
+		if d.Scheme != "http" && d.Scheme != "https" || d.Host == "" || d.Port < 1 || d.Port > 65535 || d.Host != strings.ToLower(d.Host) {
+			t.Fatalf("DestinationOf(%q) = %+v", raw, d)
+		}
+	})
+}
