@@ -20,10 +20,15 @@ type Token struct {
 	Subject  string    `json:"subject"`
 	Audience []string  `json:"audience"`
 	Expires  time.Time `json:"expires"`
+	// Chain lists the ids of the tokens this one was minted with (the
+	// caller's token first); revoking any of them revokes this one.
+	Chain []string `json:"chain,omitempty"`
 }
 
 // RevokeRequest is the body of POST /v1/tokens/revoke: either the token
-// itself, or its id with its expiry.
+// itself, or its id (Expires is needed only for a token the platform has
+// no record of, e.g. one issued before records were kept). Tokens minted
+// with the revoked one are refused too.
 type RevokeRequest struct {
 	Token   string    `json:"token,omitempty"`
 	ID      string    `json:"id,omitempty"`
@@ -75,14 +80,21 @@ type PolicyDecision struct {
 
 // SecretRequest is the body of PUT /v1/secrets/{name}.
 type SecretRequest struct {
-	Value      string   `json:"value"`
+	Value string `json:"value"`
+	// AllowHosts are where the secret may be sent: "api.example.com",
+	// "*.example.com", or with a port, "api.example.com:8443". An entry
+	// without a port allows the default port only (443; 80 for http).
 	AllowHosts []string `json:"allow_hosts"`
+	// AllowHTTP lets the secret go over plain http too (default: https
+	// only).
+	AllowHTTP bool `json:"allow_http,omitempty"`
 }
 
 // Secret is a secret's metadata; values are never returned.
 type Secret struct {
 	Name       string   `json:"name"`
 	AllowHosts []string `json:"allow_hosts"`
+	AllowHTTP  bool     `json:"allow_http,omitempty"`
 	Owner      string   `json:"owner,omitempty"`
 }
 

@@ -1,7 +1,10 @@
 // Package audit owns agentcloud's append-only audit stream: authentication
 // failures, policy decisions, label changes, approvals, secret uses and
-// egress decisions, each one JSON record in a store.Log. It records and
-// reads; it does not decide anything and it never sees secret values.
+// egress decisions, each one JSON record in a store.Log kept under a
+// retention policy (age and size). It also offers the tools that keep
+// records of untrusted input bounded: Clip for fields, Limiter for records
+// per source. It records and reads; it does not decide anything and it
+// never sees secret values.
 package audit
 
 import (
@@ -51,9 +54,18 @@ type Log struct {
 	wg     sync.WaitGroup
 }
 
-// Open opens (or creates) the audit stream in st.
-func Open(ctx context.Context, st *store.Store, log *slog.Logger) (*Log, error) {
-	l, err := st.Log(ctx, "audit", store.LogOptions{Description: "append-only security audit stream", Subjects: []string{subjectPrefix + ".>"}})
+// Retention is how long and how much of the audit stream is kept; the
+// oldest records go first. Zero values keep everything.
+type Retention struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+}
+
+// Open opens (or creates) the audit stream in st, applying the retention
+// policy (also to an existing stream).
+func Open(ctx context.Context, st *store.Store, log *slog.Logger, keep Retention) (*Log, error) {
+	l, err := st.Log(ctx, "audit", store.LogOptions{Description: "append-only security audit stream", Subjects: []string{subjectPrefix + ".>"},
+		MaxAge: keep.MaxAge, MaxBytes: keep.MaxBytes})
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -128,6 +140,19 @@ func (l *Log) Record(ctx context.Context, ev api.AuditEvent) error {
 	l.enq++
 	l.q <- b
 	return nil
+}
+
+// Size reports the records and bytes the stream holds, once everything
+// recorded before the call is written.
+func (l *Log) Size(ctx context.Context) (records, bytes uint64, err error) {
+	if err := l.Flush(ctx); err != nil {
+		return 0, 0, err
+	}
+	info, err := l.log.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("audit size: %w", err)
+	}
+	return info.Records, info.Bytes, nil
 }
 
 // Filter selects events.

@@ -17,7 +17,7 @@ func TestRecordListInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := audit.Open(ctx, st, nil)
+	l, err := audit.Open(ctx, st, nil, audit.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRecordListInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	l, err = audit.Open(ctx, st, nil)
+	l, err = audit.Open(ctx, st, nil, audit.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,16 +14,20 @@ import (
 func newSecretCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Store secrets that agent code uses as {{secret:NAME}} placeholders"}
 	var (
-		fromFile string
-		hosts    []string
+		fromFile  string
+		hosts     []string
+		allowHTTP bool
 	)
 	set := &cobra.Command{
-		Use:   "set NAME [--from-file F] --allow-host PATTERN...",
+		Use:   "set NAME [--from-file F] --allow-host PATTERN[:PORT]... [--allow-http]",
 		Short: "Create or replace a secret (value from --from-file, else stdin)",
 		Long: `Store a secret encrypted at rest (AES-256-GCM). Agent code never sees it: it
 writes {{secret:NAME}} in a request header and the egress proxy substitutes the value
-only for the hosts allowed here (api.example.com or *.example.com), only for agents
-that list NAME in their manifest's "secrets" and belong to the secret's owner.`,
+only for https requests to the hosts allowed here (api.example.com or *.example.com,
+port 443; api.example.com:8443 for another port), only for agents that list NAME in
+their manifest's "secrets" and belong to the secret's owner. --allow-http also allows
+plain http (port 80 unless the host names one). Whatever the upstream sends back is
+scrubbed of the value.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(hosts) == 0 {
@@ -49,17 +53,22 @@ that list NAME in their manifest's "secrets" and belong to the secret's owner.`,
 			if err != nil {
 				return err
 			}
-			s, err := c.SetSecret(cmd.Context(), args[0], api.SecretRequest{Value: value, AllowHosts: hosts})
+			s, err := c.SetSecret(cmd.Context(), args[0], api.SecretRequest{Value: value, AllowHosts: hosts, AllowHTTP: allowHTTP})
 			if err != nil {
 				return err
 			}
 			return g.print(s, func(w io.Writer) {
-				fmt.Fprintf(w, "secret %s set; may be sent to %s\n", s.Name, strings.Join(s.AllowHosts, ", "))
+				over := "https"
+				if s.AllowHTTP {
+					over = "https or http"
+				}
+				fmt.Fprintf(w, "secret %s set; may be sent over %s to %s\n", s.Name, over, strings.Join(s.AllowHosts, ", "))
 			})
 		},
 	}
 	set.Flags().StringVar(&fromFile, "from-file", "", "read the value from this file (default: stdin)")
-	set.Flags().StringSliceVar(&hosts, "allow-host", nil, "host pattern the secret may be sent to (repeatable)")
+	set.Flags().StringSliceVar(&hosts, "allow-host", nil, "host pattern the secret may be sent to, optionally with :PORT (repeatable)")
+	set.Flags().BoolVar(&allowHTTP, "allow-http", false, "also send the secret over plain http (default: https only)")
 	list := &cobra.Command{
 		Use: "list", Short: "List secrets (names and hosts; never values)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

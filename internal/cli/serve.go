@@ -65,6 +65,10 @@ daemon writes an admin token to <data>/admin.token (mode 0600).`,
 	f.StringVar(&cfg.TrustDomain, "trust-domain", cfg.TrustDomain, "SPIFFE trust domain")
 	f.StringVar(&cfg.CADir, "ca-dir", "", "CA directory (default <data>/ca); put ca.crt and ca.key there to supply your own root")
 	f.StringVar(&cfg.WasmCacheDir, "wasm-cache-dir", "", "compiled WebAssembly cache, shareable between nodes on one machine (default: user cache dir)")
+	f.Var(&cfg.AuditMaxAge, "audit-max-age", "drop audit records older than this (0 = keep forever)")
+	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", cfg.AuditMaxBytes, "drop the oldest audit records past this size (0 = no limit)")
+	f.IntVar(&cfg.AuditAuthFailuresPerMinute, "audit-auth-failures-per-minute", cfg.AuditAuthFailuresPerMinute,
+		"failed authentications audited one by one per remote address and minute; the rest are summarised")
 	return cmd
 }
 
@@ -100,6 +104,12 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.CADir = src.CADir
 	case "wasm-cache-dir":
 		dst.WasmCacheDir = src.WasmCacheDir
+	case "audit-max-age":
+		dst.AuditMaxAge = src.AuditMaxAge
+	case "audit-max-bytes":
+		dst.AuditMaxBytes = src.AuditMaxBytes
+	case "audit-auth-failures-per-minute":
+		dst.AuditAuthFailuresPerMinute = src.AuditAuthFailuresPerMinute
 	}
 }
 

@@ -21,7 +21,9 @@ func newTokenCmd(g *globals) *cobra.Command {
 		Short: "Issue a token for a subject (user:NAME, agent:NAME, session:AGENT/ID, sandbox:ID, node:NAME or a SPIFFE ID)",
 		Long: `Issue a JWT-SVID for a subject. Administrators may issue one for anyone;
 a user may issue one for itself only (the default subject: the caller), and
-it expires no later than the credential the user called with. The token is
+it expires no later than the credential the user called with. A token created
+with a token carries that token's id (and its chain): revoking it revokes this
+one too. The token is
 printed alone on stdout, so it can be captured: TOKEN=$(agentcloud token create ...).
 Its audience defaults to "agentcloud" (this API); a token for another audience is
 refused by the API.`,
@@ -56,8 +58,11 @@ refused by the API.`,
 	var id string
 	revoke := &cobra.Command{
 		Use:   "revoke [TOKEN | --id JTI]",
-		Short: "Revoke a token on every node (give the token, or its id)",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Revoke a token, and every token minted with it, on every node (give the token, or its id)",
+		Long: `Revoke a token on every node. Tokens created with it (agentcloud token create
+called with it, and tokens created with those) are refused from then on too.
+Users may revoke tokens issued to them or at their request; administrators any.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.RevokeRequest{ID: id}
 			if len(args) == 1 {

@@ -80,6 +80,14 @@ type Config struct {
 	// between data dirs and daemons (default: the user cache dir, else
 	// <data>/wasm-cache).
 	WasmCacheDir string `json:"wasm_cache_dir"`
+	// AuditMaxAge and AuditMaxBytes are the audit stream's retention: the
+	// oldest records are dropped past either (0 = no limit).
+	AuditMaxAge   Duration `json:"audit_max_age"`
+	AuditMaxBytes int64    `json:"audit_max_bytes"`
+	// AuditAuthFailuresPerMinute is how many failed authentications from
+	// one remote address are audited one by one per minute; the rest are
+	// counted into one summary record.
+	AuditAuthFailuresPerMinute int `json:"audit_auth_failures_per_minute"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -104,6 +112,10 @@ func Default() Config {
 		ToolCallBurst:      400,
 		SandboxMaxPerOwner: 32,
 		TrustDomain:        "agentcloud.local",
+
+		AuditMaxAge:                Duration(90 * 24 * time.Hour),
+		AuditMaxBytes:              1 << 30,
+		AuditAuthFailuresPerMinute: 10,
 	}
 }
 
@@ -258,6 +270,21 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("READ_TIMEOUT", &c.ReadTimeout)
 	dur("WRITE_TIMEOUT", &c.WriteTimeout)
+	dur("AUDIT_MAX_AGE", &c.AuditMaxAge)
+	if v, ok := lookup("AGENTCLOUD_AUDIT_MAX_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, FieldError{"AGENTCLOUD_AUDIT_MAX_BYTES", v, "want a whole number of bytes (0 = no limit)"})
+		}
+		c.AuditMaxBytes = n
+	}
+	if v, ok := lookup("AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, FieldError{"AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE", v, "want a whole number"})
+		}
+		c.AuditAuthFailuresPerMinute = n
+	}
 	if v, ok := lookup("AGENTCLOUD_SESSION_MEMORY_MIB"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -348,6 +375,15 @@ func (c Config) Validate() error {
 	}
 	if c.RequireClientCert && !c.TLS {
 		add("require_client_cert", "true", "needs tls: client certificates are only seen over TLS")
+	}
+	if a := c.AuditMaxAge.D(); a != 0 && (a < time.Hour || a > 100*365*24*time.Hour) {
+		add("audit_max_age", c.AuditMaxAge.String(), "want 0 (keep forever) or a duration from 1h to 876000h")
+	}
+	if b := c.AuditMaxBytes; b != 0 && (b < 1<<20 || b > 1<<50) {
+		add("audit_max_bytes", strconv.FormatInt(b, 10), "want 0 (no limit) or from 1048576 (1 MiB) to 1125899906842624")
+	}
+	if n := c.AuditAuthFailuresPerMinute; n < 1 || n > 100000 {
+		add("audit_auth_failures_per_minute", strconv.Itoa(n), "want from 1 to 100000")
 	}
 	if !validTrustDomain(c.TrustDomain) {
 		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")

@@ -32,6 +32,11 @@ func TestValidateNamesFields(t *testing.T) {
 		{"body", func(c *Config) { c.MaxBodyBytes = 1 }, "max_body_bytes"},
 		{"shutdown", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout"},
 		{"node", func(c *Config) { c.NodeID = "a.b" }, "node_id"},
+		{"audit age", func(c *Config) { c.AuditMaxAge = Duration(time.Minute) }, "audit_max_age"},
+		{"audit negative age", func(c *Config) { c.AuditMaxAge = Duration(-time.Hour) }, "audit_max_age"},
+		{"audit bytes", func(c *Config) { c.AuditMaxBytes = 1000 }, "audit_max_bytes"},
+		{"audit negative bytes", func(c *Config) { c.AuditMaxBytes = -1 }, "audit_max_bytes"},
+		{"audit failures", func(c *Config) { c.AuditAuthFailuresPerMinute = 0 }, "audit_auth_failures_per_minute"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,13 +86,24 @@ func TestLoadFile(t *testing.T) {
 }
 
 func TestLoadEnv(t *testing.T) {
-	env := map[string]string{"AGENTCLOUD_LISTEN": "127.0.0.1:1", "AGENTCLOUD_SHUTDOWN_TIMEOUT": "2s", "AGENTCLOUD_MAX_BODY_BYTES": "2048"}
+	env := map[string]string{"AGENTCLOUD_LISTEN": "127.0.0.1:1", "AGENTCLOUD_SHUTDOWN_TIMEOUT": "2s", "AGENTCLOUD_MAX_BODY_BYTES": "2048",
+		"AGENTCLOUD_AUDIT_MAX_AGE": "720h", "AGENTCLOUD_AUDIT_MAX_BYTES": "0", "AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE": "3"}
 	c := Default()
 	if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:1" || c.ShutdownTimeout.D() != 2*time.Second || c.MaxBodyBytes != 2048 {
+	if c.Listen != "127.0.0.1:1" || c.ShutdownTimeout.D() != 2*time.Second || c.MaxBodyBytes != 2048 ||
+		c.AuditMaxAge.D() != 720*time.Hour || c.AuditMaxBytes != 0 || c.AuditAuthFailuresPerMinute != 3 {
 		t.Fatalf("not applied: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"AGENTCLOUD_AUDIT_MAX_BYTES", "AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE", "AGENTCLOUD_AUDIT_MAX_AGE"} {
+		err := c.LoadEnv(func(k string) (string, bool) { return "lots", k == bad })
+		if err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s=lots: want an error naming it, got %v", bad, err)
+		}
 	}
 	env = map[string]string{"AGENTCLOUD_READ_TIMEOUT": "soon"}
 	err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/egress"
@@ -110,7 +111,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("isolate runtime: %w", err)
 	}
 	d.sec, err = newSecurity(ctx, securityConfig{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
-		Store: d.store, Bootstrap: bootstrap, Log: d.log.With("component", "security")})
+		Store: d.store, Bootstrap: bootstrap, Log: d.log.With("component", "security"),
+		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
+		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute})
 	if err != nil {
 		return err
 	}

@@ -246,10 +246,12 @@ func sessionName(p identity.Principal) string {
 }
 
 // substituteSecrets is the egress secret hook: a session may use a secret
-// its manifest declares and its agent's owner owns, for the hosts the
-// secret allows, unless a policy forbids it. Using one raises the session's
-// confidentiality to secret.
-func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, host string, h http.Header) ([]string, error) {
+// its manifest declares and its agent's owner owns, for the destinations
+// the secret allows (https to its hosts and ports; plain http only if it
+// allows that), unless a policy forbids it. Using one raises the session's
+// confidentiality to secret. The values substituted are scrubbed from the
+// response by the proxy.
+func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, req egress.Request, h http.Header) (egress.Substitution, error) {
 	var names []string
 	for _, vs := range h {
 		for _, v := range vs {
@@ -261,24 +263,25 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 		}
 	}
 	if len(names) == 0 {
-		return nil, nil
+		return egress.Substitution{}, nil
 	}
 	if rc, _ := ctx.Value(registryCallKey{}).(*registryCall); rc != nil {
-		return s.substituteRegistrySecret(ctx, rc, caller, names, host, h) // tools_registry.go
+		sub, err := s.substituteRegistrySecret(ctx, rc, caller, names, destinationOf(req), h) // tools_registry.go
+		return egressSubstitution(sub), err
 	}
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
 	p, err := identity.ParsePrincipal(s.td, caller.ID)
 	if err != nil || ec == nil || (p.Kind != identity.KindSession && p.Kind != identity.KindSandbox) {
-		return nil, fmt.Errorf("only sessions and sandboxes may use secrets")
+		return egress.Substitution{}, fmt.Errorf("only sessions and sandboxes may use secrets")
 	}
 	declared := "not declared in the agent manifest's secrets"
 	if p.Kind == identity.KindSandbox {
 		declared = "not among the secrets the sandbox was created with"
 	}
-	deny := func(name, reason string) ([]string, error) {
+	deny := func(name, reason string) (egress.Substitution, error) {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
-			Action: "secret.use", Resource: "Secret::" + name, Outcome: "deny", Reason: reason, Detail: map[string]any{"host": host}})
-		return nil, fmt.Errorf("secret %s: %s", name, reason)
+			Action: "secret.use", Resource: "Secret::" + name, Outcome: "deny", Reason: reason, Detail: secretUseDetail(req)})
+		return egress.Substitution{}, fmt.Errorf("secret %s: %s", name, reason)
 	}
 	for _, n := range names {
 		if !slices.Contains(ec.secrets, n) {
@@ -286,7 +289,7 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 		}
 		owner, _, exists, err := s.secretOwner(ctx, n)
 		if err != nil {
-			return nil, err
+			return egress.Substitution{}, err
 		}
 		if !exists {
 			return deny(n, "no such secret")
@@ -296,27 +299,47 @@ func (s *security) substituteSecrets(ctx context.Context, caller egress.Caller, 
 		}
 		d, _, err := s.decide(ctx, p, "secret.use", httpapiSecret(n), nil)
 		if err != nil {
-			return nil, err
+			return egress.Substitution{}, err
 		}
 		if !d.Allowed && len(d.Reasons) > 0 {
 			return deny(n, "denied by policy "+strings.Join(d.Reasons, ", "))
 		}
 	}
-	used, err := s.secrets.Substitute(ctx, host, h)
+	sub, err := s.secrets.Substitute(ctx, destinationOf(req), h)
 	if err != nil {
 		return deny(strings.Join(names, ","), err.Error())
 	}
 	if ec.session != "" {
 		if _, err := s.labels.join(ctx, ec.agent, ec.session, policy.Labels{Confidentiality: policy.SecretData},
-			"used secret "+strings.Join(used, ",")); err != nil {
-			return nil, err
+			"used secret "+strings.Join(sub.Names, ",")); err != nil {
+			return egress.Substitution{}, err
 		}
 	}
-	for _, n := range used {
+	for _, n := range sub.Names {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Session: sessionName(p),
-			Action: "secret.use", Resource: "Secret::" + n, Outcome: "allow", Detail: map[string]any{"host": host}})
+			Action: "secret.use", Resource: "Secret::" + n, Outcome: "allow", Detail: secretUseDetail(req)})
 	}
-	return used, nil
+	return egressSubstitution(sub), nil
+}
+
+// destinationOf is where an egress request goes, as the secret rules see it.
+func destinationOf(r egress.Request) secrets.Destination {
+	return secrets.Destination{Scheme: r.Scheme, Host: r.Host, Port: r.Port}
+}
+
+// secretUseDetail is the audit detail of a secret use: where it went.
+func secretUseDetail(r egress.Request) map[string]any {
+	return map[string]any{"host": r.Host, "port": r.Port, "scheme": r.Scheme}
+}
+
+// egressSubstitution hands the proxy what was substituted and the one
+// scrubber that removes it from the response.
+func egressSubstitution(sub secrets.Substitution) egress.Substitution {
+	out := egress.Substitution{Names: sub.Names}
+	if sc := sub.Scrubber(); sc != nil {
+		out.Scrubber = sc
+	}
+	return out
 }
 
 // auditEgress records every egress decision.

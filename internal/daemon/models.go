@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -118,18 +119,31 @@ func (s *security) authorizeModel(ctx context.Context, c modelgw.Caller, model s
 	return api.Errorf(api.KindForbidden, "%s", denialText(ip, modelgw.InvokeAction, ruid, d))
 }
 
-// checkModelSecret makes sure a provider's key exists and may go to its host.
-func (s *security) checkModelSecret(ctx context.Context, name, host string) error {
+// checkModelSecret makes sure a provider's key exists and may go to its
+// base URL (scheme, host and port, as Secret.Allows decides at each call).
+func (s *security) checkModelSecret(ctx context.Context, name string, base *url.URL) error {
 	meta, err := s.secrets.Describe(ctx, name)
+	host := strings.ToLower(base.Hostname())
 	if errors.Is(err, secrets.ErrNotFound) {
 		return api.FieldErrorf(api.KindValidation, "secret", "secret %s does not exist: create it with agentcloud secret set %s --allow-host %s", name, name, host)
 	}
 	if err != nil {
 		return err
 	}
-	if !secrets.HostAllowed(meta.AllowHosts, host) {
-		return api.FieldErrorf(api.KindValidation, "secret", "secret %s may not be sent to %s (it allows %s): set it again with --allow-host %s",
-			name, host, strings.Join(meta.AllowHosts, ", "), host)
+	dest, err := secrets.DestinationOf(base)
+	if err != nil {
+		return api.FieldErrorf(api.KindValidation, "base_url", "%v", err)
+	}
+	if err := meta.Allows(dest); err != nil {
+		fix := "--allow-host " + host
+		if dest.Port != secrets.DefaultPort(dest.Scheme) {
+			fix = fmt.Sprintf("--allow-host %s:%d", host, dest.Port)
+		}
+		if dest.Scheme == "http" {
+			fix += " --allow-http"
+		}
+		return api.FieldErrorf(api.KindValidation, "secret", "secret %s may not be sent to %s (it allows %s%s): set it again with %s",
+			name, dest, strings.Join(meta.AllowHosts, ", "), map[bool]string{true: " over http", false: " over https only"}[meta.AllowHTTP], fix)
 	}
 	return nil
 }
@@ -151,33 +165,35 @@ func (m modelDecider) DecideEgress(ctx context.Context, r egress.Request) (egres
 }
 
 // modelSecrets fills in a model call's API key: only the provider's own
-// secret, only for hosts the secret allows. Other requests go to next.
+// secret, only for destinations the secret allows. Other requests go to
+// next.
 func (s *security) modelSecrets(next egress.SecretHook) egress.SecretHook {
-	return func(ctx context.Context, caller egress.Caller, host string, h http.Header) ([]string, error) {
+	return func(ctx context.Context, caller egress.Caller, req egress.Request, h http.Header) (egress.Substitution, error) {
 		out, _ := ctx.Value(modelCallKey{}).(*modelgw.Outbound)
 		if out == nil {
-			return next(ctx, caller, host, h)
+			return next(ctx, caller, req, h)
 		}
 		for _, vs := range h {
 			for _, v := range vs {
 				for _, n := range secrets.Placeholders(v) {
 					if n != out.Secret {
-						return nil, fmt.Errorf("model gateway: secret %s is not the key of provider %s", n, out.Provider)
+						return egress.Substitution{}, fmt.Errorf("model gateway: secret %s is not the key of provider %s", n, out.Provider)
 					}
 				}
 			}
 		}
-		used, err := s.secrets.Substitute(ctx, host, h)
+		sub, err := s.secrets.Substitute(ctx, destinationOf(req), h)
 		outcome, reason := "allow", ""
 		if err != nil {
 			outcome, reason = "deny", err.Error()
 		}
 		if out.Secret != "" {
+			detail := secretUseDetail(req)
+			detail["provider"], detail["for"] = out.Provider, out.Caller.Principal
 			_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
-				Resource: "Secret::" + out.Secret, Outcome: outcome, Reason: reason,
-				Detail: map[string]any{"host": host, "provider": out.Provider, "for": out.Caller.Principal}})
+				Resource: "Secret::" + out.Secret, Outcome: outcome, Reason: reason, Detail: detail})
 		}
-		return used, err
+		return egressSubstitution(sub), err
 	}
 }
 

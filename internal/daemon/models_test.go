@@ -60,7 +60,9 @@ func TestModelGateway(t *testing.T) {
 	llm.SetReply("hi from the model", 12, 4)
 	base := strings.Replace(llm.BaseURL(), "127.0.0.1", "llm.test", 1)
 	const key = "sk-test-5e4f3a2b1c"
-	if _, err := admin.SetSecret(ctx, "LLM_KEY", api.SecretRequest{Value: key, AllowHosts: []string{"llm.test"}}); err != nil {
+	// The fake provider speaks plain http on a loopback port: the secret
+	// has to allow exactly that.
+	if _, err := admin.SetSecret(ctx, "LLM_KEY", api.SecretRequest{Value: key, AllowHosts: []string{hostPort(t, base)}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.AddModelProvider(ctx, api.ModelProvider{Name: "llm", BaseURL: base, Secret: "LLM_KEY",
@@ -215,11 +217,12 @@ func BenchmarkModelGatewayDaemon(b *testing.B) {
 	_, admin := startDaemonWith(b, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
 	ctx := context.Background()
 	llm := openaitest.New(b, "llm")
-	if _, err := admin.SetSecret(ctx, "K", api.SecretRequest{Value: "k", AllowHosts: []string{"llm.test"}}); err != nil {
+	base := strings.Replace(llm.BaseURL(), "127.0.0.1", "llm.test", 1)
+	if _, err := admin.SetSecret(ctx, "K", api.SecretRequest{Value: "sk-bench-0123456789", AllowHosts: []string{hostPort(b, base)}, AllowHTTP: true}); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := admin.AddModelProvider(ctx, api.ModelProvider{Name: "llm", Secret: "K", Models: []string{"default"},
-		BaseURL: strings.Replace(llm.BaseURL(), "127.0.0.1", "llm.test", 1)}); err != nil {
+		BaseURL: base}); err != nil {
 		b.Fatal(err)
 	}
 	for _, tc := range []struct {

@@ -302,7 +302,10 @@ func testSandboxEgress(t *testing.T, tier string) {
 	apiSrv, evil := newRecorder(t, "api-ok"), newRecorder(t, "evil-ok")
 	alice := userClient(t, d, admin, "user:alice")
 	const value = "sk-sandbox-5e4f3a2b1c0d9e8f"
-	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test", "example.com"}}); err != nil {
+	// https to example.com on the TLS upstream's port; plain http to api.test
+	// on the recorder's port (both loopback, so neither is a default port).
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHTTP: true,
+		AllowHosts: []string{hostPort(t, apiSrv.url("api.test")), hostPort(t, "https://example.com:"+strings.Split(tlsSrv.Listener.Addr().String(), ":")[1])}}); err != nil {
 		t.Fatal(err)
 	}
 	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{"api.test", "example.com"}, Secrets: []string{"API_KEY"}})
@@ -449,7 +452,7 @@ func TestSessionSandboxEgress(t *testing.T) {
 	apiSrv, evil := newRecorder(t, "api-ok"), newRecorder(t, "evil-ok")
 	alice := userClient(t, d, admin, "user:alice")
 	const value = "sk-session-0a1b2c3d4e5f"
-	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test"}}); err != nil {
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{hostPort(t, apiSrv.url("api.test"))}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
 	man := `{"name":"sbx","entry":"agent.js","egress":["api.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
@@ -502,7 +505,7 @@ func TestSandboxTrifectaWaitsForApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice := userClient(t, d, admin, "user:alice")
-	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: "sk-wait-1234567890", AllowHosts: []string{"api.test"}}); err != nil {
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: "sk-wait-1234567890", AllowHosts: []string{hostPort(t, apiSrv.url("api.test"))}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
 	man := `{"name":"tw","entry":"agent.js","egress":["api.test","news.test","evil.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`

@@ -5,7 +5,9 @@ package daemon
 // Authentication: the bootstrap token in <data>/admin.token authenticates as
 // spiffe://TD/admin/admin; everyone else presents a JWT-SVID for audience
 // "agentcloud" (agentcloud token create) or, with --tls, a client X.509-SVID
-// (agentcloud identity issue). Failures are audited.
+// (agentcloud identity issue). Failures are audited with bounded, escaped
+// fields, at most a configured number per remote address and minute; the
+// rest are counted into one summary record per address and minute.
 //
 // Authorization: every route names an Action. Schema actions go to Cedar
 // with entities built per request: the caller (a session carries its agent
@@ -39,6 +41,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -87,6 +90,7 @@ type security struct {
 	audit     *audit.Log
 	approvals *approval.Store
 	labels    *labelStore
+	authLimit *audit.Limiter // failed authentications audited one by one
 	rate      rateCounter
 	trusted   atomic.Pointer[trustedCache]
 	private   atomic.Pointer[trustedCache] // private-host patterns
@@ -146,9 +150,11 @@ func newSecurity(ctx context.Context, cfg securityConfig) (*security, error) {
 	if s.engine, err = policy.New(policy.Config{Logger: cfg.Log}); err != nil {
 		return nil, err
 	}
-	if s.audit, err = audit.Open(ctx, cfg.Store, cfg.Log); err != nil {
+	if s.audit, err = audit.Open(ctx, cfg.Store, cfg.Log, cfg.AuditRetention); err != nil {
 		return nil, err
 	}
+	perSource := max(cfg.AuthFailuresPerMinute, 1)
+	s.authLimit = audit.NewLimiter(perSource, authFailureGlobalFactor*perSource, authFailureSources, time.Minute)
 	apKV, err := cfg.Store.KV(ctx, "approvals", store.KVOptions{Description: "pending and resolved approvals"})
 	if err != nil {
 		return nil, fmt.Errorf("security: %w", err)
@@ -185,7 +191,46 @@ func newSecurity(ctx context.Context, cfg securityConfig) (*security, error) {
 	}()
 	s.wg.Add(1)
 	go s.pruneRevocations()
+	s.wg.Add(1)
+	go s.summariseAuthFailures()
 	return s, nil
+}
+
+// Bounds of the failed-authentication audit: over all sources at most this
+// many times the per-source budget per minute, and at most this many
+// sources tracked one by one (the rest share one summary).
+const (
+	authFailureGlobalFactor = 60
+	authFailureSources      = 4096
+)
+
+// summariseAuthFailures writes, each minute, one record per remote address
+// whose failed authentications were held back in the minute that ended.
+func (s *security) summariseAuthFailures() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.authLimit.Window())
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.sweepAuthFailures(context.Background(), s.now().Add(s.authLimit.Window()))
+			return
+		case <-t.C:
+			s.sweepAuthFailures(context.Background(), s.now())
+		}
+	}
+}
+
+func (s *security) sweepAuthFailures(ctx context.Context, now time.Time) {
+	for _, sum := range s.authLimit.Sweep(now) {
+		s.recordAuthSummary(ctx, sum)
+	}
+}
+
+func (s *security) recordAuthSummary(ctx context.Context, sum audit.Summary) {
+	_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeAuth, Outcome: "suppressed",
+		Reason: fmt.Sprintf("%d more failed authentications from %s were not recorded one by one", sum.Suppressed, sum.Key),
+		Detail: map[string]any{"remote": sum.Key, "suppressed": sum.Suppressed, "from": sum.From.UTC(), "to": sum.To.UTC()}})
 }
 
 // pruneRevocations drops revocations of tokens that have expired anyway.
@@ -216,6 +261,11 @@ type securityConfig struct {
 	Store       *store.Store
 	Bootstrap   *auth.Bootstrap
 	Log         *slog.Logger
+	// AuditRetention bounds the audit stream; AuthFailuresPerMinute is
+	// how many failed authentications per remote address and minute are
+	// audited one by one.
+	AuditRetention        audit.Retention
+	AuthFailuresPerMinute int
 }
 
 // ensureJWTKey creates the JWT signing key next to a supplied root that
@@ -312,14 +362,44 @@ func authHint(err error) string {
 	return "credentials not accepted"
 }
 
+// Bounds of the fields of a failed authentication's audit record (and of
+// the error quoted back to the caller): whatever the request carried is
+// clipped and escaped (audit.Clip).
+const (
+	maxAuditSub   = 128
+	maxAuditPath  = 256
+	maxAuditError = 512
+)
+
+// authFailed audits a failed authentication, unless its remote address is
+// over its budget this minute (then it only counts towards the address's
+// summary record), and returns the 401 problem.
 func (s *security) authFailed(r *http.Request, hint string, err error) error {
-	detail := map[string]any{"remote": r.RemoteAddr, "path": r.URL.Path}
-	if err != nil {
-		detail["error"] = err.Error()
+	source := r.RemoteAddr
+	if host, _, serr := net.SplitHostPort(source); serr == nil {
+		source = host
 	}
-	_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypeAuth, Outcome: "failure", Reason: hint, Detail: detail})
+	source = audit.Clip(source, 64)
+	record, sum := s.authLimit.Allow(source, s.now())
+	if sum != nil {
+		s.recordAuthSummary(r.Context(), *sum)
+	}
+	var msg string
+	if err != nil {
+		msg = audit.Clip(err.Error(), maxAuditError)
+	}
+	if record {
+		detail := map[string]any{"remote": audit.Clip(r.RemoteAddr, 64), "path": audit.Clip(r.URL.Path, maxAuditPath)}
+		if msg != "" {
+			detail["error"] = msg
+		}
+		if sub := identity.UnverifiedSubject(bearer(r)); sub != "" {
+			detail["sub"] = audit.Clip(sub, maxAuditSub) // claimed, not verified
+		}
+		_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypeAuth, Outcome: "failure", Reason: hint, Detail: detail})
+	}
 	if err != nil && !errors.Is(err, identity.ErrUnauthenticated) {
-		return api.Errorf(api.KindUnauthenticated, "%s (%v)", hint, err)
+		return api.Errorf(api.KindUnauthenticated, "%s (%s)", hint, msg)
 	}
 	return api.Errorf(api.KindUnauthenticated, "%s", hint)
 }

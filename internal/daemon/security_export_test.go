@@ -26,3 +26,17 @@ func BreakStoreConnectionForTest(d *Daemon) { d.store.InjectConnectionFault() }
 
 // StoreRedialsForTest counts the store's connection replacements.
 func StoreRedialsForTest(d *Daemon) uint64 { return d.store.Redials() }
+
+// AuditSizeForTest reports the audit stream's records and bytes once
+// everything recorded so far is written.
+func AuditSizeForTest(ctx context.Context, d *Daemon) (records, bytes uint64, err error) {
+	return d.sec.audit.Size(ctx)
+}
+
+// SweepAuthFailuresForTest ends the current minute of the failed
+// authentication budget, writing its summary records, as the minute's
+// ticker would.
+func SweepAuthFailuresForTest(ctx context.Context, d *Daemon) error {
+	d.sec.sweepAuthFailures(ctx, d.sec.now().Add(d.sec.authLimit.Window()))
+	return d.sec.audit.Flush(ctx)
+}

@@ -20,8 +20,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 func httpapiSecret(name string) httpapi.Resource {
@@ -46,8 +44,8 @@ func (d *Daemon) securityRoutes() {
 	const tag = "security"
 	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tokens", Tag: tag, Summary: "Issue a JWT-SVID bearer token for a subject (user:alice, agent:bot, ...); users may issue tokens for themselves only, no longer-lived than their own.",
 		Action: "token.request", Request: api.TokenRequest{}, Response: api.Token{}, Status: http.StatusCreated, Handler: s.handleTokenCreate})
-	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tokens/revoke", Tag: tag, Summary: "Revoke a token (by value, or by id and expiry) on every node.",
-		Action: "token.create", Request: api.RevokeRequest{}, Status: http.StatusNoContent, Handler: s.handleTokenRevoke})
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tokens/revoke", Tag: tag, Summary: "Revoke a token (by value, or by id) and every token minted with it, on every node; users may revoke their own tokens, administrators any.",
+		Action: "token.revoke", Request: api.RevokeRequest{}, Status: http.StatusNoContent, Handler: s.handleTokenRevoke})
 	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/identities", Tag: tag, Summary: "Certify a client's public key (CSR) as an X.509-SVID for a SPIFFE ID.",
 		Action: "token.create", Request: api.IdentityRequest{}, Response: api.Identity{}, Status: http.StatusCreated, Handler: s.handleIdentityIssue})
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/policies", Tag: tag, Summary: "Show the user policy set in force and its version.",
@@ -170,44 +168,80 @@ func (s *security) handleTokenCreate(w http.ResponseWriter, r *http.Request) err
 			return api.FieldErrorf(api.KindValidation, "ttl", "ttl %q: want a duration from 1s to %s", in.TTL, maxTokenTTL)
 		}
 	}
-	if ttl, err = s.mayIssue(r, p, ttl); err != nil {
+	parent, hasParent := s.callerToken(r)
+	var chain []string
+	if hasParent {
+		if chain, err = parent.Lineage(); err != nil {
+			return api.Errorf(api.KindForbidden, "%v: mint new tokens with a token closer to the one an administrator issued", err)
+		}
+	}
+	if ttl, err = s.mayIssue(r, p, ttl, parent, hasParent); err != nil {
 		return err
 	}
 	aud := in.Audience
 	if len(aud) == 0 {
 		aud = []string{APIAudience}
 	}
-	tok, jti, err := s.ca.IssueJWT(p.ID, aud, ttl)
+	tok, jti, err := s.ca.IssueJWT(p.ID, aud, ttl, chain...)
 	if err != nil {
 		return err
 	}
-	out := api.Token{Token: tok, ID: jti, Subject: p.ID.String(), Audience: aud, Expires: s.now().Add(ttl).UTC().Truncate(time.Second)}
+	out := api.Token{Token: tok, ID: jti, Subject: p.ID.String(), Audience: aud, Expires: s.now().Add(ttl).UTC().Truncate(time.Second), Chain: chain}
+	// Kept until the token expires, so it can be revoked by id alone, by
+	// those it belongs to, for its whole life.
+	if err := s.revoker.RecordIssued(r.Context(), identity.Issued{ID: jti, Subject: out.Subject, Minter: caller(r).ID,
+		Expires: s.now().Add(ttl).UTC(), Chain: chain}); err != nil {
+		return err
+	}
+	detail := map[string]any{"jti": jti, "audience": aud, "expires": out.Expires}
+	if len(chain) > 0 {
+		detail["chain"] = chain
+	}
 	_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypeToken, Principal: caller(r).ID, Action: "token.create",
-		Resource: out.Subject, Outcome: "issued", Detail: map[string]any{"jti": jti, "audience": aud, "expires": out.Expires}})
+		Resource: out.Subject, Outcome: "issued", Detail: detail})
 	httpapi.WriteJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// callerToken returns the JWT-SVID the request authenticated with, if it
+// did (not a client certificate, not the bootstrap token).
+func (s *security) callerToken(r *http.Request) (identity.Token, bool) {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return identity.Token{}, false
+	}
+	tok := bearer(r)
+	if tok == "" || strings.HasPrefix(tok, "acb_") {
+		return identity.Token{}, false
+	}
+	t, err := s.ca.ReadJWT(tok)
+	if err != nil {
+		return identity.Token{}, false
+	}
+	return t, true
 }
 
 // mayIssue lets administrators issue any token; anyone else a token for
 // themselves (Cedar token.create on their own entity, policy
 // user-self-token) that expires no later than the credential they called
 // with, so a token cannot be renewed past its own life by minting another.
-// It returns the ttl to use.
-func (s *security) mayIssue(r *http.Request, subject identity.Principal, ttl time.Duration) (time.Duration, error) {
+// A token minted with a token never outlives it, administrators' too: its
+// chain names that token, and a revocation is kept only until the revoked
+// token's own expiry. It returns the ttl to use.
+func (s *security) mayIssue(r *http.Request, subject identity.Principal, ttl time.Duration, parent identity.Token, hasParent bool) (time.Duration, error) {
 	c := caller(r)
-	if c.Kind == string(identity.KindAdmin) {
-		return ttl, nil
-	}
-	uid := policy.PrincipalUID(subject)
-	res := httpapi.Resource{Type: string(uid.Type), ID: string(uid.ID)}
-	if err := s.Authorize(r.Context(), c, "token.create", res); err != nil {
-		return 0, api.Errorf(api.KindForbidden, "%s may create tokens only for itself (subject %s); administrators may create any", c.ID, c.ID)
-	}
 	var until time.Time
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		until = r.TLS.PeerCertificates[0].NotAfter
-	} else if _, exp, err := s.tokenClaims(bearer(r)); err == nil {
-		until = exp
+	if hasParent {
+		until = parent.Expiry
+	}
+	if c.Kind != string(identity.KindAdmin) {
+		uid := policy.PrincipalUID(subject)
+		res := httpapi.Resource{Type: string(uid.Type), ID: string(uid.ID)}
+		if err := s.Authorize(r.Context(), c, "token.create", res); err != nil {
+			return 0, api.Errorf(api.KindForbidden, "%s may create tokens only for itself (subject %s); administrators may create any", c.ID, c.ID)
+		}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			until = r.TLS.PeerCertificates[0].NotAfter
+		}
 	}
 	if left := until.Sub(s.now()); !until.IsZero() && left < ttl {
 		if left < time.Second {
@@ -218,29 +252,60 @@ func (s *security) mayIssue(r *http.Request, subject identity.Principal, ttl tim
 	return ttl, nil
 }
 
+// handleTokenRevoke revokes a token, given by value or by id; every token
+// minted with it is refused from then on (its chain names it). Users may
+// revoke tokens issued to them or at their request; administrators any.
 func (s *security) handleTokenRevoke(w http.ResponseWriter, r *http.Request) error {
 	var in api.RevokeRequest
 	if err := httpapi.DecodeJSON(r, &in); err != nil {
 		return err
 	}
-	jti, exp := in.ID, in.Expires
-	if in.Token != "" {
-		var err error
-		if jti, exp, err = s.tokenClaims(in.Token); err != nil {
+	ctx, c := r.Context(), caller(r)
+	var jti, subject string
+	exp := in.Expires
+	switch {
+	case in.Token != "":
+		t, err := s.ca.ReadJWT(in.Token)
+		if err != nil {
 			return api.FieldErrorf(api.KindValidation, "token", "cannot revoke: %v", err)
 		}
+		jti, exp, subject = t.ID, t.Expiry, t.Principal.ID.String()
+	case in.ID != "":
+		if p := api.CheckID("id", api.IDToken, in.ID); p != nil {
+			return p
+		}
+		jti = in.ID
+	default:
+		return api.FieldErrorf(api.KindValidation, "id", "give the token, or its id")
 	}
-	if jti == "" {
-		return api.FieldErrorf(api.KindValidation, "id", "give the token, or its id and expiry")
+	rec, found, err := s.revoker.Issued(ctx, jti)
+	if err != nil {
+		return err
+	}
+	if found {
+		if rec.Expires.After(exp) {
+			exp = rec.Expires // keep the revocation for the token's whole life
+		}
+		if subject == "" {
+			subject = rec.Subject
+		}
+	}
+	if c.Kind != string(identity.KindAdmin) {
+		mine := subject == c.ID || found && (rec.Subject == c.ID || rec.Minter == c.ID)
+		if !mine {
+			_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeToken, Principal: c.ID, Action: "token.revoke",
+				Outcome: "deny", Reason: "not the caller's token", Detail: map[string]any{"jti": jti}})
+			return api.Errorf(api.KindForbidden, "%s may revoke only tokens issued to it or at its request (and, with them, the tokens minted from them); administrators may revoke any", c.ID)
+		}
 	}
 	if exp.IsZero() {
 		exp = s.now().Add(maxTokenTTL)
 	}
-	if err := s.revoker.Revoke(r.Context(), jti, exp); err != nil {
+	if err := s.revoker.Revoke(ctx, jti, exp); err != nil {
 		return err
 	}
-	_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypeToken, Principal: caller(r).ID, Action: "token.revoke",
-		Outcome: "revoked", Detail: map[string]any{"jti": jti}})
+	_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeToken, Principal: c.ID, Action: "token.revoke",
+		Resource: subject, Outcome: "revoked", Detail: map[string]any{"jti": jti, "until": exp.UTC()}})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -332,6 +397,9 @@ func (s *security) handlePolicyTest(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// maxSecretHosts bounds a secret's allow_hosts list.
+const maxSecretHosts = 64
+
 func (s *security) secretRoutes(rt *httpapi.Router) {
 	const tag = "security"
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/secrets", Tag: tag, Summary: "List secrets the caller may read (names and allowed hosts, never values).",
@@ -372,21 +440,27 @@ func (s *security) secretRoutes(rt *httpapi.Router) {
 			if len(in.AllowHosts) == 0 {
 				return api.FieldErrorf(api.KindValidation, "allow_hosts", "name at least one host the secret may be sent to (--allow-host)")
 			}
-			err := s.secrets.Set(r.Context(), secrets.Secret{Name: name, AllowHosts: in.AllowHosts}, []byte(in.Value))
+			if len(in.AllowHosts) > maxSecretHosts {
+				return api.FieldErrorf(api.KindValidation, "allow_hosts", "%d entries: at most %d", len(in.AllowHosts), maxSecretHosts)
+			}
+			for i, h := range in.AllowHosts {
+				if _, err := secrets.ParseAllowHost(h); err != nil {
+					return api.FieldErrorf(api.KindValidation, fmt.Sprintf("allow_hosts[%d]", i), "%v", err)
+				}
+			}
+			def := secrets.Secret{Name: name, AllowHosts: in.AllowHosts, AllowHTTP: in.AllowHTTP}
+			err := s.secrets.Set(r.Context(), def, []byte(in.Value))
 			if errors.Is(err, secrets.ErrInvalidName) {
 				return api.FieldErrorf(api.KindValidation, "name", "secret names are 1-128 characters of A-Z a-z 0-9 _ . -")
 			}
 			if err != nil {
-				if strings.Contains(err.Error(), "host pattern") {
-					return api.FieldErrorf(api.KindValidation, "allow_hosts", "%v", err)
-				}
 				return err
 			}
 			if _, err := s.kv.Create(r.Context(), secretOwnerKey(name), []byte(caller(r).ID)); err != nil && !errors.Is(err, store.ErrExists) {
 				return err
 			}
 			_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypeSecret, Principal: caller(r).ID, Action: "secret.set",
-				Resource: "Secret::" + name, Outcome: "set", Detail: map[string]any{"allow_hosts": in.AllowHosts}})
+				Resource: "Secret::" + name, Outcome: "set", Detail: map[string]any{"allow_hosts": in.AllowHosts, "allow_http": in.AllowHTTP}})
 			sec, err := s.describeSecret(r, name)
 			if err != nil {
 				return err
@@ -435,7 +509,7 @@ func (s *security) describeSecret(r *http.Request, name string) (api.Secret, err
 	if !ok {
 		return api.Secret{}, api.Errorf(api.KindNotFound, "secret %q does not exist: create it with agentcloud secret set", name)
 	}
-	return api.Secret{Name: meta.Name, AllowHosts: meta.AllowHosts, Owner: owner}, nil
+	return api.Secret{Name: meta.Name, AllowHosts: meta.AllowHosts, AllowHTTP: meta.AllowHTTP, Owner: owner}, nil
 }
 
 func (s *security) approvalRoutes(rt *httpapi.Router) {
@@ -491,25 +565,4 @@ func (s *security) canResolve(r *http.Request, a api.Approval) bool {
 	}
 	d, _, err := s.decide(r.Context(), ip, "approval.resolve", httpapi.Resource{Type: policy.TypeApproval, ID: a.ID}, nil)
 	return err == nil && d.Allowed
-}
-
-// tokenClaims reads the id and expiry of a token signed by this CA,
-// whatever its audience, expiry or revocation.
-func (s *security) tokenClaims(tok string) (string, time.Time, error) {
-	t, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.RS256})
-	if err != nil || len(t.Headers) == 0 {
-		return "", time.Time{}, fmt.Errorf("malformed token: %w", err)
-	}
-	key, ok := s.ca.JWTBundle().FindJWTAuthority(t.Headers[0].KeyID)
-	if !ok {
-		return "", time.Time{}, errors.New("token was not issued by this platform's CA")
-	}
-	var c jwt.Claims
-	if err := t.Claims(key, &c); err != nil {
-		return "", time.Time{}, errors.New("token signature is not valid for this platform's CA")
-	}
-	if c.ID == "" || c.Expiry == nil {
-		return "", time.Time{}, errors.New("token has no id or expiry")
-	}
-	return c.ID, c.Expiry.Time(), nil
 }

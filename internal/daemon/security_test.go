@@ -404,6 +404,16 @@ func newRecorder(t testing.TB, body string) *recorder {
 	return r
 }
 
+// hostPort is the host:port of a URL, for a secret's allow_hosts.
+func hostPort(t testing.TB, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
 func (r *recorder) hits() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -429,7 +439,7 @@ func TestLethalTrifectaFromJS(t *testing.T) {
 	}
 	alice, bob := userClient(t, d, admin, "user:alice"), userClient(t, d, admin, "user:bob")
 	const value = "sk-live-9a8b7c6d5e4f3a2b1c"
-	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{"api.test"}}); err != nil {
+	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{hostPort(t, apiSrv.url("api.test"))}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
 	man := `{"name":"tri","entry":"agent.js","egress":["api.test","news.test","evil.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`

@@ -1,14 +1,11 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -40,21 +37,20 @@ const registryNode = "tool-registry"
 // auditToolRegistry is the audit event type of registry changes.
 const auditToolRegistry = "toolregistry"
 
-// maxRedactBody bounds a response buffered to strip a secret echoed back.
-const maxRedactBody = 16 << 20
-
 // registryCallKey carries a *registryCall on an upstream request's context.
 type registryCallKey struct{}
 
 // registryCall describes one outbound request for a registered upstream:
 // the hosts it may go to, the one secret it may carry, and (filled in by
-// the secret hook) the substituted values, so they can be stripped from
-// whatever comes back.
+// the secret hooks) what was substituted, so it can be scrubbed from
+// errors; the proxy scrubs what it substituted in headers from the
+// response, and registryDo what went into the query.
 type registryCall struct {
 	upstream string
 	hosts    []string
 	secret   string
-	values   []string
+	sub      secrets.Substitution // everything substituted
+	query    secrets.Substitution // substituted into the query string
 }
 
 // startToolRegistry opens the registry of upstream tools and its routes,
@@ -112,7 +108,8 @@ func (d *Daemon) ToolRegistryProvider(name string) toolbox.Provider {
 // registryDo sends an upstream request through the egress proxy as
 // spiffe://TD/node/tool-registry: only to the upstream's hosts, with its
 // credential's placeholder filled in by the secret hook, audited. A secret
-// value the upstream echoes back is replaced before anyone reads it.
+// value the upstream echoes back is scrubbed (secrets.Scrubber) before
+// anyone reads it.
 func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http.Request) (*http.Response, error) {
 	rc := &registryCall{upstream: up.Name, hosts: up.Hosts}
 	if up.Credential != nil {
@@ -140,26 +137,14 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 	if err != nil {
 		return nil, errors.New(rc.redact(err.Error()))
 	}
-	if len(rc.values) == 0 {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRedactBody+1))
-	if err != nil {
-		return nil, errors.New(rc.redact(err.Error()))
-	}
-	if len(b) > maxRedactBody {
-		return nil, fmt.Errorf("upstream %s: response over %d bytes", up.Name, maxRedactBody)
-	}
-	b = []byte(rc.redact(string(b)))
-	for k, vs := range resp.Header {
-		for i, v := range vs {
-			resp.Header[k][i] = rc.redact(v)
+	if sc := rc.query.Scrubber(); sc != nil {
+		sc.Header(resp.Header)
+		if resp.ContentLength != 0 {
+			resp.Header.Del("Content-Length")
+			resp.ContentLength = -1
 		}
+		resp.Body = sc.Reader(resp.Body, func() { sc.Header(resp.Trailer) })
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	resp.ContentLength = int64(len(b))
-	resp.Header.Del("Content-Length")
 	return resp, nil
 }
 
@@ -188,9 +173,15 @@ func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, 
 	if d.sec == nil || !slices.Contains(rc.hosts, host) {
 		return api.Errorf(api.KindForbidden, "secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
 	}
-	if _, err := d.sec.substituteRegistrySecret(ctx, rc, caller, names, host, h); err != nil {
+	dest, err := secrets.DestinationOf(req.URL)
+	if err != nil {
+		return api.Errorf(api.KindForbidden, "secret %s: %v", rc.secret, err)
+	}
+	sub, err := d.sec.substituteRegistrySecret(ctx, rc, caller, names, dest, h)
+	if err != nil {
 		return api.Errorf(api.KindForbidden, "%v", err)
 	}
+	rc.query.Merge(sub)
 	for k, vs := range h {
 		q[k] = vs
 	}
@@ -198,23 +189,8 @@ func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, 
 	return nil
 }
 
-// redact replaces every substituted secret value (raw, JSON-escaped and
-// URL-escaped) in s.
-func (rc *registryCall) redact(s string) string {
-	for _, v := range rc.values {
-		if v == "" {
-			continue
-		}
-		forms := []string{v, url.QueryEscape(v), url.PathEscape(v)}
-		if q, err := json.Marshal(v); err == nil {
-			forms = append(forms, string(q[1:len(q)-1]))
-		}
-		for _, f := range forms {
-			s = strings.ReplaceAll(s, f, "[secret "+rc.secret+"]")
-		}
-	}
-	return s
-}
+// redact scrubs every substituted secret value from s (an error text).
+func (rc *registryCall) redact(s string) string { return rc.sub.Scrubber().String(s) }
 
 // decideRegistryEgress allows a registry request to the hosts of the
 // upstream an administrator registered, unless a policy forbids it.
@@ -240,54 +216,32 @@ func (s *security) decideRegistryEgress(ctx context.Context, rc *registryCall, r
 }
 
 // substituteRegistrySecret fills in the credential of a registry request:
-// only the secret the upstream was registered with, only for the hosts the
-// secret allows. The substituted values are remembered for redaction.
-func (s *security) substituteRegistrySecret(ctx context.Context, rc *registryCall, caller egress.Caller, names []string, host string, h http.Header) ([]string, error) {
-	deny := func(name, reason string) ([]string, error) {
+// only the secret the upstream was registered with, only for destinations
+// the secret allows. What it substituted is remembered for redaction.
+func (s *security) substituteRegistrySecret(ctx context.Context, rc *registryCall, caller egress.Caller, names []string, dest secrets.Destination, h http.Header) (secrets.Substitution, error) {
+	detail := func() map[string]any {
+		return map[string]any{"host": dest.Host, "port": dest.Port, "scheme": dest.Scheme, "upstream": rc.upstream}
+	}
+	deny := func(name, reason string) (secrets.Substitution, error) {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
-			Resource: "Secret::" + name, Outcome: "deny", Reason: reason, Detail: map[string]any{"host": host, "upstream": rc.upstream}})
-		return nil, fmt.Errorf("secret %s: %s", name, reason)
+			Resource: "Secret::" + name, Outcome: "deny", Reason: reason, Detail: detail()})
+		return secrets.Substitution{}, fmt.Errorf("secret %s: %s", name, reason)
 	}
 	for _, n := range names {
 		if n != rc.secret {
 			return deny(n, "not the credential of tool upstream "+rc.upstream)
 		}
 	}
-	before := map[string][]string{}
-	for k, vs := range h {
-		before[k] = slices.Clone(vs)
-	}
-	used, err := s.secrets.Substitute(ctx, host, h)
+	sub, err := s.secrets.Substitute(ctx, dest, h)
 	if err != nil {
 		return deny(strings.Join(names, ","), err.Error())
 	}
-	for k, vs := range h {
-		for i, v := range vs {
-			if i < len(before[k]) && before[k][i] != v {
-				rc.values = append(rc.values, v, secretPart(before[k][i], v))
-			}
-		}
-	}
-	for _, n := range used {
+	rc.sub.Merge(sub)
+	for _, n := range sub.Names {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
-			Resource: "Secret::" + n, Outcome: "allow", Detail: map[string]any{"host": host, "upstream": rc.upstream}})
+			Resource: "Secret::" + n, Outcome: "allow", Detail: detail()})
 	}
-	return used, nil
-}
-
-// secretPart is what replaced the one placeholder in tmpl to give v: the
-// bare secret value.
-func secretPart(tmpl, v string) string {
-	i := strings.Index(tmpl, "{{secret:")
-	j := strings.Index(tmpl, "}}")
-	if i < 0 || j < i || strings.Count(tmpl, "{{secret:") != 1 {
-		return v
-	}
-	prefix, suffix := tmpl[:i], tmpl[j+2:]
-	if len(v) < len(prefix)+len(suffix) || !strings.HasPrefix(v, prefix) || !strings.HasSuffix(v, suffix) {
-		return v
-	}
-	return v[len(prefix) : len(v)-len(suffix)]
+	return sub, nil
 }
 
 func (d *Daemon) toolRegistryRoutes() {

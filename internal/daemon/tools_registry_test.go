@@ -104,13 +104,14 @@ func TestToolRegistryMCP(t *testing.T) {
 	d, admin := startRegistryDaemon(t)
 	ctx := context.Background()
 	const secret = "s3cret-mcp-token"
-	if _, err := admin.SetSecret(ctx, "upkey", api.SecretRequest{Value: secret, AllowHosts: []string{"127.0.0.1"}}); err != nil {
-		t.Fatal(err)
-	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "upstream", Version: "1"}, nil)
 	echoTool(srv, "Echo text back.")
 	auth := &headerLog{name: "Authorization"}
 	up := upstreamMCP(t, srv, auth)
+	// A plain-http loopback upstream: the secret must allow its port and http.
+	if _, err := admin.SetSecret(ctx, "upkey", api.SecretRequest{Value: secret, AllowHosts: []string{hostPort(t, up.URL)}, AllowHTTP: true}); err != nil {
+		t.Fatal(err)
+	}
 
 	e, err := admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "up", MCPURL: up.URL,
 		Credential: &api.ToolCredential{Secret: "upkey"}})
@@ -342,7 +343,7 @@ func TestToolRegistryOpenAPI(t *testing.T) {
 	})
 	api2 = httptest.NewServer(keys.wrap(mux))
 	t.Cleanup(api2.Close)
-	if _, err := admin.SetSecret(ctx, "petkey", api.SecretRequest{Value: secret, AllowHosts: []string{"127.0.0.1"}}); err != nil {
+	if _, err := admin.SetSecret(ctx, "petkey", api.SecretRequest{Value: secret, AllowHosts: []string{hostPort(t, api2.URL)}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
 	cred := &api.ToolCredential{Secret: "petkey", Header: "X-Api-Key", Format: "{}"}

@@ -5,8 +5,10 @@
 // by the proxy itself and refused if they land in loopback, private,
 // link-local, CGNAT, multicast, metadata or otherwise reserved ranges, and
 // every decision goes to an Auditor. Secret placeholders are filled in by a
-// hook just before a request leaves. The package does not hold policy or
-// secrets itself; the daemon plugs internal/policy and internal/secrets in.
+// hook just before a request leaves, and the values it put in are scrubbed
+// from the response before the caller reads it. The package does not hold
+// policy or secrets itself; the daemon plugs internal/policy and
+// internal/secrets in.
 package egress
 
 import (
@@ -16,6 +18,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -113,9 +116,26 @@ type AuditorFunc func(ctx context.Context, ev Event)
 // Audit calls f.
 func (f AuditorFunc) Audit(ctx context.Context, ev Event) { f(ctx, ev) }
 
-// SecretHook substitutes secret placeholders in h for a request to host and
-// returns the names used. An error refuses the request.
-type SecretHook func(ctx context.Context, caller Caller, host string, h http.Header) ([]string, error)
+// SecretHook substitutes secret placeholders in h for the request req
+// (its scheme, host and port decide which secrets may go) and says what it
+// substituted. An error refuses the request.
+type SecretHook func(ctx context.Context, caller Caller, req Request, h http.Header) (Substitution, error)
+
+// Substitution is what a SecretHook put into a request.
+type Substitution struct {
+	// Names are the secrets used, for the audit record.
+	Names []string
+	// Scrubber removes their values from the response (headers, body,
+	// trailers) before anyone reads it; nil when nothing needs removing.
+	Scrubber Scrubber
+}
+
+// Scrubber removes substituted secret values from a response as it
+// streams; *secrets.Scrubber implements it.
+type Scrubber interface {
+	Header(h http.Header)
+	Reader(body io.ReadCloser, atEOF func()) io.ReadCloser
+}
 
 // Resolver resolves names; *net.Resolver implements it.
 type Resolver interface {

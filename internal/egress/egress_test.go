@@ -154,12 +154,12 @@ func TestForwardHTTPAllowedWithSecrets(t *testing.T) {
 			seen = r
 			return Decision{Verdict: Allow}, nil
 		}),
-		Secrets: func(_ context.Context, c Caller, host string, h http.Header) ([]string, error) {
-			if v := h.Get("Authorization"); v == "Bearer {{secret:TOKEN}}" && host == "127.0.0.1" {
+		Secrets: func(_ context.Context, c Caller, r Request, h http.Header) (Substitution, error) {
+			if v := h.Get("Authorization"); v == "Bearer {{secret:TOKEN}}" && r.Host == "127.0.0.1" && r.Scheme == "http" && r.Port > 0 {
 				h.Set("Authorization", "Bearer s3cret")
-				return []string{"TOKEN"}, nil
+				return Substitution{Names: []string{"TOKEN"}}, nil
 			}
-			return nil, nil
+			return Substitution{}, nil
 		},
 	})
 	pu := startProxy(t, p)
@@ -326,12 +326,12 @@ func TestConnectIntercept(t *testing.T) {
 			}
 			return Decision{Verdict: Allow}, nil
 		}),
-		Secrets: func(_ context.Context, _ Caller, _ string, h http.Header) ([]string, error) {
+		Secrets: func(_ context.Context, _ Caller, _ Request, h http.Header) (Substitution, error) {
 			if h.Get("Authorization") == "{{secret:K}}" {
 				h.Set("Authorization", "real-key")
-				return []string{"K"}, nil
+				return Substitution{Names: []string{"K"}}, nil
 			}
-			return nil, nil
+			return Substitution{}, nil
 		},
 		ClientCert: func(_ context.Context, c Caller) (*tls.Certificate, error) {
 			tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: c.ID},

@@ -310,15 +310,20 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 	if req.Body != nil && req.Body != http.NoBody {
 		out.Body = &limitedBody{rc: req.Body, n: p.cfg.MaxRequestBytes}
 	}
-	var used []string
+	var sub Substitution
 	if p.cfg.Secrets != nil {
-		u, err := p.cfg.Secrets(ctx, er.Caller, er.Host, out.Header)
+		s, err := p.cfg.Secrets(ctx, er.Caller, er, out.Header)
 		if err != nil {
 			cancel()
 			p.audit(ctx, Event{Time: start, Request: er, Outcome: Deny.String(), Reason: "secrets: " + err.Error()})
 			return nil, &DeniedError{Request: er, Verdict: Deny, Reason: "secrets: " + err.Error(), Err: err}
 		}
-		used = u
+		sub = s
+	}
+	if sub.Scrubber != nil {
+		// The transport then asks for gzip itself and decodes it, so the
+		// body is scrubbed as it was written, not in a compressed form.
+		out.Header.Del("Accept-Encoding")
 	}
 	t, err := p.transportFor(ctx, er.Caller)
 	if err != nil {
@@ -339,8 +344,25 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 		cancel()
 		return fail(fmt.Errorf("response body %d bytes > %d: %w", resp.ContentLength, p.cfg.MaxResponseBytes, ErrTooLarge))
 	}
+	if sc := sub.Scrubber; sc != nil {
+		if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+			resp.Body.Close()
+			cancel()
+			return fail(fmt.Errorf("the response to a request carrying secrets is encoded (%s) and cannot be scrubbed of them", ce))
+		}
+		sc.Header(resp.Header)
+		if resp.ContentLength != 0 {
+			// Scrubbing changes lengths; the body goes out chunked. (A
+			// known-empty body, as in a 204, stays as it is.)
+			resp.Header.Del("Content-Length")
+			resp.ContentLength = -1
+		}
+	}
 	resp.Body = &limitedBody{rc: resp.Body, n: p.cfg.MaxResponseBytes, done: cancel}
-	p.audit(ctx, Event{Time: start, Request: er, Outcome: Allow.String(), Secrets: used, Status: resp.StatusCode, Duration: p.cfg.Now().Sub(start)})
+	if sc := sub.Scrubber; sc != nil {
+		resp.Body = sc.Reader(resp.Body, func() { sc.Header(resp.Trailer) })
+	}
+	p.audit(ctx, Event{Time: start, Request: er, Outcome: Allow.String(), Secrets: sub.Names, Status: resp.StatusCode, Duration: p.cfg.Now().Sub(start)})
 	return resp, nil
 }
 

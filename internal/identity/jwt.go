@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -25,7 +28,17 @@ var (
 	ErrNotYetValid    = errors.New("token not yet valid")
 	ErrWrongAudience  = errors.New("token audience mismatch")
 	ErrRevokedToken   = errors.New("token revoked")
+	// ErrChainTooDeep refuses to mint a token whose chain would pass
+	// MaxChainDepth.
+	ErrChainTooDeep = errors.New("token chain too deep")
 )
+
+// MaxChainDepth bounds a token's chain: a token minted with a token that
+// was itself minted with another, and so on, names at most this many.
+const MaxChainDepth = 8
+
+// chainClaim is the private claim that holds a token's chain.
+const chainClaim = "chain"
 
 // clockSkew is the leeway allowed on exp, nbf and iat.
 const clockSkew = 30 * time.Second
@@ -37,17 +50,68 @@ type Token struct {
 	ID        string // the jti claim
 	IssuedAt  time.Time
 	Expiry    time.Time
+	// Chain lists the ids of the tokens this one was minted with: the
+	// token that asked for it, then that token's own chain. Revoking any
+	// of them revokes this one too.
+	Chain []string
+}
+
+// Lineage is the chain a token minted with t carries: t's own id, then
+// t's chain. It fails with ErrChainTooDeep past MaxChainDepth.
+func (t Token) Lineage() ([]string, error) {
+	out := append([]string{t.ID}, t.Chain...)
+	if len(out) > MaxChainDepth {
+		return nil, fmt.Errorf("token %s was minted from %d tokens; at most %d may stand behind a new one: %w", t.ID, len(t.Chain), MaxChainDepth-1, ErrChainTooDeep)
+	}
+	return out, nil
+}
+
+// ParseChain reads the chain claim of a verified token: absent (or null)
+// is an empty chain; otherwise a JSON array of at most MaxChainDepth token
+// ids, each valid by api.IDRules. Anything else is ErrMalformedToken.
+func ParseChain(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var chain []string
+	if err := json.Unmarshal(raw, &chain); err != nil {
+		return nil, fmt.Errorf("chain claim: %w: %w", ErrMalformedToken, err)
+	}
+	if err := checkChain(chain); err != nil {
+		return nil, fmt.Errorf("chain claim: %w: %w", ErrMalformedToken, err)
+	}
+	if len(chain) == 0 {
+		return nil, nil
+	}
+	return chain, nil
+}
+
+func checkChain(chain []string) error {
+	if len(chain) > MaxChainDepth {
+		return fmt.Errorf("%d tokens, at most %d: %w", len(chain), MaxChainDepth, ErrChainTooDeep)
+	}
+	for i, id := range chain {
+		if !api.ValidID(api.IDToken, id) {
+			return fmt.Errorf("entry %d is not a token id (%s)", i, api.IDRules[api.IDToken].Chars)
+		}
+	}
+	return nil
 }
 
 // IssueJWT issues a JWT-SVID for id bound to audience, valid for ttl (capped
-// at the configured JWT TTL; zero means the configured TTL). It returns the
-// compact token and its id (jti), which is what Revoke takes.
-func (ca *CA) IssueJWT(id spiffeid.ID, audience []string, ttl time.Duration) (token, jti string, err error) {
+// at the configured JWT TTL; zero means the configured TTL). chain, if
+// given, is the Lineage of the token the new one is minted with; it goes
+// into the token, so revoking any token of it revokes this one. It returns
+// the compact token and its id (jti), which is what Revoke takes.
+func (ca *CA) IssueJWT(id spiffeid.ID, audience []string, ttl time.Duration, chain ...string) (token, jti string, err error) {
 	if !id.MemberOf(ca.td) {
 		return "", "", fmt.Errorf("issue jwt-svid %s: %w", id, ErrWrongTrustDomain)
 	}
 	if len(audience) == 0 {
 		return "", "", fmt.Errorf("issue jwt-svid %s: audience required", id)
+	}
+	if err := checkChain(chain); err != nil {
+		return "", "", fmt.Errorf("issue jwt-svid %s: chain: %w", id, err)
 	}
 	if ttl <= 0 || ttl > ca.cfg.JWTTTL {
 		ttl = ca.cfg.JWTTTL
@@ -72,7 +136,11 @@ func (ca *CA) IssueJWT(id spiffeid.ID, audience []string, ttl time.Duration) (to
 		IssuedAt: jwt.NewNumericDate(now),
 		ID:       jti,
 	}
-	token, err = jwt.Signed(signer).Claims(claims).Serialize()
+	b := jwt.Signed(signer).Claims(claims)
+	if len(chain) > 0 {
+		b = b.Claims(map[string]any{chainClaim: chain})
+	}
+	token, err = b.Serialize()
 	if err != nil {
 		return "", "", fmt.Errorf("issue jwt-svid %s: %w", id, err)
 	}
@@ -88,7 +156,7 @@ func (ca *CA) VerifyJWT(ctx context.Context, token, audience string) (Token, err
 		return Token{}, fmt.Errorf("verify jwt: %w: %w", ErrMalformedToken, err)
 	}
 	if typ, ok := tok.Headers[0].ExtraHeaders[jose.HeaderType]; ok && typ != "JWT" && typ != "JOSE" {
-		return Token{}, fmt.Errorf("verify jwt: typ %v: %w", typ, ErrMalformedToken)
+		return Token{}, fmt.Errorf("verify jwt: typ %.32q: %w", fmt.Sprint(typ), ErrMalformedToken)
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
@@ -96,18 +164,25 @@ func (ca *CA) VerifyJWT(ctx context.Context, token, audience string) (Token, err
 	}
 	id, err := spiffeid.FromString(unverified.Subject)
 	if err != nil {
-		return Token{}, fmt.Errorf("verify jwt: subject %q: %w: %w", unverified.Subject, ErrMalformedToken, err)
+		return Token{}, fmt.Errorf("verify jwt: subject %.128q: %w: %w", unverified.Subject, ErrMalformedToken, err)
 	}
 	if !id.MemberOf(ca.td) {
 		return Token{}, fmt.Errorf("verify jwt: subject %s, want trust domain %s: %w", id, ca.td, ErrWrongTrustDomain)
 	}
 	key, ok := ca.jwtBundle.FindJWTAuthority(tok.Headers[0].KeyID)
 	if !ok {
-		return Token{}, fmt.Errorf("verify jwt: unknown key id %q: %w", tok.Headers[0].KeyID, ErrForgedToken)
+		return Token{}, fmt.Errorf("verify jwt: unknown key id %.64q: %w", tok.Headers[0].KeyID, ErrForgedToken)
 	}
 	var claims jwt.Claims
-	if err := tok.Claims(key, &claims); err != nil {
+	var private struct {
+		Chain json.RawMessage `json:"chain"`
+	}
+	if err := tok.Claims(key, &claims, &private); err != nil {
 		return Token{}, fmt.Errorf("verify jwt: %w: %w", ErrForgedToken, err)
+	}
+	chain, err := ParseChain(private.Chain)
+	if err != nil {
+		return Token{}, fmt.Errorf("verify jwt: %w", err)
 	}
 	if claims.Expiry == nil {
 		return Token{}, fmt.Errorf("verify jwt: no exp claim: %w", ErrMalformedToken)
@@ -126,18 +201,85 @@ func (ca *CA) VerifyJWT(ctx context.Context, token, audience string) (Token, err
 	if !slices.Contains([]string(claims.Audience), audience) {
 		return Token{}, fmt.Errorf("verify jwt: audience %q not in %q: %w", audience, []string(claims.Audience), ErrWrongAudience)
 	}
-	revoked, err := ca.cfg.Revoker.IsRevoked(ctx, claims.ID)
-	if err != nil {
-		return Token{}, fmt.Errorf("verify jwt: check revocation: %w", err)
-	}
-	if revoked {
-		return Token{}, fmt.Errorf("verify jwt: jti %s: %w", claims.ID, ErrRevokedToken)
+	for i, jti := range append([]string{claims.ID}, chain...) {
+		revoked, err := ca.cfg.Revoker.IsRevoked(ctx, jti)
+		if err != nil {
+			return Token{}, fmt.Errorf("verify jwt: check revocation: %w", err)
+		}
+		if revoked && i == 0 {
+			return Token{}, fmt.Errorf("verify jwt: jti %s: %w", jti, ErrRevokedToken)
+		}
+		if revoked {
+			return Token{}, fmt.Errorf("verify jwt: jti %s was minted with token %s, which is revoked: %w", claims.ID, jti, ErrRevokedToken)
+		}
 	}
 	p, err := PrincipalFromID(ca.td, id)
 	if err != nil {
 		return Token{}, fmt.Errorf("verify jwt: %w", err)
 	}
-	t := Token{Principal: p, Audience: claims.Audience, ID: claims.ID, Expiry: claims.Expiry.Time()}
+	t := Token{Principal: p, Audience: claims.Audience, ID: claims.ID, Expiry: claims.Expiry.Time(), Chain: chain}
+	if claims.IssuedAt != nil {
+		t.IssuedAt = claims.IssuedAt.Time()
+	}
+	return t, nil
+}
+
+// UnverifiedSubject returns the sub claim of a JWT without verifying
+// anything, or "" if there is none: for audit records of failed
+// authentications only, never for a decision. Payloads over 64 KiB are not
+// decoded.
+func UnverifiedSubject(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) > 64<<10 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub any `json:"sub"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Sub == nil {
+		return ""
+	}
+	if s, ok := c.Sub.(string); ok {
+		return s
+	}
+	return fmt.Sprint(c.Sub)
+}
+
+// ReadJWT reads a token this CA signed, whatever its audience, time window
+// or revocation (to revoke a token given by value). Its signature, id,
+// expiry, chain and subject must be sound.
+func (ca *CA) ReadJWT(token string) (Token, error) {
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{ca.jwtAlg})
+	if err != nil {
+		return Token{}, fmt.Errorf("read jwt: %w: %w", ErrMalformedToken, err)
+	}
+	key, ok := ca.jwtBundle.FindJWTAuthority(tok.Headers[0].KeyID)
+	if !ok {
+		return Token{}, fmt.Errorf("read jwt: unknown key id %.64q: %w", tok.Headers[0].KeyID, ErrForgedToken)
+	}
+	var claims jwt.Claims
+	var private struct {
+		Chain json.RawMessage `json:"chain"`
+	}
+	if err := tok.Claims(key, &claims, &private); err != nil {
+		return Token{}, fmt.Errorf("read jwt: %w: %w", ErrForgedToken, err)
+	}
+	if claims.Expiry == nil || claims.ID == "" {
+		return Token{}, fmt.Errorf("read jwt: no exp or jti claim: %w", ErrMalformedToken)
+	}
+	chain, err := ParseChain(private.Chain)
+	if err != nil {
+		return Token{}, fmt.Errorf("read jwt: %w", err)
+	}
+	p, err := ParsePrincipal(ca.td, claims.Subject)
+	if err != nil {
+		return Token{}, fmt.Errorf("read jwt: %w", err)
+	}
+	t := Token{Principal: p, Audience: claims.Audience, ID: claims.ID, Expiry: claims.Expiry.Time(), Chain: chain}
 	if claims.IssuedAt != nil {
 		t.IssuedAt = claims.IssuedAt.Time()
 	}

@@ -12,8 +12,12 @@ import (
 )
 
 // revokedPrefix is the first key token of every KVRevoker entry, so the
-// revoker can share a bucket with other data.
-const revokedPrefix = "revoked-jti"
+// revoker can share a bucket with other data; issuedPrefix that of the
+// records of issued tokens.
+const (
+	revokedPrefix = "revoked-jti"
+	issuedPrefix  = "issued-jti"
+)
 
 // KVRevoker is a Revoker persisted in a store.KV bucket, so revocations
 // survive restarts and are shared by every node using the bucket. Each
@@ -175,10 +179,72 @@ func (r *KVRevoker) remember(key string, until time.Time) {
 	}
 }
 
-// Prune deletes entries whose tokens have expired (and unreadable ones) and
-// returns how many it deleted. The daemon calls it periodically.
+// Issued is what the platform keeps about a token it issued through its
+// API, until the token expires: whom it names, who asked for it, and the
+// tokens it was minted with. It lets a token be revoked by id alone, by
+// those it belongs to, for as long as it lives.
+type Issued struct {
+	ID      string    `json:"id"`
+	Subject string    `json:"subject"` // SPIFFE ID the token names
+	Minter  string    `json:"minter"`  // SPIFFE ID of the caller that asked for it
+	Expires time.Time `json:"expires"`
+	Chain   []string  `json:"chain,omitempty"`
+}
+
+func issuedKey(jti string) string { return store.Key(issuedPrefix, jti) }
+
+// RecordIssued keeps rec until its token expires.
+func (r *KVRevoker) RecordIssued(ctx context.Context, rec Issued) error {
+	if rec.ID == "" {
+		return errors.New("record issued token: empty token id")
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("record issued token %s: %w", rec.ID, err)
+	}
+	if _, err := r.kv.Put(ctx, issuedKey(rec.ID), b); err != nil {
+		return fmt.Errorf("record issued token %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Issued returns the record of an issued token, if it is kept.
+func (r *KVRevoker) Issued(ctx context.Context, jti string) (Issued, bool, error) {
+	e, err := r.kv.Get(ctx, issuedKey(jti))
+	if errors.Is(err, store.ErrNotFound) {
+		return Issued{}, false, nil
+	}
+	if err != nil {
+		return Issued{}, false, fmt.Errorf("issued token %s: %w", jti, err)
+	}
+	var rec Issued
+	if err := json.Unmarshal(e.Value, &rec); err != nil || rec.ID != jti {
+		return Issued{}, false, fmt.Errorf("issued token %s: unreadable record", jti)
+	}
+	return rec, true, nil
+}
+
+// Prune deletes entries whose tokens have expired (and unreadable ones),
+// revocations and records of issued tokens alike, and returns how many it
+// deleted. The daemon calls it periodically.
 func (r *KVRevoker) Prune(ctx context.Context) (int, error) {
-	keys, err := r.kv.Keys(ctx, revokedPrefix)
+	n, err := r.prune(ctx, revokedPrefix, func(b []byte) (time.Time, bool) {
+		e, err := decodeRevoked(b)
+		return e.Until, err == nil
+	})
+	if err != nil {
+		return n, err
+	}
+	m, err := r.prune(ctx, issuedPrefix, func(b []byte) (time.Time, bool) {
+		var rec Issued
+		err := json.Unmarshal(b, &rec)
+		return rec.Expires.Add(clockSkew), err == nil && !rec.Expires.IsZero()
+	})
+	return n + m, err
+}
+
+func (r *KVRevoker) prune(ctx context.Context, prefix string, until func([]byte) (time.Time, bool)) (int, error) {
+	keys, err := r.kv.Keys(ctx, prefix)
 	if err != nil {
 		return 0, fmt.Errorf("prune revocations: %w", err)
 	}
@@ -192,7 +258,7 @@ func (r *KVRevoker) Prune(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("prune revocations: %w", err)
 		}
-		if ent, err := decodeRevoked(e.Value); err == nil && !now.After(ent.Until) {
+		if t, ok := until(e.Value); ok && !now.After(t) {
 			continue
 		}
 		if err := r.kv.Delete(ctx, k); err != nil {

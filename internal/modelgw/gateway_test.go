@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,7 +70,11 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 			e.mu.Lock()
 			e.secrets = append(e.secrets, out.Secret)
 			e.mu.Unlock()
-			if _, err := sec.Substitute(ctx, out.Host, req.Header); err != nil {
+			dest, err := secrets.DestinationOf(req.URL)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := sec.Substitute(ctx, dest, req.Header); err != nil {
 				return nil, err
 			}
 			return tr.RoundTrip(req)
@@ -97,13 +102,20 @@ func (e *env) provider(srv *openaitest.Server, prio int, timeout string, models 
 	e.t.Helper()
 	ctx := context.Background()
 	name := srv.Name
-	if err := e.sec.Set(ctx, secrets.Secret{Name: "KEY_" + name, AllowHosts: []string{"127.0.0.1"}}, []byte("key-"+name)); err != nil {
+	if err := e.sec.Set(ctx, loopbackSecret("KEY_"+name, srv.BaseURL()), []byte("key-"+name)); err != nil {
 		e.t.Fatal(err)
 	}
 	if _, err := e.gw.PutProvider(ctx, api.ModelProvider{Name: name, BaseURL: srv.BaseURL(), Secret: "KEY_" + name,
 		Models: models, Priority: prio, Timeout: timeout}); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// loopbackSecret allows a secret to the fake provider at base: plain http
+// to 127.0.0.1 on its port.
+func loopbackSecret(name, base string) secrets.Secret {
+	u, _ := url.Parse(base)
+	return secrets.Secret{Name: name, AllowHosts: []string{"127.0.0.1:" + u.Port()}, AllowHTTP: true}
 }
 
 // post sends a request through the HTTP API.
@@ -347,7 +359,7 @@ func TestUsageAndCost(t *testing.T) {
 	a := openaitest.New(t, "a")
 	a.SetReply("ok", 1000, 500)
 	ctx := context.Background()
-	if err := e.sec.Set(ctx, secrets.Secret{Name: "K", AllowHosts: []string{"127.0.0.1"}}, []byte("k")); err != nil {
+	if err := e.sec.Set(ctx, loopbackSecret("K", a.BaseURL()), []byte("k")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.gw.PutProvider(ctx, api.ModelProvider{Name: "a", BaseURL: a.BaseURL(), Secret: "K",

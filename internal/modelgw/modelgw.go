@@ -69,8 +69,9 @@ type Config struct {
 	// Authorize decides whether c may use model; nil allows.
 	Authorize func(ctx context.Context, c Caller, model string) error
 	// CheckSecret, if set, vets a provider's secret when it is added: it
-	// must exist and allow host. Its error is shown to the administrator.
-	CheckSecret func(ctx context.Context, name, host string) error
+	// must exist and allow the base URL's scheme, host and port. Its error
+	// is shown to the administrator.
+	CheckSecret func(ctx context.Context, name string, base *url.URL) error
 
 	Retries       int           // per provider after the first attempt (default 2; -1 for none)
 	BackoffBase   time.Duration // default 200ms, doubled per retry, with jitter
@@ -247,7 +248,7 @@ func (g *Gateway) PutProvider(ctx context.Context, p api.ModelProvider) (api.Mod
 	}
 	if p.Secret != "" && g.cfg.CheckSecret != nil {
 		u, _ := url.Parse(p.BaseURL)
-		if err := g.cfg.CheckSecret(ctx, p.Secret, strings.ToLower(u.Hostname())); err != nil {
+		if err := g.cfg.CheckSecret(ctx, p.Secret, u); err != nil {
 			return p, err
 		}
 	}

@@ -119,11 +119,11 @@ func TestKVStoreManagerPersists(t *testing.T) {
 		t.Fatalf("describe after restart = %+v, %v", sec, err)
 	}
 	h := http.Header{"Authorization": {"Bearer {{secret:OPENAI}}"}}
-	used, err := m.Substitute(ctx, "api.openai.com", h)
-	if err != nil || !slices.Equal(used, []string{"OPENAI"}) || h.Get("Authorization") != "Bearer "+string(plain) {
+	used, err := m.Substitute(ctx, https("api.openai.com"), h)
+	if err != nil || !slices.Equal(used.Names, []string{"OPENAI"}) || h.Get("Authorization") != "Bearer "+string(plain) {
 		t.Fatalf("substitute = %v, %v, %q", used, err, h.Get("Authorization"))
 	}
-	if _, err := m.Substitute(ctx, "evil.test", http.Header{"A": {"{{secret:OPENAI}}"}}); !errors.Is(err, ErrHostNotAllowed) {
+	if _, err := m.Substitute(ctx, https("evil.test"), http.Header{"A": {"{{secret:OPENAI}}"}}); !errors.Is(err, ErrHostNotAllowed) {
 		t.Fatalf("other host err = %v", err)
 	}
 	// A record copied under another name does not decrypt there.

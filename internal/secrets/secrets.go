@@ -1,8 +1,11 @@
 // Package secrets owns secret values: AES-256-GCM encryption at rest under a
-// node key file, host allowlists per secret, and substitution of
-// {{secret:NAME}} placeholders in outbound request headers. Secrets never
-// leave this package in plaintext except through Substitute, which the
-// egress proxy calls for hosts the secret allows. Persistence is behind the
+// node key file, destination rules per secret (https to allowed hosts and
+// ports, plain http only when allowed), substitution of {{secret:NAME}}
+// placeholders in outbound request headers, and the Scrubber that removes
+// substituted values (and their encoded forms) from what comes back.
+// Secrets never leave this package in plaintext except through Substitute,
+// which the egress proxy calls for destinations the secret allows.
+// Persistence is behind the
 // Store interface (the daemon backs it with NATS KV); this package does not
 // decide who may set or use a secret (that is internal/policy).
 package secrets
@@ -76,8 +79,13 @@ type Secret struct {
 	Name string `json:"name"`
 	// AllowHosts are host patterns the secret may be sent to: an exact name
 	// ("api.example.com") or a wildcard ("*.example.com", matching any
-	// subdomain but not example.com itself).
+	// subdomain but not example.com itself), optionally with a port
+	// ("api.example.com:8443"). An entry without a port allows only the
+	// scheme's default port (see ParseAllowHost and Allows).
 	AllowHosts []string `json:"allow_hosts"`
+	// AllowHTTP lets the secret go over plain http too; without it only
+	// https requests get it.
+	AllowHTTP bool `json:"allow_http,omitempty"`
 }
 
 // Record is what a Store persists: metadata plus nonce-prefixed ciphertext.
@@ -198,13 +206,8 @@ func (m *Manager) Open(name string, ciphertext []byte) ([]byte, error) {
 
 // Set encrypts value and stores it with s's metadata.
 func (m *Manager) Set(ctx context.Context, s Secret, value []byte) error {
-	if !nameRE.MatchString(s.Name) {
-		return fmt.Errorf("set secret %q: %w", s.Name, ErrInvalidName)
-	}
-	for _, p := range s.AllowHosts {
-		if err := ValidatePattern(p); err != nil {
-			return fmt.Errorf("set secret %s: %w", s.Name, err)
-		}
+	if err := CheckDefinition(s); err != nil {
+		return fmt.Errorf("set %w", err)
 	}
 	ct, err := m.Seal(s.Name, value)
 	if err != nil {
@@ -233,14 +236,14 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-// value decrypts name's value if host is allowed.
-func (m *Manager) value(ctx context.Context, name, host string) ([]byte, error) {
+// value decrypts name's value if the secret may go to d.
+func (m *Manager) value(ctx context.Context, name string, d Destination) ([]byte, error) {
 	r, err := m.store.Get(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("secret %s: %w", name, err)
 	}
-	if !HostAllowed(r.AllowHosts, host) {
-		return nil, fmt.Errorf("secret %s for host %s: %w", name, host, ErrHostNotAllowed)
+	if err := r.Allows(d); err != nil {
+		return nil, err
 	}
 	return m.Open(name, r.Ciphertext)
 }

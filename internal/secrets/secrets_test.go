@@ -92,7 +92,7 @@ func TestWrongKeyFails(t *testing.T) {
 	other := bytes.Repeat([]byte{7}, KeySize)
 	m2, _ := NewManager(other, st)
 	h := http.Header{"Authorization": {"Bearer {{secret:A}}"}}
-	if _, err := m2.Substitute(context.Background(), "x.test", h); !errors.Is(err, ErrDecrypt) {
+	if _, err := m2.Substitute(context.Background(), https("x.test"), h); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("err = %v", err)
 	}
 	if h.Get("Authorization") != "Bearer {{secret:A}}" {
@@ -146,31 +146,31 @@ func TestSubstitute(t *testing.T) {
 		"X-User":        {"{{secret:USER}}:{{secret:TOKEN}}"},
 		"X-Plain":       {"nothing"},
 	}
-	used, err := m.Substitute(ctx, "api.example.com", h)
+	used, err := m.Substitute(ctx, https("api.example.com"), h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.Get("Authorization") != "Bearer t0k" || h.Get("X-User") != "bob:t0k" || h.Get("X-Plain") != "nothing" {
 		t.Fatalf("headers = %v", h)
 	}
-	if len(used) != 2 || used[0] != "TOKEN" || used[1] != "USER" {
+	if len(used.Names) != 2 || used.Names[0] != "TOKEN" || used.Names[1] != "USER" {
 		t.Fatalf("used = %v", used)
 	}
 
 	h = http.Header{"X-User": {"{{secret:USER}}"}}
-	if _, err := m.Substitute(ctx, "other.example.com", h); !errors.Is(err, ErrHostNotAllowed) {
+	if _, err := m.Substitute(ctx, https("other.example.com"), h); !errors.Is(err, ErrHostNotAllowed) {
 		t.Fatalf("disallowed host err = %v", err)
 	}
 	if h.Get("X-User") != "{{secret:USER}}" {
 		t.Fatal("header changed on refusal")
 	}
-	if _, err := m.Substitute(ctx, "api.example.com", http.Header{"A": {"{{secret:NOPE}}"}}); !errors.Is(err, ErrNotFound) {
+	if _, err := m.Substitute(ctx, https("api.example.com"), http.Header{"A": {"{{secret:NOPE}}"}}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing err = %v", err)
 	}
-	if _, err := m.Substitute(ctx, "x.example.com", http.Header{"A": {"{{secret:EVIL}}"}}); err == nil {
+	if _, err := m.Substitute(ctx, https("x.example.com"), http.Header{"A": {"{{secret:EVIL}}"}}); err == nil {
 		t.Fatal("CRLF secret substituted into header")
 	}
-	if used, err := m.Substitute(ctx, "api.example.com", http.Header{"A": {"none"}}); err != nil || used != nil {
+	if used, err := m.Substitute(ctx, https("api.example.com"), http.Header{"A": {"none"}}); err != nil || !used.Empty() {
 		t.Fatalf("no placeholders: %v %v", used, err)
 	}
 	if err := m.Set(ctx, Secret{Name: "bad name!"}, nil); !errors.Is(err, ErrInvalidName) {

@@ -54,12 +54,14 @@ func Placeholders(s string) []string {
 }
 
 // Substitute replaces {{secret:NAME}} placeholders in the values of h, in
-// place, for a request to host. It returns the names of the secrets used,
-// sorted, for the audit trail and session labels. If any referenced secret
-// is missing or not allowed for host, h is left unchanged and an error
-// wrapping ErrNotFound or ErrHostNotAllowed is returned: a request must not
-// go out with a placeholder or a secret it may not carry.
-func (m *Manager) Substitute(ctx context.Context, host string, h http.Header) ([]string, error) {
+// place, for a request to d. It returns what it substituted: the names of
+// the secrets used (sorted, for the audit trail and session labels) and
+// their values, kept inside the Substitution for its Scrubber. If any
+// referenced secret is missing or may not go to d (host, port or scheme;
+// see Secret.Allows), h is left unchanged and an error wrapping
+// ErrNotFound or ErrHostNotAllowed is returned: a request must not go out
+// with a placeholder or a secret it may not carry.
+func (m *Manager) Substitute(ctx context.Context, d Destination, h http.Header) (Substitution, error) {
 	values := map[string][]byte{}
 	for _, vs := range h {
 		for _, v := range vs {
@@ -70,19 +72,19 @@ func (m *Manager) Substitute(ctx context.Context, host string, h http.Header) ([
 				if _, ok := values[name]; ok {
 					continue
 				}
-				val, err := m.value(ctx, name, host)
+				val, err := m.value(ctx, name, d)
 				if err != nil {
-					return nil, fmt.Errorf("substitute: %w", err)
+					return Substitution{}, fmt.Errorf("substitute: %w", err)
 				}
 				if strings.ContainsAny(string(val), "\r\n\x00") {
-					return nil, fmt.Errorf("substitute: secret %s holds a control character and cannot go in a header", name)
+					return Substitution{}, fmt.Errorf("substitute: secret %s holds a control character and cannot go in a header", name)
 				}
 				values[name] = val
 			}
 		}
 	}
 	if len(values) == 0 {
-		return nil, nil
+		return Substitution{}, nil
 	}
 	for k, vs := range h {
 		for i, v := range vs {
@@ -94,10 +96,9 @@ func (m *Manager) Substitute(ctx context.Context, host string, h http.Header) ([
 		}
 		h[k] = vs
 	}
-	used := make([]string, 0, len(values))
-	for n := range values {
-		used = append(used, n)
+	var sub Substitution
+	for n, v := range values {
+		sub.add(n, v)
 	}
-	slices.Sort(used)
-	return used, nil
+	return sub, nil
 }

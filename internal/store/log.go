@@ -27,7 +27,19 @@ type Log interface {
 	Append(ctx context.Context, subject string, data []byte) (uint64, error)
 	// Read returns up to limit records from sequence from (1 is the first),
 	// optionally only those matching filter (a subject pattern; "" for all).
+	// Records dropped by the retention limits are skipped.
 	Read(ctx context.Context, from uint64, limit int, filter string) ([]Record, error)
+	// Info reports how much the log holds now.
+	Info(ctx context.Context) (LogInfo, error)
+}
+
+// LogInfo is what a log holds: its record count and bytes, and the first
+// and last sequence numbers still kept.
+type LogInfo struct {
+	Records  uint64
+	Bytes    uint64
+	FirstSeq uint64
+	LastSeq  uint64
 }
 
 // LogOptions configures a log.
@@ -37,6 +49,9 @@ type LogOptions struct {
 	Subjects []string
 	// MaxAge drops records older than this (0: keep forever).
 	MaxAge time.Duration
+	// MaxBytes drops the oldest records while the log holds more than
+	// this many bytes (0: no limit).
+	MaxBytes int64
 }
 
 // Log opens the named log, creating or updating its stream.
@@ -46,6 +61,7 @@ func (s *Store) Log(ctx context.Context, name string, o LogOptions) (Log, error)
 		Description: o.Description,
 		Subjects:    o.Subjects,
 		MaxAge:      o.MaxAge,
+		MaxBytes:    o.MaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.opts.Replicas,
 		DenyDelete:  true,
@@ -109,7 +125,8 @@ func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter strin
 				if seq >= info.State.LastSeq {
 					break
 				}
-				seq++
+				// Skip what the retention limits dropped in one step.
+				seq = max(seq+1, info.State.FirstSeq)
 				continue
 			}
 		} else {
@@ -125,4 +142,16 @@ func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter strin
 		seq = m.Sequence + 1
 	}
 	return out, nil
+}
+
+func (l *natsLog) Info(ctx context.Context) (LogInfo, error) {
+	st, err := l.b.get(ctx)
+	if err != nil {
+		return LogInfo{}, fmt.Errorf("log info: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return LogInfo{}, fmt.Errorf("log info: %w", mapConnErr(err))
+	}
+	return LogInfo{Records: info.State.Msgs, Bytes: info.State.Bytes, FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq}, nil
 }
