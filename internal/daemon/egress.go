@@ -14,6 +14,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/policy/egresspolicy"
@@ -53,12 +54,21 @@ func (d *Daemon) SetEgressTestHooks(h EgressTestHooks) { d.egressHooks = h }
 // metadata destinations by then. It is used when no security parts exist.
 var manifestDecider = egress.DeciderFunc(func(ctx context.Context, r egress.Request) (egress.Decision, error) {
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
-	if ec != nil && secrets.HostAllowed(ec.allow, r.Host) {
+	if ec != nil && hostpattern.Allowed(ec.allow, r.Host, r.Port) {
 		return egress.Decision{Verdict: egress.Allow, Reason: "host is in the agent manifest's egress list"}, nil
 	}
-	return egress.Decision{Verdict: egress.Deny,
-		Reason: fmt.Sprintf("host %s is not in the agent manifest's egress list", r.Host)}, nil
+	return egress.Decision{Verdict: egress.Deny, Reason: notInEgressList(r)}, nil
 })
+
+// notInEgressList says why a host:port is refused by an egress list, with
+// the pattern that would allow it.
+func notInEgressList(r egress.Request) string {
+	want := r.Host
+	if r.Port != 80 && r.Port != 443 {
+		want = fmt.Sprintf("%s:%d", r.Host, r.Port)
+	}
+	return fmt.Sprintf("%s:%d is not in the egress list (a pattern without a port allows 80 and 443 only; add %q)", r.Host, r.Port, want)
+}
 
 // newEgressProxy builds the one outbound proxy: decided by the manifest
 // allowlist and the policy engine, secrets substituted by the hook, every
@@ -124,9 +134,8 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		return s.decideRegistryEgress(ctx, rc, r) // tools_registry.go
 	}
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
-	if ec != nil && !secrets.HostAllowed(ec.allow, r.Host) {
-		return egress.Decision{Verdict: egress.Deny,
-			Reason: fmt.Sprintf("host %s is not in the agent manifest's egress list", r.Host)}, nil
+	if ec != nil && !hostpattern.Allowed(ec.allow, r.Host, r.Port) {
+		return egress.Decision{Verdict: egress.Deny, Reason: notInEgressList(r)}, nil
 	}
 	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
 	if err != nil {
@@ -146,7 +155,7 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		}
 		agent := policy.NewUID(policy.TypeAgent, p.Agent)
 		sattrs := types.RecordMap{"agent": agent}
-		if secrets.HostAllowed(trusted, r.Host) {
+		if hostpattern.HostAllowed(trusted, r.Host) {
 			sattrs["allowHosts"] = types.NewSet(host) // the declared allowlist: trusted hosts
 		}
 		aattrs := types.RecordMap{}
@@ -166,7 +175,7 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 			if err != nil {
 				return egress.Decision{}, err
 			}
-			if secrets.HostAllowed(trusted, r.Host) {
+			if hostpattern.HostAllowed(trusted, r.Host) {
 				extra["allowHosts"] = types.NewSet(host)
 			}
 		}
@@ -402,12 +411,12 @@ func (s *security) labelRead(ctx context.Context, agent, sess, host, who string)
 	var l policy.Labels
 	var why []string
 	trusted, err := s.trustedHosts(ctx)
-	if err != nil || !secrets.HostAllowed(trusted, host) {
+	if err != nil || !hostpattern.HostAllowed(trusted, host) {
 		l.Integrity = policy.Untrusted
 		why = append(why, "which is not a trusted host")
 	}
 	private, err := s.privateHosts(ctx)
-	if err != nil || secrets.HostAllowed(private, host) {
+	if err != nil || hostpattern.HostAllowed(private, host) {
 		l.Confidentiality = policy.Private
 		why = append(why, "whose data is private")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
@@ -127,7 +128,7 @@ func (s *security) checkModelSecret(ctx context.Context, name, host string) erro
 	if err != nil {
 		return err
 	}
-	if !secrets.HostAllowed(meta.AllowHosts, host) {
+	if !hostpattern.HostAllowed(meta.AllowHosts, host) {
 		return api.FieldErrorf(api.KindValidation, "secret", "secret %s may not be sent to %s (it allows %s): set it again with --allow-host %s",
 			name, host, strings.Join(meta.AllowHosts, ", "), host)
 	}
@@ -144,8 +145,8 @@ func (m modelDecider) DecideEgress(ctx context.Context, r egress.Request) (egres
 	if out == nil {
 		return m.next.DecideEgress(ctx, r)
 	}
-	if r.Host != out.Host {
-		return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("model gateway: %s is not the host of provider %s", r.Host, out.Provider)}, nil
+	if !hostpattern.Allowed([]string{out.Dest}, r.Host, r.Port) {
+		return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("model gateway: %s:%d is not the destination of provider %s (%s)", r.Host, r.Port, out.Provider, out.Dest)}, nil
 	}
 	return egress.Decision{Verdict: egress.Allow, Reason: "model gateway: provider " + out.Provider}, nil
 }

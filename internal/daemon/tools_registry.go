@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
@@ -185,7 +187,7 @@ func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, 
 		return nil
 	}
 	host := strings.ToLower(req.URL.Hostname())
-	if d.sec == nil || !slices.Contains(rc.hosts, host) {
+	if d.sec == nil || !hostpattern.Allowed(rc.hosts, host, urlPort(req.URL)) {
 		return api.Errorf(api.KindForbidden, "secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
 	}
 	if _, err := d.sec.substituteRegistrySecret(ctx, rc, caller, names, host, h); err != nil {
@@ -196,6 +198,17 @@ func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, 
 	}
 	req.URL.RawQuery = q.Encode()
 	return nil
+}
+
+// urlPort is u's port, or its scheme's default.
+func urlPort(u *url.URL) int {
+	if n, err := strconv.Atoi(u.Port()); err == nil {
+		return n
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return 443
+	}
+	return 80
 }
 
 // redact replaces every substituted secret value (raw, JSON-escaped and
@@ -219,9 +232,9 @@ func (rc *registryCall) redact(s string) string {
 // decideRegistryEgress allows a registry request to the hosts of the
 // upstream an administrator registered, unless a policy forbids it.
 func (s *security) decideRegistryEgress(ctx context.Context, rc *registryCall, r egress.Request) (egress.Decision, error) {
-	if !slices.Contains(rc.hosts, r.Host) {
+	if !hostpattern.Allowed(rc.hosts, r.Host, r.Port) {
 		return egress.Decision{Verdict: egress.Deny,
-			Reason: fmt.Sprintf("host %s is not a host of registered tool upstream %s", r.Host, rc.upstream)}, nil
+			Reason: fmt.Sprintf("%s:%d is not a destination of registered tool upstream %s (%s)", r.Host, r.Port, rc.upstream, strings.Join(rc.hosts, ", "))}, nil
 	}
 	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
 	if err != nil || p.Kind != identity.KindNode || p.Name != registryNode {

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/store"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,9 @@ type Outbound struct {
 	Provider string
 	// Host is the provider's host (lowercased, no port).
 	Host string
+	// Dest is the exact host:port pattern of the provider's base URL
+	// (internal/egress/hostpattern): the one destination the call may reach.
+	Dest string
 	// Secret is the name of the secret the Authorization header refers to.
 	Secret string
 }
@@ -200,6 +204,9 @@ func ValidateProvider(p *api.ModelProvider) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return api.FieldErrorf(api.KindValidation, "base_url", "base URL %q: want http(s)://host[:port]/path, without credentials, query or fragment", p.BaseURL)
 	}
+	if _, err := hostpattern.ForURL(u); err != nil {
+		return api.FieldErrorf(api.KindValidation, "base_url", "base URL %q: the host cannot be an egress destination (use a host name or an IPv4 address): %v", p.BaseURL, err)
+	}
 	p.BaseURL = strings.TrimRight(p.BaseURL, "/")
 	if p.Secret != "" && !secretNameRE.MatchString(p.Secret) {
 		return api.FieldErrorf(api.KindValidation, "secret", "secret name %q is not valid (letters, digits, _ . -)", p.Secret)
@@ -332,6 +339,7 @@ type route struct {
 	price    *api.ModelPrice
 	timeout  time.Duration
 	host     string
+	dest     string // exact host:port pattern
 }
 
 // resolve lists the routes for model in fallback order: "provider:model"
@@ -373,6 +381,7 @@ func (g *Gateway) resolve(ctx context.Context, model string) ([]route, error) {
 			}
 			if u, err := url.Parse(p.BaseURL); err == nil {
 				r.host = strings.ToLower(u.Hostname())
+				r.dest, _ = hostpattern.ForURL(u)
 			}
 			out = append(out, r)
 			break

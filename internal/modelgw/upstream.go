@@ -152,7 +152,7 @@ func (g *Gateway) attempt(ctx context.Context, c Caller, req *request, rt route,
 	if rt.provider.Secret != "" {
 		hreq.Header.Set("Authorization", "Bearer {{secret:"+rt.provider.Secret+"}}")
 	}
-	resp, err := g.cfg.Do(actx, Outbound{Caller: c, Provider: rt.provider.Name, Host: rt.host, Secret: rt.provider.Secret}, hreq)
+	resp, err := g.cfg.Do(actx, Outbound{Caller: c, Provider: rt.provider.Name, Host: rt.host, Dest: rt.dest, Secret: rt.provider.Secret}, hreq)
 	if err != nil {
 		if errors.Is(context.Cause(actx), errAttemptTimeout) {
 			return fail(&attemptErr{msg: fmt.Sprintf("no answer within %s", rt.timeout), timeout: true})

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"golang.org/x/time/rate"
@@ -102,12 +103,19 @@ type Entry struct {
 	Refreshed    time.Time `json:"refreshed"`
 }
 
-// Hosts are the hosts requests for this upstream may go to.
+// Hosts are the destinations requests for this upstream may go to, as
+// exact host:port patterns (internal/egress/hostpattern): the MCP endpoint,
+// the document's URL, the base URL and every operation's server, each on
+// its own port only.
 func (e *Entry) Hosts() []string {
 	var hosts []string
 	add := func(raw string) {
-		if u, err := url.Parse(raw); err == nil && u.Hostname() != "" && !slices.Contains(hosts, strings.ToLower(u.Hostname())) {
-			hosts = append(hosts, strings.ToLower(u.Hostname()))
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" {
+			return
+		}
+		if p, err := hostpattern.ForURL(u); err == nil && !slices.Contains(hosts, p) {
+			hosts = append(hosts, p)
 		}
 	}
 	add(e.URL)
@@ -125,7 +133,8 @@ func (e *Entry) Hosts() []string {
 
 // Upstream is what the Doer learns about the request it sends.
 type Upstream struct {
-	Name       string
+	Name string
+	// Hosts are exact host:port patterns (Entry.Hosts).
 	Hosts      []string
 	Credential *Credential
 }
@@ -397,6 +406,9 @@ func checkURL(field, raw string) error {
 	}
 	if u.User != nil {
 		return api.FieldErrorf(api.KindValidation, field, "%q carries user info; use a credential (a secret) instead", raw)
+	}
+	if _, err := hostpattern.ForURL(u); err != nil {
+		return api.FieldErrorf(api.KindValidation, field, "%q: the host cannot be an egress destination: %v", raw, err)
 	}
 	return nil
 }
