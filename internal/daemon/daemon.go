@@ -162,6 +162,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", d.cfg.Listen, err)
 	}
+	d.protectListeners()
 	tlsCfg, err := d.serverTLS()
 	if err != nil {
 		return err

@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/policy/egresspolicy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
@@ -76,7 +79,7 @@ func notInEgressList(r egress.Request) string {
 func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	cfg := egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress"),
 		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
-		UpstreamRoots: d.egressHooks.UpstreamRoots}
+		UpstreamRoots: d.egressHooks.UpstreamRoots, AllowPrivate: privateGrant}
 	if s := d.sec; s != nil {
 		cfg.Decider = modelDecider{next: s} // model gateway calls: models.go
 		cfg.Secrets = s.modelSecrets(s.substituteSecrets)
@@ -88,6 +91,34 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 		cfg.InterceptCA, cfg.InterceptKey = s.ca.Certificate(), s.ca.Signer()
 	}
 	return egress.New(cfg)
+}
+
+// privateGrant opens private and loopback destinations for the platform
+// calls an operator named with allow_private: a model provider's request
+// to its own host:port, a tool upstream's requests to its destinations.
+// Sessions and sandboxes never get it. The proxy still refuses metadata
+// addresses and the daemon's own listeners (protectListeners).
+func privateGrant(ctx context.Context, r egress.Request) bool {
+	if out, _ := ctx.Value(modelCallKey{}).(*modelgw.Outbound); out != nil {
+		return out.AllowPrivate && hostpattern.Allowed([]string{out.Dest}, r.Host, r.Port)
+	}
+	if rc, _ := ctx.Value(registryCallKey{}).(*registryCall); rc != nil {
+		return rc.allowPrivate && hostpattern.Allowed(rc.hosts, r.Host, r.Port)
+	}
+	return false
+}
+
+// protectListeners makes the egress proxy refuse the daemon's own API
+// listener and the embedded NATS server's, whatever grants and test hooks
+// say. Called once the API listens (before that there is nothing to reach).
+func (d *Daemon) protectListeners() {
+	var own []netip.AddrPort
+	for _, a := range []net.Addr{d.ln.Addr(), d.store.ListenAddr()} {
+		if ta, ok := a.(*net.TCPAddr); ok && ta != nil {
+			own = append(own, ta.AddrPort())
+		}
+	}
+	d.proxy.Protect(own...)
 }
 
 // sessionFetcher sends session fetch() calls through the egress proxy and

@@ -60,7 +60,15 @@ func (d *Daemon) startModels(ctx context.Context) error {
 			// its client; the proxy's whole-exchange limit would cut long
 			// streams, so it is raised to a generous ceiling here.
 			ctx = egress.WithTimeout(ctx, maxModelExchange)
-			return proxy.Do(ctx, egress.Caller{ID: nodeID}, req)
+			resp, err := proxy.Do(ctx, egress.Caller{ID: nodeID}, req)
+			if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
+				hint := ""
+				if errors.Is(err, egress.ErrForbiddenAddress) && !out.AllowPrivate {
+					hint = " (a provider on a private or loopback address needs allow_private: agentcloud models add --allow-private)"
+				}
+				return nil, api.Errorf(api.KindForbidden, "model provider %s refused by the platform: %v%s", out.Provider, err, hint)
+			}
+			return resp, err
 		},
 		Authorize:   d.sec.authorizeModel,
 		CheckSecret: d.sec.checkModelSecret,

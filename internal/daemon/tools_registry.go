@@ -53,10 +53,11 @@ type registryCallKey struct{}
 // the secret hook) the substituted values, so they can be stripped from
 // whatever comes back.
 type registryCall struct {
-	upstream string
-	hosts    []string
-	secret   string
-	values   []string
+	upstream     string
+	hosts        []string // exact host:port patterns
+	allowPrivate bool     // the upstream may be on a private address
+	secret       string
+	values       []string
 }
 
 // startToolRegistry opens the registry of upstream tools and its routes,
@@ -116,7 +117,7 @@ func (d *Daemon) ToolRegistryProvider(name string) toolbox.Provider {
 // credential's placeholder filled in by the secret hook, audited. A secret
 // value the upstream echoes back is replaced before anyone reads it.
 func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http.Request) (*http.Response, error) {
-	rc := &registryCall{upstream: up.Name, hosts: up.Hosts}
+	rc := &registryCall{upstream: up.Name, hosts: up.Hosts, allowPrivate: up.AllowPrivate}
 	if up.Credential != nil {
 		rc.secret = up.Credential.Secret
 	}
@@ -137,6 +138,9 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 	}
 	resp, err := d.proxy.Do(ctx, caller, req)
 	if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
+		if errors.Is(err, egress.ErrForbiddenAddress) && !up.AllowPrivate {
+			return nil, api.Errorf(api.KindForbidden, "%s (an upstream on a private or loopback address needs allow_private: agentcloud tools add --allow-private)", rc.redact(err.Error()))
+		}
 		return nil, api.Errorf(api.KindForbidden, "%s", rc.redact(err.Error()))
 	}
 	if err != nil {
@@ -319,7 +323,8 @@ func (d *Daemon) toolRegistryRoutes() {
 				return err
 			}
 			add := registry.AddRequest{Name: in.Name, MCPURL: in.MCPURL, OpenAPIURL: in.OpenAPIURL,
-				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute, By: caller(r).ID}
+				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute,
+				AllowPrivate: in.AllowPrivate, By: caller(r).ID}
 			if c := in.Credential; c != nil {
 				add.Credential = &registry.Credential{Secret: c.Secret, Header: c.Header, Format: c.Format, Query: c.Query}
 			}
@@ -438,6 +443,7 @@ func quarantined(e registry.Entry) []string {
 // registry holds none), and the inline document left out.
 func entryWire(e registry.Entry) api.ToolRegistryEntry {
 	out := api.ToolRegistryEntry{Name: e.Name, Kind: e.Kind, URL: e.URL, BaseURL: e.BaseURL, Notes: e.Notes, RatePerMinute: e.RatePerMinute,
+		AllowPrivate: e.AllowPrivate,
 		RefreshError: e.RefreshError, CreatedBy: e.CreatedBy, Created: e.Created, Approved: e.Approved, Refreshed: e.Refreshed,
 		Tools: make([]api.RegistryTool, 0, len(e.Tools))}
 	if c := e.Credential; c != nil {

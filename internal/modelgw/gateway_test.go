@@ -650,3 +650,71 @@ func FuzzRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// TestPlatformRefusalIsFinalClass: when the platform itself refuses a
+// provider request (the Doer returns an *api.Problem: a policy or egress
+// denial), the gateway neither retries nor falls back; the caller gets that
+// problem at once, on chat, streamed chat and embeddings alike. A transport
+// error still retries and falls back (the control).
+func TestPlatformRefusalIsFinalClass(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	refuse := map[string]bool{"a": true}
+	e := newEnv(t, func(c *Config) {
+		next := c.Do
+		c.Do = func(ctx context.Context, out Outbound, req *http.Request) (*http.Response, error) {
+			mu.Lock()
+			tries[out.Provider]++
+			r := refuse[out.Provider]
+			mu.Unlock()
+			if r {
+				return nil, api.Errorf(api.KindForbidden, "egress denied by policy for provider %s", out.Provider)
+			}
+			return next(ctx, out, req)
+		}
+	})
+	a, b := openaitest.New(t, "a"), openaitest.New(t, "b")
+	e.provider(a, 1, "", "default", "emb")
+	e.provider(b, 2, "", "default", "emb")
+	reset := func() {
+		mu.Lock()
+		clear(tries)
+		mu.Unlock()
+	}
+	check := func(what string, p api.Problem) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Status != 403 || p.Kind() != api.KindForbidden || !strings.Contains(p.Detail, "denied by policy") {
+			t.Errorf("%s: %+v", what, p)
+		}
+		if tries["a"] != 1 || tries["b"] != 0 {
+			t.Errorf("%s: a tried %d times, b %d; want 1 and 0", what, tries["a"], tries["b"])
+		}
+	}
+	check("chat", problemOf(t, e.post("/v1/chat/completions", chatBody, nil)))
+	reset()
+	check("stream", problemOf(t, e.post("/v1/chat/completions", `{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)))
+	reset()
+	check("embeddings", problemOf(t, e.post("/v1/embeddings", `{"model":"emb","input":"x"}`, nil)))
+	reset()
+	_, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+	check("Chat from code", *api.AsProblem(err))
+	if len(b.Requests()) != 0 {
+		t.Fatalf("b was reached %d times", len(b.Requests()))
+	}
+	// Control: a plain transport error is retried, then falls back.
+	reset()
+	mu.Lock()
+	refuse["a"] = false
+	mu.Unlock()
+	a.Server.Close()
+	if res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody)); err != nil || res.Provider != "b" {
+		t.Fatalf("transport error: %+v %v", res, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["a"] != 3 || tries["b"] != 1 {
+		t.Fatalf("transport error: a tried %d, b %d; want 3 and 1", tries["a"], tries["b"])
+	}
+}

@@ -59,11 +59,16 @@ type Outbound struct {
 	Dest string
 	// Secret is the name of the secret the Authorization header refers to.
 	Secret string
+	// AllowPrivate is the provider's grant to reach a private or loopback
+	// address (api.ModelProvider.AllowPrivate).
+	AllowPrivate bool
 }
 
 // Doer sends one request to a provider. It must fill in the
 // {{secret:NAME}} placeholder of req's headers (only for out.Secret and
-// out.Host) and refuse anything else.
+// out.Host) and refuse anything else. A refusal by the platform itself
+// (policy, egress rules) must be an *api.Problem: the gateway returns it
+// as it is, without retrying or falling back.
 type Doer func(ctx context.Context, out Outbound, req *http.Request) (*http.Response, error)
 
 // Config configures a Gateway. Zero durations and sizes take the defaults noted.

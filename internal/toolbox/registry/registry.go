@@ -92,8 +92,11 @@ type Entry struct {
 	// RatePerMinute caps calls to this upstream from each node, across all
 	// callers and tools (0: no cap). It protects the upstream and its quota;
 	// per-tool and per-agent limits belong to the toolbox.
-	RatePerMinute int      `json:"ratePerMinute,omitempty"`
-	Tools         []Pinned `json:"tools"`
+	RatePerMinute int `json:"ratePerMinute,omitempty"`
+	// AllowPrivate lets this upstream's requests reach private and loopback
+	// addresses (an administrator's decision at registration).
+	AllowPrivate bool     `json:"allowPrivate,omitempty"`
+	Tools        []Pinned `json:"tools"`
 	// Notes record what refreshes found (tools removed upstream), newest last.
 	Notes        []string  `json:"notes,omitempty"`
 	RefreshError string    `json:"refreshError,omitempty"`
@@ -137,6 +140,8 @@ type Upstream struct {
 	// Hosts are exact host:port patterns (Entry.Hosts).
 	Hosts      []string
 	Credential *Credential
+	// AllowPrivate is the entry's grant to reach private addresses.
+	AllowPrivate bool
 }
 
 // Doer sends one outbound request for an upstream. The daemon's sends it
@@ -235,7 +240,9 @@ type AddRequest struct {
 	BaseURL         string
 	Credential      *Credential
 	RatePerMinute   int
-	By              string // who registers it
+	// AllowPrivate lets the upstream be on a private or loopback address.
+	AllowPrivate bool
+	By           string // who registers it
 }
 
 var (
@@ -317,7 +324,7 @@ func (r *Registry) Add(ctx context.Context, in AddRequest) (Entry, error) {
 		return Entry{}, api.FieldErrorf(api.KindValidation, "rate_per_minute", "rate_per_minute %d: want 0 (no cap) to 1000000", in.RatePerMinute)
 	}
 	e := Entry{Name: in.Name, Credential: in.Credential, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute,
-		CreatedBy: in.By, Created: now, Approved: now, Refreshed: now}
+		AllowPrivate: in.AllowPrivate, CreatedBy: in.By, Created: now, Approved: now, Refreshed: now}
 	switch {
 	case in.MCPURL != "":
 		e.Kind, e.URL = KindMCP, in.MCPURL
@@ -472,5 +479,5 @@ func (r *Registry) fetchDocument(ctx context.Context, e *Entry) ([]byte, error) 
 }
 
 func (r *Registry) upstreamOf(e *Entry) Upstream {
-	return Upstream{Name: e.Name, Hosts: e.Hosts(), Credential: e.Credential}
+	return Upstream{Name: e.Name, Hosts: e.Hosts(), Credential: e.Credential, AllowPrivate: e.AllowPrivate}
 }
