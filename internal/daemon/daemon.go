@@ -125,6 +125,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	d.sec.attach(d.sessions)
+	d.sessions.SetFlow(labelFlow{d.sec}) // labels follow calls between sessions
 	if err := d.sessions.Start(ctx); err != nil {
 		return fmt.Errorf("start sessions: %w", err)
 	}

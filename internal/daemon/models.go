@@ -70,10 +70,12 @@ func (d *Daemon) startModels(ctx context.Context) error {
 			}
 			return resp, err
 		},
-		Authorize:   d.sec.authorizeModel,
-		CheckSecret: d.sec.checkModelSecret,
-		Metrics:     d.reg,
-		Logger:      d.log.With("component", "models"),
+		Authorize:         d.sec.authorizeModel,
+		AuthorizeProvider: d.sec.authorizeProvider,
+		Answered:          d.sec.modelAnswered,
+		CheckSecret:       d.sec.checkModelSecret,
+		Metrics:           d.reg,
+		Logger:            d.log.With("component", "models"),
 	})
 	if err != nil {
 		return err

@@ -718,3 +718,65 @@ func TestPlatformRefusalIsFinalClass(t *testing.T) {
 		t.Fatalf("transport error: a tried %d, b %d; want 3 and 1", tries["a"], tries["b"])
 	}
 }
+
+// TestProviderPolicyClass: AuthorizeProvider skips a refused provider
+// before anything is sent (a model served by several goes to those
+// allowed) and, when every provider is refused, fails with the first
+// refusal; Answered sees the provider of every answer, fresh, cached or
+// streamed, and its error withholds the answer.
+func TestProviderPolicyClass(t *testing.T) {
+	var mu sync.Mutex
+	var answered []string
+	refuse := map[string]bool{"a": true}
+	var answerErr error
+	e := newEnv(t, func(c *Config) {
+		c.AuthorizeProvider = func(_ context.Context, _ Caller, p api.ModelProvider) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if refuse[p.Name] {
+				return api.Errorf(api.KindForbidden, "provider %s refused by policy", p.Name)
+			}
+			return nil
+		}
+		c.Answered = func(_ context.Context, _ Caller, p api.ModelProvider) error {
+			mu.Lock()
+			defer mu.Unlock()
+			answered = append(answered, p.Name)
+			return answerErr
+		}
+	})
+	a, b := openaitest.New(t, "a"), openaitest.New(t, "b")
+	e.provider(a, 1, "", "default", "only-a")
+	e.provider(b, 2, "", "default")
+	cached := `{"model":"default","temperature":0,"messages":[{"role":"user","content":"hi"}]}`
+	for i := range 2 {
+		res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(cached))
+		if err != nil || res.Provider != "b" || res.CacheHit != (i == 1) {
+			t.Fatalf("call %d: %+v %v", i, res, err)
+		}
+	}
+	resp := e.post("/v1/chat/completions", `{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if body := readAll(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, body)
+	}
+	_, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(`{"model":"only-a","messages":[{"role":"user","content":"hi"}]}`))
+	if !api.IsKind(err, api.KindForbidden) || !strings.Contains(err.Error(), "provider a refused") {
+		t.Fatalf("every provider refused: %v", err)
+	}
+	if len(a.Requests()) != 0 {
+		t.Fatalf("a refused provider received %d requests", len(a.Requests()))
+	}
+	mu.Lock()
+	if strings.Join(answered, ",") != "b,b,b" {
+		t.Errorf("answered %v, want b three times (fresh, cached, streamed)", answered)
+	}
+	answerErr = errors.New("labels unavailable")
+	mu.Unlock()
+	if _, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody)); err == nil {
+		t.Fatal("an Answered error did not withhold the answer")
+	}
+	resp = e.post("/v1/chat/completions", `{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if body := readAll(t, resp); resp.StatusCode == 200 {
+		t.Fatalf("stream delivered despite Answered's error: %s", body)
+	}
+}

@@ -77,6 +77,14 @@ type Config struct {
 	Do Doer     // required: the way out
 	// Authorize decides whether c may use model; nil allows.
 	Authorize func(ctx context.Context, c Caller, model string) error
+	// AuthorizeProvider, if set, decides per provider whether c's request
+	// may go to p (the prompt leaves for p): a refused provider is skipped
+	// before anything is sent; when every provider serving the model is
+	// refused, the call fails with the first refusal, final.
+	AuthorizeProvider func(ctx context.Context, c Caller, p api.ModelProvider) error
+	// Answered, if set, runs when p's answer (fresh or cached) is about to
+	// reach c; an error withholds the answer.
+	Answered func(ctx context.Context, c Caller, p api.ModelProvider) error
 	// CheckSecret, if set, vets a provider's secret when it is added: it
 	// must exist and allow host. Its error is shown to the administrator.
 	CheckSecret func(ctx context.Context, name, host string) error
