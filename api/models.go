@@ -23,6 +23,15 @@ type ModelProvider struct {
 	Timeout string `json:"timeout,omitempty"`
 	// Prices by model name (as listed in Models, alias or upstream name).
 	Prices map[string]ModelPrice `json:"prices,omitempty"`
+	// Trusted marks a provider the operator trusts with private data: only
+	// a trusted provider may receive prompts from a session holding private
+	// or secret data (default policy private-data-untrusted-model), and its
+	// answers do not lower a session's integrity. Untrusted by default.
+	Trusted bool `json:"trusted,omitempty"`
+	// AllowPrivate lets calls to this provider reach a private or loopback
+	// address (a local inference server, e.g. http://127.0.0.1:8000/v1);
+	// the daemon's own API and NATS ports stay refused.
+	AllowPrivate bool `json:"allow_private,omitempty"`
 	// Created and By are set by the server.
 	Created time.Time `json:"created,omitzero"`
 	By      string    `json:"by,omitempty"`

@@ -37,6 +37,10 @@ type ToolRegistryAddRequest struct {
 	Credential *ToolCredential `json:"credential,omitempty"`
 	// RatePerMinute caps calls to the upstream per node (0: no cap).
 	RatePerMinute int `json:"rate_per_minute,omitempty"`
+	// AllowPrivate lets requests to this upstream reach a private or
+	// loopback address (a tool server on this machine or the LAN); the
+	// daemon's own API and NATS ports stay refused.
+	AllowPrivate bool `json:"allow_private,omitempty"`
 }
 
 // RegistryTool is one tool of a registered upstream with its pin.
@@ -65,6 +69,7 @@ type ToolRegistryEntry struct {
 	BaseURL       string          `json:"base_url,omitempty"`
 	Credential    *ToolCredential `json:"credential,omitempty"`
 	RatePerMinute int             `json:"rate_per_minute,omitempty"`
+	AllowPrivate  bool            `json:"allow_private,omitempty"`
 	Tools         []RegistryTool  `json:"tools"`
 	Notes         []string        `json:"notes,omitempty"`
 	RefreshError  string          `json:"refresh_error,omitempty"`

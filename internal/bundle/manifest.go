@@ -31,7 +31,7 @@ type Manifest struct {
 	Entry       string            `json:"entry"`
 	Runtime     Runtime           `json:"runtime"`
 	Limits      Limits            `json:"limits"`
-	Egress      []string          `json:"egress,omitempty"`  // host patterns: "api.example.com", "*.example.com", optional ":port"
+	Egress      []string          `json:"egress,omitempty"`  // host patterns: "api.example.com", "*.example.com", optional ":port" (else 80 and 443)
 	Tools       []string          `json:"tools,omitempty"`   // tool names the agent may call
 	Secrets     []string          `json:"secrets,omitempty"` // secret names the agent may use
 	Env         map[string]string `json:"env,omitempty"`     // plain values, visible to the agent as env.KEY

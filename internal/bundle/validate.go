@@ -1,22 +1,23 @@
 package bundle
 
 import (
+	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 )
 
 var (
 	nameRE   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 	secretRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	toolRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$`)
-	labelRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 // maxEnvValue is the largest plain env value, in bytes.
@@ -115,56 +116,18 @@ func (p *parser) validateEnv(m *Manifest) {
 	}
 }
 
-// checkHostPattern validates an egress pattern: a DNS name, or "*." and a
-// name of at least two labels, each optionally followed by ":port". It
-// returns a problem and a fix, or two empty strings.
+// checkHostPattern validates an egress pattern with the matcher's own
+// parser (internal/egress/hostpattern), so a manifest accepts exactly what
+// egress can match: a DNS name, "*." and a name of at least two labels, or
+// an IPv4 address, each optionally followed by ":port" (without one, ports
+// 80 and 443). It returns a problem and a fix, or two empty strings.
 func checkHostPattern(s string) (problem, fix string) {
-	if s == "" {
-		return "is empty", "remove it, or write a host such as \"api.example.com\""
-	}
-	if strings.Contains(s, "://") {
-		if u, err := url.Parse(s); err == nil && u.Host != "" {
-			return fmt.Sprintf("%q is a URL, not a host pattern", s), fmt.Sprintf("write the host only: %q", u.Host)
+	if _, err := hostpattern.Parse(s); err != nil {
+		var e *hostpattern.Error
+		if errors.As(err, &e) {
+			return e.Problem, e.Fix
 		}
-		return fmt.Sprintf("%q is a URL, not a host pattern", s), "write the host only, such as \"api.example.com\""
-	}
-	if i := strings.IndexAny(s, "/?#"); i >= 0 {
-		return fmt.Sprintf("%q has a path; egress is allowed per host", s), fmt.Sprintf("write %q", s[:i])
-	}
-	if strings.ContainsAny(s, "[]") || strings.Count(s, ":") > 1 {
-		return fmt.Sprintf("%q: IP literals other than IPv4 are not supported", s), "use a host name"
-	}
-	host, port, hasPort := strings.Cut(s, ":")
-	if hasPort {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 || port[0] == '0' || port[0] == '+' {
-			return fmt.Sprintf("%q has an invalid port %q", s, port), "use a port from 1 to 65535, or leave it out to allow any port"
-		}
-	}
-	if l := strings.ToLower(host); l != host {
-		return fmt.Sprintf("%q has upper-case letters", s), fmt.Sprintf("write %q", strings.ToLower(s))
-	}
-	if host == "*" {
-		return "\"*\" would allow every host", "list the hosts the agent needs, such as \"*.example.com\""
-	}
-	name, wild := strings.CutPrefix(host, "*.")
-	if strings.HasSuffix(name, ".") {
-		return fmt.Sprintf("%q ends with a dot", s), fmt.Sprintf("write %q", strings.Replace(s, host, strings.TrimSuffix(host, "."), 1))
-	}
-	if strings.Contains(name, "*") {
-		return fmt.Sprintf("%q: '*' may only be the whole first label", s), "write a pattern such as \"*.example.com\""
-	}
-	if len(name) > 253 {
-		return fmt.Sprintf("host is %d characters, above the maximum 253", len(name)), "use a valid DNS name"
-	}
-	labels := strings.Split(name, ".")
-	if wild && len(labels) < 2 {
-		return fmt.Sprintf("%q would allow a whole top-level domain", s), "name the domain, such as \"*.example.com\""
-	}
-	for _, l := range labels {
-		if !labelRE.MatchString(l) {
-			return fmt.Sprintf("%q is not a valid host name", s), "use labels of 1 to 63 letters, digits and '-' separated by dots, such as \"api.example.com\""
-		}
+		return err.Error(), "write a host such as \"api.example.com\""
 	}
 	return "", ""
 }

@@ -157,8 +157,10 @@ func benchEgress(ctx context.Context, res *AuthzBench) error {
 	if err != nil {
 		return err
 	}
+	port := up.Listener.Addr().(interface{ String() string }).String()
+	port = port[strings.LastIndex(port, ":")+1:]
 	b, err := bundle.FromFiles(map[string][]byte{
-		"agent.json": []byte(`{"name":"egress-bench","entry":"agent.js","egress":["bench.test"]}`),
+		"agent.json": []byte(`{"name":"egress-bench","entry":"agent.js","egress":["bench.test:` + port + `"]}`),
 		"agent.js":   []byte(`export default { fetch() { return new Response("x"); } };`)})
 	if err != nil {
 		return err
@@ -170,8 +172,6 @@ func benchEgress(ctx context.Context, res *AuthzBench) error {
 	if err := c.SetTrustedHosts(ctx, []string{"bench.test"}); err != nil {
 		return err
 	}
-	port := up.Listener.Addr().(interface{ String() string }).String()
-	port = port[strings.LastIndex(port, ":")+1:]
 	via := func() error {
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://bench.test:"+port+"/", nil)
 		resp, err := d.FetchAsSession(ctx, "egress-bench", "s1", req)

@@ -19,14 +19,21 @@ func newModelsCmd(g *globals) *cobra.Command {
 		prices []string
 	)
 	add := &cobra.Command{
-		Use:   "add NAME --base-url URL [--secret NAME] --models m1,alias=m2 [--priority N] [--timeout 30s] [--price MODEL=IN/OUT]",
+		Use:   "add NAME --base-url URL [--secret NAME] --models m1,alias=m2 [--priority N] [--timeout 30s] [--price MODEL=IN/OUT] [--trusted] [--allow-private]",
 		Short: "Add or replace an OpenAI-compatible provider",
 		Long: `Add an OpenAI-compatible provider. Its API key is a stored secret (agentcloud secret set
 NAME --allow-host HOST) that the gateway puts in the Authorization header on the way out;
 agents never see it. --models lists what it serves: "gpt-x" (same name upstream) or
 "default=gpt-x" (requests for "default" go to gpt-x here). Providers serving the same
 model are tried in --priority order (lower first) on errors, timeouts, 429 and 5xx.
---price is USD per million input/output tokens, e.g. --price gpt-x=0.15/0.60.`,
+--price is USD per million input/output tokens, e.g. --price gpt-x=0.15/0.60.
+
+--trusted marks a provider you trust with private data: sessions holding private or
+secret data may only call trusted providers (policy private-data-untrusted-model), and
+answers from an untrusted provider lower the calling session's integrity.
+--allow-private lets the provider be on a private or loopback address, such as a local
+inference server: agentcloud models add local --base-url http://127.0.0.1:8000/v1
+--models llama --allow-private. The daemon's own API and NATS ports stay refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.Name = args[0]
@@ -74,6 +81,8 @@ model are tried in --priority order (lower first) on errors, timeouts, 429 and 5
 	f.IntVar(&p.Priority, "priority", 0, "fallback order among providers of the same model (lower first)")
 	f.StringVar(&p.Timeout, "timeout", "", "per-attempt timeout (default 30s)")
 	f.StringArrayVar(&prices, "price", nil, "MODEL=IN/OUT price in USD per million tokens (repeatable)")
+	f.BoolVar(&p.Trusted, "trusted", false, "trust this provider with private data (sessions holding private data may call it)")
+	f.BoolVar(&p.AllowPrivate, "allow-private", false, "allow a private or loopback base URL (a local inference server)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List providers in fallback order", Args: cobra.NoArgs,
@@ -88,9 +97,10 @@ model are tried in --priority order (lower first) on errors, timeouts, 429 and 5
 			}
 			return g.print(ps, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tPRIORITY\tBASE URL\tSECRET\tMODELS")
+				fmt.Fprintln(tw, "NAME\tPRIORITY\tBASE URL\tSECRET\tTRUSTED\tPRIVATE\tMODELS")
 				for _, p := range ps {
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", p.Name, p.Priority, p.BaseURL, p.Secret, strings.Join(p.Models, ","))
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Priority, p.BaseURL, p.Secret,
+						yesNo(p.Trusted), yesNo(p.AllowPrivate), strings.Join(p.Models, ","))
 				}
 				tw.Flush()
 			})
@@ -219,4 +229,11 @@ func newUsageCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&sess, "session", "", "only this session (with --agent)")
 	cmd.Flags().StringVar(&user, "user", "", "only this API caller (user:alice, admin:admin)")
 	return cmd
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

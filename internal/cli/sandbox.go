@@ -39,7 +39,7 @@ func (f *sandboxFlags) register(fs *pflag.FlagSet, defaultTimeout time.Duration)
 	fs.IntVar(&f.diskMB, "disk-mb", 0, "size of /workspace and /tmp in MiB (0 = server default)")
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	fs.StringArrayVar(&f.labels, "label", nil, "metadata KEY=VALUE (repeatable)")
-	fs.StringArrayVar(&f.egress, "egress", nil, "host the sandbox may reach through the egress proxy, e.g. api.example.com or *.example.com (repeatable)")
+	fs.StringArrayVar(&f.egress, "egress", nil, "host the sandbox may reach through the egress proxy, e.g. api.example.com or *.example.com (ports 80 and 443), or api.example.com:8443 (that port only); repeatable")
 	fs.StringArrayVar(&f.secrets, "secret", nil, "secret the proxy may fill in for {{secret:NAME}} headers to its allowed hosts (repeatable)")
 }
 

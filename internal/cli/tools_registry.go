@@ -20,6 +20,7 @@ func init() {
 func newToolsAddCmd(g *globals) *cobra.Command {
 	var mcpURL, openapi, baseURL, secret, header, format, query string
 	var perMinute int
+	var allowPrivate bool
 	cmd := &cobra.Command{
 		Use:   "add NAME (--mcp URL | --openapi FILE|URL) [--secret NAME [--secret-header H] [--secret-format F] | [--secret-query P]]",
 		Short: "Register an upstream MCP server or OpenAPI API; its tools become NAME.<tool>",
@@ -33,10 +34,15 @@ upstream later serves something different, that tool is quarantined until
 --secret names a secret (see "agentcloud secret set") the platform puts in every
 upstream request, in --secret-header (default Authorization) formatted by
 --secret-format ("{}" is the value; default "Bearer {}"), or with --secret-query P
-as query parameter P. Callers never see it.`,
+as query parameter P. Callers never see it.
+
+--allow-private lets the upstream be on a private or loopback address (a tool
+server on this machine or the LAN); the daemon's own API and NATS ports stay
+refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.ToolRegistryAddRequest{Name: args[0], MCPURL: mcpURL, BaseURL: baseURL, RatePerMinute: perMinute}
+			req := api.ToolRegistryAddRequest{Name: args[0], MCPURL: mcpURL, BaseURL: baseURL, RatePerMinute: perMinute,
+				AllowPrivate: allowPrivate}
 			switch {
 			case (mcpURL == "") == (openapi == ""):
 				return fmt.Errorf("give exactly one of --mcp URL and --openapi FILE|URL")
@@ -87,6 +93,7 @@ as query parameter P. Callers never see it.`,
 	f.StringVar(&format, "secret-format", "Bearer {}", `header value; "{}" is replaced by the secret`)
 	f.StringVar(&query, "secret-query", "", "send the secret as this query parameter instead of a header")
 	f.IntVar(&perMinute, "rate", 0, "cap calls to this upstream at N a minute per node (0: no cap)")
+	f.BoolVar(&allowPrivate, "allow-private", false, "allow an upstream on a private or loopback address")
 	return cmd
 }
 

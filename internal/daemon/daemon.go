@@ -129,6 +129,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return err
 	}
 	d.sec.attach(d.sessions)
+	d.sessions.SetFlow(labelFlow{d.sec}) // labels follow calls between sessions
 	if err := d.sessions.Start(ctx); err != nil {
 		return fmt.Errorf("start sessions: %w", err)
 	}
@@ -166,6 +167,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", d.cfg.Listen, err)
 	}
+	d.protectListeners()
 	tlsCfg, err := d.serverTLS()
 	if err != nil {
 		return err

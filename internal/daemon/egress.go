@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +16,9 @@ import (
 	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/policy/egresspolicy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
@@ -53,12 +57,21 @@ func (d *Daemon) SetEgressTestHooks(h EgressTestHooks) { d.egressHooks = h }
 // metadata destinations by then. It is used when no security parts exist.
 var manifestDecider = egress.DeciderFunc(func(ctx context.Context, r egress.Request) (egress.Decision, error) {
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
-	if ec != nil && secrets.HostAllowed(ec.allow, r.Host) {
+	if ec != nil && hostpattern.Allowed(ec.allow, r.Host, r.Port) {
 		return egress.Decision{Verdict: egress.Allow, Reason: "host is in the agent manifest's egress list"}, nil
 	}
-	return egress.Decision{Verdict: egress.Deny,
-		Reason: fmt.Sprintf("host %s is not in the agent manifest's egress list", r.Host)}, nil
+	return egress.Decision{Verdict: egress.Deny, Reason: notInEgressList(r)}, nil
 })
+
+// notInEgressList says why a host:port is refused by an egress list, with
+// the pattern that would allow it.
+func notInEgressList(r egress.Request) string {
+	want := r.Host
+	if r.Port != 80 && r.Port != 443 {
+		want = fmt.Sprintf("%s:%d", r.Host, r.Port)
+	}
+	return fmt.Sprintf("%s:%d is not in the egress list (a pattern without a port allows 80 and 443 only; add %q)", r.Host, r.Port, want)
+}
 
 // newEgressProxy builds the one outbound proxy: decided by the manifest
 // allowlist and the policy engine, secrets substituted by the hook, every
@@ -66,7 +79,7 @@ var manifestDecider = egress.DeciderFunc(func(ctx context.Context, r egress.Requ
 func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	cfg := egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress"),
 		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
-		UpstreamRoots: d.egressHooks.UpstreamRoots}
+		UpstreamRoots: d.egressHooks.UpstreamRoots, AllowPrivate: privateGrant}
 	if s := d.sec; s != nil {
 		cfg.Decider = modelDecider{next: s} // model gateway calls: models.go
 		cfg.Secrets = s.modelSecrets(s.substituteSecrets)
@@ -78,6 +91,34 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 		cfg.InterceptCA, cfg.InterceptKey = s.ca.Certificate(), s.ca.Signer()
 	}
 	return egress.New(cfg)
+}
+
+// privateGrant opens private and loopback destinations for the platform
+// calls an operator named with allow_private: a model provider's request
+// to its own host:port, a tool upstream's requests to its destinations.
+// Sessions and sandboxes never get it. The proxy still refuses metadata
+// addresses and the daemon's own listeners (protectListeners).
+func privateGrant(ctx context.Context, r egress.Request) bool {
+	if out, _ := ctx.Value(modelCallKey{}).(*modelgw.Outbound); out != nil {
+		return out.AllowPrivate && hostpattern.Allowed([]string{out.Dest}, r.Host, r.Port)
+	}
+	if rc, _ := ctx.Value(registryCallKey{}).(*registryCall); rc != nil {
+		return rc.allowPrivate && hostpattern.Allowed(rc.hosts, r.Host, r.Port)
+	}
+	return false
+}
+
+// protectListeners makes the egress proxy refuse the daemon's own API
+// listener and the embedded NATS server's, whatever grants and test hooks
+// say. Called once the API listens (before that there is nothing to reach).
+func (d *Daemon) protectListeners() {
+	var own []netip.AddrPort
+	for _, a := range []net.Addr{d.ln.Addr(), d.store.ListenAddr()} {
+		if ta, ok := a.(*net.TCPAddr); ok && ta != nil {
+			own = append(own, ta.AddrPort())
+		}
+	}
+	d.proxy.Protect(own...)
 }
 
 // sessionFetcher sends session fetch() calls through the egress proxy and
@@ -124,9 +165,8 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		return s.decideRegistryEgress(ctx, rc, r) // tools_registry.go
 	}
 	ec, _ := ctx.Value(egressCallKey{}).(*egressCall)
-	if ec != nil && !secrets.HostAllowed(ec.allow, r.Host) {
-		return egress.Decision{Verdict: egress.Deny,
-			Reason: fmt.Sprintf("host %s is not in the agent manifest's egress list", r.Host)}, nil
+	if ec != nil && !hostpattern.Allowed(ec.allow, r.Host, r.Port) {
+		return egress.Decision{Verdict: egress.Deny, Reason: notInEgressList(r)}, nil
 	}
 	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
 	if err != nil {
@@ -146,7 +186,7 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		}
 		agent := policy.NewUID(policy.TypeAgent, p.Agent)
 		sattrs := types.RecordMap{"agent": agent}
-		if secrets.HostAllowed(trusted, r.Host) {
+		if hostpattern.HostAllowed(trusted, r.Host) {
 			sattrs["allowHosts"] = types.NewSet(host) // the declared allowlist: trusted hosts
 		}
 		aattrs := types.RecordMap{}
@@ -166,7 +206,7 @@ func (s *security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 			if err != nil {
 				return egress.Decision{}, err
 			}
-			if secrets.HostAllowed(trusted, r.Host) {
+			if hostpattern.HostAllowed(trusted, r.Host) {
 				extra["allowHosts"] = types.NewSet(host)
 			}
 		}
@@ -425,12 +465,12 @@ func (s *security) labelRead(ctx context.Context, agent, sess, host, who string)
 	var l policy.Labels
 	var why []string
 	trusted, err := s.trustedHosts(ctx)
-	if err != nil || !secrets.HostAllowed(trusted, host) {
+	if err != nil || !hostpattern.HostAllowed(trusted, host) {
 		l.Integrity = policy.Untrusted
 		why = append(why, "which is not a trusted host")
 	}
 	private, err := s.privateHosts(ctx)
-	if err != nil || secrets.HostAllowed(private, host) {
+	if err != nil || hostpattern.HostAllowed(private, host) {
 		l.Confidentiality = policy.Private
 		why = append(why, "whose data is private")
 	}

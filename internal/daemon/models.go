@@ -18,6 +18,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
@@ -60,12 +61,22 @@ func (d *Daemon) startModels(ctx context.Context) error {
 			// its client; the proxy's whole-exchange limit would cut long
 			// streams, so it is raised to a generous ceiling here.
 			ctx = egress.WithTimeout(ctx, maxModelExchange)
-			return proxy.Do(ctx, egress.Caller{ID: nodeID}, req)
+			resp, err := proxy.Do(ctx, egress.Caller{ID: nodeID}, req)
+			if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
+				hint := ""
+				if errors.Is(err, egress.ErrForbiddenAddress) && !out.AllowPrivate {
+					hint = " (a provider on a private or loopback address needs allow_private: agentcloud models add --allow-private)"
+				}
+				return nil, api.Errorf(api.KindForbidden, "model provider %s refused by the platform: %v%s", out.Provider, err, hint)
+			}
+			return resp, err
 		},
-		Authorize:   d.sec.authorizeModel,
-		CheckSecret: d.sec.checkModelSecret,
-		Metrics:     d.reg,
-		Logger:      d.log.With("component", "models"),
+		Authorize:         d.sec.authorizeModel,
+		AuthorizeProvider: d.sec.authorizeProvider,
+		Answered:          d.sec.modelAnswered,
+		CheckSecret:       d.sec.checkModelSecret,
+		Metrics:           d.reg,
+		Logger:            d.log.With("component", "models"),
 	})
 	if err != nil {
 		return err
@@ -158,8 +169,8 @@ func (m modelDecider) DecideEgress(ctx context.Context, r egress.Request) (egres
 	if out == nil {
 		return m.next.DecideEgress(ctx, r)
 	}
-	if r.Host != out.Host {
-		return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("model gateway: %s is not the host of provider %s", r.Host, out.Provider)}, nil
+	if !hostpattern.Allowed([]string{out.Dest}, r.Host, r.Port) {
+		return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("model gateway: %s:%d is not the destination of provider %s (%s)", r.Host, r.Port, out.Provider, out.Dest)}, nil
 	}
 	return egress.Decision{Verdict: egress.Allow, Reason: "model gateway: provider " + out.Provider}, nil
 }

@@ -166,13 +166,20 @@ func TestModelsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code, _, errs := run("models", "add", "p1", "--base-url", "https://llm.example/v1", "--secret", "K",
-		"--models", "default=gpt-x,emb", "--priority", "2", "--timeout", "5s", "--price", "default=0.15/0.60"); code != 0 {
+		"--models", "default=gpt-x,emb", "--priority", "2", "--timeout", "5s", "--price", "default=0.15/0.60", "--trusted"); code != 0 {
 		t.Fatalf("models add: %d %s", code, errs)
 	}
 	code, out, errs := run("--output", "json", "models", "list")
 	var ps []api.ModelProvider
-	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0].Prices["default"].Output != 0.60 || ps[0].Timeout != "5s" {
+	if code != 0 || json.Unmarshal([]byte(out), &ps) != nil || len(ps) != 1 || ps[0].Prices["default"].Output != 0.60 || ps[0].Timeout != "5s" ||
+		!ps[0].Trusted || ps[0].AllowPrivate {
 		t.Fatalf("models list: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := run("models", "add", "local", "--base-url", "http://127.0.0.1:8000/v1", "--models", "llama", "--allow-private"); code != 0 {
+		t.Fatalf("models add --allow-private: %d %s", code, errs)
+	}
+	if code, out, _ := run("models", "list"); code != 0 || !strings.Contains(out, "TRUSTED") || !strings.Contains(out, "PRIVATE") {
+		t.Fatalf("models list table: %d %s", code, out)
 	}
 	if code, _, errs := run("models", "budget", "--agent", "bot", "--tokens", "1000"); code != 0 {
 		t.Fatalf("models budget: %s", errs)
@@ -204,8 +211,13 @@ func TestModelsCLI(t *testing.T) {
 			t.Errorf("%v: code %d, stderr %q should mention %q", tc.args, code, errs, tc.want)
 		}
 	}
-	if code, _, errs := run("models", "remove", "p1"); code != 0 {
-		t.Fatalf("models remove: %s", errs)
+	for _, n := range []string{"p1", "local"} {
+		if code, _, errs := run("models", "remove", n); code != 0 {
+			t.Fatalf("models remove %s: %s", n, errs)
+		}
+	}
+	if code, _, _ := run("models", "remove", "p1"); code == 0 {
+		t.Fatal("removing a removed provider succeeded")
 	}
 }
 

@@ -47,7 +47,7 @@ func benchSandboxEgress(b *testing.B, tier string) {
 	_, admin := startDaemonWith(b, config.Default(), &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
 	ctx := context.Background()
 	up := newRecorder(b, "ok")
-	sb, err := admin.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{"api.test"}})
+	sb, err := admin.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{up.pattern("api.test")}})
 	if err != nil {
 		b.Fatal(err)
 	}

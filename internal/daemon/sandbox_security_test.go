@@ -308,17 +308,18 @@ func testSandboxEgress(t *testing.T, tier string) {
 		AllowHosts: []string{hostPort(t, apiSrv.url("api.test")), hostPort(t, "https://example.com:"+strings.Split(tlsSrv.Listener.Addr().String(), ":")[1])}}); err != nil {
 		t.Fatal(err)
 	}
-	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{"api.test", "example.com"}, Secrets: []string{"API_KEY"}})
+	tlsPort := strings.Split(tlsSrv.Listener.Addr().String(), ":")[1]
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: tier, Egress: []string{apiSrv.pattern("api.test"), "example.com:" + tlsPort}, Secrets: []string{"API_KEY"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sb.Egress) != 2 || sb.Egress[0] != "api.test" || len(sb.Secrets) != 1 {
+	if len(sb.Egress) != 2 || sb.Egress[0] != apiSrv.pattern("api.test") || len(sb.Secrets) != 1 {
 		t.Fatalf("sandbox: %+v", sb)
 	}
 	// HTTPS: the proxy intercepts with a leaf from the platform CA, which
 	// the sandbox trusts, verifies the upstream itself, and fills in the
 	// secret inside the TLS stream.
-	tlsURL := "https://example.com:" + strings.Split(tlsSrv.Listener.Addr().String(), ":")[1] + "/"
+	tlsURL := "https://example.com:" + tlsPort + "/"
 	if code, out := run(t, alice, sb.ID, "curl -sS -H 'Authorization: Bearer {{secret:API_KEY}}' "+tlsURL); code != 0 || out != "tls-ok" {
 		t.Fatalf("curl https through the proxy: %d %q", code, out)
 	}
@@ -407,7 +408,7 @@ print(u.urlopen(r, timeout=10).read().decode())`
 	// The CLI: agentcloud run --egress HOST.
 	hits := len(apiSrv.hits())
 	var stdout, stderr bytes.Buffer
-	if code := cli.Main(ctx, []string{"--data", d.DataDir(), "run", "--tier", tier, "--egress", "api.test", "--", "curl", "-sS", apiSrv.url("api.test")}, &stdout, &stderr); code != 0 || stdout.String() != "api-ok" {
+	if code := cli.Main(ctx, []string{"--data", d.DataDir(), "run", "--tier", tier, "--egress", apiSrv.pattern("api.test"), "--", "curl", "-sS", apiSrv.url("api.test")}, &stdout, &stderr); code != 0 || stdout.String() != "api-ok" {
 		t.Fatalf("agentcloud run --egress: exit %d, %q %q", code, stdout.String(), stderr.String())
 	}
 	if n := len(apiSrv.hits()); n != hits+1 {
@@ -455,7 +456,7 @@ func TestSessionSandboxEgress(t *testing.T) {
 	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{hostPort(t, apiSrv.url("api.test"))}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
-	man := `{"name":"sbx","entry":"agent.js","egress":["api.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
+	man := `{"name":"sbx","entry":"agent.js","egress":["` + apiSrv.pattern("api.test") + `"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
 	if err := deployJS(alice, man, sandboxFetchAgent); err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +509,8 @@ func TestSandboxTrifectaWaitsForApproval(t *testing.T) {
 	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: "sk-wait-1234567890", AllowHosts: []string{hostPort(t, apiSrv.url("api.test"))}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
-	man := `{"name":"tw","entry":"agent.js","egress":["api.test","news.test","evil.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
+	man := `{"name":"tw","entry":"agent.js","egress":["` + apiSrv.pattern("api.test") + `","` + news.pattern("news.test") + `","` +
+		evil.pattern("evil.test") + `"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
 	if err := deployJS(alice, man, trifectaSandboxAgent); err != nil {
 		t.Fatal(err)
 	}

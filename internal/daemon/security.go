@@ -28,7 +28,8 @@ package daemon
 // Labels: using a secret raises a session's confidentiality to secret;
 // reading a response from a host not marked trusted lowers its integrity.
 // Labels are stored in the security bucket, change under compare-and-set,
-// only move one way, and are reset by an administrator only.
+// only move one way, and are reset by an administrator only. They follow
+// calls between sessions and model calls (security_flow.go).
 
 import (
 	"context"

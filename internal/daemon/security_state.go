@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/policy"
-	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
@@ -157,8 +158,8 @@ func (s *security) hostList(ctx context.Context, key string, cache *atomic.Point
 
 func (s *security) setHostList(ctx context.Context, key string, cache *atomic.Pointer[trustedCache], hosts []string) error {
 	for i, h := range hosts {
-		if err := secrets.ValidatePattern(h); err != nil {
-			return api.FieldErrorf(api.KindValidation, "hosts["+strconv.Itoa(i)+"]", "%v", err)
+		if _, err := hostpattern.ParseHost(strings.ToLower(h)); err != nil {
+			return api.FieldErrorf(api.KindValidation, "hosts["+strconv.Itoa(i)+"]", "host pattern %q: %v", h, err)
 		}
 	}
 	if hosts == nil {

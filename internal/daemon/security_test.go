@@ -421,7 +421,13 @@ func (r *recorder) hits() []string {
 }
 
 func (r *recorder) url(host string) string {
-	return "http://" + host + ":" + strings.Split(r.srv.Listener.Addr().String(), ":")[1] + "/"
+	return "http://" + r.pattern(host) + "/"
+}
+
+// pattern is the egress pattern that allows this recorder under host: its
+// port is not 80 or 443, so the pattern names it.
+func (r *recorder) pattern(host string) string {
+	return host + ":" + strings.Split(r.srv.Listener.Addr().String(), ":")[1]
 }
 
 var approvalRE = regexp.MustCompile(`approval (ap_[a-z0-9]+) required`)
@@ -442,7 +448,8 @@ func TestLethalTrifectaFromJS(t *testing.T) {
 	if _, err := alice.SetSecret(ctx, "API_KEY", api.SecretRequest{Value: value, AllowHosts: []string{hostPort(t, apiSrv.url("api.test"))}, AllowHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
-	man := `{"name":"tri","entry":"agent.js","egress":["api.test","news.test","evil.test"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
+	man := `{"name":"tri","entry":"agent.js","egress":["` + apiSrv.pattern("api.test") + `","` + news.pattern("news.test") + `","` +
+		evil.pattern("evil.test") + `"],"secrets":["API_KEY"],"limits":{"idle_seconds":3600}}`
 	if err := deployJS(alice, man, echoAgent); err != nil {
 		t.Fatal(err)
 	}
@@ -639,7 +646,8 @@ func TestPrivateHostRaisesConfidentiality(t *testing.T) {
 		t.Fatalf("private hosts: %v %v", h, err)
 	}
 	alice := userClient(t, d, admin, "user:alice")
-	man := `{"name":"priv","entry":"agent.js","egress":["crm.test","news.test","evil.test"],"limits":{"idle_seconds":3600}}`
+	man := `{"name":"priv","entry":"agent.js","egress":["` + crm.pattern("crm.test") + `","` + news.pattern("news.test") + `","` +
+		evil.pattern("evil.test") + `"],"limits":{"idle_seconds":3600}}`
 	if err := deployJS(alice, man, echoAgent); err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Fetch:     toolFetcher{d},
 		Authorize: d.authorizeForTool,
 		Principal: d.httpPrincipal,
+		Flow:      labelFlow{d.sec},
 	}
 	if d.sandboxes != nil && d.sandboxes.manager != nil {
 		deps.Sandboxes = d.sandboxes.manager

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
@@ -46,11 +48,12 @@ type registryCallKey struct{}
 // errors; the proxy scrubs what it substituted in headers from the
 // response, and registryDo what went into the query.
 type registryCall struct {
-	upstream string
-	hosts    []string
-	secret   string
-	sub      secrets.Substitution // everything substituted
-	query    secrets.Substitution // substituted into the query string
+	upstream     string
+	hosts        []string // exact host:port patterns
+	allowPrivate bool     // the upstream may be on a private address
+	secret       string
+	sub          secrets.Substitution // everything substituted
+	query        secrets.Substitution // substituted into the query string
 }
 
 // startToolRegistry opens the registry of upstream tools and its routes,
@@ -111,7 +114,7 @@ func (d *Daemon) ToolRegistryProvider(name string) toolbox.Provider {
 // value the upstream echoes back is scrubbed (secrets.Scrubber) before
 // anyone reads it.
 func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http.Request) (*http.Response, error) {
-	rc := &registryCall{upstream: up.Name, hosts: up.Hosts}
+	rc := &registryCall{upstream: up.Name, hosts: up.Hosts, allowPrivate: up.AllowPrivate}
 	if up.Credential != nil {
 		rc.secret = up.Credential.Secret
 	}
@@ -132,6 +135,9 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 	}
 	resp, err := d.proxy.Do(ctx, caller, req)
 	if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
+		if errors.Is(err, egress.ErrForbiddenAddress) && !up.AllowPrivate {
+			return nil, api.Errorf(api.KindForbidden, "%s (an upstream on a private or loopback address needs allow_private: agentcloud tools add --allow-private)", rc.redact(err.Error()))
+		}
 		return nil, api.Errorf(api.KindForbidden, "%s", rc.redact(err.Error()))
 	}
 	if err != nil {
@@ -170,7 +176,7 @@ func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, 
 		return nil
 	}
 	host := strings.ToLower(req.URL.Hostname())
-	if d.sec == nil || !slices.Contains(rc.hosts, host) {
+	if d.sec == nil || !hostpattern.Allowed(rc.hosts, host, urlPort(req.URL)) {
 		return api.Errorf(api.KindForbidden, "secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
 	}
 	dest, err := secrets.DestinationOf(req.URL)
@@ -189,15 +195,26 @@ func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, 
 	return nil
 }
 
+// urlPort is u's port, or its scheme's default.
+func urlPort(u *url.URL) int {
+	if n, err := strconv.Atoi(u.Port()); err == nil {
+		return n
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return 443
+	}
+	return 80
+}
+
 // redact scrubs every substituted secret value from s (an error text).
 func (rc *registryCall) redact(s string) string { return rc.sub.Scrubber().String(s) }
 
 // decideRegistryEgress allows a registry request to the hosts of the
 // upstream an administrator registered, unless a policy forbids it.
 func (s *security) decideRegistryEgress(ctx context.Context, rc *registryCall, r egress.Request) (egress.Decision, error) {
-	if !slices.Contains(rc.hosts, r.Host) {
+	if !hostpattern.Allowed(rc.hosts, r.Host, r.Port) {
 		return egress.Decision{Verdict: egress.Deny,
-			Reason: fmt.Sprintf("host %s is not a host of registered tool upstream %s", r.Host, rc.upstream)}, nil
+			Reason: fmt.Sprintf("%s:%d is not a destination of registered tool upstream %s (%s)", r.Host, r.Port, rc.upstream, strings.Join(rc.hosts, ", "))}, nil
 	}
 	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
 	if err != nil || p.Kind != identity.KindNode || p.Name != registryNode {
@@ -260,7 +277,8 @@ func (d *Daemon) toolRegistryRoutes() {
 				return err
 			}
 			add := registry.AddRequest{Name: in.Name, MCPURL: in.MCPURL, OpenAPIURL: in.OpenAPIURL,
-				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute, By: caller(r).ID}
+				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute,
+				AllowPrivate: in.AllowPrivate, By: caller(r).ID}
 			if c := in.Credential; c != nil {
 				add.Credential = &registry.Credential{Secret: c.Secret, Header: c.Header, Format: c.Format, Query: c.Query}
 			}
@@ -379,6 +397,7 @@ func quarantined(e registry.Entry) []string {
 // registry holds none), and the inline document left out.
 func entryWire(e registry.Entry) api.ToolRegistryEntry {
 	out := api.ToolRegistryEntry{Name: e.Name, Kind: e.Kind, URL: e.URL, BaseURL: e.BaseURL, Notes: e.Notes, RatePerMinute: e.RatePerMinute,
+		AllowPrivate: e.AllowPrivate,
 		RefreshError: e.RefreshError, CreatedBy: e.CreatedBy, Created: e.Created, Approved: e.Approved, Refreshed: e.Refreshed,
 		Tools: make([]api.RegistryTool, 0, len(e.Tools))}
 	if c := e.Credential; c != nil {

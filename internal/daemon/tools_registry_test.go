@@ -245,7 +245,7 @@ func TestToolRegistryMCP(t *testing.T) {
 	}))
 	t.Cleanup(redir.Close)
 	_, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "redir", MCPURL: redir.URL})
-	wantKind(t, "redirect elsewhere", err, api.KindForbidden, "host localhost is not a host of registered tool upstream redir")
+	wantKind(t, "redirect elsewhere", err, api.KindForbidden, "is not a destination of registered tool upstream redir")
 
 	// Duplicates, bad names and unknown upstreams are clear 4xx.
 	_, err = admin.AddToolUpstream(ctx, api.ToolRegistryAddRequest{Name: "up", MCPURL: up.URL})

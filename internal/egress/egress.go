@@ -185,6 +185,15 @@ type Config struct {
 	// example the daemon's own public address).
 	DenyPrefixes []netip.Prefix
 
+	// AllowPrivate names the requests an operator allowed to reach private
+	// and loopback addresses (a model provider or tool upstream on a local
+	// inference server). It is asked for every request Do sends; a grant
+	// opens loopback, RFC 1918, CGNAT and unique-local addresses for that
+	// request only (metadata, link-local and reserved ranges stay refused,
+	// and so do the listeners given to Proxy.Protect), and such requests
+	// use connections of their own. Nil grants nothing.
+	AllowPrivate func(ctx context.Context, r Request) bool
+
 	// UnsafeAllowLoopback permits loopback upstreams. For tests only.
 	UnsafeAllowLoopback bool
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,11 @@ type Proxy struct {
 	addrs addrPolicy
 
 	base *http.Transport // shared by callers without a client certificate
+	// private carries requests with a private grant, so a connection to a
+	// private address is never reused by a request without one.
+	private *http.Transport
+
+	protected atomic.Pointer[[]netip.AddrPort] // the daemon's own listeners (Protect)
 
 	mu         sync.Mutex                 // protects transports
 	transports map[string]*http.Transport // caller ID → transport with client cert
@@ -51,12 +57,14 @@ func New(cfg Config) (*Proxy, error) {
 		p.leaves = lc
 	}
 	p.base = p.newTransport(nil)
+	p.private = p.newTransport(nil)
 	return p, nil
 }
 
 // Close closes idle upstream connections.
 func (p *Proxy) Close() error {
 	p.base.CloseIdleConnections()
+	p.private.CloseIdleConnections()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, t := range p.transports {
@@ -95,8 +103,12 @@ func (p *Proxy) newTransport(cert *tls.Certificate) *http.Transport {
 }
 
 // transportFor returns the transport carrying caller's client certificate,
-// or the shared one.
+// or the shared one. Requests with a private grant (platform calls, which
+// present no client certificate) have a transport of their own.
 func (p *Proxy) transportFor(ctx context.Context, caller Caller) (*http.Transport, error) {
+	if granted(ctx) {
+		return p.private, nil
+	}
 	if p.cfg.ClientCert == nil {
 		return p.base, nil
 	}
@@ -127,22 +139,25 @@ func sameLeaf(t *http.Transport, cert *tls.Certificate) bool {
 		string(cur.Certificate[0]) == string(cert.Certificate[0])
 }
 
-// resolve returns the addresses host may be dialled at. A name is refused
-// if any of its addresses is refused, so a record set mixing public and
-// private addresses cannot be used to reach the private one.
-func (p *Proxy) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+// resolve returns the addresses host:port may be dialled at. A name is
+// refused if any of its addresses is refused, so a record set mixing public
+// and private addresses cannot be used to reach the private one. A private
+// grant (granted(ctx)) opens the private ranges; the protected listeners
+// stay closed.
+func (p *Proxy) resolve(ctx context.Context, host string, port int) ([]netip.Addr, error) {
+	private := granted(ctx)
 	a, isIP, err := parseHostLiteral(host)
 	if err != nil {
 		return nil, err
 	}
 	if isIP {
-		if err := p.addrs.check(a); err != nil {
+		if err := p.checkAddr(a, port, private); err != nil {
 			return nil, err
 		}
 		return []netip.Addr{a}, nil
 	}
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") || strings.HasSuffix(strings.ToLower(strings.TrimSuffix(host, ".")), ".localhost") {
-		if !p.addrs.allowLoopback {
+		if !p.addrs.allowLoopback && !private {
 			return nil, fmt.Errorf("host %s: %w", host, ErrForbiddenAddress)
 		}
 	}
@@ -154,7 +169,7 @@ func (p *Proxy) resolve(ctx context.Context, host string) ([]netip.Addr, error) 
 		return nil, fmt.Errorf("resolve %s: no addresses", host)
 	}
 	for _, a := range addrs {
-		if err := p.addrs.check(a); err != nil {
+		if err := p.checkAddr(a, port, private); err != nil {
 			return nil, fmt.Errorf("host %s resolves to %w", host, err)
 		}
 	}
@@ -167,7 +182,11 @@ func (p *Proxy) dial(ctx context.Context, network, addr string) (net.Conn, error
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	addrs, err := p.resolve(ctx, host)
+	pn, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: port: %w", addr, err)
+	}
+	addrs, err := p.resolve(ctx, host, pn)
 	if err != nil {
 		return nil, err
 	}
@@ -238,8 +257,9 @@ func parseApprovalWait(v string) (time.Duration, error) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-// decide applies the address rules that need no DNS, then the Decider, and
-// audits refusals. It returns nil if the request may proceed.
+// decide applies the address rules that need no DNS (with the request's
+// private grant, if any), then the Decider, and audits refusals. It
+// returns nil if the request may proceed.
 func (p *Proxy) decide(ctx context.Context, er Request) error {
 	start := p.cfg.Now()
 	deny := func(v Verdict, reason string, cause error) error {
@@ -249,7 +269,7 @@ func (p *Proxy) decide(ctx context.Context, er Request) error {
 	if a, isIP, err := parseHostLiteral(er.Host); err != nil {
 		return deny(Deny, err.Error(), err)
 	} else if isIP {
-		if err := p.addrs.check(a); err != nil {
+		if err := p.checkAddr(a, er.Port, granted(ctx)); err != nil {
 			return deny(Deny, err.Error(), err)
 		}
 	}
@@ -287,6 +307,11 @@ func (p *Proxy) Do(ctx context.Context, caller Caller, req *http.Request) (*http
 
 func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Response, error) {
 	start := p.cfg.Now()
+	if p.cfg.AllowPrivate != nil && p.cfg.AllowPrivate(ctx, er) {
+		ctx = context.WithValue(ctx, privateKey{}, true)
+	} else if granted(ctx) {
+		ctx = context.WithValue(ctx, privateKey{}, false) // only AllowPrivate grants
+	}
 	if err := p.decide(ctx, er); err != nil {
 		return nil, err
 	}

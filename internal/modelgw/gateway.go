@@ -42,6 +42,23 @@ func (g *Gateway) prepare(ctx context.Context, c Caller, kind endpoint, body []b
 	if err != nil {
 		return nil, err
 	}
+	if g.cfg.AuthorizeProvider != nil {
+		var first error
+		kept := routes[:0]
+		for _, rt := range routes {
+			if err := g.cfg.AuthorizeProvider(ctx, c, rt.provider); err != nil {
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			kept = append(kept, rt)
+		}
+		if len(kept) == 0 {
+			return nil, first
+		}
+		routes = kept
+	}
 	return &call{caller: c, req: req, routes: routes}, nil
 }
 
@@ -74,6 +91,9 @@ func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 		if err == nil {
 			key = k
 			if hit, ok := g.cache.get(key); ok {
+				if err := g.answered(ctx, cl, hit.provider); err != nil {
+					return nil, err
+				}
 				g.m.calls.WithLabelValues("cache_hit").Inc()
 				g.record(cl.caller, spend{provider: hit.provider, cacheHit: true})
 				return &Result{Body: hit.body, Provider: hit.provider, CacheHit: true}, nil
@@ -106,7 +126,23 @@ func (g *Gateway) run(ctx context.Context, cl *call) (*Result, error) {
 	if key != "" {
 		g.cache.put(key, ans.data, ans.route.provider.Name)
 	}
+	if err := g.answered(ctx, cl, ans.route.provider.Name); err != nil {
+		return nil, err
+	}
 	return &Result{Body: ans.data, Provider: ans.route.provider.Name}, nil
+}
+
+// answered runs Config.Answered for the provider named, one of cl's routes.
+func (g *Gateway) answered(ctx context.Context, cl *call, provider string) error {
+	if g.cfg.Answered == nil {
+		return nil
+	}
+	for _, rt := range cl.routes {
+		if rt.provider.Name == provider {
+			return g.cfg.Answered(ctx, cl.caller, rt.provider)
+		}
+	}
+	return g.cfg.Answered(ctx, cl.caller, api.ModelProvider{Name: provider})
 }
 
 // spent settles the books of a call that a provider answered.
@@ -168,6 +204,11 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, cl *call) e
 		return err
 	}
 	defer ans.body.Close()
+	if err := g.answered(ctx, cl, ans.route.provider.Name); err != nil {
+		res.settle(cl.req.promptBound + completion)
+		g.outcome(err)
+		return err
+	}
 	ct := ans.header.Get("Content-Type")
 	if ct == "" {
 		ct = "text/event-stream"

@@ -662,3 +662,133 @@ func FuzzRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+// TestPlatformRefusalIsFinalClass: when the platform itself refuses a
+// provider request (the Doer returns an *api.Problem: a policy or egress
+// denial), the gateway neither retries nor falls back; the caller gets that
+// problem at once, on chat, streamed chat and embeddings alike. A transport
+// error still retries and falls back (the control).
+func TestPlatformRefusalIsFinalClass(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	refuse := map[string]bool{"a": true}
+	e := newEnv(t, func(c *Config) {
+		next := c.Do
+		c.Do = func(ctx context.Context, out Outbound, req *http.Request) (*http.Response, error) {
+			mu.Lock()
+			tries[out.Provider]++
+			r := refuse[out.Provider]
+			mu.Unlock()
+			if r {
+				return nil, api.Errorf(api.KindForbidden, "egress denied by policy for provider %s", out.Provider)
+			}
+			return next(ctx, out, req)
+		}
+	})
+	a, b := openaitest.New(t, "a"), openaitest.New(t, "b")
+	e.provider(a, 1, "", "default", "emb")
+	e.provider(b, 2, "", "default", "emb")
+	reset := func() {
+		mu.Lock()
+		clear(tries)
+		mu.Unlock()
+	}
+	check := func(what string, p api.Problem) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Status != 403 || p.Kind() != api.KindForbidden || !strings.Contains(p.Detail, "denied by policy") {
+			t.Errorf("%s: %+v", what, p)
+		}
+		if tries["a"] != 1 || tries["b"] != 0 {
+			t.Errorf("%s: a tried %d times, b %d; want 1 and 0", what, tries["a"], tries["b"])
+		}
+	}
+	check("chat", problemOf(t, e.post("/v1/chat/completions", chatBody, nil)))
+	reset()
+	check("stream", problemOf(t, e.post("/v1/chat/completions", `{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)))
+	reset()
+	check("embeddings", problemOf(t, e.post("/v1/embeddings", `{"model":"emb","input":"x"}`, nil)))
+	reset()
+	_, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+	check("Chat from code", *api.AsProblem(err))
+	if len(b.Requests()) != 0 {
+		t.Fatalf("b was reached %d times", len(b.Requests()))
+	}
+	// Control: a plain transport error is retried, then falls back.
+	reset()
+	mu.Lock()
+	refuse["a"] = false
+	mu.Unlock()
+	a.Server.Close()
+	if res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody)); err != nil || res.Provider != "b" {
+		t.Fatalf("transport error: %+v %v", res, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["a"] != 3 || tries["b"] != 1 {
+		t.Fatalf("transport error: a tried %d, b %d; want 3 and 1", tries["a"], tries["b"])
+	}
+}
+
+// TestProviderPolicyClass: AuthorizeProvider skips a refused provider
+// before anything is sent (a model served by several goes to those
+// allowed) and, when every provider is refused, fails with the first
+// refusal; Answered sees the provider of every answer, fresh, cached or
+// streamed, and its error withholds the answer.
+func TestProviderPolicyClass(t *testing.T) {
+	var mu sync.Mutex
+	var answered []string
+	refuse := map[string]bool{"a": true}
+	var answerErr error
+	e := newEnv(t, func(c *Config) {
+		c.AuthorizeProvider = func(_ context.Context, _ Caller, p api.ModelProvider) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if refuse[p.Name] {
+				return api.Errorf(api.KindForbidden, "provider %s refused by policy", p.Name)
+			}
+			return nil
+		}
+		c.Answered = func(_ context.Context, _ Caller, p api.ModelProvider) error {
+			mu.Lock()
+			defer mu.Unlock()
+			answered = append(answered, p.Name)
+			return answerErr
+		}
+	})
+	a, b := openaitest.New(t, "a"), openaitest.New(t, "b")
+	e.provider(a, 1, "", "default", "only-a")
+	e.provider(b, 2, "", "default")
+	cached := `{"model":"default","temperature":0,"messages":[{"role":"user","content":"hi"}]}`
+	for i := range 2 {
+		res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(cached))
+		if err != nil || res.Provider != "b" || res.CacheHit != (i == 1) {
+			t.Fatalf("call %d: %+v %v", i, res, err)
+		}
+	}
+	resp := e.post("/v1/chat/completions", `{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if body := readAll(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, body)
+	}
+	_, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(`{"model":"only-a","messages":[{"role":"user","content":"hi"}]}`))
+	if !api.IsKind(err, api.KindForbidden) || !strings.Contains(err.Error(), "provider a refused") {
+		t.Fatalf("every provider refused: %v", err)
+	}
+	if len(a.Requests()) != 0 {
+		t.Fatalf("a refused provider received %d requests", len(a.Requests()))
+	}
+	mu.Lock()
+	if strings.Join(answered, ",") != "b,b,b" {
+		t.Errorf("answered %v, want b three times (fresh, cached, streamed)", answered)
+	}
+	answerErr = errors.New("labels unavailable")
+	mu.Unlock()
+	if _, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody)); err == nil {
+		t.Fatal("an Answered error did not withhold the answer")
+	}
+	resp = e.post("/v1/chat/completions", `{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if body := readAll(t, resp); resp.StatusCode == 200 {
+		t.Fatalf("stream delivered despite Answered's error: %s", body)
+	}
+}

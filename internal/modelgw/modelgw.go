@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/store"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,13 +54,21 @@ type Outbound struct {
 	Provider string
 	// Host is the provider's host (lowercased, no port).
 	Host string
+	// Dest is the exact host:port pattern of the provider's base URL
+	// (internal/egress/hostpattern): the one destination the call may reach.
+	Dest string
 	// Secret is the name of the secret the Authorization header refers to.
 	Secret string
+	// AllowPrivate is the provider's grant to reach a private or loopback
+	// address (api.ModelProvider.AllowPrivate).
+	AllowPrivate bool
 }
 
 // Doer sends one request to a provider. It must fill in the
 // {{secret:NAME}} placeholder of req's headers (only for out.Secret and
-// out.Host) and refuse anything else.
+// out.Host) and refuse anything else. A refusal by the platform itself
+// (policy, egress rules) must be an *api.Problem: the gateway returns it
+// as it is, without retrying or falling back.
 type Doer func(ctx context.Context, out Outbound, req *http.Request) (*http.Response, error)
 
 // Config configures a Gateway. Zero durations and sizes take the defaults noted.
@@ -68,6 +77,14 @@ type Config struct {
 	Do Doer     // required: the way out
 	// Authorize decides whether c may use model; nil allows.
 	Authorize func(ctx context.Context, c Caller, model string) error
+	// AuthorizeProvider, if set, decides per provider whether c's request
+	// may go to p (the prompt leaves for p): a refused provider is skipped
+	// before anything is sent; when every provider serving the model is
+	// refused, the call fails with the first refusal, final.
+	AuthorizeProvider func(ctx context.Context, c Caller, p api.ModelProvider) error
+	// Answered, if set, runs when p's answer (fresh or cached) is about to
+	// reach c; an error withholds the answer.
+	Answered func(ctx context.Context, c Caller, p api.ModelProvider) error
 	// CheckSecret, if set, vets a provider's secret when it is added: it
 	// must exist and allow the base URL's scheme, host and port. Its error
 	// is shown to the administrator.
@@ -201,6 +218,9 @@ func ValidateProvider(p *api.ModelProvider) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return api.FieldErrorf(api.KindValidation, "base_url", "base URL %q: want http(s)://host[:port]/path, without credentials, query or fragment", p.BaseURL)
 	}
+	if _, err := hostpattern.ForURL(u); err != nil {
+		return api.FieldErrorf(api.KindValidation, "base_url", "base URL %q: the host cannot be an egress destination (use a host name or an IPv4 address): %v", p.BaseURL, err)
+	}
 	p.BaseURL = strings.TrimRight(p.BaseURL, "/")
 	if p.Secret != "" && !secretNameRE.MatchString(p.Secret) {
 		return api.FieldErrorf(api.KindValidation, "secret", "secret name %q is not valid (letters, digits, _ . -)", p.Secret)
@@ -333,6 +353,7 @@ type route struct {
 	price    *api.ModelPrice
 	timeout  time.Duration
 	host     string
+	dest     string // exact host:port pattern
 }
 
 // resolve lists the routes for model in fallback order: "provider:model"
@@ -374,6 +395,7 @@ func (g *Gateway) resolve(ctx context.Context, model string) ([]route, error) {
 			}
 			if u, err := url.Parse(p.BaseURL); err == nil {
 				r.host = strings.ToLower(u.Hostname())
+				r.dest, _ = hostpattern.ForURL(u)
 			}
 			out = append(out, r)
 			break

@@ -37,6 +37,9 @@ type attemptErr struct {
 	retryAfter time.Duration // from the provider, 0 if none
 	// final: the caller's own error (4xx): no retry, no fallback.
 	final bool
+	// refused is the platform's own refusal (policy, egress rules): final,
+	// and returned to the caller as it is.
+	refused *api.Problem
 	// next: skip the remaining retries of this provider (e.g. 401).
 	next    bool
 	timeout bool
@@ -63,7 +66,9 @@ func (e *attemptErr) Error() string {
 // send tries the routes in order, each up to 1+Retries times, and returns
 // the first success. A caller error (4xx other than 401, 403, 408, 429)
 // ends it at once as a problem with the provider's message; 3xx, 401 and
-// 403 move on to the next provider without retrying.
+// 403 move on to the next provider without retrying. A refusal by the
+// platform itself (Doer returned an *api.Problem: policy, egress address
+// rules) ends it at once with that problem: no retry, no fallback.
 func (g *Gateway) send(ctx context.Context, c Caller, req *request, routes []route, capTokens int64) (*answer, error) {
 	var errs []string
 	allTimeouts := true
@@ -81,6 +86,9 @@ func (g *Gateway) send(ctx context.Context, c Caller, req *request, routes []rou
 			g.m.attempts.WithLabelValues(rt.provider.Name, aerr.result()).Inc()
 			if ctx.Err() != nil {
 				return nil, api.Errorf(api.KindTimeout, "model call abandoned: %v", context.Cause(ctx))
+			}
+			if aerr.refused != nil {
+				return nil, aerr.refused
 			}
 			if aerr.final {
 				return nil, callerProblem(aerr)
@@ -152,8 +160,13 @@ func (g *Gateway) attempt(ctx context.Context, c Caller, req *request, rt route,
 	if rt.provider.Secret != "" {
 		hreq.Header.Set("Authorization", "Bearer {{secret:"+rt.provider.Secret+"}}")
 	}
-	resp, err := g.cfg.Do(actx, Outbound{Caller: c, Provider: rt.provider.Name, Host: rt.host, Secret: rt.provider.Secret}, hreq)
+	resp, err := g.cfg.Do(actx, Outbound{Caller: c, Provider: rt.provider.Name, Host: rt.host, Dest: rt.dest,
+		Secret: rt.provider.Secret, AllowPrivate: rt.provider.AllowPrivate}, hreq)
 	if err != nil {
+		var p *api.Problem
+		if errors.As(err, &p) { // our own policy or egress rules: asking again changes nothing
+			return fail(&attemptErr{msg: p.Detail, refused: p, final: true})
+		}
 		if errors.Is(context.Cause(actx), errAttemptTimeout) {
 			return fail(&attemptErr{msg: fmt.Sprintf("no answer within %s", rt.timeout), timeout: true})
 		}

@@ -92,6 +92,68 @@ func TestDefaultPolicies(t *testing.T) {
 	}
 }
 
+// TestTrifectaChannelsClass: calls into other sessions and deploys are
+// outbound channels for the lethal-trifecta rule, for sessions and for their
+// sandboxes alike, whatever permits them; model calls with private data go
+// only to trusted providers.
+func TestTrifectaChannelsClass(t *testing.T) {
+	e, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := testEntities()
+	sess, sbx := NewUID("Session", "bot/s1"), NewUID("Sandbox", "x1")
+	other, agent := NewUID("Session", "peer/s2"), NewUID("Agent", "peer")
+	ents[agent] = types.Entity{UID: agent}
+	ents[other] = types.Entity{UID: other, Attributes: types.NewRecord(types.RecordMap{"agent": agent})}
+	trusted, untrusted := NewUID("ModelProvider", "local"), NewUID("ModelProvider", "cloud")
+	ents[trusted] = types.Entity{UID: trusted, Attributes: types.NewRecord(types.RecordMap{"trusted": types.True})}
+	ents[untrusted] = types.Entity{UID: untrusted}
+	// A user policy grants the calls, so only the forbid can refuse them.
+	if err := e.Apply(context.Background(), 1, []byte(`permit (principal, action in [Action::"session.call", Action::"agent.deploy"], resource);`)); err != nil {
+		t.Fatal(err)
+	}
+	risky := Labels{Integrity: Untrusted, Confidentiality: Private}
+	for _, p := range []UID{sess, sbx} {
+		for _, act := range []string{"session.call", "agent.deploy"} {
+			res := other
+			if act == "agent.deploy" {
+				res = agent
+			}
+			for _, l := range []Labels{{}, {Integrity: Untrusted}, {Confidentiality: SecretData}, risky, risky.RaiseConfidentiality(SecretData)} {
+				d, err := e.Decide(context.Background(), ents, Request{Principal: p, Action: act, Resource: res, Labels: l})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := !l.Trifecta()
+				if d.Allowed != want || (!want && (!slices.Contains(d.Reasons, "lethal-trifecta-call") || d.Approvable)) {
+					t.Errorf("%s %s with %s: %+v, want allowed=%v", p, act, l, d, want)
+				}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		labels   Labels
+		provider UID
+		allowed  bool
+	}{
+		{Labels{}, untrusted, true},
+		{Labels{Integrity: Untrusted}, untrusted, true},
+		{Labels{Confidentiality: Private}, untrusted, false},
+		{Labels{Confidentiality: SecretData}, untrusted, false},
+		{Labels{Confidentiality: SecretData, Integrity: Untrusted}, trusted, true},
+		{Labels{Confidentiality: Private}, trusted, true},
+	} {
+		d, err := e.Decide(context.Background(), ents, Request{Principal: sess, Action: "model.invoke", Resource: tc.provider, Labels: tc.labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed != tc.allowed || (!tc.allowed && !slices.Contains(d.Reasons, "private-data-untrusted-model")) {
+			t.Errorf("model.invoke %s with %s: %+v, want allowed=%v", tc.provider, tc.labels, d, tc.allowed)
+		}
+	}
+}
+
 func TestApply(t *testing.T) {
 	ctx := context.Background()
 	e, _ := New(Config{})

@@ -16,6 +16,9 @@ const (
 	TypeApproval = "Approval"
 	TypeModel    = "Model"
 	TypePlatform = "Platform"
+	// TypeModelProvider is a model gateway provider (id: its name); its
+	// trusted attribute is the operator's flag.
+	TypeModelProvider = "ModelProvider"
 )
 
 // Platform is the resource of global operations (policy.apply, token.create).

@@ -7,17 +7,19 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 )
 
 // placeholderRE matches {{secret:NAME}}.
 var placeholderRE = regexp.MustCompile(`\{\{secret:([A-Za-z0-9_.-]{1,128})\}\}`)
 
-// ValidatePattern checks a host pattern: a DNS name, optionally with a
-// leading "*." wildcard label.
+// ValidatePattern checks a host pattern of a secret's allowed hosts: a DNS
+// name, optionally with a leading "*." wildcard label, no port (the one
+// parser of host patterns is internal/egress/hostpattern).
 func ValidatePattern(p string) error {
-	rest := strings.TrimPrefix(p, "*.")
-	if rest == "" || strings.ContainsAny(rest, "*/:@ ") || strings.HasPrefix(rest, ".") || strings.HasSuffix(rest, ".") {
-		return fmt.Errorf("host pattern %q: want name or *.name", p)
+	if _, err := hostpattern.ParseHost(strings.ToLower(p)); err != nil {
+		return fmt.Errorf("host pattern %q: want name or *.name: %w", p, err)
 	}
 	return nil
 }
@@ -26,20 +28,12 @@ func ValidatePattern(p string) error {
 // case-insensitive and ignores a port and a trailing dot. "*.example.com"
 // matches "a.example.com" and "a.b.example.com" but not "example.com".
 func HostMatch(pattern, host string) bool {
-	host = normHost(host)
-	pattern = strings.ToLower(pattern)
-	if host == "" {
-		return false
-	}
-	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
-		return strings.HasSuffix(host, "."+suffix) && len(host) > len(suffix)+1
-	}
-	return host == pattern
+	return hostpattern.HostAllowed([]string{pattern}, normHost(host))
 }
 
 // HostAllowed reports whether host matches any of patterns.
 func HostAllowed(patterns []string, host string) bool {
-	return slices.ContainsFunc(patterns, func(p string) bool { return HostMatch(p, host) })
+	return hostpattern.HostAllowed(patterns, normHost(host))
 }
 
 // Placeholders returns the distinct secret names referenced in s.

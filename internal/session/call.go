@@ -83,8 +83,23 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 
 // Call runs one request in the session, creating and activating it as
 // needed. The response is returned only after the request's state writes are
-// durable; a failed request commits nothing.
+// durable; a failed request commits nothing. The label Flow, if set, sees
+// the request enter and leave.
 func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
+	if m.flow == nil {
+		return m.call(ctx, agent, id, req)
+	}
+	if err := m.flow.Enter(ctx, agent, id); err != nil {
+		return isolate.Response{}, err
+	}
+	resp, err := m.call(ctx, agent, id, req)
+	if ferr := m.flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
+		return isolate.Response{}, ferr
+	}
+	return resp, err
+}
+
+func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
 	s, err := m.acquire(ctx, agent, id)
 	if err != nil {
 		return isolate.Response{}, err

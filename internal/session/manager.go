@@ -108,6 +108,7 @@ type Manager struct {
 	// lastActivation is when the latest activation started (UnixNano).
 	lastActivation atomic.Int64
 	identity       Identity // nil: sessions have no workload identity
+	flow           Flow     // nil: labels do not follow calls (flow.go)
 	closeErr       error
 }
 

@@ -254,6 +254,15 @@ func (s *Store) startEmbedded() error {
 	return nil
 }
 
+// ListenAddr is the embedded server's client listener, or nil when it has
+// none (the default) or the store is external.
+func (s *Store) ListenAddr() net.Addr {
+	if s.ns == nil {
+		return nil
+	}
+	return s.ns.Addr()
+}
+
 // Mode is "embedded" or "external".
 func (s *Store) Mode() string {
 	if s.ns != nil {

@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
-	"github.com/agentcloud/agentcloud/internal/secrets"
 )
 
 // Config configures a Handler.
@@ -283,9 +283,11 @@ func checkEgress(egress, secretNames []string) []api.FieldError {
 		errs = append(errs, api.FieldError{Field: "egress", Detail: "at most 64 host patterns"})
 	}
 	for i, p := range egress {
-		if err := secrets.ValidatePattern(p); err != nil || strings.Contains(p, ",") {
+		// The egress matcher's own parser: no ',' (the label's separator)
+		// gets through it.
+		if _, err := hostpattern.Parse(p); err != nil {
 			errs = append(errs, api.FieldError{Field: fmt.Sprintf("egress[%d]", i),
-				Detail: fmt.Sprintf("host pattern %q: want a host name such as api.example.com or *.example.com", p)})
+				Detail: fmt.Sprintf("host pattern %q: %v (a host name such as api.example.com or *.example.com, optionally with :port; without one, ports 80 and 443)", p, err)})
 		}
 	}
 	if len(secretNames) > 64 {

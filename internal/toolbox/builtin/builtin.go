@@ -67,6 +67,11 @@ type Deps struct {
 	// Principal turns a caller into the request principal Deploy records as
 	// the owner.
 	Principal func(c toolbox.Caller) httpapi.Principal
+	// Flow moves labels when a tool carries data between sessions: a
+	// state_put into another session's state enters it, a state_get or
+	// state_list of it leaves it (call_agent goes through Agents.Call,
+	// which applies the session manager's Flow itself).
+	Flow session.Flow
 }
 
 // Provider is the built-in tools.

@@ -180,6 +180,11 @@ func (p *Provider) callAgent(ctx context.Context, c toolbox.Caller, args json.Ra
 			return toolbox.Result{}, platformErr(name, err)
 		}
 	}
+	if p.d.Principal != nil {
+		// The call is the tool caller's, not whoever is calling the
+		// caller: labels follow it from this principal (session.Flow).
+		ctx = httpapi.WithPrincipal(ctx, p.d.Principal(c))
+	}
 	req := isolate.Request{Method: a.Method, URL: "http://" + a.Agent + ".agents.internal" + a.Path, Body: []byte(a.Body)}
 	keys := make([]string, 0, len(a.Headers))
 	for k := range a.Headers {

@@ -49,6 +49,25 @@ func (p *Provider) scope(ctx context.Context, tool string, c toolbox.Caller, s s
 	return agent, id, nil
 }
 
+// flow moves labels for a state tool that carries data into (write) or
+// out of (read) session agent/id on c's behalf.
+func (p *Provider) flow(ctx context.Context, tool string, c toolbox.Caller, agent, id string, write bool) error {
+	if p.d.Flow == nil || p.d.Principal == nil {
+		return nil
+	}
+	ctx = httpapi.WithPrincipal(ctx, p.d.Principal(c))
+	var err error
+	if write {
+		err = p.d.Flow.Enter(ctx, agent, id)
+	} else {
+		err = p.d.Flow.Leave(ctx, agent, id)
+	}
+	if err != nil {
+		return platformErr(tool, err)
+	}
+	return nil
+}
+
 func (p *Provider) stateGet(ctx context.Context, c toolbox.Caller, args json.RawMessage) (toolbox.Result, error) {
 	const name = "state_get"
 	var a struct {
@@ -65,6 +84,9 @@ func (p *Provider) stateGet(ctx context.Context, c toolbox.Caller, args json.Raw
 	v, ok, err := p.d.State.StateGet(ctx, agent, id, a.Key)
 	if err != nil {
 		return toolbox.Result{}, platformErr(name, err)
+	}
+	if err := p.flow(ctx, name, c, agent, id, false); err != nil {
+		return toolbox.Result{}, err
 	}
 	out := struct {
 		Key   string          `json:"key"`
@@ -91,6 +113,9 @@ func (p *Provider) statePut(ctx context.Context, c toolbox.Caller, args json.Raw
 	if err != nil {
 		return toolbox.Result{}, err
 	}
+	if err := p.flow(ctx, name, c, agent, id, true); err != nil {
+		return toolbox.Result{}, err
+	}
 	if err := p.d.State.StatePut(ctx, agent, id, a.Key, a.Value); err != nil {
 		return toolbox.Result{}, platformErr(name, err)
 	}
@@ -114,6 +139,9 @@ func (p *Provider) stateList(ctx context.Context, c toolbox.Caller, args json.Ra
 	ents, err := p.d.State.StateList(ctx, agent, id, a.Prefix, a.Limit)
 	if err != nil {
 		return toolbox.Result{}, platformErr(name, err)
+	}
+	if err := p.flow(ctx, name, c, agent, id, false); err != nil {
+		return toolbox.Result{}, err
 	}
 	return structured(map[string]any{"entries": ents})
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"golang.org/x/time/rate"
@@ -91,8 +92,11 @@ type Entry struct {
 	// RatePerMinute caps calls to this upstream from each node, across all
 	// callers and tools (0: no cap). It protects the upstream and its quota;
 	// per-tool and per-agent limits belong to the toolbox.
-	RatePerMinute int      `json:"ratePerMinute,omitempty"`
-	Tools         []Pinned `json:"tools"`
+	RatePerMinute int `json:"ratePerMinute,omitempty"`
+	// AllowPrivate lets this upstream's requests reach private and loopback
+	// addresses (an administrator's decision at registration).
+	AllowPrivate bool     `json:"allowPrivate,omitempty"`
+	Tools        []Pinned `json:"tools"`
 	// Notes record what refreshes found (tools removed upstream), newest last.
 	Notes        []string  `json:"notes,omitempty"`
 	RefreshError string    `json:"refreshError,omitempty"`
@@ -102,12 +106,19 @@ type Entry struct {
 	Refreshed    time.Time `json:"refreshed"`
 }
 
-// Hosts are the hosts requests for this upstream may go to.
+// Hosts are the destinations requests for this upstream may go to, as
+// exact host:port patterns (internal/egress/hostpattern): the MCP endpoint,
+// the document's URL, the base URL and every operation's server, each on
+// its own port only.
 func (e *Entry) Hosts() []string {
 	var hosts []string
 	add := func(raw string) {
-		if u, err := url.Parse(raw); err == nil && u.Hostname() != "" && !slices.Contains(hosts, strings.ToLower(u.Hostname())) {
-			hosts = append(hosts, strings.ToLower(u.Hostname()))
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" {
+			return
+		}
+		if p, err := hostpattern.ForURL(u); err == nil && !slices.Contains(hosts, p) {
+			hosts = append(hosts, p)
 		}
 	}
 	add(e.URL)
@@ -125,9 +136,12 @@ func (e *Entry) Hosts() []string {
 
 // Upstream is what the Doer learns about the request it sends.
 type Upstream struct {
-	Name       string
+	Name string
+	// Hosts are exact host:port patterns (Entry.Hosts).
 	Hosts      []string
 	Credential *Credential
+	// AllowPrivate is the entry's grant to reach private addresses.
+	AllowPrivate bool
 }
 
 // Doer sends one outbound request for an upstream. The daemon's sends it
@@ -226,7 +240,9 @@ type AddRequest struct {
 	BaseURL         string
 	Credential      *Credential
 	RatePerMinute   int
-	By              string // who registers it
+	// AllowPrivate lets the upstream be on a private or loopback address.
+	AllowPrivate bool
+	By           string // who registers it
 }
 
 var (
@@ -308,7 +324,7 @@ func (r *Registry) Add(ctx context.Context, in AddRequest) (Entry, error) {
 		return Entry{}, api.FieldErrorf(api.KindValidation, "rate_per_minute", "rate_per_minute %d: want 0 (no cap) to 1000000", in.RatePerMinute)
 	}
 	e := Entry{Name: in.Name, Credential: in.Credential, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute,
-		CreatedBy: in.By, Created: now, Approved: now, Refreshed: now}
+		AllowPrivate: in.AllowPrivate, CreatedBy: in.By, Created: now, Approved: now, Refreshed: now}
 	switch {
 	case in.MCPURL != "":
 		e.Kind, e.URL = KindMCP, in.MCPURL
@@ -398,6 +414,9 @@ func checkURL(field, raw string) error {
 	if u.User != nil {
 		return api.FieldErrorf(api.KindValidation, field, "%q carries user info; use a credential (a secret) instead", raw)
 	}
+	if _, err := hostpattern.ForURL(u); err != nil {
+		return api.FieldErrorf(api.KindValidation, field, "%q: the host cannot be an egress destination: %v", raw, err)
+	}
 	return nil
 }
 
@@ -460,5 +479,5 @@ func (r *Registry) fetchDocument(ctx context.Context, e *Entry) ([]byte, error) 
 }
 
 func (r *Registry) upstreamOf(e *Entry) Upstream {
-	return Upstream{Name: e.Name, Hosts: e.Hosts(), Credential: e.Credential}
+	return Upstream{Name: e.Name, Hosts: e.Hosts(), Credential: e.Credential, AllowPrivate: e.AllowPrivate}
 }
