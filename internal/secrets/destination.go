@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 )
 
 // ErrSchemeNotAllowed is returned (wrapped, together with
@@ -57,54 +59,21 @@ func DestinationOf(u *url.URL) (Destination, error) {
 	return d, nil
 }
 
-// AllowHost is one parsed allow_hosts entry: a host pattern ("name" or
-// "*.name", see HostMatch) and an optional port.
-type AllowHost struct {
-	Pattern string
-	// Port is the one port the entry allows; 0 means the scheme's default
-	// port only (443 for https, 80 for http when the secret allows http).
-	Port int
-}
-
-// maxAllowHostLen bounds an allow_hosts entry (a DNS name is at most 253
-// bytes, plus "*." and ":65535").
-const maxAllowHostLen = 264
+// AllowHost is one parsed allow_hosts entry, in the one host-pattern
+// syntax of internal/egress/hostpattern ("[*.]name[:port]"). What differs
+// for secrets is what an entry without a port means: the scheme's default
+// port only (443 for https, 80 for http when the secret allows http), not
+// both.
+type AllowHost struct{ hostpattern.Pattern }
 
 // ParseAllowHost parses an allow_hosts entry: "api.example.com",
-// "*.example.com", "api.example.com:8443" or "*.example.com:8443". A port
-// is a decimal number from 1 to 65535 without leading zeros. IP literals
-// are plain names here (IPv6 literals are not supported).
+// "*.example.com", "api.example.com:8443" or "*.example.com:8443".
 func ParseAllowHost(entry string) (AllowHost, error) {
-	if len(entry) > maxAllowHostLen {
-		return AllowHost{}, fmt.Errorf("allowed host %.40q...: longer than %d bytes", entry, maxAllowHostLen)
+	p, err := hostpattern.Parse(strings.ToLower(entry)) // names are case-insensitive
+	if err != nil {
+		return AllowHost{}, fmt.Errorf("allowed host %.64q: %w", entry, err)
 	}
-	host, port, hasPort := strings.Cut(entry, ":")
-	if strings.Count(entry, ":") > 1 || strings.IndexFunc(entry, notHostRune) >= 0 || ValidatePattern(host) != nil {
-		return AllowHost{}, fmt.Errorf("allowed host %q: want name, *.name, name:port or *.name:port (no scheme, path or IPv6 literal)", entry)
-	}
-	a := AllowHost{Pattern: strings.ToLower(host)}
-	if hasPort {
-		n, err := parsePort(port)
-		if err != nil {
-			return AllowHost{}, fmt.Errorf("allowed host %q: %w", entry, err)
-		}
-		a.Port = n
-	}
-	return a, nil
-}
-
-// notHostRune reports a character an allow_hosts entry cannot hold.
-func notHostRune(r rune) bool {
-	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-		r == '.' || r == '-' || r == '_' || r == '*' || r == ':')
-}
-
-// String returns the entry in its canonical form.
-func (a AllowHost) String() string {
-	if a.Port == 0 {
-		return a.Pattern
-	}
-	return a.Pattern + ":" + strconv.Itoa(a.Port)
+	return AllowHost{p}, nil
 }
 
 // parsePort reads a decimal port from 1 to 65535 without sign or leading
@@ -119,7 +88,7 @@ func parsePort(s string) (int, error) {
 
 // Matches reports whether the entry allows host and port for scheme.
 func (a AllowHost) Matches(d Destination) bool {
-	if !HostMatch(a.Pattern, d.Host) {
+	if !a.MatchHost(d.Host) {
 		return false
 	}
 	if a.Port != 0 {
@@ -161,7 +130,7 @@ func (s Secret) Allows(d Destination) error {
 		if a.Matches(d) {
 			return nil
 		}
-		hostOK = hostOK || HostMatch(a.Pattern, d.Host)
+		hostOK = hostOK || a.MatchHost(d.Host)
 	}
 	if hostOK {
 		return fmt.Errorf("secret %s for %s: port %d is not allowed (add %s:%d to allow_hosts): %w",
