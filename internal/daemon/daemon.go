@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,7 +32,11 @@ import (
 )
 
 // AddrFile is written in the data dir with the API's actual listen address,
-// so clients and tests can find a daemon started on port 0.
+// so clients and tests can find a daemon started on port 0. It is written
+// (renamed into place) only once the daemon serves and is ready, after the
+// admin token and, with --tls, URLFile and the admin certificate, so a client
+// that sees it finds everything else; it is removed when the daemon starts
+// (a leftover describes a daemon that is gone) and when it shuts down.
 const AddrFile = "api.addr"
 
 // Daemon is one running agentcloud node.
@@ -89,6 +94,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("create data dir %s: %w", d.cfg.Data, err)
 	}
 	if err := d.lockDataDir(); err != nil {
+		return err
+	}
+	if err := d.removeClientFiles(); err != nil {
 		return err
 	}
 	bootstrap, err := auth.LoadOrCreate(d.cfg.Data)
@@ -181,9 +189,6 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsCfg,
 	}
-	if err := writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.ln.Addr().String()+"\n")); err != nil {
-		return err
-	}
 	go func() {
 		serve := d.srv.Serve
 		if tlsCfg != nil {
@@ -194,6 +199,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 	}()
 	d.ready.Store(true)
+	if err := d.writeClientFiles(tlsCfg != nil); err != nil {
+		return err
+	}
 	d.log.Info("agentcloud ready", "listen", d.ln.Addr().String(), "data", d.cfg.Data,
 		"store", d.store.Mode(), "sync", d.store.SyncMode(), "startup", time.Since(d.started).Round(time.Microsecond))
 	return nil
@@ -212,6 +220,11 @@ func (d *Daemon) Handler() http.Handler { return d.router }
 // configured timeout, then flushes and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.ready.Store(false)
+	if d.lock != nil {
+		if err := d.removeClientFiles(); err != nil {
+			d.log.Warn("remove client files", "err", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ShutdownTimeout.D())
 	defer cancel()
 	var errs []error
@@ -274,6 +287,28 @@ func (d *Daemon) lockDataDir() error {
 		return fmt.Errorf("data dir %s is in use by another agentcloud daemon (lock held): %w", d.cfg.Data, err)
 	}
 	d.lock = f
+	return nil
+}
+
+// writeClientFiles tells local clients where the daemon serves: URLFile
+// with TLS, then AddrFile, the one a waiting client looks for.
+func (d *Daemon) writeClientFiles(tls bool) error {
+	if tls {
+		if err := writeFileAtomic(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.ln.Addr().String()+"\n")); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.ln.Addr().String()+"\n"))
+}
+
+// removeClientFiles removes AddrFile and URLFile (AddrFile first, so a
+// client never pairs a new api.addr with an old api.url).
+func (d *Daemon) removeClientFiles() error {
+	for _, name := range []string{AddrFile, URLFile} {
+		if err := os.Remove(filepath.Join(d.cfg.Data, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", name, err)
+		}
+	}
 	return nil
 }
 

@@ -2,10 +2,7 @@ package daemon
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -17,7 +14,7 @@ import (
 // them with --data, as it finds api.addr and admin.token).
 const (
 	// URLFile holds the API's URL ("https://127.0.0.1:PORT") while it serves
-	// TLS; it is removed when the daemon starts without --tls.
+	// TLS; written just before AddrFile and removed with it.
 	URLFile = "api.url"
 	// AdminCertFile and AdminKeyFile are an X.509-SVID for the bootstrap
 	// admin (spiffe://TD/admin/admin), the mTLS counterpart of admin.token,
@@ -40,11 +37,7 @@ func (d *Daemon) caDir() string {
 // accepts client SVIDs of the trust domain; --require-client-cert makes
 // one mandatory. It also writes the client files above.
 func (d *Daemon) serverTLS() (*tls.Config, error) {
-	urlPath := filepath.Join(d.cfg.Data, URLFile)
 	if !d.cfg.TLS {
-		if err := os.Remove(urlPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("remove stale %s: %w", URLFile, err)
-		}
 		return nil, nil
 	}
 	id, err := identity.NewID(d.sec.td, identity.KindNode, d.cfg.NodeID)
@@ -60,9 +53,6 @@ func (d *Daemon) serverTLS() (*tls.Config, error) {
 		cfg.ClientAuth = tls.RequireAnyClientCert // VerifyPeerCertificate checks it is an SVID
 	}
 	if err := d.sec.startAdminSVID(d.cfg.Data); err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(urlPath, []byte("https://"+d.ln.Addr().String()+"\n")); err != nil {
 		return nil, err
 	}
 	return cfg, nil
