@@ -172,6 +172,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	tlsCfg, err := d.serverTLS()
 	if err != nil {
+		_ = d.ln.Close()
 		return err
 	}
 	protocols := new(http.Protocols)
@@ -290,15 +291,15 @@ func (d *Daemon) lockDataDir() error {
 	return nil
 }
 
-// writeClientFiles tells local clients where the daemon serves: URLFile
-// with TLS, then AddrFile, the one a waiting client looks for.
+// writeClientFiles tells local clients where the daemon serves (localAddr):
+// URLFile with TLS, then AddrFile, the one a waiting client looks for.
 func (d *Daemon) writeClientFiles(tls bool) error {
 	if tls {
-		if err := writeFileAtomic(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.ln.Addr().String()+"\n")); err != nil {
+		if err := writeFileAtomic(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.localAddr()+"\n")); err != nil {
 			return err
 		}
 	}
-	return writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.ln.Addr().String()+"\n"))
+	return writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.localAddr()+"\n"))
 }
 
 // removeClientFiles removes AddrFile and URLFile (AddrFile first, so a
