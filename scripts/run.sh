@@ -8,7 +8,7 @@
 #   AGENTCLOUD_LISTEN        API address (default 127.0.0.1:7070)
 #   AGENTCLOUD_RUN_WAIT      how long to wait for the daemon (default 2m)
 set -euo pipefail
-abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/${1#./}" ;; esac; }
 BIN=$(abs "${1:-bin/agentcloud}")
 DATA=$(abs "${AGENTCLOUD_DATA:-./agentcloud-data}")
 export AGENTCLOUD_DATA=$DATA
