@@ -152,6 +152,40 @@ func TestStatusWaitClass(t *testing.T) {
 		})
 	}
 
+	t.Run("stale token and address of another live daemon", func(t *testing.T) {
+		// The data dir still names a daemon that serves elsewhere, with a
+		// token that is not its own (an older data dir): the CLI must not
+		// give up on its 401, and must end up at the daemon started here.
+		other := newDaemon(t, nil)
+		if err := other.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d := newDaemon(t, nil)
+		data := d.DataDir()
+		for name, content := range map[string]string{
+			daemon.AddrFile: other.Addr() + "\n",
+			auth.TokenFile:  "acb_a-token-of-an-older-data-dir-0123456789\n",
+		} {
+			if err := os.WriteFile(filepath.Join(data, name), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := startCLI(t, "--data", data, "status", "--wait", "90s")
+		time.Sleep(300 * time.Millisecond) // let the CLI meet the stale files
+		// The data dir is recreated, then its daemon starts.
+		for _, name := range []string{daemon.AddrFile, auth.TokenFile} {
+			if err := os.Remove(filepath.Join(data, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r := result(t, done)
+		if r.code != 0 || !strings.Contains(r.out, "http://"+d.Addr()) {
+			t.Fatalf("exit %d, want the daemon at %s\nstdout %s\nstderr %s", r.code, d.Addr(), r.out, r.err)
+		}
+	})
 	t.Run("no daemon", func(t *testing.T) {
 		data := t.TempDir()
 		r := result(t, startCLI(t, "--data", data, "status", "--wait", "300ms"))
