@@ -24,7 +24,14 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run an agentcloud node (embedded NATS storage by default)",
 		Long: `Run an agentcloud node. Settings come from defaults, then --config FILE (JSON),
 then AGENTCLOUD_* environment variables, then flags. On first start the
-daemon writes an admin token to <data>/admin.token (mode 0600).`,
+daemon writes an admin token to <data>/admin.token (mode 0600); while it
+serves, <data>/api.addr holds its address (and with --tls, <data>/api.url its
+https:// URL), which the CLI's --data finds. 'agentcloud status --wait 1m'
+waits for a daemon that is starting.
+
+  agentcloud serve --data ./agentcloud-data --listen 127.0.0.1:7070
+  agentcloud serve --tls --listen 0.0.0.0:7443 --tls-name agents.example.com
+  agentcloud serve --tls --tls-cert tls.crt --tls-key tls.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			final := config.Default()
