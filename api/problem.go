@@ -30,7 +30,11 @@ const (
 	KindValidation  Kind = "validation-failed"
 	// KindInvalidID: an identifier (in the path, a body or a store key)
 	// breaks its documented length or character rule (api.IDRules).
-	KindInvalidID        Kind = "invalid-identifier"
+	KindInvalidID Kind = "invalid-identifier"
+	// KindInvalidQuery: a query parameter the route does not take, one
+	// given twice, of the wrong type, missing when required, or a query
+	// string that does not parse.
+	KindInvalidQuery     Kind = "invalid-query-parameter"
 	KindUnauthenticated  Kind = "unauthenticated"
 	KindForbidden        Kind = "forbidden"
 	KindNotFound         Kind = "not-found"
@@ -61,6 +65,7 @@ var kindStatus = map[Kind]int{
 	KindInvalidJSON:           http.StatusBadRequest,
 	KindValidation:            http.StatusUnprocessableEntity,
 	KindInvalidID:             http.StatusBadRequest,
+	KindInvalidQuery:          http.StatusBadRequest,
 	KindUnauthenticated:       http.StatusUnauthorized,
 	KindForbidden:             http.StatusForbidden,
 	KindNotFound:              http.StatusNotFound,

@@ -25,7 +25,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 ./scripts/fetch-quickjs.sh
 go mod download
-# The official MCP TypeScript SDK for internal/daemon/tools_ts_test.go (pinned by its lockfile).
+# Pinned by their lockfiles: the official MCP TypeScript SDK for
+# internal/daemon/tools_ts_test.go, and Redocly CLI, which lints /openapi.json
+# in internal/doctest/openapi_test.go.
 if command -v npm >/dev/null; then
   (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
+  (cd internal/doctest/testdata/redocly && npm ci --no-audit --no-fund --silent)
 fi

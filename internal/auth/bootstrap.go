@@ -34,7 +34,7 @@ type Bootstrap struct {
 var _ httpapi.Authenticator = (*Bootstrap)(nil)
 
 // LoadOrCreate reads <dataDir>/admin.token, creating it (0600) with a fresh
-// random token if it does not exist.
+// random token if it does not exist. The caller holds the data dir lock.
 func LoadOrCreate(dataDir string) (*Bootstrap, error) {
 	path := filepath.Join(dataDir, TokenFile)
 	b, err := os.ReadFile(path)
@@ -44,7 +44,10 @@ func LoadOrCreate(dataDir string) (*Bootstrap, error) {
 			return nil, fmt.Errorf("generate admin token: %w", err)
 		}
 		tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		// Written beside and renamed into place, so a client reading the
+		// file sees no token or the whole token, never part of one.
+		tmp := path + ".tmp"
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("create admin token: %w", err)
 		}
@@ -58,6 +61,9 @@ func LoadOrCreate(dataDir string) (*Bootstrap, error) {
 		}
 		if err := f.Close(); err != nil {
 			return nil, fmt.Errorf("close admin token: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return nil, fmt.Errorf("create admin token: %w", err)
 		}
 		return &Bootstrap{token: []byte(tok)}, nil
 	}

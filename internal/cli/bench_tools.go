@@ -101,7 +101,7 @@ func benchTools(ctx context.Context, g *globals, n, runs int) (*ToolsBench, erro
 	}
 	defer stop()
 	res.InProcess = inProcess
-	_, token := g.credentials()
+	token := g.credentials().token
 	res.Caller = "the --token principal"
 	userToken := ""
 	if inProcess {

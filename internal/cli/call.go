@@ -11,15 +11,19 @@ import (
 )
 
 func newCallCmd(g *globals) *cobra.Command {
-	var method, data string
+	var method, body string
 	var headers []string
 	var include bool
 	cmd := &cobra.Command{
 		Use:   "call AGENT/SESSION [PATH]",
 		Short: "Send a request to an agent session and print the response body",
 		Long: `Call sends one HTTP request to the session's fetch handler (the session is
-created on first use) and prints the response body. -d @FILE reads the body
-from a file, -d @- from standard input. Exits 1 when the status is 400 or more.`,
+created on first use) and prints the response body. --body/-d sets the request
+body (and makes the method POST unless -X says otherwise); -d @FILE reads it
+from a file, -d @- from standard input. Exits 1 when the status is 400 or more.
+
+  agentcloud call counter/alice /
+  agentcloud call notes/alice /notes -d '{"text":"hi"}' -H 'Content-Type: application/json'`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, id, err := splitSession(args[0])
@@ -30,20 +34,20 @@ from a file, -d @- from standard input. Exits 1 when the status is 400 or more.`
 			if len(args) == 2 {
 				path = args[1]
 			}
-			var body io.Reader
-			if data != "" {
+			var in io.Reader
+			if body != "" {
 				switch {
-				case data == "@-":
-					body = os.Stdin
-				case strings.HasPrefix(data, "@"):
-					f, err := os.Open(data[1:])
+				case body == "@-":
+					in = os.Stdin
+				case strings.HasPrefix(body, "@"):
+					f, err := os.Open(body[1:])
 					if err != nil {
-						return fmt.Errorf("-d %s: %w", data, err)
+						return fmt.Errorf("--body %s: %w", body, err)
 					}
 					defer f.Close()
-					body = f
+					in = f
 				default:
-					body = strings.NewReader(data)
+					in = strings.NewReader(body)
 				}
 				if method == "" {
 					method = http.MethodPost
@@ -64,7 +68,7 @@ from a file, -d @- from standard input. Exits 1 when the status is 400 or more.`
 			if err != nil {
 				return err
 			}
-			resp, err := c.Call(cmd.Context(), a, id, strings.ToUpper(method), path, body, h)
+			resp, err := c.Call(cmd.Context(), a, id, strings.ToUpper(method), path, in, h)
 			if err != nil {
 				return err
 			}
@@ -85,7 +89,8 @@ from a file, -d @- from standard input. Exits 1 when the status is 400 or more.`
 	}
 	f := cmd.Flags()
 	f.StringVarP(&method, "request", "X", "", "HTTP method (default GET, or POST with -d)")
-	f.StringVarP(&data, "data", "d", "", "request body; @FILE reads a file, @- standard input")
+	// Not --data: that is the global data directory flag.
+	f.StringVarP(&body, "body", "d", "", "request body; @FILE reads a file, @- standard input")
 	f.StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
 	f.BoolVarP(&include, "include", "i", false, "print the status line and headers")
 	return cmd

@@ -35,7 +35,8 @@ Client configuration, e.g.:
    "env": {"AGENTCLOUD_TOKEN": "..."}}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			server, token := g.credentials()
+			cr := g.credentials()
+			server, token := cr.server, cr.token
 			if server == "" {
 				return fmt.Errorf("no daemon to talk to: pass --server URL (or run one locally with agentcloud serve)")
 			}

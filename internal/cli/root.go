@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
@@ -74,6 +75,9 @@ func describe(err error) string {
 	if h := tlsHint(err); h != "" {
 		return err.Error() + "\nhint: " + h
 	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return err.Error() + "\nhint: no daemon listens there: start one with 'agentcloud serve' (the CLI finds a local one through <data>/" + daemon.AddrFile + "; pass --data DIR or --server URL)"
+	}
 	return err.Error()
 }
 
@@ -119,7 +123,12 @@ func envOr(k, def string) string {
 // client builds an API client from the global flags, finding a local
 // daemon's address and admin token in the data dir when not given.
 func (g *globals) client() (*client.Client, error) {
-	server, token := g.credentials()
+	cr := g.credentials()
+	return g.clientFor(cr.server, cr.token)
+}
+
+// clientFor builds an API client for server ("" = the default) and token.
+func (g *globals) clientFor(server, token string) (*client.Client, error) {
 	var opts []client.Option
 	if server == "" {
 		server = client.DefaultServer
@@ -141,23 +150,36 @@ func (g *globals) client() (*client.Client, error) {
 	return c, nil
 }
 
+// creds are the daemon URL and bearer token the CLI uses, and where they
+// came from.
+type creds struct {
+	server, token string
+	// serverFromData and tokenFromData say the value was read from the
+	// data dir (and may change when a daemon starts there).
+	serverFromData, tokenFromData bool
+}
+
 // credentials are the daemon URL and bearer token from the global flags,
-// found in the data dir when not given ("" when not found).
-func (g *globals) credentials() (server, token string) {
-	server, token = g.server, g.token
-	if server == "" {
-		if b, err := os.ReadFile(filepath.Join(g.data, daemon.URLFile)); err == nil {
-			server = strings.TrimSpace(string(b)) // a --tls daemon: https://
-		} else if b, err := os.ReadFile(filepath.Join(g.data, daemon.AddrFile)); err == nil {
-			server = "http://" + strings.TrimSpace(string(b))
+// found in the data dir when not given ("" when not found). A daemon writes
+// <data>/api.addr last, once it serves, so the address is taken from there
+// only when that file exists (<data>/api.url, written just before it by a
+// --tls daemon, then gives the https:// URL).
+func (g *globals) credentials() creds {
+	cr := creds{server: g.server, token: g.token}
+	if cr.server == "" {
+		if b, err := os.ReadFile(filepath.Join(g.data, daemon.AddrFile)); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			cr.server, cr.serverFromData = "http://"+strings.TrimSpace(string(b)), true
+			if b, err := os.ReadFile(filepath.Join(g.data, daemon.URLFile)); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+				cr.server = strings.TrimSpace(string(b)) // a --tls daemon: https://
+			}
 		}
 	}
-	if token == "" {
+	if cr.token == "" {
 		if b, err := os.ReadFile(filepath.Join(g.data, auth.TokenFile)); err == nil {
-			token = strings.TrimSpace(string(b))
+			cr.token, cr.tokenFromData = strings.TrimSpace(string(b)), true
 		}
 	}
-	return server, token
+	return cr
 }
 
 // print writes v as JSON with --output json, or calls text otherwise.

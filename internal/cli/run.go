@@ -18,17 +18,21 @@ func newRunCmd(g *globals) *cobra.Command {
 		Short: "Run one command in a fresh sandbox and exit with its status",
 		Long: `run creates a sandbox, runs CMD in it with its output streamed to this
 terminal as it is produced, deletes the sandbox and exits with CMD's status.
---timeout bounds both the command and the sandbox.
+--timeout bounds both the command and the sandbox. Flags of run go before
+the command; -- before the command is optional.
 
   agentcloud run -- python3 -c 'print(6*7)'
   agentcloud run --tier gvisor --timeout 2m -i -- sh < script.sh`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			_, program, err := splitDash(cmd, args)
+			if err != nil {
+				return err
+			}
 			req, err := sf.request()
 			if err != nil {
 				return err
 			}
-			ereq, err := ef.request(args, sf.env, os.Stdin)
+			ereq, err := ef.request(program, sf.env, os.Stdin)
 			if err != nil {
 				return err
 			}
@@ -63,6 +67,6 @@ terminal as it is produced, deletes the sandbox and exits with CMD's status.
 	sf.register(cmd.Flags(), 30*time.Second)
 	ef.register(cmd.Flags())
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the sandbox afterwards (print its id) instead of deleting it")
-	cmd.Flags().SetInterspersed(false) // flags after CMD belong to CMD
+	dashCommandFlags(cmd)
 	return cmd
 }

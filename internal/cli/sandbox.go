@@ -242,9 +242,19 @@ func newSandboxExecCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "exec ID [flags] -- CMD [ARGS...]",
 		Short: "Run a command in a sandbox, streaming its output; exits with its status",
-		Args:  cobra.MinimumNArgs(2),
+		Long: `exec runs CMD in sandbox ID with its output streamed as it is produced and
+exits with CMD's status. Flags of exec go before or right after ID; the
+command starts at -- or at the first word that is not a flag.
+
+  agentcloud sandbox exec sb-1234 -- bash -c 'echo hi > /workspace/a.txt'
+  agentcloud sandbox exec sb-1234 --timeout 10s -- python3 /workspace/main.py`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := f.request(args[1:], env, os.Stdin)
+			lead, program, err := splitDash(cmd, args, "ID")
+			if err != nil {
+				return err
+			}
+			id := lead[0]
+			req, err := f.request(program, env, os.Stdin)
 			if err != nil {
 				return err
 			}
@@ -258,7 +268,7 @@ func newSandboxExecCmd(g *globals) *cobra.Command {
 			}
 			if background {
 				req.OutputFile = outFile
-				pid, err := c.StartProcess(cmd.Context(), args[0], req)
+				pid, err := c.StartProcess(cmd.Context(), id, req)
 				if err != nil {
 					return err
 				}
@@ -267,11 +277,11 @@ func newSandboxExecCmd(g *globals) *cobra.Command {
 			if outFile != "" {
 				return fmt.Errorf("--output-file needs --background: foreground output is printed")
 			}
-			return g.streamExec(cmd.Context(), c, args[0], req)
+			return g.streamExec(cmd.Context(), c, id, req)
 		},
 	}
 	f.register(cmd.Flags())
-	cmd.Flags().SetInterspersed(false) // flags after ID belong to CMD
+	dashCommandFlags(cmd)
 	cmd.Flags().StringArrayVarP(&env, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "kill the command after this long (0 = no limit)")
 	cmd.Flags().BoolVarP(&background, "background", "d", false, "start the command in the background and print its pid")

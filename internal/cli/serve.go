@@ -24,7 +24,14 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run an agentcloud node (embedded NATS storage by default)",
 		Long: `Run an agentcloud node. Settings come from defaults, then --config FILE (JSON),
 then AGENTCLOUD_* environment variables, then flags. On first start the
-daemon writes an admin token to <data>/admin.token (mode 0600).`,
+daemon writes an admin token to <data>/admin.token (mode 0600); while it
+serves, <data>/api.addr holds its address (and with --tls, <data>/api.url its
+https:// URL), which the CLI's --data finds. 'agentcloud status --wait 1m'
+waits for a daemon that is starting.
+
+  agentcloud serve --data ./agentcloud-data --listen 127.0.0.1:7070
+  agentcloud serve --tls --listen 0.0.0.0:7443 --tls-name agents.example.com
+  agentcloud serve --tls --tls-cert tls.crt --tls-key tls.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			final := config.Default()
@@ -62,6 +69,9 @@ daemon writes an admin token to <data>/admin.token (mode 0600).`,
 	f.IntVar(&cfg.SessionMemoryMiB, "session-memory-mib", cfg.SessionMemoryMiB, "memory budget for live session isolates (MiB)")
 	f.BoolVar(&cfg.TLS, "tls", false, "serve the API over TLS with a node certificate from the platform CA (enables mTLS)")
 	f.BoolVar(&cfg.RequireClientCert, "require-client-cert", false, "with --tls, refuse clients without a client SVID")
+	f.StringArrayVar(&cfg.TLSNames, "tls-name", nil, "with --tls, another DNS name or IP address the node certificate covers (repeatable; config tls_names)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "with --tls, serve this PEM certificate (chain) instead of the node certificate; re-read when it changes")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", cfg.TrustDomain, "SPIFFE trust domain")
 	f.StringVar(&cfg.CADir, "ca-dir", "", "CA directory (default <data>/ca); put ca.crt and ca.key there to supply your own root")
 	f.StringVar(&cfg.WasmCacheDir, "wasm-cache-dir", "", "compiled WebAssembly cache, shareable between nodes on one machine (default: user cache dir)")
@@ -98,6 +108,12 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.TLS = src.TLS
 	case "require-client-cert":
 		dst.RequireClientCert = src.RequireClientCert
+	case "tls-name":
+		dst.TLSNames = src.TLSNames
+	case "tls-cert":
+		dst.TLSCert = src.TLSCert
+	case "tls-key":
+		dst.TLSKey = src.TLSKey
 	case "trust-domain":
 		dst.TrustDomain = src.TrustDomain
 	case "ca-dir":

@@ -205,7 +205,7 @@ func tlsHint(err error) string {
 	case errors.Is(err, errClientCertRequired), strings.Contains(s, "certificate required"):
 		return "the daemon requires a client certificate: pass --client-cert and --client-key (agentcloud identity issue writes them; a local daemon's admin pair is <data>/admin.crt and admin.key)"
 	case strings.Contains(s, "x509:"), strings.Contains(s, "x509svid:"), strings.Contains(s, "could not get leaf SPIFFE ID"):
-		return "the server's certificate is not trusted: pass --ca-cert with the platform CA (<data>/ca/ca.crt, or the bundle.crt from agentcloud identity issue)"
+		return "the server's certificate is not trusted: pass --ca-cert with the platform CA (<data>/ca/ca.crt, or the bundle.crt from agentcloud identity issue); a daemon serving its own certificate (serve --tls-cert) needs --server https://NAME:PORT with a name that certificate covers, and --ca-cert with its CA unless the system trusts it"
 	case strings.Contains(s, "server gave HTTP response to HTTPS client"):
 		return "the daemon does not serve TLS: use an http:// --server"
 	case strings.Contains(s, "malformed HTTP response"), strings.Contains(s, "HTTP request to an HTTPS server"):

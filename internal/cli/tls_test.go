@@ -60,9 +60,7 @@ func TestCLIAgainstTLSDaemon(t *testing.T) {
 	if code, out, errs := runCLI(t, "--data", data, "deploy", "../../examples/hello"); code != 0 {
 		t.Fatalf("deploy over mTLS: %d %s %s", code, out, errs)
 	}
-	t.Setenv("AGENTCLOUD_DATA", data) // call's own --data/-d is the request body
-	code, out, errs := runCLI(t, "call", "hello/s1", "/")
-	t.Setenv("AGENTCLOUD_DATA", "")
+	code, out, errs := runCLI(t, "--data", data, "call", "hello/s1", "/")
 	if code != 0 || !strings.Contains(out, "hello") {
 		t.Fatalf("call over mTLS: %d %q %s", code, out, errs)
 	}

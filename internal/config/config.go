@@ -70,6 +70,16 @@ type Config struct {
 	TLS bool `json:"tls"`
 	// RequireClientCert refuses TLS clients without a client SVID (needs TLS).
 	RequireClientCert bool `json:"require_client_cert"`
+	// TLSNames are extra DNS names and IP addresses the node certificate
+	// covers, besides localhost, the node ID and the listen address (every
+	// local address for 0.0.0.0 or ::). Needs TLS; not with TLSCert.
+	TLSNames []string `json:"tls_names"`
+	// TLSCert and TLSKey are PEM files of an operator's own server
+	// certificate (chain first) and key, served instead of the node
+	// certificate and re-read when they change. Client certificates are
+	// still verified against the platform CA. Need TLS.
+	TLSCert string `json:"tls_cert"`
+	TLSKey  string `json:"tls_key"`
 	// TrustDomain is the SPIFFE trust domain of this platform.
 	TrustDomain string `json:"trust_domain"`
 	// CADir holds the CA's root and keys (default <data>/ca). A root
@@ -267,6 +277,11 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	}
 	boolean("TLS", &c.TLS)
 	boolean("REQUIRE_CLIENT_CERT", &c.RequireClientCert)
+	str("TLS_CERT", &c.TLSCert)
+	str("TLS_KEY", &c.TLSKey)
+	if v, ok := lookup("AGENTCLOUD_TLS_NAMES"); ok {
+		c.TLSNames = splitList(v)
+	}
 	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("READ_TIMEOUT", &c.ReadTimeout)
 	dur("WRITE_TIMEOUT", &c.WriteTimeout)
@@ -385,6 +400,7 @@ func (c Config) Validate() error {
 	if n := c.AuditAuthFailuresPerMinute; n < 1 || n > 100000 {
 		add("audit_auth_failures_per_minute", strconv.Itoa(n), "want from 1 to 100000")
 	}
+	errs = append(errs, c.validateTLS()...)
 	if !validTrustDomain(c.TrustDomain) {
 		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")
 	}

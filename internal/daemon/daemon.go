@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,7 +33,11 @@ import (
 )
 
 // AddrFile is written in the data dir with the API's actual listen address,
-// so clients and tests can find a daemon started on port 0.
+// so clients and tests can find a daemon started on port 0. It is written
+// (renamed into place) only once the daemon serves and is ready, after the
+// admin token and, with --tls, URLFile and the admin certificate, so a client
+// that sees it finds everything else; it is removed when the daemon starts
+// (a leftover describes a daemon that is gone) and when it shuts down.
 const AddrFile = "api.addr"
 
 // Daemon is one running agentcloud node.
@@ -90,6 +95,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("create data dir %s: %w", d.cfg.Data, err)
 	}
 	if err := d.lockDataDir(); err != nil {
+		return err
+	}
+	if err := d.removeClientFiles(); err != nil {
 		return err
 	}
 	bootstrap, err := auth.LoadOrCreate(d.cfg.Data)
@@ -170,6 +178,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.protectListeners()
 	tlsCfg, err := d.serverTLS()
 	if err != nil {
+		_ = d.ln.Close()
 		return err
 	}
 	protocols := new(http.Protocols)
@@ -187,9 +196,6 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsCfg,
 	}
-	if err := writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.ln.Addr().String()+"\n")); err != nil {
-		return err
-	}
 	go func() {
 		serve := d.srv.Serve
 		if tlsCfg != nil {
@@ -200,6 +206,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 		}
 	}()
 	d.ready.Store(true)
+	if err := d.writeClientFiles(tlsCfg != nil); err != nil {
+		return err
+	}
 	d.log.Info("agentcloud ready", "listen", d.ln.Addr().String(), "data", d.cfg.Data,
 		"store", d.store.Mode(), "sync", d.store.SyncMode(), "startup", time.Since(d.started).Round(time.Microsecond))
 	return nil
@@ -218,6 +227,11 @@ func (d *Daemon) Handler() http.Handler { return d.router }
 // configured timeout, then flushes and closes the store.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.ready.Store(false)
+	if d.lock != nil {
+		if err := d.removeClientFiles(); err != nil {
+			d.log.Warn("remove client files", "err", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ShutdownTimeout.D())
 	defer cancel()
 	var errs []error
@@ -280,6 +294,28 @@ func (d *Daemon) lockDataDir() error {
 		return fmt.Errorf("data dir %s is in use by another agentcloud daemon (lock held): %w", d.cfg.Data, err)
 	}
 	d.lock = f
+	return nil
+}
+
+// writeClientFiles tells local clients where the daemon serves (localAddr):
+// URLFile with TLS, then AddrFile, the one a waiting client looks for.
+func (d *Daemon) writeClientFiles(tls bool) error {
+	if tls {
+		if err := writeFileAtomic(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.localAddr()+"\n")); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.localAddr()+"\n"))
+}
+
+// removeClientFiles removes AddrFile and URLFile (AddrFile first, so a
+// client never pairs a new api.addr with an old api.url).
+func (d *Daemon) removeClientFiles() error {
+	for _, name := range []string{AddrFile, URLFile} {
+		if err := os.Remove(filepath.Join(d.cfg.Data, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", name, err)
+		}
+	}
 	return nil
 }
 

@@ -121,6 +121,12 @@ func (d *Daemon) securityRoutes() {
 	s.secretRoutes(rt)
 	s.approvalRoutes(rt)
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/audit", Tag: tag, Summary: "Read the audit stream (administrators); filter with ?session=A/S&type=&from=&limit=.",
+		Query: []httpapi.QueryParam{
+			{Name: "session", Description: "only events of this session, written AGENT/SESSION"},
+			{Name: "type", Description: "only events of this type"},
+			{Name: "from", Type: httpapi.QueryInteger, Description: "start at this sequence number (the next of a previous page)"},
+			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many events"},
+		},
 		Response: api.AuditList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			q := r.URL.Query()
 			from, _ := strconv.ParseUint(q.Get("from"), 10, 64)
@@ -515,6 +521,7 @@ func (s *security) describeSecret(r *http.Request, name string) (api.Secret, err
 func (s *security) approvalRoutes(rt *httpapi.Router) {
 	const tag = "security"
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/approvals", Tag: tag, Summary: "List approvals the caller may resolve (?status=pending).",
+		Query:  []httpapi.QueryParam{{Name: "status", Description: "only approvals in this state: pending, approved or denied"}},
 		Action: "approval.list", Response: api.ApprovalList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			all, err := s.approvals.List(r.Context(), r.URL.Query().Get("status"))
 			if err != nil {

@@ -163,6 +163,10 @@ func (d *Daemon) toolRoutes() {
 	}
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/tools", Tag: "tools", Action: actionToolList, Response: api.ToolList{},
 		Summary: "List the toolbox's tools sorted by name, or with ?q=words the best matches first (?limit=N).",
+		Query: []httpapi.QueryParam{
+			{Name: "q", Description: "words to search for in tool names and descriptions; best matches first"},
+			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many tools, 1 to 1000"},
+		},
 		Handler: d.handleListTools})
 	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/tools/{tool}/call", Tag: "tools", Action: actionToolInvoke,
 		Request: map[string]any{}, Response: api.ToolResult{},

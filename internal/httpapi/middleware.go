@@ -189,7 +189,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				return
 			}
 			r = r.WithContext(WithPrincipal(r.Context(), p))
-			if err := checkParams(r, spec.params); err != nil {
+			if err := checkRequest(r, spec); err != nil {
 				WriteProblem(sw, r, rt.log, err)
 				return
 			}
@@ -199,7 +199,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 			}
 		}
 		if public {
-			if err := checkParams(r, spec.params); err != nil {
+			if err := checkRequest(r, spec); err != nil {
 				WriteProblem(sw, r, rt.log, err)
 				return
 			}

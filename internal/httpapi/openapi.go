@@ -13,11 +13,17 @@ import (
 
 var pathParam = regexp.MustCompile(`\{([a-zA-Z_][a-zA-Z0-9_]*)(\.\.\.)?\}`)
 
-// OpenAPI builds the OpenAPI 3.1 document of every registered route.
+// OpenAPI builds the OpenAPI 3.1 document of every registered route: one
+// operation per method (a route for any method is listed under each), with
+// its path and query parameters, request and response schemas derived from
+// the wire types, and problem+json for every 4xx and 5xx answer. It is
+// deterministic (encoding/json sorts map keys), so a golden copy shows every
+// wire change in review.
 func (rt *Router) OpenAPI(title, version string) map[string]any {
 	paths := map[string]any{}
 	schemas := map[string]any{}
-	schemas["Problem"] = schemaOf(reflect.TypeOf(api.Problem{}), schemas)
+	schemaOf(reflect.TypeOf(api.Problem{}), schemas) // registers components/schemas/Problem
+	problem := map[string]any{"$ref": "#/components/responses/Problem"}
 	for _, r := range rt.Routes() {
 		if r.Path == "/" {
 			continue
@@ -28,77 +34,97 @@ func (rt *Router) OpenAPI(title, version string) map[string]any {
 			item = map[string]any{}
 			paths[p] = item
 		}
-		op := map[string]any{
-			"summary":     r.Summary,
-			"operationId": operationID(r),
-		}
-		if r.Tag != "" {
-			op["tags"] = []string{r.Tag}
-		}
-		var params []any
-		for _, m := range pathParam.FindAllStringSubmatch(r.Path, -1) {
-			params = append(params, map[string]any{
-				"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"},
-			})
-		}
-		if params != nil {
-			op["parameters"] = params
-		}
-		if r.RequestContentType != "" {
-			op["requestBody"] = map[string]any{
-				"required": true,
-				"content":  map[string]any{r.RequestContentType: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}},
-			}
-		}
-		if r.Request != nil {
-			op["requestBody"] = map[string]any{
-				"required": true,
-				"content":  map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.Request), schemas)}},
-			}
-		}
-		status := r.Status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		ok := map[string]any{"description": http.StatusText(status)}
-		switch {
-		case r.RawContentType != "":
-			ok["content"] = map[string]any{r.RawContentType: map[string]any{"schema": map[string]any{"type": "string"}}}
-		case r.Response != nil:
-			ok["content"] = map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.Response), schemas)}}
-		}
-		op["responses"] = map[string]any{
-			strconv.Itoa(status): ok,
-			"default": map[string]any{
-				"description": "problem details (RFC 9457)",
-				"content":     map[string]any{api.ProblemContentType: map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}},
-			},
-		}
-		if !r.Public {
-			op["security"] = []any{map[string]any{"bearer": []string{}}}
-		}
 		methods := []string{r.Method}
 		if r.Method == "" {
-			methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+			methods = anyMethods
 		}
 		for _, m := range methods {
+			op := map[string]any{
+				"summary":     r.Summary,
+				"operationId": operationID(m, r.Path),
+			}
+			if r.Tag != "" {
+				op["tags"] = []string{r.Tag}
+			}
+			if params := parameters(r); params != nil {
+				op["parameters"] = params
+			}
+			if r.RequestContentType != "" {
+				op["requestBody"] = map[string]any{
+					"required": true,
+					"content":  map[string]any{r.RequestContentType: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}},
+				}
+			}
+			if r.Request != nil {
+				op["requestBody"] = map[string]any{
+					"required": true,
+					"content":  map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.Request), schemas)}},
+				}
+			}
+			status := r.Status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			ok := map[string]any{"description": http.StatusText(status)}
+			switch {
+			case r.RawContentType != "":
+				ok["content"] = map[string]any{r.RawContentType: map[string]any{"schema": map[string]any{"type": "string"}}}
+			case r.Response != nil:
+				ok["content"] = map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.Response), schemas)}}
+			}
+			op["responses"] = map[string]any{strconv.Itoa(status): ok, "4XX": problem, "5XX": problem}
+			if r.Public {
+				op["security"] = []any{} // overrides the document's bearer requirement
+			}
 			item[strings.ToLower(m)] = op
 		}
 	}
 	return map[string]any{
 		"openapi": "3.1.0",
-		"info":    map[string]any{"title": title, "version": version},
-		"paths":   paths,
+		"info": map[string]any{"title": title, "version": version,
+			"description": "The agentcloud HTTP API. Errors are RFC 9457 problem details with a stable type per kind."},
+		"servers":  []any{map[string]any{"url": "/", "description": "this daemon"}},
+		"security": []any{map[string]any{"bearer": []string{}}},
+		"paths":    paths,
 		"components": map[string]any{
-			"schemas":         schemas,
-			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
+			"schemas": schemas,
+			"responses": map[string]any{"Problem": map[string]any{
+				"description": "problem details (RFC 9457)",
+				"content":     map[string]any{api.ProblemContentType: map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}},
+			}},
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer",
+				"description": "a JWT-SVID (agentcloud token create) or the bootstrap admin token; with --tls a client X.509-SVID also authenticates"}},
 		},
 	}
 }
 
-func operationID(r Route) string {
-	s := strings.ToLower(r.Method) + pathParam.ReplaceAllString(r.Path, "by-$1")
-	return strings.NewReplacer("/", "-", "{", "", "}", "", ".", "").Replace(s)
+// anyMethods are the methods a route registered for any method documents.
+var anyMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+// parameters lists a route's path and query parameters.
+func parameters(r Route) []any {
+	var params []any
+	for _, m := range pathParam.FindAllStringSubmatch(r.Path, -1) {
+		params = append(params, map[string]any{
+			"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"},
+		})
+	}
+	for _, q := range r.Query {
+		p := map[string]any{"name": q.Name, "in": "query", "required": q.Required, "schema": map[string]any{"type": q.typ()}}
+		if q.Description != "" {
+			p["description"] = q.Description
+		}
+		params = append(params, p)
+	}
+	return params
+}
+
+// operationID names an operation by method and path, e.g.
+// get-v1-agents-by-agent-sessions; unique because method and path are.
+func operationID(method, path string) string {
+	s := strings.ToLower(method) + pathParam.ReplaceAllString(path, "by-$1")
+	s = strings.NewReplacer("/", "-", "{", "", "}", "", ".", "").Replace(s)
+	return strings.TrimSuffix(s, "-")
 }
 
 var timeType = reflect.TypeOf(time.Time{})

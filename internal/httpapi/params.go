@@ -48,6 +48,15 @@ func routeParams(path string) []string {
 	return names
 }
 
+// checkRequest validates the request's path values and query parameters
+// against the route, after authentication and before authorization.
+func checkRequest(r *http.Request, spec Route) error {
+	if err := checkParams(r, spec.params); err != nil {
+		return err
+	}
+	return checkQuery(r, spec)
+}
+
 // checkParams validates the request's path values against their rules.
 func checkParams(r *http.Request, names []string) error {
 	for _, name := range names {

@@ -33,6 +33,11 @@ type Route struct {
 	RawContentType string
 	// RequestContentType marks routes whose request body is not JSON.
 	RequestContentType string
+	// Query lists the query parameters the route reads; requests with
+	// others are refused (checkQuery). AnyQuery routes pass their query
+	// string on as data (a session's own URL) and are not checked.
+	Query    []QueryParam
+	AnyQuery bool
 	// Action names the operation for authorization (e.g. "session.call").
 	// A protected route without one is allowed to admins only.
 	Action string
@@ -119,7 +124,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Let the mux decide between 404, 405 and redirects, then speak problem+json.
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
-	fallback := rt.wrap("unmatched", Route{Public: true, Handler: func(w http.ResponseWriter, r *http.Request) error {
+	fallback := rt.wrap("unmatched", Route{Public: true, AnyQuery: true, Handler: func(w http.ResponseWriter, r *http.Request) error {
 		switch rec.Code {
 		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", rec.Header().Get("Allow"))

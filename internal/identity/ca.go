@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -320,8 +321,9 @@ func (ca *CA) JWKS() ([]byte, error) {
 func (ca *CA) Revoker() Revoker { return ca.cfg.Revoker }
 
 // IssueX509SVID generates a fresh P-256 key and issues an X.509-SVID for id
-// valid for the configured TTL. dnsNames are added as DNS SANs, which lets a
-// node certificate also serve ordinary HTTPS clients.
+// valid for the configured TTL. dnsNames are added as DNS SANs (those that
+// parse as IP addresses as IP SANs), which lets a node certificate also
+// serve ordinary HTTPS clients that check the host name or address.
 func (ca *CA) IssueX509SVID(id spiffeid.ID, dnsNames ...string) (*x509svid.SVID, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -357,7 +359,13 @@ func (ca *CA) SignX509SVID(id spiffeid.ID, pub crypto.PublicKey, ttl time.Durati
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		URIs:                  []*url.URL{id.URL()},
-		DNSNames:              dnsNames,
+	}
+	for _, n := range dnsNames {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 	if err != nil {

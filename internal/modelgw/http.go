@@ -92,6 +92,7 @@ func (g *Gateway) Routes(rt *httpapi.Router, callerOf CallerFunc) {
 		}})
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/model-budgets", Tag: "models",
 		Summary: "List token budgets (?agent=A for one agent's).", Response: api.ModelBudgetList{},
+		Query: []httpapi.QueryParam{{Name: "agent", Description: "only this agent's budgets"}},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			bs, err := g.Budgets(r.Context(), r.URL.Query().Get("agent"))
 			if err != nil {
@@ -102,6 +103,11 @@ func (g *Gateway) Routes(rt *httpapi.Router, callerOf CallerFunc) {
 		}})
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/usage", Tag: "models",
 		Summary: "Model usage and cost per session (?agent=A&session=S, or ?user=U).", Response: api.UsageReport{},
+		Query: []httpapi.QueryParam{
+			{Name: "agent", Description: "only this agent's sessions"},
+			{Name: "session", Description: "only this session (with agent)"},
+			{Name: "user", Description: "only calls made by this API user"},
+		},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			q := r.URL.Query()
 			rep, err := g.Usage(r.Context(), UsageFilter{Agent: q.Get("agent"), Session: q.Get("session"), User: q.Get("user")})

@@ -145,7 +145,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 			httpapi.WriteJSON(w, http.StatusOK, s)
 			return nil
 		}})
-	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: m.handleTraffic,
+	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: m.handleTraffic, AnyQuery: true, // the agent's own URL
 		Action: ActionSessionCall, Resource: SessionResource,
 		Summary: "Send a request (any method, headers, body) to the session's fetch handler; the session is created on first use."}
 	for _, p := range []string{"/agents/{agent}/sessions/{session}", "/agents/{agent}/sessions/{session}/{path...}"} {

@@ -138,19 +138,22 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		Summary: "Send a signal (TERM, KILL, INT, ...) to a process in the sandbox.",
 		Request: api.SignalRequest{}, Handler: h.handleSignal})
 
+	filePath := httpapi.QueryParam{Name: "path", Required: true, Description: "a path under /workspace or /tmp (relative paths are under /workspace)"}
 	add(httpapi.Route{Method: "PUT", Path: sb + "/files", Action: ActionWrite, RequestContentType: "application/octet-stream",
+		Query:    []httpapi.QueryParam{filePath, {Name: "mode", Description: "octal permission bits, e.g. 0644 (the default) or 0755"}},
 		Summary:  "Upload the raw request body to ?path= (under /workspace or /tmp; &mode=0644 optional), replacing any file there.",
 		Response: api.SandboxFile{}, Handler: h.handlePutFile})
 	add(httpapi.Route{Method: "GET", Path: sb + "/files", Action: ActionRead, RawContentType: "application/octet-stream",
-		Summary: "Download the file at ?path= as raw bytes.", Handler: h.handleGetFile})
+		Summary: "Download the file at ?path= as raw bytes.", Query: []httpapi.QueryParam{filePath}, Handler: h.handleGetFile})
 	add(httpapi.Route{Method: "DELETE", Path: sb + "/files", Action: ActionWrite, Status: http.StatusNoContent,
-		Summary: "Remove the file or directory tree at ?path=.", Handler: h.handleRemoveFile})
+		Summary: "Remove the file or directory tree at ?path=.", Query: []httpapi.QueryParam{filePath}, Handler: h.handleRemoveFile})
 	add(httpapi.Route{Method: "GET", Path: sb + "/files/list", Action: ActionRead,
-		Summary: "List the directory at ?path= (default /workspace).", Response: api.FileList{}, Handler: h.handleListFiles})
+		Summary: "List the directory at ?path= (default /workspace).", Response: api.FileList{}, Handler: h.handleListFiles,
+		Query: []httpapi.QueryParam{{Name: "path", Description: "a directory under /workspace or /tmp (default /workspace)"}}})
 	add(httpapi.Route{Method: "GET", Path: sb + "/files/stat", Action: ActionRead,
-		Summary: "Describe the file at ?path=.", Response: api.SandboxFile{}, Handler: h.handleStatFile})
+		Summary: "Describe the file at ?path=.", Response: api.SandboxFile{}, Query: []httpapi.QueryParam{filePath}, Handler: h.handleStatFile})
 	add(httpapi.Route{Method: "POST", Path: sb + "/files/mkdir", Action: ActionWrite, Status: http.StatusCreated,
-		Summary: "Create the directory at ?path= with its parents.", Response: api.SandboxFile{}, Handler: h.handleMkdir})
+		Summary: "Create the directory at ?path= with its parents.", Response: api.SandboxFile{}, Query: []httpapi.QueryParam{filePath}, Handler: h.handleMkdir})
 }
 
 // guard answers 503 when sandboxes are off.

@@ -244,7 +244,7 @@ func TestBadInput(t *testing.T) {
 		{"signal no such pid", "POST", id + "/processes/4000/signal", `{"signal":"TERM"}`, api.KindNotFound},
 		{"file outside writable paths", "PUT", id + "/files?path=/etc/passwd", "x", api.KindForbidden},
 		{"file escape with dots", "GET", id + "/files?path=/workspace/../etc/shadow", "", api.KindForbidden},
-		{"file missing path", "GET", id + "/files", "", api.KindBadRequest},
+		{"file missing path", "GET", id + "/files", "", api.KindInvalidQuery},
 		{"file not found", "GET", id + "/files?path=nope.txt", "", api.KindNotFound},
 		{"download a directory", "GET", id + "/files?path=/workspace", "", api.KindBadRequest},
 		{"upload onto a directory", "PUT", id + "/files?path=/tmp", "x", api.KindConflict},
