@@ -55,3 +55,10 @@ func BenchmarkPoolClaim(b *testing.B)  { sandboxtest.BenchPoolClaim(b, newTestTi
 func BenchmarkPoolCreateExecPython(b *testing.B) {
 	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 2)
 }
+
+// TestSocketFamilyAllowlistClass: the sentry opens no socket family beyond
+// those the process tier allows (its errnos differ). Its NETLINK_KOBJECT_UEVENT
+// socket is the sentry's own and never carries a host event.
+func TestSocketFamilyAllowlistClass(t *testing.T) {
+	sandboxtest.SocketFamilies(t, newTestTier(t), sandboxtest.Options{SentryEmulated: map[string]bool{"netlink_uevent": true}})
+}

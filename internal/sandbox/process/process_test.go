@@ -89,3 +89,11 @@ func TestPoolPrepareCPUWeight(t *testing.T) {
 		t.Errorf("activated sandbox: %s = %s, want %s", file, got, def)
 	}
 }
+
+// TestSocketFamilyAllowlistClass: only AF_UNIX, AF_INET/AF_INET6 (not raw)
+// and NETLINK_ROUTE sockets open; AF_VSOCK and every other family fail with
+// EAFNOSUPPORT (raw IP with EPERM, other netlink protocols with
+// EPROTONOSUPPORT), for socket(2) and socketpair(2).
+func TestSocketFamilyAllowlistClass(t *testing.T) {
+	sandboxtest.SocketFamilies(t, newTestTier(t), sandboxtest.Options{StrictErrno: true})
+}
