@@ -65,6 +65,10 @@ type Info struct {
 	Created  time.Time         `json:"created"`
 	Deadline time.Time         `json:"deadline"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// Failure is why the sandbox stopped working (Sandbox.Failure), ""
+	// while it works. A failed sandbox stays listed until it is deleted or
+	// times out.
+	Failure string `json:"failure,omitempty"`
 }
 
 type entry struct {
@@ -348,27 +352,44 @@ func (m *Manager) Get(id string) (Sandbox, error) {
 // Info describes a live sandbox.
 func (m *Manager) Info(id string) (Info, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	e, ok := m.sandboxes[id]
+	var info Info
+	if ok {
+		info = e.info()
+	}
+	m.mu.Unlock()
 	if !ok {
 		return Info{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
 	}
-	return e.info(), nil
+	return info.withFailure(e.sb), nil
 }
 
+// info describes e; call with m.mu held. Failure is filled in by
+// withFailure, outside the lock: a tier may need a moment to tell why a
+// sandbox died.
 func (e *entry) info() Info {
 	s := e.sb.Spec()
 	return Info{ID: e.sb.ID(), Tier: s.Tier, Template: s.Template, Created: e.created, Deadline: e.deadline, Labels: s.Labels}
+}
+
+func (info Info) withFailure(sb Sandbox) Info {
+	info.Failure = FailureReason(sb.Failure())
+	return info
 }
 
 // List describes every live sandbox, ordered by id.
 func (m *Manager) List() []Info {
 	m.mu.Lock()
 	out := make([]Info, 0, len(m.sandboxes))
+	sbs := make([]Sandbox, 0, len(m.sandboxes))
 	for _, e := range m.sandboxes {
 		out = append(out, e.info())
+		sbs = append(sbs, e.sb)
 	}
 	m.mu.Unlock()
+	for i := range out {
+		out[i] = out[i].withFailure(sbs[i])
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

@@ -61,6 +61,7 @@ func (b *fakeBox) Tier() string                                     { return "fa
 func (b *fakeBox) Spec() sandbox.Spec                               { return b.spec }
 func (b *fakeBox) AddEnv(env map[string]string)                     { b.env = env }
 func (b *fakeBox) NetNSPath() (string, error)                       { return "/proc/1/ns/net", nil }
+func (b *fakeBox) Failure() error                                   { return nil }
 func (b *fakeBox) Close() error                                     { b.closed.Store(true); return nil }
 func (b *fakeBox) Pause(ctx context.Context) error                  { return nil }
 func (b *fakeBox) Resume(ctx context.Context) error                 { return nil }
