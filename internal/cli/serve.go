@@ -64,6 +64,13 @@ daemon writes an admin token to <data>/admin.token (mode 0600).`,
 	f.StringVar(&cfg.TrustDomain, "trust-domain", cfg.TrustDomain, "SPIFFE trust domain")
 	f.StringVar(&cfg.CADir, "ca-dir", "", "CA directory (default <data>/ca); put ca.crt and ca.key there to supply your own root")
 	f.StringVar(&cfg.WasmCacheDir, "wasm-cache-dir", "", "compiled WebAssembly cache, shareable between nodes on one machine (default: user cache dir)")
+	// Sandbox caps for non-administrators (0 = no cap).
+	f.IntVar(&cfg.SandboxMaxPerOwner, "sandbox-max-per-owner", cfg.SandboxMaxPerOwner, "live sandboxes one owner may have")
+	f.Float64Var(&cfg.SandboxMaxCPUs, "sandbox-max-cpus", cfg.SandboxMaxCPUs, "CPU cores a user may give one sandbox")
+	f.IntVar(&cfg.SandboxMaxMemoryMB, "sandbox-max-memory-mb", cfg.SandboxMaxMemoryMB, "memory (MiB) a user may give one sandbox")
+	f.IntVar(&cfg.SandboxMaxDiskMB, "sandbox-max-disk-mb", cfg.SandboxMaxDiskMB, "size (MiB) of /workspace and of /tmp a user may give one sandbox")
+	f.IntVar(&cfg.SandboxMaxPids, "sandbox-max-pids", cfg.SandboxMaxPids, "processes and threads a user may give one sandbox")
+	f.Var(&cfg.SandboxMaxTimeout, "sandbox-max-timeout", "lifetime a user may give one sandbox, at creation and per extension")
 	return cmd
 }
 
@@ -97,6 +104,18 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.CADir = src.CADir
 	case "wasm-cache-dir":
 		dst.WasmCacheDir = src.WasmCacheDir
+	case "sandbox-max-per-owner":
+		dst.SandboxMaxPerOwner = src.SandboxMaxPerOwner
+	case "sandbox-max-cpus":
+		dst.SandboxMaxCPUs = src.SandboxMaxCPUs
+	case "sandbox-max-memory-mb":
+		dst.SandboxMaxMemoryMB = src.SandboxMaxMemoryMB
+	case "sandbox-max-disk-mb":
+		dst.SandboxMaxDiskMB = src.SandboxMaxDiskMB
+	case "sandbox-max-pids":
+		dst.SandboxMaxPids = src.SandboxMaxPids
+	case "sandbox-max-timeout":
+		dst.SandboxMaxTimeout = src.SandboxMaxTimeout
 	}
 }
 
