@@ -132,6 +132,8 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add(`{"listen":"127.0.0.1:1"}`)
 	f.Add(`{"shutdown_timeout":"1s","max_body_bytes":5}`)
 	f.Add(`[]`)
+	f.Add(`{"sandbox_max_memory_mb":512,"sandbox_max_cpus":0.5,"sandbox_max_timeout":"30m"}`)
+	f.Add(`{"sandbox_max_pids":-1,"sandbox_max_disk_mb":"big","sandbox_max_timeout":"forever"}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c := Default()
 		if err := c.decode(strings.NewReader(s), "fuzz"); err != nil {

@@ -17,6 +17,7 @@ package daemon
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -72,10 +73,14 @@ func (c sandboxCaps) AdmitCreate(spec *sandbox.Spec, live []sandbox.Info) error 
 			"%s%s is over the cap of %s%s for one sandbox of a user (%s); ask for at most %s%s, or have an administrator create it",
 			asked, unit, limit, unit, setting, limit, unit)})
 	}
+	// A value of zero or less means "the default" (sandbox.Limits.WithDefaults,
+	// the Manager's default timeout), so it is checked as an omitted one.
 	l, def := &spec.Limits, sandbox.DefaultLimits
-	if c.cpus > 0 {
+	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) {
+		errs = append(errs, api.FieldError{Field: "limits.cpus", Detail: "must be a number of cores, e.g. 0.5"})
+	} else if c.cpus > 0 {
 		switch {
-		case l.CPUs == 0 && def.CPUs > c.cpus:
+		case l.CPUs <= 0 && def.CPUs > c.cpus:
 			l.CPUs = c.cpus
 		case l.CPUs > c.cpus:
 			over("limits.cpus", "sandbox_max_cpus", ftoa(l.CPUs), ftoa(c.cpus), " cores")
@@ -95,7 +100,7 @@ func (c sandboxCaps) AdmitCreate(spec *sandbox.Spec, live []sandbox.Info) error 
 			continue
 		}
 		switch {
-		case *lim.v == 0 && lim.def > lim.max:
+		case *lim.v <= 0 && lim.def > lim.max:
 			*lim.v = lim.max
 		case *lim.v > lim.max:
 			over(lim.field, lim.name, strconv.Itoa(*lim.v), strconv.Itoa(lim.max), lim.unit)
@@ -103,7 +108,7 @@ func (c sandboxCaps) AdmitCreate(spec *sandbox.Spec, live []sandbox.Info) error 
 	}
 	if c.timeout > 0 {
 		switch {
-		case spec.Timeout == 0 && sandboxDefaultTimeout > c.timeout:
+		case spec.Timeout <= 0 && sandboxDefaultTimeout > c.timeout:
 			spec.Timeout = c.timeout
 		case spec.Timeout > c.timeout:
 			over("timeout_s", "sandbox_max_timeout", ftoa(spec.Timeout.Seconds()), ftoa(c.timeout.Seconds()), " s")

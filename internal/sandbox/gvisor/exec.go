@@ -343,7 +343,13 @@ func (c *container) Processes(ctx context.Context) ([]sandbox.Process, error) {
 		}
 		return nil, fmt.Errorf("processes: %w", err)
 	}
-	// UID PID PPID C TTY STIME TIME CMD (older releases lack TTY)
+	return parsePS(out), nil
+}
+
+// parsePS reads runsc ps output, leaving out pid 1: a header line, then
+// UID PID PPID C TTY STIME TIME CMD... (older releases lack TTY; the
+// command starts at the header's CMD column).
+func parsePS(out []byte) []sandbox.Process {
 	var res []sandbox.Process
 	cmdCol := 6
 	for i, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -364,7 +370,7 @@ func (c *container) Processes(ctx context.Context) ([]sandbox.Process, error) {
 		}
 		res = append(res, sandbox.Process{PID: pid, PPID: ppid, Cmdline: f[cmdCol:], State: "R"})
 	}
-	return res, nil
+	return res
 }
 
 // Signal signals one process.
