@@ -233,11 +233,15 @@ func (b *box) deathReason() string {
 	default:
 	}
 	b.mu.Lock()
-	if b.reason == "" {
+	first := b.reason == ""
+	if first {
 		b.reason = r
 	}
 	r = b.reason
 	b.mu.Unlock()
+	if first {
+		b.tier.log.Warn("sandbox failed", "sandbox", b.id, "reason", r)
+	}
 	return r
 }
 
