@@ -54,6 +54,10 @@ const (
 
 	// KindSandboxLimit: a sandbox's memory, process or disk limit was hit.
 	KindSandboxLimit Kind = "sandbox-limit-exceeded"
+	// KindSandboxFailed: the sandbox stopped working (its init or sandbox
+	// kernel died, e.g. out of memory) and takes no more exec or file
+	// calls; its description says why. Delete it and create a new one.
+	KindSandboxFailed Kind = "sandbox-failed"
 
 	// KindBudgetExceeded: a model call would exceed the caller's token
 	// budget (402: not worth retrying until the budget is raised).
@@ -82,6 +86,7 @@ var kindStatus = map[Kind]int{
 	KindSessionCrashed:        http.StatusBadGateway,
 	KindAgentError:            http.StatusBadGateway,
 	KindSandboxLimit:          http.StatusInsufficientStorage,
+	KindSandboxFailed:         http.StatusConflict,
 	KindBudgetExceeded:        http.StatusPaymentRequired,
 }
 

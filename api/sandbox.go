@@ -9,6 +9,17 @@ const (
 	SandboxTemplateHost = "host"
 )
 
+// Sandbox states (Sandbox.State).
+const (
+	SandboxStateRunning = "running"
+	SandboxStatePaused  = "paused"
+	// SandboxStateFailed: the sandbox stopped working underneath its users
+	// (its init or sandbox kernel died, e.g. out of memory); Sandbox.Failure
+	// says why. Exec and file calls answer 409 with KindSandboxFailed;
+	// delete it and create a new one.
+	SandboxStateFailed = "failed"
+)
+
 // Exec event types, in the order a stream can carry them: any number of
 // stdout and stderr events, then exactly one exit or error event.
 const (
@@ -26,7 +37,7 @@ const ExecStreamContentType = "application/x-ndjson"
 // SandboxLimits bound one sandbox's resources. Zero means the server default.
 type SandboxLimits struct {
 	CPUs     float64 `json:"cpus,omitempty"`      // CPU bandwidth in cores, e.g. 0.5
-	MemoryMB int     `json:"memory_mb,omitempty"` // memory including tmpfs pages
+	MemoryMB int     `json:"memory_mb,omitempty"` // memory of the processes; files in /workspace, /tmp and /dev/shm come on top
 	Pids     int     `json:"pids,omitempty"`      // processes and threads
 	DiskMB   int     `json:"disk_mb,omitempty"`   // size of /workspace and of /tmp
 }
@@ -53,13 +64,17 @@ type CreateSandboxRequest struct {
 
 // Sandbox describes a live sandbox.
 type Sandbox struct {
-	ID       string            `json:"id"`
-	Tier     string            `json:"tier"`
-	Template string            `json:"template"`
-	Created  time.Time         `json:"created"`
-	Expires  time.Time         `json:"expires"`
-	Limits   SandboxLimits     `json:"limits"`
-	Paused   bool              `json:"paused"`
+	ID       string        `json:"id"`
+	Tier     string        `json:"tier"`
+	Template string        `json:"template"`
+	Created  time.Time     `json:"created"`
+	Expires  time.Time     `json:"expires"`
+	Limits   SandboxLimits `json:"limits"`
+	Paused   bool          `json:"paused"`
+	// State is SandboxStateRunning, SandboxStatePaused or
+	// SandboxStateFailed; Failure is why a failed sandbox stopped working.
+	State    string            `json:"state"`
+	Failure  string            `json:"failure,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Owner is the SPIFFE ID of the principal that owns the sandbox (for a
 	// session's sandbox, the agent's owner); Session is "agent/session"

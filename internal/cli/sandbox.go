@@ -139,7 +139,10 @@ func newSandboxListCmd(g *globals) *cobra.Command {
 }
 
 func sandboxState(s api.Sandbox) string {
-	if s.Paused {
+	switch {
+	case s.State != "": // running, paused or failed
+		return s.State
+	case s.Paused:
 		return "paused"
 	}
 	return "running"
@@ -149,6 +152,9 @@ func printSandbox(w io.Writer, s *api.Sandbox) {
 	fmt.Fprintf(w, "sandbox:  %s\ntier:     %s\ntemplate: %s\nstate:    %s\ncreated:  %s\nexpires:  %s\nlimits:   %g cpus, %d MiB memory, %d pids, %d MiB disk\n",
 		s.ID, s.Tier, s.Template, sandboxState(*s), s.Created.Local().Format(time.DateTime),
 		s.Expires.Local().Format(time.DateTime), s.Limits.CPUs, s.Limits.MemoryMB, s.Limits.Pids, s.Limits.DiskMB)
+	if s.Failure != "" {
+		fmt.Fprintf(w, "failure:  %s\n", s.Failure)
+	}
 }
 
 func sandboxOpCmd(g *globals, use, short string, op func(*client.Client, context.Context, string) (*api.Sandbox, error)) *cobra.Command {

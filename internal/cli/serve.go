@@ -79,6 +79,13 @@ waits for a daemon that is starting.
 	f.Int64Var(&cfg.AuditMaxBytes, "audit-max-bytes", cfg.AuditMaxBytes, "drop the oldest audit records past this size (0 = no limit)")
 	f.IntVar(&cfg.AuditAuthFailuresPerMinute, "audit-auth-failures-per-minute", cfg.AuditAuthFailuresPerMinute,
 		"failed authentications audited one by one per remote address and minute; the rest are summarised")
+	// Sandbox caps for non-administrators (0 = no cap).
+	f.IntVar(&cfg.SandboxMaxPerOwner, "sandbox-max-per-owner", cfg.SandboxMaxPerOwner, "live sandboxes one owner may have")
+	f.Float64Var(&cfg.SandboxMaxCPUs, "sandbox-max-cpus", cfg.SandboxMaxCPUs, "CPU cores a user may give one sandbox")
+	f.IntVar(&cfg.SandboxMaxMemoryMB, "sandbox-max-memory-mb", cfg.SandboxMaxMemoryMB, "memory (MiB) a user may give one sandbox")
+	f.IntVar(&cfg.SandboxMaxDiskMB, "sandbox-max-disk-mb", cfg.SandboxMaxDiskMB, "size (MiB) of /workspace and of /tmp a user may give one sandbox")
+	f.IntVar(&cfg.SandboxMaxPids, "sandbox-max-pids", cfg.SandboxMaxPids, "processes and threads a user may give one sandbox")
+	f.Var(&cfg.SandboxMaxTimeout, "sandbox-max-timeout", "lifetime a user may give one sandbox, at creation and per extension")
 	return cmd
 }
 
@@ -126,6 +133,18 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.AuditMaxBytes = src.AuditMaxBytes
 	case "audit-auth-failures-per-minute":
 		dst.AuditAuthFailuresPerMinute = src.AuditAuthFailuresPerMinute
+	case "sandbox-max-per-owner":
+		dst.SandboxMaxPerOwner = src.SandboxMaxPerOwner
+	case "sandbox-max-cpus":
+		dst.SandboxMaxCPUs = src.SandboxMaxCPUs
+	case "sandbox-max-memory-mb":
+		dst.SandboxMaxMemoryMB = src.SandboxMaxMemoryMB
+	case "sandbox-max-disk-mb":
+		dst.SandboxMaxDiskMB = src.SandboxMaxDiskMB
+	case "sandbox-max-pids":
+		dst.SandboxMaxPids = src.SandboxMaxPids
+	case "sandbox-max-timeout":
+		dst.SandboxMaxTimeout = src.SandboxMaxTimeout
 	}
 }
 

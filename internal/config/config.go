@@ -65,6 +65,17 @@ type Config struct {
 	// an agent's owner for its sessions' sandboxes); administrators are
 	// exempt. 0 = no cap.
 	SandboxMaxPerOwner int `json:"sandbox_max_per_owner"`
+	// SandboxMax* cap what a non-administrator may ask of each sandbox
+	// (the owner's, as for SandboxMaxPerOwner): CPUs, memory, disk (each of
+	// /workspace and /tmp), processes, and lifetime (at creation and per
+	// extension). A request over a cap is refused, naming the field and
+	// the cap; an omitted value whose default is over the cap gets the
+	// cap. Administrators are exempt. 0 = no cap.
+	SandboxMaxCPUs     float64  `json:"sandbox_max_cpus"`
+	SandboxMaxMemoryMB int      `json:"sandbox_max_memory_mb"`
+	SandboxMaxDiskMB   int      `json:"sandbox_max_disk_mb"`
+	SandboxMaxPids     int      `json:"sandbox_max_pids"`
+	SandboxMaxTimeout  Duration `json:"sandbox_max_timeout"`
 	// TLS serves the API over TLS with a node SVID from the platform CA;
 	// clients may then authenticate with their own SVID (mTLS).
 	TLS bool `json:"tls"`
@@ -121,6 +132,11 @@ func Default() Config {
 		ToolCallsPerSecond: 200,
 		ToolCallBurst:      400,
 		SandboxMaxPerOwner: 32,
+		SandboxMaxCPUs:     2,
+		SandboxMaxMemoryMB: 2048,
+		SandboxMaxDiskMB:   1024,
+		SandboxMaxPids:     1024,
+		SandboxMaxTimeout:  Duration(4 * time.Hour),
 		TrustDomain:        "agentcloud.local",
 
 		AuditMaxAge:                Duration(90 * 24 * time.Hour),
@@ -307,6 +323,27 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		}
 		c.SessionMemoryMiB = n
 	}
+	integer := func(name string, dst *int) {
+		if v, ok := lookup("AGENTCLOUD_" + name); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, FieldError{"AGENTCLOUD_" + name, v, "want a whole number"})
+			}
+			*dst = n
+		}
+	}
+	integer("SANDBOX_MAX_PER_OWNER", &c.SandboxMaxPerOwner)
+	integer("SANDBOX_MAX_MEMORY_MB", &c.SandboxMaxMemoryMB)
+	integer("SANDBOX_MAX_DISK_MB", &c.SandboxMaxDiskMB)
+	integer("SANDBOX_MAX_PIDS", &c.SandboxMaxPids)
+	dur("SANDBOX_MAX_TIMEOUT", &c.SandboxMaxTimeout)
+	if v, ok := lookup("AGENTCLOUD_SANDBOX_MAX_CPUS"); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, FieldError{"AGENTCLOUD_SANDBOX_MAX_CPUS", v, "want a number of cores, e.g. 2 or 0.5"})
+		}
+		c.SandboxMaxCPUs = f
+	}
 	if v, ok := lookup("AGENTCLOUD_MAX_BODY_BYTES"); ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -384,6 +421,21 @@ func (c Config) Validate() error {
 	}
 	if c.SandboxMaxPerOwner < 0 || c.SandboxMaxPerOwner > 100000 {
 		add("sandbox_max_per_owner", strconv.Itoa(c.SandboxMaxPerOwner), "want between 0 (no cap) and 100000")
+	}
+	if c.SandboxMaxCPUs < 0 || c.SandboxMaxCPUs > 256 || c.SandboxMaxCPUs != c.SandboxMaxCPUs {
+		add("sandbox_max_cpus", strconv.FormatFloat(c.SandboxMaxCPUs, 'g', -1, 64), "want between 0 (no cap) and 256 cores")
+	}
+	if c.SandboxMaxMemoryMB < 0 || c.SandboxMaxMemoryMB > 0 && c.SandboxMaxMemoryMB < 32 || c.SandboxMaxMemoryMB > 1<<20 {
+		add("sandbox_max_memory_mb", strconv.Itoa(c.SandboxMaxMemoryMB), "want 0 (no cap) or between 32 and 1048576 MiB")
+	}
+	if c.SandboxMaxDiskMB < 0 || c.SandboxMaxDiskMB > 1<<20 {
+		add("sandbox_max_disk_mb", strconv.Itoa(c.SandboxMaxDiskMB), "want between 0 (no cap) and 1048576 MiB")
+	}
+	if c.SandboxMaxPids < 0 || c.SandboxMaxPids > 0 && c.SandboxMaxPids < 8 || c.SandboxMaxPids > 1<<20 {
+		add("sandbox_max_pids", strconv.Itoa(c.SandboxMaxPids), "want 0 (no cap) or between 8 and 1048576")
+	}
+	if c.SandboxMaxTimeout.D() < 0 || c.SandboxMaxTimeout.D() > 0 && c.SandboxMaxTimeout.D() < time.Second || c.SandboxMaxTimeout.D() > 24*time.Hour {
+		add("sandbox_max_timeout", c.SandboxMaxTimeout.String(), "want 0 (no cap) or a duration between 1s and 24h")
 	}
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " /\t\n.*>") {
 		add("node_id", c.NodeID, "want a non-empty name without spaces, dots, slashes or wildcards")

@@ -37,6 +37,15 @@ func TestValidateNamesFields(t *testing.T) {
 		{"audit bytes", func(c *Config) { c.AuditMaxBytes = 1000 }, "audit_max_bytes"},
 		{"audit negative bytes", func(c *Config) { c.AuditMaxBytes = -1 }, "audit_max_bytes"},
 		{"audit failures", func(c *Config) { c.AuditAuthFailuresPerMinute = 0 }, "audit_auth_failures_per_minute"},
+		{"sandbox count", func(c *Config) { c.SandboxMaxPerOwner = -1 }, "sandbox_max_per_owner"},
+		{"sandbox cpus", func(c *Config) { c.SandboxMaxCPUs = 1000 }, "sandbox_max_cpus"},
+		{"sandbox cpus negative", func(c *Config) { c.SandboxMaxCPUs = -1 }, "sandbox_max_cpus"},
+		{"sandbox memory tiny", func(c *Config) { c.SandboxMaxMemoryMB = 4 }, "sandbox_max_memory_mb"},
+		{"sandbox memory huge", func(c *Config) { c.SandboxMaxMemoryMB = 1 << 30 }, "sandbox_max_memory_mb"},
+		{"sandbox disk", func(c *Config) { c.SandboxMaxDiskMB = -5 }, "sandbox_max_disk_mb"},
+		{"sandbox pids", func(c *Config) { c.SandboxMaxPids = 2 }, "sandbox_max_pids"},
+		{"sandbox timeout", func(c *Config) { c.SandboxMaxTimeout = Duration(48 * time.Hour) }, "sandbox_max_timeout"},
+		{"sandbox timeout tiny", func(c *Config) { c.SandboxMaxTimeout = Duration(time.Millisecond) }, "sandbox_max_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +78,13 @@ func TestLoadFile(t *testing.T) {
 	}
 	if c.Listen != "127.0.0.1:9999" || c.ShutdownTimeout.D() != 3*time.Second {
 		t.Fatalf("not applied: %+v", c)
+	}
+	c = Default()
+	if err := c.LoadFile(write(`{"sandbox_max_memory_mb":512,"sandbox_max_cpus":1.5,"sandbox_max_timeout":"30m","sandbox_max_pids":0}`)); err != nil {
+		t.Fatal(err)
+	}
+	if c.SandboxMaxMemoryMB != 512 || c.SandboxMaxCPUs != 1.5 || c.SandboxMaxTimeout.D() != 30*time.Minute || c.SandboxMaxPids != 0 || c.Validate() != nil {
+		t.Fatalf("sandbox caps not applied: %+v", c)
 	}
 	for in, want := range map[string]string{
 		`{"lisen":"x"}`:              `unknown field "lisen"`,
@@ -105,6 +121,22 @@ func TestLoadEnv(t *testing.T) {
 			t.Errorf("%s=lots: want an error naming it, got %v", bad, err)
 		}
 	}
+	env = map[string]string{"AGENTCLOUD_SANDBOX_MAX_CPUS": "0.5", "AGENTCLOUD_SANDBOX_MAX_MEMORY_MB": "256",
+		"AGENTCLOUD_SANDBOX_MAX_DISK_MB": "64", "AGENTCLOUD_SANDBOX_MAX_PIDS": "32", "AGENTCLOUD_SANDBOX_MAX_TIMEOUT": "10m",
+		"AGENTCLOUD_SANDBOX_MAX_PER_OWNER": "3"}
+	if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.SandboxMaxCPUs != 0.5 || c.SandboxMaxMemoryMB != 256 || c.SandboxMaxDiskMB != 64 || c.SandboxMaxPids != 32 ||
+		c.SandboxMaxTimeout.D() != 10*time.Minute || c.SandboxMaxPerOwner != 3 {
+		t.Fatalf("sandbox caps not applied: %+v", c)
+	}
+	for k, v := range map[string]string{"AGENTCLOUD_SANDBOX_MAX_CPUS": "two", "AGENTCLOUD_SANDBOX_MAX_MEMORY_MB": "1G", "AGENTCLOUD_SANDBOX_MAX_TIMEOUT": "1 hour"} {
+		err := c.LoadEnv(func(key string) (string, bool) { return v, key == k })
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%s: want an error naming the variable, got %v", k, v, err)
+		}
+	}
 	env = map[string]string{"AGENTCLOUD_READ_TIMEOUT": "soon"}
 	err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err == nil || !strings.Contains(err.Error(), "AGENTCLOUD_READ_TIMEOUT") {
@@ -116,6 +148,8 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add(`{"listen":"127.0.0.1:1"}`)
 	f.Add(`{"shutdown_timeout":"1s","max_body_bytes":5}`)
 	f.Add(`[]`)
+	f.Add(`{"sandbox_max_memory_mb":512,"sandbox_max_cpus":0.5,"sandbox_max_timeout":"30m"}`)
+	f.Add(`{"sandbox_max_pids":-1,"sandbox_max_disk_mb":"big","sandbox_max_timeout":"forever"}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c := Default()
 		if err := c.decode(strings.NewReader(s), "fuzz"); err != nil {

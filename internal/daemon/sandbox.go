@@ -72,6 +72,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		}
 	}
 	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log,
+		DefaultTimeout: sandboxDefaultTimeout, Admission: newSandboxCaps(d.sec.td, d.cfg),
 		NetworkHook: func(ctx context.Context, sb sandbox.Sandbox, ns string) (map[string]string, error) {
 			return d.sandboxNetworkHook(ctx, parts, sb, ns)
 		}, OnClose: func(id string) { d.closeSandboxNet(parts, id) }})

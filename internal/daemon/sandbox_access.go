@@ -1,6 +1,7 @@
 package daemon
 
-// Sandbox ownership, identity and quotas (sandbox_access.go).
+// Sandbox ownership and identity (sandbox_access.go); the caps and quota
+// of each owner are in sandbox_caps.go.
 //
 // A sandbox belongs to the principal that created it: a user through the
 // API, or, for a sandbox made by agent code (env.sandbox.run), the agent's
@@ -28,6 +29,8 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
 	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/toolbox"
+	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
 	"github.com/cedar-policy/cedar-go/types"
 )
 
@@ -121,15 +124,16 @@ func (s *security) agentInfo(ctx context.Context, agent string) (session.AgentIn
 }
 
 // sandboxAccess returns the sandbox API's create and list hooks: create
-// stamps the caller as owner and enforces the per-owner quota; list shows
-// only what the caller may read.
+// stamps the caller as owner (the Manager's Admission, sandboxCaps, then
+// applies the owner's caps); list shows only what the caller may read.
 func (d *Daemon) sandboxAccess(parts *sandboxParts) (func(*http.Request, *sandbox.Spec) error, func(*http.Request, sandbox.Info) bool) {
 	create := func(r *http.Request, spec *sandbox.Spec) error {
 		p, ok := httpapi.PrincipalFrom(r.Context())
 		if !ok {
 			return api.Errorf(api.KindUnauthenticated, "no principal")
 		}
-		return d.ownSandbox(parts, spec, p.ID, "", "")
+		ownSandbox(spec, p.ID, "", "")
+		return nil
 	}
 	visible := func(r *http.Request, info sandbox.Info) bool {
 		p, ok := httpapi.PrincipalFrom(r.Context())
@@ -142,10 +146,10 @@ func (d *Daemon) sandboxAccess(parts *sandboxParts) (func(*http.Request, *sandbo
 	return create, visible
 }
 
-// ownSandbox stamps owner (and the creating session, if any) on spec and
-// refuses when the owner already has its quota of live sandboxes.
-// Administrators have no quota.
-func (d *Daemon) ownSandbox(parts *sandboxParts, spec *sandbox.Spec, owner, agent, sess string) error {
+// ownSandbox stamps owner (and the creating session, if any) on spec. The
+// owner's caps and quota are applied by sandboxCaps when the Manager
+// creates the sandbox; administrators have none.
+func ownSandbox(spec *sandbox.Spec, owner, agent, sess string) {
 	if spec.Labels == nil {
 		spec.Labels = map[string]string{}
 	}
@@ -153,24 +157,6 @@ func (d *Daemon) ownSandbox(parts *sandboxParts, spec *sandbox.Spec, owner, agen
 	if sess != "" {
 		spec.Labels[sandbox.LabelSession] = agent + "/" + sess
 	}
-	if p, err := identity.ParsePrincipal(d.sec.td, owner); err == nil && p.Kind == identity.KindAdmin {
-		return nil
-	}
-	limit := d.cfg.SandboxMaxPerOwner
-	if limit <= 0 {
-		return nil
-	}
-	n := 0
-	for _, info := range parts.manager.List() {
-		if info.Labels[sandbox.LabelOwner] == owner {
-			n++
-		}
-	}
-	if n >= limit {
-		return api.Errorf(api.KindRateLimited,
-			"%s already has %d live sandboxes, the most one owner may have (sandbox_max_per_owner); delete one (agentcloud sandbox rm ID) or wait for one to expire", owner, n)
-	}
-	return nil
 }
 
 // sandboxPrincipal adds a sandbox acting as a principal (its egress, its
@@ -216,4 +202,49 @@ func (s *security) sandboxPrincipal(ctx context.Context, ents types.EntityMap, i
 	}
 	ents[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(attrs)}
 	return labels, nil
+}
+
+// toolSandboxes makes the run_code tool's sandboxes (builtin.Sandboxes),
+// owned like any other: by the calling user, by the agent's owner for a
+// session (tied to the session), by its own owner for a sandbox calling
+// tools (tied to its session, if any). So they count against that owner's
+// caps and quota and show in the owner's list while they live.
+type toolSandboxes struct {
+	d     *Daemon
+	parts *sandboxParts
+}
+
+var _ builtin.Sandboxes = toolSandboxes{}
+
+// Create implements builtin.Sandboxes.
+func (s toolSandboxes) Create(ctx context.Context, c toolbox.Caller, spec sandbox.Spec) (sandbox.Sandbox, error) {
+	owner, agent, sess := c.Principal, "", ""
+	switch {
+	case c.Session != "":
+		agent, sess = c.Agent, c.Session
+		info, ok, err := s.d.sessions.AgentInfo(ctx, c.Agent)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("agent %s: not deployed (%v)", c.Agent, err)
+		}
+		owner = info.Owner
+		if owner == "" { // deployed by an administrator
+			owner = s.d.sec.admin.ID
+		}
+	case c.Sandbox != "":
+		rec, ok := s.parts.record(c.Sandbox)
+		if !ok {
+			return nil, fmt.Errorf("calling sandbox %s: %w", c.Sandbox, sandbox.ErrNotFound)
+		}
+		owner, agent, sess = rec.owner, rec.agent, rec.session
+	}
+	if owner == "" {
+		return nil, api.Errorf(api.KindUnauthenticated, "run_code: the caller has no identity to own a sandbox")
+	}
+	ownSandbox(&spec, owner, agent, sess)
+	return s.parts.manager.Create(ctx, "", spec)
+}
+
+// Delete implements builtin.Sandboxes.
+func (s toolSandboxes) Delete(ctx context.Context, id string) error {
+	return s.parts.manager.Delete(ctx, id)
 }

@@ -175,10 +175,11 @@ func (s sandboxService) run(ctx context.Context, c session.Caller, req sandboxRu
 	if owner == "" { // deployed by an administrator
 		owner = s.d.sec.admin.ID
 	}
-	if err := s.d.ownSandbox(s.parts, &spec, owner, c.Agent, c.Session); err != nil {
-		return nil, fmt.Errorf("LimitError: %s", problemText(err))
-	}
+	ownSandbox(&spec, owner, c.Agent, c.Session)
 	sb, err := s.parts.manager.Create(ctx, id, spec)
+	if api.IsKind(err, api.KindRateLimited) || api.IsKind(err, api.KindValidation) {
+		return nil, fmt.Errorf("LimitError: %s", problemText(err)) // the owner's caps (sandboxCaps)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("SandboxError: %v", err)
 	}

@@ -60,7 +60,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Flow:      labelFlow{d.sec},
 	}
 	if d.sandboxes != nil && d.sandboxes.manager != nil {
-		deps.Sandboxes = d.sandboxes.manager
+		deps.Sandboxes = toolSandboxes{d: d, parts: d.sandboxes}
 	} else {
 		deps.SandboxesOff = errors.New("this host cannot run sandboxes (see the daemon log at start)")
 	}

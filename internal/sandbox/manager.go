@@ -40,6 +40,21 @@ type PoolConfig struct {
 // NetNSPath fail with ErrUnsupported; the hook is then called with "".
 type NetworkHook func(ctx context.Context, sb Sandbox, netnsPath string) (env map[string]string, err error)
 
+// Admission decides what may be created and for how long, in one place
+// that every way of creating a sandbox goes through (the daemon's caps
+// per owner). The Manager calls it under its lock, so that a decision and
+// the sandbox it admits are atomic against other creates: it must be quick
+// and must not call back into the Manager.
+type Admission interface {
+	// AdmitCreate sees the spec as asked for (zero limits and timeout are
+	// still "the default") and may refuse it or fill in omitted values;
+	// live lists every sandbox that exists or is being created (Failure
+	// not filled in).
+	AdmitCreate(spec *Spec, live []Info) error
+	// AdmitExtend may refuse to set info's sandbox to expire d from now.
+	AdmitExtend(info Info, d time.Duration) error
+}
+
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
 	Tiers          []Tier
@@ -55,6 +70,8 @@ type ManagerConfig struct {
 	OnClose func(id string)
 	// ReapInterval is how often expired sandboxes are removed; default 1s.
 	ReapInterval time.Duration
+	// Admission, if set, admits or refuses every Create and Extend.
+	Admission Admission
 }
 
 // Info describes a live sandbox.
@@ -65,6 +82,10 @@ type Info struct {
 	Created  time.Time         `json:"created"`
 	Deadline time.Time         `json:"deadline"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// Failure is why the sandbox stopped working (Sandbox.Failure), ""
+	// while it works. A failed sandbox stays listed until it is deleted or
+	// times out.
+	Failure string `json:"failure,omitempty"`
 }
 
 type entry struct {
@@ -91,8 +112,9 @@ type Manager struct {
 	tiers map[string]Tier
 	pools map[poolKey]*pool
 
-	mu        sync.Mutex // guards sandboxes
+	mu        sync.Mutex // guards sandboxes and pending
 	sandboxes map[string]*entry
+	pending   map[string]Spec // admitted, being created
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -125,7 +147,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
 		tiers: map[string]Tier{}, pools: map[poolKey]*pool{},
-		sandboxes: map[string]*entry{}, stop: make(chan struct{}),
+		sandboxes: map[string]*entry{}, pending: map[string]Spec{}, stop: make(chan struct{}),
 	}
 	for _, t := range cfg.Tiers {
 		m.tiers[t.Name()] = t
@@ -247,16 +269,18 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 	if !ok {
 		return nil, fmt.Errorf("create sandbox: tier %q: %w", spec.Tier, ErrUnknownTier)
 	}
-	spec = spec.normalize(spec.Tier)
 	if id == "" {
 		id = NewID()
 	}
-	m.mu.Lock()
-	_, dup := m.sandboxes[id]
-	m.mu.Unlock()
-	if dup {
-		return nil, fmt.Errorf("create sandbox %s: id in use", id)
+	if err := m.admit(id, &spec); err != nil {
+		return nil, err
 	}
+	defer func() {
+		m.mu.Lock()
+		delete(m.pending, id)
+		m.mu.Unlock()
+	}()
+	spec = spec.normalize(spec.Tier)
 	var pr Prepared
 	if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
 		select {
@@ -299,14 +323,37 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 	timeout = min(timeout, m.cfg.MaxTimeout)
 	now := m.clock.Now()
 	m.mu.Lock()
-	if _, dup := m.sandboxes[id]; dup {
-		m.mu.Unlock()
-		_ = sb.Close()
-		return nil, fmt.Errorf("create sandbox %s: id in use", id)
-	}
 	m.sandboxes[id] = &entry{sb: sb, created: now, deadline: now.Add(timeout)}
+	delete(m.pending, id)
 	m.mu.Unlock()
 	return sb, nil
+}
+
+// admit reserves id for spec, after the Admission (if any) accepted it,
+// atomically with every other create: a sandbox counts from the moment it
+// is admitted until it is deleted, or its creation fails.
+func (m *Manager) admit(id string, spec *Spec) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, dup := m.sandboxes[id]
+	_, dupPending := m.pending[id]
+	if dup || dupPending {
+		return fmt.Errorf("create sandbox %s: id in use", id)
+	}
+	if a := m.cfg.Admission; a != nil {
+		live := make([]Info, 0, len(m.sandboxes)+len(m.pending))
+		for _, e := range m.sandboxes {
+			live = append(live, e.info())
+		}
+		for pid, ps := range m.pending {
+			live = append(live, Info{ID: pid, Tier: ps.Tier, Template: ps.Template, Labels: ps.Labels})
+		}
+		if err := a.AdmitCreate(spec, live); err != nil {
+			return fmt.Errorf("create sandbox: %w", err)
+		}
+	}
+	m.pending[id] = *spec
+	return nil
 }
 
 // envSetter is implemented by tiers whose sandboxes can take environment
@@ -348,39 +395,61 @@ func (m *Manager) Get(id string) (Sandbox, error) {
 // Info describes a live sandbox.
 func (m *Manager) Info(id string) (Info, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	e, ok := m.sandboxes[id]
+	var info Info
+	if ok {
+		info = e.info()
+	}
+	m.mu.Unlock()
 	if !ok {
 		return Info{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
 	}
-	return e.info(), nil
+	return info.withFailure(e.sb), nil
 }
 
+// info describes e; call with m.mu held. Failure is filled in by
+// withFailure, outside the lock: a tier may need a moment to tell why a
+// sandbox died.
 func (e *entry) info() Info {
 	s := e.sb.Spec()
 	return Info{ID: e.sb.ID(), Tier: s.Tier, Template: s.Template, Created: e.created, Deadline: e.deadline, Labels: s.Labels}
+}
+
+func (info Info) withFailure(sb Sandbox) Info {
+	info.Failure = FailureReason(sb.Failure())
+	return info
 }
 
 // List describes every live sandbox, ordered by id.
 func (m *Manager) List() []Info {
 	m.mu.Lock()
 	out := make([]Info, 0, len(m.sandboxes))
+	sbs := make([]Sandbox, 0, len(m.sandboxes))
 	for _, e := range m.sandboxes {
 		out = append(out, e.info())
+		sbs = append(sbs, e.sb)
 	}
 	m.mu.Unlock()
+	for i := range out {
+		out[i] = out[i].withFailure(sbs[i])
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
 // Extend sets the sandbox's deadline to now+d (capped by MaxTimeout) and
-// returns it.
+// returns it, if the Admission (if any) agrees.
 func (m *Manager) Extend(id string, d time.Duration) (time.Time, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.sandboxes[id]
 	if !ok {
 		return time.Time{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	if a := m.cfg.Admission; a != nil {
+		if err := a.AdmitExtend(e.info(), d); err != nil {
+			return time.Time{}, fmt.Errorf("extend sandbox %s: %w", id, err)
+		}
 	}
 	e.deadline = m.clock.Now().Add(min(d, m.cfg.MaxTimeout))
 	return e.deadline, nil

@@ -61,6 +61,7 @@ func (b *fakeBox) Tier() string                                     { return "fa
 func (b *fakeBox) Spec() sandbox.Spec                               { return b.spec }
 func (b *fakeBox) AddEnv(env map[string]string)                     { b.env = env }
 func (b *fakeBox) NetNSPath() (string, error)                       { return "/proc/1/ns/net", nil }
+func (b *fakeBox) Failure() error                                   { return nil }
 func (b *fakeBox) Close() error                                     { b.closed.Store(true); return nil }
 func (b *fakeBox) Pause(ctx context.Context) error                  { return nil }
 func (b *fakeBox) Resume(ctx context.Context) error                 { return nil }
@@ -205,4 +206,104 @@ func FuzzResolvePath(f *testing.F) {
 			t.Fatalf("rel %q escapes", rel)
 		}
 	})
+}
+
+// slowTier's sandboxes take a while to prepare, so concurrent creates
+// overlap.
+type slowTier struct{ fakeTier }
+
+func (t *slowTier) Prepare(ctx context.Context, tmpl string) (sandbox.Prepared, error) {
+	time.Sleep(20 * time.Millisecond)
+	return t.fakeTier.Prepare(ctx, tmpl)
+}
+
+// perOwner admits at most max live sandboxes per owner label, fills an
+// omitted memory limit with 64 and refuses extensions past an hour.
+type perOwner struct {
+	max   int
+	calls atomic.Int32
+}
+
+func (a *perOwner) AdmitCreate(spec *sandbox.Spec, live []sandbox.Info) error {
+	a.calls.Add(1)
+	n := 0
+	for _, info := range live {
+		if info.Labels[sandbox.LabelOwner] == spec.Labels[sandbox.LabelOwner] {
+			n++
+		}
+	}
+	if n >= a.max {
+		return errors.New("over quota")
+	}
+	if spec.Limits.MemoryMB == 0 {
+		spec.Limits.MemoryMB = 64
+	}
+	return nil
+}
+
+func (a *perOwner) AdmitExtend(info sandbox.Info, d time.Duration) error {
+	if d > time.Hour {
+		return errors.New("too long")
+	}
+	return nil
+}
+
+// TestManagerAdmissionAtomicClass: the Admission's decision and the
+// sandbox it admits are atomic: many concurrent creates by one owner never
+// get past its quota, sandboxes being created count, a failed create frees
+// its slot, the Admission may fill in omitted values, and Extend asks it too.
+func TestManagerAdmissionAtomicClass(t *testing.T) {
+	adm := &perOwner{max: 3}
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{&slowTier{}}, Admission: adm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	owned := func(owner string) sandbox.Spec {
+		return sandbox.Spec{Tier: "fake", Labels: map[string]string{sandbox.LabelOwner: owner}}
+	}
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int32
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := m.Create(ctx, "", owned("alice")); err != nil {
+				refused.Add(1)
+			} else {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 3 || refused.Load() != 17 || len(m.List()) != 3 {
+		t.Fatalf("20 concurrent creates under a quota of 3: %d created, %d refused, %d live", ok.Load(), refused.Load(), len(m.List()))
+	}
+	// Another owner has a quota of its own.
+	bob, err := m.Create(ctx, "", owned("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bob.Spec().Limits.MemoryMB; got != 64 {
+		t.Fatalf("omitted memory filled in by the Admission: %d, want 64", got)
+	}
+	if _, err := m.Extend(bob.ID(), 2*time.Hour); err == nil {
+		t.Fatal("extension the Admission refuses went through")
+	}
+	if _, err := m.Extend(bob.ID(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Deleting frees a slot.
+	for _, info := range m.List() {
+		if info.Labels[sandbox.LabelOwner] == "alice" {
+			if err := m.Delete(ctx, info.ID); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if _, err := m.Create(ctx, "", owned("alice")); err != nil {
+		t.Fatalf("create after a delete: %v", err)
+	}
 }

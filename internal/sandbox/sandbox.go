@@ -79,7 +79,33 @@ var (
 	ErrPidsLimit = errors.New("sandbox process limit exceeded")
 	// ErrDiskLimit: a writable filesystem was full (Limits.DiskMB).
 	ErrDiskLimit = errors.New("sandbox disk limit exceeded")
+	// ErrFailed: the sandbox stopped working underneath its users: its
+	// init or its sandbox kernel died (out of memory, killed from the
+	// host). Every later operation answers a *FailedError, which matches
+	// it and says why; only Close is left to do.
+	ErrFailed = errors.New("sandbox failed")
 )
+
+// FailedError is the error of every operation on a failed sandbox.
+// errors.Is(err, ErrFailed) matches it.
+type FailedError struct {
+	ID     string
+	Reason string // e.g. "out of memory: ..."
+}
+
+func (e *FailedError) Error() string { return fmt.Sprintf("sandbox %s failed: %s", e.ID, e.Reason) }
+
+// Is makes a *FailedError match ErrFailed.
+func (e *FailedError) Is(target error) bool { return target == ErrFailed }
+
+// FailureReason returns the reason of a *FailedError in err's chain, or "".
+func FailureReason(err error) string {
+	var fe *FailedError
+	if errors.As(err, &fe) {
+		return fe.Reason
+	}
+	return ""
+}
 
 type timeoutError struct{}
 
@@ -92,10 +118,23 @@ func (timeoutError) Is(target error) bool { return target == context.DeadlineExc
 // default" (see DefaultLimits).
 type Limits struct {
 	CPUs     float64 // CPU bandwidth in cores (cgroup quota), e.g. 0.5
-	MemoryMB int     // memory limit including tmpfs pages, MiB
+	MemoryMB int     // memory of the sandbox's processes, MiB (see HostMemoryMB)
 	Pids     int     // maximum number of tasks (processes and threads)
 	DiskMB   int     // size of each writable tmpfs (/workspace and /tmp), MiB
 }
+
+// ShmMB is the size of every sandbox's /dev/shm tmpfs.
+const ShmMB = 64
+
+// HostMemoryMB is the memory the host grants a sandbox with these limits,
+// its memory cgroup limit: MemoryMB for its processes plus room for the
+// pages of its tmpfs files (/workspace and /tmp, DiskMB each, and /dev/shm).
+// Files in memory count against the same cgroup as the processes, so
+// without that room a full disk would leave the processes (and the
+// sandbox's init) less than MemoryMB, down to nothing: filling the disks
+// must answer "disk full", never kill the sandbox. Processes may use the
+// part of the room that files leave free.
+func (l Limits) HostMemoryMB() int { return l.MemoryMB + 2*l.DiskMB + ShmMB }
 
 // DefaultLimits are applied to every zero field of Spec.Limits.
 var DefaultLimits = Limits{CPUs: 1, MemoryMB: 512, Pids: 256, DiskMB: 256}
@@ -197,6 +236,10 @@ type Sandbox interface {
 	// Pause freezes every process; Resume thaws them.
 	Pause(ctx context.Context) error
 	Resume(ctx context.Context) error
+
+	// Failure returns a *FailedError saying why the sandbox stopped working
+	// (see ErrFailed), or nil while it works or after Close.
+	Failure() error
 
 	// NetNSPath returns a path to the sandbox's network namespace
 	// (/proc/PID/ns/net) for the egress proxy hook; see NetworkHook. Tiers

@@ -73,21 +73,26 @@ func ociSpec(templateRoot, rwDir string, l sandbox.Limits, seccomp bool) *specs.
 		Root:     &specs.Root{Path: templateRoot, Readonly: true},
 		Process: &specs.Process{
 			// pid 1 only keeps the sandbox alive; work arrives via runsc exec.
+			// It runs as a user of its own: the sandbox user cannot signal
+			// it (kill -9 -1 would otherwise stop the whole container).
 			Args:            []string{"/bin/sh", "-c", "trap '' TERM HUP INT; while :; do sleep 3600; done"},
 			Env:             sandbox.MergeEnv(),
 			Cwd:             sandbox.WorkspaceDir,
-			User:            specs.User{UID: sandbox.SandboxUID, GID: sandbox.SandboxGID},
+			User:            specs.User{UID: initUID, GID: initGID},
 			NoNewPrivileges: true,
 			Capabilities:    &specs.LinuxCapabilities{},
+			// runsc exec processes inherit these: RLIMIT_NPROC, which the
+			// sentry enforces per user, is the sandbox's pids limit.
 			Rlimits: []specs.POSIXRlimit{
 				{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile},
 				{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
+				{Type: "RLIMIT_NPROC", Hard: uint64(l.Pids), Soft: uint64(l.Pids)},
 			},
 		},
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755", "size=65536k"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", fmt.Sprintf("size=%dm", sandbox.ShmMB)}},
 			{Destination: sandbox.WorkspaceDir, Type: "bind", Source: filepath.Join(rwDir, "workspace"), Options: []string{"rbind", "rw", "nosuid", "nodev"}},
 			{Destination: sandbox.TmpDir, Type: "bind", Source: filepath.Join(rwDir, "tmp"), Options: []string{"rbind", "rw", "nosuid", "nodev"}},
 		},
@@ -119,21 +124,42 @@ func ociSpec(templateRoot, rwDir string, l sandbox.Limits, seccomp bool) *specs.
 	return s
 }
 
+// initUID and initGID run the container's pid 1 (the keep-alive or the
+// egress relay): an id no sandboxed program runs as, inside the sentry.
+const (
+	initUID = 65534
+	initGID = 65534
+)
+
 // The host cgroup holds the sentry and gofer as well as the application:
 // their threads and memory come on top of the sandbox's own limits.
+// Tasks inside the sandbox are bounded by RLIMIT_NPROC (Limits.Pids); on
+// the host, runsc's ptrace platform keeps a stub process per address
+// space with a thread for every sentry thread that ran in it, so one task
+// inside costs many host threads (about 20 per task after a fork bomb at
+// the limit; see docs/RATIONALE.md). The host pids limit is a ceiling
+// against a runaway sentry, far above what the sandbox's own limit lets
+// its programs cause.
 const (
 	sentryPidsOverhead   = 512
+	hostTasksPerTask     = 32
 	sentryMemoryOverhead = 256 // MiB
 )
 
+// hostPids is the host pids cgroup limit for a sandbox with limits l.
+func hostPids(l sandbox.Limits) int { return sentryPidsOverhead + hostTasksPerTask*l.Pids }
+
+// hostMemoryMB is the host memory cgroup limit for a sandbox with limits l.
+func hostMemoryMB(l sandbox.Limits) int { return l.HostMemoryMB() + sentryMemoryOverhead }
+
 func resources(l sandbox.Limits) *specs.LinuxResources {
-	mem := int64(l.MemoryMB+sentryMemoryOverhead) << 20
+	mem := int64(hostMemoryMB(l)) << 20
 	period := uint64(100000)
 	quota := int64(l.CPUs * float64(period))
 	return &specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: &mem},
 		CPU:    &specs.LinuxCPU{Period: &period, Quota: &quota},
-		Pids:   &specs.LinuxPids{Limit: int64(l.Pids + sentryPidsOverhead)},
+		Pids:   &specs.LinuxPids{Limit: int64(hostPids(l))},
 	}
 }
 
@@ -172,7 +198,7 @@ func writeSpec(bundle string, s *specs.Spec) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write OCI spec: %w", err)
 	}
 	return nil

@@ -9,8 +9,9 @@ package gvisor
 // and the container's pid 1 is a small forwarder that accepts on
 // 127.0.0.1:3128 inside and relays each connection to
 // /run/agentcloud/proxy.sock, where the daemon serves the egress proxy for
-// that sandbox (sandbox.EgressSocketer). pid 1 cannot be killed from inside
-// its pid namespace and starts with the container, in the warm pool.
+// that sandbox (sandbox.EgressSocketer). pid 1 runs as a user of its own
+// (initUID), so nothing the sandbox user runs can signal it, and starts
+// with the container, in the warm pool.
 //
 // The forwarder is Python from the host template; without /usr/bin/python3
 // the container keeps its plain keep-alive pid 1 and has no egress.

@@ -10,7 +10,18 @@
 //
 // Files under /workspace and /tmp live on per-sandbox host tmpfs mounts
 // bind-mounted into the container, so file operations are done from the host
-// (internal/sandbox/hostfs) without a round trip through runsc.
+// (internal/sandbox/hostfs) without a round trip through runsc. Everything
+// the tier keeps on the host (bundles, those mounts, egress sockets, runsc
+// state) lives below one directory of mode 0700 owned by the daemon's user,
+// so no other host user can reach a sandbox's files or sockets; commands
+// and environments go to runsc in files there (runsc exec --process), not
+// on command lines that every host user can read.
+//
+// Limits: the container's memory cgroup holds the sandbox's processes, its
+// files and the sandbox kernel; the number of tasks is bounded inside the
+// sandbox by RLIMIT_NPROC (which gVisor enforces per user), and the host
+// pids cgroup only backs that up; pid 1 runs as a user of its own, so no
+// process of the sandbox user can signal it.
 package gvisor
 
 import (
@@ -50,6 +61,7 @@ type Tier struct {
 	platform     string
 	ociSeccomp   bool
 	egress       bool   // pid 1 forwards 127.0.0.1:3128 to a host socket (egress.go)
+	prlimit      string // the template's prlimit(1), "" if it has none (exec.go)
 	stateDir     string // runsc --root
 	bundlesDir   string
 	templateRoot string
@@ -89,7 +101,15 @@ func New(cfg Config) (*Tier, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(os.TempDir(), "agentcloud-sandbox")
 	}
+	// Private: only the daemon's user (and runsc, as root) may enter. The
+	// sandbox's own processes never see host paths; the gofer opens them.
 	base := filepath.Join(cfg.DataDir, "gvisor")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, fmt.Errorf("gvisor data dir: %w", err)
+	}
+	if err := os.Chmod(base, 0o700); err != nil {
+		return nil, fmt.Errorf("gvisor data dir: %w", err)
+	}
 	t := &Tier{
 		log:          cfg.Logger,
 		runsc:        path,
@@ -99,9 +119,12 @@ func New(cfg Config) (*Tier, error) {
 		templateRoot: filepath.Join(base, "template-host"),
 	}
 	for _, d := range []string{t.stateDir, t.bundlesDir} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("gvisor data dir: %w", err)
 		}
+	}
+	if fi, err := os.Stat(prlimitPath); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		t.prlimit = prlimitPath
 	}
 	if err := buildTemplateRoot(t.templateRoot); err != nil {
 		return nil, fmt.Errorf("gvisor template root: %w", err)
@@ -207,7 +230,7 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	if closed {
 		return nil, fmt.Errorf("gvisor tier: %w", sandbox.ErrClosed)
 	}
-	c := &container{tier: t, cid: randomID(), template: template}
+	c := &container{tier: t, cid: randomID(), template: template, pidfd: -1, nproc: sandbox.DefaultLimits.Pids}
 	c.bundle = filepath.Join(t.bundlesDir, c.cid)
 	c.rwDir = filepath.Join(c.bundle, "rw")
 	if err := c.prepareDirs(sandbox.DefaultLimits.DiskMB); err != nil {
@@ -225,8 +248,13 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 		c.cleanupHost()
 		return nil, err
 	}
-	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "run", "--detach", "--bundle", c.bundle, c.cid); err != nil {
+	pidFile := filepath.Join(c.bundle, "sandbox.pid")
+	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "run", "--detach", "--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
 		c.cleanupHost()
+		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
+	}
+	if err := c.watch(pidFile); err != nil {
+		_ = c.destroy()
 		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
 	return c, nil

@@ -5,8 +5,10 @@ package gvisor
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
+	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
 )
 
@@ -41,9 +43,10 @@ func TestHostile(t *testing.T) {
 	// runsc applies the OCI seccomp filter to the container's first process
 	// but not to `runsc exec` processes in this runsc build, so namespace
 	// and ptrace calls reach the sentry, which emulates them in its own
-	// kernel; exhaustion stops the whole sentry. Both stay contained.
+	// kernel; a memory hog gets the whole sentry killed by the host, which
+	// the sandbox then reports (ErrFailed). Both stay contained.
 	sandboxtest.Hostile(t, newTestTier(t), sandboxtest.Options{
-		SandboxMayStop: true,
+		MemoryHogMayFail: true,
 		SentryEmulated: map[string]bool{"unshare_user": true, "unshare_mount": true, "unshare_net": true,
 			"ptrace_traceme": true, "clone_newuser": true},
 	})
@@ -54,4 +57,22 @@ func BenchmarkExecPython(b *testing.B) { sandboxtest.BenchExec(b, newTestTier(b)
 func BenchmarkPoolClaim(b *testing.B)  { sandboxtest.BenchPoolClaim(b, newTestTier(b), 2) }
 func BenchmarkPoolCreateExecPython(b *testing.B) {
 	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 2)
+}
+
+// TestSocketFamilyAllowlistClass: the sentry opens no socket family beyond
+// those the process tier allows (its errnos differ). Its NETLINK_KOBJECT_UEVENT
+// socket is the sentry's own and never carries a host event.
+func TestSocketFamilyAllowlistClass(t *testing.T) {
+	sandboxtest.SocketFamilies(t, newTestTier(t), sandboxtest.Options{SentryEmulated: map[string]bool{"netlink_uevent": true}})
+}
+
+// TestSandboxFailureClass: full disks never take a gVisor sandbox down, and
+// one whose sandbox kernel died (as under the host's OOM killer) says why on
+// every operation (ErrFailed).
+func TestSandboxFailureClass(t *testing.T) {
+	sandboxtest.Failure(t, newTestTier(t), sandboxtest.Options{KillInit: func(t *testing.T, sb sandbox.Sandbox) {
+		if err := syscall.Kill(sb.(*container).sandboxPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}})
 }

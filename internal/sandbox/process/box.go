@@ -45,12 +45,13 @@ type box struct {
 
 	nextID atomic.Uint64
 
-	mu     sync.Mutex // guards calls, exits, closed, paused, dead
+	mu     sync.Mutex // guards calls, exits, closed, paused, dead, reason
 	calls  map[uint64]chan *message
 	exits  map[uint64]chan *message
 	closed bool
 	paused bool
-	dead   error // why the control connection ended
+	dead   error  // why the control connection ended
+	reason string // why init died, once known (deathReason)
 }
 
 var (
@@ -168,16 +169,80 @@ func (b *box) readLoop() {
 // usable returns an error if the sandbox cannot take requests.
 func (b *box) usable() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	closed, dead, paused := b.closed, b.dead != nil, b.paused
+	b.mu.Unlock()
 	switch {
-	case b.closed:
+	case closed:
 		return fmt.Errorf("sandbox %s: %w", b.id, sandbox.ErrClosed)
-	case b.dead != nil:
-		return fmt.Errorf("sandbox %s: %w", b.id, b.dead)
-	case b.paused:
+	case dead:
+		return b.Failure()
+	case paused:
 		return fmt.Errorf("sandbox %s: %w", b.id, sandbox.ErrPaused)
 	}
 	return nil
+}
+
+// Failure implements sandbox.Sandbox: once init has died (the control
+// connection ended without Close), every operation fails with why.
+func (b *box) Failure() error {
+	b.mu.Lock()
+	closed, dead := b.closed, b.dead != nil
+	b.mu.Unlock()
+	if closed || !dead {
+		return nil
+	}
+	return &sandbox.FailedError{ID: b.id, Reason: b.deathReason()}
+}
+
+// deathReason says why init died: killed at the memory limit (the memory
+// cgroup counted an OOM kill), killed by a signal, or exited. Init's exit
+// status arrives with the end of the control connection, give or take a
+// moment; the reason is worked out once.
+func (b *box) deathReason() string {
+	b.mu.Lock()
+	r := b.reason
+	b.mu.Unlock()
+	if r != "" {
+		return r
+	}
+	select {
+	case <-b.done:
+	case <-time.After(2 * time.Second):
+	}
+	r = "the sandbox's init exited"
+	select {
+	case <-b.done:
+		ps := b.cmd.ProcessState
+		if ps == nil {
+			break
+		}
+		oom, _ := b.cg.counters()
+		ws, _ := ps.Sys().(syscall.WaitStatus)
+		b.mu.Lock()
+		mem := b.spec.Limits.MemoryMB
+		b.mu.Unlock()
+		switch {
+		case ws.Signaled() && ws.Signal() == syscall.SIGKILL && oom > 0:
+			r = fmt.Sprintf("out of memory: the kernel killed the sandbox's init at the memory limit "+
+				"(%d MiB for processes, plus the files in /workspace, /tmp and /dev/shm)", mem)
+		case ws.Signaled():
+			r = fmt.Sprintf("the sandbox's init was killed by signal %s", unix.SignalName(ws.Signal()))
+		default:
+			r = fmt.Sprintf("the sandbox's init exited with status %d%s", ps.ExitCode(), b.stderrTail())
+		}
+	default:
+	}
+	b.mu.Lock()
+	first := b.reason == ""
+	if first {
+		b.reason = r
+	}
+	r = b.reason
+	b.mu.Unlock()
+	if first {
+		b.tier.log.Warn("sandbox failed", "sandbox", b.id, "reason", r)
+	}
+	return r
 }
 
 // call sends a request and waits for its reply. If m.ID is zero a new id is
@@ -190,7 +255,7 @@ func (b *box) call(ctx context.Context, m *message, files ...*os.File) (*message
 	b.mu.Lock()
 	if b.dead != nil {
 		b.mu.Unlock()
-		return nil, b.dead
+		return nil, b.deadErr()
 	}
 	b.calls[m.ID] = ch
 	b.mu.Unlock()
@@ -198,6 +263,11 @@ func (b *box) call(ctx context.Context, m *message, files ...*os.File) (*message
 		b.mu.Lock()
 		delete(b.calls, m.ID)
 		b.mu.Unlock()
+		select {
+		case <-b.done: // init is gone: say why rather than "broken pipe"
+			return nil, b.deadErr()
+		default:
+		}
 		return nil, fmt.Errorf("send %s: %w", m.Op, err)
 	}
 	select {
@@ -214,14 +284,19 @@ func (b *box) call(ctx context.Context, m *message, files ...*os.File) (*message
 	}
 }
 
+// deadErr is the error of a call that lost its answer: the sandbox was
+// closed, or init died (a *sandbox.FailedError once activated).
 func (b *box) deadErr() error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	closed, dead, activated := b.closed, b.dead, b.fs != nil
+	b.mu.Unlock()
+	switch {
+	case closed:
 		return fmt.Errorf("sandbox %s: %w", b.id, sandbox.ErrClosed)
-	}
-	if b.dead != nil {
-		return b.dead
+	case activated:
+		return &sandbox.FailedError{ID: b.id, Reason: b.deathReason()}
+	case dead != nil:
+		return dead
 	}
 	return errInitDied
 }
@@ -452,11 +527,15 @@ func (b *box) Signal(ctx context.Context, pid int, sig os.Signal) error {
 
 func (b *box) fsys() (*hostfs.FS, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed || b.fs == nil {
+	closed, dead, fs := b.closed, b.dead != nil, b.fs
+	b.mu.Unlock()
+	if closed || fs == nil {
 		return nil, fmt.Errorf("sandbox %s: %w", b.id, sandbox.ErrClosed)
 	}
-	return b.fs, nil
+	if dead {
+		return nil, b.Failure()
+	}
+	return fs, nil
 }
 
 func (b *box) WriteFile(ctx context.Context, p string, r io.Reader, perm fs.FileMode) error {

@@ -260,13 +260,16 @@ func (s *cgroupSet) setBackground(on bool) error {
 
 // setLimits writes memory, CPU and pids limits, preferring v1 where mounted,
 // and restores the default CPU weight of a set prepared in the background.
+// The memory limit is l.HostMemoryMB: the tmpfs pages of /workspace, /tmp
+// and /dev/shm are charged here too, and full disks must not leave the
+// processes without their MemoryMB.
 func (s *cgroupSet) setLimits(l sandbox.Limits) error {
 	if s.background {
 		if err := s.setBackground(false); err != nil {
 			return err
 		}
 	}
-	mem := strconv.FormatInt(int64(l.MemoryMB)<<20, 10)
+	mem := strconv.FormatInt(int64(l.HostMemoryMB())<<20, 10)
 	period := 100000
 	quota := strconv.Itoa(int(l.CPUs * float64(period)))
 	pids := strconv.Itoa(l.Pids)

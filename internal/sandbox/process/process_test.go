@@ -3,9 +3,15 @@
 package process
 
 import (
+	"context"
+	"errors"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
@@ -88,4 +94,59 @@ func TestPoolPrepareCPUWeight(t *testing.T) {
 	if got := weight(); got != def {
 		t.Errorf("activated sandbox: %s = %s, want %s", file, got, def)
 	}
+}
+
+// TestSocketFamilyAllowlistClass: only AF_UNIX, AF_INET/AF_INET6 (not raw)
+// and NETLINK_ROUTE sockets open; AF_VSOCK and every other family fail with
+// EAFNOSUPPORT (raw IP with EPERM, other netlink protocols with
+// EPROTONOSUPPORT), for socket(2) and socketpair(2).
+func TestSocketFamilyAllowlistClass(t *testing.T) {
+	sandboxtest.SocketFamilies(t, newTestTier(t), sandboxtest.Options{StrictErrno: true})
+}
+
+// TestSandboxFailureClass: full disks never take a sandbox down, and a
+// sandbox whose init died says why on every operation (ErrFailed).
+func TestSandboxFailureClass(t *testing.T) {
+	sandboxtest.Failure(t, newTestTier(t), sandboxtest.Options{StrictErrno: true, KillInit: func(t *testing.T, sb sandbox.Sandbox) {
+		if err := syscall.Kill(sb.(*box).pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}})
+}
+
+// TestInitOOMKilledClass: when the kernel's OOM killer picks the sandbox's
+// init, the sandbox fails with an out-of-memory reason rather than "init
+// exited" (and every exec after it says so). The memory cgroup is set below
+// the sandbox's budget (Limits.HostMemoryMB) to get there: files in
+// /workspace then leave no room, and init, the largest process, is killed,
+// as happened to every sandbox before that budget.
+func TestInitOOMKilledClass(t *testing.T) {
+	tier := newTestTier(t)
+	sb, err := sandbox.Create(t.Context(), tier, sandbox.NewID(), sandbox.Spec{Limits: sandbox.Limits{MemoryMB: 32, DiskMB: 128}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	b := sb.(*box)
+	d, ok := b.cg.v1["memory"]
+	if !ok {
+		t.Skip("needs the v1 memory controller")
+	}
+	if err := os.WriteFile(filepath.Join(d, "memory.limit_in_bytes"), []byte(strconv.Itoa(64<<20)), 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var err2 error
+	for i := 0; i < 5 && !errors.Is(err2, sandbox.ErrFailed); i++ {
+		_, err2 = sb.Exec(ctx, sandbox.ExecSpec{Cmd: "sh", Args: []string{"-c", "head -c 100000000 /dev/zero > /workspace/f" + strconv.Itoa(i)}}, nil, nil)
+		t.Logf("fill %d: %v", i, err2)
+	}
+	if !errors.Is(err2, sandbox.ErrFailed) {
+		t.Fatalf("filling past the memory cgroup: %v, want ErrFailed", err2)
+	}
+	if r := sandbox.FailureReason(sb.Failure()); !strings.HasPrefix(r, "out of memory") {
+		t.Fatalf("failure reason %q, want out of memory", r)
+	}
+	t.Logf("%v", sb.Failure())
 }

@@ -29,7 +29,99 @@ const (
 	offArch = 4
 	offArg0 = 16
 	offArg1 = 24
+	offArg2 = 32
 )
+
+// Socket address families a sandboxed program may open are an allowlist, so a
+// family the kernel gains later (or one loaded as a module on demand) is
+// refused too. AF_UNIX and AF_INET/AF_INET6 (not raw) are what programs use;
+// inside the sandbox's network namespace they reach only loopback and the
+// egress proxy. AF_NETLINK is allowed for NETLINK_ROUTE alone, which libc's
+// getaddrinfo and interface listings read; it sees only the sandbox's own
+// namespace. Everything else fails with EAFNOSUPPORT, as on a kernel built
+// without the family, so libraries fall back instead of crashing: AF_VSOCK
+// (talks to the hypervisor or host, outside any network namespace),
+// AF_PACKET (raw frames), AF_ALG, AF_KEY, AF_XDP, AF_BLUETOOTH, AF_CAN,
+// AF_TIPC, AF_RDS and the rest (kernel attack surface no sandboxed program
+// needs). SOCK_RAW and SOCK_PACKET of AF_INET/AF_INET6 fail with EPERM, as
+// without CAP_NET_RAW. See docs/RATIONALE.md.
+//
+// socketFilter checks socket(2) and socketpair(2) (domain, type, protocol)
+// against that allowlist. It expects the syscall number in A and falls
+// through to the next check, A unchanged, for other calls.
+func socketFilter() []unix.SockFilter {
+	const (
+		retEAFNO   = seccompRetErrno | uint32(unix.EAFNOSUPPORT)
+		retEPROTO  = seccompRetErrno | uint32(unix.EPROTONOSUPPORT)
+		sockPacket = 10 // SOCK_PACKET: the obsolete packet socket of AF_INET
+	)
+	a := &asm{}
+	a.jeq(unix.SYS_SOCKET, "check", "")
+	a.jeq(unix.SYS_SOCKETPAIR, "check", "end")
+	a.label("check")
+	a.op(stmt(ldAbs, offArg0)) // domain (an int: the low 32 bits)
+	a.jeq(unix.AF_UNIX, "allow", "")
+	a.jeq(unix.AF_INET, "inet", "")
+	a.jeq(unix.AF_INET6, "inet", "")
+	a.jeq(unix.AF_NETLINK, "netlink", "")
+	a.op(stmt(retK, retEAFNO))
+	a.label("inet")
+	a.op(stmt(ldAbs, offArg1), stmt(andK, 0xf)) // type & SOCK_TYPE_MASK
+	a.jeq(unix.SOCK_RAW, "eperm", "")
+	a.jeq(sockPacket, "eperm", "allow")
+	a.label("eperm")
+	a.op(stmt(retK, retEPERM))
+	a.label("netlink")
+	a.op(stmt(ldAbs, offArg2)) // protocol
+	a.jeq(unix.NETLINK_ROUTE, "allow", "")
+	a.op(stmt(retK, retEPROTO))
+	a.label("allow")
+	a.op(stmt(retK, seccompRetAllow))
+	a.label("end")
+	return a.assemble()
+}
+
+// asm assembles a classic BPF fragment with named jump targets ("" is the
+// next instruction), so that branch offsets are computed, not counted.
+type asm struct {
+	prog   []unix.SockFilter
+	jumps  map[int][2]string // instruction index -> true/false targets
+	labels map[string]int
+}
+
+func (a *asm) op(f ...unix.SockFilter) { a.prog = append(a.prog, f...) }
+
+func (a *asm) jeq(k uint32, jt, jf string) {
+	if a.jumps == nil {
+		a.jumps = map[int][2]string{}
+	}
+	a.jumps[len(a.prog)] = [2]string{jt, jf}
+	a.prog = append(a.prog, jump(jeqK, k, 0, 0))
+}
+
+func (a *asm) label(name string) {
+	if a.labels == nil {
+		a.labels = map[string]int{}
+	}
+	a.labels[name] = len(a.prog)
+}
+
+func (a *asm) assemble() []unix.SockFilter {
+	off := func(from int, to string) uint8 {
+		if to == "" {
+			return 0
+		}
+		target, ok := a.labels[to]
+		if !ok || target <= from || target-from-1 > 255 {
+			panic(fmt.Sprintf("seccomp: bad jump from %d to %q", from, to))
+		}
+		return uint8(target - from - 1)
+	}
+	for i, j := range a.jumps {
+		a.prog[i].Jt, a.prog[i].Jf = off(i, j[0]), off(i, j[1])
+	}
+	return a.prog
+}
 
 // deniedSyscalls fail with EPERM. Architecture-specific extras are in
 // archDeniedSyscalls.
@@ -82,20 +174,7 @@ func buildFilter() []unix.SockFilter {
 	}
 	p = append(p, archPrologue()...)
 
-	// socket(domain, type, protocol): no packet sockets, no raw IP sockets.
-	p = append(p,
-		jump(jeqK, unix.SYS_SOCKET, 0, 10),
-		stmt(ldAbs, offArg0),
-		jump(jeqK, unix.AF_PACKET, 0, 1),
-		stmt(retK, retEPERM),
-		jump(jeqK, unix.AF_INET, 1, 0),
-		jump(jeqK, unix.AF_INET6, 0, 4),
-		stmt(ldAbs, offArg1),
-		stmt(andK, 0xf), // SOCK_TYPE_MASK
-		jump(jeqK, unix.SOCK_RAW, 0, 1),
-		stmt(retK, retEPERM),
-		stmt(retK, seccompRetAllow),
-	)
+	p = append(p, socketFilter()...)
 	// clone(flags, ...): no new namespaces.
 	p = append(p,
 		jump(jeqK, unix.SYS_CLONE, 0, 4),

@@ -132,7 +132,7 @@ func (t *Tier) Close() error {
 // hostTemplate describes the "host" template: the host's system dirs
 // read-only, with files that hold secrets masked.
 func hostTemplate(rootDir string) (*setupConfig, error) {
-	cfg := &setupConfig{RootDir: rootDir, Symlinks: map[string]string{}, ShmMB: 64}
+	cfg := &setupConfig{RootDir: rootDir, Symlinks: map[string]string{}, ShmMB: sandbox.ShmMB}
 	for _, p := range []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"} {
 		fi, err := os.Lstat(p)
 		if err != nil {

@@ -37,9 +37,10 @@ func (tokenAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 // testServer serves the sandbox API of a real process tier on 127.0.0.1:0
 // through the real Router and middleware.
 type testServer struct {
-	URL    string
-	client *client.Client
-	router *httpapi.Router
+	URL     string
+	client  *client.Client
+	router  *httpapi.Router
+	manager *sandbox.Manager // nil without sandboxes
 }
 
 func startServer(t testing.TB) *testServer {
@@ -66,10 +67,12 @@ func startServer(t testing.TB) *testServer {
 	}
 	rt := httpapi.NewRouter(httpapi.Options{Auth: tokenAuth{}, MaxBodyBytes: 1 << 20})
 	sandboxhttp.New(sandboxhttp.Config{Manager: m, Tiers: []sandbox.Tier{tier}}).Routes(rt)
-	return serve(t, rt, func() {
+	s := serve(t, rt, func() {
 		_ = m.Close()
 		_ = tier.Close()
 	})
+	s.manager = m
+	return s
 }
 
 func serve(t testing.TB, rt *httpapi.Router, closeFn func()) *testServer {

@@ -19,6 +19,8 @@ func problemFor(err error) error {
 		return nil
 	case errors.As(err, &p):
 		return p
+	case errors.Is(err, sandbox.ErrFailed):
+		return api.Errorf(api.KindSandboxFailed, "%v; it takes no more calls: delete it (DELETE /v1/sandboxes/ID) and create a new one", err)
 	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, sandbox.ErrClosed):
 		return api.Errorf(api.KindNotFound, "%v: it was deleted or timed out; list live sandboxes with GET /v1/sandboxes", err)
 	case errors.Is(err, sandbox.ErrUnknownTier):

@@ -489,7 +489,13 @@ func (h *Handler) wire(info sandbox.Info, sb sandbox.Sandbox) api.Sandbox {
 		ID: info.ID, Tier: info.Tier, Template: info.Template,
 		Created: info.Created.UTC(), Expires: info.Deadline.UTC(),
 		Limits: api.SandboxLimits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
-		Paused: paused,
+		Paused: paused, State: api.SandboxStateRunning, Failure: info.Failure,
+	}
+	switch {
+	case info.Failure != "":
+		out.State = api.SandboxStateFailed
+	case paused:
+		out.State = api.SandboxStatePaused
 	}
 	for k, v := range info.Labels {
 		switch k {

@@ -1,8 +1,9 @@
 // Package sandboxtest holds the suites every sandbox tier must pass: a
 // conformance suite for the sandbox.Sandbox contract, a hostile suite of
-// escape and exhaustion attempts, and shared benchmarks. Tiers call them
-// from their own tests with a ready sandbox.Tier; the suites create and close
-// their own sandboxes.
+// escape and exhaustion attempts, a failure suite (full disks, a dead
+// init), the socket family allowlist, and shared benchmarks. Tiers call
+// them from their own tests with a ready sandbox.Tier; the suites create and
+// close their own sandboxes.
 package sandboxtest
 
 import (
@@ -31,11 +32,14 @@ type Options struct {
 	StrictErrno bool
 	// ExecTimeout bounds ordinary execs; default 20s.
 	ExecTimeout time.Duration
-	// SandboxMayStop accepts, for exhaustion attacks, that the whole
-	// sandbox is stopped (sandbox.ErrClosed) rather than only the attacking
-	// process: containment then holds if a new sandbox still works. gVisor
-	// stops its sentry when a fork bomb or memory hog exhausts it.
-	SandboxMayStop bool
+	// MemoryHogMayFail accepts that a memory hog fails the whole sandbox
+	// (sandbox.ErrFailed, with an out-of-memory reason) rather than only
+	// the hog: containment then holds if a new sandbox still works. The
+	// host kills gVisor's sentry when the sandbox's memory runs out.
+	MemoryHogMayFail bool
+	// KillInit, if set, kills the sandbox's init (or sandbox kernel) from
+	// the host, as the OOM killer would; the failure suite needs it.
+	KillInit func(t *testing.T, sb sandbox.Sandbox)
 	// SentryEmulated lists calls of the dangerous-syscall script that may
 	// succeed because the tier emulates them inside its own kernel (gVisor's
 	// sentry), where they reach nothing on the host.
@@ -74,6 +78,12 @@ func mustRun(t *testing.T, sb sandbox.Sandbox, script string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	return mustRunCtx(t, ctx, sb, script)
+}
+
+// mustRunCtx is mustRun bounded by ctx.
+func mustRunCtx(t *testing.T, ctx context.Context, sb sandbox.Sandbox, script string) string {
+	t.Helper()
 	out, errs, code, err := run(t, ctx, sb, script)
 	if err != nil || code != 0 {
 		t.Fatalf("%q: code=%d err=%v stderr=%s", script, code, err, errs)

@@ -32,15 +32,12 @@ func Hostile(t *testing.T, tier sandbox.Tier, opt Options) {
 	spec := sandbox.Spec{Limits: hostileLimits}
 
 	t.Run("ForkBomb", func(t *testing.T) {
+		// The pids limit stops the bomb, on every tier, and the sandbox
+		// survives it: never ErrFailed or ErrClosed.
 		sb := newSandbox(t, tier, spec)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, _, code, err := run(t, ctx, sb, "f(){ f | f & }; f; sleep 60")
-		if opt.SandboxMayStop && errors.Is(err, sandbox.ErrClosed) {
-			t.Logf("fork bomb stopped the whole sandbox: %v", err)
-			mustRun(t, newSandbox(t, tier, spec), "true")
-			return
-		}
 		if !errors.Is(err, sandbox.ErrTimeout) && !errors.Is(err, sandbox.ErrPidsLimit) {
 			t.Fatalf("fork bomb: code=%d err=%v, want timeout or pids limit", code, err)
 		}
@@ -50,8 +47,53 @@ func Hostile(t *testing.T, tier sandbox.Tier, opt Options) {
 			c2, cancel2 := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel2()
 			out, _, code, err := run(t, c2, sb, "echo alive")
+			if errors.Is(err, sandbox.ErrFailed) || errors.Is(err, sandbox.ErrClosed) {
+				t.Fatalf("the fork bomb took the sandbox down: %v", err)
+			}
 			return err == nil && code == 0 && out == "alive\n"
 		})
+		if err := sb.Failure(); err != nil {
+			t.Fatalf("sandbox failed after the fork bomb: %v", err)
+		}
+		// It is still bounded: a second bomb meets the same limit.
+		c3, cancel3 := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel3()
+		out := mustRunCtx(t, c3, sb, `python3 -c "
+import os, time
+n = 0
+try:
+    for _ in range(10000):
+        if os.fork() == 0:
+            time.sleep(3); os._exit(0)
+        n += 1
+except OSError as e:
+    print('refused after', n, e.errno)
+"`)
+		if !strings.HasPrefix(out, "refused after") {
+			t.Fatalf("10000 forks under a pids limit of %d: %q", spec.Limits.Pids, out)
+		}
+		t.Logf("%s", out)
+	})
+	t.Run("KillEverything", func(t *testing.T) {
+		// kill -9 -1 reaches every process the sandbox user may signal:
+		// never the sandbox's init.
+		sb := newSandbox(t, tier, spec)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := sb.Start(ctx, sandbox.ExecSpec{Cmd: "sleep", Args: []string{"1000"}}); err != nil {
+			t.Fatal(err)
+		}
+		_, _, code, err := run(t, ctx, sb, "kill -9 -1; kill -9 1; sleep 1")
+		t.Logf("kill -9 -1: code=%d err=%v", code, err)
+		if errors.Is(err, sandbox.ErrFailed) || errors.Is(err, sandbox.ErrClosed) {
+			t.Fatalf("kill -9 -1 took the sandbox down: %v", err)
+		}
+		if out := mustRun(t, sb, "echo alive"); out != "alive\n" {
+			t.Fatalf("after kill -9 -1: %q", out)
+		}
+		if err := sb.Failure(); err != nil {
+			t.Fatalf("sandbox failed after kill -9 -1: %v", err)
+		}
 	})
 	t.Run("MemoryHog", func(t *testing.T) {
 		sb := newSandbox(t, tier, spec)
@@ -61,8 +103,11 @@ func Hostile(t *testing.T, tier sandbox.Tier, opt Options) {
 		if code == 0 || strings.Contains(out, "536870912") {
 			t.Fatalf("512 MiB allocated under a 128 MiB limit: code=%d out=%q", code, out)
 		}
-		if opt.SandboxMayStop && errors.Is(err, sandbox.ErrClosed) {
-			t.Logf("memory hog stopped the whole sandbox: %v", err)
+		if opt.MemoryHogMayFail && errors.Is(err, sandbox.ErrFailed) {
+			t.Logf("memory hog failed the whole sandbox: %v", err)
+			if reason := sandbox.FailureReason(sb.Failure()); !strings.Contains(reason, "out of memory") {
+				t.Fatalf("failure reason %q, want out of memory", reason)
+			}
 			mustRun(t, newSandbox(t, tier, spec), "true")
 			return
 		}

@@ -53,10 +53,21 @@ type Searcher func(ctx context.Context, words string, limit int) ([]toolbox.Tool
 // REST API would for the same principal.
 type AuthorizeFunc func(ctx context.Context, c toolbox.Caller, action string, res httpapi.Resource) error
 
+// Sandboxes makes and removes the sandboxes run_code runs code in. The
+// daemon's implementation makes the caller their owner (a session's
+// sandbox belongs to its agent's owner), so they count against the owner's
+// caps and quota and show in the owner's GET /v1/sandboxes while they live;
+// a refusal for those reasons is an *api.Problem (validation-failed or
+// rate-limited).
+type Sandboxes interface {
+	Create(ctx context.Context, c toolbox.Caller, spec sandbox.Spec) (sandbox.Sandbox, error)
+	Delete(ctx context.Context, id string) error
+}
+
 // Deps are the platform parts the built-in tools drive. A nil part makes
 // its tools answer CodeUnavailable with the reason.
 type Deps struct {
-	Sandboxes *sandbox.Manager
+	Sandboxes Sandboxes
 	// SandboxesOff says why Sandboxes is nil.
 	SandboxesOff error
 	State        State

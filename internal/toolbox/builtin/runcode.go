@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 )
@@ -128,18 +129,11 @@ func (p *Provider) runCode(ctx context.Context, c toolbox.Caller, raw json.RawMe
 		timeout = time.Duration(a.TimeoutS * float64(time.Second))
 	}
 	start := time.Now()
-	labels := map[string]string{"tool": name, "principal": c.Principal}
-	if c.Session != "" {
-		labels["session"] = c.Agent + "/" + c.Session
-	}
-	sb, err := p.d.Sandboxes.Create(ctx, "", sandbox.Spec{Tier: tier, Timeout: timeout + time.Minute, Labels: labels})
+	// The sandbox outlives the run by a minute at most: it is deleted right
+	// after, and expires on its own should that fail.
+	sb, err := p.d.Sandboxes.Create(ctx, c, sandbox.Spec{Tier: tier, Timeout: timeout + time.Minute, Labels: map[string]string{"tool": name}})
 	if err != nil {
-		if errors.Is(err, sandbox.ErrUnknownTier) || errors.Is(err, sandbox.ErrUnavailable) {
-			e := toolbox.Wrap(toolbox.CodeInvalidArgs, name, err, "tier %q is not available on this node: %v", tier, err)
-			e.Fields = []toolbox.FieldError{{Field: "tier", Detail: "use process, or gvisor where runsc is installed"}}
-			return toolbox.Result{}, e
-		}
-		return toolbox.Result{}, toolbox.Wrap(toolbox.CodeToolFailed, name, err, "create sandbox: %v", err)
+		return toolbox.Result{}, createError(name, tier, err)
 	}
 	id := sb.ID()
 	defer func() {
@@ -188,6 +182,28 @@ func (p *Provider) runCode(ctx context.Context, c toolbox.Caller, raw json.RawMe
 	res.Structured = json.RawMessage(b)
 	res.Text = summary(out)
 	return res, nil
+}
+
+// createError explains why run_code could not get a sandbox: an unknown
+// tier, or the caller's sandbox caps or quota.
+func createError(name, tier string, err error) error {
+	var p *api.Problem
+	switch {
+	case errors.Is(err, sandbox.ErrUnknownTier) || errors.Is(err, sandbox.ErrUnavailable):
+		e := toolbox.Wrap(toolbox.CodeInvalidArgs, name, err, "tier %q is not available on this node: %v", tier, err)
+		e.Fields = []toolbox.FieldError{{Field: "tier", Detail: "use process, or gvisor where runsc is installed"}}
+		return e
+	case !errors.As(err, &p):
+	case p.Kind() == api.KindRateLimited:
+		return toolbox.Wrap(toolbox.CodeRateLimited, name, err, "%s", p.Detail)
+	case p.Kind() == api.KindValidation:
+		e := toolbox.Wrap(toolbox.CodeInvalidArgs, name, err, "%s (the sandbox lives timeout_s plus 60 s)", p.Detail)
+		for _, fe := range p.Errors {
+			e.Fields = append(e.Fields, toolbox.FieldError{Field: fe.Field, Detail: fe.Detail})
+		}
+		return e
+	}
+	return toolbox.Wrap(toolbox.CodeToolFailed, name, err, "create sandbox: %v", err)
 }
 
 // summary is the human-readable text of a run.

@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/spf13/pflag"
+)
+
+// TestServeSandboxCapFlags: every sandbox cap has a serve flag, and a flag
+// the user set lands in the configuration.
+func TestServeSandboxCapFlags(t *testing.T) {
+	cmd := newServeCmd(&globals{})
+	args := []string{"--sandbox-max-per-owner=3", "--sandbox-max-cpus=0.5", "--sandbox-max-memory-mb=256",
+		"--sandbox-max-disk-mb=64", "--sandbox-max-pids=32", "--sandbox-max-timeout=10m"}
+	if err := cmd.Flags().Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	// The flag values live in the command's own Config; copy them over as
+	// RunE does, through a Config that has them.
+	src := config.Default()
+	src.SandboxMaxPerOwner, src.SandboxMaxCPUs, src.SandboxMaxMemoryMB = 3, 0.5, 256
+	src.SandboxMaxDiskMB, src.SandboxMaxPids, src.SandboxMaxTimeout = 64, 32, config.Duration(10*time.Minute)
+	final := config.Default()
+	n := 0
+	cmd.Flags().Visit(func(f *pflag.Flag) { applyFlag(&final, &src, f.Name); n++ })
+	if n != len(args) || !reflect.DeepEqual(final, src) {
+		t.Fatalf("%d flags visited; config %+v, want %+v", n, final, src)
+	}
+	if v := cmd.Flags().Lookup("sandbox-max-memory-mb").Value.String(); v != "256" {
+		t.Fatalf("sandbox-max-memory-mb parsed as %s", v)
+	}
+	if err := final.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
