@@ -28,8 +28,20 @@ type Meta struct {
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
-// ValidID reports whether s is usable as an agent name or session id.
-func ValidID(s string) bool { return api.ValidID(api.IDSession, s) }
+// CheckAddr checks an agent name and a session id against api.IDRules (a
+// session id is one SPIFFE path segment: not "." or "..") and returns a 400
+// invalid-identifier problem naming the field. Every way a session is
+// reached (traffic, call_agent and env bindings, alarms, state tools, the
+// session routes) passes through it before anything is created.
+func CheckAddr(agent, id string) error {
+	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+		return p
+	}
+	if p := api.CheckID("session", api.IDSession, id); p != nil {
+		return p
+	}
+	return nil
+}
 
 // activate loads or creates the session's record and starts its isolate
 // from its snapshot, or from its version's template. s.mu must be held.
@@ -234,6 +246,9 @@ func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error
 
 // Hibernate forces a session to hibernate now.
 func (m *Manager) Hibernate(ctx context.Context, agent, id string) error {
+	if err := CheckAddr(agent, id); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	s := m.sessions[sessKey{agent, id}]
 	m.mu.Unlock()

@@ -251,6 +251,9 @@ func (m *Manager) lookup(k sessKey) *session {
 
 // acquire returns the session with its input gate held and its isolate active.
 func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, error) {
+	if err := CheckAddr(agent, id); err != nil {
+		return nil, err
+	}
 	k := sessKey{agent, id}
 	for {
 		s := m.lookup(k)
