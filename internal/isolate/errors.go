@@ -18,6 +18,10 @@ var (
 	// ErrNoHandler: the module does not export the requested handler
 	// (default.fetch or default.alarm).
 	ErrNoHandler = errors.New("isolate: handler not exported")
+	// ErrMemoryRange: a spec's memory limit is outside what the engine
+	// runs with (MinMemoryMiB or MinWasmMemoryMiB to Config.MaxMemoryMiB),
+	// or below a wasm module's declared initial memory.
+	ErrMemoryRange = errors.New("isolate: memory limit out of range")
 	// ErrBadSnapshot: a snapshot is corrupt, from another format version, or a
 	// delta applied to the wrong template.
 	ErrBadSnapshot = errors.New("isolate: bad snapshot")

@@ -68,8 +68,8 @@ func (r *Runtime) normalize(spec Spec) (Spec, error) {
 	if spec.MemoryMiB == 0 {
 		spec.MemoryMiB = r.cfg.DefaultMemoryMiB
 	}
-	if spec.MemoryMiB < 4 || spec.MemoryMiB > r.cfg.MaxMemoryMiB {
-		return spec, fmt.Errorf("isolate: spec.MemoryMiB %d out of range [4, %d]", spec.MemoryMiB, r.cfg.MaxMemoryMiB)
+	if spec.MemoryMiB < MinMemoryMiB || spec.MemoryMiB > r.cfg.MaxMemoryMiB {
+		return spec, fmt.Errorf("%w: memory of %d MiB is outside [%d, %d]", ErrMemoryRange, spec.MemoryMiB, MinMemoryMiB, r.cfg.MaxMemoryMiB)
 	}
 	if spec.StackKiB == 0 {
 		spec.StackKiB = defaultStackKiB

@@ -26,7 +26,7 @@ type Config struct {
 	Logger *slog.Logger
 	// DefaultMemoryMiB applies when Spec.MemoryMiB is 0 (default 64).
 	DefaultMemoryMiB int
-	// MaxMemoryMiB caps every Spec.MemoryMiB (default 1024).
+	// MaxMemoryMiB caps every Spec.MemoryMiB (default DefaultMaxMemoryMiB).
 	MaxMemoryMiB int
 	// CooperativeTimeouts enforces call deadlines only through QuickJS's
 	// interrupt handler (polled every ~10k bytecodes). A long native
@@ -41,9 +41,22 @@ type Config struct {
 // Defaults.
 const (
 	defaultMemoryMiB = 64
-	maxMemoryMiB     = 1024
 	defaultStackKiB  = 256
 	maxStackKiB      = 512 // half of the binary's 1 MiB C stack
+)
+
+// Memory limits an isolate can run with, in MiB (the manifest's
+// limits.memory_mib in internal/bundle has the same range). QuickJS starts
+// with 18 wasm pages (1.1 MiB) and its heap limit is the memory limit less
+// 2 MiB for the C stack and static data, so MinMemoryMiB is the least that
+// leaves it a heap; a raw wasm module needs at least the initial memory it
+// declares. DefaultMaxMemoryMiB is Config.MaxMemoryMiB's default: wasm32
+// could address 4 GiB, but one isolate reserving more than 1 GiB of a node
+// is not a session.
+const (
+	MinMemoryMiB        = 4
+	MinWasmMemoryMiB    = 1
+	DefaultMaxMemoryMiB = 1024
 )
 
 // Runtime owns one wazero runtime with QuickJS compiled into it. Create one
@@ -78,7 +91,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg.DefaultMemoryMiB = defaultMemoryMiB
 	}
 	if cfg.MaxMemoryMiB <= 0 {
-		cfg.MaxMemoryMiB = maxMemoryMiB
+		cfg.MaxMemoryMiB = DefaultMaxMemoryMiB
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Logger, wasmHash: sha256.Sum256(engineWasm)}
 	if r.log == nil {
