@@ -46,6 +46,10 @@ type Config struct {
 	// SessionMemoryMiB is the budget for live session isolates; least
 	// recently used sessions hibernate past it.
 	SessionMemoryMiB int `json:"session_memory_mib"`
+	// AgentInitTimeout caps agent initialisation (module top level, wasm
+	// _initialize, template builds, activations) below each manifest's
+	// wall_ms.
+	AgentInitTimeout Duration `json:"agent_init_timeout"`
 	// SandboxPoolProcess and SandboxPoolGVisor are warm sandboxes kept
 	// ready per tier (host template); 0 = no pool.
 	SandboxPoolProcess int `json:"sandbox_pool_process"`
@@ -93,6 +97,7 @@ func Default() Config {
 		WriteTimeout:       Duration(5 * time.Minute),
 		NodeID:             host,
 		SessionMemoryMiB:   4096,
+		AgentInitTimeout:   Duration(10 * time.Second),
 		SandboxPoolProcess: 2,
 		ToolCallsPerSecond: 200,
 		ToolCallBurst:      400,
@@ -248,6 +253,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	dur("READ_TIMEOUT", &c.ReadTimeout)
 	dur("WRITE_TIMEOUT", &c.WriteTimeout)
+	dur("AGENT_INIT_TIMEOUT", &c.AgentInitTimeout)
 	if v, ok := lookup("AGENTCLOUD_SESSION_MEMORY_MIB"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -317,6 +323,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionMemoryMiB < 16 || c.SessionMemoryMiB > 1<<20 {
 		add("session_memory_mib", strconv.Itoa(c.SessionMemoryMiB), "want between 16 and 1048576")
+	}
+	if c.AgentInitTimeout.D() < time.Millisecond || c.AgentInitTimeout.D() > 10*time.Minute {
+		add("agent_init_timeout", c.AgentInitTimeout.String(), "want a duration between 1ms and 10m")
 	}
 	if c.ToolCallsPerSecond < 0 || c.ToolCallsPerSecond != c.ToolCallsPerSecond {
 		add("tool_calls_per_second", strconv.FormatFloat(c.ToolCallsPerSecond, 'g', -1, 64), "want 0 (no limit) or more")

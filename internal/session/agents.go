@@ -40,39 +40,47 @@ type versionRecord struct {
 
 // version is a loaded agent version: its isolate spec and, once built, the
 // post-init template every session of it starts from (for runtime "wasm",
-// the module; once records that it was checked to start).
+// the module, and whether it was checked to start).
 type version struct {
 	rec             versionRecord
 	spec            isolate.Spec
 	wasm            *isolate.WasmSpec // runtime "wasm": the module (spec unused)
 	idle, cpu, wall time.Duration
-	once            sync.Once
-	tmpl            *isolate.Template
-	tmplErr         error
+
+	tmu     sync.Mutex // guards tmpl and checked; held while building
+	tmpl    *isolate.Template
+	checked bool // runtime "wasm": the module started once
 }
 
 // template returns the version's post-init image. Snapshots are deltas
 // against it, so it must be the same image on every start and every node: it
-// is built once, stored, and loaded from the store afterwards.
+// is built once (under the init limits), stored, and loaded from the store
+// afterwards. A failure is not kept: the next activation tries again, at
+// the cost of one bounded initialisation.
 func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, error) {
-	v.once.Do(func() {
-		name := "template-" + v.rec.Digest
-		if b, err := m.bundles.Get(ctx, name); err == nil {
-			if v.tmpl, err = m.cfg.Runtime.LoadTemplate(b); err == nil {
-				return
-			}
-			m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
+	v.tmu.Lock()
+	defer v.tmu.Unlock()
+	if v.tmpl != nil {
+		return v.tmpl, nil
+	}
+	name := "template-" + v.rec.Digest
+	if b, err := m.bundles.Get(ctx, name); err == nil {
+		if v.tmpl, err = m.cfg.Runtime.LoadTemplate(b); err == nil {
+			return v.tmpl, nil
 		}
-		v.tmpl, v.tmplErr = m.cfg.Runtime.Template(ctx, v.spec)
-		if v.tmplErr != nil {
-			v.tmplErr = fmt.Errorf("initialise agent %s version %s: %w", v.rec.Agent, short(v.rec.Digest), v.tmplErr)
-			return
-		}
-		if err := m.bundles.Put(ctx, name, v.tmpl.Marshal(m.cfg.Runtime)); err != nil {
-			v.tmpl, v.tmplErr = nil, fmt.Errorf("store template: %w", err)
-		}
+		m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
+	}
+	tmpl, err := initLimited(ctx, m, v, func(ictx context.Context) (*isolate.Template, error) {
+		return m.cfg.Runtime.Template(ictx, v.spec)
 	})
-	return v.tmpl, v.tmplErr
+	if err != nil {
+		return nil, err
+	}
+	if err := m.bundles.Put(ctx, name, tmpl.Marshal(m.cfg.Runtime)); err != nil {
+		return nil, fmt.Errorf("store template: %w", err)
+	}
+	v.tmpl = tmpl
+	return tmpl, nil
 }
 
 func short(digest string) string {
@@ -99,11 +107,7 @@ func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersio
 		return api.AgentVersion{}, err
 	}
 	if err := v.check(ctx, m); err != nil {
-		if v.isWasm() {
-			return api.AgentVersion{}, api.FieldErrorf(api.KindValidation, "entry",
-				"wasm module %q does not load: %v (see the host ABI in internal/isolate/ABI.md)", b.Manifest.Entry, err)
-		}
-		return api.AgentVersion{}, api.Errorf(api.KindValidation, "agent code failed to initialise: %v", err)
+		return api.AgentVersion{}, deployInitProblem(v, err)
 	}
 	vkey := store.Key(name, b.Digest)
 	if _, err := m.versions.Get(ctx, vkey); errors.Is(err, store.ErrNotFound) {

@@ -69,6 +69,10 @@ type Config struct {
 	// 1s). A session is also trimmed right after the request that
 	// activated it.
 	TrimAfter time.Duration
+	// InitTimeout caps agent initialisation (module top level, wasm
+	// _initialize, a template build, an activation) below the manifest's
+	// wall_ms (default DefaultInitTimeout).
+	InitTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -147,6 +151,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	if cfg.TrimAfter <= 0 {
 		cfg.TrimAfter = time.Second
+	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = DefaultInitTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
