@@ -46,6 +46,11 @@ type Config struct {
 	// SessionMemoryMiB is the budget for live session isolates; least
 	// recently used sessions hibernate past it.
 	SessionMemoryMiB int `json:"session_memory_mib"`
+	// SessionMaxBodyBytes caps every body into or out of a session (HTTP
+	// requests and responses, call_agent, fetch responses, host-call
+	// arguments), enforced while reading and, for what agent code
+	// produces, by length before the host copies it.
+	SessionMaxBodyBytes int64 `json:"session_max_body_bytes"`
 	// AgentInitTimeout caps agent initialisation (module top level, wasm
 	// _initialize, template builds, activations) below each manifest's
 	// wall_ms.
@@ -87,22 +92,23 @@ func Default() Config {
 		host = "node"
 	}
 	return Config{
-		Data:               "./agentcloud-data",
-		Listen:             "127.0.0.1:7070",
-		LogLevel:           "info",
-		LogFormat:          "auto",
-		ShutdownTimeout:    Duration(10 * time.Second),
-		MaxBodyBytes:       16 << 20,
-		ReadTimeout:        Duration(60 * time.Second),
-		WriteTimeout:       Duration(5 * time.Minute),
-		NodeID:             host,
-		SessionMemoryMiB:   4096,
-		AgentInitTimeout:   Duration(10 * time.Second),
-		SandboxPoolProcess: 2,
-		ToolCallsPerSecond: 200,
-		ToolCallBurst:      400,
-		SandboxMaxPerOwner: 32,
-		TrustDomain:        "agentcloud.local",
+		Data:                "./agentcloud-data",
+		Listen:              "127.0.0.1:7070",
+		LogLevel:            "info",
+		LogFormat:           "auto",
+		ShutdownTimeout:     Duration(10 * time.Second),
+		MaxBodyBytes:        16 << 20,
+		ReadTimeout:         Duration(60 * time.Second),
+		WriteTimeout:        Duration(5 * time.Minute),
+		NodeID:              host,
+		SessionMemoryMiB:    4096,
+		AgentInitTimeout:    Duration(10 * time.Second),
+		SessionMaxBodyBytes: 32 << 20,
+		SandboxPoolProcess:  2,
+		ToolCallsPerSecond:  200,
+		ToolCallBurst:       400,
+		SandboxMaxPerOwner:  32,
+		TrustDomain:         "agentcloud.local",
 	}
 }
 
@@ -268,6 +274,13 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		}
 		c.MaxBodyBytes = n
 	}
+	if v, ok := lookup("AGENTCLOUD_SESSION_MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, FieldError{"AGENTCLOUD_SESSION_MAX_BODY_BYTES", v, "want a whole number of bytes"})
+		}
+		c.SessionMaxBodyBytes = n
+	}
 	if len(errs) > 0 {
 		return errs
 	}
@@ -323,6 +336,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionMemoryMiB < 16 || c.SessionMemoryMiB > 1<<20 {
 		add("session_memory_mib", strconv.Itoa(c.SessionMemoryMiB), "want between 16 and 1048576")
+	}
+	if c.SessionMaxBodyBytes < 1024 || c.SessionMaxBodyBytes > 1<<30 {
+		add("session_max_body_bytes", strconv.FormatInt(c.SessionMaxBodyBytes, 10), "want between 1024 and 1073741824")
 	}
 	if c.AgentInitTimeout.D() < time.Millisecond || c.AgentInitTimeout.D() > 10*time.Minute {
 		add("agent_init_timeout", c.AgentInitTimeout.String(), "want a duration between 1ms and 10m")

@@ -32,6 +32,8 @@ func TestValidateNamesFields(t *testing.T) {
 		{"body", func(c *Config) { c.MaxBodyBytes = 1 }, "max_body_bytes"},
 		{"shutdown", func(c *Config) { c.ShutdownTimeout = 0 }, "shutdown_timeout"},
 		{"node", func(c *Config) { c.NodeID = "a.b" }, "node_id"},
+		{"session body small", func(c *Config) { c.SessionMaxBodyBytes = 10 }, "session_max_body_bytes"},
+		{"session body huge", func(c *Config) { c.SessionMaxBodyBytes = 2 << 30 }, "session_max_body_bytes"},
 		{"init timeout zero", func(c *Config) { c.AgentInitTimeout = 0 }, "agent_init_timeout"},
 		{"init timeout long", func(c *Config) { c.AgentInitTimeout = Duration(time.Hour) }, "agent_init_timeout"},
 	}
@@ -84,12 +86,12 @@ func TestLoadFile(t *testing.T) {
 
 func TestLoadEnv(t *testing.T) {
 	env := map[string]string{"AGENTCLOUD_LISTEN": "127.0.0.1:1", "AGENTCLOUD_SHUTDOWN_TIMEOUT": "2s", "AGENTCLOUD_MAX_BODY_BYTES": "2048",
-		"AGENTCLOUD_AGENT_INIT_TIMEOUT": "3s"}
+		"AGENTCLOUD_AGENT_INIT_TIMEOUT": "3s", "AGENTCLOUD_SESSION_MAX_BODY_BYTES": "4096"}
 	c := Default()
 	if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:1" || c.ShutdownTimeout.D() != 2*time.Second || c.MaxBodyBytes != 2048 || c.AgentInitTimeout.D() != 3*time.Second {
+	if c.Listen != "127.0.0.1:1" || c.ShutdownTimeout.D() != 2*time.Second || c.MaxBodyBytes != 2048 || c.AgentInitTimeout.D() != 3*time.Second || c.SessionMaxBodyBytes != 4096 {
 		t.Fatalf("not applied: %+v", c)
 	}
 	env = map[string]string{"AGENTCLOUD_READ_TIMEOUT": "soon"}

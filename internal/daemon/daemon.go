@@ -104,6 +104,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
 		CacheDir: d.wasmCacheDir(), Logger: d.log.With("component", "isolate"),
+		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes),
 	})
 	if err != nil {
 		return fmt.Errorf("isolate runtime: %w", err)

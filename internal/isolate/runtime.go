@@ -28,6 +28,11 @@ type Config struct {
 	DefaultMemoryMiB int
 	// MaxMemoryMiB caps every Spec.MemoryMiB (default DefaultMaxMemoryMiB).
 	MaxMemoryMiB int
+	// MaxBodyBytes caps each message crossing the isolate boundary: a
+	// request body going in, the response coming out, and every host-call
+	// argument and result (default DefaultMaxBodyBytes). Outgoing messages
+	// are refused by their length, before the host copies them.
+	MaxBodyBytes int
 	// CooperativeTimeouts enforces call deadlines only through QuickJS's
 	// interrupt handler (polled every ~10k bytecodes). A long native
 	// operation inside QuickJS (e.g. `new Array(1e9).join("")`) can then
@@ -58,6 +63,9 @@ const (
 	MinWasmMemoryMiB    = 1
 	DefaultMaxMemoryMiB = 1024
 )
+
+// DefaultMaxBodyBytes is Config.MaxBodyBytes's default.
+const DefaultMaxBodyBytes = 32 << 20
 
 // Runtime owns one wazero runtime with QuickJS compiled into it. Create one
 // per process; it is safe for concurrent use by many isolates.
@@ -92,6 +100,9 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.MaxMemoryMiB <= 0 {
 		cfg.MaxMemoryMiB = DefaultMaxMemoryMiB
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Logger, wasmHash: sha256.Sum256(engineWasm)}
 	if r.log == nil {
@@ -138,6 +149,10 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	ok = true
 	return r, nil
 }
+
+// MaxBodyBytes is the most bytes one message may carry across an isolate's
+// boundary (Config.MaxBodyBytes).
+func (r *Runtime) MaxBodyBytes() int { return r.cfg.MaxBodyBytes }
 
 // Close releases the wazero runtime and every isolate still open on it.
 func (r *Runtime) Close(ctx context.Context) error {

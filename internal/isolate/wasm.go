@@ -260,6 +260,9 @@ func (w *WasmIsolate) Fetch(ctx context.Context, req Request, h Host) (resp Resp
 	if req.Method == "" {
 		req.Method = "GET"
 	}
+	if len(req.Body) > w.rt.cfg.MaxBodyBytes {
+		return Response{}, fmt.Errorf("%w: %w", ErrRequestTooLarge, &SizeError{Size: int64(len(req.Body)), Limit: int64(w.rt.cfg.MaxBodyBytes)})
+	}
 	hdrs := req.Headers
 	if hdrs == nil {
 		hdrs = [][2]string{}
@@ -279,6 +282,11 @@ func (w *WasmIsolate) Fetch(ctx context.Context, req Request, h Host) (resp Resp
 	}
 	_, _ = w.callIn(cctx, "ac_free", uint64(p))
 	rp, rn := uint32(res[0]>>32), uint32(res[0])
+	if uint64(rn) > uint64(w.rt.cfg.MaxBodyBytes) {
+		// Refused by its length; the guest still owns the buffer.
+		_, ferr := w.callIn(cctx, "ac_free", uint64(rp))
+		return Response{}, errors.Join(fmt.Errorf("%w: %w", ErrResponseTooLarge, &SizeError{Size: int64(rn), Limit: int64(w.rt.cfg.MaxBodyBytes)}), ferr)
+	}
 	out, ok := w.mod.Memory().Read(rp, rn)
 	if !ok {
 		return Response{}, fmt.Errorf("%w: ac_fetch returned out-of-range buffer %#x+%d", ErrCrashed, rp, rn)

@@ -97,6 +97,9 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 // needed. The response is returned only after the request's state writes are
 // durable; a failed request commits nothing.
 func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
+	if len(req.Body) > m.maxBody() {
+		return isolate.Response{}, bodyTooLarge("request body", m.maxBody())
+	}
 	s, err := m.acquire(ctx, agent, id)
 	if err != nil {
 		return isolate.Response{}, err
@@ -118,6 +121,10 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 	m.maybeEvict()
 	return resp, nil
 }
+
+// maxBody is the most bytes a body into or out of a session may have (the
+// runtime's MaxBodyBytes, enforced at the isolate boundary).
+func (m *Manager) maxBody() int { return m.cfg.Runtime.MaxBodyBytes() }
 
 // errCPU and errWall are the causes recorded when a call hits a limit.
 var (
@@ -183,6 +190,16 @@ func (m *Manager) callFailed(s *session, err, cause error) error {
 			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB())
 		}
 		return api.Errorf(api.KindAgentError, "agent threw %s", jsErr.Error())
+	}
+	switch {
+	case errors.Is(err, isolate.ErrResponseTooLarge):
+		var se *isolate.SizeError
+		if errors.As(err, &se) {
+			return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is %v bytes (session_max_body_bytes); it was refused unread", se)
+		}
+		return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.maxBody())
+	case errors.Is(err, isolate.ErrRequestTooLarge):
+		return bodyTooLarge("request body", m.maxBody())
 	}
 	if s.iso.Err() != nil {
 		_ = s.iso.Close(context.Background())

@@ -207,9 +207,13 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 		return isolate.Response{}, fmt.Errorf("fetch %s: %w", req.URL, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	limit := h.m.maxBody()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: read body: %w", req.URL, err)
+	}
+	if len(body) > limit {
+		return isolate.Response{}, fmt.Errorf("fetch %s: the response body is larger than the session body limit of %d bytes", req.URL, limit)
 	}
 	out := isolate.Response{Status: resp.StatusCode, Body: body}
 	for k, vs := range resp.Header {

@@ -198,13 +198,9 @@ var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transf
 func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	agent, id := r.PathValue("agent"), r.PathValue("session")
 	// The router checked agent and session against api.IDRules.
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r.Body, m.maxBody())
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
-		}
-		return api.Errorf(api.KindBadRequest, "read request body: %v", err)
+		return err
 	}
 	var u strings.Builder
 	u.WriteString("http://")
@@ -241,4 +237,26 @@ func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(status)
 	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
 	return nil
+}
+
+// readBody reads a request body for a session, stopping at limit: a longer
+// one is a 413 problem once limit+1 bytes have arrived, never buffered whole.
+func readBody(r io.Reader, limit int) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
+		}
+		return nil, api.Errorf(api.KindBadRequest, "read request body: %v", err)
+	}
+	if len(body) > limit {
+		return nil, bodyTooLarge("request body", limit)
+	}
+	return body, nil
+}
+
+// bodyTooLarge is the 413 problem for a body over the session limit.
+func bodyTooLarge(what string, limit int) error {
+	return api.Errorf(api.KindTooLarge, "%s is larger than the session body limit of %d bytes (session_max_body_bytes)", what, limit)
 }
