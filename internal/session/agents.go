@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -89,69 +87,6 @@ func short(digest string) string {
 		d = d[:12]
 	}
 	return d
-}
-
-// Deploy stores b as an immutable version of its agent and makes it current.
-// Live sessions of the agent are retired so their next request runs the new
-// version (durable state is kept; in-memory globals start fresh).
-func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersion, error) {
-	name := b.Manifest.Name
-	tgz, err := b.TarGz()
-	if err != nil {
-		return api.AgentVersion{}, fmt.Errorf("pack bundle: %w", err)
-	}
-	// Check the code initialises before making it current.
-	v, err := m.newVersion(versionRecord{Agent: name, Digest: b.Digest, Created: m.now().UTC(),
-		Size: len(tgz), Files: len(b.Files), Manifest: b.Manifest}, b)
-	if err != nil {
-		return api.AgentVersion{}, err
-	}
-	if err := v.check(ctx, m); err != nil {
-		return api.AgentVersion{}, deployInitProblem(v, err)
-	}
-	vkey := store.Key(name, b.Digest)
-	if _, err := m.versions.Get(ctx, vkey); errors.Is(err, store.ErrNotFound) {
-		if err := m.bundles.Put(ctx, b.Digest, tgz); err != nil {
-			return api.AgentVersion{}, err
-		}
-		rec, _ := json.Marshal(v.rec)
-		if _, err := m.versions.Create(ctx, vkey, rec); err != nil && !errors.Is(err, store.ErrExists) {
-			return api.AgentVersion{}, err
-		}
-	} else if err != nil {
-		return api.AgentVersion{}, err
-	} else {
-		old, err := m.loadVersion(ctx, name, b.Digest)
-		if err == nil {
-			v = old
-		}
-	}
-	m.vmu.Lock()
-	if _, ok := m.vcache[b.Digest]; !ok {
-		m.vcache[b.Digest] = v
-	}
-	m.vmu.Unlock()
-
-	ar := agentRecord{Name: name, Current: b.Digest, Created: m.now().UTC(), Updated: m.now().UTC()}
-	if p, ok := httpapi.PrincipalFrom(ctx); ok {
-		ar.Owner = p.ID
-	}
-	if e, err := m.agents.Get(ctx, store.Key(name)); err == nil {
-		var old agentRecord
-		if json.Unmarshal(e.Value, &old) == nil {
-			ar.Created = old.Created
-			if old.Owner != "" {
-				ar.Owner = old.Owner // the first deployer keeps the agent
-			}
-		}
-	}
-	rec, _ := json.Marshal(ar)
-	if _, err := m.agents.Put(ctx, store.Key(name), rec); err != nil {
-		return api.AgentVersion{}, err
-	}
-	m.agentCache.put(store.Key(name), ar)
-	m.retireAgent(name, b.Digest)
-	return v.info(), nil
 }
 
 func (v *version) info() api.AgentVersion {

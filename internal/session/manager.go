@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -112,7 +113,10 @@ type Manager struct {
 	// lastActivation is when the latest activation started (UnixNano).
 	lastActivation atomic.Int64
 	identity       Identity // nil: sessions have no workload identity
-	closeErr       error
+	// authz authorizes deploys inside their compare-and-set (deploy.go);
+	// nil authorizes nothing. Set before Start.
+	authz    httpapi.Authorizer
+	closeErr error
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
