@@ -32,7 +32,7 @@ func TestStateCommitSizeClass(t *testing.T) {
 	if n := m.cfg.Store.MaxRecordBytes(); n != 1<<20 {
 		t.Fatalf("store record size %d, want NATS's default 1 MiB", n)
 	}
-	deploy(t, m, `{"name":"writer","entry":"agent.js","limits":{"memory_mib":64,"idle_seconds":3600}}`, writerJS)
+	deploy(t, m, `{"name":"writer","entry":"agent.js","limits":{"memory_mib":64,"cpu_ms":30000,"wall_ms":60000,"idle_seconds":3600}}`, writerJS)
 	ctx := context.Background()
 	call := func(id, q string) (string, error) {
 		resp, err := m.Call(ctx, "writer", id, isolate.Request{URL: "http://x/w?" + q})
