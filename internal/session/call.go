@@ -73,10 +73,8 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 	}
 	var snap []byte
 	if s.meta.Hibernated && s.meta.Version == cur.rec.Digest {
-		if se, err := m.snapshots.Get(ctx, mkey); err == nil {
-			snap = se.Value
-		} else if !isNotFound(err) {
-			return fmt.Errorf("load snapshot: %w", err)
+		if snap, err = m.loadSnapshot(ctx, k); err != nil {
+			return err
 		}
 	}
 	iso, err := m.start(ctx, cur, k, snap)
@@ -243,8 +241,8 @@ func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error
 		return fmt.Errorf("snapshot %s/%s: %w", s.key.agent, s.key.id, err)
 	}
 	mkey := store.Key(s.key.agent, s.key.id)
-	if _, err := m.snapshots.Put(ctx, mkey, snap); err != nil {
-		return fmt.Errorf("store snapshot: %w", err)
+	if err := m.saveSnapshot(ctx, s.key, snap, s.meta.SnapshotBytes); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	s.meta.LastActive = s.lastActive.UTC()

@@ -93,11 +93,12 @@ type Manager struct {
 	agents    store.KV // agent name -> agentRecord
 	versions  store.KV // agent.digest -> versionRecord
 	bundles   store.Blobs
-	meta      store.KV // agent.session -> Meta
-	state     store.KV // agent.session.key -> JSON value
-	txns      store.KV // agent.session -> pending multi-key commit
-	snapshots store.KV // agent.session -> heap snapshot
-	alarmKV   store.KV // agent.session -> alarm time
+	meta      store.KV    // agent.session -> Meta
+	state     store.KV    // agent.session.key -> JSON value
+	txns      store.KV    // agent.session -> pending multi-key commit
+	snapshots store.KV    // agent.session -> heap snapshot (or a pointer into heaps)
+	heaps     store.Blobs // snapshots larger than one store record (snapshots.go)
+	alarmKV   store.KV    // agent.session -> alarm time
 
 	mu       sync.Mutex // guards sessions, lru and liveMem
 	sessions map[sessKey]*session
@@ -190,6 +191,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	if m.bundles, err = cfg.Store.Blobs(ctx, "agent_bundles"); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	if m.heaps, err = cfg.Store.Blobs(ctx, "session_heaps"); err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	m.alarms = newAlarmScheduler(m)

@@ -102,7 +102,10 @@ func (m *Manager) Delete(ctx context.Context, agent, id string) error {
 			return err
 		}
 	}
-	for _, kv := range []store.KV{m.snapshots, m.txns, m.alarmKV, m.meta} {
+	if err := m.deleteSnapshot(ctx, k); err != nil {
+		return err
+	}
+	for _, kv := range []store.KV{m.txns, m.alarmKV, m.meta} {
 		if err := kv.Delete(ctx, mkey); err != nil {
 			return err
 		}
