@@ -51,6 +51,14 @@ const (
 	KindSessionTimeout        Kind = "session-timeout"
 	KindSessionCrashed        Kind = "session-crashed"
 	KindAgentError            Kind = "agent-error"
+	// KindAgentInitTimeout: the agent's initialisation (module top level,
+	// wasm _initialize) ran past its CPU or wall limit at deploy; the
+	// previous version stays current.
+	KindAgentInitTimeout Kind = "agent-init-timeout"
+	// KindAgentResponseTooLarge: the agent's response body is larger than
+	// the node's session body limit; it was refused by length, before the
+	// host copied it.
+	KindAgentResponseTooLarge Kind = "agent-response-too-large"
 
 	// KindSandboxLimit: a sandbox's memory, process or disk limit was hit.
 	KindSandboxLimit Kind = "sandbox-limit-exceeded"
@@ -85,6 +93,8 @@ var kindStatus = map[Kind]int{
 	KindSessionTimeout:        http.StatusGatewayTimeout,
 	KindSessionCrashed:        http.StatusBadGateway,
 	KindAgentError:            http.StatusBadGateway,
+	KindAgentInitTimeout:      http.StatusUnprocessableEntity,
+	KindAgentResponseTooLarge: http.StatusBadGateway,
 	KindSandboxLimit:          http.StatusInsufficientStorage,
 	KindSandboxFailed:         http.StatusConflict,
 	KindBudgetExceeded:        http.StatusPaymentRequired,

@@ -53,14 +53,35 @@ func (c *Client) Sessions(ctx context.Context, agent string) ([]api.Session, err
 	return l.Sessions, c.Do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agent)+"/sessions", nil, &l)
 }
 
-func sessionPath(agent, id string) string {
-	return "/v1/agents/" + url.PathEscape(agent) + "/sessions/" + url.PathEscape(id)
+// checkSession refuses an agent name or session id the server would refuse,
+// before anything is sent: a session id of "." or ".." would otherwise be
+// cleaned out of the URL, and the server's redirect would take the request
+// (as a GET) to another route.
+func checkSession(agent, id string) error {
+	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+		return p
+	}
+	if p := api.CheckID("session", api.IDSession, id); p != nil {
+		return p
+	}
+	return nil
+}
+
+func sessionPath(agent, id string) (string, error) {
+	if err := checkSession(agent, id); err != nil {
+		return "", err
+	}
+	return "/v1/agents/" + url.PathEscape(agent) + "/sessions/" + url.PathEscape(id), nil
 }
 
 // Session describes one session.
 func (c *Client) Session(ctx context.Context, agent, id string) (*api.Session, error) {
+	p, err := sessionPath(agent, id)
+	if err != nil {
+		return nil, err
+	}
 	var s api.Session
-	if err := c.Do(ctx, http.MethodGet, sessionPath(agent, id), nil, &s); err != nil {
+	if err := c.Do(ctx, http.MethodGet, p, nil, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -68,13 +89,21 @@ func (c *Client) Session(ctx context.Context, agent, id string) (*api.Session, e
 
 // DeleteSession removes a session and everything it stored.
 func (c *Client) DeleteSession(ctx context.Context, agent, id string) error {
-	return c.Do(ctx, http.MethodDelete, sessionPath(agent, id), nil, nil)
+	p, err := sessionPath(agent, id)
+	if err != nil {
+		return err
+	}
+	return c.Do(ctx, http.MethodDelete, p, nil, nil)
 }
 
 // Hibernate snapshots a live session now.
 func (c *Client) Hibernate(ctx context.Context, agent, id string) (*api.Session, error) {
+	p, err := sessionPath(agent, id)
+	if err != nil {
+		return nil, err
+	}
 	var s api.Session
-	if err := c.Do(ctx, http.MethodPost, sessionPath(agent, id)+"/hibernate", nil, &s); err != nil {
+	if err := c.Do(ctx, http.MethodPost, p+"/hibernate", nil, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -82,9 +111,18 @@ func (c *Client) Hibernate(ctx context.Context, agent, id string) (*api.Session,
 
 // Call sends a request to a session's fetch handler and returns the raw
 // response (any status); the caller closes its body. path may carry a query.
+// An invalid agent or session id, or a path with "." or ".." segments (which
+// would leave the session's URL), is refused before anything is sent, with
+// a 400 invalid-identifier or bad-request *api.Problem.
 func (c *Client) Call(ctx context.Context, agent, id, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
+	if err := checkSession(agent, id); err != nil {
+		return nil, err
+	}
 	u := *c.base
 	p, q, _ := cutQuery(path)
+	if err := checkDotSegments("path", p); err != nil {
+		return nil, err
+	}
 	u.Path += "/agents/" + url.PathEscape(agent) + "/sessions/" + url.PathEscape(id) + p
 	u.RawQuery = q
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)

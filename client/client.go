@@ -95,6 +95,9 @@ func decodeJSON(r io.Reader, out any) error {
 func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
 	u := *c.base
 	p, q, _ := strings.Cut(path, "?")
+	if err := checkDotSegments("path", p); err != nil {
+		return nil, err
+	}
 	u.Path += p
 	u.RawQuery = q
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
@@ -117,6 +120,19 @@ func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, c
 	}
 	defer resp.Body.Close()
 	return nil, decodeProblem(resp)
+}
+
+// checkDotSegments refuses a request path with a "." or ".." segment (an
+// identifier of "." or ".." put into a path): the server cleans such a path
+// and redirects, and following the redirect would send the request, as a
+// GET, to another route.
+func checkDotSegments(field, p string) error {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return api.FieldErrorf(api.KindBadRequest, field, "%s %q has a %q segment, which the server would resolve to another route; use identifiers other than . and ..", field, p, seg)
+		}
+	}
+	return nil
 }
 
 func decodeProblem(resp *http.Response) error {

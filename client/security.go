@@ -181,8 +181,12 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) (*api.AuditList, error
 
 // Labels returns a session's labels.
 func (c *Client) Labels(ctx context.Context, agent, id string) (*api.Labels, error) {
+	p, err := sessionPath(agent, id)
+	if err != nil {
+		return nil, err
+	}
 	var l api.Labels
-	if err := c.Do(ctx, http.MethodGet, sessionPath(agent, id)+"/labels", nil, &l); err != nil {
+	if err := c.Do(ctx, http.MethodGet, p+"/labels", nil, &l); err != nil {
 		return nil, err
 	}
 	return &l, nil
@@ -190,5 +194,9 @@ func (c *Client) Labels(ctx context.Context, agent, id string) (*api.Labels, err
 
 // ResetLabels returns a session's labels to trusted/public (administrators).
 func (c *Client) ResetLabels(ctx context.Context, agent, id string) error {
-	return c.Do(ctx, http.MethodDelete, sessionPath(agent, id)+"/labels", nil, nil)
+	p, err := sessionPath(agent, id)
+	if err != nil {
+		return err
+	}
+	return c.Do(ctx, http.MethodDelete, p+"/labels", nil, nil)
 }

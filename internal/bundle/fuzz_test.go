@@ -29,6 +29,9 @@ func FuzzParse(f *testing.F) {
 			_ = err.Error()
 			return
 		}
+		if lo, hi := MemoryRange(m.Runtime); m.Limits.MemoryMiB < lo || m.Limits.MemoryMiB > hi {
+			t.Fatalf("accepted memory_mib %d outside [%d, %d] for runtime %q", m.Limits.MemoryMiB, lo, hi, m.Runtime)
+		}
 		checkRoundTrip(t, m)
 	})
 }

@@ -62,9 +62,32 @@ type intRange struct {
 	def, min, max int64
 }
 
-// Defaults and bounds of the limits.
+// The memory an isolate can run with, in MiB: the engine's real range,
+// which internal/isolate enforces with the same numbers (a test in
+// internal/session keeps the two equal and deploys both ends). QuickJS
+// starts with 1.1 MiB of wasm memory and keeps 2 MiB of the limit for its C
+// stack and static data, so below 4 MiB its heap limit would be zero or
+// negative; a raw wasm module needs at least the initial memory it
+// declares (checked at deploy, on field limits.memory_mib), so 1 MiB (16
+// wasm pages) is the floor the manifest can know. 1024 MiB is the most one
+// isolate may reserve on a node.
+const (
+	MinMemoryMiBJS   = 4
+	MinMemoryMiBWasm = 1
+	MaxMemoryMiB     = 1024
+)
+
+// MemoryRange returns the smallest and largest memory_mib rt can run with.
+func MemoryRange(rt Runtime) (lo, hi int) {
+	if rt == RuntimeWASM {
+		return MinMemoryMiBWasm, MaxMemoryMiB
+	}
+	return MinMemoryMiBJS, MaxMemoryMiB
+}
+
+// Defaults and bounds of the limits (memory: see MemoryRange).
 var (
-	memoryRange = intRange{64, 4, 2048}
+	memoryRange = intRange{64, MinMemoryMiBJS, MaxMemoryMiB}
 	cpuRange    = intRange{1000, 1, 600_000}
 	wallRange   = intRange{30_000, 1, 900_000}
 	idleRange   = intRange{30, 1, 86_400}
@@ -173,7 +196,7 @@ func (p *parser) manifest() (Manifest, bool) {
 	} else {
 		m.Runtime = RuntimeJS
 	}
-	m.Limits = p.limits(top["limits"])
+	m.Limits = p.limits(top["limits"], m.Runtime)
 	m.Egress = p.strings("egress", top["egress"], "api.example.com")
 	m.Tools = p.strings("tools", top["tools"], "search")
 	m.Secrets = p.strings("secrets", top["secrets"], "API_KEY")
@@ -307,7 +330,13 @@ func (p *parser) int(path string, raw json.RawMessage, r intRange) int {
 	return 0
 }
 
-func (p *parser) limits(raw json.RawMessage) Limits {
+// memoryRangeOf is memory_mib's default and bounds for runtime rt.
+func memoryRangeOf(rt Runtime) intRange {
+	lo, hi := MemoryRange(rt)
+	return intRange{memoryRange.def, int64(lo), int64(hi)}
+}
+
+func (p *parser) limits(raw json.RawMessage, rt Runtime) Limits {
 	var obj map[string]json.RawMessage
 	if !isNull(raw) {
 		if err := json.Unmarshal(raw, &obj); err != nil {
@@ -321,7 +350,7 @@ func (p *parser) limits(raw json.RawMessage) Limits {
 		}
 	}
 	l := Limits{
-		MemoryMiB:   p.int("limits.memory_mib", obj["memory_mib"], memoryRange),
+		MemoryMiB:   p.int("limits.memory_mib", obj["memory_mib"], memoryRangeOf(rt)),
 		CPUMs:       p.int("limits.cpu_ms", obj["cpu_ms"], cpuRange),
 		WallMs:      p.int("limits.wall_ms", obj["wall_ms"], wallRange),
 		IdleSeconds: p.int("limits.idle_seconds", obj["idle_seconds"], idleRange),

@@ -31,20 +31,28 @@ var parseCases = []parseCase{
 	}},
 	{name: "full", in: `{
 		"name": "my-agent-2", "description": "does things", "entry": "src/main.mjs", "runtime": "js",
-		"limits": {"memory_mib": 2048, "cpu_ms": 600000, "wall_ms": 900000, "idle_seconds": 86400},
+		"limits": {"memory_mib": 1024, "cpu_ms": 600000, "wall_ms": 900000, "idle_seconds": 86400},
 		"egress": ["api.example.com", "*.example.org", "api.example.net:8443", "localhost:8080"],
 		"tools": ["search", "github/create_issue", "fs.read"],
 		"secrets": ["API_KEY", "_x"],
 		"env": {"MODE": "prod", "_EMPTY": ""}
 	}`, check: func(t *testing.T, m Manifest) {
-		if m.Limits != (Limits{2048, 600000, 900000, 86400}) || len(m.Egress) != 4 || m.Env["MODE"] != "prod" || m.Description != "does things" {
+		if m.Limits != (Limits{1024, 600000, 900000, 86400}) || len(m.Egress) != 4 || m.Env["MODE"] != "prod" || m.Description != "does things" {
 			t.Errorf("got %+v", m)
 		}
-		if m.Limits.Memory() != 2<<30 || m.Limits.Wall().Minutes() != 15 || m.Limits.Idle().Hours() != 24 || m.Limits.CPU().Minutes() != 10 {
+		if m.Limits.Memory() != 1<<30 || m.Limits.Wall().Minutes() != 15 || m.Limits.Idle().Hours() != 24 || m.Limits.CPU().Minutes() != 10 {
 			t.Errorf("durations: %+v", m.Limits)
 		}
 	}},
 	{name: "wasm", in: `{"name":"w","entry":"a.wasm","runtime":"wasm","limits":{"memory_mib":4,"cpu_ms":1,"wall_ms":1,"idle_seconds":1}}`},
+	{name: "wasm memory floor", in: `{"name":"w","entry":"a.wasm","runtime":"wasm","limits":{"memory_mib":1}}`},
+	{name: "js memory floor", in: `{"name":"a","entry":"a.js","limits":{"memory_mib":4}}`},
+	{name: "js memory below floor", in: `{"name":"a","entry":"a.js","limits":{"memory_mib":1}}`, fields: []string{"limits.memory_mib"},
+		text: "limits.memory_mib: 1 is below the minimum 4; use a value from 4 to 1024"},
+	{name: "wasm memory below floor", in: `{"name":"w","entry":"a.wasm","runtime":"wasm","limits":{"memory_mib":0}}`, fields: []string{"limits.memory_mib"},
+		text: "limits.memory_mib: 0 is below the minimum 1; use a value from 1 to 1024"},
+	{name: "wasm memory above max", in: `{"name":"w","entry":"a.wasm","runtime":"wasm","limits":{"memory_mib":1025}}`, fields: []string{"limits.memory_mib"},
+		text: "1025 is above the maximum 1024"},
 	{name: "nulls are absent", in: `{"name":"a","entry":"a.js","runtime":null,"limits":{"cpu_ms":null},"egress":null,"env":null}`, check: func(t *testing.T, m Manifest) {
 		if m.Runtime != RuntimeJS || m.Limits.CPUMs != 1000 {
 			t.Errorf("got %+v", m)
@@ -59,7 +67,7 @@ var parseCases = []parseCase{
 
 	{name: "empty object", in: `{}`, fields: []string{"name", "entry"}, text: `name: is required; add "name": "my-agent"`},
 	{name: "memory too big", in: `{"name":"a","entry":"a.js","limits":{"memory_mib":5000}}`, fields: []string{"limits.memory_mib"},
-		text: "limits.memory_mib: 5000 is above the maximum 2048; use a value from 4 to 2048 (line 1, column 51)"},
+		text: "limits.memory_mib: 5000 is above the maximum 1024; use a value from 4 to 1024 (line 1, column 51)"},
 	{name: "limits below minimum", in: `{"name":"a","entry":"a.js","limits":{"memory_mib":3,"cpu_ms":0,"wall_ms":0,"idle_seconds":0}}`,
 		fields: []string{"limits.memory_mib", "limits.cpu_ms", "limits.wall_ms", "limits.idle_seconds"}},
 	{name: "limits above maximum", in: `{"name":"a","entry":"a.js","limits":{"cpu_ms":600001,"wall_ms":900001,"idle_seconds":86401}}`,
@@ -152,7 +160,7 @@ func TestParseErrorText(t *testing.T) {
 	_, err := Parse([]byte(in))
 	want := `agent.json: 2 problems:
   name: "Bad Name" is not a valid agent name; use 1 to 63 lowercase letters, digits and '-', starting with a letter, such as "bad-name" (line 2, column 11)
-  limits.memory_mib: 5000 is above the maximum 2048; use a value from 4 to 2048 (line 4, column 28)`
+  limits.memory_mib: 5000 is above the maximum 1024; use a value from 4 to 1024 (line 4, column 28)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)
 	}

@@ -67,6 +67,8 @@ waits for a daemon that is starting.
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "request body limit")
 	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name")
 	f.IntVar(&cfg.SessionMemoryMiB, "session-memory-mib", cfg.SessionMemoryMiB, "memory budget for live session isolates (MiB)")
+	f.Int64Var(&cfg.SessionMaxBodyBytes, "session-max-body-bytes", cfg.SessionMaxBodyBytes, "limit on each body into or out of a session (requests, responses, fetch, host calls)")
+	f.Var(&cfg.AgentInitTimeout, "agent-init-timeout", "cap on agent initialisation (module top level, wasm _initialize), below each manifest's wall_ms")
 	f.BoolVar(&cfg.TLS, "tls", false, "serve the API over TLS with a node certificate from the platform CA (enables mTLS)")
 	f.BoolVar(&cfg.RequireClientCert, "require-client-cert", false, "with --tls, refuse clients without a client SVID")
 	f.StringArrayVar(&cfg.TLSNames, "tls-name", nil, "with --tls, another DNS name or IP address the node certificate covers (repeatable; config tls_names)")
@@ -111,6 +113,10 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.NodeID = src.NodeID
 	case "session-memory-mib":
 		dst.SessionMemoryMiB = src.SessionMemoryMiB
+	case "session-max-body-bytes":
+		dst.SessionMaxBodyBytes = src.SessionMaxBodyBytes
+	case "agent-init-timeout":
+		dst.AgentInitTimeout = src.AgentInitTimeout
 	case "tls":
 		dst.TLS = src.TLS
 	case "require-client-cert":

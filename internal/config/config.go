@@ -52,6 +52,15 @@ type Config struct {
 	// SessionMemoryMiB is the budget for live session isolates; least
 	// recently used sessions hibernate past it.
 	SessionMemoryMiB int `json:"session_memory_mib"`
+	// SessionMaxBodyBytes caps every body into or out of a session (HTTP
+	// requests and responses, call_agent, fetch responses, host-call
+	// arguments), enforced while reading and, for what agent code
+	// produces, by length before the host copies it.
+	SessionMaxBodyBytes int64 `json:"session_max_body_bytes"`
+	// AgentInitTimeout caps agent initialisation (module top level, wasm
+	// _initialize, template builds, activations) below each manifest's
+	// wall_ms.
+	AgentInitTimeout Duration `json:"agent_init_timeout"`
 	// SandboxPoolProcess and SandboxPoolGVisor are warm sandboxes kept
 	// ready per tier (host template); 0 = no pool.
 	SandboxPoolProcess int `json:"sandbox_pool_process"`
@@ -142,6 +151,8 @@ func Default() Config {
 		AuditMaxAge:                Duration(90 * 24 * time.Hour),
 		AuditMaxBytes:              1 << 30,
 		AuditAuthFailuresPerMinute: 10,
+		AgentInitTimeout:           Duration(10 * time.Second),
+		SessionMaxBodyBytes:        32 << 20,
 	}
 }
 
@@ -316,6 +327,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		}
 		c.AuditAuthFailuresPerMinute = n
 	}
+	dur("AGENT_INIT_TIMEOUT", &c.AgentInitTimeout)
 	if v, ok := lookup("AGENTCLOUD_SESSION_MEMORY_MIB"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -350,6 +362,13 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 			errs = append(errs, FieldError{"AGENTCLOUD_MAX_BODY_BYTES", v, "want a whole number of bytes"})
 		}
 		c.MaxBodyBytes = n
+	}
+	if v, ok := lookup("AGENTCLOUD_SESSION_MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, FieldError{"AGENTCLOUD_SESSION_MAX_BODY_BYTES", v, "want a whole number of bytes"})
+		}
+		c.SessionMaxBodyBytes = n
 	}
 	if len(errs) > 0 {
 		return errs
@@ -406,6 +425,12 @@ func (c Config) Validate() error {
 	}
 	if c.SessionMemoryMiB < 16 || c.SessionMemoryMiB > 1<<20 {
 		add("session_memory_mib", strconv.Itoa(c.SessionMemoryMiB), "want between 16 and 1048576")
+	}
+	if c.SessionMaxBodyBytes < 1024 || c.SessionMaxBodyBytes > 1<<30 {
+		add("session_max_body_bytes", strconv.FormatInt(c.SessionMaxBodyBytes, 10), "want between 1024 and 1073741824")
+	}
+	if c.AgentInitTimeout.D() < time.Millisecond || c.AgentInitTimeout.D() > 10*time.Minute {
+		add("agent_init_timeout", c.AgentInitTimeout.String(), "want a duration between 1ms and 10m")
 	}
 	if c.ToolCallsPerSecond < 0 || c.ToolCallsPerSecond != c.ToolCallsPerSecond {
 		add("tool_calls_per_second", strconv.FormatFloat(c.ToolCallsPerSecond, 'g', -1, 64), "want 0 (no limit) or more")

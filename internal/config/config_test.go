@@ -46,6 +46,10 @@ func TestValidateNamesFields(t *testing.T) {
 		{"sandbox pids", func(c *Config) { c.SandboxMaxPids = 2 }, "sandbox_max_pids"},
 		{"sandbox timeout", func(c *Config) { c.SandboxMaxTimeout = Duration(48 * time.Hour) }, "sandbox_max_timeout"},
 		{"sandbox timeout tiny", func(c *Config) { c.SandboxMaxTimeout = Duration(time.Millisecond) }, "sandbox_max_timeout"},
+		{"session body small", func(c *Config) { c.SessionMaxBodyBytes = 10 }, "session_max_body_bytes"},
+		{"session body huge", func(c *Config) { c.SessionMaxBodyBytes = 2 << 30 }, "session_max_body_bytes"},
+		{"init timeout zero", func(c *Config) { c.AgentInitTimeout = 0 }, "agent_init_timeout"},
+		{"init timeout long", func(c *Config) { c.AgentInitTimeout = Duration(time.Hour) }, "agent_init_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,13 +107,15 @@ func TestLoadFile(t *testing.T) {
 
 func TestLoadEnv(t *testing.T) {
 	env := map[string]string{"AGENTCLOUD_LISTEN": "127.0.0.1:1", "AGENTCLOUD_SHUTDOWN_TIMEOUT": "2s", "AGENTCLOUD_MAX_BODY_BYTES": "2048",
-		"AGENTCLOUD_AUDIT_MAX_AGE": "720h", "AGENTCLOUD_AUDIT_MAX_BYTES": "0", "AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE": "3"}
+		"AGENTCLOUD_AUDIT_MAX_AGE": "720h", "AGENTCLOUD_AUDIT_MAX_BYTES": "0", "AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE": "3",
+		"AGENTCLOUD_AGENT_INIT_TIMEOUT": "3s", "AGENTCLOUD_SESSION_MAX_BODY_BYTES": "4096"}
 	c := Default()
 	if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
 	}
 	if c.Listen != "127.0.0.1:1" || c.ShutdownTimeout.D() != 2*time.Second || c.MaxBodyBytes != 2048 ||
-		c.AuditMaxAge.D() != 720*time.Hour || c.AuditMaxBytes != 0 || c.AuditAuthFailuresPerMinute != 3 {
+		c.AuditMaxAge.D() != 720*time.Hour || c.AuditMaxBytes != 0 || c.AuditAuthFailuresPerMinute != 3 ||
+		c.AgentInitTimeout.D() != 3*time.Second || c.SessionMaxBodyBytes != 4096 {
 		t.Fatalf("not applied: %+v", c)
 	}
 	if err := c.Validate(); err != nil {

@@ -114,6 +114,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
 		CacheDir: d.wasmCacheDir(), Logger: d.log.With("component", "isolate"),
+		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes),
 	})
 	if err != nil {
 		return fmt.Errorf("isolate runtime: %w", err)
@@ -131,7 +132,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	d.sessions, err = session.New(ctx, session.Config{
 		Store: d.store, Runtime: d.runtime, Fetcher: sessionFetcher{d.proxy, d.sec},
-		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, Logger: d.log.With("component", "session"),
+		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
+		Logger: d.log.With("component", "session"),
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -79,4 +80,34 @@ func checkParams(r *http.Request, names []string) error {
 		}
 	}
 	return nil
+}
+
+// checkSegments refuses a request path with a "." or ".." segment, or an
+// empty one before its end, with a 400 invalid-identifier problem: such a
+// path names no identifier the routes accept (api.IDRules refuses "." and
+// ".."), and the mux would otherwise clean it and redirect the request,
+// method and body included, to another route.
+func checkSegments(p string) error {
+	for i, rest := 0, p; rest != ""; i++ {
+		seg, tail, more := strings.Cut(rest, "/")
+		rest = tail
+		if i == 0 && seg == "" {
+			continue // the leading slash
+		}
+		if seg == "." || seg == ".." || seg == "" && more {
+			what := "a " + strconv.Quote(seg) + " segment"
+			if seg == "" {
+				what = "an empty segment"
+			}
+			return api.FieldErrorf(api.KindInvalidID, "path", "path %q has %s: identifiers in a path cannot be empty, . or ..", clip(p), what)
+		}
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
 }

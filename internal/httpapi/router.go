@@ -116,6 +116,13 @@ func (rt *Router) Routes() []Route {
 
 // ServeHTTP dispatches to a route, or answers 404/405 as problem+json.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if perr := checkSegments(r.URL.Path); perr != nil {
+		// The mux would clean the path and redirect (307, keeping the
+		// method) to another route: an identifier of "." or ".." (or an
+		// empty one) must not move a request elsewhere.
+		rt.wrap("unmatched", Route{Public: true, Handler: func(http.ResponseWriter, *http.Request) error { return perr }}).ServeHTTP(w, r)
+		return
+	}
 	h, pattern := rt.mux.Handler(r)
 	if pattern != "" {
 		rt.mux.ServeHTTP(w, r) // sets r.Pattern and path values

@@ -18,10 +18,31 @@ var (
 	// ErrNoHandler: the module does not export the requested handler
 	// (default.fetch or default.alarm).
 	ErrNoHandler = errors.New("isolate: handler not exported")
+	// ErrRequestTooLarge: a request body into the isolate is larger than
+	// Config.MaxBodyBytes (a *SizeError says how large).
+	ErrRequestTooLarge = errors.New("isolate: request body too large")
+	// ErrResponseTooLarge: the agent's response is larger than
+	// Config.MaxBodyBytes; it was refused by its length, before the host
+	// copied it. The isolate stays usable.
+	ErrResponseTooLarge = errors.New("isolate: response too large")
+	// ErrMemoryRange: a spec's memory limit is outside what the engine
+	// runs with (MinMemoryMiB or MinWasmMemoryMiB to Config.MaxMemoryMiB),
+	// or below a wasm module's declared initial memory.
+	ErrMemoryRange = errors.New("isolate: memory limit out of range")
 	// ErrBadSnapshot: a snapshot is corrupt, from another format version, or a
 	// delta applied to the wrong template.
 	ErrBadSnapshot = errors.New("isolate: bad snapshot")
 )
+
+// SizeError is a body or host-call argument longer than
+// Config.MaxBodyBytes, refused by its length before the host copied it.
+type SizeError struct {
+	Size, Limit int64
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("%d bytes; the limit is %d", e.Size, e.Limit)
+}
 
 // JSError is an exception thrown by agent JavaScript and not caught by it.
 type JSError struct {

@@ -100,25 +100,35 @@ func (c *callCtx) throw(ctx context.Context, msg string) error {
 	return err
 }
 
-// args reads the guest arguments after the op name.
+// args reads the guest arguments after the op name. A string or buffer
+// over the isolate's MaxBodyBytes is refused by its length (a RangeError in
+// the guest) before the host copies it.
 func (c *callCtx) args(ctx context.Context, argc, argv uint32) ([]any, error) {
 	v := c.iso.vm
+	max := c.iso.rt.cfg.MaxBodyBytes
+	tooLarge := func(err error) error {
+		var se *SizeError
+		if errors.As(err, &se) {
+			return fmt.Errorf("RangeError: a host call argument is %v bytes", se)
+		}
+		return err
+	}
 	out := make([]any, argc)
 	for i := uint32(0); i < argc; i++ {
 		box := v.u32(argv + 4*i)
 		if ok, err := v.hcall(ctx, v.h.isString, uint64(box)); err != nil {
 			return nil, err
 		} else if ok != 0 {
-			if out[i], err = v.str(ctx, true, box); err != nil {
-				return nil, err
+			if out[i], err = v.str(ctx, true, box, max, false); err != nil {
+				return nil, tooLarge(err)
 			}
 			continue
 		}
 		if ok, err := v.hcall(ctx, v.h.isArrayBuffer, uint64(box)); err != nil {
 			return nil, err
 		} else if ok != 0 {
-			if out[i], err = v.arrayBuffer(ctx, true, box); err != nil {
-				return nil, err
+			if out[i], err = v.arrayBuffer(ctx, true, box, max); err != nil {
+				return nil, tooLarge(err)
 			}
 			continue
 		}
@@ -311,6 +321,9 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 		if len(out) == 0 {
 			return nil, nil
 		}
+		if len(out) > c.iso.rt.cfg.MaxBodyBytes {
+			return nil, fmt.Errorf("RangeError: env.%s.%s answered %v bytes", argString(a, 0), argString(a, 1), &SizeError{Size: int64(len(out)), Limit: int64(c.iso.rt.cfg.MaxBodyBytes)})
+		}
 		return string(out), nil
 	case "fetch":
 		var wr wireRequest
@@ -323,6 +336,9 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 			}
 			return nil, fmt.Errorf("TypeError: fetch failed: %w", err)
+		}
+		if len(resp.Body) > c.iso.rt.cfg.MaxBodyBytes {
+			return nil, fmt.Errorf("TypeError: fetch failed: the response body is %v bytes", &SizeError{Size: int64(len(resp.Body)), Limit: int64(c.iso.rt.cfg.MaxBodyBytes)})
 		}
 		meta, _ := json.Marshal(wireResponse{Status: resp.Status, StatusText: resp.StatusText, Headers: resp.Headers})
 		body := resp.Body

@@ -68,8 +68,8 @@ func (r *Runtime) normalize(spec Spec) (Spec, error) {
 	if spec.MemoryMiB == 0 {
 		spec.MemoryMiB = r.cfg.DefaultMemoryMiB
 	}
-	if spec.MemoryMiB < 4 || spec.MemoryMiB > r.cfg.MaxMemoryMiB {
-		return spec, fmt.Errorf("isolate: spec.MemoryMiB %d out of range [4, %d]", spec.MemoryMiB, r.cfg.MaxMemoryMiB)
+	if spec.MemoryMiB < MinMemoryMiB || spec.MemoryMiB > r.cfg.MaxMemoryMiB {
+		return spec, fmt.Errorf("%w: memory of %d MiB is outside [%d, %d]", ErrMemoryRange, spec.MemoryMiB, MinMemoryMiB, r.cfg.MaxMemoryMiB)
 	}
 	if spec.StackKiB == 0 {
 		spec.StackKiB = defaultStackKiB
@@ -384,6 +384,9 @@ func (i *Isolate) Fetch(ctx context.Context, req Request, h Host) (resp Response
 	ctx, done := i.enter(ctx, h)
 	defer done()
 	v := i.vm
+	if len(req.Body) > i.rt.cfg.MaxBodyBytes {
+		return Response{}, fmt.Errorf("%w: %w", ErrRequestTooLarge, &SizeError{Size: int64(len(req.Body)), Limit: int64(i.rt.cfg.MaxBodyBytes)})
+	}
 	meta, err := requestWire(req)
 	if err != nil {
 		return Response{}, err
@@ -473,17 +476,27 @@ func (i *Isolate) finishCall(ctx context.Context, err error) error {
 	return err
 }
 
-// readResponse decodes the driver's result (see respond in prelude.js).
+// readResponse decodes the driver's result (see respond in prelude.js). A
+// response over MaxBodyBytes (metadata and body together) is refused by its
+// length, read before anything is copied out of the isolate.
 func (i *Isolate) readResponse(ctx context.Context, res uint32) (Response, error) {
 	v := i.vm
+	max := i.rt.cfg.MaxBodyBytes
+	tooLarge := func(err error) error {
+		var se *SizeError
+		if errors.As(err, &se) {
+			return fmt.Errorf("%w: %w", ErrResponseTooLarge, se)
+		}
+		return err
+	}
 	isStr, err := v.call(ctx, v.f.isString, uint64(res))
 	if err != nil {
 		return Response{}, err
 	}
 	if isStr != 0 {
-		s, err := v.str(ctx, false, res)
+		s, err := v.str(ctx, false, res, max, false)
 		if err != nil {
-			return Response{}, err
+			return Response{}, tooLarge(err)
 		}
 		return parseResponseWire(s, nil, true)
 	}
@@ -491,19 +504,24 @@ func (i *Isolate) readResponse(ctx context.Context, res uint32) (Response, error
 	if err != nil {
 		return Response{}, err
 	}
-	meta, err := v.str(ctx, false, mb)
+	meta, err := v.str(ctx, false, mb, max, false)
 	_ = v.free(ctx, mb)
 	if err != nil {
-		return Response{}, err
+		return Response{}, tooLarge(err)
 	}
 	bb, err := v.call(ctx, v.f.getPropUint32, uint64(res), 1)
 	if err != nil {
 		return Response{}, err
 	}
-	body, err := v.arrayBuffer(ctx, false, bb)
+	body, err := v.arrayBuffer(ctx, false, bb, max-len(meta))
 	_ = v.free(ctx, bb)
 	if err != nil {
-		return Response{}, err
+		var se *SizeError
+		if errors.As(err, &se) {
+			se.Size += int64(len(meta))
+			se.Limit = int64(max)
+		}
+		return Response{}, tooLarge(err)
 	}
 	return parseResponseWire(meta, body, false)
 }

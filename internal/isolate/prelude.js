@@ -109,9 +109,15 @@
   };
   def(globalThis, "crypto", crypto);
 
-  // Math.random reseeded from the host: QuickJS seeds its PRNG once at
-  // context creation, which every isolate restored from one template shares.
+  // Math.random draws from host randomness (crypto/rand), 128 values per
+  // host call. QuickJS seeds its own generator once at context creation,
+  // which every isolate restored from one template would share; the pool
+  // lives in the heap too, so configure() empties it at every activation
+  // (New and every Restore): a template or snapshot taken after the pool
+  // was filled must not hand the same values to each session restored
+  // from it.
   let pool = new Uint32Array(0), poolAt = 0;
+  const reseed = () => { pool = new Uint32Array(0); poolAt = 0; };
   def(Math, "random", function random() {
     if (poolAt + 2 > pool.length) { pool = new Uint32Array(host("random", 512)); poolAt = 0; }
     const hi = pool[poolAt++] >>> 5, lo = pool[poolAt++] >>> 6;
@@ -720,6 +726,7 @@
 
   return {
     configure(cfg) {
+      reseed();
       const p = cfg.split("\0");
       env.session.id = p[0];
       env.session.agent = p[1];

@@ -26,8 +26,13 @@ type Config struct {
 	Logger *slog.Logger
 	// DefaultMemoryMiB applies when Spec.MemoryMiB is 0 (default 64).
 	DefaultMemoryMiB int
-	// MaxMemoryMiB caps every Spec.MemoryMiB (default 1024).
+	// MaxMemoryMiB caps every Spec.MemoryMiB (default DefaultMaxMemoryMiB).
 	MaxMemoryMiB int
+	// MaxBodyBytes caps each message crossing the isolate boundary: a
+	// request body going in, the response coming out, and every host-call
+	// argument and result (default DefaultMaxBodyBytes). Outgoing messages
+	// are refused by their length, before the host copies them.
+	MaxBodyBytes int
 	// CooperativeTimeouts enforces call deadlines only through QuickJS's
 	// interrupt handler (polled every ~10k bytecodes). A long native
 	// operation inside QuickJS (e.g. `new Array(1e9).join("")`) can then
@@ -41,10 +46,26 @@ type Config struct {
 // Defaults.
 const (
 	defaultMemoryMiB = 64
-	maxMemoryMiB     = 1024
 	defaultStackKiB  = 256
 	maxStackKiB      = 512 // half of the binary's 1 MiB C stack
 )
+
+// Memory limits an isolate can run with, in MiB (the manifest's
+// limits.memory_mib in internal/bundle has the same range). QuickJS starts
+// with 18 wasm pages (1.1 MiB) and its heap limit is the memory limit less
+// 2 MiB for the C stack and static data, so MinMemoryMiB is the least that
+// leaves it a heap; a raw wasm module needs at least the initial memory it
+// declares. DefaultMaxMemoryMiB is Config.MaxMemoryMiB's default: wasm32
+// could address 4 GiB, but one isolate reserving more than 1 GiB of a node
+// is not a session.
+const (
+	MinMemoryMiB        = 4
+	MinWasmMemoryMiB    = 1
+	DefaultMaxMemoryMiB = 1024
+)
+
+// DefaultMaxBodyBytes is Config.MaxBodyBytes's default.
+const DefaultMaxBodyBytes = 32 << 20
 
 // Runtime owns one wazero runtime with QuickJS compiled into it. Create one
 // per process; it is safe for concurrent use by many isolates.
@@ -78,7 +99,10 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg.DefaultMemoryMiB = defaultMemoryMiB
 	}
 	if cfg.MaxMemoryMiB <= 0 {
-		cfg.MaxMemoryMiB = maxMemoryMiB
+		cfg.MaxMemoryMiB = DefaultMaxMemoryMiB
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Logger, wasmHash: sha256.Sum256(engineWasm)}
 	if r.log == nil {
@@ -125,6 +149,10 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	ok = true
 	return r, nil
 }
+
+// MaxBodyBytes is the most bytes one message may carry across an isolate's
+// boundary (Config.MaxBodyBytes).
+func (r *Runtime) MaxBodyBytes() int { return r.cfg.MaxBodyBytes }
 
 // Close releases the wazero runtime and every isolate still open on it.
 func (r *Runtime) Close(ctx context.Context) error {

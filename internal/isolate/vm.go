@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
@@ -378,8 +379,11 @@ func (v *vm) bytesAt(addr, n uint32) ([]byte, error) {
 	return append([]byte(nil), b...), nil
 }
 
-// str reads a JS string box as UTF-8 (WTF-8 for lone surrogates).
-func (v *vm) str(ctx context.Context, inHost bool, box uint32) (string, error) {
+// str reads a JS string box as UTF-8 (WTF-8 for lone surrogates). A string
+// longer than max bytes is refused by its length, before the host copies
+// it, with a *SizeError; with clip it is cut to max bytes instead (at a
+// UTF-8 boundary).
+func (v *vm) str(ctx context.Context, inHost bool, box uint32, max int, clip bool) (string, error) {
 	e, c := &v.f, v.call
 	if inHost {
 		e, c = &v.h, v.hcall
@@ -396,11 +400,21 @@ func (v *vm) str(ctx context.Context, inHost bool, box uint32) (string, error) {
 		return "", nil
 	}
 	n := v.u32(lenp)
+	if uint64(n) > uint64(max) {
+		if !clip {
+			_, ferr := c(ctx, e.freeCString, uint64(p))
+			return "", errors.Join(&SizeError{Size: int64(n), Limit: int64(max)}, ferr)
+		}
+		n = uint32(max)
+	}
 	b, ok := v.mem.Read(p, n)
 	if !ok {
 		return "", fmt.Errorf("%w: string out of range", ErrCrashed)
 	}
 	s := string(b)
+	if clip {
+		s = strings.ToValidUTF8(s, "")
+	}
 	_, err = c(ctx, e.freeCString, uint64(p))
 	return s, err
 }
@@ -441,8 +455,9 @@ func (v *vm) newArrayBuffer(ctx context.Context, inHost bool, b []byte) (uint32,
 	return box, err
 }
 
-// arrayBuffer copies the bytes of an ArrayBuffer box.
-func (v *vm) arrayBuffer(ctx context.Context, inHost bool, box uint32) ([]byte, error) {
+// arrayBuffer copies the bytes of an ArrayBuffer box; a buffer longer than
+// max bytes is refused by its length, before any copy, with a *SizeError.
+func (v *vm) arrayBuffer(ctx context.Context, inHost bool, box uint32, max int) ([]byte, error) {
 	e, c := &v.f, v.call
 	lenp := v.st.Scratch + 52
 	if inHost {
@@ -456,6 +471,9 @@ func (v *vm) arrayBuffer(ctx context.Context, inHost bool, box uint32) ([]byte, 
 	n := v.u32(lenp)
 	if p == 0 || n == 0 {
 		return []byte{}, nil
+	}
+	if uint64(n) > uint64(max) {
+		return nil, &SizeError{Size: int64(n), Limit: int64(max)}
 	}
 	return v.bytesAt(p, n)
 }
@@ -514,6 +532,10 @@ func (v *vm) checkException(ctx context.Context, r uint32) (uint32, error) {
 	return 0, v.jsError(ctx, e)
 }
 
+// maxErrorText is how much of a thrown error's message and stack the host
+// reads: an agent throwing a huge message gets it cut, not copied whole.
+const maxErrorText = 16 << 10
+
 // jsError describes the thrown value in box e. Out-of-memory exceptions map
 // to ErrMemoryExceeded.
 func (v *vm) jsError(ctx context.Context, e uint32) error {
@@ -532,11 +554,11 @@ func (v *vm) jsError(ctx context.Context, e uint32) error {
 		if s, _ := v.call(ctx, v.f.isString, uint64(b)); s == 0 {
 			return ""
 		}
-		s, _ := v.str(ctx, false, b)
+		s, _ := v.str(ctx, false, b, maxErrorText, true)
 		return s
 	}
 	if s, _ := v.call(ctx, v.f.isString, uint64(e)); s != 0 {
-		je.Message, _ = v.str(ctx, false, e)
+		je.Message, _ = v.str(ctx, false, e, maxErrorText, true)
 	} else {
 		je.Message = get("message")
 		je.Name = get("name")

@@ -56,6 +56,7 @@ type wasmModule struct {
 	compiled wazero.CompiledModule
 	hasAlarm bool
 	globals  []string // exported globals, sorted
+	minPages uint32   // the memory's declared initial size
 }
 
 const wasmHostModule = "agentcloud"
@@ -91,7 +92,8 @@ func (r *Runtime) compileWasm(ctx context.Context, b []byte) (*wasmModule, error
 		return nil, errors.New("isolate: wasm module does not export its memory")
 	}
 	_, alarm := exp["ac_alarm"]
-	m := &wasmModule{hash: h, compiled: c, hasAlarm: alarm, globals: exportedGlobalNames(b)}
+	m := &wasmModule{hash: h, compiled: c, hasAlarm: alarm, globals: exportedGlobalNames(b),
+		minPages: c.ExportedMemories()["memory"].Min()}
 	if r.wasmMods == nil {
 		r.wasmMods = map[[32]byte]*wasmModule{}
 	}
@@ -118,12 +120,16 @@ func (r *Runtime) instantiateWasm(ctx context.Context, spec WasmSpec) (*WasmIsol
 	if spec.MemoryMiB == 0 {
 		spec.MemoryMiB = r.cfg.DefaultMemoryMiB
 	}
-	if spec.MemoryMiB < 1 || spec.MemoryMiB > r.cfg.MaxMemoryMiB {
-		return nil, fmt.Errorf("isolate: spec.MemoryMiB %d out of range [1, %d]", spec.MemoryMiB, r.cfg.MaxMemoryMiB)
+	if spec.MemoryMiB < MinWasmMemoryMiB || spec.MemoryMiB > r.cfg.MaxMemoryMiB {
+		return nil, fmt.Errorf("%w: memory of %d MiB is outside [%d, %d]", ErrMemoryRange, spec.MemoryMiB, MinWasmMemoryMiB, r.cfg.MaxMemoryMiB)
 	}
 	cm, err := r.compileWasm(ctx, spec.Module)
 	if err != nil {
 		return nil, err
+	}
+	if need := uint64(cm.minPages) * wasmPage; need > uint64(spec.MemoryMiB)<<20 {
+		return nil, fmt.Errorf("%w: the module declares %d wasm pages (%.2f MiB) of initial memory, more than the limit of %d MiB",
+			ErrMemoryRange, cm.minPages, float64(need)/(1<<20), spec.MemoryMiB)
 	}
 	w := &WasmIsolate{rt: r, spec: spec, cm: cm, fns: map[string]api.Function{}}
 	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(spec.MemoryMiB)<<20, &w.lin))
@@ -254,6 +260,9 @@ func (w *WasmIsolate) Fetch(ctx context.Context, req Request, h Host) (resp Resp
 	if req.Method == "" {
 		req.Method = "GET"
 	}
+	if len(req.Body) > w.rt.cfg.MaxBodyBytes {
+		return Response{}, fmt.Errorf("%w: %w", ErrRequestTooLarge, &SizeError{Size: int64(len(req.Body)), Limit: int64(w.rt.cfg.MaxBodyBytes)})
+	}
 	hdrs := req.Headers
 	if hdrs == nil {
 		hdrs = [][2]string{}
@@ -273,6 +282,11 @@ func (w *WasmIsolate) Fetch(ctx context.Context, req Request, h Host) (resp Resp
 	}
 	_, _ = w.callIn(cctx, "ac_free", uint64(p))
 	rp, rn := uint32(res[0]>>32), uint32(res[0])
+	if uint64(rn) > uint64(w.rt.cfg.MaxBodyBytes) {
+		// Refused by its length; the guest still owns the buffer.
+		_, ferr := w.callIn(cctx, "ac_free", uint64(rp))
+		return Response{}, errors.Join(fmt.Errorf("%w: %w", ErrResponseTooLarge, &SizeError{Size: int64(rn), Limit: int64(w.rt.cfg.MaxBodyBytes)}), ferr)
+	}
 	out, ok := w.mod.Memory().Read(rp, rn)
 	if !ok {
 		return Response{}, fmt.Errorf("%w: ac_fetch returned out-of-range buffer %#x+%d", ErrCrashed, rp, rn)

@@ -58,15 +58,30 @@ func currentWasmCall(ctx context.Context) *wasmCall {
 
 func setStatus(s []uint64, st int32) { s[0] = uint64(uint32(st)) }
 
-// guestString reads len bytes at ptr; ok is false when out of range.
-func guestString(m api.Module, ptr, n uint64) (string, bool) {
-	b, ok := m.Memory().Read(uint32(ptr), uint32(n))
+// guestBytes returns a view of n bytes at ptr, refusing by length (before
+// anything is copied) more than the runtime's MaxBodyBytes; ok is false
+// when out of range or too long.
+func (c *wasmCall) guestBytes(m api.Module, ptr, n uint64) ([]byte, bool) {
+	size := uint32(n) // an i32 parameter: the stack slot's upper half is not part of it
+	if uint64(size) > uint64(c.w.rt.cfg.MaxBodyBytes) {
+		c.host.Log("error", fmt.Sprintf("agentcloud host call: an argument is %v bytes", &SizeError{Size: int64(size), Limit: int64(c.w.rt.cfg.MaxBodyBytes)}))
+		return nil, false
+	}
+	return m.Memory().Read(uint32(ptr), size)
+}
+
+// guestString copies n bytes at ptr (see guestBytes).
+func (c *wasmCall) guestString(m api.Module, ptr, n uint64) (string, bool) {
+	b, ok := c.guestBytes(m, ptr, n)
 	return string(b), ok
 }
 
 // reply places b in guest memory and writes its pointer and length to the
-// i32 slots at outPtr and outLen.
+// i32 slots at outPtr and outLen. A reply over MaxBodyBytes is an error.
 func (c *wasmCall) reply(ctx context.Context, m api.Module, b []byte, outPtr, outLen uint64) int32 {
+	if len(b) > c.w.rt.cfg.MaxBodyBytes {
+		return c.logErr("reply", &SizeError{Size: int64(len(b)), Limit: int64(c.w.rt.cfg.MaxBodyBytes)})
+	}
 	p, err := c.w.putBytes(ctx, b)
 	if err != nil {
 		panic(err) // fatal: unwinds the guest
@@ -84,7 +99,7 @@ func (c *wasmCall) logErr(op string, err error) int32 {
 
 func abiStateGet(ctx context.Context, m api.Module, s []uint64) {
 	c := currentWasmCall(ctx)
-	key, ok := guestString(m, s[0], s[1])
+	key, ok := c.guestString(m, s[0], s[1])
 	if !ok {
 		setStatus(s, abiBadArgs)
 		return
@@ -102,8 +117,8 @@ func abiStateGet(ctx context.Context, m api.Module, s []uint64) {
 
 func abiStatePut(ctx context.Context, m api.Module, s []uint64) {
 	c := currentWasmCall(ctx)
-	key, ok1 := guestString(m, s[0], s[1])
-	val, ok2 := guestString(m, s[2], s[3])
+	key, ok1 := c.guestString(m, s[0], s[1])
+	val, ok2 := c.guestString(m, s[2], s[3])
 	if !ok1 || !ok2 || !json.Valid([]byte(val)) {
 		setStatus(s, abiBadArgs)
 		return
@@ -117,7 +132,7 @@ func abiStatePut(ctx context.Context, m api.Module, s []uint64) {
 
 func abiStateDelete(ctx context.Context, m api.Module, s []uint64) {
 	c := currentWasmCall(ctx)
-	key, ok := guestString(m, s[0], s[1])
+	key, ok := c.guestString(m, s[0], s[1])
 	if !ok {
 		setStatus(s, abiBadArgs)
 		return
@@ -131,7 +146,7 @@ func abiStateDelete(ctx context.Context, m api.Module, s []uint64) {
 
 func abiStateList(ctx context.Context, m api.Module, s []uint64) {
 	c := currentWasmCall(ctx)
-	prefix, ok := guestString(m, s[0], s[1])
+	prefix, ok := c.guestString(m, s[0], s[1])
 	if !ok {
 		setStatus(s, abiBadArgs)
 		return
@@ -179,7 +194,7 @@ func abiAlarmDelete(ctx context.Context, m api.Module, s []uint64) {
 
 func abiFetch(ctx context.Context, m api.Module, s []uint64) {
 	c := currentWasmCall(ctx)
-	in, ok := m.Memory().Read(uint32(s[0]), uint32(s[1]))
+	in, ok := c.guestBytes(m, s[0], s[1])
 	if !ok {
 		setStatus(s, abiBadArgs)
 		return
@@ -206,7 +221,7 @@ var logLevels = [...]string{"debug", "info", "log", "warn", "error"}
 
 func abiLog(ctx context.Context, m api.Module, s []uint64) {
 	c := currentWasmCall(ctx)
-	msg, ok := guestString(m, s[1], s[2])
+	msg, ok := c.guestString(m, s[1], s[2])
 	if !ok {
 		setStatus(s, abiBadArgs)
 		return

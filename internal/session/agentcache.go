@@ -68,6 +68,9 @@ func (c *agentCache) put(key string, ar agentRecord) {
 // is not deployed.
 func (m *Manager) agentRecord(ctx context.Context, name string) (ar agentRecord, ok bool, err error) {
 	key := store.Key(name)
+	if p, ok := pinned(ctx, key); ok {
+		return p.rec, p.exists, nil
+	}
 	m.agentCache.mu.RLock()
 	if m.agentCache.live {
 		ar, ok = m.agentCache.recs[key]

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -40,39 +38,47 @@ type versionRecord struct {
 
 // version is a loaded agent version: its isolate spec and, once built, the
 // post-init template every session of it starts from (for runtime "wasm",
-// the module; once records that it was checked to start).
+// the module, and whether it was checked to start).
 type version struct {
 	rec             versionRecord
 	spec            isolate.Spec
 	wasm            *isolate.WasmSpec // runtime "wasm": the module (spec unused)
 	idle, cpu, wall time.Duration
-	once            sync.Once
-	tmpl            *isolate.Template
-	tmplErr         error
+
+	tmu     sync.Mutex // guards tmpl and checked; held while building
+	tmpl    *isolate.Template
+	checked bool // runtime "wasm": the module started once
 }
 
 // template returns the version's post-init image. Snapshots are deltas
 // against it, so it must be the same image on every start and every node: it
-// is built once, stored, and loaded from the store afterwards.
+// is built once (under the init limits), stored, and loaded from the store
+// afterwards. A failure is not kept: the next activation tries again, at
+// the cost of one bounded initialisation.
 func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, error) {
-	v.once.Do(func() {
-		name := "template-" + v.rec.Digest
-		if b, err := m.bundles.Get(ctx, name); err == nil {
-			if v.tmpl, err = m.cfg.Runtime.LoadTemplate(b); err == nil {
-				return
-			}
-			m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
+	v.tmu.Lock()
+	defer v.tmu.Unlock()
+	if v.tmpl != nil {
+		return v.tmpl, nil
+	}
+	name := "template-" + v.rec.Digest
+	if b, err := m.bundles.Get(ctx, name); err == nil {
+		if v.tmpl, err = m.cfg.Runtime.LoadTemplate(b); err == nil {
+			return v.tmpl, nil
 		}
-		v.tmpl, v.tmplErr = m.cfg.Runtime.Template(ctx, v.spec)
-		if v.tmplErr != nil {
-			v.tmplErr = fmt.Errorf("initialise agent %s version %s: %w", v.rec.Agent, short(v.rec.Digest), v.tmplErr)
-			return
-		}
-		if err := m.bundles.Put(ctx, name, v.tmpl.Marshal(m.cfg.Runtime)); err != nil {
-			v.tmpl, v.tmplErr = nil, fmt.Errorf("store template: %w", err)
-		}
+		m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
+	}
+	tmpl, err := initLimited(ctx, m, v, func(ictx context.Context) (*isolate.Template, error) {
+		return m.cfg.Runtime.Template(ictx, v.spec)
 	})
-	return v.tmpl, v.tmplErr
+	if err != nil {
+		return nil, err
+	}
+	if err := m.bundles.Put(ctx, name, tmpl.Marshal(m.cfg.Runtime)); err != nil {
+		return nil, fmt.Errorf("store template: %w", err)
+	}
+	v.tmpl = tmpl
+	return tmpl, nil
 }
 
 func short(digest string) string {
@@ -81,73 +87,6 @@ func short(digest string) string {
 		d = d[:12]
 	}
 	return d
-}
-
-// Deploy stores b as an immutable version of its agent and makes it current.
-// Live sessions of the agent are retired so their next request runs the new
-// version (durable state is kept; in-memory globals start fresh).
-func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersion, error) {
-	name := b.Manifest.Name
-	tgz, err := b.TarGz()
-	if err != nil {
-		return api.AgentVersion{}, fmt.Errorf("pack bundle: %w", err)
-	}
-	// Check the code initialises before making it current.
-	v, err := m.newVersion(versionRecord{Agent: name, Digest: b.Digest, Created: m.now().UTC(),
-		Size: len(tgz), Files: len(b.Files), Manifest: b.Manifest}, b)
-	if err != nil {
-		return api.AgentVersion{}, err
-	}
-	if err := v.check(ctx, m); err != nil {
-		if v.isWasm() {
-			return api.AgentVersion{}, api.FieldErrorf(api.KindValidation, "entry",
-				"wasm module %q does not load: %v (see the host ABI in internal/isolate/ABI.md)", b.Manifest.Entry, err)
-		}
-		return api.AgentVersion{}, api.Errorf(api.KindValidation, "agent code failed to initialise: %v", err)
-	}
-	vkey := store.Key(name, b.Digest)
-	if _, err := m.versions.Get(ctx, vkey); errors.Is(err, store.ErrNotFound) {
-		if err := m.bundles.Put(ctx, b.Digest, tgz); err != nil {
-			return api.AgentVersion{}, err
-		}
-		rec, _ := json.Marshal(v.rec)
-		if _, err := m.versions.Create(ctx, vkey, rec); err != nil && !errors.Is(err, store.ErrExists) {
-			return api.AgentVersion{}, err
-		}
-	} else if err != nil {
-		return api.AgentVersion{}, err
-	} else {
-		old, err := m.loadVersion(ctx, name, b.Digest)
-		if err == nil {
-			v = old
-		}
-	}
-	m.vmu.Lock()
-	if _, ok := m.vcache[b.Digest]; !ok {
-		m.vcache[b.Digest] = v
-	}
-	m.vmu.Unlock()
-
-	ar := agentRecord{Name: name, Current: b.Digest, Created: m.now().UTC(), Updated: m.now().UTC()}
-	if p, ok := httpapi.PrincipalFrom(ctx); ok {
-		ar.Owner = p.ID
-	}
-	if e, err := m.agents.Get(ctx, store.Key(name)); err == nil {
-		var old agentRecord
-		if json.Unmarshal(e.Value, &old) == nil {
-			ar.Created = old.Created
-			if old.Owner != "" {
-				ar.Owner = old.Owner // the first deployer keeps the agent
-			}
-		}
-	}
-	rec, _ := json.Marshal(ar)
-	if _, err := m.agents.Put(ctx, store.Key(name), rec); err != nil {
-		return api.AgentVersion{}, err
-	}
-	m.agentCache.put(store.Key(name), ar)
-	m.retireAgent(name, b.Digest)
-	return v.info(), nil
 }
 
 func (v *version) info() api.AgentVersion {

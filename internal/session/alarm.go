@@ -76,7 +76,7 @@ func (a *alarmScheduler) load(ctx context.Context) error {
 	}
 	for _, k := range keys {
 		parts, err := store.KeyParts(k)
-		if err != nil || len(parts) != 2 {
+		if err != nil || len(parts) != 2 || CheckAddr(parts[0], parts[1]) != nil {
 			continue
 		}
 		e, err := a.m.alarmKV.Get(ctx, k)

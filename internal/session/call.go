@@ -28,8 +28,20 @@ type Meta struct {
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
-// ValidID reports whether s is usable as an agent name or session id.
-func ValidID(s string) bool { return api.ValidID(api.IDSession, s) }
+// CheckAddr checks an agent name and a session id against api.IDRules (a
+// session id is one SPIFFE path segment: not "." or "..") and returns a 400
+// invalid-identifier problem naming the field. Every way a session is
+// reached (traffic, call_agent and env bindings, alarms, state tools, the
+// session routes) passes through it before anything is created.
+func CheckAddr(agent, id string) error {
+	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+		return p
+	}
+	if p := api.CheckID("session", api.IDSession, id); p != nil {
+		return p
+	}
+	return nil
+}
 
 // activate loads or creates the session's record and starts its isolate
 // from its snapshot, or from its version's template. s.mu must be held.
@@ -61,10 +73,8 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 	}
 	var snap []byte
 	if s.meta.Hibernated && s.meta.Version == cur.rec.Digest {
-		if se, err := m.snapshots.Get(ctx, mkey); err == nil {
-			snap = se.Value
-		} else if !isNotFound(err) {
-			return fmt.Errorf("load snapshot: %w", err)
+		if snap, err = m.loadSnapshot(ctx, k); err != nil {
+			return err
 		}
 	}
 	iso, err := m.start(ctx, cur, k, snap)
@@ -86,6 +96,12 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 // durable; a failed request commits nothing. The label Flow, if set, sees
 // the request enter and leave.
 func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
+	if len(req.Body) > m.maxBody() {
+		return isolate.Response{}, bodyTooLarge("request body", m.maxBody())
+	}
+	if err := CheckAddr(agent, id); err != nil {
+		return isolate.Response{}, err
+	}
 	if m.flow == nil {
 		return m.call(ctx, agent, id, req)
 	}
@@ -121,6 +137,10 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	m.maybeEvict()
 	return resp, nil
 }
+
+// maxBody is the most bytes a body into or out of a session may have (the
+// runtime's MaxBodyBytes, enforced at the isolate boundary).
+func (m *Manager) maxBody() int { return m.cfg.Runtime.MaxBodyBytes() }
 
 // errCPU and errWall are the causes recorded when a call hits a limit.
 var (
@@ -187,6 +207,16 @@ func (m *Manager) callFailed(s *session, err, cause error) error {
 		}
 		return api.Errorf(api.KindAgentError, "agent threw %s", jsErr.Error())
 	}
+	switch {
+	case errors.Is(err, isolate.ErrResponseTooLarge):
+		var se *isolate.SizeError
+		if errors.As(err, &se) {
+			return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is %v bytes (session_max_body_bytes); it was refused unread", se)
+		}
+		return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.maxBody())
+	case errors.Is(err, isolate.ErrRequestTooLarge):
+		return bodyTooLarge("request body", m.maxBody())
+	}
 	if s.iso.Err() != nil {
 		_ = s.iso.Close(context.Background())
 		s.iso = nil
@@ -229,8 +259,8 @@ func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error
 		return fmt.Errorf("snapshot %s/%s: %w", s.key.agent, s.key.id, err)
 	}
 	mkey := store.Key(s.key.agent, s.key.id)
-	if _, err := m.snapshots.Put(ctx, mkey, snap); err != nil {
-		return fmt.Errorf("store snapshot: %w", err)
+	if err := m.saveSnapshot(ctx, s.key, snap, s.meta.SnapshotBytes); err != nil {
+		return err
 	}
 	m.mu.Lock()
 	s.meta.LastActive = s.lastActive.UTC()
@@ -249,6 +279,9 @@ func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error
 
 // Hibernate forces a session to hibernate now.
 func (m *Manager) Hibernate(ctx context.Context, agent, id string) error {
+	if err := CheckAddr(agent, id); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	s := m.sessions[sessKey{agent, id}]
 	m.mu.Unlock()

@@ -207,9 +207,13 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 		return isolate.Response{}, fmt.Errorf("fetch %s: %w", req.URL, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	limit := h.m.maxBody()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: read body: %w", req.URL, err)
+	}
+	if len(body) > limit {
+		return isolate.Response{}, fmt.Errorf("fetch %s: the response body is larger than the session body limit of %d bytes", req.URL, limit)
 	}
 	out := isolate.Response{Status: resp.StatusCode, Body: body}
 	for k, vs := range resp.Header {
@@ -250,11 +254,15 @@ type txnRecord struct {
 // write-ahead record (the commit point), then applied, then the record is
 // removed. A crash between the two is repaired by recoverTxn on activation.
 func (h *callHost) commit(ctx context.Context) error {
+	limit := h.m.cfg.Store.MaxRecordBytes()
 	switch {
 	case len(h.order) == 1:
 		k := h.order[0]
 		var err error
 		if v := h.writes[k]; v != nil {
+			if len(v) > limit {
+				return commitTooLarge(len(v), limit)
+			}
 			_, err = h.m.state.Put(ctx, h.stateKey(k), v)
 		} else {
 			err = h.m.state.Delete(ctx, h.stateKey(k))
@@ -271,9 +279,12 @@ func (h *callHost) commit(ctx context.Context) error {
 				rec.Deletes = append(rec.Deletes, k)
 			}
 		}
-		b, err := json.Marshal(rec)
+		b, err := encodeTxn(rec)
 		if err != nil {
 			return fmt.Errorf("encode commit: %w", err)
+		}
+		if len(b) > limit {
+			return commitTooLarge(len(b), limit)
 		}
 		tkey := store.Key(h.s.key.agent, h.s.key.id)
 		if _, err := h.m.txns.Put(ctx, tkey, b); err != nil {
@@ -290,6 +301,26 @@ func (h *callHost) commit(ctx context.Context) error {
 		return h.m.saveAlarm(ctx, h.s, h.alarm)
 	}
 	return nil
+}
+
+// encodeTxn encodes a write-ahead record as compact JSON without HTML
+// escaping, so the record is about the size of the values it carries (a
+// value full of "<" would otherwise grow sixfold).
+func encodeTxn(rec txnRecord) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rec); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// commitTooLarge is the 413 problem for a request whose state writes do not
+// fit the one store record that commits them atomically. It is also
+// store.ErrTooLarge. Nothing of the request is committed.
+func commitTooLarge(n, limit int) error {
+	return api.Errorf(api.KindTooLarge, "the state writes of this request are %d bytes together; one request may commit at most %d bytes (the store's record size), so nothing was written: split the writes over several requests: %w", n, limit, store.ErrTooLarge)
 }
 
 func (m *Manager) applyTxn(ctx context.Context, k sessKey, rec txnRecord) error {

@@ -55,11 +55,12 @@ func (m *Manager) Routes(r *httpapi.Router) { m.SecureRoutes(r, nil) }
 // handlers where the route alone cannot name the resource (the agent a
 // bundle deploys) and filters lists to what the caller may read.
 func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
+	m.SetAuthorizer(authz)
 	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents", Tag: "agents",
 		Summary:            "Deploy a bundle (tar.gz of a directory with agent.json) as a new immutable version and make it current.",
 		RequestContentType: "application/gzip", Response: api.AgentVersion{}, Status: http.StatusCreated,
 		Action: ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
-		Handler: func(w http.ResponseWriter, r *http.Request) error { return m.handleDeploy(w, r, authz) }})
+		Handler: m.handleDeploy})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents", Tag: "agents", Summary: "List deployed agents (those the caller may read).",
 		Action: ActionAgentList, Response: api.AgentList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			list, err := m.Agents(r.Context())
@@ -154,7 +155,9 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 	}
 }
 
-func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request, authz httpapi.Authorizer) error {
+// handleDeploy loads the bundle; Deploy authorizes the deployer for the
+// agent the manifest names (the route alone could not name it).
+func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request) error {
 	b, err := bundle.LoadTarGz(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -162,13 +165,6 @@ func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request, authz htt
 			return api.Errorf(api.KindTooLarge, "bundle is larger than the request limit of %d bytes", mbe.Limit)
 		}
 		return bundleProblem(err)
-	}
-	if authz != nil {
-		// The route could not name the agent; now the manifest does.
-		p, _ := httpapi.PrincipalFrom(r.Context())
-		if err := authz.Authorize(r.Context(), p, ActionAgentDeploy, httpapi.Resource{Type: "Agent", ID: b.Manifest.Name}); err != nil {
-			return err
-		}
 	}
 	v, err := m.Deploy(r.Context(), b)
 	if err != nil {
@@ -198,13 +194,9 @@ var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transf
 func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	agent, id := r.PathValue("agent"), r.PathValue("session")
 	// The router checked agent and session against api.IDRules.
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r.Body, m.maxBody())
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
-		}
-		return api.Errorf(api.KindBadRequest, "read request body: %v", err)
+		return err
 	}
 	var u strings.Builder
 	u.WriteString("http://")
@@ -241,4 +233,26 @@ func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(status)
 	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
 	return nil
+}
+
+// readBody reads a request body for a session, stopping at limit: a longer
+// one is a 413 problem once limit+1 bytes have arrived, never buffered whole.
+func readBody(r io.Reader, limit int) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
+		}
+		return nil, api.Errorf(api.KindBadRequest, "read request body: %v", err)
+	}
+	if len(body) > limit {
+		return nil, bodyTooLarge("request body", limit)
+	}
+	return body, nil
+}
+
+// bodyTooLarge is the 413 problem for a body over the session limit.
+func bodyTooLarge(what string, limit int) error {
+	return api.Errorf(api.KindTooLarge, "%s is larger than the session body limit of %d bytes (session_max_body_bytes)", what, limit)
 }

@@ -43,25 +43,49 @@ func (v *version) isWasm() bool { return v.wasm != nil }
 
 // check makes sure v's code starts: for JS it builds (or loads) the
 // template, for wasm it compiles the module and runs its _initialize once.
+// Both run under the init limits (initLimited).
 func (v *version) check(ctx context.Context, m *Manager) error {
 	if !v.isWasm() {
 		_, err := v.template(ctx, m)
 		return err
 	}
-	v.once.Do(func() {
-		w, err := m.cfg.Runtime.NewWasm(ctx, *v.wasm)
-		if err != nil {
-			v.tmplErr = fmt.Errorf("agent %s version %s: %w", v.rec.Agent, short(v.rec.Digest), err)
-			return
-		}
-		_ = w.Close(ctx)
+	v.tmu.Lock()
+	defer v.tmu.Unlock()
+	if v.checked {
+		return nil
+	}
+	w, err := initLimited(ctx, m, v, func(ictx context.Context) (*isolate.WasmIsolate, error) {
+		return m.cfg.Runtime.NewWasm(ictx, *v.wasm)
 	})
-	return v.tmplErr
+	if err != nil {
+		return err
+	}
+	_ = w.Close(ctx)
+	v.checked = true
+	return nil
 }
 
 // start creates the session's instance from snap, or fresh when snap is nil
-// or unusable (a bad snapshot is logged and the session starts over).
+// or unusable (a bad snapshot is logged and the session starts over). The
+// whole activation runs under the init limits: a wasm session runs its
+// module's _initialize, and a JS restore runs the prelude's configure,
+// which agent code can reach (a setter it defined on env).
 func (m *Manager) start(ctx context.Context, v *version, k sessKey, snap []byte) (instance, error) {
+	inst, err := initLimited(ctx, m, v, func(ictx context.Context) (instance, error) {
+		return m.startIn(ictx, v, k, snap)
+	})
+	if err != nil {
+		var p *api.Problem
+		if errors.As(err, &p) {
+			return nil, err
+		}
+		return nil, activationProblem(k, err)
+	}
+	return inst, nil
+}
+
+// startIn is start without the limits.
+func (m *Manager) startIn(ctx context.Context, v *version, k sessKey, snap []byte) (instance, error) {
 	if v.isWasm() {
 		spec := *v.wasm
 		spec.SessionID = k.id
@@ -74,23 +98,23 @@ func (m *Manager) start(ctx context.Context, v *version, k sessKey, snap []byte)
 		}
 		w, err := m.cfg.Runtime.NewWasm(ctx, spec)
 		if err != nil {
-			return nil, api.Errorf(api.KindSessionCrashed, "start session %s/%s: %v", k.agent, k.id, err)
+			return nil, err
 		}
 		return wasmInstance{w}, nil
 	}
 	tmpl, err := v.template(ctx, m)
 	if err != nil {
-		return nil, api.Errorf(api.KindSessionCrashed, "%v", err)
+		return nil, err
 	}
 	spec := v.spec
 	spec.SessionID = k.id
 	iso, err := m.cfg.Runtime.Restore(ctx, spec, snap, tmpl)
-	if err != nil && snap != nil {
+	if err != nil && snap != nil && ctx.Err() == nil {
 		m.log.Warn("snapshot unusable; starting from the template", "agent", k.agent, "session", k.id, "err", err)
 		iso, err = m.cfg.Runtime.Restore(ctx, spec, nil, tmpl)
 	}
 	if err != nil {
-		return nil, api.Errorf(api.KindSessionCrashed, "start session %s/%s: %v", k.agent, k.id, err)
+		return nil, err
 	}
 	return jsInstance{iso, tmpl}, nil
 }

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -69,6 +70,10 @@ type Config struct {
 	// 1s). A session is also trimmed right after the request that
 	// activated it.
 	TrimAfter time.Duration
+	// InitTimeout caps agent initialisation (module top level, wasm
+	// _initialize, a template build, an activation) below the manifest's
+	// wall_ms (default DefaultInitTimeout).
+	InitTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -88,11 +93,12 @@ type Manager struct {
 	agents    store.KV // agent name -> agentRecord
 	versions  store.KV // agent.digest -> versionRecord
 	bundles   store.Blobs
-	meta      store.KV // agent.session -> Meta
-	state     store.KV // agent.session.key -> JSON value
-	txns      store.KV // agent.session -> pending multi-key commit
-	snapshots store.KV // agent.session -> heap snapshot
-	alarmKV   store.KV // agent.session -> alarm time
+	meta      store.KV    // agent.session -> Meta
+	state     store.KV    // agent.session.key -> JSON value
+	txns      store.KV    // agent.session -> pending multi-key commit
+	snapshots store.KV    // agent.session -> heap snapshot (or a pointer into heaps)
+	heaps     store.Blobs // snapshots larger than one store record (snapshots.go)
+	alarmKV   store.KV    // agent.session -> alarm time
 
 	mu       sync.Mutex // guards sessions, lru and liveMem
 	sessions map[sessKey]*session
@@ -109,7 +115,10 @@ type Manager struct {
 	lastActivation atomic.Int64
 	identity       Identity // nil: sessions have no workload identity
 	flow           Flow     // nil: labels do not follow calls (flow.go)
-	closeErr       error
+	// authz authorizes deploys inside their compare-and-set (deploy.go);
+	// nil authorizes nothing. Set before Start.
+	authz    httpapi.Authorizer
+	closeErr error
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
@@ -149,6 +158,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.TrimAfter <= 0 {
 		cfg.TrimAfter = time.Second
 	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = DefaultInitTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -180,6 +192,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	if m.bundles, err = cfg.Store.Blobs(ctx, "agent_bundles"); err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	if m.heaps, err = cfg.Store.Blobs(ctx, "session_heaps"); err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	m.alarms = newAlarmScheduler(m)
@@ -252,6 +267,9 @@ func (m *Manager) lookup(k sessKey) *session {
 
 // acquire returns the session with its input gate held and its isolate active.
 func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, error) {
+	if err := CheckAddr(agent, id); err != nil {
+		return nil, err
+	}
 	k := sessKey{agent, id}
 	for {
 		s := m.lookup(k)

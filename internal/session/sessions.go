@@ -33,6 +33,9 @@ func (m *Manager) view(meta Meta) api.Session {
 
 // Sessions lists an agent's sessions.
 func (m *Manager) Sessions(ctx context.Context, agent string) ([]api.Session, error) {
+	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+		return nil, p
+	}
 	if _, err := m.currentVersion(ctx, agent); err != nil {
 		return nil, err
 	}
@@ -57,6 +60,9 @@ func (m *Manager) Sessions(ctx context.Context, agent string) ([]api.Session, er
 
 // Session describes one session.
 func (m *Manager) Session(ctx context.Context, agent, id string) (api.Session, error) {
+	if err := CheckAddr(agent, id); err != nil {
+		return api.Session{}, err
+	}
 	e, err := m.meta.Get(ctx, store.Key(agent, id))
 	if isNotFound(err) {
 		return api.Session{}, api.Errorf(api.KindNotFound, "session %s/%s does not exist", agent, id)
@@ -96,7 +102,10 @@ func (m *Manager) Delete(ctx context.Context, agent, id string) error {
 			return err
 		}
 	}
-	for _, kv := range []store.KV{m.snapshots, m.txns, m.alarmKV, m.meta} {
+	if err := m.deleteSnapshot(ctx, k); err != nil {
+		return err
+	}
+	for _, kv := range []store.KV{m.txns, m.alarmKV, m.meta} {
 		if err := kv.Delete(ctx, mkey); err != nil {
 			return err
 		}

@@ -20,11 +20,8 @@ type StateEntry struct {
 // checkStateAddr validates an agent, session id and (if not "-") key given
 // from outside a session.
 func checkStateAddr(agent, id, key string) error {
-	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
-		return p
-	}
-	if p := api.CheckID("session", api.IDSession, id); p != nil {
-		return p
+	if err := CheckAddr(agent, id); err != nil {
+		return err
 	}
 	if key != "-" {
 		if p := api.CheckID("key", api.IDStateKey, key); p != nil {

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,4 +202,45 @@ func TestIdleSessionsTrimmed(t *testing.T) {
 	if got.Global != 4 || got.Stored != 4 {
 		t.Fatalf("after trim and hibernation: %+v", got)
 	}
+}
+
+// assembleWAT builds WebAssembly text with wat2wasm, skipping without it.
+func assembleWAT(t *testing.T, src string) []byte {
+	t.Helper()
+	tool, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		t.Skip("wat2wasm not found (apt-get install wabt)")
+	}
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(in, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(tool, in, "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// initWAT is a raw wasm agent answering "ok" whose _initialize runs
+// initBody first; pages is its initial memory.
+func initWAT(pages int, initBody string) string {
+	return fmt.Sprintf(`(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (memory (export "memory") %d)
+  (data (i32.const 16) "\00\10\00\00")
+  (data (i32.const 64) "\0e\00\00\00{\"status\":200}ok")
+  (func (export "_initialize") %s)
+  (func (export "ac_alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.load (i32.const 16)))
+    (i32.store (i32.const 16) (i32.and (i32.add (i32.add (local.get $p) (local.get $n)) (i32.const 7)) (i32.const -8)))
+    (local.get $p))
+  (func (export "ac_free") (param i32))
+  (func (export "ac_fetch") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 64) (i64.const 32)) (i64.const 20))))`, pages, initBody)
 }

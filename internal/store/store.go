@@ -211,6 +211,13 @@ func (s *Store) isClosing() bool {
 // Redials counts how often the connection was replaced since Open.
 func (s *Store) Redials() uint64 { return s.redials.Load() }
 
+// MaxRecordBytes is the largest value one KV write or log append may carry:
+// the server's max_payload (1 MiB unless the server is configured
+// otherwise). Larger writes fail with ErrTooLarge.
+func (s *Store) MaxRecordBytes() int {
+	return int(s.cur.Load().nc.MaxPayload())
+}
+
 func (s *Store) startEmbedded() error {
 	dir := filepath.Join(s.opts.Dir, "jetstream")
 	if err := os.MkdirAll(dir, 0o700); err != nil {

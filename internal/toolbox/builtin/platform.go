@@ -156,9 +156,10 @@ func (p *Provider) callAgent(ctx context.Context, c toolbox.Caller, args json.Ra
 	if p.d.Agents == nil {
 		return toolbox.Result{}, toolbox.Errorf(toolbox.CodeUnavailable, name, "agents are not available on this node")
 	}
-	if !session.ValidID(a.Agent) || !session.ValidID(a.Session) {
-		e := toolbox.Errorf(toolbox.CodeInvalidArgs, name, "agent and session must be 1-128 characters of A-Z a-z 0-9 . _ -")
-		e.Fields = []toolbox.FieldError{{Field: "agent", Detail: "a deployed agent's name"}, {Field: "session", Detail: "a session id"}}
+	if err := session.CheckAddr(a.Agent, a.Session); err != nil {
+		p := api.AsProblem(err)
+		e := toolbox.Errorf(toolbox.CodeInvalidArgs, name, "%s", p.Detail)
+		e.Fields = []toolbox.FieldError{{Field: p.Field, Detail: p.Detail}}
 		return toolbox.Result{}, e
 	}
 	if a.Agent == c.Agent && a.Session == c.Session {
