@@ -80,9 +80,16 @@ func TestEgressPortPatternClass(t *testing.T) {
 		if f := problemField(err); !api.IsKind(err, api.KindValidation) || f != "hosts[0]" {
 			t.Errorf("trusted host with a port: field %q, %v", f, err)
 		}
-		_, err = admin.SetSecret(ctx, "PORTED", api.SecretRequest{Value: "x", AllowHosts: []string{"api.test:443"}})
-		if !api.IsKind(err, api.KindValidation) {
+		// A secret's allowed hosts take a port (the one port it may go to),
+		// in the same syntax; a malformed one is refused naming the entry.
+		if _, err = admin.SetSecret(ctx, "PORTED", api.SecretRequest{Value: "x", AllowHosts: []string{"api.test:8443"}}); err != nil {
 			t.Errorf("secret allowed host with a port: %v", err)
+		}
+		for _, bad := range []string{"api.test:0", "api.test:65536", "api.test:", "https://api.test"} {
+			_, err = admin.SetSecret(ctx, "PORTED", api.SecretRequest{Value: "x", AllowHosts: []string{bad}})
+			if !api.IsKind(err, api.KindValidation) && !api.IsKind(err, api.KindBadRequest) {
+				t.Errorf("secret allowed host %q: %v", bad, err)
+			}
 		}
 	})
 

@@ -31,7 +31,7 @@ func TestSandboxSocketFamilyAllowlistClass(t *testing.T) {
 	ctx := context.Background()
 	up := newRecorder(t, "through-the-proxy")
 	alice := userClient(t, d, admin, "user:alice")
-	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: api.SandboxTierProcess, Egress: []string{"api.test"}})
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: api.SandboxTierProcess, Egress: []string{hostPort(t, up.url("api.test"))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,8 @@ func TestSecretSchemePortClass(t *testing.T) {
 	set("HTTP_NOT_ALLOWED", false, hostPort(t, httpURL))                  // the right host and port, but http
 	set("HTTP_ALLOWED", true, hostPort(t, httpURL))                       // plain http allowed on that port
 	set("HTTP_WRONG_PORT", true, "api.test", "api.test:1", "example.com") // http allowed, not that port
-	man := `{"name":"dest","entry":"agent.js","egress":["api.test","example.com"],
+	egressList := `"api.test","example.com","` + hostPort(t, httpsURL) + `","` + hostPort(t, httpURL) + `"`
+	man := `{"name":"dest","entry":"agent.js","egress":[` + egressList + `],
 	  "secrets":["TLS_PORT","TLS_443","HTTP_NOT_ALLOWED","HTTP_ALLOWED","HTTP_WRONG_PORT"],"limits":{"idle_seconds":3600}}`
 	if err := deployJS(alice, man, echoAgent); err != nil {
 		t.Fatal(err)
@@ -218,7 +219,7 @@ func TestSecretSchemePortClass(t *testing.T) {
 	// A sandbox: the same rules in its proxy, for plain http and for
 	// intercepted https.
 	needSandboxes(t)
-	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Egress: []string{"api.test", "example.com"},
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Egress: []string{"api.test", "example.com", hostPort(t, httpsURL), hostPort(t, httpURL)},
 		Secrets: []string{"TLS_PORT", "TLS_443", "HTTP_NOT_ALLOWED", "HTTP_ALLOWED"}})
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +266,7 @@ func TestEgressResponseScrubClass(t *testing.T) {
 		AllowHosts: []string{hostPort(t, httpsURL), hostPort(t, httpURL)}}); err != nil {
 		t.Fatal(err)
 	}
-	man := `{"name":"scrub","entry":"agent.js","egress":["api.test","example.com"],"secrets":["KEY"],"limits":{"idle_seconds":3600}}`
+	man := `{"name":"scrub","entry":"agent.js","egress":["` + hostPort(t, httpsURL) + `","` + hostPort(t, httpURL) + `"],"secrets":["KEY"],"limits":{"idle_seconds":3600}}`
 	if err := deployJS(alice, man, headersAgent); err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestEgressResponseScrubClass(t *testing.T) {
 	}
 
 	needSandboxes(t)
-	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Egress: []string{"api.test", "example.com"}, Secrets: []string{"KEY"}})
+	sb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Egress: []string{"api.test", "example.com", hostPort(t, httpsURL), hostPort(t, httpURL)}, Secrets: []string{"KEY"}})
 	if err != nil {
 		t.Fatal(err)
 	}
