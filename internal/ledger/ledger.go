@@ -109,12 +109,14 @@ func nameOK(s string) bool {
 // then hashes the entries into the tree, stores the tiles that filled,
 // publishes the new tree state and answers every Append of the batch.
 type Ledger struct {
-	key  *Key
-	opts Options
-	log  *slog.Logger
-	wal  store.Log
-	kv   store.KV
-	subj string // subject prefix of batch records: ledger.<name>.e.
+	key    *Key
+	opts   Options
+	log    *slog.Logger
+	wal    store.Log // batch records, subject ledger.<name>.e.<bundle of the last entry>
+	cps    store.Log // signed checkpoints, subject ledger.<name>.cp, in the order signed
+	kv     store.KV  // full tiles and the recovery marker
+	subj   string    // subject prefix of batch records: ledger.<name>.e.
+	cpSubj string
 
 	state atomic.Pointer[treeState] // the tree as acknowledged; replaced, never changed
 
@@ -164,14 +166,10 @@ type marker struct {
 	Rows  [][]Hash `json:"rows"`
 }
 
-// Keys of the ledger's bucket.
-const (
-	keyMarker = "marker"
-	keyHead   = "head"
-)
+// keyMarker is the recovery marker's key; tiles are tile.<level>.<n>.
+const keyMarker = "marker"
 
 func tileStoreKey(level int, n uint64) string { return fmt.Sprintf("tile.%d.%d", level, n) }
-func checkpointKey(size uint64) string        { return fmt.Sprintf("cp.%020d", size) }
 
 // Open opens (or creates) the ledger in st, signing checkpoints with key.
 // It rebuilds the tree state from the recovery marker and the log records
@@ -191,13 +189,17 @@ func Open(ctx context.Context, st *store.Store, key *Key, o Options) (*Ledger, e
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	kv, err := st.KV(ctx, name, store.KVOptions{Description: "ledger tiles, recovery marker and checkpoints (" + key.Origin() + ")"})
+	cps, err := st.Log(ctx, name+"-cp", store.LogOptions{Description: "ledger checkpoints (" + key.Origin() + ")", Subjects: []string{"ledger." + o.Name + ".cp"}})
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	kv, err := st.KV(ctx, name, store.KVOptions{Description: "ledger tiles and recovery marker (" + key.Origin() + ")"})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	tiles, _ := lru.New[tileKey, []Hash](o.TileCache)
 	bundles, _ := lru.New[uint64, [][]byte](16)
-	l := &Ledger{key: key, opts: o, log: o.Logger, wal: wal, kv: kv, subj: subj,
+	l := &Ledger{key: key, opts: o, log: o.Logger, wal: wal, cps: cps, kv: kv, subj: subj, cpSubj: "ledger." + o.Name + ".cp",
 		queue: make(chan *request, o.QueueSize), done: make(chan struct{}), tiles: tiles, bundles: bundles}
 	if err := l.recover(ctx); err != nil {
 		return nil, fmt.Errorf("open ledger %s: %w", o.Name, err)
@@ -233,27 +235,31 @@ func (l *Ledger) recover(ctx context.Context) error {
 	if _, err := l.catchUp(ctx, m.First); err != nil {
 		return err
 	}
-	e, err := l.kv.Get(ctx, keyHead)
-	if errors.Is(err, store.ErrNotFound) {
+	info, err := l.cps.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	if info.LastSeq == 0 {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("read head checkpoint: %w", err)
+	recs, err := l.cps.Read(ctx, info.LastSeq, 1, "")
+	if err != nil || len(recs) != 1 {
+		return fmt.Errorf("read the newest checkpoint: %d records, %w", len(recs), err)
 	}
-	cp, err := openCheckpoint(e.Value, l.key.verifier)
+	cp, err := openCheckpoint(recs[0].Data, l.key.verifier)
 	if err != nil {
-		return fmt.Errorf("%w: head checkpoint: %w", ErrCorrupt, err)
+		return fmt.Errorf("%w: the newest checkpoint: %w", ErrCorrupt, err)
 	}
 	s := l.state.Load()
 	if cp.Size > s.size {
-		return fmt.Errorf("%w: the head checkpoint covers %d entries but the log holds %d", ErrCorrupt, cp.Size, s.size)
+		return fmt.Errorf("%w: the newest checkpoint covers %d entries but the log holds %d", ErrCorrupt, cp.Size, s.size)
 	}
 	root, err := l.rootAt(ctx, s, cp.Size)
 	if err != nil {
 		return err
 	}
 	if root != cp.Root {
-		return fmt.Errorf("%w: the first %d entries do not hash to the head checkpoint's root", ErrCorrupt, cp.Size)
+		return fmt.Errorf("%w: the first %d entries do not hash to the newest checkpoint's root", ErrCorrupt, cp.Size)
 	}
 	l.head = &cp
 	return nil
@@ -289,6 +295,11 @@ func (l *Ledger) catchUp(ctx context.Context, straddle uint64) ([][]byte, error)
 			rec, err := decodeRecord(r.Data)
 			if err != nil {
 				return raws, fmt.Errorf("%w: log record %d: %w", ErrCorrupt, seq, err)
+			}
+			for i, e := range rec.entries {
+				if _, err := DecodeEntry(e); err != nil {
+					return raws, fmt.Errorf("%w: log record %d, entry %d: %w", ErrCorrupt, seq, rec.first+uint64(i), err)
+				}
 			}
 			skip := 0
 			if size := l.state.Load().size; first && rec.first == straddle && rec.first < size && rec.end() > size {

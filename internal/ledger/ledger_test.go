@@ -300,6 +300,21 @@ func TestConcurrentAppendersRaceClass(t *testing.T) {
 			if _, err := l.Verify(ctx); err != nil {
 				t.Fatal(err)
 			}
+			// A fresh ledger on the store has no cache: every bundle is
+			// read back from batch records that straddle bundles.
+			l3, err := Open(ctx, st, mustKey(t), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l3.Close()
+			for _, rs := range append(receipts, second) {
+				for _, r := range rs {
+					rec, err := l3.Entry(ctx, r.Index)
+					if err != nil || rec.Hash != r.Hash {
+						t.Fatalf("entry %d read back: %v", r.Index, err)
+					}
+				}
+			}
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
@@ -159,21 +160,22 @@ func (l *Ledger) leafAt(ctx context.Context, st *treeState, index uint64) (Hash,
 }
 
 // hashReader reads stored hashes (tlog's numbering) of the tree st from
-// its tiles.
+// its tiles: stored hash x at tree level k, position n, lies in the tile
+// at level k/8, and is the root of a run of 2^(k%8) of that tile's hashes.
 func (l *Ledger) hashReader(ctx context.Context, st *treeState) tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(indexes))
 		for i, x := range indexes {
-			t := tlog.TileForIndex(TileHeight, x)
-			hs, err := l.tileHashes(ctx, st, t.L, uint64(t.N), t.W)
+			level, n := tlog.SplitStoredHashIndex(x)
+			tl, within := level/TileHeight, uint(level%TileHeight)
+			tn := uint64(n) << within >> TileHeight    // the tile's number
+			pos := uint64(n) - tn<<TileHeight>>within  // run number within the tile
+			start, end := pos<<within, (pos+1)<<within // the run's hashes
+			hs, err := l.tileHashes(ctx, st, tl, tn, int(end))
 			if err != nil {
 				return nil, err
 			}
-			h, err := tlog.HashFromTile(t, tileBytes(hs), x)
-			if err != nil {
-				return nil, fmt.Errorf("hash %d from tile %s: %w", x, t.Path(), err)
-			}
-			out[i] = h
+			out[i] = tlog.Hash(perfectRoot(hs[start:end]))
 		}
 		return out, nil
 	})
@@ -226,9 +228,10 @@ func (l *Ledger) ReadTile(ctx context.Context, path string) ([]byte, error) {
 	return nil, notFound("entry bundle %s is beyond the log of %d entries", t, st.size)
 }
 
-// Checkpoint returns a signed checkpoint of the current tree: the stored
-// newest one if the tree has not grown since, else a new one, stored
-// before it is returned (so Verify checks it from then on).
+// Checkpoint returns a signed checkpoint of the current tree: the newest
+// one if the tree has not grown since, else a new one, appended to the
+// checkpoint log before it is returned (so Verify checks it from then on,
+// and no later checkpoint can contradict it unnoticed).
 func (l *Ledger) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
@@ -240,22 +243,8 @@ func (l *Ledger) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	if _, err := l.kv.Create(ctx, checkpointKey(cp.Size), cp.Signed); errors.Is(err, store.ErrExists) {
-		// Stored before a crash, when the head was not yet updated: it
-		// must be the same tree.
-		e, gerr := l.kv.Get(ctx, checkpointKey(cp.Size))
-		if gerr != nil {
-			return Checkpoint{}, fmt.Errorf("read checkpoint %d: %w", cp.Size, gerr)
-		}
-		old, oerr := openCheckpoint(e.Value, l.key.verifier)
-		if oerr != nil || old.Root != cp.Root {
-			return Checkpoint{}, l.stop(fmt.Errorf("%w: a stored checkpoint for %d entries has another root", ErrCorrupt, cp.Size))
-		}
-	} else if err != nil {
+	if _, err := l.cps.Append(ctx, l.cpSubj, cp.Signed); err != nil {
 		return Checkpoint{}, fmt.Errorf("store checkpoint: %w", err)
-	}
-	if _, err := l.kv.Put(ctx, keyHead, cp.Signed); err != nil {
-		return Checkpoint{}, fmt.Errorf("store head checkpoint: %w", err)
 	}
 	l.head = &cp
 	return cp, nil
@@ -303,7 +292,7 @@ func (l *Ledger) ProveConsistency(ctx context.Context, oldSize, newSize uint64) 
 		return ConsistencyProof{}, notFound("no tree of %d entries: the log holds %d", newSize, st.size)
 	}
 	if oldSize > newSize {
-		return ConsistencyProof{}, notFound("the older tree (%d entries) is larger than the newer (%d)", oldSize, newSize)
+		return ConsistencyProof{}, api.Errorf(api.KindBadRequest, "the older tree (%d entries) is larger than the newer (%d)", oldSize, newSize)
 	}
 	out := ConsistencyProof{OldSize: oldSize, NewSize: newSize, Hashes: []Hash{}}
 	if oldSize == 0 || oldSize == newSize {

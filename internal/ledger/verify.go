@@ -1,10 +1,11 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -56,8 +57,8 @@ const verifyChunk = 16
 // rows, and every checkpoint ever stored is signed by the key and has the
 // re-derived root for its size (so no two checkpoints are inconsistent).
 // The first mismatch is a *VerifyError naming the entry (index and type).
-// It reads the whole log; appends go on meanwhile and Verify covers the
-// tree as it was when it started.
+// It reads the whole log as it was when Verify started (appends go on
+// meanwhile), including records the ledger has not taken in yet.
 func (l *Ledger) Verify(ctx context.Context) (VerifyReport, error) {
 	st := l.state.Load()
 	cps, err := l.storedCheckpoints(ctx)
@@ -68,7 +69,7 @@ func (l *Ledger) Verify(ctx context.Context) (VerifyReport, error) {
 	if err != nil {
 		return VerifyReport{}, fmt.Errorf("verify: %w", err)
 	}
-	v := verifier{l: l, ctx: ctx, cps: cps}
+	v := verifier{l: l, ctx: ctx, cps: cps, acked: st.size}
 	if err := v.checkpointsAt(); err != nil {
 		return v.rep, err
 	}
@@ -84,39 +85,32 @@ func (l *Ledger) Verify(ctx context.Context) (VerifyReport, error) {
 			if r.Seq != seq {
 				return v.rep, &VerifyError{Index: v.b.size, Seq: seq, Reason: "the log record is missing"}
 			}
-			if seq > st.walSeq {
-				// Written after Verify started: only check that it
-				// continues the log (a record restating entries is
-				// tampering, whenever it was added).
-				if err := v.continues(r); err != nil {
-					return v.rep, err
-				}
-				seq = info.LastSeq + 1
-				break
-			}
 			if err := v.record(r); err != nil {
 				return v.rep, err
 			}
 			seq++
 		}
 	}
-	if v.b.size != st.size {
+	if v.b.size < st.size {
 		return v.rep, &VerifyError{Index: v.b.size, Reason: fmt.Sprintf("the log holds %d entries but the ledger acknowledged %d", v.b.size, st.size)}
 	}
 	for _, cp := range v.cps {
 		return v.rep, &VerifyError{Index: v.b.size, Reason: fmt.Sprintf("a checkpoint signed %d entries but the log holds %d: entries from %d are missing", cp.Size, v.b.size, v.b.size)}
 	}
-	for level := range max(len(st.rows), len(v.b.rows)) {
-		var have, want []Hash
-		if level < len(st.rows) {
-			have = st.rows[level]
-		}
-		if level < len(v.b.rows) {
-			want = v.b.rows[level]
-		}
-		if k, ok := firstDiff(have, want); !ok {
-			idx := (st.size>>(TileHeight*(level+1))*TileWidth + uint64(k)) << (TileHeight * level)
-			return v.rep, v.fail(idx, 0, fmt.Sprintf("the partial tile at level %d served from memory differs from the entries at hash %d", level, k))
+	if v.b.size == st.size {
+		// The partial tiles served from memory are the re-derived rows.
+		for level := range max(len(st.rows), len(v.b.rows)) {
+			var have, want []Hash
+			if level < len(st.rows) {
+				have = st.rows[level]
+			}
+			if level < len(v.b.rows) {
+				want = v.b.rows[level]
+			}
+			if k, same := firstDiff(have, want); !same {
+				idx := (st.size>>(TileHeight*(level+1))*TileWidth + uint64(k)) << (TileHeight * level)
+				return v.rep, v.fail(idx, 0, fmt.Sprintf("the partial tile at level %d served from memory differs from the entries at hash %d", level, k))
+			}
 		}
 	}
 	v.rep.Entries, v.rep.Root = v.b.size, v.b.root()
@@ -131,6 +125,7 @@ type verifier struct {
 	types  [TileWidth]Type // types of the current level-0 tile's entries
 	cps    []Checkpoint    // stored checkpoints not yet reached, by size
 	lastOK uint64          // size of the last checkpoint that matched
+	acked  uint64          // entries acknowledged when Verify started
 	rep    VerifyReport
 }
 
@@ -190,6 +185,9 @@ func (v *verifier) tile(t fullTile) error {
 	first := t.n * TileWidth << (TileHeight * t.level)
 	e, err := v.l.kv.Get(v.ctx, tileStoreKey(t.level, t.n))
 	if errors.Is(err, store.ErrNotFound) {
+		if v.b.size > v.acked {
+			return nil // filled by entries appended since Verify started: being stored now
+		}
 		return v.fail(first, 0, fmt.Sprintf("tile %d/%d is missing from the store", t.level, t.n))
 	}
 	if err != nil {
@@ -245,35 +243,40 @@ func (v *verifier) fail(idx, seq uint64, reason string) error {
 	return e
 }
 
-// storedCheckpoints reads and verifies every stored checkpoint, by size.
+// storedCheckpoints reads and verifies every stored checkpoint, ordered
+// by size.
 func (l *Ledger) storedCheckpoints(ctx context.Context) ([]Checkpoint, error) {
-	keys, err := l.kv.Keys(ctx, "cp")
-	if err != nil {
-		return nil, fmt.Errorf("verify: list checkpoints: %w", err)
-	}
 	var out []Checkpoint
-	for _, k := range keys {
-		size, err := strconv.ParseUint(strings.TrimPrefix(k, "cp."), 10, 64)
+	for seq := uint64(1); ; {
+		recs, err := l.cps.Read(ctx, seq, 256, "")
 		if err != nil {
-			return nil, &VerifyError{Reason: fmt.Sprintf("stored checkpoint key %q is not a size", clip(k))}
+			return nil, fmt.Errorf("verify: read checkpoints: %w", err)
 		}
-		e, err := l.kv.Get(ctx, k)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
+		if len(recs) == 0 {
+			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("verify: read checkpoint %d: %w", size, err)
+		for _, r := range recs {
+			cp, err := openCheckpoint(r.Data, l.key.verifier)
+			if err != nil {
+				size := uint64(0)
+				if c, perr := parseCheckpointText(noteText(r.Data)); perr == nil {
+					size = c.Size
+				}
+				return nil, &VerifyError{Index: size, Reason: fmt.Sprintf("stored checkpoint %d (for %d entries) does not verify: %v", r.Seq, size, err)}
+			}
+			out = append(out, cp)
 		}
-		cp, err := openCheckpoint(e.Value, l.key.verifier)
-		if err != nil {
-			return nil, &VerifyError{Index: size, Reason: fmt.Sprintf("the checkpoint stored for %d entries does not verify: %v", size, err)}
-		}
-		if cp.Size != size {
-			return nil, &VerifyError{Index: min(size, cp.Size), Reason: fmt.Sprintf("the checkpoint stored for %d entries signs %d", size, cp.Size)}
-		}
-		out = append(out, cp)
+		seq = recs[len(recs)-1].Seq + 1
 	}
+	slices.SortStableFunc(out, func(a, b Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
 	return out, nil
+}
+
+// noteText is the text of a signed note without checking it (for naming
+// the size of a checkpoint that does not verify).
+func noteText(signed []byte) string {
+	text, _, _ := strings.Cut(string(signed), "\n\n")
+	return text + "\n"
 }
 
 // firstDiff returns the first position where a and b differ; same is true
