@@ -179,7 +179,7 @@ func (l *Ledger) write(ctx context.Context, batch []*request) (uint64, []Hash, e
 	for attempt := 0; ; attempt++ {
 		st := l.state.Load()
 		data := encodeRecord(st.size, entries)
-		subject := fmt.Sprintf("%s%d", l.subj, (st.size+uint64(len(entries))-1)/TileWidth)
+		subject := l.bundleSubject((st.size + uint64(len(entries)) - 1) / TileWidth)
 		seq, err := l.wal.AppendExpect(ctx, subject, data, st.walSeq)
 		if err == nil {
 			leaves, err := l.ingest(ctx, seq, record{first: st.size, entries: entries}, 0)

@@ -296,6 +296,9 @@ func (l *Ledger) catchUp(ctx context.Context, straddle uint64) ([][]byte, error)
 			if err != nil {
 				return raws, fmt.Errorf("%w: log record %d: %w", ErrCorrupt, seq, err)
 			}
+			if want := l.recordSubject(rec); r.Subject != want {
+				return raws, fmt.Errorf("%w: log record %d is filed under %s, not %s", ErrCorrupt, seq, clip(r.Subject), want)
+			}
 			for i, e := range rec.entries {
 				if _, err := DecodeEntry(e); err != nil {
 					return raws, fmt.Errorf("%w: log record %d, entry %d: %w", ErrCorrupt, seq, rec.first+uint64(i), err)

@@ -9,8 +9,6 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb/tlog"
-
-	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // TestLedgerChainProofsAndWhy appends the pipeline's chain, walks it back
@@ -318,5 +316,3 @@ func TestConcurrentAppendersRaceClass(t *testing.T) {
 		})
 	}
 }
-
-var _ store.Log = (store.Log)(nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -70,7 +71,7 @@ func (l *Ledger) bundle(ctx context.Context, n uint64) ([][]byte, error) {
 	if b, ok := l.bundles.Get(n); ok {
 		return b, nil
 	}
-	recs, err := l.wal.Read(ctx, 1, TileWidth+1, fmt.Sprintf("%s%d", l.subj, n))
+	recs, err := l.wal.Read(ctx, 1, TileWidth+1, l.bundleSubject(n))
 	if err != nil {
 		return nil, fmt.Errorf("read entry bundle %d: %w", n, err)
 	}
@@ -78,7 +79,7 @@ func (l *Ledger) bundle(ctx context.Context, n uint64) ([][]byte, error) {
 	if len(recs) > 0 {
 		after = recs[len(recs)-1].Seq + 1
 	}
-	next, err := l.wal.Read(ctx, after, 1, fmt.Sprintf("%s%d", l.subj, n+1))
+	next, err := l.wal.Read(ctx, after, 1, l.bundleSubject(n+1))
 	if err != nil {
 		return nil, fmt.Errorf("read entry bundle %d: %w", n, err)
 	}
@@ -107,6 +108,13 @@ func (l *Ledger) bundle(ctx context.Context, n uint64) ([][]byte, error) {
 	l.bundles.Add(n, out)
 	return out, nil
 }
+
+// bundleSubject is the subject of the records whose last entry is in
+// bundle n.
+func (l *Ledger) bundleSubject(n uint64) string { return l.subj + strconv.FormatUint(n, 10) }
+
+// recordSubject is the subject a record must be filed under.
+func (l *Ledger) recordSubject(rec record) string { return l.bundleSubject((rec.end() - 1) / TileWidth) }
 
 // tileHashes returns the first w hashes of the level-level tile number n
 // of the tree st: a full tile from the bucket (cached), or the pending

@@ -111,6 +111,17 @@ func TestTamperDetectionClass(t *testing.T) {
 			t.Fatalf("append after an invalid record: %v", err)
 		}
 	})
+	t.Run("record filed under another bundle", func(t *testing.T) {
+		e := setup(t, 300)
+		data, _ := changeEntry(9).Encode()
+		if _, err := e.wal.Append(ctx, "ledger.main.e.7", encodeRecord(300, [][]byte{data})); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, e.l, 300, "", "filed under ledger.main.e.7, not ledger.main.e.1")
+		if _, err := e.l.Append(ctx, changeEntry(1000)); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("append after a misfiled record: %v", err)
+		}
+	})
 	t.Run("gap in the log", func(t *testing.T) {
 		e := setup(t, 300)
 		data, _ := changeEntry(9).Encode()

@@ -138,6 +138,9 @@ func (v *verifier) record(r store.Record) error {
 	if err := v.continues(r); err != nil {
 		return err
 	}
+	if want := v.l.recordSubject(rec); r.Subject != want {
+		return &VerifyError{Index: rec.first, Seq: r.Seq, Reason: fmt.Sprintf("the record is filed under %s, not %s: readers of its entry bundle would not find it", clip(r.Subject), want)}
+	}
 	v.rep.Records++
 	for i, data := range rec.entries {
 		idx := rec.first + uint64(i)
