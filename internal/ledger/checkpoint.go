@@ -91,7 +91,7 @@ func parseCheckpointText(text string) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: size %q is not a decimal tree size", ErrBadCheckpoint, clip(lines[1]))
 	}
 	cp.Size = size
-	root, err := base64.StdEncoding.DecodeString(lines[2])
+	root, err := base64.StdEncoding.Strict().DecodeString(lines[2]) // one encoding per root
 	if err != nil || len(root) != HashSize {
 		return Checkpoint{}, fmt.Errorf("%w: root %q is not a base64 SHA-256 hash", ErrBadCheckpoint, clip(lines[2]))
 	}
