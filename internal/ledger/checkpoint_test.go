@@ -104,3 +104,24 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseKey: parsing a private key never panics, and a key it accepts
+// signs checkpoints its own verifier key opens.
+func FuzzParseKey(f *testing.F) {
+	f.Add(testSKey)
+	f.Add("PRIVATE+KEY+a+00000000+AQ==")
+	f.Add(testVKey)
+	f.Fuzz(func(t *testing.T, skey string) {
+		k, err := ParseKey(skey)
+		if err != nil {
+			return
+		}
+		cp, err := signCheckpoint(k, 1, emptyRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenCheckpoint(cp.Signed, k.VerifierKey()); err != nil {
+			t.Fatalf("own checkpoint does not open: %v", err)
+		}
+	})
+}

@@ -114,7 +114,9 @@ func (l *Ledger) bundle(ctx context.Context, n uint64) ([][]byte, error) {
 func (l *Ledger) bundleSubject(n uint64) string { return l.subj + strconv.FormatUint(n, 10) }
 
 // recordSubject is the subject a record must be filed under.
-func (l *Ledger) recordSubject(rec record) string { return l.bundleSubject((rec.end() - 1) / TileWidth) }
+func (l *Ledger) recordSubject(rec record) string {
+	return l.bundleSubject((rec.end() - 1) / TileWidth)
+}
 
 // tileHashes returns the first w hashes of the level-level tile number n
 // of the tree st: a full tile from the bucket (cached), or the pending

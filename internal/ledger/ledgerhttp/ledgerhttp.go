@@ -209,8 +209,8 @@ func index(field, s string) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || strconv.FormatUint(v, 10) != s {
 		shown := s
-		if len(shown) > 32 {
-			shown = shown[:32] + "…"
+		if len(shown) > 16 {
+			shown = shown[:16] + "…"
 		}
 		return 0, api.FieldErrorf(api.KindBadRequest, field, "%s %q: want a decimal number from 0 to %d without leading zeros", field, shown, uint64(1<<64-1))
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -236,4 +237,25 @@ func TestLedgerRoutesHostileClass(t *testing.T) {
 			t.Errorf("%.80s: a %d-byte detail echoes input", c.path, len(p.Detail))
 		}
 	}
+}
+
+// FuzzIndex: the index and size parser never panics, accepts only the
+// canonical decimal form, and refuses with a short 400 naming the field.
+func FuzzIndex(f *testing.F) {
+	for _, s := range []string{"0", "7", "007", "-1", "+1", "18446744073709551615", "18446744073709551616", "1e3", " 1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := index("entry", s)
+		if err != nil {
+			p := api.AsProblem(err)
+			if p.Status != 400 || p.Field != "entry" || len(p.Detail) > 200 {
+				t.Fatalf("%q: %+v", s, p)
+			}
+			return
+		}
+		if strconv.FormatUint(v, 10) != s {
+			t.Fatalf("%q accepted as %d", s, v)
+		}
+	})
 }
