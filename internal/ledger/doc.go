@@ -16,9 +16,10 @@
 // Storage is internal/store: a Log (stream) of group-committed batch
 // records is the one copy of the entries (a batch is one store write, one
 // fsync, so many concurrent Appends cost one disk sync), a KV bucket holds
-// the full hash tiles, the recovery marker and the checkpoints. Partial
-// tiles and the newest entries live in memory and are rebuilt from the log
-// on Open. See docs/ARCHITECTURE.md ("Ledger") and docs/RATIONALE.md.
+// the full hash tiles and the recovery marker, and a second Log every
+// signed checkpoint. Partial tiles and the newest entries live in memory
+// and are rebuilt from the log on Open. See docs/ARCHITECTURE.md
+// ("Ledger") and docs/RATIONALE.md.
 //
 // The package records and proves; it decides nothing (the pipeline and the
 // audit stream write to it) and it is not wired into the daemon yet. The
