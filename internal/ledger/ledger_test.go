@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -315,4 +316,74 @@ func TestConcurrentAppendersRaceClass(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAppendSurvivesConnectionLoss breaks the store's connection again and
+// again while appenders run: an Append either fails (its entry may or may
+// not be in the log) or returns a receipt that holds, the committer
+// recognises its own record after an unknown outcome instead of writing
+// it twice, and the ledger appends again once the store has redialled.
+func TestAppendSurvivesConnectionLoss(t *testing.T) {
+	ctx := context.Background()
+	l, st := openTest(t, true, Options{})
+	var (
+		mu       sync.Mutex
+		receipts []Receipt
+		failures int
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				r, err := l.Append(actx, changeEntry(w*100000+i))
+				cancel()
+				mu.Lock()
+				if err != nil {
+					failures++
+				} else {
+					receipts = append(receipts, r)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for range 5 {
+		time.Sleep(40 * time.Millisecond)
+		st.InjectConnectionFault()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Ping(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("store did not come back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := l.Append(ctx, changeEntry(-1)); err != nil {
+		t.Fatalf("append after the store came back: %v", err)
+	}
+	seen := map[uint64]bool{}
+	for _, r := range receipts {
+		if seen[r.Index] {
+			t.Fatalf("index %d acknowledged twice", r.Index)
+		}
+		seen[r.Index] = true
+		rec, err := l.Entry(ctx, r.Index)
+		if err != nil || rec.Hash != r.Hash {
+			t.Fatalf("acknowledged entry %d: %v", r.Index, err)
+		}
+	}
+	if _, err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d appends acknowledged, %d failed while the connection broke 5 times; %d redials", len(receipts), failures, st.Redials())
 }
