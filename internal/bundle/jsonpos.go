@@ -15,8 +15,9 @@ import (
 // the last one; a strict manifest rejects them).
 
 // posDepth is how deep value positions are recorded: top-level fields,
-// their elements and limits.* are all the manifest needs.
-const posDepth = 2
+// their elements, limits.* and rollout.steps[i].* are all the manifest
+// needs.
+const posDepth = 4
 
 type dupKey struct {
 	path string

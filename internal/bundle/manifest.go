@@ -35,6 +35,9 @@ type Manifest struct {
 	Tools       []string          `json:"tools,omitempty"`   // tool names the agent may call
 	Secrets     []string          `json:"secrets,omitempty"` // secret names the agent may use
 	Env         map[string]string `json:"env,omitempty"`     // plain values, visible to the agent as env.KEY
+	// Rollout, if set, is how a new version of the agent is rolled out
+	// (rollout.go); nil means the node's default steps.
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Limits bound what one session of the agent may use.
@@ -94,7 +97,7 @@ var (
 )
 
 var (
-	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env"}
+	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env", "rollout"}
 	limitsFields = []string{"memory_mib", "cpu_ms", "wall_ms", "idle_seconds"}
 	// fieldAliases are names people reach for out of habit.
 	fieldAliases = map[string]string{
@@ -201,6 +204,7 @@ func (p *parser) manifest() (Manifest, bool) {
 	m.Tools = p.strings("tools", top["tools"], "search")
 	m.Secrets = p.strings("secrets", top["secrets"], "API_KEY")
 	m.Env = p.env(top["env"])
+	m.Rollout = p.rollout(top["rollout"])
 	p.validate(&m)
 	return m, true
 }

@@ -104,6 +104,40 @@ var parseCases = []parseCase{
 	{name: "env", in: `{"name":"a","entry":"a.js","secrets":["TOKEN"],"env":{"1A":"x","a b":"y","state":"z","TOKEN":"t","BIG":"` + strings.Repeat("v", 4097) + `","N":1,"NUL":null,"OK":"` + strings.Repeat("v", 4096) + `"}}`,
 		fields: []string{`env["1A"]`, `env["a b"]`, "env.state", "env.TOKEN", "env.BIG", "env.N", "env.NUL"}},
 
+	{name: "rollout", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":5,"pause_seconds":60},{"percent":25},{"percent":100,"pause_seconds":604800}]}}`,
+		check: func(t *testing.T, m Manifest) {
+			want := &Rollout{Steps: []RolloutStep{{5, 60}, {25, 0}, {100, 604800}}}
+			if !reflect.DeepEqual(m.Rollout, want) {
+				t.Errorf("rollout = %+v, want %+v", m.Rollout, want)
+			}
+		}},
+	{name: "rollout one step", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":100}]}}`},
+	{name: "rollout null", in: `{"name":"a","entry":"a.js","rollout":null}`, check: func(t *testing.T, m Manifest) {
+		if m.Rollout != nil {
+			t.Errorf("rollout = %+v", m.Rollout)
+		}
+	}},
+	{name: "rollout not object", in: `{"name":"a","entry":"a.js","rollout":[10,100]}`, fields: []string{"rollout"}},
+	{name: "rollout without steps", in: `{"name":"a","entry":"a.js","rollout":{}}`, fields: []string{"rollout.steps"}, text: "rollout.steps: is required"},
+	{name: "rollout unknown fields", in: `{"name":"a","entry":"a.js","rollout":{"step":[],"steps":[{"percent":100,"pause":3}]}}`,
+		fields: []string{"rollout.step", "rollout.steps[0].pause"}, text: `did you mean "steps"?`},
+	{name: "rollout steps not list", in: `{"name":"a","entry":"a.js","rollout":{"steps":{"percent":100}}}`, fields: []string{"rollout.steps"}},
+	{name: "rollout empty steps", in: `{"name":"a","entry":"a.js","rollout":{"steps":[]}}`, fields: []string{"rollout.steps"}, text: "is empty"},
+	{name: "rollout percent out of range", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":0},{"percent":101},{"percent":-5},{"percent":"50"}]}}`,
+		fields: []string{"rollout.steps[0].percent", "rollout.steps[1].percent", "rollout.steps[2].percent", "rollout.steps[3].percent"}},
+	{name: "rollout step missing percent", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"pause_seconds":5},null,7]}}`,
+		fields: []string{"rollout.steps[0].percent", "rollout.steps[1]", "rollout.steps[2]"}},
+	{name: "rollout not increasing", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":50},{"percent":50},{"percent":100}]}}`,
+		fields: []string{"rollout.steps[1].percent"}, text: "not above the step before"},
+	{name: "rollout does not end at 100", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":10},{"percent":50}]}}`,
+		fields: []string{"rollout.steps[1].percent"}, text: "end with a step of 100 percent"},
+	{name: "rollout pause out of range", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":100,"pause_seconds":604801}]}}`,
+		fields: []string{"rollout.steps[0].pause_seconds"}},
+	{name: "rollout too many steps", in: `{"name":"a","entry":"a.js","rollout":{"steps":[` + strings.Repeat(`{"percent":1},`, 20) + `{"percent":100}]}}`,
+		fields: []string{"rollout.steps"}, text: "above the maximum 20"},
+	{name: "rollout duplicate step field", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":10,"percent":100}]}}`,
+		fields: []string{"rollout.steps[0].percent"}, text: "appears more than once"},
+
 	{name: "syntax error", in: "{\n  \"name\": \"a\",\n  \"entry\": \"a.js\"\n  \"runtime\": \"js\"\n}", fields: []string{""}, text: "line 4, column 3: invalid JSON"},
 	{name: "truncated", in: `{"name":"a",`, fields: []string{""}, text: "unexpected end"},
 	{name: "trailing data", in: `{"name":"a","entry":"a.js"} {}`, fields: []string{""}, text: "line 1, column 29"},
