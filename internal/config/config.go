@@ -118,6 +118,18 @@ type Config struct {
 	// one remote address are audited one by one per minute; the rest are
 	// counted into one summary record.
 	AuditAuthFailuresPerMinute int `json:"audit_auth_failures_per_minute"`
+	// Rollout* configure gradual rollouts (rollout.go): the default steps
+	// (an agent's manifest may give its own) and the analysis that rolls a
+	// new version back when it does worse than the stable one.
+	RolloutSteps                string   `json:"rollout_steps"`
+	RolloutMinCalls             int      `json:"rollout_min_calls"`
+	RolloutMaxErrorRateIncrease float64  `json:"rollout_max_error_rate_increase"`
+	RolloutMaxP99Ratio          float64  `json:"rollout_max_p99_ratio"`
+	RolloutP99Slack             Duration `json:"rollout_p99_slack"`
+	RolloutInterval             Duration `json:"rollout_interval"`
+	// AgentVersionsKept is how many versions of each agent are kept; older
+	// ones are pruned, never the stable or canary version.
+	AgentVersionsKept int `json:"agent_versions_kept"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -153,6 +165,14 @@ func Default() Config {
 		AuditAuthFailuresPerMinute: 10,
 		AgentInitTimeout:           Duration(10 * time.Second),
 		SessionMaxBodyBytes:        32 << 20,
+
+		RolloutSteps:                "10%:5m,50%:10m,100%",
+		RolloutMinCalls:             20,
+		RolloutMaxErrorRateIncrease: 0.05,
+		RolloutMaxP99Ratio:          1.5,
+		RolloutP99Slack:             Duration(10 * time.Millisecond),
+		RolloutInterval:             Duration(time.Second),
+		AgentVersionsKept:           10,
 	}
 }
 
@@ -370,6 +390,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		}
 		c.SessionMaxBodyBytes = n
 	}
+	errs = append(errs, c.loadRolloutEnv(lookup)...)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -478,6 +499,7 @@ func (c Config) Validate() error {
 		add("audit_auth_failures_per_minute", strconv.Itoa(n), "want from 1 to 100000")
 	}
 	errs = append(errs, c.validateTLS()...)
+	errs = append(errs, c.validateRollout()...)
 	if !validTrustDomain(c.TrustDomain) {
 		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,16 @@ func TestValidateNamesFields(t *testing.T) {
 		{"session body huge", func(c *Config) { c.SessionMaxBodyBytes = 2 << 30 }, "session_max_body_bytes"},
 		{"init timeout zero", func(c *Config) { c.AgentInitTimeout = 0 }, "agent_init_timeout"},
 		{"init timeout long", func(c *Config) { c.AgentInitTimeout = Duration(time.Hour) }, "agent_init_timeout"},
+		{"rollout steps empty", func(c *Config) { c.RolloutSteps = "" }, "rollout_steps"},
+		{"rollout steps not ending at 100", func(c *Config) { c.RolloutSteps = "10%:5m,50%" }, "rollout_steps"},
+		{"rollout steps decreasing", func(c *Config) { c.RolloutSteps = "50%,10%,100%" }, "rollout_steps"},
+		{"rollout min calls", func(c *Config) { c.RolloutMinCalls = -1 }, "rollout_min_calls"},
+		{"rollout error increase", func(c *Config) { c.RolloutMaxErrorRateIncrease = 1.5 }, "rollout_max_error_rate_increase"},
+		{"rollout error increase NaN", func(c *Config) { c.RolloutMaxErrorRateIncrease = math.NaN() }, "rollout_max_error_rate_increase"},
+		{"rollout p99 ratio", func(c *Config) { c.RolloutMaxP99Ratio = 0.5 }, "rollout_max_p99_ratio"},
+		{"rollout p99 slack", func(c *Config) { c.RolloutP99Slack = Duration(-time.Second) }, "rollout_p99_slack"},
+		{"rollout interval", func(c *Config) { c.RolloutInterval = 0 }, "rollout_interval"},
+		{"versions kept", func(c *Config) { c.AgentVersionsKept = 1 }, "agent_versions_kept"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,7 +132,21 @@ func TestLoadEnv(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"AGENTCLOUD_AUDIT_MAX_BYTES", "AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE", "AGENTCLOUD_AUDIT_MAX_AGE"} {
+	env = map[string]string{"AGENTCLOUD_ROLLOUT_STEPS": "5%:1m,100%", "AGENTCLOUD_ROLLOUT_MIN_CALLS": "7",
+		"AGENTCLOUD_ROLLOUT_MAX_ERROR_RATE_INCREASE": "0.1", "AGENTCLOUD_ROLLOUT_MAX_P99_RATIO": "2",
+		"AGENTCLOUD_ROLLOUT_P99_SLACK": "20ms", "AGENTCLOUD_ROLLOUT_INTERVAL": "250ms", "AGENTCLOUD_AGENT_VERSIONS_KEPT": "4"}
+	if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if c.RolloutSteps != "5%:1m,100%" || c.RolloutMinCalls != 7 || c.RolloutMaxErrorRateIncrease != 0.1 || c.RolloutMaxP99Ratio != 2 ||
+		c.RolloutP99Slack.D() != 20*time.Millisecond || c.RolloutInterval.D() != 250*time.Millisecond || c.AgentVersionsKept != 4 || c.Validate() != nil {
+		t.Fatalf("rollout settings not applied: %+v", c)
+	}
+	if got := c.RolloutStepList(); len(got) != 2 || got[0].Percent != 5 || got[0].PauseSeconds != 60 || got[1].Percent != 100 {
+		t.Fatalf("steps = %+v", got)
+	}
+	for _, bad := range []string{"AGENTCLOUD_AUDIT_MAX_BYTES", "AGENTCLOUD_AUDIT_AUTH_FAILURES_PER_MINUTE", "AGENTCLOUD_AUDIT_MAX_AGE",
+		"AGENTCLOUD_ROLLOUT_MIN_CALLS", "AGENTCLOUD_ROLLOUT_MAX_P99_RATIO", "AGENTCLOUD_ROLLOUT_P99_SLACK", "AGENTCLOUD_AGENT_VERSIONS_KEPT"} {
 		err := c.LoadEnv(func(k string) (string, bool) { return "lots", k == bad })
 		if err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("%s=lots: want an error naming it, got %v", bad, err)
