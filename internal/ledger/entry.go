@@ -132,25 +132,57 @@ const (
 	RolloutStarted   = "started"
 	RolloutPromoted  = "promoted"
 	RolloutPaused    = "paused"
+	RolloutResumed   = "resumed"
 	RolloutCompleted = "completed"
 )
 
 // RolloutStep records one step of a rollout: the share of traffic the
-// version gets from now on.
+// version gets from now on. Analysis, when set, is the evidence a
+// promotion rested on.
 type RolloutStep struct {
-	Agent   string `json:"agent"`
-	Version string `json:"version"`
-	Step    int    `json:"step"`
-	Percent int    `json:"percent"`
-	State   string `json:"state"`
+	Agent    string    `json:"agent"`
+	Version  string    `json:"version"`
+	Step     int       `json:"step"`
+	Percent  int       `json:"percent"`
+	State    string    `json:"state"`
+	Analysis *Analysis `json:"analysis,omitempty"`
 }
 
-// Rollback records a return to an earlier version.
+// Rollback records a return to an earlier version. Analysis, when set, is
+// the evidence an automatic rollback rested on (the figures that
+// triggered it).
 type Rollback struct {
-	Agent       string `json:"agent"`
-	FromVersion string `json:"from_version"`
-	ToVersion   string `json:"to_version"`
-	Reason      string `json:"reason"`
+	Agent       string    `json:"agent"`
+	FromVersion string    `json:"from_version"`
+	ToVersion   string    `json:"to_version"`
+	Reason      string    `json:"reason"`
+	Analysis    *Analysis `json:"analysis,omitempty"`
+}
+
+// Analysis is what a rollout compared over one step's window: the new
+// (canary) and the stable version's figures and the thresholds. Numbers
+// are integers so an entry's bytes are the same on every platform.
+type Analysis struct {
+	WindowSeconds uint64  `json:"window_seconds"`
+	Canary        Figures `json:"canary"`
+	Stable        Figures `json:"stable"`
+	// MaxErrorRateIncreaseBP is how far (in basis points, 1/100 of a
+	// percentage point) the canary's error rate may exceed the stable's.
+	MaxErrorRateIncreaseBP uint64 `json:"max_error_rate_increase_bp"`
+	// MaxP99RatioPct is how large the canary's p99 may be, in percent of
+	// the stable's (150 = half again), beyond P99SlackMicros.
+	MaxP99RatioPct uint64 `json:"max_p99_ratio_pct"`
+	P99SlackMicros uint64 `json:"p99_slack_us"`
+}
+
+// Figures are one version's calls over an analysis window: how many, how
+// many failed (5xx, exceptions, limit kills) and the 99th percentile of
+// their duration in microseconds.
+type Figures struct {
+	Version   string `json:"version"`
+	Calls     uint64 `json:"calls"`
+	Errors    uint64 `json:"errors"`
+	P99Micros uint64 `json:"p99_us"`
 }
 
 // AuditBatch makes a run of audit records tamper-evident: the sha256 of
@@ -339,10 +371,58 @@ func (r *RolloutStep) validate() error {
 		return fieldErr("rollout.percent", "%d: want 0 to 100", r.Percent)
 	}
 	switch r.State {
-	case RolloutStarted, RolloutPromoted, RolloutPaused, RolloutCompleted:
-		return nil
+	case RolloutStarted, RolloutPromoted, RolloutPaused, RolloutResumed, RolloutCompleted:
+	default:
+		return fieldErr("rollout.state", "%q: want one of %s, %s, %s, %s, %s", clip(r.State),
+			RolloutStarted, RolloutPromoted, RolloutPaused, RolloutResumed, RolloutCompleted)
 	}
-	return fieldErr("rollout.state", "%q: want one of %s, %s, %s, %s", clip(r.State), RolloutStarted, RolloutPromoted, RolloutPaused, RolloutCompleted)
+	if r.Analysis != nil {
+		return r.Analysis.validate("rollout.analysis")
+	}
+	return nil
+}
+
+// Limits of an analysis: a window of at most a year, a threshold ratio of
+// at most 1000 times.
+const (
+	maxWindowSeconds = 366 * 24 * 3600
+	maxRatioPct      = 100_000
+	maxSlackMicros   = 3600 * 1_000_000
+)
+
+func (a *Analysis) validate(field string) error {
+	if a.WindowSeconds > maxWindowSeconds {
+		return fieldErr(field+".window_seconds", "%d: want at most %d", a.WindowSeconds, maxWindowSeconds)
+	}
+	if err := a.Canary.validate(field + ".canary"); err != nil {
+		return err
+	}
+	if err := a.Stable.validate(field + ".stable"); err != nil {
+		return err
+	}
+	if a.MaxErrorRateIncreaseBP > 10_000 {
+		return fieldErr(field+".max_error_rate_increase_bp", "%d: want 0 to 10000", a.MaxErrorRateIncreaseBP)
+	}
+	if a.MaxP99RatioPct < 100 || a.MaxP99RatioPct > maxRatioPct {
+		return fieldErr(field+".max_p99_ratio_pct", "%d: want 100 to %d", a.MaxP99RatioPct, maxRatioPct)
+	}
+	if a.P99SlackMicros > maxSlackMicros {
+		return fieldErr(field+".p99_slack_us", "%d: want at most %d (an hour)", a.P99SlackMicros, maxSlackMicros)
+	}
+	return nil
+}
+
+func (f Figures) validate(field string) error {
+	if err := checkID(field+".version", api.IDVersion, f.Version); err != nil {
+		return err
+	}
+	if f.Errors > f.Calls {
+		return fieldErr(field+".errors", "%d errors of %d calls: want errors <= calls", f.Errors, f.Calls)
+	}
+	if f.P99Micros > maxSlackMicros*24 {
+		return fieldErr(field+".p99_us", "%d: want at most a day", f.P99Micros)
+	}
+	return nil
 }
 
 func (r *Rollback) validate() error {
@@ -355,7 +435,13 @@ func (r *Rollback) validate() error {
 	if err := checkID("rollback.to_version", api.IDVersion, r.ToVersion); err != nil {
 		return err
 	}
-	return checkText("rollback.reason", r.Reason, MaxText, true)
+	if err := checkText("rollback.reason", r.Reason, MaxText, true); err != nil {
+		return err
+	}
+	if r.Analysis != nil {
+		return r.Analysis.validate("rollback.analysis")
+	}
+	return nil
 }
 
 func (a *AuditBatch) validate() error {

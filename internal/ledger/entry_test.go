@@ -80,6 +80,14 @@ func TestEntryValidationClass(t *testing.T) {
 		{"rollout percent", "rollout.percent", Entry{Type: TypeRollout, Parents: []Ref{someRef}, Rollout: &RolloutStep{Agent: "a", Version: "v", Percent: 101, State: RolloutStarted}}},
 		{"rollout state", "rollout.state", Entry{Type: TypeRollout, Parents: []Ref{someRef}, Rollout: &RolloutStep{Agent: "a", Version: "v", Percent: 5, State: "yolo"}}},
 		{"rollback reason", "rollback.reason", Entry{Type: TypeRollback, Parents: []Ref{someRef}, Rollback: &Rollback{Agent: "a", FromVersion: "v2", ToVersion: "v1"}}},
+		{"rollback errors over calls", "rollback.analysis.canary.errors", analysed(func(a *Analysis) { a.Canary.Errors = a.Canary.Calls + 1 })},
+		{"rollback figures version", "rollback.analysis.stable.version", analysed(func(a *Analysis) { a.Stable.Version = "sha256:x" })},
+		{"rollback ratio below 100", "rollback.analysis.max_p99_ratio_pct", analysed(func(a *Analysis) { a.MaxP99RatioPct = 99 })},
+		{"rollback error increase", "rollback.analysis.max_error_rate_increase_bp", analysed(func(a *Analysis) { a.MaxErrorRateIncreaseBP = 10_001 })},
+		{"rollback window", "rollback.analysis.window_seconds", analysed(func(a *Analysis) { a.WindowSeconds = 1 << 40 })},
+		{"rollback slack", "rollback.analysis.p99_slack_us", analysed(func(a *Analysis) { a.P99SlackMicros = 1 << 50 })},
+		{"rollout analysis", "rollout.analysis.canary.p99_us", Entry{Type: TypeRollout, Parents: []Ref{someRef}, Rollout: &RolloutStep{Agent: "a", Version: "v", Percent: 50,
+			State: RolloutPromoted, Analysis: &Analysis{Canary: Figures{Version: "v", P99Micros: 1 << 62}, Stable: Figures{Version: "w"}, MaxP99RatioPct: 150}}}},
 		{"audit no digests", "audit.digests", Entry{Type: TypeAudit, Audit: &AuditBatch{Log: "audit", FirstSeq: 1}}},
 		{"audit seq 0", "audit.first_seq", Entry{Type: TypeAudit, Audit: &AuditBatch{Log: "audit", Digests: []Digest{digest("a")}}}},
 		{"audit too many", "audit.digests", Entry{Type: TypeAudit, Audit: &AuditBatch{Log: "audit", FirstSeq: 1, Digests: make([]Digest, MaxAuditRecords+1)}}},
@@ -96,8 +104,19 @@ func TestEntryValidationClass(t *testing.T) {
 	}
 }
 
+// analysed is a valid rollback entry with figures, changed by mut.
+func analysed(mut func(*Analysis)) Entry {
+	e := rollbackEntry(someRef)
+	e.Rollback.Analysis = &Analysis{WindowSeconds: 300, Canary: Figures{Version: "v2", Calls: 40, Errors: 9, P99Micros: 81_000},
+		Stable: Figures{Version: "v1", Calls: 400, Errors: 1, P99Micros: 12_000}, MaxErrorRateIncreaseBP: 500, MaxP99RatioPct: 150, P99SlackMicros: 10_000}
+	mut(e.Rollback.Analysis)
+	return e
+}
+
 func TestEntryRoundTrip(t *testing.T) {
-	for _, e := range []Entry{changeEntry(1), testEntry(someRef, false), auditEntry(7, 2)} {
+	resumed := rolloutEntry(someRef)
+	resumed.Rollout.State = RolloutResumed
+	for _, e := range []Entry{changeEntry(1), testEntry(someRef, false), auditEntry(7, 2), analysed(func(*Analysis) {}), resumed} {
 		e.Time = testTime
 		data, err := e.Encode()
 		if err != nil {
@@ -141,7 +160,7 @@ func TestDecodeEntryRefusesClass(t *testing.T) {
 // to bytes it accepts again as the same entry.
 func FuzzDecodeEntry(f *testing.F) {
 	for _, e := range []Entry{changeEntry(1), testEntry(someRef, true), policyEntry(someRef), approvalEntry(someRef),
-		provenanceEntry(someRef), rolloutEntry(someRef), rollbackEntry(someRef), auditEntry(1, 2)} {
+		provenanceEntry(someRef), rolloutEntry(someRef), rollbackEntry(someRef), auditEntry(1, 2), analysed(func(*Analysis) {})} {
 		e.Time = testTime
 		data, err := e.Encode()
 		if err != nil {
