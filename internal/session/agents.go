@@ -24,6 +24,10 @@ type agentRecord struct {
 	Updated time.Time `json:"updated"`
 	// Owner is the SPIFFE ID of the principal that first deployed the agent.
 	Owner string `json:"owner,omitempty"`
+	// Canary, when set, serves CanaryPercent of new sessions beside
+	// Current, the stable version (routing.go). A deploy clears both.
+	Canary        string `json:"canary,omitempty"`
+	CanaryPercent int    `json:"canary_percent,omitempty"`
 }
 
 // versionRecord is one immutable, content-addressed version.

@@ -47,18 +47,31 @@ func CheckAddr(agent, id string) error {
 // from its snapshot, or from its version's template. s.mu must be held.
 func (m *Manager) activate(ctx context.Context, s *session) error {
 	k := s.key
-	cur, err := m.currentVersion(ctx, k.agent)
+	ar, ok, err := m.agentRecord(ctx, k.agent)
 	if err != nil {
 		return err
 	}
+	if !ok {
+		return api.Errorf(api.KindNotFound, "agent %q is not deployed: run agentcloud deploy DIR", k.agent)
+	}
+	rt := ar.routing()
 	mkey := store.Key(k.agent, k.id)
 	e, err := m.meta.Get(ctx, mkey)
+	var cur *version
 	switch {
 	case isNotFound(err):
+		// A new session: its version is picked by the routing and
+		// recorded, so it sticks to it (routing.go).
+		if cur, err = m.loadVersion(ctx, k.agent, rt.Pick(k.agent, k.id)); err != nil {
+			return err
+		}
 		now := m.now().UTC()
 		s.meta = Meta{Agent: k.agent, ID: k.id, Version: cur.rec.Digest, Created: now, LastActive: now}
 		b, _ := json.Marshal(s.meta)
-		if _, err := m.meta.Create(ctx, mkey, b); err != nil && !errors.Is(err, store.ErrExists) {
+		if _, err := m.meta.Create(ctx, mkey, b); errors.Is(err, store.ErrExists) {
+			// Created meanwhile (by another node): activate that one.
+			return m.activate(ctx, s)
+		} else if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
 	case err != nil:
@@ -68,6 +81,9 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 			return fmt.Errorf("session record %s/%s: %w", k.agent, k.id, err)
 		}
 		if err := m.recoverTxn(ctx, k); err != nil {
+			return err
+		}
+		if cur, err = m.stickyVersion(ctx, s, rt, e.Revision); err != nil {
 			return err
 		}
 	}
@@ -115,15 +131,18 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 	return resp, err
 }
 
-func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
+func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Request) (resp isolate.Response, err error) {
 	s, err := m.acquire(ctx, agent, id)
 	if err != nil {
 		return isolate.Response{}, err
 	}
 	defer s.mu.Unlock()
+	start := time.Now() // activation is left out: new sessions would look slow
+	digest := s.ver.rec.Digest
+	defer func() { m.observe(agent, digest, start, resp.Status, err) }()
 	h := &callHost{m: m, s: s, ctx: ctx}
 	cctx, cancel := m.limitCtx(ctx, s.ver, h)
-	resp, err := s.iso.Fetch(cctx, req, h)
+	resp, err = s.iso.Fetch(cctx, req, h)
 	cause := context.Cause(cctx)
 	cancel()
 	if err != nil {

@@ -119,6 +119,10 @@ type Manager struct {
 	// nil authorizes nothing. Set before Start.
 	authz    httpapi.Authorizer
 	closeErr error
+	// routeMu serialises SetRouting and DeleteVersion on this node
+	// (routing.go); observer sees every call's outcome (observe.go).
+	routeMu  sync.Mutex
+	observer Observer
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
@@ -136,6 +140,7 @@ type session struct {
 	lastActive time.Time // guarded by Manager.mu
 	elem       *list.Element
 	mem        int64
+	digest     string // the live version's digest, guarded by Manager.mu
 	// fresh is set (under mu) on activation and cleared by the first
 	// request; trimmed says the isolate was trimmed since its last request.
 	fresh   bool
@@ -278,6 +283,13 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 			s.mu.Unlock()
 			continue
 		}
+		if s.iso != nil && m.unserved(ctx, s) {
+			// Its version stopped serving (a rollout or rollback on
+			// another node): the session moves now, at its next request.
+			m.retireLocked(s)
+			s.mu.Unlock()
+			continue
+		}
 		if s.iso == nil {
 			m.lastActivation.Store(time.Now().UnixNano())
 			if err := m.activate(ctx, s); err != nil {
@@ -315,6 +327,9 @@ func (m *Manager) touch(s *session) {
 	}
 	m.mu.Lock()
 	s.lastActive = m.now()
+	if s.ver != nil {
+		s.digest = s.ver.rec.Digest
+	}
 	if s.elem == nil {
 		s.elem = m.lru.PushFront(s)
 	} else {
