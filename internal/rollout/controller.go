@@ -1,0 +1,381 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/ledger"
+	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// Router is the part of the session manager a rollout drives: the
+// routing of an agent's sessions and its stored versions.
+type Router interface {
+	ReadRouting(ctx context.Context, agent string) (session.RoutingState, error)
+	SetRouting(ctx context.Context, agent string, r session.Routing, rev uint64) (uint64, error)
+	Versions(ctx context.Context, agent string) ([]api.AgentVersion, error)
+	VersionManifest(ctx context.Context, agent, digest string) (bundle.Manifest, error)
+	DeleteVersion(ctx context.Context, agent, digest string) error
+	LiveSessions(agent string) map[string]int
+}
+
+var _ Router = (*session.Manager)(nil)
+
+// Ledger is where rollout steps and rollbacks are recorded.
+type Ledger interface {
+	Append(ctx context.Context, e ledger.Entry) (ledger.Receipt, error)
+}
+
+var _ Ledger = (*ledger.Ledger)(nil)
+
+// Clock tells the time step pauses are measured on.
+type Clock interface{ Now() time.Time }
+
+// ClockFunc adapts a function to Clock.
+type ClockFunc func() time.Time
+
+// Now calls f.
+func (f ClockFunc) Now() time.Time { return f() }
+
+// Thresholds decide an analysis: the canary fails when, over at least
+// MinCalls calls, its error rate exceeds the stable version's by more than
+// MaxErrorRateIncrease, or its p99 latency exceeds the stable version's
+// times MaxP99Ratio plus P99Slack.
+type Thresholds struct {
+	MinCalls             int
+	MaxErrorRateIncrease float64
+	MaxP99Ratio          float64
+	P99Slack             time.Duration
+}
+
+// Config configures a Controller; the settings come from internal/config.
+type Config struct {
+	Store  *store.Store
+	Router Router
+	Ledger Ledger
+	Meter  *Meter
+	// Steps are the default steps, for a version whose manifest names none.
+	Steps      []bundle.RolloutStep
+	Thresholds Thresholds
+	// Interval is how often Run looks at the running rollouts (default 1s).
+	Interval time.Duration
+	// VersionsKept is how many versions of an agent are kept; older ones
+	// are pruned after a rollout ends (never the stable or canary ones);
+	// 0 keeps all.
+	VersionsKept int
+	Clock        Clock
+	Logger       *slog.Logger
+}
+
+// Controller runs the rollouts of this node's agents.
+type Controller struct {
+	cfg Config
+	kv  store.KV
+	log *slog.Logger
+	// mu serialises transitions on this node, so each one's routing
+	// follows the state it wrote; across nodes the compare-and-set on the
+	// state decides and sync converges the routing.
+	mu sync.Mutex
+}
+
+// New opens the rollout bucket.
+func New(ctx context.Context, cfg Config) (*Controller, error) {
+	if cfg.Store == nil || cfg.Router == nil || cfg.Ledger == nil {
+		return nil, errors.New("rollout: Store, Router and Ledger are required")
+	}
+	if cfg.Meter == nil {
+		cfg.Meter = NewMeter()
+	}
+	if len(cfg.Steps) == 0 {
+		cfg.Steps = []bundle.RolloutStep{{Percent: 10, PauseSeconds: 300}, {Percent: 50, PauseSeconds: 600}, {Percent: 100}}
+	}
+	if p := bundle.CheckRolloutSteps(cfg.Steps); p != nil {
+		return nil, fmt.Errorf("rollout: default %w", p)
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Thresholds.MaxP99Ratio < 1 {
+		cfg.Thresholds.MaxP99Ratio = 1.5
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = ClockFunc(time.Now)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	kv, err := cfg.Store.KV(ctx, "rollouts", store.KVOptions{Description: "agent rollouts (stable, canary, step)"})
+	if err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	return &Controller{cfg: cfg, kv: kv, log: cfg.Logger}, nil
+}
+
+// Meter is the observer to give the session manager (SetObserver).
+func (c *Controller) Meter() *Meter { return c.cfg.Meter }
+
+// Start is what the pipeline asks for once a version is approved.
+type Start struct {
+	Agent   string
+	Version string // a stored version's digest (session.Manager.AddVersion)
+	// Steps override the version manifest's rollout and the default.
+	Steps []bundle.RolloutStep
+	// Parent is the ledger entry the rollout follows from (the change or
+	// approval); without one, Start records the change itself.
+	Parent *ledger.Ref
+}
+
+// Start begins rolling out a version: it serves the first step's share of
+// new sessions beside the stable version (or every session, when the
+// agent has none yet or the first step is 100 %). A rollout of the agent
+// that is still active is a conflict: promote, roll it back or wait.
+func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
+	if p := api.CheckID("agent", api.IDAgent, req.Agent); p != nil {
+		return State{}, p
+	}
+	man, err := c.cfg.Router.VersionManifest(ctx, req.Agent, req.Version)
+	if err != nil {
+		return State{}, err
+	}
+	steps := req.Steps
+	if len(steps) == 0 && man.Rollout != nil {
+		steps = man.Rollout.Steps
+	}
+	if len(steps) == 0 {
+		steps = c.cfg.Steps
+	}
+	if p := bundle.CheckRolloutSteps(steps); p != nil {
+		return State{}, api.FieldErrorf(api.KindValidation, "steps"+p.Field, "%s; %s", p.Problem, p.Fix)
+	}
+	rt, err := c.cfg.Router.ReadRouting(ctx, req.Agent)
+	if err != nil {
+		return State{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, err := c.read(ctx, req.Agent)
+	if err != nil {
+		return State{}, err
+	}
+	if cur.Phase.Active() {
+		return State{}, api.Errorf(api.KindConflict, "agent %s is rolling out version %s (%s); promote or roll it back first", req.Agent, short(cur.Canary), cur.Phase)
+	}
+	if rt.Exists && rt.Stable == req.Version && rt.Canary == "" {
+		return State{}, api.FieldErrorf(api.KindConflict, "version", "version %s of agent %s serves already", short(req.Version), req.Agent)
+	}
+	now := c.cfg.Clock.Now().UTC()
+	st := State{Agent: req.Agent, Stable: rt.Stable, Canary: req.Version, Steps: steps, Phase: PhaseRunning,
+		Started: now, StepStarted: now, Updated: now, Seq: cur.Seq, LoggedSeq: cur.LoggedSeq, Pending: cur.Pending, Last: cur.Last}
+	if !rt.Exists || rt.Stable == "" || steps[0].Percent == 100 && steps[0].PauseSeconds == 0 {
+		// Nothing to compare with, or no canary step: it serves at once.
+		st.Phase, st.Step, st.Reason = PhaseCompleted, len(steps)-1, "first version or a single 100% step"
+	}
+	parent := req.Parent
+	if parent == nil {
+		if parent, err = c.recordChange(ctx, req.Agent, req.Version, rt.Stable); err != nil {
+			return State{}, err
+		}
+	}
+	st.Last = parent
+	state := ledger.RolloutStarted
+	if st.Phase == PhaseCompleted {
+		state = ledger.RolloutCompleted
+	}
+	if err := st.record(c.stepEntry(st, state, nil)); err != nil {
+		return State{}, err
+	}
+	if _, err := c.write(ctx, st, cur.rev); err != nil {
+		return State{}, err
+	}
+	c.cfg.Meter.Reset(req.Agent)
+	c.log.Info("rollout started", "agent", req.Agent, "version", short(req.Version), "percent", st.Percent())
+	return c.syncLocked(ctx, req.Agent)
+}
+
+// recordChange appends a change entry for a rollout that did not come
+// through the pipeline, as its ledger parent.
+func (c *Controller) recordChange(ctx context.Context, agent, version, parent string) (*ledger.Ref, error) {
+	author := "rollout"
+	if p, ok := httpapi.PrincipalFrom(ctx); ok {
+		author = p.ID
+	}
+	ch := &ledger.Change{Agent: agent, Version: ledgerVersion(version), BundleDigest: ledger.Digest(version),
+		Author: ledger.Identity{ID: author}, Message: "rolled out without a pipeline run"}
+	if parent != "" {
+		ch.ParentVersion = ledgerVersion(parent)
+	}
+	r, err := c.cfg.Ledger.Append(ctx, ledger.Entry{Type: ledger.TypeChange, Time: c.cfg.Clock.Now().UTC(), Change: ch})
+	if err != nil {
+		return nil, fmt.Errorf("record change of %s in the ledger: %w", agent, err)
+	}
+	return &r, nil
+}
+
+// stepEntry is the ledger entry of a rollout step (parents filled in when
+// it is appended).
+func (c *Controller) stepEntry(st State, state string, a *ledger.Analysis) ledger.Entry {
+	return ledger.Entry{Type: ledger.TypeRollout, Time: c.cfg.Clock.Now().UTC(), Rollout: &ledger.RolloutStep{
+		Agent: st.Agent, Version: ledgerVersion(st.Canary), Step: st.Step, Percent: st.Percent(), State: state, Analysis: a}}
+}
+
+// transition applies fn to agent's state and writes it by compare-and-set
+// (a conflict when another node or call changed it first), then syncs the
+// routing and the ledger. fn returns errNoChange to write nothing.
+func (c *Controller) transition(ctx context.Context, agent string, fn func(st *State) error) (State, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, err := c.read(ctx, agent)
+	if err != nil {
+		return State{}, err
+	}
+	st := cur.State
+	if err := fn(&st); errors.Is(err, errNoChange) {
+		return c.syncLocked(ctx, agent)
+	} else if err != nil {
+		return State{}, err
+	}
+	st.Updated = c.cfg.Clock.Now().UTC()
+	if _, err := c.write(ctx, st, cur.rev); err != nil {
+		return State{}, err
+	}
+	return c.syncLocked(ctx, agent)
+}
+
+var errNoChange = errors.New("no change")
+
+// maxSyncRounds bounds how often sync follows a state that keeps changing.
+const maxSyncRounds = 8
+
+// syncLocked makes the routing follow agent's stored state and appends
+// its pending ledger entries, then returns the state. The routing is
+// written against the routing's revision and the state is read again
+// after: if it changed meanwhile (another node's transition), the routing
+// follows again, so the last writer has seen the newest state. c.mu held.
+func (c *Controller) syncLocked(ctx context.Context, agent string) (State, error) {
+	for round := 0; ; round++ {
+		cur, err := c.read(ctx, agent)
+		if err != nil {
+			return State{}, err
+		}
+		if cur.rev == 0 {
+			return cur.State, nil
+		}
+		if cur.Routed < cur.Seq {
+			if err := c.route(ctx, cur.State); err != nil {
+				if errors.Is(err, store.ErrConflict) && round < maxSyncRounds {
+					continue
+				}
+				return cur.State, err
+			}
+		}
+		again, err := c.read(ctx, agent)
+		if err != nil {
+			return State{}, err
+		}
+		if again.rev != cur.rev {
+			if round < maxSyncRounds {
+				continue
+			}
+			return again.State, api.Errorf(api.KindConflict, "the rollout of %s keeps changing; try again", agent)
+		}
+		return c.logPending(ctx, again)
+	}
+}
+
+// route sets the routing st asks for, unless it is set already. A
+// routing another writer replaced (a plain deploy) wins: the rollout is
+// left as it is and reported.
+func (c *Controller) route(ctx context.Context, st State) error {
+	want := st.Routing()
+	rs, err := c.cfg.Router.ReadRouting(ctx, st.Agent)
+	if err != nil {
+		return err
+	}
+	if rs.Routing == want {
+		return nil
+	}
+	if st.Phase != PhaseRolledBack && rs.Exists && !servesOnly(rs.Routing, st.Stable, st.Canary) {
+		return api.Errorf(api.KindConflict, "agent %s was deployed outside its rollout (it serves %s); the rollout of %s stops here",
+			st.Agent, short(rs.Stable), short(st.Canary))
+	}
+	_, err = c.cfg.Router.SetRouting(ctx, st.Agent, want, rs.Revision)
+	return err
+}
+
+// servesOnly reports whether r serves nothing but versions a and b.
+func servesOnly(r session.Routing, a, b string) bool {
+	ok := func(d string) bool { return d == "" || d == a || d == b }
+	return ok(r.Stable) && ok(r.Canary)
+}
+
+// logPending appends st's pending entries in order, each the parent of the
+// next, and records that they are logged. An append whose record a crash
+// cut off is appended again on the next sync (at least once). It also
+// records that the routing of cur's Seq is set.
+func (c *Controller) logPending(ctx context.Context, cur stored) (State, error) {
+	st := cur.State
+	routed := st.Seq
+	if len(st.Pending) == 0 && st.Routed == routed {
+		return st, nil
+	}
+	last := st.Last
+	logged := st.LoggedSeq
+	var appendErr error
+	for _, p := range st.Pending {
+		e := p.Entry
+		if last != nil {
+			e.Parents = []ledger.Ref{*last}
+		}
+		r, err := c.cfg.Ledger.Append(ctx, e)
+		if err != nil {
+			appendErr = fmt.Errorf("record rollout of %s in the ledger: %w", st.Agent, err)
+			break
+		}
+		last, logged = &r, p.Seq
+	}
+	if logged == st.LoggedSeq && st.Routed == routed {
+		return st, appendErr
+	}
+	for attempt := 0; ; attempt++ {
+		st.LoggedSeq, st.Last, st.Routed = logged, last, max(st.Routed, routed)
+		st.Pending = dropLogged(st.Pending, logged)
+		_, err := c.write(ctx, st, cur.rev)
+		if err == nil || !errors.Is(err, store.ErrConflict) || attempt >= maxSyncRounds {
+			return st, errors.Join(appendErr, err)
+		}
+		if cur, err = c.read(ctx, st.Agent); err != nil {
+			return State{}, err
+		}
+		st = cur.State
+	}
+}
+
+func dropLogged(p []PendingEntry, logged uint64) []PendingEntry {
+	out := p[:0:0]
+	for _, e := range p {
+		if e.Seq > logged {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ledgerVersion is a version digest as the ledger names versions (its hex).
+func ledgerVersion(digest string) string { return strings.TrimPrefix(digest, "sha256:") }
+
+func short(digest string) string {
+	d := ledgerVersion(digest)
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
