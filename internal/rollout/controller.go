@@ -198,7 +198,11 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 	}
 	c.cfg.Meter.Reset(req.Agent)
 	c.log.Info("rollout started", "agent", req.Agent, "version", short(req.Version), "percent", st.Percent())
-	return c.syncLocked(ctx, req.Agent)
+	out, err := c.syncLocked(ctx, req.Agent)
+	if err == nil && out.Phase == PhaseCompleted {
+		c.prune(ctx, req.Agent, out)
+	}
+	return out, err
 }
 
 // recordChange appends a change entry for a rollout that did not come
