@@ -75,3 +75,9 @@ type RollbackRequest struct {
 	To     string `json:"to,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
+
+// RolloutControl is the optional body of POST
+// /v1/agents/{agent}/rollout/{pause,resume,promote}.
+type RolloutControl struct {
+	Reason string `json:"reason,omitempty"`
+}
