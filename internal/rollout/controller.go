@@ -123,6 +123,14 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 // Meter is the observer to give the session manager (SetObserver).
 func (c *Controller) Meter() *Meter { return c.cfg.Meter }
 
+// Starter is how the pipeline starts a rollout once a version is
+// approved (its roll-out stage); *Controller is one.
+type Starter interface {
+	Start(ctx context.Context, req Start) (State, error)
+}
+
+var _ Starter = (*Controller)(nil)
+
 // Start is what the pipeline asks for once a version is approved.
 type Start struct {
 	Agent   string

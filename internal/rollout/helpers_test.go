@@ -39,7 +39,12 @@ func TestMain(m *testing.M) {
 
 const testOrigin = "test.agentcloud.local/rollout"
 
+// testSKey is one ledger key for the test binary; a crash child gets its
+// parent's through the environment.
 var testSKey = func() string {
+	if k := os.Getenv(envCrashKey); k != "" {
+		return k
+	}
 	s, _, err := ledger.GenerateKey(testOrigin)
 	if err != nil {
 		panic(err)
