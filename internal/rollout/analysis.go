@@ -82,6 +82,7 @@ func (c *Controller) tickAgent(ctx context.Context, agent string) error {
 		if !st.Phase.Active() {
 			return errNoChange // still syncs: a crash may have cut it short
 		}
+		c.cfg.Meter.Watch(agent) // after a restart the window begins now
 		now := c.cfg.Clock.Now()
 		a, bad := c.analyse(*st, now)
 		if bad != "" {

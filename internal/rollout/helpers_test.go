@@ -77,6 +77,7 @@ type env struct {
 	l     *ledger.Ledger
 	c     *Controller
 	clock *fakeClock
+	once  sync.Once
 }
 
 var defaultThresholds = Thresholds{MinCalls: 5, MaxErrorRateIncrease: 0.05, MaxP99Ratio: 1.5, P99Slack: 100 * time.Millisecond}
@@ -123,10 +124,13 @@ func openOn(ctx context.Context, st *store.Store, th Thresholds, kept int) (*env
 	return &env{st: st, m: m, l: l, c: c, clock: clock}, nil
 }
 
+// close closes everything once (tests that restart close early).
 func (e *env) close() {
-	_ = e.m.Close(context.Background())
-	_ = e.l.Close()
-	_ = e.st.Close()
+	e.once.Do(func() {
+		_ = e.m.Close(context.Background())
+		_ = e.l.Close()
+		_ = e.st.Close()
+	})
 }
 
 const manifest = `{"name":"shop","entry":"agent.js","limits":{"idle_seconds":3600}}`

@@ -105,3 +105,30 @@ func BenchmarkRollback(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "rollback_ms")
 }
+
+// TestAnalysisResumesAfterRestart: a rollout survives a restart, its
+// window begins again at the first tick, and a failing canary is still
+// rolled back.
+func TestAnalysisResumesAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := open(t, dir, false, defaultThresholds, 0)
+	v1 := e.deploy(t, "v1")
+	v2 := e.add(t, "v2", "throw")
+	if _, err := e.c.Start(ctx, Start{Agent: "shop", Version: v2, Steps: threeSteps}); err != nil {
+		t.Fatal(err)
+	}
+	e.close()
+	e = open(t, dir, false, defaultThresholds, 0)
+	if err := e.c.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.hit(t, sessionsIn("shop", 6, 10, true, "c"))
+	if err := e.c.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.c.read(ctx, "shop")
+	if got.Phase != PhaseRolledBack || got.Stable != v1 || got.Analysis == nil || got.Analysis.Canary.Errors != 6 {
+		t.Fatalf("after restart: %+v", got.State)
+	}
+}

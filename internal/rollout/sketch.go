@@ -98,6 +98,16 @@ func (m *Meter) Reset(agent string) {
 	m.mu.Unlock()
 }
 
+// Watch starts a window for agent unless one is open (a rollout that
+// resumed after a restart).
+func (m *Meter) Watch(agent string) {
+	m.mu.Lock()
+	if _, ok := m.win[agent]; !ok {
+		m.win[agent] = map[string]*sketch{}
+	}
+	m.mu.Unlock()
+}
+
 // Forget stops watching agent.
 func (m *Meter) Forget(agent string) {
 	m.mu.Lock()
