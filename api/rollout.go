@@ -33,7 +33,7 @@ type VersionShare struct {
 type RolloutStatus struct {
 	Stable string `json:"stable"`
 	Canary string `json:"canary"`
-	// Phase is running, paused, completed or rolled_back.
+	// Phase is running, paused, completed, rolled_back or superseded.
 	Phase       string        `json:"phase"`
 	Steps       []RolloutStep `json:"steps"`
 	Step        int           `json:"step"`

@@ -82,6 +82,17 @@ func (c *Controller) tickAgent(ctx context.Context, agent string) error {
 		if !st.Phase.Active() {
 			return errNoChange // still syncs: a crash may have cut it short
 		}
+		rs, err := c.cfg.Router.ReadRouting(ctx, agent)
+		if err != nil {
+			return err
+		}
+		if st.Routed == st.Seq && rs.Exists && !servesOnly(rs.Routing, st.Stable, st.Canary) {
+			// A plain deploy replaced the versions: it stands, the
+			// rollout ends without touching the routing.
+			st.Phase, st.Reason = PhaseSuperseded, "the agent was deployed outside the rollout; version "+short(rs.Stable)+" serves"
+			st.Routed, ended = st.Seq, true
+			return nil
+		}
 		c.cfg.Meter.Watch(agent) // after a restart the window begins now
 		now := c.cfg.Clock.Now()
 		a, bad := c.analyse(*st, now)

@@ -132,3 +132,31 @@ func TestAnalysisResumesAfterRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v", got.State)
 	}
 }
+
+// TestDeployDuringRolloutSupersedes: a plain deploy while a rollout runs
+// stands; the next tick ends the rollout as superseded without touching
+// the routing, and later ticks are quiet.
+func TestDeployDuringRolloutSupersedes(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, t.TempDir(), true, defaultThresholds, 0)
+	e.deploy(t, "v1")
+	v2 := e.add(t, "v2", "")
+	if _, err := e.c.Start(ctx, Start{Agent: "shop", Version: v2, Steps: threeSteps}); err != nil {
+		t.Fatal(err)
+	}
+	v3 := e.deploy(t, "v3")
+	for range 2 {
+		e.clock.Advance(time.Hour)
+		if err := e.c.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := e.c.read(ctx, "shop")
+	rs, _ := e.m.ReadRouting(ctx, "shop")
+	if got.Phase != PhaseSuperseded || rs.Routing != (session.Routing{Stable: v3}) {
+		t.Fatalf("state %+v routing %+v", got.State, rs.Routing)
+	}
+	if got := e.hit(t, []string{"x"}); got[0] != "v3" {
+		t.Fatalf("served %q", got[0])
+	}
+}

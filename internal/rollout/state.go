@@ -24,6 +24,9 @@ const (
 	PhasePaused     Phase = "paused"
 	PhaseCompleted  Phase = "completed"
 	PhaseRolledBack Phase = "rolled_back"
+	// PhaseSuperseded: the agent was deployed outside the rollout (a
+	// plain deploy) while it ran; the deploy stands.
+	PhaseSuperseded Phase = "superseded"
 )
 
 // Active reports whether a canary serves in phase p.
