@@ -154,7 +154,7 @@ func (c *Controller) Rollback(ctx context.Context, agent, to, reason string) (St
 				st.Steps, st.Step = []bundle.RolloutStep{{Percent: 100}}, 0
 			}
 			if st.Last == nil && len(st.Pending) == 0 {
-				ref, err := c.recordChange(ctx, agent, st.Canary, "")
+				ref, err := c.recordChange(ctx, agent, st.Canary, "", "")
 				if err != nil {
 					return err
 				}

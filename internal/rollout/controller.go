@@ -11,7 +11,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/ledger"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -21,7 +20,7 @@ import (
 // routing of an agent's sessions and its stored versions.
 type Router interface {
 	ReadRouting(ctx context.Context, agent string) (session.RoutingState, error)
-	SetRouting(ctx context.Context, agent string, r session.Routing, rev uint64) (uint64, error)
+	SetRouting(ctx context.Context, agent string, r session.Routing, rev uint64, owner string) (uint64, error)
 	Versions(ctx context.Context, agent string) ([]api.AgentVersion, error)
 	VersionManifest(ctx context.Context, agent, digest string) (bundle.Manifest, error)
 	DeleteVersion(ctx context.Context, agent, digest string) error
@@ -140,6 +139,10 @@ type Start struct {
 	// Parent is the ledger entry the rollout follows from (the change or
 	// approval); without one, Start records the change itself.
 	Parent *ledger.Ref
+	// Author is who starts it (a SPIFFE ID or principal name): the
+	// author of the change Start records, and the owner of an agent the
+	// rollout creates.
+	Author string
 }
 
 // Start begins rolling out a version: it serves the first step's share of
@@ -181,7 +184,7 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 		return State{}, api.FieldErrorf(api.KindConflict, "version", "version %s of agent %s serves already", short(req.Version), req.Agent)
 	}
 	now := c.cfg.Clock.Now().UTC()
-	st := State{Agent: req.Agent, Stable: rt.Stable, Canary: req.Version, Steps: steps, Phase: PhaseRunning,
+	st := State{Agent: req.Agent, Owner: req.Author, Stable: rt.Stable, Canary: req.Version, Steps: steps, Phase: PhaseRunning,
 		Started: now, StepStarted: now, Updated: now, Seq: cur.Seq, LoggedSeq: cur.LoggedSeq, Pending: cur.Pending, Last: cur.Last}
 	if !rt.Exists || rt.Stable == "" || steps[0].Percent == 100 && steps[0].PauseSeconds == 0 {
 		// Nothing to compare with, or no canary step: it serves at once.
@@ -189,7 +192,7 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 	}
 	parent := req.Parent
 	if parent == nil {
-		if parent, err = c.recordChange(ctx, req.Agent, req.Version, rt.Stable); err != nil {
+		if parent, err = c.recordChange(ctx, req.Agent, req.Version, rt.Stable, req.Author); err != nil {
 			return State{}, err
 		}
 	}
@@ -215,10 +218,9 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 
 // recordChange appends a change entry for a rollout that did not come
 // through the pipeline, as its ledger parent.
-func (c *Controller) recordChange(ctx context.Context, agent, version, parent string) (*ledger.Ref, error) {
-	author := "rollout"
-	if p, ok := httpapi.PrincipalFrom(ctx); ok {
-		author = p.ID
+func (c *Controller) recordChange(ctx context.Context, agent, version, parent, author string) (*ledger.Ref, error) {
+	if author == "" {
+		author = "rollout"
 	}
 	ch := &ledger.Change{Agent: agent, Version: ledgerVersion(version), BundleDigest: ledger.Digest(version),
 		Author: ledger.Identity{ID: author}, Message: "rolled out without a pipeline run"}
@@ -319,7 +321,7 @@ func (c *Controller) route(ctx context.Context, st State) error {
 		return api.Errorf(api.KindConflict, "agent %s was deployed outside its rollout (it serves %s); the rollout of %s stops here",
 			st.Agent, short(rs.Stable), short(st.Canary))
 	}
-	_, err = c.cfg.Router.SetRouting(ctx, st.Agent, want, rs.Revision)
+	_, err = c.cfg.Router.SetRouting(ctx, st.Agent, want, rs.Revision, st.Owner)
 	return err
 }
 

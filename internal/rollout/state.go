@@ -36,6 +36,8 @@ func (p Phase) Active() bool { return p == PhaseRunning || p == PhasePaused }
 // replaced by compare-and-set. The routing follows it (Routing).
 type State struct {
 	Agent string `json:"agent"`
+	// Owner is who started the rollout (Start.Author).
+	Owner string `json:"owner,omitempty"`
 	// Stable is the version serving before the rollout, which a rollback
 	// returns to; Canary is the version being rolled out.
 	Stable string               `json:"stable"`

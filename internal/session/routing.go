@@ -10,7 +10,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
@@ -131,13 +130,14 @@ func (m *Manager) versionRecord(ctx context.Context, agent, digest, field string
 
 // SetRouting replaces agent's routing with r if the stored record is still
 // at revision rev (0: the agent must not exist yet; it is created, owned
-// by the principal in ctx as a deploy would). It returns the new revision;
+// by owner, the SPIFFE ID or name of whoever started the rollout, as a
+// deploy would be). It returns the new revision;
 // losing the race is a conflict problem wrapping store.ErrConflict (or
 // store.ErrExists). It does not authorize: its callers (the rollout
 // controller, driven by the pipeline or the rollout routes) do. Live
 // sessions of this node on a version r no longer serves are retired at
 // once; those of other nodes at their next request.
-func (m *Manager) SetRouting(ctx context.Context, agent string, r Routing, rev uint64) (uint64, error) {
+func (m *Manager) SetRouting(ctx context.Context, agent string, r Routing, rev uint64, owner string) (uint64, error) {
 	if err := m.CheckRouting(ctx, agent, r); err != nil {
 		return 0, err
 	}
@@ -151,9 +151,7 @@ func (m *Manager) SetRouting(ctx context.Context, agent string, r Routing, rev u
 		err    error
 	)
 	if rev == 0 {
-		if p, ok := httpapi.PrincipalFrom(ctx); ok {
-			ar.Owner = p.ID
-		}
+		ar.Owner = owner
 		b, _ := json.Marshal(ar)
 		newRev, err = m.agents.Create(ctx, key, b)
 	} else {

@@ -44,7 +44,7 @@ func setRouting(t testing.TB, m *Manager, agent string, r Routing) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.SetRouting(context.Background(), agent, r, st.Revision); err != nil {
+	if _, err := m.SetRouting(context.Background(), agent, r, st.Revision, ""); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -202,7 +202,7 @@ func TestRoutingHostileClass(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := m.SetRouting(ctx, c.agent, c.r, st.Revision)
+			_, err := m.SetRouting(ctx, c.agent, c.r, st.Revision, "")
 			var p *api.Problem
 			if !errors.As(err, &p) || p.Kind() != c.kind || p.Field != c.field {
 				t.Fatalf("got %v, want %s on %s", err, c.kind, c.field)
@@ -210,10 +210,10 @@ func TestRoutingHostileClass(t *testing.T) {
 		})
 	}
 	// A stale revision loses.
-	if _, err := m.SetRouting(ctx, "routed", Routing{Stable: v1, Canary: v2, Percent: 10}, st.Revision); err != nil {
+	if _, err := m.SetRouting(ctx, "routed", Routing{Stable: v1, Canary: v2, Percent: 10}, st.Revision, ""); err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.SetRouting(ctx, "routed", Routing{Stable: v2}, st.Revision)
+	_, err = m.SetRouting(ctx, "routed", Routing{Stable: v2}, st.Revision, "")
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("stale revision: %v", err)
 	}
@@ -231,7 +231,7 @@ func TestRoutingHostileClass(t *testing.T) {
 	if err := m.DeleteVersion(ctx, "routed", v2); err == nil {
 		t.Fatal("deleted twice")
 	}
-	if _, err := m.SetRouting(ctx, "routed", Routing{Stable: v1, Canary: v2, Percent: 10}, 0); err == nil {
+	if _, err := m.SetRouting(ctx, "routed", Routing{Stable: v1, Canary: v2, Percent: 10}, 0, ""); err == nil {
 		t.Fatal("routing to a deleted version")
 	}
 }
