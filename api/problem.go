@@ -54,6 +54,14 @@ const (
 	// KindBudgetExceeded: a model call would exceed the caller's token
 	// budget (402: not worth retrying until the budget is raised).
 	KindBudgetExceeded Kind = "budget-exceeded"
+
+	// KindOverloaded: the front door shed the request because its
+	// priority level has no free seat and no queue room (503, retry after
+	// Retry-After).
+	KindOverloaded Kind = "overloaded"
+	// KindQueueTimeout: the request waited in its priority level's queue
+	// for the level's whole queue timeout without getting a seat (503).
+	KindQueueTimeout Kind = "queue-timeout"
 )
 
 var kindStatus = map[Kind]int{
@@ -78,6 +86,8 @@ var kindStatus = map[Kind]int{
 	KindAgentError:            http.StatusBadGateway,
 	KindSandboxLimit:          http.StatusInsufficientStorage,
 	KindBudgetExceeded:        http.StatusPaymentRequired,
+	KindOverloaded:            http.StatusServiceUnavailable,
+	KindQueueTimeout:          http.StatusServiceUnavailable,
 }
 
 // Kinds returns every known kind, for documentation and tests.
@@ -116,6 +126,14 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// Errors lists several field problems at once (validation).
 	Errors []FieldError `json:"errors,omitempty"`
+	// Limit names the limit that refused the request: a rate limit
+	// policy (as in the RateLimit-Policy header), "queue" or
+	// "concurrency" (rate-limited, overloaded, queue-timeout).
+	Limit string `json:"limit,omitempty"`
+	// PriorityLevel is the traffic class the request was scheduled in.
+	PriorityLevel string `json:"priority_level,omitempty"`
+	// RetryAfterSeconds repeats the Retry-After header: when to retry.
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
 
 	kind  Kind
 	cause error
