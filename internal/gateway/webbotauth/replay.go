@@ -17,12 +17,11 @@ var (
 // use is refused. It is bounded in total and per signer, so one signer
 // cannot crowd out the others.
 type replayCache struct {
-	mu           sync.Mutex // protects everything below
-	seen         map[[32]byte]int64
-	perSigner    map[string]int
-	exp          expHeap
-	max, perMax  int
-	sweepEveryNs int64
+	mu          sync.Mutex // protects everything below
+	seen        map[[32]byte]int64
+	perSigner   map[string]int
+	exp         expHeap
+	max, perMax int
 }
 
 type expItem struct {
