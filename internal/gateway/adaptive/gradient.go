@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"sync"
 	"time"
 )
@@ -68,9 +69,10 @@ type Gradient struct {
 
 	mu          sync.Mutex // protects everything below
 	limit       float64
-	base        float64 // no-load service time, seconds (0: unknown)
-	sum         float64 // this window's service times, seconds
-	n           int
+	base        float64   // no-load service time, seconds (0: unknown)
+	samples     []float64 // this window's service times, seconds (a reservoir)
+	n           int       // samples offered this window
+	rng         uint64    // xorshift state for the reservoir
 	maxInflight int
 	start       time.Time
 	loaded      int // loaded windows since the last probe
@@ -84,7 +86,7 @@ func New(cfg Config) (*Gradient, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("adaptive limit: %w", err)
 	}
-	return &Gradient{cfg: cfg, limit: float64(cfg.Initial)}, nil
+	return &Gradient{cfg: cfg, limit: float64(cfg.Initial), rng: 0x9E3779B97F4A7C15}, nil
 }
 
 // Limit is the current limit.
@@ -113,8 +115,7 @@ func (g *Gradient) Observe(now time.Time, rtt time.Duration, inflight int) (int,
 	// While probing, only requests that started under the probe limit
 	// say what the service time is without our own queueing.
 	if rtt > 0 && (!g.probing || float64(inflight) <= g.limit) {
-		g.sum += rtt.Seconds()
-		g.n++
+		g.sample(rtt.Seconds())
 	}
 	if inflight > g.maxInflight {
 		g.maxInflight = inflight
@@ -126,10 +127,10 @@ func (g *Gradient) Observe(now time.Time, rtt time.Duration, inflight int) (int,
 	if g.probing {
 		g.probeWindow()
 	} else if g.n >= g.cfg.MinSamples {
-		g.update(g.sum / float64(g.n))
+		g.update(g.median())
 	}
 	if g.n >= g.cfg.MinSamples || g.probing {
-		g.sum, g.n, g.maxInflight = 0, 0, 0
+		g.samples, g.n, g.maxInflight = g.samples[:0], 0, 0
 	}
 	g.start = now
 	return int(g.limit), int(g.limit) != before
@@ -138,7 +139,7 @@ func (g *Gradient) Observe(now time.Time, rtt time.Duration, inflight int) (int,
 func (g *Gradient) probeWindow() {
 	g.probeWins++
 	if g.n >= g.cfg.MinSamples {
-		g.base = g.sum / float64(g.n)
+		g.base = g.median()
 	} else if g.probeWins < 5 {
 		return // wait for enough requests under the probe limit
 	}
@@ -168,4 +169,29 @@ func (g *Gradient) update(short float64) {
 		g.probing, g.saved, g.probeWins = true, g.limit, 0
 		g.limit = math.Max(float64(g.cfg.Min), g.limit/2)
 	}
+}
+
+// reservoirSize bounds the samples kept per window.
+const reservoirSize = 512
+
+// sample offers one service time to the window's reservoir.
+func (g *Gradient) sample(v float64) {
+	g.n++
+	if len(g.samples) < reservoirSize {
+		g.samples = append(g.samples, v)
+		return
+	}
+	// Reservoir sampling with a deterministic xorshift: every sample has
+	// an equal chance to stay, and tests need no random source.
+	g.rng ^= g.rng << 13
+	g.rng ^= g.rng >> 7
+	g.rng ^= g.rng << 17
+	if i := g.rng % uint64(g.n); i < reservoirSize {
+		g.samples[i] = v
+	}
+}
+
+func (g *Gradient) median() float64 {
+	sort.Float64s(g.samples)
+	return g.samples[len(g.samples)/2]
 }

@@ -151,3 +151,23 @@ func TestGenuineSlowdownRelearned(t *testing.T) {
 		t.Fatalf("after a lasting slowdown: limit %d, baseline %s", g.Limit(), g.Baseline())
 	}
 }
+
+// TestSlowMinorityIsNotCongestion: a few requests that are slow by nature
+// (a long model call among quick reads) do not shrink the limit.
+func TestSlowMinorityIsNotCongestion(t *testing.T) {
+	g, _ := New(DefaultConfig(64, 4, 64))
+	now := time.Unix(0, 0)
+	for w := 0; w < 100; w++ {
+		for i := 0; i < 1000; i++ {
+			now = now.Add(time.Millisecond)
+			rtt := 5 * time.Millisecond
+			if i%10 == 0 {
+				rtt = 30 * time.Second
+			}
+			g.Observe(now, rtt, 64)
+		}
+	}
+	if g.Limit() < 32 || g.Baseline() > 10*time.Millisecond {
+		t.Fatalf("limit %d baseline %s: slow requests read as congestion", g.Limit(), g.Baseline())
+	}
+}
