@@ -23,8 +23,10 @@ type TrafficLevel struct {
 	Queues int `json:"queues"`
 	// ActiveFlows have a request queued or executing.
 	ActiveFlows int `json:"active_flows"`
-	// Dispatched, Rejected and TimedOut count requests since start.
+	// Dispatched, Rejected and TimedOut count requests since start;
+	// Waited counts the dispatched ones that waited in a queue first.
 	Dispatched uint64 `json:"dispatched"`
+	Waited     uint64 `json:"waited"`
 	Rejected   uint64 `json:"rejected"`
 	TimedOut   uint64 `json:"timed_out"`
 	// WaitP50Ms and WaitP99Ms are queue wait percentiles of recent

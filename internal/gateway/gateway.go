@@ -210,8 +210,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		g.refuse(w, r, cls, err)
 		return
 	}
+	cls.Wait = t.Wait()
 	g.metrics.dispatched.WithLabelValues(cls.Level).Inc()
-	g.metrics.wait.WithLabelValues(cls.Level).Observe(t.Wait().Seconds())
+	g.metrics.wait.WithLabelValues(cls.Level).Observe(cls.Wait.Seconds())
 	inflight := int(g.inflight.Add(1))
 	defer func() {
 		g.inflight.Add(-1)

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"time"
 )
 
 // Kind is the kind of caller a request comes from.
@@ -113,6 +114,8 @@ type Class struct {
 	// asked for ("" when it was not peeked).
 	MCPMethod, Tool string
 	LongRunning     bool
+	// Wait is how long the request waited in its level's queue.
+	Wait time.Duration
 }
 
 // ClassFrom returns the gateway's classification of the request.

@@ -162,6 +162,7 @@ type level struct {
 	estimate             float64 // service time estimate, seconds (EWMA)
 	dispatched, rejected uint64
 	timedOut             uint64
+	waited               uint64       // dispatched after waiting in a queue
 	waits                [256]float64 // recent queue waits, seconds (ring)
 	waitN                int
 	hand                 []int // scratch for dealing
@@ -432,6 +433,9 @@ func (s *Scheduler) start(l *level, q *queue, f *flow, now time.Time, wait time.
 	f.executing++
 	f.dispatched++
 	l.dispatched++
+	if wait > 0 {
+		l.waited++
+	}
 	l.waits[l.waitN%len(l.waits)] = wait.Seconds()
 	l.waitN++
 	return t

@@ -23,7 +23,7 @@ func (s *Scheduler) Levels() []api.TrafficLevel {
 			Name: l.cfg.Name, Exempt: l.cfg.Exempt, Shares: l.cfg.Shares,
 			NominalSeats: l.nominal, LendableSeats: l.lendable,
 			Executing: l.executing, Queued: l.queued, Queues: len(l.queues),
-			ActiveFlows: active, Dispatched: l.dispatched, Rejected: l.rejected, TimedOut: l.timedOut,
+			ActiveFlows: active, Dispatched: l.dispatched, Waited: l.waited, Rejected: l.rejected, TimedOut: l.timedOut,
 		}
 		if !l.cfg.Exempt && l.executing > l.nominal {
 			tl.Borrowed = l.executing - l.nominal
