@@ -151,7 +151,7 @@ func DefaultLevels() []PriorityLevel {
 		{Name: "human-interactive", Shares: 40, LendablePercent: 50, Queues: 64, HandSize: 6, QueueLength: 50, QueueTimeout: Duration(5 * time.Second)},
 		{Name: "agent-interactive", Shares: 30, LendablePercent: 50, Queues: 64, HandSize: 6, QueueLength: 50, QueueTimeout: Duration(10 * time.Second)},
 		{Name: "agent-batch", Shares: 20, LendablePercent: 90, Queues: 128, HandSize: 8, QueueLength: 100, QueueTimeout: Duration(30 * time.Second)},
-		{Name: "anonymous", Shares: 10, LendablePercent: 0, BorrowingLimitPercent: intp(0), Queues: 16, HandSize: 4, QueueLength: 20, QueueTimeout: Duration(5 * time.Second)},
+		{Name: "anonymous", Shares: 10, LendablePercent: 50, BorrowingLimitPercent: intp(0), Queues: 16, HandSize: 4, QueueLength: 20, QueueTimeout: Duration(5 * time.Second)},
 	}
 }
 
@@ -204,7 +204,18 @@ var (
 	kinds     = map[string]bool{"admin": true, "node": true, "user": true, "agent": true, "session": true, "sandbox": true, "bot": true, "anonymous": true}
 )
 
-// validate appends the gateway's invalid settings to errs.
+// Validate checks the gateway section alone; errors name fields as
+// "gateway.levels[1].shares".
+func (g Gateway) Validate() error {
+	var errs Errors
+	g.validate(func(field, value, detail string) { errs = append(errs, FieldError{field, value, detail}) })
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// validate reports the gateway's invalid settings through add.
 func (g Gateway) validate(add func(field, value, detail string)) {
 	g = g.Effective()
 	c := g.Concurrency
