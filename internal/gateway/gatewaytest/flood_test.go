@@ -74,3 +74,29 @@ func TestFloodClassesProtectHumans(t *testing.T) {
 		t.Fatalf("plot: %v %.80s", err, svg)
 	}
 }
+
+// BenchmarkFlood runs the whole harness (defaults plus the fairness-only
+// phase) and reports its numbers; run it with -benchtime 1x, and
+// -flood.svg FILE for the plot.
+func BenchmarkFlood(b *testing.B) {
+	var rep *FloodReport
+	for b.Loop() {
+		cfg := DefaultFloodConfig()
+		cfg.FairnessOnly = true
+		cfg.Dir = b.TempDir()
+		cfg.SVGPath = *svgOut
+		var err error
+		if rep, err = Flood(context.Background(), cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	b.Logf("%s", js)
+	b.ReportMetric(rep.HumanP99MsUnloaded, "human_p99_ms_unloaded")
+	b.ReportMetric(rep.HumanP99MsFloodClassesOn, "human_p99_ms_flood_classes_on")
+	b.ReportMetric(rep.HumanP99MsFloodClassesOff, "human_p99_ms_flood_classes_off")
+	b.ReportMetric(rep.HumanP99MsFloodFairOnly, "human_p99_ms_flood_fair_only")
+	b.ReportMetric(rep.SchedRatio(), "sched_ratio")
+	b.ReportMetric(rep.AgentGoodput, "agent_goodput_rps")
+	b.ReportMetric(rep.Jain, "jain")
+}
