@@ -116,6 +116,8 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add(`{"listen":"127.0.0.1:1"}`)
 	f.Add(`{"shutdown_timeout":"1s","max_body_bytes":5}`)
 	f.Add(`[]`)
+	f.Add(`{"gateway":{"levels":[{"name":"a","shares":1,"queues":4,"hand_size":2,"queue_length":1}],"flow_schemas":[{"name":"s","level":"a","precedence":1,"match":[{"paths":["/v1/**"]}]}]}}`)
+	f.Add(`{"gateway":{"rate_limits":[{"name":"r","quota":1,"window":"1s","key":"identity+tool"}],"server":{"max_conns_per_ip":-1}}}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c := Default()
 		if err := c.decode(strings.NewReader(s), "fuzz"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Gateway configures the front door (internal/gateway): how requests are
@@ -376,8 +377,8 @@ func validateMatches(at string, ms []FlowMatch, add func(field, value, detail st
 		}
 		for field, list := range map[string][]string{"identities": m.Identities, "signers": m.Signers, "paths": m.Paths, "mcp_methods": m.MCPMethods, "tools": m.Tools} {
 			for _, p := range list {
-				if p == "" || len(p) > 512 || strings.ContainsAny(p, "\x00\r\n\t ") {
-					add(f+"."+field, p, "want a non-empty pattern of at most 512 bytes without spaces or control characters")
+				if p == "" || len(p) > 512 || strings.ContainsAny(p, "\x00\r\n\t ") || !utf8.ValidString(p) {
+					add(f+"."+field, p, "want a non-empty UTF-8 pattern of at most 512 bytes without spaces or control characters")
 				}
 			}
 		}

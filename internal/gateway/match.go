@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/agentcloud/agentcloud/internal/config"
 )
@@ -18,6 +19,9 @@ type glob struct {
 }
 
 func compileGlob(p string) (glob, error) {
+	if !utf8.ValidString(p) {
+		return glob{}, fmt.Errorf("pattern %q is not UTF-8", p)
+	}
 	if !strings.Contains(p, "*") {
 		return glob{exact: p}, nil
 	}

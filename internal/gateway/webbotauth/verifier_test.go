@@ -532,3 +532,18 @@ func FuzzSignatureAgent(f *testing.F) {
 		}
 	})
 }
+
+func FuzzFreshness(f *testing.F) {
+	for _, s := range []string{"max-age=600", "no-store", `max-age="10"`, "s-maxage=5, max-age=1", "max-age=-1", "max-age=99999999999999999999", ",,,=", ""} {
+		f.Add(s, "Tue, 20 Apr 2021 02:07:55 GMT", "Tue, 20 Apr 2021 01:07:55 GMT")
+	}
+	f.Fuzz(func(t *testing.T, cc, expires, date string) {
+		h := http.Header{}
+		h.Set("Cache-Control", cc)
+		h.Set("Expires", expires)
+		h.Set("Date", date)
+		if got := freshness(h, time.Unix(1e9, 0), time.Hour, time.Minute, 24*time.Hour); got < time.Minute || got > 24*time.Hour {
+			t.Fatalf("freshness %v out of [1m, 24h]", got)
+		}
+	})
+}
