@@ -1,7 +1,5 @@
-package daemon
+package security
 
-// Security wiring (security*.go, egress.go).
-//
 // Authentication: the bootstrap token in <data>/admin.token authenticates as
 // spiffe://TD/admin/admin; everyone else presents a JWT-SVID for audience
 // "agentcloud" (agentcloud token create) or, with --tls, a client X.509-SVID
@@ -12,7 +10,7 @@ package daemon
 // Authorization: every route names an Action. Schema actions go to Cedar
 // with entities built per request: the caller (a session carries its agent
 // and labels) and the resource with its owner from the records (agent
-// records, secret owner records, approvals; other types through
+// records, secret owner records, approvals, sandboxes; other types through
 // RegisterResourceOwner). A missing resource is the caller's own only for
 // creating actions. A few actions outside the schema (status, whoami,
 // listings that filter per item) are open to any authenticated caller.
@@ -29,7 +27,7 @@ package daemon
 // reading a response from a host not marked trusted lowers its integrity.
 // Labels are stored in the security bucket, change under compare-and-set,
 // only move one way, and are reset by an administrator only. They follow
-// calls between sessions and model calls (security_flow.go).
+// calls between sessions and model calls (flow.go).
 
 import (
 	"context"
@@ -42,8 +40,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +51,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/auth"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
@@ -70,21 +65,87 @@ const APIAudience = "agentcloud"
 // Token lifetimes.
 const (
 	defaultTokenTTL = time.Hour
-	maxTokenTTL     = 24 * time.Hour
-	pruneInterval   = time.Hour
+	// MaxTokenTTL bounds every token and X.509-SVID issued on request.
+	MaxTokenTTL   = 24 * time.Hour
+	pruneInterval = time.Hour
 )
 
-// security holds the daemon's identity, authorization, secrets, audit and
-// approval parts. It is built by newSecurity after the store opens; the
-// session manager is attached once it exists.
-type security struct {
+// Principal is an authenticated caller: a SPIFFE ID of the trust domain
+// (or another stable name) and its kind (admin, user, agent, session,
+// sandbox, node). It has the fields of the HTTP router's principal, so the
+// two convert into each other.
+type Principal struct {
+	ID   string
+	Kind string
+}
+
+// Resource is what an action is on: a Cedar entity type ("" is the
+// platform), its id, and the id of what scopes it (a session's agent). It
+// has the fields of the HTTP router's resource.
+type Resource struct {
+	Type   string
+	ID     string
+	Parent string
+}
+
+// AgentDirectory is how security reads deployed agents: an agent's owner
+// (for ownership decisions and secret use) and its manifest (egress hosts,
+// secrets, tools). *session.Manager implements it.
+type AgentDirectory interface {
+	// AgentInfo returns an agent's owner and current manifest; ok is false
+	// when the agent is not deployed.
+	AgentInfo(ctx context.Context, name string) (info session.AgentInfo, ok bool, err error)
+}
+
+var _ AgentDirectory = (*session.Manager)(nil)
+
+// Config configures Security.
+type Config struct {
+	// TrustDomain is the SPIFFE trust domain of every identity.
+	TrustDomain string
+	// CADir holds the CA's root and keys (created if absent).
+	CADir string
+	// DataDir holds secrets.key (created if absent).
+	DataDir string
+	// AuditRetention bounds the audit stream; AuthFailuresPerMinute is
+	// how many failed authentications per remote address and minute are
+	// audited one by one (at least 1).
+	AuditRetention        audit.Retention
+	AuthFailuresPerMinute int
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Deps are the parts Security works with and does not own.
+type Deps struct {
+	// Store holds the security, revocations, approvals, secrets and audit
+	// records. Required.
+	Store *store.Store
+	// Bootstrap is the admin token; nil accepts none.
+	Bootstrap *auth.Bootstrap
+	// Agents finds deployed agents. Required.
+	Agents AgentDirectory
+	// Sandboxes finds live sandboxes' ownership records; nil: there are
+	// none.
+	Sandboxes SandboxDirectory
+	// PrincipalFrom returns the authenticated principal a context carries
+	// (the HTTP router's, or a tool caller's): whose labels follow a call
+	// into a session, who calls the model gateway. Nil: none does.
+	PrincipalFrom func(ctx context.Context) (Principal, bool)
+}
+
+// Security holds the platform's identity, authorization, secrets, audit
+// and approval parts. It is built by New after the store opens; Close
+// stops it.
+type Security struct {
 	log       *slog.Logger
 	td        spiffeid.TrustDomain
 	ca        *identity.CA
 	revoker   *identity.KVRevoker
 	idauth    *identity.Authenticator
 	bootstrap *auth.Bootstrap
-	admin     httpapi.Principal // what the bootstrap token authenticates as
+	admin     Principal // what the bootstrap token authenticates as
 	engine    *policy.Engine
 	kv        store.KV // policies, trusted hosts, secret owners, labels
 	secrets   *secrets.Manager
@@ -93,48 +154,61 @@ type security struct {
 	labels    *labelStore
 	authLimit *audit.Limiter // failed authentications audited one by one
 	rate      rateCounter
-	trusted   atomic.Pointer[trustedCache]
-	private   atomic.Pointer[trustedCache] // private-host patterns
+	trusted   atomic.Pointer[hostCache]
+	private   atomic.Pointer[hostCache] // private-host patterns
 	now       func() time.Time
 
-	// sessions is set by attach; nil until the session manager exists.
-	sessions *session.Manager
+	agents        AgentDirectory
+	sandboxes     SandboxDirectory // nil: no sandboxes
+	principalFrom func(ctx context.Context) (Principal, bool)
+
 	// owners look up the owner of a resource type other than the built-in
-	// ones (e.g. "Sandbox"); see Daemon.RegisterResourceOwner.
+	// ones; see RegisterResourceOwner.
 	omu    sync.RWMutex // protects owners
 	owners map[string]OwnerFunc
-	// sandboxLookup finds a live sandbox's record; set by startSandboxes.
-	sandboxLookup func(id string) (sandboxRecord, bool)
 
-	svids *sessionSVIDs // session identities (session_identity.go)
+	svids *sessionSVIDs // session identities (identity.go)
 
-	stop chan struct{} // closed by close; stops the revocation pruner
+	stop chan struct{} // closed by Close; stops the background workers
 	wg   sync.WaitGroup
 }
 
 // OwnerFunc returns the SPIFFE ID of the owner of a resource and whether it
-// exists. It lets new resource kinds (sandboxes) join authorization.
+// exists. It lets new resource kinds join authorization.
 type OwnerFunc func(ctx context.Context, id, parent string) (owner string, exists bool, err error)
 
-var (
-	_ httpapi.Authenticator = (*security)(nil)
-	_ httpapi.Authorizer    = (*security)(nil)
-)
-
-// newSecurity builds the CA, revoker, policy engine (with the stored user
-// policies), secrets manager, audit stream and approvals.
-func newSecurity(ctx context.Context, cfg securityConfig) (*security, error) {
+// New builds the CA, revoker, policy engine (with the stored user
+// policies), secrets manager, audit stream and approvals, and starts the
+// revocation watch and pruner, the failed-authentication summaries and
+// the session SVID minter.
+func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
+	if deps.Store == nil || deps.Agents == nil {
+		return nil, errors.New("security: Deps.Store and Deps.Agents are required")
+	}
 	td, err := spiffeid.TrustDomainFromString(cfg.TrustDomain)
 	if err != nil {
 		return nil, fmt.Errorf("trust domain %q: %w", cfg.TrustDomain, err)
 	}
-	s := &security{log: cfg.Log, td: td, bootstrap: cfg.Bootstrap, now: time.Now,
-		owners: map[string]OwnerFunc{}}
-	s.admin = httpapi.Principal{ID: spiffeid.RequireFromSegments(td, "admin", "admin").String(), Kind: string(identity.KindAdmin)}
-	if s.kv, err = cfg.Store.KV(ctx, "security", store.KVOptions{Description: "policies, trusted hosts, secret owners, session labels"}); err != nil {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	principalFrom := deps.PrincipalFrom
+	if principalFrom == nil {
+		principalFrom = func(context.Context) (Principal, bool) { return Principal{}, false }
+	}
+	s := &Security{log: log, td: td, bootstrap: deps.Bootstrap, now: now, owners: map[string]OwnerFunc{},
+		agents: deps.Agents, sandboxes: deps.Sandboxes, principalFrom: principalFrom}
+	s.admin = Principal{ID: spiffeid.RequireFromSegments(td, "admin", "admin").String(), Kind: string(identity.KindAdmin)}
+	st := deps.Store
+	if s.kv, err = st.KV(ctx, "security", store.KVOptions{Description: "policies, trusted hosts, secret owners, session labels"}); err != nil {
 		return nil, fmt.Errorf("security: %w", err)
 	}
-	revKV, err := cfg.Store.KV(ctx, "revocations", store.KVOptions{Description: "revoked token ids"})
+	revKV, err := st.KV(ctx, "revocations", store.KVOptions{Description: "revoked token ids"})
 	if err != nil {
 		return nil, fmt.Errorf("security: %w", err)
 	}
@@ -142,47 +216,47 @@ func newSecurity(ctx context.Context, cfg securityConfig) (*security, error) {
 	if err := ensureJWTKey(cfg.CADir); err != nil {
 		return nil, err
 	}
-	s.ca, err = identity.LoadOrCreateCA(identity.Config{TrustDomain: td.Name(), JWTTTL: maxTokenTTL,
-		Logger: cfg.Log, Revoker: s.revoker}, cfg.CADir)
+	s.ca, err = identity.LoadOrCreateCA(identity.Config{TrustDomain: td.Name(), JWTTTL: MaxTokenTTL,
+		Logger: log, Revoker: s.revoker}, cfg.CADir)
 	if err != nil {
 		return nil, fmt.Errorf("certificate authority: %w", err)
 	}
 	s.idauth = &identity.Authenticator{CA: s.ca, Audience: APIAudience}
-	if s.engine, err = policy.New(policy.Config{Logger: cfg.Log}); err != nil {
+	if s.engine, err = policy.New(policy.Config{Logger: log}); err != nil {
 		return nil, err
 	}
-	if s.audit, err = audit.Open(ctx, cfg.Store, cfg.Log, cfg.AuditRetention); err != nil {
+	if s.audit, err = audit.Open(ctx, st, log, cfg.AuditRetention); err != nil {
 		return nil, err
 	}
 	perSource := max(cfg.AuthFailuresPerMinute, 1)
 	s.authLimit = audit.NewLimiter(perSource, authFailureGlobalFactor*perSource, authFailureSources, time.Minute)
-	apKV, err := cfg.Store.KV(ctx, "approvals", store.KVOptions{Description: "pending and resolved approvals"})
+	apKV, err := st.KV(ctx, "approvals", store.KVOptions{Description: "pending and resolved approvals"})
 	if err != nil {
-		return nil, fmt.Errorf("security: %w", err)
+		return nil, s.abort(fmt.Errorf("security: %w", err))
 	}
 	s.approvals = approval.New(apKV, nil)
-	secKV, err := cfg.Store.KV(ctx, "secrets", store.KVOptions{Description: "AES-256-GCM sealed secrets"})
+	secKV, err := st.KV(ctx, "secrets", store.KVOptions{Description: "AES-256-GCM sealed secrets"})
 	if err != nil {
-		return nil, fmt.Errorf("security: %w", err)
+		return nil, s.abort(fmt.Errorf("security: %w", err))
 	}
 	key, err := secrets.LoadOrCreateKey(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
-		return nil, fmt.Errorf("secrets key: %w", err)
+		return nil, s.abort(fmt.Errorf("secrets key: %w", err))
 	}
 	if s.secrets, err = secrets.NewManager(key, secrets.NewKVStore(secKV)); err != nil {
-		return nil, err
+		return nil, s.abort(err)
 	}
 	s.labels = &labelStore{kv: s.kv, audit: s.audit, now: s.now}
 	if err := s.loadPolicies(ctx); err != nil {
-		return nil, err
+		return nil, s.abort(err)
 	}
 	s.stop = make(chan struct{})
 	// Token checks read revocations from memory, kept current by a watch
-	// that ends with the daemon (then they read the store).
+	// that ends with Close (then they read the store).
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	if err := s.revoker.Watch(watchCtx); err != nil {
 		stopWatch()
-		return nil, err
+		return nil, s.abort(err)
 	}
 	s.wg.Add(1)
 	go func() {
@@ -194,7 +268,14 @@ func newSecurity(ctx context.Context, cfg securityConfig) (*security, error) {
 	go s.pruneRevocations()
 	s.wg.Add(1)
 	go s.summariseAuthFailures()
+	s.startSessionIdentities()
 	return s, nil
+}
+
+// abort closes what New opened before it failed.
+func (s *Security) abort(err error) error {
+	s.audit.Close()
+	return err
 }
 
 // Bounds of the failed-authentication audit: over all sources at most this
@@ -207,7 +288,7 @@ const (
 
 // summariseAuthFailures writes, each minute, one record per remote address
 // whose failed authentications were held back in the minute that ended.
-func (s *security) summariseAuthFailures() {
+func (s *Security) summariseAuthFailures() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.authLimit.Window())
 	defer t.Stop()
@@ -222,20 +303,28 @@ func (s *security) summariseAuthFailures() {
 	}
 }
 
-func (s *security) sweepAuthFailures(ctx context.Context, now time.Time) {
+func (s *Security) sweepAuthFailures(ctx context.Context, now time.Time) {
 	for _, sum := range s.authLimit.Sweep(now) {
 		s.recordAuthSummary(ctx, sum)
 	}
 }
 
-func (s *security) recordAuthSummary(ctx context.Context, sum audit.Summary) {
+// SweepAuthFailures ends the current minute of the failed-authentication
+// budget now, writing its summary records as the minute's ticker (and
+// Close) would, and waits until the audit stream holds them.
+func (s *Security) SweepAuthFailures(ctx context.Context) error {
+	s.sweepAuthFailures(ctx, s.now().Add(s.authLimit.Window()))
+	return s.audit.Flush(ctx)
+}
+
+func (s *Security) recordAuthSummary(ctx context.Context, sum audit.Summary) {
 	_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeAuth, Outcome: "suppressed",
 		Reason: fmt.Sprintf("%d more failed authentications from %s were not recorded one by one", sum.Suppressed, sum.Key),
 		Detail: map[string]any{"remote": sum.Key, "suppressed": sum.Suppressed, "from": sum.From.UTC(), "to": sum.To.UTC()}})
 }
 
 // pruneRevocations drops revocations of tokens that have expired anyway.
-func (s *security) pruneRevocations() {
+func (s *Security) pruneRevocations() {
 	defer s.wg.Done()
 	t := time.NewTicker(pruneInterval)
 	defer t.Stop()
@@ -253,20 +342,6 @@ func (s *security) pruneRevocations() {
 			cancel()
 		}
 	}
-}
-
-type securityConfig struct {
-	TrustDomain string
-	CADir       string
-	DataDir     string
-	Store       *store.Store
-	Bootstrap   *auth.Bootstrap
-	Log         *slog.Logger
-	// AuditRetention bounds the audit stream; AuthFailuresPerMinute is
-	// how many failed authentications per remote address and minute are
-	// audited one by one.
-	AuditRetention        audit.Retention
-	AuthFailuresPerMinute int
 }
 
 // ensureJWTKey creates the JWT signing key next to a supplied root that
@@ -293,121 +368,31 @@ func ensureJWTKey(dir string) error {
 	return nil
 }
 
-// attach connects the session manager (for owners and manifests) and gives
-// its sessions their identities.
-func (s *security) attach(m *session.Manager) {
-	s.sessions = m
-	s.startSessionIdentities(m)
-}
+// TrustDomain is the platform's SPIFFE trust domain.
+func (s *Security) TrustDomain() spiffeid.TrustDomain { return s.td }
 
-// RegisterResourceOwner makes resources of typ (e.g. "Sandbox") subject to
-// ownership in authorization: fn reports each one's owner (the SPIFFE ID of
-// the principal that created it). Call after Start, before serving them.
-func (d *Daemon) RegisterResourceOwner(typ string, fn OwnerFunc) {
-	s := d.sec
+// CA is the platform's certificate authority.
+func (s *Security) CA() *identity.CA { return s.ca }
+
+// Admin is the principal the bootstrap admin token authenticates as
+// (spiffe://TD/admin/admin).
+func (s *Security) Admin() Principal { return s.admin }
+
+// Audit is the audit stream: every part records its decisions there.
+func (s *Security) Audit() *audit.Log { return s.audit }
+
+// RegisterResourceOwner makes resources of typ subject to ownership in
+// authorization: fn reports each one's owner (the SPIFFE ID of the
+// principal that created it). Call before serving them.
+func (s *Security) RegisterResourceOwner(typ string, fn OwnerFunc) {
 	s.omu.Lock()
 	defer s.omu.Unlock()
 	s.owners[typ] = fn
 }
 
-// Authenticate implements httpapi.Authenticator: the bootstrap admin token,
-// an mTLS client SVID, or a bearer JWT-SVID for the API audience. Failures
-// are audited.
-func (s *security) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	noCert := r.TLS == nil || len(r.TLS.PeerCertificates) == 0
-	if tok := bearer(r); noCert && strings.HasPrefix(tok, "acb_") && s.bootstrap != nil {
-		if _, err := s.bootstrap.Authenticate(r); err == nil {
-			return s.admin, nil
-		}
-		return httpapi.Principal{}, s.authFailed(r, "invalid bootstrap admin token", nil)
-	}
-	p, err := s.idauth.Authenticate(r)
-	if err != nil {
-		return httpapi.Principal{}, s.authFailed(r, authHint(err), err)
-	}
-	return toHTTPPrincipal(p), nil
-}
-
-func bearer(r *http.Request) string {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
-}
-
-func toHTTPPrincipal(p identity.Principal) httpapi.Principal {
-	return httpapi.Principal{ID: p.ID.String(), Kind: string(p.Kind)}
-}
-
-// authHint turns a verification error into advice.
-func authHint(err error) string {
-	switch {
-	case errors.Is(err, identity.ErrUnauthenticated):
-		return "missing credentials: send Authorization: Bearer <token> (agentcloud token create; a local daemon's admin token is in <data>/admin.token) or a client certificate"
-	case errors.Is(err, identity.ErrExpiredToken):
-		return "token expired: create a new one with agentcloud token create"
-	case errors.Is(err, identity.ErrNotYetValid):
-		return "token not yet valid: check the clocks"
-	case errors.Is(err, identity.ErrRevokedToken):
-		return "token was revoked"
-	case errors.Is(err, identity.ErrWrongAudience):
-		return "token is not for this API: its audience must include \"" + APIAudience + "\""
-	case errors.Is(err, identity.ErrWrongTrustDomain):
-		return "credential is from another trust domain"
-	case errors.Is(err, identity.ErrForgedToken):
-		return "token signature is not valid for this platform's CA"
-	case errors.Is(err, identity.ErrMalformedToken):
-		return "malformed token"
-	}
-	return "credentials not accepted"
-}
-
-// Bounds of the fields of a failed authentication's audit record (and of
-// the error quoted back to the caller): whatever the request carried is
-// clipped and escaped (audit.Clip).
-const (
-	maxAuditSub   = 128
-	maxAuditPath  = 256
-	maxAuditError = 512
-)
-
-// authFailed audits a failed authentication, unless its remote address is
-// over its budget this minute (then it only counts towards the address's
-// summary record), and returns the 401 problem.
-func (s *security) authFailed(r *http.Request, hint string, err error) error {
-	source := r.RemoteAddr
-	if host, _, serr := net.SplitHostPort(source); serr == nil {
-		source = host
-	}
-	source = audit.Clip(source, 64)
-	record, sum := s.authLimit.Allow(source, s.now())
-	if sum != nil {
-		s.recordAuthSummary(r.Context(), *sum)
-	}
-	var msg string
-	if err != nil {
-		msg = audit.Clip(err.Error(), maxAuditError)
-	}
-	if record {
-		detail := map[string]any{"remote": audit.Clip(r.RemoteAddr, 64), "path": audit.Clip(r.URL.Path, maxAuditPath)}
-		if msg != "" {
-			detail["error"] = msg
-		}
-		if sub := identity.UnverifiedSubject(bearer(r)); sub != "" {
-			detail["sub"] = audit.Clip(sub, maxAuditSub) // claimed, not verified
-		}
-		_ = s.audit.Record(r.Context(), api.AuditEvent{Type: audit.TypeAuth, Outcome: "failure", Reason: hint, Detail: detail})
-	}
-	if err != nil && !errors.Is(err, identity.ErrUnauthenticated) {
-		return api.Errorf(api.KindUnauthenticated, "%s (%s)", hint, msg)
-	}
-	return api.Errorf(api.KindUnauthenticated, "%s", hint)
-}
-
-// principalOf parses an authenticated request principal back into an
+// principalOf parses an authenticated principal back into an
 // identity.Principal.
-func (s *security) principalOf(p httpapi.Principal) (identity.Principal, error) {
+func (s *Security) principalOf(p Principal) (identity.Principal, error) {
 	ip, err := identity.ParsePrincipal(s.td, p.ID)
 	if err != nil {
 		return identity.Principal{}, api.Errorf(api.KindForbidden, "principal %q is not an identity of trust domain %s", p.ID, s.td.Name())
@@ -415,8 +400,9 @@ func (s *security) principalOf(p httpapi.Principal) (identity.Principal, error) 
 	return ip, nil
 }
 
-// parseSubject reads "user:alice", "session:bot/s1", "admin" or a SPIFFE ID.
-func (s *security) parseSubject(sub string) (identity.Principal, error) {
+// ParseSubject reads "user:alice", "session:bot/s1", "admin" or a SPIFFE ID
+// of the trust domain.
+func (s *Security) ParseSubject(sub string) (identity.Principal, error) {
 	if strings.HasPrefix(sub, "spiffe://") {
 		return identity.ParsePrincipal(s.td, sub)
 	}
@@ -432,13 +418,6 @@ func (s *security) parseSubject(sub string) (identity.Principal, error) {
 		return identity.Principal{}, fmt.Errorf("subject %q: %w", sub, err)
 	}
 	return identity.PrincipalFromID(s.td, id)
-}
-
-// sessionSVID returns the X.509-SVID source of a session (for its upstream
-// client certificate), minted at the session's activation or now. The
-// private key stays in the daemon; agent code never sees it.
-func (s *security) sessionSVID(id spiffeid.ID) (*identity.Rotator, error) {
-	return s.svids.rotator(id)
 }
 
 // rateCounter counts requests per principal in the current minute, for the
@@ -460,11 +439,13 @@ func (c *rateCounter) hit(now time.Time, who string) int64 {
 	return c.counts[who]
 }
 
-// close writes the queued audit records; the store closes after it.
-func (s *security) close() {
+// Close stops the background workers and writes the queued audit records;
+// the store closes after it.
+func (s *Security) Close() {
 	if s.stop != nil {
 		close(s.stop)
 		s.wg.Wait()
+		s.stop = nil
 	}
 	s.audit.Close()
 }
