@@ -26,6 +26,10 @@ const (
 	IDToken    IDKind = "token"    // token id (jti)
 	IDVersion  IDKind = "version"  // agent version
 	IDStateKey IDKind = "state-key"
+	// IDLedgerEntry is a ledger entry's index (decimal) and IDLedgerHash a
+	// ledger entry's leaf hash (64 lowercase hex digits).
+	IDLedgerEntry IDKind = "ledger-entry"
+	IDLedgerHash  IDKind = "ledger-hash"
 )
 
 // IDRule is the documented limit of one identifier kind.
@@ -50,6 +54,10 @@ func segment(c byte, _ int) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
 }
 
+func decimal(c byte, _ int) bool { return c >= '0' && c <= '9' }
+
+func lowerHex(c byte, _ int) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
 func toolChar(c byte, i int) bool {
 	return segment(c, i) || i > 0 && c == '/'
 }
@@ -68,6 +76,9 @@ var IDRules = map[IDKind]IDRule{
 	IDToken:    {IDToken, 128, "A-Z a-z 0-9 . _ -", segment, true},
 	IDVersion:  {IDVersion, 64, "A-Z a-z 0-9 . _ -", segment, true},
 	IDStateKey: {IDStateKey, 512, "any bytes", nil, false},
+	// uint64 has at most 20 digits; a leaf hash is 32 bytes in hex.
+	IDLedgerEntry: {IDLedgerEntry, 20, "0-9", decimal, false},
+	IDLedgerHash:  {IDLedgerHash, 64, "0-9 a-f", lowerHex, false},
 }
 
 // CheckID checks value against the rule of kind and returns nil or a

@@ -31,6 +31,14 @@ func TestCheckID(t *testing.T) {
 		{IDStateKey, "any thing \x00 goes", true},
 		{IDStateKey, strings.Repeat("k", 513), false},
 		{IDApproval, strings.Repeat("a", 5000), false},
+		{IDLedgerEntry, "0", true},
+		{IDLedgerEntry, "18446744073709551615", true},
+		{IDLedgerEntry, "184467440737095516150", false},
+		{IDLedgerEntry, "-1", false},
+		{IDLedgerEntry, "1e3", false},
+		{IDLedgerHash, strings.Repeat("ab", 32), true},
+		{IDLedgerHash, strings.Repeat("AB", 32), false},
+		{IDLedgerHash, strings.Repeat("ab", 33), false},
 	}
 	for _, c := range cases {
 		p := CheckID("f", c.kind, c.value)

@@ -118,6 +118,9 @@ type Config struct {
 	// one remote address are audited one by one per minute; the rest are
 	// counted into one summary record.
 	AuditAuthFailuresPerMinute int `json:"audit_auth_failures_per_minute"`
+	// Gateway is the front door: traffic classes, fair queuing, rate
+	// limits, Web Bot Auth and hostile-client limits (gateway.go).
+	Gateway Gateway `json:"gateway"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -153,6 +156,8 @@ func Default() Config {
 		AuditAuthFailuresPerMinute: 10,
 		AgentInitTimeout:           Duration(10 * time.Second),
 		SessionMaxBodyBytes:        32 << 20,
+
+		Gateway: DefaultGateway(),
 	}
 }
 
@@ -370,6 +375,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		}
 		c.SessionMaxBodyBytes = n
 	}
+	c.loadGatewayEnv(lookup, &errs)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -481,6 +487,7 @@ func (c Config) Validate() error {
 	if !validTrustDomain(c.TrustDomain) {
 		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")
 	}
+	c.Gateway.validate(add)
 	if len(errs) > 0 {
 		return errs
 	}

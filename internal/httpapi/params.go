@@ -26,6 +26,8 @@ var pathParams = map[string]api.IDKind{
 	"policy":   api.IDPolicy,
 	"token":    api.IDToken,
 	"version":  api.IDVersion,
+	"entry":    api.IDLedgerEntry,
+	"hash":     api.IDLedgerHash,
 }
 
 // Wildcards that are not identifiers: a process id, and the rest of a

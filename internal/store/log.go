@@ -25,6 +25,12 @@ type Log interface {
 	// Append writes data under subject (which must be within the log's
 	// subjects) and returns its sequence number once it is durable.
 	Append(ctx context.Context, subject string, data []byte) (uint64, error)
+	// AppendExpect is Append that succeeds only while the log's last
+	// sequence is lastSeq (0: the log is empty), and fails with ErrConflict
+	// otherwise. A writer that must not interleave with another (the
+	// ledger's one committer) appends in order this way, or learns that
+	// something else appended and rereads before it writes again.
+	AppendExpect(ctx context.Context, subject string, data []byte, lastSeq uint64) (uint64, error)
 	// Read returns up to limit records from sequence from (1 is the first),
 	// optionally only those matching filter (a subject pattern; "" for all).
 	// Records dropped by the retention limits are skipped.
@@ -94,6 +100,34 @@ func (l *natsLog) Append(ctx context.Context, subject string, data []byte) (uint
 		return 0, fmt.Errorf("append %s: %w", short(subject), mapConnErr(tooLarge("record", len(data), err)))
 	}
 	return ack.Sequence, nil
+}
+
+func (l *natsLog) AppendExpect(ctx context.Context, subject string, data []byte, lastSeq uint64) (uint64, error) {
+	if err := checkName("subject", subject); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	if _, err := l.b.get(ctx); err != nil {
+		return 0, fmt.Errorf("append %s: %w", short(subject), err)
+	}
+	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data, jetstream.WithExpectLastSequence(lastSeq))
+	if isWrongLastSeq(err) {
+		return 0, fmt.Errorf("append %s after sequence %d: %w", short(subject), lastSeq, ErrConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("append %s: %w", short(subject), mapConnErr(tooLarge("record", len(data), err)))
+	}
+	return ack.Sequence, nil
+}
+
+// isWrongLastSeq reports a failed expected-last-sequence check (the server
+// sends 10164 instead of 10071 for replicated streams).
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
 func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter string) ([]Record, error) {

@@ -263,3 +263,38 @@ func TestKVWatch(t *testing.T) {
 		t.Fatal("done not closed after the context ended")
 	}
 }
+
+// TestLogAppendExpect checks the optimistic append: it writes only while
+// the log ends at the expected sequence, and a stale expectation (another
+// writer got there first) is ErrConflict with nothing written.
+func TestLogAppendExpect(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, true)
+	l, err := s.Log(ctx, "EXPECT", LogOptions{Subjects: []string{"ex.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := l.AppendExpect(ctx, "ex.a", []byte("first"), 0)
+	if err != nil || seq != 1 {
+		t.Fatalf("append on empty log: seq %d, %v", seq, err)
+	}
+	if _, err := l.AppendExpect(ctx, "ex.a", []byte("stale"), 0); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale expectation: want ErrConflict, got %v", err)
+	}
+	if _, err := l.Append(ctx, "ex.b", []byte("other writer")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendExpect(ctx, "ex.a", []byte("stale"), 1); !errors.Is(err, ErrConflict) {
+		t.Fatalf("after another writer: want ErrConflict, got %v", err)
+	}
+	if seq, err := l.AppendExpect(ctx, "ex.a", []byte("third"), 2); err != nil || seq != 3 {
+		t.Fatalf("append at the current end: seq %d, %v", seq, err)
+	}
+	if _, err := l.AppendExpect(ctx, "bad subject", nil, 3); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad subject: want ErrInvalid, got %v", err)
+	}
+	all, err := l.Read(ctx, 1, 10, "")
+	if err != nil || len(all) != 3 || string(all[2].Data) != "third" {
+		t.Fatalf("log holds %+v, %v", all, err)
+	}
+}
