@@ -144,6 +144,9 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := d.sec.Start(ctx); err != nil {
+		return err
+	}
 	d.proxy, err = d.newEgressProxy()
 	if err != nil {
 		return fmt.Errorf("egress proxy: %w", err)
@@ -276,7 +279,9 @@ func (d *Daemon) closeParts() {
 		d.proxy = nil
 	}
 	if d.sec != nil {
-		d.sec.Close()
+		if err := d.sec.Close(ctx); err != nil {
+			d.log.Warn("close security", "err", err)
+		}
 		d.sec = nil
 	}
 	if d.runtime != nil {

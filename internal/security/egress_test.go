@@ -51,8 +51,13 @@ func newSecurity(t *testing.T) *Security {
 		st.Close()
 		t.Fatal(err)
 	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		s.Close()
+		if err := s.Close(ctx); err != nil {
+			t.Error(err)
+		}
 		st.Close()
 	})
 	return s

@@ -57,7 +57,6 @@ func (sl *svidSlot) get(ca *identity.CA) (*identity.Rotator, error) {
 
 // startSessionIdentities starts the minting worker (stopped by Close).
 func (s *Security) startSessionIdentities() {
-	s.svids = &sessionSVIDs{ca: s.ca, td: s.td, slots: map[string]*svidSlot{}, queue: make(chan *svidSlot, svidQueue)}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

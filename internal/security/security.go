@@ -169,8 +169,10 @@ type Security struct {
 
 	svids *sessionSVIDs // session identities (identity.go)
 
-	stop chan struct{} // closed by Close; stops the background workers
-	wg   sync.WaitGroup
+	started   atomic.Bool
+	stop      chan struct{} // closed by Close; stops the background workers
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 // OwnerFunc returns the SPIFFE ID of the owner of a resource and whether it
@@ -178,9 +180,8 @@ type Security struct {
 type OwnerFunc func(ctx context.Context, id, parent string) (owner string, exists bool, err error)
 
 // New builds the CA, revoker, policy engine (with the stored user
-// policies), secrets manager, audit stream and approvals, and starts the
-// revocation watch and pruner, the failed-authentication summaries and
-// the session SVID minter.
+// policies), secrets manager, audit stream and approvals. Start starts its
+// background work; Close ends it.
 func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 	if deps.Store == nil || deps.Agents == nil {
 		return nil, errors.New("security: Deps.Store and Deps.Agents are required")
@@ -251,12 +252,24 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 		return nil, s.abort(err)
 	}
 	s.stop = make(chan struct{})
+	s.svids = &sessionSVIDs{ca: s.ca, td: s.td, slots: map[string]*svidSlot{}, queue: make(chan *svidSlot, svidQueue)}
+	return s, nil
+}
+
+// Start starts the background work: the revocation watch and pruner, the
+// failed-authentication summaries and the session SVID minter. Call it
+// once, after New and before serving; Close stops it.
+func (s *Security) Start(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("security: started twice")
+	}
 	// Token checks read revocations from memory, kept current by a watch
-	// that ends with Close (then they read the store).
-	watchCtx, stopWatch := context.WithCancel(context.Background())
+	// that ends with Close (then they read the store). The watch outlives
+	// ctx, which bounds starting only.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	if err := s.revoker.Watch(watchCtx); err != nil {
 		stopWatch()
-		return nil, s.abort(err)
+		return fmt.Errorf("security: revocation watch: %w", err)
 	}
 	s.wg.Add(1)
 	go func() {
@@ -269,7 +282,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 	s.wg.Add(1)
 	go s.summariseAuthFailures()
 	s.startSessionIdentities()
-	return s, nil
+	return nil
 }
 
 // abort closes what New opened before it failed.
@@ -440,12 +453,19 @@ func (c *rateCounter) hit(now time.Time, who string) int64 {
 }
 
 // Close stops the background workers and writes the queued audit records;
-// the store closes after it.
-func (s *Security) Close() {
-	if s.stop != nil {
+// the store closes after it. It waits for the workers until ctx ends.
+func (s *Security) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
 		close(s.stop)
-		s.wg.Wait()
-		s.stop = nil
-	}
-	s.audit.Close()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("security: close: %w", ctx.Err())
+		}
+		s.audit.Close()
+	})
+	return err
 }

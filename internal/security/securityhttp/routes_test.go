@@ -55,12 +55,17 @@ func newServer(t *testing.T) *server {
 		st.Close()
 		t.Fatal(err)
 	}
+	if err := sec.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	rt := httpapi.NewRouter(httpapi.Options{Auth: securityhttp.Auth{Sec: sec}, Authz: securityhttp.Auth{Sec: sec}, MaxBodyBytes: maxBody})
 	securityhttp.Routes(rt, sec)
 	hs := httptest.NewServer(rt)
 	t.Cleanup(func() {
 		hs.Close()
-		sec.Close()
+		if err := sec.Close(ctx); err != nil {
+			t.Error(err)
+		}
 		st.Close()
 	})
 	tok, err := os.ReadFile(filepath.Join(dir, auth.TokenFile))
