@@ -27,11 +27,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentcloud/agentcloud/api"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 )
 
@@ -124,12 +124,12 @@ func (s sandboxService) Invoke(ctx context.Context, c session.Caller, method str
 
 // authorize asks Cedar whether the session may do action to the sandbox.
 func (s sandboxService) authorize(ctx context.Context, c session.Caller, action, id string) error {
-	sid, err := identity.NewID(s.d.sec.td, identity.KindSession, c.Agent+"/"+c.Session)
+	sid, err := identity.NewID(s.d.sec.TrustDomain(), identity.KindSession, c.Agent+"/"+c.Session)
 	if err != nil {
 		return fmt.Errorf("session identity: %w", err)
 	}
-	p := httpapi.Principal{ID: sid.String(), Kind: string(identity.KindSession)}
-	if err := s.d.sec.Authorize(ctx, p, action, httpapi.Resource{Type: policy.TypeSandbox, ID: id}); err != nil {
+	p := security.Principal{ID: sid.String(), Kind: string(identity.KindSession)}
+	if err := s.d.sec.Authorize(ctx, p, action, security.Resource{Type: policy.TypeSandbox, ID: id}); err != nil {
 		return fmt.Errorf("PermissionError: %s", problemText(err))
 	}
 	return nil
@@ -173,7 +173,7 @@ func (s sandboxService) run(ctx context.Context, c session.Caller, req sandboxRu
 	}
 	owner := info.Owner
 	if owner == "" { // deployed by an administrator
-		owner = s.d.sec.admin.ID
+		owner = s.d.sec.Admin().ID
 	}
 	ownSandbox(&spec, owner, c.Agent, c.Session)
 	sb, err := s.parts.manager.Create(ctx, id, spec)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 )
@@ -17,13 +18,13 @@ import (
 // tools list as Allowed).
 type toolService struct {
 	tb  *toolbox.Toolbox
-	sec *security
+	sec *security.Security
 }
 
 var _ session.Service = toolService{}
 
 func (s toolService) Invoke(ctx context.Context, sc session.Caller, method string, args []byte) ([]byte, error) {
-	id, err := identity.NewID(s.sec.td, identity.KindSession, sc.Agent+"/"+sc.Session)
+	id, err := identity.NewID(s.sec.TrustDomain(), identity.KindSession, sc.Agent+"/"+sc.Session)
 	if err != nil {
 		return nil, fmt.Errorf("session identity: %w", err)
 	}

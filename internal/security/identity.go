@@ -1,4 +1,4 @@
-package daemon
+package security
 
 import (
 	"context"
@@ -55,11 +55,8 @@ func (sl *svidSlot) get(ca *identity.CA) (*identity.Rotator, error) {
 	return sl.rot, sl.err
 }
 
-// startSessionIdentities makes s the sessions' identity provider and starts
-// the minting worker (stopped by s.close).
-func (s *security) startSessionIdentities(m *session.Manager) {
-	s.svids = &sessionSVIDs{ca: s.ca, td: s.td, slots: map[string]*svidSlot{}, queue: make(chan *svidSlot, svidQueue)}
-	m.SetIdentity(s.svids)
+// startSessionIdentities starts the minting worker (stopped by Close).
+func (s *Security) startSessionIdentities() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -85,10 +82,31 @@ func (s *security) startSessionIdentities(m *session.Manager) {
 	}()
 }
 
-var _ session.Identity = (*sessionSVIDs)(nil)
+var _ session.Identity = (*Security)(nil)
 
-// Activate implements session.Identity.
-func (v *sessionSVIDs) Activate(_ context.Context, c session.Caller) (string, error) {
+// Activate implements session.Identity: it attaches the session's SPIFFE
+// ID and queues the minting of its X.509-SVID when its manifest lists
+// egress hosts.
+func (s *Security) Activate(ctx context.Context, c session.Caller) (string, error) {
+	return s.svids.activate(ctx, c)
+}
+
+// Release implements session.Identity: the session left memory, its SVID
+// goes.
+func (s *Security) Release(agent, sess string) { s.svids.release(agent, sess) }
+
+// SessionSVIDMinted reports whether the session with SPIFFE ID id holds a
+// minted X.509-SVID (diagnostics and tests).
+func (s *Security) SessionSVIDMinted(id string) bool { return s.svids.minted(id) }
+
+// sessionSVID returns the X.509-SVID source of a session (for its upstream
+// client certificate), minted at the session's activation or now. The
+// private key stays in the daemon; agent code never sees it.
+func (s *Security) sessionSVID(id spiffeid.ID) (*identity.Rotator, error) {
+	return s.svids.rotator(id)
+}
+
+func (v *sessionSVIDs) activate(_ context.Context, c session.Caller) (string, error) {
 	id, err := identity.NewID(v.td, identity.KindSession, c.Agent+"/"+c.Session)
 	if err != nil {
 		return "", err
@@ -107,8 +125,7 @@ func (v *sessionSVIDs) Activate(_ context.Context, c session.Caller) (string, er
 	return id.String(), nil
 }
 
-// Release implements session.Identity.
-func (v *sessionSVIDs) Release(agent, sess string) {
+func (v *sessionSVIDs) release(agent, sess string) {
 	id, err := identity.NewID(v.td, identity.KindSession, agent+"/"+sess)
 	if err != nil {
 		return
@@ -131,7 +148,7 @@ func (v *sessionSVIDs) rotator(id spiffeid.ID) (*identity.Rotator, error) {
 	return sl.get(v.ca)
 }
 
-// minted reports whether the session's SVID exists already (for tests).
+// minted reports whether the session's SVID exists already.
 func (v *sessionSVIDs) minted(id string) bool {
 	v.mu.Lock()
 	sl := v.slots[id]

@@ -1,6 +1,6 @@
-package daemon
+package security
 
-// Labels across calls (security_flow.go).
+// Labels across calls (flow.go).
 //
 // A session's labels follow what it sends and what it reads: a call into
 // another session (the HTTP route, call_agent, from the session itself or
@@ -22,7 +22,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/policy"
@@ -30,17 +29,14 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 )
 
-// labelFlow is the daemon's session.Flow.
-type labelFlow struct{ s *security }
-
-var _ session.Flow = labelFlow{}
+var _ session.Flow = (*Security)(nil)
 
 // flowSource names the session whose labels a caller carries: the calling
 // session, or the session that made the calling sandbox; who describes the
 // caller for the audit trail. Users, agents, admins and user-owned
 // sandboxes carry none.
-func (s *security) flowSource(ctx context.Context) (agent, sess, who string, ok bool) {
-	p, found := httpapi.PrincipalFrom(ctx)
+func (s *Security) flowSource(ctx context.Context) (agent, sess, who string, ok bool) {
+	p, found := s.principalFrom(ctx)
 	if !found || (p.Kind != string(identity.KindSession) && p.Kind != string(identity.KindSandbox)) {
 		return "", "", "", false
 	}
@@ -52,58 +48,55 @@ func (s *security) flowSource(ctx context.Context) (agent, sess, who string, ok 
 	case identity.KindSession:
 		return ip.Agent, ip.Name, "session " + ip.Agent + "/" + ip.Name, true
 	case identity.KindSandbox:
-		if s.sandboxLookup == nil {
+		rec, ok := s.sandboxRecord(ip.Name)
+		if !ok || rec.Session == "" {
 			return "", "", "", false
 		}
-		rec, ok := s.sandboxLookup(ip.Name)
-		if !ok || rec.session == "" {
-			return "", "", "", false
-		}
-		return rec.agent, rec.session, "sandbox " + ip.Name + " of session " + rec.agent + "/" + rec.session, true
+		return rec.Agent, rec.Session, "sandbox " + ip.Name + " of session " + rec.Agent + "/" + rec.Session, true
 	}
 	return "", "", "", false
 }
 
-// Enter joins the callee's labels with the caller's before the request
-// reaches it.
-func (f labelFlow) Enter(ctx context.Context, agent, id string) error {
-	fa, fs, who, ok := f.s.flowSource(ctx)
+// Enter implements session.Flow: it joins the callee's labels with the
+// caller's before the request reaches it.
+func (s *Security) Enter(ctx context.Context, agent, id string) error {
+	fa, fs, who, ok := s.flowSource(ctx)
 	if !ok || (fa == agent && fs == id) {
 		return nil
 	}
-	l, err := f.s.labels.get(ctx, fa, fs)
+	l, err := s.labels.get(ctx, fa, fs)
 	if err != nil {
 		return fmt.Errorf("labels of %s/%s: %w", fa, fs, err)
 	}
 	if l == (policy.Labels{}) {
 		return nil
 	}
-	_, err = f.s.labels.join(ctx, agent, id, l, "called by "+who+" ("+l.String()+")")
+	_, err = s.labels.join(ctx, agent, id, l, "called by "+who+" ("+l.String()+")")
 	return err
 }
 
-// Leave joins the caller's labels with the callee's before the caller sees
-// the answer.
-func (f labelFlow) Leave(ctx context.Context, agent, id string) error {
-	fa, fs, _, ok := f.s.flowSource(ctx)
+// Leave implements session.Flow: it joins the caller's labels with the
+// callee's before the caller sees the answer.
+func (s *Security) Leave(ctx context.Context, agent, id string) error {
+	fa, fs, _, ok := s.flowSource(ctx)
 	if !ok || (fa == agent && fs == id) {
 		return nil
 	}
-	l, err := f.s.labels.get(ctx, agent, id)
+	l, err := s.labels.get(ctx, agent, id)
 	if err != nil {
 		return fmt.Errorf("labels of %s/%s: %w", agent, id, err)
 	}
 	if l == (policy.Labels{}) {
 		return nil
 	}
-	_, err = f.s.labels.join(ctx, fa, fs, l, "read the answer of session "+agent+"/"+id+" ("+l.String()+")")
+	_, err = s.labels.join(ctx, fa, fs, l, "read the answer of session "+agent+"/"+id+" ("+l.String()+")")
 	return err
 }
 
-// authorizeProvider asks Cedar whether the caller's request may go to
+// AuthorizeProvider asks Cedar whether the caller's request may go to
 // provider p: model.invoke on ModelProvider::"name" (trusted as the
 // operator marked it) with the caller's labels. A denial is audited.
-func (s *security) authorizeProvider(ctx context.Context, c modelgw.Caller, p api.ModelProvider) error {
+func (s *Security) AuthorizeProvider(ctx context.Context, c modelgw.Caller, p api.ModelProvider) error {
 	ip, err := identity.ParsePrincipal(s.td, c.Principal)
 	if err != nil {
 		return api.Errorf(api.KindForbidden, "caller %q is not an identity of this platform", c.Principal)
@@ -138,9 +131,9 @@ func (s *security) authorizeProvider(ctx context.Context, c modelgw.Caller, p ap
 	return api.Errorf(api.KindForbidden, "%s", text)
 }
 
-// modelAnswered lowers a session's integrity when it is about to read the
+// ModelAnswered lowers a session's integrity when it is about to read the
 // answer of a provider the operator has not marked trusted.
-func (s *security) modelAnswered(ctx context.Context, c modelgw.Caller, p api.ModelProvider) error {
+func (s *Security) ModelAnswered(ctx context.Context, c modelgw.Caller, p api.ModelProvider) error {
 	if c.Session == "" || p.Trusted {
 		return nil
 	}

@@ -1,14 +1,12 @@
-package daemon
+package security
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
@@ -25,7 +23,7 @@ var openActions = map[string]bool{
 	"token.request": true, // the handler asks Cedar token.create for the subject
 	"token.revoke":  true, // the handler lets callers revoke their own tokens
 	// The toolbox authorizes tool.call per tool itself (tools.go).
-	actionToolList: true, actionToolInvoke: true,
+	ActionToolList: true, ActionToolInvoke: true,
 }
 
 // createActions make the resource they name; for them a resource that does
@@ -42,9 +40,12 @@ func readAction(a string) bool {
 		a == session.ActionSessionCall
 }
 
-// Authorize implements httpapi.Authorizer: it builds the Cedar request and
-// the entities it needs (owners come from the records) and asks the engine.
-func (s *security) Authorize(ctx context.Context, p httpapi.Principal, action string, res httpapi.Resource) error {
+// Authorize decides whether p may perform action on res: it builds the
+// Cedar request and the entities it needs (owners come from the records)
+// and asks the engine. A denial is an api.KindForbidden problem that says
+// why and what the caller can do; denials and non-read allows are audited
+// (denials not while a listing filters its items, session.Filtering).
+func (s *Security) Authorize(ctx context.Context, p Principal, action string, res Resource) error {
 	if openActions[action] {
 		return nil
 	}
@@ -80,7 +81,7 @@ func (s *security) Authorize(ctx context.Context, p httpapi.Principal, action st
 
 // decide answers one question for an authenticated principal; labels, if
 // not nil, replace a session's stored labels (policy tests).
-func (s *security) decide(ctx context.Context, ip identity.Principal, action string, res httpapi.Resource, override *policy.Labels) (policy.Decision, policy.UID, error) {
+func (s *Security) decide(ctx context.Context, ip identity.Principal, action string, res Resource, override *policy.Labels) (policy.Decision, policy.UID, error) {
 	ents := types.EntityMap{}
 	labels, err := s.principalEntity(ctx, ents, ip)
 	if err != nil {
@@ -127,7 +128,7 @@ func denialText(ip identity.Principal, action string, res policy.UID, d policy.D
 }
 
 // principalEntity adds the caller's entity and returns its session labels.
-func (s *security) principalEntity(ctx context.Context, ents types.EntityMap, ip identity.Principal) (policy.Labels, error) {
+func (s *Security) principalEntity(ctx context.Context, ents types.EntityMap, ip identity.Principal) (policy.Labels, error) {
 	uid := policy.PrincipalUID(ip)
 	if ip.Kind == identity.KindSandbox {
 		return s.sandboxPrincipal(ctx, ents, ip, nil)
@@ -139,19 +140,13 @@ func (s *security) principalEntity(ctx context.Context, ents types.EntityMap, ip
 	agent := policy.NewUID(policy.TypeAgent, ip.Agent)
 	attrs := types.RecordMap{"agent": agent}
 	agentAttrs := types.RecordMap{}
-	if s.sessions != nil {
-		info, ok, err := s.sessions.AgentInfo(ctx, ip.Agent)
-		if err == nil && ok {
-			if o, ok := s.userUID(info.Owner); ok {
-				attrs["owner"] = o
-			}
-			// The manifest's tools are the agent's tool grant.
-			tools := make([]types.Value, 0, len(info.Manifest.Tools))
-			for _, t := range info.Manifest.Tools {
-				tools = append(tools, policy.NewUID(policy.TypeTool, t))
-			}
-			agentAttrs["tools"] = types.NewSet(tools...)
+	info, ok, err := s.agents.AgentInfo(ctx, ip.Agent)
+	if err == nil && ok {
+		if o, ok := s.userUID(info.Owner); ok {
+			attrs["owner"] = o
 		}
+		// The manifest's tools are the agent's tool grant.
+		agentAttrs["tools"] = toolSet(info.Manifest.Tools)
 	}
 	ents[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(attrs)}
 	ents[agent] = types.Entity{UID: agent, Attributes: types.NewRecord(agentAttrs)}
@@ -164,7 +159,7 @@ func (s *security) principalEntity(ctx context.Context, ents types.EntityMap, ip
 
 // userUID maps an owner SPIFFE ID to its User entity (owners are users;
 // admin-owned resources have no owner attribute: admins may do anything).
-func (s *security) userUID(owner string) (policy.UID, bool) {
+func (s *Security) userUID(owner string) (policy.UID, bool) {
 	if owner == "" {
 		return policy.UID{}, false
 	}
@@ -180,7 +175,7 @@ func (s *security) userUID(owner string) (policy.UID, bool) {
 // is treated as the caller's own (creating it makes the caller its owner);
 // otherwise a missing resource has no owner, so only administrators get as
 // far as the handler's 404 (users cannot probe for others' names).
-func (s *security) resourceEntity(ctx context.Context, ents types.EntityMap, res httpapi.Resource, caller identity.Principal, creating bool) (policy.UID, error) {
+func (s *Security) resourceEntity(ctx context.Context, ents types.EntityMap, res Resource, caller identity.Principal, creating bool) (policy.UID, error) {
 	var (
 		uid    policy.UID
 		attrs  = types.RecordMap{}
@@ -249,28 +244,19 @@ func (s *security) resourceEntity(ctx context.Context, ents types.EntityMap, res
 	return uid, nil
 }
 
-func (s *security) agentOwner(ctx context.Context, name string) (string, bool, error) {
-	if s.sessions == nil {
-		return "", false, nil
+// toolSet is an agent's tool grant: its manifest's tools as Tool entities.
+func toolSet(names []string) types.Set {
+	tools := make([]types.Value, 0, len(names))
+	for _, t := range names {
+		tools = append(tools, policy.NewUID(policy.TypeTool, t))
 	}
-	info, ok, err := s.sessions.AgentInfo(ctx, name)
+	return types.NewSet(tools...)
+}
+
+func (s *Security) agentOwner(ctx context.Context, name string) (string, bool, error) {
+	info, ok, err := s.agents.AgentInfo(ctx, name)
 	if ok && err != nil {
 		err = nil // the record exists; a broken version does not hide the owner
 	}
 	return info.Owner, ok, err
-}
-
-func (s *security) secretOwner(ctx context.Context, name string) (string, secrets.Secret, bool, error) {
-	meta, err := s.secrets.Describe(ctx, name)
-	if errors.Is(err, secrets.ErrNotFound) {
-		return "", secrets.Secret{}, false, nil
-	}
-	if err != nil {
-		return "", secrets.Secret{}, false, err
-	}
-	e, err := s.kv.Get(ctx, secretOwnerKey(name))
-	if err != nil {
-		return "", meta, true, nil // no owner record: admins only
-	}
-	return string(e.Value), meta, true, nil
 }
