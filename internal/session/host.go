@@ -234,7 +234,7 @@ func (h *callHost) Invoke(ctx context.Context, service, method string, args []by
 	defer h.timed(h.enter())
 	svc := h.m.service(service)
 	if svc == nil {
-		return nil, fmt.Errorf("NotSupportedError: env.%s is not available on this node", service)
+		return nil, isolate.HostErrorf("NotSupportedError", "env.%s is not available on this node", service)
 	}
 	return svc.Invoke(ctx, h.caller(), method, args)
 }

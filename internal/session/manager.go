@@ -45,8 +45,8 @@ type Caller struct {
 }
 
 // Service is a platform capability agent code reaches as env.<name> (tools,
-// ai, sandbox). Args and the result are JSON. An error whose text starts
-// with "SomeError: " surfaces in JavaScript as an Error with that name.
+// ai, sandbox). Args and the result are JSON. An *isolate.HostError
+// surfaces in JavaScript as the Error class it names.
 type Service interface {
 	Invoke(ctx context.Context, caller Caller, method string, args []byte) ([]byte, error)
 }
