@@ -26,6 +26,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,7 +134,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.sessions, err = session.New(ctx, session.Config{
 		Store: d.store, Runtime: d.runtime, Fetcher: sessionFetcher{d.proxy, d.sec},
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
-		Logger: d.log.With("component", "session"),
+		DeployAuthorizer: sessionhttp.AuthorizeDeploys(d.sec),
+		Logger:           d.log.With("component", "session"),
 	})
 	if err != nil {
 		return err
@@ -154,7 +156,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	})
 	d.routes()
 	d.securityRoutes()
-	d.sessions.SecureRoutes(d.router, d.sec)
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: d.sec}).Routes(d.router)
 	if err := d.startSandboxes(ctx); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
@@ -140,7 +141,7 @@ func (d *Daemon) securityRoutes() {
 		}})
 	labels := "/v1/agents/{agent}/sessions/{session}/labels"
 	rt.Handle(httpapi.Route{Method: "GET", Path: labels, Tag: tag, Summary: "Show a session's integrity and confidentiality labels.",
-		Action: session.ActionSessionRead, Resource: session.SessionResource, Response: api.Labels{},
+		Action: session.ActionSessionRead, Resource: sessionhttp.SessionResource, Response: api.Labels{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			l, err := s.labels.get(r.Context(), r.PathValue("agent"), r.PathValue("session"))
 			if err != nil {

@@ -207,7 +207,7 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 		return isolate.Response{}, fmt.Errorf("fetch %s: %w", req.URL, err)
 	}
 	defer resp.Body.Close()
-	limit := h.m.maxBody()
+	limit := h.m.MaxBodyBytes()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: read body: %w", req.URL, err)

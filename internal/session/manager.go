@@ -22,7 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -74,7 +73,12 @@ type Config struct {
 	// _initialize, a template build, an activation) below the manifest's
 	// wall_ms (default DefaultInitTimeout).
 	InitTimeout time.Duration
-	// Now is the clock (default time.Now).
+	// DeployAuthorizer, if set, authorizes every Deploy inside its
+	// compare-and-set (deploy.go); nil authorizes every deployer.
+	DeployAuthorizer DeployAuthorizer
+	// Now is the clock of every timestamp, idle and alarm decision (default
+	// time.Now). Elapsed-time measurements (CPU accounting, trim pacing)
+	// use the monotonic clock instead.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -115,10 +119,7 @@ type Manager struct {
 	lastActivation atomic.Int64
 	identity       Identity // nil: sessions have no workload identity
 	flow           Flow     // nil: labels do not follow calls (flow.go)
-	// authz authorizes deploys inside their compare-and-set (deploy.go);
-	// nil authorizes nothing. Set before Start.
-	authz    httpapi.Authorizer
-	closeErr error
+	closeErr       error
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
