@@ -23,6 +23,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
+	"github.com/agentcloud/agentcloud/internal/modelgw/modelgwhttp"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/session"
@@ -83,7 +84,7 @@ func (d *Daemon) startModels(ctx context.Context) error {
 		return err
 	}
 	d.models = gw
-	gw.Routes(d.router, d.sec.modelCaller)
+	modelgwhttp.New(modelgwhttp.Config{Gateway: gw, Caller: d.sec.modelCaller}).Routes(d.router)
 	d.sessions.SetService("ai", aiService{gw: gw, td: d.sec.td, log: d.log.With("component", "models")})
 	return nil
 }
