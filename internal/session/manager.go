@@ -7,8 +7,9 @@
 // released only once durable (the output gate), and alarms.
 //
 // It does not own the JavaScript engine (internal/isolate), storage
-// (internal/store), bundle parsing (internal/bundle) or egress policy (the
-// Fetcher it is given).
+// (internal/store), bundle parsing (internal/bundle), egress policy (the
+// Fetcher it is given), authorization (the DeployAuthorizer it is given) or
+// HTTP: its API is internal/session/sessionhttp.
 package session
 
 import (
