@@ -28,6 +28,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,7 +132,8 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.sessions, err = session.New(ctx, session.Config{
 		Store: d.store, Runtime: d.runtime, Fetcher: &d.fetch,
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
-		Logger: d.log.With("component", "session"),
+		DeployAuthorizer: sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: d.sec}),
+		Logger:           d.log.With("component", "session"),
 	})
 	if err != nil {
 		return err
@@ -168,7 +170,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	})
 	d.routes()
 	securityhttp.Routes(d.router, d.sec)
-	d.sessions.SecureRoutes(d.router, securityhttp.Auth{Sec: d.sec})
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}}).Routes(d.router)
 	if err := d.startSandboxes(ctx); err != nil {
 		return err
 	}

@@ -16,7 +16,9 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
+	"github.com/agentcloud/agentcloud/internal/modelgw/modelgwhttp"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -72,7 +74,7 @@ func (d *Daemon) startModels(ctx context.Context) error {
 		return err
 	}
 	d.models = gw
-	gw.Routes(d.router, d.sec.ModelCaller)
+	modelgwhttp.New(modelgwhttp.Config{Gateway: gw, Caller: d.sec.ModelCaller}).Routes(d.router)
 	d.sessions.SetService("ai", aiService{gw: gw, td: d.sec.TrustDomain(), log: d.log.With("component", "models")})
 	return nil
 }
@@ -89,7 +91,7 @@ var _ session.Service = aiService{}
 func (a aiService) Invoke(ctx context.Context, caller session.Caller, method string, args []byte) ([]byte, error) {
 	id, err := identity.NewID(a.td, identity.KindSession, caller.Agent+"/"+caller.Session)
 	if err != nil {
-		return nil, fmt.Errorf("ModelError: session identity: %w", err)
+		return nil, isolate.HostErrorf("ModelError", "session identity: %w", err)
 	}
 	c := modelgw.Caller{Agent: caller.Agent, Session: caller.Session, Principal: id.String()}
 	var res *modelgw.Result
@@ -99,18 +101,18 @@ func (a aiService) Invoke(ctx context.Context, caller session.Caller, method str
 	case "embed":
 		res, err = a.gw.Embed(ctx, c, args)
 	default:
-		return nil, fmt.Errorf("NotSupportedError: env.ai.%s does not exist; use chat or embed", method)
+		return nil, isolate.HostErrorf("NotSupportedError", "env.ai.%s does not exist; use chat or embed", method)
 	}
 	if err != nil {
 		var p *api.Problem
 		switch {
 		case api.IsKind(err, api.KindBudgetExceeded):
-			return nil, fmt.Errorf("BudgetExceededError: %s", api.AsProblem(err).Detail)
+			return nil, isolate.HostErrorf("BudgetExceededError", "%s", api.AsProblem(err).Detail)
 		case errors.As(err, &p):
-			return nil, fmt.Errorf("ModelError: %s", p.Detail)
+			return nil, isolate.HostErrorf("ModelError", "%s", p.Detail)
 		}
 		a.log.ErrorContext(ctx, "env.ai", "agent", caller.Agent, "session", caller.Session, "err", err)
-		return nil, errors.New("ModelError: internal error (see the daemon log)")
+		return nil, &isolate.HostError{Name: "ModelError", Message: "internal error (see the daemon log)"}
 	}
 	return res.Body, nil
 }

@@ -44,7 +44,8 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Agents:    d.sessions,
 		Fetch:     toolFetcher{d},
 		Authorize: d.authorizeForTool,
-		Principal: d.httpPrincipal,
+		Principal: d.sessionPrincipal,
+		ActAs:     d.actAs,
 		Flow:      d.sec,
 	}
 	if d.sandboxes != nil && d.sandboxes.manager != nil {
@@ -82,10 +83,21 @@ func (d *Daemon) httpPrincipal(c toolbox.Caller) httpapi.Principal {
 	return p
 }
 
+// sessionPrincipal is the deployer a tool caller is for session.Deploy.
+func (d *Daemon) sessionPrincipal(c toolbox.Caller) session.Principal {
+	p := d.httpPrincipal(c)
+	return session.Principal{ID: p.ID, Kind: p.Kind}
+}
+
+// actAs returns ctx carrying the tool caller as the request principal.
+func (d *Daemon) actAs(ctx context.Context, c toolbox.Caller) context.Context {
+	return httpapi.WithPrincipal(ctx, d.httpPrincipal(c))
+}
+
 // authorizeForTool authorizes what a built-in tool does for its caller
 // (state, agents) exactly as the REST API would.
-func (d *Daemon) authorizeForTool(ctx context.Context, c toolbox.Caller, action string, res httpapi.Resource) error {
-	return d.sec.Authorize(ctx, security.Principal(d.httpPrincipal(c)), action, security.Resource(res))
+func (d *Daemon) authorizeForTool(ctx context.Context, c toolbox.Caller, action string, res builtin.Resource) error {
+	return d.sec.Authorize(ctx, security.Principal(d.httpPrincipal(c)), action, security.Resource{Type: res.Type, ID: res.ID, Parent: res.Parent})
 }
 
 // toolCaller turns an authenticated principal into a tool caller; a

@@ -94,7 +94,7 @@ func deploy(t testing.TB, m *Manager, manifest, code string) api.AgentVersion {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := m.Deploy(context.Background(), b)
+	v, err := m.Deploy(context.Background(), Principal{}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestDeployErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Deploy(context.Background(), b)
+	_, err = m.Deploy(context.Background(), Principal{}, b)
 	if !api.IsKind(err, api.KindValidation) {
 		t.Fatalf("syntax error: want validation problem, got %v", err)
 	}

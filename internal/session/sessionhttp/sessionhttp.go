@@ -1,4 +1,15 @@
-package session
+// Package sessionhttp serves the agent and session API over a
+// *session.Manager: deploy (POST /v1/agents), agents and their versions,
+// sessions (list, show, delete, hibernate), and the session traffic route
+// /agents/{agent}/sessions/{session}/{path...} that hands any request to a
+// session's fetch handler. It turns bundle and body-size errors into
+// problem+json answers, filters listings to what the caller may read, and
+// adapts the API authorizer to the session Manager's DeployAuthorizer.
+//
+// It owns no sessions, deploys nothing itself and does not authenticate:
+// the Manager does the work, and the Router's middleware has authenticated
+// and authorized the route before a handler runs.
+package sessionhttp
 
 import (
 	"bytes"
@@ -12,18 +23,30 @@ import (
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/session"
 )
 
-// Authorization actions of the session routes (Cedar action names, except
-// ActionAgentList, which any principal may ask: the answer is filtered).
-const (
-	ActionAgentDeploy   = "agent.deploy"
-	ActionAgentRead     = "agent.read"
-	ActionAgentList     = "agent.list"
-	ActionSessionCall   = "session.call"
-	ActionSessionRead   = "session.read"
-	ActionSessionDelete = "session.delete"
-)
+// Config configures a Handler.
+type Config struct {
+	// Manager serves the requests (required).
+	Manager *session.Manager
+	// Authorizer, if set, filters GET /v1/agents to the agents the caller
+	// may read (session.ActionAgentRead). Deploys are authorized by the
+	// Manager itself (session.Config.DeployAuthorizer, see
+	// AuthorizeDeploys), against the record they replace.
+	Authorizer httpapi.Authorizer
+}
+
+// Handler serves the agent and session API.
+type Handler struct {
+	m     *session.Manager
+	authz httpapi.Authorizer
+}
+
+// New returns a Handler; register it with Routes.
+func New(cfg Config) *Handler {
+	return &Handler{m: cfg.Manager, authz: cfg.Authorizer}
+}
 
 // AgentResource is the authorization resource of /…/agents/{agent}/….
 func AgentResource(r *http.Request) httpapi.Resource {
@@ -35,44 +58,47 @@ func SessionResource(r *http.Request) httpapi.Resource {
 	return httpapi.Resource{Type: "Session", ID: r.PathValue("session"), Parent: r.PathValue("agent")}
 }
 
-type filteringKey struct{}
-
-// Filtering marks ctx as filtering a listing: an authorizer asked under it
-// is checking items one by one for the caller, and need not audit each
-// denial as an attempt.
-func Filtering(ctx context.Context) context.Context {
-	return context.WithValue(ctx, filteringKey{}, true)
+// AuthorizeDeploys adapts the API authorizer to session.DeployAuthorizer:
+// a deploy is the action session.ActionAgentDeploy on the Agent it names.
+func AuthorizeDeploys(authz httpapi.Authorizer) session.DeployAuthorizer {
+	return deployAuthz{authz}
 }
 
-// IsFiltering reports whether ctx was marked by Filtering.
-func IsFiltering(ctx context.Context) bool { return ctx.Value(filteringKey{}) != nil }
+type deployAuthz struct{ authz httpapi.Authorizer }
 
-// Routes registers the agent, session and session-traffic endpoints without
-// per-item authorization checks (the router still authorizes each route).
-func (m *Manager) Routes(r *httpapi.Router) { m.SecureRoutes(r, nil) }
+func (a deployAuthz) AuthorizeDeploy(ctx context.Context, p session.Principal, agent string) error {
+	return a.authz.Authorize(ctx, httpapi.Principal{ID: p.ID, Kind: p.Kind}, session.ActionAgentDeploy,
+		httpapi.Resource{Type: "Agent", ID: agent})
+}
 
-// SecureRoutes registers the routes; authz, if not nil, is also asked inside
-// handlers where the route alone cannot name the resource (the agent a
-// bundle deploys) and filters lists to what the caller may read.
-func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
-	m.SetAuthorizer(authz)
+// principal is the authenticated caller of r as a session.Principal (the
+// zero Principal when there is none).
+func principal(r *http.Request) session.Principal {
+	p, _ := httpapi.PrincipalFrom(r.Context())
+	return session.Principal{ID: p.ID, Kind: p.Kind}
+}
+
+// Routes registers the agent, session and session-traffic endpoints (the
+// router authorizes each route; listings are filtered per item).
+func (h *Handler) Routes(r *httpapi.Router) {
+	m := h.m
 	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents", Tag: "agents",
 		Summary:            "Deploy a bundle (tar.gz of a directory with agent.json) as a new immutable version and make it current.",
 		RequestContentType: "application/gzip", Response: api.AgentVersion{}, Status: http.StatusCreated,
-		Action: ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
-		Handler: m.handleDeploy})
+		Action: session.ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
+		Handler: h.handleDeploy})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents", Tag: "agents", Summary: "List deployed agents (those the caller may read).",
-		Action: ActionAgentList, Response: api.AgentList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+		Action: session.ActionAgentList, Response: api.AgentList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			list, err := m.Agents(r.Context())
 			if err != nil {
 				return err
 			}
-			if authz != nil {
+			if h.authz != nil {
 				p, _ := httpapi.PrincipalFrom(r.Context())
-				fctx := Filtering(r.Context())
+				fctx := session.Filtering(r.Context())
 				kept := list[:0]
 				for _, a := range list {
-					if authz.Authorize(fctx, p, ActionAgentRead, httpapi.Resource{Type: "Agent", ID: a.Name}) == nil {
+					if h.authz.Authorize(fctx, p, session.ActionAgentRead, httpapi.Resource{Type: "Agent", ID: a.Name}) == nil {
 						kept = append(kept, a)
 					}
 				}
@@ -82,7 +108,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}", Tag: "agents", Summary: "Show an agent and its current manifest.",
-		Action: ActionAgentRead, Resource: AgentResource,
+		Action: session.ActionAgentRead, Resource: AgentResource,
 		Response: api.Agent{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			a, err := m.Agent(r.Context(), r.PathValue("agent"))
 			if err != nil {
@@ -92,7 +118,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/versions", Tag: "agents", Summary: "List an agent's versions, oldest first.",
-		Action: ActionAgentRead, Resource: AgentResource,
+		Action: session.ActionAgentRead, Resource: AgentResource,
 		Response: api.VersionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			vs, err := m.Versions(r.Context(), r.PathValue("agent"))
 			if err != nil {
@@ -102,7 +128,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions", Tag: "sessions", Summary: "List an agent's sessions.",
-		Action: ActionSessionRead, Resource: AgentResource,
+		Action: session.ActionSessionRead, Resource: AgentResource,
 		Response: api.SessionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			ss, err := m.Sessions(r.Context(), r.PathValue("agent"))
 			if err != nil {
@@ -112,7 +138,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions/{session}", Tag: "sessions", Summary: "Show one session.",
-		Action: ActionSessionRead, Resource: SessionResource,
+		Action: session.ActionSessionRead, Resource: SessionResource,
 		Response: api.Session{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			s, err := m.Session(r.Context(), r.PathValue("agent"), r.PathValue("session"))
 			if err != nil {
@@ -123,7 +149,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 		}})
 	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}/sessions/{session}", Tag: "sessions",
 		Summary: "Delete a session with its state, snapshot and alarm.", Status: http.StatusNoContent,
-		Action: ActionSessionDelete, Resource: SessionResource,
+		Action: session.ActionSessionDelete, Resource: SessionResource,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			if err := m.Delete(r.Context(), r.PathValue("agent"), r.PathValue("session")); err != nil {
 				return err
@@ -133,7 +159,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 		}})
 	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents/{agent}/sessions/{session}/hibernate", Tag: "sessions",
 		Summary: "Hibernate a live session now (snapshot its heap and free the isolate).", Response: api.Session{},
-		Action: ActionSessionCall, Resource: SessionResource,
+		Action: session.ActionSessionCall, Resource: SessionResource,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			a, id := r.PathValue("agent"), r.PathValue("session")
 			if err := m.Hibernate(r.Context(), a, id); err != nil {
@@ -146,8 +172,8 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 			httpapi.WriteJSON(w, http.StatusOK, s)
 			return nil
 		}})
-	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: m.handleTraffic, AnyQuery: true, // the agent's own URL
-		Action: ActionSessionCall, Resource: SessionResource,
+	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: h.handleTraffic, AnyQuery: true, // the agent's own URL
+		Action: session.ActionSessionCall, Resource: SessionResource,
 		Summary: "Send a request (any method, headers, body) to the session's fetch handler; the session is created on first use."}
 	for _, p := range []string{"/agents/{agent}/sessions/{session}", "/agents/{agent}/sessions/{session}/{path...}"} {
 		traffic.Path = p
@@ -157,7 +183,7 @@ func (m *Manager) SecureRoutes(r *httpapi.Router, authz httpapi.Authorizer) {
 
 // handleDeploy loads the bundle; Deploy authorizes the deployer for the
 // agent the manifest names (the route alone could not name it).
-func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) handleDeploy(w http.ResponseWriter, r *http.Request) error {
 	b, err := bundle.LoadTarGz(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -166,7 +192,7 @@ func (m *Manager) handleDeploy(w http.ResponseWriter, r *http.Request) error {
 		}
 		return bundleProblem(err)
 	}
-	v, err := m.Deploy(r.Context(), b)
+	v, err := h.m.Deploy(r.Context(), principal(r), b)
 	if err != nil {
 		return err
 	}
@@ -191,10 +217,12 @@ func bundleProblem(err error) error {
 var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true,
 	"Upgrade": true, "Proxy-Authorization": true, "Te": true, "Trailer": true, "Authorization": true}
 
-func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
+// handleTraffic hands the request to the session's fetch handler and
+// writes its response.
+func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	agent, id := r.PathValue("agent"), r.PathValue("session")
 	// The router checked agent and session against api.IDRules.
-	body, err := readBody(r.Body, m.maxBody())
+	body, err := readBody(r.Body, h.m.MaxBodyBytes())
 	if err != nil {
 		return err
 	}
@@ -216,14 +244,14 @@ func (m *Manager) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 			req.Headers = append(req.Headers, [2]string{k, v})
 		}
 	}
-	resp, err := m.Call(r.Context(), agent, id, req)
+	resp, err := h.m.Call(r.Context(), agent, id, req)
 	if err != nil {
 		return err
 	}
-	h := w.Header()
+	hdr := w.Header()
 	for _, kv := range resp.Headers {
 		if !hopHeaders[http.CanonicalHeaderKey(kv[0])] {
-			h.Add(kv[0], kv[1])
+			hdr.Add(kv[0], kv[1])
 		}
 	}
 	status := resp.Status
@@ -247,12 +275,7 @@ func readBody(r io.Reader, limit int) ([]byte, error) {
 		return nil, api.Errorf(api.KindBadRequest, "read request body: %v", err)
 	}
 	if len(body) > limit {
-		return nil, bodyTooLarge("request body", limit)
+		return nil, session.BodyTooLarge("request body", limit)
 	}
 	return body, nil
-}
-
-// bodyTooLarge is the 413 problem for a body over the session limit.
-func bodyTooLarge(what string, limit int) error {
-	return api.Errorf(api.KindTooLarge, "%s is larger than the session body limit of %d bytes (session_max_body_bytes)", what, limit)
 }

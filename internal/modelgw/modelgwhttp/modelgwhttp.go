@@ -1,41 +1,62 @@
-package modelgw
+// Package modelgwhttp serves the model gateway's HTTP API over a
+// *modelgw.Gateway: the OpenAI-compatible POST /v1/chat/completions (JSON,
+// or server-sent events with stream: true) and POST /v1/embeddings, and the
+// administration of providers (/v1/model-providers), token budgets
+// (/v1/model-budgets) and usage (/v1/usage). It reads and checks request
+// bodies (JSON content type, the router's size limit) and tells the gateway
+// who calls (Config.Caller).
+//
+// It owns no providers, budgets or usage records and sends nothing
+// upstream: the Gateway does. It does not authenticate; the Router's
+// middleware has done that and checked the route's action before a handler
+// runs.
+package modelgwhttp
 
 import (
-	"errors"
-	"io"
-	"mime"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/modelgw"
 )
-
-var timeZero time.Time
-
-// InvokeAction is the Cedar action of completions and embeddings.
-const InvokeAction = "model.invoke"
 
 // CallerFunc tells who an authenticated request is for (its session, its
 // agent, or its user).
-type CallerFunc func(r *http.Request) (Caller, error)
+type CallerFunc func(r *http.Request) (modelgw.Caller, error)
+
+// Config configures a Handler.
+type Config struct {
+	Gateway *modelgw.Gateway // required
+	Caller  CallerFunc       // required: who a completion or embedding is for
+}
+
+// Handler serves the gateway's API.
+type Handler struct {
+	g        *modelgw.Gateway
+	callerOf CallerFunc
+}
+
+// New returns a Handler; register it with Routes.
+func New(cfg Config) *Handler {
+	return &Handler{g: cfg.Gateway, callerOf: cfg.Caller}
+}
 
 // Routes registers the gateway's endpoints. Completions and embeddings
-// take the InvokeAction (and Authorize per model); provider, budget and
-// usage administration are for administrators.
-func (g *Gateway) Routes(rt *httpapi.Router, callerOf CallerFunc) {
-	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/chat/completions", Tag: "models", Action: InvokeAction,
+// take modelgw.InvokeAction (and the gateway authorizes per model);
+// provider, budget and usage administration are for administrators.
+func (h *Handler) Routes(rt *httpapi.Router) {
+	g := h.g
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/chat/completions", Tag: "models", Action: modelgw.InvokeAction,
 		Summary: "OpenAI-compatible chat completion through the configured providers (stream: true for server-sent events).",
 		Request: api.ChatCompletionRequest{}, Response: api.ChatCompletion{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			return g.serve(w, r, callerOf, chatEndpoint)
+			return h.serve(w, r, true)
 		}})
-	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/embeddings", Tag: "models", Action: InvokeAction,
+	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/embeddings", Tag: "models", Action: modelgw.InvokeAction,
 		Summary: "OpenAI-compatible embeddings through the configured providers.",
 		Request: api.EmbeddingRequest{}, Response: api.EmbeddingResponse{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			return g.serve(w, r, callerOf, embedEndpoint)
+			return h.serve(w, r, false)
 		}})
 	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/model-providers", Tag: "models", Status: http.StatusCreated,
 		Summary: "Add or replace a model provider (base URL, API key secret, models, priority, prices).",
@@ -58,8 +79,7 @@ func (g *Gateway) Routes(rt *httpapi.Router, callerOf CallerFunc) {
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/model-providers", Tag: "models",
 		Summary: "List model providers in fallback order.", Response: api.ModelProviderList{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
-			g.invalidate()
-			ps, err := g.Providers(r.Context())
+			ps, err := g.ListProviders(r.Context())
 			if err != nil {
 				return err
 			}
@@ -110,7 +130,7 @@ func (g *Gateway) Routes(rt *httpapi.Router, callerOf CallerFunc) {
 		},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			q := r.URL.Query()
-			rep, err := g.Usage(r.Context(), UsageFilter{Agent: q.Get("agent"), Session: q.Get("session"), User: q.Get("user")})
+			rep, err := g.Usage(r.Context(), modelgw.UsageFilter{Agent: q.Get("agent"), Session: q.Get("session"), User: q.Get("user")})
 			if err != nil {
 				return err
 			}
@@ -119,25 +139,23 @@ func (g *Gateway) Routes(rt *httpapi.Router, callerOf CallerFunc) {
 		}})
 }
 
-// serve handles one completion or embedding request.
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, callerOf CallerFunc, kind endpoint) error {
-	body, err := readBody(r)
+// serve handles one completion (chat) or embedding request.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, chat bool) error {
+	body, err := httpapi.ReadJSON(r)
 	if err != nil {
 		return err
 	}
-	c, err := callerOf(r)
+	c, err := h.callerOf(r)
 	if err != nil {
 		return err
 	}
-	cl, err := g.prepare(r.Context(), c, kind, body)
-	if err != nil {
-		return err
+	var res *modelgw.Result
+	if chat {
+		res, err = h.g.ServeChat(r.Context(), w, c, body)
+	} else {
+		res, err = h.g.Embed(r.Context(), c, body)
 	}
-	if cl.req.stream {
-		return g.stream(r.Context(), w, cl)
-	}
-	res, err := g.run(r.Context(), cl)
-	if err != nil {
+	if err != nil || res == nil { // nil: streamed to w
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -150,25 +168,4 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, callerOf CallerF
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Body)
 	return nil
-}
-
-// readBody reads a JSON request body within the router's size limit.
-func readBody(r *http.Request) ([]byte, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !jsonContentType(ct) {
-		return nil, api.Errorf(api.KindUnsupportedMedia, "content type %q is not supported: send application/json", ct)
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
-		}
-		return nil, api.Errorf(api.KindBadRequest, "read request body: %v", err)
-	}
-	return body, nil
-}
-
-func jsonContentType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
