@@ -26,6 +26,7 @@ const (
 	IDToken    IDKind = "token"    // token id (jti)
 	IDVersion  IDKind = "version"  // agent version
 	IDStateKey IDKind = "state-key"
+	IDNode     IDKind = "node" // cluster member name
 	// IDLedgerEntry is a ledger entry's index (decimal) and IDLedgerHash a
 	// ledger entry's leaf hash (64 lowercase hex digits).
 	IDLedgerEntry IDKind = "ledger-entry"
@@ -76,6 +77,7 @@ var IDRules = map[IDKind]IDRule{
 	IDToken:    {IDToken, 128, "A-Z a-z 0-9 . _ -", segment, true},
 	IDVersion:  {IDVersion, 64, "A-Z a-z 0-9 . _ -", segment, true},
 	IDStateKey: {IDStateKey, 512, "any bytes", nil, false},
+	IDNode:     {IDNode, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
 	// uint64 has at most 20 digits; a leaf hash is 32 bytes in hex.
 	IDLedgerEntry: {IDLedgerEntry, 20, "0-9", decimal, false},
 	IDLedgerHash:  {IDLedgerHash, 64, "0-9 a-f", lowerHex, false},

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -13,81 +12,8 @@ import (
 
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/store/storetest"
 )
-
-// freePorts reserves n loopback ports and frees them for the servers.
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var ls []net.Listener
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
-}
-
-// peerTLS is node name's route TLS from ca.
-func peerTLS(t *testing.T, ca *identity.CA, name string) *tls.Config {
-	t.Helper()
-	id, err := identity.NewID(ca.TrustDomain(), identity.KindNode, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rot, err := ca.NewRotator(id, "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca.PeerTLSConfig(rot)
-}
-
-// openCluster starts n members named n0.. that route to each other and
-// waits until all have a JetStream meta leader.
-func openCluster(t *testing.T, ca *identity.CA, n int) []*store.Store {
-	t.Helper()
-	addrs := freePorts(t, n)
-	stores := make([]*store.Store, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for i := range n {
-		var routes []string
-		for j, a := range addrs {
-			if j != i {
-				routes = append(routes, "nats-route://"+a)
-			}
-		}
-		name := "n" + strconv.Itoa(i)
-		o := store.Options{Dir: t.TempDir(), NoSync: true, Replicas: min(n, 3), Cluster: &store.ClusterOptions{
-			Name: "test", Node: name, Listen: addrs[i], Routes: routes, TLS: peerTLS(t, ca, name)}}
-		wg.Go(func() { stores[i], errs[i] = store.Open(ctx, o) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
-		t.Cleanup(func() { stores[i].Close() })
-	}
-	return stores
-}
-
-func newCA(t *testing.T, td string) *identity.CA {
-	t.Helper()
-	ca, err := identity.LoadOrCreateCA(identity.Config{TrustDomain: td}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
 
 // TestClusterReplicatesAndCountsExactly: three members over mutual-TLS
 // routes share replicated buckets; compare-and-set increments spread over
@@ -97,8 +23,8 @@ func TestClusterReplicatesAndCountsExactly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-member cluster")
 	}
-	ca := newCA(t, "cluster.test")
-	ss := openCluster(t, ca, 3)
+	ca := storetest.NewCA(t, "cluster.test")
+	ss := storetest.OpenCluster(t, ca, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	kvs := make([]store.KV, len(ss))
@@ -186,8 +112,8 @@ func TestClusterReplicatesAndCountsExactly(t *testing.T) {
 // TLS, and a server whose certificate is not a node SVID of the cluster's
 // trust domain cannot join.
 func TestClusterRouteAuthClass(t *testing.T) {
-	ca := newCA(t, "cluster.test")
-	good := peerTLS(t, ca, "n0")
+	ca := storetest.NewCA(t, "cluster.test")
+	good := storetest.PeerTLS(t, ca, "n0")
 	noClientAuth := good.Clone()
 	noClientAuth.ClientAuth = tls.NoClientCert
 	unverified := good.Clone()
@@ -224,8 +150,8 @@ func TestClusterRouteAuthClass(t *testing.T) {
 	// A stranger with a certificate from another CA (same trust domain
 	// name), and a non-node SVID of the right CA, both route to a member of
 	// a running cluster: neither gets a route, the member keeps its one peer.
-	ss := openCluster(t, ca, 2)
-	other := newCA(t, "cluster.test")
+	ss := storetest.OpenCluster(t, ca, 2)
+	other := storetest.NewCA(t, "cluster.test")
 	userID, err := identity.NewID(ca.TrustDomain(), identity.KindUser, "mallory")
 	if err != nil {
 		t.Fatal(err)
@@ -234,8 +160,8 @@ func TestClusterRouteAuthClass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addrs := freePorts(t, 2)
-	for i, bad := range []*tls.Config{peerTLS(t, other, "n1"), ca.PeerTLSConfig(userRot)} {
+	addrs := storetest.FreeAddrs(t, 2)
+	for i, bad := range []*tls.Config{storetest.PeerTLS(t, other, "n1"), ca.PeerTLSConfig(userRot)} {
 		sctx, scancel := context.WithTimeout(ctx, 3*time.Second)
 		s, err := store.Open(sctx, store.Options{Dir: t.TempDir(), NoSync: true, Cluster: &store.ClusterOptions{
 			Name: "test", Node: "x" + strconv.Itoa(i), Listen: addrs[i], Routes: []string{ss[0].ClusterAddr().String()}, TLS: bad}})
