@@ -68,8 +68,8 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 		})
 		peerTLS := storetest.PeerTLS(t, ca, name)
 		fwd := &cluster.Forwarder{Node: name, Owners: m, Local: local,
-			Transport: &http.Transport{TLSClientConfig: peerTLS, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64}}
-		srv := &http.Server{Handler: fwd.Peer(), TLSConfig: peerTLS, ReadHeaderTimeout: 5 * time.Second,
+			Transport: &http.Transport{TLSClientConfig: peerTLS.Clone(), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64}}
+		srv := &http.Server{Handler: fwd.Peer(), TLSConfig: peerTLS.Clone(), ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: log.New(io.Discard, "", 0)} // refused handshakes are the point of some tests
 		go srv.ServeTLS(ln, "", "")
 		pub := httptest.NewServer(fwd)
