@@ -63,7 +63,7 @@ type Daemon struct {
 	ready     atomic.Bool
 	stopped   chan struct{}
 
-	egressHooks EgressTestHooks
+	egressHooks egressHooks // tests only (egress_export_test.go)
 
 	// toolRegistry and toolSink are set by startToolRegistry and
 	// attachToolRegistry (tools_registry.go).

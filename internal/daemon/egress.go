@@ -40,17 +40,16 @@ type egressCall struct {
 	sandbox        string   // sandbox id, when a sandbox makes the request
 }
 
-// EgressTestHooks loosen the egress proxy for tests and benchmarks that
-// need loopback upstreams under made-up names. Never for production.
-type EgressTestHooks struct {
+// egressHooks loosen the egress proxy for the package's tests, which set
+// them through SetEgressTestHooks (egress_export_test.go). Benchmarks and
+// other packages' tests use the egress_loopback_hosts and
+// egress_upstream_ca_file settings instead.
+type egressHooks struct {
 	Resolver      egress.Resolver
 	AllowLoopback bool
 	// UpstreamRoots replaces the system roots for verifying upstreams.
 	UpstreamRoots *x509.CertPool
 }
-
-// SetEgressTestHooks installs h; call before Start. Tests and benchmarks only.
-func (d *Daemon) SetEgressTestHooks(h EgressTestHooks) { d.egressHooks = h }
 
 // manifestDecider allows a request only to hosts the calling agent's
 // manifest lists. The egress proxy has already refused private, loopback and
@@ -80,6 +79,9 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	cfg := egress.Config{Decider: manifestDecider, Logger: d.log.With("component", "egress"),
 		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
 		UpstreamRoots: d.egressHooks.UpstreamRoots, AllowPrivate: privateGrant}
+	if err := d.egressSettings(&cfg); err != nil {
+		return nil, err
+	}
 	if s := d.sec; s != nil {
 		cfg.Decider = modelDecider{next: s} // model gateway calls: models.go
 		cfg.Secrets = s.modelSecrets(s.substituteSecrets)
@@ -431,21 +433,6 @@ func (s *security) clientCert(_ context.Context, caller egress.Caller) (*tls.Cer
 		raw[i] = c.Raw
 	}
 	return &tls.Certificate{Certificate: raw, PrivateKey: svid.PrivateKey, Leaf: svid.Certificates[0]}, nil
-}
-
-// FetchAsSession sends req through the egress path of a session of agent
-// (manifest allowlist, policy, labels, secrets, audit), as agent code's
-// fetch() would. For benchmarks and tests; the agent must be deployed.
-func (d *Daemon) FetchAsSession(ctx context.Context, agent, sess string, req *http.Request) (*http.Response, error) {
-	var allow []string
-	if d.sec != nil {
-		info, ok, err := d.sessions.AgentInfo(ctx, agent)
-		if err != nil || !ok {
-			return nil, fmt.Errorf("agent %s: not deployed (%v)", agent, err)
-		}
-		allow = info.Manifest.Egress
-	}
-	return sessionFetcher{d.proxy, d.sec}.Fetch(ctx, session.Caller{Agent: agent, Session: sess, Egress: allow}, req)
 }
 
 // taintSession lowers the integrity of the session that made a sandbox when
