@@ -11,7 +11,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
-	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 )
@@ -62,7 +61,7 @@ func connect(ctx context.Context, t Target, conc int, tune func(*config.Config))
 		_ = d.Shutdown(context.Background())
 		os.RemoveAll(dir)
 	}}
-	tok, err := os.ReadFile(filepath.Join(dir, auth.TokenFile))
+	tok, err := os.ReadFile(filepath.Join(dir, daemon.TokenFile))
 	if err != nil {
 		n.stop()
 		return nil, fmt.Errorf("admin token: %w", err)

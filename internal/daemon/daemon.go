@@ -40,6 +40,10 @@ import (
 // (a leftover describes a daemon that is gone) and when it shuts down.
 const AddrFile = "api.addr"
 
+// TokenFile is the admin token's file in the data dir, for clients on the
+// daemon's machine (the CLI's --data).
+const TokenFile = auth.TokenFile
+
 // Daemon is one running agentcloud node.
 type Daemon struct {
 	cfg     config.Config
