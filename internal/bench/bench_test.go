@@ -62,14 +62,26 @@ func TestSandboxRuns(t *testing.T) {
 func TestOptionsRefusedClass(t *testing.T) {
 	ctx := context.Background()
 	for name, f := range map[string]func() error{
-		"sessions zero":    func() error { _, err := Sessions(ctx, SessionsOptions{Concurrency: 1, Activations: 1, Duration: 1}); return err },
-		"sessions no time": func() error { _, err := Sessions(ctx, SessionsOptions{Sessions: 1, Concurrency: 1, Activations: 1}); return err },
-		"sandbox n":        func() error { _, err := Sandbox(ctx, SandboxOptions{Concurrency: 1}); return err },
-		"sandbox alive":    func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Alive: -1}); return err },
-		"authz entities":   func() error { _, err := Authz(ctx, AuthzOptions{Tools: 5, Entities: 6, Decisions: 100, Requests: 10}); return err },
-		"authz requests":   func() error { _, err := Authz(ctx, AuthzOptions{Tools: 1, Entities: 3, Decisions: 100, Requests: 9}); return err },
-		"tools n":          func() error { _, err := Tools(ctx, ToolsOptions{}); return err },
-		"tools run-code":   func() error { _, err := Tools(ctx, ToolsOptions{N: 1, RunCode: -1}); return err },
+		"sessions zero": func() error {
+			_, err := Sessions(ctx, SessionsOptions{Concurrency: 1, Activations: 1, Duration: 1})
+			return err
+		},
+		"sessions no time": func() error {
+			_, err := Sessions(ctx, SessionsOptions{Sessions: 1, Concurrency: 1, Activations: 1})
+			return err
+		},
+		"sandbox n":     func() error { _, err := Sandbox(ctx, SandboxOptions{Concurrency: 1}); return err },
+		"sandbox alive": func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Alive: -1}); return err },
+		"authz entities": func() error {
+			_, err := Authz(ctx, AuthzOptions{Tools: 5, Entities: 6, Decisions: 100, Requests: 10})
+			return err
+		},
+		"authz requests": func() error {
+			_, err := Authz(ctx, AuthzOptions{Tools: 1, Entities: 3, Decisions: 100, Requests: 9})
+			return err
+		},
+		"tools n":        func() error { _, err := Tools(ctx, ToolsOptions{}); return err },
+		"tools run-code": func() error { _, err := Tools(ctx, ToolsOptions{N: 1, RunCode: -1}); return err },
 	} {
 		if err := f(); err == nil {
 			t.Errorf("%s: accepted", name)
