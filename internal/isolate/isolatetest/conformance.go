@@ -127,6 +127,13 @@ func InstanceConformance(t *testing.T, impl Impl) {
 		}
 		counts(t, call(t, inst, h, "GET", "http://agent/"), 2, 2)
 	})
+	endings(t, impl)
+}
+
+// endings runs the clauses about how an instance stops and shares itself:
+// preemption, Close and concurrent calls.
+func endings(t *testing.T, impl Impl) {
+	ctx := context.Background()
 	t.Run("a deadline preempts a loop and kills the instance", func(t *testing.T) {
 		inst, h := impl.start(t), NewMemHost()
 		actx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
