@@ -128,7 +128,8 @@ func maskJSON(out string, keys []string) string {
 
 // TestJSONOutputGolden runs every CLI command that prints data with -o json
 // against a real daemon, in one scenario (deploy, call, sessions, secrets,
-// policy, tokens, models, tools, audit, sandboxes), and keeps each output in
+// policy, tokens, identities, models, tools and the tool registry, audit,
+// sandboxes), and keeps each output in
 // testdata/json/<step>.json with times, ids and sizes that vary between runs
 // masked.
 func TestJSONOutputGolden(t *testing.T) {
@@ -146,6 +147,12 @@ func TestJSONOutputGolden(t *testing.T) {
 	}
 	secretFile := filepath.Join(work, "secret")
 	os.WriteFile(secretFile, []byte("sk-example"), 0o600)
+	cedarFile := filepath.Join(work, "my.cedar")
+	os.WriteFile(cedarFile, []byte(`@id("alice-may-ping")`+"\npermit (principal == User::\"alice\", action == Action::\"tool.call\", resource == Tool::\"ping\");\n"), 0o644)
+	pets, err := filepath.Abs(filepath.Join("..", "..", "examples", "pets.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var sandboxID string
 	steps := []jsonStep{
 		{name: "version", args: []string{"version"}, mask: []string{"go_version"}},
@@ -158,11 +165,14 @@ func TestJSONOutputGolden(t *testing.T) {
 		{name: "sessions_hibernate", args: []string{"sessions", "hibernate", "hello/s1"}, mask: []string{"snapshot_bytes"}},
 		{name: "secret_set", args: []string{"secret", "set", "API_KEY", "--from-file", secretFile, "--allow-host", "api.example.com"}},
 		{name: "secret_list", args: []string{"secret", "list"}},
+		{name: "policy_apply", args: []string{"policy", "apply", cedarFile}},
 		{name: "policy_show", args: []string{"policy", "show"}},
 		{name: "policy_test", args: []string{"policy", "test", "--principal", "user:alice", "--action", "agent.read", "--resource", "Agent::hello"}},
 		{name: "policy_trusted_hosts", args: []string{"policy", "trusted-hosts", "api.example.com"}},
 		{name: "policy_private_hosts", args: []string{"policy", "private-hosts"}},
 		{name: "token_create", args: []string{"token", "create", "--subject", "user:alice", "--ttl", "1h"}, mask: []string{"token", "id"}},
+		{name: "identity_issue", args: []string{"identity", "issue", "--spiffe-id", "user:alice", "--cert", filepath.Join(work, "alice.crt"),
+			"--key", filepath.Join(work, "alice.key"), "--bundle", filepath.Join(work, "ca.crt")}},
 		{name: "approvals_list", args: []string{"approvals", "list"}},
 		{name: "audit_list", args: []string{"audit", "list", "--type", "secret"}, mask: []string{"seq", "next"}},
 		{name: "models_add", args: []string{"models", "add", "local", "--base-url", "https://api.example.com/v1", "--models", "default=m1", "--price", "m1=1/2"}},
@@ -170,13 +180,21 @@ func TestJSONOutputGolden(t *testing.T) {
 		{name: "models_budget", args: []string{"models", "budget", "--agent", "hello", "--tokens", "1000"}},
 		{name: "models_budgets", args: []string{"models", "budgets"}},
 		{name: "usage", args: []string{"usage"}},
+		{name: "models_remove", args: []string{"models", "remove", "local"}},
 		{name: "tools_list", args: []string{"tools", "list"}},
 		{name: "tools_search", args: []string{"tools", "search", "state"}},
 		{name: "tools_call", args: []string{"tools", "call", "ping"}},
+		{name: "tools_add", args: []string{"tools", "add", "pets", "--openapi", pets}},
 		{name: "tools_registry", args: []string{"tools", "registry"}},
+		{name: "tools_registry_name", args: []string{"tools", "registry", "pets"}},
+		{name: "tools_refresh", args: []string{"tools", "refresh", "pets"}},
+		{name: "tools_approve", args: []string{"tools", "approve", "pets"}},
+		{name: "tools_remove", args: []string{"tools", "remove", "pets"}},
 		{name: "sandbox_create", args: []string{"sandbox", "create", "--tier", "process"}, root: true},
 		{name: "sandbox_show", args: []string{"sandbox", "show", "SANDBOX"}, root: true},
 		{name: "sandbox_list", args: []string{"sandbox", "list"}, root: true},
+		{name: "sandbox_exec", args: []string{"sandbox", "exec", "--background", "SANDBOX", "--", "true"}, mask: []string{"pid"}, root: true},
+		{name: "sandbox_cp", args: []string{"sandbox", "cp", secretFile, "SANDBOX:/workspace/copied"}, root: true},
 		{name: "sandbox_ls", args: []string{"sandbox", "ls", "SANDBOX"}, root: true},
 	}
 	used := map[string]bool{}
@@ -194,9 +212,7 @@ func TestJSONOutputGolden(t *testing.T) {
 			}
 			args := append([]string{"--data", data, "-o", "json"}, st.args...)
 			for i, a := range args {
-				if a == "SANDBOX" {
-					args[i] = sandboxID
-				}
+				args[i] = strings.ReplaceAll(a, "SANDBOX", sandboxID)
 			}
 			code, out, errOut := runCLI(t, args...)
 			if code != 0 {
@@ -208,6 +224,7 @@ func TestJSONOutputGolden(t *testing.T) {
 			if sandboxID != "" {
 				out = strings.ReplaceAll(out, sandboxID, "<sandbox-id>")
 			}
+			out = strings.ReplaceAll(strings.ReplaceAll(out, work, "<work>"), pets, "<examples>/pets.yaml")
 			golden(t, file, maskJSON(out, st.mask))
 		})
 	}
