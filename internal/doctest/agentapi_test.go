@@ -79,13 +79,14 @@ func TestAgentAPIDocClass(t *testing.T) {
 }
 
 // hostErrorNames are the JavaScript error names the Go side throws into
-// agent code: string literals starting "XxxError: " or Name: "XxxError"
-// in non-test Go files under internal/, and the names of the toolbox's
-// error codes ("rate_limited" → RateLimitedError).
+// agent code: string literals starting "XxxError: ", Name: "XxxError" and
+// HostErrorf("XxxError", ...) (isolate.HostError) in non-test Go files
+// under internal/, and the names of the toolbox's error codes
+// ("rate_limited" → RateLimitedError).
 func hostErrorNames(t *testing.T) []string {
 	t.Helper()
 	root := repoRoot(t)
-	lit := regexp.MustCompile(`"([A-Z][A-Za-z]*Error): |Name:\s*"([A-Z][A-Za-z]*Error)"`)
+	lit := regexp.MustCompile(`"([A-Z][A-Za-z]*Error): |Name:\s*"([A-Z][A-Za-z]*Error)"|HostErrorf\(\s*"([A-Z][A-Za-z]*Error)"`)
 	code := regexp.MustCompile(`\bCode[A-Za-z]*\s+Code = "([a-z_]+)"`)
 	var out []string
 	add := func(n string) {
@@ -102,7 +103,7 @@ func hostErrorNames(t *testing.T) []string {
 			return err
 		}
 		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
-			add(m[1] + m[2])
+			add(m[1] + m[2] + m[3])
 		}
 		if strings.HasSuffix(p, filepath.Join("toolbox", "errors.go")) {
 			for _, m := range code.FindAllStringSubmatch(string(b), -1) {

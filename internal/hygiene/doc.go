@@ -1,7 +1,7 @@
 // Package hygiene holds repository-wide tests that keep the codebase honest:
 // every package has a doc comment; api/ and client/ import only the
 // standard library (client/ may also import api/); the layer rules (which
-// packages may import which, written as data in layers_test.go); size caps
+// packages may import which, written as data in imports_test.go); size caps
 // for files and functions; and no init() functions. Lists of today's
 // exceptions must shrink: an entry that is no longer needed fails the test.
 // It has no runtime code.

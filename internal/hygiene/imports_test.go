@@ -136,7 +136,7 @@ func TestLayerRules(t *testing.T) {
 		for _, imp := range imps {
 			key := dir + " " + imp
 			if _, ok := v[key]; !ok {
-				t.Errorf("%s no longer imports %s (or may now): delete it from layerExceptions in layers_test.go", dir, imp)
+				t.Errorf("%s no longer imports %s (or may now): delete it from layerExceptions in imports_test.go", dir, imp)
 			}
 			delete(v, key)
 		}
