@@ -23,8 +23,14 @@ var (
 // maxEnvValue is the largest plain env value, in bytes.
 const maxEnvValue = 4 << 10
 
-// reservedEnv are env keys the runtime sets itself.
-var reservedEnv = map[string]bool{"state": true, "session": true, "tools": true, "secrets": true}
+// reservedEnv are env keys the runtime sets itself: the env bindings of
+// the JavaScript prelude (internal/isolate/prelude.js), and secrets.
+var reservedEnv = map[string]bool{"state": true, "session": true, "tools": true, "ai": true, "sandbox": true, "secrets": true}
+
+// ReservedEnv reports whether name is an env key the runtime sets itself
+// (env.state, env.session, env.tools, env.ai, env.sandbox, env.secrets),
+// which a manifest's env may not use.
+func ReservedEnv(name string) bool { return reservedEnv[name] }
 
 // validate checks the decoded values. Fields that failed to decode hold
 // their zero value and already have a problem, so zero values are skipped

@@ -121,6 +121,17 @@ type Config struct {
 	// Gateway is the front door: traffic classes, fair queuing, rate
 	// limits, Web Bot Auth and hostile-client limits (gateway.go).
 	Gateway Gateway `json:"gateway"`
+	// EgressLoopbackHosts are "NAME" or "NAME=ADDR" entries: the egress
+	// proxy resolves NAME to the loopback address ADDR (default 127.0.0.1)
+	// and lets requests to it through, for stand-in upstreams on this
+	// machine in benchmarks and local test benches. Only these names reach
+	// loopback; the daemon's own ports stay refused. Refused unless listen
+	// is a loopback address (egress.go).
+	EgressLoopbackHosts []string `json:"egress_loopback_hosts"`
+	// EgressUpstreamCAFile is a PEM file of CA certificates the egress
+	// proxy trusts for upstream HTTPS besides the system roots (a private
+	// CA, or the stand-ins' CA in a test bench).
+	EgressUpstreamCAFile string `json:"egress_upstream_ca_file"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -376,6 +387,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		c.SessionMaxBodyBytes = n
 	}
 	c.loadGatewayEnv(lookup, &errs)
+	c.loadEgressEnv(lookup)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -484,6 +496,7 @@ func (c Config) Validate() error {
 		add("audit_auth_failures_per_minute", strconv.Itoa(n), "want from 1 to 100000")
 	}
 	errs = append(errs, c.validateTLS()...)
+	errs = append(errs, c.validateEgress()...)
 	if !validTrustDomain(c.TrustDomain) {
 		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")
 	}

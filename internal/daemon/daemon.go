@@ -43,6 +43,10 @@ import (
 // (a leftover describes a daemon that is gone) and when it shuts down.
 const AddrFile = "api.addr"
 
+// TokenFile is the admin token's file in the data dir, for clients on the
+// daemon's machine (the CLI's --data).
+const TokenFile = auth.TokenFile
+
 // Daemon is one running agentcloud node.
 type Daemon struct {
 	cfg     config.Config
@@ -70,7 +74,7 @@ type Daemon struct {
 	ready      atomic.Bool
 	stopped    chan struct{}
 
-	egressHooks EgressTestHooks
+	egressHooks egressHooks // tests only (egress_export_test.go)
 
 	// toolRegistry and toolSink are set by startToolRegistry and
 	// attachToolRegistry (tools_registry.go).

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,17 +19,16 @@ import (
 	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 )
 
-// EgressTestHooks loosen the egress proxy for tests and benchmarks that
-// need loopback upstreams under made-up names. Never for production.
-type EgressTestHooks struct {
+// egressHooks loosen the egress proxy for the package's tests, which set
+// them through SetEgressTestHooks (egress_export_test.go). Benchmarks and
+// other packages' tests use the egress_loopback_hosts and
+// egress_upstream_ca_file settings instead.
+type egressHooks struct {
 	Resolver      egress.Resolver
 	AllowLoopback bool
 	// UpstreamRoots replaces the system roots for verifying upstreams.
 	UpstreamRoots *x509.CertPool
 }
-
-// SetEgressTestHooks installs h; call before Start. Tests and benchmarks only.
-func (d *Daemon) SetEgressTestHooks(h EgressTestHooks) { d.egressHooks = h }
 
 // newEgressProxy builds the one outbound proxy: every request decided by
 // the security part (the manifest or sandbox allowlist and the policy
@@ -38,7 +36,7 @@ func (d *Daemon) SetEgressTestHooks(h EgressTestHooks) { d.egressHooks = h }
 // substituted by its hook, every decision audited.
 func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	s := d.sec
-	return egress.New(egress.Config{Decider: s, Secrets: s.SubstituteSecrets, Auditor: egress.AuditorFunc(s.AuditEgress),
+	cfg := egress.Config{Decider: s, Secrets: s.SubstituteSecrets, Auditor: egress.AuditorFunc(s.AuditEgress),
 		ClientCert: s.ClientCert, AllowPrivate: s.AllowPrivate,
 		// CONNECT from sandboxes is intercepted with leaves from the
 		// platform CA, which sandboxes trust (sandboxCABundle), so each
@@ -46,7 +44,11 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 		InterceptCA: s.CA().Certificate(), InterceptKey: s.CA().Signer(),
 		Logger:   d.log.With("component", "egress"),
 		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
-		UpstreamRoots: d.egressHooks.UpstreamRoots})
+		UpstreamRoots: d.egressHooks.UpstreamRoots}
+	if err := d.egressSettings(&cfg); err != nil {
+		return nil, err
+	}
+	return egress.New(cfg)
 }
 
 // protectListeners makes the egress proxy refuse the daemon's own API
@@ -79,17 +81,6 @@ func (l *lateFetcher) Fetch(ctx context.Context, c session.Caller, req *http.Req
 		return nil, errors.New("egress is not ready")
 	}
 	return (*f).Fetch(ctx, c, req)
-}
-
-// FetchAsSession sends req through the egress path of a session of agent
-// (manifest allowlist, policy, labels, secrets, audit), as agent code's
-// fetch() would. For benchmarks and tests; the agent must be deployed.
-func (d *Daemon) FetchAsSession(ctx context.Context, agent, sess string, req *http.Request) (*http.Response, error) {
-	info, ok, err := d.sessions.AgentInfo(ctx, agent)
-	if err != nil || !ok {
-		return nil, fmt.Errorf("agent %s: not deployed (%v)", agent, err)
-	}
-	return d.sec.SessionFetcher(d.proxy).Fetch(ctx, session.Caller{Agent: agent, Session: sess, Egress: info.Manifest.Egress}, req)
 }
 
 // lateDeployAuthorizer is the session manager's DeployAuthorizer: like

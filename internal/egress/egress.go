@@ -197,6 +197,16 @@ type Config struct {
 	// UnsafeAllowLoopback permits loopback upstreams. For tests only.
 	UnsafeAllowLoopback bool
 
+	// LoopbackHosts names hosts (lower case, no trailing dot) the proxy
+	// resolves to the given loopback address itself, without asking the
+	// Resolver, and lets through although loopback is otherwise refused:
+	// stand-in upstreams on this machine for benchmarks and local test
+	// benches. Only these names reach loopback (an address literal or
+	// another name resolving there is still refused), and the listeners
+	// given to Proxy.Protect stay refused. New refuses an address that is
+	// not loopback.
+	LoopbackHosts map[string]netip.Addr
+
 	Logger *slog.Logger     // default discards
 	Now    func() time.Time // default time.Now
 }

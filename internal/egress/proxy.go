@@ -44,6 +44,11 @@ func New(cfg Config) (*Proxy, error) {
 	if (cfg.InterceptCA == nil) != (cfg.InterceptKey == nil) {
 		return nil, errors.New("new egress proxy: InterceptCA and InterceptKey go together")
 	}
+	for name, a := range cfg.LoopbackHosts {
+		if !a.Unmap().IsLoopback() || name != strings.ToLower(strings.TrimSuffix(name, ".")) {
+			return nil, fmt.Errorf("new egress proxy: loopback host %q at %s: want a lower-case name and a loopback address", name, a)
+		}
+	}
 	p := &Proxy{
 		cfg:        cfg,
 		addrs:      addrPolicy{allowLoopback: cfg.UnsafeAllowLoopback, extra: cfg.DenyPrefixes},
@@ -155,6 +160,12 @@ func (p *Proxy) resolve(ctx context.Context, host string, port int) ([]netip.Add
 			return nil, err
 		}
 		return []netip.Addr{a}, nil
+	}
+	if a, ok := p.cfg.LoopbackHosts[strings.ToLower(strings.TrimSuffix(host, "."))]; ok {
+		if err := p.checkProtected(a, port); err != nil {
+			return nil, fmt.Errorf("host %s resolves to %w", host, err)
+		}
+		return []netip.Addr{a.Unmap()}, nil
 	}
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") || strings.HasSuffix(strings.ToLower(strings.TrimSuffix(host, ".")), ".localhost") {
 		if !p.addrs.allowLoopback && !private {
