@@ -45,15 +45,10 @@ func (d *Daemon) startModels(ctx context.Context) error {
 	gw, err := modelgw.New(modelgw.Config{
 		KV: kv,
 		Do: func(ctx context.Context, out modelgw.Outbound, req *http.Request) (*http.Response, error) {
-			ctx = security.WithModelCall(ctx, &out)
-			if out.Caller.Agent != "" { // attributes the egress audit record to the session
-				ctx = security.WithEgressCall(ctx, &security.EgressCall{Agent: out.Caller.Agent, Session: out.Caller.Session})
-			}
 			// The gateway bounds each attempt and a stream lives as long as
 			// its client; the proxy's whole-exchange limit would cut long
 			// streams, so it is raised to a generous ceiling here.
-			ctx = egress.WithTimeout(ctx, maxModelExchange)
-			resp, err := proxy.Do(ctx, egress.Caller{ID: nodeID}, req)
+			resp, err := proxy.Do(ctx, security.ModelEgressCaller(nodeID, out, maxModelExchange), req)
 			if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
 				hint := ""
 				if errors.Is(err, egress.ErrForbiddenAddress) && !out.AllowPrivate {

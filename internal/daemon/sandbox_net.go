@@ -34,7 +34,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -173,10 +172,14 @@ func (d *Daemon) closeSandboxNet(parts *sandboxParts, id string) {
 
 // sandboxProxy serves one sandbox's proxy listener: platform calls go to
 // the daemon's API, everything else through the egress proxy as the
-// sandbox, with its grants in the context the decider reads.
+// sandbox, with its grants in its egress.Caller.
 func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
-	caller := egress.Caller{ID: n.id.String()}
 	rec := n.rec
+	// The sandbox's grants travel in its egress caller, read by the decider,
+	// the secret hook and the auditor. A session's sandbox reading an
+	// untrusted host lowers the session's integrity: security's AuditEgress
+	// does it as each answer arrives.
+	caller := rec.EgressCaller(n.id.String())
 	// Captured now: closeParts clears the daemon's fields while a handler
 	// may still be finishing.
 	proxy, sec := d.proxy.Handler(caller), d.sec
@@ -193,11 +196,7 @@ func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
 			d.servePlatform(w, r, n, sec)
 			return
 		}
-		ec := &security.EgressCall{Agent: rec.Agent, Session: rec.Session, Allow: rec.Egress, Owner: rec.Owner,
-			Secrets: rec.Secrets, Sandbox: rec.ID}
-		// A session's sandbox reading an untrusted host lowers the session's
-		// integrity: security's AuditEgress does it as each answer arrives.
-		proxy.ServeHTTP(w, r.WithContext(security.WithEgressCall(r.Context(), ec)))
+		proxy.ServeHTTP(w, r)
 	})
 }
 

@@ -306,7 +306,7 @@ func (f toolFetcher) Fetch(ctx context.Context, c toolbox.Caller, req *http.Requ
 		return nil, toolbox.Errorf(toolbox.CodeForbidden, "http_fetch", "caller %q has no platform identity to fetch with", id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	resp, err := d.proxy.Do(ctx, egress.Caller{ID: id}, req)
+	resp, err := d.proxy.Do(ctx, egress.Caller{ID: id, Purpose: egress.PurposeTool}, req)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -89,12 +89,10 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 	if up.Credential != nil {
 		rc.Secret = up.Credential.Secret
 	}
-	ctx = security.WithRegistryCall(ctx, rc)
-	caller, err := d.sec.RegistryCaller()
+	caller, err := d.sec.RegistryCaller(rc)
 	if err != nil {
 		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if strings.Contains(req.URL.RawQuery, "secret") {
 		if err := d.sec.SubstituteRegistryQuery(ctx, rc, caller, req); err != nil {
 			return nil, err

@@ -334,7 +334,7 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 		return fail(fmt.Errorf("request body %d bytes > %d: %w", req.ContentLength, p.cfg.MaxRequestBytes, ErrTooLarge))
 	}
 	timeout := p.cfg.Timeout
-	if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok && d > 0 {
+	if d := er.Caller.Timeout; d > 0 {
 		timeout = d
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -355,6 +355,9 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 			return nil, &DeniedError{Request: er, Verdict: Deny, Reason: "secrets: " + err.Error(), Err: err}
 		}
 		sub = s
+		if f := er.Caller.Substituted; f != nil && len(s.Names) > 0 {
+			f(s)
+		}
 	}
 	if sub.Scrubber != nil {
 		// The transport then asks for gzip itself and decodes it, so the
@@ -449,14 +452,4 @@ func removeHopHeaders(h http.Header) {
 	for _, k := range hopHeaders {
 		h.Del(k)
 	}
-}
-
-type timeoutKey struct{}
-
-// WithTimeout lets the exchanges Do sends with ctx run for up to d instead
-// of Config.Timeout: for callers that bound the exchange themselves and
-// legitimately stream for long (model completions). The response headers
-// must still arrive within Config.Timeout.
-func WithTimeout(ctx context.Context, d time.Duration) context.Context {
-	return context.WithValue(ctx, timeoutKey{}, d)
 }

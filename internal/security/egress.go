@@ -2,10 +2,11 @@ package security
 
 // Egress decisions (egress.go). Every outbound request goes through the one
 // egress proxy, which asks Security (its Decider) about each one. What the
-// request is for travels on its context: a model gateway call to one
-// provider (WithModelCall), a tool upstream call (WithRegistryCall), or a
-// session's or sandbox's own request (WithEgressCall, with the manifest's or
-// sandbox's egress list, the owner and the usable secrets).
+// request is for is its egress.Caller: a model gateway call to one
+// provider (PurposeModel), a tool upstream call (PurposeRegistry), a
+// session's or sandbox's own request (PurposeSession, PurposeSandbox, with
+// the manifest's or sandbox's egress list, the owner and the usable
+// secrets), or a principal's own (policy alone).
 
 import (
 	"context"
@@ -38,36 +39,6 @@ func HostUID(host string) policy.UID {
 	return policy.NewUID(policy.TypeHost, strings.TrimSuffix(strings.ToLower(host), "."))
 }
 
-// EgressCall describes the session or sandbox behind an outbound request:
-// what the decider and the secret hook need beyond the caller's ID.
-type EgressCall struct {
-	// Agent and Session name the session the request is made for (a
-	// sandbox's creating session); both empty for a user's sandbox.
-	Agent, Session string
-	// Allow is the egress list: the manifest's host patterns, or the
-	// sandbox's.
-	Allow []string
-	// Owner is the agent's (or sandbox's) owner, a SPIFFE ID.
-	Owner string
-	// Secrets are the secret names the request may use.
-	Secrets []string
-	// Sandbox is the sandbox id when a sandbox makes the request.
-	Sandbox string
-}
-
-type egressCallKey struct{}
-
-// WithEgressCall marks ctx as carrying a request of the session or sandbox
-// c describes.
-func WithEgressCall(ctx context.Context, c *EgressCall) context.Context {
-	return context.WithValue(ctx, egressCallKey{}, c)
-}
-
-func egressCallFrom(ctx context.Context) *EgressCall {
-	ec, _ := ctx.Value(egressCallKey{}).(*EgressCall)
-	return ec
-}
-
 // notInEgressList says why a host:port is refused by an egress list, with
 // the pattern that would allow it.
 func notInEgressList(r egress.Request) string {
@@ -84,14 +55,18 @@ func notInEgressList(r egress.Request) string {
 // host:port, a tool upstream's requests to its destinations. Sessions and
 // sandboxes never get it. The proxy still refuses metadata addresses and
 // the listeners it protects.
-func (s *Security) AllowPrivate(ctx context.Context, r egress.Request) bool {
-	if out := modelCallFrom(ctx); out != nil {
-		return out.AllowPrivate && hostpattern.Allowed([]string{out.Dest}, r.Host, r.Port)
-	}
-	if rc := registryCallFrom(ctx); rc != nil {
-		return rc.AllowPrivate && hostpattern.Allowed(rc.Hosts, r.Host, r.Port)
+func (s *Security) AllowPrivate(_ context.Context, r egress.Request) bool {
+	switch c := r.Caller; c.Purpose {
+	case egress.PurposeModel, egress.PurposeRegistry:
+		return c.AllowPrivate && hostpattern.Allowed(c.Allow, r.Host, r.Port)
 	}
 	return false
+}
+
+// listed reports whether the caller's requests are held to an egress list
+// (a session's or a sandbox's).
+func listed(c egress.Caller) bool {
+	return c.Purpose == egress.PurposeSession || c.Purpose == egress.PurposeSandbox
 }
 
 // SessionFetcher returns the session.Fetcher that sends agent code's
@@ -109,16 +84,15 @@ type sessionFetcher struct {
 }
 
 func (f sessionFetcher) Fetch(ctx context.Context, c session.Caller, req *http.Request) (*http.Response, error) {
-	ec := &EgressCall{Agent: c.Agent, Session: c.Session, Allow: c.Egress}
-	ctx = WithEgressCall(ctx, ec)
 	id, err := sessionID(f.sec.td, c)
 	if err != nil {
 		return nil, fmt.Errorf("session identity: %w", err)
 	}
+	ec := egress.Caller{ID: id.String(), Purpose: egress.PurposeSession, Agent: c.Agent, Session: c.Session, Allow: c.Egress}
 	if info, ok, err := f.sec.agents.AgentInfo(ctx, c.Agent); ok && err == nil {
 		ec.Owner, ec.Secrets = info.Owner, info.Manifest.Secrets
 	}
-	resp, err := f.proxy.Do(ctx, egress.Caller{ID: id.String()}, req)
+	resp, err := f.proxy.Do(ctx, ec, req)
 	if err != nil {
 		return nil, err
 	}
@@ -136,14 +110,14 @@ func (f sessionFetcher) Fetch(ctx context.Context, c session.Caller, req *http.R
 // session's labels. An approvable denial consumes an approved approval for
 // the same request, or records a pending one whose id the caller sees.
 func (s *Security) DecideEgress(ctx context.Context, r egress.Request) (egress.Decision, error) {
-	if out := modelCallFrom(ctx); out != nil {
-		return decideModelEgress(out, r), nil
+	ec := r.Caller
+	switch ec.Purpose {
+	case egress.PurposeModel:
+		return decideModelEgress(ec, r), nil
+	case egress.PurposeRegistry:
+		return s.decideRegistryEgress(ctx, ec, r)
 	}
-	if rc := registryCallFrom(ctx); rc != nil {
-		return s.decideRegistryEgress(ctx, rc, r)
-	}
-	ec := egressCallFrom(ctx)
-	if ec != nil && !hostpattern.Allowed(ec.Allow, r.Host, r.Port) {
+	if listed(ec) && !hostpattern.Allowed(ec.Allow, r.Host, r.Port) {
 		return egress.Decision{Verdict: egress.Deny, Reason: notInEgressList(r)}, nil
 	}
 	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
@@ -161,7 +135,7 @@ func (s *Security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		}
 	case identity.KindSandbox:
 		extra := types.RecordMap{}
-		if ec != nil { // ec.Allow was checked above
+		if listed(ec) { // ec.Allow was checked above
 			extra["hosts"] = types.NewSet(host)
 			trusted, err := s.TrustedHosts(ctx)
 			if err != nil {
@@ -197,7 +171,7 @@ func (s *Security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 // decision on host and returns the session's labels: the agent's hosts
 // grant is the host when the egress list allowed it, the session's
 // declared allowlist the platform's trusted hosts.
-func (s *Security) sessionEgressEntities(ctx context.Context, ents types.EntityMap, p identity.Principal, ec *EgressCall, host policy.UID, name string) (policy.Labels, error) {
+func (s *Security) sessionEgressEntities(ctx context.Context, ents types.EntityMap, p identity.Principal, ec egress.Caller, host policy.UID, name string) (policy.Labels, error) {
 	labels, err := s.labels.get(ctx, p.Agent, p.Name)
 	if err != nil {
 		return labels, err
@@ -213,7 +187,7 @@ func (s *Security) sessionEgressEntities(ctx context.Context, ents types.EntityM
 		sattrs["allowHosts"] = types.NewSet(host) // the declared allowlist: trusted hosts
 	}
 	aattrs := types.RecordMap{}
-	if ec != nil {
+	if listed(ec) {
 		aattrs["hosts"] = types.NewSet(host) // granted by the egress list (checked by the caller)
 		if o, ok := s.userUID(ec.Owner); ok {
 			sattrs["owner"], aattrs["owner"] = o, o
@@ -224,7 +198,7 @@ func (s *Security) sessionEgressEntities(ctx context.Context, ents types.EntityM
 	return labels, nil
 }
 
-func (s *Security) approvableEgress(ctx context.Context, p identity.Principal, ec *EgressCall, res, why string, wait time.Duration) (egress.Decision, error) {
+func (s *Security) approvableEgress(ctx context.Context, p identity.Principal, ec egress.Caller, res, why string, wait time.Duration) (egress.Decision, error) {
 	caller := p.ID.String()
 	consume := func() (egress.Decision, bool, error) {
 		a, ok, err := s.approvals.Consume(ctx, caller, EgressAction, res)
@@ -239,7 +213,7 @@ func (s *Security) approvableEgress(ctx context.Context, p identity.Principal, e
 		return d, err
 	}
 	req := api.Approval{Principal: caller, Action: EgressAction, Resource: res, Reason: "denied by " + why}
-	if ec != nil {
+	if listed(ec) {
 		req.Owner = ec.Owner
 	}
 	a, created, err := s.approvals.Request(ctx, req)
@@ -277,7 +251,8 @@ func sessionName(p identity.Principal) string {
 	return p.Agent + "/" + p.Name
 }
 
-// AuditEgress records every egress decision (the proxy's Auditor); a
+// AuditEgress records every egress decision (the proxy's Auditor), with
+// the caller's ID, purpose, target and session; a
 // session's sandbox reading an answer from a host that is not trusted
 // lowers the session's integrity here, as each answer arrives.
 func (s *Security) AuditEgress(ctx context.Context, ev egress.Event) {
@@ -285,14 +260,18 @@ func (s *Security) AuditEgress(ctx context.Context, ev egress.Event) {
 	e := api.AuditEvent{Time: ev.Time.UTC(), Type: audit.TypeEgress, Principal: r.Caller.ID, Action: EgressAction,
 		Resource: uidString(HostUID(r.Host)), Outcome: ev.Outcome, Reason: ev.Reason,
 		Detail: map[string]any{"method": r.Method, "scheme": r.Scheme, "port": r.Port, "path": r.Path}}
-	if ec := egressCallFrom(ctx); ec != nil {
-		if ec.Session != "" {
-			e.Session = ec.Agent + "/" + ec.Session
-		}
-		if ec.Sandbox != "" {
-			e.Detail["sandbox"] = ec.Sandbox
-		}
-		if ec.Sandbox != "" && ec.Session != "" && ev.Status != 0 {
+	if ec := r.Caller; ec.Purpose != egress.PurposeDirect {
+		e.Detail["purpose"] = string(ec.Purpose)
+	}
+	if ec := r.Caller; ec.Target != "" {
+		e.Detail["target"] = ec.Target // the model provider or tool upstream
+	}
+	if ec := r.Caller; ec.Session != "" {
+		e.Session = ec.Agent + "/" + ec.Session
+	}
+	if ec := r.Caller; ec.Sandbox != "" {
+		e.Detail["sandbox"] = ec.Sandbox
+		if ec.Session != "" && ev.Status != 0 {
 			s.taintSession(ctx, ec, r.Host)
 		}
 	}
@@ -335,7 +314,7 @@ func (s *Security) ClientCert(_ context.Context, caller egress.Caller) (*tls.Cer
 // taintSession lowers the integrity of the session that made a sandbox when
 // an answer from a host that is not trusted is about to reach the sandbox
 // (the audit of an answered request comes before its body is relayed).
-func (s *Security) taintSession(ctx context.Context, ec *EgressCall, host string) {
+func (s *Security) taintSession(ctx context.Context, ec egress.Caller, host string) {
 	if err := s.labelRead(ctx, ec.Agent, ec.Session, host, "sandbox "+ec.Sandbox+" "); err != nil {
 		s.log.Warn("label session", "sandbox", ec.Sandbox, "err", err)
 	}

@@ -27,8 +27,8 @@ var _ egress.SecretHook = (*Security)(nil).SubstituteSecrets
 // confidentiality to secret. The values substituted are scrubbed from the
 // response by the proxy.
 func (s *Security) SubstituteSecrets(ctx context.Context, caller egress.Caller, req egress.Request, h http.Header) (egress.Substitution, error) {
-	if out := modelCallFrom(ctx); out != nil {
-		return s.substituteModelSecret(ctx, out, caller, req, h)
+	if caller.Purpose == egress.PurposeModel {
+		return s.substituteModelSecret(ctx, caller, req, h)
 	}
 	var names []string
 	for _, vs := range h {
@@ -43,13 +43,13 @@ func (s *Security) SubstituteSecrets(ctx context.Context, caller egress.Caller, 
 	if len(names) == 0 {
 		return egress.Substitution{}, nil
 	}
-	if rc := registryCallFrom(ctx); rc != nil {
-		sub, err := s.substituteRegistrySecret(ctx, rc, caller, names, destinationOf(req), h)
+	if caller.Purpose == egress.PurposeRegistry {
+		sub, err := s.substituteRegistrySecret(ctx, caller, names, destinationOf(req), h)
 		return egressSubstitution(sub), err
 	}
-	ec := egressCallFrom(ctx)
+	ec := caller
 	p, err := identity.ParsePrincipal(s.td, caller.ID)
-	if err != nil || ec == nil || (p.Kind != identity.KindSession && p.Kind != identity.KindSandbox) {
+	if err != nil || !listed(ec) || (p.Kind != identity.KindSession && p.Kind != identity.KindSandbox) {
 		return egress.Substitution{}, fmt.Errorf("only sessions and sandboxes may use secrets")
 	}
 	declared := "not declared in the agent manifest's secrets"

@@ -63,12 +63,17 @@ func newSecurity(t *testing.T) *Security {
 	return s
 }
 
-func sessionCall() *EgressCall {
-	return &EgressCall{Agent: "bot", Session: "s1", Allow: []string{"api.example.com", "paste.example.net"}, Owner: alice}
+func sessionCall() egress.Caller {
+	return egress.Caller{ID: botS1, Purpose: egress.PurposeSession, Agent: "bot", Session: "s1",
+		Allow: []string{"api.example.com", "paste.example.net"}, Owner: alice}
 }
 
 func egressReq(caller, host string, port int) egress.Request {
-	return egress.Request{Caller: egress.Caller{ID: caller}, Scheme: "https", Method: "GET", Host: host, Port: port, Path: "/"}
+	return reqAs(egress.Caller{ID: caller}, host, port)
+}
+
+func reqAs(c egress.Caller, host string, port int) egress.Request {
+	return egress.Request{Caller: c, Scheme: "https", Method: "GET", Host: host, Port: port, Path: "/"}
 }
 
 // TestEgressDecisionClass covers every way an outbound request is decided:
@@ -79,7 +84,7 @@ func egressReq(caller, host string, port int) egress.Request {
 func TestEgressDecisionClass(t *testing.T) {
 	s := newSecurity(t)
 	ctx := context.Background()
-	sess := WithEgressCall(ctx, sessionCall())
+	sc := sessionCall()
 	decide := func(ctx context.Context, r egress.Request, want egress.Verdict, reason string) egress.Decision {
 		t.Helper()
 		d, err := s.DecideEgress(ctx, r)
@@ -93,10 +98,10 @@ func TestEgressDecisionClass(t *testing.T) {
 	}
 
 	// A fresh session: its egress list is the agent's host grant.
-	decide(sess, egressReq(botS1, "paste.example.net", 443), egress.Allow, "allowed by session-host-grant")
-	decide(sess, egressReq(botS1, "evil.test", 443), egress.Deny, `not in the egress list (a pattern without a port allows 80 and 443 only; add "evil.test")`)
-	decide(sess, egressReq(botS1, "api.example.com", 8443), egress.Deny, `add "api.example.com:8443"`)
-	// Without a session's egress call there is no host grant.
+	decide(ctx, reqAs(sc, "paste.example.net", 443), egress.Allow, "allowed by session-host-grant")
+	decide(ctx, reqAs(sc, "evil.test", 443), egress.Deny, `not in the egress list (a pattern without a port allows 80 and 443 only; add "evil.test")`)
+	decide(ctx, reqAs(sc, "api.example.com", 8443), egress.Deny, `add "api.example.com:8443"`)
+	// Without a session's purpose there is no host grant.
 	decide(ctx, egressReq(botS1, "paste.example.net", 443), egress.Deny, "no policy permits it")
 
 	// Untrusted input and private data: the trifecta makes untrusted hosts
@@ -104,14 +109,14 @@ func TestEgressDecisionClass(t *testing.T) {
 	if _, err := s.labels.join(ctx, "bot", "s1", policy.Labels{Integrity: policy.Untrusted, Confidentiality: policy.Private}, "test"); err != nil {
 		t.Fatal(err)
 	}
-	d := decide(sess, egressReq(botS1, "paste.example.net", 443), egress.Pending, "required (lethal-trifecta")
+	d := decide(ctx, reqAs(sc, "paste.example.net", 443), egress.Pending, "required (lethal-trifecta")
 	if !strings.Contains(d.Reason, "labels untrusted/private") {
 		t.Fatalf("reason does not name the labels: %q", d.Reason)
 	}
 	if err := s.SetTrustedHosts(ctx, []string{"api.example.com"}, adminID); err != nil {
 		t.Fatal(err)
 	}
-	decide(sess, egressReq(botS1, "api.example.com", 443), egress.Allow, "session-host-grant")
+	decide(ctx, reqAs(sc, "api.example.com", 443), egress.Allow, "session-host-grant")
 
 	// The pending approval is alice's to resolve; approved, it lets the
 	// same request through once.
@@ -122,8 +127,8 @@ func TestEgressDecisionClass(t *testing.T) {
 	if _, err := s.ResolveApproval(ctx, Principal{ID: alice, Kind: "user"}, list[0].ID, true); err != nil {
 		t.Fatal(err)
 	}
-	decide(sess, egressReq(botS1, "paste.example.net", 443), egress.Allow, "approval "+list[0].ID+" by "+alice+" overrides")
-	decide(sess, egressReq(botS1, "paste.example.net", 443), egress.Pending, "required")
+	decide(ctx, reqAs(sc, "paste.example.net", 443), egress.Allow, "approval "+list[0].ID+" by "+alice+" overrides")
+	decide(ctx, reqAs(sc, "paste.example.net", 443), egress.Pending, "required")
 	if _, err := s.ResolveApproval(ctx, Principal{ID: alice, Kind: "user"}, list[0].ID, true); err == nil {
 		t.Fatal("an approval resolved twice")
 	}
@@ -131,39 +136,47 @@ func TestEgressDecisionClass(t *testing.T) {
 	// Callers that are not principals of the trust domain are errors,
 	// which the proxy turns into denials.
 	for _, id := range []string{"spiffe://other.example/agent/bot/session/s1", "anonymous", "spiffe://agentcloud.local/nosuch/x"} {
-		if _, err := s.DecideEgress(sess, egressReq(id, "paste.example.net", 443)); err == nil {
+		c := sc
+		c.ID = id
+		if _, err := s.DecideEgress(ctx, reqAs(c, "paste.example.net", 443)); err == nil {
 			t.Errorf("caller %s: no error", id)
 		}
 	}
 
 	// A model gateway call reaches exactly its provider; so does the
 	// private-address grant, and only when the operator allowed it.
-	out := &modelgw.Outbound{Provider: "local", Dest: "10.0.0.5:8000", AllowPrivate: true}
-	model := WithModelCall(ctx, out)
 	node := "spiffe://agentcloud.local/node/n1"
-	decide(model, egressReq(node, "10.0.0.5", 8000), egress.Allow, "model gateway: provider local")
-	decide(model, egressReq(node, "10.0.0.5", 8001), egress.Deny, "not the destination of provider local")
-	if !s.AllowPrivate(model, egressReq(node, "10.0.0.5", 8000)) || s.AllowPrivate(model, egressReq(node, "10.0.0.6", 8000)) {
+	model := ModelEgressCaller(node, modelgw.Outbound{Provider: "local", Dest: "10.0.0.5:8000", AllowPrivate: true}, 0)
+	decide(ctx, reqAs(model, "10.0.0.5", 8000), egress.Allow, "model gateway: provider local")
+	decide(ctx, reqAs(model, "10.0.0.5", 8001), egress.Deny, "not the destination of provider local")
+	if !s.AllowPrivate(ctx, reqAs(model, "10.0.0.5", 8000)) || s.AllowPrivate(ctx, reqAs(model, "10.0.0.6", 8000)) {
 		t.Fatal("private grant of a model call is not exactly its destination")
 	}
-	out.AllowPrivate = false
-	if s.AllowPrivate(model, egressReq(node, "10.0.0.5", 8000)) {
+	model.AllowPrivate = false
+	if s.AllowPrivate(ctx, reqAs(model, "10.0.0.5", 8000)) {
 		t.Fatal("private grant without allow_private")
 	}
-	if s.AllowPrivate(sess, egressReq(botS1, "10.0.0.5", 8000)) {
+	if sp := sc; s.AllowPrivate(ctx, reqAs(sp, "10.0.0.5", 8000)) {
 		t.Fatal("a session got the private grant")
+	}
+	if sp := sc; func() bool {
+		sp.AllowPrivate, sp.Allow = true, []string{"10.0.0.5:8000"}
+		return s.AllowPrivate(ctx, reqAs(sp, "10.0.0.5", 8000))
+	}() {
+		t.Fatal("a session asking for the private grant got it")
 	}
 
 	// A tool registry call reaches its upstream's hosts, from the registry
 	// node only.
-	reg, err := s.RegistryCaller()
+	reg, err := s.RegistryCaller(&RegistryCall{Upstream: "pets", Hosts: []string{"pets.example.com:443"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := WithRegistryCall(ctx, &RegistryCall{Upstream: "pets", Hosts: []string{"pets.example.com:443"}})
-	decide(rc, egressReq(reg.ID, "pets.example.com", 443), egress.Allow, "host of tool upstream pets")
-	decide(rc, egressReq(reg.ID, "evil.test", 443), egress.Deny, "not a destination of registered tool upstream pets")
-	decide(rc, egressReq(botS1, "pets.example.com", 443), egress.Deny, "must come from the registry")
+	decide(ctx, reqAs(reg, "pets.example.com", 443), egress.Allow, "host of tool upstream pets")
+	decide(ctx, reqAs(reg, "evil.test", 443), egress.Deny, "not a destination of registered tool upstream pets")
+	forged := reg
+	forged.ID = botS1
+	decide(ctx, reqAs(forged, "pets.example.com", 443), egress.Deny, "must come from the registry")
 }
 
 // TestSessionFetchLabelsClass sends a session's fetch through a real egress

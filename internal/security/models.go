@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
@@ -23,18 +25,20 @@ import (
 	"github.com/agentcloud/agentcloud/internal/secrets"
 )
 
-type modelCallKey struct{}
-
-// WithModelCall marks ctx as a model gateway call to one provider: the
-// egress decider lets it reach exactly out.Dest, the secret hook fills in
-// only out.Secret, and the private-address grant follows out.AllowPrivate.
-func WithModelCall(ctx context.Context, out *modelgw.Outbound) context.Context {
-	return context.WithValue(ctx, modelCallKey{}, out)
-}
-
-func modelCallFrom(ctx context.Context) *modelgw.Outbound {
-	out, _ := ctx.Value(modelCallKey{}).(*modelgw.Outbound)
-	return out
+// ModelEgressCaller is the egress caller of one model gateway call to a
+// provider, made as node (the daemon's node SPIFFE ID): the decider lets it
+// reach exactly out.Dest, the secret hook fills in only out.Secret, the
+// private-address grant follows out.AllowPrivate, and the audit record is
+// attributed to the session the call is made for. timeout bounds the
+// whole exchange, a streamed completion included.
+func ModelEgressCaller(node string, out modelgw.Outbound, timeout time.Duration) egress.Caller {
+	c := egress.Caller{ID: node, Purpose: egress.PurposeModel, Agent: out.Caller.Agent, Session: out.Caller.Session,
+		Allow: []string{out.Dest}, Target: out.Provider, OnBehalfOf: out.Caller.Principal,
+		AllowPrivate: out.AllowPrivate, Timeout: timeout}
+	if out.Secret != "" {
+		c.Secrets = []string{out.Secret}
+	}
+	return c
 }
 
 // ModelCaller attributes a model gateway API request to its authenticated
@@ -113,21 +117,21 @@ func (s *Security) CheckModelSecret(ctx context.Context, name string, base *url.
 // decideModelEgress lets a model gateway call reach exactly its provider's
 // host. The proxy's address rules (no loopback, private or metadata
 // destinations unless AllowPrivate grants them) still apply.
-func decideModelEgress(out *modelgw.Outbound, r egress.Request) egress.Decision {
-	if !hostpattern.Allowed([]string{out.Dest}, r.Host, r.Port) {
-		return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("model gateway: %s:%d is not the destination of provider %s (%s)", r.Host, r.Port, out.Provider, out.Dest)}
+func decideModelEgress(c egress.Caller, r egress.Request) egress.Decision {
+	if !hostpattern.Allowed(c.Allow, r.Host, r.Port) {
+		return egress.Decision{Verdict: egress.Deny, Reason: fmt.Sprintf("model gateway: %s:%d is not the destination of provider %s (%s)", r.Host, r.Port, c.Target, strings.Join(c.Allow, ", "))}
 	}
-	return egress.Decision{Verdict: egress.Allow, Reason: "model gateway: provider " + out.Provider}
+	return egress.Decision{Verdict: egress.Allow, Reason: "model gateway: provider " + c.Target}
 }
 
 // substituteModelSecret fills in a model call's API key: only the
 // provider's own secret, only for destinations the secret allows.
-func (s *Security) substituteModelSecret(ctx context.Context, out *modelgw.Outbound, caller egress.Caller, req egress.Request, h http.Header) (egress.Substitution, error) {
+func (s *Security) substituteModelSecret(ctx context.Context, caller egress.Caller, req egress.Request, h http.Header) (egress.Substitution, error) {
 	for _, vs := range h {
 		for _, v := range vs {
 			for _, n := range secrets.Placeholders(v) {
-				if n != out.Secret {
-					return egress.Substitution{}, fmt.Errorf("model gateway: secret %s is not the key of provider %s", n, out.Provider)
+				if !slices.Contains(caller.Secrets, n) {
+					return egress.Substitution{}, fmt.Errorf("model gateway: secret %s is not the key of provider %s", n, caller.Target)
 				}
 			}
 		}
@@ -137,11 +141,11 @@ func (s *Security) substituteModelSecret(ctx context.Context, out *modelgw.Outbo
 	if err != nil {
 		outcome, reason = "deny", err.Error()
 	}
-	if out.Secret != "" {
+	for _, name := range caller.Secrets {
 		detail := secretUseDetail(req)
-		detail["provider"], detail["for"] = out.Provider, out.Caller.Principal
+		detail["provider"], detail["for"] = caller.Target, caller.OnBehalfOf
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
-			Resource: "Secret::" + out.Secret, Outcome: outcome, Reason: reason, Detail: detail})
+			Resource: "Secret::" + name, Outcome: outcome, Reason: reason, Detail: detail})
 	}
 	return egressSubstitution(sub), err
 }

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
@@ -29,56 +31,73 @@ import (
 // out under (spiffe://TD/node/tool-registry).
 const RegistryNode = "tool-registry"
 
-// RegistryCaller is the egress caller of tool upstream requests.
-func (s *Security) RegistryCaller() (egress.Caller, error) {
-	id, err := identity.NewID(s.td, identity.KindNode, RegistryNode)
-	if err != nil {
-		return egress.Caller{}, err
-	}
-	return egress.Caller{ID: id.String()}, nil
-}
-
-// RegistryCall describes one outbound request for a registered upstream:
-// the hosts it may go to and the one secret it may carry. The secret hooks
-// record in it what they substituted, so it can be scrubbed from errors
-// (Redact); the proxy scrubs what it substituted in headers from the
-// response, the caller what went into the query (QueryScrubber).
+// RegistryCall is one outbound request for a registered upstream: the
+// hosts it may go to and the one secret it may carry. It builds the
+// request's egress.Caller (Caller) and remembers what was substituted, so
+// it can be scrubbed from errors (Redact); the proxy scrubs what it
+// substituted in headers from the response, the caller what went into the
+// query (QueryScrubber).
 type RegistryCall struct {
 	Upstream     string
 	Hosts        []string // exact host:port patterns
 	AllowPrivate bool     // the upstream may be on a private address
 	Secret       string   // the credential's secret, "" without one
 
-	sub   secrets.Substitution // everything substituted
-	query secrets.Substitution // substituted into the query string
+	mu      sync.Mutex
+	headers []egress.Scrubber    // substituted by the proxy's secret hook
+	query   secrets.Substitution // substituted into the query string
 }
 
-type registryCallKey struct{}
-
-// WithRegistryCall marks ctx as a request of the tool upstream rc
-// describes.
-func WithRegistryCall(ctx context.Context, rc *RegistryCall) context.Context {
-	return context.WithValue(ctx, registryCallKey{}, rc)
+// RegistryCaller is the egress caller of rc's requests: the registry's
+// node identity, spiffe://TD/node/tool-registry, with PurposeRegistry,
+// the upstream's hosts and its credential.
+func (s *Security) RegistryCaller(rc *RegistryCall) (egress.Caller, error) {
+	id, err := identity.NewID(s.td, identity.KindNode, RegistryNode)
+	if err != nil {
+		return egress.Caller{}, err
+	}
+	c := egress.Caller{ID: id.String(), Purpose: egress.PurposeRegistry, Target: rc.Upstream,
+		Allow: rc.Hosts, AllowPrivate: rc.AllowPrivate, Substituted: rc.substituted}
+	if rc.Secret != "" {
+		c.Secrets = []string{rc.Secret}
+	}
+	return c, nil
 }
 
-func registryCallFrom(ctx context.Context) *RegistryCall {
-	rc, _ := ctx.Value(registryCallKey{}).(*RegistryCall)
-	return rc
+func (rc *RegistryCall) substituted(sub egress.Substitution) {
+	if sub.Scrubber == nil {
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.headers = append(rc.headers, sub.Scrubber)
 }
 
 // Redact scrubs every substituted secret value from s (an error text).
-func (rc *RegistryCall) Redact(s string) string { return rc.sub.Scrubber().String(s) }
+func (rc *RegistryCall) Redact(s string) string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	s = rc.query.Scrubber().String(s)
+	for _, sc := range rc.headers {
+		s = sc.String(s)
+	}
+	return s
+}
 
 // QueryScrubber removes what SubstituteRegistryQuery put into the query
 // from the response; nil when it put nothing there.
-func (rc *RegistryCall) QueryScrubber() *secrets.Scrubber { return rc.query.Scrubber() }
+func (rc *RegistryCall) QueryScrubber() *secrets.Scrubber {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.query.Scrubber()
+}
 
 // decideRegistryEgress allows a registry request to the hosts of the
 // upstream an administrator registered, unless a policy forbids it.
-func (s *Security) decideRegistryEgress(ctx context.Context, rc *RegistryCall, r egress.Request) (egress.Decision, error) {
-	if !hostpattern.Allowed(rc.Hosts, r.Host, r.Port) {
+func (s *Security) decideRegistryEgress(ctx context.Context, rc egress.Caller, r egress.Request) (egress.Decision, error) {
+	if !hostpattern.Allowed(rc.Allow, r.Host, r.Port) {
 		return egress.Decision{Verdict: egress.Deny,
-			Reason: fmt.Sprintf("%s:%d is not a destination of registered tool upstream %s (%s)", r.Host, r.Port, rc.Upstream, strings.Join(rc.Hosts, ", "))}, nil
+			Reason: fmt.Sprintf("%s:%d is not a destination of registered tool upstream %s (%s)", r.Host, r.Port, rc.Target, strings.Join(rc.Allow, ", "))}, nil
 	}
 	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
 	if err != nil || p.Kind != identity.KindNode || p.Name != RegistryNode {
@@ -93,15 +112,16 @@ func (s *Security) decideRegistryEgress(ctx context.Context, rc *RegistryCall, r
 	if !dec.Allowed && len(dec.Reasons) > 0 {
 		return egress.Decision{Verdict: egress.Deny, Reason: "policy: denied by " + strings.Join(dec.Reasons, ", ")}, nil
 	}
-	return egress.Decision{Verdict: egress.Allow, Reason: "host of tool upstream " + rc.Upstream + ", registered by an administrator"}, nil
+	return egress.Decision{Verdict: egress.Allow, Reason: "host of tool upstream " + rc.Target + ", registered by an administrator"}, nil
 }
 
 // substituteRegistrySecret fills in the credential of a registry request:
 // only the secret the upstream was registered with, only for destinations
-// the secret allows. What it substituted is remembered for redaction.
-func (s *Security) substituteRegistrySecret(ctx context.Context, rc *RegistryCall, caller egress.Caller, names []string, dest secrets.Destination, h http.Header) (secrets.Substitution, error) {
+// the secret allows. The proxy hands what it substituted to the caller's
+// Substituted for redaction.
+func (s *Security) substituteRegistrySecret(ctx context.Context, caller egress.Caller, names []string, dest secrets.Destination, h http.Header) (secrets.Substitution, error) {
 	detail := func() map[string]any {
-		return map[string]any{"host": dest.Host, "port": dest.Port, "scheme": dest.Scheme, "upstream": rc.Upstream}
+		return map[string]any{"host": dest.Host, "port": dest.Port, "scheme": dest.Scheme, "upstream": caller.Target}
 	}
 	deny := func(name, reason string) (secrets.Substitution, error) {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
@@ -109,15 +129,14 @@ func (s *Security) substituteRegistrySecret(ctx context.Context, rc *RegistryCal
 		return secrets.Substitution{}, fmt.Errorf("secret %s: %s", name, reason)
 	}
 	for _, n := range names {
-		if n != rc.Secret {
-			return deny(n, "not the credential of tool upstream "+rc.Upstream)
+		if !slices.Contains(caller.Secrets, n) {
+			return deny(n, "not the credential of tool upstream "+caller.Target)
 		}
 	}
 	sub, err := s.secrets.Substitute(ctx, dest, h)
 	if err != nil {
 		return deny(strings.Join(names, ","), err.Error())
 	}
-	rc.sub.Merge(sub)
 	for _, n := range sub.Names {
 		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
 			Resource: "Secret::" + n, Outcome: "allow", Detail: detail()})
@@ -154,11 +173,13 @@ func (s *Security) SubstituteRegistryQuery(ctx context.Context, rc *RegistryCall
 	if err != nil {
 		return api.Errorf(api.KindForbidden, "secret %s: %v", rc.Secret, err)
 	}
-	sub, err := s.substituteRegistrySecret(ctx, rc, caller, names, dest, h)
+	sub, err := s.substituteRegistrySecret(ctx, caller, names, dest, h)
 	if err != nil {
 		return api.Errorf(api.KindForbidden, "%v", err)
 	}
+	rc.mu.Lock()
 	rc.query.Merge(sub)
+	rc.mu.Unlock()
 	for k, vs := range h {
 		q[k] = vs
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/cedar-policy/cedar-go/types"
@@ -28,6 +29,15 @@ type SandboxRecord struct {
 	Session string
 	Egress  []string // host patterns
 	Secrets []string // secret names the proxy may substitute
+}
+
+// EgressCaller is the egress caller of the sandbox's traffic through its
+// network namespace's proxy, going out as id (its SPIFFE ID): its egress
+// list, owner and secrets, and the session that made it, whose labels its
+// answers move (AuditEgress).
+func (r SandboxRecord) EgressCaller(id string) egress.Caller {
+	return egress.Caller{ID: id, Purpose: egress.PurposeSandbox, Agent: r.Agent, Session: r.Session,
+		Sandbox: r.ID, Owner: r.Owner, Allow: r.Egress, Secrets: r.Secrets}
 }
 
 // SandboxDirectory finds the record of a live sandbox.
