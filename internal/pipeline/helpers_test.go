@@ -54,7 +54,7 @@ type env struct {
 }
 
 // envOptions adjusts a runner's config.
-type envOption func(*Config)
+type envOption func(*env, *Config)
 
 // keys are written once per dir, so a reopened env signs with the same keys.
 func keys(t testing.TB, rt *isolate.Runtime, dir string) (*ledger.Key, *provenance.Key) {
@@ -138,7 +138,7 @@ func openEnvErr(ctx context.Context, t testing.TB, dir string, opts ...envOption
 		Ledger: e.ledger, Rollout: SwitchRollout{Switcher: e.sessions}, Builder: "spiffe://test.agentcloud/node/n1",
 		BuilderVersion: "test"}
 	for _, o := range opts {
-		o(&cfg)
+		o(e, &cfg)
 	}
 	if e.runner, err = New(ctx, cfg); err != nil {
 		return nil, err

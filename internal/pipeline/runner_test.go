@@ -274,7 +274,7 @@ func runChild() int {
 		return 2
 	}
 	t := &childTB{}
-	e, err := openEnvErr(ctx, t, os.Getenv(childEnv), func(c *Config) { c.Tester = slowTester{sleep} })
+	e, err := openEnvErr(ctx, t, os.Getenv(childEnv), func(_ *env, c *Config) { c.Tester = slowTester{sleep} })
 	if err != nil {
 		fmt.Println("fail", err)
 		return 2
@@ -341,7 +341,7 @@ func TestRunResumesAfterKill(t *testing.T) {
 			t.Fatal("child printed no run")
 		}
 
-		e := openEnv(t, dir, func(c *Config) { c.Tester = slowTester{0} })
+		e := openEnv(t, dir, func(_ *env, c *Config) { c.Tester = slowTester{0} })
 		e.start(t)
 		run := e.wait(t, id)
 		if run.State != api.RunPassed {
