@@ -60,7 +60,9 @@ func (tokens) Authenticate(r *http.Request) (httpapi.Principal, error) {
 // would: the pipeline's own review rules still apply.
 type allowAll struct{}
 
-func (allowAll) Authorize(context.Context, httpapi.Principal, string, httpapi.Resource) error { return nil }
+func (allowAll) Authorize(context.Context, httpapi.Principal, string, httpapi.Resource) error {
+	return nil
+}
 
 type fixture struct {
 	srv    *httptest.Server
