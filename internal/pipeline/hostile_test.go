@@ -243,3 +243,37 @@ func FuzzFileDiffs(f *testing.F) {
 		}
 	})
 }
+
+// TestReviewResolvedElsewhereClass: an approval resolved through the
+// approvals store (the /v1/approvals route) rather than Approve moves the
+// run on: approved by a person it releases; resolved by the author it
+// fails (an author never reviews their own change).
+func TestReviewResolvedElsewhereClass(t *testing.T) {
+	ctx := context.Background()
+	e := openEnv(t, t.TempDir(), func(_ *env, c *Config) { c.ReviewPoll = 50 * time.Millisecond })
+	e.start(t)
+	for i, c := range []struct {
+		by   string
+		want string
+	}{{bob.ID, api.RunPassed}, {botAgt.ID, api.RunFailed}} {
+		run, err := e.runner.Submit(ctx, Submission{Bundle: helloBundle(t, "elsewhere", fmt.Sprintf("v%d", i), nil, nil), Principal: botAgt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run = e.wait(t, run.ID)
+		if run.State != api.RunWaiting {
+			t.Fatalf("run %s %s", run.State, run.Error)
+		}
+		if _, err := e.reviews.Resolve(ctx, run.Review.Approval, true, c.by); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for !run.Terminal() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			run, _ = e.runner.Get(ctx, run.ID)
+		}
+		if run.State != c.want {
+			t.Fatalf("resolved by %s: %s (%s), want %s", c.by, run.State, run.Error, c.want)
+		}
+	}
+}

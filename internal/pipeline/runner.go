@@ -38,6 +38,10 @@ type Config struct {
 	// MaxStageLog caps what one stage may log (default 64 KiB); the rest
 	// is counted as dropped.
 	MaxStageLog int
+	// ReviewPoll is how often runs waiting for review look at their
+	// approval, to notice one resolved through the approvals API rather
+	// than Approve or Reject (default 2s).
+	ReviewPoll time.Duration
 	Now         func() time.Time
 	Logger      *slog.Logger
 }
@@ -54,6 +58,7 @@ type Runner struct {
 	driving map[string]*driver         // runs with a goroutine working on them
 	watch   map[string][]chan struct{} // woken on every change of a run
 	closed  bool
+	polling bool
 	wg      sync.WaitGroup
 	closing chan struct{}
 }
@@ -91,6 +96,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReviewPoll <= 0 {
+		cfg.ReviewPoll = 2 * time.Second
 	}
 	if len(cfg.Steps) == 0 {
 		cfg.Steps = []Step{{Percent: 100}}
@@ -131,7 +139,44 @@ func (r *Runner) Start(ctx context.Context) error {
 			r.kick(rec.Run.ID)
 		}
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed && !r.polling {
+		r.polling = true
+		r.wg.Add(1)
+		go r.pollReviews()
+	}
 	return nil
+}
+
+// pollReviews kicks, every ReviewPoll, the runs that wait for review, so an
+// approval resolved elsewhere moves them on.
+func (r *Runner) pollReviews() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.ReviewPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.closing:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ReviewPoll)
+		keys, err := r.kv.Keys(ctx, "active")
+		for _, k := range keys {
+			e, err := r.kv.Get(ctx, k)
+			if err != nil || len(e.Value) == 0 {
+				continue
+			}
+			if rec, _, err := r.load(ctx, string(e.Value)); err == nil && rec.Run.State == api.RunWaiting {
+				r.kick(rec.Run.ID)
+			}
+		}
+		cancel()
+		if err != nil {
+			r.log.Warn("pipeline review poll", "err", err)
+		}
+	}
 }
 
 // Close stops working on runs (each stays where it is, to resume at the
