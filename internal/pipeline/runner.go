@@ -42,8 +42,8 @@ type Config struct {
 	// approval, to notice one resolved through the approvals API rather
 	// than Approve or Reject (default 2s).
 	ReviewPoll time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Runner executes pipeline runs. It is safe for concurrent use.
