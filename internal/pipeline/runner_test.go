@@ -243,7 +243,31 @@ const (
 	childEnv   = "PIPELINE_CHILD_DIR"
 	childSleep = "PIPELINE_CHILD_TEST_SLEEP"
 	childVer   = "PIPELINE_CHILD_VERSION"
+	childAt    = "PIPELINE_CHILD_KILL_AT"
 )
+
+// slowLedger and slowSigner are the real ledger and signer, slowed down
+// in the child so a kill lands inside the record and sign stages.
+type slowLedger struct {
+	Ledger
+	d time.Duration
+}
+
+func (s slowLedger) Append(ctx context.Context, e ledger.Entry) (ledger.Receipt, error) {
+	r, err := s.Ledger.Append(ctx, e)
+	time.Sleep(s.d) // appended, receipt not yet recorded in the run
+	return r, err
+}
+
+type slowSigner struct {
+	Signer
+	d time.Duration
+}
+
+func (s slowSigner) Sign(ctx context.Context, p provenance.Params) ([]byte, string, error) {
+	time.Sleep(s.d)
+	return s.Signer.Sign(ctx, p)
+}
 
 // slowTester passes every version after sleeping (a stand-in for a test
 // stage that takes time; the JS tester has its own tests).
@@ -274,7 +298,11 @@ func runChild() int {
 		return 2
 	}
 	t := &childTB{}
-	e, err := openEnvErr(ctx, t, os.Getenv(childEnv), func(_ *env, c *Config) { c.Tester = slowTester{sleep} })
+	e, err := openEnvErr(ctx, t, os.Getenv(childEnv), func(_ *env, c *Config) {
+		c.Tester = slowTester{sleep}
+		c.Ledger = slowLedger{c.Ledger, 150 * time.Millisecond}
+		c.Signer = slowSigner{c.Signer, 300 * time.Millisecond}
+	})
 	if err != nil {
 		fmt.Println("fail", err)
 		return 2
@@ -289,6 +317,16 @@ func runChild() int {
 		return 2
 	}
 	fmt.Println("run", run.ID)
+	// Say when the run is at the stage the parent kills it in.
+	at := os.Getenv(childAt)
+	for ctx.Err() == nil {
+		cur, err := e.runner.Get(ctx, run.ID)
+		if err == nil && cur.Stage == at && cur.State == api.RunRunning {
+			fmt.Println("at", at)
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	<-ctx.Done() // until killed (or a minute: a child always stops by itself)
 	return 0
 }
@@ -300,8 +338,9 @@ func (c *childTB) Helper()                           {}
 func (c *childTB) Fatal(args ...any)                 { fmt.Println("fail", fmt.Sprint(args...)); os.Exit(2) }
 func (c *childTB) Fatalf(format string, args ...any) { c.Fatal(fmt.Sprintf(format, args...)) }
 
-// TestRunResumesAfterKill: kill -9 of the node at points throughout a run
-// (before, during and after the test stage, around signing and recording);
+// TestRunResumesAfterKill: kill -9 of the node inside each of the run's
+// stages that does work (the record stage between a ledger append and
+// storing its receipt, as the child's ledger is slowed there);
 // after a restart every run completes, the version serves, and no ledger
 // entry of a run was appended twice.
 func TestRunResumesAfterKill(t *testing.T) {
@@ -309,11 +348,12 @@ func TestRunResumesAfterKill(t *testing.T) {
 		t.Skip("kill -9 test")
 	}
 	dir := t.TempDir()
-	delays := []time.Duration{0, 150 * time.Millisecond, 600 * time.Millisecond, 1100 * time.Millisecond, 1600 * time.Millisecond}
-	for i, d := range delays {
+	stages := []string{api.StageValidate, api.StageBuild, api.StageTest, api.StageSign, api.StageRecord, api.StageRollout}
+	for i, at := range stages {
+		d := time.Duration(i*37%60) * time.Millisecond // somewhere inside the stage
 		version := fmt.Sprintf("k%d", i)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+dir, childSleep+"=700ms", childVer+"="+version)
+		cmd.Env = append(os.Environ(), childEnv+"="+dir, childSleep+"=700ms", childVer+"="+version, childAt+"="+at)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -324,6 +364,7 @@ func TestRunResumesAfterKill(t *testing.T) {
 		}
 		sc := bufio.NewScanner(out)
 		var id string
+		reached := false
 		for sc.Scan() {
 			line := sc.Text()
 			if strings.HasPrefix(line, "fail") {
@@ -331,8 +372,14 @@ func TestRunResumesAfterKill(t *testing.T) {
 			}
 			if rest, ok := strings.CutPrefix(line, "run "); ok {
 				id = rest
+			}
+			if strings.HasPrefix(line, "at ") {
+				reached = true
 				break
 			}
+		}
+		if !reached {
+			t.Logf("the run passed %s before the child saw it; killing it later", at)
 		}
 		time.Sleep(d)
 		_ = cmd.Process.Kill()
@@ -345,10 +392,10 @@ func TestRunResumesAfterKill(t *testing.T) {
 		e.start(t)
 		run := e.wait(t, id)
 		if run.State != api.RunPassed {
-			t.Fatalf("kill after %v: run %s (%s) %v", d, run.State, run.Error, stageStates(run))
+			t.Fatalf("kill in %s: run %s (%s) %v", at, run.State, run.Error, stageStates(run))
 		}
 		if got := e.serving(t, "crash"); got != "hello "+version {
-			t.Fatalf("kill after %v: serving %q", d, got)
+			t.Fatalf("kill in %s: serving %q", at, got)
 		}
 		// Each of the run's entries is in the ledger once.
 		seen := map[string]int{}
@@ -369,9 +416,9 @@ func TestRunResumesAfterKill(t *testing.T) {
 			}
 		}
 		if seen["change"] != 1 || seen["provenance"] != 1 || seen["test"] != 1 {
-			t.Fatalf("kill after %v: ledger entries of the run %v", d, seen)
+			t.Fatalf("kill in %s: ledger entries of the run %v", at, seen)
 		}
-		t.Logf("kill after %v: attempts %v", d, attempts(run))
+		t.Logf("kill in %s (+%v): attempts %v", at, d, attempts(run))
 		e.close()
 	}
 }
