@@ -146,6 +146,23 @@ func TestAgentChangeNeedsReviewClass(t *testing.T) {
 				if run.Ledger[EntryApproval].Hash == "" {
 					t.Fatal("approval not recorded in the ledger")
 				}
+				// The chain from the provenance back to the change, through
+				// the approval, verifies; so does the whole ledger.
+				h, _ := ledger.ParseHash(run.Ledger[EntryProvenance].Hash)
+				trail, err := e.ledger.Why(ctx, h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var kinds []string
+				for _, r := range trail.Records {
+					kinds = append(kinds, string(r.Entry.Type))
+				}
+				if got := strings.Join(kinds, ","); got != "provenance,approval,policy,test,change" {
+					t.Fatalf("trail %s", got)
+				}
+				if _, err := e.ledger.Verify(ctx); err != nil {
+					t.Fatalf("ledger verify: %v", err)
+				}
 			} else if got := e.serving(t, "builder"); got != before {
 				t.Fatalf("serving %q after %s, want %q", got, run.State, before)
 			}
