@@ -43,6 +43,13 @@ func TestCheckID(t *testing.T) {
 		{IDLedgerHash, strings.Repeat("ab", 32), true},
 		{IDLedgerHash, strings.Repeat("AB", 32), false},
 		{IDLedgerHash, strings.Repeat("ab", 33), false},
+		{IDRun, "run-abcdefghij234567", true},
+		{IDRun, "run_1", true},
+		{IDRun, "Run-1", false},
+		{IDRun, "run.1", false},
+		{IDRun, "run>", false},
+		{IDRun, strings.Repeat("r", 64), true},
+		{IDRun, strings.Repeat("r", 65), false},
 	}
 	for _, c := range cases {
 		p := CheckID("f", c.kind, c.value)

@@ -35,6 +35,10 @@ type Manifest struct {
 	Tools       []string          `json:"tools,omitempty"`   // tool names the agent may call
 	Secrets     []string          `json:"secrets,omitempty"` // secret names the agent may use
 	Env         map[string]string `json:"env,omitempty"`     // plain values, visible to the agent as env.KEY
+	// Test is a shell command the deploy pipeline's test stage runs in a
+	// sandbox with the bundle checked out in /workspace (e.g. "python3 -m
+	// pytest"); exit status 0 passes. Empty: only tests/*.test.js run.
+	Test string `json:"test,omitempty"`
 }
 
 // Limits bound what one session of the agent may use.
@@ -94,7 +98,7 @@ var (
 )
 
 var (
-	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env"}
+	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env", "test"}
 	limitsFields = []string{"memory_mib", "cpu_ms", "wall_ms", "idle_seconds"}
 	// fieldAliases are names people reach for out of habit.
 	fieldAliases = map[string]string{
@@ -201,6 +205,7 @@ func (p *parser) manifest() (Manifest, bool) {
 	m.Tools = p.strings("tools", top["tools"], "search")
 	m.Secrets = p.strings("secrets", top["secrets"], "API_KEY")
 	m.Env = p.env(top["env"])
+	m.Test, _ = p.string("test", top["test"])
 	p.validate(&m)
 	return m, true
 }

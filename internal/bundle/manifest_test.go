@@ -104,6 +104,15 @@ var parseCases = []parseCase{
 	{name: "env", in: `{"name":"a","entry":"a.js","secrets":["TOKEN"],"env":{"1A":"x","a b":"y","state":"z","TOKEN":"t","BIG":"` + strings.Repeat("v", 4097) + `","N":1,"NUL":null,"OK":"` + strings.Repeat("v", 4096) + `"}}`,
 		fields: []string{`env["1A"]`, `env["a b"]`, "env.state", "env.TOKEN", "env.BIG", "env.N", "env.NUL"}},
 
+	{name: "test command", in: `{"name":"a","entry":"a.js","test":"python3 -m pytest -q"}`, check: func(t *testing.T, m Manifest) {
+		if m.Test != "python3 -m pytest -q" {
+			t.Errorf("test = %q", m.Test)
+		}
+	}},
+	{name: "test command bad", in: `{"name":"a","entry":"a.js","test":"a\nb"}`, fields: []string{"test"}, text: "one line"},
+	{name: "test command blank", in: `{"name":"a","entry":"a.js","test":"   "}`, fields: []string{"test"}, text: "blank"},
+	{name: "test command long", in: `{"name":"a","entry":"a.js","test":"` + strings.Repeat("x", MaxTestCommand+1) + `"}`, fields: []string{"test"}},
+	{name: "test command type", in: `{"name":"a","entry":"a.js","test":["pytest"]}`, fields: []string{"test"}},
 	{name: "syntax error", in: "{\n  \"name\": \"a\",\n  \"entry\": \"a.js\"\n  \"runtime\": \"js\"\n}", fields: []string{""}, text: "line 4, column 3: invalid JSON"},
 	{name: "truncated", in: `{"name":"a",`, fields: []string{""}, text: "unexpected end"},
 	{name: "trailing data", in: `{"name":"a","entry":"a.js"} {}`, fields: []string{""}, text: "line 1, column 29"},

@@ -67,6 +67,23 @@ func (p *parser) validate(m *Manifest) {
 		}
 	})
 	p.validateEnv(m)
+	p.validateTest(m.Test)
+}
+
+// MaxTestCommand is the longest manifest test command, in bytes.
+const MaxTestCommand = 1024
+
+// validateTest checks the manifest's test command: one line of text.
+func (p *parser) validateTest(cmd string) {
+	switch {
+	case cmd == "":
+	case len(cmd) > MaxTestCommand:
+		p.add("test", fmt.Sprintf("the test command is %d bytes", len(cmd)), fmt.Sprintf("keep it under %d bytes; put longer scripts in a file of the bundle and run that", MaxTestCommand))
+	case !utf8.ValidString(cmd) || strings.ContainsAny(cmd, "\x00\n\r"):
+		p.add("test", "the test command must be one line of UTF-8 text", "remove line breaks and NUL bytes; put longer scripts in a file of the bundle")
+	case strings.TrimSpace(cmd) == "":
+		p.add("test", "the test command is blank", "remove it or name a command, such as \"python3 -m pytest\"")
+	}
 }
 
 // eachUnique calls check for each element and reports repeats.
