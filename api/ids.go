@@ -26,10 +26,14 @@ const (
 	IDToken    IDKind = "token"    // token id (jti)
 	IDVersion  IDKind = "version"  // agent version
 	IDStateKey IDKind = "state-key"
+	IDNode     IDKind = "node" // cluster member name
 	// IDLedgerEntry is a ledger entry's index (decimal) and IDLedgerHash a
 	// ledger entry's leaf hash (64 lowercase hex digits).
 	IDLedgerEntry IDKind = "ledger-entry"
 	IDLedgerHash  IDKind = "ledger-hash"
+	// IDRun is a pipeline run id (internal/pipeline makes them: "run-"
+	// and lowercase base32).
+	IDRun IDKind = "run"
 )
 
 // IDRule is the documented limit of one identifier kind.
@@ -58,6 +62,12 @@ func decimal(c byte, _ int) bool { return c >= '0' && c <= '9' }
 
 func lowerHex(c byte, _ int) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
 
+// runChar admits what a run id is made of, and nothing that would split a
+// store subject (the run's events are filed under it).
+func runChar(c byte, _ int) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
 func toolChar(c byte, i int) bool {
 	return segment(c, i) || i > 0 && c == '/'
 }
@@ -76,9 +86,11 @@ var IDRules = map[IDKind]IDRule{
 	IDToken:    {IDToken, 128, "A-Z a-z 0-9 . _ -", segment, true},
 	IDVersion:  {IDVersion, 64, "A-Z a-z 0-9 . _ -", segment, true},
 	IDStateKey: {IDStateKey, 512, "any bytes", nil, false},
+	IDNode:     {IDNode, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
 	// uint64 has at most 20 digits; a leaf hash is 32 bytes in hex.
 	IDLedgerEntry: {IDLedgerEntry, 20, "0-9", decimal, false},
 	IDLedgerHash:  {IDLedgerHash, 64, "0-9 a-f", lowerHex, false},
+	IDRun:         {IDRun, 64, "a-z 0-9 _ -", runChar, false},
 }
 
 // CheckID checks value against the rule of kind and returns nil or a

@@ -30,6 +30,10 @@ func TestCheckID(t *testing.T) {
 		{IDTool, "a/b", true},
 		{IDStateKey, "any thing \x00 goes", true},
 		{IDStateKey, strings.Repeat("k", 513), false},
+		{IDNode, "node-1", true},
+		{IDNode, "1node", false},
+		{IDNode, "Node", false},
+		{IDNode, strings.Repeat("n", 64), false},
 		{IDApproval, strings.Repeat("a", 5000), false},
 		{IDLedgerEntry, "0", true},
 		{IDLedgerEntry, "18446744073709551615", true},
@@ -39,6 +43,13 @@ func TestCheckID(t *testing.T) {
 		{IDLedgerHash, strings.Repeat("ab", 32), true},
 		{IDLedgerHash, strings.Repeat("AB", 32), false},
 		{IDLedgerHash, strings.Repeat("ab", 33), false},
+		{IDRun, "run-abcdefghij234567", true},
+		{IDRun, "run_1", true},
+		{IDRun, "Run-1", false},
+		{IDRun, "run.1", false},
+		{IDRun, "run>", false},
+		{IDRun, strings.Repeat("r", 64), true},
+		{IDRun, strings.Repeat("r", 65), false},
 	}
 	for _, c := range cases {
 		p := CheckID("f", c.kind, c.value)

@@ -70,6 +70,14 @@ const (
 	// KindBudgetExceeded: a model call would exceed the caller's token
 	// budget (402: not worth retrying until the budget is raised).
 	KindBudgetExceeded Kind = "budget-exceeded"
+
+	// KindOverloaded: the front door shed the request because its
+	// priority level has no free seat and no queue room (503, retry after
+	// Retry-After).
+	KindOverloaded Kind = "overloaded"
+	// KindQueueTimeout: the request waited in its priority level's queue
+	// for the level's whole queue timeout without getting a seat (503).
+	KindQueueTimeout Kind = "queue-timeout"
 )
 
 var kindStatus = map[Kind]int{
@@ -98,6 +106,8 @@ var kindStatus = map[Kind]int{
 	KindSandboxLimit:          http.StatusInsufficientStorage,
 	KindSandboxFailed:         http.StatusConflict,
 	KindBudgetExceeded:        http.StatusPaymentRequired,
+	KindOverloaded:            http.StatusServiceUnavailable,
+	KindQueueTimeout:          http.StatusServiceUnavailable,
 }
 
 // Kinds returns every known kind, for documentation and tests.
@@ -136,6 +146,14 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// Errors lists several field problems at once (validation).
 	Errors []FieldError `json:"errors,omitempty"`
+	// Limit names the limit that refused the request: a rate limit
+	// policy (as in the RateLimit-Policy header), "queue" or
+	// "concurrency" (rate-limited, overloaded, queue-timeout).
+	Limit string `json:"limit,omitempty"`
+	// PriorityLevel is the traffic class the request was scheduled in.
+	PriorityLevel string `json:"priority_level,omitempty"`
+	// RetryAfterSeconds repeats the Retry-After header: when to retry.
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
 
 	kind  Kind
 	cause error

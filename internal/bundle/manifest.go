@@ -38,6 +38,10 @@ type Manifest struct {
 	// Rollout, if set, is how a new version of the agent is rolled out
 	// (rollout.go); nil means the node's default steps.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Test is a shell command the deploy pipeline's test stage runs in a
+	// sandbox with the bundle checked out in /workspace (e.g. "python3 -m
+	// pytest"); exit status 0 passes. Empty: only tests/*.test.js run.
+	Test string `json:"test,omitempty"`
 }
 
 // Limits bound what one session of the agent may use.
@@ -97,7 +101,7 @@ var (
 )
 
 var (
-	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env", "rollout"}
+	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env", "rollout", "test"}
 	limitsFields = []string{"memory_mib", "cpu_ms", "wall_ms", "idle_seconds"}
 	// fieldAliases are names people reach for out of habit.
 	fieldAliases = map[string]string{
@@ -205,6 +209,7 @@ func (p *parser) manifest() (Manifest, bool) {
 	m.Secrets = p.strings("secrets", top["secrets"], "API_KEY")
 	m.Env = p.env(top["env"])
 	m.Rollout = p.rollout(top["rollout"])
+	m.Test, _ = p.string("test", top["test"])
 	p.validate(&m)
 	return m, true
 }

@@ -138,6 +138,15 @@ var parseCases = []parseCase{
 	{name: "rollout duplicate step field", in: `{"name":"a","entry":"a.js","rollout":{"steps":[{"percent":10,"percent":100}]}}`,
 		fields: []string{"rollout.steps[0].percent"}, text: "appears more than once"},
 
+	{name: "test command", in: `{"name":"a","entry":"a.js","test":"python3 -m pytest -q"}`, check: func(t *testing.T, m Manifest) {
+		if m.Test != "python3 -m pytest -q" {
+			t.Errorf("test = %q", m.Test)
+		}
+	}},
+	{name: "test command bad", in: `{"name":"a","entry":"a.js","test":"a\nb"}`, fields: []string{"test"}, text: "one line"},
+	{name: "test command blank", in: `{"name":"a","entry":"a.js","test":"   "}`, fields: []string{"test"}, text: "blank"},
+	{name: "test command long", in: `{"name":"a","entry":"a.js","test":"` + strings.Repeat("x", MaxTestCommand+1) + `"}`, fields: []string{"test"}},
+	{name: "test command type", in: `{"name":"a","entry":"a.js","test":["pytest"]}`, fields: []string{"test"}},
 	{name: "syntax error", in: "{\n  \"name\": \"a\",\n  \"entry\": \"a.js\"\n  \"runtime\": \"js\"\n}", fields: []string{""}, text: "line 4, column 3: invalid JSON"},
 	{name: "truncated", in: `{"name":"a",`, fields: []string{""}, text: "unexpected end"},
 	{name: "trailing data", in: `{"name":"a","entry":"a.js"} {}`, fields: []string{""}, text: "line 1, column 29"},

@@ -23,8 +23,14 @@ var (
 // maxEnvValue is the largest plain env value, in bytes.
 const maxEnvValue = 4 << 10
 
-// reservedEnv are env keys the runtime sets itself.
-var reservedEnv = map[string]bool{"state": true, "session": true, "tools": true, "secrets": true}
+// reservedEnv are env keys the runtime sets itself: the env bindings of
+// the JavaScript prelude (internal/isolate/prelude.js), and secrets.
+var reservedEnv = map[string]bool{"state": true, "session": true, "tools": true, "ai": true, "sandbox": true, "secrets": true}
+
+// ReservedEnv reports whether name is an env key the runtime sets itself
+// (env.state, env.session, env.tools, env.ai, env.sandbox, env.secrets),
+// which a manifest's env may not use.
+func ReservedEnv(name string) bool { return reservedEnv[name] }
 
 // validate checks the decoded values. Fields that failed to decode hold
 // their zero value and already have a problem, so zero values are skipped
@@ -61,6 +67,23 @@ func (p *parser) validate(m *Manifest) {
 		}
 	})
 	p.validateEnv(m)
+	p.validateTest(m.Test)
+}
+
+// MaxTestCommand is the longest manifest test command, in bytes.
+const MaxTestCommand = 1024
+
+// validateTest checks the manifest's test command: one line of text.
+func (p *parser) validateTest(cmd string) {
+	switch {
+	case cmd == "":
+	case len(cmd) > MaxTestCommand:
+		p.add("test", fmt.Sprintf("the test command is %d bytes", len(cmd)), fmt.Sprintf("keep it under %d bytes; put longer scripts in a file of the bundle and run that", MaxTestCommand))
+	case !utf8.ValidString(cmd) || strings.ContainsAny(cmd, "\x00\n\r"):
+		p.add("test", "the test command must be one line of UTF-8 text", "remove line breaks and NUL bytes; put longer scripts in a file of the bundle")
+	case strings.TrimSpace(cmd) == "":
+		p.add("test", "the test command is blank", "remove it or name a command, such as \"python3 -m pytest\"")
+	}
 }
 
 // eachUnique calls check for each element and reports repeats.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
-	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/spf13/cobra"
 )
@@ -175,7 +174,7 @@ func (g *globals) credentials() creds {
 		}
 	}
 	if cr.token == "" {
-		if b, err := os.ReadFile(filepath.Join(g.data, auth.TokenFile)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(g.data, daemon.TokenFile)); err == nil {
 			cr.token, cr.tokenFromData = strings.TrimSpace(string(b)), true
 		}
 	}

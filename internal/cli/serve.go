@@ -88,6 +88,9 @@ waits for a daemon that is starting.
 	f.IntVar(&cfg.SandboxMaxDiskMB, "sandbox-max-disk-mb", cfg.SandboxMaxDiskMB, "size (MiB) of /workspace and of /tmp a user may give one sandbox")
 	f.IntVar(&cfg.SandboxMaxPids, "sandbox-max-pids", cfg.SandboxMaxPids, "processes and threads a user may give one sandbox")
 	f.Var(&cfg.SandboxMaxTimeout, "sandbox-max-timeout", "lifetime a user may give one sandbox, at creation and per extension")
+	f.StringArrayVar(&cfg.EgressLoopbackHosts, "egress-loopback-host", nil,
+		"NAME[=ADDR]: the egress proxy resolves NAME to this loopback address (default 127.0.0.1) and lets agents reach it, for stand-in upstreams in benchmarks and test benches (repeatable; needs a loopback --listen)")
+	f.StringVar(&cfg.EgressUpstreamCAFile, "egress-upstream-ca-file", "", "PEM CA certificates the egress proxy trusts for upstream HTTPS besides the system roots")
 	return cmd
 }
 
@@ -151,6 +154,10 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.SandboxMaxPids = src.SandboxMaxPids
 	case "sandbox-max-timeout":
 		dst.SandboxMaxTimeout = src.SandboxMaxTimeout
+	case "egress-loopback-host":
+		dst.EgressLoopbackHosts = src.EgressLoopbackHosts
+	case "egress-upstream-ca-file":
+		dst.EgressUpstreamCAFile = src.EgressUpstreamCAFile
 	}
 }
 

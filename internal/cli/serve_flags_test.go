@@ -2,6 +2,7 @@ package cli
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,5 +35,27 @@ func TestServeSandboxCapFlags(t *testing.T) {
 	}
 	if err := final.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeEgressFlags: the egress settings have serve flags that land in
+// the configuration, and a loopback host on a public listen address is
+// refused naming the setting.
+func TestServeEgressFlags(t *testing.T) {
+	cmd := newServeCmd(&globals{})
+	args := []string{"--egress-loopback-host=a.test", "--egress-loopback-host=b.test=127.0.0.2", "--egress-upstream-ca-file=/ca.pem"}
+	if err := cmd.Flags().Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	src := config.Default()
+	src.EgressLoopbackHosts, src.EgressUpstreamCAFile = []string{"a.test", "b.test=127.0.0.2"}, "/ca.pem"
+	final := config.Default()
+	cmd.Flags().Visit(func(f *pflag.Flag) { applyFlag(&final, &src, f.Name) })
+	if !reflect.DeepEqual(final, src) {
+		t.Fatalf("config %+v, want %+v", final, src)
+	}
+	final.EgressUpstreamCAFile, final.Listen = "", "0.0.0.0:7070"
+	if err := final.Validate(); err == nil || !strings.Contains(err.Error(), "egress_loopback_hosts") {
+		t.Fatalf("public listen with loopback hosts: %v", err)
 	}
 }

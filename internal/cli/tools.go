@@ -11,11 +11,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// toolsSubcommands are more `agentcloud tools` subcommands, added from
-// init() in other files of this package (the registry's add, approve and
-// remove live in tools_registry.go).
-var toolsSubcommands []func(*globals) *cobra.Command
-
 func newToolsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "tools", Short: "List, search and call the toolbox's tools (the same tools /mcp serves)"}
 	var limit int
@@ -90,9 +85,8 @@ func newToolsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(list, search, call)
-	for _, f := range toolsSubcommands {
-		cmd.AddCommand(f(g))
-	}
+	// The registry's subcommands live in tools_registry.go.
+	cmd.AddCommand(newToolsAddCmd(g), newToolsApproveCmd(g), newToolsRefreshCmd(g), newToolsRemoveCmd(g), newToolsRegistryCmd(g))
 	return cmd
 }
 

@@ -12,11 +12,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() {
-	toolsSubcommands = append(toolsSubcommands, newToolsAddCmd, newToolsApproveCmd, newToolsRefreshCmd,
-		newToolsRemoveCmd, newToolsRegistryCmd)
-}
-
 func newToolsAddCmd(g *globals) *cobra.Command {
 	var mcpURL, openapi, baseURL, secret, header, format, query string
 	var perMinute int

@@ -130,6 +130,20 @@ type Config struct {
 	// AgentVersionsKept is how many versions of each agent are kept; older
 	// ones are pruned, never the stable or canary version.
 	AgentVersionsKept int `json:"agent_versions_kept"`
+	// Gateway is the front door: traffic classes, fair queuing, rate
+	// limits, Web Bot Auth and hostile-client limits (gateway.go).
+	Gateway Gateway `json:"gateway"`
+	// EgressLoopbackHosts are "NAME" or "NAME=ADDR" entries: the egress
+	// proxy resolves NAME to the loopback address ADDR (default 127.0.0.1)
+	// and lets requests to it through, for stand-in upstreams on this
+	// machine in benchmarks and local test benches. Only these names reach
+	// loopback; the daemon's own ports stay refused. Refused unless listen
+	// is a loopback address (egress.go).
+	EgressLoopbackHosts []string `json:"egress_loopback_hosts"`
+	// EgressUpstreamCAFile is a PEM file of CA certificates the egress
+	// proxy trusts for upstream HTTPS besides the system roots (a private
+	// CA, or the stand-ins' CA in a test bench).
+	EgressUpstreamCAFile string `json:"egress_upstream_ca_file"`
 }
 
 // Default returns the embedded single-node defaults.
@@ -173,6 +187,8 @@ func Default() Config {
 		RolloutP99Slack:             Duration(10 * time.Millisecond),
 		RolloutInterval:             Duration(time.Second),
 		AgentVersionsKept:           10,
+
+		Gateway: DefaultGateway(),
 	}
 }
 
@@ -391,6 +407,8 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		c.SessionMaxBodyBytes = n
 	}
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
+	c.loadGatewayEnv(lookup, &errs)
+	c.loadEgressEnv(lookup)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -500,9 +518,11 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateTLS()...)
 	errs = append(errs, c.validateRollout()...)
+	errs = append(errs, c.validateEgress()...)
 	if !validTrustDomain(c.TrustDomain) {
 		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")
 	}
+	c.Gateway.validate(add)
 	if len(errs) > 0 {
 		return errs
 	}

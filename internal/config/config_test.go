@@ -181,6 +181,8 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add(`[]`)
 	f.Add(`{"sandbox_max_memory_mb":512,"sandbox_max_cpus":0.5,"sandbox_max_timeout":"30m"}`)
 	f.Add(`{"sandbox_max_pids":-1,"sandbox_max_disk_mb":"big","sandbox_max_timeout":"forever"}`)
+	f.Add(`{"gateway":{"levels":[{"name":"a","shares":1,"queues":4,"hand_size":2,"queue_length":1}],"flow_schemas":[{"name":"s","level":"a","precedence":1,"match":[{"paths":["/v1/**"]}]}]}}`)
+	f.Add(`{"gateway":{"rate_limits":[{"name":"r","quota":1,"window":"1s","key":"identity+tool"}],"server":{"max_conns_per_ip":-1}}}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		c := Default()
 		if err := c.decode(strings.NewReader(s), "fuzz"); err != nil {

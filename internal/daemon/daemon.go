@@ -25,7 +25,10 @@ import (
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
+	"github.com/agentcloud/agentcloud/internal/security"
+	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +43,10 @@ import (
 // (a leftover describes a daemon that is gone) and when it shuts down.
 const AddrFile = "api.addr"
 
+// TokenFile is the admin token's file in the data dir, for clients on the
+// daemon's machine (the CLI's --data).
+const TokenFile = auth.TokenFile
+
 // Daemon is one running agentcloud node.
 type Daemon struct {
 	cfg     config.Config
@@ -50,20 +57,24 @@ type Daemon struct {
 	store    *store.Store
 	runtime  *isolate.Runtime
 	proxy    *egress.Proxy
-	sec      *security // identity, authorization, secrets, audit, approvals
+	sec      *security.Security // identity, authorization, secrets, audit, approvals
 	sessions *session.Manager
+	// fetch is the sessions' Fetcher, bound to the proxy once it exists.
+	fetch lateFetcher
 	// sandboxes is set by startSandboxes (sandbox.go).
 	sandboxes *sandboxParts
-	tools     toolParts        // set by startTools (tools.go)
-	models    *modelgw.Gateway // set by startModels (models.go)
-	reg       *prometheus.Registry
-	router    *httpapi.Router
-	srv       *http.Server
-	ln        net.Listener
-	ready     atomic.Bool
-	stopped   chan struct{}
+	// sandboxDir is security's SandboxDirectory over sandboxes.
+	sandboxDir sandboxDirectory
+	tools      toolParts        // set by startTools (tools.go)
+	models     *modelgw.Gateway // set by startModels (models.go)
+	reg        *prometheus.Registry
+	router     *httpapi.Router
+	srv        *http.Server
+	ln         net.Listener
+	ready      atomic.Bool
+	stopped    chan struct{}
 
-	egressHooks EgressTestHooks
+	egressHooks egressHooks // tests only (egress_export_test.go)
 
 	// toolRegistry and toolSink are set by startToolRegistry and
 	// attachToolRegistry (tools_registry.go).
@@ -119,27 +130,36 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("isolate runtime: %w", err)
 	}
-	d.sec, err = newSecurity(ctx, securityConfig{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
-		Store: d.store, Bootstrap: bootstrap, Log: d.log.With("component", "security"),
-		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
-		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute})
+	// The session manager comes first: security reads agents from it.
+	// Its Fetcher sends through the proxy, which needs security; it is
+	// bound below, before anything can fetch.
+	d.sessions, err = session.New(ctx, session.Config{
+		Store: d.store, Runtime: d.runtime, Fetcher: &d.fetch,
+		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
+		DeployAuthorizer: lateDeployAuthorizer{d},
+		Logger:           d.log.With("component", "session"),
+	})
 	if err != nil {
+		return err
+	}
+	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
+		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
+		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security")},
+		security.Deps{Store: d.store, Bootstrap: bootstrap, Agents: d.sessions, Sandboxes: &d.sandboxDir,
+			PrincipalFrom: securityhttp.PrincipalFrom})
+	if err != nil {
+		return err
+	}
+	if err := d.sec.Start(ctx); err != nil {
 		return err
 	}
 	d.proxy, err = d.newEgressProxy()
 	if err != nil {
 		return fmt.Errorf("egress proxy: %w", err)
 	}
-	d.sessions, err = session.New(ctx, session.Config{
-		Store: d.store, Runtime: d.runtime, Fetcher: sessionFetcher{d.proxy, d.sec},
-		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
-		Logger: d.log.With("component", "session"),
-	})
-	if err != nil {
-		return err
-	}
-	d.sec.attach(d.sessions)
-	d.sessions.SetFlow(labelFlow{d.sec}) // labels follow calls between sessions
+	d.fetch.bind(d.sec.SessionFetcher(d.proxy))
+	d.sessions.SetIdentity(d.sec) // session SVIDs at activation
+	d.sessions.SetFlow(d.sec)     // labels follow calls between sessions
 	if err := d.sessions.Start(ctx); err != nil {
 		return fmt.Errorf("start sessions: %w", err)
 	}
@@ -147,14 +167,14 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.router = httpapi.NewRouter(httpapi.Options{
 		Logger:       d.log.With("component", "http"),
-		Auth:         d.sec,
-		Authz:        d.sec,
+		Auth:         securityhttp.Auth{Sec: d.sec},
+		Authz:        securityhttp.Auth{Sec: d.sec},
 		Metrics:      httpapi.NewMetrics(d.reg),
 		MaxBodyBytes: d.cfg.MaxBodyBytes,
 	})
 	d.routes()
-	d.securityRoutes()
-	d.sessions.SecureRoutes(d.router, d.sec)
+	securityhttp.Routes(d.router, d.sec)
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}}).Routes(d.router)
 	if err := d.startSandboxes(ctx); err != nil {
 		return err
 	}
@@ -265,7 +285,9 @@ func (d *Daemon) closeParts() {
 		d.proxy = nil
 	}
 	if d.sec != nil {
-		d.sec.close()
+		if err := d.sec.Close(ctx); err != nil {
+			d.log.Warn("close security", "err", err)
+		}
 		d.sec = nil
 	}
 	if d.runtime != nil {

@@ -55,7 +55,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		off(fmt.Errorf("process sandbox tier: %w", err))
 		return nil
 	}
-	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}, caBundle: sandboxCABundle(d.sec.ca.Certificate())}
+	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}, caBundle: sandboxCABundle(d.sec.CA().Certificate())}
 	d.sandboxes = parts
 	var pools []sandbox.PoolConfig
 	if d.cfg.SandboxPoolProcess > 0 {
@@ -72,7 +72,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		}
 	}
 	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log,
-		DefaultTimeout: sandboxDefaultTimeout, Admission: newSandboxCaps(d.sec.td, d.cfg),
+		DefaultTimeout: sandboxDefaultTimeout, Admission: newSandboxCaps(d.sec.TrustDomain(), d.cfg),
 		NetworkHook: func(ctx context.Context, sb sandbox.Sandbox, ns string) (map[string]string, error) {
 			return d.sandboxNetworkHook(ctx, parts, sb, ns)
 		}, OnClose: func(id string) { d.closeSandboxNet(parts, id) }})
@@ -82,11 +82,11 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	if err := parts.manager.Start(ctx); err != nil {
 		return fmt.Errorf("start sandbox manager: %w", err)
 	}
-	d.sec.sandboxLookup = parts.record
+	d.sandboxDir.parts.Store(parts)
 	create, visible := d.sandboxAccess(parts)
 	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log,
 		BeforeCreate: create, Visible: visible, Identity: func(id string) string {
-			sid, _ := d.sandboxID(id)
+			sid, _ := d.sec.SandboxID(id)
 			return sid
 		}}).Routes(d.router)
 	d.sessions.SetService("sandbox", sandboxService{d: d, parts: parts})

@@ -1,17 +1,15 @@
 package daemon
 
-// Sandbox ownership and identity (sandbox_access.go); the caps and quota
-// of each owner are in sandbox_caps.go.
+// Sandbox ownership (sandbox_access.go); the caps and quota of each owner
+// are in sandbox_caps.go, what ownership means to authorization in
+// internal/security/sandboxes.go.
 //
 // A sandbox belongs to the principal that created it: a user through the
 // API, or, for a sandbox made by agent code (env.sandbox.run), the agent's
 // owner, with the session recorded beside it. Both live in the sandbox's
 // reserved labels (sandbox.LabelOwner, sandbox.LabelSession), so the
-// Manager's record is the one source. Cedar sees them as the Sandbox
-// entity's owner and session attributes: the owner may do anything to it
-// (owner-all), the creating session may drive it (session-own-sandbox),
-// administrators may do anything; everyone else is refused. Listing filters
-// each sandbox through sandbox.read.
+// Manager's record is the one source; the security part reads it through
+// sandboxDirectory. Listing filters each sandbox through sandbox.read.
 //
 // Each sandbox's identity is spiffe://TD/sandbox/ID; its egress and its
 // calls to the platform API (http://agentcloud.internal) carry it.
@@ -21,34 +19,24 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
-	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
-	"github.com/cedar-policy/cedar-go/types"
 )
 
-// sandboxRecord is what the platform knows about one sandbox beyond its
-// spec: who owns it, which session made it, and its egress grants.
-type sandboxRecord struct {
-	id      string
-	owner   string // SPIFFE ID
-	agent   string // set with session for a session's sandbox
-	session string
-	egress  []string // host patterns
-	secrets []string // secret names the proxy may substitute
-}
-
-func recordOf(id string, labels map[string]string) sandboxRecord {
-	r := sandboxRecord{id: id, owner: labels[sandbox.LabelOwner]}
+// recordOf reads a sandbox's ownership record from its reserved labels.
+func recordOf(id string, labels map[string]string) security.SandboxRecord {
+	r := security.SandboxRecord{ID: id, Owner: labels[sandbox.LabelOwner]}
 	if s := labels[sandbox.LabelSession]; s != "" {
-		r.agent, r.session, _ = strings.Cut(s, "/")
+		r.Agent, r.Session, _ = strings.Cut(s, "/")
 	}
 	split := func(v string) []string {
 		if v == "" {
@@ -56,71 +44,33 @@ func recordOf(id string, labels map[string]string) sandboxRecord {
 		}
 		return strings.Split(v, ",")
 	}
-	r.egress, r.secrets = split(labels[sandbox.LabelEgress]), split(labels[sandbox.LabelSecrets])
+	r.Egress, r.Secrets = split(labels[sandbox.LabelEgress]), split(labels[sandbox.LabelSecrets])
 	return r
 }
 
 // record looks up a live sandbox.
-func (parts *sandboxParts) record(id string) (sandboxRecord, bool) {
+func (parts *sandboxParts) record(id string) (security.SandboxRecord, bool) {
 	info, err := parts.manager.Info(id)
 	if err != nil {
-		return sandboxRecord{}, false
+		return security.SandboxRecord{}, false
 	}
 	return recordOf(id, info.Labels), true
 }
 
-// sandboxID is the SPIFFE ID of a sandbox.
-func (d *Daemon) sandboxID(id string) (string, error) {
-	sid, err := identity.NewID(d.sec.td, identity.KindSandbox, id)
-	if err != nil {
-		return "", fmt.Errorf("sandbox identity: %w", err)
-	}
-	return sid.String(), nil
-}
+// sandboxDirectory is the security part's SandboxDirectory: the live
+// sandboxes of the Manager, once startSandboxes has built it (none before,
+// or on a host that cannot run sandboxes).
+type sandboxDirectory struct{ parts atomic.Pointer[sandboxParts] }
 
-// sandboxEntity fills the Sandbox entity uid with what Cedar needs about
-// it: owner and creating session (with its agent). For a sandbox that does
-// not exist yet and is being created, the caller's own: a user owns it, a
-// session is its session.
-func (s *security) sandboxEntity(ctx context.Context, ents types.EntityMap, attrs types.RecordMap, id string, caller identity.Principal, creating bool) {
-	var rec sandboxRecord
-	exists := false
-	if s.sandboxLookup != nil {
-		rec, exists = s.sandboxLookup(id)
-	}
-	if !exists {
-		if !creating {
-			return
-		}
-		rec.owner = caller.ID.String()
-		if caller.Kind == identity.KindSession {
-			rec.owner, rec.agent, rec.session = "", caller.Agent, caller.Name
-			if info, ok, err := s.agentInfo(ctx, caller.Agent); ok && err == nil {
-				rec.owner = info.Owner
-			}
-		}
-	}
-	if o, ok := s.userUID(rec.owner); ok {
-		attrs["owner"] = o
-	}
-	if rec.session != "" {
-		sess := policy.NewUID(policy.TypeSession, rec.agent+"/"+rec.session)
-		agent := policy.NewUID(policy.TypeAgent, rec.agent)
-		if _, ok := ents[sess]; !ok {
-			ents[sess] = types.Entity{UID: sess, Attributes: types.NewRecord(types.RecordMap{"agent": agent})}
-		}
-		if _, ok := ents[agent]; !ok {
-			ents[agent] = types.Entity{UID: agent}
-		}
-		attrs["session"] = sess
-	}
-}
+var _ security.SandboxDirectory = (*sandboxDirectory)(nil)
 
-func (s *security) agentInfo(ctx context.Context, agent string) (session.AgentInfo, bool, error) {
-	if s.sessions == nil {
-		return session.AgentInfo{}, false, nil
+// SandboxRecord implements security.SandboxDirectory.
+func (sd *sandboxDirectory) SandboxRecord(id string) (security.SandboxRecord, bool) {
+	parts := sd.parts.Load()
+	if parts == nil || parts.manager == nil {
+		return security.SandboxRecord{}, false
 	}
-	return s.sessions.AgentInfo(ctx, agent)
+	return parts.record(id)
 }
 
 // sandboxAccess returns the sandbox API's create and list hooks: create
@@ -141,7 +91,7 @@ func (d *Daemon) sandboxAccess(parts *sandboxParts) (func(*http.Request, *sandbo
 			return false
 		}
 		ctx := session.Filtering(r.Context())
-		return d.sec.Authorize(ctx, p, sandboxhttp.ActionRead, httpapi.Resource{Type: policy.TypeSandbox, ID: info.ID}) == nil
+		return d.sec.Authorize(ctx, security.Principal(p), sandboxhttp.ActionRead, security.Resource{Type: policy.TypeSandbox, ID: info.ID}) == nil
 	}
 	return create, visible
 }
@@ -157,51 +107,6 @@ func ownSandbox(spec *sandbox.Spec, owner, agent, sess string) {
 	if sess != "" {
 		spec.Labels[sandbox.LabelSession] = agent + "/" + sess
 	}
-}
-
-// sandboxPrincipal adds a sandbox acting as a principal (its egress, its
-// platform API calls): owner, creating session (with agent), and extra
-// attributes (egress grants). It returns the labels of the session that
-// made the sandbox, so what a session's sandbox does is judged like what
-// the session does; a user's sandbox has zero labels.
-func (s *security) sandboxPrincipal(ctx context.Context, ents types.EntityMap, ip identity.Principal, extra types.RecordMap) (policy.Labels, error) {
-	uid := policy.PrincipalUID(ip)
-	attrs := types.RecordMap{}
-	for k, v := range extra {
-		attrs[k] = v
-	}
-	var labels policy.Labels
-	if s.sandboxLookup != nil {
-		if rec, ok := s.sandboxLookup(ip.Name); ok {
-			if o, ok := s.userUID(rec.owner); ok {
-				attrs["owner"] = o
-			}
-			if rec.session != "" {
-				sess := policy.NewUID(policy.TypeSession, rec.agent+"/"+rec.session)
-				agent := policy.NewUID(policy.TypeAgent, rec.agent)
-				ents[sess] = types.Entity{UID: sess, Attributes: types.NewRecord(types.RecordMap{"agent": agent})}
-				// The agent's tool grant (its manifest's tools) is what the
-				// session's sandboxes may call too.
-				agentAttrs := types.RecordMap{}
-				if info, ok, err := s.agentInfo(ctx, rec.agent); ok && err == nil {
-					tools := make([]types.Value, 0, len(info.Manifest.Tools))
-					for _, t := range info.Manifest.Tools {
-						tools = append(tools, policy.NewUID(policy.TypeTool, t))
-					}
-					agentAttrs["tools"] = types.NewSet(tools...)
-				}
-				ents[agent] = types.Entity{UID: agent, Attributes: types.NewRecord(agentAttrs)}
-				attrs["session"] = sess
-				l, err := s.labels.get(ctx, rec.agent, rec.session)
-				if err != nil {
-					return labels, fmt.Errorf("labels of session %s/%s: %w", rec.agent, rec.session, err)
-				}
-				labels = l
-			}
-		}
-	}
-	ents[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(attrs)}
-	return labels, nil
 }
 
 // toolSandboxes makes the run_code tool's sandboxes (builtin.Sandboxes),
@@ -228,14 +133,14 @@ func (s toolSandboxes) Create(ctx context.Context, c toolbox.Caller, spec sandbo
 		}
 		owner = info.Owner
 		if owner == "" { // deployed by an administrator
-			owner = s.d.sec.admin.ID
+			owner = s.d.sec.Admin().ID
 		}
 	case c.Sandbox != "":
 		rec, ok := s.parts.record(c.Sandbox)
 		if !ok {
 			return nil, fmt.Errorf("calling sandbox %s: %w", c.Sandbox, sandbox.ErrNotFound)
 		}
-		owner, agent, sess = rec.owner, rec.agent, rec.session
+		owner, agent, sess = rec.Owner, rec.Agent, rec.Session
 	}
 	if owner == "" {
 		return nil, api.Errorf(api.KindUnauthenticated, "run_code: the caller has no identity to own a sandbox")

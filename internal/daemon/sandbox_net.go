@@ -34,8 +34,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -50,7 +50,7 @@ const (
 
 // sandboxNet is the proxy listener of one sandbox.
 type sandboxNet struct {
-	rec sandboxRecord
+	rec security.SandboxRecord
 	id  spiffeid.ID
 	srv *http.Server
 
@@ -69,7 +69,7 @@ type sandboxNets struct {
 // proxy inside the sandbox's network namespace and returns the proxy
 // environment.
 func (d *Daemon) sandboxNetworkHook(ctx context.Context, parts *sandboxParts, sb sandbox.Sandbox, ns string) (map[string]string, error) {
-	sid, err := d.sandboxID(sb.ID())
+	sid, err := d.sec.SandboxID(sb.ID())
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +172,14 @@ func (d *Daemon) closeSandboxNet(parts *sandboxParts, id string) {
 
 // sandboxProxy serves one sandbox's proxy listener: platform calls go to
 // the daemon's API, everything else through the egress proxy as the
-// sandbox, with its grants in the context the decider reads.
+// sandbox, with its grants in its egress.Caller.
 func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
-	caller := egress.Caller{ID: n.id.String()}
 	rec := n.rec
+	// The sandbox's grants travel in its egress caller, read by the decider,
+	// the secret hook and the auditor. A session's sandbox reading an
+	// untrusted host lowers the session's integrity: security's AuditEgress
+	// does it as each answer arrives.
+	caller := rec.EgressCaller(n.id.String())
 	// Captured now: closeParts clears the daemon's fields while a handler
 	// may still be finishing.
 	proxy, sec := d.proxy.Handler(caller), d.sec
@@ -192,21 +196,17 @@ func (d *Daemon) sandboxProxy(n *sandboxNet) http.Handler {
 			d.servePlatform(w, r, n, sec)
 			return
 		}
-		ec := &egressCall{agent: rec.agent, session: rec.session, allow: rec.egress, owner: rec.owner,
-			secrets: rec.secrets, sandbox: rec.id}
-		// A session's sandbox reading an untrusted host lowers the session's
-		// integrity: security.auditEgress does it as each answer arrives.
-		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), egressCallKey{}, ec)))
+		proxy.ServeHTTP(w, r)
 	})
 }
 
 // servePlatform hands a sandbox's request for http://agentcloud.internal to
 // the daemon's API, authenticated as the sandbox. Whatever credentials the
 // sandbox sent are replaced: it acts only as itself.
-func (d *Daemon) servePlatform(w http.ResponseWriter, r *http.Request, n *sandboxNet, sec *security) {
+func (d *Daemon) servePlatform(w http.ResponseWriter, r *http.Request, n *sandboxNet, sec *security.Security) {
 	tok, err := n.bearer(sec)
 	if err != nil {
-		d.log.Warn("sandbox platform token", "sandbox", n.rec.id, "err", err)
+		d.log.Warn("sandbox platform token", "sandbox", n.rec.ID, "err", err)
 		http.Error(w, "platform credentials unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -222,13 +222,13 @@ func (d *Daemon) servePlatform(w http.ResponseWriter, r *http.Request, n *sandbo
 
 // bearer returns a JWT-SVID of the sandbox for the API audience, reissued
 // when less than a third of its life is left.
-func (n *sandboxNet) bearer(s *security) (string, error) {
+func (n *sandboxNet) bearer(s *security.Security) (string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.token != "" && time.Until(n.exp) > sandboxTokenTTL/3 {
 		return n.token, nil
 	}
-	tok, _, err := s.ca.IssueJWT(n.id, []string{APIAudience}, sandboxTokenTTL)
+	tok, _, err := s.CA().IssueJWT(n.id, []string{security.APIAudience}, sandboxTokenTTL)
 	if err != nil {
 		return "", fmt.Errorf("issue sandbox token: %w", err)
 	}

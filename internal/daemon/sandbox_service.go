@@ -27,11 +27,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentcloud/agentcloud/api"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 )
 
@@ -95,11 +96,11 @@ var _ session.Service = sandboxService{}
 
 func (s sandboxService) Invoke(ctx context.Context, c session.Caller, method string, args []byte) ([]byte, error) {
 	if s.unavailable != nil {
-		return nil, fmt.Errorf("NotSupportedError: sandboxes are unavailable on this node: %v", s.unavailable)
+		return nil, isolate.HostErrorf("NotSupportedError", "sandboxes are unavailable on this node: %v", s.unavailable)
 	}
 	var req sandboxRun
 	if err := json.Unmarshal(args, &req); err != nil {
-		return nil, fmt.Errorf("TypeError: env.sandbox.%s: %v", method, err)
+		return nil, isolate.HostErrorf("TypeError", "env.sandbox.%s: %v", method, err)
 	}
 	var (
 		out any
@@ -114,7 +115,7 @@ func (s sandboxService) Invoke(ctx context.Context, c session.Caller, method str
 		err = s.delete(ctx, c, req.ID)
 		out = map[string]bool{"deleted": err == nil}
 	default:
-		return nil, fmt.Errorf("NotSupportedError: env.sandbox has no method %q (run, exec, delete)", method)
+		return nil, isolate.HostErrorf("NotSupportedError", "env.sandbox has no method %q (run, exec, delete)", method)
 	}
 	if err != nil {
 		return nil, err
@@ -124,13 +125,13 @@ func (s sandboxService) Invoke(ctx context.Context, c session.Caller, method str
 
 // authorize asks Cedar whether the session may do action to the sandbox.
 func (s sandboxService) authorize(ctx context.Context, c session.Caller, action, id string) error {
-	sid, err := identity.NewID(s.d.sec.td, identity.KindSession, c.Agent+"/"+c.Session)
+	sid, err := identity.NewID(s.d.sec.TrustDomain(), identity.KindSession, c.Agent+"/"+c.Session)
 	if err != nil {
 		return fmt.Errorf("session identity: %w", err)
 	}
-	p := httpapi.Principal{ID: sid.String(), Kind: string(identity.KindSession)}
-	if err := s.d.sec.Authorize(ctx, p, action, httpapi.Resource{Type: policy.TypeSandbox, ID: id}); err != nil {
-		return fmt.Errorf("PermissionError: %s", problemText(err))
+	p := security.Principal{ID: sid.String(), Kind: string(identity.KindSession)}
+	if err := s.d.sec.Authorize(ctx, p, action, security.Resource{Type: policy.TypeSandbox, ID: id}); err != nil {
+		return isolate.HostErrorf("PermissionError", "%s", problemText(err))
 	}
 	return nil
 }
@@ -144,7 +145,7 @@ func problemText(err error) string {
 
 func (s sandboxService) run(ctx context.Context, c session.Caller, req sandboxRun) (*sandboxRunResult, error) {
 	if req.ID != "" {
-		return nil, errors.New("TypeError: env.sandbox.run makes a new sandbox: use env.sandbox.exec(id, ...) for a kept one")
+		return nil, &isolate.HostError{Name: "TypeError", Message: "env.sandbox.run makes a new sandbox: use env.sandbox.exec(id, ...) for a kept one"}
 	}
 	if err := checkRun(req); err != nil {
 		return nil, err
@@ -173,15 +174,15 @@ func (s sandboxService) run(ctx context.Context, c session.Caller, req sandboxRu
 	}
 	owner := info.Owner
 	if owner == "" { // deployed by an administrator
-		owner = s.d.sec.admin.ID
+		owner = s.d.sec.Admin().ID
 	}
 	ownSandbox(&spec, owner, c.Agent, c.Session)
 	sb, err := s.parts.manager.Create(ctx, id, spec)
 	if api.IsKind(err, api.KindRateLimited) || api.IsKind(err, api.KindValidation) {
-		return nil, fmt.Errorf("LimitError: %s", problemText(err)) // the owner's caps (sandboxCaps)
+		return nil, isolate.HostErrorf("LimitError", "%s", problemText(err)) // the owner's caps (sandboxCaps)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("SandboxError: %v", err)
+		return nil, isolate.HostErrorf("SandboxError", "%v", err)
 	}
 	if !req.Keep {
 		defer func() {
@@ -204,10 +205,10 @@ func (s sandboxService) run(ctx context.Context, c session.Caller, req sandboxRu
 
 func (s sandboxService) exec(ctx context.Context, c session.Caller, req sandboxRun) (*sandboxRunResult, error) {
 	if req.ID == "" {
-		return nil, errors.New("TypeError: env.sandbox.exec needs the id of a sandbox kept with env.sandbox.run({keep: true, ...})")
+		return nil, &isolate.HostError{Name: "TypeError", Message: "env.sandbox.exec needs the id of a sandbox kept with env.sandbox.run({keep: true, ...})"}
 	}
 	if req.Keep || req.Tier != "" || req.Template != "" {
-		return nil, errors.New("TypeError: env.sandbox.exec runs in an existing sandbox: keep, tier and template do not apply")
+		return nil, &isolate.HostError{Name: "TypeError", Message: "env.sandbox.exec runs in an existing sandbox: keep, tier and template do not apply"}
 	}
 	if err := checkRun(req); err != nil {
 		return nil, err
@@ -217,23 +218,23 @@ func (s sandboxService) exec(ctx context.Context, c session.Caller, req sandboxR
 	}
 	sb, err := s.parts.manager.Get(req.ID)
 	if err != nil {
-		return nil, fmt.Errorf("NotFoundError: sandbox %s does not exist (deleted or expired)", req.ID)
+		return nil, isolate.HostErrorf("NotFoundError", "sandbox %s does not exist (deleted or expired)", req.ID)
 	}
 	return runIn(ctx, sb, req)
 }
 
 func (s sandboxService) delete(ctx context.Context, c session.Caller, id string) error {
 	if id == "" {
-		return errors.New("TypeError: env.sandbox.delete needs a sandbox id")
+		return &isolate.HostError{Name: "TypeError", Message: "env.sandbox.delete needs a sandbox id"}
 	}
 	if err := s.authorize(ctx, c, sandboxhttp.ActionDelete, id); err != nil {
 		return err
 	}
 	if err := s.parts.manager.Delete(ctx, id); err != nil {
 		if errors.Is(err, sandbox.ErrNotFound) {
-			return fmt.Errorf("NotFoundError: sandbox %s does not exist (deleted or expired)", id)
+			return isolate.HostErrorf("NotFoundError", "sandbox %s does not exist (deleted or expired)", id)
 		}
-		return fmt.Errorf("SandboxError: %v", err)
+		return isolate.HostErrorf("SandboxError", "%v", err)
 	}
 	return nil
 }
@@ -242,27 +243,27 @@ func (s sandboxService) delete(ctx context.Context, c session.Caller, id string)
 func checkRun(req sandboxRun) error {
 	switch {
 	case req.Language != "" && req.Cmd != "":
-		return errors.New("TypeError: env.sandbox: give either language and code, or cmd and args, not both")
+		return &isolate.HostError{Name: "TypeError", Message: "env.sandbox: give either language and code, or cmd and args, not both"}
 	case req.Language == "" && req.Cmd == "":
-		return errors.New("TypeError: env.sandbox: give language (python, javascript or bash) and code, or cmd and args")
+		return &isolate.HostError{Name: "TypeError", Message: "env.sandbox: give language (python, javascript or bash) and code, or cmd and args"}
 	case req.Language != "":
 		if _, ok := languages[req.Language]; !ok {
-			return fmt.Errorf("TypeError: env.sandbox: language %q: want python, javascript or bash", req.Language)
+			return isolate.HostErrorf("TypeError", "env.sandbox: language %q: want python, javascript or bash", req.Language)
 		}
 	case req.Code != "":
-		return errors.New("TypeError: env.sandbox: code needs a language; with cmd, pass the program in args or files")
+		return &isolate.HostError{Name: "TypeError", Message: "env.sandbox: code needs a language; with cmd, pass the program in args or files"}
 	}
 	if req.Timeout < 0 || req.Timeout > runMaxTimeout.Seconds() {
-		return fmt.Errorf("TypeError: env.sandbox: timeout must be between 0 (default %s) and %.0f seconds", runDefaultTimeout, runMaxTimeout.Seconds())
+		return isolate.HostErrorf("TypeError", "env.sandbox: timeout must be between 0 (default %s) and %.0f seconds", runDefaultTimeout, runMaxTimeout.Seconds())
 	}
 	for p := range req.Files {
 		if _, _, err := sandbox.ResolvePath(p); err != nil {
-			return fmt.Errorf("TypeError: env.sandbox: files[%q]: paths must be under /workspace or /tmp (or relative to /workspace)", p)
+			return isolate.HostErrorf("TypeError", "env.sandbox: files[%q]: paths must be under /workspace or /tmp (or relative to /workspace)", p)
 		}
 	}
 	for k, v := range req.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return fmt.Errorf("TypeError: env.sandbox: env[%q]: names must be non-empty without '=' or NUL, values without NUL", k)
+			return isolate.HostErrorf("TypeError", "env.sandbox: env[%q]: names must be non-empty without '=' or NUL, values without NUL", k)
 		}
 	}
 	return nil
@@ -284,15 +285,15 @@ func runIn(ctx context.Context, sb sandbox.Sandbox, req sandboxRun) (*sandboxRun
 	for p, content := range files {
 		root, rel, err := sandbox.ResolvePath(p)
 		if err != nil {
-			return nil, fmt.Errorf("TypeError: env.sandbox: files[%q]: %v", p, err)
+			return nil, isolate.HostErrorf("TypeError", "env.sandbox: files[%q]: %v", p, err)
 		}
 		if dir := path.Dir(rel); dir != "." {
 			if err := sb.Mkdir(ctx, path.Join(root, dir), 0o755); err != nil {
-				return nil, fmt.Errorf("SandboxError: mkdir for %s: %v", p, err)
+				return nil, isolate.HostErrorf("SandboxError", "mkdir for %s: %v", p, err)
 			}
 		}
 		if err := sb.WriteFile(ctx, p, strings.NewReader(content), 0o644); err != nil {
-			return nil, fmt.Errorf("SandboxError: write %s: %v", p, err)
+			return nil, isolate.HostErrorf("SandboxError", "write %s: %v", p, err)
 		}
 	}
 	before := map[string]sandbox.FileInfo{}
@@ -314,7 +315,7 @@ func runIn(ctx context.Context, sb sandbox.Sandbox, req sandboxRun) (*sandboxRun
 	case errors.Is(err, sandbox.ErrMemoryLimit), errors.Is(err, sandbox.ErrPidsLimit), errors.Is(err, sandbox.ErrDiskLimit):
 		res.Error = err.Error()
 	default:
-		return nil, fmt.Errorf("SandboxError: %v", err)
+		return nil, isolate.HostErrorf("SandboxError", "%v", err)
 	}
 	after := map[string]sandbox.FileInfo{}
 	walk(ctx, sb, sandbox.WorkspaceDir, after)

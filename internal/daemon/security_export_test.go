@@ -30,13 +30,12 @@ func StoreRedialsForTest(d *Daemon) uint64 { return d.store.Redials() }
 // AuditSizeForTest reports the audit stream's records and bytes once
 // everything recorded so far is written.
 func AuditSizeForTest(ctx context.Context, d *Daemon) (records, bytes uint64, err error) {
-	return d.sec.audit.Size(ctx)
+	return d.sec.Audit().Size(ctx)
 }
 
 // SweepAuthFailuresForTest ends the current minute of the failed
 // authentication budget, writing its summary records, as the minute's
 // ticker would.
 func SweepAuthFailuresForTest(ctx context.Context, d *Daemon) error {
-	d.sec.sweepAuthFailures(ctx, d.sec.now().Add(d.sec.authLimit.Window()))
-	return d.sec.audit.Flush(ctx)
+	return d.sec.SweepAuthFailures(ctx)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/klauspost/compress/zstd"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
@@ -138,7 +139,7 @@ func TestCredentialsRejectedOverHTTP(t *testing.T) {
 	}
 	caDir := filepath.Join(d.DataDir(), "ca")
 	aliceID := spiffeid.RequireFromString("spiffe://agentcloud.local/user/alice")
-	aud := []string{daemon.APIAudience}
+	aud := []string{security.APIAudience}
 
 	other, err := identity.LoadOrCreateCA(identity.Config{}, t.TempDir())
 	if err != nil {

@@ -1,14 +1,13 @@
 package daemon
 
-// Toolbox wiring: the built-in tools over the daemon's parts, the Cedar
-// authorizer, auditor and labeler over d.sec, the /mcp endpoint with its
-// RFC 9728 metadata, the /v1/tools REST routes and env.tools.
+// Toolbox wiring: the built-in tools over the daemon's parts, the security
+// part as the Cedar authorizer, auditor and labeler, the /mcp endpoint with
+// its RFC 9728 metadata, the /v1/tools REST routes and env.tools.
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,23 +17,12 @@ import (
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
-	"github.com/agentcloud/agentcloud/internal/policy"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
 	"github.com/agentcloud/agentcloud/internal/toolbox/mcpserver"
 	"github.com/agentcloud/agentcloud/internal/version"
-)
-
-// auditTypeTool is the audit type of tool calls.
-const auditTypeTool = "tool"
-
-// Route actions of the tools API outside the Cedar schema: any
-// authenticated caller may list tools or ask to call one; the toolbox then
-// authorizes tool.call on the Tool itself.
-const (
-	actionToolList   = "tool.list"
-	actionToolInvoke = "tool.invoke"
 )
 
 // toolParts are the toolbox and its MCP endpoint of one daemon.
@@ -56,8 +44,9 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Agents:    d.sessions,
 		Fetch:     toolFetcher{d},
 		Authorize: d.authorizeForTool,
-		Principal: d.httpPrincipal,
-		Flow:      labelFlow{d.sec},
+		Principal: d.sessionPrincipal,
+		ActAs:     d.actAs,
+		Flow:      d.sec,
 	}
 	if d.sandboxes != nil && d.sandboxes.manager != nil {
 		deps.Sandboxes = toolSandboxes{d: d, parts: d.sandboxes}
@@ -70,9 +59,9 @@ func (d *Daemon) startTools(ctx context.Context) error {
 	}
 	tb = toolbox.New(toolbox.Config{
 		Builtins:   builtin.New(deps),
-		Authorizer: toolAuthz{d.sec},
-		Auditor:    toolAudit{d.sec},
-		Labeler:    toolLabeler{d.sec},
+		Authorizer: d.sec,
+		Auditor:    d.sec,
+		Labeler:    d.sec,
 		// Per caller across tools; per-tool limits are the registry's.
 		CallerRate: toolbox.Rate{PerSecond: d.cfg.ToolCallsPerSecond, Burst: d.cfg.ToolCallBurst},
 		Logger:     log,
@@ -88,23 +77,34 @@ func (d *Daemon) startTools(ctx context.Context) error {
 // httpPrincipal is the request principal of a tool caller.
 func (d *Daemon) httpPrincipal(c toolbox.Caller) httpapi.Principal {
 	p := httpapi.Principal{ID: c.Principal}
-	if ip, err := identity.ParsePrincipal(d.sec.td, c.Principal); err == nil {
+	if ip, err := identity.ParsePrincipal(d.sec.TrustDomain(), c.Principal); err == nil {
 		p.Kind = string(ip.Kind)
 	}
 	return p
 }
 
+// sessionPrincipal is the deployer a tool caller is for session.Deploy.
+func (d *Daemon) sessionPrincipal(c toolbox.Caller) session.Principal {
+	p := d.httpPrincipal(c)
+	return session.Principal{ID: p.ID, Kind: p.Kind}
+}
+
+// actAs returns ctx carrying the tool caller as the request principal.
+func (d *Daemon) actAs(ctx context.Context, c toolbox.Caller) context.Context {
+	return httpapi.WithPrincipal(ctx, d.httpPrincipal(c))
+}
+
 // authorizeForTool authorizes what a built-in tool does for its caller
 // (state, agents) exactly as the REST API would.
-func (d *Daemon) authorizeForTool(ctx context.Context, c toolbox.Caller, action string, res httpapi.Resource) error {
-	return d.sec.Authorize(ctx, d.httpPrincipal(c), action, res)
+func (d *Daemon) authorizeForTool(ctx context.Context, c toolbox.Caller, action string, res builtin.Resource) error {
+	return d.sec.Authorize(ctx, security.Principal(d.httpPrincipal(c)), action, security.Resource{Type: res.Type, ID: res.ID, Parent: res.Parent})
 }
 
 // toolCaller turns an authenticated principal into a tool caller; a
 // session's manifest tools list becomes Allowed.
 func (d *Daemon) toolCaller(ctx context.Context, p httpapi.Principal) (toolbox.Caller, error) {
 	c := toolbox.Caller{Principal: p.ID}
-	ip, err := identity.ParsePrincipal(d.sec.td, p.ID)
+	ip, err := identity.ParsePrincipal(d.sec.TrustDomain(), p.ID)
 	if err != nil {
 		return c, nil // the bootstrap admin and other non-SPIFFE principals
 	}
@@ -131,7 +131,7 @@ func (d *Daemon) toolCallerOf(r *http.Request) (toolbox.Caller, error) {
 	if err != nil {
 		return toolbox.Caller{}, err
 	}
-	return d.toolCaller(r.Context(), p)
+	return d.toolCaller(r.Context(), httpapi.Principal(p))
 }
 
 // toolRoutes registers /mcp, the protected-resource metadata and /v1/tools.
@@ -161,14 +161,14 @@ func (d *Daemon) toolRoutes() {
 		r.Handle(httpapi.Route{Method: "GET", Path: p, Tag: "tools", Public: true, Response: map[string]any{},
 			Summary: "OAuth 2.0 protected-resource metadata (RFC 9728) of the /mcp endpoint.", Handler: meta})
 	}
-	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/tools", Tag: "tools", Action: actionToolList, Response: api.ToolList{},
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/tools", Tag: "tools", Action: security.ActionToolList, Response: api.ToolList{},
 		Summary: "List the toolbox's tools sorted by name, or with ?q=words the best matches first (?limit=N).",
 		Query: []httpapi.QueryParam{
 			{Name: "q", Description: "words to search for in tool names and descriptions; best matches first"},
 			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many tools, 1 to 1000"},
 		},
 		Handler: d.handleListTools})
-	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/tools/{tool}/call", Tag: "tools", Action: actionToolInvoke,
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/tools/{tool}/call", Tag: "tools", Action: security.ActionToolInvoke,
 		Request: map[string]any{}, Response: api.ToolResult{},
 		Summary: "Call a tool with a JSON object of arguments; refusals are problems, a tool's own failure is a result with isError.",
 		Handler: d.handleCallTool})
@@ -287,68 +287,6 @@ func toolProblem(e *toolbox.Error) error {
 	return p
 }
 
-// toolAuthz is the Cedar authorizer of tool calls: principal, action
-// "tool.call", resource Tool::"name" (builtin marked), with the caller's
-// session labels in the context.
-type toolAuthz struct{ s *security }
-
-func (a toolAuthz) AuthorizeTool(ctx context.Context, c toolbox.Caller, t toolbox.Tool) error {
-	s := a.s
-	ip, err := identity.ParsePrincipal(s.td, c.Principal)
-	if err != nil {
-		return toolbox.Wrap(toolbox.CodeForbidden, t.Name, err, "caller %q is not a principal of this platform", c.Principal)
-	}
-	d, ruid, err := s.decide(ctx, ip, "tool.call", httpapi.Resource{Type: policy.TypeTool, ID: t.Name, Parent: t.Source}, nil)
-	if err != nil {
-		return fmt.Errorf("authorize tool %s: %w", t.Name, err)
-	}
-	if !d.Allowed {
-		return toolbox.Errorf(toolbox.CodeForbidden, t.Name, "%s", denialText(ip, "tool.call", ruid, d))
-	}
-	return nil
-}
-
-// toolAudit writes one audit record per tool call.
-type toolAudit struct{ s *security }
-
-func (a toolAudit) AuditTool(ctx context.Context, rec toolbox.CallRecord) {
-	outcome := rec.Decision
-	if rec.Decision == "allow" && rec.Code != "" {
-		outcome = "error"
-	}
-	detail := map[string]any{"args_sha256": rec.ArgsSHA256, "duration_us": rec.Duration.Microseconds()}
-	if rec.ResultSHA256 != "" {
-		detail["result_sha256"] = rec.ResultSHA256
-	}
-	if rec.Error != "" {
-		detail["error"] = rec.Error
-	}
-	if rec.Untrusted {
-		detail["untrusted"] = true
-	}
-	if rec.Caller.Sandbox != "" {
-		detail["sandbox"] = rec.Caller.Sandbox
-	}
-	ev := api.AuditEvent{Type: auditTypeTool, Principal: rec.Caller.Principal, Action: "tool.call",
-		Resource: `Tool::"` + rec.Tool + `"`, Outcome: outcome, Reason: string(rec.Code), Detail: detail}
-	if rec.Caller.Session != "" {
-		ev.Session = rec.Caller.Agent + "/" + rec.Caller.Session
-	}
-	_ = a.s.audit.Record(context.WithoutCancel(ctx), ev)
-}
-
-// toolLabeler lowers a session's integrity when it reads untrusted output.
-type toolLabeler struct{ s *security }
-
-func (l toolLabeler) ReadUntrusted(ctx context.Context, c toolbox.Caller, tool string) error {
-	if c.Session == "" {
-		return nil
-	}
-	_, err := l.s.labels.join(ctx, c.Agent, c.Session, policy.Labels{Integrity: policy.Untrusted},
-		"read the untrusted output of tool "+tool)
-	return err
-}
-
 // toolFetcher sends http_fetch through the egress proxy: a session's call
 // as the session (manifest allowlist, policy, labels), anyone else's under
 // their own identity and policy.
@@ -361,14 +299,14 @@ func (f toolFetcher) Fetch(ctx context.Context, c toolbox.Caller, req *http.Requ
 		if info, ok, err := d.sessions.AgentInfo(ctx, c.Agent); err == nil && ok {
 			sc.Egress, sc.Tools = info.Manifest.Egress, info.Manifest.Tools
 		}
-		return sessionFetcher{d.proxy, d.sec}.Fetch(ctx, sc, req)
+		return d.sec.SessionFetcher(d.proxy).Fetch(ctx, sc, req)
 	}
 	id := c.Principal
 	if !strings.HasPrefix(id, "spiffe://") {
 		return nil, toolbox.Errorf(toolbox.CodeForbidden, "http_fetch", "caller %q has no platform identity to fetch with", id)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	resp, err := d.proxy.Do(ctx, egress.Caller{ID: id}, req)
+	resp, err := d.proxy.Do(ctx, egress.Caller{ID: id, Purpose: egress.PurposeTool}, req)
 	if err != nil {
 		cancel()
 		return nil, err

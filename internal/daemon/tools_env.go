@@ -8,6 +8,8 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 )
@@ -17,13 +19,13 @@ import (
 // tools list as Allowed).
 type toolService struct {
 	tb  *toolbox.Toolbox
-	sec *security
+	sec *security.Security
 }
 
 var _ session.Service = toolService{}
 
 func (s toolService) Invoke(ctx context.Context, sc session.Caller, method string, args []byte) ([]byte, error) {
-	id, err := identity.NewID(s.sec.td, identity.KindSession, sc.Agent+"/"+sc.Session)
+	id, err := identity.NewID(s.sec.TrustDomain(), identity.KindSession, sc.Agent+"/"+sc.Session)
 	if err != nil {
 		return nil, fmt.Errorf("session identity: %w", err)
 	}
@@ -38,12 +40,12 @@ func (s toolService) Invoke(ctx context.Context, sc session.Caller, method strin
 			Arguments json.RawMessage `json:"arguments"`
 		}
 		if err := json.Unmarshal(args, &a); err != nil || a.Name == "" {
-			return nil, fmt.Errorf("TypeError: env.tools.call(name, args) needs a tool name and an arguments object")
+			return nil, isolate.HostErrorf("TypeError", "env.tools.call(name, args) needs a tool name and an arguments object")
 		}
 		res, err := s.tb.Call(ctx, c, a.Name, a.Arguments)
 		if err != nil {
 			e := toolbox.AsError(a.Name, err)
-			return nil, fmt.Errorf("%s: %s", jsErrorName(e.Code), e.Message)
+			return nil, &isolate.HostError{Name: jsErrorName(e.Code), Message: e.Message, Err: err}
 		}
 		return json.Marshal(toAPIResult(res))
 	case "search":
@@ -52,7 +54,7 @@ func (s toolService) Invoke(ctx context.Context, sc session.Caller, method strin
 			Limit int    `json:"limit"`
 		}
 		if err := json.Unmarshal(args, &a); err != nil {
-			return nil, fmt.Errorf("TypeError: env.tools.search(words, {limit}) needs words as a string")
+			return nil, isolate.HostErrorf("TypeError", "env.tools.search(words, {limit}) needs words as a string")
 		}
 		ts, err := s.tb.Search(ctx, a.Query, a.Limit)
 		if err != nil {
@@ -66,7 +68,7 @@ func (s toolService) Invoke(ctx context.Context, sc session.Caller, method strin
 		}
 		return toolListJSON(ts)
 	}
-	return nil, fmt.Errorf("NotSupportedError: env.tools.%s does not exist; use call, search or list", method)
+	return nil, isolate.HostErrorf("NotSupportedError", "env.tools.%s does not exist; use call, search or list", method)
 }
 
 func toolListJSON(ts []toolbox.Tool) ([]byte, error) {

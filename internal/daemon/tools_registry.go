@@ -6,23 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
-	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/egress"
-	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
-	"github.com/agentcloud/agentcloud/internal/identity"
-	"github.com/agentcloud/agentcloud/internal/policy"
-	"github.com/agentcloud/agentcloud/internal/policy/egresspolicy"
-	"github.com/agentcloud/agentcloud/internal/secrets"
+	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
-	"github.com/cedar-policy/cedar-go/types"
 )
 
 // providerSink is where registered upstreams are plugged in as toolbox
@@ -32,29 +24,8 @@ type providerSink interface {
 	RemoveProvider(name string) bool
 }
 
-// registryNode is the SPIFFE node name the registry's upstream requests
-// go out under (spiffe://TD/node/tool-registry).
-const registryNode = "tool-registry"
-
 // auditToolRegistry is the audit event type of registry changes.
 const auditToolRegistry = "toolregistry"
-
-// registryCallKey carries a *registryCall on an upstream request's context.
-type registryCallKey struct{}
-
-// registryCall describes one outbound request for a registered upstream:
-// the hosts it may go to, the one secret it may carry, and (filled in by
-// the secret hooks) what was substituted, so it can be scrubbed from
-// errors; the proxy scrubs what it substituted in headers from the
-// response, and registryDo what went into the query.
-type registryCall struct {
-	upstream     string
-	hosts        []string // exact host:port patterns
-	allowPrivate bool     // the upstream may be on a private address
-	secret       string
-	sub          secrets.Substitution // everything substituted
-	query        secrets.Substitution // substituted into the query string
-}
 
 // startToolRegistry opens the registry of upstream tools and its routes,
 // and plugs every registered upstream into the toolbox if one is attached.
@@ -110,40 +81,34 @@ func (d *Daemon) ToolRegistryProvider(name string) toolbox.Provider {
 
 // registryDo sends an upstream request through the egress proxy as
 // spiffe://TD/node/tool-registry: only to the upstream's hosts, with its
-// credential's placeholder filled in by the secret hook, audited. A secret
-// value the upstream echoes back is scrubbed (secrets.Scrubber) before
-// anyone reads it.
+// credential's placeholder filled in by the secret hook (and, for a query
+// parameter, here), audited. A secret value the upstream echoes back is
+// scrubbed (secrets.Scrubber) before anyone reads it.
 func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http.Request) (*http.Response, error) {
-	rc := &registryCall{upstream: up.Name, hosts: up.Hosts, allowPrivate: up.AllowPrivate}
+	rc := &security.RegistryCall{Upstream: up.Name, Hosts: up.Hosts, AllowPrivate: up.AllowPrivate}
 	if up.Credential != nil {
-		rc.secret = up.Credential.Secret
+		rc.Secret = up.Credential.Secret
 	}
-	ctx = context.WithValue(ctx, registryCallKey{}, rc)
-	caller := egress.Caller{ID: "tool-registry"}
-	if d.sec != nil {
-		id, err := identity.NewID(d.sec.td, identity.KindNode, registryNode)
-		if err != nil {
-			return nil, err
-		}
-		caller.ID = id.String()
+	caller, err := d.sec.RegistryCaller(rc)
+	if err != nil {
+		return nil, err
 	}
-	req = req.WithContext(ctx)
 	if strings.Contains(req.URL.RawQuery, "secret") {
-		if err := d.substituteRegistryQuery(ctx, rc, caller, req); err != nil {
+		if err := d.sec.SubstituteRegistryQuery(ctx, rc, caller, req); err != nil {
 			return nil, err
 		}
 	}
 	resp, err := d.proxy.Do(ctx, caller, req)
 	if errors.Is(err, egress.ErrDenied) || errors.Is(err, egress.ErrPendingApproval) {
 		if errors.Is(err, egress.ErrForbiddenAddress) && !up.AllowPrivate {
-			return nil, api.Errorf(api.KindForbidden, "%s (an upstream on a private or loopback address needs allow_private: agentcloud tools add --allow-private)", rc.redact(err.Error()))
+			return nil, api.Errorf(api.KindForbidden, "%s (an upstream on a private or loopback address needs allow_private: agentcloud tools add --allow-private)", rc.Redact(err.Error()))
 		}
-		return nil, api.Errorf(api.KindForbidden, "%s", rc.redact(err.Error()))
+		return nil, api.Errorf(api.KindForbidden, "%s", rc.Redact(err.Error()))
 	}
 	if err != nil {
-		return nil, errors.New(rc.redact(err.Error()))
+		return nil, errors.New(rc.Redact(err.Error()))
 	}
-	if sc := rc.query.Scrubber(); sc != nil {
+	if sc := rc.QueryScrubber(); sc != nil {
 		sc.Header(resp.Header)
 		if resp.ContentLength != 0 {
 			resp.Header.Del("Content-Length")
@@ -152,113 +117,6 @@ func (d *Daemon) registryDo(ctx context.Context, up registry.Upstream, req *http
 		resp.Body = sc.Reader(resp.Body, func() { sc.Header(resp.Trailer) })
 	}
 	return resp, nil
-}
-
-// substituteRegistryQuery fills in a credential placeholder sent as a
-// query parameter. The egress secret hook sees only headers, so the same
-// checks run here, before the request is handed to the proxy: the host
-// must be one of the upstream's, the secret the upstream's own and allowed
-// for the host. Errors and responses are redacted as for headers.
-func (d *Daemon) substituteRegistryQuery(ctx context.Context, rc *registryCall, caller egress.Caller, req *http.Request) error {
-	q := req.URL.Query()
-	h := http.Header{}
-	var names []string
-	for k, vs := range q {
-		for _, v := range vs {
-			if ns := secrets.Placeholders(v); len(ns) > 0 {
-				h[k] = vs
-				names = append(names, ns...)
-				break
-			}
-		}
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	host := strings.ToLower(req.URL.Hostname())
-	if d.sec == nil || !hostpattern.Allowed(rc.hosts, host, urlPort(req.URL)) {
-		return api.Errorf(api.KindForbidden, "secret %s: host %s is not a host of tool upstream %s", rc.secret, host, rc.upstream)
-	}
-	dest, err := secrets.DestinationOf(req.URL)
-	if err != nil {
-		return api.Errorf(api.KindForbidden, "secret %s: %v", rc.secret, err)
-	}
-	sub, err := d.sec.substituteRegistrySecret(ctx, rc, caller, names, dest, h)
-	if err != nil {
-		return api.Errorf(api.KindForbidden, "%v", err)
-	}
-	rc.query.Merge(sub)
-	for k, vs := range h {
-		q[k] = vs
-	}
-	req.URL.RawQuery = q.Encode()
-	return nil
-}
-
-// urlPort is u's port, or its scheme's default.
-func urlPort(u *url.URL) int {
-	if n, err := strconv.Atoi(u.Port()); err == nil {
-		return n
-	}
-	if strings.EqualFold(u.Scheme, "https") {
-		return 443
-	}
-	return 80
-}
-
-// redact scrubs every substituted secret value from s (an error text).
-func (rc *registryCall) redact(s string) string { return rc.sub.Scrubber().String(s) }
-
-// decideRegistryEgress allows a registry request to the hosts of the
-// upstream an administrator registered, unless a policy forbids it.
-func (s *security) decideRegistryEgress(ctx context.Context, rc *registryCall, r egress.Request) (egress.Decision, error) {
-	if !hostpattern.Allowed(rc.hosts, r.Host, r.Port) {
-		return egress.Decision{Verdict: egress.Deny,
-			Reason: fmt.Sprintf("%s:%d is not a destination of registered tool upstream %s (%s)", r.Host, r.Port, rc.upstream, strings.Join(rc.hosts, ", "))}, nil
-	}
-	p, err := identity.ParsePrincipal(s.td, r.Caller.ID)
-	if err != nil || p.Kind != identity.KindNode || p.Name != registryNode {
-		return egress.Decision{Verdict: egress.Deny, Reason: "tool upstream requests must come from the registry"}, nil
-	}
-	host, puid := egresspolicy.HostUID(r.Host), policy.PrincipalUID(p)
-	ents := types.EntityMap{host: types.Entity{UID: host}, puid: types.Entity{UID: puid}}
-	dec, err := s.engine.Decide(ctx, ents, policy.Request{Principal: puid, Action: egresspolicy.Action, Resource: host})
-	if err != nil {
-		return egress.Decision{}, err
-	}
-	if !dec.Allowed && len(dec.Reasons) > 0 {
-		return egress.Decision{Verdict: egress.Deny, Reason: "policy: denied by " + strings.Join(dec.Reasons, ", ")}, nil
-	}
-	return egress.Decision{Verdict: egress.Allow, Reason: "host of tool upstream " + rc.upstream + ", registered by an administrator"}, nil
-}
-
-// substituteRegistrySecret fills in the credential of a registry request:
-// only the secret the upstream was registered with, only for destinations
-// the secret allows. What it substituted is remembered for redaction.
-func (s *security) substituteRegistrySecret(ctx context.Context, rc *registryCall, caller egress.Caller, names []string, dest secrets.Destination, h http.Header) (secrets.Substitution, error) {
-	detail := func() map[string]any {
-		return map[string]any{"host": dest.Host, "port": dest.Port, "scheme": dest.Scheme, "upstream": rc.upstream}
-	}
-	deny := func(name, reason string) (secrets.Substitution, error) {
-		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
-			Resource: "Secret::" + name, Outcome: "deny", Reason: reason, Detail: detail()})
-		return secrets.Substitution{}, fmt.Errorf("secret %s: %s", name, reason)
-	}
-	for _, n := range names {
-		if n != rc.secret {
-			return deny(n, "not the credential of tool upstream "+rc.upstream)
-		}
-	}
-	sub, err := s.secrets.Substitute(ctx, dest, h)
-	if err != nil {
-		return deny(strings.Join(names, ","), err.Error())
-	}
-	rc.sub.Merge(sub)
-	for _, n := range sub.Names {
-		_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: caller.ID, Action: "secret.use",
-			Resource: "Secret::" + n, Outcome: "allow", Detail: detail()})
-	}
-	return sub, nil
 }
 
 func (d *Daemon) toolRegistryRoutes() {
@@ -273,8 +131,10 @@ func (d *Daemon) toolRegistryRoutes() {
 			if err := httpapi.DecodeJSON(r, &in); err != nil {
 				return err
 			}
-			if err := d.checkCredentialSecret(r.Context(), in.Credential); err != nil {
-				return err
+			if c := in.Credential; c != nil {
+				if err := d.sec.CheckCredentialSecret(r.Context(), c.Secret); err != nil {
+					return err
+				}
 			}
 			add := registry.AddRequest{Name: in.Name, MCPURL: in.MCPURL, OpenAPIURL: in.OpenAPIURL,
 				OpenAPIDocument: in.OpenAPIDocument, BaseURL: in.BaseURL, RatePerMinute: in.RatePerMinute,
@@ -362,24 +222,8 @@ func (d *Daemon) toolRegistryRoutes() {
 		}})
 }
 
-// checkCredentialSecret refuses a credential naming a secret that does not exist.
-func (d *Daemon) checkCredentialSecret(ctx context.Context, c *api.ToolCredential) error {
-	if c == nil || c.Secret == "" || d.sec == nil {
-		return nil
-	}
-	if _, err := d.sec.secrets.Describe(ctx, c.Secret); errors.Is(err, secrets.ErrNotFound) {
-		return api.FieldErrorf(api.KindValidation, "credential.secret", "no secret named %q: create it first (agentcloud secret set %s --allow-host HOST)", c.Secret, c.Secret)
-	} else if err != nil {
-		return err
-	}
-	return nil
-}
-
 func (d *Daemon) auditRegistry(r *http.Request, action, name string, detail map[string]any) {
-	if d.sec == nil {
-		return
-	}
-	_ = d.sec.audit.Record(r.Context(), api.AuditEvent{Type: auditToolRegistry, Principal: caller(r).ID, Action: action,
+	_ = d.sec.Audit().Record(r.Context(), api.AuditEvent{Type: auditToolRegistry, Principal: caller(r).ID, Action: action,
 		Resource: "ToolUpstream::" + name, Outcome: "allow", Detail: detail})
 }
 
@@ -415,4 +259,10 @@ func entryWire(e registry.Entry) api.ToolRegistryEntry {
 		out.Tools = append(out.Tools, rt)
 	}
 	return out
+}
+
+// caller is the authenticated principal of r.
+func caller(r *http.Request) httpapi.Principal {
+	p, _ := httpapi.PrincipalFrom(r.Context())
+	return p
 }

@@ -130,6 +130,7 @@ func TestDocCommands(t *testing.T) {
 	up := startUpstreams(t)
 	cfg := config.Default()
 	cfg.Data, cfg.Listen, cfg.SandboxPoolProcess = filepath.Join(work, "agentcloud-data"), "127.0.0.1:0", 0
+	cfg.EgressLoopbackHosts, cfg.EgressUpstreamCAFile = up.loopbackHosts(), up.caFile
 	var log *slog.Logger
 	if os.Getenv("DOCTEST_LOG") != "" { // the node's log, for debugging a failing block
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -138,7 +139,6 @@ func TestDocCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.SetEgressTestHooks(daemon.EgressTestHooks{Resolver: up, AllowLoopback: true, UpstreamRoots: up.roots})
 	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

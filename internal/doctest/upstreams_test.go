@@ -9,12 +9,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,8 +30,8 @@ import (
 // The hosts the READMEs name as stand-ins for a user's own services, and
 // the credentials the READMEs store for them. The doc test serves them all
 // from one HTTPS server on a random loopback address, port 443, which the
-// daemon's egress proxy resolves them to (an egress test hook); every other
-// name fails to resolve, so nothing leaves the machine.
+// daemon's egress proxy resolves them to (the egress_loopback_hosts
+// setting, with the stand-ins' CA as egress_upstream_ca_file).
 const (
 	apiHost  = "api.example.com"  // a sandbox's API and the model provider
 	mcpHost  = "mcp.example.com"  // an upstream MCP server
@@ -46,23 +49,22 @@ var upstreamHosts = []string{apiHost, mcpHost, petsHost, mapsHost}
 
 // upstreams is the loopback stand-in for the READMEs' example hosts.
 type upstreams struct {
-	addr  netip.Addr
-	roots *x509.CertPool
-	llm   *openaitest.Server
+	addr   netip.Addr
+	caFile string // PEM of the stand-ins' CA
+	llm    *openaitest.Server
 
 	mu   sync.Mutex // protects hits
 	hits map[string]int
 }
 
-// LookupNetIP implements egress.Resolver.
-func (u *upstreams) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, h := range upstreamHosts {
-		if host == h {
-			return []netip.Addr{u.addr}, nil
-		}
+// loopbackHosts are the egress_loopback_hosts entries that send the
+// stand-in names to u.
+func (u *upstreams) loopbackHosts() []string {
+	out := make([]string, len(upstreamHosts))
+	for i, h := range upstreamHosts {
+		out[i] = h + "=" + u.addr.String()
 	}
-	return nil, fmt.Errorf("doctest resolver: %s is not one of the stand-in hosts (the doc test reaches nothing else)", host)
+	return out
 }
 
 func (u *upstreams) hit(what string) {
@@ -81,8 +83,11 @@ func (u *upstreams) count(what string) int {
 func startUpstreams(t *testing.T) *upstreams {
 	t.Helper()
 	u := &upstreams{hits: map[string]int{}, llm: openaitest.New(t, "stand-in provider")}
-	cert, roots := selfSignedFor(t, upstreamHosts...)
-	u.roots = roots
+	cert, caPEM := selfSignedFor(t, upstreamHosts...)
+	u.caFile = filepath.Join(t.TempDir(), "stand-in-ca.pem")
+	if err := os.WriteFile(u.caFile, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var ln net.Listener
 	var err error
 	for range 20 {
@@ -192,8 +197,8 @@ const mapsDocument = `{
 }`
 
 // selfSignedFor returns a server certificate for names, issued by a fresh
-// CA, and a pool holding that CA.
-func selfSignedFor(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
+// CA, and that CA in PEM.
+func selfSignedFor(t *testing.T, names ...string) (tls.Certificate, []byte) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "doctest stand-in CA"},
@@ -212,7 +217,5 @@ func selfSignedFor(t *testing.T, names ...string) (tls.Certificate, *x509.CertPo
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})
 }

@@ -1,7 +1,10 @@
 // Package egress owns the one way out of agentcloud: an HTTP forward proxy
 // (absolute-URI requests and CONNECT, with optional TLS interception) and a
 // Go API, Proxy.Do, used by isolates. It is default deny: every request is
-// put to a Decider (host, port, method, caller), destinations are resolved
+// put to a Decider (host, port, method, and the Caller: who makes it and
+// what for, the one typed contract between the proxy's callers and its
+// hooks; nothing about a request travels in context keys of other
+// packages), destinations are resolved
 // by the proxy itself and refused if they land in loopback, private,
 // link-local, CGNAT, multicast, metadata or otherwise reserved ranges, and
 // every decision goes to an Auditor. Secret placeholders are filled in by a
@@ -26,10 +29,71 @@ import (
 	"time"
 )
 
-// Caller identifies who is making an outbound request, normally a session
-// or sandbox SPIFFE ID.
+// Purpose says what an outbound request is for; the Decider and the
+// SecretHook apply the rules of that purpose.
+type Purpose string
+
+// Purposes. The zero value is a principal's own request, decided by
+// policy alone (no egress list, no secrets).
+const (
+	PurposeDirect Purpose = ""
+	// PurposeSession is a session's fetch() or its http_fetch tool call:
+	// the manifest's egress list, the owner's secrets, Cedar, labels.
+	PurposeSession Purpose = "session"
+	// PurposeSandbox is a sandbox's traffic through its network
+	// namespace's proxy: the sandbox's egress list and secrets, Cedar.
+	PurposeSandbox Purpose = "sandbox"
+	// PurposeModel is a model gateway call to one provider: exactly the
+	// provider's destination, only its key.
+	PurposeModel Purpose = "model"
+	// PurposeRegistry is a tool registry call to a registered upstream:
+	// only its hosts, only its credential.
+	PurposeRegistry Purpose = "registry"
+	// PurposeTool is the http_fetch tool called by a principal that is
+	// not a session: its own identity and policy.
+	PurposeTool Purpose = "tool"
+)
+
+// Caller is who makes an outbound request and what for. It is the one
+// contract between the callers of the proxy (sessions, sandboxes, the
+// model gateway, the tool registry, the toolbox) and the Decider, the
+// SecretHook and the Auditor, which receive it in every Request: nothing
+// about a request travels in its context.
 type Caller struct {
+	// ID is the SPIFFE ID the request goes out as.
 	ID string
+	// Purpose selects the rules the request is decided by.
+	Purpose Purpose
+	// Agent and Session name the session the request is made for or
+	// attributed to (a sandbox's creating session, a model call's
+	// caller); both empty otherwise.
+	Agent, Session string
+	// Sandbox is the id of the sandbox making the request.
+	Sandbox string
+	// Owner is the owner (a SPIFFE ID) of the agent or sandbox.
+	Owner string
+	// Allow is the egress list of a session or sandbox (host patterns,
+	// internal/egress/hostpattern), or the exact host:port destinations
+	// of a model provider or tool upstream.
+	Allow []string
+	// Secrets are the secret names the request may use.
+	Secrets []string
+	// Target names the model provider or tool upstream of a platform call.
+	Target string
+	// OnBehalfOf is the principal a model gateway call is made for.
+	OnBehalfOf string
+	// AllowPrivate asks for the operator's private-address grant (a
+	// provider or upstream registered with allow_private); only
+	// Config.AllowPrivate grants it.
+	AllowPrivate bool
+	// Timeout, if positive, replaces Config.Timeout for the whole exchange
+	// of each request (callers that bound it themselves and legitimately
+	// stream for long: model completions). The response headers must
+	// still arrive within Config.Timeout.
+	Timeout time.Duration
+	// Substituted, if set, is told what the SecretHook put into each
+	// request (the tool registry redacts error texts with it).
+	Substituted func(Substitution)
 }
 
 // Request is what a Decider is asked about.
@@ -135,6 +199,8 @@ type Substitution struct {
 type Scrubber interface {
 	Header(h http.Header)
 	Reader(body io.ReadCloser, atEOF func()) io.ReadCloser
+	// String removes the values from s (an error text).
+	String(s string) string
 }
 
 // Resolver resolves names; *net.Resolver implements it.
@@ -196,6 +262,16 @@ type Config struct {
 
 	// UnsafeAllowLoopback permits loopback upstreams. For tests only.
 	UnsafeAllowLoopback bool
+
+	// LoopbackHosts names hosts (lower case, no trailing dot) the proxy
+	// resolves to the given loopback address itself, without asking the
+	// Resolver, and lets through although loopback is otherwise refused:
+	// stand-in upstreams on this machine for benchmarks and local test
+	// benches. Only these names reach loopback (an address literal or
+	// another name resolving there is still refused), and the listeners
+	// given to Proxy.Protect stay refused. New refuses an address that is
+	// not loopback.
+	LoopbackHosts map[string]netip.Addr
 
 	Logger *slog.Logger     // default discards
 	Now    func() time.Time // default time.Now

@@ -543,10 +543,10 @@ func FuzzParseApprovalWait(f *testing.F) {
 	})
 }
 
-// TestWithTimeoutLetsAStreamRun: a response that keeps streaming past
+// TestCallerTimeoutLetsAStreamRun: a response that keeps streaming past
 // Config.Timeout is cut, unless the caller raised the bound for its
-// exchange with WithTimeout.
-func TestWithTimeoutLetsAStreamRun(t *testing.T) {
+// exchange with Caller.Timeout.
+func TestCallerTimeoutLetsAStreamRun(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := range 4 {
@@ -557,9 +557,9 @@ func TestWithTimeoutLetsAStreamRun(t *testing.T) {
 	}))
 	defer up.Close()
 	p, _ := New(Config{Decider: allowAll(), UnsafeAllowLoopback: true, Timeout: 100 * time.Millisecond})
-	read := func(ctx context.Context) (string, error) {
+	read := func(c Caller) (string, error) {
 		req, _ := http.NewRequest("GET", up.URL, nil)
-		resp, err := p.Do(ctx, Caller{}, req)
+		resp, err := p.Do(context.Background(), c, req)
 		if err != nil {
 			return "", err
 		}
@@ -567,11 +567,11 @@ func TestWithTimeoutLetsAStreamRun(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return string(b), err
 	}
-	if _, err := read(context.Background()); err == nil {
+	if _, err := read(Caller{}); err == nil {
 		t.Fatal("a stream longer than Config.Timeout was not cut")
 	}
-	body, err := read(WithTimeout(context.Background(), 5*time.Second))
+	body, err := read(Caller{Timeout: 5 * time.Second})
 	if err != nil || strings.Count(body, "data:") != 4 {
-		t.Fatalf("with WithTimeout: %q %v", body, err)
+		t.Fatalf("with Caller.Timeout: %q %v", body, err)
 	}
 }

@@ -44,6 +44,11 @@ func New(cfg Config) (*Proxy, error) {
 	if (cfg.InterceptCA == nil) != (cfg.InterceptKey == nil) {
 		return nil, errors.New("new egress proxy: InterceptCA and InterceptKey go together")
 	}
+	for name, a := range cfg.LoopbackHosts {
+		if !a.Unmap().IsLoopback() || name != strings.ToLower(strings.TrimSuffix(name, ".")) {
+			return nil, fmt.Errorf("new egress proxy: loopback host %q at %s: want a lower-case name and a loopback address", name, a)
+		}
+	}
 	p := &Proxy{
 		cfg:        cfg,
 		addrs:      addrPolicy{allowLoopback: cfg.UnsafeAllowLoopback, extra: cfg.DenyPrefixes},
@@ -155,6 +160,12 @@ func (p *Proxy) resolve(ctx context.Context, host string, port int) ([]netip.Add
 			return nil, err
 		}
 		return []netip.Addr{a}, nil
+	}
+	if a, ok := p.cfg.LoopbackHosts[strings.ToLower(strings.TrimSuffix(host, "."))]; ok {
+		if err := p.checkProtected(a, port); err != nil {
+			return nil, fmt.Errorf("host %s resolves to %w", host, err)
+		}
+		return []netip.Addr{a.Unmap()}, nil
 	}
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") || strings.HasSuffix(strings.ToLower(strings.TrimSuffix(host, ".")), ".localhost") {
 		if !p.addrs.allowLoopback && !private {
@@ -323,7 +334,7 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 		return fail(fmt.Errorf("request body %d bytes > %d: %w", req.ContentLength, p.cfg.MaxRequestBytes, ErrTooLarge))
 	}
 	timeout := p.cfg.Timeout
-	if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok && d > 0 {
+	if d := er.Caller.Timeout; d > 0 {
 		timeout = d
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -344,6 +355,9 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 			return nil, &DeniedError{Request: er, Verdict: Deny, Reason: "secrets: " + err.Error(), Err: err}
 		}
 		sub = s
+		if f := er.Caller.Substituted; f != nil && len(s.Names) > 0 {
+			f(s)
+		}
 	}
 	if sub.Scrubber != nil {
 		// The transport then asks for gzip itself and decodes it, so the
@@ -438,14 +452,4 @@ func removeHopHeaders(h http.Header) {
 	for _, k := range hopHeaders {
 		h.Del(k)
 	}
-}
-
-type timeoutKey struct{}
-
-// WithTimeout lets the exchanges Do sends with ctx run for up to d instead
-// of Config.Timeout: for callers that bound the exchange themselves and
-// legitimately stream for long (model completions). The response headers
-// must still arrive within Config.Timeout.
-func WithTimeout(ctx context.Context, d time.Duration) context.Context {
-	return context.WithValue(ctx, timeoutKey{}, d)
 }

@@ -28,6 +28,7 @@ var pathParams = map[string]api.IDKind{
 	"version":  api.IDVersion,
 	"entry":    api.IDLedgerEntry,
 	"hash":     api.IDLedgerHash,
+	"run":      api.IDRun,
 }
 
 // Wildcards that are not identifiers: a process id, and the rest of a

@@ -57,20 +57,32 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // duplicate keys, a null body, unknown fields, trailing data and wrong types
 // are 4xx problems that name the field; a body over the router's limit is 413.
 func DecodeJSON(r *http.Request, v any) error {
+	data, err := ReadJSON(r)
+	if err != nil {
+		return err
+	}
+	return strictjson.Decode(data, v)
+}
+
+// ReadJSON reads a request body that should be JSON, for handlers that
+// parse it themselves: a content type other than JSON (or none) is 415 and a
+// body over the router's limit 413, both as problems. The bytes are not
+// checked.
+func ReadJSON(r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return api.Errorf(api.KindUnsupportedMedia, "content type %q is not supported: send application/json", ct)
+			return nil, api.Errorf(api.KindUnsupportedMedia, "content type %q is not supported: send application/json", ct)
 		}
 	}
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		if p := tooLarge(err); p != nil {
-			return p
+			return nil, p
 		}
-		return api.Errorf(api.KindBadRequest, "read request body: %v", err)
+		return nil, api.Errorf(api.KindBadRequest, "read request body: %v", err)
 	}
-	return strictjson.Decode(data, v)
+	return data, nil
 }
 
 func tooLarge(err error) *api.Problem {

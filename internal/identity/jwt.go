@@ -312,7 +312,8 @@ func NewMemRevoker(now func() time.Time) *MemRevoker {
 	return &MemRevoker{now: now, ids: make(map[string]time.Time)}
 }
 
-// Revoke marks jti revoked until expiry (plus clock skew).
+// Revoke marks jti revoked until expiry (plus clock skew). Revoking an
+// already revoked jti keeps the later of the two times.
 func (m *MemRevoker) Revoke(_ context.Context, jti string, expiry time.Time) error {
 	if jti == "" {
 		return errors.New("revoke: empty token id")
@@ -325,14 +326,16 @@ func (m *MemRevoker) Revoke(_ context.Context, jti string, expiry time.Time) err
 			delete(m.ids, id)
 		}
 	}
-	m.ids[jti] = expiry.Add(clockSkew)
+	if until := expiry.Add(clockSkew); until.After(m.ids[jti]) {
+		m.ids[jti] = until
+	}
 	return nil
 }
 
-// IsRevoked reports whether jti was revoked.
+// IsRevoked reports whether jti is revoked and its entry has not expired.
 func (m *MemRevoker) IsRevoked(_ context.Context, jti string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.ids[jti]
-	return ok, nil
+	until, ok := m.ids[jti]
+	return ok && !m.now().After(until), nil
 }

@@ -140,3 +140,22 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request) (Prin
 	}
 	return t.Principal, nil
 }
+
+// PeerTLSConfig returns the TLS configuration of a link between nodes that
+// both accept and dial (NATS cluster routes): each side presents src's
+// SVID and accepts only a node SVID of this trust domain, as server and as
+// client. Peers are verified by SPIFFE ID, not host name, so the standard
+// host name check is replaced by that verification.
+func (ca *CA) PeerTLSConfig(src x509svid.Source) *tls.Config {
+	nodes := tlsconfig.AdaptMatcher(func(id spiffeid.ID) error {
+		if !id.MemberOf(ca.td) || !strings.HasPrefix(id.Path(), "/"+string(KindNode)+"/") {
+			return fmt.Errorf("peer %s is not a node of %s", id, ca.td)
+		}
+		return nil
+	})
+	cfg := tlsconfig.MTLSServerConfig(src, ca.x509Bundle, nodes)
+	client := tlsconfig.MTLSClientConfig(src, ca.x509Bundle, nodes)
+	cfg.GetClientCertificate = client.GetClientCertificate
+	cfg.InsecureSkipVerify = client.InsecureSkipVerify // VerifyPeerCertificate checks the SVID
+	return cfg
+}

@@ -57,3 +57,45 @@ func (e *JSError) Error() string {
 	}
 	return fmt.Sprintf("js: %s: %s", e.Name, e.Message)
 }
+
+// HostError is an error a host call raises in the guest as a JavaScript
+// exception of a chosen class: Name "TypeError", "RangeError" or
+// "SyntaxError" throws an instance of that class, any other name
+// ("NotSupportedError", "ModelError", ...) an Error whose name is Name, and
+// an empty Name a plain Error. The guest sees Name and Message, nothing of
+// Err. Host methods (Host.Invoke, Fetch, the state calls) and the services
+// behind env.<name> return one, wrapped or not, to choose the class; any
+// other error is thrown as a plain Error carrying the error's text. The raw
+// wasm ABI, which has no exceptions, logs it as "Name: Message".
+type HostError struct {
+	Name    string
+	Message string
+	// Err is the cause, for errors.Is and errors.As on the Go side.
+	Err error
+}
+
+func (e *HostError) Error() string {
+	if e.Name == "" {
+		return e.Message
+	}
+	return e.Name + ": " + e.Message
+}
+
+func (e *HostError) Unwrap() error { return e.Err }
+
+// HostErrorf returns a HostError named name whose message is formatted as
+// by fmt.Errorf; an operand of %w becomes its Err.
+func HostErrorf(name, format string, args ...any) *HostError {
+	err := fmt.Errorf(format, args...)
+	return &HostError{Name: name, Message: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// guestError is the class name and message a host call's error is thrown
+// with in the guest (see HostError).
+func guestError(err error) (name, message string) {
+	var he *HostError
+	if errors.As(err, &he) {
+		return he.Name, he.Message
+	}
+	return "", err.Error()
+}

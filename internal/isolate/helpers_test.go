@@ -103,7 +103,7 @@ func (h *memHost) Fetch(ctx context.Context, req Request) (Response, error) {
 
 func (h *memHost) Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error) {
 	if h.invokeFn == nil {
-		return nil, errors.New("NotSupportedError: env." + service + " is not available")
+		return nil, &HostError{Name: "NotSupportedError", Message: "env." + service + " is not available"}
 	}
 	return h.invokeFn(ctx, service, method, args)
 }

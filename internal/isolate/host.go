@@ -8,7 +8,8 @@ import (
 // Host is what an isolate can reach outside itself. The session layer
 // implements it per call; all methods are synchronous in Go and surface as
 // Promises in JavaScript. Errors returned by a Host method become a rejected
-// Promise (an Error with the Go error's text) in the guest.
+// Promise in the guest: a *HostError (wrapped or not) as the class it
+// names, any other error as an Error with the Go error's text.
 type Host interface {
 	// StateGet returns the JSON value stored under key.
 	StateGet(key string) (value []byte, ok bool, err error)
@@ -31,9 +32,9 @@ type Host interface {
 	Fetch(ctx context.Context, req Request) (Response, error)
 
 	// Invoke calls a platform service agent code reaches as env.<service>
-	// (tools, ai, sandbox): args and the result are JSON. An error whose
-	// text starts with "SomeError: " surfaces in JavaScript as an Error
-	// with that name.
+	// (tools, ai, sandbox): args and the result are JSON. A *HostError
+	// surfaces in JavaScript as the class it names (NotSupportedError,
+	// TypeError, ...).
 	Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error)
 
 	// Log receives console output; level is one of debug, info, log, warn,

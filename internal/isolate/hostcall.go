@@ -62,7 +62,7 @@ func hostCall(ctx context.Context, m api.Module, s []uint64) {
 			panic(err) // unwinds the guest; surfaces from the outer call
 		}
 		box = 0
-		if terr := c.throw(ctx, err.Error()); terr != nil {
+		if terr := c.throw(ctx, err); terr != nil {
 			panic(terr)
 		}
 	}
@@ -73,30 +73,48 @@ func isFatal(err error) bool {
 	return errors.Is(err, ErrCrashed) || errors.Is(err, ErrMemoryExceeded) || errors.Is(err, ErrTimeout)
 }
 
-// throw raises an Error with msg in the guest.
-func (c *callCtx) throw(ctx context.Context, msg string) error {
+// throw raises err in the guest: an Error with err's message and, for a
+// HostError with a name, that name as an own property, which the prelude's
+// host wrapper turns into an instance of TypeError, RangeError or
+// SyntaxError (see HostError).
+func (c *callCtx) throw(ctx context.Context, err error) error {
+	name, msg := guestError(err)
 	v := c.iso.vm
 	e, err := v.hcall(ctx, v.h.newError)
 	if err != nil {
 		return err
 	}
-	ms, err := v.newString(ctx, true, msg)
-	if err != nil {
+	if err := c.setString(ctx, e, "message", msg); err != nil {
 		return err
 	}
-	key, err := v.writeBytes(ctx, true, []byte("message"))
-	if err != nil {
-		return err
-	}
-	if _, err := v.hcall(ctx, v.h.setPropString, uint64(e), uint64(key), uint64(ms)); err != nil {
-		return err
+	if name != "" {
+		if err := c.setString(ctx, e, "name", name); err != nil {
+			return err
+		}
 	}
 	if _, err := v.hcall(ctx, v.h.throw, uint64(e)); err != nil {
 		return err
 	}
-	_, _ = v.hcall(ctx, v.h.free, uint64(key))
-	_, _ = v.hcall(ctx, v.h.freeValue, uint64(ms))
 	_, err = v.hcall(ctx, v.h.freeValue, uint64(e))
+	return err
+}
+
+// setString sets obj[prop] to the string s.
+func (c *callCtx) setString(ctx context.Context, obj uint32, prop, s string) error {
+	v := c.iso.vm
+	ms, err := v.newString(ctx, true, s)
+	if err != nil {
+		return err
+	}
+	key, err := v.writeBytes(ctx, true, []byte(prop))
+	if err != nil {
+		return err
+	}
+	if _, err := v.hcall(ctx, v.h.setPropString, uint64(obj), uint64(key), uint64(ms)); err != nil {
+		return err
+	}
+	_, _ = v.hcall(ctx, v.h.free, uint64(key))
+	_, err = v.hcall(ctx, v.h.freeValue, uint64(ms))
 	return err
 }
 
@@ -109,7 +127,7 @@ func (c *callCtx) args(ctx context.Context, argc, argv uint32) ([]any, error) {
 	tooLarge := func(err error) error {
 		var se *SizeError
 		if errors.As(err, &se) {
-			return fmt.Errorf("RangeError: a host call argument is %v bytes", se)
+			return HostErrorf("RangeError", "a host call argument is %v bytes", se)
 		}
 		return err
 	}
@@ -243,13 +261,13 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 	case "utf8.decode":
 		b := argBytes(a, 0)
 		if fatal, _ := argNumber(a, 1); fatal != 0 && !utf8.Valid(b) {
-			return nil, errors.New("TypeError: The encoded data was not valid for encoding utf-8")
+			return nil, &HostError{Name: "TypeError", Message: "The encoded data was not valid for encoding utf-8"}
 		}
 		return strings.ToValidUTF8(string(b), "\uFFFD"), nil
 	case "random":
 		n, _ := argNumber(a, 0)
 		if n < 0 || n > maxRandom {
-			return nil, fmt.Errorf("QuotaExceededError: getRandomValues: %v bytes requested, max %d", n, maxRandom)
+			return nil, HostErrorf("QuotaExceededError", "getRandomValues: %v bytes requested, max %d", n, maxRandom)
 		}
 		b := make([]byte, int(n))
 		_, _ = rand.Read(b)
@@ -270,7 +288,7 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 			s := sha512.Sum512(data)
 			return s[:], nil
 		}
-		return nil, fmt.Errorf("NotSupportedError: digest algorithm %q", argString(a, 0))
+		return nil, HostErrorf("NotSupportedError", "digest algorithm %q", argString(a, 0))
 	case "state.get":
 		val, ok, err := h.StateGet(argString(a, 0))
 		if err != nil || !ok {
@@ -295,7 +313,7 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 	case "alarm.set":
 		ms, ok := argNumber(a, 0)
 		if !ok || math.IsNaN(ms) {
-			return nil, errors.New("TypeError: setAlarm needs a Date or a number of milliseconds")
+			return nil, &HostError{Name: "TypeError", Message: "setAlarm needs a Date or a number of milliseconds"}
 		}
 		return nil, h.SetAlarm(time.UnixMilli(int64(ms)))
 	case "alarm.get":
@@ -309,7 +327,7 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 	case "invoke":
 		args := argString(a, 2)
 		if !json.Valid([]byte(args)) {
-			return nil, errors.New("TypeError: arguments are not JSON-serializable")
+			return nil, &HostError{Name: "TypeError", Message: "arguments are not JSON-serializable"}
 		}
 		out, err := h.Invoke(ctx, argString(a, 0), argString(a, 1), []byte(args))
 		if err != nil {
@@ -322,7 +340,7 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 			return nil, nil
 		}
 		if len(out) > c.iso.rt.cfg.MaxBodyBytes {
-			return nil, fmt.Errorf("RangeError: env.%s.%s answered %v bytes", argString(a, 0), argString(a, 1), &SizeError{Size: int64(len(out)), Limit: int64(c.iso.rt.cfg.MaxBodyBytes)})
+			return nil, HostErrorf("RangeError", "env.%s.%s answered %v bytes", argString(a, 0), argString(a, 1), &SizeError{Size: int64(len(out)), Limit: int64(c.iso.rt.cfg.MaxBodyBytes)})
 		}
 		return string(out), nil
 	case "fetch":
@@ -335,10 +353,10 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
 			}
-			return nil, fmt.Errorf("TypeError: fetch failed: %w", err)
+			return nil, HostErrorf("TypeError", "fetch failed: %w", err)
 		}
 		if len(resp.Body) > c.iso.rt.cfg.MaxBodyBytes {
-			return nil, fmt.Errorf("TypeError: fetch failed: the response body is %v bytes", &SizeError{Size: int64(len(resp.Body)), Limit: int64(c.iso.rt.cfg.MaxBodyBytes)})
+			return nil, HostErrorf("TypeError", "fetch failed: the response body is %v bytes", &SizeError{Size: int64(len(resp.Body)), Limit: int64(c.iso.rt.cfg.MaxBodyBytes)})
 		}
 		meta, _ := json.Marshal(wireResponse{Status: resp.Status, StatusText: resp.StatusText, Headers: resp.Headers})
 		body := resp.Body

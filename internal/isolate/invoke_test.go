@@ -3,7 +3,6 @@ package isolate
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 )
 
@@ -28,7 +27,7 @@ func TestInvokeServices(t *testing.T) {
 		var a struct{ Name string }
 		_ = json.Unmarshal(args, &a)
 		if a.Name == "boom" {
-			return nil, errors.New("ToolError: boom failed")
+			return nil, &HostError{Name: "ToolError", Message: "boom failed"}
 		}
 		return []byte(`{"svc":"` + svc + `","method":"` + method + `"}`), nil
 	}

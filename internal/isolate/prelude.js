@@ -6,15 +6,14 @@
 (function (host) {
   "use strict";
   delete globalThis.__ac_host;
-  // Host errors arrive as Error("Name: message"); rebuild the named class.
+  // A host error (isolate.HostError) arrives as an Error carrying its class
+  // name as the name property; the standard classes are rebuilt as such.
   const rawHost = host;
-  const ctors = { TypeError, RangeError, SyntaxError };
+  const ctors = { __proto__: null, TypeError, RangeError, SyntaxError };
   host = (...a) => {
     try { return rawHost(...a); } catch (e) {
-      const m = e instanceof Error && /^(\w+Error): ([\s\S]*)$/.exec(e.message);
-      if (!m) throw e;
-      if (ctors[m[1]]) throw new ctors[m[1]](m[2]);
-      e.name = m[1]; e.message = m[2];
+      const C = e instanceof Error ? ctors[e.name] : undefined;
+      if (C && !(e instanceof C)) throw new C(e.message);
       throw e;
     }
   };

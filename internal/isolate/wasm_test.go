@@ -11,16 +11,17 @@ import (
 	"time"
 )
 
-// buildWAT converts testdata/name.wat with wat2wasm, skipping the test
-// when the tool is missing (Debian: apt-get install wabt).
+// buildWAT converts isolatetest/name.wat (shared with the instance
+// conformance suite) with wat2wasm, skipping the test when the tool is
+// missing (Debian: apt-get install wabt).
 func buildWAT(t *testing.T, name string) []byte {
 	t.Helper()
 	tool, err := exec.LookPath("wat2wasm")
 	if err != nil {
-		t.Skip("wat2wasm not found (apt-get install wabt); cannot build testdata/" + name + ".wat")
+		t.Skip("wat2wasm not found (apt-get install wabt); cannot build isolatetest/" + name + ".wat")
 	}
 	out := filepath.Join(t.TempDir(), name+".wasm")
-	if b, err := exec.Command(tool, filepath.Join("testdata", name+".wat"), "-o", out).CombinedOutput(); err != nil {
+	if b, err := exec.Command(tool, filepath.Join("isolatetest", name+".wat"), "-o", out).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, b)
 	}
 	b, err := os.ReadFile(out)

@@ -1,4 +1,4 @@
-package modelgw
+package modelgw_test
 
 import (
 	"io"

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -64,21 +65,33 @@ func (g *Gateway) prepare(ctx context.Context, c Caller, kind endpoint, body []b
 
 // Chat answers an OpenAI chat completion request without streaming.
 func (g *Gateway) Chat(ctx context.Context, c Caller, body []byte) (*Result, error) {
-	return g.complete(ctx, c, chatEndpoint, body)
+	return g.ServeChat(ctx, nil, c, body)
 }
 
-// Embed answers an OpenAI embeddings request.
-func (g *Gateway) Embed(ctx context.Context, c Caller, body []byte) (*Result, error) {
-	return g.complete(ctx, c, embedEndpoint, body)
-}
-
-func (g *Gateway) complete(ctx context.Context, c Caller, kind endpoint, body []byte) (*Result, error) {
-	cl, err := g.prepare(ctx, c, kind, body)
+// ServeChat answers an OpenAI chat completion request like Chat, except
+// that a request with stream: true is answered on w: the provider's
+// server-sent events are written to it as they arrive (with the status,
+// Content-Type, X-Agentcloud-Provider and X-Agentcloud-Cache headers), and
+// the Result is nil. With w nil, such a request is refused.
+func (g *Gateway) ServeChat(ctx context.Context, w http.ResponseWriter, c Caller, body []byte) (*Result, error) {
+	cl, err := g.prepare(ctx, c, chatEndpoint, body)
 	if err != nil {
 		return nil, err
 	}
 	if cl.req.stream {
-		return nil, api.FieldErrorf(api.KindValidation, "stream", "stream: true is not available here; use POST /v1/chat/completions over HTTP")
+		if w == nil {
+			return nil, api.FieldErrorf(api.KindValidation, "stream", "stream: true is not available here; use POST /v1/chat/completions over HTTP")
+		}
+		return nil, g.stream(ctx, w, cl)
+	}
+	return g.run(ctx, cl)
+}
+
+// Embed answers an OpenAI embeddings request.
+func (g *Gateway) Embed(ctx context.Context, c Caller, body []byte) (*Result, error) {
+	cl, err := g.prepare(ctx, c, embedEndpoint, body)
+	if err != nil {
+		return nil, err
 	}
 	return g.run(ctx, cl)
 }
@@ -233,6 +246,9 @@ func (g *Gateway) stream(ctx context.Context, w http.ResponseWriter, cl *call) e
 	}
 	return nil
 }
+
+// timeZero clears a deadline.
+var timeZero time.Time
 
 // pipeSSE copies server-sent events line by line, flushing at the end of
 // each event, and returns the last usage member seen in a data line.

@@ -1,4 +1,4 @@
-package modelgw
+package modelgw_test
 
 import (
 	"bufio"
@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,23 +17,25 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/modelgw"
+	"github.com/agentcloud/agentcloud/internal/modelgw/modelgwhttp"
 	"github.com/agentcloud/agentcloud/internal/modelgw/openaitest"
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // env is a gateway on a real store, with a real secrets manager filling in
 // the API key on the way out, served by a real router on loopback.
 type env struct {
 	t       testing.TB
-	gw      *Gateway
+	gw      *modelgw.Gateway
 	sec     *secrets.Manager
 	srv     *httptest.Server
 	hc      *http.Client
-	mu      sync.Mutex // protects secretsSeen
-	secrets []string   // secret names the Doer was asked for
+	reg     *prometheus.Registry // the gateway's metrics
+	mu      sync.Mutex           // protects secretsSeen
+	secrets []string             // secret names the Doer was asked for
 }
 
 // testAuth authenticates everyone as an admin; X-Agent and X-Session say
@@ -45,7 +46,7 @@ func (testAuth) Authenticate(*http.Request) (httpapi.Principal, error) {
 	return httpapi.Principal{ID: "spiffe://test/admin/admin", Kind: "admin"}, nil
 }
 
-func newEnv(t testing.TB, mod func(*Config)) *env {
+func newEnv(t testing.TB, mod func(*modelgw.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
@@ -65,8 +66,9 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	e := &env{t: t, sec: sec}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
-	cfg := Config{KV: kv, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, RetryAfterMax: 3 * time.Second,
-		Do: func(ctx context.Context, out Outbound, req *http.Request) (*http.Response, error) {
+	e.reg = prometheus.NewRegistry()
+	cfg := modelgw.Config{KV: kv, Metrics: e.reg, BackoffBase: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, RetryAfterMax: 3 * time.Second,
+		Do: func(ctx context.Context, out modelgw.Outbound, req *http.Request) (*http.Response, error) {
 			e.mu.Lock()
 			e.secrets = append(e.secrets, out.Secret)
 			e.mu.Unlock()
@@ -82,19 +84,47 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	if mod != nil {
 		mod(&cfg)
 	}
-	e.gw, err = New(cfg)
+	e.gw, err = modelgw.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := httpapi.NewRouter(httpapi.Options{Auth: testAuth{}, Metrics: httpapi.NewMetrics(prometheus.NewRegistry()), MaxBodyBytes: 64 << 10})
-	e.gw.Routes(rt, func(r *http.Request) (Caller, error) {
-		return Caller{Principal: "spiffe://test/admin/admin", Agent: r.Header.Get("X-Agent"), Session: r.Header.Get("X-Session"), User: "admin"}, nil
-	})
+	modelgwhttp.New(modelgwhttp.Config{Gateway: e.gw, Caller: func(r *http.Request) (modelgw.Caller, error) {
+		return modelgw.Caller{Principal: "spiffe://test/admin/admin", Agent: r.Header.Get("X-Agent"), Session: r.Header.Get("X-Session"), User: "admin"}, nil
+	}}).Routes(rt)
 	e.srv = httptest.NewServer(rt)
 	t.Cleanup(e.srv.Close)
 	e.hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(e.hc.CloseIdleConnections)
 	return e
+}
+
+// counter is the value of the counter name with exactly labels (0 when
+// it was never counted).
+func (e *env) counter(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // provider registers a fake provider with its own API key secret.
@@ -194,11 +224,7 @@ func TestFallbackOrderAndKeyInjection(t *testing.T) {
 		provider, result string
 		want             float64
 	}{{"a", "500", 1}, {"a", "503", 1}, {"b", "ok", 1}, {"c", "ok", 0}} {
-		var d dto.Metric
-		if err := e.gw.m.attempts.WithLabelValues(m.provider, m.result).Write(&d); err != nil {
-			t.Fatal(err)
-		}
-		if got := d.GetCounter().GetValue(); got != m.want {
+		if got := e.counter(t, "agentcloud_model_provider_attempts_total", map[string]string{"provider": m.provider, "result": m.result}); got != m.want {
 			t.Errorf("attempts{%s,%s} = %v, want %v", m.provider, m.result, got, m.want)
 		}
 	}
@@ -235,7 +261,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		}
 		before := len(a.Requests())
 		a.Fail(openaitest.Failure{Status: 429, RetryAfter: ra})
-		res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+		res, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody))
 		if err != nil || res.Provider != "a" {
 			t.Fatalf("Retry-After %q: %+v %v", ra, res, err)
 		}
@@ -252,32 +278,19 @@ func TestRetryAfterHonoured(t *testing.T) {
 	// A Retry-After beyond RetryAfterMax moves on to the next provider at once.
 	before := len(a.Requests())
 	a.Fail(openaitest.Failure{Status: 429, RetryAfter: "3600"})
-	res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+	res, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody))
 	if err != nil || res.Provider != "b" || len(a.Requests())-before != 1 {
 		t.Fatalf("long Retry-After: %+v %v, a saw %d", res, err, len(a.Requests())-before)
 	}
 }
 
-func TestRetryAfterParse(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"": 0, "0": 0, "-3": 0, "7": 7 * time.Second, "junk": 0, "99999999": 86400 * time.Second,
-		now.Add(10 * time.Second).Format(http.TimeFormat): 10 * time.Second,
-		now.Add(-time.Hour).Format(http.TimeFormat):       0,
-	} {
-		if got := retryAfter(in, now); got != want {
-			t.Errorf("retryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func TestTimeoutFallsBack(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Retries = -1 })
+	e := newEnv(t, func(c *modelgw.Config) { c.Retries = -1 })
 	slow, fast := openaitest.New(t, "slow"), openaitest.New(t, "fast")
 	e.provider(slow, 1, "100ms", "default")
 	e.provider(fast, 2, "", "default")
 	slow.Fail(openaitest.Failure{Delay: 5 * time.Second})
-	res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+	res, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody))
 	if err != nil || res.Provider != "fast" {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -286,7 +299,7 @@ func TestTimeoutFallsBack(t *testing.T) {
 	if err := e.gw.DeleteProvider(context.Background(), "fast"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+	_, err = e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody))
 	if !api.IsKind(err, api.KindTimeout) || !strings.Contains(err.Error(), "within 100ms") {
 		t.Fatalf("want timeout, got %v", err)
 	}
@@ -307,7 +320,7 @@ func TestCallerErrorNotRetried(t *testing.T) {
 	}
 	// 401 is the platform's key: next provider.
 	a.Fail(openaitest.Failure{Status: 401})
-	res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+	res, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody))
 	if err != nil || res.Provider != "b" {
 		t.Fatalf("401: %+v %v", res, err)
 	}
@@ -345,10 +358,10 @@ func TestCacheTemperatureZero(t *testing.T) {
 		t.Fatalf("provider saw %d requests, want 4", n)
 	}
 	// Another tenant's identical request is not answered from this cache.
-	if res, err := e.gw.Chat(context.Background(), Caller{User: "user:other"}, []byte(req)); err != nil || res.CacheHit {
+	if res, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "user:other"}, []byte(req)); err != nil || res.CacheHit {
 		t.Fatalf("other tenant: %+v %v", res, err)
 	}
-	rep, err := e.gw.Usage(context.Background(), UsageFilter{User: "admin"})
+	rep, err := e.gw.Usage(context.Background(), modelgw.UsageFilter{User: "admin"})
 	if err != nil || rep.Total.Requests != 5 || rep.Total.CacheHits != 1 {
 		t.Fatalf("usage %+v %v", rep, err)
 	}
@@ -367,14 +380,14 @@ func TestUsageAndCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"s1", "s1", "s2"} {
-		if _, err := e.gw.Chat(ctx, Caller{Agent: "bot", Session: s}, []byte(chatBody)); err != nil {
+		if _, err := e.gw.Chat(ctx, modelgw.Caller{Agent: "bot", Session: s}, []byte(chatBody)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := e.gw.Embed(ctx, Caller{Agent: "bot", Session: "s2"}, []byte(`{"model":"emb","input":["a","b"]}`)); err != nil {
+	if _, err := e.gw.Embed(ctx, modelgw.Caller{Agent: "bot", Session: "s2"}, []byte(`{"model":"emb","input":["a","b"]}`)); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := e.gw.Usage(ctx, UsageFilter{Agent: "bot", Session: "s1"})
+	rep, err := e.gw.Usage(ctx, modelgw.UsageFilter{Agent: "bot", Session: "s1"})
 	if err != nil || len(rep.Records) != 1 {
 		t.Fatalf("%+v %v", rep, err)
 	}
@@ -383,7 +396,7 @@ func TestUsageAndCost(t *testing.T) {
 	if u.Requests != 2 || u.PromptTokens != 2000 || u.CompletionTokens != 1000 || fmt.Sprintf("%.6f", u.CostUSD) != fmt.Sprintf("%.6f", want) || u.ByProvider["a"].Requests != 2 {
 		t.Fatalf("session usage %+v, want cost %v", u, want)
 	}
-	rep, err = e.gw.Usage(ctx, UsageFilter{Agent: "bot"})
+	rep, err = e.gw.Usage(ctx, modelgw.UsageFilter{Agent: "bot"})
 	if err != nil || len(rep.Records) != 2 || rep.Total.Requests != 4 || rep.Total.PromptTokens != 4000 || rep.Total.CompletionTokens != 1500 {
 		t.Fatalf("agent usage %+v %v", rep, err)
 	}
@@ -417,7 +430,7 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			sess := []string{"s1", "s2", "s3"}[i%3]
-			res, err := e.gw.Chat(ctx, Caller{Agent: "bot", Session: sess}, []byte(body))
+			res, err := e.gw.Chat(ctx, modelgw.Caller{Agent: "bot", Session: sess}, []byte(body))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -428,7 +441,12 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 				return
 			}
 			ok++
-			u := usageOf(res.Body)
+			var v struct{ Usage api.TokenUsage }
+			if err := json.Unmarshal(res.Body, &v); err != nil {
+				t.Errorf("answer %s: %v", res.Body, err)
+				return
+			}
+			u := v.Usage
 			spent[sess] += u.TotalTokens
 			spent[""] += u.TotalTokens
 		}()
@@ -463,7 +481,7 @@ func TestBudgetUnderConcurrency(t *testing.T) {
 	if _, err := e.gw.SetBudget(ctx, api.ModelBudgetRequest{Agent: "bot", Session: "s1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.gw.Chat(ctx, Caller{Agent: "bot", Session: "s1"}, []byte(chatBody)); err != nil {
+	if _, err := e.gw.Chat(ctx, modelgw.Caller{Agent: "bot", Session: "s1"}, []byte(chatBody)); err != nil {
 		t.Fatal(err)
 	}
 	reqs := a.Requests()
@@ -503,7 +521,7 @@ func TestStreamingPassThrough(t *testing.T) {
 	if opts, _ := a.Requests()[0].Body["stream_options"].(map[string]any); opts["include_usage"] != true {
 		t.Fatalf("include_usage not asked for: %v", a.Requests()[0].Body)
 	}
-	rep, err := e.gw.Usage(context.Background(), UsageFilter{Agent: "bot", Session: "s1"})
+	rep, err := e.gw.Usage(context.Background(), modelgw.UsageFilter{Agent: "bot", Session: "s1"})
 	if err != nil || rep.Total.PromptTokens != 7 || rep.Total.CompletionTokens != 3 {
 		t.Fatalf("usage %+v %v", rep, err)
 	}
@@ -578,7 +596,7 @@ func TestEmbeddings(t *testing.T) {
 }
 
 func TestSecretHostEnforced(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Retries = -1 })
+	e := newEnv(t, func(c *modelgw.Config) { c.Retries = -1 })
 	a := openaitest.New(t, "a")
 	ctx := context.Background()
 	// The key may only go to another host: the call fails without sending it.
@@ -588,79 +606,10 @@ func TestSecretHostEnforced(t *testing.T) {
 	if _, err := e.gw.PutProvider(ctx, api.ModelProvider{Name: "a", BaseURL: a.BaseURL(), Secret: "K", Models: []string{"default"}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.gw.Chat(ctx, Caller{User: "u"}, []byte(chatBody))
+	_, err := e.gw.Chat(ctx, modelgw.Caller{User: "u"}, []byte(chatBody))
 	if !api.IsKind(err, api.KindUnavailable) || !errors.Is(err, err) || len(a.Requests()) != 0 {
 		t.Fatalf("want unavailable without reaching the provider, got %v (%d requests)", err, len(a.Requests()))
 	}
-}
-
-func FuzzParseRequest(f *testing.F) {
-	for _, s := range []string{chatBody, `{"model":"m","input":["a",[1,2]]}`, `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}],"n":2,"max_tokens":5,"temperature":0}`,
-		`{"model":"m","stream":true,"stream_options":{"include_usage":false},"messages":[{"role":"u"}]}`, `{}`, `null`, `[]`, `{"model":"m","max_completion_tokens":1e30}`} {
-		f.Add([]byte(s), true)
-	}
-	f.Fuzz(func(t *testing.T, body []byte, chat bool) {
-		kind := embedEndpoint
-		if chat {
-			kind = chatEndpoint
-		}
-		r, err := parseRequest(kind, body, 2000)
-		if err != nil {
-			var p *api.Problem
-			if !errors.As(err, &p) || p.Status < 400 || p.Status >= 500 {
-				t.Fatalf("error %v is not a 4xx problem", err)
-			}
-			return
-		}
-		if r.model == "" || r.promptBound < int64(len(body)) || r.completionBound(1024) < 0 {
-			t.Fatalf("accepted %q as %+v", body, r)
-		}
-		rt := route{upstream: "up"}
-		out, err := r.body(rt, 10)
-		if err != nil || !json.Valid(out) {
-			t.Fatalf("body: %v", err)
-		}
-		if _, err := r.cacheKey("agent:a", []route{rt}); err != nil {
-			t.Fatalf("cache key: %v", err)
-		}
-	})
-}
-
-// FuzzPipeSSE: whatever a provider streams is passed through byte for byte,
-// and a usage member is found only in data lines.
-func FuzzPipeSSE(f *testing.F) {
-	f.Add([]byte("data: {\"choices\":[]}\n\ndata: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n"))
-	f.Add([]byte("event: x\r\ndata: {\"usage\":null}\r\n\r\n"))
-	f.Add([]byte("no newline at the end"))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		rec := httptest.NewRecorder()
-		u, err := pipeSSE(rec, http.NewResponseController(rec), strings.NewReader(string(in)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rec.Body.String() != string(in) {
-			t.Fatalf("output differs from input")
-		}
-		if u != nil && !strings.Contains(string(in), "data:") {
-			t.Fatalf("usage %+v found outside a data line", u)
-		}
-	})
-}
-
-func FuzzRetryAfter(f *testing.F) {
-	for _, s := range []string{"120", "Wed, 21 Oct 2015 07:28:00 GMT", "-1", "1e9", ""} {
-		f.Add(s)
-	}
-	now := time.Now()
-	f.Fuzz(func(t *testing.T, v string) {
-		d := retryAfter(v, now)
-		if d < 0 {
-			t.Fatalf("retryAfter(%q) = %v", v, d)
-		}
-		if _, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && d > 24*time.Hour {
-			t.Fatalf("retryAfter(%q) = %v: seconds are capped at a day", v, d)
-		}
-	})
 }
 
 // TestPlatformRefusalIsFinalClass: when the platform itself refuses a
@@ -672,9 +621,9 @@ func TestPlatformRefusalIsFinalClass(t *testing.T) {
 	var mu sync.Mutex
 	tries := map[string]int{}
 	refuse := map[string]bool{"a": true}
-	e := newEnv(t, func(c *Config) {
+	e := newEnv(t, func(c *modelgw.Config) {
 		next := c.Do
-		c.Do = func(ctx context.Context, out Outbound, req *http.Request) (*http.Response, error) {
+		c.Do = func(ctx context.Context, out modelgw.Outbound, req *http.Request) (*http.Response, error) {
 			mu.Lock()
 			tries[out.Provider]++
 			r := refuse[out.Provider]
@@ -710,7 +659,7 @@ func TestPlatformRefusalIsFinalClass(t *testing.T) {
 	reset()
 	check("embeddings", problemOf(t, e.post("/v1/embeddings", `{"model":"emb","input":"x"}`, nil)))
 	reset()
-	_, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody))
+	_, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody))
 	check("Chat from code", *api.AsProblem(err))
 	if len(b.Requests()) != 0 {
 		t.Fatalf("b was reached %d times", len(b.Requests()))
@@ -721,7 +670,7 @@ func TestPlatformRefusalIsFinalClass(t *testing.T) {
 	refuse["a"] = false
 	mu.Unlock()
 	a.Server.Close()
-	if res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody)); err != nil || res.Provider != "b" {
+	if res, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody)); err != nil || res.Provider != "b" {
 		t.Fatalf("transport error: %+v %v", res, err)
 	}
 	mu.Lock()
@@ -741,8 +690,8 @@ func TestProviderPolicyClass(t *testing.T) {
 	var answered []string
 	refuse := map[string]bool{"a": true}
 	var answerErr error
-	e := newEnv(t, func(c *Config) {
-		c.AuthorizeProvider = func(_ context.Context, _ Caller, p api.ModelProvider) error {
+	e := newEnv(t, func(c *modelgw.Config) {
+		c.AuthorizeProvider = func(_ context.Context, _ modelgw.Caller, p api.ModelProvider) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if refuse[p.Name] {
@@ -750,7 +699,7 @@ func TestProviderPolicyClass(t *testing.T) {
 			}
 			return nil
 		}
-		c.Answered = func(_ context.Context, _ Caller, p api.ModelProvider) error {
+		c.Answered = func(_ context.Context, _ modelgw.Caller, p api.ModelProvider) error {
 			mu.Lock()
 			defer mu.Unlock()
 			answered = append(answered, p.Name)
@@ -762,7 +711,7 @@ func TestProviderPolicyClass(t *testing.T) {
 	e.provider(b, 2, "", "default")
 	cached := `{"model":"default","temperature":0,"messages":[{"role":"user","content":"hi"}]}`
 	for i := range 2 {
-		res, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(cached))
+		res, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(cached))
 		if err != nil || res.Provider != "b" || res.CacheHit != (i == 1) {
 			t.Fatalf("call %d: %+v %v", i, res, err)
 		}
@@ -771,7 +720,7 @@ func TestProviderPolicyClass(t *testing.T) {
 	if body := readAll(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
 		t.Fatalf("stream: %d %s", resp.StatusCode, body)
 	}
-	_, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(`{"model":"only-a","messages":[{"role":"user","content":"hi"}]}`))
+	_, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(`{"model":"only-a","messages":[{"role":"user","content":"hi"}]}`))
 	if !api.IsKind(err, api.KindForbidden) || !strings.Contains(err.Error(), "provider a refused") {
 		t.Fatalf("every provider refused: %v", err)
 	}
@@ -784,7 +733,7 @@ func TestProviderPolicyClass(t *testing.T) {
 	}
 	answerErr = errors.New("labels unavailable")
 	mu.Unlock()
-	if _, err := e.gw.Chat(context.Background(), Caller{User: "u"}, []byte(chatBody)); err == nil {
+	if _, err := e.gw.Chat(context.Background(), modelgw.Caller{User: "u"}, []byte(chatBody)); err == nil {
 		t.Fatal("an Answered error did not withhold the answer")
 	}
 	resp = e.post("/v1/chat/completions", `{"model":"default","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)

@@ -10,7 +10,9 @@
 // The package holds no secrets and opens no sockets of its own: the API key
 // travels as a {{secret:NAME}} placeholder in the Authorization header and
 // Config.Do (the daemon's egress proxy) substitutes it on the way out.
-// Authorization is Config.Authorize (the daemon's Cedar engine).
+// Authorization is Config.Authorize (the daemon's Cedar engine). Its HTTP
+// API lives in modelgwhttp; this package does not serve HTTP (ServeChat
+// only writes a stream to the writer it is given).
 package modelgw
 
 import (
@@ -35,6 +37,9 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// InvokeAction is the Cedar action of completions and embeddings.
+const InvokeAction = "model.invoke"
 
 // Caller is who a model call is made for: the session of an agent, an
 // agent, or a user of the API (Agent empty). Budgets apply to agents and
@@ -302,6 +307,13 @@ func (g *Gateway) invalidate() {
 	g.pmu.Lock()
 	g.provsSet = false
 	g.pmu.Unlock()
+}
+
+// ListProviders lists the providers as stored now, bypassing the node's
+// short-lived copy (the API shows what other nodes wrote, too).
+func (g *Gateway) ListProviders(ctx context.Context) ([]api.ModelProvider, error) {
+	g.invalidate()
+	return g.Providers(ctx)
 }
 
 // Providers lists the providers sorted by priority, then name.

@@ -94,7 +94,7 @@ func (c *Controller) tickAgent(ctx context.Context, agent string) error {
 			return nil
 		}
 		c.cfg.Meter.Watch(agent) // after a restart the window begins now
-		now := c.cfg.Clock.Now()
+		now := c.cfg.Now()
 		a, bad := c.analyse(*st, now)
 		if bad != "" {
 			ended = true
@@ -122,7 +122,7 @@ func (c *Controller) tickAgent(ctx context.Context, agent string) error {
 // promote moves st one step on (to completion after the last step),
 // recording the analysis it rested on, and starts the next window.
 func (c *Controller) promote(st *State, a *ledger.Analysis, reason string) error {
-	now := c.cfg.Clock.Now().UTC()
+	now := c.cfg.Now().UTC()
 	state := ledger.RolloutPromoted
 	if st.Step >= len(st.Steps)-1 {
 		st.Phase, state = PhaseCompleted, ledger.RolloutCompleted
@@ -148,9 +148,9 @@ func (c *Controller) rollbackTo(st *State, to, reason string, a *ledger.Analysis
 	}
 	st.Phase, st.Stable, st.Canary = PhaseRolledBack, to, from
 	st.Reason, st.Analysis = reason, a
-	st.StepStarted = c.cfg.Clock.Now().UTC()
+	st.StepStarted = c.cfg.Now().UTC()
 	c.log.Warn("rollback", "agent", st.Agent, "from", short(from), "to", short(to), "reason", reason)
-	return st.record(ledger.Entry{Type: ledger.TypeRollback, Time: c.cfg.Clock.Now().UTC(), Rollback: &ledger.Rollback{
+	return st.record(ledger.Entry{Type: ledger.TypeRollback, Time: c.cfg.Now().UTC(), Rollback: &ledger.Rollback{
 		Agent: st.Agent, FromVersion: ledgerVersion(from), ToVersion: ledgerVersion(to), Reason: clip(reason), Analysis: a}})
 }
 

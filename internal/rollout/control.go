@@ -69,7 +69,7 @@ func (c *Controller) Resume(ctx context.Context, agent string) (State, error) {
 		if st.Phase != PhasePaused {
 			return noRollout(agent)
 		}
-		st.Phase, st.Reason, st.StepStarted = PhaseRunning, "", c.cfg.Clock.Now().UTC()
+		st.Phase, st.Reason, st.StepStarted = PhaseRunning, "", c.cfg.Now().UTC()
 		return st.record(c.stepEntry(*st, ledger.RolloutResumed, nil))
 	})
 	if err == nil {
@@ -90,7 +90,7 @@ func (c *Controller) Promote(ctx context.Context, agent, reason string) (State, 
 		if !st.Phase.Active() {
 			return noRollout(agent)
 		}
-		a, _ := c.analyse(*st, c.cfg.Clock.Now())
+		a, _ := c.analyse(*st, c.cfg.Now())
 		ended = st.Step == len(st.Steps)-1
 		if reason == "" {
 			reason = "promoted by hand"

@@ -36,15 +36,6 @@ type Ledger interface {
 
 var _ Ledger = (*ledger.Ledger)(nil)
 
-// Clock tells the time step pauses are measured on.
-type Clock interface{ Now() time.Time }
-
-// ClockFunc adapts a function to Clock.
-type ClockFunc func() time.Time
-
-// Now calls f.
-func (f ClockFunc) Now() time.Time { return f() }
-
 // Thresholds decide an analysis: the canary fails when, over at least
 // MinCalls calls, its error rate exceeds the stable version's by more than
 // MaxErrorRateIncrease, or its p99 latency exceeds the stable version's
@@ -71,8 +62,9 @@ type Config struct {
 	// are pruned after a rollout ends (never the stable or canary ones);
 	// 0 keeps all.
 	VersionsKept int
-	Clock        Clock
-	Logger       *slog.Logger
+	// Now tells the time step pauses are measured on (nil: time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Controller runs the rollouts of this node's agents.
@@ -106,8 +98,8 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Thresholds.MaxP99Ratio < 1 {
 		cfg.Thresholds.MaxP99Ratio = 1.5
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = ClockFunc(time.Now)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -183,7 +175,7 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 	if rt.Exists && rt.Stable == req.Version && rt.Canary == "" {
 		return State{}, api.FieldErrorf(api.KindConflict, "version", "version %s of agent %s serves already", short(req.Version), req.Agent)
 	}
-	now := c.cfg.Clock.Now().UTC()
+	now := c.cfg.Now().UTC()
 	st := State{Agent: req.Agent, Owner: req.Author, Stable: rt.Stable, Canary: req.Version, Steps: steps, Phase: PhaseRunning,
 		Started: now, StepStarted: now, Updated: now, Seq: cur.Seq, LoggedSeq: cur.LoggedSeq, Pending: cur.Pending, Last: cur.Last}
 	if !rt.Exists || rt.Stable == "" || steps[0].Percent == 100 && steps[0].PauseSeconds == 0 {
@@ -227,7 +219,7 @@ func (c *Controller) recordChange(ctx context.Context, agent, version, parent, a
 	if parent != "" {
 		ch.ParentVersion = ledgerVersion(parent)
 	}
-	r, err := c.cfg.Ledger.Append(ctx, ledger.Entry{Type: ledger.TypeChange, Time: c.cfg.Clock.Now().UTC(), Change: ch})
+	r, err := c.cfg.Ledger.Append(ctx, ledger.Entry{Type: ledger.TypeChange, Time: c.cfg.Now().UTC(), Change: ch})
 	if err != nil {
 		return nil, fmt.Errorf("record change of %s in the ledger: %w", agent, err)
 	}
@@ -237,7 +229,7 @@ func (c *Controller) recordChange(ctx context.Context, agent, version, parent, a
 // stepEntry is the ledger entry of a rollout step (parents filled in when
 // it is appended).
 func (c *Controller) stepEntry(st State, state string, a *ledger.Analysis) ledger.Entry {
-	return ledger.Entry{Type: ledger.TypeRollout, Time: c.cfg.Clock.Now().UTC(), Rollout: &ledger.RolloutStep{
+	return ledger.Entry{Type: ledger.TypeRollout, Time: c.cfg.Now().UTC(), Rollout: &ledger.RolloutStep{
 		Agent: st.Agent, Version: ledgerVersion(st.Canary), Step: st.Step, Percent: st.Percent(), State: state, Analysis: a}}
 }
 
@@ -257,7 +249,7 @@ func (c *Controller) transition(ctx context.Context, agent string, fn func(st *S
 	} else if err != nil {
 		return State{}, err
 	}
-	st.Updated = c.cfg.Clock.Now().UTC()
+	st.Updated = c.cfg.Now().UTC()
 	if _, err := c.write(ctx, st, cur.rev); err != nil {
 		return State{}, err
 	}

@@ -113,7 +113,7 @@ func openOn(ctx context.Context, st *store.Store, th Thresholds, kept int) (*env
 		return nil, err
 	}
 	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	c, err := New(ctx, Config{Store: st, Router: m, Ledger: l, Clock: clock, Thresholds: th, VersionsKept: kept})
+	c, err := New(ctx, Config{Store: st, Router: m, Ledger: l, Now: clock.Now, Thresholds: th, VersionsKept: kept})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func bundleOf(t testing.TB, man, code string) *bundle.Bundle {
 
 func (e *env) deploy(t testing.TB, name string) string {
 	t.Helper()
-	v, err := e.m.Deploy(context.Background(), bundleOf(t, manifest, agentJS(name, "")))
+	v, err := e.m.Deploy(context.Background(), session.Principal{}, bundleOf(t, manifest, agentJS(name, "")))
 	if err != nil {
 		t.Fatal(err)
 	}

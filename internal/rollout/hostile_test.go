@@ -31,7 +31,7 @@ func TestRolloutHostileClass(t *testing.T) {
 	e := open(t, t.TempDir(), true, defaultThresholds, 0)
 	v1 := e.deploy(t, "v1")
 	v2 := e.add(t, "v2", "")
-	other, err := e.m.Deploy(ctx, bundleOf(t, `{"name":"other","entry":"agent.js"}`, agentJS("o", "")))
+	other, err := e.m.Deploy(ctx, session.Principal{}, bundleOf(t, `{"name":"other","entry":"agent.js"}`, agentJS("o", "")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestRollbackRacesStepAdvance(t *testing.T) {
 	th := defaultThresholds
 	th.MinCalls = 0
 	e := open(t, t.TempDir(), true, th, 0)
-	other, err := New(ctx, Config{Store: e.st, Router: e.m, Ledger: e.l, Clock: e.clock, Thresholds: th})
+	other, err := New(ctx, Config{Store: e.st, Router: e.m, Ledger: e.l, Now: e.clock.Now, Thresholds: th})
 	if err != nil {
 		t.Fatal(err)
 	}

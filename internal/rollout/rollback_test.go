@@ -65,7 +65,7 @@ func TestRollbackAndVersionsKept(t *testing.T) {
 		t.Fatalf("routing: %+v", rs.Routing)
 	}
 	// A tick long after does not undo a deploy made outside the rollout.
-	v5, err := e.m.Deploy(ctx, bundleOf(t, manifest, agentJS("v5", "")))
+	v5, err := e.m.Deploy(ctx, session.Principal{}, bundleOf(t, manifest, agentJS("v5", "")))
 	if err != nil {
 		t.Fatal(err)
 	}

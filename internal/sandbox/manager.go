@@ -12,15 +12,6 @@ import (
 	"time"
 )
 
-// Clock is the time source for sandbox timeouts; tests inject a fake.
-type Clock interface {
-	Now() time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // PoolConfig asks for a warm pool of prepared sandboxes.
 type PoolConfig struct {
 	Tier     string
@@ -59,11 +50,11 @@ type Admission interface {
 type ManagerConfig struct {
 	Tiers          []Tier
 	Pools          []PoolConfig
-	DefaultTimeout time.Duration // default 30m
-	MaxTimeout     time.Duration // cap for Extend; default 24h
-	Clock          Clock         // default: time.Now
-	Logger         *slog.Logger  // default: slog.Default()
-	NetworkHook    NetworkHook   // optional
+	DefaultTimeout time.Duration    // default 30m
+	MaxTimeout     time.Duration    // cap for Extend; default 24h
+	Now            func() time.Time // clock of timeouts; default time.Now
+	Logger         *slog.Logger     // default: slog.Default()
+	NetworkHook    NetworkHook      // optional
 	// OnClose, if set, is called with a sandbox's id after the Manager has
 	// closed it (delete, timeout or Close), to free what the network hook
 	// set up for it. A hook that fails frees its own work.
@@ -108,7 +99,7 @@ type pool struct {
 type Manager struct {
 	cfg   ManagerConfig
 	log   *slog.Logger
-	clock Clock
+	now   func() time.Time
 	tiers map[string]Tier
 	pools map[poolKey]*pool
 
@@ -135,8 +126,8 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.MaxTimeout <= 0 {
 		cfg.MaxTimeout = 24 * time.Hour
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -145,7 +136,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		cfg.ReapInterval = time.Second
 	}
 	m := &Manager{
-		cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
+		cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		tiers: map[string]Tier{}, pools: map[poolKey]*pool{},
 		sandboxes: map[string]*entry{}, pending: map[string]Spec{}, stop: make(chan struct{}),
 	}
@@ -233,7 +224,7 @@ func (m *Manager) reapLoop() {
 // the Manager's clock, and returns their ids. The reaper calls it
 // periodically; tests call it after advancing a fake clock.
 func (m *Manager) ReapExpired(ctx context.Context) []string {
-	now := m.clock.Now()
+	now := m.now()
 	var expired []string
 	m.mu.Lock()
 	for id, e := range m.sandboxes {
@@ -321,7 +312,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 		timeout = m.cfg.DefaultTimeout
 	}
 	timeout = min(timeout, m.cfg.MaxTimeout)
-	now := m.clock.Now()
+	now := m.now()
 	m.mu.Lock()
 	m.sandboxes[id] = &entry{sb: sb, created: now, deadline: now.Add(timeout)}
 	delete(m.pending, id)
@@ -451,7 +442,7 @@ func (m *Manager) Extend(id string, d time.Duration) (time.Time, error) {
 			return time.Time{}, fmt.Errorf("extend sandbox %s: %w", id, err)
 		}
 	}
-	e.deadline = m.clock.Now().Add(min(d, m.cfg.MaxTimeout))
+	e.deadline = m.now().Add(min(d, m.cfg.MaxTimeout))
 	return e.deadline, nil
 }
 

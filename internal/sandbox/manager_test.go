@@ -90,7 +90,7 @@ func TestManagerPoolTimeoutLookup(t *testing.T) {
 		Tiers:          []sandbox.Tier{tier},
 		Pools:          []sandbox.PoolConfig{{Tier: "fake", Size: 2}},
 		DefaultTimeout: time.Minute,
-		Clock:          clk,
+		Now:            clk.Now,
 		ReapInterval:   time.Hour,
 		NetworkHook: func(ctx context.Context, sb sandbox.Sandbox, ns string) (map[string]string, error) {
 			hookNS = ns

@@ -206,32 +206,17 @@ type FileInfo struct {
 // Sandbox is one live sandbox. All methods are safe for concurrent use.
 // Every method after Close returns an error wrapping ErrClosed.
 type Sandbox interface {
+	Lifecycle
+	Executor
+	Files
+}
+
+// Lifecycle is the part of a Sandbox that names it and runs it: identity,
+// pause/resume, failure and close.
+type Lifecycle interface {
 	ID() string
 	Tier() string
 	Spec() Spec
-
-	// Exec runs a process to completion, streaming its stdout and stderr as
-	// they are produced. exitCode is the process's exit status, or 128+signal
-	// when it was killed. When ctx ends first the process group is killed and
-	// err wraps ErrTimeout (deadline) or context.Canceled. When a limit was
-	// hit, err wraps ErrMemoryLimit, ErrPidsLimit or ErrDiskLimit and exitCode
-	// is still reported. err is nil for any exit status otherwise.
-	Exec(ctx context.Context, spec ExecSpec, stdout, stderr io.Writer) (exitCode int, err error)
-	// Start runs a background process and returns its pid inside the sandbox.
-	Start(ctx context.Context, spec ExecSpec) (pid int, err error)
-	// Processes lists the processes inside the sandbox.
-	Processes(ctx context.Context) ([]Process, error)
-	// Signal sends sig to a process inside the sandbox (pid as seen inside).
-	Signal(ctx context.Context, pid int, sig os.Signal) error
-
-	// File operations; paths are absolute paths under /workspace or /tmp, or
-	// relative to /workspace. Symlinks never resolve outside that tree.
-	WriteFile(ctx context.Context, path string, r io.Reader, perm fs.FileMode) error
-	ReadFile(ctx context.Context, path string, w io.Writer) error
-	List(ctx context.Context, path string) ([]FileInfo, error)
-	Stat(ctx context.Context, path string) (FileInfo, error)
-	Mkdir(ctx context.Context, path string, perm fs.FileMode) error // with parents
-	Remove(ctx context.Context, path string) error                  // recursive
 
 	// Pause freezes every process; Resume thaws them.
 	Pause(ctx context.Context) error
@@ -250,6 +235,36 @@ type Sandbox interface {
 	// Close kills every process in the sandbox and frees everything it holds
 	// (cgroups, mounts, namespaces, state directories). It is idempotent.
 	Close() error
+}
+
+// Executor runs processes inside a sandbox.
+type Executor interface {
+	// Exec runs a process to completion, streaming its stdout and stderr as
+	// they are produced. exitCode is the process's exit status, or 128+signal
+	// when it was killed. When ctx ends first the process group is killed and
+	// err wraps ErrTimeout (deadline) or context.Canceled. When a limit was
+	// hit, err wraps ErrMemoryLimit, ErrPidsLimit or ErrDiskLimit and exitCode
+	// is still reported. err is nil for any exit status otherwise.
+	Exec(ctx context.Context, spec ExecSpec, stdout, stderr io.Writer) (exitCode int, err error)
+	// Start runs a background process and returns its pid inside the sandbox.
+	Start(ctx context.Context, spec ExecSpec) (pid int, err error)
+	// Processes lists the processes inside the sandbox.
+	Processes(ctx context.Context) ([]Process, error)
+	// Signal sends sig to a process inside the sandbox (pid as seen inside).
+	Signal(ctx context.Context, pid int, sig os.Signal) error
+}
+
+// Files is a sandbox's file system as the host sees it; paths are absolute
+// paths under /workspace or /tmp, or relative to /workspace. Symlinks never
+// resolve outside that tree. internal/sandbox/hostfs implements it once for
+// every tier.
+type Files interface {
+	WriteFile(ctx context.Context, path string, r io.Reader, perm fs.FileMode) error
+	ReadFile(ctx context.Context, path string, w io.Writer) error
+	List(ctx context.Context, path string) ([]FileInfo, error)
+	Stat(ctx context.Context, path string) (FileInfo, error)
+	Mkdir(ctx context.Context, path string, perm fs.FileMode) error // with parents
+	Remove(ctx context.Context, path string) error                  // recursive
 }
 
 // EgressSocketer is implemented by sandboxes whose network is not a host

@@ -113,17 +113,18 @@ var _ Store = (*MemStore)(nil)
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore { return &MemStore{recs: make(map[string]Record)} }
 
-// Put stores rec, replacing any record with the same name.
+// Put stores a copy of rec, replacing any record with the same name.
 func (m *MemStore) Put(_ context.Context, rec Record) error {
+	if rec.Name == "" {
+		return fmt.Errorf("put secret: %w", ErrInvalidName)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rec.AllowHosts = slices.Clone(rec.AllowHosts)
-	rec.Ciphertext = slices.Clone(rec.Ciphertext)
-	m.recs[rec.Name] = rec
+	m.recs[rec.Name] = cloneRecord(rec)
 	return nil
 }
 
-// Get returns the record named name.
+// Get returns a copy of the record named name.
 func (m *MemStore) Get(_ context.Context, name string) (Record, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -131,7 +132,15 @@ func (m *MemStore) Get(_ context.Context, name string) (Record, error) {
 	if !ok {
 		return Record{}, fmt.Errorf("get %s: %w", name, ErrNotFound)
 	}
-	return r, nil
+	return cloneRecord(r), nil
+}
+
+// cloneRecord copies rec's slices, so a caller's changes never reach a
+// stored record (as with a store that serializes).
+func cloneRecord(rec Record) Record {
+	rec.AllowHosts = slices.Clone(rec.AllowHosts)
+	rec.Ciphertext = slices.Clone(rec.Ciphertext)
+	return rec
 }
 
 // Delete removes name; deleting a missing secret is not an error.

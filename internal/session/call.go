@@ -112,8 +112,8 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 // durable; a failed request commits nothing. The label Flow, if set, sees
 // the request enter and leave.
 func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
-	if len(req.Body) > m.maxBody() {
-		return isolate.Response{}, bodyTooLarge("request body", m.maxBody())
+	if len(req.Body) > m.MaxBodyBytes() {
+		return isolate.Response{}, BodyTooLarge("request body", m.MaxBodyBytes())
 	}
 	if err := CheckAddr(agent, id); err != nil {
 		return isolate.Response{}, err
@@ -157,9 +157,15 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	return resp, nil
 }
 
-// maxBody is the most bytes a body into or out of a session may have (the
-// runtime's MaxBodyBytes, enforced at the isolate boundary).
-func (m *Manager) maxBody() int { return m.cfg.Runtime.MaxBodyBytes() }
+// MaxBodyBytes is the most bytes a body into or out of a session may have
+// (the runtime's MaxBodyBytes, enforced at the isolate boundary).
+func (m *Manager) MaxBodyBytes() int { return m.cfg.Runtime.MaxBodyBytes() }
+
+// BodyTooLarge is the 413 problem for a body (what: "request body") over
+// the session body limit.
+func BodyTooLarge(what string, limit int) error {
+	return api.Errorf(api.KindTooLarge, "%s is larger than the session body limit of %d bytes (session_max_body_bytes)", what, limit)
+}
 
 // errCPU and errWall are the causes recorded when a call hits a limit.
 var (
@@ -232,9 +238,9 @@ func (m *Manager) callFailed(s *session, err, cause error) error {
 		if errors.As(err, &se) {
 			return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is %v bytes (session_max_body_bytes); it was refused unread", se)
 		}
-		return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.maxBody())
+		return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.MaxBodyBytes())
 	case errors.Is(err, isolate.ErrRequestTooLarge):
-		return bodyTooLarge("request body", m.maxBody())
+		return BodyTooLarge("request body", m.MaxBodyBytes())
 	}
 	if s.iso.Err() != nil {
 		_ = s.iso.Close(context.Background())

@@ -8,7 +8,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
@@ -16,31 +15,29 @@ import (
 // losing a compare-and-set to another deploy of the same agent.
 const maxDeployRetries = 16
 
-// SetAuthorizer makes Deploy ask authz (as ActionAgentDeploy on the agent)
-// for the principal in its context, against the exact agent record it
-// then replaces. SecureRoutes sets it; nil (the default) authorizes nothing.
-func (m *Manager) SetAuthorizer(authz httpapi.Authorizer) { m.authz = authz }
-
-// Deploy stores b as an immutable version of its agent and makes it current.
+// Deploy stores b as an immutable version of its agent and makes it current,
+// for by (the first deployer of an agent becomes its owner; the zero
+// Principal records none).
 // Live sessions of the agent are retired so their next request runs the new
 // version (durable state is kept; in-memory globals start fresh).
 //
 // Authorization and the pointer switch are one compare-and-set: the
-// deployer is authorized against the agent record at revision r (read from
-// the store, and seen by the authorizer through AgentInfo), and the record
+// deployer is authorized (Config.DeployAuthorizer) against the agent record
+// at revision r (read from the store, and seen by the authorizer through
+// AgentInfo), and the record
 // is replaced only if it is still at r; if another deploy got there first,
 // the new record is read and authorized again. So the first deployer owns
 // the agent, and nobody else's code becomes current under that ownership
 // unless policy lets them deploy it. The code is initialised (under the
 // init limits) before any of this is written.
-func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersion, error) {
+func (m *Manager) Deploy(ctx context.Context, by Principal, b *bundle.Bundle) (api.AgentVersion, error) {
 	name := b.Manifest.Name
 	key := store.Key(name)
 	cur, err := m.readAgent(ctx, name)
 	if err != nil {
 		return api.AgentVersion{}, err
 	}
-	if err := m.authorizeDeploy(ctx, name, cur); err != nil {
+	if err := m.authorizeDeploy(ctx, by, name, cur); err != nil {
 		return api.AgentVersion{}, err
 	}
 	tgz, err := b.TarGz()
@@ -68,16 +65,13 @@ func (m *Manager) Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersio
 			}
 		}
 		if cur.rev != checked {
-			if err := m.authorizeDeploy(ctx, name, cur); err != nil {
+			if err := m.authorizeDeploy(ctx, by, name, cur); err != nil {
 				return api.AgentVersion{}, err
 			}
 			checked = cur.rev
 		}
 		now := m.now().UTC()
-		ar := agentRecord{Name: name, Current: b.Digest, Created: now, Updated: now}
-		if p, ok := httpapi.PrincipalFrom(ctx); ok {
-			ar.Owner = p.ID
-		}
+		ar := agentRecord{Name: name, Current: b.Digest, Created: now, Updated: now, Owner: by.ID}
 		if cur.exists {
 			ar.Created = cur.rec.Created
 			if cur.rec.Owner != "" {
@@ -157,20 +151,19 @@ func (m *Manager) readAgent(ctx context.Context, name string) (storedAgent, erro
 	return storedAgent{rec: ar, rev: e.Revision, exists: true}, nil
 }
 
-// authorizeDeploy asks the authorizer whether the principal in ctx may
-// deploy name while its record is cur: the authorizer's AgentInfo lookups
-// for name answer from cur (pinned in the context), not from the watched
-// copy, so the decision is about the revision the compare-and-set replaces.
-func (m *Manager) authorizeDeploy(ctx context.Context, name string, cur storedAgent) error {
-	if m.authz == nil {
+// authorizeDeploy asks the DeployAuthorizer whether by may deploy name
+// while its record is cur: the authorizer's AgentInfo lookups for name
+// answer from cur (pinned in the context), not from the watched copy, so
+// the decision is about the revision the compare-and-set replaces.
+func (m *Manager) authorizeDeploy(ctx context.Context, by Principal, name string, cur storedAgent) error {
+	if m.cfg.DeployAuthorizer == nil {
 		return nil
 	}
-	p, ok := httpapi.PrincipalFrom(ctx)
-	if !ok {
+	if by.ID == "" {
 		return api.Errorf(api.KindUnauthenticated, "deploying agent %s needs an authenticated principal", name)
 	}
 	pctx := context.WithValue(ctx, pinKey{}, pinnedAgent{key: store.Key(name), agent: cur})
-	return m.authz.Authorize(pctx, p, ActionAgentDeploy, httpapi.Resource{Type: "Agent", ID: name})
+	return m.cfg.DeployAuthorizer.AuthorizeDeploy(pctx, by, name)
 }
 
 // pinKey carries a pinnedAgent in a context.

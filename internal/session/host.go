@@ -207,7 +207,7 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 		return isolate.Response{}, fmt.Errorf("fetch %s: %w", req.URL, err)
 	}
 	defer resp.Body.Close()
-	limit := h.m.maxBody()
+	limit := h.m.MaxBodyBytes()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: read body: %w", req.URL, err)
@@ -234,7 +234,7 @@ func (h *callHost) Invoke(ctx context.Context, service, method string, args []by
 	defer h.timed(h.enter())
 	svc := h.m.service(service)
 	if svc == nil {
-		return nil, fmt.Errorf("NotSupportedError: env.%s is not available on this node", service)
+		return nil, isolate.HostErrorf("NotSupportedError", "env.%s is not available on this node", service)
 	}
 	return svc.Invoke(ctx, h.caller(), method, args)
 }

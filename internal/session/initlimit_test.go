@@ -49,7 +49,7 @@ func TestAgentInitLimitClass(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = m.Deploy(ctx, b)
+		_, err = m.Deploy(ctx, Principal{}, b)
 		p := api.AsProblem(err)
 		if err == nil || p.Kind() != tc.kind || p.Status != 422 || p.Field != tc.field || !strings.Contains(p.Detail, tc.detail) {
 			t.Errorf("%s: %v (field %q), want a 422 %s naming %q %q", tc.name, err, p.Field, tc.kind, tc.field, tc.detail)

@@ -7,8 +7,9 @@
 // released only once durable (the output gate), and alarms.
 //
 // It does not own the JavaScript engine (internal/isolate), storage
-// (internal/store), bundle parsing (internal/bundle) or egress policy (the
-// Fetcher it is given).
+// (internal/store), bundle parsing (internal/bundle), egress policy (the
+// Fetcher it is given), authorization (the DeployAuthorizer it is given) or
+// HTTP: its API is internal/session/sessionhttp.
 package session
 
 import (
@@ -22,7 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -45,8 +45,8 @@ type Caller struct {
 }
 
 // Service is a platform capability agent code reaches as env.<name> (tools,
-// ai, sandbox). Args and the result are JSON. An error whose text starts
-// with "SomeError: " surfaces in JavaScript as an Error with that name.
+// ai, sandbox). Args and the result are JSON. An *isolate.HostError
+// surfaces in JavaScript as the Error class it names.
 type Service interface {
 	Invoke(ctx context.Context, caller Caller, method string, args []byte) ([]byte, error)
 }
@@ -74,7 +74,12 @@ type Config struct {
 	// _initialize, a template build, an activation) below the manifest's
 	// wall_ms (default DefaultInitTimeout).
 	InitTimeout time.Duration
-	// Now is the clock (default time.Now).
+	// DeployAuthorizer, if set, authorizes every Deploy inside its
+	// compare-and-set (deploy.go); nil authorizes every deployer.
+	DeployAuthorizer DeployAuthorizer
+	// Now is the clock of every timestamp, idle and alarm decision (default
+	// time.Now). Elapsed-time measurements (CPU accounting, trim pacing)
+	// use the monotonic clock instead.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -115,10 +120,7 @@ type Manager struct {
 	lastActivation atomic.Int64
 	identity       Identity // nil: sessions have no workload identity
 	flow           Flow     // nil: labels do not follow calls (flow.go)
-	// authz authorizes deploys inside their compare-and-set (deploy.go);
-	// nil authorizes nothing. Set before Start.
-	authz    httpapi.Authorizer
-	closeErr error
+	closeErr       error
 	// routeMu serialises SetRouting and DeleteVersion on this node
 	// (routing.go); observer sees every call's outcome (observe.go).
 	routeMu  sync.Mutex

@@ -51,7 +51,7 @@ func TestManifestMemoryRangeClass(t *testing.T) {
 				t.Errorf("%s memory_mib %d does not validate: %v", rt, mib, err)
 				continue
 			}
-			if _, err := m.Deploy(context.Background(), b); err != nil {
+			if _, err := m.Deploy(context.Background(), Principal{}, b); err != nil {
 				t.Errorf("%s memory_mib %d validates but does not deploy: %v", rt, mib, err)
 				continue
 			}

@@ -42,17 +42,15 @@ func TestMain(m *testing.M) {
 // servers, deciding by the manifest allowlist like the daemon does.
 type loopbackFetcher struct{ p *egress.Proxy }
 
-type allowKey struct{}
-
 func (f loopbackFetcher) Fetch(ctx context.Context, c Caller, req *http.Request) (*http.Response, error) {
-	return f.p.Do(context.WithValue(ctx, allowKey{}, c.Egress), egress.Caller{ID: c.Agent + "/" + c.Session}, req)
+	return f.p.Do(ctx, egress.Caller{ID: c.Agent + "/" + c.Session, Purpose: egress.PurposeSession,
+		Agent: c.Agent, Session: c.Session, Allow: c.Egress}, req)
 }
 
 func newFetcher(t testing.TB) Fetcher {
 	p, err := egress.New(egress.Config{UnsafeAllowLoopback: true,
 		Decider: egress.DeciderFunc(func(ctx context.Context, r egress.Request) (egress.Decision, error) {
-			allow, _ := ctx.Value(allowKey{}).([]string)
-			if secrets.HostAllowed(allow, r.Host) {
+			if secrets.HostAllowed(r.Caller.Allow, r.Host) {
 				return egress.Decision{Verdict: egress.Allow}, nil
 			}
 			return egress.Decision{Verdict: egress.Deny, Reason: "host " + r.Host + " is not in the manifest"}, nil
@@ -94,7 +92,7 @@ func deploy(t testing.TB, m *Manager, manifest, code string) api.AgentVersion {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := m.Deploy(context.Background(), b)
+	v, err := m.Deploy(context.Background(), Principal{}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +389,7 @@ func TestDeployErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Deploy(context.Background(), b)
+	_, err = m.Deploy(context.Background(), Principal{}, b)
 	if !api.IsKind(err, api.KindValidation) {
 		t.Fatalf("syntax error: want validation problem, got %v", err)
 	}

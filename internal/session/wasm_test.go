@@ -60,7 +60,7 @@ func deployWasm(t *testing.T, m *Manager, manifest string, module []byte) error 
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Deploy(context.Background(), b)
+	_, err = m.Deploy(context.Background(), Principal{}, b)
 	return err
 }
 

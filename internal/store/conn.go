@@ -34,6 +34,18 @@ func (b *binding[T]) get(ctx context.Context) (T, error) {
 		return b.h, nil
 	}
 	h, err := b.open(ctx, c.js)
+	for wait := 50 * time.Millisecond; err != nil && isNoPlacement(err); wait = min(2*wait, time.Second) {
+		// A cluster that has just formed, or just lost a member, may not
+		// yet count enough current peers to place a replicated bucket;
+		// that settles within moments.
+		select {
+		case <-ctx.Done():
+			var zero T
+			return zero, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case <-time.After(wait):
+		}
+		h, err = b.open(ctx, c.js)
+	}
 	if err != nil {
 		var zero T
 		return zero, mapConnErr(err)
@@ -161,4 +173,14 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 			w.fn(ev)
 		}
 	}
+}
+
+// errCodeNoPeers is JetStream's error code for "no suitable peers for
+// placement" (the client library names no constant for it).
+const errCodeNoPeers jetstream.ErrorCode = 10005
+
+// isNoPlacement reports JetStream's "no suitable peers for placement".
+func isNoPlacement(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers
 }

@@ -203,9 +203,10 @@ func mapKVErr(op, key string, err error) error {
 		return nil
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
 		return fmt.Errorf("%s %q: %w", op, short(key), ErrNotFound)
-	case errors.Is(err, jetstream.ErrKeyExists):
+	case errors.Is(err, jetstream.ErrKeyExists), isWrongLastSeq(err):
 		// Create on an existing key and Update at a stale revision both
-		// surface as ErrKeyExists ("wrong last sequence").
+		// surface as ErrKeyExists ("wrong last sequence"), or, on a
+		// replicated bucket, as the API error 10164 itself.
 		if op == "update" {
 			return fmt.Errorf("%s %q: %w", op, short(key), ErrConflict)
 		}

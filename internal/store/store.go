@@ -62,6 +62,8 @@ type Options struct {
 	NoSync bool
 	// Replicas for buckets and streams (cluster mode); 0 means 1.
 	Replicas int
+	// Cluster makes the embedded server a member of a NATS cluster.
+	Cluster *ClusterOptions
 	// Logger receives the store's logs.
 	Logger *slog.Logger
 }
@@ -98,6 +100,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
+	if opts.Cluster != nil && opts.URL == "" && opts.Listen == "" {
+		// The server starts its routes only once its client listener is
+		// up, so a member always has one: on loopback, a free port, for
+		// the node's nkey user only.
+		opts.Listen = "127.0.0.1:0"
+		if opts.NKeySeedFile == "" {
+			opts.NKeySeedFile = filepath.Join(opts.Dir, "nats", "user.nk")
+		}
+	}
 	s := &Store{opts: opts, log: opts.Logger, changed: make(chan struct{})}
 	if opts.URL == "" {
 		if err := s.startEmbedded(); err != nil {
@@ -110,7 +121,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.cur.Store(c)
-	if _, err := c.js.AccountInfo(ctx); err != nil {
+	if err := s.waitJetStream(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("jetstream account: %w", err)
 	}
@@ -243,7 +254,15 @@ func (s *Store) startEmbedded() error {
 		if err != nil {
 			return fmt.Errorf("nats listen port %q: %w", port, err)
 		}
+		if sopts.Port == 0 {
+			sopts.Port = server.RANDOM_PORT
+		}
 		if err := s.listenAuth(sopts); err != nil {
+			return err
+		}
+	}
+	if s.opts.Cluster != nil {
+		if err := applyCluster(sopts, s.opts.Cluster); err != nil {
 			return err
 		}
 	}

@@ -62,10 +62,15 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	add(httpapi.Route{Method: "GET", Path: Prefix + "/entries/{entry}", Action: ActionRead,
 		Summary: "One entry: its index, leaf hash, exact bytes and JSON.", Response: api.LedgerRecord{}, Handler: h.entry})
 	add(httpapi.Route{Method: "GET", Path: Prefix + "/entries/{entry}/proof", Action: ActionRead,
-		Summary:  "The inclusion proof of an entry against the current signed checkpoint (or the tree of ?tree_size= entries), with that checkpoint.",
+		Summary: "The inclusion proof of an entry against the current signed checkpoint (or the tree of ?tree_size= entries), with that checkpoint.",
+		Query: []httpapi.QueryParam{{Name: "tree_size", Type: httpapi.QueryInteger,
+			Description: "Prove against the tree of this many entries instead of the current checkpoint."}},
 		Response: api.LedgerInclusionProof{}, Handler: h.proof})
 	add(httpapi.Route{Method: "GET", Path: Prefix + "/consistency", Action: ActionRead,
-		Summary:  "The proof that the tree of ?old= entries is a prefix of the tree of ?new= entries (default: the current checkpoint's).",
+		Summary: "The proof that the tree of ?old= entries is a prefix of the tree of ?new= entries (default: the current checkpoint's).",
+		Query: []httpapi.QueryParam{
+			{Name: "old", Type: httpapi.QueryInteger, Required: true, Description: "Size of the older tree."},
+			{Name: "new", Type: httpapi.QueryInteger, Description: "Size of the newer tree (default: the current checkpoint's)."}},
 		Response: api.LedgerConsistencyProof{}, Handler: h.consistency})
 	add(httpapi.Route{Method: "GET", Path: Prefix + "/why/{hash}", Action: ActionRead,
 		Summary:  "The entry with this leaf hash and everything it follows from (approval, policy decision, tests, change, author), each checked against its hash.",

@@ -111,7 +111,7 @@ func setup(t testing.TB) fixture {
 	srv := httptest.NewServer(rt)
 	t.Cleanup(func() { srv.Close(); _ = m.Close(ctx); _ = l.Close(); _ = st.Close() })
 	f := fixture{srv: srv, c: c, m: m}
-	v1, err := m.Deploy(ctx, bundleOf(t, "shop", "v1"))
+	v1, err := m.Deploy(ctx, session.Principal{ID: "alice", Kind: "user"}, bundleOf(t, "shop", "v1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func setup(t testing.TB) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := m.Deploy(ctx, bundleOf(t, "other", "o"))
+	o, err := m.Deploy(ctx, session.Principal{ID: "mallory", Kind: "user"}, bundleOf(t, "other", "o"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ package gvisor
 import (
 	"context"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,11 +21,12 @@ import (
 // container is one runsc container: a sandbox.Prepared, then a
 // sandbox.Sandbox after Activate.
 type container struct {
-	tier     *Tier
-	cid      string
-	template string
-	bundle   string
-	rwDir    string // holds the workspace and tmp tmpfs mounts
+	hostfs.Files // file operations on c.fs, through c.fsys
+	tier         *Tier
+	cid          string
+	template     string
+	bundle       string
+	rwDir        string // holds the workspace and tmp tmpfs mounts
 
 	nproc int // RLIMIT_NPROC the container was created with (exec.go)
 
@@ -183,54 +182,6 @@ func (c *container) fsys() (*hostfs.FS, error) {
 		return nil, err
 	}
 	return fs, nil
-}
-
-func (c *container) WriteFile(ctx context.Context, p string, r io.Reader, perm fs.FileMode) error {
-	f, err := c.fsys()
-	if err != nil {
-		return err
-	}
-	return f.WriteFile(ctx, p, r, perm)
-}
-
-func (c *container) ReadFile(ctx context.Context, p string, w io.Writer) error {
-	f, err := c.fsys()
-	if err != nil {
-		return err
-	}
-	return f.ReadFile(ctx, p, w)
-}
-
-func (c *container) List(ctx context.Context, p string) ([]sandbox.FileInfo, error) {
-	f, err := c.fsys()
-	if err != nil {
-		return nil, err
-	}
-	return f.List(ctx, p)
-}
-
-func (c *container) Stat(ctx context.Context, p string) (sandbox.FileInfo, error) {
-	f, err := c.fsys()
-	if err != nil {
-		return sandbox.FileInfo{}, err
-	}
-	return f.Stat(ctx, p)
-}
-
-func (c *container) Mkdir(ctx context.Context, p string, perm fs.FileMode) error {
-	f, err := c.fsys()
-	if err != nil {
-		return err
-	}
-	return f.Mkdir(ctx, p, perm)
-}
-
-func (c *container) Remove(ctx context.Context, p string) error {
-	f, err := c.fsys()
-	if err != nil {
-		return err
-	}
-	return f.Remove(ctx, p)
 }
 
 // Pause freezes the whole sandbox with runsc pause.

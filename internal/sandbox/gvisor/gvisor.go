@@ -40,6 +40,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/hostfs"
 )
 
 // Config configures the gVisor tier. The zero value is usable.
@@ -231,6 +232,7 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 		return nil, fmt.Errorf("gvisor tier: %w", sandbox.ErrClosed)
 	}
 	c := &container{tier: t, cid: randomID(), template: template, pidfd: -1, nproc: sandbox.DefaultLimits.Pids}
+	c.Files = hostfs.Files{Open: c.fsys}
 	c.bundle = filepath.Join(t.bundlesDir, c.cid)
 	c.rwDir = filepath.Join(c.bundle, "rw")
 	if err := c.prepareDirs(sandbox.DefaultLimits.DiskMB); err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -26,16 +25,17 @@ import (
 // box is the host side of one sandbox: first a sandbox.Prepared, then,
 // after Activate, a sandbox.Sandbox.
 type box struct {
-	tier     *Tier
-	cmd      *exec.Cmd
-	pid      int // host pid of the sandbox init
-	cg       *cgroupSet
-	ctl      *conn
-	hostUID  int
-	hostGID  int
-	stderr   *tailBuffer
-	done     chan struct{} // closed when init has exited and been reaped
-	template string
+	hostfs.Files // file operations on b.fs, through b.fsys
+	tier         *Tier
+	cmd          *exec.Cmd
+	pid          int // host pid of the sandbox init
+	cg           *cgroupSet
+	ctl          *conn
+	hostUID      int
+	hostGID      int
+	stderr       *tailBuffer
+	done         chan struct{} // closed when init has exited and been reaped
+	template     string
 
 	// set once by Activate (spec and env also by AddEnv, under mu)
 	id   string
@@ -536,54 +536,6 @@ func (b *box) fsys() (*hostfs.FS, error) {
 		return nil, b.Failure()
 	}
 	return fs, nil
-}
-
-func (b *box) WriteFile(ctx context.Context, p string, r io.Reader, perm fs.FileMode) error {
-	f, err := b.fsys()
-	if err != nil {
-		return err
-	}
-	return f.WriteFile(ctx, p, r, perm)
-}
-
-func (b *box) ReadFile(ctx context.Context, p string, w io.Writer) error {
-	f, err := b.fsys()
-	if err != nil {
-		return err
-	}
-	return f.ReadFile(ctx, p, w)
-}
-
-func (b *box) List(ctx context.Context, p string) ([]sandbox.FileInfo, error) {
-	f, err := b.fsys()
-	if err != nil {
-		return nil, err
-	}
-	return f.List(ctx, p)
-}
-
-func (b *box) Stat(ctx context.Context, p string) (sandbox.FileInfo, error) {
-	f, err := b.fsys()
-	if err != nil {
-		return sandbox.FileInfo{}, err
-	}
-	return f.Stat(ctx, p)
-}
-
-func (b *box) Mkdir(ctx context.Context, p string, perm fs.FileMode) error {
-	f, err := b.fsys()
-	if err != nil {
-		return err
-	}
-	return f.Mkdir(ctx, p, perm)
-}
-
-func (b *box) Remove(ctx context.Context, p string) error {
-	f, err := b.fsys()
-	if err != nil {
-		return err
-	}
-	return f.Remove(ctx, p)
 }
 
 // Pause freezes every process of the sandbox (init included).

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/hostfs"
 )
 
 // Config configures the process tier. The zero value is usable.
@@ -241,6 +242,7 @@ func (t *Tier) startInit(ctx context.Context, cg *cgroupSet) (*box, error) {
 		calls:   map[uint64]chan *message{},
 		exits:   map[uint64]chan *message{},
 	}
+	b.Files = hostfs.Files{Open: b.fsys}
 	go func() {
 		_ = cmd.Wait()
 		close(b.done)

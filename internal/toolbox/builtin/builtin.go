@@ -17,7 +17,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/session"
@@ -32,11 +31,10 @@ type State interface {
 }
 
 // Agents is the agent platform as the agent tools need it
-// (session.Manager). Deploy takes the deployer from the context
-// (httpapi.WithPrincipal).
+// (session.Manager).
 type Agents interface {
 	Agents(ctx context.Context) ([]api.Agent, error)
-	Deploy(ctx context.Context, b *bundle.Bundle) (api.AgentVersion, error)
+	Deploy(ctx context.Context, by session.Principal, b *bundle.Bundle) (api.AgentVersion, error)
 	Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error)
 }
 
@@ -49,9 +47,18 @@ type Fetcher interface {
 // Searcher finds tools by words (the toolbox's Search).
 type Searcher func(ctx context.Context, words string, limit int) ([]toolbox.Tool, error)
 
+// Resource is what a tool acts on for its caller, as the REST API names
+// it for authorization: Type "Agent" or "Session", its ID, and Parent
+// scoping the ID (a session's agent).
+type Resource struct {
+	Type   string
+	ID     string
+	Parent string
+}
+
 // AuthorizeFunc asks policy whether c may perform action on res, as the
 // REST API would for the same principal.
-type AuthorizeFunc func(ctx context.Context, c toolbox.Caller, action string, res httpapi.Resource) error
+type AuthorizeFunc func(ctx context.Context, c toolbox.Caller, action string, res Resource) error
 
 // Sandboxes makes and removes the sandboxes run_code runs code in. The
 // daemon's implementation makes the caller their owner (a session's
@@ -75,9 +82,14 @@ type Deps struct {
 	Fetch        Fetcher
 	Search       Searcher
 	Authorize    AuthorizeFunc
-	// Principal turns a caller into the request principal Deploy records as
-	// the owner.
-	Principal func(c toolbox.Caller) httpapi.Principal
+	// Principal turns a caller into the principal a deploy records as the
+	// agent's owner (nil: none).
+	Principal func(c toolbox.Caller) session.Principal
+	// ActAs returns ctx acting as c: carrying c as the authenticated
+	// principal, as an API request from c would, since the label Flow reads
+	// who calls from the context (call_agent and the state tools). Nil
+	// leaves ctx as it is and moves no labels for the state tools.
+	ActAs func(ctx context.Context, c toolbox.Caller) context.Context
 	// Flow moves labels when a tool carries data between sessions: a
 	// state_put into another session's state enters it, a state_get or
 	// state_list of it leaves it (call_agent goes through Agents.Call,

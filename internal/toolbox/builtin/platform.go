@@ -14,7 +14,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
@@ -126,14 +125,15 @@ func (p *Provider) deployAgent(ctx context.Context, c toolbox.Caller, args json.
 		return toolbox.Result{}, e
 	}
 	if p.d.Authorize != nil {
-		if err := p.d.Authorize(ctx, c, session.ActionAgentDeploy, httpapi.Resource{Type: "Agent", ID: b.Manifest.Name}); err != nil {
+		if err := p.d.Authorize(ctx, c, session.ActionAgentDeploy, Resource{Type: "Agent", ID: b.Manifest.Name}); err != nil {
 			return toolbox.Result{}, platformErr(name, err)
 		}
 	}
+	var by session.Principal
 	if p.d.Principal != nil {
-		ctx = httpapi.WithPrincipal(ctx, p.d.Principal(c))
+		by = p.d.Principal(c)
 	}
-	v, err := p.d.Agents.Deploy(ctx, b)
+	v, err := p.d.Agents.Deploy(ctx, by, b)
 	if err != nil {
 		return toolbox.Result{}, platformErr(name, err)
 	}
@@ -177,14 +177,14 @@ func (p *Provider) callAgent(ctx context.Context, c toolbox.Caller, args json.Ra
 		return toolbox.Result{}, e
 	}
 	if p.d.Authorize != nil {
-		if err := p.d.Authorize(ctx, c, session.ActionSessionCall, httpapi.Resource{Type: "Session", ID: a.Session, Parent: a.Agent}); err != nil {
+		if err := p.d.Authorize(ctx, c, session.ActionSessionCall, Resource{Type: "Session", ID: a.Session, Parent: a.Agent}); err != nil {
 			return toolbox.Result{}, platformErr(name, err)
 		}
 	}
-	if p.d.Principal != nil {
+	if p.d.ActAs != nil {
 		// The call is the tool caller's, not whoever is calling the
 		// caller: labels follow it from this principal (session.Flow).
-		ctx = httpapi.WithPrincipal(ctx, p.d.Principal(c))
+		ctx = p.d.ActAs(ctx, c)
 	}
 	req := isolate.Request{Method: a.Method, URL: "http://" + a.Agent + ".agents.internal" + a.Path, Body: []byte(a.Body)}
 	keys := make([]string, 0, len(a.Headers))
@@ -221,7 +221,7 @@ func (p *Provider) listAgents(ctx context.Context, c toolbox.Caller, _ json.RawM
 	kept := []api.Agent{}
 	fctx := session.Filtering(ctx)
 	for _, a := range list {
-		if p.d.Authorize == nil || p.d.Authorize(fctx, c, session.ActionAgentRead, httpapi.Resource{Type: "Agent", ID: a.Name}) == nil {
+		if p.d.Authorize == nil || p.d.Authorize(fctx, c, session.ActionAgentRead, Resource{Type: "Agent", ID: a.Name}) == nil {
 			kept = append(kept, a)
 		}
 	}

@@ -235,7 +235,7 @@ func summary(o RunCodeOutput) string {
 	return b.String()
 }
 
-func writeFile(ctx context.Context, sb sandbox.Sandbox, p, content string) error {
+func writeFile(ctx context.Context, sb sandbox.Files, p, content string) error {
 	if dir := path.Dir(p); dir != "/workspace" {
 		if err := sb.Mkdir(ctx, dir, 0o755); err != nil {
 			return err
@@ -246,7 +246,7 @@ func writeFile(ctx context.Context, sb sandbox.Sandbox, p, content string) error
 
 // written lists the files under /workspace after the run, leaving out the
 // inputs the code did not change; small UTF-8 files come with content.
-func written(ctx context.Context, sb sandbox.Sandbox, inputs map[string]string) []WrittenFile {
+func written(ctx context.Context, sb sandbox.Files, inputs map[string]string) []WrittenFile {
 	out := []WrittenFile{}
 	var walk func(dir string, depth int)
 	walk = func(dir string, depth int) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 )
 
@@ -42,7 +41,7 @@ func (p *Provider) scope(ctx context.Context, tool string, c toolbox.Caller, s s
 		agent, id = s.Agent, s.Session
 	}
 	if p.d.Authorize != nil {
-		if err := p.d.Authorize(ctx, c, action, httpapi.Resource{Type: "Session", ID: id, Parent: agent}); err != nil {
+		if err := p.d.Authorize(ctx, c, action, Resource{Type: "Session", ID: id, Parent: agent}); err != nil {
 			return "", "", platformErr(tool, err)
 		}
 	}
@@ -52,10 +51,10 @@ func (p *Provider) scope(ctx context.Context, tool string, c toolbox.Caller, s s
 // flow moves labels for a state tool that carries data into (write) or
 // out of (read) session agent/id on c's behalf.
 func (p *Provider) flow(ctx context.Context, tool string, c toolbox.Caller, agent, id string, write bool) error {
-	if p.d.Flow == nil || p.d.Principal == nil {
+	if p.d.Flow == nil || p.d.ActAs == nil {
 		return nil
 	}
-	ctx = httpapi.WithPrincipal(ctx, p.d.Principal(c))
+	ctx = p.d.ActAs(ctx, c)
 	var err error
 	if write {
 		err = p.d.Flow.Enter(ctx, agent, id)

@@ -1,0 +1,90 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// These run each benchmark once at its smallest size against an
+// in-process daemon: they check that it works and reports, not how fast.
+
+func TestSessionsRuns(t *testing.T) {
+	res, err := Sessions(context.Background(), SessionsOptions{Sessions: 3, Concurrency: 2, Activations: 2, Duration: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.SessionsCreated != 3 || !res.InProcess || res.WarmRequestP50Us <= 0 || res.ActivateHibernatedP50Us <= 0 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+// TestAuthzEgressRuns: the egress half reaches its loopback upstream
+// through a session's fetch() with only the daemon's ordinary settings.
+func TestAuthzEgressRuns(t *testing.T) {
+	res, err := Authz(context.Background(), AuthzOptions{Tools: 2, Entities: 10, Decisions: 100, Requests: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Entities != 10 || res.DecisionP50Us <= 0 || res.DirectP50Ms <= 0 || res.EgressRequests != 10 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestToolsRuns(t *testing.T) {
+	res, err := Tools(context.Background(), ToolsOptions{N: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.MCPCallP50Us <= 0 || res.MCPCallUserJWTP50Us <= 0 || res.Caller != "admin (bootstrap token)" {
+		t.Fatalf("%+v", res)
+	}
+}
+
+func TestSandboxRuns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("process-tier sandboxes need root (user namespaces, cgroups)")
+	}
+	res, err := Sandbox(context.Background(), SandboxOptions{Tier: api.SandboxTierProcess, N: 1, Concurrency: 1, Alive: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.ConcurrentOK != 1 || res.CreateP50Ms <= 0 {
+		t.Fatalf("%+v", res)
+	}
+}
+
+// TestOptionsRefusedClass: every benchmark refuses sizes it cannot run
+// with an error instead of starting a daemon.
+func TestOptionsRefusedClass(t *testing.T) {
+	ctx := context.Background()
+	for name, f := range map[string]func() error{
+		"sessions zero": func() error {
+			_, err := Sessions(ctx, SessionsOptions{Concurrency: 1, Activations: 1, Duration: 1})
+			return err
+		},
+		"sessions no time": func() error {
+			_, err := Sessions(ctx, SessionsOptions{Sessions: 1, Concurrency: 1, Activations: 1})
+			return err
+		},
+		"sandbox n":     func() error { _, err := Sandbox(ctx, SandboxOptions{Concurrency: 1}); return err },
+		"sandbox alive": func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Alive: -1}); return err },
+		"authz entities": func() error {
+			_, err := Authz(ctx, AuthzOptions{Tools: 5, Entities: 6, Decisions: 100, Requests: 10})
+			return err
+		},
+		"authz requests": func() error {
+			_, err := Authz(ctx, AuthzOptions{Tools: 1, Entities: 3, Decisions: 100, Requests: 9})
+			return err
+		},
+		"tools n":        func() error { _, err := Tools(ctx, ToolsOptions{}); return err },
+		"tools run-code": func() error { _, err := Tools(ctx, ToolsOptions{N: 1, RunCode: -1}); return err },
+	} {
+		if err := f(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

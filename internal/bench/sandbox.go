@@ -1,0 +1,256 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+)
+
+// SandboxOptions configure Sandbox.
+type SandboxOptions struct {
+	Target
+	// Tier is api.SandboxTierProcess or api.SandboxTierGVisor.
+	Tier string
+	// N is the number of iterations per latency measurement.
+	N int
+	// Concurrency is the number of concurrent clients for the burst and
+	// concurrency phases.
+	Concurrency int
+	// Alive is how many sandboxes to keep alive at once; 0 means 100 for
+	// the process tier and 20 for gVisor.
+	Alive int
+}
+
+// SandboxResult is the result of Sandbox (`agentcloud bench sandbox`).
+// Latencies are measured through the HTTP API, as a client sees them.
+type SandboxResult struct {
+	Tier string `json:"tier"`
+	N    int    `json:"n"`
+	// Create is POST /v1/sandboxes inside a create→exec→delete loop (warm
+	// pool claims while the pool keeps up, fresh sandboxes when it does not).
+	CreateP50Ms float64 `json:"create_p50_ms"`
+	CreateP99Ms float64 `json:"create_p99_ms"`
+	// ExecPython is create plus the first `python3 -c 'print(1)'` to its
+	// exit event, a new sandbox each time.
+	ExecPythonP50Ms float64 `json:"exec_python_p50_ms"`
+	ExecPythonP99Ms float64 `json:"exec_python_p99_ms"`
+	// ExecPythonWarm is the same command in an existing sandbox.
+	ExecPythonWarmP50Ms float64 `json:"exec_python_warm_p50_ms"`
+	// BaselinePython is the same command run directly on this host, with
+	// python3 looked up in the sandbox PATH (not, say, a pyenv shim).
+	BaselinePythonP50Ms float64 `json:"baseline_python_p50_ms"`
+	BaselinePython      string  `json:"baseline_python"`
+	// PoolClaim is a create with the warm pool full (rested between calls).
+	PoolClaimP50Ms float64 `json:"pool_claim_p50_ms"`
+	// BurstCreate is a create while Concurrency clients create at once
+	// (the pool is soon empty: mostly fresh sandboxes).
+	BurstCreateP50Ms float64 `json:"burst_create_p50_ms"`
+	BurstCreateP99Ms float64 `json:"burst_create_p99_ms"`
+	// IdleRSSMiB is host memory in use per idle sandbox (MemTotal -
+	// MemAvailable, before and after ConcurrentTarget sandboxes).
+	IdleRSSMiB       float64 `json:"idle_rss_mib"`
+	ConcurrentTarget int     `json:"concurrent_target"`
+	// ConcurrentOK counts sandboxes alive at once that each ran a command.
+	ConcurrentOK int    `json:"concurrent_ok"`
+	Concurrency  int    `json:"concurrency"`
+	Errors       int64  `json:"errors"`
+	FirstError   string `json:"first_error,omitempty"`
+	InProcess    bool   `json:"in_process_daemon"`
+}
+
+// sandboxRun is one run of Sandbox.
+type sandboxRun struct {
+	SandboxOptions
+	c    *client.Client
+	errs errCount
+}
+
+var pythonExec = api.ExecRequest{Cmd: "python3", Args: []string{"-c", "print(1)"}}
+
+// Sandbox measures sandbox create, exec, pool claims, idle memory and
+// concurrency of one tier.
+func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
+	if opts.N < 1 || opts.Concurrency < 1 || opts.Alive < 0 {
+		return nil, errors.New("bench sandbox: N and Concurrency must be positive and Alive not negative")
+	}
+	if opts.Alive == 0 {
+		opts.Alive = 100
+		if opts.Tier == api.SandboxTierGVisor {
+			opts.Alive = 20
+		}
+	}
+	n, err := connect(ctx, opts.Target, opts.Concurrency, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer n.stop()
+	res := &SandboxResult{Tier: opts.Tier, N: opts.N, Concurrency: opts.Concurrency, ConcurrentTarget: opts.Alive, InProcess: n.inProcess}
+	r := &sandboxRun{SandboxOptions: opts, c: n.c}
+	// Fail early and clearly when the tier does not work at all.
+	id, _, err := r.create(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("create a %s sandbox: %w", opts.Tier, err)
+	}
+	if err := r.run(ctx, id, pythonExec); err != nil {
+		r.del(ctx, id)
+		return nil, fmt.Errorf("python3 in a %s sandbox: %w", opts.Tier, err)
+	}
+	r.warmExec(ctx, res, id)
+	creates := r.createExec(ctx, res)
+	// Pool claims: rest so the pool refills, then create.
+	rest := 4 * time.Duration(pct(creates, 50)*1000)
+	rest = min(max(rest, 200*time.Millisecond), 3*time.Second)
+	var claims []time.Duration
+	for range min(opts.N, 10) {
+		time.Sleep(rest)
+		id, d, err := r.create(ctx)
+		if err != nil {
+			r.errs.add(err)
+			continue
+		}
+		claims = append(claims, d)
+		r.del(ctx, id)
+	}
+	res.PoolClaimP50Ms = ms(pct(claims, 50))
+	time.Sleep(rest)
+	r.alive(ctx, res)
+	res.Errors, res.FirstError = r.errs.n.Load(), r.errs.first
+	return res, nil
+}
+
+func (r *sandboxRun) create(ctx context.Context) (string, time.Duration, error) {
+	t0 := time.Now()
+	sb, err := r.c.CreateSandbox(ctx, api.CreateSandboxRequest{Tier: r.Tier, TimeoutS: 600})
+	if err != nil {
+		return "", 0, err
+	}
+	return sb.ID, time.Since(t0), nil
+}
+
+func (r *sandboxRun) run(ctx context.Context, id string, req api.ExecRequest) error {
+	var out bytes.Buffer
+	code, err := r.c.Exec(ctx, id, req, &out, &out)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("%s exited %d: %s", req.Cmd, code, strings.TrimSpace(out.String()))
+	}
+	return err
+}
+
+func (r *sandboxRun) del(ctx context.Context, id string) {
+	if err := r.c.DeleteSandbox(context.WithoutCancel(ctx), id); err != nil {
+		r.errs.add(err)
+	}
+}
+
+// warmExec times python in the existing sandbox id (then deletes it) and
+// the same command on the host.
+func (r *sandboxRun) warmExec(ctx context.Context, res *SandboxResult, id string) {
+	var warm, base []time.Duration
+	for range r.N {
+		t0 := time.Now()
+		if err := r.run(ctx, id, pythonExec); err != nil {
+			r.errs.add(err)
+			continue
+		}
+		warm = append(warm, time.Since(t0))
+	}
+	r.del(ctx, id)
+	res.BaselinePython = sandboxLookPath("python3")
+	for range r.N {
+		t0 := time.Now()
+		if err := exec.CommandContext(ctx, res.BaselinePython, "-c", "print(1)").Run(); err != nil {
+			r.errs.add(fmt.Errorf("host python3: %w", err))
+			continue
+		}
+		base = append(base, time.Since(t0))
+	}
+	res.ExecPythonWarmP50Ms, res.BaselinePythonP50Ms = ms(pct(warm, 50)), ms(pct(base, 50))
+}
+
+// createExec times create + first exec, a new sandbox each time, and
+// returns the create latencies.
+func (r *sandboxRun) createExec(ctx context.Context, res *SandboxResult) []time.Duration {
+	var creates, firsts []time.Duration
+	for range r.N {
+		t0 := time.Now()
+		id, d, err := r.create(ctx)
+		if err != nil {
+			r.errs.add(err)
+			continue
+		}
+		if err := r.run(ctx, id, pythonExec); err != nil {
+			r.errs.add(err)
+		} else {
+			creates, firsts = append(creates, d), append(firsts, time.Since(t0))
+		}
+		r.del(ctx, id)
+	}
+	res.CreateP50Ms, res.CreateP99Ms = ms(pct(creates, 50)), ms(pct(creates, 99))
+	res.ExecPythonP50Ms, res.ExecPythonP99Ms = ms(pct(firsts, 50)), ms(pct(firsts, 99))
+	return creates
+}
+
+// alive keeps Alive sandboxes at once, created by Concurrency clients;
+// each runs a command; host memory is compared before and after.
+func (r *sandboxRun) alive(ctx context.Context, res *SandboxResult) {
+	mem0 := memUsedBytes()
+	ids := make([]string, r.Alive)
+	var mu sync.Mutex
+	var burst []time.Duration
+	parallel(r.Concurrency, r.Alive, func(i int) {
+		id, d, err := r.create(ctx)
+		if err != nil {
+			r.errs.add(err)
+			return
+		}
+		ids[i] = id
+		mu.Lock()
+		burst = append(burst, d)
+		mu.Unlock()
+	})
+	var ok atomic.Int64
+	parallel(r.Concurrency, r.Alive, func(i int) {
+		if ids[i] == "" {
+			return
+		}
+		if err := r.run(ctx, ids[i], api.ExecRequest{Cmd: "true"}); err != nil {
+			r.errs.add(err)
+			return
+		}
+		ok.Add(1)
+	})
+	time.Sleep(500 * time.Millisecond) // let pool refills settle
+	if created := len(burst); created > 0 {
+		res.IdleRSSMiB = float64(memUsedBytes()-mem0) / float64(created) / (1 << 20)
+	}
+	res.ConcurrentOK = int(ok.Load())
+	res.BurstCreateP50Ms, res.BurstCreateP99Ms = ms(pct(burst, 50)), ms(pct(burst, 99))
+	parallel(r.Concurrency, r.Alive, func(i int) {
+		if ids[i] != "" {
+			r.del(ctx, ids[i])
+		}
+	})
+}
+
+// sandboxLookPath finds a program in the PATH that sandboxes use.
+func sandboxLookPath(name string) string {
+	for _, dir := range filepath.SplitList(sandbox.DefaultEnv["PATH"]) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
+}

@@ -1,0 +1,197 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/config"
+)
+
+// sessionsAgent answers hello on every path and writes one state key on POST.
+const sessionsAgent = `export default {
+  async fetch(request, env) {
+    if (request.method === "POST") { await env.state.put("k", {v: 1}); }
+    return new Response("hello");
+  }
+};`
+
+// SessionsOptions configure Sessions.
+type SessionsOptions struct {
+	Target
+	// Sessions to create (each writes state), then hibernate.
+	Sessions int
+	// Concurrency is the number of concurrent clients.
+	Concurrency int
+	// Activations is how many hibernated sessions to activate for the
+	// activation latency.
+	Activations int
+	// Duration is how long to run warm requests.
+	Duration time.Duration
+}
+
+// SessionsResult is the result of Sessions (`agentcloud bench sessions`).
+type SessionsResult struct {
+	SessionsCreated            int     `json:"sessions_created"`
+	CreateRatePerSec           float64 `json:"create_rate_per_sec"`
+	WarmRequestP50Us           float64 `json:"warm_request_p50_us"`
+	WarmRequestP99Us           float64 `json:"warm_request_p99_us"`
+	RequestsPerSec             float64 `json:"requests_per_sec"`
+	Concurrency                int     `json:"concurrency"`
+	ActivateHibernatedP50Us    float64 `json:"activate_hibernated_p50_us"`
+	ActivateHibernatedP99Us    float64 `json:"activate_hibernated_p99_us"`
+	LiveSessionRSSKiB          float64 `json:"live_session_rss_kib"`
+	HibernatedSessionRAMBytes  float64 `json:"hibernated_session_ram_bytes"`
+	HibernatedSessionDiskBytes float64 `json:"hibernated_session_disk_bytes"`
+	Errors                     int64   `json:"errors"`
+	InProcess                  bool    `json:"in_process_daemon"`
+}
+
+// sessionsRun is one run of Sessions.
+type sessionsRun struct {
+	SessionsOptions
+	c    *client.Client
+	ids  []string
+	errs atomic.Int64
+}
+
+// Sessions measures session creation, warm requests, hibernation and
+// activation of a small JS agent. Memory and disk per session are measured
+// only in an in-process daemon.
+func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error) {
+	if opts.Sessions < 1 || opts.Concurrency < 1 || opts.Activations < 1 || opts.Duration <= 0 {
+		return nil, errors.New("bench sessions: Sessions, Concurrency, Activations and Duration must be positive")
+	}
+	n, err := connect(ctx, opts.Target, opts.Concurrency, func(cfg *config.Config) {
+		cfg.SessionMemoryMiB = 1 << 16 // measure, don't evict
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer n.stop()
+	res := &SessionsResult{Concurrency: opts.Concurrency, InProcess: n.inProcess}
+	r := &sessionsRun{SessionsOptions: opts, c: n.c, ids: make([]string, opts.Sessions)}
+	if err := deploy(ctx, n.c, `{"name":"bench","entry":"agent.js","limits":{"idle_seconds":86400}}`, sessionsAgent); err != nil {
+		return nil, err
+	}
+	for i := range r.ids {
+		r.ids[i] = "s" + strconv.Itoa(i)
+	}
+	runtime.GC()
+	rss0, heap0, disk0 := rssBytes(), heapBytes(), dirBytes(n.dir)
+	liveN := min(opts.Sessions, 200)
+	r.create(ctx, res, liveN, rss0)
+	r.warm(ctx, res, liveN)
+
+	// Hibernate the live ones too; measure what a hibernated session costs.
+	parallel(opts.Concurrency, liveN, func(i int) {
+		if _, err := r.c.Hibernate(ctx, "bench", r.ids[i]); err != nil {
+			r.errs.Add(1)
+		}
+	})
+	if res.InProcess {
+		// Hibernated sessions live in the store; what stays in RAM is Go
+		// heap (indexes, caches), measured after a full GC.
+		runtime.GC()
+		res.HibernatedSessionRAMBytes = max(0, float64(heapBytes()-heap0)/float64(opts.Sessions))
+		res.HibernatedSessionDiskBytes = float64(dirBytes(n.dir)-disk0) / float64(opts.Sessions)
+	}
+
+	// Activate hibernated sessions, one at a time.
+	var lat []time.Duration
+	for i := 0; i < opts.Activations && i < opts.Sessions; i++ {
+		lat = append(lat, r.do(ctx, r.ids[i*opts.Sessions/min(opts.Activations, opts.Sessions)], "GET"))
+	}
+	res.ActivateHibernatedP50Us, res.ActivateHibernatedP99Us = pct(lat, 50), pct(lat, 99)
+	res.Errors = r.errs.Load()
+	return res, nil
+}
+
+// deploy deploys a one-file JS agent.
+func deploy(ctx context.Context, c *client.Client, manifest, js string) error {
+	b, err := bundle.FromFiles(map[string][]byte{"agent.json": []byte(manifest), "agent.js": []byte(js)})
+	if err != nil {
+		return err
+	}
+	tgz, err := b.TarGz()
+	if err != nil {
+		return err
+	}
+	if _, err := c.Deploy(ctx, tgz); err != nil {
+		return fmt.Errorf("deploy bench agent: %w", err)
+	}
+	return nil
+}
+
+// do calls session id and returns the latency (0 and an error counted on
+// failure).
+func (r *sessionsRun) do(ctx context.Context, id, method string) time.Duration {
+	t0 := time.Now()
+	resp, err := r.c.Call(ctx, "bench", id, method, "/", nil, nil)
+	if err != nil {
+		r.errs.Add(1)
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		r.errs.Add(1)
+	}
+	return time.Since(t0)
+}
+
+// create makes every session, each with state. The first liveN stay live
+// to measure live RSS; the rest are hibernated right after creation so a
+// large count fits in memory.
+func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int, rss0 int64) {
+	t0 := time.Now()
+	parallel(r.Concurrency, liveN, func(i int) { r.do(ctx, r.ids[i], "POST") })
+	created := time.Since(t0)
+	debug.FreeOSMemory()
+	if res.InProcess {
+		res.LiveSessionRSSKiB = float64(rssBytes()-rss0) / float64(liveN) / 1024
+	}
+	t0 = time.Now()
+	parallel(r.Concurrency, r.Sessions-liveN, func(i int) {
+		id := r.ids[liveN+i]
+		r.do(ctx, id, "POST")
+		if _, err := r.c.Hibernate(ctx, "bench", id); err != nil {
+			r.errs.Add(1)
+		}
+	})
+	created += time.Since(t0)
+	res.SessionsCreated = r.Sessions - int(r.errs.Load())
+	res.CreateRatePerSec = float64(r.Sessions) / created.Seconds()
+}
+
+// warm sends requests to Concurrency live sessions for Duration.
+func (r *sessionsRun) warm(ctx context.Context, res *SessionsResult, liveN int) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	deadline := time.Now().Add(r.Duration)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for w := range r.Concurrency {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				mine = append(mine, r.do(ctx, r.ids[w%liveN], "GET"))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.RequestsPerSec = float64(len(lat)) / time.Since(t0).Seconds()
+	res.WarmRequestP50Us, res.WarmRequestP99Us = pct(lat, 50), pct(lat, 99)
+}

@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// ForwardedHeader names the member that forwarded a request. The public
+// side (Forwarder.ServeHTTP) removes it from every client request and sets
+// it only on the requests it forwards over the peer link, so a client
+// cannot pose as a member.
+const ForwardedHeader = "Agentcloud-Forwarded-By"
+
+// Owners is what a Forwarder needs of a Member.
+type Owners interface {
+	Partition(agent, session string) int
+	Owned(p int) (epoch uint64, ok bool)
+	OwnerOf(p int) (node, addr string, ok bool)
+}
+
+var _ Owners = (*Member)(nil)
+
+// Forwarder sends each request for a session to the member that owns the
+// session's partition. It sits in front of a node's router: requests that
+// name no session, and sessions this member owns, go to Local; the rest
+// go to the owner's peer listener (Peer) over Transport, once: the peer
+// never forwards again, it serves the session if it owns it and answers
+// 503 with Retry-After otherwise (a hand-off or failover in progress; a
+// client retries).
+type Forwarder struct {
+	Node   string
+	Owners Owners
+	Local  http.Handler
+	// Transport reaches peers (mutual TLS with node SVIDs, HTTP/2).
+	Transport http.RoundTripper
+	// Scheme of peer addresses: "https" (default) or "http" (tests only).
+	Scheme string
+	// RetryAfter is what a client is told to wait while a partition has
+	// no owner (default 1 s).
+	RetryAfter time.Duration
+
+	once  sync.Once
+	proxy *httputil.ReverseProxy
+}
+
+type targetKey struct{}
+
+func withTarget(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, targetKey{}, addr)
+}
+
+func targetFrom(ctx context.Context) string {
+	s, _ := ctx.Value(targetKey{}).(string)
+	return s
+}
+
+// SessionOf extracts agent and session from a session path:
+// /agents/A/sessions/S[/...] or /v1/agents/A/sessions/S[/...].
+func SessionOf(path string) (agent, session string, ok bool) {
+	rest := strings.TrimPrefix(path, "/v1")
+	rest, found := strings.CutPrefix(rest, "/agents/")
+	if !found {
+		return "", "", false
+	}
+	agent, rest, found = strings.Cut(rest, "/")
+	if !found || agent == "" {
+		return "", "", false
+	}
+	rest, found = strings.CutPrefix(rest, "sessions/")
+	if !found {
+		return "", "", false
+	}
+	session, _, _ = strings.Cut(rest, "/")
+	if session == "" {
+		return "", "", false
+	}
+	return agent, session, true
+}
+
+// ServeHTTP implements the public side.
+func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Header.Del(ForwardedHeader)
+	agent, session, ok := SessionOf(r.URL.Path)
+	if !ok {
+		f.Local.ServeHTTP(w, r)
+		return
+	}
+	p := f.Owners.Partition(agent, session)
+	if _, mine := f.Owners.Owned(p); mine {
+		f.Local.ServeHTTP(w, r)
+		return
+	}
+	owner, addr, ok := f.Owners.OwnerOf(p)
+	if !ok || owner == f.Node || addr == "" {
+		f.unavailable(w, r, fmt.Sprintf("partition %d of session %s/%s has no owner right now", p, agent, session))
+		return
+	}
+	r = r.WithContext(withTarget(r.Context(), addr))
+	f.reverseProxy().ServeHTTP(w, r)
+}
+
+// Peer is the handler of the peer listener: requests forwarded by other
+// members. It serves a session only if this member owns its partition now.
+func (f *Forwarder) Peer() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if agent, session, ok := SessionOf(r.URL.Path); ok {
+			p := f.Owners.Partition(agent, session)
+			if _, mine := f.Owners.Owned(p); !mine {
+				f.unavailable(w, r, fmt.Sprintf("this member no longer owns partition %d", p))
+				return
+			}
+		}
+		f.Local.ServeHTTP(w, r)
+	})
+}
+
+func (f *Forwarder) reverseProxy() *httputil.ReverseProxy {
+	f.once.Do(f.buildProxy)
+	return f.proxy
+}
+
+func (f *Forwarder) buildProxy() {
+	scheme := f.Scheme
+	if scheme == "" {
+		scheme = "https"
+	}
+	f.proxy = &httputil.ReverseProxy{
+		Transport: f.Transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = scheme
+			pr.Out.URL.Host = targetFrom(pr.In.Context())
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+			pr.Out.Header.Set(ForwardedHeader, f.Node)
+		},
+		// Stream session responses (server-sent events) as they come.
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			f.unavailable(w, r, "the owner of this session cannot be reached: "+err.Error())
+		},
+	}
+}
+
+// unavailable answers 503 problem+json with Retry-After.
+func (f *Forwarder) unavailable(w http.ResponseWriter, r *http.Request, detail string) {
+	ra := f.RetryAfter
+	if ra <= 0 {
+		ra = time.Second
+	}
+	secs := max(int((ra+time.Second-1)/time.Second), 1)
+	p := api.Errorf(api.KindUnavailable, "%s; retry in %d s", detail, secs)
+	p.Instance = r.URL.Path
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Content-Type", api.ProblemContentType)
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(p)
+}

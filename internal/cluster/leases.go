@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// tick is one heartbeat: rewrite the member record, then renew, release
+// or take each partition as the desired owners say.
+func (m *Member) tick(ctx context.Context) {
+	m.mu.Lock()
+	m.beat++
+	rec := memberRecord{Node: m.cfg.Node, Addr: m.cfg.Addr, Draining: m.draining, Beat: m.beat}
+	m.mu.Unlock()
+	val, _ := json.Marshal(rec)
+	if _, err := m.cfg.KV.Put(ctx, memberKey(m.cfg.Node), val); err != nil && ctx.Err() == nil {
+		m.log.Warn("cluster heartbeat failed", "err", err)
+	}
+	candidates := m.candidates()
+	for p := range m.cfg.Partitions {
+		if ctx.Err() != nil {
+			return
+		}
+		want := desiredOwner(p, candidates)
+		m.mu.Lock()
+		h := m.held[p]
+		m.mu.Unlock()
+		switch {
+		case h != nil && want != "" && want != m.cfg.Node:
+			if err := m.release(ctx, p); err != nil {
+				m.log.Warn("cluster hand-off", "partition", p, "to", want, "err", err)
+			}
+		case h != nil:
+			m.renew(ctx, p, h)
+		case want == m.cfg.Node:
+			m.take(ctx, p)
+		}
+	}
+}
+
+// candidates are the live members that are not draining (this member
+// included unless it drains), sorted.
+func (m *Member) candidates() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	var out []string
+	if !m.draining {
+		out = append(out, m.cfg.Node)
+	}
+	for k, o := range m.seen {
+		if !strings.HasPrefix(k, memberPrefix+".") || now.Sub(o.at) >= m.cfg.TTL {
+			continue
+		}
+		var r memberRecord
+		if json.Unmarshal(o.value, &r) != nil || r.Node == "" || r.Draining || r.Node == m.cfg.Node {
+			continue
+		}
+		if memberKey(r.Node) != k {
+			continue // a record under another member's key
+		}
+		out = append(out, r.Node)
+	}
+	return sortedCopy(out)
+}
+
+// renew rewrites a held lease at the revision this member wrote last.
+func (m *Member) renew(ctx context.Context, p int, h *held) {
+	sent := m.cfg.Now()
+	val, _ := json.Marshal(leaseRecord{Owner: m.cfg.Node, Epoch: h.epoch, Beat: h.beat + 1})
+	rev, err := m.cfg.KV.Update(ctx, leaseKey(p), val, h.rev)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held[p] != h {
+		return
+	}
+	switch {
+	case err == nil:
+		h.rev, h.sentAt, h.beat = rev, sent, h.beat+1
+		m.noteWrite(leaseKey(p), val, rev)
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		// Taken by another member after this one went quiet for TTL.
+		delete(m.held, p)
+		m.log.Warn("cluster lease lost", "partition", p, "epoch", h.epoch)
+	default:
+		// Unreachable store: keep trying; Owned turns false on its own.
+		if ctx.Err() == nil {
+			m.log.Debug("cluster lease renewal failed", "partition", p, "err", err)
+		}
+	}
+}
+
+// take creates a free lease, or takes over one unchanged for TTL.
+func (m *Member) take(ctx context.Context, p int) {
+	key := leaseKey(p)
+	m.mu.Lock()
+	o, found := m.seen[key]
+	stale := found && m.cfg.Now().Sub(o.at) >= m.cfg.TTL
+	m.mu.Unlock()
+	if found && !stale {
+		return // held by a live member; it hands over when it sees this one
+	}
+	sent := m.cfg.Now()
+	val, _ := json.Marshal(leaseRecord{Owner: m.cfg.Node})
+	var rev uint64
+	var err error
+	if found {
+		rev, err = m.cfg.KV.Update(ctx, key, val, o.rev)
+	} else {
+		rev, err = m.cfg.KV.Create(ctx, key, val)
+	}
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrExists) {
+			m.log.Debug("cluster lease take failed", "partition", p, "err", err)
+		}
+		return
+	}
+	// The epoch is the revision that created or took the lease; write it
+	// into the record with the first renewal.
+	h := &held{rev: rev, epoch: rev, sentAt: sent}
+	m.mu.Lock()
+	m.noteWrite(key, val, rev)
+	m.held[p] = h
+	m.mu.Unlock()
+	m.log.Debug("cluster lease taken", "partition", p, "epoch", rev, "from_stale", found)
+	if m.cfg.Acquire != nil {
+		m.cfg.Acquire(ctx, p, rev)
+	}
+}
+
+// release stops owning p, runs Release and deletes the lease so the
+// desired owner can create it.
+func (m *Member) release(ctx context.Context, p int) error {
+	m.mu.Lock()
+	h := m.held[p]
+	delete(m.held, p)
+	m.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	var errs []error
+	if m.cfg.Release != nil {
+		errs = append(errs, m.cfg.Release(ctx, p))
+	}
+	// Delete only the lease this member wrote: if it changed meanwhile,
+	// someone took it and it is not ours to delete.
+	if e, err := m.cfg.KV.Get(ctx, leaseKey(p)); err == nil && e.Revision == h.rev {
+		errs = append(errs, m.cfg.KV.Delete(ctx, leaseKey(p)))
+	}
+	return errors.Join(errs...)
+}
+
+func sortMembers(ms []MemberInfo) {
+	slices.SortFunc(ms, func(a, b MemberInfo) int { return strings.Compare(a.Node, b.Node) })
+}

@@ -1,0 +1,281 @@
+// Package sessionhttp serves the agent and session API over a
+// *session.Manager: deploy (POST /v1/agents), agents and their versions,
+// sessions (list, show, delete, hibernate), and the session traffic route
+// /agents/{agent}/sessions/{session}/{path...} that hands any request to a
+// session's fetch handler. It turns bundle and body-size errors into
+// problem+json answers, filters listings to what the caller may read, and
+// adapts the API authorizer to the session Manager's DeployAuthorizer.
+//
+// It owns no sessions, deploys nothing itself and does not authenticate:
+// the Manager does the work, and the Router's middleware has authenticated
+// and authorized the route before a handler runs.
+package sessionhttp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/session"
+)
+
+// Config configures a Handler.
+type Config struct {
+	// Manager serves the requests (required).
+	Manager *session.Manager
+	// Authorizer, if set, filters GET /v1/agents to the agents the caller
+	// may read (session.ActionAgentRead). Deploys are authorized by the
+	// Manager itself (session.Config.DeployAuthorizer, see
+	// AuthorizeDeploys), against the record they replace.
+	Authorizer httpapi.Authorizer
+}
+
+// Handler serves the agent and session API.
+type Handler struct {
+	m     *session.Manager
+	authz httpapi.Authorizer
+}
+
+// New returns a Handler; register it with Routes.
+func New(cfg Config) *Handler {
+	return &Handler{m: cfg.Manager, authz: cfg.Authorizer}
+}
+
+// AgentResource is the authorization resource of /…/agents/{agent}/….
+func AgentResource(r *http.Request) httpapi.Resource {
+	return httpapi.Resource{Type: "Agent", ID: r.PathValue("agent")}
+}
+
+// SessionResource is the authorization resource of /…/sessions/{session}/….
+func SessionResource(r *http.Request) httpapi.Resource {
+	return httpapi.Resource{Type: "Session", ID: r.PathValue("session"), Parent: r.PathValue("agent")}
+}
+
+// AuthorizeDeploys adapts the API authorizer to session.DeployAuthorizer:
+// a deploy is the action session.ActionAgentDeploy on the Agent it names.
+func AuthorizeDeploys(authz httpapi.Authorizer) session.DeployAuthorizer {
+	return deployAuthz{authz}
+}
+
+type deployAuthz struct{ authz httpapi.Authorizer }
+
+func (a deployAuthz) AuthorizeDeploy(ctx context.Context, p session.Principal, agent string) error {
+	return a.authz.Authorize(ctx, httpapi.Principal{ID: p.ID, Kind: p.Kind}, session.ActionAgentDeploy,
+		httpapi.Resource{Type: "Agent", ID: agent})
+}
+
+// principal is the authenticated caller of r as a session.Principal (the
+// zero Principal when there is none).
+func principal(r *http.Request) session.Principal {
+	p, _ := httpapi.PrincipalFrom(r.Context())
+	return session.Principal{ID: p.ID, Kind: p.Kind}
+}
+
+// Routes registers the agent, session and session-traffic endpoints (the
+// router authorizes each route; listings are filtered per item).
+func (h *Handler) Routes(r *httpapi.Router) {
+	m := h.m
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents", Tag: "agents",
+		Summary:            "Deploy a bundle (tar.gz of a directory with agent.json) as a new immutable version and make it current.",
+		RequestContentType: "application/gzip", Response: api.AgentVersion{}, Status: http.StatusCreated,
+		Action: session.ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
+		Handler: h.handleDeploy})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents", Tag: "agents", Summary: "List deployed agents (those the caller may read).",
+		Action: session.ActionAgentList, Response: api.AgentList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			list, err := m.Agents(r.Context())
+			if err != nil {
+				return err
+			}
+			if h.authz != nil {
+				p, _ := httpapi.PrincipalFrom(r.Context())
+				fctx := session.Filtering(r.Context())
+				kept := list[:0]
+				for _, a := range list {
+					if h.authz.Authorize(fctx, p, session.ActionAgentRead, httpapi.Resource{Type: "Agent", ID: a.Name}) == nil {
+						kept = append(kept, a)
+					}
+				}
+				list = kept
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.AgentList{Agents: list})
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}", Tag: "agents", Summary: "Show an agent and its current manifest.",
+		Action: session.ActionAgentRead, Resource: AgentResource,
+		Response: api.Agent{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			a, err := m.Agent(r.Context(), r.PathValue("agent"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, a)
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/versions", Tag: "agents", Summary: "List an agent's versions, oldest first.",
+		Action: session.ActionAgentRead, Resource: AgentResource,
+		Response: api.VersionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			vs, err := m.Versions(r.Context(), r.PathValue("agent"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.VersionList{Versions: vs})
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions", Tag: "sessions", Summary: "List an agent's sessions.",
+		Action: session.ActionSessionRead, Resource: AgentResource,
+		Response: api.SessionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			ss, err := m.Sessions(r.Context(), r.PathValue("agent"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, api.SessionList{Sessions: ss})
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/sessions/{session}", Tag: "sessions", Summary: "Show one session.",
+		Action: session.ActionSessionRead, Resource: SessionResource,
+		Response: api.Session{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			s, err := m.Session(r.Context(), r.PathValue("agent"), r.PathValue("session"))
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, s)
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}/sessions/{session}", Tag: "sessions",
+		Summary: "Delete a session with its state, snapshot and alarm.", Status: http.StatusNoContent,
+		Action: session.ActionSessionDelete, Resource: SessionResource,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			if err := m.Delete(r.Context(), r.PathValue("agent"), r.PathValue("session")); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}})
+	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents/{agent}/sessions/{session}/hibernate", Tag: "sessions",
+		Summary: "Hibernate a live session now (snapshot its heap and free the isolate).", Response: api.Session{},
+		Action: session.ActionSessionCall, Resource: SessionResource,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			a, id := r.PathValue("agent"), r.PathValue("session")
+			if err := m.Hibernate(r.Context(), a, id); err != nil {
+				return err
+			}
+			s, err := m.Session(r.Context(), a, id)
+			if err != nil {
+				return err
+			}
+			httpapi.WriteJSON(w, http.StatusOK, s)
+			return nil
+		}})
+	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: h.handleTraffic, AnyQuery: true, // the agent's own URL
+		Action: session.ActionSessionCall, Resource: SessionResource,
+		Summary: "Send a request (any method, headers, body) to the session's fetch handler; the session is created on first use."}
+	for _, p := range []string{"/agents/{agent}/sessions/{session}", "/agents/{agent}/sessions/{session}/{path...}"} {
+		traffic.Path = p
+		r.Handle(traffic)
+	}
+}
+
+// handleDeploy loads the bundle; Deploy authorizes the deployer for the
+// agent the manifest names (the route alone could not name it).
+func (h *Handler) handleDeploy(w http.ResponseWriter, r *http.Request) error {
+	b, err := bundle.LoadTarGz(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return api.Errorf(api.KindTooLarge, "bundle is larger than the request limit of %d bytes", mbe.Limit)
+		}
+		return bundleProblem(err)
+	}
+	v, err := h.m.Deploy(r.Context(), principal(r), b)
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// bundleProblem turns a bundle error into a 4xx problem naming the field.
+func bundleProblem(err error) error {
+	var me *bundle.ManifestError
+	if errors.As(err, &me) {
+		p := api.Errorf(api.KindValidation, "%v", err)
+		for _, fe := range me.Problems {
+			p.Errors = append(p.Errors, api.FieldError{Field: fe.Field, Detail: fe.Problem + "; " + fe.Fix})
+		}
+		return p
+	}
+	return api.Errorf(api.KindBadRequest, "invalid bundle: %v", err)
+}
+
+// hopHeaders are not passed to or from agent code.
+var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transfer-Encoding": true,
+	"Upgrade": true, "Proxy-Authorization": true, "Te": true, "Trailer": true, "Authorization": true}
+
+// handleTraffic hands the request to the session's fetch handler and
+// writes its response.
+func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
+	agent, id := r.PathValue("agent"), r.PathValue("session")
+	// The router checked agent and session against api.IDRules.
+	body, err := readBody(r.Body, h.m.MaxBodyBytes())
+	if err != nil {
+		return err
+	}
+	var u strings.Builder
+	u.WriteString("http://")
+	u.WriteString(r.Host)
+	u.WriteString("/")
+	u.WriteString(r.PathValue("path"))
+	if r.URL.RawQuery != "" {
+		u.WriteString("?")
+		u.WriteString(r.URL.RawQuery)
+	}
+	req := isolate.Request{Method: r.Method, URL: u.String(), Body: body}
+	for k, vs := range r.Header {
+		if hopHeaders[k] {
+			continue
+		}
+		for _, v := range vs {
+			req.Headers = append(req.Headers, [2]string{k, v})
+		}
+	}
+	resp, err := h.m.Call(r.Context(), agent, id, req)
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	for _, kv := range resp.Headers {
+		if !hopHeaders[http.CanonicalHeaderKey(kv[0])] {
+			hdr.Add(kv[0], kv[1])
+		}
+	}
+	status := resp.Status
+	if status < 100 || status > 999 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
+	return nil
+}
+
+// readBody reads a request body for a session, stopping at limit: a longer
+// one is a 413 problem once limit+1 bytes have arrived, never buffered whole.
+func readBody(r io.Reader, limit int) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, api.Errorf(api.KindTooLarge, "request body is larger than the limit of %d bytes", mbe.Limit)
+		}
+		return nil, api.Errorf(api.KindBadRequest, "read request body: %v", err)
+	}
+	if len(body) > limit {
+		return nil, session.BodyTooLarge("request body", limit)
+	}
+	return body, nil
+}
