@@ -132,7 +132,7 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.sessions, err = session.New(ctx, session.Config{
 		Store: d.store, Runtime: d.runtime, Fetcher: &d.fetch,
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
-		DeployAuthorizer: sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: d.sec}),
+		DeployAuthorizer: lateDeployAuthorizer{d},
 		Logger:           d.log.With("component", "session"),
 	})
 	if err != nil {

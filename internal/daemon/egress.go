@@ -15,7 +15,9 @@ import (
 	"sync/atomic"
 
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/agentcloud/agentcloud/internal/session"
+	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 )
 
 // EgressTestHooks loosen the egress proxy for tests and benchmarks that
@@ -39,7 +41,7 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	return egress.New(egress.Config{Decider: s, Secrets: s.SubstituteSecrets, Auditor: egress.AuditorFunc(s.AuditEgress),
 		ClientCert: s.ClientCert, AllowPrivate: s.AllowPrivate,
 		// CONNECT from sandboxes is intercepted with leaves from the
-		// platform CA, which sandboxes trust (sandboxCABundle), so each
+		// platform CA, which sandboxes trust (sandboxnet.CABundle), so each
 		// HTTPS request is decided, audited and gets its secrets.
 		InterceptCA: s.CA().Certificate(), InterceptKey: s.CA().Signer(),
 		Logger:   d.log.With("component", "egress"),
@@ -88,4 +90,18 @@ func (d *Daemon) FetchAsSession(ctx context.Context, agent, sess string, req *ht
 		return nil, fmt.Errorf("agent %s: not deployed (%v)", agent, err)
 	}
 	return d.sec.SessionFetcher(d.proxy).Fetch(ctx, session.Caller{Agent: agent, Session: sess, Egress: info.Manifest.Egress}, req)
+}
+
+// lateDeployAuthorizer is the session manager's DeployAuthorizer: like
+// lateFetcher, it reaches the security part, built after the manager, at
+// call time.
+type lateDeployAuthorizer struct{ d *Daemon }
+
+var _ session.DeployAuthorizer = lateDeployAuthorizer{}
+
+func (a lateDeployAuthorizer) AuthorizeDeploy(ctx context.Context, p session.Principal, agent string) error {
+	if a.d.sec == nil {
+		return errors.New("authorization is not ready")
+	}
+	return sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: a.d.sec}).AuthorizeDeploy(ctx, p, agent)
 }

@@ -17,11 +17,13 @@ import (
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxenv"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
 	"github.com/agentcloud/agentcloud/internal/toolbox/mcpserver"
+	"github.com/agentcloud/agentcloud/internal/toolbox/toolenv"
 	"github.com/agentcloud/agentcloud/internal/version"
 )
 
@@ -49,7 +51,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Flow:      d.sec,
 	}
 	if d.sandboxes != nil && d.sandboxes.manager != nil {
-		deps.Sandboxes = toolSandboxes{d: d, parts: d.sandboxes}
+		deps.Sandboxes = sandboxenv.NewToolSandboxes(d.sandboxes.env)
 	} else {
 		deps.SandboxesOff = errors.New("this host cannot run sandboxes (see the daemon log at start)")
 	}
@@ -69,7 +71,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 	d.tools.box = tb
 	d.tools.mcp = mcpserver.New(mcpserver.Config{Toolbox: tb, Version: version.Get().Version, Logger: log,
 		Authenticate: d.toolCallerOf})
-	d.sessions.SetService("tools", toolService{tb: tb, sec: d.sec})
+	d.sessions.SetService("tools", toolenv.New(tb, d.sec.TrustDomain()))
 	d.toolRoutes()
 	return nil
 }
@@ -174,12 +176,6 @@ func (d *Daemon) toolRoutes() {
 		Handler: d.handleCallTool})
 }
 
-func toAPITool(t toolbox.Tool) api.Tool {
-	return api.Tool{Name: t.Name, Title: t.Title, Description: t.Description, InputSchema: t.InputSchema,
-		OutputSchema: t.OutputSchema, Source: t.Source, Untrusted: t.Untrusted, Quarantined: t.Quarantined,
-		QuarantineReason: t.QuarantineReason, Hash: t.Hash}
-}
-
 func (d *Daemon) handleListTools(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	limit := 0
@@ -207,7 +203,7 @@ func (d *Daemon) handleListTools(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := api.ToolList{Tools: make([]api.Tool, 0, len(ts))}
 	for _, t := range ts {
-		out.Tools = append(out.Tools, toAPITool(t))
+		out.Tools = append(out.Tools, t.API())
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -236,31 +232,11 @@ func (d *Daemon) handleCallTool(w http.ResponseWriter, r *http.Request) error {
 		if e.Code == toolbox.CodeInternal {
 			return err
 		}
-		httpapi.WriteJSON(w, http.StatusOK, api.ToolResult{IsError: true, Text: e.Message, Error: toAPIToolError(e)})
+		httpapi.WriteJSON(w, http.StatusOK, api.ToolResult{IsError: true, Text: e.Message, Error: e.API()})
 		return nil
 	}
-	httpapi.WriteJSON(w, http.StatusOK, toAPIResult(res))
+	httpapi.WriteJSON(w, http.StatusOK, res.API())
 	return nil
-}
-
-func toAPIResult(res toolbox.Result) api.ToolResult {
-	out := api.ToolResult{Text: res.Text, IsError: res.IsError, Untrusted: res.Untrusted}
-	if res.Structured != nil {
-		if raw, ok := res.Structured.(json.RawMessage); ok {
-			out.Structured = raw
-		} else if b, err := json.Marshal(res.Structured); err == nil {
-			out.Structured = b
-		}
-	}
-	return out
-}
-
-func toAPIToolError(e *toolbox.Error) *api.ToolError {
-	out := &api.ToolError{Code: string(e.Code), Message: e.Message}
-	for _, f := range e.Fields {
-		out.Fields = append(out.Fields, api.FieldError{Field: f.Field, Detail: f.Detail})
-	}
-	return out
 }
 
 // toolKinds maps refusals to problem kinds.
