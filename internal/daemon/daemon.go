@@ -72,10 +72,8 @@ type Daemon struct {
 
 	egressHooks EgressTestHooks
 
-	// toolRegistry and toolSink are set by startToolRegistry and
-	// attachToolRegistry (tools_registry.go).
+	// toolRegistry is set by startToolRegistry (tools_registry.go).
 	toolRegistry *registry.Registry
-	toolSink     providerSink
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.
@@ -179,11 +177,6 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 	}
 	if err := d.startToolRegistry(ctx); err != nil {
 		return err
-	}
-	if d.tools.box != nil {
-		if err := d.attachToolRegistry(ctx, d.tools.box); err != nil {
-			return err
-		}
 	}
 	if err := d.startModels(ctx); err != nil {
 		return err
