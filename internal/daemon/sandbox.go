@@ -135,10 +135,10 @@ func (d *Daemon) newSandboxNets(log *slog.Logger) *sandboxnet.Nets {
 
 // closeSandboxes deletes every sandbox, then closes the tiers and removes
 // their state. It is safe to call when startSandboxes did not run or failed.
-func (d *Daemon) closeSandboxes() {
+func (d *Daemon) closeSandboxes(context.Context) error {
 	parts := d.sandboxes
 	if parts == nil {
-		return
+		return nil
 	}
 	d.sandboxes = nil
 	var errs []error
@@ -149,7 +149,5 @@ func (d *Daemon) closeSandboxes() {
 		errs = append(errs, t.Close())
 	}
 	errs = append(errs, os.RemoveAll(parts.dir))
-	if err := errors.Join(errs...); err != nil {
-		d.log.Warn("close sandboxes", "err", err)
-	}
+	return errors.Join(errs...)
 }

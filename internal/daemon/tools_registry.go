@@ -54,11 +54,12 @@ func (d *Daemon) plugUpstreams(ctx context.Context, sink registryhttp.ProviderSi
 	return nil
 }
 
-func (d *Daemon) closeToolRegistry() {
+func (d *Daemon) closeToolRegistry(context.Context) error {
 	if d.toolRegistry != nil {
 		d.toolRegistry.Close()
 		d.toolRegistry = nil
 	}
+	return nil
 }
 
 // ToolRegistryProvider returns the toolbox provider of a registered
