@@ -100,6 +100,11 @@ type Agents interface {
 	AgentInfo(ctx context.Context, name string) (session.AgentInfo, bool, error)
 }
 
+var (
+	_ Security = (*security.Security)(nil)
+	_ Agents   = (*session.Manager)(nil)
+)
+
 // Config is what a Service runs on.
 type Config struct {
 	Manager  *sandbox.Manager

@@ -2,7 +2,7 @@
 // inside each sandbox and its platform calls.
 //
 // A process-tier sandbox has its own network namespace with loopback only:
-// no interface, no route, nothing listening. At creation the daemon opens
+// no interface, no route, nothing listening. At creation Nets.Hook opens
 // a listener on 127.0.0.1:3128 inside that namespace (sandbox.ListenInNetNS)
 // and serves it from the host with the one egress proxy, bound to the
 // sandbox's identity and grants. HTTP_PROXY and HTTPS_PROXY point there, so
@@ -10,8 +10,9 @@
 // that ignores them reaches nothing, since the namespace has no way out.
 //
 // Requests for http://agentcloud.internal/... do not leave the host: the
-// proxy hands them to the daemon's own API, authenticated as the sandbox
-// (a short-lived JWT-SVID the proxy adds; the sandbox never holds one).
+// proxy hands them to the platform's own API (Config.Platform),
+// authenticated as the sandbox (a short-lived JWT-SVID the proxy adds; the
+// sandbox never holds one).
 //
 // gVisor sandboxes (runsc --network=none) have no host network namespace:
 // their pid 1 relays 127.0.0.1:3128 inside to a host Unix socket (see
