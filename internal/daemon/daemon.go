@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/egress"
@@ -26,13 +25,10 @@ import (
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/security"
-	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/agentcloud/agentcloud/internal/session"
-	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // AddrFile is written in the data dir with the API's actual listen address,
@@ -76,10 +72,13 @@ type Daemon struct {
 
 	egressHooks egressHooks // tests only (egress_export_test.go)
 
-	// toolRegistry and toolSink are set by startToolRegistry and
-	// attachToolRegistry (tools_registry.go).
+	// running are the parts Start has started, in order (lifecycle.go).
+	running []part
+	// bootstrap is the admin's bootstrap credential, loaded at start.
+	bootstrap *auth.Bootstrap
+
+	// toolRegistry is set by startToolRegistry (tools_registry.go).
 	toolRegistry *registry.Registry
-	toolSink     providerSink
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.
@@ -93,8 +92,9 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	return &Daemon{cfg: cfg, log: log, stopped: make(chan struct{})}, nil
 }
 
-// Start opens the store, builds the API and starts listening. It returns
-// once the daemon is ready to serve.
+// Start brings the parts up in order (parts, lifecycle.go) and returns once
+// the daemon is ready to serve. If one fails, those already started are
+// closed in reverse order.
 func (d *Daemon) Start(ctx context.Context) (err error) {
 	d.started = time.Now()
 	defer func() {
@@ -102,134 +102,16 @@ func (d *Daemon) Start(ctx context.Context) (err error) {
 			d.closeParts()
 		}
 	}()
-	if err := os.MkdirAll(d.cfg.Data, 0o700); err != nil {
-		return fmt.Errorf("create data dir %s: %w", d.cfg.Data, err)
-	}
-	if err := d.lockDataDir(); err != nil {
-		return err
-	}
-	if err := d.removeClientFiles(); err != nil {
-		return err
-	}
-	bootstrap, err := auth.LoadOrCreate(d.cfg.Data)
-	if err != nil {
-		return err
-	}
-	sopts, err := d.storeOptions()
-	if err != nil {
-		return err
-	}
-	d.store, err = store.Open(ctx, sopts)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
-		CacheDir: d.wasmCacheDir(), Logger: d.log.With("component", "isolate"),
-		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes),
-	})
-	if err != nil {
-		return fmt.Errorf("isolate runtime: %w", err)
-	}
-	// The session manager comes first: security reads agents from it.
-	// Its Fetcher sends through the proxy, which needs security; it is
-	// bound below, before anything can fetch.
-	d.sessions, err = session.New(ctx, session.Config{
-		Store: d.store, Runtime: d.runtime, Fetcher: &d.fetch,
-		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
-		DeployAuthorizer: lateDeployAuthorizer{d},
-		Logger:           d.log.With("component", "session"),
-	})
-	if err != nil {
-		return err
-	}
-	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
-		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
-		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security")},
-		security.Deps{Store: d.store, Bootstrap: bootstrap, Agents: d.sessions, Sandboxes: &d.sandboxDir,
-			PrincipalFrom: securityhttp.PrincipalFrom})
-	if err != nil {
-		return err
-	}
-	if err := d.sec.Start(ctx); err != nil {
-		return err
-	}
-	d.proxy, err = d.newEgressProxy()
-	if err != nil {
-		return fmt.Errorf("egress proxy: %w", err)
-	}
-	d.fetch.bind(d.sec.SessionFetcher(d.proxy))
-	d.sessions.SetIdentity(d.sec) // session SVIDs at activation
-	d.sessions.SetFlow(d.sec)     // labels follow calls between sessions
-	if err := d.sessions.Start(ctx); err != nil {
-		return fmt.Errorf("start sessions: %w", err)
-	}
-	d.reg = prometheus.NewRegistry()
-	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d.router = httpapi.NewRouter(httpapi.Options{
-		Logger:       d.log.With("component", "http"),
-		Auth:         securityhttp.Auth{Sec: d.sec},
-		Authz:        securityhttp.Auth{Sec: d.sec},
-		Metrics:      httpapi.NewMetrics(d.reg),
-		MaxBodyBytes: d.cfg.MaxBodyBytes,
-	})
-	d.routes()
-	securityhttp.Routes(d.router, d.sec)
-	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}}).Routes(d.router)
-	if err := d.startSandboxes(ctx); err != nil {
-		return err
-	}
-	if err := d.startTools(ctx); err != nil {
-		return err
-	}
-	if err := d.startToolRegistry(ctx); err != nil {
-		return err
-	}
-	if d.tools.box != nil {
-		if err := d.attachToolRegistry(ctx, d.tools.box); err != nil {
+	for _, p := range d.parts() {
+		// A part whose start ran is closed even if it failed half-way:
+		// each close copes with what its start left.
+		d.running = append(d.running, p)
+		if p.start == nil {
+			continue
+		}
+		if err := p.start(ctx); err != nil {
 			return err
 		}
-	}
-	if err := d.startModels(ctx); err != nil {
-		return err
-	}
-
-	d.ln, err = net.Listen("tcp", d.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", d.cfg.Listen, err)
-	}
-	d.protectListeners()
-	tlsCfg, err := d.serverTLS()
-	if err != nil {
-		_ = d.ln.Close()
-		return err
-	}
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	protocols.SetHTTP2(tlsCfg != nil)
-	d.srv = &http.Server{
-		Handler:           d.router,
-		Protocols:         protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       d.cfg.ReadTimeout.D(),
-		WriteTimeout:      d.cfg.WriteTimeout.D(),
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsCfg,
-	}
-	go func() {
-		serve := d.srv.Serve
-		if tlsCfg != nil {
-			serve = func(ln net.Listener) error { return d.srv.ServeTLS(ln, "", "") }
-		}
-		if err := serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("http server stopped", "err", err)
-		}
-	}()
-	d.ready.Store(true)
-	if err := d.writeClientFiles(tlsCfg != nil); err != nil {
-		return err
 	}
 	d.log.Info("agentcloud ready", "listen", d.ln.Addr().String(), "data", d.cfg.Data,
 		"store", d.store.Mode(), "sync", d.store.SyncMode(), "startup", time.Since(d.started).Round(time.Microsecond))
@@ -269,42 +151,21 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// closeParts closes the parts that were started, in reverse order. It is
+// safe to call more than once.
 func (d *Daemon) closeParts() {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout.D())
 	defer cancel()
-	d.closeSandboxes()
-	d.closeToolRegistry()
-	if d.sessions != nil {
-		if err := d.sessions.Close(ctx); err != nil {
-			d.log.Warn("close sessions", "err", err)
+	for i := len(d.running) - 1; i >= 0; i-- {
+		p := d.running[i]
+		if p.close == nil {
+			continue
 		}
-		d.sessions = nil
-	}
-	if d.proxy != nil {
-		_ = d.proxy.Close()
-		d.proxy = nil
-	}
-	if d.sec != nil {
-		if err := d.sec.Close(ctx); err != nil {
-			d.log.Warn("close security", "err", err)
+		if err := p.close(ctx); err != nil {
+			d.log.Warn("close "+p.name, "err", err)
 		}
-		d.sec = nil
 	}
-	if d.runtime != nil {
-		_ = d.runtime.Close(ctx)
-		d.runtime = nil
-	}
-	if d.store != nil {
-		if err := d.store.Close(); err != nil {
-			d.log.Warn("close store", "err", err)
-		}
-		d.store = nil
-	}
-	if d.lock != nil {
-		_ = syscall.Flock(int(d.lock.Fd()), syscall.LOCK_UN)
-		_ = d.lock.Close()
-		d.lock = nil
-	}
+	d.running = nil
 }
 
 // lockDataDir makes sure one daemon at a time uses a data dir.

@@ -39,7 +39,7 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	cfg := egress.Config{Decider: s, Secrets: s.SubstituteSecrets, Auditor: egress.AuditorFunc(s.AuditEgress),
 		ClientCert: s.ClientCert, AllowPrivate: s.AllowPrivate,
 		// CONNECT from sandboxes is intercepted with leaves from the
-		// platform CA, which sandboxes trust (sandboxCABundle), so each
+		// platform CA, which sandboxes trust (sandboxnet.CABundle), so each
 		// HTTPS request is decided, audited and gets its secrets.
 		InterceptCA: s.CA().Certificate(), InterceptKey: s.CA().Signer(),
 		Logger:   d.log.With("component", "egress"),

@@ -1,7 +1,7 @@
 package daemon
 
 // Model gateway wiring: internal/modelgw over the "models" KV bucket, its
-// routes on the API, env.ai for agent code, the security part for who calls
+// routes on the API, env.ai for agent code (modelgw.Env), the security part for who calls
 // and model.invoke, and every provider call through the egress proxy with
 // the API key filled in there (internal/security/models.go).
 
@@ -9,20 +9,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/identity"
-	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/modelgw/modelgwhttp"
 	"github.com/agentcloud/agentcloud/internal/security"
-	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // startModels builds the model gateway and registers its routes and
@@ -70,44 +66,6 @@ func (d *Daemon) startModels(ctx context.Context) error {
 	}
 	d.models = gw
 	modelgwhttp.New(modelgwhttp.Config{Gateway: gw, Caller: d.sec.ModelCaller}).Routes(d.router)
-	d.sessions.SetService("ai", aiService{gw: gw, td: d.sec.TrustDomain(), log: d.log.With("component", "models")})
+	d.sessions.SetService("ai", modelgw.NewEnv(gw, d.sec.TrustDomain(), d.log.With("component", "models")))
 	return nil
-}
-
-// aiService is env.ai: chat and embed through the gateway, as the session.
-type aiService struct {
-	gw  *modelgw.Gateway
-	td  spiffeid.TrustDomain
-	log *slog.Logger
-}
-
-var _ session.Service = aiService{}
-
-func (a aiService) Invoke(ctx context.Context, caller session.Caller, method string, args []byte) ([]byte, error) {
-	id, err := identity.NewID(a.td, identity.KindSession, caller.Agent+"/"+caller.Session)
-	if err != nil {
-		return nil, isolate.HostErrorf("ModelError", "session identity: %w", err)
-	}
-	c := modelgw.Caller{Agent: caller.Agent, Session: caller.Session, Principal: id.String()}
-	var res *modelgw.Result
-	switch method {
-	case "chat":
-		res, err = a.gw.Chat(ctx, c, args)
-	case "embed":
-		res, err = a.gw.Embed(ctx, c, args)
-	default:
-		return nil, isolate.HostErrorf("NotSupportedError", "env.ai.%s does not exist; use chat or embed", method)
-	}
-	if err != nil {
-		var p *api.Problem
-		switch {
-		case api.IsKind(err, api.KindBudgetExceeded):
-			return nil, isolate.HostErrorf("BudgetExceededError", "%s", api.AsProblem(err).Detail)
-		case errors.As(err, &p):
-			return nil, isolate.HostErrorf("ModelError", "%s", p.Detail)
-		}
-		a.log.ErrorContext(ctx, "env.ai", "agent", caller.Agent, "session", caller.Session, "err", err)
-		return nil, &isolate.HostError{Name: "ModelError", Message: "internal error (see the daemon log)"}
-	}
-	return res.Body, nil
 }

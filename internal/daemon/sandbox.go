@@ -4,12 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxenv"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxnet"
+	"github.com/agentcloud/agentcloud/internal/security"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // sandboxParts are the sandbox tiers and Manager of one daemon.
@@ -17,10 +24,8 @@ type sandboxParts struct {
 	dir     string // tier state, removed at close
 	tiers   []sandbox.Tier
 	manager *sandbox.Manager
-	nets    sandboxNets // egress proxy listeners inside sandboxes
-	// caBundle is written into each sandbox: system roots plus the
-	// platform CA the egress proxy intercepts HTTPS with.
-	caBundle []byte
+	nets    *sandboxnet.Nets // egress proxy listeners inside sandboxes
+	env     sandboxenv.Config
 }
 
 // startSandboxes builds the sandbox tiers that this host supports, the
@@ -34,7 +39,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	off := func(reason error) {
 		log.Warn("sandboxes disabled", "reason", reason)
 		sandboxhttp.New(sandboxhttp.Config{Unavailable: reason, Logger: log}).Routes(d.router)
-		d.sessions.SetService("sandbox", sandboxService{d: d, unavailable: reason})
+		d.sessions.SetService("sandbox", sandboxenv.New(sandboxenv.Config{Unavailable: reason}))
 	}
 	if err := process.Available(); err != nil {
 		off(err)
@@ -55,7 +60,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		off(fmt.Errorf("process sandbox tier: %w", err))
 		return nil
 	}
-	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}, caBundle: sandboxCABundle(d.sec.CA().Certificate())}
+	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}, nets: d.newSandboxNets(log)}
 	d.sandboxes = parts
 	var pools []sandbox.PoolConfig
 	if d.cfg.SandboxPoolProcess > 0 {
@@ -73,9 +78,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log,
 		DefaultTimeout: sandboxDefaultTimeout, Admission: newSandboxCaps(d.sec.TrustDomain(), d.cfg),
-		NetworkHook: func(ctx context.Context, sb sandbox.Sandbox, ns string) (map[string]string, error) {
-			return d.sandboxNetworkHook(ctx, parts, sb, ns)
-		}, OnClose: func(id string) { d.closeSandboxNet(parts, id) }})
+		NetworkHook: parts.nets.Hook, OnClose: parts.nets.Close})
 	if err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}
@@ -89,7 +92,8 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 			sid, _ := d.sec.SandboxID(id)
 			return sid
 		}}).Routes(d.router)
-	d.sessions.SetService("sandbox", sandboxService{d: d, parts: parts})
+	parts.env = sandboxenv.Config{Manager: parts.manager, Security: d.sec, Agents: d.sessions, Logger: log}
+	d.sessions.SetService("sandbox", sandboxenv.New(parts.env))
 	names := make([]string, len(parts.tiers))
 	for i, t := range parts.tiers {
 		names[i] = t.Name()
@@ -98,12 +102,38 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	return nil
 }
 
+// newSandboxNets serves the egress proxy inside each sandbox as the
+// sandbox (internal/sandbox/sandboxnet), with its platform calls to the API.
+// The proxy and security part are captured now: closeParts clears the
+// daemon's fields while a handler may still be finishing.
+func (d *Daemon) newSandboxNets(log *slog.Logger) *sandboxnet.Nets {
+	proxy, sec := d.proxy, d.sec
+	return sandboxnet.New(sandboxnet.Config{
+		SandboxID: sec.SandboxID,
+		// The sandbox's grants travel in its egress.Caller, read by the
+		// decider, the secret hook and the auditor. A session's sandbox
+		// reading an untrusted host lowers the session's integrity:
+		// security's AuditEgress does it as each answer arrives.
+		Egress: func(id spiffeid.ID, rec sandbox.Ownership) http.Handler {
+			return proxy.Handler(security.SandboxRecord(rec).EgressCaller(id.String()))
+		},
+		Platform: d.router,
+		IssueToken: func(id spiffeid.ID, ttl time.Duration) (string, error) {
+			tok, _, err := sec.CA().IssueJWT(id, []string{security.APIAudience}, ttl)
+			return tok, err
+		},
+		// The proxy intercepts HTTPS with leaves from the platform CA.
+		CABundle: sandboxnet.CABundle(sec.CA().Certificate()),
+		Logger:   log,
+	})
+}
+
 // closeSandboxes deletes every sandbox, then closes the tiers and removes
 // their state. It is safe to call when startSandboxes did not run or failed.
-func (d *Daemon) closeSandboxes() {
+func (d *Daemon) closeSandboxes(context.Context) error {
 	parts := d.sandboxes
 	if parts == nil {
-		return
+		return nil
 	}
 	d.sandboxes = nil
 	var errs []error
@@ -114,7 +144,5 @@ func (d *Daemon) closeSandboxes() {
 		errs = append(errs, t.Close())
 	}
 	errs = append(errs, os.RemoveAll(parts.dir))
-	if err := errors.Join(errs...); err != nil {
-		d.log.Warn("close sandboxes", "err", err)
-	}
+	return errors.Join(errs...)
 }

@@ -60,7 +60,7 @@ func (c sandboxCaps) exempt(owner string) bool {
 func (c sandboxCaps) AdmitCreate(spec *sandbox.Spec, live []sandbox.Info) error {
 	owner := spec.Labels[sandbox.LabelOwner]
 	if owner == "" {
-		// Every creator stamps one (ownSandbox); a sandbox nobody owns
+		// Every creator stamps one (sandbox.Own); a sandbox nobody owns
 		// could be neither capped nor reached through policy.
 		return api.Errorf(api.KindInternal, "sandbox without an owner")
 	}

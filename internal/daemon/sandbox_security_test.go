@@ -266,8 +266,6 @@ func TestSandboxRunFromJS(t *testing.T) {
 	}
 }
 
-var _ = daemon.PlatformHost
-
 // TestSandboxEgress: a sandbox's only way out is the egress proxy in its
 // network namespace, which applies its egress list, policy and secrets
 // and reaches the platform API as the sandbox.

@@ -2,26 +2,27 @@ package daemon
 
 // Toolbox wiring: the built-in tools over the daemon's parts, the security
 // part as the Cedar authorizer, auditor and labeler, the /mcp endpoint with
-// its RFC 9728 metadata, the /v1/tools REST routes and env.tools.
+// its RFC 9728 metadata and the /v1/tools REST routes (toolboxhttp) and
+// env.tools (toolenv).
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxenv"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
 	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
 	"github.com/agentcloud/agentcloud/internal/toolbox/mcpserver"
+	"github.com/agentcloud/agentcloud/internal/toolbox/toolboxhttp"
+	"github.com/agentcloud/agentcloud/internal/toolbox/toolenv"
 	"github.com/agentcloud/agentcloud/internal/version"
 )
 
@@ -49,7 +50,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Flow:      d.sec,
 	}
 	if d.sandboxes != nil && d.sandboxes.manager != nil {
-		deps.Sandboxes = toolSandboxes{d: d, parts: d.sandboxes}
+		deps.Sandboxes = sandboxenv.NewToolSandboxes(d.sandboxes.env)
 	} else {
 		deps.SandboxesOff = errors.New("this host cannot run sandboxes (see the daemon log at start)")
 	}
@@ -69,8 +70,9 @@ func (d *Daemon) startTools(ctx context.Context) error {
 	d.tools.box = tb
 	d.tools.mcp = mcpserver.New(mcpserver.Config{Toolbox: tb, Version: version.Get().Version, Logger: log,
 		Authenticate: d.toolCallerOf})
-	d.sessions.SetService("tools", toolService{tb: tb, sec: d.sec})
-	d.toolRoutes()
+	d.sessions.SetService("tools", toolenv.New(tb, d.sec.TrustDomain()))
+	toolboxhttp.New(toolboxhttp.Config{Toolbox: tb, MCP: d.tools.mcp, Authenticate: d.toolCallerOf,
+		Caller: d.toolCaller}).Routes(d.router)
 	return nil
 }
 
@@ -132,159 +134,6 @@ func (d *Daemon) toolCallerOf(r *http.Request) (toolbox.Caller, error) {
 		return toolbox.Caller{}, err
 	}
 	return d.toolCaller(r.Context(), httpapi.Principal(p))
-}
-
-// toolRoutes registers /mcp, the protected-resource metadata and /v1/tools.
-func (d *Daemon) toolRoutes() {
-	r := d.router
-	serveMCP := func(w http.ResponseWriter, r *http.Request) error {
-		c, err := d.toolCallerOf(r)
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", mcpserver.Challenge(mcpserver.BaseURL(r)))
-			return err
-		}
-		d.tools.mcp.ServeHTTP(w, r, c)
-		return nil
-	}
-	for _, m := range []string{"POST", "GET", "DELETE"} {
-		r.Handle(httpapi.Route{Method: m, Path: "/mcp", Tag: "tools", Public: true, RawContentType: "application/json",
-			Summary: "Model Context Protocol endpoint (Streamable HTTP, stateless): tools/list and tools/call over the toolbox. " +
-				"Authenticate with a bearer token or a client certificate; GET and DELETE answer 405 (no sessions).",
-			Handler: serveMCP})
-	}
-	meta := func(w http.ResponseWriter, r *http.Request) error {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		httpapi.WriteJSON(w, http.StatusOK, mcpserver.Metadata(mcpserver.BaseURL(r)))
-		return nil
-	}
-	for _, p := range []string{mcpserver.MetadataPath, mcpserver.MetadataPath + "/mcp"} {
-		r.Handle(httpapi.Route{Method: "GET", Path: p, Tag: "tools", Public: true, Response: map[string]any{},
-			Summary: "OAuth 2.0 protected-resource metadata (RFC 9728) of the /mcp endpoint.", Handler: meta})
-	}
-	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/tools", Tag: "tools", Action: security.ActionToolList, Response: api.ToolList{},
-		Summary: "List the toolbox's tools sorted by name, or with ?q=words the best matches first (?limit=N).",
-		Query: []httpapi.QueryParam{
-			{Name: "q", Description: "words to search for in tool names and descriptions; best matches first"},
-			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many tools, 1 to 1000"},
-		},
-		Handler: d.handleListTools})
-	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/tools/{tool}/call", Tag: "tools", Action: security.ActionToolInvoke,
-		Request: map[string]any{}, Response: api.ToolResult{},
-		Summary: "Call a tool with a JSON object of arguments; refusals are problems, a tool's own failure is a result with isError.",
-		Handler: d.handleCallTool})
-}
-
-func toAPITool(t toolbox.Tool) api.Tool {
-	return api.Tool{Name: t.Name, Title: t.Title, Description: t.Description, InputSchema: t.InputSchema,
-		OutputSchema: t.OutputSchema, Source: t.Source, Untrusted: t.Untrusted, Quarantined: t.Quarantined,
-		QuarantineReason: t.QuarantineReason, Hash: t.Hash}
-}
-
-func (d *Daemon) handleListTools(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	limit := 0
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return api.FieldErrorf(api.KindValidation, "limit", "limit must be a number from 1 to 1000")
-		}
-		limit = n
-	}
-	var (
-		ts  []toolbox.Tool
-		err error
-	)
-	if q.Has("q") {
-		ts, err = d.tools.box.Search(r.Context(), q.Get("q"), limit)
-	} else {
-		ts, err = d.tools.box.List(r.Context())
-		if limit > 0 && len(ts) > limit {
-			ts = ts[:limit]
-		}
-	}
-	if err != nil {
-		return err
-	}
-	out := api.ToolList{Tools: make([]api.Tool, 0, len(ts))}
-	for _, t := range ts {
-		out.Tools = append(out.Tools, toAPITool(t))
-	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func (d *Daemon) handleCallTool(w http.ResponseWriter, r *http.Request) error {
-	p, _ := httpapi.PrincipalFrom(r.Context())
-	c, err := d.toolCaller(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	var args json.RawMessage
-	if err := httpapi.DecodeJSON(r, &args); err != nil {
-		return err
-	}
-	name := r.PathValue("tool")
-	res, err := d.tools.box.Call(r.Context(), c, name, args)
-	if err != nil {
-		e := toolbox.AsError(name, err)
-		if toolbox.IsRefusal(e) || e.Code == toolbox.CodeUnavailable {
-			if e.Code == toolbox.CodeRateLimited {
-				w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfterS+0.999)))
-			}
-			return toolProblem(e)
-		}
-		if e.Code == toolbox.CodeInternal {
-			return err
-		}
-		httpapi.WriteJSON(w, http.StatusOK, api.ToolResult{IsError: true, Text: e.Message, Error: toAPIToolError(e)})
-		return nil
-	}
-	httpapi.WriteJSON(w, http.StatusOK, toAPIResult(res))
-	return nil
-}
-
-func toAPIResult(res toolbox.Result) api.ToolResult {
-	out := api.ToolResult{Text: res.Text, IsError: res.IsError, Untrusted: res.Untrusted}
-	if res.Structured != nil {
-		if raw, ok := res.Structured.(json.RawMessage); ok {
-			out.Structured = raw
-		} else if b, err := json.Marshal(res.Structured); err == nil {
-			out.Structured = b
-		}
-	}
-	return out
-}
-
-func toAPIToolError(e *toolbox.Error) *api.ToolError {
-	out := &api.ToolError{Code: string(e.Code), Message: e.Message}
-	for _, f := range e.Fields {
-		out.Fields = append(out.Fields, api.FieldError{Field: f.Field, Detail: f.Detail})
-	}
-	return out
-}
-
-// toolKinds maps refusals to problem kinds.
-var toolKinds = map[toolbox.Code]api.Kind{
-	toolbox.CodeUnknownTool: api.KindNotFound,
-	toolbox.CodeQuarantined: api.KindConflict,
-	toolbox.CodeInvalidArgs: api.KindValidation,
-	toolbox.CodeTooLarge:    api.KindTooLarge,
-	toolbox.CodeNotInList:   api.KindForbidden,
-	toolbox.CodeForbidden:   api.KindForbidden,
-	toolbox.CodeRateLimited: api.KindRateLimited,
-	toolbox.CodeUnavailable: api.KindUnavailable,
-}
-
-func toolProblem(e *toolbox.Error) error {
-	k, ok := toolKinds[e.Code]
-	if !ok {
-		k = api.KindBadRequest
-	}
-	p := api.Errorf(k, "%s", e.Message)
-	for _, f := range e.Fields {
-		p.Errors = append(p.Errors, api.FieldError{Field: f.Field, Detail: f.Detail})
-	}
-	return p
 }
 
 // toolFetcher sends http_fetch through the egress proxy: a session's call

@@ -12,7 +12,8 @@
 // Config.Do (the daemon's egress proxy) substitutes it on the way out.
 // Authorization is Config.Authorize (the daemon's Cedar engine). Its HTTP
 // API lives in modelgwhttp; this package does not serve HTTP (ServeChat
-// only writes a stream to the writer it is given).
+// only writes a stream to the writer it is given). env.ai, the session
+// service agent code calls, is Env (env.go).
 package modelgw
 
 import (

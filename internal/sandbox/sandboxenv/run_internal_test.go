@@ -1,4 +1,4 @@
-package daemon
+package sandboxenv
 
 import (
 	"encoding/json"

@@ -1,4 +1,9 @@
-package daemon
+// Package toolenv is env.tools for agent code: call, search and list over
+// the toolbox with the calling session as the caller (its SPIFFE ID as
+// principal, its manifest's tools list as Allowed). It owns the mapping of
+// tool errors to JavaScript errors; the toolbox owns the tools, limits and
+// authorization.
+package toolenv
 
 import (
 	"context"
@@ -9,23 +14,25 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/isolate"
-	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/toolbox"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// toolService is env.tools: call, search and list over the toolbox with the
-// calling session as the caller (its SPIFFE ID as principal, its manifest's
-// tools list as Allowed).
-type toolService struct {
-	tb  *toolbox.Toolbox
-	sec *security.Security
+// Service is env.tools over a toolbox.
+type Service struct {
+	tb *toolbox.Toolbox
+	td spiffeid.TrustDomain
 }
 
-var _ session.Service = toolService{}
+var _ session.Service = Service{}
 
-func (s toolService) Invoke(ctx context.Context, sc session.Caller, method string, args []byte) ([]byte, error) {
-	id, err := identity.NewID(s.sec.TrustDomain(), identity.KindSession, sc.Agent+"/"+sc.Session)
+// New returns env.tools over tb; sessions are named in trust domain td.
+func New(tb *toolbox.Toolbox, td spiffeid.TrustDomain) Service { return Service{tb: tb, td: td} }
+
+// Invoke implements session.Service.
+func (s Service) Invoke(ctx context.Context, sc session.Caller, method string, args []byte) ([]byte, error) {
+	id, err := identity.NewID(s.td, identity.KindSession, sc.Agent+"/"+sc.Session)
 	if err != nil {
 		return nil, fmt.Errorf("session identity: %w", err)
 	}
@@ -47,7 +54,7 @@ func (s toolService) Invoke(ctx context.Context, sc session.Caller, method strin
 			e := toolbox.AsError(a.Name, err)
 			return nil, &isolate.HostError{Name: jsErrorName(e.Code), Message: e.Message, Err: err}
 		}
-		return json.Marshal(toAPIResult(res))
+		return json.Marshal(res.API())
 	case "search":
 		var a struct {
 			Query string `json:"query"`
@@ -74,7 +81,7 @@ func (s toolService) Invoke(ctx context.Context, sc session.Caller, method strin
 func toolListJSON(ts []toolbox.Tool) ([]byte, error) {
 	out := api.ToolList{Tools: make([]api.Tool, 0, len(ts))}
 	for _, t := range ts {
-		out.Tools = append(out.Tools, toAPITool(t))
+		out.Tools = append(out.Tools, t.API())
 	}
 	return json.Marshal(out)
 }
