@@ -55,8 +55,6 @@ type Daemon struct {
 	proxy    *egress.Proxy
 	sec      *security.Security // identity, authorization, secrets, audit, approvals
 	sessions *session.Manager
-	// fetch is the sessions' Fetcher, bound to the proxy once it exists.
-	fetch lateFetcher
 	// sandboxes is set by startSandboxes (sandbox.go).
 	sandboxes *sandboxParts
 	// sandboxDir is security's SandboxDirectory over sandboxes.

@@ -5,18 +5,11 @@ package daemon
 // own listeners.
 
 import (
-	"context"
 	"crypto/x509"
-	"errors"
 	"net"
-	"net/http"
 	"net/netip"
-	"sync/atomic"
 
 	"github.com/agentcloud/agentcloud/internal/egress"
-	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
-	"github.com/agentcloud/agentcloud/internal/session"
-	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 )
 
 // egressHooks loosen the egress proxy for the package's tests, which set
@@ -62,37 +55,4 @@ func (d *Daemon) protectListeners() {
 		}
 	}
 	d.proxy.Protect(own...)
-}
-
-// lateFetcher is the session manager's Fetcher. The manager is built before
-// the security part (which reads agents from it) and the proxy; Start binds
-// the security part's session fetcher before the manager starts.
-type lateFetcher struct {
-	f atomic.Pointer[session.Fetcher]
-}
-
-var _ session.Fetcher = (*lateFetcher)(nil)
-
-func (l *lateFetcher) bind(f session.Fetcher) { l.f.Store(&f) }
-
-func (l *lateFetcher) Fetch(ctx context.Context, c session.Caller, req *http.Request) (*http.Response, error) {
-	f := l.f.Load()
-	if f == nil {
-		return nil, errors.New("egress is not ready")
-	}
-	return (*f).Fetch(ctx, c, req)
-}
-
-// lateDeployAuthorizer is the session manager's DeployAuthorizer: like
-// lateFetcher, it reaches the security part, built after the manager, at
-// call time.
-type lateDeployAuthorizer struct{ d *Daemon }
-
-var _ session.DeployAuthorizer = lateDeployAuthorizer{}
-
-func (a lateDeployAuthorizer) AuthorizeDeploy(ctx context.Context, p session.Principal, agent string) error {
-	if a.d.sec == nil {
-		return errors.New("authorization is not ready")
-	}
-	return sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: a.d.sec}).AuthorizeDeploy(ctx, p, agent)
 }

@@ -125,15 +125,14 @@ func (d *Daemon) closeRuntime(ctx context.Context) error {
 }
 
 // newSessions builds the session manager (it starts nothing yet). It
-// comes before security, which reads agents from it; its Fetcher and
-// DeployAuthorizer reach security and the proxy at call time.
+// comes before security, which reads agents from it; startSessions gives
+// it security's fetcher and deploy authorizer before it starts.
 func (d *Daemon) newSessions(ctx context.Context) error {
 	var err error
 	d.sessions, err = session.New(ctx, session.Config{
-		Store: d.store, Runtime: d.runtime, Fetcher: &d.fetch,
+		Store: d.store, Runtime: d.runtime,
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
-		DeployAuthorizer: lateDeployAuthorizer{d},
-		Logger:           d.log.With("component", "session"),
+		Logger: d.log.With("component", "session"),
 	})
 	return err
 }
@@ -179,7 +178,8 @@ func (d *Daemon) closeProxy(context.Context) error {
 // startSessions binds the session manager to security and the proxy and
 // starts it.
 func (d *Daemon) startSessions(ctx context.Context) error {
-	d.fetch.bind(d.sec.SessionFetcher(d.proxy))
+	d.sessions.SetFetcher(d.sec.SessionFetcher(d.proxy)) // fetch(): session → security → egress proxy
+	d.sessions.SetDeployAuthorizer(sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: d.sec}))
 	d.sessions.SetIdentity(d.sec) // session SVIDs at activation
 	d.sessions.SetFlow(d.sec)     // labels follow calls between sessions
 	if err := d.sessions.Start(ctx); err != nil {

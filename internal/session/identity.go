@@ -19,6 +19,16 @@ type Identity interface {
 // SetIdentity installs the identity provider; call before Start.
 func (m *Manager) SetIdentity(id Identity) { m.identity = id }
 
+// SetFetcher installs the Fetcher of outbound fetch() (Config.Fetcher);
+// SetDeployAuthorizer installs Config.DeployAuthorizer. Call them before
+// Start: they are for a composition root whose egress path and authorizer
+// are built after the manager (security reads agents from it), so that a
+// session's fetch goes straight to them.
+func (m *Manager) SetFetcher(f Fetcher) { m.cfg.Fetcher = f }
+
+// SetDeployAuthorizer: see SetFetcher.
+func (m *Manager) SetDeployAuthorizer(a DeployAuthorizer) { m.cfg.DeployAuthorizer = a }
+
 // attachIdentity gives an activating session its identity; s.mu held.
 func (m *Manager) attachIdentity(ctx context.Context, s *session) error {
 	s.spiffeID = ""
