@@ -1,7 +1,14 @@
 // Package daemon is agentcloud's composition root: the one package that
-// constructs every part (store, HTTP API, and the product packages as they
-// land) and wires them together. It owns process lifecycle: start, readiness,
-// graceful shutdown. It holds no product logic of its own.
+// constructs every part (store, isolate runtime, sessions, security, egress
+// proxy, sandboxes, toolbox, tool registry, model gateway, HTTP API) and
+// wires them together. It owns the process lifecycle: one ordered list of
+// parts (lifecycle.go) started forward and closed backward, readiness, and
+// graceful shutdown. Besides wiring it keeps only small adapters between
+// parts (the sandbox directory security reads, the tool fetcher, the
+// sandbox network's egress handler) and the system routes (/healthz,
+// /readyz, /metrics, /openapi.json, /v1/status, /v1/whoami). Product logic
+// lives in the packages it wires; a test (internal/hygiene) keeps every
+// other package from importing this one.
 package daemon
 
 import (

@@ -48,12 +48,15 @@ func (d *Daemon) parts() []part {
 		{name: "session manager", start: d.newSessions}, // closed by "sessions" below
 		{name: "security", start: d.startSecurity, close: d.closeSecurity},
 		{name: "egress proxy", start: d.startProxy, close: d.closeProxy},
-		{name: "sessions", start: d.startSessions, close: d.closeSessions},
 		{name: "api", start: d.startAPI},
 		{name: "sandboxes", start: d.startSandboxes, close: d.closeSandboxes},
 		{name: "toolbox", start: d.startTools},
 		{name: "tool registry", start: d.startToolRegistry, close: d.closeToolRegistry},
 		{name: "models", start: d.startModels},
+		// Sessions start once every env service they may call is bound
+		// (an alarm can run agent code at once), and so close before any
+		// of those services.
+		{name: "sessions", start: d.startSessions, close: d.closeSessions},
 		{name: "listener", start: d.startListener},
 	}
 }

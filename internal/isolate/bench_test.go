@@ -314,3 +314,18 @@ func BenchmarkActivate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTemplateMarshal times encoding a fresh template image (done once
+// per deployed version, on the deploy path) and reports its size.
+func BenchmarkTemplateMarshal(b *testing.B) {
+	rt := testRuntime(b)
+	tmpl, err := rt.Template(context.Background(), Spec{Module: benchModule})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []byte
+	for b.Loop() {
+		out = tmpl.Marshal(rt)
+	}
+	b.ReportMetric(float64(len(out)), "template-bytes")
+}

@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Snapshot format (before zstd):
@@ -79,7 +81,7 @@ func (r *Runtime) Template(ctx context.Context, spec Spec) (*Template, error) {
 
 // Marshal encodes the template as a full snapshot.
 func (t *Template) Marshal(r *Runtime) []byte {
-	b := r.encode(t.image, t.st, nil)
+	b := r.encodeLive(r.tplEnc, t.image, t.st, nil, nil)
 	runtime.KeepAlive(t) // t.image may be a mapping its cleanup unmaps
 	return b
 }
@@ -127,23 +129,23 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 	if base != nil {
 		baseImg, baseHash = base.image, &base.hash
 	}
-	snap := i.rt.encodeLive(mem, i.vm.st, baseImg, baseHash)
+	snap := i.rt.encodeLive(i.rt.enc, mem, i.vm.st, baseImg, baseHash)
 	runtime.KeepAlive(base) // base.image may be a mapping its cleanup unmaps
 	return snap, nil
 }
 
 func (r *Runtime) encode(img []byte, st vmState, base *Template) []byte {
 	if base == nil {
-		return r.encodeLive(img, st, nil, nil)
+		return r.encodeLive(r.enc, img, st, nil, nil)
 	}
-	snap := r.encodeLive(img, st, base.image, &base.hash)
+	snap := r.encodeLive(r.enc, img, st, base.image, &base.hash)
 	runtime.KeepAlive(base)
 	return snap
 }
 
 // encodeLive encodes mem (live or canonical) as a snapshot, treating the
 // dead stack as zero.
-func (r *Runtime) encodeLive(mem []byte, st vmState, base []byte, baseHash *[32]byte) []byte {
+func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []byte, baseHash *[32]byte) []byte {
 	hdr := make([]byte, 16+vmStateSize+64, 16+vmStateSize+64+4096)
 	copy(hdr, snapMagic)
 	hdr[4] = snapVersion
@@ -159,7 +161,7 @@ func (r *Runtime) encodeLive(mem []byte, st vmState, base []byte, baseHash *[32]
 		dead = int(st.StackPointer)
 	}
 	raw := diffImage(hdr, mem, base, dead)
-	return r.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+	return enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 }
 
 // image is a decoded snapshot: base's image (or zeros) of size bytes with

@@ -13,6 +13,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/isolate/isolatetest"
 	"github.com/agentcloud/agentcloud/internal/ledger"
 	"github.com/agentcloud/agentcloud/internal/pipeline/provenance"
 	"github.com/agentcloud/agentcloud/internal/session"
@@ -25,18 +26,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}
-	dir, err := os.MkdirTemp("", "pipeline-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	testRuntime, err = isolate.NewRuntime(context.Background(), isolate.Config{CacheDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = testRuntime.Close(context.Background())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(isolatetest.WithRuntime(func(rt *isolate.Runtime) int { testRuntime = rt; return m.Run() }))
 }
 
 // env is a node's real parts: store, session manager, ledger, approvals,

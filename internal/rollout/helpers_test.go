@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/isolate/isolatetest"
 	"github.com/agentcloud/agentcloud/internal/ledger"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -18,23 +19,13 @@ import (
 var testRuntime *isolate.Runtime
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rollout-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	testRuntime, err = isolate.NewRuntime(context.Background(), isolate.Config{CacheDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := 0
-	if d := os.Getenv(envCrashDir); d != "" {
-		code = crashChild(d)
-	} else {
-		code = m.Run()
-	}
-	_ = testRuntime.Close(context.Background())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(isolatetest.WithRuntime(func(rt *isolate.Runtime) int {
+		testRuntime = rt
+		if d := os.Getenv(envCrashDir); d != "" {
+			return crashChild(d)
+		}
+		return m.Run()
+	}))
 }
 
 const testOrigin = "test.agentcloud.local/rollout"

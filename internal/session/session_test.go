@@ -17,6 +17,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/isolate/isolatetest"
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -24,18 +25,7 @@ import (
 var testRuntime *isolate.Runtime
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "session-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	testRuntime, err = isolate.NewRuntime(context.Background(), isolate.Config{CacheDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = testRuntime.Close(context.Background())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(isolatetest.WithRuntime(func(rt *isolate.Runtime) int { testRuntime = rt; return m.Run() }))
 }
 
 // loopbackFetcher is the real egress proxy, allowed to reach loopback test

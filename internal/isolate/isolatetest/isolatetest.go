@@ -183,3 +183,25 @@ func (h *MemHost) Logs() []string {
 	defer h.mu.Unlock()
 	return append([]string(nil), h.logs...)
 }
+
+// WithRuntime runs run with a Runtime whose compile cache is a fresh
+// temporary directory, then closes the runtime, removes the directory and
+// returns run's exit code. It is the TestMain of packages whose tests
+// share one runtime:
+//
+//	func TestMain(m *testing.M) {
+//		os.Exit(isolatetest.WithRuntime(func(rt *isolate.Runtime) int { testRuntime = rt; return m.Run() }))
+//	}
+func WithRuntime(run func(*isolate.Runtime) int) int {
+	dir, err := os.MkdirTemp("", "isolate-cache-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	rt, err := isolate.NewRuntime(context.Background(), isolate.Config{CacheDir: dir})
+	if err != nil {
+		panic(err)
+	}
+	defer rt.Close(context.Background())
+	return run(rt)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/isolate/isolatetest"
 	"github.com/agentcloud/agentcloud/internal/pipeline"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -18,18 +19,7 @@ import (
 var testRuntime *isolate.Runtime
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "jstest-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	testRuntime, err = isolate.NewRuntime(context.Background(), isolate.Config{CacheDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = testRuntime.Close(context.Background())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(isolatetest.WithRuntime(func(rt *isolate.Runtime) int { testRuntime = rt; return m.Run() }))
 }
 
 // NewForManager is how the daemon wires the runner to the session manager.

@@ -17,6 +17,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/isolate/isolatetest"
 	"github.com/agentcloud/agentcloud/internal/ledger"
 	"github.com/agentcloud/agentcloud/internal/pipeline"
 	"github.com/agentcloud/agentcloud/internal/pipeline/provenance"
@@ -27,18 +28,7 @@ import (
 var testRuntime *isolate.Runtime
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pipelinehttp-wasm-cache")
-	if err != nil {
-		panic(err)
-	}
-	testRuntime, err = isolate.NewRuntime(context.Background(), isolate.Config{CacheDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = testRuntime.Close(context.Background())
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(isolatetest.WithRuntime(func(rt *isolate.Runtime) int { testRuntime = rt; return m.Run() }))
 }
 
 // tokens: alice and bob are people, "bot" is a session of agent builder.
