@@ -134,15 +134,6 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 	return snap, nil
 }
 
-func (r *Runtime) encode(img []byte, st vmState, base *Template) []byte {
-	if base == nil {
-		return r.encodeLive(r.enc, img, st, nil, nil)
-	}
-	snap := r.encodeLive(r.enc, img, st, base.image, &base.hash)
-	runtime.KeepAlive(base)
-	return snap
-}
-
 // encodeLive encodes mem (live or canonical) as a snapshot, treating the
 // dead stack as zero.
 func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []byte, baseHash *[32]byte) []byte {
