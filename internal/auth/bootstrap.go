@@ -1,7 +1,8 @@
-// Package auth authenticates API requests until the identity layer exists: it
-// owns the bootstrap admin token that `agentcloud serve` writes to
-// <data>/admin.token (mode 0600) on first start. It does not authorize; that
-// is the policy engine's job.
+// Package auth owns the bootstrap admin token that `agentcloud serve`
+// writes to <data>/admin.token (mode 0600) on first start, and checks a
+// presented token against it. It does not read requests (internal/security
+// takes the bearer token from them) and does not authorize; that is the
+// policy engine's job.
 package auth
 
 import (
@@ -11,27 +12,22 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/agentcloud/agentcloud/api"
-	"github.com/agentcloud/agentcloud/internal/httpapi"
 )
 
 // TokenFile is the admin token's file name inside the data dir.
 const TokenFile = "admin.token"
 
-// tokenPrefix marks agentcloud bootstrap tokens so they are easy to spot in leaks.
-const tokenPrefix = "acb_"
+// TokenPrefix marks agentcloud bootstrap tokens so they are easy to spot in
+// leaks and to tell from JWT-SVIDs.
+const TokenPrefix = "acb_"
 
-// Bootstrap accepts the bootstrap admin token as a bearer token.
+// Bootstrap is the bootstrap admin token.
 type Bootstrap struct {
 	token []byte
 }
-
-var _ httpapi.Authenticator = (*Bootstrap)(nil)
 
 // LoadOrCreate reads <dataDir>/admin.token, creating it (0600) with a fresh
 // random token if it does not exist. The caller holds the data dir lock.
@@ -43,7 +39,7 @@ func LoadOrCreate(dataDir string) (*Bootstrap, error) {
 		if _, err := rand.Read(raw[:]); err != nil {
 			return nil, fmt.Errorf("generate admin token: %w", err)
 		}
-		tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+		tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 		// Written beside and renamed into place, so a client reading the
 		// file sees no token or the whole token, never part of one.
 		tmp := path + ".tmp"
@@ -80,18 +76,7 @@ func LoadOrCreate(dataDir string) (*Bootstrap, error) {
 	return &Bootstrap{token: []byte(tok)}, nil
 }
 
-// Authenticate implements httpapi.Authenticator.
-func (b *Bootstrap) Authenticate(r *http.Request) (httpapi.Principal, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return httpapi.Principal{}, api.Errorf(api.KindUnauthenticated, "missing credentials: send Authorization: Bearer <token> (the admin token is in <data>/admin.token)")
-	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return httpapi.Principal{}, api.Errorf(api.KindUnauthenticated, "unsupported Authorization scheme: use Bearer")
-	}
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), b.token) != 1 {
-		return httpapi.Principal{}, api.Errorf(api.KindUnauthenticated, "invalid token")
-	}
-	return httpapi.Principal{ID: "admin", Kind: "admin"}, nil
+// Valid reports, in constant time, whether tok is the admin token.
+func (b *Bootstrap) Valid(tok string) bool {
+	return subtle.ConstantTimeCompare([]byte(tok), b.token) == 1
 }

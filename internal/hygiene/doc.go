@@ -1,7 +1,7 @@
 // Package hygiene holds repository-wide tests that keep the codebase honest:
 // every package has a doc comment; api/ and client/ import only the
 // standard library (client/ may also import api/); only <capability>http
-// packages (and the router, daemon, CLI and authenticator) import
+// packages (and the router, the daemon and the CLI) import
 // internal/httpapi; a component's test clock is a `Now func() time.Time`
 // config field; what an outbound request is for travels in its
 // egress.Caller, never in context keys outside internal/egress; the layer

@@ -53,8 +53,6 @@ const maxInternalImports = 8
 // removed by the carve-out. The list must shrink: an entry whose import is
 // gone fails the test until it is deleted here.
 var layerExceptions = map[string][]string{
-	// Shrinks with the carve-out: HTTP handlers move to <capability>http.
-	"internal/auth": {"internal/httpapi"}, // the admin-token authenticator returns an httpapi.Principal
 	// Security decides for every capability (tools, models, sandboxes,
 	// sessions), so it names their types; the adapters it holds for each
 	// move to their owners with the env-services step of the carve-out.

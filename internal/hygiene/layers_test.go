@@ -11,13 +11,11 @@ import (
 )
 
 // httpSurfaces may import internal/httpapi besides the <capability>http
-// packages: the router itself, the daemon that wires it, the CLI, and the
-// authenticator the router calls.
+// packages: the router itself, the daemon that wires it and the CLI.
 var httpSurfaces = map[string]bool{
 	"internal/httpapi": true,
 	"internal/daemon":  true,
 	"internal/cli":     true,
-	"internal/auth":    true,
 }
 
 // TestDomainPackagesDoNotImportHTTPAPI: one rule for HTTP surfaces. Routes

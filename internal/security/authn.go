@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/audit"
+	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/identity"
 )
 
@@ -18,8 +19,8 @@ import (
 // do.
 func (s *Security) Authenticate(r *http.Request) (Principal, error) {
 	noCert := r.TLS == nil || len(r.TLS.PeerCertificates) == 0
-	if tok := bearer(r); noCert && strings.HasPrefix(tok, "acb_") && s.bootstrap != nil {
-		if _, err := s.bootstrap.Authenticate(r); err == nil {
+	if tok := bearer(r); noCert && strings.HasPrefix(tok, auth.TokenPrefix) && s.bootstrap != nil {
+		if s.bootstrap.Valid(tok) {
 			return s.admin, nil
 		}
 		return Principal{}, s.authFailed(r, "invalid bootstrap admin token", nil)
