@@ -221,19 +221,10 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 // (the next request restores the last snapshot). s.mu must be held.
 func (m *Manager) callFailed(s *session, err, cause error) error {
 	var jsErr *isolate.JSError
-	if errors.As(err, &jsErr) {
-		if cause != nil && !errors.Is(cause, context.Canceled) {
-			// A CPU or wall limit stopped the call, and the engine's
-			// interrupt surfaced as an exception (possibly without a
-			// name) rather than as ErrTimeout: the interrupt may have
-			// landed where the engine keeps it pending, so the isolate is
-			// not trusted again; the next request restores the last
-			// snapshot, as after a crash.
-			_ = s.iso.Close(context.Background())
-			s.iso = nil
-			m.forget(s)
-			return api.Errorf(api.KindSessionTimeout, "request stopped: %v", cause)
-		}
+	// The isolate classifies an interrupt (a CPU or wall limit) as
+	// ErrTimeout wrapping the thrown value; that is a timeout, not
+	// something the agent threw.
+	if errors.As(err, &jsErr) && !errors.Is(err, isolate.ErrTimeout) {
 		if jsErr.Name == "InternalError" && strings.Contains(jsErr.Message, "out of memory") {
 			// The heap is exhausted: drop the isolate rather than keep
 			// serving from a heap that may be full of live garbage.
