@@ -34,7 +34,10 @@ func (b *binding[T]) get(ctx context.Context) (T, error) {
 		return b.h, nil
 	}
 	h, err := b.open(ctx, c.js)
-	for wait := 50 * time.Millisecond; err != nil && isNoPlacement(err); wait = min(2*wait, time.Second) {
+	// Bounded, so a replica count the cluster can never place (more
+	// replicas than members) fails instead of waiting for ever.
+	giveUp := time.Now().Add(placementWait)
+	for wait := 50 * time.Millisecond; err != nil && isNoPlacement(err) && time.Now().Before(giveUp); wait = min(2*wait, time.Second) {
 		// A cluster that has just formed, or just lost a member, may not
 		// yet count enough current peers to place a replicated bucket;
 		// that settles within moments.
@@ -174,6 +177,10 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 		}
 	}
 }
+
+// placementWait is how long opening a bucket waits for a forming cluster
+// to count enough peers.
+const placementWait = 15 * time.Second
 
 // errCodeNoPeers is JetStream's error code for "no suitable peers for
 // placement" (the client library names no constant for it).
