@@ -328,10 +328,34 @@ func servesOnly(r session.Routing, a, b string) bool {
 // cut off is appended again on the next sync (at least once). It also
 // records that the routing of cur's Seq is set.
 func (c *Controller) logPending(ctx context.Context, cur stored) (State, error) {
+	for attempt := 0; ; attempt++ {
+		st, conflict, err := c.logPendingOnce(ctx, cur)
+		if !conflict || attempt >= maxSyncRounds {
+			return st, err
+		}
+		// Another transition wrote meanwhile: start again from its state,
+		// keeping what this attempt appended, so its new entries are
+		// appended too and nothing is appended twice.
+		fresh, rerr := c.read(ctx, st.Agent)
+		if rerr != nil {
+			return State{}, rerr
+		}
+		if st.LoggedSeq > fresh.LoggedSeq {
+			fresh.LoggedSeq, fresh.Last = st.LoggedSeq, st.Last
+			fresh.Pending = dropLogged(fresh.Pending, st.LoggedSeq)
+		}
+		cur = fresh
+	}
+}
+
+// logPendingOnce appends cur's pending entries and records that against
+// cur's revision; conflict reports that the state changed meanwhile (the
+// returned state then holds what was appended).
+func (c *Controller) logPendingOnce(ctx context.Context, cur stored) (State, bool, error) {
 	st := cur.State
 	routed := st.Seq
 	if len(st.Pending) == 0 && st.Routed == routed {
-		return st, nil
+		return st, false, nil
 	}
 	last := st.Last
 	logged := st.LoggedSeq
@@ -349,20 +373,15 @@ func (c *Controller) logPending(ctx context.Context, cur stored) (State, error) 
 		last, logged = &r, p.Seq
 	}
 	if logged == st.LoggedSeq && st.Routed == routed {
-		return st, appendErr
+		return st, false, appendErr
 	}
-	for attempt := 0; ; attempt++ {
-		st.LoggedSeq, st.Last, st.Routed = logged, last, max(st.Routed, routed)
-		st.Pending = dropLogged(st.Pending, logged)
-		_, err := c.write(ctx, st, cur.rev)
-		if err == nil || !errors.Is(err, store.ErrConflict) || attempt >= maxSyncRounds {
-			return st, errors.Join(appendErr, err)
-		}
-		if cur, err = c.read(ctx, st.Agent); err != nil {
-			return State{}, err
-		}
-		st = cur.State
+	st.LoggedSeq, st.Last, st.Routed = logged, last, max(st.Routed, routed)
+	st.Pending = dropLogged(st.Pending, logged)
+	_, err := c.write(ctx, st, cur.rev)
+	if errors.Is(err, store.ErrConflict) {
+		return st, true, errors.Join(appendErr, err)
 	}
+	return st, false, errors.Join(appendErr, err)
 }
 
 func dropLogged(p []PendingEntry, logged uint64) []PendingEntry {
