@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -282,12 +284,33 @@ func (r *Runner) Submit(ctx context.Context, s Submission) (api.PipelineRun, err
 	return run, nil
 }
 
+// claimGrace is how long a claim whose run record is not written yet
+// counts as held: Submit writes the record right after claiming, so a
+// claim older than this without a record is left over from a crash.
+const claimGrace = 30 * time.Second
+
+// claimValue is the active key's value: the holder's run id and when it
+// claimed (so a claim whose record is not written yet is told from one left
+// by a crash).
+func claimValue(id string, at time.Time) []byte {
+	return []byte(id + " " + strconv.FormatInt(at.UnixNano(), 10))
+}
+
+// parseClaim reads a claimValue; an empty value is a free claim.
+func parseClaim(v []byte) (id string, at time.Time) {
+	id, ns, _ := strings.Cut(string(v), " ")
+	n, _ := strconv.ParseInt(ns, 10, 64)
+	return id, time.Unix(0, n)
+}
+
 // claim makes id the agent's active run, unless another run that has not
-// ended holds it.
+// ended holds it. A holder whose record does not exist yet is being
+// admitted by a concurrent Submit (claim comes before the record) and
+// holds the claim for claimGrace.
 func (r *Runner) claim(ctx context.Context, agent, id string) error {
 	key := activeKey(agent)
 	for range maxUpdateRetries {
-		_, err := r.kv.Create(ctx, key, []byte(id))
+		_, err := r.kv.Create(ctx, key, claimValue(id, r.now()))
 		if err == nil {
 			return nil
 		}
@@ -301,12 +324,17 @@ func (r *Runner) claim(ctx context.Context, agent, id string) error {
 		if err != nil {
 			return fmt.Errorf("pipeline claim %s: %w", agent, err)
 		}
-		holder := string(e.Value)
-		rec, _, lerr := r.load(ctx, holder)
-		if lerr == nil && !rec.Run.Terminal() {
-			return api.Errorf(api.KindConflict, "agent %s has run %s in progress (%s at %s); wait for it or cancel it", agent, holder, rec.Run.State, rec.Run.Stage)
+		holder, at := parseClaim(e.Value)
+		if holder != "" {
+			rec, _, lerr := r.load(ctx, holder)
+			switch {
+			case lerr == nil && !rec.Run.Terminal():
+				return api.Errorf(api.KindConflict, "agent %s has run %s in progress (%s at %s); wait for it or cancel it", agent, holder, rec.Run.State, rec.Run.Stage)
+			case api.IsKind(lerr, api.KindNotFound) && r.now().Sub(at) < claimGrace:
+				return api.Errorf(api.KindConflict, "agent %s has run %s being admitted; try again in a moment", agent, holder)
+			}
 		}
-		if _, err := r.kv.Update(ctx, key, []byte(id), e.Revision); err == nil {
+		if _, err := r.kv.Update(ctx, key, claimValue(id, r.now()), e.Revision); err == nil {
 			return nil
 		} else if !errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("pipeline claim %s: %w", agent, err)
@@ -318,7 +346,7 @@ func (r *Runner) claim(ctx context.Context, agent, id string) error {
 // unclaim frees the agent's active slot if id holds it.
 func (r *Runner) unclaim(ctx context.Context, agent, id string) {
 	e, err := r.kv.Get(ctx, activeKey(agent))
-	if err != nil || string(e.Value) != id {
+	if holder, _ := parseClaim(e.Value); err != nil || holder != id {
 		return
 	}
 	_, _ = r.kv.Update(ctx, activeKey(agent), nil, e.Revision) // empty: free (claim finds no run)

@@ -219,6 +219,41 @@ func TestRunsForOneAgentRace(t *testing.T) {
 	}
 }
 
+// TestClaimWithoutRecordClass: a claim whose run record is not written yet
+// holds for claimGrace (a Submit between claim and record), so a second
+// Submit is a conflict; a claim left by a crash before its record (older
+// than claimGrace) and an unreadable holder do not block the agent.
+func TestClaimWithoutRecordClass(t *testing.T) {
+	ctx := context.Background()
+	e := openEnv(t, t.TempDir())
+	e.start(t)
+	for i, c := range []struct {
+		name  string
+		value []byte
+		admit bool
+	}{
+		{"being admitted", claimValue(newRunID(), time.Now()), false},
+		{"left by a crash", claimValue(newRunID(), time.Now().Add(-2*claimGrace)), true},
+		{"garbage holder", []byte("not a run id"), true},
+		{"old format", []byte(newRunID()), true},
+	} {
+		agent := fmt.Sprintf("claim%d", i)
+		if _, err := e.runner.kv.Put(ctx, activeKey(agent), c.value); err != nil {
+			t.Fatal(err)
+		}
+		run, err := e.runner.Submit(ctx, Submission{Bundle: helloBundle(t, agent, "v1", nil, nil), Principal: alice})
+		if c.admit && err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if !c.admit && !isKind(err, api.KindConflict) {
+			t.Errorf("%s: got %v, want a conflict", c.name, err)
+		}
+		if err == nil {
+			e.wait(t, run.ID)
+		}
+	}
+}
+
 // TestRunInputRefusedClass: bad submissions and reviews are 4xx problems
 // naming the field.
 func TestRunInputRefusedClass(t *testing.T) {
