@@ -62,6 +62,9 @@ type Daemon struct {
 	proxy    *egress.Proxy
 	sec      *security.Security // identity, authorization, secrets, audit, approvals
 	sessions *session.Manager
+	// env are the env.<name> services the parts before "sessions" build;
+	// startSessions hands them to the session manager.
+	env map[string]session.Service
 	// sandboxes is set by startSandboxes (sandbox.go).
 	sandboxes *sandboxParts
 	// sandboxDir is security's SandboxDirectory over sandboxes.

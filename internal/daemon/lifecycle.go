@@ -128,9 +128,10 @@ func (d *Daemon) closeRuntime(ctx context.Context) error {
 }
 
 // newSessions builds the session manager (it starts nothing yet). It
-// comes before security, which reads agents from it; startSessions gives
-// it security's fetcher and deploy authorizer before it starts.
+// comes before security, the toolbox and sandboxes, which read agents and
+// call sessions through it; startSessions hands it what they built.
 func (d *Daemon) newSessions(ctx context.Context) error {
+	d.env = map[string]session.Service{}
 	var err error
 	d.sessions, err = session.New(ctx, session.Config{
 		Store: d.store, Runtime: d.runtime,
@@ -178,14 +179,18 @@ func (d *Daemon) closeProxy(context.Context) error {
 	return nil
 }
 
-// startSessions binds the session manager to security and the proxy and
-// starts it.
+// startSessions starts the session manager with its bindings: security,
+// the egress proxy and the env services the parts before it built
+// (session.Bindings: the one hand-over of the parts built after it).
 func (d *Daemon) startSessions(ctx context.Context) error {
-	d.sessions.SetFetcher(d.sec.SessionFetcher(d.proxy)) // fetch(): session → security → egress proxy
-	d.sessions.SetDeployAuthorizer(sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: d.sec}))
-	d.sessions.SetIdentity(d.sec) // session SVIDs at activation
-	d.sessions.SetFlow(d.sec)     // labels follow calls between sessions
-	if err := d.sessions.Start(ctx); err != nil {
+	err := d.sessions.Start(ctx, session.Bindings{
+		Fetcher:          d.sec.SessionFetcher(d.proxy), // fetch(): session → security → egress proxy
+		Services:         d.env,                         // env.tools, env.sandbox, env.ai
+		DeployAuthorizer: sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: d.sec}),
+		Identity:         d.sec, // session SVIDs at activation
+		Flow:             d.sec, // labels follow calls between sessions
+	})
+	if err != nil {
 		return fmt.Errorf("start sessions: %w", err)
 	}
 	return nil

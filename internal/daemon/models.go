@@ -66,6 +66,6 @@ func (d *Daemon) startModels(ctx context.Context) error {
 	}
 	d.models = gw
 	modelgwhttp.New(modelgwhttp.Config{Gateway: gw, Caller: d.sec.ModelCaller}).Routes(d.router)
-	d.sessions.SetService("ai", modelgw.NewEnv(gw, d.sec.TrustDomain(), d.log.With("component", "models")))
+	d.env["ai"] = modelgw.NewEnv(gw, d.sec.TrustDomain(), d.log.With("component", "models"))
 	return nil
 }

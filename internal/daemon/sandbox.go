@@ -39,7 +39,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	off := func(reason error) {
 		log.Warn("sandboxes disabled", "reason", reason)
 		sandboxhttp.New(sandboxhttp.Config{Unavailable: reason, Logger: log}).Routes(d.router)
-		d.sessions.SetService("sandbox", sandboxenv.New(sandboxenv.Config{Unavailable: reason}))
+		d.env["sandbox"] = sandboxenv.New(sandboxenv.Config{Unavailable: reason})
 	}
 	if err := process.Available(); err != nil {
 		off(err)
@@ -93,7 +93,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 			return sid
 		}}).Routes(d.router)
 	parts.env = sandboxenv.Config{Manager: parts.manager, Security: d.sec, Agents: d.sessions, Logger: log}
-	d.sessions.SetService("sandbox", sandboxenv.New(parts.env))
+	d.env["sandbox"] = sandboxenv.New(parts.env)
 	names := make([]string, len(parts.tiers))
 	for i, t := range parts.tiers {
 		names[i] = t.Name()

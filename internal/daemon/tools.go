@@ -70,7 +70,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 	d.tools.box = tb
 	d.tools.mcp = mcpserver.New(mcpserver.Config{Toolbox: tb, Version: version.Get().Version, Logger: log,
 		Authenticate: d.toolCallerOf})
-	d.sessions.SetService("tools", toolenv.New(tb, d.sec.TrustDomain()))
+	d.env["tools"] = toolenv.New(tb, d.sec.TrustDomain())
 	toolboxhttp.New(toolboxhttp.Config{Toolbox: tb, MCP: d.tools.mcp, Authenticate: d.toolCallerOf,
 		Caller: d.toolCaller}).Routes(d.router)
 	return nil

@@ -106,7 +106,7 @@ func openEnvErr(ctx context.Context, t testing.TB, dir string, opts ...envOption
 	if e.sessions, err = session.New(ctx, session.Config{Store: st, Runtime: testRuntime, JanitorInterval: 50 * time.Millisecond}); err != nil {
 		return nil, err
 	}
-	if err := e.sessions.Start(ctx); err != nil {
+	if err := e.sessions.Start(ctx, session.Bindings{}); err != nil {
 		return nil, err
 	}
 	if e.ledger, err = ledger.Open(ctx, st, lk, ledger.Options{}); err != nil {

@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	return &Controller{cfg: cfg, kv: kv, log: cfg.Logger}, nil
 }
 
-// Meter is the observer to give the session manager (SetObserver).
+// Meter is the observer to give the session manager (session.Bindings.Observer).
 func (c *Controller) Meter() *Meter { return c.cfg.Meter }
 
 // Starter is how the pipeline starts a rollout once a version is

@@ -108,8 +108,7 @@ func openOn(ctx context.Context, st *store.Store, th Thresholds, kept int) (*env
 	if err != nil {
 		return nil, err
 	}
-	m.SetObserver(c.Meter())
-	if err := m.Start(ctx); err != nil {
+	if err := m.Start(ctx, session.Bindings{Observer: c.Meter()}); err != nil {
 		return nil, err
 	}
 	return &env{st: st, m: m, l: l, c: c, clock: clock}, nil

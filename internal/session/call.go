@@ -118,14 +118,14 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 	if err := CheckAddr(agent, id); err != nil {
 		return isolate.Response{}, err
 	}
-	if m.flow == nil {
+	if m.b.Flow == nil {
 		return m.call(ctx, agent, id, req)
 	}
-	if err := m.flow.Enter(ctx, agent, id); err != nil {
+	if err := m.b.Flow.Enter(ctx, agent, id); err != nil {
 		return isolate.Response{}, err
 	}
 	resp, err := m.call(ctx, agent, id, req)
-	if ferr := m.flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
+	if ferr := m.b.Flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
 		return isolate.Response{}, ferr
 	}
 	return resp, err

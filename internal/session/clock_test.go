@@ -26,7 +26,7 @@ func TestSessionClockClass(t *testing.T) {
 	ctx := context.Background()
 	start := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC) // far from the wall clock
 	clk := &testClock{now: start}
-	m := openManager(t, t.TempDir(), func(c *Config) {
+	m := openManager(t, t.TempDir(), func(c *testConfig) {
 		c.Now = clk.Now
 		c.JanitorInterval = time.Hour // the test sweeps itself
 	})

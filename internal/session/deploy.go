@@ -156,14 +156,14 @@ func (m *Manager) readAgent(ctx context.Context, name string) (storedAgent, erro
 // answer from cur (pinned in the context), not from the watched copy, so
 // the decision is about the revision the compare-and-set replaces.
 func (m *Manager) authorizeDeploy(ctx context.Context, by Principal, name string, cur storedAgent) error {
-	if m.cfg.DeployAuthorizer == nil {
+	if m.b.DeployAuthorizer == nil {
 		return nil
 	}
 	if by.ID == "" {
 		return api.Errorf(api.KindUnauthenticated, "deploying agent %s needs an authenticated principal", name)
 	}
 	pctx := context.WithValue(ctx, pinKey{}, pinnedAgent{key: store.Key(name), agent: cur})
-	return m.cfg.DeployAuthorizer.AuthorizeDeploy(pctx, by, name)
+	return m.b.DeployAuthorizer.AuthorizeDeploy(pctx, by, name)
 }
 
 // pinKey carries a pinnedAgent in a context.

@@ -58,7 +58,7 @@ func TestDeployAuthorizerClass(t *testing.T) {
 	}
 
 	authz := &recordingAuthz{}
-	m := openManager(t, t.TempDir(), func(c *Config) { c.DeployAuthorizer = authz })
+	m := openManager(t, t.TempDir(), func(c *testConfig) { c.DeployAuthorizer = authz })
 	authz.m = m
 	if _, err := m.Deploy(ctx, Principal{}, b("a", "x")); !api.IsKind(err, api.KindUnauthenticated) {
 		t.Fatalf("deploy without a principal: %v", err)

@@ -14,6 +14,3 @@ type Flow interface {
 	Enter(ctx context.Context, agent, id string) error
 	Leave(ctx context.Context, agent, id string) error
 }
-
-// SetFlow installs the label flow; call before Start.
-func (m *Manager) SetFlow(f Flow) { m.flow = f }

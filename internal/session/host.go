@@ -192,7 +192,7 @@ func (h *callHost) DeleteAlarm() error {
 
 func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Response, error) {
 	defer h.timed(h.enter())
-	if h.m.cfg.Fetcher == nil {
+	if h.m.b.Fetcher == nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: outbound requests are disabled on this node", req.URL)
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, bytes.NewReader(req.Body))
@@ -202,7 +202,7 @@ func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Resp
 	for _, kv := range req.Headers {
 		hr.Header.Add(kv[0], kv[1])
 	}
-	resp, err := h.m.cfg.Fetcher.Fetch(ctx, h.caller(), hr)
+	resp, err := h.m.b.Fetcher.Fetch(ctx, h.caller(), hr)
 	if err != nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: %w", req.URL, err)
 	}

@@ -46,7 +46,7 @@ export default { async fetch(request, env) {
 // session's own refusals (state keys and values over their limits) and a
 // service's plain errors are plain Errors with their text.
 func TestEnvBindingErrorClass(t *testing.T) {
-	m := openManager(t, t.TempDir(), func(c *Config) {
+	m := openManager(t, t.TempDir(), func(c *testConfig) {
 		c.Services = map[string]Service{
 			"tools": scriptedService{
 				"call":   &isolate.HostError{Name: "TypeError", Message: "env.tools.call(name, args) needs a tool name"},

@@ -16,26 +16,13 @@ type Identity interface {
 	Release(agent, session string)
 }
 
-// SetIdentity installs the identity provider; call before Start.
-func (m *Manager) SetIdentity(id Identity) { m.identity = id }
-
-// SetFetcher installs the Fetcher of outbound fetch() (Config.Fetcher);
-// SetDeployAuthorizer installs Config.DeployAuthorizer. Call them before
-// Start: they are for a composition root whose egress path and authorizer
-// are built after the manager (security reads agents from it), so that a
-// session's fetch goes straight to them.
-func (m *Manager) SetFetcher(f Fetcher) { m.cfg.Fetcher = f }
-
-// SetDeployAuthorizer: see SetFetcher.
-func (m *Manager) SetDeployAuthorizer(a DeployAuthorizer) { m.cfg.DeployAuthorizer = a }
-
 // attachIdentity gives an activating session its identity; s.mu held.
 func (m *Manager) attachIdentity(ctx context.Context, s *session) error {
 	s.spiffeID = ""
-	if m.identity == nil {
+	if m.b.Identity == nil {
 		return nil
 	}
-	id, err := m.identity.Activate(ctx, s.callerBase())
+	id, err := m.b.Identity.Activate(ctx, s.callerBase())
 	if err != nil {
 		return api.Errorf(api.KindSessionCrashed, "session %s/%s identity: %v", s.key.agent, s.key.id, err)
 	}
@@ -45,8 +32,8 @@ func (m *Manager) attachIdentity(ctx context.Context, s *session) error {
 
 // releaseIdentity drops a session's identity as it leaves memory; s.mu held.
 func (m *Manager) releaseIdentity(s *session) {
-	if m.identity != nil && s.spiffeID != "" {
-		m.identity.Release(s.key.agent, s.key.id)
+	if m.b.Identity != nil && s.spiffeID != "" {
+		m.b.Identity.Release(s.key.agent, s.key.id)
 		s.spiffeID = ""
 	}
 }

@@ -30,7 +30,7 @@ func loopAfter(unixNanos int64) string {
 func TestAgentInitLimitClass(t *testing.T) {
 	// Limits leave room for a slow machine (-race, other load): only the
 	// runaway cases may run into them.
-	m := openManager(t, t.TempDir(), func(c *Config) { c.InitTimeout = 5 * time.Second })
+	m := openManager(t, t.TempDir(), func(c *testConfig) { c.InitTimeout = 5 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	good := deploy(t, m, `{"name":"init","entry":"agent.js"}`, `export default { fetch() { return new Response("v1") } }`)

@@ -55,11 +55,6 @@ type Service interface {
 type Config struct {
 	Store   *store.Store
 	Runtime *isolate.Runtime
-	// Fetcher carries outbound fetch(); nil refuses every fetch.
-	Fetcher Fetcher
-	// Services are the env.<name> services by name; a missing one answers
-	// a NotSupportedError. Set them before Start or with SetService.
-	Services map[string]Service
 	// MemoryBudget caps the linear memory of all live isolates together;
 	// least recently used sessions are hibernated past it (default 4 GiB).
 	MemoryBudget int64
@@ -74,9 +69,6 @@ type Config struct {
 	// _initialize, a template build, an activation) below the manifest's
 	// wall_ms (default DefaultInitTimeout).
 	InitTimeout time.Duration
-	// DeployAuthorizer, if set, authorizes every Deploy inside its
-	// compare-and-set (deploy.go); nil authorizes every deployer.
-	DeployAuthorizer DeployAuthorizer
 	// Now is the clock of every timestamp, idle and alarm decision (default
 	// time.Now). Elapsed-time measurements (CPU accounting, trim pacing)
 	// use the monotonic clock instead.
@@ -88,8 +80,10 @@ type sessKey struct{ agent, id string }
 
 // Manager owns every live session of this node.
 type Manager struct {
-	cfg      Config
-	services sync.Map // name -> Service
+	cfg Config
+	// b are the parts built after the Manager, handed over once by Start
+	// and read-only after it (bindings.go).
+	b Bindings
 	// agentCache mirrors the agents bucket (agentcache.go).
 	agentCache agentCache
 	log        *slog.Logger
@@ -118,13 +112,10 @@ type Manager struct {
 	trims  atomic.Int64
 	// lastActivation is when the latest activation started (UnixNano).
 	lastActivation atomic.Int64
-	identity       Identity // nil: sessions have no workload identity
-	flow           Flow     // nil: labels do not follow calls (flow.go)
 	closeErr       error
 	// routeMu serialises SetRouting and DeleteVersion on this node
-	// (routing.go); observer sees every call's outcome (observe.go).
-	routeMu  sync.Mutex
-	observer Observer
+	// (routing.go).
+	routeMu sync.Mutex
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
@@ -176,9 +167,6 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now,
 		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
-	for name, svc := range cfg.Services {
-		m.SetService(name, svc)
-	}
 	var err error
 	kv := func(name, desc string, maxValue int32) store.KV {
 		if err != nil {
@@ -208,8 +196,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Start loads scheduled alarms and starts the janitor.
-func (m *Manager) Start(ctx context.Context) error {
+// Start takes the manager's bindings (bindings.go), loads scheduled alarms
+// and starts the janitor.
+func (m *Manager) Start(ctx context.Context, b Bindings) error {
+	m.b = b
 	if err := m.alarms.load(ctx); err != nil {
 		return err
 	}
@@ -473,22 +463,4 @@ func (m *Manager) trimLocked(s *session) {
 	}
 	s.trimmed.Store(true)
 	m.trims.Add(1)
-}
-
-// SetService makes svc reachable from agent code as env.<name>; nil removes
-// it. Safe to call while sessions run.
-func (m *Manager) SetService(name string, svc Service) {
-	if svc == nil {
-		m.services.Delete(name)
-		return
-	}
-	m.services.Store(name, svc)
-}
-
-func (m *Manager) service(name string) Service {
-	v, ok := m.services.Load(name)
-	if !ok {
-		return nil
-	}
-	return v.(Service)
 }

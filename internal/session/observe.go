@@ -38,15 +38,11 @@ type ObserverFunc func(Outcome)
 // Observe calls f.
 func (f ObserverFunc) Observe(o Outcome) { f(o) }
 
-// SetObserver makes obs see every call's outcome; nil stops it. Set it
-// before Start.
-func (m *Manager) SetObserver(obs Observer) { m.observer = obs }
-
 // observe reports one call of version digest to the observer, if any.
 // Failures before a version ran (bad input, an unknown agent) are not
 // reported: they say nothing about the version.
 func (m *Manager) observe(agent, digest string, start time.Time, status int, err error) {
-	if m.observer == nil || digest == "" {
+	if m.b.Observer == nil || digest == "" {
 		return
 	}
 	o := Outcome{Agent: agent, Version: digest, Duration: time.Since(start), Status: status, Failed: status >= 500}
@@ -58,7 +54,7 @@ func (m *Manager) observe(agent, digest string, start time.Time, status int, err
 			o.Failed = failureKind(p.Kind())
 		}
 	}
-	m.observer.Observe(o)
+	m.b.Observer.Observe(o)
 }
 
 // failureKind reports whether a call that ended in a problem of kind k

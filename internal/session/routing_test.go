@@ -242,8 +242,9 @@ func TestRoutingHostileClass(t *testing.T) {
 func TestObserverOutcomeClass(t *testing.T) {
 	var mu sync.Mutex
 	var seen []Outcome
-	m := openManager(t, t.TempDir())
-	m.SetObserver(ObserverFunc(func(o Outcome) { mu.Lock(); seen = append(seen, o); mu.Unlock() }))
+	m := openManager(t, t.TempDir(), func(c *testConfig) {
+		c.Observer = ObserverFunc(func(o Outcome) { mu.Lock(); seen = append(seen, o); mu.Unlock() })
+	})
 	v1 := deploy(t, m, routedManifest, versionJS("v1")).Digest
 	slow := `export default { async fetch() { for (;;) {} } };`
 	cases := []struct {

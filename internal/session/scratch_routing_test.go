@@ -20,8 +20,9 @@ func TestScratchIgnoresRoutingClass(t *testing.T) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var seen []Outcome
-	m := openManager(t, t.TempDir())
-	m.SetObserver(ObserverFunc(func(o Outcome) { mu.Lock(); seen = append(seen, o); mu.Unlock() }))
+	m := openManager(t, t.TempDir(), func(c *testConfig) {
+		c.Observer = ObserverFunc(func(o Outcome) { mu.Lock(); seen = append(seen, o); mu.Unlock() })
+	})
 	v1 := deploy(t, m, routedManifest, versionJS("v1")).Digest
 	v2 := addVersion(t, m, routedManifest, versionJS("v2"))
 	b, err := bundle.FromFiles(map[string][]byte{"agent.json": []byte(routedManifest), "agent.js": []byte(versionJS("v3"))})

@@ -52,21 +52,29 @@ func newFetcher(t testing.TB) Fetcher {
 	return loopbackFetcher{p}
 }
 
-func openManager(t testing.TB, dir string, opts ...func(*Config)) *Manager {
+// testConfig is what a test may change of a manager: its Config and the
+// Bindings it starts with.
+type testConfig struct {
+	Config
+	Bindings
+}
+
+func openManager(t testing.TB, dir string, opts ...func(*testConfig)) *Manager {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Options{Dir: dir, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Store: st, Runtime: testRuntime, Fetcher: newFetcher(t), JanitorInterval: 50 * time.Millisecond}
+	cfg := testConfig{Config: Config{Store: st, Runtime: testRuntime, JanitorInterval: 50 * time.Millisecond},
+		Bindings: Bindings{Fetcher: newFetcher(t)}}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	m, err := New(context.Background(), cfg)
+	m, err := New(context.Background(), cfg.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start(context.Background()); err != nil {
+	if err := m.Start(context.Background(), cfg.Bindings); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

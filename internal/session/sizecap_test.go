@@ -69,7 +69,7 @@ func responseWAT(pages, n int) string {
 // bounded amount on the host.
 func TestBodySizeCapClass(t *testing.T) {
 	const limit = 1 << 20
-	m := openManager(t, t.TempDir(), func(c *Config) { c.Runtime = capRuntime(t, limit) })
+	m := openManager(t, t.TempDir(), func(c *testConfig) { c.Runtime = capRuntime(t, limit) })
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(bytes.Repeat([]byte("u"), 3<<20))
 	}))
@@ -150,7 +150,7 @@ func TestBodySizeCapClass(t *testing.T) {
 // costs the host (B/op): it is refused by its length, so the host never
 // holds the body.
 func BenchmarkOversizedResponseRefused(b *testing.B) {
-	m := openManager(b, b.TempDir(), func(c *Config) { c.Runtime = capRuntime(b, 1<<20) })
+	m := openManager(b, b.TempDir(), func(c *testConfig) { c.Runtime = capRuntime(b, 1<<20) })
 	deploy(b, m, `{"name":"big","entry":"agent.js","limits":{"memory_mib":256,"cpu_ms":20000,"wall_ms":30000,"idle_seconds":3600}}`, bigJS)
 	b.ReportAllocs()
 	for b.Loop() {

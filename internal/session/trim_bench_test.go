@@ -13,7 +13,7 @@ import (
 // and reports the process RSS they add, per session, right after (some
 // already trimmed) and once every fresh-session trim has run.
 func BenchmarkLiveSessionMemory(b *testing.B) {
-	m := openManager(b, b.TempDir(), func(c *Config) { c.TrimAfter = time.Hour })
+	m := openManager(b, b.TempDir(), func(c *testConfig) { c.TrimAfter = time.Hour })
 	deploy(b, m, counterManifest, `export default { fetch() { return new Response("hello") } }`)
 	mustCall(b, m, "counter", "warm", "/")
 	const n = 200

@@ -173,7 +173,7 @@ func TestWasmDeployErrors(t *testing.T) {
 // that activated it and again once quiet after later requests, and that
 // a trimmed session keeps its globals, also through hibernation.
 func TestIdleSessionsTrimmed(t *testing.T) {
-	m := openManager(t, t.TempDir(), func(c *Config) { c.TrimAfter = 100 * time.Millisecond })
+	m := openManager(t, t.TempDir(), func(c *testConfig) { c.TrimAfter = 100 * time.Millisecond })
 	deploy(t, m, counterManifest, counterJS)
 	waitTrims := func(n int64) {
 		t.Helper()

@@ -43,7 +43,7 @@ func openManager(t testing.TB) *session.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start(context.Background()); err != nil {
+	if err := m.Start(context.Background(), session.Bindings{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()); _ = st.Close() })

@@ -70,7 +70,7 @@ func setup(t *testing.T) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sm.Start(ctx); err != nil {
+	if err := sm.Start(ctx, session.Bindings{}); err != nil {
 		t.Fatal(err)
 	}
 	skey, _, err := ledger.GenerateKey("t/ledger")

@@ -90,7 +90,7 @@ func setup(t testing.TB) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Start(ctx); err != nil {
+	if err := m.Start(ctx, session.Bindings{}); err != nil {
 		t.Fatal(err)
 	}
 	rt := httpapi.NewRouter(httpapi.Options{Auth: tokens{}, Authz: owners{"shop": "alice", "other": "mallory"}, MaxBodyBytes: 1 << 16})

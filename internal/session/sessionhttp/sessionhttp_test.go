@@ -121,13 +121,12 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	authz := &ownerAuthz{}
-	m, err := session.New(ctx, session.Config{Store: st, Runtime: testRuntime(t),
-		DeployAuthorizer: sessionhttp.AuthorizeDeploys(authz)})
+	m, err := session.New(ctx, session.Config{Store: st, Runtime: testRuntime(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	authz.m = m
-	if err := m.Start(ctx); err != nil {
+	if err := m.Start(ctx, session.Bindings{DeployAuthorizer: sessionhttp.AuthorizeDeploys(authz)}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
