@@ -32,7 +32,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
-	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -187,7 +186,7 @@ func (s *Service) run(ctx context.Context, c session.Caller, req sandboxRun) (*s
 		return nil, err
 	}
 	id := sandbox.NewID()
-	if err := s.authorize(ctx, c, sandboxhttp.ActionCreate, id); err != nil {
+	if err := s.authorize(ctx, c, sandbox.ActionCreate, id); err != nil {
 		return nil, err
 	}
 	info, ok, err := s.cfg.Agents.AgentInfo(ctx, c.Agent)
@@ -249,7 +248,7 @@ func (s *Service) exec(ctx context.Context, c session.Caller, req sandboxRun) (*
 	if err := checkRun(req); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(ctx, c, sandboxhttp.ActionExec, req.ID); err != nil {
+	if err := s.authorize(ctx, c, sandbox.ActionExec, req.ID); err != nil {
 		return nil, err
 	}
 	sb, err := s.cfg.Manager.Get(req.ID)
@@ -263,7 +262,7 @@ func (s *Service) delete(ctx context.Context, c session.Caller, id string) error
 	if id == "" {
 		return &isolate.HostError{Name: "TypeError", Message: "env.sandbox.delete needs a sandbox id"}
 	}
-	if err := s.authorize(ctx, c, sandboxhttp.ActionDelete, id); err != nil {
+	if err := s.authorize(ctx, c, sandbox.ActionDelete, id); err != nil {
 		return err
 	}
 	if err := s.cfg.Manager.Delete(ctx, id); err != nil {

@@ -85,16 +85,16 @@ func New(cfg Config) *Handler {
 
 const tag = "sandboxes"
 
-// Authorization actions of the sandbox routes; the resource is
-// Sandbox::"<id>" (the platform for create and list).
+// Authorization actions of the sandbox routes (sandbox.Action*, shared
+// with env.sandbox and the run_code tool).
 const (
-	ActionCreate = "sandbox.create"
-	ActionList   = "sandbox.list"
-	ActionRead   = "sandbox.read"   // show, processes, download, list, stat
-	ActionWrite  = "sandbox.write"  // upload, mkdir, remove files
-	ActionExec   = "sandbox.exec"   // exec, signal
-	ActionManage = "sandbox.manage" // extend, pause, resume
-	ActionDelete = "sandbox.delete"
+	ActionCreate = sandbox.ActionCreate
+	ActionList   = sandbox.ActionList
+	ActionRead   = sandbox.ActionRead
+	ActionWrite  = sandbox.ActionWrite
+	ActionExec   = sandbox.ActionExec
+	ActionManage = sandbox.ActionManage
+	ActionDelete = sandbox.ActionDelete
 )
 
 func sandboxResource(r *http.Request) httpapi.Resource {
