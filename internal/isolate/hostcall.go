@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -289,6 +290,16 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 			return s[:], nil
 		}
 		return nil, HostErrorf("NotSupportedError", "digest algorithm %q", argString(a, 0))
+	case "subtle":
+		return subtleCall(argString(a, 0), argString(a, 1), [][]byte{argBytes(a, 2), argBytes(a, 3), argBytes(a, 4), argBytes(a, 5)})
+	case "base64.encode":
+		return base64.StdEncoding.EncodeToString(argBytes(a, 0)), nil
+	case "base64.decode":
+		b, err := base64.StdEncoding.DecodeString(argString(a, 0))
+		if err != nil {
+			return nil, HostErrorf("DataCloneError", "bad base64: %v", err)
+		}
+		return b, nil
 	case "state.get":
 		val, ok, err := h.StateGet(argString(a, 0))
 		if err != nil || !ok {

@@ -16,8 +16,30 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 )
 
-//go:embed prelude.js
-var prelude string
+var (
+	//go:embed prelude.js
+	preludeJS string
+	//go:embed webcrypto.js
+	webcryptoJS string
+	//go:embed clone.js
+	cloneJS string
+
+	// prelude is prelude.js with the files it includes (a comment
+	// "/*include NAME*/" stands for the function expression in NAME).
+	prelude = preludeSource()
+)
+
+func preludeSource() string {
+	s := preludeJS
+	for name, src := range map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS} {
+		mark := "/*include " + name + "*/"
+		if strings.Count(s, mark) != 1 {
+			panic("isolate: prelude.js must include " + name + " exactly once")
+		}
+		s = strings.Replace(s, mark, strings.TrimSpace(src), 1)
+	}
+	return s
+}
 
 // Spec describes the code and limits of one isolate.
 type Spec struct {

@@ -82,7 +82,25 @@
   const enc = (s) => host("utf8.encode", s);
   const dec = (ab) => host("utf8.decode", ab, 0);
 
+  // ---- DOMException ----
+  const DOM_CODES = { __proto__: null, IndexSizeError: 1, NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12,
+    InvalidAccessError: 15, TypeMismatchError: 17, NetworkError: 19, AbortError: 20, TimeoutError: 23, DataCloneError: 25 };
+  let DOMException = globalThis.DOMException;
+  if (typeof DOMException !== "function") {
+    DOMException = class DOMException extends Error {
+      constructor(message = "", name = "Error") {
+        super(String(message));
+        Object.defineProperty(this, "name", { value: String(name), writable: true, configurable: true });
+      }
+      get code() { return DOM_CODES[this.name] || 0; }
+    };
+    def(globalThis, "DOMException", DOMException);
+  }
+
   // ---- crypto ----
+  const webcrypto = /*include webcrypto.js*/(host, toAB, enc, DOMException);
+  def(globalThis, "CryptoKey", webcrypto.CryptoKey);
+  def(globalThis, "SubtleCrypto", webcrypto.SubtleCrypto);
   const crypto = {
     getRandomValues(arr) {
       if (!ArrayBuffer.isView(arr) || arr instanceof Float32Array || arr instanceof Float64Array) {
@@ -99,12 +117,7 @@
       const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
       return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
     },
-    subtle: {
-      async digest(alg, data) {
-        const name = typeof alg === "string" ? alg : alg && alg.name;
-        return host("digest", String(name), toAB(typeof data === "string" ? enc(data) : data));
-      },
-    },
+    subtle: webcrypto.subtle,
   };
   def(globalThis, "crypto", crypto);
 
@@ -126,9 +139,8 @@
   if (typeof globalThis.queueMicrotask !== "function") {
     def(globalThis, "queueMicrotask", (fn) => { Promise.resolve().then(fn); });
   }
-  if (typeof globalThis.structuredClone !== "function") {
-    def(globalThis, "structuredClone", (v) => (v === undefined ? undefined : JSON.parse(JSON.stringify(v))));
-  }
+  const sc = /*include clone.js*/((ab) => host("base64.encode", ab), (s) => host("base64.decode", String(s)), webcrypto.cloneKey, DOMException);
+  def(globalThis, "structuredClone", sc.structuredClone);
 
   // ---- timers: real time, within one call ----
   let timers = new Map(), nextTimerId = 1;
@@ -631,15 +643,28 @@
 
   // ---- env and the driver ----
   const json = (v) => { const s = JSON.stringify(v); if (s === undefined) throw new TypeError("value is not JSON-serializable"); return s; };
+  // env.state values are structured-clone values (clone.js encodeState):
+  // plain JSON is stored as its JSON text, anything else in an envelope.
+  const stateEnc = (v) => {
+    try { return sc.encodeState(v); } catch (e) {
+      if (e instanceof DOMException && e.name === "DataCloneError") throw new DOMException(`env.state: ${e.message}`, "DataCloneError");
+      throw e;
+    }
+  };
+  const stateDec = (s) => sc.decodeState(JSON.parse(s));
   const state = {
     async get(key) {
       if (Array.isArray(key)) { const m = new Map(); for (const k of key) { const v = await state.get(k); if (v !== undefined) m.set(k, v); } return m; }
       const s = host("state.get", String(key));
-      return s === undefined ? undefined : JSON.parse(s);
+      return s === undefined ? undefined : stateDec(s);
     },
     async put(key, value) {
-      if (key !== null && typeof key === "object") { for (const k of Object.keys(key)) host("state.put", k, json(key[k])); return; }
-      host("state.put", String(key), json(value));
+      if (key !== null && typeof key === "object") {
+        const vals = Object.keys(key).map((k) => [k, stateEnc(key[k])]);
+        for (const [k, v] of vals) host("state.put", k, v);
+        return;
+      }
+      host("state.put", String(key), stateEnc(value));
     },
     async delete(key) {
       if (Array.isArray(key)) { let n = 0; for (const k of key) { host("state.delete", String(k)); n++; } return n; }
@@ -650,7 +675,7 @@
       opts = opts || {};
       const rows = JSON.parse(host("state.list", String(opts.prefix || ""), Number(opts.limit || 0)));
       const m = new Map();
-      for (const [k, v] of rows) m.set(k, v);
+      for (const [k, v] of rows) m.set(k, sc.decodeState(v));
       return m;
     },
     async setAlarm(when) {
@@ -722,6 +747,9 @@
     if (res._text !== null) return meta + res._text;
     return [meta, res._bytes];
   }
+
+  sc.hostProtos.push(Request.prototype, Response.prototype, Headers.prototype, URL.prototype, URLSearchParams.prototype,
+    AbortSignal.prototype, AbortController.prototype, TextEncoder.prototype, TextDecoder.prototype);
 
   return {
     configure(cfg) {

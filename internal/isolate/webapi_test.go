@@ -142,7 +142,7 @@ func TestState(t *testing.T) {
 	} }`)
 	h := newMemHost()
 	got := get(t, iso, h, "http://x/")
-	want := `{"one":{"name":"ann"},"missing":true,"keys":["user:1","user:2"],"limited":1,"after":[["user:1",{"name":"ann"}]],"alarm":1893456000000,"noAlarm":null,"badPut":"TypeError"}`
+	want := `{"one":{"name":"ann"},"missing":true,"keys":["user:1","user:2"],"limited":1,"after":[["user:1",{"name":"ann"}]],"alarm":1893456000000,"noAlarm":null,"badPut":"DataCloneError"}`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
