@@ -216,7 +216,7 @@ func callExample(t *testing.T, c *client.Client, agent string, s step) (int, str
 	if s.body != "" {
 		body = strings.NewReader(s.body)
 	}
-	resp, err := c.Call(context.Background(), agent, "doc", s.method, s.path, body, nil)
+	resp, err := c.Call(context.Background(), agent, "doc", s.method, s.path, body, s.header)
 	if err != nil {
 		t.Fatalf("%s:%d: %v", agentAPIDoc, s.line, err)
 	}

@@ -19,6 +19,7 @@ import (
 //
 //	> GET /path                     a request (a body may follow the path)
 //	> GET /later   # until it matches   polled until the answer matches
+//	> X-Name: value                  a request header (after its call)
 //	< 200                            the expected status
 //	the expected body                (trimmed; "..." matches any text)
 //
@@ -36,6 +37,7 @@ type step struct {
 	line         int
 	method, path string
 	body         string
+	header       http.Header
 	poll         bool
 	status       int
 	want         string
@@ -102,6 +104,13 @@ func parseTranscript(b block) ([]step, error) {
 		case strings.HasPrefix(line, "> "):
 			req, comment, _ := strings.Cut(line[2:], "  # ")
 			f := strings.SplitN(strings.TrimSpace(req), " ", 3)
+			if name, value, ok := strings.Cut(strings.TrimSpace(req), ": "); ok && cur != nil && !inBody && cur.status == 0 && validHeaderName(name) {
+				if cur.header == nil {
+					cur.header = http.Header{}
+				}
+				cur.header.Add(name, value)
+				continue
+			}
 			if len(f) < 2 || !validMethod(f[0]) || !strings.HasPrefix(f[1], "/") {
 				return nil, fmt.Errorf("%d: want a call such as > GET /path or > POST /path {\"a\":1}", n)
 			}
@@ -137,6 +146,19 @@ func parseTranscript(b block) ([]step, error) {
 	return steps, nil
 }
 
+// validHeaderName reports whether s is an HTTP header name (a token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
 func validMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead:
@@ -163,7 +185,8 @@ var exampleCases = []struct {
 	err        string
 }{
 	{"one", "```json\n{\"name\": \"a\", \"entry\": \"index.js\"}\n```\n```js\nexport default {}\n```\n```text\n> GET /\n< 200\nhi\n```\n", 1, ""},
-	{"lib", "```json\n{\"name\": \"a\", \"entry\": \"index.js\"}\n```\n```js\nx\n```\n```js\n// file: lib.js\ny\n```\n```text\n> POST /p {\"a\": 1}  # until it matches\n< 201\n```\n", 1, ""},
+	{"lib", "```json\n{\"name\": \"a\", \"entry\": \"index.js\"}\n```\n```js\nx\n```\n```js\n// file: lib.js\ny\n```\n```text\n> POST /p {\"a\": 1}  # until it matches\n> X-Sig: sha256=ab\n< 201\n```\n", 1, ""},
+	{"header first", "```json\n{\"name\": \"a\", \"entry\": \"index.js\"}\n```\n```js\nx\n```\n```text\n> X-Sig: 1\n> GET /\n< 200\n```\n", 0, "want a call"},
 	{"shown json", "```json\n{\"x\": 1}\n```\n\ntext\n", 0, ""},
 	{"lone js", "```js\nx\n```\n", 0, "outside an example"},
 	{"bad manifest", "```json\n{\"name\": \"A\", \"entry\": \"index.js\"}\n```\n```js\nx\n```\n", 0, "example manifest"},
@@ -191,7 +214,7 @@ func TestParseExamples(t *testing.T) {
 	}
 	exs, _ := parseExamples("x.md", exampleCases[1].text)
 	s := exs[0].steps[0]
-	if s.method != "POST" || s.path != "/p" || s.body != `{"a": 1}` || !s.poll || s.status != 201 || len(exs[0].files) != 3 {
+	if s.method != "POST" || s.path != "/p" || s.body != `{"a": 1}` || !s.poll || s.status != 201 || len(exs[0].files) != 3 || s.header.Get("X-Sig") != "sha256=ab" {
 		t.Fatalf("parsed %+v, files %d", s, len(exs[0].files))
 	}
 	for _, m := range []struct {
