@@ -218,8 +218,13 @@
       const s = plainJSON(value);
       if (s !== undefined) return s;
     }
-    const { v, o } = serialize(value, true);
-    return JSON.stringify({ [ENVELOPE]: 1, v, o });
+    try {
+      const { v, o } = serialize(value, true);
+      return JSON.stringify({ [ENVELOPE]: 1, v, o });
+    } catch (e) {
+      if (e instanceof DOMException && e.name === "DataCloneError") throw fail(`env.state: ${e.message}`);
+      throw e;
+    }
   }
   function decodeState(v) {
     if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, ENVELOPE)) {

@@ -3,7 +3,9 @@
 // It owns: the wazero runtime and its on-disk compilation cache, the embedded
 // QuickJS-NG engine (see package quickjs) and the Go glue that drives it, the
 // JavaScript prelude that gives agent modules web-standard APIs (Request,
-// Response, Headers, URL, TextEncoder, crypto, timers, fetch, console), the
+// Response, Headers, URL, TextEncoder, crypto, timers, fetch, console), with
+// crypto.subtle (webcrypto.js over Go's crypto in webcrypto.go, keys kept in
+// the heap) and structuredClone (clone.js, also the env.state encoding), the
 // bridge from those APIs to a [Host], per-isolate limits (memory, stack,
 // CPU/wall time via context), heap snapshots with template deltas, and the
 // raw-wasm path ([Runtime.NewWasm]) for any WASI module speaking the ABI in

@@ -645,13 +645,7 @@
   const json = (v) => { const s = JSON.stringify(v); if (s === undefined) throw new TypeError("value is not JSON-serializable"); return s; };
   // env.state values are structured-clone values (clone.js encodeState):
   // plain JSON is stored as its JSON text, anything else in an envelope.
-  const stateEnc = (v) => {
-    try { return sc.encodeState(v); } catch (e) {
-      if (e instanceof DOMException && e.name === "DataCloneError") throw new DOMException(`env.state: ${e.message}`, "DataCloneError");
-      throw e;
-    }
-  };
-  const stateDec = (s) => sc.decodeState(JSON.parse(s));
+  const stateEnc = sc.encodeState, stateDec = (s) => sc.decodeState(JSON.parse(s));
   const state = {
     async get(key) {
       if (Array.isArray(key)) { const m = new Map(); for (const k of key) { const v = await state.get(k); if (v !== undefined) m.set(k, v); } return m; }
