@@ -50,7 +50,7 @@ func runJSCases(t *testing.T, iso *Isolate, h Host, cases []jsCase) {
 	}
 }
 
-func harness(t *testing.T) *Isolate {
+func harness(t testing.TB) *Isolate {
 	t.Helper()
 	return newIsolate(t, jsHarness)
 }
