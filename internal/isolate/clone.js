@@ -1,5 +1,6 @@
-// clone.js: structured clone (structuredClone and the env.state value
-// encoding), included into prelude.js (see preludeSource in isolate.go).
+// clone.js: the structured clone algorithm behind structuredClone and the
+// env.state envelope (jsonclone.js). The prelude compiles it on first use
+// (host op "lib"), so a session that never needs it does not carry it.
 //
 // serialize turns a value into a JSON-shaped record graph and deserialize
 // rebuilds it, so one implementation serves both structuredClone (records
@@ -16,7 +17,7 @@
 // ["B", bytes] ArrayBuffer, ["V", type, buffer, byteOffset, length] typed
 // array or DataView, ["P", type, value] boxed primitive, ["K", key]
 // CryptoKey (memory only).
-(function (b64enc, b64dec, cloneKey, DOMException) {
+(function (b64enc, b64dec, cloneKey, DOMException, hostProtos) {
   "use strict";
   const fail = (msg) => new DOMException(msg, "DataCloneError");
   const VIEWS = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
@@ -24,9 +25,9 @@
     .filter((n) => typeof globalThis[n] === "function").map((n) => [n, globalThis[n]]);
   const ERRORS = { __proto__: null, Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError };
   // Objects whose state is not their own enumerable properties cannot be
-  // cloned; hostProtos are the prelude's classes (Request, Headers, ...).
+  // cloned; hostProtos are the prelude's classes' prototypes (Request,
+  // Headers, ...).
   const REFUSED = new Set(["WeakMap", "WeakSet", "WeakRef", "FinalizationRegistry", "Promise", "Generator", "AsyncGenerator", "Module", "SharedArrayBuffer"]);
-  const hostProtos = [];
   const tagOf = (v) => Object.prototype.toString.call(v).slice(8, -1);
 
   // serialize returns {v, o}: the encoded value and the object records.
@@ -167,71 +168,8 @@
     return dec(rec.v);
   }
 
-  function structuredClone(value, options) {
-    if (options && options.transfer && Array.from(options.transfer).length) throw fail("structuredClone: transfer is not supported");
-    const s = plainJSON(value);
-    return s !== undefined ? JSON.parse(s) : deserialize(serialize(value, false), false);
-  }
-
-  // ---- env.state values ----
-  // A value JSON represents exactly is stored as its JSON text, as before;
-  // anything else (Map, Date, undefined, -0, NaN, BigInt, a typed array,
-  // shared references, cycles, a prototype other than Object's, a top-level
-  // object with the key ENVELOPE) as {"__ac_sc": 1, "v": ..., "o": [...]}.
-  const ENVELOPE = "__ac_sc";
-  // plainJSON is JSON.stringify(value) when JSON represents value exactly
-  // (and JSON.parse gives it back), else undefined: a replacer looks at
-  // each raw value (before toJSON) and gives up at the first that JSON
-  // would change or drop: undefined, a function, a symbol, a BigInt, NaN,
-  // ±Infinity, -0, an array hole or extra property, a prototype other than
-  // Object's or Array's, a toJSON method, an object met twice (a cycle or
-  // a shared reference). Native JSON plus this check costs about two
-  // JSON.stringify calls; the record walk above costs ten.
-  const NOT_PLAIN = {};
-  function plainJSON(value) {
-    const seen = new Set();
-    function check(k, v) {
-      const raw = this[k];
-      switch (typeof raw) {
-        case "string": case "boolean": return v;
-        case "number": if (Number.isFinite(raw) && !Object.is(raw, -0)) return v; throw NOT_PLAIN;
-        case "object": break;
-        default: throw NOT_PLAIN;
-      }
-      if (raw === null) return v;
-      if (seen.has(raw)) throw NOT_PLAIN;
-      seen.add(raw);
-      const p = Object.getPrototypeOf(raw);
-      if (Array.isArray(raw)) {
-        if (p !== Array.prototype || Object.keys(raw).length !== raw.length) throw NOT_PLAIN;
-      } else if ((p !== Object.prototype && p !== null) || typeof raw.toJSON === "function") throw NOT_PLAIN;
-      return v;
-    }
-    try { return JSON.stringify(value, check); } catch (e) {
-      if (e === NOT_PLAIN || e instanceof RangeError) return undefined; // RangeError: too deep for native JSON
-      throw e;
-    }
-  }
-  function encodeState(value) {
-    const top = value !== null && typeof value === "object" && !Array.isArray(value);
-    if (!(top && Object.prototype.hasOwnProperty.call(value, ENVELOPE))) {
-      const s = plainJSON(value);
-      if (s !== undefined) return s;
-    }
-    try {
-      const { v, o } = serialize(value, true);
-      return JSON.stringify({ [ENVELOPE]: 1, v, o });
-    } catch (e) {
-      if (e instanceof DOMException && e.name === "DataCloneError") throw fail(`env.state: ${e.message}`);
-      throw e;
-    }
-  }
-  function decodeState(v) {
-    if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, ENVELOPE)) {
-      if (v[ENVELOPE] !== 1) throw fail(`stored value has ${ENVELOPE} ${JSON.stringify(v[ENVELOPE])}; this runtime reads version 1`);
-      return deserialize(v, true);
-    }
-    return v;
-  }
-  return { structuredClone, encodeState, decodeState, hostProtos };
+  // structuredClone is the record walk; jsonclone.js tries its JSON fast
+  // path first.
+  const structuredClone = (value) => deserialize(serialize(value, false), false);
+  return { structuredClone, serialize, deserialize };
 })

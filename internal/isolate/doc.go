@@ -5,7 +5,8 @@
 // JavaScript prelude that gives agent modules web-standard APIs (Request,
 // Response, Headers, URL, TextEncoder, crypto, timers, fetch, console), with
 // crypto.subtle (webcrypto.js over Go's crypto in webcrypto.go, keys kept in
-// the heap) and structuredClone (clone.js, also the env.state encoding), the
+// the heap) and structuredClone (clone.js and jsonclone.js, also the
+// env.state encoding), the
 // bridge from those APIs to a [Host], per-isolate limits (memory, stack,
 // CPU/wall time via context), heap snapshots with template deltas, and the
 // raw-wasm path ([Runtime.NewWasm]) for any WASI module speaking the ABI in

@@ -290,6 +290,12 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 			return s[:], nil
 		}
 		return nil, HostErrorf("NotSupportedError", "digest algorithm %q", argString(a, 0))
+	case "lib":
+		src, ok := preludeLibs[argString(a, 0)]
+		if !ok {
+			return nil, fmt.Errorf("no prelude library %q", argString(a, 0))
+		}
+		return src, nil
 	case "subtle":
 		return subtleCall(argString(a, 0), argString(a, 1), [][]byte{argBytes(a, 2), argBytes(a, 3), argBytes(a, 4), argBytes(a, 5)})
 	case "base64.encode":

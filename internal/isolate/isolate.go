@@ -19,6 +19,8 @@ import (
 var (
 	//go:embed prelude.js
 	preludeJS string
+	//go:embed jsonclone.js
+	jsonCloneJS string
 	//go:embed webcrypto.js
 	webcryptoJS string
 	//go:embed clone.js
@@ -27,11 +29,15 @@ var (
 	// prelude is prelude.js with the files it includes (a comment
 	// "/*include NAME*/" stands for the function expression in NAME).
 	prelude = preludeSource()
+
+	// preludeLibs are the sources the prelude compiles on first use (host
+	// op "lib"); each is a function expression.
+	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS}
 )
 
 func preludeSource() string {
 	s := preludeJS
-	for name, src := range map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS} {
+	for name, src := range map[string]string{"jsonclone.js": jsonCloneJS} {
 		mark := "/*include " + name + "*/"
 		if strings.Count(s, mark) != 1 {
 			panic("isolate: prelude.js must include " + name + " exactly once")

@@ -82,25 +82,22 @@
   const enc = (s) => host("utf8.encode", s);
   const dec = (ab) => host("utf8.decode", ab, 0);
 
-  // ---- DOMException ----
-  const DOM_CODES = { __proto__: null, IndexSizeError: 1, NotFoundError: 8, NotSupportedError: 9, InvalidStateError: 11, SyntaxError: 12,
-    InvalidAccessError: 15, TypeMismatchError: 17, NetworkError: 19, AbortError: 20, TimeoutError: 23, DataCloneError: 25 };
-  let DOMException = globalThis.DOMException;
-  if (typeof DOMException !== "function") {
-    DOMException = class DOMException extends Error {
-      constructor(message = "", name = "Error") {
-        super(String(message));
-        Object.defineProperty(this, "name", { value: String(name), writable: true, configurable: true });
-      }
-      get code() { return DOM_CODES[this.name] || 0; }
-    };
-    def(globalThis, "DOMException", DOMException);
-  }
+  // QuickJS-NG has DOMException; captured before agent code can replace it.
+  const DOMException = globalThis.DOMException;
 
   // ---- crypto ----
-  const webcrypto = /*include webcrypto.js*/(host, toAB, enc, DOMException);
-  def(globalThis, "CryptoKey", webcrypto.CryptoKey);
-  def(globalThis, "SubtleCrypto", webcrypto.SubtleCrypto);
+  // webcrypto.js and clone.js are compiled on first use (the host op "lib"
+  // answers their source): every object in the heap costs each session GC
+  // time and dirty pages, so sessions that never use them do not carry them.
+  const geval = eval;
+  let wc = null, cl = null;
+  const webcrypto = () => wc || (wc = geval(host("lib", "webcrypto.js"))(host, toAB, enc, DOMException));
+  const hostProtos = [];
+  const clone = () => cl || (cl = geval(host("lib", "clone.js"))((ab) => host("base64.encode", ab), (s) => host("base64.decode", String(s)),
+    (v) => (wc === null ? undefined : wc.cloneKey(v)), DOMException, hostProtos));
+  for (const name of ["CryptoKey", "SubtleCrypto"]) {
+    Object.defineProperty(globalThis, name, { get: () => webcrypto()[name], set(v) { def(globalThis, name, v); }, configurable: true });
+  }
   const crypto = {
     getRandomValues(arr) {
       if (!ArrayBuffer.isView(arr) || arr instanceof Float32Array || arr instanceof Float64Array) {
@@ -117,7 +114,7 @@
       const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
       return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
     },
-    subtle: webcrypto.subtle,
+    get subtle() { return webcrypto().subtle; },
   };
   def(globalThis, "crypto", crypto);
 
@@ -139,7 +136,7 @@
   if (typeof globalThis.queueMicrotask !== "function") {
     def(globalThis, "queueMicrotask", (fn) => { Promise.resolve().then(fn); });
   }
-  const sc = /*include clone.js*/((ab) => host("base64.encode", ab), (s) => host("base64.decode", String(s)), webcrypto.cloneKey, DOMException);
+  const sc = /*include jsonclone.js*/(clone, DOMException);
   def(globalThis, "structuredClone", sc.structuredClone);
 
   // ---- timers: real time, within one call ----
@@ -742,7 +739,7 @@
     return [meta, res._bytes];
   }
 
-  sc.hostProtos.push(Request.prototype, Response.prototype, Headers.prototype, URL.prototype, URLSearchParams.prototype,
+  hostProtos.push(Request.prototype, Response.prototype, Headers.prototype, URL.prototype, URLSearchParams.prototype,
     AbortSignal.prototype, AbortController.prototype, TextEncoder.prototype, TextDecoder.prototype);
 
   return {

@@ -1,6 +1,6 @@
-// webcrypto.js: crypto.subtle and CryptoKey, included into prelude.js (see
-// preludeSource in isolate.go). This file normalizes algorithms and
-// enforces usages and extractability as WebCrypto specifies; every
+// webcrypto.js: crypto.subtle and CryptoKey, compiled by the prelude on
+// first use (host op "lib", preludeLibs in isolate.go). It normalizes
+// algorithms and enforces usages and extractability as WebCrypto specifies; every
 // cryptographic operation is one host call, "subtle" (webcrypto.go), into
 // Go's crypto. A CryptoKey keeps its key material as an ArrayBuffer in a
 // WeakMap here, in the JS heap: it survives snapshots and hibernation, and
