@@ -95,9 +95,11 @@
 
   // deserialize makes every object's shell first, then fills them in.
   function deserialize(rec, json) {
-    const objs = Array.isArray(rec.o) ? rec.o : [], built = new Array(objs.length);
     const bad = (why) => { throw fail(`malformed structured-clone record: ${why}`); };
+    if (!("v" in rec) || !Array.isArray(rec.o)) bad("no value or no object list");
+    const objs = rec.o, built = new Array(objs.length);
     const list = (x) => (Array.isArray(x) ? x : bad("a list is not an array"));
+    const pairList = (x) => (list(x).length % 2 === 0 ? x : bad("a key-value list has an odd length"));
     function dec(e) {
       if (e === null || typeof e !== "object") return e;
       if (!Array.isArray(e)) bad("a value is an object");
@@ -111,8 +113,11 @@
     }
     // shell builds object i without its children; only a view reaches
     // further, to its buffer, which has none.
+    const BUILDING = {};
     function shell(i) {
+      if (built[i] === BUILDING) bad(`object ${i} refers to itself`);
       if (built[i] !== undefined) return built[i];
+      built[i] = BUILDING;
       const r = objs[i];
       if (!Array.isArray(r)) bad(`object ${i} is not a record`);
       let o;
@@ -123,7 +128,7 @@
         case "R": o = new RegExp(String(r[1]), String(r[2])); break;
         case "M": o = new Map(); break;
         case "S": o = new Set(); break;
-        case "B": o = json ? b64dec(r[1]) : r[1].slice(0); break;
+        case "B": o = json ? b64dec(typeof r[1] === "string" ? r[1] : bad("bytes are not base64")) : r[1].slice(0); break;
         case "V": {
           const t = VIEWS.find(([n]) => n === r[1]);
           if (!t) bad(`view type ${r[1]}`);
@@ -151,11 +156,11 @@
       const o = shell(i), r = objs[i];
       switch (r[0]) {
         case "O": case "A": {
-          const kv = list(r[0] === "O" ? r[1] : r[2]);
+          const kv = pairList(r[0] === "O" ? r[1] : r[2]);
           for (let j = 0; j + 1 < kv.length; j += 2) put(o, String(kv[j]), dec(kv[j + 1]));
           break;
         }
-        case "M": { const kv = list(r[1]); for (let j = 0; j + 1 < kv.length; j += 2) o.set(dec(kv[j]), dec(kv[j + 1])); break; }
+        case "M": { const kv = pairList(r[1]); for (let j = 0; j + 1 < kv.length; j += 2) o.set(dec(kv[j]), dec(kv[j + 1])); break; }
         case "S": for (const x of list(r[1])) o.add(dec(x)); break;
         case "E":
           for (const [k, x] of [["message", r[2]], ["stack", r[3]], ["cause", r[4]]]) {

@@ -1,7 +1,11 @@
 package isolate
 
 import (
+	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // cloneHelpers: dce runs f and answers the name of what it threw.
@@ -123,4 +127,87 @@ export default { async fetch(req, env) {
 			t.Errorf("refused value was stored under %s: %s", k, h.state[k])
 		}
 	}
+}
+
+// envelopeModule answers what env.state.get of the key in the query gives:
+// "ok <type>" or the name of the error it threw.
+const envelopeModule = `export default { async fetch(req, env) {
+	const key = new URL(req.url).searchParams.get("k");
+	try { const v = await env.state.get(key); return new Response("ok " + Object.prototype.toString.call(v)); }
+	catch (e) { return new Response(e.name); }
+} }`
+
+// hostileEnvelopes are stored values (as the state routes or a corrupt
+// store could write them) that look like envelopes but are not valid ones.
+var hostileEnvelopes = []string{
+	`{"__ac_sc":1}`,
+	`{"__ac_sc":1,"v":["r",5],"o":[]}`,
+	`{"__ac_sc":1,"v":["r",-1],"o":[]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["V","Uint8Array",["r",0],0,1]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["D",["r",0]]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["P","Number",["r",0]]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["V","Uint8Array",["r",1],0,1000000000],["B","AAAA"]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["V","Nope",["r",1],0,1],["B","AAAA"]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["V","Uint8Array",["r",1],0,1],["O",[]]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["B","!!!"]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["B",7]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["R","(",""]]}`,
+	`{"__ac_sc":1,"v":["b","x1"],"o":[]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["A",-1,[]]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["A",1e300,[]]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["O","notalist"]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["M",[["r",0],["r",0],1]]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["K",{}]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[["Z"]]}`,
+	`{"__ac_sc":1,"v":["r",0],"o":[null]}`,
+	`{"__ac_sc":1,"v":{"x":1},"o":[]}`,
+	`{"__ac_sc":1,"v":["q"],"o":[]}`,
+	`{"__ac_sc":"1","v":1}`,
+	`{"__ac_sc":2,"v":1}`,
+}
+
+// TestStateEnvelopeHostileClass: a malformed envelope in state reads as a
+// thrown error (DataCloneError, or the RangeError/SyntaxError a constructor
+// throws), never a crash, and the isolate stays usable.
+func TestStateEnvelopeHostileClass(t *testing.T) {
+	iso := newIsolate(t, envelopeModule)
+	h := newMemHost()
+	h.state["good"] = []byte(`{"__ac_sc":1,"v":["r",0],"o":[["M",[1,2]]]}`)
+	for i, v := range hostileEnvelopes {
+		k := "bad" + strconv.Itoa(i)
+		h.state[k] = []byte(v)
+		got := get(t, iso, h, "http://x/?k="+k)
+		if !strings.HasSuffix(got, "Error") {
+			t.Errorf("%s read as %q, want a thrown error", v, got)
+		}
+	}
+	if got := get(t, iso, h, "http://x/?k=good"); got != "ok [object Map]" {
+		t.Fatalf("after hostile envelopes: %q", got)
+	}
+}
+
+// FuzzStateEnvelope stores arbitrary JSON under a key and reads it back
+// through env.state.get: the read answers a value or a thrown error, never
+// a fatal isolate error.
+func FuzzStateEnvelope(f *testing.F) {
+	for _, v := range hostileEnvelopes {
+		f.Add(v)
+	}
+	f.Add(`{"__ac_sc":1,"v":["r",0],"o":[["O",["a",["r",1]]],["S",[1,["u"],["n","NaN"]]]]}`)
+	f.Add(`{"a":[1,{"b":null}]}`)
+	iso := newIsolate(f, envelopeModule)
+	f.Fuzz(func(t *testing.T, v string) {
+		if !json.Valid([]byte(v)) {
+			return
+		}
+		h := newMemHost()
+		h.state["k"] = []byte(v)
+		resp, err := iso.Fetch(ctxTimeout(t, 10*time.Second), Request{Method: "GET", URL: "http://x/?k=k"}, h)
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if resp.Status != 200 {
+			t.Fatalf("%s: status %d %s", v, resp.Status, resp.Body)
+		}
+	})
 }
