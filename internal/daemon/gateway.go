@@ -23,6 +23,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // frontDoor is what startGateway builds and startListener puts in front.
@@ -46,7 +47,30 @@ func (d *Daemon) startGateway(context.Context) error {
 	}
 	d.door = frontDoor{gw: gw, limits: serverlimits.FromConfig(d.cfg.Gateway.Server, d.cfg.ReadTimeout.D(), d.cfg.WriteTimeout.D())}
 	gatewayhttp.Routes(d.router, gw) // /v1/traffic
-	return nil
+	return d.reg.Register(connCollector{&d.door})
+}
+
+// connCollector reports the listener's connection caps at scrape time.
+type connCollector struct{ door *frontDoor }
+
+var (
+	descConnsOpen = prometheus.NewDesc("agentcloud_gateway_connections_open", "Connections open on the API listener.", nil, nil)
+	descConnsShed = prometheus.NewDesc("agentcloud_gateway_connections_shed_total",
+		"Connections closed on accept for being over max_conns_per_ip or max_conns.", nil, nil)
+)
+
+func (c connCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descConnsOpen
+	ch <- descConnsShed
+}
+
+func (c connCollector) Collect(ch chan<- prometheus.Metric) {
+	ln := c.door.ln
+	if ln == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descConnsOpen, prometheus.GaugeValue, float64(ln.Open()))
+	ch <- prometheus.MustNewConstMetric(descConnsShed, prometheus.CounterValue, float64(ln.Shed()))
 }
 
 // guard puts the gateway in front of srv's handler, applies the server

@@ -1,7 +1,9 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +18,9 @@ import (
 	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/security"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // slowAgent answers after a fixed service time, so a handful of callers
@@ -216,11 +221,39 @@ func TestGatewayFloodSparesHumansClass(t *testing.T) {
 			t.Fatalf("human request %d under the flood: %d %s", n, resp.StatusCode, body)
 		}
 	}
-	hl, bl := level(t, admin, "human-interactive"), level(t, admin, "agent-batch")
+	// Probes and metrics stay reachable under the flood (system level).
+	anon, _ := client.New("http://"+d.Addr(), "")
+	var metrics string
+	for n := 0; n < 5; n++ {
+		if err := anon.Ready(context.Background()); err != nil {
+			t.Fatalf("readyz under the flood: %v", err)
+		}
+		if err := anon.Do(context.Background(), "GET", "/healthz", nil, nil); err != nil {
+			t.Fatalf("healthz under the flood: %v", err)
+		}
+		resp, err := admin.Raw(context.Background(), "GET", "/metrics", nil, "")
+		if err != nil {
+			t.Fatalf("metrics under the flood: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+	}
+	hl, bl, sl := level(t, admin, "human-interactive"), level(t, admin, "agent-batch"), level(t, admin, "system")
 	f.end()
 	f.stop = make(chan struct{}) // end ran; the deferred one is a no-op
 	if hl.Dispatched < 8 || hl.Waited != 0 || hl.Rejected != 0 || hl.TimedOut != 0 {
 		t.Errorf("human-interactive under the flood: %+v; want 8 dispatched, none waited or refused", hl)
+	}
+	if sl.Dispatched < 15 || sl.Waited != 0 || sl.Rejected != 0 {
+		t.Errorf("system level under the flood: %+v; want the probes dispatched at once", sl)
+	}
+	for _, want := range []string{`agentcloud_gateway_dispatched_total{level="agent-batch"}`, `agentcloud_gateway_rejected_total{level="agent-batch",reason=`,
+		`agentcloud_gateway_wait_seconds_count{level="human-interactive"}`, `agentcloud_gateway_queued{level="agent-batch"}`,
+		`agentcloud_gateway_concurrency_limit 10`, "agentcloud_gateway_connections_open"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	if bl.Waited == 0 && bl.Rejected == 0 {
 		t.Errorf("agent-batch never queued nor refused: %+v", bl)
@@ -233,4 +266,101 @@ func TestGatewayFloodSparesHumansClass(t *testing.T) {
 		t.Errorf("%d flood requests got neither 200 nor 429/503", f.other.Load())
 	}
 	checkRefusal(t, f.first, "agent-batch")
+}
+
+// TestGatewayIdentityIsVerifiedClass: the front door schedules by verified
+// identity, never by what a request claims. Forged, tampered, garbage and
+// wrong bootstrap credentials are scheduled as the anonymous client
+// address (and refused 401 by the router); each failure is audited once,
+// not once by the front door and again by the router; a verified token is
+// scheduled as its principal.
+func TestGatewayIdentityIsVerifiedClass(t *testing.T) {
+	d, admin := startDaemonWith(t, floodConfig(), nil)
+	ctx := context.Background()
+	other, err := identity.LoadOrCreateCA(identity.Config{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed := spiffeid.RequireFromString("spiffe://agentcloud.local/user/batch-claimed")
+	forged, _, err := other.IssueJWT(claimed, []string{security.APIAudience}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := admin.CreateToken(ctx, api.TokenRequest{Subject: "user:carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(good.Token, ".")
+	cl, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	cl = bytes.Replace(cl, []byte("/user/carol"), []byte("/user/batch-claimed"), 1)
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(cl) + "." + parts[2]
+	bad := []string{forged, tampered, "not-a-jwt", "acb_wrong"}
+	before, err := admin.Audit(ctx, client.AuditQuery{Type: "auth", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range bad {
+		c, _ := client.New("http://"+d.Addr(), tok)
+		_, err := c.WhoAmI(ctx)
+		wantKind(t, fmt.Sprintf("bad credential %d", i), err, api.KindUnauthenticated, "")
+	}
+	after, err := admin.Audit(ctx, client.AuditQuery{Type: "auth", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(after.Events) - len(before.Events); n != len(bad) {
+		t.Errorf("%d auth failures audited for %d refused requests; want one each", n, len(bad))
+	}
+	carol, _ := client.New("http://"+d.Addr(), good.Token)
+	if who, err := carol.WhoAmI(ctx); err != nil || who.Principal != "spiffe://agentcloud.local/user/carol" {
+		t.Fatalf("carol: %+v %v", who, err)
+	}
+	flows, err := admin.TrafficFlows(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := map[string]string{}
+	for _, f := range flows.Flows {
+		levels[f.Flow] = f.Level
+	}
+	if levels[claimed.String()] != "" {
+		t.Errorf("a claimed identity was scheduled: %v", levels)
+	}
+	if levels["ip:127.0.0.1"] != "anonymous" || levels["spiffe://agentcloud.local/user/carol"] != "human-interactive" ||
+		levels["spiffe://agentcloud.local/admin/admin"] != "system" {
+		t.Errorf("flows by level: %v", levels)
+	}
+}
+
+// TestTrafficRoutesClass: /v1/traffic and /v1/traffic/flows are for
+// administrators (Cedar traffic.read on the platform): a user is refused
+// 403; bad query parameters are 400 naming the parameter.
+func TestTrafficRoutesClass(t *testing.T) {
+	d, admin := startDaemonWith(t, config.Default(), nil)
+	ctx := context.Background()
+	tr, err := admin.Traffic(ctx, 5)
+	if err != nil || tr.ConcurrencyLimit <= 0 || len(tr.Levels) != 5 {
+		t.Fatalf("admin traffic: %+v %v", tr, err)
+	}
+	alice := userClient(t, d, admin, "user:alice")
+	_, err = alice.Traffic(ctx, 5)
+	wantKind(t, "user reading traffic", err, api.KindForbidden, "traffic.read")
+	_, err = alice.TrafficFlows(ctx, "", 0)
+	wantKind(t, "user reading flows", err, api.KindForbidden, "traffic.read")
+	for _, q := range []struct{ path, field string }{
+		{"/v1/traffic?top=-1", "top"},
+		{"/v1/traffic?top=1001", "top"},
+		{"/v1/traffic?top=abc", "top"},
+		{"/v1/traffic?level=system", "level"},
+		{"/v1/traffic/flows?limit=0", "limit"},
+		{"/v1/traffic/flows?limit=99999999999999999999", "limit"},
+		{"/v1/traffic/flows?level=nope", "level"},
+		{"/v1/traffic/flows?level=" + strings.Repeat("x", 5000), "level"},
+		{"/v1/traffic/flows?level=a&level=b", "level"},
+	} {
+		err := admin.Do(ctx, "GET", q.path, nil, nil)
+		if p := api.AsProblem(err); !api.IsKind(err, api.KindInvalidQuery) || p.Field != q.field {
+			t.Errorf("%.60s: %v (field %q), want invalid query on %s", q.path, err, p.Field, q.field)
+		}
+	}
 }
