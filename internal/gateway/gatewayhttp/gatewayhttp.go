@@ -39,7 +39,7 @@ type Source interface {
 // Routes registers the traffic routes over src on rt.
 func Routes(rt *httpapi.Router, src Source) {
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/traffic", Tag: "traffic", Action: Action,
-		Summary: "The front door's state: the concurrency limit, each priority level (seats, executing, queued, counters, queue waits) and the busiest flows.",
+		Summary:  "The front door's state: the concurrency limit, each priority level (seats, executing, queued, counters, queue waits) and the busiest flows.",
 		Query:    []httpapi.QueryParam{{Name: "top", Type: httpapi.QueryInteger, Description: "how many of the busiest flows to list (0 to 1000, default 10)"}},
 		Response: api.Traffic{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			top, err := count(r, "top", DefaultTop, MaxTop)
