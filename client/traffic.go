@@ -23,7 +23,16 @@ func (c *Client) Traffic(ctx context.Context, top int) (*api.Traffic, error) {
 // TrafficFlows returns at most limit flows of level ("" for every level),
 // busiest first (GET /v1/traffic/flows; administrators).
 func (c *Client) TrafficFlows(ctx context.Context, level string, limit int) (*api.TrafficFlows, error) {
+	return c.TrafficFlowsBy(ctx, level, limit, "")
+}
+
+// TrafficFlowsBy is TrafficFlows in an order: "rate" (the default) or
+// "rejected" (the most limited first).
+func (c *Client) TrafficFlowsBy(ctx context.Context, level string, limit int, by string) (*api.TrafficFlows, error) {
 	q := url.Values{}
+	if by != "" {
+		q.Set("by", by)
+	}
 	if level != "" {
 		q.Set("level", level)
 	}

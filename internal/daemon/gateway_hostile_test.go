@@ -57,6 +57,11 @@ func TestGatewayNoisyNeighbourClass(t *testing.T) {
 	}
 	f.end()
 	f.stop = make(chan struct{})
+	// `agentcloud traffic top`: the most limited identity comes first.
+	if top, err := admin.TrafficFlowsBy(context.Background(), "", 1, "rejected"); err != nil ||
+		len(top.Flows) != 1 || !strings.HasSuffix(top.Flows[0].Flow, "/user/batch-noisy") {
+		t.Errorf("top limited flow: %+v %v", top, err)
+	}
 	var q, n *api.TrafficFlow
 	for i := range flows.Flows {
 		switch fl := &flows.Flows[i]; {

@@ -357,6 +357,7 @@ func TestTrafficRoutesClass(t *testing.T) {
 		{"/v1/traffic/flows?level=nope", "level"},
 		{"/v1/traffic/flows?level=" + strings.Repeat("x", 5000), "level"},
 		{"/v1/traffic/flows?level=a&level=b", "level"},
+		{"/v1/traffic/flows?by=nope", "by"},
 	} {
 		err := admin.Do(ctx, "GET", q.path, nil, nil)
 		if p := api.AsProblem(err); !api.IsKind(err, api.KindInvalidQuery) || p.Field != q.field {

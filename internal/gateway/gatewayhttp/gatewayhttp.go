@@ -12,6 +12,7 @@ package gatewayhttp
 import (
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -54,6 +55,7 @@ func Routes(rt *httpapi.Router, src Source) {
 		Query: []httpapi.QueryParam{
 			{Name: "level", Description: "only flows of this priority level"},
 			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many flows (1 to 10000, default 100)"},
+			{Name: "by", Description: "order: rate (recent arrival rate, the default) or rejected (the most limited first)"},
 		},
 		Response: api.TrafficFlows{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			limit, err := count(r, "limit", DefaultFlows, MaxFlows)
@@ -68,6 +70,13 @@ func Routes(rt *httpapi.Router, src Source) {
 				return api.FieldErrorf(api.KindInvalidQuery, "level", "no priority level %q; %s", short(level), levelNames(src.Levels()))
 			}
 			flows := src.Flows(level)
+			switch by := r.URL.Query().Get("by"); by {
+			case "", "rate":
+			case "rejected":
+				sort.SliceStable(flows, func(i, j int) bool { return flows[i].Rejected > flows[j].Rejected })
+			default:
+				return api.FieldErrorf(api.KindInvalidQuery, "by", "by=%s: want rate or rejected", short(by))
+			}
 			out := api.TrafficFlows{Total: len(flows)}
 			if len(flows) > limit {
 				flows = flows[:limit]
