@@ -62,3 +62,10 @@ type Traffic struct {
 	Levels           []TrafficLevel `json:"levels"`
 	Top              []TrafficFlow  `json:"top,omitempty"`
 }
+
+// TrafficFlows is the body of GET /v1/traffic/flows: the flows asked for,
+// busiest first, and how many there are in all.
+type TrafficFlows struct {
+	Flows []TrafficFlow `json:"flows"`
+	Total int           `json:"total"`
+}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -34,9 +35,12 @@ type AuthzOptions struct {
 type AuthzResult struct {
 	DecisionP50Us float64 `json:"decision_p50_us"`
 	DecisionP99Us float64 `json:"decision_p99_us"`
-	Tools         int     `json:"tools"`
-	Entities      int     `json:"entities"`
-	Decisions     int     `json:"decisions"`
+	// DecisionAllocs and DecisionBytes are allocated per decision.
+	DecisionAllocs float64 `json:"decision_allocs"`
+	DecisionBytes  float64 `json:"decision_bytes"`
+	Tools          int     `json:"tools"`
+	Entities       int     `json:"entities"`
+	Decisions      int     `json:"decisions"`
 	// EgressOverheadP50Ms is EgressP50Ms minus DirectP50Ms: what the
 	// egress path adds to a plain request.
 	EgressOverheadP50Ms float64 `json:"egress_overhead_p50_ms"`
@@ -99,13 +103,23 @@ func benchDecisions(ctx context.Context, res *AuthzResult) error {
 		}
 	}
 	res.Entities = len(ents)
-	lat := make([]time.Duration, 0, res.Decisions)
-	for i := range res.Decisions {
-		req := policy.Request{Principal: sess, Action: "tool.call", Resource: toolUIDs[rand.IntN(len(toolUIDs))].(types.EntityUID)}
+	reqs := make([]policy.Request, res.Decisions)
+	for i := range reqs {
+		reqs[i] = policy.Request{Principal: sess, Action: "tool.call", Resource: toolUIDs[rand.IntN(len(toolUIDs))].(types.EntityUID)}
 		if i%4 == 3 {
-			req = policy.Request{Principal: sess, Action: "egress.fetch", Resource: host,
+			reqs[i] = policy.Request{Principal: sess, Action: "egress.fetch", Resource: host,
 				Labels: policy.Labels{Integrity: policy.Untrusted, Confidentiality: policy.SecretData}}
 		}
+	}
+	for _, req := range reqs[:min(len(reqs), 100)] { // warm the scope cache
+		if _, err := eng.Decide(ctx, ents, req); err != nil {
+			return err
+		}
+	}
+	lat := make([]time.Duration, 0, res.Decisions)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, req := range reqs {
 		start := time.Now()
 		d, err := eng.Decide(ctx, ents, req)
 		lat = append(lat, time.Since(start))
@@ -116,6 +130,10 @@ func benchDecisions(ctx context.Context, res *AuthzResult) error {
 			return fmt.Errorf("bench decision unexpectedly denied: %+v", d)
 		}
 	}
+	runtime.ReadMemStats(&after)
+	n := float64(res.Decisions)
+	res.DecisionAllocs = float64(after.Mallocs-before.Mallocs) / n
+	res.DecisionBytes = float64(after.TotalAlloc-before.TotalAlloc) / n
 	res.DecisionP50Us, res.DecisionP99Us = pctIn(lat, 50, time.Microsecond), pctIn(lat, 99, time.Microsecond)
 	return nil
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,27 @@ func TestOptionsRefusedClass(t *testing.T) {
 		if err := f(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestGatewayFloodRuns runs `bench gateway` with short phases (about 7 s):
+// it reports the overhead and the flood's fields and writes the plot.
+func TestGatewayFloodRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the flood runs for about 7 seconds")
+	}
+	plot := t.TempDir() + "/flood.svg"
+	res, err := Gateway(context.Background(), GatewayOptions{Requests: 1000, Unloaded: time.Second, Phase: 3 * time.Second, Plot: plot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := res.Flood
+	if res.OverheadP50Us <= 0 || res.OverheadJWTP99Us < res.OverheadJWTP50Us || f == nil || f.HumanSamples[0] == 0 || f.HumanSamples[1] == 0 ||
+		f.HumanP99MsFloodClassesOff <= 0 || f.AgentGoodput <= 0 || f.Jain <= 0 || res.HumanSchedP99Ratio <= 0 {
+		t.Fatalf("%+v %+v", res, f)
+	}
+	svg, err := os.ReadFile(plot)
+	if err != nil || !strings.HasPrefix(string(svg), "<svg") {
+		t.Fatalf("plot: %v %.60s", err, svg)
 	}
 }

@@ -19,7 +19,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a daemon: starts its own in a temporary data dir unless --server is given",
 	}
-	cmd.AddCommand(newBenchSandboxCmd(g), newBenchSessionsCmd(g), newBenchAuthzCmd(g), newBenchToolsCmd(g))
+	cmd.AddCommand(newBenchSandboxCmd(g), newBenchSessionsCmd(g), newBenchAuthzCmd(g), newBenchToolsCmd(g), newBenchGatewayCmd(g))
 	return cmd
 }
 

@@ -105,6 +105,11 @@ var goldenAgent = map[string]string{
 	"index.js":   `export default { fetch(request, env) { return new Response("hello from " + env.session.id); } };`,
 }
 
+// trafficMask are the front door's counters and gauges, which depend on
+// the scenario's timing.
+var trafficMask = []string{"concurrency_limit", "nominal_seats", "lendable_seats", "executing", "borrowed", "queued", "active_flows",
+	"dispatched", "waited", "rejected", "timed_out", "wait_p50_ms", "wait_p99_ms", "queue", "rate_per_second", "total"}
+
 // jsonStep is one command of TestJSONOutputGolden.
 type jsonStep struct {
 	name string
@@ -180,6 +185,9 @@ func TestJSONOutputGolden(t *testing.T) {
 		{name: "models_budget", args: []string{"models", "budget", "--agent", "hello", "--tokens", "1000"}},
 		{name: "models_budgets", args: []string{"models", "budgets"}},
 		{name: "usage", args: []string{"usage"}},
+		{name: "traffic_levels", args: []string{"traffic", "levels"}, mask: trafficMask},
+		{name: "traffic_flows", args: []string{"traffic", "flows", "--level", "system", "--limit", "1"}, mask: trafficMask},
+		{name: "traffic_top", args: []string{"traffic", "top", "-n", "1", "--by", "rate"}, mask: trafficMask},
 		{name: "models_remove", args: []string{"models", "remove", "local"}},
 		{name: "tools_list", args: []string{"tools", "list"}},
 		{name: "tools_search", args: []string{"tools", "search", "state"}},

@@ -17,6 +17,10 @@ import (
 // (DefaultLevels, DefaultFlowSchemas, DefaultRateLimits, DefaultLongRunning);
 // a list given in the config file replaces its default entirely.
 type Gateway struct {
+	// Classes is "on" (the default; "" means on) or "off": off puts every
+	// request in one priority level, "all", with fair queuing across
+	// flows but no classes (levels and flow_schemas are then unused).
+	Classes     string             `json:"classes,omitempty"`
 	Concurrency GatewayConcurrency `json:"concurrency"`
 	Levels      []PriorityLevel    `json:"levels,omitempty"`
 	FlowSchemas []FlowSchema       `json:"flow_schemas,omitempty"`
@@ -159,6 +163,9 @@ func DefaultLevels() []PriorityLevel {
 // DefaultFlowSchemas classify by the kind of caller.
 func DefaultFlowSchemas() []FlowSchema {
 	return []FlowSchema{
+		// Probes and metrics stay reachable under a flood of any other
+		// kind: they cost little and tell operators what is going on.
+		{Name: "probes", Level: "system", Precedence: 50, Match: []FlowMatch{{Methods: []string{"GET", "HEAD"}, Paths: []string{"/healthz", "/readyz", "/metrics"}}}},
 		{Name: "system", Level: "system", Precedence: 100, Match: []FlowMatch{{Kinds: []string{"admin", "node"}}}},
 		{Name: "humans", Level: "human-interactive", Precedence: 200, Match: []FlowMatch{{Kinds: []string{"user"}}}},
 		{Name: "agents", Level: "agent-interactive", Precedence: 300, Match: []FlowMatch{{Kinds: []string{"agent", "session"}}}},
@@ -182,8 +189,18 @@ func DefaultLongRunning() []FlowMatch {
 	return []FlowMatch{{Methods: []string{"POST"}, Paths: []string{"/v1/sandboxes/*/exec"}}}
 }
 
-// Effective returns g with nil lists replaced by their defaults.
+// ClassesOffLevel is the one priority level of a gateway with classes off.
+func ClassesOffLevel() PriorityLevel {
+	return PriorityLevel{Name: "all", Shares: 1, Queues: 64, HandSize: 8, QueueLength: 100, QueueTimeout: Duration(10 * time.Second)}
+}
+
+// Effective returns g with nil lists replaced by their defaults, and with
+// classes off, its one level and one flow schema.
 func (g Gateway) Effective() Gateway {
+	if g.Classes == "off" {
+		g.Levels = []PriorityLevel{ClassesOffLevel()}
+		g.FlowSchemas = []FlowSchema{{Name: "all", Level: "all", Precedence: 1}}
+	}
 	if g.Levels == nil {
 		g.Levels = DefaultLevels()
 	}
@@ -218,6 +235,9 @@ func (g Gateway) Validate() error {
 
 // validate reports the gateway's invalid settings through add.
 func (g Gateway) validate(add func(field, value, detail string)) {
+	if g.Classes != "" && g.Classes != "on" && g.Classes != "off" {
+		add("gateway.classes", g.Classes, "want on or off")
+	}
 	g = g.Effective()
 	c := g.Concurrency
 	limited := 0
@@ -414,6 +434,9 @@ func (c *Config) loadGatewayEnv(lookup func(string) (string, bool), errs *Errors
 			}
 			*dst = b
 		}
+	}
+	if v, ok := lookup("AGENTCLOUD_GATEWAY_CLASSES"); ok {
+		g.Classes = v // validated with the rest
 	}
 	num("CONCURRENCY_LIMIT", &g.Concurrency.Limit)
 	boolean("ADAPTIVE", &g.Concurrency.Adaptive)

@@ -22,6 +22,8 @@ func TestGatewayFieldErrorsClass(t *testing.T) {
 		mod   func(*Config)
 		field string
 	}{
+		{"classes", func(c *Config) { c.Gateway.Classes = "OFF" }, "gateway.classes"},
+		{"classes word", func(c *Config) { c.Gateway.Classes = "maybe" }, "gateway.classes"},
 		{"limit below levels", func(c *Config) { c.Gateway.Concurrency.Limit = 3; c.Gateway.Concurrency.Min = 3 }, "gateway.concurrency.limit"},
 		{"adaptive min", func(c *Config) { c.Gateway.Concurrency.Min = 2 }, "gateway.concurrency.min"},
 		{"adaptive max", func(c *Config) { c.Gateway.Concurrency.Max = 10 }, "gateway.concurrency.max"},
@@ -130,5 +132,30 @@ func TestGatewayFromFileAndEnv(t *testing.T) {
 		return "soon", k == "AGENTCLOUD_GATEWAY_READ_HEADER_TIMEOUT"
 	}); err == nil || !strings.Contains(err.Error(), "AGENTCLOUD_GATEWAY_READ_HEADER_TIMEOUT") {
 		t.Fatalf("bad env: %v", err)
+	}
+}
+
+// TestGatewayClassesOffClass: classes "off" (file or environment) leaves
+// one fairly queued level that every request goes to, whatever levels and
+// schemas were configured; "on" and "" keep the classes.
+func TestGatewayClassesOffClass(t *testing.T) {
+	for _, v := range []string{"", "on"} {
+		g := DefaultGateway()
+		g.Classes = v
+		if err := g.Validate(); err != nil || len(g.Effective().Levels) != 5 {
+			t.Errorf("classes %q: %v, %d levels", v, err, len(g.Effective().Levels))
+		}
+	}
+	c := Default()
+	c.Gateway.Levels = DefaultLevels()[:2]
+	if err := c.LoadEnv(func(k string) (string, bool) { return "off", k == "AGENTCLOUD_GATEWAY_CLASSES" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e := c.Gateway.Effective()
+	if len(e.Levels) != 1 || e.Levels[0].Name != "all" || e.Levels[0].Queues < 2 || len(e.FlowSchemas) != 1 || e.FlowSchemas[0].Level != "all" {
+		t.Fatalf("classes off: %+v %+v", e.Levels, e.FlowSchemas)
 	}
 }

@@ -36,6 +36,7 @@ func forgedJWT(header, claims map[string]any) string {
 func TestAuthFailureAuditBoundedClass(t *testing.T) {
 	cfg := config.Default()
 	cfg.AuditAuthFailuresPerMinute = 10
+	cfg.Gateway.RateLimits = []config.RateLimit{} // the front door would refuse most of these 429 first
 	d, admin := startDaemonWith(t, cfg, nil)
 	ctx := context.Background()
 	_, before, err := daemon.AuditSizeForTest(ctx, d)

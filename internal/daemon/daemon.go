@@ -87,6 +87,8 @@ type Daemon struct {
 
 	// toolRegistry is set by startToolRegistry (tools_registry.go).
 	toolRegistry *registry.Registry
+
+	door frontDoor // set by startGateway (gateway.go)
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.

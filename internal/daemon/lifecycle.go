@@ -57,6 +57,7 @@ func (d *Daemon) parts() []part {
 		// (an alarm can run agent code at once), and so close before any
 		// of those services.
 		{name: "sessions", start: d.startSessions, close: d.closeSessions},
+		{name: "gateway", start: d.startGateway}, // the front door (gateway.go)
 		{name: "listener", start: d.startListener},
 	}
 }
@@ -212,7 +213,7 @@ func (d *Daemon) startAPI(context.Context) error {
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.router = httpapi.NewRouter(httpapi.Options{
 		Logger:       d.log.With("component", "http"),
-		Auth:         securityhttp.Auth{Sec: d.sec},
+		Auth:         verifiedAuth{securityhttp.Auth{Sec: d.sec}}, // trusts the front door's verification (gateway.go)
 		Authz:        securityhttp.Auth{Sec: d.sec},
 		Metrics:      httpapi.NewMetrics(d.reg),
 		MaxBodyBytes: d.cfg.MaxBodyBytes,
@@ -253,6 +254,7 @@ func (d *Daemon) startListener(context.Context) error {
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsCfg,
 	}
+	d.ln = d.guard(d.srv, d.ln) // the front door and its limits (gateway.go)
 	go func() {
 		serve := d.srv.Serve
 		if tlsCfg != nil {

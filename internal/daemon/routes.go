@@ -36,9 +36,9 @@ func (d *Daemon) routes() {
 			metrics.ServeHTTP(w, r)
 			return nil
 		}})
-	r.Handle(httpapi.Route{Method: "GET", Path: "/openapi.json", Summary: "OpenAPI 3.1 document of every route.", Tag: "system", Action: "api.read",
-		Response: map[string]any{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
-			httpapi.WriteJSON(w, http.StatusOK, d.router.OpenAPI("agentcloud", version.Get().Version))
+	r.Handle(httpapi.Route{Method: "GET", Path: "/openapi.json", Summary: "OpenAPI 3.1 document of every route (public; ETag and If-None-Match).", Tag: "system",
+		Public: true, Response: map[string]any{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
+			httpapi.WriteJSONConditional(w, r, d.router.OpenAPI("agentcloud", version.Get().Version))
 			return nil
 		}})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/status", Summary: "Daemon health, version, uptime and store statistics.", Tag: "system", Action: "status.read",

@@ -52,6 +52,10 @@ const (
 	// PurposeTool is the http_fetch tool called by a principal that is
 	// not a session: its own identity and policy.
 	PurposeTool Purpose = "tool"
+	// PurposeKeyDirectory is the front door fetching a Web Bot Auth
+	// signer's key directory: GET of its well-known path over https only,
+	// no secrets, public destinations only.
+	PurposeKeyDirectory Purpose = "key-directory"
 )
 
 // Caller is who makes an outbound request and what for. It is the one

@@ -193,8 +193,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	rates.setHeaders(w.Header())
 	if rates.denied != nil {
 		g.metrics.rejected.WithLabelValues(cls.Level, "rate-limited").Inc()
-		p := api.Errorf(api.KindRateLimited, "rate limit %q (%d requests per %ds for each %s) is used up for %s; retry in %ds",
-			rates.denied.name, rates.denied.quota, rates.denied.window, keyName(rates.denied), id.ID, ceilSeconds(rates.retryAfter))
+		p := api.Errorf(api.KindRateLimited, "rate limit %q (%d requests per %ds for each %s) is used up for %s in priority level %q; retry in %ds",
+			rates.denied.name, rates.denied.quota, rates.denied.window, keyName(rates.denied), id.ID, cls.Level, ceilSeconds(rates.retryAfter))
 		p.Limit, p.PriorityLevel = rates.denied.name, cls.Level
 		writeProblem(w, r, p, rates.retryAfter)
 		return

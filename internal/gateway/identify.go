@@ -47,6 +47,7 @@ type Method string
 const (
 	MethodMTLS       Method = "mtls"
 	MethodJWT        Method = "jwt"
+	MethodToken      Method = "token" // the bootstrap admin token
 	MethodWebBotAuth Method = "web-bot-auth"
 	MethodNone       Method = "none"
 )

@@ -96,9 +96,11 @@ type Engine struct {
 // forbid did; cedar.Authorize reports only the winning side).
 type snapshot struct {
 	version    uint64
-	everything scoped                  // all policies, in document order
-	approvable map[types.PolicyID]bool // @approvable("true") forbids
-	index      scopeIndex              // everything filtered by request scope
+	everything scoped                           // all policies, in document order
+	approvable map[types.PolicyID]bool          // @approvable("true") forbids
+	forbid     map[types.PolicyID]bool          // every forbid
+	twins      map[types.PolicyID]*cedar.Policy // each forbid as a permit (scope.go)
+	index      scopeIndex                       // everything filtered by request scope
 }
 
 // policyList is a cedar.PolicyIterator over a fixed slice, in document order
@@ -189,7 +191,8 @@ func (e *Engine) Apply(ctx context.Context, version uint64, src []byte) error {
 }
 
 func (e *Engine) build(version uint64, user []compiled) (*snapshot, error) {
-	s := &snapshot{version: version, approvable: map[types.PolicyID]bool{}}
+	s := &snapshot{version: version, approvable: map[types.PolicyID]bool{}, forbid: map[types.PolicyID]bool{},
+		twins: map[types.PolicyID]*cedar.Policy{}}
 	seen := map[types.PolicyID]bool{}
 	for _, list := range [][]compiled{e.defaults, user} {
 		for _, c := range list {
@@ -202,13 +205,14 @@ func (e *Engine) build(version uint64, user []compiled) (*snapshot, error) {
 				continue
 			}
 			s.everything.forbids.add(c.id, c.policy)
+			s.forbid[c.id] = true
+			s.twins[c.id] = permitTwin(c.policy)
 			if c.approvable {
 				s.approvable[c.id] = true
 			}
 		}
 	}
-	s.everything.permits.seal()
-	s.everything.forbids.seal()
+	s.everything.seal(s.twins)
 	return s, nil
 }
 
@@ -230,57 +234,73 @@ func (e *Engine) Decide(ctx context.Context, ents Entities, req Request) (Decisi
 		Resource:  req.Resource,
 		Context:   contextRecord(req.Labels, req.Context),
 	}
-	// Each policy is evaluated exactly once: forbids, then permits. This is
-	// Cedar's semantics (any satisfied forbid denies; otherwise any satisfied
-	// permit allows; otherwise deny) and, unlike a single Authorize over the
-	// whole set, it also tells whether a permit matched under a forbid.
-	// Policies whose scope cannot match are skipped (see scope.go).
+	// One cedar.Authorize evaluates each policy that may apply exactly
+	// once, with every forbid as its permit twin (scope.go), so that it
+	// reports every policy that matched or errored; the decision is then
+	// Cedar's (any satisfied forbid denies; otherwise any satisfied permit
+	// allows; otherwise deny), except that an errored forbid denies too
+	// (fail closed), and it also tells whether a permit matched under an
+	// approvable forbid. Policies whose scope cannot match are skipped.
 	sc := snap.forRequest(ents, creq)
-	_, fdiag := cedar.Authorize(&sc.forbids, ents, creq)
-	_, pdiag := cedar.Authorize(&sc.permits, ents, creq)
+	_, diag := cedar.Authorize(&sc.all, ents, creq)
 	var d Decision
-	if n := len(fdiag.Errors) + len(pdiag.Errors); n > 0 {
-		d.Errors = make([]string, 0, n)
-		for _, er := range fdiag.Errors {
+	var forbidErrs, permitErrs int
+	if len(diag.Errors) > 0 {
+		d.Errors = make([]string, 0, len(diag.Errors))
+		for _, er := range diag.Errors {
 			d.Errors = append(d.Errors, er.String())
-		}
-		for _, er := range pdiag.Errors {
-			d.Errors = append(d.Errors, er.String())
+			if snap.forbid[er.PolicyID] {
+				forbidErrs++
+			} else {
+				permitErrs++
+			}
 		}
 	}
-	if len(fdiag.Reasons) == 0 && len(fdiag.Errors) == 0 {
-		if len(pdiag.Reasons) > 0 {
+	forbids, permits := 0, 0
+	for _, r := range diag.Reasons {
+		if snap.forbid[r.PolicyID] {
+			forbids++
+		} else {
+			permits++
+		}
+	}
+	if forbids == 0 && forbidErrs == 0 {
+		if permits > 0 {
 			d.Allowed = true
-			d.Reasons = reasonIDs(pdiag.Reasons, nil)
+			d.Reasons = reasonIDs(diag.Reasons, nil, snap.forbid, false)
 		}
 		return d, nil
 	}
-	// Denied by forbids that matched or errored (an errored forbid fails
-	// closed).
-	d.Reasons = reasonIDs(fdiag.Reasons, fdiag.Errors)
-	if len(fdiag.Errors) > 0 {
+	// Denied by forbids that matched or errored.
+	d.Reasons = reasonIDs(diag.Reasons, diag.Errors, snap.forbid, true)
+	if forbidErrs > 0 {
 		e.log.Warn("forbid policy errored; denying", "action", req.Action, "errors", d.Errors)
 		return d, nil
 	}
-	for _, r := range fdiag.Reasons {
-		if !snap.approvable[r.PolicyID] {
+	for _, r := range diag.Reasons {
+		if snap.forbid[r.PolicyID] && !snap.approvable[r.PolicyID] {
 			return d, nil
 		}
 	}
 	// Only approvable forbids denied: approval can help only if the request
 	// would be allowed without them, i.e. a permit matched and none errored.
-	d.Approvable = len(pdiag.Reasons) > 0 && len(pdiag.Errors) == 0
+	d.Approvable = permits > 0 && permitErrs == 0
 	return d, nil
 }
 
-// reasonIDs lists the policy ids of reasons and then of errs.
-func reasonIDs(reasons []cedar.DiagnosticReason, errs []cedar.DiagnosticError) []string {
+// reasonIDs lists the ids of the reasons and then of the errors whose
+// policies are forbids (forbid true) or permits (forbid false).
+func reasonIDs(reasons []cedar.DiagnosticReason, errs []cedar.DiagnosticError, forbids map[types.PolicyID]bool, forbid bool) []string {
 	out := make([]string, 0, len(reasons)+len(errs))
 	for _, r := range reasons {
-		out = append(out, string(r.PolicyID))
+		if forbids[r.PolicyID] == forbid {
+			out = append(out, string(r.PolicyID))
+		}
 	}
 	for _, er := range errs {
-		out = append(out, string(er.PolicyID))
+		if forbids[er.PolicyID] == forbid {
+			out = append(out, string(er.PolicyID))
+		}
 	}
 	return out
 }

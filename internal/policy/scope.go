@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/ast"
 	"github.com/cedar-policy/cedar-go/types"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 )
@@ -45,6 +46,34 @@ type scopeKey struct {
 type scoped struct {
 	permits policyList
 	forbids policyList
+	// all is what one cedar.Authorize evaluates: each forbid as its
+	// permit twin (same id, same scope and conditions), then the permits.
+	// With no forbid in it, Authorize reports every policy that matched,
+	// and the engine tells forbids from permits by id.
+	all policyList
+}
+
+// seal builds all from the forbids' twins and the permits, and seals the
+// three lists.
+func (sc *scoped) seal(twins map[types.PolicyID]*cedar.Policy) {
+	sc.all = policyList{}
+	for _, id := range sc.forbids.ids {
+		sc.all.add(id, twins[id])
+	}
+	for i, id := range sc.permits.ids {
+		sc.all.add(id, sc.permits.ps[i])
+	}
+	sc.permits.seal()
+	sc.forbids.seal()
+	sc.all.seal()
+}
+
+// permitTwin is a forbid policy with the effect permit: it matches exactly
+// when the forbid does.
+func permitTwin(p *cedar.Policy) *cedar.Policy {
+	twin := *(*xast.Policy)(p.AST())
+	twin.Effect = xast.EffectPermit
+	return cedar.NewPolicyFromAST((*ast.Policy)(&twin))
 }
 
 // scopeIndex caches scoped lists for a snapshot.
@@ -85,8 +114,7 @@ func (s *snapshot) filter(k scopeKey) *scoped {
 			}
 		}
 	}
-	sc.permits.seal()
-	sc.forbids.seal()
+	sc.seal(s.twins)
 	return sc
 }
 

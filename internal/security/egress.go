@@ -116,6 +116,8 @@ func (s *Security) DecideEgress(ctx context.Context, r egress.Request) (egress.D
 		return decideModelEgress(ec, r), nil
 	case egress.PurposeRegistry:
 		return s.decideRegistryEgress(ctx, ec, r)
+	case egress.PurposeKeyDirectory:
+		return decideKeyDirectoryEgress(r), nil
 	}
 	if listed(ec) && !hostpattern.Allowed(ec.Allow, r.Host, r.Port) {
 		return egress.Decision{Verdict: egress.Deny, Reason: notInEgressList(r)}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -124,4 +125,13 @@ func SignBot(r *http.Request, key ed25519.PrivateKey, origin string, now time.Ti
 		Created: now.Unix(), Expires: now.Unix() + 60, Nonce: fmt.Sprintf("n%d-%d", now.UnixNano(), nonces.Add(1)),
 		KeyID: webbotauth.Thumbprint(key.Public().(ed25519.PublicKey)), Tag: webbotauth.Tag,
 	}, key)
+}
+
+// Addr is the directory server's loopback host:port.
+func (d *Directory) Addr() string { return d.srv.Listener.Addr().String() }
+
+// RootCAs are the roots that verify the directory server's certificate
+// (issued for example.com and 127.0.0.1).
+func (d *Directory) RootCAs() *x509.CertPool {
+	return d.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 }

@@ -3,7 +3,8 @@
 // JWT-SVIDs the gateway's Identifier verifies, as the daemon's will), Jain's
 // fairness index, and the flood harness that measures how a human's latency
 // holds up while agents flood the gateway, with an SVG plot of it. It is
-// imported by tests and `go test -bench` only, never by the daemon.
+// imported by tests, `go test -bench` and internal/bench (`agentcloud bench
+// gateway`), never by the daemon.
 package gatewaytest
 
 import (
