@@ -87,6 +87,11 @@ type Daemon struct {
 
 	// toolRegistry is set by startToolRegistry (tools_registry.go).
 	toolRegistry *registry.Registry
+
+	// pipe is set by startPipeline (pipeline.go); pipelineClock, if set,
+	// is the clock of its runs and rollouts (tests only).
+	pipe          *pipelineParts
+	pipelineClock atomic.Pointer[func() time.Time]
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.
