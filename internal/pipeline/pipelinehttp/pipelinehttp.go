@@ -85,8 +85,8 @@ func (h *Handler) Routes(rt *httpapi.Router) {
 		rt.Handle(r)
 	}
 	run := Prefix + "/runs/{run}"
-	add(httpapi.Route{Method: "GET", Path: Prefix + "/runs", Action: ActionRead, Response: api.PipelineRunList{},
-		Query: []httpapi.QueryParam{{Name: "agent", Description: "only this agent's runs"},
+	add(httpapi.Route{Method: "GET", Path: Prefix + "/runs", Action: ActionRead, Response: api.PipelineRunList{}, Resource: agentQuery,
+		Query: []httpapi.QueryParam{{Name: "agent", Description: "only this agent's runs (authorized on the agent; without it, on the platform)"},
 			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many (default and most 1000)"}},
 		Summary: "Pipeline runs, newest first.", Handler: h.list})
 	add(httpapi.Route{Method: "GET", Path: run, Action: ActionRead, Response: api.PipelineRun{},
@@ -112,6 +112,14 @@ func (h *Handler) Routes(rt *httpapi.Router) {
 	add(httpapi.Route{Method: "GET", Path: run + "/provenance", Action: ActionRead, Response: api.PipelineProvenance{},
 		Summary: "The released version's signed provenance (DSSE envelope of an in-toto SLSA v1 statement) and the key to verify it.",
 		Handler: h.provenance})
+}
+
+// agentQuery is the agent named by ?agent= (the platform without one).
+func agentQuery(r *http.Request) httpapi.Resource {
+	if a := r.URL.Query().Get("agent"); a != "" {
+		return httpapi.Resource{Type: "Agent", ID: a}
+	}
+	return httpapi.Resource{}
 }
 
 // runResource is the run's agent (the platform when the run is unknown:
