@@ -148,7 +148,7 @@ func (d *Daemon) startSecurity(ctx context.Context) error {
 	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
 		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
 		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security")},
-		security.Deps{Store: d.store, Bootstrap: d.bootstrap, Agents: d.sessions, Sandboxes: &d.sandboxDir,
+		security.Deps{Store: d.store, Bootstrap: d.bootstrap, Agents: agentDirectory{d}, Sandboxes: &d.sandboxDir,
 			PrincipalFrom: securityhttp.PrincipalFrom})
 	if err != nil {
 		return err

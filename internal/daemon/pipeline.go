@@ -149,6 +149,7 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.pipeRunner.Store(p.runner)
 	ledgerhttp.New(p.ledger, d.log.With("component", "ledger")).Routes(d.router)
 	pipelinehttp.New(p.runner, d.pipelinePrincipalHTTP, log).Routes(d.router)
 	rollouthttp.New(p.rollout).Routes(d.router)
@@ -227,6 +228,7 @@ func (d *Daemon) closePipelineRuns(context.Context) error {
 		p.stop = nil
 	}
 	if p.runner != nil {
+		d.pipeRunner.Store(nil)
 		p.runner.Close()
 	}
 	return nil

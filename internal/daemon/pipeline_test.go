@@ -325,3 +325,46 @@ func hostileTenant(t *testing.T, bob *client.Client, runID string) {
 func deployFiles(t *testing.T, c *client.Client, files map[string]string) (*api.AgentVersion, error) {
 	return c.Deploy(context.Background(), rawTarGz(t, files))
 }
+
+// TestFirstReleaseRunOwnerClass: a person's first release of a new agent
+// that waits for review belongs to them before the agent exists: they may
+// read and follow it but not approve it; another tenant may neither read,
+// approve, cancel nor deploy the name meanwhile; an administrator approves
+// and the author owns the agent.
+func TestFirstReleaseRunOwnerClass(t *testing.T) {
+	d, admin, _ := pipelineDaemon(t)
+	ctx := context.Background()
+	alice := userClient(t, d, admin, "user:alice")
+	bob := userClient(t, d, admin, "user:bob")
+	v, err := deployFiles(t, alice, map[string]string{"agent.json": `{"name":"fresh","entry":"agent.js","egress":["api.example.com"]}`,
+		"agent.js": echoAgent})
+	if err != nil || v.RunState != api.RunWaiting {
+		t.Fatalf("alice's first release with an egress host: %+v %v", v, err)
+	}
+	if _, err := alice.PipelineRun(ctx, v.Run); err != nil {
+		t.Fatalf("alice reading her own run: %v", err)
+	}
+	if _, err := alice.PipelineRuns(ctx, "fresh", 0); err != nil {
+		t.Fatalf("alice listing her agent's runs: %v", err)
+	}
+	if _, err := alice.ApproveRun(ctx, v.Run, "mine"); !api.IsKind(err, api.KindForbidden) {
+		t.Fatalf("alice approving her own change: %v, want 403", err)
+	}
+	hostileTenant(t, bob, v.Run)
+	_, err = deployFiles(t, bob, map[string]string{"agent.json": `{"name":"fresh","entry":"agent.js"}`, "agent.js": echoAgent})
+	if !api.IsKind(err, api.KindForbidden) && !api.IsKind(err, api.KindConflict) {
+		t.Fatalf("bob deploying the name alice's run holds: %v, want 403 or 409", err)
+	}
+	if _, err := admin.ApproveRun(ctx, v.Run, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := alice.WaitRun(ctx, v.Run); err != nil || run.State != api.RunPassed {
+		t.Fatalf("approved first release: %+v %v", run, err)
+	}
+	if _, err := bob.Agent(ctx, "fresh"); !api.IsKind(err, api.KindForbidden) && !api.IsKind(err, api.KindNotFound) {
+		t.Fatalf("bob reading alice's agent: %v", err)
+	}
+	if _, err := alice.Agent(ctx, "fresh"); err != nil {
+		t.Fatalf("alice reading her agent: %v", err)
+	}
+}
