@@ -43,6 +43,7 @@ type pipelineParts struct {
 	rollout *rollout.Controller
 	runner  *pipeline.Runner
 	gate    *pipeline.CedarGate
+	tester  pipeline.Tester // the test stage's, for POST /v1/pipeline/test
 	// stop ends the rollout loop; done is closed when it has returned.
 	stop context.CancelFunc
 	done chan struct{}
@@ -140,6 +141,7 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.tester = tester
 	p.runner, err = pipeline.New(ctx, pipeline.Config{
 		Store: d.store, Versions: d.sessions, Tester: tester, Gate: p.gate, Reviews: approval.New(reviews, nil),
 		Signer: pipeline.KeySigner{Key: pk}, Ledger: p.ledger, Rollout: rolloutStarter{p.rollout},
@@ -153,6 +155,7 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 	ledgerhttp.New(p.ledger, d.log.With("component", "ledger")).Routes(d.router)
 	pipelinehttp.New(p.runner, d.pipelinePrincipalHTTP, log).Routes(d.router)
 	rollouthttp.New(p.rollout).Routes(d.router)
+	d.router.Handle(localTestRoute(d.handleLocalTest))
 	return nil
 }
 

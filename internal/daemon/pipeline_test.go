@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -366,5 +367,47 @@ func TestFirstReleaseRunOwnerClass(t *testing.T) {
 	}
 	if _, err := alice.Agent(ctx, "fresh"); err != nil {
 		t.Fatalf("alice reading her agent: %v", err)
+	}
+}
+
+// TestLocalTestRouteClass: POST /v1/pipeline/test runs a bundle's tests
+// as the test stage would without deploying it (passing and failing
+// tests, a test file that does not load); it refuses a malformed bundle
+// (4xx) and another tenant's agent name (403), and never makes a version
+// current.
+func TestLocalTestRouteClass(t *testing.T) {
+	d, admin, _ := pipelineDaemon(t)
+	ctx := context.Background()
+	alice := userClient(t, d, admin, "user:alice")
+	bob := userClient(t, d, admin, "user:bob")
+	files := shopFiles("v1", "")
+	rep, err := alice.TestBundle(ctx, rawTarGz(t, files))
+	if err != nil || !rep.Passed || len(rep.Files) != 1 || len(rep.Files[0].Tests) != 2 {
+		t.Fatalf("passing tests: %+v %v", rep, err)
+	}
+	files["tests/bad.test.js"] = `test("fails", async () => { expect(1).toBe(2); });`
+	files["tests/broken.test.js"] = `this is not javascript`
+	rep, err = alice.TestBundle(ctx, rawTarGz(t, files))
+	if err != nil || rep.Passed {
+		t.Fatalf("failing tests: %+v %v", rep, err)
+	}
+	if _, err := alice.Agent(ctx, "shop"); !api.IsKind(err, api.KindNotFound) && !api.IsKind(err, api.KindForbidden) {
+		t.Fatalf("testing deployed shop: %v", err)
+	}
+	for name, body := range map[string][]byte{"not gzip": []byte("nope"), "empty": nil} {
+		resp, err := alice.Raw(ctx, "POST", "/v1/pipeline/test", bytes.NewReader(body), "application/gzip")
+		p := api.AsProblem(err)
+		if err == nil || p == nil || p.Status < 400 || p.Status >= 500 {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			t.Fatalf("%s bundle: %v, want 4xx", name, err)
+		}
+	}
+	if _, err := deployFiles(t, alice, shopFiles("v1", "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.TestBundle(ctx, rawTarGz(t, shopFiles("bob", ""))); !api.IsKind(err, api.KindForbidden) {
+		t.Fatalf("bob testing alice's agent: %v, want 403", err)
 	}
 }

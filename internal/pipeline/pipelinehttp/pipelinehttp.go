@@ -183,8 +183,12 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// streamPoll is how often the stream looks for new events.
-const streamPoll = 100 * time.Millisecond
+// streamPoll is how often the stream looks for new events; streamSettle
+// how long it waits for the event announcing an end it has already read.
+const (
+	streamPoll   = 100 * time.Millisecond
+	streamSettle = 2 * time.Second
+)
 
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 	from, err := intQuery(r, "from")
@@ -207,6 +211,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), h.StreamLimit)
 	defer cancel()
 	next := uint64(from)
+	// A run's state is written before the event announcing it: a stream
+	// that sees the run ended (or waiting) ends once it has sent that
+	// event, or after streamSettle without it.
+	var ended bool
+	var settle time.Time
 	for {
 		evs, n, err := h.r.Events(ctx, id, next, 0)
 		if err != nil {
@@ -214,6 +223,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 		}
 		next = n
 		for _, ev := range evs {
+			switch {
+			case ev.Type == api.EventRun && (ev.State == api.RunPassed || ev.State == api.RunFailed || ev.State == api.RunCancelled),
+				ev.Type == api.EventStage && ev.State == api.StageWaiting:
+				ended = true
+			case ev.Type != api.EventLog:
+				ended = false
+			}
 			b, _ := json.Marshal(ev)
 			if sse {
 				_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
@@ -231,11 +247,21 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		run, err := h.r.Get(ctx, id)
-		if err != nil || run.Terminal() || (run.State == api.RunWaiting && (run.Review == nil || run.Review.Decision == "") && !run.CancelRequested) {
-			if more, _, _ := h.r.Events(ctx, id, next, 1); len(more) == 0 {
-				return nil
+		if err != nil {
+			return nil
+		}
+		if run.Terminal() || (run.State == api.RunWaiting && (run.Review == nil || run.Review.Decision == "") && !run.CancelRequested) {
+			if settle.IsZero() {
+				settle = time.Now().Add(streamSettle)
 			}
-			continue
+			if ended || time.Now().After(settle) {
+				if more, _, _ := h.r.Events(ctx, id, next, 1); len(more) == 0 {
+					return nil
+				}
+				continue
+			}
+		} else {
+			settle = time.Time{}
 		}
 		select {
 		case <-ctx.Done():

@@ -292,3 +292,13 @@ func readBody(r io.Reader, limit int) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// BundleProblem turns a bundle loading error into a 4xx problem naming the
+// field (for other routes that take a bundle).
+func BundleProblem(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return api.Errorf(api.KindTooLarge, "bundle is larger than the request limit of %d bytes", mbe.Limit)
+	}
+	return bundleProblem(err)
+}
