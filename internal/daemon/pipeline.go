@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -44,6 +45,9 @@ type pipelineParts struct {
 	runner  *pipeline.Runner
 	gate    *pipeline.CedarGate
 	tester  pipeline.Tester // the test stage's, for POST /v1/pipeline/test
+	// seal seals the audit stream into the ledger (every auditSealInterval
+	// and at close).
+	seal *ledger.Sealer
 	// stop ends the rollout loop; done is closed when it has returned.
 	stop context.CancelFunc
 	done chan struct{}
@@ -120,6 +124,9 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 	d.pipe = p
 	if p.ledger, err = ledger.Open(ctx, d.store, lk, ledger.Options{Logger: d.log.With("component", "ledger")}); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
+	}
+	if p.seal, err = ledger.NewSealer(ctx, d.store, p.ledger, "audit", d.sec.Audit().Source()); err != nil {
+		return err
 	}
 	rcfg := rollout.Settings(d.cfg)
 	rcfg.Store, rcfg.Router, rcfg.Ledger, rcfg.Logger = d.store, d.sessions, p.ledger, d.log.With("component", "rollout")
@@ -211,16 +218,62 @@ func (d *Daemon) startPipelineRuns(ctx context.Context) error {
 	}
 	loop, stop := context.WithCancel(context.WithoutCancel(ctx))
 	p.stop, p.done = stop, make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { p.rollout.Run(loop) })
+	wg.Go(func() { d.sealAudit(loop) })
 	go func() {
-		defer close(p.done)
-		p.rollout.Run(loop)
+		wg.Wait()
+		close(p.done)
 	}()
 	return nil
 }
 
+// auditSealInterval is how often new audit records are sealed into the
+// ledger (a batch holds up to ledger.MaxAuditRecords of them).
+const auditSealInterval = 5 * time.Second
+
+// sealAudit seals the audit stream into the ledger until ctx ends.
+func (d *Daemon) sealAudit(ctx context.Context) {
+	t := time.NewTicker(auditSealInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := d.SealAudit(ctx); err != nil && ctx.Err() == nil {
+			d.log.Warn("seal audit records into the ledger", "err", err)
+		}
+	}
+}
+
+// SealAudit seals the audit records written so far into the ledger.
+func (d *Daemon) SealAudit(ctx context.Context) error {
+	p := d.pipe
+	if p == nil || p.seal == nil {
+		return nil
+	}
+	if err := d.sec.Audit().Flush(ctx); err != nil {
+		return err
+	}
+	_, err := p.seal.Seal(ctx)
+	return err
+}
+
+// CheckAudit compares the sealed audit records with the ledger: nil, or
+// a *ledger.SealError naming the first record changed or missing.
+func (d *Daemon) CheckAudit(ctx context.Context) (int, error) {
+	p := d.pipe
+	if p == nil || p.seal == nil {
+		return 0, api.Errorf(api.KindUnavailable, "the ledger is not open")
+	}
+	return p.seal.Check(ctx)
+}
+
 // closePipelineRuns stops the rollout loop and the runner; runs in
 // progress stay where they are and resume at the next start.
-func (d *Daemon) closePipelineRuns(context.Context) error {
+func (d *Daemon) closePipelineRuns(ctx context.Context) error {
 	p := d.pipe
 	if p == nil {
 		return nil
@@ -229,6 +282,9 @@ func (d *Daemon) closePipelineRuns(context.Context) error {
 		p.stop()
 		<-p.done
 		p.stop = nil
+		if err := d.SealAudit(ctx); err != nil {
+			d.log.Warn("seal audit records into the ledger", "err", err)
+		}
 	}
 	if p.runner != nil {
 		d.pipeRunner.Store(nil)

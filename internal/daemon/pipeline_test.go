@@ -259,6 +259,13 @@ when { principal.agent == Agent::"builder" };`); err != nil {
 	if _, err := alice.LedgerWhy(ctx, run.Ledger["provenance"].Hash); !api.IsKind(err, api.KindForbidden) {
 		t.Fatalf("a user reading the whole ledger: %v, want 403", err)
 	}
+	// The audit stream (bob's refusals among it) is sealed into the ledger.
+	if err := d.SealAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.CheckAudit(ctx); err != nil || n == 0 {
+		t.Fatalf("sealed audit records: %d checked, %v", n, err)
+	}
 	rep, err := admin.LedgerVerify(ctx)
 	if err != nil || !rep.OK || rep.Entries < 10 {
 		t.Fatalf("verify: %+v %v", rep, err)
