@@ -24,6 +24,13 @@ type AgentVersion struct {
 	Files   int       `json:"files"` // number of files
 	Runtime string    `json:"runtime"`
 	Entry   string    `json:"entry"`
+	// Run is the pipeline run that deployed this version and RunState
+	// where it is (passed: the version serves or is rolling out; waiting:
+	// it waits for review; pending or running: still going) — set by a
+	// deploy (POST /v1/agents, deploy_agent), absent when the version was
+	// current already.
+	Run      string `json:"run,omitempty"`
+	RunState string `json:"run_state,omitempty"`
 }
 
 // AgentList is the body of GET /v1/agents.

@@ -78,6 +78,12 @@ const (
 	// KindQueueTimeout: the request waited in its priority level's queue
 	// for the level's whole queue timeout without getting a seat (503).
 	KindQueueTimeout Kind = "queue-timeout"
+
+	// KindPipelineFailed: the deploy's pipeline run failed or was
+	// cancelled (a stage's reason says why: failing tests, a policy
+	// denial, a rejected review, code that does not initialise); the
+	// previous version keeps serving. The run is in the instance field.
+	KindPipelineFailed Kind = "pipeline-failed"
 )
 
 var kindStatus = map[Kind]int{
@@ -108,6 +114,7 @@ var kindStatus = map[Kind]int{
 	KindBudgetExceeded:        http.StatusPaymentRequired,
 	KindOverloaded:            http.StatusServiceUnavailable,
 	KindQueueTimeout:          http.StatusServiceUnavailable,
+	KindPipelineFailed:        http.StatusUnprocessableEntity,
 }
 
 // Kinds returns every known kind, for documentation and tests.

@@ -93,6 +93,11 @@ func decodeJSON(r io.Reader, out any) error {
 // Raw sends a request and returns the response if its status is 2xx; the
 // caller closes the body. Other statuses become *api.Problem.
 func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	return c.rawHeader(ctx, method, path, body, contentType, nil)
+}
+
+// rawHeader is Raw with extra request headers.
+func (c *Client) rawHeader(ctx context.Context, method, path string, body io.Reader, contentType string, hdr http.Header) (*http.Response, error) {
 	u := *c.base
 	p, q, _ := strings.Cut(path, "?")
 	if err := checkDotSegments("path", p); err != nil {
@@ -108,6 +113,9 @@ func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, c
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

@@ -120,6 +120,10 @@ func (l *Log) Close() {
 	l.wg.Wait()
 }
 
+// Source is the stream the records are in, for sealing them into the
+// ledger (read only; write with Record).
+func (l *Log) Source() store.Log { return l.log }
+
 // Record queues ev (Time defaults to now) for writing, in order. It blocks
 // only while the queue is full. A failure to write is logged.
 func (l *Log) Record(ctx context.Context, ev api.AuditEvent) error {

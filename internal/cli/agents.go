@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/spf13/cobra"
 )
 
@@ -48,15 +49,23 @@ func newAgentsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			share := map[string]string{} // which versions serve which share (rollouts)
+			if dep, err := c.Deployment(cmd.Context(), args[0]); err == nil {
+				for _, v := range dep.Versions {
+					if v.Role != api.RoleKept {
+						share[v.Version] = fmt.Sprintf("%s %d%%", v.Role, v.Percent)
+					}
+				}
+			}
 			return g.print(vs, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "VERSION\tCREATED\tFILES\tBYTES\tCURRENT")
+				fmt.Fprintln(tw, "VERSION\tCREATED\tFILES\tBYTES\tCURRENT\tSERVES")
 				for _, v := range vs {
 					cur := ""
 					if v.Digest == a.Current {
 						cur = "*"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", shortDigest(v.Digest), v.Created.Local().Format(time.DateTime), v.Files, v.Size, cur)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", shortDigest(v.Digest), v.Created.Local().Format(time.DateTime), v.Files, v.Size, cur, share[v.Digest])
 				}
 				tw.Flush()
 			})

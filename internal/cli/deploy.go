@@ -3,9 +3,7 @@ package cli
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/spf13/cobra"
@@ -40,10 +38,15 @@ func loadBundle(path string) (*bundle.Bundle, []byte, error) {
 func newDeployCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "deploy DIR|BUNDLE.tar.gz",
-		Short: "Upload an agent bundle as a new immutable version and make it current",
+		Short: "Upload an agent bundle and send it through the deploy pipeline",
 		Long: `Deploy reads a directory (or tar.gz) holding agent.json and the agent's files,
-validates the manifest, uploads it as a content-addressed version and points
-the agent at it. Sessions pick up the new version on their next request.`,
+validates the manifest and uploads it as a content-addressed version, whose
+pipeline run then validates, builds, tests (tests/*.test.js, the manifest's
+test command), asks the policy gate, waits for a review when policy asks for
+one, signs, records in the ledger and rolls it out. Each stage is shown as it
+runs (-o json: each event as a JSON document, then the run). Deploy exits non-zero
+with the failing stage's reason; a run that waits for review is not a failure
+(agentcloud pipeline approve RUN).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, tgz, err := loadBundle(args[0])
@@ -54,14 +57,7 @@ the agent at it. Sessions pick up the new version on their next request.`,
 			if err != nil {
 				return err
 			}
-			v, err := c.Deploy(cmd.Context(), tgz)
-			if err != nil {
-				return fmt.Errorf("deploy %s: %w", args[0], err)
-			}
-			return g.print(v, func(w io.Writer) {
-				fmt.Fprintf(w, "deployed %s version %s (%d files, %d bytes)\n", v.Agent, strings.TrimPrefix(v.Digest, "sha256:")[:12], v.Files, v.Size)
-				fmt.Fprintf(w, "call it: agentcloud call %s/SESSION /\n", v.Agent)
-			})
+			return g.deployProgress(cmd.Context(), c, args[0], tgz)
 		},
 	}
 }

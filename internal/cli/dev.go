@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/spf13/cobra"
 )
 
@@ -48,6 +49,11 @@ last good version keeps serving.`,
 					return
 				}
 				last = b.Digest
+				if v.Run != "" && v.RunState != api.RunPassed {
+					fmt.Fprintf(g.stdout, "%s %s version %s: run %s %s (agentcloud pipeline show %s)\n",
+						time.Now().Format(time.TimeOnly), v.Agent, shortDigest(v.Digest), v.Run, v.RunState, v.Run)
+					return
+				}
 				fmt.Fprintf(g.stdout, "%s deployed %s version %s — %s/agents/%s/sessions/dev/\n",
 					time.Now().Format(time.TimeOnly), v.Agent, shortDigest(v.Digest), c.Server(), v.Agent)
 			}

@@ -162,7 +162,7 @@ func TestJSONOutputGolden(t *testing.T) {
 	steps := []jsonStep{
 		{name: "version", args: []string{"version"}, mask: []string{"go_version"}},
 		{name: "status", args: []string{"status"}, mask: []string{"go_version", "node_id", "uptime_seconds", "streams", "messages", "bytes"}},
-		{name: "deploy", args: []string{"deploy", agentDir}},
+		{name: "deploy", args: []string{"deploy", agentDir}, mask: []string{"run", "id", "duration_ms", "provenance", "hash", "report", "input_digest", "template", "message"}},
 		{name: "agents_list", args: []string{"agents", "list"}},
 		{name: "agents_versions", args: []string{"agents", "versions", "hello"}},
 		{name: "sessions_list", args: []string{"sessions", "list", "--agent", "hello"}, mask: []string{"memory_bytes"}},

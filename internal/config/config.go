@@ -119,8 +119,10 @@ type Config struct {
 	// counted into one summary record.
 	AuditAuthFailuresPerMinute int `json:"audit_auth_failures_per_minute"`
 	// Rollout* configure gradual rollouts (rollout.go): the default steps
-	// (an agent's manifest may give its own) and the analysis that rolls a
-	// new version back when it does worse than the stable one.
+	// (an agent's manifest may give its own; the default "100%" releases a
+	// version at once, e.g. "10%:5m,50%:10m,100%" rolls out gradually) and
+	// the analysis that rolls a new version back when it does worse than
+	// the stable one.
 	RolloutSteps                string   `json:"rollout_steps"`
 	RolloutMinCalls             int      `json:"rollout_min_calls"`
 	RolloutMaxErrorRateIncrease float64  `json:"rollout_max_error_rate_increase"`
@@ -180,7 +182,7 @@ func Default() Config {
 		AgentInitTimeout:           Duration(10 * time.Second),
 		SessionMaxBodyBytes:        32 << 20,
 
-		RolloutSteps:                "10%:5m,50%:10m,100%",
+		RolloutSteps:                "100%",
 		RolloutMinCalls:             20,
 		RolloutMaxErrorRateIncrease: 0.05,
 		RolloutMaxP99Ratio:          1.5,

@@ -31,6 +31,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
+	"github.com/agentcloud/agentcloud/internal/pipeline"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -89,6 +90,12 @@ type Daemon struct {
 	toolRegistry *registry.Registry
 
 	door frontDoor // set by startGateway (gateway.go)
+
+	// pipe is set by startPipeline (pipeline.go); pipelineClock, if set,
+	// is the clock of its runs and rollouts (tests only).
+	pipe          *pipelineParts
+	pipeRunner    atomic.Pointer[pipeline.Runner] // pipe.runner, for security's agent owners (pipeline_owner.go)
+	pipelineClock atomic.Pointer[func() time.Time]
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.

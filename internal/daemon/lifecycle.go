@@ -50,6 +50,7 @@ func (d *Daemon) parts() []part {
 		{name: "egress proxy", start: d.startProxy, close: d.closeProxy},
 		{name: "api", start: d.startAPI},
 		{name: "sandboxes", start: d.startSandboxes, close: d.closeSandboxes},
+		{name: "pipeline", start: d.startPipeline, close: d.closePipeline}, // ledger, rollouts, runner (pipeline.go)
 		{name: "toolbox", start: d.startTools},
 		{name: "tool registry", start: d.startToolRegistry, close: d.closeToolRegistry},
 		{name: "models", start: d.startModels},
@@ -57,6 +58,7 @@ func (d *Daemon) parts() []part {
 		// (an alarm can run agent code at once), and so close before any
 		// of those services.
 		{name: "sessions", start: d.startSessions, close: d.closeSessions},
+		{name: "pipeline runs", start: d.startPipelineRuns, close: d.closePipelineRuns},
 		{name: "gateway", start: d.startGateway}, // the front door (gateway.go)
 		{name: "listener", start: d.startListener},
 	}
@@ -147,7 +149,7 @@ func (d *Daemon) startSecurity(ctx context.Context) error {
 	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
 		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
 		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security")},
-		security.Deps{Store: d.store, Bootstrap: d.bootstrap, Agents: d.sessions, Sandboxes: &d.sandboxDir,
+		security.Deps{Store: d.store, Bootstrap: d.bootstrap, Agents: agentDirectory{d}, Sandboxes: &d.sandboxDir,
 			PrincipalFrom: securityhttp.PrincipalFrom})
 	if err != nil {
 		return err
@@ -190,6 +192,7 @@ func (d *Daemon) startSessions(ctx context.Context) error {
 		DeployAuthorizer: sessionhttp.AuthorizeDeploys(securityhttp.Auth{Sec: d.sec}),
 		Identity:         d.sec, // session SVIDs at activation
 		Flow:             d.sec, // labels follow calls between sessions
+		Observer:         d.pipe.rollout.Meter(),
 	})
 	if err != nil {
 		return fmt.Errorf("start sessions: %w", err)
@@ -220,7 +223,7 @@ func (d *Daemon) startAPI(context.Context) error {
 	})
 	d.routes()
 	securityhttp.Routes(d.router, d.sec)
-	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}}).Routes(d.router)
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy}).Routes(d.router)
 	return nil
 }
 

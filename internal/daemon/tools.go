@@ -42,7 +42,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 	log := d.log.With("component", "toolbox")
 	deps := builtin.Deps{
 		State:     d.sessions,
-		Agents:    d.sessions,
+		Agents:    pipelineAgents{d}, // deploy_agent goes through the pipeline (pipeline_deploy.go)
 		Fetch:     toolFetcher{d},
 		Authorize: d.authorizeForTool,
 		Principal: d.sessionPrincipal,

@@ -170,6 +170,7 @@ func TestQueryParamsDeclaredClass(t *testing.T) {
 			concrete = strings.ReplaceAll(concrete, w, "x1")
 		}
 		concrete = strings.ReplaceAll(concrete, "{pid}", "1")
+		concrete = strings.NewReplacer("{run}", "x1", "{entry}", "1", "{hash}", "ab").Replace(concrete)
 		for method, op := range item {
 			try := func(query, field string) {
 				resp, err := c.Raw(context.Background(), strings.ToUpper(method), concrete+"?"+query, nil, "")

@@ -22,7 +22,8 @@ import (
 )
 
 // docFiles are the Markdown files whose sh blocks run, in order: the README
-// first (the examples' READMEs may rely on nothing it did).
+// first (the examples' READMEs may rely on nothing it did), docs/PIPELINE.md
+// last.
 func docFiles(t *testing.T, root string) []string {
 	t.Helper()
 	files := []string{"README.md", filepath.Join("examples", "README.md")}
@@ -35,7 +36,7 @@ func docFiles(t *testing.T, root string) []string {
 		rel, _ := filepath.Rel(root, f)
 		files = append(files, rel)
 	}
-	return files
+	return append(files, filepath.Join("docs", "PIPELINE.md"))
 }
 
 // TestDocBlocksClass: every code block of the docs is labelled, so each

@@ -94,6 +94,18 @@ func (g *CedarGate) Set(src []byte) error {
 // PolicySetDigest is the digest of the policies in force.
 func (g *CedarGate) PolicySetDigest() string { return g.cur.Load().digest }
 
+// RoleLabel is the principal label the daemon sets to RoleAdmin for a
+// platform administrator (never taken from a request).
+const (
+	RoleLabel = "principal.role"
+	RoleAdmin = "admin"
+)
+
+// IsAdmin reports whether p is a person the daemon marked an administrator.
+func IsAdmin(p api.PipelinePrincipal) bool {
+	return p.Kind == api.AuthorHuman && p.Labels[RoleLabel] == RoleAdmin
+}
+
 // principalUID maps a run's principal to its Cedar entity.
 func principalUID(p api.PipelinePrincipal) types.EntityUID {
 	typ := "User"
@@ -125,6 +137,7 @@ func (g *CedarGate) releaseContext(ctx context.Context, run api.PipelineRun) (ty
 		tests = &api.PipelineTestSummary{}
 	}
 	isOwner := run.Principal.Kind == api.AuthorHuman && (owner == run.Principal.ID || (owner == "" && ch.FirstRelease))
+	isAdmin := IsAdmin(run.Principal)
 	limitsRaised := !ch.FirstRelease && (ch.Limits.MemoryMiB > ch.ParentLimits.MemoryMiB || ch.Limits.CPUMs > ch.ParentLimits.CPUMs || ch.Limits.WallMs > ch.ParentLimits.WallMs)
 	labels := types.RecordMap{}
 	for k, v := range run.Principal.Labels {
@@ -142,6 +155,7 @@ func (g *CedarGate) releaseContext(ctx context.Context, run api.PipelineRun) (ty
 		"author_kind":     types.String(run.Principal.Kind),
 		"author_labels":   types.NewRecord(labels),
 		"author_is_owner": types.Boolean(isOwner),
+		"author_is_admin": types.Boolean(isAdmin),
 		"first_release":   types.Boolean(ch.FirstRelease),
 		"new_hosts":       strs(ch.NewHosts),
 		"new_secrets":     strs(ch.NewSecrets),
@@ -159,7 +173,7 @@ func (g *CedarGate) releaseContext(ctx context.Context, run api.PipelineRun) (ty
 	}
 	plain := map[string]any{
 		"author_id": run.Principal.ID, "author_kind": run.Principal.Kind, "author_labels": run.Principal.Labels,
-		"author_is_owner": isOwner, "first_release": ch.FirstRelease, "new_hosts": ch.NewHosts, "new_secrets": ch.NewSecrets,
+		"author_is_owner": isOwner, "author_is_admin": isAdmin, "first_release": ch.FirstRelease, "new_hosts": ch.NewHosts, "new_secrets": ch.NewSecrets,
 		"new_tools": ch.NewTools, "adds_capability": AddsCapability(ch), "limits_raised": limitsRaised, "memory_mib": ch.Limits.MemoryMiB,
 		"cpu_ms": ch.Limits.CPUMs, "wall_ms": ch.Limits.WallMs, "entry_changed": ch.EntryChanged, "entry_digest": ch.EntryDigest,
 		"tests_passed": tests.Passed, "tests_total": tests.Total, "tests_failed": tests.Failed,

@@ -135,6 +135,9 @@ func TestGateDecisionsClass(t *testing.T) {
 	human := api.PipelinePrincipal{Kind: api.AuthorHuman, ID: owner}
 	other := api.PipelinePrincipal{Kind: api.AuthorHuman, ID: "spiffe://t/user/carol"}
 	agent := api.PipelinePrincipal{Kind: api.AuthorAgent, ID: "spiffe://t/agent/a"}
+	admin := api.PipelinePrincipal{Kind: api.AuthorHuman, ID: "admin", Labels: map[string]string{RoleLabel: RoleAdmin}}
+	// Only a person can be an administrator: the label on an agent counts for nothing.
+	fakeAdmin := api.PipelinePrincipal{Kind: api.AuthorAgent, ID: "spiffe://t/agent/a", Labels: map[string]string{RoleLabel: RoleAdmin}}
 	pass := &api.PipelineTestSummary{Passed: true, Total: 2}
 	fail := &api.PipelineTestSummary{Passed: false, Total: 2, Failed: 1}
 	plain := &api.PipelineChange{Limits: api.PipelineLimit{MemoryMiB: 64}, ParentLimits: api.PipelineLimit{MemoryMiB: 64}}
@@ -155,6 +158,9 @@ func TestGateDecisionsClass(t *testing.T) {
 		{"owner adds secret", human, &api.PipelineChange{NewSecrets: []string{"k"}}, pass, api.GateReview, "release-new-capability"},
 		{"owner adds tool", human, &api.PipelineChange{NewTools: []string{"t"}}, pass, api.GateReview, "release-new-capability"},
 		{"owner raises memory", human, &api.PipelineChange{Limits: api.PipelineLimit{MemoryMiB: 128}, ParentLimits: api.PipelineLimit{MemoryMiB: 64}}, pass, api.GateReview, "release-new-capability"},
+		{"admin adds host", admin, &api.PipelineChange{NewHosts: []string{"x.example"}}, pass, api.GateAllow, "release-permit"},
+		{"admin, failing tests", admin, plain, fail, api.GateDeny, "release-tests-failed"},
+		{"agent labelled admin adds host", fakeAdmin, &api.PipelineChange{NewHosts: []string{"x.example"}}, pass, api.GateReview, "release-by-agent"},
 	}
 	for _, c := range cases {
 		run := api.PipelineRun{ID: "run-x", Agent: "a", Principal: c.who, Change: c.change, Tests: c.tests}

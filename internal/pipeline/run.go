@@ -259,3 +259,29 @@ func (r *Runner) Diff(ctx context.Context, id string) (api.PipelineDiff, error) 
 	}
 	return d, nil
 }
+
+// Active returns agent's run in progress, if any (ok false when none).
+func (r *Runner) Active(ctx context.Context, agent string) (api.PipelineRun, bool, error) {
+	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+		return api.PipelineRun{}, false, p
+	}
+	e, err := r.kv.Get(ctx, activeKey(agent))
+	if errors.Is(err, store.ErrNotFound) {
+		return api.PipelineRun{}, false, nil
+	}
+	if err != nil {
+		return api.PipelineRun{}, false, fmt.Errorf("pipeline active run of %s: %w", agent, err)
+	}
+	id, _ := parseClaim(e.Value)
+	if id == "" {
+		return api.PipelineRun{}, false, nil
+	}
+	rec, _, err := r.load(ctx, id)
+	if api.IsKind(err, api.KindNotFound) {
+		return api.PipelineRun{}, false, nil
+	}
+	if err != nil {
+		return api.PipelineRun{}, false, err
+	}
+	return rec.Run, !rec.Run.Terminal(), nil
+}

@@ -135,6 +135,15 @@ type Start struct {
 	// author of the change Start records, and the owner of an agent the
 	// rollout creates.
 	Author string
+	// Expect, if set, is the version that must serve alone for the
+	// rollout to start ("" for an agent not deployed yet): the version a
+	// pipeline run was made against. Anything else is a conflict, so a
+	// run never replaces a version it did not review against.
+	Expect *string
+	// Run names the pipeline run asking (stored in the state): a Start
+	// for the run and version whose rollout exists already returns it
+	// instead of starting again, so a resumed run does not start twice.
+	Run string
 }
 
 // Start begins rolling out a version: it serves the first step's share of
@@ -159,15 +168,30 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 	if p := bundle.CheckRolloutSteps(steps); p != nil {
 		return State{}, api.FieldErrorf(api.KindValidation, "steps"+p.Field, "%s; %s", p.Problem, p.Fix)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	rt, err := c.cfg.Router.ReadRouting(ctx, req.Agent)
 	if err != nil {
 		return State{}, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	cur, err := c.read(ctx, req.Agent)
 	if err != nil {
 		return State{}, err
+	}
+	if req.Run != "" && cur.rev != 0 && cur.Run == req.Run && cur.Canary == req.Version {
+		return cur.State, nil // started already: a resumed run asks again
+	}
+	if req.Expect != nil && (rt.Stable != *req.Expect || rt.Canary != "") {
+		serving := "nothing"
+		if rt.Exists && rt.Stable != "" {
+			serving = "version " + short(rt.Stable)
+		}
+		want := "no version"
+		if *req.Expect != "" {
+			want = "version " + short(*req.Expect)
+		}
+		return State{}, api.Errorf(api.KindConflict, "agent %s serves %s (canary %q), not %s the change was made against; submit it again",
+			req.Agent, serving, short(rt.Canary), want)
 	}
 	if cur.Phase.Active() {
 		return State{}, api.Errorf(api.KindConflict, "agent %s is rolling out version %s (%s); promote or roll it back first", req.Agent, short(cur.Canary), cur.Phase)
@@ -176,7 +200,7 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 		return State{}, api.FieldErrorf(api.KindConflict, "version", "version %s of agent %s serves already", short(req.Version), req.Agent)
 	}
 	now := c.cfg.Now().UTC()
-	st := State{Agent: req.Agent, Owner: req.Author, Stable: rt.Stable, Canary: req.Version, Steps: steps, Phase: PhaseRunning,
+	st := State{Agent: req.Agent, Owner: req.Author, Run: req.Run, Stable: rt.Stable, Canary: req.Version, Steps: steps, Phase: PhaseRunning,
 		Started: now, StepStarted: now, Updated: now, Seq: cur.Seq, LoggedSeq: cur.LoggedSeq, Pending: cur.Pending, Last: cur.Last}
 	if !rt.Exists || rt.Stable == "" || steps[0].Percent == 100 && steps[0].PauseSeconds == 0 {
 		// Nothing to compare with, or no canary step: it serves at once.

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"github.com/agentcloud/agentcloud/api"
 	"slices"
 	"strings"
 	"testing"
@@ -171,5 +172,46 @@ func TestHealthyCanaryPromoted(t *testing.T) {
 	dep, err := e.c.Status(ctx, "shop")
 	if err != nil || dep.Rollout.Phase != "completed" || len(dep.Versions) != 2 {
 		t.Fatalf("status: %+v %v", dep, err)
+	}
+}
+
+// TestStartExpectAndRunClass: a Start that names the version it expects
+// to replace is refused (409) when anything else serves — another version,
+// a canary, or an agent that appeared meanwhile — and a Start repeated by
+// the same run returns the rollout it started instead of starting again
+// (a resumed pipeline run), whatever phase that rollout reached.
+func TestStartExpectAndRunClass(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, t.TempDir(), true, defaultThresholds, 0)
+	v1 := e.deploy(t, "v1")
+	v2 := e.add(t, "v2", "")
+	v3 := e.add(t, "v3", "")
+	none, wrong := "", v3
+	for _, exp := range []*string{&none, &wrong} {
+		_, err := e.c.Start(ctx, Start{Agent: "shop", Version: v2, Steps: threeSteps, Expect: exp, Run: "r0"})
+		if !api.IsKind(err, api.KindConflict) {
+			t.Fatalf("expect %q while %s serves: %v, want a conflict", *exp, v1, err)
+		}
+	}
+	st, err := e.c.Start(ctx, Start{Agent: "shop", Version: v2, Steps: threeSteps, Expect: &v1, Run: "r1"})
+	if err != nil || st.Phase != PhaseRunning || st.Run != "r1" {
+		t.Fatalf("start: %+v %v", st, err)
+	}
+	seq := st.Seq
+	again, err := e.c.Start(ctx, Start{Agent: "shop", Version: v2, Steps: threeSteps, Expect: &v1, Run: "r1"})
+	if err != nil || again.Seq != seq {
+		t.Fatalf("the same run's Start again: %+v %v, want the rollout unchanged", again, err)
+	}
+	// Another run against v1 while a canary serves: a conflict.
+	if _, err := e.c.Start(ctx, Start{Agent: "shop", Version: v3, Steps: threeSteps, Expect: &v1, Run: "r2"}); !api.IsKind(err, api.KindConflict) {
+		t.Fatalf("start beside a canary: %v", err)
+	}
+	if _, err := e.c.Rollback(ctx, "shop", "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	// Rolled back: the same run asking again does not start it again.
+	again, err = e.c.Start(ctx, Start{Agent: "shop", Version: v2, Steps: threeSteps, Expect: &v1, Run: "r1"})
+	if err != nil || again.Phase != PhaseRolledBack {
+		t.Fatalf("the same run after its rollback: %+v %v, want the rolled-back rollout", again, err)
 	}
 }

@@ -38,6 +38,8 @@ type State struct {
 	Agent string `json:"agent"`
 	// Owner is who started the rollout (Start.Author).
 	Owner string `json:"owner,omitempty"`
+	// Run is the pipeline run that started it (Start.Run), if any.
+	Run string `json:"run,omitempty"`
 	// Stable is the version serving before the rollout, which a rollback
 	// returns to; Canary is the version being rolled out.
 	Stable string               `json:"stable"`

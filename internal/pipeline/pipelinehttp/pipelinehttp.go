@@ -85,8 +85,8 @@ func (h *Handler) Routes(rt *httpapi.Router) {
 		rt.Handle(r)
 	}
 	run := Prefix + "/runs/{run}"
-	add(httpapi.Route{Method: "GET", Path: Prefix + "/runs", Action: ActionRead, Response: api.PipelineRunList{},
-		Query: []httpapi.QueryParam{{Name: "agent", Description: "only this agent's runs"},
+	add(httpapi.Route{Method: "GET", Path: Prefix + "/runs", Action: ActionRead, Response: api.PipelineRunList{}, Resource: agentQuery,
+		Query: []httpapi.QueryParam{{Name: "agent", Description: "only this agent's runs (authorized on the agent; without it, on the platform)"},
 			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many (default and most 1000)"}},
 		Summary: "Pipeline runs, newest first.", Handler: h.list})
 	add(httpapi.Route{Method: "GET", Path: run, Action: ActionRead, Response: api.PipelineRun{},
@@ -112,6 +112,14 @@ func (h *Handler) Routes(rt *httpapi.Router) {
 	add(httpapi.Route{Method: "GET", Path: run + "/provenance", Action: ActionRead, Response: api.PipelineProvenance{},
 		Summary: "The released version's signed provenance (DSSE envelope of an in-toto SLSA v1 statement) and the key to verify it.",
 		Handler: h.provenance})
+}
+
+// agentQuery is the agent named by ?agent= (the platform without one).
+func agentQuery(r *http.Request) httpapi.Resource {
+	if a := r.URL.Query().Get("agent"); a != "" {
+		return httpapi.Resource{Type: "Agent", ID: a}
+	}
+	return httpapi.Resource{}
 }
 
 // runResource is the run's agent (the platform when the run is unknown:
@@ -175,8 +183,12 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// streamPoll is how often the stream looks for new events.
-const streamPoll = 100 * time.Millisecond
+// streamPoll is how often the stream looks for new events; streamSettle
+// how long it waits for the event announcing an end it has already read.
+const (
+	streamPoll   = 100 * time.Millisecond
+	streamSettle = 2 * time.Second
+)
 
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 	from, err := intQuery(r, "from")
@@ -199,6 +211,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), h.StreamLimit)
 	defer cancel()
 	next := uint64(from)
+	// A run's state is written before the event announcing it: a stream
+	// that sees the run ended (or waiting) ends once it has sent that
+	// event, or after streamSettle without it.
+	var ended bool
+	var settle time.Time
 	for {
 		evs, n, err := h.r.Events(ctx, id, next, 0)
 		if err != nil {
@@ -206,6 +223,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 		}
 		next = n
 		for _, ev := range evs {
+			switch {
+			case ev.Type == api.EventRun && (ev.State == api.RunPassed || ev.State == api.RunFailed || ev.State == api.RunCancelled),
+				ev.Type == api.EventStage && ev.State == api.StageWaiting:
+				ended = true
+			case ev.Type != api.EventLog:
+				ended = false
+			}
 			b, _ := json.Marshal(ev)
 			if sse {
 				_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
@@ -223,11 +247,21 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		run, err := h.r.Get(ctx, id)
-		if err != nil || run.Terminal() || (run.State == api.RunWaiting && (run.Review == nil || run.Review.Decision == "") && !run.CancelRequested) {
-			if more, _, _ := h.r.Events(ctx, id, next, 1); len(more) == 0 {
-				return nil
+		if err != nil {
+			return nil
+		}
+		if run.Terminal() || (run.State == api.RunWaiting && (run.Review == nil || run.Review.Decision == "") && !run.CancelRequested) {
+			if settle.IsZero() {
+				settle = time.Now().Add(streamSettle)
 			}
-			continue
+			if ended || time.Now().After(settle) {
+				if more, _, _ := h.r.Events(ctx, id, next, 1); len(more) == 0 {
+					return nil
+				}
+				continue
+			}
+		} else {
+			settle = time.Time{}
 		}
 		select {
 		case <-ctx.Done():

@@ -35,17 +35,22 @@ type Config struct {
 	// Manager itself (session.Config.DeployAuthorizer, see
 	// AuthorizeDeploys), against the record they replace.
 	Authorizer httpapi.Authorizer
+	// Deploy, if set, takes a loaded bundle of POST /v1/agents over and
+	// answers it (the daemon sends it through the deploy pipeline);
+	// without it the Manager deploys at once.
+	Deploy func(w http.ResponseWriter, r *http.Request, b *bundle.Bundle) error
 }
 
 // Handler serves the agent and session API.
 type Handler struct {
-	m     *session.Manager
-	authz httpapi.Authorizer
+	m      *session.Manager
+	authz  httpapi.Authorizer
+	deploy func(w http.ResponseWriter, r *http.Request, b *bundle.Bundle) error
 }
 
 // New returns a Handler; register it with Routes.
 func New(cfg Config) *Handler {
-	return &Handler{m: cfg.Manager, authz: cfg.Authorizer}
+	return &Handler{m: cfg.Manager, authz: cfg.Authorizer, deploy: cfg.Deploy}
 }
 
 // AgentResource is the authorization resource of /…/agents/{agent}/….
@@ -78,12 +83,17 @@ func principal(r *http.Request) session.Principal {
 	return session.Principal{ID: p.ID, Kind: p.Kind}
 }
 
+const deploySummary = "Deploy a bundle (tar.gz of a directory with agent.json): the new immutable version goes through the deploy " +
+	"pipeline (validate, build, test, policy gate, review, sign, record, roll out). 201 once its run passed; 202 with the run " +
+	"(Location) when it waits for review or runs longer than the deploy wait, or at once with Prefer: respond-async; " +
+	"422 pipeline-failed naming the failing stage."
+
 // Routes registers the agent, session and session-traffic endpoints (the
 // router authorizes each route; listings are filtered per item).
 func (h *Handler) Routes(r *httpapi.Router) {
 	m := h.m
 	r.Handle(httpapi.Route{Method: "POST", Path: "/v1/agents", Tag: "agents",
-		Summary:            "Deploy a bundle (tar.gz of a directory with agent.json) as a new immutable version and make it current.",
+		Summary:            deploySummary,
 		RequestContentType: "application/gzip", Response: api.AgentVersion{}, Status: http.StatusCreated,
 		Action: session.ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
 		Handler: h.handleDeploy})
@@ -192,6 +202,9 @@ func (h *Handler) handleDeploy(w http.ResponseWriter, r *http.Request) error {
 		}
 		return bundleProblem(err)
 	}
+	if h.deploy != nil {
+		return h.deploy(w, r, b)
+	}
 	v, err := h.m.Deploy(r.Context(), principal(r), b)
 	if err != nil {
 		return err
@@ -278,4 +291,14 @@ func readBody(r io.Reader, limit int) ([]byte, error) {
 		return nil, session.BodyTooLarge("request body", limit)
 	}
 	return body, nil
+}
+
+// BundleProblem turns a bundle loading error into a 4xx problem naming the
+// field (for other routes that take a bundle).
+func BundleProblem(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return api.Errorf(api.KindTooLarge, "bundle is larger than the request limit of %d bytes", mbe.Limit)
+	}
+	return bundleProblem(err)
 }
