@@ -89,10 +89,11 @@ type flood struct {
 	other   atomic.Int64
 	mu      sync.Mutex
 	first   *refusal
+	byKind  map[string]*refusal // the first refusal of each problem type
 }
 
 func startFlood(clients []*client.Client, session func(i int) string, conc int) *flood {
-	f := &flood{stop: make(chan struct{})}
+	f := &flood{stop: make(chan struct{}), byKind: map[string]*refusal{}}
 	for i, c := range clients {
 		for j := 0; j < conc; j++ {
 			f.wg.Add(1)
@@ -128,8 +129,13 @@ func (f *flood) call(c *client.Client, session string) {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		f.refused.Add(1)
 		f.mu.Lock()
+		r := &refusal{resp.StatusCode, resp.Header.Clone(), body}
 		if f.first == nil {
-			f.first = &refusal{resp.StatusCode, resp.Header.Clone(), body}
+			f.first = r
+		}
+		var p api.Problem
+		if json.Unmarshal(body, &p) == nil && f.byKind[p.Type] == nil {
+			f.byKind[p.Type] = r
 		}
 		f.mu.Unlock()
 	default:
@@ -363,5 +369,69 @@ func TestTrafficRoutesClass(t *testing.T) {
 		if p := api.AsProblem(err); !api.IsKind(err, api.KindInvalidQuery) || p.Field != q.field {
 			t.Errorf("%.60s: %v (field %q), want invalid query on %s", q.path, err, p.Field, q.field)
 		}
+	}
+}
+
+// TestGatewayOverloadHeadersClass: when a level sheds load it says so: a
+// level without queues refuses at once (503 overloaded, limit
+// "concurrency"), a queue waited past its timeout is 503 queue-timeout
+// (limit "queue"); both with Retry-After and problem+json naming the
+// level, while a person in another level is still served.
+func TestGatewayOverloadHeadersClass(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		level func(l *config.PriorityLevel)
+		kind  api.Kind
+		limit string
+	}{
+		{"no queues", func(l *config.PriorityLevel) { l.Queues = 0 }, api.KindOverloaded, "concurrency"},
+		{"queue timeout", func(l *config.PriorityLevel) {
+			l.Queues, l.HandSize, l.QueueLength, l.QueueTimeout = 4, 2, 100, config.Duration(150*time.Millisecond)
+		}, api.KindQueueTimeout, "queue"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := floodConfig()
+			for i := range cfg.Gateway.Levels {
+				if l := &cfg.Gateway.Levels[i]; l.Name == "agent-batch" {
+					tc.level(l)
+				}
+			}
+			d, admin := slowDaemon(t, cfg)
+			var batch []*client.Client
+			for i := 0; i < 10; i++ {
+				batch = append(batch, userClient(t, d, admin, fmt.Sprintf("user:batch-%02d", i)))
+			}
+			human := userClient(t, d, admin, "user:alice")
+			f := startFlood(batch, func(i int) string { return fmt.Sprintf("b%d", i%5) }, 3)
+			defer f.end()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				f.mu.Lock()
+				r := f.byKind[tc.kind.TypeURI()]
+				f.mu.Unlock()
+				if r != nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no %s refusal after 30 s: %d served, %d refused", tc.kind, f.ok.Load(), f.refused.Load())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if who, err := human.WhoAmI(context.Background()); err != nil || who.Kind != "user" {
+				t.Fatalf("human during the overload: %+v %v", who, err)
+			}
+			f.end()
+			f.stop = make(chan struct{})
+			r := f.byKind[tc.kind.TypeURI()]
+			if r.status != http.StatusServiceUnavailable {
+				t.Errorf("%s: status %d", tc.kind, r.status)
+			}
+			checkRefusal(t, r, "agent-batch")
+			var p api.Problem
+			_ = json.Unmarshal(r.body, &p)
+			if p.Limit != tc.limit {
+				t.Errorf("%s: limit %q, want %q", tc.kind, p.Limit, tc.limit)
+			}
+		})
 	}
 }
