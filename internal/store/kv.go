@@ -71,12 +71,35 @@ func (s *Store) KV(ctx context.Context, bucket string, o KVOptions) (KV, error) 
 	}
 	k := &natsKV{s: s}
 	k.b = binding[jetstream.KeyValue]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-		return js.CreateOrUpdateKeyValue(ctx, cfg)
+		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		if err != nil || s.opts.Replicas <= 1 {
+			return kv, err
+		}
+		return leaderReads(ctx, js, bucket)
 	}}
 	if _, err := k.b.get(ctx); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
 	return k, nil
+}
+
+// leaderReads turns off direct gets of a replicated bucket and opens it
+// again: a direct get may be answered by any replica, one that has not yet
+// applied the latest write, so a member would read its own acknowledged
+// write back stale (a lost update for the next increment). Without them
+// every get is answered by the stream's leader.
+func leaderReads(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
+	st, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return nil, err
+	}
+	if scfg := st.CachedInfo().Config; scfg.AllowDirect {
+		scfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, scfg); err != nil {
+			return nil, err
+		}
+	}
+	return js.KeyValue(ctx, bucket)
 }
 
 type natsKV struct {
