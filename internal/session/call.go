@@ -276,8 +276,18 @@ func (m *Manager) maybeEvict() {
 }
 
 // hibernate snapshots s's heap, stores it and frees the isolate. s.mu must
-// be held. With closing, failures still free the isolate.
+// be held. With closing, failures still free the isolate. A session this
+// node no longer owns is dropped unsaved: its owner has the newer heap.
 func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error {
+	if m.fenced(s) {
+		m.discardLocked(s)
+		return nil
+	}
+	return m.saveAndFree(ctx, s)
+}
+
+// saveAndFree is hibernate without the ownership check. s.mu must be held.
+func (m *Manager) saveAndFree(ctx context.Context, s *session) error {
 	if s.iso == nil {
 		m.forget(s)
 		return nil

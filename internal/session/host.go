@@ -253,7 +253,14 @@ type txnRecord struct {
 // write goes straight to the state bucket; several are first recorded as one
 // write-ahead record (the commit point), then applied, then the record is
 // removed. A crash between the two is repaired by recoverTxn on activation.
+//
+// A session this node no longer owns (or owns under a newer epoch) commits
+// nothing and drops its heap: the owner runs it now (owner.go).
 func (h *callHost) commit(ctx context.Context) error {
+	if h.m.fenced(h.s) {
+		h.m.discardLocked(h.s)
+		return notOwner(h.s.key)
+	}
 	limit := h.m.cfg.Store.MaxRecordBytes()
 	switch {
 	case len(h.order) == 1:
