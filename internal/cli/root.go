@@ -108,7 +108,8 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 		newAgentsCmd(g), newSessionsCmd(g), newCallCmd(g), newBenchCmd(g),
 		newSandboxCmd(g), newRunCmd(g),
 		newTokenCmd(g), newIdentityCmd(g), newPolicyCmd(g), newSecretCmd(g), newApprovalsCmd(g), newAuditCmd(g),
-		newToolsCmd(g), newMCPCmd(g), newModelsCmd(g), newUsageCmd(g))
+		newToolsCmd(g), newMCPCmd(g), newModelsCmd(g), newUsageCmd(g),
+		newClusterCmd(g), newNodeCmd(g))
 	return root
 }
 

@@ -87,6 +87,9 @@ type Daemon struct {
 
 	// toolRegistry is set by startToolRegistry (tools_registry.go).
 	toolRegistry *registry.Registry
+
+	// cluster is set by startCluster (cluster.go) in a cluster.
+	cluster *clusterParts
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.
