@@ -134,6 +134,13 @@ func startClusterProcs(t testing.TB, n int) []*clusterNode {
 		}
 		nd.launch(t)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, nd := range nodes {
+				t.Logf("log of %s:\n%s", nd.name, nd.out)
+			}
+		}
+	})
 	for _, nd := range nodes {
 		nd.wait(t)
 	}

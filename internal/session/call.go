@@ -119,16 +119,29 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, err
 	}
 	if m.b.Flow == nil {
-		return m.call(ctx, agent, id, req)
+		resp, err := m.call(ctx, agent, id, req)
+		return resp, storeUnavailable(err)
 	}
 	if err := m.b.Flow.Enter(ctx, agent, id); err != nil {
-		return isolate.Response{}, err
+		return isolate.Response{}, storeUnavailable(err)
 	}
 	resp, err := m.call(ctx, agent, id, req)
 	if ferr := m.b.Flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
-		return isolate.Response{}, ferr
+		return isolate.Response{}, storeUnavailable(ferr)
 	}
-	return resp, err
+	return resp, storeUnavailable(err)
+}
+
+// storeUnavailable makes a store that cannot answer now (a replicated
+// stream electing a new leader after a member died) a 503 problem with
+// Retry-After instead of an internal error; other errors pass unchanged.
+func storeUnavailable(err error) error {
+	if err == nil || !errors.Is(err, store.ErrUnavailable) || api.AsProblem(err).Kind() != api.KindInternal {
+		return err
+	}
+	p := api.Errorf(api.KindUnavailable, "the store cannot answer right now (a cluster member may have just failed): retry in a second")
+	p.RetryAfterSeconds = 1
+	return fmt.Errorf("%w: %w", p, err)
 }
 
 func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Request) (resp isolate.Response, err error) {
