@@ -189,13 +189,16 @@ const errCodeNoPeers jetstream.ErrorCode = 10005
 // forming reports an error of opening a bucket that a forming cluster
 // gives: no suitable peers for placement yet, or, with replicas, a
 // request the meta leader did not answer in time (it was just elected, or
-// every member is creating the same buckets at once).
+// every member is creating the same buckets at once), or a bucket another
+// member has just created that this one does not see yet.
 func (s *Store) forming(ctx context.Context, err error) bool {
 	if isNoPlacement(err) {
 		return true
 	}
 	return s.opts.Replicas > 1 && ctx.Err() == nil &&
-		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout))
+		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			// created by another member a moment ago, not yet known here
+			errors.Is(err, jetstream.ErrStreamNotFound))
 }
 
 // isNoPlacement reports JetStream's "no suitable peers for placement".
