@@ -38,6 +38,10 @@ type clusterParts struct {
 	peerSrv *http.Server
 }
 
+// NodeHeader names, on every response of a cluster member, the member
+// that served the request (a session's owner, for a forwarded one).
+const NodeHeader = "Agentcloud-Node"
+
 // drainTimeout bounds POST /v1/node/drain.
 const drainTimeout = 60 * time.Second
 
@@ -140,7 +144,10 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	}
 	d.cluster = c
 	c.fwd = &cluster.Forwarder{Node: d.cfg.NodeID, Owners: c,
-		Local: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.router.ServeHTTP(w, r) }),
+		Local: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(NodeHeader, d.cfg.NodeID) // forwarded back as it is
+			d.router.ServeHTTP(w, r)
+		}),
 		Transport: &http.Transport{TLSClientConfig: c.peerTLS.Clone(), ForceAttemptHTTP2: true,
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,8 +26,11 @@ import (
 	"github.com/agentcloud/agentcloud/internal/store/storetest"
 )
 
-// clusterTTL is the lease TTL of test clusters: failover takes about this.
-const clusterTTL = "1200ms"
+const counterManifest = `{"name":"counter","entry":"agent.js","limits":{"idle_seconds":3600}}`
+
+// clusterTTL is the lease TTL of test clusters (the default: a shorter one
+// loses leases on a loaded machine, which the tests would see as churn).
+const clusterTTL = "3s"
 
 // clusterNode is one member of a test cluster: `agentcloud serve` in its
 // own process with its own data dir.
@@ -404,4 +408,136 @@ func TestClusterKill9Class(t *testing.T) {
 			t.Fatalf("%s:\n%s", nd.name, out)
 		}
 	}
+}
+
+// ownerOf returns the member that serves session id (NodeHeader).
+func ownerOf(t testing.TB, nodes []*clusterNode, id string) int {
+	t.Helper()
+	for range 100 {
+		resp, err := nodes[0].client.Call(context.Background(), "counter", id, "POST", "/", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			for i, nd := range nodes {
+				if nd.name == resp.Header.Get(daemon.NodeHeader) {
+					return i
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no owner of %s", id)
+	return -1
+}
+
+func percentile(d []time.Duration, q float64) time.Duration {
+	slices.Sort(d)
+	return d[min(len(d)-1, int(q*float64(len(d))))]
+}
+
+// BenchmarkClusterForwarding measures, on a three-process loopback
+// cluster, session calls served by the member the client talks to (its
+// owner) against calls that member forwards to the owner (p50/p99 of each,
+// the difference is the forwarding overhead), and requests/s of 16
+// concurrent clients through one member against spread over all three.
+func BenchmarkClusterForwarding(b *testing.B) {
+	nodes := startClusterProcs(b, 3)
+	if err := deployJS(nodes[0].client, counterManifest, counterAgent); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 400
+	owner := ownerOf(b, nodes, "bench")
+	other := (owner + 1) % 3
+	lat := func(c *client.Client) []time.Duration {
+		var out []time.Duration
+		for range n {
+			start := time.Now()
+			if _, err := counterCall(ctx, c, "bench"); err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, time.Since(start))
+		}
+		return out
+	}
+	b.ResetTimer()
+	for range b.N {
+		local, fwd := lat(nodes[owner].client), lat(nodes[other].client)
+		b.ReportMetric(float64(percentile(local, 0.5).Microseconds()), "local-p50-µs")
+		b.ReportMetric(float64(percentile(local, 0.99).Microseconds()), "local-p99-µs")
+		b.ReportMetric(float64(percentile(fwd, 0.5).Microseconds()), "forwarded-p50-µs")
+		b.ReportMetric(float64(percentile(fwd, 0.99).Microseconds()), "forwarded-p99-µs")
+		for _, spread := range []bool{false, true} {
+			var done atomic.Int64
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range 16 {
+				c := nodes[0].client
+				if spread {
+					c = nodes[w%3].client
+				}
+				wg.Go(func() {
+					for i := range 50 {
+						if _, err := counterCall(ctx, c, fmt.Sprintf("t%d-%d", w, i%4)); err == nil {
+							done.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			unit := "one-member-req/s"
+			if spread {
+				unit = "three-members-req/s"
+			}
+			b.ReportMetric(float64(done.Load())/time.Since(start).Seconds(), unit)
+		}
+	}
+}
+
+// BenchmarkClusterFailover kills one member of a three-process loopback
+// cluster with kill -9 several times (restarting it after each) and reports
+// how long until every session of a set answers again through the
+// survivors (p50 and max over the kills; the lease TTL is clusterTTL).
+func BenchmarkClusterFailover(b *testing.B) {
+	nodes := startClusterProcs(b, 3)
+	if err := deployJS(nodes[0].client, counterManifest, counterAgent); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const kills, sessions = 5, 12
+	var times []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for k := range kills {
+			victim := nodes[k%3]
+			var survivors []*clusterNode
+			for _, nd := range nodes {
+				if nd != victim {
+					survivors = append(survivors, nd)
+				}
+			}
+			for s := range sessions {
+				if _, err := counterCall(ctx, survivors[s%2].client, fmt.Sprintf("f%d", s)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			victim.kill9(b)
+			killed := time.Now()
+			for s := range sessions {
+				if _, err := counterCall(ctx, survivors[s%2].client, fmt.Sprintf("f%d", s)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			times = append(times, time.Since(killed))
+			victim.launch(b)
+			victim.wait(b)
+			waitBalanced(b, nodes)
+		}
+	}
+	b.ReportMetric(float64(percentile(times, 0.5).Milliseconds()), "failover-p50-ms")
+	b.ReportMetric(float64(percentile(times, 1).Milliseconds()), "failover-max-ms")
+	b.Logf("failover times: %v", times)
 }

@@ -30,7 +30,7 @@ func TestClusterDemoScript(t *testing.T) {
 	}
 	cmd := exec.Command(filepath.Join(root, "scripts", "cluster-demo.sh"), bin)
 	cmd.Dir = t.TempDir()
-	cmd.Env = cleanEnv("DEMO_API_PORTS="+ports(), "DEMO_ROUTE_PORTS="+ports(), "DEMO_LEASE_TTL=1200ms")
+	cmd.Env = cleanEnv("DEMO_API_PORTS="+ports(), "DEMO_ROUTE_PORTS="+ports(), "DEMO_LEASE_TTL=3s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	done := make(chan struct{})
 	var out []byte
