@@ -136,7 +136,10 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 // stream electing a new leader after a member died) a 503 problem with
 // Retry-After instead of an internal error; other errors pass unchanged.
 func storeUnavailable(err error) error {
-	if err == nil || !errors.Is(err, store.ErrUnavailable) || api.AsProblem(err).Kind() != api.KindInternal {
+	if err == nil || !errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	if k := api.AsProblem(err).Kind(); k != api.KindInternal && k != api.KindAgentError {
 		return err
 	}
 	p := api.Errorf(api.KindUnavailable, "the store cannot answer right now (a cluster member may have just failed): retry in a second")
@@ -159,7 +162,11 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	cause := context.Cause(cctx)
 	cancel()
 	if err != nil {
-		return isolate.Response{}, m.callFailed(s, err, cause)
+		err = m.callFailed(s, err, cause)
+		if h.storeDown.Load() {
+			err = storeUnavailable(fmt.Errorf("%w: %w", store.ErrUnavailable, err))
+		}
+		return isolate.Response{}, err
 	}
 	if err := h.commit(ctx); err != nil {
 		return isolate.Response{}, err
