@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/agentcloud/agentcloud/internal/version.Version=$(VERSION)
 QUICKJS := internal/isolate/quickjs/quickjs.wasm
 
-.PHONY: all build run test check lint deps quickjs bench clean
+.PHONY: all build run cluster-demo test check lint deps quickjs bench clean
 
 all: build
 
@@ -21,6 +21,11 @@ build: $(QUICKJS)
 
 run: build
 	./scripts/run.sh $(BIN)
+
+# cluster-demo starts three nodes as one cluster, kills one with kill -9 and
+# shows its sessions answering from the other two.
+cluster-demo: build
+	./scripts/cluster-demo.sh $(BIN)
 
 # deps installs everything the full test suite uses (idempotent).
 deps: $(QUICKJS)

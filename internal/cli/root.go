@@ -109,7 +109,7 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 		newSandboxCmd(g), newRunCmd(g),
 		newTokenCmd(g), newIdentityCmd(g), newPolicyCmd(g), newSecretCmd(g), newApprovalsCmd(g), newAuditCmd(g),
 		newToolsCmd(g), newMCPCmd(g), newModelsCmd(g), newUsageCmd(g),
-		newTrafficCmd(g))
+		newTrafficCmd(g), newClusterCmd(g), newNodeCmd(g))
 	root.AddCommand(newPipelineCmd(g), newLedgerCmd(g), newRollbackCmd(g), newTestCmd(g)) // deploy pipeline (pipeline.go, ledger.go, test.go)
 	return root
 }

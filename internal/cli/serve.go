@@ -31,7 +31,8 @@ waits for a daemon that is starting.
 
   agentcloud serve --data ./agentcloud-data --listen 127.0.0.1:7070
   agentcloud serve --tls --listen 0.0.0.0:7443 --tls-name agents.example.com
-  agentcloud serve --tls --tls-cert tls.crt --tls-key tls.key`,
+  agentcloud serve --tls --tls-cert tls.crt --tls-key tls.key
+  agentcloud serve --cluster prod --node a --cluster-listen 10.0.0.1:6222 --routes 10.0.0.2:6222,10.0.0.3:6222`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			final := config.Default()
@@ -91,6 +92,7 @@ waits for a daemon that is starting.
 	f.StringArrayVar(&cfg.EgressLoopbackHosts, "egress-loopback-host", nil,
 		"NAME[=ADDR]: the egress proxy resolves NAME to this loopback address (default 127.0.0.1) and lets agents reach it, for stand-in upstreams in benchmarks and test benches (repeatable; needs a loopback --listen)")
 	f.StringVar(&cfg.EgressUpstreamCAFile, "egress-upstream-ca-file", "", "PEM CA certificates the egress proxy trusts for upstream HTTPS besides the system roots")
+	addClusterFlags(f, &cfg)
 	return cmd
 }
 
@@ -158,6 +160,8 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.EgressLoopbackHosts = src.EgressLoopbackHosts
 	case "egress-upstream-ca-file":
 		dst.EgressUpstreamCAFile = src.EgressUpstreamCAFile
+	default:
+		applyClusterFlag(dst, src, name)
 	}
 }
 

@@ -59,3 +59,30 @@ func TestServeEgressFlags(t *testing.T) {
 		t.Fatalf("public listen with loopback hosts: %v", err)
 	}
 }
+
+// TestServeClusterFlags: the cluster settings have serve flags that land in
+// the configuration, and a wrong one is refused naming the setting.
+func TestServeClusterFlags(t *testing.T) {
+	cmd := newServeCmd(&globals{})
+	args := []string{"--cluster=prod", "--node=a", "--cluster-listen=127.0.0.1:6222", "--routes=127.0.0.1:6223,nats-route://127.0.0.1:6224",
+		"--peer-listen=127.0.0.1:0", "--cluster-replicas=3", "--cluster-lease-ttl=2s", "--join=bundle.json"}
+	if err := cmd.Flags().Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	src := config.Default()
+	src.Cluster, src.NodeID, src.ClusterListen = "prod", "a", "127.0.0.1:6222"
+	src.ClusterRoutes, src.PeerListen = []string{"127.0.0.1:6223", "nats-route://127.0.0.1:6224"}, "127.0.0.1:0"
+	src.ClusterReplicas, src.ClusterLeaseTTL, src.Join = 3, config.Duration(2*time.Second), "bundle.json"
+	final := config.Default()
+	cmd.Flags().Visit(func(f *pflag.Flag) { applyFlag(&final, &src, f.Name) })
+	if !reflect.DeepEqual(final, src) {
+		t.Fatalf("config %+v, want %+v", final.ClusterConfig, src.ClusterConfig)
+	}
+	if err := final.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	final.ClusterRoutes = []string{"nats-route://u:p@127.0.0.1:1"}
+	if err := final.Validate(); err == nil || !strings.Contains(err.Error(), "cluster_routes") {
+		t.Fatalf("credentials in a route: %v", err)
+	}
+}

@@ -53,8 +53,12 @@ const (
 type Config struct {
 	// Node is this member's name (api.IDNode), unique in the cluster.
 	Node string
-	// Addr is where other members reach this one (its API address).
+	// Addr is where other members reach this one (its peer listener,
+	// where Forwarder sends requests).
 	Addr string
+	// API and Version are shown to operators (Members): the member's API
+	// address and its software version.
+	API, Version string
 	// KV is the cluster bucket, replicated across the members.
 	KV store.KV
 	// Partitions is the number of partitions (DefaultPartitions); every
@@ -81,6 +85,8 @@ type Config struct {
 type memberRecord struct {
 	Node     string `json:"node"`
 	Addr     string `json:"addr,omitempty"`
+	API      string `json:"api,omitempty"`
+	Version  string `json:"version,omitempty"`
 	Draining bool   `json:"draining,omitempty"`
 	Beat     uint64 `json:"beat"`
 }
@@ -314,10 +320,22 @@ func (m *Member) OwnerOf(p int) (node, addr string, ok bool) {
 	return l.Owner, r.Addr, true
 }
 
+// Partitions is the number of partitions.
+func (m *Member) Partitions() int { return m.cfg.Partitions }
+
+// Draining reports whether Drain was called.
+func (m *Member) Draining() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.draining
+}
+
 // MemberInfo is one member as this member sees it.
 type MemberInfo struct {
 	Node     string
 	Addr     string
+	API      string
+	Version  string
 	Draining bool
 	Live     bool
 }
@@ -336,7 +354,8 @@ func (m *Member) Members() []MemberInfo {
 		if json.Unmarshal(o.value, &r) != nil || r.Node == "" {
 			continue
 		}
-		out = append(out, MemberInfo{Node: r.Node, Addr: r.Addr, Draining: r.Draining, Live: now.Sub(o.at) < m.cfg.TTL})
+		out = append(out, MemberInfo{Node: r.Node, Addr: r.Addr, API: r.API, Version: r.Version, Draining: r.Draining,
+			Live: now.Sub(o.at) < m.cfg.TTL})
 	}
 	sortMembers(out)
 	return out

@@ -15,7 +15,7 @@ import (
 func (m *Member) tick(ctx context.Context) {
 	m.mu.Lock()
 	m.beat++
-	rec := memberRecord{Node: m.cfg.Node, Addr: m.cfg.Addr, Draining: m.draining, Beat: m.beat}
+	rec := memberRecord{Node: m.cfg.Node, Addr: m.cfg.Addr, API: m.cfg.API, Version: m.cfg.Version, Draining: m.draining, Beat: m.beat}
 	m.mu.Unlock()
 	val, _ := json.Marshal(rec)
 	if _, err := m.cfg.KV.Put(ctx, memberKey(m.cfg.Node), val); err != nil && ctx.Err() == nil {

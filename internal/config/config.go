@@ -146,6 +146,8 @@ type Config struct {
 	// proxy trusts for upstream HTTPS besides the system roots (a private
 	// CA, or the stand-ins' CA in a test bench).
 	EgressUpstreamCAFile string `json:"egress_upstream_ca_file"`
+	// ClusterConfig makes the node a cluster member (cluster.go).
+	ClusterConfig
 }
 
 // Default returns the embedded single-node defaults.
@@ -411,6 +413,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
 	c.loadGatewayEnv(lookup, &errs)
 	c.loadEgressEnv(lookup)
+	errs = append(errs, c.loadClusterEnv(lookup)...)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -521,6 +524,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateTLS()...)
 	errs = append(errs, c.validateRollout()...)
 	errs = append(errs, c.validateEgress()...)
+	errs = append(errs, c.validateCluster()...)
 	if !validTrustDomain(c.TrustDomain) {
 		add("trust_domain", c.TrustDomain, "want a lowercase DNS-like name of a-z 0-9 . - _, e.g. agentcloud.local")
 	}

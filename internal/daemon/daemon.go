@@ -96,6 +96,9 @@ type Daemon struct {
 	pipe          *pipelineParts
 	pipeRunner    atomic.Pointer[pipeline.Runner] // pipe.runner, for security's agent owners (pipeline_owner.go)
 	pipelineClock atomic.Pointer[func() time.Time]
+
+	// cluster is set by startCluster (cluster.go) in a cluster.
+	cluster *clusterParts
 }
 
 // New validates cfg and prepares a daemon; Start brings it up.

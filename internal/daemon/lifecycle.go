@@ -43,9 +43,11 @@ type part struct {
 func (d *Daemon) parts() []part {
 	return []part{
 		{name: "data dir", start: d.startDataDir, close: d.closeDataDir},
+		{name: "cluster join", start: d.installJoin}, // join.go
 		{name: "store", start: d.openStore, close: d.closeStore},
 		{name: "isolate runtime", start: d.startRuntime, close: d.closeRuntime},
 		{name: "session manager", start: d.newSessions}, // closed by "sessions" below
+		{name: "cluster", start: d.startCluster, close: d.closeCluster},
 		{name: "security", start: d.startSecurity, close: d.closeSecurity},
 		{name: "egress proxy", start: d.startProxy, close: d.closeProxy},
 		{name: "api", start: d.startAPI},
@@ -61,6 +63,7 @@ func (d *Daemon) parts() []part {
 		{name: "pipeline runs", start: d.startPipelineRuns, close: d.closePipelineRuns},
 		{name: "gateway", start: d.startGateway}, // the front door (gateway.go)
 		{name: "listener", start: d.startListener},
+		{name: "cluster peers", start: d.startPeers, close: d.closePeers}, // cluster.go
 	}
 }
 
@@ -193,6 +196,7 @@ func (d *Daemon) startSessions(ctx context.Context) error {
 		Identity:         d.sec, // session SVIDs at activation
 		Flow:             d.sec, // labels follow calls between sessions
 		Observer:         d.pipe.rollout.Meter(),
+		Owner:            d.sessionOwner(),
 	})
 	if err != nil {
 		return fmt.Errorf("start sessions: %w", err)
@@ -222,6 +226,7 @@ func (d *Daemon) startAPI(context.Context) error {
 		MaxBodyBytes: d.cfg.MaxBodyBytes,
 	})
 	d.routes()
+	d.clusterRoutes()
 	securityhttp.Routes(d.router, d.sec)
 	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy}).Routes(d.router)
 	return nil
@@ -247,7 +252,7 @@ func (d *Daemon) startListener(context.Context) error {
 	protocols.SetUnencryptedHTTP2(true)
 	protocols.SetHTTP2(tlsCfg != nil)
 	d.srv = &http.Server{
-		Handler:           d.router,
+		Handler:           d.publicHandler(),
 		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       d.cfg.ReadTimeout.D(),

@@ -21,6 +21,9 @@ const NATSUserSeedFile = "nats/user.nk"
 func (d *Daemon) storeOptions() (store.Options, error) {
 	o := store.Options{Dir: d.cfg.Data, Listen: d.cfg.NATSListen, URL: d.cfg.NATSURL,
 		NKeySeedFile: d.cfg.NATSNKeyFile, Logger: d.log.With("component", "store")}
+	if err := d.clusterStoreOptions(&o); err != nil {
+		return o, err
+	}
 	if d.cfg.NATSListen == "" {
 		return o, nil
 	}

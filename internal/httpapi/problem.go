@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -33,6 +34,9 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err 
 	}
 	w.Header().Set("Content-Type", api.ProblemContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if cp.RetryAfterSeconds > 0 && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", strconv.Itoa(cp.RetryAfterSeconds))
+	}
 	if cp.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" { // a handler's own challenge wins
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentcloud"`)
 	}

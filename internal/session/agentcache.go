@@ -75,9 +75,15 @@ func (m *Manager) agentRecord(ctx context.Context, name string) (ar agentRecord,
 	if m.agentCache.live {
 		ar, ok = m.agentCache.recs[key]
 		m.agentCache.mu.RUnlock()
-		return ar, ok, nil
+		if ok || m.b.Owner == nil {
+			return ar, ok, nil
+		}
+		// In a cluster the agent may have been deployed through another
+		// member a moment ago, its record not yet watched here: the
+		// store decides.
+	} else {
+		m.agentCache.mu.RUnlock()
 	}
-	m.agentCache.mu.RUnlock()
 	e, err := m.agents.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return agentRecord{}, false, nil

@@ -68,8 +68,9 @@ func newAlarmScheduler(m *Manager) *alarmScheduler {
 	return &alarmScheduler{m: m, idx: map[sessKey]*alarmItem{}, wake: make(chan struct{}, 1)}
 }
 
-// load schedules every stored alarm (after a restart).
-func (a *alarmScheduler) load(ctx context.Context) error {
+// load schedules every stored alarm match selects (nil: all), after a
+// restart or when this node takes over sessions.
+func (a *alarmScheduler) load(ctx context.Context, match func(agent, id string) bool) error {
 	keys, err := a.m.alarmKV.Keys(ctx, "")
 	if err != nil {
 		return err
@@ -77,6 +78,9 @@ func (a *alarmScheduler) load(ctx context.Context) error {
 	for _, k := range keys {
 		parts, err := store.KeyParts(k)
 		if err != nil || len(parts) != 2 || CheckAddr(parts[0], parts[1]) != nil {
+			continue
+		}
+		if match != nil && !match(parts[0], parts[1]) {
 			continue
 		}
 		e, err := a.m.alarmKV.Get(ctx, k)
@@ -158,8 +162,14 @@ func (a *alarmScheduler) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 }
 
 // fire runs the session's alarm handler; failures retry with backoff.
+//
+// Only the session's owner fires it: another node drops the alarm (the
+// owner scheduled it when it set it or took the session over).
 func (a *alarmScheduler) fire(it *alarmItem) {
 	m := a.m
+	if _, ok := m.owns(it.key); !ok {
+		return
+	}
 	ctx := context.Background()
 	err := m.runAlarm(ctx, it.key, it.at)
 	if err == nil {

@@ -26,6 +26,8 @@ type Bindings struct {
 	Flow Flow
 	// Observer sees every call's outcome (observe.go); nil: nobody does.
 	Observer Observer
+	// Owner says which sessions this node may run (owner.go); nil: all.
+	Owner Owner
 }
 
 func (m *Manager) service(name string) Service {

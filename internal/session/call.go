@@ -119,16 +119,32 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, err
 	}
 	if m.b.Flow == nil {
-		return m.call(ctx, agent, id, req)
+		resp, err := m.call(ctx, agent, id, req)
+		return resp, storeUnavailable(err)
 	}
 	if err := m.b.Flow.Enter(ctx, agent, id); err != nil {
-		return isolate.Response{}, err
+		return isolate.Response{}, storeUnavailable(err)
 	}
 	resp, err := m.call(ctx, agent, id, req)
 	if ferr := m.b.Flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
-		return isolate.Response{}, ferr
+		return isolate.Response{}, storeUnavailable(ferr)
 	}
-	return resp, err
+	return resp, storeUnavailable(err)
+}
+
+// storeUnavailable makes a store that cannot answer now (a replicated
+// stream electing a new leader after a member died) a 503 problem with
+// Retry-After instead of an internal error; other errors pass unchanged.
+func storeUnavailable(err error) error {
+	if err == nil || !errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	if k := api.AsProblem(err).Kind(); k != api.KindInternal && k != api.KindAgentError {
+		return err
+	}
+	p := api.Errorf(api.KindUnavailable, "the store cannot answer right now (a cluster member may have just failed): retry in a second")
+	p.RetryAfterSeconds = 1
+	return fmt.Errorf("%w: %w", p, err)
 }
 
 func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Request) (resp isolate.Response, err error) {
@@ -146,7 +162,11 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	cause := context.Cause(cctx)
 	cancel()
 	if err != nil {
-		return isolate.Response{}, m.callFailed(s, err, cause)
+		err = m.callFailed(s, err, cause)
+		if h.storeDown.Load() {
+			err = storeUnavailable(fmt.Errorf("%w: %w", store.ErrUnavailable, err))
+		}
+		return isolate.Response{}, err
 	}
 	if err := h.commit(ctx); err != nil {
 		return isolate.Response{}, err
@@ -276,8 +296,18 @@ func (m *Manager) maybeEvict() {
 }
 
 // hibernate snapshots s's heap, stores it and frees the isolate. s.mu must
-// be held. With closing, failures still free the isolate.
+// be held. With closing, failures still free the isolate. A session this
+// node no longer owns is dropped unsaved: its owner has the newer heap.
 func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error {
+	if m.fenced(s) {
+		m.discardLocked(s)
+		return nil
+	}
+	return m.saveAndFree(ctx, s)
+}
+
+// saveAndFree is hibernate without the ownership check. s.mu must be held.
+func (m *Manager) saveAndFree(ctx context.Context, s *session) error {
 	if s.iso == nil {
 		m.forget(s)
 		return nil

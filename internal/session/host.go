@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,6 +38,18 @@ type callHost struct {
 	// waiting for an approval) does not count as CPU while it lasts.
 	hostNanos atomic.Int64
 	hostSince atomic.Int64
+	// storeDown is set when a state read found the store unable to answer
+	// (storeUnavailable): the request then fails as 503, not as the
+	// agent's error, whatever the agent made of the exception.
+	storeDown atomic.Bool
+}
+
+// stateErr notes a store that cannot answer and wraps err.
+func (h *callHost) stateErr(op string, err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		h.storeDown.Store(true)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 type alarmChange struct {
@@ -88,7 +101,7 @@ func (h *callHost) StateGet(key string) ([]byte, bool, error) {
 		if isNotFound(err) {
 			return nil, false, nil
 		}
-		return nil, false, fmt.Errorf("state get: %w", err)
+		return nil, false, h.stateErr("state get", err)
 	}
 	return e.Value, true, nil
 }
@@ -130,7 +143,7 @@ func (h *callHost) StateList(prefix string, limit int) ([]isolate.KV, error) {
 	base := store.Key(h.s.key.agent, h.s.key.id)
 	keys, err := h.m.state.Keys(h.ctx, base)
 	if err != nil {
-		return nil, fmt.Errorf("state list: %w", err)
+		return nil, h.stateErr("state list", err)
 	}
 	merged := map[string][]byte{}
 	var names []string
@@ -253,7 +266,14 @@ type txnRecord struct {
 // write goes straight to the state bucket; several are first recorded as one
 // write-ahead record (the commit point), then applied, then the record is
 // removed. A crash between the two is repaired by recoverTxn on activation.
+//
+// A session this node no longer owns (or owns under a newer epoch) commits
+// nothing and drops its heap: the owner runs it now (owner.go).
 func (h *callHost) commit(ctx context.Context) error {
+	if h.m.fenced(h.s) {
+		h.m.discardLocked(h.s)
+		return notOwner(h.s.key)
+	}
 	limit := h.m.cfg.Store.MaxRecordBytes()
 	switch {
 	case len(h.order) == 1:

@@ -140,6 +140,8 @@ type session struct {
 	trimmed atomic.Bool
 	// spiffeID is the identity attached at activation (under mu).
 	spiffeID string
+	// epoch is the ownership epoch it was activated under (owner.go).
+	epoch uint64
 }
 
 // New opens the session buckets. Start begins background work.
@@ -200,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 // and starts the janitor.
 func (m *Manager) Start(ctx context.Context, b Bindings) error {
 	m.b = b
-	if err := m.alarms.load(ctx); err != nil {
+	if err := m.alarms.load(ctx, nil); err != nil {
 		return err
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -275,6 +277,17 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 			s.mu.Unlock()
 			continue
 		}
+		epoch, owned := m.owns(k)
+		if !owned || s.iso != nil && epoch != s.epoch {
+			// Another node owns it, or owned it since this heap was
+			// activated: the heap here is stale.
+			m.discardLocked(s)
+			s.mu.Unlock()
+			if !owned {
+				return nil, notOwner(k)
+			}
+			continue
+		}
 		if s.iso != nil && m.unserved(ctx, s) {
 			// Its version stopped serving (a rollout or rollback on
 			// another node): the session moves now, at its next request.
@@ -289,6 +302,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 				s.mu.Unlock()
 				return nil, err
 			}
+			s.epoch = epoch
 		}
 		return s, nil
 	}

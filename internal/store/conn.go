@@ -37,7 +37,7 @@ func (b *binding[T]) get(ctx context.Context) (T, error) {
 	// Bounded, so a replica count the cluster can never place (more
 	// replicas than members) fails instead of waiting for ever.
 	giveUp := time.Now().Add(placementWait)
-	for wait := 50 * time.Millisecond; err != nil && isNoPlacement(err) && time.Now().Before(giveUp); wait = min(2*wait, time.Second) {
+	for wait := 50 * time.Millisecond; err != nil && b.s.forming(ctx, err) && time.Now().Before(giveUp); wait = min(2*wait, time.Second) {
 		// A cluster that has just formed, or just lost a member, may not
 		// yet count enough current peers to place a replicated bucket;
 		// that settles within moments.
@@ -185,6 +185,21 @@ const placementWait = 15 * time.Second
 // errCodeNoPeers is JetStream's error code for "no suitable peers for
 // placement" (the client library names no constant for it).
 const errCodeNoPeers jetstream.ErrorCode = 10005
+
+// forming reports an error of opening a bucket that a forming cluster
+// gives: no suitable peers for placement yet, or, with replicas, a
+// request the meta leader did not answer in time (it was just elected, or
+// every member is creating the same buckets at once), or a bucket another
+// member has just created that this one does not see yet.
+func (s *Store) forming(ctx context.Context, err error) bool {
+	if isNoPlacement(err) {
+		return true
+	}
+	return s.opts.Replicas > 1 && ctx.Err() == nil &&
+		(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			// created by another member a moment ago, not yet known here
+			errors.Is(err, jetstream.ErrStreamNotFound))
+}
 
 // isNoPlacement reports JetStream's "no suitable peers for placement".
 func isNoPlacement(err error) bool {

@@ -71,12 +71,43 @@ func (s *Store) KV(ctx context.Context, bucket string, o KVOptions) (KV, error) 
 	}
 	k := &natsKV{s: s}
 	k.b = binding[jetstream.KeyValue]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-		return js.CreateOrUpdateKeyValue(ctx, cfg)
+		if s.opts.Replicas <= 1 {
+			return js.CreateOrUpdateKeyValue(ctx, cfg)
+		}
+		return openReplicated(ctx, js, cfg)
 	}}
 	if _, err := k.b.get(ctx); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
 	return k, nil
+}
+
+// openReplicated opens a replicated bucket, creating it if it does not
+// exist, with direct gets turned off: a direct get may be answered by any
+// replica, one that has not yet applied the latest write, so a member
+// would read an acknowledged write back stale (a lost update for the next
+// increment). Without them every get is answered by the stream's leader.
+// An existing bucket is not updated to cfg: every member opens every
+// bucket at start, and each update would turn direct gets on again for a
+// moment (CreateOrUpdateKeyValue always asks for them).
+func openReplicated(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	st, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err = js.CreateKeyValue(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, err
+		}
+		st, err = js.Stream(ctx, "KV_"+cfg.Bucket)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if scfg := st.CachedInfo().Config; scfg.AllowDirect {
+		scfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, scfg); err != nil {
+			return nil, err
+		}
+	}
+	return js.KeyValue(ctx, cfg.Bucket)
 }
 
 type natsKV struct {

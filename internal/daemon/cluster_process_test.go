@@ -1,0 +1,543 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/auth"
+	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/store/storetest"
+)
+
+const counterManifest = `{"name":"counter","entry":"agent.js","limits":{"idle_seconds":3600}}`
+
+// clusterTTL is the lease TTL of test clusters (the default: a shorter one
+// loses leases on a loaded machine, which the tests would see as churn).
+const clusterTTL = "3s"
+
+// clusterNode is one member of a test cluster: `agentcloud serve` in its
+// own process with its own data dir.
+type clusterNode struct {
+	name   string
+	data   string
+	args   []string
+	cmd    *exec.Cmd
+	out    *lockedWriter
+	exited chan struct{}
+	client *client.Client
+}
+
+// launch starts the node's process without waiting for it.
+func (n *clusterNode) launch(t testing.TB) {
+	t.Helper()
+	_ = os.Remove(filepath.Join(n.data, daemon.AddrFile))
+	args := append([]string{"serve", "--data", n.data, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"}, n.args...)
+	n.cmd = exec.Command(os.Args[0], args...)
+	n.cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1")
+	n.out = &lockedWriter{}
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n.exited = make(chan struct{})
+	cmd, exited := n.cmd, n.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+}
+
+// wait waits until the node serves and is ready.
+func (n *clusterNode) wait(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(n.data, daemon.AddrFile))
+		if err == nil && len(b) > 0 {
+			tok, _ := os.ReadFile(filepath.Join(n.data, auth.TokenFile))
+			n.client, _ = client.New("http://"+strings.TrimSpace(string(b)), strings.TrimSpace(string(tok)))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := n.client.WaitReady(ctx); err != nil {
+				t.Fatalf("%s not ready: %v\n%s", n.name, err, n.out)
+			}
+			return
+		}
+		select {
+		case <-n.exited:
+			t.Fatalf("%s exited early\n%s", n.name, n.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not start\n%s", n.name, n.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// kill9 kills the node's process with SIGKILL and waits for it to exit.
+func (n *clusterNode) kill9(t testing.TB) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-n.exited
+}
+
+// startClusterProcs starts n members on loopback as one cluster: the first
+// node's data dir gets the trust material and writes the join bundle, the
+// others join with it; all start together (JetStream elects its meta leader
+// once a quorum of them runs).
+func startClusterProcs(t testing.TB, n int) []*clusterNode {
+	t.Helper()
+	routes := storetest.FreeAddrs(t, n)
+	dir := t.TempDir()
+	bundlePath := filepath.Join(dir, "join.json")
+	nodes := make([]*clusterNode, n)
+	for i := range n {
+		nodes[i] = &clusterNode{name: fmt.Sprintf("n%d", i), data: filepath.Join(dir, fmt.Sprintf("n%d", i))}
+	}
+	cfg := config.Default()
+	cfg.Data = nodes[0].data
+	var buf bytes.Buffer
+	if err := daemon.WriteJoinBundle(cfg, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundlePath, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range nodes {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, "nats-route://"+r)
+			}
+		}
+		nd.args = []string{"--cluster", "test", "--node", nd.name, "--cluster-listen", routes[i],
+			"--routes", strings.Join(others, ","), "--cluster-lease-ttl", clusterTTL}
+		if i > 0 {
+			nd.args = append(nd.args, "--join", bundlePath)
+		}
+		nd.launch(t)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, nd := range nodes {
+				t.Logf("log of %s:\n%s", nd.name, nd.out)
+			}
+		}
+	})
+	for _, nd := range nodes {
+		nd.wait(t)
+	}
+	waitBalanced(t, nodes)
+	return nodes
+}
+
+// waitBalanced waits until every live member is healthy in the cluster
+// status of each and every partition has an owner.
+func waitBalanced(t testing.TB, nodes []*clusterNode) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok := true
+		for _, nd := range nodes {
+			st, err := nd.client.ClusterStatus(context.Background())
+			if err != nil || st.Unowned != 0 || len(st.Members) != len(nodes) {
+				ok = false
+				break
+			}
+			for _, m := range st.Members {
+				if !m.Healthy || m.Partitions == 0 {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			st, err := nodes[0].client.ClusterStatus(context.Background())
+			t.Fatalf("cluster did not settle: %+v %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// counterCall increments session id of the counter agent through c,
+// retrying only on 503 with Retry-After (a hand-off or failover in
+// progress), as clients are told to. It returns the stored count the
+// acknowledgement carries.
+func counterCall(ctx context.Context, c *client.Client, id string) (int, error) {
+	for {
+		resp, err := c.Call(ctx, "counter", id, "POST", "/", nil, nil)
+		if err != nil {
+			return 0, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" {
+			select {
+			case <-ctx.Done():
+				return 0, fmt.Errorf("%s: %w", body, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+		var r counterResp
+		if err := json.Unmarshal(body, &r); err != nil {
+			return 0, err
+		}
+		return r.Stored, nil
+	}
+}
+
+// TestClusterCounterExactlyN: N concurrent increments of a few sessions,
+// spread over all three members, give exactly N: every session has one
+// owner, the others forward to it.
+func TestClusterCounterExactlyN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns daemon processes; skipped in -short")
+	}
+	nodes := startClusterProcs(t, 3)
+	deployCounter(t, nodes[0].client)
+	const perSession, sessions = 30, 4
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, perSession*sessions)
+	for s := range sessions {
+		for i := range perSession {
+			c := nodes[(s+i)%len(nodes)].client
+			wg.Go(func() {
+				if _, err := counterCall(ctx, c, fmt.Sprintf("c%d", s)); err != nil {
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for s := range sessions {
+		// The next increment, through any member, sees all N.
+		n, err := counterCall(ctx, nodes[s%len(nodes)].client, fmt.Sprintf("c%d", s))
+		if err != nil || n != perSession+1 {
+			t.Errorf("session c%d: stored %d after %d increments (%v)", s, n-1, perSession, err)
+		}
+	}
+}
+
+// TestClusterTrustDomainClass: the members are one trust domain. A token
+// minted on one member works on the others; revoked on a third, it is
+// refused on the first once the revocation has propagated (bounded); a
+// data dir with its own CA refuses a join bundle.
+func TestClusterTrustDomainClass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns daemon processes; skipped in -short")
+	}
+	nodes := startClusterProcs(t, 3)
+	ctx := context.Background()
+	tok, err := nodes[0].client.CreateToken(ctx, api.TokenRequest{Subject: "user:alice", TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := make([]*client.Client, len(nodes))
+	for i, nd := range nodes {
+		as[i], err = client.New(nd.client.Server(), tok.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := as[i].WhoAmI(ctx)
+		if err != nil || !strings.HasSuffix(w.Principal, "/user/alice") {
+			t.Fatalf("token minted on n0, used on %s: %+v %v", nd.name, w, err)
+		}
+	}
+	if err := nodes[2].client.RevokeToken(ctx, api.RevokeRequest{Token: tok.Token}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		_, err := as[0].WhoAmI(ctx)
+		if api.IsKind(err, api.KindUnauthenticated) {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("token revoked on n2 still accepted on n0 after %v: %v", time.Since(start), err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("revocation on n2 refused on n0 after %v", time.Since(start).Round(time.Millisecond))
+	for _, c := range as {
+		if _, err := c.WhoAmI(ctx); !api.IsKind(err, api.KindUnauthenticated) {
+			t.Errorf("revoked token on %s: %v", c.Server(), err)
+		}
+	}
+	// The members' status agrees on the cluster.
+	st, err := nodes[1].client.ClusterStatus(ctx)
+	if err != nil || st.Cluster != "test" || len(st.Members) != 3 {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	// A token minted for alice may not drain a node (admins only).
+	if _, err := as[1].DrainNode(ctx); err == nil {
+		t.Fatal("a revoked user token drained a node")
+	}
+	tok2, err := nodes[0].client.CreateToken(ctx, api.TokenRequest{Subject: "user:bob", TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _ := client.New(nodes[1].client.Server(), tok2.Token)
+	if _, err := bob.DrainNode(ctx); !api.IsKind(err, api.KindForbidden) {
+		t.Fatalf("a user drained a node: %v", err)
+	}
+}
+
+// TestClusterKill9Class: under write load through every member, kill -9
+// one member: no acknowledged write is lost (every acknowledgement carries
+// a distinct count, none above what the store has), and the sessions it
+// owned answer again on the others.
+func TestClusterKill9Class(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns daemon processes; skipped in -short")
+	}
+	nodes := startClusterProcs(t, 3)
+	deployCounter(t, nodes[0].client)
+	const sessions = 12
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	survivors := nodes[:2]
+	victim := nodes[2]
+	var mu sync.Mutex
+	acked := map[string][]int{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for s := range sessions {
+		id := fmt.Sprintf("k%d", s)
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// Through every member, the victim included until it dies.
+				n, err := counterCall(ctx, nodes[(s+i)%len(nodes)].client, id)
+				if err != nil {
+					continue // the victim's own connection, or its owner dying mid-request: not acknowledged
+				}
+				mu.Lock()
+				acked[id] = append(acked[id], n)
+				mu.Unlock()
+			}
+		})
+	}
+	waitAcked := func(min int) {
+		for {
+			mu.Lock()
+			total := 0
+			for _, v := range acked {
+				total += len(v)
+			}
+			mu.Unlock()
+			if total >= min {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitAcked(100)
+	victim.kill9(t)
+	killed := time.Now()
+	// Every session answers again through the survivors.
+	for s := range sessions {
+		if _, err := counterCall(ctx, survivors[s%2].client, fmt.Sprintf("k%d", s)); err != nil {
+			t.Fatalf("session k%d after kill -9 of %s: %v", s, victim.name, err)
+		}
+	}
+	t.Logf("every session answered again %v after kill -9", time.Since(killed).Round(time.Millisecond))
+	mu.Lock()
+	before := 0
+	for _, v := range acked {
+		before += len(v)
+	}
+	mu.Unlock()
+	waitAcked(before + 50) // and keeps taking writes
+	close(stop)
+	wg.Wait()
+	for s := range sessions {
+		id := fmt.Sprintf("k%d", s)
+		n, err := counterCall(ctx, survivors[0].client, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := n - 1
+		got := slices.Clone(acked[id])
+		slices.Sort(got)
+		if len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Errorf("session %s: two acknowledgements carry the same count (a lost update): %v", id, got)
+		}
+		if len(got) > 0 && got[len(got)-1] > stored || len(got) > stored {
+			t.Errorf("session %s: %d writes acknowledged (last %d) but the store has %d", id, len(got), got[len(got)-1], stored)
+		}
+	}
+	for _, nd := range nodes {
+		if out := nd.out.String(); strings.Contains(out, "panic") || strings.Contains(out, "DATA RACE") {
+			t.Fatalf("%s:\n%s", nd.name, out)
+		}
+	}
+}
+
+// ownerOf returns the member that serves session id (NodeHeader).
+func ownerOf(t testing.TB, nodes []*clusterNode, id string) int {
+	t.Helper()
+	for range 100 {
+		resp, err := nodes[0].client.Call(context.Background(), "counter", id, "POST", "/", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			for i, nd := range nodes {
+				if nd.name == resp.Header.Get(daemon.NodeHeader) {
+					return i
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no owner of %s", id)
+	return -1
+}
+
+func percentile(d []time.Duration, q float64) time.Duration {
+	slices.Sort(d)
+	return d[min(len(d)-1, int(q*float64(len(d))))]
+}
+
+// BenchmarkClusterForwarding measures, on a three-process loopback
+// cluster, session calls served by the member the client talks to (its
+// owner) against calls that member forwards to the owner (p50/p99 of each,
+// the difference is the forwarding overhead), and requests/s of 16
+// concurrent clients through one member against spread over all three.
+func BenchmarkClusterForwarding(b *testing.B) {
+	nodes := startClusterProcs(b, 3)
+	if err := deployJS(nodes[0].client, counterManifest, counterAgent); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 400
+	owner := ownerOf(b, nodes, "bench")
+	other := (owner + 1) % 3
+	lat := func(c *client.Client) []time.Duration {
+		var out []time.Duration
+		for range n {
+			start := time.Now()
+			if _, err := counterCall(ctx, c, "bench"); err != nil {
+				b.Fatal(err)
+			}
+			out = append(out, time.Since(start))
+		}
+		return out
+	}
+	b.ResetTimer()
+	for range b.N {
+		local, fwd := lat(nodes[owner].client), lat(nodes[other].client)
+		b.ReportMetric(float64(percentile(local, 0.5).Microseconds()), "local-p50-µs")
+		b.ReportMetric(float64(percentile(local, 0.99).Microseconds()), "local-p99-µs")
+		b.ReportMetric(float64(percentile(fwd, 0.5).Microseconds()), "forwarded-p50-µs")
+		b.ReportMetric(float64(percentile(fwd, 0.99).Microseconds()), "forwarded-p99-µs")
+		for _, spread := range []bool{false, true} {
+			var done atomic.Int64
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range 16 {
+				c := nodes[0].client
+				if spread {
+					c = nodes[w%3].client
+				}
+				wg.Go(func() {
+					for i := range 50 {
+						if _, err := counterCall(ctx, c, fmt.Sprintf("t%d-%d", w, i%4)); err == nil {
+							done.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			unit := "one-member-req/s"
+			if spread {
+				unit = "three-members-req/s"
+			}
+			b.ReportMetric(float64(done.Load())/time.Since(start).Seconds(), unit)
+		}
+	}
+}
+
+// BenchmarkClusterFailover kills one member of a three-process loopback
+// cluster with kill -9 several times (restarting it after each) and reports
+// how long until every session of a set answers again through the
+// survivors (p50 and max over the kills; the lease TTL is clusterTTL).
+func BenchmarkClusterFailover(b *testing.B) {
+	nodes := startClusterProcs(b, 3)
+	if err := deployJS(nodes[0].client, counterManifest, counterAgent); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const kills, sessions = 5, 12
+	var times []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		for k := range kills {
+			victim := nodes[k%3]
+			var survivors []*clusterNode
+			for _, nd := range nodes {
+				if nd != victim {
+					survivors = append(survivors, nd)
+				}
+			}
+			for s := range sessions {
+				if _, err := counterCall(ctx, survivors[s%2].client, fmt.Sprintf("f%d", s)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			victim.kill9(b)
+			killed := time.Now()
+			for s := range sessions {
+				if _, err := counterCall(ctx, survivors[s%2].client, fmt.Sprintf("f%d", s)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			times = append(times, time.Since(killed))
+			victim.launch(b)
+			victim.wait(b)
+			waitBalanced(b, nodes)
+		}
+	}
+	b.ReportMetric(float64(percentile(times, 0.5).Milliseconds()), "failover-p50-ms")
+	b.ReportMetric(float64(percentile(times, 1).Milliseconds()), "failover-max-ms")
+	b.Logf("failover times: %v", times)
+}
