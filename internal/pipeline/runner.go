@@ -170,7 +170,11 @@ func (r *Runner) pollReviews() {
 			if err != nil || len(e.Value) == 0 {
 				continue
 			}
-			if rec, _, err := r.load(ctx, string(e.Value)); err == nil && rec.Run.State == api.RunWaiting {
+			id, _ := parseClaim(e.Value)
+			if id == "" {
+				continue
+			}
+			if rec, _, err := r.load(ctx, id); err == nil && rec.Run.State == api.RunWaiting {
 				r.kick(rec.Run.ID)
 			}
 		}
