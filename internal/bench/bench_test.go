@@ -63,6 +63,10 @@ func TestSandboxRuns(t *testing.T) {
 func TestOptionsRefusedClass(t *testing.T) {
 	ctx := context.Background()
 	for name, f := range map[string]func() error{
+		"pipeline zero": func() error {
+			_, err := Pipeline(ctx, PipelineOptions{Appenders: 1, Deploys: 1, Rollbacks: 1})
+			return err
+		},
 		"sessions zero": func() error {
 			_, err := Sessions(ctx, SessionsOptions{Concurrency: 1, Activations: 1, Duration: 1})
 			return err
@@ -109,5 +113,16 @@ func TestGatewayFloodRuns(t *testing.T) {
 	svg, err := os.ReadFile(plot)
 	if err != nil || !strings.HasPrefix(string(svg), "<svg") {
 		t.Fatalf("plot: %v %.60s", err, svg)
+	}
+}
+
+func TestPipelineRuns(t *testing.T) {
+	res, err := Pipeline(context.Background(), PipelineOptions{Appends: 50, Appenders: 4, Deploys: 2, Rollbacks: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.LedgerAppendPerSec <= 0 || res.InclusionProofBytes == 0 || res.ProofVerifyUs <= 0 ||
+		res.Deploys != 2 || res.DeployToLiveP50Ms <= 0 || res.Rollbacks != 2 || res.RollbackP50Ms <= 0 {
+		t.Fatalf("%+v", res)
 	}
 }

@@ -20,6 +20,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Short: "Measure a daemon: starts its own in a temporary data dir unless --server is given",
 	}
 	cmd.AddCommand(newBenchSandboxCmd(g), newBenchSessionsCmd(g), newBenchAuthzCmd(g), newBenchToolsCmd(g), newBenchGatewayCmd(g))
+	cmd.AddCommand(newBenchPipelineCmd(g)) // bench_pipeline.go
 	return cmd
 }
 

@@ -163,14 +163,20 @@ func (r *Runner) pollReviews() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ReviewPoll)
+		// The reads get more than one poll interval: a short interval on a
+		// loaded node must not time every poll out before it kicks a run.
+		ctx, cancel := context.WithTimeout(context.Background(), max(r.cfg.ReviewPoll, 10*time.Second))
 		keys, err := r.kv.Keys(ctx, "active")
 		for _, k := range keys {
 			e, err := r.kv.Get(ctx, k)
 			if err != nil || len(e.Value) == 0 {
 				continue
 			}
-			if rec, _, err := r.load(ctx, string(e.Value)); err == nil && rec.Run.State == api.RunWaiting {
+			id, _ := parseClaim(e.Value)
+			if id == "" {
+				continue
+			}
+			if rec, _, err := r.load(ctx, id); err == nil && rec.Run.State == api.RunWaiting {
 				r.kick(rec.Run.ID)
 			}
 		}
