@@ -1,8 +1,10 @@
 package isolate
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -322,4 +324,46 @@ func TestWebCryptoKeySurvivesSnapshot(t *testing.T) {
 		{"ed25519 after restore", `S.sign("Ed25519", pair.privateKey, utf8("m")).then((s) => hex(s) === sig)`, `true`},
 		{"still not extractable", `err(S.exportKey("raw", hk))`, `"InvalidAccessError"`},
 	})
+}
+
+// TestWebCryptoSizeCapClass: data handed to crypto.subtle is a host call
+// argument, refused by its length over Config.MaxBodyBytes (a RangeError)
+// for every operation; under it, the operation runs.
+func TestWebCryptoSizeCapClass(t *testing.T) {
+	const limit = 64 << 10
+	rt, err := NewRuntime(context.Background(), Config{MaxBodyBytes: limit,
+		CacheDir: filepath.Join(os.TempDir(), "agentcloud-isolate-test-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	iso, err := rt.New(context.Background(), Spec{Module: jsHarness})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iso.Close(context.Background())
+	setup := `(async () => {
+		globalThis.hk = await S.importKey("raw", utf8("k"), {name: "HMAC", hash: "SHA-256"}, false, ["sign", "verify"]);
+		globalThis.ak = await S.importKey("raw", new Uint8Array(16), "AES-GCM", false, ["encrypt", "decrypt"]);
+		globalThis.dk = await S.importKey("raw", utf8("k"), "HKDF", false, ["deriveBits"]);
+		globalThis.iv = new Uint8Array(12);
+		return "ok"; })()`
+	ops := map[string]string{
+		"sign":    `S.sign("HMAC", hk, DATA)`,
+		"verify":  `S.verify("HMAC", hk, new Uint8Array(32), DATA)`,
+		"encrypt": `S.encrypt({name: "AES-GCM", iv}, ak, DATA)`,
+		"decrypt": `S.decrypt({name: "AES-GCM", iv}, ak, DATA)`,
+		"aad":     `S.encrypt({name: "AES-GCM", iv, additionalData: DATA}, ak, new Uint8Array(1))`,
+		"digest":  `S.digest("SHA-256", DATA)`,
+		"hkdf":    `S.deriveBits({name: "HKDF", hash: "SHA-256", salt: DATA, info: new Uint8Array(0)}, dk, 256)`,
+		"import":  `S.importKey("raw", DATA, {name: "HMAC", hash: "SHA-256"}, false, ["sign"])`,
+	}
+	cases := []jsCase{{"setup", setup, `"ok"`}}
+	for name, op := range ops {
+		over := strings.ReplaceAll(op, "DATA", "new Uint8Array("+strconv.Itoa(limit+1)+")")
+		cases = append(cases, jsCase{name + " over the cap", `err(` + over + `)`, `"RangeError (not a DOMException)"`})
+	}
+	under := strings.ReplaceAll(ops["sign"], "DATA", "new Uint8Array("+strconv.Itoa(limit-1024)+")")
+	cases = append(cases, jsCase{"sign under the cap", under + `.then((s) => s.byteLength)`, `32`})
+	runJSCases(t, iso, newMemHost(), cases)
 }
