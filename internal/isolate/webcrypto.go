@@ -32,6 +32,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/subtle"
 	"crypto/x509"
 	"encoding/json"
 	"hash"
@@ -152,6 +153,12 @@ func subtleCall(op string, params string, bufs [][]byte) (any, error) {
 		return subtleGCM(p, op == "encrypt", buf(0), buf(1), buf(2), buf(3))
 	case "deriveBits":
 		return subtleDeriveBits(p, buf(0), buf(1), buf(2))
+	case "timingSafeEqual":
+		a, b := buf(0), buf(1)
+		if len(a) != len(b) {
+			return nil, HostErrorf("TypeError", "timingSafeEqual: the inputs are %d and %d bytes; they must be the same length", len(a), len(b))
+		}
+		return float64(subtle.ConstantTimeCompare(a, b)), nil
 	}
 	return nil, notSupp("crypto.subtle operation %q", op)
 }

@@ -216,6 +216,8 @@ func TestWebCryptoAPIClass(t *testing.T) {
 		})()`, `[512,"SHA-256",false]`},
 		{"digest algorithms", `Promise.all(["SHA-1", {name: "sha-256"}, "SHA-384", "SHA-512"].map(async (a) => (await S.digest(a, utf8("abc"))).byteLength))`, `[20,32,48,64]`},
 		{"DOMException shape", `(() => { const e = new DOMException("m", "DataError"); return [e.name, e.message, e instanceof Error, String(e)]; })()`, `["DataError","m",true,"DataError: m"]`},
+		{"timingSafeEqual", `[S.timingSafeEqual(utf8("abc"), utf8("abc")), S.timingSafeEqual(utf8("abc"), utf8("abd")), S.timingSafeEqual(new Uint8Array(0), new ArrayBuffer(0)),
+			(() => { try { S.timingSafeEqual(utf8("a"), utf8("ab")); return "no error"; } catch (e) { return e.name; } })()]`, `[true,false,true,"TypeError"]`},
 		{"subtle is SubtleCrypto", `[crypto.subtle instanceof SubtleCrypto, typeof crypto.subtle.importKey]`, `[true,"function"]`},
 	}
 	runJSCases(t, harness(t), newMemHost(), cases)
