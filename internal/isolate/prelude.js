@@ -640,7 +640,7 @@
 
   // ---- env and the driver ----
   const json = (v) => { const s = JSON.stringify(v); if (s === undefined) throw new TypeError("value is not JSON-serializable"); return s; };
-  // env.state values are structured-clone values (clone.js encodeState):
+  // env.state values are structured-clone values (jsonclone.js encodeState):
   // plain JSON is stored as its JSON text, anything else in an envelope.
   const stateEnc = sc.encodeState, stateDec = (s) => sc.decodeState(JSON.parse(s));
   const state = {
