@@ -43,6 +43,10 @@ const (
 	// maxKeyData bounds a key document (raw, JWK, SPKI, PKCS #8) handed to
 	// importKey; an 8192-bit RSA private key in JWK form is about 6 KiB.
 	maxKeyData = 64 << 10
+	// maxDERKey bounds an SPKI or PKCS #8 document before it is parsed (an
+	// 8192-bit RSA private key is about 4.8 KiB): Go validates an RSA
+	// private key while parsing it, which for a huge modulus takes seconds.
+	maxDERKey = 8 << 10
 	// minRSABits and maxRSABits bound imported RSA moduli (Go refuses
 	// fewer than 1024 bits; more than 8192 only costs time).
 	minRSABits = 1024

@@ -161,6 +161,9 @@ func importAsymmetric(p subtleParams, data []byte, j *jwk) (any, error) {
 	var pub crypto.PublicKey
 	var priv crypto.PrivateKey
 	var err error
+	if (p.Format == "spki" || p.Format == "pkcs8") && len(data) > maxDERKey {
+		return nil, dataErr("%s key data is %d bytes; the limit is %d", p.Format, len(data), maxDERKey)
+	}
 	switch p.Format {
 	case "raw":
 		switch p.Alg {

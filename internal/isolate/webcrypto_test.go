@@ -272,6 +272,7 @@ func TestWebCryptoHostileClass(t *testing.T) {
 		{"jwk rsa without primes", `err(S.importKey("jwk", {kty: "RSA", n: "AQAB", e: "AQAB", d: "AQAB"}, {name: "RSASSA-PKCS1-v1_5", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
 		{"rsa modulus too small", `err(S.importKey("jwk", {kty: "RSA", n: b64u("c1".repeat(64)), e: "AQAB"}, {name: "RSASSA-PKCS1-v1_5", hash: "SHA-256"}, true, ["verify"]))`, `"DataError"`},
 		{"huge key data", `err(S.importKey("raw", ` + big + `, {name: "HMAC", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
+		{"huge pkcs8", `err(S.importKey("pkcs8", new Uint8Array(9000), {name: "RSASSA-PKCS1-v1_5", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
 		{"huge jwk", `err(S.importKey("jwk", {kty: "oct", k: "A".repeat(100000)}, {name: "HMAC", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
 		{"truncated ciphertext", `err(S.decrypt({name: "AES-GCM", iv}, ak, ct.slice(0, 10)))`, `"OperationError"`},
 		{"ciphertext shorter than tag", `err(S.decrypt({name: "AES-GCM", iv}, ak, ct.slice(0, 3)))`, `"OperationError"`},
