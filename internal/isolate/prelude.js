@@ -752,6 +752,10 @@
     },
     setModule(ns) {
       handler = ns && ns.default;
+      // Libraries the agent's source names are compiled now, into the
+      // template its sessions share, rather than into each session's heap
+      // (and snapshot) at first use.
+      for (const name of host("preload")) (name === "webcrypto.js" ? webcrypto : clone)();
     },
     // fetch returns respond's result, or a promise of it when the handler
     // is asynchronous.
