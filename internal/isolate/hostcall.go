@@ -290,6 +290,8 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 			return s[:], nil
 		}
 		return nil, HostErrorf("NotSupportedError", "digest algorithm %q", argString(a, 0))
+	case "preload":
+		return preloadLibs(c.iso.spec), nil
 	case "lib":
 		src, ok := preludeLibs[argString(a, 0)]
 		if !ok {

@@ -35,6 +35,38 @@ var (
 	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS}
 )
 
+// preloadHints name, for each library of preludeLibs, words whose presence
+// in an agent's source makes the prelude compile the library at boot, into
+// the template, instead of at first use in each session. A miss or a false
+// hit changes only where the code lives, never what it does.
+var preloadHints = map[string][]string{
+	"webcrypto.js": {"subtle", "CryptoKey"},
+	"clone.js":     {"structuredClone", "new Map", "new Set"},
+}
+
+// preloadLibs is the list of libraries spec's sources hint at.
+func preloadLibs(spec Spec) []any {
+	out := []any{}
+	for _, name := range []string{"webcrypto.js", "clone.js"} {
+		hit := func(src string) bool {
+			for _, w := range preloadHints[name] {
+				if strings.Contains(src, w) {
+					return true
+				}
+			}
+			return false
+		}
+		found := hit(spec.Module)
+		for _, src := range spec.Modules {
+			found = found || hit(src)
+		}
+		if found {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 func preludeSource() string {
 	s := preludeJS
 	for name, src := range map[string]string{"jsonclone.js": jsonCloneJS} {

@@ -640,7 +640,7 @@
 
   // ---- env and the driver ----
   const json = (v) => { const s = JSON.stringify(v); if (s === undefined) throw new TypeError("value is not JSON-serializable"); return s; };
-  // env.state values are structured-clone values (clone.js encodeState):
+  // env.state values are structured-clone values (jsonclone.js encodeState):
   // plain JSON is stored as its JSON text, anything else in an envelope.
   const stateEnc = sc.encodeState, stateDec = (s) => sc.decodeState(JSON.parse(s));
   const state = {
@@ -752,6 +752,10 @@
     },
     setModule(ns) {
       handler = ns && ns.default;
+      // Libraries the agent's source names are compiled now, into the
+      // template its sessions share, rather than into each session's heap
+      // (and snapshot) at first use.
+      for (const name of host("preload")) (name === "webcrypto.js" ? webcrypto : clone)();
     },
     // fetch returns respond's result, or a promise of it when the handler
     // is asynchronous.

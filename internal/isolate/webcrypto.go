@@ -32,6 +32,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/subtle"
 	"crypto/x509"
 	"encoding/json"
 	"hash"
@@ -42,6 +43,10 @@ const (
 	// maxKeyData bounds a key document (raw, JWK, SPKI, PKCS #8) handed to
 	// importKey; an 8192-bit RSA private key in JWK form is about 6 KiB.
 	maxKeyData = 64 << 10
+	// maxDERKey bounds an SPKI or PKCS #8 document before it is parsed (an
+	// 8192-bit RSA private key is about 4.8 KiB): Go validates an RSA
+	// private key while parsing it, which for a huge modulus takes seconds.
+	maxDERKey = 8 << 10
 	// minRSABits and maxRSABits bound imported RSA moduli (Go refuses
 	// fewer than 1024 bits; more than 8192 only costs time).
 	minRSABits = 1024
@@ -152,6 +157,12 @@ func subtleCall(op string, params string, bufs [][]byte) (any, error) {
 		return subtleGCM(p, op == "encrypt", buf(0), buf(1), buf(2), buf(3))
 	case "deriveBits":
 		return subtleDeriveBits(p, buf(0), buf(1), buf(2))
+	case "timingSafeEqual":
+		a, b := buf(0), buf(1)
+		if len(a) != len(b) {
+			return nil, HostErrorf("TypeError", "timingSafeEqual: the inputs are %d and %d bytes; they must be the same length", len(a), len(b))
+		}
+		return float64(subtle.ConstantTimeCompare(a, b)), nil
 	}
 	return nil, notSupp("crypto.subtle operation %q", op)
 }

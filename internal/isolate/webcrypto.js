@@ -256,11 +256,16 @@
     const n = normalize(algorithm, "digest");
     return host("digest", n.name, typeof data === "string" ? enc(data) : bytes(data, "digest: data"));
   }
+  // timingSafeEqual is Cloudflare Workers' constant-time comparison
+  // (not WebCrypto): inputs of different lengths are a TypeError.
+  function timingSafeEqual(a, b) {
+    return sub("timingSafeEqual", {}, bytes(a, "timingSafeEqual: a"), bytes(b, "timingSafeEqual: b")) === 1;
+  }
   const notSupported = (op) => async () => { throw fail("NotSupportedError", `crypto.subtle.${op} is not supported`); };
 
   class SubtleCrypto { constructor() { throw new TypeError("Illegal constructor"); } }
   const subtle = Object.create(SubtleCrypto.prototype);
-  for (const [k, f] of Object.entries({ digest, importKey, exportKey, generateKey, sign, verify, encrypt, decrypt, deriveBits, deriveKey,
+  for (const [k, f] of Object.entries({ digest, importKey, exportKey, generateKey, sign, verify, encrypt, decrypt, deriveBits, deriveKey, timingSafeEqual,
     wrapKey: notSupported("wrapKey"), unwrapKey: notSupported("unwrapKey") })) {
     Object.defineProperty(SubtleCrypto.prototype, k, { value: f, writable: true, configurable: true, enumerable: true });
   }

@@ -30,6 +30,7 @@ func FuzzSubtleCall(f *testing.F) {
 		{"deriveBits", `{"alg":"PBKDF2","hash":"SHA-1","length":160,"iterations":2}`},
 		{"generate", `{"alg":"AES-GCM","length":128}`},
 		{"generate", `{"alg":"HMAC","hash":"SHA-1","length":-8}`},
+		{"timingSafeEqual", `{}`},
 		{"nope", `{`},
 	}
 	ed := []byte{0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20}

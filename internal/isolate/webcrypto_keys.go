@@ -161,6 +161,9 @@ func importAsymmetric(p subtleParams, data []byte, j *jwk) (any, error) {
 	var pub crypto.PublicKey
 	var priv crypto.PrivateKey
 	var err error
+	if (p.Format == "spki" || p.Format == "pkcs8") && len(data) > maxDERKey {
+		return nil, dataErr("%s key data is %d bytes; the limit is %d", p.Format, len(data), maxDERKey)
+	}
 	switch p.Format {
 	case "raw":
 		switch p.Alg {
@@ -248,118 +251,132 @@ func jwkKey(p subtleParams, j *jwk) (crypto.PublicKey, crypto.PrivateKey, error)
 	if j.Use != "" && j.Use != "sig" {
 		return nil, nil, dataErr("JWK use %q: signing keys are \"sig\"", j.Use)
 	}
-	fields := func(names ...string) ([][]byte, error) {
-		vals := map[string]string{"x": j.X, "y": j.Y, "d": j.D, "n": j.N, "e": j.E, "p": j.P, "q": j.Q, "dp": j.DP, "dq": j.DQ, "qi": j.QI}
-		out := make([][]byte, len(names))
-		for i, n := range names {
-			if vals[n] == "" {
-				return nil, dataErr("JWK has no %q", n)
-			}
-			b, err := b64u(vals[n], n)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = b
-		}
-		return out, nil
-	}
 	switch p.Alg {
 	case "ECDSA":
-		if j.Kty != "EC" || j.Crv != p.Curve {
-			return nil, nil, dataErr("JWK kty %q crv %q: want \"EC\" and %q", j.Kty, j.Crv, p.Curve)
-		}
-		c, err := curveOf(p.Curve)
-		if err != nil {
-			return nil, nil, err
-		}
-		xy, err := fields("x", "y")
-		if err != nil {
-			return nil, nil, err
-		}
-		size := (c.Params().BitSize + 7) / 8
-		if len(xy[0]) != size || len(xy[1]) != size {
-			return nil, nil, dataErr("JWK x and y of a %s key are %d bytes", p.Curve, size)
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(c, slices.Concat([]byte{4}, xy[0], xy[1]))
-		if err != nil {
-			return nil, nil, dataErr("JWK EC point: %v", err)
-		}
-		if j.D == "" {
-			return pub, nil, nil
-		}
-		d, err := fields("d")
-		if err != nil {
-			return nil, nil, err
-		}
-		priv, err := ecdsa.ParseRawPrivateKey(c, d[0])
-		if err != nil {
-			return nil, nil, dataErr("JWK d: %v", err)
-		}
-		if !priv.PublicKey.Equal(pub) {
-			return nil, nil, dataErr("JWK d does not match x and y")
-		}
-		return nil, priv, nil
+		return jwkEC(p, j)
 	case "Ed25519":
-		if j.Kty != "OKP" || j.Crv != "Ed25519" {
-			return nil, nil, dataErr("JWK kty %q crv %q: want \"OKP\" and \"Ed25519\"", j.Kty, j.Crv)
-		}
-		x, err := fields("x")
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(x[0]) != ed25519.PublicKeySize {
-			return nil, nil, dataErr("JWK x of an Ed25519 key is 32 bytes, not %d", len(x[0]))
-		}
-		if j.D == "" {
-			return ed25519.PublicKey(x[0]), nil, nil
-		}
-		d, err := fields("d")
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(d[0]) != ed25519.SeedSize {
-			return nil, nil, dataErr("JWK d of an Ed25519 key is 32 bytes, not %d", len(d[0]))
-		}
-		priv := ed25519.NewKeyFromSeed(d[0])
-		if !bytes.Equal(priv.Public().(ed25519.PublicKey), x[0]) {
-			return nil, nil, dataErr("JWK d does not match x")
-		}
-		return nil, priv, nil
+		return jwkOKP(j)
 	case "RSASSA-PKCS1-v1_5":
-		if j.Kty != "RSA" {
-			return nil, nil, dataErr("JWK kty %q: want \"RSA\"", j.Kty)
-		}
-		ne, err := fields("n", "e")
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(ne[0])*8 > maxRSABits+8 || len(ne[1]) > 4 {
-			return nil, nil, dataErr("JWK n or e is too long")
-		}
-		e := new(big.Int).SetBytes(ne[1])
-		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(ne[0]), E: int(e.Int64())}
-		if j.D == "" {
-			return pub, nil, nil
-		}
-		f, err := fields("d", "p", "q", "dp", "dq", "qi")
-		if err != nil {
-			return nil, nil, dataErr("a private RSA JWK needs d, p, q, dp, dq and qi: %w", err)
-		}
-		bi := func(b []byte) *big.Int { return new(big.Int).SetBytes(b) }
-		if n := pub.N.BitLen(); n < minRSABits || n > maxRSABits {
-			return nil, nil, dataErr("the RSA modulus is %d bits; it must be %d to %d", n, minRSABits, maxRSABits)
-		}
-		priv := &rsa.PrivateKey{PublicKey: *pub, D: bi(f[0]), Primes: []*big.Int{bi(f[1]), bi(f[2])}}
-		if err := priv.Validate(); err != nil {
-			return nil, nil, dataErr("JWK RSA key: %v", err)
-		}
-		priv.Precompute()
-		if priv.Precomputed.Dp.Cmp(bi(f[3])) != 0 || priv.Precomputed.Dq.Cmp(bi(f[4])) != 0 || priv.Precomputed.Qinv.Cmp(bi(f[5])) != 0 {
-			return nil, nil, dataErr("JWK dp, dq or qi does not match the key")
-		}
-		return nil, priv, nil
+		return jwkRSA(j)
 	}
 	return nil, nil, notSupp("JWK import for %q", p.Alg)
+}
+
+// fields decodes the named base64url members of j, each required.
+func (j *jwk) fields(names ...string) ([][]byte, error) {
+	vals := map[string]string{"x": j.X, "y": j.Y, "d": j.D, "n": j.N, "e": j.E, "p": j.P, "q": j.Q, "dp": j.DP, "dq": j.DQ, "qi": j.QI}
+	out := make([][]byte, len(names))
+	for i, n := range names {
+		if vals[n] == "" {
+			return nil, dataErr("JWK has no %q", n)
+		}
+		b, err := b64u(vals[n], n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func jwkEC(p subtleParams, j *jwk) (crypto.PublicKey, crypto.PrivateKey, error) {
+	if j.Kty != "EC" || j.Crv != p.Curve {
+		return nil, nil, dataErr("JWK kty %q crv %q: want \"EC\" and %q", j.Kty, j.Crv, p.Curve)
+	}
+	c, err := curveOf(p.Curve)
+	if err != nil {
+		return nil, nil, err
+	}
+	xy, err := j.fields("x", "y")
+	if err != nil {
+		return nil, nil, err
+	}
+	size := (c.Params().BitSize + 7) / 8
+	if len(xy[0]) != size || len(xy[1]) != size {
+		return nil, nil, dataErr("JWK x and y of a %s key are %d bytes", p.Curve, size)
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(c, slices.Concat([]byte{4}, xy[0], xy[1]))
+	if err != nil {
+		return nil, nil, dataErr("JWK EC point: %v", err)
+	}
+	if j.D == "" {
+		return pub, nil, nil
+	}
+	d, err := j.fields("d")
+	if err != nil {
+		return nil, nil, err
+	}
+	priv, err := ecdsa.ParseRawPrivateKey(c, d[0])
+	if err != nil {
+		return nil, nil, dataErr("JWK d: %v", err)
+	}
+	if !priv.PublicKey.Equal(pub) {
+		return nil, nil, dataErr("JWK d does not match x and y")
+	}
+	return nil, priv, nil
+}
+
+func jwkOKP(j *jwk) (crypto.PublicKey, crypto.PrivateKey, error) {
+	if j.Kty != "OKP" || j.Crv != "Ed25519" {
+		return nil, nil, dataErr("JWK kty %q crv %q: want \"OKP\" and \"Ed25519\"", j.Kty, j.Crv)
+	}
+	x, err := j.fields("x")
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(x[0]) != ed25519.PublicKeySize {
+		return nil, nil, dataErr("JWK x of an Ed25519 key is 32 bytes, not %d", len(x[0]))
+	}
+	if j.D == "" {
+		return ed25519.PublicKey(x[0]), nil, nil
+	}
+	d, err := j.fields("d")
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(d[0]) != ed25519.SeedSize {
+		return nil, nil, dataErr("JWK d of an Ed25519 key is 32 bytes, not %d", len(d[0]))
+	}
+	priv := ed25519.NewKeyFromSeed(d[0])
+	if !bytes.Equal(priv.Public().(ed25519.PublicKey), x[0]) {
+		return nil, nil, dataErr("JWK d does not match x")
+	}
+	return nil, priv, nil
+}
+
+func jwkRSA(j *jwk) (crypto.PublicKey, crypto.PrivateKey, error) {
+	if j.Kty != "RSA" {
+		return nil, nil, dataErr("JWK kty %q: want \"RSA\"", j.Kty)
+	}
+	ne, err := j.fields("n", "e")
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ne[0])*8 > maxRSABits+8 || len(ne[1]) > 4 {
+		return nil, nil, dataErr("JWK n or e is too long")
+	}
+	e := new(big.Int).SetBytes(ne[1])
+	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(ne[0]), E: int(e.Int64())}
+	if j.D == "" {
+		return pub, nil, nil
+	}
+	f, err := j.fields("d", "p", "q", "dp", "dq", "qi")
+	if err != nil {
+		return nil, nil, dataErr("a private RSA JWK needs d, p, q, dp, dq and qi: %w", err)
+	}
+	bi := func(b []byte) *big.Int { return new(big.Int).SetBytes(b) }
+	if n := pub.N.BitLen(); n < minRSABits || n > maxRSABits {
+		return nil, nil, dataErr("the RSA modulus is %d bits; it must be %d to %d", n, minRSABits, maxRSABits)
+	}
+	priv := &rsa.PrivateKey{PublicKey: *pub, D: bi(f[0]), Primes: []*big.Int{bi(f[1]), bi(f[2])}}
+	if err := priv.Validate(); err != nil {
+		return nil, nil, dataErr("JWK RSA key: %v", err)
+	}
+	priv.Precompute()
+	if priv.Precomputed.Dp.Cmp(bi(f[3])) != 0 || priv.Precomputed.Dq.Cmp(bi(f[4])) != 0 || priv.Precomputed.Qinv.Cmp(bi(f[5])) != 0 {
+		return nil, nil, dataErr("JWK dp, dq or qi does not match the key")
+	}
+	return nil, priv, nil
 }
 
 // subtleExport returns the key in format: bytes, or a JWK as a JSON string.

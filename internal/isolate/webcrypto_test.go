@@ -1,8 +1,10 @@
 package isolate
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,6 +216,8 @@ func TestWebCryptoAPIClass(t *testing.T) {
 		})()`, `[512,"SHA-256",false]`},
 		{"digest algorithms", `Promise.all(["SHA-1", {name: "sha-256"}, "SHA-384", "SHA-512"].map(async (a) => (await S.digest(a, utf8("abc"))).byteLength))`, `[20,32,48,64]`},
 		{"DOMException shape", `(() => { const e = new DOMException("m", "DataError"); return [e.name, e.message, e instanceof Error, String(e)]; })()`, `["DataError","m",true,"DataError: m"]`},
+		{"timingSafeEqual", `[S.timingSafeEqual(utf8("abc"), utf8("abc")), S.timingSafeEqual(utf8("abc"), utf8("abd")), S.timingSafeEqual(new Uint8Array(0), new ArrayBuffer(0)),
+			(() => { try { S.timingSafeEqual(utf8("a"), utf8("ab")); return "no error"; } catch (e) { return e.name; } })()]`, `[true,false,true,"TypeError"]`},
 		{"subtle is SubtleCrypto", `[crypto.subtle instanceof SubtleCrypto, typeof crypto.subtle.importKey]`, `[true,"function"]`},
 	}
 	runJSCases(t, harness(t), newMemHost(), cases)
@@ -268,6 +272,7 @@ func TestWebCryptoHostileClass(t *testing.T) {
 		{"jwk rsa without primes", `err(S.importKey("jwk", {kty: "RSA", n: "AQAB", e: "AQAB", d: "AQAB"}, {name: "RSASSA-PKCS1-v1_5", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
 		{"rsa modulus too small", `err(S.importKey("jwk", {kty: "RSA", n: b64u("c1".repeat(64)), e: "AQAB"}, {name: "RSASSA-PKCS1-v1_5", hash: "SHA-256"}, true, ["verify"]))`, `"DataError"`},
 		{"huge key data", `err(S.importKey("raw", ` + big + `, {name: "HMAC", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
+		{"huge pkcs8", `err(S.importKey("pkcs8", new Uint8Array(9000), {name: "RSASSA-PKCS1-v1_5", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
 		{"huge jwk", `err(S.importKey("jwk", {kty: "oct", k: "A".repeat(100000)}, {name: "HMAC", hash: "SHA-256"}, false, ["sign"]))`, `"DataError"`},
 		{"truncated ciphertext", `err(S.decrypt({name: "AES-GCM", iv}, ak, ct.slice(0, 10)))`, `"OperationError"`},
 		{"ciphertext shorter than tag", `err(S.decrypt({name: "AES-GCM", iv}, ak, ct.slice(0, 3)))`, `"OperationError"`},
@@ -322,4 +327,46 @@ func TestWebCryptoKeySurvivesSnapshot(t *testing.T) {
 		{"ed25519 after restore", `S.sign("Ed25519", pair.privateKey, utf8("m")).then((s) => hex(s) === sig)`, `true`},
 		{"still not extractable", `err(S.exportKey("raw", hk))`, `"InvalidAccessError"`},
 	})
+}
+
+// TestWebCryptoSizeCapClass: data handed to crypto.subtle is a host call
+// argument, refused by its length over Config.MaxBodyBytes (a RangeError)
+// for every operation; under it, the operation runs.
+func TestWebCryptoSizeCapClass(t *testing.T) {
+	const limit = 64 << 10
+	rt, err := NewRuntime(context.Background(), Config{MaxBodyBytes: limit,
+		CacheDir: filepath.Join(os.TempDir(), "agentcloud-isolate-test-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	iso, err := rt.New(context.Background(), Spec{Module: jsHarness})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iso.Close(context.Background())
+	setup := `(async () => {
+		globalThis.hk = await S.importKey("raw", utf8("k"), {name: "HMAC", hash: "SHA-256"}, false, ["sign", "verify"]);
+		globalThis.ak = await S.importKey("raw", new Uint8Array(16), "AES-GCM", false, ["encrypt", "decrypt"]);
+		globalThis.dk = await S.importKey("raw", utf8("k"), "HKDF", false, ["deriveBits"]);
+		globalThis.iv = new Uint8Array(12);
+		return "ok"; })()`
+	ops := map[string]string{
+		"sign":    `S.sign("HMAC", hk, DATA)`,
+		"verify":  `S.verify("HMAC", hk, new Uint8Array(32), DATA)`,
+		"encrypt": `S.encrypt({name: "AES-GCM", iv}, ak, DATA)`,
+		"decrypt": `S.decrypt({name: "AES-GCM", iv}, ak, DATA)`,
+		"aad":     `S.encrypt({name: "AES-GCM", iv, additionalData: DATA}, ak, new Uint8Array(1))`,
+		"digest":  `S.digest("SHA-256", DATA)`,
+		"hkdf":    `S.deriveBits({name: "HKDF", hash: "SHA-256", salt: DATA, info: new Uint8Array(0)}, dk, 256)`,
+		"import":  `S.importKey("raw", DATA, {name: "HMAC", hash: "SHA-256"}, false, ["sign"])`,
+	}
+	cases := []jsCase{{"setup", setup, `"ok"`}}
+	for name, op := range ops {
+		over := strings.ReplaceAll(op, "DATA", "new Uint8Array("+strconv.Itoa(limit+1)+")")
+		cases = append(cases, jsCase{name + " over the cap", `err(` + over + `)`, `"RangeError (not a DOMException)"`})
+	}
+	under := strings.ReplaceAll(ops["sign"], "DATA", "new Uint8Array("+strconv.Itoa(limit-1024)+")")
+	cases = append(cases, jsCase{"sign under the cap", under + `.then((s) => s.byteLength)`, `32`})
+	runJSCases(t, iso, newMemHost(), cases)
 }
