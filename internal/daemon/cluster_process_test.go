@@ -215,7 +215,8 @@ func counterCall(ctx context.Context, c *client.Client, id string) (int, error) 
 
 // TestClusterCounterExactlyN: N concurrent increments of a few sessions,
 // spread over all three members, give exactly N: every session has one
-// owner, the others forward to it.
+// owner, the others forward to it. A drained member owns nothing and
+// still answers by forwarding, without losing an increment.
 func TestClusterCounterExactlyN(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns daemon processes; skipped in -short")
@@ -247,6 +248,28 @@ func TestClusterCounterExactlyN(t *testing.T) {
 		n, err := counterCall(ctx, nodes[s%len(nodes)].client, fmt.Sprintf("c%d", s))
 		if err != nil || n != perSession+1 {
 			t.Errorf("session c%d: stored %d after %d increments (%v)", s, n-1, perSession, err)
+		}
+	}
+
+	// Drain n2: it hands every partition to the others and keeps
+	// answering by forwarding; no increment is lost in the hand-off.
+	res, err := nodes[2].client.DrainNode(ctx)
+	if err != nil || res.Partitions != 0 {
+		t.Fatalf("drain: %+v %v", res, err)
+	}
+	st, err := nodes[0].client.ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		if m.Node == "n2" && (!m.Draining || m.Partitions != 0) {
+			t.Errorf("after drain: %+v", m)
+		}
+	}
+	for s := range sessions {
+		n, err := counterCall(ctx, nodes[2].client, fmt.Sprintf("c%d", s))
+		if err != nil || n != perSession+2 {
+			t.Errorf("session c%d through the drained member: %d, %v", s, n, err)
 		}
 	}
 }
