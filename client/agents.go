@@ -14,12 +14,17 @@ import (
 // Deploy uploads a bundle (a tar.gz of a directory with agent.json) as a new
 // version of its agent and makes it current.
 func (c *Client) Deploy(ctx context.Context, tarGz []byte) (*api.AgentVersion, error) {
-	resp, err := c.Raw(ctx, http.MethodPost, "/v1/agents", bytes.NewReader(tarGz), "application/gzip")
+	return postBundle[api.AgentVersion](ctx, c, "/v1/agents", tarGz)
+}
+
+// postBundle posts a bundle (tar.gz) to path and decodes the JSON answer.
+func postBundle[T any](ctx context.Context, c *Client, path string, tarGz []byte) (*T, error) {
+	resp, err := c.Raw(ctx, http.MethodPost, path, bytes.NewReader(tarGz), "application/gzip")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var v api.AgentVersion
+	var v T
 	if err := decodeJSON(resp.Body, &v); err != nil {
 		return nil, err
 	}

@@ -169,14 +169,5 @@ func (c *Client) PipelineProvenance(ctx context.Context, id string) (*api.Pipeli
 // TestBundle runs a bundle's tests as the pipeline's test stage would,
 // without deploying it.
 func (c *Client) TestBundle(ctx context.Context, tarGz []byte) (*api.PipelineTestReport, error) {
-	resp, err := c.Raw(ctx, http.MethodPost, "/v1/pipeline/test", bytes.NewReader(tarGz), "application/gzip")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var rep api.PipelineTestReport
-	if err := decodeJSON(resp.Body, &rep); err != nil {
-		return nil, err
-	}
-	return &rep, nil
+	return postBundle[api.PipelineTestReport](ctx, c, "/v1/pipeline/test", tarGz)
 }
