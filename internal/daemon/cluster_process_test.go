@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,10 +66,20 @@ func (n *clusterNode) launch(t testing.TB) {
 	})
 }
 
+// errNotStarted is a node that did not serve within its deadline.
+var errNotStarted = errors.New("did not start")
+
 // wait waits until the node serves and is ready.
 func (n *clusterNode) wait(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	if err := n.waitUntil(t, time.Now().Add(60*time.Second)); err != nil {
+		t.Fatalf("%s %v\n%s", n.name, err, n.out)
+	}
+}
+
+// waitUntil waits until the node serves and is ready, or deadline.
+func (n *clusterNode) waitUntil(t testing.TB, deadline time.Time) error {
+	t.Helper()
 	for {
 		b, err := os.ReadFile(filepath.Join(n.data, daemon.AddrFile))
 		if err == nil && len(b) > 0 {
@@ -79,7 +90,7 @@ func (n *clusterNode) wait(t testing.TB) {
 			if err := n.client.WaitReady(ctx); err != nil {
 				t.Fatalf("%s not ready: %v\n%s", n.name, err, n.out)
 			}
-			return
+			return nil
 		}
 		select {
 		case <-n.exited:
@@ -87,7 +98,7 @@ func (n *clusterNode) wait(t testing.TB) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start\n%s", n.name, n.out)
+			return errNotStarted
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -106,7 +117,30 @@ func (n *clusterNode) kill9(t testing.TB) {
 // node's data dir gets the trust material and writes the join bundle, the
 // others join with it; all start together (JetStream elects its meta leader
 // once a quorum of them runs).
+//
+// Known bug (open, issue 14): on this machine between a third and a half
+// of fresh three-member starts never elect a JetStream meta leader, and no
+// member comes up. Until it is found, a cluster that has not formed in
+// 30 s is killed and started again on fresh ports and data dirs (at most
+// six times; the test fails after that), and each stall is logged.
 func startClusterProcs(t testing.TB, n int) []*clusterNode {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		nodes, err := tryClusterProcs(t, n, attempt == 6)
+		if err == nil {
+			return nodes
+		}
+		t.Logf("attempt %d: the cluster did not form (%v); starting a fresh one", attempt, err)
+		for _, nd := range nodes {
+			_ = nd.cmd.Process.Kill()
+			<-nd.exited
+		}
+	}
+}
+
+// tryClusterProcs starts one cluster; unless last, a member that does not
+// serve within 30 s is an error instead of a failure.
+func tryClusterProcs(t testing.TB, n int, last bool) ([]*clusterNode, error) {
 	t.Helper()
 	routes := storetest.FreeAddrs(t, n)
 	dir := t.TempDir()
@@ -145,11 +179,16 @@ func startClusterProcs(t testing.TB, n int) []*clusterNode {
 			}
 		}
 	})
+	deadline := time.Now().Add(30 * time.Second)
 	for _, nd := range nodes {
-		nd.wait(t)
+		if last {
+			nd.wait(t)
+		} else if err := nd.waitUntil(t, deadline); err != nil {
+			return nodes, fmt.Errorf("%s %w", nd.name, err)
+		}
 	}
 	waitBalanced(t, nodes)
-	return nodes
+	return nodes, nil
 }
 
 // waitBalanced waits until every live member is healthy in the cluster

@@ -26,7 +26,10 @@ func (s *Store) Blobs(ctx context.Context, bucket string) (Blobs, error) {
 	}
 	b := &natsBlobs{}
 	b.b = binding[jetstream.ObjectStore]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.ObjectStore, error) {
-		return js.CreateOrUpdateObjectStore(ctx, cfg)
+		if s.opts.Replicas <= 1 {
+			return js.CreateOrUpdateObjectStore(ctx, cfg)
+		}
+		return openReplicatedBlobs(ctx, js, cfg)
 	}}
 	if _, err := b.b.get(ctx); err != nil {
 		return nil, fmt.Errorf("open blobs %s: %w", bucket, err)
@@ -85,4 +88,32 @@ func (b *natsBlobs) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("delete blob %s: %w", short(name), mapConnErr(err))
 	}
 	return nil
+}
+
+// openReplicatedBlobs opens a replicated object store the way
+// openReplicated opens a replicated bucket: created if missing, then with
+// direct gets turned off, never updated afterwards. An object's info is
+// read with a get of the last message on its meta subject; a direct get
+// may be answered by a replica that has not applied the put yet, so a blob
+// stored a moment ago read back as not found (a template built by the
+// pipeline's build stage, in the cluster kill -9 test).
+func openReplicatedBlobs(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	name := "OBJ_" + cfg.Bucket
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err = js.CreateObjectStore(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, err
+		}
+		st, err = js.Stream(ctx, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if scfg := st.CachedInfo().Config; scfg.AllowDirect {
+		scfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, scfg); err != nil {
+			return nil, err
+		}
+	}
+	return js.ObjectStore(ctx, cfg.Bucket)
 }
