@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/egress"
@@ -89,7 +90,7 @@ type Daemon struct {
 	// toolRegistry is set by startToolRegistry (tools_registry.go).
 	toolRegistry *registry.Registry
 
-	door frontDoor // set by startGateway (gateway.go)
+	door *frontDoor // set by startGateway (gateway.go)
 
 	// pipe is set by startPipeline (pipeline.go); pipelineClock, if set,
 	// is the clock of its runs and rollouts (tests only).
@@ -206,11 +207,11 @@ func (d *Daemon) lockDataDir() error {
 // URLFile with TLS, then AddrFile, the one a waiting client looks for.
 func (d *Daemon) writeClientFiles(tls bool) error {
 	if tls {
-		if err := writeFileAtomic(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.localAddr()+"\n")); err != nil {
+		if err := atomicfile.Write(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.localAddr()+"\n"), 0o600); err != nil {
 			return err
 		}
 	}
-	return writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.localAddr()+"\n"))
+	return atomicfile.Write(filepath.Join(d.cfg.Data, AddrFile), []byte(d.localAddr()+"\n"), 0o600)
 }
 
 // removeClientFiles removes AddrFile and URLFile (AddrFile first, so a
@@ -220,17 +221,6 @@ func (d *Daemon) removeClientFiles() error {
 		if err := os.Remove(filepath.Join(d.cfg.Data, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove stale %s: %w", name, err)
 		}
-	}
-	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
 	}
 	return nil
 }
