@@ -1,14 +1,14 @@
 // Package daemon is agentcloud's composition root: the one package that
 // constructs every part (store, isolate runtime, sessions, security, egress
-// proxy, sandboxes, toolbox, tool registry, model gateway, HTTP API) and
-// wires them together. It owns the process lifecycle: one ordered list of
-// parts (lifecycle.go) started forward and closed backward, readiness, and
-// graceful shutdown. Besides wiring it keeps only small adapters between
-// parts (the sandbox directory security reads, the tool fetcher, the
-// sandbox network's egress handler) and the system routes (/healthz,
-// /readyz, /metrics, /openapi.json, /v1/status, /v1/whoami). Product logic
-// lives in the packages it wires; a test (internal/hygiene) keeps every
-// other package from importing this one.
+// proxy, sandboxes, pipeline, toolbox, tool registry, model gateway, front
+// door, cluster, HTTP API) and wires them together. It owns the process
+// lifecycle: one ordered list of parts (lifecycle.go) started forward and
+// closed backward, readiness, and graceful shutdown. Besides wiring it
+// keeps only adapters that pass one part to another (the sandbox directory
+// security reads, the agent directory that adds a first release's author);
+// handlers, formats and decisions live in the packages it wires
+// (systemhttp has the system routes). internal/hygiene keeps every other
+// package from importing this one and caps its size.
 package daemon
 
 import (
