@@ -9,6 +9,8 @@ command -v runsc >/dev/null || need_apt+=(runsc)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v wat2wasm >/dev/null || need_apt+=(wabt)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+# Debian's pytest runs the Python SDK's tests (sdk/python) in internal/doctest.
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import pytest' 2>/dev/null || need_apt+=(python3-pytest)
 # clang for wasm32-wasi builds examples/wasm-counter (C against the host ABI).
 command -v clang >/dev/null || need_apt+=(clang)
 command -v wasm-ld >/dev/null || need_apt+=(lld)
@@ -31,4 +33,6 @@ go mod download
 if command -v npm >/dev/null; then
   (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
   (cd internal/doctest/testdata/redocly && npm ci --no-audit --no-fund --silent)
+  # The TypeScript compiler and Node types the TypeScript SDK builds with.
+  (cd sdk/typescript && npm ci --no-audit --no-fund --silent)
 fi
