@@ -228,7 +228,7 @@ func (d *Daemon) startAPI(context.Context) error {
 	d.routes()
 	d.clusterRoutes()
 	securityhttp.Routes(d.router, d.sec)
-	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy}).Routes(d.router)
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy, Log: d.log}).Routes(d.router)
 	return nil
 }
 

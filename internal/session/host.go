@@ -317,8 +317,10 @@ func (h *callHost) commit(ctx context.Context) error {
 			return fmt.Errorf("commit cleanup: %w", err)
 		}
 	}
-	if h.alarm != nil {
-		return h.m.saveAlarm(ctx, h.s, h.alarm)
+	h.writes, h.order = nil, nil
+	if a := h.alarm; a != nil {
+		h.alarm = nil
+		return h.m.saveAlarm(ctx, h.s, a)
 	}
 	return nil
 }
