@@ -29,6 +29,8 @@ var (
 	urlJS string
 	//go:embed streams.js
 	streamsJS string
+	//go:embed websocket.js
+	websocketJS string
 
 	// prelude is prelude.js with the files it includes (a comment
 	// "/*include NAME*/" stands for the function expression in NAME).
@@ -36,7 +38,7 @@ var (
 
 	// preludeLibs are the sources the prelude compiles on first use (host
 	// op "lib"); each is a function expression.
-	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS}
+	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS}
 )
 
 // preloadHints name, for each library of preludeLibs, words whose presence
@@ -48,12 +50,13 @@ var preloadHints = map[string][]string{
 	"clone.js":     {"structuredClone", "new Map", "new Set"},
 	"streams.js": {"ReadableStream", "WritableStream", "TransformStream", "TextEncoderStream", "TextDecoderStream",
 		"CompressionStream", "DecompressionStream", "getReader", "pipeThrough", "pipeTo", ".body"},
+	"websocket.js": {"WebSocketPair", "acceptWebSocket", "webSocketMessage"},
 }
 
 // preloadLibs is the list of libraries spec's sources hint at.
 func preloadLibs(spec Spec) []any {
 	out := []any{}
-	for _, name := range []string{"webcrypto.js", "clone.js", "streams.js"} {
+	for _, name := range []string{"webcrypto.js", "clone.js", "streams.js", "websocket.js"} {
 		hit := func(src string) bool {
 			for _, w := range preloadHints[name] {
 				if strings.Contains(src, w) {

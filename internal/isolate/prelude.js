@@ -99,7 +99,11 @@
   let stl = null;
   const streams = () => stl || (stl = geval(host("lib", "streams.js"))(host, toAB, enc, dec));
   const lazyGlobals = (names, lib) => { for (const name of names) Object.defineProperty(globalThis, name, { get: () => lib()[name], set(v) { def(globalThis, name, v); }, configurable: true }); };
+  // websocket.js too; invoke is defined below, before anything calls this.
+  let wsl = null;
+  const websockets = () => wsl || (wsl = geval(host("lib", "websocket.js"))(invoke, toAB, (ab) => host("base64.encode", ab)));
   lazyGlobals(["CryptoKey", "SubtleCrypto"], webcrypto);
+  lazyGlobals(["WebSocketPair", "WebSocket"], websockets);
   lazyGlobals(["ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader", "ReadableStreamDefaultController",
     "ReadableByteStreamController", "ReadableStreamBYOBRequest", "WritableStream", "WritableStreamDefaultWriter",
     "WritableStreamDefaultController", "TransformStream", "TransformStreamDefaultController", "ByteLengthQueuingStrategy",
@@ -345,14 +349,14 @@
     constructor(body = null, init = {}) {
       init = init || {};
       const status = init.status === undefined ? 200 : Number(init.status);
-      if (!(status >= 200 && status <= 599) || !Number.isInteger(status)) throw new RangeError(`Invalid status ${init.status}`);
+      if (!((status >= 200 && status <= 599) || (status === 101 && init.webSocket)) || !Number.isInteger(status)) throw new RangeError(`Invalid status ${init.status}`);
       this.status = status;
       this.statusText = init.statusText !== undefined ? String(init.statusText) : "";
       this.headers = new Headers(init.headers);
       this.type = "default";
       this.url = "";
       this.redirected = false;
-      this.webSocket = null;
+      this.webSocket = init.webSocket || null;
       if (body !== null && body !== undefined && (status === 204 || status === 304)) throw new TypeError("Response with null body status cannot have body");
       initBody(this, body, this.headers);
     }
@@ -460,7 +464,11 @@
   const execCtx = {
     waitUntil(p) { waitUntil.push(Promise.resolve(p).catch((e) => console.error("waitUntil:", e))); },
     passThroughOnException() {},
+    acceptWebSocket(ws, tags) { websockets().acceptWebSocket(ws, tags); },
+    getWebSockets(tag) { return websockets().getWebSockets(tag); },
+    getTags(ws) { return websockets().getTags(ws); },
   };
+  for (const k of ["acceptWebSocket", "getWebSockets", "getTags"]) state[k] = execCtx[k];
 
   function errorInfo(e) {
     if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack || "" };
@@ -488,6 +496,7 @@
       if (k === "set-cookie" && l.length > 1) { for (const v of l) { hs += k + "\0" + v + "\0"; n++; } }
       else { hs += k + "\0" + (l.length === 1 ? l[0] : l.join(", ")) + "\0"; n++; }
     }
+    if (res.webSocket) { hs += ":websocket\0" + websockets().peerOf(res.webSocket) + "\0"; n++; }
     const meta = res.status + "\0" + st + "\0" + n + "\0" + hs;
     if (res._stream !== null) return [meta, null, streams().stepper(res._stream)]; // Go pulls it (stream.go)
     timers.clear();
@@ -512,11 +521,12 @@
       // Libraries the agent's source names are compiled now, into the
       // template its sessions share, rather than into each session's heap
       // (and snapshot) at first use.
-      for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams })[name]();
+      for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams, "websocket.js": websockets })[name]();
     },
     // fetch returns respond's result, or a promise of it when the handler
     // is asynchronous.
     fetch(meta, body) {
+      if (meta.charCodeAt(0) === 1) return finish(websockets().event(meta, body, handler)); // socket.go
       if (!handler || typeof handler.fetch !== "function") throw new Error("__no_fetch_handler");
       const res = handler.fetch(incoming(meta, body), env, execCtx);
       if (res !== null && typeof res === "object" && typeof res.then === "function") return Promise.resolve(res).then(respond);

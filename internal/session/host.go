@@ -245,6 +245,9 @@ func (h *callHost) caller() Caller {
 // Invoke dispatches env.<service>.<method>(args) to the configured Service.
 func (h *callHost) Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error) {
 	defer h.timed(h.enter())
+	if service == "websocket" {
+		return h.m.sockets.invoke(h.s.key, method, args)
+	}
 	svc := h.m.service(service)
 	if svc == nil {
 		return nil, isolate.HostErrorf("NotSupportedError", "env.%s is not available on this node", service)

@@ -259,7 +259,7 @@ func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	}
 	req := isolate.Request{Method: r.Method, URL: u.String(), Body: body}
 	for k, vs := range r.Header {
-		if hopHeaders[k] {
+		if hopHeaders[k] && k != "Upgrade" { // agents look for "upgrade: websocket"
 			continue
 		}
 		for _, v := range vs {
@@ -281,6 +281,9 @@ func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if resp.Status == http.StatusSwitchingProtocols {
+		return h.serveSocket(w, r, resp)
 	}
 	writeHead(w, resp)
 	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
