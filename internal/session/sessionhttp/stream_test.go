@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // streamJS streams server-sent events and other bodies.
@@ -86,8 +88,28 @@ func TestStreamedTrafficClass(t *testing.T) {
 		if v, ok, err := e.m.StateGet(context.Background(), "streamer", "s1", "before"); err != nil || !ok || string(v) != `"head"` {
 			t.Fatalf("state before the stream = %s %v %v", v, ok, err)
 		}
+		// Hibernation waits for the stream: it cannot return before the
+		// client leaves (and the stream ends), and then it succeeds.
+		var left atomic.Bool
+		hib := make(chan error, 1)
+		go func() {
+			err := e.m.Hibernate(context.Background(), "streamer", "s1")
+			if err == nil && !left.Load() {
+				err = errors.New("hibernated while the session was streaming")
+			}
+			hib <- err
+		}()
+		select {
+		case err := <-hib:
+			t.Fatalf("Hibernate returned (%v) while the session streamed", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		left.Store(true)
 		cancel()
 		resp.Body.Close()
+		if err := <-hib; err != nil {
+			t.Fatal(err)
+		}
 		if _, body := e.do(t, "", "GET", "/agents/streamer/sessions/s1/canceled", nil, nil); string(body) != "the client went away" {
 			t.Fatalf("cancel reason = %q", body)
 		}
