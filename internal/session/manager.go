@@ -4,7 +4,8 @@
 // lifecycle (create on first use, one request at a time, hibernate to a heap
 // snapshot when idle or when the memory budget is reached, restore on the
 // next request), durable per-session state with atomic per-request commits
-// released only once durable (the output gate), and alarms.
+// released only once durable (the output gate), alarms, streamed responses
+// (stream.go) and the WebSockets sessions accept (sockets.go).
 //
 // It does not own the JavaScript engine (internal/isolate), storage
 // (internal/store), bundle parsing (internal/bundle), egress policy (the
