@@ -28,11 +28,14 @@ fi
 ./scripts/fetch-quickjs.sh
 go mod download
 # Pinned by their lockfiles: the official MCP TypeScript SDK for
-# internal/daemon/tools_ts_test.go, and Redocly CLI, which lints /openapi.json
-# in internal/doctest/openapi_test.go.
+# internal/daemon/tools_ts_test.go, Redocly CLI, which lints /openapi.json
+# in internal/doctest/openapi_test.go, and workerd.
 if command -v npm >/dev/null; then
   (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
   (cd internal/doctest/testdata/redocly && npm ci --no-audit --no-fund --silent)
   # The TypeScript compiler and Node types the TypeScript SDK builds with.
   (cd sdk/typescript && npm ci --no-audit --no-fund --silent)
+  # workerd, the Workers runtime: the same app runs on it and on agentcloud
+  # in internal/session/sessionhttp/workerd_test.go.
+  (cd internal/session/sessionhttp/testdata/workerd && npm ci --no-audit --no-fund --silent)
 fi

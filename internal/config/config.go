@@ -58,6 +58,8 @@ type Config struct {
 	// arguments), enforced while reading and, for what agent code
 	// produces, by length before the host copies it.
 	SessionMaxBodyBytes int64 `json:"session_max_body_bytes"`
+	// WebSockets bounds the WebSockets sessions hold (websocket.go).
+	WebSockets WebSocketConfig `json:"websockets"`
 	// AgentInitTimeout caps agent initialisation (module top level, wasm
 	// _initialize, template builds, activations) below each manifest's
 	// wall_ms.
@@ -184,6 +186,7 @@ func Default() Config {
 		AuditAuthFailuresPerMinute: 10,
 		AgentInitTimeout:           Duration(10 * time.Second),
 		SessionMaxBodyBytes:        32 << 20,
+		WebSockets:                 defaultWebSockets(),
 
 		RolloutSteps:                "100%",
 		RolloutMinCalls:             20,
@@ -412,6 +415,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 		c.SessionMaxBodyBytes = n
 	}
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
+	errs = append(errs, c.loadWebSocketEnv(lookup)...)
 	c.loadGatewayEnv(lookup, &errs)
 	c.loadEgressEnv(lookup)
 	errs = append(errs, c.loadClusterEnv(lookup)...)
@@ -524,6 +528,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateTLS()...)
 	errs = append(errs, c.validateRollout()...)
+	errs = append(errs, c.validateWebSockets()...)
 	errs = append(errs, c.validateEgress()...)
 	errs = append(errs, c.validateCluster()...)
 	if !validTrustDomain(c.TrustDomain) {

@@ -143,7 +143,8 @@ func (d *Daemon) newSessions(ctx context.Context) error {
 	d.sessions, err = session.New(ctx, session.Config{
 		Store: d.store, Runtime: d.runtime,
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
-		Logger: d.log.With("component", "session"),
+		Logger: d.log.With("component", "session"), Sockets: session.SocketLimits{MaxMessageBytes: min(d.cfg.WebSockets.MaxMessageBytes, d.cfg.SessionMaxBodyBytes),
+			PerSession: d.cfg.WebSockets.PerSession, PerTenant: d.cfg.WebSockets.PerTenant, Idle: d.cfg.WebSockets.IdleTimeout.D()},
 	})
 	return err
 }
@@ -230,7 +231,7 @@ func (d *Daemon) startAPI(context.Context) error {
 		Started: d.started, Logger: d.log.With("component", "http")})
 	d.clusterRoutes()
 	securityhttp.Routes(d.router, d.sec)
-	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy}).Routes(d.router)
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy, Log: d.log}).Routes(d.router)
 	return nil
 }
 

@@ -6,7 +6,10 @@
 // Response, Headers, URL, TextEncoder, crypto, timers, fetch, console), with
 // crypto.subtle (webcrypto.js over Go's crypto in webcrypto.go, keys kept in
 // the heap) and structuredClone (clone.js and jsonclone.js, also the
-// env.state encoding), the
+// env.state encoding), web streams (streams.js, generated from
+// web-streams-polyfill by scripts/gen-streams.sh) with response bodies
+// streamed to a [BodySink] (stream.go), and WebSocketPair with socket events
+// delivered by [Isolate.SocketEvent] (websocket.js, socket.go), the
 // bridge from those APIs to a [Host], per-isolate limits (memory, stack,
 // CPU/wall time via context), heap snapshots with template deltas, and the
 // raw-wasm path ([Runtime.NewWasm]) for any WASI module speaking the ABI in

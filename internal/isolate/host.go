@@ -54,6 +54,10 @@ type Request struct {
 	URL     string
 	Headers [][2]string // name, value; names are case-insensitive
 	Body    []byte
+	// Sink, if set, receives a response body the agent makes as a stream,
+	// chunk by chunk while it is made (stream.go); otherwise such a body is
+	// gathered into Response.Body. Not used for outbound requests.
+	Sink BodySink
 }
 
 // Response is an HTTP response.
@@ -62,6 +66,9 @@ type Response struct {
 	StatusText string
 	Headers    [][2]string
 	Body       []byte
+	// Streamed is set when the body went to the request's Sink (Body is
+	// then empty).
+	Streamed bool
 }
 
 // Header returns the first value of the named header (case-insensitive).

@@ -25,6 +25,12 @@ var (
 	webcryptoJS string
 	//go:embed clone.js
 	cloneJS string
+	//go:embed url.js
+	urlJS string
+	//go:embed streams.js
+	streamsJS string
+	//go:embed websocket.js
+	websocketJS string
 
 	// prelude is prelude.js with the files it includes (a comment
 	// "/*include NAME*/" stands for the function expression in NAME).
@@ -32,7 +38,7 @@ var (
 
 	// preludeLibs are the sources the prelude compiles on first use (host
 	// op "lib"); each is a function expression.
-	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS}
+	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS}
 )
 
 // preloadHints name, for each library of preludeLibs, words whose presence
@@ -42,12 +48,15 @@ var (
 var preloadHints = map[string][]string{
 	"webcrypto.js": {"subtle", "CryptoKey"},
 	"clone.js":     {"structuredClone", "new Map", "new Set"},
+	"streams.js": {"ReadableStream", "WritableStream", "TransformStream", "TextEncoderStream", "TextDecoderStream",
+		"CompressionStream", "DecompressionStream", "getReader", "pipeThrough", "pipeTo", ".body"},
+	"websocket.js": {"WebSocketPair", "acceptWebSocket", "webSocketMessage"},
 }
 
 // preloadLibs is the list of libraries spec's sources hint at.
 func preloadLibs(spec Spec) []any {
 	out := []any{}
-	for _, name := range []string{"webcrypto.js", "clone.js"} {
+	for _, name := range []string{"webcrypto.js", "clone.js", "streams.js", "websocket.js"} {
 		hit := func(src string) bool {
 			for _, w := range preloadHints[name] {
 				if strings.Contains(src, w) {
@@ -69,7 +78,7 @@ func preloadLibs(spec Spec) []any {
 
 func preludeSource() string {
 	s := preludeJS
-	for name, src := range map[string]string{"jsonclone.js": jsonCloneJS} {
+	for name, src := range map[string]string{"jsonclone.js": jsonCloneJS, "url.js": urlJS} {
 		mark := "/*include " + name + "*/"
 		if strings.Count(s, mark) != 1 {
 			panic("isolate: prelude.js must include " + name + " exactly once")
@@ -119,6 +128,9 @@ type Isolate struct {
 	dead error
 	// base is the template the isolate's memory is mapped from, if any.
 	base *Template
+	// gone, while a response streams to a BodySink, is its Gone channel:
+	// settle stops waiting for a timer when it closes.
+	gone <-chan struct{}
 }
 
 func (r *Runtime) normalize(spec Spec) (Spec, error) {
@@ -397,6 +409,9 @@ func (i *Isolate) settle(ctx context.Context, p uint32) (uint32, error) {
 		if wait := time.Until(time.UnixMilli(int64(next))); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
+			case <-i.gone:
+				t.Stop()
+				return 0, ErrClientGone
 			case <-ctx.Done():
 				t.Stop()
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -479,8 +494,15 @@ func (i *Isolate) Fetch(ctx context.Context, req Request, h Host) (resp Response
 			return Response{}, i.finishCall(ctx, handlerErr(err, "fetch"))
 		}
 	}
-	resp, err = i.readResponse(ctx, res)
+	resp, step, err := i.readResponse(ctx, res)
 	_ = v.free(ctx, res)
+	if err == nil && step != 0 {
+		resp, err = i.pullStream(ctx, resp, step, req.Sink)
+		_ = v.free(ctx, step)
+		if err == nil {
+			err = i.finishCall(ctx, nil)
+		}
+	}
 	if err != nil {
 		return resp, i.finishCall(ctx, err)
 	}
@@ -538,8 +560,10 @@ func (i *Isolate) finishCall(ctx context.Context, err error) error {
 
 // readResponse decodes the driver's result (see respond in prelude.js). A
 // response over MaxBodyBytes (metadata and body together) is refused by its
-// length, read before anything is copied out of the isolate.
-func (i *Isolate) readResponse(ctx context.Context, res uint32) (Response, error) {
+// length, read before anything is copied out of the isolate. A body that is
+// a stream comes back as the box of its step function (stream.go), which
+// the caller frees; step is 0 otherwise.
+func (i *Isolate) readResponse(ctx context.Context, res uint32) (resp Response, step uint32, err error) {
 	v := i.vm
 	max := i.rt.cfg.MaxBodyBytes
 	tooLarge := func(err error) error {
@@ -551,27 +575,39 @@ func (i *Isolate) readResponse(ctx context.Context, res uint32) (Response, error
 	}
 	isStr, err := v.call(ctx, v.f.isString, uint64(res))
 	if err != nil {
-		return Response{}, err
+		return Response{}, 0, err
 	}
 	if isStr != 0 {
 		s, err := v.str(ctx, false, res, max, false)
 		if err != nil {
-			return Response{}, tooLarge(err)
+			return Response{}, 0, tooLarge(err)
 		}
-		return parseResponseWire(s, nil, true)
+		resp, err := parseResponseWire(s, nil, true)
+		return resp, 0, err
 	}
 	mb, err := v.call(ctx, v.f.getPropUint32, uint64(res), 0)
 	if err != nil {
-		return Response{}, err
+		return Response{}, 0, err
 	}
 	meta, err := v.str(ctx, false, mb, max, false)
 	_ = v.free(ctx, mb)
 	if err != nil {
-		return Response{}, tooLarge(err)
+		return Response{}, 0, tooLarge(err)
 	}
 	bb, err := v.call(ctx, v.f.getPropUint32, uint64(res), 1)
 	if err != nil {
-		return Response{}, err
+		return Response{}, 0, err
+	}
+	if null, err := v.call(ctx, v.f.isNull, uint64(bb)); err != nil || null != 0 {
+		_ = v.free(ctx, bb)
+		if err != nil {
+			return Response{}, 0, err
+		}
+		if resp, err = parseResponseWire(meta, nil, false); err != nil {
+			return Response{}, 0, err
+		}
+		step, err := v.call(ctx, v.f.getPropUint32, uint64(res), 2)
+		return resp, step, err
 	}
 	body, err := v.arrayBuffer(ctx, false, bb, max-len(meta))
 	_ = v.free(ctx, bb)
@@ -581,9 +617,10 @@ func (i *Isolate) readResponse(ctx context.Context, res uint32) (Response, error
 			se.Size += int64(len(meta))
 			se.Limit = int64(max)
 		}
-		return Response{}, tooLarge(err)
+		return Response{}, 0, tooLarge(err)
 	}
-	return parseResponseWire(meta, body, false)
+	resp, err = parseResponseWire(meta, body, false)
+	return resp, 0, err
 }
 
 // Close releases the isolate. Later calls return ErrDead.

@@ -156,11 +156,25 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	start := time.Now() // activation is left out: new sessions would look slow
 	digest := s.ver.rec.Digest
 	defer func() { m.observe(agent, digest, start, resp.Status, err) }()
+	var gate *gatedSink
+	if req.Sink != nil {
+		// A streamed call is not interrupted when its client goes away:
+		// the sink says so and the stream is canceled (stream.go).
+		ctx = context.WithoutCancel(ctx)
+		gate = &gatedSink{BodySink: req.Sink}
+		req.Sink = gate
+	}
 	h := &callHost{m: m, s: s, ctx: ctx}
+	if gate != nil {
+		gate.commit = func() error { return h.commit(ctx) }
+	}
 	cctx, cancel := m.limitCtx(ctx, s.ver, h)
 	resp, err = s.iso.Fetch(cctx, req, h)
 	cause := context.Cause(cctx)
 	cancel()
+	if gate != nil && gate.err != nil {
+		return isolate.Response{}, gate.err
+	}
 	if err != nil {
 		err = m.callFailed(s, err, cause)
 		if h.storeDown.Load() {

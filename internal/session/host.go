@@ -245,6 +245,9 @@ func (h *callHost) caller() Caller {
 // Invoke dispatches env.<service>.<method>(args) to the configured Service.
 func (h *callHost) Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error) {
 	defer h.timed(h.enter())
+	if service == "websocket" {
+		return h.m.sockets.invoke(h.s.key, method, args)
+	}
 	svc := h.m.service(service)
 	if svc == nil {
 		return nil, isolate.HostErrorf("NotSupportedError", "env.%s is not available on this node", service)
@@ -317,8 +320,10 @@ func (h *callHost) commit(ctx context.Context) error {
 			return fmt.Errorf("commit cleanup: %w", err)
 		}
 	}
-	if h.alarm != nil {
-		return h.m.saveAlarm(ctx, h.s, h.alarm)
+	h.writes, h.order = nil, nil
+	if a := h.alarm; a != nil {
+		h.alarm = nil
+		return h.m.saveAlarm(ctx, h.s, a)
 	}
 	return nil
 }

@@ -4,7 +4,8 @@
 // lifecycle (create on first use, one request at a time, hibernate to a heap
 // snapshot when idle or when the memory budget is reached, restore on the
 // next request), durable per-session state with atomic per-request commits
-// released only once durable (the output gate), and alarms.
+// released only once durable (the output gate), alarms, streamed responses
+// (stream.go) and the WebSockets sessions accept (sockets.go).
 //
 // It does not own the JavaScript engine (internal/isolate), storage
 // (internal/store), bundle parsing (internal/bundle), egress policy (the
@@ -74,6 +75,8 @@ type Config struct {
 	// use the monotonic clock instead.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Sockets bounds the WebSockets sessions hold (sockets.go).
+	Sockets SocketLimits
 }
 
 type sessKey struct{ agent, id string }
@@ -113,6 +116,7 @@ type Manager struct {
 	// lastActivation is when the latest activation started (UnixNano).
 	lastActivation atomic.Int64
 	closeErr       error
+	sockets        *socketHub
 	// routeMu serialises SetRouting and DeleteVersion on this node
 	// (routing.go).
 	routeMu sync.Mutex
@@ -167,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, sockets: newSocketHub(cfg.Sockets),
 		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
 	var err error
 	kv := func(name, desc string, maxValue int32) store.KV {
@@ -231,6 +235,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	default:
 	}
 	close(m.stop)
+	m.sockets.closeAll()
 	m.wg.Wait()
 	m.mu.Lock()
 	live := make([]*session, 0, len(m.sessions))

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -39,6 +40,9 @@ type Config struct {
 	// answers it (the daemon sends it through the deploy pipeline);
 	// without it the Manager deploys at once.
 	Deploy func(w http.ResponseWriter, r *http.Request, b *bundle.Bundle) error
+	// Log receives what cannot reach a client any more (a streamed
+	// response that failed after its head was sent); nil: discarded.
+	Log *slog.Logger
 }
 
 // Handler serves the agent and session API.
@@ -46,11 +50,16 @@ type Handler struct {
 	m      *session.Manager
 	authz  httpapi.Authorizer
 	deploy func(w http.ResponseWriter, r *http.Request, b *bundle.Bundle) error
+	log    *slog.Logger
 }
 
 // New returns a Handler; register it with Routes.
 func New(cfg Config) *Handler {
-	return &Handler{m: cfg.Manager, authz: cfg.Authorizer, deploy: cfg.Deploy}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{m: cfg.Manager, authz: cfg.Authorizer, deploy: cfg.Deploy, log: log}
 }
 
 // AgentResource is the authorization resource of /…/agents/{agent}/….
@@ -250,17 +259,39 @@ func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 	}
 	req := isolate.Request{Method: r.Method, URL: u.String(), Body: body}
 	for k, vs := range r.Header {
-		if hopHeaders[k] {
+		if hopHeaders[k] && k != "Upgrade" { // agents look for "upgrade: websocket"
 			continue
 		}
 		for _, v := range vs {
 			req.Headers = append(req.Headers, [2]string{k, v})
 		}
 	}
+	sink := newHTTPSink(w, r)
+	req.Sink = sink
 	resp, err := h.m.Call(r.Context(), agent, id, req)
+	if sink.started {
+		sink.done()
+		if err != nil {
+			// The head is out: the client can only learn of the failure
+			// from a body that does not end properly.
+			h.log.WarnContext(r.Context(), "streamed response failed", "agent", agent, "session", id, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	if resp.Status == http.StatusSwitchingProtocols {
+		return h.serveSocket(w, r, resp)
+	}
+	writeHead(w, resp)
+	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
+	return nil
+}
+
+// writeHead writes an agent's response status and headers.
+func writeHead(w http.ResponseWriter, resp isolate.Response) {
 	hdr := w.Header()
 	for _, kv := range resp.Headers {
 		if !hopHeaders[http.CanonicalHeaderKey(kv[0])] {
@@ -272,8 +303,6 @@ func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusOK
 	}
 	w.WriteHeader(status)
-	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
-	return nil
 }
 
 // readBody reads a request body for a session, stopping at limit: a longer

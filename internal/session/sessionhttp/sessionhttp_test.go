@@ -112,7 +112,10 @@ type env struct {
 	srv   *httptest.Server
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { t.Helper(); return newEnvWith(t, session.SocketLimits{}) }
+
+// newEnvWith is newEnv with the given WebSocket limits.
+func newEnvWith(t testing.TB, sockets session.SocketLimits) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
@@ -121,7 +124,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	authz := &ownerAuthz{}
-	m, err := session.New(ctx, session.Config{Store: st, Runtime: testRuntime(t)})
+	m, err := session.New(ctx, session.Config{Store: st, Runtime: testRuntime(t), Sockets: sockets})
 	if err != nil {
 		t.Fatal(err)
 	}
