@@ -91,6 +91,9 @@ type FloodReport struct {
 	// measures rounding; the spread shows round-robin fairness directly).
 	Jain        float64 `json:"jain"`
 	AgentSpread int     `json:"agent_spread"`
+	// HumanSlowestClassesOn is where the slowest served human request
+	// with classes on spent its time: what the p99 is made of.
+	HumanSlowestClassesOn *Breakdown `json:"human_slowest_classes_on,omitempty"`
 	// Samples are every human request, for the plot.
 	Samples []Sample `json:"-"`
 }
@@ -113,6 +116,28 @@ type Sample struct {
 	// Wait is the queue wait the gateway measured (when it was served).
 	Wait time.Duration
 	OK   bool
+	// Where the latency went, when it was served: Reach from sending to
+	// the server handing the request to the gateway (connection, reading,
+	// goroutine scheduling), Gateway from there to the handler (identity,
+	// classification and Wait), Service in the handler, and Return the
+	// rest (writing and reading the response).
+	Reach, Gateway, Service, Return time.Duration
+}
+
+// Breakdown is where one human request's latency went, in ms.
+type Breakdown struct {
+	TotalMs   float64 `json:"total_ms"`
+	ReachMs   float64 `json:"reach_ms"`
+	GatewayMs float64 `json:"gateway_ms"`
+	WaitMs    float64 `json:"queue_wait_ms"`
+	ServiceMs float64 `json:"service_ms"`
+	ReturnMs  float64 `json:"return_ms"`
+}
+
+func breakdown(s Sample) *Breakdown {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return &Breakdown{TotalMs: ms(s.Latency), ReachMs: ms(s.Reach), GatewayMs: ms(s.Gateway), WaitMs: ms(s.Wait),
+		ServiceMs: ms(s.Service), ReturnMs: ms(s.Return)}
 }
 
 const (
@@ -178,6 +203,15 @@ func Flood(ctx context.Context, cfg FloodConfig) (*FloodReport, error) {
 	rep.HumanSchedP99MsFloodClassesOn = res.sched(cfg.ServiceTime)
 	rep.HumanQueuedClassesOn = res.humanQueued
 	rep.Samples = append(rep.Samples, res.samples...)
+	var slowest *Sample
+	for i, s := range res.samples {
+		if s.OK && (slowest == nil || s.Latency > slowest.Latency) {
+			slowest = &res.samples[i]
+		}
+	}
+	if slowest != nil {
+		rep.HumanSlowestClassesOn = breakdown(*slowest)
+	}
 	var done []float64
 	total, most, fewest := 0, 0, math.MaxInt
 	for i := 0; i < cfg.Agents; i++ {
@@ -315,11 +349,21 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 	res := &phaseResult{agentOK: make([]int, h.cfg.Agents)}
 	humanID := h.ids.SPIFFEID(identity.KindUser, "human")
 	svc := h.cfg.ServiceTime
-	waits := map[string]time.Duration{} // human request id -> queue wait
-	srv := httptest.NewServer(gw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The human's requests by id: when the server handed it to the
+	// gateway, when the handler started and ended, and its queue wait.
+	type trace struct {
+		arrived, entered, left time.Time
+		wait                   time.Duration
+	}
+	traces := map[string]*trace{}
+	app := gw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := gateway.ClassFrom(r.Context()); ok && c.Identity.ID == humanID {
+			id := r.Header.Get("X-Request-Id")
 			mu.Lock()
-			waits[r.Header.Get("X-Request-Id")] = c.Wait
+			if tr := traces[id]; tr != nil {
+				tr.entered, tr.wait = time.Now(), c.Wait
+				defer func() { mu.Lock(); tr.left = time.Now(); mu.Unlock() }()
+			}
 			mu.Unlock()
 		}
 		t := time.NewTimer(svc) // the fixed service time
@@ -329,7 +373,15 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 			t.Stop()
 		}
 		w.WriteHeader(http.StatusOK)
-	})))
+	}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get("X-Request-Id"); id != "" {
+			mu.Lock()
+			traces[id] = &trace{arrived: time.Now()}
+			mu.Unlock()
+		}
+		app.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 
 	runCtx, cancel := context.WithTimeout(ctx, d)
@@ -422,9 +474,14 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 		sent := time.Now()
 		id := fmt.Sprintf("human-%d", n)
 		code, err := send(humanClient, identity.KindUser, "human", id)
-		s := Sample{Phase: name, At: sent.Sub(start), Latency: time.Since(sent), OK: err == nil && code == http.StatusOK}
+		got := time.Now()
+		s := Sample{Phase: name, At: sent.Sub(start), Latency: got.Sub(sent), OK: err == nil && code == http.StatusOK}
 		mu.Lock()
-		s.Wait = waits[id]
+		if tr := traces[id]; tr != nil && !tr.left.IsZero() {
+			s.Wait = tr.wait
+			s.Reach, s.Gateway = tr.arrived.Sub(sent), tr.entered.Sub(tr.arrived)
+			s.Service, s.Return = tr.left.Sub(tr.entered), got.Sub(tr.left)
+		}
 		res.samples = append(res.samples, s)
 		mu.Unlock()
 	}
