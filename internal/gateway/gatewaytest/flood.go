@@ -44,6 +44,13 @@ type FloodConfig struct {
 	Dir string
 	// SVGPath, when set, receives a plot of the human's latency over time.
 	SVGPath string
+	// AgentProcess, when set, is the command line of a process that
+	// floods as the agents (it must call RunAgentProcess first thing and
+	// is given the environment variable AgentProcessEnv): a flood
+	// comes from other machines, not from the server's own process, where
+	// the flooding clients' goroutines would queue with the human's. Empty:
+	// the agents run in this process.
+	AgentProcess []string
 }
 
 // DefaultFloodConfig is the harness's default run.
@@ -266,8 +273,6 @@ type harness struct {
 	ids *Identities
 }
 
-func (h *harness) agentName(i int) string { return fmt.Sprintf("batch-%02d/run", i) }
-
 // classesOn is the default gateway configuration with the agents sent to
 // agent-batch by a SPIFFE ID pattern, rate limits off (this measures
 // scheduling) and short agent queues.
@@ -346,7 +351,7 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 		return nil, fmt.Errorf("flood: %s: %w", name, err)
 	}
 	var mu sync.Mutex
-	res := &phaseResult{agentOK: make([]int, h.cfg.Agents)}
+	res := &phaseResult{}
 	humanID := h.ids.SPIFFEID(identity.KindUser, "human")
 	svc := h.cfg.ServiceTime
 	// The human's requests by id: when the server handed it to the
@@ -394,7 +399,6 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	humanClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
 
-	var wg sync.WaitGroup
 	send := func(c *http.Client, kind identity.Kind, who, reqID string) (int, error) {
 		req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, srv.URL+"/v1/work", nil)
 		if err != nil {
@@ -419,41 +423,17 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 		return nil, err
 	}
 	for i := 0; i < h.cfg.Agents; i++ {
-		if _, err := h.ids.Token(identity.KindSession, h.agentName(i)); err != nil {
+		if _, err := h.ids.Token(identity.KindSession, agentName(i)); err != nil {
 			return nil, err
 		}
 	}
 	start := time.Now()
+	var agents *agentRun
 	if flood {
 		per := h.cfg.FloodFactor * float64(h.cfg.Seats) / h.cfg.ServiceTime.Seconds() / float64(h.cfg.Agents)
-		interval := time.Duration(float64(time.Second) / per)
-		for i := 0; i < h.cfg.Agents; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				// Spread the agents' phases over one interval.
-				offset := time.Duration(int64(interval) * int64(i) / int64(h.cfg.Agents))
-				tick := time.NewTimer(offset)
-				defer tick.Stop()
-				for n := 0; ; n++ {
-					select {
-					case <-runCtx.Done():
-						return
-					case <-tick.C:
-					}
-					tick.Reset(time.Until(start.Add(offset + time.Duration(n+1)*interval)))
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						code, err := send(client, identity.KindSession, h.agentName(i), "")
-						if err == nil && code == http.StatusOK && runCtx.Err() == nil {
-							mu.Lock()
-							res.agentOK[i]++
-							mu.Unlock()
-						}
-					}()
-				}
-			}(i)
+		spec := agentSpec{URL: srv.URL + "/v1/work", Dir: h.cfg.Dir, Agents: h.cfg.Agents, PerAgent: per, Duration: d}
+		if agents, err = startAgents(runCtx, reqCtx, h.cfg.AgentProcess, spec, h.ids, client); err != nil {
+			return nil, fmt.Errorf("flood: %s: %w", name, err)
 		}
 	}
 	// The human: a steady low rate, closed loop as a person is (the next
@@ -487,7 +467,11 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 	}
 	cancel()
 	abandon()
-	wg.Wait()
+	if agents != nil {
+		if res.agentOK, err = agents.wait(); err != nil {
+			return nil, fmt.Errorf("flood: %s: %w", name, err)
+		}
+	}
 	for _, f := range gw.Flows("") {
 		if f.Flow == humanID {
 			res.humanQueued = humanWaited(gw, f.Level)
