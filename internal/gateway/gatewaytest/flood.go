@@ -53,6 +53,33 @@ type FloodConfig struct {
 	AgentProcess []string
 }
 
+// withDefaults fills cfg's zero fields from DefaultFloodConfig.
+func (cfg FloodConfig) withDefaults() FloodConfig {
+	def := DefaultFloodConfig()
+	if cfg.Seats <= 0 {
+		cfg.Seats = def.Seats
+	}
+	if cfg.ServiceTime <= 0 {
+		cfg.ServiceTime = def.ServiceTime
+	}
+	if cfg.Agents <= 0 {
+		cfg.Agents = def.Agents
+	}
+	if cfg.FloodFactor <= 0 {
+		cfg.FloodFactor = def.FloodFactor
+	}
+	if cfg.HumanRate <= 0 {
+		cfg.HumanRate = def.HumanRate
+	}
+	if cfg.Unloaded <= 0 {
+		cfg.Unloaded = def.Unloaded
+	}
+	if cfg.Phase <= 0 {
+		cfg.Phase = def.Phase
+	}
+	return cfg
+}
+
 // DefaultFloodConfig is the harness's default run.
 func DefaultFloodConfig() FloodConfig {
 	return FloodConfig{Seats: 10, ServiceTime: 200 * time.Millisecond, Agents: 50, FloodFactor: 10, HumanRate: 4,
@@ -141,7 +168,17 @@ type Breakdown struct {
 	ReturnMs  float64 `json:"return_ms"`
 }
 
-func breakdown(s Sample) *Breakdown {
+// slowest is the breakdown of the slowest served sample (nil: none).
+func slowest(samples []Sample) *Breakdown {
+	var s *Sample
+	for i := range samples {
+		if samples[i].OK && (s == nil || samples[i].Latency > s.Latency) {
+			s = &samples[i]
+		}
+	}
+	if s == nil {
+		return nil
+	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return &Breakdown{TotalMs: ms(s.Latency), ReachMs: ms(s.Reach), GatewayMs: ms(s.Gateway), WaitMs: ms(s.Wait),
 		ServiceMs: ms(s.Service), ReturnMs: ms(s.Return)}
@@ -159,28 +196,7 @@ const (
 // capacity, against a handler with a fixed service time, with priority
 // classes on and off. Identities are real JWT-SVIDs.
 func Flood(ctx context.Context, cfg FloodConfig) (*FloodReport, error) {
-	def := DefaultFloodConfig()
-	if cfg.Seats <= 0 {
-		cfg.Seats = def.Seats
-	}
-	if cfg.ServiceTime <= 0 {
-		cfg.ServiceTime = def.ServiceTime
-	}
-	if cfg.Agents <= 0 {
-		cfg.Agents = def.Agents
-	}
-	if cfg.FloodFactor <= 0 {
-		cfg.FloodFactor = def.FloodFactor
-	}
-	if cfg.HumanRate <= 0 {
-		cfg.HumanRate = def.HumanRate
-	}
-	if cfg.Unloaded <= 0 {
-		cfg.Unloaded = def.Unloaded
-	}
-	if cfg.Phase <= 0 {
-		cfg.Phase = def.Phase
-	}
+	cfg = cfg.withDefaults()
 	if cfg.Dir == "" {
 		return nil, errors.New("flood: Dir is required (it holds the throwaway CA)")
 	}
@@ -210,15 +226,7 @@ func Flood(ctx context.Context, cfg FloodConfig) (*FloodReport, error) {
 	rep.HumanSchedP99MsFloodClassesOn = res.sched(cfg.ServiceTime)
 	rep.HumanQueuedClassesOn = res.humanQueued
 	rep.Samples = append(rep.Samples, res.samples...)
-	var slowest *Sample
-	for i, s := range res.samples {
-		if s.OK && (slowest == nil || s.Latency > slowest.Latency) {
-			slowest = &res.samples[i]
-		}
-	}
-	if slowest != nil {
-		rep.HumanSlowestClassesOn = breakdown(*slowest)
-	}
+	rep.HumanSlowestClassesOn = slowest(res.samples)
 	var done []float64
 	total, most, fewest := 0, 0, math.MaxInt
 	for i := 0; i < cfg.Agents; i++ {
