@@ -40,14 +40,17 @@ func TestShedWhatWouldTimeOutClass(t *testing.T) {
 		flows int // flows the backlog comes from
 		// wantMin and wantMax bound how many queue before the first
 		// refusal: a queue timeout's worth at the level's seats and a
-		// service time of one second.
+		// service time of one second. With many flows a request in a
+		// fresh queue is served after one request of each backlogged
+		// queue, not after the whole backlog, so a few more fit, depending
+		// on how the flows were dealt their queues.
 		wantMin, wantMax int
 		wantOwn          bool
 	}{
 		{"one flow", oneLevel(2, 16, 2, 100, timeout), 1, 8, 10, true},
-		{"many flows", oneLevel(2, 16, 2, 100, timeout), 40, 8, 10, false},
+		{"many flows", oneLevel(2, 16, 2, 100, timeout), 40, 8, 20, false},
 		{"one flow, one queue", oneLevel(2, 1, 1, 100, timeout), 1, 8, 10, true},
-		{"borrowing level", twoLevels, 20, 8, 10, false},
+		{"borrowing level", twoLevels, 20, 8, 20, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
