@@ -30,7 +30,15 @@ type GatewayOptions struct {
 	// Plot, when set, receives an SVG of the human's latency over time in
 	// each phase.
 	Plot string
+	// AgentProcess, when set, is the command line of the process the
+	// flooding agents run in (gatewaytest.FloodConfig.AgentProcess; it
+	// must call FloodAgentProcess first). Empty: in this process.
+	AgentProcess []string
 }
+
+// FloodAgentProcess floods as the agents when this process was started as
+// the flood's agent process, and then reports true (exit after it).
+func FloodAgentProcess() (bool, error) { return gatewaytest.RunAgentProcess() }
 
 // GatewayResult is the result of Gateway (`agentcloud bench gateway`).
 type GatewayResult struct {
@@ -87,7 +95,7 @@ func Gateway(ctx context.Context, opts GatewayOptions) (*GatewayResult, error) {
 	if opts.Phase > 0 {
 		fc.Phase = opts.Phase
 	}
-	fc.Dir, fc.SVGPath = dir, opts.Plot
+	fc.Dir, fc.SVGPath, fc.AgentProcess = dir, opts.Plot, opts.AgentProcess
 	if res.Flood, err = gatewaytest.Flood(ctx, fc); err != nil {
 		return nil, fmt.Errorf("bench gateway: %w", err)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/bench"
@@ -26,11 +27,19 @@ human_p99_ms_flood_classes_off, agent_goodput and Jain's fairness index among th
 about --unloaded + 2 x --phase.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if child, err := bench.FloodAgentProcess(); child {
+				return err // this process was the flood's agents
+			}
 			if opts.Requests < 1000 {
 				return fmt.Errorf("invalid --requests %d: want at least 1000", opts.Requests)
 			}
 			if opts.Unloaded < 0 || opts.Phase < 0 || (!opts.NoFlood && (opts.Unloaded < 500*time.Millisecond || opts.Phase < 500*time.Millisecond)) {
 				return fmt.Errorf("invalid --unloaded %s / --phase %s: want at least 500ms each", opts.Unloaded, opts.Phase)
+			}
+			// The agents flood from a process of their own (this binary),
+			// as a flood comes from elsewhere.
+			if exe, err := os.Executable(); err == nil {
+				opts.AgentProcess = []string{exe, "bench", "gateway"}
 			}
 			res, err := bench.Gateway(cmd.Context(), opts)
 			if err != nil {

@@ -225,6 +225,10 @@ type Config struct {
 	Decider Decider    // nil denies everything
 	Auditor Auditor    // nil discards
 	Secrets SecretHook // nil leaves headers untouched
+	// Sign, if set, signs each request Do sends upstream, after secrets
+	// are substituted (Web Bot Auth: webbotauth.Signer in
+	// internal/gateway); an error refuses the request. Nil signs nothing.
+	Sign func(ctx context.Context, caller Caller, out *http.Request) error
 	// Resolver defaults to net.DefaultResolver.
 	Resolver Resolver
 

@@ -364,6 +364,12 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 		// body is scrubbed as it was written, not in a compressed form.
 		out.Header.Del("Accept-Encoding")
 	}
+	if p.cfg.Sign != nil {
+		if err := p.cfg.Sign(ctx, er.Caller, out); err != nil {
+			cancel()
+			return fail(fmt.Errorf("sign: %w", err))
+		}
+	}
 	t, err := p.transportFor(ctx, er.Caller)
 	if err != nil {
 		cancel()

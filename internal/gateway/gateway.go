@@ -261,6 +261,14 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, cls *Class, err
 				cls.Level, ceilSeconds(retry))
 		}
 		p.Limit = "queue"
+	case fairq.ReasonWouldTimeOut:
+		p = api.Errorf(api.KindOverloaded, "priority level %q is overloaded: this request would wait longer than its queue timeout of %s; retry in %ds",
+			cls.Level, g.timeouts[cls.Level], ceilSeconds(retry))
+		if re.OwnBacklog {
+			p = api.Errorf(api.KindRateLimited, "%s has more requests waiting in priority level %q than can be served within its queue timeout of %s; retry in %ds",
+				cls.Identity.ID, cls.Level, g.timeouts[cls.Level], ceilSeconds(retry))
+		}
+		p.Limit = "queue"
 	default:
 		p = api.Errorf(api.KindOverloaded, "priority level %q has no free seat and does not queue; retry in %ds", cls.Level, ceilSeconds(retry))
 		p.Limit = "concurrency"

@@ -560,3 +560,62 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestWouldTimeOutRefusalClass: once the level has learnt its service
+// time, a request that would wait longer than the queue timeout is refused
+// at once, not after the timeout: 429 when its own identity's backlog is
+// what it waits behind, 503 when it is everyone's, each with Retry-After
+// and a problem naming the limit, the level and the timeout.
+func TestWouldTimeOutRefusalClass(t *testing.T) {
+	e := newEnv(t, func(c *config.Gateway) {
+		c.Concurrency.Limit = 5
+		c.RateLimits = []config.RateLimit{}
+		c.Levels = config.DefaultLevels()
+		for i := range c.Levels {
+			c.Levels[i].Queues, c.Levels[i].HandSize, c.Levels[i].QueueLength = 4, 1, 100
+			c.Levels[i].LendablePercent = 0
+			c.Levels[i].QueueTimeout = config.Duration(5 * time.Second)
+		}
+	})
+	results := make(chan *httptest.ResponseRecorder, 10)
+	send := func(name string) {
+		go func() { results <- e.do(e.req(t, "GET", "/v1/agents", identity.KindUser, name, "")) }()
+	}
+	// Each request holds human-interactive's only seat for 4s.
+	for range 40 {
+		e.block = make(chan struct{})
+		send("warm")
+		waitLevel(t, e.gw, "human-interactive", 1, 0)
+		e.clk.Advance(4 * time.Second)
+		close(e.block)
+		if w := <-results; w.Code != 200 {
+			t.Fatalf("warm-up: %d", w.Code)
+		}
+	}
+	e.block = make(chan struct{})
+	send("alice")
+	waitLevel(t, e.gw, "human-interactive", 1, 0)
+	send("alice") // waits about 4s: queued
+	waitLevel(t, e.gw, "human-interactive", 1, 1)
+	for _, tc := range []struct {
+		who  string
+		code int
+		kind api.Kind
+	}{{"alice", 429, api.KindRateLimited}, {"bob", 503, api.KindOverloaded}} {
+		w := e.do(e.req(t, "GET", "/v1/agents", identity.KindUser, tc.who, ""))
+		p := problemOf(t, w)
+		if w.Code != tc.code || p.Kind() != tc.kind || p.Limit != "queue" || p.PriorityLevel != "human-interactive" ||
+			w.Header().Get("Retry-After") == "" || !strings.Contains(p.Detail, "queue timeout of 5s") {
+			t.Fatalf("%s: %d %+v %v", tc.who, w.Code, p, w.Header())
+		}
+	}
+	close(e.block)
+	for range 2 {
+		if w := <-results; w.Code != 200 {
+			t.Fatalf("the running and the queued request: %d", w.Code)
+		}
+	}
+	if body := gather(t, e.reg); !strings.Contains(body, `agentcloud_gateway_rejected_total{level="human-interactive",reason="would-time-out"} 2`) {
+		t.Fatalf("metrics:\n%s", body)
+	}
+}

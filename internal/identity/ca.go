@@ -96,6 +96,7 @@ type CA struct {
 
 	x509Bundle *x509bundle.Bundle
 	jwtBundle  *jwtbundle.Bundle
+	verified   jwtCache // JWT-SVIDs whose signature verified (jwtcache.go)
 }
 
 // NewCA builds a CA from a supplied root certificate and key. jwtKey signs

@@ -150,58 +150,35 @@ func (ca *CA) IssueJWT(id spiffeid.ID, audience []string, ttl time.Duration, cha
 // VerifyJWT verifies a JWT-SVID: signature by this CA's JWT key, subject in
 // this trust domain and a known principal kind, audience containing
 // audience, time window, and not revoked.
+//
+// What the token's bytes alone decide (its form, subject, key id and
+// signature) is remembered per token for the token's lifetime
+// (jwtcache.go), so a caller presenting the same token again costs a map
+// lookup instead of a signature check; the key is looked up again, and the
+// time window, audience and revocation are checked on every call.
 func (ca *CA) VerifyJWT(ctx context.Context, token, audience string) (Token, error) {
-	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{ca.jwtAlg})
-	if err != nil {
-		return Token{}, fmt.Errorf("verify jwt: %w: %w", ErrMalformedToken, err)
-	}
-	if typ, ok := tok.Headers[0].ExtraHeaders[jose.HeaderType]; ok && typ != "JWT" && typ != "JOSE" {
-		return Token{}, fmt.Errorf("verify jwt: typ %.32q: %w", fmt.Sprint(typ), ErrMalformedToken)
-	}
-	var unverified jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return Token{}, fmt.Errorf("verify jwt: %w: %w", ErrMalformedToken, err)
-	}
-	id, err := spiffeid.FromString(unverified.Subject)
-	if err != nil {
-		return Token{}, fmt.Errorf("verify jwt: subject %.128q: %w: %w", unverified.Subject, ErrMalformedToken, err)
-	}
-	if !id.MemberOf(ca.td) {
-		return Token{}, fmt.Errorf("verify jwt: subject %s, want trust domain %s: %w", id, ca.td, ErrWrongTrustDomain)
-	}
-	key, ok := ca.jwtBundle.FindJWTAuthority(tok.Headers[0].KeyID)
+	v, ok := ca.verified.get(token)
 	if !ok {
-		return Token{}, fmt.Errorf("verify jwt: unknown key id %.64q: %w", tok.Headers[0].KeyID, ErrForgedToken)
-	}
-	var claims jwt.Claims
-	var private struct {
-		Chain json.RawMessage `json:"chain"`
-	}
-	if err := tok.Claims(key, &claims, &private); err != nil {
-		return Token{}, fmt.Errorf("verify jwt: %w: %w", ErrForgedToken, err)
-	}
-	chain, err := ParseChain(private.Chain)
-	if err != nil {
-		return Token{}, fmt.Errorf("verify jwt: %w", err)
-	}
-	if claims.Expiry == nil {
-		return Token{}, fmt.Errorf("verify jwt: no exp claim: %w", ErrMalformedToken)
-	}
-	if claims.ID == "" {
-		return Token{}, fmt.Errorf("verify jwt: no jti claim: %w", ErrMalformedToken)
+		var err error
+		if v, err = ca.verifySignedJWT(token); err != nil {
+			return Token{}, err
+		}
+		ca.verified.put(token, v, ca.cfg.Now())
+	} else if key, found := ca.jwtBundle.FindJWTAuthority(v.kid); !found || !samePublicKey(key, v.key) {
+		return Token{}, fmt.Errorf("verify jwt: unknown key id %.64q: %w", v.kid, ErrForgedToken)
 	}
 	now := ca.cfg.Now()
 	switch {
-	case now.After(claims.Expiry.Time().Add(clockSkew)):
-		return Token{}, fmt.Errorf("verify jwt: expired at %s: %w", claims.Expiry.Time().UTC(), ErrExpiredToken)
-	case claims.NotBefore != nil && now.Add(clockSkew).Before(claims.NotBefore.Time()),
-		claims.IssuedAt != nil && now.Add(clockSkew).Before(claims.IssuedAt.Time()):
+	case now.After(v.expiry.Add(clockSkew)):
+		return Token{}, fmt.Errorf("verify jwt: expired at %s: %w", v.expiry.UTC(), ErrExpiredToken)
+	case !v.notBefore.IsZero() && now.Add(clockSkew).Before(v.notBefore),
+		!v.issuedAt.IsZero() && now.Add(clockSkew).Before(v.issuedAt):
 		return Token{}, fmt.Errorf("verify jwt: %w", ErrNotYetValid)
 	}
-	if !slices.Contains([]string(claims.Audience), audience) {
-		return Token{}, fmt.Errorf("verify jwt: audience %q not in %q: %w", audience, []string(claims.Audience), ErrWrongAudience)
+	if !slices.Contains(v.audience, audience) {
+		return Token{}, fmt.Errorf("verify jwt: audience %q not in %q: %w", audience, v.audience, ErrWrongAudience)
 	}
-	for i, jti := range append([]string{claims.ID}, chain...) {
+	for i, jti := range append([]string{v.id}, v.chain...) {
 		revoked, err := ca.cfg.Revoker.IsRevoked(ctx, jti)
 		if err != nil {
 			return Token{}, fmt.Errorf("verify jwt: check revocation: %w", err)
@@ -210,18 +187,69 @@ func (ca *CA) VerifyJWT(ctx context.Context, token, audience string) (Token, err
 			return Token{}, fmt.Errorf("verify jwt: jti %s: %w", jti, ErrRevokedToken)
 		}
 		if revoked {
-			return Token{}, fmt.Errorf("verify jwt: jti %s was minted with token %s, which is revoked: %w", claims.ID, jti, ErrRevokedToken)
+			return Token{}, fmt.Errorf("verify jwt: jti %s was minted with token %s, which is revoked: %w", v.id, jti, ErrRevokedToken)
 		}
+	}
+	return Token{Principal: v.principal, Audience: slices.Clone(v.audience), ID: v.id, IssuedAt: v.issuedAt,
+		Expiry: v.expiry, Chain: slices.Clone(v.chain)}, nil
+}
+
+// verifySignedJWT checks what token's bytes alone decide: its form, a
+// subject that is a principal of this trust domain, a known key id, the
+// signature, the chain, and that it has an exp and a jti.
+func (ca *CA) verifySignedJWT(token string) (*signedJWT, error) {
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{ca.jwtAlg})
+	if err != nil {
+		return nil, fmt.Errorf("verify jwt: %w: %w", ErrMalformedToken, err)
+	}
+	if typ, ok := tok.Headers[0].ExtraHeaders[jose.HeaderType]; ok && typ != "JWT" && typ != "JOSE" {
+		return nil, fmt.Errorf("verify jwt: typ %.32q: %w", fmt.Sprint(typ), ErrMalformedToken)
+	}
+	var unverified jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, fmt.Errorf("verify jwt: %w: %w", ErrMalformedToken, err)
+	}
+	id, err := spiffeid.FromString(unverified.Subject)
+	if err != nil {
+		return nil, fmt.Errorf("verify jwt: subject %.128q: %w: %w", unverified.Subject, ErrMalformedToken, err)
+	}
+	if !id.MemberOf(ca.td) {
+		return nil, fmt.Errorf("verify jwt: subject %s, want trust domain %s: %w", id, ca.td, ErrWrongTrustDomain)
+	}
+	kid := tok.Headers[0].KeyID
+	key, ok := ca.jwtBundle.FindJWTAuthority(kid)
+	if !ok {
+		return nil, fmt.Errorf("verify jwt: unknown key id %.64q: %w", kid, ErrForgedToken)
+	}
+	var claims jwt.Claims
+	var private struct {
+		Chain json.RawMessage `json:"chain"`
+	}
+	if err := tok.Claims(key, &claims, &private); err != nil {
+		return nil, fmt.Errorf("verify jwt: %w: %w", ErrForgedToken, err)
+	}
+	chain, err := ParseChain(private.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("verify jwt: %w", err)
+	}
+	if claims.Expiry == nil {
+		return nil, fmt.Errorf("verify jwt: no exp claim: %w", ErrMalformedToken)
+	}
+	if claims.ID == "" {
+		return nil, fmt.Errorf("verify jwt: no jti claim: %w", ErrMalformedToken)
 	}
 	p, err := PrincipalFromID(ca.td, id)
 	if err != nil {
-		return Token{}, fmt.Errorf("verify jwt: %w", err)
+		return nil, fmt.Errorf("verify jwt: %w", err)
 	}
-	t := Token{Principal: p, Audience: claims.Audience, ID: claims.ID, Expiry: claims.Expiry.Time(), Chain: chain}
+	v := &signedJWT{kid: kid, key: key, principal: p, audience: claims.Audience, id: claims.ID, expiry: claims.Expiry.Time(), chain: chain}
 	if claims.IssuedAt != nil {
-		t.IssuedAt = claims.IssuedAt.Time()
+		v.issuedAt = claims.IssuedAt.Time()
 	}
-	return t, nil
+	if claims.NotBefore != nil {
+		v.notBefore = claims.NotBefore.Time()
+	}
+	return v, nil
 }
 
 // UnverifiedSubject returns the sub claim of a JWT without verifying

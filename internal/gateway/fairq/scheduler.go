@@ -117,6 +117,10 @@ const (
 	ReasonTimeout Reason = "queue-timeout"
 	// ReasonCanceled: the caller gave up (its context ended) while queued.
 	ReasonCanceled Reason = "canceled"
+	// ReasonWouldTimeOut: the request would not reach a seat within the
+	// level's queue timeout (expectedWait), so it is refused at once
+	// instead of holding a connection until it times out.
+	ReasonWouldTimeOut Reason = "would-time-out"
 )
 
 // RejectError is a request the scheduler did not dispatch.
@@ -505,6 +509,10 @@ func (s *Scheduler) admit(levelName, flowKey string) (*Ticket, *request, error) 
 		own := f.queued*2 >= l.cfg.QueueLength
 		return nil, nil, s.rejectLocked(l, f, ReasonQueueFull, own)
 	}
+	if t := l.cfg.QueueTimeout; t > 0 && expectedWait(l, q) > t {
+		own := f.queued*2 > len(q.reqs)
+		return nil, nil, s.rejectLocked(l, f, ReasonWouldTimeOut, own)
+	}
 	r := &request{lvl: l, flow: f, q: q, enq: now, ready: make(chan struct{})}
 	q.reqs = append(q.reqs, r)
 	l.queued++
@@ -514,6 +522,27 @@ func (s *Scheduler) admit(levelName, flowKey string) (*Ticket, *request, error) 
 	}
 	s.dispatchLocked()
 	return nil, r, nil
+}
+
+// expectedWait estimates how long a request joining q would wait: fair
+// queuing serves the level's backlogged queues in turn, so about (its place
+// in q) x (backlogged queues) requests go before it, never more than the
+// level's whole backlog, at the level's current parallelism and service
+// time estimate; s.mu is held. Requests that would time out anyway are
+// better refused at once: under a flood they would otherwise pile up by
+// the thousand, each holding a connection, a goroutine and memory until
+// its timeout, and the work of keeping them starves requests of other
+// levels that have free seats (docs/RATIONALE.md).
+func expectedWait(l *level, q *queue) time.Duration {
+	backlogged := 0
+	for _, o := range l.queues {
+		if len(o.reqs) > 0 || o == q {
+			backlogged++
+		}
+	}
+	ahead := min((len(q.reqs)+1)*backlogged, l.queued+1)
+	seats := max(l.executing, 1)
+	return time.Duration(float64(ahead) * l.estimate / float64(seats) * float64(time.Second))
 }
 
 // cancel withdraws r if it is still queued.

@@ -44,6 +44,40 @@ type FloodConfig struct {
 	Dir string
 	// SVGPath, when set, receives a plot of the human's latency over time.
 	SVGPath string
+	// AgentProcess, when set, is the command line of a process that
+	// floods as the agents (it must call RunAgentProcess first thing and
+	// is given the environment variable AgentProcessEnv): a flood
+	// comes from other machines, not from the server's own process, where
+	// the flooding clients' goroutines would queue with the human's. Empty:
+	// the agents run in this process.
+	AgentProcess []string
+}
+
+// withDefaults fills cfg's zero fields from DefaultFloodConfig.
+func (cfg FloodConfig) withDefaults() FloodConfig {
+	def := DefaultFloodConfig()
+	if cfg.Seats <= 0 {
+		cfg.Seats = def.Seats
+	}
+	if cfg.ServiceTime <= 0 {
+		cfg.ServiceTime = def.ServiceTime
+	}
+	if cfg.Agents <= 0 {
+		cfg.Agents = def.Agents
+	}
+	if cfg.FloodFactor <= 0 {
+		cfg.FloodFactor = def.FloodFactor
+	}
+	if cfg.HumanRate <= 0 {
+		cfg.HumanRate = def.HumanRate
+	}
+	if cfg.Unloaded <= 0 {
+		cfg.Unloaded = def.Unloaded
+	}
+	if cfg.Phase <= 0 {
+		cfg.Phase = def.Phase
+	}
+	return cfg
 }
 
 // DefaultFloodConfig is the harness's default run.
@@ -91,6 +125,9 @@ type FloodReport struct {
 	// measures rounding; the spread shows round-robin fairness directly).
 	Jain        float64 `json:"jain"`
 	AgentSpread int     `json:"agent_spread"`
+	// HumanSlowestClassesOn is where the slowest served human request
+	// with classes on spent its time: what the p99 is made of.
+	HumanSlowestClassesOn *Breakdown `json:"human_slowest_classes_on,omitempty"`
 	// Samples are every human request, for the plot.
 	Samples []Sample `json:"-"`
 }
@@ -113,6 +150,38 @@ type Sample struct {
 	// Wait is the queue wait the gateway measured (when it was served).
 	Wait time.Duration
 	OK   bool
+	// Where the latency went, when it was served: Reach from sending to
+	// the server handing the request to the gateway (connection, reading,
+	// goroutine scheduling), Gateway from there to the handler (identity,
+	// classification and Wait), Service in the handler, and Return the
+	// rest (writing and reading the response).
+	Reach, Gateway, Service, Return time.Duration
+}
+
+// Breakdown is where one human request's latency went, in ms.
+type Breakdown struct {
+	TotalMs   float64 `json:"total_ms"`
+	ReachMs   float64 `json:"reach_ms"`
+	GatewayMs float64 `json:"gateway_ms"`
+	WaitMs    float64 `json:"queue_wait_ms"`
+	ServiceMs float64 `json:"service_ms"`
+	ReturnMs  float64 `json:"return_ms"`
+}
+
+// slowest is the breakdown of the slowest served sample (nil: none).
+func slowest(samples []Sample) *Breakdown {
+	var s *Sample
+	for i := range samples {
+		if samples[i].OK && (s == nil || samples[i].Latency > s.Latency) {
+			s = &samples[i]
+		}
+	}
+	if s == nil {
+		return nil
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return &Breakdown{TotalMs: ms(s.Latency), ReachMs: ms(s.Reach), GatewayMs: ms(s.Gateway), WaitMs: ms(s.Wait),
+		ServiceMs: ms(s.Service), ReturnMs: ms(s.Return)}
 }
 
 const (
@@ -127,28 +196,7 @@ const (
 // capacity, against a handler with a fixed service time, with priority
 // classes on and off. Identities are real JWT-SVIDs.
 func Flood(ctx context.Context, cfg FloodConfig) (*FloodReport, error) {
-	def := DefaultFloodConfig()
-	if cfg.Seats <= 0 {
-		cfg.Seats = def.Seats
-	}
-	if cfg.ServiceTime <= 0 {
-		cfg.ServiceTime = def.ServiceTime
-	}
-	if cfg.Agents <= 0 {
-		cfg.Agents = def.Agents
-	}
-	if cfg.FloodFactor <= 0 {
-		cfg.FloodFactor = def.FloodFactor
-	}
-	if cfg.HumanRate <= 0 {
-		cfg.HumanRate = def.HumanRate
-	}
-	if cfg.Unloaded <= 0 {
-		cfg.Unloaded = def.Unloaded
-	}
-	if cfg.Phase <= 0 {
-		cfg.Phase = def.Phase
-	}
+	cfg = cfg.withDefaults()
 	if cfg.Dir == "" {
 		return nil, errors.New("flood: Dir is required (it holds the throwaway CA)")
 	}
@@ -178,6 +226,7 @@ func Flood(ctx context.Context, cfg FloodConfig) (*FloodReport, error) {
 	rep.HumanSchedP99MsFloodClassesOn = res.sched(cfg.ServiceTime)
 	rep.HumanQueuedClassesOn = res.humanQueued
 	rep.Samples = append(rep.Samples, res.samples...)
+	rep.HumanSlowestClassesOn = slowest(res.samples)
 	var done []float64
 	total, most, fewest := 0, 0, math.MaxInt
 	for i := 0; i < cfg.Agents; i++ {
@@ -231,8 +280,6 @@ type harness struct {
 	cfg FloodConfig
 	ids *Identities
 }
-
-func (h *harness) agentName(i int) string { return fmt.Sprintf("batch-%02d/run", i) }
 
 // classesOn is the default gateway configuration with the agents sent to
 // agent-batch by a SPIFFE ID pattern, rate limits off (this measures
@@ -312,14 +359,24 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 		return nil, fmt.Errorf("flood: %s: %w", name, err)
 	}
 	var mu sync.Mutex
-	res := &phaseResult{agentOK: make([]int, h.cfg.Agents)}
+	res := &phaseResult{}
 	humanID := h.ids.SPIFFEID(identity.KindUser, "human")
 	svc := h.cfg.ServiceTime
-	waits := map[string]time.Duration{} // human request id -> queue wait
-	srv := httptest.NewServer(gw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The human's requests by id: when the server handed it to the
+	// gateway, when the handler started and ended, and its queue wait.
+	type trace struct {
+		arrived, entered, left time.Time
+		wait                   time.Duration
+	}
+	traces := map[string]*trace{}
+	app := gw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := gateway.ClassFrom(r.Context()); ok && c.Identity.ID == humanID {
+			id := r.Header.Get("X-Request-Id")
 			mu.Lock()
-			waits[r.Header.Get("X-Request-Id")] = c.Wait
+			if tr := traces[id]; tr != nil {
+				tr.entered, tr.wait = time.Now(), c.Wait
+				defer func() { mu.Lock(); tr.left = time.Now(); mu.Unlock() }()
+			}
 			mu.Unlock()
 		}
 		t := time.NewTimer(svc) // the fixed service time
@@ -329,7 +386,15 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 			t.Stop()
 		}
 		w.WriteHeader(http.StatusOK)
-	})))
+	}))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get("X-Request-Id"); id != "" {
+			mu.Lock()
+			traces[id] = &trace{arrived: time.Now()}
+			mu.Unlock()
+		}
+		app.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 
 	runCtx, cancel := context.WithTimeout(ctx, d)
@@ -342,7 +407,6 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	humanClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
 
-	var wg sync.WaitGroup
 	send := func(c *http.Client, kind identity.Kind, who, reqID string) (int, error) {
 		req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, srv.URL+"/v1/work", nil)
 		if err != nil {
@@ -367,41 +431,17 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 		return nil, err
 	}
 	for i := 0; i < h.cfg.Agents; i++ {
-		if _, err := h.ids.Token(identity.KindSession, h.agentName(i)); err != nil {
+		if _, err := h.ids.Token(identity.KindSession, agentName(i)); err != nil {
 			return nil, err
 		}
 	}
 	start := time.Now()
+	var agents *agentRun
 	if flood {
 		per := h.cfg.FloodFactor * float64(h.cfg.Seats) / h.cfg.ServiceTime.Seconds() / float64(h.cfg.Agents)
-		interval := time.Duration(float64(time.Second) / per)
-		for i := 0; i < h.cfg.Agents; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				// Spread the agents' phases over one interval.
-				offset := time.Duration(int64(interval) * int64(i) / int64(h.cfg.Agents))
-				tick := time.NewTimer(offset)
-				defer tick.Stop()
-				for n := 0; ; n++ {
-					select {
-					case <-runCtx.Done():
-						return
-					case <-tick.C:
-					}
-					tick.Reset(time.Until(start.Add(offset + time.Duration(n+1)*interval)))
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						code, err := send(client, identity.KindSession, h.agentName(i), "")
-						if err == nil && code == http.StatusOK && runCtx.Err() == nil {
-							mu.Lock()
-							res.agentOK[i]++
-							mu.Unlock()
-						}
-					}()
-				}
-			}(i)
+		spec := agentSpec{URL: srv.URL + "/v1/work", Dir: h.cfg.Dir, Agents: h.cfg.Agents, PerAgent: per, Duration: d}
+		if agents, err = startAgents(runCtx, reqCtx, h.cfg.AgentProcess, spec, h.ids, client); err != nil {
+			return nil, fmt.Errorf("flood: %s: %w", name, err)
 		}
 	}
 	// The human: a steady low rate, closed loop as a person is (the next
@@ -422,15 +462,24 @@ func (h *harness) phase(ctx context.Context, name string, gcfg config.Gateway, d
 		sent := time.Now()
 		id := fmt.Sprintf("human-%d", n)
 		code, err := send(humanClient, identity.KindUser, "human", id)
-		s := Sample{Phase: name, At: sent.Sub(start), Latency: time.Since(sent), OK: err == nil && code == http.StatusOK}
+		got := time.Now()
+		s := Sample{Phase: name, At: sent.Sub(start), Latency: got.Sub(sent), OK: err == nil && code == http.StatusOK}
 		mu.Lock()
-		s.Wait = waits[id]
+		if tr := traces[id]; tr != nil && !tr.left.IsZero() {
+			s.Wait = tr.wait
+			s.Reach, s.Gateway = tr.arrived.Sub(sent), tr.entered.Sub(tr.arrived)
+			s.Service, s.Return = tr.left.Sub(tr.entered), got.Sub(tr.left)
+		}
 		res.samples = append(res.samples, s)
 		mu.Unlock()
 	}
 	cancel()
 	abandon()
-	wg.Wait()
+	if agents != nil {
+		if res.agentOK, err = agents.wait(); err != nil {
+			return nil, fmt.Errorf("flood: %s: %w", name, err)
+		}
+	}
 	for _, f := range gw.Flows("") {
 		if f.Flow == humanID {
 			res.humanQueued = humanWaited(gw, f.Level)

@@ -38,6 +38,7 @@ func TestFloodClassesProtectHumans(t *testing.T) {
 		cfg.Unloaded, cfg.Phase = 3*time.Second, 5*time.Second
 	}
 	cfg.Dir = t.TempDir()
+	cfg.AgentProcess = agentProcess(t)
 	cfg.SVGPath = *svgOut
 	if cfg.SVGPath == "" {
 		cfg.SVGPath = t.TempDir() + "/flood.svg"
@@ -84,6 +85,7 @@ func BenchmarkFlood(b *testing.B) {
 		cfg := DefaultFloodConfig()
 		cfg.FairnessOnly = true
 		cfg.Dir = b.TempDir()
+		cfg.AgentProcess = agentProcess(b)
 		cfg.SVGPath = *svgOut
 		var err error
 		if rep, err = Flood(context.Background(), cfg); err != nil {
@@ -99,4 +101,14 @@ func BenchmarkFlood(b *testing.B) {
 	b.ReportMetric(rep.SchedRatio(), "sched_ratio")
 	b.ReportMetric(rep.AgentGoodput, "agent_goodput_rps")
 	b.ReportMetric(rep.Jain, "jain")
+}
+
+// agentProcess is this test binary, which floods as the agents when
+// started with AgentProcessEnv (TestMain).
+func agentProcess(t testing.TB) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{exe}
 }

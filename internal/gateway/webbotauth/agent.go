@@ -6,7 +6,8 @@
 // for its HTTP validity, selects keys by their JWK thumbprint and refuses
 // replayed, expired and wrongly keyed signatures. It decides only who signed;
 // what a verified signer may do is the caller's policy (internal/gateway
-// classifies it).
+// classifies it). For the outbound side, Signer signs requests as one
+// signer (a node key) and serves that signer's directory (signer.go).
 package webbotauth
 
 import (
