@@ -76,7 +76,7 @@ func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 // guard puts the gateway in front of srv's handler, applies the server
 // limits to srv and returns ln under the connection caps.
 func (d *Daemon) guard(srv *http.Server, ln net.Listener) net.Listener {
-	srv.Handler = d.door.gw.Wrap(srv.Handler)
+	srv.Handler = d.consoleAround(d.door.gw.Wrap, srv.Handler) // console.go
 	d.door.limits.Apply(srv)
 	d.door.ln = d.door.limits.Wrap(ln)
 	return d.door.ln
