@@ -70,7 +70,7 @@ export function chart(title, unit, names, series) {
   svg.append(top, bottom);
   series.forEach((ys, i) => {
     if (ys.length < 2) return;
-    const pts = ys.map((y, j) => `${P + ((W - P) * j) / (KEEP - 1)},${H - P + 10 - ((H - P) * y) / max}`).join(' ');
+    const pts = ys.map((y, j) => `${P + ((W - P) * j) / (ys.length - 1)},${H - P + 10 - ((H - P) * y) / max}`).join(' '); // the samples so far fill the width
     svg.append(svgEl('polyline', { class: 's' + i, points: pts }));
   });
   return h('figure', {}, h('figcaption', {}, title + ' (' + unit + ')'), svg,
