@@ -171,12 +171,13 @@ function callForm(agentName, sessionID) {
 
 async function session(main, [agentName, id]) {
   const base = '/v1/agents/' + enc(agentName) + '/sessions/' + enc(id);
-  const [s, labels] = await Promise.all([api('GET', base), maybe(api('GET', base + '/labels'))]);
+  const [s, labels, state] = await Promise.all([api('GET', base), maybe(api('GET', base + '/labels')), maybe(api('GET', base + '/state?limit=1000'))]);
   show(main, 
     h('h1', { tabindex: '-1' }, 'Session ', agentName, '/', id),
     table('Session', ['State', 'Version', 'Created', 'Last active', 'Alarm'],
       [[badge(s.state), h('code', {}, short(s.version)), when(s.created), when(s.last_active), when(s.alarm)]]),
     labels ? h('p', {}, 'Labels: integrity ', badge(labels.integrity), ' confidentiality ', badge(labels.confidentiality)) : '',
+    state ? table('State keys', ['Key', 'Value (bytes)'], state.keys.map((k) => [h('code', {}, k.key), h('td', { class: 'num' }, k.bytes)]), 'no state stored.') : '',
     h('div', { class: 'row' },
       h('button', { type: 'button', class: 'secondary', onclick: () => action('hibernate', () => api('POST', base + '/hibernate')) }, 'Hibernate'),
       h('button', { type: 'button', class: 'danger', onclick: () => action('delete session', () => api('DELETE', base), () => go('#/sessions/' + enc(agentName))) }, 'Delete')),
