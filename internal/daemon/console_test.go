@@ -2,14 +2,24 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/console"
 )
 
@@ -128,5 +138,81 @@ func TestConsoleSessionClass(t *testing.T) {
 	}
 	if code, _ := ab.do("GET", console.SessionPath, "", ""); code != 401 {
 		t.Errorf("GET %s after revocation: %d", console.SessionPath, code)
+	}
+}
+
+// TestConsoleCertificateSignIn: over TLS a browser signs in with its
+// client certificate (no token) and gets a Secure __Host- cookie; its
+// mutating calls need the session's CSRF token, and a browser's mutating
+// call with the certificate but no console session is refused, while the
+// CLI's (no browser headers) is not.
+func TestConsoleCertificateSignIn(t *testing.T) {
+	cfg := config.Default()
+	cfg.TLS = true
+	d, _ := startDaemonWith(t, cfg, nil)
+	caPEM, err := os.ReadFile(filepath.Join(d.DataDir(), "ca", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	base := "https://localhost:" + strings.Split(d.Addr(), ":")[1]
+	tc := &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	admin := &http.Client{Transport: bearerTransport2{adminToken(t, d.DataDir()), &http.Transport{TLSClientConfig: tc}}}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csrDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	body, _ := json.Marshal(api.IdentityRequest{SPIFFEID: "user:carol",
+		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}))})
+	resp, err := admin.Post(base+"/v1/identities", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idn api.Identity
+	_ = json.NewDecoder(resp.Body).Decode(&idn)
+	resp.Body.Close()
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	cert, err := tls.X509KeyPair([]byte(idn.Certificate), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		t.Fatalf("issued identity: %v (%d)", err, resp.StatusCode)
+	}
+	jar, _ := cookiejar.New(nil)
+	b := &consoleBrowser{t: t, base: base, hc: &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}}}}
+	const sandboxReq = `{"timeout_s":5}`
+	// Before sign-in: the browser's certificate alone cannot change anything.
+	if code, out := b.do("POST", "/v1/sandboxes", sandboxReq, ""); code != 403 || !strings.Contains(out, string(api.KindCSRF)) {
+		t.Fatalf("browser POST with a certificate and no session: %d %s", code, out)
+	}
+	code, out := b.do("POST", console.SessionPath, `{"token":""}`, "")
+	var info console.SessionInfo
+	if err := json.Unmarshal([]byte(out), &info); err != nil || code != 200 || info.Method != "certificate" || !strings.HasSuffix(info.Principal, "/user/carol") {
+		t.Fatalf("certificate sign-in: %d %s", code, out)
+	}
+	u, _ := url.Parse(base)
+	var ck *http.Cookie
+	for _, c := range jar.Cookies(u) {
+		ck = c
+	}
+	if ck == nil || ck.Name != "__Host-agentcloud-console" {
+		t.Fatalf("cookie after certificate sign-in: %+v", ck)
+	}
+	if code, out := b.do("POST", "/v1/sandboxes", sandboxReq, ""); code != 403 || !strings.Contains(out, string(api.KindCSRF)) {
+		t.Errorf("certificate session POST without the CSRF token: %d %s", code, out)
+	}
+	if code, out := b.do("POST", "/v1/sandboxes", sandboxReq, info.CSRFToken); strings.Contains(out, string(api.KindCSRF)) || code == 401 {
+		t.Errorf("certificate session POST with the CSRF token: %d %s", code, out)
+	}
+	if code, out := b.do("GET", "/v1/whoami", "", ""); code != 200 || !strings.Contains(out, "carol") {
+		t.Errorf("whoami in the certificate session: %d %s", code, out)
+	}
+	// The CLI with the same certificate: no browser headers, no session.
+	cli := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}}}
+	res, err := cli.Post(base+"/v1/sandboxes", "application/json", strings.NewReader(sandboxReq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode == 403 || res.StatusCode == 401 {
+		t.Errorf("CLI POST with a certificate: %d", res.StatusCode)
 	}
 }
