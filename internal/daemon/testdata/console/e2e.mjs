@@ -127,8 +127,17 @@ try {
   await view(page, '#/sessions/hello', 'Sessions');
   await page.getByLabel('Session id').fill('from-console');
   await page.getByLabel('Path').fill('/json?x=1');
-  await page.getByRole('button', { name: 'Send' }).click();
-  await page.locator('#call-output').getByText('"session":"from-console"').waitFor();
+  // On a loaded machine the first activation may pass the example's 1 s
+  // wall-clock limit (504 session-timeout): send again, as a user would.
+  for (let i = 0; ; i++) {
+    await page.evaluate(() => { document.getElementById('call-output').textContent = ''; });
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.locator('#call-output').filter({ hasText: /\d{3} / }).waitFor();
+    const txt = await page.locator('#call-output').textContent();
+    if (txt.includes('"session":"from-console"')) break;
+    if (i >= 4 || !txt.startsWith('504')) fail('call: ' + txt);
+    log('call retried', { answer: txt.slice(0, 60) });
+  }
   await view(page, '#/sessions/hello', 'Sessions');
   await page.getByRole('link', { name: 'from-console' }).waitFor();
   await axe(page, 'sessions');
