@@ -62,3 +62,16 @@ type Session struct {
 type SessionList struct {
 	Sessions []Session `json:"sessions"`
 }
+
+// SessionStateKey is one key of a session's durable state and the size of
+// its JSON value (the value itself is read by the session or the state
+// tools, which apply the session's labels).
+type SessionStateKey struct {
+	Key   string `json:"key"`
+	Bytes int    `json:"bytes"`
+}
+
+// SessionStateKeys is the body of GET /v1/agents/{agent}/sessions/{session}/state.
+type SessionStateKeys struct {
+	Keys []SessionStateKey `json:"keys"`
+}

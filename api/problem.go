@@ -84,6 +84,12 @@ const (
 	// denial, a rejected review, code that does not initialise); the
 	// previous version keeps serving. The run is in the instance field.
 	KindPipelineFailed Kind = "pipeline-failed"
+
+	// KindCSRF: a mutating call from the web console's cookie session
+	// without its X-CSRF-Token header (or with a wrong one), or a
+	// browser's mutating call authenticated by a client certificate
+	// outside a console session.
+	KindCSRF Kind = "csrf-check-failed"
 )
 
 var kindStatus = map[Kind]int{
@@ -115,6 +121,7 @@ var kindStatus = map[Kind]int{
 	KindOverloaded:            http.StatusServiceUnavailable,
 	KindQueueTimeout:          http.StatusServiceUnavailable,
 	KindPipelineFailed:        http.StatusUnprocessableEntity,
+	KindCSRF:                  http.StatusForbidden,
 }
 
 // Kinds returns every known kind, for documentation and tests.

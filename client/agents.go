@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -164,4 +165,29 @@ func normPath(p string) string {
 		return "/" + p
 	}
 	return p
+}
+
+// SessionStateKeys lists the keys of a session's durable state (with the
+// size of each value) that start with prefix, at most limit (0: 100).
+func (c *Client) SessionStateKeys(ctx context.Context, agent, id, prefix string, limit int) (*api.SessionStateKeys, error) {
+	p, err := sessionPath(agent, id)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if prefix != "" {
+		q.Set("prefix", prefix)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	p += "/state"
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	var out api.SessionStateKeys
+	if err := c.Do(ctx, http.MethodGet, p, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -11,6 +11,8 @@ command -v wat2wasm >/dev/null || need_apt+=(wabt)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 # Debian's pytest runs the Python SDK's tests (sdk/python) in internal/doctest.
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import pytest' 2>/dev/null || need_apt+=(python3-pytest)
+# Debian's chromium for the web console's browser test (internal/daemon TestConsoleBrowser).
+command -v chromium >/dev/null || need_apt+=(chromium)
 # clang for wasm32-wasi builds examples/wasm-counter (C against the host ABI).
 command -v clang >/dev/null || need_apt+=(clang)
 command -v wasm-ld >/dev/null || need_apt+=(lld)
@@ -29,8 +31,11 @@ fi
 go mod download
 # Pinned by their lockfiles: the official MCP TypeScript SDK for
 # internal/daemon/tools_ts_test.go, Redocly CLI, which lints /openapi.json
-# in internal/doctest/openapi_test.go, and workerd.
+# in internal/doctest/openapi_test.go, playwright-core and axe-core, which
+# drive and check the web console in internal/daemon/console_browser_test.go,
+# and workerd.
 if command -v npm >/dev/null; then
+  (cd internal/daemon/testdata/console && npm ci --no-audit --no-fund --silent)
   (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
   (cd internal/doctest/testdata/redocly && npm ci --no-audit --no-fund --silent)
   # The TypeScript compiler and Node types the TypeScript SDK builds with.

@@ -57,5 +57,6 @@ echo
 echo "== demo"
 ./scripts/demo.sh "$BIN" || echo "(demo failed; the daemon keeps running)"
 echo
+echo "web console: http://$(cat "$DATA/api.addr")/ui/ (sign in with the admin token: cat $DATA/admin.token)"
 echo "agentcloud is running (data in $DATA, admin token in $DATA/admin.token). Ctrl-C stops it."
 wait "$pid"

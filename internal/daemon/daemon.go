@@ -28,6 +28,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/console"
 	"github.com/agentcloud/agentcloud/internal/egress"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
@@ -91,6 +92,8 @@ type Daemon struct {
 	toolRegistry *registry.Registry
 
 	door *frontDoor // set by startGateway (gateway.go)
+
+	console *console.Console // set by startConsole (console.go)
 
 	// pipe is set by startPipeline (pipeline.go); pipelineClock, if set,
 	// is the clock of its runs and rollouts (tests only).

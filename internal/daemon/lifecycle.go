@@ -63,6 +63,7 @@ func (d *Daemon) parts() []part {
 		{name: "sessions", start: d.startSessions, close: d.closeSessions},
 		{name: "pipeline runs", start: d.startPipelineRuns, close: d.closePipelineRuns},
 		{name: "gateway", start: d.startGateway}, // the front door (gateway.go)
+		{name: "console", start: d.startConsole}, // the web console at /ui/ (console.go)
 		{name: "listener", start: d.startListener},
 		{name: "cluster peers", start: d.startPeers, close: d.closePeers}, // cluster.go
 	}

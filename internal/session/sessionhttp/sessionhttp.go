@@ -191,6 +191,13 @@ func (h *Handler) Routes(r *httpapi.Router) {
 			httpapi.WriteJSON(w, http.StatusOK, s)
 			return nil
 		}})
+	h.trafficRoutes(r)
+	h.stateRoute(r) // state.go
+}
+
+// trafficRoutes registers the session traffic route, with and without a
+// path after the session.
+func (h *Handler) trafficRoutes(r *httpapi.Router) {
 	traffic := httpapi.Route{Tag: "sessions", RawContentType: "*/*", Handler: h.handleTraffic, AnyQuery: true, // the agent's own URL
 		Action: session.ActionSessionCall, Resource: SessionResource,
 		Summary: "Send a request (any method, headers, body) to the session's fetch handler; the session is created on first use."}
