@@ -243,6 +243,9 @@ func (r *Runner) Diff(ctx context.Context, id string) (api.PipelineDiff, error) 
 		return api.PipelineDiff{}, err
 	}
 	run := rec.Run
+	if run.Config != nil {
+		return r.configDiff(ctx, run)
+	}
 	next, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Bundle)
 	if err != nil {
 		return api.PipelineDiff{}, err

@@ -230,8 +230,12 @@ func (r *Runner) reviewStage(ctx context.Context, rec record, lg *stageLog) (out
 		return decided(rv.Decision, rv.By), nil
 	}
 	if rv == nil || rv.Approval == "" {
-		a, _, err := r.cfg.Reviews.Request(ctx, api.Approval{Principal: run.Principal.ID, Action: ReleaseAction,
-			Resource: "pipeline-run/" + run.ID, Reason: "release of " + run.Agent + " " + short(run.Bundle) + ": " + strings.Join(run.Decision.Reasons, "; ")})
+		what, action := "release of "+run.Agent+" "+short(run.Bundle), ReleaseAction
+		if c := run.Config; c != nil {
+			what, action = "change of "+targetName(c), ActionConfigChange
+		}
+		a, _, err := r.cfg.Reviews.Request(ctx, api.Approval{Principal: run.Principal.ID, Action: action,
+			Resource: "pipeline-run/" + run.ID, Reason: what + ": " + strings.Join(run.Decision.Reasons, "; ")})
 		if err != nil {
 			return outcome{}, fmt.Errorf("request review: %w", err)
 		}
