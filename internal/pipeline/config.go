@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/ledger"
@@ -91,9 +92,8 @@ func (r *Runner) configTarget(target string) (ConfigTarget, error) {
 // SubmitConfig starts a configuration run: the proposed value is kept
 // next to the run, the digest of the value in force is its parent, and
 // the runner works on it in the background. One run per target is active
-// at a time (a second is a conflict naming the first). The value is
-// checked by the validate stage: a bad one fails the run and changes
-// nothing.
+// at a time (a second is a conflict naming the first). A value its target
+// refuses is a validation problem naming the field, and no run.
 func (r *Runner) SubmitConfig(ctx context.Context, s ConfigSubmission) (api.PipelineRun, error) {
 	t, err := r.configTarget(s.Target)
 	if err != nil {
@@ -119,6 +119,12 @@ func (r *Runner) SubmitConfig(ctx context.Context, s ConfigSubmission) (api.Pipe
 	r.mu.Unlock()
 	if closed {
 		return api.PipelineRun{}, api.Errorf(api.KindUnavailable, "the pipeline is shutting down")
+	}
+	// A value that does not validate is refused before a run, as a bundle
+	// that does not load is: nothing is recorded, nothing changes. (The
+	// validate stage checks it again, on the node that runs it.)
+	if _, err := t.Check(ctx, s.Name, s.Value); err != nil {
+		return api.PipelineRun{}, err
 	}
 	cur, owner, ok, err := t.Current(ctx, s.Name)
 	if err != nil {
@@ -376,4 +382,45 @@ func (r *Runner) configDiff(ctx context.Context, run api.PipelineRun) (api.Pipel
 	fd.Diff = textdiff.Unified("a/"+c.Target, "b/"+c.Target, old, next.Text, textdiff.Options{})
 	d.Files = []api.PipelineFileDiff{fd}
 	return d, nil
+}
+
+// ChangeConfig submits s and waits for its run at most wait (0: not at
+// all): the run as it stands — passed (the change is in force), waiting
+// for review, or still going — or, when it failed or was cancelled, a
+// pipeline-failed problem naming the stage and reason (with the run as
+// its instance). A refused submission is its problem, and no run.
+func (r *Runner) ChangeConfig(ctx context.Context, s ConfigSubmission, wait time.Duration) (api.PipelineRun, error) {
+	run, err := r.SubmitConfig(ctx, s)
+	if err != nil {
+		return api.PipelineRun{}, err
+	}
+	if wait > 0 {
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		got, err := r.Wait(wctx, run.ID)
+		cancel()
+		switch {
+		case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && got.ID != "":
+			run = got
+		case ctx.Err() != nil:
+			return run, ctx.Err()
+		}
+	}
+	if run.State == api.RunFailed || run.State == api.RunCancelled {
+		stage, reason := FailedStage(run)
+		p := api.Errorf(api.KindPipelineFailed, "the change of %s stopped at its %s stage: %s; nothing was changed (agentcloud pipeline show %s)",
+			targetName(run.Config), stage, reason, run.ID)
+		p.Instance = "/v1/pipeline/runs/" + run.ID
+		return run, p
+	}
+	return run, nil
+}
+
+// FailedStage is the stage a failed run stopped at, and why.
+func FailedStage(run api.PipelineRun) (string, string) {
+	for _, st := range run.Stages {
+		if st.State == api.StageFailed {
+			return st.Name, st.Reason
+		}
+	}
+	return run.Stage, run.Error
 }

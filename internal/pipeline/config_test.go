@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +29,10 @@ type hostsTarget struct {
 	kv    store.KV
 	owner string
 	slow  time.Duration // sleep after Apply took effect (a kill lands there)
+	// strict refuses every value once a run has been submitted (rules
+	// that changed between submit and validate).
+	strict atomic.Bool
+	checks atomic.Int32
 }
 
 type hostsValue struct {
@@ -42,6 +48,11 @@ func newHostsTarget(t testing.TB, st *store.Store, owner string) *hostsTarget {
 }
 
 func (h *hostsTarget) Check(_ context.Context, _ string, raw json.RawMessage) (ConfigValue, error) {
+	if h.strict.Load() && bytes.Contains(raw, []byte("x.example.com")) {
+		if h.checks.Add(1) > 1 {
+			return ConfigValue{}, api.FieldErrorf(api.KindValidation, "hosts[0]", "x.example.com is no longer allowed")
+		}
+	}
 	var v hostsValue
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return ConfigValue{}, api.FieldErrorf(api.KindValidation, "hosts", "want {\"hosts\": [...]}: %v", err)
@@ -179,27 +190,40 @@ func TestConfigRunClass(t *testing.T) {
 	}
 	size := e.ledger.Size()
 
-	// Values that fail validation: the run fails at validate, nothing changes.
+	// Values that fail validation: refused naming the field, no run, nothing changes.
+	before, _ := e.runner.List(ctx, "", 0)
 	for _, bad := range []json.RawMessage{hostsJSON("ok.example.com", "bad host"), json.RawMessage(`{"hosts": "x"}`),
 		json.RawMessage(`[1,2]`), hostsJSON(strings.Repeat("a", 300)), hostsJSON(slices.Repeat([]string{"h.example"}, 65)...)} {
-		run, err := e.runner.SubmitConfig(ctx, ConfigSubmission{Target: api.ConfigTrustedHosts, Value: bad, Principal: admin})
-		if err != nil {
-			t.Fatalf("%s: %v", bad, err)
-		}
-		run = e.wait(t, run.ID)
-		if run.State != api.RunFailed || stage(&run, api.StageValidate).State != api.StageFailed || !strings.Contains(run.Error, "hosts") {
-			t.Fatalf("%.60s: run %s (%s) %v", bad, run.State, run.Error, stageStates(run))
+		_, err := e.runner.SubmitConfig(ctx, ConfigSubmission{Target: api.ConfigTrustedHosts, Value: bad, Principal: admin})
+		var p *api.Problem
+		if !errors.As(err, &p) || p.Kind() != api.KindValidation || !strings.HasPrefix(p.Field, "hosts") {
+			t.Fatalf("%.60s: %v, want a validation problem naming hosts", bad, err)
 		}
 		if got := ht.hosts(t); got != "api.example.com,docs.example.com" {
 			t.Fatalf("%.60s: hosts %s", bad, got)
 		}
 	}
 	if ht.applies(t) != 1 || e.ledger.Size() != size {
-		t.Fatalf("failed runs applied %d times / appended %d entries", ht.applies(t)-1, e.ledger.Size()-size)
+		t.Fatalf("refused values applied %d times / appended %d entries", ht.applies(t)-1, e.ledger.Size()-size)
 	}
+	// A value that passed at submit but fails on the node that runs it
+	// (the rules changed) fails the run at validate, naming the field.
+	ht.strict.Store(true)
+	run, err = e.runner.SubmitConfig(ctx, ConfigSubmission{Target: api.ConfigTrustedHosts, Value: hostsJSON("x.example.com"), Principal: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = e.wait(t, run.ID)
+	ht.strict.Store(false)
+	if run.State != api.RunFailed || stage(&run, api.StageValidate).State != api.StageFailed || !strings.Contains(run.Error, "field hosts") {
+		t.Fatalf("run %s (%s) %v", run.State, run.Error, stageStates(run))
+	}
+	if ht.applies(t) != 1 || e.ledger.Size() != size || ht.hosts(t) != "api.example.com,docs.example.com" {
+		t.Fatalf("a run failed at validate changed something: %d applies, %d entries", ht.applies(t), e.ledger.Size()-size)
+	}
+	before = append(before, run)
 
 	// Malformed submissions: refused, no run.
-	before, _ := e.runner.List(ctx, "", 0)
 	for name, s := range map[string]ConfigSubmission{
 		"unknown target": {Target: "firewall", Value: hostsJSON(), Principal: admin},
 		"not JSON":       {Target: api.ConfigTrustedHosts, Value: json.RawMessage(`{"hosts":`), Principal: admin},
