@@ -227,7 +227,7 @@ func (d *Daemon) startAPI(context.Context) error {
 	})
 	d.routes()
 	d.clusterRoutes()
-	securityhttp.Routes(d.router, d.sec)
+	securityhttp.Routes(d.router, d.sec, nil) // configChanges once the pipeline wiring may change (pipeline_config.go)
 	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy}).Routes(d.router)
 	return nil
 }

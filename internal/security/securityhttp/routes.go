@@ -169,11 +169,7 @@ func policyRoutes(rt *httpapi.Router, s *security.Security, changes Changes) {
 func hostList(rt *httpapi.Router, path, getSummary, putSummary string,
 	get func(ctx context.Context) ([]string, error), set func(ctx context.Context, hosts []string, by string) error,
 	changes Changes, target string) {
-	if changes != nil {
-		putSummary += ", through a pipeline run: " + changeStatuses
-	} else {
-		putSummary += "."
-	}
+	putSummary += ", through a pipeline run: " + changeStatuses
 	rt.Handle(httpapi.Route{Method: "GET", Path: path, Tag: tag, Summary: getSummary,
 		Action: "policy.read", Response: api.TrustedHosts{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			h, err := get(r.Context())
