@@ -246,13 +246,13 @@ func (r *Runner) Diff(ctx context.Context, id string) (api.PipelineDiff, error) 
 	if run.Config != nil {
 		return r.configDiff(ctx, run)
 	}
-	next, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Bundle)
+	next, err := r.versionBundle(ctx, run.Agent, run.Bundle)
 	if err != nil {
 		return api.PipelineDiff{}, err
 	}
 	d := api.PipelineDiff{Run: id, Agent: run.Agent, From: run.Parent, To: run.Bundle}
 	if run.Parent != "" {
-		parent, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Parent)
+		parent, err := r.versionBundle(ctx, run.Agent, run.Parent)
 		if err != nil {
 			return api.PipelineDiff{}, err
 		}

@@ -66,6 +66,9 @@ type Runner struct {
 	polling bool
 	wg      sync.WaitGroup
 	closing chan struct{}
+
+	bmu     sync.Mutex
+	bundles []cachedBundle // versionBundle's, oldest first
 }
 
 // driver is the goroutine working on one run.

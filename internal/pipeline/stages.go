@@ -42,7 +42,7 @@ func IsTestFile(p string) bool {
 // the limits, and computes the change.
 func (r *Runner) validate(ctx context.Context, rec record, lg *stageLog) (outcome, error) {
 	run := rec.Run
-	b, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Bundle)
+	b, err := r.versionBundle(ctx, run.Agent, run.Bundle)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -60,7 +60,7 @@ func (r *Runner) validate(ctx context.Context, rec record, lg *stageLog) (outcom
 	}
 	var parent *bundle.Bundle
 	if run.Parent != "" {
-		if parent, err = r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Parent); err != nil {
+		if parent, err = r.versionBundle(ctx, run.Agent, run.Parent); err != nil {
 			return outcome{}, fmt.Errorf("parent version: %w", err)
 		}
 	}
@@ -100,7 +100,7 @@ func (r *Runner) test(ctx context.Context, rec record, lg *stageLog) (outcome, e
 			apply: func(rec *record) { rec.Run.Tests = &api.PipelineTestSummary{Passed: true} }}, nil
 	}
 	run := rec.Run
-	b, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Bundle)
+	b, err := r.versionBundle(ctx, run.Agent, run.Bundle)
 	if err != nil {
 		return outcome{}, err
 	}
