@@ -87,6 +87,10 @@ type PipelineRun struct {
 	// Ledger holds the ledger entries the run recorded, by kind (change,
 	// test, policy, approval, provenance).
 	Ledger map[string]PipelineLedgerRef `json:"ledger,omitempty"`
+	// Kind is RunKindConfig for a change to the platform's configuration
+	// (Config says which); empty for an agent's new version.
+	Kind   string                `json:"kind,omitempty"`
+	Config *PipelineConfigChange `json:"config,omitempty"`
 }
 
 // Terminal reports whether the run has ended.
@@ -347,4 +351,44 @@ type PipelineTestCase struct {
 	DurationMs int64  `json:"duration_ms"`
 	Error      string `json:"error,omitempty"`
 	Output     string `json:"output,omitempty"`
+}
+
+// RunKindConfig is the kind of a run that changes the platform's
+// configuration (policies, tool pins, trusted and private hosts, secret
+// metadata) rather than an agent's version.
+const RunKindConfig = "config"
+
+// StageApply is a configuration run's last stage: the change takes effect.
+const StageApply = "apply"
+
+// ConfigStages lists the stages of a configuration run in the order they
+// run.
+func ConfigStages() []string {
+	return []string{StageValidate, StageGate, StageReview, StageRecord, StageApply}
+}
+
+// Configuration targets a run may change.
+const (
+	ConfigPolicies     = "policies"      // the user Cedar policy set
+	ConfigTrustedHosts = "trusted-hosts" // host patterns that keep integrity
+	ConfigPrivateHosts = "private-hosts" // host patterns whose data is private
+	ConfigToolPins     = "tool-pins"     // an upstream's pinned tool definitions (Name: the upstream)
+	ConfigSecret       = "secret"        // a secret's metadata (Name: the secret)
+)
+
+// PipelineConfigChange is what a configuration run changes: the target
+// (and its name, for a secret or an upstream), the digests of the value in
+// force when the run was made and of the proposed one, what the change
+// adds (new hosts, tools), and a one-line summary.
+type PipelineConfigChange struct {
+	Target string `json:"target"`
+	Name   string `json:"name,omitempty"`
+	// Owner is who owns the target (a secret's owner), "" for the
+	// platform's own configuration.
+	Owner   string   `json:"owner,omitempty"`
+	Digest  string   `json:"digest"`
+	Parent  string   `json:"parent,omitempty"`
+	Adds    []string `json:"adds,omitempty"`
+	Removes []string `json:"removes,omitempty"`
+	Summary string   `json:"summary,omitempty"`
 }

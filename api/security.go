@@ -58,6 +58,10 @@ type PolicySet struct {
 	Text    string    `json:"text"`
 	Updated time.Time `json:"updated,omitzero"`
 	By      string    `json:"by,omitempty"`
+	// Run is the pipeline run that applied (or will apply) this set and
+	// RunState its state (passed: in force; waiting: for a review).
+	Run      string `json:"run,omitempty"`
+	RunState string `json:"run_state,omitempty"`
 }
 
 // PolicyTestRequest is the body of POST /v1/policies/test.
@@ -153,4 +157,7 @@ type Labels struct {
 // integrity and to which a session holding sensitive data may still send.
 type TrustedHosts struct {
 	Hosts []string `json:"hosts"`
+	// Run and RunState name the pipeline run of a change (answers of PUT).
+	Run      string `json:"run,omitempty"`
+	RunState string `json:"run_state,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -24,6 +25,21 @@ func (c *Client) LedgerCheckpoint(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("read checkpoint: %w", err)
 	}
 	return string(b), nil
+}
+
+// LedgerKey returns the note verifier key of the ledger's checkpoints
+// (public), to pin and check proofs with offline.
+func (c *Client) LedgerKey(ctx context.Context) (string, error) {
+	resp, err := c.Raw(ctx, http.MethodGet, "/v1/ledger/key", nil, "")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if err != nil {
+		return "", fmt.Errorf("read ledger key: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // LedgerEntry returns entry index.

@@ -79,12 +79,34 @@ func (c *Client) PrivateHosts(ctx context.Context) ([]string, error) {
 
 // SetPrivateHosts replaces the private-data host patterns.
 func (c *Client) SetPrivateHosts(ctx context.Context, hosts []string) error {
-	return c.Do(ctx, http.MethodPut, "/v1/private-hosts", api.TrustedHosts{Hosts: hosts}, nil)
+	_, err := c.ChangePrivateHosts(ctx, hosts)
+	return err
 }
 
 // SetTrustedHosts replaces the trusted host patterns.
 func (c *Client) SetTrustedHosts(ctx context.Context, hosts []string) error {
-	return c.Do(ctx, http.MethodPut, "/v1/trusted-hosts", api.TrustedHosts{Hosts: hosts}, nil)
+	_, err := c.ChangeTrustedHosts(ctx, hosts)
+	return err
+}
+
+// ChangeTrustedHosts replaces the trusted host patterns through a pipeline
+// run: the answer names the run and its state (passed: in force; waiting:
+// for a review).
+func (c *Client) ChangeTrustedHosts(ctx context.Context, hosts []string) (*api.TrustedHosts, error) {
+	var out api.TrustedHosts
+	if err := c.Do(ctx, http.MethodPut, "/v1/trusted-hosts", api.TrustedHosts{Hosts: hosts}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ChangePrivateHosts is ChangeTrustedHosts for the private-data hosts.
+func (c *Client) ChangePrivateHosts(ctx context.Context, hosts []string) (*api.TrustedHosts, error) {
+	var out api.TrustedHosts
+	if err := c.Do(ctx, http.MethodPut, "/v1/private-hosts", api.TrustedHosts{Hosts: hosts}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // SetSecret creates or replaces a secret.

@@ -170,7 +170,7 @@ func TestJSONOutputGolden(t *testing.T) {
 		{name: "sessions_hibernate", args: []string{"sessions", "hibernate", "hello/s1"}, mask: []string{"snapshot_bytes"}},
 		{name: "secret_set", args: []string{"secret", "set", "API_KEY", "--from-file", secretFile, "--allow-host", "api.example.com"}},
 		{name: "secret_list", args: []string{"secret", "list"}},
-		{name: "policy_apply", args: []string{"policy", "apply", cedarFile}},
+		{name: "policy_apply", args: []string{"policy", "apply", cedarFile}, mask: []string{"run"}},
 		{name: "policy_show", args: []string{"policy", "show"}},
 		{name: "policy_test", args: []string{"policy", "test", "--principal", "user:alice", "--action", "agent.read", "--resource", "Agent::hello"}},
 		{name: "policy_trusted_hosts", args: []string{"policy", "trusted-hosts", "api.example.com"}},

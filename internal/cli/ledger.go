@@ -39,7 +39,7 @@ func newLedgerCmd(g *globals) *cobra.Command {
 			}
 			return nil
 		})
-	prove := g.clientCmd("prove ENTRY", "Print entry ENTRY (an index) with its inclusion proof and the signed checkpoint it verifies against", 1,
+	prove := g.clientCmd("prove ENTRY", "Print entry ENTRY (an index) with its inclusion proof and the signed checkpoint it verifies against (check it offline with verify-proof)", 1,
 		func(cmd *cobra.Command, args []string) error {
 			i, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil {
@@ -57,10 +57,7 @@ func newLedgerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := struct {
-				Entry *api.LedgerRecord         `json:"entry"`
-				Proof *api.LedgerInclusionProof `json:"proof"`
-			}{rec, proof}
+			out := proofFile{rec, proof}
 			enc := json.NewEncoder(g.stdout)
 			enc.SetIndent("", "  ")
 			return enc.Encode(out) // a proof is data to verify: JSON either way
@@ -98,5 +95,6 @@ func newLedgerCmd(g *globals) *cobra.Command {
 			})
 		})
 	cmd.AddCommand(verify, prove, why)
+	cmd.AddCommand(newLedgerProofCmds(g)...)
 	return cmd
 }

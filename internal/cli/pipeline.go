@@ -35,7 +35,11 @@ func newPipelineCmd(g *globals) *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "RUN\tAGENT\tVERSION\tSTATE\tSTAGE\tBY\tCREATED")
 				for _, r := range list {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Agent, shortDigest(r.Bundle), r.State, r.Stage,
+					what := r.Agent
+					if r.Config != nil {
+						what = strings.TrimSpace("(" + r.Config.Target + ") " + r.Config.Name)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, what, shortDigest(r.Bundle), r.State, r.Stage,
 						r.Principal.ID, r.Created.Local().Format(time.DateTime))
 				}
 				tw.Flush()
@@ -143,7 +147,14 @@ func (g *globals) cancelRunCmd() *cobra.Command {
 
 // printRun writes a run (and its diff) for people.
 func printRun(w io.Writer, run *api.PipelineRun, d *api.PipelineDiff) {
-	fmt.Fprintf(w, "run %s: agent %s version %s (parent %s)\n", run.ID, run.Agent, shortDigest(run.Bundle), orNone(shortDigest(run.Parent)))
+	if c := run.Config; c != nil {
+		fmt.Fprintf(w, "run %s: %s %s value %s (parent %s)\n", run.ID, c.Target, c.Name, shortDigest(c.Digest), orNone(shortDigest(c.Parent)))
+		if c.Summary != "" {
+			fmt.Fprintf(w, "change: %s\n", c.Summary)
+		}
+	} else {
+		fmt.Fprintf(w, "run %s: agent %s version %s (parent %s)\n", run.ID, run.Agent, shortDigest(run.Bundle), orNone(shortDigest(run.Parent)))
+	}
 	fmt.Fprintf(w, "state %s at %s, by %s %s\n", run.State, run.Stage, run.Principal.Kind, run.Principal.ID)
 	if run.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", run.Error)

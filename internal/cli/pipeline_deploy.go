@@ -12,8 +12,9 @@ import (
 )
 
 // deployProgress uploads tgz without waiting, then follows its pipeline run
-// stage by stage: one plain line per stage change (with -o json, each
-// event as a JSON document, then the run). A run that fails or is cancelled is an
+// stage by stage: on a terminal one line per stage redrawn as it runs
+// (progress.go), elsewhere one plain line per stage change (with -o json,
+// each event as a JSON document, then the run). A run that fails or is cancelled is an
 // error naming the failing stage and its reason; one that waits for review
 // says who may approve it and succeeds.
 func (g *globals) deployProgress(ctx context.Context, c *client.Client, path string, tgz []byte) error {
@@ -31,9 +32,19 @@ func (g *globals) deployProgress(ctx context.Context, c *client.Client, path str
 	if g.output != "json" {
 		fmt.Fprintf(g.stdout, "run %s: %s version %s\n", v.Run, v.Agent, shortDigest(v.Digest))
 	}
+	var board *stageBoard
+	if g.output != "json" && isTerminal(g.stdout) {
+		if run, err := c.PipelineRun(ctx, v.Run); err == nil {
+			board = newStageBoard(g.stdout, run.Stages)
+		}
+	}
 	err = c.RunEvents(ctx, v.Run, 0, func(ev api.PipelineEvent) error {
 		if g.output == "json" {
 			return enc.Encode(ev)
+		}
+		if board != nil {
+			board.event(ev)
+			return nil
 		}
 		if ev.Type != api.EventStage {
 			return nil

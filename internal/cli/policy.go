@@ -37,6 +37,9 @@ func newPolicyCmd(g *globals) *cobra.Command {
 				}
 				return err
 			}
+			if ps.RunState != "" && ps.RunState != api.RunPassed {
+				return g.print(ps, func(w io.Writer) { fmt.Fprintln(w, waitingChange(args[0], ps.Run, ps.RunState)) })
+			}
 			return g.print(ps, func(w io.Writer) { fmt.Fprintf(w, "applied %s as version %d\n", args[0], ps.Version) })
 		},
 	}
@@ -102,9 +105,9 @@ func newPolicyCmd(g *globals) *cobra.Command {
 	f.StringVar(&t.Integrity, "integrity", "", "session label: trusted or untrusted")
 	f.StringVar(&t.Confidentiality, "confidentiality", "", "session label: public, private or secret")
 	trusted := hostListCmd(g, "trusted-hosts", "Show, or with arguments replace, the hosts marked trusted (use --clear to empty)",
-		(*client.Client).TrustedHosts, (*client.Client).SetTrustedHosts)
+		(*client.Client).TrustedHosts, (*client.Client).ChangeTrustedHosts)
 	private := hostListCmd(g, "private-hosts", "Show, or with arguments replace, the hosts whose data is private (use --clear to empty)",
-		(*client.Client).PrivateHosts, (*client.Client).SetPrivateHosts)
+		(*client.Client).PrivateHosts, (*client.Client).ChangePrivateHosts)
 	cmd.AddCommand(apply, show, test, trusted, private)
 	return cmd
 }
@@ -112,7 +115,7 @@ func newPolicyCmd(g *globals) *cobra.Command {
 // hostListCmd shows or replaces one of the platform's host-pattern lists.
 func hostListCmd(g *globals, use, short string,
 	get func(*client.Client, context.Context) ([]string, error),
-	set func(*client.Client, context.Context, []string) error) *cobra.Command {
+	set func(*client.Client, context.Context, []string) (*api.TrustedHosts, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use + " [HOST...]",
 		Short: short,
@@ -123,8 +126,12 @@ func hostListCmd(g *globals, use, short string,
 			}
 			clear, _ := cmd.Flags().GetBool("clear")
 			if len(args) > 0 || clear {
-				if err := set(c, cmd.Context(), args); err != nil {
+				got, err := set(c, cmd.Context(), args)
+				if err != nil {
 					return err
+				}
+				if got.RunState != "" && got.RunState != api.RunPassed {
+					fmt.Fprintln(cmd.ErrOrStderr(), waitingChange("the "+use+" change", got.Run, got.RunState))
 				}
 			}
 			hosts, err := get(c, cmd.Context())
@@ -140,4 +147,13 @@ func hostListCmd(g *globals, use, short string,
 	}
 	cmd.Flags().Bool("clear", false, "remove every host from the list")
 	return cmd
+}
+
+// waitingChange says that what's change did not apply yet: its run waits
+// for a review (or is still going), and how to follow it.
+func waitingChange(what, run, state string) string {
+	if state == api.RunWaiting {
+		return fmt.Sprintf("%s waits for review in run %s: an administrator approves it with agentcloud pipeline approve %s", what, run, run)
+	}
+	return fmt.Sprintf("%s is %s in run %s: agentcloud pipeline show %s", what, state, run, run)
 }

@@ -94,7 +94,7 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 	}
 	p.runner, err = pipeline.New(ctx, pipeline.Config{
 		Store: d.store, Versions: d.sessions, Tester: tester, Gate: p.gate, Reviews: approval.New(reviews, nil),
-		Signer: pipeline.KeySigner{Key: pk}, Ledger: p.ledger, Rollout: rollout.Stage{C: p.rollout},
+		Signer: pipeline.KeySigner{Key: pk}, Ledger: p.ledger, Rollout: rollout.Stage{C: p.rollout}, Targets: d.configTargets(),
 		Builder: "spiffe://" + d.cfg.TrustDomain + "/node/" + d.cfg.NodeID, BuilderVersion: version.Version,
 		Now: d.pipelineNow, Logger: log,
 	})
@@ -112,6 +112,15 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 		}})
 	p.deploy.Routes(d.router)
 	return nil
+}
+
+// configTargets are the configuration changed through runs, on security.
+func (d *Daemon) configTargets() map[string]pipeline.ConfigTarget {
+	return map[string]pipeline.ConfigTarget{
+		api.ConfigPolicies:     pipeline.PolicyTarget{Get: d.sec.Policies, Put: d.sec.ApplyPolicies, Validate: security.CheckPolicies},
+		api.ConfigTrustedHosts: pipeline.HostListTarget{Get: d.sec.TrustedHosts, Set: d.sec.SetTrustedHosts, Validate: security.CheckHosts},
+		api.ConfigPrivateHosts: pipeline.HostListTarget{Get: d.sec.PrivateHosts, Set: d.sec.SetPrivateHosts, Validate: security.CheckHosts},
+	}
 }
 
 // pipelineTester runs a version's tests/*.test.js in fresh isolates

@@ -24,11 +24,12 @@ const (
 	TypeRollout    Type = "rollout"    // one step of a rollout
 	TypeRollback   Type = "rollback"   // a rollback to an earlier version
 	TypeAudit      Type = "audit"      // digests of a run of audit records
+	TypeConfig     Type = "config"     // a change to the platform's configuration: target, digests, author
 )
 
 // Types lists every entry type.
 func Types() []Type {
-	return []Type{TypeChange, TypeTest, TypePolicy, TypeApproval, TypeProvenance, TypeRollout, TypeRollback, TypeAudit}
+	return []Type{TypeChange, TypeTest, TypePolicy, TypeApproval, TypeProvenance, TypeRollout, TypeRollback, TypeAudit, TypeConfig}
 }
 
 // Limits on the parts of an entry. The whole encoded entry is also capped
@@ -61,6 +62,7 @@ type Entry struct {
 	Rollout    *RolloutStep    `json:"rollout,omitempty"`
 	Rollback   *Rollback       `json:"rollback,omitempty"`
 	Audit      *AuditBatch     `json:"audit,omitempty"`
+	Config     *ConfigChange   `json:"config,omitempty"`
 }
 
 // Identity is who acted: a SPIFFE ID or principal name, and the labels it
@@ -78,6 +80,19 @@ type Change struct {
 	BundleDigest  Digest   `json:"bundle_digest"`
 	Author        Identity `json:"author"`
 	Message       string   `json:"message,omitempty"`
+}
+
+// ConfigChange records a change to the platform's configuration (the
+// policy set, trusted or private hosts, an upstream's tool pins, a
+// secret's metadata): the target, the digests of the value it replaces and
+// of the new one, and who made it.
+type ConfigChange struct {
+	Target       string   `json:"target"`
+	Name         string   `json:"name,omitempty"`
+	Digest       Digest   `json:"digest"`
+	ParentDigest Digest   `json:"parent_digest,omitempty"`
+	Author       Identity `json:"author"`
+	Summary      string   `json:"summary,omitempty"`
 }
 
 // TestResult records one test run.
@@ -227,6 +242,7 @@ func (e Entry) Validate() error {
 		TypeChange: e.Change != nil, TypeTest: e.Test != nil, TypePolicy: e.Policy != nil,
 		TypeApproval: e.Approval != nil, TypeProvenance: e.Provenance != nil,
 		TypeRollout: e.Rollout != nil, TypeRollback: e.Rollback != nil, TypeAudit: e.Audit != nil,
+		TypeConfig: e.Config != nil,
 	}
 	has, known := bodies[e.Type]
 	if !known {
@@ -251,7 +267,7 @@ func (e Entry) Validate() error {
 			return fieldErr(fmt.Sprintf("parents[%d]", i), "names entry %d twice", p.Index)
 		}
 	}
-	if e.Type != TypeChange && e.Type != TypeAudit && len(e.Parents) == 0 {
+	if e.Type != TypeChange && e.Type != TypeAudit && e.Type != TypeConfig && len(e.Parents) == 0 {
 		return fieldErr("parents", "a %s entry follows from another entry: name at least one parent", e.Type)
 	}
 	switch e.Type {
@@ -269,6 +285,8 @@ func (e Entry) Validate() error {
 		return e.Rollout.validate()
 	case TypeRollback:
 		return e.Rollback.validate()
+	case TypeConfig:
+		return e.Config.validate()
 	default:
 		return e.Audit.validate()
 	}
@@ -293,6 +311,27 @@ func (c *Change) validate() error {
 		return err
 	}
 	return checkText("change.message", c.Message, MaxText, false)
+}
+
+func (c *ConfigChange) validate() error {
+	if err := checkText("config.target", c.Target, MaxName, true); err != nil {
+		return err
+	}
+	if err := checkText("config.name", c.Name, MaxName, false); err != nil {
+		return err
+	}
+	if err := c.Digest.check("config.digest"); err != nil {
+		return err
+	}
+	if c.ParentDigest != "" {
+		if err := c.ParentDigest.check("config.parent_digest"); err != nil {
+			return err
+		}
+	}
+	if err := c.Author.validate("config.author"); err != nil {
+		return err
+	}
+	return checkText("config.summary", c.Summary, MaxText, false)
 }
 
 func (t *TestResult) validate() error {

@@ -85,8 +85,11 @@ func (r *Runner) drive(ctx context.Context, id string) {
 		}
 		run := rec.Run
 		if run.Terminal() {
-			r.unclaim(bg, run.Agent, id)
+			r.unclaim(bg, claimOf(run), id)
 			return
+		}
+		if run.Kind == api.RunKindConfig {
+			funcs = r.configStageFuncs()
 		}
 		next := nextStage(run)
 		if next < 0 {
@@ -221,7 +224,7 @@ func (r *Runner) finish(ctx context.Context, id, state, reason string) {
 		r.log.Error("pipeline run not finished", "run", id, "err", err)
 		return
 	}
-	r.unclaim(ctx, rec.Run.Agent, id)
+	r.unclaim(ctx, claimOf(rec.Run), id)
 	r.emit(ctx, id, api.EventRun, "", state, rec.Run.Error)
 	r.log.Info("pipeline run ended", "run", id, "agent", rec.Run.Agent, "state", state, "error", rec.Run.Error)
 }

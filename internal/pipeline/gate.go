@@ -183,9 +183,9 @@ func (g *CedarGate) releaseContext(ctx context.Context, run api.PipelineRun) (ty
 
 // authorize evaluates action: allowed, the forbids that matched (those that
 // only ask for review apart), and the permits.
-func (g *CedarGate) authorize(p *gatePolicies, principal types.EntityUID, action, agent string, rm types.RecordMap) (allowed bool, reviewOnly bool, reasons []string, err error) {
+func (g *CedarGate) authorize(p *gatePolicies, principal types.EntityUID, action string, resource types.EntityUID, rm types.RecordMap) (allowed bool, reviewOnly bool, reasons []string, err error) {
 	req := cedar.Request{Principal: principal, Action: types.NewEntityUID("Action", types.String(action)),
-		Resource: types.NewEntityUID("Agent", types.String(agent)), Context: types.NewRecord(rm)}
+		Resource: resource, Context: types.NewRecord(rm)}
 	dec, diag := cedar.Authorize(p.set, types.EntityMap{}, req)
 	if len(diag.Errors) > 0 {
 		msgs := make([]string, 0, len(diag.Errors))
@@ -210,6 +210,9 @@ func (g *CedarGate) authorize(p *gatePolicies, principal types.EntityUID, action
 // review when only @review forbids match (and a permit would allow), deny
 // otherwise. A policy that errors denies.
 func (g *CedarGate) Decide(ctx context.Context, run api.PipelineRun) (api.PipelineDecision, error) {
+	if run.Config != nil {
+		return g.decideConfig(run)
+	}
 	p := g.cur.Load()
 	rm, plain, err := g.releaseContext(ctx, run)
 	if err != nil {
@@ -218,43 +221,53 @@ func (g *CedarGate) Decide(ctx context.Context, run api.PipelineRun) (api.Pipeli
 	in, _ := json.Marshal(map[string]any{"principal": principalUID(run.Principal).String(), "action": ActionRelease,
 		"resource": "Agent::" + run.Agent, "context": plain})
 	d := api.PipelineDecision{PolicySetDigest: p.digest, InputDigest: digestOf(in)}
-	allowed, reviewOnly, reasons, err := g.authorize(p, principalUID(run.Principal), ActionRelease, run.Agent, rm)
+	g.decide(p, &d, principalUID(run.Principal), ActionRelease, agentUID(run.Agent), rm)
+	return d, nil
+}
+
+func agentUID(agent string) types.EntityUID { return types.NewEntityUID("Agent", types.String(agent)) }
+
+// decide fills d's result and reasons: allow, review or deny.
+func (g *CedarGate) decide(p *gatePolicies, d *api.PipelineDecision, principal types.EntityUID, action string, resource types.EntityUID, rm types.RecordMap) {
+	allowed, reviewOnly, reasons, err := g.authorize(p, principal, action, resource, rm)
 	if err != nil {
 		d.Result, d.Reasons = api.GateDeny, []string{err.Error()}
-		return d, nil
+		return
 	}
 	d.Reasons = reasons
 	switch {
 	case allowed:
 		d.Result = api.GateAllow
-	case reviewOnly && len(reasons) > 0 && g.permitsWithoutForbids(p, run, rm):
+	case reviewOnly && len(reasons) > 0 && g.permitsWithoutForbids(p, principal, action, resource, rm):
 		d.Result = api.GateReview
 	default:
 		d.Result = api.GateDeny
 		if len(reasons) == 0 {
-			d.Reasons = []string{"no policy permits the release"}
+			d.Reasons = []string{"no policy permits the change"}
 		}
 	}
-	return d, nil
 }
 
-// permitsWithoutForbids reports whether a permit of agent.release matches:
-// review can only help a release some policy permits.
-func (g *CedarGate) permitsWithoutForbids(p *gatePolicies, run api.PipelineRun, rm types.RecordMap) bool {
+// permitsWithoutForbids reports whether a permit of action matches: review
+// can only help a change some policy permits.
+func (g *CedarGate) permitsWithoutForbids(p *gatePolicies, principal types.EntityUID, action string, resource types.EntityUID, rm types.RecordMap) bool {
 	permits := cedar.NewPolicySet()
 	for id, pol := range p.set.All() {
 		if pol.Effect() == cedar.Permit {
 			permits.Add(id, pol)
 		}
 	}
-	req := cedar.Request{Principal: principalUID(run.Principal), Action: types.NewEntityUID("Action", ActionRelease),
-		Resource: types.NewEntityUID("Agent", types.String(run.Agent)), Context: types.NewRecord(rm)}
+	req := cedar.Request{Principal: principal, Action: types.NewEntityUID("Action", types.String(action)),
+		Resource: resource, Context: types.NewRecord(rm)}
 	dec, _ := cedar.Authorize(permits, types.EntityMap{}, req)
 	return dec == cedar.Allow
 }
 
 // MayApprove implements Gate with agent.approve_release.
 func (g *CedarGate) MayApprove(ctx context.Context, reviewer api.PipelinePrincipal, run api.PipelineRun) error {
+	if run.Config != nil {
+		return g.mayApproveConfig(reviewer, run)
+	}
 	p := g.cur.Load()
 	rm, _, err := g.releaseContext(ctx, run)
 	if err != nil {
@@ -262,7 +275,12 @@ func (g *CedarGate) MayApprove(ctx context.Context, reviewer api.PipelinePrincip
 	}
 	rm["is_author"] = types.Boolean(reviewer.ID == run.Principal.ID)
 	rm["reviewer_kind"] = types.String(reviewer.Kind)
-	allowed, _, reasons, err := g.authorize(p, principalUID(reviewer), ActionApproveRelease, run.Agent, rm)
+	return g.mayApprove(p, reviewer, run, ActionApproveRelease, agentUID(run.Agent), rm)
+}
+
+// mayApprove decides a review action: nil or a forbidden problem.
+func (g *CedarGate) mayApprove(p *gatePolicies, reviewer api.PipelinePrincipal, run api.PipelineRun, action string, resource types.EntityUID, rm types.RecordMap) error {
+	allowed, _, reasons, err := g.authorize(p, principalUID(reviewer), action, resource, rm)
 	if err != nil {
 		return api.Errorf(api.KindForbidden, "%s may not review run %s: %v", reviewer.ID, run.ID, err)
 	}

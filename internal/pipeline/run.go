@@ -243,13 +243,16 @@ func (r *Runner) Diff(ctx context.Context, id string) (api.PipelineDiff, error) 
 		return api.PipelineDiff{}, err
 	}
 	run := rec.Run
-	next, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Bundle)
+	if run.Config != nil {
+		return r.configDiff(ctx, run)
+	}
+	next, err := r.versionBundle(ctx, run.Agent, run.Bundle)
 	if err != nil {
 		return api.PipelineDiff{}, err
 	}
 	d := api.PipelineDiff{Run: id, Agent: run.Agent, From: run.Parent, To: run.Bundle}
 	if run.Parent != "" {
-		parent, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Parent)
+		parent, err := r.versionBundle(ctx, run.Agent, run.Parent)
 		if err != nil {
 			return api.PipelineDiff{}, err
 		}

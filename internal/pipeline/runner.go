@@ -28,6 +28,9 @@ type Config struct {
 	Signer   Signer
 	Ledger   Ledger
 	Rollout  Rollout
+	// Targets are the configuration this node changes through runs
+	// (SubmitConfig), by api.Config* name; none: SubmitConfig refuses.
+	Targets map[string]ConfigTarget
 	// Builder is the node's SPIFFE ID (the provenance's builder);
 	// BuilderVersion agentcloud's version.
 	Builder        string
@@ -63,6 +66,9 @@ type Runner struct {
 	polling bool
 	wg      sync.WaitGroup
 	closing chan struct{}
+
+	bmu     sync.Mutex
+	bundles []cachedBundle // versionBundle's, oldest first
 }
 
 // driver is the goroutine working on one run.

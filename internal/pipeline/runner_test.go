@@ -349,6 +349,9 @@ func runChild() int {
 		fmt.Println("fail", err)
 		return 2
 	}
+	if os.Getenv(childConfig) != "" {
+		return runConfigChild(ctx)
+	}
 	t := &childTB{}
 	e, err := openEnvErr(ctx, t, os.Getenv(childEnv), func(_ *env, c *Config) {
 		c.Tester = slowTester{sleep}

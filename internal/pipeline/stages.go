@@ -42,7 +42,7 @@ func IsTestFile(p string) bool {
 // the limits, and computes the change.
 func (r *Runner) validate(ctx context.Context, rec record, lg *stageLog) (outcome, error) {
 	run := rec.Run
-	b, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Bundle)
+	b, err := r.versionBundle(ctx, run.Agent, run.Bundle)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -60,7 +60,7 @@ func (r *Runner) validate(ctx context.Context, rec record, lg *stageLog) (outcom
 	}
 	var parent *bundle.Bundle
 	if run.Parent != "" {
-		if parent, err = r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Parent); err != nil {
+		if parent, err = r.versionBundle(ctx, run.Agent, run.Parent); err != nil {
 			return outcome{}, fmt.Errorf("parent version: %w", err)
 		}
 	}
@@ -100,7 +100,7 @@ func (r *Runner) test(ctx context.Context, rec record, lg *stageLog) (outcome, e
 			apply: func(rec *record) { rec.Run.Tests = &api.PipelineTestSummary{Passed: true} }}, nil
 	}
 	run := rec.Run
-	b, err := r.cfg.Versions.VersionBundle(ctx, run.Agent, run.Bundle)
+	b, err := r.versionBundle(ctx, run.Agent, run.Bundle)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -230,8 +230,12 @@ func (r *Runner) reviewStage(ctx context.Context, rec record, lg *stageLog) (out
 		return decided(rv.Decision, rv.By), nil
 	}
 	if rv == nil || rv.Approval == "" {
-		a, _, err := r.cfg.Reviews.Request(ctx, api.Approval{Principal: run.Principal.ID, Action: ReleaseAction,
-			Resource: "pipeline-run/" + run.ID, Reason: "release of " + run.Agent + " " + short(run.Bundle) + ": " + strings.Join(run.Decision.Reasons, "; ")})
+		what, action := "release of "+run.Agent+" "+short(run.Bundle), ReleaseAction
+		if c := run.Config; c != nil {
+			what, action = "change of "+targetName(c), ActionConfigChange
+		}
+		a, _, err := r.cfg.Reviews.Request(ctx, api.Approval{Principal: run.Principal.ID, Action: action,
+			Resource: "pipeline-run/" + run.ID, Reason: what + ": " + strings.Join(run.Decision.Reasons, "; ")})
 		if err != nil {
 			return outcome{}, fmt.Errorf("request review: %w", err)
 		}

@@ -100,6 +100,26 @@ func (s *Security) ApplyPolicies(ctx context.Context, text, by string) (api.Poli
 	return next, nil
 }
 
+// CheckHosts validates a trusted or private host-pattern list: a pattern
+// that does not parse is a validation problem naming its index.
+func CheckHosts(hosts []string) error {
+	for i, h := range hosts {
+		if _, err := hostpattern.ParseHost(strings.ToLower(h)); err != nil {
+			return api.FieldErrorf(api.KindValidation, "hosts["+strconv.Itoa(i)+"]", "host pattern %q: %v", h, err)
+		}
+	}
+	return nil
+}
+
+// CheckPolicies validates a user policy set against the schema: a parse
+// or schema error is a validation problem naming the line and column.
+func CheckPolicies(text string) error {
+	if err := policy.Validate([]byte(text)); err != nil {
+		return policyProblem(err)
+	}
+	return nil
+}
+
 // policyProblem turns a parse or validation error into a 422 naming the
 // line and column.
 func policyProblem(err error) error {
@@ -183,10 +203,8 @@ func (s *Security) hostList(ctx context.Context, key string, cache *atomic.Point
 }
 
 func (s *Security) setHostList(ctx context.Context, key string, cache *atomic.Pointer[hostCache], hosts []string) error {
-	for i, h := range hosts {
-		if _, err := hostpattern.ParseHost(strings.ToLower(h)); err != nil {
-			return api.FieldErrorf(api.KindValidation, "hosts["+strconv.Itoa(i)+"]", "host pattern %q: %v", h, err)
-		}
+	if err := CheckHosts(hosts); err != nil {
+		return err
 	}
 	if hosts == nil {
 		hosts = []string{}

@@ -3,6 +3,8 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -51,7 +53,8 @@ type version struct {
 
 	tmu     sync.Mutex // guards tmpl and checked; held while building
 	tmpl    *isolate.Template
-	checked bool // runtime "wasm": the module started once
+	tmplSum string // "sha256:" of the stored template's bytes, once loaded or built
+	checked bool   // runtime "wasm": the module started once
 }
 
 // template returns the version's post-init image. Snapshots are deltas
@@ -68,6 +71,7 @@ func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, 
 	name := "template-" + v.rec.Digest
 	if b, err := m.bundles.Get(ctx, name); err == nil {
 		if v.tmpl, err = m.cfg.Runtime.LoadTemplate(b); err == nil {
+			v.tmplSum = sha256Sum(b)
 			return v.tmpl, nil
 		}
 		m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
@@ -78,11 +82,18 @@ func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, 
 	if err != nil {
 		return nil, err
 	}
-	if err := m.bundles.Put(ctx, name, tmpl.Marshal(m.cfg.Runtime)); err != nil {
+	b := tmpl.Marshal(m.cfg.Runtime)
+	if err := m.bundles.Put(ctx, name, b); err != nil {
 		return nil, fmt.Errorf("store template: %w", err)
 	}
-	v.tmpl = tmpl
+	v.tmpl, v.tmplSum = tmpl, sha256Sum(b)
 	return tmpl, nil
+}
+
+// sha256Sum is "sha256:" and the hex SHA-256 of b.
+func sha256Sum(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func short(digest string) string {

@@ -55,6 +55,14 @@ func (m *Manager) BuildVersion(ctx context.Context, agent, digest string) (strin
 	if v.isWasm() {
 		return "", nil
 	}
+	// The template was just loaded or built: its digest is known, so the
+	// stored bytes are not read back (a deploy's build stage).
+	v.tmu.Lock()
+	known := v.tmplSum
+	v.tmu.Unlock()
+	if known != "" {
+		return known, nil
+	}
 	b, err := m.bundles.Get(ctx, "template-"+digest)
 	if err != nil {
 		return "", fmt.Errorf("template of %s: %w", short(digest), err)

@@ -36,6 +36,10 @@ func TestScratchSessionIsolatedClass(t *testing.T) {
 	if err != nil || !strings.HasPrefix(tmpl, "sha256:") {
 		t.Fatalf("BuildVersion = %q, %v", tmpl, err)
 	}
+	// The digest (kept from the build, not read back) is the stored bytes'.
+	if stored, err := m.bundles.Get(ctx, "template-"+v2.Digest); err != nil || sha256Sum(stored) != tmpl {
+		t.Fatalf("template digest %s is not the stored template's (%v)", tmpl, err)
+	}
 	sc, err := m.NewScratch(ctx, "counter", v2.Digest, "run-x")
 	if err != nil {
 		t.Fatal(err)

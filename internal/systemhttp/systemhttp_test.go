@@ -28,7 +28,9 @@ func (anyone) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	return httpapi.Principal{}, api.Errorf(api.KindUnauthenticated, "no token")
 }
 
-func (anyone) Authorize(context.Context, httpapi.Principal, string, httpapi.Resource) error { return nil }
+func (anyone) Authorize(context.Context, httpapi.Principal, string, httpapi.Resource) error {
+	return nil
+}
 
 // TestSystemRoutesClass: the probes are public and /readyz follows Ready
 // and the store; /v1/status and /v1/whoami need a principal; the OpenAPI

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -56,6 +57,13 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	add(httpapi.Route{Method: "GET", Path: Prefix + "/checkpoint", Action: ActionRead, RawContentType: api.LedgerCheckpointContentType,
 		Summary: "The signed checkpoint of the current tree (C2SP tlog-checkpoint); signed when the tree has grown since the last one.",
 		Handler: h.checkpoint})
+	add(httpapi.Route{Method: "GET", Path: Prefix + "/key", Public: true, RawContentType: "text/plain; charset=utf-8",
+		Summary: "The note verifier key of the ledger's checkpoints (public): pin it once, then check proofs offline with agentcloud ledger verify-proof --key.",
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, err := io.WriteString(w, h.l.VerifierKey()+"\n")
+			return err
+		}})
 	add(httpapi.Route{Method: "GET", Path: Prefix + "/tile/{path...}", Action: ActionRead, RawContentType: "application/octet-stream",
 		Summary: "A C2SP tlog-tiles resource: a hash tile tile/<L>/<N>[.p/<W>] or an entry bundle tile/entries/<N>[.p/<W>].",
 		Handler: h.tile})

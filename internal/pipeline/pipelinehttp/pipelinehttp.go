@@ -122,12 +122,12 @@ func agentQuery(r *http.Request) httpapi.Resource {
 	return httpapi.Resource{}
 }
 
-// runResource is the run's agent (the platform when the run is unknown:
-// the handler then answers 404).
+// runResource is the run's agent (the platform for a configuration run,
+// and when the run is unknown: the handler then answers 404).
 func (h *Handler) runResource(r *http.Request) httpapi.Resource {
 	run, err := h.r.Get(r.Context(), r.PathValue("run"))
-	if err != nil {
-		return httpapi.Resource{}
+	if err != nil || run.Config != nil {
+		return httpapi.Resource{} // a configuration run is the platform's
 	}
 	return httpapi.Resource{Type: "Agent", ID: run.Agent}
 }

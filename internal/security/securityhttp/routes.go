@@ -28,10 +28,11 @@ func sessionRes(r *http.Request) httpapi.Resource {
 }
 
 // Routes registers the identity, policy, secret, approval, audit and label
-// endpoints of s on rt.
-func Routes(rt *httpapi.Router, s *security.Security) {
+// endpoints of s on rt. With changes, a change of the policy set or of the
+// trusted or private hosts is a pipeline run (changes.go).
+func Routes(rt *httpapi.Router, s *security.Security, changes Changes) {
 	identityRoutes(rt, s)
-	policyRoutes(rt, s)
+	policyRoutes(rt, s, changes)
 	secretRoutes(rt, s)
 	approvalRoutes(rt, s)
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/audit", Tag: tag, Summary: "Read the audit stream (administrators); filter with ?session=A/S&type=&from=&limit=.",
@@ -117,7 +118,7 @@ func identityRoutes(rt *httpapi.Router, s *security.Security) {
 		}})
 }
 
-func policyRoutes(rt *httpapi.Router, s *security.Security) {
+func policyRoutes(rt *httpapi.Router, s *security.Security, changes Changes) {
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/policies", Tag: tag, Summary: "Show the user policy set in force and its version.",
 		Action: "policy.read", Response: api.PolicySet{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			ps, err := s.Policies(r.Context())
@@ -127,11 +128,14 @@ func policyRoutes(rt *httpapi.Router, s *security.Security) {
 			httpapi.WriteJSON(w, http.StatusOK, ps)
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/policies", Tag: tag, Summary: "Validate and apply a Cedar user policy set as the next version.",
+	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/policies", Tag: tag, Summary: "Validate and apply a Cedar user policy set as the next version, through a pipeline run: " + changeStatuses,
 		Action: "policy.apply", Request: api.PolicySet{}, Response: api.PolicySet{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			var in api.PolicySet
 			if err := httpapi.DecodeJSON(r, &in); err != nil {
 				return err
+			}
+			if changes != nil {
+				return changePolicies(w, r, s, changes, in.Text)
 			}
 			ps, err := s.ApplyPolicies(r.Context(), in.Text, caller(r).ID)
 			if err != nil {
@@ -155,14 +159,17 @@ func policyRoutes(rt *httpapi.Router, s *security.Security) {
 			return nil
 		}})
 	hostList(rt, "/v1/trusted-hosts", "List hosts marked trusted (fetching them keeps a session's integrity).",
-		"Replace the list of trusted host patterns.", s.TrustedHosts, s.SetTrustedHosts)
+		"Replace the list of trusted host patterns", s.TrustedHosts, s.SetTrustedHosts, changes, api.ConfigTrustedHosts)
 	hostList(rt, "/v1/private-hosts", "List hosts whose data is private (reading them raises a session's confidentiality).",
-		"Replace the list of private-data host patterns.", s.PrivateHosts, s.SetPrivateHosts)
+		"Replace the list of private-data host patterns", s.PrivateHosts, s.SetPrivateHosts, changes, api.ConfigPrivateHosts)
 }
 
-// hostList registers GET and PUT of one host-pattern list.
+// hostList registers GET and PUT of one host-pattern list (PUT through a
+// pipeline run of target when changes is set).
 func hostList(rt *httpapi.Router, path, getSummary, putSummary string,
-	get func(ctx context.Context) ([]string, error), set func(ctx context.Context, hosts []string, by string) error) {
+	get func(ctx context.Context) ([]string, error), set func(ctx context.Context, hosts []string, by string) error,
+	changes Changes, target string) {
+	putSummary += ", through a pipeline run: " + changeStatuses
 	rt.Handle(httpapi.Route{Method: "GET", Path: path, Tag: tag, Summary: getSummary,
 		Action: "policy.read", Response: api.TrustedHosts{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			h, err := get(r.Context())
@@ -177,6 +184,9 @@ func hostList(rt *httpapi.Router, path, getSummary, putSummary string,
 			var in api.TrustedHosts
 			if err := httpapi.DecodeJSON(r, &in); err != nil {
 				return err
+			}
+			if changes != nil {
+				return changeHosts(w, r, changes, target, in.Hosts)
 			}
 			if err := set(r.Context(), in.Hosts, caller(r).ID); err != nil {
 				return err

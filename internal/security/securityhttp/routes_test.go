@@ -59,7 +59,7 @@ func newServer(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	rt := httpapi.NewRouter(httpapi.Options{Auth: securityhttp.Auth{Sec: sec}, Authz: securityhttp.Auth{Sec: sec}, MaxBodyBytes: maxBody})
-	securityhttp.Routes(rt, sec)
+	securityhttp.Routes(rt, sec, nil)
 	hs := httptest.NewServer(rt)
 	t.Cleanup(func() {
 		hs.Close()

@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// HostListTarget is a host-pattern list (trusted or private hosts) as a
+// ConfigTarget: the value is {"hosts": [...]}, canonical lower-cased,
+// sorted and without repeats; Items are the hosts. The funcs are the
+// owner's (internal/security): Get reads the list, Set replaces it,
+// Validate checks it (a validation problem naming the index).
+type HostListTarget struct {
+	Get      func(ctx context.Context) ([]string, error)
+	Set      func(ctx context.Context, hosts []string, by string) error
+	Validate func(hosts []string) error
+}
+
+var _ ConfigTarget = HostListTarget{}
+
+// canonicalHosts is the canonical form of a host list.
+func canonicalHosts(hosts []string) ConfigValue {
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		out = append(out, strings.ToLower(h))
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	b, _ := json.Marshal(api.TrustedHosts{Hosts: out})
+	text := strings.Join(out, "\n")
+	if text != "" {
+		text += "\n"
+	}
+	return ConfigValue{Value: b, Items: out, Text: text}
+}
+
+// Check implements ConfigTarget.
+func (h HostListTarget) Check(_ context.Context, _ string, raw json.RawMessage) (ConfigValue, error) {
+	var v api.TrustedHosts
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return ConfigValue{}, api.FieldErrorf(api.KindValidation, "hosts", "want {\"hosts\": [\"host pattern\", ...]}: %v", err)
+	}
+	if err := h.Validate(v.Hosts); err != nil {
+		return ConfigValue{}, err
+	}
+	return canonicalHosts(v.Hosts), nil
+}
+
+// Current implements ConfigTarget (the platform owns the lists).
+func (h HostListTarget) Current(ctx context.Context, _ string) (ConfigValue, string, bool, error) {
+	hosts, err := h.Get(ctx)
+	if err != nil {
+		return ConfigValue{}, "", false, err
+	}
+	return canonicalHosts(hosts), "", true, nil
+}
+
+// Apply implements ConfigTarget.
+func (h HostListTarget) Apply(ctx context.Context, _ string, value json.RawMessage, by string) error {
+	var v api.TrustedHosts
+	if err := json.Unmarshal(value, &v); err != nil {
+		return err
+	}
+	return h.Set(ctx, v.Hosts, by)
+}
+
+// PolicyTarget is the user Cedar policy set as a ConfigTarget: the value
+// is {"text": "..."} (the policy text as sent, which is what the policy
+// set's versions keep). Get reads the set in force (Version 0: none yet),
+// Put makes text the next version, Validate checks it against the schema
+// (a validation problem naming the line and column).
+type PolicyTarget struct {
+	Get      func(ctx context.Context) (api.PolicySet, error)
+	Put      func(ctx context.Context, text, by string) (api.PolicySet, error)
+	Validate func(text string) error
+}
+
+var _ ConfigTarget = PolicyTarget{}
+
+func policyValue(text string) ConfigValue {
+	b, _ := json.Marshal(api.PolicySet{Text: text})
+	return ConfigValue{Value: b, Text: text}
+}
+
+// Check implements ConfigTarget.
+func (p PolicyTarget) Check(_ context.Context, _ string, raw json.RawMessage) (ConfigValue, error) {
+	var v api.PolicySet
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return ConfigValue{}, api.FieldErrorf(api.KindValidation, "text", "want {\"text\": \"<Cedar policies>\"}: %v", err)
+	}
+	if err := p.Validate(v.Text); err != nil {
+		return ConfigValue{}, err
+	}
+	return policyValue(v.Text), nil
+}
+
+// Current implements ConfigTarget.
+func (p PolicyTarget) Current(ctx context.Context, _ string) (ConfigValue, string, bool, error) {
+	ps, err := p.Get(ctx)
+	if err != nil || ps.Version == 0 {
+		return ConfigValue{}, "", false, err
+	}
+	return policyValue(ps.Text), "", true, nil
+}
+
+// Apply implements ConfigTarget.
+func (p PolicyTarget) Apply(ctx context.Context, _ string, value json.RawMessage, by string) error {
+	var v api.PolicySet
+	if err := json.Unmarshal(value, &v); err != nil {
+		return err
+	}
+	_, err := p.Put(ctx, v.Text, by)
+	return err
+}
