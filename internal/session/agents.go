@@ -52,6 +52,8 @@ type version struct {
 	tmu     sync.Mutex // guards tmpl and checked; held while building
 	tmpl    *isolate.Template
 	checked bool // runtime "wasm": the module started once
+
+	srcMap *sourceMap // places uncaught errors in the agent's source
 }
 
 // template returns the version's post-init image. Snapshots are deltas
@@ -128,6 +130,7 @@ func (m *Manager) newVersion(rec versionRecord, b *bundle.Bundle) (*version, err
 			}
 		}
 	}
+	v.srcMap = newSourceMap(b)
 	v.spec = isolate.Spec{Agent: man.Name, Module: string(entry), ModuleName: man.Entry,
 		Modules: mods, Env: man.Env, MemoryMiB: man.Limits.MemoryMiB}
 	return v, nil
