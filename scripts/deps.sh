@@ -31,4 +31,5 @@ go mod download
 if command -v npm >/dev/null; then
   (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
   (cd internal/doctest/testdata/redocly && npm ci --no-audit --no-fund --silent)
+  (cd internal/bundle/jsbuild/testdata/tsc && npm ci --no-audit --no-fund --silent) # tsc for TestTypesCompileWithTSC
 fi

@@ -149,7 +149,7 @@ func BuildDir(dir string) (*Result, error) {
 // "FILE:LINE:COL: problem; fix".
 func buildError(dir string, msgs []api.Message) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "build %s: %d problem", dir, len(msgs))
+	fmt.Fprintf(&b, "%d problem", len(msgs))
 	if len(msgs) != 1 {
 		b.WriteString("s")
 	}
@@ -163,7 +163,7 @@ func buildError(dir string, msgs []api.Message) error {
 		b.WriteString("; ")
 		b.WriteString(fix(m))
 	}
-	return fmt.Errorf("%w: %s", ErrBuild, b.String())
+	return fmt.Errorf("build %s: %w: %s", dir, ErrBuild, b.String())
 }
 
 // fix says how to put one esbuild problem right.
