@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -54,6 +55,21 @@ func TestInitScaffoldTestsAndDeploys(t *testing.T) {
 				}
 			}
 		})
+	}
+	// sessions list without --agent: the sessions of every agent; a caller
+	// no policy lets read agents sees none of them.
+	code, out, errOut := runCLI(t, "--data", data, "sessions", "list")
+	if code != 0 || !strings.Contains(out, "AGENT") || !regexp.MustCompile(`hello-ts\s+alice`).MatchString(out) || !regexp.MustCompile(`hello-js\s+alice`).MatchString(out) {
+		t.Fatalf("sessions list: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "--data", data, "-o", "json", "token", "create", "--subject", "user:mallory", "--ttl", "1h")
+	if code != 0 {
+		t.Fatalf("token create: %d %q", code, errOut)
+	}
+	tok := jsonField(t, out, "token")
+	code, out, errOut = runCLI(t, "--data", data, "--token", tok, "-o", "json", "sessions", "list")
+	if code != 0 || strings.Contains(out, "hello-") {
+		t.Fatalf("sessions list as another principal: %d %q %q", code, out, errOut)
 	}
 }
 
