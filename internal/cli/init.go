@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/bundle/jsbuild"
@@ -19,7 +20,7 @@ func newInitCmd(g *globals) *cobra.Command {
 		Short: "Create a new agent directory: manifest, entry and a test",
 		Long: `Init creates the directory NAME holding a new agent of that name: agent.json, the
 entry (src/index.ts with --lang ts, the default, or src/index.js), a test in
-tests/ that the deploy pipeline runs, and for TypeScript a package.json,
+tests/ that the deploy pipeline runs (tests/index.test.ts or .js), and for TypeScript a package.json,
 tsconfig.json and the env declarations of 'agentcloud types'. The agent
 deploys as it is ('agentcloud deploy NAME'), and its test passes
 ('agentcloud test NAME'). NAME must not exist yet.`,
@@ -76,6 +77,8 @@ func scaffold(name, lang string) (map[string]string, error) {
 		files["tsconfig.json"] = scaffoldTSConfig
 		m.Entry = "src/index.ts"
 		files[jsbuild.TypesFile] = string(jsbuild.Types(m))
+		delete(files, "tests/index.test.js")
+		files["tests/index.test.ts"] = scaffoldTestTS
 	}
 	return files, nil
 }
@@ -118,6 +121,11 @@ test("counts visits in durable state", async () => {
   expect(second.visits).toBe(first.visits + 1);
 });
 `
+
+// scaffoldTestTS is scaffoldTest in TypeScript (deploy bundles it into
+// tests/index.test.js).
+var scaffoldTestTS = strings.Replace(scaffoldTest, "const body = await res.json();",
+	"const body: { message: string; path: string; visits: number } = await res.json();", 1)
 
 const scaffoldTSConfig = `{
   "compilerOptions": {

@@ -32,8 +32,10 @@ func TestInitScaffoldTestsAndDeploys(t *testing.T) {
 			if code, out, errOut := runCLI(t, "init", "--lang", tc.lang, dir); code != 0 || !strings.Contains(out, "created "+dir) {
 				t.Fatalf("init: %d %q %q", code, out, errOut)
 			}
-			if _, err := os.Stat(filepath.Join(dir, tc.entry)); err != nil {
-				t.Fatal(err)
+			for _, f := range []string{tc.entry, "tests/index.test" + filepath.Ext(tc.entry)} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if code, out, errOut := runCLI(t, "--data", data, "test", dir); code != 0 || !strings.Contains(out, "2 tests passed") {
 				t.Fatalf("test: %d %q %q", code, out, errOut)

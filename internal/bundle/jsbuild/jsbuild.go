@@ -44,14 +44,27 @@ var ErrBuild = errors.New("build failed")
 var ErrOutputTooLarge = errors.New("built module too large")
 
 // NeedsBuild reports whether the source bundle b must be built before it is
-// uploaded: a TypeScript or JSX entry, or a package.json at its root (npm
-// dependencies to bundle). A wasm agent never is.
+// uploaded: a TypeScript or JSX entry, TypeScript tests (tests/*.test.ts),
+// or a package.json at its root (npm dependencies to bundle). A wasm agent
+// never is.
 func NeedsBuild(b *bundle.Bundle) bool {
 	if b.Runtime != bundle.RuntimeJS {
 		return false
 	}
 	_, npm := b.Files["package.json"]
-	return npm || bundle.IsSourceEntry(b.Entry)
+	return npm || bundle.IsSourceEntry(b.Entry) || len(tsTests(b)) > 0
+}
+
+// tsTests are b's TypeScript test files, tests/*.test.ts: each is bundled
+// into tests/*.test.js, which the deploy pipeline's test stage runs.
+func tsTests(b *bundle.Bundle) []string {
+	var out []string
+	for _, p := range b.Paths() {
+		if path.Dir(p) == "tests" && strings.HasSuffix(p, ".test.ts") {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Result is a built bundle.
@@ -87,8 +100,16 @@ func BuildDir(dir string) (*Result, error) {
 		return nil, fmt.Errorf("build %s: %w", dir, err)
 	}
 	entry := path.Join(OutDir, strings.TrimSuffix(src.Entry, path.Ext(src.Entry))+".js")
+	eps := []api.EntryPoint{{InputPath: "./" + src.Entry, OutputPath: strings.TrimSuffix(entry, ".js")}}
+	for _, p := range tsTests(src) {
+		js := strings.TrimSuffix(p, ".ts") + ".js"
+		if _, ok := src.Files[js]; ok {
+			return nil, fmt.Errorf("build %s: %w: %s and %s both exist; keep one of them (the .ts one is built into the .js one)", dir, ErrBuild, p, js)
+		}
+		eps = append(eps, api.EntryPoint{InputPath: "./" + p, OutputPath: strings.TrimSuffix(js, ".js")})
+	}
 	res := api.Build(api.BuildOptions{
-		EntryPointsAdvanced: []api.EntryPoint{{InputPath: "./" + src.Entry, OutputPath: strings.TrimSuffix(entry, ".js")}},
+		EntryPointsAdvanced: eps,
 		AbsWorkingDir:       abs,
 		Outdir:              abs,
 		Bundle:              true,
@@ -122,11 +143,15 @@ func BuildDir(dir string) (*Result, error) {
 		if rel == entry {
 			out = len(f.Contents)
 		}
+		if strings.HasSuffix(rel, ".js") && len(f.Contents) > MaxOutput {
+			from := src.Entry
+			if rel != entry {
+				from = strings.TrimSuffix(rel, ".js") + ".ts"
+			}
+			return nil, fmt.Errorf("build %s: %w: %s bundles into %d bytes, the maximum is %d; import less (a smaller package, or one module of it instead of its index), or move data out of the code into a file of the bundle",
+				dir, ErrOutputTooLarge, from, len(f.Contents), MaxOutput)
+		}
 		files[rel] = f.Contents
-	}
-	if out > MaxOutput {
-		return nil, fmt.Errorf("build %s: %w: %s is %d bytes, the maximum is %d; import less (a smaller package, or one module of it instead of its index), or move data out of the code into a file of the bundle",
-			dir, ErrOutputTooLarge, src.Entry, out, MaxOutput)
 	}
 	if _, ok := files[entry]; !ok {
 		return nil, fmt.Errorf("build %s: esbuild wrote no %s (got %s)", dir, entry, strings.Join(slices.Sorted(maps.Keys(files)), ", "))

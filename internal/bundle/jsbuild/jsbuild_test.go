@@ -93,6 +93,34 @@ func TestBuildTypeScriptWithNpmDependency(t *testing.T) {
 	}
 }
 
+// TestBuildTypeScriptTests: tests/*.test.ts are bundled into the
+// tests/*.test.js the pipeline runs; a .ts and a .js of the same test is
+// an error, and TypeScript tests alone make a plain JS agent build.
+func TestBuildTypeScriptTests(t *testing.T) {
+	dir := agentDir(t)
+	write(t, dir, "tests/greet.test.ts", "import { greet } from \"../src/greet\";\nconst name: string = \"x\";\ntest(\"greets\", () => { expect(greet(name).text).toBe(\"hello, x\"); });\n")
+	res, err := BuildDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := string(res.Bundle.Files["tests/greet.test.js"])
+	if !strings.Contains(js, "function greet(") || strings.Contains(js, ": string") || res.Bundle.Files["tests/greet.test.js.map"] == nil {
+		t.Fatalf("tests/greet.test.js:\n%s", js)
+	}
+	write(t, dir, "tests/greet.test.js", "test(\"dup\", () => {});\n")
+	if _, err := BuildDir(dir); !errors.Is(err, ErrBuild) || !strings.Contains(err.Error(), "keep one of them") {
+		t.Fatalf("err = %v, want ErrBuild naming both files", err)
+	}
+	plain := t.TempDir()
+	write(t, plain, "agent.json", `{"name":"plain","entry":"index.js"}`)
+	write(t, plain, "index.js", `export default { fetch() { return new Response("hi") } }`)
+	write(t, plain, "tests/a.test.ts", "const n: number = 1;\ntest(\"n\", () => { expect(n).toBe(1); });\n")
+	res, err = BuildDir(plain)
+	if err != nil || !res.Built || res.Bundle.Files["tests/a.test.js"] == nil {
+		t.Fatalf("plain agent with a TS test: %v, %+v", err, res)
+	}
+}
+
 func TestBuildNotNeededKeepsDirectory(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "agent.json", `{"name":"plain","entry":"index.js"}`)
@@ -162,7 +190,7 @@ func TestBuildOutputSizeCap(t *testing.T) {
 	MaxOutput = 1 << 20
 	t.Cleanup(func() { MaxOutput = old })
 	_, err := BuildDir(dir)
-	if !errors.Is(err, ErrOutputTooLarge) || !strings.Contains(err.Error(), "the maximum is 1048576") || !strings.Contains(err.Error(), "import less") {
+	if !errors.Is(err, ErrOutputTooLarge) || !strings.Contains(err.Error(), "src/index.ts bundles into") || !strings.Contains(err.Error(), "the maximum is 1048576") || !strings.Contains(err.Error(), "import less") {
 		t.Fatalf("err = %v, want ErrOutputTooLarge with the limit and a fix", err)
 	}
 }
