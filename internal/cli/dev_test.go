@@ -27,7 +27,9 @@ func TestDevRebuildsTypeScriptOnChange(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"--data", data, "dev", dir, "--interval", "50ms"}, io.Discard, io.Discard) }()
+	go func() {
+		done <- Main(ctx, []string{"--data", data, "dev", dir, "--interval", "50ms"}, io.Discard, io.Discard)
+	}()
 	defer func() {
 		cancel()
 		<-done
