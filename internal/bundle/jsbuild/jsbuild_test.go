@@ -205,3 +205,22 @@ func TestDaemonRefusesTypeScriptEntry(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBuildDir: building the TypeScript test agent with its npm
+// dependency (what deploy, dev and test add before an upload).
+func BenchmarkBuildDir(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/tsagent")); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, "node_modules"), os.DirFS("testdata/npm")); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		res, err := BuildDir(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(res.OutputBytes), "out-bytes")
+	}
+}
