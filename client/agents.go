@@ -59,6 +59,29 @@ func (c *Client) Sessions(ctx context.Context, agent string) ([]api.Session, err
 	return l.Sessions, c.Do(ctx, http.MethodGet, "/v1/agents/"+url.PathEscape(agent)+"/sessions", nil, &l)
 }
 
+// AllSessions lists the sessions of every agent the caller may list
+// sessions of, agent by agent in the order Agents answers. An agent whose
+// sessions the caller may not read (forbidden), or that is deleted while
+// listing (not found), is left out.
+func (c *Client) AllSessions(ctx context.Context) ([]api.Session, error) {
+	agents, err := c.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all := []api.Session{}
+	for _, a := range agents {
+		ss, err := c.Sessions(ctx, a.Name)
+		switch {
+		case api.IsKind(err, api.KindForbidden), api.IsKind(err, api.KindNotFound):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("sessions of agent %s: %w", a.Name, err)
+		}
+		all = append(all, ss...)
+	}
+	return all, nil
+}
+
 // checkSession refuses an agent name or session id the server would refuse,
 // before anything is sent: a session id of "." or ".." would otherwise be
 // cleaned out of the URL, and the server's redirect would take the request

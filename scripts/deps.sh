@@ -43,4 +43,5 @@ if command -v npm >/dev/null; then
   # workerd, the Workers runtime: the same app runs on it and on agentcloud
   # in internal/session/sessionhttp/workerd_test.go.
   (cd internal/session/sessionhttp/testdata/workerd && npm ci --no-audit --no-fund --silent)
+  (cd internal/bundle/jsbuild/testdata/tsc && npm ci --no-audit --no-fund --silent) # tsc for TestTypesCompileWithTSC
 fi

@@ -74,7 +74,11 @@ func (b *Bundle) EntryFile() []byte { return b.Files[b.Entry] }
 
 // newBundle validates files, which it takes ownership of, and builds the
 // bundle.
-func newBundle(files map[string][]byte) (*Bundle, error) {
+func newBundle(files map[string][]byte) (*Bundle, error) { return newBundleMode(files, false) }
+
+// newBundleMode is newBundle; source accepts a TypeScript or JSX entry
+// (LoadSourceDir).
+func newBundleMode(files map[string][]byte, source bool) (*Bundle, error) {
 	if len(files) > MaxFiles {
 		return nil, fmt.Errorf("%w: %d files, the maximum is %d", ErrTooManyFiles, len(files), MaxFiles)
 	}
@@ -98,7 +102,7 @@ func newBundle(files map[string][]byte) (*Bundle, error) {
 	if len(data) > MaxManifestSize {
 		return nil, fmt.Errorf("%s: %w: %d bytes, the maximum is %d", ManifestName, ErrTooLarge, len(data), MaxManifestSize)
 	}
-	m, p, err := parse(data)
+	m, p, err := parseMode(data, source)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +141,7 @@ func entryFix(files map[string][]byte, rt Runtime) string {
 	var cands []string
 	for _, p := range slices.Sorted(maps.Keys(files)) {
 		ext := path.Ext(p)
-		if (rt == RuntimeWASM && ext == ".wasm") || (rt != RuntimeWASM && (ext == ".js" || ext == ".mjs")) {
+		if (rt == RuntimeWASM && ext == ".wasm") || (rt != RuntimeWASM && (ext == ".js" || ext == ".mjs" || IsSourceEntry(p))) {
 			cands = append(cands, p)
 		}
 	}

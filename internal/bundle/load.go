@@ -29,13 +29,21 @@ var (
 // LoadDir loads the bundle rooted at dir. Directories named .git and
 // node_modules are skipped; a symbolic link, device, pipe or socket
 // anywhere else is an error, and reads cannot escape dir.
-func LoadDir(dir string) (*Bundle, error) {
+func LoadDir(dir string) (*Bundle, error) { return loadDir(dir, false) }
+
+// LoadSourceDir loads an agent's source directory as LoadDir does, but
+// its manifest's entry may also be TypeScript or JSX (IsSourceEntry),
+// which a deployable bundle's may not: the result is the input of a build
+// (internal/bundle/jsbuild), never a bundle to upload as it is.
+func LoadSourceDir(dir string) (*Bundle, error) { return loadDir(dir, true) }
+
+func loadDir(dir string, source bool) (*Bundle, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", dir, err)
 	}
 	defer root.Close()
-	b, err := LoadFS(root.FS())
+	b, err := loadFS(root.FS(), source)
 	if err != nil {
 		return nil, fmt.Errorf("load bundle %s: %w", dir, err)
 	}
@@ -44,7 +52,9 @@ func LoadDir(dir string) (*Bundle, error) {
 
 // LoadFS loads the bundle rooted at the top of fsys (an embed.FS, say),
 // with the same rules as LoadDir.
-func LoadFS(fsys fs.FS) (*Bundle, error) {
+func LoadFS(fsys fs.FS) (*Bundle, error) { return loadFS(fsys, false) }
+
+func loadFS(fsys fs.FS, source bool) (*Bundle, error) {
 	c := newCollector()
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -76,7 +86,7 @@ func LoadFS(fsys fs.FS) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBundle(c.files)
+	return newBundleMode(c.files, source)
 }
 
 // LoadTarGz loads a bundle from a gzip-compressed tar stream. Entries may

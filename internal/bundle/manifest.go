@@ -127,6 +127,9 @@ type parser struct {
 	ix    *jsonIndex
 	probs []FieldError
 	cause error
+	// source accepts a TypeScript or JSX entry (LoadSourceDir): the
+	// manifest of an agent's source directory, before the CLI builds it.
+	source bool
 }
 
 func (p *parser) add(field, problem, fix string) {
@@ -148,8 +151,11 @@ func (p *parser) err() error {
 
 // parse is Parse that also returns the parser, whose index lets a bundle
 // place its own manifest problems (a missing entry file).
-func parse(data []byte) (Manifest, *parser, error) {
-	p := &parser{data: data}
+func parse(data []byte) (Manifest, *parser, error) { return parseMode(data, false) }
+
+// parseMode is parse; source accepts a TypeScript or JSX entry.
+func parseMode(data []byte, source bool) (Manifest, *parser, error) {
+	p := &parser{data: data, source: source}
 	m, ok := p.manifest()
 	if !ok || len(p.probs) > 0 {
 		return Manifest{}, p, p.err()

@@ -86,6 +86,17 @@ func (p *parser) validateTest(cmd string) {
 	}
 }
 
+// IsSourceEntry reports whether entry is TypeScript or JSX source (.ts,
+// .mts, .cts, .tsx, .jsx): an entry the CLI builds into JavaScript
+// (internal/bundle/jsbuild) before it uploads the agent.
+func IsSourceEntry(entry string) bool {
+	switch path.Ext(entry) {
+	case ".ts", ".mts", ".cts", ".tsx", ".jsx":
+		return !strings.HasSuffix(entry, ".d.ts")
+	}
+	return false
+}
+
 // eachUnique calls check for each element and reports repeats.
 func (p *parser) eachUnique(field string, list []string, check func(field, s string)) {
 	first := map[string]int{}
@@ -111,6 +122,10 @@ func (p *parser) validateEntry(entry string, rt Runtime) {
 	}
 	ext := path.Ext(entry)
 	switch {
+	case rt == RuntimeJS && IsSourceEntry(entry) && p.source:
+	case rt == RuntimeJS && IsSourceEntry(entry):
+		p.add("entry", fmt.Sprintf("%q is TypeScript or JSX source, which the daemon does not build", entry),
+			"deploy the agent directory with 'agentcloud deploy DIR': it bundles TypeScript and npm dependencies into JavaScript before uploading")
 	case rt == RuntimeJS && ext != ".js" && ext != ".mjs":
 		fix := "point entry at a .js or .mjs module"
 		if ext == ".wasm" {

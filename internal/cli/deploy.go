@@ -6,11 +6,15 @@ import (
 	"os"
 
 	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/bundle/jsbuild"
 	"github.com/spf13/cobra"
 )
 
 // loadBundle reads DIR or a .tar.gz file and validates its manifest locally,
-// so manifest errors are reported before anything is uploaded.
+// so manifest errors are reported before anything is uploaded. A directory
+// with a TypeScript entry or a package.json is built first (esbuild, see
+// internal/bundle/jsbuild): the upload holds the bundled module and its
+// source map.
 func loadBundle(path string) (*bundle.Bundle, []byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -18,7 +22,10 @@ func loadBundle(path string) (*bundle.Bundle, []byte, error) {
 	}
 	var b *bundle.Bundle
 	if st.IsDir() {
-		b, err = bundle.LoadDir(path)
+		var res *jsbuild.Result
+		if res, err = jsbuild.BuildDir(path); err == nil {
+			b = res.Bundle
+		}
 	} else {
 		var data []byte
 		if data, err = os.ReadFile(path); err == nil {
@@ -40,7 +47,8 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Use:   "deploy DIR|BUNDLE.tar.gz",
 		Short: "Upload an agent bundle and send it through the deploy pipeline",
 		Long: `Deploy reads a directory (or tar.gz) holding agent.json and the agent's files,
-validates the manifest and uploads it as a content-addressed version, whose
+validates the manifest, bundles a TypeScript entry or npm dependencies (a
+package.json) into one module with esbuild, and uploads it as a content-addressed version, whose
 pipeline run then validates, builds, tests (tests/*.test.js, the manifest's
 test command), asks the policy gate, waits for a review when policy asks for
 one, signs, records in the ledger and rolls it out. Each stage is shown as it

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/spf13/cobra"
 )
 
@@ -29,8 +30,19 @@ last good version keeps serving.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			last := ""
+			last, lastSrc := "", ""
 			deploy := func() {
+				// Build only when a source file changed: the sources (not
+				// node_modules; package.json and the lockfile change with
+				// npm install) are read anyway, a build costs more.
+				if src, err := bundle.LoadSourceDir(dir); err == nil {
+					if src.Digest == lastSrc {
+						return
+					}
+					lastSrc = src.Digest
+				} else {
+					lastSrc = ""
+				}
 				b, tgz, err := loadBundle(dir)
 				if err != nil {
 					if last != "error:"+err.Error() {

@@ -24,30 +24,38 @@ func newSessionsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "sessions", Short: "List, show, hibernate and delete agent sessions"}
 	var agent string
 	list := &cobra.Command{
-		Use: "list --agent NAME", Short: "List an agent's sessions", Args: cobra.NoArgs,
+		Use: "list [--agent NAME]", Short: "List an agent's sessions, or those of every agent you may read", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if agent == "" {
-				return fmt.Errorf("missing --agent: name the agent whose sessions to list")
-			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			ss, err := c.Sessions(cmd.Context(), agent)
+			var ss []api.Session
+			if agent == "" {
+				ss, err = c.AllSessions(cmd.Context())
+			} else {
+				ss, err = c.Sessions(cmd.Context(), agent)
+			}
 			if err != nil {
 				return err
 			}
 			return g.print(ss, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				if agent == "" {
+					fmt.Fprint(tw, "AGENT\t")
+				}
 				fmt.Fprintln(tw, "SESSION\tSTATE\tLAST ACTIVE\tSIZE\tALARM")
 				for _, s := range ss {
+					if agent == "" {
+						fmt.Fprintf(tw, "%s\t", s.Agent)
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.LastActive.Local().Format(time.DateTime), sessionSize(s), alarmText(s))
 				}
 				tw.Flush()
 			})
 		},
 	}
-	list.Flags().StringVar(&agent, "agent", "", "agent name")
+	list.Flags().StringVar(&agent, "agent", "", "agent name (default: every agent)")
 	one := func(use, short string, run func(cmd *cobra.Command, a, id string) (*api.Session, error)) *cobra.Command {
 		return &cobra.Command{Use: use + " AGENT/SESSION", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {

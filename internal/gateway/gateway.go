@@ -238,7 +238,7 @@ func keyName(r *rateRule) string {
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, cls *Class, err error) {
 	var re *fairq.RejectError
 	if !errors.As(err, &re) {
-		g.log.ErrorContext(r.Context(), "gateway scheduling failed", "err", err, "level", cls.Level)
+		g.log.ErrorContext(r.Context(), "gateway scheduling failed", "err", err, "priority_level", cls.Level)
 		writeProblem(w, r, api.AsProblem(err), 0)
 		return
 	}

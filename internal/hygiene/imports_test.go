@@ -25,7 +25,8 @@ var cmdImports = []string{"internal/cli", "internal/sandbox/process"}
 // benchmarks to internal/bench.
 var cliImports = []string{
 	"api", "client", "internal/config", "internal/daemon", "internal/version", "internal/bench",
-	"internal/bundle", // packs an agent directory into the tar.gz it uploads
+	"internal/bundle",         // packs an agent directory into the tar.gz it uploads
+	"internal/bundle/jsbuild", // bundles TypeScript and npm dependencies before upload
 }
 
 // daemonImporters are the only packages that may import internal/daemon.

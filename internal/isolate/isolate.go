@@ -686,5 +686,5 @@ func (h initHost) Invoke(context.Context, string, string, []byte) ([]byte, error
 	return nil, errNoHost
 }
 func (h initHost) Log(level, msg string) {
-	h.log.Info("isolate init console", "level", level, "msg", msg)
+	h.log.Info("isolate init console", "console", level, "text", msg) // not "level"/"msg": slog's own keys
 }

@@ -55,6 +55,8 @@ type version struct {
 	tmpl    *isolate.Template
 	tmplSum string // "sha256:" of the stored template's bytes, once loaded or built
 	checked bool   // runtime "wasm": the module started once
+
+	srcMap *sourceMap // places uncaught errors in the agent's source
 }
 
 // template returns the version's post-init image. Snapshots are deltas
@@ -139,6 +141,7 @@ func (m *Manager) newVersion(rec versionRecord, b *bundle.Bundle) (*version, err
 			}
 		}
 	}
+	v.srcMap = newSourceMap(b)
 	v.spec = isolate.Spec{Agent: man.Name, Module: string(entry), ModuleName: man.Entry,
 		Modules: mods, Env: man.Env, MemoryMiB: man.Limits.MemoryMiB}
 	return v, nil

@@ -267,7 +267,7 @@ func (m *Manager) callFailed(s *session, err, cause error) error {
 			m.forget(s)
 			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB())
 		}
-		return api.Errorf(api.KindAgentError, "agent threw %s", jsErr.Error())
+		return api.Errorf(api.KindAgentError, "agent threw %s%s", jsErr.Error(), s.ver.srcMap.where(jsErr.Stack))
 	}
 	switch {
 	case errors.Is(err, isolate.ErrResponseTooLarge):

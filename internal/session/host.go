@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -255,8 +256,24 @@ func (h *callHost) Invoke(ctx context.Context, service, method string, args []by
 	return svc.Invoke(ctx, h.caller(), method, args)
 }
 
+// Log records the agent's console output at the slog level of its console
+// method; the method and text go under "console" and "text", never under
+// slog's own "level" and "msg" keys (a JSON log line would repeat them).
 func (h *callHost) Log(level, msg string) {
-	h.m.log.Info("agent log", "agent", h.s.key.agent, "session", h.s.key.id, "level", level, "msg", msg)
+	h.m.log.Log(h.ctx, consoleLevel(level), "agent console", "agent", h.s.key.agent, "session", h.s.key.id, "console", level, "text", msg)
+}
+
+// consoleLevel maps a console method to a slog level.
+func consoleLevel(method string) slog.Level {
+	switch method {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // txnRecord is the write-ahead record of a multi-key commit.

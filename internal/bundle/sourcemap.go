@@ -1,0 +1,178 @@
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// SourceMap is a decoded source map (version 3, as esbuild writes it next
+// to a built entry: ENTRY.map): for a place in the generated file, the
+// place in the agent's source it came from. Only the mappings and source
+// names are kept; sourcesContent is ignored.
+type SourceMap struct {
+	sources []string
+	lines   [][]segment // by generated line, 0-based; each sorted by column
+}
+
+// segment maps a generated column to a source place, all 0-based.
+type segment struct {
+	genCol, src, line, col int32
+}
+
+// ErrBadSourceMap: a source map that cannot be decoded.
+var ErrBadSourceMap = errors.New("bad source map")
+
+// maxSegments bounds the decoded mappings of one map (16 bytes each).
+const maxSegments = 4 << 20
+
+// ParseSourceMap decodes a version 3 source map (no index maps).
+func ParseSourceMap(data []byte) (*SourceMap, error) {
+	var raw struct {
+		Version    int      `json:"version"`
+		Sources    []string `json:"sources"`
+		SourceRoot string   `json:"sourceRoot"`
+		Mappings   string   `json:"mappings"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSourceMap, err)
+	}
+	if raw.Version != 3 {
+		return nil, fmt.Errorf("%w: version %d, want 3", ErrBadSourceMap, raw.Version)
+	}
+	sm := &SourceMap{sources: raw.Sources}
+	if raw.SourceRoot != "" {
+		for i, s := range sm.sources {
+			sm.sources[i] = strings.TrimSuffix(raw.SourceRoot, "/") + "/" + s
+		}
+	}
+	var st [4]int32 // source, line, col carry across lines; genCol resets
+	total := 0
+	for _, line := range strings.Split(raw.Mappings, ";") {
+		var segs []segment
+		st0 := int32(0)
+		for _, s := range strings.Split(line, ",") {
+			if s == "" {
+				continue
+			}
+			vals, err := decodeVLQ(s)
+			if err != nil {
+				return nil, err
+			}
+			if total++; total > maxSegments {
+				return nil, fmt.Errorf("%w: more than %d mappings", ErrBadSourceMap, maxSegments)
+			}
+			st0 += vals[0]
+			if len(vals) < 4 {
+				continue // a generated column with no source
+			}
+			st[1] += vals[1]
+			st[2] += vals[2]
+			st[3] += vals[3]
+			if st0 < 0 || st[1] < 0 || int(st[1]) >= len(sm.sources) || st[2] < 0 || st[3] < 0 {
+				return nil, fmt.Errorf("%w: mapping %q out of range", ErrBadSourceMap, s)
+			}
+			segs = append(segs, segment{genCol: st0, src: st[1], line: st[2], col: st[3]})
+		}
+		sort.SliceStable(segs, func(i, j int) bool { return segs[i].genCol < segs[j].genCol })
+		sm.lines = append(sm.lines, segs)
+	}
+	return sm, nil
+}
+
+const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+// decodeVLQ decodes one segment: 1, 4 or 5 base64 VLQ values.
+func decodeVLQ(s string) ([]int32, error) {
+	var out []int32
+	var v, shift int64
+	for i := 0; i < len(s); i++ {
+		d := strings.IndexByte(b64, s[i])
+		if d < 0 {
+			return nil, fmt.Errorf("%w: %q is not base64", ErrBadSourceMap, s[i])
+		}
+		v |= int64(d&31) << shift
+		if d&32 != 0 {
+			if shift += 5; shift > 30 {
+				return nil, fmt.Errorf("%w: value too large in %q", ErrBadSourceMap, s)
+			}
+			continue
+		}
+		n := v >> 1
+		if v&1 != 0 {
+			n = -n
+		}
+		out = append(out, int32(n))
+		v, shift = 0, 0
+	}
+	if shift != 0 {
+		return nil, fmt.Errorf("%w: truncated segment %q", ErrBadSourceMap, s)
+	}
+	if n := len(out); n != 1 && n != 4 && n != 5 {
+		return nil, fmt.Errorf("%w: segment %q has %d fields", ErrBadSourceMap, s, n)
+	}
+	return out, nil
+}
+
+// Lookup maps a 1-based line and column of the generated file to the
+// source file and its 1-based line and column, or reports false.
+func (sm *SourceMap) Lookup(line, col int) (source string, srcLine, srcCol int, ok bool) {
+	if sm == nil || line < 1 || line > len(sm.lines) {
+		return "", 0, 0, false
+	}
+	segs := sm.lines[line-1]
+	i := sort.Search(len(segs), func(i int) bool { return int(segs[i].genCol) > col-1 }) - 1
+	if i < 0 {
+		if len(segs) == 0 {
+			return "", 0, 0, false
+		}
+		i = 0
+	}
+	s := segs[i]
+	return sm.sources[s.src], int(s.line) + 1, int(s.col) + 1, true
+}
+
+// frameRE matches a QuickJS backtrace frame: "at NAME (FILE:LINE:COL)" or
+// "at FILE:LINE:COL".
+var frameRE = regexp.MustCompile(`^(\s*at (?:.*? \()?)([^():]+):(\d+):(\d+)(\)?)$`)
+
+// MapStack rewrites the frames of a QuickJS backtrace that point into file
+// (the built entry) to the places in the agent's source sm names, as paths
+// relative to the bundle root; other frames are kept as they are.
+func (sm *SourceMap) MapStack(stack, file string) string {
+	lines := strings.Split(stack, "\n")
+	for i, l := range lines {
+		m := frameRE.FindStringSubmatch(l)
+		if m == nil || m[2] != file {
+			continue
+		}
+		ln, _ := strconv.Atoi(m[3])
+		col, _ := strconv.Atoi(m[4])
+		if src, sl, sc, ok := sm.Lookup(ln, col); ok {
+			if !strings.HasPrefix(src, "/") && !strings.Contains(src, "://") {
+				src = path.Join(path.Dir(file), src) // sources are relative to the map, which sits beside file
+			}
+			lines[i] = fmt.Sprintf("%s%s:%d:%d%s", m[1], src, sl, sc, m[5])
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// FirstFrame returns "FILE:LINE:COL" of the first frame of a QuickJS
+// backtrace outside the runtime's own code (file names starting
+// "agentcloud:"), or "".
+func FirstFrame(stack string) string {
+	for _, l := range strings.Split(stack, "\n") {
+		m := frameRE.FindStringSubmatch(l)
+		if m == nil || strings.HasPrefix(m[2], "agentcloud") {
+			continue
+		}
+		return m[2] + ":" + m[3] + ":" + m[4]
+	}
+	return ""
+}
