@@ -33,21 +33,22 @@ func (b *binding[T]) get(ctx context.Context) (T, error) {
 	if b.gen == c.gen {
 		return b.h, nil
 	}
-	h, err := b.open(ctx, c.js)
+	h, err := b.attempt(ctx, c.js, 0)
 	// Bounded, so a replica count the cluster can never place (more
 	// replicas than members) fails instead of waiting for ever.
 	giveUp := time.Now().Add(placementWait)
-	for wait := 50 * time.Millisecond; err != nil && b.s.forming(ctx, err) && time.Now().Before(giveUp); wait = min(2*wait, time.Second) {
+	for n, wait := 1, 50*time.Millisecond; err != nil && b.s.forming(ctx, err) && time.Now().Before(giveUp); n, wait = n+1, min(2*wait, time.Second) {
 		// A cluster that has just formed, or just lost a member, may not
 		// yet count enough current peers to place a replicated bucket;
 		// that settles within moments.
+		b.s.log.Debug("store: opening a handle again", "attempt", n, "err", err)
 		select {
 		case <-ctx.Done():
 			var zero T
 			return zero, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		case <-time.After(wait):
 		}
-		h, err = b.open(ctx, c.js)
+		h, err = b.attempt(ctx, c.js, n)
 	}
 	if err != nil {
 		var zero T
@@ -55,6 +56,33 @@ func (b *binding[T]) get(ctx context.Context) (T, error) {
 	}
 	b.h, b.gen = h, c.gen
 	return h, nil
+}
+
+// attempt is the n-th (from 0) try of opening the handle. With replicas
+// each try has its own short deadline (openAttemptTimeout): JetStream
+// leaves some requests of a forming cluster unanswered, and the client
+// would wait its full API timeout (5 s) for each. Two members creating
+// the same stream at once is one: the meta leader takes the second,
+// equal create but no one replies to it; a stream info for a stream whose
+// first leader is not elected yet is another. Every member opens every
+// bucket at start, all at about the same moment, so a fresh cluster hit
+// this for bucket after bucket and took longer to start than its callers
+// waited. A retry finds the stream the other member created.
+func (b *binding[T]) attempt(ctx context.Context, js jetstream.JetStream, n int) (T, error) {
+	if b.s.opts.Replicas <= 1 {
+		return b.open(ctx, js)
+	}
+	actx, cancel := context.WithTimeout(ctx, openAttemptTimeout(n))
+	defer cancel()
+	return b.open(actx, js)
+}
+
+// openAttemptTimeout is the deadline of the n-th try of opening a
+// replicated handle: short at first (creating a replicated stream takes
+// tens of milliseconds on loopback, a few hundred on a loaded machine),
+// doubling up to the client's own API timeout.
+func openAttemptTimeout(n int) time.Duration {
+	return min(250*time.Millisecond<<min(n, 5), 5*time.Second)
 }
 
 // short shortens a key for error messages.

@@ -270,7 +270,9 @@ func (s *Store) startEmbedded() error {
 	if err != nil {
 		return fmt.Errorf("embedded nats: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{s.log}, false, false, false)
+	// The server's debug lines (routes, raft elections, stream
+	// assignments) come with the daemon's debug level.
+	ns.SetLoggerV2(natsLogger{s.log}, s.log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
