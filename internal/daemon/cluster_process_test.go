@@ -52,6 +52,9 @@ func (n *clusterNode) launch(t testing.TB) {
 	args := append([]string{"serve", "--data", n.data, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"}, n.args...)
 	n.cmd = exec.Command(os.Args[0], args...)
 	n.cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1")
+	// A member outlives no test process (one killed by a timeout left
+	// members of its clusters running, routing to later clusters' ports).
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	n.out = &lockedWriter{}
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {

@@ -158,15 +158,25 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 		return false, mapKVErr("watch", w.filter, err)
 	}
 	defer func() { _ = kw.Stop() }()
+	elected, stop := w.k.s.leaderElected(w.k.stream)
+	defer stop()
 	var seen map[string]struct{} // keys present in this catch-up
 	if !first {
 		seen = map[string]struct{}{}
 	}
 	for {
+		var el <-chan struct{}
+		if caughtUp { // a signal during the catch-up waits for its end
+			el = elected
+		}
 		select {
 		case <-ctx.Done():
 			return caughtUp, nil
 		case <-changed:
+			return caughtUp, nil
+		case <-el:
+			// The watch's consumer lived on the old leader; the client
+			// would notice only after missing two of its 5 s heartbeats.
 			return caughtUp, nil
 		case e, ok := <-kw.Updates():
 			if !ok {
@@ -234,3 +244,33 @@ func isNoPlacement(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers
 }
+
+// leaderElected signals on its channel when replicated stream elects a
+// new leader (JetStream's advisory), until stop is called. Outside a
+// replicated store it never signals.
+//
+// A watch resumes on it at once: its ordered consumer lived on the old
+// leader, and the client notices a dead one only after two missed 5 s
+// heartbeats, while a cluster member judges liveness by the changes its
+// watch delivers (a member whose watch stalls sees every other member's
+// record age, and serves nothing for that long after a failover).
+func (s *Store) leaderElected(stream string) (<-chan struct{}, func()) {
+	if s.opts.Replicas <= 1 || stream == "" {
+		return nil, func() {}
+	}
+	ch := make(chan struct{}, 1)
+	sub, err := s.cur.Load().nc.Subscribe(leaderElectedSubject+"."+stream, func(*nats.Msg) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, func() {}
+	}
+	return ch, func() { _ = sub.Unsubscribe() }
+}
+
+// leaderElectedSubject prefixes JetStream's advisory that a replicated
+// stream elected a leader (followed by the stream's name).
+const leaderElectedSubject = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED"

@@ -92,6 +92,9 @@ type conn struct {
 	js  jetstream.JetStream
 }
 
+// inProcessConnectTimeout bounds the handshake with the embedded server.
+const inProcessConnectTimeout = 30 * time.Second
+
 // Open starts (or connects to) NATS and JetStream.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
@@ -161,7 +164,12 @@ func (s *Store) dial(gen uint64) (*conn, error) {
 			return nil, fmt.Errorf("connect to nats %s: %w", s.opts.URL, err)
 		}
 	} else {
-		nc, err = nats.Connect("", append(o, nats.InProcessServer(s.ns))...)
+		// In process there is no network to wait for, only a server
+		// that may be slow to answer its first CONNECT on a loaded
+		// machine (a member of a cluster starting with two others
+		// exited with "read pipe: i/o timeout" after the client's
+		// default 2 s).
+		nc, err = nats.Connect("", append(o, nats.InProcessServer(s.ns), nats.Timeout(inProcessConnectTimeout))...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
@@ -387,10 +395,19 @@ func mapConnErr(err error) error {
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled),
 		// A request no stream leader answered in time (an election after
 		// a member died); the caller's own deadline stays visible too.
-		errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, context.DeadlineExceeded),
+		// JetStream's own 503s ("JetStream system temporarily
+		// unavailable" while a member leaves, say).
+		isAPIStatus(err, 503):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// isAPIStatus reports a JetStream API error with HTTP-like status code.
+func isAPIStatus(err error, code int) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == code
 }
 
 // natsLogger forwards the embedded server's logs to slog.
