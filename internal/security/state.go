@@ -54,7 +54,7 @@ func (s *Security) loadPolicies(ctx context.Context) error {
 // ctx ends: a policy applied on one member is enforced on all of them
 // once the watch delivers it.
 func (s *Security) watchPolicies(ctx context.Context) error {
-	_, err := s.kv.Watch(ctx, policyCurrentKey, func(ev store.WatchEvent) {
+	_, err := s.kv.Watch(ctx, "policy", func(ev store.WatchEvent) { // policy.current
 		if ev.Deleted || ev.Key != policyCurrentKey {
 			return
 		}

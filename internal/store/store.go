@@ -118,7 +118,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	c, err := s.dial(1)
+	c, err := s.dialEmbedded(ctx)
 	if err != nil {
 		s.shutdownServer()
 		return nil, err
@@ -129,6 +129,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("jetstream account: %w", err)
 	}
 	return s, nil
+}
+
+// dialEmbedded opens the first connection, to the embedded server trying
+// again until ctx ends or inProcessConnectTimeout passes: on a loaded
+// machine the server may close the pipe before the client's CONNECT
+// arrives (a member of a starting cluster failed with "read/write on
+// closed pipe"). An external server is dialled once.
+func (s *Store) dialEmbedded(ctx context.Context) (*conn, error) {
+	c, err := s.dial(1)
+	giveUp := time.Now().Add(inProcessConnectTimeout)
+	for err != nil && s.opts.URL == "" && ctx.Err() == nil && time.Now().Before(giveUp) {
+		s.log.Warn("store: connecting to the embedded server again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		c, err = s.dial(1)
+	}
+	return c, err
 }
 
 // dial opens generation gen of the client connection.
