@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -571,4 +572,12 @@ func ParseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("unknown log level %q", s)
 	}
 	return l, nil
+}
+
+// CAPath is where the CA keeps its root and keys: ca_dir, else <data>/ca.
+func (c Config) CAPath() string {
+	if c.CADir != "" {
+		return c.CADir
+	}
+	return filepath.Join(c.Data, "ca")
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -102,4 +103,25 @@ func ParseLoopbackHosts(entries []string) (map[string]netip.Addr, error) {
 		out[name] = a
 	}
 	return out, nil
+}
+
+// EgressUpstreamRoots are the system roots plus the certificates of
+// egress_upstream_ca_file (nil without one).
+func (c Config) EgressUpstreamRoots() (*x509.CertPool, error) {
+	f := c.EgressUpstreamCAFile
+	if f == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("egress_upstream_ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("egress_upstream_ca_file %s: no PEM certificate in it", f)
+	}
+	return pool, nil
 }

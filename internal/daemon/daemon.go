@@ -1,14 +1,14 @@
 // Package daemon is agentcloud's composition root: the one package that
 // constructs every part (store, isolate runtime, sessions, security, egress
-// proxy, sandboxes, toolbox, tool registry, model gateway, HTTP API) and
-// wires them together. It owns the process lifecycle: one ordered list of
-// parts (lifecycle.go) started forward and closed backward, readiness, and
-// graceful shutdown. Besides wiring it keeps only small adapters between
-// parts (the sandbox directory security reads, the tool fetcher, the
-// sandbox network's egress handler) and the system routes (/healthz,
-// /readyz, /metrics, /openapi.json, /v1/status, /v1/whoami). Product logic
-// lives in the packages it wires; a test (internal/hygiene) keeps every
-// other package from importing this one.
+// proxy, sandboxes, pipeline, toolbox, tool registry, model gateway, front
+// door, cluster, HTTP API) and wires them together. It owns the process
+// lifecycle: one ordered list of parts (lifecycle.go) started forward and
+// closed backward, readiness, and graceful shutdown. Besides wiring it
+// keeps only adapters that pass one part to another (the sandbox directory
+// security reads, the agent directory that adds a first release's author);
+// handlers, formats and decisions live in the packages it wires
+// (systemhttp has the system routes). internal/hygiene keeps every other
+// package from importing this one and caps its size.
 package daemon
 
 import (
@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/egress"
@@ -89,7 +90,7 @@ type Daemon struct {
 	// toolRegistry is set by startToolRegistry (tools_registry.go).
 	toolRegistry *registry.Registry
 
-	door frontDoor // set by startGateway (gateway.go)
+	door *frontDoor // set by startGateway (gateway.go)
 
 	// pipe is set by startPipeline (pipeline.go); pipelineClock, if set,
 	// is the clock of its runs and rollouts (tests only).
@@ -206,11 +207,11 @@ func (d *Daemon) lockDataDir() error {
 // URLFile with TLS, then AddrFile, the one a waiting client looks for.
 func (d *Daemon) writeClientFiles(tls bool) error {
 	if tls {
-		if err := writeFileAtomic(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.localAddr()+"\n")); err != nil {
+		if err := atomicfile.Write(filepath.Join(d.cfg.Data, URLFile), []byte("https://"+d.localAddr()+"\n"), 0o600); err != nil {
 			return err
 		}
 	}
-	return writeFileAtomic(filepath.Join(d.cfg.Data, AddrFile), []byte(d.localAddr()+"\n"))
+	return atomicfile.Write(filepath.Join(d.cfg.Data, AddrFile), []byte(d.localAddr()+"\n"), 0o600)
 }
 
 // removeClientFiles removes AddrFile and URLFile (AddrFile first, so a
@@ -220,17 +221,6 @@ func (d *Daemon) removeClientFiles() error {
 		if err := os.Remove(filepath.Join(d.cfg.Data, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove stale %s: %w", name, err)
 		}
-	}
-	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
 	}
 	return nil
 }

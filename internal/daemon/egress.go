@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/egress"
 )
 
@@ -38,8 +39,19 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 		Logger:   d.log.With("component", "egress"),
 		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
 		UpstreamRoots: d.egressHooks.UpstreamRoots}
-	if err := d.egressSettings(&cfg); err != nil {
+	// egress_loopback_hosts and egress_upstream_ca_file (validated by
+	// config already).
+	var err error
+	if cfg.LoopbackHosts, err = config.ParseLoopbackHosts(d.cfg.EgressLoopbackHosts); err != nil {
 		return nil, err
+	}
+	if len(cfg.LoopbackHosts) > 0 {
+		d.log.Warn("egress reaches loopback for the stand-in hosts of egress_loopback_hosts; not for production", "hosts", d.cfg.EgressLoopbackHosts)
+	}
+	if cfg.UpstreamRoots == nil {
+		if cfg.UpstreamRoots, err = d.cfg.EgressUpstreamRoots(); err != nil {
+			return nil, err
+		}
 	}
 	return egress.New(cfg)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/systemhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -149,7 +150,7 @@ func (d *Daemon) newSessions(ctx context.Context) error {
 
 func (d *Daemon) startSecurity(ctx context.Context) error {
 	var err error
-	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.caDir(), DataDir: d.cfg.Data,
+	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.cfg.CAPath(), DataDir: d.cfg.Data,
 		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
 		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security")},
 		security.Deps{Store: d.store, Bootstrap: d.bootstrap, Agents: agentDirectory{d}, Sandboxes: &d.sandboxDir,
@@ -220,12 +221,13 @@ func (d *Daemon) startAPI(context.Context) error {
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.router = httpapi.NewRouter(httpapi.Options{
 		Logger:       d.log.With("component", "http"),
-		Auth:         verifiedAuth{securityhttp.Auth{Sec: d.sec}}, // trusts the front door's verification (gateway.go)
+		Auth:         securityhttp.VerifiedAuth{Auth: securityhttp.Auth{Sec: d.sec}}, // trusts the front door's verification (gateway.go)
 		Authz:        securityhttp.Auth{Sec: d.sec},
 		Metrics:      httpapi.NewMetrics(d.reg),
 		MaxBodyBytes: d.cfg.MaxBodyBytes,
 	})
-	d.routes()
+	systemhttp.Routes(d.router, systemhttp.Config{Ready: d.ready.Load, Store: d.store, Metrics: d.reg, NodeID: d.cfg.NodeID,
+		Started: d.started, Logger: d.log.With("component", "http")})
 	d.clusterRoutes()
 	securityhttp.Routes(d.router, d.sec)
 	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy}).Routes(d.router)

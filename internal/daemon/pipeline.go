@@ -14,27 +14,29 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/approval"
+	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/ledger"
 	"github.com/agentcloud/agentcloud/internal/ledger/ledgerhttp"
 	"github.com/agentcloud/agentcloud/internal/pipeline"
 	"github.com/agentcloud/agentcloud/internal/pipeline/cmdtest"
 	"github.com/agentcloud/agentcloud/internal/pipeline/jstest"
 	"github.com/agentcloud/agentcloud/internal/pipeline/pipelinehttp"
-	"github.com/agentcloud/agentcloud/internal/pipeline/provenance"
 	"github.com/agentcloud/agentcloud/internal/rollout"
 	"github.com/agentcloud/agentcloud/internal/rollout/rollouthttp"
+	"github.com/agentcloud/agentcloud/internal/security"
+	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
 	"github.com/agentcloud/agentcloud/internal/version"
 )
 
@@ -44,7 +46,7 @@ type pipelineParts struct {
 	rollout *rollout.Controller
 	runner  *pipeline.Runner
 	gate    *pipeline.CedarGate
-	tester  pipeline.Tester // the test stage's, for POST /v1/pipeline/test
+	deploy  *pipelinehttp.Deployer // every deploy path, POST /v1/pipeline/test
 	// seal seals the audit stream into the ledger (every auditSealInterval
 	// and at close).
 	seal *ledger.Sealer
@@ -53,70 +55,12 @@ type pipelineParts struct {
 	done chan struct{}
 }
 
-// Pipeline key files, in <data>/pipeline (0600, like the CA's key).
-const (
-	pipelineDir       = "pipeline"
-	ledgerKeyFile     = "ledger.key"     // note signer key of the ledger's checkpoints
-	provenanceKeyFile = "provenance.pem" // Ed25519 key of the release provenance
-)
-
-// loadOrCreateKey reads name in dir, or writes what create returns there
-// first (atomically, 0600).
-func loadOrCreateKey(dir, name string, create func() ([]byte, error)) ([]byte, error) {
-	path := filepath.Join(dir, name)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	if b, err = create(); err != nil {
-		return nil, err
-	}
-	return b, writeFileAtomic(path, b)
-}
-
-// pipelineKeys loads (or creates) the ledger's and the provenance's keys.
-func (d *Daemon) pipelineKeys() (*ledger.Key, *provenance.Key, error) {
-	dir := filepath.Join(d.cfg.Data, pipelineDir)
-	skey, err := loadOrCreateKey(dir, ledgerKeyFile, func() ([]byte, error) {
-		s, _, err := ledger.GenerateKey(d.cfg.TrustDomain + "/ledger")
-		return []byte(s), err
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("ledger key: %w", err)
-	}
-	lk, err := ledger.ParseKey(strings.TrimSpace(string(skey)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("ledger key %s: %w", filepath.Join(dir, ledgerKeyFile), err)
-	}
-	pem, err := loadOrCreateKey(dir, provenanceKeyFile, func() ([]byte, error) {
-		k, err := provenance.GenerateKey()
-		if err != nil {
-			return nil, err
-		}
-		return k.MarshalPEM(), nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("provenance key: %w", err)
-	}
-	pk, err := provenance.ParseKey(pem)
-	if err != nil {
-		return nil, nil, fmt.Errorf("provenance key %s: %w", filepath.Join(dir, provenanceKeyFile), err)
-	}
-	return lk, pk, nil
-}
-
 // startPipeline opens the ledger and the rollout controller, builds the
 // runner and registers the routes. Must be called after startSandboxes
 // (the test command's sandboxes) and before startTools and startSessions.
 func (d *Daemon) startPipeline(ctx context.Context) error {
 	log := d.log.With("component", "pipeline")
-	lk, pk, err := d.pipelineKeys()
+	lk, pk, err := pipeline.LoadKeys(filepath.Join(d.cfg.Data, "pipeline"), d.cfg.TrustDomain)
 	if err != nil {
 		return err
 	}
@@ -148,10 +92,9 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.tester = tester
 	p.runner, err = pipeline.New(ctx, pipeline.Config{
 		Store: d.store, Versions: d.sessions, Tester: tester, Gate: p.gate, Reviews: approval.New(reviews, nil),
-		Signer: pipeline.KeySigner{Key: pk}, Ledger: p.ledger, Rollout: rolloutStarter{p.rollout},
+		Signer: pipeline.KeySigner{Key: pk}, Ledger: p.ledger, Rollout: rollout.Stage{C: p.rollout},
 		Builder: "spiffe://" + d.cfg.TrustDomain + "/node/" + d.cfg.NodeID, BuilderVersion: version.Version,
 		Now: d.pipelineNow, Logger: log,
 	})
@@ -160,9 +103,14 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 	}
 	d.pipeRunner.Store(p.runner)
 	ledgerhttp.New(p.ledger, d.log.With("component", "ledger")).Routes(d.router)
-	pipelinehttp.New(p.runner, d.pipelinePrincipalHTTP, log).Routes(d.router)
+	principal := pipelinehttp.PrincipalOf(d.sec.TrustDomain(), d.sec.Labels)
+	pipelinehttp.New(p.runner, principal, log).Routes(d.router)
 	rollouthttp.New(p.rollout).Routes(d.router)
-	d.router.Handle(localTestRoute(d.handleLocalTest))
+	p.deploy = pipelinehttp.NewDeployer(pipelinehttp.DeployConfig{Runner: p.runner, Tester: tester, Versions: d.sessions,
+		Principal: principal, Authorize: func(ctx context.Context, by httpapi.Principal, agent string) error {
+			return d.sec.Authorize(ctx, security.Principal(by), session.ActionAgentDeploy, security.Resource{Type: "Agent", ID: agent})
+		}})
+	p.deploy.Routes(d.router)
 	return nil
 }
 
@@ -220,7 +168,7 @@ func (d *Daemon) startPipelineRuns(ctx context.Context) error {
 	p.stop, p.done = stop, make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { p.rollout.Run(loop) })
-	wg.Go(func() { d.sealAudit(loop) })
+	wg.Go(func() { ledger.SealEvery(loop, auditSealInterval, d.SealAudit, d.log) })
 	go func() {
 		wg.Wait()
 		close(p.done)
@@ -231,22 +179,6 @@ func (d *Daemon) startPipelineRuns(ctx context.Context) error {
 // auditSealInterval is how often new audit records are sealed into the
 // ledger (a batch holds up to ledger.MaxAuditRecords of them).
 const auditSealInterval = 5 * time.Second
-
-// sealAudit seals the audit stream into the ledger until ctx ends.
-func (d *Daemon) sealAudit(ctx context.Context) {
-	t := time.NewTicker(auditSealInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := d.SealAudit(ctx); err != nil && ctx.Err() == nil {
-			d.log.Warn("seal audit records into the ledger", "err", err)
-		}
-	}
-}
 
 // SealAudit seals the audit records written so far into the ledger.
 func (d *Daemon) SealAudit(ctx context.Context) error {
@@ -293,36 +225,31 @@ func (d *Daemon) closePipelineRuns(ctx context.Context) error {
 	return nil
 }
 
-// rolloutStarter is the pipeline's roll-out stage on the rollout
-// controller: the version rolls out in the manifest's (or the node's
-// default) steps, only if the agent still serves the version the run was
-// made against, and once per run (a resumed run gets the rollout it
-// started).
-type rolloutStarter struct{ c *rollout.Controller }
-
-var _ pipeline.Rollout = rolloutStarter{}
-
-// Release implements pipeline.Rollout.
-func (s rolloutStarter) Release(ctx context.Context, r pipeline.Release) error {
-	parent := r.Parent
-	req := rollout.Start{Agent: r.Agent, Version: r.Version, Author: r.Owner, Expect: &parent, Run: r.Run}
-	if r.Provenance.Hash != (ledger.Hash{}) {
-		ref := r.Provenance
-		req.Parent = &ref
+// handleDeploy answers POST /v1/agents through the pipeline.
+func (d *Daemon) handleDeploy(w http.ResponseWriter, r *http.Request, b *bundle.Bundle) error {
+	if d.pipe == nil || d.pipe.deploy == nil {
+		return api.Errorf(api.KindUnavailable, "the deploy pipeline is not running")
 	}
-	_, err := s.c.Start(ctx, req)
-	return err
+	return d.pipe.deploy.HandleDeploy(w, r, b)
 }
 
-// runLocation is where a run is served.
-func runLocation(id string) string { return pipelinehttp.Prefix + "/runs/" + id }
+// pipelineAgents is the agent platform for the built-in tools: deploy_agent
+// goes through the pipeline like every deploy; the rest is the session
+// manager's.
+type pipelineAgents struct{ d *Daemon }
 
-// failedStage is the stage a failed run stopped at, and why.
-func failedStage(run api.PipelineRun) (string, string) {
-	for _, st := range run.Stages {
-		if st.State == api.StageFailed {
-			return st.Name, st.Reason
-		}
-	}
-	return run.Stage, run.Error
+var _ builtin.Agents = pipelineAgents{}
+
+func (a pipelineAgents) Agents(ctx context.Context) ([]api.Agent, error) {
+	return a.d.sessions.Agents(ctx)
+}
+
+func (a pipelineAgents) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
+	return a.d.sessions.Call(ctx, agent, id, req)
+}
+
+// Deploy implements builtin.Agents: the version answered names the run and
+// its state (waiting: a person must review it).
+func (a pipelineAgents) Deploy(ctx context.Context, by session.Principal, b *bundle.Bundle) (api.AgentVersion, error) {
+	return a.d.pipe.deploy.Deploy(ctx, httpapi.Principal{ID: by.ID, Kind: by.Kind}, b, pipelinehttp.DeployWait)
 }

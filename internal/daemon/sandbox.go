@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
@@ -16,6 +17,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxnet"
 	"github.com/agentcloud/agentcloud/internal/security"
+	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -77,7 +79,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		}
 	}
 	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log,
-		DefaultTimeout: sandboxDefaultTimeout, Admission: newSandboxCaps(d.sec.TrustDomain(), d.cfg),
+		DefaultTimeout: sandbox.DefaultTimeout, Admission: d.sandboxCaps(),
 		NetworkHook: parts.nets.Hook, OnClose: parts.nets.Close})
 	if err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
@@ -86,9 +88,8 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		return fmt.Errorf("start sandbox manager: %w", err)
 	}
 	d.sandboxDir.parts.Store(parts)
-	create, visible := d.sandboxAccess(parts)
 	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log,
-		BeforeCreate: create, Visible: visible, Identity: func(id string) string {
+		BeforeCreate: securityhttp.SandboxCreate, Visible: securityhttp.Auth{Sec: d.sec}.SandboxVisible, Identity: func(id string) string {
 			sid, _ := d.sec.SandboxID(id)
 			return sid
 		}}).Routes(d.router)
@@ -145,4 +146,16 @@ func (d *Daemon) closeSandboxes(context.Context) error {
 	}
 	errs = append(errs, os.RemoveAll(parts.dir))
 	return errors.Join(errs...)
+}
+
+// sandboxCaps are the per-owner caps of sandbox_max_*; administrators
+// have none.
+func (d *Daemon) sandboxCaps() sandbox.Caps {
+	td := d.sec.TrustDomain()
+	return sandbox.Caps{PerOwner: d.cfg.SandboxMaxPerOwner, CPUs: d.cfg.SandboxMaxCPUs, MemoryMB: d.cfg.SandboxMaxMemoryMB,
+		DiskMB: d.cfg.SandboxMaxDiskMB, Pids: d.cfg.SandboxMaxPids, Timeout: d.cfg.SandboxMaxTimeout.D(),
+		Exempt: func(owner string) bool {
+			p, err := identity.ParsePrincipal(td, owner)
+			return err == nil && p.Kind == identity.KindAdmin
+		}}
 }

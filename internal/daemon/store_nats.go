@@ -45,7 +45,7 @@ func (d *Daemon) storeOptions() (store.Options, error) {
 // half-life, with DNS names for localhost, the node id and a named listen
 // host.
 func (d *Daemon) natsServerTLS() (*tls.Config, error) {
-	ca, err := identity.LoadOrCreateCA(identity.Config{TrustDomain: d.cfg.TrustDomain}, d.caDir())
+	ca, err := identity.LoadOrCreateCA(identity.Config{TrustDomain: d.cfg.TrustDomain}, d.cfg.CAPath())
 	if err != nil {
 		return nil, fmt.Errorf("nats listener certificate: %w", err)
 	}

@@ -4,10 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/agentcloud/agentcloud/internal/security"
 )
@@ -26,17 +23,9 @@ const (
 	AdminKeyFile  = "admin.key"
 )
 
-// caDir is where the CA keeps its root and keys.
-func (d *Daemon) caDir() string {
-	if d.cfg.CADir != "" {
-		return d.cfg.CADir
-	}
-	return filepath.Join(d.cfg.Data, "ca")
-}
-
 // serverTLS returns the API's TLS config with --tls (nil without). The node
 // presents its X.509-SVID (spiffe://TD/node/NODE, rotated at half-life),
-// whose DNS and IP SANs cover the names clients dial (serverNames), or, with
+// whose DNS and IP SANs cover the names clients dial (security.ServerNames), or, with
 // tls_cert/tls_key, the operator's own certificate. Either way it accepts
 // client SVIDs of the trust domain; --require-client-cert makes one
 // mandatory. It also writes the admin's client certificate.
@@ -44,7 +33,7 @@ func (d *Daemon) serverTLS() (*tls.Config, error) {
 	if !d.cfg.TLS {
 		return nil, nil
 	}
-	cfg, err := d.sec.NodeTLS(d.cfg.NodeID, d.serverNames()...)
+	cfg, err := d.sec.NodeTLS(d.cfg.NodeID, security.ServerNames(d.ln.Addr(), d.cfg.NodeID, d.cfg.TLSNames)...)
 	if err != nil {
 		return nil, err
 	}
@@ -62,37 +51,6 @@ func (d *Daemon) serverTLS() (*tls.Config, error) {
 		return nil, err
 	}
 	return cfg, nil
-}
-
-// serverNames are the SANs of the node certificate: localhost and the node
-// ID; the listen address, or for an unspecified one (0.0.0.0, ::) every
-// address of the machine's interfaces and its host name; then tls_names.
-// Interface addresses are read once at start.
-func (d *Daemon) serverNames() []string {
-	names := []string{"localhost", d.cfg.NodeID}
-	host, _, _ := net.SplitHostPort(d.ln.Addr().String())
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.IsUnspecified() {
-			if addrs, err := net.InterfaceAddrs(); err == nil {
-				for _, a := range addrs {
-					if p, err := netip.ParsePrefix(a.String()); err == nil {
-						names = append(names, p.Addr().WithZone("").String())
-					}
-				}
-			}
-			if h, err := os.Hostname(); err == nil && h != "" {
-				names = append(names, strings.ToLower(h))
-			}
-		} else {
-			names = append(names, ip.WithZone("").String())
-		}
-		if ip.IsLoopback() || ip.IsUnspecified() {
-			names = append(names, "127.0.0.1", "::1")
-		}
-	}
-	names = append(names, d.cfg.TLSNames...)
-	slices.Sort(names)
-	return slices.Compact(names)
 }
 
 // localAddr is the address a client on this machine dials: the listen

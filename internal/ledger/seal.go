@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -152,4 +153,21 @@ func (s *Sealer) Check(ctx context.Context) (int, error) {
 		}
 	}
 	return checked, nil
+}
+
+// SealEvery calls seal every interval until ctx ends, logging its errors
+// (a failed batch is sealed at the next tick: where it got to is kept).
+func SealEvery(ctx context.Context, interval time.Duration, seal func(context.Context) error, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := seal(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("seal records into the ledger", "err", err)
+		}
+	}
 }

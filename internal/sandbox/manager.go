@@ -121,7 +121,7 @@ const (
 // NewManager validates cfg. Call Start to fill pools and run the reaper.
 func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.DefaultTimeout <= 0 {
-		cfg.DefaultTimeout = 30 * time.Minute
+		cfg.DefaultTimeout = DefaultTimeout
 	}
 	if cfg.MaxTimeout <= 0 {
 		cfg.MaxTimeout = 24 * time.Hour

@@ -4,6 +4,7 @@ package security
 // auditing it, and the egress rules of Web Bot Auth key directory fetches.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -66,4 +67,29 @@ func decideKeyDirectoryEgress(r egress.Request) egress.Decision {
 		return egress.Decision{Verdict: egress.Deny, Reason: "a key directory fetch may read " + KeyDirectoryPath + " only"}
 	}
 	return egress.Decision{Verdict: egress.Allow, Reason: "web bot auth key directory"}
+}
+
+// KeyDirectoryFetcher fetches Web Bot Auth key directories through proxy
+// as the web-bot-auth node (KeyDirectoryCaller): https GETs of the
+// well-known path to public hosts only, audited by the proxy.
+type KeyDirectoryFetcher struct {
+	Sec   *Security
+	Proxy *egress.Proxy
+}
+
+// Fetch GETs the key directory at url.
+func (f KeyDirectoryFetcher) Fetch(ctx context.Context, url string) (*http.Response, error) {
+	if !strings.HasPrefix(url, "https://") {
+		return nil, fmt.Errorf("key directory %q: not https", url)
+	}
+	caller, err := f.Sec.KeyDirectoryCaller()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("key directory: %w", err)
+	}
+	req.Header.Set("Accept", "application/http-message-signatures-directory+json")
+	return f.Proxy.Do(ctx, caller, req)
 }

@@ -9,11 +9,15 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
@@ -50,10 +54,10 @@ func (s *Security) StartAdminSVID(certPath, keyPath string) error {
 		if err != nil {
 			return fmt.Errorf("admin certificate: %w", err)
 		}
-		if err := writeFileAtomic(keyPath, keyPEM); err != nil {
+		if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 			return err
 		}
-		return writeFileAtomic(certPath, certPEM)
+		return atomicfile.Write(certPath, certPEM, 0o600)
 	}
 	if err := write(); err != nil {
 		return err
@@ -74,18 +78,6 @@ func (s *Security) StartAdminSVID(certPath, keyPath string) error {
 			}
 		}
 	}()
-	return nil
-}
-
-// writeFileAtomic writes data to path (0600) through a rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
 	return nil
 }
 
@@ -145,4 +137,35 @@ func (c *CertFile) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 		}
 	}
 	return c.cert, nil
+}
+
+// ServerNames are the SANs of a node certificate: localhost and the node
+// ID; the listen address, or for an unspecified one (0.0.0.0, ::) every
+// address of the machine's interfaces and its host name; then extra (tls_names).
+// Interface addresses are read once at start.
+func ServerNames(listen net.Addr, node string, extra []string) []string {
+	names := []string{"localhost", node}
+	host, _, _ := net.SplitHostPort(listen.String())
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.IsUnspecified() {
+			if addrs, err := net.InterfaceAddrs(); err == nil {
+				for _, a := range addrs {
+					if p, err := netip.ParsePrefix(a.String()); err == nil {
+						names = append(names, p.Addr().WithZone("").String())
+					}
+				}
+			}
+			if h, err := os.Hostname(); err == nil && h != "" {
+				names = append(names, strings.ToLower(h))
+			}
+		} else {
+			names = append(names, ip.WithZone("").String())
+		}
+		if ip.IsLoopback() || ip.IsUnspecified() {
+			names = append(names, "127.0.0.1", "::1")
+		}
+	}
+	names = append(names, extra...)
+	slices.Sort(names)
+	return slices.Compact(names)
 }

@@ -1,4 +1,4 @@
-package daemon
+package sandbox_test
 
 import (
 	"math"
@@ -7,11 +7,10 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-var testCaps = sandboxCaps{td: spiffeid.RequireTrustDomainFromString("agentcloud.local"), perOwner: 2,
-	cpus: 1, memoryMB: 256, diskMB: 64, pids: 64, timeout: 10 * time.Minute}
+var testCaps = sandbox.Caps{Exempt: func(owner string) bool { return owner == capsAdmin }, PerOwner: 2,
+	CPUs: 1, MemoryMB: 256, DiskMB: 64, Pids: 64, Timeout: 10 * time.Minute}
 
 const (
 	capsUser  = "spiffe://agentcloud.local/user/alice"
@@ -54,14 +53,14 @@ func FuzzSandboxCaps(f *testing.F) {
 			}
 			return
 		}
-		if len(infos) >= testCaps.perOwner {
+		if len(infos) >= testCaps.PerOwner {
 			t.Fatalf("admitted past the quota with %d live", len(infos))
 		}
 		l, d := spec.Limits.WithDefaults(), spec.Timeout
 		if d <= 0 {
-			d = sandboxDefaultTimeout
+			d = sandbox.DefaultTimeout
 		}
-		if l.CPUs > testCaps.cpus || l.MemoryMB > testCaps.memoryMB || l.DiskMB > testCaps.diskMB || l.Pids > testCaps.pids || d > testCaps.timeout {
+		if l.CPUs > testCaps.CPUs || l.MemoryMB > testCaps.MemoryMB || l.DiskMB > testCaps.DiskMB || l.Pids > testCaps.Pids || d > testCaps.Timeout {
 			t.Fatalf("admitted over the caps: %+v for %v (asked %+v)", l, d, asked)
 		}
 	})

@@ -1,15 +1,14 @@
-package daemon
-
-// Join material (join.go): every member of a cluster is one trust domain,
-// so they share the CA (root certificate and key, JWT signing key), the
-// secrets key and the admin token. The first node makes them; a member
-// writes them into a join bundle (WriteJoinBundle, `agentcloud cluster
-// join-bundle`), and a joining node installs the bundle into its data dir
-// before its store opens (`serve --join FILE`) instead of inventing its own.
+// Package clusterjoin holds the join material of a cluster: every member
+// is one trust domain, so they share the CA (root certificate and key, JWT
+// signing key), the secrets key and the admin token. The first node makes
+// them; a member writes them into a join bundle (Write, `agentcloud
+// cluster join-bundle`), and a joining node installs the bundle into its
+// data dir before its store opens (Install, `serve --join FILE`) instead of
+// inventing its own.
+package clusterjoin
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/identity"
@@ -29,8 +29,8 @@ import (
 	"github.com/agentcloud/agentcloud/internal/strictjson"
 )
 
-// JoinBundleFormat names the join bundle's format.
-const JoinBundleFormat = "agentcloud-join-bundle/1"
+// Format names the join bundle's format.
+const Format = "agentcloud-join-bundle/1"
 
 // maxJoinBundle caps a join bundle file.
 const maxJoinBundle = 64 << 10
@@ -63,7 +63,7 @@ func (b *joinBundle) files(cfg config.Config) []struct {
 	path string
 	data []byte
 } {
-	ca := caDirOf(cfg)
+	ca := cfg.CAPath()
 	return []struct {
 		path string
 		data []byte
@@ -76,26 +76,19 @@ func (b *joinBundle) files(cfg config.Config) []struct {
 	}
 }
 
-func caDirOf(cfg config.Config) string {
-	if cfg.CADir != "" {
-		return cfg.CADir
-	}
-	return filepath.Join(cfg.Data, "ca")
-}
-
-// WriteJoinBundle writes the join bundle of the node whose configuration
+// Write writes the join bundle of the node whose configuration
 // is cfg to w. A new data dir gets its material first (CA, secrets key,
 // admin token: what the node's first start would make), so the first node
 // of a new cluster and the ones joining it can start together.
-func WriteJoinBundle(cfg config.Config, w io.Writer) error {
+func Write(cfg config.Config, w io.Writer) error {
 	if err := createTrustMaterial(cfg); err != nil {
 		return fmt.Errorf("join bundle: %w", err)
 	}
 	read := os.ReadFile
-	b := joinBundle{Format: JoinBundleFormat, TrustDomain: cfg.TrustDomain}
+	b := joinBundle{Format: Format, TrustDomain: cfg.TrustDomain}
 	var err error
 	var cert, key, jwt, tok []byte
-	ca := caDirOf(cfg)
+	ca := cfg.CAPath()
 	for _, f := range []struct {
 		dst  *[]byte
 		path string
@@ -124,7 +117,7 @@ func createTrustMaterial(cfg config.Config) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return err
 	}
-	if _, err := identity.LoadOrCreateCA(identity.Config{TrustDomain: cfg.TrustDomain}, caDirOf(cfg)); err != nil {
+	if _, err := identity.LoadOrCreateCA(identity.Config{TrustDomain: cfg.TrustDomain}, cfg.CAPath()); err != nil {
 		return err
 	}
 	if _, err := secrets.LoadOrCreateKey(filepath.Join(cfg.Data, secretsName)); err != nil {
@@ -153,8 +146,8 @@ func parseJoinBundle(data []byte) (*joinBundle, error) {
 // the trust domain whose key is ca_key, a JWT key, a secrets key of the
 // right size and an admin token.
 func (b *joinBundle) check() error {
-	if b.Format != JoinBundleFormat {
-		return fmt.Errorf("format %q: want %q (made by 'agentcloud cluster join-bundle')", b.Format, JoinBundleFormat)
+	if b.Format != Format {
+		return fmt.Errorf("format %q: want %q (made by 'agentcloud cluster join-bundle')", b.Format, Format)
 	}
 	blk, _ := pem.Decode([]byte(b.CACert))
 	if blk == nil || blk.Type != "CERTIFICATE" {
@@ -207,23 +200,24 @@ func parseKey(field, s string) (crypto.Signer, error) {
 	return sg, nil
 }
 
-// installJoin installs the join bundle (config join) into the data dir
-// before the store opens. A data dir that already has the same material
-// (a restart with the same --join) is left as it is; one with other
-// material (its own CA, secrets key or admin token) is refused.
-func (d *Daemon) installJoin(context.Context) error {
-	if d.cfg.Join == "" {
-		return nil
+// Install installs the join bundle of config join into the data dir
+// before the store opens, and reports whether it wrote anything. A data
+// dir that already has the same material (a restart with the same --join)
+// is left as it is; one with other material (its own CA, secrets key or
+// admin token) is refused.
+func Install(cfg config.Config) (bool, error) {
+	if cfg.Join == "" {
+		return false, nil
 	}
-	b, err := readJoinFile(d.cfg.Join)
+	b, err := readJoinFile(cfg.Join)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if b.TrustDomain != d.cfg.TrustDomain {
-		return fmt.Errorf("join bundle %s is for trust domain %q, but trust_domain is %q: set --trust-domain %s",
-			d.cfg.Join, b.TrustDomain, d.cfg.TrustDomain, b.TrustDomain)
+	if b.TrustDomain != cfg.TrustDomain {
+		return false, fmt.Errorf("join bundle %s is for trust domain %q, but trust_domain is %q: set --trust-domain %s",
+			cfg.Join, b.TrustDomain, cfg.TrustDomain, b.TrustDomain)
 	}
-	files := b.files(d.cfg)
+	files := b.files(cfg)
 	var missing int
 	for _, f := range files {
 		have, err := os.ReadFile(f.path)
@@ -231,24 +225,23 @@ func (d *Daemon) installJoin(context.Context) error {
 		case errors.Is(err, fs.ErrNotExist):
 			missing++
 		case err != nil:
-			return fmt.Errorf("join: %w", err)
+			return false, fmt.Errorf("join: %w", err)
 		case !bytes.Equal(bytes.TrimSpace(have), bytes.TrimSpace(f.data)):
-			return fmt.Errorf("join: data dir %s already has a different %s (it was started on its own, or joined another cluster): use an empty data dir to join", d.cfg.Data, f.path)
+			return false, fmt.Errorf("join: data dir %s already has a different %s (it was started on its own, or joined another cluster): use an empty data dir to join", cfg.Data, f.path)
 		}
 	}
 	if missing == 0 {
-		return nil
+		return false, nil
 	}
-	if err := os.MkdirAll(caDirOf(d.cfg), 0o700); err != nil {
-		return fmt.Errorf("join: %w", err)
+	if err := os.MkdirAll(cfg.CAPath(), 0o700); err != nil {
+		return false, fmt.Errorf("join: %w", err)
 	}
 	for _, f := range files {
-		if err := writeFileAtomic(f.path, f.data); err != nil {
-			return fmt.Errorf("join: %w", err)
+		if err := atomicfile.Write(f.path, f.data, 0o600); err != nil {
+			return false, fmt.Errorf("join: %w", err)
 		}
 	}
-	d.log.Info("installed join bundle", "file", d.cfg.Join, "trust_domain", b.TrustDomain)
-	return nil
+	return true, nil
 }
 
 // readJoinFile reads a join bundle file, refusing one others may read.

@@ -1,9 +1,7 @@
-package daemon
+package clusterjoin
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -20,13 +18,13 @@ func joinBundleFor(t testing.TB, td string) (config.Config, []byte) {
 	cfg := config.Default()
 	cfg.Data, cfg.TrustDomain = t.TempDir(), td
 	var buf bytes.Buffer
-	if err := WriteJoinBundle(cfg, &buf); err != nil {
+	if err := Write(cfg, &buf); err != nil {
 		t.Fatal(err)
 	}
 	return cfg, buf.Bytes()
 }
 
-func joiner(t *testing.T, bundle []byte, mode os.FileMode) *Daemon {
+func joiner(t *testing.T, bundle []byte, mode os.FileMode) *config.Config {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "join.json")
 	if err := os.WriteFile(path, bundle, mode); err != nil {
@@ -37,11 +35,13 @@ func joiner(t *testing.T, bundle []byte, mode os.FileMode) *Daemon {
 	}
 	cfg := config.Default()
 	cfg.Data, cfg.Join, cfg.Cluster, cfg.ClusterListen, cfg.NodeID = t.TempDir(), path, "c", "127.0.0.1:0", "n1"
-	d, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return &cfg
+}
+
+// install installs cfg's join bundle.
+func install(cfg *config.Config) error {
+	_, err := Install(*cfg)
+	return err
 }
 
 // TestJoinBundleClass: a join bundle installs the first node's CA, secrets
@@ -53,40 +53,40 @@ func TestJoinBundleClass(t *testing.T) {
 	first, bundle := joinBundleFor(t, "agentcloud.local")
 	d := joiner(t, bundle, 0o600)
 	for range 2 {
-		if err := d.installJoin(context.Background()); err != nil {
+		if err := install(d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, name := range []string{"ca/ca.crt", "ca/ca.key", "ca/jwt.key", "secrets.key", "admin.token"} {
 		a, _ := os.ReadFile(filepath.Join(first.Data, name))
-		b, err := os.ReadFile(filepath.Join(d.cfg.Data, name))
+		b, err := os.ReadFile(filepath.Join(d.Data, name))
 		if err != nil || !bytes.Equal(a, b) {
 			t.Errorf("%s not installed as on the first node: %v", name, err)
 		}
-		if st, _ := os.Stat(filepath.Join(d.cfg.Data, name)); st != nil && st.Mode().Perm() != 0o600 {
+		if st, _ := os.Stat(filepath.Join(d.Data, name)); st != nil && st.Mode().Perm() != 0o600 {
 			t.Errorf("%s has mode %v", name, st.Mode().Perm())
 		}
 	}
-	// The joined node's route TLS comes from the shared CA.
-	if _, err := d.nodePeerTLS(); err != nil {
-		t.Fatal(err)
+	// A second install of the same bundle writes nothing.
+	if done, err := Install(*d); err != nil || done {
+		t.Fatalf("second install: wrote %v, %v", done, err)
 	}
 
 	// A data dir with its own CA refuses another cluster's bundle.
 	other, _ := joinBundleFor(t, "agentcloud.local")
 	d2 := joiner(t, bundle, 0o600)
-	d2.cfg.Data = other.Data
-	if err := d2.installJoin(context.Background()); err == nil || !strings.Contains(err.Error(), "different") {
+	d2.Data = other.Data
+	if err := install(d2); err == nil || !strings.Contains(err.Error(), "different") {
 		t.Fatalf("data dir with its own CA: %v", err)
 	}
 	// Another trust domain.
 	d3 := joiner(t, bundle, 0o600)
-	d3.cfg.TrustDomain = "other.test"
-	if err := d3.installJoin(context.Background()); err == nil || !strings.Contains(err.Error(), "trust-domain") {
+	d3.TrustDomain = "other.test"
+	if err := install(d3); err == nil || !strings.Contains(err.Error(), "trust-domain") {
 		t.Fatalf("other trust domain: %v", err)
 	}
 	// A bundle others may read.
-	if err := joiner(t, bundle, 0o644).installJoin(context.Background()); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	if err := install(joiner(t, bundle, 0o644)); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("bundle mode 0644: %v", err)
 	}
 
@@ -133,43 +133,9 @@ func TestJoinBundleClass(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: want an error naming %q, got %v", tc.name, tc.want, err)
 		}
-		if err := joiner(t, tc.data, 0o600).installJoin(context.Background()); err == nil {
+		if err := install(joiner(t, tc.data, 0o600)); err == nil {
 			t.Errorf("%s: installed", tc.name)
 		}
-	}
-}
-
-// TestClusterListenersRequireMutualTLSClass: a route or peer listener off
-// loopback is refused unless its TLS requires and verifies the peer's
-// certificate; on loopback, and with the node's peer TLS, it is accepted.
-func TestClusterListenersRequireMutualTLSClass(t *testing.T) {
-	_, bundle := joinBundleFor(t, "agentcloud.local")
-	d := joiner(t, bundle, 0o600)
-	if err := d.installJoin(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	peer, err := d.nodePeerTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, field := range []string{"cluster_listen", "peer_listen"} {
-		for _, c := range []*tls.Config{nil, {}, {ClientAuth: tls.RequestClientCert}, {ClientAuth: tls.RequireAnyClientCert},
-			{ClientAuth: tls.VerifyClientCertIfGiven}} {
-			if err := requireMutualTLS(field, "10.1.2.3:6222", c); err == nil || !strings.Contains(err.Error(), field) {
-				t.Errorf("%s off loopback with %+v: %v", field, c, err)
-			}
-			if err := requireMutualTLS(field, "127.0.0.1:6222", c); err != nil {
-				t.Errorf("%s on loopback: %v", field, err)
-			}
-		}
-		if err := requireMutualTLS(field, "10.1.2.3:6222", peer); err != nil {
-			t.Errorf("%s with the node's peer TLS: %v", field, err)
-		}
-	}
-	// A wildcard peer address names no member.
-	d.cfg.PeerListen = "0.0.0.0:7000"
-	if _, err := d.peerListenAddr(); err == nil || !strings.Contains(err.Error(), "peer_listen") {
-		t.Fatalf("wildcard peer_listen: %v", err)
 	}
 }
 
