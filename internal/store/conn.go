@@ -80,9 +80,9 @@ func (b *binding[T]) attempt(ctx context.Context, js jetstream.JetStream, n int)
 // openAttemptTimeout is the deadline of the n-th try of opening a
 // replicated handle: short at first (creating a replicated stream takes
 // tens of milliseconds on loopback, a few hundred on a loaded machine),
-// doubling up to the client's own API timeout.
+// doubling up to twice the client's own API timeout.
 func openAttemptTimeout(n int) time.Duration {
-	return min(250*time.Millisecond<<min(n, 5), 5*time.Second)
+	return min(250*time.Millisecond<<min(n, 6), 10*time.Second)
 }
 
 // short shortens a key for error messages.
@@ -217,8 +217,10 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 }
 
 // placementWait is how long opening a bucket waits for a forming cluster
-// to count enough peers.
-const placementWait = 15 * time.Second
+// to count enough peers and to create its stream. On a machine loaded
+// twenty times over (three race-enabled members among other builds) one
+// replicated create took over ten seconds, and 15 s was not enough.
+const placementWait = time.Minute
 
 // errCodeNoPeers is JetStream's error code for "no suitable peers for
 // placement" (the client library names no constant for it).
