@@ -93,7 +93,9 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := cluster.Listen(cluster.NodeConfig{Node: d.cfg.NodeID, PeerAddr: peerAddr, PeerTLS: peerTLS, Local: d.router,
+	// The router is built later (startAPI): read it per request.
+	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.router.ServeHTTP(w, r) })
+	n, err := cluster.Listen(cluster.NodeConfig{Node: d.cfg.NodeID, PeerAddr: peerAddr, PeerTLS: peerTLS, Local: local,
 		ReadTimeout: d.cfg.ReadTimeout.D(), WriteTimeout: d.cfg.WriteTimeout.D()})
 	if err != nil {
 		return err
