@@ -1,46 +1,78 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
+// tickParallel bounds the partitions one tick works on at once.
+const tickParallel = 16
+
 // tick is one heartbeat: rewrite the member record, then renew, release
-// or take each partition as the desired owners say.
+// or take each partition as the desired owners say. Partitions are worked
+// on concurrently, each write with its own deadline (opTimeout): while
+// the bucket elects a leader (a member died) a write waits unanswered,
+// and one after another they held up the whole tick, so the survivors
+// took the dead member's partitions seconds after they could.
 func (m *Member) tick(ctx context.Context) {
 	m.mu.Lock()
 	m.beat++
 	rec := memberRecord{Node: m.cfg.Node, Addr: m.cfg.Addr, API: m.cfg.API, Version: m.cfg.Version, Draining: m.draining, Beat: m.beat}
 	m.mu.Unlock()
 	val, _ := json.Marshal(rec)
-	if _, err := m.cfg.KV.Put(ctx, memberKey(m.cfg.Node), val); err != nil && ctx.Err() == nil {
+	wctx, cancel := context.WithTimeout(ctx, m.opTimeout())
+	if _, err := m.cfg.KV.Put(wctx, memberKey(m.cfg.Node), val); err != nil && ctx.Err() == nil {
 		m.log.Warn("cluster heartbeat failed", "err", err)
 	}
+	cancel()
 	candidates := m.candidates()
+	sem := make(chan struct{}, tickParallel)
+	var wg sync.WaitGroup
 	for p := range m.cfg.Partitions {
 		if ctx.Err() != nil {
-			return
+			break
 		}
 		want := desiredOwner(p, candidates)
 		m.mu.Lock()
 		h := m.held[p]
 		m.mu.Unlock()
+		var work func()
 		switch {
 		case h != nil && want != "" && want != m.cfg.Node:
-			if err := m.release(ctx, p); err != nil {
-				m.log.Warn("cluster hand-off", "partition", p, "to", want, "err", err)
+			work = func() {
+				if err := m.release(ctx, p); err != nil {
+					m.log.Warn("cluster hand-off", "partition", p, "to", want, "err", err)
+				}
 			}
 		case h != nil:
-			m.renew(ctx, p, h)
+			work = func() { m.renew(ctx, p, h) }
 		case want == m.cfg.Node:
-			m.take(ctx, p)
+			work = func() { m.take(ctx, p) }
+		default:
+			continue
 		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			work()
+		})
 	}
+	wg.Wait()
+}
+
+// opTimeout bounds one lease write: past it the write could not keep
+// the lease alive anyway (Owned turns false TTL minus one heartbeat after
+// the last renewal was sent).
+func (m *Member) opTimeout() time.Duration {
+	return m.cfg.TTL - m.cfg.Heartbeat
 }
 
 // candidates are the live members that are not draining (this member
@@ -73,7 +105,17 @@ func (m *Member) candidates() []string {
 func (m *Member) renew(ctx context.Context, p int, h *held) {
 	sent := m.cfg.Now()
 	val, _ := json.Marshal(leaseRecord{Owner: m.cfg.Node, Epoch: h.epoch, Beat: h.beat + 1})
-	rev, err := m.cfg.KV.Update(ctx, leaseKey(p), val, h.rev)
+	wctx, cancel := context.WithTimeout(ctx, m.opTimeout())
+	defer cancel()
+	rev, err := m.cfg.KV.Update(wctx, leaseKey(p), val, h.rev)
+	if errors.Is(err, store.ErrConflict) {
+		// A renewal whose answer was lost (its deadline passed) may have
+		// been written all the same: the lease is then still this
+		// member's, one beat on.
+		if e, gerr := m.cfg.KV.Get(wctx, leaseKey(p)); gerr == nil && bytes.Equal(e.Value, val) {
+			rev, err = e.Revision, nil
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.held[p] != h {
@@ -109,10 +151,12 @@ func (m *Member) take(ctx context.Context, p int) {
 	val, _ := json.Marshal(leaseRecord{Owner: m.cfg.Node})
 	var rev uint64
 	var err error
+	wctx, cancel := context.WithTimeout(ctx, m.opTimeout())
+	defer cancel()
 	if found {
-		rev, err = m.cfg.KV.Update(ctx, key, val, o.rev)
+		rev, err = m.cfg.KV.Update(wctx, key, val, o.rev)
 	} else {
-		rev, err = m.cfg.KV.Create(ctx, key, val)
+		rev, err = m.cfg.KV.Create(wctx, key, val)
 	}
 	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrExists) {

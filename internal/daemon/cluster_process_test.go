@@ -22,6 +22,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/auth"
+	"github.com/agentcloud/agentcloud/internal/cluster"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/store/storetest"
@@ -29,9 +30,13 @@ import (
 
 const counterManifest = `{"name":"counter","entry":"agent.js","limits":{"idle_seconds":3600}}`
 
-// clusterTTL is the lease TTL of test clusters (the default: a shorter one
-// loses leases on a loaded machine, which the tests would see as churn).
-const clusterTTL = "3s"
+// clusterTTL is the lease TTL of test clusters. The default (3 s) holds
+// on a quiet machine; with the load of several engineers' builds and
+// tests (load average 40 on two cores) a member's renewals lag that long,
+// the others take its leases, and the cluster never settles. The tests
+// check what happens, not how fast; BenchmarkClusterFailover measures
+// with the default.
+const clusterTTL = "10s"
 
 // clusterNode is one member of a test cluster: `agentcloud serve` in its
 // own process with its own data dir.
@@ -49,9 +54,12 @@ type clusterNode struct {
 func (n *clusterNode) launch(t testing.TB) {
 	t.Helper()
 	_ = os.Remove(filepath.Join(n.data, daemon.AddrFile))
-	args := append([]string{"serve", "--data", n.data, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"}, n.args...)
+	args := append([]string{"serve", "--data", n.data, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"}, n.args...)
 	n.cmd = exec.Command(os.Args[0], args...)
 	n.cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1")
+	// A member outlives no test process (one killed by a timeout left
+	// members of its clusters running, routing to later clusters' ports).
+	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	n.out = &lockedWriter{}
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
@@ -72,7 +80,7 @@ var errNotStarted = errors.New("did not start")
 // wait waits until the node serves and is ready.
 func (n *clusterNode) wait(t testing.TB) {
 	t.Helper()
-	if err := n.waitUntil(t, time.Now().Add(60*time.Second)); err != nil {
+	if err := n.waitUntil(t, time.Now().Add(clusterFormTimeout)); err != nil {
 		t.Fatalf("%s %v\n%s", n.name, err, n.out)
 	}
 }
@@ -85,7 +93,7 @@ func (n *clusterNode) waitUntil(t testing.TB, deadline time.Time) error {
 		if err == nil && len(b) > 0 {
 			tok, _ := os.ReadFile(filepath.Join(n.data, auth.TokenFile))
 			n.client, _ = client.New("http://"+strings.TrimSpace(string(b)), strings.TrimSpace(string(tok)))
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := n.client.WaitReady(ctx); err != nil {
 				t.Fatalf("%s not ready: %v\n%s", n.name, err, n.out)
@@ -113,40 +121,24 @@ func (n *clusterNode) kill9(t testing.TB) {
 	<-n.exited
 }
 
+// clusterFormTimeout bounds how long a fresh cluster may take to serve:
+// every member creates every replicated bucket at start, a few hundred
+// milliseconds each on a loaded machine.
+const clusterFormTimeout = 3 * time.Minute
+
 // startClusterProcs starts n members on loopback as one cluster: the first
 // node's data dir gets the trust material and writes the join bundle, the
 // others join with it; all start together (JetStream elects its meta leader
-// once a quorum of them runs).
-//
-// Known bug (open, issue 14): on this machine between a third and a half
-// of fresh three-member starts never elect a JetStream meta leader, and no
-// member comes up. Until it is found, a cluster that has not formed in
-// 30 s is killed and started again on fresh ports and data dirs (at most
-// six times; the test fails after that), and each stall is logged.
+// once a quorum of them runs). The route ports lie outside the kernel's
+// ephemeral range (storetest.FreeAddrs), so no other connection takes one
+// before its member binds it.
 func startClusterProcs(t testing.TB, n int) []*clusterNode {
 	t.Helper()
-	if os.Getenv("AGENTCLOUD_CLUSTER_PROCESS_TESTS") != "1" {
-		// Not a pass: the formation bug above makes these tests fail
-		// more often than not after the first cluster a test process
-		// starts. Run them with AGENTCLOUD_CLUSTER_PROCESS_TESTS=1.
-		t.Skip("cluster process tests are off until the open formation bug is fixed (issue 14); AGENTCLOUD_CLUSTER_PROCESS_TESTS=1 runs them")
-	}
-	for attempt := 1; ; attempt++ {
-		nodes, err := tryClusterProcs(t, n, attempt == 6)
-		if err == nil {
-			return nodes
-		}
-		t.Logf("attempt %d: the cluster did not form (%v); starting a fresh one", attempt, err)
-		for _, nd := range nodes {
-			_ = nd.cmd.Process.Kill()
-			<-nd.exited
-		}
-	}
+	return startClusterProcsTTL(t, n, clusterTTL)
 }
 
-// tryClusterProcs starts one cluster; unless last, a member that does not
-// serve within 30 s is an error instead of a failure.
-func tryClusterProcs(t testing.TB, n int, last bool) ([]*clusterNode, error) {
+// startClusterProcsTTL is startClusterProcs with lease TTL ttl.
+func startClusterProcsTTL(t testing.TB, n int, ttl string) []*clusterNode {
 	t.Helper()
 	routes := storetest.FreeAddrs(t, n)
 	dir := t.TempDir()
@@ -172,7 +164,7 @@ func tryClusterProcs(t testing.TB, n int, last bool) ([]*clusterNode, error) {
 			}
 		}
 		nd.args = []string{"--cluster", "test", "--node", nd.name, "--cluster-listen", routes[i],
-			"--routes", strings.Join(others, ","), "--cluster-lease-ttl", clusterTTL}
+			"--routes", strings.Join(others, ","), "--cluster-lease-ttl", ttl}
 		if i > 0 {
 			nd.args = append(nd.args, "--join", bundlePath)
 		}
@@ -185,23 +177,23 @@ func tryClusterProcs(t testing.TB, n int, last bool) ([]*clusterNode, error) {
 			}
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	started := time.Now()
+	deadline := started.Add(clusterFormTimeout)
 	for _, nd := range nodes {
-		if last {
-			nd.wait(t)
-		} else if err := nd.waitUntil(t, deadline); err != nil {
-			return nodes, fmt.Errorf("%s %w", nd.name, err)
+		if err := nd.waitUntil(t, deadline); err != nil {
+			t.Fatalf("%s %v in %v", nd.name, err, clusterFormTimeout)
 		}
 	}
 	waitBalanced(t, nodes)
-	return nodes, nil
+	t.Logf("cluster formed in %v", time.Since(started).Round(time.Millisecond))
+	return nodes
 }
 
 // waitBalanced waits until every live member is healthy in the cluster
 // status of each and every partition has an owner.
 func waitBalanced(t testing.TB, nodes []*clusterNode) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(clusterFormTimeout)
 	for {
 		ok := true
 		for _, nd := range nodes {
@@ -568,9 +560,9 @@ func BenchmarkClusterForwarding(b *testing.B) {
 // BenchmarkClusterFailover kills one member of a three-process loopback
 // cluster with kill -9 several times (restarting it after each) and reports
 // how long until every session of a set answers again through the
-// survivors (p50 and max over the kills; the lease TTL is clusterTTL).
+// survivors (p50 and max over the kills; the lease TTL is the default).
 func BenchmarkClusterFailover(b *testing.B) {
-	nodes := startClusterProcs(b, 3)
+	nodes := startClusterProcsTTL(b, 3, cluster.DefaultTTL.String())
 	if err := deployJS(nodes[0].client, counterManifest, counterAgent); err != nil {
 		b.Fatal(err)
 	}

@@ -271,6 +271,10 @@ func (s *Security) Start(ctx context.Context) error {
 		stopWatch()
 		return fmt.Errorf("security: revocation watch: %w", err)
 	}
+	if err := s.watchPolicies(watchCtx); err != nil {
+		stopWatch()
+		return fmt.Errorf("security: policy watch: %w", err)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -49,6 +49,30 @@ func (s *Security) loadPolicies(ctx context.Context) error {
 	return nil
 }
 
+// watchPolicies installs every newer policy set stored from now on, by
+// this node or another member of its cluster (the store is shared), until
+// ctx ends: a policy applied on one member is enforced on all of them
+// once the watch delivers it.
+func (s *Security) watchPolicies(ctx context.Context) error {
+	_, err := s.kv.Watch(ctx, "policy", func(ev store.WatchEvent) { // policy.current
+		if ev.Deleted || ev.Key != policyCurrentKey {
+			return
+		}
+		var ps api.PolicySet
+		if err := json.Unmarshal(ev.Value, &ps); err != nil {
+			s.log.Error("stored policies unreadable", "err", err)
+			return
+		}
+		if ps.Version <= s.engine.Version() {
+			return // applied here already
+		}
+		if err := s.engine.Apply(ctx, ps.Version, []byte(ps.Text)); err != nil && !errors.Is(err, policy.ErrStaleVersion) {
+			s.log.Error("stored policies do not load", "version", ps.Version, "err", err)
+		}
+	})
+	return err
+}
+
 func (s *Security) currentPolicies(ctx context.Context) (api.PolicySet, uint64, error) {
 	e, err := s.kv.Get(ctx, policyCurrentKey)
 	if errors.Is(err, store.ErrNotFound) {

@@ -98,7 +98,12 @@ func TestClusterReplicatesAndCountsExactly(t *testing.T) {
 	t.Logf("writes accepted again %v after a member stopped", time.Since(stopped).Round(time.Millisecond))
 	for _, kv := range kvs[:2] {
 		for _, k := range acked {
-			if e, err := kv.Get(ctx, k); err != nil || string(e.Value) != k {
+			e, err := kv.Get(ctx, k)
+			for errors.Is(err, store.ErrUnavailable) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond) // a 503 to a client, who retries
+				e, err = kv.Get(ctx, k)
+			}
+			if err != nil || string(e.Value) != k {
 				t.Fatalf("after a member stopped: %s = %q, %v", k, e.Value, err)
 			}
 		}

@@ -33,21 +33,22 @@ func (b *binding[T]) get(ctx context.Context) (T, error) {
 	if b.gen == c.gen {
 		return b.h, nil
 	}
-	h, err := b.open(ctx, c.js)
+	h, err := b.attempt(ctx, c.js, 0)
 	// Bounded, so a replica count the cluster can never place (more
 	// replicas than members) fails instead of waiting for ever.
 	giveUp := time.Now().Add(placementWait)
-	for wait := 50 * time.Millisecond; err != nil && b.s.forming(ctx, err) && time.Now().Before(giveUp); wait = min(2*wait, time.Second) {
+	for n, wait := 1, 50*time.Millisecond; err != nil && b.s.forming(ctx, err) && time.Now().Before(giveUp); n, wait = n+1, min(2*wait, time.Second) {
 		// A cluster that has just formed, or just lost a member, may not
 		// yet count enough current peers to place a replicated bucket;
 		// that settles within moments.
+		b.s.log.Debug("store: opening a handle again", "attempt", n, "err", err)
 		select {
 		case <-ctx.Done():
 			var zero T
 			return zero, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		case <-time.After(wait):
 		}
-		h, err = b.open(ctx, c.js)
+		h, err = b.attempt(ctx, c.js, n)
 	}
 	if err != nil {
 		var zero T
@@ -55,6 +56,33 @@ func (b *binding[T]) get(ctx context.Context) (T, error) {
 	}
 	b.h, b.gen = h, c.gen
 	return h, nil
+}
+
+// attempt is the n-th (from 0) try of opening the handle. With replicas
+// each try has its own short deadline (openAttemptTimeout): JetStream
+// leaves some requests of a forming cluster unanswered, and the client
+// would wait its full API timeout (5 s) for each. Two members creating
+// the same stream at once is one: the meta leader takes the second,
+// equal create but no one replies to it; a stream info for a stream whose
+// first leader is not elected yet is another. Every member opens every
+// bucket at start, all at about the same moment, so a fresh cluster hit
+// this for bucket after bucket and took longer to start than its callers
+// waited. A retry finds the stream the other member created.
+func (b *binding[T]) attempt(ctx context.Context, js jetstream.JetStream, n int) (T, error) {
+	if b.s.opts.Replicas <= 1 {
+		return b.open(ctx, js)
+	}
+	actx, cancel := context.WithTimeout(ctx, openAttemptTimeout(n))
+	defer cancel()
+	return b.open(actx, js)
+}
+
+// openAttemptTimeout is the deadline of the n-th try of opening a
+// replicated handle: short at first (creating a replicated stream takes
+// tens of milliseconds on loopback, a few hundred on a loaded machine),
+// doubling up to twice the client's own API timeout.
+func openAttemptTimeout(n int) time.Duration {
+	return min(250*time.Millisecond<<min(n, 6), 10*time.Second)
 }
 
 // short shortens a key for error messages.
@@ -130,15 +158,25 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 		return false, mapKVErr("watch", w.filter, err)
 	}
 	defer func() { _ = kw.Stop() }()
+	elected, stop := w.k.s.leaderElected(w.k.stream)
+	defer stop()
 	var seen map[string]struct{} // keys present in this catch-up
 	if !first {
 		seen = map[string]struct{}{}
 	}
 	for {
+		var el <-chan struct{}
+		if caughtUp { // a signal during the catch-up waits for its end
+			el = elected
+		}
 		select {
 		case <-ctx.Done():
 			return caughtUp, nil
 		case <-changed:
+			return caughtUp, nil
+		case <-el:
+			// The watch's consumer lived on the old leader; the client
+			// would notice only after missing two of its 5 s heartbeats.
 			return caughtUp, nil
 		case e, ok := <-kw.Updates():
 			if !ok {
@@ -179,8 +217,10 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 }
 
 // placementWait is how long opening a bucket waits for a forming cluster
-// to count enough peers.
-const placementWait = 15 * time.Second
+// to count enough peers and to create its stream. On a machine loaded
+// twenty times over (three race-enabled members among other builds) one
+// replicated create took over ten seconds, and 15 s was not enough.
+const placementWait = time.Minute
 
 // errCodeNoPeers is JetStream's error code for "no suitable peers for
 // placement" (the client library names no constant for it).
@@ -206,3 +246,33 @@ func isNoPlacement(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeNoPeers
 }
+
+// leaderElected signals on its channel when replicated stream elects a
+// new leader (JetStream's advisory), until stop is called. Outside a
+// replicated store it never signals.
+//
+// A watch resumes on it at once: its ordered consumer lived on the old
+// leader, and the client notices a dead one only after two missed 5 s
+// heartbeats, while a cluster member judges liveness by the changes its
+// watch delivers (a member whose watch stalls sees every other member's
+// record age, and serves nothing for that long after a failover).
+func (s *Store) leaderElected(stream string) (<-chan struct{}, func()) {
+	if s.opts.Replicas <= 1 || stream == "" {
+		return nil, func() {}
+	}
+	ch := make(chan struct{}, 1)
+	sub, err := s.cur.Load().nc.Subscribe(leaderElectedSubject+"."+stream, func(*nats.Msg) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, func() {}
+	}
+	return ch, func() { _ = sub.Unsubscribe() }
+}
+
+// leaderElectedSubject prefixes JetStream's advisory that a replicated
+// stream elected a leader (followed by the stream's name).
+const leaderElectedSubject = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED"

@@ -69,7 +69,7 @@ func (s *Store) KV(ctx context.Context, bucket string, o KVOptions) (KV, error) 
 		Storage:      jetstream.FileStorage,
 		Replicas:     s.opts.Replicas,
 	}
-	k := &natsKV{s: s}
+	k := &natsKV{s: s, stream: "KV_" + bucket}
 	k.b = binding[jetstream.KeyValue]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 		if s.opts.Replicas <= 1 {
 			return js.CreateOrUpdateKeyValue(ctx, cfg)
@@ -111,8 +111,9 @@ func openReplicated(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 }
 
 type natsKV struct {
-	s *Store
-	b binding[jetstream.KeyValue]
+	s      *Store
+	stream string
+	b      binding[jetstream.KeyValue]
 }
 
 var _ KV = (*natsKV)(nil)

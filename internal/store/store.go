@@ -92,6 +92,9 @@ type conn struct {
 	js  jetstream.JetStream
 }
 
+// inProcessConnectTimeout bounds the handshake with the embedded server.
+const inProcessConnectTimeout = 30 * time.Second
+
 // Open starts (or connects to) NATS and JetStream.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Logger == nil {
@@ -115,7 +118,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	c, err := s.dial(1)
+	c, err := s.dialEmbedded(ctx)
 	if err != nil {
 		s.shutdownServer()
 		return nil, err
@@ -126,6 +129,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("jetstream account: %w", err)
 	}
 	return s, nil
+}
+
+// dialEmbedded opens the first connection, to the embedded server trying
+// again until ctx ends or inProcessConnectTimeout passes: on a loaded
+// machine the server may close the pipe before the client's CONNECT
+// arrives (a member of a starting cluster failed with "read/write on
+// closed pipe"). An external server is dialled once.
+func (s *Store) dialEmbedded(ctx context.Context) (*conn, error) {
+	c, err := s.dial(1)
+	giveUp := time.Now().Add(inProcessConnectTimeout)
+	for err != nil && s.opts.URL == "" && ctx.Err() == nil && time.Now().Before(giveUp) {
+		s.log.Warn("store: connecting to the embedded server again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+		c, err = s.dial(1)
+	}
+	return c, err
 }
 
 // dial opens generation gen of the client connection.
@@ -161,7 +183,12 @@ func (s *Store) dial(gen uint64) (*conn, error) {
 			return nil, fmt.Errorf("connect to nats %s: %w", s.opts.URL, err)
 		}
 	} else {
-		nc, err = nats.Connect("", append(o, nats.InProcessServer(s.ns))...)
+		// In process there is no network to wait for, only a server
+		// that may be slow to answer its first CONNECT on a loaded
+		// machine (a member of a cluster starting with two others
+		// exited with "read pipe: i/o timeout" after the client's
+		// default 2 s).
+		nc, err = nats.Connect("", append(o, nats.InProcessServer(s.ns), nats.Timeout(inProcessConnectTimeout))...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
@@ -270,7 +297,9 @@ func (s *Store) startEmbedded() error {
 	if err != nil {
 		return fmt.Errorf("embedded nats: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{s.log}, false, false, false)
+	// The server's debug lines (routes, raft elections, stream
+	// assignments) come with the daemon's debug level.
+	ns.SetLoggerV2(natsLogger{s.log}, s.log.Enabled(context.Background(), slog.LevelDebug), false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
@@ -385,10 +414,19 @@ func mapConnErr(err error) error {
 		errors.Is(err, jetstream.ErrJetStreamNotEnabled),
 		// A request no stream leader answered in time (an election after
 		// a member died); the caller's own deadline stays visible too.
-		errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, context.DeadlineExceeded),
+		// JetStream's own 503s ("JetStream system temporarily
+		// unavailable" while a member leaves, say).
+		isAPIStatus(err, 503):
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// isAPIStatus reports a JetStream API error with HTTP-like status code.
+func isAPIStatus(err error, code int) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == code
 }
 
 // natsLogger forwards the embedded server's logs to slog.

@@ -6,8 +6,11 @@ package storetest
 import (
 	"context"
 	"crypto/tls"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,23 +19,57 @@ import (
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
-// FreeAddrs reserves n loopback ports and frees them for servers to take.
+// FreeAddrs picks n free loopback ports for servers the test starts
+// later. They lie below the kernel's ephemeral range, so no outgoing
+// connection and no listener on port 0 can take one before the server
+// binds it (a cluster member whose route port was taken could not start,
+// or another process took its place). Ports are not handed out twice by
+// one test process.
 func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	var ls []net.Listener
+	lo, _ := EphemeralPorts()
+	first := min(10000, lo/2)
 	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no free loopback port below %d", lo)
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
+		port := first + rand.IntN(lo-first)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
 		l.Close()
+		out = append(out, addr)
 	}
 	return out
+}
+
+// handedOut holds the ports FreeAddrs gave this process.
+var handedOut sync.Map
+
+// EphemeralPorts is the kernel's range of ports for outgoing connections
+// and listeners on port 0 (Linux's default when it cannot be read).
+func EphemeralPorts() (lo, hi int) {
+	lo, hi = 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return lo, hi
+	}
+	l, err1 := strconv.Atoi(f[0])
+	h, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || l < 2048 || h < l {
+		return lo, hi
+	}
+	return l, h
 }
 
 // NewCA makes a CA for trust domain td in a temporary directory.
