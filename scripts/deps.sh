@@ -26,9 +26,10 @@ fi
 ./scripts/fetch-quickjs.sh
 go mod download
 # Pinned by their lockfiles: the official MCP TypeScript SDK for
-# internal/daemon/tools_ts_test.go, and Redocly CLI, which lints /openapi.json
-# in internal/doctest/openapi_test.go.
+# internal/daemon/tools_ts_test.go, the e2b SDK for internal/daemon/e2b_sdk_test.go,
+# and Redocly CLI, which lints /openapi.json in internal/doctest/openapi_test.go.
 if command -v npm >/dev/null; then
   (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
+  (cd internal/daemon/testdata/e2bjs && npm ci --no-audit --no-fund --silent)
   (cd internal/doctest/testdata/redocly && npm ci --no-audit --no-fund --silent)
 fi

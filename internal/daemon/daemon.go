@@ -32,6 +32,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/pipeline"
+	"github.com/agentcloud/agentcloud/internal/sandbox/e2bhttp"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -70,6 +71,7 @@ type Daemon struct {
 	sandboxes *sandboxParts
 	// sandboxDir is security's SandboxDirectory over sandboxes.
 	sandboxDir sandboxDirectory
+	e2b        *e2bhttp.Handler // set by startE2B (e2b.go)
 	tools      toolParts        // set by startTools (tools.go)
 	models     *modelgw.Gateway // set by startModels (models.go)
 	reg        *prometheus.Registry

@@ -52,6 +52,7 @@ func (d *Daemon) parts() []part {
 		{name: "egress proxy", start: d.startProxy, close: d.closeProxy},
 		{name: "api", start: d.startAPI},
 		{name: "sandboxes", start: d.startSandboxes, close: d.closeSandboxes},
+		{name: "e2b api", start: d.startE2B, close: d.closeE2B},            // e2b.go
 		{name: "pipeline", start: d.startPipeline, close: d.closePipeline}, // ledger, rollouts, runner (pipeline.go)
 		{name: "toolbox", start: d.startTools},
 		{name: "tool registry", start: d.startToolRegistry, close: d.closeToolRegistry},
