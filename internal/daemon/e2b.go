@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 
+	"github.com/agentcloud/agentcloud/internal/gateway"
 	"github.com/agentcloud/agentcloud/internal/sandbox/e2bhttp"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -68,4 +70,27 @@ func nodeKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("e2b node key: %w", err)
 	}
 	return b, nil
+}
+
+// e2bIdentifier lets the front door schedule E2B API calls as the
+// principal of their API key or envd access token, not as anonymous
+// traffic. The identity's method is one the router does not trust
+// (verifiedAuth), so these credentials open no other route.
+type e2bIdentifier struct {
+	next gatewayIdentifier
+	e2b  *e2bhttp.Handler
+}
+
+const methodE2BKey gateway.Method = "e2b-key"
+
+func (i e2bIdentifier) Identify(r *http.Request) (gateway.Identity, error) {
+	if i.e2b != nil && r.Header.Get("Authorization") == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+		if p, ok, err := i.e2b.Identify(r); ok {
+			if err != nil {
+				return gateway.Identity{}, err
+			}
+			return gateway.Identity{Kind: gateway.Kind(p.Kind), ID: p.ID, Method: methodE2BKey}, nil
+		}
+	}
+	return i.next.Identify(r)
 }

@@ -37,7 +37,7 @@ type frontDoor struct {
 // router (guard).
 func (d *Daemon) startGateway(context.Context) error {
 	gw, err := gateway.New(d.cfg.Gateway, gateway.Deps{
-		Identifier: gatewayIdentifier{d.sec},
+		Identifier: e2bIdentifier{gatewayIdentifier{d.sec}, d.e2b}, // e2b.go
 		Fetcher:    keyDirectoryFetcher{d},
 		Registerer: d.reg,
 		Log:        d.log.With("component", "gateway"),

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -226,4 +227,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Identify returns the principal of a request to the E2B API that carries
+// an API key or an envd access token, for the front door's scheduling
+// (ok false without them, or on another path). It grants nothing: the
+// routes authenticate again, and other routes never accept these
+// credentials.
+func (h *Handler) Identify(r *http.Request) (p httpapi.Principal, ok bool, err error) {
+	if !strings.HasPrefix(r.URL.Path, Prefix+"/") {
+		return p, false, nil
+	}
+	if key := r.Header.Get("X-API-Key"); key != "" {
+		p, _, err = h.keys.Authenticate(r.Context(), key)
+		return p, true, err
+	}
+	if tok := r.Header.Get("X-Access-Token"); tok != "" {
+		p, _, err = h.keys.AuthenticateEnvd(r.Context(), tok, r.Header.Get("E2b-Sandbox-Id"))
+		return p, true, err
+	}
+	return p, false, nil
 }
