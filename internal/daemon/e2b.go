@@ -2,7 +2,7 @@ package daemon
 
 // The E2B-compatible API (e2b.go): internal/sandbox/e2bhttp over the
 // sandbox Manager, with its API keys in the store, envd access tokens
-// signed with this node's key (<data>/e2b.key) and every call decided by
+// signed with this node's key (<data>/node.key) and every call decided by
 // security, as for /v1/sandboxes.
 
 import (
@@ -28,7 +28,7 @@ func (d *Daemon) startE2B(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("e2b keys: %w", err)
 	}
-	key, err := nodeKey(filepath.Join(d.cfg.Data, "e2b.key"))
+	key, err := d.nodeKey()
 	if err != nil {
 		return err
 	}
@@ -53,8 +53,11 @@ func (d *Daemon) closeE2B(context.Context) error {
 	return nil
 }
 
-// nodeKey reads the 32-byte key at path, creating it (0600) if absent.
-func nodeKey(path string) ([]byte, error) {
+// nodeKey is this node's HMAC key for what it signs for itself (envd
+// access tokens, public port URLs): <data>/node.key, 32 random bytes
+// (0600), made on first use.
+func (d *Daemon) nodeKey() ([]byte, error) {
+	path := filepath.Join(d.cfg.Data, "node.key")
 	b, err := os.ReadFile(path)
 	if err == nil && len(b) == 32 {
 		return b, nil

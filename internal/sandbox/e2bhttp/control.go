@@ -538,6 +538,6 @@ func (h *Handler) handleUnsupported(w http.ResponseWriter, r *http.Request, p ca
 	}
 	what := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 	writeJSON(w, http.StatusNotImplemented, apiError{Code: http.StatusNotImplemented,
-		Message: fmt.Sprintf("%s is not supported by agentcloud's E2B-compatible API (see docs/E2B.md)", what)})
+		Message: fmt.Sprintf("%s is not supported by agentcloud's E2B-compatible API (see the README, E2B-compatible API)", what)})
 	return nil
 }
