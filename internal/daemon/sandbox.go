@@ -87,7 +87,11 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	d.sandboxDir.parts.Store(parts)
 	create, visible := d.sandboxAccess(parts)
-	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log,
+	portKey, err := d.nodeKey() // signs public port URLs
+	if err != nil {
+		return err
+	}
+	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey,
 		BeforeCreate: create, Visible: visible, Identity: func(id string) string {
 			sid, _ := d.sec.SandboxID(id)
 			return sid
