@@ -164,3 +164,20 @@ type SandboxFile struct {
 type FileList struct {
 	Files []SandboxFile `json:"files"`
 }
+
+// PortURLRequest asks for a public, signed URL of a port of a sandbox.
+type PortURLRequest struct {
+	Port int `json:"port"`
+	// Path is the path prefix the URL may reach ("/" by default).
+	Path string `json:"path,omitempty"`
+	// TTLS is the URL's lifetime in seconds (default 3600, at most 86400).
+	TTLS float64 `json:"ttl_s,omitempty"`
+}
+
+// PortURL is a signed URL that reaches a port of a sandbox without
+// credentials until it expires: its path (relative to the API) is bound
+// to the sandbox, the port, the path prefix and the expiry.
+type PortURL struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -248,4 +250,34 @@ func (c *Client) Mkdir(ctx context.Context, id, path string) (*api.SandboxFile, 
 // RemoveFile removes a file or directory tree in a sandbox.
 func (c *Client) RemoveFile(ctx context.Context, id, path string) error {
 	return c.Do(ctx, http.MethodDelete, filePath(id, "", path), nil, nil)
+}
+
+// PortProxy returns a handler that forwards every request (HTTP and
+// WebSocket) to port of sandbox id through the API, with the client's
+// credentials: agentcloud sandbox port-forward serves it locally.
+func (c *Client) PortProxy(id string, port int) http.Handler {
+	prefix := fmt.Sprintf("/v1/sandboxes/%s/ports/%d", url.PathEscape(id), port)
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(c.base)
+			pr.Out.URL.Path = strings.TrimSuffix(c.base.Path, "/") + prefix + pr.In.URL.Path
+			pr.Out.URL.RawPath = ""
+			pr.Out.Host = c.base.Host
+			pr.Out.Header.Del("Authorization")
+			if c.token != "" {
+				pr.Out.Header.Set("Authorization", "Bearer "+c.token)
+			}
+		},
+		Transport: c.hc.Transport,
+	}
+}
+
+// CreatePortURL makes a public, signed, expiring URL of a port of a
+// sandbox (relative to the API's address).
+func (c *Client) CreatePortURL(ctx context.Context, id string, req api.PortURLRequest) (*api.PortURL, error) {
+	var out api.PortURL
+	if err := c.Do(ctx, http.MethodPost, "/v1/sandboxes/"+url.PathEscape(id)+"/port-urls", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -33,10 +33,11 @@ go mod download
 # internal/daemon/tools_ts_test.go, Redocly CLI, which lints /openapi.json
 # in internal/doctest/openapi_test.go, playwright-core and axe-core, which
 # drive and check the web console in internal/daemon/console_browser_test.go,
-# and workerd.
+# the e2b SDK for internal/daemon/e2b_sdk_test.go, and workerd.
 if command -v npm >/dev/null; then
   (cd internal/daemon/testdata/console && npm ci --no-audit --no-fund --silent)
   (cd internal/daemon/testdata/mcpts && npm ci --no-audit --no-fund --silent)
+  (cd internal/daemon/testdata/e2bjs && npm ci --no-audit --no-fund --silent)
   (cd internal/doctest/testdata/redocly && npm ci --no-audit --no-fund --silent)
   # The TypeScript compiler and Node types the TypeScript SDK builds with.
   (cd sdk/typescript && npm ci --no-audit --no-fund --silent)

@@ -4,8 +4,11 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // Write writes data to path with mode perm through a rename.
@@ -31,4 +34,24 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("rename %s: %w", path, err)
 	}
 	return nil
+}
+
+// LoadOrCreate reads path, or, when it does not exist, writes what create
+// returns there first (mode 0600, creating the directory 0700) and returns
+// that. A file that exists but cannot be read is an error, never replaced.
+func LoadOrCreate(path string, create func() ([]byte, error)) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	if b, err = create(); err != nil {
+		return nil, err
+	}
+	return b, Write(path, b, 0o600)
 }

@@ -15,9 +15,11 @@ func newTokenCmd(g *globals) *cobra.Command {
 		subject  string
 		ttl      time.Duration
 		audience []string
+		e2b      bool
+		name     string
 	)
 	create := &cobra.Command{
-		Use:   "create [--subject user:alice] [--ttl 24h] [--audience AUD]...",
+		Use:   "create [--subject user:alice] [--ttl 24h] [--audience AUD]... | --e2b [--name N]",
 		Short: "Issue a token for a subject (user:NAME, agent:NAME, session:AGENT/ID, sandbox:ID, node:NAME or a SPIFFE ID)",
 		Long: `Issue a JWT-SVID for a subject. Administrators may issue one for anyone;
 a user may issue one for itself only (the default subject: the caller), and
@@ -26,12 +28,26 @@ with a token carries that token's id (and its chain): revoking it revokes this
 one too. The token is
 printed alone on stdout, so it can be captured: TOKEN=$(agentcloud token create ...).
 Its audience defaults to "agentcloud" (this API); a token for another audience is
-refused by the API.`,
+refused by the API.
+
+With --e2b it issues instead an API key of the E2B-compatible API (/e2b) for
+yourself: e2b_ and 40 hex digits, for the e2b SDKs' E2B_API_KEY. It acts as
+you, does not expire, and is shown once; only its hash is stored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
+			}
+			if e2b {
+				if subject != "" || len(audience) > 0 || cmd.Flags().Changed("ttl") {
+					return fmt.Errorf("--e2b issues a key for yourself that does not expire: drop --subject, --ttl and --audience")
+				}
+				k, err := c.CreateE2BKey(cmd.Context(), api.E2BKeyRequest{Name: name})
+				if err != nil {
+					return err
+				}
+				return g.print(k, func(w io.Writer) { fmt.Fprintln(w, k.Key) })
 			}
 			if subject == "" {
 				who, err := c.WhoAmI(cmd.Context())
@@ -54,8 +70,15 @@ refused by the API.`,
 	create.Flags().StringVar(&subject, "subject", "", "who the token is for, e.g. user:alice (default: yourself)")
 	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "lifetime (at most 24h)")
 	create.Flags().StringSliceVar(&audience, "audience", nil, "audience (repeatable; default agentcloud)")
+	create.Flags().BoolVar(&e2b, "e2b", false, "issue an API key of the E2B-compatible API (X-API-Key) for yourself")
+	create.Flags().StringVar(&name, "name", "", "with --e2b: a label for the key")
 
-	var id string
+	cmd.AddCommand(create, newTokenRevokeCmd(g))
+	return cmd
+}
+
+func newTokenRevokeCmd(g *globals) *cobra.Command {
+	var id, e2bID string
 	revoke := &cobra.Command{
 		Use:   "revoke [TOKEN | --id JTI]",
 		Short: "Revoke a token, and every token minted with it, on every node (give the token, or its id)",
@@ -64,6 +87,17 @@ called with it, and tokens created with those) are refused from then on too.
 Users may revoke tokens issued to them or at their request; administrators any.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if e2bID != "" {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				if err := c.RevokeE2BKey(cmd.Context(), e2bID); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stderr, "revoked")
+				return nil
+			}
 			req := api.RevokeRequest{ID: id}
 			if len(args) == 1 {
 				req.Token = args[0]
@@ -83,6 +117,6 @@ Users may revoke tokens issued to them or at their request; administrators any.`
 		},
 	}
 	revoke.Flags().StringVar(&id, "id", "", "token id (jti) to revoke")
-	cmd.AddCommand(create, revoke)
-	return cmd
+	revoke.Flags().StringVar(&e2bID, "e2b", "", "id of an E2B API key to revoke (GET /v1/e2b/keys lists them)")
+	return revoke
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
 	"github.com/agentcloud/agentcloud/internal/pipeline"
+	"github.com/agentcloud/agentcloud/internal/sandbox/e2bhttp"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -72,6 +73,7 @@ type Daemon struct {
 	sandboxes *sandboxParts
 	// sandboxDir is security's SandboxDirectory over sandboxes.
 	sandboxDir sandboxDirectory
+	e2b        *e2bhttp.Handler // set by startE2B (e2b.go)
 	tools      toolParts        // set by startTools (tools.go)
 	models     *modelgw.Gateway // set by startModels (models.go)
 	reg        *prometheus.Registry
@@ -226,21 +228,4 @@ func (d *Daemon) removeClientFiles() error {
 		}
 	}
 	return nil
-}
-
-// wasmCacheDir is where compiled WebAssembly is kept: the configured
-// directory, else the user cache dir (compiled code is keyed by module hash
-// and runtime version, so every data dir on the machine shares it and a new
-// node starts without compiling QuickJS), else the data dir.
-func (d *Daemon) wasmCacheDir() string {
-	if d.cfg.WasmCacheDir != "" {
-		return d.cfg.WasmCacheDir
-	}
-	if dir, err := os.UserCacheDir(); err == nil {
-		dir = filepath.Join(dir, "agentcloud", "wasm")
-		if err := os.MkdirAll(dir, 0o755); err == nil {
-			return dir
-		}
-	}
-	return filepath.Join(d.cfg.Data, "wasm-cache")
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/gateway"
 	"github.com/agentcloud/agentcloud/internal/gateway/gatewayhttp"
 	"github.com/agentcloud/agentcloud/internal/gateway/serverlimits"
+	"github.com/agentcloud/agentcloud/internal/sandbox/e2bhttp"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 )
@@ -34,7 +35,7 @@ type frontDoor struct {
 // router (guard).
 func (d *Daemon) startGateway(context.Context) error {
 	gw, err := gateway.New(d.cfg.Gateway, gateway.Deps{
-		Identifier: securityhttp.GatewayIdentifier{Sec: d.sec},
+		Identifier: e2bhttp.Identifier{Next: securityhttp.GatewayIdentifier{Sec: d.sec}, Handler: d.e2b}, // E2B keys (e2b.go)
 		Fetcher:    security.KeyDirectoryFetcher{Sec: d.sec, Proxy: d.proxy},
 		Registerer: d.reg,
 		Log:        d.log.With("component", "gateway"),

@@ -54,6 +54,7 @@ func (d *Daemon) parts() []part {
 		{name: "egress proxy", start: d.startProxy, close: d.closeProxy},
 		{name: "api", start: d.startAPI},
 		{name: "sandboxes", start: d.startSandboxes, close: d.closeSandboxes},
+		{name: "e2b api", start: d.startE2B, close: d.closeE2B},            // e2b.go
 		{name: "pipeline", start: d.startPipeline, close: d.closePipeline}, // ledger, rollouts, runner (pipeline.go)
 		{name: "toolbox", start: d.startTools},
 		{name: "tool registry", start: d.startToolRegistry, close: d.closeToolRegistry},
@@ -119,7 +120,7 @@ func (d *Daemon) closeStore(context.Context) error {
 func (d *Daemon) startRuntime(ctx context.Context) error {
 	var err error
 	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
-		CacheDir: d.wasmCacheDir(), Logger: d.log.With("component", "isolate"),
+		CacheDir: isolate.CacheDir(d.cfg.WasmCacheDir, d.cfg.Data), Logger: d.log.With("component", "isolate"),
 		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes),
 	})
 	if err != nil {

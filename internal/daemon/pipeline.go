@@ -24,7 +24,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
-	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/ledger"
 	"github.com/agentcloud/agentcloud/internal/ledger/ledgerhttp"
 	"github.com/agentcloud/agentcloud/internal/pipeline"
@@ -36,7 +35,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
-	"github.com/agentcloud/agentcloud/internal/toolbox/builtin"
 	"github.com/agentcloud/agentcloud/internal/version"
 )
 
@@ -240,25 +238,4 @@ func (d *Daemon) handleDeploy(w http.ResponseWriter, r *http.Request, b *bundle.
 		return api.Errorf(api.KindUnavailable, "the deploy pipeline is not running")
 	}
 	return d.pipe.deploy.HandleDeploy(w, r, b)
-}
-
-// pipelineAgents is the agent platform for the built-in tools: deploy_agent
-// goes through the pipeline like every deploy; the rest is the session
-// manager's.
-type pipelineAgents struct{ d *Daemon }
-
-var _ builtin.Agents = pipelineAgents{}
-
-func (a pipelineAgents) Agents(ctx context.Context) ([]api.Agent, error) {
-	return a.d.sessions.Agents(ctx)
-}
-
-func (a pipelineAgents) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
-	return a.d.sessions.Call(ctx, agent, id, req)
-}
-
-// Deploy implements builtin.Agents: the version answered names the run and
-// its state (waiting: a person must review it).
-func (a pipelineAgents) Deploy(ctx context.Context, by session.Principal, b *bundle.Bundle) (api.AgentVersion, error) {
-	return a.d.pipe.deploy.Deploy(ctx, httpapi.Principal{ID: by.ID, Kind: by.Kind}, b, pipelinehttp.DeployWait)
 }

@@ -88,7 +88,11 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		return fmt.Errorf("start sandbox manager: %w", err)
 	}
 	d.sandboxDir.parts.Store(parts)
-	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log,
+	portKey, err := security.NodeKey(d.cfg.Data) // signs public port URLs
+	if err != nil {
+		return err
+	}
+	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey,
 		BeforeCreate: securityhttp.SandboxCreate, Visible: securityhttp.Auth{Sec: d.sec}.SandboxVisible, Identity: func(id string) string {
 			sid, _ := d.sec.SandboxID(id)
 			return sid

@@ -10,6 +10,7 @@ import (
 	"errors"
 
 	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/pipeline/pipelinehttp"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxenv"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
@@ -37,7 +38,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 	log := d.log.With("component", "toolbox")
 	deps := builtin.Deps{
 		State:     d.sessions,
-		Agents:    pipelineAgents{d}, // deploy_agent goes through the pipeline (pipeline.go)
+		Agents:    pipelinehttp.ToolAgents{Sessions: d.sessions, Deployer: d.pipe.deploy}, // deploy_agent is a pipeline run
 		Fetch:     security.ToolFetcher{Sec: d.sec, Proxy: d.proxy},
 		Authorize: d.authorizeForTool,
 		Principal: d.sessionPrincipal,

@@ -36,6 +36,7 @@ var pathParams = map[string]api.IDKind{
 const (
 	paramPID  = "pid"
 	paramPath = "path"
+	paramPort = "port" // a TCP port in a sandbox, 1-65535
 )
 
 // routeParams lists the wildcards of a ServeMux pattern path and panics on
@@ -44,7 +45,7 @@ func routeParams(path string) []string {
 	var names []string
 	for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
 		name := m[1]
-		if _, ok := pathParams[name]; !ok && name != paramPID && name != paramPath {
+		if _, ok := pathParams[name]; !ok && name != paramPID && name != paramPath && name != paramPort {
 			panic(fmt.Sprintf("httpapi: route %s: path wildcard {%s} has no identifier rule; name it after its kind (see pathParams)", path, name))
 		}
 		names = append(names, name)
@@ -75,6 +76,11 @@ func checkParams(r *http.Request, names []string) error {
 					short = short[:32] + "…"
 				}
 				return api.FieldErrorf(api.KindInvalidID, name, "pid %q: want a positive process id as listed by .../processes", short)
+			}
+			continue
+		case paramPort:
+			if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 65535 || len(v) > 5 {
+				return api.FieldErrorf(api.KindInvalidID, name, "port %q: want a TCP port from 1 to 65535", clip(v))
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -231,3 +232,20 @@ func (r *Runtime) engineCode() (code []byte, closeOnDone bool) {
 
 // engineWasm is the QuickJS build isolates run (a variable for tests).
 var engineWasm = quickjs.Wasm
+
+// CacheDir is where compiled WebAssembly is kept: configured if set, else
+// the user cache dir (compiled code is keyed by module hash and runtime
+// version, so every data dir on the machine shares it and a new node
+// starts without compiling QuickJS), else <dataDir>/wasm-cache.
+func CacheDir(configured, dataDir string) string {
+	if configured != "" {
+		return configured
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		dir = filepath.Join(dir, "agentcloud", "wasm")
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			return dir
+		}
+	}
+	return filepath.Join(dataDir, "wasm-cache")
+}

@@ -1,10 +1,7 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -23,7 +20,7 @@ const (
 // LoadKeys loads the ledger's and the provenance's keys from dir, creating
 // the ones missing; the ledger key's name is TRUST_DOMAIN/ledger.
 func LoadKeys(dir, trustDomain string) (*ledger.Key, *provenance.Key, error) {
-	skey, err := loadOrCreateKey(dir, LedgerKeyFile, func() ([]byte, error) {
+	skey, err := atomicfile.LoadOrCreate(filepath.Join(dir, LedgerKeyFile), func() ([]byte, error) {
 		s, _, err := ledger.GenerateKey(trustDomain + "/ledger")
 		return []byte(s), err
 	})
@@ -34,7 +31,7 @@ func LoadKeys(dir, trustDomain string) (*ledger.Key, *provenance.Key, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("ledger key %s: %w", filepath.Join(dir, LedgerKeyFile), err)
 	}
-	pem, err := loadOrCreateKey(dir, ProvenanceKeyFile, func() ([]byte, error) {
+	pem, err := atomicfile.LoadOrCreate(filepath.Join(dir, ProvenanceKeyFile), func() ([]byte, error) {
 		k, err := provenance.GenerateKey()
 		if err != nil {
 			return nil, err
@@ -49,24 +46,4 @@ func LoadKeys(dir, trustDomain string) (*ledger.Key, *provenance.Key, error) {
 		return nil, nil, fmt.Errorf("provenance key %s: %w", filepath.Join(dir, ProvenanceKeyFile), err)
 	}
 	return lk, pk, nil
-}
-
-// loadOrCreateKey reads name in dir, or writes what create returns there
-// first (atomically, 0600).
-func loadOrCreateKey(dir, name string, create func() ([]byte, error)) ([]byte, error) {
-	path := filepath.Join(dir, name)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return b, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	if b, err = create(); err != nil {
-		return nil, err
-	}
-	return b, atomicfile.Write(path, b, 0o600)
 }

@@ -6,12 +6,14 @@ package security
 // names a listener needs and where it listens are the daemon's business.
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -168,4 +170,20 @@ func ServerNames(listen net.Addr, node string, extra []string) []string {
 	names = append(names, extra...)
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// NodeKey is the node's HMAC key for what it signs for itself (envd
+// access tokens, public port URLs): <dataDir>/node.key, 32 random bytes
+// (0600), made on first use.
+func NodeKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "node.key")
+	b, err := atomicfile.LoadOrCreate(path, func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	})
+	if err == nil && len(b) != 32 {
+		err = fmt.Errorf("%s: %d bytes, want 32", path, len(b))
+	}
+	return b, err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
+	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/pipeline"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
@@ -231,4 +232,24 @@ func PrincipalOf(td spiffeid.TrustDomain, labels Labeler) PrincipalFunc {
 		}
 		return pp
 	}
+}
+
+// Sessions lists and calls agents (the session manager).
+type Sessions interface {
+	Agents(ctx context.Context) ([]api.Agent, error)
+	Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error)
+}
+
+// ToolAgents is the agent platform of the built-in tools
+// (toolbox/builtin.Agents): deploy_agent goes through the pipeline like
+// every deploy; listing and calling are the session manager's.
+type ToolAgents struct {
+	Sessions
+	Deployer *Deployer
+}
+
+// Deploy deploys b for by through the pipeline; the version answered names
+// the run and its state (waiting: a person must review it).
+func (a ToolAgents) Deploy(ctx context.Context, by session.Principal, b *bundle.Bundle) (api.AgentVersion, error) {
+	return a.Deployer.Deploy(ctx, httpapi.Principal{ID: by.ID, Kind: by.Kind}, b, DeployWait)
 }

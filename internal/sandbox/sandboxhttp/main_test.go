@@ -66,7 +66,7 @@ func startServer(t testing.TB) *testServer {
 		t.Fatal(err)
 	}
 	rt := httpapi.NewRouter(httpapi.Options{Auth: tokenAuth{}, MaxBodyBytes: 1 << 20})
-	sandboxhttp.New(sandboxhttp.Config{Manager: m, Tiers: []sandbox.Tier{tier}}).Routes(rt)
+	sandboxhttp.New(sandboxhttp.Config{Manager: m, Tiers: []sandbox.Tier{tier}, PortKey: testPortKey}).Routes(rt)
 	s := serve(t, rt, func() {
 		_ = m.Close()
 		_ = tier.Close()

@@ -10,6 +10,10 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
+// ProblemFor maps an error from the Manager or a Sandbox to a problem of
+// the right kind, for the other surfaces over the Manager (e2bhttp).
+func ProblemFor(err error) error { return problemFor(err) }
+
 // problemFor maps an error from the Manager or a Sandbox to a problem of
 // the right kind. Errors it does not recognise stay internal (500, logged).
 func problemFor(err error) error {

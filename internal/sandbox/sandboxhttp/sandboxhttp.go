@@ -49,6 +49,10 @@ type Config struct {
 	Visible func(r *http.Request, info sandbox.Info) bool
 	// Identity, if set, names a sandbox's SPIFFE ID in descriptions.
 	Identity func(id string) string
+	// PortKey (32 bytes or more) signs public port URLs; without it
+	// they are off. Now is their clock (default time.Now).
+	PortKey []byte
+	Now     func() time.Time
 }
 
 // Handler serves the sandbox API.
@@ -154,6 +158,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		Summary: "Describe the file at ?path=.", Response: api.SandboxFile{}, Query: []httpapi.QueryParam{filePath}, Handler: h.handleStatFile})
 	add(httpapi.Route{Method: "POST", Path: sb + "/files/mkdir", Action: ActionWrite, Status: http.StatusCreated,
 		Summary: "Create the directory at ?path= with its parents.", Response: api.SandboxFile{}, Query: []httpapi.QueryParam{filePath}, Handler: h.handleMkdir})
+	h.portRoutes(add, r)
 }
 
 // guard answers 503 when sandboxes are off.

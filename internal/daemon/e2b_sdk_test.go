@@ -1,0 +1,165 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+)
+
+// e2bSDK finds node and the e2b SDK (npm e2b, pinned in testdata/e2bjs),
+// installing it from the local npm cache only; it skips the test when
+// either is missing.
+func e2bSDK(t *testing.T) (node, dir string) {
+	t.Helper()
+	if err := process.Available(); err != nil {
+		t.Skipf("process sandbox tier unavailable: %v", err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed (scripts/deps.sh installs nodejs and npm)")
+	}
+	dir, err = filepath.Abs(filepath.Join("testdata", "e2bjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "e2b", "package.json")); err != nil {
+		npm, lerr := exec.LookPath("npm")
+		if lerr != nil {
+			t.Skip("npm is not installed (scripts/deps.sh installs nodejs and npm)")
+		}
+		cmd := exec.Command(npm, "ci", "--offline", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Skipf("the e2b SDK is not installed in %s and not in the npm cache; run scripts/deps.sh (npm ci there): %v\n%s", dir, err, out)
+		}
+	}
+	return node, dir
+}
+
+// e2bKey issues an E2B API key for subject.
+func e2bKey(t *testing.T, d *daemon.Daemon, admin *client.Client, subject string) string {
+	t.Helper()
+	c := userClient(t, d, admin, subject)
+	k, err := c.CreateE2BKey(context.Background(), api.E2BKeyRequest{Name: "test"})
+	if err != nil {
+		t.Fatalf("e2b key for %s: %v", subject, err)
+	}
+	return k.Key
+}
+
+// TestE2BSDK drives the E2B-compatible API with the real e2b SDK from npm
+// against a live daemon: create, commands.run with streamed output (and an
+// exit error), files write/read/list/makeDir/rename/remove, a background
+// command listed and killed, stdin, setTimeout, pause and connect, list,
+// kill.
+func TestE2BSDK(t *testing.T) {
+	node, dir := e2bSDK(t)
+	d, admin := startDaemon(t)
+	key := e2bKey(t, d, admin, "user:alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	url := "http://" + d.Addr() + "/e2b"
+	cmd := exec.CommandContext(ctx, node, "e2b.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "E2B_API_URL="+url, "E2B_SANDBOX_URL="+url, "E2B_API_KEY="+key)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node e2b.mjs: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		ID  string
+		Run struct {
+			ExitCode        int
+			Stdout, Stderr  string
+			Chunks          int
+			Streamed, Error string
+		}
+		ExitError struct {
+			Thrown   bool
+			ExitCode int
+			Error    string
+		}
+		Files struct {
+			Written, Read, Moved, Error string
+			List                        []string
+			Exists, Gone                bool
+		}
+		Background struct {
+			PID            int
+			Listed, Killed bool
+			Waited, Error  string
+			After          int
+		}
+		Stdin   struct{ Stdout, Error string }
+		Timeout struct {
+			SecondsLeft int
+			State       string
+			Error       string
+		}
+		Pause struct {
+			Paused                       bool
+			StateWhilePaused, StateAfter string
+			Stdout, Error                string
+		}
+		List []struct {
+			ID       string
+			Metadata map[string]string
+		}
+		Kill struct {
+			Killed, Again bool
+			Running       any
+			Error         string
+		}
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node output %q: %v\n%s", out, err, stderr.String())
+	}
+	t.Logf("e2b SDK results: %s", out)
+	if r := got.Run; r.Error != "" || r.ExitCode != 0 || r.Stdout != "hi from /bin/bash\nline1\nline2\nline3\n" ||
+		r.Stderr != "oops\n" || r.Chunks < 1 || r.Streamed != r.Stdout {
+		t.Errorf("commands.run: %+v", r)
+	}
+	if e := got.ExitError; !e.Thrown || e.ExitCode != 3 {
+		t.Errorf("commands.run exit 3: %+v", e)
+	}
+	if f := got.Files; f.Error != "" || f.Written != "/workspace/hello.txt" || f.Read != "hello from the e2b sdk\n" ||
+		!slices.Contains(f.List, "hello.txt:file") || !slices.Contains(f.List, "sub:dir") || !f.Exists ||
+		f.Moved != f.Read || f.Gone {
+		t.Errorf("files: %+v", f)
+	}
+	if b := got.Background; b.Error != "" || b.PID <= 1 || !b.Listed || !b.Killed || b.Waited != "CommandExitError" || b.After != 0 {
+		t.Errorf("background command: %+v", b)
+	}
+	if got.Stdin.Stdout != "got typed\n" {
+		t.Errorf("stdin: %+v", got.Stdin)
+	}
+	if tm := got.Timeout; tm.Error != "" || tm.SecondsLeft < 290 || tm.SecondsLeft > 300 || tm.State != "running" {
+		t.Errorf("setTimeout: %+v", tm)
+	}
+	if p := got.Pause; p.Error != "" || !p.Paused || p.StateWhilePaused != "paused" || p.Stdout != "after resume\n" || p.StateAfter != "running" {
+		t.Errorf("pause and connect: %+v", p)
+	}
+	if len(got.List) != 1 || got.List[0].ID != got.ID || got.List[0].Metadata["suite"] != "e2b-sdk" {
+		t.Errorf("list: %+v", got.List)
+	}
+	if k := got.Kill; k.Error != "" || !k.Killed || k.Again || k.Running != false {
+		t.Errorf("kill: %+v", k)
+	}
+	if _, err := admin.Sandbox(ctx, got.ID); err == nil || !strings.Contains(err.Error(), "not") {
+		t.Errorf("the killed sandbox is still there: %v", err)
+	}
+}
