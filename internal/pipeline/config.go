@@ -249,49 +249,9 @@ func (r *Runner) validateConfig(ctx context.Context, rec record, lg *stageLog) (
 func (r *Runner) recordConfig(ctx context.Context, rec record, lg *stageLog) (outcome, error) {
 	run := rec.Run
 	c := run.Config
-	author := ledger.Identity{ID: run.Principal.ID, Labels: copyLabels(run.Principal.Labels)}
-	if author.Labels == nil {
-		author.Labels = map[string]string{}
-	}
-	author.Labels["principal.kind"] = run.Principal.Kind
-	type kindEntry struct {
-		kind string
-		e    ledger.Entry
-	}
 	entries := []kindEntry{{EntryConfig, ledger.Entry{Type: ledger.TypeConfig, Config: &ledger.ConfigChange{Target: c.Target, Name: c.Name,
-		Digest: ledger.Digest(c.Digest), ParentDigest: ledger.Digest(c.Parent), Author: author, Summary: clipText(c.Summary, ledger.MaxText-8)}}}}
-	if d := run.Decision; d != nil {
-		res := ledger.ResultDeny
-		if d.Result == api.GateAllow {
-			res = ledger.ResultAllow
-		}
-		reasons := d.Reasons
-		if len(reasons) > ledger.MaxReasons {
-			reasons = reasons[:ledger.MaxReasons]
-		}
-		entries = append(entries, kindEntry{EntryPolicy, ledger.Entry{Type: ledger.TypePolicy, Policy: &ledger.PolicyDecision{
-			PolicySetDigest: ledger.Digest(d.PolicySetDigest), InputDigest: ledger.Digest(d.InputDigest), Result: res, Reasons: reasons}}})
-	}
-	if rv := run.Review; rv != nil && rv.Decision != "" {
-		entries = append(entries, kindEntry{EntryApproval, ledger.Entry{Type: ledger.TypeApproval, Approval: &ledger.Approval{
-			Approver: ledger.Identity{ID: rv.By}, Decision: rv.Decision, Comment: clipText(rv.Comment, ledger.MaxText-8)}}})
-	}
-	var prev *ledger.Ref
-	refs := map[string]api.PipelineLedgerRef{}
-	for _, x := range entries {
-		e := x.e
-		if prev != nil {
-			e.Parents = []ledger.Ref{*prev}
-		}
-		ref, err := r.appendOnce(ctx, run.ID, x.kind, e)
-		if err != nil {
-			return outcome{}, fmt.Errorf("ledger %s entry: %w", x.kind, err)
-		}
-		lg.printf("ledger %s entry %d", x.kind, ref.Index)
-		refs[x.kind] = api.PipelineLedgerRef{Index: ref.Index, Hash: ref.Hash.String()}
-		prev = &ref
-	}
-	return outcome{state: api.StagePassed, apply: func(rec *record) { rec.Run.Ledger = refs }}, nil
+		Digest: ledger.Digest(c.Digest), ParentDigest: ledger.Digest(c.Parent), Author: runAuthor(run), Summary: clipText(c.Summary, ledger.MaxText-8)}}}}
+	return r.appendChain(ctx, run.ID, append(entries, decisionEntries(run)...), lg)
 }
 
 // EntryConfig is the ledger entry kind of a configuration run's change.

@@ -327,25 +327,39 @@ const (
 func (r *Runner) record(ctx context.Context, rec record, lg *stageLog) (outcome, error) {
 	run := rec.Run
 	hexOf := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
+	entries := []kindEntry{{EntryChange, ledger.Entry{Type: ledger.TypeChange, Change: &ledger.Change{Agent: run.Agent, Version: hexOf(run.Bundle),
+		ParentVersion: hexOf(run.Parent), BundleDigest: ledger.Digest(run.Bundle), Author: runAuthor(run), Message: clipText(run.Message, ledger.MaxText-8)}}}}
+	if t := run.Tests; t != nil {
+		tr := &ledger.TestResult{Suite: "pipeline:" + run.ID, Passed: t.Passed, Total: t.Total, Failed: t.Failed, ReportDigest: ledger.Digest(t.Report)}
+		entries = append(entries, kindEntry{EntryTest, ledger.Entry{Type: ledger.TypeTest, Test: tr}})
+	}
+	entries = append(entries, decisionEntries(run)...)
+	entries = append(entries, kindEntry{EntryProvenance, ledger.Entry{Type: ledger.TypeProvenance, Provenance: &ledger.Provenance{
+		SubjectDigest: ledger.Digest(run.Bundle), PredicateType: provenance.PredicateType, StatementDigest: ledger.Digest(run.Provenance),
+		Builder: r.cfg.Builder}}})
+	return r.appendChain(ctx, run.ID, entries, lg)
+}
+
+// kindEntry is a ledger entry of a run's chain and its kind (Entry*).
+type kindEntry struct {
+	kind string
+	e    ledger.Entry
+}
+
+// runAuthor is the run's principal as the ledger names an author.
+func runAuthor(run api.PipelineRun) ledger.Identity {
 	author := ledger.Identity{ID: run.Principal.ID, Labels: copyLabels(run.Principal.Labels)}
 	if author.Labels == nil {
 		author.Labels = map[string]string{}
 	}
 	author.Labels["principal.kind"] = run.Principal.Kind
-	entries := []struct {
-		kind string
-		e    ledger.Entry
-	}{
-		{EntryChange, ledger.Entry{Type: ledger.TypeChange, Change: &ledger.Change{Agent: run.Agent, Version: hexOf(run.Bundle),
-			ParentVersion: hexOf(run.Parent), BundleDigest: ledger.Digest(run.Bundle), Author: author, Message: clipText(run.Message, ledger.MaxText-8)}}},
-	}
-	if t := run.Tests; t != nil {
-		tr := &ledger.TestResult{Suite: "pipeline:" + run.ID, Passed: t.Passed, Total: t.Total, Failed: t.Failed, ReportDigest: ledger.Digest(t.Report)}
-		entries = append(entries, struct {
-			kind string
-			e    ledger.Entry
-		}{EntryTest, ledger.Entry{Type: ledger.TypeTest, Test: tr}})
-	}
+	return author
+}
+
+// decisionEntries are the run's policy decision and, when it was reviewed,
+// its approval.
+func decisionEntries(run api.PipelineRun) []kindEntry {
+	var entries []kindEntry
 	if d := run.Decision; d != nil {
 		res := ledger.ResultDeny
 		if d.Result == api.GateAllow {
@@ -355,25 +369,19 @@ func (r *Runner) record(ctx context.Context, rec record, lg *stageLog) (outcome,
 		if len(reasons) > ledger.MaxReasons {
 			reasons = reasons[:ledger.MaxReasons]
 		}
-		entries = append(entries, struct {
-			kind string
-			e    ledger.Entry
-		}{EntryPolicy, ledger.Entry{Type: ledger.TypePolicy, Policy: &ledger.PolicyDecision{PolicySetDigest: ledger.Digest(d.PolicySetDigest),
-			InputDigest: ledger.Digest(d.InputDigest), Result: res, Reasons: reasons}}})
+		entries = append(entries, kindEntry{EntryPolicy, ledger.Entry{Type: ledger.TypePolicy, Policy: &ledger.PolicyDecision{
+			PolicySetDigest: ledger.Digest(d.PolicySetDigest), InputDigest: ledger.Digest(d.InputDigest), Result: res, Reasons: reasons}}})
 	}
 	if rv := run.Review; rv != nil && rv.Decision != "" {
-		entries = append(entries, struct {
-			kind string
-			e    ledger.Entry
-		}{EntryApproval, ledger.Entry{Type: ledger.TypeApproval, Approval: &ledger.Approval{Approver: ledger.Identity{ID: rv.By},
-			Decision: rv.Decision, Comment: clipText(rv.Comment, ledger.MaxText-8)}}})
+		entries = append(entries, kindEntry{EntryApproval, ledger.Entry{Type: ledger.TypeApproval, Approval: &ledger.Approval{
+			Approver: ledger.Identity{ID: rv.By}, Decision: rv.Decision, Comment: clipText(rv.Comment, ledger.MaxText-8)}}})
 	}
-	entries = append(entries, struct {
-		kind string
-		e    ledger.Entry
-	}{EntryProvenance, ledger.Entry{Type: ledger.TypeProvenance, Provenance: &ledger.Provenance{SubjectDigest: ledger.Digest(run.Bundle),
-		PredicateType: provenance.PredicateType, StatementDigest: ledger.Digest(run.Provenance), Builder: r.cfg.Builder}}})
+	return entries
+}
 
+// appendChain appends entries in order, each naming the one before, once
+// across restarts (appendOnce), and records where they are in the run.
+func (r *Runner) appendChain(ctx context.Context, id string, entries []kindEntry, lg *stageLog) (outcome, error) {
 	var prev *ledger.Ref
 	refs := map[string]api.PipelineLedgerRef{}
 	for _, x := range entries {
@@ -381,7 +389,7 @@ func (r *Runner) record(ctx context.Context, rec record, lg *stageLog) (outcome,
 		if prev != nil {
 			e.Parents = []ledger.Ref{*prev}
 		}
-		ref, err := r.appendOnce(ctx, run.ID, x.kind, e)
+		ref, err := r.appendOnce(ctx, id, x.kind, e)
 		if err != nil {
 			return outcome{}, fmt.Errorf("ledger %s entry: %w", x.kind, err)
 		}

@@ -5,6 +5,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 
@@ -21,51 +22,14 @@ import (
 // original one before unlocking. The caller needs CAP_SYS_ADMIN over the
 // namespace's owner (the daemon runs as root).
 func ListenInNetNS(ctx context.Context, nsPath, network, address string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("open own netns: %w", err)}
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("open netns %s: %w", nsPath, err)}
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("enter netns %s: %w", nsPath, err)}
-			return
-		}
+	l, err := inNetNS(nsPath, func() (net.Listener, error) {
 		var lc net.ListenConfig
-		l, lerr := lc.Listen(ctx, network, address)
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// The thread is stuck in the sandbox namespace: keep it locked so
-			// it dies with this goroutine instead of serving other work.
-			if l != nil {
-				l.Close()
-			}
-			ch <- result{err: fmt.Errorf("return from netns: %w", err)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{l, lerr}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, fmt.Errorf("listen in sandbox netns: %w", r.err)
+		return lc.Listen(ctx, network, address)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen in sandbox netns: %w", err)
 	}
-	return r.l, nil
+	return l, nil
 }
 
 // DialInNetNS connects to address (e.g. 127.0.0.1:8000) inside the network
@@ -73,49 +37,59 @@ func ListenInNetNS(ctx context.Context, nsPath, network, address string) (net.Li
 // namespace, which keeps it for life, and connected from there. The
 // port forwarding of the sandbox API reaches a sandbox's listeners so.
 func DialInNetNS(ctx context.Context, nsPath, network, address string) (net.Conn, error) {
+	c, err := inNetNS(nsPath, func() (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, address)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial in sandbox netns: %w", err)
+	}
+	return c, nil
+}
+
+// inNetNS runs open on a locked OS thread inside the network namespace at
+// nsPath and returns to the original namespace before unlocking; a socket
+// keeps the namespace it was made in. A thread that cannot return stays
+// locked, so it dies with its goroutine instead of serving other work.
+func inNetNS[T io.Closer](nsPath string, open func() (T, error)) (T, error) {
 	type result struct {
-		c   net.Conn
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
+		var zero T
 		runtime.LockOSThread()
 		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("open own netns: %w", err)}
+			ch <- result{zero, fmt.Errorf("open own netns: %w", err)}
 			return
 		}
 		defer unix.Close(orig)
 		target, err := unix.Open(nsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("open netns %s: %w", nsPath, err)}
+			ch <- result{zero, fmt.Errorf("open netns %s: %w", nsPath, err)}
 			return
 		}
 		defer unix.Close(target)
 		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("enter netns %s: %w", nsPath, err)}
+			ch <- result{zero, fmt.Errorf("enter netns %s: %w", nsPath, err)}
 			return
 		}
-		var d net.Dialer
-		c, derr := d.DialContext(ctx, network, address)
+		v, oerr := open()
 		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// Stuck in the sandbox namespace: the thread dies with this
-			// goroutine (it stays locked).
-			if c != nil {
-				c.Close()
+			if oerr == nil {
+				_ = v.Close()
 			}
-			ch <- result{err: fmt.Errorf("return from netns: %w", err)}
+			ch <- result{zero, fmt.Errorf("return from netns: %w", err)}
 			return
 		}
 		runtime.UnlockOSThread()
-		ch <- result{c, derr}
+		ch <- result{v, oerr}
 	}()
 	r := <-ch
-	if r.err != nil {
-		return nil, fmt.Errorf("dial in sandbox netns: %w", r.err)
-	}
-	return r.c, nil
+	return r.v, r.err
 }
