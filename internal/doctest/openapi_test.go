@@ -16,9 +16,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
-	"github.com/agentcloud/agentcloud/internal/auth"
-	"github.com/agentcloud/agentcloud/internal/config"
-	"github.com/agentcloud/agentcloud/internal/daemon"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/openapi.json from the daemon's /openapi.json")
@@ -27,21 +24,8 @@ var update = flag.Bool("update", false, "rewrite testdata/openapi.json from the 
 // the build version replaced by "dev", and an admin client.
 func openAPIDoc(t *testing.T) ([]byte, *client.Client) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Data, cfg.Listen, cfg.SandboxPoolProcess = t.TempDir(), "127.0.0.1:0", 0
-	d, err := daemon.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Shutdown(context.Background()) })
-	tok, err := os.ReadFile(filepath.Join(cfg.Data, auth.TokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New("http://"+d.Addr(), strings.TrimSpace(string(tok)))
+	url, token := startDaemon(t)
+	c, err := client.New(url, token)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,9 +100,9 @@ func TestSDKRoutesGolden(t *testing.T) {
 	}
 }
 
-// sdkDaemon starts a daemon with a process sandbox tier for the SDK tests
-// and returns its URL and admin token.
-func sdkDaemon(t *testing.T) (string, string) {
+// startDaemon starts a daemon in this process (no warm sandbox pool) and
+// returns its URL and admin token; it is shut down when t ends.
+func startDaemon(t *testing.T) (string, string) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Data, cfg.Listen, cfg.SandboxPoolProcess = t.TempDir(), "127.0.0.1:0", 0
@@ -137,7 +137,7 @@ func debianPython(t *testing.T) string {
 // TestPythonSDK runs the Python SDK's pytest suite against a live daemon.
 func TestPythonSDK(t *testing.T) {
 	py := debianPython(t)
-	url, token := sdkDaemon(t)
+	url, token := startDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := filepath.Join(repoRoot(t), "sdk", "python")
@@ -163,7 +163,7 @@ func TestTypeScriptSDK(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("no node")
 	}
-	url, token := sdkDaemon(t)
+	url, token := startDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	out := t.TempDir()

@@ -24,6 +24,25 @@ MAX_BUNDLE_BYTES = 64 << 20
 
 _SKIP_DIRS = {".git", ".hg", ".svn"}
 
+# The type URIs of the platform's own problems (api/problem.go).
+_PROBLEM_TYPES = "https://agentcloud.dev/problems/"
+
+
+class _Answer:
+    """An error answer returned as it came (see Client._open)."""
+
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self._body = status, headers, body
+
+    def read(self):
+        return self._body
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
 
 class APIError(Exception):
     """A problem+json answer (or a transport failure, status 0)."""
@@ -96,7 +115,10 @@ class Client:
         self.url, self.token, self.timeout = url.rstrip("/"), token, timeout
 
     # The one request function.
-    def _open(self, method, path, body=None, headers=None, query=None, timeout=None):
+    def _open(self, method, path, body=None, headers=None, query=None, timeout=None, agent_answer=False):
+        """Opens one request. Errors are APIError; with agent_answer, an error
+        answer that is not one of the platform's problems (an agent's own
+        4xx or 5xx) is returned as it came instead."""
         url = self.url + path
         if query:
             q = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -113,8 +135,12 @@ class Client:
             try:
                 problem = json.loads(raw)
             except ValueError:
-                problem = {"title": e.reason, "detail": raw.decode("utf-8", "replace")[:500]}
-            raise APIError(e.code, problem) from None
+                problem = None
+            if not isinstance(problem, dict):
+                problem = None
+            if agent_answer and not (problem or {}).get("type", "").startswith(_PROBLEM_TYPES):
+                return _Answer(e.code, e.headers, raw)
+            raise APIError(e.code, problem or {"title": e.reason, "detail": raw.decode("utf-8", "replace")[:500]}) from None
         except urllib.error.URLError as e:
             raise APIError(0, {"title": "unreachable", "detail": "%s: %s" % (self.url, e.reason)}) from None
 
@@ -221,18 +247,15 @@ class Client:
         return p + (path if path.startswith("/") else "/" + path)
 
     def call(self, agent, session, path="/", method="GET", body=None, headers=None):
-        """Calls a session; any status the agent answers is returned, not raised."""
+        """Calls a session; whatever the agent answers is returned (its own
+        error statuses included, body and headers as sent); the platform's
+        problems (unauthenticated, no such agent, ...) are raised."""
         if isinstance(body, (dict, list)):
             body, headers = json.dumps(body).encode(), dict(headers or {}, **{"Content-Type": "application/json"})
         elif isinstance(body, str):
             body = body.encode()
-        try:
-            with self._open(method, self._session_path(agent, session, path), body, headers) as resp:
-                return Response(resp.status, dict(resp.headers), resp.read())
-        except APIError as e:
-            if e.problem.get("type", "").startswith("https://agentcloud.dev/problems/"):
-                raise
-            return Response(e.status, {}, json.dumps(e.problem).encode())
+        with self._open(method, self._session_path(agent, session, path), body, headers, agent_answer=True) as resp:
+            return Response(resp.status, dict(resp.headers), resp.read())
 
     def call_stream(self, agent, session, path="/", method="GET", body=None, headers=None, chunk=4096):
         """Calls a session and yields its answer's body as it arrives."""
@@ -307,8 +330,9 @@ class Client:
                        content_type="application/octet-stream", query={"path": path, "mode": None if mode is None else "%o" % mode})
 
     def read_file(self, sid, path):
-        out = self.op("get-v1-sandboxes-by-sandbox-files", {"sandbox": sid}, query={"path": path})
-        return out if isinstance(out, bytes) else json.dumps(out).encode()
+        path_ = "/v1/sandboxes/%s/files" % urllib.parse.quote(sid, safe="")
+        with self._open("GET", path_, query={"path": path}) as resp:
+            return resp.read()
 
     def list_files(self, sid, path=""):
         return self.op("get-v1-sandboxes-by-sandbox-files-list", {"sandbox": sid}, query={"path": path})["files"]

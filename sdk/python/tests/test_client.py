@@ -14,6 +14,9 @@ COUNTER = """
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
+    if (url.pathname === "/missing") {
+      return new Response("not here", { status: 404, headers: { "x-agent": "yes" } });
+    }
     if (url.pathname === "/stream") {
       const enc = new TextEncoder();
       return new Response(enc.encode("a\\nb\\nc\\n"), { headers: { "content-type": "text/plain" } });
@@ -60,6 +63,11 @@ def test_deploy_dir_and_call(client, tmp_path):
     assert client.call(name, "s1", "/", "POST").json() == {"n": 1, "method": "POST"}
     assert client.call(name, "s1", "/").json()["n"] == 2
     assert client.call(name, "s2").json()["n"] == 1
+    missing = client.call(name, "s1", "/missing")  # the agent's own 404 comes back as it was sent
+    assert (missing.status, missing.body, missing.headers.get("X-Agent")) == (404, b"not here", "yes")
+    with pytest.raises(APIError) as e:  # the platform's own problems are raised
+        client.call("no-such-agent-" + name, "s1")
+    assert e.value.status == 404 and e.value.type.startswith("https://agentcloud.dev/problems/")
     streamed = b"".join(client.call_stream(name, "s1", "/stream", chunk=1))
     assert streamed == b"a\nb\nc\n"
     assert {s["id"] for s in client.sessions(name)} >= {"s1", "s2"}
@@ -122,6 +130,8 @@ def test_sandbox_exec_files_pause_resume(client):
         assert (r.exit_code, r.stdout) == (0, "42\n")
         client.write_file(sid, "/workspace/hello.txt", "hi there")
         assert client.read_file(sid, "/workspace/hello.txt") == b"hi there"
+        client.write_file(sid, "/workspace/data.json", '{ "a" :1 }')  # bytes as written, not re-encoded
+        assert client.read_file(sid, "/workspace/data.json") == b'{ "a" :1 }'
         assert "hello.txt" in {f["name"] for f in client.list_files(sid, "/workspace")}
         assert client.pause_sandbox(sid)["state"] == "paused"
         assert client.resume_sandbox(sid)["state"] == "running"

@@ -58,6 +58,9 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
+/** The type URIs of the platform's own problems (api/problem.go). */
+const PROBLEM_TYPES = "https://agentcloud.dev/problems/";
+
 /** Bundles larger than this are refused before the upload. */
 export const MAX_BUNDLE_BYTES = 64 << 20;
 
@@ -201,11 +204,30 @@ export class Client {
   sessionPath(agent: string, session: string, path = "/"): string {
     return `/agents/${encodeURIComponent(agent)}/sessions/${encodeURIComponent(session)}${path.startsWith("/") ? path : "/" + path}`;
   }
-  /** Calls a session; the agent's answer is returned whatever its status. */
+  /**
+   * Calls a session; whatever the agent answers is returned (its own error
+   * statuses included, body and headers as sent); the platform's problems
+   * (unauthenticated, no such agent, ...) are thrown as APIError.
+   */
   async call(agent: string, session: string, path = "/", init: { method?: string; body?: string | Uint8Array; headers?: Record<string, string> } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...(init.headers ?? {}) };
     if (this.token) headers.Authorization = "Bearer " + this.token;
-    return fetch(this.url + this.sessionPath(agent, session, path), { method: init.method ?? "GET", headers, body: init.body as RequestInit["body"] });
+    let resp: Response;
+    try {
+      resp = await fetch(this.url + this.sessionPath(agent, session, path), { method: init.method ?? "GET", headers, body: init.body as RequestInit["body"] });
+    } catch (e) {
+      throw new APIError(0, { title: "unreachable", detail: `${this.url}: ${(e as Error).message}` });
+    }
+    if (resp.status < 400 || !(resp.headers.get("content-type") ?? "").includes("problem+json")) return resp;
+    const text = await resp.text();
+    let problem: Record<string, unknown> | undefined;
+    try {
+      problem = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      problem = undefined;
+    }
+    if (problem && String(problem.type ?? "").startsWith(PROBLEM_TYPES)) throw new APIError(resp.status, problem);
+    return new Response(text, { status: resp.status, statusText: resp.statusText, headers: resp.headers });
   }
   /** Calls a session and yields its answer's body as it arrives. */
   async *callStream(agent: string, session: string, path = "/", init: { method?: string; body?: string } = {}): AsyncGenerator<Uint8Array> {

@@ -11,6 +11,7 @@ import { APIError, Client, ROUTES } from "../src/index.js";
 const COUNTER = `
 export default {
   async fetch(request, env) {
+    if (new URL(request.url).pathname === "/missing") return new Response("not here", { status: 404, headers: { "x-agent": "yes" } });
     if (new URL(request.url).pathname === "/stream") return new Response("a\\nb\\nc\\n");
     const n = ((await env.state.get("n")) ?? 0) + 1;
     await env.state.put("n", n);
@@ -41,6 +42,9 @@ test("deploy a directory, call, stream, hibernate", async () => {
   assert.equal(v.agent, name);
   assert.deepEqual(await (await c.call(name, "s1", "/", { method: "POST" })).json(), { n: 1, method: "POST" });
   assert.equal((await (await c.call(name, "s1")).json()).n, 2);
+  const missing = await c.call(name, "s1", "/missing"); // the agent's own 404 comes back as it was sent
+  assert.deepEqual([missing.status, await missing.text(), missing.headers.get("x-agent")], [404, "not here", "yes"]);
+  await rejects(c.call("no-such-agent-" + name, "s1"), 404); // the platform's own problems are thrown
   let streamed = "";
   for await (const chunk of c.callStream(name, "s1", "/stream")) streamed += new TextDecoder().decode(chunk);
   assert.equal(streamed, "a\nb\nc\n");
