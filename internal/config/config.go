@@ -149,6 +149,11 @@ type Config struct {
 	// proxy trusts for upstream HTTPS besides the system roots (a private
 	// CA, or the stand-ins' CA in a test bench).
 	EgressUpstreamCAFile string `json:"egress_upstream_ca_file"`
+	// EgressSignatureAgent, an https origin, turns on Web Bot Auth for
+	// agents' outbound requests: the egress proxy signs them with the
+	// node's key (a key per tenant) and this origin in Signature-Agent;
+	// the origin must serve the node's key directory (egress.go).
+	EgressSignatureAgent string `json:"egress_signature_agent,omitempty"`
 	// ClusterConfig makes the node a cluster member (cluster.go).
 	ClusterConfig
 }

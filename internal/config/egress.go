@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -21,6 +23,9 @@ func (c *Config) loadEgressEnv(lookup func(string) (string, bool)) {
 	}
 	if v, ok := lookup("AGENTCLOUD_EGRESS_UPSTREAM_CA_FILE"); ok {
 		c.EgressUpstreamCAFile = v
+	}
+	if v, ok := lookup("AGENTCLOUD_EGRESS_SIGNATURE_AGENT"); ok {
+		c.EgressSignatureAgent = v
 	}
 }
 
@@ -53,7 +58,34 @@ func (c Config) validateEgress() Errors {
 			add("egress_upstream_ca_file", c.EgressUpstreamCAFile, "want a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)")
 		}
 	}
+	if o := c.EgressSignatureAgent; o != "" {
+		if detail := checkOrigin(o); detail != "" {
+			add("egress_signature_agent", o, detail)
+		}
+	}
 	return errs
+}
+
+// checkOrigin says what is wrong with o as a Signature-Agent origin
+// ("" if nothing): https, a host, an optional port, no path, query,
+// fragment or userinfo.
+func checkOrigin(o string) string {
+	const want = "want an https origin such as https://agents.example.com (no path, query or userinfo) that serves " +
+		"/.well-known/http-message-signatures-directory from this node"
+	u, err := url.Parse(o)
+	if len(o) > 512 || err != nil || !strings.HasPrefix(o, "https://") || u.Opaque != "" || u.User != nil || u.RawQuery != "" ||
+		u.ForceQuery || u.Fragment != "" || (u.Path != "" && u.Path != "/") || u.Hostname() == "" {
+		return want
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return want
+		}
+	}
+	if h := strings.ToLower(u.Hostname()); strings.Contains(h, "*") || !ValidTLSName(h) {
+		return want
+	}
+	return ""
 }
 
 // loopbackListen reports whether addr (host:port) listens on loopback only.

@@ -133,3 +133,67 @@ func FuzzParseLoopbackHosts(f *testing.F) {
 func mapEnv(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
+
+var signatureAgentCases = []struct {
+	origin string
+	ok     bool
+}{
+	{"https://agents.example.com", true},
+	{"https://agents.example.com/", true},
+	{"https://Agents.Example.com:8443", true},
+	{"https://[2001:db8::1]", true},
+	{"https://192.0.2.7:443", true},
+	{"http://agents.example.com", false},
+	{"https://agents.example.com/path", false},
+	{"https://agents.example.com?x=1", false},
+	{"https://agents.example.com?", false},
+	{"https://agents.example.com#f", false},
+	{"https://user:pw@agents.example.com", false},
+	{"https://", false},
+	{"https://*.example.com", false},
+	{"https://exa mple.com", false},
+	{"https://a.example.com:99999", false},
+	{"https://[fe80::1%25eth0]", false},
+	{"agents.example.com", false},
+	{"https://" + strings.Repeat("a", 600) + ".com", false},
+}
+
+// TestEgressSignatureAgentClass: a malformed egress_signature_agent (not
+// https, a path, query, fragment, userinfo, a bad host or port, too long)
+// is refused naming the field and saying what is wanted; well-formed
+// origins pass; the env and the file both set it.
+func TestEgressSignatureAgentClass(t *testing.T) {
+	for _, tc := range signatureAgentCases {
+		c := Default()
+		c.EgressSignatureAgent = tc.origin
+		err := c.Validate()
+		var errs Errors
+		if tc.ok != (err == nil) {
+			t.Errorf("%q: %v, want ok=%v", tc.origin, err, tc.ok)
+		}
+		if !tc.ok && (!errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != "egress_signature_agent" || !strings.Contains(errs[0].Detail, "https origin")) {
+			t.Errorf("%q: %v, want one error naming egress_signature_agent", tc.origin, err)
+		}
+	}
+	var c Config
+	if err := c.LoadEnv(mapEnv(map[string]string{"AGENTCLOUD_EGRESS_SIGNATURE_AGENT": "https://a.test"})); err != nil || c.EgressSignatureAgent != "https://a.test" {
+		t.Errorf("env: %q %v", c.EgressSignatureAgent, err)
+	}
+	path := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(path, []byte(`{"egress_signature_agent":"https://b.test"}`), 0o600)
+	c = Default()
+	if err := c.LoadFile(path); err != nil || c.EgressSignatureAgent != "https://b.test" {
+		t.Errorf("file: %q %v", c.EgressSignatureAgent, err)
+	}
+}
+
+func FuzzCheckOrigin(f *testing.F) {
+	for _, tc := range signatureAgentCases {
+		f.Add(tc.origin)
+	}
+	f.Fuzz(func(t *testing.T, o string) {
+		if checkOrigin(o) == "" && !strings.HasPrefix(o, "https://") {
+			t.Fatalf("%q accepted", o)
+		}
+	})
+}

@@ -93,6 +93,14 @@ const directoryMaxAge = time.Hour
 // HEAD), with a possession proof over the request's authority and the
 // body's Content-Digest, valid for a day.
 func (s *Signer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	serveDirectory(w, r, []ed25519.PrivateKey{s.key}, directoryMaxAge, s.clock.Now())
+}
+
+// serveDirectory serves a key directory of keys (GET and HEAD at
+// WellKnownPath), each key proving possession with its own signature
+// (labels proof, proof1, ...) over the request's authority and the body's
+// Content-Digest, valid for a day; caches may keep it for maxAge.
+func serveDirectory(w http.ResponseWriter, r *http.Request, keys []ed25519.PrivateKey, maxAge time.Duration, at time.Time) {
 	if r.URL.Path != WellKnownPath {
 		http.NotFound(w, r)
 		return
@@ -102,28 +110,41 @@ func (s *Signer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	pub := s.key.Public().(ed25519.PublicKey)
-	body, err := json.Marshal(map[string][]map[string]string{"keys": {{"kty": "OKP", "crv": "Ed25519", "kid": s.kid,
-		"x": base64.RawURLEncoding.EncodeToString(pub), "use": "sig"}}})
+	jwks := make([]map[string]string, 0, len(keys))
+	for _, k := range keys {
+		pub := k.Public().(ed25519.PublicKey)
+		jwks = append(jwks, map[string]string{"kty": "OKP", "crv": "Ed25519", "kid": Thumbprint(pub),
+			"x": base64.RawURLEncoding.EncodeToString(pub), "use": "sig"})
+	}
+	body, err := json.Marshal(map[string][]map[string]string{"keys": jwks})
 	if err != nil {
 		http.Error(w, "directory", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", DirectoryMediaType)
-	h.Set("Cache-Control", "max-age="+strconv.Itoa(int(directoryMaxAge/time.Second)))
+	h.Set("Cache-Control", "max-age="+strconv.Itoa(int(maxAge/time.Second)))
 	h.Set("Content-Digest", httpsig.ContentDigest(body))
-	now := s.clock.Now().Unix()
+	now := at.Unix()
 	req := &httpsig.Message{Method: http.MethodGet, Scheme: "https", Authority: r.Host, RawPath: r.URL.EscapedPath()}
-	in, sig, err := httpsig.Sign(httpsig.FromResponse(http.StatusOK, h, req), "proof",
-		[]httpsig.Component{httpsig.C("@authority").WithReq(), httpsig.C("content-digest")},
-		httpsig.SignParams{Created: now, Expires: now + 86400, KeyID: s.kid, Tag: ProofTag}, s.key)
-	if err != nil {
-		http.Error(w, "directory", http.StatusInternalServerError)
-		return
+	msg := httpsig.FromResponse(http.StatusOK, h, req)
+	var ins, sigs []string
+	for i, k := range keys {
+		label := "proof"
+		if i > 0 {
+			label += strconv.Itoa(i)
+		}
+		in, sig, err := httpsig.Sign(msg, label,
+			[]httpsig.Component{httpsig.C("@authority").WithReq(), httpsig.C("content-digest")},
+			httpsig.SignParams{Created: now, Expires: now + 86400, KeyID: Thumbprint(k.Public().(ed25519.PublicKey)), Tag: ProofTag}, k)
+		if err != nil {
+			http.Error(w, "directory", http.StatusInternalServerError)
+			return
+		}
+		ins, sigs = append(ins, label+"="+in), append(sigs, label+"="+sig)
 	}
-	h.Set("Signature-Input", "proof="+in)
-	h.Set("Signature", "proof="+sig)
+	h.Set("Signature-Input", strings.Join(ins, ", "))
+	h.Set("Signature", strings.Join(sigs, ", "))
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {

@@ -17,7 +17,7 @@ import (
 
 // signerOnLoopback serves s's directory over TLS on loopback and returns a
 // verifier whose fetches reach it whatever host they name.
-func signerOnLoopback(t *testing.T, s *Signer, clk clock.Clock) *Verifier {
+func signerOnLoopback(t *testing.T, s http.Handler, clk clock.Clock) *Verifier {
 	t.Helper()
 	srv := httptest.NewTLSServer(s)
 	t.Cleanup(srv.Close)
