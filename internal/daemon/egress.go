@@ -31,7 +31,7 @@ type egressHooks struct {
 func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 	s := d.sec
 	cfg := egress.Config{Decider: s, Secrets: s.SubstituteSecrets, Auditor: egress.AuditorFunc(s.AuditEgress),
-		ClientCert: s.ClientCert, AllowPrivate: s.AllowPrivate,
+		ClientCert: s.ClientCert, AllowPrivate: s.AllowPrivate, Sign: s.SignOutbound, // Web Bot Auth (security/botsign.go)
 		// CONNECT from sandboxes is intercepted with leaves from the
 		// platform CA, which sandboxes trust (sandboxnet.CABundle), so each
 		// HTTPS request is decided, audited and gets its secrets.

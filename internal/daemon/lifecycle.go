@@ -155,7 +155,7 @@ func (d *Daemon) newSessions(ctx context.Context) error {
 func (d *Daemon) startSecurity(ctx context.Context) error {
 	var err error
 	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.cfg.CAPath(), DataDir: d.cfg.Data,
-		AuditRetention:        audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes},
+		AuditRetention: audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes}, SignatureAgent: d.cfg.EgressSignatureAgent,
 		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security")},
 		security.Deps{Store: d.store, Bootstrap: d.bootstrap, Agents: agentDirectory{d}, Sandboxes: &d.sandboxDir,
 			PrincipalFrom: securityhttp.PrincipalFrom})

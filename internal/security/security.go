@@ -51,6 +51,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/approval"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/auth"
+	"github.com/agentcloud/agentcloud/internal/gateway/webbotauth"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/agentcloud/agentcloud/internal/secrets"
@@ -107,6 +108,10 @@ type Config struct {
 	CADir string
 	// DataDir holds secrets.key (created if absent).
 	DataDir string
+	// SignatureAgent, an https origin, turns on Web Bot Auth signing of
+	// agents' outbound requests with a node key kept in DataDir
+	// (botsign.go); "" signs nothing.
+	SignatureAgent string
 	// AuditRetention bounds the audit stream; AuthFailuresPerMinute is
 	// how many failed authentications per remote address and minute are
 	// audited one by one (at least 1).
@@ -167,7 +172,8 @@ type Security struct {
 	omu    sync.RWMutex // protects owners
 	owners map[string]OwnerFunc
 
-	svids *sessionSVIDs // session identities (identity.go)
+	svids *sessionSVIDs          // session identities (identity.go)
+	bots  *webbotauth.NodeSigner // outbound Web Bot Auth; nil: off (botsign.go)
 
 	started   atomic.Bool
 	stop      chan struct{} // closed by Close; stops the background workers
@@ -245,6 +251,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 		return nil, s.abort(fmt.Errorf("secrets key: %w", err))
 	}
 	if s.secrets, err = secrets.NewManager(key, secrets.NewKVStore(secKV)); err != nil {
+		return nil, s.abort(err)
+	}
+	if s.bots, err = loadBotSigner(cfg.DataDir, cfg.SignatureAgent); err != nil {
 		return nil, s.abort(err)
 	}
 	s.labels = &labelStore{kv: s.kv, audit: s.audit, now: s.now}

@@ -7,6 +7,7 @@ package securityhttp
 import (
 	"net/http"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/gateway"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/identity"
@@ -57,4 +58,21 @@ func (a VerifiedAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 		}
 	}
 	return a.Auth.Authenticate(r)
+}
+
+// keyDirectoryRoute serves the node's Web Bot Auth key directory, public,
+// so sites can verify what the egress proxy signed for agents (404 when
+// egress_signature_agent is not set).
+func keyDirectoryRoute(rt *httpapi.Router, s *security.Security) {
+	rt.Handle(httpapi.Route{Method: "GET", Path: security.KeyDirectoryPath, Tag: tag, Public: true,
+		Summary:        "This node's Web Bot Auth key directory (public; signed with each key; 404 unless egress_signature_agent is set).",
+		RawContentType: "application/http-message-signatures-directory+json",
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			h, ok := s.KeyDirectory()
+			if !ok {
+				return api.Errorf(api.KindNotFound, "this node signs no outbound requests: set egress_signature_agent to an https origin that serves this path")
+			}
+			h.ServeHTTP(w, r)
+			return nil
+		}})
 }

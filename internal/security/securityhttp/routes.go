@@ -35,6 +35,7 @@ func Routes(rt *httpapi.Router, s *security.Security, changes Changes) {
 	policyRoutes(rt, s, changes)
 	secretRoutes(rt, s)
 	approvalRoutes(rt, s)
+	keyDirectoryRoute(rt, s) // frontdoor.go
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/audit", Tag: tag, Summary: "Read the audit stream (administrators); filter with ?session=A/S&type=&from=&limit=.",
 		Query: []httpapi.QueryParam{
 			{Name: "session", Description: "only events of this session, written AGENT/SESSION"},

@@ -71,6 +71,7 @@ ROUTES = {
     "get-v1-trusted-hosts": ("GET", "/v1/trusted-hosts", "security"),
     "get-v1-usage": ("GET", "/v1/usage", "models"),
     "get-v1-whoami": ("GET", "/v1/whoami", "system"),
+    "get-well-known-http-message-signatures-directory": ("GET", "/.well-known/http-message-signatures-directory", "security"),
     "get-well-known-oauth-protected-resource": ("GET", "/.well-known/oauth-protected-resource", "tools"),
     "get-well-known-oauth-protected-resource-mcp": ("GET", "/.well-known/oauth-protected-resource/mcp", "tools"),
     "patch-agents-by-agent-sessions-by-session": ("PATCH", "/agents/{agent}/sessions/{session}", "sessions"),
