@@ -92,6 +92,7 @@ waits for a daemon that is starting.
 	f.StringArrayVar(&cfg.EgressLoopbackHosts, "egress-loopback-host", nil,
 		"NAME[=ADDR]: the egress proxy resolves NAME to this loopback address (default 127.0.0.1) and lets agents reach it, for stand-in upstreams in benchmarks and test benches (repeatable; needs a loopback --listen)")
 	f.StringVar(&cfg.EgressUpstreamCAFile, "egress-upstream-ca-file", "", "PEM CA certificates the egress proxy trusts for upstream HTTPS besides the system roots")
+	f.StringVar(&cfg.EgressSignatureAgent, "egress-signature-agent", "", "https origin that serves this node's Web Bot Auth key directory; set, agents' outbound requests are signed (a key per tenant)")
 	addClusterFlags(f, &cfg)
 	return cmd
 }
@@ -160,6 +161,8 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.EgressLoopbackHosts = src.EgressLoopbackHosts
 	case "egress-upstream-ca-file":
 		dst.EgressUpstreamCAFile = src.EgressUpstreamCAFile
+	case "egress-signature-agent":
+		dst.EgressSignatureAgent = src.EgressSignatureAgent
 	default:
 		applyClusterFlag(dst, src, name)
 	}
