@@ -42,6 +42,9 @@ type Manifest struct {
 	// sandbox with the bundle checked out in /workspace (e.g. "python3 -m
 	// pytest"); exit status 0 passes. Empty: only tests/*.test.js run.
 	Test string `json:"test,omitempty"`
+	// Public, if set, serves some sessions without a platform token and
+	// publishes an agent card (public.go).
+	Public *Public `json:"public,omitempty"`
 }
 
 // Limits bound what one session of the agent may use.
@@ -101,7 +104,7 @@ var (
 )
 
 var (
-	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env", "rollout", "test"}
+	topFields    = []string{"name", "description", "entry", "runtime", "limits", "egress", "tools", "secrets", "env", "rollout", "test", "public"}
 	limitsFields = []string{"memory_mib", "cpu_ms", "wall_ms", "idle_seconds"}
 	// fieldAliases are names people reach for out of habit.
 	fieldAliases = map[string]string{
@@ -216,6 +219,7 @@ func (p *parser) manifest() (Manifest, bool) {
 	m.Env = p.env(top["env"])
 	m.Rollout = p.rollout(top["rollout"])
 	m.Test, _ = p.string("test", top["test"])
+	m.Public = p.public(top["public"])
 	p.validate(&m)
 	return m, true
 }

@@ -117,6 +117,34 @@ var parseCases = []parseCase{
 			t.Errorf("rollout = %+v", m.Rollout)
 		}
 	}},
+	{name: "public", in: `{"name":"a","entry":"a.js","public":{"sessions":["www","api.v1"],"methods":["GET","POST"],"cacheable":true,"version":"2.1",
+		"skills":[{"id":"search","name":"Search","description":"finds things","tags":["web","find"]},{"id":"sum","name":"Sum"}]}}`,
+		check: func(t *testing.T, m Manifest) {
+			want := &Public{Sessions: []string{"www", "api.v1"}, Methods: []string{"GET", "POST"}, Cacheable: true, Version: "2.1",
+				Skills: []Skill{{ID: "search", Name: "Search", Description: "finds things", Tags: []string{"web", "find"}}, {ID: "sum", Name: "Sum"}}}
+			if !reflect.DeepEqual(m.Public, want) {
+				t.Errorf("got %+v, want %+v", m.Public, want)
+			}
+		}},
+	{name: "public defaults", in: `{"name":"a","entry":"a.js","public":{"sessions":["www"]}}`, check: func(t *testing.T, m Manifest) {
+		if m.Public == nil || !slices.Equal(m.Public.Methods, []string{"GET", "HEAD"}) || m.Public.Version != "1.0.0" || m.Public.Cacheable {
+			t.Errorf("got %+v", m.Public)
+		}
+	}},
+	{name: "public not object", in: `{"name":"a","entry":"a.js","public":true}`, fields: []string{"public"}},
+	{name: "public without sessions", in: `{"name":"a","entry":"a.js","public":{}}`, fields: []string{"public.sessions"}, text: "is required"},
+	{name: "public empty sessions", in: `{"name":"a","entry":"a.js","public":{"sessions":[]}}`, fields: []string{"public.sessions"}},
+	{name: "public bad sessions", in: `{"name":"a","entry":"a.js","public":{"sessions":["..","a/b","","ok","ok",7]}}`,
+		fields: []string{"public.sessions[5]", "public.sessions[0]", "public.sessions[1]", "public.sessions[2]", "public.sessions[4]"}},
+	{name: "public too many sessions", in: `{"name":"a","entry":"a.js","public":{"sessions":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]}}`,
+		fields: []string{"public.sessions"}, text: "maximum 16"},
+	{name: "public bad methods", in: `{"name":"a","entry":"a.js","public":{"sessions":["w"],"methods":["get","CONNECT","GET","GET"]}}`,
+		fields: []string{"public.methods[0]", "public.methods[1]", "public.methods[3]"}},
+	{name: "public bad fields", in: `{"name":"a","entry":"a.js","public":{"sessions":["w"],"cachable":true,"cacheable":"yes","version":""}}`,
+		fields: []string{"public.cachable", "public.cacheable", "public.version"}, text: "did you mean"},
+	{name: "public bad skills", in: `{"name":"a","entry":"a.js","public":{"sessions":["w"],"skills":[{"id":"s"},{"id":"s","name":"S","extra":1},null,{"id":"t","name":"T","tags":[""]}]}}`,
+		fields: []string{"public.skills[0].name", "public.skills[1].extra", "public.skills[1].id", "public.skills[2]", "public.skills[3].tags[0]"}},
+	{name: "public skills not list", in: `{"name":"a","entry":"a.js","public":{"sessions":["w"],"skills":{"id":"s"}}}`, fields: []string{"public.skills"}},
 	{name: "rollout not object", in: `{"name":"a","entry":"a.js","rollout":[10,100]}`, fields: []string{"rollout"}},
 	{name: "rollout without steps", in: `{"name":"a","entry":"a.js","rollout":{}}`, fields: []string{"rollout.steps"}, text: "rollout.steps: is required"},
 	{name: "rollout unknown fields", in: `{"name":"a","entry":"a.js","rollout":{"step":[],"steps":[{"percent":100,"pause":3}]}}`,
