@@ -235,7 +235,7 @@ func (d *Daemon) startAPI(context.Context) error {
 	d.clusterRoutes()
 	securityhttp.Routes(d.router, d.sec, pipelinehttp.ConfigChanger{Runner: d.pipeRunner.Load, // policy and host-list changes are runs
 		Principal: pipelinehttp.PrincipalOf(d.sec.TrustDomain(), d.sec.Labels)})
-	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy, Log: d.log}).Routes(d.router)
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy, Log: d.log, Card: sessionhttp.CardFrom(d.cfg)}).Routes(d.router)
 	return nil
 }
 

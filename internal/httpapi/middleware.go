@@ -135,6 +135,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // wrap applies the common chain around one route's handler.
 func (rt *Router) wrap(route string, spec Route) http.Handler {
 	public, h := spec.Public, spec.Handler
+	// JSON reads coalesce; streams, raw content and agents' own URLs do not.
+	coalesce := spec.Method == http.MethodGet && spec.RawContentType == "" && !spec.AnyQuery
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -178,6 +180,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				return
 			}
 		}
+		who := "" // the key of coalesced reads: the principal, none for public routes
 		if !public {
 			if rt.auth == nil {
 				WriteProblem(sw, r, rt.log, api.Errorf(api.KindUnauthenticated, "no authenticator configured"))
@@ -189,6 +192,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				return
 			}
 			r = r.WithContext(WithPrincipal(r.Context(), p))
+			who = p.Kind + " " + p.ID
 			if err := checkRequest(r, spec); err != nil {
 				WriteProblem(sw, r, rt.log, err)
 				return
@@ -204,14 +208,23 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				return
 			}
 		}
-		if err := h(sw, r); err != nil {
-			if sw.status != 0 {
-				// Headers are gone; the best we can do is log.
-				rt.log.WarnContext(ctx, "error after response started", "route", route, "err", err)
-				return
+		run := func(w http.ResponseWriter) {
+			if err := h(w, r); err != nil {
+				if sw.status != 0 {
+					// Headers are gone; the best we can do is log.
+					rt.log.WarnContext(ctx, "error after response started", "route", route, "err", err)
+					return
+				}
+				WriteProblem(w, r, rt.log, err)
 			}
-			WriteProblem(sw, r, rt.log, err)
 		}
+		if coalesce && Coalescible(r) {
+			// Identical control-plane reads in flight share one answer,
+			// never across principals (coalesce.go).
+			rt.coalesce.Do(sw, r, CoalesceKey(r, who), run)
+			return
+		}
+		run(sw)
 	})
 }
 

@@ -71,6 +71,8 @@ type Router struct {
 	authz   Authorizer
 	metrics *Metrics
 	maxBody int64
+	// coalesce shares the answers of identical reads in flight.
+	coalesce Coalescer
 }
 
 // Options configures a Router.

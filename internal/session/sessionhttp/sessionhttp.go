@@ -43,6 +43,8 @@ type Config struct {
 	// Log receives what cannot reach a client any more (a streamed
 	// response that failed after its head was sent); nil: discarded.
 	Log *slog.Logger
+	// Card is what public agents' cards say of the node (public.go).
+	Card CardInfo
 }
 
 // Handler serves the agent and session API.
@@ -51,6 +53,10 @@ type Handler struct {
 	authz  httpapi.Authorizer
 	deploy func(w http.ResponseWriter, r *http.Request, b *bundle.Bundle) error
 	log    *slog.Logger
+	// cardInfo is what agent cards say of the node.
+	cardInfo CardInfo
+	// public coalesces identical cacheable public GETs (public.go).
+	public httpapi.Coalescer
 }
 
 // New returns a Handler; register it with Routes.
@@ -59,7 +65,7 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{m: cfg.Manager, authz: cfg.Authorizer, deploy: cfg.Deploy, log: log}
+	return &Handler{m: cfg.Manager, authz: cfg.Authorizer, deploy: cfg.Deploy, log: log, cardInfo: cfg.Card}
 }
 
 // AgentResource is the authorization resource of /…/agents/{agent}/….
@@ -192,7 +198,8 @@ func (h *Handler) Routes(r *httpapi.Router) {
 			return nil
 		}})
 	h.trafficRoutes(r)
-	h.stateRoute(r) // state.go
+	h.stateRoute(r)   // state.go
+	h.publicRoutes(r) // public.go
 }
 
 // trafficRoutes registers the session traffic route, with and without a
