@@ -183,3 +183,7 @@ func (h *Handler) card(r *http.Request, m bundle.Manifest) api.AgentCard {
 	}
 	return c
 }
+
+// PublicWaiting is how many public requests wait for an identical one's
+// answer in flight.
+func (h *Handler) PublicWaiting() int { return h.public.Waiting() }
