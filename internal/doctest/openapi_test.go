@@ -149,6 +149,8 @@ func TestQueryParamsDeclaredClass(t *testing.T) {
 		switch {
 		case strings.HasPrefix(path, "/agents/"):
 			continue // a session's own URL: its query belongs to the agent
+		case strings.HasPrefix(path, "/public/{agent}/{session}"):
+			continue // a public session's own URL, likewise
 		case strings.Contains(path, "/ports/{port}/") || strings.HasPrefix(path, "/v1/public/sandbox-ports/"):
 			continue // a sandbox port's URL: its query belongs to the program listening there
 		case strings.HasPrefix(path, "/e2b/"):
