@@ -56,6 +56,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -115,6 +116,8 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics registers the policy engine's collectors; nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Deps are the parts Security works with and does not own.
@@ -223,7 +226,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 		return nil, fmt.Errorf("certificate authority: %w", err)
 	}
 	s.idauth = &identity.Authenticator{CA: s.ca, Audience: APIAudience}
-	if s.engine, err = policy.New(policy.Config{Logger: log}); err != nil {
+	if s.engine, err = policy.New(policy.Config{Logger: log, Metrics: cfg.Metrics}); err != nil {
 		return nil, err
 	}
 	if s.audit, err = audit.Open(ctx, st, log, cfg.AuditRetention); err != nil {
