@@ -149,6 +149,8 @@ type Security struct {
 	idauth    *identity.Authenticator
 	bootstrap *auth.Bootstrap
 	admin     Principal // what the bootstrap token authenticates as
+	// metricsReader is the metrics-reader role's ID (metricsreader.go).
+	metricsReader string
 	engine    *policy.Engine
 	kv        store.KV // policies, trusted hosts, secret owners, labels
 	secrets   *secrets.Manager
@@ -208,6 +210,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 	s := &Security{log: log, td: td, bootstrap: deps.Bootstrap, now: now, owners: map[string]OwnerFunc{},
 		agents: deps.Agents, sandboxes: deps.Sandboxes, principalFrom: principalFrom}
 	s.admin = Principal{ID: spiffeid.RequireFromSegments(td, "admin", "admin").String(), Kind: string(identity.KindAdmin)}
+	s.metricsReader = metricsReaderID(td)
 	st := deps.Store
 	if s.kv, err = st.KV(ctx, "security", store.KVOptions{Description: "policies, trusted hosts, secret owners, session labels"}); err != nil {
 		return nil, fmt.Errorf("security: %w", err)
