@@ -149,8 +149,6 @@ type Security struct {
 	idauth    *identity.Authenticator
 	bootstrap *auth.Bootstrap
 	admin     Principal // what the bootstrap token authenticates as
-	// metricsReader is the metrics-reader role's ID (metricsreader.go).
-	metricsReader string
 	engine    *policy.Engine
 	kv        store.KV // policies, trusted hosts, secret owners, labels
 	secrets   *secrets.Manager
@@ -178,6 +176,9 @@ type Security struct {
 	stop      chan struct{} // closed by Close; stops the background workers
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	// metricsReader is the metrics-reader role's ID (metricsreader.go).
+	metricsReader string
 }
 
 // OwnerFunc returns the SPIFFE ID of the owner of a resource and whether it
