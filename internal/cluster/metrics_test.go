@@ -3,6 +3,8 @@ package cluster
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"slices"
 	"testing"
 
@@ -69,4 +71,28 @@ func gathered(t *testing.T, g prometheus.Gatherer, name string, want ...string) 
 		}
 	}
 	return v, series
+}
+
+// TestDashboardClusterMetrics: every agentcloud_cluster_* metric the
+// Grafana dashboard (docs/grafana-dashboard.json) queries is one a node
+// registers (the daemon's own dashboard test sees no cluster metrics
+// outside a cluster).
+func TestDashboardClusterMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := newMetrics(reg, &Node{}); err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`agentcloud_cluster_[a-z0-9_]+`).FindAllString(string(b), -1)
+	if len(names) == 0 {
+		t.Fatal("the dashboard shows no cluster metric")
+	}
+	for _, n := range names {
+		if _, series := gathered(t, reg, n); series == 0 {
+			t.Errorf("the dashboard queries %s, which a cluster node does not export", n)
+		}
+	}
 }

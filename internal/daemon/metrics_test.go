@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/url"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,6 +174,7 @@ func TestMetricsCoverEveryPartClass(t *testing.T) {
 	if v := after[`agentcloud_tool_calls_total{result="unknown_tool",tool="unknown"}`]; v < 1 {
 		t.Errorf("the unknown tool's call is not counted under tool=\"unknown\": %v", v)
 	}
+	t.Run("GrafanaDashboard", func(t *testing.T) { checkDashboard(t, after) })
 	// Bounded labels: nothing a tenant named becomes a label value.
 	for s := range after {
 		_, labels, _ := strings.Cut(s, "{")
@@ -179,6 +182,65 @@ func TestMetricsCoverEveryPartClass(t *testing.T) {
 			if strings.Contains(labels, secret) {
 				t.Errorf("series %s carries %q", s, secret)
 			}
+		}
+	}
+}
+
+// metricName matches the metric names in a PromQL expression.
+var metricName = regexp.MustCompile(`\b(?:agentcloud|go|process)_[a-z0-9_]+\b`)
+
+// checkDashboard: docs/grafana-dashboard.json is a dashboard whose every
+// expression names only metrics the daemon exports (series holds a
+// scrape after each part ran), and which shows every part. The cluster's
+// metrics exist only in a cluster: internal/cluster's
+// TestDashboardClusterMetrics checks those names against its registry.
+func checkDashboard(t *testing.T, series map[string]float64) {
+	b, err := os.ReadFile("../../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("docs/grafana-dashboard.json: %v", err)
+	}
+	exported := map[string]bool{}
+	for s := range series {
+		n, _, _ := strings.Cut(s, "{")
+		exported[n] = true
+	}
+	named := map[string]bool{}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			names := metricName.FindAllString(tg.Expr, -1)
+			if len(names) == 0 {
+				t.Errorf("panel %q: expression %q names no metric", p.Title, tg.Expr)
+			}
+			for _, n := range names {
+				named[n] = true
+				if !exported[n] && !strings.HasPrefix(n, "agentcloud_cluster_") {
+					t.Errorf("panel %q: %s is not exported by the daemon (expression %q)", p.Title, n, tg.Expr)
+				}
+			}
+		}
+	}
+	for _, part := range []string{"http", "gateway", "session", "isolate", "sandbox", "egress", "tool", "policy", "store", "pipeline", "cluster"} {
+		found := false
+		for n := range named {
+			found = found || strings.HasPrefix(n, "agentcloud_"+part)
+		}
+		if !found {
+			t.Errorf("the dashboard shows no agentcloud_%s* metric", part)
 		}
 	}
 }
