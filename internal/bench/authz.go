@@ -17,6 +17,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/policy"
 	"github.com/cedar-policy/cedar-go/types"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // AuthzOptions configure Authz.
@@ -71,9 +72,10 @@ func Authz(ctx context.Context, opts AuthzOptions) (*AuthzResult, error) {
 }
 
 // benchDecisions times Engine.Decide for sessions calling tools granted in
-// entity data and fetching hosts, against the default policy set.
+// entity data and fetching hosts, against the default policy set, with
+// its metrics registered as the daemon registers them.
 func benchDecisions(ctx context.Context, res *AuthzResult) error {
-	eng, err := policy.New(policy.Config{})
+	eng, err := policy.New(policy.Config{Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		return err
 	}

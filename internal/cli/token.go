@@ -17,9 +17,10 @@ func newTokenCmd(g *globals) *cobra.Command {
 		audience []string
 		e2b      bool
 		name     string
+		role     string
 	)
 	create := &cobra.Command{
-		Use:   "create [--subject user:alice] [--ttl 24h] [--audience AUD]... | --e2b [--name N]",
+		Use:   "create [--subject user:alice | --role metrics-reader] [--ttl 24h] [--audience AUD]... | --e2b [--name N]",
 		Short: "Issue a token for a subject (user:NAME, agent:NAME, session:AGENT/ID, sandbox:ID, node:NAME or a SPIFFE ID)",
 		Long: `Issue a JWT-SVID for a subject. Administrators may issue one for anyone;
 a user may issue one for itself only (the default subject: the caller), and
@@ -32,7 +33,11 @@ refused by the API.
 
 With --e2b it issues instead an API key of the E2B-compatible API (/e2b) for
 yourself: e2b_ and 40 hex digits, for the e2b SDKs' E2B_API_KEY. It acts as
-you, does not expire, and is shown once; only its hash is stored.`,
+you, does not expire, and is shown once; only its hash is stored.
+
+With --role metrics-reader (administrators) it issues a token for the
+metrics-reader role (user:metrics-reader): it may read GET /metrics and
+nothing else, for a Prometheus scraper.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -40,7 +45,7 @@ you, does not expire, and is shown once; only its hash is stored.`,
 				return err
 			}
 			if e2b {
-				if subject != "" || len(audience) > 0 || cmd.Flags().Changed("ttl") {
+				if subject != "" || role != "" || len(audience) > 0 || cmd.Flags().Changed("ttl") {
 					return fmt.Errorf("--e2b issues a key for yourself that does not expire: drop --subject, --ttl and --audience")
 				}
 				k, err := c.CreateE2BKey(cmd.Context(), api.E2BKeyRequest{Name: name})
@@ -48,6 +53,15 @@ you, does not expire, and is shown once; only its hash is stored.`,
 					return err
 				}
 				return g.print(k, func(w io.Writer) { fmt.Fprintln(w, k.Key) })
+			}
+			if role != "" {
+				if role != "metrics-reader" {
+					return fmt.Errorf("--role %q: the one role is metrics-reader (a token that may read /metrics and nothing else)", role)
+				}
+				if subject != "" {
+					return fmt.Errorf("--role metrics-reader issues the role's own token (user:metrics-reader): drop --subject")
+				}
+				subject = "user:metrics-reader"
 			}
 			if subject == "" {
 				who, err := c.WhoAmI(cmd.Context())
@@ -72,6 +86,7 @@ you, does not expire, and is shown once; only its hash is stored.`,
 	create.Flags().StringSliceVar(&audience, "audience", nil, "audience (repeatable; default agentcloud)")
 	create.Flags().BoolVar(&e2b, "e2b", false, "issue an API key of the E2B-compatible API (X-API-Key) for yourself")
 	create.Flags().StringVar(&name, "name", "", "with --e2b: a label for the key")
+	create.Flags().StringVar(&role, "role", "", "metrics-reader: a token that may read /metrics and nothing else (instead of --subject)")
 
 	cmd.AddCommand(create, newTokenRevokeCmd(g))
 	return cmd

@@ -50,6 +50,7 @@ type Forwarder struct {
 
 	once  sync.Once
 	proxy *httputil.ReverseProxy
+	met   *metrics // set by Listen; nil: no metrics
 }
 
 type targetKey struct{}
@@ -96,14 +97,17 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p := f.Owners.Partition(agent, session)
 	if _, mine := f.Owners.Owned(p); mine {
+		f.met.request(fwdLocal)
 		f.Local.ServeHTTP(w, r)
 		return
 	}
 	owner, addr, ok := f.Owners.OwnerOf(p)
 	if !ok || owner == f.Node || addr == "" {
+		f.met.request(fwdUnavailable)
 		f.unavailable(w, r, fmt.Sprintf("partition %d of session %s/%s has no owner right now", p, agent, session))
 		return
 	}
+	f.met.request(fwdForwarded)
 	r = r.WithContext(withTarget(r.Context(), addr))
 	f.reverseProxy().ServeHTTP(w, r)
 }
@@ -115,9 +119,11 @@ func (f *Forwarder) Peer() http.Handler {
 		if agent, session, ok := SessionOf(r.URL.Path); ok {
 			p := f.Owners.Partition(agent, session)
 			if _, mine := f.Owners.Owned(p); !mine {
+				f.met.request(fwdPeerRefused)
 				f.unavailable(w, r, fmt.Sprintf("this member no longer owns partition %d", p))
 				return
 			}
+			f.met.request(fwdPeerServed)
 		}
 		f.Local.ServeHTTP(w, r)
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // NodeHeader names, on every response of a cluster member, the member
@@ -37,6 +38,8 @@ type NodeConfig struct {
 	// ReadTimeout and WriteTimeout bound a forwarded request as the API
 	// listener bounds one of its own.
 	ReadTimeout, WriteTimeout time.Duration
+	// Metrics registers the node's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Node is one daemon's part of the cluster. Until Start it owns nothing
@@ -67,6 +70,10 @@ func Listen(cfg NodeConfig) (*Node, error) {
 		}),
 		Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS.Clone(), ForceAttemptHTTP2: true,
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
+	if n.fwd.met, err = newMetrics(cfg.Metrics, n); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("cluster metrics: %w", err)
+	}
 	return n, nil
 }
 

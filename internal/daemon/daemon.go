@@ -115,7 +115,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: log, stopped: make(chan struct{})}, nil
+	return &Daemon{cfg: cfg, log: log, stopped: make(chan struct{}), reg: prometheus.NewRegistry()}, nil
 }
 
 // Start brings the parts up in order (parts, lifecycle.go) and returns once

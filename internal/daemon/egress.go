@@ -36,7 +36,7 @@ func (d *Daemon) newEgressProxy() (*egress.Proxy, error) {
 		// platform CA, which sandboxes trust (sandboxnet.CABundle), so each
 		// HTTPS request is decided, audited and gets its secrets.
 		InterceptCA: s.CA().Certificate(), InterceptKey: s.CA().Signer(),
-		Logger:   d.log.With("component", "egress"),
+		Logger: d.log.With("component", "egress"), Metrics: d.reg,
 		Resolver: d.egressHooks.Resolver, UnsafeAllowLoopback: d.egressHooks.AllowLoopback,
 		UpstreamRoots: d.egressHooks.UpstreamRoots}
 	// egress_loopback_hosts and egress_upstream_ca_file (validated by

@@ -29,7 +29,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/session/sessionhttp"
 	"github.com/agentcloud/agentcloud/internal/store"
 	"github.com/agentcloud/agentcloud/internal/systemhttp"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
@@ -121,7 +120,7 @@ func (d *Daemon) startRuntime(ctx context.Context) error {
 	var err error
 	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
 		CacheDir: isolate.CacheDir(d.cfg.WasmCacheDir, d.cfg.Data), Logger: d.log.With("component", "isolate"),
-		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes),
+		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes), Metrics: d.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("isolate runtime: %w", err)
@@ -144,7 +143,7 @@ func (d *Daemon) newSessions(ctx context.Context) error {
 	d.env = map[string]session.Service{}
 	var err error
 	d.sessions, err = session.New(ctx, session.Config{
-		Store: d.store, Runtime: d.runtime,
+		Store: d.store, Runtime: d.runtime, Metrics: d.reg,
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
 		Logger: d.log.With("component", "session"), Sockets: session.SocketLimits{MaxMessageBytes: min(d.cfg.WebSockets.MaxMessageBytes, d.cfg.SessionMaxBodyBytes),
 			PerSession: d.cfg.WebSockets.PerSession, PerTenant: d.cfg.WebSockets.PerTenant, Idle: d.cfg.WebSockets.IdleTimeout.D()},
@@ -156,7 +155,7 @@ func (d *Daemon) startSecurity(ctx context.Context) error {
 	var err error
 	d.sec, err = security.New(ctx, security.Config{TrustDomain: d.cfg.TrustDomain, CADir: d.cfg.CAPath(), DataDir: d.cfg.Data,
 		AuditRetention: audit.Retention{MaxAge: d.cfg.AuditMaxAge.D(), MaxBytes: d.cfg.AuditMaxBytes}, SignatureAgent: d.cfg.EgressSignatureAgent,
-		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security")},
+		AuthFailuresPerMinute: d.cfg.AuditAuthFailuresPerMinute, Logger: d.log.With("component", "security"), Metrics: d.reg},
 		security.Deps{Store: d.store, Bootstrap: d.bootstrap, Agents: agentDirectory{d}, Sandboxes: &d.sandboxDir,
 			PrincipalFrom: securityhttp.PrincipalFrom})
 	if err != nil {
@@ -221,7 +220,6 @@ func (d *Daemon) closeSessions(ctx context.Context) error {
 // startAPI builds the router with the system, security and session routes;
 // the parts after it add theirs.
 func (d *Daemon) startAPI(context.Context) error {
-	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.router = httpapi.NewRouter(httpapi.Options{
 		Logger:       d.log.With("component", "http"),

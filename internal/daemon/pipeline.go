@@ -94,7 +94,7 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 		Store: d.store, Versions: d.sessions, Tester: tester, Gate: p.gate, Reviews: approval.New(reviews, nil),
 		Signer: pipeline.KeySigner{Key: pk}, Ledger: p.ledger, Rollout: rollout.Stage{C: p.rollout}, Targets: d.configTargets(),
 		Builder: "spiffe://" + d.cfg.TrustDomain + "/node/" + d.cfg.NodeID, BuilderVersion: version.Version,
-		Now: d.pipelineNow, Logger: log,
+		Now: d.pipelineNow, Logger: log, Metrics: d.reg,
 	})
 	if err != nil {
 		return err

@@ -20,7 +20,7 @@ const NATSUserSeedFile = "nats/user.nk"
 // <data>/ca/ca.crt), and store.Open refuses it otherwise.
 func (d *Daemon) storeOptions() (store.Options, error) {
 	o := store.Options{Dir: d.cfg.Data, Listen: d.cfg.NATSListen, URL: d.cfg.NATSURL,
-		NKeySeedFile: d.cfg.NATSNKeyFile, Logger: d.log.With("component", "store")}
+		NKeySeedFile: d.cfg.NATSNKeyFile, Logger: d.log.With("component", "store"), Metrics: d.reg}
 	if err := d.clusterStoreOptions(&o); err != nil {
 		return o, err
 	}

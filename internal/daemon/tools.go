@@ -61,7 +61,7 @@ func (d *Daemon) startTools(ctx context.Context) error {
 		Labeler:    d.sec,
 		// Per caller across tools; per-tool limits are the registry's.
 		CallerRate: toolbox.Rate{PerSecond: d.cfg.ToolCallsPerSecond, Burst: d.cfg.ToolCallBurst},
-		Logger:     log,
+		Logger:     log, Metrics: d.reg,
 	})
 	d.tools.box = tb
 	d.tools.mcp = mcpserver.New(mcpserver.Config{Toolbox: tb, Version: version.Get().Version, Logger: log,

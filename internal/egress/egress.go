@@ -27,6 +27,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Purpose says what an outbound request is for; the Decider and the
@@ -283,6 +285,8 @@ type Config struct {
 
 	Logger *slog.Logger     // default discards
 	Now    func() time.Time // default time.Now
+	// Metrics registers the proxy's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 func (c Config) withDefaults() Config {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Proxy is the egress proxy. It is an http.Handler (the forward proxy) and
@@ -34,6 +36,7 @@ type Proxy struct {
 	transports map[string]*http.Transport // caller ID → transport with client cert
 
 	leaves *leafCache // nil without interception
+	met    *metrics   // nil: no metrics
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -63,6 +66,10 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.base = p.newTransport(nil)
 	p.private = p.newTransport(nil)
+	var err error
+	if p.met, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("new egress proxy: metrics: %w", err)
+	}
 	return p, nil
 }
 
@@ -299,6 +306,7 @@ func (p *Proxy) decide(ctx context.Context, er Request) error {
 }
 
 func (p *Proxy) audit(ctx context.Context, ev Event) {
+	p.met.event(ev)
 	if p.cfg.Auditor != nil {
 		p.cfg.Auditor.Audit(ctx, ev)
 	}
@@ -344,7 +352,7 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 	removeHopHeaders(out.Header)
 	out.Header.Del(ApprovalWaitHeader)
 	if req.Body != nil && req.Body != http.NoBody {
-		out.Body = &limitedBody{rc: req.Body, n: p.cfg.MaxRequestBytes}
+		out.Body = &limitedBody{rc: req.Body, n: p.cfg.MaxRequestBytes, count: p.met.counter(true)}
 	}
 	var sub Substitution
 	if p.cfg.Secrets != nil {
@@ -403,7 +411,7 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 			resp.ContentLength = -1
 		}
 	}
-	resp.Body = &limitedBody{rc: resp.Body, n: p.cfg.MaxResponseBytes, done: cancel}
+	resp.Body = &limitedBody{rc: resp.Body, n: p.cfg.MaxResponseBytes, done: cancel, count: p.met.counter(false)}
 	if sc := sub.Scrubber; sc != nil {
 		resp.Body = sc.Reader(resp.Body, func() { sc.Header(resp.Trailer) })
 	}
@@ -411,12 +419,14 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 	return resp, nil
 }
 
-// limitedBody fails a read once more than n bytes have passed.
+// limitedBody fails a read once more than n bytes have passed; count, if
+// set, adds the bytes read.
 type limitedBody struct {
-	rc   io.ReadCloser
-	n    int64
-	done func()
-	once sync.Once
+	rc    io.ReadCloser
+	n     int64
+	done  func()
+	once  sync.Once
+	count prometheus.Counter
 }
 
 func (b *limitedBody) Read(buf []byte) (int, error) {
@@ -428,6 +438,9 @@ func (b *limitedBody) Read(buf []byte) (int, error) {
 	}
 	n, err := b.rc.Read(buf)
 	b.n -= int64(n)
+	if b.count != nil && n > 0 {
+		b.count.Add(float64(n))
+	}
 	if b.n < 0 {
 		return n - int(-b.n), fmt.Errorf("body: %w", ErrTooLarge)
 	}

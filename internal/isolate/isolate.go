@@ -444,6 +444,7 @@ func (i *Isolate) begin() error {
 func (i *Isolate) end(ctx context.Context, err error) {
 	if err != nil && (isFatal(err) || errors.Is(err, context.Canceled)) {
 		i.dead = err
+		i.rt.met.killed("js", err)
 		_ = i.vm.mod.Close(context.WithoutCancel(ctx))
 		i.vm.lin = nil
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -42,6 +43,8 @@ type Config struct {
 	// instrument.go), which costs a few percent rather than the ~3x of
 	// wazero's WithCloseOnContextDone, and the first mechanism to fire wins.
 	CooperativeTimeouts bool
+	// Metrics registers the runtime's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Defaults.
@@ -92,6 +95,8 @@ type Runtime struct {
 	wasmMu   sync.Mutex
 	wasmMods map[[32]byte]*wasmModule
 	abiReady bool
+
+	met *metrics // nil: no metrics
 }
 
 // NewRuntime compiles QuickJS (or loads it from cfg.CacheDir) and registers
@@ -107,6 +112,10 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Logger, wasmHash: sha256.Sum256(engineWasm)}
+	var err error
+	if r.met, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("isolate metrics: %w", err)
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

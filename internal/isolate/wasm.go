@@ -213,6 +213,7 @@ func (w *WasmIsolate) begin() error {
 func (w *WasmIsolate) end(ctx context.Context, err error) {
 	if err != nil && (isFatal(err) || errors.Is(err, context.Canceled)) {
 		w.dead = err
+		w.rt.met.killed("wasm", err)
 		_ = w.mod.Close(context.WithoutCancel(ctx))
 	}
 	w.mu.Unlock()

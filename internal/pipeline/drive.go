@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -126,7 +127,9 @@ func (r *Runner) drive(ctx context.Context, id string) {
 		}
 		lg := &stageLog{r: r, ctx: bg, run: id, stage: name, limit: r.cfg.MaxStageLog,
 			bytes: rec.Run.Stages[next].LogBytes, dropped: rec.Run.Stages[next].LogDropped}
+		t0 := time.Now()
 		out, err := funcs[name](ctx, rec, lg)
+		r.met.stageRan(name, stageResult(out, err), time.Since(t0))
 		if err != nil {
 			cause := context.Cause(ctx)
 			switch {
@@ -194,10 +197,13 @@ func (r *Runner) recordOutcome(ctx context.Context, id string, next int, out out
 // not done are skipped (the one running or waiting is cancelled when the
 // run is), the agent's slot is freed.
 func (r *Runner) finish(ctx context.Context, id, state, reason string) {
+	ended := false // by this call (the metrics count each run once)
 	rec, err := r.update(ctx, id, func(rec *record) error {
+		ended = false
 		if rec.Run.Terminal() {
 			return nil
 		}
+		ended = true
 		now := r.now().UTC()
 		for i := range rec.Run.Stages {
 			st := &rec.Run.Stages[i]
@@ -225,6 +231,9 @@ func (r *Runner) finish(ctx context.Context, id, state, reason string) {
 		return
 	}
 	r.unclaim(ctx, claimOf(rec.Run), id)
+	if ended {
+		r.met.runEnded(rec.Run.Kind, state)
+	}
 	r.emit(ctx, id, api.EventRun, "", state, rec.Run.Error)
 	r.log.Info("pipeline run ended", "run", id, "agent", rec.Run.Agent, "state", state, "error", rec.Run.Error)
 }

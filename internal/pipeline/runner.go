@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -49,6 +51,8 @@ type Config struct {
 	ReviewPoll time.Duration
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Metrics registers the runner's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Runner executes pipeline runs. It is safe for concurrent use.
@@ -69,6 +73,8 @@ type Runner struct {
 
 	bmu     sync.Mutex
 	bundles []cachedBundle // versionBundle's, oldest first
+
+	met *metrics // nil: no metrics
 }
 
 // driver is the goroutine working on one run.
@@ -120,7 +126,11 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	return &Runner{cfg: cfg, kv: kv, events: ev, log: cfg.Logger, now: cfg.Now,
+	met, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: metrics: %w", err)
+	}
+	return &Runner{cfg: cfg, kv: kv, events: ev, log: cfg.Logger, now: cfg.Now, met: met,
 		driving: map[string]*driver{}, watch: map[string][]chan struct{}{}, closing: make(chan struct{})}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cedar-policy/cedar-go/types"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // latencies records per-call durations and reports percentiles as benchmark
@@ -61,15 +62,26 @@ func benchEntities() (types.EntityMap, []UID, []UID) {
 	return ents, tools, sessions
 }
 
+// BenchmarkDecide times decisions without and with the engine's metrics
+// (metrics.go), so their cost on the authorization hot path shows.
 func BenchmarkDecide(b *testing.B) {
-	e, err := New(Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ents, tools, sessions := benchEntities()
 	if len(ents) != 10000 {
 		b.Fatalf("%d entities", len(ents))
 	}
+	for _, m := range []struct {
+		name string
+		reg  prometheus.Registerer
+	}{{"metrics=off", nil}, {"metrics=on", prometheus.NewRegistry()}} {
+		e, err := New(Config{Metrics: m.reg})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(m.name, func(b *testing.B) { benchDecide(b, e, ents, tools, sessions) })
+	}
+}
+
+func benchDecide(b *testing.B, e *Engine, ents types.EntityMap, tools, sessions []UID) {
 	ctx := context.Background()
 	risky := Labels{Integrity: Untrusted, Confidentiality: Private}
 	b.Run("tool.call", func(b *testing.B) {
@@ -113,7 +125,7 @@ func BenchmarkDecide(b *testing.B) {
 // about half of what two passes (forbids, then permits) allocated (20, 18
 // and 21 allocations).
 func TestDecideAllocationsClass(t *testing.T) {
-	e, err := New(Config{})
+	e, err := New(Config{Metrics: prometheus.NewRegistry()}) // the metrics allocate nothing per decision
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	cedar "github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 //go:embed schema.cedarschema
@@ -77,6 +78,8 @@ var ErrStaleVersion = errors.New("stale policy version")
 // Config configures an Engine.
 type Config struct {
 	Logger *slog.Logger // default discards
+	// Metrics registers the engine's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Engine decides requests against the default policies plus the current
@@ -88,6 +91,7 @@ type Engine struct {
 
 	mu  sync.Mutex // serialises Apply
 	cur atomic.Pointer[snapshot]
+	met *metrics // nil: no metrics
 }
 
 // snapshot is an immutable parsed policy set, split by effect so that one
@@ -148,6 +152,9 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("new policy engine: default policies: %w", err)
 	}
 	e := &Engine{log: log, validate: v, defaults: defs}
+	if e.met, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("new policy engine: metrics: %w", err)
+	}
 	snap, err := e.build(0, nil)
 	if err != nil {
 		return nil, err
@@ -218,6 +225,12 @@ func (e *Engine) build(version uint64, user []compiled) (*snapshot, error) {
 
 // Decide answers req using entity data from ents.
 func (e *Engine) Decide(ctx context.Context, ents Entities, req Request) (Decision, error) {
+	d, err := e.decide(ctx, ents, req)
+	e.met.decided(req.Action, d, err)
+	return d, err
+}
+
+func (e *Engine) decide(ctx context.Context, ents Entities, req Request) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("decide %s: %w", req.Action, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // PoolConfig asks for a warm pool of prepared sandboxes.
@@ -63,6 +65,8 @@ type ManagerConfig struct {
 	ReapInterval time.Duration
 	// Admission, if set, admits or refuses every Create and Extend.
 	Admission Admission
+	// Metrics registers the Manager's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Info describes a live sandbox.
@@ -109,6 +113,7 @@ type Manager struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+	met  *metrics // nil: no metrics
 }
 
 // Logging keys.
@@ -155,6 +160,10 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		}
 		k := poolKey{pc.Tier, pc.Template}
 		m.pools[k] = &pool{key: k, size: pc.Size, ready: make(chan Prepared, pc.Size), wake: make(chan struct{}, 1)}
+	}
+	var err error
+	if m.met, err = newMetrics(cfg.Metrics, m); err != nil {
+		return nil, fmt.Errorf("sandbox metrics: %w", err)
 	}
 	return m, nil
 }
@@ -272,6 +281,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 		m.mu.Unlock()
 	}()
 	spec = spec.normalize(spec.Tier)
+	t0 := time.Now()
 	var pr Prepared
 	if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
 		select {
@@ -289,6 +299,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 			}
 		}()
 	}
+	pooled := pr != nil
 	if pr == nil {
 		var err error
 		pr, err = t.Prepare(ctx, spec.Template)
@@ -312,6 +323,10 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 		timeout = m.cfg.DefaultTimeout
 	}
 	timeout = min(timeout, m.cfg.MaxTimeout)
+	if m.met != nil {
+		sb = metered{sb, m.met}
+		m.met.created(spec.Tier, pooled, time.Since(t0))
+	}
 	now := m.now()
 	m.mu.Lock()
 	m.sandboxes[id] = &entry{sb: sb, created: now, deadline: now.Add(timeout)}

@@ -57,6 +57,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/secrets"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -120,6 +121,8 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics registers the policy engine's collectors; nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Deps are the parts Security works with and does not own.
@@ -179,6 +182,9 @@ type Security struct {
 	stop      chan struct{} // closed by Close; stops the background workers
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	// metricsReader is the metrics-reader role's ID (metricsreader.go).
+	metricsReader string
 }
 
 // OwnerFunc returns the SPIFFE ID of the owner of a resource and whether it
@@ -211,6 +217,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 	s := &Security{log: log, td: td, bootstrap: deps.Bootstrap, now: now, owners: map[string]OwnerFunc{},
 		agents: deps.Agents, sandboxes: deps.Sandboxes, principalFrom: principalFrom}
 	s.admin = Principal{ID: spiffeid.RequireFromSegments(td, "admin", "admin").String(), Kind: string(identity.KindAdmin)}
+	s.metricsReader = metricsReaderID(td)
 	st := deps.Store
 	if s.kv, err = st.KV(ctx, "security", store.KVOptions{Description: "policies, trusted hosts, secret owners, session labels"}); err != nil {
 		return nil, fmt.Errorf("security: %w", err)
@@ -229,7 +236,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Security, error) {
 		return nil, fmt.Errorf("certificate authority: %w", err)
 	}
 	s.idauth = &identity.Authenticator{CA: s.ca, Audience: APIAudience}
-	if s.engine, err = policy.New(policy.Config{Logger: log}); err != nil {
+	if s.engine, err = policy.New(policy.Config{Logger: log, Metrics: cfg.Metrics}); err != nil {
 		return nil, err
 	}
 	if s.audit, err = audit.Open(ctx, st, log, cfg.AuditRetention); err != nil {

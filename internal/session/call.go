@@ -46,6 +46,7 @@ func CheckAddr(agent, id string) error {
 // activate loads or creates the session's record and starts its isolate
 // from its snapshot, or from its version's template. s.mu must be held.
 func (m *Manager) activate(ctx context.Context, s *session) error {
+	t0 := time.Now()
 	k := s.key
 	ar, ok, err := m.agentRecord(ctx, k.agent)
 	if err != nil {
@@ -104,6 +105,7 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 		s.iso = nil
 		return err
 	}
+	m.met.activated(snap != nil, time.Since(t0))
 	return nil
 }
 
@@ -310,18 +312,18 @@ func (m *Manager) maybeEvict() {
 }
 
 // hibernate snapshots s's heap, stores it and frees the isolate. s.mu must
-// be held. With closing, failures still free the isolate. A session this
+// be held; reason is why, for the metrics (metrics.go). A session this
 // node no longer owns is dropped unsaved: its owner has the newer heap.
-func (m *Manager) hibernate(ctx context.Context, s *session, closing bool) error {
+func (m *Manager) hibernate(ctx context.Context, s *session, reason string) error {
 	if m.fenced(s) {
 		m.discardLocked(s)
 		return nil
 	}
-	return m.saveAndFree(ctx, s)
+	return m.saveAndFree(ctx, s, reason)
 }
 
 // saveAndFree is hibernate without the ownership check. s.mu must be held.
-func (m *Manager) saveAndFree(ctx context.Context, s *session) error {
+func (m *Manager) saveAndFree(ctx context.Context, s *session, reason string) error {
 	if s.iso == nil {
 		m.forget(s)
 		return nil
@@ -346,6 +348,7 @@ func (m *Manager) saveAndFree(ctx context.Context, s *session) error {
 	_ = s.iso.Close(ctx)
 	s.iso = nil
 	m.forget(s)
+	m.met.left(reason, len(snap))
 	return nil
 }
 
@@ -366,5 +369,5 @@ func (m *Manager) Hibernate(ctx context.Context, agent, id string) error {
 	if s.gone {
 		return nil
 	}
-	return m.hibernate(ctx, s, false)
+	return m.hibernate(ctx, s, leaveRequest)
 }

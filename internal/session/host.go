@@ -337,6 +337,11 @@ func (h *callHost) commit(ctx context.Context) error {
 			return fmt.Errorf("commit cleanup: %w", err)
 		}
 	}
+	n := 0
+	for _, v := range h.writes {
+		n += len(v)
+	}
+	h.m.met.stateWritten(n)
 	h.writes, h.order = nil, nil
 	if a := h.alarm; a != nil {
 		h.alarm = nil

@@ -26,6 +26,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Fetcher sends an agent's outbound request (the egress proxy).
@@ -77,6 +78,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Sockets bounds the WebSockets sessions hold (sockets.go).
 	Sockets SocketLimits
+	// Metrics registers the manager's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 type sessKey struct{ agent, id string }
@@ -120,6 +123,7 @@ type Manager struct {
 	// routeMu serialises SetRouting and DeleteVersion on this node
 	// (routing.go).
 	routeMu sync.Mutex
+	met     *metrics // nil: no metrics
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
@@ -199,6 +203,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("session: %w", err)
 	}
 	m.alarms = newAlarmScheduler(m)
+	if m.met, err = newMetrics(cfg.Metrics, m); err != nil {
+		return nil, fmt.Errorf("session metrics: %w", err)
+	}
 	return m, nil
 }
 
@@ -247,7 +254,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, s := range live {
 		s.mu.Lock() // waits for a request or background trim in flight
 		if !s.gone {
-			if err := m.hibernate(ctx, s, true); err != nil {
+			if err := m.hibernate(ctx, s, leaveShutdown); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -303,6 +310,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 		if s.iso == nil {
 			m.lastActivation.Store(time.Now().UnixNano())
 			if err := m.activate(ctx, s); err != nil {
+				m.met.activationFailed()
 				m.forget(s)
 				s.mu.Unlock()
 				return nil, err
@@ -371,6 +379,7 @@ func (m *Manager) janitor() {
 func (m *Manager) sweep(ctx context.Context) {
 	now := m.now()
 	var victims, quiet []*session
+	evicted := map[*session]bool{} // victims over the memory budget
 	m.mu.Lock()
 	over := m.liveMem - m.cfg.MemoryBudget
 	for e := m.lru.Back(); e != nil; e = e.Prev() {
@@ -382,6 +391,7 @@ func (m *Manager) sweep(ctx context.Context) {
 		switch {
 		case over > 0:
 			victims = append(victims, s)
+			evicted[s] = true
 			over -= s.mem
 		case idle > 0 && now.Sub(s.lastActive) >= idle:
 			victims = append(victims, s)
@@ -401,7 +411,11 @@ func (m *Manager) sweep(ctx context.Context) {
 			continue // busy: not idle after all
 		}
 		if !s.gone && s.iso != nil {
-			if err := m.hibernate(ctx, s, false); err != nil {
+			reason := leaveIdle
+			if evicted[s] {
+				reason = leaveMemory
+			}
+			if err := m.hibernate(ctx, s, reason); err != nil {
 				m.log.Warn("hibernate", "agent", s.key.agent, "session", s.key.id, "err", err)
 			}
 		}

@@ -50,6 +50,7 @@ func (m *Manager) fenced(s *session) bool {
 // one to keep (another node owns the session). s.mu must be held.
 func (m *Manager) discardLocked(s *session) {
 	if s.iso != nil {
+		m.met.left(leaveFenced, 0)
 		_ = s.iso.Close(context.Background())
 		s.iso = nil
 	}
@@ -73,7 +74,7 @@ func (m *Manager) HibernateWhere(ctx context.Context, match func(agent, id strin
 	for _, s := range live {
 		s.mu.Lock()
 		if !s.gone {
-			if err := m.saveAndFree(ctx, s); err != nil {
+			if err := m.saveAndFree(ctx, s, leaveHandoff); err != nil {
 				m.discardLocked(s)
 				errs = append(errs, err)
 			}

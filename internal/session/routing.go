@@ -201,6 +201,7 @@ func (m *Manager) retireUnserved(agent string, r Routing) {
 // a snapshot (its globals restart); s.mu must be held.
 func (m *Manager) retireLocked(s *session) {
 	if s.iso != nil {
+		m.met.left(leaveRetired, 0)
 		_ = s.iso.Close(context.Background())
 		s.iso = nil
 	}

@@ -65,6 +65,7 @@ func (m *Manager) StatePut(ctx context.Context, agent, id, key string, value jso
 	if _, err := m.state.Put(ctx, store.Key(agent, id, key), value); err != nil {
 		return fmt.Errorf("state put %s/%s: %w", agent, id, err)
 	}
+	m.met.stateWritten(len(value))
 	return nil
 }
 

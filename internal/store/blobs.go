@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -24,7 +25,7 @@ func (s *Store) Blobs(ctx context.Context, bucket string) (Blobs, error) {
 		Storage:  jetstream.FileStorage,
 		Replicas: s.opts.Replicas,
 	}
-	b := &natsBlobs{}
+	b := &natsBlobs{met: s.met}
 	b.b = binding[jetstream.ObjectStore]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.ObjectStore, error) {
 		if s.opts.Replicas <= 1 {
 			return js.CreateOrUpdateObjectStore(ctx, cfg)
@@ -38,7 +39,8 @@ func (s *Store) Blobs(ctx context.Context, bucket string) (Blobs, error) {
 }
 
 type natsBlobs struct {
-	b binding[jetstream.ObjectStore]
+	b   binding[jetstream.ObjectStore]
+	met *metrics
 }
 
 func (b *natsBlobs) handle(ctx context.Context, op, name string) (jetstream.ObjectStore, error) {
@@ -57,7 +59,10 @@ func (b *natsBlobs) Put(ctx context.Context, name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data)); err != nil {
+	t0 := time.Now()
+	_, err = os.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data))
+	b.met.wrote("blob_put", t0, err)
+	if err != nil {
 		return fmt.Errorf("put blob %s: %w", short(name), mapConnErr(err))
 	}
 	return nil

@@ -147,7 +147,9 @@ func (k *natsKV) Put(ctx context.Context, key string, value []byte) (uint64, err
 	if err != nil {
 		return 0, err
 	}
+	t0 := time.Now()
 	rev, err := kv.Put(ctx, key, value)
+	k.s.met.wrote("put", t0, err)
 	return rev, mapKVErr("put", key, tooLarge("value", len(value), err))
 }
 
@@ -156,7 +158,9 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 	if err != nil {
 		return 0, err
 	}
+	t0 := time.Now()
 	rev, err := kv.Create(ctx, key, value)
+	k.s.met.wrote("create", t0, err)
 	return rev, mapKVErr("create", key, tooLarge("value", len(value), err))
 }
 
@@ -165,7 +169,9 @@ func (k *natsKV) Update(ctx context.Context, key string, value []byte, rev uint6
 	if err != nil {
 		return 0, err
 	}
+	t0 := time.Now()
 	n, err := kv.Update(ctx, key, value, rev)
+	k.s.met.wrote("update", t0, err)
 	return n, mapKVErr("update", key, tooLarge("value", len(value), err))
 }
 
@@ -174,7 +180,9 @@ func (k *natsKV) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	t0 := time.Now()
 	err = kv.Delete(ctx, key)
+	k.s.met.wrote("delete", t0, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}

@@ -95,7 +95,9 @@ func (l *natsLog) Append(ctx context.Context, subject string, data []byte) (uint
 	if _, err := l.b.get(ctx); err != nil {
 		return 0, fmt.Errorf("append %s: %w", short(subject), err)
 	}
+	t0 := time.Now()
 	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data)
+	l.s.met.wrote("append", t0, err)
 	if err != nil {
 		return 0, fmt.Errorf("append %s: %w", short(subject), mapConnErr(tooLarge("record", len(data), err)))
 	}
@@ -109,7 +111,9 @@ func (l *natsLog) AppendExpect(ctx context.Context, subject string, data []byte,
 	if _, err := l.b.get(ctx); err != nil {
 		return 0, fmt.Errorf("append %s: %w", short(subject), err)
 	}
+	t0 := time.Now()
 	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data, jetstream.WithExpectLastSequence(lastSeq))
+	l.s.met.wrote("append", t0, err)
 	if isWrongLastSeq(err) {
 		return 0, fmt.Errorf("append %s after sequence %d: %w", short(subject), lastSeq, ErrConflict)
 	}

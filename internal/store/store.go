@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Errors callers switch on with errors.Is.
@@ -66,6 +67,8 @@ type Options struct {
 	Cluster *ClusterOptions
 	// Logger receives the store's logs.
 	Logger *slog.Logger
+	// Metrics registers the store's collectors (metrics.go); nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Store is an open connection to JetStream. The connection is replaced when
@@ -83,6 +86,7 @@ type Store struct {
 	changed chan struct{} // closed (and replaced) when cur changes
 	closing bool
 	redials atomic.Uint64
+	met     *metrics // nil: no metrics
 }
 
 // conn is one generation of the client connection.
@@ -113,6 +117,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{opts: opts, log: opts.Logger, changed: make(chan struct{})}
+	var err error
+	if s.met, err = newMetrics(opts.Metrics, s); err != nil {
+		return nil, fmt.Errorf("store metrics: %w", err)
+	}
 	if opts.URL == "" {
 		if err := s.startEmbedded(); err != nil {
 			return nil, err

@@ -49,8 +49,10 @@ func Routes(r *httpapi.Router, cfg Config) {
 			return nil
 		}})
 	metrics := promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})
-	r.Handle(httpapi.Route{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (text exposition format).", Tag: "system",
-		RawContentType: "text/plain", Handler: func(w http.ResponseWriter, r *http.Request) error {
+	// metrics.read: administrators, and the metrics-reader role
+	// (internal/security's ActionMetricsRead).
+	r.Handle(httpapi.Route{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics (text exposition format; administrators and the metrics-reader role).", Tag: "system",
+		Action: "metrics.read", RawContentType: "text/plain", Handler: func(w http.ResponseWriter, r *http.Request) error {
 			metrics.ServeHTTP(w, r)
 			return nil
 		}})

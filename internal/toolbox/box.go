@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/strictjson"
 )
@@ -82,6 +84,10 @@ type Config struct {
 	CallerRate Rate
 	Now        func() time.Time
 	Logger     *slog.Logger
+	// Metrics registers the toolbox's collectors (metrics.go); nil: none.
+	// If they cannot be registered (twice on one registry), New logs it
+	// and the toolbox runs without them.
+	Metrics prometheus.Registerer
 }
 
 // Toolbox is the one set of tools: built-ins first, then the providers
@@ -92,6 +98,7 @@ type Toolbox struct {
 	now     func() time.Time
 	schemas schemaCache
 	limits  *limiter
+	met     *metrics // nil: no metrics
 
 	mu        sync.RWMutex // protects providers
 	providers []namedProvider
@@ -114,6 +121,11 @@ func New(cfg Config) *Toolbox {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	tb := &Toolbox{cfg: cfg, log: cfg.Logger, now: cfg.Now, limits: newLimiter(cfg.ToolRate, cfg.ToolRates, cfg.CallerRate)}
+	met, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		cfg.Logger.Warn("toolbox metrics not registered", "err", err)
+	}
+	tb.met = met
 	if cfg.Builtins != nil {
 		tb.providers = []namedProvider{{BuiltinProvider, cfg.Builtins}}
 	}
@@ -258,13 +270,18 @@ func (tb *Toolbox) Lookup(ctx context.Context, name string) (Tool, Provider, err
 func (tb *Toolbox) Call(ctx context.Context, c Caller, name string, args json.RawMessage) (res Result, err error) {
 	start := tb.now()
 	rec := CallRecord{Tool: name, Caller: c, Decision: "deny", ArgsSHA256: hashHex(args)}
+	known := false // name is a tool (a bounded metrics label)
 	defer func() {
 		rec.Duration = tb.now().Sub(start)
+		result := "ok"
 		if err != nil {
 			e := AsError(name, err)
 			rec.Code, rec.Error = e.Code, e.Message
 			err = e
-		} else {
+			result = codeLabel(e.Code)
+		}
+		tb.met.call(name, known, result, rec.Duration)
+		if err == nil {
 			b, _ := json.Marshal(res)
 			rec.ResultSHA256 = hashHex(b)
 			rec.Untrusted = res.Untrusted
@@ -291,6 +308,7 @@ func (tb *Toolbox) Call(ctx context.Context, c Caller, name string, args json.Ra
 	if err != nil {
 		return Result{}, err
 	}
+	known = true
 	if t.Quarantined {
 		why := t.QuarantineReason
 		if why == "" {

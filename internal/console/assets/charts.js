@@ -1,5 +1,6 @@
 // The metrics view: samples the daemon's Prometheus /metrics every few
-// seconds and draws request rate and latency percentiles as SVG (built
+// seconds and draws request rate, latency percentiles, the front door's
+// queues and live sessions and sandboxes as SVG (built
 // with DOM calls; no inline style, no library).
 import { h, api } from './app.js';
 
@@ -79,7 +80,7 @@ export function chart(title, unit, names, series) {
 
 export async function metricsView(main) {
   clearInterval(timer);
-  const hist = { t: [], rate: [], p50: [], p90: [], p99: [], executing: [], queued: [] };
+  const hist = { t: [], rate: [], p50: [], p90: [], p99: [], executing: [], queued: [], sessions: [], sandboxes: [] };
   let prev = null;
   const box = h('div', { class: 'grid', id: 'charts' });
   const sample = async () => {
@@ -95,12 +96,15 @@ export async function metricsView(main) {
       push('p99', quantile(0.99, now.b, prev.b) * 1000);
       push('executing', sum(samples, 'agentcloud_gateway_executing'));
       push('queued', sum(samples, 'agentcloud_gateway_queued'));
+      push('sessions', sum(samples, 'agentcloud_sessions_live'));
+      push('sandboxes', sum(samples, 'agentcloud_sandboxes_live'));
     }
     prev = now;
     box.replaceChildren(
       chart('HTTP request rate', 'requests/s', ['all routes'], [hist.rate]),
       chart('HTTP latency percentiles', 'ms', ['p50', 'p90', 'p99'], [hist.p50, hist.p90, hist.p99]),
-      chart('Front door: requests executing and queued', 'requests', ['executing', 'queued'], [hist.executing, hist.queued]));
+      chart('Front door: requests executing and queued', 'requests', ['executing', 'queued'], [hist.executing, hist.queued]),
+      chart('Live sessions and sandboxes', 'count', ['sessions', 'sandboxes'], [hist.sessions, hist.sandboxes]));
   };
   main.replaceChildren(h('h1', { tabindex: '-1' }, 'Metrics'),
     h('p', {}, 'Sampled from /metrics every 2 seconds while this view is open (the last two minutes).'), box);
