@@ -68,9 +68,10 @@ type Config struct {
 	// long an unchanged one stays alive. TTL must be at least three
 	// heartbeats.
 	Heartbeat, TTL time.Duration
-	// Acquire, if set, is called after this member took partition p with
-	// fencing epoch epoch.
-	Acquire func(ctx context.Context, p int, epoch uint64)
+	// Acquire, if set, is called once per heartbeat with the partitions
+	// this member took in it (sorted), so what a takeover loads (the
+	// sessions' alarms) is read once for all of them, not once each.
+	Acquire func(ctx context.Context, ps []int)
 	// Release, if set, is called before this member hands partition p to
 	// another (Owned(p) is already false then); the lease is deleted once
 	// it returns. An error keeps the lease deleted anyway after logging:

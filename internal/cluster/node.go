@@ -161,6 +161,15 @@ func (n *Node) InPartition(p int) func(agent, id string) bool {
 	return func(agent, id string) bool { return n.Partition(agent, id) == p }
 }
 
+// InPartitions selects the sessions of the partitions ps.
+func (n *Node) InPartitions(ps []int) func(agent, id string) bool {
+	set := make(map[int]bool, len(ps))
+	for _, p := range ps {
+		set[p] = true
+	}
+	return func(agent, id string) bool { return set[n.Partition(agent, id)] }
+}
+
 // PeerTLS is the TLS of links between members: the node's X.509-SVID
 // (spiffe://TD/node/NODE, rotated), accepting only node SVIDs of ca.
 func PeerTLS(ca *identity.CA, node string) (*tls.Config, error) {
