@@ -321,6 +321,26 @@ func (m *Member) OwnerOf(p int) (node, addr string, ok bool) {
 	return l.Owner, r.Addr, true
 }
 
+// Locate finds the member whose name match selects, as this member sees
+// it: its peer address and whether it is live (its record changed within
+// TTL).
+func (m *Member) Locate(match func(node string) bool) (node, addr string, live, found bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	for k, o := range m.seen {
+		if !strings.HasPrefix(k, memberPrefix+".") {
+			continue
+		}
+		var r memberRecord
+		if json.Unmarshal(o.value, &r) != nil || r.Node == "" || memberKey(r.Node) != k || !match(r.Node) {
+			continue
+		}
+		return r.Node, r.Addr, now.Sub(o.at) < m.cfg.TTL, true
+	}
+	return "", "", false, false
+}
+
 // Partitions is the number of partitions.
 func (m *Member) Partitions() int { return m.cfg.Partitions }
 

@@ -150,6 +150,14 @@ func (n *Node) OwnerOf(p int) (string, string, bool) {
 	return "", "", false
 }
 
+// Locate implements Owners.
+func (n *Node) Locate(match func(string) bool) (string, string, bool, bool) {
+	if m := n.member.Load(); m != nil {
+		return m.Locate(match)
+	}
+	return "", "", false, false
+}
+
 // Owns reports whether this node owns the session's partition, and the
 // lease's epoch (the session manager's Owner).
 func (n *Node) Owns(agent, id string) (uint64, bool) {
