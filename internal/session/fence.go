@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -41,19 +42,32 @@ type fences struct {
 }
 
 // claimFences writes epoch into k's fence keys unless a newer epoch is
-// there (errFencedOut).
+// there (errFencedOut). The three buckets are claimed at once: this is on
+// the path of a session's first request after a failover.
 func (m *Manager) claimFences(ctx context.Context, k sessKey, epoch uint64) (*fences, error) {
 	if m.b.Owner == nil {
 		return nil, nil
 	}
 	f := &fences{}
-	for _, c := range []struct {
-		kv store.KV
-		to *store.Fence
-	}{{m.state, &f.state}, {m.txns, &f.txns}, {m.snapshots, &f.snapshots}} {
-		var err error
-		if *c.to, err = claimFence(ctx, c.kv, fenceKey(k), epoch); err != nil {
-			return nil, err
+	claims := []struct {
+		kv  store.KV
+		to  *store.Fence
+		err error
+	}{{kv: m.state, to: &f.state}, {kv: m.txns, to: &f.txns}, {kv: m.snapshots, to: &f.snapshots}}
+	var wg sync.WaitGroup
+	for i := range claims {
+		c := &claims[i]
+		wg.Go(func() { *c.to, c.err = claimFence(ctx, c.kv, fenceKey(k), epoch) })
+	}
+	wg.Wait()
+	for _, c := range claims {
+		if isFencedOut(c.err) {
+			return nil, c.err
+		}
+	}
+	for _, c := range claims {
+		if c.err != nil {
+			return nil, c.err
 		}
 	}
 	return f, nil
