@@ -253,7 +253,8 @@ func counterCall(ctx context.Context, c *client.Client, id string) (int, error) 
 // TestClusterCounterExactlyN: N concurrent increments of a few sessions,
 // spread over all three members, give exactly N: every session has one
 // owner, the others forward to it. A drained member owns nothing and
-// still answers by forwarding, without losing an increment.
+// still answers by forwarding, without losing an increment. A sandbox is
+// reached through every member (checkSandboxRouting).
 func TestClusterCounterExactlyN(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns daemon processes; skipped in -short")
@@ -309,6 +310,7 @@ func TestClusterCounterExactlyN(t *testing.T) {
 			t.Errorf("session c%d through the drained member: %d, %v", s, n, err)
 		}
 	}
+	checkSandboxRouting(t, nodes)
 }
 
 // TestClusterTrustDomainClass: the members are one trust domain. A token

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
 )
 
@@ -187,6 +189,52 @@ func TestClusterRollingRestart(t *testing.T) {
 	for _, nd := range nodes {
 		if out := nd.out.String(); strings.Contains(out, "panic") || strings.Contains(out, "DATA RACE") {
 			t.Fatalf("%s:\n%s", nd.name, out)
+		}
+	}
+}
+
+// checkSandboxRouting: a sandbox made through one member has an id naming
+// it, and every other member routes its calls there (describe, write a
+// file, read it back, delete); once deleted it is 404 through any member.
+// A node without sandboxes (no usable cgroups) skips this part.
+func checkSandboxRouting(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sb, err := nodes[0].client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 300})
+	if err != nil {
+		if api.IsKind(err, api.KindUnavailable) || api.IsKind(err, api.KindConflict) {
+			t.Logf("sandboxes not available on this machine: %v", err)
+			return
+		}
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sb.ID, "sb-"+nodes[0].name+"-") {
+		t.Fatalf("sandbox made on %s has id %q", nodes[0].name, sb.ID)
+	}
+	for _, nd := range nodes {
+		if got, err := nd.client.Sandbox(ctx, sb.ID); err != nil || got.ID != sb.ID {
+			t.Fatalf("describe %s through %s: %+v %v", sb.ID, nd.name, got, err)
+		}
+	}
+	if _, err := nodes[1].client.WriteFile(ctx, sb.ID, "/workspace/a.txt", strings.NewReader("through n1"), 0); err != nil {
+		t.Fatalf("write through %s: %v", nodes[1].name, err)
+	}
+	rc, err := nodes[2].client.ReadFile(ctx, sb.ID, "/workspace/a.txt")
+	if err != nil {
+		t.Fatalf("read through %s: %v", nodes[2].name, err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "through n1" {
+		t.Fatalf("read back %q", b)
+	}
+	if err := nodes[2].client.DeleteSandbox(ctx, sb.ID); err != nil {
+		t.Fatalf("delete through %s: %v", nodes[2].name, err)
+	}
+	for _, nd := range nodes {
+		if _, err := nd.client.Sandbox(ctx, sb.ID); !api.IsKind(err, api.KindNotFound) {
+			t.Fatalf("deleted sandbox through %s: %v, want not found", nd.name, err)
 		}
 	}
 }
