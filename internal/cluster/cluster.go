@@ -68,9 +68,10 @@ type Config struct {
 	// long an unchanged one stays alive. TTL must be at least three
 	// heartbeats.
 	Heartbeat, TTL time.Duration
-	// Acquire, if set, is called after this member took partition p with
-	// fencing epoch epoch.
-	Acquire func(ctx context.Context, p int, epoch uint64)
+	// Acquire, if set, is called once per heartbeat with the partitions
+	// this member took in it (sorted), so what a takeover loads (the
+	// sessions' alarms) is read once for all of them, not once each.
+	Acquire func(ctx context.Context, ps []int)
 	// Release, if set, is called before this member hands partition p to
 	// another (Owned(p) is already false then); the lease is deleted once
 	// it returns. An error keeps the lease deleted anyway after logging:
@@ -318,6 +319,26 @@ func (m *Member) OwnerOf(p int) (node, addr string, ok bool) {
 	var r memberRecord
 	_ = json.Unmarshal(mo.value, &r)
 	return l.Owner, r.Addr, true
+}
+
+// Locate finds the member whose name match selects, as this member sees
+// it: its peer address and whether it is live (its record changed within
+// TTL).
+func (m *Member) Locate(match func(node string) bool) (node, addr string, live, found bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	for k, o := range m.seen {
+		if !strings.HasPrefix(k, memberPrefix+".") {
+			continue
+		}
+		var r memberRecord
+		if json.Unmarshal(o.value, &r) != nil || r.Node == "" || memberKey(r.Node) != k || !match(r.Node) {
+			continue
+		}
+		return r.Node, r.Addr, now.Sub(o.at) < m.cfg.TTL, true
+	}
+	return "", "", false, false
 }
 
 // Partitions is the number of partitions.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
 // ForwardedHeader names the member that forwarded a request. The public
@@ -25,6 +26,9 @@ type Owners interface {
 	Partition(agent, session string) int
 	Owned(p int) (epoch uint64, ok bool)
 	OwnerOf(p int) (node, addr string, ok bool)
+	// Locate finds the member whose name match selects: its peer
+	// address and whether it is live.
+	Locate(match func(node string) bool) (node, addr string, live, found bool)
 }
 
 var _ Owners = (*Member)(nil)
@@ -87,9 +91,24 @@ func SessionOf(path string) (agent, session string, ok bool) {
 	return agent, session, true
 }
 
+// SandboxOf extracts the sandbox id from a sandbox path:
+// /v1/sandboxes/ID[/...].
+func SandboxOf(path string) (id string, ok bool) {
+	rest, found := strings.CutPrefix(path, "/v1/sandboxes/")
+	if !found {
+		return "", false
+	}
+	id, _, _ = strings.Cut(rest, "/")
+	return id, id != ""
+}
+
 // ServeHTTP implements the public side.
 func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(ForwardedHeader)
+	if id, ok := SandboxOf(r.URL.Path); ok {
+		f.serveSandbox(w, r, id)
+		return
+	}
 	agent, session, ok := SessionOf(r.URL.Path)
 	if !ok {
 		f.Local.ServeHTTP(w, r)
@@ -110,6 +129,29 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.met.request(fwdForwarded)
 	r = r.WithContext(withTarget(r.Context(), addr))
 	f.reverseProxy().ServeHTTP(w, r)
+}
+
+// serveSandbox sends a call for sandbox id to the member that made it
+// (the node its id names, sandbox.TagOf). Sandboxes are node-local: ids
+// that name no member this one knows, or this one, are served here (the
+// router answers 404 for one that is not here); a member that is known
+// but silent (restarting, or dead and its sandboxes with it) gets 503
+// with Retry-After.
+func (f *Forwarder) serveSandbox(w http.ResponseWriter, r *http.Request, id string) {
+	tag, ok := sandbox.TagOf(id)
+	if !ok || tag == sandbox.NodeTag(f.Node) {
+		f.Local.ServeHTTP(w, r)
+		return
+	}
+	node, addr, live, found := f.Owners.Locate(func(n string) bool { return sandbox.NodeTag(n) == tag })
+	switch {
+	case !found || node == f.Node:
+		f.Local.ServeHTTP(w, r)
+	case !live || addr == "":
+		f.unavailable(w, r, fmt.Sprintf("sandbox %s lives on member %s, which does not answer right now", id, node))
+	default:
+		f.reverseProxy().ServeHTTP(w, r.WithContext(withTarget(r.Context(), addr)))
+	}
 }
 
 // Peer is the handler of the peer listener: requests forwarded by other

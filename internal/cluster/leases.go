@@ -36,6 +36,8 @@ func (m *Member) tick(ctx context.Context) {
 	candidates := m.candidates()
 	sem := make(chan struct{}, tickParallel)
 	var wg sync.WaitGroup
+	var takenMu sync.Mutex
+	var taken []int
 	for p := range m.cfg.Partitions {
 		if ctx.Err() != nil {
 			break
@@ -55,7 +57,13 @@ func (m *Member) tick(ctx context.Context) {
 		case h != nil:
 			work = func() { m.renew(ctx, p, h) }
 		case want == m.cfg.Node:
-			work = func() { m.take(ctx, p) }
+			work = func() {
+				if m.take(ctx, p) {
+					takenMu.Lock()
+					taken = append(taken, p)
+					takenMu.Unlock()
+				}
+			}
 		default:
 			continue
 		}
@@ -66,6 +74,10 @@ func (m *Member) tick(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	if len(taken) > 0 && m.cfg.Acquire != nil {
+		slices.Sort(taken)
+		m.cfg.Acquire(ctx, taken)
+	}
 }
 
 // opTimeout bounds one lease write: past it the write could not keep
@@ -137,15 +149,16 @@ func (m *Member) renew(ctx context.Context, p int, h *held) {
 	}
 }
 
-// take creates a free lease, or takes over one unchanged for TTL.
-func (m *Member) take(ctx context.Context, p int) {
+// take creates a free lease, or takes over one unchanged for TTL, and
+// reports whether it did.
+func (m *Member) take(ctx context.Context, p int) bool {
 	key := leaseKey(p)
 	m.mu.Lock()
 	o, found := m.seen[key]
 	stale := found && m.cfg.Now().Sub(o.at) >= m.cfg.TTL
 	m.mu.Unlock()
 	if found && !stale {
-		return // held by a live member; it hands over when it sees this one
+		return false // held by a live member; it hands over when it sees this one
 	}
 	sent := m.cfg.Now()
 	val, _ := json.Marshal(leaseRecord{Owner: m.cfg.Node})
@@ -162,7 +175,7 @@ func (m *Member) take(ctx context.Context, p int) {
 		if ctx.Err() == nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrExists) {
 			m.log.Debug("cluster lease take failed", "partition", p, "err", err)
 		}
-		return
+		return false
 	}
 	// The epoch is the revision that created or took the lease; write it
 	// into the record with the first renewal.
@@ -172,9 +185,7 @@ func (m *Member) take(ctx context.Context, p int) {
 	m.held[p] = h
 	m.mu.Unlock()
 	m.log.Debug("cluster lease taken", "partition", p, "epoch", rev, "from_stale", found)
-	if m.cfg.Acquire != nil {
-		m.cfg.Acquire(ctx, p, rev)
-	}
+	return true
 }
 
 // release stops owning p, runs Release and deletes the lease so the

@@ -157,6 +157,14 @@ func (n *Node) OwnerOf(p int) (string, string, bool) {
 	return "", "", false
 }
 
+// Locate implements Owners.
+func (n *Node) Locate(match func(string) bool) (string, string, bool, bool) {
+	if m := n.member.Load(); m != nil {
+		return m.Locate(match)
+	}
+	return "", "", false, false
+}
+
 // Owns reports whether this node owns the session's partition, and the
 // lease's epoch (the session manager's Owner).
 func (n *Node) Owns(agent, id string) (uint64, bool) {
@@ -166,6 +174,15 @@ func (n *Node) Owns(agent, id string) (uint64, bool) {
 // InPartition selects the sessions of partition p.
 func (n *Node) InPartition(p int) func(agent, id string) bool {
 	return func(agent, id string) bool { return n.Partition(agent, id) == p }
+}
+
+// InPartitions selects the sessions of the partitions ps.
+func (n *Node) InPartitions(ps []int) func(agent, id string) bool {
+	set := make(map[int]bool, len(ps))
+	for _, p := range ps {
+		set[p] = true
+	}
+	return func(agent, id string) bool { return set[n.Partition(agent, id)] }
 }
 
 // PeerTLS is the TLS of links between members: the node's X.509-SVID

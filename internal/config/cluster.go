@@ -172,3 +172,12 @@ func (c Config) LeaseTTL() time.Duration {
 	}
 	return c.ClusterLeaseTTL.D()
 }
+
+// ClusterNode is this node's name in a cluster (node_id), "" outside one:
+// what names the node in ids that say where a thing lives (sandboxes).
+func (c Config) ClusterNode() string {
+	if c.Cluster == "" {
+		return ""
+	}
+	return c.NodeID
+}

@@ -121,9 +121,9 @@ func (d *Daemon) startPeers(ctx context.Context) error {
 	sessions, ttl := d.sessions, d.cfg.LeaseTTL()
 	return c.node.Start(ctx, cluster.Config{Node: d.cfg.NodeID, KV: c.kv,
 		API: d.localAddr(), Heartbeat: ttl / 6, TTL: ttl, Version: version.Get().Version, Logger: d.log.With("component", "cluster"),
-		Acquire: func(ctx context.Context, p int, epoch uint64) {
-			if err := sessions.LoadAlarms(ctx, c.node.InPartition(p)); err != nil {
-				d.log.Warn("cluster: load alarms", "partition", p, "err", err)
+		Acquire: func(ctx context.Context, ps []int) {
+			if err := sessions.LoadAlarms(ctx, c.node.InPartitions(ps)); err != nil {
+				d.log.Warn("cluster: load alarms", "partitions", len(ps), "err", err)
 			}
 		},
 		Release: func(ctx context.Context, p int) error { return sessions.HibernateWhere(ctx, c.node.InPartition(p)) },

@@ -80,7 +80,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log,
 		DefaultTimeout: sandbox.DefaultTimeout, Admission: d.sandboxCaps(),
-		NetworkHook: parts.nets.Hook, OnClose: parts.nets.Close, Metrics: d.reg})
+		NetworkHook: parts.nets.Hook, OnClose: parts.nets.Close, Metrics: d.reg, Node: d.cfg.ClusterNode()})
 	if err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +65,9 @@ type ManagerConfig struct {
 	Admission Admission
 	// Metrics registers the Manager's collectors (metrics.go); nil: none.
 	Metrics prometheus.Registerer
+	// Node, in a cluster, is this member's name: the ids of the sandboxes
+	// made here carry it (ids.go), so any member routes to this one.
+	Node string
 }
 
 // Info describes a live sandbox.
@@ -252,11 +253,17 @@ func (m *Manager) ReapExpired(ctx context.Context) []string {
 	return expired
 }
 
-// NewID returns a fresh random sandbox id.
-func NewID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "sb-" + hex.EncodeToString(b[:])
+// NewID returns a fresh random sandbox id (without a node: outside a
+// cluster, and for tests of a tier alone).
+func NewID() string { return newID("") }
+
+// NewID returns a fresh id for a sandbox of this Manager: in a cluster it
+// names this node (ids.go).
+func (m *Manager) NewID() string {
+	if m.cfg.Node == "" {
+		return newID("")
+	}
+	return newID(NodeTag(m.cfg.Node))
 }
 
 // Create makes a sandbox, from a warm pool when one exists for the spec's
@@ -270,7 +277,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 		return nil, fmt.Errorf("create sandbox: tier %q: %w", spec.Tier, ErrUnknownTier)
 	}
 	if id == "" {
-		id = NewID()
+		id = m.NewID()
 	}
 	if err := m.admit(id, &spec); err != nil {
 		return nil, err

@@ -69,28 +69,46 @@ func newAlarmScheduler(m *Manager) *alarmScheduler {
 }
 
 // load schedules every stored alarm match selects (nil: all), after a
-// restart or when this node takes over sessions.
+// restart or when this node takes over sessions (the partitions taken in
+// one heartbeat together). It reads the bucket once, keys and values in
+// one pass (the catch-up of a watch, stopped once delivered), not a get
+// per alarm.
 func (a *alarmScheduler) load(ctx context.Context, match func(agent, id string) bool) error {
-	keys, err := a.m.alarmKV.Keys(ctx, "")
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type found struct {
+		k  sessKey
+		at time.Time
+	}
+	var due []found
+	initial := true
+	var mu sync.Mutex
+	_, err := a.m.alarmKV.Watch(wctx, "", func(ev store.WatchEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !initial || ev.Deleted {
+			return
+		}
+		parts, err := store.KeyParts(ev.Key)
+		if err != nil || len(parts) != 2 || CheckAddr(parts[0], parts[1]) != nil {
+			return
+		}
+		if match != nil && !match(parts[0], parts[1]) {
+			return
+		}
+		var at time.Time
+		if json.Unmarshal(ev.Value, &at) == nil {
+			due = append(due, found{sessKey{parts[0], parts[1]}, at})
+		}
+	})
 	if err != nil {
 		return err
 	}
-	for _, k := range keys {
-		parts, err := store.KeyParts(k)
-		if err != nil || len(parts) != 2 || CheckAddr(parts[0], parts[1]) != nil {
-			continue
-		}
-		if match != nil && !match(parts[0], parts[1]) {
-			continue
-		}
-		e, err := a.m.alarmKV.Get(ctx, k)
-		if err != nil {
-			continue
-		}
-		var at time.Time
-		if json.Unmarshal(e.Value, &at) == nil {
-			a.schedule(sessKey{parts[0], parts[1]}, at)
-		}
+	mu.Lock()
+	initial = false
+	mu.Unlock()
+	for _, f := range due {
+		a.schedule(f.k, f.at)
 	}
 	return nil
 }

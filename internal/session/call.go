@@ -81,7 +81,7 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 		if err := json.Unmarshal(e.Value, &s.meta); err != nil {
 			return fmt.Errorf("session record %s/%s: %w", k.agent, k.id, err)
 		}
-		if err := m.recoverTxn(ctx, k); err != nil {
+		if err := m.recoverTxn(ctx, s); err != nil {
 			return err
 		}
 		if cur, err = m.stickyVersion(ctx, s, rt, e.Revision); err != nil {
@@ -319,7 +319,12 @@ func (m *Manager) hibernate(ctx context.Context, s *session, reason string) erro
 		m.discardLocked(s)
 		return nil
 	}
-	return m.saveAndFree(ctx, s, reason)
+	err := m.saveAndFree(ctx, s, reason)
+	if isFencedOut(err) {
+		m.discardLocked(s) // the store refused it: another node took it
+		return nil
+	}
+	return err
 }
 
 // saveAndFree is hibernate without the ownership check. s.mu must be held.
@@ -333,7 +338,7 @@ func (m *Manager) saveAndFree(ctx context.Context, s *session, reason string) er
 		return fmt.Errorf("snapshot %s/%s: %w", s.key.agent, s.key.id, err)
 	}
 	mkey := store.Key(s.key.agent, s.key.id)
-	if err := m.saveSnapshot(ctx, s.key, snap, s.meta.SnapshotBytes); err != nil {
+	if err := m.saveSnapshot(ctx, s, snap); err != nil {
 		return err
 	}
 	m.mu.Lock()

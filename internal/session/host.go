@@ -288,12 +288,24 @@ type txnRecord struct {
 // removed. A crash between the two is repaired by recoverTxn on activation.
 //
 // A session this node no longer owns (or owns under a newer epoch) commits
-// nothing and drops its heap: the owner runs it now (owner.go).
+// nothing and drops its heap: the owner runs it now (owner.go). The store
+// checks the same in each write (fence.go), so a node that still believes
+// it owns the session commits nothing either once another has taken it.
 func (h *callHost) commit(ctx context.Context) error {
 	if h.m.fenced(h.s) {
 		h.m.discardLocked(h.s)
 		return notOwner(h.s.key)
 	}
+	err := h.commitWrites(ctx)
+	if isFencedOut(err) {
+		h.m.discardLocked(h.s)
+		return notOwner(h.s.key)
+	}
+	return err
+}
+
+// commitWrites is commit after the ownership check.
+func (h *callHost) commitWrites(ctx context.Context) error {
 	limit := h.m.cfg.Store.MaxRecordBytes()
 	switch {
 	case len(h.order) == 1:
@@ -303,9 +315,9 @@ func (h *callHost) commit(ctx context.Context) error {
 			if len(v) > limit {
 				return commitTooLarge(len(v), limit)
 			}
-			_, err = h.m.state.Put(ctx, h.stateKey(k), v)
+			err = putFenced(ctx, h.m.state, h.s.stateFence(), h.stateKey(k), v)
 		} else {
-			err = h.m.state.Delete(ctx, h.stateKey(k))
+			err = deleteFenced(ctx, h.m.state, h.s.stateFence(), h.stateKey(k))
 		}
 		if err != nil {
 			return fmt.Errorf("commit: %w", err)
@@ -327,14 +339,21 @@ func (h *callHost) commit(ctx context.Context) error {
 			return commitTooLarge(len(b), limit)
 		}
 		tkey := store.Key(h.s.key.agent, h.s.key.id)
-		if _, err := h.m.txns.Put(ctx, tkey, b); err != nil {
+		if err := putFenced(ctx, h.m.txns, h.s.txnsFence(), tkey, b); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
-		if err := h.m.applyTxn(ctx, h.s.key, rec); err != nil {
-			return err
+		// The record is the commit point: from here the commit stands. If
+		// another node took the session meanwhile, it applies the record
+		// when it activates the session (it claimed the fence after the
+		// record was written); this node only stops serving it.
+		err = h.m.applyTxn(ctx, h.s, rec)
+		if err == nil {
+			if err = deleteFenced(ctx, h.m.txns, h.s.txnsFence(), tkey); err != nil {
+				err = fmt.Errorf("commit cleanup: %w", err)
+			}
 		}
-		if err := h.m.txns.Delete(ctx, tkey); err != nil {
-			return fmt.Errorf("commit cleanup: %w", err)
+		if err = h.m.lostAfterCommit(h.s, err); err != nil {
+			return err
 		}
 	}
 	n := 0
@@ -343,7 +362,7 @@ func (h *callHost) commit(ctx context.Context) error {
 	}
 	h.m.met.stateWritten(n)
 	h.writes, h.order = nil, nil
-	if a := h.alarm; a != nil {
+	if a := h.alarm; a != nil && !h.s.lost {
 		h.alarm = nil
 		return h.m.saveAlarm(ctx, h.s, a)
 	}
@@ -370,14 +389,26 @@ func commitTooLarge(n, limit int) error {
 	return api.Errorf(api.KindTooLarge, "the state writes of this request are %d bytes together; one request may commit at most %d bytes (the store's record size), so nothing was written: split the writes over several requests: %w", n, limit, store.ErrTooLarge)
 }
 
-func (m *Manager) applyTxn(ctx context.Context, k sessKey, rec txnRecord) error {
+// lostAfterCommit handles a write refused by the fence after the commit
+// point: the commit stands (the new owner finishes it), so the request's
+// answer goes out, but s is marked lost and dropped at its next use.
+func (m *Manager) lostAfterCommit(s *session, err error) error {
+	if isFencedOut(err) {
+		s.lost = true
+		return nil
+	}
+	return err
+}
+
+func (m *Manager) applyTxn(ctx context.Context, s *session, rec txnRecord) error {
+	k := s.key
 	for key, v := range rec.Puts {
-		if _, err := m.state.Put(ctx, store.Key(k.agent, k.id, key), v); err != nil {
+		if err := putFenced(ctx, m.state, s.stateFence(), store.Key(k.agent, k.id, key), v); err != nil {
 			return fmt.Errorf("apply commit: %w", err)
 		}
 	}
 	for _, key := range rec.Deletes {
-		if err := m.state.Delete(ctx, store.Key(k.agent, k.id, key)); err != nil {
+		if err := deleteFenced(ctx, m.state, s.stateFence(), store.Key(k.agent, k.id, key)); err != nil {
 			return fmt.Errorf("apply commit: %w", err)
 		}
 	}
@@ -385,7 +416,8 @@ func (m *Manager) applyTxn(ctx context.Context, k sessKey, rec txnRecord) error 
 }
 
 // recoverTxn finishes a commit interrupted by a crash.
-func (m *Manager) recoverTxn(ctx context.Context, k sessKey) error {
+func (m *Manager) recoverTxn(ctx context.Context, s *session) error {
+	k := s.key
 	tkey := store.Key(k.agent, k.id)
 	e, err := m.txns.Get(ctx, tkey)
 	if isNotFound(err) {
@@ -398,8 +430,8 @@ func (m *Manager) recoverTxn(ctx context.Context, k sessKey) error {
 	if err := json.Unmarshal(e.Value, &rec); err != nil {
 		return fmt.Errorf("pending commit of %s/%s: %w", k.agent, k.id, err)
 	}
-	if err := m.applyTxn(ctx, k, rec); err != nil {
+	if err := m.applyTxn(ctx, s, rec); err != nil {
 		return err
 	}
-	return m.txns.Delete(ctx, tkey)
+	return deleteFenced(ctx, m.txns, s.txnsFence(), tkey)
 }

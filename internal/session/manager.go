@@ -150,6 +150,10 @@ type session struct {
 	spiffeID string
 	// epoch is the ownership epoch it was activated under (owner.go).
 	epoch uint64
+	// fences are the fence keys claimed at activation (fence.go); lost
+	// says the store refused a write under them: another node took it.
+	fences *fences
+	lost   bool
 }
 
 // New opens the session buckets. Start begins background work.
@@ -290,7 +294,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 			continue
 		}
 		epoch, owned := m.owns(k)
-		if !owned || s.iso != nil && epoch != s.epoch {
+		if !owned || s.iso != nil && (epoch != s.epoch || s.lost) {
 			// Another node owns it, or owned it since this heap was
 			// activated: the heap here is stale.
 			m.discardLocked(s)
@@ -309,6 +313,16 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 		}
 		if s.iso == nil {
 			m.lastActivation.Store(time.Now().UnixNano())
+			f, err := m.claimFences(ctx, k, epoch)
+			if err != nil {
+				m.forget(s)
+				s.mu.Unlock()
+				if isFencedOut(err) {
+					return nil, notOwner(k)
+				}
+				return nil, err
+			}
+			s.fences = f
 			if err := m.activate(ctx, s); err != nil {
 				m.met.activationFailed()
 				m.forget(s)

@@ -40,10 +40,11 @@ func (m *Manager) owns(k sessKey) (uint64, bool) {
 }
 
 // fenced reports whether s may no longer commit or keep its heap: this
-// node lost it, or owns it again under a newer epoch. s.mu must be held.
+// node lost it, owns it again under a newer epoch, or the store refused a
+// write of it (fence.go). s.mu must be held.
 func (m *Manager) fenced(s *session) bool {
 	epoch, ok := m.owns(s.key)
-	return !ok || epoch != s.epoch
+	return !ok || epoch != s.epoch || s.lost
 }
 
 // discardLocked drops s's isolate without saving it: its heap is not the
@@ -76,7 +77,9 @@ func (m *Manager) HibernateWhere(ctx context.Context, match func(agent, id strin
 		if !s.gone {
 			if err := m.saveAndFree(ctx, s, leaveHandoff); err != nil {
 				m.discardLocked(s)
-				errs = append(errs, err)
+				if !isFencedOut(err) { // else another node took it already
+					errs = append(errs, err)
+				}
 			}
 		}
 		s.mu.Unlock()

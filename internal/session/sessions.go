@@ -110,5 +110,12 @@ func (m *Manager) Delete(ctx context.Context, agent, id string) error {
 			return err
 		}
 	}
+	if m.b.Owner != nil { // its fence keys (fence.go), last
+		for _, kv := range []store.KV{m.state, m.txns, m.snapshots} {
+			if err := kv.Delete(ctx, fenceKey(k)); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

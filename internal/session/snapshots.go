@@ -21,14 +21,15 @@ var heapPointer = []byte("heap-object:")
 // heapObject is the object-store name of a session's large snapshot.
 func heapObject(k sessKey) string { return "heap-" + store.Key(k.agent, k.id) }
 
-// saveSnapshot stores snap as k's hibernated heap; prev is the size of the
-// snapshot it replaces (Meta.SnapshotBytes), which says whether an object
-// may be left to drop.
-func (m *Manager) saveSnapshot(ctx context.Context, k sessKey, snap []byte, prev int64) error {
+// saveSnapshot stores snap as s's hibernated heap; the size of the
+// snapshot it replaces (Meta.SnapshotBytes) says whether an object may be
+// left to drop. The KV write is fenced (fence.go).
+func (m *Manager) saveSnapshot(ctx context.Context, s *session, snap []byte) error {
+	k, prev := s.key, s.meta.SnapshotBytes
 	mkey := store.Key(k.agent, k.id)
 	limit := m.cfg.Store.MaxRecordBytes()
 	if len(snap) <= limit {
-		if _, err := m.snapshots.Put(ctx, mkey, snap); err != nil {
+		if err := putFenced(ctx, m.snapshots, s.snapshotsFence(), mkey, snap); err != nil {
 			return fmt.Errorf("store snapshot: %w", err)
 		}
 		if prev > int64(limit) { // the large heap stored before is not needed any more
@@ -42,7 +43,7 @@ func (m *Manager) saveSnapshot(ctx context.Context, k sessKey, snap []byte, prev
 	if err := m.heaps.Put(ctx, name, snap); err != nil {
 		return fmt.Errorf("store large snapshot: %w", err)
 	}
-	if _, err := m.snapshots.Put(ctx, mkey, append(append([]byte(nil), heapPointer...), name...)); err != nil {
+	if err := putFenced(ctx, m.snapshots, s.snapshotsFence(), mkey, append(append([]byte(nil), heapPointer...), name...)); err != nil {
 		return fmt.Errorf("store snapshot pointer: %w", err)
 	}
 	return nil

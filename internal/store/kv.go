@@ -30,6 +30,11 @@ type KV interface {
 	Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error)
 	// Delete removes the key; deleting an absent key is not an error.
 	Delete(ctx context.Context, key string) error
+	// PutFenced and DeleteFenced write like Put and Delete, but only while
+	// the fence key (of this bucket) is still at the fence's revision,
+	// checked in the same operation (ErrFenced otherwise; fence.go).
+	PutFenced(ctx context.Context, key string, value []byte, f Fence) (uint64, error)
+	DeleteFenced(ctx context.Context, key string, f Fence) error
 	// Keys lists keys under the dot-separated prefix (all keys when empty), sorted.
 	Keys(ctx context.Context, prefix string) ([]string, error)
 	// Watch delivers every current entry under prefix (all keys when empty)

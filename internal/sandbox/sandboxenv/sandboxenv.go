@@ -185,7 +185,7 @@ func (s *Service) run(ctx context.Context, c session.Caller, req sandboxRun) (*s
 	if err := checkRun(req); err != nil {
 		return nil, err
 	}
-	id := sandbox.NewID()
+	id := s.cfg.Manager.NewID()
 	if err := s.authorize(ctx, c, sandbox.ActionCreate, id); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,240 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
+)
+
+// stop stops the node's process with SIGTERM (a graceful shutdown) and
+// waits for it to exit.
+func (n *clusterNode) stop(t testing.TB) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n.exited:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%s did not stop after SIGTERM\n%s", n.name, n.out)
+	}
+}
+
+// rotation is the load balancer in front of a test cluster: it sends each
+// call to a member in rotation, and takes a member out (waiting for its
+// calls in flight to finish) before the operator drains and restarts it.
+type rotation struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	nodes    []*clusterNode
+	out      []bool
+	inflight []int
+	next     int
+}
+
+func newRotation(nodes []*clusterNode) *rotation {
+	r := &rotation{nodes: nodes, out: make([]bool, len(nodes)), inflight: make([]int, len(nodes))}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+// pick returns the next member in rotation and its index; done(i) ends
+// the call.
+func (r *rotation) pick() (int, *client.Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		r.next = (r.next + 1) % len(r.nodes)
+		if !r.out[r.next] {
+			r.inflight[r.next]++
+			return r.next, r.nodes[r.next].client
+		}
+	}
+}
+
+func (r *rotation) done(i int) {
+	r.mu.Lock()
+	r.inflight[i]--
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// take takes member i out of rotation once its calls in flight are done.
+func (r *rotation) take(i int) {
+	r.mu.Lock()
+	r.out[i] = true
+	for r.inflight[i] > 0 {
+		r.cond.Wait()
+	}
+	r.mu.Unlock()
+}
+
+// put puts member i back into rotation (with its new client).
+func (r *rotation) put(i int) {
+	r.mu.Lock()
+	r.out[i] = false
+	r.mu.Unlock()
+}
+
+// TestClusterRollingRestart: while a client keeps incrementing sessions
+// through a load balancer, retrying only on 503 with Retry-After, every
+// member in turn is taken out of rotation, drained (`agentcloud node
+// drain`: its partitions handed to the others), stopped with SIGTERM,
+// started again and put back. No call fails, no acknowledged increment is
+// lost or acknowledged twice, and every member owns partitions again at
+// the end.
+func TestClusterRollingRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns daemon processes; skipped in -short")
+	}
+	nodes := startClusterProcs(t, 3)
+	deployCounter(t, nodes[0].client)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	lb := newRotation(nodes)
+	const sessions = 8
+	var mu sync.Mutex
+	acked := map[string][]int{}
+	var failed []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for s := range sessions {
+		id := fmt.Sprintf("r%d", s)
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i, c := lb.pick()
+				n, err := counterCall(ctx, c, id)
+				lb.done(i)
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, fmt.Sprintf("%s via %s: %v", id, nodes[i].name, err))
+				} else {
+					acked[id] = append(acked[id], n)
+				}
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+	total := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, v := range acked {
+			n += len(v)
+		}
+		return n
+	}
+	progress := func(more int) {
+		want := total() + more
+		for total() < want {
+			if ctx.Err() != nil {
+				t.Fatalf("no progress: %d of %d increments", total(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	progress(50)
+	for i, nd := range nodes {
+		started := time.Now()
+		lb.take(i)
+		res, err := nd.client.DrainNode(ctx)
+		if err != nil || res.Partitions != 0 {
+			t.Fatalf("drain %s: %+v %v", nd.name, res, err)
+		}
+		nd.stop(t)
+		nd.launch(t)
+		nd.wait(t)
+		waitBalanced(t, nodes)
+		lb.put(i)
+		t.Logf("%s drained, restarted and back in %v", nd.name, time.Since(started).Round(time.Millisecond))
+		progress(50)
+	}
+	close(stop)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d calls failed, first: %s", len(failed), failed[0])
+	}
+	for s := range sessions {
+		id := fmt.Sprintf("r%d", s)
+		n, err := counterCall(ctx, nodes[s%3].client, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := n - 1
+		got := slices.Clone(acked[id])
+		slices.Sort(got)
+		if len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Errorf("session %s: two acknowledgements carry the same count (a lost update): %v", id, got)
+		}
+		if len(got) == 0 || got[len(got)-1] > stored {
+			t.Errorf("session %s: acknowledged %v but the store has %d", id, got, stored)
+		}
+	}
+	t.Logf("%d increments acknowledged, none failed", total())
+	for _, nd := range nodes {
+		if out := nd.out.String(); strings.Contains(out, "panic") || strings.Contains(out, "DATA RACE") {
+			t.Fatalf("%s:\n%s", nd.name, out)
+		}
+	}
+}
+
+// checkSandboxRouting: a sandbox made through one member has an id naming
+// it, and every other member routes its calls there (describe, write a
+// file, read it back, delete); once deleted it is 404 through any member.
+// A node without sandboxes (no usable cgroups) skips this part.
+func checkSandboxRouting(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sb, err := nodes[0].client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 300})
+	if err != nil {
+		if api.IsKind(err, api.KindUnavailable) || api.IsKind(err, api.KindConflict) {
+			t.Logf("sandboxes not available on this machine: %v", err)
+			return
+		}
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sb.ID, "sb-"+nodes[0].name+"-") {
+		t.Fatalf("sandbox made on %s has id %q", nodes[0].name, sb.ID)
+	}
+	for _, nd := range nodes {
+		if got, err := nd.client.Sandbox(ctx, sb.ID); err != nil || got.ID != sb.ID {
+			t.Fatalf("describe %s through %s: %+v %v", sb.ID, nd.name, got, err)
+		}
+	}
+	if _, err := nodes[1].client.WriteFile(ctx, sb.ID, "/workspace/a.txt", strings.NewReader("through n1"), 0); err != nil {
+		t.Fatalf("write through %s: %v", nodes[1].name, err)
+	}
+	rc, err := nodes[2].client.ReadFile(ctx, sb.ID, "/workspace/a.txt")
+	if err != nil {
+		t.Fatalf("read through %s: %v", nodes[2].name, err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "through n1" {
+		t.Fatalf("read back %q", b)
+	}
+	if err := nodes[2].client.DeleteSandbox(ctx, sb.ID); err != nil {
+		t.Fatalf("delete through %s: %v", nodes[2].name, err)
+	}
+	for _, nd := range nodes {
+		if _, err := nd.client.Sandbox(ctx, sb.ID); !api.IsKind(err, api.KindNotFound) {
+			t.Fatalf("deleted sandbox through %s: %v, want not found", nd.name, err)
+		}
+	}
+}
