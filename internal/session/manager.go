@@ -77,6 +77,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Sockets bounds the WebSockets sessions hold (sockets.go).
 	Sockets SocketLimits
+	// Logs bounds the log streams of live sessions (logs.go).
+	Logs LogLimits
 }
 
 type sessKey struct{ agent, id string }
@@ -117,6 +119,7 @@ type Manager struct {
 	lastActivation atomic.Int64
 	closeErr       error
 	sockets        *socketHub
+	logs           *logBuffer
 	// routeMu serialises SetRouting and DeleteVersion on this node
 	// (routing.go).
 	routeMu sync.Mutex
@@ -172,6 +175,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, sockets: newSocketHub(cfg.Sockets),
+		logs:     newLogBuffer(cfg.Logs),
 		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
 	var err error
 	kv := func(name, desc string, maxValue int32) store.KV {
@@ -235,6 +239,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	default:
 	}
 	close(m.stop)
+	m.logs.close()
 	m.sockets.closeAll()
 	m.wg.Wait()
 	m.mu.Lock()

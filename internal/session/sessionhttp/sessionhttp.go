@@ -193,6 +193,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		}})
 	h.trafficRoutes(r)
 	h.stateRoute(r) // state.go
+	h.logsRoute(r)  // logs.go
 }
 
 // trafficRoutes registers the session traffic route, with and without a
