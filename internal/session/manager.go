@@ -210,6 +210,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 // and starts the janitor.
 func (m *Manager) Start(ctx context.Context, b Bindings) error {
 	m.b = b
+	if err := m.resumeDeletes(ctx); err != nil {
+		return err
+	}
 	if err := m.alarms.load(ctx, nil); err != nil {
 		return err
 	}
