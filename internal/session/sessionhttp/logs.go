@@ -31,6 +31,21 @@ func (h *Handler) logsRoute(r *httpapi.Router) {
 		Handler: h.logs})
 }
 
+// deleteAgentRoute registers DELETE /v1/agents/{agent} (Cedar
+// agent.delete; the security part audits the decision).
+func (h *Handler) deleteAgentRoute(r *httpapi.Router) {
+	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}", Tag: "agents", Status: http.StatusNoContent,
+		Summary: "Delete an agent with every version and every session (state, snapshots, alarms, logs); the decision is audited.",
+		Action:  session.ActionAgentDelete, Resource: AgentResource,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			if err := h.m.DeleteAgent(r.Context(), r.PathValue("agent")); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}})
+}
+
 func uintQuery(r *http.Request, name string) (uint64, error) {
 	s := r.URL.Query().Get(name)
 	if s == "" {

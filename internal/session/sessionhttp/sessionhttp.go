@@ -1,6 +1,6 @@
 // Package sessionhttp serves the agent and session API over a
 // *session.Manager: deploy (POST /v1/agents), agents and their versions,
-// sessions (list, show, delete, hibernate), and the session traffic route
+// sessions (list, show, delete, hibernate), agent deletion, log streams, and the session traffic route
 // /agents/{agent}/sessions/{session}/{path...} that hands any request to a
 // session's fetch handler. It turns bundle and body-size errors into
 // problem+json answers, filters listings to what the caller may read, and
@@ -136,6 +136,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 			httpapi.WriteJSON(w, http.StatusOK, a)
 			return nil
 		}})
+	h.deleteAgentRoute(r) // logs.go
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/versions", Tag: "agents", Summary: "List an agent's versions, oldest first.",
 		Action: session.ActionAgentRead, Resource: AgentResource,
 		Response: api.VersionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {

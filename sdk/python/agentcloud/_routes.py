@@ -5,6 +5,7 @@ ROUTES = {
     "delete-agents-by-agent-sessions-by-session": ("DELETE", "/agents/{agent}/sessions/{session}", "sessions"),
     "delete-agents-by-agent-sessions-by-session-by-path": ("DELETE", "/agents/{agent}/sessions/{session}/{path}", "sessions"),
     "delete-mcp": ("DELETE", "/mcp", "tools"),
+    "delete-v1-agents-by-agent": ("DELETE", "/v1/agents/{agent}", "agents"),
     "delete-v1-agents-by-agent-sessions-by-session": ("DELETE", "/v1/agents/{agent}/sessions/{session}", "sessions"),
     "delete-v1-agents-by-agent-sessions-by-session-labels": ("DELETE", "/v1/agents/{agent}/sessions/{session}/labels", "security"),
     "delete-v1-e2b-keys-by-token": ("DELETE", "/v1/e2b/keys/{token}", "e2b"),
