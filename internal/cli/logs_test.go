@@ -31,7 +31,9 @@ func TestLogsAndAgentsDeleteCommands(t *testing.T) {
   console.log("line " + p + "\nsecond line");
   return new Response("ok");
 } };`), 0o644)
-	cli := func(args ...string) (int, string, string) { return runCLI(t, append([]string{"--data", data}, args...)...) }
+	cli := func(args ...string) (int, string, string) {
+		return runCLI(t, append([]string{"--data", data}, args...)...)
+	}
 	if code, out, errOut := cli("deploy", dir); code != 0 {
 		t.Fatalf("deploy: %d %q %q", code, out, errOut)
 	}
