@@ -55,7 +55,7 @@ func TestAgentDeleteClass(t *testing.T) {
 	dir := t.TempDir()
 	m := openManager(t, dir)
 	for _, name := range []string{"gone", "kept"} {
-		deploy(t, m, `{"name":"`+name+`","entry":"agent.js"}`, keeperJS)
+		deploy(t, m, `{"name":"`+name+`","entry":"agent.js","limits":{"cpu_ms":20000}}`, keeperJS)
 		mustCall(t, m, name, "live", "/")
 		mustCall(t, m, name, "alarmed", "/alarm")
 		mustCall(t, m, name, "hib", "/big")
@@ -123,7 +123,7 @@ func TestAgentDeleteClass(t *testing.T) {
 	goneEverywhere(m)
 
 	// A new agent of the name starts empty.
-	deploy(t, m, `{"name":"gone","entry":"agent.js"}`, keeperJS)
+	deploy(t, m, `{"name":"gone","entry":"agent.js","limits":{"cpu_ms":20000}}`, keeperJS)
 	var got struct{ N, Hits int }
 	_ = json.Unmarshal([]byte(mustCall(t, m, "gone", "hib", "/")), &got)
 	if got.N != 1 || got.Hits != 1 {
