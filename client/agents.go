@@ -47,6 +47,15 @@ func (c *Client) Agent(ctx context.Context, name string) (*api.Agent, error) {
 	return &a, nil
 }
 
+// DeleteAgent deletes an agent with every version and session (their
+// state, snapshots, alarms and logs).
+func (c *Client) DeleteAgent(ctx context.Context, name string) error {
+	if p := api.CheckID("agent", api.IDAgent, name); p != nil {
+		return p
+	}
+	return c.Do(ctx, http.MethodDelete, "/v1/agents/"+url.PathEscape(name), nil, nil)
+}
+
 // Versions lists an agent's versions, oldest first.
 func (c *Client) Versions(ctx context.Context, agent string) ([]api.AgentVersion, error) {
 	var l api.VersionList

@@ -12,7 +12,21 @@ import (
 )
 
 func newAgentsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "agents", Short: "List deployed agents and their versions"}
+	cmd := &cobra.Command{Use: "agents", Short: "List deployed agents and their versions, delete agents"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "delete NAME", Short: "Delete an agent with every version and session (state, snapshots, alarms, logs)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteAgent(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "deleted agent %s\n", args[0])
+			return nil
+		},
+	})
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List deployed agents", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

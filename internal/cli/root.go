@@ -112,6 +112,7 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 		newTrafficCmd(g), newClusterCmd(g), newNodeCmd(g))
 	root.AddCommand(newPipelineCmd(g), newLedgerCmd(g), newRollbackCmd(g), newTestCmd(g)) // deploy pipeline (pipeline.go, ledger.go, test.go)
 	root.AddCommand(newTypesCmd(g), newInitCmd(g))                                        // authoring (types.go, init.go)
+	root.AddCommand(newLogsCmd(g))                                                        // logs.go
 	return root
 }
 

@@ -60,6 +60,8 @@ type Config struct {
 	SessionMaxBodyBytes int64 `json:"session_max_body_bytes"`
 	// WebSockets bounds the WebSockets sessions hold (websocket.go).
 	WebSockets WebSocketConfig `json:"websockets"`
+	// Logs bounds the log streams of live sessions (logs.go).
+	Logs LogConfig `json:"logs"`
 	// AgentInitTimeout caps agent initialisation (module top level, wasm
 	// _initialize, template builds, activations) below each manifest's
 	// wall_ms.
@@ -192,6 +194,7 @@ func Default() Config {
 		AgentInitTimeout:           Duration(10 * time.Second),
 		SessionMaxBodyBytes:        32 << 20,
 		WebSockets:                 defaultWebSockets(),
+		Logs:                       defaultLogs(),
 
 		RolloutSteps:                "100%",
 		RolloutMinCalls:             20,
@@ -421,6 +424,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	}
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
 	errs = append(errs, c.loadWebSocketEnv(lookup)...)
+	errs = append(errs, c.loadLogsEnv(lookup)...)
 	c.loadGatewayEnv(lookup, &errs)
 	c.loadEgressEnv(lookup)
 	errs = append(errs, c.loadClusterEnv(lookup)...)
@@ -534,6 +538,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateTLS()...)
 	errs = append(errs, c.validateRollout()...)
 	errs = append(errs, c.validateWebSockets()...)
+	errs = append(errs, c.validateLogs()...)
 	errs = append(errs, c.validateEgress()...)
 	errs = append(errs, c.validateCluster()...)
 	if !validTrustDomain(c.TrustDomain) {

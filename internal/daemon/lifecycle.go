@@ -146,7 +146,7 @@ func (d *Daemon) newSessions(ctx context.Context) error {
 		Store: d.store, Runtime: d.runtime, Metrics: d.reg,
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
 		Logger: d.log.With("component", "session"), Sockets: session.SocketLimits{MaxMessageBytes: min(d.cfg.WebSockets.MaxMessageBytes, d.cfg.SessionMaxBodyBytes),
-			PerSession: d.cfg.WebSockets.PerSession, PerTenant: d.cfg.WebSockets.PerTenant, Idle: d.cfg.WebSockets.IdleTimeout.D()},
+			PerSession: d.cfg.WebSockets.PerSession, PerTenant: d.cfg.WebSockets.PerTenant, Idle: d.cfg.WebSockets.IdleTimeout.D()}, Logs: session.LogLimits(d.cfg.Logs),
 	})
 	return err
 }

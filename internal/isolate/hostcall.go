@@ -298,6 +298,8 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 			return nil, fmt.Errorf("no prelude library %q", argString(a, 0))
 		}
 		return src, nil
+	case "multipart.parse":
+		return parseForm(argString(a, 0), argBytes(a, 1), c.iso.rt.cfg.MaxBodyBytes)
 	case "compress", "decompress":
 		return zcall(op, argString(a, 0), argBytes(a, 1), c.iso.rt.cfg.MaxBodyBytes)
 	case "subtle":

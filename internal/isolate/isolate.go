@@ -31,6 +31,8 @@ var (
 	streamsJS string
 	//go:embed websocket.js
 	websocketJS string
+	//go:embed webapi.js
+	webapiJS string
 
 	// prelude is prelude.js with the files it includes (a comment
 	// "/*include NAME*/" stands for the function expression in NAME).
@@ -38,7 +40,7 @@ var (
 
 	// preludeLibs are the sources the prelude compiles on first use (host
 	// op "lib"); each is a function expression.
-	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS}
+	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS, "webapi.js": webapiJS}
 )
 
 // preloadHints name, for each library of preludeLibs, words whose presence
@@ -51,12 +53,13 @@ var preloadHints = map[string][]string{
 	"streams.js": {"ReadableStream", "WritableStream", "TransformStream", "TextEncoderStream", "TextDecoderStream",
 		"CompressionStream", "DecompressionStream", "getReader", "pipeThrough", "pipeTo", ".body"},
 	"websocket.js": {"WebSocketPair", "acceptWebSocket", "webSocketMessage"},
+	"webapi.js":    {"FormData", "formData", "Blob", "blob()", "new File", "EventTarget", "new Event", "CustomEvent"},
 }
 
 // preloadLibs is the list of libraries spec's sources hint at.
 func preloadLibs(spec Spec) []any {
 	out := []any{}
-	for _, name := range []string{"webcrypto.js", "clone.js", "streams.js", "websocket.js"} {
+	for _, name := range []string{"webcrypto.js", "clone.js", "streams.js", "websocket.js", "webapi.js"} {
 		hit := func(src string) bool {
 			for _, w := range preloadHints[name] {
 				if strings.Contains(src, w) {

@@ -102,6 +102,21 @@
   // websocket.js too; invoke is defined below, before anything calls this.
   let wsl = null;
   const websockets = () => wsl || (wsl = geval(host("lib", "websocket.js"))(invoke, toAB, (ab) => host("base64.encode", ab)));
+  // webapi.js: events, Blob, File, FormData and multipart bodies.
+  let wal = null;
+  const webapi = () => wal || (wal = geval(host("lib", "webapi.js"))(host, toAB, enc, dec, DOMException));
+  lazyGlobals(["Event", "CustomEvent", "EventTarget", "Blob", "File", "FormData"], webapi);
+  def(globalThis, "navigator", Object.freeze({ userAgent: "agentcloud" }));
+  def(globalThis, "scheduler", Object.freeze({
+    wait(ms, opts) {
+      const sig = opts && opts.signal;
+      return new Promise((resolve, reject) => {
+        if (sig && sig.aborted) { reject(sig.reason); return; }
+        const id = setTimeout(resolve, Math.max(0, Number(ms) || 0));
+        if (sig) sig.addEventListener("abort", () => { clearTimeout(id); reject(sig.reason); });
+      });
+    },
+  }));
   lazyGlobals(["CryptoKey", "SubtleCrypto"], webcrypto);
   lazyGlobals(["WebSocketPair", "WebSocket"], websockets);
   lazyGlobals(["ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader", "ReadableStreamDefaultController",
@@ -237,6 +252,8 @@
     else if (body instanceof URLSearchParams) { target._text = body.toString(); type = "application/x-www-form-urlencoded;charset=UTF-8"; }
     else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) { target._bytes = toAB(body).slice(0); }
     else if (typeof body.getReader === "function") target._stream = body;
+    else if (wal !== null && body instanceof wal.FormData) { const f = wal.encode(body); target._bytes = f.bytes; type = f.type; }
+    else if (wal !== null && body instanceof wal.Blob) { target._bytes = body._b.slice(0); type = body.type || null; }
     else if (body && typeof body === "object" && "_text" in body && "_bytes" in body) {
       target._text = body._text; target._bytes = body._bytes;
       if (body._stream) [body._stream, target._stream] = body._stream.tee();
@@ -258,8 +275,8 @@
     arrayBuffer() { const e = this._consume(); if (e) return e; if (this._stream) return streams().readAll(this._stream); return Promise.resolve(bodyBytes(this).slice(0)); },
     bytes() { return this.arrayBuffer().then((b) => new Uint8Array(b)); },
     json() { return this.text().then(JSON.parse); },
-    formData() { return Promise.reject(new TypeError("formData() is not supported")); },
-    blob() { return Promise.reject(new TypeError("blob() is not supported")); },
+    formData() { const ct = this.headers.get("content-type"); return this.arrayBuffer().then((b) => webapi().decode(ct, b)); },
+    blob() { const ct = this.headers.get("content-type") || ""; return this.arrayBuffer().then((b) => new (webapi().Blob)([b], { type: ct })); },
   };
   function bodyText(b) { if (b._text !== null) return b._text; if (b._bytes !== null) return dec(b._bytes); return ""; }
   function bodyBytes(b) { if (b._bytes !== null) return b._bytes; if (b._text !== null) return (b._bytes = enc(b._text)); return new ArrayBuffer(0); }
@@ -281,7 +298,7 @@
       for (const f of this._l) f(ev);
     }
     static abort(reason) { const s = new AbortSignal(); s._abort(reason); return s; }
-    static timeout(ms) { const s = new AbortSignal(); setTimeout(() => s._abort(new Error("TimeoutError")), ms); return s; }
+    static timeout(ms) { const s = new AbortSignal(); setTimeout(() => s._abort(new DOMException("The operation timed out", "TimeoutError")), ms); return s; }
   }
   class AbortController {
     constructor() { this.signal = new AbortSignal(); }
@@ -521,7 +538,7 @@
       // Libraries the agent's source names are compiled now, into the
       // template its sessions share, rather than into each session's heap
       // (and snapshot) at first use.
-      for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams, "websocket.js": websockets })[name]();
+      for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams, "websocket.js": websockets, "webapi.js": webapi })[name]();
     },
     // fetch returns respond's result, or a promise of it when the handler
     // is asynchronous.

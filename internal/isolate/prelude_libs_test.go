@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestPreludeLibsClass: webcrypto.js, clone.js and streams.js are compiled into the
+// TestPreludeLibsClass: webcrypto.js, clone.js, streams.js and webapi.js are compiled into the
 // template when the agent's source names them (so a session's snapshot
 // delta stays small after it uses them), and on first use otherwise; both
 // ways behave the same.
@@ -16,6 +16,7 @@ func TestPreludeLibsClass(t *testing.T) {
 		const p = new URL(req.url).pathname, c = crypto[SUB];
 		if (p === "/crypto") { const k = await c.importKey("raw", new Uint8Array(8), {name: "HMAC", hash: "SHA-256"}, false, ["sign"]); return new Response(String((await c.sign("HMAC", k, new Uint8Array(1))).byteLength)); }
 		if (p === "/stream") return new Response(new globalThis[RS]({ start(c) { c.enqueue(new Uint8Array([52, 50])); c.close(); } }));
+		if (p === "/form") { const f = new globalThis[FD](); f.append("a", "42"); const r = new Response(f); return new Response((await r[FDM]()).get("a")); }
 		if (p === "/clone") { const m = globalThis[SC](new globalThis[MAP]([[1, 2]])); return new Response(String(m.get(1))); }
 		return new Response("ok");
 	} }`
@@ -23,8 +24,8 @@ func TestPreludeLibsClass(t *testing.T) {
 		name, prefix string
 		hinted       bool
 	}{
-		{"named", `const SUB = "subtle", SC = "structuredClone", MAP = "Map", RS = "ReadableStream"; new Map();`, true},
-		{"hidden", `const SUB = "sub" + "tle", SC = "structured" + "Clone", MAP = "M" + "ap", RS = "Readable" + "Str" + "eam";`, false},
+		{"named", `const SUB = "subtle", SC = "structuredClone", MAP = "Map", RS = "ReadableStream", FD = "FormData", FDM = "formData"; new Map();`, true},
+		{"hidden", `const SUB = "sub" + "tle", SC = "structured" + "Clone", MAP = "M" + "ap", RS = "Readable" + "Str" + "eam", FD = "Form" + "Data", FDM = "form" + "Data";`, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -33,7 +34,7 @@ func TestPreludeLibsClass(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, call := range []struct{ path, want string }{{"/crypto", "32"}, {"/clone", "2"}, {"/stream", "42"}} {
+			for _, call := range []struct{ path, want string }{{"/crypto", "32"}, {"/clone", "2"}, {"/stream", "42"}, {"/form", "42"}} {
 				iso, err := rt.Restore(ctx, spec, nil, tmpl)
 				if err != nil {
 					t.Fatal(err)

@@ -34,7 +34,7 @@ func (c *agentCache) watch(ctx context.Context, kv store.KV) error {
 			return
 		}
 		var ar agentRecord
-		if ev.Deleted || json.Unmarshal(ev.Value, &ar) != nil {
+		if ev.Deleted || json.Unmarshal(ev.Value, &ar) != nil || ar.Deleting {
 			delete(c.recs, ev.Key)
 			return
 		}
@@ -59,7 +59,11 @@ func (c *agentCache) watch(ctx context.Context, kv store.KV) error {
 func (c *agentCache) put(key string, ar agentRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.recs != nil {
+	switch {
+	case c.recs == nil:
+	case ar.Deleting:
+		delete(c.recs, key)
+	default:
 		c.recs[key] = ar
 	}
 }
@@ -93,6 +97,9 @@ func (m *Manager) agentRecord(ctx context.Context, name string) (ar agentRecord,
 	}
 	if err := json.Unmarshal(e.Value, &ar); err != nil {
 		return agentRecord{}, false, fmt.Errorf("agent record %s: %w", name, err)
+	}
+	if ar.Deleting {
+		return agentRecord{}, false, nil
 	}
 	return ar, true, nil
 }

@@ -30,6 +30,9 @@ type agentRecord struct {
 	// Current, the stable version (routing.go). A deploy clears both.
 	Canary        string `json:"canary,omitempty"`
 	CanaryPercent int    `json:"canary_percent,omitempty"`
+	// Deleting marks an agent being deleted (agentdelete.go): it is not
+	// found by anything but DeleteAgent and the deletion resumed at Start.
+	Deleting bool `json:"deleting,omitempty"`
 }
 
 // versionRecord is one immutable, content-addressed version.
@@ -243,7 +246,7 @@ func (m *Manager) Agents(ctx context.Context) ([]api.Agent, error) {
 			continue
 		}
 		var ar agentRecord
-		if json.Unmarshal(e.Value, &ar) != nil {
+		if json.Unmarshal(e.Value, &ar) != nil || ar.Deleting {
 			continue
 		}
 		out = append(out, api.Agent{Name: ar.Name, Current: ar.Current, Created: ar.Created, Updated: ar.Updated})

@@ -136,6 +136,18 @@ func (a *alarmScheduler) cancel(k sessKey) {
 	a.mu.Unlock()
 }
 
+// cancelAgent cancels the alarms of every session of agent.
+func (a *alarmScheduler) cancelAgent(agent string) {
+	a.mu.Lock()
+	for k, it := range a.idx {
+		if k.agent == agent {
+			heap.Remove(&a.h, it.index)
+			delete(a.idx, k)
+		}
+	}
+	a.mu.Unlock()
+}
+
 func (a *alarmScheduler) poke() {
 	select {
 	case a.wake <- struct{}{}:

@@ -8,6 +8,7 @@ import "context"
 const (
 	ActionAgentDeploy   = "agent.deploy"
 	ActionAgentRead     = "agent.read"
+	ActionAgentDelete   = "agent.delete"
 	ActionAgentList     = "agent.list"
 	ActionSessionCall   = "session.call"
 	ActionSessionRead   = "session.read"

@@ -253,9 +253,17 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 	}
 }
 
-// callFailed maps an isolate error to a problem and drops a dead isolate
-// (the next request restores the last snapshot). s.mu must be held.
+// callFailed maps an isolate error to a problem, drops a dead isolate
+// (the next request restores the last snapshot) and puts the problem in
+// the agent's log stream. s.mu must be held.
 func (m *Manager) callFailed(s *session, err, cause error) error {
+	perr := m.callProblem(s, err, cause)
+	m.record(context.Background(), s.key.agent, s.key.id, "exception", perr.Error())
+	return perr
+}
+
+// callProblem is callFailed without the log entry.
+func (m *Manager) callProblem(s *session, err, cause error) error {
 	var jsErr *isolate.JSError
 	// The isolate classifies an interrupt (a CPU or wall limit) as
 	// ErrTimeout wrapping the thrown value; that is a timeout, not

@@ -148,6 +148,11 @@ func (m *Manager) readAgent(ctx context.Context, name string) (storedAgent, erro
 	if err := json.Unmarshal(e.Value, &ar); err != nil {
 		return storedAgent{}, fmt.Errorf("agent record %s: %w", name, err)
 	}
+	if ar.Deleting {
+		// Being deleted: not there, and a Create of the name conflicts
+		// until the deletion ends.
+		return storedAgent{}, nil
+	}
 	return storedAgent{rec: ar, rev: e.Revision, exists: true}, nil
 }
 

@@ -259,7 +259,9 @@ func (h *callHost) Invoke(ctx context.Context, service, method string, args []by
 // Log records the agent's console output at the slog level of its console
 // method; the method and text go under "console" and "text", never under
 // slog's own "level" and "msg" keys (a JSON log line would repeat them).
+// It also goes to the agent's log stream (logs.go), truncated as there.
 func (h *callHost) Log(level, msg string) {
+	msg = h.m.record(h.ctx, h.s.key.agent, h.s.key.id, level, msg)
 	h.m.log.Log(h.ctx, consoleLevel(level), "agent console", "agent", h.s.key.agent, "session", h.s.key.id, "console", level, "text", msg)
 }
 

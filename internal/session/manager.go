@@ -80,6 +80,8 @@ type Config struct {
 	Sockets SocketLimits
 	// Metrics registers the manager's collectors (metrics.go); nil: none.
 	Metrics prometheus.Registerer
+	// Logs bounds the log streams of live sessions (logs.go).
+	Logs LogLimits
 }
 
 type sessKey struct{ agent, id string }
@@ -120,6 +122,7 @@ type Manager struct {
 	lastActivation atomic.Int64
 	closeErr       error
 	sockets        *socketHub
+	logs           *logBuffer
 	// routeMu serialises SetRouting and DeleteVersion on this node
 	// (routing.go).
 	routeMu sync.Mutex
@@ -180,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, sockets: newSocketHub(cfg.Sockets),
+		logs:     newLogBuffer(cfg.Logs),
 		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
 	var err error
 	kv := func(name, desc string, maxValue int32) store.KV {
@@ -217,6 +221,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 // and starts the janitor.
 func (m *Manager) Start(ctx context.Context, b Bindings) error {
 	m.b = b
+	if err := m.resumeDeletes(ctx); err != nil {
+		return err
+	}
 	if err := m.alarms.load(ctx, nil); err != nil {
 		return err
 	}
@@ -246,6 +253,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	default:
 	}
 	close(m.stop)
+	m.logs.close()
 	m.sockets.closeAll()
 	m.wg.Wait()
 	m.mu.Lock()

@@ -1,6 +1,6 @@
 // Package sessionhttp serves the agent and session API over a
 // *session.Manager: deploy (POST /v1/agents), agents and their versions,
-// sessions (list, show, delete, hibernate), and the session traffic route
+// sessions (list, show, delete, hibernate), agent deletion, log streams, and the session traffic route
 // /agents/{agent}/sessions/{session}/{path...} that hands any request to a
 // session's fetch handler. It turns bundle and body-size errors into
 // problem+json answers, filters listings to what the caller may read, and
@@ -142,6 +142,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 			httpapi.WriteJSON(w, http.StatusOK, a)
 			return nil
 		}})
+	h.deleteAgentRoute(r) // logs.go
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/versions", Tag: "agents", Summary: "List an agent's versions, oldest first.",
 		Action: session.ActionAgentRead, Resource: AgentResource,
 		Response: api.VersionList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
@@ -200,6 +201,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	h.trafficRoutes(r)
 	h.stateRoute(r)   // state.go
 	h.publicRoutes(r) // public.go
+	h.logsRoute(r)    // logs.go
 }
 
 // trafficRoutes registers the session traffic route, with and without a

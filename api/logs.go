@@ -1,0 +1,38 @@
+package api
+
+import "time"
+
+// LogEntry is one line of an agent's log stream: a console.* call of one
+// of its sessions, or an error a request of the session ended with
+// (Level "exception": an uncaught throw, a timeout, a crash).
+type LogEntry struct {
+	// Seq numbers the agent's entries on this node, from 1, without gaps.
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Agent   string    `json:"agent"`
+	Session string    `json:"session"`
+	// Level is the console method (debug, info, log, warn, error) or
+	// "exception".
+	Level string `json:"level"`
+	Text  string `json:"text"`
+	// Truncated is how many bytes of a long line were cut off.
+	Truncated int `json:"truncated,omitempty"`
+	// Missed is how many entries before this one were dropped from the
+	// bounded stream before this reader could see them.
+	Missed uint64 `json:"missed,omitempty"`
+}
+
+// LogList is the body of GET /v1/agents/{agent}/logs without follow.
+type LogList struct {
+	Entries []LogEntry `json:"entries"`
+	// Next is the after= value that continues where this answer ends.
+	Next uint64 `json:"next"`
+	// Missed is how many entries after the requested position were
+	// dropped from the bounded stream before this read.
+	Missed uint64 `json:"missed,omitempty"`
+}
+
+// LogContentType is the media type of a followed log stream (one JSON
+// LogEntry per line); with Accept: text/event-stream the same entries come
+// as server-sent events.
+const LogContentType = "application/x-ndjson"

@@ -1,0 +1,86 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// LogQuery selects entries of an agent's log stream.
+type LogQuery struct {
+	// Session, if set, keeps only that session's entries.
+	Session string
+	// After continues after this seq (a previous LogList's Next).
+	After uint64
+	// Limit caps the entries of one Logs answer (0: the server's most).
+	Limit int
+}
+
+func logsPath(agent string, q LogQuery, follow bool) string {
+	v := url.Values{}
+	if q.Session != "" {
+		v.Set("session", q.Session)
+	}
+	if q.After > 0 {
+		v.Set("after", strconv.FormatUint(q.After, 10))
+	}
+	if q.Limit > 0 && !follow {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if follow {
+		v.Set("follow", "true")
+	}
+	p := "/v1/agents/" + url.PathEscape(agent) + "/logs"
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	return p
+}
+
+// Logs reads the entries an agent's log stream keeps on the node
+// (console.* output and request errors of its live sessions), oldest first.
+func (c *Client) Logs(ctx context.Context, agent string, q LogQuery) (*api.LogList, error) {
+	var l api.LogList
+	if err := c.Do(ctx, http.MethodGet, logsPath(agent, q, false), nil, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// FollowLogs passes the kept entries of an agent's log stream, then each
+// new one as it comes, to fn until fn returns an error, ctx ends or the
+// server ends the stream (the agent was deleted, the node stops).
+func (c *Client) FollowLogs(ctx context.Context, agent string, q LogQuery, fn func(api.LogEntry) error) error {
+	resp, err := c.rawHeader(ctx, http.MethodGet, logsPath(agent, q, true), nil, "", http.Header{"Accept": {api.LogContentType}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var e api.LogEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return fmt.Errorf("decode log entry: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && err != io.EOF && ctx.Err() == nil {
+		return fmt.Errorf("read log stream: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package sessionhttp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/session"
+)
+
+const logsSummary = "An agent's log stream on this node: console.* output and the errors requests ended with, of its live sessions, " +
+	"oldest first, from a bounded in-memory stream (missed counts entries dropped before they were read). With follow=true, " +
+	"one JSON entry per line (server-sent events with Accept: text/event-stream) as they come, until the client leaves."
+
+// logsRoute registers GET /v1/agents/{agent}/logs (Cedar session.read on
+// the agent, like the sessions listing).
+func (h *Handler) logsRoute(r *httpapi.Router) {
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/logs", Tag: "sessions", Summary: logsSummary,
+		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{},
+		Query: []httpapi.QueryParam{
+			{Name: "session", Description: "only this session's entries"},
+			{Name: "after", Type: httpapi.QueryInteger, Description: "continue after this seq (a previous answer's next)"},
+			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many entries (default and most 1000; without follow)"},
+			{Name: "follow", Type: httpapi.QueryBoolean, Description: "keep the answer open and stream new entries"},
+		},
+		Handler: h.logs})
+}
+
+// deleteAgentRoute registers DELETE /v1/agents/{agent} (Cedar
+// agent.delete; the security part audits the decision).
+func (h *Handler) deleteAgentRoute(r *httpapi.Router) {
+	r.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/agents/{agent}", Tag: "agents", Status: http.StatusNoContent,
+		Summary: "Delete an agent with every version and every session (state, snapshots, alarms, logs); the decision is audited.",
+		Action:  session.ActionAgentDelete, Resource: AgentResource,
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			if err := h.m.DeleteAgent(r.Context(), r.PathValue("agent")); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}})
+}
+
+func uintQuery(r *http.Request, name string) (uint64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, api.FieldErrorf(api.KindInvalidQuery, name, "query parameter %s must be a non-negative whole number", name)
+	}
+	return n, nil
+}
+
+func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	after, err := uintQuery(r, "after")
+	if err != nil {
+		return err
+	}
+	limit, err := uintQuery(r, "limit")
+	if err != nil {
+		return err
+	}
+	follow, _ := strconv.ParseBool(q.Get("follow")) // the router checked it
+	agent, sess := r.PathValue("agent"), q.Get("session")
+	lim := session.MaxLogRead
+	if limit > 0 && limit < uint64(lim) {
+		lim = int(limit)
+	}
+	l, wake, err := h.m.Logs(r.Context(), agent, sess, after, lim)
+	if err != nil {
+		return err
+	}
+	if !follow {
+		httpapi.WriteJSON(w, http.StatusOK, l)
+		return nil
+	}
+	sse := strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+	if sse {
+		w.Header().Set("Content-Type", "text/event-stream")
+	} else {
+		w.Header().Set("Content-Type", api.LogContentType)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	for {
+		if len(l.Entries) > 0 && l.Missed > 0 {
+			l.Entries[0].Missed = l.Missed
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(StreamStall))
+		for _, e := range l.Entries {
+			b, _ := json.Marshal(e)
+			if sse {
+				_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.Seq, e.Level, b)
+			} else {
+				_, err = fmt.Fprintf(w, "%s\n", b)
+			}
+			if err != nil {
+				return nil // the client left; headers are out
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-h.m.Stopping():
+			return nil
+		case <-wake:
+		}
+		if l, wake, err = h.m.Logs(r.Context(), agent, sess, l.Next, session.MaxLogRead); err != nil {
+			return nil // the agent was deleted: the stream ends
+		}
+	}
+}
