@@ -29,6 +29,9 @@ const (
 // terminal up and kills the process group; it is idempotent.
 type Terminal interface {
 	io.ReadWriteCloser
+	// PID is the process's pid inside the sandbox (its session and
+	// process group too).
+	PID() int
 	// Resize sets the window size; the process gets SIGWINCH.
 	Resize(WindowSize) error
 	// Signal sends sig to the terminal's process group.

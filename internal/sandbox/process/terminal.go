@@ -109,6 +109,8 @@ func (t *terminal) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func (t *terminal) PID() int { return t.pid }
+
 func (t *terminal) Write(p []byte) (int, error) { return t.master.Write(p) }
 
 func (t *terminal) Resize(size sandbox.WindowSize) error {
