@@ -181,3 +181,30 @@ type PortURL struct {
 	URL     string    `json:"url"`
 	Expires time.Time `json:"expires"`
 }
+
+// TerminalControl is a text message on a terminal WebSocket
+// (GET /v1/sandboxes/{id}/terminal). Binary messages carry the terminal's
+// bytes both ways; text messages carry these. From the client:
+// {"type":"resize","rows":R,"cols":C} and {"type":"signal","signal":"INT"}.
+// From the server, last before it closes: {"type":"exit","exit_code":N},
+// or {"type":"error","problem":{...}} when the sandbox went away.
+type TerminalControl struct {
+	Type     string   `json:"type"`
+	Rows     int      `json:"rows,omitempty"`
+	Cols     int      `json:"cols,omitempty"`
+	Signal   string   `json:"signal,omitempty"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Problem  *Problem `json:"problem,omitempty"`
+}
+
+// Types of TerminalControl messages.
+const (
+	TerminalResize = "resize"
+	TerminalSignal = "signal"
+	TerminalExit   = "exit"
+	TerminalError  = "error"
+)
+
+// TerminalMaxMessage is the largest WebSocket message a terminal accepts
+// (input or control); a larger one closes the socket with 1009.
+const TerminalMaxMessage = 64 << 10

@@ -82,7 +82,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "sandbox", Aliases: []string{"sandboxes", "sb"},
 		Short: "Create sandboxes, run commands and copy files in them"}
 	cmd.AddCommand(newSandboxCreateCmd(g), newSandboxListCmd(g), newSandboxExecCmd(g), newSandboxCpCmd(g),
-		newSandboxLsCmd(g), newSandboxRmCmd(g), newSandboxPortForwardCmd(g),
+		newSandboxLsCmd(g), newSandboxRmCmd(g), newSandboxPortForwardCmd(g), newSandboxShellCmd(g),
 		sandboxOpCmd(g, "show", "Show one sandbox", (*client.Client).Sandbox),
 		sandboxOpCmd(g, "pause", "Freeze every process of a sandbox", (*client.Client).PauseSandbox),
 		sandboxOpCmd(g, "resume", "Thaw a paused sandbox", (*client.Client).ResumeSandbox))

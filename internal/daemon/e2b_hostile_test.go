@@ -118,6 +118,7 @@ func TestE2BTenantIsolationClass(t *testing.T) {
 			{name: "start", method: "POST", path: "/process.Process/Start", ctype: "application/connect+json", body: start},
 			{name: "list processes", method: "POST", path: "/process.Process/List", ctype: "application/json", body: []byte(`{}`)},
 			{name: "signal", method: "POST", path: "/process.Process/SendSignal", ctype: "application/json", body: []byte(`{"process":{"pid":1},"signal":"SIGNAL_SIGKILL"}`)},
+			{name: "resize", method: "POST", path: "/process.Process/Update", ctype: "application/json", body: []byte(`{"process":{"pid":1},"pty":{"size":{"cols":80,"rows":24}}}`)},
 			{name: "stat", method: "POST", path: "/filesystem.Filesystem/Stat", ctype: "application/json", body: []byte(`{"path":"/workspace"}`)},
 			{name: "listdir", method: "POST", path: "/filesystem.Filesystem/ListDir", ctype: "application/json", body: []byte(`{"path":"/workspace"}`)},
 			{name: "mkdir", method: "POST", path: "/filesystem.Filesystem/MakeDir", ctype: "application/json", body: []byte(`{"path":"/workspace/x"}`)},
@@ -272,7 +273,7 @@ func TestE2BMalformedRequestClass(t *testing.T) {
 		stream("start: no cmd", envelope(0, `{"process":{"args":["x"]}}`), "application/connect+json"),
 		stream("start: NUL in cmd", envelope(0, `{"process":{"cmd":"a\u0000b"}}`), "application/connect+json"),
 		stream("start: relative cwd", envelope(0, `{"process":{"cmd":"true","cwd":"x"}}`), "application/connect+json"),
-		stream("start: pty", envelope(0, `{"process":{"cmd":"true"},"pty":{"size":{"cols":80,"rows":24}}}`), "application/connect+json"),
+		stream("start: pty size 0", envelope(0, `{"process":{"cmd":"true"},"pty":{"size":{"cols":0,"rows":24}}}`), "application/connect+json"),
 		stream("start: bad env", envelope(0, `{"process":{"cmd":"true","envs":{"":"x"}}}`), "application/connect+json"),
 		{name: "start: no sandbox header", method: "POST", path: "/process.Process/Start", body: envelope(0, `{}`), ctype: "application/connect+json", headers: map[string]string{"X-API-Key": key}},
 		{name: "start: bad sandbox header", method: "POST", path: "/process.Process/Start", body: envelope(0, `{}`), ctype: "application/connect+json", headers: map[string]string{"X-API-Key": key, "E2b-Sandbox-Id": "../../x"}},
@@ -295,6 +296,12 @@ func TestE2BMalformedRequestClass(t *testing.T) {
 		unary("input: unknown tag", "process.Process/SendInput", `{"process":{"tag":"x"},"input":{"stdin":"aGk="}}`),
 		unary("input: bad base64", "process.Process/SendInput", `{"process":{"pid":1},"input":{"stdin":"!!"}}`),
 		unary("connect: unary", "process.Process/Connect", `{"process":{"pid":1}}`),
+		unary("update: unknown pid", "process.Process/Update", `{"process":{"pid":1},"pty":{"size":{"cols":80,"rows":24}}}`),
+		unary("update: bad size", "process.Process/Update", `{"process":{"pid":1},"pty":{"size":{"cols":0,"rows":24}}}`),
+		unary("update: no size", "process.Process/Update", `{"process":{"pid":1},"pty":{}}`),
+		unary("update: bad JSON", "process.Process/Update", `{"pty":`),
+		stream("start: pty without size", envelope(0, `{"process":{"cmd":"true"},"pty":{}}`), "application/connect+json"),
+		stream("start: pty too large", envelope(0, `{"process":{"cmd":"true"},"pty":{"size":{"cols":80,"rows":5000}}}`), "application/connect+json"),
 	}
 	rpcCalls[20].ctype = "application/connect+json"
 	for _, c := range rpcCalls {

@@ -62,7 +62,7 @@ func e2bKey(t *testing.T, d *daemon.Daemon, admin *client.Client, subject string
 // TestE2BSDK drives the E2B-compatible API with the real e2b SDK from npm
 // against a live daemon: create, commands.run with streamed output (and an
 // exit error), files write/read/list/makeDir/rename/remove, a background
-// command listed and killed, stdin, setTimeout, pause and connect, list,
+// command listed and killed, stdin, a pty (input, resize, exit), setTimeout, pause and connect, list,
 // kill.
 func TestE2BSDK(t *testing.T) {
 	node, dir := e2bSDK(t)
@@ -104,7 +104,12 @@ func TestE2BSDK(t *testing.T) {
 			Waited, Error  string
 			After          int
 		}
-		Stdin   struct{ Stdout, Error string }
+		Stdin struct{ Stdout, Error string }
+		Pty   struct {
+			Size, Answer, Resized bool
+			ExitCode              int
+			Error                 string
+		}
 		Timeout struct {
 			SecondsLeft int
 			State       string
@@ -132,6 +137,9 @@ func TestE2BSDK(t *testing.T) {
 	if r := got.Run; r.Error != "" || r.ExitCode != 0 || r.Stdout != "hi from /bin/bash\nline1\nline2\nline3\n" ||
 		r.Stderr != "oops\n" || r.Chunks < 1 || r.Streamed != r.Stdout {
 		t.Errorf("commands.run: %+v", r)
+	}
+	if p := got.Pty; p.Error != "" || !p.Size || !p.Answer || !p.Resized || p.ExitCode != 4 {
+		t.Errorf("pty (create, sendInput, resize, exit): %+v", p)
 	}
 	if e := got.ExitError; !e.Thrown || e.ExitCode != 3 {
 		t.Errorf("commands.run exit 3: %+v", e)

@@ -12,8 +12,8 @@ import (
 )
 
 // TestSandboxPortTenantClass: another tenant reaches nothing of a
-// sandbox's ports: not the port itself (HTTP or a WebSocket upgrade, any
-// method), not a signed URL of it, and a URL signed for one sandbox does
+// sandbox's ports and terminals: not the port itself (HTTP or a WebSocket
+// upgrade, any method), not a terminal, not a signed URL of it, and a URL signed for one sandbox does
 // not open another; Cedar decides as for every sandbox route.
 func TestSandboxPortTenantClass(t *testing.T) {
 	if err := process.Available(); err != nil {
@@ -59,6 +59,8 @@ func TestSandboxPortTenantClass(t *testing.T) {
 		{"POST port", "POST", p + "/ports/8000/x", "data", nil},
 		{"DELETE port", "DELETE", p + "/ports/80/x", "", nil},
 		{"websocket", "GET", p + "/ports/8000/ws", "", ws},
+		{"terminal", "GET", p + "/terminal", "", ws},
+		{"terminal with a command", "GET", p + "/terminal?cmd=sh&rows=24", "", ws},
 		{"signed URL", "POST", p + "/port-urls", `{"port":8000}`, map[string]string{"Content-Type": "application/json"}},
 	} {
 		if code := do(c.method, c.path, c.body, c.hdr); code != http.StatusForbidden && code != http.StatusNotFound {

@@ -35,6 +35,7 @@ func (h *Handler) envdRoutes(r *httpapi.Router) {
 	rpc(proc, "SendInput", sandbox.ActionExec, "write to a process's stdin.", h.rpcSendInput)
 	rpc(proc, "CloseStdin", sandbox.ActionExec, "close a process's stdin.", h.rpcCloseStdin)
 	rpc(proc, "SendSignal", sandbox.ActionExec, "send SIGTERM or SIGKILL to a process.", h.rpcSendSignal)
+	rpc(proc, "Update", sandbox.ActionExec, "resize a process's terminal (pty.size).", h.rpcUpdate)
 	rpc(fsys, "Stat", sandbox.ActionRead, "describe a path.", h.rpcStat)
 	rpc(fsys, "ListDir", sandbox.ActionRead, "list a directory (depth levels).", h.rpcListDir)
 	rpc(fsys, "MakeDir", sandbox.ActionWrite, "create a directory with its parents.", h.rpcMakeDir)

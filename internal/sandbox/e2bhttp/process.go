@@ -68,6 +68,7 @@ type (
 	dataEvent struct {
 		Stdout []byte `json:"stdout,omitempty"`
 		Stderr []byte `json:"stderr,omitempty"`
+		PTY    []byte `json:"pty,omitempty"`
 	}
 	endEvent struct {
 		ExitCode int     `json:"exitCode"`
@@ -91,7 +92,8 @@ type proc struct {
 	pid     int
 	tag     string
 	cfg     processConfig
-	stdin   *io.PipeWriter // nil without stdin
+	stdin   *io.PipeWriter   // nil without stdin
+	term    sandbox.Terminal // set when the process runs on a terminal (pty.go)
 	cancel  context.CancelFunc
 
 	pidReady  chan struct{} // closed once pid is known, or the start failed
@@ -256,8 +258,9 @@ func validateStart(req startRequest) error {
 		return api.FieldErrorf(api.KindValidation, "process.cwd", "must be an absolute path inside the sandbox")
 	case req.Tag != nil && (len(*req.Tag) > maxTagBytes || strings.ContainsRune(*req.Tag, 0)):
 		return api.FieldErrorf(api.KindValidation, "tag", "must be at most %d bytes without NUL", maxTagBytes)
-	case len(req.PTY) > 0 && string(req.PTY) != "null":
-		return api.FieldErrorf(api.KindValidation, "pty", "terminals are not served through the E2B API: use agentcloud sandbox shell")
+	}
+	if _, err := parsePTY(req.PTY); err != nil {
+		return err
 	}
 	size := len(c.Cmd)
 	for i, a := range c.Args {
@@ -287,6 +290,10 @@ func (h *Handler) start(sb sandbox.Sandbox, req startRequest) (*proc, *subscribe
 		Env: req.Process.Envs}
 	if req.Process.Cwd != nil {
 		spec.Cwd = *req.Process.Cwd
+	}
+	if size, _ := parsePTY(req.PTY); size != nil {
+		spec.Cmd, spec.Args = req.Process.Cmd, req.Process.Args
+		return h.startTerminal(ctx, sb, p, spec, *size)
 	}
 	if req.Stdin != nil && *req.Stdin {
 		var pr *io.PipeReader
@@ -519,6 +526,13 @@ func (h *Handler) rpcSendInput(w http.ResponseWriter, r *http.Request, c caller,
 	p, err := h.procs.find(sb.ID(), req.Process)
 	if err != nil {
 		return err
+	}
+	if p.term != nil {
+		if _, err := p.term.Write(req.Input.PTY); err != nil {
+			return api.Errorf(api.KindConflict, "process %d: its terminal is closed", p.pid)
+		}
+		writeUnary(w, struct{}{})
+		return nil
 	}
 	if p.stdin == nil {
 		return api.FieldErrorf(api.KindValidation, "process", "process %d was started without stdin (start it with stdin: true)", p.pid)

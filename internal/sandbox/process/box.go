@@ -132,9 +132,6 @@ func (b *box) stderrTail() string {
 func (b *box) readLoop() {
 	for {
 		m, files, err := b.ctl.recv()
-		for _, f := range files {
-			f.Close()
-		}
 		if err != nil {
 			b.mu.Lock()
 			b.dead = fmt.Errorf("%w: %v%s", errInitDied, err, b.stderrTail())
@@ -160,6 +157,12 @@ func (b *box) readLoop() {
 			delete(b.exits, m.ID)
 		}
 		b.mu.Unlock()
+		if ch != nil && m.Op == opReply {
+			m.Files, files = files, nil // the caller owns them now
+		}
+		for _, f := range files {
+			f.Close()
+		}
 		if ch != nil {
 			ch <- m
 		}
@@ -280,6 +283,13 @@ func (b *box) call(ctx context.Context, m *message, files ...*os.File) (*message
 		b.mu.Lock()
 		delete(b.calls, m.ID)
 		b.mu.Unlock()
+		select { // a reply already on its way: close the fds it carries
+		case r, ok := <-ch:
+			if ok {
+				closeAll(r.Files)
+			}
+		default:
+		}
 		return nil, ctx.Err()
 	}
 }

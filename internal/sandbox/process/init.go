@@ -203,11 +203,18 @@ func (st *initState) handle(m *message, files []*os.File) {
 	var reply *message
 	switch m.Op {
 	case opSpawn:
-		pid, err := st.spawn(m, files)
+		pid, master, err := st.spawn(m, files)
 		if err != nil {
 			reply = replyErr(m.ID, err)
 		} else {
 			reply = &message{ID: m.ID, Op: opReply, PID: pid}
+		}
+		if master != nil {
+			defer master.Close()
+			if err == nil {
+				_ = st.ctl.send(reply, master)
+				return
+			}
 		}
 	case opKill:
 		target := m.PID
@@ -235,13 +242,15 @@ func (st *initState) handle(m *message, files []*os.File) {
 }
 
 // spawn starts one process on the landlocked thread. files, when present,
-// are stdin, stdout and stderr.
-func (st *initState) spawn(m *message, files []*os.File) (int, error) {
+// are stdin, stdout and stderr. With m.TTY the process runs on a new
+// terminal instead, as a session leader, and master is the terminal's
+// master side for the host.
+func (st *initState) spawn(m *message, files []*os.File) (pid int, master *os.File, err error) {
 	argv0 := m.Path
 	if !strings.Contains(argv0, "/") {
 		p, err := lookPath(argv0, m.Env)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		argv0 = p
 	}
@@ -250,13 +259,29 @@ func (st *initState) spawn(m *message, files []*os.File) (int, error) {
 		dir = sandbox.WorkspaceDir
 	}
 	type result struct {
-		pid int
-		err error
+		pid    int
+		master *os.File
+		err    error
 	}
 	done := make(chan result, 1)
 	st.work <- func() {
 		stdio := files
-		if len(stdio) != 3 {
+		sys := &syscall.SysProcAttr{Setpgid: true}
+		var master *os.File
+		if m.TTY != nil {
+			var err error
+			master, stdio, err = openTerminal(*m.TTY)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			defer func() {
+				for _, f := range stdio {
+					f.Close()
+				}
+			}()
+			sys = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		} else if len(stdio) != 3 {
 			var err error
 			stdio, err = backgroundStdio(m.Output)
 			if err != nil {
@@ -273,7 +298,7 @@ func (st *initState) spawn(m *message, files []*os.File) (int, error) {
 			Dir:   dir,
 			Env:   m.Env,
 			Files: []uintptr{stdio[0].Fd(), stdio[1].Fd(), stdio[2].Fd()},
-			Sys:   &syscall.SysProcAttr{Setpgid: true},
+			Sys:   sys,
 		}
 		// Hold mu across fork so the reaper cannot see the exit before the
 		// waiter is registered.
@@ -283,13 +308,48 @@ func (st *initState) spawn(m *message, files []*os.File) (int, error) {
 		if err == nil && m.Notify {
 			st.waiters[pid] = m.ID
 		}
-		done <- result{pid, err}
+		if err != nil && master != nil {
+			master.Close()
+			master = nil
+		}
+		done <- result{pid, master, err}
 	}
 	r := <-done
 	if r.err != nil {
-		return 0, fmt.Errorf("start %s: %w", m.Path, r.err)
+		return 0, nil, fmt.Errorf("start %s: %w", m.Path, r.err)
 	}
-	return r.pid, nil
+	return r.pid, r.master, nil
+}
+
+// openTerminal makes a terminal of the given size in the sandbox's devpts
+// and returns its master and three handles of its slave side (stdio).
+func openTerminal(size sandbox.WindowSize) (master *os.File, stdio []*os.File, err error) {
+	mfd, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open terminal: %w", err)
+	}
+	master = os.NewFile(uintptr(mfd), "ptmx")
+	fail := func(what string, err error) (*os.File, []*os.File, error) {
+		master.Close()
+		for _, f := range stdio {
+			f.Close()
+		}
+		return nil, nil, fmt.Errorf("terminal %s: %w", what, err)
+	}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		return fail("unlock", err)
+	}
+	if err := unix.IoctlSetWinsize(mfd, unix.TIOCSWINSZ, &unix.Winsize{Row: size.Rows, Col: size.Cols}); err != nil {
+		return fail("size", err)
+	}
+	for range 3 {
+		sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+		if errno != 0 {
+			return fail("peer", errno)
+		}
+		stdio = append(stdio, os.NewFile(sfd, "pts"))
+	}
+	return master, stdio, nil
 }
 
 func backgroundStdio(output string) ([]*os.File, error) {

@@ -98,6 +98,7 @@ func restrictLandlock() error {
 		{"/tmp", handled},
 		{"/dev/shm", handled},
 		{"/proc", llReadFile | llReadDir | llWriteFile},
+		{"/dev/pts", fileRights &^ llExecute}, // the sandbox's own terminals
 	}
 	for _, d := range devices {
 		rules = append(rules, struct {

@@ -150,3 +150,5 @@ func TestInitOOMKilledClass(t *testing.T) {
 	}
 	t.Logf("%v", sb.Failure())
 }
+
+func TestTerminalClass(t *testing.T) { sandboxtest.TerminalClass(t, newTestTier(t)) }

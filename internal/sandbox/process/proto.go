@@ -49,6 +49,11 @@ type message struct {
 	Dir    string   `json:"dir,omitempty"`
 	Output string   `json:"output,omitempty"` // background output file
 	Notify bool     `json:"notify,omitempty"` // send opExit when it exits
+	// TTY, on spawn, runs the process on a new terminal of this size made
+	// inside the sandbox; the reply carries the terminal's master fd.
+	TTY *sandbox.WindowSize `json:"tty,omitempty"`
+	// Files are the fds that came with a reply; the receiver owns them.
+	Files []*os.File `json:"-"`
 
 	// kill
 	PID   int  `json:"pid,omitempty"`

@@ -181,6 +181,16 @@ func setupDev(dir string, shmMB int) error {
 			return err
 		}
 	}
+	// The sandbox's own devpts instance: terminals made inside (by the
+	// terminal op, or by a program such as script or python's pty) are
+	// invisible to the host's and to other sandboxes' /dev/pts.
+	pts := filepath.Join(dir, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mount /dev/pts: %w", err)
+	}
 	shm := filepath.Join(dir, "shm")
 	if err := os.Mkdir(shm, 0o1777); err != nil {
 		return err

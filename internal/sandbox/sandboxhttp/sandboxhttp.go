@@ -159,6 +159,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	add(httpapi.Route{Method: "POST", Path: sb + "/files/mkdir", Action: ActionWrite, Status: http.StatusCreated,
 		Summary: "Create the directory at ?path= with its parents.", Response: api.SandboxFile{}, Query: []httpapi.QueryParam{filePath}, Handler: h.handleMkdir})
 	h.portRoutes(add, r)
+	h.terminalRoutes(add)
 }
 
 // guard answers 503 when sandboxes are off.

@@ -62,6 +62,7 @@ export const ROUTES = {
   "get-v1-sandboxes-by-sandbox-files-stat": ["GET", "/v1/sandboxes/{sandbox}/files/stat", "sandboxes"],
   "get-v1-sandboxes-by-sandbox-ports-by-port-by-path": ["GET", "/v1/sandboxes/{sandbox}/ports/{port}/{path}", "sandboxes"],
   "get-v1-sandboxes-by-sandbox-processes": ["GET", "/v1/sandboxes/{sandbox}/processes", "sandboxes"],
+  "get-v1-sandboxes-by-sandbox-terminal": ["GET", "/v1/sandboxes/{sandbox}/terminal", "sandboxes"],
   "get-v1-secrets": ["GET", "/v1/secrets", "security"],
   "get-v1-secrets-by-secret": ["GET", "/v1/secrets/{secret}", "security"],
   "get-v1-status": ["GET", "/v1/status", "system"],
