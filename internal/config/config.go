@@ -60,6 +60,9 @@ type Config struct {
 	SessionMaxBodyBytes int64 `json:"session_max_body_bytes"`
 	// WebSockets bounds the WebSockets sessions hold (websocket.go).
 	WebSockets WebSocketConfig `json:"websockets"`
+	// Tracing exports OpenTelemetry traces over OTLP/HTTP (tracing.go);
+	// off by default.
+	Tracing TracingConfig `json:"tracing"`
 	// AgentInitTimeout caps agent initialisation (module top level, wasm
 	// _initialize, template builds, activations) below each manifest's
 	// wall_ms.
@@ -187,6 +190,7 @@ func Default() Config {
 		AgentInitTimeout:           Duration(10 * time.Second),
 		SessionMaxBodyBytes:        32 << 20,
 		WebSockets:                 defaultWebSockets(),
+		Tracing:                    defaultTracing(),
 
 		RolloutSteps:                "100%",
 		RolloutMinCalls:             20,
@@ -416,6 +420,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	}
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
 	errs = append(errs, c.loadWebSocketEnv(lookup)...)
+	errs = append(errs, c.loadTracingEnv(lookup)...)
 	c.loadGatewayEnv(lookup, &errs)
 	c.loadEgressEnv(lookup)
 	errs = append(errs, c.loadClusterEnv(lookup)...)
@@ -529,6 +534,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateTLS()...)
 	errs = append(errs, c.validateRollout()...)
 	errs = append(errs, c.validateWebSockets()...)
+	errs = append(errs, c.validateTracing()...)
 	errs = append(errs, c.validateEgress()...)
 	errs = append(errs, c.validateCluster()...)
 	if !validTrustDomain(c.TrustDomain) {

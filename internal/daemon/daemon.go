@@ -38,6 +38,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -59,6 +60,7 @@ type Daemon struct {
 	cfg     config.Config
 	log     *slog.Logger
 	started time.Time
+	tel     *telemetry.Tracing // nil: tracing off
 
 	lock     *os.File
 	store    *store.Store
@@ -115,7 +117,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: log, stopped: make(chan struct{})}, nil
+	return &Daemon{cfg: cfg, log: telemetry.Logger(cfg.Tracing, log), tel: telemetry.Configure(cfg.Tracing, log), stopped: make(chan struct{})}, nil
 }
 
 // Start brings the parts up in order (parts, lifecycle.go) and returns once

@@ -44,6 +44,7 @@ type part struct {
 // parts are the daemon's parts in start order.
 func (d *Daemon) parts() []part {
 	return []part{
+		{name: "tracing", start: d.tel.Start, close: d.tel.Shutdown}, // OTLP traces when configured
 		{name: "data dir", start: d.startDataDir, close: d.closeDataDir},
 		{name: "cluster join", start: d.installJoin}, // join.go
 		{name: "store", start: d.openStore, close: d.closeStore},

@@ -302,7 +302,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 		}
 		if s.iso == nil {
 			m.lastActivation.Store(time.Now().UnixNano())
-			if err := m.activate(ctx, s); err != nil {
+			if err := m.tracedActivate(ctx, s); err != nil {
 				m.forget(s)
 				s.mu.Unlock()
 				return nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/strictjson"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 )
 
 // DefaultMaxArgBytes caps the JSON arguments of one call.
@@ -257,6 +258,8 @@ func (tb *Toolbox) Lookup(ctx context.Context, name string) (Tool, Provider, err
 // and failures are *Error values.
 func (tb *Toolbox) Call(ctx context.Context, c Caller, name string, args json.RawMessage) (res Result, err error) {
 	start := tb.now()
+	ctx, span := telemetry.Start(ctx, "tool.call", "agentcloud.tool", name)
+	defer func() { telemetry.End(span, err) }()
 	rec := CallRecord{Tool: name, Caller: c, Decision: "deny", ArgsSHA256: hashHex(args)}
 	defer func() {
 		rec.Duration = tb.now().Sub(start)
