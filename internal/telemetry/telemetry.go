@@ -21,13 +21,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -89,17 +87,7 @@ func (t *Tracing) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tracing.otlp_endpoint: %w", err)
 	}
-	exp, err := otlptracehttp.New(context.Background(),
-		otlptracehttp.WithEndpointURL(u.String()),
-		otlptracehttp.WithTimeout(exportTimeout),
-		// A collector that is down costs a batch, not a growing backlog.
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}),
-		// The collector is the operator's; proxy variables do not apply.
-		otlptracehttp.WithProxy(func(*http.Request) (*url.URL, error) { return nil, nil }),
-	)
-	if err != nil {
-		return fmt.Errorf("tracing: otlp exporter: %w", err)
-	}
+	exp := newOTLPExporter(u.String())
 	res := resource.NewSchemaless(attribute.String("service.name", "agentcloud"), attribute.String("service.version", version.Version))
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
