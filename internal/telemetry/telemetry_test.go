@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/telemetry"
 	"github.com/agentcloud/agentcloud/internal/telemetry/otlptest"
@@ -263,4 +266,38 @@ func BenchmarkStartOff(b *testing.B) {
 		telemetry.End(span, nil)
 		_ = c
 	}
+}
+
+// FuzzWrapTraceContext: any traceparent and tracestate from an untrusted
+// caller leave the request served, in a new trace (never the claimed
+// one); from a trusted caller, a context is continued only when valid.
+func FuzzWrapTraceContext(f *testing.F) {
+	for _, s := range []string{claimed, "", "hello", "ff-" + claimedTrace + "-" + claimedSpan + "-01",
+		"00-" + strings.Repeat("0", 32) + "-" + claimedSpan + "-01", claimed + "-extra", strings.ToUpper(claimed)} {
+		f.Add(s, "vendor=x", false)
+		f.Add(s, strings.Repeat("k=v,", 40), true)
+	}
+	tr, err := telemetry.New(context.Background(), config.TracingConfig{OTLPEndpoint: "http://127.0.0.1:1/v1/traces", SampleRatio: 1, QueueSize: 16}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+	f.Fuzz(func(t *testing.T, traceparent, tracestate string, trusted bool) {
+		var got trace.SpanContext
+		h := tr.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got = trace.SpanContextFromContext(r.Context())
+		}), func(*http.Request) bool { return trusted })
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header["Traceparent"] = []string{traceparent}
+		req.Header["Tracestate"] = []string{tracestate}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !got.IsValid() {
+			t.Fatalf("status %d, span %v", rec.Code, got)
+		}
+		remote := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.HeaderCarrier(req.Header)))
+		if continued := got.TraceID() == remote.TraceID(); continued != (trusted && remote.IsValid()) {
+			t.Fatalf("trusted=%v valid=%v: continued=%v", trusted, remote.IsValid(), continued)
+		}
+	})
 }
