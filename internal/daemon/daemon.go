@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/atomicfile"
@@ -194,20 +193,6 @@ func (d *Daemon) closeParts() {
 		}
 	}
 	d.running = nil
-}
-
-// lockDataDir makes sure one daemon at a time uses a data dir.
-func (d *Daemon) lockDataDir() error {
-	f, err := os.OpenFile(filepath.Join(d.cfg.Data, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("open data dir lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return fmt.Errorf("data dir %s is in use by another agentcloud daemon (lock held): %w", d.cfg.Data, err)
-	}
-	d.lock = f
-	return nil
 }
 
 // writeClientFiles tells local clients where the daemon serves (localAddr):
