@@ -17,6 +17,9 @@ type ownsEven struct{}
 func (ownsEven) Partition(agent, session string) int        { return len(session) }
 func (ownsEven) Owned(p int) (uint64, bool)                 { return 1, p%2 == 0 }
 func (ownsEven) OwnerOf(p int) (node, addr string, ok bool) { return "", "", false }
+func (ownsEven) Locate(func(string) bool) (node, addr string, live, found bool) {
+	return "", "", false, false
+}
 
 // TestForwarderMetrics: session requests count by where the forwarder
 // sent them (served here, no owner, refused on the peer side), other

@@ -62,6 +62,9 @@ type Config struct {
 	WebSockets WebSocketConfig `json:"websockets"`
 	// Logs bounds the log streams of live sessions (logs.go).
 	Logs LogConfig `json:"logs"`
+	// Tracing exports OpenTelemetry traces over OTLP/HTTP (tracing.go);
+	// off by default.
+	Tracing TracingConfig `json:"tracing"`
 	// AgentInitTimeout caps agent initialisation (module top level, wasm
 	// _initialize, template builds, activations) below each manifest's
 	// wall_ms.
@@ -195,6 +198,7 @@ func Default() Config {
 		SessionMaxBodyBytes:        32 << 20,
 		WebSockets:                 defaultWebSockets(),
 		Logs:                       defaultLogs(),
+		Tracing:                    defaultTracing(),
 
 		RolloutSteps:                "100%",
 		RolloutMinCalls:             20,
@@ -425,6 +429,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
 	errs = append(errs, c.loadWebSocketEnv(lookup)...)
 	errs = append(errs, c.loadLogsEnv(lookup)...)
+	errs = append(errs, c.loadTracingEnv(lookup)...)
 	c.loadGatewayEnv(lookup, &errs)
 	c.loadEgressEnv(lookup)
 	errs = append(errs, c.loadClusterEnv(lookup)...)
@@ -539,6 +544,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateRollout()...)
 	errs = append(errs, c.validateWebSockets()...)
 	errs = append(errs, c.validateLogs()...)
+	errs = append(errs, c.validateTracing()...)
 	errs = append(errs, c.validateEgress()...)
 	errs = append(errs, c.validateCluster()...)
 	if !validTrustDomain(c.TrustDomain) {

@@ -22,7 +22,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/atomicfile"
@@ -38,6 +37,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -59,6 +59,7 @@ type Daemon struct {
 	cfg     config.Config
 	log     *slog.Logger
 	started time.Time
+	tel     *telemetry.Tracing // nil: tracing off
 
 	lock     *os.File
 	store    *store.Store
@@ -115,7 +116,7 @@ func New(cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{cfg: cfg, log: log, stopped: make(chan struct{}), reg: prometheus.NewRegistry()}, nil
+	return &Daemon{cfg: cfg, log: telemetry.Logger(cfg.Tracing, log), tel: telemetry.Configure(cfg.Tracing, log), stopped: make(chan struct{}), reg: prometheus.NewRegistry()}, nil
 }
 
 // Start brings the parts up in order (parts, lifecycle.go) and returns once
@@ -192,20 +193,6 @@ func (d *Daemon) closeParts() {
 		}
 	}
 	d.running = nil
-}
-
-// lockDataDir makes sure one daemon at a time uses a data dir.
-func (d *Daemon) lockDataDir() error {
-	f, err := os.OpenFile(filepath.Join(d.cfg.Data, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("open data dir lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return fmt.Errorf("data dir %s is in use by another agentcloud daemon (lock held): %w", d.cfg.Data, err)
-	}
-	d.lock = f
-	return nil
 }
 
 // writeClientFiles tells local clients where the daemon serves (localAddr):

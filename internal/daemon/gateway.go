@@ -51,7 +51,7 @@ func (d *Daemon) startGateway(context.Context) error {
 // guard puts the gateway in front of srv's handler, applies the server
 // limits to srv and returns ln under the connection caps.
 func (d *Daemon) guard(srv *http.Server, ln net.Listener) net.Listener {
-	srv.Handler = d.consoleAround(d.door.gw.Wrap, srv.Handler) // console.go
+	srv.Handler = d.consoleAround(d.door.gw.Wrap, d.tel.Wrap(srv.Handler, gateway.TraceTrusted)) // console.go; spans inside the gateway, which knows whom to trust
 	d.door.limits.Apply(srv)
 	l := d.door.limits.Wrap(ln)
 	d.door.ln.Store(l)

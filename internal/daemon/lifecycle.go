@@ -15,9 +15,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"syscall"
+	"path/filepath"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
@@ -43,6 +44,7 @@ type part struct {
 // parts are the daemon's parts in start order.
 func (d *Daemon) parts() []part {
 	return []part{
+		{name: "tracing", start: d.tel.Start, close: d.tel.Shutdown}, // OTLP traces when configured
 		{name: "data dir", start: d.startDataDir, close: d.closeDataDir},
 		{name: "cluster join", start: d.installJoin}, // join.go
 		{name: "store", start: d.openStore, close: d.closeStore},
@@ -76,18 +78,16 @@ func (d *Daemon) startDataDir(context.Context) error {
 	if err := os.MkdirAll(d.cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", d.cfg.Data, err)
 	}
-	if err := d.lockDataDir(); err != nil {
-		return err
+	var err error
+	if d.lock, err = atomicfile.Lock(filepath.Join(d.cfg.Data, "LOCK")); err != nil {
+		return fmt.Errorf("data dir %s is in use: %w", d.cfg.Data, err)
 	}
 	return d.removeClientFiles()
 }
 
 func (d *Daemon) closeDataDir(context.Context) error {
-	if d.lock != nil {
-		_ = syscall.Flock(int(d.lock.Fd()), syscall.LOCK_UN)
-		_ = d.lock.Close()
-		d.lock = nil
-	}
+	atomicfile.Unlock(d.lock)
+	d.lock = nil
 	return nil
 }
 

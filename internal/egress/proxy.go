@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -324,8 +325,10 @@ func (p *Proxy) Do(ctx context.Context, caller Caller, req *http.Request) (*http
 	return p.do(ctx, er, req)
 }
 
-func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Response, error) {
+func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (_ *http.Response, err error) {
 	start := p.cfg.Now()
+	ctx, span := telemetry.StartClient(ctx, "egress.request", "http.request.method", er.Method, "server.address", er.Host, "agentcloud.egress.purpose", string(er.Caller.Purpose))
+	defer func() { telemetry.End(span, err) }()
 	if p.cfg.AllowPrivate != nil && p.cfg.AllowPrivate(ctx, er) {
 		ctx = context.WithValue(ctx, privateKey{}, true)
 	} else if granted(ctx) {
@@ -351,6 +354,7 @@ func (p *Proxy) do(ctx context.Context, er Request, req *http.Request) (*http.Re
 	out.Host = "" // the URL's host decides; a Host header cannot redirect the request
 	removeHopHeaders(out.Header)
 	out.Header.Del(ApprovalWaitHeader)
+	telemetry.Inject(ctx, out.Header) // the destination continues the trace of the egress span
 	if req.Body != nil && req.Body != http.NoBody {
 		out.Body = &limitedBody{rc: req.Body, n: p.cfg.MaxRequestBytes, count: p.met.counter(true)}
 	}

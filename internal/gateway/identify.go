@@ -127,3 +127,21 @@ func ClassFrom(ctx context.Context) (Class, bool) {
 	}
 	return *c, true
 }
+
+// TraceTrusted reports whether r's caller may continue its own trace: the
+// gateway identified it by a credential that verified (client
+// certificate, JWT-SVID or the admin token) and it is not a sandbox (whose
+// programs are not the platform's). Anonymous callers, Web Bot Auth
+// signers and failed credentials start a new trace. The daemon passes it
+// to internal/telemetry.
+func TraceTrusted(r *http.Request) bool {
+	c, ok := ClassFrom(r.Context())
+	if !ok {
+		return false
+	}
+	switch c.Identity.Method {
+	case MethodMTLS, MethodJWT, MethodToken:
+		return c.Identity.Kind != KindSandbox && c.Identity.Kind != KindAnonymous && c.Identity.Kind != ""
+	}
+	return false
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -161,6 +162,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				}
 			}
 			el := time.Since(start)
+			telemetry.Route(ctx, r.Method, route, sw.status)
 			if rt.metrics != nil {
 				rt.metrics.inflight.Dec()
 				rt.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()

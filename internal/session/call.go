@@ -12,6 +12,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 )
 
 // Meta is a session's stored record.
@@ -41,6 +42,20 @@ func CheckAddr(agent, id string) error {
 		return p
 	}
 	return nil
+}
+
+// Span attributes of the session's spans.
+const (
+	attrAgent   = "agentcloud.agent"
+	attrSession = "agentcloud.session"
+)
+
+// tracedActivate is activate in a span of the request's trace.
+func (m *Manager) tracedActivate(ctx context.Context, s *session) error {
+	ctx, span := telemetry.Start(ctx, "session.activate", attrAgent, s.key.agent, attrSession, s.key.id)
+	err := m.activate(ctx, s)
+	telemetry.End(span, err)
+	return err
 }
 
 // activate loads or creates the session's record and starts its isolate
@@ -113,7 +128,9 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 // needed. The response is returned only after the request's state writes are
 // durable; a failed request commits nothing. The label Flow, if set, sees
 // the request enter and leave.
-func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Request) (isolate.Response, error) {
+func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Request) (resp isolate.Response, err error) {
+	ctx, span := telemetry.Start(ctx, "session.invoke", attrAgent, agent, attrSession, id)
+	defer func() { telemetry.End(span, err) }()
 	if len(req.Body) > m.MaxBodyBytes() {
 		return isolate.Response{}, BodyTooLarge("request body", m.MaxBodyBytes())
 	}
@@ -121,13 +138,13 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, err
 	}
 	if m.b.Flow == nil {
-		resp, err := m.call(ctx, agent, id, req)
+		resp, err = m.call(ctx, agent, id, req)
 		return resp, storeUnavailable(err)
 	}
 	if err := m.b.Flow.Enter(ctx, agent, id); err != nil {
 		return isolate.Response{}, storeUnavailable(err)
 	}
-	resp, err := m.call(ctx, agent, id, req)
+	resp, err = m.call(ctx, agent, id, req)
 	if ferr := m.b.Flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
 		return isolate.Response{}, storeUnavailable(ferr)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 )
 
 // maxStateValue caps one state value (JSON bytes).
@@ -204,8 +205,10 @@ func (h *callHost) DeleteAlarm() error {
 	return nil
 }
 
-func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (isolate.Response, error) {
+func (h *callHost) Fetch(ctx context.Context, req isolate.Request) (_ isolate.Response, err error) {
 	defer h.timed(h.enter())
+	ctx, span := telemetry.Start(ctx, "isolate.host fetch", "http.request.method", req.Method)
+	defer func() { telemetry.End(span, err) }()
 	if h.m.b.Fetcher == nil {
 		return isolate.Response{}, fmt.Errorf("fetch %s: outbound requests are disabled on this node", req.URL)
 	}
@@ -244,8 +247,10 @@ func (h *callHost) caller() Caller {
 }
 
 // Invoke dispatches env.<service>.<method>(args) to the configured Service.
-func (h *callHost) Invoke(ctx context.Context, service, method string, args []byte) ([]byte, error) {
+func (h *callHost) Invoke(ctx context.Context, service, method string, args []byte) (_ []byte, err error) {
 	defer h.timed(h.enter())
+	ctx, span := telemetry.Start(ctx, "isolate.host env", "agentcloud.env.service", service, "agentcloud.env.method", method)
+	defer func() { telemetry.End(span, err) }()
 	if service == "websocket" {
 		return h.m.sockets.invoke(h.s.key, method, args)
 	}

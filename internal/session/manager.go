@@ -331,7 +331,7 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 				return nil, err
 			}
 			s.fences = f
-			if err := m.activate(ctx, s); err != nil {
+			if err := m.tracedActivate(ctx, s); err != nil {
 				m.met.activationFailed()
 				m.forget(s)
 				s.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/strictjson"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 )
 
 // DefaultMaxArgBytes caps the JSON arguments of one call.
@@ -269,6 +270,8 @@ func (tb *Toolbox) Lookup(ctx context.Context, name string) (Tool, Provider, err
 // and failures are *Error values.
 func (tb *Toolbox) Call(ctx context.Context, c Caller, name string, args json.RawMessage) (res Result, err error) {
 	start := tb.now()
+	ctx, span := telemetry.Start(ctx, "tool.call", "agentcloud.tool", name)
+	defer func() { telemetry.End(span, err) }()
 	rec := CallRecord{Tool: name, Caller: c, Decision: "deny", ArgsSHA256: hashHex(args)}
 	known := false // name is a tool (a bounded metrics label)
 	defer func() {

@@ -83,7 +83,7 @@ func runIn(ctx context.Context, sb sandbox.Sandbox, req sandboxRun) (*sandboxRun
 	ectx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stdout, stderr := &capped{max: runMaxOutput}, &capped{max: runMaxOutput}
-	code, err := sb.Exec(ectx, sandbox.ExecSpec{Cmd: cmd, Args: args, Env: req.Env, Stdin: strings.NewReader(req.Stdin)}, stdout, stderr)
+	code, err := sandbox.Exec(ectx, sb, sandbox.ExecSpec{Cmd: cmd, Args: args, Env: req.Env, Stdin: strings.NewReader(req.Stdin)}, stdout, stderr)
 	res := &sandboxRunResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code,
 		Files: map[string]string{}, Truncated: stdout.cut || stderr.cut}
 	switch {

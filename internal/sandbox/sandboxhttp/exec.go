@@ -96,7 +96,7 @@ func (h *Handler) handleExec(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 	}
 	s := newEventStream(w, strings.Contains(r.Header.Get("Accept"), "text/event-stream"))
-	code, err := sb.Exec(ctx, spec, s.output(api.ExecEventStdout), s.output(api.ExecEventStderr))
+	code, err := sandbox.Exec(ctx, sb, spec, s.output(api.ExecEventStdout), s.output(api.ExecEventStderr))
 	if err != nil && code < 0 && !s.begun() {
 		// Nothing was sent yet and the process never ran: a plain problem.
 		return execProblem(req.Cmd, err)
