@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -115,4 +116,78 @@ func (p PolicyTarget) Apply(ctx context.Context, _ string, value json.RawMessage
 	}
 	_, err := p.Put(ctx, v.Text, by)
 	return err
+}
+
+// ToolPinner is the registry of upstream tools as a tool-pins run sees it
+// (a *registry.Registry): the pins in force, and putting exactly a
+// reviewed value in force (a conflict, changing nothing, when the
+// upstream no longer serves a reviewed definition).
+type ToolPinner interface {
+	Pins(ctx context.Context, upstream string) ([]api.ToolPin, error)
+	PinExactly(ctx context.Context, upstream string, pins []api.ToolPin, by string) error
+}
+
+// ToolPinsTarget is an upstream's pinned tool definitions as a
+// ConfigTarget (Name: the upstream): the value is api.ToolPins, every
+// definition in full with its hash, so the run's record holds exactly
+// what was reviewed and apply pins exactly that. Items are "tool@hash".
+// Registry returns the registry (it opens after the runner); Validate
+// checks and canonicalises a value (registry.CheckPins).
+type ToolPinsTarget struct {
+	Registry func() ToolPinner
+	Validate func(pins []api.ToolPin) ([]api.ToolPin, error)
+}
+
+var _ ConfigTarget = ToolPinsTarget{}
+
+func toolPinsValue(pins []api.ToolPin) ConfigValue {
+	if pins == nil {
+		pins = []api.ToolPin{}
+	}
+	b, _ := json.Marshal(api.ToolPins{Tools: pins})
+	items := make([]string, 0, len(pins))
+	var text strings.Builder
+	for _, p := range pins {
+		items = append(items, p.Name+"@"+p.Hash)
+		fmt.Fprintf(&text, "%s %s\n  description: %q\n  inputSchema: %s\n", p.Name, p.Hash, p.Description, p.InputSchema)
+		if p.Endpoint != "" {
+			fmt.Fprintf(&text, "  endpoint: %s\n", p.Endpoint)
+		}
+	}
+	return ConfigValue{Value: b, Items: items, Text: text.String()}
+}
+
+// Check implements ConfigTarget.
+func (t ToolPinsTarget) Check(_ context.Context, _ string, raw json.RawMessage) (ConfigValue, error) {
+	var v api.ToolPins
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return ConfigValue{}, api.FieldErrorf(api.KindValidation, "tools", "want {\"tools\": [{\"name\", \"hash\", \"description\", \"inputSchema\"}, ...]}: %v", err)
+	}
+	pins, err := t.Validate(v.Tools)
+	if err != nil {
+		return ConfigValue{}, err
+	}
+	return toolPinsValue(pins), nil
+}
+
+// Current implements ConfigTarget (the upstreams are the platform's).
+func (t ToolPinsTarget) Current(ctx context.Context, upstream string) (ConfigValue, string, bool, error) {
+	pins, err := t.Registry().Pins(ctx, upstream)
+	if err != nil {
+		return ConfigValue{}, "", false, err
+	}
+	pins, err = t.Validate(pins)
+	if err != nil {
+		return ConfigValue{}, "", false, fmt.Errorf("pins of %s in force: %w", upstream, err)
+	}
+	return toolPinsValue(pins), "", true, nil
+}
+
+// Apply implements ConfigTarget.
+func (t ToolPinsTarget) Apply(ctx context.Context, upstream string, value json.RawMessage, by string) error {
+	var v api.ToolPins
+	if err := json.Unmarshal(value, &v); err != nil {
+		return err
+	}
+	return t.Registry().PinExactly(ctx, upstream, v.Tools, by)
 }
