@@ -120,6 +120,7 @@ func (d *Daemon) configTargets() map[string]pipeline.ConfigTarget {
 		api.ConfigTrustedHosts: pipeline.HostListTarget{Get: d.sec.TrustedHosts, Set: d.sec.SetTrustedHosts, Validate: security.CheckHosts},
 		api.ConfigPrivateHosts: pipeline.HostListTarget{Get: d.sec.PrivateHosts, Set: d.sec.SetPrivateHosts, Validate: security.CheckHosts},
 		api.ConfigToolPins:     pipeline.ToolPinsTarget{Registry: func() pipeline.ToolPinner { return d.toolRegistry }, Validate: registry.CheckPins},
+		api.ConfigSecret:       pipeline.SecretTarget{Describe: d.sec.DescribeSecret, Set: d.sec.SetSecretMetadata, Validate: security.CheckSecretMetadata},
 	}
 }
 

@@ -191,3 +191,67 @@ func (t ToolPinsTarget) Apply(ctx context.Context, upstream string, value json.R
 	}
 	return t.Registry().PinExactly(ctx, upstream, v.Tools, by)
 }
+
+// SecretTarget is a secret's metadata as a ConfigTarget (Name: the
+// secret): the value is api.SecretMetadata, canonical with the hosts
+// lower-cased, sorted and without repeats; Items are the hosts and
+// "allow_http" when plain http is allowed, so widening either is an
+// addition. The secret's value is never part of it. The funcs are the
+// owner's (internal/security): Describe reads the metadata and owner (a
+// not-found problem when there is no such secret), Set replaces the
+// metadata keeping the value, Validate checks it (naming the entry).
+type SecretTarget struct {
+	Describe func(ctx context.Context, name string) (api.Secret, error)
+	Set      func(ctx context.Context, by, name string, m api.SecretMetadata) error
+	Validate func(m api.SecretMetadata) error
+}
+
+var _ ConfigTarget = SecretTarget{}
+
+// allowHTTPItem is the item of a secret allowed over plain http.
+const allowHTTPItem = "allow_http"
+
+func secretValue(m api.SecretMetadata) ConfigValue {
+	hosts := canonicalHosts(m.AllowHosts).Items
+	b, _ := json.Marshal(api.SecretMetadata{AllowHosts: hosts, AllowHTTP: m.AllowHTTP})
+	items := slices.Clone(hosts)
+	text := "allow_hosts:\n"
+	for _, h := range hosts {
+		text += "  " + h + "\n"
+	}
+	if m.AllowHTTP {
+		items = append(items, allowHTTPItem)
+		text += "allow_http: true\n"
+	}
+	return ConfigValue{Value: b, Items: items, Text: text}
+}
+
+// Check implements ConfigTarget.
+func (s SecretTarget) Check(_ context.Context, _ string, raw json.RawMessage) (ConfigValue, error) {
+	var m api.SecretMetadata
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return ConfigValue{}, api.FieldErrorf(api.KindValidation, "allow_hosts", "want {\"allow_hosts\": [\"host\", ...], \"allow_http\": false}: %v", err)
+	}
+	if err := s.Validate(m); err != nil {
+		return ConfigValue{}, err
+	}
+	return secretValue(m), nil
+}
+
+// Current implements ConfigTarget: the secret's owner owns the target.
+func (s SecretTarget) Current(ctx context.Context, name string) (ConfigValue, string, bool, error) {
+	sec, err := s.Describe(ctx, name)
+	if err != nil {
+		return ConfigValue{}, "", false, err
+	}
+	return secretValue(api.SecretMetadata{AllowHosts: sec.AllowHosts, AllowHTTP: sec.AllowHTTP}), sec.Owner, true, nil
+}
+
+// Apply implements ConfigTarget.
+func (s SecretTarget) Apply(ctx context.Context, name string, value json.RawMessage, by string) error {
+	var m api.SecretMetadata
+	if err := json.Unmarshal(value, &m); err != nil {
+		return err
+	}
+	return s.Set(ctx, by, name, m)
+}
