@@ -100,6 +100,17 @@ type Secret struct {
 	AllowHosts []string `json:"allow_hosts"`
 	AllowHTTP  bool     `json:"allow_http,omitempty"`
 	Owner      string   `json:"owner,omitempty"`
+	// Run and RunState name the pipeline run (target secret) that changes
+	// the metadata of an existing secret; the value never enters it.
+	Run      string `json:"run,omitempty"`
+	RunState string `json:"run_state,omitempty"`
+}
+
+// SecretMetadata is a secret's metadata without its value: the body of
+// PUT /v1/secrets/{name}/metadata and the value of a secret run.
+type SecretMetadata struct {
+	AllowHosts []string `json:"allow_hosts"`
+	AllowHTTP  bool     `json:"allow_http,omitempty"`
 }
 
 // SecretList is the body of GET /v1/secrets.

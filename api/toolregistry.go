@@ -90,8 +90,29 @@ type ToolApproveRequest struct {
 	Tools []string `json:"tools,omitempty"`
 }
 
-// ToolApproveResult answers an approval.
+// ToolApproveResult answers an approval. With the deploy pipeline the
+// approval is a run (target tool-pins): Run and RunState name it, and
+// Approved lists the tools it pins (in force once the run passed).
 type ToolApproveResult struct {
 	Approved []string          `json:"approved"`
 	Upstream ToolRegistryEntry `json:"upstream"`
+	Run      string            `json:"run,omitempty"`
+	RunState string            `json:"run_state,omitempty"`
+}
+
+// ToolPin is one pinned tool definition as a tool-pins run reviews and
+// applies it: the definition's pinned fields, their hash, and the
+// endpoint of an OpenAPI tool.
+type ToolPin struct {
+	Name        string          `json:"name"`
+	Hash        string          `json:"hash"`
+	Description string          `json:"description"`
+	InputSchema json.RawMessage `json:"inputSchema"`
+	Endpoint    string          `json:"endpoint,omitempty"`
+}
+
+// ToolPins is the value of a tool-pins run: every tool of an upstream
+// pinned and callable, sorted by name.
+type ToolPins struct {
+	Tools []ToolPin `json:"tools"`
 }

@@ -105,9 +105,12 @@ func (c *Client) RunEvents(ctx context.Context, id string, from uint64, fn func(
 	return nil
 }
 
-// WaitRun polls run id until it has ended or waits for a review, or ctx
-// ends, and returns it as last read.
+// WaitRun waits until run id has ended or waits for a review, or ctx
+// ends, and returns it as last read. It follows the run's event stream
+// (which the server ends when the run ends or waits) rather than polling;
+// a stream that ends with nothing new is retried after a pause.
 func (c *Client) WaitRun(ctx context.Context, id string) (*api.PipelineRun, error) {
+	var from uint64
 	for {
 		r, err := c.PipelineRun(ctx, id)
 		if err != nil {
@@ -116,10 +119,20 @@ func (c *Client) WaitRun(ctx context.Context, id string) (*api.PipelineRun, erro
 		if r.Terminal() || waitsForReview(r) {
 			return r, nil
 		}
-		select {
-		case <-ctx.Done():
+		seen := false
+		err = c.RunEvents(ctx, id, from, func(ev api.PipelineEvent) error {
+			from, seen = ev.Seq+1, true
+			return nil
+		})
+		if ctx.Err() != nil {
 			return r, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		}
+		if err != nil || !seen {
+			select {
+			case <-ctx.Done():
+				return r, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
 }

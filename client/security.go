@@ -118,6 +118,16 @@ func (c *Client) SetSecret(ctx context.Context, name string, req api.SecretReque
 	return &s, nil
 }
 
+// SetSecretMetadata changes an existing secret's allowed hosts and http
+// flag without its value, through a pipeline run (the answer names it).
+func (c *Client) SetSecretMetadata(ctx context.Context, name string, m api.SecretMetadata) (*api.Secret, error) {
+	var s api.Secret
+	if err := c.Do(ctx, http.MethodPut, "/v1/secrets/"+url.PathEscape(name)+"/metadata", m, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
 // Secret returns a secret's metadata.
 func (c *Client) Secret(ctx context.Context, name string) (*api.Secret, error) {
 	var s api.Secret

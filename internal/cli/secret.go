@@ -63,6 +63,9 @@ scrubbed of the value.`,
 					over = "https or http"
 				}
 				fmt.Fprintf(w, "secret %s set; may be sent over %s to %s\n", s.Name, over, strings.Join(s.AllowHosts, ", "))
+				if s.Run != "" && s.RunState != api.RunPassed {
+					fmt.Fprintf(w, "the change of its hosts is run %s (%s): agentcloud pipeline show %s\n", s.Run, s.RunState, s.Run)
+				}
 			})
 		},
 	}

@@ -100,7 +100,7 @@ func isHTTPURL(s string) bool {
 func newToolsApproveCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "approve NAME [TOOL...]",
-		Short: "Re-pin quarantined tools of an upstream (all of them, or the TOOLs named) to what it serves now",
+		Short: "Re-pin quarantined tools of an upstream (all of them, or the TOOLs named) to what it serves now, through a pipeline run",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -112,9 +112,12 @@ func newToolsApproveCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(res, func(w io.Writer) {
-				if len(res.Approved) == 0 {
+				switch {
+				case len(res.Approved) == 0:
 					fmt.Fprintf(w, "nothing to approve in %s\n", args[0])
-				} else {
+				case res.Run != "" && res.RunState != api.RunPassed:
+					fmt.Fprintf(w, "pinning %s is run %s (%s): agentcloud pipeline show %s\n", strings.Join(res.Approved, ", "), res.Run, res.RunState, res.Run)
+				default:
 					fmt.Fprintf(w, "approved %s\n", strings.Join(res.Approved, ", "))
 				}
 				printRegistryTools(w, &res.Upstream)

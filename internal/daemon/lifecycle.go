@@ -23,7 +23,6 @@ import (
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
-	"github.com/agentcloud/agentcloud/internal/pipeline/pipelinehttp"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/agentcloud/agentcloud/internal/session"
@@ -231,8 +230,7 @@ func (d *Daemon) startAPI(context.Context) error {
 	systemhttp.Routes(d.router, systemhttp.Config{Ready: d.ready.Load, Store: d.store, Metrics: d.reg, NodeID: d.cfg.NodeID,
 		Started: d.started, Logger: d.log.With("component", "http")})
 	d.clusterRoutes()
-	securityhttp.Routes(d.router, d.sec, pipelinehttp.ConfigChanger{Runner: d.pipeRunner.Load, // policy and host-list changes are runs
-		Principal: pipelinehttp.PrincipalOf(d.sec.TrustDomain(), d.sec.Labels)})
+	securityhttp.Routes(d.router, d.sec, d.configChanger()) // policy and host-list changes are runs
 	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy, Log: d.log, Card: sessionhttp.CardFrom(d.cfg)}).Routes(d.router)
 	return nil
 }

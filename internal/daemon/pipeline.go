@@ -35,6 +35,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/session"
 	"github.com/agentcloud/agentcloud/internal/store"
+	"github.com/agentcloud/agentcloud/internal/toolbox/registry"
 	"github.com/agentcloud/agentcloud/internal/version"
 )
 
@@ -118,7 +119,14 @@ func (d *Daemon) configTargets() map[string]pipeline.ConfigTarget {
 		api.ConfigPolicies:     pipeline.PolicyTarget{Get: d.sec.Policies, Put: d.sec.ApplyPolicies, Validate: security.CheckPolicies},
 		api.ConfigTrustedHosts: pipeline.HostListTarget{Get: d.sec.TrustedHosts, Set: d.sec.SetTrustedHosts, Validate: security.CheckHosts},
 		api.ConfigPrivateHosts: pipeline.HostListTarget{Get: d.sec.PrivateHosts, Set: d.sec.SetPrivateHosts, Validate: security.CheckHosts},
+		api.ConfigToolPins:     pipeline.ToolPinsTarget{Registry: func() pipeline.ToolPinner { return d.toolRegistry }, Validate: registry.CheckPins},
+		api.ConfigSecret:       pipeline.SecretTarget{Describe: d.sec.DescribeSecret, Set: d.sec.SetSecretMetadata, Validate: security.CheckSecretMetadata},
 	}
+}
+
+// configChanger submits configuration changes as runs (securityhttp, registryhttp).
+func (d *Daemon) configChanger() pipelinehttp.ConfigChanger {
+	return pipelinehttp.ConfigChanger{Runner: d.pipeRunner.Load, Principal: pipelinehttp.PrincipalOf(d.sec.TrustDomain(), d.sec.Labels)}
 }
 
 // pipelineTester runs a version's tests/*.test.js in fresh isolates

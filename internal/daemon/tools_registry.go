@@ -22,7 +22,7 @@ func (d *Daemon) startToolRegistry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h := registryhttp.Config{Registry: d.toolRegistry, CheckSecret: d.sec.CheckCredentialSecret, Audit: d.sec.Audit().Record}
+	h := registryhttp.Config{Registry: d.toolRegistry, CheckSecret: d.sec.CheckCredentialSecret, Audit: d.sec.Audit().Record, Changes: d.configChanger()}
 	if d.tools.box != nil {
 		h.Sink = d.tools.box
 	}

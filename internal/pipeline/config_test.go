@@ -476,3 +476,47 @@ func runConfigChild(ctx context.Context) int {
 	<-ctx.Done()
 	return 0
 }
+
+// TestWaitAcrossNodesClass: Wait and the run's events are told of changes
+// rather than polling for them. On the node that drives a run its own
+// events wake the waiters; a second node on the same store that drives
+// nothing (it was not started) sees the run pass through a watch of the
+// run's key — for a run in apply when it starts waiting, and for one that
+// ended before it did.
+func TestWaitAcrossNodesClass(t *testing.T) {
+	ctx := context.Background()
+	e, ht := openConfigEnv(t, t.TempDir(), "")
+	ht.slow = 500 * time.Millisecond
+	other, err := New(ctx, Config{Store: e.st, Versions: e.sessions, Gate: e.gate, Reviews: e.reviews, Signer: KeySigner{Key: e.key},
+		Ledger: e.ledger, Rollout: SwitchRollout{Switcher: e.sessions}, Builder: "spiffe://test.agentcloud/node/n2", BuilderVersion: "test",
+		Targets: map[string]ConfigTarget{api.ConfigTrustedHosts: ht}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := range 3 {
+		run, err := e.runner.SubmitConfig(ctx, ConfigSubmission{Target: api.ConfigTrustedHosts, Value: hostsJSON(fmt.Sprintf("h%d.example.com", i)), Principal: bob})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run = e.wait(t, run.ID); run.State != api.RunWaiting {
+			t.Fatalf("run %s", run.State)
+		}
+		if _, err := e.runner.Approve(ctx, run.ID, admin, ""); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 { // ended before the other node waits
+			e.wait(t, run.ID)
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		got, err := other.Wait(wctx, run.ID)
+		local, lerr := e.runner.Wait(wctx, run.ID)
+		cancel()
+		if err != nil || got.State != api.RunPassed || lerr != nil || local.State != api.RunPassed {
+			t.Fatalf("run %d: the other node saw %s (%v), this node %s (%v)", i, got.State, err, local.State, lerr)
+		}
+	}
+	if got := ht.hosts(t); got != "h2.example.com" {
+		t.Fatalf("hosts %s", got)
+	}
+}

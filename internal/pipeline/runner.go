@@ -436,29 +436,50 @@ func (r *Runner) changed(id string) <-chan struct{} {
 	return ch
 }
 
-// waitPoll is how often Wait rereads a run (for changes made elsewhere).
-const waitPoll = 500 * time.Millisecond
-
 // Wait blocks until run id has ended or waits for a review (or ctx ends)
-// and returns it as last read.
+// and returns it as last read. It reads the run again only when told it
+// changed: by this node's runner (every change of a run is followed by an
+// event, and emit wakes the waiters), or, for a run no goroutine of this
+// node drives (another node's, or one a review will move on), by a watch
+// of the run's key in the store.
 func (r *Runner) Wait(ctx context.Context, id string) (api.PipelineRun, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var watching <-chan struct{}
 	for {
 		ch := r.changed(id)
 		run, err := r.Get(ctx, id)
 		if err != nil || run.Terminal() || waitsForReview(run) {
 			return run, err
 		}
-		t := time.NewTimer(waitPoll)
+		if watching == nil && !r.drivenHere(id) {
+			done, err := r.kv.WatchKey(ctx, runKey(id), func(store.WatchEvent) { r.notify(id) })
+			if err != nil {
+				return run, fmt.Errorf("pipeline run %s: watch: %w", id, err)
+			}
+			watching = done
+			continue // the watch started after the read: read again
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return run, ctx.Err()
 		case <-ch:
-		case <-t.C:
+		case <-watching: // the watch failed: watch again
+			watching = nil
 		}
-		t.Stop()
 	}
 }
+
+// drivenHere reports whether a goroutine of this runner works on run id.
+func (r *Runner) drivenHere(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.driving[id] != nil
+}
+
+// Changed returns a channel closed at the next change of run id made by
+// this node's runner (a new event of the run, a change of its record).
+func (r *Runner) Changed(id string) <-chan struct{} { return r.changed(id) }
 
 // waitsForReview reports whether run waits for a person (nothing else
 // will move it).

@@ -352,6 +352,9 @@ func runChild() int {
 	if os.Getenv(childConfig) != "" {
 		return runConfigChild(ctx)
 	}
+	if os.Getenv(childToolPins) != "" {
+		return runToolPinsChild(ctx)
+	}
 	t := &childTB{}
 	e, err := openEnvErr(ctx, t, os.Getenv(childEnv), func(_ *env, c *Config) {
 		c.Tester = slowTester{sleep}

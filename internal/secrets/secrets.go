@@ -169,6 +169,9 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 type Manager struct {
 	aead  cipher.AEAD
 	store Store
+	// rmw serialises this node's read-modify-writes of one record
+	// (SetMetadata, SetValue) so neither loses the other's half.
+	rmw sync.Mutex
 }
 
 // NewManager returns a Manager sealing with key (32 bytes) into store.
@@ -224,6 +227,44 @@ func (m *Manager) Set(ctx context.Context, s Secret, value []byte) error {
 	}
 	if err := m.store.Put(ctx, Record{Secret: s, Ciphertext: ct}); err != nil {
 		return fmt.Errorf("set secret %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// SetMetadata replaces the metadata of an existing secret and keeps its
+// sealed value (the value is neither opened nor passed in): a change of
+// metadata is reviewable without the value (ErrNotFound if absent).
+func (m *Manager) SetMetadata(ctx context.Context, s Secret) error {
+	if err := CheckDefinition(s); err != nil {
+		return fmt.Errorf("set %w", err)
+	}
+	m.rmw.Lock()
+	defer m.rmw.Unlock()
+	r, err := m.store.Get(ctx, s.Name)
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", s.Name, err)
+	}
+	r.Secret = s
+	if err := m.store.Put(ctx, r); err != nil {
+		return fmt.Errorf("set secret %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// SetValue replaces the value of an existing secret and keeps its
+// metadata (ErrNotFound if absent).
+func (m *Manager) SetValue(ctx context.Context, name string, value []byte) error {
+	m.rmw.Lock()
+	defer m.rmw.Unlock()
+	r, err := m.store.Get(ctx, name)
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", name, err)
+	}
+	if r.Ciphertext, err = m.Seal(name, value); err != nil {
+		return err
+	}
+	if err := m.store.Put(ctx, r); err != nil {
+		return fmt.Errorf("set secret %s: %w", name, err)
 	}
 	return nil
 }

@@ -200,3 +200,51 @@ func FuzzHostMatch(f *testing.F) {
 		}
 	})
 }
+
+// TestMetadataAndValueApartClass: replacing a secret's metadata keeps its
+// value (and the value still goes only where the new metadata allows);
+// replacing its value keeps its metadata; either on a secret that does
+// not exist is ErrNotFound and creates nothing; bad metadata is refused.
+func TestMetadataAndValueApartClass(t *testing.T) {
+	ctx := context.Background()
+	key := make([]byte, KeySize)
+	st := NewMemStore()
+	m, err := NewManager(key, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(ctx, Secret{Name: "k", AllowHosts: []string{"a.example.com"}}, []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	dest := func(host string) Destination { return Destination{Scheme: "https", Host: host, Port: 443} }
+	if err := m.SetMetadata(ctx, Secret{Name: "k", AllowHosts: []string{"b.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := m.value(ctx, "k", dest("b.example.com")); err != nil || string(v) != "v1" {
+		t.Fatalf("value after a metadata change: %q %v", v, err)
+	}
+	if _, err := m.value(ctx, "k", dest("a.example.com")); !errors.Is(err, ErrHostNotAllowed) {
+		t.Fatalf("old host after a metadata change: %v", err)
+	}
+	if err := m.SetValue(ctx, "k", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := m.value(ctx, "k", dest("b.example.com")); err != nil || string(v) != "v2" {
+		t.Fatalf("value after a value change: %q %v", v, err)
+	}
+	if s, _ := m.Describe(ctx, "k"); len(s.AllowHosts) != 1 || s.AllowHosts[0] != "b.example.com" {
+		t.Fatalf("metadata after a value change: %+v", s)
+	}
+	if err := m.SetMetadata(ctx, Secret{Name: "nope", AllowHosts: []string{"b.example.com"}}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("metadata of a missing secret: %v", err)
+	}
+	if err := m.SetValue(ctx, "nope", []byte("x")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("value of a missing secret: %v", err)
+	}
+	if names, _ := st.List(ctx); len(names) != 1 {
+		t.Fatalf("records %v", names)
+	}
+	if err := m.SetMetadata(ctx, Secret{Name: "k", AllowHosts: []string{"bad host"}}); err == nil {
+		t.Fatal("bad metadata accepted")
+	}
+}

@@ -94,16 +94,8 @@ func (s *Security) DescribeSecret(ctx context.Context, name string) (api.Secret,
 // it may be sent to, on behalf of by, who owns it if it is new. Bad input
 // is a validation problem naming the field.
 func (s *Security) SetSecret(ctx context.Context, by, name string, in api.SecretRequest) (api.Secret, error) {
-	if len(in.AllowHosts) == 0 {
-		return api.Secret{}, api.FieldErrorf(api.KindValidation, "allow_hosts", "name at least one host the secret may be sent to (--allow-host)")
-	}
-	if len(in.AllowHosts) > MaxSecretHosts {
-		return api.Secret{}, api.FieldErrorf(api.KindValidation, "allow_hosts", "%d entries: at most %d", len(in.AllowHosts), MaxSecretHosts)
-	}
-	for i, h := range in.AllowHosts {
-		if _, err := secrets.ParseAllowHost(h); err != nil {
-			return api.Secret{}, api.FieldErrorf(api.KindValidation, fmt.Sprintf("allow_hosts[%d]", i), "%v", err)
-		}
+	if err := CheckSecretMetadata(api.SecretMetadata{AllowHosts: in.AllowHosts, AllowHTTP: in.AllowHTTP}); err != nil {
+		return api.Secret{}, err
 	}
 	def := secrets.Secret{Name: name, AllowHosts: in.AllowHosts, AllowHTTP: in.AllowHTTP}
 	err := s.secrets.Set(ctx, def, []byte(in.Value))
@@ -119,6 +111,58 @@ func (s *Security) SetSecret(ctx context.Context, by, name string, in api.Secret
 	_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: by, Action: "secret.set",
 		Resource: "Secret::" + name, Outcome: "set", Detail: map[string]any{"allow_hosts": in.AllowHosts, "allow_http": in.AllowHTTP}})
 	return s.DescribeSecret(ctx, name)
+}
+
+// CheckSecretMetadata validates a secret's metadata: at least one and at
+// most MaxSecretHosts allowed hosts, each a host pattern with an optional
+// port (a validation problem naming the entry).
+func CheckSecretMetadata(m api.SecretMetadata) error {
+	if len(m.AllowHosts) == 0 {
+		return api.FieldErrorf(api.KindValidation, "allow_hosts", "name at least one host the secret may be sent to (--allow-host)")
+	}
+	if len(m.AllowHosts) > MaxSecretHosts {
+		return api.FieldErrorf(api.KindValidation, "allow_hosts", "%d entries: at most %d", len(m.AllowHosts), MaxSecretHosts)
+	}
+	for i, h := range m.AllowHosts {
+		if _, err := secrets.ParseAllowHost(h); err != nil {
+			return api.FieldErrorf(api.KindValidation, fmt.Sprintf("allow_hosts[%d]", i), "%v", err)
+		}
+	}
+	return nil
+}
+
+// SetSecretMetadata replaces the metadata of existing secret name on
+// behalf of by and keeps its value (a secret run's apply: the value never
+// passes through here). A missing secret is a not-found problem.
+func (s *Security) SetSecretMetadata(ctx context.Context, by, name string, m api.SecretMetadata) error {
+	if err := CheckSecretMetadata(m); err != nil {
+		return err
+	}
+	err := s.secrets.SetMetadata(ctx, secrets.Secret{Name: name, AllowHosts: m.AllowHosts, AllowHTTP: m.AllowHTTP})
+	if errors.Is(err, secrets.ErrNotFound) {
+		return api.Errorf(api.KindNotFound, "secret %q does not exist: create it with agentcloud secret set", name)
+	}
+	if err != nil {
+		return err
+	}
+	_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: by, Action: "secret.metadata",
+		Resource: "Secret::" + name, Outcome: "set", Detail: map[string]any{"allow_hosts": m.AllowHosts, "allow_http": m.AllowHTTP}})
+	return nil
+}
+
+// SetSecretValue replaces the value of existing secret name on behalf of
+// by and keeps its metadata. A missing secret is a not-found problem.
+func (s *Security) SetSecretValue(ctx context.Context, by, name, value string) error {
+	err := s.secrets.SetValue(ctx, name, []byte(value))
+	if errors.Is(err, secrets.ErrNotFound) {
+		return api.Errorf(api.KindNotFound, "secret %q does not exist: create it with agentcloud secret set", name)
+	}
+	if err != nil {
+		return err
+	}
+	_ = s.audit.Record(ctx, api.AuditEvent{Type: audit.TypeSecret, Principal: by, Action: "secret.value",
+		Resource: "Secret::" + name, Outcome: "set"})
+	return nil
 }
 
 // DeleteSecret deletes secret name and its owner record on behalf of by.

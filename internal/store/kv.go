@@ -42,6 +42,8 @@ type KV interface {
 	// changes (from this node and every other) in order until ctx ends or
 	// the watch fails; done is closed then. fn runs on one goroutine.
 	Watch(ctx context.Context, prefix string, fn func(WatchEvent)) (done <-chan struct{}, err error)
+	// WatchKey is Watch of one key: its entry, if any, then its changes.
+	WatchKey(ctx context.Context, key string, fn func(WatchEvent)) (done <-chan struct{}, err error)
 }
 
 // WatchEvent is one entry seen by Watch; Deleted entries have no Value.
@@ -228,6 +230,18 @@ func (k *natsKV) Watch(ctx context.Context, prefix string, fn func(WatchEvent)) 
 	if err := checkKey("prefix", f, true); err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
+	return k.watch(ctx, f, fn)
+}
+
+// WatchKey implements KV.
+func (k *natsKV) WatchKey(ctx context.Context, key string, fn func(WatchEvent)) (<-chan struct{}, error) {
+	if err := checkKey("key", key, false); err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	return k.watch(ctx, key, fn)
+}
+
+func (k *natsKV) watch(ctx context.Context, f string, fn func(WatchEvent)) (<-chan struct{}, error) {
 	w := &kvWatch{k: k, filter: f, fn: fn, known: map[string]struct{}{},
 		initial: make(chan struct{}), done: make(chan struct{})}
 	go w.run(ctx)

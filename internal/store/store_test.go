@@ -298,3 +298,65 @@ func TestLogAppendExpect(t *testing.T) {
 		t.Fatalf("log holds %+v, %v", all, err)
 	}
 }
+
+// TestKVWatchKeyClass: WatchKey delivers the key's entry and its changes,
+// and nothing of the keys beside it (under it, sharing its start) or a
+// malformed key; a key that does not exist yet is delivered when made.
+func TestKVWatchKeyClass(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, true)
+	kv, err := s.KV(ctx, "watchkey", KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{Key("run", "a"), Key("run", "a", "sub"), Key("run", "ab")} {
+		if _, err := kv.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []string{"", "run.*", "run.>", "run..a"} {
+		if _, err := kv.WatchKey(ctx, bad, func(WatchEvent) {}); err == nil {
+			t.Errorf("WatchKey(%q) accepted", bad)
+		}
+	}
+	events := make(chan WatchEvent, 16)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if _, err := kv.WatchKey(wctx, Key("run", "a"), func(ev WatchEvent) { events <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.Key != Key("run", "a") || len(events) != 0 {
+		t.Fatalf("initial %+v and %d more", ev, len(events))
+	}
+	for _, k := range []string{Key("run", "a", "sub"), Key("run", "ab"), Key("run", "a")} {
+		if _, err := kv.Put(ctx, k, []byte("2")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case ev := <-events:
+		if ev.Key != Key("run", "a") || string(ev.Value) != "2" {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for the key")
+	}
+	late := make(chan WatchEvent, 1)
+	if _, err := kv.WatchKey(wctx, Key("run", "later"), func(ev WatchEvent) { late <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, Key("run", "later"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-late:
+		if ev.Key != Key("run", "later") {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for a key made after the watch")
+	}
+	if len(events) != 0 {
+		t.Fatalf("events of other keys: %+v", <-events)
+	}
+}

@@ -183,11 +183,14 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// streamPoll is how often the stream looks for new events; streamSettle
-// how long it waits for the event announcing an end it has already read.
+// The stream reads new events when the runner says the run changed;
+// streamRecheck is how long it waits without being told, for a run driven
+// by another node (whose events reach the shared log but not this node's
+// runner). streamSettle is how long it waits for the event announcing an
+// end it has already read.
 const (
-	streamPoll   = 100 * time.Millisecond
-	streamSettle = 2 * time.Second
+	streamRecheck = time.Second
+	streamSettle  = 2 * time.Second
 )
 
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
@@ -217,6 +220,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 	var ended bool
 	var settle time.Time
 	for {
+		changed := h.r.Changed(id)
 		evs, n, err := h.r.Events(ctx, id, next, 0)
 		if err != nil {
 			return nil // headers are out; the client sees the stream end
@@ -263,11 +267,15 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) error {
 		} else {
 			settle = time.Time{}
 		}
+		t := time.NewTimer(streamRecheck)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(streamPoll):
+		case <-changed:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 

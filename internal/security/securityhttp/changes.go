@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -79,5 +80,81 @@ func changePolicies(w http.ResponseWriter, r *http.Request, s *security.Security
 	}
 	ps.Run, ps.RunState = run.ID, run.State
 	httpapi.WriteJSON(w, runStatus(w, run), ps)
+	return nil
+}
+
+// putSecret creates a new secret with its value and metadata at once (an
+// owner creating a secret widens nothing that exists), or, for an
+// existing one, submits a change of its metadata, when there is one, as a
+// secret run whose value is the metadata alone, and replaces the value at
+// once: the secret's value never enters a run, the ledger or a log.
+// Metadata that does not validate, or a run that cannot be made or fails,
+// refuses the whole request (the value stays as it was).
+func putSecret(w http.ResponseWriter, r *http.Request, s *security.Security, changes Changes, in api.SecretRequest) error {
+	name, by := r.PathValue("secret"), caller(r).ID
+	cur, err := s.DescribeSecret(r.Context(), name)
+	if api.IsKind(err, api.KindNotFound) {
+		sec, err := s.SetSecret(r.Context(), by, name, in)
+		if err != nil {
+			return err
+		}
+		httpapi.WriteJSON(w, http.StatusOK, sec)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	meta := api.SecretMetadata{AllowHosts: in.AllowHosts, AllowHTTP: in.AllowHTTP}
+	if err := security.CheckSecretMetadata(meta); err != nil {
+		return err
+	}
+	if sameMetadata(cur, meta) {
+		if err := s.SetSecretValue(r.Context(), by, name, in.Value); err != nil {
+			return err
+		}
+		httpapi.WriteJSON(w, http.StatusOK, cur)
+		return nil
+	}
+	return changeSecret(w, r, s, changes, meta, func() error { return s.SetSecretValue(r.Context(), by, name, in.Value) })
+}
+
+// sameMetadata reports whether m is what sec allows already (hosts
+// compared without regard to case, order or repeats).
+func sameMetadata(sec api.Secret, m api.SecretMetadata) bool {
+	norm := func(hs []string) []string {
+		out := make([]string, 0, len(hs))
+		for _, h := range hs {
+			out = append(out, strings.ToLower(h))
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return sec.AllowHTTP == m.AllowHTTP && slices.Equal(norm(sec.AllowHosts), norm(m.AllowHosts))
+}
+
+// changeSecret submits a change of a secret's metadata as a run, then
+// (unless the run was refused or failed) calls then, and answers with the
+// secret as it stands and the run.
+func changeSecret(w http.ResponseWriter, r *http.Request, s *security.Security, changes Changes, m api.SecretMetadata, then func() error) error {
+	if m.AllowHosts == nil {
+		m.AllowHosts = []string{}
+	}
+	v, _ := json.Marshal(m)
+	p, _ := httpapi.PrincipalFrom(r.Context())
+	run, err := changes.ChangeConfig(r.Context(), p, api.ConfigSecret, r.PathValue("secret"), v, async(r))
+	if err != nil {
+		return err
+	}
+	if then != nil {
+		if err := then(); err != nil {
+			return err
+		}
+	}
+	sec, err := s.DescribeSecret(r.Context(), r.PathValue("secret"))
+	if err != nil {
+		return err
+	}
+	sec.Run, sec.RunState = run.ID, run.State
+	httpapi.WriteJSON(w, runStatus(w, run), sec)
 	return nil
 }

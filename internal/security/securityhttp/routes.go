@@ -33,7 +33,7 @@ func sessionRes(r *http.Request) httpapi.Resource {
 func Routes(rt *httpapi.Router, s *security.Security, changes Changes) {
 	identityRoutes(rt, s)
 	policyRoutes(rt, s, changes)
-	secretRoutes(rt, s)
+	secretRoutes(rt, s, changes)
 	approvalRoutes(rt, s)
 	keyDirectoryRoute(rt, s) // frontdoor.go
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/audit", Tag: tag, Summary: "Read the audit stream (administrators); filter with ?session=A/S&type=&from=&limit=.",
@@ -197,7 +197,7 @@ func hostList(rt *httpapi.Router, path, getSummary, putSummary string,
 		}})
 }
 
-func secretRoutes(rt *httpapi.Router, s *security.Security) {
+func secretRoutes(rt *httpapi.Router, s *security.Security, changes Changes) {
 	rt.Handle(httpapi.Route{Method: "GET", Path: "/v1/secrets", Tag: tag, Summary: "List secrets the caller may read (names and allowed hosts, never values).",
 		Action: "secret.list", Response: api.SecretList{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			list, err := s.ListSecrets(r.Context(), caller(r))
@@ -216,12 +216,15 @@ func secretRoutes(rt *httpapi.Router, s *security.Security) {
 			httpapi.WriteJSON(w, http.StatusOK, sec)
 			return nil
 		}})
-	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/secrets/{secret}", Tag: tag, Summary: "Create or replace a secret (AES-256-GCM at rest) and the hosts it may be sent to.",
+	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/secrets/{secret}", Tag: tag, Summary: "Create a secret (AES-256-GCM at rest) and the hosts it may be sent to, or replace an existing one's value; a change of an existing one's hosts is a pipeline run without the value (202 with the run).",
 		Action: "secret.set", Resource: secretRes, Request: api.SecretRequest{}, Response: api.Secret{},
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			var in api.SecretRequest
 			if err := httpapi.DecodeJSON(r, &in); err != nil {
 				return err
+			}
+			if changes != nil {
+				return putSecret(w, r, s, changes, in)
 			}
 			sec, err := s.SetSecret(r.Context(), caller(r).ID, r.PathValue("secret"), in)
 			if err != nil {
@@ -229,6 +232,27 @@ func secretRoutes(rt *httpapi.Router, s *security.Security) {
 			}
 			httpapi.WriteJSON(w, http.StatusOK, sec)
 			return nil
+		}})
+	rt.Handle(httpapi.Route{Method: "PUT", Path: "/v1/secrets/{secret}/metadata", Tag: tag,
+		Summary: "Change an existing secret's allowed hosts and http flag, without its value, through a pipeline run: " + changeStatuses,
+		Action:  "secret.set", Resource: secretRes, Request: api.SecretMetadata{}, Response: api.Secret{},
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			var in api.SecretMetadata
+			if err := httpapi.DecodeJSON(r, &in); err != nil {
+				return err
+			}
+			if changes == nil {
+				if err := s.SetSecretMetadata(r.Context(), caller(r).ID, r.PathValue("secret"), in); err != nil {
+					return err
+				}
+				sec, err := s.DescribeSecret(r.Context(), r.PathValue("secret"))
+				if err != nil {
+					return err
+				}
+				httpapi.WriteJSON(w, http.StatusOK, sec)
+				return nil
+			}
+			return changeSecret(w, r, s, changes, in, nil)
 		}})
 	rt.Handle(httpapi.Route{Method: "DELETE", Path: "/v1/secrets/{secret}", Tag: tag, Summary: "Delete a secret.",
 		Action: "secret.set", Resource: secretRes, Status: http.StatusNoContent, Handler: func(w http.ResponseWriter, r *http.Request) error {

@@ -128,5 +128,6 @@ ROUTES = {
     "put-v1-sandboxes-by-sandbox-files": ("PUT", "/v1/sandboxes/{sandbox}/files", "sandboxes"),
     "put-v1-sandboxes-by-sandbox-ports-by-port-by-path": ("PUT", "/v1/sandboxes/{sandbox}/ports/{port}/{path}", "sandboxes"),
     "put-v1-secrets-by-secret": ("PUT", "/v1/secrets/{secret}", "security"),
+    "put-v1-secrets-by-secret-metadata": ("PUT", "/v1/secrets/{secret}/metadata", "security"),
     "put-v1-trusted-hosts": ("PUT", "/v1/trusted-hosts", "security"),
 }

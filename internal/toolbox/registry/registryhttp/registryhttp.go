@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
@@ -43,6 +44,16 @@ type Config struct {
 	CheckSecret func(ctx context.Context, name string) error
 	// Audit records one event of each change (required).
 	Audit func(ctx context.Context, e api.AuditEvent) error
+	// Changes, if set, runs approvals through the deploy pipeline (a
+	// tool-pins run per approval) instead of pinning at once.
+	Changes Changes
+}
+
+// Changes runs a configuration change through the deploy pipeline
+// (pipelinehttp.ConfigChanger): target api.ConfigToolPins, name the
+// upstream, value its api.ToolPins. async: answer at once.
+type Changes interface {
+	ChangeConfig(ctx context.Context, by httpapi.Principal, target, name string, value json.RawMessage, async bool) (api.PipelineRun, error)
 }
 
 // Handler serves the tool registry's routes.
@@ -124,13 +135,16 @@ func (h *Handler) Routes(rt *httpapi.Router) {
 			return nil
 		}})
 	rt.Handle(httpapi.Route{Method: "POST", Path: "/v1/tool-registry/{upstream}/approve", Tag: tag,
-		Summary: "Re-pin quarantined tools (all, or those named) to what the upstream serves now (administrators only).",
+		Summary: "Re-pin quarantined tools (all, or those named) to the definitions pending for them, through a pipeline run (tool-pins) that pins exactly what it reviewed: 201 when pinned, 202 with the run when it waits for review, 422 pipeline-failed naming the stage (administrators only).",
 		Request: api.ToolApproveRequest{}, Response: api.ToolApproveResult{}, Handler: func(w http.ResponseWriter, r *http.Request) error {
 			var in api.ToolApproveRequest
 			if r.ContentLength != 0 {
 				if err := httpapi.DecodeJSON(r, &in); err != nil {
 					return err
 				}
+			}
+			if h.cfg.Changes != nil {
+				return h.approveRun(w, r, name(r), in.Tools)
 			}
 			e, done, err := reg.Approve(r.Context(), name(r), in.Tools)
 			if err != nil {
@@ -153,6 +167,43 @@ func (h *Handler) Routes(rt *httpapi.Router) {
 			w.WriteHeader(http.StatusNoContent)
 			return nil
 		}})
+}
+
+// approveRun submits the approval of tools of upstream as a tool-pins run
+// whose value is the pins in force with the approved tools' pending
+// definitions, and answers like a deploy: 201 when the run passed, 202
+// with Location when it waits or is still going; nothing to approve is a
+// 200 with no run.
+func (h *Handler) approveRun(w http.ResponseWriter, r *http.Request, upstream string, tools []string) error {
+	reg := h.cfg.Registry
+	pins, done, err := reg.Proposal(r.Context(), upstream, tools)
+	if err != nil {
+		return err
+	}
+	res := api.ToolApproveResult{Approved: append([]string{}, done...)}
+	status := http.StatusOK
+	if len(done) > 0 {
+		v, _ := json.Marshal(api.ToolPins{Tools: pins})
+		run, err := h.cfg.Changes.ChangeConfig(r.Context(), caller(r), api.ConfigToolPins, upstream, v,
+			strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "respond-async"))
+		if err != nil {
+			return err
+		}
+		res.Run, res.RunState = run.ID, run.State
+		w.Header().Set("Location", "/v1/pipeline/runs/"+run.ID)
+		status = http.StatusAccepted
+		if run.State == api.RunPassed {
+			status = http.StatusCreated
+		}
+	}
+	e, err := reg.Get(r.Context(), upstream)
+	if err != nil {
+		return err
+	}
+	res.Upstream = entryWire(e)
+	h.audit(r, "toolregistry.approve", upstream, map[string]any{"tools": done, "run": res.Run, "run_state": res.RunState})
+	httpapi.WriteJSON(w, status, res)
+	return nil
 }
 
 func (h *Handler) audit(r *http.Request, action, name string, detail map[string]any) {
