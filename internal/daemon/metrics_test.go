@@ -86,7 +86,7 @@ func TestMetricsCoverEveryPartClass(t *testing.T) {
 	news := newRecorder(t, "news")
 	alice := userClient(t, d, admin, "user:alice-meter")
 	man := `{"name":"meter-agent","entry":"agent.js","egress":["` + news.pattern("news.test") + `"],"tools":["http_fetch"],` +
-		`"limits":{"idle_seconds":3600,"cpu_ms":100,"wall_ms":1000}}`
+		`"limits":{"idle_seconds":3600,"cpu_ms":100,"wall_ms":30000}}`
 	if err := deployJS(alice, man, meterAgent); err != nil {
 		t.Fatal(err)
 	}
