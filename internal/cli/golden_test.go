@@ -114,7 +114,7 @@ var trafficMask = []string{"concurrency_limit", "nominal_seats", "lendable_seats
 type jsonStep struct {
 	name string
 	args []string
-	mask []string // keys whose scalar values vary between runs
+	mask []string // keys whose scalar values vary between runs; "-key": drop its lines (present or not by timing)
 	root bool     // needs root (sandboxes)
 }
 
@@ -125,6 +125,11 @@ var timeRE = regexp.MustCompile(`"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\
 func maskJSON(out string, keys []string) string {
 	out = timeRE.ReplaceAllString(out, `"<time>"`)
 	for _, k := range keys {
+		if drop, ok := strings.CutPrefix(k, "-"); ok {
+			re := regexp.MustCompile(`(?m)^\s*"` + regexp.QuoteMeta(drop) + `": ("[^"]*"|-?[0-9.eE+-]+|true|false|null),?\n`)
+			out = re.ReplaceAllString(out, "")
+			continue
+		}
 		re := regexp.MustCompile(`(?m)^(\s*"` + regexp.QuoteMeta(k) + `": )("[^"]*"|-?[0-9.eE+-]+|true|false|null)(,?)$`)
 		out = re.ReplaceAllString(out, `${1}"<`+k+`>"${3}`)
 	}
@@ -162,7 +167,7 @@ func TestJSONOutputGolden(t *testing.T) {
 	steps := []jsonStep{
 		{name: "version", args: []string{"version"}, mask: []string{"go_version"}},
 		{name: "status", args: []string{"status"}, mask: []string{"go_version", "node_id", "uptime_seconds", "streams", "messages", "bytes"}},
-		{name: "deploy", args: []string{"deploy", agentDir}, mask: []string{"run", "id", "duration_ms", "provenance", "hash", "report", "input_digest", "template", "message"}},
+		{name: "deploy", args: []string{"deploy", agentDir}, mask: []string{"run", "id", "-duration_ms", "provenance", "hash", "report", "input_digest", "template", "message"}},
 		{name: "agents_list", args: []string{"agents", "list"}},
 		{name: "agents_versions", args: []string{"agents", "versions", "hello"}},
 		{name: "sessions_list", args: []string{"sessions", "list", "--agent", "hello"}, mask: []string{"memory_bytes"}},
