@@ -115,8 +115,13 @@ func TestMetricsCoverEveryPartClass(t *testing.T) {
 	if _, err := alice.Hibernate(ctx, "meter-agent", sess); err != nil {
 		t.Fatal(err)
 	}
+	hib := func() float64 { v, _ := family(scrape(t, admin), "agentcloud_sessions_hibernated"); return v }
+	asleep := hib()
 	if code := call("/"); code != 200 { // activation from the snapshot
 		t.Fatalf("after hibernation: %d", code)
+	}
+	if awake := hib(); asleep < 1 || awake != asleep-1 {
+		t.Errorf("agentcloud_sessions_hibernated: %v while hibernated, %v once woken", asleep, awake)
 	}
 	if _, err := alice.CallTool(ctx, "no-such-tool-"+sess, json.RawMessage(`{}`)); err == nil {
 		t.Fatal("an unknown tool answered")
@@ -154,7 +159,7 @@ func TestMetricsCoverEveryPartClass(t *testing.T) {
 			t.Errorf("%s did not move: before %v, after %v (exported: %v)", name, b, a, ok)
 		}
 	}
-	present := []string{"agentcloud_sessions_live", "agentcloud_session_live_memory_bytes", "agentcloud_session_evictions_total",
+	present := []string{"agentcloud_sessions_live", "agentcloud_sessions_hibernated", "agentcloud_session_live_memory_bytes", "agentcloud_session_evictions_total",
 		"agentcloud_sandboxes_live", "agentcloud_store_fsync_per_write", "agentcloud_store_bytes", "agentcloud_egress_sent_bytes_total",
 		"agentcloud_session_activation_errors_total", "agentcloud_store_write_errors_total"}
 	for _, name := range present {

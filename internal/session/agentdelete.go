@@ -66,10 +66,15 @@ func (m *Manager) finishDelete(ctx context.Context, agent string) error {
 		}
 	}
 	// Meta last: a session is listed until everything of it is gone.
-	for _, kv := range []store.KV{m.state, m.txns, m.snapshots, m.alarmKV, m.meta} {
-		if err := deletePrefix(ctx, kv, prefix); err != nil {
+	for _, kv := range []store.KV{m.state, m.txns, m.snapshots, m.alarmKV} {
+		if _, err := deletePrefix(ctx, kv, prefix); err != nil {
 			return fmt.Errorf("delete agent %s: %w", agent, err)
 		}
+	}
+	n, err := deletePrefix(ctx, m.meta, prefix)
+	m.met.storedChanged(-n)
+	if err != nil {
+		return fmt.Errorf("delete agent %s: %w", agent, err)
 	}
 	vkeys, err := m.versions.Keys(ctx, prefix)
 	if err != nil {
@@ -103,17 +108,19 @@ func (m *Manager) finishDelete(ctx context.Context, agent string) error {
 	return nil
 }
 
-func deletePrefix(ctx context.Context, kv store.KV, prefix string) error {
+// deletePrefix deletes the keys under prefix and returns how many it
+// deleted.
+func deletePrefix(ctx context.Context, kv store.KV, prefix string) (int, error) {
 	keys, err := kv.Keys(ctx, prefix)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for _, k := range keys {
+	for i, k := range keys {
 		if err := kv.Delete(ctx, k); err != nil && !isNotFound(err) {
-			return err
+			return i, err
 		}
 	}
-	return nil
+	return len(keys), nil
 }
 
 // dropLive closes the agent's live sessions on this node and cancels

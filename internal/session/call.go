@@ -90,6 +90,7 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 		} else if err != nil {
 			return fmt.Errorf("create session: %w", err)
 		}
+		m.met.storedChanged(1)
 	case err != nil:
 		return fmt.Errorf("load session: %w", err)
 	default:

@@ -1,6 +1,9 @@
 package session
 
 import (
+	"context"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +32,9 @@ type metrics struct {
 	evictions     *prometheus.CounterVec // by reason
 	stateBytes    prometheus.Counter
 	snapshotBytes prometheus.Histogram
+	// stored counts session records (the sessions bucket): counted once
+	// at Start, then moved by create and delete (countStored).
+	stored atomic.Int64
 }
 
 func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
@@ -56,7 +62,10 @@ func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
 		func() float64 { return float64(m.Stats().Live) })
 	liveMem := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentcloud_session_live_memory_bytes", Help: "Linear memory of the live isolates together (the memory budget applies to it)."},
 		func() float64 { return float64(m.Stats().LiveMemory) })
-	for _, c := range []prometheus.Collector{mt.activations, mt.activationErr, mt.activation, mt.hibernations, mt.evictions, mt.stateBytes, mt.snapshotBytes, live, liveMem} {
+	hibernated := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentcloud_sessions_hibernated",
+		Help: "Sessions with a stored record and no live isolate on this node (records counted at start, then kept by create and delete)."},
+		func() float64 { return float64(max(0, mt.stored.Load()-int64(m.Stats().Live))) })
+	for _, c := range []prometheus.Collector{mt.activations, mt.activationErr, mt.activation, mt.hibernations, mt.evictions, mt.stateBytes, mt.snapshotBytes, live, liveMem, hibernated} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -110,5 +119,35 @@ func (mt *metrics) left(reason string, snapshotBytes int) {
 func (mt *metrics) stateWritten(n int) {
 	if mt != nil && n > 0 {
 		mt.stateBytes.Add(float64(n))
+	}
+}
+
+// storedCountTimeout bounds the keys-only listing of the sessions bucket
+// at Start (countStored).
+const storedCountTimeout = 10 * time.Second
+
+// countStored counts the session records once, at Start, by one keys-only
+// listing bounded by storedCountTimeout; afterwards storedChanged keeps
+// the count, so a scrape never scans the store. Without metrics it does
+// nothing.
+func (mt *metrics) countStored(ctx context.Context, m *Manager) error {
+	if mt == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, storedCountTimeout)
+	defer cancel()
+	keys, err := m.meta.Keys(ctx, "")
+	if err != nil {
+		return fmt.Errorf("session metrics: count session records: %w", err)
+	}
+	mt.stored.Store(int64(len(keys)))
+	return nil
+}
+
+// storedChanged moves the count of session records by n (+1 on create,
+// -1 per record deleted).
+func (mt *metrics) storedChanged(n int) {
+	if mt != nil && n != 0 {
+		mt.stored.Add(int64(n))
 	}
 }

@@ -110,6 +110,7 @@ func (m *Manager) Delete(ctx context.Context, agent, id string) error {
 			return err
 		}
 	}
+	m.met.storedChanged(-1)
 	if m.b.Owner != nil { // its fence keys (fence.go), last
 		for _, kv := range []store.KV{m.state, m.txns, m.snapshots} {
 			if err := kv.Delete(ctx, fenceKey(k)); err != nil {

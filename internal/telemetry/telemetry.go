@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -218,6 +220,32 @@ func Inject(ctx context.Context, h http.Header) {
 		return
 	}
 	propagator.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+// Env returns env with ctx's trace context added as TRACEPARENT (and
+// TRACESTATE), the environment-carrier convention of OpenTelemetry, for a
+// process started inside the span. Outside a trace it returns env as is;
+// a name env already sets is left to the caller's value. env itself is
+// never changed: the result is a copy when something is added.
+func Env(ctx context.Context, env map[string]string) map[string]string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return env
+	}
+	carrier := propagation.MapCarrier{}
+	propagator.Inject(ctx, carrier)
+	out := make(map[string]string, len(env)+len(carrier))
+	for k, v := range carrier {
+		out[strings.ToUpper(k)] = v
+	}
+	maps.Copy(out, env)
+	return out
+}
+
+// Detach returns a context that carries ctx's span (so spans started from
+// it join ctx's trace) but neither ctx's deadline, cancellation nor other
+// values: for work that outlives the request that started it.
+func Detach(ctx context.Context) context.Context {
+	return trace.ContextWithSpan(context.Background(), trace.SpanFromContext(ctx))
 }
 
 func clip(s string, n int) string {

@@ -23,6 +23,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/telemetry"
 )
 
 // pidPrologue prints the shell's pid (the command's, after exec) as the
@@ -272,15 +273,17 @@ func validateStart(req startRequest) error {
 	return checkEnv("process.envs", c.Envs)
 }
 
-// start runs req in sb and returns the process once its pid is known.
-func (h *Handler) start(sb sandbox.Sandbox, req startRequest) (*proc, *subscriber, error) {
+// start runs req in sb and returns the process once its pid is known. The
+// process outlives the request (rctx) but its sandbox.exec span joins the
+// request's trace.
+func (h *Handler) start(rctx context.Context, sb sandbox.Sandbox, req startRequest) (*proc, *subscriber, error) {
 	if err := validateStart(req); err != nil {
 		return nil, nil, err
 	}
 	if h.procs.count(sb.ID()) >= maxProcsPerSandbox {
 		return nil, nil, api.Errorf(api.KindSandboxLimit, "sandbox %s runs %d processes started through envd, the most allowed", sb.ID(), maxProcsPerSandbox)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(telemetry.Detach(rctx))
 	p := &proc{sandbox: sb.ID(), cfg: req.Process, cancel: cancel, pidReady: make(chan struct{}), done: make(chan struct{}),
 		subs: map[*subscriber]struct{}{}}
 	if req.Tag != nil {
@@ -319,7 +322,7 @@ func (h *Handler) run(ctx context.Context, sb sandbox.Sandbox, p *proc, spec san
 	defer h.procs.wg.Done()
 	defer p.cancel()
 	stderr := &pidReader{p: p, table: h.procs}
-	code, err := sb.Exec(ctx, spec, &dataWriter{p: p, stdout: true}, stderr)
+	code, err := sandbox.Exec(ctx, sb, spec, &dataWriter{p: p, stdout: true}, stderr)
 	if p.stdin != nil {
 		_ = p.stdin.Close()
 	}
@@ -473,7 +476,7 @@ func (h *Handler) rpcStart(w http.ResponseWriter, r *http.Request, c caller, sb 
 	if err := readEnvelope(r, &req); err != nil {
 		return err
 	}
-	p, sub, err := h.start(sb, req)
+	p, sub, err := h.start(r.Context(), sb, req)
 	if err != nil {
 		return err
 	}
