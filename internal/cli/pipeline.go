@@ -123,7 +123,9 @@ func (g *globals) reviewCmd(verb string, approve bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(run, func(w io.Writer) { fmt.Fprintf(w, "%s %s: %s at %s\n", run.ID, map[bool]string{true: "approved", false: "rejected"}[approve], run.State, run.Stage) })
+			return g.print(run, func(w io.Writer) {
+				fmt.Fprintf(w, "%s %s: %s at %s\n", run.ID, map[bool]string{true: "approved", false: "rejected"}[approve], run.State, run.Stage)
+			})
 		})
 	c.Flags().StringVar(&comment, "comment", "", "why (recorded in the ledger)")
 	return c
