@@ -129,6 +129,9 @@ func mutating(method string) bool {
 // authenticates and authorizes it as any other. A mutating browser
 // request that a client certificate would authenticate without a console
 // session is refused: the browser sends the certificate cross-site too.
+// A WebSocket upgrade with a console session (the terminal) must carry
+// this origin's Origin header: the browser cannot send a CSRF header on
+// one, and opens one cross-site with the cookie.
 func (c *Console) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == SessionPath { // sign-in and sign-out check for themselves (serveSession)
@@ -137,12 +140,17 @@ func (c *Console) Wrap(next http.Handler) http.Handler {
 		}
 		s := c.store.get(cookieValue(r))
 		if s == nil {
-			if mutating(r.Method) && hasCert(r) && fromBrowser(r) {
+			if (mutating(r.Method) || upgrading(r)) && hasCert(r) && fromBrowser(r) {
 				writeProblem(w, api.Errorf(api.KindCSRF, "a browser request authenticated by a client certificate must come from a console session "+
 					"with its %s header (sign in at %s)", CSRFHeader, Prefix))
 				return
 			}
 			next.ServeHTTP(w, r)
+			return
+		}
+		if upgrading(r) && !sameOrigin(r) { // a browser sends no CSRF header on a WebSocket: the Origin is the proof
+			writeProblem(w, api.Errorf(api.KindCSRF, "a WebSocket opened with a console session must come from the console's own origin "+
+				"(Origin %s, not %q)", selfOrigin(r), r.Header.Get("Origin")))
 			return
 		}
 		if mutating(r.Method) && !s.csrfOK(r.Header.Get(CSRFHeader)) {
@@ -233,13 +241,32 @@ func crossSite(r *http.Request) bool {
 		return true
 	}
 	if o := r.Header.Get("Origin"); o != "" {
-		scheme := "http://"
-		if r.TLS != nil {
-			scheme = "https://"
-		}
-		return o != scheme+r.Host
+		return o != selfOrigin(r)
 	}
 	return false
+}
+
+// selfOrigin is the origin r was sent to (scheme://host).
+func selfOrigin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+// upgrading reports whether r asks to switch protocols (a WebSocket). A
+// browser opens a WebSocket to any site with that site's cookies and
+// without Fetch Metadata's protection of fetch (cross-site WebSocket
+// hijacking), and it cannot add a CSRF header to one.
+func upgrading(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" || strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+}
+
+// sameOrigin reports whether r carries an Origin, and it is this one. A
+// browser always sends Origin on a WebSocket; its absence means the
+// request is not a browser's, and a cookie alone must not open one then.
+func sameOrigin(r *http.Request) bool {
+	return r.Header.Get("Origin") != "" && !crossSite(r)
 }
 
 func cookieNameFor(r *http.Request) string {

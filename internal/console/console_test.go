@@ -352,3 +352,81 @@ func FuzzSignIn(f *testing.F) {
 }
 
 func pkixName(cn string) pkix.Name { return pkix.Name{CommonName: cn} }
+
+// TestConsoleWebSocketOriginClass: cross-site WebSocket hijacking. A
+// protocol upgrade carried by a console cookie (token or certificate
+// session) reaches the API, with the session's bearer token, only when
+// its Origin is the console's own; a foreign, sibling, null or missing
+// Origin, or a browser saying cross-site, is refused before the API; the
+// CLI (a bearer token, no cookie) is unaffected.
+func TestConsoleWebSocketOriginClass(t *testing.T) {
+	h, _ := chain(t, Config{})
+	alice := signIn(t, h, "alice-token", nil)
+	carol := certState("carol")
+	carolS := signIn(t, h, "", carol)
+	upgrade := func(origin string, extra ...string) []string {
+		hdr := []string{"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+		if origin != "" {
+			hdr = append(hdr, "Origin", origin)
+		}
+		return append(hdr, extra...)
+	}
+	paths := []string{"/v1/sandboxes/sb-1/terminal", "/agents/a/sessions/s/ws", "/v1/agents/a/logs"}
+	bad := [][]string{
+		upgrade("http://evil.example"), upgrade("http://example.com.evil.example"), upgrade("http://sub.example.com"),
+		upgrade("https://example.com"), upgrade("null"), upgrade(""),
+		upgrade("http://example.com", "Sec-Fetch-Site", "cross-site"), upgrade("http://example.com", "Sec-Fetch-Site", "same-site"),
+		{"Connection", "keep-alive, Upgrade", "Origin", "http://evil.example"},
+	}
+	for _, path := range paths {
+		for _, hdr := range bad {
+			if w := do(h, "GET", path, &alice, "", nil, hdr...); w.Code != 403 || problemType(w) != api.KindCSRF.TypeURI() || w.Header().Get("X-Saw-Authorization") != "" {
+				t.Errorf("token session upgrade %s %v: %d %q", path, hdr, w.Code, w.Header().Get("X-Saw-Authorization"))
+			}
+			// Over TLS the console's own origin is https://example.com.
+			tlsHdr := append([]string{}, hdr...)
+			for i := 0; i+1 < len(tlsHdr); i += 2 {
+				if tlsHdr[i] == "Origin" && tlsHdr[i+1] == "https://example.com" {
+					tlsHdr[i+1] = "http://example.com"
+				}
+			}
+			if w := do(h, "GET", path, &carolS, "", carol, tlsHdr...); w.Code != 403 || problemType(w) != api.KindCSRF.TypeURI() {
+				t.Errorf("certificate session upgrade %s %v: %d", path, tlsHdr, w.Code)
+			}
+			// A browser with a certificate and no console session neither
+			// (without an Origin it is the CLI's certificate: allowed).
+			if !hasOrigin(hdr) {
+				continue
+			}
+			if w := do(h, "GET", path, nil, "", carol, tlsHdr...); w.Code != 403 || problemType(w) != api.KindCSRF.TypeURI() {
+				t.Errorf("certificate upgrade without session %s %v: %d", path, tlsHdr, w.Code)
+			}
+		}
+		if w := do(h, "GET", path, &alice, "", nil, upgrade("http://example.com")...); w.Code != 200 || w.Header().Get("X-Saw-Authorization") != "Bearer alice-token" {
+			t.Errorf("same-origin upgrade %s: %d %q", path, w.Code, w.Header().Get("X-Saw-Authorization"))
+		}
+		if w := do(h, "GET", path, &alice, "", nil, upgrade("http://example.com", "Sec-Fetch-Site", "same-origin")...); w.Code != 200 {
+			t.Errorf("same-origin upgrade with fetch metadata %s: %d", path, w.Code)
+		}
+		if w := do(h, "GET", path, &carolS, "", carol, upgrade("https://example.com")...); w.Code != 200 {
+			t.Errorf("same-origin certificate upgrade %s: %d", path, w.Code)
+		}
+		// The CLI: its own bearer token, no cookie, no Origin.
+		if w := do(h, "GET", path, nil, "", nil, upgrade("", "Authorization", "Bearer bob-token")...); w.Code != 200 || w.Header().Get("X-Saw-Authorization") != "Bearer bob-token" {
+			t.Errorf("CLI upgrade %s: %d", path, w.Code)
+		}
+	}
+	// A plain read with a foreign Origin is not an upgrade: CORS keeps its answer from the page.
+	if w := do(h, "GET", "/v1/agents", &alice, "", nil, "Origin", "http://evil.example"); w.Code != 200 {
+		t.Errorf("plain GET: %d", w.Code)
+	}
+}
+
+func hasOrigin(hdr []string) bool {
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Origin" || hdr[i] == "Sec-Fetch-Site" {
+			return true
+		}
+	}
+	return false
+}

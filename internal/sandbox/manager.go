@@ -331,7 +331,7 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 	}
 	timeout = min(timeout, m.cfg.MaxTimeout)
 	if m.met != nil {
-		sb = metered{sb, m.met}
+		sb = meter(sb, m.met)
 		m.met.created(spec.Tier, pooled, time.Since(t0))
 	}
 	now := m.now()

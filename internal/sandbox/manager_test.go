@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
@@ -27,7 +29,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // fakeTier is an in-memory tier for Manager tests.
-type fakeTier struct{ prepared, activated, forPool atomic.Int32 }
+type fakeTier struct {
+	prepared, activated, forPool atomic.Int32
+	terminals                    bool // its sandboxes implement sandbox.Terminaler
+}
 
 func (t *fakeTier) Name() string        { return "fake" }
 func (t *fakeTier) Templates() []string { return []string{sandbox.TemplateHost} }
@@ -53,7 +58,50 @@ func (b *fakeBox) Template() string { return b.tmpl }
 func (b *fakeBox) Activate(ctx context.Context, id string, s sandbox.Spec) (sandbox.Sandbox, error) {
 	b.tier.activated.Add(1)
 	b.id, b.spec = id, s
+	if b.tier.terminals {
+		return termBox{b}, nil
+	}
 	return b, nil
+}
+
+// termBox is a fakeBox of a tier with terminals.
+type termBox struct{ *fakeBox }
+
+func (termBox) Terminal(context.Context, sandbox.ExecSpec, sandbox.WindowSize) (sandbox.Terminal, error) {
+	return nil, sandbox.ErrUnsupported
+}
+
+// TestManagerKeepsOptionalInterfacesClass: what Manager.Get returns
+// implements an optional interface (Terminaler) exactly when the tier's
+// sandbox does, with and without the metrics wrapper (which once hid it:
+// the terminal route answered "no terminals" on every daemon).
+func TestManagerKeepsOptionalInterfacesClass(t *testing.T) {
+	for _, metrics := range []bool{false, true} {
+		for _, terminals := range []bool{false, true} {
+			cfg := sandbox.ManagerConfig{Tiers: []sandbox.Tier{&fakeTier{terminals: terminals}}, ReapInterval: time.Hour}
+			if metrics {
+				cfg.Metrics = prometheus.NewRegistry()
+			}
+			m, err := sandbox.NewManager(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.Create(t.Context(), "a", sandbox.Spec{Tier: "fake"}); err != nil {
+				t.Fatal(err)
+			}
+			sb, err := m.Get("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := sb.(sandbox.Terminaler); ok != terminals {
+				t.Errorf("metrics=%v terminals=%v: Get's sandbox is a Terminaler: %v", metrics, terminals, ok)
+			}
+			m.Close()
+		}
+	}
 }
 func (b *fakeBox) Discard() error                                   { return b.Close() }
 func (b *fakeBox) ID() string                                       { return b.id }

@@ -101,6 +101,23 @@ type metered struct {
 	mt *metrics
 }
 
+// meteredTerminal is a metered sandbox of a tier with terminals: the
+// wrapper must not hide an optional interface the routes look for.
+type meteredTerminal struct {
+	metered
+	Terminaler
+}
+
+// meter wraps sb so its execs are measured, keeping the optional
+// interfaces (Terminaler) the API looks for with a type assertion.
+func meter(sb Sandbox, mt *metrics) Sandbox {
+	m := metered{sb, mt}
+	if t, ok := sb.(Terminaler); ok {
+		return meteredTerminal{m, t}
+	}
+	return m
+}
+
 func (s metered) Exec(ctx context.Context, spec ExecSpec, stdout, stderr io.Writer) (int, error) {
 	t0 := time.Now()
 	code, err := s.Sandbox.Exec(ctx, spec, stdout, stderr)

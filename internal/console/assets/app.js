@@ -49,7 +49,7 @@ export async function api(method, path, body, opts = {}) {
     headers['Content-Type'] = opts.type || 'application/json';
   }
   Object.assign(headers, opts.headers || {});
-  const res = await fetch(path, { method, headers, body: payload, credentials: 'same-origin', cache: 'no-store' });
+  const res = await fetch(path, { method, headers, body: payload, credentials: 'same-origin', cache: 'no-store', signal: opts.signal });
   if (opts.raw) return res;
   const ct = res.headers.get('Content-Type') || '';
   if (!res.ok) {

@@ -2,6 +2,7 @@
 // reads and writes only through api(), so Cedar decides what it shows.
 import { h, api, say, errorBox, go } from './app.js';
 import { metricsView } from './charts.js';
+import { logsPanel, terminalPanel } from './panels.js';
 
 const enc = encodeURIComponent;
 const when = (t) => (t && !String(t).startsWith('0001-') ? new Date(t).toLocaleString() : '');
@@ -144,6 +145,7 @@ async function sessions(main, [agentName]) {
       ss.sessions.map((s) => [link('#/session/' + enc(name) + '/' + enc(s.id), s.id), badge(s.state), h('code', {}, short(s.version)),
         when(s.last_active), h('td', { class: 'num' }, s.memory_bytes || ''), h('td', { class: 'num' }, s.snapshot_bytes || '')]), 'no sessions yet: call the agent below.'));
     parts.push(callForm(name, ''));
+    parts.push(logsPanel(name, ''));
   }
   show(main, ...parts);
 }
@@ -181,7 +183,7 @@ async function session(main, [agentName, id]) {
     h('div', { class: 'row' },
       h('button', { type: 'button', class: 'secondary', onclick: () => action('hibernate', () => api('POST', base + '/hibernate')) }, 'Hibernate'),
       h('button', { type: 'button', class: 'danger', onclick: () => action('delete session', () => api('DELETE', base), () => go('#/sessions/' + enc(agentName))) }, 'Delete')),
-    callForm(agentName, id));
+    callForm(agentName, id), logsPanel(agentName, id));
 }
 
 // --- sandboxes ---
@@ -262,7 +264,8 @@ async function sandbox(main, [id]) {
     h('h2', {}, 'Run a command'),
     h('form', { 'aria-label': 'Run a command', onsubmit: exec }, cLabel, h('button', { type: 'submit' }, 'Run')), out,
     h('h2', {}, 'Files'),
-    h('form', { 'aria-label': 'List files', onsubmit: list }, dLabel, h('button', { type: 'submit' }, 'List')), files);
+    h('form', { 'aria-label': 'List files', onsubmit: list }, dLabel, h('button', { type: 'submit' }, 'List')), files,
+    terminalPanel(sb.id));
   await list();
 }
 

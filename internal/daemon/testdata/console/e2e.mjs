@@ -147,6 +147,34 @@ try {
   await axe(page, 'session');
   log('called and seen in sessions');
 
+  // The logs panel: follow logbot's log (a streamed fetch of NDJSON), call
+  // it from the same view, see its console.log line arrive; filter by a
+  // session that logged nothing.
+  await view(page, '#/sessions/logbot', 'Sessions');
+  await page.getByLabel('Follow new entries').check();
+  await page.getByLabel('Session id').fill('log-one');
+  await page.getByLabel('Path').fill('/from-the-console');
+  for (let i = 0; ; i++) {
+    await page.evaluate(() => { document.getElementById('call-output').textContent = ''; });
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.locator('#call-output').filter({ hasText: /\d{3} / }).waitFor();
+    const txt = await page.locator('#call-output').textContent();
+    if (txt.startsWith('200')) break;
+    if (i >= 4 || !txt.startsWith('504')) fail('call logbot: ' + txt);
+    log('call retried', { answer: txt.slice(0, 60) });
+  }
+  await page.locator('#logs-output').getByText(/log-one log logbot saw \/from-the-console/).waitFor();
+  await axe(page, 'logs');
+  await shot(page, 'logs');
+  await page.getByLabel('Follow new entries').uncheck();
+  await page.getByLabel('Session (empty: all)').fill('nobody-here');
+  await page.getByRole('button', { name: 'Show logs' }).click();
+  await page.locator('#logs-output').getByText('No log entries of session nobody-here.').waitFor();
+  await page.getByLabel('Session (empty: all)').fill('log-one');
+  await page.getByRole('button', { name: 'Show logs' }).click();
+  await page.locator('#logs-output').getByText(/logbot saw \/from-the-console/).waitFor();
+  log('logs panel', { text: (await page.locator('#logs-output').textContent()).slice(0, 120) });
+
   // Open a sandbox and run a command.
   await view(page, '#/sandboxes', 'Sandboxes');
   await page.getByRole('button', { name: 'Create' }).click();
@@ -159,6 +187,20 @@ try {
   await axe(page, 'sandbox');
   await shot(page, 'sandbox');
   log('sandbox exec', { output: out.slice(0, 80) });
+
+  // The terminal panel: a WebSocket through the cookie session; type a
+  // line, see the shell's answer on a line of its own (the typed line is
+  // echoed too, so the answer is looked for alone on its line).
+  await page.getByRole('button', { name: 'Open terminal' }).click();
+  await page.getByText(/^Connected \(\d+×\d+\)\.$/).waitFor();
+  await page.getByLabel('Line to send (Enter sends it)').fill('echo hi-term');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.getElementById('terminal-output').textContent.split('\n').some((l) => l.trim() === 'hi-term'));
+  await axe(page, 'terminal');
+  await shot(page, 'terminal');
+  await page.getByRole('button', { name: 'Close terminal' }).click();
+  await page.getByText(/^Closed/).waitFor();
+  log('terminal', { output: (await page.locator('#terminal-output').textContent()).slice(-120) });
 
   // Approve the pending approval: alice's release waiting for review.
   await view(page, '#/approvals', 'Approvals');
