@@ -96,9 +96,17 @@ func (c *capped) open() int {
 	return c.total
 }
 
+// remoteIP is the client a connection counts against, grouped as the TCP
+// caps group them: an IPv4 address, or an IPv6 /64.
 func remoteIP(a net.Addr) netip.Addr {
-	if u, ok := a.(*net.UDPAddr); ok {
-		return u.AddrPort().Addr().Unmap()
+	u, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.Addr{}
 	}
-	return netip.Addr{}
+	ip := u.AddrPort().Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -177,4 +178,19 @@ func garbage() [][]byte {
 		}
 	}
 	return out
+}
+
+// TestHTTP3ClientGrouping: QUIC connections count per client as the TCP
+// caps count them: an IPv4 address (also when v4-mapped), an IPv6 /64.
+func TestHTTP3ClientGrouping(t *testing.T) {
+	udp := func(s string) net.Addr { return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	same := [][2]string{{"10.0.0.1:1", "[::ffff:10.0.0.1]:2"}, {"[2001:db8::1]:1", "[2001:db8::ffff:2]:2"}}
+	for _, p := range same {
+		if remoteIP(udp(p[0])) != remoteIP(udp(p[1])) {
+			t.Errorf("%s and %s count apart", p[0], p[1])
+		}
+	}
+	if remoteIP(udp("[2001:db8:0:1::1]:1")) == remoteIP(udp("[2001:db8:0:2::1]:1")) {
+		t.Error("two /64s count together")
+	}
 }
