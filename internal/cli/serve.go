@@ -75,6 +75,7 @@ waits for a daemon that is starting.
 	f.StringArrayVar(&cfg.TLSNames, "tls-name", nil, "with --tls, another DNS name or IP address the node certificate covers (repeatable; config tls_names)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "with --tls, serve this PEM certificate (chain) instead of the node certificate; re-read when it changes")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")
+	f.BoolVar(&cfg.HTTP3, "http3", false, "with --tls, also serve the API over HTTP/3 (QUIC) on UDP at the --listen port")
 	f.StringVar(&cfg.TrustDomain, "trust-domain", cfg.TrustDomain, "SPIFFE trust domain")
 	f.StringVar(&cfg.CADir, "ca-dir", "", "CA directory (default <data>/ca); put ca.crt and ca.key there to supply your own root")
 	f.StringVar(&cfg.WasmCacheDir, "wasm-cache-dir", "", "compiled WebAssembly cache, shareable between nodes on one machine (default: user cache dir)")
@@ -133,6 +134,8 @@ func applyFlag(dst, src *config.Config, name string) {
 		dst.TLSCert = src.TLSCert
 	case "tls-key":
 		dst.TLSKey = src.TLSKey
+	case "http3":
+		dst.HTTP3 = src.HTTP3
 	case "trust-domain":
 		dst.TrustDomain = src.TrustDomain
 	case "ca-dir":

@@ -86,3 +86,26 @@ func TestServeClusterFlags(t *testing.T) {
 		t.Fatalf("credentials in a route: %v", err)
 	}
 }
+
+// TestServeHTTP3Flag: --http3 lands in the configuration, and without --tls
+// it is refused naming the setting and the fix.
+func TestServeHTTP3Flag(t *testing.T) {
+	cmd := newServeCmd(&globals{})
+	if err := cmd.Flags().Parse([]string{"--http3"}); err != nil {
+		t.Fatal(err)
+	}
+	src := config.Default()
+	src.HTTP3 = true
+	final := config.Default()
+	cmd.Flags().Visit(func(f *pflag.Flag) { applyFlag(&final, &src, f.Name) })
+	if !final.HTTP3 {
+		t.Fatal("--http3 not applied")
+	}
+	if err := final.Validate(); err == nil || !strings.Contains(err.Error(), "http3") || !strings.Contains(err.Error(), "--tls") {
+		t.Fatalf("http3 without tls: %v", err)
+	}
+	final.TLS = true
+	if err := final.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -108,6 +108,9 @@ type Config struct {
 	// still verified against the platform CA. Need TLS.
 	TLSCert string `json:"tls_cert"`
 	TLSKey  string `json:"tls_key"`
+	// HTTP3 also serves the API over HTTP/3 (QUIC) on UDP at the listen
+	// host:port, announced with Alt-Svc. Needs TLS.
+	HTTP3 bool `json:"http3"`
 	// TrustDomain is the SPIFFE trust domain of this platform.
 	TrustDomain string `json:"trust_domain"`
 	// CADir holds the CA's root and keys (default <data>/ca). A root
@@ -360,6 +363,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	}
 	boolean("TLS", &c.TLS)
 	boolean("REQUIRE_CLIENT_CERT", &c.RequireClientCert)
+	boolean("HTTP3", &c.HTTP3)
 	str("TLS_CERT", &c.TLSCert)
 	str("TLS_KEY", &c.TLSKey)
 	if v, ok := lookup("AGENTCLOUD_TLS_NAMES"); ok {

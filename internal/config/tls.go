@@ -21,6 +21,9 @@ func (c Config) validateTLS() Errors {
 		if len(c.TLSNames) > 0 {
 			add("tls_names", strings.Join(c.TLSNames, ","), "needs tls: set tls (--tls) to serve the API over TLS")
 		}
+		if c.HTTP3 {
+			add("http3", "true", "needs tls: HTTP/3 runs over QUIC, which is always TLS; set tls (--tls) as well, or drop http3")
+		}
 	}
 	if c.TLSCert != "" && len(c.TLSNames) > 0 {
 		add("tls_names", strings.Join(c.TLSNames, ","), "applies to the node certificate the platform CA issues; with tls_cert the names are the ones in that certificate")

@@ -76,6 +76,7 @@ func TestTLSSettingsClass(t *testing.T) {
 		{"bad name", func(c *Config) { c.TLS, c.TLSNames = true, []string{"a.example", "not a name"} }, "tls_names"},
 		{"url as name", func(c *Config) { c.TLS, c.TLSNames = true, []string{"https://a.example"} }, "tls_names"},
 		{"too many names", func(c *Config) { c.TLS = true; c.TLSNames = make([]string, 65); fill(c.TLSNames) }, "tls_names"},
+		{"http3 without tls", func(c *Config) { c.HTTP3 = true }, "http3"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,5 +119,38 @@ func TestTLSSettingsClass(t *testing.T) {
 func fill(names []string) {
 	for i := range names {
 		names[i] = "n.example"
+	}
+}
+
+// TestHTTP3NeedsTLSClass: http3 without tls is refused naming the field and
+// the fix, whichever source set it (file, environment); with tls it passes.
+func TestHTTP3NeedsTLSClass(t *testing.T) {
+	sources := map[string]func(*Config) error{
+		"file": func(c *Config) error { return c.decode(strings.NewReader(`{"http3":true}`), "test") },
+		"env": func(c *Config) error {
+			return c.LoadEnv(func(k string) (string, bool) { return "true", k == "AGENTCLOUD_HTTP3" })
+		},
+		"field": func(c *Config) error { c.HTTP3 = true; return nil },
+	}
+	for name, set := range sources {
+		t.Run(name, func(t *testing.T) {
+			c := Default()
+			if err := set(&c); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Validate()
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != "http3" || !strings.Contains(errs[0].Detail, "set tls") {
+				t.Fatalf("want one error naming http3 and the fix, got %v", err)
+			}
+			c.TLS = true
+			if err := c.Validate(); err != nil {
+				t.Fatalf("with tls: %v", err)
+			}
+		})
+	}
+	c := Default()
+	if err := c.LoadEnv(func(k string) (string, bool) { return "yes please", k == "AGENTCLOUD_HTTP3" }); err == nil || !strings.Contains(err.Error(), "AGENTCLOUD_HTTP3") {
+		t.Fatalf("a bad bool: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/console"
 	"github.com/agentcloud/agentcloud/internal/egress"
+	"github.com/agentcloud/agentcloud/internal/gateway/h3serve"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/modelgw"
@@ -80,6 +81,7 @@ type Daemon struct {
 	reg        *prometheus.Registry
 	router     *httpapi.Router
 	srv        *http.Server
+	h3         *h3serve.Server // HTTP/3 beside srv (config http3)
 	ln         net.Listener
 	ready      atomic.Bool
 	stopped    chan struct{}
@@ -172,6 +174,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			_ = d.srv.Close()
 		}
 	}
+	errs = append(errs, d.h3.Shutdown(ctx)) // nil without http3
 	d.closeParts()
 	close(d.stopped)
 	d.log.Info("agentcloud stopped")

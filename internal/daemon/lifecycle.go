@@ -21,6 +21,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/audit"
 	"github.com/agentcloud/agentcloud/internal/auth"
+	"github.com/agentcloud/agentcloud/internal/gateway/h3serve"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/security"
@@ -266,6 +267,10 @@ func (d *Daemon) startListener(context.Context) error {
 		TLSConfig:         tlsCfg,
 	}
 	d.ln = d.guard(d.srv, d.ln) // the front door and its limits (gateway.go)
+	if d.h3, err = h3serve.Start(d.srv, h3serve.Config{On: d.cfg.HTTP3, Addr: d.ln.Addr().String(), TLS: tlsCfg, Limits: d.door.limits, Log: d.log}); err != nil {
+		_ = d.ln.Close()
+		return err
+	}
 	go func() {
 		serve := d.srv.Serve
 		if tlsCfg != nil {
