@@ -1,12 +1,7 @@
 package client
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -64,23 +59,5 @@ func (c *Client) FollowLogs(ctx context.Context, agent string, q LogQuery, fn fu
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var e api.LogEntry
-		if err := json.Unmarshal(line, &e); err != nil {
-			return fmt.Errorf("decode log entry: %w", err)
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil && err != io.EOF && ctx.Err() == nil {
-		return fmt.Errorf("read log stream: %w", err)
-	}
-	return nil
+	return readNDJSON(ctx, resp.Body, "log entry", fn)
 }

@@ -1,12 +1,8 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -84,25 +80,7 @@ func (c *Client) RunEvents(ctx context.Context, id string, from uint64, fn func(
 		return err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var ev api.PipelineEvent
-		if err := json.Unmarshal(line, &ev); err != nil {
-			return fmt.Errorf("decode run event: %w", err)
-		}
-		if err := fn(ev); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil && err != io.EOF {
-		return fmt.Errorf("read run events: %w", err)
-	}
-	return nil
+	return readNDJSON(ctx, resp.Body, "run event", fn)
 }
 
 // WaitRun waits until run id has ended or waits for a review, or ctx
