@@ -295,13 +295,24 @@ func TestClusterCounterExactlyN(t *testing.T) {
 	if err != nil || res.Partitions != 0 {
 		t.Fatalf("drain: %+v %v", res, err)
 	}
-	st, err := nodes[0].client.ClusterStatus(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range st.Members {
-		if m.Node == "n2" && (!m.Draining || m.Partitions != 0) {
-			t.Errorf("after drain: %+v", m)
+	// Other members see n2's record as its heartbeats publish it, so
+	// their view catches up with the drain within a few heartbeats.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		st, err := nodes[0].client.ClusterStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stale *api.ClusterMember
+		for i, m := range st.Members {
+			if m.Node == "n2" && (!m.Draining || m.Partitions != 0) {
+				stale = &st.Members[i]
+			}
+		}
+		if stale == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after drain, n0 still sees: %+v", *stale)
 		}
 	}
 	for s := range sessions {
