@@ -60,6 +60,7 @@ func TestRequestCoalescingClass(t *testing.T) {
 	rt.Handle(Route{Method: "POST", Path: "/v1/things/{tool}", Action: "thing.write", Handler: read})
 	rt.Handle(Route{Method: "GET", Path: "/v1/raw/{tool}", Action: "thing.read", RawContentType: "text/plain", Handler: read})
 	rt.Handle(Route{Method: "GET", Path: "/open/{tool}", Public: true, Handler: read})
+	rt.Handle(Route{Method: "GET", Path: "/v1/stream/{tool}", Action: "thing.read", Streams: true, Handler: read})
 	srv := httptest.NewServer(rt)
 	defer srv.Close()
 
@@ -121,6 +122,12 @@ func TestRequestCoalescingClass(t *testing.T) {
 			if b != got[0] || !strings.Contains(b, `"for": "alice"`) {
 				t.Fatalf("answers differ: %q", got)
 			}
+		}
+	})
+	t.Run("streaming routes never wait for another's answer", func(t *testing.T) {
+		got := run(t, same(3, req{"GET", "/v1/stream/a", "alice", ""}), 0)
+		if calls.Load() != 3 {
+			t.Fatalf("%d calls for 3 followers, want 3: %q", calls.Load(), got)
 		}
 	})
 	t.Run("errors are shared too", func(t *testing.T) {

@@ -137,7 +137,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (rt *Router) wrap(route string, spec Route) http.Handler {
 	public, h := spec.Public, spec.Handler
 	// JSON reads coalesce; streams, raw content and agents' own URLs do not.
-	coalesce := spec.Method == http.MethodGet && spec.RawContentType == "" && !spec.AnyQuery
+	coalesce := spec.Method == http.MethodGet && spec.RawContentType == "" && !spec.AnyQuery && !spec.Streams
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")

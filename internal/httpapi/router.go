@@ -31,6 +31,9 @@ type Route struct {
 	Public bool
 	// RawContentType marks routes whose response is not JSON (e.g. /metrics).
 	RawContentType string
+	// Streams marks JSON routes whose answer may stay open (a follow
+	// query): identical requests never wait for each other's answer.
+	Streams bool
 	// RequestContentType marks routes whose request body is not JSON.
 	RequestContentType string
 	// Query lists the query parameters the route reads; requests with

@@ -21,7 +21,7 @@ const logsSummary = "An agent's log stream on this node: console.* output and th
 // the agent, like the sessions listing).
 func (h *Handler) logsRoute(r *httpapi.Router) {
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/logs", Tag: "sessions", Summary: logsSummary,
-		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{},
+		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{}, Streams: true,
 		Query: []httpapi.QueryParam{
 			{Name: "session", Description: "only this session's entries"},
 			{Name: "after", Type: httpapi.QueryInteger, Description: "continue after this seq (a previous answer's next)"},
