@@ -67,8 +67,12 @@ func New(kv store.KV, now func() time.Time) *Store {
 const waitPoll = 250 * time.Millisecond
 
 // Wait blocks until approval id is no longer pending or ctx ends, and
-// returns it as last read (still pending when ctx ended first).
+// returns it as last read (still pending when ctx ended first). A read
+// cut short by ctx's end is not an error: the approval is still pending as
+// far as the caller can know (on a loaded node the read itself may outlast
+// a short wait).
 func (s *Store) Wait(ctx context.Context, id string) (api.Approval, error) {
+	last := api.Approval{ID: id, Status: Pending}
 	for {
 		s.mu.Lock()
 		ch, ok := s.waiters[id]
@@ -78,9 +82,13 @@ func (s *Store) Wait(ctx context.Context, id string) (api.Approval, error) {
 		}
 		s.mu.Unlock()
 		a, err := s.Get(ctx, id)
+		if err != nil && ctx.Err() != nil {
+			return last, nil
+		}
 		if err != nil || a.Status != Pending {
 			return a, err
 		}
+		last = a
 		t := time.NewTimer(waitPoll)
 		select {
 		case <-ctx.Done():
