@@ -84,7 +84,7 @@ func TestClusterReplicatesAndCountsExactly(t *testing.T) {
 	ss[2].Close()
 	// While the bucket's stream elects a new leader the store answers
 	// ErrUnavailable (a 503 to clients), never a wrong value.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // an election on a loaded 2-core box
 	for {
 		_, err := kvs[0].Put(ctx, "after", []byte("1"))
 		if err == nil {

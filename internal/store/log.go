@@ -148,6 +148,7 @@ func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter strin
 		from = 1
 	}
 	var out []Record
+	retries := 0
 	for seq := from; len(out) < limit; {
 		var (
 			m   *jetstream.RawStreamMsg
@@ -160,10 +161,22 @@ func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter strin
 				if ierr != nil {
 					return out, fmt.Errorf("read log: %w", mapConnErr(ierr))
 				}
-				if seq >= info.State.LastSeq {
+				if seq > info.State.LastSeq {
 					break
 				}
-				// Skip what the retention limits dropped in one step.
+				if seq >= info.State.FirstSeq && retries < maxLoadRetries {
+					// Inside the stream and not dropped by its limits: the
+					// server answers "not found" for any failed load, also
+					// a passing one under concurrent writes. Ask again.
+					retries++
+					if err := sleepCtx(ctx, time.Duration(retries)*time.Millisecond); err != nil {
+						return out, fmt.Errorf("read log at %d: %w", seq, err)
+					}
+					continue
+				}
+				// Skip what the retention limits dropped in one step (or
+				// a record that stays unreadable: the reader sees the gap).
+				retries = 0
 				seq = max(seq+1, info.State.FirstSeq)
 				continue
 			}
@@ -177,9 +190,24 @@ func (l *natsLog) Read(ctx context.Context, from uint64, limit int, filter strin
 			return out, fmt.Errorf("read log at %d: %w", seq, mapConnErr(err))
 		}
 		out = append(out, Record{Seq: m.Sequence, Subject: m.Subject, Data: m.Data, Time: m.Time})
-		seq = m.Sequence + 1
+		seq, retries = m.Sequence+1, 0
 	}
 	return out, nil
+}
+
+// maxLoadRetries bounds how often Read asks again for a record the stream
+// should hold but the server said it could not find.
+const maxLoadRetries = 5
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (l *natsLog) Info(ctx context.Context) (LogInfo, error) {
