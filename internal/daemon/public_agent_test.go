@@ -47,7 +47,7 @@ func TestPublicAgentRoutesClass(t *testing.T) {
 	}
 	d, admin := startDaemonWith(t, cfg, nil)
 	base := "http://" + d.Addr()
-	if err := deployJS(admin, `{"name":"pub","description"":"says what it got","entry":"agent.js","public":{"sessions":["www","api"],"methods":["GET","POST"],
+	if err := deployJS(admin, `{"name":"pub","description":"says what it got","entry":"agent.js","public":{"sessions":["www","api"],"methods":["GET","POST"],
 		"version":"2.0.0","skills":[{"id":"echo","name":"Echo","tags":["test"]}]}}`, publicAgent); err != nil {
 		t.Fatal(err)
 	}
