@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -51,6 +52,7 @@ type Template struct {
 	st    vmState
 	hash  [32]byte
 	spec  Spec
+	hot   atomic.Pointer[[]pageRun] // hotpages.go
 }
 
 func newTemplate(img []byte, st vmState, spec Spec) *Template {
@@ -128,6 +130,9 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 	var baseHash *[32]byte
 	if base != nil {
 		baseImg, baseHash = base.image, &base.hash
+		if i.base == base {
+			base.learnHot(mem)
+		}
 	}
 	snap := i.rt.encodeLive(i.rt.enc, mem, i.vm.st, baseImg, baseHash)
 	runtime.KeepAlive(base) // base.image may be a mapping its cleanup unmaps
@@ -306,6 +311,7 @@ func (i *Isolate) load(ctx context.Context, im *image) error {
 		}
 		if mapped {
 			i.base = b
+			v.lin.populateHot(b)
 		} else {
 			copy(mem, b.image)
 		}
