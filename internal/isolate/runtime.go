@@ -80,6 +80,8 @@ type Runtime struct {
 	wr    wazero.Runtime
 	cache wazero.CompilationCache
 	qjs   wazero.CompiledModule
+	code  []byte     // qjs's binary
+	bare  bareModule // qjs without data segments, for restores (bare.go)
 	// qjsExports are qjs's exported functions.
 	qjsExports map[string]api.FunctionDefinition
 	wasmHash   [32]byte
@@ -150,7 +152,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("isolate: compile quickjs: %w", err)
 	}
-	r.qjs = m
+	r.qjs, r.code = m, code
 	r.qjsExports = m.ExportedFunctions()
 	// Session snapshots are encoded on every hibernation, so on the
 	// session-creation path: the default level is ~35× faster than the best
@@ -177,6 +179,7 @@ func (r *Runtime) MaxBodyBytes() int { return r.cfg.MaxBodyBytes }
 
 // Close releases the wazero runtime and every isolate still open on it.
 func (r *Runtime) Close(ctx context.Context) error {
+	r.bare.wg.Wait()
 	var err error
 	if r.wr != nil {
 		err = r.wr.Close(ctx)

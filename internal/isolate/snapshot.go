@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/tetratelabs/wazero"
 )
 
 // Snapshot format (before zstd):
@@ -255,6 +256,11 @@ func (r *Runtime) decode(b []byte, base *Template) (*image, error) {
 // (the code lives in the image), so it must be the Spec the image was made
 // from.
 func (r *Runtime) Restore(ctx context.Context, spec Spec, snapshot []byte, base *Template) (*Isolate, error) {
+	return r.restoreWith(ctx, spec, snapshot, base, r.restoreModule())
+}
+
+// restoreWith is Restore instantiating code (bare.go).
+func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, base *Template, code wazero.CompiledModule) (*Isolate, error) {
 	spec, err := r.normalize(spec)
 	if err != nil {
 		return nil, err
@@ -273,7 +279,7 @@ func (r *Runtime) Restore(ctx context.Context, spec Spec, snapshot []byte, base 
 	if uint64(im.size) > uint64(spec.MemoryMiB)<<20 {
 		return nil, fmt.Errorf("%w: snapshot needs %d MiB, spec allows %d", ErrMemoryExceeded, im.size>>20, spec.MemoryMiB)
 	}
-	iso, err := r.instantiate(ctx, spec)
+	iso, err := r.instantiate(ctx, spec, code)
 	if err != nil {
 		return nil, err
 	}
