@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +15,28 @@ import (
 // in-process daemon: they check that it works and reports, not how fast.
 
 func TestSessionsRuns(t *testing.T) {
-	res, err := Sessions(context.Background(), SessionsOptions{Sessions: 3, Concurrency: 2, Activations: 2, Duration: 50 * time.Millisecond})
+	wd, _ := filepath.Abs(filepath.Join("..", "..", workerdDefault))
+	if _, err := os.Stat(wd); err != nil {
+		wd = "" // not installed: the run says so in workerd_skipped
+	}
+	res, err := Sessions(context.Background(), SessionsOptions{Sessions: 3, Concurrency: 2, Activations: 2, Duration: 50 * time.Millisecond, Workerd: wd})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Errors != 0 || res.SessionsCreated != 3 || !res.InProcess || res.WarmRequestP50Us <= 0 || res.ActivateHibernatedP50Us <= 0 {
 		t.Fatalf("%+v", res)
 	}
+	// Issue 15's rows: concurrency-1 warm requests, hello-world throughput
+	// (beside workerd when it is installed), a restart with the sessions on
+	// disk and an activation after it.
+	if res.WarmRequestC1P50Us <= 0 || res.HelloRPS <= 0 || res.DaemonStartMs <= 0 || res.ActivateAfterStartMs <= 0 ||
+		res.SessionsOnDisk != 3 || res.DiskBytes <= 0 || res.LoadAverage == "" || res.LoadConcurrency != 32 {
+		t.Fatalf("%+v", res)
+	}
+	if res.WorkerdSkipped == "" && (res.WorkerdHelloRPS <= 0 || res.WorkerdRatio <= 0) {
+		t.Fatalf("workerd ran but measured nothing: %+v", res)
+	}
+	t.Logf("%+v", res)
 }
 
 // TestAuthzEgressRuns: the egress half reaches its loopback upstream

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
@@ -28,9 +29,13 @@ type Target struct {
 type node struct {
 	c         *client.Client
 	token     string
+	addr      string // host:port of an in-process daemon, else ""
 	dir       string // data dir of an in-process daemon, else ""
 	inProcess bool
 	stop      func()
+	// restart stops an in-process daemon and starts a new one on the same
+	// data dir, returning how long the new one's Start took.
+	restart func(ctx context.Context) (time.Duration, error)
 }
 
 // connect returns t's daemon, or starts one in a temporary data dir whose
@@ -48,27 +53,51 @@ func connect(ctx context.Context, t Target, conc int, tune func(*config.Config))
 	if tune != nil {
 		tune(&cfg)
 	}
-	d, err := daemon.New(cfg, nil)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+	n := &node{dir: dir, inProcess: true}
+	var d *daemon.Daemon
+	start := func(ctx context.Context) (time.Duration, error) {
+		t0 := time.Now()
+		nd, err := daemon.New(cfg, nil)
+		if err != nil {
+			return 0, err
+		}
+		if err := nd.Start(ctx); err != nil {
+			return 0, err
+		}
+		took := time.Since(t0)
+		d, n.addr = nd, nd.Addr()
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2}}
+		if n.c, err = client.New("http://"+n.addr, n.token, client.WithHTTPClient(hc)); err != nil {
+			_ = nd.Shutdown(context.Background())
+			return 0, err
+		}
+		return took, nil
 	}
-	if err := d.Start(ctx); err != nil {
+	n.stop = func() {
+		if d != nil {
+			_ = d.Shutdown(context.Background())
+		}
 		os.RemoveAll(dir)
-		return nil, err
 	}
-	n := &node{dir: dir, inProcess: true, stop: func() {
-		_ = d.Shutdown(context.Background())
-		os.RemoveAll(dir)
-	}}
-	tok, err := os.ReadFile(filepath.Join(dir, daemon.TokenFile))
+	n.restart = func(ctx context.Context) (time.Duration, error) {
+		if err := d.Shutdown(ctx); err != nil {
+			return 0, fmt.Errorf("stop daemon: %w", err)
+		}
+		d = nil
+		return start(ctx)
+	}
+	tok, err := func() ([]byte, error) {
+		if _, err := start(ctx); err != nil {
+			return nil, err
+		}
+		return os.ReadFile(filepath.Join(dir, daemon.TokenFile))
+	}()
 	if err != nil {
 		n.stop()
-		return nil, fmt.Errorf("admin token: %w", err)
+		return nil, fmt.Errorf("start daemon: %w", err)
 	}
 	n.token = strings.TrimSpace(string(tok))
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2}}
-	n.c, err = client.New("http://"+d.Addr(), n.token, client.WithHTTPClient(hc))
+	n.c, err = client.New("http://"+n.addr, n.token, client.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2}}))
 	if err != nil {
 		n.stop()
 		return nil, err

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +38,15 @@ type SessionsOptions struct {
 	// Activations is how many hibernated sessions to activate for the
 	// activation latency.
 	Activations int
-	// Duration is how long to run warm requests.
+	// Duration is how long to run warm requests (and each side of the
+	// side-by-side throughput run).
 	Duration time.Duration
+	// LoadConcurrency is the connection count of the hello-world
+	// throughput run (`wrk -c`); 0 means 32.
+	LoadConcurrency int
+	// Workerd is the workerd binary to compare against; "" looks for the
+	// pinned npm install in the repository, then PATH.
+	Workerd string
 }
 
 // SessionsResult is the result of Sessions (`agentcloud bench sessions`).
@@ -54,6 +64,23 @@ type SessionsResult struct {
 	HibernatedSessionDiskBytes float64 `json:"hibernated_session_disk_bytes"`
 	Errors                     int64   `json:"errors"`
 	InProcess                  bool    `json:"in_process_daemon"`
+	// Added for issue 15's table; the keys above stay as they were.
+	WarmRequestC1P50Us   float64 `json:"warm_request_c1_p50_us"`
+	WarmRequestC1P99Us   float64 `json:"warm_request_c1_p99_us"`
+	HelloRPS             float64 `json:"hello_rps"`
+	WorkerdHelloRPS      float64 `json:"workerd_hello_rps"`
+	WorkerdRatio         float64 `json:"hello_rps_vs_workerd"`
+	LoadConcurrency      int     `json:"load_concurrency"`
+	Workerd              string  `json:"workerd,omitempty"`
+	WorkerdSkipped       string  `json:"workerd_skipped,omitempty"`
+	LoadErrors           int64   `json:"load_errors"`
+	DaemonStartMs        float64 `json:"daemon_start_ms"`
+	SessionsOnDisk       int     `json:"sessions_on_disk"`
+	ActivateAfterStartMs float64 `json:"activate_after_start_ms"`
+	DiskBytes            int64   `json:"disk_bytes"`
+	RSSBytes             int64   `json:"rss_bytes"`
+	LoadAverage          string  `json:"load_average"`
+	RunSeconds           float64 `json:"run_seconds"`
 }
 
 // sessionsRun is one run of Sessions.
@@ -78,7 +105,8 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 		return nil, err
 	}
 	defer n.stop()
-	res := &SessionsResult{Concurrency: opts.Concurrency, InProcess: n.inProcess}
+	t0 := time.Now()
+	res := &SessionsResult{Concurrency: opts.Concurrency, InProcess: n.inProcess, LoadAverage: loadAverage()}
 	r := &sessionsRun{SessionsOptions: opts, c: n.c, ids: make([]string, opts.Sessions)}
 	if err := deploy(ctx, n.c, `{"name":"bench","entry":"agent.js","limits":{"idle_seconds":86400}}`, sessionsAgent); err != nil {
 		return nil, err
@@ -91,6 +119,10 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	liveN := min(opts.Sessions, 200)
 	r.create(ctx, res, liveN, rss0)
 	r.warm(ctx, res, liveN)
+	res.WarmRequestC1P50Us, res.WarmRequestC1P99Us = r.warmOne(ctx, liveN)
+	if err := r.throughput(ctx, res, n); err != nil {
+		return nil, err
+	}
 
 	// Hibernate the live ones too; measure what a hibernated session costs.
 	parallel(opts.Concurrency, liveN, func(i int) {
@@ -112,7 +144,13 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 		lat = append(lat, r.do(ctx, r.ids[i*opts.Sessions/min(opts.Activations, opts.Sessions)], "GET"))
 	}
 	res.ActivateHibernatedP50Us, res.ActivateHibernatedP99Us = pct(lat, 50), pct(lat, 99)
+	if res.InProcess {
+		if err := r.restart(ctx, res, n); err != nil {
+			return nil, err
+		}
+	}
 	res.Errors = r.errs.Load()
+	res.RunSeconds = time.Since(t0).Seconds()
 	return res, nil
 }
 
@@ -173,6 +211,66 @@ func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int
 	res.CreateRatePerSec = float64(r.Sessions) / created.Seconds()
 }
 
+// warmOne is warm at concurrency 1 (the table's warm request): p50, p99.
+func (r *sessionsRun) warmOne(ctx context.Context, liveN int) (float64, float64) {
+	var lat []time.Duration
+	for deadline := time.Now().Add(r.Duration / 2); time.Now().Before(deadline); {
+		lat = append(lat, r.do(ctx, r.ids[len(lat)%liveN], "GET"))
+	}
+	return pct(lat, 50), pct(lat, 99)
+}
+
+// throughput runs the hello-world worker on this daemon and on workerd side
+// by side at LoadConcurrency connections.
+func (r *sessionsRun) throughput(ctx context.Context, res *SessionsResult, n *node) error {
+	res.LoadConcurrency = r.LoadConcurrency
+	if res.LoadConcurrency <= 0 {
+		res.LoadConcurrency = 32
+	}
+	if err := deploy(ctx, r.c, `{"name":"hello","entry":"agent.js","limits":{"idle_seconds":86400}}`, helloWorker); err != nil {
+		return err
+	}
+	hdr := http.Header{"Authorization": {"Bearer " + n.token}}
+	ours := loadTarget{header: hdr, url: func(i int) string {
+		return r.c.Server() + "/agents/hello/sessions/h" + strconv.Itoa(i) + "/"
+	}}
+	bin := findWorkerd(r.Workerd)
+	if bin == "" {
+		res.WorkerdSkipped = "workerd not found: run scripts/deps.sh or pass --workerd"
+		res.HelloRPS, res.LoadErrors = drive(ctx, ours, res.LoadConcurrency, r.Duration)
+		return nil
+	}
+	u, stop, err := startWorkerd(ctx, bin)
+	if err != nil {
+		res.WorkerdSkipped = err.Error()
+		res.HelloRPS, res.LoadErrors = drive(ctx, ours, res.LoadConcurrency, r.Duration)
+		return nil
+	}
+	defer stop()
+	res.Workerd = bin
+	theirs := loadTarget{url: func(int) string { return u }}
+	res.HelloRPS, res.WorkerdHelloRPS, res.LoadErrors = sideBySide(ctx, ours, theirs, res.LoadConcurrency, r.Duration)
+	if res.WorkerdHelloRPS > 0 {
+		res.WorkerdRatio = res.HelloRPS / res.WorkerdHelloRPS
+	}
+	return nil
+}
+
+// restart measures what N sessions on disk cost: disk and RSS, then the
+// time a new daemon on the same data dir takes to start, and its first
+// activation of a hibernated session.
+func (r *sessionsRun) restart(ctx context.Context, res *SessionsResult, n *node) error {
+	res.DiskBytes, res.RSSBytes, res.SessionsOnDisk = dirBytes(n.dir), rssBytes(), r.Sessions
+	took, err := n.restart(ctx)
+	if err != nil {
+		return fmt.Errorf("restart daemon with %d sessions on disk: %w", r.Sessions, err)
+	}
+	res.DaemonStartMs = float64(took.Microseconds()) / 1000
+	r.c = n.c
+	res.ActivateAfterStartMs = float64(r.do(ctx, r.ids[r.Sessions-1], "GET").Microseconds()) / 1000
+	return nil
+}
+
 // warm sends requests to Concurrency live sessions for Duration.
 func (r *sessionsRun) warm(ctx context.Context, res *SessionsResult, liveN int) {
 	var mu sync.Mutex
@@ -194,4 +292,15 @@ func (r *sessionsRun) warm(ctx context.Context, res *SessionsResult, liveN int) 
 	wg.Wait()
 	res.RequestsPerSec = float64(len(lat)) / time.Since(t0).Seconds()
 	res.WarmRequestP50Us, res.WarmRequestP99Us = pct(lat, 50), pct(lat, 99)
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages (the machine is
+// shared: numbers say how loaded it was).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }

@@ -77,6 +77,8 @@ func newBenchSessionsCmd(g *globals) *cobra.Command {
 	f.IntVar(&opts.Concurrency, "concurrency", 16, "concurrent clients")
 	f.IntVar(&opts.Activations, "activations", 200, "hibernated sessions to activate for the activation latency")
 	f.DurationVar(&opts.Duration, "duration", 5*time.Second, "how long to run warm requests")
+	f.IntVar(&opts.LoadConcurrency, "load-concurrency", 32, "connections of the hello-world throughput run beside workerd (wrk -c)")
+	f.StringVar(&opts.Workerd, "workerd", "", "workerd binary to compare with (default: the pinned npm install in the repository, then PATH)")
 	f.BoolVar(&asJSON, "json", false, "print JSON (same as --output json)")
 	return cmd
 }

@@ -156,8 +156,8 @@ func (r *Runtime) normalize(spec Spec) (Spec, error) {
 }
 
 // instantiate makes an uninitialized QuickJS isolate with spec's memory cap.
-func (r *Runtime) instantiate(ctx context.Context, spec Spec) (*Isolate, error) {
-	mod, lin, err := r.instantiateModule(ctx, spec.MemoryMiB)
+func (r *Runtime) instantiate(ctx context.Context, spec Spec, code wazero.CompiledModule) (*Isolate, error) {
+	mod, lin, err := r.instantiateModule(ctx, spec.MemoryMiB, code)
 	if err != nil {
 		return nil, err
 	}
@@ -169,14 +169,14 @@ func (r *Runtime) instantiate(ctx context.Context, spec Spec) (*Isolate, error) 
 	return &Isolate{rt: r, spec: spec, vm: v}, nil
 }
 
-// instantiateModule makes a fresh QuickJS instance with a memory limit of
-// mib MiB.
-func (r *Runtime) instantiateModule(ctx context.Context, mib int) (api.Module, *linearMemory, error) {
+// instantiateModule makes a fresh instance of code (QuickJS, with or
+// without its data segments) with a memory limit of mib MiB.
+func (r *Runtime) instantiateModule(ctx context.Context, mib int, code wazero.CompiledModule) (api.Module, *linearMemory, error) {
 	var lin *linearMemory
 	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(mib)<<20, &lin))
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
-	mod, err := r.wr.InstantiateModule(ictx, r.qjs, cfg)
+	mod, err := r.wr.InstantiateModule(ictx, code, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("isolate: instantiate quickjs: %w", err)
 	}
@@ -191,7 +191,7 @@ func (r *Runtime) New(ctx context.Context, spec Spec) (*Isolate, error) {
 	if err != nil {
 		return nil, err
 	}
-	iso, err := r.instantiate(ctx, spec)
+	iso, err := r.instantiate(ctx, spec, r.qjs)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 )
 
 // Byte-run diffs (snapshot format version 2).
@@ -23,32 +24,43 @@ const runMergeGap = 8
 
 // appendRuns appends the runs turning ref into cur (same length) to out;
 // base is the offset of cur in memory and *prevEnd the end of the last run.
+// Equal stretches are skipped a word at a time (firstDiff).
 func appendRuns(out, cur, ref []byte, base int, prevEnd *int) []byte {
 	if bytes.Equal(cur, ref) {
 		return out
 	}
 	n := len(cur)
-	for i := 0; i < n; {
-		if cur[i] == ref[i] {
-			i++
-			continue
-		}
-		end, eq := i+1, 0
-		for k := i + 1; k < n && eq < runMergeGap; k++ {
-			if cur[k] != ref[k] {
-				end, eq = k+1, 0
-			} else {
-				eq++
+	for i := firstDiff(cur, ref); i < n; {
+		end := i + 1
+		for end < n {
+			d := firstDiff(cur[end:], ref[end:]) // equal bytes before the next difference
+			if d >= runMergeGap || end+d == n {
+				break
 			}
+			end += d + 1
 		}
 		off := base + i
 		out = binary.AppendUvarint(out, uint64(off-*prevEnd))
 		out = binary.AppendUvarint(out, uint64(end-i))
 		out = append(out, cur[i:end]...)
 		*prevEnd = off + end - i
-		i = end
+		i = end + firstDiff(cur[end:], ref[end:])
 	}
 	return out
+}
+
+// firstDiff is the index of the first byte where a and b (same length)
+// differ, or len(a).
+func firstDiff(a, b []byte) int {
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; i < len(a) && a[i] == b[i]; i++ {
+	}
+	return i
 }
 
 // diffImage appends the runs turning base (zeros past its end) into mem,
@@ -59,10 +71,13 @@ func diffImage(out, mem, base []byte, dead int) []byte {
 	for lo := 0; lo < len(mem); lo += snapPage {
 		hi := min(lo+snapPage, len(mem))
 		cur := mem[lo:hi]
-		if lo < dead {
+		switch {
+		case hi <= dead: // wholly dead stack: reads as zeros, no copy
+			cur = zero[:hi-lo]
+		case lo < dead:
 			pg := page[:hi-lo]
 			copy(pg, cur)
-			clear(pg[:min(dead, hi)-lo])
+			clear(pg[:dead-lo])
 			cur = pg
 		}
 		var ref []byte

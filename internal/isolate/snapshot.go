@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/tetratelabs/wazero"
 )
 
 // Snapshot format (before zstd):
@@ -51,6 +53,7 @@ type Template struct {
 	st    vmState
 	hash  [32]byte
 	spec  Spec
+	hot   atomic.Pointer[[]pageRun] // hotpages.go
 }
 
 func newTemplate(img []byte, st vmState, spec Spec) *Template {
@@ -128,6 +131,9 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 	var baseHash *[32]byte
 	if base != nil {
 		baseImg, baseHash = base.image, &base.hash
+		if i.base == base {
+			base.learnHot(mem)
+		}
 	}
 	snap := i.rt.encodeLive(i.rt.enc, mem, i.vm.st, baseImg, baseHash)
 	runtime.KeepAlive(base) // base.image may be a mapping its cleanup unmaps
@@ -250,6 +256,11 @@ func (r *Runtime) decode(b []byte, base *Template) (*image, error) {
 // (the code lives in the image), so it must be the Spec the image was made
 // from.
 func (r *Runtime) Restore(ctx context.Context, spec Spec, snapshot []byte, base *Template) (*Isolate, error) {
+	return r.restoreWith(ctx, spec, snapshot, base, r.restoreModule())
+}
+
+// restoreWith is Restore instantiating code (bare.go).
+func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, base *Template, code wazero.CompiledModule) (*Isolate, error) {
 	spec, err := r.normalize(spec)
 	if err != nil {
 		return nil, err
@@ -268,7 +279,7 @@ func (r *Runtime) Restore(ctx context.Context, spec Spec, snapshot []byte, base 
 	if uint64(im.size) > uint64(spec.MemoryMiB)<<20 {
 		return nil, fmt.Errorf("%w: snapshot needs %d MiB, spec allows %d", ErrMemoryExceeded, im.size>>20, spec.MemoryMiB)
 	}
-	iso, err := r.instantiate(ctx, spec)
+	iso, err := r.instantiate(ctx, spec, code)
 	if err != nil {
 		return nil, err
 	}
@@ -306,6 +317,7 @@ func (i *Isolate) load(ctx context.Context, im *image) error {
 		}
 		if mapped {
 			i.base = b
+			v.lin.populateHot(b)
 		} else {
 			copy(mem, b.image)
 		}

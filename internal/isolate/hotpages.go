@@ -1,0 +1,74 @@
+package isolate
+
+import (
+	"os"
+	"syscall"
+)
+
+// Hot pages: an isolate restored from a template maps the template's image
+// copy-on-write. QuickJS reads an object before it writes it, so most pages
+// a request dirties are first mapped read-only and then copied on the
+// write, and each such copy must flush the old mapping from every CPU the
+// process runs on (an inter-processor interrupt per page; on a VM the
+// largest single cost of activating a session, see docs/PERFORMANCE.md).
+//
+// A template therefore learns, from the first session of it that
+// hibernates, which of its pages that session had made private, and later
+// restores make those pages private up front with one
+// madvise(MADV_POPULATE_WRITE) per run of pages: a copy with no earlier
+// mapping to flush. Pages the learned set misses still copy on write as
+// before; pages it names needlessly cost RAM only until Trim hands pages
+// equal to the template back to it.
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14); older kernels
+// refuse it with EINVAL and restores then fault pages in one by one.
+const madvPopulateWrite = 23
+
+// hotPagesOff turns populating off (benchmarks compare the two).
+var hotPagesOff bool
+
+// pageRun is a run of pages [lo, hi) in bytes.
+type pageRun struct{ lo, hi int }
+
+// learnHot records, once per template, the pages of mem (mapped from t)
+// that are private. Caller holds the isolate's lock.
+func (t *Template) learnHot(mem []byte) {
+	if t.hot.Load() != nil || t.file == nil {
+		return
+	}
+	pg := os.Getpagesize()
+	n := min(len(mem), len(t.image)) / pg * pg
+	priv := privatePages(mem[:n], pg)
+	if priv == nil {
+		return
+	}
+	runs := []pageRun{}
+	for k := 0; k < len(priv); k++ {
+		if !priv[k] {
+			continue
+		}
+		lo := k
+		for k < len(priv) && priv[k] {
+			k++
+		}
+		runs = append(runs, pageRun{lo * pg, k * pg})
+	}
+	t.hot.CompareAndSwap(nil, &runs)
+}
+
+// populateHot makes t's learned hot pages of the mapped reservation
+// private; errors only cost the speed-up.
+func (m *linearMemory) populateHot(t *Template) {
+	h := t.hot.Load()
+	if h == nil || hotPagesOff {
+		return
+	}
+	for _, r := range *h {
+		if r.hi > len(m.buf) {
+			return
+		}
+		if err := syscall.Madvise(m.buf[r.lo:r.hi], madvPopulateWrite); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package isolate
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// BenchmarkSnapshotLevel splits a session snapshot into its diff and its
+// zstd encoding at each level, to choose the level on the hibernate path.
+func BenchmarkSnapshotLevel(b *testing.B) {
+	rt := testRuntime(b)
+	ctx := context.Background()
+	spec := Spec{Module: benchModule}
+	tmpl, err := rt.Template(ctx, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	iso, err := rt.Restore(ctx, spec, nil, tmpl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer iso.Close(ctx)
+	for range 10 {
+		get(b, iso, newMemHost(), "http://x/p?q=1")
+	}
+	mem, _ := iso.vm.mem.Read(0, iso.vm.mem.Size())
+	dead := int(iso.vm.st.StackPointer)
+	b.Run("diff-copying", func(b *testing.B) { // the code before: copies every dead-stack page
+		for b.Loop() {
+			_ = diffImageCopying(make([]byte, 0, 4096), mem, tmpl.image, dead)
+		}
+	})
+	b.Run("diff", func(b *testing.B) {
+		var raw []byte
+		for b.Loop() {
+			raw = diffImage(make([]byte, 0, 4096), mem, tmpl.image, dead)
+		}
+		b.ReportMetric(float64(len(raw)), "raw-bytes")
+		b.ReportMetric(float64(len(mem)), "mem-bytes")
+	})
+	raw := diffImage(nil, mem, tmpl.image, dead)
+	for _, lv := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression, zstd.SpeedBestCompression} {
+		b.Run(lv.String(), func(b *testing.B) {
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lv), zstd.WithEncoderConcurrency(1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out []byte
+			for b.Loop() {
+				out = enc.EncodeAll(raw, out[:0])
+			}
+			b.ReportMetric(float64(len(out)), "bytes")
+		})
+	}
+}
+
+// diffImageCopying is diffImage as it was, copying and clearing every page
+// of the dead stack before comparing it (kept to show the difference).
+func diffImageCopying(out, mem, base []byte, dead int) []byte {
+	var zero, page [snapPage]byte
+	prevEnd := 0
+	for lo := 0; lo < len(mem); lo += snapPage {
+		hi := min(lo+snapPage, len(mem))
+		cur := mem[lo:hi]
+		if lo < dead {
+			pg := page[:hi-lo]
+			copy(pg, cur)
+			clear(pg[:min(dead, hi)-lo])
+			cur = pg
+		}
+		var ref []byte
+		switch {
+		case hi <= len(base):
+			ref = base[lo:hi]
+		case lo >= len(base):
+			ref = zero[:hi-lo]
+		default:
+			ref = append(append(make([]byte, 0, hi-lo), base[lo:]...), zero[:hi-len(base)]...)
+		}
+		out = appendRunsBytewise(out, cur, ref, lo, &prevEnd)
+	}
+	return out
+}
+
+// appendRunsBytewise is appendRuns as it was, one byte at a time: the
+// reference the word-at-a-time version must match byte for byte.
+func appendRunsBytewise(out, cur, ref []byte, base int, prevEnd *int) []byte {
+	if bytes.Equal(cur, ref) {
+		return out
+	}
+	n := len(cur)
+	for i := 0; i < n; {
+		if cur[i] == ref[i] {
+			i++
+			continue
+		}
+		end, eq := i+1, 0
+		for k := i + 1; k < n && eq < runMergeGap; k++ {
+			if cur[k] != ref[k] {
+				end, eq = k+1, 0
+			} else {
+				eq++
+			}
+		}
+		off := base + i
+		out = binary.AppendUvarint(out, uint64(off-*prevEnd))
+		out = binary.AppendUvarint(out, uint64(end-i))
+		out = append(out, cur[i:end]...)
+		*prevEnd = off + end - i
+		i = end
+	}
+	return out
+}
+
+// TestSnapshotDiffEncodingClass: the word-at-a-time diff writes exactly the
+// bytes the bytewise one did (snapshots stay identical), for dense, sparse,
+// edge-touching and gap-boundary differences, and for a live isolate's heap
+// against its template.
+func TestSnapshotDiffEncodingClass(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for c := range 400 {
+		n := 1 + rng.IntN(3*snapPage)
+		ref := make([]byte, n)
+		for i := range ref {
+			ref[i] = byte(rng.IntN(4))
+		}
+		cur := bytes.Clone(ref)
+		switch c % 4 {
+		case 0: // sparse
+			for range 1 + rng.IntN(20) {
+				cur[rng.IntN(n)] ^= 0xff
+			}
+		case 1: // dense
+			for i := range cur {
+				if rng.IntN(3) == 0 {
+					cur[i]++
+				}
+			}
+		case 2: // edges and runs separated by gaps around runMergeGap
+			cur[0]++
+			cur[n-1]++
+			for p := 0; p < n; p += 1 + rng.IntN(2*runMergeGap+2) {
+				cur[p] ^= 1
+			}
+		case 3: // equal
+		}
+		pa, pb := 5, 5
+		got := appendRuns(nil, cur, ref, 100, &pa)
+		want := appendRunsBytewise(nil, cur, ref, 100, &pb)
+		if !bytes.Equal(got, want) || pa != pb {
+			t.Fatalf("case %d (n=%d): runs differ:\n got %x\nwant %x", c, n, got, want)
+		}
+	}
+	rt := testRuntime(t)
+	ctx := context.Background()
+	tmpl, err := rt.Template(ctx, Spec{Module: benchModule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iso, err := rt.Restore(ctx, Spec{Module: benchModule}, nil, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iso.Close(ctx)
+	get(t, iso, newMemHost(), "http://x/p?q=1")
+	mem, _ := iso.vm.mem.Read(0, iso.vm.mem.Size())
+	dead := int(iso.vm.st.StackPointer)
+	if got, want := diffImage(nil, mem, tmpl.image, dead), diffImageCopying(nil, mem, tmpl.image, dead); !bytes.Equal(got, want) {
+		t.Fatalf("heap diff differs from the bytewise one (%d vs %d bytes)", len(got), len(want))
+	}
+}
+
+// FuzzAppendRuns: any pair of equal-length pages gives the bytewise runs,
+// and parseRuns applied to ref gives cur back.
+func FuzzAppendRuns(f *testing.F) {
+	f.Add([]byte("abcdefgh-ijklmnop"), []byte("abcdXfgh-ijklmnoY"))
+	f.Add(make([]byte, 40), append(make([]byte, 39), 1))
+	f.Fuzz(func(t *testing.T, ref, cur []byte) {
+		n := min(len(ref), len(cur))
+		ref, cur = ref[:n], cur[:n]
+		pa, pb := 0, 0
+		got := appendRuns(nil, cur, ref, 0, &pa)
+		if want := appendRunsBytewise(nil, cur, ref, 0, &pb); !bytes.Equal(got, want) {
+			t.Fatalf("runs differ: %x vs %x", got, want)
+		}
+		ps, err := parseRuns(got, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := bytes.Clone(ref)
+		(&image{patches: ps}).apply(back)
+		if !bytes.Equal(back, cur) {
+			t.Fatal("runs do not rebuild cur")
+		}
+	})
+}
