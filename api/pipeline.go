@@ -369,8 +369,9 @@ func ConfigStages() []string {
 }
 
 // RunKindPreview is the kind of a run that makes a version an agent's
-// preview (agentcloud dev): validated, built, tested and recorded in the
-// ledger as a preview, never released; production keeps its version.
+// preview (agentcloud dev): validated, built, tested, gated like a
+// release (a new capability waits for review) and recorded in the ledger
+// as a preview, never signed or released; production keeps its version.
 const RunKindPreview = "preview"
 
 // StagePreview is a preview run's last stage: the agent's preview
@@ -379,7 +380,7 @@ const StagePreview = "preview"
 
 // PreviewStages lists the stages of a preview run in the order they run.
 func PreviewStages() []string {
-	return []string{StageValidate, StageBuild, StageTest, StageRecord, StagePreview}
+	return []string{StageValidate, StageBuild, StageTest, StageGate, StageReview, StageRecord, StagePreview}
 }
 
 // Configuration targets a run may change.

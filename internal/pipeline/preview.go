@@ -10,13 +10,15 @@ import (
 )
 
 // A preview run (api.RunKindPreview, what agentcloud dev submits) goes
-// through the same validate, build and test stages as a deploy, on the
-// same code; its record stage appends the change (marked preview) and the
-// test result to the ledger, and its last stage makes the version the
-// agent's preview instead of rolling it out: no policy gate, review,
-// signature or release, because nothing reaches production traffic. It
-// holds a claim of its own, so a preview never waits for a release in
-// progress, nor a release for a preview.
+// through the same validate, build, test, policy and review stages as a
+// deploy, on the same code: the preview runs the agent's code with its
+// manifest's capabilities, so a capability new against the version it
+// replaces (the preview, else production's) waits for a review as a
+// release would. Its record stage appends change (marked preview) ← test
+// ← policy ← approval to the ledger, and its last stage makes the version
+// the agent's preview instead of signing and rolling it out: nothing
+// reaches production traffic. It holds a claim of its own, so a preview
+// never waits for a release in progress, nor a release for a preview.
 
 // Previews sets and reads agents' preview versions (the session
 // manager's).
@@ -45,12 +47,17 @@ func (r *Runner) parentOf(ctx context.Context, agent string, s Submission) (pare
 	if r.cfg.Previews == nil {
 		return "", "", nil, api.Errorf(api.KindUnavailable, "this node does not run previews")
 	}
-	parent, _, err = r.cfg.Previews.PreviewVersion(ctx, agent)
+	parent, ok, err := r.cfg.Previews.PreviewVersion(ctx, agent)
 	if err != nil {
 		return "", "", nil, err
 	}
 	if parent == s.Bundle.Digest {
 		return "", "", nil, api.Errorf(api.KindConflict, "version %s is already the preview of agent %s", short(parent), agent)
+	}
+	if !ok { // the first preview changes production's version
+		if parent, _, err = r.cfg.Versions.CurrentVersion(ctx, agent); err != nil {
+			return "", "", nil, err
+		}
 	}
 	return parent, api.RunKindPreview, api.PreviewStages(), nil
 }
@@ -60,12 +67,15 @@ func (r *Runner) previewStageFuncs() map[string]stageFunc {
 		api.StageValidate: r.validate,
 		api.StageBuild:    r.build,
 		api.StageTest:     r.test,
+		api.StageGate:     r.gate,
+		api.StageReview:   r.reviewStage,
 		api.StageRecord:   r.recordPreview,
 		api.StagePreview:  r.applyPreview,
 	}
 }
 
-// recordPreview appends change (preview) ← test to the ledger.
+// recordPreview appends change (preview) ← test ← policy ← approval to
+// the ledger.
 func (r *Runner) recordPreview(ctx context.Context, rec record, lg *stageLog) (outcome, error) {
 	run := rec.Run
 	hexOf := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
@@ -76,6 +86,7 @@ func (r *Runner) recordPreview(ctx context.Context, rec record, lg *stageLog) (o
 		tr := &ledger.TestResult{Suite: "pipeline:" + run.ID, Passed: t.Passed, Total: t.Total, Failed: t.Failed, ReportDigest: ledger.Digest(t.Report)}
 		entries = append(entries, kindEntry{EntryTest, ledger.Entry{Type: ledger.TypeTest, Test: tr}})
 	}
+	entries = append(entries, decisionEntries(run)...)
 	return r.appendChain(ctx, run.ID, entries, lg)
 }
 
