@@ -128,8 +128,11 @@
     const isSpecial = u.protocol in special;
     if (isSpecial) rest = rest.replace(/\\/g, "/");
     if (rest.startsWith("//") || (isSpecial && u.protocol !== "file:")) {
-      rest = rest.replace(/^\/*/, "");
+      // file: takes exactly the two slashes (file:///etc/passwd has an
+      // empty host); other special schemes skip any number.
+      rest = u.protocol === "file:" ? rest.slice(2) : rest.replace(/^\/*/, "");
       parseAuthority(u, rest, isSpecial);
+      if (u.protocol === "file:" && u.hostname === "localhost") u.hostname = "";
     } else {
       parsePathQuery(u, rest, false);
     }
