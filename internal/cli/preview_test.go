@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/daemon"
 )
 
 // writeShop writes an agent "shop" that counts its requests in durable
@@ -168,6 +170,45 @@ func TestDevPreviewClass(t *testing.T) {
 	refused("--token", mallory, "call", "--preview", "fresh/a", "/")
 	if _, out, _ := cli("agents", "list"); strings.Contains(out, "fresh") || strings.Contains(out, ".preview") {
 		t.Fatalf("agents list shows a preview: %q", out)
+	}
+
+	// The routes refuse malformed requests with 4xx problems, never 5xx.
+	url, err := os.ReadFile(filepath.Join(data, daemon.AddrFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(filepath.Join(data, daemon.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.New("http://"+strings.TrimSpace(string(url)), strings.TrimSpace(string(tok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		method, path, body string
+		kind               api.Kind
+	}{
+		{"GET", "/agents/shop.preview/sessions/s1", "", api.KindInvalidID},
+		{"GET", "/agents/Shop/preview/sessions/s1", "", api.KindInvalidID},
+		{"GET", "/agents/shop/preview/sessions/" + strings.Repeat("s", 200), "", api.KindInvalidID},
+		{"GET", "/agents/nobody/preview/sessions/s1", "", api.KindNotFound},
+		{"POST", "/agents/fresh/preview/sessions/s%00", "", api.KindInvalidID},
+		{"POST", "/v1/previews", "not a tar.gz", api.KindBadRequest},
+		{"POST", "/v1/previews", "", api.KindBadRequest},
+		{"DELETE", "/v1/agents/BAD!/preview", "", api.KindInvalidID},
+		{"DELETE", "/v1/agents/nobody/preview", "", api.KindNotFound},
+	} {
+		resp, err := admin.Raw(ctx, c.method, c.path, strings.NewReader(c.body), "application/gzip")
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("%s %s: %d, want %s", c.method, c.path, resp.StatusCode, c.kind)
+			continue
+		}
+		if p := api.AsProblem(err); p == nil || p.Kind() != c.kind || p.Status >= 500 {
+			t.Errorf("%s %.60s: %v, want %s", c.method, c.path, err, c.kind)
+		}
 	}
 
 	// Deleting the agent deletes its preview.
