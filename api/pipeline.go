@@ -88,7 +88,8 @@ type PipelineRun struct {
 	// test, policy, approval, provenance).
 	Ledger map[string]PipelineLedgerRef `json:"ledger,omitempty"`
 	// Kind is RunKindConfig for a change to the platform's configuration
-	// (Config says which); empty for an agent's new version.
+	// (Config says which), RunKindPreview for an agent's preview (never
+	// released); empty for an agent's new version.
 	Kind   string                `json:"kind,omitempty"`
 	Config *PipelineConfigChange `json:"config,omitempty"`
 }
@@ -365,6 +366,21 @@ const StageApply = "apply"
 // run.
 func ConfigStages() []string {
 	return []string{StageValidate, StageGate, StageReview, StageRecord, StageApply}
+}
+
+// RunKindPreview is the kind of a run that makes a version an agent's
+// preview (agentcloud dev): validated, built, tested, gated like a
+// release (a new capability waits for review) and recorded in the ledger
+// as a preview, never signed or released; production keeps its version.
+const RunKindPreview = "preview"
+
+// StagePreview is a preview run's last stage: the agent's preview
+// sessions run the version.
+const StagePreview = "preview"
+
+// PreviewStages lists the stages of a preview run in the order they run.
+func PreviewStages() []string {
+	return []string{StageValidate, StageBuild, StageTest, StageGate, StageReview, StageRecord, StagePreview}
 }
 
 // Configuration targets a run may change.

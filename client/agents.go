@@ -32,6 +32,21 @@ func postBundle[T any](ctx context.Context, c *Client, path string, tarGz []byte
 	return &v, nil
 }
 
+// Preview makes a bundle (tar.gz) its agent's preview through a preview
+// run (tested and recorded, never released): CallPreview reaches it,
+// production keeps its version.
+func (c *Client) Preview(ctx context.Context, tarGz []byte) (*api.AgentVersion, error) {
+	return postBundle[api.AgentVersion](ctx, c, "/v1/previews", tarGz)
+}
+
+// EndPreview removes the agent's preview and its preview sessions.
+func (c *Client) EndPreview(ctx context.Context, agent string) error {
+	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+		return p
+	}
+	return c.Do(ctx, http.MethodDelete, "/v1/agents/"+url.PathEscape(agent)+"/preview", nil, nil)
+}
+
 // Agents lists deployed agents.
 func (c *Client) Agents(ctx context.Context) ([]api.Agent, error) {
 	var l api.AgentList
@@ -153,6 +168,17 @@ func (c *Client) Hibernate(ctx context.Context, agent, id string) (*api.Session,
 // would leave the session's URL), is refused before anything is sent, with
 // a 400 invalid-identifier or bad-request *api.Problem.
 func (c *Client) Call(ctx context.Context, agent, id, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
+	return c.call(ctx, agent, "", id, method, path, body, header)
+}
+
+// CallPreview is Call to a session of the agent's preview (agentcloud dev,
+// PreviewDir): the preview version, with state of its own; production's
+// session of the same id is another.
+func (c *Client) CallPreview(ctx context.Context, agent, id, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
+	return c.call(ctx, agent, "/preview", id, method, path, body, header)
+}
+
+func (c *Client) call(ctx context.Context, agent, ns, id, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
 	if err := checkSession(agent, id); err != nil {
 		return nil, err
 	}
@@ -161,7 +187,7 @@ func (c *Client) Call(ctx context.Context, agent, id, method, path string, body 
 	if err := checkDotSegments("path", p); err != nil {
 		return nil, err
 	}
-	u.Path += "/agents/" + url.PathEscape(agent) + "/sessions/" + url.PathEscape(id) + p
+	u.Path += "/agents/" + url.PathEscape(agent) + ns + "/sessions/" + url.PathEscape(id) + p
 	u.RawQuery = q
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {

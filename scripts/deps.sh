@@ -45,4 +45,5 @@ if command -v npm >/dev/null; then
   # in internal/session/sessionhttp/workerd_test.go.
   (cd internal/session/sessionhttp/testdata/workerd && npm ci --no-audit --no-fund --silent)
   (cd internal/bundle/jsbuild/testdata/tsc && npm ci --no-audit --no-fund --silent) # tsc for TestTypesCompileWithTSC
+  (cd internal/isolate/testdata/whatwg-url && npm ci --no-audit --no-fund --silent) # TestURLConformanceWhatwgURL
 fi

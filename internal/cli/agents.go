@@ -28,6 +28,20 @@ func newAgentsCmd(g *globals) *cobra.Command {
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
+		Use: "end-preview NAME", Short: "End an agent's preview (agentcloud dev): its preview sessions go, production stays", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.EndPreview(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "ended the preview of agent %s\n", args[0])
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List deployed agents", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()

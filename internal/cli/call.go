@@ -13,14 +13,16 @@ import (
 func newCallCmd(g *globals) *cobra.Command {
 	var method, body string
 	var headers []string
-	var include bool
+	var include, preview bool
 	cmd := &cobra.Command{
 		Use:   "call AGENT/SESSION [PATH]",
 		Short: "Send a request to an agent session and print the response body",
 		Long: `Call sends one HTTP request to the session's fetch handler (the session is
 created on first use) and prints the response body. --body/-d sets the request
 body (and makes the method POST unless -X says otherwise); -d @FILE reads it
-from a file, -d @- from standard input. Exits 1 when the status is 400 or more.
+from a file, -d @- from standard input. --preview sends it to the session of the
+agent's preview (agentcloud dev) instead of production. Exits 1 when the status
+is 400 or more.
 
   agentcloud call counter/alice /
   agentcloud call notes/alice /notes -d '{"text":"hi"}' -H 'Content-Type: application/json'`,
@@ -68,7 +70,11 @@ from a file, -d @- from standard input. Exits 1 when the status is 400 or more.
 			if err != nil {
 				return err
 			}
-			resp, err := c.Call(cmd.Context(), a, id, strings.ToUpper(method), path, in, h)
+			call := c.Call
+			if preview {
+				call = c.CallPreview
+			}
+			resp, err := call(cmd.Context(), a, id, strings.ToUpper(method), path, in, h)
 			if err != nil {
 				return err
 			}
@@ -93,5 +99,6 @@ from a file, -d @- from standard input. Exits 1 when the status is 400 or more.
 	f.StringVarP(&body, "body", "d", "", "request body; @FILE reads a file, @- standard input")
 	f.StringArrayVarP(&headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
 	f.BoolVarP(&include, "include", "i", false, "print the status line and headers")
+	f.BoolVar(&preview, "preview", false, "call the session of the agent's preview (agentcloud dev), not production")
 	return cmd
 }

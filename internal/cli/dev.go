@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -14,13 +15,19 @@ import (
 
 func newDevCmd(g *globals) *cobra.Command {
 	var interval time.Duration
+	var once bool
 	cmd := &cobra.Command{
 		Use:   "dev DIR",
-		Short: "Run a bundle on a local daemon and redeploy it whenever its files change",
-		Long: `Dev deploys DIR to the daemon (the same upload 'agentcloud deploy' makes, so the
-code you prototype with dev deploys unchanged), then watches DIR and redeploys
-on every change until Ctrl-C. Manifest and code errors are printed, and the
-last good version keeps serving.`,
+		Short: "Run a bundle as its agent's preview and redeploy the preview whenever its files change",
+		Long: `Dev makes DIR its agent's preview: the same bundle 'agentcloud deploy' uploads
+goes through the same pipeline (validate, build, test), recorded in the ledger
+as a preview and never released, so production traffic keeps its version and
+its sessions. Preview sessions are reached with 'agentcloud call AGENT/SESSION
+--preview' (or /agents/AGENT/preview/sessions/SESSION/...) and keep state of
+their own. Dev then watches DIR and makes each change the preview until Ctrl-C
+(--once: one preview, then exit). Manifest, code and test errors are printed,
+and the last good preview keeps serving. 'agentcloud agents end-preview AGENT'
+removes the preview and its sessions.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
@@ -30,7 +37,7 @@ last good version keeps serving.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			last, lastSrc := "", ""
+			last, lastSrc, failed := "", "", false
 			deploy := func() {
 				// Build only when a source file changed: the sources (not
 				// node_modules; package.json and the lockfile change with
@@ -54,22 +61,29 @@ last good version keeps serving.`,
 				if b.Digest == last {
 					return
 				}
-				v, err := c.Deploy(ctx, tgz)
+				v, err := c.Preview(ctx, tgz)
 				if err != nil {
-					fmt.Fprintf(g.stderr, "dev: deploy: %s\n", describe(err))
-					last = b.Digest
+					fmt.Fprintf(g.stderr, "dev: preview: %s\n", describe(err))
+					last, failed = b.Digest, true
 					return
 				}
+				failed = false
 				last = b.Digest
 				if v.Run != "" && v.RunState != api.RunPassed {
 					fmt.Fprintf(g.stdout, "%s %s version %s: run %s %s (agentcloud pipeline show %s)\n",
 						time.Now().Format(time.TimeOnly), v.Agent, shortDigest(v.Digest), v.Run, v.RunState, v.Run)
 					return
 				}
-				fmt.Fprintf(g.stdout, "%s deployed %s version %s — %s/agents/%s/sessions/dev/\n",
+				fmt.Fprintf(g.stdout, "%s preview of %s is version %s — %s/agents/%s/preview/sessions/dev/\n",
 					time.Now().Format(time.TimeOnly), v.Agent, shortDigest(v.Digest), c.Server(), v.Agent)
 			}
 			deploy()
+			if once {
+				if failed || last == "" || strings.HasPrefix(last, "error:") {
+					return exitCode(1)
+				}
+				return nil
+			}
 			t := time.NewTicker(interval)
 			defer t.Stop()
 			for {
@@ -83,5 +97,6 @@ last good version keeps serving.`,
 		},
 	}
 	cmd.Flags().DurationVar(&interval, "interval", 300*time.Millisecond, "how often to look for changes")
+	cmd.Flags().BoolVar(&once, "once", false, "make DIR the preview once and exit (non-zero if that failed)")
 	return cmd
 }

@@ -38,7 +38,7 @@ func TestDevRebuildsTypeScriptOnChange(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Minute) // a hang, not a speed check
 		for {
-			code, out, _ := runCLI(t, "--data", data, "call", "dev-ts/s", "/")
+			code, out, _ := runCLI(t, "--data", data, "call", "--preview", "dev-ts/s", "/")
 			if code == 0 && strings.Contains(out, want) {
 				return
 			}
@@ -48,7 +48,10 @@ func TestDevRebuildsTypeScriptOnChange(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	waitFor(`"message":"hello from dev-ts"`)
+	waitFor(`"message":"hello from dev-ts"`) // the preview
+	if code, out, _ := runCLI(t, "--data", data, "call", "dev-ts/s", "/"); code == 0 {
+		t.Fatalf("dev released to production: %q", out)
+	}
 	src := filepath.Join(dir, "src", "index.ts")
 	code, err := os.ReadFile(src)
 	if err != nil {

@@ -92,7 +92,7 @@ func (d *Daemon) startPipeline(ctx context.Context) error {
 		return err
 	}
 	p.runner, err = pipeline.New(ctx, pipeline.Config{
-		Store: d.store, Versions: d.sessions, Tester: tester, Gate: p.gate, Reviews: approval.New(reviews, nil),
+		Store: d.store, Versions: d.sessions, Previews: d.sessions, Tester: tester, Gate: p.gate, Reviews: approval.New(reviews, nil),
 		Signer: pipeline.KeySigner{Key: pk}, Ledger: p.ledger, Rollout: rollout.Stage{C: p.rollout}, Targets: d.configTargets(),
 		Builder: "spiffe://" + d.cfg.TrustDomain + "/node/" + d.cfg.NodeID, BuilderVersion: version.Version,
 		Now: d.pipelineNow, Logger: log, Metrics: d.reg,

@@ -94,9 +94,14 @@
   // instead of the general parser's dozen passes; anything else falls
   // through to it.
   const SIMPLE_URL_RE = /^(https?|wss?):\/\/([a-z0-9][a-z0-9.\-]*)(?::([0-9]{1,5}))?((?:\/[A-Za-z0-9\-._~!$&()*+,;=:@]*)*)(?:\?([A-Za-z0-9\-._~!$&()*+,;=:@\/?%]*))?$/;
+  const NUMERIC_END_RE = /(^|\.)(\d+|0x[0-9a-f]*)\.?$/;
+  const CANON_V4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
   function parseSimpleURL(s) {
     const f = SIMPLE_URL_RE.exec(s);
     if (f === null || f[4].includes("/.")) return null;
+    // A host ending in a number is an IPv4 address: only the canonical
+    // dotted form stays on this path (0x7f.1, 127.1 go to ipv4()).
+    if (NUMERIC_END_RE.test(f[2]) && !CANON_V4_RE.test(f[2])) return null;
     const protocol = f[1] + ":";
     let port = f[3] === undefined ? "" : String(Number(f[3]));
     if (Number(port) > 65535) return null;
@@ -128,8 +133,11 @@
     const isSpecial = u.protocol in special;
     if (isSpecial) rest = rest.replace(/\\/g, "/");
     if (rest.startsWith("//") || (isSpecial && u.protocol !== "file:")) {
-      rest = rest.replace(/^\/*/, "");
+      // file: takes exactly the two slashes (file:///etc/passwd has an
+      // empty host); other special schemes skip any number.
+      rest = u.protocol === "file:" ? rest.slice(2) : rest.replace(/^\/*/, "");
       parseAuthority(u, rest, isSpecial);
+      if (u.protocol === "file:" && u.hostname === "localhost") u.hostname = "";
     } else {
       parsePathQuery(u, rest, false);
     }
@@ -177,7 +185,69 @@
       if (/[\u0000-\u0020#%\/:<>?@\[\\\]^|]/.test(auth)) throw new TypeError("Invalid URL: bad host");
     }
     u.hostname = isSpecial ? auth.toLowerCase() : auth;
+    if (isSpecial && u.hostname.startsWith("[")) u.hostname = "[" + ipv6(u.hostname.slice(1, -1)) + "]";
+    else if (isSpecial) u.hostname = ipv4(u.hostname) ?? u.hostname;
     parsePathQuery(u, rest, isSpecial);
+  }
+  // ipv4 is the WHATWG IPv4 parser: null for a host that does not end in a
+  // number (a domain), else its dotted form (0x7f.1 is 127.0.0.1); throws
+  // on a number that is not an address.
+  function ipv4(host) {
+    const parts = host.split(".");
+    if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
+    const last = parts[parts.length - 1];
+    if (!/^(\d+|0[xX][0-9a-fA-F]*)$/.test(last)) return null;
+    if (parts.length > 4) throw new TypeError("Invalid URL: bad IPv4 host");
+    const nums = parts.map((p) => {
+      let n;
+      if (/^0[xX][0-9a-fA-F]*$/.test(p)) n = p.length === 2 ? 0 : parseInt(p.slice(2), 16);
+      else if (/^0[0-7]+$/.test(p)) n = parseInt(p.slice(1), 8);
+      else if (/^\d+$/.test(p)) n = Number(p);
+      else throw new TypeError("Invalid URL: bad IPv4 host");
+      return n;
+    });
+    for (let i = 0; i < nums.length - 1; i++) if (nums[i] > 255) throw new TypeError("Invalid URL: bad IPv4 host");
+    if (nums[nums.length - 1] >= 256 ** (5 - nums.length)) throw new TypeError("Invalid URL: bad IPv4 host");
+    let v = nums[nums.length - 1];
+    for (let i = 0; i < nums.length - 1; i++) v += nums[i] * 256 ** (3 - i);
+    return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
+  }
+  // ipv6 parses the address between the brackets and serializes it as the
+  // standard does (lowercase, no leading zeros, the first longest run of
+  // two or more zero pieces as ::); throws on an invalid address.
+  function ipv6(s) {
+    const bad = () => { throw new TypeError("Invalid URL: bad IPv6 host"); };
+    let head = s, tail = "", compress = false;
+    const dc = s.indexOf("::");
+    if (dc >= 0) { compress = true; head = s.slice(0, dc); tail = s.slice(dc + 2); if (tail.includes("::")) bad(); }
+    const pieces = (str) => {
+      if (str === "") return [];
+      const out = [];
+      const ps = str.split(":");
+      ps.forEach((p, i) => {
+        if (i === ps.length - 1 && p.includes(".")) {
+          const v4 = p.split(".");
+          if (v4.length !== 4 || v4.some((x) => !/^(0|[1-9]\d{0,2})$/.test(x) || Number(x) > 255)) bad();
+          out.push(Number(v4[0]) * 256 + Number(v4[1]), Number(v4[2]) * 256 + Number(v4[3]));
+        } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) out.push(parseInt(p, 16));
+        else bad();
+      });
+      return out;
+    };
+    const h = pieces(head), t = pieces(tail);
+    if (compress ? h.length + t.length > 7 : h.length !== 8) bad();
+    const all = compress ? [...h, ...new Array(8 - h.length - t.length).fill(0), ...t] : h;
+    let best = -1, bestLen = 1;
+    for (let i = 0; i < 8;) {
+      if (all[i] !== 0) { i++; continue; }
+      let j = i;
+      while (j < 8 && all[j] === 0) j++;
+      if (j - i > bestLen) { best = i; bestLen = j - i; }
+      i = j;
+    }
+    if (best < 0) return all.map((n) => n.toString(16)).join(":");
+    const hex = (a) => a.map((n) => n.toString(16)).join(":");
+    return hex(all.slice(0, best)) + "::" + hex(all.slice(best + bestLen));
   }
   function resolveRelative(s, base, u) {
     u.protocol = base.protocol;

@@ -80,6 +80,9 @@ type Change struct {
 	BundleDigest  Digest   `json:"bundle_digest"`
 	Author        Identity `json:"author"`
 	Message       string   `json:"message,omitempty"`
+	// Preview marks a version made an agent's preview (agentcloud dev):
+	// tested, never released to production traffic.
+	Preview bool `json:"preview,omitempty"`
 }
 
 // ConfigChange records a change to the platform's configuration (the

@@ -72,6 +72,9 @@ func claimOf(run api.PipelineRun) string {
 	if c := run.Config; c != nil {
 		return configClaim(c.Target, c.Name)
 	}
+	if run.Kind == api.RunKindPreview {
+		return previewClaim(run.Agent)
+	}
 	return run.Agent
 }
 

@@ -89,8 +89,11 @@ func (r *Runner) drive(ctx context.Context, id string) {
 			r.unclaim(bg, claimOf(run), id)
 			return
 		}
-		if run.Kind == api.RunKindConfig {
+		switch run.Kind {
+		case api.RunKindConfig:
 			funcs = r.configStageFuncs()
+		case api.RunKindPreview:
+			funcs = r.previewStageFuncs()
 		}
 		next := nextStage(run)
 		if next < 0 {

@@ -30,6 +30,9 @@ type Config struct {
 	Signer   Signer
 	Ledger   Ledger
 	Rollout  Rollout
+	// Previews sets agents' preview versions (preview runs, preview.go);
+	// nil: Submit refuses a preview.
+	Previews Previews
 	// Targets are the configuration this node changes through runs
 	// (SubmitConfig), by api.Config* name; none: SubmitConfig refuses.
 	Targets map[string]ConfigTarget
@@ -225,6 +228,10 @@ type Submission struct {
 	Bundle    *bundle.Bundle
 	Principal api.PipelinePrincipal
 	Message   string
+	// Preview makes the run a preview run (api.RunKindPreview): the
+	// version is tested and recorded, then serves the agent's preview
+	// sessions only.
+	Preview bool
 }
 
 // checkPrincipal validates who a run or a review is by.
@@ -279,26 +286,23 @@ func (r *Runner) Submit(ctx context.Context, s Submission) (api.PipelineRun, err
 	if _, err := r.cfg.Versions.StoreVersion(ctx, s.Bundle); err != nil {
 		return api.PipelineRun{}, err
 	}
-	parent, _, err := r.cfg.Versions.CurrentVersion(ctx, agent)
+	parent, kind, stages, err := r.parentOf(ctx, agent, s)
 	if err != nil {
 		return api.PipelineRun{}, err
 	}
-	if parent == s.Bundle.Digest {
-		return api.PipelineRun{}, api.Errorf(api.KindConflict, "version %s is already the current version of agent %s", short(parent), agent)
-	}
 	id := newRunID()
-	if err := r.claim(ctx, agent, id); err != nil {
+	now := r.now().UTC()
+	run := api.PipelineRun{ID: id, Agent: agent, State: api.RunPending, Stage: api.StageValidate, Kind: kind,
+		Principal: s.Principal, Bundle: s.Bundle.Digest, Parent: parent, Message: s.Message, Created: now, Updated: now}
+	if err := r.claim(ctx, claimOf(run), id); err != nil {
 		return api.PipelineRun{}, err
 	}
-	now := r.now().UTC()
-	run := api.PipelineRun{ID: id, Agent: agent, State: api.RunPending, Stage: api.StageValidate,
-		Principal: s.Principal, Bundle: s.Bundle.Digest, Parent: parent, Message: s.Message, Created: now, Updated: now}
-	for _, name := range api.PipelineStages() {
+	for _, name := range stages {
 		run.Stages = append(run.Stages, api.PipelineStage{Name: name, State: api.StagePending})
 	}
 	b, _ := json.Marshal(record{Run: run})
 	if _, err := r.kv.Create(ctx, runKey(id), b); err != nil {
-		r.unclaim(context.WithoutCancel(ctx), agent, id)
+		r.unclaim(context.WithoutCancel(ctx), claimOf(run), id)
 		return api.PipelineRun{}, fmt.Errorf("pipeline run: %w", err)
 	}
 	r.emit(ctx, id, api.EventRun, "", api.RunPending, fmt.Sprintf("run for agent %s version %s by %s %s", agent, short(s.Bundle.Digest), s.Principal.Kind, s.Principal.ID))

@@ -233,6 +233,8 @@ func (r *Runner) reviewStage(ctx context.Context, rec record, lg *stageLog) (out
 		what, action := "release of "+run.Agent+" "+short(run.Bundle), ReleaseAction
 		if c := run.Config; c != nil {
 			what, action = "change of "+targetName(c), ActionConfigChange
+		} else if run.Kind == api.RunKindPreview {
+			what = "preview of " + run.Agent + " " + short(run.Bundle)
 		}
 		a, _, err := r.cfg.Reviews.Request(ctx, api.Approval{Principal: run.Principal.ID, Action: action,
 			Resource: "pipeline-run/" + run.ID, Reason: what + ": " + strings.Join(run.Decision.Reasons, "; ")})

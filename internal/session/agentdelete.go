@@ -25,6 +25,19 @@ func (m *Manager) DeleteAgent(ctx context.Context, agent string) error {
 	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
 		return p
 	}
+	if err := m.deleteAgent(ctx, agent); err != nil {
+		return err
+	}
+	// Its preview (preview.go) goes with it.
+	if err := m.deleteAgent(ctx, PreviewName(agent)); err != nil && !api.IsKind(err, api.KindNotFound) {
+		return err
+	}
+	return nil
+}
+
+// deleteAgent is DeleteAgent of an internal agent name (an agent or its
+// preview namespace).
+func (m *Manager) deleteAgent(ctx context.Context, agent string) error {
 	m.routeMu.Lock()
 	defer m.routeMu.Unlock()
 	key := store.Key(agent)

@@ -169,6 +169,9 @@ func (m *Manager) loadVersion(ctx context.Context, agent, digest string) (*versi
 	if v != nil {
 		return v, nil
 	}
+	if base, ok := previewBase(agent); ok {
+		agent = base // a preview runs the agent's own versions
+	}
 	e, err := m.versions.Get(ctx, store.Key(agent, digest))
 	if err != nil {
 		return nil, fmt.Errorf("agent %s version %s: %w", agent, short(digest), err)
@@ -249,6 +252,9 @@ func (m *Manager) Agents(ctx context.Context) ([]api.Agent, error) {
 		if json.Unmarshal(e.Value, &ar) != nil || ar.Deleting {
 			continue
 		}
+		if _, preview := previewBase(ar.Name); preview {
+			continue
+		}
 		out = append(out, api.Agent{Name: ar.Name, Current: ar.Current, Created: ar.Created, Updated: ar.Updated})
 	}
 	return out, nil
@@ -280,6 +286,13 @@ type AgentInfo struct {
 // the agent is not deployed.
 func (m *Manager) AgentInfo(ctx context.Context, name string) (info AgentInfo, ok bool, err error) {
 	ar, ok, err := m.agentRecord(ctx, name)
+	if err == nil && !ok {
+		// Never deployed, but previewed: its preview's owner owns the
+		// name (the agent stays not found).
+		if pr, pok, _ := m.agentRecord(ctx, PreviewName(name)); pok {
+			return AgentInfo{Owner: pr.Owner}, false, nil
+		}
+	}
 	if err != nil || !ok {
 		return AgentInfo{}, false, err
 	}

@@ -35,7 +35,10 @@ func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 // reached (traffic, call_agent and env bindings, alarms, state tools, the
 // session routes) passes through it before anything is created.
 func CheckAddr(agent, id string) error {
-	if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
+	if _, preview := previewBase(agent); preview {
+		// An agent's preview namespace (preview.go): only the preview
+		// routes name it, as the router refuses the dot in a path.
+	} else if p := api.CheckID("agent", api.IDAgent, agent); p != nil {
 		return p
 	}
 	if p := api.CheckID("session", api.IDSession, id); p != nil {

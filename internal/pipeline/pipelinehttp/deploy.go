@@ -39,6 +39,7 @@ const localTestTimeout = 2 * time.Minute
 type Versions interface {
 	StoreVersion(ctx context.Context, b *bundle.Bundle) (api.AgentVersion, error)
 	CurrentVersion(ctx context.Context, agent string) (digest string, ok bool, err error)
+	PreviewVersion(ctx context.Context, agent string) (digest string, ok bool, err error)
 }
 
 // DeployConfig is what a Deployer works with.
@@ -70,6 +71,17 @@ func NewDeployer(cfg DeployConfig) *Deployer {
 // lands under their ownership. A bundle that serves already answers
 // without a run.
 func (d *Deployer) Deploy(ctx context.Context, by httpapi.Principal, b *bundle.Bundle, wait time.Duration) (api.AgentVersion, error) {
+	return d.submit(ctx, by, b, wait, false)
+}
+
+// Preview is Deploy of b as its agent's preview (a preview run: tested and
+// recorded, served to the agent's preview sessions only), authorized like
+// a deploy.
+func (d *Deployer) Preview(ctx context.Context, by httpapi.Principal, b *bundle.Bundle, wait time.Duration) (api.AgentVersion, error) {
+	return d.submit(ctx, by, b, wait, true)
+}
+
+func (d *Deployer) submit(ctx context.Context, by httpapi.Principal, b *bundle.Bundle, wait time.Duration, preview bool) (api.AgentVersion, error) {
 	agent := b.Manifest.Name
 	authorize := func() error { return d.cfg.Authorize(ctx, by, agent) }
 	if err := authorize(); err != nil {
@@ -79,13 +91,17 @@ func (d *Deployer) Deploy(ctx context.Context, by httpapi.Principal, b *bundle.B
 	if err != nil {
 		return api.AgentVersion{}, err
 	}
-	if cur, ok, err := d.cfg.Versions.CurrentVersion(ctx, agent); err != nil {
+	current, what := d.cfg.Versions.CurrentVersion, "deploy"
+	if preview {
+		current, what = d.cfg.Versions.PreviewVersion, "preview"
+	}
+	if cur, ok, err := current(ctx, agent); err != nil {
 		return api.AgentVersion{}, err
 	} else if ok && cur == b.Digest {
 		return v, nil // serves already: nothing to run
 	}
 	who := d.cfg.Principal(ctx, by)
-	run, err := d.cfg.Runner.Submit(ctx, pipeline.Submission{Bundle: b, Principal: who})
+	run, err := d.cfg.Runner.Submit(ctx, pipeline.Submission{Bundle: b, Principal: who, Preview: preview})
 	if err != nil {
 		return api.AgentVersion{}, err
 	}
@@ -107,8 +123,8 @@ func (d *Deployer) Deploy(ctx context.Context, by httpapi.Principal, b *bundle.B
 	v.Run, v.RunState = run.ID, run.State
 	if run.State == api.RunFailed || run.State == api.RunCancelled {
 		stage, reason := failedStage(run)
-		pr := api.Errorf(api.KindPipelineFailed, "the deploy of agent %s stopped at its %s stage: %s; the previous version keeps serving (agentcloud pipeline show %s)",
-			agent, stage, reason, run.ID)
+		pr := api.Errorf(api.KindPipelineFailed, "the %s of agent %s stopped at its %s stage: %s; the previous version keeps serving (agentcloud pipeline show %s)",
+			what, agent, stage, reason, run.ID)
 		pr.Instance = RunLocation(run.ID)
 		return v, pr
 	}
@@ -120,12 +136,16 @@ func (d *Deployer) Deploy(ctx context.Context, by httpapi.Principal, b *bundle.B
 // Location) when the run waits for review or is still going (at once with
 // Prefer: respond-async).
 func (d *Deployer) HandleDeploy(w http.ResponseWriter, r *http.Request, b *bundle.Bundle) error {
+	return d.handle(w, r, b, false)
+}
+
+func (d *Deployer) handle(w http.ResponseWriter, r *http.Request, b *bundle.Bundle, preview bool) error {
 	by, _ := httpapi.PrincipalFrom(r.Context())
 	wait := DeployWait
 	if strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "respond-async") {
 		wait = 0
 	}
-	v, err := d.Deploy(r.Context(), by, b, wait)
+	v, err := d.submit(r.Context(), by, b, wait, preview)
 	if err != nil {
 		return err
 	}
@@ -149,7 +169,23 @@ func (d *Deployer) Routes(rt *httpapi.Router) {
 		RequestContentType: "application/gzip", Response: api.PipelineTestReport{},
 		Action: session.ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
 		Handler: d.handleTest})
+	rt.Handle(httpapi.Route{Method: "POST", Path: PreviewPath, Tag: "agents",
+		Summary: "Make a bundle its agent's preview (agentcloud dev): a preview run validates, builds, tests and records it in the " +
+			"ledger as a preview, never releasing it; the agent's preview sessions (/agents/{agent}/preview/sessions/...) run it " +
+			"and production keeps its version. Answers like POST /v1/agents.",
+		RequestContentType: "application/gzip", Response: api.AgentVersion{}, Status: http.StatusCreated,
+		Action: session.ActionAgentDeploy, Resource: func(*http.Request) httpapi.Resource { return httpapi.Resource{Type: "Agent"} },
+		Handler: func(w http.ResponseWriter, r *http.Request) error {
+			b, err := bundle.LoadTarGz(r.Body)
+			if err != nil {
+				return sessionhttp.BundleProblem(err)
+			}
+			return d.handle(w, r, b, true)
+		}})
 }
+
+// PreviewPath is the route that makes a bundle its agent's preview.
+const PreviewPath = "/v1/previews"
 
 func (d *Deployer) handleTest(w http.ResponseWriter, r *http.Request) error {
 	b, err := bundle.LoadTarGz(r.Body)

@@ -199,9 +199,10 @@ func (h *Handler) Routes(r *httpapi.Router) {
 			return nil
 		}})
 	h.trafficRoutes(r)
-	h.stateRoute(r)   // state.go
-	h.publicRoutes(r) // public.go
-	h.logsRoute(r)    // logs.go
+	h.previewRoutes(r) // preview.go
+	h.stateRoute(r)    // state.go
+	h.publicRoutes(r)  // public.go
+	h.logsRoute(r)     // logs.go
 }
 
 // trafficRoutes registers the session traffic route, with and without a
@@ -258,8 +259,14 @@ var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Transf
 // handleTraffic hands the request to the session's fetch handler and
 // writes its response.
 func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
-	agent, id := r.PathValue("agent"), r.PathValue("session")
 	// The router checked agent and session against api.IDRules.
+	return h.traffic(w, r, r.PathValue("agent"))
+}
+
+// traffic hands r to session {session} of agent (an agent, or the
+// internal name of its preview) and writes its response.
+func (h *Handler) traffic(w http.ResponseWriter, r *http.Request, agent string) error {
+	id := r.PathValue("session")
 	body, err := readBody(r.Body, h.m.MaxBodyBytes())
 	if err != nil {
 		return err
@@ -299,7 +306,7 @@ func (h *Handler) handleTraffic(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if resp.Status == http.StatusSwitchingProtocols {
-		return h.serveSocket(w, r, resp)
+		return h.serveSocket(w, r, agent, resp)
 	}
 	writeHead(w, resp)
 	_, _ = io.Copy(w, bytes.NewReader(resp.Body))

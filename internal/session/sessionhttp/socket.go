@@ -14,8 +14,8 @@ import (
 // WebSocket (its id in the pseudo-header ":websocket") and serves the
 // socket until it closes (session.Manager.ServeSocket). The request was
 // authenticated and authorized for the session like any other traffic.
-func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, resp isolate.Response) error {
-	agent, id := r.PathValue("agent"), r.PathValue("session")
+func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, agent string, resp isolate.Response) error {
+	id := r.PathValue("session")
 	sid := resp.Header(":websocket")
 	if sid == "" {
 		return api.Errorf(api.KindAgentError, "the agent answered 101 without a webSocket (new Response(null, {status: 101, webSocket: client}))")
