@@ -96,7 +96,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	// The router is built after this part ("api"): look it up per request.
 	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.router.ServeHTTP(w, r) })
 	n, err := cluster.Listen(cluster.NodeConfig{Node: d.cfg.NodeID, PeerAddr: peerAddr, PeerTLS: peerTLS, Local: local,
-		ReadTimeout: d.cfg.ReadTimeout.D(), WriteTimeout: d.cfg.WriteTimeout.D(), Metrics: d.reg})
+		ReadTimeout: d.cfg.ReadTimeout.D(), WriteTimeout: d.cfg.WriteTimeout.D(), Metrics: d.reg, Run: d.sessions.CallOwned})
 	if err != nil {
 		return err
 	}
