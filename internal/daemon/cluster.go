@@ -167,7 +167,7 @@ func (d *Daemon) sessionOwner() session.Owner {
 
 // clusterRoutes registers the cluster's routes (409 outside a cluster).
 func (d *Daemon) clusterRoutes() {
-	clusterhttp.New(clusterhttp.Config{Cluster: d.cfg.Cluster, Node: d.cfg.NodeID, Replicas: d.cfg.Replicas(),
+	clusterhttp.New(clusterhttp.Config{Cluster: d.cfg.Cluster, Node: d.cfg.NodeID, Replicas: d.cfg.Replicas(), StepDown: d.store.StepDownLeaders,
 		Member: func() *cluster.Member {
 			if c := d.cluster; c != nil {
 				return c.node.Member()
