@@ -136,7 +136,7 @@ func TestPeerCallClass(t *testing.T) {
 	onB := sessionOwnedBy(t, b, "echo", "s")
 	req := isolate.Request{Method: "POST", URL: "http://echo.agents.internal/p?q=1", Headers: [][2]string{{"X-A", "1"}}, Body: []byte("hello")}
 	for i := range 5 {
-		resp, err := a.node.CallRemote(ctx, "echo", onB, req)
+		resp, err := callRetrying(ctx, a, "echo", onB, req)
 		if err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
@@ -148,7 +148,7 @@ func TestPeerCallClass(t *testing.T) {
 		t.Fatalf("runs: %s %d, %s %d; want every call once on the owner", a.name, a.runs.Load(), b.name, b.runs.Load())
 	}
 	// A problem of the owner comes back as it is.
-	_, err := a.node.CallRemote(ctx, "deny", sessionOwnedBy(t, b, "deny", "d"), req)
+	_, err := callRetrying(ctx, a, "deny", sessionOwnedBy(t, b, "deny", "d"), req)
 	if p := api.AsProblem(err); !api.IsKind(err, api.KindForbidden) || p.Field != "agent" || !strings.Contains(p.Detail, "another tenant") {
 		t.Fatalf("owner's refusal: %v", err)
 	}
@@ -156,7 +156,7 @@ func TestPeerCallClass(t *testing.T) {
 	// turn: a new call, served there once.
 	hopReq := req
 	hopReq.Body = []byte(sessionOwnedBy(t, a, "echo", "h"))
-	resp, err := a.node.CallRemote(ctx, "hop", sessionOwnedBy(t, b, "hop", "h"), hopReq)
+	resp, err := callRetrying(ctx, a, "hop", sessionOwnedBy(t, b, "hop", "h"), hopReq)
 	if err != nil || resp.Header("Served-By") != a.name || a.runs.Load() != 1 {
 		t.Fatalf("a call made by the callee: %v served by %q, runs on %s %d", err, resp.Header("Served-By"), a.name, a.runs.Load())
 	}
@@ -233,5 +233,19 @@ func TestPeerCallClass(t *testing.T) {
 	}
 	if _, err := a.node.CallRemote(ctx, "echo", onB, req); !api.IsKind(err, api.KindUnavailable) {
 		t.Fatalf("after the owner left: %v", err)
+	}
+}
+
+// callRetrying is CallRemote retried while it answers 503 with
+// Retry-After before the call was sent (a lease changing hands on a
+// loaded machine, 1.2 s TTL); such an answer means nothing ran.
+func callRetrying(ctx context.Context, from *callNode, agent, id string, req isolate.Request) (isolate.Response, error) {
+	for {
+		resp, err := from.node.CallRemote(ctx, agent, id, req)
+		p := api.AsProblem(err)
+		if err == nil || !api.IsKind(err, api.KindUnavailable) || p.RetryAfterSeconds == 0 || ctx.Err() != nil {
+			return resp, err
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
