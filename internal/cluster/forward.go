@@ -29,6 +29,8 @@ type Owners interface {
 	// Locate finds the member whose name match selects: its peer
 	// address and whether it is live.
 	Locate(match func(node string) bool) (node, addr string, live, found bool)
+	// Members lists the members seen (sandbox lists gather from them).
+	Members() []MemberInfo
 }
 
 var _ Owners = (*Member)(nil)
@@ -102,14 +104,62 @@ func SandboxOf(path string) (id string, ok bool) {
 	return id, id != ""
 }
 
+// sessionLogsOf reads the session of a session's log stream,
+// GET /v1/agents/A/logs?session=S: a session's entries are kept on the
+// member that runs it, so the request goes to its owner like the
+// session's own requests (streams included).
+func sessionLogsOf(r *http.Request) (agent, session string, ok bool) {
+	rest, found := strings.CutPrefix(r.URL.Path, "/v1/agents/")
+	if !found || r.Method != http.MethodGet {
+		return "", "", false
+	}
+	agent, found = strings.CutSuffix(rest, "/logs")
+	if !found || agent == "" || strings.Contains(agent, "/") {
+		return "", "", false
+	}
+	session = r.URL.Query().Get("session")
+	return agent, session, session != ""
+}
+
+// SandboxHeader is the header E2B's envd calls name their sandbox in.
+const SandboxHeader = "E2b-Sandbox-Id"
+
+// sandboxTarget names the sandbox a request is for, wherever it names it:
+// the sandbox routes (SandboxOf), signed port URLs
+// (/v1/public/sandbox-ports/ID/...), E2B's control routes
+// (/e2b/sandboxes/ID..., /e2b/v2/sandboxes/ID...) and envd calls (any
+// /e2b/ path with the E2b-Sandbox-Id header).
+func sandboxTarget(r *http.Request) (string, bool) {
+	if id, ok := SandboxOf(r.URL.Path); ok {
+		return id, true
+	}
+	for _, prefix := range []string{"/v1/public/sandbox-ports/", "/e2b/sandboxes/", "/e2b/v2/sandboxes/"} {
+		if rest, found := strings.CutPrefix(r.URL.Path, prefix); found {
+			id, _, _ := strings.Cut(rest, "/")
+			return id, id != ""
+		}
+	}
+	if id := r.Header.Get(SandboxHeader); id != "" && strings.HasPrefix(r.URL.Path, "/e2b/") {
+		return id, true
+	}
+	return "", false
+}
+
 // ServeHTTP implements the public side.
 func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(ForwardedHeader)
-	if id, ok := SandboxOf(r.URL.Path); ok {
+	if isSandboxList(r) {
+		f.serveSandboxList(w, r)
+		return
+	}
+	if id, ok := sandboxTarget(r); ok {
 		f.serveSandbox(w, r, id)
 		return
 	}
 	agent, session, ok := SessionOf(r.URL.Path)
+	if !ok {
+		agent, session, ok = sessionLogsOf(r)
+	}
 	if !ok {
 		f.Local.ServeHTTP(w, r)
 		return

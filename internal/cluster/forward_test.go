@@ -60,6 +60,10 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 			t.Fatal(err)
 		}
 		local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/sandboxes" && r.Method == "GET" {
+				serveTestList(w, r, name, i)
+				return
+			}
 			w.Header().Set("Served-By", name)
 			w.Header().Set("Saw-Forwarded", r.Header.Get(cluster.ForwardedHeader))
 			w.Header().Set("Saw-Auth", r.Header.Get("Authorization"))
@@ -329,5 +333,51 @@ func BenchmarkForward(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// TestSessionLogsRoutingClass: a session's log stream
+// (GET /v1/agents/A/logs?session=S, follow or not) is served by the
+// session's owner, whichever member it reaches; an agent's whole stream,
+// other methods and look-alike paths are served where they arrive.
+func TestSessionLogsRoutingClass(t *testing.T) {
+	nodes, _ := startForwarding(t, 3)
+	client := &http.Client{Timeout: 30 * time.Second}
+	do := func(entry *fwdNode, method, path string) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, entry.public.URL+path, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Header.Get("Served-By")
+	}
+	for i := range 12 {
+		session := fmt.Sprintf("s%d", i)
+		for _, entry := range nodes {
+			for _, q := range []string{"?session=" + session, "?session=" + session + "&follow=true&after=3"} {
+				// Leases may change hands on a loaded machine (1.2 s
+				// TTL): ask until the owner of the moment serves it.
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					owner := ownerName(nodes, "counter", session)
+					got := do(entry, "GET", "/v1/agents/counter/logs"+q)
+					if owner != "" && got == owner {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("logs%s via %s: served by %q, owner %q", q, entry.name, got, owner)
+					}
+				}
+			}
+			for _, rt := range [][2]string{{"GET", "/v1/agents/counter/logs"}, {"GET", "/v1/agents/counter/logs?session="},
+				{"DELETE", "/v1/agents/counter/logs?session=" + session}, {"GET", "/v1/agents/counter/x/logs?session=" + session},
+				{"GET", "/v1/agents//logs?session=" + session}} {
+				if got := do(entry, rt[0], rt[1]); got != entry.name {
+					t.Fatalf("%s %s via %s: served by %q, want the entry", rt[0], rt[1], entry.name, got)
+				}
+			}
+		}
 	}
 }

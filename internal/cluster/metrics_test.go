@@ -20,6 +20,7 @@ func (ownsEven) OwnerOf(p int) (node, addr string, ok bool) { return "", "", fal
 func (ownsEven) Locate(func(string) bool) (node, addr string, live, found bool) {
 	return "", "", false, false
 }
+func (ownsEven) Members() []MemberInfo { return nil }
 
 // TestForwarderMetrics: session requests count by where the forwarder
 // sent them (served here, no owner, refused on the peer side), other

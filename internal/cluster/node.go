@@ -40,6 +40,9 @@ type NodeConfig struct {
 	ReadTimeout, WriteTimeout time.Duration
 	// Metrics registers the node's collectors (metrics.go); nil: none.
 	Metrics prometheus.Registerer
+	// Run runs the calls other members send into sessions this one owns
+	// (calls.go); nil: they are refused with 503.
+	Run RunFunc
 }
 
 // Node is one daemon's part of the cluster. Until Start it owns nothing
@@ -93,7 +96,12 @@ func (n *Node) Start(ctx context.Context, mc Config) error {
 	n.srv = &http.Server{
 		// A forwarded request is authenticated by the token it carries;
 		// the TLS peer is the forwarding node, never the client.
+		// Calls between sessions (calls.go) are the members' own.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == peerCallPath {
+				n.servePeerCall(w, r)
+				return
+			}
 			r.TLS = nil
 			peer.ServeHTTP(w, r)
 		}),
@@ -163,6 +171,14 @@ func (n *Node) Locate(match func(string) bool) (string, string, bool, bool) {
 		return m.Locate(match)
 	}
 	return "", "", false, false
+}
+
+// Members implements Owners: none before the member runs.
+func (n *Node) Members() []MemberInfo {
+	if m := n.member.Load(); m != nil {
+		return m.Members()
+	}
+	return nil
 }
 
 // Owns reports whether this node owns the session's partition, and the

@@ -115,3 +115,62 @@ func FuzzSandboxOf(f *testing.F) {
 		}
 	})
 }
+
+// TestSandboxRoutingE2BClass: every other way a request names a sandbox
+// reaches the member that made it: signed port URLs, E2B's control
+// routes (v1 and v2 paths) and envd calls naming it in E2b-Sandbox-Id;
+// E2B routes naming no sandbox (create, list, health) are served where
+// they arrive, as is the header on a path outside /e2b/.
+func TestSandboxRoutingE2BClass(t *testing.T) {
+	nodes, _ := startForwarding(t, 3)
+	client := &http.Client{Timeout: 30 * time.Second}
+	do := func(entry *fwdNode, method, path, sbHeader string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, entry.public.URL+path, strings.NewReader("body"))
+		if sbHeader != "" {
+			req.Header.Set(cluster.SandboxHeader, sbHeader)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	maker := nodes[2]
+	id := "sb-" + sandbox.NodeTag(maker.name) + "-0123456789abcdef"
+	for _, entry := range nodes[:2] {
+		for _, rt := range []struct{ method, path, header string }{
+			{"GET", "/v1/public/sandbox-ports/" + id + "/8080/x?expires=1&signature=s", ""},
+			{"GET", "/e2b/sandboxes/" + id, ""},
+			{"DELETE", "/e2b/sandboxes/" + id, ""},
+			{"POST", "/e2b/sandboxes/" + id + "/timeout", ""},
+			{"POST", "/e2b/v2/sandboxes/" + id + "/connect", ""},
+			{"POST", "/e2b/process.Process/Start", id},
+			{"GET", "/e2b/files?path=/a", id},
+			{"GET", "/e2b/health", id},
+		} {
+			resp := do(entry, rt.method, rt.path, rt.header)
+			// The maker's record may age on a loaded machine (1.2 s
+			// TTL): 503 with Retry-After then; ask again.
+			for deadline := time.Now().Add(30 * time.Second); resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "" && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+				resp = do(entry, rt.method, rt.path, rt.header)
+			}
+			if resp.StatusCode != 200 || resp.Header.Get("Served-By") != maker.name {
+				t.Errorf("%s %s (sandbox header %q) via %s: %d served by %q, want %s", rt.method, rt.path, rt.header, entry.name, resp.StatusCode, resp.Header.Get("Served-By"), maker.name)
+			}
+		}
+		for _, rt := range []struct{ method, path, header string }{
+			{"POST", "/e2b/sandboxes", ""},
+			{"GET", "/e2b/v2/sandboxes", ""},
+			{"GET", "/e2b/health", ""},
+			{"GET", "/v1/agents", id},
+		} {
+			if resp := do(entry, rt.method, rt.path, rt.header); resp.Header.Get("Served-By") != entry.name {
+				t.Errorf("%s %s (sandbox header %q) via %s: served by %q, want the entry", rt.method, rt.path, rt.header, entry.name, resp.Header.Get("Served-By"))
+			}
+		}
+	}
+}

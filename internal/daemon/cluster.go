@@ -96,7 +96,7 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	// The router is built after this part ("api"): look it up per request.
 	local := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { d.router.ServeHTTP(w, r) })
 	n, err := cluster.Listen(cluster.NodeConfig{Node: d.cfg.NodeID, PeerAddr: peerAddr, PeerTLS: peerTLS, Local: local,
-		ReadTimeout: d.cfg.ReadTimeout.D(), WriteTimeout: d.cfg.WriteTimeout.D(), Metrics: d.reg})
+		ReadTimeout: d.cfg.ReadTimeout.D(), WriteTimeout: d.cfg.WriteTimeout.D(), Metrics: d.reg, Run: d.sessions.CallOwned})
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (d *Daemon) sessionOwner() session.Owner {
 
 // clusterRoutes registers the cluster's routes (409 outside a cluster).
 func (d *Daemon) clusterRoutes() {
-	clusterhttp.New(clusterhttp.Config{Cluster: d.cfg.Cluster, Node: d.cfg.NodeID, Replicas: d.cfg.Replicas(),
+	clusterhttp.New(clusterhttp.Config{Cluster: d.cfg.Cluster, Node: d.cfg.NodeID, Replicas: d.cfg.Replicas(), StepDown: d.store.StepDownLeaders,
 		Member: func() *cluster.Member {
 			if c := d.cluster; c != nil {
 				return c.node.Member()

@@ -27,6 +27,8 @@ type Bindings struct {
 	// Observer sees every call's outcome (observe.go); nil: nobody does.
 	Observer Observer
 	// Owner says which sessions this node may run (owner.go); nil: all.
+	// If it also implements Remote, Call forwards a request for a
+	// session another member owns (remote.go).
 	Owner Owner
 }
 

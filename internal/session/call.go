@@ -142,13 +142,13 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, err
 	}
 	if m.b.Flow == nil {
-		resp, err = m.call(ctx, agent, id, req)
+		resp, err = m.run(ctx, agent, id, req)
 		return resp, storeUnavailable(err)
 	}
 	if err := m.b.Flow.Enter(ctx, agent, id); err != nil {
 		return isolate.Response{}, storeUnavailable(err)
 	}
-	resp, err = m.call(ctx, agent, id, req)
+	resp, err = m.run(ctx, agent, id, req)
 	if ferr := m.b.Flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
 		return isolate.Response{}, storeUnavailable(ferr)
 	}

@@ -27,6 +27,10 @@ type Config struct {
 	// Member is the running member (nil outside a cluster and before it
 	// starts).
 	Member func() *cluster.Member
+	// StepDown hands the store streams this node leads to other members
+	// once a drain has handed its partitions off (store.StepDownLeaders),
+	// so its restart costs the others no election; nil: nothing to do.
+	StepDown func(ctx context.Context) (int, error)
 }
 
 // Handler serves the routes.
@@ -94,6 +98,13 @@ func (h *Handler) drain(w http.ResponseWriter, r *http.Request) error {
 	res := api.NodeDrain{Node: h.cfg.Node, Partitions: m.OwnedCount()}
 	if err != nil {
 		return api.Errorf(api.KindUnavailable, "drain of %s: %d partitions left after %v: %v", h.cfg.Node, res.Partitions, DrainTimeout, err)
+	}
+	if h.cfg.StepDown != nil {
+		if _, err := h.cfg.StepDown(ctx); err != nil {
+			p := api.Errorf(api.KindUnavailable, "drain of %s: partitions handed off, but the store streams it leads could not be handed to other members: %v", h.cfg.Node, err)
+			p.RetryAfterSeconds = 1
+			return p
+		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, res)
 	return nil

@@ -1,0 +1,170 @@
+package cluster
+
+// Sandbox lists across members (sandboxlist.go). Sandboxes are node-local,
+// so GET /v1/sandboxes reaching any member gathers the caller's sandboxes
+// from every member: its own list, and each other live member's, asked
+// over the peer link with the caller's credentials (each member filters
+// its list for the caller as it would its own). A sandbox id names its
+// member (sb-NODE-hex). Members that do not answer are named in a header
+// rather than failing the whole list.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// UnreachableHeader names, on a sandbox list, the members whose sandboxes
+// it lacks because they did not answer (comma-separated).
+const UnreachableHeader = "Agentcloud-Unreachable-Members"
+
+// peerListTimeout bounds how long a list waits for one member.
+const peerListTimeout = 10 * time.Second
+
+// maxPeerList bounds one member's list.
+const maxPeerList = 32 << 20
+
+// isSandboxList reports whether r lists sandboxes.
+func isSandboxList(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Path == "/v1/sandboxes"
+}
+
+// bufferedResponse keeps a response to merge it.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+func (b *bufferedResponse) WriteHeader(s int) {
+	if b.status == 0 {
+		b.status = s
+	}
+}
+
+// replay writes b to w as it is.
+func (b *bufferedResponse) replay(w http.ResponseWriter) {
+	for k, vs := range b.header {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
+}
+
+// serveSandboxList answers the caller's sandboxes on every member.
+func (f *Forwarder) serveSandboxList(w http.ResponseWriter, r *http.Request) {
+	// The merged list is not the one a member's ETag names: no
+	// conditional answers (304) for it.
+	r.Header.Del("If-None-Match")
+	r.Header.Del("If-Modified-Since")
+	local := &bufferedResponse{header: http.Header{}}
+	f.Local.ServeHTTP(local, r)
+	var list api.SandboxList
+	if local.status != http.StatusOK || json.Unmarshal(local.body.Bytes(), &list) != nil {
+		local.replay(w) // refused (or not a list): as this member answers it
+		return
+	}
+	var (
+		mu          sync.Mutex
+		unreachable []string
+		wg          sync.WaitGroup
+	)
+	for _, mi := range f.Owners.Members() {
+		if mi.Node == f.Node {
+			continue
+		}
+		if !mi.Live || mi.Addr == "" {
+			unreachable = append(unreachable, mi.Node)
+			continue
+		}
+		wg.Go(func() {
+			got, err := f.peerList(r, mi.Addr)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				unreachable = append(unreachable, mi.Node)
+				return
+			}
+			list.Sandboxes = append(list.Sandboxes, got...)
+		})
+	}
+	wg.Wait()
+	slices.SortStableFunc(list.Sandboxes, func(a, b api.Sandbox) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if list.Sandboxes == nil {
+		list.Sandboxes = []api.Sandbox{}
+	}
+	body, err := json.Marshal(list)
+	if err != nil {
+		local.replay(w)
+		return
+	}
+	for k, vs := range local.header {
+		w.Header()[k] = vs
+	}
+	w.Header().Del("ETag")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	if len(unreachable) > 0 {
+		slices.Sort(unreachable)
+		w.Header().Set(UnreachableHeader, strings.Join(unreachable, ","))
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// peerList asks the member at addr for its own sandboxes, as the caller.
+func (f *Forwarder) peerList(r *http.Request, addr string) ([]api.Sandbox, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), peerListTimeout)
+	defer cancel()
+	scheme := f.Scheme
+	if scheme == "" {
+		scheme = "https"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+r.URL.RequestURI(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = r.Header.Clone()
+	req.Header.Set(ForwardedHeader, f.Node)
+	req.Host = r.Host
+	resp, err := f.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerList+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK || len(b) > maxPeerList {
+		return nil, errPeerList
+	}
+	var l api.SandboxList
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, err
+	}
+	return l.Sandboxes, nil
+}
+
+var errPeerList = errors.New("cluster: a member did not list its sandboxes")
