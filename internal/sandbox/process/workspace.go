@@ -50,3 +50,7 @@ func chownTree(dir string, uid, gid int) error {
 		return os.Lchown(p, uid, gid)
 	})
 }
+
+// HostWorkspace reports that this tier mounts Spec.HostWorkspace
+// (sandbox.HostWorkspacer).
+func (t *Tier) HostWorkspace() bool { return true }
