@@ -63,6 +63,12 @@ func (c *Client) ResumeSandbox(ctx context.Context, id string) (*api.Sandbox, er
 	return c.sandboxOp(ctx, id, "/resume", nil)
 }
 
+// StartSandbox runs a stopped sandbox (after a daemon restart) again with
+// its files.
+func (c *Client) StartSandbox(ctx context.Context, id string) (*api.Sandbox, error) {
+	return c.sandboxOp(ctx, id, "/start", nil)
+}
+
 func (c *Client) sandboxOp(ctx context.Context, id, op string, in any) (*api.Sandbox, error) {
 	var s api.Sandbox
 	if err := c.Do(ctx, http.MethodPost, sandboxPath(id)+op, in, &s); err != nil {

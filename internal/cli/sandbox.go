@@ -85,7 +85,8 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		newSandboxLsCmd(g), newSandboxRmCmd(g), newSandboxPortForwardCmd(g), newSandboxShellCmd(g),
 		sandboxOpCmd(g, "show", "Show one sandbox", (*client.Client).Sandbox),
 		sandboxOpCmd(g, "pause", "Freeze every process of a sandbox", (*client.Client).PauseSandbox),
-		sandboxOpCmd(g, "resume", "Thaw a paused sandbox", (*client.Client).ResumeSandbox))
+		sandboxOpCmd(g, "resume", "Thaw a paused sandbox", (*client.Client).ResumeSandbox),
+		sandboxOpCmd(g, "start", "Run a stopped sandbox (after a daemon restart) again with its files", (*client.Client).StartSandbox))
 	return cmd
 }
 

@@ -103,6 +103,7 @@ func newCgroupPool(size int, log *slog.Logger) (*cgroupPool, error) {
 	if len(p.parents) == 0 && p.v2 == "" {
 		return nil, fmt.Errorf("no usable cgroup hierarchy: %w", sandbox.ErrUnavailable)
 	}
+	p.removeStale()
 	p.wg.Add(1)
 	go p.refill()
 	return p, nil
