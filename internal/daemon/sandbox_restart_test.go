@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -61,8 +62,29 @@ func TestKill9KeepsSandboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p.exited
+	dead := p.cmd.Process.Pid
 
-	c = spawnDaemon(t, data).client
+	p = spawnDaemon(t, data)
+	c = p.client
+	defer func() { // gracefully: its sandboxes' cgroups go with it
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.exited
+	}()
+	// The next daemon kills what the dead one left running (the paused
+	// sandbox's frozen init cannot notice) and removes its cgroups.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		left := 0
+		for _, pat := range []string{"/sys/fs/cgroup/*/agentcloud-sandbox/sb-%d-*", "/sys/fs/cgroup/*/*/agentcloud-sandbox/sb-%d-*"} {
+			m, _ := filepath.Glob(fmt.Sprintf(pat, dead))
+			left += len(m)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cgroups of the killed daemon left", left)
+		}
+	}
 	list, err := c.Sandboxes(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -13,9 +13,9 @@ import (
 
 // removeStale removes the cgroup sets of daemons that died without
 // closing their tier (kill -9, a crash): sets named sb-<pid>-... whose pid
-// no longer runs. Their sandboxes' inits exited with the control socket,
-// so the sets are empty; one that is not (a pid reused) is left alone by
-// rmdir itself.
+// no longer runs. Their sandboxes' inits exit with the control socket, but
+// a paused (frozen) one cannot: what is left in a stale set is thawed and
+// killed, then the set removed (a set still busy is tried again later).
 func (p *cgroupPool) removeStale() {
 	parents := make([]string, 0, len(p.parents)+1)
 	for _, d := range p.parents {
@@ -24,6 +24,7 @@ func (p *cgroupPool) removeStale() {
 	if p.v2 != "" {
 		parents = append(parents, p.v2)
 	}
+	var stale []string
 	for _, parent := range parents {
 		ents, err := os.ReadDir(parent)
 		if err != nil {
@@ -39,9 +40,23 @@ func (p *cgroupPool) removeStale() {
 			if err != nil || pid == os.Getpid() || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 				continue
 			}
-			if err := os.Remove(filepath.Join(parent, e.Name())); err == nil {
-				p.log.Info("removed the cgroup of a sandbox from a daemon that died", "cgroup", e.Name())
+			stale = append(stale, filepath.Join(parent, e.Name()))
+		}
+	}
+	for _, d := range stale {
+		_ = os.WriteFile(filepath.Join(d, "freezer.state"), []byte("THAWED"), 0) // v1 freezer
+		_ = os.WriteFile(filepath.Join(d, "cgroup.freeze"), []byte("0"), 0)      // v2
+		if b, err := os.ReadFile(filepath.Join(d, "cgroup.procs")); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
 			}
+		}
+	}
+	for _, d := range stale {
+		if err := os.Remove(d); err == nil {
+			p.log.Info("removed the cgroup of a sandbox from a daemon that died", "cgroup", d)
 		}
 	}
 }
