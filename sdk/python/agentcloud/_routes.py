@@ -123,6 +123,7 @@ ROUTES = {
     "post-v1-sandboxes-by-sandbox-ports-by-port-by-path": ("POST", "/v1/sandboxes/{sandbox}/ports/{port}/{path}", "sandboxes"),
     "post-v1-sandboxes-by-sandbox-processes-by-pid-signal": ("POST", "/v1/sandboxes/{sandbox}/processes/{pid}/signal", "sandboxes"),
     "post-v1-sandboxes-by-sandbox-resume": ("POST", "/v1/sandboxes/{sandbox}/resume", "sandboxes"),
+    "post-v1-sandboxes-by-sandbox-start": ("POST", "/v1/sandboxes/{sandbox}/start", "sandboxes"),
     "post-v1-tokens": ("POST", "/v1/tokens", "security"),
     "post-v1-tokens-revoke": ("POST", "/v1/tokens/revoke", "security"),
     "post-v1-tool-registry": ("POST", "/v1/tool-registry", "tools"),
