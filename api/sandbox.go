@@ -104,6 +104,13 @@ type ExtendSandboxRequest struct {
 	TimeoutS float64 `json:"timeout_s"`
 }
 
+// ForkSandboxRequest is the body of POST /v1/sandboxes/{id}/fork: Count
+// copies (1 to 100) of the sandbox with a copy of its /workspace each,
+// owned like it. The answer is a SandboxList of the copies.
+type ForkSandboxRequest struct {
+	Count int `json:"count"`
+}
+
 // ExecRequest is the body of POST /v1/sandboxes/{id}/exec.
 type ExecRequest struct {
 	Cmd   string            `json:"cmd"` // looked up in PATH inside the sandbox if not absolute

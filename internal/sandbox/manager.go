@@ -299,6 +299,12 @@ func (m *Manager) NewID() string {
 // Create makes a sandbox, from a warm pool when one exists for the spec's
 // tier and template. An empty id gets a random one.
 func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, error) {
+	return m.create(ctx, id, spec, "")
+}
+
+// create is Create, with the files of directory seed (if not "") copied
+// into the new sandbox's host workspace before it starts (fork).
+func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string) (Sandbox, error) {
 	if spec.Tier == "" {
 		spec.Tier = TierProcess
 	}
@@ -320,6 +326,12 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 	spec = spec.normalize(spec.Tier)
 	if err := m.makeHostDir(id, &spec); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+	}
+	if seed != "" {
+		if err := copyTree(seed, spec.HostWorkspace); err != nil {
+			m.removeHostDir(id)
+			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
+		}
 	}
 	sb, err := m.activate(ctx, t, id, spec)
 	if err != nil {

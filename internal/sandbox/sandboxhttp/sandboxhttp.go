@@ -129,6 +129,9 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		Response: api.Sandbox{}, Handler: h.handlePause})
 	add(httpapi.Route{Method: "POST", Path: sb + "/resume", Action: ActionManage, Summary: "Thaw a paused sandbox.",
 		Response: api.Sandbox{}, Handler: h.handleResume})
+	add(httpapi.Route{Method: "POST", Path: sb + "/fork", Action: ActionManage, Status: http.StatusCreated,
+		Summary: "Make count copies of the sandbox, each with a copy of its /workspace (filesystem only; the copies start fresh processes).",
+		Request: api.ForkSandboxRequest{}, Response: api.SandboxList{}, Handler: h.handleFork})
 	add(httpapi.Route{Method: "POST", Path: sb + "/start", Action: ActionManage,
 		Summary:  "Run a stopped sandbox (after a daemon restart) again with its files; a running one is answered as it is.",
 		Response: api.Sandbox{}, Handler: h.handleStart})
@@ -429,6 +432,35 @@ func (h *Handler) handleResume(w http.ResponseWriter, r *http.Request) error {
 		return problemFor(err)
 	}
 	return h.answer(w, id)
+}
+
+func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("sandbox")
+	if _, err := h.m.Info(id); err != nil {
+		return problemFor(err)
+	}
+	var req api.ForkSandboxRequest
+	if err := httpapi.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Count < 1 || req.Count > sandbox.MaxForks {
+		return validation([]api.FieldError{{Field: "count", Detail: fmt.Sprintf("must be 1 to %d", sandbox.MaxForks)}})
+	}
+	forks, err := h.m.Fork(r.Context(), id, req.Count)
+	out := api.SandboxList{Sandboxes: make([]api.Sandbox, 0, len(forks))}
+	for _, f := range forks {
+		if d, derr := h.describe(f.ID()); derr == nil {
+			out.Sandboxes = append(out.Sandboxes, d)
+		}
+	}
+	if err != nil && len(forks) == 0 {
+		return problemFor(err)
+	}
+	if err != nil { // some made: answer them, say why the rest were not
+		h.log.Warn("fork cut short", "sandbox", id, "made", len(forks), "err", err)
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, out)
+	return nil
 }
 
 func (h *Handler) handleStart(w http.ResponseWriter, r *http.Request) error {

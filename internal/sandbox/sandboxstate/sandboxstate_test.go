@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ type node struct {
 	m    *sandbox.Manager
 }
 
-func start(t *testing.T, st *store.Store, dir string) *node {
+func start(t testing.TB, st *store.Store, dir string) *node {
 	t.Helper()
 	if err := process.Available(); err != nil {
 		t.Skipf("process tier unavailable: %v", err)
@@ -215,4 +216,96 @@ func TestWorkspaceQuotaClass(t *testing.T) {
 	if got := run(t, sb, "ls"); got != "f1\nf2\n" {
 		t.Fatalf("after resume: %q", got)
 	}
+}
+
+// TestSandboxForkClass: fork copies a running sandbox's workspace (frozen
+// meanwhile, then running again), the copies are independent and owned
+// like it, counts outside 1..MaxForks are refused, and a stopped sandbox
+// (after a restart) forks too.
+func TestSandboxForkClass(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := filepath.Join(t.TempDir(), "sandboxes")
+	n := start(t, st, dir)
+	src, err := n.m.Create(ctx, "", sandbox.Spec{Labels: map[string]string{sandbox.LabelOwner: "spiffe://t/a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, src, "mkdir d && echo seed > d/f && ln -s d/f l")
+	for _, bad := range []int{0, -1, sandbox.MaxForks + 1} {
+		if _, err := n.m.Fork(ctx, src.ID(), bad); err == nil {
+			t.Fatalf("fork count %d accepted", bad)
+		}
+	}
+	forks, err := n.m.Fork(ctx, src.ID(), 2)
+	if err != nil || len(forks) != 2 {
+		t.Fatalf("fork: %v", err)
+	}
+	for _, f := range forks {
+		if got := run(t, f, "cat l; echo mine > d/f"); got != "seed\n" {
+			t.Fatalf("fork sees %q", got)
+		}
+		if o, _ := n.m.OwnershipOf(f.ID()); o.Owner != "spiffe://t/a" {
+			t.Fatalf("fork owner %q", o.Owner)
+		}
+	}
+	if got := run(t, src, "cat d/f"); got != "seed\n" {
+		t.Fatalf("source changed by its forks: %q", got)
+	}
+	if i := info(t, n.m, src.ID()); i.State != sandbox.StateRunning {
+		t.Fatalf("source after fork: %+v", i)
+	}
+	n.stop()
+	n = start(t, st, dir)
+	forks, err = n.m.Fork(ctx, src.ID(), 1)
+	if err != nil {
+		t.Fatalf("fork of a stopped sandbox: %v", err)
+	}
+	if got := run(t, forks[0], "cat d/f"); got != "seed\n" {
+		t.Fatalf("fork of stopped sees %q", got)
+	}
+}
+
+// BenchmarkFork measures Fork of a sandbox whose workspace holds
+// FORK_MB MiB (default 16) into FORK_N copies (default 100): one
+// iteration is the whole fork; ns/op / 1e6 is the fork's ms.
+func BenchmarkFork(b *testing.B) {
+	mb, cnt := envInt("FORK_MB", 16), envInt("FORK_N", 100)
+	st, err := store.Open(b.Context(), store.Options{Dir: b.TempDir(), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	n := start(b, st, filepath.Join(b.TempDir(), "sandboxes"))
+	src, err := n.m.Create(b.Context(), "", sandbox.Spec{Limits: sandbox.Limits{DiskMB: mb + 16}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var errb bytes.Buffer
+	if code, err := src.Exec(b.Context(), sandbox.ExecSpec{Cmd: "sh", Args: []string{"-c",
+		"for i in $(seq " + strconv.Itoa(mb) + "); do head -c 1048576 /dev/urandom > f$i; done"}}, nil, &errb); err != nil || code != 0 {
+		b.Fatalf("fill: %d %v %s", code, err, errb.String())
+	}
+	for b.Loop() {
+		forks, err := n.m.Fork(b.Context(), src.ID(), cnt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		for _, f := range forks {
+			_ = n.m.Delete(b.Context(), f.ID())
+		}
+		b.StartTimer()
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }

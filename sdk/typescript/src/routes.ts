@@ -118,6 +118,7 @@ export const ROUTES = {
   "post-v1-sandboxes-by-sandbox-exec": ["POST", "/v1/sandboxes/{sandbox}/exec", "sandboxes"],
   "post-v1-sandboxes-by-sandbox-extend": ["POST", "/v1/sandboxes/{sandbox}/extend", "sandboxes"],
   "post-v1-sandboxes-by-sandbox-files-mkdir": ["POST", "/v1/sandboxes/{sandbox}/files/mkdir", "sandboxes"],
+  "post-v1-sandboxes-by-sandbox-fork": ["POST", "/v1/sandboxes/{sandbox}/fork", "sandboxes"],
   "post-v1-sandboxes-by-sandbox-pause": ["POST", "/v1/sandboxes/{sandbox}/pause", "sandboxes"],
   "post-v1-sandboxes-by-sandbox-port-urls": ["POST", "/v1/sandboxes/{sandbox}/port-urls", "sandboxes"],
   "post-v1-sandboxes-by-sandbox-ports-by-port-by-path": ["POST", "/v1/sandboxes/{sandbox}/ports/{port}/{path}", "sandboxes"],
