@@ -95,7 +95,8 @@ func (h *Handler) controlRoutes(r *httpapi.Router) {
 	e2bRoute(r, "POST", sb+"/connect", "E2B: connect to a sandbox, resuming it if paused (201) and setting its timeout.", connect)
 	e2bRoute(r, "POST", "/v2"+sb+"/connect", "E2B: connect (the path SDK 2.x uses).", connect)
 	e2bRoute(r, "POST", sb+"/resume", "E2B: resume a paused sandbox (deprecated by E2B: use connect).", connect)
-	for _, u := range [][2]string{{"POST", sb + "/fork"}, {"POST", sb + "/snapshots"}, {"PUT", sb + "/network"},
+	e2bRoute(r, "POST", sb+"/fork", "E2B: fork a sandbox: a new one with a copy of its files (filesystem only), answered like a create.", h.control(h.handleFork))
+	for _, u := range [][2]string{{"POST", sb + "/snapshots"}, {"PUT", sb + "/network"},
 		{"GET", sb + "/metrics"}, {"GET", "/v2" + sb + "/logs"}, {"GET", sb + "/logs"}} {
 		e2bRoute(r, u[0], u[1], "E2B: not supported by this implementation (501).", h.control(h.handleUnsupported))
 	}
@@ -521,6 +522,19 @@ func (h *Handler) handleConnect(w http.ResponseWriter, r *http.Request, p caller
 		return err
 	}
 	writeJSON(w, status, h.out(info.ID, info.Tier, p.keyHash))
+	return nil
+}
+
+func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request, p caller) error {
+	_, info, err := h.lookup(r, p, sandbox.ActionManage)
+	if err != nil {
+		return err
+	}
+	forks, err := h.m.Fork(r.Context(), info.ID, 1)
+	if err != nil {
+		return sandboxhttp.ProblemFor(err)
+	}
+	writeJSON(w, http.StatusCreated, h.out(forks[0].ID(), forks[0].Tier(), p.keyHash))
 	return nil
 }
 

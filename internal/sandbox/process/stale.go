@@ -54,9 +54,13 @@ func (p *cgroupPool) removeStale() {
 			}
 		}
 	}
+	removed := 0
 	for _, d := range stale {
-		if err := os.Remove(d); err == nil {
-			p.log.Info("removed the cgroup of a sandbox from a daemon that died", "cgroup", d)
+		if os.Remove(d) == nil {
+			removed++
 		}
+	}
+	if removed > 0 {
+		p.log.Info("removed the cgroups of sandboxes of daemons that died", "count", removed)
 	}
 }
