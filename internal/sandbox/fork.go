@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,22 +50,44 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 	if err := checkFreeSpace(spec.HostWorkspace, m.cfg.Dir, n); err != nil {
 		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
 	}
-	out := make([]Sandbox, 0, n)
+	cs := spec
+	cs.HostWorkspace, cs.Timeout = "", 0
+	if rem := m.remainingOf(e); rem > 0 {
+		cs.Timeout = rem
+	}
+	// forkParallel copies and activations at a time: the copies are I/O,
+	// the activations wait on init.
+	var (
+		mu   sync.Mutex
+		out  = make([]Sandbox, 0, n)
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, forkParallel)
+	)
 	for range n {
-		cs := spec
-		cs.HostWorkspace, cs.Timeout = "", 0
-		cs.Labels, cs.Env = maps.Clone(spec.Labels), maps.Clone(spec.Env)
-		if rem := m.remainingOf(e); rem > 0 {
-			cs.Timeout = rem
-		}
-		c, err := m.create(ctx, "", cs, spec.HostWorkspace)
-		if err != nil {
-			return out, fmt.Errorf("fork sandbox %s: copy %d of %d: %w", id, len(out)+1, n, err)
-		}
-		out = append(out, c)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			one := cs
+			one.Labels, one.Env = maps.Clone(spec.Labels), maps.Clone(spec.Env)
+			c, err := m.create(ctx, "", one, spec.HostWorkspace)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			out = append(out, c)
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return out, fmt.Errorf("fork sandbox %s: %d of %d copies failed: %w", id, len(errs), n, errors.Join(errs...))
 	}
 	return out, nil
 }
+
+const forkParallel = 8
 
 // remainingOf is the rest of e's timeout.
 func (m *Manager) remainingOf(e *entry) time.Duration {
