@@ -18,6 +18,9 @@ const (
 	// says why. Exec and file calls answer 409 with KindSandboxFailed;
 	// delete it and create a new one.
 	SandboxStateFailed = "failed"
+	// SandboxStateStopped: the sandbox runs no processes but keeps its
+	// files (after a daemon restart); POST .../start runs it again.
+	SandboxStateStopped = "stopped"
 )
 
 // Exec event types, in the order a stream can carry them: any number of
@@ -73,8 +76,11 @@ type Sandbox struct {
 	Paused   bool          `json:"paused"`
 	// State is SandboxStateRunning, SandboxStatePaused or
 	// SandboxStateFailed; Failure is why a failed sandbox stopped working.
-	State    string            `json:"state"`
-	Failure  string            `json:"failure,omitempty"`
+	State   string `json:"state"`
+	Failure string `json:"failure,omitempty"`
+	// Reason says why the platform paused or stopped the sandbox (its
+	// disk quota, a daemon restart).
+	Reason   string            `json:"reason,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Owner is the SPIFFE ID of the principal that owns the sandbox (for a
 	// session's sandbox, the agent's owner); Session is "agent/session"
@@ -96,6 +102,13 @@ type SandboxList struct {
 // sandbox then expires TimeoutS seconds from now (capped by the server).
 type ExtendSandboxRequest struct {
 	TimeoutS float64 `json:"timeout_s"`
+}
+
+// ForkSandboxRequest is the body of POST /v1/sandboxes/{id}/fork: Count
+// copies (1 to 100) of the sandbox with a copy of its /workspace each,
+// owned like it. The answer is a SandboxList of the copies.
+type ForkSandboxRequest struct {
+	Count int `json:"count"`
 }
 
 // ExecRequest is the body of POST /v1/sandboxes/{id}/exec.

@@ -63,6 +63,21 @@ func (c *Client) ResumeSandbox(ctx context.Context, id string) (*api.Sandbox, er
 	return c.sandboxOp(ctx, id, "/resume", nil)
 }
 
+// StartSandbox runs a stopped sandbox (after a daemon restart) again with
+// its files.
+func (c *Client) StartSandbox(ctx context.Context, id string) (*api.Sandbox, error) {
+	return c.sandboxOp(ctx, id, "/start", nil)
+}
+
+// ForkSandbox makes count copies of a sandbox with its files.
+func (c *Client) ForkSandbox(ctx context.Context, id string, count int) ([]api.Sandbox, error) {
+	var out api.SandboxList
+	if err := c.Do(ctx, http.MethodPost, sandboxPath(id)+"/fork", api.ForkSandboxRequest{Count: count}, &out); err != nil {
+		return nil, err
+	}
+	return out.Sandboxes, nil
+}
+
 func (c *Client) sandboxOp(ctx context.Context, id, op string, in any) (*api.Sandbox, error) {
 	var s api.Sandbox
 	if err := c.Do(ctx, http.MethodPost, sandboxPath(id)+op, in, &s); err != nil {

@@ -85,7 +85,9 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		newSandboxLsCmd(g), newSandboxRmCmd(g), newSandboxPortForwardCmd(g), newSandboxShellCmd(g),
 		sandboxOpCmd(g, "show", "Show one sandbox", (*client.Client).Sandbox),
 		sandboxOpCmd(g, "pause", "Freeze every process of a sandbox", (*client.Client).PauseSandbox),
-		sandboxOpCmd(g, "resume", "Thaw a paused sandbox", (*client.Client).ResumeSandbox))
+		sandboxOpCmd(g, "resume", "Thaw a paused sandbox", (*client.Client).ResumeSandbox),
+		sandboxOpCmd(g, "start", "Run a stopped sandbox (after a daemon restart) again with its files", (*client.Client).StartSandbox),
+		newSandboxForkCmd(g))
 	return cmd
 }
 
@@ -172,6 +174,33 @@ func sandboxOpCmd(g *globals, use, short string, op func(*client.Client, context
 			return g.print(sb, func(w io.Writer) { printSandbox(w, sb) })
 		},
 	}
+}
+
+func newSandboxForkCmd(g *globals) *cobra.Command {
+	var count int
+	cmd := &cobra.Command{
+		Use: "fork ID", Short: "Make copies of a sandbox, each with a copy of its /workspace", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if count < 1 || count > 100 {
+				return fmt.Errorf("--count %d: must be 1 to 100", count)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			forks, err := c.ForkSandbox(cmd.Context(), args[0], count)
+			if err != nil {
+				return err
+			}
+			return g.print(api.SandboxList{Sandboxes: forks}, func(w io.Writer) {
+				for _, sb := range forks {
+					fmt.Fprintln(w, sb.ID)
+				}
+			})
+		},
+	}
+	cmd.Flags().IntVar(&count, "count", 1, "how many copies (1 to 100)")
+	return cmd
 }
 
 func newSandboxRmCmd(g *globals) *cobra.Command {

@@ -16,6 +16,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxenv"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxnet"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxstate"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -80,7 +81,8 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	parts.manager, err = sandbox.NewManager(sandbox.ManagerConfig{Tiers: parts.tiers, Pools: pools, Logger: log,
 		DefaultTimeout: sandbox.DefaultTimeout, Admission: d.sandboxCaps(),
-		NetworkHook: parts.nets.Hook, OnClose: parts.nets.Close, Metrics: d.reg, Node: d.cfg.ClusterNode()})
+		NetworkHook: parts.nets.Hook, OnClose: parts.nets.Close, Metrics: d.reg, Node: d.cfg.ClusterNode(),
+		Records: sandboxstate.New(d.store, d.cfg.ClusterNode()), Dir: d.cfg.Data + "/sandboxes"})
 	if err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}

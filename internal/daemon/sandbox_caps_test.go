@@ -92,8 +92,13 @@ func TestSandboxUserCapsClass(t *testing.T) {
 	if l := sb.Limits; l.MemoryMB != 256 || l.DiskMB != 64 || l.Pids != 64 || l.CPUs != 1 || sb.Expires.Sub(sb.Created) > 10*time.Minute {
 		t.Fatalf("defaults not brought under the caps: %+v, lives %v", sb.Limits, sb.Expires.Sub(sb.Created))
 	}
-	if code, out := run(t, alice, sb.ID, "df -m /workspace | tail -1 | awk '{print $2}'"); code != 0 || strings.TrimSpace(out) != "64" {
-		t.Fatalf("workspace size inside: %d %q", code, out)
+	if code, out := run(t, alice, sb.ID, "df -m /tmp | tail -1 | awk '{print $2}'"); code != 0 || strings.TrimSpace(out) != "64" {
+		t.Fatalf("/tmp size inside: %d %q", code, out)
+	}
+	// /workspace is on disk (it survives restarts): its cap holds per file
+	// as it is written (and in total by the Manager's quota check).
+	if code, out := run(t, alice, sb.ID, "head -c 70000000 /dev/zero > /workspace/big; echo $?"); code != 0 || strings.TrimSpace(out) == "0" {
+		t.Fatalf("a 70 MB file in a 64 MiB workspace: %d %q", code, out)
 	}
 	// Within the caps: granted as asked.
 	small, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 60, Limits: api.SandboxLimits{MemoryMB: 128, DiskMB: 16, Pids: 32, CPUs: 0.5}})

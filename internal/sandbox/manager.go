@@ -68,6 +68,15 @@ type ManagerConfig struct {
 	// Node, in a cluster, is this member's name: the ids of the sandboxes
 	// made here carry it (ids.go), so any member routes to this one.
 	Node string
+	// Records, if set, keeps every sandbox's record durable (state.go):
+	// after a restart the Manager lists them again as stopped, and Close
+	// keeps them (and their directories) instead of deleting them.
+	Records Records
+	// Dir, if set, holds one host directory per sandbox, Dir/<id>, whose
+	// workspace/ is mounted on /workspace (Spec.HostWorkspace) and checked
+	// against Limits.DiskMB every QuotaInterval (default 5s).
+	Dir           string
+	QuotaInterval time.Duration
 }
 
 // Info describes a live sandbox.
@@ -82,12 +91,26 @@ type Info struct {
 	// while it works. A failed sandbox stays listed until it is deleted or
 	// times out.
 	Failure string `json:"failure,omitempty"`
+	// State is StateRunning, StatePaused or StateStopped (state.go);
+	// Reason says why the platform paused or stopped it, if it did.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	Limits Limits `json:"limits"`
 }
 
 type entry struct {
-	sb       Sandbox
+	id       string
+	sb       Sandbox // nil while stopped or starting
+	spec     Spec    // as created, without the network hook's env
 	created  time.Time
-	deadline time.Time
+	deadline time.Time // while running
+	// state is StateRunning, StatePaused, StateStopped or stateStarting;
+	// remaining is the rest of the timeout while the clock is stopped
+	// (paused, stopped); reason why the platform paused or stopped it.
+	state     string
+	remaining time.Duration
+	reason    string
+	op        sync.Mutex // serializes pause, resume, start and delete
 }
 
 type poolKey struct{ tier, template string }
@@ -176,8 +199,15 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.wg.Add(1)
 		go m.fill(p)
 	}
+	if err := m.load(ctx); err != nil {
+		return err
+	}
 	m.wg.Add(1)
 	go m.reapLoop()
+	if m.cfg.Dir != "" {
+		m.wg.Add(1)
+		go m.quotaLoop()
+	}
 	return nil
 }
 
@@ -238,7 +268,7 @@ func (m *Manager) ReapExpired(ctx context.Context) []string {
 	var expired []string
 	m.mu.Lock()
 	for id, e := range m.sandboxes {
-		if !now.Before(e.deadline) {
+		if e.state == StateRunning && !now.Before(e.deadline) {
 			expired = append(expired, id)
 		}
 	}
@@ -269,6 +299,12 @@ func (m *Manager) NewID() string {
 // Create makes a sandbox, from a warm pool when one exists for the spec's
 // tier and template. An empty id gets a random one.
 func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, error) {
+	return m.create(ctx, id, spec, "")
+}
+
+// create is Create, with the files of directory seed (if not "") copied
+// into the new sandbox's host workspace before it starts (fork).
+func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string) (Sandbox, error) {
 	if spec.Tier == "" {
 		spec.Tier = TierProcess
 	}
@@ -288,6 +324,45 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 		m.mu.Unlock()
 	}()
 	spec = spec.normalize(spec.Tier)
+	if err := m.makeHostDir(id, &spec); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+	}
+	if seed != "" {
+		if err := copyTree(seed, spec.HostWorkspace); err != nil {
+			m.removeHostDir(id)
+			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
+		}
+	}
+	sb, err := m.activate(ctx, t, id, spec)
+	if err != nil {
+		m.removeHostDir(id)
+		return nil, err
+	}
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = m.cfg.DefaultTimeout
+	}
+	timeout = min(timeout, m.cfg.MaxTimeout)
+	now := m.now()
+	e := &entry{id: id, sb: sb, spec: spec, created: now, deadline: now.Add(timeout), state: StateRunning}
+	// Acknowledged only once durable: a record that cannot be written
+	// undoes the create.
+	if err := m.persist(ctx, e); err != nil {
+		_ = sb.Close()
+		m.closed(id)
+		m.removeHostDir(id)
+		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+	}
+	m.mu.Lock()
+	m.sandboxes[id] = e
+	delete(m.pending, id)
+	m.mu.Unlock()
+	return sb, nil
+}
+
+// activate makes the live sandbox of spec (from the warm pool when one
+// matches) and runs the network hook on it.
+func (m *Manager) activate(ctx context.Context, t Tier, id string, spec Spec) (Sandbox, error) {
 	t0 := time.Now()
 	var pr Prepared
 	if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
@@ -325,20 +400,10 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 			return nil, fmt.Errorf("create sandbox %s: network: %w", id, err)
 		}
 	}
-	timeout := spec.Timeout
-	if timeout <= 0 {
-		timeout = m.cfg.DefaultTimeout
-	}
-	timeout = min(timeout, m.cfg.MaxTimeout)
 	if m.met != nil {
 		sb = meter(sb, m.met)
 		m.met.created(spec.Tier, pooled, time.Since(t0))
 	}
-	now := m.now()
-	m.mu.Lock()
-	m.sandboxes[id] = &entry{sb: sb, created: now, deadline: now.Add(timeout)}
-	delete(m.pending, id)
-	m.mu.Unlock()
 	return sb, nil
 }
 
@@ -356,7 +421,7 @@ func (m *Manager) admit(id string, spec *Spec) error {
 	if a := m.cfg.Admission; a != nil {
 		live := make([]Info, 0, len(m.sandboxes)+len(m.pending))
 		for _, e := range m.sandboxes {
-			live = append(live, e.info())
+			live = append(live, e.info(m.now()))
 		}
 		for pid, ps := range m.pending {
 			live = append(live, Info{ID: pid, Tier: ps.Tier, Template: ps.Template, Labels: ps.Labels})
@@ -394,13 +459,16 @@ func (m *Manager) runNetworkHook(ctx context.Context, sb Sandbox) error {
 	return nil
 }
 
-// Get returns a live sandbox by id.
+// Get returns a live sandbox by id; a stopped one answers ErrStopped.
 func (m *Manager) Get(id string) (Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.sandboxes[id]
 	if !ok {
 		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	if e.sb == nil {
+		return nil, fmt.Errorf("sandbox %s: %w (start it first)", id, ErrStopped)
 	}
 	return e.sb, nil
 }
@@ -410,26 +478,37 @@ func (m *Manager) Info(id string) (Info, error) {
 	m.mu.Lock()
 	e, ok := m.sandboxes[id]
 	var info Info
+	var sb Sandbox
 	if ok {
-		info = e.info()
+		info, sb = e.info(m.now()), e.sb
 	}
 	m.mu.Unlock()
 	if !ok {
 		return Info{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
 	}
-	return info.withFailure(e.sb), nil
+	return info.withFailure(sb), nil
 }
 
 // info describes e; call with m.mu held. Failure is filled in by
 // withFailure, outside the lock: a tier may need a moment to tell why a
 // sandbox died.
-func (e *entry) info() Info {
-	s := e.sb.Spec()
-	return Info{ID: e.sb.ID(), Tier: s.Tier, Template: s.Template, Created: e.created, Deadline: e.deadline, Labels: s.Labels}
+func (e *entry) info(now time.Time) Info {
+	s := e.spec
+	info := Info{ID: e.id, Tier: s.Tier, Template: s.Template, Created: e.created, Deadline: e.deadline, Labels: s.Labels,
+		State: e.state, Reason: e.reason, Limits: s.Limits}
+	if e.state != StateRunning {
+		info.Deadline = now.Add(e.remaining)
+	}
+	if e.state == stateStarting {
+		info.State = StateStopped
+	}
+	return info
 }
 
 func (info Info) withFailure(sb Sandbox) Info {
-	info.Failure = FailureReason(sb.Failure())
+	if sb != nil {
+		info.Failure = FailureReason(sb.Failure())
+	}
 	return info
 }
 
@@ -439,7 +518,7 @@ func (m *Manager) List() []Info {
 	out := make([]Info, 0, len(m.sandboxes))
 	sbs := make([]Sandbox, 0, len(m.sandboxes))
 	for _, e := range m.sandboxes {
-		out = append(out, e.info())
+		out = append(out, e.info(m.now()))
 		sbs = append(sbs, e.sb)
 	}
 	m.mu.Unlock()
@@ -451,34 +530,63 @@ func (m *Manager) List() []Info {
 }
 
 // Extend sets the sandbox's deadline to now+d (capped by MaxTimeout) and
-// returns it, if the Admission (if any) agrees.
+// returns it, if the Admission (if any) agrees. A paused or stopped
+// sandbox keeps its clock stopped with d left.
 func (m *Manager) Extend(id string, d time.Duration) (time.Time, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.sandboxes[id]
-	if !ok {
-		return time.Time{}, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	e, err := m.lockEntry(id)
+	if err != nil {
+		return time.Time{}, err
 	}
+	defer e.op.Unlock()
+	m.mu.Lock()
 	if a := m.cfg.Admission; a != nil {
-		if err := a.AdmitExtend(e.info(), d); err != nil {
+		if err := a.AdmitExtend(e.info(m.now()), d); err != nil {
+			m.mu.Unlock()
 			return time.Time{}, fmt.Errorf("extend sandbox %s: %w", id, err)
 		}
 	}
-	e.deadline = m.now().Add(min(d, m.cfg.MaxTimeout))
-	return e.deadline, nil
+	d = min(d, m.cfg.MaxTimeout)
+	end := m.now().Add(d)
+	if e.state == StateRunning {
+		e.deadline = end
+	} else {
+		e.remaining = d
+	}
+	m.mu.Unlock()
+	return end, m.persist(context.Background(), e)
 }
 
-// Delete closes a sandbox and forgets it.
+// Delete closes a sandbox and forgets it: its record and its host
+// directory go too.
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	m.mu.Lock()
 	e, ok := m.sandboxes[id]
-	delete(m.sandboxes, id)
 	m.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
 	}
-	err := e.sb.Close()
-	m.closed(id)
+	e.op.Lock()
+	defer e.op.Unlock()
+	m.mu.Lock()
+	if m.sandboxes[id] != e {
+		m.mu.Unlock()
+		return fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
+	}
+	delete(m.sandboxes, id)
+	m.mu.Unlock()
+	var err error
+	if e.sb != nil {
+		err = e.sb.Close()
+		m.closed(id)
+	}
+	if m.cfg.Records != nil {
+		if rerr := m.cfg.Records.Delete(ctx, id); rerr != nil {
+			// The files stay with the record: the sandbox comes back
+			// stopped at the next start rather than half deleted.
+			return fmt.Errorf("delete sandbox %s: record: %w", id, errors.Join(err, rerr))
+		}
+	}
+	m.removeHostDir(id)
 	if err != nil {
 		return fmt.Errorf("delete sandbox %s: %w", id, err)
 	}
@@ -513,8 +621,13 @@ func (m *Manager) Close() error {
 	m.sandboxes = map[string]*entry{}
 	m.mu.Unlock()
 	for id, e := range all {
-		errs = append(errs, e.sb.Close())
-		m.closed(id)
+		if e.sb != nil {
+			errs = append(errs, e.sb.Close())
+			m.closed(id)
+		}
+		if m.cfg.Records == nil {
+			m.removeHostDir(id) // nothing would find it again
+		}
 	}
 	return errors.Join(errs...)
 }

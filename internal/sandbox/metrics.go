@@ -77,7 +77,7 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.m.mu.Lock()
 	for _, e := range c.m.sandboxes {
-		live[e.sb.Tier()]++
+		live[e.spec.Tier]++
 	}
 	for _, s := range c.m.pending {
 		live[s.Tier]++

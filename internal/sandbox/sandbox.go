@@ -169,6 +169,10 @@ type Spec struct {
 	Timeout time.Duration
 	// Labels are opaque to this package (owner, session id, ...).
 	Labels map[string]string
+	// HostWorkspace, set by the Manager when it keeps sandboxes on host
+	// storage, is the host directory mounted on /workspace instead of a
+	// tmpfs; the tier makes it the sandbox user's. "" means a tmpfs.
+	HostWorkspace string
 }
 
 // ExecSpec describes one process to run inside a sandbox.

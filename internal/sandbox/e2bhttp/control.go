@@ -6,6 +6,7 @@ package e2bhttp
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,7 +95,8 @@ func (h *Handler) controlRoutes(r *httpapi.Router) {
 	e2bRoute(r, "POST", sb+"/connect", "E2B: connect to a sandbox, resuming it if paused (201) and setting its timeout.", connect)
 	e2bRoute(r, "POST", "/v2"+sb+"/connect", "E2B: connect (the path SDK 2.x uses).", connect)
 	e2bRoute(r, "POST", sb+"/resume", "E2B: resume a paused sandbox (deprecated by E2B: use connect).", connect)
-	for _, u := range [][2]string{{"POST", sb + "/fork"}, {"POST", sb + "/snapshots"}, {"PUT", sb + "/network"},
+	e2bRoute(r, "POST", sb+"/fork", "E2B: fork a sandbox: a new one with a copy of its files (filesystem only), answered like a create.", h.control(h.handleFork))
+	for _, u := range [][2]string{{"POST", sb + "/snapshots"}, {"PUT", sb + "/network"},
 		{"GET", sb + "/metrics"}, {"GET", "/v2" + sb + "/logs"}, {"GET", sb + "/logs"}} {
 		e2bRoute(r, u[0], u[1], "E2B: not supported by this implementation (501).", h.control(h.handleUnsupported))
 	}
@@ -247,30 +249,15 @@ func (h *Handler) out(id, tier, keyHash string) sandboxOut {
 		EnvdAccessToken: h.keys.envdToken(id, keyHash)}
 }
 
-func (h *Handler) isPaused(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.paused[id]
-}
-
-func (h *Handler) setPaused(id string, p bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if p {
-		h.paused[id] = true
-	} else {
-		delete(h.paused, id)
-	}
-}
-
-// detail describes a live sandbox.
-func (h *Handler) detail(info sandbox.Info, sb sandbox.Sandbox) sandboxDetail {
-	l := sb.Spec().Limits
+// detail describes a sandbox; a stopped one (after a daemon restart) is
+// "paused" to E2B, which connect resumes.
+func (h *Handler) detail(info sandbox.Info) sandboxDetail {
+	l := info.Limits
 	d := sandboxDetail{TemplateID: templateOf(info.Tier), SandboxID: info.ID, ClientID: "agentcloud",
 		StartedAt: info.Created.UTC(), EndAt: info.Deadline.UTC(), EnvdVersion: EnvdVersion,
 		CPUCount: max(1, int(l.CPUs+0.5)), MemoryMB: l.MemoryMB, DiskSizeMB: l.DiskMB,
 		Metadata: map[string]string{}, State: "running", VolumeMounts: []struct{}{}}
-	if h.isPaused(info.ID) {
+	if info.State != sandbox.StateRunning {
 		d.State = "paused"
 	}
 	for k, v := range info.Labels {
@@ -291,6 +278,9 @@ func (h *Handler) lookup(r *http.Request, p caller, action string) (sandbox.Sand
 	if err != nil {
 		return nil, sandbox.Info{}, sandboxhttp.ProblemFor(err)
 	}
+	if info.State == sandbox.StateStopped {
+		return nil, info, nil
+	}
 	sb, err := h.m.Get(id)
 	if err != nil {
 		return nil, sandbox.Info{}, sandboxhttp.ProblemFor(err)
@@ -299,11 +289,11 @@ func (h *Handler) lookup(r *http.Request, p caller, action string) (sandbox.Sand
 }
 
 func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p caller) error {
-	sb, info, err := h.lookup(r, p, sandbox.ActionRead)
+	_, info, err := h.lookup(r, p, sandbox.ActionRead)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, h.detail(info, sb))
+	writeJSON(w, http.StatusOK, h.detail(info))
 	return nil
 }
 
@@ -368,11 +358,7 @@ func (h *Handler) handleList(w http.ResponseWriter, r *http.Request, p caller) e
 		if h.cfg.Visible != nil && !h.cfg.Visible(r, info) {
 			continue
 		}
-		sb, err := h.m.Get(info.ID)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		d := h.detail(info, sb)
+		d := h.detail(info)
 		if d.State == "running" {
 			running++
 		}
@@ -403,21 +389,20 @@ func matches(have, want map[string]string) bool {
 }
 
 func (h *Handler) handleKill(w http.ResponseWriter, r *http.Request, p caller) error {
-	sb, _, err := h.lookup(r, p, sandbox.ActionDelete)
+	_, info, err := h.lookup(r, p, sandbox.ActionDelete)
 	if err != nil {
 		return err
 	}
-	h.procs.closeSandbox(sb.ID())
-	if err := h.m.Delete(r.Context(), sb.ID()); err != nil {
+	h.procs.closeSandbox(info.ID)
+	if err := h.m.Delete(r.Context(), info.ID); err != nil {
 		return sandboxhttp.ProblemFor(err)
 	}
-	h.setPaused(sb.ID(), false)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 func (h *Handler) handleTimeout(w http.ResponseWriter, r *http.Request, p caller) error {
-	sb, _, err := h.lookup(r, p, sandbox.ActionManage)
+	_, info, err := h.lookup(r, p, sandbox.ActionManage)
 	if err != nil {
 		return err
 	}
@@ -434,7 +419,7 @@ func (h *Handler) handleTimeout(w http.ResponseWriter, r *http.Request, p caller
 	if err != nil {
 		return err
 	}
-	if _, err := h.m.Extend(sb.ID(), d); err != nil {
+	if _, err := h.m.Extend(info.ID, d); err != nil {
 		return sandboxhttp.ProblemFor(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -442,7 +427,7 @@ func (h *Handler) handleTimeout(w http.ResponseWriter, r *http.Request, p caller
 }
 
 func (h *Handler) handleRefresh(w http.ResponseWriter, r *http.Request, p caller) error {
-	sb, info, err := h.lookup(r, p, sandbox.ActionManage)
+	_, info, err := h.lookup(r, p, sandbox.ActionManage)
 	if err != nil {
 		return err
 	}
@@ -458,7 +443,7 @@ func (h *Handler) handleRefresh(w http.ResponseWriter, r *http.Request, p caller
 			return err
 		}
 	}
-	if err := h.extendTo(sb.ID(), info, d); err != nil {
+	if err := h.extendTo(info.ID, info, d); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -477,7 +462,7 @@ func (h *Handler) extendTo(id string, info sandbox.Info, d time.Duration) error 
 }
 
 func (h *Handler) handlePause(w http.ResponseWriter, r *http.Request, p caller) error {
-	sb, _, err := h.lookup(r, p, sandbox.ActionManage)
+	_, info, err := h.lookup(r, p, sandbox.ActionManage)
 	if err != nil {
 		return err
 	}
@@ -487,13 +472,13 @@ func (h *Handler) handlePause(w http.ResponseWriter, r *http.Request, p caller) 
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	if h.isPaused(sb.ID()) {
-		return api.Errorf(api.KindConflict, "sandbox %s is already paused", sb.ID())
+	err = h.m.Pause(r.Context(), info.ID)
+	if errors.Is(err, sandbox.ErrPaused) || errors.Is(err, sandbox.ErrStopped) {
+		return api.Errorf(api.KindConflict, "sandbox %s is already paused", info.ID)
 	}
-	if err := sb.Pause(r.Context()); err != nil {
+	if err != nil {
 		return sandboxhttp.ProblemFor(err)
 	}
-	h.setPaused(sb.ID(), true)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -501,7 +486,7 @@ func (h *Handler) handlePause(w http.ResponseWriter, r *http.Request, p caller) 
 // handleConnect resumes a paused sandbox (201) or answers a running one
 // (200), moving its end to timeout seconds from now if that is later.
 func (h *Handler) handleConnect(w http.ResponseWriter, r *http.Request, p caller) error {
-	sb, info, err := h.lookup(r, p, sandbox.ActionManage)
+	_, info, err := h.lookup(r, p, sandbox.ActionManage)
 	if err != nil {
 		return err
 	}
@@ -518,17 +503,38 @@ func (h *Handler) handleConnect(w http.ResponseWriter, r *http.Request, p caller
 		}
 	}
 	status := http.StatusOK
-	if h.isPaused(sb.ID()) {
-		if err := sb.Resume(r.Context()); err != nil {
+	switch info.State {
+	case sandbox.StateStopped:
+		if _, err := h.m.StartSandbox(r.Context(), info.ID); err != nil {
 			return sandboxhttp.ProblemFor(err)
 		}
-		h.setPaused(sb.ID(), false)
+		status = http.StatusCreated
+	case sandbox.StatePaused:
+		if err := h.m.Resume(r.Context(), info.ID); err != nil {
+			return sandboxhttp.ProblemFor(err)
+		}
 		status = http.StatusCreated
 	}
-	if err := h.extendTo(sb.ID(), info, d); err != nil {
+	if info, err = h.m.Info(info.ID); err != nil {
+		return sandboxhttp.ProblemFor(err)
+	}
+	if err := h.extendTo(info.ID, info, d); err != nil {
 		return err
 	}
-	writeJSON(w, status, h.out(sb.ID(), sb.Tier(), p.keyHash))
+	writeJSON(w, status, h.out(info.ID, info.Tier, p.keyHash))
+	return nil
+}
+
+func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request, p caller) error {
+	_, info, err := h.lookup(r, p, sandbox.ActionManage)
+	if err != nil {
+		return err
+	}
+	forks, err := h.m.Fork(r.Context(), info.ID, 1)
+	if err != nil {
+		return sandboxhttp.ProblemFor(err)
+	}
+	writeJSON(w, http.StatusCreated, h.out(forks[0].ID(), forks[0].Tier(), p.keyHash))
 	return nil
 }
 

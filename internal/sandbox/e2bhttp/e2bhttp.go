@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -75,9 +74,6 @@ type Handler struct {
 	keys  *Keys
 	log   *slog.Logger
 	procs *procTable
-
-	mu     sync.Mutex      // guards paused
-	paused map[string]bool // sandbox id -> paused through this API
 }
 
 // New returns a Handler; register it with Routes.
@@ -98,8 +94,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("e2bhttp: Keys, a NodeKey of 32 bytes or more and an Authorizer are required")
 	}
 	return &Handler{cfg: cfg, m: cfg.Manager, log: cfg.Logger, procs: newProcTable(),
-		keys:   &Keys{kv: cfg.Keys, nodeKey: cfg.NodeKey, now: cfg.Now},
-		paused: map[string]bool{}}, nil
+		keys: &Keys{kv: cfg.Keys, nodeKey: cfg.NodeKey, now: cfg.Now}}, nil
 }
 
 // Close stops the processes started through envd and waits for them.

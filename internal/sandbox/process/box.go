@@ -71,11 +71,19 @@ func (b *box) Activate(ctx context.Context, id string, spec sandbox.Spec) (sandb
 		b.destroy()
 		return nil, fmt.Errorf("activate sandbox %s: %w", id, err)
 	}
-	_, err := b.call(ctx, &message{Op: opActivate, Activate: &activateConfig{
-		Hostname: "sandbox",
-		DiskMB:   spec.Limits.DiskMB,
-		Pids:     spec.Limits.Pids,
-	}})
+	ws, err := b.workspaceTree(spec.HostWorkspace)
+	if err != nil {
+		b.destroy()
+		return nil, fmt.Errorf("activate sandbox %s: %w", id, err)
+	}
+	_, err = b.call(ctx, &message{Op: opActivate, Activate: &activateConfig{
+		Hostname: "sandbox", HostWorkspace: ws != nil,
+		DiskMB: spec.Limits.DiskMB,
+		Pids:   spec.Limits.Pids,
+	}}, ws...)
+	for _, f := range ws {
+		_ = f.Close()
+	}
 	if err != nil {
 		b.destroy()
 		return nil, fmt.Errorf("activate sandbox %s: %w%s", id, err, b.stderrTail())

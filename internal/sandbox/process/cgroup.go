@@ -103,6 +103,16 @@ func newCgroupPool(size int, log *slog.Logger) (*cgroupPool, error) {
 	if len(p.parents) == 0 && p.v2 == "" {
 		return nil, fmt.Errorf("no usable cgroup hierarchy: %w", sandbox.ErrUnavailable)
 	}
+	p.removeStale()
+	p.wg.Add(1)
+	go func() { // again once the inits of a daemon killed just before us are gone
+		defer p.wg.Done()
+		select {
+		case <-time.After(15 * time.Second):
+			p.removeStale()
+		case <-p.stop:
+		}
+	}()
 	p.wg.Add(1)
 	go p.refill()
 	return p, nil

@@ -108,7 +108,7 @@ func runInit() error {
 	}
 
 	// Phase 2: activation (possibly much later: the sandbox sat in a pool).
-	m, _, err = ctl.recv()
+	m, files, err := ctl.recv()
 	if err != nil {
 		if errors.Is(err, errEOF) {
 			return nil // discarded from the pool
@@ -118,7 +118,11 @@ func runInit() error {
 	if m.Op != opActivate || m.Activate == nil {
 		return fmt.Errorf("second message %q, want %q", m.Op, opActivate)
 	}
-	if err := st.activate(m.Activate); err != nil {
+	err = st.activate(m.Activate, files)
+	for _, f := range files {
+		_ = f.Close()
+	}
+	if err != nil {
 		_ = ctl.send(replyErr(m.ID, fmt.Errorf("activate: %w", err)))
 		return err
 	}
@@ -131,8 +135,8 @@ func runInit() error {
 // activate mounts the writable dirs, applies rlimits, drops to the sandbox
 // user and installs seccomp and landlock. After it returns nothing in the
 // sandbox (init included) holds a capability.
-func (st *initState) activate(cfg *activateConfig) error {
-	if err := mountWritable(cfg); err != nil {
+func (st *initState) activate(cfg *activateConfig, files []*os.File) error {
+	if err := mountWritable(cfg, files); err != nil {
 		return err
 	}
 	if cfg.Hostname != "" {

@@ -83,6 +83,9 @@ type activateConfig struct {
 	DiskMB   int    `json:"disk_mb"`
 	Pids     int    `json:"pids"`
 	NoFile   int    `json:"nofile"`
+	// HostWorkspace: the message carries an open host directory to
+	// bind-mount on /workspace instead of a tmpfs.
+	HostWorkspace bool `json:"host_workspace,omitempty"`
 }
 
 // errFromReply turns a reply's error fields back into an error; Errno keeps

@@ -206,16 +206,35 @@ func setupDev(dir string, shmMB int) error {
 }
 
 // mountWritable mounts the size-limited /workspace and /tmp (tmpfs size= is
-// the disk limit; the pages also count against the memory cgroup).
-func mountWritable(cfg *activateConfig) error {
+// the disk limit; the pages also count against the memory cgroup). When the
+// host passed the sandbox's workspace directory (cfg.HostWorkspace, the
+// first file), /workspace is that directory bind-mounted instead: it lives
+// on host storage and survives the sandbox (the Manager checks its size).
+func mountWritable(cfg *activateConfig, files []*os.File) error {
 	size := cfg.DiskMB
 	if size <= 0 {
 		size = sandbox.DefaultLimits.DiskMB
 	}
-	for _, m := range []struct {
+	type wdir struct {
 		dir  string
 		mode string
-	}{{sandbox.WorkspaceDir, "0755"}, {sandbox.TmpDir, "1777"}} {
+	}
+	dirs := []wdir{{sandbox.WorkspaceDir, "0755"}, {sandbox.TmpDir, "1777"}}
+	if cfg.HostWorkspace {
+		if len(files) == 0 {
+			return fmt.Errorf("mount %s: the host passed no workspace directory", sandbox.WorkspaceDir)
+		}
+		// A detached mount (open_tree OPEN_TREE_CLONE on the host): a
+		// plain bind of another namespace's mount is refused.
+		if err := unix.MoveMount(int(files[0].Fd()), "", unix.AT_FDCWD, sandbox.WorkspaceDir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("attach %s: %w", sandbox.WorkspaceDir, err)
+		}
+		if err := unix.Mount("", sandbox.WorkspaceDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("remount %s: %w", sandbox.WorkspaceDir, err)
+		}
+		dirs = dirs[1:]
+	}
+	for _, m := range dirs {
 		opts := fmt.Sprintf("size=%dm,mode=%s,uid=%d,gid=%d", size, m.mode, sandbox.SandboxUID, sandbox.SandboxGID)
 		if err := unix.Mount("sandbox", m.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			return fmt.Errorf("mount %s: %w", m.dir, err)

@@ -37,6 +37,8 @@ func problemFor(err error) error {
 			err, sandbox.WorkspaceDir, sandbox.TmpDir, sandbox.WorkspaceDir)
 	case errors.Is(err, sandbox.ErrPaused):
 		return api.Errorf(api.KindConflict, "%v: resume it first (POST .../resume)", err)
+	case errors.Is(err, sandbox.ErrStopped):
+		return api.Errorf(api.KindConflict, "%v: POST /v1/sandboxes/ID/start", err)
 	case errors.Is(err, sandbox.ErrUnsupported):
 		return api.Errorf(api.KindBadRequest, "%v", err)
 	case errors.Is(err, sandbox.ErrUnavailable):

@@ -11,6 +11,7 @@
 package sandboxhttp
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -18,7 +19,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -63,9 +63,6 @@ type Handler struct {
 	maxTimeout  time.Duration
 	log         *slog.Logger
 	cfg         Config
-
-	mu     sync.Mutex      // guards paused
-	paused map[string]bool // sandbox id -> paused through this API
 }
 
 // New returns a Handler; register it with Routes.
@@ -80,7 +77,7 @@ func New(cfg Config) *Handler {
 		cfg.Unavailable = fmt.Errorf("sandboxes are not enabled on this node")
 	}
 	h := &Handler{m: cfg.Manager, templates: map[string][]string{}, unavailable: cfg.Unavailable,
-		maxTimeout: cfg.MaxTimeout, log: cfg.Logger, paused: map[string]bool{}, cfg: cfg}
+		maxTimeout: cfg.MaxTimeout, log: cfg.Logger, cfg: cfg}
 	for _, t := range cfg.Tiers {
 		h.templates[t.Name()] = t.Templates()
 	}
@@ -132,6 +129,12 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		Response: api.Sandbox{}, Handler: h.handlePause})
 	add(httpapi.Route{Method: "POST", Path: sb + "/resume", Action: ActionManage, Summary: "Thaw a paused sandbox.",
 		Response: api.Sandbox{}, Handler: h.handleResume})
+	add(httpapi.Route{Method: "POST", Path: sb + "/fork", Action: ActionManage, Status: http.StatusCreated,
+		Summary: "Make count copies of the sandbox, each with a copy of its /workspace (filesystem only; the copies start fresh processes).",
+		Request: api.ForkSandboxRequest{}, Response: api.SandboxList{}, Handler: h.handleFork})
+	add(httpapi.Route{Method: "POST", Path: sb + "/start", Action: ActionManage,
+		Summary:  "Run a stopped sandbox (after a daemon restart) again with its files; a running one is answered as it is.",
+		Response: api.Sandbox{}, Handler: h.handleStart})
 
 	add(httpapi.Route{Method: "POST", Path: sb + "/exec", Action: ActionExec, Request: api.ExecRequest{}, Response: api.ExecEvent{},
 		RawContentType: api.ExecStreamContentType, Handler: h.handleExec,
@@ -365,25 +368,12 @@ func checkEnv(field string, env map[string]string) []api.FieldError {
 func (h *Handler) handleList(w http.ResponseWriter, r *http.Request) error {
 	infos := h.m.List()
 	out := api.SandboxList{Sandboxes: make([]api.Sandbox, 0, len(infos))}
-	live := make(map[string]bool, len(infos))
 	for _, info := range infos {
-		live[info.ID] = true
 		if h.cfg.Visible != nil && !h.cfg.Visible(r, info) {
 			continue
 		}
-		sb, err := h.m.Get(info.ID)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		out.Sandboxes = append(out.Sandboxes, h.wire(info, sb))
+		out.Sandboxes = append(out.Sandboxes, h.wire(info))
 	}
-	h.mu.Lock()
-	for id := range h.paused {
-		if !live[id] {
-			delete(h.paused, id) // expired while paused
-		}
-	}
-	h.mu.Unlock()
 	httpapi.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -402,14 +392,13 @@ func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request) error {
 	if err := h.m.Delete(r.Context(), id); err != nil {
 		return problemFor(err)
 	}
-	h.setPaused(id, false)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 func (h *Handler) handleExtend(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("sandbox")
-	if _, err := h.m.Get(id); err != nil {
+	if _, err := h.m.Info(id); err != nil {
 		return problemFor(err)
 	}
 	var req api.ExtendSandboxRequest
@@ -431,27 +420,54 @@ func (h *Handler) handleExtend(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) handlePause(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("sandbox")
-	sb, err := h.m.Get(id)
-	if err != nil {
+	if err := h.m.Pause(r.Context(), id); err != nil && !errors.Is(err, sandbox.ErrPaused) {
 		return problemFor(err)
 	}
-	if err := sb.Pause(r.Context()); err != nil {
-		return problemFor(err)
-	}
-	h.setPaused(id, true)
 	return h.answer(w, id)
 }
 
 func (h *Handler) handleResume(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("sandbox")
-	sb, err := h.m.Get(id)
-	if err != nil {
+	if err := h.m.Resume(r.Context(), id); err != nil {
 		return problemFor(err)
 	}
-	if err := sb.Resume(r.Context()); err != nil {
+	return h.answer(w, id)
+}
+
+func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("sandbox")
+	if _, err := h.m.Info(id); err != nil {
 		return problemFor(err)
 	}
-	h.setPaused(id, false)
+	var req api.ForkSandboxRequest
+	if err := httpapi.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Count < 1 || req.Count > sandbox.MaxForks {
+		return validation([]api.FieldError{{Field: "count", Detail: fmt.Sprintf("must be 1 to %d", sandbox.MaxForks)}})
+	}
+	forks, err := h.m.Fork(r.Context(), id, req.Count)
+	out := api.SandboxList{Sandboxes: make([]api.Sandbox, 0, len(forks))}
+	for _, f := range forks {
+		if d, derr := h.describe(f.ID()); derr == nil {
+			out.Sandboxes = append(out.Sandboxes, d)
+		}
+	}
+	if err != nil && len(forks) == 0 {
+		return problemFor(err)
+	}
+	if err != nil { // some made: answer them, say why the rest were not
+		h.log.Warn("fork cut short", "sandbox", id, "made", len(forks), "err", err)
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (h *Handler) handleStart(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("sandbox")
+	if _, err := h.m.StartSandbox(r.Context(), id); err != nil {
+		return problemFor(err)
+	}
 	return h.answer(w, id)
 }
 
@@ -464,44 +480,29 @@ func (h *Handler) answer(w http.ResponseWriter, id string) error {
 	return nil
 }
 
-func (h *Handler) setPaused(id string, p bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if p {
-		h.paused[id] = true
-	} else {
-		delete(h.paused, id)
-	}
-}
-
 func (h *Handler) describe(id string) (api.Sandbox, error) {
 	info, err := h.m.Info(id)
 	if err != nil {
 		return api.Sandbox{}, err
 	}
-	sb, err := h.m.Get(id)
-	if err != nil {
-		return api.Sandbox{}, err
-	}
-	return h.wire(info, sb), nil
+	return h.wire(info), nil
 }
 
-func (h *Handler) wire(info sandbox.Info, sb sandbox.Sandbox) api.Sandbox {
-	l := sb.Spec().Limits
-	h.mu.Lock()
-	paused := h.paused[info.ID]
-	h.mu.Unlock()
+func (h *Handler) wire(info sandbox.Info) api.Sandbox {
+	l := info.Limits
 	out := api.Sandbox{
 		ID: info.ID, Tier: info.Tier, Template: info.Template,
 		Created: info.Created.UTC(), Expires: info.Deadline.UTC(),
 		Limits: api.SandboxLimits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
-		Paused: paused, State: api.SandboxStateRunning, Failure: info.Failure,
+		Paused: info.State == sandbox.StatePaused, State: api.SandboxStateRunning, Failure: info.Failure, Reason: info.Reason,
 	}
 	switch {
 	case info.Failure != "":
 		out.State = api.SandboxStateFailed
-	case paused:
+	case info.State == sandbox.StatePaused:
 		out.State = api.SandboxStatePaused
+	case info.State == sandbox.StateStopped:
+		out.State = api.SandboxStateStopped
 	}
 	for k, v := range info.Labels {
 		switch k {

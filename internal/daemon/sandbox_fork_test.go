@@ -1,0 +1,96 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+)
+
+// TestSandboxForkRouteClass: fork copies a sandbox's files into count new
+// sandboxes owned like it; another tenant's ids are refused on every new
+// route (fork, start), and malformed or oversized fork bodies are 4xx.
+func TestSandboxForkRouteClass(t *testing.T) {
+	if err := process.Available(); err != nil {
+		t.Skipf("process sandbox tier unavailable: %v", err)
+	}
+	d, admin := startDaemon(t)
+	ctx := context.Background()
+	alice, bob := userClient(t, d, admin, "user:alice"), userClient(t, d, admin, "user:bob")
+	asb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.WriteFile(ctx, asb.ID, "seed.txt", strings.NewReader("seed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forks, err := alice.ForkSandbox(ctx, asb.ID, 3)
+	if err != nil || len(forks) != 3 {
+		t.Fatalf("fork: %d %v", len(forks), err)
+	}
+	for i, f := range forks {
+		if f.Owner != asb.Owner || f.ID == asb.ID {
+			t.Fatalf("fork %d: %+v", i, f)
+		}
+		var out bytes.Buffer
+		script := "cat seed.txt; echo " + f.ID + " > own.txt"
+		if code, err := alice.Exec(ctx, f.ID, api.ExecRequest{Cmd: "sh", Args: []string{"-c", script}}, &out, io.Discard); err != nil || code != 0 || out.String() != "seed\n" {
+			t.Fatalf("fork %d sees %q (%d %v)", i, out.String(), code, err)
+		}
+	}
+	// The copies are copies: writes in one are not in the source.
+	if _, err := alice.StatFile(ctx, asb.ID, "own.txt"); err == nil {
+		t.Fatal("a fork's write reached the source")
+	}
+	bobTok, err := admin.CreateToken(ctx, api.TokenRequest{Subject: "user:bob", TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(tok, method, path, body string) int {
+		req, _ := http.NewRequest(method, "http://"+d.Addr()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	p := "/v1/sandboxes/" + asb.ID
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", p + "/fork", `{"count":1}`},
+		{"POST", p + "/start", ``},
+		{"POST", p + "/pause", ``},
+		{"POST", p + "/resume", ``},
+	} {
+		if code := do(bobTok.Token, c.method, c.path, c.body); code != http.StatusForbidden && code != http.StatusNotFound {
+			t.Errorf("bob: %s %s: %d", c.method, c.path, code)
+		}
+	}
+	if _, err := bob.ForkSandbox(ctx, asb.ID, 1); err == nil {
+		t.Fatal("bob forked alice's sandbox")
+	}
+	aliceTok, err := admin.CreateToken(ctx, api.TokenRequest{Subject: "user:alice", TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"count":0}`, `{"count":101}`, `{"count":-1}`, `{"count":"3"}`, `{"count":1e9}`, `{`, `[]`,
+		`{"count":1,"extra":true}`, `{"count":` + strings.Repeat("9", 5000) + `}`, strings.Repeat(" ", 2<<20)} {
+		if code := do(aliceTok.Token, "POST", p+"/fork", body); code < 400 || code >= 500 {
+			t.Errorf("fork body %.40q: %d", body, code)
+		}
+	}
+	if code := do(aliceTok.Token, "POST", "/v1/sandboxes/no-such-sandbox/fork", `{"count":1}`); code != http.StatusNotFound && code != http.StatusForbidden {
+		t.Errorf("fork of a missing sandbox: %d", code)
+	}
+	if list, err := alice.Sandboxes(ctx); err != nil || len(list) != 4 {
+		t.Fatalf("alice has %d sandboxes (%v), want the source and 3 forks", len(list), err)
+	}
+}

@@ -1,0 +1,172 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxForks is the most copies one Fork call makes; the owner's caps
+// (Admission) bound them further.
+const MaxForks = 100
+
+// Fork makes n copies of sandbox id: each a new sandbox with the same
+// tier, template, limits, env and labels (owner included) and a copy of its
+// workspace, taken while its processes are frozen (filesystem only: the
+// copies start fresh processes). Each copy is admitted like a create, so an
+// owner's caps bound them; the copies made before one is refused are
+// returned with the error. The tier must keep the workspace on host
+// storage (ErrUnsupported otherwise).
+func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error) {
+	if n < 1 || n > MaxForks {
+		return nil, fmt.Errorf("fork sandbox %s: count %d: must be 1 to %d", id, n, MaxForks)
+	}
+	e, err := m.lockEntry(id)
+	if err != nil {
+		return nil, err
+	}
+	defer e.op.Unlock()
+	m.mu.Lock()
+	spec, sb, state := e.spec, e.sb, e.state
+	m.mu.Unlock()
+	if spec.HostWorkspace == "" {
+		return nil, fmt.Errorf("fork sandbox %s: tier %s keeps /workspace in memory: %w", id, spec.Tier, ErrUnsupported)
+	}
+	if sb != nil && state == StateRunning { // a consistent copy: freeze while copying
+		if err := sb.Pause(ctx); err != nil {
+			return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
+		}
+		defer func() { _ = sb.Resume(context.WithoutCancel(ctx)) }()
+	}
+	if err := checkFreeSpace(spec.HostWorkspace, m.cfg.Dir, n); err != nil {
+		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
+	}
+	cs := spec
+	cs.HostWorkspace, cs.Timeout = "", 0
+	if rem := m.remainingOf(e); rem > 0 {
+		cs.Timeout = rem
+	}
+	// forkParallel copies and activations at a time: the copies are I/O,
+	// the activations wait on init.
+	var (
+		mu   sync.Mutex
+		out  = make([]Sandbox, 0, n)
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, forkParallel)
+	)
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			one := cs
+			one.Labels, one.Env = maps.Clone(spec.Labels), maps.Clone(spec.Env)
+			c, err := m.create(ctx, "", one, spec.HostWorkspace)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			out = append(out, c)
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return out, fmt.Errorf("fork sandbox %s: %d of %d copies failed: %w", id, len(errs), n, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+const forkParallel = 8
+
+// remainingOf is the rest of e's timeout.
+func (m *Manager) remainingOf(e *entry) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.state == StateRunning {
+		return e.deadline.Sub(m.now())
+	}
+	return e.remaining
+}
+
+// checkFreeSpace refuses n copies of ws that would not fit in dir's
+// filesystem with 2 % of it (at most 1 GiB) to spare.
+func checkFreeSpace(ws, dir string, n int) error {
+	used, err := DiskUsage(ws)
+	if err != nil {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	free := int64(st.Bavail) * st.Bsize
+	spare := min(int64(st.Blocks)*st.Bsize/50, 1<<30)
+	if need := used * int64(n); need > free-spare {
+		return fmt.Errorf("%w: %d copies of %d MiB need %d MiB, the host has %d MiB free", ErrDiskLimit, n, used>>20, need>>20, max(free-spare, 0)>>20)
+	}
+	return nil
+}
+
+// copyTree copies the regular files, directories and symlinks under src
+// to dst (which exists), keeping modes; other files (sockets, fifos,
+// devices) are skipped.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return nil // removed while walking
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(to, fi.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, to)
+		case d.Type().IsRegular():
+			return copyFile(p, to, fi.Mode().Perm())
+		}
+		return nil
+	})
+}
+
+func copyFile(from, to string, perm fs.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil { // copy_file_range: a reflink where the filesystem has them
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

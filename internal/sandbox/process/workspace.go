@@ -1,0 +1,56 @@
+//go:build linux
+
+package process
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// workspaceTree prepares the host directory dir (Spec.HostWorkspace) for
+// this sandbox: it makes every file in it the sandbox user's host uid (a
+// workspace made by an earlier sandbox, or before a daemon restart, belongs
+// to the uid that sandbox had) and returns it as a detached mount
+// (open_tree OPEN_TREE_CLONE) for init to attach on /workspace. "" gives
+// nil: /workspace is a tmpfs.
+func (b *box) workspaceTree(dir string) ([]*os.File, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	if err := chownTree(dir, b.hostUID, b.hostGID); err != nil {
+		return nil, fmt.Errorf("workspace %s: %w", dir, err)
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("workspace %s: open_tree: %w", dir, err)
+	}
+	return []*os.File{os.NewFile(uintptr(fd), dir)}, nil
+}
+
+// chownTree gives every file under dir (dir included, symlinks themselves)
+// to uid:gid, skipping those that already belong to them: a fresh or
+// same-owner workspace costs one walk of stats.
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+			return nil
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
+// HostWorkspace reports that this tier mounts Spec.HostWorkspace
+// (sandbox.HostWorkspacer).
+func (t *Tier) HostWorkspace() bool { return true }
