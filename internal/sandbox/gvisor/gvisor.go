@@ -259,5 +259,9 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 		_ = c.destroy()
 		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
+	if err := c.startAgent(ctx); err != nil {
+		_ = c.destroy()
+		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
+	}
 	return c, nil
 }
