@@ -326,7 +326,9 @@ func (c *container) agentLost(ctx context.Context, started bool, pid int) (int, 
 	if !started {
 		return -1, errNoAgent
 	}
-	if err := c.waitFailure(time.Second); err != nil {
+	// The sandbox kernel may have died under the command (as at its
+	// memory limit); its exit shows on the pidfd a moment later.
+	if err := c.waitFailure(3 * time.Second); err != nil {
 		return -1, err
 	}
 	return 128 + int(unix.SIGKILL), nil

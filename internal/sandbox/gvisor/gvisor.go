@@ -45,7 +45,7 @@ import (
 
 // Config configures the gVisor tier. The zero value is usable.
 type Config struct {
-	// Runsc is the runsc binary; default "runsc" from PATH.
+	// Runsc is the runsc binary; default DefaultRunsc().
 	Runsc string
 	// Platform forces a runsc platform ("systrap", "ptrace"); "" picks
 	// systrap when available.
@@ -73,10 +73,32 @@ type Tier struct {
 
 var _ sandbox.Tier = (*Tier)(nil)
 
+// PinnedRunsc is where scripts/deps.sh installs the pinned runsc release
+// (RunscVersion, built from the Go module proxy with its checksum
+// verified): a current gVisor with the systrap platform. Debian's runsc in
+// the PATH is the fallback.
+const (
+	PinnedRunsc  = "/usr/local/lib/agentcloud/runsc"
+	RunscVersion = "v0.0.0-20260905035102-160fafc42237"
+)
+
+// DefaultRunsc is the runsc the tier uses when Config.Runsc is empty:
+// $AGENTCLOUD_RUNSC, else PinnedRunsc when installed, else "runsc" from
+// the PATH.
+func DefaultRunsc() string {
+	if p := os.Getenv("AGENTCLOUD_RUNSC"); p != "" {
+		return p
+	}
+	if fi, err := os.Stat(PinnedRunsc); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return PinnedRunsc
+	}
+	return "runsc"
+}
+
 // Available reports why the tier cannot run here, or nil.
 func Available(runsc string) error {
 	if runsc == "" {
-		runsc = "runsc"
+		runsc = DefaultRunsc()
 	}
 	if _, err := exec.LookPath(runsc); err != nil {
 		return fmt.Errorf("runsc not installed: %w", sandbox.ErrUnavailable)
@@ -93,7 +115,7 @@ func New(cfg Config) (*Tier, error) {
 		return nil, err
 	}
 	if cfg.Runsc == "" {
-		cfg.Runsc = "runsc"
+		cfg.Runsc = DefaultRunsc()
 	}
 	path, _ := exec.LookPath(cfg.Runsc)
 	if cfg.Logger == nil {
