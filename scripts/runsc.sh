@@ -27,7 +27,9 @@ if [ "$got" != "$SUM" ]; then
   exit 1
 fi
 echo "runsc: building gvisor.dev/gvisor/runsc@$VERSION (a few minutes)"
-GOBIN=$tmp go install "gvisor.dev/gvisor/runsc@$VERSION"
+# Static, as gVisor ships it: the sandbox re-executes itself inside an empty
+# chroot, where no dynamic loader is.
+CGO_ENABLED=0 GOBIN=$tmp go install "gvisor.dev/gvisor/runsc@$VERSION"
 mkdir -p "$DIR"
 install -m 0755 "$tmp/runsc" "$DIR/runsc.new"
 mv "$DIR/runsc.new" "$DIR/runsc"

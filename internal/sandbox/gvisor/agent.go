@@ -68,7 +68,7 @@ type agent struct {
 // startAgent listens on the container's exec socket and starts the agent
 // in it. Without --host-uds (no egress) the container has no agent.
 func (c *container) startAgent(ctx context.Context) error {
-	if !c.tier.egress {
+	if !c.tier.egress || c.tier.noAgent {
 		return nil
 	}
 	path := filepath.Join(c.egressDir(), agentSocketName)

@@ -38,6 +38,7 @@ import (
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/hostfs"
@@ -66,6 +67,7 @@ type Tier struct {
 	stateDir     string // runsc --root
 	bundlesDir   string
 	templateRoot string
+	noAgent      bool // benchmarks: every command through runsc exec
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -176,10 +178,15 @@ func (t *Tier) Name() string { return sandbox.TierGVisor }
 func (t *Tier) Templates() []string { return []string{sandbox.TemplateHost} }
 
 // Close marks the tier closed; sandboxes must be closed by their owners.
+// It unmounts the empty network namespace that current runsc releases pin
+// in their state directory (runsc's own UnmountNullNetNS), so the
+// directory can be removed; concurrent runsc calls may stack the mount.
 func (t *Tier) Close() error {
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
+	for i := 0; i < 64 && unix.Unmount(filepath.Join(t.stateDir, "null-netns"), unix.MNT_DETACH) == nil; i++ {
+	}
 	return nil
 }
 
