@@ -83,6 +83,10 @@ func (c *container) startAgent(ctx context.Context) error {
 		Env:  sandbox.MergeEnv(),
 		Cwd:  "/",
 		User: specs.User{UID: sandbox.SandboxUID, GID: sandbox.SandboxGID},
+		// Inherited by every command it starts: setuid binaries gain
+		// nothing, and no capabilities.
+		NoNewPrivileges: true,
+		Capabilities:    &specs.LinuxCapabilities{},
 	}
 	procFile, err := c.writeProcess(p)
 	if err != nil {

@@ -44,8 +44,8 @@ func TestExecAgentClass(t *testing.T) {
 	sh := func(script string) sandbox.ExecSpec {
 		return sandbox.ExecSpec{Cmd: "/bin/sh", Args: []string{"-c", script}}
 	}
-	out, _, code, err := run(sh(`echo $PPID; echo "$FOO"; pwd; id -u`))
-	want := strconv.Itoa(c.agent.pid) + "\nbar\n" + sandbox.WorkspaceDir + "\n" + strconv.Itoa(sandbox.SandboxUID) + "\n"
+	out, _, code, err := run(sh(`echo $PPID; echo "$FOO"; pwd; id -u; grep -c 'NoNewPrivs:.1' /proc/self/status`))
+	want := strconv.Itoa(c.agent.pid) + "\nbar\n" + sandbox.WorkspaceDir + "\n" + strconv.Itoa(sandbox.SandboxUID) + "\n1\n"
 	if err != nil || code != 0 || out != want {
 		t.Fatalf("through the agent: %q code=%d err=%v, want %q", out, code, err, want)
 	}
@@ -106,6 +106,11 @@ print(len(s))'`)); err != nil || code != 0 || out != "50\n" {
 	}
 	if !c.agent.dead.Load() {
 		t.Errorf("agent still taken for alive after kill")
+	}
+	// runsc exec's commands, like the agent's, cannot gain privileges.
+	if out, _, code, err := run(sh("grep -E 'NoNewPrivs|CapEff' /proc/self/status")); err != nil || code != 0 ||
+		!strings.Contains(out, "NoNewPrivs:\t1") || !strings.Contains(out, "CapEff:\t0000000000000000") {
+		t.Errorf("runsc exec privileges: %q %d %v", out, code, err)
 	}
 }
 

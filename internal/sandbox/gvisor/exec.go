@@ -56,6 +56,10 @@ func (c *container) processSpec(es sandbox.ExecSpec) *specs.Process {
 		Env:  mergeEnv(base, es.Env),
 		Cwd:  cwd,
 		User: specs.User{UID: sandbox.SandboxUID, GID: sandbox.SandboxGID},
+		// Current runsc releases honour these for runsc exec (Debian's
+		// 2022 one did not show no_new_privs at all).
+		NoNewPrivileges: true,
+		Capabilities:    &specs.LinuxCapabilities{},
 	}
 }
 
