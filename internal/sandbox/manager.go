@@ -188,13 +188,6 @@ func (m *Manager) fill(p *pool) {
 	for {
 		for len(p.ready) < p.size {
 			ctx, cancel := context.WithTimeout(ForPool(context.Background()), time.Minute)
-			go func() { // Close does not wait out a slow Prepare
-				select {
-				case <-m.stop:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
 			pr, err := t.Prepare(ctx, p.key.template)
 			cancel()
 			if err != nil {
