@@ -29,6 +29,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 ./scripts/fetch-quickjs.sh
 go mod download
+./scripts/runsc.sh || echo "deps: the pinned runsc was not installed; the gvisor tier uses Debian's runsc" >&2
 # Pinned by their lockfiles: the official MCP TypeScript SDK for
 # internal/daemon/tools_ts_test.go, Redocly CLI, which lints /openapi.json
 # in internal/doctest/openapi_test.go, playwright-core and axe-core, which

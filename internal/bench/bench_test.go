@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,12 +67,23 @@ func TestSandboxRuns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("process-tier sandboxes need root (user namespaces, cgroups)")
 	}
-	res, err := Sandbox(context.Background(), SandboxOptions{Tier: api.SandboxTierProcess, N: 1, Concurrency: 1, Alive: 1})
+	res, err := Sandbox(context.Background(), SandboxOptions{Tier: api.SandboxTierProcess, N: 1, Concurrency: 1, Alive: 1, Burst: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Errors != 0 || res.ConcurrentOK != 1 || res.CreateP50Ms <= 0 {
 		t.Fatalf("%+v", res)
+	}
+	if res.Burst100 != 3 || res.Burst100OK != 3 || res.Burst100CreateP50Ms <= 0 || res.ExecPythonHostRatio <= 0 || res.LoadAvgEnd <= 0 {
+		t.Fatalf("burst and ratio: %+v", res)
+	}
+	// Every figure the issue names is a key, null when not measured.
+	b, _ := json.Marshal(res)
+	for _, k := range []string{"burst100_create_p50_ms", "burst100_create_p99_ms", "fork100_ms", "snapshot_ms_per_gib", "restore_ms",
+		"create_p50_ms", "exec_python_p50_ms", "exec_python_warm_p50_ms", "baseline_python_p50_ms", "pool_claim_p50_ms"} {
+		if !bytes.Contains(b, []byte(`"`+k+`":`)) {
+			t.Errorf("no %s in %s", k, b)
+		}
 	}
 }
 
@@ -93,6 +106,7 @@ func TestOptionsRefusedClass(t *testing.T) {
 		},
 		"sandbox n":     func() error { _, err := Sandbox(ctx, SandboxOptions{Concurrency: 1}); return err },
 		"sandbox alive": func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Alive: -1}); return err },
+		"sandbox burst": func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Burst: -1}); return err },
 		"authz entities": func() error {
 			_, err := Authz(ctx, AuthzOptions{Tools: 5, Entities: 6, Decisions: 100, Requests: 10})
 			return err

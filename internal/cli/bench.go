@@ -93,8 +93,8 @@ func newBenchSandboxCmd(g *globals) *cobra.Command {
 		Short: "Benchmark sandbox create, exec, pool claims, idle memory and concurrency",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.N < 1 || opts.Concurrency < 1 || opts.Alive < 0 {
-				return fmt.Errorf("--n and --concurrency must be positive and --alive not negative")
+			if opts.N < 1 || opts.Concurrency < 1 || opts.Alive < 0 || opts.Burst < 1 {
+				return fmt.Errorf("--n, --concurrency and --burst must be positive and --alive not negative")
 			}
 			var err error
 			if opts.Target, err = g.benchTarget(); err != nil {
@@ -112,6 +112,7 @@ func newBenchSandboxCmd(g *globals) *cobra.Command {
 	f.IntVar(&opts.N, "n", 30, "iterations per latency measurement")
 	f.IntVar(&opts.Concurrency, "concurrency", 8, "concurrent clients for the burst and concurrency phases")
 	f.IntVar(&opts.Alive, "alive", 0, "sandboxes to keep alive at once (default 100 for process, 20 for gvisor)")
+	f.IntVar(&opts.Burst, "burst", 100, "creates sent at the same moment for burst100_*")
 	f.BoolVar(&asJSON, "json", false, "print JSON (same as --output json)")
 	return cmd
 }

@@ -70,7 +70,8 @@ type Config struct {
 	// wall_ms.
 	AgentInitTimeout Duration `json:"agent_init_timeout"`
 	// SandboxPoolProcess and SandboxPoolGVisor are warm sandboxes kept
-	// ready per tier (host template); 0 = no pool.
+	// ready per tier (host template); 0 = no pool. Defaults 2 and 1 (a
+	// gVisor sandbox costs more memory idle).
 	SandboxPoolProcess int `json:"sandbox_pool_process"`
 	SandboxPoolGVisor  int `json:"sandbox_pool_gvisor"`
 	// ToolCallsPerSecond and ToolCallBurst are the token bucket of tool
@@ -184,6 +185,7 @@ func Default() Config {
 		NodeID:             host,
 		SessionMemoryMiB:   4096,
 		SandboxPoolProcess: 2,
+		SandboxPoolGVisor:  1,
 		ToolCallsPerSecond: 200,
 		ToolCallBurst:      400,
 		SandboxMaxPerOwner: 32,

@@ -46,6 +46,8 @@ type container struct {
 	failure *sandbox.FailedError // set once the sandbox has died (health.go)
 
 	relayReady atomic.Bool // the egress relay listens (egress.go)
+
+	agent *agent // the exec agent (agent.go); nil without one
 }
 
 var (
@@ -236,6 +238,9 @@ func (c *container) destroy() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, _ = c.tier.run(ctx, "resume", c.cid) // a paused sandbox cannot be killed cleanly
+	if c.agent != nil {
+		c.agent.close()
+	}
 	_, err := c.tier.run(ctx, "delete", "--force", c.cid)
 	if c.fs != nil {
 		c.fs.Close()

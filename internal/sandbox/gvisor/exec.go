@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,10 @@ func (c *container) processSpec(es sandbox.ExecSpec) *specs.Process {
 		Env:  mergeEnv(base, es.Env),
 		Cwd:  cwd,
 		User: specs.User{UID: sandbox.SandboxUID, GID: sandbox.SandboxGID},
+		// Current runsc releases honour these for runsc exec (Debian's
+		// 2022 one did not show no_new_privs at all).
+		NoNewPrivileges: true,
+		Capabilities:    &specs.LinuxCapabilities{},
 	}
 }
 
@@ -95,7 +100,8 @@ func mergeEnv(base []string, extra map[string]string) []string {
 	return sandbox.MergeEnv(m, extra)
 }
 
-// Exec runs a process via runsc exec, streaming its output.
+// Exec runs a process through the container's exec agent (agent.go), or
+// with runsc exec where the agent cannot, streaming its output.
 func (c *container) Exec(ctx context.Context, es sandbox.ExecSpec, stdout, stderr io.Writer) (int, error) {
 	if err := c.usable(); err != nil {
 		return -1, err
@@ -103,6 +109,24 @@ func (c *container) Exec(ctx context.Context, es sandbox.ExecSpec, stdout, stder
 	if err := c.waitForwarder(ctx); err != nil {
 		return -1, err
 	}
+	oom0 := c.oomKills()
+	code, err := c.agentExec(ctx, c.processSpec(es), es.Stdin, stdout, stderr)
+	if errors.Is(err, errNoAgent) {
+		return c.runscExec(ctx, es, stdout, stderr)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		return code, fmt.Errorf("exec %s: %w", es.Cmd, sandbox.ErrTimeout)
+	case ctx.Err() != nil:
+		return code, fmt.Errorf("exec %s: %w", es.Cmd, ctx.Err())
+	case err != nil:
+		return code, fmt.Errorf("exec %s: %w", es.Cmd, err)
+	}
+	return c.exitResult(es, code, oom0)
+}
+
+// runscExec runs a process via runsc exec.
+func (c *container) runscExec(ctx context.Context, es sandbox.ExecSpec, stdout, stderr io.Writer) (int, error) {
 	pidFile := filepath.Join(c.bundle, "exec-"+randomID()+".pid")
 	defer os.Remove(pidFile)
 	cmd, procFile, err := c.execCmd(c.processSpec(es), pidFile)
@@ -159,6 +183,12 @@ func (c *container) Exec(ctx context.Context, es sandbox.ExecSpec, stdout, stder
 			return code, fmt.Errorf("exec %s: %w", es.Cmd, err)
 		}
 	}
+	return c.exitResult(es, code, oom0)
+}
+
+// exitResult explains a non-zero exit by the sandbox's memory or disk
+// limit where one was hit.
+func (c *container) exitResult(es sandbox.ExecSpec, code int, oom0 int64) (int, error) {
 	if code != 0 {
 		if c.oomKills() > oom0 || code == 137 && c.memoryNearLimit() {
 			return code, fmt.Errorf("exec %s: %w", es.Cmd, sandbox.ErrMemoryLimit)
@@ -343,7 +373,11 @@ func (c *container) Processes(ctx context.Context) ([]sandbox.Process, error) {
 		}
 		return nil, fmt.Errorf("processes: %w", err)
 	}
-	return parsePS(out), nil
+	ps := parsePS(out)
+	if c.agent != nil && c.agent.pid > 1 {
+		ps = slices.DeleteFunc(ps, func(p sandbox.Process) bool { return p.PID == c.agent.pid })
+	}
+	return ps, nil
 }
 
 // parsePS reads runsc ps output, leaving out pid 1: a header line, then

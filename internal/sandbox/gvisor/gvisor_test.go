@@ -55,6 +55,17 @@ func TestHostile(t *testing.T) {
 func BenchmarkCreate(b *testing.B)     { sandboxtest.BenchCreate(b, newTestTier(b)) }
 func BenchmarkExecPython(b *testing.B) { sandboxtest.BenchExec(b, newTestTier(b)) }
 func BenchmarkPoolClaim(b *testing.B)  { sandboxtest.BenchPoolClaim(b, newTestTier(b), 2) }
+
+// BenchmarkHostPython is the baseline: the same python3 run on the host.
+func BenchmarkHostPython(b *testing.B) { sandboxtest.BenchHostExec(b) }
+
+// BenchmarkExecPythonRunscExec is BenchmarkExecPython without the exec
+// agent (one runsc exec per command, as before it), for a side-by-side.
+func BenchmarkExecPythonRunscExec(b *testing.B) {
+	tier := newTestTier(b)
+	tier.noAgent = true
+	sandboxtest.BenchExec(b, tier)
+}
 func BenchmarkPoolCreateExecPython(b *testing.B) {
 	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 2)
 }

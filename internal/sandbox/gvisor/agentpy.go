@@ -1,0 +1,112 @@
+//go:build linux
+
+package gvisor
+
+// agentPy is the exec agent (agent.go): it runs in the container as the
+// sandbox user and keeps one idle connection to the daemon's exec socket.
+// A request on it (one JSON line: args, env, cwd, stdin) starts the
+// command in a session of its own; the agent connects a new idle
+// connection at once and serves the request in threads. Frames both ways
+// are a type byte, a 4-byte big-endian length and the payload:
+//
+//	agent → daemon: P pid, O stdout, E stderr, X exit code, F could not start
+//	daemon → agent: I stdin bytes, C close stdin, K kill the process group
+//
+// The connection closing before X kills the process group (the daemon
+// stopped waiting). Exit codes of signalled processes are 128+signal, as
+// runsc exec reports them. After the command exits its output pipes get
+// 250 ms to drain (a background child may hold them), as exec.Cmd's
+// WaitDelay does on the runsc exec path.
+const agentPy = `import json, os, signal, socket, struct, subprocess, sys, threading, time
+S = sys.argv[1]
+def killpg(pid):
+    for _ in range(2000):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            return
+class Conn:
+    def __init__(self, c):
+        self.c, self.lock, self.done = c, threading.Lock(), False
+    def send(self, t, b, last=False):
+        with self.lock:
+            if self.done:
+                return
+            try:
+                self.c.sendall(t + struct.pack(">I", len(b)) + b)
+            except OSError:
+                pass
+            if last:
+                self.done = True
+def pump(fd, k, t):
+    try:
+        while True:
+            d = os.read(fd, 65536)
+            if not d:
+                break
+            k.send(t, d)
+    except OSError:
+        pass
+def serve(c):
+    k = Conn(c)
+    f = c.makefile("rb")
+    try:
+        req = json.loads(f.readline())
+        env = dict(kv.split("=", 1) for kv in req["env"] if "=" in kv)
+        p = subprocess.Popen(req["args"], env=env, cwd=req["cwd"], close_fds=True, start_new_session=True,
+            stdin=subprocess.PIPE if req.get("stdin") else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except Exception as e:
+        k.send(b"F", str(e).encode(), True)
+        c.close()
+        return
+    k.send(b"P", str(p.pid).encode())
+    pumps = [threading.Thread(target=pump, args=(p.stdout.fileno(), k, b"O"), daemon=True),
+             threading.Thread(target=pump, args=(p.stderr.fileno(), k, b"E"), daemon=True)]
+    for t in pumps:
+        t.start()
+    def ctl():
+        try:
+            while True:
+                h = f.read(5)
+                if len(h) < 5:
+                    break
+                d = f.read(struct.unpack(">I", h[1:])[0])
+                if h[:1] == b"I" and p.stdin:
+                    try:
+                        os.write(p.stdin.fileno(), d)
+                    except OSError:
+                        pass
+                elif h[:1] == b"C" and p.stdin:
+                    try:
+                        p.stdin.close()
+                    except OSError:
+                        pass
+                elif h[:1] == b"K":
+                    killpg(p.pid)
+        except (OSError, ValueError):
+            pass
+        if not k.done:
+            killpg(p.pid)
+    threading.Thread(target=ctl, daemon=True).start()
+    rc = p.wait()
+    end = time.monotonic() + 0.25
+    for t in pumps:
+        t.join(max(0, end - time.monotonic()))
+    k.send(b"X", str(128 - rc if rc < 0 else rc).encode(), True)
+    try:
+        c.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+while True:
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect(S)
+        first = c.recv(1, socket.MSG_PEEK)
+    except OSError:
+        sys.exit(0)
+    if not first:
+        c.close()
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`
