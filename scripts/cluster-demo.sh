@@ -33,7 +33,7 @@ for i in 1 2 3; do
 	for j in 1 2 3; do [ "$j" = "$i" ] || routes+=("127.0.0.1:${ROUTE[$((j - 1))]}"); done
 	join=()
 	[ "$i" = 1 ] || join=(--join "$WORK/join.json")
-	AGENTCLOUD_SANDBOX_POOL_PROCESS=0 "$BIN" serve --data "$WORK/n$i" --listen "127.0.0.1:${API[$((i - 1))]}" --cluster demo --node "n$i" \
+	AGENTCLOUD_SANDBOX_POOL_PROCESS=0 AGENTCLOUD_SANDBOX_POOL_GVISOR=0 "$BIN" serve --data "$WORK/n$i" --listen "127.0.0.1:${API[$((i - 1))]}" --cluster demo --node "n$i" \
 		--cluster-listen "127.0.0.1:${ROUTE[$((i - 1))]}" --routes "$(
 			IFS=,
 			echo "${routes[*]}"

@@ -128,6 +128,7 @@ func TestDashCommandAgainstDaemon(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Data, cfg.Listen, cfg.SandboxPoolProcess = t.TempDir(), "127.0.0.1:0", 0
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

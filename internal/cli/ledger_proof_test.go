@@ -90,6 +90,7 @@ func TestLedgerVerifyProofClass(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	cfg := config.Default()
 	cfg.Data, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ func newDaemon(t *testing.T, mutate func(*config.Config)) *daemon.Daemon {
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

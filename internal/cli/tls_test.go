@@ -37,6 +37,7 @@ func TestCLIAgainstTLSDaemon(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data, cfg.Listen = t.TempDir(), "127.0.0.1:0"
 	cfg.TLS, cfg.RequireClientCert = true, true
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -56,7 +56,7 @@ func (n *clusterNode) launch(t testing.TB) {
 	_ = os.Remove(filepath.Join(n.data, daemon.AddrFile))
 	args := append([]string{"serve", "--data", n.data, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"}, n.args...)
 	n.cmd = exec.Command(os.Args[0], args...)
-	n.cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1")
+	n.cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1", "AGENTCLOUD_SANDBOX_POOL_GVISOR=0")
 	// A member outlives no test process (one killed by a timeout left
 	// members of its clusters running, routing to later clusters' ports).
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -36,6 +36,7 @@ func startDaemon(t testing.TB) (*daemon.Daemon, *client.Client) {
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +147,7 @@ func TestDataDirLocked(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data = d.DataDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d2, _ := daemon.New(cfg, nil)
 	err := d2.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "in use") {
@@ -156,6 +158,7 @@ func TestDataDirLocked(t *testing.T) {
 func TestInvalidConfigRefused(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listen = "nowhere"
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	if _, err := daemon.New(cfg, nil); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("want error naming listen, got %v", err)
 	}
@@ -168,6 +171,7 @@ func BenchmarkStartReady(b *testing.B) {
 		cfg := config.Default()
 		cfg.Data = b.TempDir()
 		cfg.Listen = "127.0.0.1:0"
+		cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 		d, err := daemon.New(cfg, nil)
 		if err != nil {
 			b.Fatal(err)

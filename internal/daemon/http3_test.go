@@ -28,6 +28,7 @@ import (
 func TestHTTP3ServesTheGuardedAPIClass(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data, cfg.Listen, cfg.TLS, cfg.HTTP3, cfg.SandboxPoolProcess = t.TempDir(), "127.0.0.1:0", true, true, 0
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +139,7 @@ func TestHTTP3ServesTheGuardedAPIClass(t *testing.T) {
 func TestHTTP3NeedsTLS(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data, cfg.Listen, cfg.HTTP3 = t.TempDir(), "127.0.0.1:0", true
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	if _, err := daemon.New(cfg, nil); err == nil || !strings.Contains(err.Error(), "http3") || !strings.Contains(err.Error(), "set tls") {
 		t.Fatalf("want a refusal naming http3, got %v", err)
 	}

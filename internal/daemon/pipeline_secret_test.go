@@ -38,6 +38,7 @@ func TestSecretMetadataRunClass(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func spawnDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 	_ = os.Remove(filepath.Join(data, daemon.AddrFile))
 	args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--log-format", "json"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1")
+	cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1", "AGENTCLOUD_SANDBOX_POOL_GVISOR=0")
 	out := &lockedWriter{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -64,6 +64,7 @@ func startDaemonWith(t testing.TB, cfg config.Config, hooks *daemon.EgressTestHo
 		cfg.Data = t.TempDir()
 	}
 	cfg.Listen = "127.0.0.1:0"
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ func startTLSDaemon(t *testing.T, mutate func(*config.Config)) (*daemon.Daemon, 
 	cfg := config.Default()
 	cfg.Data, cfg.Listen, cfg.TLS, cfg.SandboxPoolProcess = t.TempDir(), "127.0.0.1:0", true, 0
 	mutate(&cfg)
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +288,7 @@ func TestOperatorCertificateClass(t *testing.T) {
 	// Files that do not load stop start-up with the setting named.
 	cfg := config.Default()
 	cfg.Data, cfg.Listen, cfg.TLS, cfg.TLSCert, cfg.TLSKey = t.TempDir(), "127.0.0.1:0", true, filepath.Join(dir, "missing.crt"), key
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d2, err := daemon.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

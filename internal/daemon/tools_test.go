@@ -292,6 +292,7 @@ func BenchmarkMCPPing(b *testing.B) {
 	cfg := config.Default()
 	cfg.Data, cfg.Listen = b.TempDir(), "127.0.0.1:0"
 	cfg.ToolCallsPerSecond, cfg.ToolCallBurst = 1e6, 1e6
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -69,6 +69,7 @@ func (l *lockedBuffer) String() string {
 func startTracedDaemon(t *testing.T, cfg config.Config, logs io.Writer) (*daemon.Daemon, *client.Client) {
 	t.Helper()
 	cfg.Data, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

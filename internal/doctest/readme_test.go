@@ -136,6 +136,7 @@ func TestDocCommands(t *testing.T) {
 	if os.Getenv("DOCTEST_LOG") != "" { // the node's log, for debugging a failing block
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func startRunScript(t *testing.T, env ...string) *script {
 	root := repoRoot(t)
 	bin := agentcloudBin(t)
 	env = append([]string{"AGENTCLOUD_DATA=" + filepath.Join(t.TempDir(), "data"), "AGENTCLOUD_LISTEN=127.0.0.1:0",
-		"AGENTCLOUD_LOG_FORMAT=text", "AGENTCLOUD_SANDBOX_POOL_PROCESS=0"}, env...)
+		"AGENTCLOUD_LOG_FORMAT=text", "AGENTCLOUD_SANDBOX_POOL_PROCESS=0", "AGENTCLOUD_SANDBOX_POOL_GVISOR=0"}, env...)
 	cmd := exec.Command(filepath.Join(root, "scripts", "run.sh"), bin)
 	cmd.Dir = t.TempDir() // not the checkout: the script finds its own way
 	cmd.Env = cleanEnv(env...)
@@ -172,6 +172,7 @@ func TestRunScriptClass(t *testing.T) {
 	t.Run("a data dir in use is left alone", func(t *testing.T) {
 		cfg := config.Default()
 		cfg.Data, cfg.Listen, cfg.SandboxPoolProcess = t.TempDir(), "127.0.0.1:0", 0
+		cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 		d, err := daemon.New(cfg, nil)
 		if err != nil {
 			t.Fatal(err)
