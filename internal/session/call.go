@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -242,33 +241,14 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 		return cctx, cancelWall
 	}
 	cctx, cancelCause := context.WithCancelCause(cctx)
-	start := time.Now()
-	var (
-		mu      sync.Mutex // guards timer and stopped: checks re-arm it
-		timer   *time.Timer
-		stopped bool
-	)
-	check := func() {}
-	check = func() {
-		used := time.Since(start) - h.hostTime()
-		if used >= cpu {
-			cancelCause(errCPU)
-			return
-		}
-		mu.Lock()
-		if !stopped {
-			timer = time.AfterFunc(cpu-used, check)
-		}
-		mu.Unlock()
+	w := &h.s.cpu
+	if !w.claim() {
+		w = &cpuWatch{}
+		w.busy.Store(true)
 	}
-	mu.Lock()
-	timer = time.AfterFunc(cpu, check)
-	mu.Unlock()
+	w.arm(cpu, h, cancelCause)
 	return cctx, func() {
-		mu.Lock()
-		stopped = true
-		timer.Stop()
-		mu.Unlock()
+		w.disarm()
 		cancelCause(nil)
 		cancelWall()
 	}

@@ -157,6 +157,8 @@ type session struct {
 	// says the store refused a write under them: another node took it.
 	fences *fences
 	lost   bool
+	// cpu watches the CPU-time limit of the running call (cpuwatch.go).
+	cpu cpuWatch
 }
 
 // New opens the session buckets. Start begins background work.

@@ -280,6 +280,9 @@ func mapKVErr(op, key string, err error) error {
 // Key joins parts into a KV key, escaping each part so that any string is a
 // valid token: bytes outside [A-Za-z0-9_-] become =XX (hex).
 func Key(parts ...string) string {
+	if len(parts) == 1 && plainToken(parts[0]) {
+		return parts[0] // the common case: nothing to escape, nothing to copy
+	}
 	var b strings.Builder
 	for i, p := range parts {
 		if i > 0 {
@@ -302,6 +305,20 @@ func Key(parts ...string) string {
 		}
 	}
 	return b.String()
+}
+
+// plainToken says p is a non-empty run of [A-Za-z0-9_-]: Key leaves it as is.
+func plainToken(p string) bool {
+	if p == "" {
+		return false
+	}
+	for j := 0; j < len(p); j++ {
+		c := p[j]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // KeyParts reverses Key.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -358,5 +359,21 @@ func TestKVWatchKeyClass(t *testing.T) {
 	}
 	if len(events) != 0 {
 		t.Fatalf("events of other keys: %+v", <-events)
+	}
+}
+
+// TestKeySinglePartFastPathClass: a single part takes Key's copy-free fast
+// path when it has nothing to escape; its key must be exactly what the
+// escaping path makes of the same part, for plain and unplain parts alike.
+func TestKeySinglePartFastPathClass(t *testing.T) {
+	cases := append([]string{"a", "agent-1", "Z_9", "-", "_", "a.b", "é", "a b", "=", "x=y"}, keyCases...)
+	for _, c := range cases {
+		want := strings.TrimSuffix(Key(c, "x"), ".x") // two parts: the escaping path
+		if got := Key(c); got != want {
+			t.Errorf("Key(%q) = %q, escaping path gives %q", c, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Key("agent-1") }); n != 0 {
+		t.Errorf("Key of a plain part allocates %v times, want 0", n)
 	}
 }
