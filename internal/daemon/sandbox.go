@@ -50,12 +50,9 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	// Not under the data dir: it is 0700, and the uid-mapped sandbox init
 	// must be able to search the path to its root.
-	dir, err := os.MkdirTemp("", "agentcloud-sandbox-")
+	dir, err := process.NewStateDir("")
 	if err != nil {
-		return fmt.Errorf("sandbox state dir: %w", err)
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
-		return fmt.Errorf("sandbox state dir: %w", err)
+		return err
 	}
 	pt, err := process.New(process.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierProcess)})
 	if err != nil { // e.g. no usable cgroup hierarchy in this container

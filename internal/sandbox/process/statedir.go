@@ -1,0 +1,109 @@
+//go:build linux
+
+package process
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// stateDirPrefix names a daemon's sandbox state directory in the temporary
+// directory: agentcloud-sandbox-<pid>-<random>.
+const stateDirPrefix = "agentcloud-sandbox-"
+
+// NewStateDir makes this daemon's sandbox state directory in parent (the
+// system's temporary directory when empty), searchable by the uid-mapped
+// sandbox inits (0711), and removes the ones daemons that died without
+// closing (kill -9, a crash) left there: directories named for a pid that
+// no longer runs and with nothing mounted below them.
+func NewStateDir(parent string) (string, error) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	removeStaleStateDirs(parent)
+	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%s%d-", stateDirPrefix, os.Getpid()))
+	if err != nil {
+		return "", fmt.Errorf("sandbox state dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("sandbox state dir: %w", err)
+	}
+	return dir, nil
+}
+
+func removeStaleStateDirs(parent string) {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	mounted := mountPoints()
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), stateDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		if hasMountBelow(mounted, dir) {
+			continue // never remove through a mount; the host's tools must see to it
+		}
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// mountPoints lists this mount namespace's mount points.
+func mountPoints() []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 {
+			out = append(out, unescapeMount(fields[4]))
+		}
+	}
+	return out
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func hasMountBelow(mounts []string, dir string) bool {
+	for _, m := range mounts {
+		if m == dir || strings.HasPrefix(m, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
