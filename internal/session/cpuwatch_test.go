@@ -26,10 +26,12 @@ func TestCPUWatchReuseClass(t *testing.T) {
 	if w.claim() {
 		t.Fatal("second claim of a busy watch succeeded")
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("call over its CPU time was not canceled")
+	// Spin: the thread's CPU clock runs (a bound of 30 s, not a speed
+	// check).
+	for deadline := time.Now().Add(30 * time.Second); ctx.Err() == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("call over its CPU time was not canceled")
+		}
 	}
 	if !errors.Is(context.Cause(ctx), errCPU) {
 		t.Fatalf("cause = %v, want errCPU", context.Cause(ctx))
@@ -55,4 +57,13 @@ func TestCPUWatchReuseClass(t *testing.T) {
 	w.disarm()
 	// Disarmed: a late check does nothing.
 	w.check()
+	// A thread that waits (blocked, or for a core on a loaded node) uses
+	// no CPU time: ten times the limit asleep is not over it.
+	ctx = run(20*time.Millisecond, &callHost{})
+	time.Sleep(200 * time.Millisecond)
+	w.check()
+	if ctx.Err() != nil {
+		t.Fatal("time the thread spent not running counted as CPU time")
+	}
+	w.disarm()
 }
