@@ -13,3 +13,12 @@ type Images interface {
 	// layer first, or an error wrapping ErrUnknownTemplate.
 	ImageLayers(name string) ([]string, error)
 }
+
+// TierNames names tiers, in order (for logs and errors).
+func TierNames(tiers []Tier) []string {
+	names := make([]string, len(tiers))
+	for i, t := range tiers {
+		names[i] = t.Name()
+	}
+	return names
+}

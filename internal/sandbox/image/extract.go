@@ -108,7 +108,7 @@ func extractLayer(r io.Reader, dest string, b *budget) (string, error) {
 			if errors.Is(err, ErrInvalid) {
 				return "", err
 			}
-			return "", invalid("reading the layer: %v", err)
+			return "", fmt.Errorf("%w: reading the layer: %w", ErrInvalid, err)
 		}
 		b.entries--
 		if b.entries < 0 {

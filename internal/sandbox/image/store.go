@@ -401,3 +401,11 @@ func syncTree(dir string) error {
 	defer f.Close()
 	return syncfs(f)
 }
+
+// UsedBy reports whether a template is in use according to list (the
+// sandbox Manager's List): the Store's InUse hook.
+func UsedBy(list func() []sandbox.Info) func(name string) bool {
+	return func(name string) bool {
+		return slices.ContainsFunc(list(), func(i sandbox.Info) bool { return i.Template == name })
+	}
+}

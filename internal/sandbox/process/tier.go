@@ -84,6 +84,20 @@ func Available() error {
 	return nil
 }
 
+// StateDir makes a new directory for the tiers' state (Config.DataDir). It
+// is not under the daemon's data dir: that is 0700, and the uid-mapped
+// sandbox init must be able to search the path to its root.
+func StateDir() (string, error) {
+	dir, err := os.MkdirTemp("", "agentcloud-sandbox-")
+	if err != nil {
+		return "", fmt.Errorf("sandbox state dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return "", fmt.Errorf("sandbox state dir: %w", err)
+	}
+	return dir, nil
+}
+
 // New checks the host and starts the cgroup pool.
 func New(cfg Config) (*Tier, error) {
 	if err := Available(); err != nil {
