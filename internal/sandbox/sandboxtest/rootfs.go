@@ -14,7 +14,7 @@ import (
 )
 
 // RootfsTools are the host programs MiniRootfs copies.
-var RootfsTools = []string{"sh", "cat", "ls", "id", "touch", "mkdir", "rm", "stat", "echo", "test"}
+var RootfsTools = []string{"sh", "cat", "ls", "id", "touch", "mkdir", "rm", "stat", "echo", "test", "sleep"}
 
 // MiniRootfs fills dir with a small root filesystem made of host programs
 // (RootfsTools) and the shared libraries ldd names for them, at their host
