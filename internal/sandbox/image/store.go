@@ -37,7 +37,7 @@ var (
 // Template is one image template's record.
 type Template struct {
 	Name    string    `json:"name"`
-	Source  string    `json:"source"` // "oci", "dir"
+	Source  string    `json:"source"` // "oci", "dir", "tar", "debian"
 	Layers  []string  `json:"layers"` // layer digests (sha256 hex of the layer tar), bottom first
 	Bytes   int64     `json:"bytes"`  // uncompressed bytes of all layers
 	Created time.Time `json:"created"`
@@ -205,17 +205,24 @@ func (s *Store) build(ctx context.Context, name, source string, layers []layerSo
 		t.Layers = append(t.Layers, digest)
 		t.Bytes += before - b.bytes
 	}
-	rec, err := json.Marshal(&t)
-	if err != nil {
+	if err := s.writeRecord(&t); err != nil {
 		return Template{}, err
-	}
-	if err := writeFileSync(filepath.Join(s.recordsDir(), name+".json"), rec); err != nil {
-		return Template{}, fmt.Errorf("template store: %w", err)
 	}
 	s.mu.Lock()
 	s.templates[name] = &t
 	s.mu.Unlock()
 	return t, nil
+}
+
+func (s *Store) writeRecord(t *Template) error {
+	rec, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(s.recordsDir(), t.Name+".json"), rec); err != nil {
+		return fmt.Errorf("template store: %w", err)
+	}
+	return nil
 }
 
 // addLayer unpacks one layer into a temporary dir and moves it to its
@@ -293,6 +300,10 @@ func (s *Store) Delete(name string) error {
 // FromDir makes template name from the directory tree at dir (one layer).
 // The tree goes through the same checks as an archive's layer.
 func (s *Store) FromDir(ctx context.Context, name, dir string) (Template, error) {
+	return s.fromDir(ctx, name, dir, "dir")
+}
+
+func (s *Store) fromDir(ctx context.Context, name, dir, source string) (Template, error) {
 	if err := s.reserve(name); err != nil {
 		return Template{}, err
 	}
@@ -306,7 +317,7 @@ func (s *Store) FromDir(ctx context.Context, name, dir string) (Template, error)
 		go func() { pw.CloseWithError(tarDir(dir, pw)) }()
 		return pr, nil
 	}
-	return s.build(ctx, name, "dir", []layerSource{{open: open}})
+	return s.build(ctx, name, source, []layerSource{{open: open}})
 }
 
 // tarDir writes the tree at dir as a tar stream (sockets are skipped).
