@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -51,6 +52,25 @@ func (c *Client) CreateTemplateFromDir(ctx context.Context, name, dir string) (*
 	go func() { pw.CloseWithError(TarDir(dir, pw)) }()
 	defer pr.Close()
 	return c.CreateTemplate(ctx, name, "tar", pr)
+}
+
+// CreateTemplateFromDebian has the daemon build a Debian root filesystem
+// (mmdebstrap, from its apt mirror) of suite with packages as template name.
+func (c *Client) CreateTemplateFromDebian(ctx context.Context, name, suite string, packages []string) (*api.Template, error) {
+	q := url.Values{"name": {name}, "source": {"debian"}, "suite": {suite}}
+	if len(packages) > 0 {
+		q.Set("packages", strings.Join(packages, ","))
+	}
+	resp, err := c.Raw(ctx, http.MethodPost, "/v1/templates?"+q.Encode(), nil, "application/x-tar")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var t api.Template
+	if err := decodeJSON(resp.Body, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
 }
 
 // DeleteTemplate deletes an image template (refused while sandboxes use it).

@@ -22,29 +22,43 @@ func newTemplateCmd(g *globals) *cobra.Command {
 }
 
 func newTemplateCreateCmd(g *globals) *cobra.Command {
-	var fromDir, fromOCI string
+	var fromDir, fromOCI, fromDebian string
+	var packages []string
 	cmd := &cobra.Command{
-		Use:   "create NAME (--from-oci FILE.tar | --from-dir ROOTFS)",
+		Use:   "create NAME (--from-oci FILE.tar | --from-dir ROOTFS | --from-debian SUITE [--packages a,b])",
 		Short: "Create an image template: each sandbox of it runs on its own writable overlay of the image",
 		Long: "Create an image template from a docker save archive or an OCI image layout tar (--from-oci),\n" +
-			"or from a root filesystem directory on this machine (--from-dir, uploaded as one layer).\n" +
+			"or from a root filesystem directory on this machine (--from-dir, uploaded as one layer),\n" +
+			"or have the daemon build a Debian rootfs with mmdebstrap from its apt mirror (--from-debian).\n" +
 			"Administrators only. Use it with: agentcloud sandbox create --template NAME",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (fromDir == "") == (fromOCI == "") {
-				return errors.New("give exactly one of --from-oci FILE.tar or --from-dir ROOTFS")
+			n := 0
+			for _, v := range []string{fromDir, fromOCI, fromDebian} {
+				if v != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				return errors.New("give exactly one of --from-oci FILE.tar, --from-dir ROOTFS or --from-debian SUITE")
+			}
+			if len(packages) > 0 && fromDebian == "" {
+				return errors.New("--packages goes with --from-debian SUITE")
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
 			var t *api.Template
-			if fromDir != "" {
+			switch {
+			case fromDebian != "":
+				t, err = c.CreateTemplateFromDebian(cmd.Context(), args[0], fromDebian, packages)
+			case fromDir != "":
 				if fi, err := os.Stat(fromDir); err != nil || !fi.IsDir() {
 					return fmt.Errorf("--from-dir %s: not a directory", fromDir)
 				}
 				t, err = c.CreateTemplateFromDir(cmd.Context(), args[0], fromDir)
-			} else {
+			default:
 				f, ferr := os.Open(fromOCI)
 				if ferr != nil {
 					return fmt.Errorf("--from-oci: %w", ferr)
@@ -62,6 +76,8 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&fromOCI, "from-oci", "", "a docker save archive or an OCI image layout packed in a tar")
 	cmd.Flags().StringVar(&fromDir, "from-dir", "", "a root filesystem directory")
+	cmd.Flags().StringVar(&fromDebian, "from-debian", "", "a Debian suite the daemon builds a rootfs of (mmdebstrap)")
+	cmd.Flags().StringSliceVar(&packages, "packages", nil, "with --from-debian: packages to include, comma-separated")
 	return cmd
 }
 

@@ -6,13 +6,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/agentcloud/agentcloud/api"
 )
 
 var (
@@ -53,7 +53,7 @@ func (s *Store) FromDebian(ctx context.Context, name, suite string, packages []s
 	}
 	tool, err := exec.LookPath("mmdebstrap")
 	if err != nil {
-		return Template{}, fmt.Errorf("--from-debian needs mmdebstrap on the daemon's host (scripts/deps.sh installs it): %w", err)
+		return Template{}, api.Errorf(api.KindUnavailable, "--from-debian needs mmdebstrap on the daemon's host (scripts/deps.sh installs it): %v", err)
 	}
 	mirror, err := aptMirror(suite)
 	if err != nil {
@@ -74,7 +74,10 @@ func (s *Store) FromDebian(ctx context.Context, name, suite string, packages []s
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return Template{}, fmt.Errorf("mmdebstrap %s: %w: %s", suite, err, lastLines(stderr.String(), 5))
+		if ctx.Err() != nil {
+			return Template{}, ctx.Err()
+		}
+		return Template{}, invalid("mmdebstrap could not build %s with %v: %v: %s", suite, packages, err, lastLines(stderr.String(), 5))
 	}
 	dev := filepath.Join(root, "dev")
 	if err := os.RemoveAll(dev); err != nil {
@@ -113,7 +116,7 @@ func aptMirror(suite string) (string, error) {
 		}
 	}
 	if first == "" {
-		return "", errors.New("--from-debian: this host's apt has no package source (/etc/apt/sources.list)")
+		return "", api.Errorf(api.KindUnavailable, "--from-debian: the daemon's host has no apt package source (/etc/apt/sources.list)")
 	}
 	return first, nil
 }

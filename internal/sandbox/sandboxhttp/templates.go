@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
@@ -41,7 +42,9 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 		RequestContentType: "application/x-tar", Response: api.Template{},
 		Query: []httpapi.QueryParam{
 			{Name: "name", Required: true, Description: "the new template's name (a-z first, then a-z 0-9 -)"},
-			{Name: "source", Required: true, Description: "oci: the body is a docker save archive or an OCI image layout tar; tar: the body is one layer (a directory packed as a tar)"},
+			{Name: "source", Required: true, Description: "oci: the body is a docker save archive or an OCI image layout tar; tar: the body is one layer (a directory packed as a tar); debian: no body, a Debian rootfs built with mmdebstrap"},
+			{Name: "suite", Description: "source=debian: the Debian suite (from the node's apt sources)"},
+			{Name: "packages", Description: "source=debian: comma-separated packages to include"},
 		},
 		Summary: "Create an image template from the uploaded archive (administrators). Layers are unpacked into a content-addressed read-only store; each sandbox of the template gets its own writable overlay.",
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
@@ -59,8 +62,14 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 				t, err = st.FromOCIReader(r.Context(), name, r.Body)
 			case "tar":
 				t, err = st.FromLayerTar(r.Context(), name, r.Body)
+			case "debian":
+				var pkgs []string
+				if p := q.Get("packages"); p != "" {
+					pkgs = strings.Split(p, ",")
+				}
+				t, err = st.FromDebian(r.Context(), name, q.Get("suite"), pkgs)
 			default:
-				return api.FieldErrorf(api.KindValidation, "source", "source %q: want oci (a docker save or OCI layout archive) or tar (one layer)", q.Get("source"))
+				return api.FieldErrorf(api.KindValidation, "source", "source %q: want oci (a docker save or OCI layout archive), tar (one layer) or debian", q.Get("source"))
 			}
 			if err != nil {
 				return templateProblem(err)
