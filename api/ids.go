@@ -34,6 +34,8 @@ const (
 	// IDRun is a pipeline run id (internal/pipeline makes them: "run-"
 	// and lowercase base32).
 	IDRun IDKind = "run"
+	// IDTemplate is a sandbox image template's name.
+	IDTemplate IDKind = "template"
 )
 
 // IDRule is the documented limit of one identifier kind.
@@ -91,6 +93,7 @@ var IDRules = map[IDKind]IDRule{
 	IDLedgerEntry: {IDLedgerEntry, 20, "0-9", decimal, false},
 	IDLedgerHash:  {IDLedgerHash, 64, "0-9 a-f", lowerHex, false},
 	IDRun:         {IDRun, 64, "a-z 0-9 _ -", runChar, false},
+	IDTemplate:    {IDTemplate, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
 }
 
 // CheckID checks value against the rule of kind and returns nil or a

@@ -66,6 +66,10 @@ const (
 	// kernel died, e.g. out of memory) and takes no more exec or file
 	// calls; its description says why. Delete it and create a new one.
 	KindSandboxFailed Kind = "sandbox-failed"
+	// KindInvalidImage: an image archive or directory was refused as a
+	// sandbox template (a path out of the tree, a device node, a hard link
+	// out of the tree, over the size or layer limits, not an image).
+	KindInvalidImage Kind = "invalid-image"
 
 	// KindBudgetExceeded: a model call would exceed the caller's token
 	// budget (402: not worth retrying until the budget is raised).
@@ -117,6 +121,7 @@ var kindStatus = map[Kind]int{
 	KindAgentResponseTooLarge: http.StatusBadGateway,
 	KindSandboxLimit:          http.StatusInsufficientStorage,
 	KindSandboxFailed:         http.StatusConflict,
+	KindInvalidImage:          http.StatusUnprocessableEntity,
 	KindBudgetExceeded:        http.StatusPaymentRequired,
 	KindOverloaded:            http.StatusServiceUnavailable,
 	KindQueueTimeout:          http.StatusServiceUnavailable,

@@ -113,6 +113,7 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 	root.AddCommand(newPipelineCmd(g), newLedgerCmd(g), newRollbackCmd(g), newTestCmd(g)) // deploy pipeline (pipeline.go, ledger.go, test.go)
 	root.AddCommand(newTypesCmd(g), newInitCmd(g))                                        // authoring (types.go, init.go)
 	root.AddCommand(newLogsCmd(g))                                                        // logs.go
+	root.AddCommand(newTemplateCmd(g))                                                    // template.go
 	return root
 }
 

@@ -62,6 +62,8 @@ type Config struct {
 	WebSockets WebSocketConfig `json:"websockets"`
 	// Logs bounds the log streams of live sessions (logs.go).
 	Logs LogConfig `json:"logs"`
+	// Images bounds sandbox image templates (images.go).
+	Images ImageConfig `json:"images"`
 	// Tracing exports OpenTelemetry traces over OTLP/HTTP (tracing.go);
 	// off by default.
 	Tracing TracingConfig `json:"tracing"`
@@ -203,6 +205,7 @@ func Default() Config {
 		SessionMaxBodyBytes:        32 << 20,
 		WebSockets:                 defaultWebSockets(),
 		Logs:                       defaultLogs(),
+		Images:                     defaultImages(),
 		Tracing:                    defaultTracing(),
 
 		RolloutSteps:                "100%",
@@ -435,6 +438,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
 	errs = append(errs, c.loadWebSocketEnv(lookup)...)
 	errs = append(errs, c.loadLogsEnv(lookup)...)
+	errs = append(errs, c.loadImagesEnv(lookup)...)
 	errs = append(errs, c.loadTracingEnv(lookup)...)
 	c.loadGatewayEnv(lookup, &errs)
 	c.loadEgressEnv(lookup)
@@ -550,6 +554,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateRollout()...)
 	errs = append(errs, c.validateWebSockets()...)
 	errs = append(errs, c.validateLogs()...)
+	errs = append(errs, c.validateImages()...)
 	errs = append(errs, c.validateTracing()...)
 	errs = append(errs, c.validateEgress()...)
 	errs = append(errs, c.validateCluster()...)

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
+	"github.com/agentcloud/agentcloud/internal/sandbox/image"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxenv"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
@@ -48,13 +50,15 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		off(err)
 		return nil
 	}
-	// Not under the data dir: it is 0700, and the uid-mapped sandbox init
-	// must be able to search the path to its root.
 	dir, err := process.NewStateDir("")
 	if err != nil {
 		return err
 	}
-	pt, err := process.New(process.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierProcess)})
+	images, err := image.Open(filepath.Join(d.cfg.Data, "templates"), image.Limits{MaxBytes: d.cfg.Images.MaxBytes, MaxLayers: d.cfg.Images.MaxLayers})
+	if err != nil {
+		return err
+	}
+	pt, err := process.New(process.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierProcess), Images: images})
 	if err != nil { // e.g. no usable cgroup hierarchy in this container
 		_ = os.RemoveAll(dir)
 		off(fmt.Errorf("process sandbox tier: %w", err))
@@ -68,7 +72,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	if err := gvisor.Available(""); err != nil {
 		log.Warn("gvisor sandbox tier disabled", "reason", err)
-	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor)}); err != nil {
+	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images}); err != nil {
 		log.Warn("gvisor sandbox tier disabled", "reason", err)
 	} else {
 		parts.tiers = append(parts.tiers, gt)
@@ -92,17 +96,13 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		return err
 	}
 	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey,
-		BeforeCreate: securityhttp.SandboxCreate, Visible: securityhttp.Auth{Sec: d.sec}.SandboxVisible, Identity: func(id string) string {
+		BeforeCreate: securityhttp.SandboxCreate, Images: images, Visible: securityhttp.Auth{Sec: d.sec}.SandboxVisible, Identity: func(id string) string {
 			sid, _ := d.sec.SandboxID(id)
 			return sid
 		}}).Routes(d.router)
 	parts.env = sandboxenv.Config{Manager: parts.manager, Security: d.sec, Agents: d.sessions, Logger: log}
 	d.env["sandbox"] = sandboxenv.New(parts.env)
-	names := make([]string, len(parts.tiers))
-	for i, t := range parts.tiers {
-		names[i] = t.Name()
-	}
-	log.Info("sandboxes ready", "tiers", names, "dir", dir)
+	log.Info("sandboxes ready", "tiers", sandbox.TierNames(parts.tiers), "dir", dir)
 	return nil
 }
 

@@ -29,6 +29,7 @@ var pathParams = map[string]api.IDKind{
 	"entry":    api.IDLedgerEntry,
 	"hash":     api.IDLedgerHash,
 	"run":      api.IDRun,
+	"template": api.IDTemplate,
 }
 
 // Wildcards that are not identifiers: a process id, and the rest of a

@@ -27,6 +27,8 @@ type container struct {
 	template     string
 	bundle       string
 	rwDir        string // holds the workspace and tmp tmpfs mounts
+	imageRootDir string // an image template's overlay root (image.go), "" for host
+	noRelay      bool   // the root has no python3 for the egress relay (image.go)
 
 	nproc int // RLIMIT_NPROC the container was created with (exec.go)
 
@@ -86,6 +88,7 @@ func (c *container) cleanupHost() {
 	for _, d := range []string{"workspace", "tmp"} {
 		_ = unix.Unmount(filepath.Join(c.rwDir, d), unix.MNT_DETACH)
 	}
+	c.unmountImageRoot()
 	_ = os.RemoveAll(c.bundle)
 }
 

@@ -95,7 +95,7 @@ func (c *container) egressDir() string { return filepath.Join(c.bundle, "egress"
 // EgressSocket implements sandbox.EgressSocketer: the host path the daemon
 // listens on for this sandbox's proxy traffic.
 func (c *container) EgressSocket() (string, error) {
-	if !c.tier.egress {
+	if !c.tier.egress || c.noRelay {
 		return "", fmt.Errorf("gvisor egress forwarder (needs %s in the template): %w", forwarderPython, sandbox.ErrUnsupported)
 	}
 	return filepath.Join(c.egressDir(), egressSocketName), nil
@@ -106,7 +106,7 @@ func (c *container) EgressSocket() (string, error) {
 // fresh container's relay starts while the caller is busy between create
 // and its first exec; a pooled one is long ready.
 func (c *container) waitForwarder(ctx context.Context) error {
-	if !c.tier.egress || c.relayReady.Load() {
+	if !c.tier.egress || c.noRelay || c.relayReady.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

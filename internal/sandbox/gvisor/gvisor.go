@@ -54,6 +54,8 @@ type Config struct {
 	// DataDir holds bundles and runsc state; default os.TempDir()/agentcloud-sandbox.
 	DataDir string
 	Logger  *slog.Logger
+	// Images resolves image templates (nil: only the host template).
+	Images sandbox.Images
 }
 
 // Tier implements sandbox.Tier with runsc.
@@ -68,6 +70,7 @@ type Tier struct {
 	bundlesDir   string
 	templateRoot string
 	noAgent      bool // benchmarks: every command through runsc exec
+	images       sandbox.Images
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -136,6 +139,7 @@ func New(cfg Config) (*Tier, error) {
 		return nil, fmt.Errorf("gvisor data dir: %w", err)
 	}
 	t := &Tier{
+		images:       cfg.Images,
 		log:          cfg.Logger,
 		runsc:        path,
 		platform:     cfg.Platform,
@@ -175,7 +179,12 @@ func (t *Tier) Platform() string { return t.platform }
 func (t *Tier) Name() string { return sandbox.TierGVisor }
 
 // Templates lists the supported templates.
-func (t *Tier) Templates() []string { return []string{sandbox.TemplateHost} }
+func (t *Tier) Templates() []string {
+	if t.images == nil {
+		return []string{sandbox.TemplateHost}
+	}
+	return append([]string{sandbox.TemplateHost}, t.images.ImageNames()...)
+}
 
 // Close marks the tier closed; sandboxes must be closed by their owners.
 // It unmounts the empty network namespace that current runsc releases pin
@@ -251,8 +260,15 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	if template == "" {
 		template = sandbox.TemplateHost
 	}
+	var layers []string
 	if template != sandbox.TemplateHost {
-		return nil, fmt.Errorf("gvisor template %q: %w", template, sandbox.ErrUnknownTemplate)
+		if t.images == nil {
+			return nil, fmt.Errorf("gvisor template %q: %w", template, sandbox.ErrUnknownTemplate)
+		}
+		var err error
+		if layers, err = t.images.ImageLayers(template); err != nil {
+			return nil, fmt.Errorf("gvisor template %q: %w", template, err)
+		}
 	}
 	t.mu.Lock()
 	closed := t.closed
@@ -269,7 +285,14 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 		return nil, err
 	}
 	spec := ociSpec(t.templateRoot, c.rwDir, sandbox.DefaultLimits, t.ociSeccomp)
-	if t.egress {
+	if layers != nil {
+		if err := c.imageRoot(spec, layers); err != nil {
+			c.cleanupHost()
+			return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
+		}
+	}
+	c.noRelay = !c.hasProgram(forwarderPython) // an image without python3 has no egress relay
+	if t.egress && !c.noRelay {
 		spec.Process.Args = []string{forwarderPython, "-I", "-S", "-c", forwarderPy}
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: egressMount, Type: "bind", Source: c.egressDir(),
 			Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}})

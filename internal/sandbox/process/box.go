@@ -36,6 +36,7 @@ type box struct {
 	stderr       *tailBuffer
 	done         chan struct{} // closed when init has exited and been reaped
 	template     string
+	rwDir        string // an image template's overlay upper/work (host side)
 
 	// set once by Activate (spec and env also by AddEnv, under mu)
 	id   string
@@ -624,6 +625,7 @@ func (b *box) destroy() {
 		b.fs.Close()
 	}
 	b.tier.release(b.cg)
+	b.removeRW()
 }
 
 func (b *box) kill() {

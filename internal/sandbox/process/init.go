@@ -82,6 +82,8 @@ type initState struct {
 
 	mu      sync.Mutex     // guards waiters
 	waiters map[int]uint64 // pid -> request id of spawns with Notify
+
+	imageRoot bool // the root is a writable overlay (an image template)
 }
 
 func runInit() error {
@@ -92,14 +94,15 @@ func runInit() error {
 	st := &initState{ctl: ctl, waiters: map[int]uint64{}}
 
 	// Phase 1: template setup, while still root in the user namespace.
-	m, _, err := ctl.recv()
+	m, files, err := ctl.recv()
 	if err != nil {
 		return fmt.Errorf("wait for setup: %w", err)
 	}
 	if m.Op != opSetup || m.Setup == nil {
 		return fmt.Errorf("first message %q, want %q", m.Op, opSetup)
 	}
-	if err := setupRoot(m.Setup); err != nil {
+	st.imageRoot = m.Setup.Layers > 0
+	if err := setupRoot(m.Setup, files); err != nil {
 		_ = ctl.send(replyErr(m.ID, fmt.Errorf("setup: %w", err)))
 		return err
 	}
@@ -108,7 +111,7 @@ func runInit() error {
 	}
 
 	// Phase 2: activation (possibly much later: the sandbox sat in a pool).
-	m, files, err := ctl.recv()
+	m, files, err = ctl.recv()
 	if err != nil {
 		if errors.Is(err, errEOF) {
 			return nil // discarded from the pool
@@ -170,7 +173,7 @@ func (st *initState) activate(cfg *activateConfig, files []*os.File) error {
 	ready := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with init
-		if err := restrictLandlock(); err != nil {
+		if err := restrictLandlock(st.imageRoot); err != nil {
 			ready <- err
 			return
 		}

@@ -12,7 +12,8 @@ import (
 
 // Landlock, written against the raw syscalls (no cgo, no psx): the whole
 // tree is readable and executable, writes are allowed only beneath
-// /workspace, /tmp and /dev/shm and to a few device files. The rights
+// /workspace, /tmp and /dev/shm and to a few device files (and beneath /
+// for an image template, whose root is the sandbox's own overlay). The rights
 // handled depend on the kernel's ABI version; on a kernel without Landlock
 // the sandbox still has its mount namespace, seccomp and uid separation.
 
@@ -61,7 +62,7 @@ func landlockABI() int {
 // restrictLandlock restricts the calling OS thread (and every process it
 // later forks) to the sandbox's write set. The caller must hold the thread
 // (runtime.LockOSThread) and have no_new_privs set.
-func restrictLandlock() error {
+func restrictLandlock(writableRoot bool) error {
 	abi := landlockABI()
 	if abi <= 0 {
 		return nil
@@ -99,6 +100,12 @@ func restrictLandlock() error {
 		{"/dev/shm", handled},
 		{"/proc", llReadFile | llReadDir | llWriteFile},
 		{"/dev/pts", fileRights &^ llExecute}, // the sandbox's own terminals
+	}
+	if writableRoot {
+		// An image template's root is the sandbox's own overlay: writes
+		// land in its upper dir, never in the shared layers. Read-only
+		// mounts (/proc/sys, /dev) stay read-only.
+		rules[0].access = handled
 	}
 	for _, d := range devices {
 		rules = append(rules, struct {

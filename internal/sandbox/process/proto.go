@@ -75,6 +75,11 @@ type setupConfig struct {
 	Symlinks map[string]string `json:"symlinks"` // path -> target, e.g. /bin -> usr/bin
 	Masks    []string          `json:"masks"`    // files hidden behind an empty file
 	ShmMB    int               `json:"shm_mb"`
+	// Layers, for an image template, is the number of read-only layer
+	// mounts passed with the setup message (bottom first), followed by one
+	// mount holding the sandbox's own upper/ and work/ dirs. The root is an
+	// overlay of them instead of Binds/Symlinks/Masks.
+	Layers int `json:"layers,omitempty"`
 }
 
 // activateConfig is the per-sandbox half: limits and identity.
@@ -149,7 +154,7 @@ func (c *conn) send(m *message, files ...*os.File) error {
 // recv reads one message and any fds attached to it.
 func (c *conn) recv() (*message, []*os.File, error) {
 	buf := make([]byte, maxPacket)
-	oob := make([]byte, unix.CmsgSpace(4*8))
+	oob := make([]byte, unix.CmsgSpace(4*maxSetupFiles))
 	n, oobn, _, _, err := c.uc.ReadMsgUnix(buf, oob)
 	if err != nil {
 		if errors.Is(err, io.EOF) {

@@ -19,7 +19,7 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 // setupRoot builds the sandbox root on a fresh tmpfs and pivots into it. It
 // runs in init as root of the new user namespace, in private mount, pid and
 // network namespaces, before anything untrusted runs.
-func setupRoot(cfg *setupConfig) error {
+func setupRoot(cfg *setupConfig, files []*os.File) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
@@ -27,13 +27,19 @@ func setupRoot(cfg *setupConfig) error {
 	if err := unix.Mount("sandbox-root", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4m,mode=0755"); err != nil {
 		return fmt.Errorf("mount root tmpfs on %s: %w", root, err)
 	}
-	in := func(p string) string { return filepath.Join(root, p) }
-	for _, d := range []string{"proc", "dev", "workspace", "tmp"} {
-		if err := os.Mkdir(in(d), 0o755); err != nil {
+	empty := filepath.Join(root, ".empty")
+	if cfg.Layers > 0 { // an image template: the root is the sandbox's overlay
+		var err error
+		if root, err = mountOverlay(root, cfg.Layers, files); err != nil {
 			return err
 		}
 	}
-	empty := in(".empty")
+	in := func(p string) string { return filepath.Join(root, p) }
+	for _, d := range []string{"proc", "dev", "workspace", "tmp"} {
+		if err := os.Mkdir(in(d), 0o755); err != nil && (cfg.Layers == 0 || !os.IsExist(err)) {
+			return err
+		}
+	}
 	if err := os.WriteFile(empty, nil, 0o444); err != nil {
 		return err
 	}
@@ -77,8 +83,10 @@ func setupRoot(cfg *setupConfig) error {
 	if err := unix.Chdir("/"); err != nil {
 		return err
 	}
-	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("remount root read-only: %w", err)
+	if cfg.Layers == 0 {
+		if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("remount root read-only: %w", err)
+		}
 	}
 	return loopbackUp()
 }

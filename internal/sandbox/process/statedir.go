@@ -19,7 +19,8 @@ const stateDirPrefix = "agentcloud-sandbox-"
 
 // NewStateDir makes this daemon's sandbox state directory in parent (the
 // system's temporary directory when empty), searchable by the uid-mapped
-// sandbox inits (0711), and removes the ones daemons that died without
+// sandbox inits (0711; not under the daemon's data dir, which is 0700 — an
+// init must be able to search the path to its root), and removes the ones daemons that died without
 // closing (kill -9, a crash) left there: directories named for a pid that
 // no longer runs and with nothing mounted below them.
 func NewStateDir(parent string) (string, error) {

@@ -43,6 +43,9 @@ type Config struct {
 	CgroupPool int
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Images resolves image templates (nil: only the host template). Each
+	// sandbox of one gets a writable overlay over the template's layers.
+	Images sandbox.Images
 }
 
 // Tier implements sandbox.Tier with namespaces, seccomp, landlock and
@@ -50,6 +53,8 @@ type Config struct {
 type Tier struct {
 	log     *slog.Logger
 	rootDir string
+	rwDir   string // per-sandbox overlay upper dirs of image templates
+	images  sandbox.Images
 	cg      *cgroupPool
 	uidSeq  atomic.Uint32
 	wg      sync.WaitGroup // background cgroup removals
@@ -107,14 +112,19 @@ func New(cfg Config) (*Tier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process tier cgroups: %w", err)
 	}
-	return &Tier{log: cfg.Logger, rootDir: root, cg: cg}, nil
+	return &Tier{log: cfg.Logger, rootDir: root, rwDir: filepath.Join(cfg.DataDir, "process", "rw"), images: cfg.Images, cg: cg}, nil
 }
 
 // Name returns sandbox.TierProcess.
 func (t *Tier) Name() string { return sandbox.TierProcess }
 
 // Templates lists the supported templates.
-func (t *Tier) Templates() []string { return []string{sandbox.TemplateHost} }
+func (t *Tier) Templates() []string {
+	if t.images == nil {
+		return []string{sandbox.TemplateHost}
+	}
+	return append([]string{sandbox.TemplateHost}, t.images.ImageNames()...)
+}
 
 // Close stops the cgroup pool and waits for background cleanup.
 func (t *Tier) Close() error {
@@ -164,8 +174,15 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	if template == "" {
 		template = sandbox.TemplateHost
 	}
+	var layers []string
 	if template != sandbox.TemplateHost {
-		return nil, fmt.Errorf("process tier template %q: %w", template, sandbox.ErrUnknownTemplate)
+		if t.images == nil {
+			return nil, fmt.Errorf("process tier template %q: %w", template, sandbox.ErrUnknownTemplate)
+		}
+		var err error
+		if layers, err = t.images.ImageLayers(template); err != nil {
+			return nil, fmt.Errorf("process tier template %q: %w", template, err)
+		}
 	}
 	t.mu.Lock()
 	closed := t.closed
@@ -194,7 +211,18 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 		return nil, err
 	}
 	b.template = template
-	if _, err := b.call(ctx, &message{Op: opSetup, Setup: setup}); err != nil {
+	var files []*os.File
+	if layers != nil {
+		if setup, files, err = t.imageSetup(b, layers); err != nil {
+			b.destroy()
+			return nil, fmt.Errorf("prepare sandbox: %w", err)
+		}
+	}
+	_, err = b.call(ctx, &message{Op: opSetup, Setup: setup}, files...)
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
 		b.destroy()
 		return nil, fmt.Errorf("prepare sandbox: %w%s", err, b.stderrTail())
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/egress/hostpattern"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/image"
 )
 
 // Config configures a Handler.
@@ -53,6 +54,8 @@ type Config struct {
 	// they are off. Now is their clock (default time.Now).
 	PortKey []byte
 	Now     func() time.Time
+	// Images, if set, serves /v1/templates (image templates).
+	Images *image.Store
 }
 
 // Handler serves the sandbox API.
@@ -80,6 +83,9 @@ func New(cfg Config) *Handler {
 		maxTimeout: cfg.MaxTimeout, log: cfg.Logger, cfg: cfg}
 	for _, t := range cfg.Tiers {
 		h.templates[t.Name()] = t.Templates()
+	}
+	if cfg.Images != nil && cfg.Manager != nil {
+		cfg.Images.InUse = image.UsedBy(cfg.Manager.List) // delete refuses while sandboxes use it
 	}
 	return h
 }
@@ -163,6 +169,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		Summary: "Create the directory at ?path= with its parents.", Response: api.SandboxFile{}, Query: []httpapi.QueryParam{filePath}, Handler: h.handleMkdir})
 	h.portRoutes(add, r)
 	h.terminalRoutes(add)
+	h.templateRoutes(r)
 }
 
 // guard answers 503 when sandboxes are off.
@@ -208,7 +215,7 @@ func (h *Handler) specFor(req api.CreateSandboxRequest) (sandbox.Spec, error) {
 	if tier == "" {
 		tier = sandbox.TierProcess
 	}
-	templates, ok := h.templates[tier]
+	templates, ok := h.templatesOf(tier)
 	if !ok {
 		if tier == sandbox.TierProcess || tier == sandbox.TierGVisor {
 			return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "tier",

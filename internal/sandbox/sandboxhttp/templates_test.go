@@ -1,0 +1,158 @@
+package sandboxhttp_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/image"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
+)
+
+func startTemplateServer(t *testing.T) *testServer {
+	t.Helper()
+	if err := process.Available(); err != nil {
+		t.Skipf("process sandbox tier unavailable: %v", err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := image.Open(filepath.Join(dir, "templates"), image.Limits{MaxBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tier, err := process.New(process.Config{DataDir: dir, CgroupPool: 2, Images: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rt := httpapi.NewRouter(httpapi.Options{Auth: tokenAuth{}, MaxBodyBytes: 256 << 20})
+	sandboxhttp.New(sandboxhttp.Config{Manager: m, Tiers: []sandbox.Tier{tier}, Images: st}).Routes(rt)
+	if err := httpapi.CheckOpenAPI(rt, rt.OpenAPI("t", "v")); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, rt, func() {
+		_ = m.Close()
+		_ = tier.Close()
+	})
+	s.manager = m
+	return s
+}
+
+// The template routes: a directory uploaded as a layer becomes a template
+// sandboxes run on; delete is refused while a sandbox uses it; bad
+// requests and hostile archives are 4xx problem+json with stable kinds.
+func TestTemplateRoutesClass(t *testing.T) {
+	s := startTemplateServer(t)
+	ctx := t.Context()
+	rootfs := t.TempDir()
+	sandboxtest.MiniRootfs(t, rootfs)
+	tpl, err := s.client.CreateTemplateFromDir(ctx, "mini", rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tpl.Name != "mini" || tpl.Source != "tar" || len(tpl.Layers) != 1 || tpl.Bytes == 0 {
+		t.Fatalf("created %+v", tpl)
+	}
+	list, err := s.client.Templates(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "host" || list[1].Name != "mini" {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{Template: "mini"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code, err := s.client.Exec(ctx, sb.ID, api.ExecRequest{Cmd: "/bin/sh", Args: []string{"-c", "cat /etc/os-release; echo x > /tmp/f && cat /tmp/f"}}, &out, &out)
+	if err != nil || code != 0 || !strings.Contains(out.String(), "agentcloud-test-image") {
+		t.Fatalf("exec in the image: %d %q %v", code, out.String(), err)
+	}
+	if err := s.client.DeleteTemplate(ctx, "mini"); !api.IsKind(err, api.KindConflict) {
+		t.Fatalf("delete in use: %v", err)
+	}
+
+	var hostile bytes.Buffer
+	tw := tar.NewWriter(&hostile)
+	tw.WriteHeader(&tar.Header{Name: "../../escape", Typeflag: tar.TypeReg, Mode: 0o644})
+	tw.Close()
+	var dev bytes.Buffer
+	tw = tar.NewWriter(&dev)
+	tw.WriteHeader(&tar.Header{Name: "dev/mem", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 1})
+	tw.Close()
+	cases := []struct {
+		name, method, path, body string
+		kind                     api.Kind
+	}{
+		{"no name", "POST", "/v1/templates?source=tar", "", api.KindInvalidQuery},
+		{"bad name", "POST", "/v1/templates?name=Bad_Name&source=tar", "", api.KindInvalidID},
+		{"long name", "POST", "/v1/templates?name=" + strings.Repeat("a", 64) + "&source=tar", "", api.KindInvalidID},
+		{"reserved name", "POST", "/v1/templates?name=host&source=tar", "", api.KindValidation},
+		{"bad source", "POST", "/v1/templates?name=x&source=zip", "", api.KindValidation},
+		{"duplicate", "POST", "/v1/templates?name=mini&source=tar", hostile.String(), api.KindConflict},
+		{"traversal", "POST", "/v1/templates?name=x&source=tar", hostile.String(), api.KindInvalidImage},
+		{"device", "POST", "/v1/templates?name=x&source=tar", dev.String(), api.KindInvalidImage},
+		{"garbage layer", "POST", "/v1/templates?name=x&source=tar", "not a tar at all, just words", api.KindInvalidImage},
+		{"garbage oci", "POST", "/v1/templates?name=x&source=oci", "not a tar at all, just words", api.KindInvalidImage},
+		{"empty oci", "POST", "/v1/templates?name=x&source=oci", "", api.KindInvalidImage},
+		{"delete unknown", "DELETE", "/v1/templates/nope", "", api.KindNotFound},
+		{"delete bad id", "DELETE", "/v1/templates/Bad_Name", "", api.KindInvalidID},
+		{"sandbox of unknown template", "POST", "/v1/sandboxes", `{"template":"nope"}`, api.KindValidation},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, s.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			if tc.method == "POST" && strings.HasPrefix(tc.path, "/v1/templates") {
+				req.Header.Set("Content-Type", "application/x-tar")
+			} else if tc.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			var p api.Problem
+			if err := json.Unmarshal(b, &p); err != nil || resp.Header.Get("Content-Type") != api.ProblemContentType {
+				t.Fatalf("status %d, not problem+json: %s", resp.StatusCode, b)
+			}
+			if p.Kind() != tc.kind || resp.StatusCode != tc.kind.Status() || p.Detail == "" {
+				t.Fatalf("want %s (%d), got %d %s", tc.kind, tc.kind.Status(), resp.StatusCode, b)
+			}
+		})
+	}
+	if list, _ := s.client.Templates(ctx); len(list) != 2 {
+		t.Fatalf("refused creates left templates: %+v", list)
+	}
+	if err := s.client.DeleteSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.client.DeleteTemplate(ctx, "mini"); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.client.Templates(ctx); len(list) != 1 {
+		t.Fatalf("after delete: %+v", list)
+	}
+}
