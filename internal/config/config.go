@@ -409,6 +409,8 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 			*dst = n
 		}
 	}
+	integer("SANDBOX_POOL_PROCESS", &c.SandboxPoolProcess)
+	integer("SANDBOX_POOL_GVISOR", &c.SandboxPoolGVisor)
 	integer("SANDBOX_MAX_PER_OWNER", &c.SandboxMaxPerOwner)
 	integer("SANDBOX_MAX_MEMORY_MB", &c.SandboxMaxMemoryMB)
 	integer("SANDBOX_MAX_DISK_MB", &c.SandboxMaxDiskMB)

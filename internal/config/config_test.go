@@ -159,15 +159,18 @@ func TestLoadEnv(t *testing.T) {
 	}
 	env = map[string]string{"AGENTCLOUD_SANDBOX_MAX_CPUS": "0.5", "AGENTCLOUD_SANDBOX_MAX_MEMORY_MB": "256",
 		"AGENTCLOUD_SANDBOX_MAX_DISK_MB": "64", "AGENTCLOUD_SANDBOX_MAX_PIDS": "32", "AGENTCLOUD_SANDBOX_MAX_TIMEOUT": "10m",
-		"AGENTCLOUD_SANDBOX_MAX_PER_OWNER": "3"}
+		"AGENTCLOUD_SANDBOX_MAX_PER_OWNER": "3", "AGENTCLOUD_SANDBOX_POOL_PROCESS": "0", "AGENTCLOUD_SANDBOX_POOL_GVISOR": "0"}
 	if err := c.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
 		t.Fatal(err)
+	}
+	if c.SandboxPoolProcess != 0 || c.SandboxPoolGVisor != 0 {
+		t.Fatalf("warm pools not applied: process %d, gvisor %d", c.SandboxPoolProcess, c.SandboxPoolGVisor)
 	}
 	if c.SandboxMaxCPUs != 0.5 || c.SandboxMaxMemoryMB != 256 || c.SandboxMaxDiskMB != 64 || c.SandboxMaxPids != 32 ||
 		c.SandboxMaxTimeout.D() != 10*time.Minute || c.SandboxMaxPerOwner != 3 {
 		t.Fatalf("sandbox caps not applied: %+v", c)
 	}
-	for k, v := range map[string]string{"AGENTCLOUD_SANDBOX_MAX_CPUS": "two", "AGENTCLOUD_SANDBOX_MAX_MEMORY_MB": "1G", "AGENTCLOUD_SANDBOX_MAX_TIMEOUT": "1 hour"} {
+	for k, v := range map[string]string{"AGENTCLOUD_SANDBOX_POOL_GVISOR": "one", "AGENTCLOUD_SANDBOX_MAX_CPUS": "two", "AGENTCLOUD_SANDBOX_MAX_MEMORY_MB": "1G", "AGENTCLOUD_SANDBOX_MAX_TIMEOUT": "1 hour"} {
 		err := c.LoadEnv(func(key string) (string, bool) { return v, key == k })
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("%s=%s: want an error naming the variable, got %v", k, v, err)
