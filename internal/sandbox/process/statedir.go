@@ -4,13 +4,16 @@ package process
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // stateDirPrefix names a daemon's sandbox state directory in the temporary
@@ -22,7 +25,9 @@ const stateDirPrefix = "agentcloud-sandbox-"
 // sandbox inits (0711; not under the daemon's data dir, which is 0700 — an
 // init must be able to search the path to its root), and removes the ones daemons that died without
 // closing (kill -9, a crash) left there: directories named for a pid that
-// no longer runs and with nothing mounted below them.
+// no longer runs. What still runs from such a directory (a gVisor sandbox)
+// is killed and what is mounted below it detached first; a directory that
+// stays mounted is left alone.
 func NewStateDir(parent string) (string, error) {
 	if parent == "" {
 		parent = os.TempDir()
@@ -56,10 +61,73 @@ func removeStaleStateDirs(parent string) {
 			continue
 		}
 		dir := filepath.Join(parent, e.Name())
-		if hasMountBelow(mounted, dir) {
-			continue // never remove through a mount; the host's tools must see to it
+		if killHolders(dir) > 0 || hasMountBelow(mounted, dir) {
+			unmountBelow(mounted, dir)
+			mounted = mountPoints()
+			if hasMountBelow(mounted, dir) {
+				continue // never remove through a mount
+			}
 		}
 		_ = os.RemoveAll(dir)
+	}
+}
+
+// killHolders kills the processes a dead daemon's sandboxes left running
+// with dir in their command line (the gVisor tier's runsc sandbox and
+// gofer processes, named by their --root and --bundle under dir: they are
+// not children of the daemon, so its death does not end them), and waits,
+// bounded, for them to go. It returns how many it killed.
+func killHolders(dir string) int {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	needle := []byte(dir + "/")
+	var pids []int
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmd, needle) {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil && !isZombie(pid); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return len(pids)
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name in parentheses.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] == 'Z'
+	}
+	return false
+}
+
+// unmountBelow detaches every mount under dir, deepest first.
+func unmountBelow(mounts []string, dir string) {
+	var below []string
+	for _, m := range mounts {
+		if m == dir || strings.HasPrefix(m, dir+"/") {
+			below = append(below, m)
+		}
+	}
+	sort.Slice(below, func(i, j int) bool { return len(below[i]) > len(below[j]) })
+	for _, m := range below {
+		_ = syscall.Unmount(m, syscall.MNT_DETACH)
 	}
 }
 

@@ -7,15 +7,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
 // TestStateDirRemovesStaleClass: a new state directory removes those of
-// daemons that died (named for a pid that no longer runs) and nothing else:
-// not its own, not a live daemon's, not one with a mount below it, not a
-// name without a pid, not a file, not another program's directory.
+// daemons that died (named for a pid that no longer runs), ending what
+// still runs from one and detaching what is mounted below it, and nothing
+// else: not its own, not a live daemon's, not a name without a pid, not a
+// file, not another program's directory.
 func TestStateDirRemovesStaleClass(t *testing.T) {
 	parent := t.TempDir()
 	dead := exec.Command("true")
@@ -43,13 +45,19 @@ func TestStateDirRemovesStaleClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep = append(keep, file)
-	mountedDir := mk(fmt.Sprintf("agentcloud-sandbox-%d-mnt", deadPid))
-	if err := unix.Mount("statedir-test", filepath.Join(mountedDir, "process", "root"), "tmpfs", 0, "size=4k"); err == nil {
-		t.Cleanup(func() { _ = unix.Unmount(filepath.Join(mountedDir, "process", "root"), unix.MNT_DETACH) })
-		keep = append(keep, mountedDir)
-	} else {
-		t.Logf("no mount case (it is removed as stale): %v", err)
+	// A dead daemon's gVisor sandbox outlives it (runsc's processes are
+	// not its children) and keeps mounts below its dir: both are ended.
+	held := mk(fmt.Sprintf("agentcloud-sandbox-%d-held", deadPid))
+	holder := exec.Command("sh", "-c", "sleep 60", filepath.Join(held, "gvisor", "state"))
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
 	}
+	defer func() { _ = holder.Process.Kill(); _ = holder.Wait() }()
+	mnt := filepath.Join(held, "process", "root")
+	if err := unix.Mount("statedir-test", mnt, "tmpfs", 0, "size=4k"); err != nil {
+		t.Logf("no mount case: %v", err)
+	}
+	defer func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) }()
 	dir, err := NewStateDir(parent)
 	if err != nil {
 		t.Fatal(err)
@@ -57,8 +65,16 @@ func TestStateDirRemovesStaleClass(t *testing.T) {
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o711 {
 		t.Fatalf("new state dir: %v %v", fi, err)
 	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Errorf("a dead daemon's state dir is still there: %v", err)
+	for _, p := range []string{stale, held} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("a dead daemon's state dir %s is still there: %v", filepath.Base(p), err)
+		}
+	}
+	if err := holder.Process.Signal(syscall.Signal(0)); err == nil && !isZombie(holder.Process.Pid) {
+		t.Error("the process running from a dead daemon's dir was not ended")
+	}
+	if hasMountBelow(mountPoints(), held) {
+		t.Error("a mount below a dead daemon's dir is still there")
 	}
 	for _, p := range keep {
 		if _, err := os.Stat(p); err != nil {
