@@ -230,7 +230,8 @@ var (
 )
 
 // limitCtx bounds a call by the version's wall time and by CPU time, where
-// CPU time is wall time minus time spent in host calls (state, fetch).
+// CPU time is the call's thread's CPU time less time spent in host calls
+// (state, fetch); see cpuWatch.
 func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (context.Context, context.CancelFunc) {
 	wall, cpu := v.wall, v.cpu
 	if wall <= 0 {
