@@ -53,11 +53,19 @@ func (l *Ledger) Append(ctx context.Context, e Entry) (Receipt, error) {
 }
 
 // checkParents checks that every parent is an entry of the log with the
-// hash the ref names.
+// hash the ref names. A parent beyond this ledger's tree may have been
+// appended by another writer of the same log (another cluster member):
+// the tree catches up once before the parent is called missing.
 func (l *Ledger) checkParents(ctx context.Context, parents []Ref) error {
 	st := l.state.Load()
 	for i, p := range parents {
 		field := fmt.Sprintf("parents[%d]", i)
+		if p.Index >= st.size {
+			var err error
+			if st, err = l.catchUpTo(ctx, p.Index); err != nil {
+				return err
+			}
+		}
 		if p.Index >= st.size {
 			return api.FieldErrorf(api.KindValidation, field, "%s: entry %d does not exist (the log holds %d entries)", field, p.Index, st.size)
 		}
@@ -70,6 +78,20 @@ func (l *Ledger) checkParents(ctx context.Context, parents []Ref) error {
 		}
 	}
 	return nil
+}
+
+// catchUpTo makes the tree read what other writers appended to the log
+// when index is beyond it, and returns the state after. Only the
+// committer may change the tree, so the catch-up is a request on its
+// queue (one with no data).
+func (l *Ledger) catchUpTo(ctx context.Context, index uint64) (*treeState, error) {
+	if st := l.state.Load(); index < st.size {
+		return st, nil
+	}
+	if _, err := l.appendBytes(ctx, nil); err != nil {
+		return nil, err
+	}
+	return l.state.Load(), nil
 }
 
 // appendBytes queues encoded, validated entry bytes and waits for them to
@@ -137,22 +159,39 @@ func (l *Ledger) run() {
 	}
 }
 
-// commit writes one batch record and answers its requests.
+// commit writes one batch record and answers its requests. Requests
+// with no data ask only that the tree catch up with the log.
 func (l *Ledger) commit(batch []*request) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
 	// Requests whose caller gave up are not written.
 	live := batch[:0]
+	var syncs []*request
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- result{err: err}
 			continue
 		}
+		if r.data == nil {
+			syncs = append(syncs, r)
+			continue
+		}
 		live = append(live, r)
+	}
+	if len(syncs) > 0 {
+		err := l.failed()
+		if err == nil {
+			if _, err = l.catchUp(ctx, 0); errors.Is(err, ErrCorrupt) {
+				err = l.stop(err)
+			}
+		}
+		for _, r := range syncs {
+			r.done <- result{err: err}
+		}
 	}
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
 	first, leaves, err := l.write(ctx, live)
 	for i, r := range live {
 		if err != nil {

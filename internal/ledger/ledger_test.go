@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -386,4 +387,41 @@ func TestAppendSurvivesConnectionLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d appends acknowledged, %d failed while the connection broke 5 times; %d redials", len(receipts), failures, st.Redials())
+}
+
+// TestParentFromAnotherWriter: two ledgers on one log (two cluster
+// members). An entry the first appended is, at once, a parent the second
+// accepts and an entry the second reads, though the second has not
+// written since; an index beyond the log is still refused.
+func TestParentFromAnotherWriter(t *testing.T) {
+	ctx := context.Background()
+	a, st := openTest(t, true, Options{})
+	b, err := Open(ctx, st, mustKey(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 3 {
+		r, err := a.Append(ctx, changeEntry(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := b.Entry(ctx, r.Index); err != nil || rec.Hash != r.Hash {
+			t.Fatalf("entry %d read on the other ledger: %v", r.Index, err)
+		}
+		r2, err := b.Append(ctx, testEntry(r, true))
+		if err != nil {
+			t.Fatalf("parent %d from the other writer: %v", r.Index, err)
+		}
+		if r2.Index != r.Index+1 {
+			t.Fatalf("child at %d, want %d", r2.Index, r.Index+1)
+		}
+	}
+	_, err = b.Append(ctx, testEntry(Ref{Index: 99, Hash: LeafHash([]byte("x"))}, true))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("parent beyond the log: %v", err)
+	}
+	if _, err := b.Entry(ctx, 99); err == nil {
+		t.Fatal("entry beyond the log was read")
+	}
 }

@@ -26,9 +26,13 @@ func (r Record) Ref() Ref { return Ref{Index: r.Index, Hash: r.Hash} }
 
 // Entry reads the entry at index and checks that its bytes hash to the
 // leaf hash the tree holds for it (ErrCorrupt otherwise). An index beyond
+// the tree makes it read what other writers appended first; one beyond
 // the log is a 404 problem.
 func (l *Ledger) Entry(ctx context.Context, index uint64) (Record, error) {
-	st := l.state.Load()
+	st, err := l.catchUpTo(ctx, index)
+	if err != nil {
+		return Record{}, err
+	}
 	if index >= st.size {
 		return Record{}, notFound("ledger entry %d does not exist: the log holds %d entries", index, st.size)
 	}
