@@ -221,6 +221,12 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 		return State{}, err
 	}
 	if _, err := c.write(ctx, st, cur.rev); err != nil {
+		// Two members may drive one run at once (each polls the runs that
+		// wait for review): the one that lost the write finds the run's
+		// rollout started by the other and answers with it.
+		if again, rerr := c.read(ctx, req.Agent); rerr == nil && req.Run != "" && again.Run == req.Run && again.Canary == req.Version {
+			return c.syncLocked(ctx, req.Agent)
+		}
 		return State{}, err
 	}
 	c.cfg.Meter.Reset(req.Agent)

@@ -2,9 +2,11 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"github.com/agentcloud/agentcloud/api"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,4 +216,48 @@ func TestStartExpectAndRunClass(t *testing.T) {
 	if err != nil || again.Phase != PhaseRolledBack {
 		t.Fatalf("the same run after its rollback: %+v %v, want the rolled-back rollout", again, err)
 	}
+}
+
+// TestStartSameRunOnTwoMembers: two members drive one pipeline run at once
+// (both poll the runs that wait for review), so both start its rollout on
+// one store. Both answer with the one rollout the run started, whichever
+// lost the write; a different run racing them is still refused.
+func TestStartSameRunOnTwoMembers(t *testing.T) {
+	ctx := context.Background()
+	e := open(t, t.TempDir(), true, defaultThresholds, 0)
+	other, err := New(ctx, Config{Store: e.st, Router: e.m, Ledger: e.l, Now: e.clock.Now, Thresholds: defaultThresholds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 6 {
+		agent := fmt.Sprintf("shop%d", round)
+		v1 := e.addTo(t, agent, "v1")
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, c := range []*Controller{e.c, other} {
+			wg.Go(func() {
+				_, errs[i] = c.Start(ctx, Start{Agent: agent, Version: v1, Run: "run-" + agent})
+			})
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("round %d: both members start the same run: %v / %v", round, errs[0], errs[1])
+		}
+		st, err := e.c.Start(ctx, Start{Agent: agent, Version: v1, Run: "another-run"})
+		if !api.IsKind(err, api.KindConflict) {
+			t.Fatalf("round %d: another run of the serving version: %+v %v, want a conflict", round, st, err)
+		}
+	}
+}
+
+// addTo adds version name of agent (a bundle naming agent) without
+// serving it.
+func (e *env) addTo(t testing.TB, agent, name string) string {
+	t.Helper()
+	man := strings.Replace(manifest, `"shop"`, `"`+agent+`"`, 1)
+	v, err := e.m.AddVersion(context.Background(), bundleOf(t, man, agentJS(name, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Digest
 }
