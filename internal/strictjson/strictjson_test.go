@@ -95,3 +95,75 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQuickCheckAgrees: the allocation-free pass never accepts what the
+// token walk refuses (it may only send a body on to the walk).
+func FuzzQuickCheckAgrees(f *testing.F) {
+	for _, c := range checkCases {
+		f.Add(c.in)
+	}
+	for _, s := range quickCases {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if quickCheck([]byte(s)) {
+			if err := walk([]byte(s)); err != nil {
+				t.Fatalf("quick pass accepted %q, the walk refuses it: %v", s, err)
+			}
+		}
+	})
+}
+
+// quickCases are bodies whose keys need care: escapes, invalid UTF-8,
+// objects past the small-object size, keys after nested objects.
+var quickCases = []string{
+	`{"a":1,"\u0061":2}`,
+	"{\"\xff\":1,\"\xfe\":2}",
+	`{"a\"b":1,"a\"b":2}`,
+	`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k3":3}`,
+	`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":{"k17":1},"k18":[{"k0":1}]}`,
+	`{"a":{"b":1,"c":{"b":2}},"b":{"a":1},"a":3}`,
+	`[{"a":1,"a":2}]`,
+	`{"a":"x,y","b":"}","a":1}`,
+}
+
+// TestQuickCheckClass: on every case the quick pass and Check give the
+// token walk's verdict, and the quick pass alone decides the clean ones.
+func TestQuickCheckClass(t *testing.T) {
+	all := append([]string{}, quickCases...)
+	for _, c := range checkCases {
+		all = append(all, c.in)
+	}
+	for _, s := range all {
+		want := walk([]byte(s))
+		got := Check([]byte(s))
+		if (got == nil) != (want == nil) {
+			t.Errorf("Check(%.60q) = %v, the walk says %v", s, got, want)
+		}
+		if quickCheck([]byte(s)) && want != nil {
+			t.Errorf("quick pass accepted %.60q: %v", s, want)
+		}
+	}
+	for _, s := range []string{`{"tier":"process","n":2,"tags":{"a":"b"},"l":[1,{"x":null}]}`, quickCases[4]} {
+		if !quickCheck([]byte(s)) {
+			t.Errorf("quick pass sent the clean body %.60q on to the walk", s)
+		}
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	body := []byte(`{"type":"change","time":"2026-01-02T03:04:05Z","change":{"agent":"billing","version":"v1","bundle_digest":"sha256:00","author":{"id":"spiffe://agentcloud.local/user/alice","labels":{"team":"payments"}}}}`)
+	for _, fn := range []struct {
+		name string
+		f    func([]byte) error
+	}{{"walk", walk}, {"check", Check}} {
+		b.Run(fn.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := fn.f(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
