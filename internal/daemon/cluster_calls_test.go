@@ -87,17 +87,13 @@ func sessionOn(t *testing.T, c *client.Client, agent, node, prefix string) strin
 	return ""
 }
 
-// TestClusterCallAgentClass: call_agent from a session on one member to a
+// clusterCallAgentClass: call_agent from a session on one member to a
 // session another member owns runs in the callee once per call, however
 // many callers on however many members call it at once (the increments
 // the callee acknowledges are exactly 1..N); a tenant's call into another
 // tenant's session is refused on the remote path as on the local one, and
 // runs nothing; a tenant's own remote callee answers.
-func TestClusterCallAgentClass(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns daemon processes; skipped in -short")
-	}
-	nodes := startClusterProcs(t, 3)
+func clusterCallAgentClass(t *testing.T, nodes []*clusterNode) {
 	for _, nd := range nodes {
 		admins.Store(nd.client.Server(), nd.client)
 		t.Cleanup(func() { admins.Delete(nd.client.Server()) })

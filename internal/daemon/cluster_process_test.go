@@ -250,16 +250,28 @@ func counterCall(ctx context.Context, c *client.Client, id string) (int, error) 
 	}
 }
 
-// TestClusterCounterExactlyN: N concurrent increments of a few sessions,
-// spread over all three members, give exactly N: every session has one
-// owner, the others forward to it. A drained member owns nothing and
-// still answers by forwarding, without losing an increment. A sandbox is
-// reached through every member (checkSandboxRouting).
-func TestClusterCounterExactlyN(t *testing.T) {
+// TestClusterShared forms one three-member cluster for the checks that
+// leave it whole, run as subtests in turn; the one that drains a member
+// comes last. Forming a cluster (three daemon processes, a Raft election,
+// every replicated bucket created) is the most expensive set-up in the
+// suite, so checks share one where they can; the kill -9 and rolling
+// restart tests form their own.
+func TestClusterShared(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns daemon processes; skipped in -short")
 	}
 	nodes := startClusterProcs(t, 3)
+	t.Run("CallAgentClass", func(t *testing.T) { clusterCallAgentClass(t, nodes) })
+	t.Run("TrustDomainClass", func(t *testing.T) { clusterTrustDomainClass(t, nodes) })
+	t.Run("CounterExactlyN", func(t *testing.T) { clusterCounterExactlyN(t, nodes) })
+}
+
+// clusterCounterExactlyN: N concurrent increments of a few sessions,
+// spread over all three members, give exactly N: every session has one
+// owner, the others forward to it. A drained member owns nothing and
+// still answers by forwarding, without losing an increment. A sandbox is
+// reached through every member (checkSandboxRouting).
+func clusterCounterExactlyN(t *testing.T, nodes []*clusterNode) {
 	deployCounter(t, nodes[0].client)
 	const perSession, sessions = 30, 4
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -324,15 +336,11 @@ func TestClusterCounterExactlyN(t *testing.T) {
 	checkSandboxRouting(t, nodes)
 }
 
-// TestClusterTrustDomainClass: the members are one trust domain. A token
+// clusterTrustDomainClass: the members are one trust domain. A token
 // minted on one member works on the others; revoked on a third, it is
 // refused on the first once the revocation has propagated (bounded); a
 // data dir with its own CA refuses a join bundle.
-func TestClusterTrustDomainClass(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns daemon processes; skipped in -short")
-	}
-	nodes := startClusterProcs(t, 3)
+func clusterTrustDomainClass(t *testing.T, nodes []*clusterNode) {
 	ctx := context.Background()
 	tok, err := nodes[0].client.CreateToken(ctx, api.TokenRequest{Subject: "user:alice", TTL: "10m"})
 	if err != nil {

@@ -84,6 +84,7 @@ type Daemon struct {
 	h3         *h3serve.Server // HTTP/3 beside srv (config http3)
 	ln         net.Listener
 	ready      atomic.Bool
+	shut       atomic.Bool // Shutdown ran: a second call does nothing
 	stopped    chan struct{}
 
 	egressHooks egressHooks // tests only (egress_export_test.go)
@@ -157,8 +158,12 @@ func (d *Daemon) DataDir() string { return d.cfg.Data }
 func (d *Daemon) Handler() http.Handler { return d.router }
 
 // Shutdown stops accepting, lets in-flight requests finish within the
-// configured timeout, then flushes and closes the store.
+// configured timeout, then flushes and closes the store. Only the first
+// call does this; later ones return nil.
 func (d *Daemon) Shutdown(ctx context.Context) error {
+	if !d.shut.CompareAndSwap(false, true) {
+		return nil
+	}
 	d.ready.Store(false)
 	if d.lock != nil {
 		if err := d.removeClientFiles(); err != nil {

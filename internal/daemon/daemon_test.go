@@ -98,6 +98,12 @@ func TestDaemonEndpoints(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Shutdown is safe to call again (the test's cleanup calls it a third time).
+	for i := range 2 {
+		if err := d.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown %d: %v", i+1, err)
+		}
+	}
 }
 
 // TestOpenAPICoversEveryRoute fails when a route is registered without being
