@@ -233,25 +233,22 @@ var (
 // CPU time is the call's thread's CPU time less time spent in host calls
 // (state, fetch); see cpuWatch.
 func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (context.Context, context.CancelFunc) {
-	wall, cpu := v.wall, v.cpu
+	wall := v.wall
 	if wall <= 0 {
 		wall = 30 * time.Second
 	}
-	cctx, cancelWall := context.WithTimeoutCause(ctx, wall, errWall)
-	if cpu <= 0 || cpu >= wall {
-		return cctx, cancelWall
-	}
-	cctx, cancelCause := context.WithCancelCause(cctx)
+	// One cancel context; the session's watch ends it at either limit
+	// (cpuwatch.go), so a call needs no deadline context and timer.
+	cctx, cancel := context.WithCancelCause(ctx)
 	w := &h.s.cpu
 	if !w.claim() {
 		w = &cpuWatch{}
 		w.busy.Store(true)
 	}
-	w.arm(cpu, h, cancelCause)
+	w.arm(wall, v.cpu, h, cancel)
 	return cctx, func() {
 		w.disarm()
-		cancelCause(nil)
-		cancelWall()
+		cancel(nil)
 	}
 }
 
