@@ -106,6 +106,7 @@ type snapshot struct {
 	twins      map[types.PolicyID]*cedar.Policy // each forbid as a permit (scope.go)
 	index      scopeIndex                       // everything filtered by request scope
 	ctxUse     contextUse                       // what the policies read of the context (contextuse.go)
+	cache      decisionCache                    // DecideCached's decisions (cache.go)
 }
 
 // policyList is a cedar.PolicyIterator over a fixed slice, in document order
@@ -233,6 +234,11 @@ func (e *Engine) Decide(ctx context.Context, ents Entities, req Request) (Decisi
 }
 
 func (e *Engine) decide(ctx context.Context, ents Entities, req Request) (Decision, error) {
+	return e.decideIn(ctx, e.cur.Load(), ents, req)
+}
+
+// decideIn decides req under the policy snapshot snap.
+func (e *Engine) decideIn(ctx context.Context, snap *snapshot, ents Entities, req Request) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("decide %s: %w", req.Action, err)
 	}
@@ -242,7 +248,6 @@ func (e *Engine) decide(ctx context.Context, ents Entities, req Request) (Decisi
 	if ents == nil {
 		ents = types.EntityMap{}
 	}
-	snap := e.cur.Load()
 	creq := cedar.Request{
 		Principal: req.Principal,
 		Action:    types.NewEntityUID("Action", types.String(req.Action)),
