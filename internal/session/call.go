@@ -178,18 +178,18 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	start := time.Now() // activation is left out: new sessions would look slow
 	digest := s.ver.rec.Digest
 	defer func() { m.observe(agent, digest, start, resp.Status, err) }()
+	f := &callFrame{host: callHost{m: m, s: s}} // one allocation for both
+	h := &f.host
 	var gate *gatedSink
 	if req.Sink != nil {
 		// A streamed call is not interrupted when its client goes away:
 		// the sink says so and the stream is canceled (stream.go).
 		ctx = context.WithoutCancel(ctx)
-		gate = &gatedSink{BodySink: req.Sink}
+		f.gate = gatedSink{BodySink: req.Sink, h: h}
+		gate = &f.gate
 		req.Sink = gate
 	}
-	h := &callHost{m: m, s: s, ctx: ctx}
-	if gate != nil {
-		gate.commit = func() error { return h.commit(ctx) }
-	}
+	h.ctx = ctx
 	cctx, cancel := m.limitCtx(ctx, s.ver, h)
 	resp, err = s.iso.Fetch(cctx, req, h)
 	cause := context.Cause(cctx)
@@ -211,6 +211,13 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	m.requestDone(s)
 	m.maybeEvict()
 	return resp, nil
+}
+
+// callFrame is what one call allocates: its host and, for a call with a
+// body sink, the sink's commit gate.
+type callFrame struct {
+	host callHost
+	gate gatedSink
 }
 
 // MaxBodyBytes is the most bytes a body into or out of a session may have
