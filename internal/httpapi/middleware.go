@@ -241,7 +241,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 			rt.log.Log(ctx, lvl, "http", "method", r.Method, "path", r.URL.Path, "route", route,
 				"status", sw.status, "bytes", sw.bytes, "dur", el, "req_id", id)
 		}()
-		if r.Body != nil && rt.maxBody > 0 {
+		if r.Body != nil && r.Body != http.NoBody && rt.maxBody > 0 { // NoBody: nothing to bound
 			r.Body = http.MaxBytesReader(sw, r.Body, rt.maxBody)
 			if r.ContentLength > rt.maxBody {
 				WriteProblem(sw, r, rt.log, api.Errorf(api.KindTooLarge, "request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, rt.maxBody))
