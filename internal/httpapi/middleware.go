@@ -224,22 +224,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 					WriteProblem(sw, r, nil, api.Errorf(api.KindInternal, "internal error (request %s)", id))
 				}
 			}
-			el := time.Since(start)
-			telemetry.Route(ctx, r.Method, route, sw.status)
-			if met != nil {
-				rt.metrics.inflight.Dec()
-				met.requests(r.Method, sw.status).Inc()
-				met.duration.Observe(el.Seconds())
-			}
-			lvl := slog.LevelDebug
-			if sw.status >= 500 {
-				lvl = slog.LevelWarn
-			}
-			if !rt.log.Enabled(ctx, lvl) {
-				return // the arguments below cost allocations
-			}
-			rt.log.Log(ctx, lvl, "http", "method", r.Method, "path", r.URL.Path, "route", route,
-				"status", sw.status, "bytes", sw.bytes, "dur", el, "req_id", id)
+			rt.served(ctx, r, route, met, sw, time.Since(start), id)
 		}()
 		if r.Body != nil && r.Body != http.NoBody && rt.maxBody > 0 { // NoBody: nothing to bound
 			r.Body = http.MaxBytesReader(sw, r.Body, rt.maxBody)
@@ -292,6 +277,25 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 		}
 		run(sw)
 	})
+}
+
+// served records a served request: its span, metrics and access log.
+func (rt *Router) served(ctx context.Context, r *http.Request, route string, met *routeMetrics, sw *statusWriter, el time.Duration, id string) {
+	telemetry.Route(ctx, r.Method, route, sw.status)
+	if met != nil {
+		rt.metrics.inflight.Dec()
+		met.requests(r.Method, sw.status).Inc()
+		met.duration.Observe(el.Seconds())
+	}
+	lvl := slog.LevelDebug
+	if sw.status >= 500 {
+		lvl = slog.LevelWarn
+	}
+	if !rt.log.Enabled(ctx, lvl) {
+		return // the arguments below cost allocations
+	}
+	rt.log.Log(ctx, lvl, "http", "method", r.Method, "path", r.URL.Path, "route", route,
+		"status", sw.status, "bytes", sw.bytes, "dur", el, "req_id", id)
 }
 
 // coalesceWho is the principal part of a coalesced read's key: the
