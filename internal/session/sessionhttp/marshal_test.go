@@ -26,6 +26,7 @@ const marshalJS = `export default { async fetch(request) {
 // (set-cookie, any other) come back as separate values under canonical
 // names; hop-by-hop response headers are dropped.
 func TestTrafficMarshallingClass(t *testing.T) {
+	t.Parallel() // its own daemon parts and agent
 	e := newEnv(t)
 	if resp, body := e.deploy(t, "", agentFiles("marsh", marshalJS)); resp.StatusCode != 201 {
 		t.Fatalf("deploy: %d %s", resp.StatusCode, body)
