@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -34,4 +35,47 @@ func BenchmarkSessions(b *testing.B) {
 		b.ReportMetric(res.ActivateHibernatedP50Us, "activate-p50-µs")
 		b.ReportMetric(res.ActivateHibernatedP99Us, "activate-p99-µs")
 	}
+}
+
+// BenchmarkHTTPWarmCall is one warm request at concurrency 1 through the
+// whole HTTP path of an in-process daemon (router, auth, policy, session
+// call, response), the `warm_request_c1_p50_us` row of `bench sessions`:
+//
+//	go test -run '^$' -bench BenchmarkHTTPWarmCall -benchtime 5000x \
+//	  -cpuprofile cpu.out -memprofile mem.out -o bench.test ./internal/bench
+func BenchmarkHTTPWarmCall(b *testing.B) {
+	ctx := context.Background()
+	n, err := connect(ctx, Target{}, 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.stop()
+	if err := deploy(ctx, n.c, `{"name":"bench","entry":"agent.js","limits":{"idle_seconds":86400}}`, sessionsAgent); err != nil {
+		b.Fatal(err)
+	}
+	r := &sessionsRun{c: n.c}
+	r.do(ctx, "s0", "GET")
+	if r.errs.Load() != 0 {
+		b.Fatal("first call failed")
+	}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		r.do(ctx, "s0", "GET")
+	}
+	// CPU time per request (client and daemon, one process): unlike
+	// ns/op, hardly changed by other load on the machine.
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	if e := r.errs.Load(); e != 0 {
+		b.Fatalf("%d errors", e)
+	}
+}
+
+// processCPU is the CPU time this process has used (user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

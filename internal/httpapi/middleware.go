@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -23,10 +24,22 @@ const (
 	principalKey
 )
 
+// reqInfo is what the router knows of a request, in one context value:
+// its ID, and once authenticated its principal (set before the handler
+// runs, never changed after). One value instead of two saves a context and
+// a copy of the request on every request.
+type reqInfo struct {
+	id        string
+	principal Principal
+	known     bool // principal is set
+}
+
 // RequestID returns the request's ID ("" outside a request).
 func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey).(string)
-	return s
+	if i, ok := ctx.Value(requestIDKey).(*reqInfo); ok {
+		return i.id
+	}
+	return ""
 }
 
 // Principal is who made a request, as established by an Authenticator.
@@ -37,10 +50,17 @@ type Principal struct {
 	Kind string
 }
 
-// PrincipalFrom returns the authenticated principal of a request.
+// PrincipalFrom returns the authenticated principal of a request. A
+// principal set with WithPrincipal (always on a context derived from the
+// request's) comes before the one the router authenticated.
 func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey).(Principal)
-	return p, ok
+	if p, ok := ctx.Value(principalKey).(Principal); ok {
+		return p, true
+	}
+	if i, ok := ctx.Value(requestIDKey).(*reqInfo); ok && i.known {
+		return i.principal, true
+	}
+	return Principal{}, false
 }
 
 // WithPrincipal returns ctx carrying p (for tests and internal calls).
@@ -133,18 +153,61 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// routeMetrics are one route's collectors, looked up once rather than by
+// label values on every request.
+type routeMetrics struct {
+	m        *Metrics
+	route    string
+	duration prometheus.Observer
+
+	mu    sync.RWMutex // guards codes
+	codes map[methodCode]prometheus.Counter
+}
+
+type methodCode struct {
+	method string
+	code   int
+}
+
+func (m *Metrics) route(route string) *routeMetrics {
+	return &routeMetrics{m: m, route: route, duration: m.duration.WithLabelValues(route), codes: map[methodCode]prometheus.Counter{}}
+}
+
+// requests is the request counter of method and status code.
+func (rm *routeMetrics) requests(method string, code int) prometheus.Counter {
+	k := methodCode{method, code}
+	rm.mu.RLock()
+	c, ok := rm.codes[k]
+	rm.mu.RUnlock()
+	if ok {
+		return c
+	}
+	c = rm.m.requests.WithLabelValues(rm.route, method, strconv.Itoa(code))
+	rm.mu.Lock()
+	if len(rm.codes) < 64 { // methods are any the client sends: bound the cache
+		rm.codes[k] = c
+	}
+	rm.mu.Unlock()
+	return c
+}
+
 // wrap applies the common chain around one route's handler.
 func (rt *Router) wrap(route string, spec Route) http.Handler {
 	public, h := spec.Public, spec.Handler
 	// JSON reads coalesce; streams, raw content and agents' own URLs do not.
 	coalesce := spec.Method == http.MethodGet && spec.RawContentType == "" && !spec.AnyQuery && !spec.Streams
+	var met *routeMetrics
+	if rt.metrics != nil {
+		met = rt.metrics.route(route)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		info := &reqInfo{id: id}
+		ctx := context.WithValue(r.Context(), requestIDKey, info)
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
 		sw.Header().Set("X-Request-Id", id)
@@ -161,28 +224,15 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 					WriteProblem(sw, r, nil, api.Errorf(api.KindInternal, "internal error (request %s)", id))
 				}
 			}
-			el := time.Since(start)
-			telemetry.Route(ctx, r.Method, route, sw.status)
-			if rt.metrics != nil {
-				rt.metrics.inflight.Dec()
-				rt.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-				rt.metrics.duration.WithLabelValues(route).Observe(el.Seconds())
-			}
-			lvl := slog.LevelDebug
-			if sw.status >= 500 {
-				lvl = slog.LevelWarn
-			}
-			rt.log.Log(ctx, lvl, "http", "method", r.Method, "path", r.URL.Path, "route", route,
-				"status", sw.status, "bytes", sw.bytes, "dur", el, "req_id", id)
+			rt.served(ctx, r, route, met, sw, time.Since(start), id)
 		}()
-		if r.Body != nil && rt.maxBody > 0 {
+		if r.Body != nil && r.Body != http.NoBody && rt.maxBody > 0 { // NoBody: nothing to bound
 			r.Body = http.MaxBytesReader(sw, r.Body, rt.maxBody)
 			if r.ContentLength > rt.maxBody {
 				WriteProblem(sw, r, rt.log, api.Errorf(api.KindTooLarge, "request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, rt.maxBody))
 				return
 			}
 		}
-		who := "" // the key of coalesced reads: the principal, none for public routes
 		if !public {
 			if rt.auth == nil {
 				WriteProblem(sw, r, rt.log, api.Errorf(api.KindUnauthenticated, "no authenticator configured"))
@@ -193,8 +243,7 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				WriteProblem(sw, r, rt.log, err)
 				return
 			}
-			r = r.WithContext(WithPrincipal(r.Context(), p))
-			who = p.Kind + " " + p.ID
+			info.principal, info.known = p, true
 			if err := checkRequest(r, spec); err != nil {
 				WriteProblem(sw, r, rt.log, err)
 				return
@@ -223,11 +272,39 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 		if coalesce && Coalescible(r) {
 			// Identical control-plane reads in flight share one answer,
 			// never across principals (coalesce.go).
-			rt.coalesce.Do(sw, r, CoalesceKey(r, who), run)
+			rt.coalesce.Do(sw, r, CoalesceKey(r, coalesceWho(info)), run)
 			return
 		}
 		run(sw)
 	})
+}
+
+// served records a served request: its span, metrics and access log.
+func (rt *Router) served(ctx context.Context, r *http.Request, route string, met *routeMetrics, sw *statusWriter, el time.Duration, id string) {
+	telemetry.Route(ctx, r.Method, route, sw.status)
+	if met != nil {
+		rt.metrics.inflight.Dec()
+		met.requests(r.Method, sw.status).Inc()
+		met.duration.Observe(el.Seconds())
+	}
+	lvl := slog.LevelDebug
+	if sw.status >= 500 {
+		lvl = slog.LevelWarn
+	}
+	if !rt.log.Enabled(ctx, lvl) {
+		return // the arguments below cost allocations
+	}
+	rt.log.Log(ctx, lvl, "http", "method", r.Method, "path", r.URL.Path, "route", route,
+		"status", sw.status, "bytes", sw.bytes, "dur", el, "req_id", id)
+}
+
+// coalesceWho is the principal part of a coalesced read's key: the
+// principal, none for public routes.
+func coalesceWho(i *reqInfo) string {
+	if !i.known {
+		return ""
+	}
+	return i.principal.Kind + " " + i.principal.ID
 }
 
 // authorize applies the route's action to the authenticated principal.

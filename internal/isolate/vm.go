@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
@@ -285,27 +286,51 @@ type preempter struct {
 	// raised, so a trap can be reported as a timeout.
 	stop  api.MutableGlobal
 	fired atomic.Bool
+	// One call is armed at a time. after stops the armed call's
+	// context.AfterFunc; firing is held from arm until the fire has
+	// raised stop (or is known never to run). fireFn and disarmFn are
+	// the method values, made once: a call allocates no closures.
+	after            func() bool
+	firing           sync.WaitGroup
+	fireFn, disarmFn func()
 }
+
+// noDisarm is the disarm of a call that is never preempted.
+func noDisarm() {}
 
 // arm makes ctx's end preempt the guest until the returned disarm runs.
 // Calls without a Done channel are never preempted.
 func (v *preempter) arm(ctx context.Context) (disarm func()) {
 	if v.stop == nil || ctx.Done() == nil {
-		return func() {}
+		return noDisarm
 	}
-	ran := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		v.fired.Store(true)
-		v.stop.Set(1)
-		close(ran)
-	})
-	return func() {
-		if !stop() {
-			<-ran
-			v.stop.Set(0)
-			v.fired.Store(false)
-		}
+	if v.fireFn == nil {
+		v.fireFn, v.disarmFn = v.fire, v.disarm
 	}
+	v.firing.Add(1)
+	v.after = context.AfterFunc(ctx, v.fireFn)
+	return v.disarmFn
+}
+
+// fire raises stop: the guest traps at its next check.
+func (v *preempter) fire() {
+	v.fired.Store(true)
+	v.stop.Set(1)
+	v.firing.Done()
+}
+
+// disarm ends the armed call's watch; if the fire started, it waits for it
+// and lowers stop again for the next call.
+func (v *preempter) disarm() {
+	after := v.after
+	v.after = nil
+	if after() {
+		v.firing.Done() // the fire will never run
+		return
+	}
+	v.firing.Wait()
+	v.stop.Set(0)
+	v.fired.Store(false)
 }
 
 // classify maps a wazero call error to the package's error kinds.

@@ -105,6 +105,8 @@ type snapshot struct {
 	forbid     map[types.PolicyID]bool          // every forbid
 	twins      map[types.PolicyID]*cedar.Policy // each forbid as a permit (scope.go)
 	index      scopeIndex                       // everything filtered by request scope
+	ctxUse     contextUse                       // what the policies read of the context (contextuse.go)
+	cache      decisionCache                    // DecideCached's decisions (cache.go)
 }
 
 // policyList is a cedar.PolicyIterator over a fixed slice, in document order
@@ -207,6 +209,7 @@ func (e *Engine) build(version uint64, user []compiled) (*snapshot, error) {
 				return nil, fmt.Errorf("duplicate policy id %q", c.id)
 			}
 			seen[c.id] = true
+			s.ctxUse.add(c.policy)
 			if c.policy.Effect() != cedar.Forbid {
 				s.everything.permits.add(c.id, c.policy)
 				continue
@@ -231,6 +234,11 @@ func (e *Engine) Decide(ctx context.Context, ents Entities, req Request) (Decisi
 }
 
 func (e *Engine) decide(ctx context.Context, ents Entities, req Request) (Decision, error) {
+	return e.decideIn(ctx, e.cur.Load(), ents, req)
+}
+
+// decideIn decides req under the policy snapshot snap.
+func (e *Engine) decideIn(ctx context.Context, snap *snapshot, ents Entities, req Request) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("decide %s: %w", req.Action, err)
 	}
@@ -240,12 +248,11 @@ func (e *Engine) decide(ctx context.Context, ents Entities, req Request) (Decisi
 	if ents == nil {
 		ents = types.EntityMap{}
 	}
-	snap := e.cur.Load()
 	creq := cedar.Request{
 		Principal: req.Principal,
 		Action:    types.NewEntityUID("Action", types.String(req.Action)),
 		Resource:  req.Resource,
-		Context:   contextRecord(req.Labels, req.Context),
+		Context:   contextRecord(&snap.ctxUse, req.Labels, req.Context),
 	}
 	// One cedar.Authorize evaluates each policy that may apply exactly
 	// once, with every forbid as its permit twin (scope.go), so that it
@@ -316,22 +323,4 @@ func reasonIDs(reasons []cedar.DiagnosticReason, errs []cedar.DiagnosticError, f
 		}
 	}
 	return out
-}
-
-// labelRecords caches the context record of each label pair, so the common
-// case (no extra context) allocates nothing.
-var labelRecords = func() (r [2][3]types.Record) {
-	for i := range 2 {
-		for c := range 3 {
-			r[i][c] = Labels{Integrity: Integrity(i), Confidentiality: Confidentiality(c)}.record(nil)
-		}
-	}
-	return r
-}()
-
-func contextRecord(l Labels, extra types.RecordMap) types.Record {
-	if len(extra) == 0 {
-		return labelRecords[min(int(l.Integrity), 1)][min(int(l.Confidentiality), 2)]
-	}
-	return l.record(extra)
 }

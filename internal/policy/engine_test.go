@@ -259,7 +259,7 @@ func TestLabels(t *testing.T) {
 	if _, err := ParseIntegrity("meh"); err == nil {
 		t.Fatal("bad integrity parsed")
 	}
-	r := contextRecord(Labels{Untrusted, Private}, nil)
+	r := contextRecord(nil, Labels{Untrusted, Private}, nil)
 	if v, _ := r.Get("integrity"); v != types.String("untrusted") {
 		t.Fatalf("context integrity %v", v)
 	}

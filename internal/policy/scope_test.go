@@ -69,7 +69,7 @@ func TestScopePrefilterMatchesCedar(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						creq := cedar.Request{Principal: p, Action: NewUID("Action", a), Resource: r, Context: contextRecord(l, x)}
+						creq := cedar.Request{Principal: p, Action: NewUID("Action", a), Resource: r, Context: contextRecord(nil, l, x)}
 						ok, diag := cedar.Authorize(ref, ents, creq)
 						wantReasons := []string{}
 						for _, rr := range diag.Reasons {

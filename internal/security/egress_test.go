@@ -38,13 +38,18 @@ const (
 // owned by alice.
 func newSecurity(t *testing.T) *Security {
 	t.Helper()
+	return newSecurityAgents(t, agentTable{"bot": {Owner: alice, Manifest: bundle.Manifest{Name: "bot", Egress: []string{"api.example.com", "paste.example.net"}}}})
+}
+
+// newSecurityAgents is newSecurity with the agents of agents.
+func newSecurityAgents(t *testing.T, agents AgentDirectory) *Security {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := store.Open(ctx, store.Options{Dir: dir, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	agents := agentTable{"bot": {Owner: alice, Manifest: bundle.Manifest{Name: "bot", Egress: []string{"api.example.com", "paste.example.net"}}}}
 	s, err := New(ctx, Config{TrustDomain: "agentcloud.local", CADir: dir + "/ca", DataDir: dir},
 		Deps{Store: st, Agents: agents})
 	if err != nil {

@@ -95,11 +95,14 @@ func (m *Manager) agentRecord(ctx context.Context, name string) (ar agentRecord,
 	if err != nil {
 		return agentRecord{}, false, fmt.Errorf("agent %s: %w", name, err)
 	}
-	if err := json.Unmarshal(e.Value, &ar); err != nil {
+	// A record of its own: unmarshaling into ar would move ar to the heap
+	// on every call, the cached path included.
+	var rec agentRecord
+	if err := json.Unmarshal(e.Value, &rec); err != nil {
 		return agentRecord{}, false, fmt.Errorf("agent record %s: %w", name, err)
 	}
-	if ar.Deleting {
+	if rec.Deleting {
 		return agentRecord{}, false, nil
 	}
-	return ar, true, nil
+	return rec, true, nil
 }

@@ -178,18 +178,18 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	start := time.Now() // activation is left out: new sessions would look slow
 	digest := s.ver.rec.Digest
 	defer func() { m.observe(agent, digest, start, resp.Status, err) }()
+	f := &callFrame{host: callHost{m: m, s: s}} // one allocation for both
+	h := &f.host
 	var gate *gatedSink
 	if req.Sink != nil {
 		// A streamed call is not interrupted when its client goes away:
 		// the sink says so and the stream is canceled (stream.go).
 		ctx = context.WithoutCancel(ctx)
-		gate = &gatedSink{BodySink: req.Sink}
+		f.gate = gatedSink{BodySink: req.Sink, h: h}
+		gate = &f.gate
 		req.Sink = gate
 	}
-	h := &callHost{m: m, s: s, ctx: ctx}
-	if gate != nil {
-		gate.commit = func() error { return h.commit(ctx) }
-	}
+	h.ctx = ctx
 	cctx, cancel := m.limitCtx(ctx, s.ver, h)
 	resp, err = s.iso.Fetch(cctx, req, h)
 	cause := context.Cause(cctx)
@@ -213,6 +213,13 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	return resp, nil
 }
 
+// callFrame is what one call allocates: its host and, for a call with a
+// body sink, the sink's commit gate.
+type callFrame struct {
+	host callHost
+	gate gatedSink
+}
+
 // MaxBodyBytes is the most bytes a body into or out of a session may have
 // (the runtime's MaxBodyBytes, enforced at the isolate boundary).
 func (m *Manager) MaxBodyBytes() int { return m.cfg.Runtime.MaxBodyBytes() }
@@ -233,25 +240,22 @@ var (
 // CPU time is the call's thread's CPU time less time spent in host calls
 // (state, fetch); see cpuWatch.
 func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (context.Context, context.CancelFunc) {
-	wall, cpu := v.wall, v.cpu
+	wall := v.wall
 	if wall <= 0 {
 		wall = 30 * time.Second
 	}
-	cctx, cancelWall := context.WithTimeoutCause(ctx, wall, errWall)
-	if cpu <= 0 || cpu >= wall {
-		return cctx, cancelWall
-	}
-	cctx, cancelCause := context.WithCancelCause(cctx)
+	// One cancel context; the session's watch ends it at either limit
+	// (cpuwatch.go), so a call needs no deadline context and timer.
+	cctx, cancel := context.WithCancelCause(ctx)
 	w := &h.s.cpu
 	if !w.claim() {
 		w = &cpuWatch{}
 		w.busy.Store(true)
 	}
-	w.arm(cpu, h, cancelCause)
+	w.arm(wall, v.cpu, h, cancel)
 	return cctx, func() {
 		w.disarm()
-		cancelCause(nil)
-		cancelWall()
+		cancel(nil)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 // call over its CPU time is canceled with errCPU; the next call on the
 // same watch is not canceled by what is left of the previous call's
 // timer; host time does not count; a second concurrent claim is refused.
+// The same watch enforces the wall-time limit (TestCallWallLimitClass).
 func TestCPUWatchReuseClass(t *testing.T) {
 	var w cpuWatch
 	run := func(cpu time.Duration, h *callHost) context.Context {
@@ -18,7 +19,7 @@ func TestCPUWatchReuseClass(t *testing.T) {
 		if !w.claim() {
 			t.Fatal("claim of a free watch refused")
 		}
-		w.arm(cpu, h, cancel)
+		w.arm(time.Hour, cpu, h, cancel)
 		return ctx
 	}
 	// Over the limit: canceled with errCPU (poll, generous bound).
@@ -66,4 +67,52 @@ func TestCPUWatchReuseClass(t *testing.T) {
 		t.Fatal("time the thread spent not running counted as CPU time")
 	}
 	w.disarm()
+}
+
+// TestCallWallLimitClass: the wall-time limit, watched by the session's
+// watch instead of a deadline context per call, ends a call that waits
+// (no CPU used) with errWall, with or without a CPU limit and whichever
+// limit is the smaller; a call within both is not canceled, also on a
+// watch reused right after a wall fire.
+func TestCallWallLimitClass(t *testing.T) {
+	var w cpuWatch
+	run := func(wall, cpu time.Duration) context.Context {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		if !w.claim() {
+			t.Fatal("claim of a free watch refused")
+		}
+		w.arm(wall, cpu, &callHost{}, cancel)
+		return ctx
+	}
+	waitCanceled := func(ctx context.Context, what string) {
+		t.Helper()
+		select {
+		case <-ctx.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: not canceled", what)
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		wall, cpu time.Duration
+	}{
+		{"wall only", 20 * time.Millisecond, 0},
+		{"cpu limit larger", 20 * time.Millisecond, time.Minute},
+		{"cpu limit smaller but idle", 30 * time.Millisecond, 10 * time.Millisecond},
+		{"cpu limit equal", 20 * time.Millisecond, 20 * time.Millisecond},
+	} {
+		ctx := run(c.wall, c.cpu)
+		waitCanceled(ctx, c.name) // the call sleeps: only the wall limit can end it
+		if !errors.Is(context.Cause(ctx), errWall) {
+			t.Errorf("%s: cause = %v, want errWall", c.name, context.Cause(ctx))
+		}
+		w.disarm()
+		// Reused right after the fire, within its limits: not canceled.
+		ctx = run(time.Hour, c.cpu)
+		w.check()
+		if ctx.Err() != nil {
+			t.Errorf("%s: a reused watch canceled a call within its limits", c.name)
+		}
+		w.disarm()
+	}
 }

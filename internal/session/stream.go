@@ -17,12 +17,12 @@ import "github.com/agentcloud/agentcloud/internal/isolate"
 // response's would; writes made while the stream runs commit when it ends.
 type gatedSink struct {
 	isolate.BodySink
-	commit func() error
-	err    error // the commit's failure, which fails the call
+	h   *callHost // commits the call's writes
+	err error     // the commit's failure, which fails the call
 }
 
 func (g *gatedSink) Start(resp isolate.Response) error {
-	if err := g.commit(); err != nil {
+	if err := g.h.commit(g.h.ctx); err != nil {
 		g.err = err
 		return err
 	}

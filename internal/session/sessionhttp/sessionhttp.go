@@ -12,7 +12,6 @@
 package sessionhttp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -272,6 +271,7 @@ func (h *Handler) traffic(w http.ResponseWriter, r *http.Request, agent string) 
 		return err
 	}
 	var u strings.Builder
+	u.Grow(len("http://") + len(r.Host) + 2 + len(r.PathValue("path")) + len(r.URL.RawQuery))
 	u.WriteString("http://")
 	u.WriteString(r.Host)
 	u.WriteString("/")
@@ -280,7 +280,7 @@ func (h *Handler) traffic(w http.ResponseWriter, r *http.Request, agent string) 
 		u.WriteString("?")
 		u.WriteString(r.URL.RawQuery)
 	}
-	req := isolate.Request{Method: r.Method, URL: u.String(), Body: body}
+	req := isolate.Request{Method: r.Method, URL: u.String(), Body: body, Headers: make([][2]string, 0, len(r.Header))}
 	for k, vs := range r.Header {
 		if hopHeaders[k] && k != "Upgrade" { // agents look for "upgrade: websocket"
 			continue
@@ -309,7 +309,7 @@ func (h *Handler) traffic(w http.ResponseWriter, r *http.Request, agent string) 
 		return h.serveSocket(w, r, agent, resp)
 	}
 	writeHead(w, resp)
-	_, _ = io.Copy(w, bytes.NewReader(resp.Body))
+	_, _ = w.Write(resp.Body)
 	return nil
 }
 
@@ -317,8 +317,8 @@ func (h *Handler) traffic(w http.ResponseWriter, r *http.Request, agent string) 
 func writeHead(w http.ResponseWriter, resp isolate.Response) {
 	hdr := w.Header()
 	for _, kv := range resp.Headers {
-		if !hopHeaders[http.CanonicalHeaderKey(kv[0])] {
-			hdr.Add(kv[0], kv[1])
+		if k := http.CanonicalHeaderKey(kv[0]); !hopHeaders[k] {
+			hdr[k] = append(hdr[k], kv[1]) // hdr.Add would canonicalize again
 		}
 	}
 	status := resp.Status
@@ -331,6 +331,9 @@ func writeHead(w http.ResponseWriter, resp isolate.Response) {
 // readBody reads a request body for a session, stopping at limit: a longer
 // one is a 413 problem once limit+1 bytes have arrived, never buffered whole.
 func readBody(r io.Reader, limit int) ([]byte, error) {
+	if r == http.NoBody {
+		return nil, nil
+	}
 	body, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		var mbe *http.MaxBytesError

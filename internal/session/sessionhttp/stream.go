@@ -27,11 +27,12 @@ type httpSink struct {
 var _ isolate.BodySink = (*httpSink)(nil)
 
 func newHTTPSink(w http.ResponseWriter, r *http.Request) *httpSink {
-	return &httpSink{w: w, rc: http.NewResponseController(w), gone: r.Context().Done()}
+	return &httpSink{w: w, gone: r.Context().Done()} // rc once a stream starts
 }
 
 func (s *httpSink) Start(resp isolate.Response) error {
 	s.started = true
+	s.rc = http.NewResponseController(s.w)
 	writeHead(s.w, resp)
 	return s.rc.Flush()
 }

@@ -1,0 +1,60 @@
+package isolate
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// fakeGlobal is a stop global without a module.
+type fakeGlobal struct {
+	api.MutableGlobal
+	v atomic.Uint64
+}
+
+func (g *fakeGlobal) Set(v uint64) { g.v.Store(v) }
+func (g *fakeGlobal) Get() uint64  { return g.v.Load() }
+
+// TestPreemptRearmClass: the preempter reuses its functions call after
+// call, so every way a call can end must leave it ready for the next: a
+// context that ends during the call raises stop (and disarm lowers it); one
+// that ends while disarm runs (a race) or after it leaves stop down and
+// the next call unpreempted; a context that never ends costs nothing.
+func TestPreemptRearmClass(t *testing.T) {
+	g := &fakeGlobal{}
+	p := &preempter{stop: g}
+	for i := range 3000 {
+		ctx, cancel := context.WithCancel(context.Background())
+		disarm := p.arm(ctx)
+		switch i % 3 {
+		case 0: // ends during the call: the guest is stopped
+			cancel()
+			for deadline := time.Now().Add(30 * time.Second); !p.fired.Load(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("a canceled call was not preempted")
+				}
+			}
+			if g.Get() != 1 {
+				t.Fatal("fired without raising stop")
+			}
+		case 1: // ends as the call ends
+			go cancel()
+		}
+		disarm()
+		cancel()
+		if g.Get() != 0 || p.fired.Load() {
+			t.Fatalf("call %d: stop %d fired %v after disarm: the next call would be preempted", i, g.Get(), p.fired.Load())
+		}
+	}
+	if d := p.arm(context.Background()); d == nil {
+		t.Fatal("no disarm for a context without Done")
+	} else {
+		d()
+	}
+	if n := testing.AllocsPerRun(100, func() { p.arm(context.Background())() }); n != 0 {
+		t.Fatalf("%v allocations arming a context that never ends", n)
+	}
+}
