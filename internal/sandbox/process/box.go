@@ -140,7 +140,7 @@ func (b *box) stderrTail() string {
 // readLoop dispatches init's messages to waiting calls and execs.
 func (b *box) readLoop() {
 	for {
-		m, files, err := b.ctl.recv()
+		m, files, err := b.ctl.Recv()
 		if err != nil {
 			b.mu.Lock()
 			b.dead = fmt.Errorf("%w: %v%s", errInitDied, err, b.stderrTail())
@@ -271,7 +271,7 @@ func (b *box) call(ctx context.Context, m *message, files ...*os.File) (*message
 	}
 	b.calls[m.ID] = ch
 	b.mu.Unlock()
-	if err := b.ctl.send(m, files...); err != nil {
+	if err := b.ctl.Send(m, files...); err != nil {
 		b.mu.Lock()
 		delete(b.calls, m.ID)
 		b.mu.Unlock()
@@ -526,7 +526,11 @@ func (b *box) Processes(ctx context.Context) ([]sandbox.Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processes: %w", err)
 	}
-	return r.Procs, nil
+	out := make([]sandbox.Process, len(r.Procs))
+	for i, p := range r.Procs {
+		out[i] = sandbox.Process(p)
+	}
+	return out, nil
 }
 
 // Signal signals one process inside the sandbox.
@@ -619,7 +623,7 @@ func (b *box) destroy() {
 	b.mu.Unlock()
 	b.kill()
 	if b.ctl != nil {
-		b.ctl.close()
+		b.ctl.Close()
 	}
 	if b.fs != nil {
 		b.fs.Close()
