@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,13 +26,14 @@ import (
 type box struct {
 	hostfs.Files // file operations on b.fs, through b.fsys
 	tier         *Tier
-	cmd          *exec.Cmd
-	pid          int // host pid of the sandbox init
+	proc         *initProc // the init, as the spawner started it
+	pid          int       // host pid of the sandbox init
 	cg           *cgroupSet
 	ctl          *conn
 	hostUID      int
 	hostGID      int
 	stderr       *tailBuffer
+	stderrDone   chan struct{} // closed once init's stderr has been read to its end
 	done         chan struct{} // closed when init has exited and been reaped
 	template     string
 	rwDir        string // an image template's overlay upper/work (host side)
@@ -131,6 +131,14 @@ func (b *box) Spec() sandbox.Spec {
 }
 
 func (b *box) stderrTail() string {
+	select { // init is gone: the rest of its stderr is on its way
+	case <-b.done:
+		select {
+		case <-b.stderrDone:
+		case <-time.After(time.Second):
+		}
+	default:
+	}
 	if s := b.stderr.String(); s != "" {
 		return " (init: " + s + ")"
 	}
@@ -224,12 +232,11 @@ func (b *box) deathReason() string {
 	r = "the sandbox's init exited"
 	select {
 	case <-b.done:
-		ps := b.cmd.ProcessState
-		if ps == nil {
+		if !b.proc.known {
 			break
 		}
 		oom, _ := b.cg.counters()
-		ws, _ := ps.Sys().(syscall.WaitStatus)
+		ws := b.proc.status
 		b.mu.Lock()
 		mem := b.spec.Limits.MemoryMB
 		b.mu.Unlock()
@@ -240,7 +247,7 @@ func (b *box) deathReason() string {
 		case ws.Signaled():
 			r = fmt.Sprintf("the sandbox's init was killed by signal %s", unix.SignalName(ws.Signal()))
 		default:
-			r = fmt.Sprintf("the sandbox's init exited with status %d%s", ps.ExitCode(), b.stderrTail())
+			r = fmt.Sprintf("the sandbox's init exited with status %d%s", ws.ExitStatus(), b.stderrTail())
 		}
 	default:
 	}

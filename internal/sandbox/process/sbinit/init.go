@@ -26,11 +26,21 @@ const Env = "_AGENTCLOUD_SANDBOX_INIT"
 // This package's init function calls it, which is where a sandbox init
 // starts; process.MaybeRunInit calls it too, for test binaries.
 func MaybeRun() {
+	if os.Getenv(SpawnerEnv) == "1" {
+		os.Clearenv()
+		if err := runSpawner(); err != nil {
+			fmt.Fprintln(os.Stderr, "sandbox spawner:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(Env) != "1" {
 		return
 	}
 	os.Clearenv()
-	runtime.GOMAXPROCS(1)
+	if runtime.GOMAXPROCS(0) != 1 { // set at exec by the spawner: changing it here costs a stop-the-world
+		runtime.GOMAXPROCS(1)
+	}
 	prestartThreads(16)
 	if err := runInit(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox init:", err)

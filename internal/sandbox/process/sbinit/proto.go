@@ -33,6 +33,9 @@ const (
 	OpPs       = "ps"       // host → init: list processes
 	OpReply    = "reply"    // init → host
 	OpExit     = "exit"     // init → host: a spawned process with Notify exited
+
+	// The spawner (spawner.go) speaks the same protocol.
+	OpStart = "start" // host → spawner: start a sandbox init (fds: its control socket, its stderr)
 )
 
 // Message is one control message, in either direction.
@@ -55,6 +58,9 @@ type Message struct {
 	TTY *WindowSize `json:"tty,omitempty"`
 	// Files are the fds that came with a reply; the receiver owns them.
 	Files []*os.File `json:"-"`
+
+	// start: the first host uid (and gid) of the new init's user namespace
+	UIDBase int `json:"uid_base,omitempty"`
 
 	// kill
 	PID   int  `json:"pid,omitempty"`
