@@ -2,8 +2,9 @@
 
 // Package process is the process sandbox tier: each sandbox is a tree of
 // ordinary host processes confined by Linux itself. Its init is this very
-// binary re-executed (see MaybeRunInit) in new user (unprivileged, mapped),
-// pid, mount, network, ipc and uts namespaces; it pivots into a template
+// binary re-executed (package sbinit) by the tier's spawner (spawner.go) in
+// new user (unprivileged, mapped), pid, mount, network, ipc and uts
+// namespaces; it pivots into a template
 // root (read-only host /usr, /bin, /lib*, /etc with secrets masked, fresh
 // /proc, minimal /dev, size-limited tmpfs /workspace and /tmp), drops to an
 // unprivileged uid, sets no_new_privs, installs a seccomp filter and a
