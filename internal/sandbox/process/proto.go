@@ -26,9 +26,6 @@ const (
 	opPs       = sbinit.OpPs
 	opReply    = sbinit.OpReply
 	opExit     = sbinit.OpExit
-
-	// initEnv marks a re-executed binary as a sandbox init.
-	initEnv = sbinit.Env
 	// maxSetupFiles bounds the mounts a setup message carries.
 	maxSetupFiles = sbinit.MaxSetupFiles
 )
