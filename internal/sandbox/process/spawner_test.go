@@ -73,6 +73,24 @@ func TestSpawnerClass(t *testing.T) {
 		}
 		execEcho(t, sb, "ok"+strconv.Itoa(i))
 	}
+	// No init holds another sandbox's control socket or stderr pipe (the
+	// spawner had them all open): one socket each, its own.
+	for _, sb := range sbs {
+		pid := sb.(*box).pid
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sockets := 0
+		for _, e := range ents {
+			if target, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+				sockets++
+			}
+		}
+		if sockets != 1 {
+			t.Errorf("init %d holds %d sockets, want its control socket only", pid, sockets)
+		}
+	}
 	sp, err := tier.spawn.running()
 	if err != nil {
 		t.Fatal(err)
