@@ -16,7 +16,7 @@ var initAllowed = map[string]string{
 	// A process-tier sandbox init is this binary re-executed; it must start
 	// before heavy package initialisers run (docs/RATIONALE.md, "Why the
 	// sandbox init starts from a package init").
-	"internal/sandbox/process/init.go": "sandbox init before heavy package inits",
+	"internal/sandbox/process/sbinit/init.go": "sandbox init before heavy package inits",
 }
 
 // TestNoInitFunctions: parts are wired explicitly (New → Start → Close),

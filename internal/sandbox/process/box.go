@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,13 +26,14 @@ import (
 type box struct {
 	hostfs.Files // file operations on b.fs, through b.fsys
 	tier         *Tier
-	cmd          *exec.Cmd
-	pid          int // host pid of the sandbox init
+	proc         *initProc // the init, as the spawner started it
+	pid          int       // host pid of the sandbox init
 	cg           *cgroupSet
 	ctl          *conn
 	hostUID      int
 	hostGID      int
 	stderr       *tailBuffer
+	stderrDone   chan struct{} // closed once init's stderr has been read to its end
 	done         chan struct{} // closed when init has exited and been reaped
 	template     string
 	rwDir        string // an image template's overlay upper/work (host side)
@@ -131,6 +131,14 @@ func (b *box) Spec() sandbox.Spec {
 }
 
 func (b *box) stderrTail() string {
+	select { // init is gone: the rest of its stderr is on its way
+	case <-b.done:
+		select {
+		case <-b.stderrDone:
+		case <-time.After(time.Second):
+		}
+	default:
+	}
 	if s := b.stderr.String(); s != "" {
 		return " (init: " + s + ")"
 	}
@@ -140,7 +148,7 @@ func (b *box) stderrTail() string {
 // readLoop dispatches init's messages to waiting calls and execs.
 func (b *box) readLoop() {
 	for {
-		m, files, err := b.ctl.recv()
+		m, files, err := b.ctl.Recv()
 		if err != nil {
 			b.mu.Lock()
 			b.dead = fmt.Errorf("%w: %v%s", errInitDied, err, b.stderrTail())
@@ -224,12 +232,11 @@ func (b *box) deathReason() string {
 	r = "the sandbox's init exited"
 	select {
 	case <-b.done:
-		ps := b.cmd.ProcessState
-		if ps == nil {
+		if !b.proc.known {
 			break
 		}
 		oom, _ := b.cg.counters()
-		ws, _ := ps.Sys().(syscall.WaitStatus)
+		ws := b.proc.status
 		b.mu.Lock()
 		mem := b.spec.Limits.MemoryMB
 		b.mu.Unlock()
@@ -240,7 +247,7 @@ func (b *box) deathReason() string {
 		case ws.Signaled():
 			r = fmt.Sprintf("the sandbox's init was killed by signal %s", unix.SignalName(ws.Signal()))
 		default:
-			r = fmt.Sprintf("the sandbox's init exited with status %d%s", ps.ExitCode(), b.stderrTail())
+			r = fmt.Sprintf("the sandbox's init exited with status %d%s", ws.ExitStatus(), b.stderrTail())
 		}
 	default:
 	}
@@ -271,7 +278,7 @@ func (b *box) call(ctx context.Context, m *message, files ...*os.File) (*message
 	}
 	b.calls[m.ID] = ch
 	b.mu.Unlock()
-	if err := b.ctl.send(m, files...); err != nil {
+	if err := b.ctl.Send(m, files...); err != nil {
 		b.mu.Lock()
 		delete(b.calls, m.ID)
 		b.mu.Unlock()
@@ -526,7 +533,11 @@ func (b *box) Processes(ctx context.Context) ([]sandbox.Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("processes: %w", err)
 	}
-	return r.Procs, nil
+	out := make([]sandbox.Process, len(r.Procs))
+	for i, p := range r.Procs {
+		out[i] = sandbox.Process(p)
+	}
+	return out, nil
 }
 
 // Signal signals one process inside the sandbox.
@@ -619,7 +630,7 @@ func (b *box) destroy() {
 	b.mu.Unlock()
 	b.kill()
 	if b.ctl != nil {
-		b.ctl.close()
+		b.ctl.Close()
 	}
 	if b.fs != nil {
 		b.fs.Close()

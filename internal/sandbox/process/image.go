@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -23,10 +22,6 @@ import (
 // and work/ dirs. Init moves the mounts into its namespace and stacks an
 // overlay on them (unprivileged overlay in a user namespace, with
 // user.overlay.* xattrs): every write lands in the sandbox's upper dir.
-
-// maxSetupFiles bounds the mounts a setup message carries (SCM_RIGHTS
-// allows 253 fds per message).
-const maxSetupFiles = 130
 
 // imageSetup makes the sandbox's writable dir and the idmapped mounts of
 // layers (bottom first) and of that dir. The caller closes the files.
@@ -92,38 +87,4 @@ func (b *box) removeRW() {
 	if err := os.RemoveAll(b.rwDir); err != nil {
 		b.tier.log.Warn("remove sandbox overlay", "dir", b.rwDir, "err", err)
 	}
-}
-
-// mountOverlay runs in init: it moves the layer mounts (files, bottom first,
-// then the writable dir) under staging and mounts the overlay root at
-// staging/root, which it returns.
-func mountOverlay(staging string, layers int, files []*os.File) (string, error) {
-	if layers <= 0 || len(files) != layers+1 {
-		return "", fmt.Errorf("image root: %d mounts for %d layers", len(files), layers)
-	}
-	lower := make([]string, layers)
-	for i, f := range files {
-		dir := filepath.Join(staging, fmt.Sprintf("l%d", i))
-		if i == layers {
-			dir = filepath.Join(staging, "rw")
-		} else {
-			lower[layers-1-i] = dir // overlayfs lists the top layer first
-		}
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return "", err
-		}
-		if err := unix.MoveMount(int(f.Fd()), "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-			return "", fmt.Errorf("move layer mount: %w", err)
-		}
-	}
-	root := filepath.Join(staging, "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		return "", err
-	}
-	rw := filepath.Join(staging, "rw")
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work,userxattr", strings.Join(lower, ":"), rw, rw)
-	if err := unix.Mount("sandbox-root", root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return "", fmt.Errorf("mount overlay root: %w", err)
-	}
-	return root, nil
 }

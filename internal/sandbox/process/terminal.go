@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process/sbinit"
 )
 
 var _ sandbox.Terminaler = (*box)(nil)
@@ -31,6 +32,7 @@ func (b *box) Terminal(ctx context.Context, es sandbox.ExecSpec, size sandbox.Wi
 	if size.Rows == 0 || size.Cols == 0 || size.Rows > sandbox.MaxTerminalRows || size.Cols > sandbox.MaxTerminalCols {
 		return nil, fmt.Errorf("terminal size %dx%d: %w", size.Rows, size.Cols, errBadSize)
 	}
+	tty := sbinit.WindowSize(size)
 	id := b.nextID.Add(1)
 	exitCh := make(chan *message, 1)
 	b.mu.Lock()
@@ -38,7 +40,7 @@ func (b *box) Terminal(ctx context.Context, es sandbox.ExecSpec, size sandbox.Wi
 	b.mu.Unlock()
 	reply, err := b.call(ctx, &message{
 		ID: id, Op: opSpawn, Path: es.Cmd, Argv: es.Args,
-		Env: mergeExecEnv(b.baseEnv(), es.Env), Dir: es.Cwd, Notify: true, TTY: &size,
+		Env: mergeExecEnv(b.baseEnv(), es.Env), Dir: es.Cwd, Notify: true, TTY: &tty,
 	})
 	if err == nil && len(reply.Files) != 1 {
 		err = errors.New("init answered without a terminal")

@@ -2,8 +2,9 @@
 
 // Package process is the process sandbox tier: each sandbox is a tree of
 // ordinary host processes confined by Linux itself. Its init is this very
-// binary re-executed (see MaybeRunInit) in new user (unprivileged, mapped),
-// pid, mount, network, ipc and uts namespaces; it pivots into a template
+// binary re-executed (package sbinit) by the tier's spawner (spawner.go) in
+// new user (unprivileged, mapped), pid, mount, network, ipc and uts
+// namespaces; it pivots into a template
 // root (read-only host /usr, /bin, /lib*, /etc with secrets masked, fresh
 // /proc, minimal /dev, size-limited tmpfs /workspace and /tmp), drops to an
 // unprivileged uid, sets no_new_privs, installs a seccomp filter and a
@@ -21,17 +22,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/hostfs"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process/sbinit"
 )
 
 // Config configures the process tier. The zero value is usable.
@@ -56,6 +57,7 @@ type Tier struct {
 	rwDir   string // per-sandbox overlay upper dirs of image templates
 	images  sandbox.Images
 	cg      *cgroupPool
+	spawn   *spawner
 	uidSeq  atomic.Uint32
 	wg      sync.WaitGroup // background cgroup removals
 
@@ -70,7 +72,7 @@ var _ sandbox.Tier = (*Tier)(nil)
 const (
 	uidBase   = 1 << 28
 	uidRanges = 4096
-	uidSize   = 65536
+	uidSize   = sbinit.UIDRange
 )
 
 // Available reports why the tier cannot run on this host, or nil.
@@ -112,7 +114,8 @@ func New(cfg Config) (*Tier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process tier cgroups: %w", err)
 	}
-	return &Tier{log: cfg.Logger, rootDir: root, rwDir: filepath.Join(cfg.DataDir, "process", "rw"), images: cfg.Images, cg: cg}, nil
+	return &Tier{log: cfg.Logger, rootDir: root, rwDir: filepath.Join(cfg.DataDir, "process", "rw"), images: cfg.Images, cg: cg,
+		spawn: &spawner{log: cfg.Logger}}, nil
 }
 
 // Name returns sandbox.TierProcess.
@@ -137,6 +140,7 @@ func (t *Tier) Close() error {
 	t.mu.Unlock()
 	t.cg.close()
 	t.wg.Wait()
+	t.spawn.close()
 	return nil
 }
 
@@ -229,51 +233,45 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	return b, nil
 }
 
-// startInit re-executes this binary as the sandbox init.
+// startInit starts a sandbox init through the tier's spawner.
 func (t *Tier) startInit(ctx context.Context, cg *cgroupSet) (*box, error) {
 	hostSock, childSock, err := socketpair()
 	if err != nil {
 		return nil, err
 	}
 	defer childSock.Close()
-	base := uidBase + int(t.uidSeq.Add(1)%uidRanges)*uidSize
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"agentcloud-sandbox-init"}
-	cmd.Env = []string{initEnv + "=1"}
-	cmd.ExtraFiles = []*os.File{childSock}
-	stderr := &tailBuffer{max: 4096}
-	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
-			syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: uidSize}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: uidSize}},
-		GidMappingsEnableSetgroups: true,
-		// Become root of the new user namespace (host uid base) before exec,
-		// so init starts with the namespace's full capability set.
-		Credential: &syscall.Credential{Uid: 0, Gid: 0},
-		Setsid:     true,
-	}
-	if err := cmd.Start(); err != nil {
+	errR, errW, err := os.Pipe()
+	if err != nil {
 		hostSock.Close()
+		return nil, err
+	}
+	base := uidBase + int(t.uidSeq.Add(1)%uidRanges)*uidSize
+	proc, err := t.spawn.start(ctx, base, childSock, errW)
+	errW.Close()
+	if err != nil {
+		hostSock.Close()
+		errR.Close()
 		return nil, fmt.Errorf("start sandbox init: %w", err)
 	}
+	stderr := &tailBuffer{max: 4096}
 	b := &box{
-		tier:    t,
-		cmd:     cmd,
-		pid:     cmd.Process.Pid,
-		cg:      cg,
-		hostUID: base + sandbox.SandboxUID,
-		hostGID: base + sandbox.SandboxGID,
-		stderr:  stderr,
-		done:    make(chan struct{}),
-		calls:   map[uint64]chan *message{},
-		exits:   map[uint64]chan *message{},
+		tier:       t,
+		proc:       proc,
+		pid:        proc.pid,
+		cg:         cg,
+		hostUID:    base + sandbox.SandboxUID,
+		hostGID:    base + sandbox.SandboxGID,
+		stderr:     stderr,
+		stderrDone: make(chan struct{}),
+		done:       proc.done,
+		calls:      map[uint64]chan *message{},
+		exits:      map[uint64]chan *message{},
 	}
 	b.Files = hostfs.Files{Open: b.fsys}
 	go func() {
-		_ = cmd.Wait()
-		close(b.done)
+		_, _ = io.Copy(stderr, errR)
+		errR.Close()
+		close(b.stderrDone)
 	}()
 	// Into the cgroups before init runs anything but its own setup.
 	if err := cg.attach(b.pid); err != nil {

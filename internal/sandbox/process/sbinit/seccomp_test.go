@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package process
+package sbinit
 
 import (
 	"encoding/binary"
@@ -112,4 +112,10 @@ func FuzzSocketFilter(f *testing.F) {
 			t.Fatalf("socket(%#x, %#x, %#x): %#x, want %#x", domain, typ, proto, got, want)
 		}
 	})
+}
+
+func TestSeccompFilterSize(t *testing.T) {
+	if n := len(buildFilter()); n > 4096 || n < 20 {
+		t.Fatalf("filter has %d instructions", n)
+	}
 }

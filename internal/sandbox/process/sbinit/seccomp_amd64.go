@@ -1,6 +1,6 @@
 //go:build linux
 
-package process
+package sbinit
 
 import "golang.org/x/sys/unix"
 

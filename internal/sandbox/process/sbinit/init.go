@@ -1,6 +1,6 @@
 //go:build linux
 
-package process
+package sbinit
 
 import (
 	"errors"
@@ -15,33 +15,32 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
-// initEnv marks a re-executed binary as a sandbox init.
-const initEnv = "_AGENTCLOUD_SANDBOX_INIT"
+// Env marks a re-executed binary as a sandbox init.
+const Env = "_AGENTCLOUD_SANDBOX_INIT"
 
-// MaybeRunInit must be called first thing in main (and in TestMain of any
-// test binary that creates process-tier sandboxes). The process tier starts
-// each sandbox by re-executing the current binary (/proc/self/exe) inside
-// fresh namespaces with a marker in the environment; in that process
-// MaybeRunInit runs the sandbox init and never returns. In every other
-// process it returns at once.
-//
-// This package's init function calls it too, and that is where a sandbox
-// init normally starts: Go initializes packages in import-path order, each
-// after its own imports, so this package comes before most of a large
-// binary's other packages (JSON Schema compilers, metrics registries, ...).
-// A sandbox init then skips their initialization, which otherwise costs more
-// CPU and page faults than everything else a sandbox start does; see
-// docs/RATIONALE.md.
-func MaybeRunInit() {
-	if os.Getenv(initEnv) != "1" {
+// MaybeRun runs the sandbox init, and never returns, in a process started
+// with Env=1 (the process tier re-executes /proc/self/exe inside fresh
+// namespaces with that marker); in every other process it returns at once.
+// This package's init function calls it, which is where a sandbox init
+// starts; process.MaybeRunInit calls it too, for test binaries.
+func MaybeRun() {
+	if os.Getenv(SpawnerEnv) == "1" {
+		os.Clearenv()
+		if err := runSpawner(); err != nil {
+			fmt.Fprintln(os.Stderr, "sandbox spawner:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(Env) != "1" {
 		return
 	}
 	os.Clearenv()
-	runtime.GOMAXPROCS(1)
+	if runtime.GOMAXPROCS(0) != 1 { // set at exec by the spawner: changing it here costs a stop-the-world
+		runtime.GOMAXPROCS(1)
+	}
 	prestartThreads(16)
 	if err := runInit(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox init:", err)
@@ -50,7 +49,7 @@ func MaybeRunInit() {
 	os.Exit(0)
 }
 
-func init() { MaybeRunInit() }
+func init() { MaybeRun() }
 
 // prestartThreads makes the Go runtime create n OS threads now, while the
 // sandbox's pids budget allows it. A fork bomb inside the sandbox later
@@ -77,7 +76,7 @@ func prestartThreads(n int) {
 
 // initState is the in-sandbox side: pid 1 of the sandbox's pid namespace.
 type initState struct {
-	ctl  *conn
+	ctl  *Conn
 	work chan func() // runs on the landlocked, locked OS thread
 
 	mu      sync.Mutex     // guards waiters
@@ -87,49 +86,49 @@ type initState struct {
 }
 
 func runInit() error {
-	ctl, err := newConn(os.NewFile(3, "ctl"))
+	ctl, err := NewConn(os.NewFile(3, "ctl"))
 	if err != nil {
 		return err
 	}
 	st := &initState{ctl: ctl, waiters: map[int]uint64{}}
 
 	// Phase 1: template setup, while still root in the user namespace.
-	m, files, err := ctl.recv()
+	m, files, err := ctl.Recv()
 	if err != nil {
 		return fmt.Errorf("wait for setup: %w", err)
 	}
-	if m.Op != opSetup || m.Setup == nil {
-		return fmt.Errorf("first message %q, want %q", m.Op, opSetup)
+	if m.Op != OpSetup || m.Setup == nil {
+		return fmt.Errorf("first message %q, want %q", m.Op, OpSetup)
 	}
 	st.imageRoot = m.Setup.Layers > 0
 	if err := setupRoot(m.Setup, files); err != nil {
-		_ = ctl.send(replyErr(m.ID, fmt.Errorf("setup: %w", err)))
+		_ = ctl.Send(ReplyErr(m.ID, fmt.Errorf("setup: %w", err)))
 		return err
 	}
-	if err := ctl.send(&message{ID: m.ID, Op: opReply}); err != nil {
+	if err := ctl.Send(&Message{ID: m.ID, Op: OpReply}); err != nil {
 		return err
 	}
 
 	// Phase 2: activation (possibly much later: the sandbox sat in a pool).
-	m, files, err = ctl.recv()
+	m, files, err = ctl.Recv()
 	if err != nil {
-		if errors.Is(err, errEOF) {
+		if errors.Is(err, ErrEOF) {
 			return nil // discarded from the pool
 		}
 		return fmt.Errorf("wait for activate: %w", err)
 	}
-	if m.Op != opActivate || m.Activate == nil {
-		return fmt.Errorf("second message %q, want %q", m.Op, opActivate)
+	if m.Op != OpActivate || m.Activate == nil {
+		return fmt.Errorf("second message %q, want %q", m.Op, OpActivate)
 	}
 	err = st.activate(m.Activate, files)
 	for _, f := range files {
 		_ = f.Close()
 	}
 	if err != nil {
-		_ = ctl.send(replyErr(m.ID, fmt.Errorf("activate: %w", err)))
+		_ = ctl.Send(ReplyErr(m.ID, fmt.Errorf("activate: %w", err)))
 		return err
 	}
-	if err := ctl.send(&message{ID: m.ID, Op: opReply}); err != nil {
+	if err := ctl.Send(&Message{ID: m.ID, Op: OpReply}); err != nil {
 		return err
 	}
 	return st.serve()
@@ -138,7 +137,7 @@ func runInit() error {
 // activate mounts the writable dirs, applies rlimits, drops to the sandbox
 // user and installs seccomp and landlock. After it returns nothing in the
 // sandbox (init included) holds a capability.
-func (st *initState) activate(cfg *activateConfig, files []*os.File) error {
+func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	if err := mountWritable(cfg, files); err != nil {
 		return err
 	}
@@ -153,10 +152,10 @@ func (st *initState) activate(cfg *activateConfig, files []*os.File) error {
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
-	if err := syscall.Setresgid(sandbox.SandboxGID, sandbox.SandboxGID, sandbox.SandboxGID); err != nil {
+	if err := syscall.Setresgid(SandboxGID, SandboxGID, SandboxGID); err != nil {
 		return fmt.Errorf("setresgid: %w", err)
 	}
-	if err := syscall.Setresuid(sandbox.SandboxUID, sandbox.SandboxUID, sandbox.SandboxUID); err != nil {
+	if err := syscall.Setresuid(SandboxUID, SandboxUID, SandboxUID); err != nil {
 		return fmt.Errorf("setresuid: %w", err)
 	}
 	// Not dumpable: /proc/1/{environ,mem,root,exe,fd} stay closed to the
@@ -190,9 +189,9 @@ func (st *initState) serve() error {
 	signal.Notify(sigs, unix.SIGCHLD)
 	go st.reap(sigs)
 	for {
-		m, files, err := st.ctl.recv()
+		m, files, err := st.ctl.Recv()
 		if err != nil {
-			if errors.Is(err, errEOF) {
+			if errors.Is(err, ErrEOF) {
 				return nil
 			}
 			return err
@@ -201,58 +200,58 @@ func (st *initState) serve() error {
 	}
 }
 
-func (st *initState) handle(m *message, files []*os.File) {
+func (st *initState) handle(m *Message, files []*os.File) {
 	defer func() {
 		for _, f := range files {
 			f.Close()
 		}
 	}()
-	var reply *message
+	var reply *Message
 	switch m.Op {
-	case opSpawn:
+	case OpSpawn:
 		pid, master, err := st.spawn(m, files)
 		if err != nil {
-			reply = replyErr(m.ID, err)
+			reply = ReplyErr(m.ID, err)
 		} else {
-			reply = &message{ID: m.ID, Op: opReply, PID: pid}
+			reply = &Message{ID: m.ID, Op: OpReply, PID: pid}
 		}
 		if master != nil {
 			defer master.Close()
 			if err == nil {
-				_ = st.ctl.send(reply, master)
+				_ = st.ctl.Send(reply, master)
 				return
 			}
 		}
-	case opKill:
+	case OpKill:
 		target := m.PID
 		if m.Group {
 			target = -m.PID
 		}
 		if m.PID <= 1 {
-			reply = replyErr(m.ID, fmt.Errorf("kill %d: %w", m.PID, unix.EPERM))
+			reply = ReplyErr(m.ID, fmt.Errorf("kill %d: %w", m.PID, unix.EPERM))
 		} else if err := unix.Kill(target, unix.Signal(m.Sig)); err != nil {
-			reply = replyErr(m.ID, fmt.Errorf("kill %d: %w", m.PID, err))
+			reply = ReplyErr(m.ID, fmt.Errorf("kill %d: %w", m.PID, err))
 		} else {
-			reply = &message{ID: m.ID, Op: opReply}
+			reply = &Message{ID: m.ID, Op: OpReply}
 		}
-	case opPs:
+	case OpPs:
 		procs, err := listProcs()
 		if err != nil {
-			reply = replyErr(m.ID, err)
+			reply = ReplyErr(m.ID, err)
 		} else {
-			reply = &message{ID: m.ID, Op: opReply, Procs: procs}
+			reply = &Message{ID: m.ID, Op: OpReply, Procs: procs}
 		}
 	default:
-		reply = replyErr(m.ID, fmt.Errorf("unknown op %q", m.Op))
+		reply = ReplyErr(m.ID, fmt.Errorf("unknown op %q", m.Op))
 	}
-	_ = st.ctl.send(reply)
+	_ = st.ctl.Send(reply)
 }
 
 // spawn starts one process on the landlocked thread. files, when present,
 // are stdin, stdout and stderr. With m.TTY the process runs on a new
 // terminal instead, as a session leader, and master is the terminal's
 // master side for the host.
-func (st *initState) spawn(m *message, files []*os.File) (pid int, master *os.File, err error) {
+func (st *initState) spawn(m *Message, files []*os.File) (pid int, master *os.File, err error) {
 	argv0 := m.Path
 	if !strings.Contains(argv0, "/") {
 		p, err := lookPath(argv0, m.Env)
@@ -263,7 +262,7 @@ func (st *initState) spawn(m *message, files []*os.File) (pid int, master *os.Fi
 	}
 	dir := m.Dir
 	if dir == "" {
-		dir = sandbox.WorkspaceDir
+		dir = WorkspaceDir
 	}
 	type result struct {
 		pid    int
@@ -330,7 +329,7 @@ func (st *initState) spawn(m *message, files []*os.File) (pid int, master *os.Fi
 
 // openTerminal makes a terminal of the given size in the sandbox's devpts
 // and returns its master and three handles of its slave side (stdio).
-func openTerminal(size sandbox.WindowSize) (master *os.File, stdio []*os.File, err error) {
+func openTerminal(size WindowSize) (master *os.File, stdio []*os.File, err error) {
 	mfd, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open terminal: %w", err)
@@ -372,7 +371,7 @@ func backgroundStdio(output string) ([]*os.File, error) {
 		}
 		return []*os.File{in, out, out}, nil
 	}
-	if _, _, err := sandbox.ResolvePath(output); err != nil {
+	if err := CheckWritable(output); err != nil {
 		in.Close()
 		return nil, err
 	}
@@ -405,7 +404,7 @@ func (st *initState) reap(sigs <-chan os.Signal) {
 			if !ok {
 				continue
 			}
-			ev := &message{ID: id, Op: opExit, PID: pid}
+			ev := &Message{ID: id, Op: OpExit, PID: pid}
 			switch {
 			case ws.Exited():
 				ev.Code = ws.ExitStatus()
@@ -413,7 +412,7 @@ func (st *initState) reap(sigs <-chan os.Signal) {
 				ev.Signal = int(ws.Signal())
 				ev.Code = 128 + ev.Signal
 			}
-			_ = st.ctl.send(ev)
+			_ = st.ctl.Send(ev)
 		}
 	}
 }
@@ -440,12 +439,12 @@ func lookPath(file string, env []string) (string, error) {
 }
 
 // listProcs reads the sandbox's /proc, leaving out init itself.
-func listProcs() ([]sandbox.Process, error) {
+func listProcs() ([]Process, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
-	var out []sandbox.Process
+	var out []Process
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == 1 {
@@ -466,7 +465,7 @@ func listProcs() ([]sandbox.Process, error) {
 			continue
 		}
 		ppid, _ := strconv.Atoi(fields[1])
-		p := sandbox.Process{PID: pid, PPID: ppid, State: fields[0]}
+		p := Process{PID: pid, PPID: ppid, State: fields[0]}
 		if cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && len(cl) > 0 {
 			p.Cmdline = strings.Split(strings.TrimRight(string(cl), "\x00"), "\x00")
 		} else if lp := strings.IndexByte(s, '('); lp >= 0 {

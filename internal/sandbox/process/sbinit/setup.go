@@ -1,6 +1,6 @@
 //go:build linux
 
-package process
+package sbinit
 
 import (
 	"fmt"
@@ -9,8 +9,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
 // devices bind-mounted from the host into the sandbox's /dev.
@@ -19,7 +17,7 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 // setupRoot builds the sandbox root on a fresh tmpfs and pivots into it. It
 // runs in init as root of the new user namespace, in private mount, pid and
 // network namespaces, before anything untrusted runs.
-func setupRoot(cfg *setupConfig, files []*os.File) error {
+func setupRoot(cfg *SetupConfig, files []*os.File) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
@@ -218,32 +216,32 @@ func setupDev(dir string, shmMB int) error {
 // host passed the sandbox's workspace directory (cfg.HostWorkspace, the
 // first file), /workspace is that directory bind-mounted instead: it lives
 // on host storage and survives the sandbox (the Manager checks its size).
-func mountWritable(cfg *activateConfig, files []*os.File) error {
+func mountWritable(cfg *ActivateConfig, files []*os.File) error {
 	size := cfg.DiskMB
 	if size <= 0 {
-		size = sandbox.DefaultLimits.DiskMB
+		size = DefaultDiskMB
 	}
 	type wdir struct {
 		dir  string
 		mode string
 	}
-	dirs := []wdir{{sandbox.WorkspaceDir, "0755"}, {sandbox.TmpDir, "1777"}}
+	dirs := []wdir{{WorkspaceDir, "0755"}, {TmpDir, "1777"}}
 	if cfg.HostWorkspace {
 		if len(files) == 0 {
-			return fmt.Errorf("mount %s: the host passed no workspace directory", sandbox.WorkspaceDir)
+			return fmt.Errorf("mount %s: the host passed no workspace directory", WorkspaceDir)
 		}
 		// A detached mount (open_tree OPEN_TREE_CLONE on the host): a
 		// plain bind of another namespace's mount is refused.
-		if err := unix.MoveMount(int(files[0].Fd()), "", unix.AT_FDCWD, sandbox.WorkspaceDir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-			return fmt.Errorf("attach %s: %w", sandbox.WorkspaceDir, err)
+		if err := unix.MoveMount(int(files[0].Fd()), "", unix.AT_FDCWD, WorkspaceDir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("attach %s: %w", WorkspaceDir, err)
 		}
-		if err := unix.Mount("", sandbox.WorkspaceDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-			return fmt.Errorf("remount %s: %w", sandbox.WorkspaceDir, err)
+		if err := unix.Mount("", WorkspaceDir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("remount %s: %w", WorkspaceDir, err)
 		}
 		dirs = dirs[1:]
 	}
 	for _, m := range dirs {
-		opts := fmt.Sprintf("size=%dm,mode=%s,uid=%d,gid=%d", size, m.mode, sandbox.SandboxUID, sandbox.SandboxGID)
+		opts := fmt.Sprintf("size=%dm,mode=%s,uid=%d,gid=%d", size, m.mode, SandboxUID, SandboxGID)
 		if err := unix.Mount("sandbox", m.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			return fmt.Errorf("mount %s: %w", m.dir, err)
 		}
@@ -251,7 +249,7 @@ func mountWritable(cfg *activateConfig, files []*os.File) error {
 	return nil
 }
 
-func setRlimits(cfg *activateConfig) error {
+func setRlimits(cfg *ActivateConfig) error {
 	nofile := uint64(cfg.NoFile)
 	if nofile == 0 {
 		nofile = 4096
