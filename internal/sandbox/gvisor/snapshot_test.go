@@ -19,7 +19,8 @@ import (
 // state (runsc checkpoint) and its /workspace files, and a restore from it
 // runs with both; a filesystem-only restore has the files; a paused
 // sandbox can be snapshotted and stays paused; a deleted sandbox, an
-// existing target directory and a missing snapshot are refused. One
+// existing target directory and a missing snapshot are refused; a fork
+// checkpoints once and restores each copy with the files. One
 // sandbox is reused. (Processes started by commands are runsc exec
 // processes, which runsc does not restore: docs/RATIONALE.md.)
 func TestSnapshotMemoryClass(t *testing.T) {
@@ -86,6 +87,22 @@ func TestSnapshotMemoryClass(t *testing.T) {
 	}
 	if err := m.Delete(ctx, r2.ID()); err != nil {
 		t.Fatal(err)
+	}
+
+	t0 = time.Now()
+	forks, err := m.Fork(ctx, sb.ID(), 2)
+	if err != nil || len(forks) != 2 {
+		t.Fatalf("fork with memory: %d %v", len(forks), err)
+	}
+	t.Logf("fork of 2 with memory: %v", time.Since(t0))
+	for _, f := range forks {
+		b.Reset()
+		if err := f.ReadFile(ctx, "/workspace/a.txt", &b); err != nil || b.String() != "kept" {
+			t.Fatalf("fork %s: /workspace/a.txt = %q, %v", f.ID(), b.String(), err)
+		}
+		if err := m.Delete(ctx, f.ID()); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	if err := m.Pause(ctx, sb.ID()); err != nil {
