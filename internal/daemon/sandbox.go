@@ -73,7 +73,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	if err := gvisor.Available(""); err != nil {
 		log.Warn("gvisor sandbox tier disabled", "reason", err)
-	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images}); err != nil {
+	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); err != nil {
 		log.Warn("gvisor sandbox tier disabled", "reason", err)
 	} else {
 		parts.tiers = append(parts.tiers, gt)

@@ -56,6 +56,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Images resolves image templates (nil: only the host template).
 	Images sandbox.Images
+	// HostWorkspaceDir, if set, keeps each sandbox's /workspace on host
+	// storage (hostws.go): prepared directories live here, on the same
+	// filesystem as the Manager's Dir, and become Spec.HostWorkspace.
+	HostWorkspaceDir string
 }
 
 // Tier implements sandbox.Tier with runsc.
@@ -69,7 +73,8 @@ type Tier struct {
 	stateDir     string // runsc --root
 	bundlesDir   string
 	templateRoot string
-	noAgent      bool // benchmarks: every command through runsc exec
+	noAgent      bool   // benchmarks: every command through runsc exec
+	hostWS       string // Config.HostWorkspaceDir
 	images       sandbox.Images
 
 	mu     sync.Mutex // guards closed
@@ -146,6 +151,10 @@ func New(cfg Config) (*Tier, error) {
 		stateDir:     filepath.Join(base, "state"),
 		bundlesDir:   filepath.Join(base, "bundles"),
 		templateRoot: filepath.Join(base, "template-host"),
+		hostWS:       cfg.HostWorkspaceDir,
+	}
+	if err := t.resetHostWorkspaces(); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{t.stateDir, t.bundlesDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -61,9 +61,18 @@ func (c *container) Checkpoint(ctx context.Context, dir string) error {
 func (t *Tier) Restore(ctx context.Context, id string, spec sandbox.Spec, image, seed string) (sandbox.Sandbox, error) {
 	spec.Tier = sandbox.TierGVisor
 	spec.Limits = spec.Limits.WithDefaults()
+	if spec.HostWorkspace != "" {
+		seed = "" // the Manager has put the files there; adopted below
+	}
 	c, err := t.setup(spec.Template, spec.Limits, seed)
 	if err != nil {
 		return nil, err
+	}
+	if spec.HostWorkspace != "" {
+		if err := c.adopt(spec.HostWorkspace); err != nil {
+			c.cleanupHost()
+			return nil, fmt.Errorf("restore %s: %w", id, err)
+		}
 	}
 	pidFile := filepath.Join(c.bundle, "sandbox.pid")
 	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "restore", "--image-path", image, "--detach",
