@@ -36,6 +36,9 @@ const (
 	IDRun IDKind = "run"
 	// IDTemplate is a sandbox image template's name.
 	IDTemplate IDKind = "template"
+	// IDSnapshot is a sandbox snapshot id ("snap-" and 20 lowercase hex
+	// digits; internal/sandbox/snapshot makes them).
+	IDSnapshot IDKind = "snapshot"
 )
 
 // IDRule is the documented limit of one identifier kind.
@@ -94,6 +97,7 @@ var IDRules = map[IDKind]IDRule{
 	IDLedgerHash:  {IDLedgerHash, 64, "0-9 a-f", lowerHex, false},
 	IDRun:         {IDRun, 64, "a-z 0-9 _ -", runChar, false},
 	IDTemplate:    {IDTemplate, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
+	IDSnapshot:    {IDSnapshot, 64, "a-z 0-9 _ -", runChar, false},
 }
 
 // CheckID checks value against the rule of kind and returns nil or a

@@ -221,3 +221,26 @@ const (
 // TerminalMaxMessage is the largest WebSocket message a terminal accepts
 // (input or control); a larger one closes the socket with 1009.
 const TerminalMaxMessage = 64 << 10
+
+// Snapshot describes a sandbox snapshot (POST /v1/sandboxes/{id}/snapshots,
+// GET /v1/snapshots/{id}): a copy of the sandbox's /workspace and, when
+// Memory is true, its whole memory state, so that a restore carries on its
+// processes where they were (the gVisor tier); otherwise Note says why
+// the snapshot holds files only.
+type Snapshot struct {
+	ID       string        `json:"id"`
+	Sandbox  string        `json:"sandbox"` // the sandbox it was taken from
+	Owner    string        `json:"owner,omitempty"`
+	Tier     string        `json:"tier"`
+	Template string        `json:"template"`
+	Limits   SandboxLimits `json:"limits"`
+	Memory   bool          `json:"memory"`
+	Note     string        `json:"note,omitempty"`
+	Bytes    int64         `json:"bytes"`
+	Created  time.Time     `json:"created"`
+}
+
+// SnapshotList is the body of GET /v1/snapshots.
+type SnapshotList struct {
+	Snapshots []Snapshot `json:"snapshots"`
+}

@@ -79,12 +79,19 @@ type SandboxResult struct {
 	// ExecPythonHostRatio is exec_python_p50_ms over baseline_python_p50_ms
 	// (the issue's target: at most 1.3 on the process tier).
 	ExecPythonHostRatio float64 `json:"exec_python_host_ratio"`
-	// Fork100Ms, SnapshotMsPerGiB and RestoreMs are null while the daemon
-	// has no fork, snapshot or restore API; Unmeasured says which.
-	Fork100Ms        *float64 `json:"fork100_ms"`
-	SnapshotMsPerGiB *float64 `json:"snapshot_ms_per_gib"`
-	RestoreMs        *float64 `json:"restore_ms"`
-	Unmeasured       []string `json:"unmeasured,omitempty"`
+	// Fork100Ms (ForkN copies at once, 100 unless Burst is smaller),
+	// SnapshotMsPerGiB and RestoreMs are taken on a sandbox with a
+	// SnapshotWorkspaceMiB workspace (snapshot.go); a null figure has its
+	// reason in Unmeasured. SnapshotMemory says whether the snapshot held
+	// memory, SnapshotNote why not.
+	Fork100Ms            *float64 `json:"fork100_ms"`
+	ForkN                int      `json:"fork_n,omitempty"`
+	SnapshotMsPerGiB     *float64 `json:"snapshot_ms_per_gib"`
+	RestoreMs            *float64 `json:"restore_ms"`
+	SnapshotWorkspaceMiB int      `json:"snapshot_workspace_mib,omitempty"`
+	SnapshotMemory       bool     `json:"snapshot_memory"`
+	SnapshotNote         string   `json:"snapshot_note,omitempty"`
+	Unmeasured           []string `json:"unmeasured,omitempty"`
 	// LoadAvg1m is the host's 1-minute load average at the start and end
 	// of the run: figures taken under load say so.
 	LoadAvgStart float64 `json:"load_avg_start"`
@@ -156,6 +163,7 @@ func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
 	r.alive(ctx, res)
 	time.Sleep(rest)
 	r.burst(ctx, res)
+	r.snapshots(ctx, res)
 	if res.BaselinePythonP50Ms > 0 {
 		res.ExecPythonHostRatio = float64(int(res.ExecPythonP50Ms/res.BaselinePythonP50Ms*100)) / 100
 	}

@@ -88,6 +88,7 @@ func newSandboxCmd(g *globals) *cobra.Command {
 		sandboxOpCmd(g, "resume", "Thaw a paused sandbox", (*client.Client).ResumeSandbox),
 		sandboxOpCmd(g, "start", "Run a stopped sandbox (after a daemon restart) again with its files", (*client.Client).StartSandbox),
 		newSandboxForkCmd(g))
+	cmd.AddCommand(newSnapshotCmds(g)...)
 	return cmd
 }
 

@@ -96,6 +96,13 @@ type Config struct {
 	SandboxMaxDiskMB   int      `json:"sandbox_max_disk_mb"`
 	SandboxMaxPids     int      `json:"sandbox_max_pids"`
 	SandboxMaxTimeout  Duration `json:"sandbox_max_timeout"`
+
+	// SandboxMaxSnapshots and SandboxMaxSnapshotMB cap each owner's
+	// sandbox snapshots: how many, and the disk they take in MiB
+	// (administrators are exempt; 0 = no cap).
+	SandboxMaxSnapshots  int `json:"sandbox_max_snapshots"`
+	SandboxMaxSnapshotMB int `json:"sandbox_max_snapshot_mb"`
+
 	// TLS serves the API over TLS with a node SVID from the platform CA;
 	// clients may then authenticate with their own SVID (mTLS).
 	TLS bool `json:"tls"`
@@ -196,7 +203,11 @@ func Default() Config {
 		SandboxMaxDiskMB:   1024,
 		SandboxMaxPids:     1024,
 		SandboxMaxTimeout:  Duration(4 * time.Hour),
-		TrustDomain:        "agentcloud.local",
+
+		SandboxMaxSnapshots:  16,
+		SandboxMaxSnapshotMB: 4096,
+
+		TrustDomain: "agentcloud.local",
 
 		AuditMaxAge:                Duration(90 * 24 * time.Hour),
 		AuditMaxBytes:              1 << 30,
@@ -416,6 +427,8 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	integer("SANDBOX_MAX_DISK_MB", &c.SandboxMaxDiskMB)
 	integer("SANDBOX_MAX_PIDS", &c.SandboxMaxPids)
 	dur("SANDBOX_MAX_TIMEOUT", &c.SandboxMaxTimeout)
+	integer("SANDBOX_MAX_SNAPSHOTS", &c.SandboxMaxSnapshots)
+	integer("SANDBOX_MAX_SNAPSHOT_MB", &c.SandboxMaxSnapshotMB)
 	if v, ok := lookup("AGENTCLOUD_SANDBOX_MAX_CPUS"); ok {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
@@ -536,6 +549,12 @@ func (c Config) Validate() error {
 	}
 	if c.SandboxMaxTimeout.D() < 0 || c.SandboxMaxTimeout.D() > 0 && c.SandboxMaxTimeout.D() < time.Second || c.SandboxMaxTimeout.D() > 24*time.Hour {
 		add("sandbox_max_timeout", c.SandboxMaxTimeout.String(), "want 0 (no cap) or a duration between 1s and 24h")
+	}
+	if c.SandboxMaxSnapshots < 0 || c.SandboxMaxSnapshots > 100000 {
+		add("sandbox_max_snapshots", strconv.Itoa(c.SandboxMaxSnapshots), "want between 0 (no cap) and 100000")
+	}
+	if c.SandboxMaxSnapshotMB < 0 || c.SandboxMaxSnapshotMB > 1<<30 {
+		add("sandbox_max_snapshot_mb", strconv.Itoa(c.SandboxMaxSnapshotMB), "want between 0 (no cap) and 1073741824 MiB")
 	}
 	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " /\t\n.*>") {
 		add("node_id", c.NodeID, "want a non-empty name without spaces, dots, slashes or wildcards")

@@ -19,6 +19,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxnet"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxstate"
+	"github.com/agentcloud/agentcloud/internal/sandbox/snapshot"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -72,7 +73,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	}
 	if err := gvisor.Available(""); err != nil {
 		log.Warn("gvisor sandbox tier disabled", "reason", err)
-	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images}); err != nil {
+	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); err != nil {
 		log.Warn("gvisor sandbox tier disabled", "reason", err)
 	} else {
 		parts.tiers = append(parts.tiers, gt)
@@ -95,7 +96,13 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey,
+	snaps, err := snapshot.Open(ctx, snapshot.Config{Manager: parts.manager, Store: d.store, Node: d.cfg.ClusterNode(), Dir: d.cfg.Data + "/snapshots",
+		MaxPerOwner: d.cfg.SandboxMaxSnapshots, MaxBytesPerOwner: int64(d.cfg.SandboxMaxSnapshotMB) << 20, Exempt: d.sandboxCaps().Exempt, Logger: log})
+	if err != nil {
+		return err
+	}
+	d.sec.RegisterResourceOwner(sandboxhttp.TypeSnapshot, snaps.OwnerOf)
+	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey, Snapshots: snaps, SnapshotVisible: securityhttp.Auth{Sec: d.sec}.SnapshotVisible,
 		BeforeCreate: securityhttp.SandboxCreate, Images: images, Visible: securityhttp.Auth{Sec: d.sec}.SandboxVisible, Identity: func(id string) string {
 			sid, _ := d.sec.SandboxID(id)
 			return sid

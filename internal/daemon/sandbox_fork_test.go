@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
 
@@ -93,4 +94,63 @@ func TestSandboxForkRouteClass(t *testing.T) {
 	if list, err := alice.Sandboxes(ctx); err != nil || len(list) != 4 {
 		t.Fatalf("alice has %d sandboxes (%v), want the source and 3 forks", len(list), err)
 	}
+	for _, f := range forks {
+		if err := alice.DeleteSandbox(ctx, f.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("snapshots", func(t *testing.T) { snapshotRoutes(t, alice, bob, asb.ID, aliceTok.Token, bobTok.Token, do) })
+}
+
+// snapshotRoutes (TestSnapshotRoutesClass, on the fork test's daemon): a
+// process-tier snapshot says it holds files only and why; a restore has
+// the files and the owner; another tenant's snapshot ids are refused on
+// every snapshot route and left out of its list; malformed and unknown
+// ids are 4xx; a deleted snapshot is gone.
+func snapshotRoutes(t *testing.T, alice, bob *client.Client, sbID, aliceTok, bobTok string, do func(tok, method, path, body string) int) {
+	ctx := t.Context()
+	snap, err := alice.SnapshotSandbox(ctx, sbID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Memory || !strings.Contains(snap.Note, "CRIU") || snap.Sandbox != sbID || snap.Bytes <= 0 {
+		t.Fatalf("process-tier snapshot: %+v", snap)
+	}
+	p := "/v1/snapshots/" + snap.ID
+	for _, c := range []struct{ method, path string }{
+		{"GET", p}, {"DELETE", p}, {"POST", p + "/restore"}, {"POST", "/v1/sandboxes/" + sbID + "/snapshots"},
+	} {
+		if code := do(bobTok, c.method, c.path, ""); code != http.StatusForbidden && code != http.StatusNotFound {
+			t.Errorf("bob: %s %s: %d", c.method, c.path, code)
+		}
+	}
+	if list, err := bob.Snapshots(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("bob lists %d snapshots (%v), want none", len(list), err)
+	}
+	for _, path := range []string{"/v1/snapshots/snap-0123456789abcdef0123", "/v1/snapshots/SNAP-X", "/v1/snapshots/" + strings.Repeat("a", 300),
+		"/v1/snapshots/..%2Fetc", "/v1/snapshots/snap-%00"} {
+		for _, m := range []string{"GET", "DELETE"} {
+			if code := do(aliceTok, m, path, ""); code < 400 || code >= 500 {
+				t.Errorf("alice: %s %.60s: %d", m, path, code)
+			}
+		}
+	}
+	r, err := alice.RestoreSnapshot(ctx, snap.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code, err := alice.Exec(ctx, r.ID, api.ExecRequest{Cmd: "cat", Args: []string{"seed.txt"}}, &out, io.Discard); err != nil || code != 0 || out.String() != "seed\n" || r.Owner == "" {
+		t.Fatalf("restored sandbox %+v: %q %d %v", r, out.String(), code, err)
+	}
+	if list, err := alice.Snapshots(ctx); err != nil || len(list) != 1 {
+		t.Fatalf("alice lists %d snapshots (%v), want 1", len(list), err)
+	}
+	if err := alice.DeleteSnapshot(ctx, snap.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Snapshot(ctx, snap.ID); err == nil {
+		t.Fatal("a deleted snapshot is still there")
+	}
+	_ = alice.DeleteSandbox(ctx, r.ID)
 }

@@ -21,11 +21,13 @@ const MaxForks = 100
 
 // Fork makes n copies of sandbox id: each a new sandbox with the same
 // tier, template, limits, env and labels (owner included) and a copy of its
-// workspace, taken while its processes are frozen (filesystem only: the
-// copies start fresh processes). Each copy is admitted like a create, so an
-// owner's caps bound them; the copies made before one is refused are
-// returned with the error. The tier must keep the workspace on host
-// storage (ErrUnsupported otherwise).
+// workspace, taken while its processes are frozen: filesystem only (the
+// copies start fresh processes), or, on a tier that checkpoints (gVisor),
+// with its memory, checkpointed once and restored n times. Each copy is
+// admitted like a create, so an owner's caps bound them; the copies made
+// before one is refused are returned with the error. The workspace must
+// be a host directory, the Manager's or the tier's (ErrUnsupported
+// otherwise).
 func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error) {
 	if n < 1 || n > MaxForks {
 		return nil, fmt.Errorf("fork sandbox %s: count %d: must be 1 to %d", id, n, MaxForks)
@@ -38,7 +40,11 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 	m.mu.Lock()
 	spec, sb, state := e.spec, e.sb, e.state
 	m.mu.Unlock()
-	if spec.HostWorkspace == "" {
+	ws := spec.HostWorkspace
+	if wh, ok := unwrap(sb).(WorkspaceHolder); ok {
+		ws = wh.WorkspacePath()
+	}
+	if ws == "" {
 		return nil, fmt.Errorf("fork sandbox %s: tier %s keeps /workspace in memory: %w", id, spec.Tier, ErrUnsupported)
 	}
 	if sb != nil && state == StateRunning { // a consistent copy: freeze while copying
@@ -47,8 +53,25 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 		}
 		defer func() { _ = sb.Resume(context.WithoutCancel(ctx)) }()
 	}
-	if err := checkFreeSpace(spec.HostWorkspace, m.cfg.Dir, n); err != nil {
-		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
+	if m.cfg.Dir != "" {
+		if err := checkFreeSpace(ws, m.cfg.Dir, n); err != nil {
+			return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
+		}
+	}
+	// With memory where the tier can: checkpoint once, restore n times.
+	o := origin{seed: ws}
+	if cp, ok := unwrap(sb).(Checkpointer); ok && sb != nil {
+		if _, ok := m.tiers[spec.Tier].(Restorer); ok {
+			img, err := os.MkdirTemp(m.cfg.Dir, ".fork-")
+			if err != nil {
+				return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
+			}
+			defer os.RemoveAll(img)
+			if err := cp.Checkpoint(ctx, img); err != nil {
+				return nil, fmt.Errorf("fork sandbox %s: checkpoint: %w", id, err)
+			}
+			o.image = img
+		}
 	}
 	cs := spec
 	cs.HostWorkspace, cs.Timeout = "", 0
@@ -70,7 +93,7 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 			defer func() { <-sem }()
 			one := cs
 			one.Labels, one.Env = maps.Clone(spec.Labels), maps.Clone(spec.Env)
-			c, err := m.create(ctx, "", one, spec.HostWorkspace)
+			c, err := m.createFrom(ctx, "", one, o)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

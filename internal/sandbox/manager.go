@@ -305,6 +305,14 @@ func (m *Manager) Create(ctx context.Context, id string, spec Spec) (Sandbox, er
 // create is Create, with the files of directory seed (if not "") copied
 // into the new sandbox's host workspace before it starts (fork).
 func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string) (Sandbox, error) {
+	return m.createFrom(ctx, id, spec, origin{seed: seed})
+}
+
+// createFrom is create from an origin: a seed directory copied into the
+// workspace (before the sandbox starts where the workspace is on host
+// storage, after it where the tier keeps it), or a checkpoint image.
+func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin) (Sandbox, error) {
+	seed := o.seed
 	if spec.Tier == "" {
 		spec.Tier = TierProcess
 	}
@@ -327,16 +335,24 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string)
 	if err := m.makeHostDir(id, &spec); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
 	}
-	if seed != "" {
+	if seed != "" && spec.HostWorkspace != "" {
 		if err := copyTree(seed, spec.HostWorkspace); err != nil {
 			m.removeHostDir(id)
 			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
 		}
 	}
-	sb, err := m.activate(ctx, t, id, spec)
+	sb, err := m.activateFrom(ctx, t, id, spec, o)
 	if err != nil {
 		m.removeHostDir(id)
 		return nil, err
+	}
+	if seed != "" && spec.HostWorkspace == "" && o.image == "" {
+		if err := seedHeld(sb, seed); err != nil {
+			_ = sb.Close()
+			m.closed(id)
+			m.removeHostDir(id)
+			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
+		}
 	}
 	timeout := spec.Timeout
 	if timeout <= 0 {
@@ -363,8 +379,20 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string)
 // activate makes the live sandbox of spec (from the warm pool when one
 // matches) and runs the network hook on it.
 func (m *Manager) activate(ctx context.Context, t Tier, id string, spec Spec) (Sandbox, error) {
+	return m.activateFrom(ctx, t, id, spec, origin{})
+}
+
+// activateFrom is activate, restoring o.image (Restorer) when set.
+func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec, o origin) (Sandbox, error) {
 	t0 := time.Now()
 	var pr Prepared
+	if o.image != "" {
+		sb, err := t.(Restorer).Restore(ctx, id, spec, o.image, o.seed)
+		if err != nil {
+			return nil, fmt.Errorf("restore sandbox %s: %w", id, err)
+		}
+		return m.finishActivate(ctx, sb, spec, false, t0)
+	}
 	if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
 		select {
 		case pr = <-p.ready:
@@ -394,6 +422,12 @@ func (m *Manager) activate(ctx context.Context, t Tier, id string, spec Spec) (S
 		_ = pr.Discard()
 		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
 	}
+	return m.finishActivate(ctx, sb, spec, pooled, t0)
+}
+
+// finishActivate runs the network hook on a new sandbox and meters it.
+func (m *Manager) finishActivate(ctx context.Context, sb Sandbox, spec Spec, pooled bool, t0 time.Time) (Sandbox, error) {
+	id := sb.ID()
 	if m.cfg.NetworkHook != nil {
 		if err := m.runNetworkHook(ctx, sb); err != nil {
 			_ = sb.Close()

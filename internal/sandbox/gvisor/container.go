@@ -27,6 +27,11 @@ type container struct {
 	template     string
 	bundle       string
 	rwDir        string // holds the workspace and tmp tmpfs mounts
+	// wsDir, with Config.HostWorkspaceDir, is the host directory bound on
+	// rwDir/workspace instead of a tmpfs; adopted once it has become the
+	// sandbox's Spec.HostWorkspace (hostws.go).
+	wsDir        string
+	adopted      bool
 	imageRootDir string // an image template's overlay root (image.go), "" for host
 	noRelay      bool   // the root has no python3 for the egress relay (image.go)
 
@@ -72,6 +77,12 @@ func (c *container) prepareDirs(diskMB int) error {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return err
 		}
+		if d == "workspace" && c.tier.hostWS != "" {
+			if err := c.hostWorkspace(p); err != nil {
+				return err
+			}
+			continue
+		}
 		mode := "0755"
 		if d == "tmp" {
 			mode = "1777"
@@ -90,6 +101,9 @@ func (c *container) cleanupHost() {
 	}
 	c.unmountImageRoot()
 	_ = os.RemoveAll(c.bundle)
+	if c.wsDir != "" && !c.adopted {
+		_ = os.RemoveAll(c.wsDir)
+	}
 }
 
 func (c *container) Template() string { return c.template }
@@ -104,7 +118,16 @@ func (c *container) Activate(ctx context.Context, id string, spec sandbox.Spec) 
 		return nil, fmt.Errorf("activate %s: limits.pids %d differs from the default %d and the template has no %s to apply it: %w",
 			id, spec.Limits.Pids, c.nproc, prlimitPath, sandbox.ErrUnsupported)
 	}
+	if spec.HostWorkspace != "" {
+		if err := c.adopt(spec.HostWorkspace); err != nil {
+			c.destroy()
+			return nil, fmt.Errorf("activate %s: %w", id, err)
+		}
+	}
 	for _, d := range []string{"workspace", "tmp"} {
+		if d == "workspace" && c.wsDir != "" {
+			continue // host storage: the Manager checks its quota
+		}
 		opts := fmt.Sprintf("size=%dm", spec.Limits.DiskMB)
 		if err := unix.Mount("", filepath.Join(c.rwDir, d), "", unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			c.destroy()

@@ -56,6 +56,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Images resolves image templates (nil: only the host template).
 	Images sandbox.Images
+	// HostWorkspaceDir, if set, keeps each sandbox's /workspace on host
+	// storage (hostws.go): prepared directories live here, on the same
+	// filesystem as the Manager's Dir, and become Spec.HostWorkspace.
+	HostWorkspaceDir string
 }
 
 // Tier implements sandbox.Tier with runsc.
@@ -69,7 +73,8 @@ type Tier struct {
 	stateDir     string // runsc --root
 	bundlesDir   string
 	templateRoot string
-	noAgent      bool // benchmarks: every command through runsc exec
+	noAgent      bool   // benchmarks: every command through runsc exec
+	hostWS       string // Config.HostWorkspaceDir
 	images       sandbox.Images
 
 	mu     sync.Mutex // guards closed
@@ -146,6 +151,10 @@ func New(cfg Config) (*Tier, error) {
 		stateDir:     filepath.Join(base, "state"),
 		bundlesDir:   filepath.Join(base, "bundles"),
 		templateRoot: filepath.Join(base, "template-host"),
+		hostWS:       cfg.HostWorkspaceDir,
+	}
+	if err := t.resetHostWorkspaces(); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{t.stateDir, t.bundlesDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -257,6 +266,36 @@ func randomID() string {
 
 // Prepare creates a bundle and starts the container with default limits.
 func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, error) {
+	c, err := t.setup(template, sandbox.DefaultLimits, "")
+	if err != nil {
+		return nil, err
+	}
+	pidFile := filepath.Join(c.bundle, "sandbox.pid")
+	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "run", "--detach", "--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
+		c.cleanupHost()
+		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
+	}
+	return c, c.started(ctx, pidFile)
+}
+
+// started watches a container runsc has just started (run or restore)
+// and starts its exec agent; on failure the container is destroyed.
+func (c *container) started(ctx context.Context, pidFile string) error {
+	if err := c.watch(pidFile); err != nil {
+		_ = c.destroy()
+		return fmt.Errorf("prepare gvisor sandbox: %w", err)
+	}
+	if err := c.startAgent(ctx); err != nil {
+		_ = c.destroy()
+		return fmt.Errorf("prepare gvisor sandbox: %w", err)
+	}
+	return nil
+}
+
+// setup makes a container's bundle for template with limits l: its
+// directories, mounts (the workspace seeded from seed, if not "") and
+// OCI spec. Nothing runs yet.
+func (t *Tier) setup(template string, l sandbox.Limits, seed string) (*container, error) {
 	if template == "" {
 		template = sandbox.TemplateHost
 	}
@@ -276,15 +315,21 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	if closed {
 		return nil, fmt.Errorf("gvisor tier: %w", sandbox.ErrClosed)
 	}
-	c := &container{tier: t, cid: randomID(), template: template, pidfd: -1, nproc: sandbox.DefaultLimits.Pids}
+	c := &container{tier: t, cid: randomID(), template: template, pidfd: -1, nproc: l.Pids}
 	c.Files = hostfs.Files{Open: c.fsys}
 	c.bundle = filepath.Join(t.bundlesDir, c.cid)
 	c.rwDir = filepath.Join(c.bundle, "rw")
-	if err := c.prepareDirs(sandbox.DefaultLimits.DiskMB); err != nil {
+	if err := c.prepareDirs(l.DiskMB); err != nil {
 		c.cleanupHost()
 		return nil, err
 	}
-	spec := ociSpec(t.templateRoot, c.rwDir, sandbox.DefaultLimits, t.ociSeccomp)
+	if seed != "" {
+		if err := sandbox.SeedWorkspace(seed, c.WorkspacePath()); err != nil {
+			c.cleanupHost()
+			return nil, fmt.Errorf("gvisor sandbox workspace: %w", err)
+		}
+	}
+	spec := ociSpec(t.templateRoot, c.rwDir, l, t.ociSeccomp)
 	if layers != nil {
 		if err := c.imageRoot(spec, layers); err != nil {
 			c.cleanupHost()
@@ -301,19 +346,6 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	if err := writeSpec(c.bundle, spec); err != nil {
 		c.cleanupHost()
 		return nil, err
-	}
-	pidFile := filepath.Join(c.bundle, "sandbox.pid")
-	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "run", "--detach", "--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
-		c.cleanupHost()
-		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
-	}
-	if err := c.watch(pidFile); err != nil {
-		_ = c.destroy()
-		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
-	}
-	if err := c.startAgent(ctx); err != nil {
-		_ = c.destroy()
-		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
 	return c, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/image"
+	"github.com/agentcloud/agentcloud/internal/sandbox/snapshot"
 )
 
 // Config configures a Handler.
@@ -56,6 +57,10 @@ type Config struct {
 	Now     func() time.Time
 	// Images, if set, serves /v1/templates (image templates).
 	Images *image.Store
+	// Snapshots, if set, serves the snapshot routes (snapshots.go);
+	// SnapshotVisible filters GET /v1/snapshots to what the caller may read.
+	Snapshots       *snapshot.Service
+	SnapshotVisible func(r *http.Request, id string) bool
 }
 
 // Handler serves the sandbox API.
@@ -170,6 +175,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	h.portRoutes(add, r)
 	h.terminalRoutes(add)
 	h.templateRoutes(r)
+	h.snapshotRoutes(add)
 }
 
 // guard answers 503 when sandboxes are off.

@@ -42,3 +42,14 @@ func (a Auth) SandboxVisible(r *http.Request, info sandbox.Info) bool {
 	ctx := session.Filtering(r.Context())
 	return a.Sec.Authorize(ctx, security.Principal(p), sandbox.ActionRead, security.Resource{Type: policy.TypeSandbox, ID: info.ID}) == nil
 }
+
+// SnapshotVisible is the sandbox API's SnapshotVisible: a list of
+// snapshots shows only those the caller may read (sandbox.read on
+// Snapshot::"id", whose owner is the snapshot's).
+func (a Auth) SnapshotVisible(r *http.Request, id string) bool {
+	p, ok := httpapi.PrincipalFrom(r.Context())
+	if !ok {
+		return false
+	}
+	return a.Sec.Authorize(r.Context(), security.Principal(p), sandbox.ActionRead, security.Resource{Type: "Snapshot", ID: id}) == nil
+}

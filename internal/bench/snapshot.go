@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+)
+
+// snapshotWorkspaceMiB is the /workspace a snapshot, restore and fork
+// measurement fills: big enough to time the copy, small enough that 100
+// full copies (forks on this ext4 copy every byte) fit the disk.
+const snapshotWorkspaceMiB = 64
+
+// snapshots measures snapshot (per GiB of workspace), restore and a fork
+// of Burst copies (fork100_ms when Burst is 100) of one sandbox with a
+// snapshotWorkspaceMiB workspace, and says why a figure is missing.
+func (r *sandboxRun) snapshots(ctx context.Context, res *SandboxResult) {
+	res.Unmeasured = nil
+	res.SnapshotWorkspaceMiB = snapshotWorkspaceMiB
+	id, _, err := r.create(ctx)
+	if err != nil {
+		r.errs.add(err)
+		res.Unmeasured = []string{"fork100_ms: create failed", "snapshot_ms_per_gib: create failed", "restore_ms: create failed"}
+		return
+	}
+	defer r.del(ctx, id)
+	fill := api.ExecRequest{Cmd: "sh", Args: []string{"-c", fmt.Sprintf("head -c %dM /dev/urandom > /workspace/fill", snapshotWorkspaceMiB)}}
+	if err := r.run(ctx, id, fill); err != nil {
+		r.errs.add(err)
+	}
+	t0 := time.Now()
+	snap, err := r.c.SnapshotSandbox(ctx, id)
+	if err != nil {
+		r.errs.add(err)
+		res.Unmeasured = append(res.Unmeasured, "snapshot_ms_per_gib: "+err.Error(), "restore_ms: no snapshot")
+	} else {
+		d := msOf(time.Since(t0))
+		perGiB := d * float64(1<<30) / float64(max(snap.Bytes, 1))
+		res.SnapshotMsPerGiB, res.SnapshotMemory, res.SnapshotNote = &perGiB, snap.Memory, snap.Note
+		t0 = time.Now()
+		sb, err := r.c.RestoreSnapshot(ctx, snap.ID)
+		if err != nil {
+			r.errs.add(err)
+			res.Unmeasured = append(res.Unmeasured, "restore_ms: "+err.Error())
+		} else {
+			rm := msOf(time.Since(t0))
+			res.RestoreMs = &rm
+			r.del(ctx, sb.ID)
+		}
+		if err := r.c.DeleteSnapshot(context.WithoutCancel(ctx), snap.ID); err != nil {
+			r.errs.add(err)
+		}
+	}
+	n := min(r.Burst, 100)
+	t0 = time.Now()
+	forks, err := r.c.ForkSandbox(ctx, id, n)
+	d := msOf(time.Since(t0))
+	for _, f := range forks {
+		r.del(ctx, f.ID)
+	}
+	if err != nil || len(forks) != n {
+		res.Unmeasured = append(res.Unmeasured, fmt.Sprintf("fork100_ms: %d of %d forks: %v", len(forks), n, err))
+		return
+	}
+	res.Fork100Ms, res.ForkN = &d, n
+}
+
+// msOf is d in milliseconds, to the microsecond.
+func msOf(d time.Duration) float64 { return ms(float64(d.Microseconds())) }
