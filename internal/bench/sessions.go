@@ -47,6 +47,10 @@ type SessionsOptions struct {
 	// Workerd is the workerd binary to compare against; "" looks for the
 	// pinned npm install in the repository, then PATH.
 	Workerd string
+	// Hibernated measures only what many hibernated sessions cost (the
+	// million-session run): every session is created and hibernated at
+	// once, and the live, warm and throughput phases are left out.
+	Hibernated bool
 }
 
 // SessionsResult is the result of Sessions (`agentcloud bench sessions`).
@@ -81,6 +85,9 @@ type SessionsResult struct {
 	RSSBytes             int64   `json:"rss_bytes"`
 	LoadAverage          string  `json:"load_average"`
 	RunSeconds           float64 `json:"run_seconds"`
+	// Added for the million-session run (--hibernated).
+	HibernatedOnly bool    `json:"hibernated_only"`
+	CreateSeconds  float64 `json:"create_seconds"`
 }
 
 // sessionsRun is one run of Sessions.
@@ -106,7 +113,7 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	}
 	defer n.stop()
 	t0 := time.Now()
-	res := &SessionsResult{Concurrency: opts.Concurrency, InProcess: n.inProcess, LoadAverage: loadAverage()}
+	res := &SessionsResult{Concurrency: opts.Concurrency, InProcess: n.inProcess, LoadAverage: loadAverage(), HibernatedOnly: opts.Hibernated}
 	r := &sessionsRun{SessionsOptions: opts, c: n.c, ids: make([]string, opts.Sessions)}
 	if err := deploy(ctx, n.c, `{"name":"bench","entry":"agent.js","limits":{"idle_seconds":86400}}`, sessionsAgent); err != nil {
 		return nil, err
@@ -117,19 +124,15 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	runtime.GC()
 	rss0, heap0, disk0 := rssBytes(), heapBytes(), dirBytes(n.dir)
 	liveN := min(opts.Sessions, 200)
-	r.create(ctx, res, liveN, rss0)
-	r.warm(ctx, res, liveN)
-	res.WarmRequestC1P50Us, res.WarmRequestC1P99Us = r.warmOne(ctx, liveN)
-	if err := r.throughput(ctx, res, n); err != nil {
-		return nil, err
+	if opts.Hibernated {
+		liveN = 0
 	}
-
-	// Hibernate the live ones too; measure what a hibernated session costs.
-	parallel(opts.Concurrency, liveN, func(i int) {
-		if _, err := r.c.Hibernate(ctx, "bench", r.ids[i]); err != nil {
-			r.errs.Add(1)
+	r.create(ctx, res, liveN, rss0)
+	if !opts.Hibernated {
+		if err := r.live(ctx, res, n, liveN); err != nil {
+			return nil, err
 		}
-	})
+	}
 	if res.InProcess {
 		// Hibernated sessions live in the store; what stays in RAM is Go
 		// heap (indexes, caches), measured after a full GC.
@@ -152,6 +155,22 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	res.Errors = r.errs.Load()
 	res.RunSeconds = time.Since(t0).Seconds()
 	return res, nil
+}
+
+// live measures warm requests and throughput, then hibernates the liveN
+// sessions kept live.
+func (r *sessionsRun) live(ctx context.Context, res *SessionsResult, n *node, liveN int) error {
+	r.warm(ctx, res, liveN)
+	res.WarmRequestC1P50Us, res.WarmRequestC1P99Us = r.warmOne(ctx, liveN)
+	if err := r.throughput(ctx, res, n); err != nil {
+		return err
+	}
+	parallel(r.Concurrency, liveN, func(i int) {
+		if _, err := r.c.Hibernate(ctx, "bench", r.ids[i]); err != nil {
+			r.errs.Add(1)
+		}
+	})
+	return nil
 }
 
 // deploy deploys a one-file JS agent.
@@ -195,7 +214,7 @@ func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int
 	parallel(r.Concurrency, liveN, func(i int) { r.do(ctx, r.ids[i], "POST") })
 	created := time.Since(t0)
 	debug.FreeOSMemory()
-	if res.InProcess {
+	if res.InProcess && liveN > 0 {
 		res.LiveSessionRSSKiB = float64(rssBytes()-rss0) / float64(liveN) / 1024
 	}
 	t0 = time.Now()
@@ -209,6 +228,7 @@ func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int
 	created += time.Since(t0)
 	res.SessionsCreated = r.Sessions - int(r.errs.Load())
 	res.CreateRatePerSec = float64(r.Sessions) / created.Seconds()
+	res.CreateSeconds = created.Seconds()
 }
 
 // warmOne is warm at concurrency 1 (the table's warm request): p50, p99.
