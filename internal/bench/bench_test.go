@@ -52,7 +52,7 @@ func TestSessionsHibernatedRuns(t *testing.T) {
 	}
 	if res.Errors != 0 || res.SessionsCreated != 4 || !res.HibernatedOnly || res.CreateSeconds <= 0 || res.CreateRatePerSec <= 0 ||
 		res.ActivateHibernatedP50Us <= 0 || res.SessionsOnDisk != 4 || res.DaemonStartMs <= 0 || res.ActivateAfterStartMs <= 0 ||
-		res.HibernatedSessionDiskBytes <= 0 {
+		res.HibernatedSessionDiskBytes <= 0 || res.CreateCPUMs <= 0 {
 		t.Fatalf("%+v", res)
 	}
 	if res.HelloRPS != 0 || res.WarmRequestP50Us != 0 || res.LiveSessionRSSKiB != 0 {

@@ -32,6 +32,7 @@ func BenchmarkSessions(b *testing.B) {
 			b.Fatalf("%d errors", res.Errors)
 		}
 		b.ReportMetric(res.CreateRatePerSec, "creates/s")
+		b.ReportMetric(res.CreateCPUMs, "create-cpu-ms")
 		b.ReportMetric(res.WarmRequestP50Us, "warm-p50-µs")
 		b.ReportMetric(res.RequestsPerSec, "req/s")
 		b.ReportMetric(res.ActivateHibernatedP50Us, "activate-p50-µs")
