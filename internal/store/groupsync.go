@@ -33,6 +33,7 @@ type groupSync struct {
 	asked   uint64              // tickets handed out
 	done    uint64              // every ticket <= done is durable
 	running bool                // a waiter is syncing now
+	rounds  uint64              // rounds run
 	err     error               // a failed fsync: sticky, every later wait fails
 
 	// Only the syncing waiter touches these (running is its lock).
@@ -74,6 +75,7 @@ func (g *groupSync) wait(stream string) error {
 		err := g.syncStreams(set)
 		g.mu.Lock()
 		g.running = false
+		g.rounds++
 		if err != nil && g.err == nil {
 			g.err = fmt.Errorf("store: group commit fsync: %w", err)
 		}

@@ -344,6 +344,17 @@ func (s *Store) durable(stream string, err error) error {
 	return s.gs.wait(stream)
 }
 
+// SyncRounds is how many group-commit rounds (one fsync per stream
+// written) have run since Open; 0 without group commit.
+func (s *Store) SyncRounds() uint64 {
+	if s.gs == nil {
+		return 0
+	}
+	s.gs.mu.Lock()
+	defer s.gs.mu.Unlock()
+	return s.gs.rounds
+}
+
 // ListenAddr is the embedded server's client listener, or nil when it has
 // none (the default) or the store is external.
 func (s *Store) ListenAddr() net.Addr {
