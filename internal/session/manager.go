@@ -229,9 +229,7 @@ func (m *Manager) Start(ctx context.Context, b Bindings) error {
 	if err := m.alarms.load(ctx, nil); err != nil {
 		return err
 	}
-	if err := m.met.countStored(ctx, m); err != nil {
-		return err
-	}
+	m.met.countStored(m)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	if err := m.agentCache.watch(watchCtx, m.agents); err != nil {
 		stopWatch()
