@@ -41,6 +41,25 @@ func TestSessionsRuns(t *testing.T) {
 	t.Logf("%+v", res)
 }
 
+// TestSessionsHibernatedRuns: the million-session mode creates and
+// hibernates every session through the real path, then reports the
+// hibernated figures and a restart, with no live phase.
+func TestSessionsHibernatedRuns(t *testing.T) {
+	t.Parallel()
+	res, err := Sessions(context.Background(), SessionsOptions{Sessions: 4, Concurrency: 2, Activations: 2, Duration: time.Millisecond, Hibernated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.SessionsCreated != 4 || !res.HibernatedOnly || res.CreateSeconds <= 0 || res.CreateRatePerSec <= 0 ||
+		res.ActivateHibernatedP50Us <= 0 || res.SessionsOnDisk != 4 || res.DaemonStartMs <= 0 || res.ActivateAfterStartMs <= 0 ||
+		res.HibernatedSessionDiskBytes <= 0 || res.CreateCPUMs <= 0 {
+		t.Fatalf("%+v", res)
+	}
+	if res.HelloRPS != 0 || res.WarmRequestP50Us != 0 || res.LiveSessionRSSKiB != 0 {
+		t.Fatalf("hibernated mode ran a live phase: %+v", res)
+	}
+}
+
 // TestAuthzEgressRuns: the egress half reaches its loopback upstream
 // through a session's fetch() with only the daemon's ordinary settings.
 func TestAuthzEgressRuns(t *testing.T) {

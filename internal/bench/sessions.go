@@ -47,6 +47,10 @@ type SessionsOptions struct {
 	// Workerd is the workerd binary to compare against; "" looks for the
 	// pinned npm install in the repository, then PATH.
 	Workerd string
+	// Hibernated measures only what many hibernated sessions cost (the
+	// million-session run): every session is created and hibernated at
+	// once, and the live, warm and throughput phases are left out.
+	Hibernated bool
 }
 
 // SessionsResult is the result of Sessions (`agentcloud bench sessions`).
@@ -81,6 +85,13 @@ type SessionsResult struct {
 	RSSBytes             int64   `json:"rss_bytes"`
 	LoadAverage          string  `json:"load_average"`
 	RunSeconds           float64 `json:"run_seconds"`
+	// Added for the million-session run (--hibernated).
+	HibernatedOnly bool    `json:"hibernated_only"`
+	CreateSeconds  float64 `json:"create_seconds"`
+	// CreateCPUMs is the CPU time one creation took (in-process runs: the
+	// daemon and the clients together), which load on the machine does
+	// not inflate the way it inflates create_rate_per_sec.
+	CreateCPUMs float64 `json:"create_cpu_ms_per_session"`
 }
 
 // sessionsRun is one run of Sessions.
@@ -106,7 +117,7 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	}
 	defer n.stop()
 	t0 := time.Now()
-	res := &SessionsResult{Concurrency: opts.Concurrency, InProcess: n.inProcess, LoadAverage: loadAverage()}
+	res := &SessionsResult{Concurrency: opts.Concurrency, InProcess: n.inProcess, LoadAverage: loadAverage(), HibernatedOnly: opts.Hibernated}
 	r := &sessionsRun{SessionsOptions: opts, c: n.c, ids: make([]string, opts.Sessions)}
 	if err := deploy(ctx, n.c, `{"name":"bench","entry":"agent.js","limits":{"idle_seconds":86400}}`, sessionsAgent); err != nil {
 		return nil, err
@@ -117,19 +128,15 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	runtime.GC()
 	rss0, heap0, disk0 := rssBytes(), heapBytes(), dirBytes(n.dir)
 	liveN := min(opts.Sessions, 200)
-	r.create(ctx, res, liveN, rss0)
-	r.warm(ctx, res, liveN)
-	res.WarmRequestC1P50Us, res.WarmRequestC1P99Us = r.warmOne(ctx, liveN)
-	if err := r.throughput(ctx, res, n); err != nil {
-		return nil, err
+	if opts.Hibernated {
+		liveN = 0
 	}
-
-	// Hibernate the live ones too; measure what a hibernated session costs.
-	parallel(opts.Concurrency, liveN, func(i int) {
-		if _, err := r.c.Hibernate(ctx, "bench", r.ids[i]); err != nil {
-			r.errs.Add(1)
+	r.create(ctx, res, liveN, rss0)
+	if !opts.Hibernated {
+		if err := r.live(ctx, res, n, liveN); err != nil {
+			return nil, err
 		}
-	})
+	}
 	if res.InProcess {
 		// Hibernated sessions live in the store; what stays in RAM is Go
 		// heap (indexes, caches), measured after a full GC.
@@ -152,6 +159,22 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	res.Errors = r.errs.Load()
 	res.RunSeconds = time.Since(t0).Seconds()
 	return res, nil
+}
+
+// live measures warm requests and throughput, then hibernates the liveN
+// sessions kept live.
+func (r *sessionsRun) live(ctx context.Context, res *SessionsResult, n *node, liveN int) error {
+	r.warm(ctx, res, liveN)
+	res.WarmRequestC1P50Us, res.WarmRequestC1P99Us = r.warmOne(ctx, liveN)
+	if err := r.throughput(ctx, res, n); err != nil {
+		return err
+	}
+	parallel(r.Concurrency, liveN, func(i int) {
+		if _, err := r.c.Hibernate(ctx, "bench", r.ids[i]); err != nil {
+			r.errs.Add(1)
+		}
+	})
+	return nil
 }
 
 // deploy deploys a one-file JS agent.
@@ -191,14 +214,15 @@ func (r *sessionsRun) do(ctx context.Context, id, method string) time.Duration {
 // to measure live RSS; the rest are hibernated right after creation so a
 // large count fits in memory.
 func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int, rss0 int64) {
+	cpu0 := cpuTime()
 	t0 := time.Now()
 	parallel(r.Concurrency, liveN, func(i int) { r.do(ctx, r.ids[i], "POST") })
-	created := time.Since(t0)
+	created, cpu := time.Since(t0), cpuTime()-cpu0
 	debug.FreeOSMemory()
-	if res.InProcess {
+	if res.InProcess && liveN > 0 {
 		res.LiveSessionRSSKiB = float64(rssBytes()-rss0) / float64(liveN) / 1024
 	}
-	t0 = time.Now()
+	t0, cpu0 = time.Now(), cpuTime()
 	parallel(r.Concurrency, r.Sessions-liveN, func(i int) {
 		id := r.ids[liveN+i]
 		r.do(ctx, id, "POST")
@@ -206,9 +230,13 @@ func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int
 			r.errs.Add(1)
 		}
 	})
-	created += time.Since(t0)
+	created, cpu = created+time.Since(t0), cpu+cpuTime()-cpu0
+	if res.InProcess {
+		res.CreateCPUMs = float64(cpu.Microseconds()) / 1000 / float64(r.Sessions)
+	}
 	res.SessionsCreated = r.Sessions - int(r.errs.Load())
 	res.CreateRatePerSec = float64(r.Sessions) / created.Seconds()
+	res.CreateSeconds = created.Seconds()
 }
 
 // warmOne is warm at concurrency 1 (the table's warm request): p50, p99.

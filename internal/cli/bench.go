@@ -79,6 +79,7 @@ func newBenchSessionsCmd(g *globals) *cobra.Command {
 	f.DurationVar(&opts.Duration, "duration", 5*time.Second, "how long to run warm requests")
 	f.IntVar(&opts.LoadConcurrency, "load-concurrency", 32, "connections of the hello-world throughput run beside workerd (wrk -c)")
 	f.StringVar(&opts.Workerd, "workerd", "", "workerd binary to compare with (default: the pinned npm install in the repository, then PATH)")
+	f.BoolVar(&opts.Hibernated, "hibernated", false, "only what hibernated sessions cost: create and hibernate every session, skip the live, warm and throughput phases (the million-session run)")
 	f.BoolVar(&asJSON, "json", false, "print JSON (same as --output json)")
 	return cmd
 }

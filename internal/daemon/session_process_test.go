@@ -63,7 +63,9 @@ func callCounter(c *client.Client, id string) (counterResp, error) {
 // TestSessionSurvivesKill9 keeps a counter in a JS global, hibernates the
 // session, SIGKILLs the daemon, restarts it and sees the counter continue;
 // meanwhile other sessions write state under load, and every write whose
-// response was received is there after the restart.
+// response was received is there after the restart. Other clients create
+// sessions and hibernate them (writes that share fsyncs by group commit):
+// every creation and hibernation acknowledged before the kill is there too.
 func TestSessionSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns daemon processes; skipped in -short")
@@ -95,6 +97,27 @@ func TestSessionSurvivesKill9(t *testing.T) {
 				}
 				mu.Lock()
 				acked[id] = r.Stored
+				mu.Unlock()
+			}
+		})
+	}
+	var created, hibernated []string // acknowledged creations, hibernations
+	for w := range 4 {
+		wg.Go(func() {
+			<-start
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("c%d-%d", w, i)
+				if _, err := callCounter(p.client, id); err != nil {
+					return
+				}
+				mu.Lock()
+				created = append(created, id)
+				mu.Unlock()
+				if _, err := p.client.Hibernate(context.Background(), "counter", id); err != nil {
+					return
+				}
+				mu.Lock()
+				hibernated = append(hibernated, id)
 				mu.Unlock()
 			}
 		})
@@ -131,6 +154,22 @@ func TestSessionSurvivesKill9(t *testing.T) {
 		// that was durable but whose response was lost with the daemon).
 		if r.Stored != n+1 && r.Stored != n+2 {
 			t.Errorf("session %s: acknowledged %d writes, store has %d", id, n, r.Stored-1)
+		}
+	}
+	// Every acknowledged creation kept its state write; a hibernated one
+	// wakes from its snapshot (global 2: the heap came back).
+	isHib := map[string]bool{}
+	for _, id := range hibernated {
+		isHib[id] = true
+	}
+	t.Logf("%d creations, %d hibernations acknowledged before the kill", len(created), len(hibernated))
+	for i, id := range created {
+		if i%max(1, len(created)/40) != 0 && i != len(created)-1 {
+			continue // a spread of them keeps the test short
+		}
+		r, err := callCounter(p2.client, id)
+		if err != nil || r.Stored != 2 || (isHib[id] && r.Global != 2) {
+			t.Errorf("created session %s after kill -9: %+v %v (want stored 2, global 2 if hibernated %v)", id, r, err, isHib[id])
 		}
 	}
 	if out := p.out.String(); strings.Contains(out, "panic") {

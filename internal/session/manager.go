@@ -229,9 +229,7 @@ func (m *Manager) Start(ctx context.Context, b Bindings) error {
 	if err := m.alarms.load(ctx, nil); err != nil {
 		return err
 	}
-	if err := m.met.countStored(ctx, m); err != nil {
-		return err
-	}
+	m.met.countStored(m)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	if err := m.agentCache.watch(watchCtx, m.agents); err != nil {
 		stopWatch()
@@ -267,18 +265,51 @@ func (m *Manager) Close(ctx context.Context) error {
 		live = append(live, s)
 	}
 	m.mu.Unlock()
-	var errs []error
-	for _, s := range live {
-		s.mu.Lock() // waits for a request or background trim in flight
-		if !s.gone {
-			if err := m.hibernate(ctx, s, leaveShutdown); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		s.mu.Unlock()
-	}
+	// Lock waits for a request or background trim in flight.
+	errs := m.hibernateAll(ctx, live, func(s *session) bool { s.mu.Lock(); return true },
+		func(*session) string { return leaveShutdown })
 	m.closeErr = errors.Join(errs...)
 	return m.closeErr
+}
+
+// hibernateWorkers is how many sessions a sweep or a shutdown hibernates at
+// once: their snapshots use every core and their store writes share fsyncs
+// (the store's group commit), where one at a time each waited for its own.
+const hibernateWorkers = 8
+
+// hibernateAll hibernates ss, hibernateWorkers at a time. lock takes a
+// session's lock (false: leave it be, unlocked); reason is why, for the
+// metrics. It returns the errors.
+func (m *Manager) hibernateAll(ctx context.Context, ss []*session, lock func(*session) bool, reason func(*session) string) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		next = make(chan *session)
+		wg   sync.WaitGroup
+	)
+	for range min(hibernateWorkers, len(ss)) {
+		wg.Go(func() {
+			for s := range next {
+				if !lock(s) {
+					continue
+				}
+				if !s.gone {
+					if err := m.hibernate(ctx, s, reason(s)); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+				}
+				s.mu.Unlock()
+			}
+		})
+	}
+	for _, s := range ss {
+		next <- s
+	}
+	close(next)
+	wg.Wait()
+	return errs
 }
 
 // lookup returns the live-map entry for a session, creating an empty one.
@@ -433,20 +464,24 @@ func (m *Manager) sweep(ctx context.Context) {
 			s.mu.Unlock()
 		}
 	}
-	for _, s := range victims {
+	// TryLock: a busy session is not idle after all.
+	errs := m.hibernateAll(ctx, victims, func(s *session) bool {
 		if !s.mu.TryLock() {
-			continue // busy: not idle after all
+			return false
 		}
-		if !s.gone && s.iso != nil {
-			reason := leaveIdle
-			if evicted[s] {
-				reason = leaveMemory
-			}
-			if err := m.hibernate(ctx, s, reason); err != nil {
-				m.log.Warn("hibernate", "agent", s.key.agent, "session", s.key.id, "err", err)
-			}
+		if s.iso == nil {
+			s.mu.Unlock()
+			return false
 		}
-		s.mu.Unlock()
+		return true
+	}, func(s *session) string {
+		if evicted[s] {
+			return leaveMemory
+		}
+		return leaveIdle
+	})
+	for _, err := range errs {
+		m.log.Warn("hibernate", "err", err)
 	}
 }
 

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -33,7 +32,7 @@ type metrics struct {
 	stateBytes    prometheus.Counter
 	snapshotBytes prometheus.Histogram
 	// stored counts session records (the sessions bucket): counted once
-	// at Start, then moved by create and delete (countStored).
+	// after Start, then moved by create and delete (countStored).
 	stored atomic.Int64
 }
 
@@ -122,26 +121,36 @@ func (mt *metrics) stateWritten(n int) {
 	}
 }
 
-// storedCountTimeout bounds the keys-only listing of the sessions bucket
-// at Start (countStored).
-const storedCountTimeout = 10 * time.Second
-
-// countStored counts the session records once, at Start, by one keys-only
-// listing bounded by storedCountTimeout; afterwards storedChanged keeps
-// the count, so a scrape never scans the store. Without metrics it does
+// countStored counts the session records once, by one keys-only listing
+// in the background: with a million sessions on disk the listing takes
+// longer than a start may, so Start does not wait for it (the gauge counts
+// up while it runs). Afterwards storedChanged keeps the count, so a scrape
+// never scans the store. A session created or deleted while the listing
+// runs may be counted twice or not at all. Without metrics it does
 // nothing.
-func (mt *metrics) countStored(ctx context.Context, m *Manager) error {
+func (mt *metrics) countStored(m *Manager) {
 	if mt == nil {
-		return nil
+		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, storedCountTimeout)
-	defer cancel()
-	keys, err := m.meta.Keys(ctx, "")
-	if err != nil {
-		return fmt.Errorf("session metrics: count session records: %w", err)
-	}
-	mt.stored.Store(int64(len(keys)))
-	return nil
+	ctx, cancel := context.WithCancel(context.Background())
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer cancel()
+		go func() {
+			select {
+			case <-m.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		keys, err := m.meta.Keys(ctx, "")
+		if err != nil {
+			m.log.Warn("session metrics: count session records", "err", err)
+			return
+		}
+		mt.stored.Add(int64(len(keys)))
+	}()
 }
 
 // storedChanged moves the count of session records by n (+1 on create,

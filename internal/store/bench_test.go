@@ -9,18 +9,26 @@ import (
 	"time"
 )
 
-// BenchmarkKVPut measures acknowledged KV writes: "durable" fsyncs each write
-// before the ack (the daemon's setting), "nosync" is the JetStream default.
+// BenchmarkKVPut measures acknowledged KV writes: "group" fsyncs before the
+// ack with writes that arrive together sharing one fsync (group commit, the
+// daemon's setting), "durable" has JetStream fsync each write before the
+// ack (the setting before group commit), "nosync" is the JetStream default.
 // Run: go test -run '^$' -bench KVPut ./internal/store
 func BenchmarkKVPut(b *testing.B) {
 	for _, mode := range []struct {
-		name   string
-		noSync bool
-	}{{"durable", false}, {"nosync", true}} {
+		name string
+		opts Options
+	}{{"group", Options{}}, {"durable", Options{SyncEachWrite: true}}, {"nosync", Options{NoSync: true}}} {
 		for _, par := range []int{1, 16} {
 			b.Run(fmt.Sprintf("%s/clients=%d", mode.name, par), func(b *testing.B) {
 				ctx := context.Background()
-				s := openTest(b, mode.noSync)
+				o := mode.opts
+				o.Dir = b.TempDir()
+				s, err := Open(ctx, o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
 				kv, err := s.KV(ctx, "bench", KVOptions{})
 				if err != nil {
 					b.Fatal(err)

@@ -25,7 +25,7 @@ func (s *Store) Blobs(ctx context.Context, bucket string) (Blobs, error) {
 		Storage:  jetstream.FileStorage,
 		Replicas: s.opts.Replicas,
 	}
-	b := &natsBlobs{met: s.met}
+	b := &natsBlobs{s: s, stream: "OBJ_" + bucket, met: s.met}
 	b.b = binding[jetstream.ObjectStore]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.ObjectStore, error) {
 		if s.opts.Replicas <= 1 {
 			return js.CreateOrUpdateObjectStore(ctx, cfg)
@@ -39,8 +39,10 @@ func (s *Store) Blobs(ctx context.Context, bucket string) (Blobs, error) {
 }
 
 type natsBlobs struct {
-	b   binding[jetstream.ObjectStore]
-	met *metrics
+	s      *Store
+	stream string
+	b      binding[jetstream.ObjectStore]
+	met    *metrics
 }
 
 func (b *natsBlobs) handle(ctx context.Context, op, name string) (jetstream.ObjectStore, error) {
@@ -61,6 +63,7 @@ func (b *natsBlobs) Put(ctx context.Context, name string, data []byte) error {
 	}
 	t0 := time.Now()
 	_, err = os.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data))
+	err = b.s.durable(b.stream, err)
 	b.met.wrote("blob_put", t0, err)
 	if err != nil {
 		return fmt.Errorf("put blob %s: %w", short(name), mapConnErr(err))
@@ -89,6 +92,9 @@ func (b *natsBlobs) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	err = os.Delete(ctx, name)
+	if err == nil {
+		err = b.s.durable(b.stream, nil)
+	}
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete blob %s: %w", short(name), mapConnErr(err))
 	}

@@ -59,6 +59,9 @@ func (k *natsKV) publishFenced(ctx context.Context, op, key string, value []byte
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(f.Revision))
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, k.kvSubject(f.Key))
 	ack, err := k.s.cur.Load().js.PublishMsg(ctx, msg)
+	if err == nil {
+		err = k.s.durable(k.stream, nil)
+	}
 	switch {
 	case err == nil:
 		return ack.Sequence, nil

@@ -156,6 +156,7 @@ func (k *natsKV) Put(ctx context.Context, key string, value []byte) (uint64, err
 	}
 	t0 := time.Now()
 	rev, err := kv.Put(ctx, key, value)
+	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("put", t0, err)
 	return rev, mapKVErr("put", key, tooLarge("value", len(value), err))
 }
@@ -167,6 +168,7 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 	}
 	t0 := time.Now()
 	rev, err := kv.Create(ctx, key, value)
+	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("create", t0, err)
 	return rev, mapKVErr("create", key, tooLarge("value", len(value), err))
 }
@@ -178,6 +180,7 @@ func (k *natsKV) Update(ctx context.Context, key string, value []byte, rev uint6
 	}
 	t0 := time.Now()
 	n, err := kv.Update(ctx, key, value, rev)
+	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("update", t0, err)
 	return n, mapKVErr("update", key, tooLarge("value", len(value), err))
 }
@@ -188,7 +191,7 @@ func (k *natsKV) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	t0 := time.Now()
-	err = kv.Delete(ctx, key)
+	err = k.s.durable(k.stream, kv.Delete(ctx, key))
 	k.s.met.wrote("delete", t0, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil

@@ -73,7 +73,7 @@ func (s *Store) Log(ctx context.Context, name string, o LogOptions) (Log, error)
 		DenyDelete:  true,
 		DenyPurge:   true,
 	}
-	l := &natsLog{s: s}
+	l := &natsLog{s: s, stream: name}
 	l.b = binding[jetstream.Stream]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 		return js.CreateOrUpdateStream(ctx, cfg)
 	}}
@@ -84,8 +84,9 @@ func (s *Store) Log(ctx context.Context, name string, o LogOptions) (Log, error)
 }
 
 type natsLog struct {
-	s *Store
-	b binding[jetstream.Stream]
+	s      *Store
+	stream string
+	b      binding[jetstream.Stream]
 }
 
 func (l *natsLog) Append(ctx context.Context, subject string, data []byte) (uint64, error) {
@@ -97,6 +98,7 @@ func (l *natsLog) Append(ctx context.Context, subject string, data []byte) (uint
 	}
 	t0 := time.Now()
 	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data)
+	err = l.s.durable(l.stream, err)
 	l.s.met.wrote("append", t0, err)
 	if err != nil {
 		return 0, fmt.Errorf("append %s: %w", short(subject), mapConnErr(tooLarge("record", len(data), err)))
@@ -113,6 +115,7 @@ func (l *natsLog) AppendExpect(ctx context.Context, subject string, data []byte,
 	}
 	t0 := time.Now()
 	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data, jetstream.WithExpectLastSequence(lastSeq))
+	err = l.s.durable(l.stream, err)
 	l.s.met.wrote("append", t0, err)
 	if isWrongLastSeq(err) {
 		return 0, fmt.Errorf("append %s after sequence %d: %w", short(subject), lastSeq, ErrConflict)

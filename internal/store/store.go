@@ -4,10 +4,12 @@
 // cluster, and hands the rest of the daemon small interfaces: key-value
 // buckets (KV), append-only logs (Log) and blobs (Blobs).
 //
-// Durability: in embedded mode JetStream fsyncs every write before it
-// acknowledges it (SyncAlways), so a write acknowledged to a client survives
-// kill -9 of the daemon. See docs/RATIONALE.md for why per-write sync rather
-// than an interval.
+// Durability: in embedded mode every write is fsynced before it is
+// acknowledged to the caller, so a write acknowledged to a client survives
+// kill -9 of the daemon (and a power cut). A single node with no listener
+// does it by group commit (groupsync.go): writes that arrive together share
+// one fsync. Otherwise JetStream fsyncs each write itself (SyncAlways). See
+// docs/RATIONALE.md for why per-write sync rather than an interval.
 package store
 
 import (
@@ -61,6 +63,10 @@ type Options struct {
 	URL string
 	// NoSync turns off fsync per write (tests and benchmarks only).
 	NoSync bool
+	// SyncEachWrite makes JetStream fsync each write itself (SyncAlways)
+	// where the store would use group commit: the behaviour before group
+	// commit, kept so benchmarks can compare the two.
+	SyncEachWrite bool
 	// Replicas for buckets and streams (cluster mode); 0 means 1.
 	Replicas int
 	// Cluster makes the embedded server a member of a NATS cluster.
@@ -86,7 +92,8 @@ type Store struct {
 	changed chan struct{} // closed (and replaced) when cur changes
 	closing bool
 	redials atomic.Uint64
-	met     *metrics // nil: no metrics
+	met     *metrics   // nil: no metrics
+	gs      *groupSync // nil: no group commit (groupsync.go)
 }
 
 // conn is one generation of the client connection.
@@ -279,6 +286,10 @@ func (s *Store) startEmbedded() error {
 		SyncAlways:         !s.opts.NoSync,
 		JetStreamMaxMemory: 256 << 20,
 	}
+	if s.groupCommit() {
+		sopts.SyncAlways = false
+		s.gs = newGroupSync(dir)
+	}
 	if s.opts.Listen != "" {
 		host, port, err := net.SplitHostPort(s.opts.Listen)
 		if err != nil {
@@ -317,6 +328,33 @@ func (s *Store) startEmbedded() error {
 	return nil
 }
 
+// groupCommit reports whether writes are made durable by group commit: an
+// embedded single node with no listener, so every writer is this process
+// and waits in durable. Cluster members and listeners keep SyncAlways.
+func (s *Store) groupCommit() bool {
+	return s.opts.URL == "" && !s.opts.NoSync && !s.opts.SyncEachWrite && s.opts.Listen == "" && s.opts.Cluster == nil
+}
+
+// durable returns err, or once a write the server acknowledged without
+// error is on disk, the group commit's error (nil without group commit).
+func (s *Store) durable(stream string, err error) error {
+	if err != nil || s.gs == nil {
+		return err
+	}
+	return s.gs.wait(stream)
+}
+
+// SyncRounds is how many group-commit rounds (one fsync per stream
+// written) have run since Open; 0 without group commit.
+func (s *Store) SyncRounds() uint64 {
+	if s.gs == nil {
+		return 0
+	}
+	s.gs.mu.Lock()
+	defer s.gs.mu.Unlock()
+	return s.gs.rounds
+}
+
 // ListenAddr is the embedded server's client listener, or nil when it has
 // none (the default) or the store is external.
 func (s *Store) ListenAddr() net.Addr {
@@ -341,6 +379,8 @@ func (s *Store) SyncMode() string {
 		return "server-defined"
 	case s.opts.NoSync:
 		return "interval"
+	case s.gs != nil:
+		return "group"
 	default:
 		return "always"
 	}
@@ -407,6 +447,9 @@ func (s *Store) shutdownServer() {
 	if s.ns != nil {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
+	}
+	if s.gs != nil {
+		s.gs.close()
 	}
 }
 

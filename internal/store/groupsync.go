@@ -1,0 +1,246 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Group commit (docs/RATIONALE.md, "Group commit"). A single embedded
+// server with no listener runs JetStream without SyncAlways: a stream of
+// one replica then writes each message into its block file (the kernel's
+// page cache) before it acknowledges it, which survives kill -9 of the
+// daemon but not a power cut. Every write through this package then waits
+// in groupSync.wait until the block files of its stream are fsynced. Writes
+// that arrive together share one fsync per stream: the first waiter syncs
+// for all that registered before it started, the others wait for it. So a
+// write is still durable before its caller sees it succeed, and one
+// connection no longer serialises every write behind its own fsync.
+
+// groupSync fsyncs the message block files of the streams written since
+// the last round.
+type groupSync struct {
+	root string // the server's JetStream directory (its accounts are below)
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending map[string]struct{} // streams written since the last round began
+	asked   uint64              // tickets handed out
+	done    uint64              // every ticket <= done is durable
+	running bool                // a waiter is syncing now
+	rounds  uint64              // rounds run
+	err     error               // a failed fsync: sticky, every later wait fails
+
+	// Only the syncing waiter touches these (running is its lock).
+	streams map[string]*streamFiles
+	synced  func(path string) // test hook: each file fsynced
+}
+
+// streamFiles is what groupSync knows of one stream's message blocks.
+type streamFiles struct {
+	dir  string   // .../streams/NAME/msgs
+	last int      // index of the newest block seen
+	f    *os.File // that block, open
+}
+
+func newGroupSync(jsDir string) *groupSync {
+	g := &groupSync{root: filepath.Join(jsDir, "jetstream"), pending: map[string]struct{}{}, streams: map[string]*streamFiles{}}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+// wait returns once everything written to stream before the call is on
+// disk. It is called after the server acknowledged the write.
+func (g *groupSync) wait(stream string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pending[stream] = struct{}{}
+	g.asked++
+	ticket := g.asked
+	for g.done < ticket && g.err == nil {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		// Lead a round for everyone registered so far.
+		g.running = true
+		target, set := g.asked, g.pending
+		g.pending = map[string]struct{}{}
+		g.mu.Unlock()
+		err := g.syncStreams(set)
+		g.mu.Lock()
+		g.running = false
+		g.rounds++
+		if err != nil && g.err == nil {
+			g.err = fmt.Errorf("store: group commit fsync: %w", err)
+		}
+		g.done = target
+		g.cond.Broadcast()
+	}
+	return g.err
+}
+
+// close releases the open block files.
+func (g *groupSync) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.running {
+		g.cond.Wait()
+	}
+	for _, sf := range g.streams {
+		if sf.f != nil {
+			_ = sf.f.Close()
+		}
+	}
+	g.streams = map[string]*streamFiles{}
+}
+
+func (g *groupSync) syncStreams(set map[string]struct{}) error {
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, n := range names {
+		if err := g.syncStream(n); err != nil {
+			errs = append(errs, fmt.Errorf("stream %s: %w", n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncStream fsyncs every block of stream that may hold an unsynced write:
+// the newest block seen last round and any newer one (the server only
+// appends to its newest block), and the directory when a block was added.
+func (g *groupSync) syncStream(stream string) error {
+	sf := g.streams[stream]
+	if sf == nil || !sf.current() {
+		if sf != nil && sf.f != nil {
+			_ = sf.f.Close()
+		}
+		var err error
+		if sf, err = g.scan(stream); err != nil {
+			return err
+		}
+		g.streams[stream] = sf
+		if err := g.syncDir(sf.dir); err != nil {
+			return err
+		}
+	}
+	added := false
+	for {
+		next := filepath.Join(sf.dir, strconv.Itoa(sf.last+1)+".blk")
+		f, err := os.Open(next)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := g.syncFile(sf.f); err != nil {
+			_ = f.Close()
+			return err
+		}
+		_ = sf.f.Close()
+		sf.f, sf.last, added = f, sf.last+1, true
+	}
+	if err := g.syncFile(sf.f); err != nil {
+		return err
+	}
+	if added {
+		return g.syncDir(sf.dir)
+	}
+	return nil
+}
+
+// current reports whether the open block is still the file at its path
+// (the stream was not deleted and created again, the block not removed).
+func (sf *streamFiles) current() bool {
+	if sf.f == nil {
+		return false
+	}
+	a, err := sf.f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(filepath.Join(sf.dir, strconv.Itoa(sf.last)+".blk"))
+	return err == nil && os.SameFile(a, b)
+}
+
+// scan finds stream's block directory and fsyncs every block in it (the
+// first round for a stream, or after its newest block went away: which of
+// them took writes is not known), keeping the newest open.
+func (g *groupSync) scan(stream string) (*streamFiles, error) {
+	dirs, err := filepath.Glob(filepath.Join(g.root, "*", "streams", stream, "msgs"))
+	if err != nil {
+		return nil, err
+	}
+	if len(dirs) != 1 {
+		return nil, fmt.Errorf("%d block directories under %s (want 1)", len(dirs), g.root)
+	}
+	ents, err := os.ReadDir(dirs[0])
+	if err != nil {
+		return nil, err
+	}
+	sf := &streamFiles{dir: dirs[0]}
+	for _, e := range ents {
+		idx, ok := strings.CutSuffix(e.Name(), ".blk")
+		n, err := strconv.Atoi(idx)
+		if !ok || err != nil {
+			continue
+		}
+		f, err := os.Open(filepath.Join(sf.dir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile (emptied)
+		}
+		if err == nil {
+			err = g.syncFile(f)
+		}
+		if err != nil {
+			if f != nil {
+				_ = f.Close()
+			}
+			if sf.f != nil {
+				_ = sf.f.Close()
+			}
+			return nil, err
+		}
+		if n > sf.last {
+			if sf.f != nil {
+				_ = sf.f.Close()
+			}
+			sf.f, sf.last = f, n
+		} else {
+			_ = f.Close()
+		}
+	}
+	if sf.f == nil {
+		return nil, fmt.Errorf("no block file in %s", dirs[0])
+	}
+	return sf, nil
+}
+
+func (g *groupSync) syncFile(f *os.File) error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if g.synced != nil {
+		g.synced(f.Name())
+	}
+	return nil
+}
+
+func (g *groupSync) syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return g.syncFile(d)
+}
