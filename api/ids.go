@@ -36,6 +36,8 @@ const (
 	IDRun IDKind = "run"
 	// IDTemplate is a sandbox image template's name.
 	IDTemplate IDKind = "template"
+	// IDVolume is a named sandbox volume's name (unique per owner).
+	IDVolume IDKind = "volume"
 )
 
 // IDRule is the documented limit of one identifier kind.
@@ -94,6 +96,7 @@ var IDRules = map[IDKind]IDRule{
 	IDLedgerHash:  {IDLedgerHash, 64, "0-9 a-f", lowerHex, false},
 	IDRun:         {IDRun, 64, "a-z 0-9 _ -", runChar, false},
 	IDTemplate:    {IDTemplate, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
+	IDVolume:      {IDVolume, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
 }
 
 // CheckID checks value against the rule of kind and returns nil or a

@@ -30,6 +30,7 @@ var pathParams = map[string]api.IDKind{
 	"hash":     api.IDLedgerHash,
 	"run":      api.IDRun,
 	"template": api.IDTemplate,
+	"volume":   api.IDVolume,
 }
 
 // Wildcards that are not identifiers: a process id, and the rest of a

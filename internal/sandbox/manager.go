@@ -96,6 +96,8 @@ type Info struct {
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
 	Limits Limits `json:"limits"`
+	// Volumes are the named volumes mounted into the sandbox.
+	Volumes []VolumeMount `json:"volumes,omitempty"`
 }
 
 type entry struct {
@@ -315,6 +317,9 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string)
 	if id == "" {
 		id = m.NewID()
 	}
+	if err := m.checkVolumes(spec); err != nil {
+		return nil, fmt.Errorf("create sandbox: %w", err)
+	}
 	if err := m.admit(id, &spec); err != nil {
 		return nil, err
 	}
@@ -495,7 +500,7 @@ func (m *Manager) Info(id string) (Info, error) {
 func (e *entry) info(now time.Time) Info {
 	s := e.spec
 	info := Info{ID: e.id, Tier: s.Tier, Template: s.Template, Created: e.created, Deadline: e.deadline, Labels: s.Labels,
-		State: e.state, Reason: e.reason, Limits: s.Limits}
+		State: e.state, Reason: e.reason, Limits: s.Limits, Volumes: s.Volumes}
 	if e.state != StateRunning {
 		info.Deadline = now.Add(e.remaining)
 	}

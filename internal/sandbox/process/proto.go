@@ -91,6 +91,9 @@ type activateConfig struct {
 	// HostWorkspace: the message carries an open host directory to
 	// bind-mount on /workspace instead of a tmpfs.
 	HostWorkspace bool `json:"host_workspace,omitempty"`
+	// Volumes: the message carries one mount per volume after the
+	// workspace (volumes.go).
+	Volumes []volumeMount `json:"volumes,omitempty"`
 }
 
 // errFromReply turns a reply's error fields back into an error; Errno keeps

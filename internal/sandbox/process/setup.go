@@ -35,7 +35,7 @@ func setupRoot(cfg *setupConfig, files []*os.File) error {
 		}
 	}
 	in := func(p string) string { return filepath.Join(root, p) }
-	for _, d := range []string{"proc", "dev", "workspace", "tmp"} {
+	for _, d := range []string{"proc", "dev", "workspace", "tmp", "mnt"} { // mnt: volumes.go
 		if err := os.Mkdir(in(d), 0o755); err != nil && (cfg.Layers == 0 || !os.IsExist(err)) {
 			return err
 		}
@@ -241,6 +241,7 @@ func mountWritable(cfg *activateConfig, files []*os.File) error {
 			return fmt.Errorf("remount %s: %w", sandbox.WorkspaceDir, err)
 		}
 		dirs = dirs[1:]
+		files = files[1:]
 	}
 	for _, m := range dirs {
 		opts := fmt.Sprintf("size=%dm,mode=%s,uid=%d,gid=%d", size, m.mode, sandbox.SandboxUID, sandbox.SandboxGID)
@@ -248,7 +249,7 @@ func mountWritable(cfg *activateConfig, files []*os.File) error {
 			return fmt.Errorf("mount %s: %w", m.dir, err)
 		}
 	}
-	return nil
+	return mountVolumes(cfg.Volumes, files)
 }
 
 func setRlimits(cfg *activateConfig) error {
