@@ -83,7 +83,7 @@ type initState struct {
 	mu      sync.Mutex     // guards waiters
 	waiters map[int]uint64 // pid -> request id of spawns with Notify
 
-	imageRoot bool // the root is a writable overlay (an image template)
+	imageRoot bool     // the root is a writable overlay (an image template)
 	volumes   []string // writable volume paths (landlock)
 }
 
