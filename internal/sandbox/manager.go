@@ -370,7 +370,12 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string)
 func (m *Manager) activate(ctx context.Context, t Tier, id string, spec Spec) (Sandbox, error) {
 	t0 := time.Now()
 	var pr Prepared
-	if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
+	if vp, ok := t.(VolumePreparer); ok && len(spec.Volumes) > 0 { // volumes.go: no pool
+		var err error
+		if pr, err = vp.PrepareWithVolumes(ctx, spec.Template, spec.Volumes); err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+		}
+	} else if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
 		select {
 		case pr = <-p.ready:
 		default:

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -85,7 +86,18 @@ type VolumeMounter interface {
 	MountsVolumes() bool
 }
 
+// VolumePreparer is implemented by tiers that mount volumes only when a
+// sandbox is prepared (the gVisor tier: its mounts are fixed when the
+// container starts). A spec with volumes on such a tier skips the warm
+// pool.
+type VolumePreparer interface {
+	PrepareWithVolumes(ctx context.Context, template string, vols []VolumeMount) (Prepared, error)
+}
+
 func (m *Manager) mountsVolumes(tier string) bool {
+	if _, ok := m.tiers[tier].(VolumePreparer); ok {
+		return true
+	}
 	vm, ok := m.tiers[tier].(VolumeMounter)
 	return ok && vm.MountsVolumes()
 }

@@ -257,6 +257,11 @@ func randomID() string {
 
 // Prepare creates a bundle and starts the container with default limits.
 func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, error) {
+	return t.prepare(ctx, template, nil)
+}
+
+// prepare is Prepare, with vols bind-mounted into the container (volumes.go).
+func (t *Tier) prepare(ctx context.Context, template string, vols []sandbox.VolumeMount) (sandbox.Prepared, error) {
 	if template == "" {
 		template = sandbox.TemplateHost
 	}
@@ -291,6 +296,7 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 			return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 		}
 	}
+	spec.Mounts = append(spec.Mounts, volumeMounts(vols)...)
 	c.noRelay = !c.hasProgram(forwarderPython) // an image without python3 has no egress relay
 	if t.egress && !c.noRelay {
 		spec.Process.Args = []string{forwarderPython, "-I", "-S", "-c", forwarderPy}
