@@ -39,6 +39,8 @@ const (
 	// IDSnapshot is a sandbox snapshot id ("snap-" and 20 lowercase hex
 	// digits; internal/sandbox/snapshot makes them).
 	IDSnapshot IDKind = "snapshot"
+	// IDVolume is a named sandbox volume's name (unique per owner).
+	IDVolume IDKind = "volume"
 )
 
 // IDRule is the documented limit of one identifier kind.
@@ -98,6 +100,7 @@ var IDRules = map[IDKind]IDRule{
 	IDRun:         {IDRun, 64, "a-z 0-9 _ -", runChar, false},
 	IDTemplate:    {IDTemplate, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
 	IDSnapshot:    {IDSnapshot, 64, "a-z 0-9 _ -", runChar, false},
+	IDVolume:      {IDVolume, 63, "a-z first, then a-z 0-9 -", lowerDigitDash, false},
 }
 
 // CheckID checks value against the rule of kind and returns nil or a

@@ -63,6 +63,16 @@ type CreateSandboxRequest struct {
 	// into requests from this sandbox ({{secret:NAME}} in a header), for
 	// the hosts each secret allows. Their values never enter the sandbox.
 	Secrets []string `json:"secrets,omitempty"`
+	// Volumes are the caller's named volumes to mount (at most 8), each
+	// below /workspace or /mnt.
+	Volumes []SandboxVolume `json:"volumes,omitempty"`
+}
+
+// SandboxVolume mounts the caller's named volume at Path in a sandbox.
+type SandboxVolume struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"` // e.g. /workspace/data or /mnt/cache
+	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
 // Sandbox describes a live sandbox.
@@ -91,6 +101,8 @@ type Sandbox struct {
 	Identity string   `json:"identity,omitempty"`
 	Egress   []string `json:"egress,omitempty"`
 	Secrets  []string `json:"secrets,omitempty"`
+	// Volumes are the named volumes mounted into the sandbox.
+	Volumes []SandboxVolume `json:"volumes,omitempty"`
 }
 
 // SandboxList is the body of GET /v1/sandboxes.

@@ -114,6 +114,7 @@ and the tools agents use, in one binary. Start a node with 'agentcloud serve'.`,
 	root.AddCommand(newTypesCmd(g), newInitCmd(g))                                        // authoring (types.go, init.go)
 	root.AddCommand(newLogsCmd(g))                                                        // logs.go
 	root.AddCommand(newTemplateCmd(g))                                                    // template.go
+	root.AddCommand(newVolumeCmd(g))                                                      // volume.go
 	return root
 }
 

@@ -27,6 +27,7 @@ type sandboxFlags struct {
 	env, labels    []string
 	egress         []string
 	secrets        []string
+	volumes        []string
 }
 
 func (f *sandboxFlags) register(fs *pflag.FlagSet, defaultTimeout time.Duration) {
@@ -41,6 +42,7 @@ func (f *sandboxFlags) register(fs *pflag.FlagSet, defaultTimeout time.Duration)
 	fs.StringArrayVar(&f.labels, "label", nil, "metadata KEY=VALUE (repeatable)")
 	fs.StringArrayVar(&f.egress, "egress", nil, "host the sandbox may reach through the egress proxy, e.g. api.example.com or *.example.com (ports 80 and 443), or api.example.com:8443 (that port only); repeatable")
 	fs.StringArrayVar(&f.secrets, "secret", nil, "secret the proxy may fill in for {{secret:NAME}} headers to its allowed hosts (repeatable)")
+	fs.StringArrayVar(&f.volumes, "volume", nil, "mount one of your volumes: NAME:PATH[:ro], PATH below /workspace or /mnt (repeatable)")
 }
 
 func (f *sandboxFlags) request() (api.CreateSandboxRequest, error) {
@@ -55,10 +57,14 @@ func (f *sandboxFlags) request() (api.CreateSandboxRequest, error) {
 	if f.timeout < 0 {
 		return api.CreateSandboxRequest{}, fmt.Errorf("invalid --timeout %s: must not be negative", f.timeout)
 	}
+	vols, err := volumeFlags(f.volumes)
+	if err != nil {
+		return api.CreateSandboxRequest{}, err
+	}
 	return api.CreateSandboxRequest{
 		Tier: f.tier, Template: f.template, TimeoutS: f.timeout.Seconds(),
 		Limits: api.SandboxLimits{CPUs: f.cpus, MemoryMB: f.memoryMB, Pids: f.pids, DiskMB: f.diskMB},
-		Env:    env, Metadata: labels, Egress: f.egress, Secrets: f.secrets,
+		Env:    env, Metadata: labels, Egress: f.egress, Secrets: f.secrets, Volumes: vols,
 	}, nil
 }
 

@@ -64,6 +64,8 @@ type Config struct {
 	Logs LogConfig `json:"logs"`
 	// Images bounds sandbox image templates (images.go).
 	Images ImageConfig `json:"images"`
+	// Volumes bounds named sandbox volumes (volumes.go).
+	Volumes VolumeConfig `json:"volumes"`
 	// Tracing exports OpenTelemetry traces over OTLP/HTTP (tracing.go);
 	// off by default.
 	Tracing TracingConfig `json:"tracing"`
@@ -217,6 +219,7 @@ func Default() Config {
 		WebSockets:                 defaultWebSockets(),
 		Logs:                       defaultLogs(),
 		Images:                     defaultImages(),
+		Volumes:                    defaultVolumes(),
 		Tracing:                    defaultTracing(),
 
 		RolloutSteps:                "100%",
@@ -454,6 +457,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	errs = append(errs, c.loadWebSocketEnv(lookup)...)
 	errs = append(errs, c.loadLogsEnv(lookup)...)
 	errs = append(errs, c.loadImagesEnv(lookup)...)
+	errs = append(errs, c.loadVolumesEnv(lookup)...)
 	errs = append(errs, c.loadTracingEnv(lookup)...)
 	c.loadGatewayEnv(lookup, &errs)
 	c.loadEgressEnv(lookup)
@@ -576,6 +580,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateWebSockets()...)
 	errs = append(errs, c.validateLogs()...)
 	errs = append(errs, c.validateImages()...)
+	errs = append(errs, c.validateVolumes()...)
 	errs = append(errs, c.validateTracing()...)
 	errs = append(errs, c.validateEgress()...)
 	errs = append(errs, c.validateCluster()...)

@@ -20,6 +20,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxnet"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxstate"
 	"github.com/agentcloud/agentcloud/internal/sandbox/snapshot"
+	"github.com/agentcloud/agentcloud/internal/sandbox/volume"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/agentcloud/agentcloud/internal/security/securityhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -59,6 +60,11 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	vols, err := volume.Open(filepath.Join(d.cfg.Data, "volumes"), volume.Limits(d.cfg.Volumes))
+	if err != nil {
+		return err
+	}
+	d.sec.RegisterResourceOwner(sandboxhttp.TypeVolume, sandboxhttp.VolumeOwner(vols))
 	pt, err := process.New(process.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierProcess), Images: images})
 	if err != nil { // e.g. no usable cgroup hierarchy in this container
 		_ = os.RemoveAll(dir)
@@ -102,11 +108,10 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		return err
 	}
 	d.sec.RegisterResourceOwner(sandboxhttp.TypeSnapshot, snaps.OwnerOf)
-	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey, Snapshots: snaps, SnapshotVisible: securityhttp.Auth{Sec: d.sec}.SnapshotVisible,
-		BeforeCreate: securityhttp.SandboxCreate, Images: images, Visible: securityhttp.Auth{Sec: d.sec}.SandboxVisible, Identity: func(id string) string {
-			sid, _ := d.sec.SandboxID(id)
-			return sid
-		}}).Routes(d.router)
+	auth := securityhttp.Auth{Sec: d.sec}
+	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey, BeforeCreate: securityhttp.SandboxCreate,
+		Snapshots: snaps, SnapshotVisible: auth.SnapshotVisible, Images: images, Volumes: vols, Authorizer: auth, Visible: auth.SandboxVisible,
+		Identity: auth.SandboxIdentity}).Routes(d.router)
 	parts.env = sandboxenv.Config{Manager: parts.manager, Security: d.sec, Agents: d.sessions, Logger: log}
 	d.env["sandbox"] = sandboxenv.New(parts.env)
 	log.Info("sandboxes ready", "tiers", sandbox.TierNames(parts.tiers), "dir", dir)

@@ -34,7 +34,11 @@ func TestKill9KeepsSandboxes(t *testing.T) {
 	data := t.TempDir()
 	p := spawnDaemon(t, data)
 	c := p.client
-	kept, err := c.CreateSandbox(ctx, api.CreateSandboxRequest{Env: map[string]string{"KEPT": "env"}, Metadata: map[string]string{"k": "v"}})
+	if _, err := c.CreateVolume(ctx, "keep", 1); err != nil { // a volume survives too
+		t.Fatal(err)
+	}
+	kept, err := c.CreateSandbox(ctx, api.CreateSandboxRequest{Env: map[string]string{"KEPT": "env"}, Metadata: map[string]string{"k": "v"},
+		Volumes: []api.SandboxVolume{{Name: "keep", Path: "/mnt/keep"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +54,7 @@ func TestKill9KeepsSandboxes(t *testing.T) {
 		}
 		return out.String()
 	}
-	exec(c, kept.ID, "echo from inside > inside.txt && sleep 1000 >/dev/null 2>&1 &")
+	exec(c, kept.ID, "echo from inside > inside.txt && echo in volume > /mnt/keep/v.txt && sleep 1000 >/dev/null 2>&1 &")
 	paused, err := c.CreateSandbox(ctx, api.CreateSandboxRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -111,17 +115,23 @@ func TestKill9KeepsSandboxes(t *testing.T) {
 	if s, err := c.StartSandbox(ctx, kept.ID); err != nil || s.State != api.SandboxStateRunning {
 		t.Fatalf("start: %+v %v", s, err)
 	}
-	if got := exec(c, kept.ID, "cat api.txt inside.txt; echo $KEPT; pgrep -c sleep || true"); got != "through the API\nfrom inside\nenv\n0\n" {
+	if got := exec(c, kept.ID, "cat api.txt inside.txt /mnt/keep/v.txt; echo $KEPT; pgrep -c sleep || true"); got != "through the API\nfrom inside\nin volume\nenv\n0\n" {
 		t.Fatalf("started sandbox sees %q", got)
 	}
 	dir := filepath.Join(data, "sandboxes", kept.ID)
 	if _, err := os.Stat(filepath.Join(dir, "workspace", "inside.txt")); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.DeleteVolume(ctx, "keep"); !api.IsKind(err, api.KindConflict) {
+		t.Fatalf("delete a volume a kept sandbox mounts: %v", err)
+	}
 	for _, id := range []string{kept.ID, paused.ID} {
 		if err := c.DeleteSandbox(ctx, id); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := c.DeleteVolume(ctx, "keep"); err != nil {
+		t.Fatalf("delete the volume: %v", err)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("deleted sandbox's dir: %v", err)

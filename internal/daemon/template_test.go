@@ -83,6 +83,7 @@ func TestTemplateRoutesAuthzClass(t *testing.T) {
 	if _, err := cliRun("template", "rm", "mini"); err != nil {
 		t.Fatal(err)
 	}
+	checkVolumeAuthzClass(t, d, admin, cliRun) // volume_test.go: same daemon
 }
 
 type cliErr struct{ s string }

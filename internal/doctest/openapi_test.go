@@ -157,7 +157,7 @@ func TestQueryParamsDeclaredClass(t *testing.T) {
 			continue // E2B's API: its parameters and error format are E2B's (TestE2BMalformedRequestClass)
 		}
 		concrete := path
-		for _, w := range []string{"{agent}", "{session}", "{sandbox}", "{secret}", "{approval}", "{tool}", "{upstream}", "{provider}", "{policy}", "{token}", "{version}", "{template}"} {
+		for _, w := range []string{"{agent}", "{session}", "{sandbox}", "{secret}", "{approval}", "{tool}", "{upstream}", "{provider}", "{policy}", "{token}", "{version}", "{template}", "{volume}"} {
 			concrete = strings.ReplaceAll(concrete, w, "x1")
 		}
 		concrete = strings.ReplaceAll(concrete, "{pid}", "1")

@@ -31,6 +31,7 @@ var pathParams = map[string]api.IDKind{
 	"run":      api.IDRun,
 	"template": api.IDTemplate,
 	"snapshot": api.IDSnapshot,
+	"volume":   api.IDVolume,
 }
 
 // Wildcards that are not identifiers: a process id, and the rest of a

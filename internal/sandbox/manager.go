@@ -96,6 +96,8 @@ type Info struct {
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
 	Limits Limits `json:"limits"`
+	// Volumes are the named volumes mounted into the sandbox.
+	Volumes []VolumeMount `json:"volumes,omitempty"`
 }
 
 type entry struct {
@@ -323,6 +325,9 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 	if id == "" {
 		id = m.NewID()
 	}
+	if err := m.checkVolumes(spec); err != nil {
+		return nil, fmt.Errorf("create sandbox: %w", err)
+	}
 	if err := m.admit(id, &spec); err != nil {
 		return nil, err
 	}
@@ -393,7 +398,12 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 		}
 		return m.finishActivate(ctx, sb, spec, false, t0)
 	}
-	if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
+	if vp, ok := t.(VolumePreparer); ok && len(spec.Volumes) > 0 { // volumes.go: no pool
+		var err error
+		if pr, err = vp.PrepareWithVolumes(ctx, spec.Template, spec.Volumes); err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+		}
+	} else if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
 		select {
 		case pr = <-p.ready:
 		default:
@@ -409,7 +419,7 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 			}
 		}()
 	}
-	pooled := pr != nil
+	pooled := pr != nil && len(spec.Volumes) == 0 // a sandbox with volumes never comes from the pool
 	if pr == nil {
 		var err error
 		pr, err = t.Prepare(ctx, spec.Template)
@@ -529,7 +539,7 @@ func (m *Manager) Info(id string) (Info, error) {
 func (e *entry) info(now time.Time) Info {
 	s := e.spec
 	info := Info{ID: e.id, Tier: s.Tier, Template: s.Template, Created: e.created, Deadline: e.deadline, Labels: s.Labels,
-		State: e.state, Reason: e.reason, Limits: s.Limits}
+		State: e.state, Reason: e.reason, Limits: s.Limits, Volumes: s.Volumes}
 	if e.state != StateRunning {
 		info.Deadline = now.Add(e.remaining)
 	}

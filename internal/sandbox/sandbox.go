@@ -173,6 +173,9 @@ type Spec struct {
 	// storage, is the host directory mounted on /workspace instead of a
 	// tmpfs; the tier makes it the sandbox user's. "" means a tmpfs.
 	HostWorkspace string
+	// Volumes are named volumes mounted into the sandbox (volumes.go);
+	// only tiers that implement VolumeMounter take them.
+	Volumes []VolumeMount
 }
 
 // ExecSpec describes one process to run inside a sandbox.

@@ -46,6 +46,8 @@ type Record struct {
 	// Deadline while running; Remaining while the clock is stopped.
 	Deadline  time.Time     `json:"deadline,omitzero"`
 	Remaining time.Duration `json:"remaining_ns,omitempty"`
+	// Volumes mounted into the sandbox (they outlive it).
+	Volumes []VolumeMount `json:"volumes,omitempty"`
 }
 
 // Records keeps sandbox records durably (internal/sandbox/sandboxstate
@@ -59,7 +61,7 @@ type Records interface {
 
 func (e *entry) record() Record {
 	r := Record{ID: e.id, Tier: e.spec.Tier, Template: e.spec.Template, Limits: e.spec.Limits, Env: e.spec.Env,
-		Labels: e.spec.Labels, Created: e.created, State: e.state, Reason: e.reason}
+		Labels: e.spec.Labels, Created: e.created, State: e.state, Reason: e.reason, Volumes: e.spec.Volumes}
 	switch e.state {
 	case StateRunning:
 		r.Deadline = e.deadline
@@ -168,7 +170,7 @@ func (m *Manager) load(ctx context.Context) error {
 	m.mu.Lock()
 	for _, r := range recs {
 		known[r.ID] = true
-		spec := Spec{Tier: r.Tier, Template: r.Template, Limits: r.Limits, Env: r.Env, Labels: r.Labels}
+		spec := Spec{Tier: r.Tier, Template: r.Template, Limits: r.Limits, Env: r.Env, Labels: r.Labels, Volumes: r.Volumes}
 		e := &entry{id: r.ID, spec: spec, created: r.Created, state: StateStopped, remaining: r.Remaining, reason: r.Reason}
 		if r.State == StateRunning {
 			e.remaining = max(r.Deadline.Sub(now), 0)
@@ -329,7 +331,7 @@ func quotaErr(over string) error {
 // by how much it is over ("" when it is not).
 func (m *Manager) overQuota(spec Spec) (string, error) {
 	if spec.HostWorkspace == "" {
-		return "", nil
+		return overVolumeQuota(spec)
 	}
 	used, err := DiskUsage(spec.HostWorkspace)
 	if err != nil {
@@ -337,7 +339,7 @@ func (m *Manager) overQuota(spec Spec) (string, error) {
 	}
 	limit := int64(spec.Limits.WithDefaults().DiskMB) << 20
 	if used <= limit {
-		return "", nil
+		return overVolumeQuota(spec)
 	}
 	return fmt.Sprintf("workspace uses %d MiB, over its limit of %d MiB: remove files, then resume", used>>20, limit>>20), nil
 }
@@ -393,7 +395,7 @@ func (m *Manager) CheckQuotas(ctx context.Context) []string {
 	m.mu.Lock()
 	var running []*entry
 	for _, e := range m.sandboxes {
-		if e.state == StateRunning && e.spec.HostWorkspace != "" {
+		if e.state == StateRunning && (e.spec.HostWorkspace != "" || len(e.spec.Volumes) > 0) {
 			running = append(running, e)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 var openActions = map[string]bool{
 	"status.read": true, "whoami": true, "api.read": true, "policy.read": true,
 	"agent.list": true, "secret.list": true, "approval.list": true, "sandbox.list": true,
+	"volume.list":   true, // a principal lists only its own volumes
 	"token.request": true, // the handler asks Cedar token.create for the subject
 	"token.revoke":  true, // the handler lets callers revoke their own tokens
 	// The toolbox authorizes tool.call per tool itself (tools.go).

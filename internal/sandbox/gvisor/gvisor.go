@@ -266,7 +266,12 @@ func randomID() string {
 
 // Prepare creates a bundle and starts the container with default limits.
 func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, error) {
-	c, err := t.setup(template, sandbox.DefaultLimits, "")
+	return t.prepare(ctx, template, nil)
+}
+
+// prepare is Prepare, with vols bind-mounted into the container (volumes.go).
+func (t *Tier) prepare(ctx context.Context, template string, vols []sandbox.VolumeMount) (sandbox.Prepared, error) {
+	c, err := t.setup(template, sandbox.DefaultLimits, "", vols)
 	if err != nil {
 		return nil, err
 	}
@@ -293,9 +298,9 @@ func (c *container) started(ctx context.Context, pidFile string) error {
 }
 
 // setup makes a container's bundle for template with limits l: its
-// directories, mounts (the workspace seeded from seed, if not "") and
-// OCI spec. Nothing runs yet.
-func (t *Tier) setup(template string, l sandbox.Limits, seed string) (*container, error) {
+// directories, mounts (the workspace seeded from seed, if not "", and
+// vols) and OCI spec. Nothing runs yet.
+func (t *Tier) setup(template string, l sandbox.Limits, seed string, vols []sandbox.VolumeMount) (*container, error) {
 	if template == "" {
 		template = sandbox.TemplateHost
 	}
@@ -336,6 +341,7 @@ func (t *Tier) setup(template string, l sandbox.Limits, seed string) (*container
 			return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 		}
 	}
+	spec.Mounts = append(spec.Mounts, volumeMounts(vols)...)
 	c.noRelay = !c.hasProgram(forwarderPython) // an image without python3 has no egress relay
 	if t.egress && !c.noRelay {
 		spec.Process.Args = []string{forwarderPython, "-I", "-S", "-c", forwarderPy}

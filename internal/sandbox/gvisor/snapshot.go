@@ -64,7 +64,7 @@ func (t *Tier) Restore(ctx context.Context, id string, spec sandbox.Spec, image,
 	if spec.HostWorkspace != "" {
 		seed = "" // the Manager has put the files there; adopted below
 	}
-	c, err := t.setup(spec.Template, spec.Limits, seed)
+	c, err := t.setup(spec.Template, spec.Limits, seed, spec.Volumes)
 	if err != nil {
 		return nil, err
 	}

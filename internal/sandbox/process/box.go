@@ -77,10 +77,20 @@ func (b *box) Activate(ctx context.Context, id string, spec sandbox.Spec) (sandb
 		b.destroy()
 		return nil, fmt.Errorf("activate sandbox %s: %w", id, err)
 	}
+	vols, vfiles, err := b.volumeTrees(spec.Volumes)
+	if err != nil {
+		for _, f := range ws {
+			_ = f.Close()
+		}
+		b.destroy()
+		return nil, fmt.Errorf("activate sandbox %s: %w", id, err)
+	}
+	ws = append(ws, vfiles...)
 	_, err = b.call(ctx, &message{Op: opActivate, Activate: &activateConfig{
-		Hostname: "sandbox", HostWorkspace: ws != nil,
-		DiskMB: spec.Limits.DiskMB,
-		Pids:   spec.Limits.Pids,
+		Hostname: "sandbox", HostWorkspace: len(ws) > len(vfiles),
+		DiskMB:  spec.Limits.DiskMB,
+		Pids:    spec.Limits.Pids,
+		Volumes: vols,
 	}}, ws...)
 	for _, f := range ws {
 		_ = f.Close()

@@ -39,6 +39,8 @@ func problemFor(err error) error {
 		return api.Errorf(api.KindConflict, "%v: resume it first (POST .../resume)", err)
 	case errors.Is(err, sandbox.ErrStopped):
 		return api.Errorf(api.KindConflict, "%v: POST /v1/sandboxes/ID/start", err)
+	case errors.Is(err, sandbox.ErrBadMountPath):
+		return api.FieldErrorf(api.KindValidation, "volumes", "%v", err)
 	case errors.Is(err, sandbox.ErrUnsupported):
 		return api.Errorf(api.KindBadRequest, "%v", err)
 	case errors.Is(err, sandbox.ErrUnavailable):

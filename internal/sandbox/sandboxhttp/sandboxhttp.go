@@ -27,6 +27,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/image"
 	"github.com/agentcloud/agentcloud/internal/sandbox/snapshot"
+	"github.com/agentcloud/agentcloud/internal/sandbox/volume"
 )
 
 // Config configures a Handler.
@@ -61,6 +62,10 @@ type Config struct {
 	// SnapshotVisible filters GET /v1/snapshots to what the caller may read.
 	Snapshots       *snapshot.Service
 	SnapshotVisible func(r *http.Request, id string) bool
+	// Volumes, if set, serves /v1/volumes and mounts volumes on create;
+	// Authorizer then decides volume.mount for each (volumes.go).
+	Volumes    *volume.Store
+	Authorizer httpapi.Authorizer
 }
 
 // Handler serves the sandbox API.
@@ -91,6 +96,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.Images != nil && cfg.Manager != nil {
 		cfg.Images.InUse = image.UsedBy(cfg.Manager.List) // delete refuses while sandboxes use it
+	}
+	if cfg.Volumes != nil && cfg.Manager != nil {
+		cfg.Volumes.MountedBy = volume.MountedBy(cfg.Manager.List)
 	}
 	return h
 }
@@ -176,6 +184,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	h.terminalRoutes(add)
 	h.templateRoutes(r)
 	h.snapshotRoutes(add)
+	h.volumeRoutes(r)
 }
 
 // guard answers 503 when sandboxes are off.
@@ -202,6 +211,11 @@ func (h *Handler) handleCreate(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	release, err := h.mountVolumes(r, req.Volumes, &spec)
+	if err != nil {
+		return err
+	}
+	defer release()
 	sb, err := h.m.Create(r.Context(), "", spec)
 	if err != nil {
 		return problemFor(err)
@@ -536,6 +550,9 @@ func (h *Handler) wire(info sandbox.Info) api.Sandbox {
 	}
 	if h.cfg.Identity != nil {
 		out.Identity = h.cfg.Identity(info.ID)
+	}
+	for _, v := range info.Volumes {
+		out.Volumes = append(out.Volumes, api.SandboxVolume{Name: v.Name, Path: v.Path, ReadOnly: v.ReadOnly})
 	}
 	return out
 }

@@ -32,6 +32,12 @@ func SandboxCreate(r *http.Request, spec *sandbox.Spec) error {
 	return nil
 }
 
+// SandboxIdentity is the sandbox API's Identity: a sandbox's SPIFFE ID.
+func (a Auth) SandboxIdentity(id string) string {
+	sid, _ := a.Sec.SandboxID(id)
+	return sid
+}
+
 // SandboxVisible is the sandbox API's Visible: a list shows only what the
 // caller may read (sandbox.read).
 func (a Auth) SandboxVisible(r *http.Request, info sandbox.Info) bool {

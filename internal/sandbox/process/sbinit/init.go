@@ -82,7 +82,8 @@ type initState struct {
 	mu      sync.Mutex     // guards waiters
 	waiters map[int]uint64 // pid -> request id of spawns with Notify
 
-	imageRoot bool // the root is a writable overlay (an image template)
+	imageRoot bool     // the root is a writable overlay (an image template)
+	volumes   []string // writable volume paths (landlock)
 }
 
 func runInit() error {
@@ -141,6 +142,7 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	if err := mountWritable(cfg, files); err != nil {
 		return err
 	}
+	st.volumes = volumePaths(cfg.Volumes)
 	if cfg.Hostname != "" {
 		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 			return fmt.Errorf("sethostname: %w", err)
@@ -172,7 +174,7 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	ready := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with init
-		if err := restrictLandlock(st.imageRoot); err != nil {
+		if err := restrictLandlock(st.imageRoot, st.volumes); err != nil {
 			ready <- err
 			return
 		}

@@ -62,7 +62,7 @@ func landlockABI() int {
 // restrictLandlock restricts the calling OS thread (and every process it
 // later forks) to the sandbox's write set. The caller must hold the thread
 // (runtime.LockOSThread) and have no_new_privs set.
-func restrictLandlock(writableRoot bool) error {
+func restrictLandlock(writableRoot bool, writable []string) error {
 	abi := landlockABI()
 	if abi <= 0 {
 		return nil
@@ -106,6 +106,12 @@ func restrictLandlock(writableRoot bool) error {
 		// land in its upper dir, never in the shared layers. Read-only
 		// mounts (/proc/sys, /dev) stay read-only.
 		rules[0].access = handled
+	}
+	for _, p := range writable { // the sandbox's writable volumes
+		rules = append(rules, struct {
+			path   string
+			access uint64
+		}{p, handled})
 	}
 	for _, d := range devices {
 		rules = append(rules, struct {

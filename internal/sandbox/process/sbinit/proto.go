@@ -98,6 +98,9 @@ type ActivateConfig struct {
 	// HostWorkspace: the message carries an open host directory to
 	// bind-mount on /workspace instead of a tmpfs.
 	HostWorkspace bool `json:"host_workspace,omitempty"`
+	// Volumes: the message carries one mount per volume after the
+	// workspace (volumes.go).
+	Volumes []VolumeMount `json:"volumes,omitempty"`
 }
 
 // ErrFromReply turns a reply's error fields back into an error; Errno keeps

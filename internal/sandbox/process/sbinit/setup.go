@@ -33,7 +33,7 @@ func setupRoot(cfg *SetupConfig, files []*os.File) error {
 		}
 	}
 	in := func(p string) string { return filepath.Join(root, p) }
-	for _, d := range []string{"proc", "dev", "workspace", "tmp"} {
+	for _, d := range []string{"proc", "dev", "workspace", "tmp", "mnt"} { // mnt: volumes.go
 		if err := os.Mkdir(in(d), 0o755); err != nil && (cfg.Layers == 0 || !os.IsExist(err)) {
 			return err
 		}
@@ -239,6 +239,7 @@ func mountWritable(cfg *ActivateConfig, files []*os.File) error {
 			return fmt.Errorf("remount %s: %w", WorkspaceDir, err)
 		}
 		dirs = dirs[1:]
+		files = files[1:]
 	}
 	for _, m := range dirs {
 		opts := fmt.Sprintf("size=%dm,mode=%s,uid=%d,gid=%d", size, m.mode, SandboxUID, SandboxGID)
@@ -246,7 +247,7 @@ func mountWritable(cfg *ActivateConfig, files []*os.File) error {
 			return fmt.Errorf("mount %s: %w", m.dir, err)
 		}
 	}
-	return nil
+	return mountVolumes(cfg.Volumes, files)
 }
 
 func setRlimits(cfg *ActivateConfig) error {

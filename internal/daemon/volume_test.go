@@ -1,0 +1,91 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/daemon"
+)
+
+// checkVolumeAuthzClass runs on TestTemplateRoutesAuthzClass's daemon (one
+// daemon start for both): with the real Cedar policy set, two users each
+// own a volume named "data" and each sandbox sees its owner's files only;
+// neither can read or delete the other's; a forbid policy on volume.mount
+// refuses the mount at sandbox create (403), and the CLI lists and shows
+// volumes.
+func checkVolumeAuthzClass(t *testing.T, d *daemon.Daemon, admin *client.Client, cliRun func(...string) (string, error)) {
+	ctx := context.Background()
+	alice, bob := userClient(t, d, admin, "user:alice"), userClient(t, d, admin, "user:bob")
+	for _, c := range []*client.Client{alice, bob} {
+		if _, err := c.CreateVolume(ctx, "data", 1); err != nil {
+			t.Fatalf("create volume: %v", err)
+		}
+	}
+	run := func(c *client.Client, id, script string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if code, err := c.Exec(ctx, id, api.ExecRequest{Cmd: "sh", Args: []string{"-c", script}}, &out, &out); err != nil || code != 0 {
+			t.Fatalf("%s: %d %v %q", script, code, err, out.String())
+		}
+		return out.String()
+	}
+	mount := []api.SandboxVolume{{Name: "data", Path: "/workspace/data"}}
+	sa, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Volumes: mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := bob.CreateSandbox(ctx, api.CreateSandboxRequest{Volumes: mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(alice, sa.ID, "echo alice > /workspace/data/who")
+	if got := run(bob, sb.ID, "ls -A /workspace/data"); got != "" {
+		t.Errorf("bob's volume holds %q", got)
+	}
+	if v, err := bob.Volume(ctx, "data"); err != nil || v.UsedBytes != 4096 && v.UsedBytes != 0 || len(v.MountedBy) != 1 || v.MountedBy[0] != sb.ID {
+		t.Errorf("bob's volume: %+v %v", v, err)
+	}
+	if err := bob.DeleteVolume(ctx, "data"); !api.IsKind(err, api.KindConflict) {
+		t.Errorf("bob deletes his mounted volume: %v", err)
+	}
+	if _, err := admin.ApplyPolicies(ctx, `@id("bob-no-volume-mount") forbid (principal == User::"bob", action == Action::"volume.mount", resource);`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.CreateSandbox(ctx, api.CreateSandboxRequest{Volumes: mount}); !api.IsKind(err, api.KindForbidden) ||
+		!strings.Contains(err.Error(), "bob-no-volume-mount") {
+		t.Errorf("mount under a forbid: %v", err)
+	}
+	if _, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{Volumes: []api.SandboxVolume{{Name: "data", Path: "/proc"}}}); !api.IsKind(err, api.KindValidation) {
+		t.Errorf("mount over /proc: %v", err)
+	}
+	if _, err := admin.ApplyPolicies(ctx, ``); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{sa.ID, sb.ID} {
+		if err := admin.DeleteSandbox(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.DeleteVolume(ctx, "data"); err != nil {
+		t.Errorf("bob deletes his volume: %v", err)
+	}
+	if v, err := alice.Volume(ctx, "data"); err != nil || v.UsedBytes == 0 {
+		t.Errorf("alice's volume after bob's delete: %+v %v", v, err)
+	}
+	if out, err := cliRun("volume", "create", "cache", "--size-mb", "2"); err != nil || !strings.Contains(out, "volume cache: 2.0 MiB") {
+		t.Errorf("volume create: %q %v", out, err)
+	}
+	if out, err := cliRun("volume", "list"); err != nil || !strings.Contains(out, "cache") || strings.Contains(out, "data") {
+		t.Errorf("volume list (admin's own only): %q %v", out, err)
+	}
+	if _, err := cliRun("volume", "rm", "cache"); err != nil {
+		t.Errorf("volume rm: %v", err)
+	}
+	if _, err := cliRun("sandbox", "create", "--volume", "nocolon"); err == nil || !strings.Contains(err.Error(), "NAME:PATH") {
+		t.Errorf("bad --volume: %v", err)
+	}
+}
