@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/image"
@@ -77,11 +76,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	if d.cfg.SandboxPoolProcess > 0 {
 		pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierProcess, Size: d.cfg.SandboxPoolProcess})
 	}
-	if err := gvisor.Available(""); err != nil {
-		log.Warn("gvisor sandbox tier disabled", "reason", err)
-	} else if gt, err := gvisor.New(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); err != nil {
-		log.Warn("gvisor sandbox tier disabled", "reason", err)
-	} else {
+	if gt := gvisor.Optional(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
 		parts.tiers = append(parts.tiers, gt)
 		if d.cfg.SandboxPoolGVisor > 0 {
 			pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierGVisor, Size: d.cfg.SandboxPoolGVisor})
@@ -166,11 +161,6 @@ func (d *Daemon) closeSandboxes(context.Context) error {
 // sandboxCaps are the per-owner caps of sandbox_max_*; administrators
 // have none.
 func (d *Daemon) sandboxCaps() sandbox.Caps {
-	td := d.sec.TrustDomain()
 	return sandbox.Caps{PerOwner: d.cfg.SandboxMaxPerOwner, CPUs: d.cfg.SandboxMaxCPUs, MemoryMB: d.cfg.SandboxMaxMemoryMB,
-		DiskMB: d.cfg.SandboxMaxDiskMB, Pids: d.cfg.SandboxMaxPids, Timeout: d.cfg.SandboxMaxTimeout.D(),
-		Exempt: func(owner string) bool {
-			p, err := identity.ParsePrincipal(td, owner)
-			return err == nil && p.Kind == identity.KindAdmin
-		}}
+		DiskMB: d.cfg.SandboxMaxDiskMB, Pids: d.cfg.SandboxMaxPids, Timeout: d.cfg.SandboxMaxTimeout.D(), Exempt: d.sec.IsAdmin}
 }

@@ -411,6 +411,13 @@ func (s *Security) CA() *identity.CA { return s.ca }
 // (spiffe://TD/admin/admin).
 func (s *Security) Admin() Principal { return s.admin }
 
+// IsAdmin reports whether owner (a principal's SPIFFE ID or name) is an
+// administrator of this trust domain (per-owner caps exempt them).
+func (s *Security) IsAdmin(owner string) bool {
+	p, err := identity.ParsePrincipal(s.td, owner)
+	return err == nil && p.Kind == identity.KindAdmin
+}
+
 // Audit is the audit stream: every part records its decisions there.
 func (s *Security) Audit() *audit.Log { return s.audit }
 

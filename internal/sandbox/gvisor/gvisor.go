@@ -119,6 +119,22 @@ func Available(runsc string) error {
 	return nil
 }
 
+// Optional is the tier on the default runsc, or nil (the reason logged on
+// cfg.Logger) when this host cannot run it: the daemon runs on without it.
+func Optional(cfg Config) *Tier {
+	err := Available("")
+	if err == nil {
+		var t *Tier
+		if t, err = New(cfg); err == nil {
+			return t
+		}
+	}
+	if cfg.Logger != nil {
+		cfg.Logger.Warn("gvisor sandbox tier disabled", "reason", err)
+	}
+	return nil
+}
+
 // New detects runsc's features and prepares the data directories.
 func New(cfg Config) (*Tier, error) {
 	if err := Available(cfg.Runsc); err != nil {
