@@ -66,7 +66,7 @@ func TestDaemonEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Healthy || st.Store.Mode != "embedded" || st.Store.SyncMode != "always" || st.Version == "" {
+	if !st.Healthy || st.Store.Mode != "embedded" || st.Store.SyncMode != "group" || st.Version == "" {
 		t.Fatalf("status: %+v", st)
 	}
 	who, err := c.WhoAmI(ctx)
