@@ -13,8 +13,12 @@ import (
 type LogQuery struct {
 	// Session, if set, keeps only that session's entries.
 	Session string
-	// After continues after this seq (a previous LogList's Next).
+	// After continues after this seq of the node asked (a previous
+	// LogList's Next); in a cluster only that member answers.
 	After uint64
+	// Cursor continues where a previous LogList's (or a followed entry's)
+	// Cursor says, on every member of a cluster.
+	Cursor string
 	// Limit caps the entries of one Logs answer (0: the server's most).
 	Limit int
 }
@@ -26,6 +30,9 @@ func logsPath(agent string, q LogQuery, follow bool) string {
 	}
 	if q.After > 0 {
 		v.Set("after", strconv.FormatUint(q.After, 10))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
 	}
 	if q.Limit > 0 && !follow {
 		v.Set("limit", strconv.Itoa(q.Limit))

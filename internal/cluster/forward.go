@@ -156,6 +156,10 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveSandbox(w, r, id)
 		return
 	}
+	if agent, ok := agentLogsOf(r); ok {
+		f.serveAgentLogs(w, r, agent)
+		return
+	}
 	agent, session, ok := SessionOf(r.URL.Path)
 	if !ok {
 		agent, session, ok = sessionLogsOf(r)

@@ -64,6 +64,10 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 				serveTestList(w, r, name, i)
 				return
 			}
+			if r.URL.Path == "/v1/agents/chatty/logs" && r.Method == "GET" {
+				serveTestLogs(w, r, name, i)
+				return
+			}
 			w.Header().Set("Served-By", name)
 			w.Header().Set("Saw-Forwarded", r.Header.Get(cluster.ForwardedHeader))
 			w.Header().Set("Saw-Auth", r.Header.Get("Authorization"))

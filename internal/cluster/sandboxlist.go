@@ -135,30 +135,9 @@ func (f *Forwarder) serveSandboxList(w http.ResponseWriter, r *http.Request) {
 
 // peerList asks the member at addr for its own sandboxes, as the caller.
 func (f *Forwarder) peerList(r *http.Request, addr string) ([]api.Sandbox, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), peerListTimeout)
-	defer cancel()
-	scheme := f.Scheme
-	if scheme == "" {
-		scheme = "https"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+r.URL.RequestURI(), nil)
+	b, _, err := f.peerGet(r, addr, r.URL.RequestURI())
 	if err != nil {
 		return nil, err
-	}
-	req.Header = r.Header.Clone()
-	req.Header.Set(ForwardedHeader, f.Node)
-	req.Host = r.Host
-	resp, err := f.Transport.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerList+1))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK || len(b) > maxPeerList {
-		return nil, errPeerList
 	}
 	var l api.SandboxList
 	if err := json.Unmarshal(b, &l); err != nil {
@@ -167,4 +146,36 @@ func (f *Forwarder) peerList(r *http.Request, addr string) ([]api.Sandbox, error
 	return l.Sandboxes, nil
 }
 
-var errPeerList = errors.New("cluster: a member did not list its sandboxes")
+// peerGet asks the member at addr for uri (its own answer: the peer
+// listener does not gather again) with the caller's headers, and returns
+// the body of a 200 answer.
+func (f *Forwarder) peerGet(r *http.Request, addr, uri string) ([]byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), peerListTimeout)
+	defer cancel()
+	scheme := f.Scheme
+	if scheme == "" {
+		scheme = "https"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+uri, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header = r.Header.Clone()
+	req.Header.Set(ForwardedHeader, f.Node)
+	req.Host = r.Host
+	resp, err := f.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerList+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK || len(b) > maxPeerList {
+		return nil, nil, errPeerList
+	}
+	return b, resp.Header, nil
+}
+
+var errPeerList = errors.New("cluster: a member did not answer its part of a list")
