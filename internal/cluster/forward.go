@@ -152,6 +152,10 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveSandboxList(w, r)
 		return
 	}
+	if isE2BList(r) {
+		f.serveE2BList(w, r)
+		return
+	}
 	if id, ok := sandboxTarget(r); ok {
 		f.serveSandbox(w, r, id)
 		return

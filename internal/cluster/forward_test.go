@@ -64,6 +64,10 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 				serveTestList(w, r, name, i)
 				return
 			}
+			if (r.URL.Path == "/e2b/sandboxes" || r.URL.Path == "/e2b/v2/sandboxes") && r.Method == "GET" {
+				serveTestE2BList(w, r, name)
+				return
+			}
 			if r.URL.Path == "/v1/agents/chatty/logs" && r.Method == "GET" {
 				serveTestLogs(w, r, name, i)
 				return
