@@ -53,3 +53,9 @@ const LogLevelUnreachable = "unreachable"
 // LogEntry per line); with Accept: text/event-stream the same entries come
 // as server-sent events.
 const LogContentType = "application/x-ndjson"
+
+// PreviewSuffix makes the internal agent name of an agent's preview
+// namespace (agentcloud dev): agent a's preview sessions belong to
+// "a.preview", reached only through /agents/a/preview/... routes. A
+// cluster places a preview session by that name, as its owner runs it.
+const PreviewSuffix = ".preview"

@@ -26,21 +26,24 @@ import (
 // manager's MaxLogRead, which each member applies to its own part).
 const maxLogRead = 1000
 
-// agentLogsOf reads the agent of an agent's whole log stream,
-// GET /v1/agents/A/logs without session (a session's stream goes to its
-// owner, sessionLogsOf) and without after (a position on one member: the
-// member asked answers alone).
-func agentLogsOf(r *http.Request) (agent string, ok bool) {
+// agentLogsOf reads the stream of an agent's whole log stream,
+// GET /v1/agents/A/logs (stream A) or /v1/agents/A/preview/logs (its
+// preview's, stream A/preview: what its cursors are bound to), without
+// session (a session's stream goes to its owner, sessionLogsOf) and
+// without after (a position on one member: the member asked answers
+// alone).
+func agentLogsOf(r *http.Request) (stream string, ok bool) {
 	rest, found := strings.CutPrefix(r.URL.Path, "/v1/agents/")
 	if !found || r.Method != http.MethodGet {
 		return "", false
 	}
-	agent, found = strings.CutSuffix(rest, "/logs")
+	stream, found = strings.CutSuffix(rest, "/logs")
+	agent := strings.TrimSuffix(stream, "/preview")
 	if !found || agent == "" || strings.Contains(agent, "/") {
 		return "", false
 	}
 	q := r.URL.Query()
-	return agent, !q.Has("session") && !q.Has("after")
+	return stream, !q.Has("session") && !q.Has("after")
 }
 
 // gather calls ask for every other member that is live, at once, and
