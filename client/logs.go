@@ -21,6 +21,9 @@ type LogQuery struct {
 	Cursor string
 	// Limit caps the entries of one Logs answer (0: the server's most).
 	Limit int
+	// Preview reads the agent's preview sessions (agentcloud dev)
+	// instead of production's.
+	Preview bool
 }
 
 func logsPath(agent string, q LogQuery, follow bool) string {
@@ -41,6 +44,9 @@ func logsPath(agent string, q LogQuery, follow bool) string {
 		v.Set("follow", "true")
 	}
 	p := "/v1/agents/" + url.PathEscape(agent) + "/logs"
+	if q.Preview {
+		p = "/v1/agents/" + url.PathEscape(agent) + "/preview/logs"
+	}
 	if len(v) > 0 {
 		p += "?" + v.Encode()
 	}

@@ -18,7 +18,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 		follow bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs AGENT [--session ID] [-f]",
+		Use:   "logs AGENT [--session ID] [--preview] [-f]",
 		Short: "Show an agent's console output and request errors (of its live sessions, on every member of a cluster)",
 		Long: `logs shows what an agent's sessions wrote with console.* and the errors their requests
 ended with (uncaught throws, timeouts, crashes), oldest first. The node keeps a bounded
@@ -61,6 +61,7 @@ it takes session.read on the agent.`,
 	}
 	cmd.Flags().StringVar(&q.Session, "session", "", "only this session's lines")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep following new lines")
+	cmd.Flags().BoolVar(&q.Preview, "preview", false, "the lines of the agent's preview sessions (agentcloud dev)")
 	cmd.Flags().Uint64Var(&q.After, "after", 0, "start after this sequence number (of the node asked)")
 	cmd.Flags().StringVar(&q.Cursor, "cursor", "", "start where an earlier answer's cursor says (-o json shows it; every member of a cluster)")
 	return cmd

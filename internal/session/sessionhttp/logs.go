@@ -25,14 +25,22 @@ const logsSummary = "An agent's log stream: console.* output and the errors requ
 func (h *Handler) logsRoute(r *httpapi.Router) {
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/logs", Tag: "sessions", Summary: logsSummary,
 		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{}, Streams: true,
-		Query: []httpapi.QueryParam{
-			{Name: "session", Description: "only this session's entries"},
-			{Name: "after", Type: httpapi.QueryInteger, Description: "continue after this seq of the member asked (a previous answer's next)"},
-			{Name: "cursor", Description: "continue where a previous answer's cursor says, on every member (not with after)"},
-			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many entries (default and most 1000; without follow)"},
-			{Name: "follow", Type: httpapi.QueryBoolean, Description: "keep the answer open and stream new entries"},
-		},
+		Query: logsQuery,
 		Handler: h.logs})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1" + PreviewPrefix + "/logs", Tag: "sessions",
+		Summary: "The log stream of the agent's preview sessions (agentcloud dev), as GET /v1/agents/{agent}/logs reads production's; " +
+			"404 when the agent has no preview.",
+		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{}, Streams: true,
+		Query: logsQuery, Handler: h.logs})
+}
+
+// logsQuery is the query of both log stream routes.
+var logsQuery = []httpapi.QueryParam{
+	{Name: "session", Description: "only this session's entries"},
+	{Name: "after", Type: httpapi.QueryInteger, Description: "continue after this seq of the member asked (a previous answer's next)"},
+	{Name: "cursor", Description: "continue where a previous answer's cursor says, on every member (not with after)"},
+	{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many entries (default and most 1000; without follow)"},
+	{Name: "follow", Type: httpapi.QueryBoolean, Description: "keep the answer open and stream new entries"},
 }
 
 // deleteAgentRoute registers DELETE /v1/agents/{agent} (Cedar
@@ -74,11 +82,15 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 	}
 	follow, _ := strconv.ParseBool(q.Get("follow")) // the router checked it
 	agent, sess := r.PathValue("agent"), q.Get("session")
+	read, stream := h.m.Logs, agent
+	if strings.HasSuffix(r.URL.Path, "/preview/logs") {
+		read, stream = h.m.PreviewLogs, agent+"/preview" // cursors name the stream as its path does
+	}
 	if c := q.Get("cursor"); c != "" {
 		if q.Has("after") {
 			return api.FieldErrorf(api.KindInvalidQuery, "cursor", "pass either cursor or after, not both")
 		}
-		cur, err := api.DecodeLogCursor(agent, c)
+		cur, err := api.DecodeLogCursor(stream, c)
 		if err != nil {
 			return err
 		}
@@ -88,12 +100,12 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 	if limit > 0 && limit < uint64(lim) {
 		lim = int(limit)
 	}
-	l, wake, err := h.m.Logs(r.Context(), agent, sess, after, lim)
+	l, wake, err := read(r.Context(), agent, sess, after, lim)
 	if err != nil {
 		return err
 	}
 	if !follow {
-		h.stamp(agent, &l, false)
+		h.stamp(stream, &l, false)
 		httpapi.WriteJSON(w, http.StatusOK, l)
 		return nil
 	}
@@ -112,7 +124,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 			l.Entries[0].Missed = l.Missed
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(StreamStall))
-		h.stamp(agent, &l, true)
+		h.stamp(stream, &l, true)
 		for _, e := range l.Entries {
 			b, _ := json.Marshal(e)
 			if sse {
@@ -134,7 +146,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-wake:
 		}
-		if l, wake, err = h.m.Logs(r.Context(), agent, sess, l.Next, session.MaxLogRead); err != nil {
+		if l, wake, err = read(r.Context(), agent, sess, l.Next, session.MaxLogRead); err != nil {
 			return nil // the agent was deleted: the stream ends
 		}
 	}
