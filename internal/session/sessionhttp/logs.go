@@ -25,7 +25,7 @@ const logsSummary = "An agent's log stream: console.* output and the errors requ
 func (h *Handler) logsRoute(r *httpapi.Router) {
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/logs", Tag: "sessions", Summary: logsSummary,
 		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{}, Streams: true,
-		Query: logsQuery,
+		Query:   logsQuery,
 		Handler: h.logs})
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1" + PreviewPrefix + "/logs", Tag: "sessions",
 		Summary: "The log stream of the agent's preview sessions (agentcloud dev), as GET /v1/agents/{agent}/logs reads production's; " +
