@@ -91,7 +91,7 @@ func DecodeLogCursor(agent, s string) (LogCursor, error) {
 			return bad("it names a member that cannot exist")
 		}
 	}
-	return LogCursor{Agent: w.Agent, Pos: w.Pos}, nil
+	return LogCursor(w), nil
 }
 
 // cursorMember reports whether node can name a member: what config's
