@@ -13,10 +13,17 @@ import (
 type LogQuery struct {
 	// Session, if set, keeps only that session's entries.
 	Session string
-	// After continues after this seq (a previous LogList's Next).
+	// After continues after this seq of the node asked (a previous
+	// LogList's Next); in a cluster only that member answers.
 	After uint64
+	// Cursor continues where a previous LogList's (or a followed entry's)
+	// Cursor says, on every member of a cluster.
+	Cursor string
 	// Limit caps the entries of one Logs answer (0: the server's most).
 	Limit int
+	// Preview reads the agent's preview sessions (agentcloud dev)
+	// instead of production's.
+	Preview bool
 }
 
 func logsPath(agent string, q LogQuery, follow bool) string {
@@ -27,6 +34,9 @@ func logsPath(agent string, q LogQuery, follow bool) string {
 	if q.After > 0 {
 		v.Set("after", strconv.FormatUint(q.After, 10))
 	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
 	if q.Limit > 0 && !follow {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
@@ -34,6 +44,9 @@ func logsPath(agent string, q LogQuery, follow bool) string {
 		v.Set("follow", "true")
 	}
 	p := "/v1/agents/" + url.PathEscape(agent) + "/logs"
+	if q.Preview {
+		p = "/v1/agents/" + url.PathEscape(agent) + "/preview/logs"
+	}
 	if len(v) > 0 {
 		p += "?" + v.Encode()
 	}

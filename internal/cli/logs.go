@@ -18,13 +18,14 @@ func newLogsCmd(g *globals) *cobra.Command {
 		follow bool
 	)
 	cmd := &cobra.Command{
-		Use:   "logs AGENT [--session ID] [-f]",
-		Short: "Show an agent's console output and request errors (of its live sessions on this node)",
+		Use:   "logs AGENT [--session ID] [--preview] [-f]",
+		Short: "Show an agent's console output and request errors (of its live sessions, on every member of a cluster)",
 		Long: `logs shows what an agent's sessions wrote with console.* and the errors their requests
 ended with (uncaught throws, timeouts, crashes), oldest first. The node keeps a bounded
 stream per agent in memory: the oldest lines go first, long lines are cut, and a restart
-empties it. With -f it keeps following new lines until interrupted. Reading it takes
-session.read on the agent.`,
+empties it. With -f it keeps following new lines until interrupted. In a cluster the
+lines of every member are gathered, and a member that does not answer is named. Reading
+it takes session.read on the agent.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -49,6 +50,9 @@ session.read on the agent.`,
 				if l.Missed > 0 {
 					fmt.Fprintf(w, "(%d older lines were dropped)\n", l.Missed)
 				}
+				if len(l.Unreachable) > 0 {
+					fmt.Fprintf(w, "(members not answering, their lines are missing: %s)\n", strings.Join(l.Unreachable, ", "))
+				}
 				for _, e := range l.Entries {
 					printLogEntry(w, e, q.Session == "")
 				}
@@ -57,7 +61,9 @@ session.read on the agent.`,
 	}
 	cmd.Flags().StringVar(&q.Session, "session", "", "only this session's lines")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep following new lines")
-	cmd.Flags().Uint64Var(&q.After, "after", 0, "start after this sequence number")
+	cmd.Flags().BoolVar(&q.Preview, "preview", false, "the lines of the agent's preview sessions (agentcloud dev)")
+	cmd.Flags().Uint64Var(&q.After, "after", 0, "start after this sequence number (of the node asked)")
+	cmd.Flags().StringVar(&q.Cursor, "cursor", "", "start where an earlier answer's cursor says (-o json shows it; every member of a cluster)")
 	return cmd
 }
 
@@ -66,6 +72,10 @@ session.read on the agent.`,
 func printLogEntry(w io.Writer, e api.LogEntry, withSession bool) {
 	if e.Missed > 0 {
 		fmt.Fprintf(w, "(%d lines dropped)\n", e.Missed)
+	}
+	if e.Level == api.LogLevelUnreachable {
+		fmt.Fprintf(w, "%s (%s)\n", e.Time.Local().Format(time.TimeOnly), e.Text)
+		return
 	}
 	head := e.Time.Local().Format(time.TimeOnly) + " "
 	if withSession {

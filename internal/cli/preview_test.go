@@ -27,6 +27,7 @@ func writeShop(t *testing.T, dir, version string) {
 		"agent.js": `export default { async fetch(req, env) {
   const n = ((await env.state.get("n")) ?? 0) + 1;
   await env.state.put("n", n);
+  console.log("shop ` + version + ` " + n);
   return new Response("shop ` + version + ` " + n + "\n");
 } };
 `,
@@ -136,11 +137,30 @@ func TestDevPreviewClass(t *testing.T) {
 	refused("call", "shop.preview/s1", "/") // the namespace has no public name
 	must("shop v2 4", "call", "--preview", "shop/s1", "/")
 
+	// logs --preview reads the preview's lines, logs production's.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{[]string{"logs", "--preview", "shop"}, "shop v2 4"}, {[]string{"logs", "shop"}, "shop v1 3"}} {
+		code, out, errOut := cli(append([]string{"-o", "json"}, c.args...)...)
+		var l api.LogList
+		if code != 0 || json.Unmarshal([]byte(out), &l) != nil || len(l.Entries) == 0 || l.Entries[len(l.Entries)-1].Text != c.want {
+			t.Fatalf("%v: %d %s %s, want last %q", c.args, code, out, errOut, c.want)
+		}
+		for _, e := range l.Entries {
+			if !strings.HasPrefix(e.Text, c.want[:len("shop v1")]) {
+				t.Fatalf("%v holds %q", c.args, e.Text)
+			}
+		}
+	}
+	refused("--token", mallory, "logs", "--preview", "shop")
+
 	// Ending the preview leaves production as it is.
 	if code, _, errOut := cli("agents", "end-preview", "shop"); code != 0 {
 		t.Fatalf("end-preview: %s", errOut)
 	}
 	refused("call", "--preview", "shop/s1", "/")
+	refused("logs", "--preview", "shop")
 	refused("agents", "end-preview", "shop")
 	must("shop v1 4", "call", "shop/s1", "/")
 	if cur := agentCurrent(t, cli, "shop"); cur != v1 {

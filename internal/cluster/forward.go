@@ -71,7 +71,9 @@ func targetFrom(ctx context.Context) string {
 }
 
 // SessionOf extracts agent and session from a session path:
-// /agents/A/sessions/S[/...] or /v1/agents/A/sessions/S[/...].
+// /agents/A/sessions/S[/...] or /v1/agents/A/sessions/S[/...]. A session
+// of A's preview (/agents/A/preview/sessions/S...) is one of the agent
+// A.preview (api.PreviewSuffix), the name its owner runs it under.
 func SessionOf(path string) (agent, session string, ok bool) {
 	rest := strings.TrimPrefix(path, "/v1")
 	rest, found := strings.CutPrefix(rest, "/agents/")
@@ -81,6 +83,9 @@ func SessionOf(path string) (agent, session string, ok bool) {
 	agent, rest, found = strings.Cut(rest, "/")
 	if !found || agent == "" {
 		return "", "", false
+	}
+	if after, preview := strings.CutPrefix(rest, "preview/"); preview {
+		agent, rest = agent+api.PreviewSuffix, after
 	}
 	rest, found = strings.CutPrefix(rest, "sessions/")
 	if !found {
@@ -114,6 +119,9 @@ func sessionLogsOf(r *http.Request) (agent, session string, ok bool) {
 		return "", "", false
 	}
 	agent, found = strings.CutSuffix(rest, "/logs")
+	if base, preview := strings.CutSuffix(agent, "/preview"); preview {
+		agent = base + api.PreviewSuffix
+	}
 	if !found || agent == "" || strings.Contains(agent, "/") {
 		return "", "", false
 	}
@@ -152,8 +160,16 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveSandboxList(w, r)
 		return
 	}
+	if isE2BList(r) {
+		f.serveE2BList(w, r)
+		return
+	}
 	if id, ok := sandboxTarget(r); ok {
 		f.serveSandbox(w, r, id)
+		return
+	}
+	if agent, ok := agentLogsOf(r); ok {
+		f.serveAgentLogs(w, r, agent)
 		return
 	}
 	agent, session, ok := SessionOf(r.URL.Path)

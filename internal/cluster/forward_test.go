@@ -64,6 +64,14 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 				serveTestList(w, r, name, i)
 				return
 			}
+			if (r.URL.Path == "/e2b/sandboxes" || r.URL.Path == "/e2b/v2/sandboxes") && r.Method == "GET" {
+				serveTestE2BList(w, r, name)
+				return
+			}
+			if r.URL.Path == "/v1/agents/chatty/logs" && r.Method == "GET" {
+				serveTestLogs(w, r, name, i)
+				return
+			}
 			w.Header().Set("Served-By", name)
 			w.Header().Set("Saw-Forwarded", r.Header.Get(cluster.ForwardedHeader))
 			w.Header().Set("Saw-Auth", r.Header.Get("Authorization"))
@@ -280,7 +288,8 @@ func TestForwardingOwnerDownClass(t *testing.T) {
 }
 
 func FuzzSessionOf(f *testing.F) {
-	for _, s := range []string{"/agents/a/sessions/s/x", "/v1/agents/a/sessions/s", "/v1/agents//sessions/s", "/agents/a/sessions/", "/v1/v1/agents/a/sessions/s", ""} {
+	for _, s := range []string{"/agents/a/sessions/s/x", "/v1/agents/a/sessions/s", "/v1/agents//sessions/s", "/agents/a/sessions/", "/v1/v1/agents/a/sessions/s", "",
+		"/agents/a/preview/sessions/s/x", "/agents//preview/sessions/s", "/agents/a/preview/preview/sessions/s"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
@@ -291,7 +300,11 @@ func FuzzSessionOf(f *testing.F) {
 		if agent == "" || session == "" || strings.Contains(agent, "/") || strings.Contains(session, "/") {
 			t.Fatalf("%q -> %q %q", path, agent, session)
 		}
-		if !strings.Contains(path, "/agents/"+agent+"/sessions/"+session) {
+		named := "/agents/" + agent + "/sessions/" + session
+		if base, preview := strings.CutSuffix(agent, api.PreviewSuffix); preview && !strings.Contains(path, named) {
+			named = "/agents/" + base + "/preview/sessions/" + session
+		}
+		if !strings.Contains(path, named) {
 			t.Fatalf("%q -> %q %q not in the path", path, agent, session)
 		}
 	})
@@ -338,7 +351,8 @@ func BenchmarkForward(b *testing.B) {
 
 // TestSessionLogsRoutingClass: a session's log stream
 // (GET /v1/agents/A/logs?session=S, follow or not) is served by the
-// session's owner, whichever member it reaches; an agent's whole stream,
+// session's owner, whichever member it reaches, and so are a preview's
+// sessions and their logs (placed by the preview's name, A.preview); an agent's whole stream,
 // other methods and look-alike paths are served where they arrive.
 func TestSessionLogsRoutingClass(t *testing.T) {
 	nodes, _ := startForwarding(t, 3)
@@ -357,17 +371,25 @@ func TestSessionLogsRoutingClass(t *testing.T) {
 	for i := range 12 {
 		session := fmt.Sprintf("s%d", i)
 		for _, entry := range nodes {
-			for _, q := range []string{"?session=" + session, "?session=" + session + "&follow=true&after=3"} {
+			// A preview's sessions (and their logs) are placed by the
+			// preview's own name, as its owner runs them.
+			for _, c := range []struct{ agent, path string }{
+				{"counter", "/v1/agents/counter/logs?session=" + session},
+				{"counter", "/v1/agents/counter/logs?session=" + session + "&follow=true&after=3"},
+				{"counter.preview", "/v1/agents/counter/preview/logs?session=" + session},
+				{"counter.preview", "/agents/counter/preview/sessions/" + session + "/x"},
+				{"counter.preview", "/v1/agents/counter/preview/sessions/" + session},
+			} {
 				// Leases may change hands on a loaded machine (1.2 s
 				// TTL): ask until the owner of the moment serves it.
 				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-					owner := ownerName(nodes, "counter", session)
-					got := do(entry, "GET", "/v1/agents/counter/logs"+q)
+					owner := ownerName(nodes, c.agent, session)
+					got := do(entry, "GET", c.path)
 					if owner != "" && got == owner {
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("logs%s via %s: served by %q, owner %q", q, entry.name, got, owner)
+						t.Fatalf("%s via %s: served by %q, owner %q", c.path, entry.name, got, owner)
 					}
 				}
 			}

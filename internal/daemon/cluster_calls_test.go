@@ -17,7 +17,8 @@ import (
 	"github.com/agentcloud/agentcloud/internal/daemon"
 )
 
-// relayAgent counts POSTs in its state; GET answers without a write; with
+// relayAgent counts POSTs in its state; GET answers without a write (and
+// logs a line); with
 // ?to=AGENT/SESSION it increments that session through call_agent and
 // answers the tool's result (errors as 599 "Name: message").
 const relayAgent = `export default {
@@ -29,7 +30,7 @@ const relayAgent = `export default {
         return Response.json(await env.tools.call("call_agent", {agent, session, method: "POST", path: "/"}));
       } catch (e) { return new Response(e.name + ": " + e.message, {status: 599}); }
     }
-    if (req.method === "GET") return new Response("here");
+    if (req.method === "GET") { console.log("here"); return new Response("here"); }
     const n = ((await env.state.get("n")) || 0) + 1;
     await env.state.put("n", n);
     return Response.json({global: 0, stored: n});
@@ -203,6 +204,7 @@ when { principal has owner && resource has owner && principal.owner == resource.
 	if code, body, _, err := relayCall(ctx, alice, "arelay", from, "POST", "arelay/"+own); err != nil || code != 200 || !strings.Contains(body, `\"stored\":1`) {
 		t.Errorf("alice's session calling her own session on n2: %d %s %v", code, body, err)
 	}
+	checkClusterLogs(t, nodes, carol, bob, []string{callers[0], callee, callers[1]})
 }
 
 // memberUserClient mints a token for subject and returns a client of it

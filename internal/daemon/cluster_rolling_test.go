@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/cluster"
 )
 
 // stop stops the node's process with SIGTERM (a graceful shutdown) and
@@ -195,7 +198,8 @@ func TestClusterRollingRestart(t *testing.T) {
 
 // checkSandboxRouting: a sandbox made through one member has an id naming
 // it, and every other member routes its calls there (describe, write a
-// file, read it back, delete); once deleted it is 404 through any member.
+// file, read it back, delete) and lists it in E2B's listing; once deleted
+// it is 404 through any member.
 // A node without sandboxes (no usable cgroups) skips this part.
 func checkSandboxRouting(t *testing.T, nodes []*clusterNode) {
 	t.Helper()
@@ -217,6 +221,7 @@ func checkSandboxRouting(t *testing.T, nodes []*clusterNode) {
 			t.Fatalf("describe %s through %s: %+v %v", sb.ID, nd.name, got, err)
 		}
 	}
+	checkE2BListAcrossMembers(ctx, t, nodes, sb.ID)
 	if _, err := nodes[1].client.WriteFile(ctx, sb.ID, "/workspace/a.txt", strings.NewReader("through n1"), 0); err != nil {
 		t.Fatalf("write through %s: %v", nodes[1].name, err)
 	}
@@ -235,6 +240,59 @@ func checkSandboxRouting(t *testing.T, nodes []*clusterNode) {
 	for _, nd := range nodes {
 		if _, err := nd.client.Sandbox(ctx, sb.ID); !api.IsKind(err, api.KindNotFound) {
 			t.Fatalf("deleted sandbox through %s: %v, want not found", nd.name, err)
+		}
+	}
+}
+
+// checkE2BListAcrossMembers: with sandbox first on nodes[0] and one more
+// made on nodes[1], E2B's listing (v1 and v2) through every member lists
+// both, with X-Total-Running counting both.
+func checkE2BListAcrossMembers(ctx context.Context, t *testing.T, nodes []*clusterNode, first string) {
+	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("E2B list checks took %v", time.Since(start).Round(time.Millisecond)) }()
+	second, err := nodes[1].client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = nodes[1].client.DeleteSandbox(context.Background(), second.ID) }()
+	key, err := nodes[0].client.CreateE2BKey(ctx, api.E2BKeyRequest{Name: "list"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		for _, path := range []string{"/e2b/sandboxes", "/e2b/v2/sandboxes"} {
+			var got []string
+			running := ""
+			// Poll: the key and the members' records reach every member
+			// through the store (generous bound for a loaded machine).
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+				req, _ := http.NewRequestWithContext(ctx, "GET", nd.client.Server()+path, nil)
+				req.Header.Set("X-API-Key", key.Key)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var l []struct {
+					SandboxID string `json:"sandboxID"`
+				}
+				if resp.StatusCode == 200 {
+					_ = json.NewDecoder(resp.Body).Decode(&l)
+				}
+				resp.Body.Close()
+				got = got[:0]
+				for _, s := range l {
+					got = append(got, s.SandboxID)
+				}
+				running = resp.Header.Get("X-Total-Running")
+				if slices.Contains(got, first) && slices.Contains(got, second.ID) && running == "2" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("E2B %s through %s: %d %v running=%q unreachable=%q, want %s and %s", path, nd.name, resp.StatusCode, got,
+						running, resp.Header.Get(cluster.UnreachableHeader), first, second.ID)
+				}
+			}
 		}
 	}
 }

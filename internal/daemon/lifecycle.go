@@ -232,7 +232,7 @@ func (d *Daemon) startAPI(context.Context) error {
 		Started: d.started, Logger: d.log.With("component", "http")})
 	d.clusterRoutes()
 	securityhttp.Routes(d.router, d.sec, d.configChanger()) // policy and host-list changes are runs
-	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy, Log: d.log, Card: sessionhttp.CardFrom(d.cfg)}).Routes(d.router)
+	sessionhttp.New(sessionhttp.Config{Manager: d.sessions, Authorizer: securityhttp.Auth{Sec: d.sec}, Deploy: d.handleDeploy, Log: d.log, Card: sessionhttp.CardFrom(d.cfg), Node: d.cfg.NodeID}).Routes(d.router)
 	return nil
 }
 

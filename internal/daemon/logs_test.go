@@ -58,6 +58,13 @@ func TestAgentLogsRouteClass(t *testing.T) {
 	if l, err := alice.Logs(ctx, "chatty", client.LogQuery{Session: "s1"}); err != nil || len(l.Entries) != 1 {
 		t.Fatalf("session filter: %+v %v", l, err)
 	}
+	// Entries name the node; the cursor continues where the answer ends.
+	if l.Entries[0].Node == "" || l.Cursor == "" {
+		t.Fatalf("node %q cursor %q", l.Entries[0].Node, l.Cursor)
+	}
+	if more, err := alice.Logs(ctx, "chatty", client.LogQuery{Cursor: l.Cursor}); err != nil || len(more.Entries) != 0 || more.Cursor != l.Cursor {
+		t.Fatalf("after the cursor: %+v %v", more, err)
+	}
 
 	// Following: the kept lines, then a new one as it comes.
 	fctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -122,7 +129,10 @@ func TestAgentLogsRouteClass(t *testing.T) {
 
 	// Malformed queries.
 	for _, raw := range []string{"after=-1", "after=x", "limit=1.5", "follow=maybe", "session=a%2Fb", "session=" + strings.Repeat("s", 300),
-		"nope=1", "after=1&after=2", "after=99999999999999999999999"} {
+		"nope=1", "after=1&after=2", "after=99999999999999999999999", "cursor=garbage", "cursor=c1.e30",
+		"cursor=" + api.EncodeLogCursor(api.LogCursor{Agent: "other", Pos: map[string]uint64{}}),
+		"after=1&cursor=" + api.EncodeLogCursor(api.LogCursor{Agent: "chatty", Pos: map[string]uint64{}}),
+		"follow=true&cursor=garbage"} {
 		resp, err := admin.Raw(ctx, "GET", "/v1/agents/chatty/logs?"+raw, nil, "")
 		if err == nil {
 			resp.Body.Close()

@@ -315,6 +315,27 @@ func (m *Manager) Logs(ctx context.Context, agent, session string, after uint64,
 			return api.LogList{}, nil, p
 		}
 	}
+	return m.logsOf(ctx, agent, session, after, limit)
+}
+
+// PreviewLogs reads the log stream of agent's preview sessions (agentcloud
+// dev) as Logs reads the agent's; a 404 when the agent has no preview the
+// caller's traffic reaches (PreviewAgent).
+func (m *Manager) PreviewLogs(ctx context.Context, agent, session string, after uint64, limit int) (api.LogList, <-chan struct{}, error) {
+	if session != "" {
+		if p := api.CheckID("session", api.IDSession, session); p != nil {
+			return api.LogList{}, nil, p
+		}
+	}
+	name, err := m.PreviewAgent(ctx, agent)
+	if err != nil {
+		return api.LogList{}, nil, err
+	}
+	return m.logsOf(ctx, name, session, after, limit)
+}
+
+// logsOf reads the stream of the agent named name (ids checked).
+func (m *Manager) logsOf(ctx context.Context, agent, session string, after uint64, limit int) (api.LogList, <-chan struct{}, error) {
 	if limit <= 0 || limit > MaxLogRead {
 		limit = MaxLogRead
 	}

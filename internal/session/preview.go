@@ -23,7 +23,7 @@ import (
 // agent's record, so production's version and sessions stay as they are.
 
 // previewSuffix makes an agent's preview name.
-const previewSuffix = ".preview"
+const previewSuffix = api.PreviewSuffix
 
 // PreviewName is the internal agent name of agent's preview namespace.
 func PreviewName(agent string) string { return agent + previewSuffix }

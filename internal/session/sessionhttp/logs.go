@@ -13,22 +13,34 @@ import (
 	"github.com/agentcloud/agentcloud/internal/session"
 )
 
-const logsSummary = "An agent's log stream on this node: console.* output and the errors requests ended with, of its live sessions, " +
-	"oldest first, from a bounded in-memory stream (missed counts entries dropped before they were read). With follow=true, " +
-	"one JSON entry per line (server-sent events with Accept: text/event-stream) as they come, until the client leaves."
+const logsSummary = "An agent's log stream: console.* output and the errors requests ended with, of its live sessions, " +
+	"oldest first, from a bounded in-memory stream per node (missed counts entries dropped before they were read). With follow=true, " +
+	"one JSON entry per line (server-sent events with Accept: text/event-stream) as they come, until the client leaves. " +
+	"In a cluster every member's entries are gathered (each names its node; continue with cursor, which holds a position per member; " +
+	"with after, only the member asked answers); members that do not answer are named in Agentcloud-Unreachable-Members, " +
+	"and in a followed stream by an entry of level unreachable."
 
 // logsRoute registers GET /v1/agents/{agent}/logs (Cedar session.read on
 // the agent, like the sessions listing).
 func (h *Handler) logsRoute(r *httpapi.Router) {
 	r.Handle(httpapi.Route{Method: "GET", Path: "/v1/agents/{agent}/logs", Tag: "sessions", Summary: logsSummary,
 		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{}, Streams: true,
-		Query: []httpapi.QueryParam{
-			{Name: "session", Description: "only this session's entries"},
-			{Name: "after", Type: httpapi.QueryInteger, Description: "continue after this seq (a previous answer's next)"},
-			{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many entries (default and most 1000; without follow)"},
-			{Name: "follow", Type: httpapi.QueryBoolean, Description: "keep the answer open and stream new entries"},
-		},
+		Query:   logsQuery,
 		Handler: h.logs})
+	r.Handle(httpapi.Route{Method: "GET", Path: "/v1" + PreviewPrefix + "/logs", Tag: "sessions",
+		Summary: "The log stream of the agent's preview sessions (agentcloud dev), as GET /v1/agents/{agent}/logs reads production's; " +
+			"404 when the agent has no preview.",
+		Action: session.ActionSessionRead, Resource: AgentResource, Response: api.LogList{}, Streams: true,
+		Query: logsQuery, Handler: h.logs})
+}
+
+// logsQuery is the query of both log stream routes.
+var logsQuery = []httpapi.QueryParam{
+	{Name: "session", Description: "only this session's entries"},
+	{Name: "after", Type: httpapi.QueryInteger, Description: "continue after this seq of the member asked (a previous answer's next)"},
+	{Name: "cursor", Description: "continue where a previous answer's cursor says, on every member (not with after)"},
+	{Name: "limit", Type: httpapi.QueryInteger, Description: "at most this many entries (default and most 1000; without follow)"},
+	{Name: "follow", Type: httpapi.QueryBoolean, Description: "keep the answer open and stream new entries"},
 }
 
 // deleteAgentRoute registers DELETE /v1/agents/{agent} (Cedar
@@ -70,15 +82,30 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 	}
 	follow, _ := strconv.ParseBool(q.Get("follow")) // the router checked it
 	agent, sess := r.PathValue("agent"), q.Get("session")
+	read, stream := h.m.Logs, agent
+	if strings.HasSuffix(r.URL.Path, "/preview/logs") {
+		read, stream = h.m.PreviewLogs, agent+"/preview" // cursors name the stream as its path does
+	}
+	if c := q.Get("cursor"); c != "" {
+		if q.Has("after") {
+			return api.FieldErrorf(api.KindInvalidQuery, "cursor", "pass either cursor or after, not both")
+		}
+		cur, err := api.DecodeLogCursor(stream, c)
+		if err != nil {
+			return err
+		}
+		after = cur.Pos[h.node]
+	}
 	lim := session.MaxLogRead
 	if limit > 0 && limit < uint64(lim) {
 		lim = int(limit)
 	}
-	l, wake, err := h.m.Logs(r.Context(), agent, sess, after, lim)
+	l, wake, err := read(r.Context(), agent, sess, after, lim)
 	if err != nil {
 		return err
 	}
 	if !follow {
+		h.stamp(stream, &l, false)
 		httpapi.WriteJSON(w, http.StatusOK, l)
 		return nil
 	}
@@ -97,6 +124,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 			l.Entries[0].Missed = l.Missed
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(StreamStall))
+		h.stamp(stream, &l, true)
 		for _, e := range l.Entries {
 			b, _ := json.Marshal(e)
 			if sse {
@@ -118,8 +146,20 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-wake:
 		}
-		if l, wake, err = h.m.Logs(r.Context(), agent, sess, l.Next, session.MaxLogRead); err != nil {
+		if l, wake, err = read(r.Context(), agent, sess, l.Next, session.MaxLogRead); err != nil {
 			return nil // the agent was deleted: the stream ends
 		}
 	}
+}
+
+// stamp names this node on l's entries and sets l's cursor (each entry's
+// too when each says where a follower stands).
+func (h *Handler) stamp(agent string, l *api.LogList, each bool) {
+	for i := range l.Entries {
+		l.Entries[i].Node = h.node
+		if each {
+			l.Entries[i].Cursor = api.EncodeLogCursor(api.LogCursor{Agent: agent, Pos: map[string]uint64{h.node: l.Entries[i].Seq}})
+		}
+	}
+	l.Cursor = api.EncodeLogCursor(api.LogCursor{Agent: agent, Pos: map[string]uint64{h.node: l.Next}})
 }

@@ -44,6 +44,9 @@ type Config struct {
 	Log *slog.Logger
 	// Card is what public agents' cards say of the node (public.go).
 	Card CardInfo
+	// Node is this node's name: its log entries say it, and log cursors
+	// keep its position under it.
+	Node string
 }
 
 // Handler serves the agent and session API.
@@ -56,6 +59,8 @@ type Handler struct {
 	cardInfo CardInfo
 	// public coalesces identical cacheable public GETs (public.go).
 	public httpapi.Coalescer
+	// node is this node's name (Config.Node).
+	node string
 }
 
 // New returns a Handler; register it with Routes.
@@ -64,7 +69,7 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{m: cfg.Manager, authz: cfg.Authorizer, deploy: cfg.Deploy, log: log, cardInfo: cfg.Card}
+	return &Handler{m: cfg.Manager, authz: cfg.Authorizer, deploy: cfg.Deploy, log: log, cardInfo: cfg.Card, node: cfg.Node}
 }
 
 // AgentResource is the authorization resource of /…/agents/{agent}/….

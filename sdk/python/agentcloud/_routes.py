@@ -40,6 +40,7 @@ ROUTES = {
     "get-v1-agents-by-agent": ("GET", "/v1/agents/{agent}", "agents"),
     "get-v1-agents-by-agent-deployment": ("GET", "/v1/agents/{agent}/deployment", "rollouts"),
     "get-v1-agents-by-agent-logs": ("GET", "/v1/agents/{agent}/logs", "sessions"),
+    "get-v1-agents-by-agent-preview-logs": ("GET", "/v1/agents/{agent}/preview/logs", "sessions"),
     "get-v1-agents-by-agent-sessions": ("GET", "/v1/agents/{agent}/sessions", "sessions"),
     "get-v1-agents-by-agent-sessions-by-session": ("GET", "/v1/agents/{agent}/sessions/{session}", "sessions"),
     "get-v1-agents-by-agent-sessions-by-session-labels": ("GET", "/v1/agents/{agent}/sessions/{session}/labels", "security"),
