@@ -34,14 +34,14 @@ func clusterLogs(t *testing.T, c *client.Client, agent string, q client.LogQuery
 
 func logKey(e api.LogEntry) string { return fmt.Sprintf("%s/%d", e.Node, e.Seq) }
 
-// checkClusterLogs (part of TestClusterCallAgentClass, on its cluster):
+// checkClusterLogs (part of TestClusterShared/CallAgentClass, on its cluster):
 // agent relay's log stream, read through any member, holds the lines of
 // its sessions on every member (sessions[i] runs on member i); read on a
 // few at a time with the cursor, through a different member each time, it
 // yields the same entries once each; followed through one member it
 // brings new lines of sessions on the others; another tenant and a
-// malformed cursor are refused on every member; when a member dies, the
-// followed stream and the list name it. It kills nodes[2] last.
+// malformed cursor are refused on every member (clusterLogsNameDeadMember
+// kills a member after it).
 func checkClusterLogs(t *testing.T, nodes []*clusterNode, carol []*client.Client, bob *client.Client, sessions []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -126,7 +126,28 @@ func checkClusterLogs(t *testing.T, nodes []*clusterNode, carol []*client.Client
 	if !from["n1"] || !from["n2"] {
 		t.Fatalf("followed lines of %v, want n1 and n2", from)
 	}
-	// n2 dies: the followed stream names it, and so does the list.
+}
+
+// clusterLogsNameDeadMember (the last check on TestClusterShared's
+// cluster): agent relay's log stream, followed through n0, and its list
+// name n2 once n2 dies (kill -9).
+func clusterLogsNameDeadMember(t *testing.T, nodes []*clusterNode) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	carol := memberUserClient(t, nodes, 0, "user:carol")
+	full := clusterLogs(t, carol, "relay", client.LogQuery{})
+	got := make(chan api.LogEntry, 16)
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	go func() {
+		_ = carol.FollowLogs(fctx, "relay", client.LogQuery{Cursor: full.Cursor}, func(e api.LogEntry) error {
+			select {
+			case got <- e:
+			case <-fctx.Done():
+			}
+			return nil
+		})
+	}()
 	nodes[2].kill9(t)
 	for named := false; !named; {
 		select {
@@ -137,7 +158,7 @@ func checkClusterLogs(t *testing.T, nodes []*clusterNode, carol []*client.Client
 		}
 	}
 	for {
-		l, err := carol[0].Logs(ctx, "relay", client.LogQuery{})
+		l, err := carol.Logs(ctx, "relay", client.LogQuery{})
 		if err == nil && slices.Contains(l.Unreachable, "n2") {
 			break
 		}

@@ -250,12 +250,13 @@ func counterCall(ctx context.Context, c *client.Client, id string) (int, error) 
 	}
 }
 
-// TestClusterShared forms one three-member cluster for the checks that
-// leave it whole, run as subtests in turn; the one that drains a member
-// comes last. Forming a cluster (three daemon processes, a Raft election,
-// every replicated bucket created) is the most expensive set-up in the
-// suite, so checks share one where they can; the kill -9 and rolling
-// restart tests form their own.
+// TestClusterShared forms one three-member cluster for several checks,
+// run as subtests in turn: the one that drains a member comes after those
+// that need every member, and the one that kills a member comes last.
+// Forming a cluster (three daemon processes, a Raft election, every
+// replicated bucket created) is the most expensive set-up in the suite,
+// so checks share one where they can; the kill -9 and rolling restart
+// tests form their own.
 func TestClusterShared(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns daemon processes; skipped in -short")
@@ -264,6 +265,7 @@ func TestClusterShared(t *testing.T) {
 	t.Run("CallAgentClass", func(t *testing.T) { clusterCallAgentClass(t, nodes) })
 	t.Run("TrustDomainClass", func(t *testing.T) { clusterTrustDomainClass(t, nodes) })
 	t.Run("CounterExactlyN", func(t *testing.T) { clusterCounterExactlyN(t, nodes) })
+	t.Run("LogsNameDeadMember", func(t *testing.T) { clusterLogsNameDeadMember(t, nodes) })
 }
 
 // clusterCounterExactlyN: N concurrent increments of a few sessions,
