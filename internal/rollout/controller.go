@@ -307,7 +307,7 @@ func (c *Controller) syncLocked(ctx context.Context, agent string) (State, error
 		}
 		if cur.Routed < cur.Seq {
 			if err := c.route(ctx, cur.State); err != nil {
-				if errors.Is(err, store.ErrConflict) && round < maxSyncRounds {
+				if (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists)) && round < maxSyncRounds { // another member routed first
 					continue
 				}
 				return cur.State, err
