@@ -81,31 +81,16 @@ func (f *Forwarder) serveSandboxList(w http.ResponseWriter, r *http.Request) {
 		local.replay(w) // refused (or not a list): as this member answers it
 		return
 	}
-	var (
-		mu          sync.Mutex
-		unreachable []string
-		wg          sync.WaitGroup
-	)
-	for _, mi := range f.Owners.Members() {
-		if mi.Node == f.Node {
-			continue
-		}
-		if !mi.Live || mi.Addr == "" {
-			unreachable = append(unreachable, mi.Node)
-			continue
-		}
-		wg.Go(func() {
-			got, err := f.peerList(r, mi.Addr)
+	var mu sync.Mutex
+	unreachable := f.gather(func(_, addr string) error {
+		got, err := f.peerList(r, addr)
+		if err == nil {
 			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				unreachable = append(unreachable, mi.Node)
-				return
-			}
 			list.Sandboxes = append(list.Sandboxes, got...)
-		})
-	}
-	wg.Wait()
+			mu.Unlock()
+		}
+		return err
+	})
 	slices.SortStableFunc(list.Sandboxes, func(a, b api.Sandbox) int {
 		if c := a.Created.Compare(b.Created); c != 0 {
 			return c
