@@ -389,6 +389,20 @@ func backgroundStdio(output string) ([]*os.File, error) {
 // reap collects every child and orphan (init is pid 1 of the namespace) and
 // reports the exits the host waits for.
 func (st *initState) reap(sigs <-chan os.Signal) {
+	reapEach(sigs, func(pid int, ws unix.WaitStatus) {
+		st.mu.Lock()
+		id, ok := st.waiters[pid]
+		delete(st.waiters, pid)
+		st.mu.Unlock()
+		if ok {
+			_ = st.ctl.Send(exitMessage(id, pid, ws))
+		}
+	})
+}
+
+// reapEach waits, after each signal on sigs, for every child that has
+// exited and hands it to exited.
+func reapEach(sigs <-chan os.Signal, exited func(pid int, ws unix.WaitStatus)) {
 	for range sigs {
 		for {
 			var ws unix.WaitStatus
@@ -399,24 +413,22 @@ func (st *initState) reap(sigs <-chan os.Signal) {
 			if pid <= 0 || err != nil {
 				break
 			}
-			st.mu.Lock()
-			id, ok := st.waiters[pid]
-			delete(st.waiters, pid)
-			st.mu.Unlock()
-			if !ok {
-				continue
-			}
-			ev := &Message{ID: id, Op: OpExit, PID: pid}
-			switch {
-			case ws.Exited():
-				ev.Code = ws.ExitStatus()
-			case ws.Signaled():
-				ev.Signal = int(ws.Signal())
-				ev.Code = 128 + ev.Signal
-			}
-			_ = st.ctl.Send(ev)
+			exited(pid, ws)
 		}
 	}
+}
+
+// exitMessage is the OpExit event of request id's process pid.
+func exitMessage(id uint64, pid int, ws unix.WaitStatus) *Message {
+	ev := &Message{ID: id, Op: OpExit, PID: pid}
+	switch {
+	case ws.Exited():
+		ev.Code = ws.ExitStatus()
+	case ws.Signaled():
+		ev.Signal = int(ws.Signal())
+		ev.Code = 128 + ev.Signal
+	}
+	return ev
 }
 
 func lookPath(file string, env []string) (string, error) {

@@ -117,31 +117,12 @@ func startInit(base int, files []*os.File) (int, error) {
 
 // reap collects every exited init and reports those the host started.
 func (sp *spawner) reap(sigs <-chan os.Signal) {
-	for range sigs {
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			if pid <= 0 || err != nil {
-				break
-			}
-			sp.mu.Lock()
-			id, ok := sp.ids[pid]
+	reapEach(sigs, func(pid int, ws unix.WaitStatus) {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		if id, ok := sp.ids[pid]; ok {
 			delete(sp.ids, pid)
-			if ok {
-				ev := &Message{ID: id, Op: OpExit, PID: pid}
-				switch {
-				case ws.Exited():
-					ev.Code = ws.ExitStatus()
-				case ws.Signaled():
-					ev.Signal = int(ws.Signal())
-					ev.Code = 128 + ev.Signal
-				}
-				_ = sp.ctl.Send(ev)
-			}
-			sp.mu.Unlock()
+			_ = sp.ctl.Send(exitMessage(id, pid, ws))
 		}
-	}
+	})
 }
