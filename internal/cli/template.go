@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -118,16 +119,7 @@ func newTemplateRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []string
-			for _, n := range args {
-				if err := c.DeleteTemplate(cmd.Context(), n); err != nil {
-					errs = append(errs, fmt.Sprintf("%s: %v", n, err))
-				}
-			}
-			if len(errs) > 0 {
-				return errors.New(strings.Join(errs, "; "))
-			}
-			return nil
+			return eachName(cmd.Context(), args, c.DeleteTemplate)
 		},
 	}
 }
@@ -142,4 +134,19 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// eachName calls fn for every name, going on past failures, and returns
+// the failures joined, each named.
+func eachName(ctx context.Context, names []string, fn func(context.Context, string) error) error {
+	var errs []string
+	for _, n := range names {
+		if err := fn(ctx, n); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", n, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -113,16 +112,7 @@ func newVolumeRmCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []string
-			for _, n := range args {
-				if err := c.DeleteVolume(cmd.Context(), n); err != nil {
-					errs = append(errs, fmt.Sprintf("%s: %v", n, err))
-				}
-			}
-			if len(errs) > 0 {
-				return errors.New(strings.Join(errs, "; "))
-			}
-			return nil
+			return eachName(cmd.Context(), args, c.DeleteVolume)
 		},
 	}
 }
