@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -17,7 +18,16 @@ type request struct {
 	ctx  context.Context
 	data []byte
 	done chan result // buffered: the committer never blocks on it
+	// state decides, once, whether the committer writes the request or
+	// its caller gave up on it: pending, then taken or abandoned.
+	state atomic.Int32
 }
+
+const (
+	reqPending int32 = iota
+	reqTaken
+	reqAbandoned
+)
 
 type result struct {
 	receipt Receipt
@@ -32,9 +42,11 @@ const commitTimeout = 30 * time.Second
 // once the entry is durable (its batch record fsynced): the Receipt's
 // index and hash then survive kill -9. Errors: a validation problem (422)
 // naming the field, a 413 for an entry over the size limit, ErrClosed,
-// ErrStopped or ErrCorrupt, or a store error. If ctx ends while the entry
-// is being written, Append returns ctx's error and the entry may or may
-// not be in the log.
+// ErrStopped or ErrCorrupt, or a store error. If ctx ends before the
+// committer takes the entry, Append returns ctx's error and the entry is
+// not written; once taken, Append waits for the write (at most
+// commitTimeout) and reports its outcome: ctx's error always means the
+// entry is not in the log.
 func (l *Ledger) Append(ctx context.Context, e Entry) (Receipt, error) {
 	if e.Time.IsZero() {
 		e.Time = l.opts.Now()
@@ -117,7 +129,11 @@ func (l *Ledger) appendBytes(ctx context.Context, data []byte) (Receipt, error) 
 	case r := <-req.done:
 		return r.receipt, r.err
 	case <-ctx.Done():
-		return Receipt{}, ctx.Err()
+		if req.state.CompareAndSwap(reqPending, reqAbandoned) {
+			return Receipt{}, ctx.Err() // the committer will not write it
+		}
+		r := <-req.done // taken before ctx ended: its outcome is the answer
+		return r.receipt, r.err
 	}
 }
 
@@ -168,6 +184,10 @@ func (l *Ledger) commit(batch []*request) {
 	live := batch[:0]
 	var syncs []*request
 	for _, r := range batch {
+		if !r.state.CompareAndSwap(reqPending, reqTaken) {
+			r.done <- result{err: r.ctx.Err()} // its caller gave up
+			continue
+		}
 		if err := r.ctx.Err(); err != nil {
 			r.done <- result{err: err}
 			continue

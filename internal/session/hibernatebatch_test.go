@@ -52,12 +52,14 @@ func TestBatchedHibernationClass(t *testing.T) {
 			t.Errorf("idle session s%d not hibernated by the sweep: %+v", i, s)
 		}
 	}
-	// Each hibernation writes its snapshot and its record: 2 writes.
-	if writes := uint64(2 * (n - 1)); rounds >= writes {
-		t.Errorf("%d hibernations took %d fsync rounds for %d writes: none shared", n-1, rounds, writes)
-	} else {
-		t.Logf("%d hibernations, %d writes, %d fsync rounds", n-1, writes, rounds)
+	// Each hibernation writes its snapshot and its record. They run
+	// together, so their writes can share fsync rounds; whether they do
+	// depends on how long an fsync takes here (TestGroupCommitClass in the
+	// store proves that concurrent writes share one).
+	if peak := m.hibPeak.Load(); peak < 2 {
+		t.Errorf("the sweep ran at most %d hibernation at once: not a batch", peak)
 	}
+	t.Logf("%d hibernations, %d writes, %d fsync rounds, %d at once", n-1, 2*(n-1), rounds, m.hibPeak.Load())
 	for i := range n {
 		if got := mustCall(t, m, "ctr", fmt.Sprint("s", i), "/"); got != "3" {
 			t.Errorf("s%d after the sweep answered %q, want 3 (its heap kept)", i, got)

@@ -118,6 +118,8 @@ type Manager struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	trims  atomic.Int64
+	// hibPeak is the most hibernations a sweep or shutdown ran at once.
+	hibPeak atomic.Int32
 	// lastActivation is when the latest activation started (UnixNano).
 	lastActivation atomic.Int64
 	closeErr       error
@@ -149,6 +151,9 @@ type session struct {
 	// request; trimmed says the isolate was trimmed since its last request.
 	fresh   bool
 	trimmed atomic.Bool
+	// trimHeld says mu is held by a trim, not a request: the sweep waits
+	// for a trim rather than take the session for busy.
+	trimHeld atomic.Bool
 	// spiffeID is the identity attached at activation (under mu).
 	spiffeID string
 	// epoch is the ownership epoch it was activated under (owner.go).
@@ -282,10 +287,11 @@ const hibernateWorkers = 8
 // metrics. It returns the errors.
 func (m *Manager) hibernateAll(ctx context.Context, ss []*session, lock func(*session) bool, reason func(*session) string) []error {
 	var (
-		mu   sync.Mutex
-		errs []error
-		next = make(chan *session)
-		wg   sync.WaitGroup
+		mu       sync.Mutex
+		errs     []error
+		next     = make(chan *session)
+		wg       sync.WaitGroup
+		inflight atomic.Int32
 	)
 	for range min(hibernateWorkers, len(ss)) {
 		wg.Go(func() {
@@ -294,7 +300,12 @@ func (m *Manager) hibernateAll(ctx context.Context, ss []*session, lock func(*se
 					continue
 				}
 				if !s.gone {
-					if err := m.hibernate(ctx, s, reason(s)); err != nil {
+					if n := inflight.Add(1); n > m.hibPeak.Load() {
+						m.hibPeak.Store(n) // only a statistic: a lost race is fine
+					}
+					err := m.hibernate(ctx, s, reason(s))
+					inflight.Add(-1)
+					if err != nil {
 						mu.Lock()
 						errs = append(errs, err)
 						mu.Unlock()
@@ -466,7 +477,7 @@ func (m *Manager) sweep(ctx context.Context) {
 	}
 	// TryLock: a busy session is not idle after all.
 	errs := m.hibernateAll(ctx, victims, func(s *session) bool {
-		if !s.mu.TryLock() {
+		if !lockUnlessBusy(s) {
 			return false
 		}
 		if s.iso == nil {
@@ -534,7 +545,8 @@ func (m *Manager) requestDone(s *session) {
 		if !s.mu.TryLock() {
 			return
 		}
-		defer s.mu.Unlock()
+		s.trimHeld.Store(true)
+		defer func() { s.trimHeld.Store(false); s.mu.Unlock() }()
 		if s.iso != iso || s.trimmed.Load() {
 			return
 		}
@@ -546,6 +558,22 @@ func (m *Manager) requestDone(s *session) {
 		}
 	}
 	time.AfterFunc(freshTrimDelay, fire)
+}
+
+// lockUnlessBusy locks s unless a request holds it. A trim holding it
+// (the one after activation) is waited for: it takes milliseconds, and a
+// session being trimmed is quiet, not busy.
+func lockUnlessBusy(s *session) bool {
+	for range 1000 {
+		if s.mu.TryLock() {
+			return true
+		}
+		if !s.trimHeld.Load() {
+			return false
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	return false
 }
 
 // trimLocked trims s's isolate; s.mu must be held.
