@@ -96,6 +96,7 @@ func (r *rotation) put(i int) {
 // lost or acknowledged twice, and every member owns partitions again at
 // the end.
 func TestClusterRollingRestart(t *testing.T) {
+	t.Parallel() // its own processes and ports; mostly waits on restarts
 	if testing.Short() {
 		t.Skip("spawns daemon processes; skipped in -short")
 	}

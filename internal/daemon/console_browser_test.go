@@ -50,6 +50,7 @@ func chromiumPath() string {
 // critical violation in any main view; alice and bob (two tenants) see
 // only their own agents; no token appears in any URL.
 func TestConsoleBrowser(t *testing.T) {
+	t.Parallel() // its own daemon and browser; waits on the browser
 	if testing.Short() {
 		t.Skip("starts a browser (-short)")
 	}

@@ -24,6 +24,7 @@ import (
 // start brings one back with its files (written through the files API and
 // from inside), and delete removes its files.
 func TestKill9KeepsSandboxes(t *testing.T) {
+	t.Parallel() // its own daemon process and data directory
 	if testing.Short() {
 		t.Skip("spawns daemon processes; skipped in -short")
 	}

@@ -16,6 +16,7 @@ import (
 // cluster, the status shows them, one is killed with kill -9 and every
 // session answers again through the other two.
 func TestClusterDemoScript(t *testing.T) {
+	t.Parallel() // waits on failover; overlaps TestDocCommands
 	if testing.Short() {
 		t.Skip("starts three daemons")
 	}

@@ -112,6 +112,7 @@ func missingTools() []string {
 // else is reachable. A failing command fails the test with the file and
 // line of the command and the output before it.
 func TestDocCommands(t *testing.T) {
+	t.Parallel() // its own node and directory; overlaps the cluster demo
 	if m := missingTools(); len(m) > 0 {
 		t.Skipf("the docs' commands need %s (scripts/deps.sh installs them)", strings.Join(m, ", "))
 	}

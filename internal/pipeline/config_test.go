@@ -375,6 +375,7 @@ const childConfig = "PIPELINE_CHILD_CONFIG"
 // the run recorded it); after a restart the run passes, the value was put
 // in force exactly once, and the ledger holds its config entry once.
 func TestConfigRunResumesAfterKill(t *testing.T) {
+	t.Parallel() // mostly waits for children it kills; its own directory
 	if testing.Short() {
 		t.Skip("kill -9 test")
 	}

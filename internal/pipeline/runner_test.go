@@ -402,6 +402,7 @@ func (c *childTB) Fatalf(format string, args ...any) { c.Fatal(fmt.Sprintf(forma
 // after a restart every run completes, the version serves, and no ledger
 // entry of a run was appended twice.
 func TestRunResumesAfterKill(t *testing.T) {
+	t.Parallel() // mostly waits for children it kills; its own directory
 	if testing.Short() {
 		t.Skip("kill -9 test")
 	}

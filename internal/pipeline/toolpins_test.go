@@ -393,6 +393,7 @@ const childToolPins = "PIPELINE_CHILD_TOOLPINS"
 // definition is pinned, it was applied exactly once, and the ledger holds
 // the run's config entry once.
 func TestToolPinRunResumesAfterKill(t *testing.T) {
+	t.Parallel() // mostly waits for children it kills; its own directory
 	if testing.Short() {
 		t.Skip("kill -9 test")
 	}

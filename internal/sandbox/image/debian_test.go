@@ -69,6 +69,7 @@ func TestDebianRequestClass(t *testing.T) {
 // the user's site, and python imports it. Slow (mmdebstrap downloads from
 // the host's apt mirror): skipped with -short.
 func TestDebianTemplatePip(t *testing.T) {
+	t.Parallel() // waits on the package mirror and dpkg; its own store
 	if testing.Short() {
 		t.Skip("builds a Debian rootfs with mmdebstrap (slow); skipped with -short")
 	}
