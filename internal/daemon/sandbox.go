@@ -51,7 +51,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 		off(err)
 		return nil
 	}
-	dir, err := process.NewStateDir("")
+	dir, err := process.NewStateDir("", gvisor.RemoveLeftovers)
 	if err != nil {
 		return err
 	}

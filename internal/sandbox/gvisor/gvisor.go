@@ -40,6 +40,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/hostfs"
 )
@@ -76,6 +77,7 @@ type Tier struct {
 	noAgent      bool   // benchmarks: every command through runsc exec
 	hostWS       string // Config.HostWorkspaceDir
 	images       sandbox.Images
+	lock         *os.File // the root's lock while this tier owns it (stale.go)
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -194,6 +196,9 @@ func New(cfg Config) (*Tier, error) {
 	t.ociSeccomp = bytes.Contains(flags, []byte("-oci-seccomp"))
 	t.egress = bytes.Contains(flags, []byte("-host-uds")) && forwarderAvailable()
 	t.log.Info("gvisor tier", "runsc", path, "platform", t.platform, "oci_seccomp", t.ociSeccomp, "egress", t.egress)
+	if t.lockRoot() {
+		t.removeStale()
+	}
 	return t, nil
 }
 
@@ -218,7 +223,10 @@ func (t *Tier) Templates() []string {
 func (t *Tier) Close() error {
 	t.mu.Lock()
 	t.closed = true
+	lock := t.lock
+	t.lock = nil
 	t.mu.Unlock()
+	defer atomicfile.Unlock(lock)
 	for i := 0; i < 64 && unix.Unmount(filepath.Join(t.stateDir, "null-netns"), unix.MNT_DETACH) == nil; i++ {
 	}
 	return nil

@@ -27,12 +27,14 @@ const stateDirPrefix = "agentcloud-sandbox-"
 // closing (kill -9, a crash) left there: directories named for a pid that
 // no longer runs. What still runs from such a directory (a gVisor sandbox)
 // is killed and what is mounted below it detached first; a directory that
-// stays mounted is left alone.
-func NewStateDir(parent string) (string, error) {
+// stays mounted is left alone. cleanups then run on each stale directory
+// before it is removed (gvisor.RemoveLeftovers removes its containers'
+// cgroups, which outlive their processes).
+func NewStateDir(parent string, cleanups ...func(staleDir string) int) (string, error) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	removeStaleStateDirs(parent)
+	removeStaleStateDirs(parent, cleanups)
 	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%s%d-", stateDirPrefix, os.Getpid()))
 	if err != nil {
 		return "", fmt.Errorf("sandbox state dir: %w", err)
@@ -44,7 +46,7 @@ func NewStateDir(parent string) (string, error) {
 	return dir, nil
 }
 
-func removeStaleStateDirs(parent string) {
+func removeStaleStateDirs(parent string, cleanups []func(string) int) {
 	ents, err := os.ReadDir(parent)
 	if err != nil {
 		return
@@ -67,6 +69,9 @@ func removeStaleStateDirs(parent string) {
 			if hasMountBelow(mounted, dir) {
 				continue // never remove through a mount
 			}
+		}
+		for _, c := range cleanups {
+			c(dir)
 		}
 		_ = os.RemoveAll(dir)
 	}

@@ -58,12 +58,16 @@ func TestStateDirRemovesStaleClass(t *testing.T) {
 		t.Logf("no mount case: %v", err)
 	}
 	defer func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) }()
-	dir, err := NewStateDir(parent)
+	cleaned := map[string]bool{}
+	dir, err := NewStateDir(parent, func(d string) int { cleaned[d] = true; return 0 })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o711 {
 		t.Fatalf("new state dir: %v %v", fi, err)
+	}
+	if len(cleaned) != 2 || !cleaned[stale] || !cleaned[held] {
+		t.Errorf("cleanups ran on %v, want the two stale dirs", cleaned)
 	}
 	for _, p := range []string{stale, held} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {

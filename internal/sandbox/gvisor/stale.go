@@ -1,0 +1,188 @@
+//go:build linux
+
+package gvisor
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentcloud/agentcloud/internal/atomicfile"
+)
+
+// The runsc root (stateDir) belongs to one live tier at a time: New takes
+// an flock on rootLock there and keeps it until Close. A daemon killed
+// with kill -9 leaves its sandboxes running detached, their cgroups under
+// agentcloud-gvisor/, their bundles' mounts and files; the lock goes with
+// the process. So a tier that takes the lock knows every container in the
+// root is an orphan and removes it (removeStale). A tier that finds the
+// lock held (a second tier on one data directory, as a test may make)
+// shares the root and removes nothing.
+const rootLock = ".tier.lock"
+
+// cgroupControllers are the cgroup v1 hierarchies runsc makes a
+// container's cgroup in (agentcloud-gvisor/<cid> in each).
+var cgroupControllers = []string{"blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "net_cls", "net_prio", "perf_event", "pids", "hugetlb", "systemd"}
+
+// lockRoot takes the root's lock; it reports whether this tier owns the
+// root alone.
+func (t *Tier) lockRoot() bool {
+	f, err := atomicfile.Lock(filepath.Join(t.stateDir, rootLock))
+	if err != nil {
+		t.log.Debug("gvisor state root shared with a live tier; leaving its containers", "err", err)
+		return false
+	}
+	t.lock = f
+	return true
+}
+
+// removeStale deletes every container in the runsc root (they are a dead
+// daemon's: see rootLock), the cgroups runsc made for them, and their
+// bundles once nothing is mounted below them. A workspace bind-mounted
+// from the sandbox's kept directory is unmounted, never deleted through.
+func (t *Tier) removeStale() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := t.run(ctx, "list", "-quiet")
+	if err != nil {
+		t.log.Warn("gvisor: list the containers a dead daemon left", "err", err)
+	}
+	ids := strings.Fields(string(out))
+	deleted := 0
+	for _, id := range ids {
+		_, _ = t.run(ctx, "resume", id) // a paused sandbox cannot be killed cleanly
+		if _, err := t.run(ctx, "delete", "--force", id); err != nil {
+			t.log.Warn("gvisor: delete a dead daemon's container", "cid", id, "err", err)
+			continue
+		}
+		deleted++
+	}
+	ents, _ := os.ReadDir(t.bundlesDir)
+	bundles := 0
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		ids = append(ids, e.Name())
+		dir := filepath.Join(t.bundlesDir, e.Name())
+		if unmountBelow(dir) && os.RemoveAll(dir) == nil {
+			bundles++
+		}
+	}
+	cgroups := removeCgroups(ids)
+	if deleted+bundles+cgroups > 0 {
+		t.log.Info("gvisor: removed what a dead daemon left", "containers", deleted, "bundles", bundles, "cgroups", cgroups)
+	}
+}
+
+// RemoveLeftovers removes what the host keeps for the gVisor containers
+// of a dead daemon's sandbox state directory (the DataDir of a tier that
+// no live process uses) once its processes are gone: their cgroups, which
+// outlive the processes runsc put in them. process.NewStateDir calls it for
+// each stale directory after killing what still ran from there, before it
+// removes the directory. It returns how many cgroups it removed.
+func RemoveLeftovers(dataDir string) int {
+	ents, err := os.ReadDir(filepath.Join(dataDir, "gvisor", "bundles"))
+	if err != nil {
+		return 0
+	}
+	ids := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "ac-") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return removeCgroups(ids)
+}
+
+// removeCgroups removes the cgroups runsc made for the containers ids in
+// every hierarchy, and returns how many it removed. rmdir removes only an
+// empty cgroup, so one whose processes still run stays.
+func removeCgroups(ids []string) int {
+	n := 0
+	for _, id := range ids {
+		if id == "" || strings.ContainsAny(id, "/.") {
+			continue
+		}
+		for _, ctrl := range cgroupControllers {
+			if os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, "agentcloud-gvisor", id)) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// unmountBelow detaches every mount at or below dir, deepest first, and
+// reports whether none is left there.
+func unmountBelow(dir string) bool {
+	mounts := mountsBelow(dir)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
+	}
+	return len(mountsBelow(dir)) == 0
+}
+
+// mountsBelow lists the mount points at or below dir, in mount order.
+func mountsBelow(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return []string{dir} // unknown: treat as mounted, delete nothing
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, ok := octal3(s[i+1 : i+4]); ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func octal3(s string) (byte, bool) {
+	if len(s) != 3 {
+		return 0, false
+	}
+	v := 0
+	for _, c := range s {
+		if c < '0' || c > '7' {
+			return 0, false
+		}
+		v = v*8 + int(c-'0')
+	}
+	if v > 255 {
+		return 0, false
+	}
+	return byte(v), true
+}
