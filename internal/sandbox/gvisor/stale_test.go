@@ -94,7 +94,8 @@ func procState(pid int) string {
 // through RemoveLeftovers, removes their cgroups, then the directory.
 func TestDeadDaemonStateDirClass(t *testing.T) {
 	newTestTier(t) // skips where the tier cannot run
-	parent, err := os.MkdirTemp("", "gv") // short: socket paths live below it
+	// A short parent: the sandboxes' socket paths live below it.
+	parent, err := os.MkdirTemp("", "gv")
 	if err != nil {
 		t.Fatal(err)
 	}
