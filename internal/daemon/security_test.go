@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,9 +26,9 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/auth"
-	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/daemon/daemontest"
 	"github.com/agentcloud/agentcloud/internal/identity"
 	"github.com/agentcloud/agentcloud/internal/security"
 	"github.com/klauspost/compress/zstd"
@@ -86,7 +85,7 @@ func startDaemonWith(t testing.TB, cfg config.Config, hooks *daemon.EgressTestHo
 	if err != nil {
 		t.Fatal(err)
 	}
-	admins.Store(c.Server(), c)
+	daemontest.RegisterAdmin(t, c)
 	return d, c
 }
 
@@ -102,44 +101,6 @@ func userClient(t testing.TB, d *daemon.Daemon, admin *client.Client, subject st
 	}
 	return c
 }
-
-func deployJS(c *client.Client, manifest, js string) error {
-	b, err := bundle.FromFiles(map[string][]byte{"agent.json": []byte(manifest), "agent.js": []byte(js)})
-	if err != nil {
-		return err
-	}
-	tgz, err := b.TarGz()
-	if err != nil {
-		return err
-	}
-	v, err := c.Deploy(context.Background(), tgz)
-	if err != nil || v.RunState != api.RunWaiting {
-		return err
-	}
-	// The pipeline asks a person to review the change (a user's new
-	// capability): the node's administrator approves it.
-	admin, ok := admins.Load(c.Server())
-	if !ok {
-		return fmt.Errorf("run %s waits for review and no administrator is known", v.Run)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := admin.(*client.Client).ApproveRun(ctx, v.Run, "test helper"); err != nil {
-		return err
-	}
-	run, err := admin.(*client.Client).WaitRun(ctx, v.Run)
-	if err != nil {
-		return err
-	}
-	if run.State != api.RunPassed {
-		return fmt.Errorf("run %s ended %s: %s", run.ID, run.State, run.Error)
-	}
-	return nil
-}
-
-// admins are the administrators' clients of the running test daemons, by
-// server address (deployJS approves the reviews a user's deploy waits for).
-var admins sync.Map
 
 func wantKind(t *testing.T, what string, err error, k api.Kind, detail string) {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/daemon/daemontest"
 	"github.com/agentcloud/agentcloud/internal/telemetry/otlptest"
 )
 
@@ -88,7 +89,7 @@ func startTracedDaemon(t *testing.T, cfg config.Config, logs io.Writer) (*daemon
 	if err != nil {
 		t.Fatal(err)
 	}
-	admins.Store(c.Server(), c)
+	daemontest.RegisterAdmin(t, c)
 	return d, c
 }
 

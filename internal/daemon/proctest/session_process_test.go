@@ -1,64 +1,13 @@
-package daemon_test
+package proctest_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/agentcloud/agentcloud/client"
-	"github.com/agentcloud/agentcloud/internal/bundle"
 )
-
-const counterAgent = `
-let hits = 0;
-export default {
-  async fetch(request, env) {
-    hits++;
-    const n = ((await env.state.get("n")) || 0) + 1;
-    await env.state.put("n", n);
-    return Response.json({global: hits, stored: n});
-  }
-};`
-
-func deployCounter(t *testing.T, c *client.Client) {
-	t.Helper()
-	b, err := bundle.FromFiles(map[string][]byte{
-		"agent.json": []byte(`{"name":"counter","entry":"agent.js","limits":{"idle_seconds":3600}}`),
-		"agent.js":   []byte(counterAgent),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tgz, err := b.TarGz()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Deploy(context.Background(), tgz); err != nil {
-		t.Fatal(err)
-	}
-}
-
-type counterResp struct{ Global, Stored int }
-
-func callCounter(c *client.Client, id string) (counterResp, error) {
-	var r counterResp
-	resp, err := c.Call(context.Background(), "counter", id, "POST", "/", nil, nil)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("status %d: %s", resp.StatusCode, body)
-	}
-	return r, json.Unmarshal(body, &r)
-}
 
 // TestSessionSurvivesKill9 keeps a counter in a JS global, hibernates the
 // session, SIGKILLs the daemon, restarts it and sees the counter continue;

@@ -1,4 +1,4 @@
-package daemon_test
+package proctest_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/daemon/daemontest"
 )
 
 // relayAgent counts POSTs in its state; GET answers without a write (and
@@ -96,8 +97,7 @@ func sessionOn(t *testing.T, c *client.Client, agent, node, prefix string) strin
 // runs nothing; a tenant's own remote callee answers.
 func clusterCallAgentClass(t *testing.T, nodes []*clusterNode) {
 	for _, nd := range nodes {
-		admins.Store(nd.client.Server(), nd.client)
-		t.Cleanup(func() { admins.Delete(nd.client.Server()) })
+		daemontest.RegisterAdmin(t, nd.client)
 	}
 	// A session may call the sessions of its own owner's agents (a
 	// tenant's agents call each other, another tenant's are refused).

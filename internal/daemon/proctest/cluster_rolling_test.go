@@ -1,4 +1,4 @@
-package daemon_test
+package proctest_test
 
 import (
 	"context"
