@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mod=$(go list -m)
 SLOW=(
-  internal/daemon internal/doctest internal/session internal/sandbox/gvisor
+  internal/daemon internal/daemon/proctest internal/doctest internal/session internal/sandbox/gvisor
   internal/sandbox/image internal/pipeline internal/ledger internal/rollout
   internal/bench internal/cli internal/sandbox/process internal/store internal/isolate
 )
