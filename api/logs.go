@@ -6,7 +6,9 @@ import "time"
 // of its sessions, or an error a request of the session ended with
 // (Level "exception": an uncaught throw, a timeout, a crash).
 type LogEntry struct {
-	// Seq numbers the agent's entries on this node, from 1, without gaps.
+	// Seq numbers the agent's entries on this node without gaps. A node
+	// numbers a stream from above every Seq it gave before, also across
+	// its restarts, so a cursor from before one reads what came since.
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`
 	Agent   string    `json:"agent"`

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -107,8 +108,8 @@ func TestAgentLogsRouteClass(t *testing.T) {
 	}
 	br := bufio.NewReader(resp.Body)
 	first, _ := br.ReadString('\n')
-	if first != "id: 1\n" {
-		t.Fatalf("SSE starts %q", first)
+	if want := fmt.Sprintf("id: %d\n", l.Entries[0].Seq); first != want {
+		t.Fatalf("SSE starts %q, want %q (the first entry)", first, want)
 	}
 	scancel()
 	resp.Body.Close()

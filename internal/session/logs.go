@@ -68,6 +68,7 @@ type logRing struct {
 	tenant  *logTenant
 	entries []api.LogEntry
 	bytes   int64
+	first   uint64 // Seq of the ring's first entry ever (seqFloor+1 at creation)
 	next    uint64 // Seq of the next entry
 	// wake is closed by the next append (nil when nobody waits).
 	wake chan struct{}
@@ -96,10 +97,21 @@ type logBuffer struct {
 	tenants map[string]*logTenant
 	total   int64
 	closed  bool
+	// seqFloor is above every Seq this node has issued: a new stream
+	// numbers from seqFloor+1. It starts at the node's start time in
+	// microseconds, so a restarted node (its streams are in memory) numbers
+	// above every entry of its run before, and a cursor from then reads
+	// the new run from its start rather than skipping it; it then follows
+	// every Seq issued, so a stream made again (an agent deleted and made
+	// anew) does too. (A run would have to log more than one entry per
+	// microsecond of its life to overtake the next run's start.)
+	seqFloor uint64
 }
 
-func newLogBuffer(lim LogLimits) *logBuffer {
-	return &logBuffer{lim: lim.withDefaults(), rings: map[string]*logRing{}, tenants: map[string]*logTenant{}}
+// newLogBuffer makes a node's log streams; start is the node's start time
+// in microseconds (seqFloor).
+func newLogBuffer(lim LogLimits, start uint64) *logBuffer {
+	return &logBuffer{lim: lim.withDefaults(), rings: map[string]*logRing{}, tenants: map[string]*logTenant{}, seqFloor: start}
 }
 
 // truncateLine cuts text to at most max bytes on a UTF-8 boundary and
@@ -129,7 +141,7 @@ func (b *logBuffer) ring(agent, owner string) *logRing {
 		t = &logTenant{owner: owner, rings: map[*logRing]struct{}{}}
 		b.tenants[owner] = t
 	}
-	r := &logRing{agent: agent, tenant: t, next: 1}
+	r := &logRing{agent: agent, tenant: t, first: b.seqFloor + 1, next: b.seqFloor + 1}
 	t.rings[r] = struct{}{}
 	b.rings[agent] = r
 	return r
@@ -146,6 +158,7 @@ func (b *logBuffer) add(agent, owner string, e api.LogEntry) {
 	r := b.ring(agent, owner)
 	e.Seq = r.next
 	r.next++
+	b.seqFloor = max(b.seqFloor, e.Seq)
 	r.entries = append(r.entries, e)
 	n := entrySize(&e)
 	r.bytes += n
@@ -205,9 +218,15 @@ func (b *logBuffer) read(agent, owner, session string, after uint64, limit int) 
 		return l, done
 	}
 	r := b.ring(agent, owner)
-	if after >= r.next {
-		// A cursor from before a restart or a redeploy: start at the end.
+	switch {
+	case after >= r.next:
+		// Ahead of the stream: not a position it gave; start at the end.
 		after = r.next - 1
+	case after+1 < r.first:
+		// From before the stream began (the node's run before a restart,
+		// or the agent before it was deleted and made anew): those
+		// entries are gone with that run; read this one from its start.
+		after = r.first - 1
 	}
 	if old := r.oldest(); after+1 < old {
 		l.Missed = old - after - 1

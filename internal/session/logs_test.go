@@ -133,11 +133,15 @@ func TestLogReadClass(t *testing.T) {
 	mustCall(t, m, "talk", "a", "/?n=4&ch=a")
 	mustCall(t, m, "talk", "b", "/?n=3&ch=b")
 	l := readLogs(t, m, "talk", "b")
-	if len(l.Entries) != 3 || l.Next != 7 || l.Entries[0].Seq != 5 {
+	if len(l.Entries) == 0 {
+		t.Fatal("no entries")
+	}
+	b := l.Entries[0].Seq - 5 // the stream numbers from b+1 (the node's start)
+	if len(l.Entries) != 3 || l.Next != b+7 {
 		t.Fatalf("session b: %+v", l)
 	}
-	l, wake, err := m.Logs(context.Background(), "talk", "", 7, 5)
-	if err != nil || len(l.Entries) != 0 || l.Next != 7 {
+	l, wake, err := m.Logs(context.Background(), "talk", "", b+7, 5)
+	if err != nil || len(l.Entries) != 0 || l.Next != b+7 {
 		t.Fatalf("at the end: %+v %v", l, err)
 	}
 	mustCall(t, m, "talk", "a", "/?n=10&ch=c")
@@ -146,16 +150,17 @@ func TestLogReadClass(t *testing.T) {
 	default:
 		t.Fatal("follower not woken")
 	}
-	l, _, _ = m.Logs(context.Background(), "talk", "", 7, MaxLogRead)
-	if l.Missed != 0 || len(l.Entries) != 10 || l.Entries[0].Seq != 8 {
+	l, _, _ = m.Logs(context.Background(), "talk", "", b+7, MaxLogRead)
+	if l.Missed != 0 || len(l.Entries) != 10 || l.Entries[0].Seq != b+8 {
 		t.Fatalf("after 7: missed %d, %d entries", l.Missed, len(l.Entries))
 	}
-	l, _, _ = m.Logs(context.Background(), "talk", "", 2, 3)
-	if l.Missed != 5 || len(l.Entries) != 3 || l.Entries[0].Seq != 8 || l.Next != 10 {
+	l, _, _ = m.Logs(context.Background(), "talk", "", b+2, 3)
+	if l.Missed != 5 || len(l.Entries) != 3 || l.Entries[0].Seq != b+8 || l.Next != b+10 {
 		t.Fatalf("after 2: %+v", l)
 	}
-	// A cursor past the end (from before a restart) starts at the end.
-	if l, _, _ = m.Logs(context.Background(), "talk", "", 1<<62, 5); len(l.Entries) != 0 || l.Next != 17 {
+	// A cursor past the end (a position the stream never gave) starts at
+	// the end.
+	if l, _, _ = m.Logs(context.Background(), "talk", "", 1<<62, 5); len(l.Entries) != 0 || l.Next != b+17 {
 		t.Fatalf("cursor past the end: %+v", l)
 	}
 	for _, c := range []struct{ agent, sess string }{
@@ -174,7 +179,7 @@ func TestLogReadClass(t *testing.T) {
 // loses lines first; many writers and readers at once keep every limit
 // (run with -race).
 func TestLogBufferFairness(t *testing.T) {
-	b := newLogBuffer(LogLimits{AgentLines: 1000, AgentBytes: 1 << 20, TenantBytes: 1 << 20, TotalBytes: 200 << 10})
+	b := newLogBuffer(LogLimits{AgentLines: 1000, AgentBytes: 1 << 20, TenantBytes: 1 << 20, TotalBytes: 200 << 10}, 0)
 	line := strings.Repeat("z", 500)
 	b.add("victim", "bob", api.LogEntry{Session: "s", Text: "keep me"})
 	var wg sync.WaitGroup
@@ -204,8 +209,68 @@ func TestLogBufferFairness(t *testing.T) {
 	}
 }
 
+// TestLogSeqAcrossRestartClass: a cursor (a Seq per member) taken before
+// the node restarted, or before the agent was deleted and made anew, reads
+// the new stream from its start; it skipped every line since the restart
+// when a restarted node numbered from 1 again. A position the stream never
+// gave (ahead of it) still starts at its end, and evictions in the new run
+// are still counted as missed.
+func TestLogSeqAcrossRestartClass(t *testing.T) {
+	e := func(text string) api.LogEntry { return api.LogEntry{Session: "s", Text: text} }
+	texts := func(l api.LogList) string {
+		var out []string
+		for _, e := range l.Entries {
+			out = append(out, e.Text)
+		}
+		return strings.Join(out, ",")
+	}
+	before := newLogBuffer(LogLimits{}, 1_000_000)
+	for i := range 50 {
+		before.add("a", "o", e(fmt.Sprint("old", i)))
+	}
+	l, _ := before.read("a", "o", "", 0, 1000)
+	cursor := l.Next // the reader has read everything of the old run
+	if cursor != 1_000_050 {
+		t.Fatalf("old run ends at %d", cursor)
+	}
+
+	// The node restarts a second later: 3 lines of the new run.
+	after := newLogBuffer(LogLimits{AgentLines: 5}, 2_000_000)
+	for _, s := range []string{"new0", "new1", "new2"} {
+		after.add("a", "o", e(s))
+	}
+	if l, _ := after.read("a", "o", "", cursor, 1000); texts(l) != "new0,new1,new2" || l.Missed != 0 {
+		t.Fatalf("old cursor on the new run: %q missed %d, want every new line", texts(l), l.Missed)
+	}
+	// Evictions in the new run are counted for an old cursor.
+	for i := range 5 {
+		after.add("a", "o", e(fmt.Sprint("more", i)))
+	}
+	if l, _ := after.read("a", "o", "", cursor, 1000); l.Missed != 3 || texts(l) != "more0,more1,more2,more3,more4" {
+		t.Fatalf("old cursor after evictions: %q missed %d, want the 5 kept and 3 missed", texts(l), l.Missed)
+	}
+	// A position ahead of the stream: its end.
+	if l, _ := after.read("a", "o", "", 9_000_000, 1000); len(l.Entries) != 0 || l.Next != 2_000_008 {
+		t.Fatalf("a cursor ahead of the stream: %+v", l)
+	}
+	// The agent deleted and made anew on the same node: a cursor of the
+	// old stream reads the new one from its start.
+	l, _ = after.read("a", "o", "", 0, 1000)
+	old := l.Next
+	after.drop("a")
+	after.add("a", "o", e("reborn"))
+	if l, _ := after.read("a", "o", "", old, 1000); texts(l) != "reborn" {
+		t.Fatalf("cursor of the deleted agent's stream on the new one: %q", texts(l))
+	}
+	// Another agent's stream made later also numbers above every Seq.
+	after.add("b", "o", e("b0"))
+	if l, _ := after.read("b", "o", "", 0, 1); len(l.Entries) != 1 || l.Entries[0].Seq <= old {
+		t.Fatalf("a new stream numbers from %+v, want above %d", l.Entries, old)
+	}
+}
+
 func BenchmarkLogAdd(b *testing.B) {
-	buf := newLogBuffer(LogLimits{})
+	buf := newLogBuffer(LogLimits{}, 0)
 	e := api.LogEntry{Session: "s", Text: strings.Repeat("x", 80)}
 	for b.Loop() {
 		buf.add("a", "o", e)

@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, sockets: newSocketHub(cfg.Sockets),
-		logs:     newLogBuffer(cfg.Logs),
+		logs:     newLogBuffer(cfg.Logs, uint64(time.Now().UnixMicro())),
 		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
 	var err error
 	kv := func(name, desc string, maxValue int32) store.KV {
