@@ -26,7 +26,7 @@ func TestWasmAgentDeployAndRestart(t *testing.T) {
 	if _, err := exec.LookPath("clang"); err != nil {
 		t.Skip("clang not found: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32 (scripts/deps.sh) to build examples/wasm-counter")
 	}
-	src := "../../examples/wasm-counter"
+	src := "../../../examples/wasm-counter"
 	bundleDir := t.TempDir()
 	if b, err := exec.Command(filepath.Join(src, "build.sh"), filepath.Join(bundleDir, "agent.wasm")).CombinedOutput(); err != nil {
 		t.Fatalf("build examples/wasm-counter: %v\n%s", err, b)
