@@ -31,17 +31,21 @@ var hotPagesOff bool
 type pageRun struct{ lo, hi int }
 
 // learnHot records, once per template, the pages of mem (mapped from t)
-// that are private. Caller holds the isolate's lock.
-func (t *Template) learnHot(mem []byte) {
+// that are private; priv, if not nil, is privatePages of mem. Caller holds
+// the isolate's lock.
+func (t *Template) learnHot(mem []byte, priv []bool) {
 	if t.hot.Load() != nil || t.file == nil {
 		return
 	}
 	pg := os.Getpagesize()
 	n := min(len(mem), len(t.image)) / pg * pg
-	priv := privatePages(mem[:n], pg)
+	if priv == nil || len(priv) < n/pg {
+		priv = privatePages(mem[:n], pg)
+	}
 	if priv == nil {
 		return
 	}
+	priv = priv[:n/pg]
 	runs := []pageRun{}
 	for k := 0; k < len(priv); k++ {
 		if !priv[k] {
@@ -71,4 +75,20 @@ func (m *linearMemory) populateHot(t *Template) {
 			return
 		}
 	}
+}
+
+// private reports, per snapPage page of mem (the whole memory of an
+// isolate whose first len(t.image) bytes are mapped from t's file), whether
+// the page may differ from t's image (zeros past its end): nil when that
+// is not known, and then every page must be compared.
+//
+// A page that is neither present-and-anonymous nor swapped still reads as
+// the sealed template file (or, past its end, as zero: never written, or
+// dropped by Trim or zero), so it cannot differ.
+func (m *linearMemory) private(mem []byte, t *Template) []bool {
+	if m == nil || t == nil || t.file == nil || os.Getpagesize() != snapPage ||
+		len(mem) == 0 || uint64(len(mem)) != m.size || &mem[0] != &m.buf[0] {
+		return nil
+	}
+	return privatePages(mem, snapPage)
 }

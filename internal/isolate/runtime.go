@@ -157,8 +157,13 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	// Session snapshots are encoded on every hibernation, so on the
 	// session-creation path: the default level is ~35× faster than the best
 	// one for ~8% more bytes on a typical delta (BenchmarkSnapshotLevel),
-	// and one encoder per CPU lets hibernations run side by side.
-	if r.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0))); err != nil {
+	// and one encoder per CPU lets hibernations run side by side. The
+	// fastest level costs ~2% more bytes than the default, but its hash
+	// table is a quarter of the size: between two hibernations the table
+	// has left the CPU caches, and the default level's misses made zstd
+	// ~8% of a session creation's CPU (380 µs → 140 µs per snapshot in
+	// BenchmarkCreateSession, docs/PERFORMANCE.md).
+	if r.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0))); err != nil {
 		return nil, fmt.Errorf("isolate: zstd: %w", err)
 	}
 	// Templates are encoded on the deploy path, once per version: a level

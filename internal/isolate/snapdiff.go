@@ -22,6 +22,10 @@ import (
 
 const runMergeGap = 8
 
+// diffBlock is the stretch firstDiff compares at once before it looks for
+// the differing byte word by word.
+const diffBlock = 64
+
 // appendRuns appends the runs turning ref into cur (same length) to out;
 // base is the offset of cur in memory and *prevEnd the end of the last run.
 // Equal stretches are skipped a word at a time (firstDiff).
@@ -33,8 +37,10 @@ func appendRuns(out, cur, ref []byte, base int, prevEnd *int) []byte {
 	for i := firstDiff(cur, ref); i < n; {
 		end := i + 1
 		for end < n {
-			d := firstDiff(cur[end:], ref[end:]) // equal bytes before the next difference
-			if d >= runMergeGap || end+d == n {
+			// Another difference within runMergeGap bytes joins the run.
+			lim := min(runMergeGap, n-end)
+			d := firstDiff(cur[end:end+lim], ref[end:end+lim])
+			if d == lim {
 				break
 			}
 			end += d + 1
@@ -50,9 +56,13 @@ func appendRuns(out, cur, ref []byte, base int, prevEnd *int) []byte {
 }
 
 // firstDiff is the index of the first byte where a and b (same length)
-// differ, or len(a).
+// differ, or len(a). Equal 64-byte blocks are skipped with the vectorised
+// compare; the word loop then finds the byte.
 func firstDiff(a, b []byte) int {
 	i := 0
+	for i+diffBlock <= len(a) && bytes.Equal(a[i:i+diffBlock], b[i:i+diffBlock]) {
+		i += diffBlock
+	}
 	for ; i+8 <= len(a); i += 8 {
 		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
 			return i + bits.TrailingZeros64(x)/8
@@ -66,9 +76,32 @@ func firstDiff(a, b []byte) int {
 // diffImage appends the runs turning base (zeros past its end) into mem,
 // reading mem below dead as zeros (the dead C stack).
 func diffImage(out, mem, base []byte, dead int) []byte {
+	return diffPages(out, mem, base, dead, 0, nil)
+}
+
+// diffPages is diffImage told which pages cannot differ, so that it
+// neither reads nor compares them (reading a page the session never
+// touched costs a page fault; comparing the dead stack costs a pass over
+// a megabyte):
+//   - pages wholly below both dead and baseZero, where base is known to be
+//     zero (a template's own dead stack: images are canonical);
+//   - with a non-nil priv (one entry per snapPage page of mem, see
+//     linearMemory.private), pages at or above dead whose entry is false:
+//     they still read as base (zeros past its end).
+func diffPages(out, mem, base []byte, dead, baseZero int, priv []bool) []byte {
 	var zero, page [snapPage]byte
 	prevEnd := 0
+	if base == nil {
+		baseZero = len(mem)
+	}
+	bothZero := min(dead, baseZero)
 	for lo := 0; lo < len(mem); lo += snapPage {
+		if lo+snapPage <= bothZero {
+			continue
+		}
+		if p := lo / snapPage; priv != nil && lo >= dead && p < len(priv) && !priv[p] {
+			continue
+		}
 		hi := min(lo+snapPage, len(mem))
 		cur := mem[lo:hi]
 		switch {

@@ -43,6 +43,20 @@ func BenchmarkSnapshotLevel(b *testing.B) {
 		b.ReportMetric(float64(len(raw)), "raw-bytes")
 		b.ReportMetric(float64(len(mem)), "mem-bytes")
 	})
+	b.Run("diff-private", func(b *testing.B) { // only pages the kernel reports private
+		var raw []byte
+		for b.Loop() {
+			raw = diffPages(make([]byte, 0, 4096), mem, tmpl.image, dead, int(tmpl.st.StackPointer), iso.vm.lin.private(mem, tmpl))
+		}
+		b.ReportMetric(float64(len(raw)), "raw-bytes")
+		n := 0
+		for _, p := range iso.vm.lin.private(mem, tmpl) {
+			if p {
+				n++
+			}
+		}
+		b.ReportMetric(float64(n), "private-pages")
+	})
 	raw := diffImage(nil, mem, tmpl.image, dead)
 	for _, lv := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression, zstd.SpeedBestCompression} {
 		b.Run(lv.String(), func(b *testing.B) {

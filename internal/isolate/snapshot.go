@@ -84,7 +84,7 @@ func (r *Runtime) Template(ctx context.Context, spec Spec) (*Template, error) {
 
 // Marshal encodes the template as a full snapshot.
 func (t *Template) Marshal(r *Runtime) []byte {
-	b := r.encodeLive(r.tplEnc, t.image, t.st, nil, nil)
+	b := r.encodeLive(r.tplEnc, t.image, t.st, nil, nil, 0, nil)
 	runtime.KeepAlive(t) // t.image may be a mapping its cleanup unmaps
 	return b
 }
@@ -129,20 +129,27 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 	}
 	var baseImg []byte
 	var baseHash *[32]byte
+	var priv []bool
+	baseZero := 0
 	if base != nil {
 		baseImg, baseHash = base.image, &base.hash
+		if sp := base.st.StackPointer; sp <= stackTop {
+			baseZero = int(sp) // canonical: the template's dead stack is zero
+		}
 		if i.base == base {
-			base.learnHot(mem)
+			priv = i.vm.lin.private(mem, base)
+			base.learnHot(mem, priv)
 		}
 	}
-	snap := i.rt.encodeLive(i.rt.enc, mem, i.vm.st, baseImg, baseHash)
+	snap := i.rt.encodeLive(i.rt.enc, mem, i.vm.st, baseImg, baseHash, baseZero, priv)
 	runtime.KeepAlive(base) // base.image may be a mapping its cleanup unmaps
 	return snap, nil
 }
 
 // encodeLive encodes mem (live or canonical) as a snapshot, treating the
-// dead stack as zero.
-func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []byte, baseHash *[32]byte) []byte {
+// dead stack as zero; base is zero below baseZero and priv, if not nil,
+// names the pages that can differ from base (diffPages).
+func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []byte, baseHash *[32]byte, baseZero int, priv []bool) []byte {
 	hdr := make([]byte, 16+vmStateSize+64, 16+vmStateSize+64+4096)
 	copy(hdr, snapMagic)
 	hdr[4] = snapVersion
@@ -157,7 +164,7 @@ func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []b
 	if st.StackPointer <= stackTop {
 		dead = int(st.StackPointer)
 	}
-	raw := diffImage(hdr, mem, base, dead)
+	raw := diffPages(hdr, mem, base, dead, baseZero, priv)
 	return enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 }
 

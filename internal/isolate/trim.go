@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/tetratelabs/wazero/api"
@@ -85,14 +86,14 @@ func (i *Isolate) Trim() error {
 }
 
 // privatePages reports, per page of mem, whether it is present and
-// anonymous (a private copy, not the template file's page), from
+// anonymous (a private copy, not the template file's page) or swapped out
+// (or under migration: either way its content is unknown here), from
 // /proc/self/pagemap; nil when that is unreadable.
 func privatePages(mem []byte, pg int) []bool {
-	f, err := os.Open("/proc/self/pagemap")
-	if err != nil {
+	f := pagemap()
+	if f == nil {
 		return nil
 	}
-	defer f.Close()
 	n := len(mem) / pg
 	buf := make([]byte, 8*n)
 	start := int64(uintptr(unsafePointer(mem))) / int64(pg) * 8
@@ -102,7 +103,19 @@ func privatePages(mem []byte, pg int) []bool {
 	out := make([]bool, n)
 	for k := range out {
 		e := binary.LittleEndian.Uint64(buf[8*k:])
-		out[k] = e&(1<<63) != 0 && e&(1<<61) == 0
+		present, swapped, file := e&(1<<63) != 0, e&(1<<62) != 0, e&(1<<61) != 0
+		out[k] = present && !file || swapped
 	}
 	return out
 }
+
+// pagemap is /proc/self/pagemap, opened once per process (opening it costs
+// twice what reading a session's entries does); reads use pread and are
+// safe from any goroutine. Nil when it cannot be opened.
+var pagemap = sync.OnceValue(func() *os.File {
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return nil
+	}
+	return f
+})

@@ -1,0 +1,74 @@
+package session
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// BenchmarkCreateSession is one session creation as `bench sessions` counts
+// it, without HTTP: a new session activated from its version's template, a
+// first request that writes state (durable before it answers), and
+// hibernation (snapshot and session record, durable), on a store with group
+// commit as a daemon runs it. It reports the CPU time per creation, which
+// load on the machine hardly changes:
+//
+//	go test -run '^$' -bench BenchmarkCreateSession -benchtime 2000x \
+//	  -cpuprofile cpu.out ./internal/session
+func BenchmarkCreateSession(b *testing.B) {
+	st, err := store.Open(context.Background(), store.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := openManager(b, b.TempDir(), func(c *testConfig) { c.Store = st })
+	b.Cleanup(func() { _ = st.Close() })
+	deploy(b, m, `{"name":"bench","entry":"agent.js","limits":{"idle_seconds":86400}}`,
+		`export default { async fetch(request, env) {
+			if (request.method === "POST") { await env.state.put("k", {v: 1}); }
+			return new Response("hello");
+		} };`)
+	ctx := context.Background()
+	// One creation first, so one-time work (compiling the restore module,
+	// the template's hot pages) stays out of the figure.
+	if _, err := m.Call(ctx, "bench", "warm", isolate.Request{Method: "POST", URL: "http://x/"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Hibernate(ctx, "bench", "warm"); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := benchCPU()
+	b.SetParallelism(8) // concurrent clients, as in bench sessions
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := "s" + strconv.FormatInt(n.Add(1), 10)
+			resp, err := m.Call(ctx, "bench", id, isolate.Request{Method: "POST", URL: "http://x/"})
+			if err != nil || resp.Status != 200 {
+				b.Errorf("create %s: %v %d", id, err, resp.Status)
+				return
+			}
+			if err := m.Hibernate(ctx, "bench", id); err != nil {
+				b.Errorf("hibernate %s: %v", id, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(benchCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+}
+
+// benchCPU is the CPU time this process has used (user and system).
+func benchCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
