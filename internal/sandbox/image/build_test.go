@@ -1,0 +1,161 @@
+//go:build linux
+
+package image
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
+)
+
+// buildBase makes template name from a small rootfs with files to remove.
+func buildBase(t *testing.T, s *Store, name string) {
+	t.Helper()
+	rootfs := t.TempDir()
+	sandboxtest.MiniRootfs(t, rootfs)
+	chown, err := exec.LookPath("chown")
+	if err != nil {
+		t.Skip("no chown on this host")
+	}
+	sandboxtest.AddProgram(t, rootfs, chown, "chown")
+	for _, d := range []string{"usr", "data/gone"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"data/keep", "data/drop", "data/gone/x"} {
+		if err := os.WriteFile(filepath.Join(rootfs, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.FromDir(t.Context(), name, rootfs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newManager(t *testing.T, s *Store) *sandbox.Manager {
+	t.Helper()
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{newTier(t, s)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// Build steps run as root of the build sandbox's user namespace: a step
+// writes under /usr and chowns, another removes a base file and replaces a
+// base dir; the new template's top layer carries both (whiteout and opaque
+// dir), and a sandbox on it sees them while running as uid 1000 again.
+// A failing step stops the build with its step, exit code and output,
+// leaves no template and no sandbox; so does a build out of time.
+func TestTemplateBuildStepsClass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sandboxes")
+	}
+	s := openStore(t, Limits{})
+	m := newManager(t, s)
+	ctx := t.Context()
+	buildBase(t, s, "built")
+	base, _ := s.Get("built")
+	tpl, err := s.RunSteps(ctx, "built", []string{
+		"mkdir -p /usr/local/lib && echo hi > /usr/local/lib/x && chown 5:5 /usr/local/lib/x",
+		"rm /data/drop && rm -rf /data/gone && mkdir /data/gone && echo new > /data/gone/new",
+		"id -u > /usr/builder-uid",
+	}, BuildOptions{Sandboxes: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tpl.Layers) != 2 || tpl.Layers[0] != base.Layers[0] || tpl.Bytes <= base.Bytes {
+		t.Fatalf("built template %+v from %+v", tpl, base)
+	}
+	if got := s.ImageNames(); len(got) != 1 || got[0] != "built" {
+		t.Fatalf("templates after the build: %v", got)
+	}
+	if n := len(m.List()); n != 0 {
+		t.Fatalf("%d sandboxes left after the build", n)
+	}
+	sb, err := m.Create(ctx, "", sandbox.Spec{Template: "built"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sh(t, sb, "cat /usr/local/lib/x; stat -c %u:%g /usr/local/lib/x; echo $(ls /data) / $(ls /data/gone); cat /usr/builder-uid; id -u; touch /usr/y 2>/dev/null || echo denied")
+	if want := "hi\n5:5\ngone keep / new\n0\n1000\ndenied\n"; got != want {
+		t.Fatalf("sandbox on the built template: %q, want %q", got, want)
+	}
+	if err := m.Delete(ctx, sb.ID()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A failing step.
+	buildBase(t, s, "bad")
+	_, err = s.RunSteps(ctx, "bad", []string{"echo one", "echo boom >&2; exit 7", "touch /never"}, BuildOptions{Sandboxes: m})
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != 1 || se.Code != 7 || !strings.Contains(se.Tail, "boom") {
+		t.Fatalf("failing step: %v", err)
+	}
+	if p := se.Problem(); p.Kind() != api.KindBuildFailed || p.Field != "run[1]" || p.Status != 422 || !strings.Contains(p.Detail, "code 7") {
+		t.Fatalf("problem %+v", p)
+	}
+	// Out of time (the whole build's bound).
+	buildBase(t, s, "slow")
+	_, err = s.RunSteps(ctx, "slow", []string{"sleep 600"}, BuildOptions{Sandboxes: m, Timeout: 5 * time.Second})
+	if !errors.Is(err, sandbox.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow step: %v", err)
+	}
+	for _, n := range []string{"bad", "slow"} {
+		if _, ok := s.Get(n); ok {
+			t.Errorf("template %s kept after a failed build", n)
+		}
+	}
+	if n := len(m.List()); n != 0 {
+		t.Fatalf("%d sandboxes left after failed builds", n)
+	}
+	if _, err := s.RunSteps(ctx, "nope", []string{"true"}, BuildOptions{Sandboxes: m}); !errors.Is(err, sandbox.ErrUnknownTemplate) {
+		t.Fatalf("unknown template: %v", err)
+	}
+}
+
+// Bad steps are refused before anything runs, naming the field.
+func TestBuildStepLimitsClass(t *testing.T) {
+	for _, c := range []struct {
+		steps []string
+		field string
+	}{
+		{make([]string, MaxSteps+1), "run"},
+		{[]string{"true", ""}, "run[1]"},
+		{[]string{"  \n"}, "run[0]"},
+		{[]string{strings.Repeat("x", MaxStepBytes+1)}, "run[0]"},
+		{[]string{"echo a\x00b"}, "run[0]"},
+	} {
+		err := CheckSteps(c.steps)
+		var p *api.Problem
+		if !errors.As(err, &p) || p.Kind() != api.KindValidation || p.Field != c.field {
+			t.Errorf("%d steps: %v, want a validation problem on %s", len(c.steps), err, c.field)
+		}
+	}
+	if err := CheckSteps([]string{"pip install x", strings.Repeat("x", MaxStepBytes)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzCheckSteps(f *testing.F) {
+	f.Add("true", "")
+	f.Add("echo a\x00b", "x")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		err := CheckSteps([]string{a, b})
+		var p *api.Problem
+		if err != nil && !errors.As(err, &p) {
+			t.Fatalf("not a problem: %v", err)
+		}
+	})
+}
