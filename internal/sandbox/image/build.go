@@ -31,7 +31,10 @@ import (
 // Build step limits, checked in one place (CheckSteps).
 const (
 	MaxSteps     = 32
-	MaxStepBytes = 4096
+	MaxStepBytes = 2048
+	// MaxStepsBytes bounds all steps together (they travel in the query
+	// string of POST /v1/templates, which is at most 8 KiB).
+	MaxStepsBytes = 6144
 	// DefaultBuildTimeout bounds a whole build when the caller gives none.
 	DefaultBuildTimeout = 15 * time.Minute
 	// stepTail is how much of a failed step's output the error keeps.
@@ -39,10 +42,17 @@ const (
 )
 
 // CheckSteps validates build steps: at most MaxSteps, each non-empty, at
-// most MaxStepBytes, without NUL.
+// most MaxStepBytes, without NUL, at most MaxStepsBytes together.
 func CheckSteps(steps []string) error {
 	if len(steps) > MaxSteps {
 		return api.FieldErrorf(api.KindValidation, "run", "%d build steps; the limit is %d (join commands with && in one step)", len(steps), MaxSteps)
+	}
+	total := 0
+	for _, s := range steps {
+		total += len(s)
+	}
+	if total > MaxStepsBytes {
+		return api.FieldErrorf(api.KindValidation, "run", "the build steps are %d bytes together; the limit is %d (put long scripts in the image or a file the steps run)", total, MaxStepsBytes)
 	}
 	for i, s := range steps {
 		field := fmt.Sprintf("run[%d]", i)

@@ -136,6 +136,7 @@ func TestBuildStepLimitsClass(t *testing.T) {
 		{[]string{"  \n"}, "run[0]"},
 		{[]string{strings.Repeat("x", MaxStepBytes+1)}, "run[0]"},
 		{[]string{"echo a\x00b"}, "run[0]"},
+		{[]string{strings.Repeat("x", MaxStepBytes), strings.Repeat("x", MaxStepBytes), strings.Repeat("x", MaxStepBytes), "x"}, "run"},
 	} {
 		err := CheckSteps(c.steps)
 		var p *api.Problem
