@@ -27,6 +27,13 @@ func buildBase(t *testing.T, s *Store, name string) {
 		t.Skip("no chown on this host")
 	}
 	sandboxtest.AddProgram(t, rootfs, chown, "chown")
+	for _, tool := range []string{"chmod", "ln", "head"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("no %s on this host", tool)
+		}
+		sandboxtest.AddProgram(t, rootfs, p, tool)
+	}
 	for _, d := range []string{"usr", "data/gone"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -159,4 +166,52 @@ func FuzzCheckSteps(f *testing.F) {
 			t.Fatalf("not a problem: %v", err)
 		}
 	})
+}
+
+// What a build step leaves is as untrusted as an uploaded layer: symlinks
+// are stored as links (never followed, even to host paths), setuid bits
+// are cleared, and a layer over the store's byte limit is refused (no
+// template, no sandbox left).
+func TestBuildLayerHostileClass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sandboxes")
+	}
+	s := openStore(t, Limits{MaxBytes: 64 << 20})
+	m := newManager(t, s)
+	ctx := t.Context()
+	buildBase(t, s, "hostile")
+	tpl, err := s.RunSteps(ctx, "hostile", []string{
+		"ln -s /etc/shadow /usr/evil && ln -s ../../../../../.. /usr/up && ln /data/keep /usr/hard",
+		"echo s > /usr/suid && chmod 4755 /usr/suid && chmod 2755 /usr",
+	}, BuildOptions{Sandboxes: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := filepath.Join(s.layersDir(), tpl.Layers[len(tpl.Layers)-1])
+	for link, want := range map[string]string{"usr/evil": "/etc/shadow", "usr/up": "../../../../../.."} {
+		if got, err := os.Readlink(filepath.Join(top, link)); err != nil || got != want {
+			t.Errorf("%s: %q %v, want a link to %q", link, got, err, want)
+		}
+	}
+	for _, p := range []string{"usr/suid", "usr"} {
+		fi, err := os.Lstat(filepath.Join(top, p))
+		if err != nil || fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+			t.Errorf("%s: %v %v: set-id bits kept", p, fi.Mode(), err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(top, "usr/hard")); err != nil || string(b) != "data/keep" {
+		t.Errorf("hard link: %q %v", b, err)
+	}
+
+	buildBase(t, s, "big")
+	_, err = s.RunSteps(ctx, "big", []string{"head -c 70000000 /dev/zero > /usr/big 2>/dev/null || true; test -s /usr/big"}, BuildOptions{Sandboxes: m})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("layer over the byte limit: %v", err)
+	}
+	if _, ok := s.Get("big"); ok {
+		t.Fatal("template kept after a refused layer")
+	}
+	if n := len(m.List()); n != 0 {
+		t.Fatalf("%d sandboxes left", n)
+	}
 }
