@@ -66,6 +66,7 @@ func newManager(t *testing.T, s *Store) *sandbox.Manager {
 // A failing step stops the build with its step, exit code and output,
 // leaves no template and no sandbox; so does a build out of time.
 func TestTemplateBuildStepsClass(t *testing.T) {
+	t.Parallel() // its own store, tier and Manager
 	if testing.Short() {
 		t.Skip("starts sandboxes")
 	}
@@ -173,6 +174,7 @@ func FuzzCheckSteps(f *testing.F) {
 // are cleared, and a layer over the store's byte limit is refused (no
 // template, no sandbox left).
 func TestBuildLayerHostileClass(t *testing.T) {
+	t.Parallel() // its own store, tier and Manager
 	if testing.Short() {
 		t.Skip("starts sandboxes")
 	}
