@@ -94,6 +94,12 @@ const (
 	// browser's mutating call authenticated by a client certificate
 	// outside a console session.
 	KindCSRF Kind = "csrf-check-failed"
+
+	// KindBuildFailed: a template build step (template create --run)
+	// exited non-zero or did not finish in time; the field names the step
+	// (run[i]) and the detail carries its exit code and output tail. No
+	// template was made.
+	KindBuildFailed Kind = "template-build-failed"
 )
 
 var kindStatus = map[Kind]int{
@@ -127,6 +133,7 @@ var kindStatus = map[Kind]int{
 	KindQueueTimeout:          http.StatusServiceUnavailable,
 	KindPipelineFailed:        http.StatusUnprocessableEntity,
 	KindCSRF:                  http.StatusForbidden,
+	KindBuildFailed:           http.StatusUnprocessableEntity,
 }
 
 // Kinds returns every known kind, for documentation and tests.

@@ -26,8 +26,14 @@ func (c *Client) Templates(ctx context.Context) ([]api.Template, error) {
 // CreateTemplate uploads an image archive as template name. source is
 // "oci" (a docker save archive or an OCI image layout tar) or "tar" (one
 // layer: a directory packed with TarDir).
-func (c *Client) CreateTemplate(ctx context.Context, name, source string, r io.Reader) (*api.Template, error) {
+// Build steps (run), when given, are shell commands the daemon runs in
+// order as root of a build sandbox on the new template; what they write
+// becomes its top layer.
+func (c *Client) CreateTemplate(ctx context.Context, name, source string, r io.Reader, run ...string) (*api.Template, error) {
 	q := url.Values{"name": {name}, "source": {source}}
+	if len(run) > 0 {
+		q["run"] = run
+	}
 	resp, err := c.Raw(ctx, http.MethodPost, "/v1/templates?"+q.Encode(), r, "application/x-tar")
 	if err != nil {
 		return nil, err
@@ -41,8 +47,8 @@ func (c *Client) CreateTemplate(ctx context.Context, name, source string, r io.R
 }
 
 // CreateTemplateFromDir packs the directory tree at dir (TarDir) and
-// uploads it as a one-layer template.
-func (c *Client) CreateTemplateFromDir(ctx context.Context, name, dir string) (*api.Template, error) {
+// uploads it as a one-layer template (then runs the build steps run).
+func (c *Client) CreateTemplateFromDir(ctx context.Context, name, dir string, run ...string) (*api.Template, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, err
 	} else if !fi.IsDir() {
@@ -51,13 +57,17 @@ func (c *Client) CreateTemplateFromDir(ctx context.Context, name, dir string) (*
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(TarDir(dir, pw)) }()
 	defer pr.Close()
-	return c.CreateTemplate(ctx, name, "tar", pr)
+	return c.CreateTemplate(ctx, name, "tar", pr, run...)
 }
 
 // CreateTemplateFromDebian has the daemon build a Debian root filesystem
-// (mmdebstrap, from its apt mirror) of suite with packages as template name.
-func (c *Client) CreateTemplateFromDebian(ctx context.Context, name, suite string, packages []string) (*api.Template, error) {
+// (mmdebstrap, from its apt mirror) of suite with packages as template name
+// (then runs the build steps run).
+func (c *Client) CreateTemplateFromDebian(ctx context.Context, name, suite string, packages []string, run ...string) (*api.Template, error) {
 	q := url.Values{"name": {name}, "source": {"debian"}, "suite": {suite}}
+	if len(run) > 0 {
+		q["run"] = run
+	}
 	if len(packages) > 0 {
 		q.Set("packages", strings.Join(packages, ","))
 	}

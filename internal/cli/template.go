@@ -24,13 +24,15 @@ func newTemplateCmd(g *globals) *cobra.Command {
 
 func newTemplateCreateCmd(g *globals) *cobra.Command {
 	var fromDir, fromOCI, fromDebian string
-	var packages []string
+	var packages, run []string
 	cmd := &cobra.Command{
-		Use:   "create NAME (--from-oci FILE.tar | --from-dir ROOTFS | --from-debian SUITE [--packages a,b])",
+		Use:   "create NAME (--from-oci FILE.tar | --from-dir ROOTFS | --from-debian SUITE [--packages a,b]) [--run CMD]...",
 		Short: "Create an image template: each sandbox of it runs on its own writable overlay of the image",
 		Long: "Create an image template from a docker save archive or an OCI image layout tar (--from-oci),\n" +
 			"or from a root filesystem directory on this machine (--from-dir, uploaded as one layer),\n" +
 			"or have the daemon build a Debian rootfs with mmdebstrap from its apt mirror (--from-debian).\n" +
+			"Build steps (--run, repeatable, in order) run as root of a build sandbox on it (process tier);\n" +
+			"what they write becomes the template's top layer. The first failing step stops the build.\n" +
 			"Administrators only. Use it with: agentcloud sandbox create --template NAME",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,19 +55,19 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 			var t *api.Template
 			switch {
 			case fromDebian != "":
-				t, err = c.CreateTemplateFromDebian(cmd.Context(), args[0], fromDebian, packages)
+				t, err = c.CreateTemplateFromDebian(cmd.Context(), args[0], fromDebian, packages, run...)
 			case fromDir != "":
 				if fi, err := os.Stat(fromDir); err != nil || !fi.IsDir() {
 					return fmt.Errorf("--from-dir %s: not a directory", fromDir)
 				}
-				t, err = c.CreateTemplateFromDir(cmd.Context(), args[0], fromDir)
+				t, err = c.CreateTemplateFromDir(cmd.Context(), args[0], fromDir, run...)
 			default:
 				f, ferr := os.Open(fromOCI)
 				if ferr != nil {
 					return fmt.Errorf("--from-oci: %w", ferr)
 				}
 				defer f.Close()
-				t, err = c.CreateTemplate(cmd.Context(), args[0], "oci", f)
+				t, err = c.CreateTemplate(cmd.Context(), args[0], "oci", f, run...)
 			}
 			if err != nil {
 				return err
@@ -79,6 +81,7 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&fromDir, "from-dir", "", "a root filesystem directory")
 	cmd.Flags().StringVar(&fromDebian, "from-debian", "", "a Debian suite the daemon builds a rootfs of (mmdebstrap)")
 	cmd.Flags().StringSliceVar(&packages, "packages", nil, "with --from-debian: packages to include, comma-separated")
+	cmd.Flags().StringArrayVar(&run, "run", nil, "a build step: a shell command run as root of a build sandbox on the template (repeatable, in order)")
 	return cmd
 }
 

@@ -139,9 +139,11 @@ func TestQueryParamsDeclaredClass(t *testing.T) {
 	var doc struct {
 		Paths map[string]map[string]struct {
 			Parameters []struct {
-				Name   string            `json:"name"`
-				In     string            `json:"in"`
-				Schema map[string]string `json:"schema"`
+				Name   string `json:"name"`
+				In     string `json:"in"`
+				Schema struct {
+					Type string `json:"type"`
+				} `json:"schema"`
 			} `json:"parameters"`
 		} `json:"paths"`
 	}
@@ -180,7 +182,7 @@ func TestQueryParamsDeclaredClass(t *testing.T) {
 			try("no_such_parameter=1", "no_such_parameter")
 			n++
 			for _, p := range op.Parameters {
-				if p.In == "query" && p.Schema["type"] == "integer" {
+				if p.In == "query" && p.Schema.Type == "integer" {
 					try(url.Values{p.Name: {"not-a-number"}}.Encode(), p.Name)
 				}
 			}

@@ -111,6 +111,10 @@ func parameters(r Route) []any {
 	}
 	for _, q := range r.Query {
 		p := map[string]any{"name": q.Name, "in": "query", "required": q.Required, "schema": map[string]any{"type": q.typ()}}
+		if q.Repeated {
+			p["schema"] = map[string]any{"type": "array", "items": map[string]any{"type": q.typ()}}
+			p["style"], p["explode"] = "form", true
+		}
 		if q.Description != "" {
 			p["description"] = q.Description
 		}

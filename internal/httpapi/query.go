@@ -24,6 +24,9 @@ type QueryParam struct {
 	Type        string
 	Description string
 	Required    bool
+	// Repeated: the parameter may be given several times (a list, in
+	// order, e.g. ?run=a&run=b); each value is checked against Type.
+	Repeated bool
 }
 
 // Query parameter types (JSON Schema names).
@@ -69,17 +72,20 @@ func checkQuery(r *http.Request, spec Route) error {
 				r.Method, spec.Path, short(name), takes(spec.Query))
 		}
 		vs := vals[name]
-		if len(vs) > 1 {
+		q := spec.Query[i]
+		if len(vs) > 1 && !q.Repeated {
 			return api.FieldErrorf(api.KindInvalidQuery, name, "query parameter %s is given %d times; give it once", name, len(vs))
 		}
-		switch q := spec.Query[i]; q.typ() {
-		case QueryInteger:
-			if _, err := strconv.ParseInt(vs[0], 10, 64); err != nil {
-				return api.FieldErrorf(api.KindInvalidQuery, name, "query parameter %s=%q: want a whole number", name, short(vs[0]))
-			}
-		case QueryBoolean:
-			if _, err := strconv.ParseBool(vs[0]); err != nil {
-				return api.FieldErrorf(api.KindInvalidQuery, name, "query parameter %s=%q: want true or false", name, short(vs[0]))
+		for _, v := range vs {
+			switch q.typ() {
+			case QueryInteger:
+				if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+					return api.FieldErrorf(api.KindInvalidQuery, name, "query parameter %s=%q: want a whole number", name, short(v))
+				}
+			case QueryBoolean:
+				if _, err := strconv.ParseBool(v); err != nil {
+					return api.FieldErrorf(api.KindInvalidQuery, name, "query parameter %s=%q: want true or false", name, short(v))
+				}
 			}
 		}
 	}

@@ -26,6 +26,8 @@ func queryRouter(t testing.TB) (*Router, *string) {
 		{Name: "q", Description: "words"},
 		{Name: "limit", Type: QueryInteger, Description: "at most"},
 		{Name: "all", Type: QueryBoolean, Description: "everything"},
+		{Name: "tag", Repeated: true, Description: "a tag (repeatable)"},
+		{Name: "n", Type: QueryInteger, Repeated: true, Description: "numbers (repeatable)"},
 	}})
 	rt.Handle(Route{Method: "GET", Path: "/v1/files", Summary: "read", Handler: echo,
 		Query: []QueryParam{{Name: "path", Required: true, Description: "a path under /workspace"}}})
@@ -52,6 +54,10 @@ var queryCases = []struct {
 	{"/v1/items?limit=99999999999999999999", 400, "limit"},
 	{"/v1/items?all=maybe", 400, "all"},
 	{"/v1/items?q=a&q=b", 400, "q"},
+	{"/v1/items?tag=a&tag=b&tag=", 200, ""},
+	{"/v1/items?n=1&n=2", 200, ""},
+	{"/v1/items?n=1&n=x", 400, "n"},
+	{"/v1/items?tag=a&q=b&q=c", 400, "q"},
 	{"/v1/items?q=%zz", 400, "query"},
 	{"/v1/items?q=a;b", 400, "query"},
 	{"/v1/items?" + strings.Repeat("q", 9000) + "=1", 400, "query"},

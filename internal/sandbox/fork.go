@@ -40,6 +40,9 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 	m.mu.Lock()
 	spec, sb, state := e.spec, e.sb, e.state
 	m.mu.Unlock()
+	if spec.Build {
+		return nil, fmt.Errorf("fork sandbox %s: a template build's sandbox cannot be copied: %w", id, ErrUnsupported)
+	}
 	ws := spec.HostWorkspace
 	if wh, ok := unwrap(sb).(WorkspaceHolder); ok {
 		ws = wh.WorkspacePath()

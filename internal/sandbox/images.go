@@ -1,5 +1,7 @@
 package sandbox
 
+import "fmt"
+
 // Images resolves image templates: templates whose root filesystem is a
 // stack of read-only layer directories (built from an OCI archive, a
 // directory or a Debian rootfs; see package internal/sandbox/image) rather
@@ -21,4 +23,19 @@ func TierNames(tiers []Tier) []string {
 		names[i] = t.Name()
 	}
 	return names
+}
+
+// OverlayHolder is implemented by sandboxes of image templates whose
+// writable overlay keeps its upper dir on the host (the process tier).
+type OverlayHolder interface {
+	UpperDir() (string, error)
+}
+
+// UpperDir returns the host path of sb's overlay upper dir (what its
+// processes wrote to the image's root), for template builds.
+func UpperDir(sb Sandbox) (string, error) {
+	if oh, ok := unwrap(sb).(OverlayHolder); ok {
+		return oh.UpperDir()
+	}
+	return "", fmt.Errorf("sandbox %s: no host overlay dir: %w", sb.ID(), ErrUnsupported)
 }

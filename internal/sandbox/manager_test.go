@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -353,5 +354,26 @@ func TestManagerAdmissionAtomicClass(t *testing.T) {
 	}
 	if _, err := m.Create(ctx, "", owned("alice")); err != nil {
 		t.Fatalf("create after a delete: %v", err)
+	}
+}
+
+// A template build's sandbox (Spec.Build) is never copied: Fork and
+// Snapshot refuse it, so build mode cannot leak into a sandbox a caller
+// keeps.
+func TestBuildSandboxNotCopiedClass(t *testing.T) {
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{&fakeTier{}}, ReapInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	sb, err := m.Create(t.Context(), "", sandbox.Spec{Tier: "fake", Build: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Fork(t.Context(), sb.ID(), 1); !errors.Is(err, sandbox.ErrUnsupported) {
+		t.Errorf("fork: %v", err)
+	}
+	if _, err := m.Snapshot(t.Context(), sb.ID(), filepath.Join(t.TempDir(), "snap")); !errors.Is(err, sandbox.ErrUnsupported) {
+		t.Errorf("snapshot: %v", err)
 	}
 }

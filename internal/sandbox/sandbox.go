@@ -176,6 +176,12 @@ type Spec struct {
 	// Volumes are named volumes mounted into the sandbox (volumes.go);
 	// only tiers that implement VolumeMounter take them.
 	Volumes []VolumeMount
+	// Build, set only by a template build (never from a request), runs
+	// the sandbox's processes as root of its user namespace with the few
+	// capabilities package managers need (see package
+	// internal/sandbox/process/sbinit, BuildCaps). Image templates only;
+	// tiers that cannot do it refuse with ErrUnsupported.
+	Build bool
 }
 
 // ExecSpec describes one process to run inside a sandbox.

@@ -64,6 +64,9 @@ func (m *Manager) Snapshot(ctx context.Context, id, dir string) (SnapshotResult,
 	m.mu.Lock()
 	spec, sb, state := e.spec, e.sb, e.state
 	m.mu.Unlock()
+	if spec.Build {
+		return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: a template build's sandbox cannot be copied: %w", id, ErrUnsupported)
+	}
 	res := SnapshotResult{Spec: spec}
 	res.Spec.HostWorkspace, res.Spec.Timeout = "", m.remainingOf(e)
 	ws := spec.HostWorkspace

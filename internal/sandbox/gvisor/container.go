@@ -113,6 +113,10 @@ func (c *container) Activate(ctx context.Context, id string, spec sandbox.Spec) 
 	spec.Tier, spec.Template = sandbox.TierGVisor, c.template
 	spec.Limits = spec.Limits.WithDefaults()
 	c.id, c.spec = id, spec
+	if spec.Build {
+		_ = c.destroy()
+		return nil, fmt.Errorf("activate %s: build mode (template build steps) runs on the process tier: %w", id, sandbox.ErrUnsupported)
+	}
 	if spec.Limits.Pids != c.nproc && c.tier.prlimit == "" {
 		_ = c.destroy()
 		return nil, fmt.Errorf("activate %s: limits.pids %d differs from the default %d and the template has no %s to apply it: %w",

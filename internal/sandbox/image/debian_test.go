@@ -3,6 +3,7 @@
 package image
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -92,27 +93,40 @@ func TestDebianTemplatePip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("debian %s + python3-pip: %d MiB", suite, tpl.Bytes>>20)
-	tier := newTier(t, s)
-	sb, err := sandbox.Create(t.Context(), tier, "deb", sandbox.Spec{Template: "deb"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
-	wheel := `import base64, hashlib, os, zipfile
-os.makedirs("/workspace/wheels", exist_ok=True)
+	wheel := `import base64, hashlib, os, sys, zipfile
+d = sys.argv[1] if len(sys.argv) > 1 else "/workspace/wheels"
+os.makedirs(d, exist_ok=True)
 files = {"hello.py": b"X = 42\n",
  "hello-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: hello\nVersion: 1.0\n",
  "hello-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
 rec = "".join("%s,sha256=%s,%d\n" % (n, base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode(), len(b)) for n, b in files.items())
 rec += "hello-1.0.dist-info/RECORD,,\n"
-with zipfile.ZipFile("/workspace/wheels/hello-1.0-py3-none-any.whl", "w") as z:
+with zipfile.ZipFile(d + "/hello-1.0-py3-none-any.whl", "w") as z:
     for n, b in files.items(): z.writestr(n, b)
     z.writestr("hello-1.0.dist-info/RECORD", rec)
 `
+	quoted := "'" + strings.ReplaceAll(wheel, "'", `'"'"'`) + "'"
+	// A build step installs the wheel system-wide as root of the build
+	// sandbox (into /usr/local): the template then has it for everyone.
+	m := newManager(t, s)
+	if _, err := s.RunSteps(t.Context(), "deb", []string{
+		"python3 -c " + quoted + " /tmp/wheels",
+		"python3 -m pip install --no-cache-dir --break-system-packages --no-index --find-links /tmp/wheels hello",
+	}, BuildOptions{Sandboxes: m}); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := m.Create(t.Context(), "", sandbox.Spec{Template: "deb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Delete(context.WithoutCancel(t.Context()), sb.ID())
+	if out := sh(t, sb, "id -u; python3 -c 'import hello; print(\"built\", hello.X)'"); out != "1000\nbuilt 42\n" {
+		t.Fatalf("wheel installed by a build step: %q", out)
+	}
 	out := sh(t, sb, "grep -q "+suite+" /etc/os-release && python3 -c '"+strings.ReplaceAll(wheel, "'", `'"'"'`)+"' && "+
-		"python3 -m pip install --user --break-system-packages --no-index --find-links /workspace/wheels hello 2>&1 && "+
-		"python3 -c 'import hello; print(\"answer\", hello.X)'")
-	if !strings.Contains(out, "answer 42") {
+		"python3 -m pip install --user --break-system-packages --no-index --find-links /workspace/wheels --force-reinstall hello 2>&1 && "+
+		"python3 -c 'import hello, sys; print(\"answer\", hello.X, \".local\" in hello.__file__)'")
+	if !strings.Contains(out, "answer 42 True") {
 		t.Fatalf("pip in the Debian template: %s", out)
 	}
 }

@@ -107,13 +107,16 @@ func CheckName(name string) error {
 	return nil
 }
 
-// ImageNames lists the templates, sorted.
+// ImageNames lists the templates, sorted; a template whose build steps are
+// still running (RunSteps) is left out.
 func (s *Store) ImageNames() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := make([]string, 0, len(s.templates))
 	for n := range s.templates {
-		names = append(names, n)
+		if !s.building[n] {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	return names
@@ -269,6 +272,9 @@ func (s *Store) Delete(name string) error {
 	defer s.mu.Unlock()
 	if s.templates[name] == nil {
 		return fmt.Errorf("%q: %w", name, sandbox.ErrUnknownTemplate)
+	}
+	if s.building[name] {
+		return fmt.Errorf("%q is being built: %w", name, ErrInUse)
 	}
 	if s.InUse != nil && s.InUse(name) {
 		return fmt.Errorf("%q: %w", name, ErrInUse)

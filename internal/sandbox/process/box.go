@@ -91,6 +91,7 @@ func (b *box) Activate(ctx context.Context, id string, spec sandbox.Spec) (sandb
 		DiskMB:  spec.Limits.DiskMB,
 		Pids:    spec.Limits.Pids,
 		Volumes: vols,
+		Build:   spec.Build,
 	}}, ws...)
 	for _, f := range ws {
 		_ = f.Close()

@@ -10,6 +10,10 @@ import (
 
 func TestMain(m *testing.M) {
 	MaybeRunInit()
+	if os.Getenv(probeEnv) != "" {
+		buildProbe()
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

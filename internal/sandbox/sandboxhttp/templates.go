@@ -45,6 +45,7 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 			{Name: "source", Required: true, Description: "oci: the body is a docker save archive or an OCI image layout tar; tar: the body is one layer (a directory packed as a tar); debian: no body, a Debian rootfs built with mmdebstrap"},
 			{Name: "suite", Description: "source=debian: the Debian suite (from the node's apt sources)"},
 			{Name: "packages", Description: "source=debian: comma-separated packages to include"},
+			{Name: "run", Repeated: true, Description: "a build step (repeatable, in order): a shell command run as root of a build sandbox's user namespace on the new template; what the steps write becomes the template's top layer"},
 		},
 		Summary: "Create an image template from the uploaded archive (administrators). Layers are unpacked into a content-addressed read-only store; each sandbox of the template gets its own writable overlay.",
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
@@ -53,10 +54,12 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 			if err := image.CheckName(name); err != nil {
 				return err
 			}
-			var (
-				t   image.Template
-				err error
-			)
+			steps := q["run"]
+			build, err := h.buildSpec(r, steps)
+			if err != nil {
+				return err
+			}
+			var t image.Template
 			switch q.Get("source") {
 			case "oci":
 				t, err = st.FromOCIReader(r.Context(), name, r.Body)
@@ -70,6 +73,9 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 				t, err = st.FromDebian(r.Context(), name, q.Get("suite"), pkgs)
 			default:
 				return api.FieldErrorf(api.KindValidation, "source", "source %q: want oci (a docker save or OCI layout archive), tar (one layer) or debian", q.Get("source"))
+			}
+			if err == nil && len(steps) > 0 {
+				t, err = st.RunSteps(r.Context(), name, steps, image.BuildOptions{Sandboxes: h.m, Spec: build})
 			}
 			if err != nil {
 				return templateProblem(err)
@@ -93,11 +99,36 @@ func templateOut(t image.Template) api.Template {
 	return api.Template{Name: t.Name, Source: t.Source, Layers: slices.Clone(t.Layers), Bytes: t.Bytes, Created: t.Created}
 }
 
+// buildSpec validates a create request's build steps and makes the spec
+// of their build sandbox (the owner's labels and quota, as for a sandbox
+// create) before anything is built.
+func (h *Handler) buildSpec(r *http.Request, steps []string) (sandbox.Spec, error) {
+	if len(steps) == 0 {
+		return sandbox.Spec{}, nil
+	}
+	if err := image.CheckSteps(steps); err != nil {
+		return sandbox.Spec{}, err
+	}
+	if _, ok := h.templatesOf(sandbox.TierProcess); !ok {
+		return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "run", "build steps run on the process tier, which is not enabled on this node")
+	}
+	spec := sandbox.Spec{Tier: sandbox.TierProcess}
+	if h.cfg.BeforeCreate != nil {
+		if err := h.cfg.BeforeCreate(r, &spec); err != nil {
+			return sandbox.Spec{}, err
+		}
+	}
+	return spec, nil
+}
+
 // templateProblem maps the store's errors to problems.
 func templateProblem(err error) error {
 	var p *api.Problem
 	var mbe *http.MaxBytesError
+	var se *image.StepError
 	switch {
+	case errors.As(err, &se):
+		return se.Problem()
 	case errors.As(err, &p):
 		return p
 	case errors.As(err, &mbe):

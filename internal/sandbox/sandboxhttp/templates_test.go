@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -118,6 +119,10 @@ func TestTemplateRoutesClass(t *testing.T) {
 		{"delete unknown", "DELETE", "/v1/templates/nope", "", api.KindNotFound},
 		{"delete bad id", "DELETE", "/v1/templates/Bad_Name", "", api.KindInvalidID},
 		{"sandbox of unknown template", "POST", "/v1/sandboxes", `{"template":"nope"}`, api.KindValidation},
+		{"empty build step", "POST", "/v1/templates?name=x&source=tar&run=true&run=", "", api.KindValidation},
+		{"too many build steps", "POST", "/v1/templates?name=x&source=tar" + strings.Repeat("&run=true", image.MaxSteps+1), "", api.KindValidation},
+		{"long build step", "POST", "/v1/templates?name=x&source=tar&run=" + strings.Repeat("x", image.MaxStepBytes+1), "", api.KindValidation},
+		{"NUL in build step", "POST", "/v1/templates?name=x&source=tar&run=a%00b", "", api.KindValidation},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,5 +159,63 @@ func TestTemplateRoutesClass(t *testing.T) {
 	}
 	if list, _ := s.client.Templates(ctx); len(list) != 1 {
 		t.Fatalf("after delete: %+v", list)
+	}
+}
+
+// Build steps through the API: the steps' writes (a file under /usr, a
+// removed base file) are in the new template and a sandbox of it runs as
+// uid 1000; the first failing step answers 422 template-build-failed
+// naming it, with its output, and leaves no template and no sandbox; a
+// sandbox create cannot ask for build mode.
+func TestTemplateBuildRoute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sandboxes")
+	}
+	s := startTemplateServer(t)
+	ctx := t.Context()
+	rootfs := t.TempDir()
+	sandboxtest.MiniRootfs(t, rootfs)
+	if err := os.MkdirAll(filepath.Join(rootfs, "usr"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc", "drop"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := s.client.CreateTemplateFromDir(ctx, "built", rootfs, "echo hi > /usr/added", "rm /etc/drop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tpl.Layers) != 2 {
+		t.Fatalf("built %+v", tpl)
+	}
+	// "build": true in a create request is not a field of the API: the
+	// sandbox (if the request is taken at all) runs as the sandbox user.
+	resp, err := s.client.Raw(ctx, "POST", "/v1/sandboxes", strings.NewReader(`{"template":"built","build":true,"Build":true}`), "application/json")
+	if err == nil {
+		var sb api.Sandbox
+		_ = json.NewDecoder(resp.Body).Decode(&sb)
+		resp.Body.Close()
+		var out bytes.Buffer
+		code, err := s.client.Exec(ctx, sb.ID, api.ExecRequest{Cmd: "/bin/sh", Args: []string{"-c", "cat /usr/added; test -e /etc/drop || echo gone; id -u; touch /usr/x 2>/dev/null || echo denied"}}, &out, &out)
+		if err != nil || code != 0 || out.String() != "hi\ngone\n1000\ndenied\n" {
+			t.Fatalf("sandbox on the built template: %d %q %v", code, out.String(), err)
+		}
+		if err := s.client.DeleteSandbox(ctx, sb.ID); err != nil {
+			t.Fatal(err)
+		}
+	} else if !api.IsKind(err, api.KindInvalidJSON) && !api.IsKind(err, api.KindValidation) {
+		t.Fatalf("create with build: %v", err)
+	}
+
+	_, err = s.client.CreateTemplateFromDir(ctx, "bad", rootfs, "true", "echo broken >&2; exit 3")
+	var p *api.Problem
+	if !errors.As(err, &p) || p.Kind() != api.KindBuildFailed || p.Status != 422 || p.Field != "run[1]" || !strings.Contains(p.Detail, "broken") || !strings.Contains(p.Detail, "code 3") {
+		t.Fatalf("failing step: %v", err)
+	}
+	if list, _ := s.client.Templates(ctx); len(list) != 2 {
+		t.Fatalf("templates after a failed build: %+v", list)
+	}
+	if n := len(s.manager.List()); n != 0 {
+		t.Fatalf("%d sandboxes left", n)
 	}
 }

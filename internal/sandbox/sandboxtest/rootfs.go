@@ -119,3 +119,26 @@ func TreeDigest(t testing.TB, dir string) string {
 	}
 	return b.String()
 }
+
+// AddProgram copies the host program at path to /bin/name of the root
+// filesystem at dir, with the shared libraries ldd names for it.
+func AddProgram(t testing.TB, dir, path, name string) {
+	t.Helper()
+	copyFileTo(t, path, filepath.Join(dir, "bin", name))
+	out, err := exec.Command("ldd", path).Output()
+	if err != nil {
+		return // static
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(f, "/") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			continue
+		}
+		copyFileTo(t, f, filepath.Join(dir, f))
+		if real, err := filepath.EvalSymlinks(f); err == nil && real != f {
+			copyFileTo(t, real, filepath.Join(dir, real))
+		}
+	}
+}

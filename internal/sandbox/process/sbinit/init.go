@@ -137,7 +137,11 @@ func runInit() error {
 
 // activate mounts the writable dirs, applies rlimits, drops to the sandbox
 // user and installs seccomp and landlock. After it returns nothing in the
-// sandbox (init included) holds a capability.
+// sandbox (init included) holds a capability. In build mode (cfg.Build, an
+// image template only) the processes it starts run as uid 0 of the user
+// namespace instead, with BuildCaps alone (buildcaps.go); init's other
+// threads keep the namespace's capabilities but start nothing and, not
+// dumpable, cannot be traced or read from inside.
 func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	if err := mountWritable(cfg, files); err != nil {
 		return err
@@ -154,11 +158,16 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
-	if err := syscall.Setresgid(SandboxGID, SandboxGID, SandboxGID); err != nil {
-		return fmt.Errorf("setresgid: %w", err)
+	if cfg.Build && !st.imageRoot {
+		return errors.New("build mode needs an image template (its root is the sandbox's own overlay)")
 	}
-	if err := syscall.Setresuid(SandboxUID, SandboxUID, SandboxUID); err != nil {
-		return fmt.Errorf("setresuid: %w", err)
+	if !cfg.Build {
+		if err := syscall.Setresgid(SandboxGID, SandboxGID, SandboxGID); err != nil {
+			return fmt.Errorf("setresgid: %w", err)
+		}
+		if err := syscall.Setresuid(SandboxUID, SandboxUID, SandboxUID); err != nil {
+			return fmt.Errorf("setresuid: %w", err)
+		}
 	}
 	// Not dumpable: /proc/1/{environ,mem,root,exe,fd} stay closed to the
 	// sandbox user even though init runs under the same uid.
@@ -174,6 +183,13 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	ready := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with init
+		// Build mode: uid 0 of the user namespace, with BuildCaps only.
+		if cfg.Build {
+			if err := dropToBuildCaps(); err != nil {
+				ready <- err
+				return
+			}
+		}
 		if err := restrictLandlock(st.imageRoot, st.volumes); err != nil {
 			ready <- err
 			return

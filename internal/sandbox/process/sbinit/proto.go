@@ -101,6 +101,9 @@ type ActivateConfig struct {
 	// Volumes: the message carries one mount per volume after the
 	// workspace (volumes.go).
 	Volumes []VolumeMount `json:"volumes,omitempty"`
+	// Build runs the sandbox's processes as uid 0 of its user namespace
+	// with BuildCaps only (a template's build steps; buildcaps.go).
+	Build bool `json:"build,omitempty"`
 }
 
 // ErrFromReply turns a reply's error fields back into an error; Errno keeps
