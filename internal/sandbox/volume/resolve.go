@@ -9,20 +9,14 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
-// Authorization of volumes (Cedar resource type Volume: its id is the
-// volume's name, its parent the owner, in whose namespace it is named).
+// Authorization of volumes (sandbox.ActionVolumeMount, sandbox.TypeVolume).
 const (
-	ActionMount = "volume.mount"
-	TypeVolume  = "Volume"
+	ActionMount = sandbox.ActionVolumeMount
+	TypeVolume  = sandbox.TypeVolume
 )
 
-// Mount is one volume a sandbox asks for: the owner's volume Name at Path,
-// read-only or not. A snapshot keeps its sandbox's mounts in this form.
-type Mount struct {
-	Name     string `json:"name"`
-	Path     string `json:"path"`
-	ReadOnly bool   `json:"read_only,omitempty"`
-}
+// Mount is one volume a sandbox asks for (sandbox.VolumeRef).
+type Mount = sandbox.VolumeRef
 
 // MountsOf gives the Mount form of a sandbox's volumes (no host paths).
 func MountsOf(vs []sandbox.VolumeMount) []Mount {
@@ -34,9 +28,8 @@ func MountsOf(vs []sandbox.VolumeMount) []Mount {
 }
 
 // AuthorizeMount decides whether the caller may mount owner's volume
-// name (Cedar volume.mount on Volume name, parent owner). It returns the
-// authorizer's problem to deny.
-type AuthorizeMount func(ctx context.Context, owner, name string) error
+// name (sandbox.AuthorizeMount).
+type AuthorizeMount = sandbox.AuthorizeMount
 
 // Resolve is the one check of the volumes a new sandbox mounts, whoever
 // makes it (POST /v1/sandboxes, a restore, a fork, env.sandbox.run): at
