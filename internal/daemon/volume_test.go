@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -44,6 +45,11 @@ func checkVolumeAuthzClass(t *testing.T, d *daemon.Daemon, admin *client.Client,
 	}
 	run(alice, sa.ID, "echo alice > /workspace/data/who")
 	checkRestoredVolumesAuthz(t, admin, alice, bob, sa.ID, run)
+	// The E2B fork has no volume check to make: it refuses such a sandbox.
+	if a := doE2B(t, "http://"+d.Addr()+"/e2b", e2bCall{name: "fork", method: "POST", path: "/sandboxes/" + sa.ID + "/fork",
+		ctype: "application/json", body: []byte(`{}`), headers: map[string]string{"X-API-Key": e2bKey(t, d, admin, "user:alice")}}); a.status != http.StatusNotImplemented || !strings.Contains(string(a.body), "volumes") {
+		t.Errorf("e2b fork of a sandbox with volumes: %d %s", a.status, a.body)
+	}
 	if got := run(bob, sb.ID, "ls -A /workspace/data"); got != "" {
 		t.Errorf("bob's volume holds %q", got)
 	}
