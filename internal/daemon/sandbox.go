@@ -107,7 +107,7 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	sandboxhttp.New(sandboxhttp.Config{Manager: parts.manager, Tiers: parts.tiers, Logger: log, PortKey: portKey, BeforeCreate: securityhttp.SandboxCreate,
 		Snapshots: snaps, SnapshotVisible: auth.SnapshotVisible, Images: images, Volumes: vols, Authorizer: auth, Visible: auth.SandboxVisible,
 		Identity: auth.SandboxIdentity}).Routes(d.router)
-	parts.env = sandboxenv.Config{Manager: parts.manager, Security: d.sec, Agents: d.sessions, Logger: log}
+	parts.env = sandboxenv.Config{Manager: parts.manager, Security: d.sec, Agents: d.sessions, Volumes: vols, Logger: log}
 	d.env["sandbox"] = sandboxenv.New(parts.env)
 	log.Info("sandboxes ready", "tiers", sandbox.TierNames(parts.tiers), "dir", dir)
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
@@ -160,6 +161,10 @@ const sandboxAgent = `export default {
         const r = await env.sandbox.exec(u.searchParams.get("id"), {cmd: "true"});
         return Response.json(r);
       }
+      if (u.pathname === "/vol") {
+        return Response.json(await env.sandbox.run({cmd: "sh", args: ["-c", u.searchParams.get("sh")],
+          volumes: JSON.parse(u.searchParams.get("v"))}));
+      }
       if (u.pathname === "/bad") {
         return Response.json(await env.sandbox.run({language: "cobol", code: "x"}));
       }
@@ -263,6 +268,54 @@ func TestSandboxRunFromJS(t *testing.T) {
 	}
 	if l, err := admin.Sandboxes(ctx); err != nil || len(l) != 0 {
 		t.Fatalf("deleted: %+v %v", l, err)
+	}
+	checkSessionVolumesClass(t, admin, alice, bob)
+}
+
+// checkSessionVolumesClass: env.sandbox.run mounts the agent owner's
+// volumes, through the same check as POST /v1/sandboxes and real Cedar
+// (session-owner-volume-mount): alice's agent shares her volume between
+// runs and mounts one read-only; bob's agent naming alice's volume gets
+// his own namespace (not found), malformed entries and too many are
+// TypeErrors naming the field; nothing is left behind.
+func checkSessionVolumesClass(t *testing.T, admin, alice, bob *client.Client) {
+	ctx := context.Background()
+	for _, n := range []string{"data", "ref"} {
+		if _, err := alice.CreateVolume(ctx, n, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vol := func(c *client.Client, agent, vols, sh string) (int, string) {
+		return call(t, c, agent, "s1", "/vol?v="+url.QueryEscape(vols)+"&sh="+url.QueryEscape(sh))
+	}
+	if status, body := vol(alice, "py", `[{"name":"data","path":"/workspace/data"}]`, "echo shared > /workspace/data/f"); status != 200 || !strings.Contains(body, `"exit_code":0`) {
+		t.Fatalf("write through a volume: %d %s", status, body)
+	}
+	status, body := vol(alice, "py", `[{"name":"data","path":"/mnt/data","read_only":true}]`, "cat /mnt/data/f; echo x > /mnt/data/g")
+	if status != 200 || !strings.Contains(body, `"stdout":"shared\n"`) || !strings.Contains(body, "Read-only") {
+		t.Fatalf("read-only mount in the next run: %d %s", status, body)
+	}
+	for _, c := range []struct {
+		name, vols, want string
+	}{
+		{"another owner's volume", `[{"name":"data","path":"/mnt/d"}]`, "NotFoundError"},
+		{"bad name", `[{"name":"../x","path":"/mnt/d"}]`, "TypeError: env.sandbox: volumes[0].name"},
+		{"bad path", `[{"name":"data","path":"/proc/x"}]`, "TypeError: env.sandbox: volumes[0].path"},
+		{"traversal", `[{"name":"data","path":"/workspace/../etc"}]`, "TypeError: env.sandbox: volumes[0].path"},
+		{"not a list", `{"name":"data"}`, "TypeError"},
+		{"too many", `[` + strings.Repeat(`{"name":"data","path":"/mnt/d"},`, sandbox.MaxVolumes) + `{"name":"data","path":"/mnt/d"}]`, "TypeError: env.sandbox: volumes"},
+		{"twice", `[{"name":"data","path":"/mnt/a"},{"name":"data","path":"/mnt/b"}]`, "TypeError: env.sandbox: volumes"},
+	} {
+		who, agent := alice, "py"
+		if c.name == "another owner's volume" {
+			who, agent = bob, "bobpy"
+		}
+		if status, body := vol(who, agent, c.vols, "true"); status != 599 || !strings.HasPrefix(body, c.want) {
+			t.Errorf("%s: %d %s, want %s", c.name, status, body, c.want)
+		}
+	}
+	if l, err := admin.Sandboxes(ctx); err != nil || len(l) != 0 {
+		t.Fatalf("runs with volumes left sandboxes: %+v %v", l, err)
 	}
 }
 

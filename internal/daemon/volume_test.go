@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -43,6 +44,12 @@ func checkVolumeAuthzClass(t *testing.T, d *daemon.Daemon, admin *client.Client,
 		t.Fatal(err)
 	}
 	run(alice, sa.ID, "echo alice > /workspace/data/who")
+	checkRestoredVolumesAuthz(t, admin, alice, bob, sa.ID, run)
+	// The E2B fork has no volume check to make: it refuses such a sandbox.
+	if a := doE2B(t, "http://"+d.Addr()+"/e2b", e2bCall{name: "fork", method: "POST", path: "/sandboxes/" + sa.ID + "/fork",
+		ctype: "application/json", body: []byte(`{}`), headers: map[string]string{"X-API-Key": e2bKey(t, d, admin, "user:alice")}}); a.status != http.StatusNotImplemented || !strings.Contains(string(a.body), "volumes") {
+		t.Errorf("e2b fork of a sandbox with volumes: %d %s", a.status, a.body)
+	}
 	if got := run(bob, sb.ID, "ls -A /workspace/data"); got != "" {
 		t.Errorf("bob's volume holds %q", got)
 	}
@@ -87,5 +94,52 @@ func checkVolumeAuthzClass(t *testing.T, d *daemon.Daemon, admin *client.Client,
 	}
 	if _, err := cliRun("sandbox", "create", "--volume", "nocolon"); err == nil || !strings.Contains(err.Error(), "NAME:PATH") {
 		t.Errorf("bad --volume: %v", err)
+	}
+}
+
+// checkRestoredVolumesAuthz (real Cedar): a restore and a fork mount the
+// source's volumes only if the caller may mount them. Bob, granted
+// alice's snapshots and sandboxes by a policy but not her volumes
+// (volume-owner-only), is refused naming the volume, with nothing made;
+// alice's restore mounts her volume again.
+func checkRestoredVolumesAuthz(t *testing.T, admin, alice, bob *client.Client, src string, run func(*client.Client, string, string) string) {
+	ctx := context.Background()
+	snap, err := alice.SnapshotSandbox(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.ApplyPolicies(ctx, `@id("bob-has-alice-snapshots")
+permit (principal == User::"bob", action in [Action::"sandbox.create", Action::"sandbox.read"], resource is Snapshot);
+@id("bob-manages-sandboxes")
+permit (principal == User::"bob", action, resource is Sandbox);`); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := admin.Sandboxes(ctx)
+	_, err = bob.RestoreSnapshot(ctx, snap.ID)
+	if !api.IsKind(err, api.KindForbidden) || !strings.Contains(err.Error(), "volume.mount Volume::data") {
+		t.Errorf("bob restores alice's snapshot with her volume: %v", err)
+	}
+	_, err = bob.ForkSandbox(ctx, src, 1)
+	if !api.IsKind(err, api.KindForbidden) || !strings.Contains(err.Error(), "volume.mount Volume::data") {
+		t.Errorf("bob forks alice's sandbox with her volume: %v", err)
+	}
+	if after, _ := admin.Sandboxes(ctx); len(after) != len(before) {
+		t.Errorf("refused restore and fork left sandboxes: %d before, %d after", len(before), len(after))
+	}
+	if _, err := admin.ApplyPolicies(ctx, ``); err != nil {
+		t.Fatal(err)
+	}
+	r, err := alice.RestoreSnapshot(ctx, snap.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Volumes) != 1 || r.Volumes[0].Name != "data" || run(alice, r.ID, "cat /workspace/data/who") != "alice\n" {
+		t.Errorf("alice's restore: volumes %+v", r.Volumes)
+	}
+	if err := alice.DeleteSandbox(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.DeleteSnapshot(ctx, snap.ID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -63,6 +63,9 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 	}
 	// With memory where the tier can: checkpoint once, restore n times.
 	o := origin{seed: ws}
+	if uh, ok := unwrap(sb).(UpperHolder); ok && sb != nil {
+		o.upper = uh.UpperDir() // frozen while the copies are prepared
+	}
 	if cp, ok := unwrap(sb).(Checkpointer); ok && sb != nil {
 		if _, ok := m.tiers[spec.Tier].(Restorer); ok {
 			img, err := os.MkdirTemp(m.cfg.Dir, ".fork-")

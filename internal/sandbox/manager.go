@@ -398,7 +398,13 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 		}
 		return m.finishActivate(ctx, sb, spec, false, t0)
 	}
-	if vp, ok := t.(VolumePreparer); ok && len(spec.Volumes) > 0 { // volumes.go: no pool
+	up, seedUpper := t.(UpperPreparer)
+	if seedUpper = seedUpper && o.upper != ""; seedUpper { // upper.go: no pool
+		var err error
+		if pr, err = up.PrepareWithUpper(ctx, spec.Template, o.upper); err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+		}
+	} else if vp, ok := t.(VolumePreparer); ok && len(spec.Volumes) > 0 { // volumes.go: no pool
 		var err error
 		if pr, err = vp.PrepareWithVolumes(ctx, spec.Template, spec.Volumes); err != nil {
 			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
@@ -419,7 +425,7 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 			}
 		}()
 	}
-	pooled := pr != nil && len(spec.Volumes) == 0 // a sandbox with volumes never comes from the pool
+	pooled := pr != nil && len(spec.Volumes) == 0 && !seedUpper // a sandbox with volumes never comes from the pool
 	if pr == nil {
 		var err error
 		pr, err = t.Prepare(ctx, spec.Template)

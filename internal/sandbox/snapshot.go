@@ -53,6 +53,7 @@ type SnapshotResult struct {
 
 // Snapshot saves sandbox id into dir (which must not exist): a copy of
 // its /workspace in dir/workspace, taken while its processes are frozen,
+// of an image template's overlay upper dir in dir/upper (whiteouts kept),
 // and, when the tier can, its memory state in dir/memory. A stopped
 // sandbox gives its files only.
 func (m *Manager) Snapshot(ctx context.Context, id, dir string) (SnapshotResult, error) {
@@ -92,6 +93,14 @@ func (m *Manager) Snapshot(ctx context.Context, id, dir string) (SnapshotResult,
 	if err := copyTree(ws, filepath.Join(dir, SnapshotWorkspace)); err != nil {
 		return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: copy workspace: %w", id, err)
 	}
+	if uh, ok := inner.(UpperHolder); ok && uh.UpperDir() != "" { // an image template's writes outside /workspace
+		if err := os.Mkdir(filepath.Join(dir, SnapshotUpper), 0o700); err != nil {
+			return SnapshotResult{}, err
+		}
+		if err := CopyUpper(uh.UpperDir(), filepath.Join(dir, SnapshotUpper)); err != nil {
+			return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: copy overlay upper dir: %w", id, err)
+		}
+	}
 	cp, canCheckpoint := inner.(Checkpointer)
 	_, canRestore := m.tiers[spec.Tier].(Restorer)
 	switch {
@@ -126,6 +135,9 @@ func (m *Manager) Restore(ctx context.Context, spec Spec, dir string, memory boo
 	if _, err := os.Stat(o.seed); err != nil {
 		return nil, fmt.Errorf("restore snapshot: %w", err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, SnapshotUpper)); err == nil {
+		o.upper = filepath.Join(dir, SnapshotUpper)
+	}
 	if memory {
 		if _, ok := m.tiers[spec.Tier].(Restorer); !ok {
 			return nil, fmt.Errorf("restore snapshot: tier %s cannot restore memory: %w", spec.Tier, ErrUnsupported)
@@ -137,8 +149,10 @@ func (m *Manager) Restore(ctx context.Context, spec Spec, dir string, memory boo
 }
 
 // origin is where a new sandbox's state comes from: seed is a directory
-// copied into its /workspace, image a checkpoint to restore (Restorer).
-type origin struct{ seed, image string }
+// copied into its /workspace, image a checkpoint to restore (Restorer),
+// upper an image template's overlay upper dir to start from
+// (UpperPreparer).
+type origin struct{ seed, image, upper string }
 
 // unwrap returns the tier's own sandbox under the Manager's wrappers.
 func unwrap(sb Sandbox) Sandbox {

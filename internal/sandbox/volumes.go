@@ -22,6 +22,27 @@ type VolumeMount struct {
 	LimitBytes int64  `json:"limit_bytes"`
 }
 
+// VolumeRef is one volume a sandbox asks for: its owner's volume Name at
+// Path, read-only or not (no host paths: internal/sandbox/volume resolves
+// it). A snapshot keeps its sandbox's mounts in this form.
+type VolumeRef struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// Authorization of volumes (Cedar resource type Volume: its id is the
+// volume's name, its parent the owner, in whose namespace it is named).
+const (
+	ActionVolumeMount = "volume.mount"
+	TypeVolume        = "Volume"
+)
+
+// AuthorizeMount decides whether the caller may mount owner's volume
+// name (volume.mount on Volume name, parent owner). It returns the
+// authorizer's problem to deny.
+type AuthorizeMount func(ctx context.Context, owner, name string) error
+
 // MaxVolumes caps the volumes one sandbox mounts.
 const MaxVolumes = 8
 

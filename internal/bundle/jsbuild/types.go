@@ -121,6 +121,8 @@ const bindingDecls = `  /** An agent module's default export. */
     tier?: string;
     template?: string;
     keep?: boolean;
+    /** The agent owner's named volumes to mount (run only). */
+    volumes?: { name: string; path: string; read_only?: boolean }[];
   }
   interface AgentSandboxResult {
     id?: string;
@@ -134,7 +136,7 @@ const bindingDecls = `  /** An agent module's default export. */
   }
   interface AgentSandbox {
     run(request: AgentSandboxRun): Promise<AgentSandboxResult>;
-    exec(id: string, request: Omit<AgentSandboxRun, "keep">): Promise<AgentSandboxResult>;
+    exec(id: string, request: Omit<AgentSandboxRun, "keep" | "volumes">): Promise<AgentSandboxResult>;
     delete(id: string): Promise<void>;
   }
 `

@@ -530,6 +530,11 @@ func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request, p caller) e
 	if err != nil {
 		return err
 	}
+	if len(info.Volumes) > 0 { // the volume.mount check lives on the /v1 route
+		writeJSON(w, http.StatusNotImplemented, apiError{Code: http.StatusNotImplemented,
+			Message: "fork of a sandbox with volumes is not supported by the E2B-compatible API: use POST /v1/sandboxes/" + info.ID + "/fork"})
+		return nil
+	}
 	forks, err := h.m.Fork(r.Context(), info.ID, 1)
 	if err != nil {
 		return sandboxhttp.ProblemFor(err)

@@ -20,7 +20,8 @@ import (
 // runs with both; a filesystem-only restore has the files; a paused
 // sandbox can be snapshotted and stays paused; a deleted sandbox, an
 // existing target directory and a missing snapshot are refused; a fork
-// checkpoints once and restores each copy with the files. One
+// checkpoints once and restores each copy with the files. Restores and
+// forks mount the sandbox's volume again, read-only as it was. One
 // sandbox is reused. (Processes started by commands are runsc exec
 // processes, which runsc does not restore: docs/RATIONALE.md.)
 func TestSnapshotMemoryClass(t *testing.T) {
@@ -34,12 +35,32 @@ func TestSnapshotMemoryClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	sb, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor})
+	vol := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(vol, sandbox.SandboxUID, sandbox.SandboxGID); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor,
+		Volumes: []sandbox.VolumeMount{{Name: "data", Path: "/mnt/data", ReadOnly: true, HostDir: vol, LimitBytes: 1 << 20}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sb.WriteFile(ctx, "/workspace/a.txt", strings.NewReader("kept"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, "v"), []byte("vol"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// hasVolume: a sandbox made from sb mounts its volume read-only.
+	hasVolume := func(what string, c sandbox.Sandbox) {
+		t.Helper()
+		var out bytes.Buffer
+		code, err := c.Exec(ctx, sandbox.ExecSpec{Cmd: "sh", Args: []string{"-c", "cat /mnt/data/v && echo x > /mnt/data/w"}}, &out, &out)
+		if err != nil || code == 0 || !strings.HasPrefix(out.String(), "vol") {
+			t.Errorf("%s: volume: %d %v %q, want it read-only", what, code, err, out.String())
+		}
 	}
 	dir := filepath.Join(t.TempDir(), "snap")
 	t0 := time.Now()
@@ -69,6 +90,7 @@ func TestSnapshotMemoryClass(t *testing.T) {
 	if code, err := r1.Exec(ctx, sandbox.ExecSpec{Cmd: "cat", Args: []string{"/workspace/a.txt"}}, &out, &out); err != nil || code != 0 || out.String() != "kept" {
 		t.Fatalf("exec in restored sandbox: %d %v %q", code, err, out.String())
 	}
+	hasVolume("restore with memory", r1)
 	if err := m.Delete(ctx, r1.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +107,7 @@ func TestSnapshotMemoryClass(t *testing.T) {
 	if code, err := r2.Exec(ctx, sandbox.ExecSpec{Cmd: "sh", Args: []string{"-c", "echo x > /workspace/new && ls -l /workspace/a.txt"}}, &out, &out); err != nil || code != 0 {
 		t.Fatalf("filesystem-only restore: exec %d %v %q", code, err, out.String())
 	}
+	hasVolume("filesystem-only restore", r2)
 	if err := m.Delete(ctx, r2.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +123,7 @@ func TestSnapshotMemoryClass(t *testing.T) {
 		if err := f.ReadFile(ctx, "/workspace/a.txt", &b); err != nil || b.String() != "kept" {
 			t.Fatalf("fork %s: /workspace/a.txt = %q, %v", f.ID(), b.String(), err)
 		}
+		hasVolume("fork", f)
 		if err := m.Delete(ctx, f.ID()); err != nil {
 			t.Fatal(err)
 		}

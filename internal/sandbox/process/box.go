@@ -56,8 +56,10 @@ type box struct {
 }
 
 var (
-	_ sandbox.Sandbox  = (*box)(nil)
-	_ sandbox.Prepared = (*box)(nil)
+	_ sandbox.Sandbox       = (*box)(nil)
+	_ sandbox.Prepared      = (*box)(nil)
+	_ sandbox.UpperHolder   = (*box)(nil)
+	_ sandbox.UpperPreparer = (*Tier)(nil)
 )
 
 func (b *box) Template() string { return b.template }

@@ -23,9 +23,10 @@ import (
 // overlay on them (unprivileged overlay in a user namespace, with
 // user.overlay.* xattrs): every write lands in the sandbox's upper dir.
 
-// imageSetup makes the sandbox's writable dir and the idmapped mounts of
-// layers (bottom first) and of that dir. The caller closes the files.
-func (t *Tier) imageSetup(b *box, layers []string) (*setupConfig, []*os.File, error) {
+// imageSetup makes the sandbox's writable dir, its upper dir a copy of
+// seedUpper if set, and the idmapped mounts of layers (bottom first) and
+// of that dir. The caller closes the files.
+func (t *Tier) imageSetup(b *box, layers []string, seedUpper string) (*setupConfig, []*os.File, error) {
 	if len(layers) == 0 || len(layers)+1 > maxSetupFiles {
 		return nil, nil, fmt.Errorf("image template: %d layers (want 1 to %d)", len(layers), maxSetupFiles-1)
 	}
@@ -40,6 +41,11 @@ func (t *Tier) imageSetup(b *box, layers []string) (*setupConfig, []*os.File, er
 	for _, d := range []string{"upper", "work"} {
 		if err := os.Mkdir(filepath.Join(rw, d), 0o755); err != nil {
 			return nil, nil, fmt.Errorf("overlay dir: %w", err)
+		}
+	}
+	if seedUpper != "" { // before the overlay is mounted on it
+		if err := sandbox.CopyUpper(seedUpper, filepath.Join(rw, "upper")); err != nil {
+			return nil, nil, fmt.Errorf("overlay dir: copy saved upper dir: %w", err)
 		}
 	}
 	userns, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", b.pid))
@@ -77,6 +83,15 @@ func idmappedMount(dir string, userns int, readOnly bool) (*os.File, error) {
 		return nil, fmt.Errorf("idmap %s: %w", dir, err)
 	}
 	return os.NewFile(uintptr(fd), dir), nil
+}
+
+// UpperDir is the host directory of an image sandbox's overlay upper dir
+// ("" for the host template): sandbox.UpperHolder.
+func (b *box) UpperDir() string {
+	if b.rwDir == "" {
+		return ""
+	}
+	return filepath.Join(b.rwDir, "upper")
 }
 
 // removeRW deletes a sandbox's overlay upper and work dirs.

@@ -175,6 +175,17 @@ func hostTemplate(rootDir string) (*setupConfig, error) {
 // Prepare starts a sandbox init in fresh namespaces and builds its root; the
 // result waits in the Manager's pool until Activate.
 func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, error) {
+	return t.prepare(ctx, template, "")
+}
+
+// PrepareWithUpper is Prepare for a sandbox of an image template whose
+// overlay upper dir starts as a copy of upper (a snapshot's or a forked
+// sandbox's: sandbox.UpperPreparer); the host template has none.
+func (t *Tier) PrepareWithUpper(ctx context.Context, template, upper string) (sandbox.Prepared, error) {
+	return t.prepare(ctx, template, upper)
+}
+
+func (t *Tier) prepare(ctx context.Context, template, upper string) (sandbox.Prepared, error) {
 	if template == "" {
 		template = sandbox.TemplateHost
 	}
@@ -217,7 +228,7 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 	b.template = template
 	var files []*os.File
 	if layers != nil {
-		if setup, files, err = t.imageSetup(b, layers); err != nil {
+		if setup, files, err = t.imageSetup(b, layers, upper); err != nil {
 			b.destroy()
 			return nil, fmt.Errorf("prepare sandbox: %w", err)
 		}

@@ -70,6 +70,9 @@ type sandboxRun struct {
 	Timeout  float64           `json:"timeout"`  // seconds, this exec
 	Keep     bool              `json:"keep"`     // run only
 	Template string            `json:"template"` // run only
+	// Volumes are the agent owner's volumes to mount (run only; checked
+	// like POST /v1/sandboxes: volume.Store.Resolve).
+	Volumes []sandbox.VolumeRef `json:"volumes"`
 }
 
 // sandboxRunResult is the answer of run and exec.
@@ -104,12 +107,20 @@ var (
 	_ Agents   = (*session.Manager)(nil)
 )
 
+// Volumes resolves named volumes for a new sandbox: the one check every
+// way of making a sandbox uses (*volume.Store).
+type Volumes interface {
+	Resolve(ctx context.Context, owner string, ms []sandbox.VolumeRef, authz sandbox.AuthorizeMount) ([]sandbox.VolumeMount, func(), error)
+}
+
 // Config is what a Service runs on.
 type Config struct {
 	Manager  *sandbox.Manager
 	Security Security
 	Agents   Agents
-	Logger   *slog.Logger
+	// Volumes, if set, are the node's named volumes, mountable by run.
+	Volumes Volumes
+	Logger  *slog.Logger
 	// Unavailable, if set, is why this host runs no sandboxes: every call
 	// answers a NotSupportedError naming it.
 	Unavailable error
@@ -160,15 +171,57 @@ func (s *Service) Invoke(ctx context.Context, c session.Caller, method string, a
 
 // authorize asks Cedar whether the session may do action to the sandbox.
 func (s *Service) authorize(ctx context.Context, c session.Caller, action, id string) error {
+	return s.authorizeOn(ctx, c, action, security.Resource{Type: policy.TypeSandbox, ID: id})
+}
+
+// authorizeOn asks Cedar whether the session may do action to res.
+func (s *Service) authorizeOn(ctx context.Context, c session.Caller, action string, res security.Resource) error {
 	sid, err := identity.NewID(s.cfg.Security.TrustDomain(), identity.KindSession, c.Agent+"/"+c.Session)
 	if err != nil {
 		return fmt.Errorf("session identity: %w", err)
 	}
 	p := security.Principal{ID: sid.String(), Kind: string(identity.KindSession)}
-	if err := s.cfg.Security.Authorize(ctx, p, action, security.Resource{Type: policy.TypeSandbox, ID: id}); err != nil {
+	if err := s.cfg.Security.Authorize(ctx, p, action, res); err != nil {
 		return isolate.HostErrorf("PermissionError", "%s", problemText(err))
 	}
 	return nil
+}
+
+// mountVolumes checks and holds owner's volumes for a sandbox the
+// session makes: the same check as a create through the API
+// (volume.Store.Resolve), with the session needing volume.mount on each.
+func (s *Service) mountVolumes(ctx context.Context, c session.Caller, owner string, ms []sandbox.VolumeRef, spec *sandbox.Spec) (release func(), err error) {
+	if len(ms) == 0 {
+		return func() {}, nil
+	}
+	if s.cfg.Volumes == nil {
+		return func() {}, isolate.HostErrorf("NotSupportedError", "env.sandbox: volumes: this node keeps no volumes")
+	}
+	vols, release, err := s.cfg.Volumes.Resolve(ctx, owner, ms, func(ctx context.Context, owner, name string) error {
+		return s.authorizeOn(ctx, c, sandbox.ActionVolumeMount, security.Resource{Type: sandbox.TypeVolume, ID: name, Parent: owner})
+	})
+	switch {
+	case err == nil:
+		spec.Volumes = vols
+		return release, nil
+	case api.IsKind(err, api.KindNotFound):
+		return release, isolate.HostErrorf("NotFoundError", "env.sandbox: %s", problemText(err))
+	case api.IsKind(err, api.KindValidation), api.IsKind(err, api.KindInvalidID):
+		p := api.AsProblem(err)
+		return release, isolate.HostErrorf("TypeError", "env.sandbox: %s: %s", fieldOf(p), p.Detail)
+	}
+	return release, err // a PermissionError, or the store's
+}
+
+// fieldOf names the first field a problem is about.
+func fieldOf(p *api.Problem) string {
+	if p.Field != "" {
+		return p.Field
+	}
+	if len(p.Errors) > 0 {
+		return p.Errors[0].Field
+	}
+	return "volumes"
 }
 
 func problemText(err error) string {
@@ -212,7 +265,12 @@ func (s *Service) run(ctx context.Context, c session.Caller, req sandboxRun) (*s
 		owner = s.cfg.Security.Admin().ID
 	}
 	sandbox.Own(&spec, owner, c.Agent, c.Session)
+	release, err := s.mountVolumes(ctx, c, owner, req.Volumes, &spec)
+	if err != nil {
+		return nil, err
+	}
 	sb, err := s.cfg.Manager.Create(ctx, id, spec)
+	release() // the Manager lists it now (or it failed)
 	if api.IsKind(err, api.KindRateLimited) || api.IsKind(err, api.KindValidation) {
 		return nil, isolate.HostErrorf("LimitError", "%s", problemText(err)) // the owner's caps (sandboxCaps)
 	}
@@ -242,8 +300,8 @@ func (s *Service) exec(ctx context.Context, c session.Caller, req sandboxRun) (*
 	if req.ID == "" {
 		return nil, &isolate.HostError{Name: "TypeError", Message: "env.sandbox.exec needs the id of a sandbox kept with env.sandbox.run({keep: true, ...})"}
 	}
-	if req.Keep || req.Tier != "" || req.Template != "" {
-		return nil, &isolate.HostError{Name: "TypeError", Message: "env.sandbox.exec runs in an existing sandbox: keep, tier and template do not apply"}
+	if req.Keep || req.Tier != "" || req.Template != "" || req.Volumes != nil {
+		return nil, &isolate.HostError{Name: "TypeError", Message: "env.sandbox.exec runs in an existing sandbox: keep, tier, template and volumes do not apply"}
 	}
 	if err := checkRun(req); err != nil {
 		return nil, err

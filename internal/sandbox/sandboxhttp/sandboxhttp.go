@@ -463,7 +463,8 @@ func (h *Handler) handleResume(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("sandbox")
-	if _, err := h.m.Info(id); err != nil {
+	info, err := h.m.Info(id)
+	if err != nil {
 		return problemFor(err)
 	}
 	var req api.ForkSandboxRequest
@@ -473,6 +474,13 @@ func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request) error {
 	if req.Count < 1 || req.Count > sandbox.MaxForks {
 		return validation([]api.FieldError{{Field: "count", Detail: fmt.Sprintf("must be 1 to %d", sandbox.MaxForks)}})
 	}
+	// The copies mount the source's volumes (its owner's): the same check
+	// as a create, held until the copies are made.
+	_, release, err := h.resolveVolumes(r, info.Labels[sandbox.LabelOwner], volume.MountsOf(info.Volumes))
+	if err != nil {
+		return err
+	}
+	defer release()
 	forks, err := h.m.Fork(r.Context(), id, req.Count)
 	out := api.SandboxList{Sandboxes: make([]api.Sandbox, 0, len(forks))}
 	for _, f := range forks {

@@ -1,11 +1,13 @@
 package sandboxhttp
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
+	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/snapshot"
 )
 
@@ -81,7 +83,12 @@ func (h *Handler) handleDeleteSnapshot(w http.ResponseWriter, r *http.Request) e
 }
 
 func (h *Handler) handleRestore(w http.ResponseWriter, r *http.Request) error {
-	sb, _, err := h.cfg.Snapshots.Restore(r.Context(), r.PathValue("snapshot"))
+	sb, _, err := h.cfg.Snapshots.Restore(r.Context(), r.PathValue("snapshot"),
+		func(_ context.Context, rec snapshot.Record) ([]sandbox.VolumeMount, func(), error) {
+			// The sandbox is the snapshot owner's again, so are its volumes;
+			// the caller needs volume.mount on each.
+			return h.resolveVolumes(r, rec.Owner, rec.Volumes)
+		})
 	if err != nil {
 		return snapshotProblem(err)
 	}

@@ -41,7 +41,7 @@ func startTemplateServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Dir: filepath.Join(dir, "sandboxes")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package sandboxhttp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -18,11 +17,11 @@ const (
 	ActionVolumeCreate = "volume.create"
 	ActionVolumeRead   = "volume.read"
 	ActionVolumeDelete = "volume.delete"
-	ActionVolumeMount  = "volume.mount"
+	ActionVolumeMount  = volume.ActionMount
 	ActionVolumeList   = "volume.list"
 	// TypeVolume is the Cedar entity type of a volume; its id is the
 	// volume's name and its parent the owner (names are per owner).
-	TypeVolume = "Volume"
+	TypeVolume = volume.TypeVolume
 )
 
 // volumeResource names the route's volume, in the caller's namespace.
@@ -141,47 +140,35 @@ func volumeProblem(err error) error {
 }
 
 // mountVolumes resolves a create request's volumes in the caller's
-// namespace, asks the authorizer for volume.mount on each, and holds them
-// against deletion until release (after the create, done or failed).
+// namespace (volume.Store.Resolve: the one check every way of making a
+// sandbox uses) and holds them against deletion until release.
 func (h *Handler) mountVolumes(r *http.Request, req []api.SandboxVolume, spec *sandbox.Spec) (release func(), err error) {
-	release = func() {}
-	if len(req) == 0 {
-		return release, nil
+	p, _ := httpapi.PrincipalFrom(r.Context())
+	ms := make([]volume.Mount, len(req))
+	for i, v := range req {
+		ms[i] = volume.Mount{Name: v.Name, Path: v.Path, ReadOnly: v.ReadOnly}
+	}
+	vols, release, err := h.resolveVolumes(r, p.ID, ms)
+	spec.Volumes = append(spec.Volumes, vols...)
+	return release, err
+}
+
+// resolveVolumes checks and holds owner's volumes ms for a sandbox the
+// caller makes (a create, a restore, a fork): the caller needs
+// volume.mount on each of owner's volumes.
+func (h *Handler) resolveVolumes(r *http.Request, owner string, ms []volume.Mount) ([]sandbox.VolumeMount, func(), error) {
+	if len(ms) == 0 {
+		return nil, func() {}, nil
 	}
 	if h.cfg.Volumes == nil {
-		return release, api.FieldErrorf(api.KindValidation, "volumes", "this node keeps no volumes")
+		return nil, func() {}, api.FieldErrorf(api.KindValidation, "volumes", "this node keeps no volumes")
 	}
-	if len(req) > sandbox.MaxVolumes {
-		return release, api.FieldErrorf(api.KindValidation, "volumes", "%d volumes: at most %d", len(req), sandbox.MaxVolumes)
-	}
-	p, _ := httpapi.PrincipalFrom(r.Context())
-	names := make([]string, len(req))
-	for i, v := range req {
-		field := fmt.Sprintf("volumes[%d]", i)
-		if pr := api.CheckID(field+".name", api.IDVolume, v.Name); pr != nil {
-			return release, pr
+	var authz volume.AuthorizeMount
+	if h.cfg.Authorizer != nil {
+		p, _ := httpapi.PrincipalFrom(r.Context())
+		authz = func(ctx context.Context, owner, name string) error {
+			return h.cfg.Authorizer.Authorize(ctx, p, ActionVolumeMount, httpapi.Resource{Type: TypeVolume, ID: name, Parent: owner})
 		}
-		if err := sandbox.CheckMountPath(v.Path); err != nil {
-			return release, api.FieldErrorf(api.KindValidation, field+".path", "%v", err)
-		}
-		if h.cfg.Authorizer != nil {
-			if err := h.cfg.Authorizer.Authorize(r.Context(), p, ActionVolumeMount, httpapi.Resource{Type: TypeVolume, ID: v.Name, Parent: p.ID}); err != nil {
-				return release, err
-			}
-		}
-		names[i] = v.Name
 	}
-	vols, release, err := h.cfg.Volumes.Hold(p.ID, names)
-	if err != nil {
-		return func() {}, volumeProblem(err)
-	}
-	for i, v := range vols {
-		spec.Volumes = append(spec.Volumes, sandbox.VolumeMount{Name: v.Name, Path: req[i].Path, ReadOnly: req[i].ReadOnly,
-			HostDir: v.Dir, LimitBytes: v.LimitBytes})
-	}
-	if err := sandbox.CheckMounts(spec.Volumes); err != nil {
-		release()
-		return func() {}, api.FieldErrorf(api.KindValidation, "volumes", "%v", err)
-	}
-	return release, nil
+	return h.cfg.Volumes.Resolve(r.Context(), owner, ms, authz)
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/sandbox/snapshot"
 	"github.com/agentcloud/agentcloud/internal/sandbox/volume"
+	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // tenantAuth authenticates "alice" and "bob" by their token.
@@ -30,17 +32,24 @@ func (tenantAuth) Authenticate(r *http.Request) (httpapi.Principal, error) {
 	return httpapi.Principal{ID: "spiffe://t.test/user/" + name, Kind: "user"}, nil
 }
 
-// allowAll leaves authorization to the daemon's tests (real Cedar:
-// TestVolumeAuthzClass); here only ownership by namespace is tested.
-type allowAll struct{}
+// volumeOwnerOnly allows everything but another owner's volumes, as the
+// default policy's volume-owner-only does; the rest of authorization is
+// left to the daemon's tests (real Cedar: checkVolumeAuthzClass). So bob
+// may restore or fork alice's things here, as a policy granting him her
+// snapshots and sandboxes but not her volumes would let him.
+type volumeOwnerOnly struct{}
 
-func (allowAll) Authorize(context.Context, httpapi.Principal, string, httpapi.Resource) error {
+func (volumeOwnerOnly) Authorize(_ context.Context, p httpapi.Principal, action string, res httpapi.Resource) error {
+	if res.Type == sandboxhttp.TypeVolume && res.Parent != p.ID {
+		return api.Errorf(api.KindForbidden, "%s may not %s Volume::%q of %s", p.ID, action, res.ID, res.Parent)
+	}
 	return nil
 }
 
 type volServer struct {
 	url string
 	m   *sandbox.Manager
+	vol *volume.Store
 }
 
 func startVolumeServer(t *testing.T) *volServer {
@@ -62,15 +71,23 @@ func startVolumeServer(t *testing.T) *volServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Dir: filepath.Join(dir, "sandboxes")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rt := httpapi.NewRouter(httpapi.Options{Auth: tenantAuth{}, Authz: allowAll{}, MaxBodyBytes: 1 << 20})
-	sandboxhttp.New(sandboxhttp.Config{Manager: m, Tiers: []sandbox.Tier{tier}, Volumes: vols,
+	st, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := snapshot.Open(t.Context(), snapshot.Config{Manager: m, Store: st, Dir: filepath.Join(dir, "snapshots")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := httpapi.NewRouter(httpapi.Options{Auth: tenantAuth{}, Authz: volumeOwnerOnly{}, MaxBodyBytes: 1 << 20})
+	sandboxhttp.New(sandboxhttp.Config{Manager: m, Tiers: []sandbox.Tier{tier}, Volumes: vols, Snapshots: snaps, Authorizer: volumeOwnerOnly{},
 		BeforeCreate: func(r *http.Request, spec *sandbox.Spec) error {
 			p, _ := httpapi.PrincipalFrom(r.Context())
 			sandbox.Own(spec, p.ID, "", "")
@@ -82,8 +99,9 @@ func startVolumeServer(t *testing.T) *volServer {
 	s := serve(t, rt, func() {
 		_ = m.Close()
 		_ = tier.Close()
+		st.Close()
 	})
-	return &volServer{url: s.URL, m: m}
+	return &volServer{url: s.URL, m: m, vol: vols}
 }
 
 // call sends body (a string is sent as is, anything else as JSON) as who

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/volume"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
@@ -55,6 +56,10 @@ type Record struct {
 	Limits   sandbox.Limits    `json:"limits"`
 	Env      map[string]string `json:"env,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// Volumes are the owner's volumes the sandbox mounted (names, not
+	// host paths): a restore mounts them again after the same checks as a
+	// create (Restore's MountFunc).
+	Volumes []volume.Mount `json:"volumes,omitempty"`
 	// Remaining is what was left of the sandbox's timeout; a restored
 	// sandbox gets it (0: the default).
 	Remaining time.Duration `json:"remaining_ns,omitempty"`
@@ -211,7 +216,7 @@ func (s *Service) Create(ctx context.Context, sandboxID string) (Record, error) 
 	syncDir(s.cfg.Dir)
 	sp := res.Spec
 	rec := Record{ID: id, Sandbox: sandboxID, Owner: owner, Tier: sp.Tier, Template: sp.Template, Limits: sp.Limits,
-		Env: sp.Env, Labels: sp.Labels, Remaining: sp.Timeout, Memory: res.Memory, Note: res.Note, Bytes: n,
+		Env: sp.Env, Labels: sp.Labels, Volumes: volume.MountsOf(sp.Volumes), Remaining: sp.Timeout, Memory: res.Memory, Note: res.Note, Bytes: n,
 		Created: time.Now().UTC()}
 	if err := s.put(ctx, rec); err != nil {
 		_ = os.RemoveAll(final)
@@ -367,10 +372,21 @@ func (s *Service) hold(id string, write bool) (release func(), err error) {
 	}, nil
 }
 
+// MountFunc checks and holds the volumes of a snapshot being restored
+// (volume.Store.Resolve in the caller's name) and gives their mounts; a
+// refusal stops the restore before anything is made.
+type MountFunc func(ctx context.Context, rec Record) (vols []sandbox.VolumeMount, release func(), err error)
+
+// ErrVolumes: the snapshot's sandbox mounted volumes and Restore was given
+// no MountFunc to check them.
+var ErrVolumes = errors.New("snapshot mounts volumes")
+
 // Restore makes a new sandbox from snapshot id: with its processes and
-// memory when the snapshot has them, else with its files. The sandbox is
-// admitted like any create (the owner's caps).
-func (s *Service) Restore(ctx context.Context, id string) (sandbox.Sandbox, Record, error) {
+// memory when the snapshot has them, else with its files, and with the
+// volumes its sandbox mounted (at the same paths, read-only as they were)
+// once mount has checked them. The sandbox is admitted like any create
+// (the owner's caps).
+func (s *Service) Restore(ctx context.Context, id string, mount MountFunc) (sandbox.Sandbox, Record, error) {
 	release, err := s.hold(id, false)
 	if err != nil {
 		return nil, Record{}, err
@@ -382,6 +398,17 @@ func (s *Service) Restore(ctx context.Context, id string) (sandbox.Sandbox, Reco
 	}
 	spec := sandbox.Spec{Tier: rec.Tier, Template: rec.Template, Limits: rec.Limits, Env: rec.Env, Labels: rec.Labels,
 		Timeout: rec.Remaining}
+	if len(rec.Volumes) > 0 {
+		if mount == nil {
+			return nil, rec, fmt.Errorf("restore snapshot %s: %w, and no check of them is available", id, ErrVolumes)
+		}
+		vols, unhold, err := mount(ctx, rec)
+		if err != nil {
+			return nil, rec, err
+		}
+		defer unhold()
+		spec.Volumes = vols
+	}
 	sb, err := s.cfg.Manager.Restore(ctx, spec, filepath.Join(s.cfg.Dir, id), rec.Memory)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, rec, fmt.Errorf("snapshot %s: its files are missing: %w", id, ErrNotFound)

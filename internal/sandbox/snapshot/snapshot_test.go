@@ -122,7 +122,7 @@ func TestSnapshotServiceClass(t *testing.T) {
 	if rec.Memory || !strings.Contains(rec.Note, "CRIU") || rec.Owner != "alice" || rec.Bytes <= 0 || !snapshot.ValidID(rec.ID) {
 		t.Fatalf("process-tier snapshot: %+v", rec)
 	}
-	r1, got, err := n.s.Restore(ctx, rec.ID)
+	r1, got, err := n.s.Restore(ctx, rec.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestSnapshotServiceClass(t *testing.T) {
 			if _, err := n.s.Get(ctx, id); !errors.Is(err, snapshot.ErrNotFound) {
 				t.Errorf("Get(%q): %v, want ErrNotFound", id, err)
 			}
-			if _, _, err := n.s.Restore(ctx, id); !errors.Is(err, snapshot.ErrNotFound) {
+			if _, _, err := n.s.Restore(ctx, id, nil); !errors.Is(err, snapshot.ErrNotFound) {
 				t.Errorf("Restore(%q): %v, want ErrNotFound", id, err)
 			}
 			if err := n.s.Delete(ctx, id); !errors.Is(err, snapshot.ErrNotFound) {
@@ -210,7 +210,7 @@ func TestSnapshotServiceClass(t *testing.T) {
 		var wg sync.WaitGroup
 		var rsb sandbox.Sandbox
 		var rerr, derr error
-		wg.Go(func() { rsb, _, rerr = n.s.Restore(ctx, victim.ID) })
+		wg.Go(func() { rsb, _, rerr = n.s.Restore(ctx, victim.ID, nil) })
 		wg.Go(func() {
 			for {
 				derr = n.s.Delete(ctx, victim.ID)
@@ -258,7 +258,7 @@ func TestSnapshotServiceClass(t *testing.T) {
 		if len(ents) != len(recs) {
 			t.Fatalf("after a restart: %d snapshot dirs for %d records", len(ents), len(recs))
 		}
-		r, _, err := n2.s.Restore(ctx, rec.ID)
+		r, _, err := n2.s.Restore(ctx, rec.ID, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
