@@ -25,17 +25,11 @@ func TierNames(tiers []Tier) []string {
 	return names
 }
 
-// OverlayHolder is implemented by sandboxes of image templates whose
-// writable overlay keeps its upper dir on the host (the process tier).
-type OverlayHolder interface {
-	UpperDir() (string, error)
-}
-
 // UpperDir returns the host path of sb's overlay upper dir (what its
 // processes wrote to the image's root), for template builds.
 func UpperDir(sb Sandbox) (string, error) {
-	if oh, ok := unwrap(sb).(OverlayHolder); ok {
-		return oh.UpperDir()
+	if uh, ok := unwrap(sb).(UpperHolder); ok && uh.UpperDir() != "" {
+		return uh.UpperDir(), nil
 	}
 	return "", fmt.Errorf("sandbox %s: no host overlay dir: %w", sb.ID(), ErrUnsupported)
 }

@@ -103,12 +103,3 @@ func (b *box) removeRW() {
 		b.tier.log.Warn("remove sandbox overlay", "dir", b.rwDir, "err", err)
 	}
 }
-
-// UpperDir is the host path of an image sandbox's overlay upper dir
-// (sandbox.OverlayHolder).
-func (b *box) UpperDir() (string, error) {
-	if b.rwDir == "" {
-		return "", fmt.Errorf("sandbox %s: not an image template: %w", b.id, sandbox.ErrUnsupported)
-	}
-	return filepath.Join(b.rwDir, "upper"), nil
-}
