@@ -36,15 +36,7 @@ const publicAgent = `export default {
 func TestPublicAgentRoutesClass(t *testing.T) {
 	cfg := config.Default()
 	cfg.SandboxPoolProcess = 0
-	// The test's own ~25 anonymous requests in a burst must not trip the
-	// anonymous limit (20/s): it is about routes, not limits. The limit
-	// keeps its name, which the card shows.
-	cfg.Gateway.RateLimits = config.DefaultRateLimits()
-	for i := range cfg.Gateway.RateLimits {
-		if cfg.Gateway.RateLimits[i].Name == "anonymous" {
-			cfg.Gateway.RateLimits[i].Quota = 10000
-		}
-	}
+	roomyAnonymousLimit(&cfg) // its own ~25 anonymous requests come in a burst
 	d, admin := startDaemonWith(t, cfg, nil)
 	base := "http://" + d.Addr()
 	if err := deployJS(admin, `{"name":"pub","description":"says what it got","entry":"agent.js","public":{"sessions":["www","api"],"methods":["GET","POST"],
