@@ -41,21 +41,27 @@ lint: $(QUICKJS)
 check: lint
 	$(GO) test -race -short -count=1 ./...
 
-# test is the whole suite: deps, lint, and every test with the race detector.
-# Lint runs beside the tests (its output is printed after them): many tests
-# wait on processes, disks and timers, and lint fills those gaps. go test
-# skips its own vet pass (lint runs the full one), takes the packages
-# longest first (scripts/test-packages.sh) and runs three at a time for the
-# same reason. It ends by saying how long each phase took (CI has a
-# 20-minute budget).
+# test is the whole suite: deps, lint, and every test with the race detector
+# but the docs' (internal/doctest, see below). Lint runs beside the tests
+# (its output is printed after them): many tests wait on processes, disks
+# and timers, and lint fills those gaps. go test skips its own vet pass
+# (lint runs the full one), takes the packages longest first
+# (scripts/test-packages.sh) and runs three at a time for the same reason.
+# internal/doctest runs beside them without -race: it drives the built
+# binary, scripts and an in-process node through the docs' commands, and
+# the race detector would only slow that node down; internal/daemon's own
+# tests run the same code with it. It ends by saying how long each phase
+# took (CI has a 20-minute budget).
 TESTFLAGS ?= -race -count=1 -vet=off -p 3 -timeout 18m
 test:
 	@t0=$$(date +%s); $(MAKE) --no-print-directory deps || exit 1; t1=$$(date +%s); \
 	tmp=$$(mktemp -d); ( $(MAKE) --no-print-directory lint >$$tmp/lint 2>&1; echo $$? >$$tmp/rc; date +%s >$$tmp/end ) & \
-	$(GO) test $(TESTFLAGS) $$(./scripts/test-packages.sh); status=$$?; t2=$$(date +%s); wait; \
+	( $(GO) test -count=1 -vet=off -timeout 18m ./internal/doctest >$$tmp/doc 2>&1; echo $$? >$$tmp/docrc; date +%s >$$tmp/docend ) & \
+	$(GO) test $(TESTFLAGS) $$(./scripts/test-packages.sh | grep -v '/internal/doctest$$'); status=$$?; t2=$$(date +%s); wait; \
+	echo "--- internal/doctest (without -race)"; cat $$tmp/doc; doc=$$(cat $$tmp/docrc); \
 	echo "--- lint"; cat $$tmp/lint; lint=$$(cat $$tmp/rc); \
-	echo "make test: deps $$((t1-t0))s, lint $$(( $$(cat $$tmp/end)-t1 ))s (beside the tests), tests $$((t2-t1))s, total $$(( $$(date +%s)-t0 ))s"; \
-	rm -rf $$tmp; [ $$status = 0 ] && [ $$lint = 0 ]
+	echo "make test: deps $$((t1-t0))s, lint $$(( $$(cat $$tmp/end)-t1 ))s and doctest $$(( $$(cat $$tmp/docend)-t1 ))s (beside the tests), tests $$((t2-t1))s, total $$(( $$(date +%s)-t0 ))s"; \
+	rm -rf $$tmp; [ $$status = 0 ] && [ $$lint = 0 ] && [ $$doc = 0 ]
 
 bench: $(QUICKJS)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store ./internal/daemon
