@@ -3,16 +3,14 @@
 package gvisor
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/agentcloud/agentcloud/internal/atomicfile"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
 
 // The runsc root (stateDir) belongs to one live tier at a time: New takes
@@ -70,7 +68,7 @@ func (t *Tier) removeStale() {
 		}
 		ids = append(ids, e.Name())
 		dir := filepath.Join(t.bundlesDir, e.Name())
-		if unmountBelow(dir) && os.RemoveAll(dir) == nil {
+		if process.DetachMountsBelow(dir) && os.RemoveAll(dir) == nil {
 			bundles++
 		}
 	}
@@ -116,73 +114,4 @@ func removeCgroups(ids []string) int {
 		}
 	}
 	return n
-}
-
-// unmountBelow detaches every mount at or below dir, deepest first, and
-// reports whether none is left there.
-func unmountBelow(dir string) bool {
-	mounts := mountsBelow(dir)
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-	}
-	return len(mountsBelow(dir)) == 0
-}
-
-// mountsBelow lists the mount points at or below dir, in mount order.
-func mountsBelow(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return []string{dir} // unknown: treat as mounted, delete nothing
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, ok := octal3(s[i+1 : i+4]); ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func octal3(s string) (byte, bool) {
-	if len(s) != 3 {
-		return 0, false
-	}
-	v := 0
-	for _, c := range s {
-		if c < '0' || c > '7' {
-			return 0, false
-		}
-		v = v*8 + int(c-'0')
-	}
-	if v > 255 {
-		return 0, false
-	}
-	return byte(v), true
 }

@@ -73,7 +73,7 @@ func TestStaleContainersRemovedClass(t *testing.T) {
 		}
 	}
 	if _, err := os.Stat(c.bundle); !os.IsNotExist(err) {
-		t.Errorf("bundle left: %v (mounts below: %v)", err, mountsBelow(c.bundle))
+		t.Errorf("bundle left: %v", err)
 	}
 }
 
@@ -136,13 +136,5 @@ func TestDeadDaemonStateDirClass(t *testing.T) {
 	}
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 		t.Errorf("the dead daemon's state dir is still there: %v", err)
-	}
-}
-
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\`: `/x\`, `/y\09`: `/y\09`, `/t\011`: "/t\t"} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -122,6 +122,15 @@ func isZombie(pid int) bool {
 	return false
 }
 
+// DetachMountsBelow detaches every mount at or below dir, deepest first,
+// and reports whether none is left there: a directory still mounted must
+// never be removed (RemoveAll would delete through the mount). The gVisor
+// tier uses it for a dead daemon's bundles.
+func DetachMountsBelow(dir string) bool {
+	unmountBelow(mountPoints(), dir)
+	return !hasMountBelow(mountPoints(), dir)
+}
+
 // unmountBelow detaches every mount under dir, deepest first.
 func unmountBelow(mounts []string, dir string) {
 	var below []string
