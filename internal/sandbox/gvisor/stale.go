@@ -4,6 +4,7 @@ package gvisor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"golang.org/x/sys/unix"
 )
 
 // The runsc root (stateDir) belongs to one live tier at a time: New takes
@@ -83,11 +85,11 @@ func (t *Tier) removeStale() {
 // no live process uses) once its processes are gone: their cgroups, which
 // outlive the processes runsc put in them. process.NewStateDir calls it for
 // each stale directory after killing what still ran from there, before it
-// removes the directory. It returns how many cgroups it removed.
-func RemoveLeftovers(dataDir string) int {
+// removes the directory.
+func RemoveLeftovers(dataDir string) {
 	ents, err := os.ReadDir(filepath.Join(dataDir, "gvisor", "bundles"))
 	if err != nil {
-		return 0
+		return
 	}
 	ids := make([]string, 0, len(ents))
 	for _, e := range ents {
@@ -95,7 +97,7 @@ func RemoveLeftovers(dataDir string) int {
 			ids = append(ids, e.Name())
 		}
 	}
-	return removeCgroups(ids)
+	removeCgroups(ids)
 }
 
 // removeCgroups removes the cgroups runsc made for the containers ids in
@@ -108,8 +110,18 @@ func removeCgroups(ids []string) int {
 			continue
 		}
 		for _, ctrl := range cgroupControllers {
-			if os.Remove(filepath.Join("/sys/fs/cgroup", ctrl, "agentcloud-gvisor", id)) == nil {
-				n++
+			dir := filepath.Join("/sys/fs/cgroup", ctrl, "agentcloud-gvisor", id)
+			// Killed processes leave their cgroup a moment after they
+			// are reaped: EBUSY until then, so ask again, bounded.
+			for try := 0; ; try++ {
+				err := os.Remove(dir)
+				if err == nil {
+					n++
+				}
+				if !errors.Is(err, unix.EBUSY) || try == 100 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
 	}

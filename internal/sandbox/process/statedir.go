@@ -30,7 +30,7 @@ const stateDirPrefix = "agentcloud-sandbox-"
 // stays mounted is left alone. cleanups then run on each stale directory
 // before it is removed (gvisor.RemoveLeftovers removes its containers'
 // cgroups, which outlive their processes).
-func NewStateDir(parent string, cleanups ...func(staleDir string) int) (string, error) {
+func NewStateDir(parent string, cleanups ...func(staleDir string)) (string, error) {
 	if parent == "" {
 		parent = os.TempDir()
 	}
@@ -46,7 +46,7 @@ func NewStateDir(parent string, cleanups ...func(staleDir string) int) (string, 
 	return dir, nil
 }
 
-func removeStaleStateDirs(parent string, cleanups []func(string) int) {
+func removeStaleStateDirs(parent string, cleanups []func(string)) {
 	ents, err := os.ReadDir(parent)
 	if err != nil {
 		return

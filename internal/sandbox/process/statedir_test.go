@@ -59,7 +59,7 @@ func TestStateDirRemovesStaleClass(t *testing.T) {
 	}
 	defer func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) }()
 	cleaned := map[string]bool{}
-	dir, err := NewStateDir(parent, func(d string) int { cleaned[d] = true; return 0 })
+	dir, err := NewStateDir(parent, func(d string) { cleaned[d] = true })
 	if err != nil {
 		t.Fatal(err)
 	}
