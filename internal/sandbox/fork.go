@@ -151,18 +151,7 @@ func checkFreeSpace(ws, dir string, n int) error {
 // to dst (which exists), keeping modes; other files (sockets, fifos,
 // devices) are skipped.
 func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		to := filepath.Join(dst, rel)
+	return walkInto(src, dst, func(p, to string, d fs.DirEntry) error {
 		fi, err := d.Info()
 		if err != nil {
 			return nil // removed while walking
@@ -180,6 +169,24 @@ func copyTree(src, dst string) error {
 			return copyFile(p, to, fi.Mode().Perm())
 		}
 		return nil
+	})
+}
+
+// walkInto walks src and calls fn for every entry below it with its path
+// under dst; entries removed while walking are skipped.
+func walkInto(src, dst string, fn func(from, to string, d fs.DirEntry) error) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		return fn(p, filepath.Join(dst, rel), d)
 	})
 }
 

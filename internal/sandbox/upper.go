@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,18 +45,8 @@ var opaqueXattrs = []string{"user.overlay.opaque", "trusted.overlay.opaque"}
 // socket, and any other xattr, is skipped: the copy never holds a device
 // a sandbox could open.
 func CopyUpper(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		return copyUpperEntry(p, filepath.Join(dst, rel))
+	return walkInto(src, dst, func(from, to string, _ fs.DirEntry) error {
+		return copyUpperEntry(from, to)
 	})
 }
 
