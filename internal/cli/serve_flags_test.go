@@ -65,7 +65,7 @@ func TestServeEgressFlags(t *testing.T) {
 func TestServeClusterFlags(t *testing.T) {
 	cmd := newServeCmd(&globals{})
 	args := []string{"--cluster=prod", "--node=a", "--cluster-listen=127.0.0.1:6222", "--routes=127.0.0.1:6223,nats-route://127.0.0.1:6224",
-		"--peer-listen=127.0.0.1:0", "--cluster-replicas=3", "--cluster-lease-ttl=2s", "--join=bundle.json"}
+		"--peer-listen=127.0.0.1:0", "--cluster-replicas=3", "--cluster-lease-ttl=2s", "--cluster-election-timeout=1s", "--join=bundle.json"}
 	if err := cmd.Flags().Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +73,7 @@ func TestServeClusterFlags(t *testing.T) {
 	src.Cluster, src.NodeID, src.ClusterListen = "prod", "a", "127.0.0.1:6222"
 	src.ClusterRoutes, src.PeerListen = []string{"127.0.0.1:6223", "nats-route://127.0.0.1:6224"}, "127.0.0.1:0"
 	src.ClusterReplicas, src.ClusterLeaseTTL, src.Join = 3, config.Duration(2*time.Second), "bundle.json"
+	src.ClusterElectionTimeout = config.Duration(time.Second)
 	final := config.Default()
 	cmd.Flags().Visit(func(f *pflag.Flag) { applyFlag(&final, &src, f.Name) })
 	if !reflect.DeepEqual(final, src) {

@@ -36,6 +36,10 @@ type ClusterConfig struct {
 	// partitions before others take them (the failover time); members
 	// renew every sixth of it. Every member must use the same.
 	ClusterLeaseTTL Duration `json:"cluster_lease_ttl"`
+	// ClusterElectionTimeout is how long the followers of a replicated
+	// stream wait for its silent leader before they elect another (random
+	// in [t, 2t); 0 = 2s): with the lease TTL, the floor of a failover.
+	ClusterElectionTimeout Duration `json:"cluster_election_timeout"`
 	// Join is a join bundle (`agentcloud cluster join-bundle`) installed
 	// into the data dir before the store opens, so this node shares the
 	// cluster's CA, admin token and secrets key.
@@ -66,9 +70,12 @@ func (c *Config) loadClusterEnv(lookup func(string) (string, bool)) Errors {
 		}
 		c.ClusterReplicas = n
 	}
-	if v, ok := get("CLUSTER_LEASE_TTL"); ok {
-		if err := c.ClusterLeaseTTL.Set(v); err != nil {
-			errs = append(errs, FieldError{"AGENTCLOUD_CLUSTER_LEASE_TTL", v, err.Error()})
+	for name, dst := range map[string]*Duration{"CLUSTER_LEASE_TTL": &c.ClusterLeaseTTL,
+		"CLUSTER_ELECTION_TIMEOUT": &c.ClusterElectionTimeout} {
+		if v, ok := get(name); ok {
+			if err := dst.Set(v); err != nil {
+				errs = append(errs, FieldError{"AGENTCLOUD_" + name, v, err.Error()})
+			}
 		}
 	}
 	return errs
@@ -125,6 +132,9 @@ func (c Config) validateCluster() Errors {
 	}
 	if d := c.ClusterLeaseTTL.D(); d != 0 && (d < 600*time.Millisecond || d > 5*time.Minute) {
 		add("cluster_lease_ttl", c.ClusterLeaseTTL.String(), "want 0 (3s) or a duration from 600ms to 5m")
+	}
+	if d := c.ClusterElectionTimeout.D(); d != 0 && (d < 600*time.Millisecond || d > 30*time.Second) {
+		add("cluster_election_timeout", c.ClusterElectionTimeout.String(), "want 0 (2s) or a duration from 600ms to 30s")
 	}
 	return errs
 }

@@ -32,6 +32,10 @@ type ClusterOptions struct {
 	// TLS secures routes both ways; it must require and verify the peer's
 	// certificate (mutual TLS with node SVIDs). Routes are never plain.
 	TLS *tls.Config
+	// ElectionTimeout is the shortest time a follower of a stream waits
+	// for its dead leader before it campaigns (0: DefaultElectionTimeout;
+	// see raft.go). It is the floor of a failover.
+	ElectionTimeout time.Duration
 }
 
 // validate refuses a cluster member that would accept routes from anyone.
@@ -49,6 +53,9 @@ func (c *ClusterOptions) validate() error {
 		return fmt.Errorf("store cluster %s: route TLS must require a client certificate", c.Name)
 	case c.TLS.ClientAuth == tls.RequireAnyClientCert && c.TLS.VerifyPeerCertificate == nil:
 		return fmt.Errorf("store cluster %s: route TLS must verify the client certificate", c.Name)
+	case c.ElectionTimeout != 0 && (c.ElectionTimeout < MinElectionTimeout || c.ElectionTimeout > MaxElectionTimeout):
+		return fmt.Errorf("store cluster %s: election timeout %v, want 0 (%v) or from %v to %v",
+			c.Name, c.ElectionTimeout, DefaultElectionTimeout, MinElectionTimeout, MaxElectionTimeout)
 	}
 	return nil
 }

@@ -108,6 +108,7 @@ type kvWatch struct {
 	filter  string
 	fn      func(WatchEvent)
 	known   map[string]struct{} // keys delivered as present
+	stall   *stallCheck         // writes through this store owed by the watch (watchstall.go)
 	initial chan struct{}       // closed once the first catch-up is delivered (or failed)
 	done    chan struct{}
 	err     error // set before initial is closed when the first watch fails
@@ -160,14 +161,18 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 	defer func() { _ = kw.Stop() }()
 	elected, stop := w.k.s.leaderElected(w.k.stream)
 	defer stop()
+	select { // a stall seen before this start is answered by it
+	case <-w.stall.stalled:
+	default:
+	}
 	var seen map[string]struct{} // keys present in this catch-up
 	if !first {
 		seen = map[string]struct{}{}
 	}
 	for {
-		var el <-chan struct{}
+		var el, st <-chan struct{}
 		if caughtUp { // a signal during the catch-up waits for its end
-			el = elected
+			el, st = elected, w.stall.stalled
 		}
 		select {
 		case <-ctx.Done():
@@ -178,6 +183,9 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 			// The watch's consumer lived on the old leader; the client
 			// would notice only after missing two of its 5 s heartbeats.
 			return caughtUp, nil
+		case <-st:
+			w.k.s.countStall()
+			return caughtUp, errWatchStalled
 		case e, ok := <-kw.Updates():
 			if !ok {
 				return caughtUp, fmt.Errorf("watch %q: updates ended", short(w.filter))
@@ -203,6 +211,7 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 			}
 			ev := WatchEvent{Key: e.Key(), Value: e.Value(), Revision: e.Revision(),
 				Deleted: e.Operation() != jetstream.KeyValuePut}
+			w.stall.deliver(ev.Revision)
 			if ev.Deleted {
 				delete(w.known, ev.Key)
 			} else {

@@ -64,6 +64,7 @@ func (k *natsKV) publishFenced(ctx context.Context, op, key string, value []byte
 	}
 	switch {
 	case err == nil:
+		k.s.wroteKey(k.stream, key, ack.Sequence)
 		return ack.Sequence, nil
 	case isWrongLastSeq(err):
 		return 0, fmt.Errorf("%s %q: fence %q is no longer at revision %d: %w", op, short(key), short(f.Key), f.Revision, ErrFenced)

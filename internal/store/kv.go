@@ -158,6 +158,9 @@ func (k *natsKV) Put(ctx context.Context, key string, value []byte) (uint64, err
 	rev, err := kv.Put(ctx, key, value)
 	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("put", t0, err)
+	if err == nil {
+		k.s.wroteKey(k.stream, key, rev)
+	}
 	return rev, mapKVErr("put", key, tooLarge("value", len(value), err))
 }
 
@@ -170,6 +173,9 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 	rev, err := kv.Create(ctx, key, value)
 	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("create", t0, err)
+	if err == nil {
+		k.s.wroteKey(k.stream, key, rev)
+	}
 	return rev, mapKVErr("create", key, tooLarge("value", len(value), err))
 }
 
@@ -182,6 +188,9 @@ func (k *natsKV) Update(ctx context.Context, key string, value []byte, rev uint6
 	n, err := kv.Update(ctx, key, value, rev)
 	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("update", t0, err)
+	if err == nil {
+		k.s.wroteKey(k.stream, key, n)
+	}
 	return n, mapKVErr("update", key, tooLarge("value", len(value), err))
 }
 
@@ -245,9 +254,13 @@ func (k *natsKV) WatchKey(ctx context.Context, key string, fn func(WatchEvent)) 
 }
 
 func (k *natsKV) watch(ctx context.Context, f string, fn func(WatchEvent)) (<-chan struct{}, error) {
-	w := &kvWatch{k: k, filter: f, fn: fn, known: map[string]struct{}{},
+	w := &kvWatch{k: k, filter: f, fn: fn, known: map[string]struct{}{}, stall: newStallCheck(),
 		initial: make(chan struct{}), done: make(chan struct{})}
-	go w.run(ctx)
+	k.s.watches.add(k.stream, w)
+	go func() {
+		defer k.s.watches.remove(k.stream, w)
+		w.run(ctx)
+	}()
 	select {
 	case <-w.initial:
 		if w.err != nil {

@@ -94,6 +94,7 @@ type Store struct {
 	redials atomic.Uint64
 	met     *metrics   // nil: no metrics
 	gs      *groupSync // nil: no group commit (groupsync.go)
+	watches watchSet   // running watches (watchstall.go)
 }
 
 // conn is one generation of the client connection.
@@ -311,6 +312,7 @@ func (s *Store) startEmbedded() error {
 		if err := applyCluster(sopts, s.opts.Cluster); err != nil {
 			return err
 		}
+		setRaftTiming(s.log, s.opts.Cluster.ElectionTimeout)
 	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
