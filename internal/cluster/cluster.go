@@ -125,6 +125,11 @@ type Member struct {
 	held     map[int]*held
 	draining bool
 	beat     uint64
+	// blind is set while this member's own heartbeat write fails (the
+	// bucket elects a leader, or is out of reach); back is when a write
+	// first succeeded again. See stale.
+	blind bool
+	back  time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -305,7 +310,7 @@ func (m *Member) OwnerOf(p int) (node, addr string, ok bool) {
 	defer m.mu.Unlock()
 	now := m.cfg.Now()
 	o, found := m.seen[leaseKey(p)]
-	if !found || now.Sub(o.at) >= m.cfg.TTL {
+	if !found || m.stale(o, now) {
 		return "", "", false
 	}
 	var l leaseRecord
@@ -336,7 +341,7 @@ func (m *Member) Locate(match func(node string) bool) (node, addr string, live, 
 		if json.Unmarshal(o.value, &r) != nil || r.Node == "" || memberKey(r.Node) != k || !match(r.Node) {
 			continue
 		}
-		return r.Node, r.Addr, now.Sub(o.at) < m.cfg.TTL, true
+		return r.Node, r.Addr, !m.stale(o, now), true
 	}
 	return "", "", false, false
 }
@@ -376,7 +381,7 @@ func (m *Member) Members() []MemberInfo {
 			continue
 		}
 		out = append(out, MemberInfo{Node: r.Node, Addr: r.Addr, API: r.API, Version: r.Version, Draining: r.Draining,
-			Live: now.Sub(o.at) < m.cfg.TTL})
+			Live: !m.stale(o, now)})
 	}
 	sortMembers(out)
 	return out

@@ -307,3 +307,104 @@ func TestClusterHostileRecordsClass(t *testing.T) {
 		}
 	}
 }
+
+// blindKV is a real bucket whose writes fail with store.ErrUnavailable
+// while down is set, as every write does while the bucket's stream elects
+// a leader (a kill -9 of its leader; a graceful stop in one process hands
+// the leadership over and shows nothing).
+type blindKV struct {
+	store.KV
+	down *atomic.Bool
+}
+
+func (k blindKV) fail(op string) error {
+	return fmt.Errorf("%s: no leader: %w", op, store.ErrUnavailable)
+}
+
+func (k blindKV) Put(ctx context.Context, key string, v []byte) (uint64, error) {
+	if k.down.Load() {
+		return 0, k.fail("put")
+	}
+	return k.KV.Put(ctx, key, v)
+}
+
+func (k blindKV) Create(ctx context.Context, key string, v []byte) (uint64, error) {
+	if k.down.Load() {
+		return 0, k.fail("create")
+	}
+	return k.KV.Create(ctx, key, v)
+}
+
+func (k blindKV) Update(ctx context.Context, key string, v []byte, rev uint64) (uint64, error) {
+	if k.down.Load() {
+		return 0, k.fail("update")
+	}
+	return k.KV.Update(ctx, key, v, rev)
+}
+
+func (k blindKV) Delete(ctx context.Context, key string) error {
+	if k.down.Load() {
+		return k.fail("delete")
+	}
+	return k.KV.Delete(ctx, key)
+}
+
+// TestClusterBlindBucketClass: when the cluster bucket cannot be written
+// for longer than the lease TTL (its stream's leader died and the others
+// elect a new one), every live member's records age along with the dead
+// one's. Once the bucket is back, members must renew their own leases,
+// not take each other's: every partition keeps its owner and its epoch,
+// and no partition has two owners at any moment. Before, each member took
+// the other's leases the moment the bucket answered, and handing them
+// back cost seconds of 503s.
+func TestClusterBlindBucketClass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a store cluster")
+	}
+	ca := storetest.NewCA(t, "cluster.test")
+	ss := storetest.OpenCluster(t, ca, 2)
+	var down atomic.Bool
+	start := func(name string, s *store.Store) *node {
+		n := &node{name: name, store: s}
+		m, err := cluster.New(cluster.Config{Node: name, Addr: name + ":7070", KV: blindKV{bucket(t, s), &down},
+			Partitions: parts, Heartbeat: heartbeat, TTL: ttl,
+			Release: func(context.Context, int) error { n.released.Add(1); return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		n.member = m
+		t.Cleanup(func() { down.Store(false); m.Close(context.Background()) })
+		return n
+	}
+	a, b := start("node-a", ss[0]), start("node-b", ss[1])
+	stop := watchOwners(t, func() []*node { return []*node{a, b} })
+	defer stop()
+	waitFor(t, "two members share every partition", 30*time.Second, func() bool {
+		return everyPartitionOwned([]*node{a, b}) && b.member.OwnedCount() >= parts/4 && a.member.OwnedCount() >= parts/4
+	})
+	owner := map[int]string{}
+	epoch := map[int]uint64{}
+	for p := range parts {
+		for _, n := range []*node{a, b} {
+			if e, ok := n.member.Owned(p); ok {
+				owner[p], epoch[p] = n.name, e
+			}
+		}
+	}
+	down.Store(true)
+	time.Sleep(2 * ttl) // longer than any election we tolerate, relative to the TTL
+	down.Store(false)
+	waitFor(t, "every partition owned again", 30*time.Second, func() bool { return everyPartitionOwned([]*node{a, b}) })
+	time.Sleep(4 * heartbeat) // a take would follow the bucket's return within a heartbeat or two
+	for p := range parts {
+		for _, n := range []*node{a, b} {
+			if e, ok := n.member.Owned(p); ok && (n.name != owner[p] || e != epoch[p]) {
+				t.Errorf("partition %d: owned by %s at epoch %d after the bucket was back, was %s at %d: a live member's lease was taken",
+					p, n.name, e, owner[p], epoch[p])
+			}
+		}
+	}
+}

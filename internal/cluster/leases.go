@@ -29,10 +29,19 @@ func (m *Member) tick(ctx context.Context) {
 	m.mu.Unlock()
 	val, _ := json.Marshal(rec)
 	wctx, cancel := context.WithTimeout(ctx, m.opTimeout())
-	if _, err := m.cfg.KV.Put(wctx, memberKey(m.cfg.Node), val); err != nil && ctx.Err() == nil {
+	_, err := m.cfg.KV.Put(wctx, memberKey(m.cfg.Node), val)
+	cancel()
+	if err != nil && ctx.Err() == nil {
 		m.log.Warn("cluster heartbeat failed", "err", err)
 	}
-	cancel()
+	m.mu.Lock()
+	switch {
+	case err != nil:
+		m.blind = true
+	case m.blind:
+		m.blind, m.back = false, m.cfg.Now()
+	}
+	m.mu.Unlock()
 	candidates := m.candidates()
 	sem := make(chan struct{}, tickParallel)
 	var wg sync.WaitGroup
@@ -80,6 +89,22 @@ func (m *Member) tick(ctx context.Context) {
 	}
 }
 
+// stale reports whether a record (a member's, or a lease) has gone
+// unchanged for TTL while this member could see the bucket. While the
+// bucket elects a leader nobody can write, so every live member's record
+// ages too; a member that judged by age alone took the leases of the
+// survivors along with the dead member's the moment the bucket came back,
+// and handing them back cost seconds of 503s. So after this member's own
+// writes failed, a record is stale only once its holder had two
+// heartbeats since the bucket came back to renew it. Called with m.mu
+// held.
+func (m *Member) stale(o observed, now time.Time) bool {
+	if now.Sub(o.at) < m.cfg.TTL {
+		return false
+	}
+	return !m.blind && now.Sub(m.back) >= 2*m.cfg.Heartbeat
+}
+
 // opTimeout bounds one lease write: past it the write could not keep
 // the lease alive anyway (Owned turns false TTL minus one heartbeat after
 // the last renewal was sent).
@@ -98,7 +123,7 @@ func (m *Member) candidates() []string {
 		out = append(out, m.cfg.Node)
 	}
 	for k, o := range m.seen {
-		if !strings.HasPrefix(k, memberPrefix+".") || now.Sub(o.at) >= m.cfg.TTL {
+		if !strings.HasPrefix(k, memberPrefix+".") || m.stale(o, now) {
 			continue
 		}
 		var r memberRecord
@@ -155,7 +180,7 @@ func (m *Member) take(ctx context.Context, p int) bool {
 	key := leaseKey(p)
 	m.mu.Lock()
 	o, found := m.seen[key]
-	stale := found && m.cfg.Now().Sub(o.at) >= m.cfg.TTL
+	stale := found && m.stale(o, m.cfg.Now())
 	m.mu.Unlock()
 	if found && !stale {
 		return false // held by a live member; it hands over when it sees this one
