@@ -148,7 +148,7 @@ func TestPoolIsolationClass(t *testing.T) {
 // -race).
 func TestPoolConcurrentIsolationClass(t *testing.T) {
 	rt, tmpl := poolTemplate(t)
-	ctx := context.Background()
+	ctx := ctxTimeout(t, time.Minute)
 	var mu sync.Mutex
 	var secrets []string
 	var wg sync.WaitGroup
