@@ -229,3 +229,43 @@ func poolCount(f *imageFile) int {
 	}
 	return n
 }
+
+// TestPoolKeyClass: a pooled reservation goes only to a session of the
+// same template with the same memory limit; another agent's template or
+// another limit gets a fresh mapping.
+func TestPoolKeyClass(t *testing.T) {
+	rt, tmpl := poolTemplate(t)
+	ctx := ctxTimeout(t, time.Minute)
+	other, err := rt.Template(ctx, Spec{Module: benchModule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := rt.Restore(ctx, Spec{Module: poolModule}, nil, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, a, newMemHost(), "http://x/?s="+newSecret(t))
+	_ = a.Close(ctx)
+	for _, c := range []struct {
+		name string
+		spec Spec
+		base *Template
+	}{
+		{"other template", Spec{Module: benchModule}, other},
+		{"other limit", Spec{Module: poolModule, MemoryMiB: 32}, tmpl},
+	} {
+		iso, err := rt.Restore(ctx, c.spec, nil, c.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if iso.vm.lin.reused {
+			t.Errorf("%s: got a pooled reservation of another template or limit", c.name)
+		}
+		get(t, iso, newMemHost(), "http://x/?s=x")
+		_ = iso.Close(ctx)
+	}
+	// The first session's reservation, and the other limit's.
+	if n := poolCount(tmpl.file); n != 2 {
+		t.Fatalf("%d reservations of the template pooled, want 2", n)
+	}
+}
