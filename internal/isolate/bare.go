@@ -51,6 +51,15 @@ func (r *Runtime) restoreModule() wazero.CompiledModule {
 	return r.qjs
 }
 
+// PrepareRestores compiles the module restores instantiate (the first
+// restore otherwise starts that compile in the background) and waits for
+// it. Restores work without it; benchmarks call it to keep the compile out
+// of their figures.
+func (r *Runtime) PrepareRestores() {
+	r.restoreModule()
+	r.bare.wg.Wait()
+}
+
 // withoutData returns the wasm binary code with an empty data section and
 // a data count of zero; false if it has no data section or does not parse.
 func withoutData(code []byte) ([]byte, bool) {

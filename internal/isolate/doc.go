@@ -23,7 +23,8 @@
 // stacks rather than dozens. Templates live in sealed memfds and are mapped
 // copy-on-write into each restored isolate (image.go), so a restore costs
 // what the session touches, not a copy of the heap, and untouched pages are
-// shared by every session of an agent version. Snapshots store the bytes
+// shared by every session of an agent version; a closed session's
+// reservation is reset to its template and reused (pool.go). Snapshots store the bytes
 // that differ from the template (snapdiff.go), typically 2-4 KB compressed.
 // [Isolate.Trim] gives back what an idle isolate can rebuild.
 //

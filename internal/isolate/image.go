@@ -3,6 +3,7 @@ package isolate
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,9 @@ import (
 type imageFile struct {
 	fd  int
 	buf []byte // read-only shared mapping of the whole file
+	// mu guards closed against pool resets (pool.go), which read buf.
+	mu     sync.Mutex
+	closed bool
 }
 
 // newImageFile copies img into a sealed memfd. The caller arranges for
@@ -60,6 +64,10 @@ func newImageFile(img []byte) (*imageFile, error) {
 }
 
 func (f *imageFile) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	poolDrop(f)
 	if f.buf != nil {
 		_ = unix.Munmap(f.buf)
 		f.buf = nil

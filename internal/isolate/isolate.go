@@ -156,8 +156,10 @@ func (r *Runtime) normalize(spec Spec) (Spec, error) {
 }
 
 // instantiate makes an uninitialized QuickJS isolate with spec's memory cap.
-func (r *Runtime) instantiate(ctx context.Context, spec Spec, code wazero.CompiledModule) (*Isolate, error) {
-	mod, lin, err := r.instantiateModule(ctx, spec.MemoryMiB, code)
+// With pf, a restore from that template file by a module without data
+// segments, the memory may come from the reservation pool (pool.go).
+func (r *Runtime) instantiate(ctx context.Context, spec Spec, code wazero.CompiledModule, pf *imageFile) (*Isolate, error) {
+	mod, lin, err := r.instantiateModule(ctx, spec.MemoryMiB, code, pf)
 	if err != nil {
 		return nil, err
 	}
@@ -171,9 +173,9 @@ func (r *Runtime) instantiate(ctx context.Context, spec Spec, code wazero.Compil
 
 // instantiateModule makes a fresh instance of code (QuickJS, with or
 // without its data segments) with a memory limit of mib MiB.
-func (r *Runtime) instantiateModule(ctx context.Context, mib int, code wazero.CompiledModule) (api.Module, *linearMemory, error) {
+func (r *Runtime) instantiateModule(ctx context.Context, mib int, code wazero.CompiledModule, pf *imageFile) (api.Module, *linearMemory, error) {
 	var lin *linearMemory
-	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(mib)<<20, &lin))
+	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(mib)<<20, &lin, pf))
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 	mod, err := r.wr.InstantiateModule(ictx, code, cfg)
@@ -191,7 +193,7 @@ func (r *Runtime) New(ctx context.Context, spec Spec) (*Isolate, error) {
 	if err != nil {
 		return nil, err
 	}
-	iso, err := r.instantiate(ctx, spec, r.qjs)
+	iso, err := r.instantiate(ctx, spec, r.qjs, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -18,17 +18,25 @@ type linearMemory struct {
 	limit uint64 // bytes
 	size  uint64 // current length handed to wazero
 	hit   bool   // a grow was refused because of limit
+	// pf, if not nil, is the template file restores map over this
+	// reservation: Free then returns it to the pool (pool.go) when mapped
+	// says [0, len(pf.buf)) is that file's mapping. reused: it came from
+	// the pool, mapped and reset to pf's image.
+	pf             *imageFile
+	mapped, reused bool
 }
 
 // allocator returns a wazero MemoryAllocator that records the memory it makes
-// in *out. limit is in bytes.
-func allocator(limit uint64, out **linearMemory) experimental.MemoryAllocator {
+// in *out. limit is in bytes. With pf, the memory is for a restore from
+// that template file by a module without data segments: it may come from,
+// and goes back to, the reservation pool.
+func allocator(limit uint64, out **linearMemory, pf *imageFile) experimental.MemoryAllocator {
 	return experimental.MemoryAllocatorFunc(func(capacity, max uint64) experimental.LinearMemory {
 		lim := limit
 		if max < lim {
 			lim = max
 		}
-		m := &linearMemory{limit: lim}
+		m := &linearMemory{limit: lim, pf: pf}
 		*out = m
 		return m
 	})
@@ -38,6 +46,11 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {
 		m.hit = true
 		return nil
+	}
+	if m.buf == nil && m.pf != nil {
+		if p := poolGet(m.pf, m.limit); p != nil {
+			m.buf, m.mapped, m.reused = p.buf, true, true
+		}
 	}
 	if m.buf == nil {
 		b, err := syscall.Mmap(-1, 0, int(m.limit), syscall.PROT_READ|syscall.PROT_WRITE,
@@ -52,6 +65,15 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 }
 
 func (m *linearMemory) Free() {
+	if m.buf != nil && m.pf != nil && m.mapped && poolPut(m) {
+		m.buf = nil
+		return
+	}
+	m.unmap()
+}
+
+// unmap releases the reservation.
+func (m *linearMemory) unmap() {
 	if m.buf != nil {
 		_ = syscall.Munmap(m.buf)
 		m.buf = nil
@@ -84,7 +106,8 @@ func (m *linearMemory) resident() (int, error) {
 // start of the reservation: pages the guest only reads stay shared with the
 // file (and with every other isolate mapping it); a write copies one page.
 // Whatever the reservation held in that range before is discarded.
-func (m *linearMemory) mapImage(fd, n int) error {
+func (m *linearMemory) mapImage(f *imageFile) error {
+	fd, n := f.fd, len(f.buf)
 	if m.buf == nil || n > len(m.buf) || n%syscall.Getpagesize() != 0 {
 		return fmt.Errorf("isolate: map image of %d bytes into %d", n, len(m.buf))
 	}
@@ -93,6 +116,7 @@ func (m *linearMemory) mapImage(fd, n int) error {
 	if e != 0 {
 		return fmt.Errorf("isolate: mmap template: %w", e)
 	}
+	m.mapped = m.pf == f
 	return nil
 }
 

@@ -286,7 +286,13 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 	if uint64(im.size) > uint64(spec.MemoryMiB)<<20 {
 		return nil, fmt.Errorf("%w: snapshot needs %d MiB, spec allows %d", ErrMemoryExceeded, im.size>>20, spec.MemoryMiB)
 	}
-	iso, err := r.instantiate(ctx, spec, code)
+	// Only a module without data segments leaves a pooled reservation as
+	// the pool reset it until load replaces it (bare.go).
+	var pf *imageFile
+	if im.base != nil && im.base.file != nil && code != r.qjs {
+		pf = im.base.file
+	}
+	iso, err := r.instantiate(ctx, spec, code, pf)
 	if err != nil {
 		return nil, err
 	}
@@ -319,13 +325,18 @@ func (i *Isolate) load(ctx context.Context, im *image) error {
 	if b := im.base; b != nil {
 		baseLen = len(b.image)
 		mapped := false
-		if b.file != nil && v.lin != nil {
-			mapped = v.lin.mapImage(b.file.fd, baseLen) == nil
+		switch {
+		case v.lin != nil && v.lin.reused && v.lin.pf == b.file && b.file != nil:
+			// A pooled reservation: mapped, reset, and its hot pages
+			// are already private.
+			i.base = b
+		case b.file != nil && v.lin != nil:
+			mapped = v.lin.mapImage(b.file) == nil
 		}
 		if mapped {
 			i.base = b
 			v.lin.populateHot(b)
-		} else {
+		} else if i.base != b {
 			copy(mem, b.image)
 		}
 		runtime.KeepAlive(b) // its cleanup closes the file and unmaps image

@@ -132,7 +132,7 @@ func (r *Runtime) instantiateWasm(ctx context.Context, spec WasmSpec) (*WasmIsol
 			ErrMemoryRange, cm.minPages, float64(need)/(1<<20), spec.MemoryMiB)
 	}
 	w := &WasmIsolate{rt: r, spec: spec, cm: cm, fns: map[string]api.Function{}}
-	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(spec.MemoryMiB)<<20, &w.lin))
+	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(spec.MemoryMiB)<<20, &w.lin, nil))
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 	if w.mod, err = r.wr.InstantiateModule(ictx, cm.compiled, cfg); err != nil {
