@@ -62,7 +62,8 @@ func upperLayer(t testing.TB) string {
 // sandbox user can still write. Hostile entries of the upper dir are not
 // carried: a symlink to a host path stays a link (never followed, and
 // inside it names the sandbox's own root), a set-id bit is dropped, and a
-// device node or fifo put in the upper dir is left out.
+// device node or fifo put in the upper dir is left out. The sandbox's
+// volume is mounted in every copy.
 func TestImageUpperSnapshotClass(t *testing.T) {
 	tier := newTestTier(t)
 	ctx := context.Background()
@@ -93,7 +94,15 @@ func TestImageUpperSnapshotClass(t *testing.T) {
 		}
 		return out.String(), code
 	}
-	sb, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor, Template: "mini"})
+	vol := filepath.Join(t.TempDir(), "vol")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, "v"), []byte("vol\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor, Template: "mini",
+		Volumes: []sandbox.VolumeMount{{Name: "ref", Path: "/mnt/ref", ReadOnly: true, HostDir: vol, LimitBytes: 1 << 20}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +113,11 @@ func TestImageUpperSnapshotClass(t *testing.T) {
 	if out, code := sh(sb, change); code != 0 {
 		t.Fatalf("change the root: %q %d", out, code)
 	}
-	const check = "cat /usr/local/lib/pkg/mod.py; cd /data && echo * && cd sub && echo * && cat /data/new.txt /data/kept.txt; " +
+	const check = "cat /mnt/ref/v /usr/local/lib/pkg/mod.py; cd /data && echo * && cd sub && echo * && cat /data/new.txt /data/kept.txt; " +
 		"test -e /data/gone.txt && echo GONE-BACK; cat /data/link 2>/dev/null || echo link-dangles; " +
 		"test -u /data/suid && echo SETUID; test -e /data/null && echo DEVICE; test -e /data/fifo && echo FIFO; echo end"
-	const want = "mod\nkept.txt link new.txt sub suid\nc\nnew\nbase\nlink-dangles\nend\n"
-	const wantSource = "mod\nkept.txt link new.txt sub suid\nc\nnew\nbase\nlink-dangles\nSETUID\nend\n"
+	const want = "vol\nmod\nkept.txt link new.txt sub suid\nc\nnew\nbase\nlink-dangles\nend\n"
+	const wantSource = "vol\nmod\nkept.txt link new.txt sub suid\nc\nnew\nbase\nlink-dangles\nSETUID\nend\n"
 	if out, _ := sh(sb, check); out != wantSource {
 		t.Fatalf("the sandbox itself: %q, want %q", out, wantSource)
 	}
