@@ -392,7 +392,7 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 	t0 := time.Now()
 	var pr Prepared
 	if o.image != "" {
-		sb, err := t.(Restorer).Restore(ctx, id, spec, o.image, o.seed)
+		sb, err := t.(Restorer).Restore(ctx, id, spec, o.image, o.seed, o.upper)
 		if err != nil {
 			return nil, fmt.Errorf("restore sandbox %s: %w", id, err)
 		}
@@ -401,7 +401,7 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 	up, seedUpper := t.(UpperPreparer)
 	if seedUpper = seedUpper && o.upper != ""; seedUpper { // upper.go: no pool
 		var err error
-		if pr, err = up.PrepareWithUpper(ctx, spec.Template, o.upper); err != nil {
+		if pr, err = up.PrepareWithUpper(ctx, spec.Template, o.upper, spec.Volumes); err != nil {
 			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
 		}
 	} else if vp, ok := t.(VolumePreparer); ok && len(spec.Volumes) > 0 { // volumes.go: no pool

@@ -23,9 +23,11 @@ type Checkpointer interface {
 }
 
 // Restorer is implemented by tiers that run a new sandbox from a
-// Checkpointer image, its /workspace seeded from a directory first.
+// Checkpointer image, its /workspace seeded from directory seed first and,
+// on an image template, its overlay upper dir from upper (if not "";
+// CopyUpper): the image holds neither.
 type Restorer interface {
-	Restore(ctx context.Context, id string, spec Spec, image, seed string) (Sandbox, error)
+	Restore(ctx context.Context, id string, spec Spec, image, seed, upper string) (Sandbox, error)
 }
 
 // WorkspaceHolder is implemented by live sandboxes whose /workspace is a

@@ -18,17 +18,19 @@ import (
 // sandbox stays deleted in the copy.
 
 // UpperHolder is implemented by live sandboxes of image templates whose
-// overlay upper dir is a host directory (the process tier). UpperDir is ""
-// for a sandbox without one (the host template).
+// overlay upper dir is a host directory (the process and gVisor tiers).
+// UpperDir is "" for a sandbox without one (the host template).
 type UpperHolder interface {
 	UpperDir() string
 }
 
 // UpperPreparer is implemented by tiers that can prepare a sandbox of an
 // image template whose upper dir starts as a copy of upper (CopyUpper).
-// Such a sandbox skips the warm pool.
+// Such a sandbox skips the warm pool. vols are the sandbox's volumes, for
+// a tier that mounts them when a sandbox is prepared (VolumePreparer);
+// other tiers ignore them.
 type UpperPreparer interface {
-	PrepareWithUpper(ctx context.Context, template, upper string) (Prepared, error)
+	PrepareWithUpper(ctx context.Context, template, upper string, vols []VolumeMount) (Prepared, error)
 }
 
 // SnapshotUpper is a snapshot directory's copy of the overlay upper dir.

@@ -33,7 +33,11 @@ type container struct {
 	wsDir        string
 	adopted      bool
 	imageRootDir string // an image template's overlay root (image.go), "" for host
-	noRelay      bool   // the root has no python3 for the egress relay (image.go)
+	// runscOverlay: the image root runs under runsc's own overlay (its
+	// default --overlay2), its writes kept by the sentry, not in upper/:
+	// a restore of a memory snapshot saved that way (image.go).
+	runscOverlay bool
+	noRelay      bool // the root has no python3 for the egress relay (image.go)
 
 	nproc int // RLIMIT_NPROC the container was created with (exec.go)
 

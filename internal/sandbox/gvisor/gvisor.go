@@ -75,6 +75,7 @@ type Tier struct {
 	bundlesDir   string
 	templateRoot string
 	noAgent      bool   // benchmarks: every command through runsc exec
+	runscOverlay bool   // benchmarks: image roots under runsc's own overlay (container.runscOverlay)
 	hostWS       string // Config.HostWorkspaceDir
 	images       sandbox.Images
 	lock         *os.File // the root's lock while this tier owns it (stale.go)
@@ -246,14 +247,15 @@ func (t *Tier) runscArgs(args ...string) []string {
 
 // runDetached runs a runsc subcommand that leaves processes behind (run
 // --detach, exec --detach): they would inherit and hold any stdio pipe, so
-// output goes to a log file instead.
-func (t *Tier) runDetached(ctx context.Context, logPath string, args ...string) error {
+// output goes to a log file instead. global are more global flags (the
+// container's runscFlags).
+func (t *Tier) runDetached(ctx context.Context, logPath string, global []string, args ...string) error {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.CommandContext(ctx, t.runsc, t.runscArgs(args...)...)
+	cmd := exec.CommandContext(ctx, t.runsc, t.runscArgs(append(global[:len(global):len(global)], args...)...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(logPath)
@@ -290,17 +292,18 @@ func randomID() string {
 
 // Prepare creates a bundle and starts the container with default limits.
 func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, error) {
-	return t.prepare(ctx, template, nil)
+	return t.prepare(ctx, template, "", nil)
 }
 
-// prepare is Prepare, with vols bind-mounted into the container (volumes.go).
-func (t *Tier) prepare(ctx context.Context, template string, vols []sandbox.VolumeMount) (sandbox.Prepared, error) {
-	c, err := t.setup(template, sandbox.DefaultLimits, "", vols)
+// prepare is Prepare, an image root's upper dir a copy of upper when set
+// (image.go), with vols bind-mounted into the container (volumes.go).
+func (t *Tier) prepare(ctx context.Context, template, upper string, vols []sandbox.VolumeMount) (sandbox.Prepared, error) {
+	c, err := t.setup(template, sandbox.DefaultLimits, "", upper, vols)
 	if err != nil {
 		return nil, err
 	}
 	pidFile := filepath.Join(c.bundle, "sandbox.pid")
-	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "run", "--detach", "--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
+	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), c.runscFlags(), "run", "--detach", "--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
 		c.cleanupHost()
 		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
@@ -322,9 +325,10 @@ func (c *container) started(ctx context.Context, pidFile string) error {
 }
 
 // setup makes a container's bundle for template with limits l: its
-// directories, mounts (the workspace seeded from seed, if not "", and
-// vols) and OCI spec. Nothing runs yet.
-func (t *Tier) setup(template string, l sandbox.Limits, seed string, vols []sandbox.VolumeMount) (*container, error) {
+// directories, mounts (the workspace seeded from seed, an image root's
+// upper dir from upper, if not "", and vols) and OCI spec. Nothing runs
+// yet.
+func (t *Tier) setup(template string, l sandbox.Limits, seed, upper string, vols []sandbox.VolumeMount) (*container, error) {
 	if template == "" {
 		template = sandbox.TemplateHost
 	}
@@ -344,7 +348,7 @@ func (t *Tier) setup(template string, l sandbox.Limits, seed string, vols []sand
 	if closed {
 		return nil, fmt.Errorf("gvisor tier: %w", sandbox.ErrClosed)
 	}
-	c := &container{tier: t, cid: randomID(), template: template, pidfd: -1, nproc: l.Pids}
+	c := &container{tier: t, cid: randomID(), template: template, pidfd: -1, nproc: l.Pids, runscOverlay: t.runscOverlay}
 	c.Files = hostfs.Files{Open: c.fsys}
 	c.bundle = filepath.Join(t.bundlesDir, c.cid)
 	c.rwDir = filepath.Join(c.bundle, "rw")
@@ -360,7 +364,7 @@ func (t *Tier) setup(template string, l sandbox.Limits, seed string, vols []sand
 	}
 	spec := ociSpec(t.templateRoot, c.rwDir, l, t.ociSeccomp)
 	if layers != nil {
-		if err := c.imageRoot(spec, layers); err != nil {
+		if err := c.imageRoot(spec, layers, upper); err != nil {
 			c.cleanupHost()
 			return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 		}

@@ -16,8 +16,10 @@ import (
 // sentry's kernel state, every process's memory) as an image, and runsc
 // restore starts a new container from it, with a new bundle whose mounts
 // have the same destinations. The files of /workspace are not in the
-// image (it is a host tmpfs served by the gofer): the Manager copies them
-// beside it, and Restore puts them in place before the container starts.
+// image (it is a host tmpfs served by the gofer), nor, on an image
+// template, the root's writes (the overlay's upper dir on the host,
+// image.go): the Manager copies both beside it, and Restore puts them in
+// place before the container starts.
 
 var (
 	_ sandbox.Checkpointer    = (*container)(nil)
@@ -57,17 +59,23 @@ func (c *container) Checkpoint(ctx context.Context, dir string) error {
 }
 
 // Restore starts a new container from the checkpoint image in dir, its
-// /workspace a copy of seed, with spec's limits.
-func (t *Tier) Restore(ctx context.Context, id string, spec sandbox.Spec, image, seed string) (sandbox.Sandbox, error) {
+// /workspace a copy of seed and an image root's upper dir a copy of upper
+// (if not ""), with spec's limits.
+func (t *Tier) Restore(ctx context.Context, id string, spec sandbox.Spec, image, seed, upper string) (sandbox.Sandbox, error) {
 	spec.Tier = sandbox.TierGVisor
 	spec.Limits = spec.Limits.WithDefaults()
 	if spec.HostWorkspace != "" {
 		seed = "" // the Manager has put the files there; adopted below
 	}
-	c, err := t.setup(spec.Template, spec.Limits, seed, spec.Volumes)
+	c, err := t.setup(spec.Template, spec.Limits, seed, upper, spec.Volumes)
 	if err != nil {
 		return nil, err
 	}
+	// A memory image of an image sandbox without a saved upper dir was
+	// taken under runsc's own overlay (before image.go served the root
+	// without one): its root's writes are in the image, and runsc restores
+	// it only with the same flags.
+	c.runscOverlay = c.runscOverlay || (c.imageRootDir != "" && upper == "")
 	if spec.HostWorkspace != "" {
 		if err := c.adopt(spec.HostWorkspace); err != nil {
 			c.cleanupHost()
@@ -75,7 +83,7 @@ func (t *Tier) Restore(ctx context.Context, id string, spec sandbox.Spec, image,
 		}
 	}
 	pidFile := filepath.Join(c.bundle, "sandbox.pid")
-	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), "restore", "--image-path", image, "--detach",
+	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), c.runscFlags(), "restore", "--image-path", image, "--detach",
 		"--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
 		c.cleanupHost()
 		return nil, fmt.Errorf("restore gvisor sandbox: %w", err)

@@ -23,7 +23,7 @@ func (t *Tier) PrepareWithVolumes(ctx context.Context, template string, vols []s
 	if err := sandbox.CheckMounts(vols); err != nil {
 		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
-	return t.prepare(ctx, template, vols)
+	return t.prepare(ctx, template, "", vols)
 }
 
 // volumeMounts are the OCI mounts of vols.

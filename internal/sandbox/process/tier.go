@@ -180,8 +180,9 @@ func (t *Tier) Prepare(ctx context.Context, template string) (sandbox.Prepared, 
 
 // PrepareWithUpper is Prepare for a sandbox of an image template whose
 // overlay upper dir starts as a copy of upper (a snapshot's or a forked
-// sandbox's: sandbox.UpperPreparer); the host template has none.
-func (t *Tier) PrepareWithUpper(ctx context.Context, template, upper string) (sandbox.Prepared, error) {
+// sandbox's: sandbox.UpperPreparer); the host template has none. Volumes
+// are mounted at activation: vols is not used here.
+func (t *Tier) PrepareWithUpper(ctx context.Context, template, upper string, _ []sandbox.VolumeMount) (sandbox.Prepared, error) {
 	return t.prepare(ctx, template, upper)
 }
 

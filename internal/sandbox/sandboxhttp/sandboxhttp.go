@@ -149,7 +149,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 	add(httpapi.Route{Method: "POST", Path: sb + "/resume", Action: ActionManage, Summary: "Thaw a paused sandbox.",
 		Response: api.Sandbox{}, Handler: h.handleResume})
 	add(httpapi.Route{Method: "POST", Path: sb + "/fork", Action: ActionManage, Status: http.StatusCreated,
-		Summary: "Make count copies of the sandbox, each with a copy of its /workspace (filesystem only; the copies start fresh processes).",
+		Summary: "Make count copies of the sandbox, each with a copy of its /workspace (and, on an image template, of what it changed in its root) and, on the gVisor tier, of its memory state.",
 		Request: api.ForkSandboxRequest{}, Response: api.SandboxList{}, Handler: h.handleFork})
 	add(httpapi.Route{Method: "POST", Path: sb + "/start", Action: ActionManage,
 		Summary:  "Run a stopped sandbox (after a daemon restart) again with its files; a running one is answered as it is.",

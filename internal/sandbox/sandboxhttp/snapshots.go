@@ -26,7 +26,7 @@ func (h *Handler) snapshotRoutes(add func(httpapi.Route)) {
 		return
 	}
 	add(httpapi.Route{Method: "POST", Path: "/v1/sandboxes/{sandbox}/snapshots", Action: ActionManage, Status: http.StatusCreated,
-		Summary:  "Snapshot the sandbox: a copy of its /workspace and, on the gVisor tier, its memory state (memory says which).",
+		Summary:  "Snapshot the sandbox: a copy of its /workspace, on an image template of what it changed in its root, and, on the gVisor tier, its memory state (memory says which).",
 		Response: api.Snapshot{}, Handler: h.handleSnapshot})
 	add(httpapi.Route{Method: "GET", Path: "/v1/snapshots", Action: ActionList, Summary: "List the snapshots the caller may read.",
 		Response: api.SnapshotList{}, Handler: h.handleListSnapshots})
