@@ -105,11 +105,15 @@ func (m *Member) stale(o observed, now time.Time) bool {
 	return !m.blind && now.Sub(m.back) >= 2*m.cfg.Heartbeat
 }
 
-// opTimeout bounds one lease write: past it the write could not keep
-// the lease alive anyway (Owned turns false TTL minus one heartbeat after
-// the last renewal was sent).
+// opTimeout bounds one lease write: two heartbeats, and never past the
+// point where the write could no longer keep the lease alive (Owned turns
+// false TTL minus one heartbeat after the last renewal was sent). A write
+// sent while the bucket elects a leader is never answered; the tick waits
+// for its writes, so a longer bound kept the member from writing (and
+// from seeing that the bucket is back) for that much longer after the
+// election. A write that timed out is sent again at the next tick.
 func (m *Member) opTimeout() time.Duration {
-	return m.cfg.TTL - m.cfg.Heartbeat
+	return min(m.cfg.TTL-m.cfg.Heartbeat, 2*m.cfg.Heartbeat)
 }
 
 // candidates are the live members that are not draining (this member

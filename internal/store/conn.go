@@ -154,10 +154,11 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 	if err != nil {
 		return false, fmt.Errorf("watch %q: %w", short(w.filter), err)
 	}
-	kw, err := kv.Watch(ctx, w.filter)
+	kw, stopWatch, err := w.k.s.startWatch(ctx, kv, w.filter)
 	if err != nil {
 		return false, mapKVErr("watch", w.filter, err)
 	}
+	defer stopWatch()
 	defer func() { _ = kw.Stop() }()
 	elected, stop := w.k.s.leaderElected(w.k.stream)
 	defer stop()

@@ -142,7 +142,11 @@ func (k *natsKV) Get(ctx context.Context, key string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	e, err := kv.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err = k.s.read(ctx, func(ctx context.Context) (err error) {
+		e, err = kv.Get(ctx, key)
+		return err
+	})
 	if err != nil {
 		return Entry{}, mapKVErr("get", key, err)
 	}
@@ -221,13 +225,20 @@ func (k *natsKV) Keys(ctx context.Context, prefix string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := kv.ListKeysFiltered(ctx, filter(prefix))
+	var keys []string
+	err = k.s.read(ctx, func(ctx context.Context) error {
+		l, err := kv.ListKeysFiltered(ctx, filter(prefix))
+		if err != nil {
+			return err
+		}
+		keys = keys[:0]
+		for key := range l.Keys() {
+			keys = append(keys, key)
+		}
+		return ctx.Err() // a listing cut short by its deadline is retried whole
+	})
 	if err != nil {
 		return nil, mapKVErr("list", prefix, err)
-	}
-	var keys []string
-	for key := range l.Keys() {
-		keys = append(keys, key)
 	}
 	sortStrings(keys)
 	return keys, nil

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Reads that outlive a dead member.
+//
+// A read sent in the moment a member dies can go to it (a direct get is
+// answered by any replica; the survivors drop the dead one's interest only
+// when they notice its route is gone), and a read of a stream whose leader
+// died waits for the election. Either way the request is never answered
+// and the caller waited out the client's 5 s request timeout, which showed
+// up as a 5 s stall in failovers. Reads are idempotent, so on a replicated
+// store each attempt gets readAttempt (doubling up to 4 s) and a read
+// that got no answer is sent again until the caller's context ends.
+
+// readAttempt is the first attempt's bound.
+const readAttempt = time.Second
+
+// read runs f, an idempotent read, under the retry rule above.
+func (s *Store) read(ctx context.Context, f func(context.Context) error) error {
+	if s.opts.Replicas <= 1 {
+		return f(ctx)
+	}
+	bound := readAttempt
+	for {
+		actx, cancel := context.WithTimeout(ctx, bound)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !unanswered(err) {
+			return err
+		}
+		s.log.Debug("store read unanswered; asking again", "bound", bound, "err", err)
+		bound = min(2*bound, 4*time.Second)
+		select { // "no responders" comes back at once: do not spin
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// unanswered reports an error of a request that got no answer in time.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
+}
+
+// startWatch starts a watch of filter on kv. Starting one creates a
+// consumer, which needs the stream's and the meta group's leaders: asked
+// while one of them is being elected, the request is never answered and
+// the client waits its 5 s timeout, which kept a cluster member from
+// seeing lease changes for that long after a failover. The watch lives as
+// long as its context, so the start cannot take a deadline of its own: on
+// a replicated store it runs beside a timer (readAttempt, doubling up to
+// 4 s), and a start that outlives the timer is abandoned (its context
+// canceled) and made again. stop cancels the watch's context.
+func (s *Store) startWatch(ctx context.Context, kv jetstream.KeyValue, filter string) (jetstream.KeyWatcher, func(), error) {
+	if s.opts.Replicas <= 1 {
+		kw, err := kv.Watch(ctx, filter)
+		return kw, func() {}, err
+	}
+	bound := readAttempt
+	for {
+		wctx, cancel := context.WithCancel(ctx)
+		type started struct {
+			kw  jetstream.KeyWatcher
+			err error
+		}
+		ch := make(chan started, 1)
+		go func() {
+			kw, err := kv.Watch(wctx, filter)
+			ch <- started{kw, err}
+		}()
+		timer := time.NewTimer(bound)
+		select {
+		case r := <-ch:
+			timer.Stop()
+			if r.err != nil {
+				cancel()
+				if ctx.Err() != nil || !unanswered(r.err) {
+					return nil, nil, r.err
+				}
+				select { // "no responders" at once: ask again, without spinning
+				case <-ctx.Done():
+					return nil, nil, r.err
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
+			}
+			return r.kw, cancel, nil
+		case <-timer.C:
+			cancel()
+			if r := <-ch; r.err == nil {
+				_ = r.kw.Stop()
+			}
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			s.log.Debug("store watch start unanswered; asking again", "filter", short(filter), "bound", bound)
+			bound = min(2*bound, 4*time.Second)
+		}
+	}
+}
