@@ -10,8 +10,8 @@ import (
 // member leads (the buckets and object stores) to another member, and
 // waits until it leads none of them, or ctx ends. A member about to stop
 // calls it after handing its work off (node drain): the others then write
-// at once instead of after the NATS server's Raft election timeout (4–9 s,
-// not configurable), which a member that just vanished costs. It answers
+// at once instead of after the Raft election timeout (raft.go:
+// cluster_election_timeout), which a member that just vanished costs. It answers
 // how many streams it handed off. Outside a cluster it does nothing.
 func (s *Store) StepDownLeaders(ctx context.Context) (int, error) {
 	if s.ns == nil || s.opts.Cluster == nil || !s.ns.JetStreamIsClustered() {
