@@ -65,6 +65,7 @@ func upperLayer(t testing.TB) string {
 // device node or fifo put in the upper dir is left out. The sandbox's
 // volume is mounted in every copy.
 func TestImageUpperSnapshotClass(t *testing.T) {
+	t.Parallel() // its own tier and data dir; mostly waits on runsc
 	tier := newTestTier(t)
 	ctx := context.Background()
 	layer := upperLayer(t)
@@ -247,6 +248,7 @@ func checkSaved(t *testing.T, saved, secret string) {
 // dir: it has no saved upper dir) restores with those writes, which are
 // in its memory image.
 func TestImageUpperOldSnapshot(t *testing.T) {
+	t.Parallel() // its own tier and data dir; mostly waits on runsc
 	tier := newTestTier(t)
 	ctx := context.Background()
 	tier.images = dirImages{"mini": {upperLayer(t)}}
