@@ -38,8 +38,14 @@ func bucket(t *testing.T, s *store.Store) store.KV {
 
 func startMember(t *testing.T, name string, s *store.Store) *node {
 	t.Helper()
+	return startMemberKV(t, name, s, bucket(t, s))
+}
+
+// startMemberKV is startMember on the cluster bucket handle kv.
+func startMemberKV(t *testing.T, name string, s *store.Store, kv store.KV) *node {
+	t.Helper()
 	n := &node{name: name, store: s}
-	m, err := cluster.New(cluster.Config{Node: name, Addr: name + ":7070", KV: bucket(t, s), Partitions: parts,
+	m, err := cluster.New(cluster.Config{Node: name, Addr: name + ":7070", KV: kv, Partitions: parts,
 		Heartbeat: heartbeat, TTL: ttl,
 		Release: func(context.Context, int) error { n.released.Add(1); return nil }})
 	if err != nil {
@@ -364,22 +370,9 @@ func TestClusterBlindBucketClass(t *testing.T) {
 	ca := storetest.NewCA(t, "cluster.test")
 	ss := storetest.OpenCluster(t, ca, 2)
 	var down atomic.Bool
-	start := func(name string, s *store.Store) *node {
-		n := &node{name: name, store: s}
-		m, err := cluster.New(cluster.Config{Node: name, Addr: name + ":7070", KV: blindKV{bucket(t, s), &down},
-			Partitions: parts, Heartbeat: heartbeat, TTL: ttl,
-			Release: func(context.Context, int) error { n.released.Add(1); return nil }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		n.member = m
-		t.Cleanup(func() { down.Store(false); m.Close(context.Background()) })
-		return n
-	}
-	a, b := start("node-a", ss[0]), start("node-b", ss[1])
+	a := startMemberKV(t, "node-a", ss[0], blindKV{bucket(t, ss[0]), &down})
+	b := startMemberKV(t, "node-b", ss[1], blindKV{bucket(t, ss[1]), &down})
+	t.Cleanup(func() { down.Store(false) }) // runs before the members' Close
 	stop := watchOwners(t, func() []*node { return []*node{a, b} })
 	defer stop()
 	waitFor(t, "two members share every partition", 30*time.Second, func() bool {

@@ -3,6 +3,7 @@
 package gvisor
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -86,4 +87,19 @@ func TestSandboxFailureClass(t *testing.T) {
 			t.Fatal(err)
 		}
 	}})
+}
+
+// newTestManager starts a sandbox manager over tier alone, closed at the
+// end of the test.
+func newTestManager(t testing.TB, tier *Tier) *sandbox.Manager {
+	t.Helper()
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
 }

@@ -27,14 +27,7 @@ import (
 func TestSnapshotMemoryClass(t *testing.T) {
 	tier := newTestTier(t)
 	ctx := context.Background()
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := newTestManager(t, tier)
 	vol := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(vol, 0o755); err != nil {
 		t.Fatal(err)

@@ -70,18 +70,7 @@ func TestImageUpperSnapshotClass(t *testing.T) {
 	ctx := context.Background()
 	layer := upperLayer(t)
 	tier.images = dirImages{"mini": {layer}}
-	newManager := func(tier *Tier) *sandbox.Manager {
-		m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = m.Close() })
-		return m
-	}
-	m := newManager(tier)
+	m := newTestManager(t, tier)
 	secret := filepath.Join(t.TempDir(), "host-secret")
 	if err := os.WriteFile(secret, []byte("host only\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -182,7 +171,7 @@ func TestImageUpperSnapshotClass(t *testing.T) {
 	// A fresh tier (another daemon) restores the same snapshot.
 	tier2 := newTestTier(t)
 	tier2.images = tier.images
-	m2 := newManager(tier2)
+	m2 := newTestManager(t, tier2)
 	for _, memory := range []bool{false, true} {
 		c, err := m2.Restore(ctx, res.Spec, dir, memory)
 		if err != nil {
@@ -253,14 +242,7 @@ func TestImageUpperOldSnapshot(t *testing.T) {
 	ctx := context.Background()
 	tier.images = dirImages{"mini": {upperLayer(t)}}
 	tier.runscOverlay = true
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	m := newTestManager(t, tier)
 	sb, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor, Template: "mini"})
 	if err != nil {
 		t.Fatal(err)
