@@ -140,19 +140,7 @@ func TestSnapshotPrivatePagesNotMapped(t *testing.T) {
 		t.Fatal("a booted isolate claims a template base")
 	}
 	get(t, iso, newMemHost(), "http://x/?kb=1")
-	bsnap, err := iso.Snapshot(tmpl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bwant := get(t, iso, newMemHost(), "http://x/")
-	biso, err := rt.Restore(ctx, spec, bsnap, tmpl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer biso.Close(ctx)
-	if got := get(t, biso, newMemHost(), "http://x/"); got != bwant {
-		t.Fatalf("booted isolate restored: %q, want %q", got, bwant)
-	}
+	restoresSame(t, rt, spec, iso, tmpl, "booted isolate restored")
 	mem, _ := iso.vm.mem.Read(0, iso.vm.mem.Size())
 	if iso.vm.lin.private(mem[:len(mem)/2], tmpl) != nil {
 		t.Fatal("private pages given for a part of memory")
@@ -165,17 +153,25 @@ func TestSnapshotPrivatePagesNotMapped(t *testing.T) {
 	get(t, iso2, newMemHost(), "http://x/?kb=2")
 	// Diffed against another template: full compare, and restoring the
 	// snapshot against that template gives the same session back.
-	snap, err := iso2.Snapshot(other)
+	restoresSame(t, rt, spec, iso2, other, "restored against another template")
+}
+
+// restoresSame snapshots iso against base, restores the snapshot against
+// base and fails t unless the restored isolate answers as iso does.
+func restoresSame(t *testing.T, rt *Runtime, spec Spec, iso *Isolate, base *Template, what string) {
+	t.Helper()
+	ctx := context.Background()
+	snap, err := iso.Snapshot(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := get(t, iso2, newMemHost(), "http://x/")
-	iso3, err := rt.Restore(ctx, spec, snap, other)
+	want := get(t, iso, newMemHost(), "http://x/")
+	restored, err := rt.Restore(ctx, spec, snap, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer iso3.Close(ctx)
-	if got := get(t, iso3, newMemHost(), "http://x/"); got != want {
-		t.Fatalf("restored against another template: %q, want %q", got, want)
+	defer restored.Close(ctx)
+	if got := get(t, restored, newMemHost(), "http://x/"); got != want {
+		t.Fatalf("%s: %q, want %q", what, got, want)
 	}
 }

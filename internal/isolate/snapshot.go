@@ -324,19 +324,15 @@ func (i *Isolate) load(ctx context.Context, im *image) error {
 	baseLen := 0
 	if b := im.base; b != nil {
 		baseLen = len(b.image)
-		mapped := false
 		switch {
 		case v.lin != nil && v.lin.reused && v.lin.pf == b.file && b.file != nil:
 			// A pooled reservation: mapped, reset, and its hot pages
 			// are already private.
 			i.base = b
-		case b.file != nil && v.lin != nil:
-			mapped = v.lin.mapImage(b.file) == nil
-		}
-		if mapped {
+		case b.file != nil && v.lin != nil && v.lin.mapImage(b.file) == nil:
 			i.base = b
 			v.lin.populateHot(b)
-		} else if i.base != b {
+		default:
 			copy(mem, b.image)
 		}
 		runtime.KeepAlive(b) // its cleanup closes the file and unmaps image

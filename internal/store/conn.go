@@ -185,7 +185,7 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 			// would notice only after missing two of its 5 s heartbeats.
 			return caughtUp, nil
 		case <-st:
-			w.k.s.countStall()
+			w.k.s.watches.stalls.Add(1)
 			return caughtUp, errWatchStalled
 		case e, ok := <-kw.Updates():
 			if !ok {

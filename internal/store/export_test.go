@@ -35,3 +35,7 @@ func (s *Store) BucketPlacement(ctx context.Context, bucket string) (leader stri
 	}
 	return leader, consumers, l.Err()
 }
+
+// WatchStalls counts the watches resumed because a write through this
+// store did not come back through them in time (watchstall.go).
+func (s *Store) WatchStalls() uint64 { return s.watches.stalls.Load() }

@@ -37,12 +37,23 @@ func (s *Store) read(ctx context.Context, f func(context.Context) error) error {
 			return err
 		}
 		s.log.Debug("store read unanswered; asking again", "bound", bound, "err", err)
-		bound = min(2*bound, 4*time.Second)
-		select { // "no responders" comes back at once: do not spin
-		case <-ctx.Done():
+		if bound = nextBound(bound); !pause(ctx) {
 			return err
-		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// nextBound is the bound of the attempt after one bounded by b.
+func nextBound(b time.Duration) time.Duration { return min(2*b, 4*time.Second) }
+
+// pause waits a little before asking again ("no responders" comes back at
+// once, and asking at once would spin); false if ctx ended first.
+func pause(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(50 * time.Millisecond):
+		return true
 	}
 }
 
@@ -83,13 +94,8 @@ func (s *Store) startWatch(ctx context.Context, kv jetstream.KeyValue, filter st
 			timer.Stop()
 			if r.err != nil {
 				cancel()
-				if ctx.Err() != nil || !unanswered(r.err) {
+				if ctx.Err() != nil || !unanswered(r.err) || !pause(ctx) {
 					return nil, nil, r.err
-				}
-				select { // "no responders" at once: ask again, without spinning
-				case <-ctx.Done():
-					return nil, nil, r.err
-				case <-time.After(50 * time.Millisecond):
 				}
 				continue
 			}
@@ -103,7 +109,7 @@ func (s *Store) startWatch(ctx context.Context, kv jetstream.KeyValue, filter st
 				return nil, nil, ctx.Err()
 			}
 			s.log.Debug("store watch start unanswered; asking again", "filter", short(filter), "bound", bound)
-			bound = min(2*bound, 4*time.Second)
+			bound = nextBound(bound)
 		}
 	}
 }

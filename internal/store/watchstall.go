@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,7 +38,7 @@ var errWatchStalled = errors.New("a write through this store did not come back t
 type watchSet struct {
 	mu     sync.Mutex
 	by     map[string]map[*kvWatch]struct{}
-	stalls uint64 // watches resumed after a stall
+	stalls atomic.Uint64 // watches resumed after a stall
 }
 
 func (ws *watchSet) add(stream string, w *kvWatch) {
@@ -75,20 +76,6 @@ func (s *Store) wroteKey(stream, key string, rev uint64) {
 			w.stall.expect(rev)
 		}
 	}
-}
-
-// WatchStalls counts the watches resumed because a write through this
-// store did not come back through them in time (a dead consumer).
-func (s *Store) WatchStalls() uint64 {
-	s.watches.mu.Lock()
-	defer s.watches.mu.Unlock()
-	return s.watches.stalls
-}
-
-func (s *Store) countStall() {
-	s.watches.mu.Lock()
-	s.watches.stalls++
-	s.watches.mu.Unlock()
 }
 
 // covers reports whether subject filter f (a key, or prefix.> or >)

@@ -476,16 +476,28 @@ func TestClusterKill9Class(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stored := n - 1
-		got := slices.Clone(acked[id])
-		slices.Sort(got)
-		if len(slices.Compact(slices.Clone(got))) != len(got) {
-			t.Errorf("session %s: two acknowledgements carry the same count (a lost update): %v", id, got)
-		}
-		if len(got) > 0 && got[len(got)-1] > stored || len(got) > stored {
-			t.Errorf("session %s: %d writes acknowledged (last %d) but the store has %d", id, len(got), got[len(got)-1], stored)
-		}
+		checkAcked(t, id, acked[id], n-1)
 	}
+	checkNoPanics(t, nodes)
+}
+
+// checkAcked fails t if the counts acknowledged to clients for session id
+// disagree with the count the store holds: one count acknowledged twice
+// (a lost update), or more acknowledged than stored.
+func checkAcked(t *testing.T, id string, acked []int, stored int) {
+	t.Helper()
+	got := slices.Sorted(slices.Values(acked))
+	if len(slices.Compact(slices.Clone(got))) != len(got) {
+		t.Errorf("session %s: two acknowledgements carry the same count (a lost update): %v", id, got)
+	}
+	if len(got) > stored || len(got) > 0 && got[len(got)-1] > stored {
+		t.Errorf("session %s: acknowledged %v but the store has %d", id, got, stored)
+	}
+}
+
+// checkNoPanics fails t if a member's output shows a panic or a data race.
+func checkNoPanics(t *testing.T, nodes []*clusterNode) {
+	t.Helper()
 	for _, nd := range nodes {
 		if out := nd.out.String(); strings.Contains(out, "panic") || strings.Contains(out, "DATA RACE") {
 			t.Fatalf("%s:\n%s", nd.name, out)

@@ -197,13 +197,7 @@ func (s *Store) addUpperLayer(ctx context.Context, name, upper string) (Template
 	}
 	t.Layers = append(t.Layers, digest)
 	t.Bytes += before - b.bytes
-	if err := s.writeRecord(&t); err != nil {
-		return Template{}, err
-	}
-	s.mu.Lock()
-	s.templates[name] = &t
-	s.mu.Unlock()
-	return t, nil
+	return s.commit(t)
 }
 
 // tarUpper writes an overlay upper dir as an OCI layer: a whiteout (a 0/0

@@ -208,11 +208,16 @@ func (s *Store) build(ctx context.Context, name, source string, layers []layerSo
 		t.Layers = append(t.Layers, digest)
 		t.Bytes += before - b.bytes
 	}
+	return s.commit(t)
+}
+
+// commit records t on disk and then in the store's index.
+func (s *Store) commit(t Template) (Template, error) {
 	if err := s.writeRecord(&t); err != nil {
 		return Template{}, err
 	}
 	s.mu.Lock()
-	s.templates[name] = &t
+	s.templates[t.Name] = &t
 	s.mu.Unlock()
 	return t, nil
 }
