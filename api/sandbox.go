@@ -250,6 +250,10 @@ type Snapshot struct {
 	Note     string        `json:"note,omitempty"`
 	Bytes    int64         `json:"bytes"`
 	Created  time.Time     `json:"created"`
+	// Volumes are the named volumes its sandbox mounted. Their files are
+	// not in the snapshot: a restore mounts the same volumes again (the
+	// restoring caller must be allowed to mount each).
+	Volumes []SandboxVolume `json:"volumes,omitempty"`
 }
 
 // SnapshotList is the body of GET /v1/snapshots.

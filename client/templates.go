@@ -23,17 +23,40 @@ func (c *Client) Templates(ctx context.Context) ([]api.Template, error) {
 	return out.Templates, nil
 }
 
+// Build is what runs on a new template before it is listed: shell
+// commands (Run) the daemon runs in order as root of a build sandbox on it,
+// whose writes become the template's top layer, and the host patterns
+// (Egress: api.example.com, *.example.com, optionally :port) those steps
+// may reach through the egress proxy; without any, they reach no host.
+type Build struct {
+	Run    []string
+	Egress []string
+}
+
+// Steps is a Build of the steps run that reaches no host.
+func Steps(run ...string) Build { return Build{Run: run} }
+
+// query adds the build to a create request's query.
+func (b Build) query(q url.Values) {
+	if len(b.Run) > 0 {
+		q["run"] = b.Run
+	}
+	if len(b.Egress) > 0 {
+		q["egress"] = b.Egress
+	}
+}
+
 // CreateTemplate uploads an image archive as template name. source is
 // "oci" (a docker save archive or an OCI image layout tar) or "tar" (one
-// layer: a directory packed with TarDir).
-// Build steps (run), when given, are shell commands the daemon runs in
-// order as root of a build sandbox on the new template; what they write
-// becomes its top layer.
-func (c *Client) CreateTemplate(ctx context.Context, name, source string, r io.Reader, run ...string) (*api.Template, error) {
+// layer: a directory packed with TarDir); then b runs on it.
+func (c *Client) CreateTemplate(ctx context.Context, name, source string, r io.Reader, b Build) (*api.Template, error) {
 	q := url.Values{"name": {name}, "source": {source}}
-	if len(run) > 0 {
-		q["run"] = run
-	}
+	b.query(q)
+	return c.createTemplate(ctx, q, r)
+}
+
+// createTemplate posts a template create with query q and body r.
+func (c *Client) createTemplate(ctx context.Context, q url.Values, r io.Reader) (*api.Template, error) {
 	resp, err := c.Raw(ctx, http.MethodPost, "/v1/templates?"+q.Encode(), r, "application/x-tar")
 	if err != nil {
 		return nil, err
@@ -47,8 +70,8 @@ func (c *Client) CreateTemplate(ctx context.Context, name, source string, r io.R
 }
 
 // CreateTemplateFromDir packs the directory tree at dir (TarDir) and
-// uploads it as a one-layer template (then runs the build steps run).
-func (c *Client) CreateTemplateFromDir(ctx context.Context, name, dir string, run ...string) (*api.Template, error) {
+// uploads it as a one-layer template (then runs b on it).
+func (c *Client) CreateTemplateFromDir(ctx context.Context, name, dir string, b Build) (*api.Template, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, err
 	} else if !fi.IsDir() {
@@ -57,30 +80,19 @@ func (c *Client) CreateTemplateFromDir(ctx context.Context, name, dir string, ru
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(TarDir(dir, pw)) }()
 	defer pr.Close()
-	return c.CreateTemplate(ctx, name, "tar", pr, run...)
+	return c.CreateTemplate(ctx, name, "tar", pr, b)
 }
 
 // CreateTemplateFromDebian has the daemon build a Debian root filesystem
 // (mmdebstrap, from its apt mirror) of suite with packages as template name
-// (then runs the build steps run).
-func (c *Client) CreateTemplateFromDebian(ctx context.Context, name, suite string, packages []string, run ...string) (*api.Template, error) {
+// (then runs b on it).
+func (c *Client) CreateTemplateFromDebian(ctx context.Context, name, suite string, packages []string, b Build) (*api.Template, error) {
 	q := url.Values{"name": {name}, "source": {"debian"}, "suite": {suite}}
-	if len(run) > 0 {
-		q["run"] = run
-	}
+	b.query(q)
 	if len(packages) > 0 {
 		q.Set("packages", strings.Join(packages, ","))
 	}
-	resp, err := c.Raw(ctx, http.MethodPost, "/v1/templates?"+q.Encode(), nil, "application/x-tar")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var t api.Template
-	if err := decodeJSON(resp.Body, &t); err != nil {
-		return nil, err
-	}
-	return &t, nil
+	return c.createTemplate(ctx, q, nil)
 }
 
 // DeleteTemplate deletes an image template (refused while sandboxes use it).

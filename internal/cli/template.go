@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
 )
 
 func newTemplateCmd(g *globals) *cobra.Command {
@@ -24,15 +25,16 @@ func newTemplateCmd(g *globals) *cobra.Command {
 
 func newTemplateCreateCmd(g *globals) *cobra.Command {
 	var fromDir, fromOCI, fromDebian string
-	var packages, run []string
+	var packages, run, egress []string
 	cmd := &cobra.Command{
-		Use:   "create NAME (--from-oci FILE.tar | --from-dir ROOTFS | --from-debian SUITE [--packages a,b]) [--run CMD]...",
+		Use:   "create NAME (--from-oci FILE.tar | --from-dir ROOTFS | --from-debian SUITE [--packages a,b]) [--run CMD]... [--egress HOST]...",
 		Short: "Create an image template: each sandbox of it runs on its own writable overlay of the image",
 		Long: "Create an image template from a docker save archive or an OCI image layout tar (--from-oci),\n" +
 			"or from a root filesystem directory on this machine (--from-dir, uploaded as one layer),\n" +
 			"or have the daemon build a Debian rootfs with mmdebstrap from its apt mirror (--from-debian).\n" +
 			"Build steps (--run, repeatable, in order) run as root of a build sandbox on it (process tier);\n" +
 			"what they write becomes the template's top layer. The first failing step stops the build.\n" +
+			"The steps reach only the hosts given with --egress (through the egress proxy), none without it.\n" +
 			"Administrators only. Use it with: agentcloud sandbox create --template NAME",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,6 +50,10 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 			if len(packages) > 0 && fromDebian == "" {
 				return errors.New("--packages goes with --from-debian SUITE")
 			}
+			if len(egress) > 0 && len(run) == 0 {
+				return errors.New("--egress is the hosts the build steps may reach: give --run CMD too, or leave --egress out")
+			}
+			b := client.Build{Run: run, Egress: egress}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -55,19 +61,19 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 			var t *api.Template
 			switch {
 			case fromDebian != "":
-				t, err = c.CreateTemplateFromDebian(cmd.Context(), args[0], fromDebian, packages, run...)
+				t, err = c.CreateTemplateFromDebian(cmd.Context(), args[0], fromDebian, packages, b)
 			case fromDir != "":
 				if fi, err := os.Stat(fromDir); err != nil || !fi.IsDir() {
 					return fmt.Errorf("--from-dir %s: not a directory", fromDir)
 				}
-				t, err = c.CreateTemplateFromDir(cmd.Context(), args[0], fromDir, run...)
+				t, err = c.CreateTemplateFromDir(cmd.Context(), args[0], fromDir, b)
 			default:
 				f, ferr := os.Open(fromOCI)
 				if ferr != nil {
 					return fmt.Errorf("--from-oci: %w", ferr)
 				}
 				defer f.Close()
-				t, err = c.CreateTemplate(cmd.Context(), args[0], "oci", f, run...)
+				t, err = c.CreateTemplate(cmd.Context(), args[0], "oci", f, b)
 			}
 			if err != nil {
 				return err
@@ -82,6 +88,7 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&fromDebian, "from-debian", "", "a Debian suite the daemon builds a rootfs of (mmdebstrap)")
 	cmd.Flags().StringSliceVar(&packages, "packages", nil, "with --from-debian: packages to include, comma-separated")
 	cmd.Flags().StringArrayVar(&run, "run", nil, "a build step: a shell command run as root of a build sandbox on the template (repeatable, in order)")
+	cmd.Flags().StringArrayVar(&egress, "egress", nil, "with --run: a host pattern the build steps may reach through the egress proxy (repeatable; pypi.org, *.example.com, host:port); without it they reach no host")
 	return cmd
 }
 

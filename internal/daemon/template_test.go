@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/cli"
 	"github.com/agentcloud/agentcloud/internal/config"
+	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
 )
 
@@ -18,9 +20,12 @@ import (
 // an image template with the CLI (--from-dir) and runs a sandbox on it; a
 // plain user may list templates but gets 403 creating or deleting one
 // (Cedar template.manage); delete is 409 while a sandbox uses the
-// template, and the CLI removes it afterwards.
+// template, and the CLI removes it afterwards. Build steps reach only the
+// hosts their --egress names (checkBuildEgressClass, same daemon).
 func TestTemplateRoutesAuthzClass(t *testing.T) {
-	d, admin := startDaemonWith(t, config.Default(), nil)
+	cfg := config.Default()
+	cfg.MaxBodyBytes = 64 << 20 // the build egress check uploads curl and its libraries (~18 MiB)
+	d, admin := startDaemonWith(t, cfg, &daemon.EgressTestHooks{Resolver: loopResolver{}, AllowLoopback: true})
 	ctx := context.Background()
 	if _, err := admin.Templates(ctx); api.IsKind(err, api.KindNotFound) || api.IsKind(err, api.KindUnavailable) {
 		t.Skipf("no sandboxes on this host: %v", err)
@@ -56,7 +61,7 @@ func TestTemplateRoutesAuthzClass(t *testing.T) {
 	if list, err := bob.Templates(ctx); err != nil || len(list) != 2 {
 		t.Fatalf("a user lists templates: %v %v", list, err)
 	}
-	if _, err := bob.CreateTemplate(ctx, "bobs", "tar", strings.NewReader("")); !api.IsKind(err, api.KindForbidden) {
+	if _, err := bob.CreateTemplate(ctx, "bobs", "tar", strings.NewReader(""), client.Build{}); !api.IsKind(err, api.KindForbidden) {
 		t.Fatalf("a user creates a template: %v", err)
 	}
 	if err := bob.DeleteTemplate(ctx, "mini"); !api.IsKind(err, api.KindForbidden) {
@@ -84,6 +89,62 @@ func TestTemplateRoutesAuthzClass(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkVolumeAuthzClass(t, d, admin, cliRun) // volume_test.go: same daemon
+	checkBuildEgressClass(t, admin, cliRun)
+}
+
+// checkBuildEgressClass: a build step fetches through the egress proxy
+// from a host its build's --egress names, and what it fetched is in the
+// template; without --egress, or to another host, the proxy refuses (the
+// step fails, the upstream sees nothing, no template is left); --egress
+// without --run is a CLI error naming the fix.
+func checkBuildEgressClass(t *testing.T, admin *client.Client, cliRun func(...string) (string, error)) {
+	ctx := t.Context()
+	rootfs := t.TempDir()
+	sandboxtest.MiniRootfsWith(t, rootfs, append([]string{"curl"}, sandboxtest.RootfsTools...)...)
+	index, evil := newRecorder(t, "wheel-bytes"), newRecorder(t, "evil")
+	fetch := func(r *recorder, host string) string {
+		return "curl -sSf -o /usr/fetched " + r.url(host)
+	}
+	if out, err := cliRun("template", "create", "fetched", "--from-dir", rootfs,
+		"--run", fetch(index, "index.test"), "--egress", index.pattern("index.test")); err != nil || !strings.Contains(out, "template fetched: 2 layer") {
+		t.Fatalf("build with egress: %q %v", out, err)
+	}
+	sb, err := admin.CreateSandbox(ctx, api.CreateSandboxRequest{Template: "fetched"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code, err := admin.Exec(ctx, sb.ID, api.ExecRequest{Cmd: "/bin/sh", Args: []string{"-c", "cat /usr/fetched"}}, &out, &out); err != nil || code != 0 || out.String() != "wheel-bytes" {
+		t.Fatalf("the fetched file in the template: %d %v %q", code, err, out.String())
+	}
+	if err := admin.DeleteSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(index.hits()); n != 1 {
+		t.Fatalf("index hits %d, want 1", n)
+	}
+	for _, args := range [][]string{
+		{"--run", fetch(index, "index.test")},                                        // no egress: no host
+		{"--run", fetch(evil, "evil.test"), "--egress", index.pattern("index.test")}, // not the listed host
+	} {
+		_, err := cliRun(append([]string{"template", "create", "refused", "--from-dir", rootfs}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), "template-build-failed") && !strings.Contains(err.Error(), "build step 1") {
+			t.Fatalf("build %q: %v", args, err)
+		}
+	}
+	if len(evil.hits()) != 0 || len(index.hits()) != 1 {
+		t.Fatalf("refused builds reached upstreams: evil %d index %d", len(evil.hits()), len(index.hits()))
+	}
+	if _, err := cliRun("template", "create", "noop", "--from-dir", rootfs, "--egress", "pypi.org"); err == nil || !strings.Contains(err.Error(), "give --run") {
+		t.Fatalf("--egress without --run: %v", err)
+	}
+	list, err := admin.Templates(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("templates after refused builds: %+v %v", list, err)
+	}
+	if _, err := cliRun("template", "rm", "fetched"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type cliErr struct{ s string }

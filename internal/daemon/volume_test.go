@@ -108,6 +108,11 @@ func checkRestoredVolumesAuthz(t *testing.T, admin, alice, bob *client.Client, s
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The snapshot names the volumes a restore mounts again (not their files).
+	if got, err := alice.Snapshot(ctx, snap.ID); err != nil || len(snap.Volumes) != 1 || snap.Volumes[0].Name != "data" ||
+		snap.Volumes[0].Path != "/workspace/data" || len(got.Volumes) != 1 || got.Volumes[0] != snap.Volumes[0] {
+		t.Errorf("snapshot volumes: taken %+v, shown %+v (%v)", snap.Volumes, got, err)
+	}
 	if _, err := admin.ApplyPolicies(ctx, `@id("bob-has-alice-snapshots")
 permit (principal == User::"bob", action in [Action::"sandbox.create", Action::"sandbox.read"], resource is Snapshot);
 @id("bob-manages-sandboxes")

@@ -559,8 +559,15 @@ func (h *Handler) wire(info sandbox.Info) api.Sandbox {
 	if h.cfg.Identity != nil {
 		out.Identity = h.cfg.Identity(info.ID)
 	}
-	for _, v := range info.Volumes {
-		out.Volumes = append(out.Volumes, api.SandboxVolume{Name: v.Name, Path: v.Path, ReadOnly: v.ReadOnly})
+	out.Volumes = wireVolumes(volume.MountsOf(info.Volumes))
+	return out
+}
+
+// wireVolumes is the API form of a sandbox's (or snapshot's) volumes.
+func wireVolumes(vs []sandbox.VolumeRef) []api.SandboxVolume {
+	var out []api.SandboxVolume
+	for _, v := range vs {
+		out = append(out, api.SandboxVolume{Name: v.Name, Path: v.Path, ReadOnly: v.ReadOnly})
 	}
 	return out
 }

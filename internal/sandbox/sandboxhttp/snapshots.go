@@ -118,5 +118,5 @@ func wireSnapshot(rec snapshot.Record) api.Snapshot {
 	l := rec.Limits
 	return api.Snapshot{ID: rec.ID, Sandbox: rec.Sandbox, Owner: rec.Owner, Tier: rec.Tier, Template: rec.Template,
 		Limits: api.SandboxLimits{CPUs: l.CPUs, MemoryMB: l.MemoryMB, Pids: l.Pids, DiskMB: l.DiskMB},
-		Memory: rec.Memory, Note: rec.Note, Bytes: rec.Bytes, Created: rec.Created.UTC()}
+		Memory: rec.Memory, Note: rec.Note, Bytes: rec.Bytes, Created: rec.Created.UTC(), Volumes: wireVolumes(rec.Volumes)}
 }

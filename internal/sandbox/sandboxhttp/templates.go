@@ -46,6 +46,7 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 			{Name: "suite", Description: "source=debian: the Debian suite (from the node's apt sources)"},
 			{Name: "packages", Description: "source=debian: comma-separated packages to include"},
 			{Name: "run", Repeated: true, Description: "a build step (repeatable, in order): a shell command run as root of a build sandbox's user namespace on the new template; what the steps write becomes the template's top layer"},
+			{Name: "egress", Repeated: true, Description: "with run: a host pattern the build steps may reach through the egress proxy (repeatable; api.example.com, *.example.com, optionally :port); without any, the steps reach no host"},
 		},
 		Summary: "Create an image template from the uploaded archive (administrators). Layers are unpacked into a content-addressed read-only store; each sandbox of the template gets its own writable overlay.",
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
@@ -55,7 +56,7 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 				return err
 			}
 			steps := q["run"]
-			build, err := h.buildSpec(r, steps)
+			build, err := h.buildSpec(r, steps, q["egress"])
 			if err != nil {
 				return err
 			}
@@ -99,20 +100,31 @@ func templateOut(t image.Template) api.Template {
 	return api.Template{Name: t.Name, Source: t.Source, Layers: slices.Clone(t.Layers), Bytes: t.Bytes, Created: t.Created}
 }
 
-// buildSpec validates a create request's build steps and makes the spec
-// of their build sandbox (the owner's labels and quota, as for a sandbox
-// create) before anything is built.
-func (h *Handler) buildSpec(r *http.Request, steps []string) (sandbox.Spec, error) {
+// buildSpec validates a create request's build steps and the hosts they
+// may reach (egress: the build sandbox's egress list, as for a sandbox
+// create), and makes the spec of their build sandbox (the owner's labels
+// and quota, as for a sandbox create) before anything is built.
+func (h *Handler) buildSpec(r *http.Request, steps, egress []string) (sandbox.Spec, error) {
 	if len(steps) == 0 {
+		if len(egress) > 0 {
+			return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "egress", "egress is the hosts the build steps may reach: give build steps (run) or leave egress out")
+		}
 		return sandbox.Spec{}, nil
 	}
 	if err := image.CheckSteps(steps); err != nil {
+		return sandbox.Spec{}, err
+	}
+	if err := validation(checkEgress(egress, nil)); err != nil {
 		return sandbox.Spec{}, err
 	}
 	if _, ok := h.templatesOf(sandbox.TierProcess); !ok {
 		return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "run", "build steps run on the process tier, which is not enabled on this node")
 	}
 	spec := sandbox.Spec{Tier: sandbox.TierProcess}
+	if len(egress) > 0 {
+		// As on a sandbox create: the reserved label, then BeforeCreate.
+		spec.Labels = map[string]string{sandbox.LabelEgress: strings.Join(egress, ",")}
+	}
 	if h.cfg.BeforeCreate != nil {
 		if err := h.cfg.BeforeCreate(r, &spec); err != nil {
 			return sandbox.Spec{}, err

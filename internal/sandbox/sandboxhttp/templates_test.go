@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/image"
@@ -69,7 +71,7 @@ func TestTemplateRoutesClass(t *testing.T) {
 	ctx := t.Context()
 	rootfs := t.TempDir()
 	sandboxtest.MiniRootfs(t, rootfs)
-	tpl, err := s.client.CreateTemplateFromDir(ctx, "mini", rootfs)
+	tpl, err := s.client.CreateTemplateFromDir(ctx, "mini", rootfs, client.Build{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func TestTemplateBuildRoute(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rootfs, "etc", "drop"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tpl, err := s.client.CreateTemplateFromDir(ctx, "built", rootfs, "echo hi > /usr/added", "rm /etc/drop")
+	tpl, err := s.client.CreateTemplateFromDir(ctx, "built", rootfs, client.Steps("echo hi > /usr/added", "rm /etc/drop"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func TestTemplateBuildRoute(t *testing.T) {
 		t.Fatalf("create with build: %v", err)
 	}
 
-	_, err = s.client.CreateTemplateFromDir(ctx, "bad", rootfs, "true", "echo broken >&2; exit 3")
+	_, err = s.client.CreateTemplateFromDir(ctx, "bad", rootfs, client.Steps("true", "echo broken >&2; exit 3"))
 	var p *api.Problem
 	if !errors.As(err, &p) || p.Kind() != api.KindBuildFailed || p.Status != 422 || p.Field != "run[1]" || !strings.Contains(p.Detail, "broken") || !strings.Contains(p.Detail, "code 3") {
 		t.Fatalf("failing step: %v", err)
@@ -217,5 +219,31 @@ func TestTemplateBuildRoute(t *testing.T) {
 	}
 	if n := len(s.manager.List()); n != 0 {
 		t.Fatalf("%d sandboxes left", n)
+	}
+
+	// A build's egress list: refused before anything is made when there
+	// are no steps to use it, when a pattern does not parse, or past the
+	// limit a sandbox create has.
+	many := make([]string, 65)
+	for i := range many {
+		many[i] = fmt.Sprintf("h%d.example.com", i)
+	}
+	for _, c := range []struct {
+		b     client.Build
+		field string
+	}{
+		{client.Build{Egress: []string{"pypi.org"}}, "egress"},
+		{client.Build{Run: []string{"true"}, Egress: []string{"pypi.org", "bad host"}}, "egress[1]"},
+		{client.Build{Run: []string{"true"}, Egress: []string{"a.example.com,b.example.com"}}, "egress[0]"},
+		{client.Build{Run: []string{"true"}, Egress: []string{""}}, "egress[0]"},
+		{client.Build{Run: []string{"true"}, Egress: many}, "egress"},
+	} {
+		_, err := s.client.CreateTemplateFromDir(ctx, "egress", rootfs, c.b)
+		if !errors.As(err, &p) || p.Status != 422 || p.Kind() != api.KindValidation || p.Field != c.field {
+			t.Fatalf("build %+v: want 422 on %s, got %v", c.b, c.field, err)
+		}
+	}
+	if list, _ := s.client.Templates(ctx); len(list) != 2 {
+		t.Fatalf("templates after refused builds: %+v", list)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxtest"
 )
@@ -40,7 +41,7 @@ func TestImageUpperSnapshotClass(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.client.CreateTemplateFromDir(ctx, "layered", rootfs); err != nil {
+	if _, err := s.client.CreateTemplateFromDir(ctx, "layered", rootfs, client.Build{}); err != nil {
 		t.Fatal(err)
 	}
 	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{Template: "layered"})

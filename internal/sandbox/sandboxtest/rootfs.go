@@ -22,8 +22,15 @@ var RootfsTools = []string{"sh", "cat", "ls", "id", "touch", "mkdir", "rm", "sta
 // template's layer for tests that cannot download an image.
 func MiniRootfs(t testing.TB, dir string) {
 	t.Helper()
+	MiniRootfsWith(t, dir, RootfsTools...)
+}
+
+// MiniRootfsWith is MiniRootfs with the host programs tools (skipping the
+// test when one is missing).
+func MiniRootfsWith(t testing.TB, dir string, tools ...string) {
+	t.Helper()
 	files := map[string]bool{}
-	for _, tool := range RootfsTools {
+	for _, tool := range tools {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			t.Skipf("no %s on this host: %v", tool, err)
@@ -57,7 +64,7 @@ func MiniRootfs(t testing.TB, dir string) {
 			t.Fatal(err)
 		}
 	}
-	for _, tool := range RootfsTools {
+	for _, tool := range tools {
 		p, _ := exec.LookPath(tool)
 		real, _ := filepath.EvalSymlinks(p)
 		dst := filepath.Join(dir, "bin", tool)
