@@ -31,6 +31,9 @@ func (c *Client) Templates(ctx context.Context) ([]api.Template, error) {
 type Build struct {
 	Run    []string
 	Egress []string
+	// Tier is the build sandbox's tier, "process" or "gvisor" ("": the
+	// process tier where the node runs it, else gVisor).
+	Tier string
 }
 
 // Steps is a Build of the steps run that reaches no host.
@@ -43,6 +46,9 @@ func (b Build) query(q url.Values) {
 	}
 	if len(b.Egress) > 0 {
 		q["egress"] = b.Egress
+	}
+	if b.Tier != "" {
+		q.Set("tier", b.Tier)
 	}
 }
 

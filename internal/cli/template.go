@@ -24,7 +24,7 @@ func newTemplateCmd(g *globals) *cobra.Command {
 }
 
 func newTemplateCreateCmd(g *globals) *cobra.Command {
-	var fromDir, fromOCI, fromDebian string
+	var fromDir, fromOCI, fromDebian, tier string
 	var packages, run, egress []string
 	cmd := &cobra.Command{
 		Use:   "create NAME (--from-oci FILE.tar | --from-dir ROOTFS | --from-debian SUITE [--packages a,b]) [--run CMD]... [--egress HOST]...",
@@ -32,7 +32,8 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 		Long: "Create an image template from a docker save archive or an OCI image layout tar (--from-oci),\n" +
 			"or from a root filesystem directory on this machine (--from-dir, uploaded as one layer),\n" +
 			"or have the daemon build a Debian rootfs with mmdebstrap from its apt mirror (--from-debian).\n" +
-			"Build steps (--run, repeatable, in order) run as root of a build sandbox on it (process tier);\n" +
+			"Build steps (--run, repeatable, in order) run as root of a build sandbox on it (--tier process,\n" +
+			"the default where the node runs it, or gvisor);\n" +
 			"what they write becomes the template's top layer. The first failing step stops the build.\n" +
 			"The steps reach only the hosts given with --egress (through the egress proxy), none without it.\n" +
 			"Administrators only. Use it with: agentcloud sandbox create --template NAME",
@@ -53,7 +54,10 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 			if len(egress) > 0 && len(run) == 0 {
 				return errors.New("--egress is the hosts the build steps may reach: give --run CMD too, or leave --egress out")
 			}
-			b := client.Build{Run: run, Egress: egress}
+			if tier != "" && len(run) == 0 {
+				return errors.New("--tier is where the build steps run: give --run CMD too, or leave --tier out")
+			}
+			b := client.Build{Run: run, Egress: egress, Tier: tier}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -88,6 +92,7 @@ func newTemplateCreateCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&fromDebian, "from-debian", "", "a Debian suite the daemon builds a rootfs of (mmdebstrap)")
 	cmd.Flags().StringSliceVar(&packages, "packages", nil, "with --from-debian: packages to include, comma-separated")
 	cmd.Flags().StringArrayVar(&run, "run", nil, "a build step: a shell command run as root of a build sandbox on the template (repeatable, in order)")
+	cmd.Flags().StringVar(&tier, "tier", "", "with --run: the build sandbox's tier, process or gvisor (default: process where this node runs it)")
 	cmd.Flags().StringArrayVar(&egress, "egress", nil, "with --run: a host pattern the build steps may reach through the egress proxy (repeatable; pypi.org, *.example.com, host:port); without it they reach no host")
 	return cmd
 }

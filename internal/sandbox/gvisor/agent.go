@@ -227,7 +227,9 @@ type agentRequest struct {
 // anything ran, when runsc exec must run the command instead.
 func (c *container) agentExec(ctx context.Context, p *specs.Process, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	a := c.agent
-	if a == nil {
+	if a == nil || p.User.UID != sandbox.SandboxUID {
+		// The agent runs as the sandbox user: a build step's root goes
+		// to runsc exec.
 		return -1, errNoAgent
 	}
 	conn, err := a.conn(ctx)

@@ -117,9 +117,11 @@ func (c *container) Activate(ctx context.Context, id string, spec sandbox.Spec) 
 	spec.Tier, spec.Template = sandbox.TierGVisor, c.template
 	spec.Limits = spec.Limits.WithDefaults()
 	c.id, c.spec = id, spec
-	if spec.Build {
+	if spec.Build && (c.imageRootDir == "" || c.runscOverlay) {
+		// The steps' writes must land in the host upper dir the build
+		// turns into a layer: an image root without runsc's own overlay.
 		_ = c.destroy()
-		return nil, fmt.Errorf("activate %s: build mode (template build steps) runs on the process tier: %w", id, sandbox.ErrUnsupported)
+		return nil, fmt.Errorf("activate %s: build mode (template build steps) needs an image template: %w", id, sandbox.ErrUnsupported)
 	}
 	if spec.Limits.Pids != c.nproc && c.tier.prlimit == "" {
 		_ = c.destroy()

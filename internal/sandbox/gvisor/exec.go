@@ -37,10 +37,18 @@ import (
 // limit on itself and execs the command in the same process).
 const prlimitPath = "/usr/bin/prlimit"
 
-// processSpec is what runsc exec runs for es, as the sandbox user.
+// buildCaps are the capabilities of a build sandbox's processes: those
+// the process tier's build mode keeps (sbinit.BuildCaps, in the same
+// order; TestBuildCapsMatchProcessTier), by their OCI names.
+var buildCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"}
+
+// processSpec is what runsc exec runs for es: as the sandbox user with no
+// capability, or in a build sandbox (Spec.Build) as root of the sandbox's
+// kernel with buildCaps only (bounding set included, so no exec or setuid
+// program brings another back).
 func (c *container) processSpec(es sandbox.ExecSpec) *specs.Process {
 	c.mu.Lock()
-	base, pids := c.env, c.spec.Limits.Pids
+	base, pids, build := c.env, c.spec.Limits.Pids, c.spec.Build
 	c.mu.Unlock()
 	cwd := es.Cwd
 	if cwd == "" {
@@ -51,7 +59,7 @@ func (c *container) processSpec(es sandbox.ExecSpec) *specs.Process {
 		n := strconv.Itoa(pids)
 		args = append([]string{c.tier.prlimit, "--nproc=" + n + ":" + n, "--"}, args...)
 	}
-	return &specs.Process{
+	p := &specs.Process{
 		Args: args,
 		Env:  mergeEnv(base, es.Env),
 		Cwd:  cwd,
@@ -61,6 +69,11 @@ func (c *container) processSpec(es sandbox.ExecSpec) *specs.Process {
 		NoNewPrivileges: true,
 		Capabilities:    &specs.LinuxCapabilities{},
 	}
+	if build {
+		p.User = specs.User{UID: 0, GID: 0}
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: buildCaps, Effective: buildCaps, Permitted: buildCaps}
+	}
+	return p
 }
 
 // writeProcess writes p to a fresh process file (mode 0600) in the bundle

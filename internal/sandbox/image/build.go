@@ -23,7 +23,8 @@ import (
 
 // Build steps (template create --run): shell commands run, in order, in a
 // build sandbox (sandbox.Spec.Build: root of the sandbox's user namespace
-// with the capabilities package managers need, on the process tier) on the
+// on the process tier, of the sandbox's kernel on the gVisor tier, with the
+// capabilities package managers need) on the
 // template just made; the sandbox's overlay upper dir then becomes the
 // template's top layer, content-addressed like every other, with the
 // overlay's whiteouts (a removed file) and opaque dirs carried over.
@@ -102,8 +103,9 @@ type Sandboxes interface {
 // BuildOptions are a build's sandbox and its bounds.
 type BuildOptions struct {
 	Sandboxes Sandboxes
-	// Spec is the build sandbox's spec (labels such as the owner, limits);
-	// RunSteps sets its tier, template, Build and Timeout.
+	// Spec is the build sandbox's spec (labels such as the owner, limits,
+	// the tier: the process tier when empty); RunSteps sets its template,
+	// Build and Timeout.
 	Spec sandbox.Spec
 	// Timeout bounds the whole build; 0 means DefaultBuildTimeout.
 	Timeout time.Duration
@@ -144,7 +146,10 @@ func (s *Store) RunSteps(ctx context.Context, name string, steps []string, o Bui
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	spec := o.Spec
-	spec.Tier, spec.Template, spec.Build, spec.Timeout = sandbox.TierProcess, name, true, timeout
+	if spec.Tier == "" {
+		spec.Tier = sandbox.TierProcess
+	}
+	spec.Template, spec.Build, spec.Timeout = name, true, timeout
 	sb, err := o.Sandboxes.Create(ctx, "", spec)
 	if err != nil {
 		return Template{}, fmt.Errorf("build sandbox: %w", err)

@@ -18,10 +18,17 @@ import (
 )
 
 // buildBase makes template name from a small rootfs with files to remove.
-func buildBase(t *testing.T, s *Store, name string) {
+func buildBase(t *testing.T, s *Store, name string, extra ...string) {
 	t.Helper()
 	rootfs := t.TempDir()
 	sandboxtest.MiniRootfs(t, rootfs)
+	for _, tool := range extra {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("no %s on this host", tool)
+		}
+		sandboxtest.AddProgram(t, rootfs, p, tool)
+	}
 	chown, err := exec.LookPath("chown")
 	if err != nil {
 		t.Skip("no chown on this host")

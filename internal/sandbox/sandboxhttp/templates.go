@@ -46,6 +46,7 @@ func (h *Handler) templateRoutes(r *httpapi.Router) {
 			{Name: "suite", Description: "source=debian: the Debian suite (from the node's apt sources)"},
 			{Name: "packages", Description: "source=debian: comma-separated packages to include"},
 			{Name: "run", Repeated: true, Description: "a build step (repeatable, in order): a shell command run as root of a build sandbox's user namespace on the new template; what the steps write becomes the template's top layer"},
+			{Name: "tier", Description: "with run: the tier of the build sandbox, process or gvisor (default: process when this node runs it, else gvisor)"},
 			{Name: "egress", Repeated: true, Description: "with run: a host pattern the build steps may reach through the egress proxy (repeatable; api.example.com, *.example.com, optionally :port); without any, the steps reach no host"},
 		},
 		Summary: "Create an image template from the uploaded archive (administrators). Layers are unpacked into a content-addressed read-only store; each sandbox of the template gets its own writable overlay.",
@@ -105,9 +106,13 @@ func templateOut(t image.Template) api.Template {
 // create), and makes the spec of their build sandbox (the owner's labels
 // and quota, as for a sandbox create) before anything is built.
 func (h *Handler) buildSpec(r *http.Request, steps, egress []string) (sandbox.Spec, error) {
+	tier := r.URL.Query().Get("tier")
 	if len(steps) == 0 {
 		if len(egress) > 0 {
 			return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "egress", "egress is the hosts the build steps may reach: give build steps (run) or leave egress out")
+		}
+		if tier != "" {
+			return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "tier", "tier is where the build steps run: give build steps (run) or leave tier out")
 		}
 		return sandbox.Spec{}, nil
 	}
@@ -117,10 +122,20 @@ func (h *Handler) buildSpec(r *http.Request, steps, egress []string) (sandbox.Sp
 	if err := validation(checkEgress(egress, nil)); err != nil {
 		return sandbox.Spec{}, err
 	}
-	if _, ok := h.templatesOf(sandbox.TierProcess); !ok {
-		return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "run", "build steps run on the process tier, which is not enabled on this node")
+	switch tier {
+	case "":
+		tier = sandbox.TierProcess
+		if _, ok := h.templatesOf(tier); !ok {
+			tier = sandbox.TierGVisor
+		}
+	case sandbox.TierProcess, sandbox.TierGVisor:
+	default:
+		return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "tier", "tier %q: build steps run on the process or the gvisor tier", tier)
 	}
-	spec := sandbox.Spec{Tier: sandbox.TierProcess}
+	if _, ok := h.templatesOf(tier); !ok {
+		return sandbox.Spec{}, api.FieldErrorf(api.KindValidation, "tier", "build steps run on the %s tier, which is not enabled on this node", tier)
+	}
+	spec := sandbox.Spec{Tier: tier}
 	if len(egress) > 0 {
 		// As on a sandbox create: the reserved label, then BeforeCreate.
 		spec.Labels = map[string]string{sandbox.LabelEgress: strings.Join(egress, ",")}

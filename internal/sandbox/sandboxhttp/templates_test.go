@@ -221,9 +221,9 @@ func TestTemplateBuildRoute(t *testing.T) {
 		t.Fatalf("%d sandboxes left", n)
 	}
 
-	// A build's egress list: refused before anything is made when there
-	// are no steps to use it, when a pattern does not parse, or past the
-	// limit a sandbox create has.
+	// A build's egress list and tier: refused before anything is made when
+	// there are no steps to use them, when a pattern does not parse, past
+	// the limit a sandbox create has, or for a tier the node does not run.
 	many := make([]string, 65)
 	for i := range many {
 		many[i] = fmt.Sprintf("h%d.example.com", i)
@@ -237,6 +237,9 @@ func TestTemplateBuildRoute(t *testing.T) {
 		{client.Build{Run: []string{"true"}, Egress: []string{"a.example.com,b.example.com"}}, "egress[0]"},
 		{client.Build{Run: []string{"true"}, Egress: []string{""}}, "egress[0]"},
 		{client.Build{Run: []string{"true"}, Egress: many}, "egress"},
+		{client.Build{Tier: "process"}, "tier"},
+		{client.Build{Run: []string{"true"}, Tier: "vm"}, "tier"},
+		{client.Build{Run: []string{"true"}, Tier: "gvisor"}, "tier"}, // not on this server
 	} {
 		_, err := s.client.CreateTemplateFromDir(ctx, "egress", rootfs, c.b)
 		if !errors.As(err, &p) || p.Status != 422 || p.Kind() != api.KindValidation || p.Field != c.field {
