@@ -20,6 +20,7 @@ import (
 // template runs as uid 1000 again and cannot write /usr. The host
 // template refuses build mode.
 func TestGVisorBuildStepsClass(t *testing.T) {
+	t.Parallel() // its own store, tier and Manager
 	if err := gvisor.Available(""); err != nil {
 		t.Skipf("gvisor tier unavailable: %v", err)
 	}
