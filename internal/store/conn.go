@@ -158,8 +158,7 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 	if err != nil {
 		return false, mapKVErr("watch", w.filter, err)
 	}
-	defer stopWatch()
-	defer func() { _ = kw.Stop() }()
+	defer w.k.s.endWatch(kw, stopWatch)
 	elected, stop := w.k.s.leaderElected(w.k.stream)
 	defer stop()
 	select { // a stall seen before this start is answered by it
