@@ -269,8 +269,12 @@ func (s *Store) leaderElected(stream string) (<-chan struct{}, func()) {
 	if s.opts.Replicas <= 1 || stream == "" {
 		return nil, func() {}
 	}
+	c := s.cur.Load()
+	if c == nil {
+		return nil, func() {}
+	}
 	ch := make(chan struct{}, 1)
-	sub, err := s.cur.Load().nc.Subscribe(leaderElectedSubject+"."+stream, func(*nats.Msg) {
+	sub, err := c.nc.Subscribe(leaderElectedSubject+"."+stream, func(*nats.Msg) {
 		select {
 		case ch <- struct{}{}:
 		default:
