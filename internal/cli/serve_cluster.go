@@ -14,7 +14,7 @@ func addClusterFlags(f *pflag.FlagSet, cfg *config.Config) {
 	f.StringVar(&cfg.PeerListen, "peer-listen", "", "HOST:PORT where this member takes session requests forwarded by the others (default: the --cluster-listen host, a free port)")
 	f.IntVar(&cfg.ClusterReplicas, "cluster-replicas", 0, "copies of each bucket and stream (0 = min(3, members named by --routes + 1))")
 	f.Var(&cfg.ClusterLeaseTTL, "cluster-lease-ttl", "how long a silent member keeps its partitions before others take them (default 3s; the same on every member)")
-	f.Var(&cfg.ClusterElectionTimeout, "cluster-election-timeout", "how long followers of a replicated stream wait for a silent leader before electing another (default 2s)")
+	f.Var(&cfg.ClusterElectionTimeout, "cluster-election-timeout", "how long followers of a replicated stream wait for a silent leader before electing another (default 1s)")
 	f.StringVar(&cfg.Join, "join", "", "join bundle from 'agentcloud cluster join-bundle' on a member: install its CA, admin token and secrets key before starting")
 }
 

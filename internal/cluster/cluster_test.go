@@ -401,3 +401,20 @@ func TestClusterBlindBucketClass(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultElectionsHideUnderLeaseTTLClass: with the defaults, the
+// cluster bucket of a member that died has a new leader (at worst twice
+// the Raft election timeout after its last heartbeat) and the survivors'
+// grace after their own writes failed (two heartbeats, Member.stale) has
+// passed before the dead member's leases run out (TTL, checked at the next
+// heartbeat). Otherwise the elections, not the TTL, set the failover time:
+// at an election timeout of 2 s they ended up to 4 s after a kill and a
+// failover took 4–8 s, past the 5 s target.
+func TestDefaultElectionsHideUnderLeaseTTLClass(t *testing.T) {
+	worstElection := 2 * store.DefaultElectionTimeout
+	backAndGrace := worstElection + 2*cluster.DefaultHeartbeat
+	if leaseOut := cluster.DefaultTTL + cluster.DefaultHeartbeat; backAndGrace > leaseOut {
+		t.Fatalf("default election timeout %v: the cluster bucket is back and past its grace %v after a kill, after the dead member's leases run out (%v)",
+			store.DefaultElectionTimeout, backAndGrace, leaseOut)
+	}
+}

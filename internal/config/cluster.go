@@ -38,7 +38,7 @@ type ClusterConfig struct {
 	ClusterLeaseTTL Duration `json:"cluster_lease_ttl"`
 	// ClusterElectionTimeout is how long the followers of a replicated
 	// stream wait for its silent leader before they elect another (random
-	// in [t, 2t); 0 = 2s): with the lease TTL, the floor of a failover.
+	// in [t, 2t); 0 = 1s): with the lease TTL, the floor of a failover.
 	ClusterElectionTimeout Duration `json:"cluster_election_timeout"`
 	// Join is a join bundle (`agentcloud cluster join-bundle`) installed
 	// into the data dir before the store opens, so this node shares the
@@ -134,7 +134,7 @@ func (c Config) validateCluster() Errors {
 		add("cluster_lease_ttl", c.ClusterLeaseTTL.String(), "want 0 (3s) or a duration from 600ms to 5m")
 	}
 	if d := c.ClusterElectionTimeout.D(); d != 0 && (d < 600*time.Millisecond || d > 30*time.Second) {
-		add("cluster_election_timeout", c.ClusterElectionTimeout.String(), "want 0 (2s) or a duration from 600ms to 30s")
+		add("cluster_election_timeout", c.ClusterElectionTimeout.String(), "want 0 (1s) or a duration from 600ms to 30s")
 	}
 	return errs
 }

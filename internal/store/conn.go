@@ -158,8 +158,7 @@ func (w *kvWatch) once(ctx context.Context, first bool, changed <-chan struct{})
 	if err != nil {
 		return false, mapKVErr("watch", w.filter, err)
 	}
-	defer stopWatch()
-	defer func() { _ = kw.Stop() }()
+	defer w.k.s.endWatch(kw, stopWatch)
 	elected, stop := w.k.s.leaderElected(w.k.stream)
 	defer stop()
 	select { // a stall seen before this start is answered by it
@@ -270,8 +269,12 @@ func (s *Store) leaderElected(stream string) (<-chan struct{}, func()) {
 	if s.opts.Replicas <= 1 || stream == "" {
 		return nil, func() {}
 	}
+	c := s.cur.Load()
+	if c == nil {
+		return nil, func() {}
+	}
 	ch := make(chan struct{}, 1)
-	sub, err := s.cur.Load().nc.Subscribe(leaderElectedSubject+"."+stream, func(*nats.Msg) {
+	sub, err := c.nc.Subscribe(leaderElectedSubject+"."+stream, func(*nats.Msg) {
 		select {
 		case ch <- struct{}{}:
 		default:

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 )
 
 // Helpers for the package's external tests.
@@ -39,3 +41,25 @@ func (s *Store) BucketPlacement(ctx context.Context, bucket string) (leader stri
 // WatchStalls counts the watches resumed because a write through this
 // store did not come back through them in time (watchstall.go).
 func (s *Store) WatchStalls() uint64 { return s.watches.stalls.Load() }
+
+// HoldWatchStops makes every watcher's stop (endWatch) wait until release
+// is called, and counts the stops waiting (held).
+func (s *Store) HoldWatchStops() (held func() int64, release func()) {
+	ch := make(chan struct{})
+	var n atomic.Int64
+	s.watches.mu.Lock()
+	s.watches.beforeStop = func() {
+		n.Add(1)
+		<-ch
+	}
+	s.watches.mu.Unlock()
+	var once sync.Once
+	return n.Load, func() {
+		once.Do(func() {
+			s.watches.mu.Lock()
+			s.watches.beforeStop = nil
+			s.watches.mu.Unlock()
+			close(ch)
+		})
+	}
+}

@@ -143,7 +143,7 @@ func (k *natsKV) Get(ctx context.Context, key string) (Entry, error) {
 		return Entry{}, err
 	}
 	var e jetstream.KeyValueEntry
-	err = k.s.read(ctx, func(ctx context.Context) (err error) {
+	err = k.s.read(ctx, k.stream, func(ctx context.Context) (err error) {
 		e, err = kv.Get(ctx, key)
 		return err
 	})
@@ -226,7 +226,7 @@ func (k *natsKV) Keys(ctx context.Context, prefix string) ([]string, error) {
 		return nil, err
 	}
 	var keys []string
-	err = k.s.read(ctx, func(ctx context.Context) error {
+	err = k.s.read(ctx, k.stream, func(ctx context.Context) error {
 		l, err := kv.ListKeysFiltered(ctx, filter(prefix))
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,28 +20,71 @@ import (
 // up as a 5 s stall in failovers. Reads are idempotent, so on a replicated
 // store each attempt gets readAttempt (doubling up to 4 s) and a read
 // that got no answer is sent again until the caller's context ends.
+//
+// A bound that doubles is still a wait past the election: a read sent
+// while its stream elected a leader was asked again only when its bound
+// ran out, up to 4 s after the new leader could answer it (session
+// activations in failovers took that long). So once a read has gone
+// unanswered it follows its stream's leader elections (JetStream's
+// advisory, leaderElected), and an election ends the attempt in flight
+// and sends the read again at once.
 
 // readAttempt is the first attempt's bound.
 const readAttempt = time.Second
 
-// read runs f, an idempotent read, under the retry rule above.
-func (s *Store) read(ctx context.Context, f func(context.Context) error) error {
+// read runs f, an idempotent read of stream, under the retry rule above.
+func (s *Store) read(ctx context.Context, stream string, f func(context.Context) error) error {
 	if s.opts.Replicas <= 1 {
 		return f(ctx)
 	}
 	bound := readAttempt
+	var elected <-chan struct{}
 	for {
-		actx, cancel := context.WithTimeout(ctx, bound)
-		err := f(actx)
-		cancel()
-		if err == nil || ctx.Err() != nil || !unanswered(err) {
+		reelected, err := attempt(ctx, bound, elected, f)
+		if err == nil || ctx.Err() != nil || !(reelected || unanswered(err)) {
 			return err
 		}
-		s.log.Debug("store read unanswered; asking again", "bound", bound, "err", err)
+		if reelected {
+			s.log.Debug("store read: its stream elected a leader; asking again", "stream", stream)
+			continue
+		}
+		s.log.Debug("store read unanswered; asking again", "stream", stream, "bound", bound, "err", err)
+		if elected == nil {
+			var stop func()
+			follow := s.leaderElected
+			if s.elections != nil {
+				follow = s.elections
+			}
+			elected, stop = follow(stream)
+			defer stop()
+		}
 		if bound = nextBound(bound); !pause(ctx) {
 			return err
 		}
 	}
+}
+
+// attempt runs f once, bounded by bound and ended early when elected
+// signals (reelected reports that it did).
+func attempt(ctx context.Context, bound time.Duration, elected <-chan struct{}, f func(context.Context) error) (reelected bool, err error) {
+	actx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	if elected == nil {
+		return false, f(actx)
+	}
+	var ended atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-elected:
+			ended.Store(true)
+			cancel()
+		case <-done:
+		}
+	}()
+	err = f(actx)
+	close(done)
+	return err != nil && ended.Load(), err
 }
 
 // nextBound is the bound of the attempt after one bounded by b.

@@ -95,6 +95,9 @@ type Store struct {
 	met     *metrics   // nil: no metrics
 	gs      *groupSync // nil: no group commit (groupsync.go)
 	watches watchSet   // running watches (watchstall.go)
+	// elections, if set (tests only), replaces leaderElected for reads
+	// (reads.go).
+	elections func(stream string) (<-chan struct{}, func())
 }
 
 // conn is one generation of the client connection.

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Stalled watches.
@@ -39,6 +41,32 @@ type watchSet struct {
 	mu     sync.Mutex
 	by     map[string]map[*kvWatch]struct{}
 	stalls atomic.Uint64 // watches resumed after a stall
+	// beforeStop, if set (tests only, export_test.go), runs before every
+	// watcher's Stop (endWatch).
+	beforeStop func()
+}
+
+// endWatch ends one run of a watch: stop (startWatch's) and the watcher's
+// Stop, which deletes the watch's consumer with a request (the client
+// library's Unsubscribe). A resume must not wait for that request: when
+// the consumer lived on a member that died, it is never answered and
+// waits out the client's 5 s request timeout, and a resume after a stall
+// or an election (the whole point of which is to deliver again soon)
+// started only then; in failovers a member saw no lease change for
+// those 5 s and answered 503 for sessions a survivor already served. So
+// stop runs now (it cancels the watch's context; the library then
+// unsubscribes on its own) and the watcher's Stop in the background.
+func (s *Store) endWatch(kw jetstream.KeyWatcher, stop func()) {
+	stop()
+	s.watches.mu.Lock()
+	before := s.watches.beforeStop
+	s.watches.mu.Unlock()
+	go func() {
+		if before != nil {
+			before()
+		}
+		_ = kw.Stop()
+	}()
 }
 
 func (ws *watchSet) add(stream string, w *kvWatch) {

@@ -130,3 +130,68 @@ func waitConsumers(ctx context.Context, t *testing.T, s *store.Store, n int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestWatchResumeWaitsForNoStopClass: a watch resumed (here after its
+// stream elected a new leader) must deliver again without waiting for its
+// old watcher to stop. Stopping deletes the old consumer with a request
+// that, when the consumer lived on a member that died, waits out the
+// client's 5 s timeout; a cluster member whose watch waited for it saw no
+// lease change for those seconds after a failover. Here every stop is held
+// until the test ends: before, the resumed watch never delivered.
+func TestWatchResumeWaitsForNoStopClass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-member cluster")
+	}
+	ca := storetest.NewCA(t, "cluster.test")
+	ss := storetest.OpenCluster(t, ca, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kvs := make([]store.KV, len(ss))
+	for i, s := range ss {
+		kv, err := s.KV(ctx, "w", store.KVOptions{})
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		kvs[i] = kv
+	}
+	held, release := ss[0].HoldWatchStops()
+	defer release()
+	got := make(chan string, 16)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if _, err := kvs[0].Watch(wctx, "", func(ev store.WatchEvent) { got <- ev.Key }); err != nil {
+		t.Fatal(err)
+	}
+	leader, _, err := ss[0].BucketPlacement(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		if s.ServerName() == leader {
+			if n, err := s.StepDownLeaders(ctx); err != nil || n == 0 {
+				t.Fatalf("step down on %s: %d streams, %v", leader, n, err)
+			}
+		}
+	}
+	// The election resumes the watch; its old watcher's stop is held.
+	for held() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the stream's new leader did not resume the watch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		if _, err := kvs[0].Put(ctx, "after", []byte("v")); err != nil && ctx.Err() != nil {
+			t.Fatalf("write after the election: %v", err)
+		}
+		select {
+		case k := <-got:
+			if k == "after" {
+				return
+			}
+		case <-time.After(time.Second): // not delivered yet: write again
+		case <-ctx.Done():
+			t.Fatal("the resumed watch delivered nothing while its old watcher's stop was pending")
+		}
+	}
+}
