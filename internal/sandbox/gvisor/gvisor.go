@@ -20,7 +20,8 @@
 // Limits: the container's memory cgroup holds the sandbox's processes, its
 // files and the sandbox kernel; the number of tasks is bounded inside the
 // sandbox by RLIMIT_NPROC (which gVisor enforces per user), and the host
-// pids cgroup only backs that up; pid 1 runs as a user of its own, so no
+// pids cgroup only backs that up; pid 1 runs as a user of its own (or root
+// with three capabilities where it starts the exec agent, initpy.go), so no
 // process of the sandbox user can signal it.
 package gvisor
 
