@@ -28,8 +28,9 @@ import (
 
 // initPy is pid 1. argv: relay source, agent source ("" for none), the
 // agent's socket path, the relay's uid and gid, the agent's uid and gid.
-// A child that cannot drop its privileges exits at once (status 126) and
-// is not started again: the agent's commands then go through runsc exec.
+// The modules the relay and the agent use are imported once, here: the
+// children are forks and find them loaded. A child that cannot drop its
+// privileges exits at once (status 126) and is not started again: the agent's commands then go through runsc exec.
 // A child that exits otherwise is started again after a pause that grows
 // while it keeps dying young.
 const initPy = `import os, signal, sys, time
@@ -37,6 +38,7 @@ RELAY, AGENT, SOCK = sys.argv[1], sys.argv[2], sys.argv[3]
 RUID, RGID, AUID, AGID = (int(x) for x in sys.argv[4:8])
 for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
     signal.signal(s, signal.SIG_IGN)
+import json, socket, struct, subprocess, threading
 try:
     import ctypes
     prctl = ctypes.CDLL(None, use_errno=True).prctl
