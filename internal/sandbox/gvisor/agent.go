@@ -171,8 +171,8 @@ func (a *agent) accept() {
 	}
 }
 
-// close stops listening and closes the idle connections; the agent exits
-// when it cannot connect again (or with the container).
+// close stops listening and closes the idle connections; the agent keeps
+// trying to connect, with a growing pause, until the container is deleted.
 func (a *agent) close() {
 	a.ln.Close()
 	for {
