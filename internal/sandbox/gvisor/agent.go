@@ -70,7 +70,6 @@ type agent struct {
 	// came in time; commands go through runsc exec until the agent (pid 1
 	// starts it again) connects again.
 	dead atomic.Bool
-	pid  atomic.Int64 // the agent's pid inside the sandbox, 0 if unknown
 }
 
 // listenAgent listens on the container's exec socket, before the
@@ -91,8 +90,8 @@ func (c *container) listenAgent() error {
 }
 
 // waitAgent waits (up to wait) for the agent's first connection, so that
-// a pooled sandbox is claimed with its agent ready, and asks it its pid; a
-// slow start only costs the first commands their runsc exec.
+// a pooled sandbox is claimed with its agent ready; a slow start only
+// costs the first commands their runsc exec.
 func (c *container) waitAgent(ctx context.Context, wait time.Duration) {
 	a := c.agent
 	if a == nil {
@@ -102,7 +101,6 @@ func (c *container) waitAgent(ctx context.Context, wait time.Duration) {
 	defer t.Stop()
 	select {
 	case <-a.ready:
-		a.pid.Store(int64(c.agentPID(ctx)))
 	case <-t.C:
 		a.dead.Store(true)
 		b, _ := os.ReadFile(filepath.Join(c.bundle, "run.log"))

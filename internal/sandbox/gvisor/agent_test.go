@@ -34,10 +34,10 @@ func TestExecAgentClass(t *testing.T) {
 	}
 	defer sb.Close()
 	c := sb.(*container)
-	if c.agent == nil || c.agent.pid.Load() <= 1 {
+	agentPID := c.agentPID(ctx)
+	if c.agent == nil || agentPID <= 1 {
 		t.Fatalf("no exec agent: %+v", c.agent)
 	}
-	agentPID := int(c.agent.pid.Load())
 	run := func(es sandbox.ExecSpec) (string, string, int, error) {
 		var out, errb bytes.Buffer
 		code, err := sb.Exec(ctx, es, &out, &errb)

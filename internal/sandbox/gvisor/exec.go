@@ -382,7 +382,6 @@ func (c *container) Processes(ctx context.Context) ([]sandbox.Process, error) {
 	}
 	ps := parsePS(out)
 	if pid := c.agentPID(ctx); pid > 1 {
-		c.agent.pid.Store(int64(pid))
 		ps = slices.DeleteFunc(ps, func(p sandbox.Process) bool { return p.PID == pid })
 	}
 	return ps, nil
