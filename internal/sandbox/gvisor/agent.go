@@ -3,21 +3,29 @@
 package gvisor
 
 // The exec agent: one long-lived process in each container (agentPy) runs
-// the commands of Exec, so a command costs a message on a Unix socket
-// instead of a runsc exec (a Go program that loads the container's state,
-// joins its namespaces and asks the sandbox kernel to start the process).
-// The daemon listens on exec.sock in the container's /run/agentcloud
-// directory; the agent, started with the container (in the warm pool),
-// connects to it through runsc's --host-uds=open and keeps one idle
-// connection there.
+// the commands of Exec and Start, so a command costs a message on a Unix
+// socket instead of a runsc exec (a Go program that loads the container's
+// state, joins its namespaces and asks the sandbox kernel to start the
+// process). The daemon listens on exec.sock in the container's
+// /run/agentcloud directory before the container starts; the agent, a
+// child of pid 1 (initpy.go), connects to it through runsc's
+// --host-uds=open and keeps one idle connection there.
+//
+// Since the agent and the commands it starts are in pid 1's tree, a
+// memory snapshot (runsc checkpoint) holds them and a restore or fork
+// brings them back. The restored agent's connection to the old socket is
+// dead; it connects again to the same path, which in the restored
+// container is the new container's directory, where the new container
+// already listens.
 //
 // The agent runs as the sandbox user with the container's limits: it can
 // do nothing the commands it runs could not do themselves, and anything in
 // the sandbox may kill or impersonate it. Neither gains the sandbox
-// anything: a dead agent sends Exec back to runsc exec, and an impostor
-// answers only for this sandbox's own commands. Where the agent cannot
-// start a command (F), Exec falls back to runsc exec too, so errors read
-// as before.
+// anything: a dead agent sends Exec back to runsc exec (pid 1 starts it
+// again, and its first connection brings the commands back to it), and an
+// impostor answers only for this sandbox's own commands, on this
+// sandbox's own socket. Where the agent cannot start a command (F), Exec
+// falls back to runsc exec too, so errors read as before.
 
 import (
 	"bufio"
@@ -29,10 +37,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,78 +64,78 @@ var errNoAgent = errors.New("no exec agent")
 
 // agent is the daemon's side of one container's exec agent.
 type agent struct {
-	ln   *net.UnixListener
-	idle chan *net.UnixConn
-	dead atomic.Bool // a connection ended before its command's exit code
-	cmd  *exec.Cmd   // the runsc exec that runs the agent
-	pid  int         // the agent's pid inside the sandbox, 0 if unknown
+	ln    *net.UnixListener
+	idle  chan *net.UnixConn
+	ready chan struct{} // closed at the first connection
+	once  sync.Once
+	// dead: a connection ended before its command's exit code, or none
+	// came in time; commands go through runsc exec until the agent (pid 1
+	// starts it again) connects again.
+	dead atomic.Bool
 }
 
-// startAgent listens on the container's exec socket and starts the agent
-// in it. Without --host-uds (no egress) the container has no agent.
-func (c *container) startAgent(ctx context.Context) error {
-	if !c.tier.egress || c.tier.noAgent {
+// listenAgent listens on the container's exec socket, before the
+// container starts (or is restored) so that its agent finds it. Without
+// --host-uds (no egress) or python3 the container has no agent.
+func (c *container) listenAgent() error {
+	if !c.tier.egress || c.tier.noAgent || c.noRelay {
 		return nil
 	}
-	path := filepath.Join(c.egressDir(), agentSocketName)
-	ln, err := listenUnix(path)
+	ln, err := listenUnix(filepath.Join(c.egressDir(), agentSocketName))
 	if err != nil {
 		return fmt.Errorf("exec agent socket: %w", err)
 	}
-	a := &agent{ln: ln, idle: make(chan *net.UnixConn, agentIdleMax)}
+	a := &agent{ln: ln, idle: make(chan *net.UnixConn, agentIdleMax), ready: make(chan struct{})}
 	go a.accept()
-	p := &specs.Process{
-		Args: []string{forwarderPython, "-I", "-S", "-c", agentPy, egressMount + "/" + agentSocketName},
-		Env:  sandbox.MergeEnv(),
-		Cwd:  "/",
-		User: specs.User{UID: sandbox.SandboxUID, GID: sandbox.SandboxGID},
-		// Inherited by every command it starts: setuid binaries gain
-		// nothing, and no capabilities.
-		NoNewPrivileges: true,
-		Capabilities:    &specs.LinuxCapabilities{},
-	}
-	procFile, err := c.writeProcess(p)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer os.Remove(procFile)
-	// Not --detach: runsc exec --detach of older releases passes its own
-	// flags to the command. This runsc exec stays on the host until the
-	// agent exits (at the latest when the container is deleted).
-	pidFile := filepath.Join(c.bundle, "agent.pid")
-	a.cmd = exec.Command(c.tier.runsc, c.tier.runscArgs("exec", "--process", procFile, "--internal-pid-file", pidFile, c.cid)...)
-	logPath := filepath.Join(c.bundle, "agent.log")
-	if logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err == nil {
-		a.cmd.Stdout, a.cmd.Stderr = logf, logf
-		defer logf.Close()
-	}
-	if err := a.cmd.Start(); err != nil {
-		ln.Close()
-		return fmt.Errorf("start exec agent: %w", err)
-	}
-	go func() {
-		_ = a.cmd.Wait()
-		a.dead.Store(true)
-	}()
 	c.agent = a
-	// Wait for the first connection, so that a pooled sandbox is claimed
-	// with its agent ready; a slow start only costs the first command its
-	// runsc exec.
-	t := time.NewTimer(10 * time.Second)
+	return nil
+}
+
+// waitAgent waits (up to wait) for the agent's first connection, so that
+// a pooled sandbox is claimed with its agent ready; a slow start only
+// costs the first commands their runsc exec.
+func (c *container) waitAgent(ctx context.Context, wait time.Duration) {
+	a := c.agent
+	if a == nil {
+		return
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case conn := <-a.idle:
-		a.idle <- conn
-		if b, err := os.ReadFile(pidFile); err == nil {
-			a.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		}
+	case <-a.ready:
 	case <-t.C:
-		b, _ := os.ReadFile(logPath)
+		a.dead.Store(true)
+		b, _ := os.ReadFile(filepath.Join(c.bundle, "run.log"))
 		c.tier.log.Warn("gvisor exec agent did not connect; commands use runsc exec", "cid", c.cid, "log", lastLines(string(b), 3))
 	case <-ctx.Done():
 	}
-	return nil
+}
+
+// agentPID asks the agent its pid inside the sandbox; 0 if it cannot.
+func (c *container) agentPID(ctx context.Context) int {
+	if c.agent == nil {
+		return 0
+	}
+	conn, err := c.agent.conn(ctx)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(`{"op":"pid"}` + "\n")); err != nil {
+		return 0
+	}
+	var h [5]byte
+	r := bufio.NewReader(conn)
+	if _, err := io.ReadFull(r, h[:]); err != nil || h[0] != 'P' || binary.BigEndian.Uint32(h[1:]) > 16 {
+		return 0
+	}
+	b := make([]byte, binary.BigEndian.Uint32(h[1:]))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(string(b))
+	return pid
 }
 
 func listenUnix(path string) (*net.UnixListener, error) {
@@ -155,16 +161,18 @@ func (a *agent) accept() {
 		if err != nil {
 			return
 		}
+		a.once.Do(func() { close(a.ready) })
 		select {
 		case a.idle <- conn:
+			a.dead.Store(false)
 		default:
 			conn.Close()
 		}
 	}
 }
 
-// close stops listening and closes the idle connections; the agent exits
-// when it cannot connect again (or with the container).
+// close stops listening and closes the idle connections; the agent keeps
+// trying to connect, with a growing pause, until the container is deleted.
 func (a *agent) close() {
 	a.ln.Close()
 	for {
@@ -177,11 +185,22 @@ func (a *agent) close() {
 	}
 }
 
-// conn takes an idle connection whose agent still lives.
+// conn takes an idle connection whose agent still lives, waiting a moment
+// for one (the agent connects a new one as it takes a request) unless the
+// agent is known dead.
 func (a *agent) conn(ctx context.Context) (*net.UnixConn, error) {
 	t := time.NewTimer(2 * time.Second)
 	defer t.Stop()
 	for {
+		select {
+		case conn := <-a.idle:
+			if connAlive(conn) {
+				return conn, nil
+			}
+			conn.Close()
+			continue
+		default:
+		}
 		if a.dead.Load() {
 			return nil, errNoAgent
 		}
@@ -192,6 +211,7 @@ func (a *agent) conn(ctx context.Context) (*net.UnixConn, error) {
 			}
 			conn.Close()
 		case <-t.C:
+			a.dead.Store(true)
 			return nil, errNoAgent
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -221,15 +241,64 @@ type agentRequest struct {
 	Env   []string `json:"env"`
 	Cwd   string   `json:"cwd"`
 	Stdin bool     `json:"stdin"`
+	Bg    bool     `json:"bg,omitempty"`
+}
+
+// agentFor is the agent that may run p: none when the container has none,
+// or when p is not the sandbox user's (the agent runs as the sandbox user:
+// a build step's root goes to runsc exec).
+func (c *container) agentFor(p *specs.Process) *agent {
+	if p.User.UID != sandbox.SandboxUID {
+		return nil
+	}
+	return c.agent
+}
+
+// agentStart starts p in the background through the agent and returns
+// its pid inside the sandbox; errNoAgent, before anything ran, when runsc
+// exec must start it instead.
+func (c *container) agentStart(ctx context.Context, p *specs.Process) (int, error) {
+	a := c.agentFor(p)
+	if a == nil {
+		return -1, errNoAgent
+	}
+	conn, err := a.conn(ctx)
+	if err != nil {
+		return -1, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	req, _ := json.Marshal(agentRequest{Args: p.Args, Env: p.Env, Cwd: p.Cwd, Bg: true})
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		a.dead.Store(true)
+		return -1, errNoAgent
+	}
+	r := bufio.NewReader(conn)
+	var h [5]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil || binary.BigEndian.Uint32(h[1:]) > 64 {
+		if ctx.Err() != nil {
+			return -1, ctx.Err()
+		}
+		a.dead.Store(true)
+		return -1, errNoAgent
+	}
+	b := make([]byte, binary.BigEndian.Uint32(h[1:]))
+	if _, err := io.ReadFull(r, b); err != nil || h[0] != 'P' {
+		return -1, errNoAgent // F: runsc exec reports the error
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil || pid <= 1 {
+		return -1, fmt.Errorf("exec agent: pid %q", b)
+	}
+	return pid, nil
 }
 
 // agentExec runs p through the agent. It answers errNoAgent, before
 // anything ran, when runsc exec must run the command instead.
 func (c *container) agentExec(ctx context.Context, p *specs.Process, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	a := c.agent
-	if a == nil || p.User.UID != sandbox.SandboxUID {
-		// The agent runs as the sandbox user: a build step's root goes
-		// to runsc exec.
+	a := c.agentFor(p)
+	if a == nil {
 		return -1, errNoAgent
 	}
 	conn, err := a.conn(ctx)

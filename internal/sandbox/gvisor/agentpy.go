@@ -2,18 +2,23 @@
 
 package gvisor
 
-// agentPy is the exec agent (agent.go): it runs in the container as the
-// sandbox user and keeps one idle connection to the daemon's exec socket.
-// A request on it (one JSON line: args, env, cwd, stdin) starts the
-// command in a session of its own; the agent connects a new idle
-// connection at once and serves the request in threads. Frames both ways
-// are a type byte, a 4-byte big-endian length and the payload:
+// agentPy is the exec agent (agent.go): pid 1 (initpy.go) runs it as the
+// sandbox user, and it keeps one idle connection to the daemon's exec
+// socket. A request on it (one JSON line: args, env, cwd, stdin, bg)
+// starts the command in a session of its own; the agent connects a new
+// idle connection at once and serves the request in threads. Frames both
+// ways are a type byte, a 4-byte big-endian length and the payload:
 //
 //	agent → daemon: P pid, O stdout, E stderr, X exit code, F could not start
 //	daemon → agent: I stdin bytes, C close stdin, K kill the process group
 //
 // The connection closing before X kills the process group (the daemon
-// stopped waiting). Exit codes of signalled processes are 128+signal, as
+// stopped waiting). A background command (bg) gets /dev/null for its
+// standard streams and its connection ends after P; {"op": "pid"} is
+// answered with the agent's own pid. When its idle connection ends
+// without a request (a restored sandbox's connection to the old daemon
+// socket, or the daemon closing it), the agent connects again, at once
+// the first time and then with a pause growing up to 1 s. Exit codes of signalled processes are 128+signal, as
 // runsc exec reports them. After the command exits its output pipes get
 // 250 ms to drain (a background child may hold them), as exec.Cmd's
 // WaitDelay does on the runsc exec path.
@@ -52,13 +57,24 @@ def serve(c):
     f = c.makefile("rb")
     try:
         req = json.loads(f.readline())
+        if req.get("op") == "pid":
+            k.send(b"P", str(os.getpid()).encode(), True)
+            c.close()
+            return
+        bg = bool(req.get("bg"))
+        out = subprocess.DEVNULL if bg else subprocess.PIPE
         env = dict(kv.split("=", 1) for kv in req["env"] if "=" in kv)
         p = subprocess.Popen(req["args"], env=env, cwd=req["cwd"], close_fds=True, start_new_session=True,
-            stdin=subprocess.PIPE if req.get("stdin") else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            stdin=subprocess.PIPE if req.get("stdin") and not bg else subprocess.DEVNULL,
+            stdout=out, stderr=out)
     except Exception as e:
         k.send(b"F", str(e).encode(), True)
         c.close()
+        return
+    if bg:
+        k.send(b"P", str(p.pid).encode(), True)
+        c.close()
+        p.wait()
         return
     k.send(b"P", str(p.pid).encode())
     pumps = [threading.Thread(target=pump, args=(p.stdout.fileno(), k, b"O"), daemon=True),
@@ -98,15 +114,20 @@ def serve(c):
         c.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+fails = 0
 while True:
+    if fails:
+        time.sleep(min(0.025 * 2 ** fails, 1))
     c = socket.socket(socket.AF_UNIX)
     try:
         c.connect(S)
         first = c.recv(1, socket.MSG_PEEK)
     except OSError:
-        sys.exit(0)
+        first = b""
     if not first:
         c.close()
+        fails = min(fails + 1, 8)
         continue
+    fails = 0
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 `

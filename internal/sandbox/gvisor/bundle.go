@@ -73,6 +73,8 @@ func ociSpec(templateRoot, rwDir string, l sandbox.Limits, seccomp bool) *specs.
 		Root:     &specs.Root{Path: templateRoot, Readonly: true},
 		Process: &specs.Process{
 			// pid 1 only keeps the sandbox alive; work arrives via runsc exec.
+			// With python3 and --host-uds, setup makes it the supervisor of
+			// the egress relay and the exec agent instead (initpy.go).
 			// It runs as a user of its own: the sandbox user cannot signal
 			// it (kill -9 -1 would otherwise stop the whole container).
 			Args:            []string{"/bin/sh", "-c", "trap '' TERM HUP INT; while :; do sleep 3600; done"},
@@ -124,8 +126,8 @@ func ociSpec(templateRoot, rwDir string, l sandbox.Limits, seccomp bool) *specs.
 	return s
 }
 
-// initUID and initGID run the container's pid 1 (the keep-alive or the
-// egress relay): an id no sandboxed program runs as, inside the sentry.
+// initUID and initGID run the container's keep-alive pid 1 or the egress
+// relay: an id no sandboxed program runs as, inside the sentry.
 const (
 	initUID = 65534
 	initGID = 65534

@@ -100,6 +100,9 @@ func (c *container) prepareDirs(diskMB int) error {
 }
 
 func (c *container) cleanupHost() {
+	if c.agent != nil {
+		c.agent.close()
+	}
 	for _, d := range []string{"workspace", "tmp"} {
 		_ = unix.Unmount(filepath.Join(c.rwDir, d), unix.MNT_DETACH)
 	}

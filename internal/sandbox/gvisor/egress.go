@@ -6,10 +6,10 @@ package gvisor
 // sandbox's 127.0.0.1 is gVisor's own netstack: no host network namespace
 // to listen in. Instead each container gets a host directory mounted at
 // /run/agentcloud, runsc may open host Unix sockets there (--host-uds=open),
-// and the container's pid 1 is a small forwarder that accepts on
-// 127.0.0.1:3128 inside and relays each connection to
+// and a child of the container's pid 1 (initpy.go) is a small forwarder
+// that accepts on 127.0.0.1:3128 inside and relays each connection to
 // /run/agentcloud/proxy.sock, where the daemon serves the egress proxy for
-// that sandbox (sandbox.EgressSocketer). pid 1 runs as a user of its own
+// that sandbox (sandbox.EgressSocketer). It runs as a user of its own
 // (initUID), so nothing the sandbox user runs can signal it, and starts
 // with the container, in the warm pool.
 //
@@ -39,8 +39,9 @@ const (
 	forwarderReady = "agentcloud-forwarder-ready"
 )
 
-// forwarderPy relays 127.0.0.1:3128 to the egress socket. As pid 1 it
-// ignores termination signals and reaps orphans.
+// forwarderPy relays 127.0.0.1:3128 to the egress socket; pid 1 runs it
+// in a child (initpy.go). It ignores termination signals and does not
+// wait for children (it has none).
 const forwarderPy = `import signal, socket, threading
 for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
     signal.signal(s, signal.SIG_IGN)

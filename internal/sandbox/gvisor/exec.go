@@ -313,7 +313,8 @@ func orDiscard(w io.Writer) io.Writer {
 	return w
 }
 
-// Start runs a background process with runsc exec.
+// Start runs a background process through the exec agent, or with runsc
+// exec where the agent cannot.
 func (c *container) Start(ctx context.Context, es sandbox.ExecSpec) (int, error) {
 	if err := c.usable(); err != nil {
 		return -1, err
@@ -333,9 +334,15 @@ func (c *container) Start(ctx context.Context, es sandbox.ExecSpec) (int, error)
 		}
 		es.Env = env
 	}
+	if pid, err := c.agentStart(ctx, c.processSpec(es)); !errors.Is(err, errNoAgent) {
+		if err != nil {
+			return -1, fmt.Errorf("start %s: %w", es.Cmd, err)
+		}
+		return pid, nil
+	}
 	// runsc exec --detach of this runsc release passes its own flags to
 	// the command; a runsc exec left running on the host instead serves the
-	// process until it exits.
+	// process until it exits. runsc does not restore such a process.
 	pidFile := filepath.Join(c.bundle, "start-"+randomID()+".pid")
 	cmd, procFile, err := c.execCmd(c.processSpec(es), pidFile)
 	if err != nil {
@@ -387,15 +394,17 @@ func (c *container) Processes(ctx context.Context) ([]sandbox.Process, error) {
 		return nil, fmt.Errorf("processes: %w", err)
 	}
 	ps := parsePS(out)
-	if c.agent != nil && c.agent.pid > 1 {
-		ps = slices.DeleteFunc(ps, func(p sandbox.Process) bool { return p.PID == c.agent.pid })
+	if pid := c.agentPID(ctx); pid > 1 {
+		ps = slices.DeleteFunc(ps, func(p sandbox.Process) bool { return p.PID == pid })
 	}
 	return ps, nil
 }
 
-// parsePS reads runsc ps output, leaving out pid 1: a header line, then
-// UID PID PPID C TTY STIME TIME CMD... (older releases lack TTY; the
-// command starts at the header's CMD column).
+// parsePS reads runsc ps output, leaving out pid 1 and the processes of
+// root and initUID (pid 1's egress relay, runsc exec helpers; no command
+// runs as either): a header line, then UID PID PPID C TTY STIME TIME
+// CMD... (older releases lack TTY; the command starts at the header's CMD
+// column).
 func parsePS(out []byte) []sandbox.Process {
 	var res []sandbox.Process
 	cmdCol := 6
@@ -412,7 +421,7 @@ func parsePS(out []byte) []sandbox.Process {
 		}
 		pid, err1 := strconv.Atoi(f[1])
 		ppid, err2 := strconv.Atoi(f[2])
-		if err1 != nil || err2 != nil || pid == 1 {
+		if err1 != nil || err2 != nil || pid == 1 || f[0] == "0" || f[0] == strconv.Itoa(initUID) {
 			continue
 		}
 		res = append(res, sandbox.Process{PID: pid, PPID: ppid, Cmdline: f[cmdCol:], State: "R"})

@@ -20,7 +20,8 @@
 // Limits: the container's memory cgroup holds the sandbox's processes, its
 // files and the sandbox kernel; the number of tasks is bounded inside the
 // sandbox by RLIMIT_NPROC (which gVisor enforces per user), and the host
-// pids cgroup only backs that up; pid 1 runs as a user of its own, so no
+// pids cgroup only backs that up; pid 1 runs as a user of its own (or root
+// with three capabilities where it starts the exec agent, initpy.go), so no
 // process of the sandbox user can signal it.
 package gvisor
 
@@ -36,6 +37,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -307,20 +309,25 @@ func (t *Tier) prepare(ctx context.Context, template, upper string, vols []sandb
 		c.cleanupHost()
 		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
-	return c, c.started(ctx, pidFile)
+	return c, c.started(ctx, pidFile, agentStartWait)
 }
 
+// How long a container's exec agent may take to connect: a new one is
+// started by the new pid 1, a restored one only connects again.
+const (
+	agentStartWait   = 10 * time.Second
+	agentRestoreWait = 3 * time.Second
+)
+
 // started watches a container runsc has just started (run or restore)
-// and starts its exec agent; on failure the container is destroyed.
-func (c *container) started(ctx context.Context, pidFile string) error {
+// and waits up to wait for its exec agent; on failure the container is
+// destroyed.
+func (c *container) started(ctx context.Context, pidFile string, wait time.Duration) error {
 	if err := c.watch(pidFile); err != nil {
 		_ = c.destroy()
 		return fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
-	if err := c.startAgent(ctx); err != nil {
-		_ = c.destroy()
-		return fmt.Errorf("prepare gvisor sandbox: %w", err)
-	}
+	c.waitAgent(ctx, wait)
 	return nil
 }
 
@@ -372,12 +379,20 @@ func (t *Tier) setup(template string, l sandbox.Limits, seed, upper string, vols
 	spec.Mounts = append(spec.Mounts, volumeMounts(vols)...)
 	c.noRelay = !c.hasProgram(forwarderPython) // an image without python3 has no egress relay
 	if t.egress && !c.noRelay {
-		spec.Process.Args = []string{forwarderPython, "-I", "-S", "-c", forwarderPy}
+		agent := agentPy
+		if t.noAgent {
+			agent = ""
+		}
+		initProcess(spec.Process, agent)
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: egressMount, Type: "bind", Source: c.egressDir(),
 			Options: []string{"rbind", "rw", "nosuid", "nodev", "noexec"}})
 	}
 	spec.Linux.CgroupsPath = "/agentcloud-gvisor/" + c.cid
 	if err := writeSpec(c.bundle, spec); err != nil {
+		c.cleanupHost()
+		return nil, err
+	}
+	if err := c.listenAgent(); err != nil {
 		c.cleanupHost()
 		return nil, err
 	}

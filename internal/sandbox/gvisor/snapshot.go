@@ -88,11 +88,11 @@ func (t *Tier) Restore(ctx context.Context, id string, spec sandbox.Spec, image,
 		c.cleanupHost()
 		return nil, fmt.Errorf("restore gvisor sandbox: %w", err)
 	}
-	if err := c.started(ctx, pidFile); err != nil {
+	if err := c.started(ctx, pidFile, agentRestoreWait); err != nil {
 		return nil, err
 	}
-	// pid 1 is the relay of the checkpoint, listening since before it: it
-	// does not announce itself again.
+	// The relay of the checkpoint has listened since before it: it does
+	// not announce itself again.
 	c.relayReady.Store(true)
 	c.id, c.spec = id, spec
 	if c.fs, err = hostfs.Open(c.rwDir, sandbox.SandboxUID, sandbox.SandboxGID); err != nil {

@@ -22,8 +22,7 @@ import (
 // existing target directory and a missing snapshot are refused; a fork
 // checkpoints once and restores each copy with the files. Restores and
 // forks mount the sandbox's volume again, read-only as it was. One
-// sandbox is reused. (Processes started by commands are runsc exec
-// processes, which runsc does not restore: docs/RATIONALE.md.)
+// sandbox is reused. (TestProcessesRestoredClass checks the processes.)
 func TestSnapshotMemoryClass(t *testing.T) {
 	tier := newTestTier(t)
 	ctx := context.Background()
