@@ -21,6 +21,26 @@ import (
 
 const stopGlobalName = "__ac_stop"
 
+// Yielding. Go cannot preempt a goroutine while it runs wazero-compiled
+// code (the preemption signal finds no Go function at the interrupted pc),
+// so a guest loop that never leaves the guest holds its P: a stop-the-world
+// (every GC cycle starts with one) then waits for the loop to end while
+// every other goroutine, the one that would raise the stop global among
+// them, is already stopped. A native loop of QuickJS's (Array.prototype.join
+// over 2^32 holes, say) froze the whole process that way. So the check at
+// each loop header also counts down a second global and, every yieldEvery
+// loop entries, calls an imported host function: a call into Go, where the
+// goroutine can be stopped and the world can run. QuickJS's own interrupt
+// poll (env.host_interrupt: no arguments, an i32 result, no side effect)
+// serves; its answer is dropped (the stop global decides).
+const yieldEvery = 1 << 14
+
+// importRef names an imported function.
+type importRef struct{ module, name string }
+
+// engineYield is the QuickJS build's import the loop checks call.
+var engineYield = importRef{"env", "host_interrupt"}
+
 var errInstrument = errors.New("isolate: cannot instrument wasm")
 
 // rewriteOpts selects the changes rewriteWasm makes.
@@ -28,6 +48,10 @@ type rewriteOpts struct {
 	// stopLoops adds the stop global (exported as stopGlobalName) and a
 	// check of it at every loop header.
 	stopLoops bool
+	// yield, with stopLoops, is an imported function of type () -> i32
+	// the loop checks call every yieldEvery loop entries (see yieldEvery);
+	// rewriteWasm fails when the module does not import it.
+	yield *importRef
 	// dispatch lists exports to make reachable through one added export,
 	// dispatchName (see addDispatch).
 	dispatch []string
@@ -91,13 +115,22 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 		return &secs[at]
 	}
 	var importedGlobals, importedFuncs uint32
+	yieldFunc := int64(-1)
 	if s := find(2); s != nil {
 		var err error
 		if importedFuncs, importedGlobals, err = countImports(s.body); err != nil {
 			return nil, err
 		}
+		if o.yield != nil {
+			if yieldFunc, err = findYield(s.body, find(1), *o.yield); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if o.stopLoops {
+		if o.yield != nil && yieldFunc < 0 {
+			return nil, fmt.Errorf("%w: the module does not import %s.%s", errInstrument, o.yield.module, o.yield.name)
+		}
 		ensure(6)
 		ensure(7)
 		g := find(6)
@@ -106,7 +139,7 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 			return nil, err
 		}
 		stop := importedGlobals + n
-		g.body = appendGlobals(rest, n)
+		g.body = appendGlobals(rest, n, yieldFunc >= 0)
 		e := find(7)
 		n, rest, err = vecHead(e.body)
 		if err != nil {
@@ -114,7 +147,7 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 		}
 		e.body = appendExport(rest, n, stopGlobalName, 0x03, stop)
 		if code := find(10); code != nil {
-			if code.body, err = instrumentCode(code.body, stop); err != nil {
+			if code.body, err = instrumentCode(code.body, loopCheck(stop, yieldFunc)); err != nil {
 				return nil, err
 			}
 		}
@@ -154,11 +187,119 @@ func vecHead(body []byte) (uint32, []byte, error) {
 }
 
 // appendGlobals encodes a global section: the existing n entries followed by
-// the stop global (mutable i32 = 0).
-func appendGlobals(entries []byte, n uint32) []byte {
-	b := appendU32(nil, n+1)
+// the stop global (mutable i32 = 0) and, with tick, the yield countdown
+// (mutable i32 = yieldEvery) right after it.
+func appendGlobals(entries []byte, n uint32, tick bool) []byte {
+	add := uint32(1)
+	if tick {
+		add++
+	}
+	b := appendU32(nil, n+add)
 	b = append(b, entries...)
-	return append(b, 0x7f, 0x01, 0x41, 0x00, 0x0b)
+	b = append(b, 0x7f, 0x01, 0x41, 0x00, 0x0b)
+	if tick {
+		b = append(b, 0x7f, 0x01, 0x41)
+		b = appendS32(b, yieldEvery)
+		b = append(b, 0x0b)
+	}
+	return b
+}
+
+// loopCheck is the code put at every loop header: trap when the stop
+// global is set and, with a yield function (yieldFunc ≥ 0; its countdown
+// global follows stop), count down and call it every yieldEvery entries.
+func loopCheck(stop uint32, yieldFunc int64) []byte {
+	check := []byte{0x23}
+	check = appendU32(check, stop)
+	check = append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
+	if yieldFunc < 0 {
+		return check
+	}
+	tick := stop + 1
+	check = append(check, 0x23) // global.get tick
+	check = appendU32(check, tick)
+	check = append(check, 0x41, 0x01, 0x6b, 0x24) // i32.const 1, i32.sub, global.set tick
+	check = appendU32(check, tick)
+	check = append(check, 0x23) // global.get tick
+	check = appendU32(check, tick)
+	check = append(check, 0x45, 0x04, 0x40, 0x41) // i32.eqz, if (empty), i32.const yieldEvery
+	check = appendS32(check, yieldEvery)
+	check = append(check, 0x24) // global.set tick
+	check = appendU32(check, tick)
+	check = append(check, 0x10) // call yield
+	check = appendU32(check, uint32(yieldFunc))
+	return append(check, 0x1a, 0x0b) // drop, end
+}
+
+// appendS32 appends x as a signed LEB128 (i32.const's immediate).
+func appendS32(b []byte, x int32) []byte {
+	for {
+		c := byte(x & 0x7f)
+		x >>= 7
+		if (x == 0 && c&0x40 == 0) || (x == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// findYield is the function index of import ref in an import section, -1
+// when it is not imported; an import of it whose type (types: the type
+// section) is not () -> i32 is an error.
+func findYield(imports []byte, types *wasmSection, ref importRef) (int64, error) {
+	r := &wasmReader{b: imports}
+	n := r.u32()
+	var funcs int64
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		mod := string(r.bytes(int(r.u32())))
+		name := string(r.bytes(int(r.u32())))
+		switch r.byte() {
+		case 0x00:
+			typ := r.u32()
+			if mod == ref.module && name == ref.name {
+				if types == nil || !typeIsNoneToI32(types.body, typ) {
+					return -1, fmt.Errorf("%w: %s.%s is not () -> i32", errInstrument, mod, name)
+				}
+				return funcs, nil
+			}
+			funcs++
+		case 0x01:
+			r.byte()
+			r.limits()
+		case 0x02:
+			r.limits()
+		case 0x03:
+			r.byte()
+			r.byte()
+		case 0x04:
+			r.byte()
+			r.u32()
+		default:
+			return -1, fmt.Errorf("%w: unknown import kind", errInstrument)
+		}
+	}
+	if r.err != nil {
+		return -1, fmt.Errorf("%w: bad import section: %w", errInstrument, r.err)
+	}
+	return -1, nil
+}
+
+// typeIsNoneToI32 reports whether entry idx of a type section is the
+// function type () -> i32.
+func typeIsNoneToI32(body []byte, idx uint32) bool {
+	r := &wasmReader{b: body}
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		if r.byte() != 0x60 {
+			return false
+		}
+		params := r.bytes(int(r.u32()))
+		results := r.bytes(int(r.u32()))
+		if i == idx {
+			return r.err == nil && len(params) == 0 && len(results) == 1 && results[0] == 0x7f
+		}
+	}
+	return false
 }
 
 func appendExport(entries []byte, n uint32, name string, kind byte, idx uint32) []byte {
@@ -220,11 +361,9 @@ func countImports(body []byte) (funcs, globals uint32, err error) {
 	return funcs, globals, nil
 }
 
-// instrumentCode rewrites every function body of a code section.
-func instrumentCode(body []byte, stop uint32) ([]byte, error) {
-	check := []byte{0x23}
-	check = appendU32(check, stop)
-	check = append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
+// instrumentCode rewrites every function body of a code section, putting
+// check at every loop header.
+func instrumentCode(body, check []byte) ([]byte, error) {
 	r := &wasmReader{b: body}
 	n := r.u32()
 	out := appendU32(nil, n)
@@ -347,6 +486,16 @@ func (r *wasmReader) skip(n int) {
 		return
 	}
 	r.p += n
+}
+
+// bytes reads the next n bytes (nil when truncated).
+func (r *wasmReader) bytes(n int) []byte {
+	p := r.p
+	r.skip(n)
+	if r.err != nil {
+		return nil
+	}
+	return r.b[p:r.p]
 }
 
 func (r *wasmReader) u32() uint32 {

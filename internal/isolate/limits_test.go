@@ -3,6 +3,7 @@ package isolate
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +188,52 @@ func TestPreemptDoesNotLeak(t *testing.T) {
 func TestInstrumentRejectsGarbage(t *testing.T) {
 	if _, err := instrumentLoops([]byte("not wasm")); !errors.Is(err, errInstrument) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestNativeLoopLetsTheWorldStopClass: a guest loop inside QuickJS's C code
+// that would run for ages (join over 2^53 - 1 indices of a plain object:
+// no bytecode, so no interrupt poll) while another goroutine keeps asking
+// for garbage collections. Go cannot stop a goroutine inside compiled wasm,
+// so every collection's stop-the-world waits on the guest; without the
+// loop checks' periodic call into Go (instrument.go, yieldEvery) the
+// goroutine that raises the stop global is stopped too and the process
+// hangs (the test then fails by the package's timeout). With it, the
+// collections run and the call ends at its deadline.
+func TestNativeLoopLetsTheWorldStopClass(t *testing.T) {
+	iso := newIsolate(t, `export default { fetch() { return new Response(Array.prototype.join.call({ length: 2 ** 53 - 1 }, "")) } }`)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := iso.Fetch(ctx, Request{URL: "http://x/"}, newMemHost())
+		done <- err
+	}()
+	for gcs := 0; ; gcs++ {
+		runtime.GC() // a stop-the-world, often while the guest loops
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("err = %v, want ErrTimeout", err)
+			}
+			if gcs == 0 {
+				t.Log("the call ended before a collection finished")
+			}
+			return
+		default:
+		}
+	}
+}
+
+// The loop checks' yield must be the engine's () -> i32 import; any other
+// is refused, so the runtime falls back rather than call the wrong thing.
+func TestYieldImportClass(t *testing.T) {
+	if _, err := rewriteWasm(engineWasm, rewriteOpts{stopLoops: true, yield: &engineYield}); err != nil {
+		t.Fatalf("engine with its yield: %v", err)
+	}
+	for _, ref := range []importRef{{"env", "nope"}, {"env", "host_call"}, {"wasi_snapshot_preview1", "fd_close"}, {"", ""}} {
+		if _, err := rewriteWasm(engineWasm, rewriteOpts{stopLoops: true, yield: &ref}); !errors.Is(err, errInstrument) {
+			t.Errorf("yield %v: err = %v, want errInstrument", ref, err)
+		}
 	}
 }

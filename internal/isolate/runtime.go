@@ -233,7 +233,7 @@ const i32 = api.ValueTypeI32
 // dispatch.go), falling back to less when a rewrite fails. closeOnDone
 // reports that wazero must enforce deadlines itself.
 func (r *Runtime) engineCode() (code []byte, closeOnDone bool) {
-	o := rewriteOpts{stopLoops: !r.cfg.CooperativeTimeouts, dispatch: dispatchExports}
+	o := rewriteOpts{stopLoops: !r.cfg.CooperativeTimeouts, dispatch: dispatchExports, yield: &engineYield}
 	if c, err := rewriteWasm(engineWasm, o); err == nil {
 		r.preempt, r.dispatch = o.stopLoops, true
 		return c, false
@@ -241,7 +241,7 @@ func (r *Runtime) engineCode() (code []byte, closeOnDone bool) {
 		r.log.Warn("isolate: cannot add export dispatcher", "err", err)
 	}
 	if o.stopLoops {
-		if c, err := instrumentLoops(engineWasm); err == nil {
+		if c, err := rewriteWasm(engineWasm, rewriteOpts{stopLoops: true, yield: &engineYield}); err == nil {
 			r.preempt = true
 			return c, false
 		} else {
