@@ -70,7 +70,7 @@ func (b *box) Activate(ctx context.Context, id string, spec sandbox.Spec) (sandb
 	spec.Template = b.template
 	spec.Limits = spec.Limits.WithDefaults()
 	b.id, b.spec = id, spec
-	b.tier.netns.touch()
+	defer b.tier.netns.busy()()
 	if err := b.cg.setLimits(spec.Limits); err != nil {
 		b.destroy()
 		return nil, fmt.Errorf("activate sandbox %s: %w", id, err)
@@ -346,8 +346,7 @@ func (b *box) Exec(ctx context.Context, es sandbox.ExecSpec, stdout, stderr io.W
 	if err := b.usable(); err != nil {
 		return -1, err
 	}
-	b.tier.netns.touch()
-	defer b.tier.netns.touch()
+	defer b.tier.netns.busy()()
 	if stdout == nil {
 		stdout = io.Discard
 	}

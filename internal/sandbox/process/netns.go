@@ -28,7 +28,8 @@ type netnsKeeper struct {
 	mu     sync.Mutex // guards the fields below
 	held   []*os.File
 	oldest time.Time
-	last   time.Time // the tier's last activity (create, exec)
+	last   time.Time // when the tier's last activity (create, exec) ended
+	active int       // activities under way
 	closed bool
 
 	wake chan struct{}
@@ -69,11 +70,22 @@ func (k *netnsKeeper) start() {
 	}()
 }
 
-// touch records activity: a release waits for the next quiet moment.
-func (k *netnsKeeper) touch() {
+// busy marks the start of an activity (a create, an exec) and returns
+// its end: nothing is released while one is under way, nor for a quiet
+// moment after the last one ends (the maximum age aside).
+func (k *netnsKeeper) busy() (end func()) {
 	k.mu.Lock()
-	k.last = k.now()
+	k.active++
 	k.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			k.mu.Lock()
+			k.active--
+			k.last = k.now()
+			k.mu.Unlock()
+		})
+	}
 }
 
 // hold takes a reference to the network namespace of process pid (a
@@ -110,13 +122,14 @@ func (k *netnsKeeper) add(f *os.File) {
 	}
 }
 
-// poll releases what is held if the tier is quiet or the oldest has
-// waited long enough.
+// poll releases what is held if the tier is quiet (nothing under way, and
+// nothing ended for a moment) or the oldest has waited long enough.
 func (k *netnsKeeper) poll() {
 	k.mu.Lock()
 	now := k.now()
 	var batch []*os.File
-	if len(k.held) > 0 && (now.Sub(k.last) >= k.quiet || now.Sub(k.oldest) >= k.maxAge) {
+	quiet := k.active == 0 && now.Sub(k.last) >= k.quiet
+	if len(k.held) > 0 && (quiet || now.Sub(k.oldest) >= k.maxAge) {
 		batch, k.held = k.held, nil
 	}
 	k.mu.Unlock()

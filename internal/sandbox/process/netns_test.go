@@ -37,7 +37,8 @@ func openNS(t *testing.T) *os.File {
 func isClosed(f *os.File) bool { _, err := f.Stat(); return err != nil }
 
 // TestNetnsKeeperClass: a held namespace is released once the tier has
-// been quiet for a moment, not while it is busy, but never later than the
+// been quiet for a moment, not while an activity is under way (however
+// long it takes) nor just after one ended, but never later than the
 // maximum age however busy it stays; beyond the maximum count a batch goes
 // at once; close releases everything, and what is held after close goes at
 // once. Concurrent holds, touches and polls are safe (run with -race).
@@ -45,11 +46,18 @@ func TestNetnsKeeperClass(t *testing.T) {
 	clk := &fakeNow{t: time.Unix(1000, 0)}
 	k := newNetnsKeeper(100*time.Millisecond, 2*time.Second, 4, clk.now)
 	a := openNS(t)
-	k.touch()
+	end := k.busy()
 	k.add(a)
+	clk.add(time.Second) // a long exec
 	k.poll()
 	if isClosed(a) {
-		t.Fatal("released while the tier was busy")
+		t.Fatal("released while an activity was under way")
+	}
+	end()
+	end() // ending twice counts once
+	k.poll()
+	if isClosed(a) {
+		t.Fatal("released just after an activity ended")
 	}
 	clk.add(150 * time.Millisecond)
 	k.poll()
@@ -61,9 +69,10 @@ func TestNetnsKeeperClass(t *testing.T) {
 	b := openNS(t)
 	k.add(b)
 	for range 25 {
+		end := k.busy()
 		clk.add(90 * time.Millisecond)
-		k.touch()
 		k.poll()
+		end()
 	}
 	if !isClosed(b) {
 		t.Fatal("held past the maximum age while the tier stayed busy")
@@ -74,7 +83,7 @@ func TestNetnsKeeperClass(t *testing.T) {
 	for range 4 {
 		f := openNS(t)
 		batch = append(batch, f)
-		k.touch()
+		k.busy()() // just ended: not quiet
 		k.add(f)
 	}
 	for i, f := range batch {
@@ -110,9 +119,10 @@ func TestNetnsKeeperClass(t *testing.T) {
 				mu.Lock()
 				all = append(all, f)
 				mu.Unlock()
+				end := k.busy()
 				k.add(f)
-				k.touch()
 				k.poll()
+				end()
 			}
 		})
 	}
@@ -144,7 +154,7 @@ func TestClosedSandboxNetnsHeldClass(t *testing.T) {
 	if err := syscall.Stat(p, &want); err != nil {
 		t.Fatal(err)
 	}
-	tier.netns.touch() // busy: the keeper holds on
+	end := tier.netns.busy() // an exec under way elsewhere: the keeper holds on
 	if err := sb.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -163,12 +173,10 @@ func TestClosedSandboxNetnsHeldClass(t *testing.T) {
 		}
 	}
 	tier.netns.mu.Unlock()
-	switch {
-	case n == 0:
-		t.Log("released already (the tier went quiet first)")
-	case !found:
+	if !found {
 		t.Fatalf("%d namespaces held, none the sandbox's", n)
 	}
+	end()
 	tier.Close()
 	if n := tier.netns.count(); n != 0 {
 		t.Fatalf("%d network namespaces held after the tier closed", n)

@@ -210,7 +210,7 @@ func (t *Tier) prepare(ctx context.Context, template, upper string) (sandbox.Pre
 	if closed {
 		return nil, fmt.Errorf("process tier: %w", sandbox.ErrClosed)
 	}
-	t.netns.touch()
+	defer t.netns.busy()()
 	setup, err := hostTemplate(t.rootDir)
 	if err != nil {
 		return nil, err
