@@ -55,8 +55,8 @@ func (p *pool) unreserve() {
 	p.mu.Unlock()
 }
 
-// take returns a prepared sandbox if one is ready, and wakes the preparers
-// either way (after the caller's create: see activateFrom).
+// take returns a prepared sandbox if one is ready, nil if none is; the
+// caller nudges the preparers once its create is done (activateFrom).
 func (p *pool) take() Prepared {
 	select {
 	case pr := <-p.ready:
