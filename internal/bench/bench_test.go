@@ -96,9 +96,13 @@ func TestSandboxRuns(t *testing.T) {
 	if res.Burst100 != 3 || res.Burst100OK != 3 || res.Burst100CreateP50Ms <= 0 || res.ExecPythonHostRatio <= 0 || res.LoadAvgEnd <= 0 {
 		t.Fatalf("burst and ratio: %+v", res)
 	}
+	if res.Burst100PooledOK != 3 || res.Burst100PooledP50Ms == nil || *res.Burst100PooledP50Ms <= 0 || res.PoolSize != 3 || res.PoolFillMs == nil {
+		t.Fatalf("pooled burst: %+v", res)
+	}
 	// Every figure the issue names is a key, null when not measured.
 	b, _ := json.Marshal(res)
 	for _, k := range []string{"burst100_create_p50_ms", "burst100_create_p99_ms", "fork100_ms", "snapshot_ms_per_gib", "restore_ms",
+		"burst100_pooled_p50_ms", "burst100_pooled_p99_ms", "pool_fill_ms",
 		"create_p50_ms", "exec_python_p50_ms", "exec_python_warm_p50_ms", "baseline_python_p50_ms", "pool_claim_p50_ms"} {
 		if !bytes.Contains(b, []byte(`"`+k+`":`)) {
 			t.Errorf("no %s in %s", k, b)

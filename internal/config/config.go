@@ -75,7 +75,10 @@ type Config struct {
 	AgentInitTimeout Duration `json:"agent_init_timeout"`
 	// SandboxPoolProcess and SandboxPoolGVisor are warm sandboxes kept
 	// ready per tier (host template); 0 = no pool. Defaults 2 and 1 (a
-	// gVisor sandbox costs more memory idle).
+	// gVisor sandbox costs more memory idle). A process-tier pool may be
+	// sized for bursts (up to MaxSandboxPoolProcess; an idle one costs a
+	// few MiB): the daemon caps it to a quarter of the memory available
+	// at start and refills it with one preparer per core.
 	SandboxPoolProcess int `json:"sandbox_pool_process"`
 	SandboxPoolGVisor  int `json:"sandbox_pool_gvisor"`
 	// ToolCallsPerSecond and ToolCallBurst are the token bucket of tool
@@ -177,6 +180,9 @@ type Config struct {
 	// ClusterConfig makes the node a cluster member (cluster.go).
 	ClusterConfig
 }
+
+// MaxSandboxPoolProcess bounds sandbox_pool_process.
+const MaxSandboxPoolProcess = 1024
 
 // Default returns the embedded single-node defaults.
 func Default() Config {
@@ -530,8 +536,8 @@ func (c Config) Validate() error {
 	if c.ToolCallBurst < 0 || c.ToolCallsPerSecond > 0 && c.ToolCallBurst < 1 {
 		add("tool_call_burst", strconv.Itoa(c.ToolCallBurst), "want at least 1 when tool_calls_per_second is set")
 	}
-	if c.SandboxPoolProcess < 0 || c.SandboxPoolProcess > 64 {
-		add("sandbox_pool_process", strconv.Itoa(c.SandboxPoolProcess), "want between 0 and 64")
+	if c.SandboxPoolProcess < 0 || c.SandboxPoolProcess > MaxSandboxPoolProcess {
+		add("sandbox_pool_process", strconv.Itoa(c.SandboxPoolProcess), "want between 0 and "+strconv.Itoa(MaxSandboxPoolProcess))
 	}
 	if c.SandboxPoolGVisor < 0 || c.SandboxPoolGVisor > 64 {
 		add("sandbox_pool_gvisor", strconv.Itoa(c.SandboxPoolGVisor), "want between 0 and 64")

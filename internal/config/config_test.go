@@ -45,6 +45,8 @@ func TestValidateNamesFields(t *testing.T) {
 		{"sandbox memory huge", func(c *Config) { c.SandboxMaxMemoryMB = 1 << 30 }, "sandbox_max_memory_mb"},
 		{"sandbox disk", func(c *Config) { c.SandboxMaxDiskMB = -5 }, "sandbox_max_disk_mb"},
 		{"sandbox pids", func(c *Config) { c.SandboxMaxPids = 2 }, "sandbox_max_pids"},
+		{"sandbox pool huge", func(c *Config) { c.SandboxPoolProcess = MaxSandboxPoolProcess + 1 }, "sandbox_pool_process"},
+		{"sandbox pool negative", func(c *Config) { c.SandboxPoolProcess = -1 }, "sandbox_pool_process"},
 		{"sandbox timeout", func(c *Config) { c.SandboxMaxTimeout = Duration(48 * time.Hour) }, "sandbox_max_timeout"},
 		{"sandbox timeout tiny", func(c *Config) { c.SandboxMaxTimeout = Duration(time.Millisecond) }, "sandbox_max_timeout"},
 		{"session body small", func(c *Config) { c.SessionMaxBodyBytes = 10 }, "session_max_body_bytes"},

@@ -12,13 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// PoolConfig asks for a warm pool of prepared sandboxes.
-type PoolConfig struct {
-	Tier     string
-	Template string // "" means TemplateHost
-	Size     int    // prepared sandboxes kept ready
-}
-
 // NetworkHook is called by the Manager for every sandbox it creates, after
 // activation and before Create returns, with the path of the sandbox's
 // network namespace (Sandbox.NetNSPath). The sandbox has only loopback. The
@@ -115,15 +108,6 @@ type entry struct {
 	op        sync.Mutex // serializes pause, resume, start and delete
 }
 
-type poolKey struct{ tier, template string }
-
-type pool struct {
-	key   poolKey
-	size  int
-	ready chan Prepared
-	wake  chan struct{}
-}
-
 // Manager owns the live sandboxes of a node: creation (from warm pools when
 // one matches), lookup by id, timeouts and deletion.
 type Manager struct {
@@ -184,8 +168,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		if pc.Size <= 0 {
 			return nil, fmt.Errorf("pools[%d].size must be positive", i)
 		}
+		if pc.Refill < 0 {
+			return nil, fmt.Errorf("pools[%d].refill must not be negative", i)
+		}
 		k := poolKey{pc.Tier, pc.Template}
-		m.pools[k] = &pool{key: k, size: pc.Size, ready: make(chan Prepared, pc.Size), wake: make(chan struct{}, 1)}
+		m.pools[k] = newPool(k, pc.Size, pc.Refill)
 	}
 	var err error
 	if m.met, err = newMetrics(cfg.Metrics, m); err != nil {
@@ -211,41 +198,6 @@ func (m *Manager) Start(ctx context.Context) error {
 		go m.quotaLoop()
 	}
 	return nil
-}
-
-func (m *Manager) fill(p *pool) {
-	defer m.wg.Done()
-	t := m.tiers[p.key.tier]
-	backoff := 100 * time.Millisecond
-	for {
-		for len(p.ready) < p.size {
-			ctx, cancel := context.WithTimeout(ForPool(context.Background()), time.Minute)
-			pr, err := t.Prepare(ctx, p.key.template)
-			cancel()
-			if err != nil {
-				m.log.Warn("prepare pooled sandbox", logKeyTier, p.key.tier, logKeyErr, err)
-				select {
-				case <-time.After(backoff):
-					backoff = min(backoff*2, 30*time.Second)
-					continue
-				case <-m.stop:
-					return
-				}
-			}
-			backoff = 100 * time.Millisecond
-			select {
-			case p.ready <- pr:
-			case <-m.stop:
-				_ = pr.Discard()
-				return
-			}
-		}
-		select {
-		case <-p.wake:
-		case <-m.stop:
-			return
-		}
-	}
 }
 
 func (m *Manager) reapLoop() {
@@ -410,20 +362,11 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
 		}
 	} else if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
-		select {
-		case pr = <-p.ready:
-		default:
-		}
-		// Refill after this create: preparing a sandbox may fork this
-		// process, and a fork of a large process stalls its other threads
-		// while the page tables are copied (activation took twice as long
-		// with the refill started first).
-		defer func() {
-			select {
-			case p.wake <- struct{}{}:
-			default:
-			}
-		}()
+		pr = p.take()
+		// Refill after this create: a refill competes with this
+		// activation for the CPU (and, with a tier that forks this
+		// process, stalled its other threads).
+		defer p.nudge()
 	}
 	pooled := pr != nil && len(spec.Volumes) == 0 && !seedUpper // a sandbox with volumes never comes from the pool
 	if pr == nil {

@@ -70,6 +70,7 @@ func (b *box) Activate(ctx context.Context, id string, spec sandbox.Spec) (sandb
 	spec.Template = b.template
 	spec.Limits = spec.Limits.WithDefaults()
 	b.id, b.spec = id, spec
+	defer b.tier.netns.busy()()
 	if err := b.cg.setLimits(spec.Limits); err != nil {
 		b.destroy()
 		return nil, fmt.Errorf("activate sandbox %s: %w", id, err)
@@ -345,6 +346,7 @@ func (b *box) Exec(ctx context.Context, es sandbox.ExecSpec, stdout, stderr io.W
 	if err := b.usable(); err != nil {
 		return -1, err
 	}
+	defer b.tier.netns.busy()()
 	if stdout == nil {
 		stdout = io.Discard
 	}
@@ -641,6 +643,11 @@ func (b *box) destroy() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+	select {
+	case <-b.done: // init is gone (its pid may be another process's now)
+	default:
+		b.tier.netns.hold(b.pid)
+	}
 	b.kill()
 	if b.ctl != nil {
 		b.ctl.Close()

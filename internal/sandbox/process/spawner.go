@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -138,7 +137,7 @@ func (sp *spawnerProc) readLoop(log *slog.Logger) {
 		m, files, err := sp.ctl.Recv()
 		closeAll(files)
 		if err != nil {
-			if !errors.Is(err, errEOF) && !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, errEOF) && !errors.Is(err, os.ErrClosed) {
 				log.Warn("sandbox spawner connection", "err", err)
 			}
 			break

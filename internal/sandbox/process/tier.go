@@ -58,6 +58,7 @@ type Tier struct {
 	images  sandbox.Images
 	cg      *cgroupPool
 	spawn   *spawner
+	netns   *netnsKeeper // network namespaces of closed sandboxes, released when quiet
 	uidSeq  atomic.Uint32
 	wg      sync.WaitGroup // background cgroup removals
 
@@ -114,8 +115,10 @@ func New(cfg Config) (*Tier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process tier cgroups: %w", err)
 	}
-	return &Tier{log: cfg.Logger, rootDir: root, rwDir: filepath.Join(cfg.DataDir, "process", "rw"), images: cfg.Images, cg: cg,
-		spawn: &spawner{log: cfg.Logger}}, nil
+	t := &Tier{log: cfg.Logger, rootDir: root, rwDir: filepath.Join(cfg.DataDir, "process", "rw"), images: cfg.Images, cg: cg,
+		spawn: &spawner{log: cfg.Logger}, netns: newNetnsKeeper(netnsQuiet, netnsMaxAge, netnsMax, time.Now)}
+	t.netns.start()
+	return t, nil
 }
 
 // Name returns sandbox.TierProcess.
@@ -141,6 +144,7 @@ func (t *Tier) Close() error {
 	t.cg.close()
 	t.wg.Wait()
 	t.spawn.close()
+	t.netns.close()
 	return nil
 }
 
@@ -206,6 +210,7 @@ func (t *Tier) prepare(ctx context.Context, template, upper string) (sandbox.Pre
 	if closed {
 		return nil, fmt.Errorf("process tier: %w", sandbox.ErrClosed)
 	}
+	defer t.netns.busy()()
 	setup, err := hostTemplate(t.rootDir)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"path"
 	"runtime"
 	"strconv"
 	"strings"
@@ -454,11 +454,15 @@ func lookPath(file string, env []string) (string, error) {
 			pathEnv = v
 		}
 	}
-	for _, dir := range filepath.SplitList(pathEnv) {
+	var dirs []string
+	if pathEnv != "" {
+		dirs = strings.Split(pathEnv, ":")
+	}
+	for _, dir := range dirs {
 		if dir == "" {
 			dir = "."
 		}
-		p := filepath.Join(dir, file)
+		p := path.Join(dir, file)
 		if unix.Access(p, unix.X_OK) == nil {
 			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
 				return p, nil

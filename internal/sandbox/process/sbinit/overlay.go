@@ -5,7 +5,7 @@ package sbinit
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -20,9 +20,9 @@ func mountOverlay(staging string, layers int, files []*os.File) (string, error) 
 	}
 	lower := make([]string, layers)
 	for i, f := range files {
-		dir := filepath.Join(staging, fmt.Sprintf("l%d", i))
+		dir := path.Join(staging, fmt.Sprintf("l%d", i))
 		if i == layers {
-			dir = filepath.Join(staging, "rw")
+			dir = path.Join(staging, "rw")
 		} else {
 			lower[layers-1-i] = dir // overlayfs lists the top layer first
 		}
@@ -33,11 +33,11 @@ func mountOverlay(staging string, layers int, files []*os.File) (string, error) 
 			return "", fmt.Errorf("move layer mount: %w", err)
 		}
 	}
-	root := filepath.Join(staging, "root")
+	root := path.Join(staging, "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return "", err
 	}
-	rw := filepath.Join(staging, "rw")
+	rw := path.Join(staging, "rw")
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work,userxattr", strings.Join(lower, ":"), rw, rw)
 	if err := unix.Mount("sandbox-root", root, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return "", fmt.Errorf("mount overlay root: %w", err)

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -130,29 +130,38 @@ func ReplyErr(id uint64, err error) *Message {
 
 // Conn is one end of the control socketpair. Send may be called from
 // several goroutines; Recv from one at a time.
+//
+// It is an os.File in non-blocking mode, whose raw reads and writes wait
+// in the runtime's poller, rather than a net.UnixConn: package net (and
+// path and path/filepath) are initialized late in the binary's package
+// order, and every package this one imports must be initialized before
+// this package's init starts a sandbox init (see the package doc).
 type Conn struct {
-	uc *net.UnixConn
-	rc syscall.RawConn
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
 }
 
 // NewConn wraps a SOCK_SEQPACKET socket fd; it takes ownership of f.
 func NewConn(f *os.File) (*Conn, error) {
 	defer f.Close()
-	c, err := net.FileConn(f)
+	// A duplicate in non-blocking mode, so that os.NewFile makes it
+	// pollable (the mode is shared with f, which is closed here).
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("control socket: unexpected %T", c)
-	}
-	rc, err := uc.SyscallConn()
-	if err != nil {
-		uc.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	return &Conn{uc: uc, rc: rc}, nil
+	nf := os.NewFile(uintptr(fd), "ctl")
+	rc, err := nf.SyscallConn()
+	if err != nil {
+		nf.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return &Conn{f: nf, rc: rc}, nil
 }
 
 // Send sends one message with files attached (SCM_RIGHTS).
@@ -172,8 +181,26 @@ func (c *Conn) Send(m *Message, files ...*os.File) error {
 		}
 		oob = unix.UnixRights(fds...)
 	}
-	_, _, err = c.uc.WriteMsgUnix(b, oob, nil)
-	return err
+	var werr error
+	err = c.rc.Write(func(fd uintptr) bool {
+		werr = unix.Sendmsg(int(fd), b, oob, nil, 0)
+		return werr != unix.EAGAIN
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return c.wrap("send control message "+m.Op, err)
+	}
+	return nil
+}
+
+// wrap describes err; after Close it is os.ErrClosed.
+func (c *Conn) wrap(what string, err error) error {
+	if c.closed.Load() {
+		return fmt.Errorf("%s: %w", what, os.ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // peekLen waits for the next packet and returns its length without
@@ -201,24 +228,26 @@ func (c *Conn) Recv() (*Message, []*os.File, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil, ErrEOF
 		}
-		return nil, nil, err
+		return nil, nil, c.wrap("receive control message", err)
 	}
-	buf := make([]byte, min(max(size, 1), MaxPacket))
-	oob := make([]byte, unix.CmsgSpace(4*MaxSetupFiles))
-	n, oobn, _, _, err := c.uc.ReadMsgUnix(buf, oob)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil, ErrEOF
-		}
-		return nil, nil, err
-	}
-	if n == 0 {
+	if size == 0 { // a SOCK_SEQPACKET peer that closed reads as empty
 		return nil, nil, ErrEOF
 	}
+	buf := make([]byte, min(size, MaxPacket))
+	oob := make([]byte, unix.CmsgSpace(4*MaxSetupFiles))
+	var n, oobn int
+	var rerr error
+	err = c.rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
 	var files []*os.File
-	if oobn > 0 {
-		scms, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err == nil {
+	if err == nil && oobn > 0 {
+		scms, perr := unix.ParseSocketControlMessage(oob[:oobn])
+		if perr == nil {
 			for _, scm := range scms {
 				fds, err := unix.ParseUnixRights(&scm)
 				if err != nil {
@@ -230,18 +259,32 @@ func (c *Conn) Recv() (*Message, []*os.File, error) {
 			}
 		}
 	}
-	m := new(Message)
-	if err := json.Unmarshal(buf[:n], m); err != nil {
+	closeFiles := func() {
 		for _, f := range files {
 			f.Close()
 		}
+	}
+	switch {
+	case err != nil:
+		return nil, nil, c.wrap("receive control message", err)
+	case n == 0:
+		closeFiles()
+		return nil, nil, ErrEOF
+	}
+	m := new(Message)
+	if err := json.Unmarshal(buf[:n], m); err != nil {
+		closeFiles()
 		return nil, nil, fmt.Errorf("decode control message: %w", err)
 	}
 	return m, files, nil
 }
 
-// Close closes the connection.
-func (c *Conn) Close() error { return c.uc.Close() }
+// Close closes the connection; a Recv waiting on it returns an error
+// that wraps os.ErrClosed.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.f.Close()
+}
 
 // Socketpair returns a connected SOCK_SEQPACKET pair as files.
 func Socketpair() (host, child *os.File, err error) {

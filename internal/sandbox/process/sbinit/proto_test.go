@@ -120,8 +120,10 @@ func FuzzRecv(f *testing.F) {
 }
 
 // TestSbinitStaysLeaf: this package imports only the standard library and
-// golang.org/x/sys/unix, so that its init function (where a sandbox init
-// starts) runs before the binary's heavy package initializers.
+// golang.org/x/sys/unix, and none of the standard packages that come late
+// in the initialization order (net, path/filepath), so that its init
+// function (where a sandbox init starts) runs before the binary's heavy
+// package initializers.
 func TestSbinitStaysLeaf(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -141,6 +143,86 @@ func TestSbinitStaysLeaf(t *testing.T) {
 			if strings.Contains(first, ".") && p != "golang.org/x/sys/unix" {
 				t.Errorf("%s imports %s: package sbinit may import only the standard library and golang.org/x/sys/unix", name, p)
 			}
+			if first == "net" || p == "path/filepath" {
+				t.Errorf("%s imports %s, which is initialized late: the sandbox init would wait for it", name, p)
+			}
 		}
+	}
+}
+
+// TestConnCloseAndConcurrentSendClass: messages sent from many goroutines
+// at once each arrive whole, with their fds; a Recv blocked when its own
+// side closes returns an error that wraps os.ErrClosed (not a hang, not
+// ErrEOF), and so do Send and Recv after Close; a malformed message with
+// fds attached fails and leaves no fd open.
+func TestConnCloseAndConcurrentSendClass(t *testing.T) {
+	host, init := connPair(t)
+	const n = 64
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			r, w, err := os.Pipe()
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer r.Close()
+			defer w.Close()
+			errs <- host.Send(&Message{ID: uint64(i), Op: OpSpawn, Argv: []string{strings.Repeat("y", i*100)}}, r, w)
+		}()
+	}
+	seen := map[uint64]bool{}
+	for range n {
+		m, files, err := init.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			f.Close()
+		}
+		if len(files) != 2 || len(m.Argv) != 1 || len(m.Argv[0]) != int(m.ID)*100 || seen[m.ID] {
+			t.Fatalf("message %d: %d files, argv %d bytes, seen before %v", m.ID, len(files), len(m.Argv[0]), seen[m.ID])
+		}
+		seen[m.ID] = true
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Malformed JSON with two fds attached: an error, and both fds closed.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := unix.Sendmsg(int(host.f.Fd()), []byte(`{"op":`), unix.UnixRights(int(r.Fd()), int(w.Fd())), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if _, files, err := init.Recv(); err == nil || files != nil {
+		t.Fatalf("malformed message: files %v, err %v", files, err)
+	}
+	// Every write end is closed: the read end sees EOF at once.
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("a passed fd stayed open: read %d, %v", n, err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := init.Recv()
+		done <- err
+	}()
+	runtime.Gosched()
+	init.Close()
+	if err := <-done; !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Recv blocked across Close: %v, want os.ErrClosed", err)
+	}
+	if _, _, err := init.Recv(); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Recv after Close: %v, want os.ErrClosed", err)
+	}
+	if err := init.Send(&Message{Op: OpReply}); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("Send after Close: %v, want os.ErrClosed", err)
 	}
 }

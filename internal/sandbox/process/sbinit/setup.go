@@ -5,7 +5,7 @@ package sbinit
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -25,14 +25,14 @@ func setupRoot(cfg *SetupConfig, files []*os.File) error {
 	if err := unix.Mount("sandbox-root", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=4m,mode=0755"); err != nil {
 		return fmt.Errorf("mount root tmpfs on %s: %w", root, err)
 	}
-	empty := filepath.Join(root, ".empty")
+	empty := path.Join(root, ".empty")
 	if cfg.Layers > 0 { // an image template: the root is the sandbox's overlay
 		var err error
 		if root, err = mountOverlay(root, cfg.Layers, files); err != nil {
 			return err
 		}
 	}
-	in := func(p string) string { return filepath.Join(root, p) }
+	in := func(p string) string { return path.Join(root, p) }
 	for _, d := range []string{"proc", "dev", "workspace", "tmp", "mnt"} { // mnt: volumes.go
 		if err := os.Mkdir(in(d), 0o755); err != nil && (cfg.Layers == 0 || !os.IsExist(err)) {
 			return err
@@ -148,12 +148,12 @@ func setupProc(dir, empty string) error {
 		return fmt.Errorf("mount proc: %w", err)
 	}
 	for _, p := range []string{"kcore", "keys", "timer_list", "sched_debug", "sysrq-trigger", "kallsyms"} {
-		if err := mask(filepath.Join(dir, p), empty); err != nil {
+		if err := mask(path.Join(dir, p), empty); err != nil {
 			return err
 		}
 	}
 	for _, p := range []string{"sys", "irq", "bus", "fs"} {
-		d := filepath.Join(dir, p)
+		d := path.Join(dir, p)
 		if _, err := os.Stat(d); err != nil {
 			continue
 		}
@@ -171,7 +171,7 @@ func setupDev(dir string, shmMB int) error {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
 	for _, d := range devices {
-		p := filepath.Join(dir, d)
+		p := path.Join(dir, d)
 		if err := os.WriteFile(p, nil, 0o666); err != nil {
 			return err
 		}
@@ -183,21 +183,21 @@ func setupDev(dir string, shmMB int) error {
 		"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
 		"stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx",
 	} {
-		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+		if err := os.Symlink(target, path.Join(dir, name)); err != nil {
 			return err
 		}
 	}
 	// The sandbox's own devpts instance: terminals made inside (by the
 	// terminal op, or by a program such as script or python's pty) are
 	// invisible to the host's and to other sandboxes' /dev/pts.
-	pts := filepath.Join(dir, "pts")
+	pts := path.Join(dir, "pts")
 	if err := os.Mkdir(pts, 0o755); err != nil {
 		return err
 	}
 	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
 		return fmt.Errorf("mount /dev/pts: %w", err)
 	}
-	shm := filepath.Join(dir, "shm")
+	shm := path.Join(dir, "shm")
 	if err := os.Mkdir(shm, 0o1777); err != nil {
 		return err
 	}

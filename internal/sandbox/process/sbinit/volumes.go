@@ -5,7 +5,7 @@ package sbinit
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -61,7 +61,7 @@ func mountPoint(p string) error {
 	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	cur := "/" + parts[0]
 	for _, c := range parts[1:] {
-		cur = filepath.Join(cur, c)
+		cur = path.Join(cur, c)
 		fi, err := os.Lstat(cur)
 		switch {
 		case os.IsNotExist(err):

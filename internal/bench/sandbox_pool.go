@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/config"
+)
+
+// pooledBurst repeats the burst on a fresh in-process daemon whose warm
+// pool holds Burst sandboxes (sandbox_pool_process), once the pool is
+// full: burst100_pooled_* beside the cold burst100_* of the default pool.
+// It also times the pool's fill from empty (pool_fill_ms). Only the
+// process tier's pool may be that large, and only a daemon the benchmark
+// starts can be configured so; otherwise the keys stay null.
+func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
+	if opts.Tier != api.SandboxTierProcess || opts.Target.Client != nil || opts.Burst > config.MaxSandboxPoolProcess {
+		res.Unmeasured = append(res.Unmeasured, "burst100_pooled_p50_ms", "burst100_pooled_p99_ms", "pool_fill_ms")
+		return
+	}
+	t0 := time.Now()
+	n, err := connect(ctx, opts.Target, opts.Burst, func(c *config.Config) {
+		burstFrontDoor(opts.Burst)(c)
+		c.SandboxPoolProcess = opts.Burst
+	})
+	if err != nil {
+		res.Unmeasured = append(res.Unmeasured, "burst100_pooled_p50_ms", "burst100_pooled_p99_ms", "pool_fill_ms")
+		res.FirstError = fmt.Sprintf("pooled burst: %v", err)
+		return
+	}
+	defer n.stop()
+	r := &sandboxRun{SandboxOptions: opts, c: n.c}
+	size, err := waitPoolFull(ctx, n, opts.Tier, 5*time.Minute)
+	if err != nil {
+		r.errs.add(fmt.Errorf("pooled burst: %w", err))
+	} else {
+		fill := msOf(time.Since(t0))
+		res.PoolFillMs, res.PoolSize = &fill, size
+	}
+	b := &SandboxResult{}
+	r.burst(ctx, b)
+	res.Burst100PooledP50Ms, res.Burst100PooledP99Ms, res.Burst100PooledOK = &b.Burst100CreateP50Ms, &b.Burst100CreateP99Ms, b.Burst100OK
+	if n := r.errs.n.Load(); n > 0 {
+		res.Errors += n
+		if res.FirstError == "" {
+			res.FirstError = r.errs.first
+		}
+	}
+}
+
+// waitPoolFull polls the daemon's metrics until tier's warm pool is full
+// and returns its size.
+func waitPoolFull(ctx context.Context, n *node, tier string, limit time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		ready, size, err := poolGauges(ctx, n, tier)
+		if err == nil && size > 0 && ready >= size {
+			return size, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("warm pool of %d has %d ready after %v: %w (last error: %v)", size, ready, limit, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// poolGauges reads agentcloud_sandbox_pool_ready and _size of tier's host
+// template pool from /metrics.
+func poolGauges(ctx context.Context, n *node, tier string) (ready, size int, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.addr+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	label := `tier="` + tier + `"`
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, ok := strings.Cut(line, "{")
+		if !ok || !strings.Contains(rest, label) || !strings.Contains(rest, `template="host"`) {
+			continue
+		}
+		_, v, _ := strings.Cut(rest, "} ")
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "agentcloud_sandbox_pool_ready":
+			ready = int(f)
+		case "agentcloud_sandbox_pool_size":
+			size = int(f)
+		}
+	}
+	return ready, size, sc.Err()
+}

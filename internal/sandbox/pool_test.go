@@ -1,0 +1,160 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+)
+
+// countingTier is a fakeTier whose prepares take a moment, fail now and
+// then, and are counted while they run; every box it hands out is tracked
+// until it is activated or discarded.
+type countingTier struct {
+	fakeTier
+	running, maxRunning atomic.Int32
+	calls               atomic.Int32
+	mu                  sync.Mutex
+	out                 map[*fakeBox]bool // prepared, neither activated nor discarded
+}
+
+func (t *countingTier) Prepare(ctx context.Context, tmpl string) (sandbox.Prepared, error) {
+	if sandbox.IsForPool(ctx) { // a pool's refill, not a cold create
+		n := t.running.Add(1)
+		defer t.running.Add(-1)
+		for {
+			m := t.maxRunning.Load()
+			if n <= m || t.maxRunning.CompareAndSwap(m, n) {
+				break
+			}
+		}
+	}
+	n := t.calls.Add(1)
+	time.Sleep(time.Duration(1+n%3) * time.Millisecond) // the preparers overlap, out of step
+	if n%5 == 0 {
+		return nil, errors.New("prepare failed (on purpose)")
+	}
+	pr, _ := t.fakeTier.Prepare(ctx, tmpl)
+	b := pr.(*fakeBox)
+	t.mu.Lock()
+	t.out[b] = true
+	t.mu.Unlock()
+	return &countedBox{fakeBox: b, t: t}, nil
+}
+
+func (t *countingTier) settle(b *fakeBox) {
+	t.mu.Lock()
+	delete(t.out, b)
+	t.mu.Unlock()
+}
+
+func (t *countingTier) outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.out)
+}
+
+type countedBox struct {
+	*fakeBox
+	t *countingTier
+}
+
+func (b *countedBox) Activate(ctx context.Context, id string, s sandbox.Spec) (sandbox.Sandbox, error) {
+	b.t.settle(b.fakeBox)
+	return b.fakeBox.Activate(ctx, id, s)
+}
+
+func (b *countedBox) Discard() error { b.t.settle(b.fakeBox); return b.fakeBox.Discard() }
+
+// TestPoolRefillConcurrentClass: a pool with several preparers prepares
+// in parallel but never past its size, also while claims race the refill
+// and prepares fail; what it holds at Close is discarded, and a negative
+// Refill is refused.
+func TestPoolRefillConcurrentClass(t *testing.T) {
+	if _, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{&fakeTier{}},
+		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: 2, Refill: -1}}}); err == nil {
+		t.Fatal("a negative refill was accepted")
+	}
+	const size, refill = 11, 4
+	tier := &countingTier{out: map[*fakeBox]bool{}}
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
+		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: size, Refill: refill}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFull := func(stage string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for tier.outstanding() < size && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		// Give an overfill the chance to show.
+		time.Sleep(20 * time.Millisecond)
+		if n := tier.outstanding(); n != size {
+			t.Fatalf("%s: the pool holds %d prepared sandboxes, want %d", stage, n, size)
+		}
+	}
+	waitFull("first fill")
+	var wg sync.WaitGroup
+	var created atomic.Int32
+	for i := range 40 {
+		wg.Go(func() {
+			id := fmt.Sprintf("c%d", i)
+			if _, err := m.Create(context.Background(), id, sandbox.Spec{Tier: "fake"}); err != nil {
+				return // a cold prepare may fail on purpose
+			}
+			created.Add(1)
+			if err := m.Delete(context.Background(), id); err != nil {
+				t.Errorf("delete %s: %v", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	if created.Load() == 0 {
+		t.Fatal("no create succeeded")
+	}
+	waitFull("refill after claims")
+	if got := tier.maxRunning.Load(); got > refill || got < 2 {
+		t.Errorf("%d pool prepares ran at once, want 2..%d", got, refill)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := tier.outstanding(); n != 0 {
+		t.Errorf("%d prepared sandboxes neither activated nor discarded after Close", n)
+	}
+}
+
+// TestPoolSizeForMemoryClass: a pool asked for beyond a quarter of the
+// available memory is cut down to it (to none on a tiny host), an unknown
+// amount of memory keeps the old bound, and nothing is made of a zero or
+// negative size.
+func TestPoolSizeForMemoryClass(t *testing.T) {
+	const per = sandbox.PooledSandboxBytes
+	for _, tc := range []struct {
+		want  int
+		avail uint64
+		got   int
+	}{
+		{100, 24 << 30, 100},
+		{1024, 4 << 30, 128},
+		{1 << 30, 1 << 62, 1 << 30},
+		{10, per, 0},
+		{10, 0, 10},
+		{500, 0, 64},
+		{0, 24 << 30, 0},
+		{-5, 24 << 30, 0},
+	} {
+		if got := sandbox.PoolSizeForMemory(tc.want, tc.avail, per); got != tc.got {
+			t.Errorf("PoolSizeForMemory(%d, %d, %d) = %d, want %d", tc.want, tc.avail, per, got, tc.got)
+		}
+	}
+}
