@@ -519,8 +519,11 @@
   // [that string, ArrayBuffer] for a binary body, or [that string, null,
   // step] for a stream Go then pulls with step (stream.go). It ends the
   // call, timers included, unless the body is a stream still being made.
+  //
+  // With waitUntil work pending it returns a promise of the handler's result
+  // instead; Go settles it and calls respond again (fetch with meta "\x02").
   function respond(res) {
-    if (waitUntil.length) return finish(res).then(respond);
+    if (waitUntil.length) return finish(res);
     if (!(res instanceof Response)) {
       throw new TypeError(`fetch handler returned ${res === undefined ? "undefined" : Object.prototype.toString.call(res)}, not a Response`);
     }
@@ -566,13 +569,17 @@
       // (and snapshot) at first use.
       for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams, "websocket.js": websockets, "webapi.js": webapi })[name]();
     },
-    // fetch returns respond's result, or a promise of it when the handler
-    // is asynchronous.
+    // fetch returns respond's result or, when the handler is asynchronous,
+    // the handler's promise itself: Go settles it (no reaction job, no
+    // second promise) and passes the result back with meta "\x02", which
+    // responds to it (isolate.go Fetch).
     fetch(meta, body) {
-      if (meta.charCodeAt(0) === 1) return finish(websockets().event(meta, body, handler)); // socket.go
+      const c = meta.charCodeAt(0);
+      if (c === 2) return respond(body);
+      if (c === 1) return finish(websockets().event(meta, body, handler)); // socket.go
       if (!handler || typeof handler.fetch !== "function") throw new Error("__no_fetch_handler");
       const res = handler.fetch(incoming(meta, body), env, execCtx);
-      if (res !== null && typeof res === "object" && typeof res.then === "function") return Promise.resolve(res).then(respond);
+      if (res !== null && typeof res === "object" && typeof res.then === "function") return res instanceof Promise ? res : Promise.resolve(res);
       return respond(res);
     },
     alarm() {
@@ -583,7 +590,12 @@
     },
     // nextTimer returns the due time (ms since the epoch) of the earliest
     // timer, or -1 when none is pending.
+    //
+    // Called with an argument it returns -2 instead: Go's probe for a driver
+    // whose fetch returns the handler's promise (heaps restored from images
+    // made before return the response's; see Isolate.settlesHandler).
     nextTimer() {
+      if (arguments.length > 0) return -2;
       let min = -1;
       for (const t of timers.values()) if (min < 0 || t.due < min) min = t.due;
       return min;
