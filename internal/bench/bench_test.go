@@ -55,7 +55,7 @@ func TestSessionsHibernatedRuns(t *testing.T) {
 		res.HibernatedSessionDiskBytes <= 0 || res.CreateCPUMs <= 0 {
 		t.Fatalf("%+v", res)
 	}
-	if res.HelloRPS != 0 || res.WarmRequestP50Us != 0 || res.LiveSessionRSSKiB != 0 {
+	if res.HelloRPS != 0 || res.WarmRequestP50Us != 0 || res.LiveSessionRSSKiB != 0 || res.LiveSessionPSSKiB != 0 || res.LiveSessionPrivateKiB != 0 {
 		t.Fatalf("hibernated mode ran a live phase: %+v", res)
 	}
 }

@@ -55,15 +55,22 @@ type SessionsOptions struct {
 
 // SessionsResult is the result of Sessions (`agentcloud bench sessions`).
 type SessionsResult struct {
-	SessionsCreated            int     `json:"sessions_created"`
-	CreateRatePerSec           float64 `json:"create_rate_per_sec"`
-	WarmRequestP50Us           float64 `json:"warm_request_p50_us"`
-	WarmRequestP99Us           float64 `json:"warm_request_p99_us"`
-	RequestsPerSec             float64 `json:"requests_per_sec"`
-	Concurrency                int     `json:"concurrency"`
-	ActivateHibernatedP50Us    float64 `json:"activate_hibernated_p50_us"`
-	ActivateHibernatedP99Us    float64 `json:"activate_hibernated_p99_us"`
-	LiveSessionRSSKiB          float64 `json:"live_session_rss_kib"`
+	SessionsCreated         int     `json:"sessions_created"`
+	CreateRatePerSec        float64 `json:"create_rate_per_sec"`
+	WarmRequestP50Us        float64 `json:"warm_request_p50_us"`
+	WarmRequestP99Us        float64 `json:"warm_request_p99_us"`
+	RequestsPerSec          float64 `json:"requests_per_sec"`
+	Concurrency             int     `json:"concurrency"`
+	ActivateHibernatedP50Us float64 `json:"activate_hibernated_p50_us"`
+	ActivateHibernatedP99Us float64 `json:"activate_hibernated_p99_us"`
+	LiveSessionRSSKiB       float64 `json:"live_session_rss_kib"`
+	// LiveSessionPSSKiB and LiveSessionPrivateKiB count a live session's
+	// memory without the template pages it shares with every other
+	// session of its agent, which RSS counts once per session mapping them:
+	// PSS charges a shared page to its mappers in shares, private counts
+	// what only one mapping holds.
+	LiveSessionPSSKiB          float64 `json:"live_session_pss_kib"`
+	LiveSessionPrivateKiB      float64 `json:"live_session_private_kib"`
 	HibernatedSessionRAMBytes  float64 `json:"hibernated_session_ram_bytes"`
 	HibernatedSessionDiskBytes float64 `json:"hibernated_session_disk_bytes"`
 	Errors                     int64   `json:"errors"`
@@ -127,11 +134,12 @@ func Sessions(ctx context.Context, opts SessionsOptions) (*SessionsResult, error
 	}
 	runtime.GC()
 	rss0, heap0, disk0 := rssBytes(), heapBytes(), dirBytes(n.dir)
+	mem0 := memRollup()
 	liveN := min(opts.Sessions, 200)
 	if opts.Hibernated {
 		liveN = 0
 	}
-	r.create(ctx, res, liveN, rss0)
+	r.create(ctx, res, liveN, rss0, mem0)
 	if !opts.Hibernated {
 		if err := r.live(ctx, res, n, liveN); err != nil {
 			return nil, err
@@ -213,7 +221,7 @@ func (r *sessionsRun) do(ctx context.Context, id, method string) time.Duration {
 // create makes every session, each with state. The first liveN stay live
 // to measure live RSS; the rest are hibernated right after creation so a
 // large count fits in memory.
-func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int, rss0 int64) {
+func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int, rss0 int64, mem0 rollup) {
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	parallel(r.Concurrency, liveN, func(i int) { r.do(ctx, r.ids[i], "POST") })
@@ -221,6 +229,9 @@ func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int
 	debug.FreeOSMemory()
 	if res.InProcess && liveN > 0 {
 		res.LiveSessionRSSKiB = float64(rssBytes()-rss0) / float64(liveN) / 1024
+		mem := memRollup()
+		res.LiveSessionPSSKiB = float64(mem.pss-mem0.pss) / float64(liveN) / 1024
+		res.LiveSessionPrivateKiB = float64(mem.private-mem0.private) / float64(liveN) / 1024
 	}
 	t0, cpu0 = time.Now(), cpuTime()
 	parallel(r.Concurrency, r.Sessions-liveN, func(i int) {

@@ -88,6 +88,43 @@ func rssBytes() int64 {
 	return 0
 }
 
+// rollup is what /proc/self/smaps_rollup says of the process's memory, in
+// bytes: its proportional set size and the pages only one of its mappings
+// holds.
+type rollup struct{ pss, private int64 }
+
+// memRollup reads /proc/self/smaps_rollup (zero where it is unavailable).
+func memRollup() rollup {
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		return rollup{}
+	}
+	return parseRollup(b)
+}
+
+// parseRollup reads the Pss and Private_* lines ("Name:  123 kB") of an
+// smaps_rollup text; lines it does not understand are skipped.
+func parseRollup(b []byte) rollup {
+	var r rollup
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := strings.Fields(string(line))
+		if len(f) != 3 || f[2] != "kB" {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil || kb < 0 || kb > 1<<40 {
+			continue
+		}
+		switch f[0] {
+		case "Pss:":
+			r.pss = kb << 10
+		case "Private_Clean:", "Private_Dirty:":
+			r.private += kb << 10
+		}
+	}
+	return r
+}
+
 // dirBytes is the disk space used under dir.
 func dirBytes(dir string) int64 {
 	if dir == "" {

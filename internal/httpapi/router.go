@@ -67,7 +67,11 @@ type Authorizer interface {
 
 // Router is an http.Handler made of documented routes.
 type Router struct {
+	// mux holds the routes; it tells an unmatched request's 404, 405 and
+	// redirect apart. serve holds them too, plus a catch-all for what no
+	// route matches, so a matched request is matched once.
 	mux     *http.ServeMux
+	serve   *http.ServeMux
 	routes  []Route
 	log     *slog.Logger
 	auth    Authenticator
@@ -92,7 +96,9 @@ func NewRouter(o Options) *Router {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Router{mux: http.NewServeMux(), log: o.Logger, auth: o.Auth, authz: o.Authz, metrics: o.Metrics, maxBody: o.MaxBodyBytes}
+	rt := &Router{mux: http.NewServeMux(), serve: http.NewServeMux(), log: o.Logger, auth: o.Auth, authz: o.Authz, metrics: o.Metrics, maxBody: o.MaxBodyBytes}
+	rt.serve.Handle("/", http.HandlerFunc(rt.unmatched))
+	return rt
 }
 
 // Handle registers a route. Every endpoint goes through here, so every
@@ -103,7 +109,9 @@ func (rt *Router) Handle(r Route) {
 		pattern = r.Method + " " + r.Path
 	}
 	r.params = routeParams(r.Path)
-	rt.mux.Handle(pattern, rt.wrap(pattern, r))
+	h := rt.wrap(pattern, r)
+	rt.mux.Handle(pattern, h)
+	rt.serve.Handle(pattern, h)
 	rt.routes = append(rt.routes, r)
 }
 
@@ -128,9 +136,16 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.wrap("unmatched", Route{Public: true, Handler: func(http.ResponseWriter, *http.Request) error { return perr }}).ServeHTTP(w, r)
 		return
 	}
+	rt.serve.ServeHTTP(w, r) // sets r.Pattern and path values
+}
+
+// unmatched answers what no route matched (serve's catch-all).
+func (rt *Router) unmatched(w http.ResponseWriter, r *http.Request) {
 	h, pattern := rt.mux.Handler(r)
 	if pattern != "" {
-		rt.mux.ServeHTTP(w, r) // sets r.Pattern and path values
+		// serve has every route mux has, so this does not happen; if it
+		// did, the route still gets the request, through mux.
+		rt.mux.ServeHTTP(w, r)
 		return
 	}
 	// Let the mux decide between 404, 405 and redirects, then speak problem+json.

@@ -134,6 +134,46 @@ type Isolate struct {
 	// gone, while a response streams to a BodySink, is its Gone channel:
 	// settle stops waiting for a timer when it closes.
 	gone <-chan struct{}
+	// driver is what the prelude's fetch returns for an asynchronous
+	// handler (see settlesHandler); 0 until probed.
+	driver driverKind
+}
+
+// driverKind tells the two fetch drivers apart. A heap keeps the prelude
+// it was made with, so an isolate restored from an image taken before the
+// driver changed runs the old one.
+type driverKind uint8
+
+const (
+	driverUnknown driverKind = iota
+	// driverResponds: fetch returns a promise of respond's result.
+	driverResponds
+	// driverSettles: fetch returns the handler's promise; Go settles it
+	// and calls fetch("\x02", result), which responds.
+	driverSettles
+)
+
+// settlesHandler reports whether the driver returns an asynchronous
+// handler's own promise, probing it once: the new driver's nextTimer
+// answers -2 when called with an argument, the old one a due time or -1.
+func (i *Isolate) settlesHandler(ctx context.Context) (bool, error) {
+	if i.driver == driverUnknown {
+		v := i.vm
+		nb, err := v.callFn(ctx, v.st.Fns[fnNextTimer], v.st.Undefined)
+		if err != nil {
+			return false, err
+		}
+		x, err := v.float(ctx, false, nb)
+		_ = v.free(ctx, nb)
+		if err != nil {
+			return false, err
+		}
+		i.driver = driverResponds
+		if x == -2 {
+			i.driver = driverSettles
+		}
+	}
+	return i.driver == driverSettles, nil
 }
 
 func (r *Runtime) normalize(spec Spec) (Spec, error) {
@@ -488,17 +528,8 @@ func (i *Isolate) Fetch(ctx context.Context, req Request, h Host) (resp Response
 	if err != nil {
 		return Response{}, i.finishCall(ctx, handlerErr(err, "fetch"))
 	}
-	// A synchronous handler yields the response itself; an async one a
-	// promise of it.
-	if st, err := v.call(ctx, v.f.promiseState, uint64(res)); err != nil {
-		return Response{}, err
-	} else if st <= 2 {
-		p := res
-		res, err = i.settle(ctx, p)
-		_ = v.free(ctx, p)
-		if err != nil {
-			return Response{}, i.finishCall(ctx, handlerErr(err, "fetch"))
-		}
+	if res, err = i.respondTo(ctx, res); err != nil {
+		return Response{}, i.finishCall(ctx, handlerErr(err, "fetch"))
 	}
 	resp, step, err := i.readResponse(ctx, res)
 	_ = v.free(ctx, res)
@@ -514,6 +545,51 @@ func (i *Isolate) Fetch(ctx context.Context, req Request, h Host) (resp Response
 	}
 	// The driver already ended the call; run what the handler left queued.
 	return resp, v.drainJobs(ctx)
+}
+
+// respondMeta is the meta of the driver call that responds to what an
+// asynchronous handler's promise settled to (prelude.js fetch).
+const respondMeta = "\x02"
+
+// respondTo turns the driver's answer to a request into respond's result.
+// A synchronous handler's answer is that already. A promise is settled
+// first: with the old driver it is a promise of respond's result; with the
+// new one a promise of the handler's, passed back to respond (which may
+// return a promise again while waitUntil work is pending).
+func (i *Isolate) respondTo(ctx context.Context, res uint32) (uint32, error) {
+	v := i.vm
+	for {
+		st, err := v.call(ctx, v.f.promiseState, uint64(res))
+		if err != nil {
+			_ = v.free(ctx, res)
+			return 0, err
+		}
+		if st > 2 { // not a promise
+			return res, nil
+		}
+		settles, err := i.settlesHandler(ctx)
+		if err != nil {
+			_ = v.free(ctx, res)
+			return 0, err
+		}
+		p := res
+		res, err = i.settle(ctx, p)
+		_ = v.free(ctx, p)
+		if err != nil || !settles {
+			return res, err
+		}
+		mb, err := v.newString(ctx, false, respondMeta)
+		if err != nil {
+			_ = v.free(ctx, res)
+			return 0, err
+		}
+		val := res
+		res, err = v.callFn(ctx, v.st.Fns[fnFetch], mb, val)
+		_ = v.free(ctx, mb, val)
+		if err != nil {
+			return 0, err
+		}
+	}
 }
 
 // Alarm runs the module's alarm handler.

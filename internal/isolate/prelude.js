@@ -244,11 +244,25 @@
   // ---- Body, Request, Response ----
   // A body is held as a string (_text) or bytes (_bytes, an ArrayBuffer) and
   // converted lazily, so text in and text out never crosses to the host.
+  //
+  // bodyDefaults are what a Request or Response without a body reads. They
+  // live on the prototypes (bodyProto), so a new object sets only what
+  // differs: in QuickJS each property added to an object costs about as
+  // much as a function call, and a hello-world request builds two objects.
+  const TEXT_TYPE = "text/plain;charset=UTF-8";
+  const bodyDefaults = { _text: null, _bytes: null, _stream: null, _used: false, _hasBody: false };
+  const bodyProto = (proto, more) => {
+    for (const [k, v] of Object.entries(Object.assign({}, bodyDefaults, more))) {
+      Object.defineProperty(proto, k, { value: v, writable: true, configurable: true, enumerable: false });
+    }
+  };
+  // initBody sets the body of a new Request or Response (one still reading
+  // bodyDefaults).
   function initBody(target, body, headers) {
-    target._text = null; target._bytes = null; target._stream = null; target._used = false; target._hasBody = body !== undefined && body !== null;
-    if (!target._hasBody) return;
+    if (body === undefined || body === null) return;
+    target._hasBody = true;
     let type = null;
-    if (typeof body === "string") { target._text = body; type = "text/plain;charset=UTF-8"; }
+    if (typeof body === "string") { target._text = body; type = TEXT_TYPE; }
     else if (body instanceof URLSearchParams) { target._text = body.toString(); type = "application/x-www-form-urlencoded;charset=UTF-8"; }
     else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) { target._bytes = toAB(body).slice(0); }
     else if (typeof body.getReader === "function") target._stream = body;
@@ -258,7 +272,7 @@
       target._text = body._text; target._bytes = body._bytes;
       if (body._stream) [body._stream, target._stream] = body._stream.tee();
     }
-    else { target._text = String(body); type = "text/plain;charset=UTF-8"; }
+    else { target._text = String(body); type = TEXT_TYPE; }
     if (type && !headers.has("content-type")) headers.set("content-type", type);
   }
   const bodyMixin = {
@@ -332,6 +346,7 @@
     get [Symbol.toStringTag]() { return "Request"; }
   }
   mixBody(Request);
+  bodyProto(Request.prototype, { _h: null, _sig: null, redirect: "follow", cf: undefined });
   def(globalThis, "Request", Request);
 
   // incoming builds the Request for a call from Go's wire string
@@ -341,9 +356,7 @@
     const r = Object.create(Request.prototype);
     r.url = meta.slice(i + 1, j);
     r.method = meta.slice(0, i);
-    r._h = null; r._raw = meta; r._rawAt = j + 1; r._sig = null;
-    r.redirect = "follow"; r.cf = undefined;
-    r._text = null; r._bytes = null; r._stream = null; r._used = false; r._hasBody = false;
+    r._raw = meta; r._rawAt = j + 1; // the rest reads Request.prototype's defaults
     if (body !== undefined && body.byteLength > 0) { r._bytes = body; r._hasBody = true; }
     return r;
   }
@@ -363,17 +376,21 @@
     401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 422: "Unprocessable Entity",
     429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
   class Response {
-    constructor(body = null, init = {}) {
-      init = init || {};
+    constructor(body = null, init = undefined) {
+      if (init === undefined || init === null) {
+        // new Response(body): status 200 and no headers but the body's
+        // type. Everything else reads Response.prototype's defaults.
+        const h = this.headers = new Headers();
+        if (typeof body === "string") { this._text = body; this._hasBody = true; h._m.set("content-type", [TEXT_TYPE]); }
+        else if (body !== null && body !== undefined) initBody(this, body, h);
+        return;
+      }
       const status = init.status === undefined ? 200 : Number(init.status);
       if (!((status >= 200 && status <= 599) || (status === 101 && init.webSocket)) || !Number.isInteger(status)) throw new RangeError(`Invalid status ${init.status}`);
-      this.status = status;
-      this.statusText = init.statusText !== undefined ? String(init.statusText) : "";
+      if (status !== 200) this.status = status;
+      if (init.statusText !== undefined) this.statusText = String(init.statusText);
       this.headers = new Headers(init.headers);
-      this.type = "default";
-      this.url = "";
-      this.redirected = false;
-      this.webSocket = init.webSocket || null;
+      if (init.webSocket) this.webSocket = init.webSocket;
       if (body !== null && body !== undefined && (status === 204 || status === 304)) throw new TypeError("Response with null body status cannot have body");
       initBody(this, body, this.headers);
     }
@@ -396,6 +413,7 @@
     get [Symbol.toStringTag]() { return "Response"; }
   }
   mixBody(Response);
+  bodyProto(Response.prototype, { status: 200, statusText: "", type: "default", url: "", redirected: false, webSocket: null });
   def(globalThis, "Response", Response);
 
   const headerPairs = (h) => Array.from(h.entries());
@@ -501,22 +519,33 @@
   // [that string, ArrayBuffer] for a binary body, or [that string, null,
   // step] for a stream Go then pulls with step (stream.go). It ends the
   // call, timers included, unless the body is a stream still being made.
+  //
+  // With waitUntil work pending it returns a promise of the handler's result
+  // instead; Go settles it and calls respond again (fetch with meta "\x02").
   function respond(res) {
-    if (waitUntil.length) return finish(res).then(respond);
+    if (waitUntil.length) return finish(res);
     if (!(res instanceof Response)) {
       throw new TypeError(`fetch handler returned ${res === undefined ? "undefined" : Object.prototype.toString.call(res)}, not a Response`);
     }
-    let st = res.statusText || STATUS_TEXT[res.status] || "";
-    if (st.includes("\0")) st = st.replace(/\0/g, "");
-    let hs = "", n = 0;
-    for (const [k, l] of res.headers._m) {
-      if (k === "set-cookie" && l.length > 1) { for (const v of l) { hs += k + "\0" + v + "\0"; n++; } }
-      else { hs += k + "\0" + (l.length === 1 ? l[0] : l.join(", ")) + "\0"; n++; }
+    let st = res.statusText;
+    if (!st) st = STATUS_TEXT[res.status] || "";
+    else if (typeof st !== "string" || st.includes("\0")) st = String(st).replace(/\0/g, "");
+    // A lone content-type (new Response(text)) is read without iterating
+    // the map: a for-of over a Map costs more than the rest of respond.
+    const m = res.headers._m;
+    let hs, n, ct;
+    if (m.size === 1 && (ct = m.get("content-type")) !== undefined && ct.length === 1) { hs = "content-type\0" + ct[0] + "\0"; n = 1; }
+    else {
+      hs = ""; n = 0;
+      for (const [k, l] of m) {
+        if (k === "set-cookie" && l.length > 1) { for (const v of l) { hs += k + "\0" + v + "\0"; n++; } }
+        else { hs += k + "\0" + (l.length === 1 ? l[0] : l.join(", ")) + "\0"; n++; }
+      }
     }
     if (res.webSocket) { hs += ":websocket\0" + websockets().peerOf(res.webSocket) + "\0"; n++; }
     const meta = res.status + "\0" + st + "\0" + n + "\0" + hs;
     if (res._stream !== null) return [meta, null, streams().stepper(res._stream)]; // Go pulls it (stream.go)
-    timers.clear();
+    if (timers.size !== 0) timers.clear();
     if (!res._hasBody) return meta;
     if (res._text !== null) return meta + res._text;
     return [meta, res._bytes];
@@ -540,13 +569,17 @@
       // (and snapshot) at first use.
       for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams, "websocket.js": websockets, "webapi.js": webapi })[name]();
     },
-    // fetch returns respond's result, or a promise of it when the handler
-    // is asynchronous.
+    // fetch returns respond's result or, when the handler is asynchronous,
+    // the handler's promise itself: Go settles it (no reaction job, no
+    // second promise) and passes the result back with meta "\x02", which
+    // responds to it (isolate.go Fetch).
     fetch(meta, body) {
-      if (meta.charCodeAt(0) === 1) return finish(websockets().event(meta, body, handler)); // socket.go
+      const c = meta.charCodeAt(0);
+      if (c === 2) return respond(body);
+      if (c === 1) return finish(websockets().event(meta, body, handler)); // socket.go
       if (!handler || typeof handler.fetch !== "function") throw new Error("__no_fetch_handler");
       const res = handler.fetch(incoming(meta, body), env, execCtx);
-      if (res !== null && typeof res === "object" && typeof res.then === "function") return Promise.resolve(res).then(respond);
+      if (res !== null && typeof res === "object" && typeof res.then === "function") return res instanceof Promise ? res : Promise.resolve(res);
       return respond(res);
     },
     alarm() {
@@ -557,7 +590,12 @@
     },
     // nextTimer returns the due time (ms since the epoch) of the earliest
     // timer, or -1 when none is pending.
+    //
+    // Called with an argument it returns -2 instead: Go's probe for a driver
+    // whose fetch returns the handler's promise (heaps restored from images
+    // made before return the response's; see Isolate.settlesHandler).
     nextTimer() {
+      if (arguments.length > 0) return -2;
       let min = -1;
       for (const t of timers.values()) if (min < 0 || t.due < min) min = t.due;
       return min;

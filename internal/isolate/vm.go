@@ -251,6 +251,13 @@ func (v *vm) hcall(ctx context.Context, f *lazyFn, args ...uint64) (uint32, erro
 	return uint32(r), err
 }
 
+// callIn is call, or hcall when inHost. Being a direct call (not one
+// through a func value) its arguments stay on the stack.
+func (v *vm) callIn(ctx context.Context, inHost bool, f *lazyFn, args ...uint64) (uint32, error) {
+	r, err := v.rawCall(ctx, inHost, f, args)
+	return uint32(r), err
+}
+
 // rawCall invokes f and returns its result's raw bits.
 func (v *vm) rawCall(ctx context.Context, inner bool, f *lazyFn, args []uint64) (uint64, error) {
 	stack, fn := v.stack, (api.Function)(nil)
@@ -375,11 +382,22 @@ func (v *vm) putU32(addr, x uint32) {
 // writeBytes mallocs len(b)+1 bytes, copies b there NUL-terminated and
 // returns the address. The caller frees it.
 func (v *vm) writeBytes(ctx context.Context, inHost bool, b []byte) (uint32, error) {
-	f, c := v.f.malloc, v.call
+	return writeInto(ctx, v, inHost, b)
+}
+
+// writeString is writeBytes for a string, without copying it to a []byte
+// first (a request's metadata crosses on every call).
+func (v *vm) writeString(ctx context.Context, inHost bool, s string) (uint32, error) {
+	return writeInto(ctx, v, inHost, s)
+}
+
+// writeInto is writeBytes and writeString.
+func writeInto[T string | []byte](ctx context.Context, v *vm, inHost bool, b T) (uint32, error) {
+	f := v.f.malloc
 	if inHost {
-		f, c = v.h.malloc, v.hcall
+		f = v.h.malloc
 	}
-	p, err := c(ctx, f, uint64(len(b)+1))
+	p, err := v.callIn(ctx, inHost, f, uint64(len(b)+1))
 	if err != nil {
 		return 0, err
 	}
@@ -409,15 +427,15 @@ func (v *vm) bytesAt(addr, n uint32) ([]byte, error) {
 // it, with a *SizeError; with clip it is cut to max bytes instead (at a
 // UTF-8 boundary).
 func (v *vm) str(ctx context.Context, inHost bool, box uint32, max int, clip bool) (string, error) {
-	e, c := &v.f, v.call
+	e := &v.f
 	if inHost {
-		e, c = &v.h, v.hcall
+		e = &v.h
 	}
 	lenp := v.st.Scratch + 60
 	if inHost {
 		lenp = v.st.Scratch + 56
 	}
-	p, err := c(ctx, e.getStringLen, uint64(box), uint64(lenp))
+	p, err := v.callIn(ctx, inHost, e.getStringLen, uint64(box), uint64(lenp))
 	if err != nil {
 		return "", err
 	}
@@ -427,7 +445,7 @@ func (v *vm) str(ctx context.Context, inHost bool, box uint32, max int, clip boo
 	n := v.u32(lenp)
 	if uint64(n) > uint64(max) {
 		if !clip {
-			_, ferr := c(ctx, e.freeCString, uint64(p))
+			_, ferr := v.callIn(ctx, inHost, e.freeCString, uint64(p))
 			return "", errors.Join(&SizeError{Size: int64(n), Limit: int64(max)}, ferr)
 		}
 		n = uint32(max)
@@ -440,56 +458,56 @@ func (v *vm) str(ctx context.Context, inHost bool, box uint32, max int, clip boo
 	if clip {
 		s = strings.ToValidUTF8(s, "")
 	}
-	_, err = c(ctx, e.freeCString, uint64(p))
+	_, err = v.callIn(ctx, inHost, e.freeCString, uint64(p))
 	return s, err
 }
 
 // newString makes a string box.
 func (v *vm) newString(ctx context.Context, inHost bool, s string) (uint32, error) {
-	e, c := &v.f, v.call
+	e := &v.f
 	if inHost {
-		e, c = &v.h, v.hcall
+		e = &v.h
 	}
-	p, err := v.writeBytes(ctx, inHost, []byte(s))
+	p, err := v.writeString(ctx, inHost, s)
 	if err != nil {
 		return 0, err
 	}
-	box, err := c(ctx, e.newString, uint64(p), uint64(len(s)))
+	box, err := v.callIn(ctx, inHost, e.newString, uint64(p), uint64(len(s)))
 	if err != nil {
 		return 0, err
 	}
-	_, err = c(ctx, e.free, uint64(p))
+	_, err = v.callIn(ctx, inHost, e.free, uint64(p))
 	return box, err
 }
 
 // newArrayBuffer makes an ArrayBuffer box holding a copy of b.
 func (v *vm) newArrayBuffer(ctx context.Context, inHost bool, b []byte) (uint32, error) {
-	e, c := &v.f, v.call
+	e := &v.f
 	if inHost {
-		e, c = &v.h, v.hcall
+		e = &v.h
 	}
 	p, err := v.writeBytes(ctx, inHost, b)
 	if err != nil {
 		return 0, err
 	}
-	box, err := c(ctx, e.newArrayBuffer, uint64(p), uint64(len(b)))
+	box, err := v.callIn(ctx, inHost, e.newArrayBuffer, uint64(p), uint64(len(b)))
 	if err != nil {
 		return 0, err
 	}
-	_, err = c(ctx, e.free, uint64(p))
+	_, err = v.callIn(ctx, inHost, e.free, uint64(p))
 	return box, err
 }
 
 // arrayBuffer copies the bytes of an ArrayBuffer box; a buffer longer than
 // max bytes is refused by its length, before any copy, with a *SizeError.
 func (v *vm) arrayBuffer(ctx context.Context, inHost bool, box uint32, max int) ([]byte, error) {
-	e, c := &v.f, v.call
+	e := &v.f
 	lenp := v.st.Scratch + 52
 	if inHost {
-		e, c = &v.h, v.hcall
+		e = &v.h
 		lenp = v.st.Scratch + 48
 	}
-	p, err := c(ctx, e.getArrayBuffer, uint64(box), uint64(lenp))
+	p, err := v.callIn(ctx, inHost, e.getArrayBuffer, uint64(box), uint64(lenp))
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,10 @@ import (
 // time than JSON or per-field property calls. HTTP forbids NUL (and CR/LF)
 // in methods, URLs and header fields, so the separator is unambiguous.
 
-var errNUL = errors.New("isolate: NUL byte in request method, URL or header")
+var (
+	errNUL    = errors.New("isolate: NUL byte in request method, URL or header")
+	errMethod = errors.New("isolate: request method starts with a control byte")
+)
 
 // requestWire encodes req as "method\0url\0(name\0value\0)*" with lower-case
 // header names.
@@ -20,6 +23,11 @@ func requestWire(req Request) (string, error) {
 	method := req.Method
 	if method == "" {
 		method = "GET"
+	}
+	if method[0] < ' ' {
+		// A leading control byte marks the driver's own calls (socket
+		// events, responding to a settled handler): never a request's.
+		return "", errMethod
 	}
 	n := len(method) + len(req.URL) + 2
 	for _, h := range req.Headers {
