@@ -93,11 +93,12 @@ type Runtime struct {
 	tplEnc   *zstd.Encoder // template images
 	dec      *zstd.Decoder
 
-	// Raw wasm agents (wasm.go): compiled modules by sha256, and whether
-	// the "agentcloud" host module is registered. Guarded by wasmMu.
+	// Raw wasm agents (wasm.go): compiled modules by sha256, and their
+	// own wazero runtime (made with the "agentcloud" host module on first
+	// use; see wasmRuntime). Guarded by wasmMu.
 	wasmMu   sync.Mutex
 	wasmMods map[[32]byte]*wasmModule
-	abiReady bool
+	ar       wazero.Runtime
 
 	met *metrics // nil: no metrics
 }
@@ -186,8 +187,13 @@ func (r *Runtime) MaxBodyBytes() int { return r.cfg.MaxBodyBytes }
 func (r *Runtime) Close(ctx context.Context) error {
 	r.bare.wg.Wait()
 	var err error
+	if r.ar != nil {
+		err = r.ar.Close(ctx)
+	}
 	if r.wr != nil {
-		err = r.wr.Close(ctx)
+		if werr := r.wr.Close(ctx); err == nil {
+			err = werr
+		}
 	}
 	if r.cache != nil {
 		if cerr := r.cache.Close(ctx); err == nil {

@@ -69,14 +69,15 @@ func (r *Runtime) compileWasm(ctx context.Context, b []byte) (*wasmModule, error
 	if m, ok := r.wasmMods[h]; ok {
 		return m, nil
 	}
-	if err := r.instantiateABI(ctx); err != nil {
+	ar, err := r.wasmRuntime(ctx)
+	if err != nil {
 		return nil, err
 	}
 	code, err := instrumentLoops(b)
 	if err != nil {
 		return nil, fmt.Errorf("isolate: wasm module: %w", err)
 	}
-	c, err := r.wr.CompileModule(ctx, code)
+	c, err := ar.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("isolate: compile wasm module: %w", err)
 	}
@@ -135,7 +136,10 @@ func (r *Runtime) instantiateWasm(ctx context.Context, spec WasmSpec) (*WasmIsol
 	ictx := experimental.WithMemoryAllocator(ctx, allocator(uint64(spec.MemoryMiB)<<20, &w.lin, nil))
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
-	if w.mod, err = r.wr.InstantiateModule(ictx, cm.compiled, cfg); err != nil {
+	r.wasmMu.Lock()
+	ar := r.ar // set by compileWasm above
+	r.wasmMu.Unlock()
+	if w.mod, err = ar.InstantiateModule(ictx, cm.compiled, cfg); err != nil {
 		return nil, fmt.Errorf("isolate: instantiate wasm module: %w", w.classify(err))
 	}
 	g, ok := w.mod.ExportedGlobal(stopGlobalName).(api.MutableGlobal)

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"time"
 
@@ -23,12 +25,30 @@ const (
 
 const i64 = api.ValueTypeI64
 
-// instantiateABI registers the host module once. Caller holds r.wasmMu.
-func (r *Runtime) instantiateABI(ctx context.Context) error {
-	if r.abiReady {
-		return nil
+// wasmRuntime is the wazero runtime raw wasm agents run in, made on first
+// use with WASI and the "agentcloud" host module. Caller holds r.wasmMu.
+//
+// It is not the engine's runtime: its config closes a module when its
+// call's context ends (WithCloseOnContextDone), which leaves compiled code
+// for Go at every loop back-edge. A raw wasm module imports nothing the
+// loop checks could call into Go (instrument.go, yieldEvery), and Go
+// cannot stop a goroutine inside compiled code, so without these exits a
+// module's endless loop would hold every GC's stop-the-world, and the
+// whole process, for good.
+func (r *Runtime) wasmRuntime(ctx context.Context) (wazero.Runtime, error) {
+	if r.ar != nil {
+		return r.ar, nil
 	}
-	b := r.wr.NewHostModuleBuilder(wasmHostModule)
+	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	if r.cache != nil {
+		rc = rc.WithCompilationCache(r.cache)
+	}
+	ar := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, ar); err != nil {
+		_ = ar.Close(ctx)
+		return nil, fmt.Errorf("isolate: instantiate wasi for wasm agents: %w", err)
+	}
+	b := ar.NewHostModuleBuilder(wasmHostModule)
 	fn := func(name string, f api.GoModuleFunc, params ...api.ValueType) {
 		b.NewFunctionBuilder().WithGoModuleFunction(f, params, []api.ValueType{i32}).Export(name)
 	}
@@ -42,10 +62,11 @@ func (r *Runtime) instantiateABI(ctx context.Context) error {
 	fn("fetch", abiFetch, i32, i32, i32, i32)
 	fn("log", abiLog, i32, i32, i32)
 	if _, err := b.Instantiate(ctx); err != nil {
-		return fmt.Errorf("isolate: instantiate %s host module: %w", wasmHostModule, err)
+		_ = ar.Close(ctx)
+		return nil, fmt.Errorf("isolate: instantiate %s host module: %w", wasmHostModule, err)
 	}
-	r.abiReady = true
-	return nil
+	r.ar = ar
+	return ar, nil
 }
 
 func currentWasmCall(ctx context.Context) *wasmCall {

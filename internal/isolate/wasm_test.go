@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,34 @@ func TestWasmRejectsNonABI(t *testing.T) {
 	mod := []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x00\x01\x07\x0a\x01\x06memory\x02\x00")
 	if _, err := testRuntime(t).NewWasm(context.Background(), WasmSpec{Module: mod}); err == nil || !strings.Contains(err.Error(), "ac_alloc") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestWasmAgentLetsTheWorldStopClass: a raw wasm agent's endless loop (the
+// counter's alarm) while another goroutine keeps asking for garbage
+// collections. The module imports nothing the loop checks could call into
+// Go, so only its runtime's exits at loop back-edges let a stop-the-world
+// stop the goroutine (wasmRuntime); without them the process hangs and the
+// test fails by the package's timeout.
+func TestWasmAgentLetsTheWorldStopClass(t *testing.T) {
+	rt := testRuntime(t)
+	ctx := context.Background()
+	w, err := rt.NewWasm(ctx, WasmSpec{Module: buildWAT(t, "counter")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Alarm(ctxTimeout(t, 100*time.Millisecond), newMemHost()) }()
+	for {
+		runtime.GC()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("alarm err = %v, want ErrTimeout", err)
+			}
+			return
+		default:
+		}
 	}
 }
