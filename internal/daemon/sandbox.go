@@ -8,9 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
@@ -76,14 +73,8 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	parts := &sandboxParts{dir: dir, tiers: []sandbox.Tier{pt}, nets: d.newSandboxNets(log)}
 	d.sandboxes = parts
 	var pools []sandbox.PoolConfig
-	if want := d.cfg.SandboxPoolProcess; want > 0 {
-		size := sandbox.PoolSizeForMemory(want, memAvailable(), sandbox.PooledSandboxBytes)
-		if size < want {
-			log.Warn("process sandbox pool capped by memory", "asked", want, "size", size)
-		}
-		if size > 0 {
-			pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierProcess, Size: size, Refill: min(runtime.NumCPU(), 4)})
-		}
+	if pc := sandbox.ProcessPool(d.cfg.SandboxPoolProcess, log); pc.Size > 0 {
+		pools = append(pools, pc)
 	}
 	if gt := gvisor.Optional(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
 		parts.tiers = append(parts.tiers, gt)
@@ -172,22 +163,4 @@ func (d *Daemon) closeSandboxes(context.Context) error {
 func (d *Daemon) sandboxCaps() sandbox.Caps {
 	return sandbox.Caps{PerOwner: d.cfg.SandboxMaxPerOwner, CPUs: d.cfg.SandboxMaxCPUs, MemoryMB: d.cfg.SandboxMaxMemoryMB,
 		DiskMB: d.cfg.SandboxMaxDiskMB, Pids: d.cfg.SandboxMaxPids, Timeout: d.cfg.SandboxMaxTimeout.D(), Exempt: d.sec.IsAdmin}
-}
-
-// memAvailable is the host's MemAvailable in bytes, 0 if unknown.
-func memAvailable() uint64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
 }

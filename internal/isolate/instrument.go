@@ -133,23 +133,8 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 		}
 		ensure(6)
 		ensure(7)
-		g := find(6)
-		n, rest, err := vecHead(g.body)
-		if err != nil {
+		if err := addStopLoops(find(6), find(7), find(10), importedGlobals, yieldFunc); err != nil {
 			return nil, err
-		}
-		stop := importedGlobals + n
-		g.body = appendGlobals(rest, n, yieldFunc >= 0)
-		e := find(7)
-		n, rest, err = vecHead(e.body)
-		if err != nil {
-			return nil, err
-		}
-		e.body = appendExport(rest, n, stopGlobalName, 0x03, stop)
-		if code := find(10); code != nil {
-			if code.body, err = instrumentCode(code.body, loopCheck(stop, yieldFunc)); err != nil {
-				return nil, err
-			}
 		}
 	}
 	if len(o.dispatch) > 0 {
@@ -174,6 +159,28 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 		out = appendSection(out, s.id, s.body)
 	}
 	return out, nil
+}
+
+// addStopLoops adds the stop global (and, with a yield function, its
+// countdown) to the global section, exports the stop global and puts the
+// loop check at every loop header of the code section (nil: none).
+func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, yieldFunc int64) error {
+	n, rest, err := vecHead(globals.body)
+	if err != nil {
+		return err
+	}
+	stop := importedGlobals + n
+	globals.body = appendGlobals(rest, n, yieldFunc >= 0)
+	if n, rest, err = vecHead(exports.body); err != nil {
+		return err
+	}
+	exports.body = appendExport(rest, n, stopGlobalName, 0x03, stop)
+	if code != nil {
+		if code.body, err = instrumentCode(code.body, loopCheck(stop, yieldFunc)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // vecHead splits a vector section body into its count and entries.

@@ -2,6 +2,11 @@ package sandbox
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -143,4 +148,35 @@ func PoolSizeForMemory(want int, avail, perSandbox uint64) int {
 		return min(want, 64)
 	}
 	return int(min(uint64(want), avail/4/perSandbox))
+}
+
+// ProcessPool is the warm pool config of want process-tier sandboxes:
+// bounded by the host's available memory (PoolSizeForMemory) and refilled
+// by one preparer per core, at most 4. Its Size may be below want (then
+// log says so) or 0 (no pool).
+func ProcessPool(want int, log *slog.Logger) PoolConfig {
+	pc := PoolConfig{Tier: TierProcess, Size: PoolSizeForMemory(want, memAvailable(), PooledSandboxBytes),
+		Refill: min(runtime.NumCPU(), 4)}
+	if pc.Size < want {
+		log.Warn("process sandbox pool capped by memory", "asked", want, "size", pc.Size)
+	}
+	return pc
+}
+
+// memAvailable is the host's MemAvailable in bytes, 0 if unknown.
+func memAvailable() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,20 +130,27 @@ func TestBodySizeCapClass(t *testing.T) {
 		t.Errorf("request body under the limit: %q %v", resp.Body, err)
 	}
 
-	// Host allocation does not grow with the attack.
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
+	// Host allocation does not grow with the attack. TotalAlloc counts the
+	// whole test binary (other tests of the package run beside this one),
+	// so the least of three rounds is judged: a copy of the responses would
+	// be in every round, a neighbour's allocations are not.
+	least := uint64(math.MaxUint64)
 	for range 3 {
-		if _, err := get("big", "/text?n=40000000"); !api.IsKind(err, api.KindAgentResponseTooLarge) {
-			t.Fatalf("40 MB response: %v", err)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range 3 {
+			if _, err := get("big", "/text?n=40000000"); !api.IsKind(err, api.KindAgentResponseTooLarge) {
+				t.Fatalf("40 MB response: %v", err)
+			}
 		}
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
 	}
-	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 32<<20 {
-		t.Errorf("refusing 3 x 40 MB responses allocated %d MiB on the host; want a few MiB", grew>>20)
+	if least > 32<<20 {
+		t.Errorf("refusing 3 x 40 MB responses allocated at least %d MiB on the host; want a few MiB", least>>20)
 	} else {
-		t.Logf("refusing 3 x 40 MB responses allocated %.1f MiB on the host", float64(grew)/(1<<20))
+		t.Logf("refusing 3 x 40 MB responses allocated %.1f MiB on the host", float64(least)/(1<<20))
 	}
 }
 
