@@ -90,13 +90,8 @@ func TestWasmAgent(t *testing.T) {
 }
 
 func TestWasmAgentPreempted(t *testing.T) {
-	rt := testRuntime(t)
 	ctx := context.Background()
-	w, err := rt.NewWasm(ctx, WasmSpec{Module: buildWAT(t, "counter")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close(ctx)
+	w := newCounterWasm(t)
 	start := time.Now()
 	if err := w.Alarm(ctxTimeout(t, 50*time.Millisecond), newMemHost()); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("alarm err = %v, want ErrTimeout", err)
@@ -124,13 +119,7 @@ func TestWasmRejectsNonABI(t *testing.T) {
 // stop the goroutine (wasmRuntime); without them the process hangs and the
 // test fails by the package's timeout.
 func TestWasmAgentLetsTheWorldStopClass(t *testing.T) {
-	rt := testRuntime(t)
-	ctx := context.Background()
-	w, err := rt.NewWasm(ctx, WasmSpec{Module: buildWAT(t, "counter")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close(ctx)
+	w := newCounterWasm(t)
 	done := make(chan error, 1)
 	go func() { done <- w.Alarm(ctxTimeout(t, 100*time.Millisecond), newMemHost()) }()
 	for {
@@ -144,4 +133,16 @@ func TestWasmAgentLetsTheWorldStopClass(t *testing.T) {
 		default:
 		}
 	}
+}
+
+// newCounterWasm is a live instance of the counter agent (its alarm loops
+// forever), closed when the test ends.
+func newCounterWasm(t *testing.T) *WasmIsolate {
+	t.Helper()
+	w, err := testRuntime(t).NewWasm(context.Background(), WasmSpec{Module: buildWAT(t, "counter")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
 }

@@ -19,21 +19,7 @@ import (
 // consumer's 5 s heartbeats, and a cluster member kept routing a dead
 // member's sessions to it for that long.
 func TestWatchConsumerDiesClass(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a three-member cluster")
-	}
-	ca := storetest.NewCA(t, "cluster.test")
-	ss := storetest.OpenCluster(t, ca, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	kvs := make([]store.KV, len(ss))
-	for i, s := range ss {
-		kv, err := s.KV(ctx, "w", store.KVOptions{})
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
-		kvs[i] = kv
-	}
+	ctx, ss, kvs := openClusterBucket(t)
 	byName := map[string]int{}
 	for i, s := range ss {
 		byName[s.ServerName()] = i
@@ -139,21 +125,7 @@ func waitConsumers(ctx context.Context, t *testing.T, s *store.Store, n int) {
 // lease change for those seconds after a failover. Here every stop is held
 // until the test ends: before, the resumed watch never delivered.
 func TestWatchResumeWaitsForNoStopClass(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a three-member cluster")
-	}
-	ca := storetest.NewCA(t, "cluster.test")
-	ss := storetest.OpenCluster(t, ca, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	kvs := make([]store.KV, len(ss))
-	for i, s := range ss {
-		kv, err := s.KV(ctx, "w", store.KVOptions{})
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
-		kvs[i] = kv
-	}
+	ctx, ss, kvs := openClusterBucket(t)
 	held, release := ss[0].HoldWatchStops()
 	defer release()
 	got := make(chan string, 16)
@@ -194,4 +166,25 @@ func TestWatchResumeWaitsForNoStopClass(t *testing.T) {
 			t.Fatal("the resumed watch delivered nothing while its old watcher's stop was pending")
 		}
 	}
+}
+
+// openClusterBucket starts a three-member cluster (skipped with -short)
+// and opens bucket "w" through each member; ctx bounds the test.
+func openClusterBucket(t *testing.T) (context.Context, []*store.Store, []store.KV) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a three-member cluster")
+	}
+	ss := storetest.OpenCluster(t, storetest.NewCA(t, "cluster.test"), 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	kvs := make([]store.KV, len(ss))
+	for i, s := range ss {
+		kv, err := s.KV(ctx, "w", store.KVOptions{})
+		if err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		kvs[i] = kv
+	}
+	return ctx, ss, kvs
 }

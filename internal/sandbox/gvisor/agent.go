@@ -254,26 +254,38 @@ func (c *container) agentFor(p *specs.Process) *agent {
 	return c.agent
 }
 
+// agentSend sends req (for p) to the agent that may run p on a
+// connection of its own, which the caller closes; errNoAgent, before
+// anything ran, when runsc exec must run p instead.
+func (c *container) agentSend(ctx context.Context, p *specs.Process, req agentRequest) (*agent, net.Conn, error) {
+	a := c.agentFor(p)
+	if a == nil {
+		return nil, nil, errNoAgent
+	}
+	conn, err := a.conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		conn.Close()
+		a.dead.Store(true)
+		return nil, nil, errNoAgent
+	}
+	return a, conn, nil
+}
+
 // agentStart starts p in the background through the agent and returns
 // its pid inside the sandbox; errNoAgent, before anything ran, when runsc
 // exec must start it instead.
 func (c *container) agentStart(ctx context.Context, p *specs.Process) (int, error) {
-	a := c.agentFor(p)
-	if a == nil {
-		return -1, errNoAgent
-	}
-	conn, err := a.conn(ctx)
+	a, conn, err := c.agentSend(ctx, p, agentRequest{Args: p.Args, Env: p.Env, Cwd: p.Cwd, Bg: true})
 	if err != nil {
 		return -1, err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	req, _ := json.Marshal(agentRequest{Args: p.Args, Env: p.Env, Cwd: p.Cwd, Bg: true})
-	if _, err := conn.Write(append(req, '\n')); err != nil {
-		a.dead.Store(true)
-		return -1, errNoAgent
-	}
 	r := bufio.NewReader(conn)
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil || binary.BigEndian.Uint32(h[1:]) > 64 {
@@ -297,20 +309,11 @@ func (c *container) agentStart(ctx context.Context, p *specs.Process) (int, erro
 // agentExec runs p through the agent. It answers errNoAgent, before
 // anything ran, when runsc exec must run the command instead.
 func (c *container) agentExec(ctx context.Context, p *specs.Process, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	a := c.agentFor(p)
-	if a == nil {
-		return -1, errNoAgent
-	}
-	conn, err := a.conn(ctx)
+	_, conn, err := c.agentSend(ctx, p, agentRequest{Args: p.Args, Env: p.Env, Cwd: p.Cwd, Stdin: stdin != nil})
 	if err != nil {
 		return -1, err
 	}
 	defer conn.Close()
-	req, _ := json.Marshal(agentRequest{Args: p.Args, Env: p.Env, Cwd: p.Cwd, Stdin: stdin != nil})
-	if _, err := conn.Write(append(req, '\n')); err != nil {
-		a.dead.Store(true)
-		return -1, errNoAgent
-	}
 	var wmu sync.Mutex
 	send := func(t byte, b []byte) error {
 		wmu.Lock()
