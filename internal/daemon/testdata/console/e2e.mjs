@@ -29,6 +29,9 @@ const browser = await chromium.launch({
 const urls = [];
 const pages = [];
 const consoleErrors = [];
+// retried504 counts the 504 answers a retry loop accepted: the browser
+// reports each as a failed resource load, which is expected, not an error.
+let retried504 = 0;
 
 async function newPage() {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -136,6 +139,7 @@ try {
     const txt = await page.locator('#call-output').textContent();
     if (txt.includes('"session":"from-console"')) break;
     if (i >= 4 || !txt.startsWith('504')) fail('call: ' + txt);
+    retried504++;
     log('call retried', { answer: txt.slice(0, 60) });
   }
   await view(page, '#/sessions/hello', 'Sessions');
@@ -161,6 +165,7 @@ try {
     const txt = await page.locator('#call-output').textContent();
     if (txt.startsWith('200')) break;
     if (i >= 4 || !txt.startsWith('504')) fail('call logbot: ' + txt);
+    retried504++;
     log('call retried', { answer: txt.slice(0, 60) });
   }
   await page.locator('#logs-output').getByText(/log-one log logbot saw \/from-the-console/).waitFor();
@@ -252,7 +257,9 @@ try {
   if (after !== 401) fail('after sign-out /v1/whoami answered ' + after);
 
   for (const t of tokens) if (urls.some((u) => u.includes(t))) fail('a token appeared in a URL');
-  if (consoleErrors.length) fail('console errors: ' + JSON.stringify(consoleErrors));
+  const is504 = (e) => /status of 504/.test(e);
+  const others = consoleErrors.filter((e) => !is504(e));
+  if (others.length || consoleErrors.filter(is504).length > retried504) fail('console errors: ' + JSON.stringify(consoleErrors));
   log('done', { requests: urls.length });
 } catch (err) {
   // Say what the pages showed when the step failed.
