@@ -56,8 +56,18 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 		}
 		defer func() { _ = sb.Resume(context.WithoutCancel(ctx)) }()
 	}
+	// Where the copies' workspaces are host directories, the workspace is
+	// copied once into a layer they all mount below their own writes
+	// (forklayer.go); a checkpoint restore brings its own files.
+	_, checkpoints := unwrap(sb).(Checkpointer)
+	_, restores := m.tiers[spec.Tier].(Restorer)
+	layered := !(checkpoints && restores && sb != nil) && m.hostWorkspace(spec.Tier) && m.canLayer()
 	if m.cfg.Dir != "" {
-		if err := checkFreeSpace(ws, m.cfg.Dir, n); err != nil {
+		copies := n
+		if layered {
+			copies = 1
+		}
+		if err := checkFreeSpace(ws, m.cfg.Dir, copies); err != nil {
 			return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
 		}
 	}
@@ -78,6 +88,14 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 			}
 			o.image = img
 		}
+	}
+	if layered {
+		name, err := m.newLayer(ws)
+		if err != nil {
+			return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
+		}
+		defer m.layerRef(name, -1) // the copies hold their own references
+		o.seed, o.lower = "", name
 	}
 	cs := spec
 	cs.HostWorkspace, cs.Timeout = "", 0

@@ -120,6 +120,7 @@ type Manager struct {
 	mu        sync.Mutex // guards sandboxes and pending
 	sandboxes map[string]*entry
 	pending   map[string]Spec // admitted, being created
+	layers    layers          // fork layers in use (forklayer.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -292,7 +293,12 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 	if err := m.makeHostDir(id, &spec); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
 	}
-	if seed != "" && spec.HostWorkspace != "" {
+	if o.lower != "" && spec.HostWorkspace != "" {
+		if err := m.useLayer(id, o.lower); err != nil {
+			m.removeHostDir(id)
+			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+		}
+	} else if seed != "" && spec.HostWorkspace != "" {
 		if err := copyTree(seed, spec.HostWorkspace); err != nil {
 			m.removeHostDir(id)
 			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
@@ -303,7 +309,7 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 		m.removeHostDir(id)
 		return nil, err
 	}
-	if seed != "" && spec.HostWorkspace == "" && o.image == "" {
+	if seed != "" && spec.HostWorkspace == "" && o.image == "" && o.lower == "" {
 		if err := seedHeld(sb, seed); err != nil {
 			_ = sb.Close()
 			m.closed(id)
@@ -620,6 +626,10 @@ func (m *Manager) Close() error {
 		}
 		if m.cfg.Records == nil {
 			m.removeHostDir(id) // nothing would find it again
+		} else if dir := m.HostDir(id); dir != "" {
+			if err := unmountWorkspace(dir); err != nil { // load mounts it again
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -153,8 +153,9 @@ func (m *Manager) Restore(ctx context.Context, spec Spec, dir string, memory boo
 // origin is where a new sandbox's state comes from: seed is a directory
 // copied into its /workspace, image a checkpoint to restore (Restorer),
 // upper an image template's overlay upper dir to start from
-// (UpperPreparer).
-type origin struct{ seed, image, upper string }
+// (UpperPreparer), lower a fork layer to mount the host workspace over
+// instead of copying seed (forklayer.go).
+type origin struct{ seed, image, upper, lower string }
 
 // unwrap returns the tier's own sandbox under the Manager's wrappers.
 func unwrap(sb Sandbox) Sandbox {

@@ -143,10 +143,23 @@ func (m *Manager) hostWorkspace(tier string) bool {
 	return ok && hw.HostWorkspace()
 }
 
-func (m *Manager) removeHostDir(id string) {
+func (m *Manager) removeHostDir(id string) { m.removeDir(id, true) }
+
+// removeDir removes id's host directory, unmounting its workspace first;
+// release drops its fork layer's reference (not for a directory load
+// found without a record, which was never counted).
+func (m *Manager) removeDir(id string, release bool) {
 	if dir := m.HostDir(id); dir != "" {
+		layer := dirLayer(dir)
+		if err := unmountWorkspace(dir); err != nil {
+			m.log.Warn("remove sandbox dir", logKeySandbox, id, logKeyErr, err)
+			return // never remove through a mount
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			m.log.Warn("remove sandbox dir", logKeySandbox, id, logKeyErr, err)
+		}
+		if release && layer != "" && m.layerPath(layer) != "" {
+			m.layerRef(layer, -1)
 		}
 	}
 }
@@ -191,12 +204,18 @@ func (m *Manager) load(ctx context.Context) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("sandbox dir: %w", err)
 	}
+	var kept []string
 	for _, d := range ents {
-		if !known[d.Name()] {
+		switch {
+		case d.Name() == layersDir:
+		case known[d.Name()]:
+			kept = append(kept, d.Name())
+		default:
 			m.log.Info("remove sandbox dir without a record", logKeySandbox, d.Name())
-			m.removeHostDir(d.Name())
+			m.removeDir(d.Name(), false)
 		}
 	}
+	m.loadLayers(kept)
 	if len(recs) > 0 {
 		m.log.Info("sandboxes kept from an earlier run, stopped", "count", len(recs))
 	}

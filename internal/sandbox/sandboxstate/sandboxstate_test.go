@@ -221,7 +221,10 @@ func TestWorkspaceQuotaClass(t *testing.T) {
 // TestSandboxForkClass: fork copies a running sandbox's workspace (frozen
 // meanwhile, then running again), the copies are independent and owned
 // like it, counts outside 1..MaxForks are refused, and a stopped sandbox
-// (after a restart) forks too.
+// (after a restart) forks too. The copies share one frozen layer below
+// their own writes: neither the source's later writes nor one copy's
+// writes and deletions reach another, their files survive a restart, and
+// the layer goes with the last copy.
 func TestSandboxForkClass(t *testing.T) {
 	ctx := t.Context()
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
@@ -245,27 +248,56 @@ func TestSandboxForkClass(t *testing.T) {
 	if err != nil || len(forks) != 2 {
 		t.Fatalf("fork: %v", err)
 	}
+	run(t, src, "echo later > d/f; echo new > n")
+	run(t, forks[1], "rm l")
 	for _, f := range forks {
-		if got := run(t, f, "cat l; echo mine > d/f"); got != "seed\n" {
+		if got := run(t, f, "stat -f -c %T /workspace; ls; cat d/f; echo mine > d/f"); got != "overlayfs\nd\nl\nseed\n" && f == forks[0] {
 			t.Fatalf("fork sees %q", got)
 		}
 		if o, _ := n.m.OwnershipOf(f.ID()); o.Owner != "spiffe://t/a" {
 			t.Fatalf("fork owner %q", o.Owner)
 		}
 	}
-	if got := run(t, src, "cat d/f"); got != "seed\n" {
+	if got := run(t, src, "cat d/f; ls"); got != "later\nd\nl\nn\n" {
 		t.Fatalf("source changed by its forks: %q", got)
+	}
+	if got := run(t, forks[1], "ls; cat d/f"); got != "d\nmine\n" {
+		t.Fatalf("second fork sees %q", got)
+	}
+	layers := filepath.Join(dir, ".layers")
+	if ents, _ := os.ReadDir(layers); len(ents) != 1 {
+		t.Fatalf("%d layers after one fork, want 1", len(ents))
+	}
+	f0 := forks[0].ID()
+	if err := n.m.Delete(ctx, forks[1].ID()); err != nil {
+		t.Fatal(err)
 	}
 	if i := info(t, n.m, src.ID()); i.State != sandbox.StateRunning {
 		t.Fatalf("source after fork: %+v", i)
 	}
 	n.stop()
 	n = start(t, st, dir)
+	if ents, _ := os.ReadDir(layers); len(ents) != 1 {
+		t.Fatalf("%d layers after a restart, want the one still used", len(ents))
+	}
+	kept, err := n.m.StartSandbox(ctx, f0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, kept, "cat d/f l"); got != "mine\nmine\n" {
+		t.Fatalf("fork after a restart sees %q", got)
+	}
+	if err := n.m.Delete(ctx, f0); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(layers); len(ents) != 0 {
+		t.Fatalf("%d layers after the last fork was deleted", len(ents))
+	}
 	forks, err = n.m.Fork(ctx, src.ID(), 1)
 	if err != nil {
 		t.Fatalf("fork of a stopped sandbox: %v", err)
 	}
-	if got := run(t, forks[0], "cat d/f"); got != "seed\n" {
+	if got := run(t, forks[0], "cat d/f"); got != "later\n" {
 		t.Fatalf("fork of stopped sees %q", got)
 	}
 }

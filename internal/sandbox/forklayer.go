@@ -1,0 +1,199 @@
+package sandbox
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// A fork of a sandbox whose /workspace is a host directory does not copy
+// the workspace once per copy: Fork copies it once into a frozen layer
+// (Dir/.layers/NAME) and each copy's host workspace is an overlay mount
+// with that layer below and a directory of its own above, so n copies cost
+// one copy and n mounts. The copy's host directory names its layer in a
+// file "lower"; the layer is removed with the last directory naming it.
+// Mounts are the daemon's: Close unmounts them, load mounts them again
+// (a kill -9 leaves them, and mounting is idempotent).
+
+// layersDir is where frozen workspace layers live, under the Manager's Dir.
+const layersDir = ".layers"
+
+// wsMountSource names the overlay mounts in /proc/mounts.
+const wsMountSource = "agentcloud-ws"
+
+// layers counts, per layer name, the host directories (and forks in
+// progress) that use it.
+type layers struct {
+	mu   sync.Mutex
+	refs map[string]int
+}
+
+// layerPath is the directory of layer name, or "" when name is not one
+// this package makes (a damaged "lower" file must not point elsewhere).
+func (m *Manager) layerPath(name string) string {
+	if m.cfg.Dir == "" || !strings.HasPrefix(name, "l-") || len(name) != 2+24 || strings.ContainsAny(name[2:], "./\\") {
+		return ""
+	}
+	return filepath.Join(m.cfg.Dir, layersDir, name)
+}
+
+// canLayer reports whether the Manager's Dir can hold overlay layers: a
+// path with a comma, colon or backslash would break the mount options.
+func (m *Manager) canLayer() bool {
+	return m.cfg.Dir != "" && !strings.ContainsAny(m.cfg.Dir, ",:\\")
+}
+
+// newLayer copies ws into a new frozen layer and returns its name, holding
+// one reference for the caller (release it).
+func (m *Manager) newLayer(ws string) (string, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	name := "l-" + hex.EncodeToString(b[:])
+	dir := m.layerPath(name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("fork layer: %w", err)
+	}
+	m.layerRef(name, 1)
+	if err := copyTree(ws, dir); err != nil {
+		m.layerRef(name, -1)
+		return "", fmt.Errorf("fork layer: copy workspace: %w", err)
+	}
+	// The mount point's mode comes from the upper directory; the layer's
+	// root keeps the workspace's for a fork that lists it.
+	return name, nil
+}
+
+// layerRef adds d to layer name's count and removes the layer at zero.
+func (m *Manager) layerRef(name string, d int) {
+	m.layers.mu.Lock()
+	if m.layers.refs == nil {
+		m.layers.refs = map[string]int{}
+	}
+	had, ok := m.layers.refs[name]
+	if !ok && d < 0 {
+		m.layers.mu.Unlock()
+		return
+	}
+	n := had + d
+	if n > 0 {
+		m.layers.refs[name] = n
+	} else {
+		delete(m.layers.refs, name)
+	}
+	m.layers.mu.Unlock()
+	if n <= 0 {
+		if err := os.RemoveAll(m.layerPath(name)); err != nil {
+			m.log.Warn("remove fork layer", "layer", name, logKeyErr, err)
+		}
+	}
+}
+
+// useLayer makes id's host workspace an overlay over layer name: it
+// records the layer in the host directory, takes a reference and mounts.
+func (m *Manager) useLayer(id, name string) error {
+	dir := m.HostDir(id)
+	if err := os.WriteFile(filepath.Join(dir, "lower"), []byte(name), 0o600); err != nil {
+		return fmt.Errorf("fork layer: %w", err)
+	}
+	m.layerRef(name, 1)
+	return m.mountWorkspace(dir, name)
+}
+
+// mountWorkspace mounts dir/workspace as an overlay of layer name below
+// dir/ws-upper, unless it is mounted already. metacopy lets the tier give
+// the files to the sandbox's uid without copying their data up.
+func (m *Manager) mountWorkspace(dir, name string) error {
+	lower := m.layerPath(name)
+	if lower == "" {
+		return fmt.Errorf("fork layer %q: not a layer name", name)
+	}
+	ws, upper, work := filepath.Join(dir, "workspace"), filepath.Join(dir, "ws-upper"), filepath.Join(dir, "ws-work")
+	for _, d := range []string{ws, upper, work} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("fork layer: %w", err)
+		}
+	}
+	if isMountPoint(ws) {
+		return nil
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",redirect_dir=on,metacopy=on"
+	if err := unix.Mount(wsMountSource, ws, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("fork layer: mount workspace overlay: %w", err)
+	}
+	return nil
+}
+
+// unmountWorkspace unmounts dir/workspace if it is an overlay mount.
+func unmountWorkspace(dir string) error {
+	ws := filepath.Join(dir, "workspace")
+	if !isMountPoint(ws) {
+		return nil
+	}
+	if err := unix.Unmount(ws, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", ws, err)
+	}
+	return nil
+}
+
+// isMountPoint reports whether p is on another filesystem than its parent.
+func isMountPoint(p string) bool {
+	var a, b unix.Stat_t
+	if unix.Lstat(p, &a) != nil || unix.Lstat(filepath.Dir(p), &b) != nil {
+		return false
+	}
+	return a.Dev != b.Dev
+}
+
+// dirLayer is the layer named by host directory dir, or "".
+func dirLayer(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "lower"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// loadLayers counts the layers of the kept host directories ids, mounts
+// their workspaces again where a restart lost the mount, and removes the
+// layers no directory names.
+func (m *Manager) loadLayers(ids []string) {
+	if m.cfg.Dir == "" {
+		return
+	}
+	for _, id := range ids {
+		dir := m.HostDir(id)
+		name := dirLayer(dir)
+		if name == "" || m.layerPath(name) == "" {
+			continue
+		}
+		m.layerRef(name, 1)
+		if err := m.mountWorkspace(dir, name); err != nil {
+			m.log.Warn("mount fork workspace", logKeySandbox, id, logKeyErr, err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(m.cfg.Dir, layersDir))
+	if err != nil {
+		return
+	}
+	m.layers.mu.Lock()
+	var unused []string
+	for _, d := range ents {
+		if m.layers.refs[d.Name()] == 0 {
+			unused = append(unused, d.Name())
+		}
+	}
+	m.layers.mu.Unlock()
+	for _, n := range unused {
+		if err := os.RemoveAll(filepath.Join(m.cfg.Dir, layersDir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.log.Warn("remove unused fork layer", "layer", n, logKeyErr, err)
+		}
+	}
+}
