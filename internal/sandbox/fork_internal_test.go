@@ -62,3 +62,29 @@ func TestForkDiskExhaustion(t *testing.T) {
 		t.Fatal("copy over an existing tree succeeded")
 	}
 }
+
+// TestForkLayerNameClass: a "lower" file that does not name a layer this
+// package made (a path, a traversal, another length) points nowhere, and a
+// data directory whose path would break the overlay options is not
+// layered.
+func TestForkLayerNameClass(t *testing.T) {
+	m := &Manager{cfg: ManagerConfig{Dir: "/data/sandboxes"}}
+	good := "l-0123456789abcdef01234567"
+	if got := m.layerPath(good); got != "/data/sandboxes/.layers/"+good {
+		t.Fatalf("layerPath(%q) = %q", good, got)
+	}
+	for _, bad := range []string{"", "l-", "../../etc", "l-../../../../etc/passwd", "l-0123456789abcdef0123456/",
+		"l-0123456789abcdef0123.567", "x-0123456789abcdef01234567", "/etc", good + "0"} {
+		if got := m.layerPath(bad); got != "" {
+			t.Fatalf("layerPath(%q) = %q, want none", bad, got)
+		}
+	}
+	if err := m.mountWorkspace(t.TempDir(), "../../etc"); err == nil {
+		t.Fatal("mounted a workspace over a path that is not a layer")
+	}
+	for _, dir := range []string{"/a,upperdir=/etc", "/a:b", `/a\b`, ""} {
+		if (&Manager{cfg: ManagerConfig{Dir: dir}}).canLayer() {
+			t.Fatalf("Dir %q can hold layers", dir)
+		}
+	}
+}
