@@ -44,7 +44,8 @@ check: lint
 # test is the whole suite: deps, lint, and every test with the race detector
 # but the docs' (internal/doctest, see below). Lint runs beside the tests
 # (its output is printed after them): many tests wait on processes, disks
-# and timers, and lint fills those gaps. go test skips its own vet pass
+# and timers, and lint fills those gaps, at a lower priority (nice) so it
+# never holds back the tests, the longest phase. go test skips its own vet pass
 # (lint runs the full one), takes the packages longest first
 # (scripts/test-packages.sh) and runs three at a time for the same reason.
 # internal/doctest runs beside them without -race: it drives the built
@@ -55,7 +56,7 @@ check: lint
 TESTFLAGS ?= -race -count=1 -vet=off -p 3 -timeout 18m
 test:
 	@t0=$$(date +%s); $(MAKE) --no-print-directory deps || exit 1; t1=$$(date +%s); \
-	tmp=$$(mktemp -d); ( $(MAKE) --no-print-directory lint >$$tmp/lint 2>&1; echo $$? >$$tmp/rc; date +%s >$$tmp/end ) & \
+	tmp=$$(mktemp -d); ( nice -n 10 $(MAKE) --no-print-directory lint >$$tmp/lint 2>&1; echo $$? >$$tmp/rc; date +%s >$$tmp/end ) & \
 	( $(GO) test -count=1 -vet=off -timeout 18m ./internal/doctest >$$tmp/doc 2>&1; echo $$? >$$tmp/docrc; date +%s >$$tmp/docend ) & \
 	$(GO) test $(TESTFLAGS) $$(./scripts/test-packages.sh | grep -v '/internal/doctest$$'); status=$$?; t2=$$(date +%s); wait; \
 	echo "--- internal/doctest (without -race)"; cat $$tmp/doc; doc=$$(cat $$tmp/docrc); \
