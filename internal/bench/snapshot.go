@@ -10,7 +10,9 @@ import (
 
 // snapshotWorkspaceMiB is the /workspace a snapshot, restore and fork
 // measurement fills: big enough to time the copy, small enough that 100
-// full copies (forks on this ext4 copy every byte) fit the disk.
+// full copies fit the disk (a fork of a host workspace copies it once into
+// a layer its copies share; a tier keeping /workspace itself copies it per
+// fork).
 const snapshotWorkspaceMiB = 64
 
 // snapshots measures snapshot (per GiB of workspace), restore and a fork
