@@ -46,7 +46,7 @@ func TestStartFailureClosesPartsClass(t *testing.T) {
 			}
 			cfg2 := config.Default()
 			cfg2.Data, cfg2.Listen = cfg.Data, "127.0.0.1:0"
-			cfg.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
+			cfg2.SandboxPoolGVisor = 0 // a warm gVisor sandbox per test node costs a runsc start; the tier's tests cover the pool
 			d2, err := daemon.New(cfg2, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -110,7 +110,7 @@ func (s *spawner) running() (*spawnerProc, error) {
 	defer child.Close()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"agentcloud-sandbox-spawner"}
-	cmd.Env = []string{sbinit.SpawnerEnv + "=1", "GOMAXPROCS=1"}
+	cmd.Env = append([]string{sbinit.SpawnerEnv + "=1", "GOMAXPROCS=1"}, sbinit.RaceEnv()...)
 	cmd.ExtraFiles = []*os.File{child}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -20,6 +20,22 @@ import (
 // Env marks a re-executed binary as a sandbox init.
 const Env = "_AGENTCLOUD_SANDBOX_INIT"
 
+// raceEnv is the spawner's RaceEnv, read before it clears its environment.
+var raceEnv []string
+
+// RaceEnv is the GORACE setting for a re-executed copy of this binary
+// (the spawner, an init): the caller's own, with atexit_sleep_ms=0 unless
+// it sets that. A binary built with -race (the test binaries) otherwise
+// sleeps a second in every exit, which each sandbox delete and every
+// node shutdown waited for; other builds ignore the variable.
+func RaceEnv() []string {
+	v := os.Getenv("GORACE")
+	if !strings.Contains(v, "atexit_sleep_ms") {
+		v = strings.TrimSpace(v + " atexit_sleep_ms=0")
+	}
+	return []string{"GORACE=" + v}
+}
+
 // MaybeRun runs the sandbox init, and never returns, in a process started
 // with Env=1 (the process tier re-executes /proc/self/exe inside fresh
 // namespaces with that marker); in every other process it returns at once.
@@ -27,6 +43,7 @@ const Env = "_AGENTCLOUD_SANDBOX_INIT"
 // starts; process.MaybeRunInit calls it too, for test binaries.
 func MaybeRun() {
 	if os.Getenv(SpawnerEnv) == "1" {
+		raceEnv = RaceEnv()
 		os.Clearenv()
 		if err := runSpawner(); err != nil {
 			fmt.Fprintln(os.Stderr, "sandbox spawner:", err)

@@ -100,7 +100,7 @@ func startInit(base int, files []*os.File) (int, error) {
 	}
 	defer null.Close()
 	return syscall.ForkExec("/proc/self/exe", []string{"agentcloud-sandbox-init"}, &syscall.ProcAttr{
-		Env:   []string{Env + "=1", "GOMAXPROCS=1"},
+		Env:   append([]string{Env + "=1", "GOMAXPROCS=1"}, raceEnv...),
 		Files: []uintptr{null.Fd(), null.Fd(), files[1].Fd(), files[0].Fd()},
 		Sys: &syscall.SysProcAttr{
 			Cloneflags:                 cloneFlags,
