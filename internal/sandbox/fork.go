@@ -56,47 +56,11 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 		}
 		defer func() { _ = sb.Resume(context.WithoutCancel(ctx)) }()
 	}
-	// Where the copies' workspaces are host directories, the workspace is
-	// copied once into a layer they all mount below their own writes
-	// (forklayer.go); a checkpoint restore brings its own files.
-	_, checkpoints := unwrap(sb).(Checkpointer)
-	_, restores := m.tiers[spec.Tier].(Restorer)
-	layered := !(checkpoints && restores && sb != nil) && m.hostWorkspace(spec.Tier) && m.canLayer()
-	if m.cfg.Dir != "" {
-		copies := n
-		if layered {
-			copies = 1
-		}
-		if err := checkFreeSpace(ws, m.cfg.Dir, copies); err != nil {
-			return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
-		}
+	o, done, err := m.forkOrigin(ctx, spec, sb, ws, n)
+	if err != nil {
+		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
 	}
-	// With memory where the tier can: checkpoint once, restore n times.
-	o := origin{seed: ws}
-	if uh, ok := unwrap(sb).(UpperHolder); ok && sb != nil {
-		o.upper = uh.UpperDir() // frozen while the copies are prepared
-	}
-	if cp, ok := unwrap(sb).(Checkpointer); ok && sb != nil {
-		if _, ok := m.tiers[spec.Tier].(Restorer); ok {
-			img, err := os.MkdirTemp(m.cfg.Dir, ".fork-")
-			if err != nil {
-				return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
-			}
-			defer os.RemoveAll(img)
-			if err := cp.Checkpoint(ctx, img); err != nil {
-				return nil, fmt.Errorf("fork sandbox %s: checkpoint: %w", id, err)
-			}
-			o.image = img
-		}
-	}
-	if layered {
-		name, err := m.newLayer(ws)
-		if err != nil {
-			return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
-		}
-		defer m.layerRef(name, -1) // the copies hold their own references
-		o.seed, o.lower = "", name
-	}
+	defer done()
 	cs := spec
 	cs.HostWorkspace, cs.Timeout = "", 0
 	if rem := m.remainingOf(e); rem > 0 {
@@ -132,6 +96,58 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 		return out, fmt.Errorf("fork sandbox %s: %d of %d copies failed: %w", id, len(errs), n, errors.Join(errs...))
 	}
 	return out, nil
+}
+
+// forkOrigin prepares what n copies of a (frozen) sandbox start from: a
+// checkpoint image where the tier restores memory, else its workspace ws,
+// copied once into a layer the copies mount below their own writes where
+// their workspaces are host directories (forklayer.go), else copied per
+// copy. done removes what only the fork needed.
+func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws string, n int) (o origin, done func(), err error) {
+	var cleanups []func()
+	done = func() {
+		for _, f := range cleanups {
+			f()
+		}
+	}
+	_, checkpoints := unwrap(sb).(Checkpointer)
+	_, restores := m.tiers[spec.Tier].(Restorer)
+	withMemory := checkpoints && restores && sb != nil
+	layered := !withMemory && m.hostWorkspace(spec.Tier) && m.canLayer()
+	if m.cfg.Dir != "" {
+		copies := n
+		if layered {
+			copies = 1
+		}
+		if err := checkFreeSpace(ws, m.cfg.Dir, copies); err != nil {
+			return o, done, err
+		}
+	}
+	o.seed = ws
+	if uh, ok := unwrap(sb).(UpperHolder); ok && sb != nil {
+		o.upper = uh.UpperDir() // frozen while the copies are prepared
+	}
+	switch {
+	case withMemory: // checkpoint once, restore n times
+		img, err := os.MkdirTemp(m.cfg.Dir, ".fork-")
+		if err != nil {
+			return o, done, err
+		}
+		cleanups = append(cleanups, func() { _ = os.RemoveAll(img) })
+		if err := unwrap(sb).(Checkpointer).Checkpoint(ctx, img); err != nil {
+			done()
+			return o, func() {}, fmt.Errorf("checkpoint: %w", err)
+		}
+		o.image = img
+	case layered:
+		name, err := m.newLayer(ws)
+		if err != nil {
+			return o, done, err
+		}
+		cleanups = append(cleanups, func() { m.layerRef(name, -1) }) // the copies hold their own references
+		o.seed, o.lower = "", name
+	}
+	return o, done, nil
 }
 
 const forkParallel = 8
