@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +75,10 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 				serveTestLogs(w, r, name, i)
 				return
 			}
+			if gate, ok := streamGates.Load(r.URL.Path); ok {
+				serveTestStream(w, r, name, gate.(chan struct{}))
+				return
+			}
 			w.Header().Set("Served-By", name)
 			w.Header().Set("Saw-Forwarded", r.Header.Get(cluster.ForwardedHeader))
 			w.Header().Set("Saw-Auth", r.Header.Get("Authorization"))
@@ -80,7 +87,7 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 		})
 		peerTLS := storetest.PeerTLS(t, ca, name)
 		fwd := &cluster.Forwarder{Node: name, Owners: m, Local: local,
-			Transport: &http.Transport{TLSClientConfig: peerTLS.Clone(), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64}}
+			Transport: cluster.PeerTransport(peerTLS)}
 		srv := &http.Server{Handler: fwd.Peer(), TLSConfig: peerTLS.Clone(), ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: log.New(io.Discard, "", 0)} // refused handshakes are the point of some tests
 		go srv.ServeTLS(ln, "", "")
@@ -401,5 +408,66 @@ func TestSessionLogsRoutingClass(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// streamGates holds, by path, what a streamed answer of the test members
+// waits for between its two parts (serveTestStream).
+var streamGates sync.Map
+
+// serveTestStream answers a stream of unknown length in two parts, the
+// second only once the gate is closed (the client has read the first).
+func serveTestStream(w http.ResponseWriter, r *http.Request, name string, gate chan struct{}) {
+	w.Header().Set("Served-By", name)
+	w.Header().Set("Content-Type", r.URL.Query().Get("type"))
+	fmt.Fprint(w, "first\n")
+	http.NewResponseController(w).Flush()
+	select {
+	case <-gate:
+	case <-r.Context().Done():
+		return
+	}
+	fmt.Fprint(w, "second\n")
+}
+
+// TestForwardStreamsClass: an answer that streams (server-sent events,
+// or a body of unknown length) reaches the client through a forwarding
+// member part by part as the owner flushes it: the first part is read
+// while the owner still holds the second back, so the forwarder does not
+// wait for the whole answer (answers of known length go out in one write).
+func TestForwardStreamsClass(t *testing.T) {
+	nodes, _ := startForwarding(t, 2)
+	session := ""
+	for i := 0; session == ""; i++ {
+		if s := fmt.Sprintf("st%d", i); ownerName(nodes, "counter", s) == "node-1" {
+			session = s
+		}
+	}
+	for _, typ := range []string{"text/event-stream", "text/plain", "application/x-ndjson"} {
+		path := "/v1/agents/counter/sessions/" + session + "/" + strings.ReplaceAll(typ, "/", "-")
+		gate := make(chan struct{})
+		streamGates.Store(path, gate)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", nodes[0].public.URL+path+"?type="+url.QueryEscape(typ), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if resp.Header.Get("Served-By") != "node-1" {
+			t.Fatalf("%s: served by %q, want the owner node-1", typ, resp.Header.Get("Served-By"))
+		}
+		br := bufio.NewReader(resp.Body)
+		first, err := br.ReadString('\n')
+		if err != nil || first != "first\n" {
+			t.Fatalf("%s: the first part did not arrive before the owner sent the rest: %q %v", typ, first, err)
+		}
+		close(gate)
+		rest, err := io.ReadAll(br)
+		if err != nil || string(rest) != "second\n" {
+			t.Fatalf("%s: the rest: %q %v", typ, rest, err)
+		}
+		resp.Body.Close()
+		cancel()
+		streamGates.Delete(path)
 	}
 }
