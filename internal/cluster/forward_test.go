@@ -75,6 +75,10 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 				serveTestLogs(w, r, name, i)
 				return
 			}
+			if r.Header.Get("Upgrade") == testUpgrade {
+				serveTestUpgrade(w, r, name)
+				return
+			}
 			if gate, ok := streamGates.Load(r.URL.Path); ok {
 				serveTestStream(w, r, name, gate.(chan struct{}))
 				return
@@ -469,5 +473,68 @@ func TestForwardStreamsClass(t *testing.T) {
 		resp.Body.Close()
 		cancel()
 		streamGates.Delete(path)
+	}
+}
+
+// testUpgrade is the protocol the test members switch to (a stand-in for
+// a session's WebSocket): after 101 they say who they are and echo what
+// they read, line by line.
+const testUpgrade = "agentcloud-test-echo"
+
+func serveTestUpgrade(w http.ResponseWriter, r *http.Request, name string) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n%s\n", testUpgrade, name)
+	brw.Flush()
+	for {
+		line, err := brw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		brw.WriteString("echo " + line)
+		brw.Flush()
+	}
+}
+
+// TestForwardUpgradeClass: a protocol upgrade through a member that does
+// not own the session reaches the owner and stays open both ways. (Over
+// HTTP/2 links only a WebSocket passed, Go's client opening an HTTP/1.1
+// connection for it; any other protocol was a 503.)
+func TestForwardUpgradeClass(t *testing.T) {
+	nodes, _ := startForwarding(t, 2)
+	session := ""
+	for i := 0; session == ""; i++ {
+		if s := fmt.Sprintf("up%d", i); ownerName(nodes, "counter", s) == "node-1" {
+			session = s
+		}
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(nodes[0].public.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(conn, "GET /v1/agents/counter/sessions/%s/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", session, testUpgrade)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("upgrade through node-0: %d %s", resp.StatusCode, body)
+	}
+	if who, err := br.ReadString('\n'); err != nil || who != "node-1\n" {
+		t.Fatalf("the upgraded connection leads to %q %v, want the owner node-1", who, err)
+	}
+	for i := range 3 {
+		fmt.Fprintf(conn, "ping %d\n", i)
+		if got, err := br.ReadString('\n'); err != nil || got != fmt.Sprintf("echo ping %d\n", i) {
+			t.Fatalf("round %d: %q %v", i, got, err)
+		}
 	}
 }

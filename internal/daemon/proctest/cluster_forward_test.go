@@ -1,10 +1,13 @@
 package proctest_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,9 +15,11 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/auth"
 	"github.com/agentcloud/agentcloud/internal/cluster"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/daemon/daemontest"
+	"github.com/coder/websocket"
 )
 
 // clusterForwardAuthzClass (TestClusterShared): forwarding lets no caller
@@ -113,4 +118,86 @@ func rawSessionPost(ctx context.Context, t *testing.T, server, agent, id, auth s
 		}
 		return resp.StatusCode, resp.Header.Get(daemon.NodeHeader)
 	}
+}
+
+// forwardLiveJS streams server-sent events (the second never comes) and
+// accepts a WebSocket that answers each message with a count.
+const forwardLiveJS = `
+const te = new TextEncoder();
+let n = 0;
+export default {
+	async fetch(req, env, ctx) {
+		if (new URL(req.url).pathname === "/sse") return new Response(new ReadableStream({
+			start(c) { c.enqueue(te.encode("data: first\n\n")); },
+			pull(c) { return new Promise(() => {}); },
+		}), { headers: { "content-type": "text/event-stream" } });
+		const [client, server] = Object.values(new WebSocketPair());
+		ctx.acceptWebSocket(server);
+		return new Response(null, { status: 101, webSocket: client });
+	},
+	async webSocketMessage(ws, msg) { ws.send(msg + " " + (++n)); },
+};`
+
+// clusterForwardLiveClass (TestClusterShared): a session's live traffic
+// through a member that does not own it: a stream of server-sent events
+// delivers its first event while the owner holds the stream open, and a
+// WebSocket is refused without a token and, with one, upgrades at the
+// owner and answers both ways.
+func clusterForwardLiveClass(t *testing.T, nodes []*clusterNode) {
+	if err := deployJS(nodes[0].client, `{"name":"flive","entry":"agent.js","limits":{"idle_seconds":3600}}`, forwardLiveJS); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tok, err := os.ReadFile(filepath.Join(nodes[0].data, auth.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(tok))}}
+	for i := range 12 {
+		id := fmt.Sprintf("live%d", i)
+		entry := nodes[i%len(nodes)]
+		resp, err := entry.client.Call(ctx, "flive", id, "GET", "/sse", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		owner := resp.Header.Get(daemon.NodeHeader)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			continue // a lease changing hands; the next session
+		}
+		if err != nil || line != "data: first\n" {
+			t.Fatalf("flive/%s via %s (owner %s): %d %q %v", id, entry.name, owner, resp.StatusCode, line, err)
+		}
+		if owner == entry.name {
+			continue // served where it arrived; the point is the forwarded ones
+		}
+		url := "ws://" + strings.TrimPrefix(entry.client.Server(), "http://") + "/agents/flive/sessions/" + id + "/chat"
+		if conn, r, err := websocket.Dial(ctx, url, nil); err == nil || r == nil || r.StatusCode != http.StatusUnauthorized {
+			if conn != nil {
+				conn.CloseNow()
+			}
+			t.Fatalf("a WebSocket without a token via %s: %v %v, want 401", entry.name, r, err)
+		}
+		conn, r, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: bearer})
+		if err != nil {
+			t.Fatalf("a WebSocket to flive/%s via %s (owner %s): %v", id, entry.name, owner, err)
+		}
+		if got := r.Header.Get(daemon.NodeHeader); got != owner {
+			conn.CloseNow()
+			t.Fatalf("the WebSocket via %s upgraded at %q, want the owner %s", entry.name, got, owner)
+		}
+		for _, want := range []string{"a 1", "b 2"} {
+			if err := conn.Write(ctx, websocket.MessageText, []byte(want[:1])); err != nil {
+				t.Fatal(err)
+			}
+			if _, b, err := conn.Read(ctx); err != nil || string(b) != want {
+				t.Fatalf("reply %q %v, want %q", b, err, want)
+			}
+		}
+		conn.Close(websocket.StatusNormalClosure, "")
+		return
+	}
+	t.Fatal("no session was forwarded")
 }

@@ -289,6 +289,7 @@ func TestClusterShared(t *testing.T) {
 	nodes := startClusterProcs(t, 3)
 	t.Run("CallAgentClass", func(t *testing.T) { clusterCallAgentClass(t, nodes) })
 	t.Run("ForwardAuthzClass", func(t *testing.T) { clusterForwardAuthzClass(t, nodes) })
+	t.Run("ForwardLiveClass", func(t *testing.T) { clusterForwardLiveClass(t, nodes) })
 	t.Run("TrustDomainClass", func(t *testing.T) { clusterTrustDomainClass(t, nodes) })
 	t.Run("CounterExactlyN", func(t *testing.T) { clusterCounterExactlyN(t, nodes) })
 	t.Run("LogsNameDeadMember", func(t *testing.T) { clusterLogsNameDeadMember(t, nodes) })
