@@ -99,11 +99,34 @@ type leaseRecord struct {
 	Beat  uint64 `json:"beat"`
 }
 
-// observed is the last value this member saw for a key and when.
+// observed is the last value this member saw for a key and when, with
+// what forwarding asks of it per request decoded once when it is seen:
+// a lease's owner, a member record's peer address ("" if the value does
+// not decode).
 type observed struct {
 	value []byte
 	rev   uint64
 	at    time.Time
+	owner string // of a lease
+	addr  string // of a member record
+}
+
+// newObserved is what this member notes for key's value seen at rev.
+func newObserved(key string, value []byte, rev uint64, at time.Time) observed {
+	o := observed{value: value, rev: rev, at: at}
+	switch {
+	case strings.HasPrefix(key, leasePrefix+"."):
+		var l leaseRecord
+		if json.Unmarshal(value, &l) == nil {
+			o.owner = l.Owner
+		}
+	case strings.HasPrefix(key, memberPrefix+"."):
+		var r memberRecord
+		if json.Unmarshal(value, &r) == nil {
+			o.addr = r.Addr
+		}
+	}
+	return o
 }
 
 // held is a lease this member holds.
@@ -200,7 +223,7 @@ func (m *Member) observe(ev store.WatchEvent) {
 		delete(m.seen, ev.Key)
 		return
 	}
-	m.seen[ev.Key] = observed{value: ev.Value, rev: ev.Revision, at: m.cfg.Now()}
+	m.seen[ev.Key] = newObserved(ev.Key, ev.Value, ev.Revision, m.cfg.Now())
 }
 
 // noteWrite records this member's own successful write at once, so what
@@ -208,7 +231,7 @@ func (m *Member) observe(ev store.WatchEvent) {
 // same revision later and is ignored. Called with m.mu held.
 func (m *Member) noteWrite(key string, value []byte, rev uint64) {
 	if o, ok := m.seen[key]; !ok || o.rev < rev {
-		m.seen[key] = observed{value: value, rev: rev, at: m.cfg.Now()}
+		m.seen[key] = newObserved(key, value, rev, m.cfg.Now())
 	}
 }
 
@@ -310,20 +333,14 @@ func (m *Member) OwnerOf(p int) (node, addr string, ok bool) {
 	defer m.mu.Unlock()
 	now := m.cfg.Now()
 	o, found := m.seen[leaseKey(p)]
-	if !found || m.stale(o, now) {
+	if !found || m.stale(o, now) || o.owner == "" {
 		return "", "", false
 	}
-	var l leaseRecord
-	if json.Unmarshal(o.value, &l) != nil || l.Owner == "" {
-		return "", "", false
-	}
-	mo, found := m.seen[memberKey(l.Owner)]
+	mo, found := m.seen[memberKey(o.owner)]
 	if !found {
-		return l.Owner, "", true
+		return o.owner, "", true
 	}
-	var r memberRecord
-	_ = json.Unmarshal(mo.value, &r)
-	return l.Owner, r.Addr, true
+	return o.owner, mo.addr, true
 }
 
 // Locate finds the member whose name match selects, as this member sees

@@ -418,3 +418,66 @@ func TestDefaultElectionsHideUnderLeaseTTLClass(t *testing.T) {
 			store.DefaultElectionTimeout, backAndGrace, leaseOut)
 	}
 }
+
+// TestOwnerOfFollowsRecordsClass: OwnerOf answers from the lease and
+// member records as last seen, whatever they were rewritten to: a new
+// address, garbage, a good value again, a deleted record. What it decodes
+// once per change (not per request) is never left over from an older
+// value.
+func TestOwnerOfFollowsRecordsClass(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kv := bucket(t, st)
+	put := func(key, val string) {
+		t.Helper()
+		if _, err := kv.Put(ctx, key, []byte(val)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	member, lease := store.Key("member", "ghost"), store.Key("lease", "0")
+	put(member, `{"node":"ghost","addr":"g:1","beat":1}`)
+	put(lease, `{"owner":"ghost","epoch":1,"beat":1}`)
+	// A long TTL: the ghost stays live (and keeps partition 0) throughout.
+	b, err := cluster.New(cluster.Config{Node: "node-b", Addr: "node-b:7070", KV: kv, Partitions: parts,
+		Heartbeat: time.Second, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(context.Background()) })
+	steps := []struct {
+		key, val    string // val "": delete key
+		owner, addr string
+		ok          bool
+	}{
+		{"", "", "ghost", "g:1", true},
+		{member, `{"node":"ghost","addr":"g:2","beat":2}`, "ghost", "g:2", true},
+		{member, `{not json`, "ghost", "", true},
+		{member, `{"node":"ghost","addr":"g:3","beat":3}`, "ghost", "g:3", true},
+		{lease, `{"owner":`, "", "", false},
+		{lease, `{"owner":"","epoch":1}`, "", "", false},
+		{lease, `{"owner":"ghost","epoch":1,"beat":2}`, "ghost", "g:3", true},
+		{member, "", "ghost", "", true},
+		{member, `{"node":"ghost","addr":"g:4","beat":4}`, "ghost", "g:4", true},
+	}
+	for i, s := range steps {
+		switch {
+		case s.key != "" && s.val == "":
+			if err := kv.Delete(ctx, s.key); err != nil {
+				t.Fatal(err)
+			}
+		case s.key != "":
+			put(s.key, s.val)
+		}
+		waitFor(t, fmt.Sprintf("step %d: OwnerOf(0) = %q %q %v", i, s.owner, s.addr, s.ok), 30*time.Second, func() bool {
+			owner, addr, ok := b.OwnerOf(0)
+			return owner == s.owner && addr == s.addr && ok == s.ok
+		})
+	}
+}

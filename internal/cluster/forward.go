@@ -46,7 +46,8 @@ type Forwarder struct {
 	Node   string
 	Owners Owners
 	Local  http.Handler
-	// Transport reaches peers (mutual TLS with node SVIDs, HTTP/2).
+	// Transport reaches peers (PeerTransport: mutual TLS with node SVIDs,
+	// HTTP/1.1).
 	Transport http.RoundTripper
 	// Scheme of peer addresses: "https" (default) or "http" (tests only).
 	Scheme string
@@ -256,13 +257,31 @@ func (f *Forwarder) buildProxy() {
 			pr.SetXForwarded()
 			pr.Out.Header.Set(ForwardedHeader, f.Node)
 		},
-		// Stream session responses (server-sent events) as they come.
-		FlushInterval: -1,
+		// No flush per write: an answer of known length goes out in one
+		// write with its headers. The proxy flushes each write itself of
+		// the answers that stream (server-sent events, or no length),
+		// so a stream still passes as it comes.
+		BufferPool: &copyBuffers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.unavailable(w, r, "the owner of this session cannot be reached: "+err.Error())
 		},
 	}
 }
+
+// copyBuffers are the proxies' copy buffers, shared, so a forwarded
+// answer allocates (and clears) none.
+var copyBuffers bufferPool
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.p.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // unavailable answers 503 problem+json with Retry-After.
 func (f *Forwarder) unavailable(w http.ResponseWriter, r *http.Request, detail string) {

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +75,14 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 				serveTestLogs(w, r, name, i)
 				return
 			}
+			if r.Header.Get("Upgrade") == testUpgrade {
+				serveTestUpgrade(w, r, name)
+				return
+			}
+			if gate, ok := streamGates.Load(r.URL.Path); ok {
+				serveTestStream(w, r, name, gate.(chan struct{}))
+				return
+			}
 			w.Header().Set("Served-By", name)
 			w.Header().Set("Saw-Forwarded", r.Header.Get(cluster.ForwardedHeader))
 			w.Header().Set("Saw-Auth", r.Header.Get("Authorization"))
@@ -80,7 +91,7 @@ func startForwarding(t testing.TB, n int) ([]*fwdNode, *identity.CA) {
 		})
 		peerTLS := storetest.PeerTLS(t, ca, name)
 		fwd := &cluster.Forwarder{Node: name, Owners: m, Local: local,
-			Transport: &http.Transport{TLSClientConfig: peerTLS.Clone(), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 64}}
+			Transport: cluster.PeerTransport(peerTLS)}
 		srv := &http.Server{Handler: fwd.Peer(), TLSConfig: peerTLS.Clone(), ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: log.New(io.Discard, "", 0)} // refused handshakes are the point of some tests
 		go srv.ServeTLS(ln, "", "")
@@ -400,6 +411,130 @@ func TestSessionLogsRoutingClass(t *testing.T) {
 					t.Fatalf("%s %s via %s: served by %q, want the entry", rt[0], rt[1], entry.name, got)
 				}
 			}
+		}
+	}
+}
+
+// streamGates holds, by path, what a streamed answer of the test members
+// waits for between its two parts (serveTestStream).
+var streamGates sync.Map
+
+// serveTestStream answers a stream of unknown length in two parts, the
+// second only once the gate is closed (the client has read the first).
+func serveTestStream(w http.ResponseWriter, r *http.Request, name string, gate chan struct{}) {
+	w.Header().Set("Served-By", name)
+	w.Header().Set("Content-Type", r.URL.Query().Get("type"))
+	fmt.Fprint(w, "first\n")
+	http.NewResponseController(w).Flush()
+	select {
+	case <-gate:
+	case <-r.Context().Done():
+		return
+	}
+	fmt.Fprint(w, "second\n")
+}
+
+// TestForwardStreamsClass: an answer that streams (server-sent events,
+// or a body of unknown length) reaches the client through a forwarding
+// member part by part as the owner flushes it: the first part is read
+// while the owner still holds the second back, so the forwarder does not
+// wait for the whole answer (answers of known length go out in one write).
+func TestForwardStreamsClass(t *testing.T) {
+	nodes, _ := startForwarding(t, 2)
+	session := ""
+	for i := 0; session == ""; i++ {
+		if s := fmt.Sprintf("st%d", i); ownerName(nodes, "counter", s) == "node-1" {
+			session = s
+		}
+	}
+	for _, typ := range []string{"text/event-stream", "text/plain", "application/x-ndjson"} {
+		path := "/v1/agents/counter/sessions/" + session + "/" + strings.ReplaceAll(typ, "/", "-")
+		gate := make(chan struct{})
+		streamGates.Store(path, gate)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", nodes[0].public.URL+path+"?type="+url.QueryEscape(typ), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if resp.Header.Get("Served-By") != "node-1" {
+			t.Fatalf("%s: served by %q, want the owner node-1", typ, resp.Header.Get("Served-By"))
+		}
+		br := bufio.NewReader(resp.Body)
+		first, err := br.ReadString('\n')
+		if err != nil || first != "first\n" {
+			t.Fatalf("%s: the first part did not arrive before the owner sent the rest: %q %v", typ, first, err)
+		}
+		close(gate)
+		rest, err := io.ReadAll(br)
+		if err != nil || string(rest) != "second\n" {
+			t.Fatalf("%s: the rest: %q %v", typ, rest, err)
+		}
+		resp.Body.Close()
+		cancel()
+		streamGates.Delete(path)
+	}
+}
+
+// testUpgrade is the protocol the test members switch to (a stand-in for
+// a session's WebSocket): after 101 they say who they are and echo what
+// they read, line by line.
+const testUpgrade = "agentcloud-test-echo"
+
+func serveTestUpgrade(w http.ResponseWriter, r *http.Request, name string) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n%s\n", testUpgrade, name)
+	brw.Flush()
+	for {
+		line, err := brw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		brw.WriteString("echo " + line)
+		brw.Flush()
+	}
+}
+
+// TestForwardUpgradeClass: a protocol upgrade through a member that does
+// not own the session reaches the owner and stays open both ways. (Over
+// HTTP/2 links only a WebSocket passed, Go's client opening an HTTP/1.1
+// connection for it; any other protocol was a 503.)
+func TestForwardUpgradeClass(t *testing.T) {
+	nodes, _ := startForwarding(t, 2)
+	session := ""
+	for i := 0; session == ""; i++ {
+		if s := fmt.Sprintf("up%d", i); ownerName(nodes, "counter", s) == "node-1" {
+			session = s
+		}
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(nodes[0].public.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(conn, "GET /v1/agents/counter/sessions/%s/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", session, testUpgrade)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("upgrade through node-0: %d %s", resp.StatusCode, body)
+	}
+	if who, err := br.ReadString('\n'); err != nil || who != "node-1\n" {
+		t.Fatalf("the upgraded connection leads to %q %v, want the owner node-1", who, err)
+	}
+	for i := range 3 {
+		fmt.Fprintf(conn, "ping %d\n", i)
+		if got, err := br.ReadString('\n'); err != nil || got != fmt.Sprintf("echo ping %d\n", i) {
+			t.Fatalf("round %d: %q %v", i, got, err)
 		}
 	}
 }

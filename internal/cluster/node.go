@@ -71,8 +71,7 @@ func Listen(cfg NodeConfig) (*Node, error) {
 			w.Header().Set(NodeHeader, cfg.Node) // forwarded back as it is
 			local.ServeHTTP(w, r)
 		}),
-		Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS.Clone(), ForceAttemptHTTP2: true,
-			MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
+		Transport: PeerTransport(cfg.PeerTLS)}
 	if n.fwd.met, err = newMetrics(cfg.Metrics, n); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("cluster metrics: %w", err)
@@ -213,6 +212,21 @@ func PeerTLS(ca *identity.CA, node string) (*tls.Config, error) {
 		return nil, fmt.Errorf("cluster: node certificate: %w", err)
 	}
 	return ca.PeerTLSConfig(rot), nil
+}
+
+// PeerTransport is the client side of the links between members: mutual
+// TLS with c (PeerTLS), HTTP/1.1 on kept-alive connections, one per request
+// in flight, up to 64 idle per member. HTTP/1.1 rather than HTTP/2 because
+// a forwarded request then costs the owner no goroutine, no stack growth
+// and no frame writer of its own: the connection's goroutine reads the
+// request, runs it and writes the answer in one write (docs/RATIONALE.md,
+// "Why members forward over HTTP/1.1"). A member's peer listener still
+// accepts HTTP/2 (a member of an older version sends it).
+func PeerTransport(c *tls.Config) *http.Transport {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	return &http.Transport{TLSClientConfig: c.Clone(), Protocols: protocols,
+		MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 10 * time.Second}
 }
 
 // RequireMutualTLS refuses a listener off loopback whose TLS does not
