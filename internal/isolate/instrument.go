@@ -63,6 +63,10 @@ type rewriteOpts struct {
 	// the loop checks call every yieldEvery loop entries (see yieldEvery);
 	// rewriteWasm fails when the module does not import it.
 	yield *importRef
+	// addYield, with stopLoops and instead of yield, adds an import of
+	// this () -> i32 function for the loop checks to call (see
+	// instrument_import.go); the host must provide it.
+	addYield *importRef
 	// dispatch lists exports to make reachable through one added export,
 	// dispatchName (see addDispatch).
 	dispatch []string
@@ -138,13 +142,35 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 			}
 		}
 	}
+	shiftFrom := int64(-1)
+	if o.stopLoops && o.addYield != nil {
+		ensure(1)
+		ensure(2)
+		var err error
+		if yieldFunc, err = addYieldImport(find, importedFuncs, *o.addYield); err != nil {
+			return nil, err
+		}
+		shiftFrom = yieldFunc
+		importedFuncs++
+		kept := secs[:0]
+		for _, s := range secs {
+			if s.id == 0 {
+				var ok bool
+				if s.body, ok = shiftNames(s.body, uint32(shiftFrom)); !ok {
+					continue
+				}
+			}
+			kept = append(kept, s)
+		}
+		secs = kept
+	}
 	if o.stopLoops {
 		if o.yield != nil && yieldFunc < 0 {
 			return nil, fmt.Errorf("%w: the module does not import %s.%s", errInstrument, o.yield.module, o.yield.name)
 		}
 		ensure(6)
 		ensure(7)
-		if err := addStopLoops(find(6), find(7), find(10), importedGlobals, yieldFunc); err != nil {
+		if err := addStopLoops(find(6), find(7), find(10), importedGlobals, yieldFunc, shiftFrom); err != nil {
 			return nil, err
 		}
 	}
@@ -175,7 +201,7 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 // addStopLoops adds the stop global (and, with a yield function, its
 // countdown) to the global section, exports them and puts the loop check
 // at every loop header of the code section (nil: none).
-func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, yieldFunc int64) error {
+func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, yieldFunc, shiftFrom int64) error {
 	n, rest, err := vecHead(globals.body)
 	if err != nil {
 		return err
@@ -191,7 +217,7 @@ func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, y
 		exports.body = appendExport(rest, n, tickGlobalName, 0x03, stop+1)
 	}
 	if code != nil {
-		if code.body, err = instrumentCode(code.body, loopCheckFn(stop, yieldFunc)); err != nil {
+		if code.body, err = instrumentCode(code.body, loopCheckFn(stop, yieldFunc), shiftFrom); err != nil {
 			return err
 		}
 	}
@@ -386,8 +412,9 @@ func countImports(body []byte) (funcs, globals uint32, err error) {
 }
 
 // instrumentCode rewrites every function body of a code section, putting
-// check at every loop header.
-func instrumentCode(body, check []byte) ([]byte, error) {
+// check at every loop header and, with shiftFrom ≥ 0, moving the function
+// indices from shiftFrom up by one (see addYieldImport).
+func instrumentCode(body, check []byte, shiftFrom int64) ([]byte, error) {
 	r := &wasmReader{b: body}
 	n := r.u32()
 	out := appendU32(nil, n)
@@ -397,7 +424,7 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 		if r.err != nil || r.p+size > len(r.b) {
 			return nil, fmt.Errorf("%w: truncated function %d", errInstrument, i)
 		}
-		f, err := instrumentFunc(fn[:0], r.b[r.p:r.p+size], check)
+		f, err := instrumentFunc(fn[:0], r.b[r.p:r.p+size], check, shiftFrom)
 		if err != nil {
 			return nil, fmt.Errorf("%w (function %d)", err, i)
 		}
@@ -412,7 +439,7 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-func instrumentFunc(out, body, check []byte) ([]byte, error) {
+func instrumentFunc(out, body, check []byte, shiftFrom int64) ([]byte, error) {
 	r := &wasmReader{b: body}
 	groups := r.u32()
 	for i := uint32(0); i < groups; i++ {
@@ -434,7 +461,14 @@ func instrumentFunc(out, body, check []byte) ([]byte, error) {
 		case op <= 0x01, op == 0x05, op == 0x0b, op == 0x0f, op == 0x1a, op == 0x1b,
 			op >= 0x45 && op <= 0xc4, op == 0xd1:
 			// no immediates
-		case op == 0x0c, op == 0x0d, op == 0x10, op >= 0x20 && op <= 0x26, op == 0xd2:
+		case op == 0x10 || op == 0xd2: // call, ref.func
+			at := r.p
+			if idx := r.u32(); shiftFrom >= 0 && int64(idx) >= shiftFrom && r.err == nil {
+				out = append(out, body[start:at]...)
+				out = appendU32(out, idx+1)
+				start = r.p
+			}
+		case op == 0x0c, op == 0x0d, op >= 0x20 && op <= 0x26:
 			r.u32()
 		case op == 0x0e: // br_table
 			n := r.u32()

@@ -2,10 +2,13 @@ package isolate
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -23,7 +26,7 @@ const loopWAT = `(module
 
 // watSource converts WebAssembly text with wat2wasm, skipping the test when
 // the tool is missing (Debian: apt-get install wabt).
-func watSource(t *testing.T, src string) []byte {
+func watSource(t testing.TB, src string) []byte {
 	t.Helper()
 	tool, err := exec.LookPath("wat2wasm")
 	if err != nil {
@@ -34,7 +37,7 @@ func watSource(t *testing.T, src string) []byte {
 	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := exec.Command(tool, in, "-o", out).CombinedOutput(); err != nil {
+	if b, err := exec.Command(tool, "--debug-names", in, "-o", out).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, b)
 	}
 	b, err := os.ReadFile(out)
@@ -155,4 +158,172 @@ func TestLoopCheckClass(t *testing.T) {
 			}
 		}
 	})
+}
+
+// shiftWAT uses every place a function index can sit: calls, an active
+// and a passive element segment, a declared ref.func, a funcref global's
+// initializer, the start function, exports and the name section.
+const shiftWAT = `(module
+  (import "env" "twice" (func $twice (param i32) (result i32)))
+  (type $f (func (result i32)))
+  (table $t 8 funcref)
+  (global $started (mut i32) (i32.const 0))
+  (global $g funcref (ref.func $seven))
+  (elem (i32.const 0) $one $two)
+  (elem $p func $three $four)
+  (elem declare func $five)
+  (func $one (result i32) (i32.const 1))
+  (func $two (result i32) (i32.const 20))
+  (func $three (result i32) (i32.const 300))
+  (func $four (result i32) (i32.const 4000))
+  (func $five (result i32) (i32.const 50000))
+  (func $seven (result i32) (i32.const 700000))
+  (func $start (global.set $started (i32.const 8000000)))
+  (start $start)
+  (func $spin (param $k i32) (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $k)))))
+  (func $run (export "run") (param $k i32) (result i32)
+    (call $spin (local.get $k))
+    (table.init $t $p (i32.const 2) (i32.const 0) (i32.const 2))
+    (table.set $t (i32.const 4) (ref.func $five))
+    (table.set $t (i32.const 5) (global.get $g))
+    (i32.add (call $twice (call_indirect $t (type $f) (i32.const 0)))
+    (i32.add (call_indirect $t (type $f) (i32.const 1))
+    (i32.add (call_indirect $t (type $f) (i32.const 2))
+    (i32.add (call_indirect $t (type $f) (i32.const 3))
+    (i32.add (call_indirect $t (type $f) (i32.const 4))
+    (i32.add (call_indirect $t (type $f) (i32.const 5))
+      (global.get $started)))))))))`
+
+// TestYieldImportShiftClass: adding the yield import to a raw module moves
+// every defined function's index; a place the rewrite missed would call
+// the wrong function (or fail validation). The rewritten module must give
+// the original's answer, keep its function names, and call the yield; a
+// malformed element section is refused, not misread.
+func TestYieldImportShiftClass(t *testing.T) {
+	ctx := context.Background()
+	src := watSource(t, shiftWAT)
+	run := func(code []byte, yields *int) (uint64, string) {
+		t.Helper()
+		r := wazero.NewRuntime(ctx)
+		defer r.Close(ctx)
+		twice := func(_ context.Context, _ api.Module, s []uint64) { s[0] *= 2 }
+		if _, err := r.NewHostModuleBuilder("env").NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(twice), []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
+			Export("twice").Instantiate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		yield := func(_ context.Context, _ api.Module, s []uint64) { *yields++; s[0] = 0 }
+		if _, err := r.NewHostModuleBuilder(wasmYield.module).NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(yield), nil, []api.ValueType{api.ValueTypeI32}).
+			Export(wasmYield.name).Instantiate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Instantiate(ctx, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.ExportedFunction("run").Call(ctx, 3*yieldEvery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0], m.ExportedFunction("run").Definition().DebugName()
+	}
+	var base, yields int
+	want, wantName := run(src, &base)
+	code, err := rewriteWasm(src, rewriteOpts{stopLoops: true, addYield: &wasmYield})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gotName := run(code, &yields)
+	if got != want || want != 2+20+300+4000+50000+700000+8000000 {
+		t.Fatalf("run = %d, want %d (original %d)", got, 2+20+300+4000+50000+700000+8000000, want)
+	}
+	if gotName != wantName {
+		t.Fatalf("run's name %q, want %q", gotName, wantName)
+	}
+	if yields != 3 {
+		t.Fatalf("%d yields over %d loop entries, want 3", yields, 3*yieldEvery)
+	}
+
+	// An element segment of an unknown kind: find the section and corrupt
+	// its first segment's flags.
+	bad := append([]byte(nil), src...)
+	r := &wasmReader{b: bad, p: 8}
+	for r.p < len(r.b) {
+		id, size := r.byte(), int(r.u32())
+		if id == 9 {
+			sr := &wasmReader{b: bad[r.p : r.p+size]}
+			sr.u32()
+			bad[r.p+sr.p] = 9
+			break
+		}
+		r.skip(size)
+	}
+	if _, err := rewriteWasm(bad, rewriteOpts{stopLoops: true, addYield: &wasmYield}); !errors.Is(err, errInstrument) {
+		t.Fatalf("bad element segment: err = %v, want errInstrument", err)
+	}
+}
+
+// BenchmarkWasmLoop compares a raw wasm agent's loop before and after it
+// got the yield import, in one process, taking turns: "closeondone" is the
+// stop check in a runtime made WithCloseOnContextDone (its compiled code
+// leaves for Go at every loop header), "yield" the loop checks with the
+// added import in a runtime without it. Each reports its median ns per
+// loop iteration of a counting loop of 100,000.
+func BenchmarkWasmLoop(b *testing.B) {
+	const spinWAT = `(module
+  (func (export "spin") (param $k i32) (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $k))))))`
+	ctx := context.Background()
+	src := watSource(b, spinWAT)
+	mk := func(closeOnDone bool, o rewriteOpts) api.Function {
+		code, err := rewriteWasm(src, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(closeOnDone))
+		b.Cleanup(func() { _ = r.Close(ctx) })
+		if _, err := r.NewHostModuleBuilder(wasmYield.module).NewFunctionBuilder().
+			WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = 0 }),
+				nil, []api.ValueType{api.ValueTypeI32}).
+			Export(wasmYield.name).Instantiate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		m, err := r.Instantiate(ctx, code)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m.ExportedFunction("spin")
+	}
+	fns := []struct {
+		name string
+		fn   api.Function
+	}{
+		{"closeondone", mk(true, rewriteOpts{stopLoops: true})},
+		{"yield", mk(false, rewriteOpts{stopLoops: true, addYield: &wasmYield})},
+	}
+	const n = 100_000
+	samples := make([][]float64, len(fns))
+	b.ResetTimer()
+	for r := 0; r*len(fns) < b.N || r < 2; r++ {
+		for k := range fns {
+			i := (k + r) % len(fns)
+			t0 := time.Now()
+			if _, err := fns[i].fn.Call(ctx, n); err != nil {
+				b.Fatal(err)
+			}
+			if r > 0 {
+				samples[i] = append(samples[i], float64(time.Since(t0).Nanoseconds())/n)
+			}
+		}
+	}
+	for i, f := range fns {
+		slices.Sort(samples[i])
+		b.ReportMetric(samples[i][len(samples[i])/2], f.name+"-ns/iter")
+	}
 }
