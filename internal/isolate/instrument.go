@@ -75,11 +75,6 @@ type rewriteOpts struct {
 	stripData bool
 }
 
-// instrumentLoops is rewriteWasm with only stopLoops.
-func instrumentLoops(src []byte) ([]byte, error) {
-	return rewriteWasm(src, rewriteOpts{stopLoops: true})
-}
-
 type wasmSection struct {
 	id   byte
 	body []byte

@@ -327,3 +327,32 @@ func BenchmarkWasmLoop(b *testing.B) {
 		b.ReportMetric(samples[i][len(samples[i])/2], f.name+"-ns/iter")
 	}
 }
+
+// FuzzRewriteYield: rewriting any input with the added yield import never
+// panics, and a module wazero compiles still compiles rewritten.
+func FuzzRewriteYield(f *testing.F) {
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x00\x01\x07\x0a\x01\x06memory\x02\x00"))
+	if _, err := exec.LookPath("wat2wasm"); err == nil {
+		f.Add(watSource(f, shiftWAT))
+		f.Add(watSource(f, loopWAT))
+	}
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	f.Cleanup(func() { _ = r.Close(ctx) })
+	f.Fuzz(func(t *testing.T, src []byte) {
+		out, err := rewriteWasm(src, rewriteOpts{stopLoops: true, addYield: &wasmYield})
+		if err != nil {
+			return
+		}
+		c, err := r.CompileModule(ctx, src)
+		if err != nil {
+			return
+		}
+		_ = c.Close(ctx)
+		c, err = r.CompileModule(ctx, out)
+		if err != nil {
+			t.Fatalf("the original compiles, the rewritten does not: %v", err)
+		}
+		_ = c.Close(ctx)
+	})
+}
