@@ -103,17 +103,16 @@ func BenchmarkRestoreDelta(b *testing.B) {
 	}
 }
 
-// BenchmarkFetchWarm: one request round trip on a live isolate.
+// BenchmarkFetchWarm: one request round trip on a live isolate. cpu-ns/op
+// is the process's CPU time per call (see benchFetch).
 func BenchmarkFetchWarm(b *testing.B) {
-	iso := newIsolate(b, benchModule)
-	h := newMemHost()
-	ctx := context.Background()
-	req := Request{Method: "GET", URL: "http://agent/p?q=1"}
-	for b.Loop() {
-		if _, err := iso.Fetch(ctx, req, h); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchFetchURL(b, benchModule, "http://agent/p?q=1")
+}
+
+// BenchmarkFetchLoop: a handler that runs a JavaScript loop of 10,000
+// iterations, so the loop checks (instrument.go) run often per call.
+func BenchmarkFetchLoop(b *testing.B) {
+	benchFetch(b, `export default { fetch() { let s = 0; for (let i = 0; i < 10000; i++) s += i & 7; return new Response(String(s)) } }`)
 }
 
 // BenchmarkFetchHello: the smallest round trip, a synchronous handler
@@ -130,10 +129,14 @@ func BenchmarkFetchHelloAsync(b *testing.B) {
 }
 
 func benchFetch(b *testing.B, module string) {
+	benchFetchURL(b, module, "http://agent/")
+}
+
+func benchFetchURL(b *testing.B, module, url string) {
 	iso := newIsolate(b, module)
 	h := newMemHost()
 	ctx := context.Background()
-	req := Request{Method: "GET", URL: "http://agent/"}
+	req := Request{Method: "GET", URL: url}
 	b.ReportAllocs()
 	var ru0, ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
@@ -346,4 +349,79 @@ func BenchmarkTemplateMarshal(b *testing.B) {
 		out = tmpl.Marshal(rt)
 	}
 	b.ReportMetric(float64(len(out)), "template-bytes")
+}
+
+// BenchmarkLoopCheck compares loop checks (instrument.go) in one process,
+// taking turns in batches of calls so that other load on the machine hits
+// each alike: "stoponly" tests the stop global at every loop header and
+// never yields (a lower bound; it lets a native loop hold every GC),
+// "every" also counts the yield's tick at every header (the check before
+// the countdown read stop only at zero), "countdown" is loopCheck. Each
+// reports its median thread CPU time per BenchmarkFetchWarm call.
+func BenchmarkLoopCheck(b *testing.B) {
+	checks := []struct {
+		name string
+		fn   func(stop uint32, yieldFunc int64) []byte
+	}{
+		{"stoponly", func(stop uint32, _ int64) []byte { return loopCheck(stop, -1) }},
+		{"every", loopCheckEveryEntry},
+		{"countdown", loopCheck},
+	}
+	ctx := context.Background()
+	isos := make([]*Isolate, len(checks))
+	for i, c := range checks {
+		loopCheckFn = c.fn
+		rt, err := NewRuntime(ctx, Config{CacheDir: filepath.Join(os.TempDir(), "agentcloud-isolate-test-cache")})
+		loopCheckFn = loopCheck
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = rt.Close(ctx) })
+		if isos[i], err = rt.New(ctx, Spec{SessionID: "s1", Agent: "a1", Module: benchModule}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	h := newMemHost()
+	req := Request{Method: "GET", URL: "http://agent/p?q=1"}
+	const batch = 50
+	samples := make([][]float64, len(checks))
+	b.ResetTimer()
+	for r := 0; r*batch*len(checks) < b.N || r < 2; r++ {
+		for k := range isos {
+			i := (k + r) % len(isos)
+			t0, _ := threadCPU()
+			for range batch {
+				if _, err := isos[i].Fetch(ctx, req, h); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t1, _ := threadCPU()
+			if r > 0 { // the first round warms up
+				samples[i] = append(samples[i], float64(t1-t0)/batch)
+			}
+		}
+	}
+	for i, c := range checks {
+		slices.Sort(samples[i])
+		b.ReportMetric(samples[i][len(samples[i])/2], c.name+"-cpu-ns/call")
+	}
+}
+
+// loopCheckEveryEntry is the loop check before loopCheck read the stop
+// global only at the end of the countdown: stop at every loop header, then
+// the tick.
+func loopCheckEveryEntry(stop uint32, yieldFunc int64) []byte {
+	check := loopCheck(stop, -1)
+	tick := stop + 1
+	check = appendU32(append(check, 0x23), tick)  // global.get tick
+	check = append(check, 0x41, 0x01, 0x6b, 0x24) // i32.const 1, i32.sub, global.set tick
+	check = appendU32(check, tick)
+	check = appendU32(append(check, 0x23), tick)  // global.get tick
+	check = append(check, 0x45, 0x04, 0x40, 0x41) // i32.eqz, if (empty), i32.const yieldEvery
+	check = appendS32(check, yieldEvery)
+	check = appendU32(append(check, 0x24), tick)              // global.set tick
+	check = appendU32(append(check, 0x10), uint32(yieldFunc)) // call yield
+	return append(check, 0x1a, 0x0b)                          // drop, end
 }

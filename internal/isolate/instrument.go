@@ -13,7 +13,8 @@ import (
 // loop header, which makes QuickJS's interpreter loop about three times
 // slower. Instead, isolates run a rewritten copy of the module: a new
 // mutable i32 global, exported as stopGlobalName, is tested at the top of
-// every loop body, and a set global traps with `unreachable`. Setting it
+// every loop body (with a yield, when the yield countdown reaches zero:
+// see yieldEvery), and a set global traps with `unreachable`. Setting it
 // from a context.AfterFunc preempts JS and native loops alike (a tight
 // `Array.prototype.join` over 1e8 holes, say) at the cost of one load and a
 // predictable branch per iteration. QuickJS's own interrupt handler still
@@ -27,13 +28,23 @@ const stopGlobalName = "__ac_stop"
 // (every GC cycle starts with one) then waits for the loop to end while
 // every other goroutine, the one that would raise the stop global among
 // them, is already stopped. A native loop of QuickJS's (Array.prototype.join
-// over 2^32 holes, say) froze the whole process that way. So the check at
-// each loop header also counts down a second global and, every yieldEvery
-// loop entries, calls an imported host function: a call into Go, where the
-// goroutine can be stopped and the world can run. QuickJS's own interrupt
-// poll (env.host_interrupt: no arguments, an i32 result, no side effect)
-// serves; its answer is dropped (the stop global decides).
+// over 2^32 holes, say) froze the whole process that way. So the loop
+// check counts down a second global (the tick, exported as tickGlobalName)
+// and, every yieldEvery loop entries, calls an imported host function: a
+// call into Go, where the goroutine can be stopped and the world can run.
+// QuickJS's own interrupt poll (env.host_interrupt: no arguments, an i32
+// result, no side effect) serves; its answer is dropped (the stop global
+// decides).
+//
+// With a yield, the stop global is read only when the tick reaches zero:
+// a loop entry costs one load, one store and one branch. The preempter
+// raises stop and then sets the tick to 1, so the next loop entry traps; a
+// guest store racing with that write can undo it, which delays the trap by
+// at most yieldEvery loop entries (see vm.go, preempter.fire).
 const yieldEvery = 1 << 14
+
+// tickGlobalName is the export of the yield countdown.
+const tickGlobalName = "__ac_tick"
 
 // importRef names an imported function.
 type importRef struct{ module, name string }
@@ -52,17 +63,16 @@ type rewriteOpts struct {
 	// the loop checks call every yieldEvery loop entries (see yieldEvery);
 	// rewriteWasm fails when the module does not import it.
 	yield *importRef
+	// addYield, with stopLoops and instead of yield, adds an import of
+	// this () -> i32 function for the loop checks to call (see
+	// instrument_import.go); the host must provide it.
+	addYield *importRef
 	// dispatch lists exports to make reachable through one added export,
 	// dispatchName (see addDispatch).
 	dispatch []string
 	// stripData empties every data segment, for instances whose memory is
 	// replaced by a snapshot right after instantiation.
 	stripData bool
-}
-
-// instrumentLoops is rewriteWasm with only stopLoops.
-func instrumentLoops(src []byte) ([]byte, error) {
-	return rewriteWasm(src, rewriteOpts{stopLoops: true})
 }
 
 type wasmSection struct {
@@ -127,13 +137,35 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 			}
 		}
 	}
+	shiftFrom := int64(-1)
+	if o.stopLoops && o.addYield != nil {
+		ensure(1)
+		ensure(2)
+		var err error
+		if yieldFunc, err = addYieldImport(find, importedFuncs, *o.addYield); err != nil {
+			return nil, err
+		}
+		shiftFrom = yieldFunc
+		importedFuncs++
+		kept := secs[:0]
+		for _, s := range secs {
+			if s.id == 0 {
+				var ok bool
+				if s.body, ok = shiftNames(s.body, uint32(shiftFrom)); !ok {
+					continue
+				}
+			}
+			kept = append(kept, s)
+		}
+		secs = kept
+	}
 	if o.stopLoops {
 		if o.yield != nil && yieldFunc < 0 {
 			return nil, fmt.Errorf("%w: the module does not import %s.%s", errInstrument, o.yield.module, o.yield.name)
 		}
 		ensure(6)
 		ensure(7)
-		if err := addStopLoops(find(6), find(7), find(10), importedGlobals, yieldFunc); err != nil {
+		if err := addStopLoops(find(6), find(7), find(10), importedGlobals, yieldFunc, shiftFrom); err != nil {
 			return nil, err
 		}
 	}
@@ -162,9 +194,9 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 }
 
 // addStopLoops adds the stop global (and, with a yield function, its
-// countdown) to the global section, exports the stop global and puts the
-// loop check at every loop header of the code section (nil: none).
-func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, yieldFunc int64) error {
+// countdown) to the global section, exports them and puts the loop check
+// at every loop header of the code section (nil: none).
+func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, yieldFunc, shiftFrom int64) error {
 	n, rest, err := vecHead(globals.body)
 	if err != nil {
 		return err
@@ -175,8 +207,12 @@ func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, y
 		return err
 	}
 	exports.body = appendExport(rest, n, stopGlobalName, 0x03, stop)
+	if yieldFunc >= 0 {
+		n, rest, _ = vecHead(exports.body)
+		exports.body = appendExport(rest, n, tickGlobalName, 0x03, stop+1)
+	}
 	if code != nil {
-		if code.body, err = instrumentCode(code.body, loopCheck(stop, yieldFunc)); err != nil {
+		if code.body, err = instrumentCode(code.body, loopCheckFn(stop, yieldFunc), shiftFrom); err != nil {
 			return err
 		}
 	}
@@ -212,30 +248,32 @@ func appendGlobals(entries []byte, n uint32, tick bool) []byte {
 	return b
 }
 
-// loopCheck is the code put at every loop header: trap when the stop
-// global is set and, with a yield function (yieldFunc ≥ 0; its countdown
-// global follows stop), count down and call it every yieldEvery entries.
+// loopCheckFn makes the loop check (a variable for benchmarks that compare
+// checks in one process).
+var loopCheckFn = loopCheck
+
+// loopCheck is the code put at every loop header. Without a yield function
+// (yieldFunc < 0) it traps when the stop global is set. With one (its
+// countdown global follows stop) it counts the tick down and, when it
+// reaches zero, traps if stop is set, else resets the tick and calls the
+// yield (see yieldEvery).
 func loopCheck(stop uint32, yieldFunc int64) []byte {
-	check := []byte{0x23}
-	check = appendU32(check, stop)
-	check = append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
 	if yieldFunc < 0 {
-		return check
+		check := appendU32([]byte{0x23}, stop)       // global.get stop
+		return append(check, 0x04, 0x40, 0x00, 0x0b) // if (empty) unreachable end
 	}
 	tick := stop + 1
-	check = append(check, 0x23) // global.get tick
-	check = appendU32(check, tick)
+	check := appendU32([]byte{0x23}, tick)        // global.get tick
 	check = append(check, 0x41, 0x01, 0x6b, 0x24) // i32.const 1, i32.sub, global.set tick
 	check = appendU32(check, tick)
-	check = append(check, 0x23) // global.get tick
-	check = appendU32(check, tick)
-	check = append(check, 0x45, 0x04, 0x40, 0x41) // i32.eqz, if (empty), i32.const yieldEvery
+	check = appendU32(append(check, 0x23), tick)  // global.get tick
+	check = append(check, 0x45, 0x04, 0x40, 0x23) // i32.eqz, if (empty), global.get stop
+	check = appendU32(check, stop)
+	check = append(check, 0x04, 0x40, 0x00, 0x0b, 0x41) // if (empty) unreachable end, i32.const yieldEvery
 	check = appendS32(check, yieldEvery)
-	check = append(check, 0x24) // global.set tick
-	check = appendU32(check, tick)
-	check = append(check, 0x10) // call yield
-	check = appendU32(check, uint32(yieldFunc))
-	return append(check, 0x1a, 0x0b) // drop, end
+	check = appendU32(append(check, 0x24), tick)              // global.set tick
+	check = appendU32(append(check, 0x10), uint32(yieldFunc)) // call yield
+	return append(check, 0x1a, 0x0b)                          // drop, end
 }
 
 // appendS32 appends x as a signed LEB128 (i32.const's immediate).
@@ -369,8 +407,9 @@ func countImports(body []byte) (funcs, globals uint32, err error) {
 }
 
 // instrumentCode rewrites every function body of a code section, putting
-// check at every loop header.
-func instrumentCode(body, check []byte) ([]byte, error) {
+// check at every loop header and, with shiftFrom ≥ 0, moving the function
+// indices from shiftFrom up by one (see addYieldImport).
+func instrumentCode(body, check []byte, shiftFrom int64) ([]byte, error) {
 	r := &wasmReader{b: body}
 	n := r.u32()
 	out := appendU32(nil, n)
@@ -380,7 +419,7 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 		if r.err != nil || r.p+size > len(r.b) {
 			return nil, fmt.Errorf("%w: truncated function %d", errInstrument, i)
 		}
-		f, err := instrumentFunc(fn[:0], r.b[r.p:r.p+size], check)
+		f, err := instrumentFunc(fn[:0], r.b[r.p:r.p+size], check, shiftFrom)
 		if err != nil {
 			return nil, fmt.Errorf("%w (function %d)", err, i)
 		}
@@ -395,7 +434,7 @@ func instrumentCode(body, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-func instrumentFunc(out, body, check []byte) ([]byte, error) {
+func instrumentFunc(out, body, check []byte, shiftFrom int64) ([]byte, error) {
 	r := &wasmReader{b: body}
 	groups := r.u32()
 	for i := uint32(0); i < groups; i++ {
@@ -417,7 +456,14 @@ func instrumentFunc(out, body, check []byte) ([]byte, error) {
 		case op <= 0x01, op == 0x05, op == 0x0b, op == 0x0f, op == 0x1a, op == 0x1b,
 			op >= 0x45 && op <= 0xc4, op == 0xd1:
 			// no immediates
-		case op == 0x0c, op == 0x0d, op == 0x10, op >= 0x20 && op <= 0x26, op == 0xd2:
+		case op == 0x10 || op == 0xd2: // call, ref.func
+			at := r.p
+			if idx := r.u32(); shiftFrom >= 0 && int64(idx) >= shiftFrom && r.err == nil {
+				out = append(out, body[start:at]...)
+				out = appendU32(out, idx+1)
+				start = r.p
+			}
+		case op == 0x0c, op == 0x0d, op >= 0x20 && op <= 0x26:
 			r.u32()
 		case op == 0x0e: // br_table
 			n := r.u32()

@@ -186,7 +186,7 @@ func TestPreemptDoesNotLeak(t *testing.T) {
 }
 
 func TestInstrumentRejectsGarbage(t *testing.T) {
-	if _, err := instrumentLoops([]byte("not wasm")); !errors.Is(err, errInstrument) {
+	if _, err := rewriteWasm([]byte("not wasm"), rewriteOpts{stopLoops: true, addYield: &wasmYield}); !errors.Is(err, errInstrument) {
 		t.Fatalf("err = %v", err)
 	}
 }

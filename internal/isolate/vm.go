@@ -221,6 +221,8 @@ func newVM(m api.Module, defs map[string]api.FunctionDefinition, lin *linearMemo
 			return nil, fmt.Errorf("isolate: instrumented module lacks %s", stopGlobalName)
 		}
 		v.stop = g
+		// Without a yield import the module has no tick (instrument.go).
+		v.tick, _ = m.ExportedGlobal(tickGlobalName).(api.MutableGlobal)
 	}
 	var err error
 	if v.f, err = bindExports(m, defs); err != nil {
@@ -290,8 +292,11 @@ func (v *vm) rawCall(ctx context.Context, inner bool, f *lazyFn, args []uint64) 
 type preempter struct {
 	// stop is the stop global (nil when the module is not instrumented);
 	// fired is set once a call's context is done and stop has been
-	// raised, so a trap can be reported as a timeout.
+	// raised, so a trap can be reported as a timeout. tick is the loop
+	// checks' yield countdown (nil: none), which fire sets to 1 so the next
+	// loop entry reads stop (instrument.go, yieldEvery).
 	stop  api.MutableGlobal
+	tick  api.MutableGlobal
 	fired atomic.Bool
 	// One call is armed at a time. after stops the armed call's
 	// context.AfterFunc; firing is held from arm until the fire has
@@ -319,10 +324,16 @@ func (v *preempter) arm(ctx context.Context) (disarm func()) {
 	return v.disarmFn
 }
 
-// fire raises stop: the guest traps at its next check.
+// fire raises stop: the guest traps at its next check. With a tick, the
+// check reads stop when the tick reaches zero, so fire brings that to the
+// next loop entry; the guest's own store of the tick can undo the write
+// (a race it cannot lose for more than yieldEvery loop entries).
 func (v *preempter) fire() {
 	v.fired.Store(true)
 	v.stop.Set(1)
+	if v.tick != nil {
+		v.tick.Set(1)
+	}
 	v.firing.Done()
 }
 

@@ -73,7 +73,7 @@ func (r *Runtime) compileWasm(ctx context.Context, b []byte) (*wasmModule, error
 	if err != nil {
 		return nil, err
 	}
-	code, err := instrumentLoops(b)
+	code, err := rewriteWasm(b, rewriteOpts{stopLoops: true, addYield: &wasmYield})
 	if err != nil {
 		return nil, fmt.Errorf("isolate: wasm module: %w", err)
 	}
@@ -148,6 +148,7 @@ func (r *Runtime) instantiateWasm(ctx context.Context, spec WasmSpec) (*WasmIsol
 		return nil, errors.New("isolate: instrumented wasm module lacks its stop global")
 	}
 	w.pre.stop = g
+	w.pre.tick, _ = w.mod.ExportedGlobal(tickGlobalName).(api.MutableGlobal)
 	return w, nil
 }
 

@@ -28,18 +28,18 @@ const i64 = api.ValueTypeI64
 // wasmRuntime is the wazero runtime raw wasm agents run in, made on first
 // use with WASI and the "agentcloud" host module. Caller holds r.wasmMu.
 //
-// It is not the engine's runtime: its config closes a module when its
-// call's context ends (WithCloseOnContextDone), which leaves compiled code
-// for Go at every loop back-edge. A raw wasm module imports nothing the
-// loop checks could call into Go (instrument.go, yieldEvery), and Go
-// cannot stop a goroutine inside compiled code, so without these exits a
-// module's endless loop would hold every GC's stop-the-world, and the
-// whole process, for good.
+// compileWasm adds an import of wasmYield to every agent module for its
+// loop checks to call into Go (instrument_import.go): Go cannot stop a
+// goroutine inside compiled code, and without those calls a module's
+// endless loop would hold every GC's stop-the-world, and the whole process,
+// for good. So, as for the engine, the runtime does not close modules when
+// their call's context ends (WithCloseOnContextDone), which would leave
+// compiled code for Go at every loop header.
 func (r *Runtime) wasmRuntime(ctx context.Context) (wazero.Runtime, error) {
 	if r.ar != nil {
 		return r.ar, nil
 	}
-	rc := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	rc := wazero.NewRuntimeConfigCompiler()
 	if r.cache != nil {
 		rc = rc.WithCompilationCache(r.cache)
 	}
@@ -61,6 +61,7 @@ func (r *Runtime) wasmRuntime(ctx context.Context) (wazero.Runtime, error) {
 	fn("alarm_delete", abiAlarmDelete)
 	fn("fetch", abiFetch, i32, i32, i32, i32)
 	fn("log", abiLog, i32, i32, i32)
+	fn(wasmYield.name, func(_ context.Context, _ api.Module, s []uint64) { s[0] = 0 })
 	if _, err := b.Instantiate(ctx); err != nil {
 		_ = ar.Close(ctx)
 		return nil, fmt.Errorf("isolate: instantiate %s host module: %w", wasmHostModule, err)
@@ -68,6 +69,11 @@ func (r *Runtime) wasmRuntime(ctx context.Context) (wazero.Runtime, error) {
 	r.ar = ar
 	return ar, nil
 }
+
+// wasmYield is the function compileWasm imports into agent modules for
+// their loop checks to call (it does nothing; the call into Go is the
+// point, see yieldEvery). Its name is reserved in ABI.md.
+var wasmYield = importRef{wasmHostModule, "__ac_yield"}
 
 func currentWasmCall(ctx context.Context) *wasmCall {
 	c, _ := ctx.Value(wasmCallKey{}).(*wasmCall)
