@@ -368,7 +368,7 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
 		}
 	} else if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
-		pr = p.take()
+		pr = p.claim(ctx, m.stop)
 		// Refill after this create: a refill competes with this
 		// activation for the CPU (and, with a tier that forks this
 		// process, stalled its other threads).

@@ -33,13 +33,81 @@ type pool struct {
 	ready  chan Prepared // capacity size
 	wake   chan struct{} // capacity refill: one token per preparer
 
-	mu       sync.Mutex // guards inflight
-	inflight int        // prepares under way
+	mu       sync.Mutex    // guards inflight, waiters, failed, typical
+	inflight int           // prepares under way
+	waiters  int           // creates waiting for one of them (claim)
+	failed   chan struct{} // closed, and replaced, when a prepare fails
+	typical  time.Duration // moving average of the successful prepares
 }
 
 func newPool(k poolKey, size, refill int) *pool {
 	refill = min(max(refill, 1), size)
-	return &pool{key: k, size: size, refill: refill, ready: make(chan Prepared, size), wake: make(chan struct{}, refill)}
+	return &pool{key: k, size: size, refill: refill, ready: make(chan Prepared, size), wake: make(chan struct{}, refill),
+		failed: make(chan struct{})}
+}
+
+// claimWaitMin is the least time a create waits for a prepare under way
+// (claim), so that a pool whose prepares were quick so far is not left
+// for a cold prepare at the first slow one.
+var claimWaitMin = time.Second
+
+// claim returns a prepared sandbox for a create: a ready one or, when the
+// pool is empty but a prepare is under way that no other create waits
+// for, that one when it lands. A cold prepare beside it would take about
+// as long and compete with it for the CPU: on the gVisor tier (a pool of
+// one, refilled after each claim) two sandboxes booting at once took
+// each create of a create-exec-delete loop a cold boot, ~1 s
+// (docs/PERFORMANCE.md). The wait is bounded by twice the pool's typical
+// prepare (at least claimWaitMin) and ends when that prepare fails, when
+// ctx ends or the Manager stops; nil means prepare a cold one.
+func (p *pool) claim(ctx context.Context, stop <-chan struct{}) Prepared {
+	if pr := p.take(); pr != nil {
+		return pr
+	}
+	p.mu.Lock()
+	if p.inflight <= p.waiters || p.typical == 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	p.waiters++
+	failed, wait := p.failed, max(2*p.typical, claimWaitMin)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.waiters--
+		p.mu.Unlock()
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case pr := <-p.ready:
+		return pr
+	case <-failed:
+	case <-t.C:
+	case <-ctx.Done():
+	case <-stop:
+	}
+	return p.take()
+}
+
+// prepared records a successful prepare's time d (claim's bound).
+func (p *pool) prepared(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.typical == 0 {
+		p.typical = d
+		return
+	}
+	p.typical = (3*p.typical + d) / 4
+}
+
+// prepareFailed wakes the creates waiting for a prepare (claim): one
+// failed, so they prepare their own.
+func (p *pool) prepareFailed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.failed)
+	p.failed = make(chan struct{})
 }
 
 // reserve claims room for one more prepare, if the pool is not full once
@@ -62,6 +130,7 @@ func (p *pool) unreserve() {
 
 // take returns a prepared sandbox if one is ready, nil if none is; the
 // caller nudges the preparers once its create is done (activateFrom).
+// Creates use claim, which also waits for a prepare under way.
 func (p *pool) take() Prepared {
 	select {
 	case pr := <-p.ready:
@@ -101,10 +170,12 @@ func (m *Manager) prepareLoop(p *pool) {
 	for {
 		for p.reserve() {
 			ctx, cancel := context.WithTimeout(ForPool(context.Background()), time.Minute)
+			t0 := time.Now()
 			pr, err := t.Prepare(ctx, p.key.template)
 			cancel()
 			if err != nil {
 				p.unreserve()
+				p.prepareFailed()
 				m.log.Warn("prepare pooled sandbox", logKeyTier, p.key.tier, logKeyErr, err)
 				select {
 				case <-time.After(backoff):
@@ -115,6 +186,7 @@ func (m *Manager) prepareLoop(p *pool) {
 				}
 			}
 			backoff = 100 * time.Millisecond
+			p.prepared(time.Since(t0))
 			select {
 			case p.ready <- pr: // never blocks: the room was reserved
 				p.unreserve()

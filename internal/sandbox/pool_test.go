@@ -158,3 +158,107 @@ func TestPoolSizeForMemoryClass(t *testing.T) {
 		}
 	}
 }
+
+// gatedTier is a fakeTier whose pool prepares after the first wait for
+// gate (an error fails them); cold counts the creates' own prepares.
+type gatedTier struct {
+	fakeTier
+	pool, cold atomic.Int32
+	started    chan struct{} // one token per gated prepare
+	gate       chan error
+}
+
+func (t *gatedTier) Prepare(ctx context.Context, tmpl string) (sandbox.Prepared, error) {
+	if !sandbox.IsForPool(ctx) {
+		t.cold.Add(1)
+		return t.fakeTier.Prepare(ctx, tmpl)
+	}
+	if t.pool.Add(1) > 1 {
+		t.started <- struct{}{}
+		select {
+		case err := <-t.gate:
+			if err != nil {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return t.fakeTier.Prepare(ctx, tmpl)
+}
+
+// TestPoolClaimWaitsForRefillClass: a create that finds the pool empty
+// while its refill is under way takes that sandbox when it lands instead
+// of preparing a cold one beside it; when that refill fails, the create
+// prepares its own at once (it does not wait out its bound), and a
+// Manager that closes ends the wait.
+func TestPoolClaimWaitsForRefillClass(t *testing.T) {
+	// A wait bound far beyond the test: only the failed refill may end it.
+	defer sandbox.SetClaimWaitMin(time.Hour)()
+	tier := &gatedTier{started: make(chan struct{}, 16), gate: make(chan error)}
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
+		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); tier.pool.Load() < 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the first prepare lands in the pool
+	ctx := context.Background()
+	if _, err := m.Create(ctx, "a", sandbox.Spec{Tier: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	cold := tier.cold.Load()
+	create := func(id string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := m.Create(ctx, id, sandbox.Spec{Tier: "fake"})
+			done <- err
+		}()
+		return done
+	}
+	<-tier.started // the refill after "a" is under way
+	done := create("b")
+	time.Sleep(50 * time.Millisecond) // "b" finds the pool empty (the old code prepared a cold one here)
+	tier.gate <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := tier.cold.Load() - cold; got != 0 {
+		t.Fatalf("a create beside a refill under way prepared %d cold sandboxes, want 0 (it takes the refill's)", got)
+	}
+	<-tier.started // the refill after "b"
+	done = create("c")
+	time.Sleep(50 * time.Millisecond)
+	tier.gate <- errors.New("refill failed (on purpose)")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("create after a failed refill: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a hang guard, not a speed check
+		t.Fatal("the create still waits for a refill that failed")
+	}
+	if got := tier.cold.Load() - cold; got != 1 {
+		t.Errorf("after the refill failed the create prepared %d cold sandboxes, want 1", got)
+	}
+	// The next refill is under way: a Manager that closes ends a wait.
+	<-tier.started
+	done = create("d")
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }() // waits for the refill, still gated
+	select {
+	case <-done: // created cold or refused as closed: either way not stuck
+	case <-time.After(30 * time.Second):
+		t.Fatal("a create still waits for a refill after the Manager closed")
+	}
+	close(tier.gate) // the refill ends, and with it Close
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}

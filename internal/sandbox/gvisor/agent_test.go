@@ -61,6 +61,7 @@ func TestExecAgentClass(t *testing.T) {
 	if out, _, code, err := run(sh(`for p in $(ls /proc | grep -E '^[0-9]+$'); do [ "$(stat -c %u /proc/$p)" != "$(id -u)" ] && kill -0 $p 2>/dev/null && echo $p; done; true`)); err != nil || code != 0 || out != "" {
 		t.Errorf("processes of other users the sandbox user can signal: %q %d %v", out, code, err)
 	}
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
 	cases := []struct {
 		name           string
 		es             sandbox.ExecSpec
@@ -74,6 +75,14 @@ func TestExecAgentClass(t *testing.T) {
 		{name: "cwd", es: sandbox.ExecSpec{Cmd: "pwd", Cwd: "/tmp"}, stdout: "/tmp\n"},
 		{name: "env", es: sandbox.ExecSpec{Cmd: "/bin/sh", Args: []string{"-c", "echo $X"}, Env: map[string]string{"X": "y z"}}, stdout: "y z\n"},
 		{name: "big output", es: sh("head -c 300000 /dev/zero | tr '\\0' a"), stdout: strings.Repeat("a", 300000)},
+		// Both pipes full at once: the agent's one loop must keep
+		// reading the command's output while its stdin waits.
+		{name: "big stdin echoed", es: sandbox.ExecSpec{Cmd: "cat"}, stdin: big, stdout: big},
+		// A command that closed its output still has its exit code.
+		{name: "outputs closed", es: sh("exec >&- 2>&-; sleep 0.3; exit 4"), code: 4},
+		// The agent serves a command in one thread (its main thread
+		// keeps the idle connection): no pump threads to start per command.
+		{name: "agent threads", es: sh("ls /proc/$PPID/task | wc -l"), stdout: "2\n"},
 	}
 	for _, tc := range cases {
 		es := tc.es

@@ -6,8 +6,15 @@ package gvisor
 // sandbox user, and it keeps one idle connection to the daemon's exec
 // socket. A request on it (one JSON line: args, env, cwd, stdin, bg)
 // starts the command in a session of its own; the agent connects a new
-// idle connection at once and serves the request in threads. Frames both
-// ways are a type byte, a 4-byte big-endian length and the payload:
+// idle connection at once and serves the request in one thread of its
+// own: a selector loop over the command's stdout and stderr, its stdin
+// (written without blocking, the connection not read while bytes wait),
+// the connection and a pidfd of the command (a thread waiting for it
+// where the sandbox's python has no os.pidfd_open). Threads cost the
+// sentry a clone and a stack each; the thread per pipe and the control
+// thread it used before added 2–5 ms to every exec (docs/PERFORMANCE.md).
+// Frames both ways are a type byte, a 4-byte big-endian length and the
+// payload:
 //
 //	agent → daemon: P pid, O stdout, E stderr, X exit code, F could not start
 //	daemon → agent: I stdin bytes, C close stdin, K kill the process group
@@ -18,11 +25,12 @@ package gvisor
 // answered with the agent's own pid. When its idle connection ends
 // without a request (a restored sandbox's connection to the old daemon
 // socket, or the daemon closing it), the agent connects again, at once
-// the first time and then with a pause growing up to 1 s. Exit codes of signalled processes are 128+signal, as
-// runsc exec reports them. After the command exits its output pipes get
-// 250 ms to drain (a background child may hold them), as exec.Cmd's
-// WaitDelay does on the runsc exec path.
-const agentPy = `import json, os, signal, socket, struct, subprocess, sys, threading, time
+// the first time and then with a pause growing up to 1 s. Exit codes of
+// signalled processes are 128+signal, as runsc exec reports them. After
+// the command exits its output pipes get 250 ms to drain (a background
+// child may hold them) and are then closed, as exec.Cmd's WaitDelay does
+// on the runsc exec path.
+const agentPy = `import json, os, selectors, signal, socket, struct, subprocess, sys, threading, time
 S = sys.argv[1]
 def killpg(pid):
     for _ in range(2000):
@@ -30,35 +38,35 @@ def killpg(pid):
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             return
-class Conn:
-    def __init__(self, c):
-        self.c, self.lock, self.done = c, threading.Lock(), False
-    def send(self, t, b, last=False):
-        with self.lock:
-            if self.done:
-                return
-            try:
-                self.c.sendall(t + struct.pack(">I", len(b)) + b)
-            except OSError:
-                pass
-            if last:
-                self.done = True
-def pump(fd, k, t):
+def send(c, t, b):
     try:
-        while True:
-            d = os.read(fd, 65536)
-            if not d:
-                break
-            k.send(t, d)
+        c.sendall(t + struct.pack(">I", len(b)) + b)
     except OSError:
         pass
-def serve(c):
-    k = Conn(c)
-    f = c.makefile("rb")
+def exited(p):
     try:
-        req = json.loads(f.readline())
+        return os.pidfd_open(p.pid), None
+    except (AttributeError, OSError):
+        r, w = os.pipe()
+        def wait():
+            p.wait()
+            os.close(w)
+        t = threading.Thread(target=wait, daemon=True)
+        t.start()
+        return r, t
+def serve(c):
+    buf = b""
+    try:
+        while b"\n" not in buf:
+            d = c.recv(65536)
+            if not d:
+                c.close()
+                return
+            buf += d
+        line, buf = buf.split(b"\n", 1)
+        req = json.loads(line)
         if req.get("op") == "pid":
-            k.send(b"P", str(os.getpid()).encode(), True)
+            send(c, b"P", str(os.getpid()).encode())
             c.close()
             return
         bg = bool(req.get("bg"))
@@ -68,52 +76,126 @@ def serve(c):
             stdin=subprocess.PIPE if req.get("stdin") and not bg else subprocess.DEVNULL,
             stdout=out, stderr=out)
     except Exception as e:
-        k.send(b"F", str(e).encode(), True)
+        send(c, b"F", str(e).encode())
         c.close()
         return
+    send(c, b"P", str(p.pid).encode())
     if bg:
-        k.send(b"P", str(p.pid).encode(), True)
         c.close()
         p.wait()
         return
-    k.send(b"P", str(p.pid).encode())
-    pumps = [threading.Thread(target=pump, args=(p.stdout.fileno(), k, b"O"), daemon=True),
-             threading.Thread(target=pump, args=(p.stderr.fileno(), k, b"E"), daemon=True)]
-    for t in pumps:
-        t.start()
-    def ctl():
+    run(c, p, buf)
+def run(c, p, ctl):
+    sel = selectors.DefaultSelector()
+    outs = {p.stdout.fileno(): (b"O", p.stdout), p.stderr.fileno(): (b"E", p.stderr)}
+    for fd in outs:
+        sel.register(fd, selectors.EVENT_READ, "out")
+    xfd, waiter = exited(p)
+    sel.register(xfd, selectors.EVENT_READ, "exit")
+    sel.register(c, selectors.EVENT_READ, "ctl")
+    inp, pending, closing, reading, waiting = p.stdin, b"", False, True, False
+    if inp:
+        os.set_blocking(inp.fileno(), False)
+    def stdin_close():
+        nonlocal inp, waiting
+        if waiting:
+            sel.unregister(inp)
+            waiting = False
+        if inp:
+            try:
+                inp.close()
+            except OSError:
+                pass
+            inp = None
+    def ctl_frames():
+        nonlocal ctl, pending, closing
+        while len(ctl) >= 5 and len(ctl) >= 5 + struct.unpack(">I", ctl[1:5])[0]:
+            n = struct.unpack(">I", ctl[1:5])[0]
+            t, d, ctl = ctl[:1], ctl[5:5 + n], ctl[5 + n:]
+            if t == b"I" and inp:
+                pending += d
+            elif t == b"C":
+                closing = True
+            elif t == b"K":
+                killpg(p.pid)
+    def stdin_flush():
+        nonlocal pending, waiting
         try:
-            while True:
-                h = f.read(5)
-                if len(h) < 5:
-                    break
-                d = f.read(struct.unpack(">I", h[1:])[0])
-                if h[:1] == b"I" and p.stdin:
-                    try:
-                        os.write(p.stdin.fileno(), d)
-                    except OSError:
-                        pass
-                elif h[:1] == b"C" and p.stdin:
-                    try:
-                        p.stdin.close()
-                    except OSError:
-                        pass
-                elif h[:1] == b"K":
-                    killpg(p.pid)
-        except (OSError, ValueError):
+            while pending and inp:
+                pending = pending[os.write(inp.fileno(), pending):]
+        except BlockingIOError:
             pass
-        if not k.done:
-            killpg(p.pid)
-    threading.Thread(target=ctl, daemon=True).start()
+        except OSError:
+            pending = b""
+        if not inp:
+            pending = b""
+        if pending and not waiting:
+            sel.register(inp, selectors.EVENT_WRITE, "in")
+            waiting = True
+        elif waiting and not pending:
+            sel.unregister(inp)
+            waiting = False
+        if closing and not pending:
+            stdin_close()
+    ctl_frames()
+    stdin_flush()
+    deadline = None
+    while deadline is None or (outs and time.monotonic() < deadline):
+        if reading and pending:
+            sel.unregister(c)
+            reading = False
+        elif not reading and not pending and deadline is None and c.fileno() >= 0:
+            sel.register(c, selectors.EVENT_READ, "ctl")
+            reading = True
+        timeout = None if deadline is None else max(0, deadline - time.monotonic())
+        for key, _ in sel.select(timeout):
+            if key.data == "out":
+                try:
+                    d = os.read(key.fd, 65536)
+                except OSError:
+                    d = b""
+                if d:
+                    send(c, outs[key.fd][0], d)
+                else:
+                    sel.unregister(key.fd)
+                    outs.pop(key.fd)[1].close()
+            elif key.data == "exit":
+                sel.unregister(xfd)
+                deadline = time.monotonic() + 0.25
+                if reading:
+                    sel.unregister(c)
+                    reading = False
+            elif key.data == "in":
+                stdin_flush()
+            elif key.data == "ctl":
+                try:
+                    d = c.recv(65536)
+                except OSError:
+                    d = b""
+                if not d:
+                    sel.unregister(c)
+                    reading = False
+                    c.close()
+                    killpg(p.pid)
+                    continue
+                ctl += d
+                ctl_frames()
+                stdin_flush()
+    for _, f in outs.values():
+        f.close()
+    stdin_close()
     rc = p.wait()
-    end = time.monotonic() + 0.25
-    for t in pumps:
-        t.join(max(0, end - time.monotonic()))
-    k.send(b"X", str(128 - rc if rc < 0 else rc).encode(), True)
-    try:
-        c.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+    if waiter:
+        waiter.join()
+    os.close(xfd)
+    sel.close()
+    if c.fileno() >= 0:
+        send(c, b"X", str(128 - rc if rc < 0 else rc).encode())
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        c.close()
 fails = 0
 while True:
     if fails:
