@@ -48,7 +48,7 @@ func BenchmarkCreateSession(b *testing.B) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := benchCPU()
+	cpu0, rounds0 := benchCPU(), st.SyncRounds()
 	b.SetParallelism(8) // concurrent clients, as in bench sessions
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -65,6 +65,7 @@ func BenchmarkCreateSession(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(benchCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(st.SyncRounds()-rounds0)/float64(b.N), "fsync-rounds/op")
 }
 
 // benchCPU is the CPU time this process has used (user and system).
