@@ -329,16 +329,24 @@ func (m *Manager) maybeEvict() {
 // be held; reason is why, for the metrics (metrics.go). A session this
 // node no longer owns is dropped unsaved: its owner has the newer heap.
 func (m *Manager) hibernate(ctx context.Context, s *session, reason string) error {
+	_, err := m.hibernateSaved(ctx, s, reason)
+	return err
+}
+
+// hibernateSaved is hibernate reporting whether it stored s's heap and
+// record (s.meta is then what the store holds).
+func (m *Manager) hibernateSaved(ctx context.Context, s *session, reason string) (bool, error) {
 	if m.fenced(s) {
 		m.discardLocked(s)
-		return nil
+		return false, nil
 	}
+	live := s.iso != nil
 	err := m.saveAndFree(ctx, s, reason)
 	if isFencedOut(err) {
 		m.discardLocked(s) // the store refused it: another node took it
-		return nil
+		return false, nil
 	}
-	return err
+	return live && err == nil, err
 }
 
 // saveAndFree is hibernate without the ownership check. s.mu must be held.
@@ -369,6 +377,35 @@ func (m *Manager) saveAndFree(ctx context.Context, s *session, reason string) er
 	m.forget(s)
 	m.met.left(reason, len(snap))
 	return nil
+}
+
+// HibernateSession is Hibernate returning the session as it then is. The
+// record a hibernation wrote is returned as written, without reading it
+// back from the store (the API's hibernate answers with it).
+func (m *Manager) HibernateSession(ctx context.Context, agent, id string) (api.Session, error) {
+	if err := CheckAddr(agent, id); err != nil {
+		return api.Session{}, err
+	}
+	m.mu.Lock()
+	s := m.sessions[sessKey{agent, id}]
+	m.mu.Unlock()
+	if s == nil {
+		return m.Session(ctx, agent, id) // hibernated already, or not found
+	}
+	s.mu.Lock()
+	saved, err := false, error(nil)
+	if !s.gone {
+		saved, err = m.hibernateSaved(ctx, s, leaveRequest)
+	}
+	meta := s.meta
+	s.mu.Unlock()
+	if err != nil {
+		return api.Session{}, err
+	}
+	if !saved {
+		return m.Session(ctx, agent, id)
+	}
+	return m.view(meta), nil
 }
 
 // Hibernate forces a session to hibernate now.
