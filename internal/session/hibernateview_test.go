@@ -3,10 +3,13 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // TestHibernateSessionClass: the session HibernateSession answers with
@@ -62,6 +65,70 @@ func TestHibernateSessionClass(t *testing.T) {
 	for _, id := range []string{"..", "a/b", ""} {
 		if _, err := m.HibernateSession(ctx, "hv", id); err == nil || api.IsKind(err, api.KindNotFound) {
 			t.Fatalf("id %q: %v, want a refusal of the id", id, err)
+		}
+	}
+}
+
+// TestHibernateRecordAndHeapClass: hibernations that write their heap and
+// their record at once (one node, group commit) leave, for every session,
+// a record that says hibernated with the size of the heap the store holds
+// for that session, and a restart restores each session's own heap.
+func TestHibernateRecordAndHeapClass(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), store.Options{Dir: dir}) // group commit, as a daemon runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := openManager(t, t.TempDir(), func(c *testConfig) { c.Store = st })
+	deploy(t, m, counterManifest, counterJS)
+	ctx := context.Background()
+	const n = 12
+	var got struct{ Global, Stored int }
+	for k := range n {
+		for range k + 1 {
+			mustCall(t, m, "counter", fmt.Sprint("h", k), "/")
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for k := range n {
+		wg.Go(func() {
+			v, err := m.HibernateSession(ctx, "counter", fmt.Sprint("h", k))
+			if err == nil && (v.State != "hibernated" || v.SnapshotBytes <= 0) {
+				err = fmt.Errorf("h%d: %+v", k, v)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := range n {
+		id := fmt.Sprint("h", k)
+		v, err := m.Session(ctx, "counter", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := m.loadSnapshot(ctx, sessKey{"counter", id})
+		if err != nil || v.State != "hibernated" || v.SnapshotBytes != int64(len(snap)) {
+			t.Fatalf("%s: record %+v beside a stored heap of %d bytes (%v)", id, v, len(snap), err)
+		}
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := openManager(t, dir)
+	for k := range n {
+		_ = json.Unmarshal([]byte(mustCall(t, m2, "counter", fmt.Sprint("h", k), "/")), &got)
+		if got.Global != k+2 || got.Stored != k+2 {
+			t.Fatalf("h%d after restart: %+v, want %d", k, got, k+2)
 		}
 	}
 }
