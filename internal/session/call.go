@@ -365,10 +365,15 @@ func (m *Manager) saveAndFree(ctx context.Context, s *session, reason string) er
 	m.mu.Unlock()
 	next.Hibernated = true
 	next.SnapshotBytes = int64(len(snap))
-	if err := m.saveHibernated(ctx, s, snap, next); err != nil {
+	heapSaved, err := m.saveHibernated(ctx, s, snap, next)
+	if heapSaved {
+		// Even if the record failed: the stored heap's size decides
+		// whether the next save drops a large heap object (snapshots.go).
+		s.meta = next
+	}
+	if err != nil {
 		return err
 	}
-	s.meta = next
 	_ = s.iso.Close(ctx)
 	s.iso = nil
 	m.forget(s)
@@ -405,38 +410,40 @@ func (m *Manager) HibernateSession(ctx context.Context, agent, id string) (api.S
 	return m.view(meta), nil
 }
 
-// saveHibernated stores s's heap, then its record next (hibernated). A
-// session that is not fenced (one node) writes the two at once, so they
-// share a group-commit round (store/groupsync.go) and the hibernation waits
-// for one fsync instead of two. Either order is safe after a crash, since
-// nothing was acknowledged: a record that says hibernated beside the
-// previous heap restores that heap (or the template when there is none);
-// a new heap beside the previous record is either used (the session had
-// hibernated before) or ignored (a new session restarts from its
-// template). A fenced session writes the heap first: once another node
-// holds its fence the heap is refused and its record must stay unwritten.
-func (m *Manager) saveHibernated(ctx context.Context, s *session, snap []byte, next Meta) error {
+// saveHibernated stores s's heap, then its record next (hibernated), and
+// reports whether the heap was stored. A session that is not fenced (one
+// node) writes the two at once, so they share a group-commit round
+// (store/groupsync.go) and the hibernation waits for one fsync instead of
+// two. Either order is safe after a crash, since nothing was acknowledged:
+// a record that says hibernated beside the previous heap restores that heap
+// (or the template when there is none); a new heap beside the previous
+// record is either used (the session had hibernated before) or ignored (a
+// new session restarts from its template). A fenced session writes the
+// heap first: once another node holds its fence the heap is refused and
+// its record must stay unwritten.
+func (m *Manager) saveHibernated(ctx context.Context, s *session, snap []byte, next Meta) (heapSaved bool, err error) {
 	mkey := store.Key(s.key.agent, s.key.id)
 	b, _ := json.Marshal(next)
 	if s.fences != nil {
 		if err := m.saveSnapshot(ctx, s, snap); err != nil {
-			return err
+			return false, err
 		}
 		if _, err := m.meta.Put(ctx, mkey, b); err != nil {
-			return fmt.Errorf("store session record: %w", err)
+			return true, fmt.Errorf("store session record: %w", err)
 		}
-		return nil
+		return true, nil
 	}
 	rec := make(chan error, 1)
 	go func() {
 		_, err := m.meta.Put(ctx, mkey, b)
 		rec <- err
 	}()
-	err := m.saveSnapshot(ctx, s, snap)
+	err = m.saveSnapshot(ctx, s, snap)
+	heapSaved = err == nil
 	if rerr := <-rec; rerr != nil && err == nil {
 		err = fmt.Errorf("store session record: %w", rerr)
 	}
-	return err
+	return heapSaved, err
 }
 
 // Hibernate forces a session to hibernate now.
