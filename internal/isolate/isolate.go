@@ -137,6 +137,12 @@ type Isolate struct {
 	// driver is what the prelude's fetch returns for an asynchronous
 	// handler (see settlesHandler); 0 until probed.
 	driver driverKind
+	// gen counts what may have written memory or dropped pages (calls,
+	// Trim). snapPriv is the private-page map the last Snapshot read at
+	// generation snapGen: while gen is still snapGen, Close hands it to
+	// the pool's reset instead of reading /proc/self/pagemap again.
+	gen, snapGen uint64
+	snapPriv     []bool
 }
 
 // driverKind tells the two fetch drivers apart. A heap keeps the prelude
@@ -477,6 +483,7 @@ func (i *Isolate) settle(ctx context.Context, p uint32) (uint32, error) {
 // begin locks the isolate for one call.
 func (i *Isolate) begin() error {
 	i.mu.Lock()
+	i.gen++
 	if i.dead != nil {
 		err := i.dead
 		i.mu.Unlock()
@@ -713,6 +720,12 @@ func (i *Isolate) Close(ctx context.Context) error {
 		return nil
 	}
 	i.dead = errors.New("closed")
+	if i.snapPriv != nil && i.snapGen == i.gen && i.vm.lin != nil {
+		// Nothing ran since the snapshot read which pages are private:
+		// the reset that pools the reservation reuses that map.
+		i.vm.lin.known = i.snapPriv
+	}
+	i.snapPriv = nil
 	i.vm.lin = nil
 	return i.vm.mod.Close(ctx)
 }

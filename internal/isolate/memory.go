@@ -24,6 +24,10 @@ type linearMemory struct {
 	// the pool, mapped and reset to pf's image.
 	pf             *imageFile
 	mapped, reused bool
+	// known, if not nil, is which pages of buf[:size] are private, read
+	// by a snapshot with nothing run since (Isolate.Close sets it): reset
+	// uses it instead of reading /proc/self/pagemap.
+	known []bool
 }
 
 // allocator returns a wazero MemoryAllocator that records the memory it makes

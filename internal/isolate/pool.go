@@ -133,7 +133,11 @@ func (m *linearMemory) reset(img []byte) bool {
 		return false
 	}
 	mem := m.buf[:m.size]
-	priv := privatePages(mem, pg)
+	priv := m.known
+	m.known = nil
+	if len(priv) != len(mem)/pg || len(mem)%pg != 0 {
+		priv = privatePages(mem, pg)
+	}
 	if priv == nil {
 		return false
 	}

@@ -139,6 +139,7 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 		if i.base == base {
 			priv = i.vm.lin.private(mem, base)
 			base.learnHot(mem, priv)
+			i.snapPriv, i.snapGen = priv, i.gen
 		}
 	}
 	snap := i.rt.encodeLive(i.rt.enc, mem, i.vm.st, baseImg, baseHash, baseZero, priv)

@@ -25,6 +25,7 @@ import (
 func (i *Isolate) Trim() error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
+	i.gen++
 	if i.dead != nil {
 		return nil
 	}

@@ -329,16 +329,24 @@ func (m *Manager) maybeEvict() {
 // be held; reason is why, for the metrics (metrics.go). A session this
 // node no longer owns is dropped unsaved: its owner has the newer heap.
 func (m *Manager) hibernate(ctx context.Context, s *session, reason string) error {
+	_, err := m.hibernateSaved(ctx, s, reason)
+	return err
+}
+
+// hibernateSaved is hibernate reporting whether it stored s's heap and
+// record (s.meta is then what the store holds).
+func (m *Manager) hibernateSaved(ctx context.Context, s *session, reason string) (bool, error) {
 	if m.fenced(s) {
 		m.discardLocked(s)
-		return nil
+		return false, nil
 	}
+	live := s.iso != nil
 	err := m.saveAndFree(ctx, s, reason)
 	if isFencedOut(err) {
 		m.discardLocked(s) // the store refused it: another node took it
-		return nil
+		return false, nil
 	}
-	return err
+	return live && err == nil, err
 }
 
 // saveAndFree is hibernate without the ownership check. s.mu must be held.
@@ -351,24 +359,91 @@ func (m *Manager) saveAndFree(ctx context.Context, s *session, reason string) er
 	if err != nil {
 		return fmt.Errorf("snapshot %s/%s: %w", s.key.agent, s.key.id, err)
 	}
-	mkey := store.Key(s.key.agent, s.key.id)
-	if err := m.saveSnapshot(ctx, s, snap); err != nil {
-		return err
-	}
+	next := s.meta
 	m.mu.Lock()
-	s.meta.LastActive = s.lastActive.UTC()
+	next.LastActive = s.lastActive.UTC()
 	m.mu.Unlock()
-	s.meta.Hibernated = true
-	s.meta.SnapshotBytes = int64(len(snap))
-	b, _ := json.Marshal(s.meta)
-	if _, err := m.meta.Put(ctx, mkey, b); err != nil {
-		return fmt.Errorf("store session record: %w", err)
+	next.Hibernated = true
+	next.SnapshotBytes = int64(len(snap))
+	heapSaved, err := m.saveHibernated(ctx, s, snap, next)
+	if heapSaved {
+		// Even if the record failed: the stored heap's size decides
+		// whether the next save drops a large heap object (snapshots.go).
+		s.meta = next
+	}
+	if err != nil {
+		return err
 	}
 	_ = s.iso.Close(ctx)
 	s.iso = nil
 	m.forget(s)
 	m.met.left(reason, len(snap))
 	return nil
+}
+
+// HibernateSession is Hibernate returning the session as it then is. The
+// record a hibernation wrote is returned as written, without reading it
+// back from the store (the API's hibernate answers with it).
+func (m *Manager) HibernateSession(ctx context.Context, agent, id string) (api.Session, error) {
+	if err := CheckAddr(agent, id); err != nil {
+		return api.Session{}, err
+	}
+	m.mu.Lock()
+	s := m.sessions[sessKey{agent, id}]
+	m.mu.Unlock()
+	if s == nil {
+		return m.Session(ctx, agent, id) // hibernated already, or not found
+	}
+	s.mu.Lock()
+	saved, err := false, error(nil)
+	if !s.gone {
+		saved, err = m.hibernateSaved(ctx, s, leaveRequest)
+	}
+	meta := s.meta
+	s.mu.Unlock()
+	if err != nil {
+		return api.Session{}, err
+	}
+	if !saved {
+		return m.Session(ctx, agent, id)
+	}
+	return m.view(meta), nil
+}
+
+// saveHibernated stores s's heap, then its record next (hibernated), and
+// reports whether the heap was stored. A session that is not fenced (one
+// node) writes the two at once, so they share a group-commit round
+// (store/groupsync.go) and the hibernation waits for one fsync instead of
+// two. Either order is safe after a crash, since nothing was acknowledged:
+// a record that says hibernated beside the previous heap restores that heap
+// (or the template when there is none); a new heap beside the previous
+// record is either used (the session had hibernated before) or ignored (a
+// new session restarts from its template). A fenced session writes the
+// heap first: once another node holds its fence the heap is refused and
+// its record must stay unwritten.
+func (m *Manager) saveHibernated(ctx context.Context, s *session, snap []byte, next Meta) (heapSaved bool, err error) {
+	mkey := store.Key(s.key.agent, s.key.id)
+	b, _ := json.Marshal(next)
+	if s.fences != nil {
+		if err := m.saveSnapshot(ctx, s, snap); err != nil {
+			return false, err
+		}
+		if _, err := m.meta.Put(ctx, mkey, b); err != nil {
+			return true, fmt.Errorf("store session record: %w", err)
+		}
+		return true, nil
+	}
+	rec := make(chan error, 1)
+	go func() {
+		_, err := m.meta.Put(ctx, mkey, b)
+		rec <- err
+	}()
+	err = m.saveSnapshot(ctx, s, snap)
+	heapSaved = err == nil
+	if rerr := <-rec; rerr != nil && err == nil {
+		err = fmt.Errorf("store session record: %w", rerr)
+	}
+	return heapSaved, err
 }
 
 // Hibernate forces a session to hibernate now.

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -48,7 +49,7 @@ func BenchmarkCreateSession(b *testing.B) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := benchCPU()
+	cpu0, rounds0 := benchCPU(), st.SyncRounds()
 	b.SetParallelism(8) // concurrent clients, as in bench sessions
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -65,6 +66,74 @@ func BenchmarkCreateSession(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(benchCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(st.SyncRounds()-rounds0)/float64(b.N), "fsync-rounds/op")
+}
+
+// BenchmarkActivateHibernated is the activation of a hibernated session as
+// `bench sessions` measures it, without HTTP: one GET to a session whose
+// heap is in the store (meta, pending-commit and snapshot reads, restore,
+// the request), one at a time. With live, the sessions stay live after it,
+// as in bench sessions (so reservations do not come back to the pool);
+// else each is hibernated again, untimed. It reports the latency
+// percentiles and the process's CPU time per activation:
+//
+//	go test -run '^$' -bench BenchmarkActivateHibernated -benchtime 500x ./internal/session
+func BenchmarkActivateHibernated(b *testing.B) {
+	for _, live := range []bool{true, false} {
+		b.Run("live="+strconv.FormatBool(live), func(b *testing.B) { benchActivate(b, live) })
+	}
+}
+
+func benchActivate(b *testing.B, live bool) {
+	st, err := store.Open(context.Background(), store.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := openManager(b, b.TempDir(), func(c *testConfig) { c.Store = st })
+	b.Cleanup(func() { _ = st.Close() })
+	deploy(b, m, `{"name":"bench","entry":"agent.js","limits":{"idle_seconds":86400}}`,
+		`export default { async fetch(request, env) {
+			if (request.method === "POST") { await env.state.put("k", {v: 1}); }
+			return new Response("hello");
+		} };`)
+	ctx := context.Background()
+	n := 64
+	if live {
+		n = b.N
+	}
+	for i := range n {
+		id := "s" + strconv.Itoa(i)
+		if _, err := m.Call(ctx, "bench", id, isolate.Request{Method: "POST", URL: "http://x/"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Hibernate(ctx, "bench", id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	testRuntime.PrepareRestores()
+	lat := make([]time.Duration, 0, b.N)
+	var cpu time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		id := "s" + strconv.Itoa(i%n)
+		c0, t0 := benchCPU(), time.Now()
+		resp, err := m.Call(ctx, "bench", id, isolate.Request{Method: "GET", URL: "http://x/"})
+		lat, cpu = append(lat, time.Since(t0)), cpu+benchCPU()-c0
+		if err != nil || resp.Status != 200 {
+			b.Fatalf("activate %s: %v %d", id, err, resp.Status)
+		}
+		if !live {
+			b.StopTimer()
+			if err := m.Hibernate(ctx, "bench", id); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // benchCPU is the CPU time this process has used (user and system).

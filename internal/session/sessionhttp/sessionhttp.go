@@ -192,10 +192,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		Action: session.ActionSessionCall, Resource: SessionResource,
 		Handler: func(w http.ResponseWriter, r *http.Request) error {
 			a, id := r.PathValue("agent"), r.PathValue("session")
-			if err := m.Hibernate(r.Context(), a, id); err != nil {
-				return err
-			}
-			s, err := m.Session(r.Context(), a, id)
+			s, err := m.HibernateSession(r.Context(), a, id)
 			if err != nil {
 				return err
 			}
