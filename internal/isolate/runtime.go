@@ -99,6 +99,7 @@ type Runtime struct {
 	wasmMu   sync.Mutex
 	wasmMods map[[32]byte]*wasmModule
 	ar       wazero.Runtime
+	vr       wazero.Runtime // an interpreter that validates modules as uploaded (validateWasm)
 
 	met *metrics // nil: no metrics
 }
@@ -189,6 +190,11 @@ func (r *Runtime) Close(ctx context.Context) error {
 	var err error
 	if r.ar != nil {
 		err = r.ar.Close(ctx)
+	}
+	if r.vr != nil {
+		if verr := r.vr.Close(ctx); err == nil {
+			err = verr
+		}
 	}
 	if r.wr != nil {
 		if werr := r.wr.Close(ctx); err == nil {

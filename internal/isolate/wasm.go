@@ -61,6 +61,48 @@ type wasmModule struct {
 
 const wasmHostModule = "agentcloud"
 
+// validateWasm checks b as uploaded, before the rewriter adds globals and
+// an import: code that names a global or function the module does not
+// have must not come to name the ones added (a loop that rewrites the
+// tick would never be stopped), so an invalid module is refused here.
+// A start section is refused too: wazero runs it inside instantiation,
+// before the preempter is armed; set-up belongs in _initialize, which
+// runs under limits.wall_ms. Called with wasmMu held.
+func (r *Runtime) validateWasm(ctx context.Context, b []byte) error {
+	if hasSection(b, 8) {
+		return errors.New("a wasm agent may not have a start section: export _initialize instead (it runs under limits.wall_ms)")
+	}
+	if r.vr == nil {
+		r.vr = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	}
+	c, err := r.vr.CompileModule(ctx, b)
+	if err != nil {
+		return fmt.Errorf("invalid module: %w", err)
+	}
+	return c.Close(ctx)
+}
+
+// hasSection reports whether wasm binary b has a section of id (false for
+// what is not a wasm binary; the rewriter says why).
+func hasSection(b []byte, id byte) bool {
+	if len(b) < 8 {
+		return false
+	}
+	r := &wasmReader{b: b, p: 8}
+	for r.p < len(r.b) {
+		sid := r.byte()
+		size := r.u32()
+		if r.err != nil || r.p+int(size) > len(r.b) {
+			return false
+		}
+		if sid == id {
+			return true
+		}
+		r.p += int(size)
+	}
+	return false
+}
+
 // compileWasm instruments and compiles b, caching by content.
 func (r *Runtime) compileWasm(ctx context.Context, b []byte) (*wasmModule, error) {
 	h := sha256.Sum256(b)
@@ -72,6 +114,9 @@ func (r *Runtime) compileWasm(ctx context.Context, b []byte) (*wasmModule, error
 	ar, err := r.wasmRuntime(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if err := r.validateWasm(ctx, b); err != nil {
+		return nil, fmt.Errorf("isolate: wasm module: %w", err)
 	}
 	code, err := rewriteWasm(b, rewriteOpts{stopLoops: true, addYield: &wasmYield})
 	if err != nil {
