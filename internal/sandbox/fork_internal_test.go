@@ -74,7 +74,8 @@ func TestForkLayerNameClass(t *testing.T) {
 		t.Fatalf("layerPath(%q) = %q", good, got)
 	}
 	for _, bad := range []string{"", "l-", "../../etc", "l-../../../../etc/passwd", "l-0123456789abcdef0123456/",
-		"l-0123456789abcdef0123.567", "x-0123456789abcdef01234567", "/etc", good + "0"} {
+		"l-0123456789abcdef0123.567", "x-0123456789abcdef01234567", "/etc", good + "0",
+		"l-0123456789abcdef0,lower", "l-0123456789ABCDEF01234567", "l-0123456789abcdef0123456="} {
 		if got := m.layerPath(bad); got != "" {
 			t.Fatalf("layerPath(%q) = %q, want none", bad, got)
 		}

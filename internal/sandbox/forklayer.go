@@ -39,8 +39,13 @@ type layers struct {
 // layerPath is the directory of layer name, or "" when name is not one
 // this package makes (a damaged "lower" file must not point elsewhere).
 func (m *Manager) layerPath(name string) string {
-	if m.cfg.Dir == "" || !strings.HasPrefix(name, "l-") || len(name) != 2+24 || strings.ContainsAny(name[2:], "./\\") {
+	if m.cfg.Dir == "" || !strings.HasPrefix(name, "l-") || len(name) != 2+24 {
 		return ""
+	}
+	for _, c := range name[2:] { // lowercase hex only: the name goes into mount options
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
 	}
 	return filepath.Join(m.cfg.Dir, layersDir, name)
 }
@@ -97,14 +102,19 @@ func (m *Manager) layerRef(name string, d int) {
 }
 
 // useLayer makes id's host workspace an overlay over layer name: it
-// records the layer in the host directory, takes a reference and mounts.
+// mounts, then records the layer in the host directory and takes a
+// reference. On an error nothing is left mounted or counted.
 func (m *Manager) useLayer(id, name string) error {
 	dir := m.HostDir(id)
+	if err := m.mountWorkspace(dir, name); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "lower"), []byte(name), 0o600); err != nil {
+		_ = unmountWorkspace(dir)
 		return fmt.Errorf("fork layer: %w", err)
 	}
 	m.layerRef(name, 1)
-	return m.mountWorkspace(dir, name)
+	return nil
 }
 
 // mountWorkspace mounts dir/workspace as an overlay of layer name below

@@ -295,10 +295,13 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 	}
 	if o.lower != "" && spec.HostWorkspace != "" {
 		if err := m.useLayer(id, o.lower); err != nil {
-			m.removeHostDir(id)
-			return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+			// No overlay here (no privilege, a kernel without metacopy):
+			// the copy gets the layer's files instead.
+			m.log.Warn("fork layer not mounted; copying it", logKeySandbox, id, logKeyErr, err)
+			o.lower, seed = "", m.layerPath(o.lower)
 		}
-	} else if seed != "" && spec.HostWorkspace != "" {
+	}
+	if o.lower == "" && seed != "" && spec.HostWorkspace != "" {
 		if err := copyTree(seed, spec.HostWorkspace); err != nil {
 			m.removeHostDir(id)
 			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)

@@ -86,6 +86,7 @@ func (p *pool) claim(ctx context.Context, stop <-chan struct{}) Prepared {
 	case <-t.C:
 	case <-ctx.Done():
 	case <-stop:
+		return nil // Close drains ready: a take here could escape it
 	}
 	return p.take()
 }

@@ -173,7 +173,8 @@ def run(c, p, ctl):
                 except OSError:
                     d = b""
                 if not d:
-                    sel.unregister(c)
+                    if reading:  # an exit in the same batch unregistered it
+                        sel.unregister(c)
                     reading = False
                     c.close()
                     killpg(p.pid)
