@@ -420,11 +420,15 @@ func (m *Manager) HibernateSession(ctx context.Context, agent, id string) (api.S
 // record is either used (the session had hibernated before) or ignored (a
 // new session restarts from its template). A fenced session writes the
 // heap first: once another node holds its fence the heap is refused and
-// its record must stay unwritten.
+// its record must stay unwritten. So does a heap too large for a record,
+// or one replacing such a heap: the record's snapshot size is what says a
+// large-heap object exists to drop (saveSnapshot), so it must not be
+// written ahead of the heap it describes.
 func (m *Manager) saveHibernated(ctx context.Context, s *session, snap []byte, next Meta) (heapSaved bool, err error) {
 	mkey := store.Key(s.key.agent, s.key.id)
 	b, _ := json.Marshal(next)
-	if s.fences != nil {
+	limit := int64(m.cfg.Store.MaxRecordBytes())
+	if s.fences != nil || s.meta.SnapshotBytes > limit || int64(len(snap)) > limit {
 		if err := m.saveSnapshot(ctx, s, snap); err != nil {
 			return false, err
 		}
