@@ -342,8 +342,10 @@ func (c *container) agentExec(ctx context.Context, p *specs.Process, stdin io.Re
 		}()
 	}
 	stop := context.AfterFunc(ctx, func() {
-		_ = send('K', nil)
+		// The timer first: send waits for wmu, which a stdin write the
+		// agent is not reading (it drains stdin into the command) can hold.
 		time.AfterFunc(5*time.Second, func() { conn.Close() })
+		_ = send('K', nil)
 	})
 	defer stop()
 	return c.readAgent(ctx, bufio.NewReader(conn), onStart, stdout, stderr)
