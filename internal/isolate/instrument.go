@@ -85,45 +85,11 @@ type wasmSection struct {
 // conversions, bulk memory, reference types and multi-value block types;
 // anything else is an error and the caller falls back to the original.
 func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
-	if len(src) < 8 || !bytes.Equal(src[:8], []byte("\x00asm\x01\x00\x00\x00")) {
-		return nil, fmt.Errorf("%w: not a wasm v1 binary", errInstrument)
+	ws, err := parseSections(src)
+	if err != nil {
+		return nil, err
 	}
-	var secs []wasmSection
-	r := &wasmReader{b: src, p: 8}
-	for r.p < len(r.b) {
-		id := r.byte()
-		size := r.u32()
-		if r.err != nil || r.p+int(size) > len(r.b) {
-			return nil, fmt.Errorf("%w: truncated section", errInstrument)
-		}
-		secs = append(secs, wasmSection{id, r.b[r.p : r.p+int(size)]})
-		r.p += int(size)
-	}
-	find := func(id byte) *wasmSection {
-		for i := range secs {
-			if secs[i].id == id {
-				return &secs[i]
-			}
-		}
-		return nil
-	}
-	// ensure returns section id, inserting an empty one (count 0) in order.
-	// Inserting moves sections: pointers from earlier calls are stale, so
-	// callers ensure every section they need before holding any.
-	ensure := func(id byte) *wasmSection {
-		if s := find(id); s != nil {
-			return s
-		}
-		at := len(secs)
-		for i, s := range secs {
-			if s.id != 0 && sectionOrder(s.id) > sectionOrder(id) {
-				at = i
-				break
-			}
-		}
-		secs = append(secs[:at], append([]wasmSection{{id, []byte{0}}}, secs[at:]...)...)
-		return &secs[at]
-	}
+	find, ensure := ws.find, ws.ensure
 	var importedGlobals, importedFuncs uint32
 	yieldFunc := int64(-1)
 	if s := find(2); s != nil {
@@ -147,8 +113,8 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 		}
 		shiftFrom = yieldFunc
 		importedFuncs++
-		kept := secs[:0]
-		for _, s := range secs {
+		kept := ws.secs[:0]
+		for _, s := range ws.secs {
 			if s.id == 0 {
 				var ok bool
 				if s.body, ok = shiftNames(s.body, uint32(shiftFrom)); !ok {
@@ -157,7 +123,7 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 			}
 			kept = append(kept, s)
 		}
-		secs = kept
+		ws.secs = kept
 	}
 	if o.stopLoops {
 		if o.yield != nil && yieldFunc < 0 {
@@ -187,10 +153,60 @@ func rewriteWasm(src []byte, o rewriteOpts) ([]byte, error) {
 		}
 	}
 	out := append([]byte(nil), src[:8]...)
-	for _, s := range secs {
+	for _, s := range ws.secs {
 		out = appendSection(out, s.id, s.body)
 	}
 	return out, nil
+}
+
+// wasmSections is a wasm binary's sections in order.
+type wasmSections struct{ secs []wasmSection }
+
+// parseSections splits the wasm v1 binary src into its sections.
+func parseSections(src []byte) (*wasmSections, error) {
+	if len(src) < 8 || !bytes.Equal(src[:8], []byte("\x00asm\x01\x00\x00\x00")) {
+		return nil, fmt.Errorf("%w: not a wasm v1 binary", errInstrument)
+	}
+	ws := &wasmSections{}
+	r := &wasmReader{b: src, p: 8}
+	for r.p < len(r.b) {
+		id := r.byte()
+		size := r.u32()
+		if r.err != nil || r.p+int(size) > len(r.b) {
+			return nil, fmt.Errorf("%w: truncated section", errInstrument)
+		}
+		ws.secs = append(ws.secs, wasmSection{id, r.b[r.p : r.p+int(size)]})
+		r.p += int(size)
+	}
+	return ws, nil
+}
+
+// find returns section id, or nil.
+func (ws *wasmSections) find(id byte) *wasmSection {
+	for i := range ws.secs {
+		if ws.secs[i].id == id {
+			return &ws.secs[i]
+		}
+	}
+	return nil
+}
+
+// ensure returns section id, inserting an empty one (count 0) in order.
+// Inserting moves sections: pointers from earlier calls are stale, so
+// callers ensure every section they need before holding any.
+func (ws *wasmSections) ensure(id byte) *wasmSection {
+	if s := ws.find(id); s != nil {
+		return s
+	}
+	at := len(ws.secs)
+	for i, s := range ws.secs {
+		if s.id != 0 && sectionOrder(s.id) > sectionOrder(id) {
+			at = i
+			break
+		}
+	}
+	ws.secs = append(ws.secs[:at], append([]wasmSection{{id, []byte{0}}}, ws.secs[at:]...)...)
+	return &ws.secs[at]
 }
 
 // addStopLoops adds the stop global (and, with a yield function, its

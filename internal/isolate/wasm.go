@@ -85,22 +85,8 @@ func (r *Runtime) validateWasm(ctx context.Context, b []byte) error {
 // hasSection reports whether wasm binary b has a section of id (false for
 // what is not a wasm binary; the rewriter says why).
 func hasSection(b []byte, id byte) bool {
-	if len(b) < 8 {
-		return false
-	}
-	r := &wasmReader{b: b, p: 8}
-	for r.p < len(r.b) {
-		sid := r.byte()
-		size := r.u32()
-		if r.err != nil || r.p+int(size) > len(r.b) {
-			return false
-		}
-		if sid == id {
-			return true
-		}
-		r.p += int(size)
-	}
-	return false
+	ws, err := parseSections(b)
+	return err == nil && ws.find(id) != nil
 }
 
 // compileWasm instruments and compiles b, caching by content.
