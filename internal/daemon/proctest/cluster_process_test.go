@@ -532,13 +532,6 @@ func checkNoPanics(t *testing.T, nodes []*clusterNode) {
 	}
 }
 
-// ownerOf returns the member that serves session id of the counter
-// (NodeHeader).
-func ownerOf(t testing.TB, nodes []*clusterNode, id string) int {
-	t.Helper()
-	return ownerOfAgent(t, nodes, "counter", id)
-}
-
 // ownerOfAgent returns the member that serves session id of agent.
 func ownerOfAgent(t testing.TB, nodes []*clusterNode, agent, id string) int {
 	t.Helper()
