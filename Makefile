@@ -6,6 +6,9 @@ BIN     ?= bin/agentcloud
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/agentcloud/agentcloud/internal/version.Version=$(VERSION)
 QUICKJS := internal/isolate/quickjs/quickjs.wasm
+# SBINIT is the process tier's small sandbox init, embedded in the binary
+# (internal/sandbox/process/initexe.go); rebuilt when package sbinit changes.
+SBINIT  := internal/sandbox/process/initexe/sbinit-init
 
 .PHONY: all build run cluster-demo test check lint deps quickjs bench clean
 
@@ -16,7 +19,10 @@ $(QUICKJS): scripts/fetch-quickjs.sh
 
 quickjs: $(QUICKJS)
 
-build: $(QUICKJS)
+$(SBINIT): $(wildcard internal/sandbox/process/sbinit/*.go internal/sandbox/process/sbinit/initmain/*.go) go.mod go.sum
+	$(GO) generate ./internal/sandbox/process
+
+build: $(QUICKJS) $(SBINIT)
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/agentcloud
 
 run: build
@@ -28,10 +34,10 @@ cluster-demo: build
 	./scripts/cluster-demo.sh $(BIN)
 
 # deps installs everything the full test suite uses (idempotent).
-deps: $(QUICKJS)
+deps: $(QUICKJS) $(SBINIT)
 	./scripts/deps.sh
 
-lint: $(QUICKJS)
+lint: $(QUICKJS) $(SBINIT)
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt: unformatted files:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
@@ -66,7 +72,7 @@ test:
 	echo "make test: deps $$((t1-t0))s, lint $$(( $$(cat $$tmp/end)-t1 ))s and doctest $$(( $$(cat $$tmp/docend)-t1 ))s (beside the tests), tests $$((t2-t1))s, total $$(( $$(date +%s)-t0 ))s"; \
 	rm -rf $$tmp; [ $$status = 0 ] && [ $$lint = 0 ] && [ $$doc = 0 ]
 
-bench: $(QUICKJS)
+bench: $(QUICKJS) $(SBINIT)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store ./internal/daemon
 
 clean:

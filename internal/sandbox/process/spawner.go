@@ -28,6 +28,11 @@ type spawner struct {
 	mu     sync.Mutex // guards the fields below
 	proc   *spawnerProc
 	closed bool
+	// initExe is the small init in a sealed memfd (initexe.go), made
+	// once; nil when this build carries none (then the spawner
+	// re-executes this binary as each init).
+	initExe     *os.File
+	initExeDone bool
 }
 
 // spawnerProc is one running spawner process.
@@ -112,6 +117,10 @@ func (s *spawner) running() (*spawnerProc, error) {
 	cmd.Args = []string{"agentcloud-sandbox-spawner"}
 	cmd.Env = append([]string{sbinit.SpawnerEnv + "=1", "GOMAXPROCS=1"}, sbinit.RaceEnv()...)
 	cmd.ExtraFiles = []*os.File{child}
+	if f := s.initExeFile(); f != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f) // fd 4
+		cmd.Env = append(cmd.Env, sbinit.SpawnerInitFDEnv+"=4")
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		host.Close()
@@ -128,6 +137,20 @@ func (s *spawner) running() (*spawnerProc, error) {
 	go sp.readLoop(s.log)
 	s.proc = sp
 	return sp, nil
+}
+
+// initExeFile returns the sealed memfd of the small init, made on first
+// use, or nil (logged once) when there is none. Called with s.mu held.
+func (s *spawner) initExeFile() *os.File {
+	if !s.initExeDone {
+		s.initExeDone = true
+		f, err := initExeMemfd()
+		if err != nil {
+			s.log.Info("sandbox inits re-execute the daemon binary", "err", err)
+		}
+		s.initExe = f
+	}
+	return s.initExe
 }
 
 // readLoop delivers replies and exits; when the connection ends it fails
@@ -190,10 +213,14 @@ func (sp *spawnerProc) readLoop(log *slog.Logger) {
 func (s *spawner) close() {
 	s.mu.Lock()
 	s.closed = true
-	sp := s.proc
+	sp, exe := s.proc, s.initExe
+	s.initExe = nil
 	s.mu.Unlock()
 	if sp != nil {
 		sp.ctl.Close()
 		<-sp.done
+	}
+	if exe != nil {
+		exe.Close()
 	}
 }

@@ -1,10 +1,11 @@
 //go:build linux
 
 // Package process is the process sandbox tier: each sandbox is a tree of
-// ordinary host processes confined by Linux itself. Its init is this very
-// binary re-executed (package sbinit) by the tier's spawner (spawner.go) in
-// new user (unprivileged, mapped), pid, mount, network, ipc and uts
-// namespaces; it pivots into a template
+// ordinary host processes confined by Linux itself. Its init (package
+// sbinit) is a small binary embedded in this one (initexe.go), or this very
+// binary re-executed when the build carries none, started by the tier's
+// spawner (spawner.go) in new user (unprivileged, mapped), pid, mount,
+// network, ipc and uts namespaces; it pivots into a template
 // root (read-only host /usr, /bin, /lib*, /etc with secrets masked, fresh
 // /proc, minimal /dev, size-limited tmpfs /workspace and /tmp), drops to an
 // unprivileged uid, sets no_new_privs, installs a seccomp filter and a

@@ -1,10 +1,12 @@
 //go:build linux
 
 // Package sbinit is the inside of a process-tier sandbox: the init that the
-// tier (internal/sandbox/process) starts in fresh namespaces by re-executing
-// this binary with Env set. It builds the sandbox root, drops privileges,
-// installs seccomp and Landlock and spawns the commands the host asks for
-// over the control protocol (proto.go), which the host side shares.
+// tier (internal/sandbox/process) starts in fresh namespaces with Env set,
+// as the small binary of sbinit/initmain that the daemon embeds, or by
+// re-executing the daemon's own binary when it embeds none. It builds the
+// sandbox root, drops privileges, installs seccomp and Landlock and spawns
+// the commands the host asks for over the control protocol (proto.go),
+// which the host side shares.
 //
 // It imports only the standard library and golang.org/x/sys/unix, on
 // purpose. Go initializes packages in import-path order, each after its own

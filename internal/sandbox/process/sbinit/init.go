@@ -44,8 +44,16 @@ func RaceEnv() []string {
 func MaybeRun() {
 	if os.Getenv(SpawnerEnv) == "1" {
 		raceEnv = RaceEnv()
+		initFD := os.Getenv(SpawnerInitFDEnv)
 		os.Clearenv()
-		if err := runSpawner(); err != nil {
+		var err error
+		if initFD != "" {
+			err = useInitFD(initFD)
+		}
+		if err == nil {
+			err = runSpawner()
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "sandbox spawner:", err)
 			os.Exit(1)
 		}

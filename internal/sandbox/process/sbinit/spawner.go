@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -28,6 +29,33 @@ import (
 // closes, the spawner exits; the inits it started live on until their own
 // control sockets close.
 const SpawnerEnv = "_AGENTCLOUD_SANDBOX_SPAWNER"
+
+// SpawnerInitFDEnv, when set in the spawner's environment, names its fd
+// (from 4 up) that holds the executable to start as each sandbox init (a
+// sealed memfd of the small init, process/initexe.go); unset, the spawner
+// re-executes its own binary.
+const SpawnerInitFDEnv = "_AGENTCLOUD_SANDBOX_INIT_FD"
+
+// initPath is what the spawner executes as a sandbox init.
+var initPath = "/proc/self/exe"
+
+// useInitFD makes the spawner start inits from fd v (SpawnerInitFDEnv). The
+// fd is first moved to 64 or above, out of the way of the fds a start
+// places at 0..3, and kept close-on-exec: execve opens
+// /proc/self/fd/N before it closes such fds, and no init inherits it.
+func useInitFD(v string) error {
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 4 {
+		return fmt.Errorf("spawner: bad %s %q", SpawnerInitFDEnv, v)
+	}
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 64)
+	if err != nil {
+		return fmt.Errorf("spawner: init fd: %w", err)
+	}
+	_ = unix.Close(fd)
+	initPath = "/proc/self/fd/" + strconv.Itoa(high)
+	return nil
+}
 
 // Init's namespaces and uid range (the host's view is in the reply).
 const (
@@ -84,7 +112,7 @@ func (sp *spawner) handle(m *Message, files []*os.File) {
 	_ = sp.ctl.Send(&Message{ID: m.ID, Op: OpReply, PID: pid})
 }
 
-// startInit starts this binary as a sandbox init in fresh namespaces, as
+// startInit starts initPath as a sandbox init in fresh namespaces, as
 // root of its user namespace (mapped to host uids base..base+UIDRange-1),
 // with ctl as its fd 3 and stderr as its fd 2.
 func startInit(base int, files []*os.File) (int, error) {
@@ -99,7 +127,7 @@ func startInit(base int, files []*os.File) (int, error) {
 		return 0, err
 	}
 	defer null.Close()
-	return syscall.ForkExec("/proc/self/exe", []string{"agentcloud-sandbox-init"}, &syscall.ProcAttr{
+	return syscall.ForkExec(initPath, []string{"agentcloud-sandbox-init"}, &syscall.ProcAttr{
 		Env:   append([]string{Env + "=1", "GOMAXPROCS=1"}, raceEnv...),
 		Files: []uintptr{null.Fd(), null.Fd(), files[1].Fd(), files[0].Fd()},
 		Sys: &syscall.SysProcAttr{
