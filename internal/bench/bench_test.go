@@ -90,7 +90,7 @@ func TestSandboxRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Errors != 0 || res.ConcurrentOK != 1 || res.CreateP50Ms <= 0 {
+	if res.Errors != 0 || res.ConcurrentOK != 1 || res.CreateP50Ms <= 0 || res.ExecPythonPooledP50Ms <= 0 {
 		t.Fatalf("%+v", res)
 	}
 	if res.Burst100 != 3 || res.Burst100OK != 3 || res.Burst100CreateP50Ms <= 0 || res.ExecPythonHostRatio <= 0 || res.LoadAvgEnd <= 0 {
@@ -103,7 +103,8 @@ func TestSandboxRuns(t *testing.T) {
 	b, _ := json.Marshal(res)
 	for _, k := range []string{"burst100_create_p50_ms", "burst100_create_p99_ms", "fork100_ms", "snapshot_ms_per_gib", "restore_ms",
 		"burst100_pooled_p50_ms", "burst100_pooled_p99_ms", "pool_fill_ms",
-		"create_p50_ms", "exec_python_p50_ms", "exec_python_warm_p50_ms", "baseline_python_p50_ms", "pool_claim_p50_ms"} {
+		"create_p50_ms", "exec_python_p50_ms", "exec_python_warm_p50_ms", "baseline_python_p50_ms", "pool_claim_p50_ms",
+		"exec_python_pooled_p50_ms", "exec_python_pooled_p99_ms"} {
 		if !bytes.Contains(b, []byte(`"`+k+`":`)) {
 			t.Errorf("no %s in %s", k, b)
 		}

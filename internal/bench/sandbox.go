@@ -59,6 +59,11 @@ type SandboxResult struct {
 	BaselinePython      string  `json:"baseline_python"`
 	// PoolClaim is a create with the warm pool full (rested between calls).
 	PoolClaimP50Ms float64 `json:"pool_claim_p50_ms"`
+	// ExecPythonPooled is that create plus its first `python3 -c
+	// 'print(1)'` to the exit event: create + first command from a ready
+	// pool, where ExecPython is the same in a loop that may empty it.
+	ExecPythonPooledP50Ms float64 `json:"exec_python_pooled_p50_ms"`
+	ExecPythonPooledP99Ms float64 `json:"exec_python_pooled_p99_ms"`
 	// BurstCreate is a create while Concurrency clients create at once
 	// (the pool is soon empty: mostly fresh sandboxes).
 	BurstCreateP50Ms float64 `json:"burst_create_p50_ms"`
@@ -157,18 +162,25 @@ func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
 	// Pool claims: rest so the pool refills, then create.
 	rest := 4 * time.Duration(pct(creates, 50)*1000)
 	rest = min(max(rest, 200*time.Millisecond), 3*time.Second)
-	var claims []time.Duration
+	var claims, firsts []time.Duration
 	for range min(opts.N, 10) {
 		time.Sleep(rest)
+		t0 := time.Now()
 		id, d, err := r.create(ctx)
 		if err != nil {
 			r.errs.add(err)
 			continue
 		}
 		claims = append(claims, d)
+		if err := r.run(ctx, id, pythonExec); err != nil {
+			r.errs.add(err)
+		} else {
+			firsts = append(firsts, time.Since(t0))
+		}
 		r.del(ctx, id)
 	}
 	res.PoolClaimP50Ms = ms(pct(claims, 50))
+	res.ExecPythonPooledP50Ms, res.ExecPythonPooledP99Ms = ms(pct(firsts, 50)), ms(pct(firsts, 99))
 	time.Sleep(rest)
 	r.alive(ctx, res)
 	time.Sleep(rest)

@@ -72,6 +72,8 @@ type agent struct {
 	// came in time; commands go through runsc exec until the agent (pid 1
 	// starts it again) connects again.
 	dead atomic.Bool
+	// warmed: a pooled container's throwaway command (warm.go) ran.
+	warmed atomic.Bool
 }
 
 // listenAgent listens on the container's exec socket, before the

@@ -77,6 +77,7 @@ type Tier struct {
 	bundlesDir   string
 	templateRoot string
 	noAgent      bool   // benchmarks: every command through runsc exec
+	noWarm       bool   // benchmarks: pooled containers are not warmed (warm.go)
 	runscOverlay bool   // benchmarks: image roots under runsc's own overlay (container.runscOverlay)
 	hostWS       string // Config.HostWorkspaceDir
 	images       sandbox.Images
@@ -309,7 +310,13 @@ func (t *Tier) prepare(ctx context.Context, template, upper string, vols []sandb
 		c.cleanupHost()
 		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
-	return c, c.started(ctx, pidFile, agentStartWait)
+	if err := c.started(ctx, pidFile, agentStartWait); err != nil {
+		return nil, err
+	}
+	if sandbox.IsForPool(ctx) && !t.noWarm {
+		c.warm(ctx)
+	}
+	return c, nil
 }
 
 // How long a container's exec agent may take to connect: a new one is
