@@ -624,9 +624,11 @@ func (v *vm) jsError(ctx context.Context, e uint32) error {
 	if je.Name == "InternalError" && je.Message == "interrupted" {
 		return fmt.Errorf("%w: %w", ErrTimeout, je)
 	}
-	if c := currentCall(ctx); c != nil && c.ctx.Err() != nil && je.Name == "" && je.Message == "" {
-		// The call's context ended, so reading the thrown value's name
-		// and message was itself interrupted: this is the interrupt.
+	if c := currentCall(ctx); c != nil && c.ctx.Err() != nil &&
+		(je.Name == "" || je.Name == "InternalError") && (je.Message == "" || je.Message == "interrupted") {
+		// The call's context ended, so reading the thrown value's name or
+		// message was itself interrupted (either may read as empty): this
+		// is the interrupt.
 		return fmt.Errorf("%w: %w", ErrTimeout, je)
 	}
 	return je
