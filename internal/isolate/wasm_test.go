@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -12,24 +11,15 @@ import (
 	"time"
 )
 
-// buildWAT converts isolatetest/name.wat (shared with the instance
-// conformance suite) with wat2wasm, skipping the test when the tool is
-// missing (Debian: apt-get install wabt).
+// buildWAT assembles isolatetest/name.wat (shared with the instance
+// conformance suite) with watSource.
 func buildWAT(t *testing.T, name string) []byte {
 	t.Helper()
-	tool, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Skip("wat2wasm not found (apt-get install wabt); cannot build isolatetest/" + name + ".wat")
-	}
-	out := filepath.Join(t.TempDir(), name+".wasm")
-	if b, err := exec.Command(tool, filepath.Join("isolatetest", name+".wat"), "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
+	src, err := os.ReadFile(filepath.Join("isolatetest", name+".wat"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return watSource(t, string(src))
 }
 
 func TestWasmAgent(t *testing.T) {

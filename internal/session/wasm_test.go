@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/isolate/isolatetest"
 )
 
 // buildCounterWasm builds examples/wasm-counter from its C source, skipping
@@ -39,19 +40,11 @@ func buildCounterWasm(t *testing.T) []byte {
 // buildWAT assembles testdata/name.wat, skipping without wat2wasm.
 func buildWAT(t *testing.T, name string) []byte {
 	t.Helper()
-	tool, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Skip("wat2wasm not found (apt-get install wabt); cannot build testdata/" + name + ".wat")
-	}
-	out := filepath.Join(t.TempDir(), name+".wasm")
-	if b, err := exec.Command(tool, filepath.Join("testdata", name+".wat"), "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
+	src, err := os.ReadFile(filepath.Join("testdata", name+".wat"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return isolatetest.Assemble(t, src)
 }
 
 func deployWasm(t *testing.T, m *Manager, manifest string, module []byte) error {
@@ -204,27 +197,8 @@ func TestIdleSessionsTrimmed(t *testing.T) {
 	}
 }
 
-// assembleWAT builds WebAssembly text with wat2wasm, skipping without it.
-func assembleWAT(t *testing.T, src string) []byte {
-	t.Helper()
-	tool, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Skip("wat2wasm not found (apt-get install wabt)")
-	}
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(in, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command(tool, in, "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// assembleWAT builds WebAssembly text src (isolatetest.Assemble).
+func assembleWAT(t *testing.T, src string) []byte { return isolatetest.Assemble(t, []byte(src)) }
 
 // initWAT is a raw wasm agent answering "ok" whose _initialize runs
 // initBody first; pages is its initial memory.

@@ -55,20 +55,24 @@ export default {
 //go:embed counter.wat
 var counterWAT []byte
 
-// CounterWasm assembles counter.wat with wat2wasm, skipping the test when
-// the tool is missing (Debian: apt-get install wabt).
-func CounterWasm(t testing.TB) []byte {
+// CounterWasm assembles counter.wat (see Assemble).
+func CounterWasm(t testing.TB) []byte { return Assemble(t, counterWAT) }
+
+// Assemble converts WebAssembly text src with wat2wasm (and flags, e.g.
+// --debug-names), skipping the test when the tool is missing (Debian:
+// apt-get install wabt).
+func Assemble(t testing.TB, src []byte, flags ...string) []byte {
 	t.Helper()
 	tool, err := exec.LookPath("wat2wasm")
 	if err != nil {
-		t.Skip("wat2wasm not found (apt-get install wabt); cannot build the counter agent")
+		t.Skip("wat2wasm not found (apt-get install wabt)")
 	}
 	dir := t.TempDir()
-	src, out := filepath.Join(dir, "counter.wat"), filepath.Join(dir, "counter.wasm")
-	if err := os.WriteFile(src, counterWAT, 0o600); err != nil {
+	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(in, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := exec.Command(tool, src, "-o", out).CombinedOutput(); err != nil {
+	if b, err := exec.Command(tool, append(flags, in, "-o", out)...).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, b)
 	}
 	b, err := os.ReadFile(out)
