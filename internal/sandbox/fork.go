@@ -57,10 +57,10 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 		defer func() { _ = sb.Resume(context.WithoutCancel(ctx)) }()
 	}
 	o, done, err := m.forkOrigin(ctx, spec, sb, ws, n)
+	defer done()
 	if err != nil {
 		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
 	}
-	defer done()
 	cs := spec
 	cs.HostWorkspace, cs.Timeout = "", 0
 	if rem := m.remainingOf(e); rem > 0 {
@@ -102,7 +102,8 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 // checkpoint image where the tier restores memory, else its workspace ws,
 // copied once into a layer the copies mount below their own writes where
 // their workspaces are host directories (forklayer.go), else copied per
-// copy. done removes what only the fork needed.
+// copy. done (always set, also with an error) removes what only the fork
+// needed.
 func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws string, n int) (o origin, done func(), err error) {
 	var cleanups []func()
 	done = func() {
@@ -135,8 +136,7 @@ func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws stri
 		}
 		cleanups = append(cleanups, func() { _ = os.RemoveAll(img) })
 		if err := unwrap(sb).(Checkpointer).Checkpoint(ctx, img); err != nil {
-			done()
-			return o, func() {}, fmt.Errorf("checkpoint: %w", err)
+			return o, done, fmt.Errorf("checkpoint: %w", err)
 		}
 		o.image = img
 	case layered:

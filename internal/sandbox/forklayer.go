@@ -71,8 +71,6 @@ func (m *Manager) newLayer(ws string) (string, error) {
 		m.layerRef(name, -1)
 		return "", fmt.Errorf("fork layer: copy workspace: %w", err)
 	}
-	// The mount point's mode comes from the upper directory; the layer's
-	// root keeps the workspace's for a fork that lists it.
 	return name, nil
 }
 
