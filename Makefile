@@ -10,7 +10,7 @@ QUICKJS := internal/isolate/quickjs/quickjs.wasm
 # (internal/sandbox/process/initexe.go); rebuilt when package sbinit changes.
 SBINIT  := internal/sandbox/process/initexe/sbinit-init
 
-.PHONY: all build run cluster-demo test check lint deps quickjs bench clean
+.PHONY: FORCE all build run cluster-demo test check lint deps quickjs bench clean
 
 all: build
 
@@ -19,8 +19,19 @@ $(QUICKJS): scripts/fetch-quickjs.sh
 
 quickjs: $(QUICKJS)
 
-$(SBINIT): $(wildcard internal/sandbox/process/sbinit/*.go internal/sandbox/process/sbinit/initmain/*.go) go.mod go.sum
+# SBINIT_TARGET records the platform and Go toolchain the init is built
+# for, rewritten only when they change: a cross-build or a new toolchain
+# rebuilds the init (the daemon refuses a foreign or stale one at start).
+SBINIT_TARGET := internal/sandbox/process/initexe/.target
+
+$(SBINIT_TARGET): FORCE
+	@t="$$($(GO) env GOOS GOARCH GOAMD64 GOARM64 | tr '\n' ' ')$$($(GO) version)"; \
+	  [ "$$(cat $@ 2>/dev/null)" = "$$t" ] || echo "$$t" > $@
+
+$(SBINIT): $(wildcard internal/sandbox/process/sbinit/*.go internal/sandbox/process/sbinit/initmain/*.go internal/sandbox/process/sbinit/initmain/sum/*.go internal/sandbox/process/srcsum/*.go) $(SBINIT_TARGET) go.mod go.sum
 	$(GO) generate ./internal/sandbox/process
+
+FORCE:
 
 build: $(QUICKJS) $(SBINIT)
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/agentcloud
@@ -66,7 +77,7 @@ test:
 	@t0=$$(date +%s); $(MAKE) --no-print-directory deps || exit 1; t1=$$(date +%s); \
 	tmp=$$(mktemp -d); ( nice -n 10 $(MAKE) --no-print-directory lint >$$tmp/lint 2>&1; echo $$? >$$tmp/rc; date +%s >$$tmp/end ) & \
 	( $(GO) test -count=1 -vet=off -timeout 18m ./internal/doctest >$$tmp/doc 2>&1; echo $$? >$$tmp/docrc; date +%s >$$tmp/docend ) & \
-	GORACE=atexit_sleep_ms=0 $(GO) test $(TESTFLAGS) $$(./scripts/test-packages.sh | grep -v '/internal/doctest$$'); status=$$?; t2=$$(date +%s); wait; \
+	GORACE="$${GORACE:+$$GORACE }atexit_sleep_ms=0" $(GO) test $(TESTFLAGS) $$(./scripts/test-packages.sh | grep -v '/internal/doctest$$'); status=$$?; t2=$$(date +%s); wait; \
 	echo "--- internal/doctest (without -race)"; cat $$tmp/doc; doc=$$(cat $$tmp/docrc); \
 	echo "--- lint"; cat $$tmp/lint; lint=$$(cat $$tmp/rc); \
 	echo "make test: deps $$((t1-t0))s, lint $$(( $$(cat $$tmp/end)-t1 ))s and doctest $$(( $$(cat $$tmp/docend)-t1 ))s (beside the tests), tests $$((t2-t1))s, total $$(( $$(date +%s)-t0 ))s"; \
@@ -76,4 +87,4 @@ bench: $(QUICKJS) $(SBINIT)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store ./internal/daemon
 
 clean:
-	rm -rf bin
+	rm -rf bin $(SBINIT) $(SBINIT:-init=.sum) $(SBINIT_TARGET)

@@ -4,23 +4,35 @@ package process
 
 import (
 	"bytes"
+	"debug/elf"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox/process/srcsum"
 )
 
 //go:generate env CGO_ENABLED=0 go build -trimpath "-ldflags=-s -w" -o initexe/sbinit-init ./sbinit/initmain
-//go:generate go run ./sbinit/initmain/sum -o initexe/sbinit.sum ./sbinit
+//go:generate env GOOS= GOARCH= go run ./sbinit/initmain/sum -o initexe/sbinit.sum -target $GOOS/$GOARCH ./sbinit
 
 // initExe holds the small sandbox init that go generate builds (see
 // initexe/README.md); only the README when it was not generated.
 //
 //go:embed initexe
 var initExe embed.FS
+
+// initSources are package sbinit's sources as this binary was built from
+// them: an embedded init built from other sources (a stale initexe after a
+// pull and a plain go build) is not run.
+//
+//go:embed sbinit/*.go
+var initSources embed.FS
 
 const (
 	initExeName = "initexe/sbinit-init"
@@ -43,6 +55,9 @@ func initExeMemfd() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded sandbox init: %w", err)
 	}
+	if err := checkInitExe(data, embeddedInitSum()); err != nil {
+		return nil, err
+	}
 	fd, err := unix.MemfdCreate("agentcloud-sandbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_EXEC)
 	if errors.Is(err, unix.EINVAL) { // a kernel before MFD_EXEC (6.3): executable by default
 		fd, err = unix.MemfdCreate("agentcloud-sandbox-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
@@ -63,11 +78,53 @@ func initExeMemfd() (*os.File, error) {
 	return f, nil
 }
 
-// embeddedInitSum is the sum recorded beside the embedded init, or "".
+// embeddedInitSum is the record written beside the embedded init (its
+// sources' sum, target GOOS/GOARCH and Go version), or "".
 func embeddedInitSum() string {
 	b, err := initExe.ReadFile(initSumName)
 	if err != nil {
 		return ""
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// checkInitExe refuses an embedded init this daemon must not run in place
+// of itself: one built from other sbinit sources (it would apply older
+// seccomp/landlock rules and ignore control fields it does not know), for
+// another platform or by another Go toolchain (make does not rebuild it
+// when only GOARCH or the toolchain changes), or that is not an ELF
+// executable for this machine. The caller falls back to re-executing the
+// daemon binary, which is always current.
+func checkInitExe(data []byte, record string) error {
+	f := strings.Fields(record)
+	if len(f) != 3 {
+		return fmt.Errorf("embedded sandbox init: no build record (%q): run go generate ./internal/sandbox/process", record)
+	}
+	want, err := srcsum.SumFS(initSources, "sbinit")
+	if err != nil {
+		return fmt.Errorf("embedded sandbox init: %w", err)
+	}
+	if f[0] != want {
+		return fmt.Errorf("embedded sandbox init is stale: built from other sbinit sources: run go generate ./internal/sandbox/process")
+	}
+	if plat := runtime.GOOS + "/" + runtime.GOARCH; f[1] != plat {
+		return fmt.Errorf("embedded sandbox init was built for %s, this daemon runs on %s: run go generate ./internal/sandbox/process", f[1], plat)
+	}
+	if f[2] != runtime.Version() {
+		return fmt.Errorf("embedded sandbox init was built by %s, this daemon by %s: run go generate ./internal/sandbox/process", f[2], runtime.Version())
+	}
+	ef, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("embedded sandbox init: %w", err)
+	}
+	if m, ok := elfMachine[runtime.GOARCH]; !ok || ef.Machine != m || ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
+		return fmt.Errorf("embedded sandbox init is a %v %v, not an executable for %s", ef.Type, ef.Machine, runtime.GOARCH)
+	}
+	return nil
+}
+
+// elfMachine: the ELF machine of each GOARCH the process tier builds for.
+var elfMachine = map[string]elf.Machine{
+	"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64, "386": elf.EM_386, "arm": elf.EM_ARM,
+	"riscv64": elf.EM_RISCV, "ppc64le": elf.EM_PPC64, "s390x": elf.EM_S390, "loong64": elf.EM_LOONGARCH,
 }

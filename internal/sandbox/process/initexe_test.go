@@ -6,8 +6,12 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -21,15 +25,66 @@ import (
 // from package sbinit's current sources; a stale init would speak an older
 // control protocol than the host.
 func TestEmbeddedInitIsCurrent(t *testing.T) {
-	if _, err := initExe.ReadFile(initExeName); err != nil {
+	data, err := initExe.ReadFile(initExeName)
+	if err != nil {
 		t.Fatalf("%v: %v", errNoInitExe, err)
 	}
 	want, err := srcsum.Sum("sbinit")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := embeddedInitSum(); got != want {
-		t.Fatalf("the embedded init was built from other sbinit sources (sum %q, sources %q): run go generate ./internal/sandbox/process", got, want)
+	if got := strings.Fields(embeddedInitSum()); len(got) == 0 || got[0] != want {
+		t.Fatalf("the embedded init was built from other sbinit sources (record %q, sources %q): run go generate ./internal/sandbox/process", got, want)
+	}
+	if err := checkInitExe(data, embeddedInitSum()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckInitExeClass: an embedded init that does not match this daemon
+// (other sources, another platform or toolchain, no record, not an ELF
+// executable for this machine) is refused, so the spawner re-executes the
+// daemon binary instead of running a stale or foreign init in every
+// sandbox.
+func TestCheckInitExeClass(t *testing.T) {
+	data, err := initExe.ReadFile(initExeName)
+	if err != nil {
+		t.Skip(errNoInitExe)
+	}
+	f := strings.Fields(embeddedInitSum())
+	if len(f) != 3 {
+		t.Fatalf("record %q", embeddedInitSum())
+	}
+	rec := func(i int, v string) string {
+		g := slices.Clone(f)
+		g[i] = v
+		return strings.Join(g, " ")
+	}
+	other := runtime.GOOS + "/arm64"
+	if runtime.GOARCH == "arm64" {
+		other = runtime.GOOS + "/amd64"
+	}
+	foreign := slices.Clone(data)
+	foreign[18], foreign[19] = 0xff, 0x7f // e_machine: no such machine
+	for name, c := range map[string]struct {
+		data   []byte
+		record string
+	}{
+		"no record":         {data, ""},
+		"old record format": {data, f[0]},
+		"other sources":     {data, rec(0, strings.Repeat("0", 64))},
+		"other platform":    {data, rec(1, other)},
+		"other toolchain":   {data, rec(2, "go1.0")},
+		"not ELF":           {[]byte("#!/bin/sh\nexit 0\n"), embeddedInitSum()},
+		"other machine":     {foreign, embeddedInitSum()},
+		"truncated":         {data[:64], embeddedInitSum()},
+	} {
+		if err := checkInitExe(c.data, c.record); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := checkInitExe(data, embeddedInitSum()); err != nil {
+		t.Fatalf("the current init refused: %v", err)
 	}
 }
 
@@ -91,7 +146,9 @@ func TestSmallInitClass(t *testing.T) {
 
 // TestSpawnerWithoutSmallInit: a build without the embedded init (go
 // generate not run) still starts working sandboxes, re-executing this
-// binary as the init.
+// binary as the init. Under -race that init is race-built (the embedded one
+// never is), so the init's concurrent paths are exercised here: execs,
+// background starts, process lists and signals at once.
 func TestSpawnerWithoutSmallInit(t *testing.T) {
 	tier := newTestTier(t)
 	tier.spawn.mu.Lock()
@@ -111,4 +168,26 @@ func TestSpawnerWithoutSmallInit(t *testing.T) {
 		t.Fatalf("init runs %q, want this binary %q", exe, self)
 	}
 	execEcho(t, sb, "big")
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			var out bytes.Buffer
+			word := "w" + strconv.Itoa(i)
+			if code, err := sb.Exec(t.Context(), sandbox.ExecSpec{Cmd: "echo", Args: []string{word}}, &out, &out); err != nil || code != 0 || strings.TrimSpace(out.String()) != word {
+				t.Errorf("exec: %d %v %q", code, err, out.String())
+			}
+			pid, err := sb.Start(t.Context(), sandbox.ExecSpec{Cmd: "sleep", Args: []string{"30"}})
+			if err != nil {
+				t.Errorf("start: %v", err)
+				return
+			}
+			if _, err := sb.Processes(t.Context()); err != nil {
+				t.Errorf("processes: %v", err)
+			}
+			if err := sb.Signal(t.Context(), pid, syscall.SIGKILL); err != nil {
+				t.Errorf("signal %d: %v", pid, err)
+			}
+		})
+	}
+	wg.Wait()
 }

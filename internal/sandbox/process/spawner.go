@@ -145,8 +145,11 @@ func (s *spawner) initExeFile() *os.File {
 	if !s.initExeDone {
 		s.initExeDone = true
 		f, err := initExeMemfd()
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoInitExe):
 			s.log.Info("sandbox inits re-execute the daemon binary", "err", err)
+		case err != nil: // a stale or foreign init, or no memfd: slower, never weaker
+			s.log.Warn("sandbox inits re-execute the daemon binary", "err", err)
 		}
 		s.initExe = f
 	}

@@ -7,8 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 )
@@ -16,24 +17,32 @@ import (
 // Sum is the SHA-256 (hex) of the Go files in dir, test files left out,
 // each as its base name, a newline and its contents, in name order.
 func Sum(dir string) (string, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	s, err := SumFS(os.DirFS(dir), ".")
 	if err != nil {
 		return "", fmt.Errorf("sum %s: %w", dir, err)
 	}
+	return s, nil
+}
+
+// SumFS is Sum of the directory dir in fsys (an embedded copy of the
+// sources, for one).
+func SumFS(fsys fs.FS, dir string) (string, error) {
+	names, err := fs.Glob(fsys, path.Join(dir, "*.go"))
+	if err != nil {
+		return "", err
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return strings.HasSuffix(n, "_test.go") })
 	if len(names) == 0 {
-		return "", fmt.Errorf("sum %s: no Go files", dir)
+		return "", fmt.Errorf("no Go files in %s", dir)
 	}
 	slices.Sort(names)
 	h := sha256.New()
 	for _, n := range names {
-		if strings.HasSuffix(n, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(n)
+		b, err := fs.ReadFile(fsys, n)
 		if err != nil {
-			return "", fmt.Errorf("sum %s: %w", dir, err)
+			return "", err
 		}
-		h.Write([]byte(filepath.Base(n) + "\n"))
+		h.Write([]byte(path.Base(n) + "\n"))
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
