@@ -167,16 +167,30 @@ func (m *Manager) fill(p *pool) {
 // each prepare, so that the preparers together never overfill the pool.
 func (m *Manager) prepareLoop(p *pool) {
 	t := m.tiers[p.key.tier]
+	// A prepare under way when the Manager closes is cancelled rather than
+	// waited for (a gVisor warm-up could add seconds to every shutdown).
+	base, cancelBase := context.WithCancel(ForPool(context.Background()))
+	defer cancelBase()
+	go func() {
+		select {
+		case <-m.stop:
+			cancelBase()
+		case <-base.Done():
+		}
+	}()
 	backoff := 100 * time.Millisecond
 	for {
 		for p.reserve() {
-			ctx, cancel := context.WithTimeout(ForPool(context.Background()), time.Minute)
+			ctx, cancel := context.WithTimeout(base, time.Minute)
 			t0 := time.Now()
 			pr, err := t.Prepare(ctx, p.key.template)
 			cancel()
 			if err != nil {
 				p.unreserve()
 				p.prepareFailed()
+				if base.Err() != nil {
+					return
+				}
 				m.log.Warn("prepare pooled sandbox", logKeyTier, p.key.tier, logKeyErr, err)
 				select {
 				case <-time.After(backoff):

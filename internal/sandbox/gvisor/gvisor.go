@@ -314,7 +314,10 @@ func (t *Tier) prepare(ctx context.Context, template, upper string, vols []sandb
 		return nil, err
 	}
 	if sandbox.IsForPool(ctx) && !t.noWarm {
-		c.warm(ctx)
+		if err := c.warm(ctx); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
+		}
 	}
 	return c, nil
 }

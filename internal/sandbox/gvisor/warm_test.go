@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,5 +137,55 @@ func BenchmarkPooledFirstExec(b *testing.B) {
 	for name, l := range map[string][]time.Duration{"first-warmed-p50-ms": warmed, "first-unwarmed-p50-ms": unwarmed, "second-p50-ms": second} {
 		slices.Sort(l)
 		b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, name)
+	}
+}
+
+// TestPoolWarmUpDeathClass: a container whose sandbox dies during its
+// warm-up is not handed to the pool (the next create would get a sandbox
+// whose first command fails); its prepare fails, and nothing of it is
+// left on the host.
+func TestPoolWarmUpDeathClass(t *testing.T) {
+	tier := newTestTier(t)
+	if !tier.egress {
+		t.Skip("runsc without --host-uds: no exec agent")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	old := warmArgs
+	warmArgs = []string{forwarderPython, "-c", "import time; time.sleep(60)"}
+	defer func() { warmArgs = old }()
+	before, _ := filepath.Glob(filepath.Join(tier.bundlesDir, "*"))
+	killed := make(chan error, 1)
+	go func() { // kill the sandbox process once the warm-up runs
+		for ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			pids, _ := filepath.Glob(filepath.Join(tier.bundlesDir, "*", "sandbox.pid"))
+			for _, f := range pids {
+				if slices.Contains(before, filepath.Dir(f)) {
+					continue
+				}
+				b, err := os.ReadFile(f)
+				pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+				if err != nil || perr != nil || pid <= 0 {
+					continue
+				}
+				time.Sleep(2 * time.Second) // into the throwaway command
+				killed <- syscall.Kill(pid, syscall.SIGKILL)
+				return
+			}
+		}
+		killed <- ctx.Err()
+	}()
+	pr, err := tier.Prepare(sandbox.ForPool(ctx), "")
+	if kerr := <-killed; kerr != nil {
+		t.Fatalf("kill the sandbox: %v", kerr)
+	}
+	if err == nil {
+		_ = pr.Discard()
+		t.Fatal("a container that died in its warm-up was prepared for the pool")
+	}
+	after, _ := filepath.Glob(filepath.Join(tier.bundlesDir, "*"))
+	if len(after) != len(before) {
+		t.Errorf("the dead container's bundle is left: %v", after)
 	}
 }
