@@ -71,8 +71,56 @@ func (m *Manager) newLayer(ws string) (string, error) {
 		m.layerRef(name, -1)
 		return "", fmt.Errorf("fork layer: copy workspace: %w", err)
 	}
+	if err := layerOwner(dir); err != nil {
+		m.layerRef(name, -1)
+		return "", fmt.Errorf("fork layer: %w", err)
+	}
 	return name, nil
 }
+
+// layerOwner gives every file below the layer dir (not dir itself, which
+// stays root's, mode 0700, so no host user reaches the files) to
+// SandboxUID:SandboxGID, the ids of the sandbox user inside a sandbox: a
+// tier that idmaps the layer into a sandbox's user namespace (the process
+// tier, ForkLayerOf) shows them as that sandbox's user without a chown
+// per copy.
+func layerOwner(dir string) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		return os.Lchown(p, SandboxUID, SandboxGID)
+	})
+}
+
+// ForkLayer is what a fork copy's host workspace overlay is made of: its
+// frozen layer (files owned by SandboxUID:SandboxGID), and its own upper
+// and work dirs (host paths).
+type ForkLayer struct {
+	Lower, Upper, Work string
+}
+
+// ForkLayerOf returns the layers of hostWorkspace (a Spec.HostWorkspace)
+// when it is a fork copy's overlay mount, for a tier that mounts that
+// overlay again in its own way (the process tier idmaps the layer). The
+// layer is the one the "lower" file beside hostWorkspace names, checked as
+// the Manager checks it.
+func ForkLayerOf(hostWorkspace string) (ForkLayer, bool) {
+	if filepath.Base(hostWorkspace) != "workspace" || !isMountPoint(hostWorkspace) {
+		return ForkLayer{}, false
+	}
+	dir := filepath.Dir(hostWorkspace)
+	m := &Manager{cfg: ManagerConfig{Dir: filepath.Dir(dir)}}
+	lower := m.layerPath(dirLayer(dir))
+	if lower == "" {
+		return ForkLayer{}, false
+	}
+	return ForkLayer{Lower: lower, Upper: filepath.Join(dir, "ws-upper"), Work: filepath.Join(dir, "ws-work")}, true
+}
+
+// ForkMountSource is the source of fork copies' workspace overlay mounts,
+// for a tier that mounts one again.
+const ForkMountSource = wsMountSource
 
 // layerRef adds d to layer name's count and removes the layer at zero.
 func (m *Manager) layerRef(name string, d int) {
