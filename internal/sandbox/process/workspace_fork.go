@@ -54,25 +54,28 @@ var errNoIdmap = errors.New("idmapped fork layer not supported")
 // (the kernel refused, now or before), with dir's plain overlay in place.
 func (b *box) forkWorkspaceTree(dir string, fl sandbox.ForkLayer) (f *os.File, ok bool, err error) {
 	if b.tier.forkIdmap.state.Load() == forkIdmapOff {
-		return nil, false, nil
+		return nil, false, ensurePlainForkOverlay(dir, fl)
 	}
 	f, err = b.idmappedForkOverlay(dir, fl)
 	switch {
 	case err == nil:
 		b.tier.forkIdmap.state.CompareAndSwap(forkIdmapUnknown, forkIdmapOn)
 		return f, true, nil
-	case errors.Is(err, errNoIdmap) && b.tier.forkIdmap.state.CompareAndSwap(forkIdmapUnknown, forkIdmapOff):
-		b.tier.log.Info("fork copies' workspaces are chowned per copy: their layer cannot be idmapped", "err", err)
+	case errors.Is(err, errNoIdmap): // the plain overlay is mounted again
+		if b.tier.forkIdmap.state.CompareAndSwap(forkIdmapUnknown, forkIdmapOff) {
+			b.tier.log.Info("fork copies' workspaces are chowned per copy: their layer cannot be idmapped", "err", err)
+		}
 		return nil, false, nil
 	}
 	return nil, false, err
 }
 
-// idmappedForkOverlay replaces dir's overlay mount by one whose lower
-// layer is fl.Lower idmapped into the sandbox's user namespace, gives the
-// upper dir to the sandbox's host uid first (no overlay is mounted on it
-// then), and returns a detached clone of the new mount. On an error the
-// plain overlay is mounted on dir again.
+// idmappedForkOverlay mounts on dir (in place of what is mounted there:
+// the Manager's plain overlay of a kept copy) an overlay whose lower layer
+// is fl.Lower idmapped into the sandbox's user namespace, after giving the
+// upper dir to the sandbox's host uid (no overlay is mounted on it then),
+// and returns a detached clone of the new mount. On an error the plain
+// overlay is mounted on dir.
 func (b *box) idmappedForkOverlay(dir string, fl sandbox.ForkLayer) (_ *os.File, err error) {
 	userns, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", b.pid))
 	if err != nil {
@@ -84,8 +87,8 @@ func (b *box) idmappedForkOverlay(dir string, fl sandbox.ForkLayer) (_ *os.File,
 		return nil, noIdmap(err)
 	}
 	defer lower.Close()
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-		return nil, fmt.Errorf("fork overlay: unmount %s: %w", dir, err)
+	if err := unmountAll(dir); err != nil {
+		return nil, fmt.Errorf("fork overlay: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -128,6 +131,45 @@ func (b *box) idmappedForkOverlay(dir string, fl sandbox.ForkLayer) (_ *os.File,
 		return nil, fmt.Errorf("workspace %s: open_tree: %w", dir, err)
 	}
 	return os.NewFile(uintptr(fd), dir), nil
+}
+
+// MountsForkLayers reports that the tier mounts fork copies' workspace
+// overlays itself (sandbox.ForkLayerMounter).
+func (t *Tier) MountsForkLayers() bool { return true }
+
+// ensurePlainForkOverlay mounts fl's plain overlay on dir unless dir is a
+// mount point already (the Manager mounted it when it loaded a kept copy).
+func ensurePlainForkOverlay(dir string, fl sandbox.ForkLayer) error {
+	if isMountPoint(dir) {
+		return nil
+	}
+	if err := mountPlainForkOverlay(dir, fl); err != nil {
+		return fmt.Errorf("fork overlay: %w", err)
+	}
+	return nil
+}
+
+// unmountAll unmounts what is mounted on dir, so that a new mount there
+// is the only one.
+func unmountAll(dir string) error {
+	for range 8 {
+		if !isMountPoint(dir) {
+			return nil
+		}
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", dir, err)
+		}
+	}
+	return fmt.Errorf("unmount %s: still a mount point", dir)
+}
+
+// isMountPoint reports whether p is on another filesystem than its parent.
+func isMountPoint(p string) bool {
+	var a, b unix.Stat_t
+	if unix.Lstat(p, &a) != nil || unix.Lstat(filepath.Dir(p), &b) != nil {
+		return false
+	}
+	return a.Dev != b.Dev
 }
 
 // mountPlainForkOverlay mounts fl's overlay on dir as the Manager does.
