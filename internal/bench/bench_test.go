@@ -99,10 +99,13 @@ func TestSandboxRuns(t *testing.T) {
 	if res.Burst100PooledOK != 3 || res.Burst100PooledP50Ms == nil || *res.Burst100PooledP50Ms <= 0 || res.PoolSize != 3 || res.PoolFillMs == nil {
 		t.Fatalf("pooled burst: %+v", res)
 	}
+	if res.Fork100PooledMs == nil || *res.Fork100PooledMs <= 0 {
+		t.Fatalf("pooled fork: %+v", res)
+	}
 	// Every figure the issue names is a key, null when not measured.
 	b, _ := json.Marshal(res)
 	for _, k := range []string{"burst100_create_p50_ms", "burst100_create_p99_ms", "fork100_ms", "snapshot_ms_per_gib", "restore_ms",
-		"burst100_pooled_p50_ms", "burst100_pooled_p99_ms", "pool_fill_ms",
+		"burst100_pooled_p50_ms", "burst100_pooled_p99_ms", "pool_fill_ms", "fork100_pooled_ms",
 		"create_p50_ms", "exec_python_p50_ms", "exec_python_warm_p50_ms", "baseline_python_p50_ms", "pool_claim_p50_ms",
 		"exec_python_pooled_p50_ms", "exec_python_pooled_p99_ms"} {
 		if !bytes.Contains(b, []byte(`"`+k+`":`)) {

@@ -97,8 +97,11 @@ type SandboxResult struct {
 	// SnapshotMsPerGiB and RestoreMs are taken on a sandbox with a
 	// SnapshotWorkspaceMiB workspace (snapshot.go); a null figure has its
 	// reason in Unmeasured. SnapshotMemory says whether the snapshot held
-	// memory, SnapshotNote why not.
+	// memory, SnapshotNote why not. Fork100PooledMs is that fork on the
+	// daemon of Burst100Pooled, its pool full again (the copies are pool
+	// claims).
 	Fork100Ms            *float64 `json:"fork100_ms"`
+	Fork100PooledMs      *float64 `json:"fork100_pooled_ms"`
 	ForkN                int      `json:"fork_n,omitempty"`
 	SnapshotMsPerGiB     *float64 `json:"snapshot_ms_per_gib"`
 	RestoreMs            *float64 `json:"restore_ms"`

@@ -28,8 +28,7 @@ func (r *sandboxRun) snapshots(ctx context.Context, res *SandboxResult) {
 		return
 	}
 	defer r.del(ctx, id)
-	fill := api.ExecRequest{Cmd: "sh", Args: []string{"-c", fmt.Sprintf("head -c %dM /dev/urandom > /workspace/fill", snapshotWorkspaceMiB)}}
-	if err := r.run(ctx, id, fill); err != nil {
+	if err := r.fill(ctx, id); err != nil {
 		r.errs.add(err)
 	}
 	t0 := time.Now()
@@ -56,17 +55,32 @@ func (r *sandboxRun) snapshots(ctx context.Context, res *SandboxResult) {
 		}
 	}
 	n := min(r.Burst, 100)
-	t0 = time.Now()
+	d, err := r.fork(ctx, id, n)
+	if err != nil {
+		res.Unmeasured = append(res.Unmeasured, "fork100_ms: "+err.Error())
+		return
+	}
+	res.Fork100Ms, res.ForkN = &d, n
+}
+
+// fill writes snapshotWorkspaceMiB of random bytes to id's /workspace.
+func (r *sandboxRun) fill(ctx context.Context, id string) error {
+	return r.run(ctx, id, api.ExecRequest{Cmd: "sh", Args: []string{"-c", fmt.Sprintf("head -c %dM /dev/urandom > /workspace/fill", snapshotWorkspaceMiB)}})
+}
+
+// fork times one fork of id into n copies, in milliseconds, and deletes
+// the copies.
+func (r *sandboxRun) fork(ctx context.Context, id string, n int) (float64, error) {
+	t0 := time.Now()
 	forks, err := r.c.ForkSandbox(ctx, id, n)
 	d := msOf(time.Since(t0))
 	for _, f := range forks {
 		r.del(ctx, f.ID)
 	}
 	if err != nil || len(forks) != n {
-		res.Unmeasured = append(res.Unmeasured, fmt.Sprintf("fork100_ms: %d of %d forks: %v", len(forks), n, err))
-		return
+		return 0, fmt.Errorf("%d of %d forks: %v", len(forks), n, err)
 	}
-	res.Fork100Ms, res.ForkN = &d, n
+	return d, nil
 }
 
 // msOf is d in milliseconds, to the microsecond.

@@ -71,8 +71,57 @@ func (m *Manager) newLayer(ws string) (string, error) {
 		m.layerRef(name, -1)
 		return "", fmt.Errorf("fork layer: copy workspace: %w", err)
 	}
+	if err := layerOwner(dir); err != nil {
+		m.layerRef(name, -1)
+		return "", fmt.Errorf("fork layer: %w", err)
+	}
 	return name, nil
 }
+
+// layerOwner gives every file below the layer dir (not dir itself, which
+// stays root's, mode 0700, so no host user reaches the files) to
+// SandboxUID:SandboxGID, the ids of the sandbox user inside a sandbox: a
+// tier that idmaps the layer into a sandbox's user namespace (the process
+// tier, ForkLayerOf) shows them as that sandbox's user without a chown
+// per copy.
+func layerOwner(dir string) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		return os.Lchown(p, SandboxUID, SandboxGID)
+	})
+}
+
+// ForkLayer is what a fork copy's host workspace overlay is made of: its
+// frozen layer (files owned by SandboxUID:SandboxGID), and its own upper
+// and work dirs (host paths).
+type ForkLayer struct {
+	Lower, Upper, Work string
+}
+
+// ForkLayerOf returns the layers of hostWorkspace (a Spec.HostWorkspace)
+// when it is a fork copy's workspace, for a tier that mounts its overlay
+// itself (ForkLayerMounter; the process tier idmaps the layer). The layer
+// is the one the "lower" file beside hostWorkspace names, checked as the
+// Manager checks it; hostWorkspace may be mounted already (the Manager
+// mounts it again when it loads a kept copy).
+func ForkLayerOf(hostWorkspace string) (ForkLayer, bool) {
+	if filepath.Base(hostWorkspace) != "workspace" {
+		return ForkLayer{}, false
+	}
+	dir := filepath.Dir(hostWorkspace)
+	m := &Manager{cfg: ManagerConfig{Dir: filepath.Dir(dir)}}
+	lower := m.layerPath(dirLayer(dir))
+	if lower == "" {
+		return ForkLayer{}, false
+	}
+	return ForkLayer{Lower: lower, Upper: filepath.Join(dir, "ws-upper"), Work: filepath.Join(dir, "ws-work")}, true
+}
+
+// ForkMountSource is the source of fork copies' workspace overlay mounts,
+// for a tier that mounts one again.
+const ForkMountSource = wsMountSource
 
 // layerRef adds d to layer name's count and removes the layer at zero.
 func (m *Manager) layerRef(name string, d int) {
@@ -99,12 +148,26 @@ func (m *Manager) layerRef(name string, d int) {
 	}
 }
 
+// ForkLayerMounter is implemented by a tier that mounts a fork copy's
+// workspace overlay itself when it activates the copy (ForkLayerOf): the
+// Manager then only lays the host directory out, and a mount it would
+// make first would only be unmounted again (a umount waits for an RCU
+// grace period).
+type ForkLayerMounter interface {
+	MountsForkLayers() bool
+}
+
 // useLayer makes id's host workspace an overlay over layer name: it
-// mounts, then records the layer in the host directory and takes a
-// reference. On an error nothing is left mounted or counted.
-func (m *Manager) useLayer(id, name string) error {
+// mounts (unless tier t mounts it itself), then records the layer in the
+// host directory and takes a reference. On an error nothing is left
+// mounted or counted.
+func (m *Manager) useLayer(t Tier, id, name string) error {
 	dir := m.HostDir(id)
-	if err := m.mountWorkspace(dir, name); err != nil {
+	if fm, ok := t.(ForkLayerMounter); ok && fm.MountsForkLayers() {
+		if err := m.layOut(dir, name); err != nil {
+			return err
+		}
+	} else if err := m.mountWorkspace(dir, name); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "lower"), []byte(name), 0o600); err != nil {
@@ -119,16 +182,11 @@ func (m *Manager) useLayer(id, name string) error {
 // dir/ws-upper, unless it is mounted already. metacopy lets the tier give
 // the files to the sandbox's uid without copying their data up.
 func (m *Manager) mountWorkspace(dir, name string) error {
+	if err := m.layOut(dir, name); err != nil {
+		return err
+	}
 	lower := m.layerPath(name)
-	if lower == "" {
-		return fmt.Errorf("fork layer %q: not a layer name", name)
-	}
 	ws, upper, work := filepath.Join(dir, "workspace"), filepath.Join(dir, "ws-upper"), filepath.Join(dir, "ws-work")
-	for _, d := range []string{ws, upper, work} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("fork layer: %w", err)
-		}
-	}
 	if isMountPoint(ws) {
 		return nil
 	}
@@ -139,16 +197,34 @@ func (m *Manager) mountWorkspace(dir, name string) error {
 	return nil
 }
 
-// unmountWorkspace unmounts dir/workspace if it is an overlay mount.
-func unmountWorkspace(dir string) error {
-	ws := filepath.Join(dir, "workspace")
-	if !isMountPoint(ws) {
-		return nil
+// layOut makes the directories of a fork copy's overlay of layer name in
+// its host directory dir.
+func (m *Manager) layOut(dir, name string) error {
+	if m.layerPath(name) == "" {
+		return fmt.Errorf("fork layer %q: not a layer name", name)
 	}
-	if err := unix.Unmount(ws, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("unmount %s: %w", ws, err)
+	for _, d := range []string{"workspace", "ws-upper", "ws-work"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return fmt.Errorf("fork layer: %w", err)
+		}
 	}
 	return nil
+}
+
+// unmountWorkspace unmounts dir/workspace while it is a mount point (a
+// directory removed through a mount left over would remove the layer's
+// files).
+func unmountWorkspace(dir string) error {
+	ws := filepath.Join(dir, "workspace")
+	for range 8 {
+		if !isMountPoint(ws) {
+			return nil
+		}
+		if err := unix.Unmount(ws, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", ws, err)
+		}
+	}
+	return fmt.Errorf("unmount %s: still a mount point", ws)
 }
 
 // isMountPoint reports whether p is on another filesystem than its parent.

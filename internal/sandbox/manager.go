@@ -294,7 +294,7 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
 	}
 	if o.lower != "" && spec.HostWorkspace != "" {
-		if err := m.useLayer(id, o.lower); err != nil {
+		if err := m.useLayer(t, id, o.lower); err != nil {
 			// No overlay here (no privilege, a kernel without metacopy):
 			// the copy gets the layer's files instead.
 			m.log.Warn("fork layer not mounted; copying it", logKeySandbox, id, logKeyErr, err)

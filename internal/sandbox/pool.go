@@ -267,3 +267,16 @@ func memAvailable() uint64 {
 	}
 	return 0
 }
+
+// PoolReady returns how many prepared sandboxes the warm pool of tier and
+// template (host template for "") holds and its size; 0, 0 without one.
+func (m *Manager) PoolReady(tier, template string) (ready, size int) {
+	if template == "" {
+		template = TemplateHost
+	}
+	p, ok := m.pools[poolKey{tier, template}]
+	if !ok {
+		return 0, 0
+	}
+	return len(p.ready), p.size
+}

@@ -63,6 +63,8 @@ type Tier struct {
 	uidSeq  atomic.Uint32
 	wg      sync.WaitGroup // background cgroup removals
 
+	forkIdmap forkIdmap // whether fork copies' layers can be idmapped (workspace_fork.go)
+
 	mu     sync.Mutex // guards closed
 	closed bool
 }

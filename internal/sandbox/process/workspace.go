@@ -10,17 +10,30 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox"
 )
 
 // workspaceTree prepares the host directory dir (Spec.HostWorkspace) for
 // this sandbox: it makes every file in it the sandbox user's host uid (a
 // workspace made by an earlier sandbox, or before a daemon restart, belongs
 // to the uid that sandbox had) and returns it as a detached mount
-// (open_tree OPEN_TREE_CLONE) for init to attach on /workspace. "" gives
-// nil: /workspace is a tmpfs.
+// (open_tree OPEN_TREE_CLONE) for init to attach on /workspace. A fork
+// copy's workspace is mounted again over an idmapped layer instead where
+// the kernel allows (workspace_fork.go). "" gives nil: /workspace is a
+// tmpfs.
 func (b *box) workspaceTree(dir string) ([]*os.File, error) {
 	if dir == "" {
 		return nil, nil
+	}
+	if fl, ok := sandbox.ForkLayerOf(dir); ok {
+		f, done, err := b.forkWorkspaceTree(dir, fl)
+		if err != nil {
+			return nil, fmt.Errorf("workspace %s: %w", dir, err)
+		}
+		if done {
+			return []*os.File{f}, nil
+		}
 	}
 	if err := chownTree(dir, b.hostUID, b.hostGID); err != nil {
 		return nil, fmt.Errorf("workspace %s: %w", dir, err)

@@ -30,7 +30,7 @@ type node struct {
 	m    *sandbox.Manager
 }
 
-func start(t testing.TB, st *store.Store, dir string) *node {
+func start(t testing.TB, st *store.Store, dir string, pools ...sandbox.PoolConfig) *node {
 	t.Helper()
 	if err := process.Available(); err != nil {
 		t.Skipf("process tier unavailable: %v", err)
@@ -46,7 +46,7 @@ func start(t testing.TB, st *store.Store, dir string) *node {
 		t.Fatal(err)
 	}
 	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: sandboxstate.New(st, ""),
-		Dir: dir, QuotaInterval: time.Hour})
+		Dir: dir, QuotaInterval: time.Hour, Pools: pools})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,15 +304,29 @@ func TestSandboxForkClass(t *testing.T) {
 
 // BenchmarkFork measures Fork of a sandbox whose workspace holds
 // FORK_MB MiB (default 16) into FORK_N copies (default 100): one
-// iteration is the whole fork; ns/op / 1e6 is the fork's ms.
+// iteration is the whole fork; ns/op / 1e6 is the fork's ms. FORK_POOL
+// (default 0) is a warm pool, full before each fork: the copies are then
+// pool claims.
 func BenchmarkFork(b *testing.B) {
-	mb, cnt := envInt("FORK_MB", 16), envInt("FORK_N", 100)
+	mb, cnt, poolSize := envInt("FORK_MB", 16), envInt("FORK_N", 100), envInt("FORK_POOL", 0)
 	st, err := store.Open(b.Context(), store.Options{Dir: b.TempDir(), NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	n := start(b, st, filepath.Join(b.TempDir(), "sandboxes"))
+	var pools []sandbox.PoolConfig
+	if poolSize > 0 {
+		pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierProcess, Size: poolSize, Refill: 2})
+	}
+	n := start(b, st, filepath.Join(b.TempDir(), "sandboxes"), pools...)
+	waitPool := func() {
+		for poolSize > 0 {
+			if ready, _ := n.m.PoolReady(sandbox.TierProcess, ""); ready >= poolSize {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	src, err := n.m.Create(b.Context(), "", sandbox.Spec{Limits: sandbox.Limits{DiskMB: mb + 16}})
 	if err != nil {
 		b.Fatal(err)
@@ -322,6 +336,9 @@ func BenchmarkFork(b *testing.B) {
 		"for i in $(seq " + strconv.Itoa(mb) + "); do head -c 1048576 /dev/urandom > f$i; done"}}, nil, &errb); err != nil || code != 0 {
 		b.Fatalf("fill: %d %v %s", code, err, errb.String())
 	}
+	b.StopTimer()
+	waitPool()
+	b.StartTimer()
 	for b.Loop() {
 		forks, err := n.m.Fork(b.Context(), src.ID(), cnt)
 		if err != nil {
@@ -331,6 +348,7 @@ func BenchmarkFork(b *testing.B) {
 		for _, f := range forks {
 			_ = n.m.Delete(b.Context(), f.ID())
 		}
+		waitPool()
 		b.StartTimer()
 	}
 }
