@@ -252,6 +252,7 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 		w = &cpuWatch{}
 		w.busy.Store(true)
 	}
+	h.cpu = w
 	w.arm(wall, v.cpu, h, cancel)
 	return cctx, func() {
 		w.disarm()

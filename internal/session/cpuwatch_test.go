@@ -19,11 +19,14 @@ func TestCPUWatchReuseClass(t *testing.T) {
 		if !w.claim() {
 			t.Fatal("claim of a free watch refused")
 		}
+		h.cpu = &w
 		w.arm(time.Hour, cpu, h, cancel)
 		return ctx
 	}
-	// Over the limit: canceled with errCPU (poll, generous bound).
-	ctx := run(time.Millisecond, &callHost{})
+	// Over the limit: canceled with errCPU at a yield (the guest's, here
+	// the spinning test's; poll, generous bound).
+	h0 := &callHost{}
+	ctx := run(time.Millisecond, h0)
 	if w.claim() {
 		t.Fatal("second claim of a busy watch succeeded")
 	}
@@ -33,6 +36,7 @@ func TestCPUWatchReuseClass(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("call over its CPU time was not canceled")
 		}
+		h0.Yield()
 	}
 	if !errors.Is(context.Cause(ctx), errCPU) {
 		t.Fatalf("cause = %v, want errCPU", context.Cause(ctx))
@@ -58,13 +62,60 @@ func TestCPUWatchReuseClass(t *testing.T) {
 	w.disarm()
 	// Disarmed: a late check does nothing.
 	w.check()
-	// A thread that waits (blocked, or for a core on a loaded node) uses
-	// no CPU time: ten times the limit asleep is not over it.
-	ctx = run(20*time.Millisecond, &callHost{})
+	// A thread that waits (blocked, or for a core on a loaded node) after
+	// the call's first yield uses no CPU time: ten times the limit asleep
+	// is not over it, at a yield or at the timer.
+	h = &callHost{}
+	ctx = run(20*time.Millisecond, h)
+	h.Yield()
 	time.Sleep(200 * time.Millisecond)
+	h.Yield()
 	w.check()
 	if ctx.Err() != nil {
 		t.Fatal("time the thread spent not running counted as CPU time")
+	}
+	w.disarm()
+	// Before any yield the timer cannot judge CPU time and waits.
+	ctx = run(20*time.Millisecond, &callHost{})
+	time.Sleep(40 * time.Millisecond)
+	w.check()
+	if ctx.Err() != nil {
+		t.Fatal("a call that never yielded was judged by its wall time")
+	}
+	w.disarm()
+}
+
+// TestCPUWatchYieldClass: a yield judges only the call armed on the watch.
+// One from a call that is over, or from another call's host (a concurrent
+// call on a fresh watch), does not cancel the current call, however far
+// over the limit that other call's wall time is; and the first yield counts
+// the wall time since arm, so a call cannot hide CPU it spent before it.
+func TestCPUWatchYieldClass(t *testing.T) {
+	var w cpuWatch
+	ctx, cancel := context.WithCancelCause(context.Background())
+	w.claim()
+	mine := &callHost{cpu: &w}
+	w.arm(time.Hour, 10*time.Millisecond, mine, cancel)
+	other := &callHost{cpu: &w}
+	time.Sleep(30 * time.Millisecond) // the wall time passes the limit
+	other.Yield()
+	if ctx.Err() != nil {
+		t.Fatal("another call's yield judged the armed call")
+	}
+	w.disarm()
+	mine.Yield() // over: does nothing
+	if ctx.Err() != nil {
+		t.Fatal("a yield after disarm judged the call")
+	}
+	// The first yield of a call that has spent more than its limit before
+	// it (here by wall time: asleep, counted as CPU) cancels it.
+	ctx, cancel = context.WithCancelCause(context.Background())
+	w.claim()
+	w.arm(time.Hour, 10*time.Millisecond, mine, cancel)
+	time.Sleep(30 * time.Millisecond)
+	mine.Yield()
+	if !errors.Is(context.Cause(ctx), errCPU) {
+		t.Fatalf("cause = %v, want errCPU: the time before the first yield was not counted", context.Cause(ctx))
 	}
 	w.disarm()
 }
