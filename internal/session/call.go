@@ -236,6 +236,11 @@ var (
 	errWall = errors.New("wall time limit exceeded")
 )
 
+// testAfterArm, set by tests only, runs on the call's thread right after
+// its limits are armed: a sleep there is a thread descheduled before the
+// guest's first yield, as on a loaded node.
+var testAfterArm func()
+
 // limitCtx bounds a call by the version's wall time and by CPU time, where
 // CPU time is the call's thread's CPU time less time spent in host calls
 // (state, fetch); see cpuWatch.
@@ -254,6 +259,9 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 	}
 	h.cpu = w
 	w.arm(wall, v.cpu, h, cancel)
+	if testAfterArm != nil {
+		testAfterArm()
+	}
 	return cctx, func() {
 		w.disarm()
 		cancel(nil)

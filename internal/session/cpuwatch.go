@@ -22,14 +22,17 @@ import (
 // The CPU time is read at the guest's yields (yield, on the call's own
 // thread), not at arm: a call that ends before the guest first yields (a
 // warm request, usually) makes no system call for its limit. The first
-// yield reads the thread's clock and counts the wall time from arm to it as
-// CPU time (never less than the CPU spent); from then on, time the thread
-// waits for a core is not counted, so a loaded node does not fail calls
-// that used little CPU. Later yields read the clock only once the wall time
-// less host time has reached the limit (a cheap check first: CPU time
-// cannot exceed it). Where the clock cannot be read, wall time less host
-// time stands for CPU time. See RATIONALE "Why a call's CPU clock is read
-// at the guest's yields".
+// yield reads the thread's clock; the CPU time counted is the thread's from
+// that read on, less the host time from then on, so a stop is only ever
+// decided on CPU time the thread really spent: time it waits for a core,
+// before or after the first yield, is never counted, and a loaded node
+// does not fail calls that used little CPU. The CPU spent before the first
+// yield is not counted (at most one yield interval: 16,384 loop entries,
+// or the engine's interrupt poll). Later yields read the clock only once
+// the wall time since the first yield less host time has reached the limit
+// (a cheap check first: CPU time cannot exceed it). Where the clock cannot
+// be read, wall time less host time since arm stands for CPU time. See
+// RATIONALE "Why a call's CPU clock is read at the guest's yields".
 type cpuWatch struct {
 	busy atomic.Bool // claimed by a running call
 
@@ -40,7 +43,9 @@ type cpuWatch struct {
 	wall    time.Duration // the wall-time limit
 	cpu     time.Duration // the CPU-time limit; 0: none (no thread lock, no clock)
 	clock   int32         // the call's thread's CPU clock once a yield read it; 0: not yet
-	cpu0    time.Duration // that clock at arm, or less (see yield)
+	cpu0    time.Duration // that clock at the first yield
+	wall0   time.Duration // the wall time from arm to the first yield
+	host0   time.Duration // the host time from arm to the first yield
 	wallCPU bool          // the clock could not be read: wall time stands for CPU time
 	h       *callHost
 	cancel  context.CancelCauseFunc
@@ -64,7 +69,7 @@ func (w *cpuWatch) arm(wall, cpu time.Duration, h *callHost, cancel context.Canc
 	}
 	w.mu.Lock()
 	w.start, w.wall, w.cpu, w.h, w.cancel, w.armed = time.Now(), wall, cpu, h, cancel, true
-	w.clock, w.cpu0, w.wallCPU = 0, 0, false
+	w.clock, w.cpu0, w.wall0, w.host0, w.wallCPU = 0, 0, 0, 0, false
 	first := wall
 	if cpu > 0 {
 		first = cpu
@@ -78,8 +83,9 @@ func (w *cpuWatch) arm(wall, cpu time.Duration, h *callHost, cancel context.Canc
 }
 
 // yield judges the CPU time of h's call; it runs on the call's thread at
-// the guest's yields. The first one reads the thread's CPU clock. A yield
-// of a call that is not the one armed (over, or another's) does nothing.
+// the guest's yields. The first one reads the thread's CPU clock and starts
+// counting from there. A yield of a call that is not the one armed (over,
+// or another's) does nothing.
 func (w *cpuWatch) yield(h *callHost) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -90,14 +96,14 @@ func (w *cpuWatch) yield(h *callHost) {
 	if w.clock == 0 && !w.wallCPU {
 		clock := threadClock(unix.Gettid())
 		if now, ok := readClock(clock); ok {
-			// The CPU spent before this read is at most the wall
-			// time since arm: count all of it.
-			w.clock, w.cpu0 = clock, now-elapsed
-		} else {
-			w.wallCPU = true
+			// Count from here: the wall time since arm may be
+			// time the thread waited for a core, not CPU.
+			w.clock, w.cpu0, w.wall0, w.host0 = clock, now, elapsed, w.h.hostTime()
+			return
 		}
+		w.wallCPU = true
 	}
-	if elapsed-w.h.hostTime() < w.cpu {
+	if elapsed-w.wall0-(w.h.hostTime()-w.host0) < w.cpu {
 		return // CPU time cannot be over yet
 	}
 	if w.cpuUsed(elapsed) >= w.cpu {
@@ -105,16 +111,17 @@ func (w *cpuWatch) yield(h *callHost) {
 	}
 }
 
-// cpuUsed is the current call's CPU time, or its wall time where the clock
-// is unknown, less its host time. w.mu must be held.
+// cpuUsed is the current call's CPU time since its first yield, or its
+// wall time since arm where the clock is unknown, less its host time over
+// the same span. w.mu must be held.
 func (w *cpuWatch) cpuUsed(elapsed time.Duration) time.Duration {
-	used := elapsed
+	used := elapsed - w.wall0
 	if w.clock != 0 {
 		if now, ok := readClock(w.clock); ok {
 			used = now - w.cpu0
 		}
 	}
-	return used - w.h.hostTime()
+	return used - (w.h.hostTime() - w.host0)
 }
 
 // check cancels the current call once its wall time is spent, or once its

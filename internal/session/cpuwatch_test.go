@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -88,8 +89,10 @@ func TestCPUWatchReuseClass(t *testing.T) {
 // TestCPUWatchYieldClass: a yield judges only the call armed on the watch.
 // One from a call that is over, or from another call's host (a concurrent
 // call on a fresh watch), does not cancel the current call, however far
-// over the limit that other call's wall time is; and the first yield counts
-// the wall time since arm, so a call cannot hide CPU it spent before it.
+// over the limit that other call's wall time is. A call whose thread was
+// off the CPU between arm and its first yield (a loaded node) is not
+// charged that time, at the yields or at the timer; a call that then
+// spends its limit on the CPU is stopped, at a yield and at the timer.
 func TestCPUWatchYieldClass(t *testing.T) {
 	var w cpuWatch
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -107,17 +110,35 @@ func TestCPUWatchYieldClass(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("a yield after disarm judged the call")
 	}
-	// The first yield of a call that has spent more than its limit before
-	// it (here by wall time: asleep, counted as CPU) cancels it.
-	ctx, cancel = context.WithCancelCause(context.Background())
-	w.claim()
-	w.arm(time.Hour, 10*time.Millisecond, mine, cancel)
-	time.Sleep(30 * time.Millisecond)
-	mine.Yield()
-	if !errors.Is(context.Cause(ctx), errCPU) {
-		t.Fatalf("cause = %v, want errCPU: the time before the first yield was not counted", context.Cause(ctx))
+	// Off the CPU for three times the limit before the first yield: not
+	// over, at the first yield, a second one or the timer.
+	for _, judge := range []string{"yield", "timer"} {
+		ctx, cancel = context.WithCancelCause(context.Background())
+		w.claim()
+		runtime.LockOSThread() // arm locks too; the spin below needs this thread
+		w.arm(time.Hour, 10*time.Millisecond, mine, cancel)
+		time.Sleep(30 * time.Millisecond)
+		mine.Yield()
+		mine.Yield()
+		w.check()
+		if ctx.Err() != nil {
+			t.Fatalf("%s: time off the CPU before the first yield counted as CPU time (cause %v)", judge, context.Cause(ctx))
+		}
+		// Then the call spins: stopped once it has spent its limit.
+		deadline := time.Now().Add(10 * time.Second)
+		for ctx.Err() == nil && time.Now().Before(deadline) {
+			if judge == "yield" {
+				mine.Yield()
+			} else {
+				w.check()
+			}
+		}
+		if !errors.Is(context.Cause(ctx), errCPU) {
+			t.Fatalf("%s: cause = %v, want errCPU for a call that spent its limit", judge, context.Cause(ctx))
+		}
+		w.disarm()
+		runtime.UnlockOSThread()
 	}
-	w.disarm()
 }
 
 // TestCallWallLimitClass: the wall-time limit, watched by the session's
