@@ -42,6 +42,16 @@ type Host interface {
 	Log(level, msg string)
 }
 
+// Yielder is a Host that wants to hear of the guest's yields: Yield runs on
+// the goroutine (and thread) running the call, at the loop checks' calls
+// into Go (at most every yieldEvery loop entries) and at QuickJS's
+// interrupt polls, so a host can read the call's thread CPU clock only when
+// the guest has run long enough for it to matter (session's cpuWatch). A
+// Yield that ends the call's context stops the guest as a preemption does.
+type Yielder interface {
+	Yield()
+}
+
 // KV is one state entry; Value is JSON.
 type KV struct {
 	Key   string

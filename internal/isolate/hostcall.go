@@ -465,10 +465,18 @@ func readCString(mem api.Memory, p uint32) string {
 
 // hostInterrupt implements env.host_interrupt, which QuickJS polls during
 // execution: a done call context interrupts the guest with an uncatchable
-// "interrupted" error, mapped to ErrTimeout.
+// "interrupted" error, mapped to ErrTimeout. It is also the loop checks'
+// yield (instrument.go) and tells a Yielder host.
 func hostInterrupt(ctx context.Context, m api.Module, s []uint64) {
 	s[0] = 0
-	if c := currentCall(ctx); c != nil && c.ctx.Err() != nil {
+	c := currentCall(ctx)
+	if c == nil {
+		return
+	}
+	if y, ok := c.host.(Yielder); ok {
+		y.Yield()
+	}
+	if c.ctx.Err() != nil {
 		s[0] = 1
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/tetratelabs/wazero"
@@ -273,11 +274,23 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 	if err != nil {
 		return nil, err
 	}
+	ph := restorePhases(ctx)
+	var t time.Time
+	if ph != nil {
+		t = time.Now()
+	}
 	var im *image
 	switch {
 	case snapshot != nil:
 		if im, err = r.decode(snapshot, base); err != nil {
 			return nil, err
+		}
+		if ph != nil {
+			ph.lap(&ph.Decode, &t)
+			for _, p := range im.patches {
+				ph.ApplyBytes += len(p.data)
+			}
+			ph.ApplyRuns += len(im.patches)
 		}
 	case base != nil:
 		im = &image{base: base, size: len(base.image), st: base.st}
@@ -297,6 +310,9 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 	if err != nil {
 		return nil, err
 	}
+	if ph != nil {
+		ph.lap(&ph.Instantiate, &t)
+	}
 	lctx, done := iso.enter(ctx, nil)
 	err = iso.load(lctx, im)
 	done()
@@ -311,6 +327,11 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 // and session configuration. A template with an image file is mapped
 // copy-on-write; otherwise its image is copied.
 func (i *Isolate) load(ctx context.Context, im *image) error {
+	ph := restorePhases(ctx)
+	var t time.Time
+	if ph != nil {
+		t = time.Now()
+	}
 	v := i.vm
 	cur := v.mem.Size()
 	if need := uint32(im.size); need > cur {
@@ -332,11 +353,20 @@ func (i *Isolate) load(ctx context.Context, im *image) error {
 			i.base = b
 		case b.file != nil && v.lin != nil && v.lin.mapImage(b.file) == nil:
 			i.base = b
+			if ph != nil {
+				ph.lap(&ph.Map, &t)
+			}
 			v.lin.populateHot(b)
+			if ph != nil {
+				ph.lap(&ph.Hot, &t)
+			}
 		default:
 			copy(mem, b.image)
 		}
 		runtime.KeepAlive(b) // its cleanup closes the file and unmaps image
+	}
+	if ph != nil {
+		ph.lap(&ph.Map, &t)
 	}
 	if v.lin != nil {
 		if err := v.lin.zero(baseLen, len(mem)); err != nil {
@@ -345,12 +375,25 @@ func (i *Isolate) load(ctx context.Context, im *image) error {
 	} else {
 		clear(mem[baseLen:])
 	}
+	if ph != nil {
+		ph.lap(&ph.Zero, &t)
+	}
 	im.apply(mem)
+	if ph != nil {
+		ph.lap(&ph.Apply, &t)
+	}
 	if err := v.restoreState(ctx, im.st); err != nil {
 		return err
+	}
+	if ph != nil {
+		ph.lap(&ph.State, &t)
 	}
 	if err := i.applyLimits(ctx); err != nil {
 		return err
 	}
-	return i.configure(ctx)
+	err := i.configure(ctx)
+	if ph != nil {
+		ph.lap(&ph.Configure, &t)
+	}
+	return err
 }

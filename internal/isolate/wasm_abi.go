@@ -61,7 +61,7 @@ func (r *Runtime) wasmRuntime(ctx context.Context) (wazero.Runtime, error) {
 	fn("alarm_delete", abiAlarmDelete)
 	fn("fetch", abiFetch, i32, i32, i32, i32)
 	fn("log", abiLog, i32, i32, i32)
-	fn(wasmYield.name, func(_ context.Context, _ api.Module, s []uint64) { s[0] = 0 })
+	fn(wasmYield.name, abiYield)
 	if _, err := b.Instantiate(ctx); err != nil {
 		_ = ar.Close(ctx)
 		return nil, fmt.Errorf("isolate: instantiate %s host module: %w", wasmHostModule, err)
@@ -71,9 +71,20 @@ func (r *Runtime) wasmRuntime(ctx context.Context) (wazero.Runtime, error) {
 }
 
 // wasmYield is the function compileWasm imports into agent modules for
-// their loop checks to call (it does nothing; the call into Go is the
-// point, see yieldEvery). Its name is reserved in ABI.md.
+// their loop checks to call (the call into Go is the point, see
+// yieldEvery; a Yielder host hears of it). Its name is reserved in ABI.md.
 var wasmYield = importRef{wasmHostModule, "__ac_yield"}
+
+// abiYield is wasmYield: a Yielder host hears of it (see Yielder); its
+// result is dropped (the stop global decides).
+func abiYield(ctx context.Context, _ api.Module, s []uint64) {
+	s[0] = 0
+	if c, _ := ctx.Value(wasmCallKey{}).(*wasmCall); c != nil {
+		if y, ok := c.host.(Yielder); ok {
+			y.Yield()
+		}
+	}
+}
 
 func currentWasmCall(ctx context.Context) *wasmCall {
 	c, _ := ctx.Value(wasmCallKey{}).(*wasmCall)

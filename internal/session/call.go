@@ -64,6 +64,7 @@ func (m *Manager) tracedActivate(ctx context.Context, s *session) error {
 // from its snapshot, or from its version's template. s.mu must be held.
 func (m *Manager) activate(ctx context.Context, s *session) error {
 	t0 := time.Now()
+	tr := activationTraceOf(ctx)
 	k := s.key
 	ar, ok, err := m.agentRecord(ctx, k.agent)
 	if err != nil {
@@ -106,15 +107,29 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 			return err
 		}
 	}
+	t := t0
+	if tr != nil {
+		t = tr.lap(&tr.Record, t)
+	}
 	var snap []byte
 	if s.meta.Hibernated && s.meta.Version == cur.rec.Digest {
 		if snap, err = m.loadSnapshot(ctx, k); err != nil {
 			return err
 		}
 	}
-	iso, err := m.start(ctx, cur, k, snap)
+	if tr != nil {
+		t = tr.lap(&tr.Snapshot, t)
+	}
+	sctx := ctx
+	if tr != nil {
+		sctx = isolate.WithRestorePhases(ctx, &tr.Restore)
+	}
+	iso, err := m.start(sctx, cur, k, snap)
 	if err != nil {
 		return err
+	}
+	if tr != nil {
+		t = tr.lap(&tr.Start, t)
 	}
 	s.iso, s.ver, s.fresh = iso, cur, true
 	s.meta.Version = cur.rec.Digest
@@ -122,6 +137,9 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 		_ = iso.Close(context.WithoutCancel(ctx))
 		s.iso = nil
 		return err
+	}
+	if tr != nil {
+		tr.lap(&tr.Identity, t)
 	}
 	m.met.activated(snap != nil, time.Since(t0))
 	return nil
@@ -236,6 +254,11 @@ var (
 	errWall = errors.New("wall time limit exceeded")
 )
 
+// testAfterArm, set by tests only, runs on the call's thread right after
+// its limits are armed: a sleep there is a thread descheduled before the
+// guest's first yield, as on a loaded node.
+var testAfterArm func()
+
 // limitCtx bounds a call by the version's wall time and by CPU time, where
 // CPU time is the call's thread's CPU time less time spent in host calls
 // (state, fetch); see cpuWatch.
@@ -252,7 +275,11 @@ func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (contex
 		w = &cpuWatch{}
 		w.busy.Store(true)
 	}
+	h.cpu = w
 	w.arm(wall, v.cpu, h, cancel)
+	if testAfterArm != nil {
+		testAfterArm()
+	}
 	return cctx, func() {
 		w.disarm()
 		cancel(nil)

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -19,11 +20,14 @@ func TestCPUWatchReuseClass(t *testing.T) {
 		if !w.claim() {
 			t.Fatal("claim of a free watch refused")
 		}
+		h.cpu = &w
 		w.arm(time.Hour, cpu, h, cancel)
 		return ctx
 	}
-	// Over the limit: canceled with errCPU (poll, generous bound).
-	ctx := run(time.Millisecond, &callHost{})
+	// Over the limit: canceled with errCPU at a yield (the guest's, here
+	// the spinning test's; poll, generous bound).
+	h0 := &callHost{}
+	ctx := run(time.Millisecond, h0)
 	if w.claim() {
 		t.Fatal("second claim of a busy watch succeeded")
 	}
@@ -33,6 +37,7 @@ func TestCPUWatchReuseClass(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("call over its CPU time was not canceled")
 		}
+		h0.Yield()
 	}
 	if !errors.Is(context.Cause(ctx), errCPU) {
 		t.Fatalf("cause = %v, want errCPU", context.Cause(ctx))
@@ -58,15 +63,82 @@ func TestCPUWatchReuseClass(t *testing.T) {
 	w.disarm()
 	// Disarmed: a late check does nothing.
 	w.check()
-	// A thread that waits (blocked, or for a core on a loaded node) uses
-	// no CPU time: ten times the limit asleep is not over it.
-	ctx = run(20*time.Millisecond, &callHost{})
+	// A thread that waits (blocked, or for a core on a loaded node) after
+	// the call's first yield uses no CPU time: ten times the limit asleep
+	// is not over it, at a yield or at the timer.
+	h = &callHost{}
+	ctx = run(20*time.Millisecond, h)
+	h.Yield()
 	time.Sleep(200 * time.Millisecond)
+	h.Yield()
 	w.check()
 	if ctx.Err() != nil {
 		t.Fatal("time the thread spent not running counted as CPU time")
 	}
 	w.disarm()
+	// Before any yield the timer cannot judge CPU time and waits.
+	ctx = run(20*time.Millisecond, &callHost{})
+	time.Sleep(40 * time.Millisecond)
+	w.check()
+	if ctx.Err() != nil {
+		t.Fatal("a call that never yielded was judged by its wall time")
+	}
+	w.disarm()
+}
+
+// TestCPUWatchYieldClass: a yield judges only the call armed on the watch.
+// One from a call that is over, or from another call's host (a concurrent
+// call on a fresh watch), does not cancel the current call, however far
+// over the limit that other call's wall time is. A call whose thread was
+// off the CPU between arm and its first yield (a loaded node) is not
+// charged that time, at the yields or at the timer; a call that then
+// spends its limit on the CPU is stopped, at a yield and at the timer.
+func TestCPUWatchYieldClass(t *testing.T) {
+	var w cpuWatch
+	ctx, cancel := context.WithCancelCause(context.Background())
+	w.claim()
+	mine := &callHost{cpu: &w}
+	w.arm(time.Hour, 10*time.Millisecond, mine, cancel)
+	other := &callHost{cpu: &w}
+	time.Sleep(30 * time.Millisecond) // the wall time passes the limit
+	other.Yield()
+	if ctx.Err() != nil {
+		t.Fatal("another call's yield judged the armed call")
+	}
+	w.disarm()
+	mine.Yield() // over: does nothing
+	if ctx.Err() != nil {
+		t.Fatal("a yield after disarm judged the call")
+	}
+	// Off the CPU for three times the limit before the first yield: not
+	// over, at the first yield, a second one or the timer.
+	for _, judge := range []string{"yield", "timer"} {
+		ctx, cancel = context.WithCancelCause(context.Background())
+		w.claim()
+		runtime.LockOSThread() // arm locks too; the spin below needs this thread
+		w.arm(time.Hour, 10*time.Millisecond, mine, cancel)
+		time.Sleep(30 * time.Millisecond)
+		mine.Yield()
+		mine.Yield()
+		w.check()
+		if ctx.Err() != nil {
+			t.Fatalf("%s: time off the CPU before the first yield counted as CPU time (cause %v)", judge, context.Cause(ctx))
+		}
+		// Then the call spins: stopped once it has spent its limit.
+		deadline := time.Now().Add(10 * time.Second)
+		for ctx.Err() == nil && time.Now().Before(deadline) {
+			if judge == "yield" {
+				mine.Yield()
+			} else {
+				w.check()
+			}
+		}
+		if !errors.Is(context.Cause(ctx), errCPU) {
+			t.Fatalf("%s: cause = %v, want errCPU for a call that spent its limit", judge, context.Cause(ctx))
+		}
+		w.disarm()
+		runtime.UnlockOSThread()
+	}
 }
 
 // TestCallWallLimitClass: the wall-time limit, watched by the session's

@@ -112,13 +112,19 @@ func benchActivate(b *testing.B, live bool) {
 	}
 	testRuntime.PrepareRestores()
 	lat := make([]time.Duration, 0, b.N)
+	samples := make([]activationSample, 0, b.N)
 	var cpu time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		id := "s" + strconv.Itoa(i%n)
+		var sm activationSample
+		sm.begin()
 		c0, t0 := benchCPU(), time.Now()
-		resp, err := m.Call(ctx, "bench", id, isolate.Request{Method: "GET", URL: "http://x/"})
-		lat, cpu = append(lat, time.Since(t0)), cpu+benchCPU()-c0
+		resp, err := m.Call(withActivationTrace(ctx, &sm.tr), "bench", id, isolate.Request{Method: "GET", URL: "http://x/"})
+		d := time.Since(t0)
+		lat, cpu = append(lat, d), cpu+benchCPU()-c0
+		sm.end(d)
+		samples = append(samples, sm)
 		if err != nil || resp.Status != 200 {
 			b.Fatalf("activate %s: %v %d", id, err, resp.Status)
 		}
@@ -134,6 +140,7 @@ func benchActivate(b *testing.B, live bool) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+	reportActivationPhases(b, samples)
 }
 
 // benchCPU is the CPU time this process has used (user and system).

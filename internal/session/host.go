@@ -40,6 +40,9 @@ type callHost struct {
 	// waiting for an approval) does not count as CPU while it lasts.
 	hostNanos atomic.Int64
 	hostSince atomic.Int64
+	// cpu is the watch of the call's limits (limitCtx), told of the
+	// guest's yields; nil outside a limited call.
+	cpu *cpuWatch
 	// storeDown is set when a state read found the store unable to answer
 	// (storeUnavailable): the request then fails as 503, not as the
 	// agent's error, whatever the agent made of the exception.
@@ -59,7 +62,18 @@ type alarmChange struct {
 	delete bool
 }
 
-var _ isolate.Host = (*callHost)(nil)
+var (
+	_ isolate.Host    = (*callHost)(nil)
+	_ isolate.Yielder = (*callHost)(nil)
+)
+
+// Yield is called by the isolate on the call's thread at the guest's
+// yields: the call's CPU time is judged there (cpuWatch.yield).
+func (h *callHost) Yield() {
+	if h.cpu != nil {
+		h.cpu.yield(h)
+	}
+}
 
 // enter marks the start of a host call; pass its result to timed.
 func (h *callHost) enter() time.Time {
