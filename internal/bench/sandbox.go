@@ -157,7 +157,10 @@ func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
 	if opts.Only != "" && opts.Only != SandboxOnlyCreate && opts.Only != SandboxOnlyBurst {
 		return nil, fmt.Errorf("bench sandbox: only %q: want %q or %q", opts.Only, SandboxOnlyCreate, SandboxOnlyBurst)
 	}
-	n, err := connect(ctx, opts.Target, max(opts.Concurrency, opts.Burst), burstFrontDoor(opts.Burst))
+	n, err := connect(ctx, opts.Target, max(opts.Concurrency, opts.Burst), func(c *config.Config) {
+		burstFrontDoor(opts.Burst)(c)
+		onlyPool(opts.Tier)(c)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -411,6 +414,19 @@ func loadAvg() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// onlyPool keeps the warm pool of tier only, in a daemon the benchmark
+// starts: the other tier's pool would boot its sandboxes (a gVisor one is
+// a second of runsc CPU) while this tier is measured.
+func onlyPool(tier string) func(*config.Config) {
+	return func(c *config.Config) {
+		if tier == api.SandboxTierProcess {
+			c.SandboxPoolGVisor = 0
+		} else {
+			c.SandboxPoolProcess = 0
+		}
+	}
 }
 
 // burstFrontDoor lets the benchmark's one administrator queue a whole

@@ -28,6 +28,7 @@ func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
 	t0 := time.Now()
 	n, err := connect(ctx, opts.Target, opts.Burst, func(c *config.Config) {
 		burstFrontDoor(opts.Burst)(c)
+		onlyPool(opts.Tier)(c)
 		c.SandboxPoolProcess = opts.Burst
 	})
 	if err != nil {
