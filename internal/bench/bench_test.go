@@ -114,6 +114,29 @@ func TestSandboxRuns(t *testing.T) {
 	}
 }
 
+// TestSandboxOnlyRuns: --only burst runs the cold and the pooled burst
+// and nothing else (the create loop's keys stay zero), --only create the
+// reverse.
+func TestSandboxOnlyRuns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("process-tier sandboxes need root (user namespaces, cgroups)")
+	}
+	res, err := Sandbox(t.Context(), SandboxOptions{Tier: api.SandboxTierProcess, N: 1, Concurrency: 1, Alive: 1, Burst: 3, Only: SandboxOnlyBurst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Burst100OK != 3 || res.Burst100PooledOK != 3 || res.CreateP50Ms != 0 || res.ConcurrentOK != 0 {
+		t.Fatalf("only burst: %+v", res)
+	}
+	res, err = Sandbox(t.Context(), SandboxOptions{Tier: api.SandboxTierProcess, N: 1, Concurrency: 1, Alive: 1, Burst: 3, Only: SandboxOnlyCreate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.CreateP50Ms <= 0 || res.ExecPythonHostRatio <= 0 || res.Burst100 != 0 || res.Burst100PooledP50Ms != nil {
+		t.Fatalf("only create: %+v", res)
+	}
+}
+
 // TestOptionsRefusedClass: every benchmark refuses sizes it cannot run
 // with an error instead of starting a daemon.
 func TestOptionsRefusedClass(t *testing.T) {
@@ -134,6 +157,7 @@ func TestOptionsRefusedClass(t *testing.T) {
 		"sandbox n":     func() error { _, err := Sandbox(ctx, SandboxOptions{Concurrency: 1}); return err },
 		"sandbox alive": func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Alive: -1}); return err },
 		"sandbox burst": func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Burst: -1}); return err },
+		"sandbox only":  func() error { _, err := Sandbox(ctx, SandboxOptions{N: 1, Concurrency: 1, Only: "fork"}); return err },
 		"authz entities": func() error {
 			_, err := Authz(ctx, AuthzOptions{Tools: 5, Entities: 6, Decisions: 100, Requests: 10})
 			return err

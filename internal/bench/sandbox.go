@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +37,21 @@ type SandboxOptions struct {
 	// Burst is the number of creates sent at once for burst100_*; 0
 	// means 100.
 	Burst int
+	// Only runs one part: "" (all), SandboxOnlyCreate (host python, warm
+	// exec, create + first python3) or SandboxOnlyBurst (the cold and the
+	// pooled burst), so that a profile covers that part alone.
+	Only string
+	// PooledBurstProfile, when not nil, receives a CPU profile (pprof) of
+	// the pooled burst (its creates and the deletes after them): the
+	// in-process daemon's side, not its spawner's or sandboxes'.
+	PooledBurstProfile io.Writer
 }
+
+// The parts SandboxOptions.Only selects.
+const (
+	SandboxOnlyCreate = "create"
+	SandboxOnlyBurst  = "burst"
+)
 
 // SandboxResult is the result of Sandbox (`agentcloud bench sandbox`).
 // Latencies are measured through the HTTP API, as a client sees them.
@@ -142,7 +157,13 @@ func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
 			opts.Alive = 20
 		}
 	}
-	n, err := connect(ctx, opts.Target, max(opts.Concurrency, opts.Burst), burstFrontDoor(opts.Burst))
+	if opts.Only != "" && opts.Only != SandboxOnlyCreate && opts.Only != SandboxOnlyBurst {
+		return nil, fmt.Errorf("bench sandbox: only %q: want %q or %q", opts.Only, SandboxOnlyCreate, SandboxOnlyBurst)
+	}
+	n, err := connect(ctx, opts.Target, max(opts.Concurrency, opts.Burst), func(c *config.Config) {
+		burstFrontDoor(opts.Burst)(c)
+		onlyPool(opts.Tier)(c)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -160,8 +181,24 @@ func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
 		r.del(ctx, id)
 		return nil, fmt.Errorf("python3 in a %s sandbox: %w", opts.Tier, err)
 	}
+	if opts.Only == SandboxOnlyBurst {
+		r.del(ctx, id)
+		r.burst(ctx, res)
+		stop()
+		res.Errors, res.FirstError = r.errs.n.Load(), r.errs.first
+		pooledBurst(ctx, opts, res)
+		res.LoadAvgEnd = loadAvg()
+		return res, nil
+	}
 	r.warmExec(ctx, res, id)
 	creates := r.createExec(ctx, res)
+	if opts.Only == SandboxOnlyCreate {
+		stop()
+		res.Errors, res.FirstError = r.errs.n.Load(), r.errs.first
+		res.ExecPythonHostRatio = hostRatio(res)
+		res.LoadAvgEnd = loadAvg()
+		return res, nil
+	}
 	// Pool claims: rest so the pool refills, then create.
 	rest := 4 * time.Duration(pct(creates, 50)*1000)
 	rest = min(max(rest, 200*time.Millisecond), 3*time.Second)
@@ -192,11 +229,18 @@ func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
 	stop()
 	res.Errors, res.FirstError = r.errs.n.Load(), r.errs.first
 	pooledBurst(ctx, opts, res)
-	if res.BaselinePythonP50Ms > 0 {
-		res.ExecPythonHostRatio = float64(int(res.ExecPythonP50Ms/res.BaselinePythonP50Ms*100)) / 100
-	}
+	res.ExecPythonHostRatio = hostRatio(res)
 	res.LoadAvgEnd = loadAvg()
 	return res, nil
+}
+
+// hostRatio is create + first python3 over python on the host (0 if the
+// host's was not measured), to two decimals.
+func hostRatio(res *SandboxResult) float64 {
+	if res.BaselinePythonP50Ms <= 0 {
+		return 0
+	}
+	return float64(int(res.ExecPythonP50Ms/res.BaselinePythonP50Ms*100)) / 100
 }
 
 func (r *sandboxRun) create(ctx context.Context) (string, time.Duration, error) {
@@ -373,6 +417,19 @@ func loadAvg() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// onlyPool keeps the warm pool of tier only, in a daemon the benchmark
+// starts: the other tier's pool would boot its sandboxes (a gVisor one is
+// a second of runsc CPU) while this tier is measured.
+func onlyPool(tier string) func(*config.Config) {
+	return func(c *config.Config) {
+		if tier == api.SandboxTierProcess {
+			c.SandboxPoolGVisor = 0
+		} else {
+			c.SandboxPoolProcess = 0
+		}
+	}
 }
 
 // burstFrontDoor lets the benchmark's one administrator queue a whole

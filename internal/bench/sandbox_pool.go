@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
 	t0 := time.Now()
 	n, err := connect(ctx, opts.Target, opts.Burst, func(c *config.Config) {
 		burstFrontDoor(opts.Burst)(c)
+		onlyPool(opts.Tier)(c)
 		c.SandboxPoolProcess = opts.Burst
 	})
 	if err != nil {
@@ -44,7 +46,18 @@ func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
 		res.PoolFillMs, res.PoolSize = &fill, size
 	}
 	b := &SandboxResult{}
+	profiling := false
+	if opts.PooledBurstProfile != nil {
+		if err := pprof.StartCPUProfile(opts.PooledBurstProfile); err != nil {
+			r.errs.add(fmt.Errorf("pooled burst profile: %w", err))
+		} else {
+			profiling = true
+		}
+	}
 	r.burst(ctx, b)
+	if profiling {
+		pprof.StopCPUProfile()
+	}
 	res.Burst100PooledP50Ms, res.Burst100PooledP99Ms, res.Burst100PooledOK = &b.Burst100CreateP50Ms, &b.Burst100CreateP99Ms, b.Burst100OK
 	if d, err := pooledFork(ctx, r, n, opts.Tier); err != nil {
 		res.Unmeasured = append(res.Unmeasured, "fork100_pooled_ms: "+err.Error())

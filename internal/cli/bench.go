@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
@@ -86,8 +87,9 @@ func newBenchSessionsCmd(g *globals) *cobra.Command {
 
 func newBenchSandboxCmd(g *globals) *cobra.Command {
 	var (
-		opts   bench.SandboxOptions
-		asJSON bool
+		opts    bench.SandboxOptions
+		asJSON  bool
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "sandbox",
@@ -100,6 +102,14 @@ func newBenchSandboxCmd(g *globals) *cobra.Command {
 			var err error
 			if opts.Target, err = g.benchTarget(); err != nil {
 				return err
+			}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				opts.PooledBurstProfile = f
 			}
 			res, err := bench.Sandbox(cmd.Context(), opts)
 			if err != nil {
@@ -114,6 +124,8 @@ func newBenchSandboxCmd(g *globals) *cobra.Command {
 	f.IntVar(&opts.Concurrency, "concurrency", 8, "concurrent clients for the burst and concurrency phases")
 	f.IntVar(&opts.Alive, "alive", 0, "sandboxes to keep alive at once (default 100 for process, 20 for gvisor)")
 	f.IntVar(&opts.Burst, "burst", 100, "creates sent at the same moment for burst100_*")
+	f.StringVar(&profile, "burst-cpuprofile", "", "write a CPU profile (pprof) of the pooled burst, in-process daemon only, to this file")
+	f.StringVar(&opts.Only, "only", "", `run one part only: "create" (host python, warm exec, create + first python3) or "burst" (cold and pooled burst)`)
 	f.BoolVar(&asJSON, "json", false, "print JSON (same as --output json)")
 	return cmd
 }

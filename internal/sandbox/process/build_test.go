@@ -32,6 +32,9 @@ func buildProbe() {
 		}
 	}
 	fmt.Printf("uid=%d\n", os.Getuid())
+	fmt.Printf("gid=%d\n", os.Getgid())
+	groups, _ := os.Getgroups()
+	fmt.Printf("groups=%v\n", groups)
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			for _, k := range []string{"CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"} {
@@ -142,13 +145,13 @@ func TestBuildModeClass(t *testing.T) {
 
 	want := fmt.Sprintf("%016x", buildCapMask())
 	b := probeResults(t, build)
-	for k, v := range map[string]string{"uid": "0", "CapEff": want, "CapPrm": want, "CapBnd": want, "CapAmb": "0000000000000000", "CapInh": "0000000000000000", "write_usr": "ok", "chown": "ok"} {
+	for k, v := range map[string]string{"uid": "0", "gid": "0", "groups": "[]", "CapEff": want, "CapPrm": want, "CapBnd": want, "CapAmb": "0000000000000000", "CapInh": "0000000000000000", "write_usr": "ok", "chown": "ok"} {
 		if b[k] != v {
 			t.Errorf("build sandbox %s = %q, want %q (all: %v)", k, b[k], v, b)
 		}
 	}
 	p := probeResults(t, plain)
-	for k, v := range map[string]string{"uid": "1000", "CapEff": "0000000000000000", "CapPrm": "0000000000000000", "write_usr": "denied", "chown": "denied"} {
+	for k, v := range map[string]string{"uid": "1000", "gid": "1000", "groups": "[]", "CapEff": "0000000000000000", "CapPrm": "0000000000000000", "write_usr": "denied", "chown": "denied"} {
 		if p[k] != v {
 			t.Errorf("ordinary sandbox %s = %q, want %q (all: %v)", k, p[k], v, p)
 		}

@@ -107,8 +107,9 @@ type initState struct {
 	mu      sync.Mutex     // guards waiters
 	waiters map[int]uint64 // pid -> request id of spawns with Notify
 
-	imageRoot bool     // the root is a writable overlay (an image template)
-	volumes   []string // writable volume paths (landlock)
+	imageRoot bool              // the root is a writable overlay (an image template)
+	filter    []unix.SockFilter // the seccomp filter, built at setup (installSeccomp)
+	volumes   []string          // writable volume paths (landlock)
 }
 
 func runInit() error {
@@ -131,6 +132,11 @@ func runInit() error {
 		_ = ctl.Send(ReplyErr(m.ID, fmt.Errorf("setup: %w", err)))
 		return err
 	}
+	if err := dropGroups(); err != nil {
+		_ = ctl.Send(ReplyErr(m.ID, fmt.Errorf("setup: %w", err)))
+		return err
+	}
+	st.filter = buildFilter()
 	if err := ctl.Send(&Message{ID: m.ID, Op: OpReply}); err != nil {
 		return err
 	}
@@ -180,26 +186,24 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	if err := setRlimits(cfg); err != nil {
 		return err
 	}
-	if err := syscall.Setgroups(nil); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
-	}
 	if cfg.Build && !st.imageRoot {
 		return errors.New("build mode needs an image template (its root is the sandbox's own overlay)")
 	}
-	if !cfg.Build {
-		if err := syscall.Setresgid(SandboxGID, SandboxGID, SandboxGID); err != nil {
+	if cfg.Build {
+		// Build mode keeps uid and gid 0 of the namespace (dropGroups
+		// took the gid at setup).
+		if err := syscall.Setresgid(0, 0, 0); err != nil {
 			return fmt.Errorf("setresgid: %w", err)
 		}
-		if err := syscall.Setresuid(SandboxUID, SandboxUID, SandboxUID); err != nil {
-			return fmt.Errorf("setresuid: %w", err)
-		}
+	} else if err := syscall.Setresuid(SandboxUID, SandboxUID, SandboxUID); err != nil {
+		return fmt.Errorf("setresuid: %w", err)
 	}
 	// Not dumpable: /proc/1/{environ,mem,root,exe,fd} stay closed to the
 	// sandbox user even though init runs under the same uid.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl dumpable: %w", err)
 	}
-	if err := installSeccomp(); err != nil {
+	if err := installSeccomp(st.filter); err != nil {
 		return err
 	}
 	// Landlock applies per thread; spawns run on one locked thread that
@@ -225,6 +229,24 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 		}
 	}()
 	return <-ready
+}
+
+// dropGroups empties init's supplementary groups and makes its gids the
+// sandbox user's, at setup, while the sandbox waits in the pool: both are
+// syscall.AllThreadsSyscall, which signals each of init's threads
+// (prestartThreads) and waits for it, and three of them (with activation's
+// setresuid) were most of a pooled sandbox's activation CPU
+// (docs/PERFORMANCE.md). Init keeps uid 0 and its capabilities until
+// activation, so it still mounts the writable dirs then, and it chowns
+// what it makes for the sandbox to SandboxUID:SandboxGID explicitly.
+func dropGroups() error {
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setresgid(SandboxGID, SandboxGID, SandboxGID); err != nil {
+		return fmt.Errorf("setresgid: %w", err)
+	}
+	return nil
 }
 
 func (st *initState) serve() error {

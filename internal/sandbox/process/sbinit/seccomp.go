@@ -202,16 +202,16 @@ func buildFilter() []unix.SockFilter {
 	return append(p, stmt(retK, seccompRetAllow))
 }
 
-// installSeccomp sets no_new_privs and installs the filter on every thread
-// of the process (SECCOMP_FILTER_FLAG_TSYNC also carries no_new_privs to
-// the other threads). Children inherit both across fork and execve.
-func installSeccomp() error {
+// installSeccomp sets no_new_privs and installs prog (buildFilter's, made
+// at setup) on every thread of the process (SECCOMP_FILTER_FLAG_TSYNC also
+// carries no_new_privs to the other threads). Children inherit both across
+// fork and execve.
+func installSeccomp(prog []unix.SockFilter) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
-	prog := buildFilter()
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, seccompSetModeFilter, seccompFilterFlagTsync, uintptr(unsafe.Pointer(&fprog)))
 	runtime.KeepAlive(prog)
