@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +35,12 @@ const wsMountSource = "agentcloud-ws"
 type layers struct {
 	mu   sync.Mutex
 	refs map[string]int
+	// mounted is set once an overlay of a layer was mounted here: a tier
+	// that mounts its copies itself then gets only the directories; until
+	// then the Manager mounts one first, so that where overlays cannot be
+	// mounted (no privilege, a data dir on a filesystem overlayfs refuses)
+	// a fork copies the files instead of starting copies with no workspace.
+	mounted atomic.Bool
 }
 
 // layerPath is the directory of layer name, or "" when name is not one
@@ -163,13 +170,14 @@ type ForkLayerMounter interface {
 // mounted or counted.
 func (m *Manager) useLayer(t Tier, id, name string) error {
 	dir := m.HostDir(id)
-	if fm, ok := t.(ForkLayerMounter); ok && fm.MountsForkLayers() {
+	if fm, ok := t.(ForkLayerMounter); ok && fm.MountsForkLayers() && m.layers.mounted.Load() {
 		if err := m.layOut(dir, name); err != nil {
 			return err
 		}
 	} else if err := m.mountWorkspace(dir, name); err != nil {
 		return err
 	}
+	m.layers.mounted.Store(true)
 	if err := os.WriteFile(filepath.Join(dir, "lower"), []byte(name), 0o600); err != nil {
 		_ = unmountWorkspace(dir)
 		return fmt.Errorf("fork layer: %w", err)

@@ -44,6 +44,10 @@ const (
 	forkIdmapOff
 )
 
+// idmapForkLayer is idmappedMount; tests make it refuse, as a kernel or a
+// data filesystem without idmapped mounts does.
+var idmapForkLayer = idmappedMount
+
 // errNoIdmap marks what a kernel or filesystem without idmapped overlay
 // layers refuses.
 var errNoIdmap = errors.New("idmapped fork layer not supported")
@@ -65,7 +69,10 @@ func (b *box) forkWorkspaceTree(dir string, fl sandbox.ForkLayer) (f *os.File, o
 		if b.tier.forkIdmap.state.CompareAndSwap(forkIdmapUnknown, forkIdmapOff) {
 			b.tier.log.Info("fork copies' workspaces are chowned per copy: their layer cannot be idmapped", "err", err)
 		}
-		return nil, false, nil
+		// The refusal may have come before anything was unmounted or
+		// before the plain overlay was put back: never chown and hand
+		// init a bare directory as the workspace.
+		return nil, false, ensurePlainForkOverlay(dir, fl)
 	}
 	return nil, false, err
 }
@@ -82,7 +89,7 @@ func (b *box) idmappedForkOverlay(dir string, fl sandbox.ForkLayer) (_ *os.File,
 		return nil, fmt.Errorf("sandbox user namespace: %w", err)
 	}
 	defer userns.Close()
-	lower, err := idmappedMount(fl.Lower, int(userns.Fd()), true)
+	lower, err := idmapForkLayer(fl.Lower, int(userns.Fd()), true)
 	if err != nil {
 		return nil, noIdmap(err)
 	}

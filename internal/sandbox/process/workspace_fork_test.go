@@ -190,3 +190,51 @@ func TestForkLayerOfClass(t *testing.T) {
 		t.Errorf("an unmounted workspace taken for a fork copy's")
 	}
 }
+
+// TestForkCopyIdmapRefusedClass: where the kernel or the data filesystem
+// refuses to idmap the layer, a fork copy still starts with the layer's
+// files in one plain overlay — whether the refusal is the tier's first
+// (nothing was unmounted yet, and a fresh copy has nothing mounted: the
+// Manager leaves the mount to the tier) or known from before — never with
+// a bare directory as its workspace.
+func TestForkCopyIdmapRefusedClass(t *testing.T) {
+	old := idmapForkLayer
+	idmapForkLayer = func(string, int, bool) (*os.File, error) { return nil, unix.EPERM }
+	t.Cleanup(func() { idmapForkLayer = old })
+	tier := newTestTier(t)
+	data := t.TempDir()
+	layer := filepath.Join(data, ".layers", "l-"+strings.Repeat("0c", 12))
+	if err := os.MkdirAll(layer, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(layer, "a"), []byte("layer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(filepath.Join(layer, "a"), sandbox.SandboxUID, sandbox.SandboxGID); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		id      string
+		mounted bool
+	}{{"c1", false}, {"c2", false}, {"c3", true}} {
+		ws := forkCopyDir(t, data, layer, c.id, c.mounted)
+		sb, err := sandbox.Create(t.Context(), tier, c.id, sandbox.Spec{HostWorkspace: ws})
+		if err != nil {
+			t.Fatalf("copy %d: %v", i, err)
+		}
+		got, code := run(t, sb, "cat /workspace/a && echo mine > /workspace/b && cat /workspace/b")
+		if code != 0 || got != "layer\nmine\n" {
+			t.Errorf("copy %d (idmap state %d): %d %q", i, tier.forkIdmap.state.Load(), code, got)
+		}
+		if n := mountCount(ws); n != 1 {
+			t.Errorf("copy %d: %d mounts on its workspace, want 1", i, n)
+		}
+		if _, err := os.Stat(filepath.Join(layer, "b")); err == nil {
+			t.Errorf("copy %d wrote into the layer", i)
+		}
+		_ = sb.Close()
+	}
+	if st := tier.forkIdmap.state.Load(); st != forkIdmapOff {
+		t.Errorf("idmap state %d after refusals, want off", st)
+	}
+}

@@ -3,10 +3,13 @@
 package sandboxstate_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/store"
@@ -90,5 +93,47 @@ func TestSandboxForkPooledClass(t *testing.T) {
 	}
 	if got := run(t, srcB, "ls -A"); strings.TrimSpace(got) != "g" {
 		t.Fatalf("source B changed: %q", got)
+	}
+}
+
+// TestSandboxForkNoOverlayClass: where fork overlays cannot be mounted (a
+// data dir on overlayfs, as in a container without a volume: overlayfs
+// refuses an upper dir there) a fork still works: its copies get the
+// source's files copied, every one of them, none with an empty workspace.
+func TestSandboxForkNoOverlayClass(t *testing.T) {
+	ctx := t.Context()
+	base := t.TempDir()
+	for _, d := range []string{"l", "u", "w", "m"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := filepath.Join(base, "m")
+	if err := unix.Mount("agentcloud-test", m, "overlay", 0, "lowerdir="+base+"/l,upperdir="+base+"/u,workdir="+base+"/w"); err != nil {
+		t.Skipf("overlay: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(m, unix.MNT_DETACH) })
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := start(t, st, filepath.Join(m, "sandboxes"))
+	src, err := n.m.Create(ctx, "", sandbox.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, src, "echo seed > f")
+	forks, err := n.m.Fork(ctx, src.ID(), 3)
+	if err != nil || len(forks) != 3 {
+		t.Fatalf("fork: %d copies, %v", len(forks), err)
+	}
+	for i, f := range forks {
+		if got := run(t, f, "cat f; echo mine > f"); got != "seed\n" {
+			t.Errorf("copy %d sees %q", i, got)
+		}
+	}
+	if got := run(t, src, "cat f"); got != "seed\n" {
+		t.Errorf("source changed by its copies: %q", got)
 	}
 }
