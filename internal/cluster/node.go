@@ -139,7 +139,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // Close closes the peer listener and the forwarder's idle links.
 func (n *Node) Close() {
 	_ = n.ln.Close()
-	n.fwd.Transport.(*http.Transport).CloseIdleConnections()
+	if l, ok := n.fwd.Transport.(interface{ CloseIdleConnections() }); ok {
+		l.CloseIdleConnections()
+	}
 }
 
 // Partition, Owned and OwnerOf make the node the forwarder's Owners: the
@@ -221,12 +223,16 @@ func PeerTLS(ca *identity.CA, node string) (*tls.Config, error) {
 // and no frame writer of its own: the connection's goroutine reads the
 // request, runs it and writes the answer in one write (docs/RATIONALE.md,
 // "Why members forward over HTTP/1.1"). A member's peer listener still
-// accepts HTTP/2 (a member of an older version sends it).
-func PeerTransport(c *tls.Config) *http.Transport {
+// accepts HTTP/2 (a member of an older version sends it). The entry's side
+// is a PeerLink: most requests are written and answered in the forwarding
+// goroutine, without net/http's Transport's goroutines.
+func PeerTransport(c *tls.Config) *PeerLink {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	return &http.Transport{TLSClientConfig: c.Clone(), Protocols: protocols,
+	fallback := &http.Transport{TLSClientConfig: c.Clone(), Protocols: protocols,
 		MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 10 * time.Second}
+	return &PeerLink{Fallback: fallback, tls: c.Clone(), maxIdle: 64, idleTimeout: time.Minute,
+		dialTimeout: 10 * time.Second}
 }
 
 // RequireMutualTLS refuses a listener off loopback whose TLS does not

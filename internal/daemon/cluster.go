@@ -61,7 +61,8 @@ func (d *Daemon) clusterStoreOptions(o *store.Options) error {
 		return err
 	}
 	o.Cluster = &store.ClusterOptions{Name: d.cfg.Cluster, Node: d.cfg.NodeID, Listen: d.cfg.ClusterListen,
-		Routes: d.cfg.ClusterRoutes, TLS: tlsCfg, ElectionTimeout: d.cfg.ClusterElectionTimeout.D()}
+		Routes: d.cfg.ClusterRoutes, TLS: tlsCfg, ElectionTimeout: d.cfg.ClusterElectionTimeout.D(),
+		StaggerElections: true}
 	return nil
 }
 

@@ -36,6 +36,13 @@ type ClusterOptions struct {
 	// for its dead leader before it campaigns (0: DefaultElectionTimeout;
 	// see raft.go). It is the floor of a failover.
 	ElectionTimeout time.Duration
+	// StaggerElections gives this member's election timer its own part of
+	// the timeout's range, by its rank among the members its routes name
+	// (ElectionSlot, raft.go), so two survivors never split a vote. The
+	// timing is per process: set it only where the process runs this one
+	// clustered store (a daemon), not where several members share one
+	// (tests), whose timers would all draw from one narrow part.
+	StaggerElections bool
 }
 
 // validate refuses a cluster member that would accept routes from anyone.

@@ -2,6 +2,9 @@ package store
 
 import (
 	"log/slog"
+	"maps"
+	"net"
+	"slices"
 	"sync"
 	"time"
 	_ "unsafe" // go:linkname, for the Raft timing below
@@ -63,6 +66,59 @@ const (
 var raftTiming struct {
 	once sync.Once
 	set  time.Duration // the value the process runs with
+	slot raftSlot      // and its member's slot
+}
+
+// raftSlot is a member's place among the cluster's members, which
+// staggers the members' election timers (ElectionSlot).
+type raftSlot struct{ rank, members int }
+
+// maxStaggered is the largest cluster whose members' election timers
+// are staggered: with more, the gap between two members' ranges
+// (t/(2·members)) comes near the time a vote request takes under load.
+const maxStaggered = 9
+
+// ElectionSlot places the member that listens for routes at listen among
+// the members named by routes (the other members' route addresses, its
+// own allowed): its rank in the sorted set of all of them. ok is false
+// when that set cannot be the same on every member (a wildcard or
+// port-0 listen address, a route that does not parse) or is too small or
+// large to stagger. Each member of a cluster whose members all list each
+// other (the usual full mesh, as `agentcloud serve --routes` is given)
+// gets a different rank.
+func ElectionSlot(listen string, routes []string) (rank, members int, ok bool) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || host == "" || port == "" || port == "0" {
+		return 0, 0, false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return 0, 0, false
+	}
+	self := net.JoinHostPort(host, port)
+	set := map[string]bool{self: true}
+	for _, r := range routes {
+		u, err := routeURL(r)
+		if err != nil {
+			return 0, 0, false
+		}
+		set[net.JoinHostPort(u.Hostname(), u.Port())] = true
+	}
+	all := slices.Sorted(maps.Keys(set))
+	if len(all) < 2 || len(all) > maxStaggered {
+		return 0, 0, false
+	}
+	return slices.Index(all, self), len(all), true
+}
+
+// electionRange is the range [lo, hi) a member of slot draws its
+// election timer from, for election timeout t (see setRaftTiming).
+func electionRange(t time.Duration, slot raftSlot) (lo, hi time.Duration) {
+	if slot.members < 2 || slot.rank < 0 || slot.rank >= slot.members {
+		return t, 2 * t
+	}
+	w := t / time.Duration(slot.members)
+	lo = t + time.Duration(slot.rank)*w
+	return lo, lo + w/2
 }
 
 // setRaftTiming gives the process's Raft groups election timeout t (0:
@@ -70,16 +126,31 @@ var raftTiming struct {
 // running servers, so only the first call sets them; a later call with
 // another value (several clustered stores in one process, in tests) keeps
 // the first and says so.
-func setRaftTiming(log *slog.Logger, t time.Duration) {
+//
+// With a slot (ElectionSlot; members 0: none) the member's timer is drawn
+// from its own part of [t, 2t): [t + rank·w, t + rank·w + w/2) with
+// w = t/members. Two survivors of a dead leader then never time out
+// within a vote's flight of each other, so they never split the vote: the
+// one of lower rank campaigns at least w/2 before the other (167 ms for
+// three members at t = 1 s) and gets its vote, which resets the voter's
+// timer. Without a slot every member draws from all of [t, 2t) and two
+// of them time out within a few milliseconds now and then, which costs a
+// second round of 1–2 s (RATIONALE.md: "Why members' election timers are
+// staggered").
+func setRaftTiming(log *slog.Logger, t time.Duration, slot raftSlot) {
 	if t == 0 {
 		t = DefaultElectionTimeout
 	}
+	if slot.members < 2 || slot.rank < 0 || slot.rank >= slot.members {
+		slot = raftSlot{}
+	}
 	raftTiming.once.Do(func() {
-		raftMinElection, raftMaxElection = t, 2*t
+		raftMinElection, raftMaxElection = electionRange(t, slot)
 		raftHeartbeat = min(t/6, time.Second)
-		raftTiming.set = t
+		raftTiming.set, raftTiming.slot = t, slot
 	})
-	if raftTiming.set != t && log != nil {
-		log.Warn("store: the Raft election timeout is per process; keeping the first", "kept", raftTiming.set, "asked", t)
+	if (raftTiming.set != t || raftTiming.slot != slot) && log != nil {
+		log.Warn("store: the Raft election timing is per process; keeping the first",
+			"kept", raftTiming.set, "kept_rank", raftTiming.slot.rank, "asked", t, "asked_rank", slot.rank)
 	}
 }

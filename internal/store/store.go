@@ -315,7 +315,11 @@ func (s *Store) startEmbedded() error {
 		if err := applyCluster(sopts, s.opts.Cluster); err != nil {
 			return err
 		}
-		setRaftTiming(s.log, s.opts.Cluster.ElectionTimeout)
+		var slot raftSlot
+		if rank, members, ok := ElectionSlot(s.opts.Cluster.Listen, s.opts.Cluster.Routes); ok && s.opts.Cluster.StaggerElections {
+			slot = raftSlot{rank, members}
+		}
+		setRaftTiming(s.log, s.opts.Cluster.ElectionTimeout, slot)
 	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
