@@ -9,3 +9,11 @@ func SetClaimWaitMin(d time.Duration) func() {
 	claimWaitMin = d
 	return func() { claimWaitMin = old }
 }
+
+// SetRefillDelay sets how long a pool with a sandbox still ready waits
+// after a claim before it refills, and returns the restore function.
+func SetRefillDelay(d time.Duration) func() {
+	old := refillDelay
+	refillDelay = d
+	return func() { refillDelay = old }
+}

@@ -372,10 +372,11 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 		}
 	} else if p, ok := m.pools[poolKey{spec.Tier, spec.Template}]; ok {
 		pr = p.claim(ctx, m.stop)
-		// Refill after this create: a refill competes with this
-		// activation for the CPU (and, with a tier that forks this
-		// process, stalled its other threads).
-		defer p.nudge()
+		// Refill after this create and, while the pool still has one
+		// ready, after its first command too (refillDelay): a refill
+		// competes with them for the CPU (and, with a tier that forks
+		// this process, stalled its other threads).
+		defer p.nudgeSoon(m.stop)
 	}
 	pooled := pr != nil && len(spec.Volumes) == 0 && !seedUpper // a sandbox with volumes never comes from the pool
 	if pr == nil {

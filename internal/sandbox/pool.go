@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +39,8 @@ type pool struct {
 	waiters  int           // creates waiting for one of them (claim)
 	failed   chan struct{} // closed, and replaced, when a prepare fails
 	typical  time.Duration // moving average of the successful prepares
+
+	delayed atomic.Bool // a nudge is due after refillDelay (nudgeSoon)
 }
 
 func newPool(k poolKey, size, refill int) *pool {
@@ -139,6 +142,37 @@ func (p *pool) take() Prepared {
 	default:
 		return nil
 	}
+}
+
+// refillDelay is how long a pool that still has a sandbox ready waits
+// after a claim before it refills: a claimed sandbox's first command
+// usually comes at once, and a prepare beside it (new namespaces, a new
+// init, its cgroup) made a first python3 10 ms slower on the 2-core box,
+// even at the lowest CPU weight (docs/PERFORMANCE.md). A pool a claim
+// left empty refills at once: the next create would prepare a cold one.
+var refillDelay = 200 * time.Millisecond
+
+// nudgeSoon wakes the pool's preparers after a claim: at once when the
+// pool is empty, after refillDelay otherwise (unless the Manager stops).
+func (p *pool) nudgeSoon(stop <-chan struct{}) {
+	d := refillDelay
+	if len(p.ready) == 0 || d <= 0 {
+		p.nudge()
+		return
+	}
+	if !p.delayed.CompareAndSwap(false, true) {
+		return // a nudge is already due
+	}
+	go func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-stop:
+		}
+		p.delayed.Store(false)
+		p.nudge()
+	}()
 }
 
 // nudge wakes the pool's preparers.

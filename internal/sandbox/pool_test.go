@@ -262,3 +262,73 @@ func TestPoolClaimWaitsForRefillClass(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPoolRefillWaitsWhileReadyClass: a claim that leaves a sandbox ready
+// in the pool does not start a refill at once (it would compete with the
+// claimed sandbox's first command); a claim that empties the pool does;
+// a refill still due when the Manager closes does not hold Close up.
+func TestPoolRefillWaitsWhileReadyClass(t *testing.T) {
+	defer sandbox.SetRefillDelay(time.Hour)()
+	tier := &poolCountTier{}
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
+		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitPrepares := func(n int32) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); tier.pooled.Load() < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d pool prepares, want %d", tier.pooled.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitPrepares(2)
+	if _, err := m.Create(t.Context(), "a", sandbox.Spec{Tier: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // time enough for a refill started at once
+	if n := tier.pooled.Load(); n != 2 {
+		t.Fatalf("a claim that left one ready refilled at once (%d prepares)", n)
+	}
+	if _, err := m.Create(t.Context(), "b", sandbox.Spec{Tier: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	waitPrepares(4) // emptied: refilled at once, to full
+	if c := tier.cold.Load(); c != 0 {
+		t.Errorf("%d cold prepares, want every create from the pool", c)
+	}
+	if _, err := m.Create(t.Context(), "c", sandbox.Spec{Tier: "fake"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close waited for a refill due in an hour")
+	}
+}
+
+// poolCountTier is a fakeTier that counts its pool prepares and the
+// creates' own (cold) ones.
+type poolCountTier struct {
+	fakeTier
+	pooled, cold atomic.Int32
+}
+
+func (t *poolCountTier) Prepare(ctx context.Context, tmpl string) (sandbox.Prepared, error) {
+	if sandbox.IsForPool(ctx) {
+		t.pooled.Add(1)
+	} else {
+		t.cold.Add(1)
+	}
+	return t.fakeTier.Prepare(ctx, tmpl)
+}
