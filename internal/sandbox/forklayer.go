@@ -193,16 +193,22 @@ func (m *Manager) mountWorkspace(dir, name string) error {
 	if err := m.layOut(dir, name); err != nil {
 		return err
 	}
-	lower := m.layerPath(name)
-	ws, upper, work := filepath.Join(dir, "workspace"), filepath.Join(dir, "ws-upper"), filepath.Join(dir, "ws-work")
-	if isMountPoint(ws) {
+	ws := filepath.Join(dir, "workspace")
+	if IsMountPoint(ws) {
 		return nil
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",redirect_dir=on,metacopy=on"
-	if err := unix.Mount(wsMountSource, ws, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	fl := ForkLayer{Lower: m.layerPath(name), Upper: filepath.Join(dir, "ws-upper"), Work: filepath.Join(dir, "ws-work")}
+	if err := fl.Mount(ws); err != nil {
 		return fmt.Errorf("fork layer: mount workspace overlay: %w", err)
 	}
 	return nil
+}
+
+// Mount mounts fl's overlay (nosuid, nodev) on dir, as the Manager mounts
+// a fork copy's workspace.
+func (fl ForkLayer) Mount(dir string) error {
+	opts := "lowerdir=" + fl.Lower + ",upperdir=" + fl.Upper + ",workdir=" + fl.Work + ",redirect_dir=on,metacopy=on"
+	return unix.Mount(wsMountSource, dir, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts)
 }
 
 // layOut makes the directories of a fork copy's overlay of layer name in
@@ -223,20 +229,26 @@ func (m *Manager) layOut(dir, name string) error {
 // directory removed through a mount left over would remove the layer's
 // files).
 func unmountWorkspace(dir string) error {
-	ws := filepath.Join(dir, "workspace")
-	for range 8 {
-		if !isMountPoint(ws) {
-			return nil
-		}
-		if err := unix.Unmount(ws, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("unmount %s: %w", ws, err)
-		}
-	}
-	return fmt.Errorf("unmount %s: still a mount point", ws)
+	return UnmountAll(filepath.Join(dir, "workspace"))
 }
 
-// isMountPoint reports whether p is on another filesystem than its parent.
-func isMountPoint(p string) bool {
+// UnmountAll unmounts (detached) what is mounted on p until p is no mount
+// point, so that nothing is removed through a mount and a new mount there
+// is the only one.
+func UnmountAll(p string) error {
+	for range 8 {
+		if !IsMountPoint(p) {
+			return nil
+		}
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", p, err)
+		}
+	}
+	return fmt.Errorf("unmount %s: still a mount point", p)
+}
+
+// IsMountPoint reports whether p is on another filesystem than its parent.
+func IsMountPoint(p string) bool {
 	var a, b unix.Stat_t
 	if unix.Lstat(p, &a) != nil || unix.Lstat(filepath.Dir(p), &b) != nil {
 		return false

@@ -49,6 +49,12 @@ func (b *box) workspaceTree(dir string) ([]*os.File, error) {
 // to uid:gid, skipping those that already belong to them: a fresh or
 // same-owner workspace costs one walk of stats.
 func chownTree(dir string, uid, gid int) error {
+	return chownWalk(dir, uid, gid, false)
+}
+
+// chownWalk is chownTree, leaving character devices alone with
+// skipCharDevices (an overlay upper dir's whiteouts).
+func chownWalk(dir string, uid, gid int, skipCharDevices bool) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -57,7 +63,8 @@ func chownTree(dir string, uid, gid int) error {
 		if err != nil {
 			return err
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && int(st.Uid) == uid && int(st.Gid) == gid || skipCharDevices && fi.Mode()&fs.ModeCharDevice != 0 {
 			return nil
 		}
 		return os.Lchown(p, uid, gid)

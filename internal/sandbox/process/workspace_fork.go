@@ -5,11 +5,8 @@ package process
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -94,12 +91,12 @@ func (b *box) idmappedForkOverlay(dir string, fl sandbox.ForkLayer) (_ *os.File,
 		return nil, noIdmap(err)
 	}
 	defer lower.Close()
-	if err := unmountAll(dir); err != nil {
+	if err := sandbox.UnmountAll(dir); err != nil {
 		return nil, fmt.Errorf("fork overlay: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			if rerr := mountPlainForkOverlay(dir, fl); rerr != nil {
+			if rerr := fl.Mount(dir); rerr != nil {
 				b.tier.log.Warn("mount fork workspace again", "dir", dir, "err", rerr)
 			}
 		}
@@ -147,62 +144,20 @@ func (t *Tier) MountsForkLayers() bool { return true }
 // ensurePlainForkOverlay mounts fl's plain overlay on dir unless dir is a
 // mount point already (the Manager mounted it when it loaded a kept copy).
 func ensurePlainForkOverlay(dir string, fl sandbox.ForkLayer) error {
-	if isMountPoint(dir) {
+	if sandbox.IsMountPoint(dir) {
 		return nil
 	}
-	if err := mountPlainForkOverlay(dir, fl); err != nil {
+	if err := fl.Mount(dir); err != nil {
 		return fmt.Errorf("fork overlay: %w", err)
 	}
 	return nil
 }
 
-// unmountAll unmounts what is mounted on dir, so that a new mount there
-// is the only one.
-func unmountAll(dir string) error {
-	for range 8 {
-		if !isMountPoint(dir) {
-			return nil
-		}
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("unmount %s: %w", dir, err)
-		}
-	}
-	return fmt.Errorf("unmount %s: still a mount point", dir)
-}
-
-// isMountPoint reports whether p is on another filesystem than its parent.
-func isMountPoint(p string) bool {
-	var a, b unix.Stat_t
-	if unix.Lstat(p, &a) != nil || unix.Lstat(filepath.Dir(p), &b) != nil {
-		return false
-	}
-	return a.Dev != b.Dev
-}
-
-// mountPlainForkOverlay mounts fl's overlay on dir as the Manager does.
-func mountPlainForkOverlay(dir string, fl sandbox.ForkLayer) error {
-	opts := "lowerdir=" + fl.Lower + ",upperdir=" + fl.Upper + ",workdir=" + fl.Work + ",redirect_dir=on,metacopy=on"
-	return unix.Mount(sandbox.ForkMountSource, dir, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts)
-}
-
 // chownUpper gives the files of an overlay upper dir (the dir included)
-// to uid:gid, skipping those that have them and whiteouts (character
-// devices 0/0, which overlayfs reads by type only).
+// to uid:gid, as chownTree does, but leaves whiteouts (character devices
+// 0/0, which overlayfs reads by type only) as they are.
 func chownUpper(upper string, uid, gid int) error {
-	return filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || (int(st.Uid) == uid && int(st.Gid) == gid) || fi.Mode()&fs.ModeCharDevice != 0 {
-			return nil
-		}
-		return os.Lchown(p, uid, gid)
-	})
+	return chownWalk(upper, uid, gid, true)
 }
 
 // noIdmap marks err as "the kernel cannot do this" where it is one of the

@@ -33,7 +33,7 @@ func forkCopyDir(t *testing.T, data, layer, id string, mounted bool) string {
 	ws := filepath.Join(dir, "workspace")
 	fl := sandbox.ForkLayer{Lower: layer, Upper: filepath.Join(dir, "ws-upper"), Work: filepath.Join(dir, "ws-work")}
 	if mounted {
-		if err := mountPlainForkOverlay(ws, fl); err != nil {
+		if err := fl.Mount(ws); err != nil {
 			t.Skipf("overlay: %v", err)
 		}
 	}
