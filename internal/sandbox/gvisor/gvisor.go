@@ -267,6 +267,27 @@ func (t *Tier) runDetached(ctx context.Context, logPath string, global []string,
 	return nil
 }
 
+// runscStartWait bounds a `runsc run` or `restore --detach`.
+const runscStartWait = time.Minute
+
+// startDetached runs runsc's args (run or restore, detached) for c to
+// completion even when ctx ends meanwhile (a pool's prepare is cancelled
+// when the Manager closes): runsc killed halfway would leave a sandbox
+// process and its cgroups that no state names. On a failure, or when ctx
+// ended, c is destroyed — the container deleted, not only its host files.
+func (t *Tier) startDetached(ctx context.Context, c *container, args ...string) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runscStartWait)
+	err := t.runDetached(rctx, filepath.Join(c.bundle, "run.log"), c.runscFlags(), args...)
+	cancel()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = c.destroy()
+	}
+	return err
+}
+
 // runsc runs a runsc subcommand to completion.
 func (t *Tier) run(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, t.runsc, t.runscArgs(args...)...)
@@ -306,8 +327,7 @@ func (t *Tier) prepare(ctx context.Context, template, upper string, vols []sandb
 		return nil, err
 	}
 	pidFile := filepath.Join(c.bundle, "sandbox.pid")
-	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), c.runscFlags(), "run", "--detach", "--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
-		c.cleanupHost()
+	if err := t.startDetached(ctx, c, "run", "--detach", "--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
 		return nil, fmt.Errorf("prepare gvisor sandbox: %w", err)
 	}
 	if err := c.started(ctx, pidFile, agentStartWait); err != nil {

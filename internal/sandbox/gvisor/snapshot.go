@@ -83,9 +83,8 @@ func (t *Tier) Restore(ctx context.Context, id string, spec sandbox.Spec, image,
 		}
 	}
 	pidFile := filepath.Join(c.bundle, "sandbox.pid")
-	if err := t.runDetached(ctx, filepath.Join(c.bundle, "run.log"), c.runscFlags(), "restore", "--image-path", image, "--detach",
+	if err := t.startDetached(ctx, c, "restore", "--image-path", image, "--detach",
 		"--pid-file", pidFile, "--bundle", c.bundle, c.cid); err != nil {
-		c.cleanupHost()
 		return nil, fmt.Errorf("restore gvisor sandbox: %w", err)
 	}
 	if err := c.started(ctx, pidFile, agentRestoreWait); err != nil {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -187,5 +188,53 @@ func TestPoolWarmUpDeathClass(t *testing.T) {
 	after, _ := filepath.Glob(filepath.Join(tier.bundlesDir, "*"))
 	if len(after) != len(before) {
 		t.Errorf("the dead container's bundle is left: %v", after)
+	}
+}
+
+// TestPrepCancelClass: a pool's prepare cancelled at
+// any point (the Manager closing) leaves no sandbox process, no cgroup and
+// no bundle of its container: runsc is never killed halfway through
+// starting a sandbox that no state would name afterwards.
+func TestPrepCancelClass(t *testing.T) {
+	tier := newTestTier(t)
+	for _, after := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond, 600 * time.Millisecond, 1200 * time.Millisecond} {
+		ctx, cancel := context.WithCancel(sandbox.ForPool(t.Context()))
+		seen := map[string]bool{}
+		stop := make(chan struct{})
+		polled := make(chan struct{})
+		go func() { // the containers this prepare makes, by their bundles
+			defer close(polled)
+			for {
+				ents, _ := os.ReadDir(tier.bundlesDir)
+				for _, e := range ents {
+					seen[e.Name()] = true
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+		time.AfterFunc(after, cancel)
+		pr, err := tier.Prepare(ctx, "")
+		close(stop)
+		<-polled
+		cancel()
+		if err == nil {
+			_ = pr.Discard() // it got through before the cancel: a normal discard
+		}
+		t.Logf("cancelled after %v: %d containers, err %v", after, len(seen), err)
+		for cid := range seen {
+			if m, _ := filepath.Glob("/sys/fs/cgroup/*/agentcloud-gvisor/" + cid); len(m) != 0 {
+				t.Errorf("cancelled after %v (err %v): cgroups of %s left: %v", after, err, cid, m)
+			}
+			if _, err := os.Stat(filepath.Join(tier.bundlesDir, cid)); err == nil {
+				t.Errorf("cancelled after %v: bundle of %s left", after, cid)
+			}
+			if out, _ := exec.Command("pgrep", "-f", cid).Output(); len(bytes.TrimSpace(out)) != 0 {
+				t.Errorf("cancelled after %v: processes of %s left: %s", after, cid, out)
+			}
+		}
 	}
 }
