@@ -32,6 +32,11 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 	if n < 1 || n > MaxForks {
 		return nil, fmt.Errorf("fork sandbox %s: count %d: must be 1 to %d", id, n, MaxForks)
 	}
+	leave, err := m.enter("fork", id)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	e, err := m.lockEntry(id)
 	if err != nil {
 		return nil, err

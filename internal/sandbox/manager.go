@@ -117,10 +117,15 @@ type Manager struct {
 	tiers map[string]Tier
 	pools map[poolKey]*pool
 
-	mu        sync.Mutex // guards sandboxes and pending
+	mu        sync.Mutex // guards sandboxes, pending and shut
 	sandboxes map[string]*entry
 	pending   map[string]Spec // admitted, being created
 	layers    layers          // fork layers in use (forklayer.go)
+	shut      bool            // Close has begun: nothing new is started
+	// busy counts the operations under way that can start a sandbox
+	// (create, fork, start): Close waits for them, so none registers a
+	// live sandbox after Close has taken the list (enter).
+	busy sync.WaitGroup
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -267,6 +272,11 @@ func (m *Manager) create(ctx context.Context, id string, spec Spec, seed string)
 // workspace (before the sandbox starts where the workspace is on host
 // storage, after it where the tier keeps it), or a checkpoint image.
 func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin) (Sandbox, error) {
+	leave, err := m.enter("create", id)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	seed := o.seed
 	if spec.Tier == "" {
 		spec.Tier = TierProcess
@@ -408,6 +418,19 @@ func (m *Manager) finishActivate(ctx context.Context, sb Sandbox, spec Spec, poo
 		m.met.created(spec.Tier, pooled, time.Since(t0))
 	}
 	return sb, nil
+}
+
+// enter counts an operation that can start a sandbox (leave ends it), or
+// refuses it once Close has begun: Close waits for those under way, so
+// every sandbox they start is in the list Close deletes.
+func (m *Manager) enter(op, id string) (leave func(), err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shut {
+		return nil, fmt.Errorf("%s sandbox %s: the sandbox manager is closing: %w", op, id, ErrUnavailable)
+	}
+	m.busy.Add(1)
+	return m.busy.Done, nil
 }
 
 // admit reserves id for spec, after the Admission (if any) accepted it,
@@ -605,7 +628,11 @@ func (m *Manager) closed(id string) {
 // Close deletes every sandbox and discards the pools. It does not close the
 // tiers: their owner does, after the Manager.
 func (m *Manager) Close() error {
-	close(m.stop)
+	m.mu.Lock()
+	m.shut = true
+	m.mu.Unlock()
+	close(m.stop) // a pool claim under way gives up; prepares end
+	m.busy.Wait()
 	m.wg.Wait()
 	var errs []error
 	for _, p := range m.pools {

@@ -226,6 +226,11 @@ func (m *Manager) load(ctx context.Context) error {
 // workspace; its clock resumes with what was left (at least
 // RestartGrace). A running or paused sandbox is answered as it is.
 func (m *Manager) StartSandbox(ctx context.Context, id string) (Sandbox, error) {
+	leave, err := m.enter("start", id)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	e, err := m.lockEntry(id)
 	if err != nil {
 		return nil, err
