@@ -4,14 +4,17 @@ package process
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -75,7 +78,40 @@ func initExeMemfd() (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("seal sandbox init memfd: %w", err)
 	}
+	if err := probeInitExe(f); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return f, nil
+}
+
+// initExeProbeOut is what the small init says when started by hand
+// (sbinit/initmain), as the probe starts it.
+const initExeProbeOut = "started by the process tier, not by hand"
+
+// probeInitExe runs the init in f once by hand: it must start and say it
+// is the sandbox init (exit status 2). A host that will not execute a
+// memfd (vm.memfd_noexec, an LSM policy), an init for another CPU level,
+// or a corrupt one fails here, once, and the tier re-executes the daemon
+// binary instead of failing every create.
+func probeInitExe(f *os.File) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/proc/self/fd/3")
+	cmd.Args = []string{"agentcloud-sandbox-init-probe"}
+	cmd.Env = []string{}
+	cmd.ExtraFiles = []*os.File{f}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 2 && strings.Contains(out.String(), initExeProbeOut) {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("exit status 0")
+	}
+	return fmt.Errorf("embedded sandbox init does not run here (%w): %.200q", err, out.String())
 }
 
 // embeddedInitSum is the record written beside the embedded init (its

@@ -191,3 +191,50 @@ func TestSpawnerWithoutSmallInit(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// memfdOf returns data in a memfd made with flags (the test closes it).
+func memfdOf(t *testing.T, data []byte, flags int) *os.File {
+	t.Helper()
+	fd, err := unix.MemfdCreate("probe-test", unix.MFD_CLOEXEC|flags)
+	if err != nil {
+		t.Skipf("memfd_create: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), "probe-test")
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestProbeInitExeClass: the embedded init is run once by hand before the
+// spawner uses it; one this host will not execute (a memfd sealed
+// against exec, as vm.memfd_noexec makes every memfd), one that is another
+// program, or one that cannot start is refused there, so the tier falls
+// back to re-executing the daemon instead of failing every create.
+func TestProbeInitExeClass(t *testing.T) {
+	data, err := initExe.ReadFile(initExeName)
+	if err != nil {
+		t.Skipf("no embedded init: %v", err)
+	}
+	if err := probeInitExe(memfdOf(t, data, unix.MFD_EXEC)); err != nil {
+		t.Fatalf("the embedded init: %v", err)
+	}
+	if err := probeInitExe(memfdOf(t, data, unix.MFD_NOEXEC_SEAL)); err == nil {
+		t.Fatal("a memfd sealed against exec passed the probe")
+	}
+	trueBin, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probeInitExe(memfdOf(t, trueBin, unix.MFD_EXEC)); err == nil {
+		t.Fatal("another program (exit 0) passed the probe")
+	}
+	script := []byte("#!/bin/sh\nexit 2\n")
+	if err := probeInitExe(memfdOf(t, script, unix.MFD_EXEC)); err == nil {
+		t.Fatal("a program exiting 2 without the init's message passed the probe")
+	}
+	if err := probeInitExe(memfdOf(t, data[:len(data)/2], unix.MFD_EXEC)); err == nil {
+		t.Fatal("a truncated init passed the probe")
+	}
+}

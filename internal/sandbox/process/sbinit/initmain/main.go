@@ -21,6 +21,8 @@ import (
 
 func main() {
 	sbinit.MaybeRun()
+	// The daemon probes the init this way once (process/initexe.go,
+	// probeInitExe): keep the message and the exit status.
 	fmt.Fprintln(os.Stderr, "the agentcloud sandbox init is started by the process tier, not by hand")
 	os.Exit(2)
 }
