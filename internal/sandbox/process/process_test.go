@@ -48,6 +48,24 @@ func BenchmarkHostExecPython(b *testing.B) { sandboxtest.BenchHostExec(b) }
 func BenchmarkCreate(b *testing.B)         { sandboxtest.BenchCreate(b, newTestTier(b)) }
 func BenchmarkExecPython(b *testing.B)     { sandboxtest.BenchExec(b, newTestTier(b)) }
 func BenchmarkPoolClaim(b *testing.B)      { sandboxtest.BenchPoolClaim(b, newTestTier(b), 4) }
+
+// BenchmarkPrepare measures a cold prepare (spawner clone, init start-up,
+// root set-up) for a pool, its discard outside the timer: the part to
+// profile for the cold burst and the pool's refill (docs/PERFORMANCE.md).
+func BenchmarkPrepare(b *testing.B) {
+	tier := newTestTier(b)
+	ctx := sandbox.ForPool(b.Context())
+	for b.Loop() {
+		pr, err := tier.Prepare(ctx, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		_ = pr.Discard()
+		b.StartTimer()
+	}
+}
+
 func BenchmarkPoolCreateExecPython(b *testing.B) {
 	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 4)
 }
