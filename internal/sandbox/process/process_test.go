@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -164,3 +165,50 @@ func TestInitOOMKilledClass(t *testing.T) {
 }
 
 func TestTerminalClass(t *testing.T) { sandboxtest.TerminalClass(t, newTestTier(t)) }
+
+// BenchmarkPoolLoop is the bench's create → first python3 → delete loop
+// on a Manager with the daemon's default pool (two sandboxes, two
+// preparers): create + first python3 p50/p90, and the create alone
+// (claim and activation; a claim that waits for a refill shows here).
+func BenchmarkPoolLoop(b *testing.B) {
+	tier := newTestTier(b)
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier},
+		Pools: []sandbox.PoolConfig{{Tier: sandbox.TierProcess, Size: 2, Refill: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if ready, size := m.PoolReady(sandbox.TierProcess, ""); ready == size || time.Now().After(deadline) {
+			break
+		}
+	}
+	ctx := context.Background()
+	var loop, create []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		sb, err := m.Create(ctx, "", sandbox.Spec{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		create = append(create, time.Since(t0))
+		if code, err := sb.Exec(ctx, sandbox.ExecSpec{Cmd: "/usr/bin/python3", Args: []string{"-c", "print(1)"}}, nil, nil); err != nil || code != 0 {
+			b.Fatalf("code=%d err=%v", code, err)
+		}
+		loop = append(loop, time.Since(t0))
+		if err := m.Delete(ctx, sb.ID()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, l := range []struct {
+		name string
+		d    []time.Duration
+	}{{"loop", loop}, {"create", create}} {
+		slices.Sort(l.d)
+		b.ReportMetric(float64(l.d[len(l.d)/2].Microseconds())/1000, l.name+"-p50-ms")
+		b.ReportMetric(float64(l.d[len(l.d)*9/10].Microseconds())/1000, l.name+"-p90-ms")
+	}
+}
