@@ -237,7 +237,7 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 // check of the calling thread, whose credentials every other thread of
 // init copied at its creation. Otherwise it drops both with
 // syscall.AllThreadsSyscall, which signals each of init's threads
-// (prestartThreads) and waits for it: two such calls were ~10 % of a
+// (prestartThreads) and waits for it: two such calls were about a tenth of a
 // cold prepare's CPU, and three of them (with activation's setresuid)
 // most of a pooled sandbox's activation (docs/PERFORMANCE.md). Init keeps
 // uid 0 and its capabilities until activation, so it still mounts the
