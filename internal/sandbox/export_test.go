@@ -17,3 +17,11 @@ func SetRefillDelay(d time.Duration) func() {
 	refillDelay = d
 	return func() { refillDelay = old }
 }
+
+// SetPoolClock sets the pools' clock of claim intervals and returns the
+// restore function.
+func SetPoolClock(now func() time.Time) func() {
+	old := poolNow
+	poolNow = now
+	return func() { poolNow = old }
+}

@@ -34,11 +34,15 @@ type pool struct {
 	ready  chan Prepared // capacity size
 	wake   chan struct{} // capacity refill: one token per preparer
 
-	mu       sync.Mutex    // guards inflight, waiters, failed, typical
+	mu       sync.Mutex    // guards inflight, waiters, failed, typical, lastClaim, interval
 	inflight int           // prepares under way
 	waiters  int           // creates waiting for one of them (claim)
 	failed   chan struct{} // closed, and replaced, when a prepare fails
 	typical  time.Duration // moving average of the successful prepares
+	// lastClaim is when the latest claim began; interval is the time
+	// between it and the one before (0: fewer than two claims so far).
+	lastClaim time.Time
+	interval  time.Duration
 
 	delayed atomic.Bool // a nudge is due after refillDelay (nudgeSoon)
 }
@@ -64,6 +68,7 @@ var claimWaitMin = time.Second
 // prepare (at least claimWaitMin) and ends when that prepare fails, when
 // ctx ends or the Manager stops; nil means prepare a cold one.
 func (p *pool) claim(ctx context.Context, stop <-chan struct{}) Prepared {
+	p.claimed()
 	if pr := p.take(); pr != nil {
 		return pr
 	}
@@ -92,6 +97,21 @@ func (p *pool) claim(ctx context.Context, stop <-chan struct{}) Prepared {
 		return nil // Close drains ready: a take here could escape it
 	}
 	return p.take()
+}
+
+// poolNow is the pools' clock for claim intervals (nudgeSoon); tests
+// replace it.
+var poolNow = time.Now
+
+// claimed records that a claim begins now (nudgeSoon's pace).
+func (p *pool) claimed() {
+	now := poolNow()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.lastClaim.IsZero() {
+		p.interval = max(now.Sub(p.lastClaim), 1) // claims in the same instant are still a pace
+	}
+	p.lastClaim = now
 }
 
 // prepared records a successful prepare's time d (claim's bound).
@@ -150,13 +170,16 @@ func (p *pool) take() Prepared {
 // init, its cgroup) made a first python3 10 ms slower on the 2-core box,
 // even at the lowest CPU weight (docs/PERFORMANCE.md). A pool a claim
 // left empty refills at once: the next create would prepare a cold one.
+// So does a pool a claim left with its last sandbox when claims come
+// faster than refillDelay (refillNow).
 var refillDelay = 200 * time.Millisecond
 
-// nudgeSoon wakes the pool's preparers after a claim: at once when the
-// pool is empty, after refillDelay otherwise (unless the Manager stops).
+// nudgeSoon wakes the pool's preparers after a claim: at once when
+// refillNow says so, after refillDelay otherwise (unless the Manager
+// stops).
 func (p *pool) nudgeSoon(stop <-chan struct{}) {
 	d := refillDelay
-	if len(p.ready) == 0 || d <= 0 {
+	if p.refillNow(d) {
 		p.nudge()
 		return
 	}
@@ -173,6 +196,28 @@ func (p *pool) nudgeSoon(stop <-chan struct{}) {
 		p.delayed.Store(false)
 		p.nudge()
 	}()
+}
+
+// refillNow reports whether a claim's refill should start at once rather
+// than after delay d: when the pool is empty (the next create would wait
+// for a prepare), and when one sandbox is left while claims come less
+// than d apart. Such a claimer (a create → exec → delete loop) takes the
+// last one before a delayed refill would start, and that claim, emptying
+// the pool, starts the refill at once beside its own first command: the
+// delay spares no command a refill beside it, it only makes the refill
+// late, so that every other claim of the loop waited for a prepare under
+// way. With several ready the delay is kept (a burst drains a large pool
+// at a fast pace, and its refills would compete with it).
+func (p *pool) refillNow(d time.Duration) bool {
+	switch n := len(p.ready); {
+	case n == 0 || d <= 0:
+		return true
+	case n > 1:
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.interval > 0 && p.interval < d
 }
 
 // nudge wakes the pool's preparers.

@@ -332,3 +332,79 @@ func (t *poolCountTier) Prepare(ctx context.Context, tmpl string) (sandbox.Prepa
 	}
 	return t.fakeTier.Prepare(ctx, tmpl)
 }
+
+// TestPoolRefillKeepsUpWithLoopClass: a claim that leaves the pool's last
+// sandbox refills at once when claims come faster than the refill delay
+// (a create → exec → delete loop would otherwise take that sandbox before
+// the refill starts, empty the pool and wait for a prepare under way on
+// every other create), waits when they come slower, and waits while
+// several are ready whatever the pace; the pool never holds more than
+// its size, and no create prepares a cold sandbox.
+func TestPoolRefillKeepsUpWithLoopClass(t *testing.T) {
+	defer sandbox.SetRefillDelay(time.Hour)()
+	var clock atomic.Int64 // nanoseconds past base
+	base := time.Now()
+	defer sandbox.SetPoolClock(func() time.Time { return base.Add(time.Duration(clock.Load())) })()
+	advance := func(d time.Duration) { clock.Add(int64(d)) }
+	tier := &poolCountTier{}
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
+		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: 3, Refill: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitFull := func(prepares int32) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+			ready, size := m.PoolReady("fake", "")
+			if n := tier.pooled.Load(); n == prepares && ready == size {
+				return
+			} else if n > prepares || time.Now().After(deadline) {
+				t.Fatalf("%d pool prepares (%d ready), want %d and full", n, ready, prepares)
+			}
+		}
+	}
+	noRefill := func(prepares int32, what string) {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond) // time enough for a refill started at once
+		if n := tier.pooled.Load(); n != prepares {
+			t.Fatalf("%s: refilled at once (%d prepares, want %d)", what, n, prepares)
+		}
+	}
+	create := func(id string) {
+		t.Helper()
+		if _, err := m.Create(t.Context(), id, sandbox.Spec{Tier: "fake"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFull(3)
+	create("a") // the first claim: no pace known, two left
+	noRefill(3, "first claim")
+	advance(time.Millisecond)
+	create("b") // fast, but two were ready before it: one is left now
+	waitFull(5) // refilled at once, to full (the old code waited an hour)
+	advance(time.Millisecond)
+	create("c") // fast, two left: several ready, the delay is kept
+	noRefill(5, "fast claim leaving two")
+	advance(2 * time.Hour)
+	create("d") // slow pace, one left: the delay is kept
+	noRefill(5, "slow claim leaving one")
+	advance(time.Millisecond)
+	create("e") // empties the pool: at once, whatever the pace
+	waitFull(8)
+	// Loop pace from a full pool: each claim leaving one refills at once,
+	// and only to full (waitFull fails on a prepare too many).
+	for i := range 4 {
+		advance(time.Millisecond)
+		create(fmt.Sprintf("loop-%d-x", i)) // leaves two
+		advance(time.Millisecond)
+		create(fmt.Sprintf("loop-%d-y", i)) // leaves one: refill
+		waitFull(8 + 2*int32(i+1))
+	}
+	if c := tier.cold.Load(); c != 0 {
+		t.Errorf("%d cold prepares, want every create from the pool", c)
+	}
+}

@@ -100,3 +100,35 @@ func TestInitCredentialsClass(t *testing.T) {
 		t.Errorf("id in the sandbox: %q, want uid, gid and groups %v", out.String(), want)
 	}
 }
+
+// TestInitStartsWithSandboxGID: the spawner starts an init with no
+// supplementary groups and the sandbox user's gids (uid 0 of its
+// namespace still), so that its setup has no credentials to change on
+// every thread (sbinit's dropGroups only checks them then). Before, init
+// started with gid 0 of its namespace and this test failed.
+func TestInitStartsWithSandboxGID(t *testing.T) {
+	tier := newTestTier(t)
+	cg, err := tier.cg.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tier.startInit(t.Context(), cg)
+	if err != nil {
+		tier.release(cg)
+		t.Fatal(err)
+	}
+	defer b.destroy()
+	base := b.hostUID - sandbox.SandboxUID
+	gid, root := strconv.Itoa(b.hostGID), strconv.Itoa(base)
+	for i, th := range threadCreds(t, b.pid) {
+		if want := strings.Repeat(gid+" ", 3) + gid; th["Gid"] != want {
+			t.Errorf("new init thread %d: Gid %q, want %q", i, th["Gid"], want)
+		}
+		if th["Groups"] != "" {
+			t.Errorf("new init thread %d: Groups %q, want none", i, th["Groups"])
+		}
+		if want := strings.Repeat(root+" ", 3) + root; th["Uid"] != want {
+			t.Errorf("new init thread %d: Uid %q, want %q", i, th["Uid"], want)
+		}
+	}
+}

@@ -238,3 +238,25 @@ func TestProbeInitExeClass(t *testing.T) {
 		t.Fatal("a truncated init passed the probe")
 	}
 }
+
+// TestSpawnerIsSmallInit: the spawner, which forks once per sandbox, is
+// the small init's memfd too, not a copy of this (much larger) binary.
+func TestSpawnerIsSmallInit(t *testing.T) {
+	tier := newTestTier(t)
+	pr, err := tier.Prepare(t.Context(), sandbox.TemplateHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Discard()
+	sp, err := tier.spawn.running()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(sp.cmd.Process.Pid) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(exe, "/memfd:agentcloud-sandbox-init") {
+		t.Fatalf("spawner runs %q, want the embedded small init's memfd", exe)
+	}
+}

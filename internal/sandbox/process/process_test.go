@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,24 @@ func BenchmarkHostExecPython(b *testing.B) { sandboxtest.BenchHostExec(b) }
 func BenchmarkCreate(b *testing.B)         { sandboxtest.BenchCreate(b, newTestTier(b)) }
 func BenchmarkExecPython(b *testing.B)     { sandboxtest.BenchExec(b, newTestTier(b)) }
 func BenchmarkPoolClaim(b *testing.B)      { sandboxtest.BenchPoolClaim(b, newTestTier(b), 4) }
+
+// BenchmarkPrepare measures a cold prepare (spawner clone, init start-up,
+// root set-up) for a pool, its discard outside the timer: the part to
+// profile for the cold burst and the pool's refill (docs/PERFORMANCE.md).
+func BenchmarkPrepare(b *testing.B) {
+	tier := newTestTier(b)
+	ctx := sandbox.ForPool(b.Context())
+	for b.Loop() {
+		pr, err := tier.Prepare(ctx, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		_ = pr.Discard()
+		b.StartTimer()
+	}
+}
+
 func BenchmarkPoolCreateExecPython(b *testing.B) {
 	sandboxtest.BenchPoolCreateExec(b, newTestTier(b), 4)
 }
@@ -146,3 +165,56 @@ func TestInitOOMKilledClass(t *testing.T) {
 }
 
 func TestTerminalClass(t *testing.T) { sandboxtest.TerminalClass(t, newTestTier(t)) }
+
+// BenchmarkPoolLoop is the bench's create → first python3 → delete loop
+// on a Manager with the daemon's default pool (two sandboxes, two
+// preparers): create + first command p50/p90, and the create alone
+// (claim and activation; a claim that waits for a refill shows here).
+// Sub-benchmark true runs /bin/true instead of python3: a faster loop.
+func BenchmarkPoolLoop(b *testing.B) {
+	b.Run("python3", func(b *testing.B) { benchPoolLoop(b, "/usr/bin/python3", "-c", "print(1)") })
+	b.Run("true", func(b *testing.B) { benchPoolLoop(b, "/bin/true") })
+}
+
+func benchPoolLoop(b *testing.B, cmd string, args ...string) {
+	tier := newTestTier(b)
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier},
+		Pools: []sandbox.PoolConfig{{Tier: sandbox.TierProcess, Size: 2, Refill: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if ready, size := m.PoolReady(sandbox.TierProcess, ""); ready == size || time.Now().After(deadline) {
+			break
+		}
+	}
+	ctx := context.Background()
+	var loop, create []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		sb, err := m.Create(ctx, "", sandbox.Spec{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		create = append(create, time.Since(t0))
+		if code, err := sb.Exec(ctx, sandbox.ExecSpec{Cmd: cmd, Args: args}, nil, nil); err != nil || code != 0 {
+			b.Fatalf("code=%d err=%v", code, err)
+		}
+		loop = append(loop, time.Since(t0))
+		if err := m.Delete(ctx, sb.ID()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, l := range []struct {
+		name string
+		d    []time.Duration
+	}{{"loop", loop}, {"create", create}} {
+		slices.Sort(l.d)
+		b.ReportMetric(float64(l.d[len(l.d)/2].Microseconds())/1000, l.name+"-p50-ms")
+		b.ReportMetric(float64(l.d[len(l.d)*9/10].Microseconds())/1000, l.name+"-p90-ms")
+	}
+}

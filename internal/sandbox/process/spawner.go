@@ -114,6 +114,14 @@ func (s *spawner) running() (*spawnerProc, error) {
 	}
 	defer child.Close()
 	cmd := exec.Command("/proc/self/exe")
+	if s.initExeFile() != nil {
+		// The small init is a spawner too (package sbinit alone), and a
+		// fork of it costs less than a fork of this binary: the spawner
+		// forks once per sandbox (a copy of its page tables, copy-on-write
+		// faults on both sides, the copy torn down again at exec).
+		// Executed as the fd it gets below, like the inits it starts.
+		cmd = exec.Command("/proc/self/fd/4")
+	}
 	cmd.Args = []string{"agentcloud-sandbox-spawner"}
 	cmd.Env = append([]string{sbinit.SpawnerEnv + "=1", "GOMAXPROCS=1"}, sbinit.RaceEnv()...)
 	cmd.ExtraFiles = []*os.File{child}

@@ -231,15 +231,26 @@ func (st *initState) activate(cfg *ActivateConfig, files []*os.File) error {
 	return <-ready
 }
 
-// dropGroups empties init's supplementary groups and makes its gids the
-// sandbox user's, at setup, while the sandbox waits in the pool: both are
+// dropGroups makes sure that init has no supplementary groups and the
+// sandbox user's gids at setup, while the sandbox waits in the pool.
+// The spawner starts init so (startInit's Credential), and then this is a
+// check of the calling thread, whose credentials every other thread of
+// init copied at its creation. Otherwise it drops both with
 // syscall.AllThreadsSyscall, which signals each of init's threads
-// (prestartThreads) and waits for it, and three of them (with activation's
-// setresuid) were most of a pooled sandbox's activation CPU
-// (docs/PERFORMANCE.md). Init keeps uid 0 and its capabilities until
-// activation, so it still mounts the writable dirs then, and it chowns
-// what it makes for the sandbox to SandboxUID:SandboxGID explicitly.
+// (prestartThreads) and waits for it: two such calls were about a tenth of a
+// cold prepare's CPU, and three of them (with activation's setresuid)
+// most of a pooled sandbox's activation (docs/PERFORMANCE.md). Init keeps
+// uid 0 and its capabilities until activation, so it still mounts the
+// writable dirs then, and it chowns what it makes for the sandbox to
+// SandboxUID:SandboxGID explicitly.
 func dropGroups() error {
+	groups, err := unix.Getgroups()
+	if err != nil {
+		return fmt.Errorf("getgroups: %w", err)
+	}
+	if r, e, s := unix.Getresgid(); len(groups) == 0 && r == SandboxGID && e == SandboxGID && s == SandboxGID {
+		return nil
+	}
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}

@@ -136,8 +136,11 @@ func startInit(base int, files []*os.File) (int, error) {
 			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: UIDRange}},
 			GidMappingsEnableSetgroups: true,
 			// Root of the new user namespace before exec, so init starts
-			// with the namespace's full capability set.
-			Credential: &syscall.Credential{Uid: 0, Gid: 0},
+			// with the namespace's full capability set; with no
+			// supplementary groups and the sandbox user's gids already
+			// (set here, in the single-threaded child, rather than by
+			// init's setup for every one of its threads: dropGroups).
+			Credential: &syscall.Credential{Uid: 0, Gid: SandboxGID},
 			Setsid:     true,
 		},
 	})
