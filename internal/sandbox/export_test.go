@@ -25,3 +25,16 @@ func SetPoolClock(now func() time.Time) func() {
 	poolNow = now
 	return func() { poolNow = old }
 }
+
+// PoolAtRest reports whether the pool of tier (host template) is full
+// with every preparer asleep, waiting for a nudge.
+func (m *Manager) PoolAtRest(tier string) bool {
+	p, ok := m.pools[poolKey{tier, TemplateHost}]
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	inflight := p.inflight
+	p.mu.Unlock()
+	return inflight == 0 && len(p.ready) == p.size && int(p.asleep.Load()) == p.refill && len(p.wake) == 0
+}

@@ -45,6 +45,9 @@ type pool struct {
 	interval  time.Duration
 
 	delayed atomic.Bool // a nudge is due after refillDelay (nudgeSoon)
+	// asleep counts the preparers waiting for a nudge (tests wait for a
+	// pool at rest on it).
+	asleep atomic.Int32
 }
 
 func newPool(k poolKey, size, refill int) *pool {
@@ -290,9 +293,12 @@ func (m *Manager) prepareLoop(p *pool) {
 				return
 			}
 		}
+		p.asleep.Add(1)
 		select {
 		case <-p.wake:
+			p.asleep.Add(-1)
 		case <-m.stop:
+			p.asleep.Add(-1)
 			return
 		}
 	}

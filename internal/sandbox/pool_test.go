@@ -348,7 +348,7 @@ func TestPoolRefillKeepsUpWithLoopClass(t *testing.T) {
 	advance := func(d time.Duration) { clock.Add(int64(d)) }
 	tier := &poolCountTier{}
 	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
-		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: 3, Refill: 2}}})
+		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: 3, Refill: 1}}}) // one preparer: "at rest" is exact
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,8 +359,8 @@ func TestPoolRefillKeepsUpWithLoopClass(t *testing.T) {
 	waitFull := func(prepares int32) {
 		t.Helper()
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
-			ready, size := m.PoolReady("fake", "")
-			if n := tier.pooled.Load(); n == prepares && ready == size {
+			ready, _ := m.PoolReady("fake", "")
+			if n := tier.pooled.Load(); n == prepares && m.PoolAtRest("fake") {
 				return
 			} else if n > prepares || time.Now().After(deadline) {
 				t.Fatalf("%d pool prepares (%d ready), want %d and full", n, ready, prepares)
