@@ -208,10 +208,8 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 		req.Sink = gate
 	}
 	h.ctx = ctx
-	cctx, cancel := m.limitCtx(ctx, s.ver, h)
-	resp, err = s.iso.Fetch(cctx, req, h)
-	cause := context.Cause(cctx)
-	cancel()
+	resp, err = s.iso.Fetch(m.limitCtx(ctx, s.ver, h), req, h)
+	cause := h.endCall()
 	if gate != nil && gate.err != nil {
 		return isolate.Response{}, gate.err
 	}
@@ -261,29 +259,35 @@ var testAfterArm func()
 
 // limitCtx bounds a call by the version's wall time and by CPU time, where
 // CPU time is the call's thread's CPU time less time spent in host calls
-// (state, fetch); see cpuWatch.
-func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (context.Context, context.CancelFunc) {
+// (state, fetch); see cpuWatch. The context returned is h's (callCtx); the
+// caller must end the call with h.endCall, on the same goroutine.
+func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) context.Context {
 	wall := v.wall
 	if wall <= 0 {
 		wall = 30 * time.Second
 	}
-	// One cancel context; the session's watch ends it at either limit
-	// (cpuwatch.go), so a call needs no deadline context and timer.
-	cctx, cancel := context.WithCancelCause(ctx)
+	// One context, the host's; the session's watch ends it at either
+	// limit (cpuwatch.go), so a call needs no deadline context and timer.
+	h.lim.start(ctx)
 	w := &h.s.cpu
 	if !w.claim() {
 		w = &cpuWatch{}
 		w.busy.Store(true)
 	}
 	h.cpu = w
-	w.arm(wall, v.cpu, h, cancel)
+	w.arm(wall, v.cpu, h, nil)
 	if testAfterArm != nil {
 		testAfterArm()
 	}
-	return cctx, func() {
-		w.disarm()
-		cancel(nil)
-	}
+	return &h.lim
+}
+
+// endCall ends a call limitCtx started: it disarms the watch, ends the
+// call's context and returns why the call was stopped (errWall, errCPU,
+// the parent's cause), or nil when it was not.
+func (h *callHost) endCall() (cause error) {
+	h.cpu.disarm()
+	return h.lim.finish()
 }
 
 // callFailed maps an isolate error to a problem, drops a dead isolate

@@ -43,6 +43,8 @@ type callHost struct {
 	// cpu is the watch of the call's limits (limitCtx), told of the
 	// guest's yields; nil outside a limited call.
 	cpu *cpuWatch
+	// lim is the call's context, which the watch ends (callctx.go).
+	lim callCtx
 	// storeDown is set when a state read found the store unable to answer
 	// (storeUnavailable): the request then fails as 503, not as the
 	// agent's error, whatever the agent made of the exception.
