@@ -232,7 +232,7 @@ func (m *Manager) runAlarm(ctx context.Context, k sessKey, at time.Time) error {
 		return nil // deleted or moved later meanwhile
 	}
 	h := &callHost{m: m, s: s, ctx: ctx}
-	err = s.iso.Alarm(m.limitCtx(ctx, s.ver, h), h)
+	err = s.iso.Alarm(m.limitCtx(ctx, false, s.ver, h), h)
 	cause := h.endCall()
 	if err != nil {
 		return m.callFailed(s, err, cause)

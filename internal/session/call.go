@@ -199,6 +199,7 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	f := &callFrame{host: callHost{m: m, s: s}} // one allocation for both
 	h := &f.host
 	var gate *gatedSink
+	parent := ctx
 	if req.Sink != nil {
 		// A streamed call is not interrupted when its client goes away:
 		// the sink says so and the stream is canceled (stream.go).
@@ -208,7 +209,7 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 		req.Sink = gate
 	}
 	h.ctx = ctx
-	resp, err = s.iso.Fetch(m.limitCtx(ctx, s.ver, h), req, h)
+	resp, err = s.iso.Fetch(m.limitCtx(parent, gate != nil, s.ver, h), req, h)
 	cause := h.endCall()
 	if gate != nil && gate.err != nil {
 		return isolate.Response{}, gate.err
@@ -259,16 +260,17 @@ var testAfterArm func()
 
 // limitCtx bounds a call by the version's wall time and by CPU time, where
 // CPU time is the call's thread's CPU time less time spent in host calls
-// (state, fetch); see cpuWatch. The context returned is h's (callCtx); the
+// (state, fetch); see cpuWatch. The context returned is h's (callCtx), with
+// ctx's values; detached, ctx's end does not end it (a streamed call). The
 // caller must end the call with h.endCall, on the same goroutine.
-func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) context.Context {
+func (m *Manager) limitCtx(ctx context.Context, detached bool, v *version, h *callHost) context.Context {
 	wall := v.wall
 	if wall <= 0 {
 		wall = 30 * time.Second
 	}
 	// One context, the host's; the session's watch ends it at either
 	// limit (cpuwatch.go), so a call needs no deadline context and timer.
-	h.lim.start(ctx)
+	h.lim.start(ctx, detached)
 	w := &h.s.cpu
 	if !w.claim() {
 		w = &cpuWatch{}

@@ -24,7 +24,8 @@ import (
 // ended and cause says why (errWall, errCPU, the parent's cause, or nil
 // when the call ended normally).
 type callCtx struct {
-	parent context.Context
+	parent   context.Context
+	detached bool // parent's values only (start)
 
 	mu     sync.Mutex
 	done   chan struct{} // made by the first Done; closed when ended
@@ -45,10 +46,15 @@ var closedDone = func() chan struct{} {
 }()
 
 // start makes c the context of a new call under parent. c must be unused
-// (a fresh callHost's).
-func (c *callCtx) start(parent context.Context) {
-	c.parent = parent
-	if parent.Done() == nil {
+// (a fresh callHost's). A detached call (a streamed one) has parent's
+// values but neither its end nor its deadline, as under
+// context.WithoutCancel(parent); c does that itself because a lookup that
+// reaches a WithoutCancel context from a context type outside the context
+// package allocates (its Value method boxes it), and the engine looks up
+// values at every call into the guest.
+func (c *callCtx) start(parent context.Context, detached bool) {
+	c.parent, c.detached = parent, detached
+	if detached || parent.Done() == nil {
 		return
 	}
 	if parent.Err() != nil {
@@ -104,7 +110,12 @@ func (c *callCtx) finish() (cause error) {
 
 // Deadline implements context.Context: the parent's (the wall-time limit
 // is the watch's, not a deadline).
-func (c *callCtx) Deadline() (time.Time, bool) { return c.parent.Deadline() }
+func (c *callCtx) Deadline() (time.Time, bool) {
+	if c.detached {
+		return time.Time{}, false
+	}
+	return c.parent.Deadline()
+}
 
 // Done implements context.Context.
 func (c *callCtx) Done() <-chan struct{} {

@@ -26,7 +26,7 @@ func TestCallContextClass(t *testing.T) {
 
 	// Over: done, context.Canceled, no cause; a late Done is closed too.
 	h := &callHost{s: s}
-	ctx := m.limitCtx(context.WithoutCancel(context.Background()), v, h)
+	ctx := m.limitCtx(context.Background(), true, v, h)
 	if ctx.Err() != nil {
 		t.Fatal("a new call's context has ended")
 	}
@@ -44,7 +44,7 @@ func TestCallContextClass(t *testing.T) {
 
 	// Stopped by the watch: its cause, and Done closes for a waiter.
 	h = &callHost{s: s}
-	ctx = m.limitCtx(context.Background(), v, h)
+	ctx = m.limitCtx(context.Background(), false, v, h)
 	done := ctx.Done()
 	h.cpu.mu.Lock()
 	h.cpu.stop(errCPU)
@@ -59,14 +59,14 @@ func TestCallContextClass(t *testing.T) {
 	parentCause := errors.New("client gone")
 	pctx, pcancel := context.WithCancelCause(context.Background())
 	h = &callHost{s: s}
-	ctx = m.limitCtx(pctx, v, h)
+	ctx = m.limitCtx(pctx, false, v, h)
 	pcancel(parentCause)
 	<-ctx.Done()
 	if cause := h.endCall(); !errors.Is(cause, parentCause) {
 		t.Fatalf("cause = %v, want the parent's", cause)
 	}
 	h = &callHost{s: s}
-	ctx = m.limitCtx(pctx, v, h)
+	ctx = m.limitCtx(pctx, false, v, h)
 	if ctx.Err() == nil {
 		t.Fatal("a call under an ended parent has not ended")
 	}
@@ -79,11 +79,32 @@ func TestCallContextClass(t *testing.T) {
 		t.Fatalf("cause = %v, want the parent's", cause)
 	}
 
+	// Detached (a streamed call): the parent's values, not its end, and a
+	// value lookup through it allocates nothing (the engine looks values
+	// up at every call into the guest).
+	type key struct{}
+	dctx, dcancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	h = &callHost{s: s}
+	ctx = m.limitCtx(dctx, true, v, h)
+	dcancel()
+	if ctx.Err() != nil || ctx.Value(key{}) != "v" {
+		t.Fatalf("detached: Err %v, value %v", ctx.Err(), ctx.Value(key{}))
+	}
+	if _, ok := ctx.Deadline(); ok {
+		t.Fatal("a detached call has its parent's deadline")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = ctx.Value(struct{ k int }{}) }); n != 0 {
+		t.Fatalf("%v allocations per value lookup", n)
+	}
+	if cause := h.endCall(); cause != nil {
+		t.Fatalf("detached call stopped by its parent: %v", cause)
+	}
+
 	// An end racing the disarm: the preemption runs once, or never if the
 	// disarm won.
 	for i := range 2000 {
 		h = &callHost{s: s}
-		ctx = m.limitCtx(context.Background(), v, h)
+		ctx = m.limitCtx(context.Background(), false, v, h)
 		n := ctx.(isolate.StopNotifier)
 		var fired atomic.Int32
 		n.NotifyStop(func() { fired.Add(1) })
@@ -99,11 +120,12 @@ func TestCallContextClass(t *testing.T) {
 
 	// A streamed call's limits allocate nothing (the watch's timer is
 	// made once per session).
-	parent := context.WithoutCancel(context.Background())
+	parent, stop := context.WithCancel(context.Background())
+	defer stop()
 	h = &callHost{s: s}
 	if n := testing.AllocsPerRun(200, func() {
 		h.lim = callCtx{}
-		_ = m.limitCtx(parent, v, h)
+		_ = m.limitCtx(parent, true, v, h)
 		h.endCall()
 	}); n != 0 {
 		t.Fatalf("%v allocations per call for the call's limits", n)

@@ -338,7 +338,7 @@ func (m *Manager) socketEvent(ctx context.Context, k sessKey, ev isolate.SocketE
 		return false, fmt.Errorf("session %s/%s: this agent kind takes no WebSockets", k.agent, k.id)
 	}
 	h := &callHost{m: m, s: s, ctx: ctx}
-	known, err = se.SocketEvent(m.limitCtx(ctx, s.ver, h), ev, h)
+	known, err = se.SocketEvent(m.limitCtx(ctx, false, s.ver, h), ev, h)
 	cause := h.endCall()
 	if err != nil {
 		return false, m.callFailed(s, err, cause)
