@@ -166,7 +166,7 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, storeUnavailable(err)
 	}
 	resp, err = m.run(ctx, agent, id, req)
-	if ferr := m.b.Flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
+	if ferr := m.b.Flow.Leave(detach(ctx), agent, id); ferr != nil {
 		return isolate.Response{}, storeUnavailable(ferr)
 	}
 	return resp, storeUnavailable(err)
@@ -203,7 +203,7 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	if req.Sink != nil {
 		// A streamed call is not interrupted when its client goes away:
 		// the sink says so and the stream is canceled (stream.go).
-		ctx = context.WithoutCancel(ctx)
+		ctx = detach(ctx)
 		f.gate = gatedSink{BodySink: req.Sink, h: h}
 		gate = &f.gate
 		req.Sink = gate

@@ -157,3 +157,21 @@ func (c *callCtx) StopNotify() bool {
 	c.notify = nil
 	return armed
 }
+
+// detached is context.WithoutCancel(ctx) without its allocation on every
+// value lookup: context's own type has a value receiver, so its Value boxes
+// it again whenever it is called directly (as PrincipalFrom and the
+// security Flow do on each call), where detached passes the lookup on.
+type detached struct{ context.Context }
+
+// detach returns ctx's values without its end or deadline.
+func detach(ctx context.Context) context.Context { return detached{ctx} }
+
+// Deadline implements context.Context: none.
+func (detached) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done implements context.Context: never.
+func (detached) Done() <-chan struct{} { return nil }
+
+// Err implements context.Context: never.
+func (detached) Err() error { return nil }

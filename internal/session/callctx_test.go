@@ -160,3 +160,27 @@ export default {
 		t.Fatalf("after the canceled call: %q", body)
 	}
 }
+
+// TestDetachClass: detach is context.WithoutCancel for everything a call's
+// host does with it: the parent's values, never its end or deadline (also
+// for a child derived from it), and a value lookup allocates nothing.
+func TestDetachClass(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithTimeout(context.WithValue(context.Background(), key{}, "v"), time.Hour)
+	d := detach(parent)
+	cancel()
+	if d.Err() != nil || d.Done() != nil || d.Value(key{}) != "v" {
+		t.Fatalf("detached: Err %v, Done %v, value %v", d.Err(), d.Done(), d.Value(key{}))
+	}
+	if _, ok := d.Deadline(); ok {
+		t.Fatal("detached has its parent's deadline")
+	}
+	child, stop := context.WithCancel(d)
+	defer stop()
+	if child.Err() != nil || child.Value(key{}) != "v" {
+		t.Fatalf("child of detached: Err %v, value %v", child.Err(), child.Value(key{}))
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = d.Value(struct{ k int }{}) }); n != 0 {
+		t.Fatalf("%v allocations per value lookup", n)
+	}
+}
