@@ -34,6 +34,24 @@ type reqInfo struct {
 	known     bool // principal is set
 }
 
+// reqCtx is a request's context under the router: the server's, with the
+// reqInfo as the value of requestIDKey, and the request's statusWriter
+// beside it: what context.WithValue, a reqInfo and a statusWriter made in
+// three allocations, in one.
+type reqCtx struct {
+	context.Context
+	info reqInfo
+	sw   statusWriter
+}
+
+// Value implements context.Context.
+func (c *reqCtx) Value(key any) any {
+	if k, ok := key.(ctxKey); ok && k == requestIDKey {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
 // RequestID returns the request's ID ("" outside a request).
 func RequestID(ctx context.Context) string {
 	if i, ok := ctx.Value(requestIDKey).(*reqInfo); ok {
@@ -206,11 +224,10 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		info := &reqInfo{id: id}
-		ctx := context.WithValue(r.Context(), requestIDKey, info)
+		rc := &reqCtx{Context: r.Context(), info: reqInfo{id: id}, sw: statusWriter{ResponseWriter: w}}
+		info, sw, ctx := &rc.info, &rc.sw, context.Context(rc)
 		r = r.WithContext(ctx)
-		sw := &statusWriter{ResponseWriter: w}
-		sw.Header().Set("X-Request-Id", id)
+		sw.Header()["X-Request-Id"] = []string{id} // canonical already
 		if rt.metrics != nil {
 			rt.metrics.inflight.Inc()
 		}
@@ -259,24 +276,29 @@ func (rt *Router) wrap(route string, spec Route) http.Handler {
 				return
 			}
 		}
-		run := func(w http.ResponseWriter) {
-			if err := h(w, r); err != nil {
-				if sw.status != 0 {
-					// Headers are gone; the best we can do is log.
-					rt.log.WarnContext(ctx, "error after response started", "route", route, "err", err)
-					return
-				}
-				WriteProblem(w, r, rt.log, err)
-			}
-		}
 		if coalesce && Coalescible(r) {
 			// Identical control-plane reads in flight share one answer,
 			// never across principals (coalesce.go).
-			rt.coalesce.Do(sw, r, CoalesceKey(r, coalesceWho(info)), run)
+			rt.coalesce.Do(sw, r, CoalesceKey(r, coalesceWho(info)), func(w http.ResponseWriter) {
+				rt.run(w, r, h, sw, route)
+			})
 			return
 		}
-		run(sw)
+		rt.run(sw, r, h, sw, route) // no closure for the common case
 	})
+}
+
+// run calls a route's handler, writing w a problem for its error unless sw
+// says the response has started.
+func (rt *Router) run(w http.ResponseWriter, r *http.Request, h HandlerFunc, sw *statusWriter, route string) {
+	if err := h(w, r); err != nil {
+		if sw.status != 0 {
+			// Headers are gone; the best we can do is log.
+			rt.log.WarnContext(r.Context(), "error after response started", "route", route, "err", err)
+			return
+		}
+		WriteProblem(w, r, rt.log, err)
+	}
 }
 
 // served records a served request: its span, metrics and access log.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -147,3 +148,55 @@ func series(t *testing.T, g prometheus.Gatherer, name string) int {
 	}
 	return 0
 }
+
+// TestReqCtxDerivedClass: the router's request context (one allocation for
+// the value, the request's info and its status writer) behaves as the
+// context.WithValue it replaced for what handlers derive from it: a
+// cancelable child, a WithoutCancel and a WithValue still see the request
+// ID and the principal; the client going away ends the child; the
+// server's own values (http.ServerContextKey) still reach through; the
+// X-Request-Id header is set once.
+func TestReqCtxDerivedClass(t *testing.T) {
+	rt := NewRouter(Options{Auth: headerAuth{}, Authz: allowAll{}})
+	type key struct{}
+	var seen []seenCtx
+	var childEnded, serverValue bool
+	rt.Handle(Route{Method: "GET", Path: "/v1/x/{tool}", Summary: "derives", Action: "t.read", Handler: func(w http.ResponseWriter, r *http.Request) error {
+		child, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		for _, ctx := range []context.Context{child, context.WithoutCancel(r.Context()), context.WithValue(r.Context(), key{}, 1)} {
+			p, ok := PrincipalFrom(ctx)
+			seen = append(seen, seenCtx{RequestID(ctx), p, ok})
+		}
+		serverValue = r.Context().Value(key{}) == "server"
+		parentCancel := r.Context().Value(cancelKey{}).(context.CancelFunc)
+		parentCancel()
+		<-child.Done()
+		childEnded = true
+		WriteJSON(w, 200, map[string]string{"ok": "yes"})
+		return nil
+	}})
+	base, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "server"))
+	defer cancel()
+	req, _ := http.NewRequestWithContext(context.WithValue(base, cancelKey{}, context.CancelFunc(cancel)), "GET", "/v1/x/a", nil)
+	req.Header.Set("Authorization", "Bearer good")
+	req.Header.Set("X-Caller", "alice")
+	req.Header.Set("X-Request-Id", "rid1")
+	rec := httptest.NewRecorder()
+	rt.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	want := seenCtx{"rid1", Principal{ID: "alice", Kind: "user"}, true}
+	if len(seen) != 3 || slices.ContainsFunc(seen, func(s seenCtx) bool { return s != want }) {
+		t.Fatalf("derived contexts saw %+v, want %+v each", seen, want)
+	}
+	if !childEnded || !serverValue {
+		t.Fatalf("child ended %v, server value seen %v", childEnded, serverValue)
+	}
+	if got := rec.Header().Values("X-Request-Id"); len(got) != 1 || got[0] != "rid1" {
+		t.Fatalf("X-Request-Id = %q", got)
+	}
+}
+
+type cancelKey struct{}

@@ -259,7 +259,7 @@ func (i *Isolate) enter(ctx context.Context, h Host) (cctx context.Context, done
 	if h == nil {
 		h = initHost{log: i.rt.log}
 	}
-	return context.WithValue(ctx, callKey{}, &callCtx{iso: i, host: h, ctx: ctx}), i.vm.arm(ctx)
+	return &callValue{Context: ctx, c: callCtx{iso: i, host: h, ctx: ctx}}, i.vm.arm(ctx)
 }
 
 // boot initializes QuickJS, the prelude and the agent module.

@@ -2,6 +2,7 @@ package isolate
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,5 +56,81 @@ func TestPreemptRearmClass(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { p.arm(context.Background())() }); n != 0 {
 		t.Fatalf("%v allocations arming a context that never ends", n)
+	}
+}
+
+// notifyCtx is a StopNotifier for the preempter's tests.
+type notifyCtx struct {
+	context.Context
+	mu    sync.Mutex
+	ended bool
+	f     func()
+}
+
+func (c *notifyCtx) end() {
+	c.mu.Lock()
+	c.ended = true
+	f := c.f
+	c.f = nil
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+func (c *notifyCtx) NotifyStop(f func()) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		f()
+		return
+	}
+	c.f = f
+	c.mu.Unlock()
+}
+
+func (c *notifyCtx) StopNotify() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	armed := c.f != nil
+	c.f = nil
+	return armed
+}
+
+// TestPreemptNotifierClass: a context that notifies its end itself
+// (StopNotifier) is watched without context.AfterFunc and without
+// allocations, and every way it can end leaves the preempter ready for the
+// next call, as TestPreemptRearmClass checks for other contexts: ended
+// during the call (stop raised, then lowered by disarm), racing disarm,
+// after disarm, before arm.
+func TestPreemptNotifierClass(t *testing.T) {
+	g := &fakeGlobal{}
+	p := &preempter{stop: g}
+	for i := range 3000 {
+		c := &notifyCtx{Context: context.Background()}
+		if i%4 == 3 {
+			c.end() // ended before the call armed
+		}
+		disarm := p.arm(c)
+		switch i % 4 {
+		case 0, 3:
+			if i%4 == 0 {
+				c.end()
+			}
+			if !p.fired.Load() || g.Get() != 1 {
+				t.Fatalf("call %d: an ended call was not preempted: fired %v, stop %d", i, p.fired.Load(), g.Get())
+			}
+		case 1:
+			go c.end()
+		}
+		disarm()
+		c.end()
+		if g.Get() != 0 || p.fired.Load() {
+			t.Fatalf("call %d: stop %d fired %v after disarm: the next call would be preempted", i, g.Get(), p.fired.Load())
+		}
+	}
+	c := &notifyCtx{Context: context.Background()}
+	if n := testing.AllocsPerRun(100, func() { p.arm(c)() }); n != 0 {
+		t.Fatalf("%v allocations arming a StopNotifier", n)
 	}
 }

@@ -302,9 +302,28 @@ type preempter struct {
 	// context.AfterFunc; firing is held from arm until the fire has
 	// raised stop (or is known never to run). fireFn and disarmFn are
 	// the method values, made once: a call allocates no closures.
+	// A StopNotifier context is watched through itself instead (notifier
+	// set, after nil), which allocates nothing.
 	after            func() bool
+	notifier         StopNotifier
 	firing           sync.WaitGroup
 	fireFn, disarmFn func()
+}
+
+// StopNotifier is a call context that runs a function when it ends
+// without context.AfterFunc's allocations (a watch context and a closure
+// per call). The isolates' preemption uses it when the context a call is
+// given implements it (the session package's call context does); other
+// contexts are watched with context.AfterFunc.
+type StopNotifier interface {
+	context.Context
+	// NotifyStop arranges for f to run once when the context ends; at
+	// once, on the caller's goroutine, if it has ended already. f may run
+	// on the goroutine that ends the context, and must not block.
+	NotifyStop(f func())
+	// StopNotify cancels the arrangement: true if f has not run and now
+	// never will, false if it has run or is running.
+	StopNotify() bool
 }
 
 // noDisarm is the disarm of a call that is never preempted.
@@ -313,14 +332,23 @@ func noDisarm() {}
 // arm makes ctx's end preempt the guest until the returned disarm runs.
 // Calls without a Done channel are never preempted.
 func (v *preempter) arm(ctx context.Context) (disarm func()) {
-	if v.stop == nil || ctx.Done() == nil {
+	if v.stop == nil {
+		return noDisarm
+	}
+	n, notifies := ctx.(StopNotifier)
+	if !notifies && ctx.Done() == nil {
 		return noDisarm
 	}
 	if v.fireFn == nil {
 		v.fireFn, v.disarmFn = v.fire, v.disarm
 	}
 	v.firing.Add(1)
-	v.after = context.AfterFunc(ctx, v.fireFn)
+	if notifies {
+		v.notifier = n
+		n.NotifyStop(v.fireFn)
+	} else {
+		v.after = context.AfterFunc(ctx, v.fireFn)
+	}
 	return v.disarmFn
 }
 
@@ -340,9 +368,16 @@ func (v *preempter) fire() {
 // disarm ends the armed call's watch; if the fire started, it waits for it
 // and lowers stop again for the next call.
 func (v *preempter) disarm() {
-	after := v.after
-	v.after = nil
-	if after() {
+	var stopped bool
+	if n := v.notifier; n != nil {
+		v.notifier = nil
+		stopped = n.StopNotify()
+	} else {
+		after := v.after
+		v.after = nil
+		stopped = after()
+	}
+	if stopped {
 		v.firing.Done() // the fire will never run
 		return
 	}

@@ -232,10 +232,8 @@ func (m *Manager) runAlarm(ctx context.Context, k sessKey, at time.Time) error {
 		return nil // deleted or moved later meanwhile
 	}
 	h := &callHost{m: m, s: s, ctx: ctx}
-	cctx, cancel := m.limitCtx(ctx, s.ver, h)
-	err = s.iso.Alarm(cctx, h)
-	cause := context.Cause(cctx)
-	cancel()
+	err = s.iso.Alarm(m.limitCtx(ctx, false, s.ver, h), h)
+	cause := h.endCall()
 	if err != nil {
 		return m.callFailed(s, err, cause)
 	}

@@ -166,7 +166,7 @@ func (m *Manager) Call(ctx context.Context, agent, id string, req isolate.Reques
 		return isolate.Response{}, storeUnavailable(err)
 	}
 	resp, err = m.run(ctx, agent, id, req)
-	if ferr := m.b.Flow.Leave(context.WithoutCancel(ctx), agent, id); ferr != nil {
+	if ferr := m.b.Flow.Leave(detach(ctx), agent, id); ferr != nil {
 		return isolate.Response{}, storeUnavailable(ferr)
 	}
 	return resp, storeUnavailable(err)
@@ -199,19 +199,18 @@ func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Reques
 	f := &callFrame{host: callHost{m: m, s: s}} // one allocation for both
 	h := &f.host
 	var gate *gatedSink
+	parent := ctx
 	if req.Sink != nil {
 		// A streamed call is not interrupted when its client goes away:
 		// the sink says so and the stream is canceled (stream.go).
-		ctx = context.WithoutCancel(ctx)
+		ctx = detach(ctx)
 		f.gate = gatedSink{BodySink: req.Sink, h: h}
 		gate = &f.gate
 		req.Sink = gate
 	}
 	h.ctx = ctx
-	cctx, cancel := m.limitCtx(ctx, s.ver, h)
-	resp, err = s.iso.Fetch(cctx, req, h)
-	cause := context.Cause(cctx)
-	cancel()
+	resp, err = s.iso.Fetch(m.limitCtx(parent, gate != nil, s.ver, h), req, h)
+	cause := h.endCall()
 	if gate != nil && gate.err != nil {
 		return isolate.Response{}, gate.err
 	}
@@ -261,29 +260,36 @@ var testAfterArm func()
 
 // limitCtx bounds a call by the version's wall time and by CPU time, where
 // CPU time is the call's thread's CPU time less time spent in host calls
-// (state, fetch); see cpuWatch.
-func (m *Manager) limitCtx(ctx context.Context, v *version, h *callHost) (context.Context, context.CancelFunc) {
+// (state, fetch); see cpuWatch. The context returned is h's (callCtx), with
+// ctx's values; detached, ctx's end does not end it (a streamed call). The
+// caller must end the call with h.endCall, on the same goroutine.
+func (m *Manager) limitCtx(ctx context.Context, detached bool, v *version, h *callHost) context.Context {
 	wall := v.wall
 	if wall <= 0 {
 		wall = 30 * time.Second
 	}
-	// One cancel context; the session's watch ends it at either limit
-	// (cpuwatch.go), so a call needs no deadline context and timer.
-	cctx, cancel := context.WithCancelCause(ctx)
+	// One context, the host's; the session's watch ends it at either
+	// limit (cpuwatch.go), so a call needs no deadline context and timer.
+	h.lim.start(ctx, detached)
 	w := &h.s.cpu
 	if !w.claim() {
 		w = &cpuWatch{}
 		w.busy.Store(true)
 	}
 	h.cpu = w
-	w.arm(wall, v.cpu, h, cancel)
+	w.arm(wall, v.cpu, h, nil)
 	if testAfterArm != nil {
 		testAfterArm()
 	}
-	return cctx, func() {
-		w.disarm()
-		cancel(nil)
-	}
+	return &h.lim
+}
+
+// endCall ends a call limitCtx started: it disarms the watch, ends the
+// call's context and returns why the call was stopped (errWall, errCPU,
+// the parent's cause), or nil when it was not.
+func (h *callHost) endCall() (cause error) {
+	h.cpu.disarm()
+	return h.lim.finish()
 }
 
 // callFailed maps an isolate error to a problem, drops a dead isolate

@@ -48,7 +48,7 @@ type cpuWatch struct {
 	host0   time.Duration // the host time from arm to the first yield
 	wallCPU bool          // the clock could not be read: wall time stands for CPU time
 	h       *callHost
-	cancel  context.CancelCauseFunc
+	cancel  context.CancelCauseFunc // nil: end h's call context (h.lim)
 }
 
 // claim takes w for one call; false when another call holds it (the
@@ -57,7 +57,7 @@ func (w *cpuWatch) claim() bool { return w.busy.CompareAndSwap(false, true) }
 
 // arm starts watching a call that may take wall of wall time and, if cpu
 // is positive and below wall, cpu of CPU time; cancel ends the call with
-// errWall or errCPU. With a CPU limit it locks the calling goroutine to its
+// errWall or errCPU (nil: h.lim is ended, as for every session call). With a CPU limit it locks the calling goroutine to its
 // thread until disarm, which the same goroutine must call; the guest's
 // yields (callHost.Yield) must come from that goroutine too.
 func (w *cpuWatch) arm(wall, cpu time.Duration, h *callHost, cancel context.CancelCauseFunc) {
@@ -107,8 +107,17 @@ func (w *cpuWatch) yield(h *callHost) {
 		return // CPU time cannot be over yet
 	}
 	if w.cpuUsed(elapsed) >= w.cpu {
-		w.cancel(errCPU)
+		w.stop(errCPU)
 	}
+}
+
+// stop ends the current call with cause. w.mu must be held.
+func (w *cpuWatch) stop(cause error) {
+	if w.cancel != nil {
+		w.cancel(cause)
+		return
+	}
+	w.h.lim.cancel(cause)
 }
 
 // cpuUsed is the current call's CPU time since its first yield, or its
@@ -135,7 +144,7 @@ func (w *cpuWatch) check() {
 	}
 	elapsed := time.Since(w.start)
 	if elapsed >= w.wall {
-		w.cancel(errWall)
+		w.stop(errWall)
 		return
 	}
 	next := w.wall - elapsed
@@ -148,7 +157,7 @@ func (w *cpuWatch) check() {
 	default:
 		used := w.cpuUsed(elapsed)
 		if used >= w.cpu {
-			w.cancel(errCPU)
+			w.stop(errCPU)
 			return
 		}
 		next = min(next, w.cpu-used)

@@ -43,6 +43,8 @@ type callHost struct {
 	// cpu is the watch of the call's limits (limitCtx), told of the
 	// guest's yields; nil outside a limited call.
 	cpu *cpuWatch
+	// lim is the call's context, which the watch ends (callctx.go).
+	lim callCtx
 	// storeDown is set when a state read found the store unable to answer
 	// (storeUnavailable): the request then fails as 503, not as the
 	// agent's error, whatever the agent made of the exception.
@@ -360,6 +362,7 @@ func (h *callHost) commitWrites(ctx context.Context) error {
 			return commitTooLarge(len(b), limit)
 		}
 		tkey := store.Key(h.s.key.agent, h.s.key.id)
+		h.m.txnIdx.mark(tkey) // before the record exists (txnindex.go)
 		if err := putFenced(ctx, h.m.txns, h.s.txnsFence(), tkey, b); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
@@ -371,6 +374,8 @@ func (h *callHost) commitWrites(ctx context.Context) error {
 		if err == nil {
 			if err = deleteFenced(ctx, h.m.txns, h.s.txnsFence(), tkey); err != nil {
 				err = fmt.Errorf("commit cleanup: %w", err)
+			} else {
+				h.m.txnIdx.unmark(tkey)
 			}
 		}
 		if err = h.m.lostAfterCommit(h.s, err); err != nil {
@@ -436,12 +441,17 @@ func (m *Manager) applyTxn(ctx context.Context, s *session, rec txnRecord) error
 	return nil
 }
 
-// recoverTxn finishes a commit interrupted by a crash.
+// recoverTxn finishes a commit interrupted by a crash. On one node it
+// reads the bucket only for a key that may hold one (txnindex.go).
 func (m *Manager) recoverTxn(ctx context.Context, s *session) error {
 	k := s.key
 	tkey := store.Key(k.agent, k.id)
+	if m.txnIdx.absent(tkey) {
+		return nil
+	}
 	e, err := m.txns.Get(ctx, tkey)
 	if isNotFound(err) {
+		m.txnIdx.unmark(tkey)
 		return nil
 	}
 	if err != nil {
@@ -454,5 +464,9 @@ func (m *Manager) recoverTxn(ctx context.Context, s *session) error {
 	if err := m.applyTxn(ctx, s, rec); err != nil {
 		return err
 	}
-	return deleteFenced(ctx, m.txns, s.txnsFence(), tkey)
+	if err := deleteFenced(ctx, m.txns, s.txnsFence(), tkey); err != nil {
+		return err
+	}
+	m.txnIdx.unmark(tkey)
+	return nil
 }

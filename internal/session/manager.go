@@ -129,6 +129,9 @@ type Manager struct {
 	// (routing.go).
 	routeMu sync.Mutex
 	met     *metrics // nil: no metrics
+	// txnIdx knows, on one node, which sessions may have a pending
+	// multi-key commit (txnindex.go).
+	txnIdx txnIndex
 }
 
 // session is one addressable actor. mu is the input gate: it is held for a
@@ -240,6 +243,8 @@ func (m *Manager) Start(ctx context.Context, b Bindings) error {
 		stopWatch()
 		return err
 	}
+	m.txnIdx.start(watchCtx, b.Owner != nil, func(ctx context.Context) ([]string, error) { return m.txns.Keys(ctx, "") },
+		&m.wg, func(err error) { m.log.Warn("list pending commits: every activation reads them", "err", err) })
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

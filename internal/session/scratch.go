@@ -215,10 +215,8 @@ func (sc *Scratch) Call(ctx context.Context, req isolate.Request) (isolate.Respo
 		s.iso = iso
 	}
 	h := &callHost{m: m, s: s, ctx: ctx}
-	cctx, cancel := m.limitCtx(ctx, s.ver, h)
-	resp, err := s.iso.Fetch(cctx, req, h)
-	cause := context.Cause(cctx)
-	cancel()
+	resp, err := s.iso.Fetch(m.limitCtx(ctx, false, s.ver, h), req, h)
+	cause := h.endCall()
 	if err != nil {
 		return isolate.Response{}, sc.failed(err, cause)
 	}

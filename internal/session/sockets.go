@@ -338,10 +338,8 @@ func (m *Manager) socketEvent(ctx context.Context, k sessKey, ev isolate.SocketE
 		return false, fmt.Errorf("session %s/%s: this agent kind takes no WebSockets", k.agent, k.id)
 	}
 	h := &callHost{m: m, s: s, ctx: ctx}
-	cctx, cancel := m.limitCtx(ctx, s.ver, h)
-	known, err = se.SocketEvent(cctx, ev, h)
-	cause := context.Cause(cctx)
-	cancel()
+	known, err = se.SocketEvent(m.limitCtx(ctx, false, s.ver, h), ev, h)
+	cause := h.endCall()
 	if err != nil {
 		return false, m.callFailed(s, err, cause)
 	}

@@ -315,11 +315,34 @@ func (h *Handler) traffic(w http.ResponseWriter, r *http.Request, agent string) 
 	return nil
 }
 
+// canonicalNames maps the lower-case names agents' responses mostly carry
+// (a Headers object lower-cases every name) to their canonical form, so
+// writing them allocates no new name per response.
+var canonicalNames = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Content-Disposition",
+		"Cache-Control", "Etag", "Last-Modified", "Location", "Set-Cookie", "Vary", "Date", "Expires",
+		"Access-Control-Allow-Origin", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
+		"X-Request-Id", "Retry-After", "Www-Authenticate"} {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+// canonicalName is http.CanonicalHeaderKey(k), without an allocation for a
+// common name given in lower case.
+func canonicalName(k string) string {
+	if c, ok := canonicalNames[k]; ok {
+		return c
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
 // writeHead writes an agent's response status and headers.
 func writeHead(w http.ResponseWriter, resp isolate.Response) {
 	hdr := w.Header()
 	for _, kv := range resp.Headers {
-		if k := http.CanonicalHeaderKey(kv[0]); !hopHeaders[k] {
+		if k := canonicalName(kv[0]); !hopHeaders[k] {
 			hdr[k] = append(hdr[k], kv[1]) // hdr.Add would canonicalize again
 		}
 	}

@@ -1,6 +1,7 @@
 package sessionhttp
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -18,16 +19,18 @@ const StreamStall = 10 * time.Second
 // stream starts, then each chunk written and flushed as it comes (chunked
 // transfer encoding, as the length is not known).
 type httpSink struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	gone    <-chan struct{}
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	// ctx is the request's: its Done channel is made (allocated) only
+	// when a stream asks for it, not for every request.
+	ctx     context.Context
 	started bool
 }
 
 var _ isolate.BodySink = (*httpSink)(nil)
 
 func newHTTPSink(w http.ResponseWriter, r *http.Request) *httpSink {
-	return &httpSink{w: w, gone: r.Context().Done()} // rc once a stream starts
+	return &httpSink{w: w, ctx: r.Context()} // rc once a stream starts
 }
 
 func (s *httpSink) Start(resp isolate.Response) error {
@@ -45,7 +48,7 @@ func (s *httpSink) Write(chunk []byte) error {
 	return s.rc.Flush()
 }
 
-func (s *httpSink) Gone() <-chan struct{} { return s.gone }
+func (s *httpSink) Gone() <-chan struct{} { return s.ctx.Done() }
 
 // done clears the write deadline the chunks set, for the next request on
 // the connection.
