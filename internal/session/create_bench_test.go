@@ -49,7 +49,7 @@ func BenchmarkCreateSession(b *testing.B) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0, rounds0 := benchCPU(), st.SyncRounds()
+	cpu0, rounds0, pool0 := benchCPU(), st.SyncRounds(), isolate.ReadPoolStats()
 	b.SetParallelism(8) // concurrent clients, as in bench sessions
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -67,6 +67,10 @@ func BenchmarkCreateSession(b *testing.B) {
 	})
 	b.ReportMetric(float64(benchCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(st.SyncRounds()-rounds0)/float64(b.N), "fsync-rounds/op")
+	pool := isolate.ReadPoolStats()
+	if looked := pool.Hits - pool0.Hits + pool.Misses - pool0.Misses; looked > 0 {
+		b.ReportMetric(float64(pool.Hits-pool0.Hits)/float64(looked), "pool-hits/op")
+	}
 }
 
 // BenchmarkActivateHibernated is the activation of a hibernated session as
