@@ -42,8 +42,11 @@ func BenchmarkSessions(b *testing.B) {
 		b.ReportMetric(res.ActivateHibernatedP50Us, "activate-p50-µs")
 		b.ReportMetric(res.ActivateHibernatedP99Us, "activate-p99-µs")
 		// Restores that found a reset reservation in the pool (pool.go).
-		if pool := isolate.ReadPoolStats(); pool.Hits+pool.Misses > pool0.Hits+pool0.Misses {
-			b.ReportMetric(float64(pool.Hits-pool0.Hits)/float64(pool.Hits+pool.Misses-pool0.Hits-pool0.Misses), "pool-hits")
+		p := isolate.ReadPoolStats()
+		inst, kept, miss := p.InstanceHits-pool0.InstanceHits, p.Hits-pool0.Hits, p.Misses-pool0.Misses
+		if n := inst + kept + miss; n > 0 {
+			b.ReportMetric(float64(inst+kept)/float64(n), "pool-hits")
+			b.ReportMetric(float64(inst)/float64(n), "inst-hits")
 		}
 	}
 }

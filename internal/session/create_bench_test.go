@@ -67,9 +67,17 @@ func BenchmarkCreateSession(b *testing.B) {
 	})
 	b.ReportMetric(float64(benchCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(st.SyncRounds()-rounds0)/float64(b.N), "fsync-rounds/op")
-	pool := isolate.ReadPoolStats()
-	if looked := pool.Hits - pool0.Hits + pool.Misses - pool0.Misses; looked > 0 {
-		b.ReportMetric(float64(pool.Hits-pool0.Hits)/float64(looked), "pool-hits/op")
+	reportPool(b, pool0, isolate.ReadPoolStats())
+}
+
+// reportPool reports the share of restores between two pool counts that
+// found a pooled instance (inst-hits) or at least a pooled reservation
+// (pool-hits).
+func reportPool(b *testing.B, p0, p isolate.PoolStats) {
+	inst, res, miss := p.InstanceHits-p0.InstanceHits, p.Hits-p0.Hits, p.Misses-p0.Misses
+	if n := inst + res + miss; n > 0 {
+		b.ReportMetric(float64(inst+res)/float64(n), "pool-hits")
+		b.ReportMetric(float64(inst)/float64(n), "inst-hits")
 	}
 }
 
