@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agentcloud/agentcloud/internal/isolate"
 )
 
 // BenchmarkSessions runs `bench sessions` once in-process so the whole path
@@ -24,6 +26,7 @@ func BenchmarkSessions(b *testing.B) {
 		n = v
 	}
 	for b.Loop() {
+		pool0 := isolate.ReadPoolStats()
 		res, err := Sessions(context.Background(), SessionsOptions{Sessions: n, Concurrency: 16, Activations: 200, Duration: 2 * time.Second,
 			Hibernated: os.Getenv("AGENTCLOUD_BENCH_HIBERNATED") == "1"})
 		if err != nil {
@@ -38,6 +41,13 @@ func BenchmarkSessions(b *testing.B) {
 		b.ReportMetric(res.RequestsPerSec, "req/s")
 		b.ReportMetric(res.ActivateHibernatedP50Us, "activate-p50-µs")
 		b.ReportMetric(res.ActivateHibernatedP99Us, "activate-p99-µs")
+		// Restores that found a reset reservation in the pool (pool.go).
+		p := isolate.ReadPoolStats()
+		inst, kept, miss := p.InstanceHits-pool0.InstanceHits, p.Hits-pool0.Hits, p.Misses-pool0.Misses
+		if n := inst + kept + miss; n > 0 {
+			b.ReportMetric(float64(inst+kept)/float64(n), "pool-hits")
+			b.ReportMetric(float64(inst)/float64(n), "inst-hits")
+		}
 	}
 }
 

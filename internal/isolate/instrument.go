@@ -228,7 +228,7 @@ func addStopLoops(globals, exports, code *wasmSection, importedGlobals uint32, y
 		exports.body = appendExport(rest, n, tickGlobalName, 0x03, stop+1)
 	}
 	if code != nil {
-		if code.body, err = instrumentCode(code.body, loopCheckFn(stop, yieldFunc), shiftFrom); err != nil {
+		if code.body, err = instrumentCode(code.body, loopCheckFn(stop, yieldFunc), shiftFrom, nil); err != nil {
 			return err
 		}
 	}
@@ -425,7 +425,9 @@ func countImports(body []byte) (funcs, globals uint32, err error) {
 // instrumentCode rewrites every function body of a code section, putting
 // check at every loop header and, with shiftFrom ≥ 0, moving the function
 // indices from shiftFrom up by one (see addYieldImport).
-func instrumentCode(body, check []byte, shiftFrom int64) ([]byte, error) {
+// instrumentCode rewrites a code section (see instrumentFunc); if
+// tableWrites is not nil, it is set when any function writes a table.
+func instrumentCode(body, check []byte, shiftFrom int64, tableWrites *bool) ([]byte, error) {
 	r := &wasmReader{b: body}
 	n := r.u32()
 	out := appendU32(nil, n)
@@ -435,7 +437,7 @@ func instrumentCode(body, check []byte, shiftFrom int64) ([]byte, error) {
 		if r.err != nil || r.p+size > len(r.b) {
 			return nil, fmt.Errorf("%w: truncated function %d", errInstrument, i)
 		}
-		f, err := instrumentFunc(fn[:0], r.b[r.p:r.p+size], check, shiftFrom)
+		f, err := instrumentFunc(fn[:0], r.b[r.p:r.p+size], check, shiftFrom, tableWrites)
 		if err != nil {
 			return nil, fmt.Errorf("%w (function %d)", err, i)
 		}
@@ -450,7 +452,11 @@ func instrumentCode(body, check []byte, shiftFrom int64) ([]byte, error) {
 	return out, nil
 }
 
-func instrumentFunc(out, body, check []byte, shiftFrom int64) ([]byte, error) {
+// instrumentFunc puts check at the top of every loop of one function body
+// and shifts function indexes from shiftFrom up by one (-1: none). It sets
+// *tableWrites (if not nil) when the body writes a table (table.set,
+// table.init, table.copy, table.grow, table.fill).
+func instrumentFunc(out, body, check []byte, shiftFrom int64, tableWrites *bool) ([]byte, error) {
 	r := &wasmReader{b: body}
 	groups := r.u32()
 	for i := uint32(0); i < groups; i++ {
@@ -480,6 +486,9 @@ func instrumentFunc(out, body, check []byte, shiftFrom int64) ([]byte, error) {
 				start = r.p
 			}
 		case op == 0x0c, op == 0x0d, op >= 0x20 && op <= 0x26:
+			if op == 0x26 && tableWrites != nil {
+				*tableWrites = true
+			}
 			r.u32()
 		case op == 0x0e: // br_table
 			n := r.u32()
@@ -509,7 +518,11 @@ func instrumentFunc(out, body, check []byte, shiftFrom int64) ([]byte, error) {
 		case op == 0xd0:
 			r.byte()
 		case op == 0xfc:
-			switch sub := r.u32(); {
+			sub := r.u32()
+			if (sub == 12 || sub == 14 || sub == 15 || sub == 17) && tableWrites != nil {
+				*tableWrites = true
+			}
+			switch {
 			case sub <= 7:
 			case sub == 8, sub == 10, sub == 12, sub == 14:
 				r.u32()

@@ -143,6 +143,10 @@ type Isolate struct {
 	// the pool's reset instead of reading /proc/self/pagemap again.
 	gen, snapGen uint64
 	snapPriv     []bool
+	// code is the compiled module a restored isolate's instance is of
+	// (nil for New): Close may pool the instance for restores of the
+	// same module (instpool.go).
+	code wazero.CompiledModule
 }
 
 // driverKind tells the two fetch drivers apart. A heap keeps the prelude
@@ -726,6 +730,12 @@ func (i *Isolate) Close(ctx context.Context) error {
 		i.vm.lin.known = i.snapPriv
 	}
 	i.snapPriv = nil
+	if i.code != nil && poolInstance(i.rt, i.code, i.vm) {
+		// The instance now belongs to the pool: nothing here may reach
+		// it again (every method checks dead first).
+		i.vm = nil
+		return nil
+	}
 	i.vm.lin = nil
 	return i.vm.mod.Close(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 )
 
@@ -24,6 +25,12 @@ type linearMemory struct {
 	// the pool, mapped and reset to pf's image.
 	pf             *imageFile
 	mapped, reused bool
+	// inst, if not nil, is the instance whose memory this is while the
+	// two wait in the pool together (instpool.go); instRT and instCode
+	// are the runtime and compiled module it was made by.
+	inst     *vm
+	instRT   *Runtime
+	instCode wazero.CompiledModule
 	// known, if not nil, is which pages of buf[:size] are private, read
 	// by a snapshot with nothing run since (Isolate.Close sets it): reset
 	// uses it instead of reading /proc/self/pagemap.
@@ -69,6 +76,14 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 }
 
 func (m *linearMemory) Free() {
+	if m.inst != nil {
+		// A pooled instance closed by its runtime's Close: it leaves the
+		// pool with its reservation.
+		instUnpool(m)
+		m.inst = nil
+		m.unmap()
+		return
+	}
 	if m.buf != nil && m.pf != nil && m.mapped && poolPut(m) {
 		m.buf = nil
 		return

@@ -82,6 +82,9 @@ type Runtime struct {
 	qjs   wazero.CompiledModule
 	code  []byte     // qjs's binary
 	bare  bareModule // qjs without data segments, for restores (bare.go)
+	// instPoolable: instances of the module restores use may be pooled
+	// whole (instpool.go, poolableModule).
+	instPoolable bool
 	// qjsExports are qjs's exported functions.
 	qjsExports map[string]api.FunctionDefinition
 	wasmHash   [32]byte
@@ -155,6 +158,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("isolate: compile quickjs: %w", err)
 	}
 	r.qjs, r.code = m, code
+	r.instPoolable = poolableModule(code)
 	r.qjsExports = m.ExportedFunctions()
 	// Session snapshots are encoded on every hibernation, so on the
 	// session-creation path: the default level is ~35× faster than the best

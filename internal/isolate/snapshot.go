@@ -306,10 +306,19 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 	if im.base != nil && im.base.file != nil && code != r.qjs {
 		pf = im.base.file
 	}
-	iso, err := r.instantiate(ctx, spec, code, pf)
-	if err != nil {
-		return nil, err
+	var iso *Isolate
+	if pf != nil {
+		// A pooled instance of the template: no instantiation (instpool.go).
+		if v := r.instGet(code, pf, uint64(spec.MemoryMiB)<<20); v != nil {
+			iso = &Isolate{rt: r, spec: spec, vm: v}
+		}
 	}
+	if iso == nil {
+		if iso, err = r.instantiate(ctx, spec, code, pf); err != nil {
+			return nil, err
+		}
+	}
+	iso.code = code
 	if ph != nil {
 		ph.lap(&ph.Instantiate, &t)
 	}

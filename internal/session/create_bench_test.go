@@ -49,7 +49,7 @@ func BenchmarkCreateSession(b *testing.B) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0, rounds0 := benchCPU(), st.SyncRounds()
+	cpu0, rounds0, pool0 := benchCPU(), st.SyncRounds(), isolate.ReadPoolStats()
 	b.SetParallelism(8) // concurrent clients, as in bench sessions
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -67,6 +67,18 @@ func BenchmarkCreateSession(b *testing.B) {
 	})
 	b.ReportMetric(float64(benchCPU()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(st.SyncRounds()-rounds0)/float64(b.N), "fsync-rounds/op")
+	reportPool(b, pool0, isolate.ReadPoolStats())
+}
+
+// reportPool reports the share of restores between two pool counts that
+// found a pooled instance (inst-hits) or at least a pooled reservation
+// (pool-hits).
+func reportPool(b *testing.B, p0, p isolate.PoolStats) {
+	inst, res, miss := p.InstanceHits-p0.InstanceHits, p.Hits-p0.Hits, p.Misses-p0.Misses
+	if n := inst + res + miss; n > 0 {
+		b.ReportMetric(float64(inst+res)/float64(n), "pool-hits")
+		b.ReportMetric(float64(inst)/float64(n), "inst-hits")
+	}
 }
 
 // BenchmarkActivateHibernated is the activation of a hibernated session as

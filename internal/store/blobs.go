@@ -62,6 +62,7 @@ func (b *natsBlobs) Put(ctx context.Context, name string, data []byte) error {
 		return err
 	}
 	t0 := time.Now()
+	b.s.send()
 	_, err = os.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data))
 	err = b.s.durable(b.stream, err)
 	b.met.wrote("blob_put", t0, err)
@@ -91,10 +92,8 @@ func (b *natsBlobs) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	err = os.Delete(ctx, name)
-	if err == nil {
-		err = b.s.durable(b.stream, nil)
-	}
+	b.s.send()
+	err = b.s.durable(b.stream, os.Delete(ctx, name))
 	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete blob %s: %w", short(name), mapConnErr(err))
 	}

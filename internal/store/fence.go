@@ -58,10 +58,9 @@ func (k *natsKV) publishFenced(ctx context.Context, op, key string, value []byte
 	}
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(f.Revision))
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, k.kvSubject(f.Key))
+	k.s.send()
 	ack, err := k.s.cur.Load().js.PublishMsg(ctx, msg)
-	if err == nil {
-		err = k.s.durable(k.stream, nil)
-	}
+	err = k.s.durable(k.stream, err)
 	switch {
 	case err == nil:
 		k.s.wroteKey(k.stream, key, ack.Sequence)

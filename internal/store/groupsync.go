@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Group commit (docs/RATIONALE.md, "Group commit"). A single embedded
@@ -35,6 +36,12 @@ type groupSync struct {
 	running bool                // a waiter is syncing now
 	rounds  uint64              // rounds run
 	err     error               // a failed fsync: sticky, every later wait fails
+	// sending counts writes published (send) whose wait has not begun:
+	// the server has them or will in a moment. A round about to start
+	// waits up to joinWait for them, so they share its fsync instead of
+	// each starting the next round.
+	sending int
+	join    time.Duration // joinWait (tests lengthen it)
 
 	// Only the syncing waiter touches these (running is its lock).
 	streams map[string]*streamFiles
@@ -49,22 +56,72 @@ type streamFiles struct {
 }
 
 func newGroupSync(jsDir string) *groupSync {
-	g := &groupSync{root: filepath.Join(jsDir, "jetstream"), pending: map[string]struct{}{}, streams: map[string]*streamFiles{}}
+	g := &groupSync{root: filepath.Join(jsDir, "jetstream"), pending: map[string]struct{}{}, streams: map[string]*streamFiles{}, join: joinWait}
 	g.cond = sync.NewCond(&g.mu)
 	return g
 }
 
+// joinWait bounds how long a round waits for writes already published to
+// be acknowledged and join it. It only applies while such writes exist,
+// so a lone writer never waits.
+const joinWait = time.Millisecond
+
+// send registers a write about to be published; its wait (or, if it
+// fails, done) follows.
+func (g *groupSync) send() {
+	g.mu.Lock()
+	g.sending++
+	g.mu.Unlock()
+}
+
+// sent ends a send whose write failed: no wait follows.
+func (g *groupSync) sent() {
+	g.mu.Lock()
+	g.unsend()
+	g.mu.Unlock()
+}
+
+// unsend takes a write out of sending (g.mu held) and wakes a round
+// waiting for the last of them.
+func (g *groupSync) unsend() {
+	if g.sending > 0 {
+		g.sending--
+		if g.sending == 0 {
+			g.cond.Broadcast()
+		}
+	}
+}
+
 // wait returns once everything written to stream before the call is on
-// disk. It is called after the server acknowledged the write.
+// disk. It is called after the server acknowledged the write, which send
+// registered before publishing.
 func (g *groupSync) wait(stream string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.unsend()
 	g.pending[stream] = struct{}{}
 	g.asked++
 	ticket := g.asked
+	joined := false
 	for g.done < ticket && g.err == nil {
 		if g.running {
 			g.cond.Wait()
+			continue
+		}
+		if g.sending > 0 && !joined {
+			// Writes published just before or beside this one are about
+			// to be acknowledged: let them join this round.
+			joined = true
+			deadline := time.Now().Add(g.join)
+			t := time.AfterFunc(g.join, func() {
+				g.mu.Lock()
+				g.cond.Broadcast()
+				g.mu.Unlock()
+			})
+			for g.sending > 0 && !g.running && g.done < ticket && time.Now().Before(deadline) {
+				g.cond.Wait()
+			}
+			t.Stop()
 			continue
 		}
 		// Lead a round for everyone registered so far.

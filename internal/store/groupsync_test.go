@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -327,4 +328,109 @@ func groupCommitChild(dir string) {
 	}
 	time.Sleep(10 * time.Minute) // killed long before
 	os.Exit(3)
+}
+
+// TestGroupCommitJoinClass: a write acknowledged while others are still
+// being published waits for them and shares their fsync round, and a
+// write that fails after its send leaves nothing waiting behind it (every
+// kind of write, failing in the ways a caller can make it fail). The join
+// wait is made long, so the test depends on no timing.
+func TestGroupCommitJoinClass(t *testing.T) {
+	dir := t.TempDir()
+	msgs := filepath.Join(dir, "jetstream", "acct", "streams", "S", "msgs")
+	if err := os.MkdirAll(msgs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(msgs, "1.blk"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := newGroupSync(dir)
+	g.join = time.Hour
+	const n = 5
+	for range n {
+		g.send() // all five are published before the first is acknowledged
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if err := g.wait("S"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if g.rounds != 1 || g.sending != 0 {
+		t.Fatalf("%d writes in flight together took %d rounds (want 1); %d still sending", n, g.rounds, g.sending)
+	}
+
+	// Failed writes end their send: a lone write after them leads its round
+	// at once (with the hour-long join it would otherwise hang).
+	ctx := context.Background()
+	s := openTest(t, false)
+	s.gs.join = time.Hour
+	kv, err := s.KV(ctx, "join", KVOptions{MaxValueSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg, err := s.Log(ctx, "joinlog", LogOptions{Subjects: []string{"joinlog.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl, err := s.Blobs(ctx, "joinblobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := kv.Put(ctx, "a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 1<<10)
+	for _, f := range []struct {
+		name string
+		do   func() error
+	}{
+		{"create of an existing key", func() error { _, err := kv.Create(ctx, "a", []byte("2")); return err }},
+		{"update at a stale revision", func() error { _, err := kv.Update(ctx, "a", []byte("2"), rev+7); return err }},
+		{"value too large", func() error { _, err := kv.Put(ctx, "b", big); return err }},
+		{"fenced put, stale fence", func() error {
+			_, err := kv.PutFenced(ctx, "c", []byte("1"), Fence{Key: "a", Revision: rev + 7})
+			return err
+		}},
+		{"fenced delete, stale fence", func() error { return kv.DeleteFenced(ctx, "c", Fence{Key: "a", Revision: rev + 7}) }},
+		{"append at a stale sequence", func() error {
+			_, err := lg.AppendExpect(ctx, "joinlog.x", []byte("r"), 99)
+			return err
+		}},
+		{"delete of a missing blob (not an error to the caller)", func() error {
+			if err := bl.Delete(ctx, "missing"); err != nil {
+				return err
+			}
+			return errors.New("failed inside")
+		}},
+	} {
+		if err := f.do(); err == nil {
+			t.Fatalf("%s did not fail: the test checks nothing", f.name)
+		}
+		if n := sendingOf(s); n != 0 {
+			t.Fatalf("after a failed %s, %d writes still count as sending", f.name, n)
+		}
+	}
+	if _, err := kv.Put(ctx, "d", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lg.Append(ctx, "joinlog.x", []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	if err := bl.Put(ctx, "o", []byte("blob")); err != nil {
+		t.Fatal(err)
+	}
+	if n := sendingOf(s); n != 0 {
+		t.Fatalf("%d writes still count as sending", n)
+	}
+}
+
+func sendingOf(s *Store) int {
+	s.gs.mu.Lock()
+	defer s.gs.mu.Unlock()
+	return s.gs.sending
 }

@@ -159,6 +159,7 @@ func (k *natsKV) Put(ctx context.Context, key string, value []byte) (uint64, err
 		return 0, err
 	}
 	t0 := time.Now()
+	k.s.send()
 	rev, err := kv.Put(ctx, key, value)
 	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("put", t0, err)
@@ -174,6 +175,7 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 		return 0, err
 	}
 	t0 := time.Now()
+	k.s.send()
 	rev, err := kv.Create(ctx, key, value)
 	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("create", t0, err)
@@ -189,6 +191,7 @@ func (k *natsKV) Update(ctx context.Context, key string, value []byte, rev uint6
 		return 0, err
 	}
 	t0 := time.Now()
+	k.s.send()
 	n, err := kv.Update(ctx, key, value, rev)
 	err = k.s.durable(k.stream, err)
 	k.s.met.wrote("update", t0, err)
@@ -204,6 +207,7 @@ func (k *natsKV) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	t0 := time.Now()
+	k.s.send()
 	err = k.s.durable(k.stream, kv.Delete(ctx, key))
 	k.s.met.wrote("delete", t0, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

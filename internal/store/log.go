@@ -97,6 +97,7 @@ func (l *natsLog) Append(ctx context.Context, subject string, data []byte) (uint
 		return 0, fmt.Errorf("append %s: %w", short(subject), err)
 	}
 	t0 := time.Now()
+	l.s.send()
 	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data)
 	err = l.s.durable(l.stream, err)
 	l.s.met.wrote("append", t0, err)
@@ -114,6 +115,7 @@ func (l *natsLog) AppendExpect(ctx context.Context, subject string, data []byte,
 		return 0, fmt.Errorf("append %s: %w", short(subject), err)
 	}
 	t0 := time.Now()
+	l.s.send()
 	ack, err := l.s.cur.Load().js.Publish(ctx, subject, data, jetstream.WithExpectLastSequence(lastSeq))
 	err = l.s.durable(l.stream, err)
 	l.s.met.wrote("append", t0, err)

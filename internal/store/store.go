@@ -344,10 +344,23 @@ func (s *Store) groupCommit() bool {
 	return s.opts.URL == "" && !s.opts.NoSync && !s.opts.SyncEachWrite && s.opts.Listen == "" && s.opts.Cluster == nil
 }
 
+// send is called right before a write is published; durable must follow
+// it, whatever the write's outcome (groupSync.send).
+func (s *Store) send() {
+	if s.gs != nil {
+		s.gs.send()
+	}
+}
+
 // durable returns err, or once a write the server acknowledged without
 // error is on disk, the group commit's error (nil without group commit).
+// It ends the write's send.
 func (s *Store) durable(stream string, err error) error {
-	if err != nil || s.gs == nil {
+	if s.gs == nil {
+		return err
+	}
+	if err != nil {
+		s.gs.sent()
 		return err
 	}
 	return s.gs.wait(stream)
