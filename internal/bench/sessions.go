@@ -109,6 +109,17 @@ type sessionsRun struct {
 	errs atomic.Int64
 }
 
+// maxErrLogs is how many failures a run describes on stderr (the rest are
+// only counted): a million-session run should say why a call failed.
+const maxErrLogs = 5
+
+// fail counts a failure of what on session id and describes the first few.
+func (r *sessionsRun) fail(what, id string, err error) {
+	if n := r.errs.Add(1); n <= maxErrLogs {
+		fmt.Fprintf(os.Stderr, "bench sessions: %s %s: %v\n", what, id, err)
+	}
+}
+
 // Sessions measures session creation, warm requests, hibernation and
 // activation of a small JS agent. Memory and disk per session are measured
 // only in an in-process daemon.
@@ -179,7 +190,7 @@ func (r *sessionsRun) live(ctx context.Context, res *SessionsResult, n *node, li
 	}
 	parallel(r.Concurrency, liveN, func(i int) {
 		if _, err := r.c.Hibernate(ctx, "bench", r.ids[i]); err != nil {
-			r.errs.Add(1)
+			r.fail("hibernate", r.ids[i], err)
 		}
 	})
 	return nil
@@ -207,13 +218,14 @@ func (r *sessionsRun) do(ctx context.Context, id, method string) time.Duration {
 	t0 := time.Now()
 	resp, err := r.c.Call(ctx, "bench", id, method, "/", nil, nil)
 	if err != nil {
-		r.errs.Add(1)
+		r.fail(method, id, err)
 		return 0
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		r.errs.Add(1)
+		r.fail(method, id, fmt.Errorf("status %d: %.300s", resp.StatusCode, body))
 	}
 	return time.Since(t0)
 }
@@ -238,7 +250,7 @@ func (r *sessionsRun) create(ctx context.Context, res *SessionsResult, liveN int
 		id := r.ids[liveN+i]
 		r.do(ctx, id, "POST")
 		if _, err := r.c.Hibernate(ctx, "bench", id); err != nil {
-			r.errs.Add(1)
+			r.fail("hibernate", id, err)
 		}
 	})
 	created, cpu = created+time.Since(t0), cpu+cpuTime()-cpu0
