@@ -243,7 +243,7 @@ func (m *Manager) Start(ctx context.Context, b Bindings) error {
 		stopWatch()
 		return err
 	}
-	m.txnIdx.start(watchCtx, b.Owner != nil, func(ctx context.Context) ([]string, error) { return m.txns.Keys(ctx, "") },
+	m.txnIdx.start(watchCtx, b.Owner != nil || !m.cfg.Store.Exclusive(), func(ctx context.Context) ([]string, error) { return m.txns.Keys(ctx, "") },
 		&m.wg, func(err error) { m.log.Warn("list pending commits: every activation reads them", "err", err) })
 	m.wg.Add(1)
 	go func() {

@@ -29,8 +29,11 @@ type txnIndex struct {
 	scanned chan struct{}
 }
 
-// start lists the bucket's keys in the background unless the node has an
-// Owner; list is the listing (the txns bucket's Keys).
+// start lists the bucket's keys in the background unless owner is set: the
+// node has an Owner (a cluster) or is not its store's only writer
+// (store.Exclusive: a NATS listener, an external NATS), so other processes
+// may leave pending commits the index would never see; list is the listing
+// (the txns bucket's Keys).
 func (x *txnIndex) start(ctx context.Context, owner bool, list func(context.Context) ([]string, error), wg *sync.WaitGroup, logErr func(error)) {
 	x.scanned = make(chan struct{})
 	if owner {

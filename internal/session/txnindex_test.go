@@ -2,8 +2,10 @@ package session
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -107,4 +109,54 @@ func TestTxnIndexClusterClass(t *testing.T) {
 		t.Fatal("the listing was not used")
 	}
 	wg.Wait()
+}
+
+// TestTxnSkipSharedStoreClass: a node whose store other processes can
+// write (a NATS listener, an external NATS without a cluster: a second
+// daemon in a rolling restart) never skips the pending-commit read. Here
+// the other writer leaves a commit's record after this node's listing (it
+// is killed between the record and its cleanup); this node must still
+// apply it at activation.
+func TestTxnSkipSharedStoreClass(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(dir, "js"), NoSync: true,
+		Listen: "127.0.0.1:0", NKeySeedFile: filepath.Join(dir, "nkey.seed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.Exclusive() {
+		t.Fatal("a store with a listener reports itself the only writer")
+	}
+	open := func() *Manager {
+		t.Helper()
+		m, err := New(ctx, Config{Store: st, Runtime: testRuntime, JanitorInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctx, Bindings{Fetcher: newFetcher(t)}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	other := open()
+	defer other.Close(ctx)
+	deploy(t, other, `{"name":"txn","entry":"agent.js"}`, txnAgentJS)
+	if _, _, err := call(t, other, "txn", "s", "POST", "/", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Hibernate(ctx, "txn", "s"); err != nil {
+		t.Fatal(err)
+	}
+	m := open()
+	defer m.Close(ctx)
+	<-m.txnIdx.scanned
+	other.txnIdx.mark(store.Key("txn", "s"))
+	if _, err := other.txns.Put(ctx, store.Key("txn", "s"), []byte(`{"puts":{"a":1,"b":2}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if body := mustCall(t, m, "txn", "s", "/"); body != "[1,2]" {
+		t.Fatalf("a commit another writer left pending after the listing: %s, want it applied: [1,2]", body)
+	}
 }

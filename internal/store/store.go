@@ -344,6 +344,14 @@ func (s *Store) groupCommit() bool {
 	return s.opts.URL == "" && !s.opts.NoSync && !s.opts.SyncEachWrite && s.opts.Listen == "" && s.opts.Cluster == nil
 }
 
+// Exclusive reports whether this process is the only writer of the store:
+// an embedded single node with no NATS listener other clients could reach
+// and no cluster. What a node keeps in memory about the store's contents
+// (an index of keys) is complete only then.
+func (s *Store) Exclusive() bool {
+	return s.opts.URL == "" && s.opts.Listen == "" && s.opts.Cluster == nil
+}
+
 // send is called right before a write is published; durable must follow
 // it, whatever the write's outcome (groupSync.send).
 func (s *Store) send() {
