@@ -237,7 +237,7 @@ func (m *Manager) Start(ctx context.Context, b Bindings) error {
 	if err := m.alarms.load(ctx, nil); err != nil {
 		return err
 	}
-	m.met.countStored(m)
+	m.met.countStored(ctx, m)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	if err := m.agentCache.watch(watchCtx, m.agents); err != nil {
 		stopWatch()
@@ -278,6 +278,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	// Lock waits for a request or background trim in flight.
 	errs := m.hibernateAll(ctx, live, func(s *session) bool { s.mu.Lock(); return true },
 		func(*session) string { return leaveShutdown })
+	if len(errs) == 0 {
+		m.met.saveStoredCount(ctx, m)
+	}
 	m.closeErr = errors.Join(errs...)
 	return m.closeErr
 }

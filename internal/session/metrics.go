@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,8 @@ type metrics struct {
 	// stored counts session records (the sessions bucket): counted once
 	// after Start, then moved by create and delete (countStored).
 	stored atomic.Int64
+	// counted says stored holds the whole count (the listing finished).
+	counted atomic.Bool
 }
 
 func newMetrics(reg prometheus.Registerer, m *Manager) (*metrics, error) {
@@ -121,18 +124,27 @@ func (mt *metrics) stateWritten(n int) {
 	}
 }
 
-// countStored counts the session records once, by one keys-only listing
-// in the background: with a million sessions on disk the listing takes
-// longer than a start may, so Start does not wait for it (the gauge counts
-// up while it runs). Afterwards storedChanged keeps the count, so a scrape
-// never scans the store. A session created or deleted while the listing
-// runs may be counted twice or not at all. Without metrics it does
-// nothing.
-func (mt *metrics) countStored(m *Manager) {
+// countStored counts the session records once. After a clean shutdown
+// of a single node it takes the count that shutdown left
+// (saveStoredCount) when the sessions bucket has not changed since;
+// otherwise it counts by one keys-only listing in the background: with a
+// million sessions on disk the listing takes longer than a start may, so
+// Start does not wait for it (the gauge counts up while it runs), and its
+// deliveries share the store connection and the CPU with the first
+// activations, which is why a clean restart avoids it. Afterwards
+// storedChanged keeps the count, so a scrape never scans the store. A
+// session created or deleted while the listing runs may be counted twice
+// or not at all. Without metrics it does nothing.
+func (mt *metrics) countStored(ctx context.Context, m *Manager) {
 	if mt == nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	if n, ok := m.storedCountAtClose(ctx); ok {
+		mt.stored.Add(n)
+		mt.counted.Store(true)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -150,7 +162,63 @@ func (mt *metrics) countStored(m *Manager) {
 			return
 		}
 		mt.stored.Add(int64(len(keys)))
+		mt.counted.Store(true)
 	}()
+}
+
+// storedCountKey is the key, in the session_txns bucket, of the count of
+// session records a clean shutdown left. It starts with "_" as the fence
+// keys do (fence.go), so it is no session's key.
+const storedCountKey = "_stored_count"
+
+// storedCount is the record under storedCountKey.
+type storedCount struct {
+	Sessions int64 `json:"sessions"`
+	// Revision is the sessions bucket's LastRevision when the count was
+	// taken: the count holds only while the bucket is still there.
+	Revision uint64 `json:"revision"`
+}
+
+// storedCountAtClose returns the count a clean shutdown left, if it
+// still holds: one node (a cluster's other members write the bucket
+// while this one is down, and this node's count never saw their writes)
+// and no write to the sessions bucket since it was taken.
+func (m *Manager) storedCountAtClose(ctx context.Context) (int64, bool) {
+	if m.b.Owner != nil {
+		return 0, false
+	}
+	e, err := m.txns.Get(ctx, storedCountKey)
+	if err != nil {
+		return 0, false
+	}
+	var c storedCount
+	if err := json.Unmarshal(e.Value, &c); err != nil || c.Sessions < 0 || c.Revision == 0 {
+		return 0, false
+	}
+	rev, err := m.meta.LastRevision(ctx)
+	if err != nil || rev != c.Revision {
+		return 0, false
+	}
+	return c.Sessions, true
+}
+
+// saveStoredCount stores the count of session records for the next start
+// (storedCountAtClose), once every session is hibernated and nothing
+// writes sessions any more. It reads the bucket's revision before the
+// count: a record created in between makes the revision stale, never the
+// count.
+func (mt *metrics) saveStoredCount(ctx context.Context, m *Manager) {
+	if mt == nil || m.b.Owner != nil || !mt.counted.Load() {
+		return
+	}
+	rev, err := m.meta.LastRevision(ctx)
+	if err != nil || rev == 0 {
+		return
+	}
+	b, _ := json.Marshal(storedCount{Sessions: mt.stored.Load(), Revision: rev})
+	if _, err := m.txns.Put(ctx, storedCountKey, b); err != nil {
+		m.log.Warn("session metrics: save the count of session records", "err", err)
+	}
 }
 
 // storedChanged moves the count of session records by n (+1 on create,

@@ -44,6 +44,10 @@ type KV interface {
 	Watch(ctx context.Context, prefix string, fn func(WatchEvent)) (done <-chan struct{}, err error)
 	// WatchKey is Watch of one key: its entry, if any, then its changes.
 	WatchKey(ctx context.Context, key string, fn func(WatchEvent)) (done <-chan struct{}, err error)
+	// LastRevision is the bucket's latest revision: every write to any of
+	// its keys (put, delete) advances it, so an unchanged revision says
+	// the bucket holds what it held when the revision was read.
+	LastRevision(ctx context.Context) (uint64, error)
 }
 
 // WatchEvent is one entry seen by Watch; Deleted entries have no Value.
