@@ -20,9 +20,15 @@ import (
 // end is watched with context.AfterFunc, as before; a streamed call's
 // parent (context.WithoutCancel) cannot, and costs nothing.
 //
-// Like a context.WithCancelCause context, Err is context.Canceled once it
-// ended and cause says why (errWall, errCPU, the parent's cause, or nil
-// when the call ended normally).
+// Err is context.Canceled once it ended, and finish says why (errWall,
+// errCPU, the parent's cause, or nil when the call ended normally). Unlike
+// a context.WithCancelCause context, context.Cause does not see that
+// cause (the context package finds causes only in its own cancel
+// contexts): host code that reports why a call's work was abandoned says
+// "context canceled". And a child context of it (context.WithCancel and
+// the like) is watched by a goroutine of the context package until either
+// ends, where a WithCancelCause parent took it into its children map.
+// The session maps its errors from finish, not from context.Cause.
 type callCtx struct {
 	parent   context.Context
 	detached bool // parent's values only (start)
