@@ -198,4 +198,5 @@ func TestStoredCountClass(t *testing.T) {
 	if got := gauge(t, reg, "agentcloud_sessions_hibernated"); got != 2 {
 		t.Fatalf("after the last clean restart: agentcloud_sessions_hibernated = %v, want 2 at once", got)
 	}
+	closeClean(m)
 }
