@@ -200,6 +200,33 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	<-ctx.Done()
 	log.Info("shutting down", "reason", context.Cause(ctx))
+	// A second signal must not end the process halfway through its
+	// shutdown (a terminal's Ctrl-C reaches the whole process group, and
+	// a wrapper such as scripts/run.sh sends SIGTERM too): the gVisor
+	// sandboxes it has not yet destroyed would outlive it. It is logged;
+	// a third exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM) // before stop: no gap
 	stop()
+	done := make(chan struct{})
+	defer func() {
+		signal.Stop(sigs)
+		close(done)
+	}()
+	go func() {
+		for n := 1; ; n++ {
+			select {
+			case sig := <-sigs:
+				if n == 1 {
+					log.Warn("already shutting down; another signal exits at once", "signal", sig.String())
+					continue
+				}
+				log.Error("exiting before the shutdown finished", "signal", sig.String())
+				os.Exit(1)
+			case <-done:
+				return
+			}
+		}
+	}()
 	return d.Shutdown(context.Background())
 }

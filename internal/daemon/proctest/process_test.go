@@ -193,6 +193,37 @@ func TestSIGTERMGraceful(t *testing.T) {
 	}
 }
 
+// TestSecondSignalGracefulClass: a second signal during the shutdown (a
+// terminal's Ctrl-C reaches the whole process group, and scripts/run.sh
+// then sends SIGTERM too) is logged and the shutdown finishes: before, it
+// killed the daemon halfway, and `make run` left its warm gVisor sandbox
+// running after every Ctrl-C.
+func TestSecondSignalGracefulClass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns daemon processes; skipped in -short")
+	}
+	p := spawnDaemon(t, t.TempDir())
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(p.out.String(), "shutting down"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutdown after SIGINT:\n%s", p.out.String())
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("daemon did not stop after SIGINT and SIGTERM")
+	}
+	if p.err != nil || !strings.Contains(p.out.String(), "agentcloud stopped") {
+		t.Fatalf("a second signal ended the shutdown (exit %v):\n%s", p.err, p.out.String())
+	}
+}
+
 // TestBadFlagsAndConfig checks that bad settings are refused at start with a
 // message naming the field.
 func TestBadFlagsAndConfig(t *testing.T) {
