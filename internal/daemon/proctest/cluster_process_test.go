@@ -56,7 +56,12 @@ func (n *clusterNode) launch(t testing.TB) {
 	_ = os.Remove(filepath.Join(n.data, daemon.AddrFile))
 	args := append([]string{"serve", "--data", n.data, "--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"}, n.args...)
 	n.cmd = exec.Command(os.Args[0], args...)
-	n.cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1", "AGENTCLOUD_SANDBOX_POOL_GVISOR=0")
+	// An agent's first session on a member just restarted compiles its
+	// bundle; with the whole suite beside it on 2 cores that once took
+	// past the default 10 s agent_init_timeout (a 504 in
+	// TestClusterRollingRestart). These tests are about routing, leases
+	// and restarts, not about init time under load.
+	n.cmd.Env = append(os.Environ(), "AGENTCLOUD_TEST_MAIN=1", "AGENTCLOUD_SANDBOX_POOL_GVISOR=0", "AGENTCLOUD_AGENT_INIT_TIMEOUT=60s")
 	// A member outlives no test process (one killed by a timeout left
 	// members of its clusters running, routing to later clusters' ports).
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
