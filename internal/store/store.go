@@ -341,7 +341,7 @@ func (s *Store) startEmbedded() error {
 // embedded single node with no listener, so every writer is this process
 // and waits in durable. Cluster members and listeners keep SyncAlways.
 func (s *Store) groupCommit() bool {
-	return s.opts.URL == "" && !s.opts.NoSync && !s.opts.SyncEachWrite && s.opts.Listen == "" && s.opts.Cluster == nil
+	return s.Exclusive() && !s.opts.NoSync && !s.opts.SyncEachWrite
 }
 
 // Exclusive reports whether this process is the only writer of the store:
