@@ -54,9 +54,9 @@ func TestRestoredVolumesClass(t *testing.T) {
 				t.Errorf("%s mount %d: %+v, want %+v", what, i, v, mounts[i])
 			}
 		}
-		// stdout and stderr come through separate pipes: the error may
-		// land between cat's two writes.
-		out, code := s.exec(t, "alice", got.ID, "cat /workspace/w /workspace/data/f; echo more >> /workspace/data/f; echo x > /mnt/ref/x")
+		// stdout and stderr come through separate pipes whose order is not
+		// kept: the shell sends its stderr to stdout so the order is fixed.
+		out, code := s.exec(t, "alice", got.ID, "exec 2>&1; cat /workspace/w /workspace/data/f; echo more >> /workspace/data/f; echo x > /mnt/ref/x")
 		if code == 0 || !strings.HasPrefix(out, "ws\n") || !strings.Contains(out, "alice\n") || !strings.Contains(out, "Read-only") {
 			t.Errorf("%s: %q %d, want the files, the shared volume and a read-only /mnt/ref", what, out, code)
 		}
