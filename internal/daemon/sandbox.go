@@ -76,7 +76,10 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	if pc := sandbox.ProcessPool(d.cfg.SandboxPoolProcess, log); pc.Size > 0 {
 		pools = append(pools, pc)
 	}
-	if gt := gvisor.Optional(gvisor.Config{DataDir: dir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
+	// The gVisor tier's runsc root is one per data directory, not per run
+	// in dir: the next daemon after a kill -9 finds the dead one's
+	// containers there and removes them (gvisor.StateDir).
+	if gt := gvisor.Optional(gvisor.Config{DataDir: gvisor.StateDir(d.cfg.Data), Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
 		parts.tiers = append(parts.tiers, gt)
 		if d.cfg.SandboxPoolGVisor > 0 {
 			pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierGVisor, Size: d.cfg.SandboxPoolGVisor})
