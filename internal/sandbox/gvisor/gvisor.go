@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -71,15 +72,17 @@ type Tier struct {
 	runsc        string
 	platform     string
 	ociSeccomp   bool
+	noFastPath   bool   // --systrap-disable-fast-path (fastPathOff)
 	egress       bool   // pid 1 forwards 127.0.0.1:3128 to a host socket (egress.go)
 	prlimit      string // the template's prlimit(1), "" if it has none (exec.go)
 	stateDir     string // runsc --root
 	bundlesDir   string
 	templateRoot string
-	noAgent      bool   // benchmarks: every command through runsc exec
-	noWarm       bool   // benchmarks: pooled containers are not warmed (warm.go)
-	runscOverlay bool   // benchmarks: image roots under runsc's own overlay (container.runscOverlay)
-	hostWS       string // Config.HostWorkspaceDir
+	noAgent      bool     // benchmarks: every command through runsc exec
+	noWarm       bool     // benchmarks: pooled containers are not warmed (warm.go)
+	runscOverlay bool     // benchmarks: image roots under runsc's own overlay (container.runscOverlay)
+	benchFlags   []string // benchmarks: more global runsc flags (BenchmarkExecPythonFlags)
+	hostWS       string   // Config.HostWorkspaceDir
 	images       sandbox.Images
 	lock         *os.File // the root's lock while this tier owns it (stale.go)
 
@@ -198,8 +201,9 @@ func New(cfg Config) (*Tier, error) {
 	}
 	flags, _ := exec.Command(path, "flags").CombinedOutput()
 	t.ociSeccomp = bytes.Contains(flags, []byte("-oci-seccomp"))
+	t.noFastPath = t.platform == "systrap" && bytes.Contains(flags, []byte("-systrap-disable-fast-path")) && fastPathOff(runtime.NumCPU())
 	t.egress = bytes.Contains(flags, []byte("-host-uds")) && forwarderAvailable()
-	t.log.Info("gvisor tier", "runsc", path, "platform", t.platform, "oci_seccomp", t.ociSeccomp, "egress", t.egress)
+	t.log.Info("gvisor tier", "runsc", path, "platform", t.platform, "oci_seccomp", t.ociSeccomp, "egress", t.egress, "systrap_fast_path", !t.noFastPath)
 	if t.lockRoot() {
 		t.removeStale()
 	}
@@ -236,6 +240,16 @@ func (t *Tier) Close() error {
 	return nil
 }
 
+// fastPathOff reports whether a host with cpus CPUs runs systrap without
+// its fast path, where the sentry and the sandbox's stub threads spin
+// waiting for each other instead of sleeping on a futex: spinning pays
+// only with idle CPUs to spin on, and a host of few CPUs running many
+// sandboxes (and the daemon) has none. On 2 CPUs a warm python3 exec was
+// 15-20 % faster without it (docs/PERFORMANCE.md); the fast path is a
+// wait strategy only: system calls, seccomp filters and every other flag
+// are the same.
+func fastPathOff(cpus int) bool { return cpus <= 4 }
+
 // runscArgs prefixes the global flags every runsc call needs.
 func (t *Tier) runscArgs(args ...string) []string {
 	g := []string{"--root", t.stateDir, "--network=none", "--platform=" + t.platform}
@@ -245,6 +259,10 @@ func (t *Tier) runscArgs(args ...string) []string {
 	if t.ociSeccomp {
 		g = append(g, "--oci-seccomp")
 	}
+	if t.noFastPath {
+		g = append(g, "--systrap-disable-fast-path")
+	}
+	g = append(g, t.benchFlags...)
 	return append(g, args...)
 }
 

@@ -43,3 +43,24 @@ func TestStateDirClass(t *testing.T) {
 		t.Fatalf("a data dir one byte too long kept: %q", got)
 	}
 }
+
+// TestRunscArgsKeepSecurityFlags: the systrap wait strategy is the only
+// thing fastPathOff changes; every call still carries the root, the empty
+// network and (where runsc has it) the OCI seccomp profile.
+func TestRunscArgsKeepSecurityFlags(t *testing.T) {
+	if !fastPathOff(2) || fastPathOff(64) {
+		t.Fatal("fast path: off on 2 CPUs, on with many")
+	}
+	for _, off := range []bool{false, true} {
+		tier := &Tier{stateDir: "/r", platform: "systrap", ociSeccomp: true, noFastPath: off}
+		args := strings.Join(tier.runscArgs("exec", "x"), " ")
+		for _, want := range []string{"--root /r", "--network=none", "--platform=systrap", "--oci-seccomp"} {
+			if !strings.Contains(args, want) {
+				t.Fatalf("%q lacks %q", args, want)
+			}
+		}
+		if strings.Contains(args, "--systrap-disable-fast-path") != off || !strings.HasSuffix(args, " exec x") {
+			t.Fatalf("fast path off %v: %q", off, args)
+		}
+	}
+}
