@@ -27,11 +27,16 @@ import (
 
 // sandboxParts are the sandbox tiers and Manager of one daemon.
 type sandboxParts struct {
-	dir     string // tier state, removed at close
-	tiers   []sandbox.Tier
-	manager *sandbox.Manager
-	nets    *sandboxnet.Nets // egress proxy listeners inside sandboxes
-	env     sandboxenv.Config
+	dir string // tier state, removed at close
+	// gvisorDir is the gVisor tier's directory (one per data directory,
+	// gvisor.StateDir), removed at a clean close once nothing is mounted
+	// below it; "" without the tier. gvisorRun is its parent when that
+	// is not the data directory (under /run), removed then too.
+	gvisorDir, gvisorRun string
+	tiers                []sandbox.Tier
+	manager              *sandbox.Manager
+	nets                 *sandboxnet.Nets // egress proxy listeners inside sandboxes
+	env                  sandboxenv.Config
 }
 
 // startSandboxes builds the sandbox tiers that this host supports, the
@@ -79,8 +84,13 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	// The gVisor tier's runsc root is one per data directory, not per run
 	// in dir: the next daemon after a kill -9 finds the dead one's
 	// containers there and removes them (gvisor.StateDir).
-	if gt := gvisor.Optional(gvisor.Config{DataDir: gvisor.StateDir(d.cfg.Data), Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
+	gdir := gvisor.StateDir(d.cfg.Data)
+	if gt := gvisor.Optional(gvisor.Config{DataDir: gdir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
 		parts.tiers = append(parts.tiers, gt)
+		parts.gvisorDir = filepath.Join(gdir, "gvisor")
+		if abs, _ := filepath.Abs(d.cfg.Data); gdir != abs {
+			parts.gvisorRun = gdir
+		}
 		if d.cfg.SandboxPoolGVisor > 0 {
 			pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierGVisor, Size: d.cfg.SandboxPoolGVisor})
 		}
@@ -158,6 +168,13 @@ func (d *Daemon) closeSandboxes(context.Context) error {
 		errs = append(errs, t.Close())
 	}
 	errs = append(errs, os.RemoveAll(parts.dir))
+	// Never remove through a mount: a sandbox's workspace is bound below.
+	if parts.gvisorDir != "" && process.DetachMountsBelow(parts.gvisorDir) {
+		errs = append(errs, os.RemoveAll(parts.gvisorDir))
+		if parts.gvisorRun != "" {
+			_ = os.Remove(parts.gvisorRun) // empty now
+		}
+	}
 	return errors.Join(errs...)
 }
 

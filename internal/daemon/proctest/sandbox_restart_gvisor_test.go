@@ -32,7 +32,15 @@ func TestKill9KeepsGVisorSandboxesClass(t *testing.T) {
 		t.Skip("the gVisor sandbox tier is not available here")
 	}
 	ctx := t.Context()
-	data := t.TempDir()
+	// A data directory too long for socket paths below it: the tier's
+	// directory is derived from it under /run (gvisor.StateDir).
+	data := filepath.Join(t.TempDir(), strings.Repeat("d", 60))
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if gvisor.StateDir(data) == data {
+		t.Fatalf("data dir %q kept as the gVisor dir", data)
+	}
 	tmp1, tmp2 := searchableTempDir(t), searchableTempDir(t)
 	t.Setenv("TMPDIR", tmp1)
 	p := spawnDaemon(t, data)
@@ -135,6 +143,13 @@ func TestKill9KeepsGVisorSandboxesClass(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "sandboxes", sb.ID)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("deleted sandbox's dir: %v", err)
+	}
+	// A clean stop removes the tier's directory (under /run for a long
+	// data directory, where nothing else would).
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.exited
+	if _, err := os.Stat(filepath.Dir(gdir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("gVisor dir after a clean stop: %v", err)
 	}
 }
 
