@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +57,16 @@ func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
 			profiling = true
 		}
 	}
+	cpu0, cpuOK := treeCPU()
+	r.created = func() {
+		if cpu1, ok := treeCPU(); ok && cpuOK {
+			ms := msOf(cpu1 - cpu0)
+			res.Burst100PooledCPUMs = &ms
+		}
+		res.Burst100PooledReadyAfter, _, _ = poolGauges(ctx, n, opts.Tier)
+	}
 	r.burst(ctx, b)
+	r.created = nil
 	if profiling {
 		pprof.StopCPUProfile()
 	}
@@ -70,6 +82,29 @@ func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
 			res.FirstError = r.errs.first
 		}
 	}
+}
+
+// treeCPU is the CPU used so far by the cpuacct cgroup this process runs
+// in, with everything it started (the tier moves sandboxes into cgroups of
+// other hierarchies only); false when there is none, or it is the root.
+func treeCPU() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || f[2] == "/" || !slices.Contains(strings.Split(f[1], ","), "cpuacct") {
+			continue
+		}
+		v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct", f[2], "cpuacct.usage"))
+		if err != nil {
+			return 0, false
+		}
+		ns, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+		return time.Duration(ns), err == nil
+	}
+	return 0, false
 }
 
 // pooledFork is fork100_ms on the daemon whose pool is sized for bursts:
