@@ -92,19 +92,34 @@ func treeCPU() (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 || f[2] == "/" || !slices.Contains(strings.Split(f[1], ","), "cpuacct") {
+	dir, ok := cpuacctDir(string(b))
+	if !ok {
+		return 0, false
+	}
+	v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct", dir, "cpuacct.usage"))
+	if err != nil {
+		return 0, false
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+	return time.Duration(ns), err == nil && ns >= 0
+}
+
+// cpuacctDir finds the cpuacct (v1) cgroup in the text of
+// /proc/self/cgroup: false when there is none, when it is the root, or
+// when its path would leave the hierarchy.
+func cpuacctDir(procCgroup string) (string, bool) {
+	for line := range strings.Lines(procCgroup) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 || !slices.Contains(strings.Split(f[1], ","), "cpuacct") {
 			continue
 		}
-		v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct", f[2], "cpuacct.usage"))
-		if err != nil {
-			return 0, false
+		dir := filepath.Clean("/" + f[2])
+		if dir == "/" || dir != f[2] {
+			return "", false
 		}
-		ns, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
-		return time.Duration(ns), err == nil
+		return dir, true
 	}
-	return 0, false
+	return "", false
 }
 
 // pooledFork is fork100_ms on the daemon whose pool is sized for bursts:
