@@ -103,8 +103,17 @@ type SandboxResult struct {
 	Burst100PooledP50Ms *float64 `json:"burst100_pooled_p50_ms"`
 	Burst100PooledP99Ms *float64 `json:"burst100_pooled_p99_ms"`
 	Burst100PooledOK    int      `json:"burst100_pooled_ok"`
-	PoolFillMs          *float64 `json:"pool_fill_ms"`
-	PoolSize            int      `json:"pool_size,omitempty"`
+	// Burst100PooledCPUMs is the CPU that the benchmark's process tree
+	// (the in-process daemon, its spawner, the sandboxes' inits and the
+	// pool's refills) used from the pooled burst's start until its last
+	// create answered, read from the cpuacct cgroup the benchmark runs in
+	// (null unless it runs in one of its own: the root's counts every
+	// process); Burst100PooledReadyAfter is how many sandboxes the pool
+	// had ready again at that moment (refills beside the burst).
+	Burst100PooledCPUMs      *float64 `json:"burst100_pooled_cpu_ms"`
+	Burst100PooledReadyAfter int      `json:"burst100_pooled_ready_after"`
+	PoolFillMs               *float64 `json:"pool_fill_ms"`
+	PoolSize                 int      `json:"pool_size,omitempty"`
 	// ExecPythonHostRatio is exec_python_p50_ms over baseline_python_p50_ms
 	// (the issue's target: at most 1.3 on the process tier).
 	ExecPythonHostRatio float64 `json:"exec_python_host_ratio"`
@@ -138,6 +147,9 @@ type sandboxRun struct {
 	SandboxOptions
 	c    *client.Client
 	errs errCount
+	// created, when set, runs once burst's creates have all answered,
+	// before it deletes them (pooledBurst's CPU and pool reading).
+	created func()
 }
 
 var pythonExec = api.ExecRequest{Cmd: "python3", Args: []string{"-c", "print(1)"}}
@@ -390,6 +402,9 @@ func (r *sandboxRun) burst(ctx context.Context, res *SandboxResult) {
 	}
 	close(start)
 	wg.Wait()
+	if r.created != nil {
+		r.created()
+	}
 	var done []time.Duration
 	for i, id := range ids {
 		if id != "" {

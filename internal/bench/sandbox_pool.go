@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +57,16 @@ func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
 			profiling = true
 		}
 	}
+	cpu0, cpuOK := treeCPU()
+	r.created = func() {
+		if cpu1, ok := treeCPU(); ok && cpuOK {
+			ms := msOf(cpu1 - cpu0)
+			res.Burst100PooledCPUMs = &ms
+		}
+		res.Burst100PooledReadyAfter, _, _ = poolGauges(ctx, n, opts.Tier)
+	}
 	r.burst(ctx, b)
+	r.created = nil
 	if profiling {
 		pprof.StopCPUProfile()
 	}
@@ -70,6 +82,44 @@ func pooledBurst(ctx context.Context, opts SandboxOptions, res *SandboxResult) {
 			res.FirstError = r.errs.first
 		}
 	}
+}
+
+// treeCPU is the CPU used so far by the cpuacct cgroup this process runs
+// in, with everything it started (the tier moves sandboxes into cgroups of
+// other hierarchies only); false when there is none, or it is the root.
+func treeCPU() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0, false
+	}
+	dir, ok := cpuacctDir(string(b))
+	if !ok {
+		return 0, false
+	}
+	v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpuacct", dir, "cpuacct.usage"))
+	if err != nil {
+		return 0, false
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+	return time.Duration(ns), err == nil && ns >= 0
+}
+
+// cpuacctDir finds the cpuacct (v1) cgroup in the text of
+// /proc/self/cgroup: false when there is none, when it is the root, or
+// when its path would leave the hierarchy.
+func cpuacctDir(procCgroup string) (string, bool) {
+	for line := range strings.Lines(procCgroup) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 || !slices.Contains(strings.Split(f[1], ","), "cpuacct") {
+			continue
+		}
+		dir := filepath.Clean("/" + f[2])
+		if dir == "/" || dir != f[2] {
+			return "", false
+		}
+		return dir, true
+	}
+	return "", false
 }
 
 // pooledFork is fork100_ms on the daemon whose pool is sized for bursts:

@@ -132,3 +132,56 @@ func TestInitStartsWithSandboxGID(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolWarmThenClaimClass: a sandbox prepared for a pool signals all
+// of init's threads once after its setup reply (sbinit's warmThreads), so
+// a claim can come while that runs. Claimed at once, every thread must
+// still end with the sandbox user's credentials and commands run; one
+// discarded at once must see its init exit (EOF during the warm-up), and
+// a cold prepare, which does not warm, must activate the same way.
+func TestPoolWarmThenClaimClass(t *testing.T) {
+	tier := newTestTier(t)
+	for i := range 6 {
+		ctx := t.Context()
+		if i%2 == 0 {
+			ctx = sandbox.ForPool(ctx)
+		}
+		pr, err := tier.Prepare(ctx, sandbox.TemplateHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone, err := tier.Prepare(ctx, sandbox.TemplateHost)
+		if err != nil {
+			_ = pr.Discard()
+			t.Fatal(err)
+		}
+		if err := gone.Discard(); err != nil {
+			t.Errorf("round %d: discard during the warm-up: %v", i, err)
+		}
+		select {
+		case <-gone.(*box).done:
+		default:
+			t.Errorf("round %d: a discarded init is still running", i)
+		}
+		sb, err := pr.Activate(t.Context(), "warm-"+strconv.Itoa(i), sandbox.Spec{})
+		if err != nil {
+			_ = pr.Discard()
+			t.Fatal(err)
+		}
+		b := pr.(*box)
+		uid, gid := strconv.Itoa(b.hostUID), strconv.Itoa(b.hostGID)
+		for j, th := range threadCreds(t, b.pid) {
+			if want := strings.Repeat(uid+" ", 3) + uid; th["Uid"] != want {
+				t.Errorf("round %d: thread %d: Uid %q, want %q", i, j, th["Uid"], want)
+			}
+			if want := strings.Repeat(gid+" ", 3) + gid; th["Gid"] != want || th["Groups"] != "" || th["CapEff"] != "0000000000000000" {
+				t.Errorf("round %d: thread %d: Gid %q Groups %q CapEff %q, want %q, none, none", i, j, th["Gid"], th["Groups"], th["CapEff"], want)
+			}
+		}
+		var out bytes.Buffer
+		if code, err := sb.Exec(t.Context(), sandbox.ExecSpec{Cmd: "id", Args: []string{"-u"}}, &out, &out); err != nil || code != 0 || strings.TrimSpace(out.String()) != "1000" {
+			t.Errorf("round %d: id -u: %d %v %q", i, code, err, out.String())
+		}
+		_ = sb.Close()
+	}
+}

@@ -56,14 +56,22 @@ func BenchmarkPoolClaim(b *testing.B)      { sandboxtest.BenchPoolClaim(b, newTe
 func BenchmarkPrepare(b *testing.B) {
 	tier := newTestTier(b)
 	ctx := sandbox.ForPool(b.Context())
+	var cpu time.Duration
+	cpuOK := true
 	for b.Loop() {
+		c0, ok0 := benchTreeCPU()
 		pr, err := tier.Prepare(ctx, "")
 		if err != nil {
 			b.Fatal(err)
 		}
+		c1, ok1 := benchTreeCPU()
+		cpu, cpuOK = cpu+c1-c0, cpuOK && ok0 && ok1
 		b.StopTimer()
 		_ = pr.Discard()
 		b.StartTimer()
+	}
+	if cpuOK {
+		b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/prepare")
 	}
 }
 

@@ -242,6 +242,7 @@ func (t *Tier) prepare(ctx context.Context, template, upper string) (sandbox.Pre
 			return nil, fmt.Errorf("prepare sandbox: %w", err)
 		}
 	}
+	setup.Pool = sandbox.IsForPool(ctx)
 	_, err = b.call(ctx, &message{Op: opSetup, Setup: setup}, files...)
 	for _, f := range files {
 		f.Close()

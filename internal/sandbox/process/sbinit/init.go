@@ -140,6 +140,9 @@ func runInit() error {
 	if err := ctl.Send(&Message{ID: m.ID, Op: OpReply}); err != nil {
 		return err
 	}
+	if m.Setup.Pool {
+		warmThreads()
+	}
 
 	// Phase 2: activation (possibly much later: the sandbox sat in a pool).
 	m, files, err = ctl.Recv()
@@ -258,6 +261,21 @@ func dropGroups() error {
 		return fmt.Errorf("setresgid: %w", err)
 	}
 	return nil
+}
+
+// warmThreads signals every thread of init once with a harmless
+// all-threads call (getpid), so that activation's setresuid, the first
+// such call otherwise, does not pay the first delivery's costs (each
+// thread's signal stack and handler touched for the first time while the
+// caller spins for their answers): 1–1.5 ms of CPU per activation, most
+// of what made the pooled burst slower once the spawner gave init its
+// gids and setup's two all-threads calls went (docs/PERFORMANCE.md). Only
+// for a pool's sandbox, after setup has replied: a cold create would pay
+// it right before its activation instead. Best effort: with cgo (a
+// fallback init that is the daemon binary) the call is not supported,
+// and activation pays as before.
+func warmThreads() {
+	_, _, _ = syscall.AllThreadsSyscall(syscall.SYS_GETPID, 0, 0, 0)
 }
 
 func (st *initState) serve() error {

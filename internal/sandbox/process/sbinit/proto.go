@@ -87,6 +87,10 @@ type SetupConfig struct {
 	// mount holding the sandbox's own upper/ and work/ dirs. The root is an
 	// overlay of them instead of Binds/Symlinks/Masks.
 	Layers int `json:"layers,omitempty"`
+	// Pool: the sandbox is prepared for a warm pool, so init runs its
+	// threads' first all-threads call after it replies (warmThreads), in
+	// the pool rather than in the claim's activation.
+	Pool bool `json:"pool,omitempty"`
 }
 
 // ActivateConfig is the per-sandbox half: limits and identity.
