@@ -85,10 +85,13 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	// in dir: the next daemon after a kill -9 finds the dead one's
 	// containers there and removes them (gvisor.StateDir).
 	gdir := gvisor.StateDir(d.cfg.Data)
+	if gdir == "" { // no root-only place for a long data dir's root
+		gdir = dir
+	}
 	if gt := gvisor.Optional(gvisor.Config{DataDir: gdir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
 		parts.tiers = append(parts.tiers, gt)
 		parts.gvisorDir = filepath.Join(gdir, "gvisor")
-		if abs, _ := filepath.Abs(d.cfg.Data); gdir != abs {
+		if gvisor.InRunDir(gdir) {
 			parts.gvisorRun = gdir
 		}
 		if d.cfg.SandboxPoolGVisor > 0 {
@@ -164,12 +167,17 @@ func (d *Daemon) closeSandboxes(context.Context) error {
 	if parts.manager != nil {
 		errs = append(errs, parts.manager.Close())
 	}
+	keepGVisor := false
 	for _, t := range parts.tiers {
-		errs = append(errs, t.Close())
+		err := t.Close()
+		// Containers still in the runsc root: keep it, so the next
+		// daemon's stale removal finds and deletes them.
+		keepGVisor = keepGVisor || errors.Is(err, gvisor.ErrContainersLeft)
+		errs = append(errs, err)
 	}
 	errs = append(errs, os.RemoveAll(parts.dir))
 	// Never remove through a mount: a sandbox's workspace is bound below.
-	if parts.gvisorDir != "" && process.DetachMountsBelow(parts.gvisorDir) {
+	if parts.gvisorDir != "" && !keepGVisor && process.DetachMountsBelow(parts.gvisorDir) {
 		errs = append(errs, os.RemoveAll(parts.gvisorDir))
 		if parts.gvisorRun != "" {
 			_ = os.Remove(parts.gvisorRun) // empty now

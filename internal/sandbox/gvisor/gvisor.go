@@ -30,6 +30,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -236,6 +237,29 @@ func (t *Tier) Close() error {
 	t.mu.Unlock()
 	defer atomicfile.Unlock(lock)
 	for i := 0; i < 64 && unix.Unmount(filepath.Join(t.stateDir, "null-netns"), unix.MNT_DETACH) == nil; i++ {
+	}
+	if lock == nil {
+		return nil // closed before, or never locked the root
+	}
+	return t.leftovers()
+}
+
+// ErrContainersLeft: Close found containers in the runsc root (a delete
+// that failed or ran past its limit). The root must then be kept, so the
+// next daemon's removeStale finds and removes them.
+var ErrContainersLeft = errors.New("gvisor: containers left in the runsc root")
+
+// leftovers returns ErrContainersLeft when the runsc root still lists a
+// container, or runsc cannot say.
+func (t *Tier) leftovers() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := t.run(ctx, "list", "-quiet")
+	if err != nil {
+		return fmt.Errorf("%w: list: %w", ErrContainersLeft, err)
+	}
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		return fmt.Errorf("%w: %s", ErrContainersLeft, strings.Join(ids, " "))
 	}
 	return nil
 }

@@ -127,6 +127,11 @@ func isZombie(pid int) bool {
 // never be removed (RemoveAll would delete through the mount). The gVisor
 // tier uses it for a dead daemon's bundles.
 func DetachMountsBelow(dir string) bool {
+	// mountinfo lists mount points by their real path: a dir reached
+	// through a symlink would match none and report nothing mounted.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	unmountBelow(mountPoints(), dir)
 	return !hasMountBelow(mountPoints(), dir)
 }

@@ -94,3 +94,45 @@ func TestUnescapeMount(t *testing.T) {
 		}
 	}
 }
+
+// TestDetachMountsBelowSymlinkClass: a directory reached through a
+// symlink has its mounts found and detached too (the mount table names
+// real paths): before, none matched, the call said nothing was mounted,
+// and a RemoveAll after it deleted through the mount.
+func TestDetachMountsBelowSymlinkClass(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mounts need root")
+	}
+	tmp, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, link, src := filepath.Join(tmp, "real"), filepath.Join(tmp, "link"), filepath.Join(tmp, "src")
+	for _, d := range []string{filepath.Join(real, "m"), src} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "keep"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(src, filepath.Join(real, "m"), "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(real, "m"), unix.MNT_DETACH) })
+	if !DetachMountsBelow(link) {
+		t.Fatal("a mount is left below the symlinked dir")
+	}
+	if hasMountBelow(mountPoints(), real) {
+		t.Fatal("the mount below the symlink's target is still there")
+	}
+	if err := os.RemoveAll(link + "/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "keep")); err != nil {
+		t.Fatalf("the mounted directory's file: %v", err)
+	}
+}
