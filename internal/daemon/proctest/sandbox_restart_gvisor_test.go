@@ -85,6 +85,9 @@ func TestKill9KeepsGVisorSandboxesClass(t *testing.T) {
 		}
 		gvisor.RemoveLeftovers(filepath.Dir(gdir))
 		gvisor.RemoveLeftovers(dir)
+		if root := filepath.Dir(gdir); gvisor.InRunDir(root) && process.DetachMountsBelow(root) {
+			_ = os.RemoveAll(root) // under /run: no t.TempDir removes it
+		}
 	})
 	cgroups := holderCgroups(before)
 	if len(cgroups) == 0 {
