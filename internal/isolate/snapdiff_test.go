@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -328,4 +331,64 @@ func FuzzAppendRuns(f *testing.F) {
 			t.Fatal("runs do not rebuild cur")
 		}
 	})
+}
+
+// TestSnapshotBufferReuseClass: snapshots built in pooled buffers are
+// byte for byte those built alone, while sessions with other heaps
+// snapshot and the template (a full snapshot, no base hash) is encoded
+// beside them, each reusing the buffers the others left.
+func TestSnapshotBufferReuseClass(t *testing.T) {
+	rt := testRuntime(t)
+	ctx := context.Background()
+	spec := Spec{Module: benchModule}
+	tmpl, err := rt.Template(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	isos := make([]*Isolate, n)
+	want := make([][]byte, n)
+	for k := range isos {
+		if isos[k], err = rt.Restore(ctx, spec, nil, tmpl); err != nil {
+			t.Fatal(err)
+		}
+		defer isos[k].Close(ctx)
+		for range k + 1 { // heaps of different sizes
+			get(t, isos[k], newMemHost(), "http://x/p?q="+strings.Repeat("secret", 50*k))
+		}
+		if want[k], err = isos[k].Snapshot(tmpl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantTmpl := tmpl.Marshal(rt)
+	var wg sync.WaitGroup
+	errs := make(chan error, n+1)
+	for k := range isos {
+		wg.Go(func() {
+			for range 40 {
+				got, err := isos[k].Snapshot(tmpl)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(got, want[k]) {
+					errs <- fmt.Errorf("session %d: snapshot differs from the one built alone (%d vs %d bytes)", k, len(got), len(want[k]))
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 10 {
+			if got := tmpl.Marshal(rt); !bytes.Equal(got, wantTmpl) {
+				errs <- fmt.Errorf("template encoding differs from the one built alone (%d vs %d bytes)", len(got), len(wantTmpl))
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
