@@ -22,6 +22,14 @@ import (
 
 const runMergeGap = 8
 
+// runEnd compares a word of runMergeGap bytes at once.
+const _ = uint(runMergeGap-8) + uint(8-runMergeGap)
+
+// diffSpan is the stretch firstDiff compares at once first: the gaps
+// between a heap's runs are hundreds of bytes long on average, and one
+// compare call of diffSpan bytes costs little more than one of diffBlock.
+const diffSpan = 512
+
 // diffBlock is the stretch firstDiff compares at once before it looks for
 // the differing byte word by word.
 const diffBlock = 64
@@ -35,16 +43,7 @@ func appendRuns(out, cur, ref []byte, base int, prevEnd *int) []byte {
 	}
 	n := len(cur)
 	for i := firstDiff(cur, ref); i < n; {
-		end := i + 1
-		for end < n {
-			// Another difference within runMergeGap bytes joins the run.
-			lim := min(runMergeGap, n-end)
-			d := firstDiff(cur[end:end+lim], ref[end:end+lim])
-			if d == lim {
-				break
-			}
-			end += d + 1
-		}
+		end := runEnd(cur, ref, i+1)
 		off := base + i
 		out = binary.AppendUvarint(out, uint64(off-*prevEnd))
 		out = binary.AppendUvarint(out, uint64(end-i))
@@ -55,11 +54,36 @@ func appendRuns(out, cur, ref []byte, base int, prevEnd *int) []byte {
 	return out
 }
 
+// runEnd is the end of the run whose last differing byte so far is at
+// end-1: another difference within runMergeGap bytes joins the run. Eight
+// bytes are compared at once, and the run jumps to the last difference
+// among them (every difference in the window joins it, so the ones between
+// need no look of their own); only the final few bytes of cur go one by one.
+func runEnd(cur, ref []byte, end int) int {
+	n := len(cur)
+	for end+runMergeGap <= n {
+		x := binary.LittleEndian.Uint64(cur[end:]) ^ binary.LittleEndian.Uint64(ref[end:])
+		if x == 0 {
+			return end
+		}
+		end += 8 - bits.LeadingZeros64(x)/8
+	}
+	for j := end; j < n; j++ {
+		if cur[j] != ref[j] {
+			end = j + 1
+		}
+	}
+	return end
+}
+
 // firstDiff is the index of the first byte where a and b (same length)
-// differ, or len(a). Equal 64-byte blocks are skipped with the vectorised
-// compare; the word loop then finds the byte.
+// differ, or len(a). Equal stretches of diffSpan, then diffBlock bytes are
+// skipped with the vectorised compare; the word loop then finds the byte.
 func firstDiff(a, b []byte) int {
 	i := 0
+	for i+diffSpan <= len(a) && bytes.Equal(a[i:i+diffSpan], b[i:i+diffSpan]) {
+		i += diffSpan
+	}
 	for i+diffBlock <= len(a) && bytes.Equal(a[i:i+diffBlock], b[i:i+diffBlock]) {
 		i += diffBlock
 	}

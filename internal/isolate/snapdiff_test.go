@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
+	"math/bits"
 	"math/rand/v2"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -131,6 +135,121 @@ func appendRunsBytewise(out, cur, ref []byte, base int, prevEnd *int) []byte {
 	return out
 }
 
+// appendRunsWindowed is appendRuns before runEnd and diffSpan: it
+// extended a run with one firstDiff call per differing byte, and skipped
+// equal bytes 64 at a time. BenchmarkAppendRuns compares the two.
+func appendRunsWindowed(out, cur, ref []byte, base int, prevEnd *int) []byte {
+	if bytes.Equal(cur, ref) {
+		return out
+	}
+	n := len(cur)
+	for i := firstDiffBlocks(cur, ref); i < n; {
+		end := i + 1
+		for end < n {
+			lim := min(runMergeGap, n-end)
+			d := firstDiffBlocks(cur[end:end+lim], ref[end:end+lim])
+			if d == lim {
+				break
+			}
+			end += d + 1
+		}
+		off := base + i
+		out = binary.AppendUvarint(out, uint64(off-*prevEnd))
+		out = binary.AppendUvarint(out, uint64(end-i))
+		out = append(out, cur[i:end]...)
+		*prevEnd = off + end - i
+		i = end + firstDiffBlocks(cur[end:], ref[end:])
+	}
+	return out
+}
+
+// firstDiffBlocks is firstDiff before diffSpan.
+func firstDiffBlocks(a, b []byte) int {
+	i := 0
+	for i+diffBlock <= len(a) && bytes.Equal(a[i:i+diffBlock], b[i:i+diffBlock]) {
+		i += diffBlock
+	}
+	for ; i+8 <= len(a); i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; i < len(a) && a[i] == b[i]; i++ {
+	}
+	return i
+}
+
+// TestRunEndGapsClass: runs that end at, just before and just past a gap of
+// runMergeGap equal bytes, at every alignment against the 8-byte words
+// runEnd reads, and within the last word of the page, give the bytewise
+// runs.
+func TestRunEndGapsClass(t *testing.T) {
+	const n = 96
+	for start := range n {
+		for gap := runMergeGap - 2; gap <= runMergeGap+2; gap++ {
+			for runLen := 1; runLen <= 11; runLen++ {
+				ref := make([]byte, n)
+				cur := make([]byte, n)
+				for k := start; k < start+runLen && k < n; k++ {
+					cur[k] = 1
+				}
+				if p := start + runLen + gap; p < n {
+					cur[p] = 2 // a difference just across the gap
+				}
+				pa, pb := 0, 0
+				got := appendRuns(nil, cur, ref, 0, &pa)
+				want := appendRunsBytewise(nil, cur, ref, 0, &pb)
+				if !bytes.Equal(got, want) || pa != pb {
+					t.Fatalf("start %d gap %d run %d: got %x, want %x", start, gap, runLen, got, want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkAppendRuns diffs a session's heap (its private pages after a
+// request) against its template with the run extension before runEnd
+// (windowed) and with it (word).
+func BenchmarkAppendRuns(b *testing.B) {
+	rt := testRuntime(b)
+	ctx := context.Background()
+	spec := Spec{Module: benchModule}
+	tmpl, err := rt.Template(ctx, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	iso, err := rt.Restore(ctx, spec, nil, tmpl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer iso.Close(ctx)
+	get(b, iso, newMemHost(), "http://x/p?q=1")
+	mem, _ := iso.vm.mem.Read(0, iso.vm.mem.Size())
+	var pages [][2][]byte
+	for lo := 0; lo+snapPage <= min(len(mem), len(tmpl.image)); lo += snapPage {
+		if !bytes.Equal(mem[lo:lo+snapPage], tmpl.image[lo:lo+snapPage]) {
+			pages = append(pages, [2][]byte{mem[lo : lo+snapPage], tmpl.image[lo : lo+snapPage]})
+		}
+	}
+	for _, c := range []struct {
+		name string
+		f    func(out, cur, ref []byte, base int, prevEnd *int) []byte
+	}{{"windowed", appendRunsWindowed}, {"word", appendRuns}} {
+		b.Run(c.name, func(b *testing.B) {
+			out := make([]byte, 0, 64<<10)
+			for b.Loop() {
+				out = out[:0]
+				prev := 0
+				for k, p := range pages {
+					out = c.f(out, p[0], p[1], k*snapPage, &prev)
+				}
+			}
+			b.ReportMetric(float64(len(pages)), "pages")
+			b.ReportMetric(float64(len(out)), "raw-bytes")
+		})
+	}
+}
+
 // TestSnapshotDiffEncodingClass: the word-at-a-time diff writes exactly the
 // bytes the bytewise one did (snapshots stay identical), for dense, sparse,
 // edge-touching and gap-boundary differences, and for a live isolate's heap
@@ -212,4 +331,64 @@ func FuzzAppendRuns(f *testing.F) {
 			t.Fatal("runs do not rebuild cur")
 		}
 	})
+}
+
+// TestSnapshotBufferReuseClass: snapshots built in pooled buffers are
+// byte for byte those built alone, while sessions with other heaps
+// snapshot and the template (a full snapshot, no base hash) is encoded
+// beside them, each reusing the buffers the others left.
+func TestSnapshotBufferReuseClass(t *testing.T) {
+	rt := testRuntime(t)
+	ctx := context.Background()
+	spec := Spec{Module: benchModule}
+	tmpl, err := rt.Template(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4
+	isos := make([]*Isolate, n)
+	want := make([][]byte, n)
+	for k := range isos {
+		if isos[k], err = rt.Restore(ctx, spec, nil, tmpl); err != nil {
+			t.Fatal(err)
+		}
+		defer isos[k].Close(ctx)
+		for range k + 1 { // heaps of different sizes
+			get(t, isos[k], newMemHost(), "http://x/p?q="+strings.Repeat("secret", 50*k))
+		}
+		if want[k], err = isos[k].Snapshot(tmpl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantTmpl := tmpl.Marshal(rt)
+	var wg sync.WaitGroup
+	errs := make(chan error, n+1)
+	for k := range isos {
+		wg.Go(func() {
+			for range 40 {
+				got, err := isos[k].Snapshot(tmpl)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(got, want[k]) {
+					errs <- fmt.Errorf("session %d: snapshot differs from the one built alone (%d vs %d bytes)", k, len(got), len(want[k]))
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 10 {
+			if got := tmpl.Marshal(rt); !bytes.Equal(got, wantTmpl) {
+				errs <- fmt.Errorf("template encoding differs from the one built alone (%d vs %d bytes)", len(got), len(wantTmpl))
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

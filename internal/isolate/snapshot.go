@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -152,7 +153,9 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 // dead stack as zero; base is zero below baseZero and priv, if not nil,
 // names the pages that can differ from base (diffPages).
 func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []byte, baseHash *[32]byte, baseZero int, priv []bool) []byte {
-	hdr := make([]byte, 16+vmStateSize+64, 16+vmStateSize+64+4096)
+	bp := rawBufs.Get().(*[]byte)
+	hdr := (*bp)[:snapHeaderSize]
+	clear(hdr) // the buffer held the previous snapshot's diff
 	copy(hdr, snapMagic)
 	hdr[4] = snapVersion
 	if baseHash != nil {
@@ -167,8 +170,29 @@ func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []b
 		dead = int(st.StackPointer)
 	}
 	raw := diffPages(hdr, mem, base, dead, baseZero, priv)
-	return enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+	out := enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+	if cap(raw) <= maxPooledRaw {
+		*bp = raw[:0]
+		rawBufs.Put(bp)
+	}
+	return out
 }
+
+// snapHeaderSize is a snapshot's uncompressed header: magic, version, flags,
+// size, vm state, module hash and base hash.
+const snapHeaderSize = 16 + vmStateSize + 64
+
+// rawBufs holds the buffers diffs are built in between snapshots: a
+// session's diff is a few kilobytes that zstd copies out, and a new buffer
+// for each hibernation grew by doubling from 4 KiB (~30 KB of garbage per
+// snapshot). Buffers grown past maxPooledRaw (a template's full image, a
+// large heap) are left to the GC.
+var rawBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 32<<10)
+	return &b
+}}
+
+const maxPooledRaw = 256 << 10
 
 // image is a decoded snapshot: base's image (or zeros) of size bytes with
 // patches applied, plus the vm state.
@@ -199,7 +223,7 @@ func (r *Runtime) decode(b []byte, base *Template) (*image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
-	if len(raw) < 16+vmStateSize+64 || string(raw[:4]) != snapMagic {
+	if len(raw) < snapHeaderSize || string(raw[:4]) != snapMagic {
 		return nil, fmt.Errorf("%w: bad header", ErrBadSnapshot)
 	}
 	version := raw[4]
