@@ -172,6 +172,8 @@ func (r *Runtime) encodeLive(enc *zstd.Encoder, mem []byte, st vmState, base []b
 	raw := diffPages(hdr, mem, base, dead, baseZero, priv)
 	out := enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 	if cap(raw) <= maxPooledRaw {
+		// A session's heap bytes must not sit in the pool: cleared.
+		clear(raw)
 		*bp = raw[:0]
 		rawBufs.Put(bp)
 	}
