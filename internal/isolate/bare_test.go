@@ -90,17 +90,8 @@ func TestBareRestoreClass(t *testing.T) {
 // request, alternating the full and the bare module in one loop; it
 // reports each one's p50.
 func BenchmarkRestoreBare(b *testing.B) {
-	rt := testRuntime(b)
+	rt, spec, tmpl, iso := benchIsolate(b)
 	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
-	iso, err := rt.Restore(ctx, spec, nil, tmpl)
-	if err != nil {
-		b.Fatal(err)
-	}
 	h := newMemHost()
 	get(b, iso, h, "http://x/")
 	snap, err := iso.Snapshot(tmpl)

@@ -73,17 +73,8 @@ func BenchmarkRestoreFromTemplate(b *testing.B) {
 
 // BenchmarkRestoreDelta: decompress a delta snapshot and restore it.
 func BenchmarkRestoreDelta(b *testing.B) {
-	rt := testRuntime(b)
+	rt, spec, tmpl, iso := benchIsolate(b)
 	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
-	iso, err := rt.Restore(ctx, spec, nil, tmpl)
-	if err != nil {
-		b.Fatal(err)
-	}
 	for range 10 {
 		get(b, iso, newMemHost(), "http://x/p?q=1")
 	}
@@ -153,18 +144,7 @@ func benchFetchURL(b *testing.B, module, url string) {
 // BenchmarkSnapshot reports full and delta snapshot sizes after 10 requests
 // and times taking a delta.
 func BenchmarkSnapshot(b *testing.B) {
-	rt := testRuntime(b)
-	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
-	iso, err := rt.Restore(ctx, spec, nil, tmpl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer iso.Close(ctx)
+	rt, _, tmpl, iso := benchIsolate(b)
 	for range 10 {
 		get(b, iso, newMemHost(), "http://x/p?q=1")
 	}
@@ -197,13 +177,8 @@ func BenchmarkLiveIsolateMemory(b *testing.B) {
 }
 
 func benchLiveMemory(b *testing.B, trim bool) {
-	rt := testRuntime(b)
+	rt, spec, tmpl := benchTemplate(b)
 	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
 	const n = 200
 	for b.Loop() {
 		debug.FreeOSMemory() // GC and return freed heap, so RSS reads are stable

@@ -49,13 +49,8 @@ func BenchmarkFirstCall(b *testing.B) {
 func benchFirstCall(b *testing.B) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	rt := testRuntime(b)
+	rt, spec, tmpl := benchTemplate(b)
 	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
 	if tmpl.file == nil {
 		b.Skip("no memfd template")
 	}

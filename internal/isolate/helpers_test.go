@@ -154,3 +154,29 @@ func evalJS(tb testing.TB, expr string) string {
 	} }`, expr))
 	return get(tb, iso, newMemHost(), "http://test/")
 }
+
+// benchTemplate returns the shared runtime, the spec of benchModule and
+// its template.
+func benchTemplate(tb testing.TB) (*Runtime, Spec, *Template) {
+	tb.Helper()
+	rt := testRuntime(tb)
+	spec := Spec{Module: benchModule}
+	tmpl, err := rt.Template(context.Background(), spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rt, spec, tmpl
+}
+
+// benchIsolate is benchTemplate with an isolate restored from the
+// template, closed when the test ends.
+func benchIsolate(tb testing.TB) (*Runtime, Spec, *Template, *Isolate) {
+	tb.Helper()
+	rt, spec, tmpl := benchTemplate(tb)
+	iso, err := rt.Restore(context.Background(), spec, nil, tmpl)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { iso.Close(context.Background()) })
+	return rt, spec, tmpl, iso
+}

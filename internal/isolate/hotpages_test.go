@@ -11,13 +11,8 @@ import (
 // one request, alternating learned hot pages off and on in the same loop
 // so machine load hits both alike; it reports each one's p50/p99.
 func BenchmarkActivateHotPages(b *testing.B) {
-	rt := testRuntime(b)
+	rt, spec, tmpl := benchTemplate(b)
 	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
 	h := newMemHost()
 	iso, err := rt.Restore(ctx, spec, nil, tmpl)
 	if err != nil {

@@ -17,18 +17,7 @@ import (
 // BenchmarkSnapshotLevel splits a session snapshot into its diff and its
 // zstd encoding at each level, to choose the level on the hibernate path.
 func BenchmarkSnapshotLevel(b *testing.B) {
-	rt := testRuntime(b)
-	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
-	iso, err := rt.Restore(ctx, spec, nil, tmpl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer iso.Close(ctx)
+	_, _, tmpl, iso := benchIsolate(b)
 	for range 10 {
 		get(b, iso, newMemHost(), "http://x/p?q=1")
 	}
@@ -211,18 +200,7 @@ func TestRunEndGapsClass(t *testing.T) {
 // request) against its template with the run extension before runEnd
 // (windowed) and with it (word).
 func BenchmarkAppendRuns(b *testing.B) {
-	rt := testRuntime(b)
-	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		b.Fatal(err)
-	}
-	iso, err := rt.Restore(ctx, spec, nil, tmpl)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer iso.Close(ctx)
+	_, _, tmpl, iso := benchIsolate(b)
 	get(b, iso, newMemHost(), "http://x/p?q=1")
 	mem, _ := iso.vm.mem.Read(0, iso.vm.mem.Size())
 	var pages [][2][]byte
@@ -338,13 +316,9 @@ func FuzzAppendRuns(f *testing.F) {
 // snapshot and the template (a full snapshot, no base hash) is encoded
 // beside them, each reusing the buffers the others left.
 func TestSnapshotBufferReuseClass(t *testing.T) {
-	rt := testRuntime(t)
+	rt, spec, tmpl := benchTemplate(t)
 	ctx := context.Background()
-	spec := Spec{Module: benchModule}
-	tmpl, err := rt.Template(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	const n = 4
 	isos := make([]*Isolate, n)
 	want := make([][]byte, n)
