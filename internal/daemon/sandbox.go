@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,16 +28,11 @@ import (
 
 // sandboxParts are the sandbox tiers and Manager of one daemon.
 type sandboxParts struct {
-	dir string // tier state, removed at close
-	// gvisorDir is the gVisor tier's directory (one per data directory,
-	// gvisor.StateDir), removed at a clean close once nothing is mounted
-	// below it; "" without the tier. gvisorRun is its parent when that
-	// is not the data directory (under /run), removed then too.
-	gvisorDir, gvisorRun string
-	tiers                []sandbox.Tier
-	manager              *sandbox.Manager
-	nets                 *sandboxnet.Nets // egress proxy listeners inside sandboxes
-	env                  sandboxenv.Config
+	dir     string // tier state, removed at close
+	tiers   []sandbox.Tier
+	manager *sandbox.Manager
+	nets    *sandboxnet.Nets // egress proxy listeners inside sandboxes
+	env     sandboxenv.Config
 }
 
 // startSandboxes builds the sandbox tiers that this host supports, the
@@ -81,19 +77,8 @@ func (d *Daemon) startSandboxes(ctx context.Context) error {
 	if pc := sandbox.ProcessPool(d.cfg.SandboxPoolProcess, log); pc.Size > 0 {
 		pools = append(pools, pc)
 	}
-	// The gVisor tier's runsc root is one per data directory, not per run
-	// in dir: the next daemon after a kill -9 finds the dead one's
-	// containers there and removes them (gvisor.StateDir).
-	gdir := gvisor.StateDir(d.cfg.Data)
-	if gdir == "" { // no root-only place for a long data dir's root
-		gdir = dir
-	}
-	if gt := gvisor.Optional(gvisor.Config{DataDir: gdir, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
+	if gt := gvisor.Optional(gvisor.Config{DataDir: cmp.Or(gvisor.StateDir(d.cfg.Data), dir), RemoveOnClose: true, Logger: log.With("tier", sandbox.TierGVisor), Images: images, HostWorkspaceDir: d.cfg.Data + "/sandbox-pool"}); gt != nil {
 		parts.tiers = append(parts.tiers, gt)
-		parts.gvisorDir = filepath.Join(gdir, "gvisor")
-		if gvisor.InRunDir(gdir) {
-			parts.gvisorRun = gdir
-		}
 		if d.cfg.SandboxPoolGVisor > 0 {
 			pools = append(pools, sandbox.PoolConfig{Tier: sandbox.TierGVisor, Size: d.cfg.SandboxPoolGVisor})
 		}
@@ -167,22 +152,10 @@ func (d *Daemon) closeSandboxes(context.Context) error {
 	if parts.manager != nil {
 		errs = append(errs, parts.manager.Close())
 	}
-	keepGVisor := false
 	for _, t := range parts.tiers {
-		err := t.Close()
-		// Containers still in the runsc root: keep it, so the next
-		// daemon's stale removal finds and deletes them.
-		keepGVisor = keepGVisor || errors.Is(err, gvisor.ErrContainersLeft)
-		errs = append(errs, err)
+		errs = append(errs, t.Close())
 	}
 	errs = append(errs, os.RemoveAll(parts.dir))
-	// Never remove through a mount: a sandbox's workspace is bound below.
-	if parts.gvisorDir != "" && !keepGVisor && process.DetachMountsBelow(parts.gvisorDir) {
-		errs = append(errs, os.RemoveAll(parts.gvisorDir))
-		if parts.gvisorRun != "" {
-			_ = os.Remove(parts.gvisorRun) // empty now
-		}
-	}
 	return errors.Join(errs...)
 }
 

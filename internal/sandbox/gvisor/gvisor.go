@@ -47,6 +47,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/atomicfile"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/hostfs"
+	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
 
 // Config configures the gVisor tier. The zero value is usable.
@@ -65,6 +66,11 @@ type Config struct {
 	// storage (hostws.go): prepared directories live here, on the same
 	// filesystem as the Manager's Dir, and become Spec.HostWorkspace.
 	HostWorkspaceDir string
+	// RemoveOnClose makes Close remove the tier's directory below DataDir
+	// (and DataDir itself when it is a StateDir under /run) once runsc
+	// lists no container there and nothing is mounted below it: a daemon's
+	// clean stop. A root with containers left stays for the next start.
+	RemoveOnClose bool
 }
 
 // Tier implements sandbox.Tier with runsc.
@@ -84,6 +90,8 @@ type Tier struct {
 	runscOverlay bool     // benchmarks: image roots under runsc's own overlay (container.runscOverlay)
 	benchFlags   []string // benchmarks: more global runsc flags (BenchmarkExecPythonFlags)
 	hostWS       string   // Config.HostWorkspaceDir
+	base         string   // <DataDir>/gvisor
+	removeDirs   []string // Config.RemoveOnClose: base, then DataDir when under /run
 	images       sandbox.Images
 	lock         *os.File // the root's lock while this tier owns it (stale.go)
 
@@ -178,6 +186,13 @@ func New(cfg Config) (*Tier, error) {
 		bundlesDir:   filepath.Join(base, "bundles"),
 		templateRoot: filepath.Join(base, "template-host"),
 		hostWS:       cfg.HostWorkspaceDir,
+		base:         base,
+	}
+	if cfg.RemoveOnClose {
+		t.removeDirs = []string{base}
+		if InRunDir(cfg.DataDir) {
+			t.removeDirs = append(t.removeDirs, cfg.DataDir)
+		}
 	}
 	if err := t.resetHostWorkspaces(); err != nil {
 		return nil, err
@@ -241,7 +256,19 @@ func (t *Tier) Close() error {
 	if lock == nil {
 		return nil // closed before, or never locked the root
 	}
-	return t.leftovers()
+	if err := t.leftovers(); err != nil {
+		return err // the root stays for the next start's removeStale
+	}
+	// Never remove through a mount: a sandbox's workspace is bound below.
+	if len(t.removeDirs) > 0 && process.DetachMountsBelow(t.base) {
+		if err := os.RemoveAll(t.removeDirs[0]); err != nil {
+			return fmt.Errorf("gvisor: remove %s: %w", t.removeDirs[0], err)
+		}
+		for _, d := range t.removeDirs[1:] {
+			_ = os.Remove(d) // empty now
+		}
+	}
+	return nil
 }
 
 // ErrContainersLeft: Close found containers in the runsc root (a delete
