@@ -187,6 +187,32 @@ func TestStatusWaitClass(t *testing.T) {
 			t.Fatalf("exit %d, want the daemon at %s\nstdout %s\nstderr %s", r.code, d.Addr(), r.out, r.err)
 		}
 	})
+	t.Run("address before token", func(t *testing.T) {
+		// The data dir names a live daemon but holds no token yet (its
+		// daemon writes it in a moment): a 401 without a token is waited
+		// out, not the end.
+		other := newDaemon(t, nil)
+		if err := other.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		data := t.TempDir()
+		if err := os.WriteFile(filepath.Join(data, daemon.AddrFile), []byte(other.Addr()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		done := startCLI(t, "--data", data, "status", "--wait", "90s")
+		time.Sleep(300 * time.Millisecond) // let the CLI meet the missing token
+		tok, err := os.ReadFile(filepath.Join(other.DataDir(), auth.TokenFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(data, auth.TokenFile), tok, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := result(t, done)
+		if r.code != 0 || !strings.Contains(r.out, "http://"+other.Addr()) {
+			t.Fatalf("exit %d, want the daemon at %s\nstdout %s\nstderr %s", r.code, other.Addr(), r.out, r.err)
+		}
+	})
 	t.Run("no daemon", func(t *testing.T) {
 		data := t.TempDir()
 		r := result(t, startCLI(t, "--data", data, "status", "--wait", "300ms"))
