@@ -170,6 +170,29 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Another member's controller may rewrite the agent's rollout record
+	// between the read and the write below (its ledger bookkeeping of an
+	// ended rollout): a lost write that is not this run's is tried again
+	// from a fresh read, a few times.
+	for attempt := 1; ; attempt++ {
+		out, err := c.startLocked(ctx, &req, steps)
+		if !errors.Is(err, errRetryStart) {
+			return out, err
+		}
+		if attempt == 3 {
+			return State{}, api.Errorf(api.KindConflict, "the rollout of %s changed meanwhile: %w", req.Agent, store.ErrConflict)
+		}
+	}
+}
+
+// errRetryStart: startLocked lost its write to another member's change of
+// the record that is not this run's start.
+var errRetryStart = errors.New("rollout: start again")
+
+// startLocked is one attempt of Start (c.mu held). A change it records in
+// the ledger becomes req.Parent, so another attempt does not record it
+// again.
+func (c *Controller) startLocked(ctx context.Context, req *Start, steps []bundle.RolloutStep) (State, error) {
 	rt, err := c.cfg.Router.ReadRouting(ctx, req.Agent)
 	if err != nil {
 		return State{}, err
@@ -211,6 +234,7 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 		if parent, err = c.recordChange(ctx, req.Agent, req.Version, rt.Stable, req.Author); err != nil {
 			return State{}, err
 		}
+		req.Parent = parent
 	}
 	st.Last = parent
 	state := ledger.RolloutStarted
@@ -224,8 +248,12 @@ func (c *Controller) Start(ctx context.Context, req Start) (State, error) {
 		// Two members may drive one run at once (each polls the runs that
 		// wait for review): the one that lost the write finds the run's
 		// rollout started by the other and answers with it.
-		if again, rerr := c.read(ctx, req.Agent); rerr == nil && req.Run != "" && again.Run == req.Run && again.Canary == req.Version {
+		again, rerr := c.read(ctx, req.Agent)
+		if rerr == nil && req.Run != "" && again.Run == req.Run && again.Canary == req.Version {
 			return c.syncLocked(ctx, req.Agent)
+		}
+		if rerr == nil && errors.Is(err, store.ErrConflict) {
+			return State{}, errRetryStart
 		}
 		return State{}, err
 	}
