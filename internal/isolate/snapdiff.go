@@ -84,6 +84,13 @@ func firstDiff(a, b []byte) int {
 	for i+diffSpan <= len(a) && bytes.Equal(a[i:i+diffSpan], b[i:i+diffSpan]) {
 		i += diffSpan
 	}
+	return i + firstDiffBlocks(a[i:], b[i:])
+}
+
+// firstDiffBlocks is firstDiff without the diffSpan skip: equal diffBlock
+// stretches, then words, then the byte.
+func firstDiffBlocks(a, b []byte) int {
+	i := 0
 	for i+diffBlock <= len(a) && bytes.Equal(a[i:i+diffBlock], b[i:i+diffBlock]) {
 		i += diffBlock
 	}

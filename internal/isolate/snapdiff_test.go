@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -150,22 +149,6 @@ func appendRunsWindowed(out, cur, ref []byte, base int, prevEnd *int) []byte {
 		i = end + firstDiffBlocks(cur[end:], ref[end:])
 	}
 	return out
-}
-
-// firstDiffBlocks is firstDiff before diffSpan.
-func firstDiffBlocks(a, b []byte) int {
-	i := 0
-	for i+diffBlock <= len(a) && bytes.Equal(a[i:i+diffBlock], b[i:i+diffBlock]) {
-		i += diffBlock
-	}
-	for ; i+8 <= len(a); i += 8 {
-		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
-			return i + bits.TrailingZeros64(x)/8
-		}
-	}
-	for ; i < len(a) && a[i] == b[i]; i++ {
-	}
-	return i
 }
 
 // TestRunEndGapsClass: runs that end at, just before and just past a gap of
