@@ -122,14 +122,7 @@ func TestKill9KeepsGVisorSandboxesClass(t *testing.T) {
 			t.Errorf("cgroup %s of the killed daemon left", cg)
 		}
 	}
-	list, err := c.Sandboxes(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	states := map[string]api.Sandbox{}
-	for _, s := range list {
-		states[s.ID] = s
-	}
+	list, states := sandboxesByID(ctx, t, c)
 	if len(states) != 2 || states[sb.ID].State != api.SandboxStateStopped || states[paused.ID].State != api.SandboxStateStopped || states[sb.ID].Tier != "gvisor" {
 		t.Fatalf("after kill -9: %+v", list)
 	}

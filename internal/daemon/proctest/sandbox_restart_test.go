@@ -2,6 +2,7 @@ package proctest_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -90,14 +91,7 @@ func TestKill9KeepsSandboxes(t *testing.T) {
 			t.Fatalf("%d cgroups of the killed daemon left", left)
 		}
 	}
-	list, err := c.Sandboxes(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	states := map[string]api.Sandbox{}
-	for _, s := range list {
-		states[s.ID] = s
-	}
+	list, states := sandboxesByID(ctx, t, c)
 	if len(states) != 2 || states[kept.ID].State != api.SandboxStateStopped || states[paused.ID].State != api.SandboxStateStopped {
 		t.Fatalf("after kill -9: %+v", list)
 	}
@@ -137,4 +131,18 @@ func TestKill9KeepsSandboxes(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("deleted sandbox's dir: %v", err)
 	}
+}
+
+// sandboxesByID lists c's sandboxes, also by id.
+func sandboxesByID(ctx context.Context, t *testing.T, c *client.Client) ([]api.Sandbox, map[string]api.Sandbox) {
+	t.Helper()
+	list, err := c.Sandboxes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := make(map[string]api.Sandbox, len(list))
+	for _, s := range list {
+		byID[s.ID] = s
+	}
+	return list, byID
 }
