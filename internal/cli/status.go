@@ -77,7 +77,8 @@ a daemon and wait for it:
 // dials the default address nor keeps an old token: it waits for
 // <data>/api.addr, then for /readyz, and retries a 401 with a token read
 // from the data dir, which a fresh daemon may still be replacing, or with
-// none yet (the daemon starting there has not written it). Errors
+// none yet while the address is the data dir's (the daemon starting there
+// has not written it). Errors
 // that waiting cannot fix (a 403, a bad flag, a TLS mismatch) end it at once.
 func (g *globals) waitStatus(ctx context.Context, wait time.Duration) (*client.Client, *api.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
@@ -141,7 +142,7 @@ func (g *globals) statusAttempt(ctx context.Context) (c *client.Client, st *api.
 	if err != nil {
 		var p *api.Problem
 		retry = !errors.As(err, &p) || p.Status == http.StatusServiceUnavailable ||
-			p.Status == http.StatusUnauthorized && (cr.tokenFromData || cr.token == "")
+			p.Status == http.StatusUnauthorized && (cr.tokenFromData || cr.token == "" && cr.serverFromData)
 		return c, nil, retry, fmt.Errorf("status of %s: %w", c.Server(), err)
 	}
 	return c, st, false, nil
