@@ -120,7 +120,7 @@ func (d *Daemon) startRuntime(ctx context.Context) error {
 	var err error
 	d.runtime, err = isolate.NewRuntime(ctx, isolate.Config{
 		CacheDir: isolate.CacheDir(d.cfg.WasmCacheDir, d.cfg.Data), Logger: d.log.With("component", "isolate"),
-		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes), Metrics: d.reg,
+		MaxBodyBytes: int(d.cfg.SessionMaxBodyBytes), Metrics: d.reg, Prefill: isolate.DefaultPrefill,
 	})
 	if err != nil {
 		return fmt.Errorf("isolate runtime: %w", err)

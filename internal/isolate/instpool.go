@@ -89,6 +89,28 @@ func (r *Runtime) instGet(code wazero.CompiledModule, f *imageFile, limit uint64
 	return nil
 }
 
+// pooledInstances counts the pooled instances of code made by r for f
+// with a limit of limit bytes.
+func pooledInstances(r *Runtime, code wazero.CompiledModule, f *imageFile, limit uint64) int {
+	resPool.mu.Lock()
+	defer resPool.mu.Unlock()
+	n := 0
+	for _, m := range resPool.free {
+		if m.inst != nil && m.pf == f && m.limit == limit && m.instRT == r && m.instCode == code {
+			n++
+		}
+	}
+	return n
+}
+
+// poolFull reports whether the pool holds poolTotal entries: one more
+// would evict the oldest.
+func poolFull() bool {
+	resPool.mu.Lock()
+	defer resPool.mu.Unlock()
+	return len(resPool.free) >= poolTotal
+}
+
 // instUnpool removes m (a pooled instance's memory) from the pool.
 func instUnpool(m *linearMemory) {
 	resPool.mu.Lock()

@@ -27,7 +27,12 @@ export default { async fetch(req) {
 // instTemplate is poolTemplate for instModule, with the instance pool on.
 func instTemplate(t *testing.T) (*Runtime, *Template) {
 	t.Helper()
-	rt := testRuntime(t)
+	return instTemplateOn(t, testRuntime(t))
+}
+
+// instTemplateOn is instTemplate on rt.
+func instTemplateOn(t *testing.T, rt *Runtime) (*Runtime, *Template) {
+	t.Helper()
 	if !rt.instPoolable {
 		t.Skip("the engine's instances are not poolable")
 	}

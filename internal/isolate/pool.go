@@ -65,12 +65,16 @@ var poolCounts struct {
 	// the pool (instpool.go): a restore that took one did not instantiate,
 	// so it is in neither hits nor misses.
 	instHits, instPuts atomic.Uint64
+	// prefills counts instances pooled ahead of need (prefill.go); they
+	// are in instPuts too.
+	prefills atomic.Uint64
 }
 
 // PoolStats are the reservation pool's counters since the process started.
 type PoolStats struct {
 	Hits, Misses, Puts, Drops  uint64
 	InstanceHits, InstancePuts uint64
+	Prefills                   uint64
 }
 
 // ReadPoolStats returns the reservation pool's counters (benchmarks report
@@ -78,7 +82,8 @@ type PoolStats struct {
 func ReadPoolStats() PoolStats {
 	return PoolStats{Hits: poolCounts.hits.Load(), Misses: poolCounts.misses.Load(),
 		Puts: poolCounts.puts.Load(), Drops: poolCounts.drops.Load(),
-		InstanceHits: poolCounts.instHits.Load(), InstancePuts: poolCounts.instPuts.Load()}
+		InstanceHits: poolCounts.instHits.Load(), InstancePuts: poolCounts.instPuts.Load(),
+		Prefills: poolCounts.prefills.Load()}
 }
 
 // poolGet takes a reservation of limit bytes reset to f, or nil. A

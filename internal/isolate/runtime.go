@@ -46,6 +46,10 @@ type Config struct {
 	CooperativeTimeouts bool
 	// Metrics registers the runtime's collectors (metrics.go); nil: none.
 	Metrics prometheus.Registerer
+	// Prefill is how many instances of a template in use the runtime keeps
+	// ready in the background (prefill.go); 0: none, instances are pooled
+	// only when sessions close.
+	Prefill int
 }
 
 // Defaults.
@@ -105,6 +109,8 @@ type Runtime struct {
 	vr       wazero.Runtime // an interpreter that validates modules as uploaded (validateWasm)
 
 	met *metrics // nil: no metrics
+
+	fill prefiller // background fillers of the instance pool (prefill.go)
 }
 
 // NewRuntime compiles QuickJS (or loads it from cfg.CacheDir) and registers
@@ -190,6 +196,7 @@ func (r *Runtime) MaxBodyBytes() int { return r.cfg.MaxBodyBytes }
 
 // Close releases the wazero runtime and every isolate still open on it.
 func (r *Runtime) Close(ctx context.Context) error {
+	r.fill.closeFill()
 	r.bare.wg.Wait()
 	var err error
 	if r.ar != nil {

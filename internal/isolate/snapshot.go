@@ -339,6 +339,9 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 			iso = &Isolate{rt: r, spec: spec, vm: v}
 		}
 	}
+	if pf != nil {
+		r.prefillAfter(code, im.base, spec.MemoryMiB)
+	}
 	if iso == nil {
 		if iso, err = r.instantiate(ctx, spec, code, pf); err != nil {
 			return nil, err
