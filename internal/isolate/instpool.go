@@ -1,6 +1,8 @@
 package isolate
 
 import (
+	"time"
+
 	"github.com/tetratelabs/wazero"
 )
 
@@ -103,12 +105,18 @@ func pooledInstances(r *Runtime, code wazero.CompiledModule, f *imageFile, limit
 	return n
 }
 
-// poolFull reports whether the pool holds poolTotal entries: one more
-// would evict the oldest.
-func poolFull() bool {
+// prefillEvictAge is how long the pool's oldest entry must have waited
+// unused before a prefill may evict it (prefill.go): entries of templates
+// no longer in use make room, but two templates in use do not take turns
+// evicting each other's ready instances.
+const prefillEvictAge = 30 * time.Second
+
+// poolRoom reports whether the pool can take one more entry without
+// evicting one that waited less than prefillEvictAge.
+func poolRoom() bool {
 	resPool.mu.Lock()
 	defer resPool.mu.Unlock()
-	return len(resPool.free) >= poolTotal
+	return len(resPool.free) < poolTotal || time.Since(resPool.free[0].admitted) > prefillEvictAge
 }
 
 // instUnpool removes m (a pooled instance's memory) from the pool.

@@ -3,6 +3,7 @@ package isolate
 import (
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
@@ -31,6 +32,8 @@ type linearMemory struct {
 	inst     *vm
 	instRT   *Runtime
 	instCode wazero.CompiledModule
+	// admitted is when the entry went into the pool (pool.go).
+	admitted time.Time
 	// known, if not nil, is which pages of buf[:size] are private, read
 	// by a snapshot with nothing run since (Isolate.Close sets it): reset
 	// uses it instead of reading /proc/self/pagemap.

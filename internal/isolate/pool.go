@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Reservation pool: a closed session's linear memory, restored from a
@@ -147,6 +148,7 @@ func poolAdmit(e *linearMemory) {
 		evict = append(evict, resPool.free[0])
 		resPool.free = resPool.free[1:]
 	}
+	e.admitted = time.Now()
 	resPool.free = append(resPool.free, e)
 	resPool.mu.Unlock()
 	for _, o := range evict {

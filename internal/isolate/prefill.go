@@ -27,8 +27,10 @@ import (
 // tables). A prefilled instance holds nothing of any session: it is the
 // template, so the isolation argument of pool.go holds unchanged.
 //
-// The filler stops at Prefill instances, when the pool is full
-// (poolTotal, so prefills never evict another template's entries), when a
+// The filler stops at Prefill instances, when the pool is full (poolTotal)
+// of entries that waited less than prefillEvictAge (so templates in use do
+// not evict each other's ready instances, while those of templates no
+// longer in use make room), when a
 // prefill fails or is refused (the template closed), and when the runtime
 // closes (Close waits for it). Its work is what the restores would have
 // done themselves; it moves off the request's path, not away.
@@ -84,7 +86,7 @@ func (r *Runtime) prefillRun(code wazero.CompiledModule, b *Template, mib, want 
 		r.fill.mu.Lock()
 		closed := r.fill.closed
 		r.fill.mu.Unlock()
-		if closed || pooledInstances(r, code, b.file, limit) >= want || poolFull() {
+		if closed || pooledInstances(r, code, b.file, limit) >= want || !poolRoom() {
 			return
 		}
 		if !r.prefillOne(code, b, mib) {

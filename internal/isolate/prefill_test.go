@@ -142,3 +142,37 @@ func TestPrefillStopsClass(t *testing.T) {
 		}
 	})
 }
+
+// TestPrefillPoolFullClass: a filler never evicts entries that went into
+// the pool less than prefillEvictAge ago (another template in use keeps
+// its ready instances), but entries that waited longer make room.
+func TestPrefillPoolFullClass(t *testing.T) {
+	rt, tmpl := prefillTemplate(t, 2)
+	ctx := ctxTimeout(t, time.Minute)
+	other := &imageFile{fd: -1}
+	fill := func(age time.Duration) {
+		resPool.mu.Lock()
+		for len(resPool.free) < poolTotal {
+			resPool.free = append(resPool.free, &linearMemory{pf: other, admitted: time.Now().Add(-age)})
+		}
+		resPool.mu.Unlock()
+	}
+	t.Cleanup(func() { poolDrop(other) })
+	for _, c := range []struct {
+		age  time.Duration
+		want int
+	}{{0, 0}, {2 * prefillEvictAge, 2}} {
+		poolDrop(other)
+		poolDrop(tmpl.file)
+		fill(c.age)
+		a, err := rt.Restore(ctx, Spec{Module: instModule}, nil, tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.fill.wg.Wait()
+		if n := poolCount(tmpl.file); n != c.want {
+			t.Fatalf("pool full of entries %v old: %d prefilled, want %d", c.age, n, c.want)
+		}
+		_ = a.Close(ctx)
+	}
+}
