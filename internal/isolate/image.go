@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,11 @@ type imageFile struct {
 	// mu guards closed against pool resets (pool.go), which read buf.
 	mu     sync.Mutex
 	closed bool
+	// Prefill's bookkeeping (prefill.go): when a restore of this image
+	// last ran (unix ns), and whether the pool refused a prefilled
+	// instance of it (then none is made again).
+	lastRestore atomic.Int64
+	noPrefill   atomic.Bool
 }
 
 // newImageFile copies img into a sealed memfd. The caller arranges for

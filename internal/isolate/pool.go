@@ -72,6 +72,7 @@ var poolCounts struct {
 }
 
 // PoolStats are the reservation pool's counters since the process started.
+// Hits and Misses include the prefill's own lookups (prefill.go).
 type PoolStats struct {
 	Hits, Misses, Puts, Drops  uint64
 	InstanceHits, InstancePuts uint64

@@ -3,6 +3,7 @@ package isolate
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 )
@@ -18,8 +19,10 @@ import (
 // missed it on every activation.
 //
 // With Config.Prefill > 0, a restore of a template with an image file
-// that leaves fewer than Prefill pooled instances of it starts one
-// background filler for that template. The filler instantiates the
+// in demand (another restore of it ran within prefillDemandWindow) that
+// leaves fewer than Prefill pooled instances of it starts a background
+// filler for that template, unless one runs already (one per runtime:
+// the fillers' CPU is at most one core). The filler instantiates the
 // module, maps the template over the new reservation, makes its learned
 // hot pages private and pools the instance as a closed session's would be
 // pooled (poolInstance: the reset writes the template's bytes over every
@@ -30,15 +33,23 @@ import (
 // The filler stops at Prefill instances, when the pool is full (poolTotal)
 // of entries that waited less than prefillEvictAge (so templates in use do
 // not evict each other's ready instances, while those of templates no
-// longer in use make room), when a
-// prefill fails or is refused (the template closed), and when the runtime
-// closes (Close waits for it). Its work is what the restores would have
+// longer in use make room), when a prefill fails, and when the runtime
+// closes (Close waits for it). A template whose prefilled instance the pool
+// refused (its hot set is larger than a pooled reservation may hold, or
+// /proc/self/pagemap cannot be read) is never prefilled again, so a
+// refusal costs one wasted instance, not one per restore. Its work is what the restores would have
 // done themselves; it moves off the request's path, not away.
 
 // DefaultPrefill is the number of ready instances per template the daemon
 // asks for: enough for a few activations arriving together, each costing
 // the hot pages' RSS (~400 KiB for a small agent) while it waits.
 const DefaultPrefill = 4
+
+// prefillDemandWindow: a template is prefilled only when it was restored
+// twice within this long. One restored less often gets nothing from ready
+// instances (they would wait, holding RAM, and be evicted by templates in
+// use, prefillEvictAge) and so gets none.
+const prefillDemandWindow = 10 * time.Second
 
 // prefiller tracks the runtime's fillers.
 type prefiller struct {
@@ -55,6 +66,13 @@ func (r *Runtime) prefillAfter(code wazero.CompiledModule, b *Template, mib int)
 	if n <= 0 || b == nil || b.file == nil || poolOff || instPoolOff || !r.instPoolable {
 		return
 	}
+	now := time.Now().UnixNano()
+	if prev := b.file.lastRestore.Swap(now); prev == 0 || time.Duration(now-prev) > prefillDemandWindow {
+		return
+	}
+	if b.file.noPrefill.Load() || pagemap() == nil {
+		return
+	}
 	limit := uint64(mib) << 20
 	if pooledInstances(r, code, b.file, limit) >= n {
 		return
@@ -62,7 +80,7 @@ func (r *Runtime) prefillAfter(code wazero.CompiledModule, b *Template, mib int)
 	p := &r.fill
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.running[b.file] {
+	if p.closed || len(p.running) > 0 {
 		return
 	}
 	if p.running == nil {
@@ -110,6 +128,7 @@ func (r *Runtime) prefillOne(code wazero.CompiledModule, b *Template, mib int) b
 		ok = poolInstance(r, code, v)
 	}
 	if !ok {
+		b.file.noPrefill.Store(true)
 		_ = v.mod.Close(ctx)
 		return false
 	}

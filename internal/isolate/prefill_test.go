@@ -22,19 +22,59 @@ func prefillTemplate(t *testing.T, n int) (*Runtime, *Template) {
 	t.Cleanup(func() { _ = rt.Close(context.Background()) })
 	rt, tmpl := instTemplateOn(t, rt)
 	t.Cleanup(func() { poolDrop(tmpl.file) })
+	drainPool()
 	return rt, tmpl
 }
 
-// TestPrefillClass: a restore that leaves fewer than Prefill instances of
-// its template pooled makes the runtime pool more in the background, and
-// the next session's restore takes one: it reads exactly as a restore into
-// a fresh mapping (memory byte for byte, globals) and holds nothing of the
-// live session that caused the prefill.
+// drainPool releases every pooled entry, so that what earlier tests left
+// (until their templates' cleanups run) does not fill the pool.
+func drainPool() {
+	resPool.mu.Lock()
+	free := resPool.free
+	resPool.free = nil
+	resPool.mu.Unlock()
+	for _, m := range free {
+		m.release()
+	}
+}
+
+// restoreTwice restores spec from tmpl twice, so the template is in demand
+// (prefillDemandWindow), and returns the second isolate; the first is
+// closed when the test ends.
+func restoreTwice(t *testing.T, ctx context.Context, rt *Runtime, spec Spec, tmpl *Template) *Isolate {
+	t.Helper()
+	var isos [2]*Isolate
+	for k := range isos {
+		iso, err := rt.Restore(ctx, spec, nil, tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = iso.Close(context.Background()) })
+		isos[k] = iso
+	}
+	return isos[1]
+}
+
+// TestPrefillClass: a restore of a template in demand that leaves fewer
+// than Prefill instances of it pooled makes the runtime pool more in the
+// background (a template restored once in a while gets none), and the next
+// session's restore takes one: it reads exactly as a restore into a fresh
+// mapping (memory byte for byte, globals) and holds nothing of the live
+// sessions that caused the prefill.
 func TestPrefillClass(t *testing.T) {
 	rt, tmpl := prefillTemplate(t, 2)
 	ctx := ctxTimeout(t, time.Minute)
 	spec := Spec{SessionID: "s", Agent: "a", Module: instModule}
 	st0 := ReadPoolStats()
+	first, err := rt.Restore(ctx, spec, nil, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close(ctx)
+	rt.fill.wg.Wait()
+	if n := poolCount(tmpl.file); n != 0 {
+		t.Fatalf("%d instances prefilled after one restore of a template not in demand", n)
+	}
 	a, err := rt.Restore(ctx, spec, nil, tmpl)
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +82,7 @@ func TestPrefillClass(t *testing.T) {
 	defer a.Close(ctx)
 	secret := newSecret(t)
 	get(t, a, newMemHost(), "http://x/?s="+secret)
+	get(t, first, newMemHost(), "http://x/?s="+secret)
 	rt.fill.wg.Wait()
 	if n := poolCount(tmpl.file); n != 2 {
 		t.Fatalf("%d instances pooled after the first restore, want the 2 prefilled", n)
@@ -97,33 +138,41 @@ func TestPrefillStopsClass(t *testing.T) {
 		ctx := ctxTimeout(t, time.Minute)
 		f := tmpl.file
 		f.mu.Lock()
-		f.closed = true
+		f.closed = true // the pool refuses it, as it does a hot set too large
 		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			f.closed = false
+			f.mu.Unlock()
+		}()
 		st0 := ReadPoolStats()
-		a, err := rt.Restore(ctx, Spec{Module: instModule}, nil, tmpl)
-		if err != nil {
-			t.Fatal(err)
-		}
+		restoreTwice(t, ctx, rt, Spec{Module: instModule}, tmpl)
 		rt.fill.wg.Wait()
 		if n := poolCount(f); n != 0 {
-			t.Fatalf("%d instances of a closed template pooled", n)
+			t.Fatalf("%d instances of a refused template pooled", n)
 		}
 		if d := ReadPoolStats().Prefills - st0.Prefills; d != 0 {
-			t.Fatalf("%d prefills of a closed template counted", d)
+			t.Fatalf("%d prefills of a refused template counted", d)
 		}
-		_ = a.Close(ctx)
-		f.mu.Lock()
-		f.closed = false
-		f.mu.Unlock()
+		if !f.noPrefill.Load() {
+			t.Fatal("a refused template is not marked: every restore would retry")
+		}
+		for range 3 {
+			if _, err := rt.Restore(ctx, Spec{Module: instModule}, nil, tmpl); err != nil {
+				t.Fatal(err)
+			}
+			rt.fill.mu.Lock()
+			running := len(rt.fill.running)
+			rt.fill.mu.Unlock()
+			if running != 0 {
+				t.Fatal("a filler started again for a refused template")
+			}
+		}
 	})
 	t.Run("runtime closes", func(t *testing.T) {
 		rt, tmpl := prefillTemplate(t, 8)
 		ctx := ctxTimeout(t, time.Minute)
-		a, err := rt.Restore(ctx, Spec{Module: instModule}, nil, tmpl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = a.Close(ctx)
+		restoreTwice(t, ctx, rt, Spec{Module: instModule}, tmpl)
 		if err := rt.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -157,14 +206,14 @@ func TestPrefillPoolFullClass(t *testing.T) {
 		}
 		resPool.mu.Unlock()
 	}
-	t.Cleanup(func() { poolDrop(other) })
+	t.Cleanup(drainPool)
 	for _, c := range []struct {
 		age  time.Duration
 		want int
 	}{{0, 0}, {2 * prefillEvictAge, 2}} {
-		poolDrop(other)
-		poolDrop(tmpl.file)
+		drainPool()
 		fill(c.age)
+		tmpl.file.lastRestore.Store(time.Now().UnixNano()) // in demand
 		a, err := rt.Restore(ctx, Spec{Module: instModule}, nil, tmpl)
 		if err != nil {
 			t.Fatal(err)

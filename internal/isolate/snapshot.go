@@ -339,9 +339,6 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 			iso = &Isolate{rt: r, spec: spec, vm: v}
 		}
 	}
-	if pf != nil {
-		r.prefillAfter(code, im.base, spec.MemoryMiB)
-	}
 	if iso == nil {
 		if iso, err = r.instantiate(ctx, spec, code, pf); err != nil {
 			return nil, err
@@ -357,6 +354,9 @@ func (r *Runtime) restoreWith(ctx context.Context, spec Spec, snapshot []byte, b
 	if err != nil {
 		_ = iso.vm.mod.Close(ctx)
 		return nil, fmt.Errorf("isolate: restore: %w", err)
+	}
+	if pf != nil {
+		r.prefillAfter(code, im.base, spec.MemoryMiB)
 	}
 	return iso, nil
 }
