@@ -49,7 +49,7 @@ func poolInstance(r *Runtime, code wazero.CompiledModule, v *vm) bool {
 		return false
 	}
 	f := m.pf
-	if uint64(v.mem.Size()) != uint64(len(f.buf)) || m.size != uint64(len(f.buf)) {
+	if uint64(v.mem.Size()) != uint64(len(f.buf)) || m.size != uint64(len(f.buf)) || r.fill.isClosed() {
 		return false
 	}
 	f.mu.Lock()
@@ -89,6 +89,26 @@ func (r *Runtime) instGet(code wazero.CompiledModule, f *imageFile, limit uint64
 		}
 	}
 	return nil
+}
+
+// poolDropRuntime releases the pooled instances r made (Runtime.Close).
+func poolDropRuntime(r *Runtime) {
+	var drop []*linearMemory
+	resPool.mu.Lock()
+	keep := resPool.free[:0]
+	for _, m := range resPool.free {
+		if m.inst != nil && m.instRT == r {
+			drop = append(drop, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	clear(resPool.free[len(keep):])
+	resPool.free = keep
+	resPool.mu.Unlock()
+	for _, m := range drop {
+		m.release()
+	}
 }
 
 // pooledInstances counts the pooled instances of code made by r for f

@@ -101,10 +101,7 @@ func (r *Runtime) prefillAfter(code wazero.CompiledModule, b *Template, mib int)
 func (r *Runtime) prefillRun(code wazero.CompiledModule, b *Template, mib, want int) {
 	limit := uint64(mib) << 20
 	for range want {
-		r.fill.mu.Lock()
-		closed := r.fill.closed
-		r.fill.mu.Unlock()
-		if closed || pooledInstances(r, code, b.file, limit) >= want || !poolRoom() {
+		if r.fill.isClosed() || pooledInstances(r, code, b.file, limit) >= want || !poolRoom() {
 			return
 		}
 		if !r.prefillOne(code, b, mib) {
@@ -150,6 +147,13 @@ func (r *Runtime) prefillMap(v *vm, b *Template) bool {
 	}
 	v.lin.populateHot(b)
 	return true
+}
+
+// isClosed reports whether the runtime is closing (closeFill ran).
+func (p *prefiller) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // closeFill stops new fillers and waits for the running ones.

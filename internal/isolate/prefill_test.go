@@ -225,3 +225,46 @@ func TestPrefillPoolFullClass(t *testing.T) {
 		_ = a.Close(ctx)
 	}
 }
+
+// TestCloseWithPooledInstancesClass: a runtime closing while one of its
+// instances is pooled and another is live, with the pool full, returns.
+// wazero closes the live module under its store's lock; that module's
+// reservation going back to the full pool evicted the oldest entry, the
+// pooled instance, whose close waited for the same lock forever.
+func TestCloseWithPooledInstancesClass(t *testing.T) {
+	rt, tmpl := prefillTemplate(t, 0)
+	ctx := ctxTimeout(t, time.Minute)
+	a, err := rt.Restore(ctx, Spec{Module: instModule}, nil, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rt.Restore(ctx, Spec{Module: instModule}, nil, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b
+	_ = a.Close(ctx)
+	if poolCount(tmpl.file) != 1 {
+		t.Fatal("the closed isolate's instance is not pooled: the test checks nothing")
+	}
+	other := &imageFile{fd: -1}
+	t.Cleanup(drainPool)
+	resPool.mu.Lock()
+	for len(resPool.free) < poolTotal {
+		resPool.free = append(resPool.free, &linearMemory{pf: other, admitted: time.Now()})
+	}
+	resPool.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- rt.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Runtime.Close deadlocked with a pooled instance of its own and a live one")
+	}
+	if n := pooledInstances(rt, rt.restoreModule(), tmpl.file, 64<<20); n != 0 {
+		t.Fatalf("%d instances of a closed runtime stay pooled", n)
+	}
+}

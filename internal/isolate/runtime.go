@@ -197,6 +197,11 @@ func (r *Runtime) MaxBodyBytes() int { return r.cfg.MaxBodyBytes }
 // Close releases the wazero runtime and every isolate still open on it.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.fill.closeFill()
+	// wazero's close holds its store's lock while it closes each module; a
+	// module whose Free pools its reservation could then evict one of this
+	// runtime's pooled instances and close it under that lock (a deadlock).
+	// They leave the pool first, and poolInstance takes no more (closed).
+	poolDropRuntime(r)
 	r.bare.wg.Wait()
 	var err error
 	if r.ar != nil {
