@@ -207,7 +207,7 @@ func (s *Store) dial(gen uint64) (*conn, error) {
 		// machine (a member of a cluster starting with two others
 		// exited with "read pipe: i/o timeout" after the client's
 		// default 2 s).
-		nc, err = nats.Connect("", append(o, nats.InProcessServer(s.ns), nats.Timeout(inProcessConnectTimeout))...)
+		nc, err = nats.Connect("", append(o, nats.InProcessServer(inProcessProvider{s.ns}), nats.Timeout(inProcessConnectTimeout))...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
