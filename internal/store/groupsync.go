@@ -96,12 +96,26 @@ func (g *groupSync) unsend() {
 // disk. It is called after the server acknowledged the write, which send
 // registered before publishing.
 func (g *groupSync) wait(stream string) error {
+	return g.await(g.register(stream))
+}
+
+// register ends a write's send and puts its stream in the next round
+// without waiting for it: the ticket returned is durable once await of it
+// returns nil (or once any write registered later is durable).
+func (g *groupSync) register(stream string) uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.unsend()
 	g.pending[stream] = struct{}{}
 	g.asked++
-	ticket := g.asked
+	return g.asked
+}
+
+// await returns once every write registered up to ticket is on disk,
+// leading a round if none is running.
+func (g *groupSync) await(ticket uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	joined := false
 	for g.done < ticket && g.err == nil {
 		if g.running {

@@ -374,6 +374,20 @@ func (s *Store) durable(stream string, err error) error {
 	return s.gs.wait(stream)
 }
 
+// durableLater is durable for a write whose wait d puts off: the write's
+// stream joins the next round and d remembers its ticket.
+func (s *Store) durableLater(d *Deferred, stream string, err error) error {
+	if s.gs == nil {
+		return err
+	}
+	if err != nil {
+		s.gs.sent()
+		return err
+	}
+	d.add(s.gs, s.gs.register(stream))
+	return nil
+}
+
 // SyncRounds is how many group-commit rounds (one fsync per stream
 // written) have run since Open; 0 without group commit.
 func (s *Store) SyncRounds() uint64 {
