@@ -87,7 +87,10 @@ func (m *Manager) activate(ctx context.Context, s *session) error {
 		now := m.now().UTC()
 		s.meta = Meta{Agent: k.agent, ID: k.id, Version: cur.rec.Digest, Created: now, LastActive: now}
 		b, _ := json.Marshal(s.meta)
-		if _, err := m.meta.Create(ctx, mkey, b); errors.Is(err, store.ErrExists) {
+		// The record's fsync wait is put off (recordDurable): the call
+		// that activates the session waits for it with its state writes,
+		// one group-commit round instead of two in series.
+		if _, err := m.meta.Create(store.WithDeferred(ctx, &s.created), mkey, b); errors.Is(err, store.ErrExists) {
 			// Created meanwhile (by another node): activate that one.
 			return m.activate(ctx, s)
 		} else if err != nil {
@@ -188,11 +191,18 @@ func storeUnavailable(err error) error {
 }
 
 func (m *Manager) call(ctx context.Context, agent, id string, req isolate.Request) (resp isolate.Response, err error) {
-	s, err := m.acquire(ctx, agent, id)
+	s, err := m.acquire(withRecordWait(ctx), agent, id)
 	if err != nil {
 		return isolate.Response{}, err
 	}
 	defer s.mu.Unlock()
+	defer func() {
+		// A failed call leaves no record waiting either (commit waits
+		// for it on success).
+		if werr := m.recordDurable(s); werr != nil && err == nil {
+			resp, err = isolate.Response{}, werr
+		}
+	}()
 	start := time.Now() // activation is left out: new sessions would look slow
 	digest := s.ver.rec.Digest
 	defer func() { m.observe(agent, digest, start, resp.Status, err) }()
@@ -501,4 +511,34 @@ func (m *Manager) Hibernate(ctx context.Context, agent, id string) error {
 		return nil
 	}
 	return m.hibernate(ctx, s, leaveRequest)
+}
+
+// recordWaitKey marks a context whose caller waits for a new session's
+// record itself (recordDurable) before it releases the session's lock.
+type recordWaitKey struct{}
+
+// withRecordWait returns ctx for acquire by a caller that calls
+// recordDurable before it unlocks the session.
+func withRecordWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, recordWaitKey{}, true)
+}
+
+// waitsForRecord reports whether acquire's caller waits for the record.
+func waitsForRecord(ctx context.Context) bool {
+	return ctx.Value(recordWaitKey{}) != nil
+}
+
+// recordDurable waits until the record of a session activate created is on
+// disk (with whatever the group-commit round that syncs it also carries).
+// A failure drops the live session: its record may not be stored, so it
+// must not serve. s.mu must be held.
+func (m *Manager) recordDurable(s *session) error {
+	if !s.created.Pending() {
+		return nil
+	}
+	if err := s.created.Wait(); err != nil {
+		m.discardLocked(s)
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
 }

@@ -324,7 +324,13 @@ func (h *callHost) commit(ctx context.Context) error {
 		h.m.discardLocked(h.s)
 		return notOwner(h.s.key)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// A new session's record is durable before its first answer: after
+	// the writes above it costs no round of its own (their round synced
+	// it too).
+	return h.m.recordDurable(h.s)
 }
 
 // commitWrites is commit after the ownership check.

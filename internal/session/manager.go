@@ -143,6 +143,10 @@ type session struct {
 	iso  instance // nil when not activated
 	ver  *version
 	meta Meta
+	// created holds the durability wait of the record's Create when
+	// activate made a new session: the call that activated it waits for it
+	// with its own writes (recordDurable), before s.mu is released.
+	created store.Deferred
 	// gone is set (under mu) when the session left the live map; a request
 	// that finds it set looks the session up again.
 	gone       bool
@@ -391,6 +395,12 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 				m.forget(s)
 				s.mu.Unlock()
 				return nil, err
+			}
+			if !waitsForRecord(ctx) {
+				if err := m.recordDurable(s); err != nil {
+					s.mu.Unlock()
+					return nil, err
+				}
 			}
 			s.epoch = epoch
 		}

@@ -96,12 +96,26 @@ func (g *groupSync) unsend() {
 // disk. It is called after the server acknowledged the write, which send
 // registered before publishing.
 func (g *groupSync) wait(stream string) error {
+	return g.await(g.register(stream))
+}
+
+// register ends a write's send and puts its stream in the next round
+// without waiting for it: the ticket returned is durable once await of it
+// returns nil (or once any write registered later is durable).
+func (g *groupSync) register(stream string) uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.unsend()
 	g.pending[stream] = struct{}{}
 	g.asked++
-	ticket := g.asked
+	return g.asked
+}
+
+// await returns once every write registered up to ticket is on disk,
+// leading a round if none is running.
+func (g *groupSync) await(ticket uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	joined := false
 	for g.done < ticket && g.err == nil {
 		if g.running {
@@ -163,31 +177,53 @@ func (g *groupSync) syncStreams(set map[string]struct{}) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	// The streams' files are fsynced at once: the file system commits
+	// them in one journal transaction where one after the other each
+	// fsync but the first waited for its own flush (docs/RATIONALE.md,
+	// "Why a group-commit round fsyncs its streams at once").
+	type result struct {
+		sf  *streamFiles
+		err error
+	}
+	out := make([]result, len(names))
+	if len(names) == 1 {
+		out[0].sf, out[0].err = g.syncStream(names[0], g.streams[names[0]])
+	} else {
+		var wg sync.WaitGroup
+		for i, n := range names {
+			sf := g.streams[n]
+			wg.Go(func() { out[i].sf, out[i].err = g.syncStream(n, sf) })
+		}
+		wg.Wait()
+	}
 	var errs []error
-	for _, n := range names {
-		if err := g.syncStream(n); err != nil {
-			errs = append(errs, fmt.Errorf("stream %s: %w", n, err))
+	for i, n := range names {
+		if out[i].sf != nil {
+			g.streams[n] = out[i].sf
+		}
+		if out[i].err != nil {
+			errs = append(errs, fmt.Errorf("stream %s: %w", n, out[i].err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // syncStream fsyncs every block of stream that may hold an unsynced write:
-// the newest block seen last round and any newer one (the server only
-// appends to its newest block), and the directory when a block was added.
-func (g *groupSync) syncStream(stream string) error {
-	sf := g.streams[stream]
+// the newest block seen last round (sf, nil in a stream's first round) and
+// any newer one (the server only appends to its newest block), and the
+// directory when a block was added. It returns what the next round starts
+// from (nil when the stream's blocks could not be found).
+func (g *groupSync) syncStream(stream string, sf *streamFiles) (*streamFiles, error) {
 	if sf == nil || !sf.current() {
 		if sf != nil && sf.f != nil {
 			_ = sf.f.Close()
 		}
 		var err error
 		if sf, err = g.scan(stream); err != nil {
-			return err
+			return nil, err
 		}
-		g.streams[stream] = sf
 		if err := g.syncDir(sf.dir); err != nil {
-			return err
+			return sf, err
 		}
 	}
 	added := false
@@ -198,22 +234,22 @@ func (g *groupSync) syncStream(stream string) error {
 			break
 		}
 		if err != nil {
-			return err
+			return sf, err
 		}
 		if err := g.syncFile(sf.f); err != nil {
 			_ = f.Close()
-			return err
+			return sf, err
 		}
 		_ = sf.f.Close()
 		sf.f, sf.last, added = f, sf.last+1, true
 	}
 	if err := g.syncFile(sf.f); err != nil {
-		return err
+		return sf, err
 	}
 	if added {
-		return g.syncDir(sf.dir)
+		return sf, g.syncDir(sf.dir)
 	}
-	return nil
+	return sf, nil
 }
 
 // current reports whether the open block is still the file at its path

@@ -434,3 +434,52 @@ func sendingOf(s *Store) int {
 	defer s.gs.mu.Unlock()
 	return s.gs.sending
 }
+
+// TestGroupCommitStreamsAtOnceClass: rounds that fsync several streams at
+// once (writers on four buckets together, each rolling over to new
+// blocks) leave no write unsynced: after each write returns, the newest
+// block of its stream has been fsynced since, and in the end every block
+// of every stream was synced; -race sees the streams' bookkeeping.
+func TestGroupCommitStreamsAtOnceClass(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, false)
+	syncs := watchSyncs(s)
+	big := make([]byte, 700<<10)
+	var wg sync.WaitGroup
+	streams := []string{}
+	for b := range 4 {
+		name := "multi" + strconv.Itoa(b)
+		streams = append(streams, "KV_"+name)
+		kv, err := s.KV(ctx, name, KVOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for w := range 3 {
+			wg.Go(func() {
+				for i := range 6 {
+					if _, err := kv.Put(ctx, fmt.Sprintf("w%d.k%d", w, i), big); err != nil {
+						t.Error(err)
+						return
+					}
+					bs := blocks(t, s, "KV_"+name)
+					if syncs.get(bs[len(bs)-1]) == 0 {
+						t.Errorf("%s: a put returned before its newest block %s was synced", name, bs[len(bs)-1])
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, st := range streams {
+		bs := blocks(t, s, st)
+		if len(bs) < 2 {
+			t.Errorf("%s: 12 MB of puts stayed in %d block", st, len(bs))
+		}
+		for _, p := range bs {
+			if syncs.get(p) == 0 {
+				t.Errorf("block %s never synced", p)
+			}
+		}
+	}
+}

@@ -181,7 +181,11 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 	t0 := time.Now()
 	k.s.send()
 	rev, err := kv.Create(ctx, key, value)
-	err = k.s.durable(k.stream, err)
+	if d := deferredOf(ctx); d != nil {
+		err = k.s.durableLater(d, k.stream, err)
+	} else {
+		err = k.s.durable(k.stream, err)
+	}
 	k.s.met.wrote("create", t0, err)
 	if err == nil {
 		k.s.wroteKey(k.stream, key, rev)

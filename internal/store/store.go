@@ -207,7 +207,7 @@ func (s *Store) dial(gen uint64) (*conn, error) {
 		// machine (a member of a cluster starting with two others
 		// exited with "read pipe: i/o timeout" after the client's
 		// default 2 s).
-		nc, err = nats.Connect("", append(o, nats.InProcessServer(s.ns), nats.Timeout(inProcessConnectTimeout))...)
+		nc, err = nats.Connect("", append(o, nats.InProcessServer(inProcessProvider{s.ns}), nats.Timeout(inProcessConnectTimeout))...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to embedded nats: %w", err)
 		}
@@ -372,6 +372,20 @@ func (s *Store) durable(stream string, err error) error {
 		return err
 	}
 	return s.gs.wait(stream)
+}
+
+// durableLater is durable for a write whose wait d puts off: the write's
+// stream joins the next round and d remembers its ticket.
+func (s *Store) durableLater(d *Deferred, stream string, err error) error {
+	if s.gs == nil {
+		return err
+	}
+	if err != nil {
+		s.gs.sent()
+		return err
+	}
+	d.add(s.gs, s.gs.register(stream))
+	return nil
 }
 
 // SyncRounds is how many group-commit rounds (one fsync per stream

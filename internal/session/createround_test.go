@@ -1,0 +1,70 @@
+package session
+
+import (
+	"context"
+	"testing"
+
+	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// TestNewSessionRecordRoundClass: a new session's record is durable before
+// its first answer, whatever the answer (a request that writes state, one
+// that writes nothing, one that throws), yet a first request that writes
+// state waits for one group-commit round, not two: the record's Create
+// shares its round with the state write. Each call runs alone, so the
+// rounds counted are its own. Afterwards the session, restarted, exists
+// with its state.
+func TestNewSessionRecordRoundClass(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := openManager(t, t.TempDir(), func(c *testConfig) { c.Store = st })
+	t.Cleanup(func() { _ = st.Close() })
+	deploy(t, m, `{"name":"rounds","entry":"agent.js","limits":{"idle_seconds":86400}}`,
+		`export default { async fetch(request, env) {
+			if (request.method === "POST") { await env.state.put("k", {v: 1}); }
+			if (request.method === "PUT") { throw new Error("boom"); }
+			return new Response("hello");
+		} };`)
+	// Warm-up: the bucket streams exist and were synced once.
+	if _, err := m.Call(ctx, "rounds", "warm", isolate.Request{Method: "POST", URL: "http://x/"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id, method string
+		rounds     uint64 // group-commit rounds the call may take
+		fails      bool
+	}{
+		{"writes", "POST", 1, false},
+		{"reads", "GET", 1, false},
+		{"throws", "PUT", 1, true},
+	} {
+		r0 := st.SyncRounds()
+		_, err := m.Call(ctx, "rounds", c.id, isolate.Request{Method: c.method, URL: "http://x/"})
+		if (err != nil) != c.fails {
+			t.Fatalf("%s: %v", c.id, err)
+		}
+		n := st.SyncRounds() - r0
+		if n == 0 || n > c.rounds {
+			t.Errorf("%s: the first call took %d group-commit rounds, want 1..%d", c.id, n, c.rounds)
+		}
+		m.mu.Lock()
+		s := m.sessions[sessKey{"rounds", c.id}]
+		m.mu.Unlock()
+		if s != nil {
+			s.mu.Lock()
+			pending := s.created.Pending()
+			s.mu.Unlock()
+			if pending {
+				t.Errorf("%s: the call returned with its record's fsync still pending", c.id)
+			}
+		}
+		if _, err := m.Session(ctx, "rounds", c.id); err != nil {
+			t.Errorf("%s: no record after the first call: %v", c.id, err)
+		}
+	}
+}
