@@ -93,22 +93,7 @@ func (r *Runtime) instGet(code wazero.CompiledModule, f *imageFile, limit uint64
 
 // poolDropRuntime releases the pooled instances r made (Runtime.Close).
 func poolDropRuntime(r *Runtime) {
-	var drop []*linearMemory
-	resPool.mu.Lock()
-	keep := resPool.free[:0]
-	for _, m := range resPool.free {
-		if m.inst != nil && m.instRT == r {
-			drop = append(drop, m)
-		} else {
-			keep = append(keep, m)
-		}
-	}
-	clear(resPool.free[len(keep):])
-	resPool.free = keep
-	resPool.mu.Unlock()
-	for _, m := range drop {
-		m.release()
-	}
+	poolRelease(func(m *linearMemory) bool { return m.inst != nil && m.instRT == r })
 }
 
 // pooledInstances counts the pooled instances of code made by r for f

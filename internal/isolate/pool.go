@@ -172,12 +172,18 @@ func (m *linearMemory) release() {
 
 // poolDrop unmaps the pooled reservations of f (its template is gone).
 func poolDrop(f *imageFile) {
-	var drop []*linearMemory
+	poolRelease(func(m *linearMemory) bool { return m.pf == f })
+}
+
+// poolRelease takes the pooled entries for which drop is true out of the
+// pool and releases them (outside the pool's lock).
+func poolRelease(drop func(*linearMemory) bool) {
+	var out []*linearMemory
 	resPool.mu.Lock()
 	keep := resPool.free[:0]
 	for _, m := range resPool.free {
-		if m.pf == f {
-			drop = append(drop, m)
+		if drop(m) {
+			out = append(out, m)
 		} else {
 			keep = append(keep, m)
 		}
@@ -185,7 +191,7 @@ func poolDrop(f *imageFile) {
 	clear(resPool.free[len(keep):])
 	resPool.free = keep
 	resPool.mu.Unlock()
-	for _, m := range drop {
+	for _, m := range out {
 		m.release()
 	}
 }
