@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/agentcloud/agentcloud/internal/isolate"
@@ -66,5 +68,44 @@ func TestNewSessionRecordRoundClass(t *testing.T) {
 		if _, err := m.Session(ctx, "rounds", c.id); err != nil {
 			t.Errorf("%s: no record after the first call: %v", c.id, err)
 		}
+	}
+}
+
+// failFirstIdentity refuses the first identity it is asked for.
+type failFirstIdentity struct{ n atomic.Int32 }
+
+func (f *failFirstIdentity) Activate(ctx context.Context, c Caller) (string, error) {
+	if f.n.Add(1) == 1 {
+		return "", errors.New("identity provider down")
+	}
+	return "spiffe://test/" + c.Session, nil
+}
+
+func (f *failFirstIdentity) Release(agent, id string) {}
+
+// TestFailedActivationRecordDurableClass: an activation that fails after
+// it created the session's record (here its identity) leaves that record
+// durable before the failure is answered: the next call finds the record,
+// activates the session as an existing one and may answer without a round
+// of its own.
+func TestFailedActivationRecordDurableClass(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := openManager(t, t.TempDir(), func(c *testConfig) { c.Store = st; c.Bindings.Identity = &failFirstIdentity{} })
+	t.Cleanup(func() { _ = st.Close() })
+	deploy(t, m, `{"name":"orphan","entry":"agent.js"}`,
+		`export default { async fetch() { return new Response("hello"); } };`)
+	r0 := st.SyncRounds()
+	if _, err := m.Call(ctx, "orphan", "s1", isolate.Request{Method: "GET", URL: "http://x/"}); err == nil {
+		t.Fatal("the first call succeeded: the identity did not fail, the test checks nothing")
+	}
+	if st.SyncRounds() == r0 {
+		t.Fatal("the failed activation answered before the record it created was synced")
+	}
+	if resp, err := m.Call(ctx, "orphan", "s1", isolate.Request{Method: "GET", URL: "http://x/"}); err != nil || resp.Status != 200 {
+		t.Fatalf("second call: %v %d", err, resp.Status)
 	}
 }

@@ -392,6 +392,12 @@ func (m *Manager) acquire(ctx context.Context, agent, id string) (*session, erro
 			s.fences = f
 			if err := m.tracedActivate(ctx, s); err != nil {
 				m.met.activationFailed()
+				// A record created before the failure stays: the next
+				// activation finds it and may answer without a round of
+				// its own, so it must be durable first.
+				if werr := s.created.Wait(); werr != nil {
+					err = errors.Join(err, fmt.Errorf("create session: %w", werr))
+				}
 				m.forget(s)
 				s.mu.Unlock()
 				return nil, err
