@@ -39,8 +39,10 @@ func (p inProcessProvider) InProcessConn() (net.Conn, error) {
 }
 
 // bufferedConn is a net.Conn whose writes are queued for a goroutine that
-// writes them to the wrapped connection in order. Reads, addresses and
-// read deadlines are the wrapped connection's.
+// writes them to the wrapped connection in order. The goroutine runs only
+// while bytes wait (an idle conn has none, so one its client abandons
+// without closing leaks nothing). Reads, addresses and read deadlines are
+// the wrapped connection's.
 type bufferedConn struct {
 	net.Conn
 
@@ -49,16 +51,15 @@ type bufferedConn struct {
 	buf      []byte    // queued bytes not yet taken by the writer
 	spare    []byte    // the writer's last buffer, for reuse
 	inflight int       // bytes the writer is writing now
+	writing  bool      // the writer goroutine runs
 	err      error     // the first write error, or net.ErrClosed once closed
 	closed   bool      // Close was called
 	deadline time.Time // write deadline: a Write blocked on a full buffer gives up then
-	done     chan struct{}
 }
 
 func newBufferedConn(c net.Conn) *bufferedConn {
-	b := &bufferedConn{Conn: c, done: make(chan struct{})}
+	b := &bufferedConn{Conn: c}
 	b.cond = sync.NewCond(&b.mu)
-	go b.writeLoop()
 	return b
 }
 
@@ -68,6 +69,7 @@ func (b *bufferedConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var timer *time.Timer
+	var armed time.Time // the deadline timer is set for
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -79,7 +81,11 @@ func (b *bufferedConn) Write(p []byte) (int, error) {
 			if d <= 0 {
 				return 0, os.ErrDeadlineExceeded
 			}
-			if timer == nil {
+			if !b.deadline.Equal(armed) { // set, or moved meanwhile
+				if timer != nil {
+					timer.Stop()
+				}
+				armed = b.deadline
 				timer = time.AfterFunc(d, func() {
 					b.mu.Lock()
 					b.cond.Broadcast()
@@ -93,23 +99,19 @@ func (b *bufferedConn) Write(p []byte) (int, error) {
 		return 0, b.err
 	}
 	b.buf = append(b.buf, p...)
-	b.cond.Broadcast()
+	if !b.writing {
+		b.writing = true
+		go b.writeLoop()
+	}
 	return len(p), nil
 }
 
-// writeLoop writes the queued bytes to the wrapped conn until it closes
-// or a write fails.
+// writeLoop writes the queued bytes to the wrapped conn until none wait,
+// it closes or a write fails.
 func (b *bufferedConn) writeLoop() {
-	defer close(b.done)
 	b.mu.Lock()
-	for {
-		for len(b.buf) == 0 && b.err == nil {
-			b.cond.Wait()
-		}
-		if b.err != nil {
-			b.mu.Unlock()
-			return
-		}
+	defer b.mu.Unlock()
+	for len(b.buf) > 0 && b.err == nil {
 		out := b.buf
 		b.buf, b.spare = b.spare[:0], nil
 		b.inflight = len(out)
@@ -125,6 +127,8 @@ func (b *bufferedConn) writeLoop() {
 		}
 		b.cond.Broadcast()
 	}
+	b.writing = false
+	b.cond.Broadcast()
 }
 
 // SetWriteDeadline bounds how long a Write waits for room in the buffer.
@@ -175,6 +179,10 @@ func (b *bufferedConn) Close() error {
 	b.cond.Broadcast()
 	b.mu.Unlock()
 	err := b.Conn.Close() // unblocks a writer inside the pipe
-	<-b.done
+	b.mu.Lock()
+	for b.writing {
+		b.cond.Wait()
+	}
+	b.mu.Unlock()
 	return err
 }

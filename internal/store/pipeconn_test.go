@@ -124,3 +124,66 @@ func (b *bufferedConn) queued() int {
 	defer b.mu.Unlock()
 	return len(b.buf)
 }
+
+// writerRunning reports whether b's writer goroutine runs (tests).
+func (b *bufferedConn) writerRunning() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.writing
+}
+
+// TestBufferedConnIdleClass: a connection with nothing queued has no
+// writer goroutine, so one its client abandons without Close (the NATS
+// client after a failed reconnect handshake) leaks nothing; a write
+// deadline moved earlier while a Write waits for room is the one honoured.
+func TestBufferedConnIdleClass(t *testing.T) {
+	t.Run("abandoned", func(t *testing.T) {
+		a, b := net.Pipe()
+		c := newBufferedConn(a)
+		if c.writerRunning() {
+			t.Fatal("a new connection runs a writer")
+		}
+		got := make([]byte, 18)
+		if _, err := c.Write([]byte("CONNECT {}\r\nPING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(b, got); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Close() // the server gives up on the handshake
+		c.mu.Lock()
+		for c.writing {
+			c.cond.Wait() // hangs (the test's timeout) if the writer stays
+		}
+		c.mu.Unlock()
+	})
+	t.Run("deadline moved earlier", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		c := newBufferedConn(a)
+		defer c.Close()
+		big := make([]byte, bufferedConnMax)
+		if _, err := c.Write(big); err != nil { // the writer takes it and blocks in the pipe
+			t.Fatal(err)
+		}
+		for c.queued() != 0 {
+			time.Sleep(time.Millisecond)
+		}
+		if _, err := c.Write(big[:1]); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(time.Hour))
+		done := make(chan error, 1)
+		go func() { _, err := c.Write(big); done <- err }()
+		time.Sleep(20 * time.Millisecond)
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write past its moved deadline: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a Write waited past a deadline moved earlier (it kept the first one, an hour)")
+		}
+	})
+}
