@@ -18,6 +18,15 @@ func SetRefillDelay(d time.Duration) func() {
 	return func() { refillDelay = old }
 }
 
+// SetBurstRefillDelay sets how long a claim's refill waits for the
+// pool's other claimed sandboxes still activating, and returns the
+// restore function.
+func SetBurstRefillDelay(d time.Duration) func() {
+	old := burstRefillDelay
+	burstRefillDelay = d
+	return func() { burstRefillDelay = old }
+}
+
 // SetPoolClock sets the pools' clock of claim intervals and returns the
 // restore function.
 func SetPoolClock(now func() time.Time) func() {

@@ -385,8 +385,14 @@ func (m *Manager) activateFrom(ctx context.Context, t Tier, id string, spec Spec
 		// Refill after this create and, while the pool still has one
 		// ready, after its first command too (refillDelay): a refill
 		// competes with them for the CPU (and, with a tier that forks
-		// this process, stalled its other threads).
-		defer p.nudgeSoon(m.stop)
+		// this process, stalled its other threads). A claimed sandbox's
+		// refill also waits for the other claimed ones still activating
+		// (a burst: pool.nudgeAfterActivate).
+		if pr != nil {
+			defer p.activatingOne(m.stop)()
+		} else {
+			defer p.nudgeSoon(m.stop)
+		}
 	}
 	pooled := pr != nil && len(spec.Volumes) == 0 && !seedUpper // a sandbox with volumes never comes from the pool
 	if pr == nil {

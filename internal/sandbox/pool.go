@@ -45,6 +45,9 @@ type pool struct {
 	interval  time.Duration
 
 	delayed atomic.Bool // a nudge is due after refillDelay (nudgeSoon)
+	// activating counts the claimed sandboxes of this pool still being
+	// activated (nudgeAfterActivate).
+	activating atomic.Int32
 	// asleep counts the preparers waiting for a nudge (tests wait for a
 	// pool at rest on it).
 	asleep atomic.Int32
@@ -186,6 +189,11 @@ func (p *pool) nudgeSoon(stop <-chan struct{}) {
 		p.nudge()
 		return
 	}
+	p.nudgeLater(stop, d)
+}
+
+// nudgeLater wakes the preparers after d, unless a nudge is already due.
+func (p *pool) nudgeLater(stop <-chan struct{}, d time.Duration) {
 	if !p.delayed.CompareAndSwap(false, true) {
 		return // a nudge is already due
 	}
@@ -199,6 +207,35 @@ func (p *pool) nudgeSoon(stop <-chan struct{}) {
 		p.delayed.Store(false)
 		p.nudge()
 	}()
+}
+
+// activatingOne counts a claimed sandbox's activation; the returned
+// function ends it and nudges the preparers (nudgeAfterActivate).
+func (p *pool) activatingOne(stop <-chan struct{}) (done func()) {
+	p.activating.Add(1)
+	return func() { p.nudgeAfterActivate(stop) }
+}
+
+// burstRefillDelay bounds how long a claim's refill waits for the pool's
+// other claimed sandboxes still activating (nudgeAfterActivate): a burst
+// of a hundred took 0.2–0.7 s on the 2-core box, so a shorter bound would
+// start the refills in its middle. An activation that never ends holds
+// the refill up no longer than this (and a create that then finds the
+// pool empty prepares its own and refills it at once).
+var burstRefillDelay = time.Second
+
+// nudgeAfterActivate ends one claimed sandbox's activation and wakes the
+// preparers: as nudgeSoon does when it was the last one under way, after
+// burstRefillDelay while other claimed sandboxes are still activating. A
+// burst drains a pool in its first instant and then activates what it
+// took; a refill started by its first finished create would only compete
+// with the rest of it (a refill is for later creates, not this burst's).
+func (p *pool) nudgeAfterActivate(stop <-chan struct{}) {
+	if p.activating.Add(-1) > 0 {
+		p.nudgeLater(stop, burstRefillDelay)
+		return
+	}
+	p.nudgeSoon(stop)
 }
 
 // refillNow reports whether a claim's refill should start at once rather
