@@ -2,6 +2,7 @@ package isolate
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 
@@ -107,6 +108,7 @@ func (r *Runtime) prefillRun(code wazero.CompiledModule, b *Template, mib, want 
 		if !r.prefillOne(code, b, mib) {
 			return
 		}
+		runtime.Gosched()
 	}
 }
 
@@ -119,8 +121,13 @@ func (r *Runtime) prefillOne(code wazero.CompiledModule, b *Template, mib int) b
 		r.log.Debug("prefill: instantiate", "err", err)
 		return false
 	}
+	// Yield between the steps: Go preempts a running goroutine only
+	// after 10 ms, and a request waiting for this filler's P would wait
+	// for the whole prefill.
+	runtime.Gosched()
 	v := iso.vm
 	ok := v.lin != nil && r.prefillMap(v, b)
+	runtime.Gosched()
 	if ok {
 		ok = poolInstance(r, code, v)
 	}
