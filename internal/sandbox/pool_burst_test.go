@@ -57,16 +57,8 @@ func TestPoolRefillAfterBurstClass(t *testing.T) {
 	defer sandbox.SetBurstRefillDelay(time.Hour)()
 	const size = 4
 	tier := &slowActTier{started: make(chan struct{}, size), release: make(chan struct{})}
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
-		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: size, Refill: 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	m := startBurstPool(t, tier, size)
 	defer m.Close()
-	waitRest(t, m, &tier.poolCountTier, size)
 	var wg sync.WaitGroup
 	for i := range size {
 		wg.Go(func() {
@@ -108,15 +100,7 @@ func TestPoolRefillBesideStuckActivationClass(t *testing.T) {
 	defer sandbox.SetBurstRefillDelay(10 * time.Millisecond)()
 	const size = 2
 	tier := &slowActTier{started: make(chan struct{}, 8), release: make(chan struct{})}
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
-		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: size, Refill: 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	waitRest(t, m, &tier.poolCountTier, size)
+	m := startBurstPool(t, tier, size)
 	stuckCtx, unstick := context.WithCancel(t.Context())
 	stuck := make(chan error, 1)
 	go func() {
@@ -154,4 +138,20 @@ func waitRest(t *testing.T, m *sandbox.Manager, tier *poolCountTier, prepares in
 			t.Fatalf("%d pool prepares (%d ready), want %d and full", n, ready, prepares)
 		}
 	}
+}
+
+// startBurstPool starts a manager whose one pool of size sandboxes of
+// tier refills one at a time, and waits for the pool to be full.
+func startBurstPool(t *testing.T, tier *slowActTier, size int) *sandbox.Manager {
+	t.Helper()
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, ReapInterval: time.Hour,
+		Pools: []sandbox.PoolConfig{{Tier: "fake", Size: size, Refill: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitRest(t, m, &tier.poolCountTier, int32(size))
+	return m
 }
