@@ -38,8 +38,9 @@ import (
 // closes (Close waits for it). A template whose prefilled instance the pool
 // refused (its hot set is larger than a pooled reservation may hold, or
 // /proc/self/pagemap cannot be read) is never prefilled again, so a
-// refusal costs one wasted instance, not one per restore. Its work is what the restores would have
-// done themselves; it moves off the request's path, not away.
+// refusal costs one wasted instance, not one per restore. Its work is
+// what the restores would have done themselves; it moves off the request's
+// path, not away.
 
 // DefaultPrefill is the number of ready instances per template the daemon
 // asks for: enough for a few activations arriving together, each costing
@@ -52,11 +53,11 @@ const DefaultPrefill = 4
 // use, prefillEvictAge) and so gets none.
 const prefillDemandWindow = 10 * time.Second
 
-// prefiller tracks the runtime's fillers.
+// prefiller tracks the runtime's filler (one at a time).
 type prefiller struct {
 	mu      sync.Mutex
 	closed  bool
-	running map[*imageFile]bool
+	running bool
 	wg      sync.WaitGroup
 }
 
@@ -81,19 +82,16 @@ func (r *Runtime) prefillAfter(code wazero.CompiledModule, b *Template, mib int)
 	p := &r.fill
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || len(p.running) > 0 {
+	if p.closed || p.running {
 		return
 	}
-	if p.running == nil {
-		p.running = map[*imageFile]bool{}
-	}
-	p.running[b.file] = true
+	p.running = true
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		r.prefillRun(code, b, mib, n)
 		p.mu.Lock()
-		delete(p.running, b.file)
+		p.running = false
 		p.mu.Unlock()
 	}()
 }

@@ -162,9 +162,9 @@ func TestPrefillStopsClass(t *testing.T) {
 				t.Fatal(err)
 			}
 			rt.fill.mu.Lock()
-			running := len(rt.fill.running)
+			running := rt.fill.running
 			rt.fill.mu.Unlock()
-			if running != 0 {
+			if running {
 				t.Fatal("a filler started again for a refused template")
 			}
 		}
@@ -177,16 +177,16 @@ func TestPrefillStopsClass(t *testing.T) {
 			t.Fatal(err)
 		}
 		rt.fill.mu.Lock()
-		running := len(rt.fill.running)
+		running := rt.fill.running
 		rt.fill.mu.Unlock()
-		if running != 0 {
-			t.Fatalf("%d fillers run after Close", running)
+		if running {
+			t.Fatal("a filler runs after Close")
 		}
 		rt.prefillAfter(rt.restoreModule(), tmpl, 64)
 		rt.fill.mu.Lock()
-		running = len(rt.fill.running)
+		running = rt.fill.running
 		rt.fill.mu.Unlock()
-		if running != 0 {
+		if running {
 			t.Fatal("a filler started after Close")
 		}
 	})

@@ -533,9 +533,6 @@ func waitsForRecord(ctx context.Context) bool {
 // A failure drops the live session: its record may not be stored, so it
 // must not serve. s.mu must be held.
 func (m *Manager) recordDurable(s *session) error {
-	if !s.created.Pending() {
-		return nil
-	}
 	if err := s.created.Wait(); err != nil {
 		m.discardLocked(s)
 		return fmt.Errorf("create session: %w", err)
