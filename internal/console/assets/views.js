@@ -99,6 +99,13 @@ async function agent(main, [name]) {
     h('h2', {}, 'Manifest'), h('pre', {}, JSON.stringify(a.manifest || {}, null, 2)));
 }
 
+// awaitsReview reports whether run r waits for a reviewer: waiting, with no
+// decision recorded yet (a decided run shows "waiting" until the runner takes
+// the decision up, which may be a moment later).
+function awaitsReview(r) {
+  return r.state === 'waiting' && !!r.review && !!r.review.approval && !r.review.decision;
+}
+
 function runTable(runs) {
   return table('Pipeline runs', ['Run', 'Agent', 'State', 'Stage', 'Created'],
     runs.map((r) => [link('#/run/' + enc(r.id), r.id), r.agent, badge(r.state), r.stage, when(r.created)]));
@@ -113,7 +120,7 @@ async function run(main, [id]) {
   const base = '/v1/pipeline/runs/' + enc(id);
   const [r, diff, logs] = await Promise.all([api('GET', base), maybe(api('GET', base + '/diff')), maybe(api('GET', base + '/logs?limit=200'))]);
   const [cLabel, comment] = field('Review comment', { type: 'text', size: 40 });
-  const review = r.state === 'waiting';
+  const review = awaitsReview(r);
   show(main, 
     h('h1', { tabindex: '-1' }, 'Run ', r.id),
     h('p', {}, 'Agent ', link('#/agent/' + enc(r.agent), r.agent), ' · ', badge(r.state), ' · stage ', r.stage, ' · by ', r.principal.id),
@@ -275,7 +282,7 @@ async function approvals(main) {
   const [list, runList] = await Promise.all([api('GET', '/v1/approvals'), maybe(api('GET', '/v1/pipeline/runs?limit=100'))]);
   const pending = list.approvals.filter((a) => a.status === 'pending');
   const rest = list.approvals.filter((a) => a.status !== 'pending');
-  const reviews = ((runList && runList.runs) || []).filter((r) => r.state === 'waiting');
+  const reviews = ((runList && runList.runs) || []).filter(awaitsReview);
   const resolve = (a, verb) => action(verb + ' ' + a.id, () => api('POST', '/v1/approvals/' + enc(a.id) + '/' + verb));
   const review = (r, verb) => action(verb + ' run ' + r.id, () => api('POST', '/v1/pipeline/runs/' + enc(r.id) + '/' + verb, {}));
   show(main,
