@@ -58,9 +58,18 @@ func (k *natsKV) publishFenced(ctx context.Context, op, key string, value []byte
 	}
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, fmt.Sprint(f.Revision))
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, k.kvSubject(f.Key))
+	w := k.rc.begin(key)
 	k.s.send()
 	ack, err := k.s.cur.Load().js.PublishMsg(ctx, msg)
 	err = k.s.durable(k.stream, err)
+	var seq uint64
+	if err == nil {
+		seq = ack.Sequence
+	}
+	if op == "delete" {
+		value = nil
+	}
+	k.rc.end(key, w, value, seq, err == nil)
 	switch {
 	case err == nil:
 		k.s.wroteKey(k.stream, key, ack.Sequence)

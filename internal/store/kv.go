@@ -67,6 +67,11 @@ type KVOptions struct {
 	TTL time.Duration
 	// MaxValueSize caps a value in bytes (0: server default).
 	MaxValueSize int32
+	// ReadCache, if positive, is the size in bytes of a ring that keeps the
+	// values this process wrote, so that gets of recent writes do not load
+	// JetStream's message blocks (readcache.go). Only an exclusive store
+	// without TTL uses it; every KV of the bucket shares the first size.
+	ReadCache int64
 }
 
 // KV opens the named bucket, creating or updating it.
@@ -80,7 +85,11 @@ func (s *Store) KV(ctx context.Context, bucket string, o KVOptions) (KV, error) 
 		Storage:      jetstream.FileStorage,
 		Replicas:     s.opts.Replicas,
 	}
-	k := &natsKV{s: s, stream: "KV_" + bucket}
+	rc, err := s.readCacheFor(bucket, o.ReadCache, o.TTL)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+	}
+	k := &natsKV{s: s, stream: "KV_" + bucket, rc: rc}
 	k.b = binding[jetstream.KeyValue]{s: s, open: func(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 		if s.opts.Replicas <= 1 {
 			return js.CreateOrUpdateKeyValue(ctx, cfg)
@@ -125,6 +134,7 @@ type natsKV struct {
 	s      *Store
 	stream string
 	b      binding[jetstream.KeyValue]
+	rc     *readCache // nil: none
 }
 
 var _ KV = (*natsKV)(nil)
@@ -142,6 +152,9 @@ func (k *natsKV) handle(ctx context.Context, op, key string) (jetstream.KeyValue
 }
 
 func (k *natsKV) Get(ctx context.Context, key string) (Entry, error) {
+	if e, ok := k.rc.get(key); ok {
+		return e, nil
+	}
 	kv, err := k.handle(ctx, "get", key)
 	if err != nil {
 		return Entry{}, err
@@ -163,9 +176,11 @@ func (k *natsKV) Put(ctx context.Context, key string, value []byte) (uint64, err
 		return 0, err
 	}
 	t0 := time.Now()
+	w := k.rc.begin(key)
 	k.s.send()
 	rev, err := kv.Put(ctx, key, value)
 	err = k.s.durable(k.stream, err)
+	k.rc.end(key, w, value, rev, err == nil)
 	k.s.met.wrote("put", t0, err)
 	if err == nil {
 		k.s.wroteKey(k.stream, key, rev)
@@ -179,6 +194,7 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 		return 0, err
 	}
 	t0 := time.Now()
+	w := k.rc.begin(key)
 	k.s.send()
 	rev, err := kv.Create(ctx, key, value)
 	if d := deferredOf(ctx); d != nil {
@@ -186,6 +202,7 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 	} else {
 		err = k.s.durable(k.stream, err)
 	}
+	k.rc.end(key, w, value, rev, err == nil)
 	k.s.met.wrote("create", t0, err)
 	if err == nil {
 		k.s.wroteKey(k.stream, key, rev)
@@ -199,9 +216,11 @@ func (k *natsKV) Update(ctx context.Context, key string, value []byte, rev uint6
 		return 0, err
 	}
 	t0 := time.Now()
+	w := k.rc.begin(key)
 	k.s.send()
 	n, err := kv.Update(ctx, key, value, rev)
 	err = k.s.durable(k.stream, err)
+	k.rc.end(key, w, value, n, err == nil)
 	k.s.met.wrote("update", t0, err)
 	if err == nil {
 		k.s.wroteKey(k.stream, key, n)
@@ -215,8 +234,10 @@ func (k *natsKV) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	t0 := time.Now()
+	w := k.rc.begin(key)
 	k.s.send()
 	err = k.s.durable(k.stream, kv.Delete(ctx, key))
+	k.rc.end(key, w, nil, 0, false)
 	k.s.met.wrote("delete", t0, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil

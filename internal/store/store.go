@@ -98,6 +98,9 @@ type Store struct {
 	// elections, if set (tests only), replaces leaderElected for reads
 	// (reads.go).
 	elections func(stream string) (<-chan struct{}, func())
+
+	rcMu       sync.Mutex
+	readCaches map[string]*readCache // bucket -> its read cache (readcache.go)
 }
 
 // conn is one generation of the client connection.
@@ -481,6 +484,9 @@ func (s *Store) Close() error {
 		c.nc.Close()
 	}
 	s.shutdownServer()
+	if cerr := s.closeReadCaches(); cerr != nil && err == nil {
+		err = cerr
+	}
 	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("close store: %w", err)
 	}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The read cache of a bucket (KVOptions.ReadCache).
+//
+// JetStream reads a value by loading the whole message block that holds it
+// (4 MiB for a KV bucket) into a fresh buffer and indexing it; a block's
+// cache expires after 10 s unused. A get of a key in a cold block costs
+// that load (~20 ms on the 2-core VM, nearly all of it first touches of the
+// buffer's pages), so a session activated after its heap's block went cold
+// waited for it (docs/PERFORMANCE.md, "Activation p99: the heap's block").
+//
+// On an exclusive store this process writes every value, so it can keep
+// the values it wrote: each acknowledged write of a cached bucket also
+// goes, after the store acknowledged it, to a ring file of fixed size, and
+// a get of the key reads the value back with one pread (from the page
+// cache) while the ring still holds it. JetStream stays the only durable
+// copy: the ring is not synced, is emptied when the store opens, and a get
+// it cannot answer for certain goes to JetStream as before.
+//
+// A cached answer is the key's latest acknowledged write:
+//   - a write or delete of the key drops the key's slot before it is sent,
+//     so a get that starts after the write returns never sees the old slot;
+//   - a write publishes its slot only if no other write of the key was in
+//     flight at any time beside it (their order in the stream is unknown
+//     here), and only after its bytes are in the ring;
+//   - a slot whose bytes a later record overwrote (the ring went round) is
+//     a miss: records are reserved before they are written, and a read
+//     checks the reservations after it read;
+//   - each record carries a CRC-32C of its key and value, checked on read
+//     (a mismatch is a miss and counted).
+
+// readCacheMaxRecord is the largest record a ring takes, as a fraction of
+// its size: larger values are not cached.
+const readCacheMaxRecord = 8
+
+// readCacheMinSize is the smallest ring; smaller sizes are raised to it.
+const readCacheMinSize = 64 << 10
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// readCacheResident is the bytes the process's rings hold (their memory:
+// a ring is a memfd, RAM that is not Go heap).
+var readCacheResident atomic.Int64
+
+// ReadCacheBytes reports the memory the read caches of every store of
+// this process hold (KVOptions.ReadCache), for figures of RAM per session.
+func ReadCacheBytes() int64 { return readCacheResident.Load() }
+
+// readCache is one bucket's ring and index.
+type readCache struct {
+	f    *os.File
+	size uint64
+
+	mu    sync.Mutex
+	head  uint64          // bytes of the ring reserved so far, ever (positions are absolute)
+	idx   map[string]slot // key -> its latest write's record
+	busy  map[string]*inflight
+	swept int // len(idx) right after the last sweep of lapped slots
+
+	hits, misses, corrupt atomic.Uint64
+}
+
+// slot locates a key's record: absolute position, length, checksum, and the
+// write's revision and acknowledgement time.
+type slot struct {
+	pos  uint64
+	n    uint32
+	sum  uint32
+	klen uint32
+	rev  uint64
+	at   int64
+}
+
+// inflight counts the writes of one key under way; dirty says two of them
+// overlapped, so none of them may publish a slot.
+type inflight struct {
+	n     int
+	dirty bool
+}
+
+// openReadCache creates a ring of size bytes named name.
+func openReadCache(name string, size int64) (*readCache, error) {
+	size = max(size, readCacheMinSize)
+	fd, err := unix.MemfdCreate("agentcloud-readcache-"+name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("read cache: %w", err)
+	}
+	return &readCache{f: os.NewFile(uintptr(fd), name), size: uint64(size), idx: map[string]slot{}, busy: map[string]*inflight{}}, nil
+}
+
+func (c *readCache) close() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	readCacheResident.Add(-int64(min(c.head, c.size)))
+	c.head, c.idx = 0, map[string]slot{}
+	c.mu.Unlock()
+	return c.f.Close()
+}
+
+// begin is called before a write or delete of key is sent: the key's slot
+// is dropped and the write counted. Its result goes to end.
+func (c *readCache) begin(key string) *inflight {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.idx, key)
+	w := c.busy[key]
+	if w == nil {
+		w = &inflight{}
+		c.busy[key] = w
+	}
+	w.n++
+	if w.n > 1 {
+		w.dirty = true
+	}
+	return w
+}
+
+// end is called once the write begun with w has its answer: ok with the
+// value it wrote and its revision when the store acknowledged it (value nil
+// for a delete, which caches nothing).
+func (c *readCache) end(key string, w *inflight, value []byte, rev uint64, ok bool) {
+	if c == nil {
+		return
+	}
+	rec := ok && value != nil && rev != 0 && uint64(len(key)+len(value)) <= c.size/readCacheMaxRecord
+	var s slot
+	if rec {
+		s, rec = c.write(key, value, rev)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rec && !w.dirty && c.head <= s.pos+c.size {
+		c.idx[key] = s
+		c.sweep()
+	}
+	if w.n--; w.n == 0 {
+		delete(c.busy, key)
+	}
+}
+
+// write reserves a record for key and value and writes it; false when the
+// file would not take it.
+func (c *readCache) write(key string, value []byte, rev uint64) (slot, bool) {
+	n := uint64(len(key) + len(value))
+	c.mu.Lock()
+	pos := c.head
+	if off := pos % c.size; off+n > c.size {
+		pos += c.size - off // records never wrap: the ring's tail is skipped
+	}
+	grown := int64(min(pos+n, c.size)) - int64(min(c.head, c.size))
+	c.head = pos + n
+	c.mu.Unlock()
+	if grown > 0 {
+		readCacheResident.Add(grown)
+	}
+	buf := make([]byte, 0, n)
+	buf = append(append(buf, key...), value...)
+	if _, err := c.f.WriteAt(buf, int64(pos%c.size)); err != nil {
+		return slot{}, false
+	}
+	return slot{pos: pos, n: uint32(n), sum: crc32.Checksum(buf, castagnoli), klen: uint32(len(key)),
+		rev: rev, at: time.Now().UnixNano()}, true
+}
+
+// sweep drops the slots of records the ring went over, once the index has
+// doubled since the last sweep, so the index stays about as large as what
+// the ring holds. c.mu must be held.
+func (c *readCache) sweep() {
+	if len(c.idx) < 2*c.swept+1024 {
+		return
+	}
+	for k, s := range c.idx {
+		if c.head > s.pos+c.size {
+			delete(c.idx, k)
+		}
+	}
+	c.swept = len(c.idx)
+}
+
+// get returns key's latest acknowledged write when the ring holds it.
+func (c *readCache) get(key string) (Entry, bool) {
+	if c == nil {
+		return Entry{}, false
+	}
+	c.mu.Lock()
+	s, ok := c.idx[key]
+	c.mu.Unlock()
+	if !ok {
+		c.misses.Add(1)
+		return Entry{}, false
+	}
+	buf := make([]byte, s.n)
+	_, err := c.f.ReadAt(buf, int64(s.pos%c.size))
+	c.mu.Lock()
+	lapped := c.head > s.pos+c.size
+	c.mu.Unlock()
+	switch {
+	case err != nil || lapped:
+		c.misses.Add(1)
+		return Entry{}, false
+	case crc32.Checksum(buf, castagnoli) != s.sum || string(buf[:s.klen]) != key:
+		c.corrupt.Add(1)
+		c.misses.Add(1)
+		return Entry{}, false
+	}
+	c.hits.Add(1)
+	return Entry{Key: key, Value: buf[s.klen:], Revision: s.rev, Created: time.Unix(0, s.at).UTC()}, true
+}
+
+// readCacheFor returns the store's read cache of bucket, opening it on
+// first use; nil (no cache) when size is 0, when the store is not
+// exclusive (other writers), when values expire (ttl), or when the store
+// has no directory.
+func (s *Store) readCacheFor(bucket string, size int64, ttl time.Duration) (*readCache, error) {
+	if size <= 0 || ttl > 0 || !s.Exclusive() || s.opts.Dir == "" {
+		return nil, nil
+	}
+	s.rcMu.Lock()
+	defer s.rcMu.Unlock()
+	if c := s.readCaches[bucket]; c != nil {
+		return c, nil
+	}
+	if s.readCaches == nil {
+		s.readCaches = map[string]*readCache{}
+	}
+	c, err := openReadCache(bucket, size)
+	if err != nil {
+		return nil, err
+	}
+	s.readCaches[bucket] = c
+	return c, nil
+}
+
+// closeReadCaches closes the rings (their files stay until the next open
+// empties them).
+func (s *Store) closeReadCaches() error {
+	s.rcMu.Lock()
+	defer s.rcMu.Unlock()
+	var errs []error
+	for _, c := range s.readCaches {
+		errs = append(errs, c.close())
+	}
+	s.readCaches = nil
+	return errors.Join(errs...)
+}
