@@ -161,7 +161,8 @@ func TestMetricsCoverEveryPartClass(t *testing.T) {
 	}
 	present := []string{"agentcloud_sessions_live", "agentcloud_sessions_hibernated", "agentcloud_session_live_memory_bytes", "agentcloud_session_evictions_total",
 		"agentcloud_sandboxes_live", "agentcloud_store_fsync_per_write", "agentcloud_store_bytes", "agentcloud_egress_sent_bytes_total",
-		"agentcloud_session_activation_errors_total", "agentcloud_store_write_errors_total"}
+		"agentcloud_session_activation_errors_total", "agentcloud_store_write_errors_total",
+		"agentcloud_store_read_cache_gets_total", "agentcloud_store_read_cache_bytes"}
 	for _, name := range present {
 		if _, ok := family(after, name); !ok {
 			t.Errorf("%s not exported", name)

@@ -71,6 +71,8 @@ type KVOptions struct {
 	// values this process wrote, so that gets of recent writes do not load
 	// JetStream's message blocks (readcache.go). Only an exclusive store
 	// without TTL uses it; every KV of the bucket shares the first size.
+	// A cached answer's Entry.Created is when this process saw the write
+	// acknowledged (JetStream's own stamp is the server's receive time).
 	ReadCache int64
 }
 

@@ -20,6 +20,8 @@ var (
 	descStreams  = prometheus.NewDesc("agentcloud_store_streams", "JetStream streams (buckets, logs, object stores).", nil, nil)
 	descMessages = prometheus.NewDesc("agentcloud_store_messages", "Messages held in JetStream.", nil, nil)
 	descBytes    = prometheus.NewDesc("agentcloud_store_bytes", "Bytes held in JetStream.", nil, nil)
+	descRCGets   = prometheus.NewDesc("agentcloud_store_read_cache_gets_total", "Gets of buckets with a read cache, by result: hit (answered by the cache), miss (by JetStream), corrupt (a cached record failed its checksum; answered by JetStream).", []string{"result"}, nil)
+	descRCBytes  = prometheus.NewDesc("agentcloud_store_read_cache_bytes", "Memory the store's read caches hold (rings outside the Go heap).", nil, nil)
 )
 
 var storeOps = []string{"put", "create", "update", "delete", "append", "blob_put"}
@@ -67,6 +69,8 @@ func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descStreams
 	ch <- descMessages
 	ch <- descBytes
+	ch <- descRCGets
+	ch <- descRCBytes
 }
 
 func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -75,6 +79,11 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		fsync = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descFsync, prometheus.GaugeValue, fsync)
+	hits, misses, corrupt, size := c.s.readCacheStats()
+	ch <- prometheus.MustNewConstMetric(descRCGets, prometheus.CounterValue, float64(hits), "hit")
+	ch <- prometheus.MustNewConstMetric(descRCGets, prometheus.CounterValue, float64(misses), "miss")
+	ch <- prometheus.MustNewConstMetric(descRCGets, prometheus.CounterValue, float64(corrupt), "corrupt")
+	ch <- prometheus.MustNewConstMetric(descRCBytes, prometheus.GaugeValue, float64(size))
 	if c.s.cur.Load() == nil {
 		return
 	}

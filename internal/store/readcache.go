@@ -248,6 +248,20 @@ func (s *Store) readCacheFor(bucket string, size int64, ttl time.Duration) (*rea
 	return c, nil
 }
 
+// readCacheStats sums the counters of the store's read caches and the
+// memory they hold.
+func (s *Store) readCacheStats() (hits, misses, corrupt uint64, size int64) {
+	s.rcMu.Lock()
+	defer s.rcMu.Unlock()
+	for _, c := range s.readCaches {
+		hits, misses, corrupt = hits+c.hits.Load(), misses+c.misses.Load(), corrupt+c.corrupt.Load()
+		c.mu.Lock()
+		size += int64(min(c.head, c.size))
+		c.mu.Unlock()
+	}
+	return hits, misses, corrupt, size
+}
+
 // closeReadCaches closes the rings (their files stay until the next open
 // empties them).
 func (s *Store) closeReadCaches() error {
