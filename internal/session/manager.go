@@ -90,7 +90,7 @@ type sessKey struct{ agent, id string }
 // KVOptions.ReadCache): an activation reads both, and a read from a
 // JetStream block that went cold costs ~20 ms here. The rings hold the
 // last ~100,000 records and ~40,000 heaps of ~3 KB written by this process
-// (a single node only), on disk beside the store, not in the Go heap.
+// (a single node only): memfds, up to 160 MiB of RAM outside the Go heap.
 const (
 	recordReadCache = 32 << 20
 	heapReadCache   = 128 << 20

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The read cache of a bucket (KVOptions.ReadCache).
@@ -58,16 +56,20 @@ var readCacheResident atomic.Int64
 // this process hold (KVOptions.ReadCache), for figures of RAM per session.
 func ReadCacheBytes() int64 { return readCacheResident.Load() }
 
-// readCache is one bucket's ring and index.
+// readCache is one bucket's ring and index. A closed cache (the store
+// closed, or the bucket opened with a TTL) answers and keeps nothing; it
+// stays attached to the bucket so that every handle of the bucket agrees.
 type readCache struct {
-	f    *os.File
+	f    *os.File // nil once closed
 	size uint64
 
-	mu    sync.Mutex
-	head  uint64          // bytes of the ring reserved so far, ever (positions are absolute)
-	idx   map[string]slot // key -> its latest write's record
-	busy  map[string]*inflight
-	swept int // len(idx) right after the last sweep of lapped slots
+	mu     sync.Mutex
+	head   uint64          // bytes of the ring reserved so far, ever (positions are absolute)
+	extent uint64          // the furthest offset in the file written so far (its resident bytes)
+	idx    map[string]slot // key -> its latest write's record
+	order  []record        // the records in the ring, oldest first, from order[first]
+	first  int
+	busy   map[string]*inflight
 
 	hits, misses, corrupt atomic.Uint64
 }
@@ -83,6 +85,13 @@ type slot struct {
 	at   int64
 }
 
+// record is a published record in ring order: when the ring goes over it,
+// its key's slot goes too (if still this record's).
+type record struct {
+	pos uint64
+	key string
+}
+
 // inflight counts the writes of one key under way; dirty says two of them
 // overlapped, so none of them may publish a slot.
 type inflight struct {
@@ -93,22 +102,33 @@ type inflight struct {
 // openReadCache creates a ring of size bytes named name.
 func openReadCache(name string, size int64) (*readCache, error) {
 	size = max(size, readCacheMinSize)
-	fd, err := unix.MemfdCreate("agentcloud-readcache-"+name, unix.MFD_CLOEXEC)
+	f, err := ringFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("read cache: %w", err)
 	}
-	return &readCache{f: os.NewFile(uintptr(fd), name), size: uint64(size), idx: map[string]slot{}, busy: map[string]*inflight{}}, nil
+	return &readCache{f: f, size: uint64(size), idx: map[string]slot{}, busy: map[string]*inflight{}}, nil
 }
 
+// closedReadCache is a bucket's cache that never holds anything.
+func closedReadCache() *readCache {
+	return &readCache{idx: map[string]slot{}, busy: map[string]*inflight{}}
+}
+
+// close drops the ring; the cache answers nothing from then on.
 func (c *readCache) close() error {
 	if c == nil {
 		return nil
 	}
 	c.mu.Lock()
-	readCacheResident.Add(-int64(min(c.head, c.size)))
-	c.head, c.idx = 0, map[string]slot{}
+	f := c.f
+	c.f = nil
+	readCacheResident.Add(-int64(c.extent))
+	c.extent, c.idx, c.order, c.first = 0, map[string]slot{}, nil, 0
 	c.mu.Unlock()
-	return c.f.Close()
+	if f == nil {
+		return nil
+	}
+	return f.Close()
 }
 
 // begin is called before a write or delete of key is sent: the key's slot
@@ -146,52 +166,60 @@ func (c *readCache) end(key string, w *inflight, value []byte, rev uint64, ok bo
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if rec && !w.dirty && c.head <= s.pos+c.size {
+	if rec && !w.dirty && c.f != nil && c.head <= s.pos+c.size {
 		c.idx[key] = s
-		c.sweep()
+		c.order = append(c.order, record{pos: s.pos, key: key})
 	}
+	c.forgetLapped()
 	if w.n--; w.n == 0 {
 		delete(c.busy, key)
 	}
 }
 
 // write reserves a record for key and value and writes it; false when the
-// file would not take it.
+// ring is closed or the write failed.
 func (c *readCache) write(key string, value []byte, rev uint64) (slot, bool) {
 	n := uint64(len(key) + len(value))
 	c.mu.Lock()
+	f := c.f
+	if f == nil {
+		c.mu.Unlock()
+		return slot{}, false
+	}
 	pos := c.head
 	if off := pos % c.size; off+n > c.size {
 		pos += c.size - off // records never wrap: the ring's tail is skipped
 	}
-	grown := int64(min(pos+n, c.size)) - int64(min(c.head, c.size))
 	c.head = pos + n
-	c.mu.Unlock()
-	if grown > 0 {
-		readCacheResident.Add(grown)
+	if end := pos%c.size + n; end > c.extent {
+		readCacheResident.Add(int64(end - c.extent))
+		c.extent = end
 	}
+	c.mu.Unlock()
 	buf := make([]byte, 0, n)
 	buf = append(append(buf, key...), value...)
-	if _, err := c.f.WriteAt(buf, int64(pos%c.size)); err != nil {
+	if _, err := f.WriteAt(buf, int64(pos%c.size)); err != nil {
 		return slot{}, false
 	}
 	return slot{pos: pos, n: uint32(n), sum: crc32.Checksum(buf, castagnoli), klen: uint32(len(key)),
 		rev: rev, at: time.Now().UnixNano()}, true
 }
 
-// sweep drops the slots of records the ring went over, once the index has
-// doubled since the last sweep, so the index stays about as large as what
-// the ring holds. c.mu must be held.
-func (c *readCache) sweep() {
-	if len(c.idx) < 2*c.swept+1024 {
-		return
-	}
-	for k, s := range c.idx {
-		if c.head > s.pos+c.size {
-			delete(c.idx, k)
+// forgetLapped drops the slots of records the ring went over, oldest
+// first, so the index holds about what the ring holds. c.mu must be held.
+func (c *readCache) forgetLapped() {
+	for c.first < len(c.order) && c.head > c.order[c.first].pos+c.size {
+		r := c.order[c.first]
+		if s, ok := c.idx[r.key]; ok && s.pos == r.pos {
+			delete(c.idx, r.key)
 		}
+		c.order[c.first] = record{}
+		c.first++
 	}
-	c.swept = len(c.idx)
+	if c.first > 1024 && c.first > len(c.order)/2 {
+		c.order = append(c.order[:0], c.order[c.first:]...)
+		c.first = 0
+	}
 }
 
 // get returns key's latest acknowledged write when the ring holds it.
@@ -201,13 +229,14 @@ func (c *readCache) get(key string) (Entry, bool) {
 	}
 	c.mu.Lock()
 	s, ok := c.idx[key]
+	f := c.f
 	c.mu.Unlock()
-	if !ok {
+	if !ok || f == nil {
 		c.misses.Add(1)
 		return Entry{}, false
 	}
 	buf := make([]byte, s.n)
-	_, err := c.f.ReadAt(buf, int64(s.pos%c.size))
+	_, err := f.ReadAt(buf, int64(s.pos%c.size))
 	c.mu.Lock()
 	lapped := c.head > s.pos+c.size
 	c.mu.Unlock()
@@ -224,25 +253,37 @@ func (c *readCache) get(key string) (Entry, bool) {
 	return Entry{Key: key, Value: buf[s.klen:], Revision: s.rev, Created: time.Unix(0, s.at).UTC()}, true
 }
 
-// readCacheFor returns the store's read cache of bucket, opening it on
-// first use; nil (no cache) when size is 0, when the store is not
-// exclusive (other writers), when values expire (ttl), or when the store
-// has no directory.
+// readCacheFor returns the read cache of bucket shared by every handle of
+// the bucket, deciding it at the bucket's first open: a ring of size bytes,
+// or none (nil) when size is 0, when the store is not exclusive (other
+// writers), or has no directory. An open with a TTL (values expire behind
+// the cache's back) closes the bucket's cache for good.
 func (s *Store) readCacheFor(bucket string, size int64, ttl time.Duration) (*readCache, error) {
-	if size <= 0 || ttl > 0 || !s.Exclusive() || s.opts.Dir == "" {
+	// A ring that cannot be made leaves the bucket without a cache (logged);
+	// the error is a TTL open's failure to close one.
+	if !s.Exclusive() || s.opts.Dir == "" {
 		return nil, nil
 	}
 	s.rcMu.Lock()
 	defer s.rcMu.Unlock()
-	if c := s.readCaches[bucket]; c != nil {
+	if c, ok := s.readCaches[bucket]; ok {
+		if ttl > 0 {
+			if err := c.close(); err != nil {
+				return nil, err
+			}
+		}
 		return c, nil
 	}
 	if s.readCaches == nil {
 		s.readCaches = map[string]*readCache{}
 	}
-	c, err := openReadCache(bucket, size)
-	if err != nil {
-		return nil, err
+	c := closedReadCache()
+	if size > 0 && ttl == 0 {
+		if rc, err := openReadCache(bucket, size); err != nil {
+			s.log.Warn("store: bucket without a read cache", "bucket", bucket, "err", err)
+		} else {
+			c = rc
+		}
 	}
 	s.readCaches[bucket] = c
 	return c, nil
@@ -256,14 +297,13 @@ func (s *Store) readCacheStats() (hits, misses, corrupt uint64, size int64) {
 	for _, c := range s.readCaches {
 		hits, misses, corrupt = hits+c.hits.Load(), misses+c.misses.Load(), corrupt+c.corrupt.Load()
 		c.mu.Lock()
-		size += int64(min(c.head, c.size))
+		size += int64(c.extent)
 		c.mu.Unlock()
 	}
 	return hits, misses, corrupt, size
 }
 
-// closeReadCaches closes the rings (their files stay until the next open
-// empties them).
+// closeReadCaches closes the rings (their memory goes with them).
 func (s *Store) closeReadCaches() error {
 	s.rcMu.Lock()
 	defer s.rcMu.Unlock()
@@ -271,6 +311,5 @@ func (s *Store) closeReadCaches() error {
 	for _, c := range s.readCaches {
 		errs = append(errs, c.close())
 	}
-	s.readCaches = nil
 	return errors.Join(errs...)
 }

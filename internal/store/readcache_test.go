@@ -178,14 +178,17 @@ func TestReadCacheWrapClass(t *testing.T) {
 	defer c.mu.Unlock()
 	for key, sl := range c.idx {
 		if c.head > sl.pos+c.size {
-			continue // lapped, awaiting a sweep
+			t.Fatalf("slot of %s kept after the ring went over it", key)
 		}
 		if sl.pos%c.size+uint64(sl.n) > c.size {
 			t.Fatalf("record of %s wraps the ring's end", key)
 		}
 	}
-	if len(c.idx) > 2*c.swept+1024 {
-		t.Fatalf("index of %d slots: the sweep did not run", len(c.idx))
+	if len(c.order)-c.first > int(c.size/500)+1 {
+		t.Fatalf("%d records in order for a ring of %d bytes", len(c.order)-c.first, c.size)
+	}
+	if c.extent > c.size {
+		t.Fatalf("extent %d past the ring's %d bytes", c.extent, c.size)
 	}
 }
 
@@ -334,8 +337,8 @@ func TestReadCacheScopeClass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if kv.(*natsKV).rc != nil {
-		t.Fatal("a bucket with a TTL has a read cache")
+	if c := kv.(*natsKV).rc; c == nil || c.f != nil {
+		t.Fatal("a bucket opened with a TTL has a live read cache")
 	}
 
 	// Reopen: the values come from JetStream, then from the new ring.
@@ -367,5 +370,56 @@ func TestReadCacheScopeClass(t *testing.T) {
 	e, err := k4.Get(ctx, "a.k")
 	if err != nil || string(e.Value) != "before" || c4.hits.Load() != 0 {
 		t.Fatalf("after reopen: %q, %v, hits %d", e.Value, err, c4.hits.Load())
+	}
+}
+
+// TestReadCacheHandlesClass: every handle of a bucket shares its cache, so
+// a write through a handle opened without ReadCache still drops the slot;
+// an open with a TTL closes the cache for all; writes that end after the
+// store closed keep nothing and count no memory.
+func TestReadCacheHandlesClass(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, true)
+	k1, c := cachedKV(t, s, "shared", 1<<20)
+	if _, err := k1.Put(ctx, "a.k", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	kv2, err := s.KV(ctx, "shared", KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kv2.(*natsKV).rc != c {
+		t.Fatal("a second handle of the bucket has another cache")
+	}
+	if err := kv2.Delete(ctx, "a.k"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := k1.Get(ctx, "a.k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted through the other handle, read %q, %v", e.Value, err)
+	}
+	if _, err := k1.Put(ctx, "a.k", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	h0 := c.hits.Load()
+	if _, err := s.KV(ctx, "shared", KVOptions{TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := k1.Get(ctx, "a.k"); err != nil || string(e.Value) != "v2" || c.hits.Load() != h0 {
+		t.Fatalf("after a TTL open: %q, %v, hits %d -> %d", e.Value, err, h0, c.hits.Load())
+	}
+
+	s2 := openTest(t, true)
+	k3, c3 := cachedKV(t, s2, "late", 1<<20)
+	before := ReadCacheBytes()
+	w := c3.begin("a.k")
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c3.end("a.k", w, []byte("after close"), 7, true)
+	if got := ReadCacheBytes(); got > before {
+		t.Fatalf("a write ended after close counted %d bytes", got-before)
+	}
+	if _, ok := k3.rc.get("a.k"); ok {
+		t.Fatal("a write ended after close is cached")
 	}
 }
