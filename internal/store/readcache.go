@@ -17,7 +17,7 @@ import (
 // cache expires after 10 s unused. A get of a key in a cold block costs
 // that load (~20 ms on the 2-core VM, nearly all of it first touches of the
 // buffer's pages), so a session activated after its heap's block went cold
-// waited for it (docs/PERFORMANCE.md, "Activation p99: the heap's block").
+// waited for it (docs/PERFORMANCE.md, "Activation p99: the heap's block, and a read cache").
 //
 // On an exclusive store this process writes every value, so it can keep
 // the values it wrote: each acknowledged write of a cached bucket also
