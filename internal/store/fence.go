@@ -69,7 +69,7 @@ func (k *natsKV) publishFenced(ctx context.Context, op, key string, value []byte
 	if op == "delete" {
 		value = nil
 	}
-	k.rc.end(key, w, value, seq, err == nil)
+	k.rc.end(key, w, value, seq, err)
 	switch {
 	case err == nil:
 		k.s.wroteKey(k.stream, key, ack.Sequence)

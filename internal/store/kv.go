@@ -182,7 +182,7 @@ func (k *natsKV) Put(ctx context.Context, key string, value []byte) (uint64, err
 	k.s.send()
 	rev, err := kv.Put(ctx, key, value)
 	err = k.s.durable(k.stream, err)
-	k.rc.end(key, w, value, rev, err == nil)
+	k.rc.end(key, w, value, rev, err)
 	k.s.met.wrote("put", t0, err)
 	if err == nil {
 		k.s.wroteKey(k.stream, key, rev)
@@ -204,7 +204,7 @@ func (k *natsKV) Create(ctx context.Context, key string, value []byte) (uint64, 
 	} else {
 		err = k.s.durable(k.stream, err)
 	}
-	k.rc.end(key, w, value, rev, err == nil)
+	k.rc.end(key, w, value, rev, err)
 	k.s.met.wrote("create", t0, err)
 	if err == nil {
 		k.s.wroteKey(k.stream, key, rev)
@@ -222,7 +222,7 @@ func (k *natsKV) Update(ctx context.Context, key string, value []byte, rev uint6
 	k.s.send()
 	n, err := kv.Update(ctx, key, value, rev)
 	err = k.s.durable(k.stream, err)
-	k.rc.end(key, w, value, n, err == nil)
+	k.rc.end(key, w, value, n, err)
 	k.s.met.wrote("update", t0, err)
 	if err == nil {
 		k.s.wroteKey(k.stream, key, n)
@@ -239,7 +239,7 @@ func (k *natsKV) Delete(ctx context.Context, key string) error {
 	w := k.rc.begin(key)
 	k.s.send()
 	err = k.s.durable(k.stream, kv.Delete(ctx, key))
-	k.rc.end(key, w, nil, 0, false)
+	k.rc.end(key, w, nil, 0, err)
 	k.s.met.wrote("delete", t0, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil

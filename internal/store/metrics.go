@@ -20,7 +20,7 @@ var (
 	descStreams  = prometheus.NewDesc("agentcloud_store_streams", "JetStream streams (buckets, logs, object stores).", nil, nil)
 	descMessages = prometheus.NewDesc("agentcloud_store_messages", "Messages held in JetStream.", nil, nil)
 	descBytes    = prometheus.NewDesc("agentcloud_store_bytes", "Bytes held in JetStream.", nil, nil)
-	descRCGets   = prometheus.NewDesc("agentcloud_store_read_cache_gets_total", "Gets of buckets with a read cache, by result: hit (answered by the cache), miss (by JetStream), corrupt (a cached record failed its checksum; answered by JetStream).", []string{"result"}, nil)
+	descRCGets   = prometheus.NewDesc("agentcloud_store_read_cache_gets_total", "Gets of buckets with a read cache, by result (disjoint): hit (answered by the cache), miss (not in it; answered by JetStream), corrupt (a cached record failed its checksum; answered by JetStream).", []string{"result"}, nil)
 	descRCBytes  = prometheus.NewDesc("agentcloud_store_read_cache_bytes", "Memory the store's read caches hold (rings outside the Go heap).", nil, nil)
 )
 

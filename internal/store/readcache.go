@@ -8,6 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The read cache of a bucket (KVOptions.ReadCache).
@@ -46,6 +49,11 @@ const readCacheMaxRecord = 8
 // readCacheMinSize is the smallest ring; smaller sizes are raised to it.
 const readCacheMinSize = 64 << 10
 
+// readCacheTaint is how long a key is not cached after one of its writes
+// ended without a definite answer (a timeout, a replaced connection): the
+// server may still apply that write after a later one was acknowledged.
+const readCacheTaint = time.Minute
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // readCacheResident is the bytes the process's rings hold (their memory:
@@ -70,6 +78,7 @@ type readCache struct {
 	order  []record        // the records in the ring, oldest first, from order[first]
 	first  int
 	busy   map[string]*inflight
+	taint  map[string]time.Time // keys not cached until then (a write without a definite answer)
 
 	hits, misses, corrupt atomic.Uint64
 }
@@ -106,12 +115,12 @@ func openReadCache(name string, size int64) (*readCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cache: %w", err)
 	}
-	return &readCache{f: f, size: uint64(size), idx: map[string]slot{}, busy: map[string]*inflight{}}, nil
+	return &readCache{f: f, size: uint64(size), idx: map[string]slot{}, busy: map[string]*inflight{}, taint: map[string]time.Time{}}, nil
 }
 
 // closedReadCache is a bucket's cache that never holds anything.
 func closedReadCache() *readCache {
-	return &readCache{idx: map[string]slot{}, busy: map[string]*inflight{}}
+	return &readCache{idx: map[string]slot{}, busy: map[string]*inflight{}, taint: map[string]time.Time{}}
 }
 
 // close drops the ring; the cache answers nothing from then on.
@@ -139,6 +148,9 @@ func (c *readCache) begin(key string) *inflight {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.f == nil {
+		return nil // closed: nothing to drop, nothing will be published
+	}
 	delete(c.idx, key)
 	w := c.busy[key]
 	if w == nil {
@@ -152,20 +164,38 @@ func (c *readCache) begin(key string) *inflight {
 	return w
 }
 
-// end is called once the write begun with w has its answer: ok with the
-// value it wrote and its revision when the store acknowledged it (value nil
-// for a delete, which caches nothing).
-func (c *readCache) end(key string, w *inflight, value []byte, rev uint64, ok bool) {
-	if c == nil {
+// end is called once the write begun with w has its answer: err nil with
+// the value it wrote and its revision when the store acknowledged it
+// (value nil for a delete, which caches nothing).
+func (c *readCache) end(key string, w *inflight, value []byte, rev uint64, err error) {
+	if c == nil || w == nil {
 		return
 	}
-	rec := ok && value != nil && rev != 0 && uint64(len(key)+len(value)) <= c.size/readCacheMaxRecord
+	rec := err == nil && value != nil && rev != 0 && uint64(len(key)+len(value)) <= c.size/readCacheMaxRecord
 	var s slot
 	if rec {
 		s, rec = c.write(key, value, rev)
 	}
+	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err != nil && !rejected(err) {
+		if len(c.taint) >= 1024 {
+			for k, t := range c.taint {
+				if now.After(t) {
+					delete(c.taint, k)
+				}
+			}
+		}
+		c.taint[key] = now.Add(readCacheTaint)
+	}
+	if t, ok := c.taint[key]; ok {
+		if now.Before(t) {
+			rec = false
+		} else {
+			delete(c.taint, key)
+		}
+	}
 	if rec && !w.dirty && c.f != nil && c.head <= s.pos+c.size {
 		c.idx[key] = s
 		c.order = append(c.order, record{pos: s.pos, key: key})
@@ -174,6 +204,15 @@ func (c *readCache) end(key string, w *inflight, value []byte, rev uint64, ok bo
 	if w.n--; w.n == 0 {
 		delete(c.busy, key)
 	}
+}
+
+// rejected reports whether a write's error says the server did not apply
+// it (a compare-and-set or existence check failed, the value or key was
+// refused); any other error leaves that unknown.
+func rejected(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err) || errors.Is(err, jetstream.ErrKeyNotFound) ||
+		errors.Is(err, jetstream.ErrInvalidKey) || errors.Is(err, nats.ErrMaxPayload) ||
+		errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
 }
 
 // write reserves a record for key and value and writes it; false when the
@@ -231,7 +270,10 @@ func (c *readCache) get(key string) (Entry, bool) {
 	s, ok := c.idx[key]
 	f := c.f
 	c.mu.Unlock()
-	if !ok || f == nil {
+	if f == nil {
+		return Entry{}, false // no ring: not a cache miss
+	}
+	if !ok {
 		c.misses.Add(1)
 		return Entry{}, false
 	}
@@ -246,7 +288,6 @@ func (c *readCache) get(key string) (Entry, bool) {
 		return Entry{}, false
 	case crc32.Checksum(buf, castagnoli) != s.sum || string(buf[:s.klen]) != key:
 		c.corrupt.Add(1)
-		c.misses.Add(1)
 		return Entry{}, false
 	}
 	c.hits.Add(1)
@@ -262,6 +303,12 @@ func (s *Store) readCacheFor(bucket string, size int64, ttl time.Duration) (*rea
 	// A ring that cannot be made leaves the bucket without a cache (logged);
 	// the error is a TTL open's failure to close one.
 	if !s.Exclusive() || s.opts.Dir == "" {
+		return nil, nil
+	}
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
 		return nil, nil
 	}
 	s.rcMu.Lock()

@@ -6,15 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // cachedKV opens bucket with a read cache of size bytes on s.
 func cachedKV(t *testing.T, s *Store, bucket string, size int64) (*natsKV, *readCache) {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("no ring off Linux")
+	}
 	kv, err := s.KV(context.Background(), bucket, KVOptions{ReadCache: size})
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +298,9 @@ func TestReadCacheRacesClass(t *testing.T) {
 // TestReadCacheOverlapClass: of two writes of one key in flight at once,
 // neither publishes a slot (their order in the stream is not known here).
 func TestReadCacheOverlapClass(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no ring off Linux")
+	}
 	c, err := openReadCache("overlap", readCacheMinSize)
 	if err != nil {
 		t.Fatal(err)
@@ -299,24 +308,47 @@ func TestReadCacheOverlapClass(t *testing.T) {
 	defer c.close()
 	w1 := c.begin("k")
 	w2 := c.begin("k")
-	c.end("k", w2, []byte("two"), 2, true)
-	c.end("k", w1, []byte("one"), 1, true)
+	c.end("k", w2, []byte("two"), 2, nil)
+	c.end("k", w1, []byte("one"), 1, nil)
 	if _, ok := c.get("k"); ok {
 		t.Fatal("overlapping writes published a slot")
 	}
 	w := c.begin("k")
-	c.end("k", w, []byte("three"), 3, true)
+	c.end("k", w, []byte("three"), 3, nil)
 	if e, ok := c.get("k"); !ok || string(e.Value) != "three" || e.Revision != 3 {
 		t.Fatalf("a write alone: %q rev %d, %v", e.Value, e.Revision, ok)
 	}
-	// A write that did not succeed drops what was there.
+	// A write the server refused drops what was there, and the next
+	// write is cached.
 	w = c.begin("k")
-	c.end("k", w, []byte("four"), 0, false)
+	c.end("k", w, []byte("four"), 0, jetstream.ErrKeyExists)
 	if _, ok := c.get("k"); ok {
 		t.Fatal("a failed write left the old slot")
 	}
-	if len(c.busy) != 0 {
-		t.Fatalf("busy keys left: %v", c.busy)
+	w = c.begin("k")
+	c.end("k", w, []byte("five"), 5, nil)
+	if e, ok := c.get("k"); !ok || string(e.Value) != "five" {
+		t.Fatalf("after a refused write: %q, %v", e.Value, ok)
+	}
+	// A write without a definite answer (it may still be applied after a
+	// later one) keeps the key out of the cache for a while.
+	w = c.begin("k")
+	c.end("k", w, []byte("six"), 0, context.DeadlineExceeded)
+	w = c.begin("k")
+	c.end("k", w, []byte("seven"), 7, nil)
+	if _, ok := c.get("k"); ok {
+		t.Fatal("a key cached right after a write that timed out")
+	}
+	c.mu.Lock()
+	c.taint["k"] = time.Now().Add(-time.Second) // the while has passed
+	c.mu.Unlock()
+	w = c.begin("k")
+	c.end("k", w, []byte("eight"), 8, nil)
+	if e, ok := c.get("k"); !ok || string(e.Value) != "eight" {
+		t.Fatalf("after the taint expired: %q, %v", e.Value, ok)
+	}
+	if len(c.busy) != 0 || len(c.taint) != 0 {
+		t.Fatalf("busy keys %v, tainted %v left", c.busy, c.taint)
 	}
 }
 
@@ -339,6 +371,16 @@ func TestReadCacheScopeClass(t *testing.T) {
 	}
 	if c := kv.(*natsKV).rc; c == nil || c.f != nil {
 		t.Fatal("a bucket opened with a TTL has a live read cache")
+	}
+	// A bucket without a ring counts no gets as misses.
+	if _, err := kv.Put(ctx, "a.k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, "a.k"); err != nil {
+		t.Fatal(err)
+	}
+	if h, m, c, _ := s2.readCacheStats(); h+m+c != 0 {
+		t.Fatalf("a bucket without a ring counted hits %d misses %d corrupt %d", h, m, c)
 	}
 
 	// Reopen: the values come from JetStream, then from the new ring.
@@ -415,7 +457,7 @@ func TestReadCacheHandlesClass(t *testing.T) {
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	c3.end("a.k", w, []byte("after close"), 7, true)
+	c3.end("a.k", w, []byte("after close"), 7, nil)
 	if got := ReadCacheBytes(); got > before {
 		t.Fatalf("a write ended after close counted %d bytes", got-before)
 	}
