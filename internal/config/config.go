@@ -53,6 +53,10 @@ type Config struct {
 	// SessionMemoryMiB is the budget for live session isolates; least
 	// recently used sessions hibernate past it.
 	SessionMemoryMiB int `json:"session_memory_mib"`
+	// SessionReadCacheMiB is the memory a single node keeps of the session
+	// records and heaps it wrote, so activations skip cold store blocks
+	// (store read cache; a fifth for records); 0 turns it off.
+	SessionReadCacheMiB int `json:"session_read_cache_mib"`
 	// SessionMaxBodyBytes caps every body into or out of a session (HTTP
 	// requests and responses, call_agent, fetch responses, host-call
 	// arguments), enforced while reading and, for what agent code
@@ -191,26 +195,27 @@ func Default() Config {
 		host = "node"
 	}
 	return Config{
-		Data:               "./agentcloud-data",
-		Listen:             "127.0.0.1:7070",
-		LogLevel:           "info",
-		LogFormat:          "auto",
-		ShutdownTimeout:    Duration(10 * time.Second),
-		MaxBodyBytes:       16 << 20,
-		ReadTimeout:        Duration(60 * time.Second),
-		WriteTimeout:       Duration(5 * time.Minute),
-		NodeID:             host,
-		SessionMemoryMiB:   4096,
-		SandboxPoolProcess: 2,
-		SandboxPoolGVisor:  1,
-		ToolCallsPerSecond: 200,
-		ToolCallBurst:      400,
-		SandboxMaxPerOwner: 32,
-		SandboxMaxCPUs:     2,
-		SandboxMaxMemoryMB: 2048,
-		SandboxMaxDiskMB:   1024,
-		SandboxMaxPids:     1024,
-		SandboxMaxTimeout:  Duration(4 * time.Hour),
+		Data:                "./agentcloud-data",
+		Listen:              "127.0.0.1:7070",
+		LogLevel:            "info",
+		LogFormat:           "auto",
+		ShutdownTimeout:     Duration(10 * time.Second),
+		MaxBodyBytes:        16 << 20,
+		ReadTimeout:         Duration(60 * time.Second),
+		WriteTimeout:        Duration(5 * time.Minute),
+		NodeID:              host,
+		SessionMemoryMiB:    4096,
+		SessionReadCacheMiB: 160,
+		SandboxPoolProcess:  2,
+		SandboxPoolGVisor:   1,
+		ToolCallsPerSecond:  200,
+		ToolCallBurst:       400,
+		SandboxMaxPerOwner:  32,
+		SandboxMaxCPUs:      2,
+		SandboxMaxMemoryMB:  2048,
+		SandboxMaxDiskMB:    1024,
+		SandboxMaxPids:      1024,
+		SandboxMaxTimeout:   Duration(4 * time.Hour),
 
 		SandboxMaxSnapshots:  16,
 		SandboxMaxSnapshotMB: 4096,
@@ -429,6 +434,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 			*dst = n
 		}
 	}
+	integer("SESSION_READ_CACHE_MIB", &c.SessionReadCacheMiB)
 	integer("SANDBOX_POOL_PROCESS", &c.SandboxPoolProcess)
 	integer("SANDBOX_POOL_GVISOR", &c.SandboxPoolGVisor)
 	integer("SANDBOX_MAX_PER_OWNER", &c.SandboxMaxPerOwner)
@@ -523,6 +529,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionMemoryMiB < 16 || c.SessionMemoryMiB > 1<<20 {
 		add("session_memory_mib", strconv.Itoa(c.SessionMemoryMiB), "want between 16 and 1048576")
+	}
+	if c.SessionReadCacheMiB < 0 || c.SessionReadCacheMiB > 1<<16 {
+		add("session_read_cache_mib", strconv.Itoa(c.SessionReadCacheMiB), "want between 0 (off) and 65536")
 	}
 	if c.SessionMaxBodyBytes < 1024 || c.SessionMaxBodyBytes > 1<<30 {
 		add("session_max_body_bytes", strconv.FormatInt(c.SessionMaxBodyBytes, 10), "want between 1024 and 1073741824")
@@ -644,4 +653,13 @@ func (c Config) CAPath() string {
 		return c.CADir
 	}
 	return filepath.Join(c.Data, "ca")
+}
+
+// SessionReadCacheBytes is SessionReadCacheMiB in bytes, negative when it
+// is off (session.Config.ReadCache's convention: zero there is its default).
+func (c *Config) SessionReadCacheBytes() int64 {
+	if c.SessionReadCacheMiB == 0 {
+		return -1
+	}
+	return int64(c.SessionReadCacheMiB) << 20
 }

@@ -47,6 +47,8 @@ func TestValidateNamesFields(t *testing.T) {
 		{"sandbox pids", func(c *Config) { c.SandboxMaxPids = 2 }, "sandbox_max_pids"},
 		{"sandbox pool huge", func(c *Config) { c.SandboxPoolProcess = MaxSandboxPoolProcess + 1 }, "sandbox_pool_process"},
 		{"sandbox pool negative", func(c *Config) { c.SandboxPoolProcess = -1 }, "sandbox_pool_process"},
+		{"session read cache negative", func(c *Config) { c.SessionReadCacheMiB = -1 }, "session_read_cache_mib"},
+		{"session read cache huge", func(c *Config) { c.SessionReadCacheMiB = 1<<16 + 1 }, "session_read_cache_mib"},
 		{"sandbox timeout", func(c *Config) { c.SandboxMaxTimeout = Duration(48 * time.Hour) }, "sandbox_max_timeout"},
 		{"sandbox timeout tiny", func(c *Config) { c.SandboxMaxTimeout = Duration(time.Millisecond) }, "sandbox_max_timeout"},
 		{"session body small", func(c *Config) { c.SessionMaxBodyBytes = 10 }, "session_max_body_bytes"},
@@ -172,7 +174,22 @@ func TestLoadEnv(t *testing.T) {
 		c.SandboxMaxTimeout.D() != 10*time.Minute || c.SandboxMaxPerOwner != 3 {
 		t.Fatalf("sandbox caps not applied: %+v", c)
 	}
-	for k, v := range map[string]string{"AGENTCLOUD_SANDBOX_POOL_GVISOR": "one", "AGENTCLOUD_SANDBOX_MAX_CPUS": "two", "AGENTCLOUD_SANDBOX_MAX_MEMORY_MB": "1G", "AGENTCLOUD_SANDBOX_MAX_TIMEOUT": "1 hour"} {
+	for _, tc := range []struct {
+		env  string
+		want int64
+	}{{"0", -1}, {"64", 64 << 20}} {
+		c := Default()
+		if err := c.LoadEnv(func(k string) (string, bool) { return tc.env, k == "AGENTCLOUD_SESSION_READ_CACHE_MIB" }); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SessionReadCacheBytes(); got != tc.want {
+			t.Errorf("AGENTCLOUD_SESSION_READ_CACHE_MIB=%s: %d bytes, want %d", tc.env, got, tc.want)
+		}
+	}
+	if d := Default(); d.SessionReadCacheBytes() != 160<<20 {
+		t.Errorf("default read cache %d bytes", d.SessionReadCacheBytes())
+	}
+	for k, v := range map[string]string{"AGENTCLOUD_SESSION_READ_CACHE_MIB": "lots", "AGENTCLOUD_SANDBOX_POOL_GVISOR": "one", "AGENTCLOUD_SANDBOX_MAX_CPUS": "two", "AGENTCLOUD_SANDBOX_MAX_MEMORY_MB": "1G", "AGENTCLOUD_SANDBOX_MAX_TIMEOUT": "1 hour"} {
 		err := c.LoadEnv(func(key string) (string, bool) { return v, key == k })
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("%s=%s: want an error naming the variable, got %v", k, v, err)

@@ -144,7 +144,7 @@ func (d *Daemon) newSessions(ctx context.Context) error {
 	var err error
 	d.sessions, err = session.New(ctx, session.Config{
 		Store: d.store, Runtime: d.runtime, Metrics: d.reg,
-		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(),
+		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(), ReadCache: d.cfg.SessionReadCacheBytes(),
 		Logger: d.log.With("component", "session"), Sockets: session.SocketLimits{MaxMessageBytes: min(d.cfg.WebSockets.MaxMessageBytes, d.cfg.SessionMaxBodyBytes),
 			PerSession: d.cfg.WebSockets.PerSession, PerTenant: d.cfg.WebSockets.PerTenant, Idle: d.cfg.WebSockets.IdleTimeout.D()}, Logs: session.LogLimits(d.cfg.Logs),
 	})

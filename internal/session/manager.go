@@ -57,6 +57,9 @@ type Service interface {
 type Config struct {
 	Store   *store.Store
 	Runtime *isolate.Runtime
+	// ReadCache is the memory of the store read caches of session records
+	// and heaps (0: defaultReadCache; negative: none).
+	ReadCache int64
 	// MemoryBudget caps the linear memory of all live isolates together;
 	// least recently used sessions are hibernated past it (default 4 GiB).
 	MemoryBudget int64
@@ -86,15 +89,13 @@ type Config struct {
 
 type sessKey struct{ agent, id string }
 
-// The read caches of the session records and hibernated heaps (store
-// KVOptions.ReadCache): an activation reads both, and a read from a
-// JetStream block that went cold costs ~20 ms here. The rings hold the
-// last ~100,000 records and ~40,000 heaps of ~3 KB written by this process
-// (a single node only): memfds, up to 160 MiB of RAM outside the Go heap.
-const (
-	recordReadCache = 32 << 20
-	heapReadCache   = 128 << 20
-)
+// defaultReadCache is Config.ReadCache's default: the read caches of the
+// session records (a fifth) and hibernated heaps (store KVOptions.ReadCache).
+// An activation reads both, and a read from a JetStream block that went
+// cold costs ~20 ms here. 160 MiB hold the last ~100,000 records and
+// ~40,000 heaps of ~3 KB written by this process (a single node only):
+// memfds, RAM outside the Go heap.
+const defaultReadCache = 160 << 20
 
 // Manager owns every live session of this node.
 type Manager struct {
@@ -220,10 +221,15 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m.agents = kv("agents", "agent name -> current version", 0, 0)
 	m.versions = kv("agent_versions", "immutable agent versions", 0, 0)
-	m.meta = kv("sessions", "session metadata", 0, recordReadCache)
+	rc := cfg.ReadCache
+	if rc == 0 {
+		rc = defaultReadCache
+	}
+	rc = max(rc, 0)
+	m.meta = kv("sessions", "session metadata", 0, rc/5)
 	m.state = kv("session_state", "durable session key-value state", 0, 0)
 	m.txns = kv("session_txns", "multi-key commits in flight", 0, 0)
-	m.snapshots = kv("session_snapshots", "hibernated session heaps", 0, heapReadCache)
+	m.snapshots = kv("session_snapshots", "hibernated session heaps", 0, rc-rc/5)
 	m.alarmKV = kv("session_alarms", "scheduled session alarms", 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)

@@ -336,6 +336,20 @@ func (s *Store) readCacheFor(bucket string, size int64, ttl time.Duration) (*rea
 	return c, nil
 }
 
+// ReadCacheStats are a store's read cache figures: gets answered by the
+// caches, gets they could not answer, cached records that failed their
+// checksum, and the memory the rings hold.
+type ReadCacheStats struct {
+	Hits, Misses, Corrupt uint64
+	Bytes                 int64
+}
+
+// ReadCacheStats sums the figures of the store's read caches.
+func (s *Store) ReadCacheStats() ReadCacheStats {
+	h, m, c, b := s.readCacheStats()
+	return ReadCacheStats{Hits: h, Misses: m, Corrupt: c, Bytes: b}
+}
+
 // readCacheStats sums the counters of the store's read caches and the
 // memory they hold.
 func (s *Store) readCacheStats() (hits, misses, corrupt uint64, size int64) {
