@@ -23,12 +23,12 @@ import (
 // waited for it (docs/PERFORMANCE.md, "Activation p99: the heap's block, and a read cache").
 //
 // On an exclusive store this process writes every value, so it can keep
-// the values it wrote: each acknowledged write of a cached bucket also
-// goes, after the store acknowledged it, to a ring file of fixed size, and
-// a get of the key reads the value back with one pread (from the page
-// cache) while the ring still holds it. JetStream stays the only durable
-// copy: the ring is not synced, is emptied when the store opens, and a get
-// it cannot answer for certain goes to JetStream as before.
+// the values it wrote: each write of a cached bucket also goes, once the
+// store acknowledged it, to a ring of fixed size (a memfd: memory, no disk),
+// and a get of the key reads the value back with one pread while the ring
+// still holds it. JetStream stays the only durable copy: the ring goes with
+// the process, starts empty with every store, and a get it cannot answer
+// for certain goes to JetStream as before.
 //
 // A cached answer is the key's latest acknowledged write:
 //   - a write or delete of the key drops the key's slot before it is sent,
@@ -40,7 +40,9 @@ import (
 //     a miss: records are reserved before they are written, and a read
 //     checks the reservations after it read;
 //   - each record carries a CRC-32C of its key and value, checked on read
-//     (a mismatch is a miss and counted).
+//     (a mismatch goes to JetStream and is counted as corrupt);
+//   - a key whose write ended without a definite answer is not cached for
+//     readCacheTaint.
 
 // readCacheMaxRecord is the largest record a ring takes, as a fraction of
 // its size: larger values are not cached.
