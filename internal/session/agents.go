@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -74,12 +75,18 @@ func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, 
 		return v.tmpl, nil
 	}
 	name := "template-" + v.rec.Digest
-	if b, err := m.bundles.Get(ctx, name); err == nil {
+	// Only a template that is not stored, or unusable, is built: one the
+	// store cannot return right now is waited for, since a build put back
+	// over it would change the image other nodes' snapshots are deltas of.
+	switch b, err := m.bundles.Get(ctx, name); {
+	case err == nil:
 		if v.tmpl, err = m.cfg.Runtime.LoadTemplate(b); err == nil {
 			v.tmplSum = sha256Sum(b)
 			return v.tmpl, nil
 		}
 		m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("load template: %w", err)
 	}
 	tmpl, err := initLimited(ctx, m, v, func(ictx context.Context) (*isolate.Template, error) {
 		return m.cfg.Runtime.Template(ictx, v.spec)

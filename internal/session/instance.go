@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/isolate"
+	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // instance is a live session's running agent code: a JavaScript isolate
@@ -67,25 +68,42 @@ func (v *version) check(ctx context.Context, m *Manager) error {
 
 // start creates the session's instance from snap, or fresh when snap is nil
 // or unusable (a bad snapshot is logged and the session starts over). The
-// whole activation runs under the init limits: a wasm session runs its
-// module's _initialize, and a JS restore runs the prelude's configure,
-// which agent code can reach (a setter it defined on env).
+// activation runs under the init limits: a wasm session runs its module's
+// _initialize, and a JS restore runs the prelude's configure, which agent
+// code can reach (a setter it defined on env). Getting a JS version's
+// template comes first and outside them: loading it from the store waits on
+// storage, which in a cluster can take a leader election, and building it
+// has limits of its own (template).
 func (m *Manager) start(ctx context.Context, v *version, k sessKey, snap []byte) (instance, error) {
+	var tmpl *isolate.Template
+	if !v.isWasm() {
+		var err error
+		if tmpl, err = v.template(ctx, m); err != nil {
+			return nil, startProblem(k, err)
+		}
+	}
 	inst, err := initLimited(ctx, m, v, func(ictx context.Context) (instance, error) {
-		return m.startIn(ictx, v, k, snap)
+		return m.startIn(ictx, v, k, snap, tmpl)
 	})
 	if err != nil {
-		var p *api.Problem
-		if errors.As(err, &p) {
-			return nil, err
-		}
-		return nil, activationProblem(k, err)
+		return nil, startProblem(k, err)
 	}
 	return inst, nil
 }
 
-// startIn is start without the limits.
-func (m *Manager) startIn(ctx context.Context, v *version, k sessKey, snap []byte) (instance, error) {
+// startProblem is the error a failed start returns: a problem as it is, a
+// store that cannot answer as it is (the caller turns it into a 503 to
+// retry), anything else the agent's code caused (activationProblem).
+func startProblem(k sessKey, err error) error {
+	var p *api.Problem
+	if errors.As(err, &p) || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	return activationProblem(k, err)
+}
+
+// startIn is start without the limits; tmpl is a JS version's template.
+func (m *Manager) startIn(ctx context.Context, v *version, k sessKey, snap []byte, tmpl *isolate.Template) (instance, error) {
 	if v.isWasm() {
 		spec := *v.wasm
 		spec.SessionID = k.id
@@ -101,10 +119,6 @@ func (m *Manager) startIn(ctx context.Context, v *version, k sessKey, snap []byt
 			return nil, err
 		}
 		return wasmInstance{w}, nil
-	}
-	tmpl, err := v.template(ctx, m)
-	if err != nil {
-		return nil, err
 	}
 	spec := v.spec
 	spec.SessionID = k.id
