@@ -86,7 +86,7 @@ func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, 
 		}
 		m.log.Warn("stored template unusable; rebuilding", "agent", v.rec.Agent, "err", err)
 	case !errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("load template: %w", err)
+		return nil, &templateStoreError{op: "load", err: err}
 	}
 	tmpl, err := initLimited(ctx, m, v, func(ictx context.Context) (*isolate.Template, error) {
 		return m.cfg.Runtime.Template(ictx, v.spec)
@@ -96,10 +96,31 @@ func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, 
 	}
 	b := tmpl.Marshal(m.cfg.Runtime)
 	if err := m.bundles.Put(ctx, name, b); err != nil {
-		return nil, fmt.Errorf("store template: %w", err)
+		return nil, &templateStoreError{op: "store", err: err}
 	}
 	v.tmpl, v.tmplSum = tmpl, sha256Sum(b)
 	return tmpl, nil
+}
+
+// templateStoreError is a template the store could not return or keep: a
+// fault of the store, never of the agent's code, so callers answer it as
+// one (storeProblem) rather than as a failed initialisation.
+type templateStoreError struct {
+	op  string // "load" or "store"
+	err error
+}
+
+func (e *templateStoreError) Error() string { return e.op + " template: " + e.err.Error() }
+func (e *templateStoreError) Unwrap() error { return e.err }
+
+// storeProblem is the error for a fault of the store reached through err: a 503
+// with Retry-After when the store cannot answer right now, else err as an
+// internal error (its detail not shown to the client).
+func storeProblem(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return storeUnavailable(err)
+	}
+	return err
 }
 
 // sha256Sum is "sha256:" and the hex SHA-256 of b.

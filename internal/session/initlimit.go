@@ -56,11 +56,16 @@ func initLimited[T any](ctx context.Context, m *Manager, v *version, f func(cont
 }
 
 // deployInitProblem turns a failed initialisation at deploy into a 4xx
-// problem naming the field to change.
+// problem naming the field to change; a template the store could not
+// return or keep is the store's fault (storeProblem), not the code's.
 func deployInitProblem(v *version, err error) error {
 	var p *api.Problem
 	if errors.As(err, &p) {
 		return err
+	}
+	var ts *templateStoreError
+	if errors.As(err, &ts) {
+		return storeProblem(err)
 	}
 	var limit *initLimitError
 	switch {

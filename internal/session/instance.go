@@ -7,7 +7,6 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/isolate"
-	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // instance is a live session's running agent code: a JavaScript isolate
@@ -92,12 +91,16 @@ func (m *Manager) start(ctx context.Context, v *version, k sessKey, snap []byte)
 }
 
 // startProblem is the error a failed start returns: a problem as it is, a
-// store that cannot answer as it is (the caller turns it into a 503 to
-// retry), anything else the agent's code caused (activationProblem).
+// fault of the store as one (storeProblem), anything else the agent's code
+// caused (activationProblem).
 func startProblem(k sessKey, err error) error {
 	var p *api.Problem
-	if errors.As(err, &p) || errors.Is(err, store.ErrUnavailable) {
+	var ts *templateStoreError
+	switch {
+	case errors.As(err, &p):
 		return err
+	case errors.As(err, &ts):
+		return storeProblem(err)
 	}
 	return activationProblem(k, err)
 }

@@ -9,24 +9,25 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // faultyBlobs is the real blob store with a fault put in front of getting
-// a template, the way a cluster's store behaves while a member restarts: slow to answer,
-// or not answering. Puts are counted.
+// a template, the way a cluster's store behaves while a member restarts:
+// slow to answer, or not answering. Templates put are counted.
 type faultyBlobs struct {
 	store.Blobs
-	delay time.Duration
+	delay atomic.Int64 // time.Duration
 	down  atomic.Bool
-	puts  atomic.Int64
+	puts  atomic.Int64 // of templates
 }
 
 func (f *faultyBlobs) Get(ctx context.Context, name string) ([]byte, error) {
 	if !strings.HasPrefix(name, "template-") {
 		return f.Blobs.Get(ctx, name)
 	}
-	time.Sleep(f.delay)
+	time.Sleep(time.Duration(f.delay.Load()))
 	if f.down.Load() {
 		return nil, fmt.Errorf("get blob: %w: no stream leader", store.ErrUnavailable)
 	}
@@ -34,7 +35,9 @@ func (f *faultyBlobs) Get(ctx context.Context, name string) ([]byte, error) {
 }
 
 func (f *faultyBlobs) Put(ctx context.Context, name string, data []byte) error {
-	f.puts.Add(1)
+	if strings.HasPrefix(name, "template-") {
+		f.puts.Add(1)
+	}
 	return f.Blobs.Put(ctx, name, data)
 }
 
@@ -43,13 +46,18 @@ func (f *faultyBlobs) Put(ctx context.Context, name string, data []byte) error {
 // store slower to answer than the agent's limits.wall_ms (a cluster member
 // restarting) delays that activation but does not fail it as agent code
 // running past its limits; a store that cannot answer is a 503 to retry,
-// and the stored template is not rebuilt over (other nodes' snapshots are
-// deltas of it).
+// at activation and at deploy (not a 422 blaming the code), and the stored
+// template is not rebuilt over (other nodes' snapshots are deltas of it).
 func TestStartTemplateFromSlowStore(t *testing.T) {
 	dir := t.TempDir()
-	const manifest = `{"name":"counter","entry":"agent.js","limits":{"cpu_ms":200,"wall_ms":200}}`
+	// wall_ms leaves the deploy's build and a restore room under -race on
+	// a loaded machine; the slow store below is slower still.
+	const wall = 1500 * time.Millisecond
+	manifest := func(name string) string {
+		return fmt.Sprintf(`{"name":%q,"entry":"agent.js","limits":{"cpu_ms":%d,"wall_ms":%[2]d}}`, name, wall.Milliseconds())
+	}
 	m1 := openManager(t, dir)
-	deploy(t, m1, manifest, counterJS)
+	deploy(t, m1, manifest("counter"), counterJS)
 	if got := mustCall(t, m1, "counter", "a", "/incr"); got != `{"n":1}` {
 		t.Fatalf("first call: %s", got)
 	}
@@ -58,18 +66,30 @@ func TestStartTemplateFromSlowStore(t *testing.T) {
 
 	m := openManager(t, dir)
 	f := &faultyBlobs{Blobs: m.bundles}
-	m.bundles = f
+	m.bundles = f // no background work of the manager reads bundles
 	f.down.Store(true)
-	_, _, err := call(t, m, "counter", "b", "GET", "/incr", "")
-	if k := api.AsProblem(err).Kind(); k != api.KindUnavailable {
-		t.Fatalf("store down: got %v (kind %s), want kind %s", err, k, api.KindUnavailable)
+	unavailable := func(what string, err error) {
+		t.Helper()
+		p := api.AsProblem(err)
+		if p.Kind() != api.KindUnavailable || p.RetryAfterSeconds <= 0 {
+			t.Fatalf("%s with the store down: got %v (kind %s, retry after %d s), want kind %s with Retry-After",
+				what, err, p.Kind(), p.RetryAfterSeconds, api.KindUnavailable)
+		}
 	}
+	_, _, err := call(t, m, "counter", "b", "GET", "/incr", "")
+	unavailable("activation", err)
+	b, err := bundle.FromFiles(map[string][]byte{"agent.json": []byte(manifest("other")), "agent.js": []byte(counterJS)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Deploy(context.Background(), Principal{}, b)
+	unavailable("deploy", err)
 	if n := f.puts.Load(); n != 0 {
-		t.Fatalf("store down: the template was rebuilt and put %d times", n)
+		t.Fatalf("store down: a template was rebuilt and put %d times", n)
 	}
 
 	f.down.Store(false)
-	f.delay = 400 * time.Millisecond // twice limits.wall_ms
+	f.delay.Store(int64(wall + 500*time.Millisecond))
 	if got := mustCall(t, m, "counter", "a", "/incr"); got != `{"n":2}` {
 		t.Fatalf("slow store: %s", got)
 	}
