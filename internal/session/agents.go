@@ -55,7 +55,7 @@ type version struct {
 	wasm            *isolate.WasmSpec // runtime "wasm": the module (spec unused)
 	idle, cpu, wall time.Duration
 
-	tmu     sync.Mutex // guards tmpl and checked; held while building
+	tmu     ctxMutex // guards tmpl, tmplSum and checked; held while loading or building
 	tmpl    *isolate.Template
 	tmplSum string // "sha256:" of the stored template's bytes, once loaded or built
 	checked bool   // runtime "wasm": the module started once
@@ -69,8 +69,10 @@ type version struct {
 // afterwards. A failure is not kept: the next activation tries again, at
 // the cost of one bounded initialisation.
 func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, error) {
-	v.tmu.Lock()
-	defer v.tmu.Unlock()
+	if err := v.tmu.lock(ctx); err != nil {
+		return nil, &templateStoreError{op: "load", err: err}
+	}
+	defer v.tmu.unlock()
 	if v.tmpl != nil {
 		return v.tmpl, nil
 	}
@@ -101,6 +103,38 @@ func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, 
 	v.tmpl, v.tmplSum = tmpl, sha256Sum(b)
 	return tmpl, nil
 }
+
+// ctxMutex is a lock whose waiters give up when their context ends: the
+// activations of a version wait on it while one of them loads the template
+// from a store that may take seconds to answer (a cluster member
+// restarting), and a caller that has gone should not queue behind that.
+// The zero value is unlocked.
+type ctxMutex struct {
+	once sync.Once
+	ch   chan struct{} // one slot: full while held
+}
+
+func (l *ctxMutex) slot() chan struct{} {
+	l.once.Do(func() { l.ch = make(chan struct{}, 1) })
+	return l.ch
+}
+
+// lock takes the lock, or returns why ctx ended first: a deadline as
+// store.ErrUnavailable (the store was too slow for the caller), a
+// cancellation as it is.
+func (l *ctxMutex) lock(ctx context.Context) error {
+	select {
+	case l.slot() <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: waiting for another load: %w", store.ErrUnavailable, ctx.Err())
+		}
+		return fmt.Errorf("waiting for another load: %w", ctx.Err())
+	}
+}
+
+func (l *ctxMutex) unlock() { <-l.slot() }
 
 // templateStoreError is a template the store could not return or keep: a
 // fault of the store, never of the agent's code, so callers answer it as

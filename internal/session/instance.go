@@ -49,8 +49,10 @@ func (v *version) check(ctx context.Context, m *Manager) error {
 		_, err := v.template(ctx, m)
 		return err
 	}
-	v.tmu.Lock()
-	defer v.tmu.Unlock()
+	if err := v.tmu.lock(ctx); err != nil {
+		return &templateStoreError{op: "load", err: err}
+	}
+	defer v.tmu.unlock()
 	if v.checked {
 		return nil
 	}

@@ -57,9 +57,11 @@ func (m *Manager) BuildVersion(ctx context.Context, agent, digest string) (strin
 	}
 	// The template was just loaded or built: its digest is known, so the
 	// stored bytes are not read back (a deploy's build stage).
-	v.tmu.Lock()
+	if err := v.tmu.lock(ctx); err != nil {
+		return "", err
+	}
 	known := v.tmplSum
-	v.tmu.Unlock()
+	v.tmu.unlock()
 	if known != "" {
 		return known, nil
 	}

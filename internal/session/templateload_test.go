@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/isolate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
 
@@ -21,11 +22,18 @@ type faultyBlobs struct {
 	delay atomic.Int64 // time.Duration
 	down  atomic.Bool
 	puts  atomic.Int64 // of templates
+	// gate, when set before any call, holds every template get until it
+	// is closed; each get sends on entered first.
+	gate, entered chan struct{}
 }
 
 func (f *faultyBlobs) Get(ctx context.Context, name string) ([]byte, error) {
 	if !strings.HasPrefix(name, "template-") {
 		return f.Blobs.Get(ctx, name)
+	}
+	if f.gate != nil {
+		f.entered <- struct{}{}
+		<-f.gate
 	}
 	time.Sleep(time.Duration(f.delay.Load()))
 	if f.down.Load() {
@@ -95,5 +103,46 @@ func TestStartTemplateFromSlowStore(t *testing.T) {
 	}
 	if n := f.puts.Load(); n != 0 {
 		t.Fatalf("slow store: the template was rebuilt and put %d times", n)
+	}
+}
+
+// TestTemplateWaitEndsWithCallerClass: while one activation loads a
+// version's template from a store that does not answer, another
+// activation of the same version waits for it only as long as its own
+// context lasts, and answers 503 to retry; it does not queue behind the
+// stuck load. The first activation completes once the store answers.
+func TestTemplateWaitEndsWithCallerClass(t *testing.T) {
+	dir := t.TempDir()
+	m1 := openManager(t, dir)
+	deploy(t, m1, `{"name":"counter","entry":"agent.js"}`, counterJS)
+	mustCall(t, m1, "counter", "a", "/incr")
+	_ = m1.Close(context.Background())
+	_ = m1.cfg.Store.Close()
+
+	m := openManager(t, dir)
+	f := &faultyBlobs{Blobs: m.bundles, gate: make(chan struct{}), entered: make(chan struct{}, 4)}
+	m.bundles = f
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := call(t, m, "counter", "a", "GET", "/incr", "")
+		first <- err
+	}()
+	<-f.entered // the first activation holds the version's template lock
+	var opened atomic.Bool
+	release := time.AfterFunc(30*time.Second, func() { opened.Store(true); close(f.gate) })
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := m.Call(ctx, "counter", "b", isolate.Request{Method: "GET", URL: "http://agents.local/incr"})
+	if opened.Load() {
+		t.Fatalf("the second activation waited for the stuck load to end (%v)", err)
+	}
+	if p := api.AsProblem(err); p.Kind() != api.KindUnavailable {
+		t.Fatalf("second activation: %v (kind %s), want kind %s", err, p.Kind(), api.KindUnavailable)
+	}
+	if release.Stop() {
+		close(f.gate)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first activation: %v", err)
 	}
 }
