@@ -70,7 +70,7 @@ type version struct {
 // the cost of one bounded initialisation.
 func (v *version) template(ctx context.Context, m *Manager) (*isolate.Template, error) {
 	if err := v.tmu.lock(ctx); err != nil {
-		return nil, &templateStoreError{op: "load", err: err}
+		return nil, err
 	}
 	defer v.tmu.unlock()
 	if v.tmpl != nil {
@@ -119,22 +119,36 @@ func (l *ctxMutex) slot() chan struct{} {
 	return l.ch
 }
 
-// lock takes the lock, or returns why ctx ended first: a deadline as
-// store.ErrUnavailable (the store was too slow for the caller), a
-// cancellation as it is.
+// lock takes the lock, or returns a problem when ctx ends first: a
+// deadline is a 503 to retry, a cancellation a timeout. A free lock is
+// taken even with ctx ended.
 func (l *ctxMutex) lock(ctx context.Context) error {
+	select {
+	case l.slot() <- struct{}{}:
+		return nil
+	default:
+	}
 	select {
 	case l.slot() <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%w: waiting for another load: %w", store.ErrUnavailable, ctx.Err())
+			p := api.Errorf(api.KindUnavailable, "another activation of this agent version is still preparing it: retry in a second")
+			p.RetryAfterSeconds = 1
+			return fmt.Errorf("%w: %w", p, ctx.Err())
 		}
-		return fmt.Errorf("waiting for another load: %w", ctx.Err())
+		return fmt.Errorf("%w: %w", api.Errorf(api.KindTimeout,
+			"the request ended while another activation of this agent version was preparing it"), ctx.Err())
 	}
 }
 
-func (l *ctxMutex) unlock() { <-l.slot() }
+func (l *ctxMutex) unlock() {
+	select {
+	case <-l.slot():
+	default:
+		panic("session: unlock of an unlocked ctxMutex")
+	}
+}
 
 // templateStoreError is a template the store could not return or keep: a
 // fault of the store, never of the agent's code, so callers answer it as

@@ -50,7 +50,7 @@ func (v *version) check(ctx context.Context, m *Manager) error {
 		return err
 	}
 	if err := v.tmu.lock(ctx); err != nil {
-		return &templateStoreError{op: "load", err: err}
+		return err
 	}
 	defer v.tmu.unlock()
 	if v.checked {

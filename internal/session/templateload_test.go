@@ -32,7 +32,10 @@ func (f *faultyBlobs) Get(ctx context.Context, name string) ([]byte, error) {
 		return f.Blobs.Get(ctx, name)
 	}
 	if f.gate != nil {
-		f.entered <- struct{}{}
+		select {
+		case f.entered <- struct{}{}:
+		default:
+		}
 		<-f.gate
 	}
 	time.Sleep(time.Duration(f.delay.Load()))
@@ -106,12 +109,12 @@ func TestStartTemplateFromSlowStore(t *testing.T) {
 	}
 }
 
-// TestTemplateWaitEndsWithCallerClass: while one activation loads a
+// TestTemplateWaitEndsWithCallerContextClass: while one activation loads a
 // version's template from a store that does not answer, another
 // activation of the same version waits for it only as long as its own
 // context lasts, and answers 503 to retry; it does not queue behind the
 // stuck load. The first activation completes once the store answers.
-func TestTemplateWaitEndsWithCallerClass(t *testing.T) {
+func TestTemplateWaitEndsWithCallerContextClass(t *testing.T) {
 	dir := t.TempDir()
 	m1 := openManager(t, dir)
 	deploy(t, m1, `{"name":"counter","entry":"agent.js"}`, counterJS)
@@ -120,24 +123,39 @@ func TestTemplateWaitEndsWithCallerClass(t *testing.T) {
 	_ = m1.cfg.Store.Close()
 
 	m := openManager(t, dir)
-	f := &faultyBlobs{Blobs: m.bundles, gate: make(chan struct{}), entered: make(chan struct{}, 4)}
+	f := &faultyBlobs{Blobs: m.bundles, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 	m.bundles = f
+	var opened atomic.Bool
+	release := time.AfterFunc(30*time.Second, func() { opened.Store(true); close(f.gate) })
+	t.Cleanup(func() { // before the manager's close, which waits for the first call
+		if release.Stop() {
+			close(f.gate)
+		}
+	})
 	first := make(chan error, 1)
 	go func() {
 		_, _, err := call(t, m, "counter", "a", "GET", "/incr", "")
 		first <- err
 	}()
-	<-f.entered // the first activation holds the version's template lock
-	var opened atomic.Bool
-	release := time.AfterFunc(30*time.Second, func() { opened.Store(true); close(f.gate) })
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	select {
+	case <-f.entered: // the first activation holds the version's template lock
+	case err := <-first:
+		t.Fatalf("the first activation did not load the template: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first activation never loaded the template")
+	}
+	// Long enough for its own store reads on a loaded machine, so that
+	// what ends it is the wait for the lock.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, err := m.Call(ctx, "counter", "b", isolate.Request{Method: "GET", URL: "http://agents.local/incr"})
 	if opened.Load() {
 		t.Fatalf("the second activation waited for the stuck load to end (%v)", err)
 	}
-	if p := api.AsProblem(err); p.Kind() != api.KindUnavailable {
-		t.Fatalf("second activation: %v (kind %s), want kind %s", err, p.Kind(), api.KindUnavailable)
+	p := api.AsProblem(err)
+	if p.Kind() != api.KindUnavailable || p.RetryAfterSeconds <= 0 || !strings.Contains(err.Error(), "still preparing") {
+		t.Fatalf("second activation: %v (kind %s, retry after %d s), want a 503 for the template another activation is preparing",
+			err, p.Kind(), p.RetryAfterSeconds)
 	}
 	if release.Stop() {
 		close(f.gate)
