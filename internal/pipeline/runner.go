@@ -52,6 +52,10 @@ type Config struct {
 	// approval, to notice one resolved through the approvals API rather
 	// than Approve or Reject (default 2s).
 	ReviewPoll time.Duration
+	// BuildRetry is the first wait before the build stage tries again a
+	// build the store could not serve (a 503: a cluster member
+	// restarting); it doubles, buildTries tries in all (default 250ms).
+	BuildRetry time.Duration
 	Now        func() time.Time
 	Logger     *slog.Logger
 	// Metrics registers the runner's collectors (metrics.go); nil: none.
@@ -116,6 +120,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	}
 	if cfg.ReviewPoll <= 0 {
 		cfg.ReviewPoll = 2 * time.Second
+	}
+	if cfg.BuildRetry <= 0 {
+		cfg.BuildRetry = 250 * time.Millisecond
 	}
 	if len(cfg.Steps) == 0 {
 		cfg.Steps = []Step{{Percent: 100}}

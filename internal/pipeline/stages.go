@@ -72,9 +72,25 @@ func (r *Runner) validate(ctx context.Context, rec record, lg *stageLog) (outcom
 	return outcome{state: api.StagePassed, apply: func(rec *record) { rec.Run.Change = ch }}, nil
 }
 
-// build initialises the version and stores its template.
+// buildTries is how many times the build stage tries a build the store
+// could not serve before the run fails (about 8 s of waits by default).
+const buildTries = 6
+
+// build initialises the version and stores its template. A build the store
+// could not serve (503) is tried again: building is idempotent (a stored
+// template is loaded, not rebuilt), and a store that is back in seconds
+// should not fail the run.
 func (r *Runner) build(ctx context.Context, rec record, lg *stageLog) (outcome, error) {
 	tmpl, err := r.cfg.Versions.BuildVersion(ctx, rec.Run.Agent, rec.Run.Bundle)
+	for try, wait := 1, r.cfg.BuildRetry; try < buildTries && api.AsProblem(err).Kind() == api.KindUnavailable; try, wait = try+1, 2*wait {
+		lg.printf("the store could not serve the build (%v); trying again in %v", err, wait)
+		select {
+		case <-ctx.Done():
+			return outcome{}, context.Cause(ctx)
+		case <-time.After(wait):
+		}
+		tmpl, err = r.cfg.Versions.BuildVersion(ctx, rec.Run.Agent, rec.Run.Bundle)
+	}
 	if err != nil {
 		var p *api.Problem
 		if errors.As(err, &p) {
