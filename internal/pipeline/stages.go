@@ -14,6 +14,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/bundle"
 	"github.com/agentcloud/agentcloud/internal/ledger"
 	"github.com/agentcloud/agentcloud/internal/pipeline/provenance"
+	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // Test file limits the validate stage checks.
@@ -72,24 +73,46 @@ func (r *Runner) validate(ctx context.Context, rec record, lg *stageLog) (outcom
 	return outcome{state: api.StagePassed, apply: func(rec *record) { rec.Run.Change = ch }}, nil
 }
 
+// storeBlip reports whether err is the store not answering right now.
+func storeBlip(err error) bool {
+	return api.IsKind(err, api.KindUnavailable) || errors.Is(err, store.ErrUnavailable)
+}
+
+// blipDetail says what a store blip was without the store's own error
+// text, which stays in the server's logs.
+func blipDetail(err error) string {
+	if api.IsKind(err, api.KindUnavailable) {
+		return api.AsProblem(err).Detail
+	}
+	return "the store cannot answer right now"
+}
+
 // buildTries is how many times the build stage tries a build the store
 // could not serve before the run fails (about 8 s of waits by default).
 const buildTries = 6
 
 // build initialises the version and stores its template. A build the store
-// could not serve (503) is tried again: building is idempotent (a stored
-// template is loaded, not rebuilt), and a store that is back in seconds
-// should not fail the run.
+// could not serve (a 503, or a store error that says so) is tried again: a
+// retry loads a template that was stored and builds only one the store
+// does not hold, and a store that is back in seconds should not fail the
+// run.
 func (r *Runner) build(ctx context.Context, rec record, lg *stageLog) (outcome, error) {
 	tmpl, err := r.cfg.Versions.BuildVersion(ctx, rec.Run.Agent, rec.Run.Bundle)
-	for try, wait := 1, r.cfg.BuildRetry; try < buildTries && api.AsProblem(err).Kind() == api.KindUnavailable; try, wait = try+1, 2*wait {
-		lg.printf("the store could not serve the build (%v); trying again in %v", err, wait)
+	for try, wait := 1, r.cfg.BuildRetry; try < buildTries && storeBlip(err); try, wait = try+1, 2*wait {
+		lg.printf("the store could not serve the build (%s); trying again in %v", blipDetail(err), wait)
 		select {
 		case <-ctx.Done():
 			return outcome{}, context.Cause(ctx)
 		case <-time.After(wait):
 		}
 		tmpl, err = r.cfg.Versions.BuildVersion(ctx, rec.Run.Agent, rec.Run.Bundle)
+	}
+	if err != nil && ctx.Err() != nil {
+		return outcome{}, context.Cause(ctx) // cancelled or closing, not failed
+	}
+	if storeBlip(err) {
+		r.log.Warn("pipeline build: the store could not serve it", "run", rec.Run.ID, "tries", buildTries, "err", err)
+		return outcome{state: api.StageFailed, reason: fmt.Sprintf("the store could not serve the build in %d tries (%s)", buildTries, blipDetail(err))}, nil
 	}
 	if err != nil {
 		var p *api.Problem
