@@ -152,7 +152,8 @@ func (l *ctxMutex) unlock() {
 
 // templateStoreError is a template the store could not return or keep: a
 // fault of the store, never of the agent's code, so callers answer it as
-// one (storeProblem) rather than as a failed initialisation.
+// one (storeUnavailable: a 503 with Retry-After when the store cannot answer
+// right now, else an internal error) rather than as a failed initialisation.
 type templateStoreError struct {
 	op  string // "load" or "store"
 	err error
@@ -160,16 +161,6 @@ type templateStoreError struct {
 
 func (e *templateStoreError) Error() string { return e.op + " template: " + e.err.Error() }
 func (e *templateStoreError) Unwrap() error { return e.err }
-
-// storeProblem is the error for a fault of the store reached through err: a 503
-// with Retry-After when the store cannot answer right now, else err as an
-// internal error (its detail not shown to the client).
-func storeProblem(err error) error {
-	if errors.Is(err, store.ErrUnavailable) {
-		return storeUnavailable(err)
-	}
-	return err
-}
 
 // sha256Sum is "sha256:" and the hex SHA-256 of b.
 func sha256Sum(b []byte) string {

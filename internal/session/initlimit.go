@@ -57,7 +57,7 @@ func initLimited[T any](ctx context.Context, m *Manager, v *version, f func(cont
 
 // deployInitProblem turns a failed initialisation at deploy into a 4xx
 // problem naming the field to change; a template the store could not
-// return or keep is the store's fault (storeProblem), not the code's.
+// return or keep is the store's fault (storeUnavailable), not the code's.
 func deployInitProblem(v *version, err error) error {
 	var p *api.Problem
 	if errors.As(err, &p) {
@@ -65,7 +65,7 @@ func deployInitProblem(v *version, err error) error {
 	}
 	var ts *templateStoreError
 	if errors.As(err, &ts) {
-		return storeProblem(err)
+		return storeUnavailable(err)
 	}
 	var limit *initLimitError
 	switch {

@@ -93,7 +93,7 @@ func (m *Manager) start(ctx context.Context, v *version, k sessKey, snap []byte)
 }
 
 // startProblem is the error a failed start returns: a problem as it is, a
-// fault of the store as one (storeProblem), anything else the agent's code
+// fault of the store as one (storeUnavailable), anything else the agent's code
 // caused (activationProblem).
 func startProblem(k sessKey, err error) error {
 	var p *api.Problem
@@ -102,7 +102,7 @@ func startProblem(k sessKey, err error) error {
 	case errors.As(err, &p):
 		return err
 	case errors.As(err, &ts):
-		return storeProblem(err)
+		return storeUnavailable(err)
 	}
 	return activationProblem(k, err)
 }
