@@ -317,34 +317,49 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
 		}
 	}
-	sb, err := m.activateFrom(ctx, t, id, spec, o)
-	if err != nil {
-		m.removeHostDir(id)
-		return nil, err
-	}
-	if seed != "" && spec.HostWorkspace == "" && o.image == "" && o.lower == "" {
-		if err := seedHeld(sb, seed); err != nil {
-			_ = sb.Close()
-			m.closed(id)
-			m.removeHostDir(id)
-			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
-		}
-	}
 	timeout := spec.Timeout
 	if timeout <= 0 {
 		timeout = m.cfg.DefaultTimeout
 	}
 	timeout = min(timeout, m.cfg.MaxTimeout)
 	now := m.now()
-	e := &entry{id: id, sb: sb, spec: spec, created: now, deadline: now.Add(timeout), state: StateRunning}
-	// Acknowledged only once durable: a record that cannot be written
-	// undoes the create.
-	if err := m.persist(ctx, e); err != nil {
-		_ = sb.Close()
-		m.closed(id)
-		m.removeHostDir(id)
-		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
+	e := &entry{id: id, spec: spec, created: now, deadline: now.Add(timeout), state: StateRunning}
+	// Acknowledged only once durable. The record does not depend on the
+	// live sandbox, so it is written beside the activation rather than
+	// after it (the write's fsync was a quarter of a pooled create:
+	// docs/PERFORMANCE.md); a record that cannot be written undoes the
+	// create, and a create that fails takes its record back (unrecord).
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	persisted := make(chan error, 1)
+	go func() {
+		err := m.persist(actx, e)
+		if err != nil {
+			cancel() // the create fails anyway: stop its activation
+		}
+		persisted <- err
+	}()
+	sb, err := m.activateFrom(actx, t, id, spec, o)
+	perr := <-persisted
+	if err == nil && perr == nil && seed != "" && spec.HostWorkspace == "" && o.image == "" && o.lower == "" {
+		if err = seedHeld(sb, seed); err != nil {
+			err = fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
+		}
 	}
+	if err != nil || perr != nil {
+		if sb != nil {
+			_ = sb.Close()
+			m.closed(id)
+		}
+		if perr != nil {
+			err = fmt.Errorf("create sandbox %s: %w", id, perr)
+		} else {
+			m.unrecord(ctx, id)
+		}
+		m.removeHostDir(id)
+		return nil, err
+	}
+	e.sb = sb
 	m.mu.Lock()
 	m.sandboxes[id] = e
 	delete(m.pending, id)

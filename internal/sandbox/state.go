@@ -87,6 +87,19 @@ func (m *Manager) persist(ctx context.Context, e *entry) error {
 	return nil
 }
 
+// unrecord deletes the record of a create that failed after persist
+// wrote it. Should that fail too, the record stays and the sandbox comes
+// back stopped at the next start, with its (empty) files, for its owner to
+// delete: shown, never silently lost.
+func (m *Manager) unrecord(ctx context.Context, id string) {
+	if m.cfg.Records == nil {
+		return
+	}
+	if err := m.cfg.Records.Delete(context.WithoutCancel(ctx), id); err != nil {
+		m.log.Warn("failed create: delete its record", logKeySandbox, id, logKeyErr, err)
+	}
+}
+
 // lockEntry finds id's entry and takes its op lock; the caller unlocks.
 func (m *Manager) lockEntry(id string) (*entry, error) {
 	m.mu.Lock()
