@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // examplesDir holds the example bundles; loading each one here keeps them
@@ -72,7 +74,7 @@ func TestExamplesRunInNode(t *testing.T) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed")
+		testdeps.Missing(t, "node is not installed")
 	}
 	abs, err := filepath.Abs(examplesDir)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/console"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // consoleShots, when set, is where TestConsoleBrowser saves screenshots of
@@ -56,11 +57,11 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	chromium := chromiumPath()
 	if chromium == "" {
-		t.Skip("chromium is not installed: apt-get install chromium (scripts/deps.sh installs it)")
+		testdeps.Missing(t, "chromium is not installed: apt-get install chromium (scripts/deps.sh installs it)")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed (scripts/deps.sh installs nodejs and npm)")
+		testdeps.Missing(t, "node is not installed (scripts/deps.sh installs nodejs and npm)")
 	}
 	if process.Available() != nil {
 		t.Skip("the process sandbox tier is not available here; the test runs a command in a sandbox")
@@ -72,12 +73,12 @@ func TestConsoleBrowser(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
 		npm, lerr := exec.LookPath("npm")
 		if lerr != nil {
-			t.Skip("npm is not installed (scripts/deps.sh installs nodejs and npm)")
+			testdeps.Missing(t, "npm is not installed (scripts/deps.sh installs nodejs and npm)")
 		}
 		cmd := exec.Command(npm, "ci", "--offline", "--no-audit", "--no-fund")
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Skipf("playwright-core and axe-core are not installed in %s and not in the npm cache; run scripts/deps.sh (npm ci there): %v\n%s", dir, err, out)
+			testdeps.Missing(t, "playwright-core and axe-core are not installed in %s and not in the npm cache; run scripts/deps.sh (npm ci there): %v\n%s", dir, err, out)
 		}
 	}
 	d, admin := startDaemon(t)

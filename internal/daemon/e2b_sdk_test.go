@@ -16,6 +16,7 @@ import (
 	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // e2bSDK finds node and the e2b SDK (npm e2b, pinned in testdata/e2bjs),
@@ -28,7 +29,7 @@ func e2bSDK(t *testing.T) (node, dir string) {
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed (scripts/deps.sh installs nodejs and npm)")
+		testdeps.Missing(t, "node is not installed (scripts/deps.sh installs nodejs and npm)")
 	}
 	dir, err = filepath.Abs(filepath.Join("testdata", "e2bjs"))
 	if err != nil {
@@ -37,12 +38,12 @@ func e2bSDK(t *testing.T) (node, dir string) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "e2b", "package.json")); err != nil {
 		npm, lerr := exec.LookPath("npm")
 		if lerr != nil {
-			t.Skip("npm is not installed (scripts/deps.sh installs nodejs and npm)")
+			testdeps.Missing(t, "npm is not installed (scripts/deps.sh installs nodejs and npm)")
 		}
 		cmd := exec.Command(npm, "ci", "--offline", "--no-audit", "--no-fund")
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Skipf("the e2b SDK is not installed in %s and not in the npm cache; run scripts/deps.sh (npm ci there): %v\n%s", dir, err, out)
+			testdeps.Missing(t, "the e2b SDK is not installed in %s and not in the npm cache; run scripts/deps.sh (npm ci there): %v\n%s", dir, err, out)
 		}
 	}
 	return node, dir

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // TestMCPWithTypeScriptSDK drives /mcp with the official MCP TypeScript
@@ -23,7 +24,7 @@ import (
 func TestMCPWithTypeScriptSDK(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed (scripts/deps.sh installs nodejs and npm)")
+		testdeps.Missing(t, "node is not installed (scripts/deps.sh installs nodejs and npm)")
 	}
 	dir, err := filepath.Abs(filepath.Join("testdata", "mcpts"))
 	if err != nil {
@@ -33,12 +34,12 @@ func TestMCPWithTypeScriptSDK(t *testing.T) {
 		// Only from the local npm cache: tests talk to loopback only.
 		npm, lerr := exec.LookPath("npm")
 		if lerr != nil {
-			t.Skip("npm is not installed (scripts/deps.sh installs nodejs and npm)")
+			testdeps.Missing(t, "npm is not installed (scripts/deps.sh installs nodejs and npm)")
 		}
 		cmd := exec.Command(npm, "ci", "--offline", "--no-audit", "--no-fund")
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Skipf("the MCP TypeScript SDK is not installed in %s and not in the npm cache; run scripts/deps.sh (npm ci there): %v\n%s", dir, err, out)
+			testdeps.Missing(t, "the MCP TypeScript SDK is not installed in %s and not in the npm cache; run scripts/deps.sh (npm ci there): %v\n%s", dir, err, out)
 		}
 	}
 	d, c := startDaemon(t)

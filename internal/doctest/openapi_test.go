@@ -17,6 +17,7 @@ import (
 
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/openapi.json from the daemon's /openapi.json")
@@ -77,7 +78,7 @@ func TestOpenAPIGolden(t *testing.T) {
 func TestOpenAPILint(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed (scripts/deps.sh installs it): cannot run the Redocly linter")
+		testdeps.Missing(t, "node is not installed (scripts/deps.sh installs it): cannot run the Redocly linter")
 	}
 	dir, _ := filepath.Abs(filepath.Join("testdata", "redocly"))
 	cli := filepath.Join(dir, "node_modules", "@redocly", "cli", "bin", "cli.js")

@@ -19,6 +19,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/config"
 	"github.com/agentcloud/agentcloud/internal/daemon"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // docFiles are the Markdown files whose sh blocks run, in order: the README
@@ -114,7 +115,7 @@ func missingTools() []string {
 func TestDocCommands(t *testing.T) {
 	t.Parallel() // its own node and directory; overlaps the cluster demo
 	if m := missingTools(); len(m) > 0 {
-		t.Skipf("the docs' commands need %s (scripts/deps.sh installs them)", strings.Join(m, ", "))
+		testdeps.Missing(t, "the docs' commands need %s (scripts/deps.sh installs them)", strings.Join(m, ", "))
 	}
 	root := repoRoot(t)
 	bin := agentcloudBin(t)

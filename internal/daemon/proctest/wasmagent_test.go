@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/client"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // TestWasmAgentDeployAndRestart builds examples/wasm-counter from its C
@@ -24,7 +25,7 @@ func TestWasmAgentDeployAndRestart(t *testing.T) {
 		t.Skip("spawns daemon processes; skipped in -short")
 	}
 	if _, err := exec.LookPath("clang"); err != nil {
-		t.Skip("clang not found: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32 (scripts/deps.sh) to build examples/wasm-counter")
+		testdeps.Missing(t, "clang not found: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32 (scripts/deps.sh) to build examples/wasm-counter")
 	}
 	src := "../../../examples/wasm-counter"
 	bundleDir := t.TempDir()

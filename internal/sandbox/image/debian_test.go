@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 func TestParseSources(t *testing.T) {
@@ -75,7 +76,7 @@ func TestDebianTemplatePip(t *testing.T) {
 		t.Skip("builds a Debian rootfs with mmdebstrap (slow); skipped with -short")
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		t.Skip("no mmdebstrap (scripts/deps.sh installs it)")
+		testdeps.Missing(t, "no mmdebstrap (scripts/deps.sh installs it)")
 	}
 	suite := ""
 	for _, src := range debSources(t) {

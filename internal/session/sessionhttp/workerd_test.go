@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // startWorkerd serves dir's agent.js with the pinned workerd (npm package
@@ -29,10 +31,10 @@ func startWorkerd(t *testing.T, dir string) string {
 	t.Helper()
 	bin, _ := filepath.Abs("testdata/workerd/node_modules/.bin/workerd")
 	if _, err := os.Stat(bin); err != nil {
-		t.Skip("workerd is not installed: run scripts/deps.sh (npm ci in internal/session/sessionhttp/testdata/workerd)")
+		testdeps.Missing(t, "workerd is not installed: run scripts/deps.sh (npm ci in internal/session/sessionhttp/testdata/workerd)")
 	}
 	if out, err := exec.Command(bin, "--version").CombinedOutput(); err != nil {
-		t.Skipf("workerd cannot run on this machine: %v: %s", err, out)
+		testdeps.Missing(t, "workerd cannot run on this machine: %v: %s", err, out)
 	}
 	tmp := t.TempDir()
 	src, err := os.ReadFile(filepath.Join(dir, "agent.js"))
