@@ -329,6 +329,9 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 	// after it (the write's fsync was a quarter of a pooled create:
 	// docs/PERFORMANCE.md); a record that cannot be written undoes the
 	// create, and a create that fails takes its record back (unrecord).
+	// The record's clock starts here; the live one once the sandbox runs
+	// (below), as before: a record's clock only matters after a restart,
+	// which gives every sandbox at least RestartGrace.
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	persisted := make(chan error, 1)
@@ -351,14 +354,21 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 			_ = sb.Close()
 			m.closed(id)
 		}
-		if perr != nil {
+		switch {
+		case perr != nil && err != nil && !errors.Is(err, context.Canceled):
+			err = fmt.Errorf("create sandbox %s: %w; and %w", id, perr, err)
+		case perr != nil:
 			err = fmt.Errorf("create sandbox %s: %w", id, perr)
-		} else {
-			m.unrecord(ctx, id)
 		}
-		m.removeHostDir(id)
+		// A failed write may still have landed (its answer lost): take
+		// it back either way. A record that stays keeps its files.
+		if m.unrecord(ctx, id) == nil {
+			m.removeHostDir(id)
+		}
 		return nil, err
 	}
+	now = m.now()
+	e.sb, e.created, e.deadline = sb, now, now.Add(timeout)
 	e.sb = sb
 	m.mu.Lock()
 	m.sandboxes[id] = e

@@ -87,17 +87,20 @@ func (m *Manager) persist(ctx context.Context, e *entry) error {
 	return nil
 }
 
-// unrecord deletes the record of a create that failed after persist
-// wrote it. Should that fail too, the record stays and the sandbox comes
-// back stopped at the next start, with its (empty) files, for its owner to
-// delete: shown, never silently lost.
-func (m *Manager) unrecord(ctx context.Context, id string) {
+// unrecord deletes the record of a create that failed, if persist wrote
+// it (absent is no error). Should that fail too, the record stays, and so
+// must the sandbox's host directory (the caller keeps it): at the next
+// start the sandbox comes back stopped with its (empty) files, for its
+// owner to start or delete; shown, never silently lost.
+func (m *Manager) unrecord(ctx context.Context, id string) error {
 	if m.cfg.Records == nil {
-		return
+		return nil
 	}
 	if err := m.cfg.Records.Delete(context.WithoutCancel(ctx), id); err != nil {
-		m.log.Warn("failed create: delete its record", logKeySandbox, id, logKeyErr, err)
+		m.log.Warn("failed create: delete its record; its files stay with it", logKeySandbox, id, logKeyErr, err)
+		return err
 	}
+	return nil
 }
 
 // lockEntry finds id's entry and takes its op lock; the caller unlocks.

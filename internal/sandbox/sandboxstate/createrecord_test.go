@@ -24,6 +24,7 @@ type faultyRecords struct {
 
 	mu      sync.Mutex
 	putErr  error
+	putLand bool          // with putErr: the write lands, its answer is lost
 	putGate chan struct{} // nil: no wait
 	putIn   chan string   // told each Put's id before it waits (nil: not told)
 	delErr  error
@@ -31,7 +32,7 @@ type faultyRecords struct {
 
 func (f *faultyRecords) Put(ctx context.Context, r sandbox.Record) error {
 	f.mu.Lock()
-	perr, gate, in := f.putErr, f.putGate, f.putIn
+	perr, land, gate, in := f.putErr, f.putLand, f.putGate, f.putIn
 	f.mu.Unlock()
 	if in != nil {
 		in <- r.ID
@@ -43,10 +44,13 @@ func (f *faultyRecords) Put(ctx context.Context, r sandbox.Record) error {
 			return ctx.Err()
 		}
 	}
-	if perr != nil {
+	if perr != nil && !land {
 		return perr
 	}
-	return f.Records.Put(ctx, r)
+	if err := f.Records.Put(ctx, r); err != nil || perr == nil {
+		return err
+	}
+	return perr
 }
 
 func (f *faultyRecords) Delete(ctx context.Context, id string) error {
@@ -112,7 +116,8 @@ func waitPut(t *testing.T, in <-chan string) {
 // no files and no record; an activation that fails takes back the record
 // written beside it; a slow record holds the answer back; and a record
 // that cannot be taken back comes back stopped at the next start, shown to
-// its owner rather than lost.
+// its owner with its files rather than lost. A write whose answer was
+// lost is taken back too.
 func TestCreateRecordBesideActivationClass(t *testing.T) {
 	ctx := t.Context()
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
@@ -159,6 +164,18 @@ func TestCreateRecordBesideActivationClass(t *testing.T) {
 		}
 		if _, err := m.Get("rf"); !errors.Is(err, sandbox.ErrNotFound) {
 			t.Errorf("a create whose record failed is there: %v", err)
+		}
+		if ids, d := stored(), hostDirs(); len(ids) != 0 || len(d) != 0 {
+			t.Errorf("left records %v, host dirs %v", ids, d)
+		}
+	})
+
+	t.Run("RecordAnswerLost", func(t *testing.T) {
+		lost := errors.New("no answer from the store")
+		recs.set(func(f *faultyRecords) { f.putErr, f.putLand = lost, true })
+		defer recs.set(func(f *faultyRecords) { f.putErr, f.putLand = nil, false })
+		if _, err := m.Create(ctx, "lost", sandbox.Spec{}); !errors.Is(err, lost) {
+			t.Fatalf("create with the record's answer lost: %v, want %v", err, lost)
 		}
 		if ids, d := stored(), hostDirs(); len(ids) != 0 || len(d) != 0 {
 			t.Errorf("left records %v, host dirs %v", ids, d)
@@ -239,8 +256,8 @@ func TestCreateRecordBesideActivationClass(t *testing.T) {
 			t.Fatalf("create of an unknown template: %v", err)
 		}
 		recs.set(func(f *faultyRecords) { f.putGate, f.putIn, f.delErr = nil, nil, nil })
-		if ids := stored(); len(ids) != 1 || ids[0] != "nb" {
-			t.Fatalf("records %v, want the one not taken back", ids)
+		if ids, d := stored(), hostDirs(); len(ids) != 1 || ids[0] != "nb" || len(d) != 1 || d[0] != "nb" {
+			t.Fatalf("records %v, host dirs %v: want the record not taken back, with its files", ids, d)
 		}
 		// The next start shows it stopped, to be deleted by its owner.
 		stop()
@@ -255,8 +272,8 @@ func TestCreateRecordBesideActivationClass(t *testing.T) {
 		if err := m2.Delete(ctx, "nb"); err != nil {
 			t.Fatal(err)
 		}
-		if ids := stored(); len(ids) != 0 {
-			t.Errorf("records %v after delete", ids)
+		if ids, d := stored(), hostDirs(); len(ids) != 0 || len(d) != 0 {
+			t.Errorf("records %v, host dirs %v after delete", ids, d)
 		}
 	})
 }
