@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // TestExecAgentClass: commands run through the container's exec agent
@@ -191,7 +192,7 @@ func waitNoProcess(t *testing.T, sb sandbox.Sandbox, name string) {
 func TestListAndStatClass(t *testing.T) {
 	tier := newTestTier(t)
 	if tier.platform != "systrap" {
-		t.Skipf("runsc %s has no systrap platform (Debian's release, where ls/stat fail); install the pinned one with scripts/runsc.sh", tier.runsc)
+		testdeps.Missing(t, "runsc %s has no systrap platform (Debian's release, where ls/stat fail); install the pinned one with scripts/runsc.sh", tier.runsc)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

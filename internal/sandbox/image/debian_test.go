@@ -86,7 +86,7 @@ func TestDebianTemplatePip(t *testing.T) {
 		}
 	}
 	if suite == "" {
-		t.Skip("no Debian suite in this host's apt sources")
+		testdeps.Missing(t, "no Debian suite in this host's apt sources")
 	}
 	s := openStore(t, Limits{})
 	tpl, err := s.FromDebian(t.Context(), "deb", suite, []string{"python3-pip"})
