@@ -13,11 +13,18 @@
 // their shape): ["O", [k, v, ...]] object, ["A", length, [k, v, ...]]
 // array, ["D", ms] Date, ["R", source, flags] RegExp, ["M", [k, v, ...]]
 // Map, ["S", [v, ...]] Set, ["E", name, message, stack, cause] Error,
-// ["X", name, message] DOMException,
-// ["B", bytes] ArrayBuffer, ["V", type, buffer, byteOffset, length] typed
+// ["X", name, message] DOMException, ["L", bytes, type] Blob,
+// ["F", bytes, type, name, lastModified] File, ["B", bytes] ArrayBuffer, ["V", type, buffer, byteOffset, length] typed
 // array or DataView, ["P", type, value] boxed primitive, ["K", key]
 // CryptoKey (memory only).
-(function (b64enc, b64dec, cloneKey, DOMException, hostProtos) {
+//
+// platform is the prelude's set of the runtime's class prototypes and
+// singleton objects: an object that is one or inherits from one is a
+// platform object, cloned only when handled above (Blob, File, CryptoKey)
+// and otherwise refused, as the HTML standard refuses what is not
+// serializable. blobs(load) is webapi.js's exports (Blob, File), or null
+// when it is not loaded and load is false.
+(function (b64enc, b64dec, cloneKey, DOMException, platform, blobs) {
   "use strict";
   const fail = (msg) => new DOMException(msg, "DataCloneError");
   const VIEWS = ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array", "Uint32Array",
@@ -25,10 +32,14 @@
     .filter((n) => typeof globalThis[n] === "function").map((n) => [n, globalThis[n]]);
   const ERRORS = { __proto__: null, Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError };
   // Objects whose state is not their own enumerable properties cannot be
-  // cloned; hostProtos are the prelude's classes' prototypes (Request,
-  // Headers, ...).
+  // cloned (and neither can platform objects).
   const REFUSED = new Set(["WeakMap", "WeakSet", "WeakRef", "FinalizationRegistry", "Promise", "Generator", "AsyncGenerator", "Module", "SharedArrayBuffer"]);
   const tagOf = (v) => Object.prototype.toString.call(v).slice(8, -1);
+  const isPlatform = (v) => {
+    if (platform.has(v)) return true;
+    for (let p = Object.getPrototypeOf(v); p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p)) if (platform.has(p)) return true;
+    return false;
+  };
 
   // serialize returns {v, o}: the encoded value and the object records.
   // json: ArrayBuffers become base64 and CryptoKeys are refused. Neither
@@ -80,12 +91,18 @@
       if (v instanceof Number) return ["P", "Number", enc(v.valueOf())];
       if (v instanceof String) return ["P", "String", v.valueOf()];
       if (typeof BigInt === "function" && tagOf(v) === "BigInt") return ["P", "BigInt", enc(v.valueOf())];
+      const w = blobs(false);
+      if (w !== null && v instanceof w.Blob) {
+        if (!(v._b instanceof ArrayBuffer)) throw fail(`${tagOf(v)} object could not be cloned`);
+        const bytes = json ? b64enc(v._b) : v._b.slice(0);
+        return v instanceof w.File ? ["F", bytes, v.type, v.name, enc(v.lastModified)] : ["L", bytes, v.type];
+      }
       const key = cloneKey(v);
       if (key !== undefined) {
         if (json) throw fail("a CryptoKey cannot be stored; export it (exportKey) and store the bytes or JWK");
         return ["K", key];
       }
-      if (REFUSED.has(tagOf(v)) || hostProtos.some((p) => p.isPrototypeOf(v))) throw fail(`${tagOf(v)} object could not be cloned`);
+      if (REFUSED.has(tagOf(v)) || isPlatform(v)) throw fail(`${tagOf(v)} object could not be cloned`);
       return ["O", props(v)];
     }
     const top = enc(value);
@@ -145,6 +162,13 @@
           break;
         }
         case "K": if (json) bad("a CryptoKey"); o = cloneKey(r[1]); break;
+        case "L": case "F": {
+          const bytes = json ? b64dec(typeof r[1] === "string" ? r[1] : bad("bytes are not base64")) : r[1];
+          if (!(bytes instanceof ArrayBuffer)) bad("a Blob's bytes are not an ArrayBuffer");
+          const w = blobs(true), type = String(r[2]);
+          o = r[0] === "L" ? new w.Blob([bytes], { type }) : new w.File([bytes], String(r[3]), { type, lastModified: dec(r[4]) });
+          break;
+        }
         default: bad(`object tag ${JSON.stringify(r[0])}`);
       }
       built[i] = o;

@@ -43,10 +43,10 @@
       } else if ((p !== Object.prototype && p !== null) || typeof raw.toJSON === "function") throw NOT_PLAIN;
       return v;
     }
-    try { return JSON.stringify(value, check); } catch (e) {
-      if (e === NOT_PLAIN || e instanceof RangeError) return undefined; // RangeError: too deep for native JSON
-      throw e;
-    }
+    // Any throw gives up too: NOT_PLAIN, a RangeError (too deep for native
+    // JSON), or a toJSON method (which structured clone never calls) that
+    // threw; the record walk then decides.
+    try { return JSON.stringify(value, check); } catch (_) { return undefined; }
   }
 
   function structuredClone(value, options) {

@@ -6,6 +6,9 @@
 (function (host) {
   "use strict";
   delete globalThis.__ac_host;
+  // The engine's own globals; whatever else is global when the prelude
+  // ends is the runtime's (see platform below).
+  const engineGlobals = new Set(Reflect.ownKeys(globalThis));
   // A host error (isolate.HostError) arrives as an Error carrying its class
   // name as the name property; the standard classes are rebuilt as such.
   const rawHost = host;
@@ -91,22 +94,37 @@
   // time and dirty pages, so sessions that never use them do not carry them.
   const geval = eval;
   let wc = null, cl = null;
-  const webcrypto = () => wc || (wc = geval(host("lib", "webcrypto.js"))(host, toAB, enc, DOMException));
-  const hostProtos = [];
+  // platform holds the prototype of every class the runtime defines (and
+  // its singleton objects, such as console): structuredClone refuses their
+  // instances, bar those clone.js knows (Blob, File, CryptoKey), instead of
+  // copying internal fields into a plain object. The prelude's globals are
+  // added when it ends, each library's exports as it loads (mark).
+  const platform = new Set();
+  const addPlatform = (v) => {
+    if (typeof v === "function") {
+      const p = Object.getOwnPropertyDescriptor(v, "prototype");
+      if (p && !p.writable && p.value !== null && typeof p.value === "object") platform.add(p.value); // a class
+    } else if (v !== null && typeof v === "object") platform.add(v);
+  };
+  const mark = (lib) => { for (const k of Object.keys(lib)) if (typeof lib[k] === "function") addPlatform(lib[k]); return lib; };
+  const webcrypto = () => wc || (wc = mark(geval(host("lib", "webcrypto.js"))(host, toAB, enc, DOMException)));
   const clone = () => cl || (cl = geval(host("lib", "clone.js"))((ab) => host("base64.encode", ab), (s) => host("base64.decode", String(s)),
-    (v) => (wc === null ? undefined : wc.cloneKey(v)), DOMException, hostProtos));
+    (v) => (wc === null ? undefined : wc.cloneKey(v)), DOMException, platform, (load) => wal || (load ? webapi() : null)));
   // streams.js (generated from web-streams-polyfill) likewise.
   let stl = null;
-  const streams = () => stl || (stl = geval(host("lib", "streams.js"))(host, toAB, enc, dec));
+  const streams = () => stl || (stl = mark(geval(host("lib", "streams.js"))(host, toAB, enc, dec)));
   const lazyGlobals = (names, lib) => { for (const name of names) Object.defineProperty(globalThis, name, { get: () => lib()[name], set(v) { def(globalThis, name, v); }, configurable: true }); };
   // websocket.js too; invoke is defined below, before anything calls this.
   let wsl = null;
-  const websockets = () => wsl || (wsl = geval(host("lib", "websocket.js"))(invoke, toAB, (ab) => host("base64.encode", ab)));
+  const websockets = () => wsl || (wsl = mark(geval(host("lib", "websocket.js"))(invoke, toAB, (ab) => host("base64.encode", ab))));
   // webapi.js: events, Blob, File, FormData and multipart bodies.
   let wal = null;
-  const webapi = () => wal || (wal = geval(host("lib", "webapi.js"))(host, toAB, enc, dec, DOMException));
+  const webapi = () => wal || (wal = mark(geval(host("lib", "webapi.js"))(host, toAB, enc, dec, DOMException)));
   lazyGlobals(["Event", "CustomEvent", "EventTarget", "Blob", "File", "FormData"], webapi);
-  def(globalThis, "navigator", Object.freeze({ userAgent: "agentcloud" }));
+  // navigator is an object of a class, so structuredClone sees a platform
+  // object rather than plain data.
+  class Navigator { get [Symbol.toStringTag]() { return "Navigator"; } }
+  def(globalThis, "navigator", Object.freeze(Object.assign(new Navigator(), { userAgent: "agentcloud" })));
   def(globalThis, "scheduler", Object.freeze({
     wait(ms, opts) {
       const sig = opts && opts.signal;
@@ -551,8 +569,10 @@
     return [meta, res._bytes];
   }
 
-  hostProtos.push(Request.prototype, Response.prototype, Headers.prototype, URL.prototype, URLSearchParams.prototype,
-    AbortSignal.prototype, AbortController.prototype, TextEncoder.prototype, TextDecoder.prototype);
+  for (const k of Reflect.ownKeys(globalThis)) {
+    const d = Object.getOwnPropertyDescriptor(globalThis, k);
+    if (!engineGlobals.has(k) && "value" in d) addPlatform(d.value); // lazy globals: mark
+  }
 
   return {
     configure(cfg) {
