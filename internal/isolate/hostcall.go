@@ -13,7 +13,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -280,11 +279,27 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 	case "utf8.encode":
 		return []byte(argString(a, 0)), nil
 	case "utf8.decode":
-		b := argBytes(a, 0)
-		if fatal, _ := argNumber(a, 1); fatal != 0 && !utf8.Valid(b) {
-			return nil, &HostError{Name: "TypeError", Message: "The encoded data was not valid for encoding utf-8"}
+		fatal, _ := argNumber(a, 1)
+		s, _, err := decodeUTF8(argBytes(a, 0), fatal != 0, false)
+		if err != nil {
+			return nil, err
 		}
-		return strings.ToValidUTF8(string(b), "\uFFFD"), nil
+		return s, nil
+	case "text.label": // TextDecoder's label: the encoding's name or undefined
+		if name, ok := textEncoding(argString(a, 0)); ok {
+			return name, nil
+		}
+		return nil, nil
+	case "text.decode": // encoding, bytes, flags (1 fatal, 2 stream): text or [text, rest]
+		flags, _ := argNumber(a, 2)
+		s, rest, err := decodeText(argString(a, 0), argBytes(a, 1), int(flags)&1 != 0, int(flags)&2 != 0)
+		if err != nil {
+			return nil, err
+		}
+		if rest > 0 {
+			return []any{s, float64(rest)}, nil
+		}
+		return s, nil
 	case "random":
 		n, _ := argNumber(a, 0)
 		if n < 0 || n > maxRandom {

@@ -65,21 +65,44 @@
       return { read: String(s).length, written: n };
     }
   }
+  // TextDecoder decodes UTF-8, UTF-16LE/BE and windows-1252 in Go (host
+  // ops "text.label" and "text.decode", textdecode.go). A streamed decode
+  // keeps the bytes of an unfinished sequence (_rest) for the next call;
+  // _bom says the stream is past its start, where a BOM is dropped.
+  const NO_BYTES = new ArrayBuffer(0);
   class TextDecoder {
     constructor(label = "utf-8", opts = {}) {
-      const l = String(label).toLowerCase();
-      if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") throw new RangeError(`TextDecoder: unsupported encoding ${label}`);
-      this.fatal = !!opts.fatal;
-      this.ignoreBOM = !!opts.ignoreBOM;
+      label = String(label);
+      const e = label === "utf-8" || label === "utf8" ? "utf-8" : host("text.label", label);
+      if (e === undefined) throw new RangeError(`TextDecoder: unsupported encoding ${label}`);
+      this._e = e; this._f = !!(opts && opts.fatal); this._i = !!(opts && opts.ignoreBOM);
     }
-    get encoding() { return "utf-8"; }
-    decode(data) {
-      if (data === undefined) return "";
-      let s = host("utf8.decode", toAB(data), this.fatal ? 1 : 0);
-      if (!this.ignoreBOM && s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+    get encoding() { return this._e; }
+    get fatal() { return this._f; }
+    get ignoreBOM() { return this._i; }
+    decode(data, opts) {
+      const stream = !!(opts && opts.stream);
+      let ab = data === undefined ? NO_BYTES : toAB(data), s;
+      if (this._rest !== null) {
+        const all = new Uint8Array(this._rest.byteLength + ab.byteLength);
+        all.set(new Uint8Array(this._rest)); all.set(new Uint8Array(ab), this._rest.byteLength);
+        ab = all.buffer; this._rest = null;
+      }
+      if (!stream && !this._f && this._e === "utf-8") s = ab.byteLength === 0 ? "" : host("utf8.decode", ab, 0);
+      else {
+        try { s = host("text.decode", this._e, ab, (this._f ? 1 : 0) | (stream ? 2 : 0)); } catch (e) { this._bom = false; throw e; }
+        if (typeof s !== "string") { this._rest = ab.slice(ab.byteLength - s[1]); s = s[0]; }
+      }
+      if (!this._bom && s !== "") {
+        this._bom = true;
+        if (!this._i && s.charCodeAt(0) === 0xfeff && this._e !== "windows-1252") s = s.slice(1);
+      }
+      if (!stream) this._bom = false;
       return s;
     }
+    get [Symbol.toStringTag]() { return "TextDecoder"; }
   }
+  def(TextDecoder.prototype, "_rest", null); def(TextDecoder.prototype, "_bom", false);
   def(globalThis, "TextEncoder", TextEncoder);
   def(globalThis, "TextDecoder", TextDecoder);
   const enc = (s) => host("utf8.encode", s);

@@ -38,52 +38,27 @@ export function install(host, toAB, enc, dec) {
     get encoding() { return "utf-8"; }
   }
 
-  // TextDecoderStream carries an incomplete UTF-8 sequence at the end of a
-  // chunk over to the next one.
+  // TextDecoderStream is a TextDecoder decoding with {stream: true}: it
+  // carries the bytes of a character split across chunks over to the next
+  // one, in any of its encodings, and drops a BOM only at the start.
   class TextDecoderStream extends TransformStream {
     constructor(label = "utf-8", opts = {}) {
-      // A BOM is dropped only at the start of the stream, not of each chunk.
-      const d = new TextDecoder(label, opts), later = new TextDecoder(label, { fatal: d.fatal, ignoreBOM: true });
-      let rest = new Uint8Array(0), first = true;
-      const decode = (b) => {
-        if (b.length === 0) return "";
-        const s = (first ? d : later).decode(b);
-        first = false;
-        return s;
-      };
+      const d = new TextDecoder(label, opts);
       super({
         transform(chunk, c) {
-          const b = u8(chunk);
-          const all = new Uint8Array(rest.length + b.length);
-          all.set(rest); all.set(b, rest.length);
-          const cut = completeUpTo(all);
-          rest = all.slice(cut);
-          const s = decode(all.subarray(0, cut));
+          const s = d.decode(u8(chunk), { stream: true });
           if (s !== "") c.enqueue(s);
         },
         flush(c) {
-          if (rest.length === 0) return;
-          if (d.fatal) throw new TypeError("TextDecoderStream: the stream ended inside a UTF-8 sequence");
-          c.enqueue(decode(rest));
+          const s = d.decode();
+          if (s !== "") c.enqueue(s);
         },
       });
       this._d = d;
     }
-    get encoding() { return "utf-8"; }
+    get encoding() { return this._d.encoding; }
     get fatal() { return this._d.fatal; }
     get ignoreBOM() { return this._d.ignoreBOM; }
-  }
-  // completeUpTo returns the length of b's prefix that ends on a whole
-  // UTF-8 sequence (at most the last three bytes are held back).
-  function completeUpTo(b) {
-    const n = b.length;
-    for (let i = n - 1; i >= 0 && i >= n - 3; i--) {
-      const x = b[i];
-      if ((x & 0xc0) === 0x80) continue; // continuation byte
-      const need = x >= 0xf0 ? 4 : x >= 0xe0 ? 3 : x >= 0xc0 ? 2 : 1;
-      return n - i < need ? i : n;
-    }
-    return n;
   }
 
   // CompressionStream and DecompressionStream ("gzip", "deflate",
