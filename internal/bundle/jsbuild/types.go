@@ -18,8 +18,10 @@ const TypesFile = "agentcloud-env.d.ts"
 // declares it: the runtime's bindings (env.session, env.state, env.tools,
 // env.ai, env.sandbox; docs/AGENT-API.md), each manifest env value as a
 // string literal, the tools it may call and the secrets its requests may
-// name as unions. The declarations are global (Env, AgentHandler,
-// ToolName, SecretName, SecretPlaceholder), like wrangler's
+// name as unions, with the handlers the runtime calls, their ctx and the
+// WebSocket API it adds to the webworker lib. The declarations are global
+// (Env, AgentHandler, AgentContext, ToolName, SecretName,
+// SecretPlaceholder, WebSocketPair, ...), like wrangler's
 // worker-configuration.d.ts, so an agent writes
 // `export default { async fetch(req, env) {...} } satisfies AgentHandler`.
 func Types(m bundle.Manifest) []byte {
@@ -70,11 +72,60 @@ func union(names []string) string {
 
 // bindingDecls are the runtime's bindings, as docs/AGENT-API.md describes
 // them.
-const bindingDecls = `  /** An agent module's default export. */
+//
+// The handlers are function-typed properties, not methods, so that --strict
+// checks their parameters contravariantly: a webSocketMessage that takes
+// only strings is an error (binary messages arrive as ArrayBuffers). What
+// the runtime adds to the webworker lib (prelude.js, websocket.js) is
+// declared by merging into the lib's interfaces: WebSocketPair, the server
+// end's accept and attachments, Response's webSocket and scheduler.
+const bindingDecls = `  /** An agent module's default export; the runtime calls what it has. */
   interface AgentHandler {
-    fetch?(request: Request, env: Env): Response | Promise<Response>;
-    alarm?(env: Env): void | Promise<void>;
+    /** A call to the session. */
+    fetch?: (request: Request, env: Env, ctx: AgentContext) => Response | Promise<Response>;
+    /** The session's alarm is due (env.state.setAlarm). */
+    alarm?: (env: Env, ctx: AgentContext) => void | Promise<void>;
+    /** A message on a WebSocket accepted with ctx.acceptWebSocket: text as a string, binary as an ArrayBuffer. */
+    webSocketMessage?: (ws: WebSocket, message: string | ArrayBuffer) => void | Promise<void>;
+    /** The close of a WebSocket accepted with ctx.acceptWebSocket (1006 when the connection was lost). */
+    webSocketClose?: (ws: WebSocket, code: number, reason: string, wasClean: boolean) => void | Promise<void>;
   }
+
+  /** The third argument of fetch, the second of alarm. */
+  interface AgentContext {
+    /** Keeps the call open until the promise settles; a rejection is logged, not thrown. */
+    waitUntil(promise: unknown): void;
+    /** Exists for code written for Workers; does nothing. */
+    passThroughOnException(): void;
+    /** Accepts the server end of a WebSocketPair: its messages and close go to webSocketMessage and webSocketClose. */
+    acceptWebSocket(ws: WebSocket, tags?: Iterable<string>): void;
+    /** The open WebSockets accepted with acceptWebSocket, those with the tag when one is given. */
+    getWebSockets(tag?: string): WebSocket[];
+    /** The tags a WebSocket was accepted with. */
+    getTags(ws: WebSocket): string[];
+  }
+
+  /** Two connected WebSockets: [0] the client end a 101 Response returns, [1] the server end the session accepts. */
+  var WebSocketPair: { new (): { 0: WebSocket; 1: WebSocket } };
+  interface WebSocket {
+    /** Accepts the server end of a WebSocketPair; events then go to its listeners. */
+    accept(): void;
+    /** Keeps a structured-cloneable value with the socket (kept while the session hibernates). */
+    serializeAttachment(value: unknown): void;
+    /** The value serializeAttachment kept, or null. */
+    deserializeAttachment(): unknown;
+  }
+  interface ResponseInit {
+    /** The client end of a WebSocketPair, with status 101. */
+    webSocket?: WebSocket | null;
+  }
+  interface Response {
+    readonly webSocket: WebSocket | null;
+  }
+  var scheduler: {
+    /** Resolves after ms milliseconds (within the call); rejects when the signal aborts. */
+    wait(ms: number, options?: { signal?: AbortSignal }): Promise<void>;
+  };
 
   interface AgentStateListOptions { prefix?: string; limit?: number }
   interface AgentState {
@@ -88,6 +139,10 @@ const bindingDecls = `  /** An agent module's default export. */
     setAlarm(when: Date | number): Promise<void>;
     getAlarm(): Promise<number | null>;
     deleteAlarm(): Promise<void>;
+    /** The same as ctx.acceptWebSocket, ctx.getWebSockets and ctx.getTags. */
+    acceptWebSocket(ws: WebSocket, tags?: Iterable<string>): void;
+    getWebSockets(tag?: string): WebSocket[];
+    getTags(ws: WebSocket): string[];
     /** env.state itself, for code written against state.storage. */
     readonly storage: AgentState;
   }

@@ -36,6 +36,36 @@ const goodAgent = `export default {
 } satisfies AgentHandler;
 `
 
+// socketAgent uses what the runtime adds for WebSockets: ctx, a
+// WebSocketPair, a 101 Response, the hibernation handlers, attachments.
+const socketAgent = `let seen = 0;
+export default {
+  async fetch(request: Request, env: Env, ctx: AgentContext): Promise<Response> {
+    ctx.waitUntil(scheduler.wait(1));
+    ctx.passThroughOnException();
+    const [client, server] = Object.values(new WebSocketPair());
+    ctx.acceptWebSocket(server, ["chat", env.session.id]);
+    server.serializeAttachment({ joined: Date.now() });
+    server.send("welcome");
+    const open: number = ctx.getWebSockets("chat").length + env.state.getWebSockets().length;
+    const pair = new WebSocketPair();
+    pair[1].accept();
+    pair[1].addEventListener("message", (ev) => console.log(ev));
+    return new Response(null, { status: 101, statusText: String(open), webSocket: client });
+  },
+  async webSocketMessage(ws, message) {
+    seen++;
+    const text: string = typeof message === "string" ? message : new TextDecoder().decode(message);
+    const att = ws.deserializeAttachment() as { joined: number } | null;
+    ws.send(seen + ": " + text + " " + (att?.joined ?? 0));
+  },
+  async webSocketClose(ws: WebSocket, code: number, reason: string, wasClean: boolean) {
+    console.log("closed", code, reason, wasClean, ws.readyState);
+  },
+  async alarm(env: Env, ctx: AgentContext) { ctx.waitUntil(env.state.put("fired", true)); },
+} satisfies AgentHandler;
+`
+
 var badAgent = map[string]string{
 	"unknown tool":      `export async function f(env: Env) { await env.tools.call("rm_rf", {}); }`,
 	"unknown env value": `export function f(env: Env) { return env.NOPE; }`,
@@ -43,6 +73,11 @@ var badAgent = map[string]string{
 	"unknown secret":    `export const p: SecretPlaceholder = "{{secret:OTHER}}";`,
 	"bad sandbox lang":  `export async function f(env: Env) { await env.sandbox.run({ language: "cobol", code: "" }); }`,
 	"bad handler":       `export default { fetch(request: Request, env: Env) { return 42; } } satisfies AgentHandler;`,
+	"bad ctx":           `export default { fetch(request: Request, env: Env, ctx: number) { return new Response(); } } satisfies AgentHandler;`,
+	"text-only message": `export default { webSocketMessage(ws: WebSocket, message: string) {} } satisfies AgentHandler;`,
+	"bad close":         `export default { webSocketClose(ws: WebSocket, code: string) {} } satisfies AgentHandler;`,
+	"unknown handler":   `export default { webSocketError(ws: WebSocket, error: unknown) {} } satisfies AgentHandler;`,
+	"non-string tags":   `export function f(ctx: AgentContext) { ctx.acceptWebSocket(new WebSocketPair()[1], [1]); }`,
 }
 
 func typesDir(t *testing.T) string {
@@ -56,6 +91,7 @@ func typesDir(t *testing.T) string {
 	write(t, dir, "agent.json", typesManifest)
 	write(t, dir, TypesFile, string(Types(m)))
 	write(t, dir, "index.ts", goodAgent)
+	write(t, dir, "socket.ts", socketAgent)
 	return dir
 }
 
@@ -100,7 +136,7 @@ func TestTypesCompileWithTSC(t *testing.T) {
 	dir := typesDir(t)
 	// One tsc run (it takes seconds): the good agent and each misuse in
 	// a file of its own.
-	files := []string{TypesFile, "index.ts"}
+	files := []string{TypesFile, "index.ts", "socket.ts"}
 	names := slices.Sorted(maps.Keys(badAgent))
 	for i, name := range names {
 		f := fmt.Sprintf("bad%d.ts", i)
@@ -115,8 +151,8 @@ func TestTypesCompileWithTSC(t *testing.T) {
 	if err == nil {
 		t.Fatalf("tsc accepted every misuse:\n%s", out)
 	}
-	if strings.Contains(out, "index.ts(") || strings.Contains(out, TypesFile+"(") {
-		t.Fatalf("the good agent or the declarations do not type-check:\n%s", out)
+	if strings.Contains(out, "index.ts(") || strings.Contains(out, "socket.ts(") || strings.Contains(out, TypesFile+"(") {
+		t.Fatalf("a good agent or the declarations do not type-check:\n%s", out)
 	}
 	for i, name := range names {
 		if !strings.Contains(out, fmt.Sprintf("bad%d.ts(", i)) {
