@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -135,44 +132,4 @@ func (sm *SourceMap) Lookup(line, col int) (source string, srcLine, srcCol int, 
 	}
 	s := segs[i]
 	return sm.sources[s.src], int(s.line) + 1, int(s.col) + 1, true
-}
-
-// frameRE matches a QuickJS backtrace frame: "at NAME (FILE:LINE:COL)" or
-// "at FILE:LINE:COL".
-var frameRE = regexp.MustCompile(`^(\s*at (?:.*? \()?)([^():]+):(\d+):(\d+)(\)?)$`)
-
-// MapStack rewrites the frames of a QuickJS backtrace that point into file
-// (the built entry) to the places in the agent's source sm names, as paths
-// relative to the bundle root; other frames are kept as they are.
-func (sm *SourceMap) MapStack(stack, file string) string {
-	lines := strings.Split(stack, "\n")
-	for i, l := range lines {
-		m := frameRE.FindStringSubmatch(l)
-		if m == nil || m[2] != file {
-			continue
-		}
-		ln, _ := strconv.Atoi(m[3])
-		col, _ := strconv.Atoi(m[4])
-		if src, sl, sc, ok := sm.Lookup(ln, col); ok {
-			if !strings.HasPrefix(src, "/") && !strings.Contains(src, "://") {
-				src = path.Join(path.Dir(file), src) // sources are relative to the map, which sits beside file
-			}
-			lines[i] = fmt.Sprintf("%s%s:%d:%d%s", m[1], src, sl, sc, m[5])
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
-// FirstFrame returns "FILE:LINE:COL" of the first frame of a QuickJS
-// backtrace outside the runtime's own code (file names starting
-// "agentcloud:"), or "".
-func FirstFrame(stack string) string {
-	for _, l := range strings.Split(stack, "\n") {
-		m := frameRE.FindStringSubmatch(l)
-		if m == nil || strings.HasPrefix(m[2], "agentcloud") {
-			continue
-		}
-		return m[2] + ":" + m[3] + ":" + m[4]
-	}
-	return ""
 }
