@@ -281,7 +281,11 @@ func (h *callHost) Invoke(ctx context.Context, service, method string, args []by
 // method; the method and text go under "console" and "text", never under
 // slog's own "level" and "msg" keys (a JSON log line would repeat them).
 // It also goes to the agent's log stream (logs.go), truncated as there.
+// A backtrace in it is mapped to the agent's source first (sourcemap.go).
 func (h *callHost) Log(level, msg string) {
+	if h.s.ver != nil {
+		msg = h.s.ver.srcMap.logText(msg) // a backtrace names the agent's source
+	}
 	msg = h.m.record(h.ctx, h.s.key.agent, h.s.key.id, level, msg)
 	h.m.log.Log(h.ctx, consoleLevel(level), "agent console", "agent", h.s.key.agent, "session", h.s.key.id, "console", level, "text", msg)
 }

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/agentcloud/agentcloud/internal/bundle"
@@ -8,38 +10,95 @@ import (
 
 // sourceMap is a version's source map: the built entry's ENTRY.map (the
 // CLI writes one when it bundles TypeScript, internal/bundle/jsbuild),
-// decoded on the first uncaught error and kept with the version.
+// decoded on the first stack that needs it and kept with the version.
+// Every backtrace the platform shows, an uncaught error's problem and the
+// log entries of it and of console output, goes through mapStack: the
+// entry's frames name the agent's source, the runtime's are marked or
+// dropped (bundle.MapStack). e.stack inside the agent keeps the bundle's
+// places (docs/RATIONALE.md).
 type sourceMap struct {
 	entry string // the built entry's path in the bundle
-	raw   []byte // nil: the version has no map
 
 	once sync.Once
+	raw  []byte            // nil: the version has no map; dropped once decoded
 	sm   *bundle.SourceMap // nil if raw does not decode
 }
+
+// Bounds on the backtrace an uncaught error's problem carries; the frames
+// past them are counted, not shown.
+const (
+	problemFrames     = 32
+	problemStackBytes = 4 << 10
+)
 
 func newSourceMap(b *bundle.Bundle) *sourceMap {
 	return &sourceMap{entry: b.Entry, raw: b.Files[b.Entry+".map"]}
 }
 
-// where says where an uncaught error was thrown, as " (at FILE:LINE:COL)"
-// in the agent's own source when the version has a source map, else in the
-// bundle's files; "" when the backtrace names no agent code.
-func (s *sourceMap) where(stack string) string {
-	if s == nil || stack == "" {
-		return ""
-	}
-	if s.raw != nil {
-		s.once.Do(func() {
+// decoded is the decoded map, or nil.
+func (s *sourceMap) decoded() *bundle.SourceMap {
+	s.once.Do(func() {
+		if s.raw != nil {
 			s.sm, _ = bundle.ParseSourceMap(s.raw) // a bad map only costs the mapping
 			s.raw = nil
-		})
+		}
+	})
+	return s.sm
+}
+
+// mapStack is text with its backtraces made readable (bundle.MapStack).
+func (s *sourceMap) mapStack(text string) string {
+	if s == nil {
+		return (*bundle.SourceMap)(nil).MapStack(text, "")
 	}
-	if s.sm != nil {
-		stack = s.sm.MapStack(stack, s.entry)
+	var sm *bundle.SourceMap
+	if strings.Contains(text, s.entry+":") { // no entry frame: no need to decode
+		sm = s.decoded()
 	}
+	return sm.MapStack(text, s.entry)
+}
+
+// logText is a console line as the log stream keeps it: a line that holds
+// a backtrace (QuickJS indents its frames "    at ") mapped, any other
+// as it is, for the cost of one search.
+func (s *sourceMap) logText(text string) string {
+	if !strings.Contains(text, "    at ") {
+		return text
+	}
+	return s.mapStack(text)
+}
+
+// where says where an uncaught error was thrown and how it got there: " (at
+// FILE:LINE:COL)" of the first frame outside the runtime, then the
+// backtrace's frames one a line, each in the agent's own source when the
+// version has a source map, else in the bundle's files; "" when the
+// backtrace names no agent code. At most problemFrames frames and
+// problemStackBytes bytes are shown.
+func (s *sourceMap) where(stack string) string {
+	if stack == "" {
+		return ""
+	}
+	stack = s.mapStack(stack)
 	at := bundle.FirstFrame(stack)
 	if at == "" {
 		return ""
 	}
-	return " (at " + at + ")"
+	var b strings.Builder
+	b.WriteString(" (at " + at + ")")
+	shown, more := 0, 0
+	for _, l := range strings.Split(stack, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if shown == problemFrames || b.Len()+1+len(l) > problemStackBytes {
+			more++
+			continue
+		}
+		b.WriteString("\n" + l)
+		shown++
+	}
+	if more > 0 {
+		b.WriteString("\n    ... " + strconv.Itoa(more) + " more")
+	}
+	return b.String()
 }
