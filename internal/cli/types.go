@@ -16,9 +16,12 @@ func newTypesCmd(g *globals) *cobra.Command {
 		Short: "Write TypeScript declarations for an agent's env from its manifest",
 		Long: `Types reads DIR/agent.json (DIR defaults to the current directory) and writes
 DIR/` + jsbuild.TypesFile + `: global declarations of Env (env.session, env.state,
-env.tools, env.ai, env.sandbox and each manifest env value), AgentHandler, and the
-manifest's tools and secrets as ToolName and SecretName unions. Run it again after
-changing the manifest. It needs no daemon.`,
+env.tools, env.ai, env.sandbox and each manifest env value), AgentHandler (fetch,
+alarm, webSocketMessage, webSocketClose) and its ctx, AgentContext, what the runtime
+adds to the webworker lib (WebSocketPair, the server WebSocket's accept and
+attachments, Response's webSocket, scheduler), and the manifest's tools and secrets
+as ToolName and SecretName unions. Run it again after changing the manifest. It
+needs no daemon.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
