@@ -1,9 +1,11 @@
 package bundle
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -25,8 +27,14 @@ type segment struct {
 // ErrBadSourceMap: a source map that cannot be decoded.
 var ErrBadSourceMap = errors.New("bad source map")
 
-// maxSegments bounds the decoded mappings of one map (16 bytes each).
+// maxSegments bounds the mappings of one map: every segment counts, empty
+// or not (an empty one costs a step of the decode), and so does every
+// line. Decoded, a mapping takes 16 bytes and a line 24.
 const maxSegments = 4 << 20
+
+// maxLines bounds the generated lines of one map (a line per 32 bytes of
+// the largest bundle).
+const maxLines = 1 << 20
 
 // ParseSourceMap decodes a version 3 source map (no index maps).
 func ParseSourceMap(data []byte) (*SourceMap, error) {
@@ -50,11 +58,26 @@ func ParseSourceMap(data []byte) (*SourceMap, error) {
 	}
 	var st [4]int32 // source, line, col carry across lines; genCol resets
 	total := 0
-	for _, line := range strings.Split(raw.Mappings, ";") {
+	for rest, more := raw.Mappings, true; more; {
+		var line string
+		line, rest, more = strings.Cut(rest, ";")
+		if len(sm.lines) == maxLines {
+			return nil, fmt.Errorf("%w: more than %d lines", ErrBadSourceMap, maxLines)
+		}
+		if total++; total > maxSegments {
+			return nil, fmt.Errorf("%w: more than %d lines and mappings", ErrBadSourceMap, maxSegments)
+		}
 		var segs []segment
 		st0 := int32(0)
-		for _, s := range strings.Split(line, ",") {
+		for segsLeft := true; segsLeft; {
+			var s string
+			s, line, segsLeft = strings.Cut(line, ",")
 			if s == "" {
+				if segsLeft {
+					if total++; total > maxSegments {
+						return nil, fmt.Errorf("%w: more than %d lines and mappings", ErrBadSourceMap, maxSegments)
+					}
+				}
 				continue
 			}
 			vals, err := decodeVLQ(s)
@@ -62,7 +85,7 @@ func ParseSourceMap(data []byte) (*SourceMap, error) {
 				return nil, err
 			}
 			if total++; total > maxSegments {
-				return nil, fmt.Errorf("%w: more than %d mappings", ErrBadSourceMap, maxSegments)
+				return nil, fmt.Errorf("%w: more than %d lines and mappings", ErrBadSourceMap, maxSegments)
 			}
 			st0 += vals[0]
 			if len(vals) < 4 {
@@ -76,7 +99,9 @@ func ParseSourceMap(data []byte) (*SourceMap, error) {
 			}
 			segs = append(segs, segment{genCol: st0, src: st[1], line: st[2], col: st[3]})
 		}
-		sort.SliceStable(segs, func(i, j int) bool { return segs[i].genCol < segs[j].genCol })
+		if len(segs) > 1 {
+			slices.SortStableFunc(segs, func(a, b segment) int { return cmp.Compare(a.genCol, b.genCol) })
+		}
 		sm.lines = append(sm.lines, segs)
 	}
 	return sm, nil

@@ -2,6 +2,8 @@ package bundle
 
 import (
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -86,4 +88,30 @@ func FuzzParseSourceMap(f *testing.F) {
 		sm.Lookup(line, col)
 		sm.MapStack("    at f (x.js:1:1)\n    at y (x.js:99:3)", "x.js")
 	})
+}
+
+// TestSourceMapEmptyFloodClass: a map of nothing but line or segment
+// separators (one fits many millions in a bundle) is refused after
+// maxLines lines or maxSegments steps, without building a line for each
+// first.
+func TestSourceMapEmptyFloodClass(t *testing.T) {
+	for _, sep := range []string{";", ","} {
+		mappings := strings.Repeat(sep, 30<<20)
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		_, err := ParseSourceMap([]byte(`{"version":3,"sources":["a.ts"],"mappings":"` + mappings + `"}`))
+		runtime.ReadMemStats(&ms1)
+		if !errors.Is(err, ErrBadSourceMap) {
+			t.Errorf("%d × %q: err = %v, want ErrBadSourceMap", len(mappings), sep, err)
+		}
+		// The input's own copies (JSON decoding) are ~60 MiB; a line per
+		// separator was 720 MB.
+		if grew := ms1.TotalAlloc - ms0.TotalAlloc; grew > 400<<20 {
+			t.Errorf("%q flood: allocated %d MiB", sep, grew>>20)
+		}
+	}
+	// Just under the bound still decodes.
+	if _, err := ParseSourceMap([]byte(`{"version":3,"sources":["a.ts"],"mappings":"` + strings.Repeat(";", maxLines-1) + `AAAA"}`)); err != nil {
+		t.Errorf("a map at the bound: %v", err)
+	}
 }

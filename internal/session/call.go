@@ -305,9 +305,17 @@ func (h *callHost) endCall() (cause error) {
 // callFailed maps an isolate error to a problem, drops a dead isolate
 // (the next request restores the last snapshot) and puts the problem in
 // the agent's log stream. s.mu must be held.
+// The problem, which any caller of the agent may see, names only where the
+// error was thrown; the log entry, which only the agent's owner reads,
+// carries the whole backtrace (sourceMap.frames).
 func (m *Manager) callFailed(s *session, err, cause error) error {
 	perr := m.callProblem(s, err, cause)
-	m.record(context.Background(), s.key.agent, s.key.id, "exception", perr.Error())
+	entry := perr.Error()
+	var jsErr *isolate.JSError
+	if errors.As(err, &jsErr) && !errors.Is(err, isolate.ErrTimeout) && s.ver != nil {
+		entry += s.ver.srcMap.frames(jsErr.Stack)
+	}
+	m.record(context.Background(), s.key.agent, s.key.id, "exception", entry)
 	return perr
 }
 

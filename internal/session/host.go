@@ -283,8 +283,13 @@ func (h *callHost) Invoke(ctx context.Context, service, method string, args []by
 // It also goes to the agent's log stream (logs.go), truncated as there.
 // A backtrace in it is mapped to the agent's source first (sourcemap.go).
 func (h *callHost) Log(level, msg string) {
-	if h.s.ver != nil {
-		msg = h.s.ver.srcMap.logText(msg) // a backtrace names the agent's source
+	if h.s.ver != nil && strings.Contains(msg, "    at ") {
+		// A backtrace names the agent's source. Mapping it (and decoding
+		// the map, the first time) is the platform's work, not the
+		// agent's: host time, outside its CPU limit.
+		start := h.enter()
+		msg = h.s.ver.srcMap.logText(msg)
+		h.timed(start)
 	}
 	msg = h.m.record(h.ctx, h.s.key.agent, h.s.key.id, level, msg)
 	h.m.log.Log(h.ctx, consoleLevel(level), "agent console", "agent", h.s.key.agent, "session", h.s.key.id, "console", level, "text", msg)

@@ -24,8 +24,8 @@ type sourceMap struct {
 	sm   *bundle.SourceMap // nil if raw does not decode
 }
 
-// Bounds on the backtrace an uncaught error's problem carries; the frames
-// past them are counted, not shown.
+// Bounds on the backtrace an uncaught error's log entry carries; the
+// frames past them are counted, not shown.
 const (
 	problemFrames     = 32
 	problemStackBytes = 4 << 10
@@ -68,23 +68,35 @@ func (s *sourceMap) logText(text string) string {
 	return s.mapStack(text)
 }
 
-// where says where an uncaught error was thrown and how it got there: " (at
-// FILE:LINE:COL)" of the first frame outside the runtime, then the
-// backtrace's frames one a line, each in the agent's own source when the
+// where says where an uncaught error was thrown: " (at FILE:LINE:COL)" of
+// the first frame outside the runtime, in the agent's own source when the
 // version has a source map, else in the bundle's files; "" when the
-// backtrace names no agent code. At most problemFrames frames and
-// problemStackBytes bytes are shown.
+// backtrace names no agent code. It goes into the problem, which any
+// caller of the agent may read: the rest of the backtrace (frames) goes
+// only to the owner's log stream.
 func (s *sourceMap) where(stack string) string {
 	if stack == "" {
 		return ""
 	}
+	if at := bundle.FirstFrame(s.mapStack(stack)); at != "" {
+		return " (at " + at + ")"
+	}
+	return ""
+}
+
+// frames is an uncaught error's backtrace for the log stream: its frames
+// one a line, mapped as where maps the first; "" when it names no agent
+// code. At most problemFrames frames and problemStackBytes bytes are
+// kept; the rest are counted.
+func (s *sourceMap) frames(stack string) string {
+	if stack == "" {
+		return ""
+	}
 	stack = s.mapStack(stack)
-	at := bundle.FirstFrame(stack)
-	if at == "" {
+	if bundle.FirstFrame(stack) == "" {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString(" (at " + at + ")")
 	shown, more := 0, 0
 	for _, l := range strings.Split(stack, "\n") {
 		if strings.TrimSpace(l) == "" {
