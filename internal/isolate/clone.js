@@ -95,7 +95,9 @@
       if (w !== null && v instanceof w.Blob) {
         if (!(v._b instanceof ArrayBuffer)) throw fail(`${tagOf(v)} object could not be cloned`);
         const bytes = json ? b64enc(v._b) : v._b.slice(0);
-        return v instanceof w.File ? ["F", bytes, v.type, v.name, enc(v.lastModified)] : ["L", bytes, v.type];
+        // The internal slots, not the getters a subclass may override.
+        const type = typeof v._t === "string" ? v._t : "";
+        return v instanceof w.File ? ["F", bytes, type, typeof v._n === "string" ? v._n : "", enc(typeof v._m === "number" ? v._m : 0)] : ["L", bytes, type];
       }
       const key = cloneKey(v);
       if (key !== undefined) {

@@ -54,6 +54,12 @@ func TestStructuredCloneClass(t *testing.T) {
 		{"deep nesting", `(() => { let o = {}; const top = o; for (let i = 0; i < 200; i++) { o.n = [{}]; o = o.n[0]; } let c = structuredClone(top), d = 0; while (c.n) { c = c.n[0]; d++; } return d; })()`, `200`},
 		{"very deep nesting", `(() => { let o = {}; const top = o; for (let i = 0; i < 20000; i++) { o.n = {}; o = o.n; } let c = structuredClone(top), d = 0; while (c.n) { c = c.n; d++; } return d; })()`, `20000`},
 		{"still usable", `structuredClone(new Set([1])).size`, `1`},
+		// Each property is read once, as structured clone reads it, and no
+		// toJSON runs (the JSON fast path gives up before it would).
+		{"getter read once", `(() => { let n = 0; const o = {a: 1, get g() { n++; return 2; }}; const c = structuredClone({o}); return [n, c.o.g, c.o.a]; })()`, `[1,2,1]`},
+		{"throwing getter thrown once", `(() => { let n = 0; try { structuredClone({x: {get g() { n++; throw new Error("boom"); }}}); } catch (e) { return [n, e.message]; } return [n, "no throw"]; })()`, `[1,"boom"]`},
+		{"toJSON never called", `(() => { let n = 0; class J { constructor() { this.k = 1; } toJSON() { n++; return "j"; } } const c = structuredClone([{v: new J()}, new J(), {d: new Date(0)}]); return [n, c[0].v.k, c[1].k, c[2].d instanceof Date]; })()`, `[0,1,1,true]`},
+		{"file fields are its slots", `(() => { class F extends File { get name() { return {evil: 1}; } get type() { return 7; } } const c = structuredClone(new F(["x"], "real.txt", {type: "text/plain", lastModified: 5})); return [c instanceof File, c.name, c.type, c.lastModified]; })()`, `[true,"real.txt","text/plain",5]`},
 	})
 }
 

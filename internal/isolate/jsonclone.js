@@ -40,12 +40,29 @@
       const p = Object.getPrototypeOf(raw);
       if (Array.isArray(raw)) {
         if (p !== Array.prototype || Object.keys(raw).length !== raw.length) throw NOT_PLAIN;
-      } else if ((p !== Object.prototype && p !== null) || typeof raw.toJSON === "function") throw NOT_PLAIN;
+        for (let i = 0; i < raw.length; i++) {
+          const c = raw[i];
+          if (c !== null && typeof c === "object" && typeof c.toJSON === "function") throw NOT_PLAIN;
+        }
+      } else {
+        if ((p !== Object.prototype && p !== null) || typeof raw.toJSON === "function") throw NOT_PLAIN;
+        // Run no getter and no child's toJSON here: stringify would, and
+        // the record walk (which reads each property once, as structured
+        // clone does) would run them again.
+        const ds = Object.getOwnPropertyDescriptors(raw);
+        for (const key in ds) {
+          const d = ds[key];
+          if (!("value" in d)) throw NOT_PLAIN;
+          const c = d.value;
+          if (c !== null && typeof c === "object" && typeof c.toJSON === "function") throw NOT_PLAIN;
+        }
+      }
       return v;
     }
     // Any throw gives up too: NOT_PLAIN, a RangeError (too deep for native
     // JSON), or a toJSON method (which structured clone never calls) that
     // threw; the record walk then decides.
+    if (value !== null && typeof value === "object" && typeof value.toJSON === "function") return undefined;
     try { return JSON.stringify(value, check); } catch (_) { return undefined; }
   }
 
