@@ -12,6 +12,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // loopWAT counts its loop's entries in the exported global n; run(k) loops
@@ -30,7 +32,7 @@ func watSource(t testing.TB, src string) []byte {
 	t.Helper()
 	tool, err := exec.LookPath("wat2wasm")
 	if err != nil {
-		t.Skip("wat2wasm not found (apt-get install wabt)")
+		testdeps.Missing(t, "wat2wasm not found (apt-get install wabt)")
 	}
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")

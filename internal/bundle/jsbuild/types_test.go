@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 const typesManifest = `{"name":"typed","entry":"index.ts","tools":["ping","acme.search"],"secrets":["API_KEY"],
@@ -127,11 +128,11 @@ func TestTypesCompileWithTSC(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(tsc); err != nil {
-		t.Skip("typescript is not installed in testdata/tsc (run scripts/deps.sh)")
+		testdeps.Missing(t, "typescript is not installed in testdata/tsc (run scripts/deps.sh)")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("no node")
+		testdeps.Missing(t, "no node")
 	}
 	dir := typesDir(t)
 	// One tsc run (it takes seconds): the good agent and each misuse in
