@@ -61,10 +61,13 @@ func e2bKey(t *testing.T, d *daemon.Daemon, admin *client.Client, subject string
 }
 
 // TestE2BSDK drives the E2B-compatible API with the real e2b SDK from npm
-// against a live daemon: create, commands.run with streamed output (and an
-// exit error), files write/read/list/makeDir/rename/remove, a background
-// command listed and killed, stdin, a pty (input, resize, exit), setTimeout, pause and connect, list,
-// kill.
+// against a live daemon: create, commands.run with streamed output and an
+// exit error, fork (sandbox.fork with a timeout, and Sandbox.fork with
+// count 2 and E2B's default timeout: the copies see the parent's files,
+// then each writes on its own, and are killed), files
+// write/read/list/makeDir/rename/remove, a background command listed and
+// killed, stdin, a pty (input, resize, exit), setTimeout, pause and
+// connect, list, kill.
 func TestE2BSDK(t *testing.T) {
 	node, dir := e2bSDK(t)
 	d, admin := startDaemon(t)
@@ -88,6 +91,19 @@ func TestE2BSDK(t *testing.T) {
 			Stdout, Stderr  string
 			Chunks          int
 			Streamed, Error string
+		}
+		Fork struct {
+			Count                      int
+			Errors                     []string
+			ID, Seen, Ran, ParentRuns  string
+			ForkInParent, ParentInFork bool
+			SecondsLeft                int
+			Two                        int
+			TwoIDs                     []string `json:"twoIds"`
+			TwoLeft                    []int
+			TwoSeen                    []string
+			Killed                     []bool
+			Error                      string
 		}
 		ExitError struct {
 			Thrown   bool
@@ -138,6 +154,18 @@ func TestE2BSDK(t *testing.T) {
 	if r := got.Run; r.Error != "" || r.ExitCode != 0 || r.Stdout != "hi from /bin/bash\nline1\nline2\nline3\n" ||
 		r.Stderr != "oops\n" || r.Chunks < 1 || r.Streamed != r.Stdout {
 		t.Errorf("commands.run: %+v", r)
+	}
+	if f := got.Fork; f.Error != "" || f.Count != 1 || len(f.Errors) != 0 || f.ID == "" || f.ID == got.ID ||
+		f.Seen != "from the parent\n" || f.ForkInParent || f.ParentInFork || f.Ran != "from the parent\nfrom the fork\n" ||
+		f.SecondsLeft < 60 || f.SecondsLeft > 90 || f.Two != 2 || len(f.TwoIDs) != 2 || len(f.TwoLeft) != 2 ||
+		f.TwoLeft[0] > 15 || f.TwoLeft[1] > 15 || !slices.Equal(f.TwoSeen, []string{"after the fork\n|false", "after the fork\n|false"}) ||
+		!slices.Equal(f.Killed, []bool{true, true, true}) || f.ParentRuns != "from the parent\n" {
+		t.Errorf("fork: %+v", f)
+	}
+	for _, id := range append([]string{got.Fork.ID}, got.Fork.TwoIDs...) {
+		if _, err := admin.Sandbox(ctx, id); err == nil {
+			t.Errorf("fork %s is still there after kill", id)
+		}
 	}
 	if p := got.Pty; p.Error != "" || !p.Size || !p.Answer || !p.Resized || p.ExitCode != 4 {
 		t.Errorf("pty (create, sendInput, resize, exit): %+v", p)

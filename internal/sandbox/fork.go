@@ -29,6 +29,39 @@ const MaxForks = 100
 // be a host directory, the Manager's or the tier's (ErrUnsupported
 // otherwise).
 func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error) {
+	copies, err := m.ForkEach(ctx, id, n, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Sandbox, 0, n)
+	var errs []error
+	for _, c := range copies {
+		if c.Err != nil {
+			errs = append(errs, c.Err)
+			continue
+		}
+		out = append(out, c.Sandbox)
+	}
+	if len(errs) > 0 {
+		return out, fmt.Errorf("fork sandbox %s: %d of %d copies failed: %w", id, len(errs), n, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// ForkCopy is the outcome of one copy of a ForkEach: the copy, or the
+// error that kept it from starting.
+type ForkCopy struct {
+	Sandbox Sandbox
+	Err     error
+}
+
+// ForkEach is Fork answering each copy's outcome on its own, for callers
+// that report them one by one (E2B's fork answers a list of sandboxes and
+// errors). err is set when no copy was attempted: the source cannot be
+// copied. Otherwise copies has n entries. A positive timeout is the
+// copies' timeout (admitted like a create's); otherwise each copy gets
+// what remains of the source's.
+func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.Duration) ([]ForkCopy, error) {
 	if n < 1 || n > MaxForks {
 		return nil, fmt.Errorf("fork sandbox %s: count %d: must be 1 to %d", id, n, MaxForks)
 	}
@@ -67,40 +100,32 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
 	}
 	cs := spec
-	cs.HostWorkspace, cs.Timeout = "", 0
-	if rem := m.remainingOf(e); rem > 0 {
+	cs.HostWorkspace, cs.Timeout = "", timeout
+	if rem := m.remainingOf(e); timeout <= 0 && rem > 0 {
 		cs.Timeout = rem
 	}
 	// forkParallel copies and activations at a time: the copies are I/O,
 	// the activations wait on init.
 	var (
-		mu   sync.Mutex
-		out  = make([]Sandbox, 0, n)
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, forkParallel)
+		copies = make([]ForkCopy, n)
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, forkParallel)
 	)
-	for range n {
+	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			one := cs
 			one.Labels, one.Env = maps.Clone(spec.Labels), maps.Clone(spec.Env)
 			c, err := m.createFrom(ctx, "", one, o)
-			mu.Lock()
-			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, err)
-				return
+				c = nil
 			}
-			out = append(out, c)
+			copies[i] = ForkCopy{Sandbox: c, Err: err}
 		})
 	}
 	wg.Wait()
-	if len(errs) > 0 {
-		return out, fmt.Errorf("fork sandbox %s: %d of %d copies failed: %w", id, len(errs), n, errors.Join(errs...))
-	}
-	return out, nil
+	return copies, nil
 }
 
 // forkOrigin prepares what n copies of a (frozen) sandbox start from: a

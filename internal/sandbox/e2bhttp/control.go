@@ -21,6 +21,7 @@ import (
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
+	"github.com/agentcloud/agentcloud/internal/strictjson"
 )
 
 // Templates: E2B's default template "base" is the process tier's host
@@ -95,7 +96,7 @@ func (h *Handler) controlRoutes(r *httpapi.Router) {
 	e2bRoute(r, "POST", sb+"/connect", "E2B: connect to a sandbox, resuming it if paused (201) and setting its timeout.", connect)
 	e2bRoute(r, "POST", "/v2"+sb+"/connect", "E2B: connect (the path SDK 2.x uses).", connect)
 	e2bRoute(r, "POST", sb+"/resume", "E2B: resume a paused sandbox (deprecated by E2B: use connect).", connect)
-	e2bRoute(r, "POST", sb+"/fork", "E2B: fork a sandbox: a new one with a copy of its files (filesystem only), answered like a create.", h.control(h.handleFork))
+	e2bRoute(r, "POST", sb+"/fork", "E2B: fork a running sandbox: count (1-100, default 1) new ones with a copy of its files (filesystem only), each ending timeout seconds from now (default 15); 201 with one {sandbox} or {error} per copy.", h.control(h.handleFork))
 	for _, u := range [][2]string{{"POST", sb + "/snapshots"}, {"PUT", sb + "/network"},
 		{"GET", sb + "/metrics"}, {"GET", "/v2" + sb + "/logs"}, {"GET", sb + "/logs"}} {
 		e2bRoute(r, u[0], u[1], "E2B: not supported by this implementation (501).", h.control(h.handleUnsupported))
@@ -525,21 +526,88 @@ func (h *Handler) handleConnect(w http.ResponseWriter, r *http.Request, p caller
 	return nil
 }
 
+// forkRequest is the body of POST /sandboxes/{id}/fork, decoded strictly:
+// an unknown field is refused, not ignored.
+type forkRequest struct {
+	Count   *int     `json:"count"`
+	Timeout *float64 `json:"timeout"`
+}
+
+// forkResult is one entry of the fork answer: exactly one of the two.
+type forkResult struct {
+	Sandbox *sandboxOut `json:"sandbox,omitempty"`
+	Error   *apiError   `json:"error,omitempty"`
+}
+
+// forkTimeout is E2B's default lifetime of a fork's copies.
+const forkTimeout = 15 * time.Second
+
+// parseFork validates a fork body: the count of copies (default 1; its
+// limits are the native fork route's) and their timeout (default
+// forkTimeout). An empty body is all defaults.
+func (h *Handler) parseFork(b []byte) (n int, d time.Duration, err error) {
+	var req forkRequest
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := strictjson.Decode(b, &req); err != nil {
+			return 0, 0, err
+		}
+	}
+	n, d = 1, forkTimeout
+	if req.Count != nil {
+		n = *req.Count
+	}
+	if err := sandboxhttp.CheckForkCount(n); err != nil {
+		return 0, 0, err
+	}
+	if req.Timeout != nil {
+		if d, err = h.seconds("timeout", *req.Timeout, h.cfg.MaxTimeout); err != nil {
+			return 0, 0, err
+		}
+	}
+	return n, d, nil
+}
+
+// handleFork makes count copies (default 1) of a running sandbox with
+// the Manager's fork (filesystem only on the process tier), each ending
+// timeout seconds from now (default 15, as E2B). It answers 201 with one
+// entry per copy, the sandbox or the error that kept it from starting;
+// any other status means no copy was attempted.
 func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request, p caller) error {
 	_, info, err := h.lookup(r, p, sandbox.ActionManage)
 	if err != nil {
 		return err
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	n, d, err := h.parseFork(b)
+	if err != nil {
+		return err
+	}
+	if info.State != sandbox.StateRunning {
+		return api.Errorf(api.KindConflict, "sandbox %s is paused: only a running sandbox can be forked (resume it with connect)", info.ID)
 	}
 	if len(info.Volumes) > 0 { // the volume.mount check lives on the /v1 route
 		writeJSON(w, http.StatusNotImplemented, apiError{Code: http.StatusNotImplemented,
 			Message: "fork of a sandbox with volumes is not supported by the E2B-compatible API: use POST /v1/sandboxes/" + info.ID + "/fork"})
 		return nil
 	}
-	forks, err := h.m.Fork(r.Context(), info.ID, 1)
+	copies, err := h.m.ForkEach(r.Context(), info.ID, n, d)
 	if err != nil {
 		return sandboxhttp.ProblemFor(err)
 	}
-	writeJSON(w, http.StatusCreated, h.out(forks[0].ID(), forks[0].Tier(), p.keyHash))
+	out := make([]forkResult, len(copies))
+	for i, c := range copies {
+		if c.Err != nil {
+			e := h.apiErrorOf(r, sandboxhttp.ProblemFor(c.Err))
+			out[i].Error = &e
+			continue
+		}
+		o := h.out(c.Sandbox.ID(), c.Sandbox.Tier(), p.keyHash)
+		out[i].Sandbox = &o
+	}
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 

@@ -1,9 +1,9 @@
 // Package e2bhttp serves an E2B-compatible API over a *sandbox.Manager, so
 // that code written for the e2b SDKs runs against agentcloud by changing
 // only its API and sandbox URLs (both <node>/e2b): the control plane
-// (create, list, get, kill, timeout, refreshes, pause, connect/resume) in
-// E2B's REST shapes with X-API-Key auth and {code, message} errors, and
-// the data plane of envd, the agent E2B runs inside each sandbox: the
+// (create, list, get, kill, timeout, refreshes, pause, connect/resume,
+// fork) in E2B's REST shapes with X-API-Key auth and {code, message}
+// errors, and the data plane of envd, the agent E2B runs inside each sandbox: the
 // process and filesystem Connect-RPC services over JSON and /files upload
 // and download, routed by the E2b-Sandbox-Id header that the SDK sends
 // when its sandbox URL is set. It also serves /v1/e2b/keys, where
@@ -202,9 +202,15 @@ type apiError struct {
 	Message string `json:"message"`
 }
 
-// writeAPIError answers err in the E2B REST error format. Internal errors
-// are logged and answered without their detail.
+// writeAPIError answers err in the E2B REST error format.
 func (h *Handler) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
+	e := h.apiErrorOf(r, err)
+	writeJSON(w, e.Code, e)
+}
+
+// apiErrorOf is err in the E2B REST error format. Internal errors are
+// logged and answered without their detail.
+func (h *Handler) apiErrorOf(r *http.Request, err error) apiError {
 	p := api.AsProblem(err)
 	msg := p.Detail
 	if p.Kind() == api.KindInternal {
@@ -215,7 +221,7 @@ func (h *Handler) writeAPIError(w http.ResponseWriter, r *http.Request, err erro
 	if p.Status != 0 {
 		status = p.Status
 	}
-	writeJSON(w, status, apiError{Code: status, Message: msg})
+	return apiError{Code: status, Message: msg}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -179,4 +180,67 @@ func TestKeyShape(t *testing.T) {
 			t.Errorf("%q: want %v", key, ok)
 		}
 	}
+}
+
+// forkCases are fork bodies and the count and timeout (s) they ask for;
+// count 0 is a refusal.
+var forkCases = []struct {
+	name    string
+	body    string
+	count   int
+	timeout float64
+}{
+	{"empty", ``, 1, 15},
+	{"empty object", `{}`, 1, 15},
+	{"what the SDK sends", `{"count":3,"timeout":60}`, 3, 60},
+	{"most", `{"count":100}`, 100, 15},
+	{"count 0", `{"count":0}`, 0, 0},
+	{"count 101", `{"count":101}`, 0, 0},
+	{"count string", `{"count":"2"}`, 0, 0},
+	{"count fraction", `{"count":1.5}`, 0, 0},
+	{"count null", `{"count":null}`, 1, 15},
+	{"duplicate", `{"count":1,"count":2}`, 0, 0},
+	{"unknown field", `{"count":1,"memory":false}`, 0, 0},
+	{"timeout 0", `{"timeout":0}`, 0, 0},
+	{"timeout over the max", `{"timeout":86401}`, 0, 0},
+	{"array", `[]`, 0, 0},
+	{"null", `null`, 0, 0},
+	{"trailing", `{} {}`, 0, 0},
+}
+
+func TestParseFork(t *testing.T) {
+	h := &Handler{cfg: Config{MaxTimeout: 24 * time.Hour}}
+	for _, c := range forkCases {
+		n, d, err := h.parseFork([]byte(c.body))
+		if c.count == 0 {
+			if err == nil {
+				t.Errorf("%s: accepted (%d, %v)", c.name, n, d)
+			} else {
+				checkProblem(t, c.name, err)
+			}
+			continue
+		}
+		if err != nil || n != c.count || d != time.Duration(c.timeout*float64(time.Second)) {
+			t.Errorf("%s: %d %v %v", c.name, n, d, err)
+		}
+	}
+}
+
+// FuzzParseFork: any body asks for 1 to 100 copies living up to the
+// maximum timeout, or is refused with a 4xx problem.
+func FuzzParseFork(f *testing.F) {
+	for _, c := range forkCases {
+		f.Add([]byte(c.body))
+	}
+	h := &Handler{cfg: Config{MaxTimeout: time.Hour}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, d, err := h.parseFork(b)
+		if err != nil {
+			checkProblem(t, "fork body", err)
+			return
+		}
+		if n < 1 || n > 100 || d <= 0 || d > time.Hour {
+			t.Fatalf("%q: %d copies for %v", b, n, d)
+		}
+	})
 }

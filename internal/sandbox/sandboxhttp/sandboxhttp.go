@@ -461,6 +461,16 @@ func (h *Handler) handleResume(w http.ResponseWriter, r *http.Request) error {
 	return h.answer(w, id)
 }
 
+// CheckForkCount validates the count of copies of a fork request: 1 to
+// sandbox.MaxForks, else a validation problem naming count. The E2B
+// fork route checks its count here too.
+func CheckForkCount(n int) error {
+	if n < 1 || n > sandbox.MaxForks {
+		return validation([]api.FieldError{{Field: "count", Detail: fmt.Sprintf("must be 1 to %d", sandbox.MaxForks)}})
+	}
+	return nil
+}
+
 func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("sandbox")
 	info, err := h.m.Info(id)
@@ -471,8 +481,8 @@ func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.Count < 1 || req.Count > sandbox.MaxForks {
-		return validation([]api.FieldError{{Field: "count", Detail: fmt.Sprintf("must be 1 to %d", sandbox.MaxForks)}})
+	if err := CheckForkCount(req.Count); err != nil {
+		return err
 	}
 	// The copies mount the source's volumes (its owner's): the same check
 	// as a create, held until the copies are made.

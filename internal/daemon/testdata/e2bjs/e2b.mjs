@@ -45,6 +45,35 @@ await step('files', async () => {
   return { written: w.path, read, list: list.map((e) => `${e.name}:${e.type}`).sort(), exists, moved, gone }
 })
 
+await step('fork', async () => {
+  // Forks copy the parent's files; afterwards each writes on its own.
+  await sbx.files.write('/workspace/parent.txt', 'from the parent\n')
+  const forks = await sbx.fork({ timeoutMs: 90_000 })
+  const errors = forks.filter((f) => f instanceof Error).map((f) => `${f.name}: ${f.message}`)
+  const fork = forks.find((f) => f instanceof Sandbox)
+  const seen = await fork.files.read('/workspace/parent.txt')
+  await fork.files.write('/workspace/fork.txt', 'from the fork\n')
+  await sbx.files.write('/workspace/parent2.txt', 'after the fork\n')
+  const forkInParent = await sbx.files.exists('/workspace/fork.txt')
+  const parentInFork = await fork.files.exists('/workspace/parent2.txt')
+  const ran = (await fork.commands.run('cat /workspace/parent.txt /workspace/fork.txt')).stdout
+  const info = await fork.getInfo()
+  const secondsLeft = Math.round((info.endAt.getTime() - Date.now()) / 1000)
+  // The static call, two copies with E2B's default timeout.
+  const two = await Sandbox.fork(sbx.sandboxId, { count: 2 })
+  const twoIds = two.filter((f) => f instanceof Sandbox).map((f) => f.sandboxId)
+  const twoLeft = await Promise.all(two.filter((f) => f instanceof Sandbox).map(async (f) =>
+    Math.round(((await f.getInfo()).endAt.getTime() - Date.now()) / 1000)))
+  const twoSeen = await Promise.all(two.filter((f) => f instanceof Sandbox).map(async (f) =>
+    `${await f.files.read('/workspace/parent2.txt')}|${await f.files.exists('/workspace/fork.txt')}`))
+  const killed = await Promise.all([fork, ...two.filter((f) => f instanceof Sandbox)].map((f) => f.kill()))
+  const parentRuns = (await sbx.commands.run('cat /workspace/parent.txt')).stdout
+  await sbx.files.remove('/workspace/parent.txt')
+  await sbx.files.remove('/workspace/parent2.txt')
+  return { count: forks.length, errors, id: fork.sandboxId, seen, forkInParent, parentInFork, ran, secondsLeft,
+    two: two.length, twoIds, twoLeft, twoSeen, killed, parentRuns }
+})
+
 await step('background', async () => {
   const h = await sbx.commands.run('echo started; sleep 60', { background: true })
   const listed = await sbx.commands.list()
