@@ -61,13 +61,14 @@ func e2bKey(t *testing.T, d *daemon.Daemon, admin *client.Client, subject string
 }
 
 // TestE2BSDK drives the E2B-compatible API with the real e2b SDK from npm
-// against a live daemon: create, commands.run with streamed output and an
-// exit error, fork (sandbox.fork with a timeout, and Sandbox.fork with
-// count 2 and E2B's default timeout: the copies see the parent's files,
-// then each writes on its own, and are killed), files
-// write/read/list/makeDir/rename/remove, a background command listed and
-// killed, stdin, a pty (input, resize, exit), setTimeout, pause and
-// connect, list, kill.
+// against a live daemon: create, commands.run with streamed output (three
+// lines printed 300 ms apart reach onStdout as three chunks, the first
+// well before the command ends) and an exit error, fork (sandbox.fork with
+// a timeout, and Sandbox.fork with count 2 and E2B's default timeout: the
+// copies see the parent's files, then each writes on its own, and are
+// killed), files write/read/list/makeDir/rename/remove, a background
+// command listed and killed, stdin, a pty (input, resize, exit),
+// setTimeout, pause and connect, list, kill.
 func TestE2BSDK(t *testing.T) {
 	node, dir := e2bSDK(t)
 	d, admin := startDaemon(t)
@@ -91,6 +92,13 @@ func TestE2BSDK(t *testing.T) {
 			Stdout, Stderr  string
 			Chunks          int
 			Streamed, Error string
+		}
+		Stream struct {
+			Stdout string
+			Chunks []string
+			At     []int // ms after the call, of each chunk
+			End    int   // ms after the call, when it returned
+			Error  string
 		}
 		Fork struct {
 			Count                      int
@@ -154,6 +162,12 @@ func TestE2BSDK(t *testing.T) {
 	if r := got.Run; r.Error != "" || r.ExitCode != 0 || r.Stdout != "hi from /bin/bash\nline1\nline2\nline3\n" ||
 		r.Stderr != "oops\n" || r.Chunks < 1 || r.Streamed != r.Stdout {
 		t.Errorf("commands.run: %+v", r)
+	}
+	// Three lines printed 300 ms apart reach onStdout as three chunks,
+	// the first well before the command ends: streamed, not buffered.
+	if st := got.Stream; st.Error != "" || st.Stdout != "tick1\ntick2\ntick3\n" || strings.Join(st.Chunks, "") != st.Stdout ||
+		len(st.Chunks) < 3 || len(st.At) != len(st.Chunks) || st.End-st.At[0] < 300 {
+		t.Errorf("commands.run streaming (chunks at ms, end): %+v", st)
 	}
 	if f := got.Fork; f.Error != "" || f.Count != 1 || len(f.Errors) != 0 || f.ID == "" || f.ID == got.ID ||
 		f.Seen != "from the parent\n" || f.ForkInParent || f.ParentInFork || f.Ran != "from the parent\nfrom the fork\n" ||

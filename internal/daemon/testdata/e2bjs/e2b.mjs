@@ -23,6 +23,17 @@ await step('run', async () => {
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, chunks: chunks.length, streamed: chunks.join('') }
 })
 
+await step('stream', async () => {
+  // Three lines 300 ms apart: each must reach onStdout as it is printed.
+  const t0 = Date.now()
+  const at = []
+  const chunks = []
+  const r = await sbx.commands.run('for i in 1 2 3; do echo tick$i; sleep 0.3; done', {
+    onStdout: (d) => { at.push(Date.now() - t0); chunks.push(d) },
+  })
+  return { stdout: r.stdout, chunks, at, end: Date.now() - t0 }
+})
+
 await step('exitError', async () => {
   try {
     await sbx.commands.run('exit 3')
