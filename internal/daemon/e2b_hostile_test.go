@@ -328,3 +328,77 @@ func TestE2BMalformedRequestClass(t *testing.T) {
 		t.Errorf("start after the malformed calls: %d %q", a.status, a.body)
 	}
 }
+
+// TestE2BUnsupportedRoutesClass: the E2B and envd routes this API does
+// not serve answer 501 in the route's error format to a caller with a
+// key or an envd token ({code: 501, message} on REST paths, Connect's
+// {code: "unimplemented"} on Connect paths), 401 without credentials,
+// and 404 for another tenant's sandbox on a sandbox's route, so an SDK
+// never reads "not supported" as "sandbox not found".
+func TestE2BUnsupportedRoutesClass(t *testing.T) {
+	if err := process.Available(); err != nil {
+		t.Skipf("process sandbox tier unavailable: %v", err)
+	}
+	d, admin := startDaemon(t)
+	base := "http://" + d.Addr() + "/e2b"
+	alice, bob := e2bKey(t, d, admin, "user:alice"), e2bKey(t, d, admin, "user:bob")
+	id, tok := e2bSandbox(t, base, alice)
+	key := map[string]string{"X-API-Key": alice}
+	env := map[string]string{"X-Access-Token": tok, "E2b-Sandbox-Id": id}
+	for _, c := range []e2bCall{
+		{name: "list snapshots", method: "GET", path: "/snapshots?sandboxID=" + id, headers: key},
+		{name: "snapshot", method: "POST", path: "/sandboxes/" + id + "/snapshots", body: []byte(`{}`), headers: key},
+		{name: "metrics", method: "GET", path: "/sandboxes/" + id + "/metrics", headers: key},
+		{name: "logs", method: "GET", path: "/v2/sandboxes/" + id + "/logs", headers: key},
+		{name: "network", method: "PUT", path: "/sandboxes/" + id + "/network", body: []byte(`{}`), headers: key},
+		{name: "list secrets", method: "GET", path: "/secrets", headers: key},
+		{name: "create secret", method: "POST", path: "/secrets", body: []byte(`{"name":"x","value":"y"}`), headers: key},
+		{name: "delete secret", method: "DELETE", path: "/secrets/s1", headers: key},
+		{name: "list api keys", method: "GET", path: "/api-keys", headers: key},
+		{name: "patch api key", method: "PATCH", path: "/api-keys/k1", body: []byte(`{}`), headers: key},
+		{name: "teams", method: "GET", path: "/teams", headers: key},
+		{name: "team metrics", method: "GET", path: "/teams/t1/metrics/max", headers: key},
+		{name: "templates", method: "POST", path: "/v3/templates", body: []byte(`{}`), headers: key},
+		{name: "volumes", method: "GET", path: "/volumes", headers: key},
+		{name: "envd envs", method: "GET", path: "/envs", headers: env},
+		{name: "envd compose", method: "POST", path: "/files/compose", body: []byte(`{}`), headers: env},
+		{name: "envd metrics", method: "GET", path: "/metrics", headers: env},
+		{name: "StreamInput", method: "POST", path: "/process.Process/StreamInput", ctype: "application/connect+json", body: envelope(0, `{}`), headers: env},
+		{name: "WatchDir", method: "POST", path: "/filesystem.Filesystem/WatchDir", ctype: "application/connect+json", body: envelope(0, `{"path":"/workspace"}`), headers: env},
+	} {
+		if c.ctype == "" && c.body != nil {
+			c.ctype = "application/json"
+		}
+		connect := strings.Contains(c.path, ".Process/") || strings.Contains(c.path, ".Filesystem/")
+		a := doE2B(t, base, c)
+		var rest struct {
+			Code    int
+			Message string
+		}
+		var rpc struct{ Code, Message string }
+		ok := a.status == http.StatusNotImplemented
+		if connect {
+			ok = ok && json.Unmarshal(a.body, &rpc) == nil && rpc.Code == "unimplemented" && strings.Contains(rpc.Message, "not supported")
+		} else {
+			ok = ok && json.Unmarshal(a.body, &rest) == nil && rest.Code == 501 && strings.Contains(rest.Message, "not supported")
+		}
+		if !ok {
+			t.Errorf("%s: %d %s", c.name, a.status, a.body)
+		}
+		c.headers = nil
+		if a := doE2B(t, base, c); a.status != http.StatusUnauthorized {
+			t.Errorf("%s without credentials: %d %s", c.name, a.status, a.body)
+		}
+		if strings.Contains(c.path, id) && !strings.Contains(c.path, "?") {
+			c.headers = map[string]string{"X-API-Key": bob}
+			if a := doE2B(t, base, c); a.status != http.StatusNotFound {
+				t.Errorf("%s with another tenant's key: %d %s", c.name, a.status, a.body)
+			}
+		}
+	}
+	// The served routes are still served.
+	a := doE2B(t, base, e2bCall{name: "get", method: "GET", path: "/sandboxes/" + id, headers: key})
+	if a.status != http.StatusOK {
+		t.Errorf("get after: %d %s", a.status, a.body)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -608,15 +607,5 @@ func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request, p caller) e
 		out[i].Sandbox = &o
 	}
 	writeJSON(w, http.StatusCreated, out)
-	return nil
-}
-
-func (h *Handler) handleUnsupported(w http.ResponseWriter, r *http.Request, p caller) error {
-	if _, _, err := h.lookup(r, p, sandbox.ActionRead); err != nil {
-		return err
-	}
-	what := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-	writeJSON(w, http.StatusNotImplemented, apiError{Code: http.StatusNotImplemented,
-		Message: fmt.Sprintf("%s is not supported by agentcloud's E2B-compatible API (see the README, E2B-compatible API)", what)})
 	return nil
 }

@@ -6,7 +6,8 @@
 // errors, and the data plane of envd, the agent E2B runs inside each sandbox: the
 // process and filesystem Connect-RPC services over JSON and /files upload
 // and download, routed by the E2b-Sandbox-Id header that the SDK sends
-// when its sandbox URL is set. It also serves /v1/e2b/keys, where
+// when its sandbox URL is set. Every other route of E2B's API and envd's
+// answers 501 (unsupported.go). It also serves /v1/e2b/keys, where
 // principals get their API keys.
 //
 // It owns no sandboxes and no policy: the Manager and its tiers run them,
@@ -114,6 +115,7 @@ func (h *Handler) Routes(r *httpapi.Router) {
 		Summary: "Revoke an E2B API key by id (and the envd access tokens answered for it).", Handler: h.handleRevokeKey})
 	h.controlRoutes(r)
 	h.envdRoutes(r)
+	h.unsupportedRoutes(r)
 }
 
 // e2bRoute registers a route of the E2B API: authenticated by this
