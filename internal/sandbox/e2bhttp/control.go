@@ -140,7 +140,7 @@ func decodeBody(r *http.Request, v any) error {
 
 // seconds validates a timeout in seconds: positive, at most max.
 func (h *Handler) seconds(field string, v float64, max time.Duration) (time.Duration, error) {
-	if v != v || v <= 0 || v > max.Seconds() {
+	if v != v || v < 1 || v > max.Seconds() {
 		return 0, api.FieldErrorf(api.KindValidation, field, "%s must be between 1 and %.0f seconds", field, max.Seconds())
 	}
 	return time.Duration(v * float64(time.Second)), nil
@@ -547,8 +547,16 @@ const forkTimeout = 15 * time.Second
 func (h *Handler) parseFork(b []byte) (n int, d time.Duration, err error) {
 	var req forkRequest
 	if len(bytes.TrimSpace(b)) > 0 {
-		if err := strictjson.Decode(b, &req); err != nil {
+		// Well formed, no key twice; unknown fields are allowed, as on
+		// every E2B route (newer clients send newer ones).
+		if err := strictjson.Check(b); err != nil {
 			return 0, 0, err
+		}
+		if t := bytes.TrimSpace(b); t[0] != '{' {
+			return 0, 0, api.Errorf(api.KindInvalidJSON, "the fork body must be a JSON object {\"count\", \"timeout\"}")
+		}
+		if err := json.Unmarshal(b, &req); err != nil {
+			return 0, 0, api.Errorf(api.KindInvalidJSON, "malformed fork body: %v", err)
 		}
 	}
 	n, d = 1, forkTimeout
@@ -584,8 +592,12 @@ func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request, p caller) e
 	if err != nil {
 		return err
 	}
-	if info.State != sandbox.StateRunning {
+	switch info.State {
+	case sandbox.StateRunning:
+	case sandbox.StatePaused:
 		return api.Errorf(api.KindConflict, "sandbox %s is paused: only a running sandbox can be forked (resume it with connect)", info.ID)
+	default:
+		return api.Errorf(api.KindConflict, "sandbox %s is %s: only a running sandbox can be forked (start it again first)", info.ID, info.State)
 	}
 	if len(info.Volumes) > 0 { // the volume.mount check lives on the /v1 route
 		writeJSON(w, http.StatusNotImplemented, apiError{Code: http.StatusNotImplemented,

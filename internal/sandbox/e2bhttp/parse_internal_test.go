@@ -200,7 +200,9 @@ var forkCases = []struct {
 	{"count fraction", `{"count":1.5}`, 0, 0},
 	{"count null", `{"count":null}`, 1, 15},
 	{"duplicate", `{"count":1,"count":2}`, 0, 0},
-	{"unknown field", `{"count":1,"memory":false}`, 0, 0},
+	{"unknown field (a newer client's)", `{"count":2,"memory":false}`, 2, 15},
+	{"timeout under a second", `{"timeout":0.5}`, 0, 0},
+	{"timeout a sliver", `{"timeout":1e-10}`, 0, 0},
 	{"timeout 0", `{"timeout":0}`, 0, 0},
 	{"timeout over the max", `{"timeout":86401}`, 0, 0},
 	{"array", `[]`, 0, 0},
@@ -239,7 +241,7 @@ func FuzzParseFork(f *testing.F) {
 			checkProblem(t, "fork body", err)
 			return
 		}
-		if n < 1 || n > 100 || d <= 0 || d > time.Hour {
+		if n < 1 || n > 100 || d < time.Second || d > time.Hour {
 			t.Fatalf("%q: %d copies for %v", b, n, d)
 		}
 	})

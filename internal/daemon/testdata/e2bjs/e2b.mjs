@@ -75,6 +75,8 @@ await step('fork', async () => {
   const twoIds = two.filter((f) => f instanceof Sandbox).map((f) => f.sandboxId)
   const twoLeft = await Promise.all(two.filter((f) => f instanceof Sandbox).map(async (f) =>
     Math.round(((await f.getInfo()).endAt.getTime() - Date.now()) / 1000)))
+  // Then more time, so that a slow machine does not end them mid-test.
+  await Promise.all(two.filter((f) => f instanceof Sandbox).map((f) => f.setTimeout(120_000)))
   const twoSeen = await Promise.all(two.filter((f) => f instanceof Sandbox).map(async (f) =>
     `${await f.files.read('/workspace/parent2.txt')}|${await f.files.exists('/workspace/fork.txt')}`))
   const killed = await Promise.all([fork, ...two.filter((f) => f instanceof Sandbox)].map((f) => f.kill()))
