@@ -16,7 +16,8 @@ import (
 // format before any copy is made: another tenant's or an unknown sandbox
 // (404, as on the other routes), a count of 0, 101, a string or a
 // fraction, a malformed or huge body, a bad timeout (under a second too), a
-// paused sandbox (409) and a killed one (404). A fork beyond the owner's
+// paused sandbox (409), a killed one (404), and an owner already at the
+// cap (429, before the parent is frozen). A fork beyond the owner's
 // cap (sandbox_max_per_owner) answers 201 with one entry per copy: the
 // copies that fit, and a 429 error entry for each that did not. Nothing
 // is left behind: the listing afterwards is empty.
@@ -99,6 +100,24 @@ func TestE2BForkClass(t *testing.T) {
 	if a := doE2B(t, base, e2bCall{name: "connect", method: "POST", path: "/sandboxes/" + id + "/connect",
 		body: []byte(`{"timeout":60}`), ctype: "application/json", headers: ka}); a.status != http.StatusCreated {
 		t.Fatalf("connect: %d %s", a.status, a.body)
+	}
+	// The owner at the cap of 3: no copy fits, so the fork is refused as
+	// a whole (429, no list) before the parent is frozen.
+	var fill []string
+	for range 2 {
+		c := doE2B(t, base, e2bCall{name: "create to fill the cap", method: "POST", path: "/sandboxes",
+			body: []byte(`{"templateID":"base","timeout":60}`), ctype: "application/json", headers: ka})
+		var sb struct{ SandboxID string }
+		if c.status != http.StatusCreated || json.Unmarshal(c.body, &sb) != nil || sb.SandboxID == "" {
+			t.Fatalf("create: %d %s", c.status, c.body)
+		}
+		fill = append(fill, sb.SandboxID)
+	}
+	wantRefused("owner at the cap", fork("owner at the cap", id, `{"count":2,"timeout":60}`, ka), http.StatusTooManyRequests)
+	for _, f := range fill {
+		if k := doE2B(t, base, e2bCall{name: "kill", method: "DELETE", path: "/sandboxes/" + f, headers: ka}); k.status != http.StatusNoContent {
+			t.Fatalf("kill %s: %d %s", f, k.status, k.body)
+		}
 	}
 	// Over the cap of 3: the parent and two copies fit, two copies do not.
 	a := fork("over the cap", id, `{"count":4,"timeout":60}`, ka)

@@ -88,6 +88,14 @@ func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.D
 	if ws == "" {
 		return nil, fmt.Errorf("fork sandbox %s: tier %s keeps /workspace in memory: %w", id, spec.Tier, ErrUnsupported)
 	}
+	cs := spec
+	cs.HostWorkspace, cs.Timeout = "", timeout
+	if rem := m.remainingOf(e); timeout <= 0 && rem > 0 {
+		cs.Timeout = rem
+	}
+	if err := m.preAdmit(cs); err != nil {
+		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
+	}
 	if sb != nil && state == StateRunning { // a consistent copy: freeze while copying
 		if err := sb.Pause(ctx); err != nil {
 			return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
@@ -98,11 +106,6 @@ func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.D
 	defer done()
 	if err != nil {
 		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
-	}
-	cs := spec
-	cs.HostWorkspace, cs.Timeout = "", timeout
-	if rem := m.remainingOf(e); timeout <= 0 && rem > 0 {
-		cs.Timeout = rem
 	}
 	// forkParallel copies and activations at a time: the copies are I/O,
 	// the activations wait on init.

@@ -476,18 +476,42 @@ func (m *Manager) admit(id string, spec *Spec) error {
 		return fmt.Errorf("create sandbox %s: id in use", id)
 	}
 	if a := m.cfg.Admission; a != nil {
-		live := make([]Info, 0, len(m.sandboxes)+len(m.pending))
-		for _, e := range m.sandboxes {
-			live = append(live, e.info(m.now()))
-		}
-		for pid, ps := range m.pending {
-			live = append(live, Info{ID: pid, Tier: ps.Tier, Template: ps.Template, Labels: ps.Labels})
-		}
-		if err := a.AdmitCreate(spec, live); err != nil {
+		if err := a.AdmitCreate(spec, m.liveLocked()); err != nil {
 			return fmt.Errorf("create sandbox: %w", err)
 		}
 	}
 	m.pending[id] = *spec
+	return nil
+}
+
+// liveLocked lists the live and pending sandboxes for admission. m.mu is
+// held.
+func (m *Manager) liveLocked() []Info {
+	live := make([]Info, 0, len(m.sandboxes)+len(m.pending))
+	for _, e := range m.sandboxes {
+		live = append(live, e.info(m.now()))
+	}
+	for pid, ps := range m.pending {
+		live = append(live, Info{ID: pid, Tier: ps.Tier, Template: ps.Template, Labels: ps.Labels})
+	}
+	return live
+}
+
+// preAdmit asks admission whether a create of spec would be let in now,
+// reserving nothing: a fork whose copies would all be refused (the owner
+// at their cap, a timeout over it) fails before its source is frozen.
+// Each copy is still admitted as it is made.
+func (m *Manager) preAdmit(spec Spec) error {
+	a := m.cfg.Admission
+	if a == nil {
+		return nil
+	}
+	m.mu.Lock()
+	live := m.liveLocked()
+	m.mu.Unlock()
+	if err := a.AdmitCreate(&spec, live); err != nil {
+		return fmt.Errorf("create sandbox: %w", err)
+	}
 	return nil
 }
 
