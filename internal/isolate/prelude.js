@@ -220,7 +220,7 @@
   def(globalThis, "clearInterval", (id) => { timers.delete(id); });
 
   // ---- URL and URLSearchParams (url.js) ----
-  const { URL, URLSearchParams } = /*include url.js*/(enc);
+  const { URL, URLSearchParams } = /*include url.js*/(host, enc, dec);
   def(globalThis, "URLSearchParams", URLSearchParams);
   def(globalThis, "URL", URL);
 

@@ -218,23 +218,3 @@ func TestImports(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
-
-// TestURLFastPath checks that URLs the simple-URL fast path takes parse
-// exactly as the general parser would.
-func TestURLFastPath(t *testing.T) {
-	urls := []string{"http://agent/p?q=1", "https://a.b-c.example:8443/x/y/?", "http://h:80/", "http://h:0080/a", "ws://h",
-		"http://h/a//b;c=d@e", "https://h/.well-known/x", "http://h/a/../b", "http://h:99999/", "http://h?x=%20y&z", "wss://h:443/s"}
-	var sb strings.Builder
-	for _, u := range urls {
-		sb.WriteString(`(() => { try { const u = new URL("` + u + `"); const s = parseAll("` + u + `"); return [u.href, u.protocol, u.host, u.pathname, u.search].join(" ") === s ? "" : "` + u + ` differs: " + u.href + " vs " + s + "\n"; } catch (e) { return "` + u + ` threw " + e.message + "\n"; } })() + `)
-	}
-	// parseAll goes through the general parser via a relative resolution
-	// against an unrelated base, which the fast path never handles.
-	expr := `(() => { globalThis.parseAll = (s) => { const u = new URL(s, "file:///"); return [u.href, u.protocol, u.host, u.pathname, u.search].join(" "); }; return ` + sb.String() + `"" })()`
-	got := evalJS(t, expr)
-	// http://h:99999/ must throw on both paths.
-	want := "http://h:99999/ threw Invalid URL: port out of range\n"
-	if got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
-}
