@@ -9,11 +9,21 @@ import (
 )
 
 // maxURLBytes bounds each string the host's URL parser takes (an input, a
-// base, a setter's value), in UTF-8 bytes: a longer one is a TypeError in
-// the guest before it is parsed. A URL with a 1 MiB query parses; the
-// parser's time and memory grow with the input, and a URL this long is
-// nothing a server or browser would accept.
+// base, a setter's value), in UTF-8 bytes, and the href of every URL it
+// makes: a longer one is a TypeError in the guest. A URL with a 1 MiB
+// query parses.
 const maxURLBytes = 2 << 20
+
+// maxURLHeadBytes bounds the head (urlHead: what comes before the first ?
+// or #, unless the path is opaque) of an input, a base and every href the
+// parser makes, and the value given to any setter but search and hash.
+// The parser's time grows with the square of some heads (many @ in the
+// credentials, many segments in a path: 20,000 take it a second), so they
+// are kept where the worst takes tens of milliseconds; query, fragment and
+// opaque path parse in linear time. Servers refuse request lines this
+// long (8 KiB is the common default). Checking the href too keeps every
+// URL's href parseable again, though percent-encoding lengthens it.
+const maxURLHeadBytes = 8 << 10
 
 // urlParser is the WHATWG URL parser (github.com/nlnwa/whatwg-url) with
 // the standard's defaults: validation errors are not failures.
@@ -23,10 +33,32 @@ var urlParser = whatwg.NewParser()
 // username, password, hostname, port, pathname, search and hash, joined
 // by "\n". A serialized URL is printable ASCII (the parser
 // percent-encodes everything else and hosts go through IDNA), so the
-// separator cannot occur in a part.
-func urlRecord(u *whatwg.Url) string {
-	return strings.Join([]string{u.Href(false), urlOrigin(u), u.Protocol(), u.Username(), u.Password(),
-		u.Hostname(), u.Port(), u.Pathname(), u.Search(), u.Hash()}, "\n")
+// separator cannot occur in a part. It is a TypeError when the href is
+// over the limits (maxURLBytes, maxURLHeadBytes) or does not parse again
+// (urlReparses).
+func urlRecord(u *whatwg.Url) (string, error) {
+	href := u.Href(false)
+	if head := urlHead(href); len(href) > maxURLBytes || head > maxURLHeadBytes {
+		return "", HostErrorf("TypeError", "Invalid URL: it would be %d bytes, %d before its query, more than the %d and %d the runtime parses",
+			len(href), head, maxURLBytes, maxURLHeadBytes)
+	}
+	if !urlReparses(u, href) {
+		return "", urlInvalid(href)
+	}
+	return strings.Join([]string{href, urlOrigin(u), u.Protocol(), u.Username(), u.Password(),
+		u.Hostname(), u.Port(), u.Pathname(), u.Search(), u.Hash()}, "\n"), nil
+}
+
+// urlReparses reports whether href, u's, parses again. Only a host with a
+// Punycode label is checked (the others always do): the library's
+// Punycode encoder takes labels whose encoding overflows, which the
+// standard's domain to ASCII refuses and which do not decode again.
+func urlReparses(u *whatwg.Url, href string) bool {
+	if !strings.Contains(u.Hostname(), "xn--") {
+		return true
+	}
+	_, err := urlParser.Parse(href)
+	return err == nil
 }
 
 // urlOrigin is the ASCII serialization of u's origin: scheme://host[:port]
@@ -47,10 +79,14 @@ func urlOrigin(u *whatwg.Url) string {
 
 // urlArg is a guest string as the standard's USVString: a lone surrogate
 // (which the guest hands over as its 3-byte WTF-8 form) and any other
-// invalid byte become U+FFFD. It is a TypeError over maxURLBytes.
-func urlArg(what, s string) (string, error) {
+// invalid byte become U+FFFD. It is a TypeError over maxURLBytes, or when
+// head, the length of its head (urlHead), is over maxURLHeadBytes.
+func urlArg(what, s string, head int) (string, error) {
 	if len(s) > maxURLBytes {
 		return "", HostErrorf("TypeError", "Invalid URL: the %s is %d bytes, more than the %d the runtime parses", what, len(s), maxURLBytes)
+	}
+	if head > maxURLHeadBytes {
+		return "", HostErrorf("TypeError", "Invalid URL: the %s has %d bytes before its query, more than the %d the runtime parses", what, head, maxURLHeadBytes)
 	}
 	if utf8.ValidString(s) {
 		return s, nil
@@ -73,6 +109,44 @@ func urlArg(what, s string) (string, error) {
 	return b.String(), nil
 }
 
+// urlHead is the length of s's head as maxURLHeadBytes counts it: up to
+// its first ? or #, or 0 for an absolute URL with an opaque path (a scheme
+// other than the special ones, not followed by /). Tabs and newlines,
+// which the parser removes, are removed first.
+func urlHead(s string) int {
+	s = strings.TrimLeft(s, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
+	end := strings.IndexAny(s, "?#")
+	if end < 0 {
+		end = len(s)
+	}
+	if strings.ContainsAny(s[:end], "\t\n\r") {
+		s = strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(s)
+		if end = strings.IndexAny(s, "?#"); end < 0 {
+			end = len(s)
+		}
+	}
+	if c := strings.IndexByte(s[:end], ':'); c > 0 && urlScheme(s[:c]) && !(c+1 < len(s) && s[c+1] == '/') {
+		switch strings.ToLower(s[:c]) {
+		case "http", "https", "ws", "wss", "ftp", "file":
+		default:
+			return 0
+		}
+	}
+	return end
+}
+
+// urlScheme reports whether s is a scheme: an ASCII letter, then ASCII
+// alphanumerics, +, - and . .
+func urlScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20
+		if !(c >= 'a' && c <= 'z' || i > 0 && (s[i] >= '0' && s[i] <= '9' || s[i] == '+' || s[i] == '-' || s[i] == '.')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // urlInvalid is the guest's error for input the parser refuses.
 func urlInvalid(input string) error {
 	if len(input) > 200 {
@@ -85,12 +159,12 @@ func urlInvalid(input string) error {
 // absent when hasBase is false. It returns urlRecord or a TypeError.
 func urlParse(input, base string, hasBase bool) (res string, err error) {
 	defer urlRecover(&err)
-	if input, err = urlArg("input", input); err != nil {
+	if input, err = urlArg("input", input, urlHead(input)); err != nil {
 		return "", err
 	}
 	var b *whatwg.Url
 	if hasBase {
-		if base, err = urlArg("base", base); err != nil {
+		if base, err = urlArg("base", base, urlHead(base)); err != nil {
 			return "", err
 		}
 		if b, err = urlParser.Parse(base); err != nil {
@@ -101,20 +175,25 @@ func urlParse(input, base string, hasBase bool) (res string, err error) {
 	if err != nil {
 		return "", urlInvalid(input)
 	}
-	return urlRecord(u), nil
+	return urlRecord(u)
 }
 
 // urlSet is the host op "url.set": the URL href with the setter name run
 // with value, as the standard's API setters do (state overrides: a value
 // the component cannot take leaves the URL as it was). It returns
-// urlRecord; only "href" throws, for a value that does not parse.
+// urlRecord; it throws for an href that does not parse and for a value or
+// a result over the limits.
 func urlSet(href, name, value string) (res string, err error) {
 	defer urlRecover(&err)
-	if value, err = urlArg(name, value); err != nil {
-		return "", err
-	}
 	if name == "href" {
 		return urlParse(value, "", false)
+	}
+	head := len(value)
+	if name == "search" || name == "hash" {
+		head = 0
+	}
+	if value, err = urlArg(name, value, head); err != nil {
+		return "", err
 	}
 	u, err := urlParser.Parse(href)
 	if err != nil {
@@ -142,7 +221,10 @@ func urlSet(href, name, value string) (res string, err error) {
 	default:
 		return "", HostErrorf("TypeError", "URL has no setter %q", name)
 	}
-	return urlRecord(u), nil
+	if (name == "host" || name == "hostname") && !urlReparses(u, u.Href(false)) {
+		u, _ = urlParser.Parse(href) // a host the standard refuses: no change
+	}
+	return urlRecord(u)
 }
 
 // urlRecover turns a panic of the parser into the guest's TypeError, so

@@ -87,9 +87,10 @@
 
   // ---- URL ----
   // _p holds the host's answer, split: href, origin, protocol, username,
-  // password, hostname, port, pathname, search, hash. A string longer than
-  // the host's limit (url.go maxURLBytes, in UTF-8 bytes; a UTF-16 length
-  // over it is over it in bytes too) is refused here, before it is copied.
+  // password, hostname, port, pathname, search, hash. The host refuses a
+  // string over 2 MiB of UTF-8 and a head (what precedes the query) over
+  // 8 KiB (url.go maxURLBytes, maxURLHeadBytes); a string whose UTF-16
+  // length is over the first is refused here, before it is copied.
   const MAX = 2 << 20;
   const arg = (v) => {
     const s = String(v);

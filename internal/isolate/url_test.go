@@ -78,3 +78,128 @@ func TestURLOldPreludeClass(t *testing.T) {
 		t.Fatalf("unexpected answer %s", w)
 	}
 }
+
+// TestURLSizeLimitClass: a URL with a 1 MiB query, fragment or opaque
+// path parses and its searchParams work; a string over the host's limit
+// (maxURLBytes, in UTF-8 bytes) as input, base or setter value is a
+// TypeError that says so, also when only its UTF-8 form is over, and
+// canParse and parse answer false and null for it; so is a head (what
+// comes before the query) over maxURLHeadBytes, in an input or given to
+// a setter other than search and hash.
+func TestURLSizeLimitClass(t *testing.T) {
+	got := evalJS(t, `(() => {
+		const out = [];
+		const big = "http://h/?q=" + "a".repeat(1 << 20);
+		const u = new URL(big);
+		out.push(u.search.length, u.searchParams.get("q").length);
+		u.searchParams.append("z", "1");
+		out.push(u.href.endsWith("aaa&z=1"), u.search.length);
+		const over = "http://h/?" + "a".repeat(2 << 20);
+		const overBytes = "http://h/?" + "\u00e9".repeat(1 << 20);
+		const err = (f) => { try { f(); return "no error"; } catch (e) { return e.name + ": " + e.message.replace(/[0-9]+/g, "N"); } };
+		out.push(err(() => new URL(over)), err(() => new URL(overBytes)), err(() => new URL("/p", over)));
+		out.push(err(() => { new URL("http://h/").search = over; }), URL.canParse(over), URL.parse(overBytes));
+		const mb = "a".repeat(1 << 20), head = "/p".repeat(4093);
+		const d = new URL("data:text/plain," + mb.slice(3 << 18) + "#" + mb.slice(3 << 18));
+		out.push(d.pathname.length, d.hash.length);
+		d.search = mb;
+		out.push(err(() => { d.hash = mb; }), d.hash.length, d.search.length, URL.canParse("http://h" + head), URL.canParse("http://h" + head.slice(2)));
+		out.push(err(() => new URL("http://h" + head)), err(() => new URL("x", "http://h" + head)), err(() => new URL(head + "/x/y/z/w", "http://h/")));
+		out.push(err(() => { new URL("http://h/").pathname = head + "/x/y/z/w"; }), err(() => { new URL("http://h/").username = head + "/x/y/z/w"; }));
+		return out.join("\n");
+	})()`)
+	want := strings.Join([]string{"1048579", "1048576", "true", "1048583",
+		"TypeError: Invalid URL: N characters, more than the N bytes the runtime parses",
+		"TypeError: Invalid URL: the input is N bytes, more than the N the runtime parses",
+		"TypeError: Invalid URL: N characters, more than the N bytes the runtime parses",
+		"TypeError: Invalid URL: N characters, more than the N bytes the runtime parses",
+		"false", "", "262155", "262145",
+		"TypeError: Invalid URL: it would be N bytes, N before its query, more than the N and N the runtime parses", "262145", "1048577", "false", "true",
+		"TypeError: Invalid URL: the input has N bytes before its query, more than the N the runtime parses",
+		"TypeError: Invalid URL: the base has N bytes before its query, more than the N the runtime parses",
+		"TypeError: Invalid URL: the input has N bytes before its query, more than the N the runtime parses",
+		"TypeError: Invalid URL: the pathname has N bytes before its query, more than the N the runtime parses",
+		"TypeError: Invalid URL: the username has N bytes before its query, more than the N the runtime parses",
+	}, "\n")
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// urlSetters are the names url.set takes.
+var urlSetters = []string{"href", "protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash"}
+
+// checkURLResult checks what url.parse or url.set answered: a TypeError,
+// or ten parts of printable ASCII whose href parses again to the same
+// parts (the setters work from the href alone, so it must keep the URL).
+func checkURLResult(t *testing.T, what string, res string, err error) {
+	t.Helper()
+	if err != nil {
+		var he *HostError
+		if !errors.As(err, &he) || he.Name != "TypeError" {
+			t.Fatalf("%.200s: %.200v, not a TypeError", what, err)
+		}
+		if strings.Contains(he.Message, "the parser failed") {
+			t.Fatalf("%.200s: %.200v", what, err)
+		}
+		return
+	}
+	parts := strings.Split(res, "\n")
+	if len(parts) != 10 {
+		t.Fatalf("%.200s: %d parts in %.200q", what, len(parts), res)
+	}
+	for i := 0; i < len(res); i++ {
+		if c := res[i]; c != '\n' && (c < 0x20 || c > 0x7e) {
+			t.Fatalf("%.200s: byte %#x in %.200q", what, c, res)
+		}
+	}
+	again, err := urlParse(parts[0], "", false)
+	if err != nil {
+		t.Fatalf("%.200s: %.200q does not parse again: %.200v", what, res, err)
+	}
+	if again != res {
+		t.Fatalf("%.200s: %.200q parses again as %.200q", what, res, again)
+	}
+}
+
+// FuzzURLHost: the host ops url.parse and url.set, on any input, base,
+// setter and value (malformed, huge, invalid UTF-8 or WTF-8 surrogates),
+// answer a TypeError or a URL (checkURLResult); never a panic, which the
+// ops would turn into a TypeError saying "the parser failed" (a failure
+// here too). Seeds: testdata/urlcases.json and hostile inputs.
+func FuzzURLHost(f *testing.F) {
+	cases, err := os.ReadFile("testdata/urlcases.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var seeds [][2]*string
+	if err := json.Unmarshal(cases, &seeds); err != nil {
+		f.Fatal(err)
+	}
+	for i, s := range seeds {
+		base := ""
+		if s[1] != nil {
+			base = *s[1]
+		}
+		f.Add(*s[0], base, uint8(i), "x")
+	}
+	for _, s := range []string{"\xff\xfe", "http://h/\xed\xa0\x80\xed\xb0\x80", "http://\xed\xbf\xbf/", "http://" + strings.Repeat("[", 1000),
+		"http://h/?" + strings.Repeat("%", 100000), "http://h/" + strings.Repeat("../", 10000), "http://[::1.2.3.4.5]/", "http://xn--a.xn--/",
+		"http://0x7f.1/", "file:////\\c|/..", "a:\t/\n/b", strings.Repeat("a", maxURLBytes+1), "blob:blob:http://h/", "http://h:65536/",
+		"http://" + strings.Repeat("\u00e9", 10000) + "/", "http://h" + strings.Repeat("/@", maxURLHeadBytes/2),
+		"data:," + strings.Repeat("/@", maxURLHeadBytes), "a\t:\n" + strings.Repeat("/", maxURLHeadBytes), "non-special://" + strings.Repeat("%", 1000)} {
+		f.Add(s, "http://h/a", uint8(len(s)), s)
+	}
+	f.Fuzz(func(t *testing.T, input, base string, setter uint8, value string) {
+		res, err := urlParse(input, "", false)
+		checkURLResult(t, "parse "+input, res, err)
+		rel, rerr := urlParse(input, base, true)
+		checkURLResult(t, "parse "+input+" against "+base, rel, rerr)
+		if rerr != nil {
+			return
+		}
+		name := urlSetters[int(setter)%len(urlSetters)]
+		set, err := urlSet(strings.SplitN(rel, "\n", 2)[0], name, value)
+		checkURLResult(t, "set "+name+" to "+value, set, err)
+	})
+}
