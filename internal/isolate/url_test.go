@@ -85,7 +85,9 @@ func TestURLOldPreludeClass(t *testing.T) {
 // TypeError that says so, also when only its UTF-8 form is over, and
 // canParse and parse answer false and null for it; so is a head (what
 // comes before the query) over maxURLHeadBytes, in an input or given to
-// a setter other than search and hash.
+// a setter other than search and hash. The origin of a blob: URL whose
+// path is such a head is opaque (the path is not parsed), and an href
+// replaced by code in the URL object meets the limits too.
 func TestURLSizeLimitClass(t *testing.T) {
 	got := evalJS(t, `(() => {
 		const out = [];
@@ -106,6 +108,10 @@ func TestURLSizeLimitClass(t *testing.T) {
 		out.push(err(() => { d.hash = mb; }), d.hash.length, d.search.length, URL.canParse("http://h" + head), URL.canParse("http://h" + head.slice(2)));
 		out.push(err(() => new URL("http://h" + head)), err(() => new URL("x", "http://h" + head)), err(() => new URL(head + "/x/y/z/w", "http://h/")));
 		out.push(err(() => { new URL("http://h/").pathname = head + "/x/y/z/w"; }), err(() => { new URL("http://h/").username = head + "/x/y/z/w"; }));
+		out.push(new URL("blob:http://h" + head.slice(10)).origin, new URL("blob:http://h" + head + "/x/y/z/w").origin);
+		const forged = new URL("http://h/");
+		forged._p[0] = "http://" + "@".repeat(1 << 20);
+		out.push(err(() => { forged.hash = "x"; }));
 		return out.join("\n");
 	})()`)
 	want := strings.Join([]string{"1048579", "1048576", "true", "1048583",
@@ -120,6 +126,8 @@ func TestURLSizeLimitClass(t *testing.T) {
 		"TypeError: Invalid URL: the input has N bytes before its query, more than the N the runtime parses",
 		"TypeError: Invalid URL: the pathname has N bytes before its query, more than the N the runtime parses",
 		"TypeError: Invalid URL: the username has N bytes before its query, more than the N the runtime parses",
+		"http://h", "null",
+		"TypeError: Invalid URL: the URL has N bytes before its query, more than the N the runtime parses",
 	}, "\n")
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
@@ -164,9 +172,10 @@ func checkURLResult(t *testing.T, what string, res string, err error) {
 
 // FuzzURLHost: the host ops url.parse and url.set, on any input, base,
 // setter and value (malformed, huge, invalid UTF-8 or WTF-8 surrogates),
-// answer a TypeError or a URL (checkURLResult); never a panic, which the
-// ops would turn into a TypeError saying "the parser failed" (a failure
-// here too). Seeds: testdata/urlcases.json and hostile inputs.
+// answer a TypeError or a URL (checkURLResult), also for a setter given
+// any href as the URL (code can replace it in the object); never a panic,
+// which the ops would turn into a TypeError saying "the parser failed" (a
+// failure here too). Seeds: testdata/urlcases.json and hostile inputs.
 func FuzzURLHost(f *testing.F) {
 	cases, err := os.ReadFile("testdata/urlcases.json")
 	if err != nil {
@@ -187,6 +196,7 @@ func FuzzURLHost(f *testing.F) {
 		"http://h/?" + strings.Repeat("%", 100000), "http://h/" + strings.Repeat("../", 10000), "http://[::1.2.3.4.5]/", "http://xn--a.xn--/",
 		"http://0x7f.1/", "file:////\\c|/..", "a:\t/\n/b", strings.Repeat("a", maxURLBytes+1), "blob:blob:http://h/", "http://h:65536/",
 		"http://" + strings.Repeat("\u00e9", 10000) + "/", "http://h" + strings.Repeat("/@", maxURLHeadBytes/2),
+		"blob:http://" + strings.Repeat("@", 2*maxURLHeadBytes), "blob:https://h" + strings.Repeat("/", maxURLHeadBytes-20),
 		"data:," + strings.Repeat("/@", maxURLHeadBytes), "a\t:\n" + strings.Repeat("/", maxURLHeadBytes), "non-special://" + strings.Repeat("%", 1000)} {
 		f.Add(s, "http://h/a", uint8(len(s)), s)
 	}
@@ -195,10 +205,12 @@ func FuzzURLHost(f *testing.F) {
 		checkURLResult(t, "parse "+input, res, err)
 		rel, rerr := urlParse(input, base, true)
 		checkURLResult(t, "parse "+input+" against "+base, rel, rerr)
+		name := urlSetters[int(setter)%len(urlSetters)]
+		forged, err := urlSet(input, name, value) // an href replaced in the URL object
+		checkURLResult(t, "set "+name+" of "+input+" to "+value, forged, err)
 		if rerr != nil {
 			return
 		}
-		name := urlSetters[int(setter)%len(urlSetters)]
 		set, err := urlSet(strings.SplitN(rel, "\n", 2)[0], name, value)
 		checkURLResult(t, "set "+name+" to "+value, set, err)
 	})
