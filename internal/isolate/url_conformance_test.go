@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
 
 // urlParts reads the parts of new URL(input[, base]) the WHATWG URL
@@ -43,11 +45,11 @@ func TestURLConformanceWhatwgURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(ref); err != nil {
-		t.Skip("whatwg-url is not installed: run scripts/deps.sh (npm ci in internal/isolate/testdata/whatwg-url)")
+		testdeps.Missing(t, "whatwg-url is not installed: run scripts/deps.sh (npm ci in internal/isolate/testdata/whatwg-url)")
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed")
+		testdeps.Missing(t, "node is not installed")
 	}
 	cases, err := os.ReadFile("testdata/urlcases.json")
 	if err != nil {
