@@ -324,14 +324,42 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 	timeout = min(timeout, m.cfg.MaxTimeout)
 	now := m.now()
 	e := &entry{id: id, spec: spec, created: now, deadline: now.Add(timeout), state: StateRunning}
-	// Acknowledged only once durable. The record does not depend on the
-	// live sandbox, so it is written beside the activation rather than
-	// after it (the write's fsync was a quarter of a pooled create:
-	// docs/PERFORMANCE.md); a record that cannot be written undoes the
-	// create, and a create that fails takes its record back (unrecord).
-	// The record's clock starts here; the live one once the sandbox runs
-	// (below), as before: a record's clock only matters after a restart,
-	// which gives every sandbox at least RestartGrace.
+	sb, err := m.activateRecorded(ctx, t, e, o)
+	if err == nil && seed != "" && spec.HostWorkspace == "" && o.image == "" && o.lower == "" {
+		if err = seedHeld(sb, seed); err != nil {
+			_ = sb.Close()
+			m.closed(id)
+			err = fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
+		}
+	}
+	if err != nil {
+		// A failed write may still have landed (its answer lost): take
+		// it back either way. A record that stays keeps its files.
+		if m.unrecord(ctx, id) == nil {
+			m.removeHostDir(id)
+		}
+		return nil, err
+	}
+	now = m.now()
+	e.sb, e.created, e.deadline = sb, now, now.Add(timeout)
+	m.mu.Lock()
+	m.sandboxes[id] = e
+	delete(m.pending, id)
+	m.mu.Unlock()
+	return sb, nil
+}
+
+// activateRecorded activates e's sandbox (activateFrom) while e's record
+// is written, and returns once both are done. Acknowledged only once
+// durable: the record does not depend on the live sandbox, so it is
+// written beside the activation rather than after it (the write's fsync
+// was a quarter of a pooled create: docs/PERFORMANCE.md). A write that
+// fails cancels the activation and fails the create (the sandbox, if it
+// came up, is closed); the caller takes the record back on any failure
+// (unrecord). The record's clock starts before the activation, the live
+// one after it (createFrom): a record's clock only matters after a
+// restart, which gives every sandbox at least RestartGrace.
+func (m *Manager) activateRecorded(ctx context.Context, t Tier, e *entry, o origin) (Sandbox, error) {
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	persisted := make(chan error, 1)
@@ -342,39 +370,18 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 		}
 		persisted <- err
 	}()
-	sb, err := m.activateFrom(actx, t, id, spec, o)
+	sb, err := m.activateFrom(actx, t, e.id, e.spec, o)
 	perr := <-persisted
-	if err == nil && perr == nil && seed != "" && spec.HostWorkspace == "" && o.image == "" && o.lower == "" {
-		if err = seedHeld(sb, seed); err != nil {
-			err = fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
-		}
+	switch {
+	case perr == nil:
+		return sb, err
+	case sb != nil:
+		_ = sb.Close()
+		m.closed(e.id)
+	case err != nil && !errors.Is(err, context.Canceled):
+		return nil, fmt.Errorf("create sandbox %s: %w; and %w", e.id, perr, err)
 	}
-	if err != nil || perr != nil {
-		if sb != nil {
-			_ = sb.Close()
-			m.closed(id)
-		}
-		switch {
-		case perr != nil && err != nil && !errors.Is(err, context.Canceled):
-			err = fmt.Errorf("create sandbox %s: %w; and %w", id, perr, err)
-		case perr != nil:
-			err = fmt.Errorf("create sandbox %s: %w", id, perr)
-		}
-		// A failed write may still have landed (its answer lost): take
-		// it back either way. A record that stays keeps its files.
-		if m.unrecord(ctx, id) == nil {
-			m.removeHostDir(id)
-		}
-		return nil, err
-	}
-	now = m.now()
-	e.sb, e.created, e.deadline = sb, now, now.Add(timeout)
-	e.sb = sb
-	m.mu.Lock()
-	m.sandboxes[id] = e
-	delete(m.pending, id)
-	m.mu.Unlock()
-	return sb, nil
+	return nil, fmt.Errorf("create sandbox %s: %w", e.id, perr)
 }
 
 // activate makes the live sandbox of spec (from the warm pool when one
