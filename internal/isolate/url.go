@@ -8,22 +8,27 @@ import (
 	whatwg "github.com/nlnwa/whatwg-url/url"
 )
 
-// maxURLBytes bounds each string the host's URL parser takes (an input, a
-// base, a setter's value), in UTF-8 bytes, and the href of every URL it
-// makes: a longer one is a TypeError in the guest. A URL with a 1 MiB
-// query parses.
+// maxURLBytes bounds what one call of the host's URL parser takes (an
+// input with its base, an href with a setter's value), in UTF-8 bytes,
+// and the href of every URL it makes: more is a TypeError in the guest. A
+// URL with a 1 MiB query parses.
 const maxURLBytes = 2 << 20
 
 // maxURLHeadBytes bounds the head (urlHead: what comes before the first ?
 // or #, unless the path is opaque) of an input, a base and every href the
-// parser makes, and the value given to any setter but search and hash.
-// The parser's time grows with the square of some heads (many @ in the
-// credentials, many segments in a path: 20,000 take it a second), so they
-// are kept where the worst we found takes about 0.2 s; query, fragment
-// and opaque path parse in linear time. Servers refuse request lines this
-// long (8 KiB is the common default). Checking the href too keeps every
-// URL's href parseable again, though percent-encoding lengthens it.
-const maxURLHeadBytes = 8 << 10
+// parser makes, and a setter's value (but search's and hash's): the
+// server takes request lines up to its 64 KiB header limit, and an
+// agent's new URL(request.url) must parse what it was sent. Heads parse
+// in linear time (a 64 KiB path of 32,768 segments in about 6 ms), but
+// for their credentials (maxURLCredsBytes).
+const maxURLHeadBytes = 64 << 10
+
+// maxURLCredsBytes bounds what comes before the last @ of a head (the
+// credentials, when there are any): the parser's time grows with the
+// square of it (8 KiB of @ takes about 0.1 s, 16 KiB 0.35 s, 64 KiB of
+// credentials seconds). Checking hrefs too keeps every URL's href
+// parseable again, though percent-encoding lengthens it.
+const maxURLCredsBytes = 8 << 10
 
 // urlParser is the WHATWG URL parser (github.com/nlnwa/whatwg-url) with
 // the standard's defaults: validation errors are not failures.
@@ -38,9 +43,9 @@ var urlParser = whatwg.NewParser()
 // (urlReparses).
 func urlRecord(u *whatwg.Url) (string, error) {
 	href := u.Href(false)
-	if head := urlHead(href); len(href) > maxURLBytes || head > maxURLHeadBytes {
-		return "", HostErrorf("TypeError", "Invalid URL: it would be %d bytes, %d before its query, more than the %d and %d the runtime parses",
-			len(href), head, maxURLBytes, maxURLHeadBytes)
+	if head, creds := urlHead(href); len(href) > maxURLBytes || head > maxURLHeadBytes || creds > maxURLCredsBytes {
+		return "", HostErrorf("TypeError", "Invalid URL: it would be %d bytes, %d before its query, %d before its last @, more than the %d, %d and %d the runtime parses",
+			len(href), head, creds, maxURLBytes, maxURLHeadBytes, maxURLCredsBytes)
 	}
 	if !urlReparses(u, href) {
 		return "", urlInvalid(href)
@@ -64,7 +69,7 @@ func urlReparses(u *whatwg.Url, href string) bool {
 // urlOrigin is the ASCII serialization of u's origin: scheme://host[:port]
 // for the special schemes with hosts, the origin of the URL in the path
 // of a blob: URL when that is http(s), and "null" (an opaque origin)
-// otherwise. A blob: path whose head is over maxURLHeadBytes is not parsed
+// otherwise. A blob: path over the head limits is not parsed
 // (its opaque path escaped the limit): it could not be a URL of its own.
 func urlOrigin(u *whatwg.Url) string {
 	switch u.Scheme() {
@@ -72,7 +77,7 @@ func urlOrigin(u *whatwg.Url) string {
 		return u.Protocol() + "//" + u.Host()
 	case "blob":
 		path := u.Pathname()
-		if urlHead(path) > maxURLHeadBytes {
+		if head, creds := urlHead(path); head > maxURLHeadBytes || creds > maxURLCredsBytes {
 			break
 		}
 		if p, err := urlParser.Parse(path); err == nil && (p.Scheme() == "http" || p.Scheme() == "https") {
@@ -85,13 +90,16 @@ func urlOrigin(u *whatwg.Url) string {
 // urlArg is a guest string as the standard's USVString: a lone surrogate
 // (which the guest hands over as its 3-byte WTF-8 form) and any other
 // invalid byte become U+FFFD. It is a TypeError over maxURLBytes, or when
-// head, the length of its head (urlHead), is over maxURLHeadBytes.
-func urlArg(what, s string, head int) (string, error) {
+// head or creds (urlHead's) are over maxURLHeadBytes or maxURLCredsBytes.
+func urlArg(what, s string, head, creds int) (string, error) {
 	if len(s) > maxURLBytes {
 		return "", HostErrorf("TypeError", "Invalid URL: the %s is %d bytes, more than the %d the runtime parses", what, len(s), maxURLBytes)
 	}
 	if head > maxURLHeadBytes {
 		return "", HostErrorf("TypeError", "Invalid URL: the %s has %d bytes before its query, more than the %d the runtime parses", what, head, maxURLHeadBytes)
+	}
+	if creds > maxURLCredsBytes {
+		return "", HostErrorf("TypeError", "Invalid URL: the %s has %d bytes before its last @ (its credentials), more than the %d the runtime parses", what, creds, maxURLCredsBytes)
 	}
 	if utf8.ValidString(s) {
 		return s, nil
@@ -116,9 +124,10 @@ func urlArg(what, s string, head int) (string, error) {
 
 // urlHead is the length of s's head as maxURLHeadBytes counts it: up to
 // its first ? or #, or 0 for an absolute URL with an opaque path (a scheme
-// other than the special ones, not followed by /). Tabs and newlines,
-// which the parser removes, are removed first.
-func urlHead(s string) int {
+// other than the special ones, not followed by /); and creds, where the
+// last @ of that head is (0 without one), as maxURLCredsBytes counts it.
+// Tabs and newlines, which the parser removes, are removed first.
+func urlHead(s string) (head, creds int) {
 	s = strings.TrimLeft(s, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
 	end := strings.IndexAny(s, "?#")
 	if end < 0 {
@@ -134,10 +143,10 @@ func urlHead(s string) int {
 		switch strings.ToLower(s[:c]) {
 		case "http", "https", "ws", "wss", "ftp", "file":
 		default:
-			return 0
+			return 0, 0
 		}
 	}
-	return end
+	return end, max(strings.LastIndexByte(s[:end], '@'), 0)
 }
 
 // urlScheme reports whether s is a scheme: an ASCII letter, then ASCII
@@ -164,12 +173,17 @@ func urlInvalid(input string) error {
 // absent when hasBase is false. It returns urlRecord or a TypeError.
 func urlParse(input, base string, hasBase bool) (res string, err error) {
 	defer urlRecover(&err)
-	if input, err = urlArg("input", input, urlHead(input)); err != nil {
+	if hasBase && len(input)+len(base) > maxURLBytes {
+		return "", HostErrorf("TypeError", "Invalid URL: the input and its base are %d bytes, more than the %d the runtime parses", len(input)+len(base), maxURLBytes)
+	}
+	head, creds := urlHead(input)
+	if input, err = urlArg("input", input, head, creds); err != nil {
 		return "", err
 	}
 	var b *whatwg.Url
 	if hasBase {
-		if base, err = urlArg("base", base, urlHead(base)); err != nil {
+		head, creds := urlHead(base)
+		if base, err = urlArg("base", base, head, creds); err != nil {
 			return "", err
 		}
 		if b, err = urlParser.Parse(base); err != nil {
@@ -193,17 +207,33 @@ func urlSet(href, name, value string) (res string, err error) {
 	if name == "href" {
 		return urlParse(value, "", false)
 	}
+	// Setters take their value in linear time. A new search or hash
+	// (which may be as long as a URL) must leave a URL within the limit:
+	// refused before any parse, not after two.
 	head := len(value)
 	if name == "search" || name == "hash" {
 		head = 0
+		keep := href
+		if i := strings.IndexAny(href, "?#"); i >= 0 && name == "search" {
+			keep = href[:i]
+			if j := strings.IndexByte(href[i:], '#'); j >= 0 {
+				keep += href[i+j:]
+			}
+		} else if i := strings.IndexByte(href, '#'); i >= 0 && name == "hash" {
+			keep = href[:i]
+		}
+		if n := len(keep) + len(value); n > maxURLBytes {
+			return "", HostErrorf("TypeError", "Invalid URL: with the new %s it would be %d bytes, more than the %d the runtime parses", name, n, maxURLBytes)
+		}
 	}
-	if value, err = urlArg(name, value, head); err != nil {
+	if value, err = urlArg(name, value, head, 0); err != nil {
 		return "", err
 	}
 	// The href comes from the guest's URL object, where code can replace
 	// it: it meets the limits like any input (every href urlRecord
 	// answered does).
-	if href, err = urlArg("URL", href, urlHead(href)); err != nil {
+	hrefHead, hrefCreds := urlHead(href)
+	if href, err = urlArg("URL", href, hrefHead, hrefCreds); err != nil {
 		return "", err
 	}
 	u, err := urlParser.Parse(href)

@@ -28,6 +28,7 @@
       return dec(out.buffer.slice(0, n));
     }
   };
+  const serialize = (list) => list.map(([k, v]) => formEncode(k) + "=" + formEncode(v)).join("&");
   class URLSearchParams {
     constructor(init) {
       this._list = [];
@@ -54,13 +55,16 @@
         this._list.push(i < 0 ? [formDecode(part), ""] : [formDecode(part.slice(0, i)), formDecode(part.slice(i + 1))]);
       }
     }
-    _update() { if (this._url) this._url._setQuery(this.toString()); }
+    // _commit makes list the pairs, after writing it back to the URL they
+    // belong to: when the host refuses that URL (its limits), the pairs
+    // and the URL stay as they were, and the error is thrown.
+    _commit(list) { if (this._url) this._url._setQuery(serialize(list)); this._list = list; }
     get size() { return this._list.length; }
-    append(k, v) { this._list.push([usv(k), usv(v)]); this._update(); }
+    append(k, v) { this._commit(this._list.concat([[usv(k), usv(v)]])); }
     delete(k, v) {
       k = usv(k);
-      this._list = this._list.filter(([a, b]) => !(a === k && (v === undefined || b === usv(v))));
-      this._update();
+      if (v !== undefined) v = usv(v);
+      this._commit(this._list.filter(([a, b]) => !(a === k && (v === undefined || b === v))));
     }
     get(k) { k = usv(k); const e = this._list.find(([a]) => a === k); return e ? e[1] : null; }
     getAll(k) { k = usv(k); return this._list.filter(([a]) => a === k).map(([, b]) => b); }
@@ -68,29 +72,27 @@
     set(k, v) {
       k = usv(k); v = usv(v);
       const i = this._list.findIndex(([a]) => a === k);
-      if (i < 0) this._list.push([k, v]);
-      else { this._list[i][1] = v; this._list = this._list.filter(([a], j) => a !== k || j === i); }
-      this._update();
+      this._commit(i < 0 ? this._list.concat([[k, v]]) : this._list.filter(([a], j) => a !== k || j === i).map((e) => (e[0] === k ? [k, v] : e)));
     }
     sort() {
-      this._list = this._list.map((e, i) => [e, i]).sort((x, y) => (x[0][0] < y[0][0] ? -1 : x[0][0] > y[0][0] ? 1 : x[1] - y[1])).map(([e]) => e);
-      this._update();
+      this._commit(this._list.map((e, i) => [e, i]).sort((x, y) => (x[0][0] < y[0][0] ? -1 : x[0][0] > y[0][0] ? 1 : x[1] - y[1])).map(([e]) => e));
     }
     forEach(cb, thisArg) { for (const [k, v] of this._list) cb.call(thisArg, v, k, this); }
     *entries() { for (const [k, v] of this._list) yield [k, v]; }
     *keys() { for (const [k] of this._list) yield k; }
     *values() { for (const [, v] of this._list) yield v; }
     [Symbol.iterator]() { return this.entries(); }
-    toString() { return this._list.map(([k, v]) => formEncode(k) + "=" + formEncode(v)).join("&"); }
+    toString() { return serialize(this._list); }
     get [Symbol.toStringTag]() { return "URLSearchParams"; }
   }
 
   // ---- URL ----
   // _p holds the host's answer, split: href, origin, protocol, username,
   // password, hostname, port, pathname, search, hash. The host refuses a
-  // string over 2 MiB of UTF-8 and a head (what precedes the query) over
-  // 8 KiB (url.go maxURLBytes, maxURLHeadBytes); a string whose UTF-16
-  // length is over the first is refused here, before it is copied.
+  // string over 2 MiB of UTF-8, a head (what precedes the query) over
+  // 64 KiB and credentials over 8 KiB (url.go maxURLBytes,
+  // maxURLHeadBytes, maxURLCredsBytes); a string whose UTF-16 length is
+  // over the first is refused here, before it is copied.
   const MAX = 2 << 20;
   const arg = (v) => {
     const s = String(v);

@@ -80,14 +80,17 @@ func TestURLOldPreludeClass(t *testing.T) {
 }
 
 // TestURLSizeLimitClass: a URL with a 1 MiB query, fragment or opaque
-// path parses and its searchParams work; a string over the host's limit
-// (maxURLBytes, in UTF-8 bytes) as input, base or setter value is a
-// TypeError that says so, also when only its UTF-8 form is over, and
-// canParse and parse answer false and null for it; so is a head (what
-// comes before the query) over maxURLHeadBytes, in an input or given to
-// a setter other than search and hash. The origin of a blob: URL whose
-// path is such a head is opaque (the path is not parsed), and an href
-// replaced by code in the URL object meets the limits too.
+// path parses and its searchParams work, and so does one with a 64 KiB
+// path (the longest request line the server takes); a string over the
+// host's limit (maxURLBytes, in UTF-8 bytes) as input, base or setter
+// value, or an input and base, or an href and a setter's value, together
+// over it (a new search or hash: what the URL would be), is a TypeError that says so, also when only its UTF-8 form is
+// over, and canParse and parse answer false and null for it; so is a head
+// (what comes before the query) over maxURLHeadBytes, in an input, a base
+// or given to a setter other than search and hash, and credentials (what
+// precedes the head's last @) over maxURLCredsBytes. The origin of a
+// blob: URL whose path is such a head is opaque (the path is not parsed),
+// and an href replaced by code in the URL object meets the limits too.
 func TestURLSizeLimitClass(t *testing.T) {
 	got := evalJS(t, `(() => {
 		const out = [];
@@ -101,13 +104,16 @@ func TestURLSizeLimitClass(t *testing.T) {
 		const err = (f) => { try { f(); return "no error"; } catch (e) { return e.name + ": " + e.message.replace(/[0-9]+/g, "N"); } };
 		out.push(err(() => new URL(over)), err(() => new URL(overBytes)), err(() => new URL("/p", over)));
 		out.push(err(() => { new URL("http://h/").search = over; }), URL.canParse(over), URL.parse(overBytes));
-		const mb = "a".repeat(1 << 20), head = "/p".repeat(4093);
+		out.push(err(() => new URL("?" + "a".repeat(3 << 19), "http://h/?" + "b".repeat(1 << 20))));
+		const mb = "a".repeat(1 << 20), head = "/p".repeat(32765);
 		const d = new URL("data:text/plain," + mb.slice(3 << 18) + "#" + mb.slice(3 << 18));
 		out.push(d.pathname.length, d.hash.length);
 		d.search = mb;
 		out.push(err(() => { d.hash = mb; }), d.hash.length, d.search.length, URL.canParse("http://h" + head), URL.canParse("http://h" + head.slice(2)));
+		out.push(URL.canParse("http://h/" + "a/".repeat(30000)), new URL("/" + "seg/".repeat(16000), "http://h/").pathname.length);
 		out.push(err(() => new URL("http://h" + head)), err(() => new URL("x", "http://h" + head)), err(() => new URL(head + "/x/y/z/w", "http://h/")));
 		out.push(err(() => { new URL("http://h/").pathname = head + "/x/y/z/w"; }), err(() => { new URL("http://h/").username = head + "/x/y/z/w"; }));
+		out.push(URL.canParse("http://" + "a".repeat(8185) + "@h/"), err(() => new URL("http://" + "a".repeat(8186) + "@h/")), err(() => new URL("/", "http://" + "@".repeat(9000) + "h/")));
 		out.push(new URL("blob:http://h" + head.slice(10)).origin, new URL("blob:http://h" + head + "/x/y/z/w").origin);
 		const forged = new URL("http://h/");
 		forged._p[0] = "http://" + "@".repeat(1 << 20);
@@ -119,13 +125,19 @@ func TestURLSizeLimitClass(t *testing.T) {
 		"TypeError: Invalid URL: the input is N bytes, more than the N the runtime parses",
 		"TypeError: Invalid URL: N characters, more than the N bytes the runtime parses",
 		"TypeError: Invalid URL: N characters, more than the N bytes the runtime parses",
-		"false", "", "262155", "262145",
-		"TypeError: Invalid URL: it would be N bytes, N before its query, more than the N and N the runtime parses", "262145", "1048577", "false", "true",
+		"false", "",
+		"TypeError: Invalid URL: the input and its base are N bytes, more than the N the runtime parses",
+		"262155", "262145",
+		"TypeError: Invalid URL: with the new hash it would be N bytes, more than the N the runtime parses", "262145", "1048577", "false", "true",
+		"true", "64001",
 		"TypeError: Invalid URL: the input has N bytes before its query, more than the N the runtime parses",
 		"TypeError: Invalid URL: the base has N bytes before its query, more than the N the runtime parses",
 		"TypeError: Invalid URL: the input has N bytes before its query, more than the N the runtime parses",
 		"TypeError: Invalid URL: the pathname has N bytes before its query, more than the N the runtime parses",
 		"TypeError: Invalid URL: the username has N bytes before its query, more than the N the runtime parses",
+		"true",
+		"TypeError: Invalid URL: the input has N bytes before its last @ (its credentials), more than the N the runtime parses",
+		"TypeError: Invalid URL: the base has N bytes before its last @ (its credentials), more than the N the runtime parses",
 		"http://h", "null",
 		"TypeError: Invalid URL: the URL has N bytes before its query, more than the N the runtime parses",
 	}, "\n")
@@ -214,4 +226,28 @@ func FuzzURLHost(f *testing.F) {
 		set, err := urlSet(strings.SplitN(rel, "\n", 2)[0], name, value)
 		checkURLResult(t, "set "+name+" to "+value, set, err)
 	})
+}
+
+// TestURLSearchParamsRefusedWriteClass: a change to a URL's searchParams
+// that the host refuses (the URL would pass maxURLBytes) throws and leaves
+// both the pairs and the URL as they were: they never drift apart.
+func TestURLSearchParamsRefusedWriteClass(t *testing.T) {
+	got := evalJS(t, `(() => {
+		const u = new URL("http://h/?k=" + "a".repeat((2 << 20) - 200));
+		const sp = u.searchParams, href = u.href;
+		const out = [];
+		for (const f of [() => sp.append("x", "y".repeat(300)), () => sp.set("x", "y".repeat(300)), () => sp.set("k", "z".repeat(2 << 20))]) {
+			try { f(); out.push("no error"); } catch (e) { out.push(e.name); }
+			out.push(sp.size, u.href === href, sp.get("k").length, sp.has("x"));
+		}
+		sp.append("x", "1");
+		out.push(sp.size, u.search.endsWith("&x=1"), sp.toString() === u.search.slice(1));
+		sp.set("k", "v"); sp.delete("x"); sp.sort();
+		out.push(u.href, sp.size);
+		return out.join(",");
+	})()`)
+	want := "TypeError,1,true,2096952,false,TypeError,1,true,2096952,false,TypeError,1,true,2096952,false,2,true,true,http://h/?k=v,1"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
 }
