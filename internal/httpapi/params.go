@@ -123,3 +123,27 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// EscapedRest is the value of r's trailing {name...} wildcard as the
+// client sent it, still percent-encoded. r.PathValue gives it decoded, so
+// that a %2F, %3F or %23 in it would read as a /, ? or # of the path a
+// handler passes on (an agent's request.url, a proxied request). The
+// segments before the wildcard are identifiers (pathParams), the same
+// escaped and decoded; it falls back to the decoded value when the path
+// does not end with it.
+func EscapedRest(r *http.Request, name string) string {
+	rest := r.PathValue(name)
+	if !strings.HasSuffix(r.URL.Path, rest) {
+		return rest
+	}
+	skip := strings.Count(strings.TrimSuffix(r.URL.Path, rest), "/")
+	esc := r.URL.EscapedPath()
+	for range skip {
+		i := strings.IndexByte(esc, '/')
+		if i < 0 {
+			return rest
+		}
+		esc = esc[i+1:]
+	}
+	return esc
+}

@@ -22,7 +22,8 @@ const marshalJS = `export default { async fetch(request) {
 // TestTrafficMarshallingClass: a request and its response cross into the
 // session and back unchanged by the warm path's shortcuts: bodies (none,
 // empty, sized, chunked) arrive whole; repeated request headers arrive
-// joined; the URL keeps path and query; repeated response headers
+// joined; the URL keeps path and query as sent (an escaped ?, #, / or %
+// in the path stays escaped); repeated response headers
 // (set-cookie, any other) come back as separate values under canonical
 // names; hop-by-hop response headers are dropped.
 func TestTrafficMarshallingClass(t *testing.T) {
@@ -42,12 +43,12 @@ func TestTrafficMarshallingClass(t *testing.T) {
 		{"POST", strings.NewReader("hello body"), "hello body"},
 		{"PUT", io.MultiReader(strings.NewReader("chun"), strings.NewReader("ked")), "chunked"}, // no length: chunked
 	} {
-		resp, body := e.do(t, "", c.method, "/agents/marsh/sessions/s/p/q?a=1&b=%2F", c.body, map[string]string{"X-In": "x"})
+		resp, body := e.do(t, "", c.method, "/agents/marsh/sessions/s/p/q%3Fx%23y%2Fz/%25?a=1&b=%2F", c.body, map[string]string{"X-In": "x"})
 		var got struct{ Method, URL, Body, Multi string }
 		if resp.StatusCode != 201 || json.Unmarshal(body, &got) != nil {
 			t.Fatalf("%s: %d %s", c.method, resp.StatusCode, body)
 		}
-		if got.Method != c.method || got.Body != c.want || !strings.HasSuffix(got.URL, "/p/q?a=1&b=%2F") || got.Multi != "x" {
+		if got.Method != c.method || got.Body != c.want || !strings.HasSuffix(got.URL, "/p/q%3Fx%23y%2Fz/%25?a=1&b=%2F") || got.Multi != "x" {
 			t.Errorf("%s reached the agent as %+v", c.method, got)
 		}
 		if v := resp.Header.Values("Set-Cookie"); !slices.Equal(v, []string{"a=1", "b=2"}) {

@@ -273,11 +273,12 @@ func (h *Handler) traffic(w http.ResponseWriter, r *http.Request, agent string) 
 		return err
 	}
 	var u strings.Builder
-	u.Grow(len("http://") + len(r.Host) + 2 + len(r.PathValue("path")) + len(r.URL.RawQuery))
+	path := httpapi.EscapedRest(r, "path") // as sent: a %3F stays in the path
+	u.Grow(len("http://") + len(r.Host) + 2 + len(path) + len(r.URL.RawQuery))
 	u.WriteString("http://")
 	u.WriteString(r.Host)
 	u.WriteString("/")
-	u.WriteString(r.PathValue("path"))
+	u.WriteString(path)
 	if r.URL.RawQuery != "" {
 		u.WriteString("?")
 		u.WriteString(r.URL.RawQuery)
