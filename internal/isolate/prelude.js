@@ -164,7 +164,10 @@
     "ReadableByteStreamController", "ReadableStreamBYOBRequest", "WritableStream", "WritableStreamDefaultWriter",
     "WritableStreamDefaultController", "TransformStream", "TransformStreamDefaultController", "ByteLengthQueuingStrategy",
     "CountQueuingStrategy", "TextEncoderStream", "TextDecoderStream", "CompressionStream", "DecompressionStream"], streams);
-  const crypto = {
+  // crypto is the one Crypto (Workers': new Crypto() is an illegal
+  // constructor); its methods live on the prototype.
+  class Crypto { constructor() { throw new TypeError("Illegal constructor"); } get [Symbol.toStringTag]() { return "Crypto"; } }
+  const cryptoMethods = {
     getRandomValues(arr) {
       if (!ArrayBuffer.isView(arr) || arr instanceof Float32Array || arr instanceof Float64Array) {
         throw new TypeError("getRandomValues: expected an integer TypedArray");
@@ -182,7 +185,17 @@
     },
     get subtle() { return webcrypto().subtle; },
   };
-  def(globalThis, "crypto", crypto);
+  for (const k of Object.getOwnPropertyNames(cryptoMethods)) Object.defineProperty(Crypto.prototype, k, Object.getOwnPropertyDescriptor(cryptoMethods, k));
+  def(globalThis, "Crypto", Crypto);
+  def(globalThis, "crypto", Object.create(Crypto.prototype));
+  // self is the global object, as in a worker; an accessor, so platform
+  // (below) does not take the global object for a singleton.
+  Object.defineProperty(globalThis, "self", { get: () => globalThis, set(v) { def(globalThis, "self", v); }, configurable: true, enumerable: false });
+  // reportError logs e as an uncaught exception would be, and returns.
+  def(globalThis, "reportError", function reportError(e) {
+    if (arguments.length === 0) throw new TypeError("reportError: 1 argument required, but only 0 present");
+    console.error("Uncaught", e);
+  });
 
   // Math.random draws from host randomness (crypto/rand), 128 values per
   // host call. QuickJS seeds its own generator once at context creation,
