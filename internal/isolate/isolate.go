@@ -53,7 +53,8 @@ var preloadHints = map[string][]string{
 	"streams.js": {"ReadableStream", "WritableStream", "TransformStream", "TextEncoderStream", "TextDecoderStream",
 		"CompressionStream", "DecompressionStream", "getReader", "pipeThrough", "pipeTo", ".body"},
 	"websocket.js": {"WebSocketPair", "acceptWebSocket", "webSocketMessage"},
-	"webapi.js":    {"FormData", "formData", "Blob", "blob()", "new File", "EventTarget", "new Event", "CustomEvent"},
+	"webapi.js": {"FormData", "formData", "Blob", "blob()", "new File", "EventTarget", "new Event", "CustomEvent",
+		"MessageEvent", "CloseEvent", "ErrorEvent", "PromiseRejectionEvent", ".accept()"},
 }
 
 // preloadLibs is the list of libraries spec's sources hint at.

@@ -139,11 +139,11 @@
   const lazyGlobals = (names, lib) => { for (const name of names) Object.defineProperty(globalThis, name, { get: () => lib()[name], set(v) { def(globalThis, name, v); }, configurable: true }); };
   // websocket.js too; invoke is defined below, before anything calls this.
   let wsl = null;
-  const websockets = () => wsl || (wsl = mark(geval(host("lib", "websocket.js"))(invoke, toAB, (ab) => host("base64.encode", ab))));
+  const websockets = () => wsl || (wsl = mark(geval(host("lib", "websocket.js"))(invoke, toAB, (ab) => host("base64.encode", ab), webapi)));
   // webapi.js: events, Blob, File, FormData and multipart bodies.
   let wal = null;
   const webapi = () => wal || (wal = mark(geval(host("lib", "webapi.js"))(host, toAB, enc, dec, DOMException)));
-  lazyGlobals(["Event", "CustomEvent", "EventTarget", "Blob", "File", "FormData"], webapi);
+  lazyGlobals(["Event", "CustomEvent", "MessageEvent", "CloseEvent", "ErrorEvent", "PromiseRejectionEvent", "EventTarget", "Blob", "File", "FormData"], webapi);
   // navigator is an object of a class, so structuredClone sees a platform
   // object rather than plain data.
   class Navigator { get [Symbol.toStringTag]() { return "Navigator"; } }

@@ -1,4 +1,5 @@
-// webapi.js: Event, EventTarget, CustomEvent, Blob, File and FormData, and
+// webapi.js: Event, EventTarget, CustomEvent, MessageEvent, CloseEvent,
+// ErrorEvent, PromiseRejectionEvent, Blob, File and FormData, and
 // the multipart/form-data body of a FormData. Compiled on first use (host
 // op "lib") or at boot when the agent's source names them, as the other
 // libraries. Multipart bodies are parsed in Go (host op "multipart.parse",
@@ -23,6 +24,46 @@
   class CustomEvent extends Event {
     constructor(type, init = {}) { super(type, init); this.detail = init && init.detail !== undefined ? init.detail : null; }
     get [Symbol.toStringTag]() { return "CustomEvent"; }
+  }
+  // The events of messages, closes and errors (WebSocket's among them) and
+  // of unhandled rejections, each with its init dictionary's members.
+  const need = (args, name) => { if (args.length === 0) throw new TypeError(`${name}: type is required`); };
+  const opt = (init, k, d) => (init && init[k] !== undefined ? init[k] : d);
+  class MessageEvent extends Event {
+    constructor(type, init = {}) {
+      need(arguments, "MessageEvent"); super(type, init);
+      const ports = opt(init, "ports", []);
+      if (ports === null || typeof ports !== "object" || typeof ports[Symbol.iterator] !== "function") throw new TypeError("MessageEvent: ports must be a sequence");
+      this.data = opt(init, "data", null); this.origin = String(opt(init, "origin", ""));
+      this.lastEventId = String(opt(init, "lastEventId", "")); this.source = opt(init, "source", null);
+      this.ports = Object.freeze(Array.from(ports));
+    }
+    get [Symbol.toStringTag]() { return "MessageEvent"; }
+  }
+  class CloseEvent extends Event {
+    constructor(type, init = {}) {
+      need(arguments, "CloseEvent"); super(type, init);
+      this.code = Number(opt(init, "code", 0)) & 0xffff; this.reason = String(opt(init, "reason", "")); this.wasClean = !!opt(init, "wasClean", false);
+    }
+    get [Symbol.toStringTag]() { return "CloseEvent"; }
+  }
+  class ErrorEvent extends Event {
+    constructor(type, init = {}) {
+      need(arguments, "ErrorEvent"); super(type, init);
+      this.message = String(opt(init, "message", "")); this.filename = String(opt(init, "filename", ""));
+      this.lineno = Number(opt(init, "lineno", 0)) >>> 0; this.colno = Number(opt(init, "colno", 0)) >>> 0;
+      this.error = opt(init, "error", null);
+    }
+    get [Symbol.toStringTag]() { return "ErrorEvent"; }
+  }
+  class PromiseRejectionEvent extends Event {
+    constructor(type, init) {
+      need(arguments, "PromiseRejectionEvent");
+      if (init === null || typeof init !== "object" || !("promise" in init)) throw new TypeError("PromiseRejectionEvent: init.promise is required");
+      super(type, init);
+      this.promise = init.promise; this.reason = init.reason;
+    }
+    get [Symbol.toStringTag]() { return "PromiseRejectionEvent"; }
   }
   const listeners = new WeakMap();
   class EventTarget {
@@ -174,5 +215,5 @@
     return fd;
   }
 
-  return { Event, CustomEvent, EventTarget, Blob, File, FormData, encode, decode };
+  return { Event, CustomEvent, MessageEvent, CloseEvent, ErrorEvent, PromiseRejectionEvent, EventTarget, Blob, File, FormData, encode, decode };
 }

@@ -7,7 +7,12 @@
 // "message"/"close" events (sockets accepted with ws.accept()). send and
 // close are host calls (service "websocket", sockets.go in the session
 // layer).
-(function (invoke, toAB, b64enc) {
+//
+// events, when given, returns webapi.js's exports: listeners then get
+// MessageEvent, CloseEvent and ErrorEvent instances. A prelude from before
+// it (in a heap restored from an old snapshot) passes none, and its
+// listeners get plain objects as they did.
+(function (invoke, toAB, b64enc, events) {
   "use strict";
   const sockets = new Map(); // id -> accepted server end
   let next = 0;
@@ -64,7 +69,16 @@
     ws.readyState = OPEN;
     sockets.set(ws._id, ws);
   }
-  function emit(ws, type, ev) {
+  // makeEvent builds what a listener of type gets.
+  function makeEvent(ws, type, init) {
+    if (typeof events !== "function") return Object.assign({ type }, init);
+    const E = events(), C = type === "message" ? E.MessageEvent : type === "close" ? E.CloseEvent : E.ErrorEvent;
+    const ev = new C(type, init);
+    ev.target = ws; ev.currentTarget = ws;
+    return ev;
+  }
+  function emit(ws, type, init) {
+    const ev = makeEvent(ws, type, init);
     const on = ws["on" + type];
     if (typeof on === "function") on.call(ws, ev);
     for (const f of ws._l[type] || []) f.call(ws, ev);
@@ -83,7 +97,7 @@
       if (ws._mode === "hibernate") {
         if (typeof h.webSocketMessage !== "function") throw fail("a WebSocket accepted with acceptWebSocket needs a webSocketMessage handler");
         await h.webSocketMessage(ws, data);
-      } else emit(ws, "message", { type: "message", data });
+      } else emit(ws, "message", { data });
       return "ok";
     }
     const c = rest.indexOf("\0"), code = Number(rest.slice(0, c)), reason = rest.slice(c + 1);
@@ -91,7 +105,12 @@
     sockets.delete(id);
     if (ws._mode === "hibernate") {
       if (typeof h.webSocketClose === "function") await h.webSocketClose(ws, code, reason, code !== 1006);
-    } else emit(ws, "close", { type: "close", code, reason, wasClean: code !== 1006 });
+    } else {
+      // An abnormal closure (1006: the connection dropped) is an error
+      // first, as in a browser.
+      if (code === 1006) emit(ws, "error", { message: "the WebSocket connection closed abnormally" });
+      emit(ws, "close", { code, reason, wasClean: code !== 1006 });
+    }
     return "ok";
   }
   const list = (tag) => Array.from(sockets.values()).filter((ws) => ws._mode === "hibernate" && ws.readyState === OPEN &&
