@@ -33,6 +33,8 @@ var (
 	websocketJS string
 	//go:embed webapi.js
 	webapiJS string
+	//go:embed identitystream.js
+	identityStreamJS string
 
 	// prelude is prelude.js with the files it includes (a comment
 	// "/*include NAME*/" stands for the function expression in NAME).
@@ -40,7 +42,8 @@ var (
 
 	// preludeLibs are the sources the prelude compiles on first use (host
 	// op "lib"); each is a function expression.
-	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS, "webapi.js": webapiJS}
+	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS, "webapi.js": webapiJS,
+		"identitystream.js": identityStreamJS}
 )
 
 // preloadHints name, for each library of preludeLibs, words whose presence

@@ -137,6 +137,10 @@
   let stl = null;
   const streams = () => stl || (stl = mark(geval(host("lib", "streams.js"))(host, toAB, enc, dec)));
   const lazyGlobals = (names, lib) => { for (const name of names) Object.defineProperty(globalThis, name, { get: () => lib()[name], set(v) { def(globalThis, name, v); }, configurable: true }); };
+  // identitystream.js: IdentityTransformStream and FixedLengthStream.
+  let isl = null;
+  const identityStreams = () => isl || (isl = mark(geval(host("lib", "identitystream.js"))(streams().TransformStream)));
+  lazyGlobals(["IdentityTransformStream", "FixedLengthStream"], identityStreams);
   // websocket.js too; invoke is defined below, before anything calls this.
   let wsl = null;
   const websockets = () => wsl || (wsl = mark(geval(host("lib", "websocket.js"))(invoke, toAB, (ab) => host("base64.encode", ab), webapi)));
