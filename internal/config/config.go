@@ -66,6 +66,8 @@ type Config struct {
 	WebSockets WebSocketConfig `json:"websockets"`
 	// Logs bounds the log streams of live sessions (logs.go).
 	Logs LogConfig `json:"logs"`
+	// Cache bounds the node's Cache API storage (cache.go).
+	Cache CacheConfig `json:"cache"`
 	// Images bounds sandbox image templates (images.go).
 	Images ImageConfig `json:"images"`
 	// Volumes bounds named sandbox volumes (volumes.go).
@@ -229,6 +231,7 @@ func Default() Config {
 		SessionMaxBodyBytes:        32 << 20,
 		WebSockets:                 defaultWebSockets(),
 		Logs:                       defaultLogs(),
+		Cache:                      defaultCache(),
 		Images:                     defaultImages(),
 		Volumes:                    defaultVolumes(),
 		Tracing:                    defaultTracing(),
@@ -467,6 +470,7 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	}
 	errs = append(errs, c.loadRolloutEnv(lookup)...)
 	errs = append(errs, c.loadWebSocketEnv(lookup)...)
+	errs = append(errs, c.loadCacheEnv(lookup)...)
 	errs = append(errs, c.loadLogsEnv(lookup)...)
 	errs = append(errs, c.loadImagesEnv(lookup)...)
 	errs = append(errs, c.loadVolumesEnv(lookup)...)
@@ -593,6 +597,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateTLS()...)
 	errs = append(errs, c.validateRollout()...)
 	errs = append(errs, c.validateWebSockets()...)
+	errs = append(errs, c.validateCache()...)
 	errs = append(errs, c.validateLogs()...)
 	errs = append(errs, c.validateImages()...)
 	errs = append(errs, c.validateVolumes()...)

@@ -43,9 +43,31 @@ type memHost struct {
 	fetchFn func(context.Context, Request) (Response, error)
 	// invokeFn answers env.<service> calls; nil refuses them.
 	invokeFn func(ctx context.Context, service, method string, args []byte) ([]byte, error)
+	// caches and agent serve the Cache API (agent's entries of caches).
+	caches *CacheStore
+	agent  string
 }
 
-func newMemHost() *memHost { return &memHost{state: map[string][]byte{}} }
+func newMemHost() *memHost {
+	return &memHost{state: map[string][]byte{}, caches: NewCacheStore(0, 0, nil), agent: "a1"}
+}
+
+var _ CacheHost = (*memHost)(nil)
+
+func (h *memHost) CacheMatch(cache, url string) (CachedResponse, bool, error) {
+	r, ok := h.caches.Match(h.agent, cache, url)
+	return r, ok, nil
+}
+
+func (h *memHost) CachePut(cache, url string, r CachedResponse) (bool, error) {
+	return h.caches.Put(h.agent, cache, url, r)
+}
+
+func (h *memHost) CacheDelete(cache, url string) (bool, error) {
+	return h.caches.Delete(h.agent, cache, url), nil
+}
+
+func (h *memHost) CacheEntryLimit() int64 { return h.caches.EntryLimit() }
 
 func (h *memHost) StateGet(key string) ([]byte, bool, error) {
 	h.mu.Lock()

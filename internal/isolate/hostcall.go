@@ -337,6 +337,8 @@ func (c *callCtx) dispatch(ctx context.Context, argc, argv uint32) (any, error) 
 		return urlParse(argString(a, 0), argString(a, 1), len(a) > 1 && a[1] != nil)
 	case "url.set":
 		return urlSet(argString(a, 0), argString(a, 1), argString(a, 2))
+	case "cache":
+		return c.cacheCall(a)
 	case "multipart.parse":
 		return parseForm(argString(a, 0), argBytes(a, 1), c.iso.rt.cfg.MaxBodyBytes)
 	case "compress", "decompress":

@@ -35,6 +35,8 @@ var (
 	webapiJS string
 	//go:embed identitystream.js
 	identityStreamJS string
+	//go:embed cache.js
+	cacheJS string
 
 	// prelude is prelude.js with the files it includes (a comment
 	// "/*include NAME*/" stands for the function expression in NAME).
@@ -43,7 +45,7 @@ var (
 	// preludeLibs are the sources the prelude compiles on first use (host
 	// op "lib"); each is a function expression.
 	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS, "webapi.js": webapiJS,
-		"identitystream.js": identityStreamJS}
+		"identitystream.js": identityStreamJS, "cache.js": cacheJS}
 )
 
 // preloadHints name, for each library of preludeLibs, words whose presence

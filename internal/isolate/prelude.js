@@ -490,6 +490,11 @@
   }
   def(globalThis, "fetch", fetch);
 
+  // cache.js: caches, Cache and CacheStorage.
+  let cal = null;
+  const cacheLib = () => cal || (cal = mark(geval(host("lib", "cache.js"))(host, Request, Response, toAB)));
+  lazyGlobals(["caches", "Cache", "CacheStorage"], cacheLib);
+
   // ---- env and the driver ----
   const json = (v) => { const s = JSON.stringify(v); if (s === undefined) throw new TypeError("value is not JSON-serializable"); return s; };
   // env.state values are structured-clone values (jsonclone.js encodeState):

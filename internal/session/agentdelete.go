@@ -115,6 +115,7 @@ func (m *Manager) finishDelete(ctx context.Context, agent string) error {
 		m.vmu.Unlock()
 	}
 	m.logs.drop(agent)
+	m.caches.Purge(agent)
 	if err := m.agents.Delete(ctx, store.Key(agent)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete agent %s: %w", agent, err)
 	}

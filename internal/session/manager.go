@@ -85,6 +85,10 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Logs bounds the log streams of live sessions (logs.go).
 	Logs LogLimits
+	// CacheBytes and CacheEntryBytes bound the node's Cache API storage
+	// (cache.go): all entries together and each one (0: the defaults,
+	// isolate.DefaultCacheBytes and DefaultCacheEntryBytes).
+	CacheBytes, CacheEntryBytes int64
 }
 
 type sessKey struct{ agent, id string }
@@ -122,6 +126,9 @@ type Manager struct {
 	sessions map[sessKey]*session
 	lru      *list.List // of *session, most recent at front
 	liveMem  int64
+
+	// caches is the node's Cache API storage (cache.go).
+	caches *isolate.CacheStore
 
 	vmu    sync.Mutex          // guards versionCache
 	vcache map[string]*version // digest -> loaded version (template built lazily)
@@ -208,6 +215,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, sockets: newSocketHub(cfg.Sockets),
+		caches:   isolate.NewCacheStore(cfg.CacheBytes, cfg.CacheEntryBytes, cfg.Now),
 		logs:     newLogBuffer(cfg.Logs, uint64(time.Now().UnixMicro())),
 		sessions: map[sessKey]*session{}, lru: list.New(), vcache: map[string]*version{}, stop: make(chan struct{})}
 	var err error

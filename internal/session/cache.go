@@ -1,0 +1,60 @@
+package session
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/agentcloud/agentcloud/internal/isolate"
+)
+
+// The Cache API's storage (isolate.CacheStore): one per node, in memory,
+// shared by each agent's sessions here. It is a cache, like Workers' cache
+// of one location: entries are evicted past the budget, never replicated,
+// and gone after a restart.
+
+var _ isolate.CacheHost = (*callHost)(nil)
+
+// cacheAgent is the name the agent's entries have in the node's cache:
+// the agent's name and when it was first deployed, so an agent deleted and
+// deployed again under the same name, by anyone, starts with none of the
+// old one's entries (on every node, not only the one that deleted it).
+func (h *callHost) cacheAgent() (string, error) {
+	ar, ok, err := h.m.agentRecord(h.ctx, h.s.key.agent)
+	if err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	if !ok {
+		return "", isolate.HostErrorf("NotSupportedError", "caches: agent %s is not deployed", h.s.key.agent)
+	}
+	return h.s.key.agent + "\x00" + strconv.FormatInt(ar.Created.UnixNano(), 10), nil
+}
+
+func (h *callHost) CacheMatch(cache, url string) (isolate.CachedResponse, bool, error) {
+	defer h.timed(h.enter())
+	a, err := h.cacheAgent()
+	if err != nil {
+		return isolate.CachedResponse{}, false, err
+	}
+	r, ok := h.m.caches.Match(a, cache, url)
+	return r, ok, nil
+}
+
+func (h *callHost) CachePut(cache, url string, r isolate.CachedResponse) (bool, error) {
+	defer h.timed(h.enter())
+	a, err := h.cacheAgent()
+	if err != nil {
+		return false, err
+	}
+	return h.m.caches.Put(a, cache, url, r)
+}
+
+func (h *callHost) CacheDelete(cache, url string) (bool, error) {
+	defer h.timed(h.enter())
+	a, err := h.cacheAgent()
+	if err != nil {
+		return false, err
+	}
+	return h.m.caches.Delete(a, cache, url), nil
+}
+
+func (h *callHost) CacheEntryLimit() int64 { return h.m.caches.EntryLimit() }
