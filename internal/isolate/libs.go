@@ -23,11 +23,13 @@ var (
 	identityStreamJS string
 	//go:embed cache.js
 	cacheJS string
+	//go:embed urlpattern.js
+	urlPatternJS string
 
 	// preludeLibs are the sources the prelude compiles on first use (host
 	// op "lib"); each is a function expression.
 	preludeLibs = map[string]string{"webcrypto.js": webcryptoJS, "clone.js": cloneJS, "streams.js": streamsJS, "websocket.js": websocketJS, "webapi.js": webapiJS,
-		"identitystream.js": identityStreamJS, "cache.js": cacheJS}
+		"identitystream.js": identityStreamJS, "cache.js": cacheJS, "urlpattern.js": urlPatternJS}
 )
 
 // preloadHints name, for each library of preludeLibs, words whose presence

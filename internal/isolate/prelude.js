@@ -240,6 +240,10 @@
   const { URL, URLSearchParams } = /*include url.js*/(host, enc, dec);
   def(globalThis, "URLSearchParams", URLSearchParams);
   def(globalThis, "URL", URL);
+  // urlpattern.js (generated from urlpattern-polyfill): URLPattern.
+  let upl = null;
+  const urlPatterns = () => upl || (upl = mark(geval(host("lib", "urlpattern.js"))()));
+  lazyGlobals(["URLPattern"], urlPatterns);
 
   // ---- Headers ----
   const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
