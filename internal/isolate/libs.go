@@ -41,7 +41,10 @@ var preloadHints = map[string][]string{
 	"clone.js":     {"structuredClone", "new Map", "new Set"},
 	"streams.js": {"ReadableStream", "WritableStream", "TransformStream", "TextEncoderStream", "TextDecoderStream",
 		"CompressionStream", "DecompressionStream", "getReader", "pipeThrough", "pipeTo", ".body"},
-	"websocket.js": {"WebSocketPair", "acceptWebSocket", "webSocketMessage"},
+	"websocket.js":      {"WebSocketPair", "acceptWebSocket", "webSocketMessage"},
+	"identitystream.js": {"IdentityTransformStream", "FixedLengthStream"},
+	"cache.js":          {"caches"},
+	"urlpattern.js":     {"URLPattern"},
 	"webapi.js": {"FormData", "formData", "Blob", "blob()", "new File", "EventTarget", "new Event", "CustomEvent",
 		"MessageEvent", "CloseEvent", "ErrorEvent", "PromiseRejectionEvent", ".accept()"},
 }
@@ -49,7 +52,7 @@ var preloadHints = map[string][]string{
 // preloadLibs is the list of libraries spec's sources hint at.
 func preloadLibs(spec Spec) []any {
 	out := []any{}
-	for _, name := range []string{"webcrypto.js", "clone.js", "streams.js", "websocket.js", "webapi.js"} {
+	for _, name := range []string{"webcrypto.js", "clone.js", "streams.js", "websocket.js", "webapi.js", "identitystream.js", "cache.js", "urlpattern.js"} {
 		hit := func(src string) bool {
 			for _, w := range preloadHints[name] {
 				if strings.Contains(src, w) {

@@ -636,7 +636,8 @@
       // Libraries the agent's source names are compiled now, into the
       // template its sessions share, rather than into each session's heap
       // (and snapshot) at first use.
-      for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams, "websocket.js": websockets, "webapi.js": webapi })[name]();
+      for (const name of host("preload")) ({ "webcrypto.js": webcrypto, "clone.js": clone, "streams.js": streams, "websocket.js": websockets, "webapi.js": webapi,
+        "identitystream.js": identityStreams, "cache.js": cacheLib, "urlpattern.js": urlPatterns })[name]();
     },
     // fetch returns respond's result or, when the handler is asynchronous,
     // the handler's promise itself: Go settles it (no reaction job, no

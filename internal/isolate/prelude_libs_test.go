@@ -17,6 +17,8 @@ func TestPreludeLibsClass(t *testing.T) {
 		if (p === "/crypto") { const k = await c.importKey("raw", new Uint8Array(8), {name: "HMAC", hash: "SHA-256"}, false, ["sign"]); return new Response(String((await c.sign("HMAC", k, new Uint8Array(1))).byteLength)); }
 		if (p === "/stream") return new Response(new globalThis[RS]({ start(c) { c.enqueue(new Uint8Array([52, 50])); c.close(); } }));
 		if (p === "/form") { const f = new globalThis[FD](); f.append("a", "42"); const r = new Response(f); return new Response((await r[FDM]()).get("a")); }
+		if (p === "/urlpattern") return new Response(new globalThis[UP]({ pathname: "/:n" }).exec("http://x/42").pathname.groups.n);
+		if (p === "/cache") { await globalThis[CA].default.put("http://x/c", new Response("42")); return new Response(await (await globalThis[CA].default.match("http://x/c")).text()); }
 		if (p === "/clone") { const m = globalThis[SC](new globalThis[MAP]([[1, 2]])); return new Response(String(m.get(1))); }
 		return new Response("ok");
 	} }`
@@ -24,8 +26,8 @@ func TestPreludeLibsClass(t *testing.T) {
 		name, prefix string
 		hinted       bool
 	}{
-		{"named", `const SUB = "subtle", SC = "structuredClone", MAP = "Map", RS = "ReadableStream", FD = "FormData", FDM = "formData"; new Map();`, true},
-		{"hidden", `const SUB = "sub" + "tle", SC = "structured" + "Clone", MAP = "M" + "ap", RS = "Readable" + "Str" + "eam", FD = "Form" + "Data", FDM = "form" + "Data";`, false},
+		{"named", `const SUB = "subtle", SC = "structuredClone", MAP = "Map", RS = "ReadableStream", FD = "FormData", FDM = "formData", UP = "URLPattern", CA = "caches"; new Map();`, true},
+		{"hidden", `const SUB = "sub" + "tle", SC = "structured" + "Clone", MAP = "M" + "ap", RS = "Readable" + "Str" + "eam", FD = "Form" + "Data", FDM = "form" + "Data", UP = "URL" + "Pattern", CA = "cac" + "hes";`, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -34,7 +36,7 @@ func TestPreludeLibsClass(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, call := range []struct{ path, want string }{{"/crypto", "32"}, {"/clone", "2"}, {"/stream", "42"}, {"/form", "42"}} {
+			for _, call := range []struct{ path, want string }{{"/crypto", "32"}, {"/clone", "2"}, {"/stream", "42"}, {"/form", "42"}, {"/urlpattern", "42"}, {"/cache", "42"}} {
 				iso, err := rt.Restore(ctx, spec, nil, tmpl)
 				if err != nil {
 					t.Fatal(err)
