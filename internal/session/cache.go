@@ -19,6 +19,9 @@ var _ isolate.CacheHost = (*callHost)(nil)
 // deployed again under the same name, by anyone, starts with none of the
 // old one's entries (on every node, not only the one that deleted it).
 func (h *callHost) cacheAgent() (string, error) {
+	if h.cacheName != "" {
+		return h.cacheName, nil
+	}
 	ar, ok, err := h.m.agentRecord(h.ctx, h.s.key.agent)
 	if err != nil {
 		return "", fmt.Errorf("cache: %w", err)
@@ -26,7 +29,8 @@ func (h *callHost) cacheAgent() (string, error) {
 	if !ok {
 		return "", isolate.HostErrorf("NotSupportedError", "caches: agent %s is not deployed", h.s.key.agent)
 	}
-	return h.s.key.agent + "\x00" + strconv.FormatInt(ar.Created.UnixNano(), 10), nil
+	h.cacheName = h.s.key.agent + "\x00" + strconv.FormatInt(ar.Created.UnixNano(), 10)
+	return h.cacheName, nil
 }
 
 func (h *callHost) CacheMatch(cache, url string) (isolate.CachedResponse, bool, error) {

@@ -49,6 +49,9 @@ type callHost struct {
 	// (storeUnavailable): the request then fails as 503, not as the
 	// agent's error, whatever the agent made of the exception.
 	storeDown atomic.Bool
+	// cacheName is the agent's name in the node's response cache, once
+	// looked up in the call (cache.go).
+	cacheName string
 }
 
 // stateErr notes a store that cannot answer and wraps err.
