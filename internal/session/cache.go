@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/agentcloud/agentcloud/internal/isolate"
 )
@@ -18,8 +19,15 @@ var _ isolate.CacheHost = (*callHost)(nil)
 // the agent's name and when it was first deployed, so an agent deleted and
 // deployed again under the same name, by anyone, starts with none of the
 // old one's entries (on every node, not only the one that deleted it).
+// Session ids cannot contain a NUL, so neither name is another's.
 func (h *callHost) cacheAgent() (string, error) {
 	if h.cacheName != "" {
+		return h.cacheName, nil
+	}
+	if strings.HasPrefix(h.s.key.id, scratchPrefix) {
+		// A pipeline's scratch session (whose agent may not be deployed
+		// yet) has a cache of its own, apart from the agent's sessions.
+		h.cacheName = h.s.key.agent + "\x00" + h.s.key.id
 		return h.cacheName, nil
 	}
 	ar, ok, err := h.m.agentRecord(h.ctx, h.s.key.agent)

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentcloud/agentcloud/internal/bundle"
+	"github.com/agentcloud/agentcloud/internal/isolate"
 )
 
 const cacheJS = `
@@ -86,9 +89,36 @@ func TestCacheAcrossSessionsClass(t *testing.T) {
 		t.Fatalf("the newest entry: %d bytes", len(got))
 	}
 
+	// A pipeline's scratch session, of an agent not deployed yet or of a
+	// deployed one, has a cache of its own.
+	ctx := context.Background()
+	expect("cachea", "s1", "/put?k=prod", "put")
+	for _, agent := range []string{"cachec", "cachea"} {
+		b, err := bundle.FromFiles(map[string][]byte{"agent.json": []byte(`{"name":"` + agent + `","entry":"agent.js"}`), "agent.js": []byte(cacheJS + "\n// v2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := m.StoreVersion(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := m.NewScratch(ctx, agent, v.Digest, "run-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ path, want string }{{"/get?k=prod", "miss"}, {"/put?k=sc", "put"}, {"/get?k=sc", agent + "/~scratch-run-1"}} {
+			resp, err := sc.Call(ctx, isolate.Request{Method: "GET", URL: "http://session" + c.path})
+			if err != nil || string(resp.Body) != c.want {
+				t.Fatalf("scratch of %s %s: %q %v, want %q", agent, c.path, resp.Body, err, c.want)
+			}
+		}
+		_ = sc.Close(ctx)
+	}
+	expect("cachea", "s1", "/get?k=sc", "miss")
+
 	// An agent deleted and deployed again starts with an empty cache.
 	expect("cachea", "s1", "/put?k=again", "put")
-	if err := m.DeleteAgent(context.Background(), "cachea"); err != nil {
+	if err := m.DeleteAgent(ctx, "cachea"); err != nil {
 		t.Fatal(err)
 	}
 	deploy(t, m, `{"name":"cachea","entry":"agent.js","limits":{"idle_seconds":86400}}`, cacheJS)
