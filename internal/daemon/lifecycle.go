@@ -147,8 +147,7 @@ func (d *Daemon) newSessions(ctx context.Context) error {
 		MemoryBudget: int64(d.cfg.SessionMemoryMiB) << 20, InitTimeout: d.cfg.AgentInitTimeout.D(), ReadCache: d.cfg.SessionReadCacheBytes(),
 		Logger: d.log.With("component", "session"), Sockets: session.SocketLimits{MaxMessageBytes: min(d.cfg.WebSockets.MaxMessageBytes, d.cfg.SessionMaxBodyBytes),
 			PerSession: d.cfg.WebSockets.PerSession, PerTenant: d.cfg.WebSockets.PerTenant, Idle: d.cfg.WebSockets.IdleTimeout.D()}, Logs: session.LogLimits(d.cfg.Logs),
-		CacheBytes: d.cfg.Cache.Bytes, CacheEntryBytes: d.cfg.Cache.EntryBytes,
-	})
+		CacheBytes: d.cfg.Cache.Bytes, CacheEntryBytes: d.cfg.Cache.EntryBytes})
 	return err
 }
 
