@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/agentcloud/agentcloud/api"
+	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 )
 
@@ -16,17 +17,29 @@ import (
 // upgrade, any method), not a terminal, not a signed URL of it, and a URL signed for one sandbox does
 // not open another; Cedar decides as for every sandbox route.
 func TestSandboxPortTenantClass(t *testing.T) {
-	if err := process.Available(); err != nil {
-		t.Skipf("process sandbox tier unavailable: %v", err)
-	}
+	t.Run("process", func(t *testing.T) {
+		if err := process.Available(); err != nil {
+			t.Skipf("process sandbox tier unavailable: %v", err)
+		}
+		testSandboxPortTenant(t, api.SandboxTierProcess)
+	})
+	t.Run("gvisor", func(t *testing.T) {
+		if err := gvisor.Available(""); err != nil {
+			t.Skipf("gvisor sandbox tier unavailable: %v", err)
+		}
+		testSandboxPortTenant(t, api.SandboxTierGVisor)
+	})
+}
+
+func testSandboxPortTenant(t *testing.T, tier string) {
 	d, admin := startDaemon(t)
 	ctx := context.Background()
 	alice, bob := userClient(t, d, admin, "user:alice"), userClient(t, d, admin, "user:bob")
-	asb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120})
+	asb, err := alice.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120, Tier: tier})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bsb, err := bob.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120})
+	bsb, err := bob.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120, Tier: tier})
 	if err != nil {
 		t.Fatal(err)
 	}

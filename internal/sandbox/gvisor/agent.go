@@ -74,6 +74,8 @@ type agent struct {
 	dead atomic.Bool
 	// warmed: a pooled container's throwaway command (warm.go) ran.
 	warmed atomic.Bool
+	// relays holds a token per relayed port connection (ports.go).
+	relays chan struct{}
 }
 
 // listenAgent listens on the container's exec socket, before the
@@ -87,7 +89,8 @@ func (c *container) listenAgent() error {
 	if err != nil {
 		return fmt.Errorf("exec agent socket: %w", err)
 	}
-	a := &agent{ln: ln, idle: make(chan *net.UnixConn, agentIdleMax), ready: make(chan struct{})}
+	a := &agent{ln: ln, idle: make(chan *net.UnixConn, agentIdleMax), ready: make(chan struct{}),
+		relays: make(chan struct{}, portRelayMax)}
 	go a.accept()
 	c.agent = a
 	return nil

@@ -22,7 +22,9 @@ package gvisor
 // The connection closing before X kills the process group (the daemon
 // stopped waiting). A background command (bg) gets /dev/null for its
 // standard streams and its connection ends after P; {"op": "pid"} is
-// answered with the agent's own pid. When its idle connection ends
+// answered with the agent's own pid; {"op": "port", "port": N} connects
+// to 127.0.0.1:N (or [::1]:N) inside the sandbox and relays the stream
+// unframed after P (ports.go). When its idle connection ends
 // without a request (a restored sandbox's connection to the old daemon
 // socket, or the daemon closing it), the agent connects again, at once
 // the first time and then with a pause growing up to 1 s. Exit codes of
@@ -69,6 +71,9 @@ def serve(c):
             send(c, b"P", str(os.getpid()).encode())
             c.close()
             return
+        if req.get("op") == "port":
+            relay(c, req.get("port"), buf)
+            return
         bg = bool(req.get("bg"))
         out = subprocess.DEVNULL if bg else subprocess.PIPE
         env = dict(kv.split("=", 1) for kv in req["env"] if "=" in kv)
@@ -85,6 +90,46 @@ def serve(c):
         p.wait()
         return
     run(c, p, buf)
+def relay(c, port, buf):
+    if type(port) is not int or not 0 < port < 65536:
+        send(c, b"F", b"bad port")
+        c.close()
+        return
+    s, err = None, "refused"
+    for host in ("127.0.0.1", "::1"):
+        try:
+            s = socket.create_connection((host, port), timeout=10)
+            break
+        except OSError as e:
+            err = e.strerror or str(e)
+    if s is None:
+        send(c, b"F", err.encode())
+        c.close()
+        return
+    s.settimeout(None)
+    send(c, b"P", b"")
+    def pump(src, dst, first):
+        try:
+            if first:
+                dst.sendall(first)
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    break
+                dst.sendall(d)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            for x in (src, dst):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+    t = threading.Thread(target=pump, args=(c, s, buf), daemon=True)
+    t.start()
+    pump(s, c, b"")
+    t.join()
+    s.close()
+    c.close()
 def run(c, p, ctl):
     sel = selectors.DefaultSelector()
     outs = {p.stdout.fileno(): (b"O", p.stdout), p.stderr.fileno(): (b"E", p.stderr)}

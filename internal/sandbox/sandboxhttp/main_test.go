@@ -12,6 +12,7 @@ import (
 	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/httpapi"
 	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxhttp"
 )
@@ -58,6 +59,35 @@ func startServer(t testing.TB) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServerWith(t, tier)
+}
+
+// startGVisorServer is startServer over a real gVisor tier.
+func startGVisorServer(t testing.TB) *testServer {
+	t.Helper()
+	if err := gvisor.Available(""); err != nil {
+		t.Skipf("gvisor tier unavailable: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("gvisor tests start runsc sandboxes (slow); skipped with -short")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tier, err := gvisor.New(gvisor.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startServerWith(t, tier)
+}
+
+// startServerWith serves the sandbox API of tier, closed at the end of
+// the test.
+func startServerWith(t testing.TB, tier sandbox.Tier) *testServer {
+	t.Helper()
 	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}})
 	if err != nil {
 		t.Fatal(err)

@@ -5,16 +5,17 @@ package sandboxhttp
 // {port}/..., HTTP and WebSocket, authorized as sandbox.exec; or, without
 // credentials, through a signed URL whose HMAC (under the node key) binds
 // the sandbox, the port, a path prefix and the expiry. The platform's
-// credentials are never passed into the sandbox. The process tier is
-// reached by connecting inside the sandbox's network namespace; the gVisor
-// tier has no host network namespace (runsc --network=none), so its ports
-// answer 400 until it gets a relay.
+// credentials are never passed into the sandbox. Only the dial differs
+// between tiers (sandbox.DialPort): the process tier connects inside the
+// sandbox's network namespace; the gVisor tier, which has no host network
+// namespace (runsc --network=none), relays through its exec agent.
 
 import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -141,15 +142,29 @@ func (h *Handler) handlePort(w http.ResponseWriter, r *http.Request) error {
 	return h.proxyPort(w, r, r.PathValue("sandbox"), port, "/"+r.PathValue("path"), r.URL.RawQuery)
 }
 
+// portProblem is the problem of a dial that failed for the sandbox's
+// sake (closed, failed, paused, a tier without ports, a bad port), not
+// because nothing listens; nil otherwise.
+func portProblem(err error) error {
+	for _, e := range []error{sandbox.ErrClosed, sandbox.ErrNotFound, sandbox.ErrFailed, sandbox.ErrPaused, sandbox.ErrStopped, sandbox.ErrUnsupported} {
+		if errors.Is(err, e) {
+			return problemFor(err)
+		}
+	}
+	if errors.Is(err, sandbox.ErrBadPort) {
+		return api.FieldErrorf(api.KindValidation, "port", "%v", err)
+	}
+	if errors.Is(err, sandbox.ErrPortConns) {
+		return api.Errorf(api.KindRateLimited, "%v: close some, or retry", err)
+	}
+	return nil
+}
+
 // proxyPort forwards r to 127.0.0.1:port/p?query inside sandbox id.
 func (h *Handler) proxyPort(w http.ResponseWriter, r *http.Request, id string, port int, p, query string) error {
 	sb, err := h.m.Get(id)
 	if err != nil {
 		return problemFor(err)
-	}
-	ns, err := sb.NetNSPath()
-	if err != nil {
-		return api.Errorf(api.KindBadRequest, "ports of %s sandboxes cannot be reached through the platform yet: %v", sb.Tier(), err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	rp := &httputil.ReverseProxy{
@@ -163,12 +178,16 @@ func (h *Handler) proxyPort(w http.ResponseWriter, r *http.Request, id string, p
 		},
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return sandbox.DialInNetNS(ctx, ns, "tcp", addr)
+				return sandbox.DialPort(ctx, sb, port)
 			},
 			DisableKeepAlives:     true,
 			ResponseHeaderTimeout: time.Minute,
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if p := portProblem(err); p != nil {
+				httpapi.WriteProblem(w, r, nil, p)
+				return
+			}
 			httpapi.WriteProblem(w, r, nil, api.Errorf(api.KindUnavailable,
 				"nothing answered on port %d in sandbox %s: %v", port, id, err))
 		},

@@ -60,8 +60,15 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 8000), H).serve_forever()
 // the platform reaches it.
 func startPortServer(t *testing.T, s *testServer) string {
 	t.Helper()
+	return startPortServerOn(t, s, "")
+}
+
+// startPortServerOn is startPortServer on a sandbox of tier ("" for the
+// default).
+func startPortServerOn(t *testing.T, s *testServer, tier string) string {
+	t.Helper()
 	ctx := context.Background()
-	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120})
+	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120, Tier: tier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +105,10 @@ func authGet(u string) (*http.Response, error) {
 // the caller's Authorization never reaches the sandbox.
 func TestPortForward(t *testing.T) {
 	s := startServer(t)
-	id := startPortServer(t, s)
+	testPortForward(t, s, startPortServer(t, s))
+}
+
+func testPortForward(t *testing.T, s *testServer, id string) {
 	resp, err := authGet(s.URL + "/v1/sandboxes/" + id + "/ports/8000/a/b?x=1")
 	if err != nil {
 		t.Fatal(err)
