@@ -242,6 +242,9 @@ func connAlive(conn *net.UnixConn) bool {
 }
 
 type agentRequest struct {
+	Op    string   `json:"op,omitempty"` // "" runs a command; "pty" (terminal.go)
+	Rows  uint16   `json:"rows,omitempty"`
+	Cols  uint16   `json:"cols,omitempty"`
 	Args  []string `json:"args"`
 	Env   []string `json:"env"`
 	Cwd   string   `json:"cwd"`

@@ -24,7 +24,8 @@ package gvisor
 // standard streams and its connection ends after P; {"op": "pid"} is
 // answered with the agent's own pid; {"op": "port", "port": N} connects
 // to 127.0.0.1:N (or [::1]:N) inside the sandbox and relays the stream
-// unframed after P (ports.go). When its idle connection ends
+// unframed after P (ports.go); {"op": "pty", ...} starts the command on a
+// new pseudo-terminal (terminal.go). When its idle connection ends
 // without a request (a restored sandbox's connection to the old daemon
 // socket, or the daemon closing it), the agent connects again, at once
 // the first time and then with a pause growing up to 1 s. Exit codes of
@@ -32,7 +33,7 @@ package gvisor
 // the command exits its output pipes get 250 ms to drain (a background
 // child may hold them) and are then closed, as exec.Cmd's WaitDelay does
 // on the runsc exec path.
-const agentPy = `import json, os, selectors, signal, socket, struct, subprocess, sys, threading, time
+const agentPy = `import fcntl, json, os, selectors, signal, socket, struct, subprocess, sys, termios, threading, time
 S = sys.argv[1]
 def killpg(pid):
     for _ in range(2000):
@@ -73,6 +74,9 @@ def serve(c):
             return
         if req.get("op") == "port":
             relay(c, req.get("port"), buf)
+            return
+        if req.get("op") == "pty":
+            pty(c, req, buf)
             return
         bg = bool(req.get("bg"))
         out = subprocess.DEVNULL if bg else subprocess.PIPE
@@ -130,6 +134,139 @@ def relay(c, port, buf):
     t.join()
     s.close()
     c.close()
+def ctty():
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def killsession(sid):
+    groups = {sid}
+    for d in os.listdir("/proc"):
+        try:
+            f = open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()
+            if int(f[3]) == sid:
+                groups.add(int(f[2]))
+        except (OSError, ValueError, IndexError):
+            pass
+    for g in groups:
+        killpg(g)
+CC = {signal.SIGINT: termios.VINTR, signal.SIGQUIT: termios.VQUIT, signal.SIGTSTP: termios.VSUSP}
+def winsz(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+def pty(c, req, ctl):
+    m = s = -1
+    try:
+        m, s = os.openpty()
+        winsz(s, int(req["rows"]), int(req["cols"]))
+        env = dict(kv.split("=", 1) for kv in req["env"] if "=" in kv)
+        p = subprocess.Popen(req["args"], env=env, cwd=req["cwd"], stdin=s, stdout=s, stderr=s,
+            close_fds=True, start_new_session=True, preexec_fn=ctty)
+    except Exception as e:
+        for fd in (m, s):
+            if fd >= 0:
+                os.close(fd)
+        send(c, b"F", ("%d %s" % (getattr(e, "errno", None) or 0, e)).encode())
+        c.close()
+        return
+    os.close(s)
+    send(c, b"P", str(p.pid).encode())
+    os.set_blocking(m, False)
+    sel = selectors.DefaultSelector()
+    xfd, waiter = exited(p)
+    sel.register(xfd, selectors.EVENT_READ, "exit")
+    sel.register(c, selectors.EVENT_READ, "ctl")
+    sel.register(m, selectors.EVENT_READ, "pty")
+    st = {"pending": b"", "ctl": ctl, "mev": selectors.EVENT_READ, "eof": False}
+    def frames():
+        b = st["ctl"]
+        while len(b) >= 5 and len(b) >= 5 + struct.unpack(">I", b[1:5])[0]:
+            n = struct.unpack(">I", b[1:5])[0]
+            t, d, b = b[:1], b[5:5 + n], b[5 + n:]
+            try:
+                if t == b"I" and len(st["pending"]) < 1 << 20:
+                    st["pending"] += d
+                elif t == b"R" and n == 4:
+                    winsz(m, *struct.unpack(">HH", d))
+                elif t == b"S":
+                    sig = int(d)
+                    try:
+                        a = termios.tcgetattr(m)
+                        ch = a[6][CC[sig]] if sig in CC and a[3] & termios.ISIG else b"\0"
+                    except (OSError, KeyError, IndexError):
+                        ch = b"\0"
+                    if ch != b"\0":
+                        st["pending"] += ch
+                    else:
+                        os.killpg(p.pid, sig)
+                elif t == b"K":
+                    killsession(p.pid)
+            except (OSError, ValueError):
+                pass
+        st["ctl"] = b
+    def flush():
+        try:
+            while st["pending"]:
+                st["pending"] = st["pending"][os.write(m, st["pending"]):]
+        except BlockingIOError:
+            pass
+        except OSError:
+            st["pending"] = b""
+        want = 0 if st["eof"] else selectors.EVENT_READ
+        if st["pending"]:
+            want |= selectors.EVENT_WRITE
+        if want != st["mev"]:
+            if st["mev"] and want:
+                sel.modify(m, want, "pty")
+            elif want:
+                sel.register(m, want, "pty")
+            else:
+                sel.unregister(m)
+            st["mev"] = want
+    frames()
+    flush()
+    deadline = None
+    while not (deadline is not None and (st["eof"] or time.monotonic() >= deadline)):
+        timeout = None if deadline is None else max(0, deadline - time.monotonic())
+        for key, ev in sel.select(timeout):
+            if key.data == "pty":
+                if ev & selectors.EVENT_READ:
+                    try:
+                        d = os.read(m, 65536)
+                    except BlockingIOError:
+                        d = None
+                    except OSError:
+                        d = b""
+                    if d:
+                        send(c, b"O", d)
+                    elif d is not None:
+                        st["eof"] = True
+                flush()
+            elif key.data == "exit":
+                sel.unregister(xfd)
+                deadline = time.monotonic() + 0.25
+            elif key.data == "ctl":
+                try:
+                    d = c.recv(65536)
+                except OSError:
+                    d = b""
+                if not d:
+                    sel.unregister(c)
+                    c.close()
+                    killsession(p.pid)
+                    continue
+                st["ctl"] += d
+                frames()
+                flush()
+    rc = p.wait()
+    if waiter:
+        waiter.join()
+    os.close(xfd)
+    sel.close()
+    os.close(m)
+    if c.fileno() >= 0:
+        send(c, b"X", str(128 - rc if rc < 0 else rc).encode())
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        c.close()
 def run(c, p, ctl):
     sel = selectors.DefaultSelector()
     outs = {p.stdout.fileno(): (b"O", p.stdout), p.stderr.fileno(): (b"E", p.stderr)}

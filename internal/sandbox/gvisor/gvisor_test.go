@@ -103,3 +103,7 @@ func newTestManager(t testing.TB, tier *Tier) *sandbox.Manager {
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
+
+// TestTerminalClass: the shared terminal conformance, through the exec
+// agent's pseudo-terminals.
+func TestTerminalClass(t *testing.T) { sandboxtest.TerminalClass(t, newTestTier(t)) }

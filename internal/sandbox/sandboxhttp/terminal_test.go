@@ -52,9 +52,18 @@ func waitOutput(t *testing.T, out *syncBuffer, want string) {
 // a resize, a signal reaches the foreground program, and the exit status
 // comes back.
 func TestTerminalRoundTrip(t *testing.T) {
-	s := startServer(t)
+	testTerminalRoundTrip(t, startServer(t), api.SandboxTierProcess)
+}
+
+// TestTerminalRoundTripGVisor: TestTerminalRoundTrip on the gVisor tier,
+// whose terminals its exec agent makes.
+func TestTerminalRoundTripGVisor(t *testing.T) {
+	testTerminalRoundTrip(t, startGVisorServer(t), api.SandboxTierGVisor)
+}
+
+func testTerminalRoundTrip(t *testing.T, s *testServer, tier string) {
 	ctx := context.Background()
-	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120})
+	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120, Tier: tier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +113,18 @@ func TestTerminalRoundTrip(t *testing.T) {
 // with 1009 and every malformed control message with 1008 and a reason,
 // and the daemon keeps serving.
 func TestTerminalMalformedClass(t *testing.T) {
-	s := startServer(t)
+	testTerminalMalformed(t, startServer(t), api.SandboxTierProcess)
+}
+
+// TestTerminalMalformedGVisorClass: TestTerminalMalformedClass on the
+// gVisor tier.
+func TestTerminalMalformedGVisorClass(t *testing.T) {
+	testTerminalMalformed(t, startGVisorServer(t), api.SandboxTierGVisor)
+}
+
+func testTerminalMalformed(t *testing.T, s *testServer, tier string) {
 	ctx := context.Background()
-	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120})
+	sb, err := s.client.CreateSandbox(ctx, api.CreateSandboxRequest{TimeoutS: 120, Tier: tier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +239,16 @@ func TestTerminalMalformedClass(t *testing.T) {
 // terminal sends it as typed input, then Ctrl-D, and exits with the
 // program's status.
 func TestCLIShell(t *testing.T) {
-	s := startServer(t)
-	code, out, errOut := s.agentcloud(t, "sandbox", "create", "--timeout", "5m")
+	testCLIShell(t, startServer(t), api.SandboxTierProcess)
+}
+
+// TestCLIShellGVisor: TestCLIShell on a gVisor sandbox.
+func TestCLIShellGVisor(t *testing.T) {
+	testCLIShell(t, startGVisorServer(t), api.SandboxTierGVisor)
+}
+
+func testCLIShell(t *testing.T, s *testServer, tier string) {
+	code, out, errOut := s.agentcloud(t, "sandbox", "create", "--timeout", "5m", "--tier", tier)
 	if code != 0 {
 		t.Fatalf("create: %d %s", code, errOut)
 	}
