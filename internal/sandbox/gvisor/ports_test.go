@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -146,5 +147,83 @@ func TestDialPortClass(t *testing.T) {
 	sb.Close()
 	if _, err := sandbox.DialPort(ctx, sb, 8000); !errors.Is(err, sandbox.ErrClosed) {
 		t.Fatalf("closed sandbox: %v", err)
+	}
+}
+
+// TestPortsAcrossRestoreClass: a memory snapshot taken while a relayed
+// connection and a terminal are open succeeds; runsc checkpoint cuts the
+// sandbox's host socket connections, so both end at once (no hang) and
+// new ones work on the original; and the restored copy, whose server was
+// restored with it, is reached through its own agent, and opens
+// terminals (through the Manager's wrapper, as the routes see it).
+func TestPortsAcrossRestoreClass(t *testing.T) {
+	tier := newTestTier(t)
+	if !tier.egress {
+		t.Skip("runsc without --host-uds: no exec agent")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	m := newTestManager(t, tier)
+	sb, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Exec(ctx, sandbox.ExecSpec{Cmd: "sh", Args: []string{"-c", "echo kept > /workspace/index.txt"}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	startHTTPServer(t, sb, 8000, "127.0.0.1")
+	held, err := sandbox.DialPort(ctx, sb, 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	term, err := sb.(sandbox.Terminaler).Terminal(ctx, sandbox.ExecSpec{Cmd: "sh"}, sandbox.WindowSize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	dir := filepath.Join(t.TempDir(), "snap")
+	res, err := m.Snapshot(ctx, sb.ID(), dir)
+	if err != nil || !res.Memory {
+		t.Fatalf("snapshot with a relay and a terminal open: %+v %v", res, err)
+	}
+	fmt.Fprintf(held, "GET /index.txt HTTP/1.0\r\n\r\n")
+	_ = held.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if b, err := io.ReadAll(held); err != nil {
+		t.Errorf("held connection after the snapshot: %q %v", b, err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	if code, err := term.Wait(wctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("terminal open across the snapshot: %d %v", code, err)
+	}
+	wcancel()
+	if code, body, err := getThrough(sb, 8000, "/index.txt"); err != nil || code != 200 || body != "kept\n" {
+		t.Fatalf("original after the snapshot: %d %q %v", code, body, err)
+	}
+	r, err := m.Restore(ctx, res.Spec, dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Delete(ctx, r.ID())
+	var code int
+	var body string
+	deadline := time.Now().Add(30 * time.Second) // the restored agent reconnects
+	for {
+		code, body, err = getThrough(r, 8000, "/index.txt")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || code != 200 || body != "kept\n" {
+		t.Fatalf("restored server: %d %q %v", code, body, err)
+	}
+	rt, err := r.(sandbox.Terminaler).Terminal(ctx, sandbox.ExecSpec{Cmd: "sh", Args: []string{"-c", "exit 4"}}, sandbox.WindowSize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	if code, err := rt.Wait(ctx); err != nil || code != 4 {
+		t.Errorf("restored terminal: %d %v", code, err)
 	}
 }

@@ -13,7 +13,9 @@ package gvisor
 //	                S signal number (to the foreground process group),
 //	                K kill the session's process groups (a hang-up)
 //
-// The connection closing before X kills them too. gVisor's terminals do
+// The connection closing before X kills them too; a memory snapshot
+// closes it (runsc checkpoint cuts the sandbox's host socket
+// connections), so a terminal open across one ends. gVisor's terminals do
 // not tell their foreground process group to a process outside their
 // session (TIOCGPGRP on the master is ENOTTY), so S of INT, QUIT or TSTP
 // types the line discipline's character for it (VINTR, VQUIT, VSUSP,
@@ -173,12 +175,7 @@ func (t *terminal) run(r *bufio.Reader) {
 	for {
 		typ, b, err := readFrame(r)
 		if err != nil {
-			t.code, t.err = -1, errors.New("the exec agent lost the terminal")
-			if uerr := t.c.usable(); uerr != nil {
-				t.err = uerr
-			} else if ferr := t.c.waitFailure(3 * time.Second); ferr != nil {
-				t.err = ferr
-			}
+			t.code, t.err = -1, t.lost()
 			return
 		}
 		switch typ {
@@ -206,6 +203,22 @@ func (t *terminal) run(r *bufio.Reader) {
 			return
 		}
 	}
+}
+
+// lost says why the agent's connection ended before the exit code: the
+// sandbox closed or died, or a memory snapshot (runsc checkpoint cuts the
+// sandbox's host socket connections; the agent then kills the session).
+func (t *terminal) lost() error {
+	t.c.mu.Lock()
+	closed := t.c.closed
+	t.c.mu.Unlock()
+	if closed {
+		return fmt.Errorf("terminal: sandbox %s: %w", t.c.id, sandbox.ErrClosed)
+	}
+	if err := t.c.waitFailure(3 * time.Second); err != nil {
+		return err
+	}
+	return errors.New("terminal: the connection to the exec agent ended (a memory snapshot ends open terminals)")
 }
 
 // Read returns the terminal's output; io.EOF once the process has gone
