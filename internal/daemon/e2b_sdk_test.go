@@ -15,6 +15,7 @@ import (
 	"github.com/agentcloud/agentcloud/api"
 	"github.com/agentcloud/agentcloud/client"
 	"github.com/agentcloud/agentcloud/internal/daemon"
+	"github.com/agentcloud/agentcloud/internal/sandbox/gvisor"
 	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 	"github.com/agentcloud/agentcloud/internal/testdeps"
 )
@@ -212,5 +213,36 @@ func TestE2BSDK(t *testing.T) {
 	}
 	if _, err := admin.Sandbox(ctx, got.ID); err == nil || !strings.Contains(err.Error(), "not") {
 		t.Errorf("the killed sandbox is still there: %v", err)
+	}
+}
+
+// TestE2BSDKPtyGVisor: the e2b SDK's pty (create, sendInput, resize,
+// exit) on a gVisor sandbox, whose terminals its exec agent makes.
+func TestE2BSDKPtyGVisor(t *testing.T) {
+	if err := gvisor.Available(""); err != nil {
+		t.Skipf("gvisor sandbox tier unavailable: %v", err)
+	}
+	node, dir := e2bSDK(t)
+	d, admin := startDaemon(t)
+	key := e2bKey(t, d, admin, "user:alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	url := "http://" + d.Addr() + "/e2b"
+	cmd := exec.CommandContext(ctx, node, "pty-gvisor.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "E2B_API_URL="+url, "E2B_SANDBOX_URL="+url, "E2B_API_KEY="+key)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node pty-gvisor.mjs: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Size, Answer, Resized bool
+		ExitCode              int
+		Error                 string
+	}
+	if err := json.Unmarshal(out, &got); err != nil || got.Error != "" || !got.Size || !got.Answer || !got.Resized || got.ExitCode != 4 {
+		t.Fatalf("pty on gvisor: %+v %v (%s)\n%s", got, err, out, stderr.String())
 	}
 }
