@@ -26,8 +26,8 @@ func newSandboxPortForwardCmd(g *globals) *cobra.Command {
 		Long: `Serve ADDR (default 127.0.0.1:PORT) here and forward every request, HTTP and
 WebSocket, to what listens on PORT in the sandbox, through the API with your credentials,
 until interrupted. With --url, print instead a public URL of the port that needs no
-credentials, limited to --path and expiring after --ttl (at most 24h). Process-tier
-sandboxes only for now.`,
+credentials, limited to --path and expiring after --ttl (at most 24h). Both tiers; a
+gVisor sandbox reaches its ports through its exec agent (none without python3).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]

@@ -23,7 +23,8 @@ func newSandboxShellCmd(g *globals) *cobra.Command {
 inside it, joined to this one over a WebSocket. When standard input is a terminal it is
 put in raw mode, so keys such as Ctrl-C and Tab go to the program, and the window size
 follows this terminal's. Otherwise standard input is sent as typed input and, at its end,
-Ctrl-D. Exits with the program's exit status. Process-tier sandboxes only for now.`,
+Ctrl-D. Exits with the program's exit status. Both tiers; a gVisor sandbox's terminal is
+made by its exec agent (none without python3).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {

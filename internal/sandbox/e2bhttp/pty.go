@@ -3,8 +3,9 @@ package e2bhttp
 // Terminals through envd (pty.go): a Start with pty.size runs the command
 // on a terminal made inside the sandbox (sandbox.Terminaler), its output
 // published as data.pty events; SendInput's input.pty types on it, and
-// Update resizes it. The process tier has terminals; on others a pty
-// start is a 400.
+// Update resizes it. Both tiers have terminals (a gVisor sandbox's are
+// its exec agent's, so one without python3 has none); where there are
+// none a pty start is a 400.
 
 import (
 	"context"
