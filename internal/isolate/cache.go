@@ -50,7 +50,7 @@ type CachedResponse struct {
 func (r CachedResponse) Size() int64 {
 	n := int64(len(r.Body)+len(r.StatusText)) + cacheEntryOverhead
 	for _, h := range r.Headers {
-		n += int64(len(h[0]) + len(h[1]) + 16)
+		n += int64(len(h[0]) + len(h[1]) + cacheHeaderOverhead)
 	}
 	return n
 }
@@ -58,6 +58,11 @@ func (r CachedResponse) Size() int64 {
 // cacheEntryOverhead is the bytes an entry counts beyond its contents (its
 // key, list element and map slot, roughly).
 const cacheEntryOverhead = 256
+
+// cacheHeaderOverhead is the bytes a header counts beyond its name and
+// value: a [2]string's two string headers, and the two allocations
+// behind them.
+const cacheHeaderOverhead = 64
 
 // cachePolicy decides whether a response with this status and these
 // headers is stored by a put at now, and until when (zero: no expiry). A
@@ -73,12 +78,16 @@ func cachePolicy(status int, headers [][2]string, now time.Time) (expires time.T
 	if status < 200 || status > 599 {
 		return time.Time{}, false, HostErrorf("TypeError", "Cannot cache a response with status %d.", status)
 	}
-	var cc []string
 	expiresHdr, hasExpires := "", false
+	maxAge, sMaxAge := int64(-1), int64(-1)
 	for _, h := range headers {
 		switch strings.ToLower(h[0]) {
 		case "vary":
-			for _, v := range strings.Split(h[1], ",") {
+			// The lists are walked in place: a header of millions of
+			// commas costs no allocation.
+			for rest, more := h[1], true; more; {
+				var v string
+				v, rest, more = strings.Cut(rest, ",")
 				if strings.TrimSpace(v) == "*" {
 					return time.Time{}, false, HostErrorf("TypeError", "Cannot cache response with 'Vary: *' header.")
 				}
@@ -86,21 +95,21 @@ func cachePolicy(status int, headers [][2]string, now time.Time) (expires time.T
 		case "set-cookie":
 			return time.Time{}, false, nil
 		case "cache-control":
-			cc = append(cc, strings.Split(h[1], ",")...)
+			for rest, more := h[1], true; more; {
+				var d string
+				d, rest, more = strings.Cut(rest, ",")
+				name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+				switch strings.ToLower(strings.TrimSpace(name)) {
+				case "no-store", "private":
+					return time.Time{}, false, nil
+				case "max-age":
+					maxAge = deltaSeconds(val)
+				case "s-maxage":
+					sMaxAge = deltaSeconds(val)
+				}
+			}
 		case "expires":
 			expiresHdr, hasExpires = h[1], true
-		}
-	}
-	maxAge, sMaxAge := int64(-1), int64(-1)
-	for _, d := range cc {
-		name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
-		switch strings.ToLower(strings.TrimSpace(name)) {
-		case "no-store", "private":
-			return time.Time{}, false, nil
-		case "max-age":
-			maxAge = deltaSeconds(val)
-		case "s-maxage":
-			sMaxAge = deltaSeconds(val)
 		}
 	}
 	age := sMaxAge

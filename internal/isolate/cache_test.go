@@ -1,8 +1,10 @@
 package isolate
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -123,6 +125,23 @@ func TestCacheStoreClass(t *testing.T) {
 	}
 	if _, err := s.Put("a", "", "http://h/big", resp(9<<10)); err == nil {
 		t.Fatal("an entry over the cap was stored")
+	}
+	// Headers count, and are weighed before they are read: megabytes of
+	// Cache-Control or Vary list items cost no allocation per item.
+	for _, h := range []string{"cache-control", "vary"} {
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		_, errBig := s.Put("a", "", "http://h/hdr", resp(0, [2]string{h, strings.Repeat("a,", 4<<20)}))
+		big := NewCacheStore(64<<20, 16<<20, clock.now)
+		okList, errList := big.Put("a", "", "http://h/hdr", resp(0, [2]string{h, strings.Repeat("a,", 4<<20)}))
+		runtime.ReadMemStats(&ms1)
+		var se *SizeError
+		if !errors.As(errBig, &se) || !okList || errList != nil {
+			t.Errorf("%s of 8 MiB: over the cap %v; under a cap it fits %v %v", h, errBig, okList, errList)
+		}
+		if grew := ms1.TotalAlloc - ms0.TotalAlloc; grew > 32<<20 {
+			t.Errorf("%s of 8 MiB: %d MiB allocated", h, grew>>20)
+		}
 	}
 	// Many keys: the budget holds, the oldest go first, a recently used
 	// one stays.

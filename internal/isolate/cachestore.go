@@ -97,15 +97,16 @@ func (s *CacheStore) Match(agent, cache, url string) (CachedResponse, bool) {
 // false; one it forbids is its *HostError; one over the entry cap a
 // *SizeError.
 func (s *CacheStore) Put(agent, cache, url string, r CachedResponse) (bool, error) {
+	// The size first: the policy reads the headers, and they count.
+	size := r.Size() + int64(len(agent)+len(cache)+len(url))
+	if size > s.entryMax {
+		return false, &SizeError{Size: size, Limit: s.entryMax}
+	}
 	exp, ok, err := cachePolicy(r.Status, r.Headers, s.now())
 	if err != nil || !ok {
 		return false, err
 	}
 	r.Expires = exp
-	size := r.Size() + int64(len(agent)+len(cache)+len(url))
-	if size > s.entryMax {
-		return false, &SizeError{Size: size, Limit: s.entryMax}
-	}
 	k := cacheKey{agent, cache, url}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -142,6 +143,19 @@ func (s *CacheStore) Purge(agent string) {
 	defer s.mu.Unlock()
 	for k, el := range s.items {
 		if k.agent == agent || strings.HasPrefix(k.agent, agent+"\x00") {
+			s.remove(el)
+		}
+	}
+}
+
+// PurgeName drops every entry of exactly the cache name agent (a scratch
+// session's own, when it closes), where Purge drops an agent's of every
+// deployment.
+func (s *CacheStore) PurgeName(agent string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, el := range s.items {
+		if k.agent == agent {
 			s.remove(el)
 		}
 	}

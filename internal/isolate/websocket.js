@@ -108,8 +108,11 @@
     } else {
       // An abnormal closure (1006: the connection dropped) is an error
       // first, as in a browser.
-      if (code === 1006) emit(ws, "error", { message: "the WebSocket connection closed abnormally" });
-      emit(ws, "close", { code, reason, wasClean: code !== 1006 });
+      try {
+        if (code === 1006) emit(ws, "error", { message: "the WebSocket connection closed abnormally" });
+      } finally {
+        emit(ws, "close", { code, reason, wasClean: code !== 1006 }); // even when an error listener threw
+      }
     }
     return "ok";
   }

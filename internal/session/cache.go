@@ -1,7 +1,6 @@
 package session
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -27,12 +26,12 @@ func (h *callHost) cacheAgent() (string, error) {
 	if strings.HasPrefix(h.s.key.id, scratchPrefix) {
 		// A pipeline's scratch session (whose agent may not be deployed
 		// yet) has a cache of its own, apart from the agent's sessions.
-		h.cacheName = h.s.key.agent + "\x00" + h.s.key.id
+		h.cacheName = scratchCacheName(h.s.key)
 		return h.cacheName, nil
 	}
 	ar, ok, err := h.m.agentRecord(h.ctx, h.s.key.agent)
 	if err != nil {
-		return "", fmt.Errorf("cache: %w", err)
+		return "", h.stateErr("cache", err) // a store that cannot answer: 503
 	}
 	if !ok {
 		return "", isolate.HostErrorf("NotSupportedError", "caches: agent %s is not deployed", h.s.key.agent)
@@ -70,3 +69,7 @@ func (h *callHost) CacheDelete(cache, url string) (bool, error) {
 }
 
 func (h *callHost) CacheEntryLimit() int64 { return h.m.caches.EntryLimit() }
+
+// scratchCacheName is the cache name of scratch session k: its own, so
+// that its entries go when it closes (Scratch.clear).
+func scratchCacheName(k sessKey) string { return k.agent + "\x00" + k.id }

@@ -112,7 +112,12 @@ func TestCacheAcrossSessionsClass(t *testing.T) {
 				t.Fatalf("scratch of %s %s: %q %v, want %q", agent, c.path, resp.Body, err, c.want)
 			}
 		}
+		n := m.caches.Len()
 		_ = sc.Close(ctx)
+		// Closed, its entries cannot be reached again: they go with it.
+		if got := m.caches.Len(); got != n-1 {
+			t.Errorf("scratch of %s closed: %d cache entries, want %d", agent, got, n-1)
+		}
 	}
 	expect("cachea", "s1", "/get?k=sc", "miss")
 
