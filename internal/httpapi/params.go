@@ -133,8 +133,8 @@ func clip(s string) string {
 // does not end with it.
 func EscapedRest(r *http.Request, name string) string {
 	rest := r.PathValue(name)
-	if !strings.HasSuffix(r.URL.Path, rest) {
-		return rest
+	if rest == "" || !strings.HasSuffix(r.URL.Path, rest) {
+		return rest // none (or a route without it), or unlike the path
 	}
 	skip := strings.Count(strings.TrimSuffix(r.URL.Path, rest), "/")
 	esc := r.URL.EscapedPath()
