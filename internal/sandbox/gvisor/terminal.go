@@ -79,8 +79,12 @@ func (c *container) Terminal(ctx context.Context, es sandbox.ExecSpec, size sand
 		return nil, fmt.Errorf("terminal %s: %w", es.Cmd, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	// The agent lives in the sandbox, where code can stand in for it:
+	// its answer is waited for as long as a port's, not forever.
+	_ = conn.SetReadDeadline(time.Now().Add(portDialTimeout))
 	r := bufio.NewReader(conn)
 	typ, b, err := readFrame(r)
+	_ = conn.SetReadDeadline(time.Time{})
 	if !stop() || err != nil {
 		conn.Close()
 		if ctx.Err() != nil {
@@ -251,6 +255,9 @@ func (t *terminal) send(typ byte, b []byte) error {
 	binary.BigEndian.PutUint32(h[1:], uint32(len(b)))
 	_ = t.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := t.conn.Write(append(h[:], b...)); err != nil {
+		// Part of a frame may be out: the stream is no longer framed, and
+		// what followed would be read as frame headers. End it.
+		t.conn.Close()
 		return fmt.Errorf("terminal: %w", err)
 	}
 	return nil

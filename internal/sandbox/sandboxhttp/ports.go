@@ -183,6 +183,18 @@ func (h *Handler) proxyPort(w http.ResponseWriter, r *http.Request, id string, p
 			DisableKeepAlives:     true,
 			ResponseHeaderTimeout: time.Minute,
 		},
+		// A 101 for another protocol than the one asked for is not
+		// passed on, and ReverseProxy would then drop its connection
+		// unclosed (a relay slot, a host fd, until a GC): close it here.
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusSwitchingProtocols &&
+				!strings.EqualFold(upgradeType(resp.Header), upgradeType(resp.Request.Header)) {
+				resp.Body.Close()
+				return fmt.Errorf("the server in the sandbox switched to %q, not the %q asked for",
+					upgradeType(resp.Header), upgradeType(resp.Request.Header))
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			if p := portProblem(err); p != nil {
 				httpapi.WriteProblem(w, r, nil, p)
@@ -198,4 +210,17 @@ func (h *Handler) proxyPort(w http.ResponseWriter, r *http.Request, id string, p
 	_ = rc.SetWriteDeadline(time.Time{})
 	rp.ServeHTTP(w, r)
 	return nil
+}
+
+// upgradeType is the protocol an Upgrade handshake's headers name ("" for
+// none), as ReverseProxy compares them.
+func upgradeType(h http.Header) string {
+	for _, v := range h.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
 }

@@ -2,10 +2,13 @@ package sandboxhttp_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agentcloud/agentcloud/api"
 )
@@ -79,6 +82,72 @@ func TestPortForwardGVisorClass(t *testing.T) {
 	}
 	if resp, err := authGet(s.URL + "/v1/sandboxes/" + id + "/ports/8000/"); err != nil || resp.StatusCode != 404 {
 		t.Errorf("deleted sandbox: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// wrongUpgradeServer answers every request on port 8001 with a 101 for a
+// protocol nobody asked for.
+const wrongUpgradeServer = `
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 8001))
+s.listen(128)
+while True:
+    c, _ = s.accept()
+    try:
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+    except OSError:
+        pass
+`
+
+// TestPortWrongUpgradeClass: a server in the sandbox that answers plain
+// requests with a 101 for another protocol gets a 503 saying so for each,
+// and
+// leaks nothing: more of them than the tier's relay slots (64) leave the
+// sandbox's ports usable.
+func TestPortWrongUpgradeClass(t *testing.T) {
+	s := startGVisorServer(t)
+	id := startPortServerOn(t, s, api.SandboxTierGVisor)
+	ctx := context.Background()
+	if _, err := s.client.WriteFile(ctx, id, "/workspace/up.py", strings.NewReader(wrongUpgradeServer), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.client.StartProcess(ctx, id, api.ExecRequest{Cmd: "python3", Args: []string{"/workspace/up.py"}}); err != nil {
+		t.Fatal(err)
+	}
+	// get answers one request to port 8001: its status and whether the
+	// problem says the server switched protocols.
+	get := func() (int, bool) {
+		resp, err := authGet(s.URL + "/v1/sandboxes/" + id + "/ports/8001/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, strings.Contains(string(b), "switched to")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) { // readiness
+		if _, switched := get(); switched {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the wrong-upgrade server never answered")
+		}
+	}
+	codes := map[string]int{}
+	for range 80 {
+		code, switched := get()
+		codes[fmt.Sprint(code, switched)]++
+	}
+	if codes["503 true"] != 80 {
+		t.Errorf("80 requests answered with a wrong 101: %v, want 80 × 503 saying so (no 429: no relay slot lost)", codes)
+	}
+	if resp, err := authGet(s.URL + "/v1/sandboxes/" + id + "/ports/8000/after"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("port 8000 after them: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
 	}
