@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
-	"github.com/agentcloud/agentcloud/internal/sandbox/process"
 	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxstate"
 	"github.com/agentcloud/agentcloud/internal/store"
 )
@@ -69,35 +68,13 @@ func (f *faultyRecords) set(fn func(f *faultyRecords)) {
 	f.mu.Unlock()
 }
 
-// startFaulty is start with the records behind faults.
+// startFaulty is start with the records behind faults; stop ends the
+// node's run (a daemon stopping).
 func startFaulty(t *testing.T, st *store.Store, dir string) (*sandbox.Manager, *faultyRecords, func()) {
 	t.Helper()
-	if err := process.Available(); err != nil {
-		t.Skipf("process tier unavailable: %v", err)
-	}
-	tierDir := t.TempDir()
-	for _, d := range []string{tierDir, filepath.Dir(tierDir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tier, err := process.New(process.Config{DataDir: tierDir})
-	if err != nil {
-		t.Fatal(err)
-	}
 	recs := &faultyRecords{Records: sandboxstate.New(st, "")}
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: recs,
-		Dir: dir, QuotaInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop := func() { once.Do(func() { m.Close(); tier.Close() }) }
-	t.Cleanup(stop)
-	return m, recs, stop
+	n := startWith(t, recs, dir)
+	return n.m, recs, n.stop
 }
 
 // waitPut waits for a create's record write to begin.

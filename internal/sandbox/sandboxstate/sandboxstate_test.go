@@ -32,6 +32,13 @@ type node struct {
 
 func start(t testing.TB, st *store.Store, dir string, pools ...sandbox.PoolConfig) *node {
 	t.Helper()
+	return startWith(t, sandboxstate.New(st, ""), dir, pools...)
+}
+
+// startWith is start with the records recs (the store's, or a wrapper of
+// them).
+func startWith(t testing.TB, recs sandbox.Records, dir string, pools ...sandbox.PoolConfig) *node {
+	t.Helper()
 	if err := process.Available(); err != nil {
 		t.Skipf("process tier unavailable: %v", err)
 	}
@@ -45,7 +52,7 @@ func start(t testing.TB, st *store.Store, dir string, pools ...sandbox.PoolConfi
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: sandboxstate.New(st, ""),
+	m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: recs,
 		Dir: dir, QuotaInterval: time.Hour, Pools: pools})
 	if err != nil {
 		t.Fatal(err)
