@@ -11,6 +11,8 @@ command -v wat2wasm >/dev/null || need_apt+=(wabt)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 # Debian's pytest runs the Python SDK's tests (sdk/python) in internal/doctest.
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import pytest' 2>/dev/null || need_apt+=(python3-pytest)
+# pip for the sandbox test that installs a package through the egress proxy (internal/daemon TestPipInstallThroughEgressClass).
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # Debian's chromium for the web console's browser test (internal/daemon TestConsoleBrowser).
 command -v chromium >/dev/null || need_apt+=(chromium)
 # clang for wasm32-wasi builds examples/wasm-counter (C against the host ABI).
