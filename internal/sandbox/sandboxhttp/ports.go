@@ -167,9 +167,12 @@ func (h *Handler) proxyPort(w http.ResponseWriter, r *http.Request, id string, p
 		return problemFor(err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	// The path as the client sent it: a %2F or %3F in it reaches the
+	// server in the sandbox escaped, not as a / or ? (p is decoded).
+	raw := "/" + httpapi.EscapedRest(r, "path")
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL = &url.URL{Scheme: "http", Host: addr, Path: p, RawQuery: query}
+			pr.Out.URL = &url.URL{Scheme: "http", Host: addr, Path: p, RawPath: raw, RawQuery: query}
 			pr.Out.Host = addr
 			for _, k := range []string{"Authorization", "Cookie", "X-Api-Key", "X-Access-Token", "Proxy-Authorization"} {
 				pr.Out.Header.Del(k)

@@ -109,18 +109,21 @@ func TestPortForward(t *testing.T) {
 }
 
 func testPortForward(t *testing.T, s *testServer, id string) {
-	resp, err := authGet(s.URL + "/v1/sandboxes/" + id + "/ports/8000/a/b?x=1")
-	if err != nil {
-		t.Fatal(err)
+	// The path arrives as the client sent it: escapes stay escaped.
+	for path, want := range map[string]string{"/a/b?x=1": "/a/b?x=1", "/a%2Fb%3Fc%23d/%25?x=1": "/a%2Fb%3Fc%23d/%25?x=1"} {
+		resp, err := authGet(s.URL + "/v1/sandboxes/" + id + "/ports/8000" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Path string
+			Auth bool
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 || got.Path != want || got.Auth {
+			t.Fatalf("GET %s through the port: %d %+v %v", path, resp.StatusCode, got, err)
+		}
+		resp.Body.Close()
 	}
-	var got struct {
-		Path string
-		Auth bool
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != 200 || got.Path != "/a/b?x=1" || got.Auth {
-		t.Fatalf("GET through the port: %d %+v %v", resp.StatusCode, got, err)
-	}
-	resp.Body.Close()
 	// Without credentials, and on a port nothing listens on.
 	if resp, err := http.Get(s.URL + "/v1/sandboxes/" + id + "/ports/8000/a"); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("without a token: %v %v", resp, err)
@@ -233,6 +236,8 @@ func TestSignedPortURLClass(t *testing.T) {
 		"outside prefix":  with(base+"/other", keep),
 		"prefix sibling":  with(base+"/apple", keep),
 		"traversal":       with(base+"/app/../other", keep),
+		"traversal %2E":   with(base+"/app/%2E%2E/other", keep),
+		"traversal %2F":   with(base+"/app/..%2Fother", keep),
 		"other port":      with(sandboxhttp.PublicPortPrefix+"/"+id+"/8001/app/", keep),
 		"other sandbox":   with(sandboxhttp.PublicPortPrefix+"/sb-0000000000000000/8000/app/", keep),
 		"expired, re-signed": with(base+"/app/", func(v url.Values) {
