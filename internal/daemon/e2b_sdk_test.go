@@ -51,6 +51,29 @@ func e2bSDK(t *testing.T) (node, dir string) {
 }
 
 // e2bKey issues an E2B API key for subject.
+// runE2BScript runs script of testdata/e2bjs with node against a new
+// daemon, as user alice with an E2B key, within timeout, and returns what
+// it printed, with the daemon's admin client.
+func runE2BScript(t *testing.T, script string, timeout time.Duration) ([]byte, *client.Client) {
+	t.Helper()
+	node, dir := e2bSDK(t)
+	d, admin := startDaemon(t)
+	key := e2bKey(t, d, admin, "user:alice")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	url := "http://" + d.Addr() + "/e2b"
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "E2B_API_URL="+url, "E2B_SANDBOX_URL="+url, "E2B_API_KEY="+key)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	return out, admin
+}
+
 func e2bKey(t *testing.T, d *daemon.Daemon, admin *client.Client, subject string) string {
 	t.Helper()
 	c := userClient(t, d, admin, subject)
@@ -71,21 +94,8 @@ func e2bKey(t *testing.T, d *daemon.Daemon, admin *client.Client, subject string
 // command listed and killed, stdin, a pty (input, resize, exit),
 // setTimeout, pause and connect, list, kill.
 func TestE2BSDK(t *testing.T) {
-	node, dir := e2bSDK(t)
-	d, admin := startDaemon(t)
-	key := e2bKey(t, d, admin, "user:alice")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	url := "http://" + d.Addr() + "/e2b"
-	cmd := exec.CommandContext(ctx, node, "e2b.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "E2B_API_URL="+url, "E2B_SANDBOX_URL="+url, "E2B_API_KEY="+key)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node e2b.mjs: %v\n%s", err, stderr.String())
-	}
+	out, admin := runE2BScript(t, "e2b.mjs", 3*time.Minute)
+	ctx := t.Context()
 	var got struct {
 		ID  string
 		Run struct {
@@ -157,7 +167,7 @@ func TestE2BSDK(t *testing.T) {
 		}
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("node output %q: %v\n%s", out, err, stderr.String())
+		t.Fatalf("node output %q: %v", out, err)
 	}
 	t.Logf("e2b SDK results: %s", out)
 	if r := got.Run; r.Error != "" || r.ExitCode != 0 || r.Stdout != "hi from /bin/bash\nline1\nline2\nline3\n" ||
@@ -222,27 +232,13 @@ func TestE2BSDKPtyGVisor(t *testing.T) {
 	if err := gvisor.Available(""); err != nil {
 		t.Skipf("gvisor sandbox tier unavailable: %v", err)
 	}
-	node, dir := e2bSDK(t)
-	d, admin := startDaemon(t)
-	key := e2bKey(t, d, admin, "user:alice")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	url := "http://" + d.Addr() + "/e2b"
-	cmd := exec.CommandContext(ctx, node, "pty-gvisor.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "E2B_API_URL="+url, "E2B_SANDBOX_URL="+url, "E2B_API_KEY="+key)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node pty-gvisor.mjs: %v\n%s", err, stderr.String())
-	}
+	out, _ := runE2BScript(t, "pty-gvisor.mjs", 2*time.Minute)
 	var got struct {
 		Size, Answer, Resized bool
 		ExitCode              int
 		Error                 string
 	}
 	if err := json.Unmarshal(out, &got); err != nil || got.Error != "" || !got.Size || !got.Answer || !got.Resized || got.ExitCode != 4 {
-		t.Fatalf("pty on gvisor: %+v %v (%s)\n%s", got, err, out, stderr.String())
+		t.Fatalf("pty on gvisor: %+v %v (%s)", got, err, out)
 	}
 }

@@ -2,6 +2,7 @@
 // (internal/daemon/e2b_sdk_test.go). E2B_API_URL, E2B_SANDBOX_URL and
 // E2B_API_KEY come from the test; it prints one JSON object of results.
 import { Sandbox } from 'e2b'
+import { ptyRoundTrip } from './pty.mjs'
 
 const out = {}
 const step = async (name, fn) => {
@@ -109,26 +110,7 @@ await step('stdin', async () => {
   return { stdout: r.stdout }
 })
 
-await step('pty', async () => {
-  let data = ''
-  const dec = new TextDecoder()
-  const enc = new TextEncoder()
-  const until = async (s) => {
-    for (let i = 0; i < 1000 && !data.includes(s); i++) await new Promise((r) => setTimeout(r, 20))
-  }
-  const h = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => { data += dec.decode(d) } })
-  await sbx.pty.sendInput(h.pid, enc.encode('stty size; echo pty-$((6*7))\n'))
-  await until('pty-42')
-  await sbx.pty.resize(h.pid, { cols: 132, rows: 50 })
-  await sbx.pty.sendInput(h.pid, enc.encode('stty size; exit 4\n'))
-  let exitCode
-  try {
-    exitCode = (await h.wait()).exitCode
-  } catch (e) {
-    exitCode = e.exitCode
-  }
-  return { size: data.includes('24 80'), answer: data.includes('pty-42'), resized: data.includes('50 132'), exitCode }
-})
+await step('pty', () => ptyRoundTrip(sbx))
 
 await step('timeout', async () => {
   await sbx.setTimeout(300_000)
