@@ -56,16 +56,7 @@ func TestStructuredClonePlatformClass(t *testing.T) {
 // before anything is written, and no internal field is ever stored.
 func TestStatePlatformObjectsClass(t *testing.T) {
 	h := newMemHost()
-	mod := newIsolate(t, `
-globalThis.dce = async (p) => { try { await p; return "no error"; } catch (e) { return e.name; } };
-export default { async fetch(req, env) {
-	const src = await req.text();
-	globalThis.st = env.state;
-	try {
-		const v = await (0, eval)("(async () => (" + src + "))()");
-		return new Response(JSON.stringify(v === undefined ? null : v));
-	} catch (e) { return new Response("throw " + e.name + ": " + e.message); }
-} }`)
+	mod := newIsolate(t, stateEvalModule)
 	runJSCases(t, mod, h, []jsCase{
 		{"put", `(async () => { await st.put("b", new Blob([new Uint8Array([1, 2, 250])], {type: "application/x"}));
 			await st.put("f", {file: new File(["hi"], "a.txt", {lastModified: 99})}); return "ok"; })()`, `"ok"`},

@@ -63,6 +63,20 @@ func TestStructuredCloneClass(t *testing.T) {
 	})
 }
 
+// stateEvalModule evaluates each request's body as an async expression
+// with env.state as st and dce(p) naming the error p rejects with (the
+// harness module ignores env).
+const stateEvalModule = `
+globalThis.dce = async (p) => { try { await p; return "no error"; } catch (e) { return e.name; } };
+export default { async fetch(req, env) {
+	const src = await req.text();
+	globalThis.st = env.state;
+	try {
+		const v = await (0, eval)("(async () => (" + src + "))()");
+		return new Response(JSON.stringify(v === undefined ? null : v));
+	} catch (e) { return new Response("throw " + e.name + ": " + e.message); }
+} }`
+
 // TestStateStructuredCloneClass: env.state stores structured-clone values
 // losslessly; plain JSON values are stored byte-identical to
 // JSON.stringify (what the HTTP state routes and older data read), values
@@ -72,17 +86,7 @@ func TestStateStructuredCloneClass(t *testing.T) {
 	h := newMemHost()
 	h.state["ext:bad"] = []byte(`{"__ac_sc":7,"v":1}`)
 	h.state["ext:plain"] = []byte(`{"a":[1,2],"b":"x"}`)
-	// The harness module ignores env; this one keeps env.state as st.
-	mod := newIsolate(t, `
-globalThis.dce = async (p) => { try { await p; return "no error"; } catch (e) { return e.name; } };
-export default { async fetch(req, env) {
-	const src = await req.text();
-	globalThis.st = env.state;
-	try {
-		const v = await (0, eval)("(async () => (" + src + "))()");
-		return new Response(JSON.stringify(v === undefined ? null : v));
-	} catch (e) { return new Response("throw " + e.name + ": " + e.message); }
-} }`)
+	mod := newIsolate(t, stateEvalModule)
 	runJSCases(t, mod, h, []jsCase{
 		{"plain json put", `(async () => { await st.put("p:obj", {a: [1, 2.5, "x", null, true], b: {c: "é"}}); await st.put("p:num", 42); await st.put("p:str", "s"); await st.put({"p:m1": [1], "p:m2": null}); return "ok"; })()`, `"ok"`},
 		{"rich put", `(async () => {

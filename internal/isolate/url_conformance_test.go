@@ -105,15 +105,7 @@ func jsString(s string) string {
 // never another error, a hang or a crash of the isolate. Seeds: the
 // conformance cases.
 func FuzzURLParse(f *testing.F) {
-	cases, err := os.ReadFile("testdata/urlcases.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var seeds [][2]*string
-	if err := json.Unmarshal(cases, &seeds); err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range seeds {
+	for _, s := range urlSeeds(f) {
 		f.Add(*s[0])
 	}
 	iso := newIsolate(f, `export default { async fetch(request) {
@@ -137,4 +129,19 @@ func FuzzURLParse(f *testing.F) {
 			t.Fatalf("%q: %s", input, resp.Body)
 		}
 	})
+}
+
+// urlSeeds are testdata/urlcases.json's cases, input and base (nil for
+// none), the URL fuzzers' seeds.
+func urlSeeds(f *testing.F) [][2]*string {
+	f.Helper()
+	cases, err := os.ReadFile("testdata/urlcases.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var seeds [][2]*string
+	if err := json.Unmarshal(cases, &seeds); err != nil {
+		f.Fatal(err)
+	}
+	return seeds
 }

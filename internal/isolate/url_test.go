@@ -209,14 +209,7 @@ func checkURLResult(t *testing.T, what string, res string, err error) {
 // which the ops would turn into a TypeError saying "the parser failed" (a
 // failure here too). Seeds: testdata/urlcases.json and hostile inputs.
 func FuzzURLHost(f *testing.F) {
-	cases, err := os.ReadFile("testdata/urlcases.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var seeds [][2]*string
-	if err := json.Unmarshal(cases, &seeds); err != nil {
-		f.Fatal(err)
-	}
+	seeds := urlSeeds(f)
 	for i, s := range seeds {
 		base := ""
 		if s[1] != nil {
