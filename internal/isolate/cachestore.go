@@ -139,23 +139,23 @@ func (s *CacheStore) Delete(agent, cache, url string) bool {
 // Purge removes every entry of agent, and of any agent whose name is
 // agent followed by a NUL and more (the session layer's incarnations).
 func (s *CacheStore) Purge(agent string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, el := range s.items {
-		if k.agent == agent || strings.HasPrefix(k.agent, agent+"\x00") {
-			s.remove(el)
-		}
-	}
+	prefix := agent + "\x00"
+	s.purge(func(a string) bool { return a == agent || strings.HasPrefix(a, prefix) })
 }
 
 // PurgeName drops every entry of exactly the cache name agent (a scratch
 // session's own, when it closes), where Purge drops an agent's of every
 // deployment.
 func (s *CacheStore) PurgeName(agent string) {
+	s.purge(func(a string) bool { return a == agent })
+}
+
+// purge drops the entries of the agents match names.
+func (s *CacheStore) purge(match func(agent string) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, el := range s.items {
-		if k.agent == agent {
+		if match(k.agent) {
 			s.remove(el)
 		}
 	}

@@ -304,23 +304,25 @@ func (h *callHost) endCall() (cause error) {
 
 // callFailed maps an isolate error to a problem, drops a dead isolate
 // (the next request restores the last snapshot) and puts the problem in
-// the agent's log stream. s.mu must be held.
-// The problem, which any caller of the agent may see, names only where the
-// error was thrown; the log entry, which only the agent's owner reads,
-// carries the whole backtrace (sourceMap.frames).
+// the agent's log stream. s.mu must be held. The problem, which any caller
+// of the agent may see, names only where the error was thrown; the log
+// entry, which only the agent's owner reads, carries the whole backtrace
+// (logFrames).
 func (m *Manager) callFailed(s *session, err, cause error) error {
-	perr := m.callProblem(s, err, cause)
-	entry := perr.Error()
-	var jsErr *isolate.JSError
-	if errors.As(err, &jsErr) && !errors.Is(err, isolate.ErrTimeout) && s.ver != nil {
-		entry += s.ver.srcMap.frames(jsErr.Stack)
-	}
-	m.record(context.Background(), s.key.agent, s.key.id, "exception", entry)
+	perr, frames := m.problem(s, err, cause)
+	m.record(context.Background(), s.key.agent, s.key.id, "exception", perr.Error()+frames)
 	return perr
 }
 
 // callProblem is callFailed without the log entry.
 func (m *Manager) callProblem(s *session, err, cause error) error {
+	perr, _ := m.problem(s, err, cause)
+	return perr
+}
+
+// problem is callProblem, and for an error the agent threw its backtrace
+// for the log (logFrames), the stack mapped once for both.
+func (m *Manager) problem(s *session, err, cause error) (perr error, backtrace string) {
 	var jsErr *isolate.JSError
 	// The isolate classifies an interrupt (a CPU or wall limit) as
 	// ErrTimeout wrapping the thrown value; that is a timeout, not
@@ -332,19 +334,20 @@ func (m *Manager) callProblem(s *session, err, cause error) error {
 			_ = s.iso.Close(context.Background())
 			s.iso = nil
 			m.forget(s)
-			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB())
+			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB()), ""
 		}
-		return api.Errorf(api.KindAgentError, "agent threw %s%s", jsErr.Error(), s.ver.srcMap.where(jsErr.Stack))
+		stack := s.ver.srcMap.mapStack(jsErr.Stack)
+		return api.Errorf(api.KindAgentError, "agent threw %s%s", jsErr.Error(), where(stack)), logFrames(stack)
 	}
 	switch {
 	case errors.Is(err, isolate.ErrResponseTooLarge):
 		var se *isolate.SizeError
 		if errors.As(err, &se) {
-			return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is %v bytes (session_max_body_bytes); it was refused unread", se)
+			return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is %v bytes (session_max_body_bytes); it was refused unread", se), ""
 		}
-		return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.MaxBodyBytes())
+		return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.MaxBodyBytes()), ""
 	case errors.Is(err, isolate.ErrRequestTooLarge):
-		return BodyTooLarge("request body", m.MaxBodyBytes())
+		return BodyTooLarge("request body", m.MaxBodyBytes()), ""
 	}
 	if s.iso.Err() != nil {
 		_ = s.iso.Close(context.Background())
@@ -354,15 +357,15 @@ func (m *Manager) callProblem(s *session, err, cause error) error {
 	switch {
 	case errors.Is(err, isolate.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		if cause != nil && !errors.Is(cause, context.Canceled) {
-			return api.Errorf(api.KindSessionTimeout, "request stopped: %v", cause)
+			return api.Errorf(api.KindSessionTimeout, "request stopped: %v", cause), ""
 		}
-		return api.Errorf(api.KindSessionTimeout, "request stopped: %v", err)
+		return api.Errorf(api.KindSessionTimeout, "request stopped: %v", err), ""
 	case errors.Is(err, isolate.ErrMemoryExceeded):
-		return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit exceeded: %v", err)
+		return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit exceeded: %v", err), ""
 	case errors.Is(err, isolate.ErrNoHandler):
-		return api.Errorf(api.KindAgentError, "%v", err)
+		return api.Errorf(api.KindAgentError, "%v", err), ""
 	default:
-		return api.Errorf(api.KindSessionCrashed, "session crashed: %v", err)
+		return api.Errorf(api.KindSessionCrashed, "session crashed: %v", err), ""
 	}
 }
 

@@ -291,7 +291,7 @@ func (h *callHost) Log(level, msg string) {
 		// the map, the first time) is the platform's work, not the
 		// agent's: host time, outside its CPU limit.
 		start := h.enter()
-		msg = h.s.ver.srcMap.logText(msg)
+		msg = h.s.ver.srcMap.mapStack(msg)
 		h.timed(start)
 	}
 	msg = h.m.record(h.ctx, h.s.key.agent, h.s.key.id, level, msg)

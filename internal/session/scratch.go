@@ -264,8 +264,6 @@ func (sc *Scratch) clear(ctx context.Context) error {
 		errs = append(errs, sc.m.state.Delete(ctx, key))
 	}
 	errs = append(errs, sc.m.txns.Delete(ctx, store.Key(k.agent, k.id)))
-	if sc.m.caches != nil {
-		sc.m.caches.PurgeName(scratchCacheName(k)) // unreachable once closed
-	}
+	sc.m.caches.PurgeName(scratchCacheName(k)) // unreachable once closed
 	return errors.Join(errs...)
 }

@@ -58,42 +58,29 @@ func (s *sourceMap) mapStack(text string) string {
 	return sm.MapStack(text, s.entry)
 }
 
-// logText is a console line as the log stream keeps it: a line that holds
-// a backtrace (QuickJS indents its frames "    at ") mapped, any other
-// as it is, for the cost of one search.
-func (s *sourceMap) logText(text string) string {
-	if !strings.Contains(text, "    at ") {
-		return text
-	}
-	return s.mapStack(text)
-}
-
 // where says where an uncaught error was thrown: " (at FILE:LINE:COL)" of
-// the first frame outside the runtime, in the agent's own source when the
-// version has a source map, else in the bundle's files; "" when the
+// the first frame outside the runtime of stack, a backtrace mapStack
+// mapped (the agent's own source when the version has a source map, else
+// the bundle's files); "" when the
 // backtrace names no agent code. It goes into the problem, which any
-// caller of the agent may read: the rest of the backtrace (frames) goes
+// caller of the agent may read: the rest of the backtrace (logFrames) goes
 // only to the owner's log stream.
-func (s *sourceMap) where(stack string) string {
+func where(stack string) string {
 	if stack == "" {
 		return ""
 	}
-	if at := bundle.FirstFrame(s.mapStack(stack)); at != "" {
+	if at := bundle.FirstFrame(stack); at != "" {
 		return " (at " + at + ")"
 	}
 	return ""
 }
 
-// frames is an uncaught error's backtrace for the log stream: its frames
-// one a line, mapped as where maps the first; "" when it names no agent
+// logFrames is an uncaught error's backtrace for the log stream: the frames of
+// stack (mapped, as where's) one a line; "" when it names no agent
 // code. At most problemFrames frames and problemStackBytes bytes are
 // kept; the rest are counted.
-func (s *sourceMap) frames(stack string) string {
-	if stack == "" {
-		return ""
-	}
-	stack = s.mapStack(stack)
-	if bundle.FirstFrame(stack) == "" {
+func logFrames(stack string) string {
+	if stack == "" || bundle.FirstFrame(stack) == "" {
 		return ""
 	}
 	var b strings.Builder
