@@ -121,9 +121,6 @@ func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.D
 			one := cs
 			one.Labels, one.Env = maps.Clone(spec.Labels), maps.Clone(spec.Env)
 			c, err := m.createFrom(ctx, "", one, o)
-			if err != nil {
-				c = nil
-			}
 			copies[i] = ForkCopy{Sandbox: c, Err: err}
 		})
 	}

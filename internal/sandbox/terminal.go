@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 )
@@ -18,6 +20,22 @@ const (
 	MaxTerminalRows = 1000
 	MaxTerminalCols = 1000
 )
+
+var (
+	// ErrTerminalSize means rows or cols out of 1..MaxTerminalRows/Cols.
+	ErrTerminalSize = errors.New("rows and cols must be between 1 and 1000")
+	// ErrTerminals means the sandbox has as many terminals open as its
+	// tier allows.
+	ErrTerminals = errors.New("too many terminals open in the sandbox at once")
+)
+
+// Check refuses a size outside the limits (ErrTerminalSize).
+func (s WindowSize) Check() error {
+	if s.Rows == 0 || s.Cols == 0 || s.Rows > MaxTerminalRows || s.Cols > MaxTerminalCols {
+		return fmt.Errorf("terminal size %dx%d: %w", s.Rows, s.Cols, ErrTerminalSize)
+	}
+	return nil
+}
 
 // Terminal is one process running inside a sandbox on a pseudo-terminal
 // made inside the sandbox (its own devpts instance): the process is a

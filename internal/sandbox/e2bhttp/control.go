@@ -525,8 +525,9 @@ func (h *Handler) handleConnect(w http.ResponseWriter, r *http.Request, p caller
 	return nil
 }
 
-// forkRequest is the body of POST /sandboxes/{id}/fork, decoded strictly:
-// an unknown field is refused, not ignored.
+// forkRequest is the body of POST /sandboxes/{id}/fork (parseFork): well
+// formed, no key twice, the known fields of the right types; an unknown
+// field is allowed, as on every E2B route.
 type forkRequest struct {
 	Count   *int     `json:"count"`
 	Timeout *float64 `json:"timeout"`

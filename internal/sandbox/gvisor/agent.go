@@ -76,6 +76,8 @@ type agent struct {
 	warmed atomic.Bool
 	// relays holds a token per relayed port connection (ports.go).
 	relays chan struct{}
+	// terms holds a token per open terminal (terminal.go).
+	terms chan struct{}
 }
 
 // listenAgent listens on the container's exec socket, before the
@@ -90,7 +92,7 @@ func (c *container) listenAgent() error {
 		return fmt.Errorf("exec agent socket: %w", err)
 	}
 	a := &agent{ln: ln, idle: make(chan *net.UnixConn, agentIdleMax), ready: make(chan struct{}),
-		relays: make(chan struct{}, portRelayMax)}
+		relays: make(chan struct{}, portRelayMax), terms: make(chan struct{}, termMax)}
 	go a.accept()
 	c.agent = a
 	return nil

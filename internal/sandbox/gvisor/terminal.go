@@ -49,14 +49,9 @@ var _ sandbox.Terminaler = (*container)(nil)
 // agent (and so the program) then waits.
 const termBufMax = 1 << 20
 
-var errBadSize = errors.New("rows and cols must be between 1 and 1000")
-
-func badSize(size sandbox.WindowSize) error {
-	if size.Rows == 0 || size.Cols == 0 || size.Rows > sandbox.MaxTerminalRows || size.Cols > sandbox.MaxTerminalCols {
-		return fmt.Errorf("terminal size %dx%d: %w", size.Rows, size.Cols, errBadSize)
-	}
-	return nil
-}
+// termMax bounds the terminals open at once in one sandbox: each holds up
+// to termBufMax of output in the daemon for a reader that does not read.
+const termMax = 16
 
 // Terminal runs a process on a terminal made inside the sandbox by its
 // exec agent; see sandbox.Terminaler.
@@ -64,12 +59,32 @@ func (c *container) Terminal(ctx context.Context, es sandbox.ExecSpec, size sand
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	if err := badSize(size); err != nil {
+	if err := size.Check(); err != nil {
 		return nil, err
 	}
 	if err := c.waitForwarder(ctx); err != nil {
 		return nil, err
 	}
+	release := func() {}
+	if a := c.agent; a != nil {
+		select {
+		case a.terms <- struct{}{}:
+			release = func() { <-a.terms }
+		default:
+			return nil, fmt.Errorf("terminal %s: %w (%d)", es.Cmd, sandbox.ErrTerminals, termMax)
+		}
+	}
+	t, err := c.startTerminal(ctx, es, size, release)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return t, nil
+}
+
+// startTerminal asks the exec agent for es on a terminal of size; the
+// terminal calls release when it ends.
+func (c *container) startTerminal(ctx context.Context, es sandbox.ExecSpec, size sandbox.WindowSize, release func()) (*terminal, error) {
 	p := c.processSpec(es)
 	_, conn, err := c.agentSend(ctx, p, agentRequest{Op: "pty", Args: p.Args, Env: p.Env, Cwd: p.Cwd, Rows: size.Rows, Cols: size.Cols})
 	if errors.Is(err, errNoAgent) {
@@ -102,7 +117,7 @@ func (c *container) Terminal(ctx context.Context, es sandbox.ExecSpec, size sand
 		return nil, fmt.Errorf("terminal %s: exec agent: pid %q", es.Cmd, b)
 	}
 	t := &terminal{c: c, conn: conn, pid: pid, readable: make(chan struct{}, 1), room: make(chan struct{}, 1),
-		ended: make(chan struct{}), done: make(chan struct{})}
+		ended: make(chan struct{}), done: make(chan struct{}), release: release}
 	go t.run(r)
 	return t, nil
 }
@@ -155,6 +170,7 @@ type terminal struct {
 	err  error
 
 	closeOnce sync.Once
+	release   func() // gives back the sandbox's terminal slot (termMax)
 }
 
 func notify(ch chan struct{}) {
@@ -169,6 +185,7 @@ func (t *terminal) end() { t.endOnce.Do(func() { close(t.ended) }) }
 // run reads the agent's frames up to the exit code.
 func (t *terminal) run(r *bufio.Reader) {
 	defer close(t.done)
+	defer t.release()
 	defer t.conn.Close()
 	defer t.end()
 	defer func() {
@@ -286,7 +303,7 @@ func (t *terminal) PID() int { return t.pid }
 
 // Resize sets the window size; the foreground job gets SIGWINCH.
 func (t *terminal) Resize(size sandbox.WindowSize) error {
-	if err := badSize(size); err != nil {
+	if err := size.Check(); err != nil {
 		return err
 	}
 	var b [4]byte

@@ -29,8 +29,8 @@ func (b *box) Terminal(ctx context.Context, es sandbox.ExecSpec, size sandbox.Wi
 	if err := b.usable(); err != nil {
 		return nil, err
 	}
-	if size.Rows == 0 || size.Cols == 0 || size.Rows > sandbox.MaxTerminalRows || size.Cols > sandbox.MaxTerminalCols {
-		return nil, fmt.Errorf("terminal size %dx%d: %w", size.Rows, size.Cols, errBadSize)
+	if err := size.Check(); err != nil {
+		return nil, err
 	}
 	tty := sbinit.WindowSize(size)
 	id := b.nextID.Add(1)
@@ -63,8 +63,6 @@ func (b *box) Terminal(ctx context.Context, es sandbox.ExecSpec, size sandbox.Wi
 	go t.wait()
 	return t, nil
 }
-
-var errBadSize = errors.New("rows and cols must be between 1 and 1000")
 
 func closeAll(files []*os.File) {
 	for _, f := range files {
@@ -116,8 +114,8 @@ func (t *terminal) PID() int { return t.pid }
 func (t *terminal) Write(p []byte) (int, error) { return t.master.Write(p) }
 
 func (t *terminal) Resize(size sandbox.WindowSize) error {
-	if size.Rows == 0 || size.Cols == 0 || size.Rows > sandbox.MaxTerminalRows || size.Cols > sandbox.MaxTerminalCols {
-		return fmt.Errorf("terminal size %dx%d: %w", size.Rows, size.Cols, errBadSize)
+	if err := size.Check(); err != nil {
+		return err
 	}
 	conn, err := t.master.SyscallConn()
 	if err != nil {

@@ -41,6 +41,10 @@ func problemFor(err error) error {
 		return api.Errorf(api.KindConflict, "%v: POST /v1/sandboxes/ID/start", err)
 	case errors.Is(err, sandbox.ErrBadMountPath):
 		return api.FieldErrorf(api.KindValidation, "volumes", "%v", err)
+	case errors.Is(err, sandbox.ErrTerminalSize):
+		return api.FieldErrorf(api.KindValidation, "size", "%v", err)
+	case errors.Is(err, sandbox.ErrTerminals):
+		return api.Errorf(api.KindRateLimited, "%v: close one, or retry", err)
 	case errors.Is(err, sandbox.ErrUnsupported):
 		return api.Errorf(api.KindBadRequest, "%v", err)
 	case errors.Is(err, sandbox.ErrUnavailable):
