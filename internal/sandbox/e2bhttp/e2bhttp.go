@@ -232,6 +232,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// authenticate checks an envd request's credentials: its envd access
+// token for sandbox id when it carries one, else its API key.
+func (h *Handler) authenticate(r *http.Request, id string) (httpapi.Principal, string, error) {
+	if tok := r.Header.Get("X-Access-Token"); tok != "" {
+		return h.keys.AuthenticateEnvd(r.Context(), tok, id)
+	}
+	return h.keys.Authenticate(r.Context(), r.Header.Get("X-API-Key"))
+}
+
 // Identify returns the principal of a request to the E2B API that carries
 // an API key or an envd access token, for the front door's scheduling
 // (ok false without them, or on another path). It grants nothing: the

@@ -79,12 +79,7 @@ func (h *Handler) serveEnvd(w http.ResponseWriter, r *http.Request, action strin
 	}
 	var c caller
 	var err error
-	if tok := r.Header.Get("X-Access-Token"); tok != "" {
-		c.Principal, c.keyHash, err = h.keys.AuthenticateEnvd(r.Context(), tok, id)
-	} else {
-		c.Principal, c.keyHash, err = h.keys.Authenticate(r.Context(), r.Header.Get("X-API-Key"))
-	}
-	if err != nil {
+	if c.Principal, c.keyHash, err = h.authenticate(r, id); err != nil {
 		return err
 	}
 	r = r.WithContext(httpapi.WithPrincipal(r.Context(), c.Principal))

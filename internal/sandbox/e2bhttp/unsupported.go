@@ -52,11 +52,7 @@ func (h *Handler) handleUnknown(w http.ResponseWriter, r *http.Request) error {
 	connect := strings.HasPrefix(path, "/process.Process/") || strings.HasPrefix(path, "/filesystem.Filesystem/")
 	err := h.available()
 	if err == nil {
-		if tok := r.Header.Get("X-Access-Token"); tok != "" {
-			_, _, err = h.keys.AuthenticateEnvd(r.Context(), tok, r.Header.Get("E2b-Sandbox-Id"))
-		} else {
-			_, _, err = h.keys.Authenticate(r.Context(), r.Header.Get("X-API-Key"))
-		}
+		_, _, err = h.authenticate(r, r.Header.Get("E2b-Sandbox-Id"))
 	}
 	switch {
 	case err != nil && connect:
