@@ -46,6 +46,25 @@ def send(c, t, b):
         c.sendall(t + struct.pack(">I", len(b)) + b)
     except OSError:
         pass
+def split_frames(b, handle):
+    while len(b) >= 5 and len(b) >= 5 + struct.unpack(">I", b[1:5])[0]:
+        n = struct.unpack(">I", b[1:5])[0]
+        handle(b[:1], b[5:5 + n])
+        b = b[5 + n:]
+    return b
+def finish(c, p, xfd, waiter, sel):
+    rc = p.wait()
+    if waiter:
+        waiter.join()
+    os.close(xfd)
+    sel.close()
+    if c.fileno() >= 0:
+        send(c, b"X", str(128 - rc if rc < 0 else rc).encode())
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        c.close()
 def exited(p):
     try:
         return os.pidfd_open(p.pid), None
@@ -174,32 +193,29 @@ def pty(c, req, ctl):
     sel.register(c, selectors.EVENT_READ, "ctl")
     sel.register(m, selectors.EVENT_READ, "pty")
     st = {"pending": b"", "ctl": ctl, "mev": selectors.EVENT_READ, "eof": False}
+    def frame(t, d):
+        try:
+            if t == b"I" and len(st["pending"]) < 1 << 20:
+                st["pending"] += d
+            elif t == b"R" and len(d) == 4:
+                winsz(m, *struct.unpack(">HH", d))
+            elif t == b"S":
+                sig = int(d)
+                try:
+                    a = termios.tcgetattr(m)
+                    ch = a[6][CC[sig]] if sig in CC and a[3] & termios.ISIG else b"\0"
+                except (OSError, KeyError, IndexError):
+                    ch = b"\0"
+                if ch != b"\0":
+                    st["pending"] += ch
+                else:
+                    os.killpg(p.pid, sig)
+            elif t == b"K":
+                killsession(p.pid)
+        except (OSError, ValueError):
+            pass
     def frames():
-        b = st["ctl"]
-        while len(b) >= 5 and len(b) >= 5 + struct.unpack(">I", b[1:5])[0]:
-            n = struct.unpack(">I", b[1:5])[0]
-            t, d, b = b[:1], b[5:5 + n], b[5 + n:]
-            try:
-                if t == b"I" and len(st["pending"]) < 1 << 20:
-                    st["pending"] += d
-                elif t == b"R" and n == 4:
-                    winsz(m, *struct.unpack(">HH", d))
-                elif t == b"S":
-                    sig = int(d)
-                    try:
-                        a = termios.tcgetattr(m)
-                        ch = a[6][CC[sig]] if sig in CC and a[3] & termios.ISIG else b"\0"
-                    except (OSError, KeyError, IndexError):
-                        ch = b"\0"
-                    if ch != b"\0":
-                        st["pending"] += ch
-                    else:
-                        os.killpg(p.pid, sig)
-                elif t == b"K":
-                    killsession(p.pid)
-            except (OSError, ValueError):
-                pass
-        st["ctl"] = b
+        st["ctl"] = split_frames(st["ctl"], frame)
     def flush():
         try:
             while st["pending"]:
@@ -254,19 +270,8 @@ def pty(c, req, ctl):
                 st["ctl"] += d
                 frames()
                 flush()
-    rc = p.wait()
-    if waiter:
-        waiter.join()
-    os.close(xfd)
-    sel.close()
     os.close(m)
-    if c.fileno() >= 0:
-        send(c, b"X", str(128 - rc if rc < 0 else rc).encode())
-        try:
-            c.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        c.close()
+    finish(c, p, xfd, waiter, sel)
 def run(c, p, ctl):
     sel = selectors.DefaultSelector()
     outs = {p.stdout.fileno(): (b"O", p.stdout), p.stderr.fileno(): (b"E", p.stderr)}
@@ -289,17 +294,17 @@ def run(c, p, ctl):
             except OSError:
                 pass
             inp = None
+    def frame(t, d):
+        nonlocal pending, closing
+        if t == b"I" and inp:
+            pending += d
+        elif t == b"C":
+            closing = True
+        elif t == b"K":
+            killpg(p.pid)
     def ctl_frames():
-        nonlocal ctl, pending, closing
-        while len(ctl) >= 5 and len(ctl) >= 5 + struct.unpack(">I", ctl[1:5])[0]:
-            n = struct.unpack(">I", ctl[1:5])[0]
-            t, d, ctl = ctl[:1], ctl[5:5 + n], ctl[5 + n:]
-            if t == b"I" and inp:
-                pending += d
-            elif t == b"C":
-                closing = True
-            elif t == b"K":
-                killpg(p.pid)
+        nonlocal ctl
+        ctl = split_frames(ctl, frame)
     def stdin_flush():
         nonlocal pending, waiting
         try:
@@ -367,18 +372,7 @@ def run(c, p, ctl):
     for _, f in outs.values():
         f.close()
     stdin_close()
-    rc = p.wait()
-    if waiter:
-        waiter.join()
-    os.close(xfd)
-    sel.close()
-    if c.fileno() >= 0:
-        send(c, b"X", str(128 - rc if rc < 0 else rc).encode())
-        try:
-            c.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        c.close()
+    finish(c, p, xfd, waiter, sel)
 fails = 0
 while True:
     if fails:
