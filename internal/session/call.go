@@ -309,20 +309,15 @@ func (h *callHost) endCall() (cause error) {
 // entry, which only the agent's owner reads, carries the whole backtrace
 // (logFrames).
 func (m *Manager) callFailed(s *session, err, cause error) error {
-	perr, frames := m.problem(s, err, cause)
+	frames, perr := m.callProblem(s, err, cause)
 	m.record(context.Background(), s.key.agent, s.key.id, "exception", perr.Error()+frames)
 	return perr
 }
 
-// callProblem is callFailed without the log entry.
-func (m *Manager) callProblem(s *session, err, cause error) error {
-	perr, _ := m.problem(s, err, cause)
-	return perr
-}
-
-// problem is callProblem, and for an error the agent threw its backtrace
-// for the log (logFrames), the stack mapped once for both.
-func (m *Manager) problem(s *session, err, cause error) (perr error, backtrace string) {
+// callProblem is the problem of an isolate error, and for an error the
+// agent threw its backtrace for the log (logFrames), the stack mapped once
+// for both.
+func (m *Manager) callProblem(s *session, err, cause error) (backtrace string, perr error) {
 	var jsErr *isolate.JSError
 	// The isolate classifies an interrupt (a CPU or wall limit) as
 	// ErrTimeout wrapping the thrown value; that is a timeout, not
@@ -334,20 +329,20 @@ func (m *Manager) problem(s *session, err, cause error) (perr error, backtrace s
 			_ = s.iso.Close(context.Background())
 			s.iso = nil
 			m.forget(s)
-			return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB()), ""
+			return "", api.Errorf(api.KindSessionMemoryExceeded, "session memory limit of %d MiB exceeded", s.ver.memoryMiB())
 		}
 		stack := s.ver.srcMap.mapStack(jsErr.Stack)
-		return api.Errorf(api.KindAgentError, "agent threw %s%s", jsErr.Error(), where(stack)), logFrames(stack)
+		return logFrames(stack), api.Errorf(api.KindAgentError, "agent threw %s%s", jsErr.Error(), where(stack))
 	}
 	switch {
 	case errors.Is(err, isolate.ErrResponseTooLarge):
 		var se *isolate.SizeError
 		if errors.As(err, &se) {
-			return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is %v bytes (session_max_body_bytes); it was refused unread", se), ""
+			return "", api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is %v bytes (session_max_body_bytes); it was refused unread", se)
 		}
-		return api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.MaxBodyBytes()), ""
+		return "", api.Errorf(api.KindAgentResponseTooLarge, "the agent's response is larger than the session body limit of %d bytes", m.MaxBodyBytes())
 	case errors.Is(err, isolate.ErrRequestTooLarge):
-		return BodyTooLarge("request body", m.MaxBodyBytes()), ""
+		return "", BodyTooLarge("request body", m.MaxBodyBytes())
 	}
 	if s.iso.Err() != nil {
 		_ = s.iso.Close(context.Background())
@@ -357,15 +352,15 @@ func (m *Manager) problem(s *session, err, cause error) (perr error, backtrace s
 	switch {
 	case errors.Is(err, isolate.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		if cause != nil && !errors.Is(cause, context.Canceled) {
-			return api.Errorf(api.KindSessionTimeout, "request stopped: %v", cause), ""
+			return "", api.Errorf(api.KindSessionTimeout, "request stopped: %v", cause)
 		}
-		return api.Errorf(api.KindSessionTimeout, "request stopped: %v", err), ""
+		return "", api.Errorf(api.KindSessionTimeout, "request stopped: %v", err)
 	case errors.Is(err, isolate.ErrMemoryExceeded):
-		return api.Errorf(api.KindSessionMemoryExceeded, "session memory limit exceeded: %v", err), ""
+		return "", api.Errorf(api.KindSessionMemoryExceeded, "session memory limit exceeded: %v", err)
 	case errors.Is(err, isolate.ErrNoHandler):
-		return api.Errorf(api.KindAgentError, "%v", err), ""
+		return "", api.Errorf(api.KindAgentError, "%v", err)
 	default:
-		return api.Errorf(api.KindSessionCrashed, "session crashed: %v", err), ""
+		return "", api.Errorf(api.KindSessionCrashed, "session crashed: %v", err)
 	}
 }
 
