@@ -119,8 +119,15 @@ type ExtendSandboxRequest struct {
 // ForkSandboxRequest is the body of POST /v1/sandboxes/{id}/fork: Count
 // copies (1 to 100) of the sandbox with a copy of its /workspace each,
 // owned like it. The answer is a SandboxList of the copies.
+//
+// Paused copies run nothing until they are resumed or started: where the
+// tier saves memory (gVisor) each is paused with the source's memory kept
+// on disk, and resume restores it; otherwise each is stopped with its
+// files, and start runs it. Such a fork takes one checkpoint and one copy
+// of the files, however many copies it makes.
 type ForkSandboxRequest struct {
-	Count int `json:"count"`
+	Count  int  `json:"count"`
+	Paused bool `json:"paused,omitempty"`
 }
 
 // ExecRequest is the body of POST /v1/sandboxes/{id}/exec.

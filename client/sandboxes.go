@@ -71,8 +71,14 @@ func (c *Client) StartSandbox(ctx context.Context, id string) (*api.Sandbox, err
 
 // ForkSandbox makes count copies of a sandbox with its files.
 func (c *Client) ForkSandbox(ctx context.Context, id string, count int) ([]api.Sandbox, error) {
+	return c.ForkSandboxWith(ctx, id, api.ForkSandboxRequest{Count: count})
+}
+
+// ForkSandboxWith is ForkSandbox with every option of the request (paused
+// copies).
+func (c *Client) ForkSandboxWith(ctx context.Context, id string, req api.ForkSandboxRequest) ([]api.Sandbox, error) {
 	var out api.SandboxList
-	if err := c.Do(ctx, http.MethodPost, sandboxPath(id)+"/fork", api.ForkSandboxRequest{Count: count}, &out); err != nil {
+	if err := c.Do(ctx, http.MethodPost, sandboxPath(id)+"/fork", req, &out); err != nil {
 		return nil, err
 	}
 	return out.Sandboxes, nil

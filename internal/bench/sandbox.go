@@ -124,9 +124,18 @@ type SandboxResult struct {
 	// memory, SnapshotNote why not. Fork100PooledMs is that fork on the
 	// daemon of Burst100Pooled, its pool full again (the copies are pool
 	// claims).
-	Fork100Ms            *float64 `json:"fork100_ms"`
-	Fork100PooledMs      *float64 `json:"fork100_pooled_ms"`
-	ForkN                int      `json:"fork_n,omitempty"`
+	Fork100Ms       *float64 `json:"fork100_ms"`
+	Fork100PooledMs *float64 `json:"fork100_pooled_ms"`
+	ForkN           int      `json:"fork_n,omitempty"`
+	// Fork100PausedMs is ForkN paused copies (ForkSandboxRequest.Paused)
+	// of a sandbox holding ForkPausedMemoryMiB in a process's memory (on
+	// a tier that saves memory; 0 elsewhere, where the copies are stopped
+	// with their files); ForkPausedResumeMs is the resume of one of them,
+	// to its first command answered (restore and exec; start and exec
+	// where there is no memory).
+	Fork100PausedMs      *float64 `json:"fork100_paused_ms"`
+	ForkPausedResumeMs   *float64 `json:"fork_paused_resume_ms"`
+	ForkPausedMemoryMiB  int      `json:"fork_paused_memory_mib"`
 	SnapshotMsPerGiB     *float64 `json:"snapshot_ms_per_gib"`
 	RestoreMs            *float64 `json:"restore_ms"`
 	SnapshotWorkspaceMiB int      `json:"snapshot_workspace_mib,omitempty"`
@@ -182,7 +191,7 @@ func Sandbox(ctx context.Context, opts SandboxOptions) (*SandboxResult, error) {
 	stop := sync.OnceFunc(n.stop)
 	defer stop()
 	res := &SandboxResult{Tier: opts.Tier, N: opts.N, Concurrency: opts.Concurrency, ConcurrentTarget: opts.Alive, InProcess: n.inProcess,
-		LoadAvgStart: loadAvg(), Unmeasured: []string{"fork100_ms", "snapshot_ms_per_gib", "restore_ms"}}
+		LoadAvgStart: loadAvg(), Unmeasured: []string{"fork100_ms", "fork100_paused_ms", "snapshot_ms_per_gib", "restore_ms"}}
 	r := &sandboxRun{SandboxOptions: opts, c: n.c}
 	// Fail early and clearly when the tier does not work at all.
 	id, _, err := r.create(ctx)

@@ -61,6 +61,59 @@ func (r *sandboxRun) snapshots(ctx context.Context, res *SandboxResult) {
 		return
 	}
 	res.Fork100Ms, res.ForkN = &d, n
+	if err := r.pausedFork(ctx, res, id, n); err != nil {
+		res.Unmeasured = append(res.Unmeasured, "fork100_paused_ms: "+err.Error())
+	}
+}
+
+// forkPausedMemoryMiB is what the source of a paused fork holds in memory
+// on the gVisor tier: the "100 forks of a 256 MiB sandbox".
+const forkPausedMemoryMiB = 256
+
+// pausedFork times a fork of id into n paused copies, with
+// forkPausedMemoryMiB of random bytes held by a process of id first where
+// the copies keep memory (gVisor), then one copy's resume (or start) to
+// its first command answered, and deletes the copies.
+func (r *sandboxRun) pausedFork(ctx context.Context, res *SandboxResult, id string, n int) error {
+	memory := r.Tier == "gvisor"
+	if memory {
+		hold := fmt.Sprintf("import os, time\nb = os.urandom(%d << 20)\nopen('/tmp/held', 'w').close()\ntime.sleep(3600)\n", forkPausedMemoryMiB)
+		if _, err := r.c.StartProcess(ctx, id, api.ExecRequest{Cmd: "python3", Args: []string{"-c", hold}, Background: true}); err != nil {
+			return err
+		}
+		wait := api.ExecRequest{Cmd: "sh", Args: []string{"-c", "for i in $(seq 600); do [ -e /tmp/held ] && exit 0; sleep 0.1; done; exit 1"}}
+		if err := r.run(ctx, id, wait); err != nil {
+			return fmt.Errorf("hold %d MiB: %w", forkPausedMemoryMiB, err)
+		}
+		res.ForkPausedMemoryMiB = forkPausedMemoryMiB
+	}
+	t0 := time.Now()
+	forks, err := r.c.ForkSandboxWith(ctx, id, api.ForkSandboxRequest{Count: n, Paused: true})
+	d := msOf(time.Since(t0))
+	defer func() {
+		for _, f := range forks {
+			r.del(ctx, f.ID)
+		}
+	}()
+	if err != nil || len(forks) != n {
+		return fmt.Errorf("%d of %d paused forks: %v", len(forks), n, err)
+	}
+	res.Fork100PausedMs = &d
+	t0 = time.Now()
+	if memory {
+		_, err = r.c.ResumeSandbox(ctx, forks[0].ID)
+	} else {
+		_, err = r.c.StartSandbox(ctx, forks[0].ID)
+	}
+	if err == nil {
+		err = r.run(ctx, forks[0].ID, api.ExecRequest{Cmd: "true"})
+	}
+	if err != nil {
+		return fmt.Errorf("resume a paused fork: %w", err)
+	}
+	rd := msOf(time.Since(t0))
+	res.ForkPausedResumeMs = &rd
+	return nil
 }
 
 // fill writes snapshotWorkspaceMiB of random bytes to id's /workspace.

@@ -184,7 +184,10 @@ func sandboxOpCmd(g *globals, use, short string, op func(*client.Client, context
 }
 
 func newSandboxForkCmd(g *globals) *cobra.Command {
-	var count int
+	var (
+		count  int
+		paused bool
+	)
 	cmd := &cobra.Command{
 		Use: "fork ID", Short: "Make copies of a sandbox, each with a copy of its /workspace", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -195,7 +198,7 @@ func newSandboxForkCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			forks, err := c.ForkSandbox(cmd.Context(), args[0], count)
+			forks, err := c.ForkSandboxWith(cmd.Context(), args[0], api.ForkSandboxRequest{Count: count, Paused: paused})
 			if err != nil {
 				return err
 			}
@@ -207,6 +210,7 @@ func newSandboxForkCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&count, "count", 1, "how many copies (1 to 100)")
+	cmd.Flags().BoolVar(&paused, "paused", false, "make the copies without running them: paused with the source's memory on the gvisor tier (sandbox resume runs it), stopped with its files otherwise (sandbox start)")
 	return cmd
 }
 

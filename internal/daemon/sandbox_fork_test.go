@@ -100,6 +100,52 @@ func TestSandboxForkRouteClass(t *testing.T) {
 		}
 	}
 	t.Run("snapshots", func(t *testing.T) { snapshotRoutes(t, alice, bob, asb.ID, aliceTok.Token, bobTok.Token, do) })
+	t.Run("paused", func(t *testing.T) { pausedForkRoutes(t, alice, asb.ID, aliceTok.Token, bobTok.Token, do) })
+}
+
+// pausedForkRoutes (on the fork test's daemon): a paused fork on the
+// process tier makes stopped copies with the source's files (the tier
+// saves no memory); exec on one is refused until it is started; another
+// tenant cannot start, resume or delete them; a malformed paused flag is
+// 4xx; the copies count against the owner's caps like any sandbox.
+func pausedForkRoutes(t *testing.T, alice *client.Client, sbID, aliceTok, bobTok string, do func(tok, method, path, body string) int) {
+	ctx := t.Context()
+	forks, err := alice.ForkSandboxWith(ctx, sbID, api.ForkSandboxRequest{Count: 2, Paused: true})
+	if err != nil || len(forks) != 2 {
+		t.Fatalf("paused fork: %d %v", len(forks), err)
+	}
+	for _, f := range forks {
+		if f.State != api.SandboxStateStopped || f.Paused {
+			t.Fatalf("a paused fork's copy on the process tier: %+v", f)
+		}
+		if _, err := alice.Exec(ctx, f.ID, api.ExecRequest{Cmd: "true"}, io.Discard, io.Discard); !api.IsKind(err, api.KindConflict) {
+			t.Fatalf("exec in a stopped copy: %v", err)
+		}
+		for _, c := range []struct{ method, path string }{
+			{"POST", "/start"}, {"POST", "/resume"}, {"DELETE", ""}, {"POST", "/fork"},
+		} {
+			if code := do(bobTok, c.method, "/v1/sandboxes/"+f.ID+c.path, `{"count":1,"paused":true}`); code != http.StatusForbidden && code != http.StatusNotFound {
+				t.Errorf("bob: %s %s of alice's paused copy: %d", c.method, c.path, code)
+			}
+		}
+	}
+	for _, body := range []string{`{"count":1,"paused":"yes"}`, `{"count":1,"paused":1}`, `{"count":1,"paused":null,"paused":true}`, `{"count":101,"paused":true}`} {
+		if code := do(aliceTok, "POST", "/v1/sandboxes/"+sbID+"/fork", body); code < 400 || code >= 500 {
+			t.Errorf("fork body %q: %d", body, code)
+		}
+	}
+	if _, err := alice.StartSandbox(ctx, forks[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code, err := alice.Exec(ctx, forks[0].ID, api.ExecRequest{Cmd: "cat", Args: []string{"seed.txt"}}, &out, io.Discard); err != nil || code != 0 || out.String() != "seed\n" {
+		t.Fatalf("started copy: %q %d %v", out.String(), code, err)
+	}
+	for _, f := range forks {
+		if err := alice.DeleteSandbox(ctx, f.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // snapshotRoutes (TestSnapshotRoutesClass, on the fork test's daemon): a

@@ -29,7 +29,7 @@ const MaxForks = 100
 // be a host directory, the Manager's or the tier's (ErrUnsupported
 // otherwise).
 func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error) {
-	copies, err := m.ForkEach(ctx, id, n, 0)
+	copies, err := m.ForkWith(ctx, id, ForkOptions{Count: n})
 	if err != nil {
 		return nil, err
 	}
@@ -48,20 +48,42 @@ func (m *Manager) Fork(ctx context.Context, id string, n int) ([]Sandbox, error)
 	return out, nil
 }
 
-// ForkCopy is the outcome of one copy of a ForkEach: the copy, or the
-// error that kept it from starting.
+// ForkCopy is the outcome of one copy of a ForkWith: the copy's id and
+// live sandbox (nil for a paused or stopped copy), or the error that kept
+// it from being made.
 type ForkCopy struct {
+	ID      string
 	Sandbox Sandbox
 	Err     error
 }
 
-// ForkEach is Fork answering each copy's outcome on its own, for callers
-// that report them one by one (E2B's fork answers a list of sandboxes and
-// errors). err is set when no copy was attempted: the source cannot be
-// copied. Otherwise copies has n entries. A positive timeout is the
-// copies' timeout (admitted like a create's); otherwise each copy gets
-// what remains of the source's.
+// ForkOptions says how ForkWith copies a sandbox.
+type ForkOptions struct {
+	// Count is how many copies: 1 to MaxForks.
+	Count int
+	// Timeout, if positive, is the copies' timeout (admitted like a
+	// create's); otherwise each gets what remains of the source's.
+	Timeout time.Duration
+	// Parked copies run nothing until they are asked to (park.go): where
+	// the tier saves memory each holds the source's memory image on disk
+	// and is paused (Resume restores it), otherwise each is stopped with
+	// its files (StartSandbox runs it). The fork then costs one checkpoint
+	// and one copy of the files, not a start per copy.
+	Parked bool
+}
+
+// ForkEach is ForkWith of n running copies with timeout, answering each
+// copy's outcome on its own (E2B's fork answers a list of sandboxes and
+// errors).
 func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.Duration) ([]ForkCopy, error) {
+	return m.ForkWith(ctx, id, ForkOptions{Count: n, Timeout: timeout})
+}
+
+// ForkWith is Fork with options, answering each copy's outcome on its own.
+// err is set when no copy was attempted: the source cannot be copied.
+// Otherwise copies has o.Count entries.
+func (m *Manager) ForkWith(ctx context.Context, id string, fo ForkOptions) ([]ForkCopy, error) {
+	n, timeout := fo.Count, fo.Timeout
 	if n < 1 || n > MaxForks {
 		return nil, fmt.Errorf("fork sandbox %s: count %d: must be 1 to %d", id, n, MaxForks)
 	}
@@ -80,6 +102,9 @@ func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.D
 	m.mu.Unlock()
 	if spec.Build {
 		return nil, fmt.Errorf("fork sandbox %s: a template build's sandbox cannot be copied: %w", id, ErrUnsupported)
+	}
+	if sb == nil && m.parked(id) {
+		return nil, fmt.Errorf("fork sandbox %s: a parked copy holds its memory on disk: resume it first: %w", id, ErrUnsupported)
 	}
 	ws := spec.HostWorkspace
 	if wh, ok := unwrap(sb).(WorkspaceHolder); ok {
@@ -102,7 +127,7 @@ func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.D
 		}
 		defer func() { _ = sb.Resume(context.WithoutCancel(ctx)) }()
 	}
-	o, done, err := m.forkOrigin(ctx, spec, sb, ws, n)
+	o, done, err := m.forkOrigin(ctx, spec, sb, ws, n, fo.Parked)
 	defer done()
 	if err != nil {
 		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
@@ -120,8 +145,16 @@ func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.D
 			defer func() { <-sem }()
 			one := cs
 			one.Labels, one.Env = maps.Clone(spec.Labels), maps.Clone(spec.Env)
+			if fo.Parked {
+				cid, err := m.park(ctx, one, o)
+				copies[i] = ForkCopy{ID: cid, Err: err}
+				return
+			}
 			c, err := m.createFrom(ctx, "", one, o)
 			copies[i] = ForkCopy{Sandbox: c, Err: err}
+			if c != nil {
+				copies[i].ID = c.ID()
+			}
 		})
 	}
 	wg.Wait()
@@ -134,7 +167,7 @@ func (m *Manager) ForkEach(ctx context.Context, id string, n int, timeout time.D
 // their workspaces are host directories (forklayer.go), else copied per
 // copy. done (always set, also with an error) removes what only the fork
 // needed.
-func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws string, n int) (o origin, done func(), err error) {
+func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws string, n int, parked bool) (o origin, done func(), err error) {
 	var cleanups []func()
 	done = func() {
 		for _, f := range cleanups {
@@ -147,7 +180,7 @@ func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws stri
 	layered := !withMemory && m.hostWorkspace(spec.Tier) && m.canLayer()
 	if m.cfg.Dir != "" {
 		copies := n
-		if layered {
+		if layered || (withMemory && parked) {
 			copies = 1
 		}
 		if err := checkFreeSpace(ws, m.cfg.Dir, copies); err != nil {
@@ -165,10 +198,18 @@ func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws stri
 			return o, done, err
 		}
 		cleanups = append(cleanups, func() { _ = os.RemoveAll(img) })
-		if err := unwrap(sb).(Checkpointer).Checkpoint(ctx, img); err != nil {
+		o.image = img
+		if parked { // parkOrigin puts the copies' files beside it
+			o.image = filepath.Join(img, SnapshotMemory)
+		}
+		if err := unwrap(sb).(Checkpointer).Checkpoint(ctx, o.image); err != nil {
 			return o, done, fmt.Errorf("checkpoint: %w", err)
 		}
-		o.image = img
+		if parked { // the copies link these files: the source thaws after the fork
+			if err := parkOrigin(&o, img); err != nil {
+				return o, done, err
+			}
+		}
 	case layered:
 		name, err := m.newLayer(ws)
 		if err != nil {

@@ -317,11 +317,7 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
 		}
 	}
-	timeout := spec.Timeout
-	if timeout <= 0 {
-		timeout = m.cfg.DefaultTimeout
-	}
-	timeout = min(timeout, m.cfg.MaxTimeout)
+	timeout := m.timeoutOf(spec)
 	now := m.now()
 	e := &entry{id: id, spec: spec, created: now, deadline: now.Add(timeout), state: StateRunning}
 	sb, err := m.activateRecorded(ctx, t, e, o)
@@ -347,6 +343,15 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 	delete(m.pending, id)
 	m.mu.Unlock()
 	return sb, nil
+}
+
+// timeoutOf is spec's timeout: its own or the default, within the most.
+func (m *Manager) timeoutOf(spec Spec) time.Duration {
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = m.cfg.DefaultTimeout
+	}
+	return min(timeout, m.cfg.MaxTimeout)
 }
 
 // activateRecorded activates e's sandbox (activateFrom) while e's record

@@ -70,6 +70,9 @@ func (m *Manager) Snapshot(ctx context.Context, id, dir string) (SnapshotResult,
 	if spec.Build {
 		return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: a template build's sandbox cannot be copied: %w", id, ErrUnsupported)
 	}
+	if sb == nil && m.parked(id) {
+		return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: a paused copy of a fork holds its memory on disk: resume it first: %w", id, ErrUnsupported)
+	}
 	res := SnapshotResult{Spec: spec}
 	res.Spec.HostWorkspace, res.Spec.Timeout = "", m.remainingOf(e)
 	ws := spec.HostWorkspace

@@ -205,9 +205,13 @@ func (m *Manager) load(ctx context.Context) error {
 			e.remaining = max(r.Deadline.Sub(now), 0)
 			e.reason = "the daemon restarted"
 		}
+		parked := r.State == StatePaused && m.parked(r.ID) // its memory is on disk (park.go)
+		if parked {
+			e.state = StatePaused
+		}
 		if dir := m.HostDir(r.ID); dir != "" && m.hostWorkspace(r.Tier) {
 			e.spec.HostWorkspace = filepath.Join(dir, "workspace")
-		} else {
+		} else if !parked {
 			e.reason = "the daemon restarted; this tier keeps /workspace in memory, so its files were lost"
 		}
 		m.sandboxes[r.ID] = e
@@ -233,7 +237,7 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	m.loadLayers(kept)
 	if len(recs) > 0 {
-		m.log.Info("sandboxes kept from an earlier run, stopped", "count", len(recs))
+		m.log.Info("sandboxes kept from an earlier run (stopped, or paused copies of a fork)", "count", len(recs))
 	}
 	return nil
 }
@@ -257,6 +261,10 @@ func (m *Manager) StartSandbox(ctx context.Context, id string) (Sandbox, error) 
 		sb := e.sb
 		m.mu.Unlock()
 		return sb, nil
+	}
+	if e.state == StatePaused { // a parked copy: carry on from its memory
+		m.mu.Unlock()
+		return m.unpark(ctx, e)
 	}
 	t, ok := m.tiers[e.spec.Tier]
 	spec := e.spec
@@ -306,10 +314,10 @@ func (m *Manager) pause(ctx context.Context, id, reason string) error {
 	state, sb := e.state, e.sb
 	m.mu.Unlock()
 	switch {
-	case sb == nil:
-		return fmt.Errorf("pause sandbox %s: %w", id, ErrStopped)
 	case state == StatePaused:
 		return fmt.Errorf("pause sandbox %s: %w", id, ErrPaused)
+	case sb == nil:
+		return fmt.Errorf("pause sandbox %s: %w", id, ErrStopped)
 	}
 	if err := sb.Pause(ctx); err != nil {
 		return err
@@ -334,6 +342,14 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 	state, sb, spec := e.state, e.sb, e.spec
 	m.mu.Unlock()
 	switch {
+	case sb == nil && state == StatePaused: // a parked copy (park.go)
+		leave, err := m.enter("resume", id)
+		if err != nil {
+			return err
+		}
+		defer leave()
+		_, err = m.unpark(ctx, e)
+		return err
 	case sb == nil:
 		return fmt.Errorf("resume sandbox %s: %w", id, ErrStopped)
 	case state != StatePaused:

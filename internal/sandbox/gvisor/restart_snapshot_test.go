@@ -53,23 +53,7 @@ func TestMemorySnapshotAcrossRestartClass(t *testing.T) {
 		}
 		return tier, m
 	}
-	// ask has the in-memory process write its token and returns it.
-	ask := func(what string, sb sandbox.Sandbox) string {
-		t.Helper()
-		if err := sb.WriteFile(ctx, "/tmp/ask", strings.NewReader(""), 0o644); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			var b bytes.Buffer
-			if err := sb.ReadFile(ctx, "/tmp/answer", &b); err == nil && b.Len() > 0 {
-				_ = sb.Remove(ctx, "/tmp/answer")
-				return b.String()
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the process never answered", what)
-			}
-		}
-	}
+	ask := func(what string, sb sandbox.Sandbox) string { return askToken(ctx, t, what, sb) }
 
 	tier1, m1 := run()
 	sb, err := m1.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor})
@@ -79,10 +63,7 @@ func TestMemorySnapshotAcrossRestartClass(t *testing.T) {
 	if err := sb.WriteFile(ctx, "/workspace/kept.txt", strings.NewReader("files too"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sb.Start(ctx, sandbox.ExecSpec{Cmd: "python3", Args: []string{"-c",
-		"import os, time, secrets\ntoken = secrets.token_hex(16)\nwhile True:\n    if os.path.exists('/tmp/ask'):\n        os.remove('/tmp/ask')\n        open('/tmp/answer', 'w').write(token)\n    time.sleep(0.05)\n"}}); err != nil {
-		t.Fatal(err)
-	}
+	startTokenProcess(ctx, t, sb)
 	token := ask("before the snapshot", sb)
 	if len(token) != 32 {
 		t.Fatalf("token %q", token)
@@ -116,5 +97,34 @@ func TestMemorySnapshotAcrossRestartClass(t *testing.T) {
 	}
 	if err := m2.Delete(ctx, r.ID()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// startTokenProcess starts, in sb, a python process holding a random token
+// in its memory only; askToken has it write the token and returns it.
+func startTokenProcess(ctx context.Context, t *testing.T, sb sandbox.Sandbox) {
+	t.Helper()
+	if _, err := sb.Start(ctx, sandbox.ExecSpec{Cmd: "python3", Args: []string{"-c",
+		"import os, time, secrets\ntoken = secrets.token_hex(16)\nwhile True:\n    if os.path.exists('/tmp/ask'):\n        os.remove('/tmp/ask')\n        open('/tmp/answer', 'w').write(token)\n    time.sleep(0.05)\n"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// askToken has the process of startTokenProcess write its token, and
+// returns it.
+func askToken(ctx context.Context, t *testing.T, what string, sb sandbox.Sandbox) string {
+	t.Helper()
+	if err := sb.WriteFile(ctx, "/tmp/ask", strings.NewReader(""), 0o644); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var b bytes.Buffer
+		if err := sb.ReadFile(ctx, "/tmp/answer", &b); err == nil && b.Len() > 0 {
+			_ = sb.Remove(ctx, "/tmp/answer")
+			return b.String()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the process never answered", what)
+		}
 	}
 }

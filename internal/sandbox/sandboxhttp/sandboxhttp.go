@@ -11,6 +11,7 @@
 package sandboxhttp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -491,18 +492,26 @@ func (h *Handler) handleFork(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	forks, err := h.m.Fork(r.Context(), id, req.Count)
-	out := api.SandboxList{Sandboxes: make([]api.Sandbox, 0, len(forks))}
-	for _, f := range forks {
-		if d, derr := h.describe(f.ID()); derr == nil {
+	copies, err := h.m.ForkWith(r.Context(), id, sandbox.ForkOptions{Count: req.Count, Parked: req.Paused})
+	if err != nil {
+		return problemFor(err)
+	}
+	out := api.SandboxList{Sandboxes: make([]api.Sandbox, 0, len(copies))}
+	var first error
+	for _, c := range copies {
+		if c.Err != nil {
+			first = cmp.Or(first, c.Err)
+			continue
+		}
+		if d, derr := h.describe(c.ID); derr == nil {
 			out.Sandboxes = append(out.Sandboxes, d)
 		}
 	}
-	if err != nil && len(forks) == 0 {
-		return problemFor(err)
+	if len(out.Sandboxes) == 0 && first != nil {
+		return problemFor(first)
 	}
-	if err != nil { // some made: answer them, say why the rest were not
-		h.log.Warn("fork cut short", "sandbox", id, "made", len(forks), "err", err)
+	if first != nil { // some made: answer them, say why the rest were not
+		h.log.Warn("fork cut short", "sandbox", id, "made", len(out.Sandboxes), "err", first)
 	}
 	httpapi.WriteJSON(w, http.StatusCreated, out)
 	return nil

@@ -1,0 +1,171 @@
+//go:build linux
+
+package gvisor
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentcloud/agentcloud/internal/sandbox"
+	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxstate"
+	"github.com/agentcloud/agentcloud/internal/store"
+)
+
+// TestParkedForkClass: a paused fork of a gVisor sandbox (workspaces on
+// host storage, as the daemon runs it) makes copies that run nothing: each
+// is listed paused and holds links to the one checkpoint image. Resuming a
+// copy restores the source's memory (a process whose token lives only in
+// memory answers the same token) and its files, and the copies are their
+// own (a write in one is in no other, nor in the source). After the tier
+// and Manager stop and start again (a restart), the other copy is still
+// paused and resumes with the same memory. A parked copy cannot be paused,
+// snapshotted or forked (clear errors); deleting one removes its files;
+// the fork's shared directory is gone once the fork returns.
+func TestParkedForkClass(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	data := t.TempDir()
+	dir, pool := filepath.Join(data, "sandboxes"), filepath.Join(data, "sandbox-pool")
+	up := func() (*Tier, *sandbox.Manager) {
+		base := newTestTier(t) // skips where the tier cannot run
+		if !base.egress {
+			t.Skip("runsc without --host-uds: no exec agent")
+		}
+		tier, err := New(Config{DataDir: filepath.Dir(filepath.Dir(base.stateDir)), HostWorkspaceDir: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: sandboxstate.New(st, ""),
+			Dir: dir, QuotaInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return tier, m
+	}
+	tier, m := up()
+	src, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.WriteFile(ctx, "/workspace/seed.txt", strings.NewReader("seed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startTokenProcess(ctx, t, src)
+	token := askToken(ctx, t, "source", src)
+	copies, err := m.ForkWith(ctx, src.ID(), sandbox.ForkOptions{Count: 2, Parked: true})
+	if err != nil || len(copies) != 2 {
+		t.Fatalf("parked fork: %v %v", copies, err)
+	}
+	ids := make([]string, 2)
+	for i, c := range copies {
+		if c.Err != nil || c.Sandbox != nil || c.ID == "" {
+			t.Fatalf("copy %d: %+v", i, c)
+		}
+		ids[i] = c.ID
+		info, err := m.Info(c.ID)
+		if err != nil || info.State != sandbox.StatePaused || !strings.Contains(info.Reason, "memory") {
+			t.Fatalf("copy %d: %+v %v", i, info, err)
+		}
+		if _, err := m.Get(c.ID); !errors.Is(err, sandbox.ErrStopped) {
+			t.Fatalf("copy %d runs something before it is resumed: %v", i, err)
+		}
+	}
+	if ents, _ := filepath.Glob(filepath.Join(dir, ".fork-*")); len(ents) != 0 {
+		t.Fatalf("the fork's own directory stayed: %v", ents)
+	}
+	// One image, linked by both copies.
+	img := filepath.Join(dir, ids[0], "parked", sandbox.SnapshotMemory)
+	ents, err := os.ReadDir(img)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("copy's memory image: %v %v", ents, err)
+	}
+	a, errA := os.Stat(filepath.Join(img, ents[0].Name()))
+	b, errB := os.Stat(filepath.Join(dir, ids[1], "parked", sandbox.SnapshotMemory, ents[0].Name()))
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		t.Fatalf("the copies' images are not one file: %v %v", errA, errB)
+	}
+	for _, op := range []struct {
+		name string
+		do   func() error
+	}{
+		{"pause", func() error { return m.Pause(ctx, ids[0]) }},
+		{"fork", func() error { _, err := m.ForkWith(ctx, ids[0], sandbox.ForkOptions{Count: 1}); return err }},
+		{"snapshot", func() error { _, err := m.Snapshot(ctx, ids[0], filepath.Join(t.TempDir(), "s")); return err }},
+	} {
+		if err := op.do(); err == nil {
+			t.Errorf("%s of a parked copy: no error", op.name)
+		}
+	}
+
+	if err := m.Resume(ctx, ids[0]); err != nil {
+		t.Fatalf("resume a parked copy: %v", err)
+	}
+	c0, err := m.Get(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := askToken(ctx, t, "resumed copy", c0); got != token {
+		t.Errorf("resumed copy answered %q, want the source's %q", got, token)
+	}
+	if out := catFiles(t, c0); out != "seed" {
+		t.Errorf("resumed copy's files: %q", out)
+	}
+	if err := c0.WriteFile(ctx, "/workspace/own.txt", strings.NewReader("own"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ids[0], "parked")); !os.IsNotExist(err) {
+		t.Errorf("a resumed copy kept its links: %v", err)
+	}
+	if err := m.Delete(ctx, src.ID()); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Close()
+	_ = tier.Close()
+
+	tier, m = up()
+	defer func() { _ = m.Close(); _ = tier.Close() }()
+	info, err := m.Info(ids[1])
+	if err != nil || info.State != sandbox.StatePaused {
+		t.Fatalf("parked copy after a restart: %+v %v", info, err)
+	}
+	c1, err := m.StartSandbox(ctx, ids[1]) // start resumes a parked copy, as resume does
+	if err != nil {
+		t.Fatalf("start a parked copy after a restart: %v", err)
+	}
+	if got := askToken(ctx, t, "copy resumed after a restart", c1); got != token {
+		t.Errorf("copy resumed after a restart answered %q, want %q", got, token)
+	}
+	if out := catFiles(t, c1); out != "seed" {
+		t.Errorf("the other copy's files: %q (a write in one copy reached it?)", out)
+	}
+	for _, id := range ids {
+		if err := m.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, id)); !os.IsNotExist(err) {
+			t.Fatalf("deleted copy's dir: %v", err)
+		}
+	}
+}
+
+// catFiles lists /workspace's files with their contents, in name order.
+func catFiles(t *testing.T, sb sandbox.Sandbox) string {
+	t.Helper()
+	var out bytes.Buffer
+	if code, err := sb.Exec(t.Context(), sandbox.ExecSpec{Cmd: "sh", Args: []string{"-c", "cat /workspace/*"}}, &out, &out); err != nil || code != 0 {
+		t.Fatalf("cat /workspace/*: %d %v %s", code, err, out.String())
+	}
+	return out.String()
+}
