@@ -19,7 +19,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v clang >/dev/null || need_apt+=(clang)
 command -v wasm-ld >/dev/null || need_apt+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc.a ] || need_apt+=(wasi-libc)
-# mmdebstrap builds Debian rootfs templates (template create --from-debian; internal/sandbox/image TestDebianTemplatePip).
+# mmdebstrap builds Debian rootfs templates (template create --from-debian; internal/sandbox/image TestDebianTemplatePip, internal/daemon TestAptInstallThroughEgressClass).
 command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null || need_apt+=(libclang-rt-dev-wasm32)
 if [ ${#need_apt[@]} -gt 0 ]; then
