@@ -552,7 +552,8 @@ func (m *Manager) runNetworkHook(ctx context.Context, sb Sandbox) error {
 	return nil
 }
 
-// Get returns a live sandbox by id; a stopped one answers ErrStopped.
+// Get returns a live sandbox by id; a stopped one answers ErrStopped, a
+// paused copy of a fork not yet resumed ErrPaused.
 func (m *Manager) Get(id string) (Sandbox, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -560,7 +561,10 @@ func (m *Manager) Get(id string) (Sandbox, error) {
 	if !ok {
 		return nil, fmt.Errorf("sandbox %s: %w", id, ErrNotFound)
 	}
-	if e.sb == nil {
+	switch {
+	case e.sb == nil && e.state == StatePaused: // a parked copy (park.go)
+		return nil, fmt.Errorf("sandbox %s: %w (a paused copy of a fork: resume it first)", id, ErrPaused)
+	case e.sb == nil:
 		return nil, fmt.Errorf("sandbox %s: %w (start it first)", id, ErrStopped)
 	}
 	return e.sb, nil

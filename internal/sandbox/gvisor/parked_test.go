@@ -78,7 +78,7 @@ func TestParkedForkClass(t *testing.T) {
 		if err != nil || info.State != sandbox.StatePaused || !strings.Contains(info.Reason, "memory") {
 			t.Fatalf("copy %d: %+v %v", i, info, err)
 		}
-		if _, err := m.Get(c.ID); !errors.Is(err, sandbox.ErrStopped) {
+		if _, err := m.Get(c.ID); !errors.Is(err, sandbox.ErrPaused) || !strings.Contains(err.Error(), "resume it first") {
 			t.Fatalf("copy %d runs something before it is resumed: %v", i, err)
 		}
 	}
