@@ -23,30 +23,9 @@ import (
 // files, and deleting it removes them; nothing prepared is left behind.
 func TestHostWSRestartClass(t *testing.T) {
 	ctx := t.Context()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	data := t.TempDir()
 	dir, pool := filepath.Join(data, "sandboxes"), filepath.Join(data, "sandbox-pool")
-	up := func() (*Tier, *sandbox.Manager) {
-		base := newTestTier(t) // skips where the tier cannot run
-		tier, err := New(Config{DataDir: filepath.Dir(filepath.Dir(base.stateDir)), HostWorkspaceDir: pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = tier.Close() })
-		m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: sandboxstate.New(st, ""),
-			Dir: dir, QuotaInterval: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return tier, m
-	}
+	up := hostWSNode(t, data)
 	tier, m := up()
 	sb, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor})
 	if err != nil {
@@ -88,5 +67,36 @@ func TestHostWSRestartClass(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(pool); len(ents) != 0 {
 		t.Fatalf("prepared workspaces left: %d", len(ents))
+	}
+}
+
+// hostWSNode returns a function starting what a daemon's gVisor part is
+// on data: a tier keeping workspaces on host storage (data/sandbox-pool)
+// and a Manager with durable records in a real store and host dirs under
+// data/sandboxes. Calling it again is a daemon restart on the same data.
+func hostWSNode(t *testing.T, data string) func() (*Tier, *sandbox.Manager) {
+	t.Helper()
+	st, err := store.Open(t.Context(), store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return func() (*Tier, *sandbox.Manager) {
+		t.Helper()
+		base := newTestTier(t) // skips where the tier cannot run
+		tier, err := New(Config{DataDir: filepath.Dir(filepath.Dir(base.stateDir)), HostWorkspaceDir: filepath.Join(data, "sandbox-pool")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tier.Close() })
+		m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: sandboxstate.New(st, ""),
+			Dir: filepath.Join(data, "sandboxes"), QuotaInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return tier, m
 	}
 }

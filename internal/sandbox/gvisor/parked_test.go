@@ -9,11 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/agentcloud/agentcloud/internal/sandbox"
-	"github.com/agentcloud/agentcloud/internal/sandbox/sandboxstate"
-	"github.com/agentcloud/agentcloud/internal/store"
 )
 
 // TestParkedForkClass: a paused fork of a gVisor sandbox (workspaces on
@@ -28,33 +25,13 @@ import (
 // the fork's shared directory is gone once the fork returns.
 func TestParkedForkClass(t *testing.T) {
 	ctx := t.Context()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	data := t.TempDir()
-	dir, pool := filepath.Join(data, "sandboxes"), filepath.Join(data, "sandbox-pool")
-	up := func() (*Tier, *sandbox.Manager) {
-		base := newTestTier(t) // skips where the tier cannot run
-		if !base.egress {
-			t.Skip("runsc without --host-uds: no exec agent")
-		}
-		tier, err := New(Config{DataDir: filepath.Dir(filepath.Dir(base.stateDir)), HostWorkspaceDir: pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := sandbox.NewManager(sandbox.ManagerConfig{Tiers: []sandbox.Tier{tier}, Records: sandboxstate.New(st, ""),
-			Dir: dir, QuotaInterval: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return tier, m
-	}
+	dir := filepath.Join(data, "sandboxes")
+	up := hostWSNode(t, data)
 	tier, m := up()
+	if !tier.egress {
+		t.Skip("runsc without --host-uds: no exec agent, no checkpoint with it")
+	}
 	src, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor})
 	if err != nil {
 		t.Fatal(err)
