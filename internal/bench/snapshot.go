@@ -55,12 +55,12 @@ func (r *sandboxRun) snapshots(ctx context.Context, res *SandboxResult) {
 		}
 	}
 	n := min(r.Burst, 100)
-	d, err := r.fork(ctx, id, n)
-	if err != nil {
+	res.ForkN = n
+	if d, err := r.fork(ctx, id, n); err != nil {
 		res.Unmeasured = append(res.Unmeasured, "fork100_ms: "+err.Error())
-		return
+	} else {
+		res.Fork100Ms = &d
 	}
-	res.Fork100Ms, res.ForkN = &d, n
 	if err := r.pausedFork(ctx, res, id, n); err != nil {
 		res.Unmeasured = append(res.Unmeasured, "fork100_paused_ms: "+err.Error())
 	}

@@ -98,13 +98,13 @@ func (m *Manager) ForkWith(ctx context.Context, id string, fo ForkOptions) ([]Fo
 	}
 	defer e.op.Unlock()
 	m.mu.Lock()
-	spec, sb, state := e.spec, e.sb, e.state
+	spec, sb, state, parked := e.spec, e.sb, e.state, e.parked
 	m.mu.Unlock()
 	if spec.Build {
 		return nil, fmt.Errorf("fork sandbox %s: a template build's sandbox cannot be copied: %w", id, ErrUnsupported)
 	}
-	if sb == nil && m.parked(id) {
-		return nil, fmt.Errorf("fork sandbox %s: a parked copy holds its memory on disk: resume it first: %w", id, ErrUnsupported)
+	if parked {
+		return nil, fmt.Errorf("fork sandbox %s: %w (a copy of a fork not yet run: resume or start it first)", id, ErrPaused)
 	}
 	ws := spec.HostWorkspace
 	if wh, ok := unwrap(sb).(WorkspaceHolder); ok {
@@ -178,18 +178,23 @@ func (m *Manager) forkOrigin(ctx context.Context, spec Spec, sb Sandbox, ws stri
 	_, restores := m.tiers[spec.Tier].(Restorer)
 	withMemory := checkpoints && restores && sb != nil
 	layered := !withMemory && m.hostWorkspace(spec.Tier) && m.canLayer()
-	if m.cfg.Dir != "" {
-		copies := n
-		if layered || (withMemory && parked) {
-			copies = 1
-		}
-		if err := checkFreeSpace(ws, m.cfg.Dir, copies); err != nil {
-			return o, done, err
-		}
-	}
 	o.seed = ws
 	if uh, ok := unwrap(sb).(UpperHolder); ok && sb != nil {
 		o.upper = uh.UpperDir() // frozen while the copies are prepared
+	}
+	if m.cfg.Dir != "" {
+		var err error
+		switch {
+		case withMemory && parked: // one copy of the files, the image (at most the memory limit) beside them
+			err = checkParkedSpace(o, m.cfg.Dir, spec.Limits.WithDefaults().MemoryMB)
+		case layered:
+			err = checkFreeSpace(ws, m.cfg.Dir, 1)
+		default:
+			err = checkFreeSpace(ws, m.cfg.Dir, n)
+		}
+		if err != nil {
+			return o, done, err
+		}
 	}
 	switch {
 	case withMemory: // checkpoint once, restore n times
@@ -240,6 +245,12 @@ func checkFreeSpace(ws, dir string, n int) error {
 	if err != nil {
 		return err
 	}
+	return checkFree(dir, used, n)
+}
+
+// checkFree refuses n copies of used bytes that would not fit in dir's
+// filesystem with 2 % of it (at most 1 GiB) to spare.
+func checkFree(dir string, used int64, n int) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("statfs %s: %w", dir, err)

@@ -105,7 +105,10 @@ type entry struct {
 	state     string
 	remaining time.Duration
 	reason    string
-	op        sync.Mutex // serializes pause, resume, start and delete
+	// parked: a copy of a fork not yet run, its state in HostDir/parked
+	// (park.go); recorded (Record.Parked).
+	parked bool
+	op     sync.Mutex // serializes pause, resume, start and delete
 }
 
 // Manager owns the live sandboxes of a node: creation (from warm pools when
@@ -563,7 +566,7 @@ func (m *Manager) Get(id string) (Sandbox, error) {
 	}
 	switch {
 	case e.sb == nil && e.state == StatePaused: // a parked copy (park.go)
-		return nil, fmt.Errorf("sandbox %s: %w (a paused copy of a fork: resume it first)", id, ErrPaused)
+		return nil, fmt.Errorf("sandbox %s: %w (a copy of a fork not yet run)", id, ErrPaused)
 	case e.sb == nil:
 		return nil, fmt.Errorf("sandbox %s: %w (start it first)", id, ErrStopped)
 	}

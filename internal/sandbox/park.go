@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // Parked copies (ForkOptions.Parked): a fork's copy that runs nothing until
@@ -16,11 +17,14 @@ import (
 // record and links, on disk, to one checkpoint image and one copy of the
 // source's files, which every copy of the fork shares (hard links: the
 // files are only read, and each goes when its last copy does). A copy with
-// memory is paused: Resume (or StartSandbox) restores it, with the source's
-// processes where they were, and drops its links. A copy without memory
-// (a tier that does not checkpoint) is stopped with its files, and
-// StartSandbox runs it. Parked copies survive a daemon restart as they
-// are: their state is on disk.
+// memory is paused: Resume restores it, with the source's processes where
+// they were, and drops its links; StartSandbox does the same, or, when the
+// image is gone or cannot be restored (a runsc that changed across a
+// restart), starts it fresh over its files and says so in its reason. A
+// copy without memory (a tier that does not checkpoint) is stopped with its
+// files, and StartSandbox runs it. Parked copies survive a daemon restart
+// as they are: their state is on disk, and Record.Parked says which they
+// are (a parked/ left by an unpark cut short is removed at load).
 
 // parkedDir, under a parked copy's host directory, holds its links: the
 // memory image (SnapshotMemory), its /workspace (SnapshotWorkspace) and an
@@ -37,7 +41,7 @@ func parkOrigin(o *origin, dir string) error {
 		return err
 	}
 	if err := copyTree(o.seed, ws); err != nil {
-		return fmt.Errorf("copy workspace: %w", err)
+		return hostFault("copy workspace", err)
 	}
 	o.seed = ws
 	if o.upper != "" {
@@ -46,7 +50,7 @@ func parkOrigin(o *origin, dir string) error {
 			return err
 		}
 		if err := CopyUpper(o.upper, up); err != nil {
-			return fmt.Errorf("copy overlay upper dir: %w", err)
+			return hostFault("copy overlay upper dir", err)
 		}
 		o.upper = up
 	}
@@ -86,7 +90,7 @@ func (m *Manager) park(ctx context.Context, spec Spec, o origin) (string, error)
 	e := &entry{id: id, spec: spec, created: m.now(), remaining: m.timeoutOf(spec),
 		state: StateStopped, reason: "forked stopped: start it to run it"}
 	if o.image != "" {
-		e.state, e.reason = StatePaused, "forked paused: resuming restores the source's memory"
+		e.state, e.reason, e.parked = StatePaused, "forked paused: resuming restores the source's memory", true
 	}
 	if err := m.persist(ctx, e); err != nil {
 		if m.unrecord(ctx, id) == nil {
@@ -105,14 +109,16 @@ func (m *Manager) park(ctx context.Context, spec Spec, o origin) (string, error)
 // fork layer mounted, else a copy).
 func (m *Manager) parkFiles(t Tier, id string, spec Spec, o origin) error {
 	if o.image != "" {
-		return linkParked(o, filepath.Join(m.HostDir(id), parkedDir))
+		return hostFault("link the fork's files", linkParked(o, filepath.Join(m.HostDir(id), parkedDir)))
 	}
 	seed := o.seed
 	if o.lower != "" && spec.HostWorkspace != "" {
-		if err := m.useLayer(t, id, o.lower); err == nil {
+		err := m.useLayer(t, id, o.lower)
+		if err == nil {
 			return nil
 		}
-		seed = m.layerPath(o.lower) // no overlay here: copy the layer
+		m.log.Warn("fork layer not mounted; copying it", logKeySandbox, id, logKeyErr, err)
+		seed = m.layerPath(o.lower)
 	}
 	if spec.HostWorkspace == "" {
 		return fmt.Errorf("tier %s keeps /workspace in memory, so a stopped copy would have no files: %w", spec.Tier, ErrUnsupported)
@@ -120,12 +126,42 @@ func (m *Manager) parkFiles(t Tier, id string, spec Spec, o origin) error {
 	if seed == "" {
 		return nil
 	}
-	return copyTree(seed, spec.HostWorkspace)
+	return hostFault("copy workspace", copyTree(seed, spec.HostWorkspace))
 }
 
-// parked reports whether sandbox id is a parked copy with a memory image
-// still to restore.
-func (m *Manager) parked(id string) bool {
+// hostFault keeps a failure on the platform's own files from reading as
+// the caller's (problemFor maps file errors to 4xx): a full disk is
+// ErrDiskLimit, anything else an internal error.
+func hostFault(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, ErrDiskLimit):
+		return fmt.Errorf("%s: %w: %v", what, ErrDiskLimit, err)
+	}
+	return fmt.Errorf("%s: %v", what, err)
+}
+
+// checkParkedSpace refuses a paused fork whose files (o's workspace and
+// upper dir, copied once) and memory image (at most memMB) would not fit
+// in dir's filesystem with its spare.
+func checkParkedSpace(o origin, dir string, memMB int) error {
+	used := int64(memMB) << 20
+	for _, d := range []string{o.seed, o.upper} {
+		if d == "" {
+			continue
+		}
+		n, err := DiskUsage(d)
+		if err != nil {
+			return err
+		}
+		used += n
+	}
+	return checkFree(dir, used, 1)
+}
+
+// parkedImage reports whether parked copy id still has its memory image.
+func (m *Manager) parkedImage(id string) bool {
 	if m.cfg.Dir == "" {
 		return false
 	}
@@ -133,9 +169,49 @@ func (m *Manager) parked(id string) bool {
 	return err == nil
 }
 
-// unpark restores parked copy e from its memory image and starts its
-// clock; the caller holds e.op and has entered the Manager.
-func (m *Manager) unpark(ctx context.Context, e *entry) (Sandbox, error) {
+// loadParked sets up e from record r at load: a parked copy stays paused
+// while its memory image is there, and is stopped (StartSandbox runs it
+// over its files) when the image is gone; any other sandbox loses a
+// parked/ an unpark cut short left behind. m.mu is held.
+func (m *Manager) loadParked(e *entry, r Record) {
+	switch {
+	case r.Parked && m.parkedImage(r.ID):
+		e.parked, e.state = true, StatePaused
+	case r.Parked:
+		e.parked, e.state = true, StateStopped
+		e.reason = "a copy of a fork whose memory image is missing: start runs it fresh with its files"
+	case m.cfg.Dir != "":
+		_ = os.RemoveAll(filepath.Join(m.HostDir(r.ID), parkedDir))
+	}
+}
+
+// startParked is StartSandbox of parked copy e: restored from its memory
+// image when it can be, else started fresh over its files, its reason
+// saying why. A full disk or quota is answered as it is, the copy kept.
+func (m *Manager) startParked(ctx context.Context, e *entry) (Sandbox, error) {
+	fresh := !m.parkedImage(e.id)
+	sb, err := m.unpark(ctx, e, fresh)
+	if err == nil || fresh || errors.Is(err, ErrDiskLimit) || ctx.Err() != nil || errors.Is(err, ErrUnavailable) {
+		return sb, err
+	}
+	m.log.Warn("restore a copy of a fork failed; starting it fresh over its files", logKeySandbox, e.id, logKeyErr, err)
+	sb, ferr := m.unpark(ctx, e, true)
+	if ferr != nil {
+		return nil, errors.Join(err, ferr)
+	}
+	m.mu.Lock()
+	e.reason = "its memory image could not be restored (" + err.Error() + "): started fresh with its files"
+	m.mu.Unlock()
+	if perr := m.persist(ctx, e); perr != nil {
+		m.log.Warn("save started sandbox", logKeySandbox, e.id, logKeyErr, perr)
+	}
+	return sb, nil
+}
+
+// unpark runs parked copy e: restored from its memory image, or, with
+// fresh, a new start over its files; its clock starts. The caller holds
+// e.op and has entered the Manager. On failure the copy stays as it was.
+func (m *Manager) unpark(ctx context.Context, e *entry, fresh bool) (Sandbox, error) {
 	m.mu.Lock()
 	spec := e.spec
 	m.mu.Unlock()
@@ -143,32 +219,48 @@ func (m *Manager) unpark(ctx context.Context, e *entry) (Sandbox, error) {
 	if !ok {
 		return nil, fmt.Errorf("resume sandbox %s: tier %q: %w", e.id, spec.Tier, ErrUnknownTier)
 	}
-	if over, err := m.overQuota(spec); err != nil || over != "" {
-		return nil, fmt.Errorf("resume sandbox %s: %w", e.id, errors.Join(err, quotaErr(over)))
-	}
 	dir := filepath.Join(m.HostDir(e.id), parkedDir)
-	o := origin{image: filepath.Join(dir, SnapshotMemory), seed: filepath.Join(dir, SnapshotWorkspace)}
+	o := origin{seed: filepath.Join(dir, SnapshotWorkspace)}
+	if _, err := os.Stat(o.seed); err != nil {
+		return nil, fmt.Errorf("resume sandbox %s: its files are missing (delete it): %v", e.id, err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, SnapshotUpper)); err == nil {
 		o.upper = filepath.Join(dir, SnapshotUpper)
 	}
+	if !fresh {
+		o.image = filepath.Join(dir, SnapshotMemory)
+	}
 	if spec.HostWorkspace != "" { // the tier adopts it: the files go there first, as createFrom puts them
+		if err := checkFreeSpace(o.seed, m.cfg.Dir, 1); err != nil {
+			return nil, fmt.Errorf("resume sandbox %s: %w", e.id, err)
+		}
 		if err := refill(o.seed, spec.HostWorkspace); err != nil {
-			return nil, fmt.Errorf("resume sandbox %s: copy workspace: %w", e.id, err)
+			return nil, fmt.Errorf("resume sandbox %s: %w", e.id, hostFault("copy workspace", err))
 		}
 	}
+	if over, err := m.overQuota(spec); err != nil || over != "" {
+		return nil, fmt.Errorf("resume sandbox %s: %w", e.id, errors.Join(err, quotaErr(over)))
+	}
 	sb, err := m.activateFrom(ctx, t, e.id, spec, o)
+	if err == nil && fresh && spec.HostWorkspace == "" {
+		if err = seedHeld(sb, o.seed); err != nil {
+			_ = sb.Close()
+			m.closed(e.id)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("resume sandbox %s: %w", e.id, err)
 	}
 	m.mu.Lock()
-	e.sb, e.state, e.reason = sb, StateRunning, ""
-	e.deadline = m.now().Add(e.remaining)
+	e.sb, e.state, e.reason, e.parked = sb, StateRunning, "", false
+	e.deadline = m.now().Add(max(e.remaining, time.Second))
 	m.mu.Unlock()
 	if err := m.persist(ctx, e); err != nil {
 		m.log.Warn("save resumed sandbox", logKeySandbox, e.id, logKeyErr, err)
 	}
 	// The restore has read the image, and the sandbox holds its own copy
-	// of the files: the links go (the data with the last copy's).
+	// of the files: the links go (the data with the last copy's). Should
+	// this fail, load removes them (the record is no longer parked).
 	if err := os.RemoveAll(dir); err != nil {
 		m.log.Warn("remove a resumed copy's links", logKeySandbox, e.id, logKeyErr, err)
 	}
@@ -178,6 +270,9 @@ func (m *Manager) unpark(ctx context.Context, e *entry) (Sandbox, error) {
 // refill makes directory ws a copy of seed, whatever an earlier attempt
 // left in it.
 func refill(seed, ws string) error {
+	if err := os.MkdirAll(ws, 0o700); err != nil {
+		return err
+	}
 	ents, err := os.ReadDir(ws)
 	if err != nil {
 		return err
@@ -191,8 +286,8 @@ func refill(seed, ws string) error {
 }
 
 // linkParked gives a parked copy in dir links to the fork's memory image
-// and files, and a copy of its upper dir (whose directories carry overlay
-// xattrs that links cannot keep; it is small).
+// and files, its upper dir's directories made anew (they carry overlay
+// xattrs, and a directory cannot be linked) around links to the rest.
 func linkParked(o origin, dir string) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
@@ -210,7 +305,12 @@ func linkParked(o origin, dir string) error {
 	if err := os.Mkdir(up, 0o700); err != nil {
 		return err
 	}
-	return CopyUpper(o.upper, up)
+	return walkInto(o.upper, up, func(from, to string, d fs.DirEntry) error {
+		if d.IsDir() {
+			return copyUpperEntry(from, to)
+		}
+		return os.Link(from, to)
+	})
 }
 
 // linkTree recreates the tree src at dst (which must not exist) with

@@ -65,13 +65,13 @@ func (m *Manager) Snapshot(ctx context.Context, id, dir string) (SnapshotResult,
 	}
 	defer e.op.Unlock()
 	m.mu.Lock()
-	spec, sb, state := e.spec, e.sb, e.state
+	spec, sb, state, parked := e.spec, e.sb, e.state, e.parked
 	m.mu.Unlock()
 	if spec.Build {
 		return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: a template build's sandbox cannot be copied: %w", id, ErrUnsupported)
 	}
-	if sb == nil && m.parked(id) {
-		return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: a paused copy of a fork holds its memory on disk: resume it first: %w", id, ErrUnsupported)
+	if parked {
+		return SnapshotResult{}, fmt.Errorf("snapshot sandbox %s: %w (a copy of a fork not yet run: resume or start it first)", id, ErrPaused)
 	}
 	res := SnapshotResult{Spec: spec}
 	res.Spec.HostWorkspace, res.Spec.Timeout = "", m.remainingOf(e)

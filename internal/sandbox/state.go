@@ -48,6 +48,8 @@ type Record struct {
 	Remaining time.Duration `json:"remaining_ns,omitempty"`
 	// Volumes mounted into the sandbox (they outlive it).
 	Volumes []VolumeMount `json:"volumes,omitempty"`
+	// Parked: a copy of a fork not yet run (park.go).
+	Parked bool `json:"parked,omitempty"`
 }
 
 // Records keeps sandbox records durably (internal/sandbox/sandboxstate
@@ -61,7 +63,7 @@ type Records interface {
 
 func (e *entry) record() Record {
 	r := Record{ID: e.id, Tier: e.spec.Tier, Template: e.spec.Template, Limits: e.spec.Limits, Env: e.spec.Env,
-		Labels: e.spec.Labels, Created: e.created, State: e.state, Reason: e.reason, Volumes: e.spec.Volumes}
+		Labels: e.spec.Labels, Created: e.created, State: e.state, Reason: e.reason, Volumes: e.spec.Volumes, Parked: e.parked}
 	switch e.state {
 	case StateRunning:
 		r.Deadline = e.deadline
@@ -205,13 +207,10 @@ func (m *Manager) load(ctx context.Context) error {
 			e.remaining = max(r.Deadline.Sub(now), 0)
 			e.reason = "the daemon restarted"
 		}
-		parked := r.State == StatePaused && m.parked(r.ID) // its memory is on disk (park.go)
-		if parked {
-			e.state = StatePaused
-		}
+		m.loadParked(e, r)
 		if dir := m.HostDir(r.ID); dir != "" && m.hostWorkspace(r.Tier) {
 			e.spec.HostWorkspace = filepath.Join(dir, "workspace")
-		} else if !parked {
+		} else if !e.parked {
 			e.reason = "the daemon restarted; this tier keeps /workspace in memory, so its files were lost"
 		}
 		m.sandboxes[r.ID] = e
@@ -262,9 +261,9 @@ func (m *Manager) StartSandbox(ctx context.Context, id string) (Sandbox, error) 
 		m.mu.Unlock()
 		return sb, nil
 	}
-	if e.state == StatePaused { // a parked copy: carry on from its memory
+	if e.parked { // a copy of a fork: from its memory where it can (park.go)
 		m.mu.Unlock()
-		return m.unpark(ctx, e)
+		return m.startParked(ctx, e)
 	}
 	t, ok := m.tiers[e.spec.Tier]
 	spec := e.spec
@@ -348,7 +347,7 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 			return err
 		}
 		defer leave()
-		_, err = m.unpark(ctx, e)
+		_, err = m.unpark(ctx, e, false)
 		return err
 	case sb == nil:
 		return fmt.Errorf("resume sandbox %s: %w", id, ErrStopped)

@@ -268,7 +268,8 @@ func (h *Handler) detail(info sandbox.Info) sandboxDetail {
 	return d
 }
 
-// lookup finds a live sandbox the caller may act on with action.
+// lookup finds a sandbox the caller may act on with action: its live
+// sandbox, nil when it runs nothing (stopped, or a paused copy of a fork).
 func (h *Handler) lookup(r *http.Request, p caller, action string) (sandbox.Sandbox, sandbox.Info, error) {
 	id := r.PathValue("sandbox")
 	if err := h.authorizeSandbox(r.Context(), p, action, id); err != nil {
@@ -282,6 +283,9 @@ func (h *Handler) lookup(r *http.Request, p caller, action string) (sandbox.Sand
 		return nil, info, nil
 	}
 	sb, err := h.m.Get(id)
+	if errors.Is(err, sandbox.ErrPaused) && info.State == sandbox.StatePaused { // a copy of a fork not yet run
+		return nil, info, nil
+	}
 	if err != nil {
 		return nil, sandbox.Info{}, sandboxhttp.ProblemFor(err)
 	}

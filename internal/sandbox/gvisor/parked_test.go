@@ -20,9 +20,12 @@ import (
 // memory answers the same token) and its files, and the copies are their
 // own (a write in one is in no other, nor in the source). After the tier
 // and Manager stop and start again (a restart), the other copy is still
-// paused and resumes with the same memory. A parked copy cannot be paused,
-// snapshotted or forked (clear errors); deleting one removes its files;
-// the fork's shared directory is gone once the fork returns.
+// paused and resumes with the same memory; one whose image was lost comes
+// back stopped and starts fresh over its files; a resumed copy with a stale
+// parked/ beside it is not taken for a parked one (its files kept). A
+// parked copy cannot be paused, snapshotted or forked (clear errors);
+// deleting one removes its files; the fork's shared directory is gone once
+// the fork returns.
 func TestParkedForkClass(t *testing.T) {
 	ctx := t.Context()
 	data := t.TempDir()
@@ -41,11 +44,11 @@ func TestParkedForkClass(t *testing.T) {
 	}
 	startTokenProcess(ctx, t, src)
 	token := askToken(ctx, t, "source", src)
-	copies, err := m.ForkWith(ctx, src.ID(), sandbox.ForkOptions{Count: 2, Parked: true})
-	if err != nil || len(copies) != 2 {
+	copies, err := m.ForkWith(ctx, src.ID(), sandbox.ForkOptions{Count: 3, Parked: true})
+	if err != nil || len(copies) != 3 {
 		t.Fatalf("parked fork: %v %v", copies, err)
 	}
-	ids := make([]string, 2)
+	ids := make([]string, 3)
 	for i, c := range copies {
 		if c.Err != nil || c.Sandbox != nil || c.ID == "" {
 			t.Fatalf("copy %d: %+v", i, c)
@@ -55,7 +58,7 @@ func TestParkedForkClass(t *testing.T) {
 		if err != nil || info.State != sandbox.StatePaused || !strings.Contains(info.Reason, "memory") {
 			t.Fatalf("copy %d: %+v %v", i, info, err)
 		}
-		if _, err := m.Get(c.ID); !errors.Is(err, sandbox.ErrPaused) || !strings.Contains(err.Error(), "resume it first") {
+		if _, err := m.Get(c.ID); !errors.Is(err, sandbox.ErrPaused) || !strings.Contains(err.Error(), "not yet run") {
 			t.Fatalf("copy %d runs something before it is resumed: %v", i, err)
 		}
 	}
@@ -108,6 +111,18 @@ func TestParkedForkClass(t *testing.T) {
 	if err := m.Delete(ctx, src.ID()); err != nil {
 		t.Fatal(err)
 	}
+	// A parked/ left behind by an unpark cut short must not make a resumed
+	// copy parked again at the next start (it would be refilled from it).
+	if err := os.MkdirAll(filepath.Join(dir, ids[0], "parked", sandbox.SnapshotMemory), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Pause(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	// A copy whose memory image is gone starts fresh over its files.
+	if err := os.RemoveAll(filepath.Join(dir, ids[2], "parked", sandbox.SnapshotMemory)); err != nil {
+		t.Fatal(err)
+	}
 	_ = m.Close()
 	_ = tier.Close()
 
@@ -126,6 +141,30 @@ func TestParkedForkClass(t *testing.T) {
 	}
 	if out := catFiles(t, c1); out != "seed" {
 		t.Errorf("the other copy's files: %q (a write in one copy reached it?)", out)
+	}
+	if info, err := m.Info(ids[0]); err != nil || info.State != sandbox.StateStopped {
+		t.Fatalf("a resumed copy after a restart: %+v %v", info, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ids[0], "parked")); !os.IsNotExist(err) {
+		t.Errorf("a stale parked/ stayed: %v", err)
+	}
+	c0, err = m.StartSandbox(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := catFiles(t, c0); out != "ownseed" {
+		t.Errorf("a resumed copy's files after a restart: %q", out)
+	}
+	info, err = m.Info(ids[2])
+	if err != nil || info.State != sandbox.StateStopped || !strings.Contains(info.Reason, "missing") {
+		t.Fatalf("a copy without its image after a restart: %+v %v", info, err)
+	}
+	c2, err := m.StartSandbox(ctx, ids[2])
+	if err != nil {
+		t.Fatalf("start a copy without its image: %v", err)
+	}
+	if out := catFiles(t, c2); out != "seed" {
+		t.Errorf("a copy started without its image has files %q", out)
 	}
 	for _, id := range ids {
 		if err := m.Delete(ctx, id); err != nil {
