@@ -127,7 +127,8 @@ func (m *linearMemory) resident() (int, error) {
 // mapImage maps the first n bytes of the file fd copy-on-write over the
 // start of the reservation: pages the guest only reads stay shared with the
 // file (and with every other isolate mapping it); a write copies one page.
-// Whatever the reservation held in that range before is discarded.
+// Whatever the reservation held in that range before is discarded. A read
+// maps only the page read, not its neighbours (faultaround.go).
 func (m *linearMemory) mapImage(f *imageFile) error {
 	fd, n := f.fd, len(f.buf)
 	if m.buf == nil || n > len(m.buf) || n%syscall.Getpagesize() != 0 {
@@ -138,6 +139,7 @@ func (m *linearMemory) mapImage(f *imageFile) error {
 	if e != 0 {
 		return fmt.Errorf("isolate: mmap template: %w", e)
 	}
+	noFaultAround(m.buf[:n]) // faultaround.go: RSS only, so errors are ignored
 	m.mapped = m.pf == f
 	return nil
 }

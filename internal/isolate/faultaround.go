@@ -1,0 +1,92 @@
+package isolate
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Fault-around: a read fault on a file mapping maps not only the page read
+// but every neighbour in the same aligned 64 KiB window that is in the
+// page cache (the kernel's fault_around_bytes). A template's pages are all
+// in its memfd's page cache, so each read fault of a restored isolate on
+// its template mapping (mapImage) maps up to 16 pages, and RSS counts
+// every mapped page in every session though RAM holds it once. From
+// /proc/self/smaps and a perf trace of page faults after 200 fresh
+// sessions of a hello agent: 93 read-only template pages mapped per
+// session, of which 24 remain mapped with fault-around off; RSS per live
+// session ~740 KiB, ~370 KiB of it those pages (docs/PERFORMANCE.md).
+//
+// madvise(MADV_RANDOM) does not turn fault-around off (Linux 6.18: the
+// mapping's smaps flags gain "rr", its resident pages stay the same). What
+// does is registering the mapping with a userfaultfd for write-protection:
+// the kernel does no fault-around on such a mapping
+// (uffd_disable_fault_around, include/linux/userfaultfd_k.h). No page is
+// ever write-protected (nothing calls UFFDIO_WRITEPROTECT), so no fault
+// ever reaches the descriptor and nothing reads it: the kernel handles
+// every fault as before, one page at a time. One descriptor serves the
+// process and stays open for its life (closing it would unregister every
+// mapping). Where userfaultfd is unavailable (seccomp, the
+// vm.unprivileged_userfaultfd sysctl before Linux 5.11, a kernel without
+// write-protection of shmem) mappings keep fault-around: only larger.
+
+// userfaultfd ABI (linux/userfaultfd.h; the ioctl numbers are those of
+// amd64 and arm64).
+const (
+	uffdUserModeOnly     = 1          // UFFD_USER_MODE_ONLY
+	uffdAPI              = 0xaa       // UFFD_API
+	uffdioAPI            = 0xc018aa3f // _IOWR(0xaa, 0x3f, struct uffdio_api)
+	uffdioRegister       = 0xc020aa00 // _IOWR(0xaa, 0x00, struct uffdio_register)
+	uffdioRegisterModeWP = 1 << 1     // UFFDIO_REGISTER_MODE_WP
+)
+
+// keepFaultAround leaves fault-around on (benchmarks compare the two).
+var keepFaultAround bool
+
+// faultAroundBroken is set once registration fails in a way that will not
+// change (the kernel or a policy refuses it), so later mappings skip it.
+var faultAroundBroken atomic.Bool
+
+// uffd is the process's userfaultfd, or -1 where there is none.
+var uffd = sync.OnceValue(func() int {
+	fd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
+	if e == unix.EINVAL { // before Linux 5.11: no user-mode-only flag
+		fd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK, 0, 0)
+	}
+	if e != 0 {
+		return -1
+	}
+	api := struct{ api, features, ioctls uint64 }{api: uffdAPI}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uffdioAPI, uintptr(unsafe.Pointer(&api))); e != 0 {
+		_ = unix.Close(int(fd))
+		return -1
+	}
+	return int(fd)
+})
+
+// noFaultAround turns fault-around off for mem, a whole mapping of a
+// template file (see above); false if it stays on.
+func noFaultAround(mem []byte) bool {
+	if keepFaultAround || faultAroundBroken.Load() || len(mem) == 0 {
+		return false
+	}
+	fd := uffd()
+	if fd < 0 {
+		faultAroundBroken.Store(true)
+		return false
+	}
+	reg := struct{ start, len, mode, ioctls uint64 }{
+		start: uint64(uintptr(unsafePointer(mem))), len: uint64(len(mem)), mode: uffdioRegisterModeWP}
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uffdioRegister, uintptr(unsafe.Pointer(&reg)))
+	if e != 0 {
+		if errors.Is(e, syscall.EINVAL) || errors.Is(e, syscall.EPERM) || errors.Is(e, syscall.ENOTTY) {
+			faultAroundBroken.Store(true)
+		}
+		return false
+	}
+	return true
+}
