@@ -68,9 +68,9 @@ var uffd = sync.OnceValue(func() int {
 	return int(fd)
 })
 
-// noFaultAround turns fault-around off for mem, a whole mapping of a
+// disableFaultAround turns fault-around off for mem, a whole mapping of a
 // template file (see above); false if it stays on.
-func noFaultAround(mem []byte) bool {
+func disableFaultAround(mem []byte) bool {
 	if keepFaultAround || faultAroundBroken.Load() || len(mem) == 0 {
 		return false
 	}

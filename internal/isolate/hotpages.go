@@ -19,10 +19,20 @@ import (
 // mapping to flush. Pages the learned set misses still copy on write as
 // before; pages it names needlessly cost RAM only until Trim hands pages
 // equal to the template back to it.
+//
+// Where the template's mapping does no fault-around (faultaround.go), each
+// page a session only reads costs a fault of its own; the template also
+// learns those pages (mapped, not private) and restores map them with one
+// madvise(MADV_POPULATE_READ) per run, after the writes' runs. Pages named
+// needlessly there cost RSS, not RAM: they stay the template's.
 
-// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14); older kernels
-// refuse it with EINVAL and restores then fault pages in one by one.
-const madvPopulateWrite = 23
+// madvPopulateRead and madvPopulateWrite are MADV_POPULATE_READ and
+// MADV_POPULATE_WRITE (Linux 5.14); older kernels refuse them with EINVAL
+// and restores then fault pages in one by one.
+const (
+	madvPopulateRead  = 22
+	madvPopulateWrite = 23
+)
 
 // hotPagesOff turns populating off (benchmarks compare the two).
 var hotPagesOff bool
@@ -30,10 +40,15 @@ var hotPagesOff bool
 // pageRun is a run of pages [lo, hi) in bytes.
 type pageRun struct{ lo, hi int }
 
+// hotPages are the pages of a template its sessions write (made private
+// on restore) and only read (mapped on restore).
+type hotPages struct{ write, read []pageRun }
+
 // learnHot records, once per template, the pages of mem (mapped from t)
-// that are private; priv, if not nil, is privatePages of mem. Caller holds
-// the isolate's lock.
-func (t *Template) learnHot(mem []byte, priv []bool) {
+// that are private and, if reads (the mapping does no fault-around, so a
+// mapped page was read), those mapped from t's file; priv, if not nil, is
+// privatePages of mem. Caller holds the isolate's lock.
+func (t *Template) learnHot(mem []byte, priv []bool, reads bool) {
 	if t.hot.Load() != nil || t.file == nil {
 		return
 	}
@@ -45,33 +60,55 @@ func (t *Template) learnHot(mem []byte, priv []bool) {
 	if priv == nil {
 		return
 	}
-	priv = priv[:n/pg]
+	h := &hotPages{write: pageRuns(priv[:n/pg], pg)}
+	if reads {
+		if shared := sharedPages(mem[:n], pg); shared != nil {
+			h.read = pageRuns(shared, pg)
+		}
+	}
+	t.hot.CompareAndSwap(nil, h)
+}
+
+// pageRuns returns the runs of pages for which in is true, in bytes.
+func pageRuns(in []bool, pg int) []pageRun {
 	runs := []pageRun{}
-	for k := 0; k < len(priv); k++ {
-		if !priv[k] {
+	for k := 0; k < len(in); k++ {
+		if !in[k] {
 			continue
 		}
 		lo := k
-		for k < len(priv) && priv[k] {
+		for k < len(in) && in[k] {
 			k++
 		}
 		runs = append(runs, pageRun{lo * pg, k * pg})
 	}
-	t.hot.CompareAndSwap(nil, &runs)
+	return runs
 }
 
 // populateHot makes t's learned hot pages of the mapped reservation
-// private; errors only cost the speed-up.
+// private and, if the mapping does no fault-around, maps the pages
+// sessions read; errors only cost the speed-up.
 func (m *linearMemory) populateHot(t *Template) {
 	h := t.hot.Load()
 	if h == nil || hotPagesOff {
 		return
 	}
-	for _, r := range *h {
+	for _, r := range h.write {
 		if r.hi > len(m.buf) {
 			return
 		}
 		if err := syscall.Madvise(m.buf[r.lo:r.hi], madvPopulateWrite); err != nil {
+			return
+		}
+	}
+	if !m.noFaultAround {
+		return
+	}
+	for _, r := range h.read {
+		if r.hi > len(m.buf) {
+			return
+		}
+		if err := syscall.Madvise(m.buf[r.lo:r.hi], madvPopulateRead); err != nil {
 			return
 		}
 	}

@@ -55,7 +55,8 @@ func BenchmarkActivateHotPages(b *testing.B) {
 		b.ReportMetric(float64(lat[k][len(lat[k])/2].Microseconds()), name+"-p50-µs")
 		b.ReportMetric(float64(lat[k][len(lat[k])*99/100].Microseconds()), name+"-p99-µs")
 	}
-	b.ReportMetric(float64(len(*tmpl.hot.Load())), "hot-runs")
+	b.ReportMetric(float64(len(tmpl.hot.Load().write)), "hot-runs")
+	b.ReportMetric(float64(len(tmpl.hot.Load().read)), "read-runs")
 }
 
 // TestHotPagesClass: a template learns its hot pages from the first

@@ -26,6 +26,9 @@ type linearMemory struct {
 	// the pool, mapped and reset to pf's image.
 	pf             *imageFile
 	mapped, reused bool
+	// noFaultAround: the template's mapping does no fault-around
+	// (faultaround.go), so a mapped page of it is one the guest read.
+	noFaultAround bool
 	// inst, if not nil, is the instance whose memory this is while the
 	// two wait in the pool together (instpool.go); instRT and instCode
 	// are the runtime and compiled module it was made by.
@@ -64,6 +67,7 @@ func (m *linearMemory) Reallocate(size uint64) []byte {
 	if m.buf == nil && m.pf != nil {
 		if p := poolGet(m.pf, m.limit); p != nil {
 			m.buf, m.mapped, m.reused = p.buf, true, true
+			m.noFaultAround = p.noFaultAround
 		}
 	}
 	if m.buf == nil {
@@ -139,7 +143,7 @@ func (m *linearMemory) mapImage(f *imageFile) error {
 	if e != 0 {
 		return fmt.Errorf("isolate: mmap template: %w", e)
 	}
-	noFaultAround(m.buf[:n]) // faultaround.go: RSS only, so errors are ignored
+	m.noFaultAround = disableFaultAround(m.buf[:n])
 	m.mapped = m.pf == f
 	return nil
 }

@@ -121,7 +121,7 @@ func poolPut(m *linearMemory) bool {
 		return false
 	}
 	poolCounts.puts.Add(1)
-	poolAdmit(&linearMemory{buf: m.buf, limit: m.limit, pf: f})
+	poolAdmit(&linearMemory{buf: m.buf, limit: m.limit, pf: f, noFaultAround: m.noFaultAround})
 	return true
 }
 

@@ -55,7 +55,7 @@ type Template struct {
 	st    vmState
 	hash  [32]byte
 	spec  Spec
-	hot   atomic.Pointer[[]pageRun] // hotpages.go
+	hot   atomic.Pointer[hotPages] // hotpages.go
 }
 
 func newTemplate(img []byte, st vmState, spec Spec) *Template {
@@ -140,7 +140,7 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 		}
 		if i.base == base {
 			priv = i.vm.lin.private(mem, base)
-			base.learnHot(mem, priv)
+			base.learnHot(mem, priv, i.vm.lin.noFaultAround)
 			i.snapPriv, i.snapGen = priv, i.gen
 		}
 	}

@@ -91,6 +91,20 @@ func (i *Isolate) Trim() error {
 // (or under migration: either way its content is unknown here), from
 // /proc/self/pagemap; nil when that is unreadable.
 func privatePages(mem []byte, pg int) []bool {
+	return pagemapBits(mem, pg, func(present, swapped, file bool) bool {
+		return present && !file || swapped
+	})
+}
+
+// sharedPages reports, per page of mem, whether it maps its file's page
+// (present and not a private copy); nil when pagemap is unreadable.
+func sharedPages(mem []byte, pg int) []bool {
+	return pagemapBits(mem, pg, func(present, _, file bool) bool { return present && file })
+}
+
+// pagemapBits reports, per page of mem, what is of its /proc/self/pagemap
+// entry's present, swapped and file bits; nil when that is unreadable.
+func pagemapBits(mem []byte, pg int, is func(present, swapped, file bool) bool) []bool {
 	f := pagemap()
 	if f == nil {
 		return nil
@@ -104,8 +118,7 @@ func privatePages(mem []byte, pg int) []bool {
 	out := make([]bool, n)
 	for k := range out {
 		e := binary.LittleEndian.Uint64(buf[8*k:])
-		present, swapped, file := e&(1<<63) != 0, e&(1<<62) != 0, e&(1<<61) != 0
-		out[k] = present && !file || swapped
+		out[k] = is(e&(1<<63) != 0, e&(1<<62) != 0, e&(1<<61) != 0)
 	}
 	return out
 }
