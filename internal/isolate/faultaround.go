@@ -2,6 +2,8 @@ package isolate
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,44 +36,74 @@ import (
 // vm.unprivileged_userfaultfd sysctl before Linux 5.11, a kernel without
 // write-protection of shmem) mappings keep fault-around: only larger.
 
-// userfaultfd ABI (linux/userfaultfd.h; the ioctl numbers are those of
-// amd64 and arm64).
+// userfaultfd ABI (linux/userfaultfd.h; the ioctl numbers are the same on
+// every Linux architecture).
 const (
 	uffdUserModeOnly     = 1          // UFFD_USER_MODE_ONLY
 	uffdAPI              = 0xaa       // UFFD_API
 	uffdioAPI            = 0xc018aa3f // _IOWR(0xaa, 0x3f, struct uffdio_api)
 	uffdioRegister       = 0xc020aa00 // _IOWR(0xaa, 0x00, struct uffdio_register)
 	uffdioRegisterModeWP = 1 << 1     // UFFDIO_REGISTER_MODE_WP
+	uffdFeatureSigbus    = 1 << 7     // UFFD_FEATURE_SIGBUS
+	uffdFeatureWPAsync   = 1 << 15    // UFFD_FEATURE_WP_ASYNC
 )
 
 // keepFaultAround leaves fault-around on (benchmarks compare the two).
-var keepFaultAround bool
+var keepFaultAround atomic.Bool
 
 // faultAroundBroken is set once registration fails in a way that will not
 // change (the kernel or a policy refuses it), so later mappings skip it.
 var faultAroundBroken atomic.Bool
 
-// uffd is the process's userfaultfd, or -1 where there is none.
+// uffd is the process's userfaultfd, or -1 where there is none (logged
+// once: sessions then keep fault-around, and RSS per session is larger).
 var uffd = sync.OnceValue(func() int {
+	fd, err := openUffd()
+	if err != nil {
+		slog.Warn("userfaultfd unavailable: session template mappings keep the kernel's fault-around (more RSS per live session)", "err", err)
+		return -1
+	}
+	return fd
+})
+
+// openUffd opens a userfaultfd for write-protect registrations that can
+// never hold a faulting thread: with UFFD_FEATURE_WP_ASYNC (Linux 6.7) the
+// kernel resolves a write-protect fault itself, else with
+// UFFD_FEATURE_SIGBUS (Linux 4.14) such a fault is a loud SIGBUS, not a
+// thread waiting forever on a descriptor nothing reads. No page is ever
+// write-protected, so neither should happen.
+func openUffd() (int, error) {
 	fd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
 	if e == unix.EINVAL { // before Linux 5.11: no user-mode-only flag
 		fd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK, 0, 0)
 	}
 	if e != 0 {
-		return -1
+		return -1, fmt.Errorf("userfaultfd: %w", e)
 	}
-	api := struct{ api, features, ioctls uint64 }{api: uffdAPI}
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uffdioAPI, uintptr(unsafe.Pointer(&api))); e != 0 {
+	// UFFDIO_API takes one handshake per descriptor: a refused feature
+	// needs a new one.
+	for _, features := range []uint64{uffdFeatureWPAsync, uffdFeatureSigbus} {
+		api := struct{ api, features, ioctls uint64 }{api: uffdAPI, features: features}
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uffdioAPI, uintptr(unsafe.Pointer(&api)))
+		if e == 0 {
+			return int(fd), nil
+		}
 		_ = unix.Close(int(fd))
-		return -1
+		if e != unix.EINVAL {
+			return -1, fmt.Errorf("userfaultfd api: %w", e)
+		}
+		if fd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0); e != 0 {
+			return -1, fmt.Errorf("userfaultfd: %w", e)
+		}
 	}
-	return int(fd)
-})
+	_ = unix.Close(int(fd))
+	return -1, errors.New("userfaultfd offers neither WP_ASYNC nor SIGBUS")
+}
 
 // disableFaultAround turns fault-around off for mem, a whole mapping of a
 // template file (see above); false if it stays on.
 func disableFaultAround(mem []byte) bool {
-	if keepFaultAround || faultAroundBroken.Load() || len(mem) == 0 {
+	if keepFaultAround.Load() || faultAroundBroken.Load() || len(mem) == 0 {
 		return false
 	}
 	fd := uffd()

@@ -51,8 +51,9 @@ func TestTemplateReadMapsOnePage(t *testing.T) {
 		t.Skipf("no memfd: %v", err)
 	}
 	defer f.close()
+	t.Cleanup(func() { keepFaultAround.Store(false) })
 	for _, keep := range []bool{false, true} {
-		keepFaultAround = keep
+		keepFaultAround.Store(keep)
 		m := &linearMemory{limit: uint64(len(img)) * 2}
 		if m.Reallocate(m.limit) == nil {
 			t.Fatal("reserve")
@@ -71,13 +72,13 @@ func TestTemplateReadMapsOnePage(t *testing.T) {
 		if keep {
 			t.Logf("with fault-around: %d pages mapped by one read", n)
 		} else if faultAroundBroken.Load() {
-			t.Logf("userfaultfd unavailable here: fault-around stays on (%d pages mapped by one read)", n)
+			m.unmap()
+			t.Skipf("userfaultfd unavailable here: fault-around stays on (%d pages mapped by one read)", n)
 		} else if n != 1 || !mapped[20] {
 			t.Errorf("one read mapped %d pages (page 20: %v), want only that page", n, mapped[20])
 		}
 		m.unmap()
 	}
-	keepFaultAround = false
 }
 
 // TestFreshSessionMapsFewTemplatePages restores a fresh session of a hello
@@ -117,6 +118,63 @@ func TestFreshSessionMapsFewTemplatePages(t *testing.T) {
 	}
 }
 
+// TestRestoreMapsLearnedReads: a template learns, from the first session
+// that hibernates, the pages it only read (a non-empty set, bounded), and a
+// later restore has every one of them mapped from the template before its
+// first request; a session restored into a reused reservation teaches
+// nothing (it maps what earlier sessions read).
+func TestRestoreMapsLearnedReads(t *testing.T) {
+	rt, spec, tmpl := benchTemplate(t)
+	if tmpl.file == nil {
+		t.Skip("no memfd template")
+	}
+	poolOff = true
+	t.Cleanup(func() { poolOff = false })
+	ctx := context.Background()
+	iso, err := rt.Restore(ctx, spec, nil, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, iso, newMemHost(), "http://x/")
+	if faultAroundBroken.Load() {
+		_ = iso.Close(ctx)
+		t.Skip("userfaultfd unavailable here: fault-around stays on, nothing to learn")
+	}
+	snap, err := iso.Snapshot(tmpl)
+	_ = iso.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tmpl.hot.Load()
+	if h == nil || len(h.read) == 0 {
+		t.Fatalf("no read pages learned: %+v", h)
+	}
+	pages := 0
+	for _, r := range h.read {
+		pages += (r.hi - r.lo) / os.Getpagesize()
+	}
+	if pages > maxReadPages {
+		t.Fatalf("learned %d read pages, over the bound %d", pages, maxReadPages)
+	}
+	again, err := rt.Restore(ctx, spec, snap, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close(ctx) //nolint:errcheck
+	again.mu.Lock()
+	_, file := mappedPages(t, again.vm.lin.buf[:len(tmpl.image)])
+	again.mu.Unlock()
+	pg := os.Getpagesize()
+	for _, r := range h.read {
+		for p := r.lo / pg; p < r.hi/pg; p++ {
+			if !file[p] {
+				t.Fatalf("learned read page %d is not mapped from the template after a restore", p)
+			}
+		}
+	}
+	t.Logf("%d read pages learned in %d runs, all mapped by a restore", pages, len(h.read))
+}
+
 // BenchmarkActivateFaultAround restores a hibernated hello session and
 // serves one request with the reservation pool off (each restore maps the
 // template afresh), alternating fault-around on and off in the same loop
@@ -140,7 +198,7 @@ func BenchmarkActivateFaultAround(b *testing.B) {
 	}
 	_ = iso.Close(ctx)
 	poolOff = true
-	defer func() { poolOff, keepFaultAround = false, false }()
+	defer func() { poolOff = false; keepFaultAround.Store(false) }()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var lat [2][]time.Duration
@@ -149,7 +207,7 @@ func BenchmarkActivateFaultAround(b *testing.B) {
 	for b.Loop() {
 		k := n % 2 // 0: fault-around kept (as before), 1: off
 		n++
-		keepFaultAround = k == 0
+		keepFaultAround.Store(k == 0)
 		_, f0 := threadCPU()
 		t0 := time.Now()
 		iso, err := rt.Restore(ctx, spec, snap, tmpl)

@@ -62,11 +62,28 @@ func (t *Template) learnHot(mem []byte, priv []bool, reads bool) {
 	}
 	h := &hotPages{write: pageRuns(priv[:n/pg], pg)}
 	if reads {
-		if shared := sharedPages(mem[:n], pg); shared != nil {
+		if shared := sharedPages(mem[:n], pg); shared != nil && count(shared) <= maxReadPages {
 			h.read = pageRuns(shared, pg)
 		}
 	}
 	t.hot.CompareAndSwap(nil, h)
+}
+
+// maxReadPages bounds the read pages a template learns: a first session
+// that lived long and read much would otherwise have every later restore
+// map all it read (RSS a fresh session does not need); above it restores
+// fault their reads in one by one. A hello agent's session reads 24.
+const maxReadPages = 128
+
+// count is how many of in are true.
+func count(in []bool) int {
+	n := 0
+	for _, b := range in {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // pageRuns returns the runs of pages for which in is true, in bytes.

@@ -140,7 +140,9 @@ func (i *Isolate) Snapshot(base *Template) ([]byte, error) {
 		}
 		if i.base == base {
 			priv = i.vm.lin.private(mem, base)
-			base.learnHot(mem, priv, i.vm.lin.noFaultAround)
+			// Reads only from a reservation no earlier session used: a
+			// reused one keeps every earlier session's read pages mapped.
+			base.learnHot(mem, priv, i.vm.lin.noFaultAround && !i.vm.lin.reused)
 			i.snapPriv, i.snapGen = priv, i.gen
 		}
 	}
