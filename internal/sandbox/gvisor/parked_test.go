@@ -185,3 +185,70 @@ func catFiles(t *testing.T, sb sandbox.Sandbox) string {
 	}
 	return out.String()
 }
+
+// TestParkedForkRaceClass: two callers at one paused copy at once. A
+// resume racing a delete ends with the copy gone (the resume answers
+// not found, or ran first and the delete closed it), its files and any
+// container with it; two starts racing make one sandbox, and both callers
+// get it.
+func TestParkedForkRaceClass(t *testing.T) {
+	ctx := t.Context()
+	data := t.TempDir()
+	dir := filepath.Join(data, "sandboxes")
+	tier, m := hostWSNode(t, data)()
+	defer func() { _ = m.Close(); _ = tier.Close() }()
+	if !tier.egress {
+		t.Skip("runsc without --host-uds: no exec agent, no checkpoint with it")
+	}
+	src, err := m.Create(ctx, "", sandbox.Spec{Tier: sandbox.TierGVisor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.WriteFile(ctx, "/workspace/f", strings.NewReader("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	copies, err := m.ForkWith(ctx, src.ID(), sandbox.ForkOptions{Count: 2, Parked: true})
+	if err != nil || len(copies) != 2 || copies[0].Err != nil || copies[1].Err != nil {
+		t.Fatalf("parked fork: %+v %v", copies, err)
+	}
+	a, b := copies[0].ID, copies[1].ID
+	errs := make(chan error, 2)
+	go func() { errs <- m.Resume(ctx, a) }()
+	go func() { errs <- m.Delete(ctx, a) }()
+	for range 2 {
+		if err := <-errs; err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+			t.Errorf("resume racing delete: %v", err)
+		}
+	}
+	if _, err := m.Info(a); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Errorf("the deleted copy is still listed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, a)); !os.IsNotExist(err) {
+		t.Errorf("the deleted copy's dir: %v", err)
+	}
+	sbs := make(chan sandbox.Sandbox, 2)
+	for range 2 {
+		go func() {
+			sb, err := m.StartSandbox(ctx, b)
+			if err != nil {
+				t.Errorf("start racing start: %v", err)
+			}
+			sbs <- sb
+		}()
+	}
+	s1, s2 := <-sbs, <-sbs
+	if s1 == nil || s1 != s2 {
+		t.Fatalf("two starts made %p and %p", s1, s2)
+	}
+	if out := catFiles(t, s1); out != "x" {
+		t.Errorf("the started copy's files: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, b, "parked")); !os.IsNotExist(err) {
+		t.Errorf("a started copy kept its links: %v", err)
+	}
+	for _, id := range []string{b, src.ID()} {
+		if err := m.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
