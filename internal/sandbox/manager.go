@@ -700,11 +700,15 @@ func (m *Manager) closed(id string) {
 }
 
 // Close deletes every sandbox and discards the pools. It does not close the
-// tiers: their owner does, after the Manager.
+// tiers: their owner does, after the Manager. A second call does nothing.
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	again := m.shut
 	m.shut = true
 	m.mu.Unlock()
+	if again { // closed already, or closing
+		return nil
+	}
 	close(m.stop) // a pool claim under way gives up; prepares end
 	m.busy.Wait()
 	m.wg.Wait()

@@ -94,6 +94,7 @@ func hostWSNode(t *testing.T, data string) func() (*Tier, *sandbox.Manager) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = m.Close() }) // before the tier's (cleanups run last first): a failed test leaves no sandbox running
 		if err := m.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
