@@ -280,52 +280,21 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 		return nil, err
 	}
 	defer leave()
-	seed := o.seed
-	if spec.Tier == "" {
-		spec.Tier = TierProcess
-	}
-	t, ok := m.tiers[spec.Tier]
-	if !ok {
-		return nil, fmt.Errorf("create sandbox: tier %q: %w", spec.Tier, ErrUnknownTier)
-	}
-	if id == "" {
-		id = m.NewID()
-	}
-	if err := m.checkVolumes(spec); err != nil {
-		return nil, fmt.Errorf("create sandbox: %w", err)
-	}
-	if err := m.admit(id, &spec); err != nil {
+	t, id, release, err := m.reserve("create", id, &spec)
+	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		m.mu.Lock()
-		delete(m.pending, id)
-		m.mu.Unlock()
-	}()
-	spec = spec.normalize(spec.Tier)
-	if err := m.makeHostDir(id, &spec); err != nil {
+	defer release()
+	if o, err = m.placeWorkspace(t, id, spec, o); err != nil {
+		m.removeHostDir(id)
 		return nil, fmt.Errorf("create sandbox %s: %w", id, err)
-	}
-	if o.lower != "" && spec.HostWorkspace != "" {
-		if err := m.useLayer(t, id, o.lower); err != nil {
-			// No overlay here (no privilege, a kernel without metacopy):
-			// the copy gets the layer's files instead.
-			m.log.Warn("fork layer not mounted; copying it", logKeySandbox, id, logKeyErr, err)
-			o.lower, seed = "", m.layerPath(o.lower)
-		}
-	}
-	if o.lower == "" && seed != "" && spec.HostWorkspace != "" {
-		if err := copyTree(seed, spec.HostWorkspace); err != nil {
-			m.removeHostDir(id)
-			return nil, fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
-		}
 	}
 	timeout := m.timeoutOf(spec)
 	now := m.now()
 	e := &entry{id: id, spec: spec, created: now, deadline: now.Add(timeout), state: StateRunning}
 	sb, err := m.activateRecorded(ctx, t, e, o)
-	if err == nil && seed != "" && spec.HostWorkspace == "" && o.image == "" && o.lower == "" {
-		if err = seedHeld(sb, seed); err != nil {
+	if err == nil && o.seed != "" && spec.HostWorkspace == "" && o.image == "" && o.lower == "" {
+		if err = seedHeld(sb, o.seed); err != nil {
 			_ = sb.Close()
 			m.closed(id)
 			err = fmt.Errorf("create sandbox %s: copy workspace: %w", id, err)
@@ -346,6 +315,63 @@ func (m *Manager) createFrom(ctx context.Context, id string, spec Spec, o origin
 	delete(m.pending, id)
 	m.mu.Unlock()
 	return sb, nil
+}
+
+// reserve admits a new sandbox of spec as id (a new id if ""), for op
+// (create, fork): it finds its tier, normalizes spec and makes its host
+// directory. release, set when err is nil, ends the reservation once the
+// sandbox is listed or has failed.
+func (m *Manager) reserve(op, id string, spec *Spec) (t Tier, _ string, release func(), err error) {
+	if spec.Tier == "" {
+		spec.Tier = TierProcess
+	}
+	t, ok := m.tiers[spec.Tier]
+	if !ok {
+		return nil, "", nil, fmt.Errorf("%s sandbox: tier %q: %w", op, spec.Tier, ErrUnknownTier)
+	}
+	if id == "" {
+		id = m.NewID()
+	}
+	if err := m.checkVolumes(*spec); err != nil {
+		return nil, "", nil, fmt.Errorf("%s sandbox: %w", op, err)
+	}
+	if err := m.admit(id, spec); err != nil {
+		return nil, "", nil, err
+	}
+	release = func() {
+		m.mu.Lock()
+		delete(m.pending, id)
+		m.mu.Unlock()
+	}
+	*spec = spec.normalize(spec.Tier)
+	if err := m.makeHostDir(id, spec); err != nil {
+		release()
+		return nil, "", nil, fmt.Errorf("%s sandbox %s: %w", op, id, err)
+	}
+	return t, id, release, nil
+}
+
+// placeWorkspace puts o's files in new sandbox id's host workspace (none
+// without one): the fork layer mounted (o.lower), else a copy of o.seed.
+// Where the layer cannot be mounted (no privilege, a kernel without
+// metacopy) the copy gets the layer's files instead, and the origin
+// returned says so (no lower, the layer as seed).
+func (m *Manager) placeWorkspace(t Tier, id string, spec Spec, o origin) (origin, error) {
+	if spec.HostWorkspace == "" {
+		return o, nil
+	}
+	if o.lower != "" {
+		err := m.useLayer(t, id, o.lower)
+		if err == nil {
+			return o, nil
+		}
+		m.log.Warn("fork layer not mounted; copying it", logKeySandbox, id, logKeyErr, err)
+		o.lower, o.seed = "", m.layerPath(o.lower)
+	}
+	if o.seed == "" {
+		return o, nil
+	}
+	return o, hostFault("copy workspace", copyTree(o.seed, spec.HostWorkspace))
 }
 
 // timeoutOf is spec's timeout: its own or the default, within the most.

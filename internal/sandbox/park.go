@@ -60,29 +60,14 @@ func parkOrigin(o *origin, dir string) error {
 // park makes one parked copy of a fork from o, admitted and recorded like
 // a create, and returns its id.
 func (m *Manager) park(ctx context.Context, spec Spec, o origin) (string, error) {
-	t, ok := m.tiers[spec.Tier]
-	if !ok {
-		return "", fmt.Errorf("fork: tier %q: %w", spec.Tier, ErrUnknownTier)
-	}
 	if o.image != "" && m.cfg.Dir == "" {
 		return "", fmt.Errorf("fork: a paused copy keeps its memory on disk, and this node has no sandbox directory: %w", ErrUnsupported)
 	}
-	id := m.NewID()
-	if err := m.checkVolumes(spec); err != nil {
-		return "", fmt.Errorf("fork: %w", err)
-	}
-	if err := m.admit(id, &spec); err != nil {
+	t, id, release, err := m.reserve("fork", "", &spec)
+	if err != nil {
 		return "", err
 	}
-	defer func() {
-		m.mu.Lock()
-		delete(m.pending, id)
-		m.mu.Unlock()
-	}()
-	spec = spec.normalize(spec.Tier)
-	if err := m.makeHostDir(id, &spec); err != nil {
-		return "", fmt.Errorf("fork copy %s: %w", id, err)
-	}
+	defer release()
 	if err := m.parkFiles(t, id, spec, o); err != nil {
 		m.removeHostDir(id)
 		return "", fmt.Errorf("fork copy %s: %w", id, err)
@@ -100,6 +85,7 @@ func (m *Manager) park(ctx context.Context, spec Spec, o origin) (string, error)
 	}
 	m.mu.Lock()
 	m.sandboxes[id] = e
+	delete(m.pending, id) // listed: counted once from here
 	m.mu.Unlock()
 	return id, nil
 }
@@ -111,22 +97,11 @@ func (m *Manager) parkFiles(t Tier, id string, spec Spec, o origin) error {
 	if o.image != "" {
 		return hostFault("link the fork's files", linkParked(o, filepath.Join(m.HostDir(id), parkedDir)))
 	}
-	seed := o.seed
-	if o.lower != "" && spec.HostWorkspace != "" {
-		err := m.useLayer(t, id, o.lower)
-		if err == nil {
-			return nil
-		}
-		m.log.Warn("fork layer not mounted; copying it", logKeySandbox, id, logKeyErr, err)
-		seed = m.layerPath(o.lower)
-	}
 	if spec.HostWorkspace == "" {
 		return fmt.Errorf("tier %s keeps /workspace in memory, so a stopped copy would have no files: %w", spec.Tier, ErrUnsupported)
 	}
-	if seed == "" {
-		return nil
-	}
-	return hostFault("copy workspace", copyTree(seed, spec.HostWorkspace))
+	_, err := m.placeWorkspace(t, id, spec, o)
+	return err
 }
 
 // hostFault keeps a failure on the platform's own files from reading as
@@ -190,28 +165,23 @@ func (m *Manager) loadParked(e *entry, r Record) {
 // saying why. A full disk or quota is answered as it is, the copy kept.
 func (m *Manager) startParked(ctx context.Context, e *entry) (Sandbox, error) {
 	fresh := !m.parkedImage(e.id)
-	sb, err := m.unpark(ctx, e, fresh)
+	sb, err := m.unpark(ctx, e, fresh, "")
 	if err == nil || fresh || errors.Is(err, ErrDiskLimit) || ctx.Err() != nil || errors.Is(err, ErrUnavailable) {
 		return sb, err
 	}
 	m.log.Warn("restore a copy of a fork failed; starting it fresh over its files", logKeySandbox, e.id, logKeyErr, err)
-	sb, ferr := m.unpark(ctx, e, true)
+	sb, ferr := m.unpark(ctx, e, true, "its memory image could not be restored ("+err.Error()+"): started fresh with its files")
 	if ferr != nil {
 		return nil, errors.Join(err, ferr)
-	}
-	m.mu.Lock()
-	e.reason = "its memory image could not be restored (" + err.Error() + "): started fresh with its files"
-	m.mu.Unlock()
-	if perr := m.persist(ctx, e); perr != nil {
-		m.log.Warn("save started sandbox", logKeySandbox, e.id, logKeyErr, perr)
 	}
 	return sb, nil
 }
 
 // unpark runs parked copy e: restored from its memory image, or, with
-// fresh, a new start over its files; its clock starts. The caller holds
-// e.op and has entered the Manager. On failure the copy stays as it was.
-func (m *Manager) unpark(ctx context.Context, e *entry, fresh bool) (Sandbox, error) {
+// fresh, a new start over its files; its clock starts, and reason is what
+// it then says. The caller holds e.op and has entered the Manager. On
+// failure the copy stays as it was.
+func (m *Manager) unpark(ctx context.Context, e *entry, fresh bool, reason string) (Sandbox, error) {
 	m.mu.Lock()
 	spec := e.spec
 	m.mu.Unlock()
@@ -252,7 +222,7 @@ func (m *Manager) unpark(ctx context.Context, e *entry, fresh bool) (Sandbox, er
 		return nil, fmt.Errorf("resume sandbox %s: %w", e.id, err)
 	}
 	m.mu.Lock()
-	e.sb, e.state, e.reason, e.parked = sb, StateRunning, "", false
+	e.sb, e.state, e.reason, e.parked = sb, StateRunning, reason, false
 	e.deadline = m.now().Add(max(e.remaining, time.Second))
 	m.mu.Unlock()
 	if err := m.persist(ctx, e); err != nil {

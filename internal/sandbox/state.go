@@ -347,7 +347,7 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 			return err
 		}
 		defer leave()
-		_, err = m.unpark(ctx, e, false)
+		_, err = m.unpark(ctx, e, false, "")
 		return err
 	case sb == nil:
 		return fmt.Errorf("resume sandbox %s: %w", id, ErrStopped)

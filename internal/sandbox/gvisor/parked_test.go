@@ -84,8 +84,8 @@ func TestParkedForkClass(t *testing.T) {
 		{"fork", func() error { _, err := m.ForkWith(ctx, ids[0], sandbox.ForkOptions{Count: 1}); return err }},
 		{"snapshot", func() error { _, err := m.Snapshot(ctx, ids[0], filepath.Join(t.TempDir(), "s")); return err }},
 	} {
-		if err := op.do(); err == nil {
-			t.Errorf("%s of a parked copy: no error", op.name)
+		if err := op.do(); !errors.Is(err, sandbox.ErrPaused) {
+			t.Errorf("%s of a parked copy: %v, want ErrPaused (409: resume it first)", op.name, err)
 		}
 	}
 
