@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
 	"time"
 )
 
@@ -19,26 +17,14 @@ func (r *sandboxRun) interleaved(ctx context.Context, res *SandboxResult) {
 	}
 	var sbx, host []time.Duration
 	hostOnce := func() {
-		t0 := time.Now()
-		if err := exec.CommandContext(ctx, res.BaselinePython, "-c", "print(1)").Run(); err != nil {
-			r.errs.add(fmt.Errorf("host python3: %w", err))
-			return
+		if d, ok := r.hostPython(ctx, res.BaselinePython); ok {
+			host = append(host, d)
 		}
-		host = append(host, time.Since(t0))
 	}
 	sandboxOnce := func() {
-		t0 := time.Now()
-		id, _, err := r.create(ctx)
-		if err != nil {
-			r.errs.add(err)
-			return
+		if _, first, ok := r.createFirst(ctx); ok {
+			sbx = append(sbx, first)
 		}
-		if err := r.run(ctx, id, pythonExec); err != nil {
-			r.errs.add(err)
-		} else {
-			sbx = append(sbx, time.Since(t0))
-		}
-		r.del(ctx, id)
 	}
 	for i := range r.N {
 		if i%2 == 0 {

@@ -311,14 +311,38 @@ func (r *sandboxRun) warmExec(ctx context.Context, res *SandboxResult, id string
 	r.del(ctx, id)
 	res.BaselinePython = sandboxLookPath("python3")
 	for range r.N {
-		t0 := time.Now()
-		if err := exec.CommandContext(ctx, res.BaselinePython, "-c", "print(1)").Run(); err != nil {
-			r.errs.add(fmt.Errorf("host python3: %w", err))
-			continue
+		if d, ok := r.hostPython(ctx, res.BaselinePython); ok {
+			base = append(base, d)
 		}
-		base = append(base, time.Since(t0))
 	}
 	res.ExecPythonWarmP50Ms, res.BaselinePythonP50Ms = ms(pct(warm, 50)), ms(pct(base, 50))
+}
+
+// hostPython times the pythonExec command on the host with python.
+func (r *sandboxRun) hostPython(ctx context.Context, python string) (time.Duration, bool) {
+	t0 := time.Now()
+	if err := exec.CommandContext(ctx, python, "-c", "print(1)").Run(); err != nil {
+		r.errs.add(fmt.Errorf("host python3: %w", err))
+		return 0, false
+	}
+	return time.Since(t0), true
+}
+
+// createFirst times a create and create + first python3 of one new
+// sandbox, then deletes it.
+func (r *sandboxRun) createFirst(ctx context.Context) (create, first time.Duration, ok bool) {
+	t0 := time.Now()
+	id, d, err := r.create(ctx)
+	if err != nil {
+		r.errs.add(err)
+		return 0, 0, false
+	}
+	defer r.del(ctx, id)
+	if err := r.run(ctx, id, pythonExec); err != nil {
+		r.errs.add(err)
+		return 0, 0, false
+	}
+	return d, time.Since(t0), true
 }
 
 // createExec times create + first exec, a new sandbox each time, and
@@ -326,18 +350,9 @@ func (r *sandboxRun) warmExec(ctx context.Context, res *SandboxResult, id string
 func (r *sandboxRun) createExec(ctx context.Context, res *SandboxResult) []time.Duration {
 	var creates, firsts []time.Duration
 	for range r.N {
-		t0 := time.Now()
-		id, d, err := r.create(ctx)
-		if err != nil {
-			r.errs.add(err)
-			continue
+		if d, first, ok := r.createFirst(ctx); ok {
+			creates, firsts = append(creates, d), append(firsts, first)
 		}
-		if err := r.run(ctx, id, pythonExec); err != nil {
-			r.errs.add(err)
-		} else {
-			creates, firsts = append(creates, d), append(firsts, time.Since(t0))
-		}
-		r.del(ctx, id)
 	}
 	res.CreateP50Ms, res.CreateP99Ms = ms(pct(creates, 50)), ms(pct(creates, 99))
 	res.ExecPythonP50Ms, res.ExecPythonP99Ms = ms(pct(firsts, 50)), ms(pct(firsts, 99))
