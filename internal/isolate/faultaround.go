@@ -73,30 +73,26 @@ var uffd = sync.OnceValue(func() int {
 // thread waiting forever on a descriptor nothing reads. No page is ever
 // write-protected, so neither should happen.
 func openUffd() (int, error) {
-	fd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
-	if e == unix.EINVAL { // before Linux 5.11: no user-mode-only flag
-		fd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK, 0, 0)
-	}
-	if e != 0 {
-		return -1, fmt.Errorf("userfaultfd: %w", e)
-	}
-	// UFFDIO_API takes one handshake per descriptor: a refused feature
-	// needs a new one.
 	for _, features := range []uint64{uffdFeatureWPAsync, uffdFeatureSigbus} {
+		fd, _, e := unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0)
+		if e == unix.EINVAL { // before Linux 5.11: no user-mode-only flag
+			fd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK, 0, 0)
+		}
+		if e != 0 {
+			return -1, fmt.Errorf("userfaultfd: %w", e)
+		}
 		api := struct{ api, features, ioctls uint64 }{api: uffdAPI, features: features}
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uffdioAPI, uintptr(unsafe.Pointer(&api)))
+		_, _, e = unix.Syscall(unix.SYS_IOCTL, fd, uffdioAPI, uintptr(unsafe.Pointer(&api)))
 		if e == 0 {
 			return int(fd), nil
 		}
+		// UFFDIO_API takes one handshake per descriptor: a refused
+		// feature needs a new one.
 		_ = unix.Close(int(fd))
 		if e != unix.EINVAL {
 			return -1, fmt.Errorf("userfaultfd api: %w", e)
 		}
-		if fd, _, e = unix.Syscall(unix.SYS_USERFAULTFD, unix.O_CLOEXEC|unix.O_NONBLOCK|uffdUserModeOnly, 0, 0); e != 0 {
-			return -1, fmt.Errorf("userfaultfd: %w", e)
-		}
 	}
-	_ = unix.Close(int(fd))
 	return -1, errors.New("userfaultfd offers neither WP_ASYNC nor SIGBUS")
 }
 
